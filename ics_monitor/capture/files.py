@@ -1,0 +1,374 @@
+"""Streaming readers for classic pcap and pcapng files, plain or gzip-compressed.
+
+Both readers pull fixed-size chunks and cut records out of them with precompiled structs, so memory
+does not depend on file size.  A damaged file is read up to the damage: every record before it is
+yielded, then ``CaptureError`` names the file and the byte offset (in the uncompressed stream).  The
+readers never decode packet contents.
+
+Classic pcap (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-03.html)::
+
+    file header (24 bytes)         record header (16 bytes)
+    +--------+-----+-----+         +--------+-----------+---------+----------+
+    | magic  | ver | ... snaplen   | ts_sec | ts_frac   | incl_len| orig_len | data (incl_len)
+    | linktype (low 16 bits)       +--------+-----------+---------+----------+
+
+pcapng (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcapng-03.html): blocks of
+``type(4) total_length(4) body total_length(4)``; SHB sets byte order and starts a section, IDBs
+declare interfaces (link type, if_tsresol, if_tsoffset), EPB/SPB/OPB carry packets; other blocks are
+skipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import os
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+from ics_monitor.core.errors import CaptureError
+
+Frame = tuple[float, int, bytes, int]  # (ts, link_type, data, wire_len)
+
+CHUNK = 1 << 20
+# Larger records than this are corruption, not packets (Wireshark's own limit is 256 KiB).
+MAX_RECORD = 1 << 18
+
+PCAP_MAGIC_US = 0xA1B2C3D4
+PCAP_MAGIC_NS = 0xA1B23C4D
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_BOM = 0x1A2B3C4D
+GZIP_MAGIC = b"\x1f\x8b"
+
+_BLOCK_IDB = 1
+_BLOCK_OPB = 2
+_BLOCK_SPB = 3
+_BLOCK_EPB = 6
+_OPT_END = 0
+_OPT_TSRESOL = 9
+_OPT_TSOFFSET = 14
+
+
+class CaptureFile:
+    """One capture file opened for streaming; iterate it for frames.
+
+    ``position`` (bytes consumed of the file on disk) and ``size`` serve progress reports.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self._raw: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
+            self.size = os.fstat(self._raw.fileno()).st_size
+        except FileNotFoundError:
+            raise CaptureError(path, "no such file") from None
+        except IsADirectoryError:
+            raise CaptureError(path, "is a directory, not a capture file") from None
+        except PermissionError:
+            raise CaptureError(path, "permission denied") from None
+        except OSError as exc:
+            raise CaptureError(path, f"cannot open: {exc.strerror or exc}") from None
+        self._stream: BinaryIO = self._raw
+        self.compressed = False
+        try:
+            head = self._raw.read(2)
+            self._raw.seek(0)
+            if head == GZIP_MAGIC:
+                self.compressed = True
+                self._stream = gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
+            start = self._read_exact_start(12)
+        except (OSError, EOFError, zlib.error) as exc:
+            self.close()
+            raise CaptureError(path, f"unreadable: {exc}") from None
+        magic_le = int.from_bytes(start[:4], "little")
+        if len(start) >= 4 and magic_le == PCAPNG_SHB:
+            self.format = "pcapng"
+        elif len(start) >= 4 and (
+            magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS)
+            or int.from_bytes(start[:4], "big") in (PCAP_MAGIC_US, PCAP_MAGIC_NS)
+        ):
+            self.format = "pcap"
+        else:
+            self.close()
+            raise CaptureError(path, "not a pcap or pcapng capture (unknown magic number)")
+        self._head = start
+
+    def _read_exact_start(self, count: int) -> bytes:
+        return self._stream.read(count)
+
+    @property
+    def position(self) -> int:
+        """Bytes of the on-disk file consumed so far."""
+        try:
+            return self._raw.tell()
+        except (OSError, ValueError):
+            return self.size
+
+    def close(self) -> None:
+        """Release the file."""
+        if self._stream is not self._raw:
+            self._stream.close()
+        self._raw.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        try:
+            if self.format == "pcap":
+                yield from self._pcap()
+            else:
+                yield from self._pcapng()
+        finally:
+            self.close()
+
+    # -- low-level chunked reading ---------------------------------------------------------------
+
+    def _chunks(self) -> Iterator[bytes]:
+        """Yield the file's bytes in chunks, starting with the already-read head."""
+        yield self._head
+        read = self._stream.read
+        while True:
+            try:
+                chunk = read(CHUNK)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise _StreamError(str(exc)) from None
+            if not chunk:
+                return
+            yield chunk
+
+    # -- classic pcap ----------------------------------------------------------------------------
+
+    def _pcap(self) -> Iterator[Frame]:
+        path = self.path
+        chunks = self._chunks()
+        buf = b""
+        base = 0  # file offset of buf[0]
+        try:
+            for chunk in chunks:
+                buf += chunk
+                if len(buf) >= 24:
+                    break
+        except _StreamError as exc:
+            raise CaptureError(path, f"read error: {exc}", 0) from None
+        if len(buf) < 24:
+            raise CaptureError(path, "truncated pcap file header", len(buf))
+        order = "<" if int.from_bytes(buf[:4], "little") in (PCAP_MAGIC_US, PCAP_MAGIC_NS) else ">"
+        magic, _major, _minor, _zone, _sigfigs, snaplen, linktype_field = struct.unpack_from(
+            order + "IHHiIII", buf, 0
+        )
+        divisor = 1_000_000_000.0 if magic == PCAP_MAGIC_NS else 1_000_000.0
+        link_type = linktype_field & 0x0FFFFFFF  # upper bits: FCS length flags
+        limit = max(snaplen, MAX_RECORD)
+        record = struct.Struct(order + "IIII")
+        unpack = record.unpack_from
+        pos = 24
+        while True:
+            end = len(buf)
+            while pos + 16 <= end:
+                sec, frac, incl, orig = unpack(buf, pos)
+                if incl > limit:
+                    raise CaptureError(
+                        path,
+                        f"corrupt record: captured length {incl} exceeds the maximum {limit}",
+                        base + pos,
+                    )
+                stop = pos + 16 + incl
+                if stop > end:
+                    break
+                yield (sec + frac / divisor, link_type, buf[pos + 16 : stop], orig)
+                pos = stop
+            try:
+                chunk = next(chunks, b"")
+            except _StreamError as exc:
+                raise CaptureError(path, f"read error: {exc}", base + len(buf)) from None
+            if not chunk:
+                if pos < len(buf):
+                    raise CaptureError(
+                        path,
+                        f"truncated record ({len(buf) - pos} bytes of a record at end of file)",
+                        base + pos,
+                    )
+                return
+            base += pos
+            buf = buf[pos:] + chunk
+            pos = 0
+
+    # -- pcapng ----------------------------------------------------------------------------------
+
+    def _pcapng(self) -> Iterator[Frame]:
+        path = self.path
+        chunks = self._chunks()
+        buf = b""
+        base = 0
+        pos = 0
+        order = "<"
+        # per section: list of (link_type, divisor, offset_seconds, snaplen)
+        interfaces: list[tuple[int, float, float, int]] = []
+        head_le = struct.Struct("<II")
+        head_be = struct.Struct(">II")
+        head = head_le
+        while True:
+            end = len(buf)
+            while pos + 12 <= end:
+                block_type, total = head.unpack_from(buf, pos)
+                if block_type == PCAPNG_SHB:
+                    bom = buf[pos + 8 : pos + 12]
+                    if bom == b"\x4d\x3c\x2b\x1a":
+                        order, head = "<", head_le
+                    elif bom == b"\x1a\x2b\x3c\x4d":
+                        order, head = ">", head_be
+                    else:
+                        raise CaptureError(path, "corrupt section header: bad byte-order magic", base + pos)
+                    block_type, total = head.unpack_from(buf, pos)
+                if total < 12 or total % 4:
+                    raise CaptureError(path, f"corrupt block: total length {total}", base + pos)
+                if total > MAX_RECORD + 4096 and block_type != PCAPNG_SHB:
+                    raise CaptureError(path, f"corrupt block: total length {total} too large", base + pos)
+                stop = pos + total
+                if stop > end:
+                    break
+                (trailer,) = struct.unpack_from(order + "I", buf, stop - 4)
+                if trailer != total:
+                    raise CaptureError(
+                        path, f"corrupt block: trailing length {trailer} differs from {total}", base + pos
+                    )
+                if block_type == _BLOCK_EPB:
+                    if total < 32:
+                        raise CaptureError(path, "corrupt enhanced packet block: too short", base + pos)
+                    iface, high, low, incl, orig = struct.unpack_from(order + "IIIII", buf, pos + 8)
+                    if iface >= len(interfaces):
+                        raise CaptureError(path, f"packet block names unknown interface {iface}", base + pos)
+                    if 28 + incl > total - 4:
+                        raise CaptureError(path, "corrupt enhanced packet block: data past block", base + pos)
+                    link_type, divisor, offset, _snap = interfaces[iface]
+                    yield (
+                        ((high << 32) | low) / divisor + offset,
+                        link_type,
+                        buf[pos + 28 : pos + 28 + incl],
+                        orig,
+                    )
+                elif block_type == _BLOCK_SPB:
+                    if not interfaces:
+                        raise CaptureError(path, "simple packet block before any interface", base + pos)
+                    (orig,) = struct.unpack_from(order + "I", buf, pos + 8)
+                    link_type, _divisor, _offset, snap = interfaces[0]
+                    incl = min(orig, total - 16, snap or orig)
+                    # A simple packet block has no timestamp: 0.0 marks "unknown".
+                    yield (0.0, link_type, buf[pos + 12 : pos + 12 + incl], orig)
+                elif block_type == _BLOCK_OPB:
+                    if total < 32:
+                        raise CaptureError(path, "corrupt packet block: too short", base + pos)
+                    iface, _drops, high, low, incl, orig = struct.unpack_from(order + "HHIIII", buf, pos + 8)
+                    if iface >= len(interfaces):
+                        raise CaptureError(path, f"packet block names unknown interface {iface}", base + pos)
+                    if 28 + incl > total - 4:
+                        raise CaptureError(path, "corrupt packet block: data past block", base + pos)
+                    link_type, divisor, offset, _snap = interfaces[iface]
+                    yield (
+                        ((high << 32) | low) / divisor + offset,
+                        link_type,
+                        buf[pos + 28 : pos + 28 + incl],
+                        orig,
+                    )
+                elif block_type == _BLOCK_IDB:
+                    if total < 20:
+                        raise CaptureError(path, "corrupt interface block: too short", base + pos)
+                    interfaces.append(_interface(buf, pos, stop, order))
+                elif block_type == PCAPNG_SHB:
+                    interfaces = []
+                pos = stop
+            try:
+                chunk = next(chunks, b"")
+            except _StreamError as exc:
+                raise CaptureError(path, f"read error: {exc}", base + len(buf)) from None
+            if not chunk:
+                if pos < len(buf):
+                    raise CaptureError(
+                        path,
+                        f"truncated block ({len(buf) - pos} bytes of a block at end of file)",
+                        base + pos,
+                    )
+                return
+            base += pos
+            buf = buf[pos:] + chunk
+            pos = 0
+
+
+def _interface(buf: bytes, pos: int, stop: int, order: str) -> tuple[int, float, float, int]:
+    """Parse an IDB: link type, timestamp divisor, timestamp offset (seconds), snap length."""
+    link_type, _reserved, snaplen = struct.unpack_from(order + "HHI", buf, pos + 8)
+    divisor = 1_000_000.0
+    offset = 0.0
+    opt = pos + 16
+    opt_end = stop - 4
+    option = struct.Struct(order + "HH")
+    while opt + 4 <= opt_end:
+        code, length = option.unpack_from(buf, opt)
+        value = opt + 4
+        if code == _OPT_END:
+            break
+        if value + length > opt_end:
+            break
+        if code == _OPT_TSRESOL and length >= 1:
+            resol = buf[value]
+            divisor = float(2 ** (resol & 0x7F)) if resol & 0x80 else float(10**resol)
+        elif code == _OPT_TSOFFSET and length >= 8:
+            (offset_int,) = struct.unpack_from(order + "q", buf, value)
+            offset = float(offset_int)
+        opt = value + ((length + 3) & ~3)
+    return (link_type, divisor, offset, snaplen)
+
+
+class _StreamError(Exception):
+    """Internal: the underlying stream failed (e.g. a corrupt gzip member)."""
+
+
+def open_capture(path: str) -> CaptureFile:
+    """Open one capture file; raises ``CaptureError`` with a one-line reason."""
+    return CaptureFile(path)
+
+
+class MergedSource:
+    """Several capture files read as one stream in timestamp order.
+
+    A file that turns out to be damaged stops contributing at the damage; its error is kept in
+    ``errors`` and the other files go on, so nothing readable is lost.
+    """
+
+    def __init__(self, files: list[CaptureFile]) -> None:
+        self.files = files
+        self.errors: list[CaptureError] = []
+        self.size = sum(f.size for f in files)
+
+    @property
+    def position(self) -> int:
+        """Bytes consumed so far over all files."""
+        return sum(f.position for f in self.files)
+
+    def _guarded(self, capture: CaptureFile) -> Iterator[Frame]:
+        try:
+            yield from capture
+        except CaptureError as exc:
+            self.errors.append(exc)
+
+    def __iter__(self) -> Iterator[Frame]:
+        if len(self.files) == 1:
+            return self._guarded(self.files[0])
+        return heapq.merge(*(self._guarded(f) for f in self.files), key=_ts)
+
+
+def _ts(frame: Frame) -> float:
+    return frame[0]
+
+
+def open_captures(paths: Iterable[str]) -> MergedSource:
+    """Open every file first (so a bad name fails before any work), then merge them by time."""
+    files: list[CaptureFile] = []
+    try:
+        for path in paths:
+            files.append(open_capture(path))
+    except CaptureError:
+        for opened in files:
+            opened.close()
+        raise
+    return MergedSource(files)

@@ -1,0 +1,1 @@
+"""The command line (typer) and its terminal rendering (rich, on stderr for progress)."""

@@ -1,0 +1,116 @@
+"""The decoder: one call per frame, from link layer to transport payload.
+
+It owns the only decode-time state, the IP fragment reassembler.  Anomalies found while decoding are
+appended to ``anomalies`` (the pipeline drains the list after each frame); nothing here raises on bad
+traffic.
+"""
+
+from __future__ import annotations
+
+from ics_monitor.core import linktypes
+from ics_monitor.core.addresses import format_ip
+from ics_monitor.core.anomalies import info
+from ics_monitor.core.packet import TRANSPORT_NAMES, Packet
+from ics_monitor.decode import headers
+from ics_monitor.decode.fragments import FragmentReassembler
+from ics_monitor.events.base import AnomalyEvent
+
+_ETHERNET = linktypes.EN10MB
+_RAW_TYPES = frozenset(
+    (linktypes.RAW, linktypes.RAW_BSD, linktypes.RAW_BSD_14, linktypes.IPV4, linktypes.IPV6)
+)
+
+
+class Decoder:
+    """Decodes frames into ``Packet`` records; keeps IP fragment state between calls."""
+
+    def __init__(self, fragment_timeout: float = 30.0, max_fragment_datagrams: int = 1024) -> None:
+        self.anomalies: list[AnomalyEvent] = []
+        self.fragments = FragmentReassembler(fragment_timeout, max_fragment_datagrams)
+        self.unsupported_link_types: set[int] = set()
+        self._pkt: Packet | None = None
+
+    def _report(self, code: str, detail: str) -> None:
+        pkt = self._pkt
+        assert pkt is not None
+        sport = pkt.sport if pkt.sport or pkt.dport else None
+        dport = pkt.dport if pkt.sport or pkt.dport else None
+        self.anomalies.append(
+            AnomalyEvent(
+                ts=pkt.ts,
+                frame=pkt.frame,
+                code=code,
+                severity=info(code).severity.name.lower(),
+                detail=detail,
+                protocol=code.split(".", 1)[0],
+                transport=TRANSPORT_NAMES.get(pkt.ip_proto) if pkt.ip_version else None,
+                src_ip=format_ip(pkt.src_ip),
+                src_port=sport,
+                dst_ip=format_ip(pkt.dst_ip),
+                dst_port=dport,
+            )
+        )
+
+    def decode(self, frame: int, ts: float, link_type: int, data: bytes, wire_len: int) -> Packet | None:
+        """Decode one frame.
+
+        Returns the packet when it carries IP with a usable transport header, or ARP (``pkt.arp``);
+        returns None for frames with nothing for the flow table (non-IP, broken, or a fragment that
+        did not yet complete its datagram).
+        """
+        pkt = Packet(frame, ts, link_type, wire_len, len(data))
+        self._pkt = pkt
+        report = self._report
+        if link_type == _ETHERNET:
+            off, ether_type = headers.ethernet(pkt, data, 0, report)
+        elif link_type in _RAW_TYPES:
+            off, ether_type = headers.raw_ip(data, 0)
+        elif link_type == linktypes.LINUX_SLL:
+            off, ether_type = headers.linux_sll(pkt, data, 0, report)
+        elif link_type == linktypes.LINUX_SLL2:
+            off, ether_type = headers.linux_sll2(pkt, data, 0, report)
+        elif link_type == linktypes.NULL:
+            off, ether_type = headers.null_loop(pkt, data, 0, report, network_order=False)
+        elif link_type == linktypes.LOOP:
+            off, ether_type = headers.null_loop(pkt, data, 0, report, network_order=True)
+        else:
+            if link_type not in self.unsupported_link_types:
+                self.unsupported_link_types.add(link_type)
+                report("link.unsupported", f"link type {link_type}")
+            return None
+        if off < 0:
+            return None
+        if ether_type == headers.ETH_IPV4:
+            start, end, fragment = headers.ipv4(pkt, data, off, report)
+        elif ether_type == headers.ETH_IPV6:
+            start, end, fragment = headers.ipv6(pkt, data, off, report)
+        elif ether_type == headers.ETH_ARP:
+            headers.arp(pkt, data, off, report)
+            return pkt if pkt.arp is not None else None
+        else:
+            return None
+        if start < 0:
+            return None
+        if fragment is not None:
+            frag_offset, more, ident, payload = fragment
+            done = self.fragments.add(
+                (pkt.ip_version, pkt.src_ip, pkt.dst_ip, pkt.ip_proto, ident),
+                ts,
+                wire_len,
+                frag_offset,
+                more,
+                payload,
+                report,
+            )
+            if done is None:
+                return None
+            data, pkt.fragments, pkt.wire_len = done
+            start, end = 0, len(data)
+        if not headers.transport(pkt, data, start, end, report):
+            return None
+        return pkt
+
+    def flush(self) -> None:
+        """End of input: report fragment sets that never completed."""
+        if self._pkt is not None:
+            self.fragments.flush(self._report)

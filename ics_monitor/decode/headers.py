@@ -1,0 +1,368 @@
+"""Link, network and transport header decoding: one small function per header.
+
+Each function reads one header at ``off`` in ``data``, fills the ``Packet`` and returns the offset of
+what follows (or -1 when the packet ends here).  Malformed or truncated headers are reported through
+the ``report(code, detail)`` callback and never raise.  Structs are precompiled; nothing here allocates
+beyond the slices the packet keeps.  This module must not keep state across packets: IP fragment
+reassembly lives in ``fragments.py``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from ics_monitor.core.packet import (
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    ArpInfo,
+    Packet,
+)
+
+Report = Callable[[str, str], None]
+
+ETH_IPV4 = 0x0800
+ETH_ARP = 0x0806
+ETH_VLAN = 0x8100
+ETH_QINQ = 0x88A8
+ETH_QINQ_OLD = 0x9100
+ETH_IPV6 = 0x86DD
+ETH_MPLS = 0x8847
+ETH_MPLS_MC = 0x8848
+
+VLAN_TPIDS = frozenset((ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD))
+# Real networks stack at most two or three tags; more is a parser-evasion attempt or garbage.
+MAX_VLAN_TAGS = 4
+MAX_MPLS_LABELS = 8
+# Longest chain of IPv6 extension headers we follow (RFC 8200 expects a handful).
+MAX_IPV6_EXT_HEADERS = 8
+
+_ETH = struct.Struct("!6s6sH")
+_TAG = struct.Struct("!HH")
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+_IPV6 = struct.Struct("!IHBB16s16s")
+_TCP = struct.Struct("!HHIIBBH")
+_UDP = struct.Struct("!HHH")
+_ARP = struct.Struct("!HHBBH")
+_SLL = struct.Struct("!HHH8sH")
+_SLL2 = struct.Struct("!HHIHBB8s")
+
+IPV6_HOP_BY_HOP = 0
+IPV6_ROUTING = 43
+IPV6_FRAGMENT = 44
+IPV6_ESP = 50
+IPV6_AH = 51
+IPV6_NO_NEXT = 59
+IPV6_DEST_OPTS = 60
+IPV6_MOBILITY = 135
+IPV6_HIP = 139
+IPV6_SHIM6 = 140
+_IPV6_GENERIC_EXT = frozenset(
+    (IPV6_HOP_BY_HOP, IPV6_ROUTING, IPV6_DEST_OPTS, IPV6_MOBILITY, IPV6_HIP, IPV6_SHIM6)
+)
+
+# Fragment description handed to the reassembler: (offset_bytes, more_fragments, ident, payload).
+FragmentInfo = tuple[int, bool, int, bytes]
+
+
+def ethernet(pkt: Packet, data: bytes, off: int, report: Report) -> tuple[int, int]:
+    """Ethernet II (and 802.3 length frames, which carry no IP): return (next offset, EtherType)."""
+    if len(data) - off < 14:
+        report("link.truncated", f"Ethernet frame of {len(data) - off} bytes")
+        return -1, 0
+    dst, src, ether_type = _ETH.unpack_from(data, off)
+    pkt.dst_mac = dst
+    pkt.src_mac = src
+    return ether_type_chain(pkt, data, off + 14, ether_type, report)
+
+
+def ether_type_chain(pkt: Packet, data: bytes, off: int, ether_type: int, report: Report) -> tuple[int, int]:
+    """Walk VLAN tags and MPLS labels after an EtherType; return (offset, final EtherType)."""
+    if ether_type in VLAN_TPIDS:
+        tags: list[int] = []
+        while ether_type in VLAN_TPIDS:
+            if len(data) - off < 4:
+                report("vlan.truncated", f"VLAN tag with {len(data) - off} bytes left")
+                pkt.vlan = tuple(tags)
+                return -1, 0
+            if len(tags) == MAX_VLAN_TAGS:
+                report("vlan.too_many_tags", f"more than {MAX_VLAN_TAGS} VLAN tags")
+                pkt.vlan = tuple(tags)
+                return -1, 0
+            tci, ether_type = _TAG.unpack_from(data, off)
+            tags.append(tci & 0x0FFF)
+            off += 4
+        pkt.vlan = tuple(tags)
+    if ether_type in (ETH_MPLS, ETH_MPLS_MC):
+        for _ in range(MAX_MPLS_LABELS):
+            if len(data) - off < 4:
+                report("mpls.truncated", "MPLS label stack cut short")
+                return -1, 0
+            (entry,) = _U32.unpack_from(data, off)
+            off += 4
+            if entry & 0x100:  # bottom of stack
+                break
+        else:
+            return -1, 0
+        if off >= len(data):
+            return -1, 0
+        version = data[off] >> 4
+        return off, ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0
+    return off, ether_type
+
+
+def linux_sll(pkt: Packet, data: bytes, off: int, report: Report) -> tuple[int, int]:
+    """Linux cooked capture v1 (16 bytes): return (next offset, protocol as EtherType)."""
+    if len(data) - off < 16:
+        report("link.truncated", f"LINUX_SLL header with {len(data) - off} bytes")
+        return -1, 0
+    _ptype, _hatype, halen, addr, protocol = _SLL.unpack_from(data, off)
+    if halen == 6:
+        pkt.src_mac = addr[:6]
+    return ether_type_chain(pkt, data, off + 16, protocol, report)
+
+
+def linux_sll2(pkt: Packet, data: bytes, off: int, report: Report) -> tuple[int, int]:
+    """Linux cooked capture v2 (20 bytes): return (next offset, protocol as EtherType)."""
+    if len(data) - off < 20:
+        report("link.truncated", f"LINUX_SLL2 header with {len(data) - off} bytes")
+        return -1, 0
+    protocol, _reserved, _ifindex, _hatype, _ptype, halen, addr = _SLL2.unpack_from(data, off)
+    if halen == 6:
+        pkt.src_mac = addr[:6]
+    return ether_type_chain(pkt, data, off + 20, protocol, report)
+
+
+# BSD loopback address families: AF_INET is 2 everywhere; AF_INET6 differs by OS.
+_NULL_FAMILIES = {2: ETH_IPV4, 24: ETH_IPV6, 28: ETH_IPV6, 30: ETH_IPV6, 10: ETH_IPV6}
+
+
+def null_loop(pkt: Packet, data: bytes, off: int, report: Report, network_order: bool) -> tuple[int, int]:
+    """DLT_NULL (host byte order family) and DLT_LOOP (network order): 4-byte address family."""
+    if len(data) - off < 4:
+        report("link.truncated", f"loopback header with {len(data) - off} bytes")
+        return -1, 0
+    raw = data[off : off + 4]
+    if network_order:
+        family = int.from_bytes(raw, "big")
+    else:
+        # The writer's byte order is unknown: a family fits in the low bytes either way.
+        family = int.from_bytes(raw, "little")
+        if family > 0xFFFF:
+            family = int.from_bytes(raw, "big")
+    ether_type = _NULL_FAMILIES.get(family, 0)
+    if not ether_type:
+        report("link.unknown_family", f"address family {family}")
+        return -1, 0
+    return off + 4, ether_type
+
+
+def raw_ip(data: bytes, off: int) -> tuple[int, int]:
+    """Raw IP link types: the version nibble says which IP."""
+    if off >= len(data):
+        return -1, 0
+    version = data[off] >> 4
+    if version == 4:
+        return off, ETH_IPV4
+    if version == 6:
+        return off, ETH_IPV6
+    return -1, 0
+
+
+def arp(pkt: Packet, data: bytes, off: int, report: Report) -> None:
+    """ARP for IPv4 over Ethernet (RFC 826)."""
+    if len(data) - off < 8:
+        report("arp.truncated", f"ARP with {len(data) - off} bytes")
+        return
+    hw_type, proto_type, hw_len, proto_len, operation = _ARP.unpack_from(data, off)
+    if proto_type != ETH_IPV4 or hw_type != 1:
+        return  # ARP for other networks: nothing for the IPv4 inventory
+    if hw_len != 6 or proto_len != 4:
+        report("arp.bad_address_length", f"hardware length {hw_len}, protocol length {proto_len}")
+        return
+    if len(data) - off < 28:
+        report("arp.truncated", f"ARP with {len(data) - off} bytes")
+        return
+    body = off + 8
+    pkt.arp = ArpInfo(
+        operation,
+        data[body : body + 6],
+        data[body + 6 : body + 10],
+        data[body + 10 : body + 16],
+        data[body + 16 : body + 20],
+    )
+
+
+def ipv4(pkt: Packet, data: bytes, off: int, report: Report) -> tuple[int, int, FragmentInfo | None]:
+    """IPv4 (RFC 791): return (payload offset, payload end, fragment info or None)."""
+    available = len(data) - off
+    if available < 20:
+        report("ipv4.truncated", f"IPv4 header with {available} bytes")
+        return -1, 0, None
+    ver_ihl, _tos, total, ident, flags_frag, ttl, proto, _csum, src, dst = _IPV4.unpack_from(data, off)
+    if ver_ihl >> 4 != 4:
+        report("ipv4.bad_version", f"version {ver_ihl >> 4}")
+        return -1, 0, None
+    header_len = (ver_ihl & 0x0F) * 4
+    if header_len < 20:
+        report("ipv4.bad_header_length", f"header length {header_len}")
+        return -1, 0, None
+    pkt.ip_version = 4
+    pkt.src_ip = src
+    pkt.dst_ip = dst
+    pkt.ip_proto = proto
+    pkt.ttl = ttl
+    if available < header_len:
+        report("ipv4.truncated", f"header length {header_len}, {available} bytes captured")
+        return -1, 0, None
+    if total < header_len:
+        # TSO captures show total length 0 on the sending host; treat as "up to the frame end".
+        if total == 0:
+            total = available
+        else:
+            report("ipv4.bad_total_length", f"total length {total} below header length {header_len}")
+            return -1, 0, None
+    end = off + total
+    if total > available:
+        if pkt.cap_len < pkt.wire_len:
+            pkt.truncated = True  # the capture's snap length cut it: not the sender's fault
+        else:
+            report("ipv4.truncated", f"total length {total}, {available} bytes in frame")
+        end = len(data)
+    frag_offset = (flags_frag & 0x1FFF) * 8
+    more = bool(flags_frag & 0x2000)
+    if frag_offset or more:
+        return off + header_len, end, (frag_offset, more, ident, data[off + header_len : end])
+    return off + header_len, end, None
+
+
+def ipv6(pkt: Packet, data: bytes, off: int, report: Report) -> tuple[int, int, FragmentInfo | None]:
+    """IPv6 (RFC 8200) and its extension headers: return (payload offset, end, fragment info or None).
+
+    ``pkt.ip_proto`` ends as the upper-layer protocol (the last Next Header).
+    """
+    available = len(data) - off
+    if available < 40:
+        report("ipv6.truncated", f"IPv6 header with {available} bytes")
+        return -1, 0, None
+    vtf, payload_len, next_header, hop_limit, src, dst = _IPV6.unpack_from(data, off)
+    if vtf >> 28 != 6:
+        report("ipv6.bad_version", f"version {vtf >> 28}")
+        return -1, 0, None
+    pkt.ip_version = 6
+    pkt.src_ip = src
+    pkt.dst_ip = dst
+    pkt.ttl = hop_limit
+    end = off + 40 + payload_len
+    if end > len(data):
+        if pkt.cap_len < pkt.wire_len:
+            pkt.truncated = True
+        else:
+            report("ipv6.truncated", f"payload length {payload_len}, {available - 40} bytes in frame")
+        end = len(data)
+    pos = off + 40
+    fragment: FragmentInfo | None = None
+    for _ in range(MAX_IPV6_EXT_HEADERS):
+        if next_header in _IPV6_GENERIC_EXT or next_header == IPV6_AH:
+            if end - pos < 8:
+                report("ipv6.ext_header_truncated", f"extension header {next_header} cut short")
+                pkt.ip_proto = next_header
+                return -1, 0, None
+            length = (data[pos + 1] + 2) * 4 if next_header == IPV6_AH else (data[pos + 1] + 1) * 8
+            if pos + length > end:
+                report(
+                    "ipv6.ext_header_truncated", f"extension header {next_header} of {length} bytes overruns"
+                )
+                pkt.ip_proto = next_header
+                return -1, 0, None
+            next_header = data[pos]
+            pos += length
+        elif next_header == IPV6_FRAGMENT:
+            if end - pos < 8:
+                report("ipv6.ext_header_truncated", "fragment header cut short")
+                return -1, 0, None
+            offset_flags = _U16.unpack_from(data, pos + 2)[0]
+            (ident,) = _U32.unpack_from(data, pos + 4)
+            next_header = data[pos]
+            pos += 8
+            frag_offset = offset_flags & 0xFFF8
+            more = bool(offset_flags & 1)
+            if frag_offset or more:
+                fragment = (frag_offset, more, ident, data[pos:end])
+            break
+        else:
+            break
+    else:
+        report("ipv6.too_many_ext_headers", f"more than {MAX_IPV6_EXT_HEADERS} extension headers")
+        pkt.ip_proto = next_header
+        return -1, 0, None
+    pkt.ip_proto = next_header
+    return pos, end, fragment
+
+
+def transport(pkt: Packet, data: bytes, off: int, end: int, report: Report) -> bool:
+    """TCP, UDP, ICMP and ICMPv6 headers; sets ports/flags and the payload.
+
+    Returns False when the transport header is unusable (reported unless the snap length cut it).
+    Other IP protocols keep their whole payload and return True.
+    """
+    proto = pkt.ip_proto
+    available = end - off
+    if proto == IPPROTO_TCP:
+        if available < 20:
+            if not pkt.truncated:
+                report("tcp.truncated", f"TCP header with {available} bytes")
+            return False
+        sport, dport, seq, ack, data_offset, flags, window = _TCP.unpack_from(data, off)
+        pkt.sport = sport
+        pkt.dport = dport
+        pkt.seq = seq
+        pkt.ack = ack
+        pkt.tcp_flags = flags
+        pkt.window = window
+        header_len = (data_offset >> 4) * 4
+        if header_len < 20:
+            report("tcp.bad_header_length", f"data offset {header_len // 4} words")
+            return False
+        if header_len > available:
+            if not pkt.truncated:
+                report("tcp.truncated", f"header length {header_len}, {available} bytes")
+            return False
+        if header_len < available:
+            pkt.payload = data[off + header_len : end]
+    elif proto == IPPROTO_UDP:
+        if available < 8:
+            if not pkt.truncated:
+                report("udp.truncated", f"UDP header with {available} bytes")
+            return False
+        sport, dport, length = _UDP.unpack_from(data, off)
+        pkt.sport = sport
+        pkt.dport = dport
+        if length < 8:
+            if length == 0 and pkt.ip_version == 6:
+                length = available  # RFC 2675 jumbogram convention
+            else:
+                report("udp.bad_length", f"length field {length}")
+                return False
+        if length > available:
+            if not pkt.truncated:
+                report("udp.length_mismatch", f"length field {length}, {available} bytes")
+            length = available
+        pkt.payload = data[off + 8 : off + length]
+    elif proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+        if available < 4:
+            if not pkt.truncated:
+                report(
+                    "icmp.truncated" if proto == IPPROTO_ICMP else "icmpv6.truncated", f"{available} bytes"
+                )
+            return False
+        pkt.icmp_type = data[off]
+        pkt.icmp_code = data[off + 1]
+        pkt.payload = data[off + 4 : end]
+    else:
+        pkt.payload = data[off:end]
+    return True

@@ -1,0 +1,299 @@
+"""Per-flow protocol detection and the parse loop around dissectors.
+
+Detection: the registry orders candidates (port hint first); ``probe`` looks at the first bytes of a
+direction; the first candidate answering YES parses, and the flow is *confirmed* by the first PDU
+that yields a protocol record.  A candidate that rejects, or whose first PDU yields only anomalies,
+is dropped, so port-502 garbage never becomes Modbus.  After ``detect_limit`` bytes without a
+confirmation the flow is left alone.
+
+Alignment: a TCP flow whose handshake was seen starts at a PDU boundary.  A flow picked up mid-stream,
+or a direction after a gap or a lost sync, is *hunting*: each new segment start is a candidate
+boundary, checked with ``probe``, and bytes before the first good one are dropped.
+
+Containment: an exception inside a dissector becomes ``internal.dissector_error`` and disables
+dissection of that flow only; in strict mode (tests) it propagates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ics_monitor.dissect.api import ParseContext, Probe
+from ics_monitor.dissect.registry import Registry
+from ics_monitor.events.base import AnomalyEvent, Event
+
+DETECT_LIMIT = 8192
+
+
+class FlowDissection:
+    """Dissection state of one flow."""
+
+    __slots__ = (
+        "aligned",
+        "buffers",
+        "candidates",
+        "confirmed",
+        "ctx",
+        "datagrams",
+        "dissector",
+        "done",
+        "examined",
+        "hunting",
+        "state",
+    )
+
+    def __init__(self, ctx: ParseContext, candidates: list[Any], aligned: bool, datagrams: bool) -> None:
+        self.ctx = ctx
+        self.candidates = candidates
+        self.dissector: Any = None
+        self.state: Any = None
+        self.confirmed = False
+        self.done = False
+        self.buffers = [b"", b""]
+        self.hunting = [not aligned, not aligned]
+        self.aligned = [aligned, aligned]
+        self.datagrams = datagrams
+        self.examined = 0
+
+    @property
+    def protocol(self) -> str | None:
+        """Name of the confirmed protocol, or None."""
+        return self.dissector.name if self.confirmed else None
+
+
+class DissectEngine:
+    """Runs dissectors over flows; collected events wait in ``events`` for the pipeline."""
+
+    def __init__(
+        self, registry: Registry, *, strict: bool = False, emit: bool = True, detect_limit: int = DETECT_LIMIT
+    ) -> None:
+        self.registry = registry
+        self.strict = strict
+        self.emit = emit
+        self.detect_limit = detect_limit
+        self.events: list[Event] = []
+
+    def start(self, ctx: ParseContext, aligned: bool) -> FlowDissection | None:
+        """Begin dissecting a flow; None when no dissector handles its transport."""
+        candidates = self.registry.candidates(ctx.transport, ctx.server_port, ctx.client_port)
+        if not candidates:
+            return None
+        ctx.strict = self.strict
+        return FlowDissection(ctx, candidates, aligned or ctx.transport != "tcp", ctx.transport != "tcp")
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def feed(self, fd: FlowDissection, direction: int, data: bytes, ts: float, frame: int) -> bool:
+        """Give in-order bytes (TCP) or one datagram (UDP); return False when the flow needs no more."""
+        if fd.done:
+            return False
+        ctx = fd.ctx
+        ctx.ts = ts
+        ctx.frame = frame
+        try:
+            if fd.confirmed:
+                self._feed_confirmed(fd, direction, data)
+            else:
+                self._detect(fd, direction, data)
+        except Exception as exc:
+            if self.strict:
+                raise
+            self._contain(fd, direction, exc)
+        return not fd.done
+
+    def gap(self, fd: FlowDissection, direction: int) -> None:
+        """Bytes of ``direction`` were lost: drop its partial PDU and hunt for the next boundary."""
+        if fd.done:
+            return
+        fd.buffers[direction] = b""
+        fd.hunting[direction] = True
+        fd.aligned[direction] = False
+        if fd.dissector is not None and fd.confirmed:
+            try:
+                fd.dissector.gap(fd.state, direction, fd.ctx)
+            except Exception as exc:
+                if self.strict:
+                    raise
+                self._contain(fd, direction, exc)
+
+    def end(self, fd: FlowDissection) -> None:
+        """The flow ended: let the dissector report what is left."""
+        if fd.dissector is None or not fd.confirmed or fd.done:
+            return
+        try:
+            self._emit(fd.dissector.close(fd.state, fd.ctx))
+        except Exception as exc:
+            if self.strict:
+                raise
+            self._contain(fd, 0, exc)
+
+    # -- detection -------------------------------------------------------------------------------
+
+    def _detect(self, fd: FlowDissection, direction: int, data: bytes) -> None:
+        fd.examined += len(data)
+        if fd.hunting[direction]:
+            # Mid-stream: this segment start is the only boundary we can trust.
+            fd.buffers[direction] = b""
+        buf = fd.buffers[direction] + data if fd.buffers[direction] else data
+        while True:
+            if fd.dissector is None and not self._choose(fd, direction, buf):
+                if not fd.done and fd.examined > self.detect_limit:
+                    fd.done = True
+                return
+            dissector = fd.dissector
+            result = dissector.parse(fd.state, memoryview(buf), direction, fd.ctx)
+            real = [event for event in result.events if not isinstance(event, AnomalyEvent)]
+            if result.reject or (result.consumed and not real):
+                # Wrong guess: forget the candidate and re-probe the same bytes with the others.
+                fd.candidates.remove(dissector)
+                fd.dissector = None
+                fd.state = None
+                if not fd.candidates:
+                    fd.done = True
+                    return
+                continue
+            if result.consumed:
+                fd.confirmed = True
+                fd.ctx.protocol = dissector.name
+                fd.hunting = [False, False] if fd.aligned[1 - direction] else [False, True]
+                fd.buffers = [b"", b""]
+                self._emit(result.events)
+                if not self.emit:
+                    fd.done = True  # detection only: the flow needs nothing more
+                    return
+                if result.consumed < len(buf):
+                    self._parse(fd, direction, buf[result.consumed :])
+                return
+            if result.needed:
+                if len(buf) + result.needed > dissector.max_pdu or fd.datagrams:
+                    fd.candidates.remove(dissector)
+                    fd.dissector = None
+                    fd.state = None
+                    if not fd.candidates:
+                        fd.done = True
+                        return
+                    continue
+                fd.buffers[direction] = buf
+                if fd.examined > self.detect_limit:
+                    fd.done = True
+                return
+            self._stalled(fd, direction)
+            return
+
+    def _choose(self, fd: FlowDissection, direction: int, buf: bytes) -> bool:
+        """Probe the candidates on ``buf``; True when one answered YES (it becomes fd.dissector)."""
+        view = memoryview(buf)
+        waiting = False
+        for candidate in list(fd.candidates):
+            answer = candidate.probe(view, direction)
+            if answer is Probe.YES:
+                fd.dissector = candidate
+                fd.state = candidate.new_state(fd.ctx)
+                fd.hunting[direction] = False
+                return True
+            if answer is Probe.MORE:
+                waiting = True
+            elif fd.aligned[direction]:
+                fd.candidates.remove(candidate)  # a stream start that is not this protocol
+        if not fd.candidates:
+            fd.done = True
+        elif waiting and not fd.datagrams:
+            fd.buffers[direction] = buf  # a boundary candidate: accumulate from here
+            fd.hunting[direction] = False
+        else:
+            fd.buffers[direction] = b""
+            if not fd.datagrams:
+                fd.hunting[direction] = True
+        return False
+
+    # -- parsing a confirmed flow ----------------------------------------------------------------
+
+    def _feed_confirmed(self, fd: FlowDissection, direction: int, data: bytes) -> None:
+        if fd.hunting[direction]:
+            answer = fd.dissector.probe(memoryview(data), direction)
+            if answer is Probe.NO:
+                return  # not a PDU boundary: keep hunting
+            fd.hunting[direction] = False
+            fd.buffers[direction] = b""
+        buffered = fd.buffers[direction]
+        self._parse(fd, direction, buffered + data if buffered else data)
+
+    def _parse(self, fd: FlowDissection, direction: int, buf: bytes) -> None:
+        dissector = fd.dissector
+        state = fd.state
+        ctx = fd.ctx
+        view = memoryview(buf)
+        size = len(buf)
+        pos = 0
+        while pos < size:
+            result = dissector.parse(state, view[pos:], direction, ctx)
+            if result.events:
+                self._emit(result.events)
+            if result.reject:
+                # Lost sync: drop what is buffered and look for the next PDU start.
+                fd.buffers[direction] = b""
+                fd.hunting[direction] = not fd.datagrams
+                return
+            if result.consumed:
+                pos += result.consumed
+                continue
+            if result.needed:
+                if fd.datagrams:
+                    self._emit(
+                        (
+                            ctx.anomaly(
+                                "dissect.trailing_bytes",
+                                direction,
+                                f"{size - pos} bytes left, PDU needs {result.needed} more",
+                            ),
+                        )
+                    )
+                    pos = size
+                    break
+                if size - pos + result.needed > dissector.max_pdu:
+                    self._emit(
+                        (
+                            ctx.anomaly(
+                                "dissect.pdu_too_large",
+                                direction,
+                                f"PDU needs {size - pos + result.needed} bytes, cap {dissector.max_pdu}",
+                            ),
+                        )
+                    )
+                    fd.buffers[direction] = b""
+                    fd.hunting[direction] = True
+                    return
+                break
+            self._stalled(fd, direction)
+            return
+        fd.buffers[direction] = buf[pos:] if pos < size else b""
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _emit(self, events: Sequence[Event]) -> None:
+        if self.emit and events:
+            self.events.extend(events)
+
+    def _stalled(self, fd: FlowDissection, direction: int) -> None:
+        if self.strict:
+            raise RuntimeError(f"dissector {fd.dissector.name!r} consumed nothing and needed nothing")
+        fd.done = True
+        self.events.append(
+            fd.ctx.anomaly(
+                "internal.parse_stalled",
+                direction,
+                f"dissector {fd.dissector.name} stalled; disabled for this flow",
+            )
+        )
+
+    def _contain(self, fd: FlowDissection, direction: int, exc: Exception) -> None:
+        fd.done = True
+        name = fd.dissector.name if fd.dissector is not None else "probe"
+        self.events.append(
+            fd.ctx.anomaly(
+                "internal.dissector_error",
+                direction,
+                f"{name}: {type(exc).__name__}: {exc}; dissection disabled for this flow",
+            )
+        )

@@ -1,0 +1,50 @@
+"""The flow record: one per conversation (or per active-timeout slice of a long one), IT and OT alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlowRecord:
+    """Counters of one bidirectional flow, oriented client -> server.
+
+    ``src_*`` is the client, ``dst_*`` the server; ``orientation`` says how that was decided
+    (``syn``, ``port`` or ``first_packet``).  Byte counts are whole link-layer frames, as tshark's
+    conversation tables count them; ``payload_bytes_*`` count transport payload.
+    ``end_reason``: ``closed``, ``reset``, ``idle_timeout``, ``active_timeout``, ``evicted``,
+    ``end_of_capture``.  After an ``active_timeout`` record the flow goes on under the same id and
+    the next record counts from there.
+    """
+
+    event_type: str = "flow"
+    flow_id: str
+    community_id: str
+    ts_start: float
+    ts_end: float
+    duration: float
+    first_frame: int
+    transport: str
+    ip_version: int
+    vlan: tuple[int, ...]
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    src_mac: str | None
+    dst_mac: str | None
+    orientation: str
+    packets_to_server: int
+    packets_to_client: int
+    bytes_to_server: int
+    bytes_to_client: int
+    payload_bytes_to_server: int
+    payload_bytes_to_client: int
+    tcp_flags_to_server: tuple[str, ...]
+    tcp_flags_to_client: tuple[str, ...]
+    state: str | None
+    end_reason: str
+    service: str | None
+    app_protocol: str | None
+    missed_bytes: int
+    retransmissions: int

@@ -1,0 +1,503 @@
+"""The bidirectional flow table: every conversation, IT and OT, with counters, state and timeouts.
+
+Flows are keyed by the canonical 5-tuple plus VLAN stack.  The client is whoever sent the SYN, else
+the side not using a well-known server port, else the first talker.  Flows leave the table on idle
+timeout (per class: TCP open, TCP closed, UDP, other), when a new SYN reuses a closed 5-tuple, when
+the table is full (least recently seen first, with an anomaly), or at the end of input; an active
+timeout cuts a record from a long-lived flow without ending it.
+
+Payload goes to a ``FlowHandler`` (the pipeline's bridge to the dissectors): TCP bytes in stream
+order after reassembly, UDP datagrams as they come.  This module knows nothing of application
+protocols beyond the port table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ics_monitor.core.addresses import format_ip, format_mac
+from ics_monitor.core.anomalies import info
+from ics_monitor.core.flowkey import FlowKey, community_id, flow_id
+from ics_monitor.core.packet import (
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    TCP_ACK,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    TRANSPORT_NAMES,
+    Packet,
+    tcp_flag_names,
+)
+from ics_monitor.core.ports import TCP_SERVICES, UDP_SERVICES
+from ics_monitor.events.base import AnomalyEvent
+from ics_monitor.events.flow import FlowRecord
+from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, TcpStream, seq_diff
+
+TO_SERVER = 0
+TO_CLIENT = 1
+DIRECTION_NAMES = ("to_server", "to_client")
+
+# Timeout classes: each has its own insertion-ordered dict so expiry pops from the front.
+_OPEN_TCP, _CLOSED_TCP, _UDP, _OTHER = range(4)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    """Flow-table limits.  Times are seconds of capture time."""
+
+    tcp_idle_timeout: float = 600.0
+    tcp_closed_timeout: float = 15.0
+    udp_idle_timeout: float = 120.0
+    other_idle_timeout: float = 60.0
+    active_timeout: float = 1800.0
+    max_flows: int = 200_000
+    # Out-of-order bytes held per direction before a hole is given up as a gap.
+    max_reassembly_bytes: int = 256 * 1024
+
+
+class FlowHandler(Protocol):
+    """What the table calls as traffic moves; implemented by the pipeline."""
+
+    def flow_started(self, flow: Flow) -> None:
+        """A new flow entered the table."""
+
+    def payload(self, flow: Flow, direction: int, data: bytes, pkt: Packet) -> None:
+        """In-order TCP bytes, or one UDP datagram, in ``direction`` (0 to server, 1 to client)."""
+
+    def gap(self, flow: Flow, direction: int, size: int, pkt: Packet | None) -> None:
+        """``size`` bytes of the TCP stream in ``direction`` are missing from the capture."""
+
+    def flow_ended(self, flow: Flow, reason: str) -> None:
+        """The flow leaves the table (``reason`` as in the flow record); flush its state."""
+
+
+class Flow:
+    """State of one conversation.  ``app`` belongs to the handler (dissection state)."""
+
+    __slots__ = (
+        "app",
+        "app_protocol",
+        "bytes",
+        "client_ip",
+        "client_mac",
+        "client_port",
+        "deliver",
+        "first_frame",
+        "first_ts",
+        "flags",
+        "id",
+        "ip_version",
+        "key",
+        "last_ts",
+        "orientation",
+        "packets",
+        "payload_bytes",
+        "proto",
+        "record_frame",
+        "record_start",
+        "server_ip",
+        "server_mac",
+        "server_port",
+        "service",
+        "streams",
+        "timeout_class",
+        "touched",
+        "vlan",
+    )
+
+    def __init__(self, key: FlowKey, pkt: Packet, client_is_src: bool, orientation: str) -> None:
+        self.key = key
+        self.vlan = pkt.vlan
+        self.proto = pkt.ip_proto
+        self.ip_version = pkt.ip_version
+        if client_is_src:
+            self.client_ip, self.client_port, self.server_ip, self.server_port = (
+                pkt.src_ip,
+                pkt.sport,
+                pkt.dst_ip,
+                pkt.dport,
+            )
+            self.client_mac, self.server_mac = pkt.src_mac, pkt.dst_mac
+        else:
+            self.client_ip, self.client_port, self.server_ip, self.server_port = (
+                pkt.dst_ip,
+                pkt.dport,
+                pkt.src_ip,
+                pkt.sport,
+            )
+            self.client_mac, self.server_mac = pkt.dst_mac, pkt.src_mac
+        self.orientation = orientation
+        self.first_ts = self.last_ts = self.touched = self.record_start = pkt.ts
+        self.first_frame = self.record_frame = pkt.frame
+        self.id = flow_id(key, pkt.ts)
+        self.packets = [0, 0]
+        self.bytes = [0, 0]
+        self.payload_bytes = [0, 0]
+        self.flags = [0, 0]
+        self.streams: tuple[TcpStream, TcpStream] | None = (
+            (TcpStream(), TcpStream()) if self.proto == IPPROTO_TCP else None
+        )
+        self.deliver = True
+        self.app: Any = None
+        self.app_protocol: str | None = None
+        services = (
+            TCP_SERVICES if self.proto == IPPROTO_TCP else UDP_SERVICES if self.proto == IPPROTO_UDP else {}
+        )
+        self.service: str | None = services.get(self.server_port)
+        self.timeout_class = (
+            _OPEN_TCP if self.proto == IPPROTO_TCP else _UDP if self.proto == IPPROTO_UDP else _OTHER
+        )
+
+    @property
+    def transport(self) -> str:
+        """``tcp``, ``udp``, ``icmp``, ``ipv6-icmp`` or the IP protocol number as text."""
+        return TRANSPORT_NAMES.get(self.proto) or str(self.proto)
+
+    def direction_of(self, pkt: Packet) -> int:
+        """0 when ``pkt`` goes client to server, else 1."""
+        if pkt.src_ip == self.client_ip and pkt.sport == self.client_port:
+            return TO_SERVER
+        return TO_CLIENT
+
+    def state(self) -> str | None:
+        """Connection state from the TCP flags seen each way (None for non-TCP)."""
+        if self.proto != IPPROTO_TCP:
+            return None
+        to_server, to_client = self.flags
+        if (to_server | to_client) & TCP_RST:
+            if to_server & TCP_SYN and to_client & TCP_RST and not to_client & TCP_SYN:
+                return "rejected"
+            return "reset"
+        if to_server & TCP_FIN and to_client & TCP_FIN:
+            return "closed"
+        if (to_server | to_client) & TCP_FIN:
+            return "half_closed"
+        if to_server & TCP_SYN:
+            return "established" if to_client & TCP_SYN else "syn_sent"
+        return "midstream"
+
+
+class FlowTable:
+    """Tracks flows; hands payload to the handler; collects records and anomalies for the pipeline."""
+
+    def __init__(self, config: FlowConfig, handler: FlowHandler) -> None:
+        self.config = config
+        self.handler = handler
+        self.flows: dict[FlowKey, Flow] = {}
+        self._classes: tuple[dict[FlowKey, Flow], ...] = ({}, {}, {}, {})
+        self._timeouts = (
+            config.tcp_idle_timeout,
+            config.tcp_closed_timeout,
+            config.udp_idle_timeout,
+            config.other_idle_timeout,
+        )
+        self.records: list[FlowRecord] = []
+        self.anomalies: list[AnomalyEvent] = []
+        self.now = 0.0
+        self._next_sweep = 0.0
+        self._next_active_check = 0.0
+        self.evicted = 0
+        self._evicted_reported = 0
+        self._chunks: list[tuple[int, bytes]] = []
+
+    # -- per packet ------------------------------------------------------------------------------
+
+    def process(self, pkt: Packet) -> Flow:
+        """Account one IP packet to its flow; deliver its payload; return the flow."""
+        ts = pkt.ts
+        if ts > self.now:
+            self.now = ts
+            if ts >= self._next_sweep:
+                self.sweep()
+        proto = pkt.ip_proto
+        src = pkt.src_ip
+        dst = pkt.dst_ip
+        sport = pkt.sport
+        dport = pkt.dport
+        if src < dst or (src == dst and sport <= dport):
+            key = (pkt.vlan, proto, src, sport, dst, dport)
+        else:
+            key = (pkt.vlan, proto, dst, dport, src, sport)
+        flow = self.flows.get(key)
+        flags = pkt.tcp_flags
+        if flow is None:
+            flow = self._create(key, pkt)
+        elif (
+            proto == IPPROTO_TCP
+            and flags & TCP_SYN
+            and not flags & TCP_ACK
+            and flow.timeout_class == _CLOSED_TCP
+        ):
+            # A new connection reusing the 5-tuple of a finished one.
+            self._end(flow, "closed" if flow.state() == "closed" else "reset")
+            flow = self._create(key, pkt)
+        direction = 0 if src == flow.client_ip and sport == flow.client_port else 1
+        flow.packets[direction] += pkt.fragments
+        flow.bytes[direction] += pkt.wire_len
+        flow.last_ts = ts
+        if not flow.record_frame:
+            flow.record_frame = pkt.frame  # first packet after an active-timeout record
+        payload = pkt.payload
+        if payload:
+            flow.payload_bytes[direction] += len(payload)
+        if ts - flow.touched > 1.0:
+            # Keep the timeout class roughly ordered by last activity (1 s granularity is enough).
+            cls = self._classes[flow.timeout_class]
+            del cls[key]
+            cls[key] = flow
+            flow.touched = ts
+        if proto == IPPROTO_TCP:
+            flow.flags[direction] |= flags
+            if flags & (TCP_SYN | TCP_FIN | TCP_RST):
+                self._tcp_control(flow, direction, pkt)
+            if flow.deliver:
+                self._tcp_payload(flow, direction, pkt)
+        elif payload and flow.deliver:
+            self.handler.payload(flow, direction, payload, pkt)
+        return flow
+
+    def _tcp_control(self, flow: Flow, direction: int, pkt: Packet) -> None:
+        flags = pkt.tcp_flags
+        streams = flow.streams
+        assert streams is not None
+        if flags & TCP_SYN:
+            streams[direction].syn(pkt.seq)
+        if flags & TCP_RST or (flow.flags[0] & TCP_FIN and flow.flags[1] & TCP_FIN):
+            self._reclass(flow, _CLOSED_TCP)
+
+    def _tcp_payload(self, flow: Flow, direction: int, pkt: Packet) -> None:
+        streams = flow.streams
+        assert streams is not None
+        chunks = self._chunks
+        if pkt.tcp_flags & TCP_ACK:
+            # The peer acknowledges bytes we never saw and holds later data: those bytes are lost.
+            peer = streams[1 - direction]
+            if peer.segments and peer.next_seq >= 0 and seq_diff(pkt.ack, peer.next_seq) > 0:
+                first = peer.first_buffered()
+                if seq_diff(pkt.ack, first) >= 0:
+                    peer.skip_to(first, chunks)
+                    peer.drain(chunks)
+                    self._hand_over(flow, 1 - direction, pkt)
+        payload = pkt.payload
+        if not payload:
+            return
+        stream = streams[direction]
+        status = stream.add(pkt.seq, payload, self.config.max_reassembly_bytes, chunks)
+        if status:
+            if status & MISMATCH:
+                self._anomaly(
+                    "tcp.overlap_mismatch",
+                    flow,
+                    direction,
+                    pkt,
+                    f"retransmitted bytes at seq {pkt.seq} differ from those delivered",
+                )
+            if status & BUFFER_FULL:
+                self._anomaly(
+                    "tcp.reassembly_buffer_full",
+                    flow,
+                    direction,
+                    pkt,
+                    f"more than {self.config.max_reassembly_bytes} out-of-order bytes held",
+                )
+        if chunks:
+            self._hand_over(flow, direction, pkt)
+
+    def _hand_over(self, flow: Flow, direction: int, pkt: Packet | None) -> None:
+        chunks = self._chunks
+        handler = self.handler
+        for gap, data in chunks:
+            if gap:
+                if flow.streams is not None and flow.streams[direction].gaps == gap:
+                    self._anomaly(
+                        "tcp.reassembly_gap",
+                        flow,
+                        direction,
+                        pkt,
+                        f"{gap} bytes missing before this segment; later gaps are counted only",
+                    )
+                handler.gap(flow, direction, gap, pkt)
+            if data and flow.deliver:
+                handler.payload(flow, direction, data, pkt)  # type: ignore[arg-type]
+        chunks.clear()
+
+    # -- flow lifecycle --------------------------------------------------------------------------
+
+    def _create(self, key: FlowKey, pkt: Packet) -> Flow:
+        if len(self.flows) >= self.config.max_flows:
+            self._evict_one(pkt)
+        client_is_src, orientation = _orient(pkt)
+        flow = Flow(key, pkt, client_is_src, orientation)
+        self.flows[key] = flow
+        self._classes[flow.timeout_class][key] = flow
+        self.handler.flow_started(flow)
+        return flow
+
+    def _reclass(self, flow: Flow, timeout_class: int) -> None:
+        if flow.timeout_class != timeout_class:
+            del self._classes[flow.timeout_class][flow.key]
+            flow.timeout_class = timeout_class
+            self._classes[timeout_class][flow.key] = flow
+            flow.touched = flow.last_ts
+
+    def _end(self, flow: Flow, reason: str) -> None:
+        streams = flow.streams
+        if streams is not None and flow.deliver and (streams[0].segments or streams[1].segments):
+            for direction in (0, 1):
+                streams[direction].flush(self._chunks)
+                self._hand_over(flow, direction, None)
+        self.handler.flow_ended(flow, reason)
+        del self.flows[flow.key]
+        del self._classes[flow.timeout_class][flow.key]
+        self.records.append(self._record(flow, reason))
+
+    def _evict_one(self, pkt: Packet) -> None:
+        # Prefer finished TCP connections, then whatever was seen least recently.
+        candidates = [next(iter(c.values())) for c in self._classes if c]
+        closed = self._classes[_CLOSED_TCP]
+        victim = next(iter(closed.values())) if closed else min(candidates, key=lambda f: f.touched)
+        self._end(victim, "evicted")
+        self.evicted += 1
+        # One anomaly per power of two evictions keeps a flood from drowning the output.
+        if self.evicted & (self.evicted - 1) == 0:
+            self.anomalies.append(
+                AnomalyEvent(
+                    ts=pkt.ts,
+                    frame=pkt.frame,
+                    code="flow.table_full",
+                    severity=info("flow.table_full").severity.name.lower(),
+                    detail=f"{self.config.max_flows} flows tracked; {self.evicted} evicted so far",
+                    protocol="flow",
+                )
+            )
+
+    def sweep(self) -> None:
+        """Expire idle flows and cut records of long-running ones (called as capture time moves)."""
+        now = self.now
+        self._next_sweep = now + 1.0
+        for timeout_class, flows in enumerate(self._classes):
+            timeout = self._timeouts[timeout_class]
+            while flows:
+                flow = next(iter(flows.values()))
+                if now - flow.last_ts <= timeout:
+                    if now - flow.touched <= timeout:
+                        break
+                    # Seen recently but not re-queued yet: move it back and go on.
+                    del flows[flow.key]
+                    flows[flow.key] = flow
+                    flow.touched = flow.last_ts
+                    continue
+                self._end(flow, self._closed_reason(flow) if timeout_class == _CLOSED_TCP else "idle_timeout")
+        if now >= self._next_active_check:
+            self._next_active_check = now + 60.0
+            active = self.config.active_timeout
+            for flow in list(self.flows.values()):
+                if now - flow.record_start > active:
+                    self.records.append(self._record(flow, "active_timeout"))
+                    _reset_counters(flow, now)
+
+    def flush(self) -> None:
+        """End of input: every flow still open gets its record."""
+        for flow in list(self.flows.values()):
+            self._end(
+                flow, self._closed_reason(flow) if flow.timeout_class == _CLOSED_TCP else "end_of_capture"
+            )
+
+    @staticmethod
+    def _closed_reason(flow: Flow) -> str:
+        return "closed" if flow.state() == "closed" else "reset"
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def _record(self, flow: Flow, reason: str) -> FlowRecord:
+        src_ip = format_ip(flow.client_ip)
+        dst_ip = format_ip(flow.server_ip)
+        streams = flow.streams
+        return FlowRecord(
+            flow_id=flow.id,
+            community_id=community_id(
+                flow.proto, flow.client_ip, flow.client_port, flow.server_ip, flow.server_port
+            ),
+            ts_start=flow.record_start,
+            ts_end=flow.last_ts,
+            duration=round(flow.last_ts - flow.record_start, 6),
+            first_frame=flow.record_frame,
+            transport=flow.transport,
+            ip_version=flow.ip_version,
+            vlan=flow.vlan,
+            src_ip=src_ip,
+            src_port=flow.client_port,
+            dst_ip=dst_ip,
+            dst_port=flow.server_port,
+            src_mac=format_mac(flow.client_mac),
+            dst_mac=format_mac(flow.server_mac),
+            orientation=flow.orientation,
+            packets_to_server=flow.packets[0],
+            packets_to_client=flow.packets[1],
+            bytes_to_server=flow.bytes[0],
+            bytes_to_client=flow.bytes[1],
+            payload_bytes_to_server=flow.payload_bytes[0],
+            payload_bytes_to_client=flow.payload_bytes[1],
+            tcp_flags_to_server=tuple(tcp_flag_names(flow.flags[0])),
+            tcp_flags_to_client=tuple(tcp_flag_names(flow.flags[1])),
+            state=flow.state(),
+            end_reason=reason,
+            service=flow.service,
+            app_protocol=flow.app_protocol,
+            missed_bytes=(streams[0].gaps + streams[1].gaps) if streams else 0,
+            retransmissions=(streams[0].retransmissions + streams[1].retransmissions) if streams else 0,
+        )
+
+    def _anomaly(self, code: str, flow: Flow, direction: int, pkt: Packet | None, detail: str) -> None:
+        self.anomalies.append(flow_anomaly(code, flow, direction, pkt, detail))
+
+
+def flow_anomaly(
+    code: str, flow: Flow, direction: int, pkt: Packet | None, detail: str, protocol: str | None = None
+) -> AnomalyEvent:
+    """Build an anomaly about ``flow``, oriented by ``direction`` (shared with the dissect bridge)."""
+    forward = direction == TO_SERVER
+    return AnomalyEvent(
+        ts=pkt.ts if pkt is not None else flow.last_ts,
+        frame=pkt.frame if pkt is not None else 0,
+        code=code,
+        severity=info(code).severity.name.lower(),
+        detail=detail,
+        protocol=protocol or code.split(".", 1)[0],
+        flow_id=flow.id,
+        transport=flow.transport,
+        src_ip=format_ip(flow.client_ip if forward else flow.server_ip),
+        src_port=flow.client_port if forward else flow.server_port,
+        dst_ip=format_ip(flow.server_ip if forward else flow.client_ip),
+        dst_port=flow.server_port if forward else flow.client_port,
+        direction=DIRECTION_NAMES[direction],
+    )
+
+
+def _reset_counters(flow: Flow, now: float) -> None:
+    flow.record_start = now
+    flow.record_frame = 0
+    flow.packets = [0, 0]
+    flow.bytes = [0, 0]
+    flow.payload_bytes = [0, 0]
+
+
+def _orient(pkt: Packet) -> tuple[bool, str]:
+    """Decide whether the packet's source is the client, and how we decided."""
+    if pkt.ip_proto == IPPROTO_TCP and pkt.tcp_flags & TCP_SYN:
+        return (not pkt.tcp_flags & TCP_ACK), "syn"
+    if pkt.ip_proto in (IPPROTO_TCP, IPPROTO_UDP):
+        services = TCP_SERVICES if pkt.ip_proto == IPPROTO_TCP else UDP_SERVICES
+        sport, dport = pkt.sport, pkt.dport
+        src_known, dst_known = sport in services, dport in services
+        if dst_known != src_known:
+            return dst_known, "port"
+        if (dport < 1024) != (sport < 1024):
+            return dport < 1024, "port"
+    if pkt.ip_proto in (IPPROTO_ICMP, IPPROTO_ICMPV6) and pkt.icmp_type in (0, 129):
+        return False, "port"  # an echo reply's sender is the responder
+    return True, "first_packet"

@@ -1,0 +1,144 @@
+"""Per-direction TCP stream reassembly: turns segments into in-order bytes.
+
+Handles out-of-order segments (buffered up to a cap), retransmissions and overlaps (bytes that differ
+from those already delivered are reported: the receiver and the monitor may see different streams,
+which is how IDS evasion works), sequence wrap-around, mid-stream pickup and gaps (bytes missing from
+the capture: acknowledged by the peer but never seen, or out-of-order data past the buffer cap).
+
+The stream only returns what happened; the flow table turns that into callbacks and anomalies.
+"""
+
+from __future__ import annotations
+
+# Bytes of already-delivered data kept to compare retransmissions against.  Retransmits almost
+# always resend the last segment or two; a longer tail costs memory on every flow.
+TAIL = 2048
+MOD = 1 << 32
+HALF = 1 << 31
+
+# Bits of what ``TcpStream.add`` noticed.
+MISMATCH = 1  # retransmitted bytes differ from the bytes delivered first
+BUFFER_FULL = 2  # out-of-order data beyond the cap: the hole was given up
+
+
+def seq_diff(a: int, b: int) -> int:
+    """Return ``a - b`` in sequence space (RFC 1982 serial arithmetic), in [-2**31, 2**31)."""
+    diff = (a - b) & 0xFFFFFFFF
+    return diff - MOD if diff >= HALF else diff
+
+
+class TcpStream:
+    """One direction of a TCP connection."""
+
+    __slots__ = ("buffered", "gaps", "mismatch", "next_seq", "retransmissions", "segments", "tail")
+
+    def __init__(self) -> None:
+        self.next_seq = -1  # -1: no sequence number known yet
+        self.segments: dict[int, bytes] = {}
+        self.buffered = 0
+        self.tail = b""
+        self.retransmissions = 0
+        self.gaps = 0  # bytes skipped
+        self.mismatch = 0  # overlaps whose bytes differed
+
+    def syn(self, seq: int) -> None:
+        """A SYN fixes the initial sequence number (data starts at ISN + 1)."""
+        if self.next_seq < 0:
+            self.next_seq = (seq + 1) & 0xFFFFFFFF
+
+    def add(self, seq: int, payload: bytes, cap: int, out: list[tuple[int, bytes]]) -> int:
+        """Add a data segment; append ``(gap_before, bytes)`` chunks to ``out`` in stream order.
+
+        ``gap_before`` > 0 means that many bytes are missing before this chunk.  Returns the
+        ``MISMATCH``/``BUFFER_FULL`` bits for what was noticed.
+        """
+        if self.next_seq < 0:
+            self.next_seq = seq  # mid-stream pickup: the first data we see starts the stream
+        rel = seq_diff(seq, self.next_seq)
+        if rel == 0:
+            self._deliver(payload, 0, out)
+            if self.segments:
+                self.drain(out)
+            return 0
+        if rel < 0:
+            status = 0
+            size = len(payload)
+            overlap = min(-rel, size)
+            tail = self.tail
+            start = len(tail) + rel
+            if start >= 0 and tail[start : start + overlap] != payload[:overlap]:
+                self.mismatch += 1
+                status = MISMATCH
+            if size <= -rel:
+                self.retransmissions += 1
+                return status
+            self._deliver(payload[-rel:], 0, out)
+            if self.segments:
+                self.drain(out)
+            return status
+        # A segment from the future: wait for the hole to fill, within the cap.
+        if self.buffered + len(payload) > cap:
+            # Give up on the holes: deliver what is held, then continue from this segment.
+            self.flush(out)
+            if seq_diff(seq, self.next_seq) > 0:
+                self.skip_to(seq, out)
+            return self.add(seq, payload, cap, out) | BUFFER_FULL
+        held = self.segments.get(seq)
+        if held is None or len(held) < len(payload):
+            if held is not None:
+                self.buffered -= len(held)
+            self.segments[seq] = payload
+            self.buffered += len(payload)
+        return 0
+
+    def skip_to(self, seq: int, out: list[tuple[int, bytes]]) -> int:
+        """Give up on missing bytes up to ``seq``; return how many were skipped."""
+        gap = seq_diff(seq, self.next_seq)
+        if gap <= 0:
+            return 0
+        self.gaps += gap
+        self.next_seq = seq
+        out.append((gap, b""))
+        return gap
+
+    def first_buffered(self) -> int:
+        """Sequence number of the earliest buffered segment (call only when some are buffered)."""
+        base = self.next_seq
+        return min(self.segments, key=lambda s: seq_diff(s, base))
+
+    def flush(self, out: list[tuple[int, bytes]]) -> None:
+        """End of the flow: deliver whatever is buffered, with gaps before the holes."""
+        while self.segments:
+            self.skip_to(self.first_buffered(), out)
+            self.drain(out)
+
+    def _deliver(self, data: bytes, gap: int, out: list[tuple[int, bytes]]) -> None:
+        out.append((gap, data))
+        self.next_seq = (self.next_seq + len(data)) & 0xFFFFFFFF
+        if len(data) >= TAIL:
+            self.tail = data[-TAIL:]
+        else:
+            tail = self.tail + data
+            self.tail = tail[-TAIL:] if len(tail) > TAIL else tail
+
+    def drain(self, out: list[tuple[int, bytes]]) -> None:
+        """Deliver buffered segments that now continue the stream."""
+        segments = self.segments
+        progress = True
+        while segments and progress:
+            progress = False
+            exact = segments.pop(self.next_seq, None)
+            if exact is not None:
+                self.buffered -= len(exact)
+                self._deliver(exact, 0, out)
+                progress = True
+                continue
+            for seq in list(segments):
+                rel = seq_diff(seq, self.next_seq)
+                if rel <= 0:
+                    data = segments.pop(seq)
+                    self.buffered -= len(data)
+                    if len(data) > -rel:
+                        self._deliver(data[-rel:], 0, out)
+                        progress = True
+                        break

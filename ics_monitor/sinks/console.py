@@ -1,0 +1,73 @@
+"""Sinks that aggregate records for a terminal view (flow table, summary); rendering is in ``cli``.
+
+Memory is bounded: the flow table keeps the N largest flows, the summary caps its host pairs.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from typing import Any
+
+from ics_monitor.events.flow import FlowRecord
+
+MAX_PAIRS = 10_000
+
+
+class FlowTableSink:
+    """Keeps the ``limit`` largest flows (by bytes both ways) and counts the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.total = 0
+        self._heap: list[tuple[int, int, FlowRecord]] = []
+
+    def emit(self, record: Any) -> None:
+        """Take one flow record."""
+        self.total += 1
+        size = record.bytes_to_server + record.bytes_to_client
+        item = (size, self.total, record)
+        if len(self._heap) < self.limit:
+            heapq.heappush(self._heap, item)
+        elif size > self._heap[0][0]:
+            heapq.heapreplace(self._heap, item)
+
+    def rows(self) -> list[FlowRecord]:
+        """The kept flows, in time order."""
+        return sorted((item[2] for item in self._heap), key=lambda r: (r.ts_start, r.flow_id))
+
+    def close(self) -> None:
+        """Nothing to flush."""
+
+
+class SummarySink:
+    """Counts flows per protocol and host pair, and events per type/function/anomaly code."""
+
+    def __init__(self) -> None:
+        self.protocols: dict[str, list[int]] = {}
+        self.pairs: Counter[tuple[str, str, str]] = Counter()
+        self.events: Counter[tuple[str, str]] = Counter()
+        self.anomalies: Counter[tuple[str, str]] = Counter()
+        self.other_pairs = 0
+
+    def emit(self, record: Any) -> None:
+        """Take a flow record or an event."""
+        if isinstance(record, FlowRecord):
+            name = record.app_protocol or record.service or record.transport
+            row = self.protocols.setdefault(name, [0, 0, 0])
+            row[0] += 1
+            row[1] += record.packets_to_server + record.packets_to_client
+            row[2] += record.bytes_to_server + record.bytes_to_client
+            pair = (record.src_ip, record.dst_ip, name)
+            if pair in self.pairs or len(self.pairs) < MAX_PAIRS:
+                self.pairs[pair] += record.bytes_to_server + record.bytes_to_client
+            else:
+                self.other_pairs += 1
+        elif record.event_type == "anomaly":
+            self.anomalies[(record.code, record.severity)] += 1
+        else:
+            function = getattr(record, "function", None) or ""
+            self.events[(record.event_type, str(function))] += 1
+
+    def close(self) -> None:
+        """Nothing to flush."""
