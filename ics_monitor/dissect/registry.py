@@ -49,5 +49,10 @@ class Registry:
 
 
 def default_registry() -> Registry:
-    """The dissectors shipped with ics-monitor (protocol packages add themselves here)."""
-    return Registry()
+    """The dissectors shipped with ics-monitor, most specific first."""
+    dissectors: list[Dissector] = []
+    # One line per protocol package (imports stay local so a broken package names itself):
+    # modbus
+    # dnp3
+    # s7comm
+    return Registry(dissectors)

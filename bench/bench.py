@@ -1,0 +1,226 @@
+"""``make bench``: ics-monitor against tshark on the same large captures, as packet-rate ratios.
+
+Builds (outside git, in ``.bench/``) captures of about 1M and 3M packets by replicating a real-stack
+capture: each copy gets its own client address (198.18.0.0/15, the benchmarking range) and port and is
+shifted in time, with IP/TCP checksums patched incrementally, so the flow table sees many short
+sessions as on a busy OT network.  Then it times, each in its own process:
+
+* ``ics-monitor flows -o /dev/null`` (decode, flows, TCP reassembly, protocol detection) beside
+  ``tshark -r FILE -q -z io,phs`` on the 1M file (target: >= 1.5x tshark's rate);
+* ``ics-monitor flows`` on the 3M file, to show RSS does not grow with the capture;
+* ``ics-monitor dissect -o /dev/null`` for every protocol whose template capture is present.
+
+Peak RSS comes from ``wait4`` of each child.  Figures are wall clock on this machine: compare ratios,
+not absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / ".bench"
+SHARED = REPO.parent / "shared" / "pcaps"
+CLI = str(Path(sys.executable).with_name("ics-monitor"))
+
+# name -> (template candidates, tshark display fields for the -T fields line)
+TEMPLATES: dict[str, tuple[list[Path], str]] = {
+    "modbus": (
+        [REPO / "pcaps/modbus/pymodbus_all_functions.pcap", SHARED / "stacks/modbus_pymodbus.pcap"],
+        "modbus.func_code",
+    ),
+    "dnp3": (
+        [REPO / "pcaps/dnp3/yadnp3_session.pcap", SHARED / "stacks/dnp3_yadnp3_clean.pcap"],
+        "dnp3.al.func",
+    ),
+    "s7comm": (
+        [REPO / "pcaps/s7comm/snap7_c_session.pcap", SHARED / "stacks/s7comm_snap7c.pcap"],
+        "s7comm.param.func",
+    ),
+}
+
+
+def _read_pcap(path: Path) -> tuple[bytes, list[tuple[int, int, bytes, int]]]:
+    data = path.read_bytes()
+    if int.from_bytes(data[:4], "little") not in (0xA1B2C3D4, 0xA1B23C4D):
+        raise SystemExit(f"{path}: bench templates must be little-endian classic pcap")
+    link_type = struct.unpack_from("<I", data, 20)[0]
+    if link_type != 1:
+        raise SystemExit(f"{path}: bench templates must be Ethernet (link type 1)")
+    records = []
+    off = 24
+    while off + 16 <= len(data):
+        sec, frac, incl, orig = struct.unpack_from("<IIII", data, off)
+        records.append((sec, frac, data[off + 16 : off + 16 + incl], orig))
+        off += 16 + incl
+    return data[:24], records
+
+
+def _csum_adjust(checksum: int, old: bytes, new: bytes) -> int:
+    """RFC 1624 incremental update of a ones'-complement checksum for 16-bit-aligned changes."""
+    total = (~checksum) & 0xFFFF
+    for i in range(0, len(old), 2):
+        total += (~int.from_bytes(old[i : i + 2], "big")) & 0xFFFF
+        total += int.from_bytes(new[i : i + 2], "big")
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (~total) & 0xFFFF
+
+
+def build(template: Path, target: Path, packets: int) -> int:
+    """Write ``target`` with about ``packets`` packets made of shifted copies of ``template``."""
+    header, records = _read_pcap(template)
+    if not records:
+        raise SystemExit(f"{template}: empty")
+    first_sec = records[0][0]
+    span = max(1, records[-1][0] - first_sec + 1)
+    # The client is the side that sent the first SYN (or the first packet).
+    first = records[0][2]
+    client_ip = first[26:30]
+    client_port = first[34:36]
+    copies = -(-packets // len(records))
+    written = 0
+    with target.open("wb") as out:
+        out.write(header)
+        for copy in range(copies):
+            new_ip = bytes((198, 18 + (copy >> 16 & 1), copy >> 8 & 0xFF, copy & 0xFF))
+            new_port = struct.pack("!H", 1024 + copy % 60000)
+            shift = copy * span
+            for sec, frac, frame, orig in records:
+                buf = bytearray(frame)
+                if len(buf) >= 38 and buf[12:14] == b"\x08\x00" and buf[23] in (6, 17):
+                    ihl = (buf[14] & 0x0F) * 4
+                    l4 = 14 + ihl
+                    proto = buf[23]
+                    csum_at = l4 + (16 if proto == 6 else 6)
+                    for ip_at, port_at in ((26, l4), (30, l4 + 2)):
+                        if buf[ip_at : ip_at + 4] == client_ip and buf[port_at : port_at + 2] == client_port:
+                            old = bytes(buf[ip_at : ip_at + 4])
+                            ip_csum = int.from_bytes(buf[24:26], "big")
+                            buf[24:26] = _csum_adjust(ip_csum, old, new_ip).to_bytes(2, "big")
+                            if len(buf) >= csum_at + 2:
+                                l4_csum = int.from_bytes(buf[csum_at : csum_at + 2], "big")
+                                l4_csum = _csum_adjust(
+                                    l4_csum, old + bytes(buf[port_at : port_at + 2]), new_ip + new_port
+                                )
+                                buf[csum_at : csum_at + 2] = l4_csum.to_bytes(2, "big")
+                            buf[ip_at : ip_at + 4] = new_ip
+                            buf[port_at : port_at + 2] = new_port
+                out.write(struct.pack("<IIII", sec + shift, frac, len(buf), orig))
+                out.write(buf)
+                written += 1
+    return written
+
+
+def measure(command: list[str]) -> tuple[float, float]:
+    """Run ``command``; return (wall seconds, peak RSS in MB)."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - started
+    if status != 0:
+        error = child.stderr.read().decode() if child.stderr else ""
+        raise SystemExit(f"{' '.join(command)} failed: {error.strip()[:400]}")
+    return elapsed, usage.ru_maxrss / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--packets", type=int, default=1_000_000)
+    parser.add_argument("--protocols", default="modbus,dnp3,s7comm")
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    have_tshark = shutil.which("tshark") is not None
+    rows: list[tuple[str, str, int, float, float, float | None]] = []
+
+    def line(label: str, tool: str, packets: int, command: list[str], baseline: float | None) -> float:
+        seconds, rss = measure(command)
+        rate = packets / seconds
+        rows.append((label, tool, packets, rate, rss, rate / baseline if baseline else None))
+        print(
+            f"  {label:<28} {tool:<34} {rate:>10,.0f} pkt/s  {rss:>7.1f} MB"
+            + (f"  {rate / baseline:5.2f}x tshark io,phs" if baseline else ""),
+            flush=True,
+        )
+        return rate
+
+    print(f"ics-monitor benchmark ({os.cpu_count()} cores); captures in {OUT}")
+    for name in args.protocols.split(","):
+        candidates, field = TEMPLATES[name]
+        template = next((p for p in candidates if p.is_file()), None)
+        if template is None:
+            print(f"  {name}: no template capture present, skipped")
+            continue
+        big = OUT / f"{name}_1m.pcap"
+        if not big.is_file():
+            count = build(template, big, args.packets)
+        else:
+            count = sum(1 for _ in _iter_count(big))
+        print(f"{name}: {count:,} packets from {template.relative_to(template.parents[1])}")
+        baseline = None
+        if have_tshark:
+            baseline = line(
+                name, "tshark -q -z io,phs", count, ["tshark", "-r", str(big), "-q", "-z", "io,phs"], None
+            )
+            line(
+                name,
+                f"tshark -T fields -e {field}",
+                count,
+                ["tshark", "-r", str(big), "-T", "fields", "-e", field],
+                baseline,
+            )
+        line(
+            name,
+            "ics-monitor flows -o /dev/null",
+            count,
+            [CLI, "flows", "-o", "/dev/null", str(big)],
+            baseline,
+        )
+        line(
+            name,
+            "ics-monitor dissect -o /dev/null",
+            count,
+            [CLI, "dissect", "-o", "/dev/null", str(big)],
+            baseline,
+        )
+        if name == "modbus":
+            huge = OUT / f"{name}_3m.pcap"
+            if not huge.is_file():
+                huge_count = build(template, huge, 3 * args.packets)
+            else:
+                huge_count = sum(1 for _ in _iter_count(huge))
+            line(
+                f"{name} (3M packets)",
+                "ics-monitor flows -o /dev/null",
+                huge_count,
+                [CLI, "flows", "-o", "/dev/null", str(huge)],
+                None,
+            )
+            rss_1m = next(r[4] for r in rows if r[0] == name and r[1].startswith("ics-monitor flows"))
+            rss_3m = rows[-1][4]
+            print(
+                f"  RSS 1M -> 3M packets: {rss_1m:.1f} MB -> {rss_3m:.1f} MB ({(rss_3m / rss_1m - 1) * 100:+.1f}%)"
+            )
+
+
+def _iter_count(path: Path):  # type: ignore[no-untyped-def]
+    with path.open("rb") as handle:
+        handle.seek(24)
+        while True:
+            head = handle.read(16)
+            if len(head) < 16:
+                return
+            incl = struct.unpack_from("<I", head, 8)[0]
+            handle.seek(incl, 1)
+            yield 1
+
+
+if __name__ == "__main__":
+    main()

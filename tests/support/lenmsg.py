@@ -1,0 +1,92 @@
+"""Test-only dissectors over a toy protocol, to exercise the engine and TCP reassembly.
+
+``lenmsg`` PDU: magic 0xAB 0xCD, 2-byte big-endian body length, body.  Port 7777 (TCP and UDP).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from ics_monitor.core.anomalies import Severity, register
+from ics_monitor.dissect import NOT_THIS_PROTOCOL, Dissector, ParseContext, ParseResult, Probe
+from ics_monitor.events import ProtocolEvent
+
+register("lenmsg.empty_body", Severity.LOW, "test protocol: PDU with an empty body")
+
+_HEADER = struct.Struct("!HH")
+MAGIC = 0xABCD
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LenMsgEvent(ProtocolEvent):
+    event_type: str = "lenmsg"
+    body: str
+    length: int
+
+
+class LenMsgDissector(Dissector):
+    name = "lenmsg"
+    transports = frozenset({"tcp", "udp"})
+    tcp_ports = frozenset({7777})
+    udp_ports = frozenset({7777})
+    max_pdu = 4096
+
+    def probe(self, data: memoryview, direction: int) -> Probe:
+        if len(data) < 2:
+            return Probe.MORE
+        return Probe.YES if data[0] == 0xAB and data[1] == 0xCD else Probe.NO
+
+    def new_state(self, ctx: ParseContext) -> Any:
+        return {"pdus": 0}
+
+    def parse(self, state: Any, data: memoryview, direction: int, ctx: ParseContext) -> ParseResult:
+        if len(data) < 4:
+            return ParseResult(needed=4 - len(data))
+        magic, length = _HEADER.unpack_from(data, 0)
+        if magic != MAGIC:
+            return NOT_THIS_PROTOCOL
+        if len(data) < 4 + length:
+            return ParseResult(needed=4 + length - len(data))
+        state["pdus"] += 1
+        if length == 0:
+            return ParseResult(4, 0, [ctx.anomaly("lenmsg.empty_body", direction, "empty body")])
+        src_ip, src_port, dst_ip, dst_port = ctx.endpoints(direction)
+        event = LenMsgEvent(
+            ts=ctx.ts,
+            frame=ctx.frame,
+            flow_id=ctx.flow_id,
+            transport=ctx.transport,
+            src_ip=src_ip,
+            src_port=src_port,
+            dst_ip=dst_ip,
+            dst_port=dst_port,
+            direction="request" if direction == 0 else "response",
+            body=bytes(data[4 : 4 + length]).decode("ascii", "replace"),
+            length=length,
+        )
+        return ParseResult(4 + length, 0, [event])
+
+
+class CrashingDissector(LenMsgDissector):
+    """Raises on the third PDU of a flow: the engine must contain it to that flow."""
+
+    name = "crashing"
+
+    def parse(self, state: Any, data: memoryview, direction: int, ctx: ParseContext) -> ParseResult:
+        result = super().parse(state, data, direction, ctx)
+        if state["pdus"] == 3:
+            raise ValueError("boom")
+        return result
+
+
+class StallingDissector(LenMsgDissector):
+    """Violates the contract (consumed 0, needed 0) after its first PDU."""
+
+    name = "stalling"
+
+    def parse(self, state: Any, data: memoryview, direction: int, ctx: ParseContext) -> ParseResult:
+        if state["pdus"] >= 1:
+            return ParseResult()
+        return super().parse(state, data, direction, ctx)

@@ -1,0 +1,257 @@
+"""Flow table and TCP reassembly, driven by decoded scapy-built frames."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Dot1Q, Ether
+from scapy.packet import Raw
+
+from ics_monitor.decode import Decoder
+from ics_monitor.flows import Flow, FlowConfig, FlowTable
+from ics_monitor.flows.tcp import TcpStream, seq_diff
+
+MAC_C, MAC_S = "00:1b:1b:00:00:01", "00:80:f4:00:00:02"
+C, S = "192.0.2.10", "192.0.2.20"
+
+
+class Recorder:
+    """A FlowHandler that writes down every call."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[str, int], bytearray] = {}
+        self.gaps: list[tuple[str, int, int]] = []
+        self.started: list[str] = []
+        self.ended: list[tuple[str, str]] = []
+
+    def flow_started(self, flow: Flow) -> None:
+        self.started.append(flow.id)
+
+    def payload(self, flow: Flow, direction: int, data: bytes, pkt: object) -> None:
+        self.data.setdefault((flow.id, direction), bytearray()).extend(data)
+
+    def gap(self, flow: Flow, direction: int, size: int, pkt: object) -> None:
+        self.gaps.append((flow.id, direction, size))
+
+    def flow_ended(self, flow: Flow, reason: str) -> None:
+        self.ended.append((flow.id, reason))
+
+
+def tcp(
+    ts: float,
+    client: bool,
+    flags: str,
+    seq: int,
+    ack: int = 0,
+    data: bytes = b"",
+    sport: int = 40000,
+    dport: int = 7777,
+    vlan: int | None = None,
+) -> tuple[float, bytes]:
+    src, dst, smac, dmac = (C, S, MAC_C, MAC_S) if client else (S, C, MAC_S, MAC_C)
+    sp, dp = (sport, dport) if client else (dport, sport)
+    l2 = Ether(src=smac, dst=dmac)
+    if vlan is not None:
+        l2 = l2 / Dot1Q(vlan=vlan)
+    frame = l2 / IP(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack)
+    if data:
+        frame = frame / Raw(data)
+    return ts, bytes(frame)
+
+
+def udp(
+    ts: float, client: bool, data: bytes, sport: int = 40000, dport: int = 53, vlan: int | None = None
+) -> tuple[float, bytes]:
+    src, dst = (C, S) if client else (S, C)
+    sp, dp = (sport, dport) if client else (dport, sport)
+    l2 = Ether(src=MAC_C, dst=MAC_S)
+    if vlan is not None:
+        l2 = l2 / Dot1Q(vlan=vlan)
+    return ts, bytes(l2 / IP(src=src, dst=dst) / UDP(sport=sp, dport=dp) / Raw(data))
+
+
+def run(frames: list[tuple[float, bytes]], config: FlowConfig | None = None) -> tuple[FlowTable, Recorder]:
+    recorder = Recorder()
+    table = FlowTable(config or FlowConfig(), recorder)
+    decoder = Decoder()
+    for number, (ts, frame) in enumerate(frames, start=1):
+        pkt = decoder.decode(number, ts, 1, frame, len(frame))
+        assert pkt is not None
+        table.process(pkt)
+    table.flush()
+    return table, recorder
+
+
+def handshake(isn_c: int = 1000, isn_s: int = 5000, t: float = 1.0, **kw: int) -> list[tuple[float, bytes]]:
+    return [
+        tcp(t, True, "S", isn_c, **kw),
+        tcp(t + 0.001, False, "SA", isn_s, isn_c + 1, **kw),
+        tcp(t + 0.002, True, "A", isn_c + 1, isn_s + 1, **kw),
+    ]
+
+
+def test_session_counters_orientation_state() -> None:
+    frames = handshake() + [
+        tcp(1.01, True, "PA", 1001, 5001, b"hello"),
+        tcp(1.02, False, "PA", 5001, 1006, b"world!"),
+        tcp(1.03, True, "FA", 1006, 5007),
+        tcp(1.04, False, "FA", 5007, 1007),
+        tcp(1.05, True, "A", 1007, 5008),
+    ]
+    table, recorder = run(frames)
+    (record,) = table.records
+    assert (record.src_ip, record.src_port, record.dst_ip, record.dst_port) == (C, 40000, S, 7777)
+    assert record.orientation == "syn"
+    assert (record.packets_to_server, record.packets_to_client) == (5, 3)
+    assert record.bytes_to_server == sum(len(f) for i, (_, f) in enumerate(frames) if i in (0, 2, 3, 5, 7))
+    assert (record.payload_bytes_to_server, record.payload_bytes_to_client) == (5, 6)
+    assert record.state == "closed" and record.end_reason == "closed"
+    assert record.src_mac == MAC_C and record.dst_mac == MAC_S
+    assert set(record.tcp_flags_to_server) == {"SYN", "ACK", "PSH", "FIN"}
+    assert bytes(recorder.data[(record.flow_id, 0)]) == b"hello"
+    assert bytes(recorder.data[(record.flow_id, 1)]) == b"world!"
+
+
+def test_orientation_without_syn_uses_ports_then_first_talker() -> None:
+    table, _ = run([udp(1.0, False, b"answer"), udp(1.1, True, b"query")])  # server (port 53) speaks first
+    (record,) = table.records
+    assert (record.src_port, record.dst_port, record.orientation) == (40000, 53, "port")
+    assert record.service == "dns"
+    table, _ = run([udp(1.0, False, b"x", sport=40000, dport=41000)])
+    assert table.records[0].orientation == "first_packet"
+    assert table.records[0].src_port == 41000  # the first talker is taken as the client
+
+
+def test_vlans_keep_flows_apart() -> None:
+    table, _ = run([udp(1.0, True, b"a", vlan=10), udp(1.1, True, b"b"), udp(1.2, True, b"c", vlan=20)])
+    assert sorted(r.vlan for r in table.records) == [(), (10,), (20,)]
+    assert len({r.flow_id for r in table.records}) == 3
+
+
+def test_rejected_connection_and_port_reuse() -> None:
+    frames = [
+        tcp(1.0, True, "S", 100, dport=23),
+        tcp(1.001, False, "RA", 0, 101, dport=23),
+        tcp(2.0, True, "S", 900, dport=23),  # same 5-tuple again: a new connection
+        tcp(2.001, False, "SA", 50, 901, dport=23),
+    ]
+    table, _ = run(frames)
+    first, second = table.records
+    assert first.state == "rejected" and first.end_reason == "reset"
+    assert second.state == "established" and second.ts_start == 2.0
+    assert first.flow_id != second.flow_id
+
+
+def test_idle_and_active_timeouts() -> None:
+    config = FlowConfig(udp_idle_timeout=10.0, active_timeout=100.0)
+    frames = [udp(0.0, True, b"a"), udp(50.0, True, b"b", sport=40001)]
+    table, _ = run(frames, config)
+    assert [r.end_reason for r in table.records] == ["idle_timeout", "end_of_capture"]
+    # A chatty flow lasting 300 s is cut into records by the active timeout, same flow id.
+    chatty = [udp(float(t), True, b"x") for t in range(0, 300, 5)]
+    table, _ = run(chatty, config)
+    reasons = [r.end_reason for r in table.records]
+    assert reasons.count("active_timeout") >= 2 and reasons[-1] == "end_of_capture"
+    assert len({r.flow_id for r in table.records}) == 1
+    assert sum(r.packets_to_server for r in table.records) == len(chatty)
+
+
+def test_table_cap_evicts_with_anomaly() -> None:
+    config = replace(FlowConfig(), max_flows=4)
+    table, _ = run([udp(1.0 + i / 100, True, b"q", sport=1000 + i) for i in range(10)], config)
+    reasons = [r.end_reason for r in table.records]
+    assert reasons.count("evicted") == 6
+    codes = [a.code for a in table.anomalies]
+    assert codes and set(codes) == {"flow.table_full"}
+    assert len(codes) < 6  # rate-limited: one per power of two
+
+
+def test_out_of_order_segments_delivered_in_order() -> None:
+    frames = handshake() + [
+        tcp(1.01, True, "PA", 1001, 5001, b"AAAA"),
+        tcp(1.02, True, "PA", 1009, 5001, b"CCCC"),
+        tcp(1.03, True, "PA", 1005, 5001, b"BBBB"),
+        tcp(1.04, True, "PA", 1013, 5001, b"DDDD"),
+    ]
+    table, recorder = run(frames)
+    flow_id = table.records[0].flow_id
+    assert bytes(recorder.data[(flow_id, 0)]) == b"AAAABBBBCCCCDDDD"
+    assert recorder.gaps == [] and table.anomalies == []
+
+
+def test_retransmission_same_bytes_and_overlap_with_different_bytes() -> None:
+    frames = handshake() + [
+        tcp(1.01, True, "PA", 1001, 5001, b"12345678"),
+        tcp(1.02, True, "PA", 1001, 5001, b"12345678"),  # plain retransmission
+        tcp(1.03, True, "PA", 1005, 5001, b"5678abcd"),  # half old (same), half new
+        tcp(1.04, True, "PA", 1001, 5001, b"XXXX"),  # rewrites delivered bytes: evasion
+    ]
+    table, recorder = run(frames)
+    flow_id = table.records[0].flow_id
+    assert bytes(recorder.data[(flow_id, 0)]) == b"12345678abcd"
+    assert [a.code for a in table.anomalies] == ["tcp.overlap_mismatch"]
+    assert table.records[0].retransmissions == 2
+
+
+def test_gap_detected_from_peer_ack() -> None:
+    frames = handshake() + [
+        tcp(1.01, True, "PA", 1001, 5001, b"aaaa"),
+        # 1005..1009 never captured
+        tcp(1.03, True, "PA", 1009, 5001, b"cccc"),
+        tcp(1.04, False, "A", 5001, 1013),  # server acknowledges everything
+        tcp(1.05, True, "PA", 1013, 5001, b"dddd"),
+    ]
+    table, recorder = run(frames)
+    flow_id = table.records[0].flow_id
+    assert recorder.gaps == [(flow_id, 0, 4)]
+    assert bytes(recorder.data[(flow_id, 0)]) == b"aaaaccccdddd"
+    assert [a.code for a in table.anomalies] == ["tcp.reassembly_gap"]
+    assert table.records[0].missed_bytes == 4
+
+
+def test_buffer_cap_gives_up_the_hole() -> None:
+    config = replace(FlowConfig(), max_reassembly_bytes=10)
+    frames = handshake() + [
+        tcp(1.01, True, "PA", 1011, 5001, b"x" * 8),  # hole 1001..1011
+        tcp(1.02, True, "PA", 1019, 5001, b"y" * 8),  # over the cap
+    ]
+    table, recorder = run(frames, config)
+    flow_id = table.records[0].flow_id
+    assert "tcp.reassembly_buffer_full" in [a.code for a in table.anomalies]
+    assert bytes(recorder.data[(flow_id, 0)]) == b"x" * 8 + b"y" * 8
+    assert recorder.gaps[0] == (flow_id, 0, 10)
+
+
+def test_sequence_wrap_and_midstream_pickup() -> None:
+    isn = 2**32 - 6
+    frames = handshake(isn_c=isn) + [
+        tcp(1.01, True, "PA", isn + 1, 5001, b"01234567"),  # wraps inside this segment
+        tcp(1.02, True, "PA", (isn + 9) % 2**32, 5001, b"89"),
+    ]
+    table, recorder = run(frames)
+    assert bytes(recorder.data[(table.records[0].flow_id, 0)]) == b"0123456789"
+    # No handshake: the first data segment starts the stream.
+    table, recorder = run([tcp(1.0, True, "PA", 777, 1, b"mid"), tcp(1.1, True, "PA", 780, 1, b"dle")])
+    record = table.records[0]
+    assert record.state == "midstream" and record.orientation == "first_packet"
+    assert bytes(recorder.data[(record.flow_id, 0)]) == b"middle"
+
+
+def test_unfilled_hole_flushed_at_end_with_gap() -> None:
+    frames = handshake() + [tcp(1.01, True, "PA", 1005, 5001, b"late")]
+    table, recorder = run(frames)
+    flow_id = table.records[0].flow_id
+    assert recorder.gaps == [(flow_id, 0, 4)]
+    assert bytes(recorder.data[(flow_id, 0)]) == b"late"
+
+
+def test_seq_diff_serial_arithmetic() -> None:
+    assert seq_diff(5, 2**32 - 5) == 10
+    assert seq_diff(2**32 - 5, 5) == -10
+    stream = TcpStream()
+    out: list[tuple[int, bytes]] = []
+    stream.syn(2**32 - 1)
+    assert stream.next_seq == 0
+    stream.add(0, b"ab", 100, out)
+    assert out == [(0, b"ab")]
