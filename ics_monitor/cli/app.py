@@ -36,6 +36,18 @@ app = typer.Typer(
 stderr = Console(stderr=True)
 
 
+def _stdout_console() -> Console:
+    """Console for tables: the terminal's width, or wide enough not to wrap when piped."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def _error_line(message: str) -> None:
+    """Print one error line on stderr, never wrapped."""
+    sys.stderr.write(f"ics-monitor: error: {message}\n")
+    sys.stderr.flush()
+
+
 class _State:
     debug = False
 
@@ -88,7 +100,7 @@ class _nullcontext:  # noqa: N801 - mirrors contextlib.nullcontext without its t
 def _check_errors(stats: RunStats) -> None:
     """Damaged captures: everything before the damage is written; now say so and fail."""
     for error in stats.errors:
-        stderr.print(f"ics-monitor: error: {error}", markup=False, highlight=False)
+        _error_line(str(error))
     if stats.errors:
         raise typer.Exit(EXIT_USAGE)
 
@@ -123,7 +135,7 @@ def flows(
     pipeline = Pipeline(Config(), default_registry(), dissect="detect", flow_sinks=[sink])
     stats = _run(pipeline, source)
     if isinstance(sink, FlowTableSink):
-        render_flow_table(Console(), sink, stats)
+        render_flow_table(_stdout_console(), sink, stats)
     _check_errors(stats)
 
 
@@ -137,7 +149,7 @@ def summary(captures: Captures) -> None:
         Config(), default_registry(), dissect="full", flow_sinks=[flow_sink], event_sinks=[event_sink]
     )
     stats = _run(pipeline, source)
-    print_summary(Console(), flow_sink, event_sink, stats)
+    print_summary(_stdout_console(), flow_sink, event_sink, stats)
     _check_errors(stats)
 
 
@@ -148,7 +160,7 @@ def main() -> None:
     except IcsMonitorError as exc:
         if _State.debug:
             traceback.print_exc()
-        stderr.print(f"ics-monitor: error: {exc}", markup=False, highlight=False)
+        _error_line(str(exc))
         sys.exit(EXIT_USAGE)
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error of ours.

@@ -1,0 +1,114 @@
+"""The installed ``ics-monitor`` command, run as a user would: outputs, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from tests.unit.capture.test_files import pcap_bytes
+
+CLI = str(Path(sys.executable).with_name("ics-monitor"))
+MAC = "00:80:f4:00:00:02"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def session_capture(path: Path, truncate: int = 0) -> Path:
+    frames = [
+        Ether(dst=MAC)
+        / IP(src="192.0.2.10", dst="192.0.2.20")
+        / TCP(sport=40000, dport=502, flags="S", seq=1),
+        Ether(dst=MAC)
+        / IP(src="192.0.2.20", dst="192.0.2.10")
+        / TCP(sport=502, dport=40000, flags="SA", ack=2),
+        Ether(dst=MAC) / IP(src="192.0.2.10", dst="192.0.2.53") / UDP(sport=5353, dport=53) / Raw(b"query"),
+        Ether(dst=MAC)
+        / IP(src="192.0.2.10", dst="192.0.2.20")
+        / TCP(sport=40000, dport=502, flags="A", seq=2),
+    ]
+    content = pcap_bytes([(1700000000 + i, 0, bytes(f)) for i, f in enumerate(frames)])
+    path.write_bytes(content[: len(content) - truncate] if truncate else content)
+    return path
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.startswith("ics-monitor ")
+
+
+def test_flows_json_lines_to_stdout_and_file(tmp_path: Path) -> None:
+    capture = session_capture(tmp_path / "s.pcap")
+    result = run("flows", str(capture))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted((r["transport"], r["dst_port"], r["service"]) for r in records) == [
+        ("tcp", 502, "modbus"),
+        ("udp", 53, "dns"),
+    ]
+    out = tmp_path / "flows.jsonl"
+    assert run("flows", str(capture), "-o", str(out)).returncode == 0
+    assert len(out.read_text().splitlines()) == 2
+
+
+def test_flows_table(tmp_path: Path) -> None:
+    result = run("flows", "--table", str(session_capture(tmp_path / "s.pcap")))
+    assert result.returncode == 0
+    assert "192.0.2.20:502" in result.stdout and "2 largest of 2" in result.stdout
+
+
+def test_summary(tmp_path: Path) -> None:
+    result = run("summary", str(session_capture(tmp_path / "s.pcap")))
+    assert result.returncode == 0
+    assert "Protocols" in result.stdout and "modbus" in result.stdout and "dns" in result.stdout
+
+
+def test_missing_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    result = run("flows", str(tmp_path / "nope.pcap"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "nope.pcap: no such file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_not_a_capture_is_one_line_exit_2(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("hello, I am not a capture file at all")
+    result = run("dissect", str(bogus))
+    assert result.returncode == 2 and "not a pcap or pcapng" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_traceback(tmp_path: Path) -> None:
+    result = run("--debug", "flows", str(tmp_path / "nope.pcap"))
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_truncated_capture_keeps_everything_before_the_damage(tmp_path: Path) -> None:
+    capture = session_capture(tmp_path / "t.pcap", truncate=20)
+    out = tmp_path / "flows.jsonl"
+    result = run("flows", str(capture), "-o", str(out))
+    assert result.returncode == 2
+    assert "t.pcap: truncated record" in result.stderr and "byte offset" in result.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    tcp = next(r for r in records if r["transport"] == "tcp")
+    assert tcp["packets_to_server"] + tcp["packets_to_client"] == 2  # the cut 4th frame is lost, not more
+    assert any(r["transport"] == "udp" for r in records)
+
+
+def test_output_into_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    capture = session_capture(tmp_path / "s.pcap")
+    shell = subprocess.run(
+        f"{CLI} flows {capture} {capture} | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Traceback" not in shell.stderr
