@@ -170,3 +170,44 @@ def test_catalogue_is_present_or_skipped() -> None:
     """Guard against silently testing nothing: with ../shared present, the captures are found."""
     root = shared_pcaps()
     assert len(CAPTURES) >= 100, f"only {len(CAPTURES)} captures found under {root}"
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=IDS)
+def test_community_id_agrees_with_tshark(capture: Path) -> None:
+    need_tool("tshark")
+    _frames, records, _errors = our_flows(capture)
+    output = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(capture),
+            "--enable-protocol",
+            "communityid",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "communityid",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    ).stdout
+    theirs = dict(line.split("\t", 1) for line in output.splitlines() if "\t" in line)
+    compared = 0
+    problems = []
+    for record in records:
+        # ICMP is left out: for ICMP errors tshark hashes the quoted inner packet, while the
+        # Community ID spec (and Zeek, and we) hash the outer header's type/code.
+        if record.transport not in ("tcp", "udp"):
+            continue
+        expected = theirs.get(str(record.first_frame), "")
+        if not expected or record.first_frame == 0:
+            continue  # tshark has no id for this frame (e.g. a fragment it did not reassemble)
+        compared += 1
+        if expected.split(",")[0] != record.community_id:
+            problems.append(f"frame {record.first_frame}: ours {record.community_id} tshark {expected}")
+    assert not problems, "\n".join(problems[:20])
+    assert compared == sum(1 for r in records if r.transport in ("tcp", "udp") and r.first_frame)
