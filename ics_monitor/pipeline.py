@@ -65,34 +65,44 @@ class _DissectBridge:
         self.engine = engine
 
     def flow_started(self, flow: Flow) -> None:
-        engine = self.engine
-        if engine is None or flow.proto not in (IPPROTO_TCP, IPPROTO_UDP):
-            flow.deliver = False
-            return
-        ctx = ParseContext(
-            flow.id,
-            flow.transport,
-            format_ip(flow.client_ip),
-            flow.client_port,
-            format_ip(flow.server_ip),
-            flow.server_port,
-        )
-        fd = engine.start(ctx, aligned=flow.orientation == "syn")
-        flow.app = fd
-        if fd is None:
+        # Dissection state is made at the first payload: scans and SYN floods cost no parser state.
+        if self.engine is None or flow.proto not in (IPPROTO_TCP, IPPROTO_UDP):
             flow.deliver = False
 
+    def _dissection(self, flow: Flow, engine: DissectEngine) -> FlowDissection | None:
+        fd: FlowDissection | None = flow.app
+        if fd is None:
+            ctx = ParseContext(
+                flow.id,
+                flow.transport,
+                format_ip(flow.client_ip),
+                flow.client_port,
+                format_ip(flow.server_ip),
+                flow.server_port,
+            )
+            fd = engine.start(ctx, aligned=flow.orientation == "syn")
+            if fd is None:
+                flow.deliver = False
+            flow.app = fd
+        return fd
+
     def payload(self, flow: Flow, direction: int, data: bytes, pkt: Packet) -> None:
-        fd: FlowDissection = flow.app
-        assert self.engine is not None
-        if not self.engine.feed(fd, direction, data, pkt.ts, pkt.frame):
+        engine = self.engine
+        assert engine is not None
+        fd = self._dissection(flow, engine)
+        if fd is None:
+            return
+        if not engine.feed(fd, direction, data, pkt.ts, pkt.frame):
             flow.deliver = False
         if flow.app_protocol is None and fd.confirmed:
             flow.app_protocol = fd.protocol
 
     def gap(self, flow: Flow, direction: int, size: int, pkt: Packet | None) -> None:
-        if flow.app is not None and self.engine is not None:
-            self.engine.gap(flow.app, direction)
+        engine = self.engine
+        if engine is not None:
+            fd = self._dissection(flow, engine)
+            if fd is not None:
+                engine.gap(fd, direction)
 
     def flow_ended(self, flow: Flow, reason: str) -> None:
         fd: FlowDissection | None = flow.app

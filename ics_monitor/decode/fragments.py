@@ -8,6 +8,7 @@ conflicting fragments is a classic IDS-evasion trick (RFC 5722 forbids overlaps 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 
 from ics_monitor.core.packet import IPPROTO_TCP, IPPROTO_UDP
@@ -35,7 +36,7 @@ class FragmentReassembler:
     def __init__(self, timeout: float = 30.0, max_datagrams: int = 1024) -> None:
         self.timeout = timeout
         self.max_datagrams = max_datagrams
-        self._pending: dict[DatagramKey, _Pending] = {}
+        self._pending: OrderedDict[DatagramKey, _Pending] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._pending)

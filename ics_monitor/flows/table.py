@@ -13,6 +13,7 @@ protocols beyond the port table.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -189,7 +190,13 @@ class FlowTable:
         self.config = config
         self.handler = handler
         self.flows: dict[FlowKey, Flow] = {}
-        self._classes: tuple[dict[FlowKey, Flow], ...] = ({}, {}, {}, {})
+        # OrderedDict, not dict: popping a plain dict from the front makes next(iter()) O(n).
+        self._classes: tuple[OrderedDict[FlowKey, Flow], ...] = (
+            OrderedDict(),
+            OrderedDict(),
+            OrderedDict(),
+            OrderedDict(),
+        )
         self._timeouts = (
             config.tcp_idle_timeout,
             config.tcp_closed_timeout,
@@ -247,9 +254,7 @@ class FlowTable:
             flow.payload_bytes[direction] += len(payload)
         if ts - flow.touched > 1.0:
             # Keep the timeout class roughly ordered by last activity (1 s granularity is enough).
-            cls = self._classes[flow.timeout_class]
-            del cls[key]
-            cls[key] = flow
+            self._classes[flow.timeout_class].move_to_end(key)
             flow.touched = ts
         if proto == IPPROTO_TCP:
             flow.flags[direction] |= flags
@@ -388,8 +393,7 @@ class FlowTable:
                     if now - flow.touched <= timeout:
                         break
                     # Seen recently but not re-queued yet: move it back and go on.
-                    del flows[flow.key]
-                    flows[flow.key] = flow
+                    flows.move_to_end(flow.key)
                     flow.touched = flow.last_ts
                     continue
                 self._end(flow, self._closed_reason(flow) if timeout_class == _CLOSED_TCP else "idle_timeout")
