@@ -86,18 +86,18 @@ class _DissectBridge:
             flow.app = fd
         return fd
 
-    def payload(self, flow: Flow, direction: int, data: bytes, pkt: Packet) -> None:
+    def payload(self, flow: Flow, direction: int, data: bytes, ts: float, frame: int) -> None:
         engine = self.engine
         assert engine is not None
         fd = self._dissection(flow, engine)
         if fd is None:
             return
-        if not engine.feed(fd, direction, data, pkt.ts, pkt.frame):
+        if not engine.feed(fd, direction, data, ts, frame):
             flow.deliver = False
         if flow.app_protocol is None and fd.confirmed:
             flow.app_protocol = fd.protocol
 
-    def gap(self, flow: Flow, direction: int, size: int, pkt: Packet | None) -> None:
+    def gap(self, flow: Flow, direction: int, size: int) -> None:
         engine = self.engine
         if engine is not None:
             fd = self._dissection(flow, engine)

@@ -138,6 +138,8 @@ class Dissector:
     tcp_ports: frozenset[int] = frozenset()
     udp_ports: frozenset[int] = frozenset()
     max_pdu: int = 65536
+    # True for content identifiers: a YES probe labels the flow and ends its dissection.
+    identify_only: bool = False
 
     def probe(self, data: memoryview, direction: int) -> Probe:
         """Cheap check of the first bytes of a stream direction or datagram."""

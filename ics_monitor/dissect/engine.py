@@ -187,6 +187,12 @@ class DissectEngine:
         waiting = False
         for candidate in list(fd.candidates):
             answer = candidate.probe(view, direction)
+            if answer is Probe.YES and candidate.identify_only:
+                fd.dissector = candidate
+                fd.confirmed = True
+                fd.done = True
+                fd.ctx.protocol = candidate.name
+                return False
             if answer is Probe.YES:
                 fd.dissector = candidate
                 fd.state = candidate.new_state(fd.ctx)

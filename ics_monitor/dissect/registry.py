@@ -55,4 +55,7 @@ def default_registry() -> Registry:
     # modbus
     # dnp3
     # s7comm
+    from ics_monitor.dissect.identify import identifiers
+
+    dissectors.extend(identifiers())
     return Registry(dissectors)

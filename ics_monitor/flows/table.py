@@ -67,10 +67,13 @@ class FlowHandler(Protocol):
     def flow_started(self, flow: Flow) -> None:
         """A new flow entered the table."""
 
-    def payload(self, flow: Flow, direction: int, data: bytes, pkt: Packet) -> None:
-        """In-order TCP bytes, or one UDP datagram, in ``direction`` (0 to server, 1 to client)."""
+    def payload(self, flow: Flow, direction: int, data: bytes, ts: float, frame: int) -> None:
+        """In-order TCP bytes, or one UDP datagram, in ``direction`` (0 to server, 1 to client).
 
-    def gap(self, flow: Flow, direction: int, size: int, pkt: Packet | None) -> None:
+        ``ts``/``frame`` are those of the packet that completed the bytes (at flow end: its last).
+        """
+
+    def gap(self, flow: Flow, direction: int, size: int) -> None:
         """``size`` bytes of the TCP stream in ``direction`` are missing from the capture."""
 
     def flow_ended(self, flow: Flow, reason: str) -> None:
@@ -94,6 +97,7 @@ class Flow:
         "id",
         "ip_version",
         "key",
+        "last_frame",
         "last_ts",
         "orientation",
         "packets",
@@ -134,7 +138,7 @@ class Flow:
             self.client_mac, self.server_mac = pkt.dst_mac, pkt.src_mac
         self.orientation = orientation
         self.first_ts = self.last_ts = self.touched = self.record_start = pkt.ts
-        self.first_frame = self.record_frame = pkt.frame
+        self.first_frame = self.record_frame = self.last_frame = pkt.frame
         self.id = flow_id(key, pkt.ts)
         self.packets = [0, 0]
         self.bytes = [0, 0]
@@ -247,6 +251,7 @@ class FlowTable:
         flow.packets[direction] += pkt.fragments
         flow.bytes[direction] += pkt.wire_len
         flow.last_ts = ts
+        flow.last_frame = pkt.frame
         if not flow.record_frame:
             flow.record_frame = pkt.frame  # first packet after an active-timeout record
         payload = pkt.payload
@@ -263,7 +268,7 @@ class FlowTable:
             if flow.deliver:
                 self._tcp_payload(flow, direction, pkt)
         elif payload and flow.deliver:
-            self.handler.payload(flow, direction, payload, pkt)
+            self.handler.payload(flow, direction, payload, ts, pkt.frame)
         return flow
 
     def _tcp_control(self, flow: Flow, direction: int, pkt: Packet) -> None:
@@ -326,9 +331,9 @@ class FlowTable:
                         pkt,
                         f"{gap} bytes missing before this segment; later gaps are counted only",
                     )
-                handler.gap(flow, direction, gap, pkt)
+                handler.gap(flow, direction, gap)
             if data and flow.deliver:
-                handler.payload(flow, direction, data, pkt)  # type: ignore[arg-type]
+                handler.payload(flow, direction, data, flow.last_ts, flow.last_frame)
         chunks.clear()
 
     # -- flow lifecycle --------------------------------------------------------------------------

@@ -28,10 +28,10 @@ class Recorder:
     def flow_started(self, flow: Flow) -> None:
         self.started.append(flow.id)
 
-    def payload(self, flow: Flow, direction: int, data: bytes, pkt: object) -> None:
+    def payload(self, flow: Flow, direction: int, data: bytes, ts: float, frame: int) -> None:
         self.data.setdefault((flow.id, direction), bytearray()).extend(data)
 
-    def gap(self, flow: Flow, direction: int, size: int, pkt: object) -> None:
+    def gap(self, flow: Flow, direction: int, size: int) -> None:
         self.gaps.append((flow.id, direction, size))
 
     def flow_ended(self, flow: Flow, reason: str) -> None:
