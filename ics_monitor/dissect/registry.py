@@ -53,7 +53,9 @@ def default_registry() -> Registry:
     dissectors: list[Dissector] = []
     # One line per protocol package (imports stay local so a broken package names itself):
     # modbus
-    # dnp3
+    from ics_monitor.dissect.dnp3.dissector import Dnp3Dissector
+
+    dissectors.append(Dnp3Dissector())
     # s7comm
     from ics_monitor.dissect.identify import identifiers
 

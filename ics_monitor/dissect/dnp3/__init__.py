@@ -1,0 +1,1 @@
+"""DNP3 (IEEE 1815) over TCP and UDP: link, transport and application layers."""
