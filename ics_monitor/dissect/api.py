@@ -3,7 +3,9 @@
 A dissector is a stateless object with per-flow state kept in an object it creates (``new_state``).
 ``parse`` gets the bytes buffered so far in one direction and answers with a ``ParseResult``:
 
-* complete: ``consumed`` > 0 bytes made one or more PDUs (``events`` holds their records);
+* complete: ``consumed`` > 0 bytes made one or more PDUs (``events`` holds their records); a PDU
+  that is well formed but yields no record of its own (a COTP connect, one link frame of a longer
+  DNP3 fragment) sets ``valid`` so that it can confirm the flow;
 * truncated: ``consumed`` == 0 and ``needed`` > 0 more bytes are required;
 * not this protocol: ``NOT_THIS_PROTOCOL``.  Before the flow is confirmed this drops the candidate;
   after confirmation it means "lost sync": the engine discards the buffered bytes of that direction
@@ -38,20 +40,27 @@ class Probe(Enum):
 class ParseResult:
     """Outcome of one ``parse`` call (see the module docstring)."""
 
-    __slots__ = ("consumed", "events", "needed", "reject")
+    __slots__ = ("consumed", "events", "needed", "reject", "valid")
 
     def __init__(
-        self, consumed: int = 0, needed: int = 0, events: Sequence[Event] = (), reject: bool = False
+        self,
+        consumed: int = 0,
+        needed: int = 0,
+        events: Sequence[Event] = (),
+        reject: bool = False,
+        valid: bool = False,
     ) -> None:
         self.consumed = consumed
         self.needed = needed
         self.events = events
         self.reject = reject
+        # True: the consumed bytes were a well-formed PDU of this protocol even without a record.
+        self.valid = valid
 
     def __repr__(self) -> str:
         return (
             f"ParseResult(consumed={self.consumed}, needed={self.needed}, "
-            f"events={len(self.events)}, reject={self.reject})"
+            f"events={len(self.events)}, reject={self.reject}, valid={self.valid})"
         )
 
 

@@ -2,8 +2,9 @@
 
 Detection: the registry orders candidates (port hint first); ``probe`` looks at the first bytes of a
 direction; the first candidate answering YES parses, and the flow is *confirmed* by the first PDU
-that yields a protocol record.  A candidate that rejects, or whose first PDU yields only anomalies,
-is dropped, so port-502 garbage never becomes Modbus.  After ``detect_limit`` bytes without a
+that yields a protocol record (or that the dissector declares ``valid`` without one: a COTP
+connect, one link frame of a long DNP3 fragment).  A candidate that rejects, or whose first PDU
+yields only anomalies, is dropped, so port-502 garbage never becomes Modbus.  After ``detect_limit`` bytes without a
 confirmation the flow is left alone.
 
 Alignment: a TCP flow whose handshake was seen starts at a PDU boundary.  A flow picked up mid-stream,
@@ -144,7 +145,7 @@ class DissectEngine:
             dissector = fd.dissector
             result = dissector.parse(fd.state, memoryview(buf), direction, fd.ctx)
             real = [event for event in result.events if not isinstance(event, AnomalyEvent)]
-            if result.reject or (result.consumed and not real):
+            if result.reject or (result.consumed and not real and not result.valid):
                 # Wrong guess: forget the candidate and re-probe the same bytes with the others.
                 fd.candidates.remove(dissector)
                 fd.dissector = None

@@ -50,6 +50,9 @@ class LenMsgDissector(Dissector):
         if len(data) < 4 + length:
             return ParseResult(needed=4 + length - len(data))
         state["pdus"] += 1
+        if bytes(data[4 : 4 + length]) == b"!":
+            # A handshake PDU: well formed, no record of its own (like a COTP connect).
+            return ParseResult(4 + length, valid=True)
         if length == 0:
             return ParseResult(4, 0, [ctx.anomaly("lenmsg.empty_body", direction, "empty body")])
         src_ip, src_port, dst_ip, dst_port = ctx.endpoints(direction)

@@ -197,6 +197,10 @@ class Dnp3Dissector(Dissector):
             return ParseResult(position, 0, events)
         if events:
             return NOT_THIS_PROTOCOL  # anomalies only (or a record of a bad frame): not healthy DNP3
+        if position:
+            # Good frames of a fragment longer than one segment: CRC-checked DNP3, so confirm.
+            state.confirmed = True
+            return ParseResult(position, 0, events, valid=True)
         if size - position < 10:
             return ParseResult(0, 10 - (size - position))
         return ParseResult(0, FRAME_SIZE[data[position + 2]] - (size - position))

@@ -88,6 +88,16 @@ def test_first_pdu_with_only_anomalies_does_not_confirm() -> None:
     assert not fd.confirmed and engine.events == []
 
 
+def test_valid_pdu_without_record_confirms() -> None:
+    engine = engine_for(LenMsgDissector())
+    fd = engine.start(context(port=12345), aligned=True)
+    assert fd is not None
+    engine.feed(fd, 0, pdu(b"!"), 1.0, 1)  # handshake: consumed, valid, no event
+    assert fd.confirmed and fd.protocol == "lenmsg" and engine.events == []
+    engine.feed(fd, 1, pdu(b"ok"), 2.0, 2)
+    assert bodies(engine.events) == ["ok"]
+
+
 def test_malformed_after_confirmation_resyncs_at_next_boundary() -> None:
     engine = engine_for(LenMsgDissector())
     events = feed_all(
