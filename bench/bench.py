@@ -37,11 +37,11 @@ TEMPLATES: dict[str, tuple[list[Path], str]] = {
         "modbus.func_code",
     ),
     "dnp3": (
-        [REPO / "pcaps/dnp3/yadnp3_session.pcap", SHARED / "stacks/dnp3_yadnp3_clean.pcap"],
+        [REPO / "pcaps/dnp3/opendnp3_session.pcap", SHARED / "stacks/dnp3_yadnp3_clean.pcap"],
         "dnp3.al.func",
     ),
     "s7comm": (
-        [REPO / "pcaps/s7comm/snap7_c_session.pcap", SHARED / "stacks/s7comm_snap7c.pcap"],
+        [REPO / "pcaps/s7comm/snap7_session.pcap", SHARED / "stacks/s7comm_snap7c.pcap"],
         "s7comm.param.func",
     ),
 }
@@ -140,13 +140,21 @@ def main() -> None:
     have_tshark = shutil.which("tshark") is not None
     rows: list[tuple[str, str, int, float, float, float | None]] = []
 
-    def line(label: str, tool: str, packets: int, command: list[str], baseline: float | None) -> float:
+    def line(
+        label: str,
+        tool: str,
+        packets: int,
+        command: list[str],
+        baseline: float | None,
+        fields_rate: float | None = None,
+    ) -> float:
         seconds, rss = measure(command)
         rate = packets / seconds
         rows.append((label, tool, packets, rate, rss, rate / baseline if baseline else None))
         print(
             f"  {label:<28} {tool:<34} {rate:>10,.0f} pkt/s  {rss:>7.1f} MB"
-            + (f"  {rate / baseline:5.2f}x tshark io,phs" if baseline else ""),
+            + (f"  {rate / baseline:5.2f}x tshark io,phs" if baseline else "")
+            + (f"  {rate / fields_rate:5.2f}x tshark -T fields" if fields_rate else ""),
             flush=True,
         )
         return rate
@@ -164,12 +172,12 @@ def main() -> None:
         else:
             count = sum(1 for _ in _iter_count(big))
         print(f"{name}: {count:,} packets from {template.relative_to(template.parents[1])}")
-        baseline = None
+        baseline = fields_rate = None
         if have_tshark:
             baseline = line(
                 name, "tshark -q -z io,phs", count, ["tshark", "-r", str(big), "-q", "-z", "io,phs"], None
             )
-            line(
+            fields_rate = line(
                 name,
                 f"tshark -T fields -e {field}",
                 count,
@@ -189,6 +197,7 @@ def main() -> None:
             count,
             [CLI, "dissect", "-o", "/dev/null", str(big)],
             baseline,
+            fields_rate,
         )
         if name == "modbus":
             huge = OUT / f"{name}_3m.pcap"
