@@ -44,6 +44,8 @@ DIRECTION_NAMES = ("to_server", "to_client")
 
 # Timeout classes: each has its own insertion-ordered dict so expiry pops from the front.
 _OPEN_TCP, _CLOSED_TCP, _UDP, _OTHER = range(4)
+# Offsets into Flow.counters (plus the direction, 0 or 1).
+BYTES, PAYLOAD, FLAGS = 2, 4, 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,22 +88,19 @@ class Flow:
     __slots__ = (
         "app",
         "app_protocol",
-        "bytes",
         "client_ip",
         "client_mac",
         "client_port",
+        "counters",
         "deliver",
         "first_frame",
         "first_ts",
-        "flags",
         "id",
         "ip_version",
         "key",
         "last_frame",
         "last_ts",
         "orientation",
-        "packets",
-        "payload_bytes",
         "proto",
         "record_frame",
         "record_start",
@@ -140,10 +139,10 @@ class Flow:
         self.first_ts = self.last_ts = self.touched = self.record_start = pkt.ts
         self.first_frame = self.record_frame = self.last_frame = pkt.frame
         self.id = flow_id(key, pkt.ts)
-        self.packets = [0, 0]
-        self.bytes = [0, 0]
-        self.payload_bytes = [0, 0]
-        self.flags = [0, 0]
+        # One list for all per-direction counters (a list each would cost ~200 bytes per flow more):
+        # [packets, packets, bytes, bytes, payload bytes, payload bytes, tcp flags, tcp flags], index
+        # ``direction`` + 0 / 2 / 4 / 6.
+        self.counters = [0, 0, 0, 0, 0, 0, 0, 0]
         self.streams: tuple[TcpStream, TcpStream] | None = (
             (TcpStream(), TcpStream()) if self.proto == IPPROTO_TCP else None
         )
@@ -173,7 +172,8 @@ class Flow:
         """Connection state from the TCP flags seen each way (None for non-TCP)."""
         if self.proto != IPPROTO_TCP:
             return None
-        to_server, to_client = self.flags
+        to_server = self.counters[FLAGS]
+        to_client = self.counters[FLAGS + 1]
         if (to_server | to_client) & TCP_RST:
             if to_server & TCP_SYN and to_client & TCP_RST and not to_client & TCP_SYN:
                 return "rejected"
@@ -248,21 +248,22 @@ class FlowTable:
             self._end(flow, "closed" if flow.state() == "closed" else "reset")
             flow = self._create(key, pkt)
         direction = 0 if src == flow.client_ip and sport == flow.client_port else 1
-        flow.packets[direction] += pkt.fragments
-        flow.bytes[direction] += pkt.wire_len
+        counters = flow.counters
+        counters[direction] += pkt.fragments
+        counters[BYTES + direction] += pkt.wire_len
         flow.last_ts = ts
         flow.last_frame = pkt.frame
         if not flow.record_frame:
             flow.record_frame = pkt.frame  # first packet after an active-timeout record
         payload = pkt.payload
         if payload:
-            flow.payload_bytes[direction] += len(payload)
+            counters[PAYLOAD + direction] += len(payload)
         if ts - flow.touched > 1.0:
             # Keep the timeout class roughly ordered by last activity (1 s granularity is enough).
             self._classes[flow.timeout_class].move_to_end(key)
             flow.touched = ts
         if proto == IPPROTO_TCP:
-            flow.flags[direction] |= flags
+            counters[FLAGS + direction] |= flags
             if flags & (TCP_SYN | TCP_FIN | TCP_RST):
                 self._tcp_control(flow, direction, pkt)
             if flow.deliver:
@@ -277,7 +278,7 @@ class FlowTable:
         assert streams is not None
         if flags & TCP_SYN:
             streams[direction].syn(pkt.seq)
-        if flags & TCP_RST or (flow.flags[0] & TCP_FIN and flow.flags[1] & TCP_FIN):
+        if flags & TCP_RST or (flow.counters[FLAGS] & TCP_FIN and flow.counters[FLAGS + 1] & TCP_FIN):
             self._reclass(flow, _CLOSED_TCP)
 
     def _tcp_payload(self, flow: Flow, direction: int, pkt: Packet) -> None:
@@ -427,6 +428,7 @@ class FlowTable:
         src_ip = format_ip(flow.client_ip)
         dst_ip = format_ip(flow.server_ip)
         streams = flow.streams
+        counters = flow.counters
         return FlowRecord(
             flow_id=flow.id,
             community_id=community_id(
@@ -446,14 +448,14 @@ class FlowTable:
             src_mac=format_mac(flow.client_mac),
             dst_mac=format_mac(flow.server_mac),
             orientation=flow.orientation,
-            packets_to_server=flow.packets[0],
-            packets_to_client=flow.packets[1],
-            bytes_to_server=flow.bytes[0],
-            bytes_to_client=flow.bytes[1],
-            payload_bytes_to_server=flow.payload_bytes[0],
-            payload_bytes_to_client=flow.payload_bytes[1],
-            tcp_flags_to_server=tuple(tcp_flag_names(flow.flags[0])),
-            tcp_flags_to_client=tuple(tcp_flag_names(flow.flags[1])),
+            packets_to_server=counters[0],
+            packets_to_client=counters[1],
+            bytes_to_server=counters[BYTES],
+            bytes_to_client=counters[BYTES + 1],
+            payload_bytes_to_server=counters[PAYLOAD],
+            payload_bytes_to_client=counters[PAYLOAD + 1],
+            tcp_flags_to_server=tuple(tcp_flag_names(counters[FLAGS])),
+            tcp_flags_to_client=tuple(tcp_flag_names(counters[FLAGS + 1])),
             state=flow.state(),
             end_reason=reason,
             service=flow.service,
@@ -491,9 +493,8 @@ def flow_anomaly(
 def _reset_counters(flow: Flow, now: float) -> None:
     flow.record_start = now
     flow.record_frame = 0
-    flow.packets = [0, 0]
-    flow.bytes = [0, 0]
-    flow.payload_bytes = [0, 0]
+    counters = flow.counters
+    counters[0:6] = (0, 0, 0, 0, 0, 0)  # TCP flags accumulate over the whole flow
 
 
 def _orient(pkt: Packet) -> tuple[bool, str]:

@@ -27,6 +27,9 @@ def seq_diff(a: int, b: int) -> int:
     return diff - MOD if diff >= HALF else diff
 
 
+_NO_SEGMENTS: dict[int, bytes] = {}  # never written to: see TcpStream.add
+
+
 class TcpStream:
     """One direction of a TCP connection."""
 
@@ -34,7 +37,8 @@ class TcpStream:
 
     def __init__(self) -> None:
         self.next_seq = -1  # -1: no sequence number known yet
-        self.segments: dict[int, bytes] = {}
+        # Shared empty dict until something is held out of order: most streams never need one.
+        self.segments: dict[int, bytes] = _NO_SEGMENTS
         self.buffered = 0
         self.tail = b""
         self.retransmissions = 0
@@ -87,6 +91,8 @@ class TcpStream:
         if held is None or len(held) < len(payload):
             if held is not None:
                 self.buffered -= len(held)
+            if self.segments is _NO_SEGMENTS:
+                self.segments = {}
             self.segments[seq] = payload
             self.buffered += len(payload)
         return 0
