@@ -4,6 +4,7 @@ A case is ``tests/golden/cases/<layer-or-proto>-<behaviour>/test.yaml``::
 
     description: what the case shows
     capture: pcaps/foundation/vlan.pcap     # repo-relative; or `shared: iti/x.pcap` (../shared/pcaps)
+                                            # or `captures: [a.pcap, b.pcap]`: one run, merged by time
     dissectors: [lenmsg]                    # optional: test-only dissectors instead of the shipped ones
     expect_error: truncated record          # optional: the run must end with this capture error
     stats: {frames: 12, flows: 3}           # optional: RunStats fields
@@ -86,9 +87,11 @@ def _matches(record: dict[str, Any], match: dict[str, Any]) -> bool:
 
 def run_case(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], Any, list[str]]:
     if "shared" in spec:
-        capture = shared_pcaps() / spec["shared"]
+        captures = [shared_pcaps() / spec["shared"]]
+    elif "captures" in spec:
+        captures = [REPO / name for name in spec["captures"]]
     else:
-        capture = REPO / spec["capture"]
+        captures = [REPO / spec["capture"]]
     names = spec.get("dissectors")
     registry = Registry([TEST_DISSECTORS[name]() for name in names]) if names else default_registry()
     records: list[dict[str, Any]] = []
@@ -101,7 +104,7 @@ def run_case(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], Any, list[str]
         flow_sinks=[sink],
         emit_arp=bool(spec.get("arp")),
     )
-    source = open_captures([str(capture)])
+    source = open_captures([str(capture) for capture in captures])
     stats = pipeline.run(source)
     return records, stats, [str(e) for e in source.errors]
 
