@@ -157,7 +157,10 @@ class DissectEngine:
             if result.consumed:
                 fd.confirmed = True
                 fd.ctx.protocol = dissector.name
-                fd.hunting = [False, False] if fd.aligned[1 - direction] else [False, True]
+                # This direction is now in sync; the other one still hunts unless its stream
+                # start was seen.
+                fd.hunting = [False, False]
+                fd.hunting[1 - direction] = not fd.aligned[1 - direction]
                 fd.buffers = [b"", b""]
                 self._emit(result.events)
                 if not self.emit:
