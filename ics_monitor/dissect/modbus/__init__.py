@@ -1,0 +1,1 @@
+"""Modbus/TCP and Modbus over UDP (MBAP): framing, PDU decoding, pairing."""

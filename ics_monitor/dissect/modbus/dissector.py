@@ -1,0 +1,569 @@
+"""The Modbus dissector: MBAP framing over TCP and UDP, PDU decoding, request/response pairing.
+
+Port 502 by hint, any port by probe: protocol id 0, a length of 2..254 (1100 for Schneider UMAS)
+that agrees with the bytes at hand, and a function code that is public, user-defined, reserved or
+UMAS (or the exception response of one).  Until the flow is confirmed (the first record), a PDU
+with any structural problem rejects a flow on another port than 502 (on 502 the probe alone decides,
+so a device's quirk there does not hide its traffic); with the probe's checks, non-Modbus bytes on
+port 502 give no Modbus record.
+
+``parse`` takes every complete ADU in the buffer at once.  After confirmation, broken input raises
+anomalies and never stops the flow: an ADU whose PDU disagrees with its function still gives its
+record (with what could be decoded) beside the anomalies, and is skipped by its MBAP length; a
+protocol id other than 0 is skipped by its length once; a length out of range (or a second framing
+error in a row) returns ``NOT_THIS_PROTOCOL``, and the engine resynchronises at the next segment
+that ``probe`` accepts.
+
+Pairing, per flow: a response takes the pending request with its (unit id, transaction id); reads
+get the request's address and quantity.  Unanswered requests are reported when a later packet of
+the flow comes after the timeout (capture time) and when the flow closes.
+
+It must not raise on any bytes (a property test feeds it random and mutated ADUs), log, or keep
+more per flow than the capped table of pending requests.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from ics_monitor.dissect.api import NOT_THIS_PROTOCOL, Dissector, ParseContext, ParseResult, Probe
+from ics_monitor.dissect.modbus.constants import (
+    BAD_LENGTH,
+    BAD_PROTOCOL_ID,
+    DEFAULT_PORT,
+    DUPLICATE_TRANSACTION,
+    FUNCTION_NAMES,
+    LENGTH_MISMATCH,
+    MAX_LENGTH,
+    MAX_READ_BITS,
+    MAX_READ_REGISTERS,
+    MAX_UMAS_LENGTH,
+    MIN_LENGTH,
+    PENDING_FULL,
+    PLAUSIBLE_FIRST_CODES,
+    RESERVED_FUNCTION,
+    RESERVED_FUNCTIONS,
+    RESPONSE_FUNCTION_MISMATCH,
+    UNANSWERED_REQUEST,
+    UNKNOWN,
+    UNKNOWN_FUNCTION,
+    UNMATCHED_RESPONSE,
+    DiagnosticSubFunction,
+    FunctionCode,
+)
+from ics_monitor.dissect.modbus.parser import (
+    MBAP,
+    REQUEST_DECODERS,
+    RESPONSE_DECODERS,
+    Problems,
+    Request,
+    bits,
+    exception_response,
+    opaque,
+    registers,
+)
+from ics_monitor.dissect.modbus.state import ModbusState
+from ics_monitor.events.base import Event
+from ics_monitor.events.modbus import (
+    ModbusDetailEvent,
+    ModbusDiagnosticsEvent,
+    ModbusEvent,
+    ModbusMeiEvent,
+    ModbusUmasEvent,
+    new_modbus_event,
+    set_own,
+)
+
+_unpack_mbap = MBAP.unpack_from
+_unpack_pair = struct.Struct(">HH").unpack_from
+_UMAS = FunctionCode.SCHNEIDER_UMAS
+# The record class of each function code (exception responses are plain ModbusEvents).
+_PLAIN = frozenset({1, 2, 3, 4, 5, 6, 15, 16})
+EVENT_CLASSES: dict[int, type[ModbusEvent]] = {
+    code: (
+        ModbusEvent
+        if code in _PLAIN
+        else ModbusDiagnosticsEvent
+        if code == FunctionCode.DIAGNOSTICS
+        else ModbusMeiEvent
+        if code == FunctionCode.ENCAPSULATED_INTERFACE_TRANSPORT
+        else ModbusUmasEvent
+        if code == _UMAS
+        else ModbusDetailEvent
+    )
+    for code in range(128)
+}
+# Functions whose sub-function (own field 0) is remembered with the request.
+_SUB_FUNCTIONS = frozenset({FunctionCode.DIAGNOSTICS, _UMAS})
+# FC 8/4 puts the server in listen-only mode: it must not answer, so no answer is no anomaly.
+_LISTEN_ONLY = DiagnosticSubFunction.FORCE_LISTEN_ONLY_MODE
+
+
+def _function_problems(function_code: int) -> Problems:
+    """Anomalies a function code raises by itself (unknown or reserved)."""
+    if function_code in RESERVED_FUNCTIONS:
+        return ((RESERVED_FUNCTION, f"function code {function_code} is reserved"),)
+    if function_code not in FUNCTION_NAMES:
+        return ((UNKNOWN_FUNCTION, f"function code {function_code}"),)
+    return ()
+
+
+# Quantity limit of the read functions (FC 1-4) by function code, 0 for every other code.
+_READ_LIMITS: tuple[int, ...] = tuple(
+    {1: MAX_READ_BITS, 2: MAX_READ_BITS, 3: MAX_READ_REGISTERS, 4: MAX_READ_REGISTERS}.get(code, 0)
+    for code in range(256)
+)
+FUNCTION_PROBLEMS: tuple[Problems, ...] = tuple(_function_problems(code) for code in range(128))
+FUNCTION_NAME_TABLE: tuple[str, ...] = tuple(FUNCTION_NAMES.get(code, UNKNOWN) for code in range(128))
+
+
+def _max_length(function_code: int) -> int:
+    return MAX_UMAS_LENGTH if function_code & 0x7F == _UMAS else MAX_LENGTH
+
+
+class ModbusDissector(Dissector):
+    """Modbus/TCP (MBAP) over TCP and UDP (Modbus Application Protocol V1.1b3)."""
+
+    name = "modbus"
+    transports = frozenset({"tcp", "udp"})
+    tcp_ports = frozenset({DEFAULT_PORT})
+    udp_ports = frozenset({DEFAULT_PORT})
+    max_pdu = 6 + MAX_UMAS_LENGTH
+
+    def __init__(self, max_pending: int | None = None, timeout: float | None = None) -> None:
+        self._state_options: dict[str, Any] = {}
+        if max_pending is not None:
+            self._state_options["max_pending"] = max_pending
+        if timeout is not None:
+            self._state_options["timeout"] = timeout
+
+    # -- detection ---------------------------------------------------------------------------------
+
+    def probe(self, data: memoryview, direction: int) -> Probe:
+        """Protocol id 0, a plausible length agreeing with the bytes at hand, a plausible function."""
+        size = len(data)
+        # Bytes 2-3 (protocol id) must be zero as soon as they are there.
+        if (size > 2 and data[2]) or (size > 3 and data[3]):
+            return Probe.NO
+        if size < 8:
+            return Probe.MORE
+        length = (data[4] << 8) | data[5]
+        function_code = data[7]
+        if function_code not in PLAUSIBLE_FIRST_CODES:
+            return Probe.NO
+        if not MIN_LENGTH <= length <= _max_length(function_code):
+            return Probe.NO
+        if function_code & 0x80 and length < 3:
+            return Probe.NO
+        end = 6 + length
+        if size < end:
+            return Probe.MORE
+        # More bytes than one ADU: the next must start like an MBAP header too.
+        if size >= end + 4 and (data[end + 2] or data[end + 3]):
+            return Probe.NO
+        return Probe.YES
+
+    def new_state(self, ctx: ParseContext) -> Any:
+        """Pending requests and the per-direction record heads of one flow."""
+        ports = self.tcp_ports if ctx.transport == "tcp" else self.udp_ports
+        standard = ctx.server_port in ports or ctx.client_port in ports
+        # A connection opened *from* port 502 (seen in crafted captures) still has its server there:
+        # Modbus roles follow the registered port, not the SYN.
+        swapped = int(ctx.client_port in ports and ctx.server_port not in ports)
+        roles = ("request", "response")
+        heads = (
+            (ctx.flow_id, ctx.transport, *ctx.endpoints(0), roles[swapped]),
+            (ctx.flow_id, ctx.transport, *ctx.endpoints(1), roles[1 - swapped]),
+        )
+        state = ModbusState(heads, **self._state_options)
+        state.standard_port = standard
+        state.swapped = swapped
+        return state
+
+    # -- parsing ----------------------------------------------------------------------------------
+
+    def parse(self, state: Any, data: memoryview, direction: int, ctx: ParseContext) -> ParseResult:
+        """Every complete ADU in ``data``; see the module docstring for broken input.
+
+        Well-formed FC 1-4 requests and their responses (most of any polling network) are decoded
+        inline; everything else, and any of those with a flaw, goes through ``_request`` /
+        ``_response``, which give the same records for the inline cases (a unit test checks it).
+        """
+        size = len(data)
+        events: list[Event] = []
+        append = events.append
+        ts = ctx.ts
+        frame = ctx.frame
+        if ts > state.check_at:
+            self._expire(state, ctx, events)
+        pending = state.pending
+        is_request = direction == state.swapped
+        head = state.heads[direction]
+        position = 0
+        while size - position >= 8:
+            transaction_id, protocol_id, length, unit_id, function_code = _unpack_mbap(data, position)
+            end = position + 6 + length
+            if (protocol_id or length < MIN_LENGTH or length > MAX_LENGTH) and (
+                protocol_id or length < MIN_LENGTH or length > _max_length(function_code)
+            ):
+                if not state.confirmed:
+                    return NOT_THIS_PROTOCOL
+                if position:
+                    break  # report what came before; the next call starts at the broken header
+                return self._framing_error(state, data, protocol_id, length, direction, ctx, events)
+            if end > size:
+                if ctx.transport != "udp":
+                    break
+                # One ADU per datagram: what is there is all there will be.
+                append(
+                    ctx.anomaly(
+                        LENGTH_MISMATCH, direction, f"MBAP length {length} but {size - position - 6} bytes"
+                    )
+                )
+                if not state.confirmed and not state.standard_port:
+                    return NOT_THIS_PROTOCOL
+                end = size
+            elif length == 6 and is_request:
+                # Fast path: a well-formed read request that opens a new transaction.
+                limit = _READ_LIMITS[function_code]
+                if limit:
+                    address, quantity = _unpack_pair(data, position + 8)
+                    key = (unit_id << 16) | transaction_id
+                    if (
+                        0 < quantity <= limit
+                        and address + quantity <= 0x10000
+                        and key not in pending
+                        and len(pending) < state.max_pending
+                    ):
+                        append(
+                            new_modbus_event(
+                                ModbusEvent,
+                                head,
+                                ts,
+                                frame,
+                                transaction_id,
+                                unit_id,
+                                6,
+                                function_code,
+                                FUNCTION_NAME_TABLE[function_code],
+                                None,
+                                None,
+                                address,
+                                quantity,
+                                None,
+                                None,
+                                None,
+                            )
+                        )
+                        if not pending:
+                            state.check_at = ts + state.timeout
+                        pending[key] = (frame, ts, function_code, address, quantity, None)
+                        state.confirmed = True
+                        position = end
+                        continue
+            elif not is_request and length > 2 and _READ_LIMITS[function_code]:
+                # Fast path: the response that a pending read of the same function expects.
+                key = (unit_id << 16) | transaction_id
+                request = pending.get(key)
+                if request is not None and request[2] == function_code:
+                    quantity = request[4]
+                    byte_count = data[position + 8]
+                    if length == 3 + byte_count and quantity is not None:
+                        if function_code > 2:
+                            good = byte_count == quantity << 1
+                            values = registers(data, position + 9, quantity) if good else None
+                        else:
+                            good = byte_count == (quantity + 7) >> 3
+                            values = bits(data, position + 9, end, quantity) if good else None
+                        if good:
+                            del pending[key]
+                            append(
+                                new_modbus_event(
+                                    ModbusEvent,
+                                    head,
+                                    ts,
+                                    frame,
+                                    transaction_id,
+                                    unit_id,
+                                    length,
+                                    function_code,
+                                    FUNCTION_NAME_TABLE[function_code],
+                                    None,
+                                    None,
+                                    request[3],
+                                    quantity,
+                                    byte_count,
+                                    values,
+                                    request[0],
+                                )
+                            )
+                            state.confirmed = True
+                            position = end
+                            continue
+            if is_request:
+                ok = self._request(
+                    state,
+                    data,
+                    position,
+                    end,
+                    transaction_id,
+                    unit_id,
+                    length,
+                    function_code,
+                    direction,
+                    ctx,
+                    events,
+                )
+            else:
+                ok = self._response(
+                    state,
+                    data,
+                    position,
+                    end,
+                    transaction_id,
+                    unit_id,
+                    length,
+                    function_code,
+                    direction,
+                    ctx,
+                    events,
+                )
+            if not ok:
+                return NOT_THIS_PROTOCOL
+            position = end
+        if position:
+            state.skipped = False
+            return ParseResult(position, 0, events)
+        if size < 8:
+            return ParseResult(0, 8 - size, events)
+        return ParseResult(0, 6 + ((data[4] << 8) | data[5]) - size, events)
+
+    def _framing_error(
+        self,
+        state: ModbusState,
+        data: memoryview,
+        protocol_id: int,
+        length: int,
+        direction: int,
+        ctx: ParseContext,
+        events: list[Event],
+    ) -> ParseResult:
+        """A broken MBAP header at the start of ``data`` on a confirmed flow.
+
+        A protocol id other than 0 with a plausible length is skipped by that length, once: a
+        second broken header right after it means the stream is out of step, and so does a length
+        out of range; then the engine resynchronises at the next segment.
+        """
+        if length < MIN_LENGTH or length > MAX_LENGTH or state.skipped:
+            events.append(
+                ctx.anomaly(
+                    BAD_PROTOCOL_ID if protocol_id else BAD_LENGTH,
+                    direction,
+                    f"protocol id {protocol_id}, length {length}: resynchronising",
+                )
+            )
+            state.skipped = False
+            return ParseResult(reject=True, events=events)
+        end = 6 + length
+        if end > len(data):
+            return ParseResult(0, end - len(data), events)
+        events.append(
+            ctx.anomaly(BAD_PROTOCOL_ID, direction, f"protocol id {protocol_id}; {end} bytes skipped")
+        )
+        state.skipped = True
+        return ParseResult(end, 0, events)
+
+    def _request(
+        self,
+        state: ModbusState,
+        data: memoryview,
+        position: int,
+        end: int,
+        transaction_id: int,
+        unit_id: int,
+        length: int,
+        function_code: int,
+        direction: int,
+        ctx: ParseContext,
+        events: list[Event],
+    ) -> bool:
+        """One request ADU: its record and anomalies into ``events``; False to reject the flow."""
+        code = function_code & 0x7F
+        decoder = REQUEST_DECODERS.get(function_code)
+        cls = EVENT_CLASSES[code]
+        if decoder is None:
+            cls = ModbusDetailEvent
+            address, quantity, byte_count, values, own, problems = opaque(data, position + 8, end)
+            problems = FUNCTION_PROBLEMS[code] + problems
+            if function_code & 0x80:
+                problems += ((UNKNOWN_FUNCTION, f"request with the exception bit: 0x{function_code:02x}"),)
+        else:
+            address, quantity, byte_count, values, own, problems = decoder(data, position + 8, end)
+        if problems and not state.confirmed and not state.standard_port:
+            return False
+        ts = ctx.ts
+        frame = ctx.frame
+        event = new_modbus_event(
+            cls,
+            state.heads[direction],
+            ts,
+            frame,
+            transaction_id,
+            unit_id,
+            length,
+            code,
+            FUNCTION_NAME_TABLE[code],
+            None,
+            None,
+            address,
+            quantity,
+            byte_count,
+            values,
+            None,
+        )
+        sub_function = None
+        if own is not None:
+            set_own(event, own)
+            if code in _SUB_FUNCTIONS:
+                sub_function = own[0]
+        events.append(event)
+        state.confirmed = True
+        replaced, evicted = state.add(
+            (unit_id << 16) | transaction_id, (frame, ts, code, address, quantity, sub_function)
+        )
+        if problems:
+            for anomaly_code, detail in problems:
+                events.append(ctx.anomaly(anomaly_code, direction, detail))
+        if replaced is not None:
+            events.append(
+                ctx.anomaly(
+                    DUPLICATE_TRANSACTION,
+                    direction,
+                    f"unit {unit_id} transaction {transaction_id} reused; request of frame {replaced[0]} unanswered",
+                )
+            )
+        if evicted is not None:
+            events.append(
+                ctx.anomaly(
+                    PENDING_FULL,
+                    direction,
+                    f"{state.max_pending} requests pending; request of frame {evicted[0]} forgotten",
+                )
+            )
+        return True
+
+    def _response(
+        self,
+        state: ModbusState,
+        data: memoryview,
+        position: int,
+        end: int,
+        transaction_id: int,
+        unit_id: int,
+        length: int,
+        function_code: int,
+        direction: int,
+        ctx: ParseContext,
+        events: list[Event],
+    ) -> bool:
+        """One response ADU: its record and anomalies into ``events``; False to reject the flow."""
+        code = function_code & 0x7F
+        key = (unit_id << 16) | transaction_id
+        request: Request | None = state.pending.get(key)
+        own = None
+        exception_code = exception_name = None
+        if function_code & 0x80:
+            exception_code, exception_name, problems = exception_response(data, position + 8, end)
+            address = quantity = byte_count = values = None
+            cls: type[ModbusEvent] = ModbusEvent
+            problems = FUNCTION_PROBLEMS[code] + problems
+        else:
+            decoder = RESPONSE_DECODERS.get(function_code)
+            if decoder is None:
+                address, quantity, byte_count, values, own, problems = opaque(data, position + 8, end)
+                problems = FUNCTION_PROBLEMS[code] + problems
+            else:
+                address, quantity, byte_count, values, own, problems = decoder(
+                    data, position + 8, end, request
+                )
+            cls = EVENT_CLASSES[code]
+        if problems and not state.confirmed and not state.standard_port:
+            return False
+        if request is not None:
+            del state.pending[key]
+            request_frame: int | None = request[0]
+        else:
+            request_frame = None
+        event = new_modbus_event(
+            cls,
+            state.heads[direction],
+            ctx.ts,
+            ctx.frame,
+            transaction_id,
+            unit_id,
+            length,
+            code,
+            FUNCTION_NAME_TABLE[code],
+            exception_code,
+            exception_name,
+            address,
+            quantity,
+            byte_count,
+            values,
+            request_frame,
+        )
+        if own is not None:
+            set_own(event, own)
+        events.append(event)
+        state.confirmed = True
+        if problems:
+            for anomaly_code, detail in problems:
+                events.append(ctx.anomaly(anomaly_code, direction, detail))
+        if request is None:
+            events.append(
+                ctx.anomaly(
+                    UNMATCHED_RESPONSE,
+                    direction,
+                    f"no pending request with unit {unit_id} transaction {transaction_id} (function {code})",
+                )
+            )
+        elif request[2] != code:
+            events.append(
+                ctx.anomaly(
+                    RESPONSE_FUNCTION_MISMATCH,
+                    direction,
+                    f"response function {code} to a function {request[2]} request (frame {request[0]})",
+                )
+            )
+        return True
+
+    # -- unanswered requests ----------------------------------------------------------------------
+
+    def _expire(self, state: ModbusState, ctx: ParseContext, events: list[Event]) -> None:
+        for key, request in state.expire(ctx.ts):
+            if request[2] == FunctionCode.DIAGNOSTICS and request[5] == _LISTEN_ONLY:
+                continue
+            events.append(_unanswered(ctx, state.swapped, key, request, f"after {state.timeout:g} s"))
+
+    def gap(self, state: Any, direction: int, ctx: ParseContext) -> None:
+        """Bytes were lost: pairing survives (responses still carry their ids); nothing to drop."""
+
+    def close(self, state: Any, ctx: ParseContext) -> Sequence[Event]:
+        """The flow ended: its pending requests were never answered."""
+        events: list[Event] = []
+        for key, request in state.drain():
+            if request[2] == FunctionCode.DIAGNOSTICS and request[5] == _LISTEN_ONLY:
+                continue
+            events.append(_unanswered(ctx, state.swapped, key, request, "before the flow ended"))
+        return events
+
+
+def _unanswered(ctx: ParseContext, direction: int, key: int, request: Request, when: str) -> Event:
+    return ctx.anomaly(
+        UNANSWERED_REQUEST,
+        direction,
+        f"request of frame {request[0]} (unit {key >> 16}, transaction {key & 0xFFFF}, "
+        f"function {request[2]}) not answered {when}",
+    )

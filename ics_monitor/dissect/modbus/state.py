@@ -1,0 +1,94 @@
+"""Per-flow Modbus state: the requests waiting for their response, capped and timed out.
+
+Pairing (Messaging on TCP/IP Implementation Guide 3.1.3): a server copies the transaction id and the
+unit id of the request into its response, so (unit id, transaction id) identifies a transaction
+within one TCP connection (or UDP flow).  Requests wait in insertion order; expiry only looks at the
+oldest, so the check costs one comparison per call while nothing is late.  No I/O.
+"""
+
+from __future__ import annotations
+
+from ics_monitor.dissect.modbus.constants import MAX_PENDING, REQUEST_TIMEOUT
+from ics_monitor.dissect.modbus.parser import Request
+from ics_monitor.events.modbus import Head
+
+_NEVER = float("inf")
+
+
+class ModbusState:
+    """Everything the dissector remembers about one flow."""
+
+    __slots__ = (
+        "check_at",
+        "confirmed",
+        "heads",
+        "max_pending",
+        "pending",
+        "skipped",
+        "standard_port",
+        "swapped",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        heads: tuple[Head, Head],
+        max_pending: int = MAX_PENDING,
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
+        # Record heads per direction: (flow_id, transport, src_ip, src_port, dst_ip, dst_port, direction).
+        self.heads = heads
+        self.confirmed = False
+        # The flow uses the registered port (502): the probe is trusted, first PDUs may be quirky.
+        self.standard_port = False
+        # 1 when requests travel server-to-client in flow terms (the connection came from port 502).
+        self.swapped = 0
+        # The last ADU was skipped for a bad protocol id (a second one in a row means lost sync).
+        self.skipped = False
+        # (unit id << 16 | transaction id) -> request, oldest first.
+        self.pending: dict[int, Request] = {}
+        self.max_pending = max_pending
+        self.timeout = timeout
+        # Capture time at which the oldest pending request expires.
+        self.check_at = _NEVER
+
+    def add(self, key: int, request: Request) -> tuple[Request | None, Request | None]:
+        """Remember a request; return (the pending request it replaces, the one evicted by the cap)."""
+        pending = self.pending
+        replaced = pending.pop(key, None)
+        evicted = None
+        if len(pending) >= self.max_pending:
+            evicted = pending.pop(next(iter(pending)))
+        if not pending:
+            self.check_at = request[1] + self.timeout
+        # Otherwise check_at is at most the oldest's deadline: removals only make it early, and an
+        # early check just finds nothing late and moves it on.
+        pending[key] = request
+        return replaced, evicted
+
+    def answer(self, key: int) -> Request | None:
+        """The pending request a response with this key answers (removed), or None."""
+        return self.pending.pop(key, None)
+
+    def expire(self, now: float) -> list[tuple[int, Request]]:
+        """Pending requests older than the timeout at capture time ``now`` (removed), oldest first."""
+        pending = self.pending
+        late: list[tuple[int, Request]] = []
+        limit = now - self.timeout
+        while pending:
+            key = next(iter(pending))
+            request = pending[key]
+            if request[1] >= limit:
+                self.check_at = request[1] + self.timeout
+                return late
+            del pending[key]
+            late.append((key, request))
+        self.check_at = _NEVER
+        return late
+
+    def drain(self) -> list[tuple[int, Request]]:
+        """Every pending request (removed), oldest first: the flow ended."""
+        late = list(self.pending.items())
+        self.pending.clear()
+        self.check_at = _NEVER
+        return late

@@ -1,0 +1,569 @@
+"""The Modbus dissector over bytes: detection, framing, splits, UDP, anomalies, resync and pairing."""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ics_monitor.core.anomalies import CATALOGUE
+from ics_monitor.dissect import DissectEngine, ParseContext, Probe, default_registry
+from ics_monitor.dissect.modbus import constants as c
+from ics_monitor.dissect.modbus.dissector import ModbusDissector
+from ics_monitor.events.base import AnomalyEvent
+from ics_monitor.events.modbus import (
+    ModbusDetailEvent,
+    ModbusDiagnosticsEvent,
+    ModbusEvent,
+    ModbusMeiEvent,
+    ModbusUmasEvent,
+)
+from tests.unit.dissect.modbus.adus import (
+    CLIENT_PORT,
+    Harness,
+    adu,
+    context,
+    read_request,
+    registers_response,
+)
+
+READ_HOLDING = adu(
+    7,  # transaction id
+    1,  # unit id
+    read_request(3, 107, 3),  # read 3 holding registers from address 107
+)
+HOLDING_VALUES = adu(
+    7,  # transaction id
+    1,  # unit id
+    registers_response(3, [555, 0, 100]),  # byte count 6, three registers
+)
+
+
+def confirmed(**options: Any) -> Harness:
+    harness = Harness(**options)
+    harness.feed(READ_HOLDING, 0, frame=1)
+    harness.feed(HOLDING_VALUES, 1, frame=2)
+    return harness
+
+
+def probe(data: bytes) -> Probe:
+    return ModbusDissector().probe(memoryview(data), 0)
+
+
+# -- detection ---------------------------------------------------------------------------------------
+
+
+def test_probe_accepts_modbus() -> None:
+    assert probe(READ_HOLDING) is Probe.YES
+    assert probe(HOLDING_VALUES) is Probe.YES
+    assert probe(adu(1, 1, b"\x83\x02")) is Probe.YES  # an exception response
+    assert probe(adu(1, 0, b"\x5a\x00\x34" + bytes(1000))) is Probe.YES  # UMAS beyond 254
+    assert probe(READ_HOLDING + READ_HOLDING[:5]) is Probe.YES  # the next ADU has begun
+
+
+def test_probe_waits_for_enough_bytes() -> None:
+    assert probe(READ_HOLDING[:7]) is Probe.MORE
+    assert probe(READ_HOLDING[:10]) is Probe.MORE  # the length says 12 bytes
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        adu(1, 1, read_request(3, 0, 1), protocol_id=1),  # protocol id 1
+        adu(1, 1, read_request(3, 0, 1), length=1),  # length below unit id + function code
+        adu(1, 1, read_request(3, 0, 1) + bytes(300)),  # length 306 for a public function
+        adu(1, 1, b"\x00\x00\x00\x00\x01"),  # function code 0
+        adu(1, 1, b"\x30\x00\x00\x00\x01"),  # function code 48: not defined anywhere
+        adu(1, 1, b"\x83"),  # exception response without exception code
+        READ_HOLDING + b"\x00\x08\x00\x01\x00\x06",  # the next header has protocol id 1
+        b"\x00\x01\x00\x01",  # protocol id 1: rejected as soon as its bytes are there
+        b"GET / HTTP/1.1\r\nHost: plc\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",  # TLS client hello
+        b"\x05\x64\x05\xc9\x01\x00\x0a\x00\x00\x00",  # DNP3 link header
+        b"\x03\x00\x00\x16\x11\xe0\x00\x00\x00\x01\x00",  # TPKT/COTP (S7comm)
+    ],
+)
+def test_probe_rejects_other_bytes(data: bytes) -> None:
+    assert probe(data) is Probe.NO
+
+
+def test_first_adu_confirms_and_sets_roles() -> None:
+    harness = Harness()
+    (record,) = harness.feed(READ_HOLDING, 0, frame=4)
+    assert harness.state.confirmed
+    assert type(record) is ModbusEvent
+    assert (record.event_type, record.frame, record.ts, record.flow_id, record.transport) == (
+        "modbus",
+        4,
+        100.0,
+        "flow1",
+        "tcp",
+    )
+    assert (record.src_ip, record.src_port, record.dst_ip, record.dst_port) == (
+        "10.0.0.1",
+        CLIENT_PORT,
+        "10.0.0.2",
+        502,
+    )
+    assert (record.direction, record.transaction_id, record.unit_id, record.length) == ("request", 7, 1, 6)
+    assert (record.function_code, record.function, record.address, record.quantity) == (
+        3,
+        "READ_HOLDING_REGISTERS",
+        107,
+        3,
+    )
+    assert (record.exception_code, record.exception, record.values, record.request_frame) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def test_connection_opened_from_port_502_keeps_modbus_roles() -> None:
+    # The flow table calls the SYN sender the client; here that is the Modbus server (port 502).
+    dissector = ModbusDissector()
+    ctx = ParseContext("flow1", "tcp", "10.0.0.2", 502, "10.0.0.1", 40000, strict=True)
+    state = dissector.new_state(ctx)
+    (request,) = dissector.parse(state, memoryview(READ_HOLDING), 1, ctx).events
+    (response,) = dissector.parse(state, memoryview(HOLDING_VALUES), 0, ctx).events
+    assert (request.direction, request.dst_port) == ("request", 502)
+    assert (response.direction, response.src_port, response.values) == ("response", 502, (555, 0, 100))
+
+
+def test_flaw_on_another_port_rejects_before_confirmation() -> None:
+    # Off port 502 the first ADU must be flawless: a quirk there is more likely another protocol.
+    harness = Harness(server_port=5020)
+    result = harness.dissector.parse(
+        harness.state, memoryview(adu(1, 1, read_request(3, 0, 0))), 0, harness.ctx
+    )
+    assert result.reject and not result.events
+    (record,) = Harness(server_port=5020).feed(READ_HOLDING)
+    assert record.dst_port == 5020
+
+
+def test_flaw_on_port_502_is_reported_not_rejected() -> None:
+    events = Harness().feed(adu(1, 1, read_request(3, 0, 0)))
+    assert Harness.codes(events) == [c.QUANTITY_OUT_OF_RANGE]
+    assert Harness.records(events)[0].quantity == 0
+
+
+def test_broken_header_rejects_before_confirmation() -> None:
+    harness = Harness()
+    for data in (adu(1, 1, read_request(3, 0, 1), protocol_id=5), adu(1, 1, b"\x03", length=0)):
+        result = harness.dissector.parse(harness.state, memoryview(data), 0, harness.ctx)
+        assert result.reject and not result.events
+
+
+# -- framing -----------------------------------------------------------------------------------------
+
+
+def test_split_inside_the_header_and_inside_the_pdu() -> None:
+    harness = Harness()
+    assert harness.feed(READ_HOLDING[:3]) == []
+    assert harness.results[-1].needed == 5  # the MBAP header and the function code first
+    assert harness.feed(READ_HOLDING[3:9]) == []
+    assert harness.results[-1].needed == 3  # then what the MBAP length says
+    (record,) = harness.feed(READ_HOLDING[9:], frame=3)
+    assert (record.frame, record.address, record.quantity) == (3, 107, 3)
+
+
+def test_byte_by_byte() -> None:
+    harness = confirmed()
+    events: list[Any] = []
+    for offset in range(len(HOLDING_VALUES)):
+        events += harness.feed(READ_HOLDING[offset : offset + 1], 0)
+    assert [record.address for record in Harness.records(events)] == [107]
+
+
+def test_two_adus_in_one_segment_and_one_and_a_half() -> None:
+    harness = Harness()
+    second = adu(8, 2, read_request(4, 0, 1))
+    events = harness.feed(READ_HOLDING + second)
+    assert [(e.transaction_id, e.unit_id, e.function_code) for e in events] == [(7, 1, 3), (8, 2, 4)]
+    third = adu(9, 3, read_request(1, 0, 8))
+    events = harness.feed(adu(10, 1, read_request(2, 0, 2)) + third[:6])
+    assert [e.transaction_id for e in events] == [10]
+    assert [e.transaction_id for e in harness.feed(third[6:])] == [9]
+
+
+def test_udp_datagrams() -> None:
+    harness = Harness("udp")
+    events = harness.feed(READ_HOLDING + adu(8, 1, read_request(4, 0, 1)))
+    assert [(e.transport, e.transaction_id) for e in events] == [("udp", 7), ("udp", 8)]
+    # A datagram shorter than its MBAP length: what is there is all there will be.
+    events = harness.feed(adu(9, 1, read_request(3, 5, 1))[:-2])
+    assert Harness.codes(events) == [c.LENGTH_MISMATCH, c.TRUNCATED_PDU]
+    (record,) = Harness.records(events)
+    assert (record.transaction_id, record.address, record.quantity) == (9, 5, None)
+
+
+def test_umas_adu_over_254_bytes() -> None:
+    harness = confirmed()
+    block = adu(
+        20,  # transaction id
+        0,  # unit id
+        bytes(
+            [
+                0x5A,  # function 90: Schneider UMAS
+                0x2A,  # session key
+                0x34,  # DOWNLOAD_BLOCK
+            ]
+        )
+        + bytes(1000),  # block data
+    )
+    (record,) = harness.feed(block, 0)
+    assert type(record) is ModbusUmasEvent
+    assert (record.length, record.sub_function, record.sub_function_name, record.session_key) == (
+        1004,
+        0x34,
+        "DOWNLOAD_BLOCK",
+        0x2A,
+    )
+    assert len(record.data or "") == 2 * 1000
+
+
+# -- malformed input, resync -------------------------------------------------------------------------
+
+
+def test_protocol_id_skipped_by_its_length_once() -> None:
+    harness = confirmed()
+    events = harness.feed(adu(8, 1, read_request(3, 0, 1), protocol_id=1) + adu(9, 1, read_request(3, 9, 1)))
+    assert Harness.codes(events) == [c.BAD_PROTOCOL_ID]
+    assert [e.transaction_id for e in Harness.records(events)] == [9]
+
+
+def test_two_bad_protocol_ids_in_a_row_lose_sync() -> None:
+    harness = confirmed()
+    bad = adu(8, 1, read_request(3, 0, 1), protocol_id=1)
+    events = harness.feed(bad + bad + READ_HOLDING)
+    assert Harness.codes(events) == [c.BAD_PROTOCOL_ID, c.BAD_PROTOCOL_ID]
+    assert harness.results[-1].reject
+    assert Harness.records(events) == []  # the engine hunts for the next segment start
+    assert [e.transaction_id for e in harness.feed(READ_HOLDING)] == [7]
+
+
+@pytest.mark.parametrize("length", [0, 1, 255, 1200])
+def test_length_out_of_range_loses_sync(length: int) -> None:
+    harness = confirmed()
+    good = adu(8, 1, read_request(3, 8, 1))
+    events = harness.feed(good + adu(9, 1, read_request(3, 0, 1), length=length))
+    assert [e.transaction_id for e in Harness.records(events)] == [8]  # what came before is kept
+    assert Harness.codes(events) == [c.BAD_LENGTH]
+    assert harness.results[-1].reject
+
+
+# Each anomaly a single request ADU raises on a confirmed flow (the PDU after the function code).
+REQUEST_ANOMALIES = [
+    (b"\x03\x00\x00\x00\x01\x00\x00", c.LENGTH_MISMATCH),  # 2 bytes more than FC 3 defines
+    (b"\x03\x00\x09", c.TRUNCATED_PDU),  # FC 3 without quantity
+    (b"\x10\x00\x00\x00\x02\x06\x00\x01\x00\x02\x00\x03", c.BYTE_COUNT_MISMATCH),  # 6 bytes for 2 registers
+    (b"\x03\x00\x00\x00\x7e", c.QUANTITY_OUT_OF_RANGE),  # 126 registers
+    (b"\x04\xff\xfa\x00\x0a", c.ADDRESS_OVERFLOW),  # 65530 + 10
+    (b"\x05\x00\x03\x12\x34", c.BAD_COIL_VALUE),  # coil value 0x1234
+    (b"\x14\x07\x07\x00\x04\x00\x01\x00\x02", c.BAD_REFERENCE_TYPE),  # file reference type 7
+    (b"\x30\x01\x02", c.UNKNOWN_FUNCTION),  # function 48
+    (b"\x83\x00\x00\x00\x01", c.UNKNOWN_FUNCTION),  # a request with the exception bit
+    (b"\x09", c.RESERVED_FUNCTION),  # function 9 (legacy)
+    (b"\x08\x00\x05\x00\x00", c.UNKNOWN_SUB_FUNCTION),  # diagnostics sub-function 5
+    (b"\x2b\x0f\x01\x00", c.UNKNOWN_MEI_TYPE),  # MEI type 15
+    (b"\x2b\x0e\x05\x00", c.BAD_READ_DEVICE_ID_CODE),  # read device id code 5
+]
+
+
+@pytest.mark.parametrize(("pdu", "code"), REQUEST_ANOMALIES)
+def test_request_anomaly(pdu: bytes, code: str) -> None:
+    harness = confirmed()
+    events = harness.feed(adu(30, 1, pdu) + adu(31, 1, read_request(3, 31, 1)), frame=5)
+    assert Harness.codes(events) == [code]
+    anomaly = next(e for e in events if isinstance(e, AnomalyEvent))
+    assert (anomaly.protocol, anomaly.frame, anomaly.direction, anomaly.severity) == (
+        "modbus",
+        5,
+        "to_server",
+        CATALOGUE[code].severity.name.lower(),
+    )
+    # The flawed ADU still gives its record, and the next one is read: skipped by its length.
+    assert [e.transaction_id for e in Harness.records(events)] == [30, 31]
+
+
+def test_unknown_exception_code() -> None:
+    harness = confirmed()
+    harness.feed(adu(8, 1, read_request(4, 0, 1)), 0)
+    events = harness.feed(adu(8, 1, b"\x84\x09"), 1)
+    assert Harness.codes(events) == [c.UNKNOWN_EXCEPTION]
+    (record,) = Harness.records(events)
+    assert (record.function_code, record.exception_code, record.exception) == (4, 9, "UNKNOWN")
+
+
+@pytest.mark.parametrize("code", [1, 2, 3, 4, 5, 6, 7, 8, 10, 11])
+def test_exception_responses(code: int) -> None:
+    harness = confirmed()
+    harness.feed(adu(8, 1, read_request(2, 0, 1)), 0, frame=3)
+    (record,) = harness.feed(adu(8, 1, bytes([0x82, code])), 1, frame=4)
+    assert (record.function_code, record.function, record.exception_code, record.exception) == (
+        2,
+        "READ_DISCRETE_INPUTS",
+        code,
+        c.ExceptionCode(code).name,
+    )
+    assert (record.request_frame, record.values) == (3, None)
+
+
+# -- pairing -----------------------------------------------------------------------------------------
+
+
+def test_read_responses_carry_the_request_range() -> None:
+    harness = Harness()
+    harness.feed(READ_HOLDING, 0, frame=4)
+    (record,) = harness.feed(HOLDING_VALUES, 1, frame=5)
+    assert (record.direction, record.request_frame, record.address, record.quantity) == (
+        "response",
+        4,
+        107,
+        3,
+    )
+    assert (record.byte_count, record.values) == (6, (555, 0, 100))
+    harness.feed(adu(8, 1, read_request(1, 19, 19)), 0, frame=6)
+    (record,) = harness.feed(adu(8, 1, b"\x01\x03\xcd\x6b\x05"), 1, frame=7)
+    assert (record.address, record.quantity, record.request_frame) == (19, 19, 6)
+    assert record.values == (1, 0, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1)
+    assert harness.state.pending == {}
+
+
+def test_pairing_by_unit_and_transaction_id() -> None:
+    harness = Harness()
+    harness.feed(adu(1, 1, read_request(3, 10, 1)) + adu(1, 2, read_request(3, 20, 1)), 0, frame=2)
+    # Answers in the other order: the unit id tells them apart.
+    events = harness.feed(
+        adu(1, 2, registers_response(3, [2])) + adu(1, 1, registers_response(3, [1])), 1, frame=3
+    )
+    assert [(e.unit_id, e.address, e.values) for e in events] == [(2, 20, (2,)), (1, 10, (1,))]
+
+
+def test_response_without_request() -> None:
+    harness = confirmed()
+    events = harness.feed(adu(99, 1, registers_response(3, [1, 2])), 1)
+    assert Harness.codes(events) == [c.UNMATCHED_RESPONSE]
+    (record,) = Harness.records(events)
+    assert (record.request_frame, record.address, record.values) == (None, None, (1, 2))
+
+
+def test_response_with_another_function() -> None:
+    harness = confirmed()
+    harness.feed(adu(8, 1, read_request(3, 0, 1)), 0, frame=5)
+    events = harness.feed(adu(8, 1, registers_response(4, [1])), 1, frame=6)
+    assert Harness.codes(events) == [c.RESPONSE_FUNCTION_MISMATCH]
+    assert Harness.records(events)[0].request_frame == 5
+
+
+def test_duplicate_transaction_id() -> None:
+    harness = confirmed()
+    harness.feed(adu(8, 1, read_request(3, 0, 1)), 0, frame=5)
+    events = harness.feed(adu(8, 1, read_request(3, 1, 1)), 0, frame=6)
+    assert Harness.codes(events) == [c.DUPLICATE_TRANSACTION]
+    (record,) = harness.feed(adu(8, 1, registers_response(3, [1])), 1, frame=7)
+    assert (record.request_frame, record.address) == (6, 1)  # the latest request of that id
+
+
+def test_pending_requests_are_capped() -> None:
+    harness = confirmed(max_pending=4)
+    events = harness.feed(b"".join(adu(n, 1, read_request(3, n, 1)) for n in range(10, 15)), 0, frame=5)
+    assert Harness.codes(events) == [c.PENDING_FULL]
+    assert sorted(key & 0xFFFF for key in harness.state.pending) == [11, 12, 13, 14]  # the oldest went
+
+
+def test_unanswered_after_the_timeout_and_at_close() -> None:
+    harness = confirmed(timeout=5.0)
+    harness.feed(adu(8, 1, read_request(3, 0, 1)), 0, frame=5, ts=200.0)
+    harness.feed(adu(9, 1, read_request(3, 0, 1)), 0, frame=6, ts=203.0)
+    assert Harness.codes(harness.feed(adu(10, 1, read_request(3, 0, 1)), 0, frame=7, ts=204.0)) == []
+    events = harness.feed(adu(10, 1, registers_response(3, [1])), 1, frame=8, ts=205.5)
+    assert Harness.codes(events) == [c.UNANSWERED_REQUEST]
+    late = next(e for e in events if isinstance(e, AnomalyEvent))
+    assert (late.frame, late.direction) == (8, "to_server")
+    assert "frame 5" in late.detail
+    closing = harness.close()
+    assert Harness.codes(closing) == [c.UNANSWERED_REQUEST]
+    assert "frame 6" in closing[0].detail
+    assert harness.state.pending == {}
+
+
+def test_listen_only_mode_needs_no_answer() -> None:
+    harness = confirmed()
+    harness.feed(adu(8, 1, b"\x08\x00\x04\x00\x00"), 0)  # diagnostics 4: force listen only mode
+    assert harness.close() == []
+
+
+def test_gap_keeps_pairing() -> None:
+    harness = confirmed()
+    harness.feed(READ_HOLDING, 0, frame=9)
+    harness.dissector.gap(harness.state, 1, harness.ctx)
+    (record,) = harness.feed(HOLDING_VALUES, 1, frame=10)
+    assert record.request_frame == 9
+
+
+# -- records of each family --------------------------------------------------------------------------
+
+
+def test_family_record_classes() -> None:
+    harness = Harness()
+    families = [
+        (b"\x08\x00\x00\xa5\x37", ModbusDiagnosticsEvent),
+        (b"\x2b\x0e\x01\x00", ModbusMeiEvent),
+        (b"\x5a\x00\x04", ModbusUmasEvent),
+        (b"\x16\x00\x04\x00\xf2\x00\x25", ModbusDetailEvent),
+        (b"\x41\x01", ModbusDetailEvent),
+        (b"\x06\x00\x01\x00\x03", ModbusEvent),
+    ]
+    for number, (pdu, cls) in enumerate(families):
+        (record,) = harness.feed(adu(number, 1, pdu))
+        assert type(record) is cls
+    (diagnostics,) = harness.feed(adu(0, 1, b"\x08\x00\x00\xa5\x37"), 1)
+    assert (diagnostics.sub_function, diagnostics.sub_function_name, diagnostics.data) == (
+        0,
+        "RETURN_QUERY_DATA",
+        "a537",
+    )
+    (user,) = harness.feed(adu(4, 1, b"\x41\x00\x10"), 1)
+    assert (user.function, user.extra, user.request_frame) == ("USER_DEFINED", {"data": "0010"}, 1)
+
+
+def test_device_identification_response_record() -> None:
+    harness = Harness()
+    harness.feed(adu(1, 1, b"\x2b\x0e\x01\x00"), 0, frame=2)
+    (record,) = harness.feed(adu(1, 1, b"\x2b\x0e\x01\x01\x00\x00\x01\x00\x04ACME"), 1, frame=3)
+    assert (record.mei_type, record.mei_type_name, record.request_frame) == (
+        14,
+        "READ_DEVICE_IDENTIFICATION",
+        2,
+    )
+    assert record.device_id["objects"] == [{"id": 0, "name": "VendorName", "value": "ACME"}]
+
+
+def test_umas_response_takes_the_request_code() -> None:
+    harness = Harness()
+    harness.feed(adu(1, 0, b"\x5a\x2a\x41\xff\x00"), 0, frame=2)  # STOP_PLC
+    (record,) = harness.feed(adu(1, 0, b"\x5a\x2a\xfe"), 1, frame=3)
+    assert (record.sub_function, record.sub_function_name, record.status_name, record.request_frame) == (
+        0x41,
+        "STOP_PLC",
+        "OK",
+        2,
+    )
+
+
+def test_inline_reads_equal_the_general_path() -> None:
+    # parse() decodes well-formed FC 1-4 pairs inline; _request/_response must give equal records.
+    for function_code, quantity, values in (
+        (1, 10, b"\x02\xff\x03"),
+        (2, 3, b"\x01\x05"),
+        (3, 2, b"\x04\x00\x01\x00\x02"),
+        (4, 1, b"\x02\xff\xff"),
+    ):
+        request = adu(5, 9, read_request(function_code, 100, quantity))
+        response = adu(5, 9, bytes([function_code]) + values)
+        fast = Harness()
+        fast_events = fast.feed(request, 0, frame=3) + fast.feed(response, 1, frame=4)
+        slow = Harness()
+        slow_events: list[Any] = []
+        for frame, direction, data in ((3, 0, request), (4, 1, response)):
+            slow.ctx.frame = frame
+            header = struct.unpack_from(">HHHBB", data)
+            method = slow.dissector._request if direction == 0 else slow.dissector._response
+            assert method(
+                slow.state,
+                memoryview(data),
+                0,
+                len(data),
+                header[0],
+                header[3],
+                header[2],
+                header[4],
+                direction,
+                slow.ctx,
+                slow_events,
+            )
+        assert fast_events == slow_events
+        assert [dataclasses.asdict(e) for e in fast_events] == [dataclasses.asdict(e) for e in slow_events]
+
+
+# -- through the engine with every shipped dissector -----------------------------------------------
+
+
+def run_engine(chunks: list[tuple[int, bytes]], port: int = 502, transport: str = "tcp") -> list[Any]:
+    engine = DissectEngine(default_registry(), strict=True)
+    fd = engine.start(context(transport, port), aligned=True)
+    assert fd is not None
+    for frame, (direction, data) in enumerate(chunks, start=1):
+        engine.feed(fd, direction, data, float(frame), frame)
+    engine.end(fd)
+    return engine.events
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [(0, b"GET / HTTP/1.1\r\nHost: plc\r\n\r\n"), (1, b"HTTP/1.1 200 OK\r\n\r\n")],
+        [(0, b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(160))],
+        [(0, bytes(range(7, 250, 3))), (1, bytes(range(255, 0, -2)))],
+        [(0, b"\x00\x01\x00\x00\x04\x00\x01\x03" + bytes(40))],  # protocol id 0, length 1024
+        [(0, b"\x00\x01\x00\x00\x00\x06\x01\x00\x00\x00\x00\x01")],  # function code 0
+    ],
+)
+def test_other_bytes_on_port_502_give_no_modbus_event(chunks: list[tuple[int, bytes]]) -> None:
+    events = run_engine(chunks)
+    assert [e for e in events if getattr(e, "event_type", "") == "modbus"] == []
+    assert [e.code for e in events if e.code.startswith("modbus.")] == []
+
+
+def test_modbus_on_another_port_by_content() -> None:
+    events = run_engine([(0, READ_HOLDING), (1, HOLDING_VALUES)], port=5020)
+    assert [
+        (e.event_type, e.direction, e.dst_port if e.direction == "request" else e.src_port) for e in events
+    ] == [
+        ("modbus", "request", 5020),
+        ("modbus", "response", 5020),
+    ]
+    udp = run_engine([(0, READ_HOLDING), (1, HOLDING_VALUES)], port=1502, transport="udp")
+    assert [e.transport for e in udp] == ["udp", "udp"]
+
+
+def test_engine_resyncs_after_a_bad_length() -> None:
+    bad = adu(8, 1, read_request(3, 0, 1), length=300)
+    events = run_engine(
+        [(0, READ_HOLDING), (1, HOLDING_VALUES), (0, bad), (0, adu(9, 1, read_request(3, 9, 1)))]
+    )
+    assert [getattr(e, "code", None) or e.transaction_id for e in events] == [
+        7,
+        7,
+        c.BAD_LENGTH,
+        9,
+        c.UNANSWERED_REQUEST,
+    ]
+
+
+def test_every_anomaly_code_is_registered_and_tested() -> None:
+    codes = {code for code in CATALOGUE if code.startswith("modbus.")}
+    assert len(codes) == 20
+    constants = {value for name, value in vars(c).items() if name.isupper() and isinstance(value, str)}
+    assert codes <= constants
+    here = Path(__file__).read_text()
+    names = {
+        name
+        for name, value in vars(c).items()
+        if name.isupper() and isinstance(value, str) and value in codes
+    }
+    assert {name for name in names if f"c.{name}" not in here} == set()
+
+
+def test_read_response_without_byte_count() -> None:
+    # Found by the fuzz test: the inline response path must not read past a 2-byte PDU.
+    harness = confirmed()
+    harness.feed(adu(8, 1, read_request(3, 0, 1)), 0, frame=5)
+    events = harness.feed(adu(8, 1, b"\x03"), 1, frame=6)
+    assert Harness.codes(events) == [c.TRUNCATED_PDU]
+    assert Harness.records(events)[0].request_frame == 5
