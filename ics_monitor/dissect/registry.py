@@ -52,11 +52,15 @@ def default_registry() -> Registry:
     """The dissectors shipped with ics-monitor, most specific first."""
     dissectors: list[Dissector] = []
     # One line per protocol package (imports stay local so a broken package names itself):
-    # modbus
+    from ics_monitor.dissect.modbus.dissector import ModbusDissector
+
+    dissectors.append(ModbusDissector())
     from ics_monitor.dissect.dnp3.dissector import Dnp3Dissector
 
     dissectors.append(Dnp3Dissector())
-    # s7comm
+    from ics_monitor.dissect.s7comm.dissector import S7commDissector
+
+    dissectors.append(S7commDissector())
     from ics_monitor.dissect.identify import identifiers
 
     dissectors.extend(identifiers())
