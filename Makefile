@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-DEMO_CAPTURES ?= pcaps/modbus/pymodbus_polling.pcap pcaps/modbus/pymodbus_all_functions.pcap pcaps/foundation/eth_le_us.pcap
+DEMO_STATE ?= .state/demo
 
 .PHONY: install tools demo test lint bench fuzz golden-update clean
 
@@ -26,12 +26,17 @@ tools:
 	    echo "note: tshark not installed and no root apt: conformance tests will be skipped"; \
 	  fi; \
 	fi
+	@bash .ci/install-es.sh
 
+# The main job on the bundled plant capture: learn the normal phase, replay normal + attack with
+# the embedded SQLite store (no server), show assets and alerts.
 demo: install
-	$(BIN)/ics-monitor summary $(DEMO_CAPTURES)
+	rm -rf $(DEMO_STATE)
+	$(BIN)/ics-monitor baseline learn --state $(DEMO_STATE) pcaps/demo/plant_normal.pcap
+	$(BIN)/ics-monitor replay --state $(DEMO_STATE) pcaps/demo/plant_normal.pcap pcaps/demo/plant_attack.pcap
 
 test: install tools
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,29 +2,39 @@
 
     frames ─▶ Decoder ─▶ FlowTable (+TCP reassembly) ─▶ DissectEngine ─▶ events ─▶ sinks
                  └─ anomalies ─────────┴─ flow records, anomalies ─────────────────▶ sinks
+                                                                       │
+          (replay: Analysis)  events, ARP, flow records ─▶ Inventory ─▶ asset changes ─┐
+                                                     ├──▶ DetectionEngine ◀────────────┘ ─▶ alerts ─▶ alert sinks
+                                                     └──▶ BaselineLearner (while learning)
 
 The pipeline owns the bridge between the flow table and the dissectors (``FlowHandler``), drains
 what every stage produced after each frame, and finishes cleanly whatever happens to the input: a
-damaged capture still has every record before the damage processed and written.
+damaged capture still has every record before the damage processed and written.  Analysis is
+optional: without it (``dissect``, ``flows``, ``summary``) the per-frame cost is one comparison.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+import yaml
 
 from ics_monitor.config import Config
 from ics_monitor.core.addresses import format_ip, format_mac
-from ics_monitor.core.errors import CaptureError
+from ics_monitor.core.anomalies import info
+from ics_monitor.core.errors import CaptureError, ConfigError
 from ics_monitor.core.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from ics_monitor.decode import Decoder
 from ics_monitor.dissect import DissectEngine, FlowDissection, ParseContext, Registry
-from ics_monitor.events import ArpEvent
+from ics_monitor.events import AnomalyEvent, ArpEvent
 from ics_monitor.events.flow import FlowRecord
 from ics_monitor.flows import Flow, FlowTable
+from ics_monitor.inventory.assets import ASSET_LIMIT, AssetChange, Inventory
 from ics_monitor.sinks import Sink
 
 Frame = tuple[float, int, bytes, int]
@@ -51,6 +61,10 @@ class RunStats:
     last_ts: float | None = None
     seconds: float = 0.0
     errors: list[CaptureError] = field(default_factory=list)
+    alerts: int = 0
+    alert_records: int = 0
+    assets: int = 0
+    asset_changes: int = 0
 
     @property
     def packets_per_second(self) -> float:
@@ -112,6 +126,211 @@ class _DissectBridge:
                 flow.app_protocol = fd.protocol
 
 
+class DetectionEngineLike(Protocol):
+    """What the pipeline needs of ``detect.engine.DetectionEngine`` (kept structural: no import here)."""
+
+    def observe(self, event: Any) -> list[Any]:
+        """Alerts for a protocol or anomaly event."""
+        ...
+
+    def observe_flow(self, record: FlowRecord) -> list[Any]:
+        """Alerts for a flow record."""
+        ...
+
+    def observe_changes(self, changes: list[AssetChange]) -> list[Any]:
+        """Alerts for inventory changes."""
+        ...
+
+    def advance(self, ts: float) -> list[Any]:
+        """Alerts due by capture time ``ts`` (silence, throttled summaries)."""
+        ...
+
+    def finish(self) -> list[Any]:
+        """Alerts still held at the end of input."""
+        ...
+
+
+class BaselineLearnerLike(Protocol):
+    """What the pipeline needs of ``inventory.baseline.BaselineLearner``."""
+
+    def observe(self, event: Any) -> Any:
+        """Learn from a protocol event."""
+        ...
+
+    def observe_flow(self, record: FlowRecord) -> Any:
+        """Learn from a flow record."""
+        ...
+
+    def baseline(self) -> Any:
+        """The baseline learned so far."""
+        ...
+
+
+class Analysis:
+    """Inventory, detection and baseline learning over what a run produces.
+
+    Per record: the inventory first (its changes go to the detection engine and the change sinks),
+    then the detection engine, then the learner (protocol events and flow records only).  Alerts go
+    to ``alert_sinks``.  ``learn_for`` seconds of capture time (with a ``learner`` and an
+    ``enforce`` factory): learn from the first frame until then, hand the baseline to
+    ``on_baseline``, and from then on detect with ``enforce(baseline)``.  ``tick`` is how often (in
+    capture seconds) the engine's time-driven checks run.
+    """
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        *,
+        engine: DetectionEngineLike | None = None,
+        learner: BaselineLearnerLike | None = None,
+        alert_sinks: Sequence[Sink] = (),
+        change_sinks: Sequence[Sink] = (),
+        learn_for: float | None = None,
+        enforce: Callable[[Any], DetectionEngineLike] | None = None,
+        on_baseline: Callable[[Any], None] | None = None,
+        tick: float = 1.0,
+    ) -> None:
+        if learn_for is not None and (learner is None or enforce is None):
+            raise ValueError("learn_for needs a learner and an enforce factory")
+        self.inventory = inventory
+        self.engine = engine
+        self.learner = learner
+        self.alert_sinks = list(alert_sinks)
+        self.change_sinks = list(change_sinks)
+        self.learn_for = learn_for
+        self.enforce = enforce
+        self.on_baseline = on_baseline
+        self.tick = tick
+        self.learn_until: float | None = None
+        self.switched_at: float | None = None
+        self.alert_records = 0
+        self.alert_ids: set[str] = set()
+        self.changes = 0
+        self.anomalies: list[AnomalyEvent] = []
+        self._limit_reported = False
+        self._last_ts = 0.0
+
+    @property
+    def learning(self) -> bool:
+        """True while a learner takes input."""
+        return self.learner is not None
+
+    def event(self, event: Any) -> None:
+        """Take a protocol event, an anomaly or an ARP observation."""
+        inventory = self.inventory
+        changes = inventory.observe(event)
+        engine = self.engine
+        if changes:
+            self._changes(changes)
+        if inventory.limit_reached and not self._limit_reported:
+            self._report_limit(event.ts, event.frame)
+        if event.event_type == "arp":
+            if self.learner is not None:
+                self.learner.observe(event)
+            return
+        if engine is not None:
+            alerts = engine.observe(event)
+            if alerts:
+                self._alerts(alerts)
+        if self.learner is not None and event.event_type != "anomaly":
+            self.learner.observe(event)
+
+    def flow(self, record: FlowRecord) -> None:
+        """Take a flow record."""
+        changes = self.inventory.observe_flow(record)
+        if changes:
+            self._changes(changes)
+        if self.inventory.limit_reached and not self._limit_reported:
+            self._report_limit(record.ts_end, record.first_frame)
+        if self.engine is not None:
+            alerts = self.engine.observe_flow(record)
+            if alerts:
+                self._alerts(alerts)
+        if self.learner is not None:
+            self.learner.observe_flow(record)
+
+    def advance(self, ts: float) -> float:
+        """Time passes (capture time): end learning when due, run time checks; return the next tick."""
+        if self.learn_until is None and self.learn_for is not None and self.switched_at is None:
+            self.learn_until = ts + self.learn_for
+        if self.learn_until is not None and ts >= self.learn_until and self.switched_at is None:
+            self._switch(ts)
+        self._last_ts = ts
+        if self.engine is not None:
+            alerts = self.engine.advance(ts)
+            if alerts:
+                self._alerts(alerts)
+        return ts + self.tick
+
+    def finish(self) -> None:
+        """End of input: the engine's held alerts (and a learning window that never ended)."""
+        if self.learn_for is not None and self.switched_at is None and self.learner is not None:
+            # The capture was shorter than the learning window: all of it was learned.
+            baseline = self.learner.baseline()
+            self.learner = None
+            if self.on_baseline is not None:
+                self.on_baseline(baseline)
+        if self.engine is not None:
+            alerts = self.engine.finish()
+            if alerts:
+                self._alerts(alerts)
+
+    def close(self) -> None:
+        """Close the alert and change sinks."""
+        for sink in (*self.alert_sinks, *self.change_sinks):
+            sink.close()
+
+    def _switch(self, ts: float) -> None:
+        """The learning window is over: build the baseline and enforce it from now on."""
+        assert self.learner is not None and self.enforce is not None
+        baseline = self.learner.baseline()
+        self.learner = None
+        self.switched_at = ts
+        if self.on_baseline is not None:
+            self.on_baseline(baseline)
+        if self.engine is not None:
+            alerts = self.engine.finish()
+            if alerts:
+                self._alerts(alerts)
+        self.engine = self.enforce(baseline)
+
+    def _changes(self, changes: list[AssetChange]) -> None:
+        self.changes += len(changes)
+        for sink in self.change_sinks:
+            for change in changes:
+                sink.emit(change)
+        if self.engine is not None:
+            alerts = self.engine.observe_changes(changes)
+            if alerts:
+                self._alerts(alerts)
+
+    def _report_limit(self, ts: float, frame: int) -> None:
+        """The inventory hit its asset cap: say so once, as an anomaly (the pipeline drains it)."""
+        self._limit_reported = True
+        self.anomalies.append(
+            AnomalyEvent(
+                ts=ts,
+                frame=frame,
+                code=ASSET_LIMIT,
+                severity=info(ASSET_LIMIT).severity.name.lower(),
+                detail=f"{len(self.inventory)} assets kept; devices seen from now on are not",
+            )
+        )
+
+    def _alerts(self, alerts: list[Any]) -> None:
+        self.alert_records += len(alerts)
+        ids = self.alert_ids
+        for alert in alerts:
+            if len(ids) < _MAX_ALERT_IDS:
+                ids.add(alert.alert_id)
+            for sink in self.alert_sinks:
+                sink.emit(alert)
+
+
+# Distinct alert ids counted for the run's figures (a flood of distinct keys stops being counted).
+_MAX_ALERT_IDS = 1_000_000
+
+
 class Pipeline:
     """One run over one frame source.
 
@@ -129,6 +348,7 @@ class Pipeline:
         flow_sinks: Sequence[Sink] = (),
         emit_arp: bool = False,
         progress: Progress | None = None,
+        analysis: Analysis | None = None,
     ) -> None:
         self.config = config
         self.decoder = Decoder(config.decode.fragment_timeout, config.decode.max_fragment_datagrams)
@@ -147,6 +367,7 @@ class Pipeline:
         self.flow_sinks = list(flow_sinks)
         self.emit_arp = emit_arp
         self.progress = progress
+        self.analysis = analysis
         self.stats = RunStats()
 
     def run(self, frames: Iterable[Frame], position: Callable[[], int] | None = None) -> RunStats:
@@ -160,6 +381,9 @@ class Pipeline:
         table_anomalies = table.anomalies
         engine_events = self.engine.events if self.engine is not None else []
         progress = self.progress
+        analysis = self.analysis
+        # Without analysis the tick never comes: one float comparison per frame.
+        next_tick = -math.inf if analysis is not None else math.inf
         started = time.perf_counter()
         frame_no = 0
         total_bytes = 0
@@ -169,6 +393,12 @@ class Pipeline:
         try:
             for ts, link_type, data, wire_len in frames:
                 frame_no += 1
+                if ts >= next_tick:
+                    # Time passes before this frame's records: a learning window ends first.
+                    assert analysis is not None
+                    next_tick = analysis.advance(ts)
+                    if analysis.anomalies:
+                        self._drain_events(analysis.anomalies)
                 total_bytes += wire_len
                 pkt = decode(frame_no, ts, link_type, data, wire_len)
                 if pkt is not None:
@@ -202,7 +432,8 @@ class Pipeline:
         return stats
 
     def _finish(self) -> None:
-        """End of input: complete fragments, flows and dissectors, then close the sinks."""
+        """End of input: complete fragments, flows, dissectors and analysis, then close the sinks."""
+        analysis = self.analysis
         try:
             self.decoder.flush()
             self.table.flush()
@@ -211,14 +442,27 @@ class Pipeline:
                 self._drain_events(self.engine.events)
             self._drain_events(self.table.anomalies)
             self._drain_flows(self.table.records)
+            if analysis is not None:
+                analysis.finish()
+                self._drain_events(analysis.anomalies)
         finally:
-            for sink in (*self.event_sinks, *self.flow_sinks):
-                sink.close()
+            try:
+                for sink in (*self.event_sinks, *self.flow_sinks):
+                    sink.close()
+            finally:
+                if analysis is not None:
+                    analysis.close()
+                    stats = self.stats
+                    stats.alerts = len(analysis.alert_ids)
+                    stats.alert_records = analysis.alert_records
+                    stats.assets = len(analysis.inventory)
+                    stats.asset_changes = analysis.changes
 
     def _arp(self, pkt: Packet) -> None:
         self.stats.arp_packets += 1
         arp = pkt.arp
-        if not self.emit_arp or arp is None:
+        analysis = self.analysis
+        if arp is None or (not self.emit_arp and analysis is None):
             return
         event = ArpEvent(
             ts=pkt.ts,
@@ -231,12 +475,16 @@ class Pipeline:
             target_ip=format_ip(arp.target_ip),
             vlan=pkt.vlan,
         )
-        for sink in self.event_sinks:
-            sink.emit(event)
+        if self.emit_arp:
+            for sink in self.event_sinks:
+                sink.emit(event)
+        if analysis is not None:
+            analysis.event(event)
 
     def _drain_events(self, events: list[Any]) -> None:
         stats = self.stats
         sinks = self.event_sinks
+        analysis = self.analysis
         for event in events:
             if event.event_type == "anomaly":
                 stats.anomalies[event.code] += 1
@@ -244,14 +492,107 @@ class Pipeline:
                 stats.events += 1
             for sink in sinks:
                 sink.emit(event)
+            if analysis is not None:
+                analysis.event(event)
         events.clear()
+        if analysis is not None and analysis.anomalies and events is not analysis.anomalies:
+            self._drain_events(analysis.anomalies)
 
     def _drain_flows(self, records: list[FlowRecord]) -> None:
         stats = self.stats
         sinks = self.flow_sinks
+        analysis = self.analysis
         for record in records:
             stats.flows += 1
             stats.protocols[record.app_protocol or record.service or record.transport] += 1
             for sink in sinks:
                 sink.emit(record)
+            if analysis is not None:
+                analysis.flow(record)
         records.clear()
+        if analysis is not None and analysis.anomalies:
+            self._drain_events(analysis.anomalies)
+
+
+LEARN = "learn"
+LEARN_THEN_ENFORCE = "learn_then_enforce"
+ENFORCE = "enforce"
+DETECT = "detect"
+
+
+def build_analysis(
+    config: Config,
+    inventory: Inventory,
+    *,
+    mode: str,
+    baseline_path: Any = None,
+    rules_dir: Any = None,
+    zones_path: Any = None,
+    alert_sinks: Sequence[Sink] = (),
+    change_sinks: Sequence[Sink] = (),
+    on_baseline: Callable[[Any], None] | None = None,
+    detection: bool = True,
+) -> Analysis:
+    """Set up inventory, detection and learning for a replay.
+
+    ``mode``: ``learn`` (learn the whole run; always-on detectors only), ``learn_then_enforce``
+    (learn for ``config.analysis.learn_for`` capture seconds, then enforce), ``enforce`` (detect
+    against the baseline at ``baseline_path``) or ``detect`` (always-on detectors, no baseline).
+    ``detection`` False runs no detector at all (``baseline learn``).  Rules, zones and baseline
+    files that cannot be used raise ``ConfigError`` with one line saying why.
+    """
+    from ics_monitor.detect.engine import DetectionEngine
+    from ics_monitor.detect.rules import RuleSet
+    from ics_monitor.detect.zones import Zones
+    from ics_monitor.inventory.baseline import Baseline, BaselineLearner
+
+    if mode not in (LEARN, LEARN_THEN_ENFORCE, ENFORCE, DETECT):
+        raise ValueError(f"unknown analysis mode {mode!r}")
+    rules = _loaded("rules", lambda: RuleSet.load(rules_dir)) if detection else None
+    zones = _loaded("zones", lambda: Zones.load(zones_path)) if zones_path is not None else None
+    baseline = None
+    if mode == ENFORCE:
+        baseline = _loaded("baseline", lambda: Baseline.load(baseline_path))
+
+    learner = BaselineLearner() if mode in (LEARN, LEARN_THEN_ENFORCE) else None
+    learn_for = config.analysis.learn_for if mode == LEARN_THEN_ENFORCE else None
+    engine: DetectionEngineLike | None = None
+    enforce: Callable[[Any], DetectionEngineLike] | None = None
+    if rules is not None:
+        detection_rules = rules
+        engine = DetectionEngine(detection_rules, baseline, zones)
+
+        def enforce(learned: Any) -> DetectionEngineLike:
+            return DetectionEngine(detection_rules, learned, zones)
+
+    if mode == LEARN_THEN_ENFORCE and (learn_for is None or enforce is None):
+        raise ValueError("learn_then_enforce needs config.analysis.learn_for and detection")
+    return Analysis(
+        inventory,
+        engine=engine,
+        learner=learner,
+        alert_sinks=alert_sinks,
+        change_sinks=change_sinks,
+        learn_for=learn_for,
+        enforce=enforce if learn_for is not None else None,
+        on_baseline=on_baseline,
+        tick=config.analysis.tick,
+    )
+
+
+def _loaded(what: str, load: Callable[[], Any]) -> Any:
+    """Run a loader; turn its file and format errors into configuration errors.
+
+    A file of the right YAML but the wrong shape can trip a loader on a missing key or a wrong
+    type: that is the user's file, not a crash, so those become configuration errors too (the
+    cause stays chained for ``--debug``).
+    """
+    try:
+        return load()
+    except OSError as exc:
+        name = getattr(exc, "filename", None) or what
+        raise ConfigError(f"{name}: cannot read the {what}: {exc.strerror or exc}") from exc
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{what}: {exc}") from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{what}: malformed file ({type(exc).__name__}: {exc})") from exc

@@ -5,23 +5,45 @@ User errors are one line on stderr and exit code 2; a traceback only with ``--de
 
 from __future__ import annotations
 
+import re
 import sys
 import traceback
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 import typer
 from rich.console import Console
 
 from ics_monitor import __version__
 from ics_monitor.capture import MergedSource, open_captures
-from ics_monitor.cli.render import ProgressReporter, print_summary, render_flow_table
-from ics_monitor.config import Config, DissectConfig
-from ics_monitor.core.errors import IcsMonitorError
+from ics_monitor.cli.es_commands import es_app
+from ics_monitor.cli.render import (
+    ProgressReporter,
+    print_replay_summary,
+    print_summary,
+    render_alerts,
+    render_assets,
+    render_flow_table,
+)
+from ics_monitor.config import AnalysisConfig, Config, DissectConfig
+from ics_monitor.core.errors import ConfigError, IcsMonitorError
 from ics_monitor.dissect import default_registry
-from ics_monitor.pipeline import Pipeline, RunStats
+from ics_monitor.inventory.assets import Inventory
+from ics_monitor.pipeline import (
+    DETECT,
+    ENFORCE,
+    LEARN,
+    LEARN_THEN_ENFORCE,
+    Pipeline,
+    RunStats,
+    build_analysis,
+)
 from ics_monitor.sinks import JsonLinesSink
 from ics_monitor.sinks.console import FlowTableSink, SummarySink
+from ics_monitor.sinks.logs import AppendLog, alert_log
+from ics_monitor.sinks.sqlite import DEFAULT_STATE_DIR, Store
 
 EXIT_USAGE = 2
 
@@ -33,6 +55,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+app.add_typer(es_app, name="es")
 stderr = Console(stderr=True)
 
 
@@ -43,8 +66,9 @@ def _stdout_console() -> Console:
 
 
 def _error_line(message: str) -> None:
-    """Print one error line on stderr, never wrapped."""
-    sys.stderr.write(f"ics-monitor: error: {message}\n")
+    """Print one error line on stderr, never wrapped (a multi-line message, e.g. YAML's, is joined)."""
+    line = " ".join(message.split())
+    sys.stderr.write(f"ics-monitor: error: {line}\n")
     sys.stderr.flush()
 
 
@@ -151,6 +175,333 @@ def summary(captures: Captures) -> None:
     stats = _run(pipeline, source)
     print_summary(_stdout_console(), flow_sink, event_sink, stats)
     _check_errors(stats)
+
+
+State = Annotated[
+    Path, typer.Option("--state", help="State directory: SQLite store, alerts.jsonl, events.jsonl, baseline.")
+]
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_SEVERITIES = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``15m``, ``2h``, ``1d``, ``1h30m``; ConfigError otherwise."""
+    compact = text.strip().lower().replace(" ", "")
+    position = 0
+    total = 0.0
+    while position < len(compact):
+        match = _DURATION.match(compact, position)
+        if match is None or match.end() == position:
+            raise ConfigError(f"bad duration {text!r} (examples: 300, 90s, 15m, 2h, 1d, 1h30m)")
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        position = match.end()
+    if not compact or total <= 0:
+        raise ConfigError(f"bad duration {text!r}: must be more than zero")
+    return total
+
+
+def parse_since(text: str, latest: float | None) -> float:
+    """A point in capture time from epoch seconds, an ISO date/time (UTC unless given) or a duration.
+
+    A duration counts back from ``latest``, the newest capture time in the store.
+    """
+    stripped = text.strip()
+    try:
+        return float(stripped)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(stripped)
+    except ValueError:
+        moment = None
+    if moment is not None:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    seconds = parse_duration(stripped)
+    return (latest if latest is not None else 0.0) - seconds
+
+
+def parse_severity(text: str) -> int:
+    """1-4 or low/medium/high/critical."""
+    lowered = text.strip().lower()
+    if lowered in _SEVERITIES:
+        return _SEVERITIES[lowered]
+    if lowered.isdigit() and 1 <= int(lowered) <= 4:
+        return int(lowered)
+    raise ConfigError(f"bad severity {text!r} (1-4 or {', '.join(_SEVERITIES)})")
+
+
+def _check_file(path: Path | None, what: str) -> None:
+    if path is not None and not path.is_file():
+        raise ConfigError(f"{path}: no such {what} file")
+
+
+@app.command()
+def replay(
+    captures: Captures,
+    state: State = Path(DEFAULT_STATE_DIR),
+    learn: Annotated[
+        bool,
+        typer.Option("--learn", help="Learn the baseline from these captures (always-on detectors run)."),
+    ] = False,
+    learn_for: Annotated[
+        str | None,
+        typer.Option(
+            "--learn-for",
+            metavar="DURATION",
+            help="Learn over the first DURATION of capture time (e.g. 10m), then enforce the result.",
+        ),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="Baseline YAML to enforce (default: the state's), or to write with --learn/--learn-for.",
+        ),
+    ] = None,
+    rules: Annotated[Path | None, typer.Option("--rules", help="Rules directory (default: shipped).")] = None,
+    zones: Annotated[
+        Path | None, typer.Option("--zones", help="zones.yaml: subnets, levels, conduits.")
+    ] = None,
+    events: Annotated[
+        bool, typer.Option("--events/--no-events", help="Append protocol events and flows to events.jsonl.")
+    ] = True,
+    limit: Annotated[int, typer.Option(help="Rows in the assets and alerts tables.")] = 30,
+) -> None:
+    """Replay captures: build the asset inventory, learn or enforce the baseline, raise alerts, store all.
+
+    Without --learn/--learn-for the baseline (--baseline FILE, else the state's baseline.yaml) is
+    enforced when there is one; with none, only the always-on detectors run.
+    """
+    if learn and learn_for is not None:
+        raise ConfigError("--learn and --learn-for exclude each other")
+    window = parse_duration(learn_for) if learn_for is not None else None
+    if rules is not None and not rules.is_dir():
+        raise ConfigError(f"{rules}: no such rules directory")
+    _check_file(zones, "zones")
+    source = _open(captures)
+    store = Store(state)
+    baseline_file = baseline if baseline is not None else store.baseline_path
+    if learn:
+        mode = LEARN
+    elif window is not None:
+        mode = LEARN_THEN_ENFORCE
+    elif baseline is not None:
+        _check_file(baseline, "baseline")
+        mode = ENFORCE
+    else:
+        mode = ENFORCE if baseline_file.is_file() else DETECT
+    config = Config(analysis=AnalysisConfig(learn_for=window))
+    saved: list[str] = []
+
+    def keep_baseline(learned: Any) -> None:
+        learned.save(baseline_file)
+        store.save_baseline(baseline_file)
+        saved.append(str(baseline_file))
+
+    with store:
+        store.begin_run("replay", mode, (str(path) for path in captures))
+        inventory = Inventory(config.inventory)
+        inventory.restore(store.load_assets())
+        known_alerts = store.alert_ids()
+        logs = [alert_log(store.alerts_log)]
+        event_log = AppendLog(store.events_log) if events else None
+        analysis = build_analysis(
+            config,
+            inventory,
+            mode=mode,
+            baseline_path=baseline_file,
+            rules_dir=rules,
+            zones_path=zones,
+            alert_sinks=[store, *logs],
+            change_sinks=[store],
+            on_baseline=keep_baseline,
+        )
+        sinks = [event_log] if event_log is not None else []
+        pipeline = Pipeline(
+            config,
+            default_registry(),
+            dissect="full",
+            event_sinks=sinks,
+            flow_sinks=sinks,
+            emit_arp=events,
+            analysis=analysis,
+        )
+        try:
+            stats = _run(pipeline, source)
+        finally:
+            assets = inventory.assets()
+            store.save_assets(asset.to_dict() for asset in assets)
+            if mode == LEARN and not saved and analysis.learner is not None:
+                keep_baseline(analysis.learner.baseline())
+        store.finish_run(_figures(stats, mode))
+        run_alerts = [a for a in store.alerts() if a["alert_id"] in analysis.alert_ids]
+        print_replay_summary(
+            _stdout_console(),
+            stats,
+            mode=mode,
+            assets=[asset.to_dict() for asset in assets],
+            alerts=run_alerts,
+            new_alerts=sum(1 for a in run_alerts if a["alert_id"] not in known_alerts),
+            state=str(state),
+            baseline=saved[0] if saved else (str(baseline_file) if mode == ENFORCE else None),
+            limit=limit,
+        )
+    _check_errors(stats)
+
+
+def _figures(stats: RunStats, mode: str) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "frames": stats.frames,
+        "flows": stats.flows,
+        "events": stats.events,
+        "anomalies": sum(stats.anomalies.values()),
+        "alerts": stats.alerts,
+        "alert_records": stats.alert_records,
+        "assets": stats.assets,
+        "asset_changes": stats.asset_changes,
+        "first_ts": stats.first_ts,
+        "last_ts": stats.last_ts,
+        "seconds": round(stats.seconds, 3),
+        "errors": [str(error) for error in stats.errors],
+    }
+
+
+def _dump_json_lines(records: list[dict[str, Any]]) -> None:
+    out = sys.stdout
+    for record in records:
+        out.write(orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode())
+        out.write("\n")
+    out.flush()
+
+
+@app.command()
+def assets(
+    state: State = Path(DEFAULT_STATE_DIR),
+    json_lines: Annotated[
+        bool, typer.Option("--json", help="One JSON object per asset instead of a table.")
+    ] = False,
+) -> None:
+    """Show the asset inventory kept in the state directory."""
+    with Store(state, create=False) as store:
+        records = store.load_assets()
+    if json_lines:
+        _dump_json_lines(records)
+    else:
+        render_assets(_stdout_console(), records, limit=None)
+
+
+@app.command()
+def alerts(
+    state: State = Path(DEFAULT_STATE_DIR),
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Last seen at or after: epoch seconds, ISO time (UTC unless given), or a duration "
+            "(2h) before the newest capture time in the store."
+        ),
+    ] = None,
+    severity: Annotated[
+        str | None, typer.Option(help="Minimum severity: 1-4 or low, medium, high, critical.")
+    ] = None,
+    json_lines: Annotated[
+        bool, typer.Option("--json", help="One JSON object per alert instead of a table.")
+    ] = False,
+) -> None:
+    """Show stored alerts, most severe first."""
+    minimum = parse_severity(severity) if severity is not None else None
+    with Store(state, create=False) as store:
+        start = parse_since(since, store.latest_capture_time()) if since is not None else None
+        records = store.alerts(since=start, min_severity=minimum)
+    if json_lines:
+        _dump_json_lines(records)
+    else:
+        render_alerts(_stdout_console(), records, limit=None)
+
+
+baseline_app = typer.Typer(
+    help="Learn, show and compare behaviour baselines.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("learn")
+def baseline_learn(
+    captures: Captures,
+    state: State = Path(DEFAULT_STATE_DIR),
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the baseline here (default: the state's).")
+    ] = None,
+) -> None:
+    """Learn a baseline from captures (no detection) and save it as YAML."""
+    source = _open(captures)
+    with Store(state) as store:
+        target = output if output is not None else store.baseline_path
+        store.begin_run("baseline learn", LEARN, (str(path) for path in captures))
+        config = Config()
+        analysis = build_analysis(config, Inventory(config.inventory), mode=LEARN, detection=False)
+        learner = analysis.learner
+        pipeline = Pipeline(config, default_registry(), dissect="full", analysis=analysis)
+        stats = _run(pipeline, source)
+        assert learner is not None
+        learned = learner.baseline()
+        learned.save(target)
+        digest = store.save_baseline(target)
+        store.finish_run(_figures(stats, LEARN))
+    stderr.print(
+        f"baseline learned from {stats.frames:,} frames ({stats.events:,} events, {stats.flows:,} flows): "
+        f"{target} (sha256 {digest[:12]})"
+    )
+    _check_errors(stats)
+
+
+def _baseline_file(path: Path | None, state: Path) -> Path:
+    target = path if path is not None else state / "baseline.yaml"
+    if not target.is_file():
+        raise ConfigError(f"{target}: no such baseline file (learn one: ics-monitor baseline learn CAPTURE)")
+    return target
+
+
+def _load_baseline(kind: Any, path: Path) -> Any:
+    try:
+        return kind.load(path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        text = str(exc)
+        raise ConfigError(text if str(path) in text else f"{path}: {text}") from exc
+
+
+@baseline_app.command("show")
+def baseline_show(
+    path: Annotated[Path | None, typer.Argument(help="Baseline YAML (default: the state's).")] = None,
+    state: State = Path(DEFAULT_STATE_DIR),
+) -> None:
+    """Print a baseline (after checking that it loads)."""
+    from ics_monitor.inventory.baseline import Baseline
+
+    learned = _load_baseline(Baseline, _baseline_file(path, state))
+    sys.stdout.write(learned.to_yaml())
+    sys.stdout.flush()
+
+
+@baseline_app.command("diff")
+def baseline_diff(
+    old: Annotated[Path, typer.Argument(help="The earlier baseline.")],
+    new: Annotated[Path | None, typer.Argument(help="The later baseline (default: the state's).")] = None,
+    state: State = Path(DEFAULT_STATE_DIR),
+) -> None:
+    """Show what changed between two baselines; exit 1 when they differ (as diff does)."""
+    from ics_monitor.inventory.baseline import Baseline
+
+    loaded = [_load_baseline(Baseline, _baseline_file(path, state)) for path in (old, new)]
+    lines = loaded[0].diff(loaded[1])
+    for line in lines:
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    if lines:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -1,8 +1,11 @@
-"""Terminal rendering: progress bar, flow table and summary (rich)."""
+"""Terminal rendering (rich): progress bar, flow table, summary, assets, alerts and the replay summary."""
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import UTC, datetime
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -122,3 +125,136 @@ def print_summary(console: Console, flows: SummarySink, events: SummarySink, sta
         for (code, severity), count in events.anomalies.most_common():
             anomalies.add_row(code, severity, f"{count:,}")
         console.print(anomalies)
+
+
+SEVERITY_STYLES = {4: "bold red", 3: "red", 2: "yellow", 1: "cyan"}
+SEVERITY_LABELS = {4: "critical", 3: "high", 2: "medium", 1: "low"}
+
+
+def fmt_time(ts: float | None) -> str:
+    """Capture time as UTC text (second resolution)."""
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _short(items: list[str], keep: int = 4) -> str:
+    if len(items) <= keep:
+        return ", ".join(items)
+    return ", ".join(items[:keep]) + f" +{len(items) - keep}"
+
+
+def render_assets(console: Console, assets: list[dict[str, Any]], limit: int | None = 30) -> None:
+    """Print assets (``Asset.to_dict`` dicts) as a table, most recently seen last."""
+    shown = assets if limit is None else assets[:limit]
+    title = (
+        f"Assets ({len(assets)})" if len(shown) == len(assets) else f"Assets ({len(shown)} of {len(assets)})"
+    )
+    table = Table(title=title, header_style="bold")
+    for column in (
+        "ip",
+        "mac",
+        "vendor",
+        "roles",
+        "level",
+        "product",
+        "firmware",
+        "services",
+        "IT",
+        "last seen",
+    ):
+        table.add_column(column, justify="right" if column == "level" else "left")
+    for asset in shown:
+        services = [f"{s['port']}/{s['transport']}" for s in asset.get("services") or ()]
+        mac = asset.get("mac") or (f"via {asset['gateway_mac']}" if asset.get("gateway_mac") else "")
+        level = asset.get("purdue_level")
+        table.add_row(
+            asset.get("ip") or "",
+            mac,
+            _maker(asset),
+            _short(list(asset.get("roles") or ()), 3),
+            "" if level is None else str(level),
+            asset.get("product") or "",
+            asset.get("firmware") or "",
+            _short(services),
+            _short(list(asset.get("it_protocols") or ())),
+            fmt_time(asset.get("last_seen")),
+        )
+    console.print(table)
+
+
+def _maker(asset: dict[str, Any]) -> str:
+    identity = asset.get("identity") or {}
+    return str(identity.get("vendor_name") or identity.get("manufacturer_name") or asset.get("vendor") or "")
+
+
+def render_alerts(console: Console, alerts: list[dict[str, Any]], limit: int | None = 30) -> None:
+    """Print alerts (``alert_to_dict`` dicts, most severe first) as a table, with counts by severity."""
+    counts = Counter(int(alert["severity"]) for alert in alerts)
+    line = ", ".join(
+        f"[{SEVERITY_STYLES[level]}]{SEVERITY_LABELS[level]} {counts[level]}[/]" for level in (4, 3, 2, 1)
+    )
+    console.print(f"[bold]{len(alerts)}[/] alerts: {line}")
+    if not alerts:
+        return
+    shown = alerts if limit is None else alerts[:limit]
+    title = (
+        "Alerts"
+        if len(shown) == len(alerts)
+        else f"Alerts ({len(shown)} of {len(alerts)}: see `ics-monitor alerts`)"
+    )
+    table = Table(title=title, header_style="bold")
+    for column in ("severity", "rule", "title", "source", "destination", "count", "first seen", "last seen"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for alert in shown:
+        level = int(alert["severity"])
+        table.add_row(
+            f"[{SEVERITY_STYLES.get(level, '')}]{alert.get('severity_name') or SEVERITY_LABELS.get(level, level)}[/]",
+            alert.get("rule_id") or "",
+            alert.get("title") or "",
+            _endpoint(alert.get("src_ip"), alert.get("src_port")),
+            _endpoint(alert.get("dst_ip"), alert.get("dst_port")),
+            f"{alert.get('count', 1):,}",
+            fmt_time(alert.get("ts")),
+            fmt_time(alert.get("last_ts")),
+        )
+    console.print(table)
+
+
+def _endpoint(ip: str | None, port: int | None) -> str:
+    if not ip:
+        return ""
+    return f"{ip}:{port}" if port else ip
+
+
+def print_replay_summary(
+    console: Console,
+    stats: RunStats,
+    *,
+    mode: str,
+    assets: list[dict[str, Any]],
+    alerts: list[dict[str, Any]],
+    new_alerts: int,
+    state: str,
+    baseline: str | None,
+    limit: int = 30,
+) -> None:
+    """What a replay did: figures, the assets table, the alerts table by severity, where it all went."""
+    span = (stats.last_ts or 0) - (stats.first_ts or 0)
+    console.print(
+        f"[bold]{stats.frames:,}[/] frames, {stats.flows:,} flows, {stats.events:,} protocol events, "
+        f"{sum(stats.anomalies.values()):,} anomalies; capture spans {span:,.1f}s, read in {stats.seconds:.2f}s"
+    )
+    modes = {
+        "learn": "learned a baseline (always-on detectors ran)",
+        "learn_then_enforce": "learned a baseline, then enforced it",
+        "enforce": "enforced the baseline",
+        "detect": "no baseline: only the always-on detectors ran (learn one with --learn)",
+    }
+    console.print(f"mode: {modes.get(mode, mode)}" + (f" - baseline {baseline}" if baseline else ""))
+    render_assets(console, assets, limit)
+    render_alerts(console, alerts, limit)
+    console.print(
+        f"{len(assets)} assets ({stats.asset_changes} changes this run), {len(alerts)} alerts this run "
+        f"({new_alerts} new); stored in {state}"
+    )

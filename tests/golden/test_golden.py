@@ -6,13 +6,14 @@ A case is ``tests/golden/cases/<layer-or-proto>-<behaviour>/test.yaml``::
     capture: pcaps/foundation/vlan.pcap     # repo-relative; or `shared: iti/x.pcap` (../shared/pcaps)
                                             # or `captures: [a.pcap, b.pcap]`: one run, merged by time
     dissectors: [lenmsg]                    # optional: test-only dissectors instead of the shipped ones
-    expect_error: truncated record          # optional: the run must end with this capture error
+    expect_error: truncated record          # optional: the run ends (or never starts) with this error
     stats: {frames: 12, flows: 3}           # optional: RunStats fields
     checks:
       - filter:
           count: 2                          # exact number of records matching all `match` entries
           match: {event_type: flow, vlan: [10], objects.0.group: 12}
     snapshot: true                          # optional: compare all records with expected.jsonl
+    inventory: true                         # optional: asset changes, then every asset (event_type: asset)
 
 Records are protocol events, anomalies and flow records (``event_type: flow``) as their JSON objects.
 Times come from the capture and flow ids from the 5-tuple, so output is deterministic; snapshots are
@@ -31,8 +32,10 @@ import yaml
 
 from ics_monitor.capture import open_captures
 from ics_monitor.config import Config, DissectConfig
+from ics_monitor.core.errors import CaptureError
 from ics_monitor.dissect import Registry, default_registry
-from ics_monitor.pipeline import Pipeline
+from ics_monitor.inventory.assets import Inventory
+from ics_monitor.pipeline import Analysis, Pipeline, RunStats
 from ics_monitor.sinks import record_to_dict
 from tests.conftest import REPO, shared_pcaps
 from tests.support.lenmsg import LenMsgDissector
@@ -96,6 +99,7 @@ def run_case(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], Any, list[str]
     registry = Registry([TEST_DISSECTORS[name]() for name in names]) if names else default_registry()
     records: list[dict[str, Any]] = []
     sink = _Collect(records)
+    inventory = Inventory() if spec.get("inventory") else None
     pipeline = Pipeline(
         Config(dissect=DissectConfig(strict=True)),
         registry,
@@ -103,9 +107,15 @@ def run_case(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], Any, list[str]
         event_sinks=[sink],
         flow_sinks=[sink],
         emit_arp=bool(spec.get("arp")),
+        analysis=Analysis(inventory, change_sinks=[sink]) if inventory is not None else None,
     )
-    source = open_captures([str(capture) for capture in captures])
+    try:
+        source = open_captures([str(capture) for capture in captures])
+    except CaptureError as exc:  # refused at open (missing, not a capture): nothing runs
+        return records, RunStats(), [str(exc)]
     stats = pipeline.run(source)
+    if inventory is not None:
+        records.extend(asset.to_dict() for asset in inventory.assets())
     return records, stats, [str(e) for e in source.errors]
 
 

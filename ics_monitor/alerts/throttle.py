@@ -1,0 +1,83 @@
+"""Dedup and throttling: one alert per (rule, key) and window, then counts.
+
+The first occurrence of a (rule id, key) goes out at once.  Later occurrences within the rule's
+window (capture seconds since the first) are only counted: ``last_ts``, ``count`` and the first few
+frames grow.  When the window has passed (an occurrence after it, ``flush(now)`` or the end of
+input), an update of the alert goes out if it stood for more than one occurrence: the same
+``alert_id`` with the final count, which stores upsert.  A window of 0 turns throttling off for the
+rule.  The table of open groups is capped; the oldest group is closed (and its update emitted) when
+the cap is hit, so a storm of distinct keys costs bounded memory.
+"""
+
+from __future__ import annotations
+
+from ics_monitor.alerts.record import MAX_FRAMES, Alert, updated
+
+# Open (rule, key) groups.  Each is a few hundred bytes; 20k bounds the table near 10 MB even when
+# every key is distinct (a scan), and a real network has far fewer alerting keys at a time.
+MAX_GROUPS = 20_000
+
+
+class _Group:
+    __slots__ = ("alert", "count", "end", "frames", "last_ts")
+
+    def __init__(self, alert: Alert, window: float) -> None:
+        self.alert = alert
+        self.count = 1
+        self.last_ts = alert.ts
+        self.end = alert.ts + window
+        self.frames = list(alert.frames)
+
+
+class Throttle:
+    """Holds the open groups; ``offer`` returns what to emit now."""
+
+    def __init__(self, max_groups: int = MAX_GROUPS) -> None:
+        self.max_groups = max_groups
+        self._groups: dict[tuple[str, str], _Group] = {}
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def offer(self, alert: Alert, window: float) -> list[Alert]:
+        """Account one occurrence; return the alerts to emit now (maybe none)."""
+        if window <= 0:
+            return [alert]
+        group_key = (alert.rule_id, alert.key)
+        group = self._groups.get(group_key)
+        out: list[Alert] = []
+        if group is not None:
+            if alert.ts <= group.end:
+                group.count += 1
+                group.last_ts = max(group.last_ts, alert.last_ts)
+                if len(group.frames) < MAX_FRAMES:
+                    group.frames.extend(alert.frames[: MAX_FRAMES - len(group.frames)])
+                return out
+            del self._groups[group_key]
+            self._close(group, out)
+        elif len(self._groups) >= self.max_groups:
+            oldest = next(iter(self._groups))
+            self._close(self._groups.pop(oldest), out)
+        self._groups[group_key] = _Group(alert, window)
+        out.append(alert)
+        return out
+
+    def flush(self, now: float | None = None) -> list[Alert]:
+        """Close the groups whose window ended before ``now`` (all when ``now`` is None)."""
+        out: list[Alert] = []
+        if now is None:
+            groups = list(self._groups.values())
+            self._groups.clear()
+        else:
+            expired = [key for key, group in self._groups.items() if group.end < now]
+            groups = [self._groups.pop(key) for key in expired]
+        for group in groups:
+            self._close(group, out)
+        return out
+
+    @staticmethod
+    def _close(group: _Group, out: list[Alert]) -> None:
+        if group.count > 1:
+            out.append(
+                updated(group.alert, last_ts=group.last_ts, count=group.count, frames=tuple(group.frames))
+            )

@@ -1,0 +1,235 @@
+"""The detector contract and the alert emitter every detector fires through.
+
+A detector is a small class behind the ``Detector`` protocol: it declares the record types it wants
+(``event_types``; ``wants_flows`` / ``wants_changes`` / ``wants_time``) and the rules it implements,
+and its hooks append alerts through an ``Emitter``.  The engine calls a hook only for what a
+detector declared, so a detector pays nothing for records it ignores; hooks do dict lookups and
+counter updates, and build alerts only when a rule fires.
+
+The emitter turns (rule id, key, endpoints, evidence) into an ``Alert``: title, severity, ATT&CK
+mapping and explanation come from the rule's YAML, the id is deterministic, and throttling decides
+whether it goes out now.  No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from ics_monitor.alerts.record import SEVERITY_NAMES, Alert, make_alert_id
+from ics_monitor.alerts.throttle import Throttle
+from ics_monitor.detect.rules import RuleSet
+
+if TYPE_CHECKING:
+    from ics_monitor.detect.zones import Zones
+    from ics_monitor.inventory.baseline import Baseline
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a detector is built from: the rules, and the optional baseline and zones."""
+
+    rules: RuleSet
+    baseline: Baseline | None = None
+    zones: Zones | None = None
+
+
+class Emitter:
+    """Builds alerts for firing rules and collects those throttling lets through."""
+
+    def __init__(self, rules: RuleSet, throttle: Throttle | None = None) -> None:
+        self.rules = rules
+        self.throttle = throttle if throttle is not None else Throttle()
+        self.out: list[Alert] = []
+
+    def fire(
+        self,
+        rule_id: str,
+        key: str,
+        *,
+        ts: float,
+        frames: Iterable[int] = (),
+        source: Any = None,
+        evidence: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None,
+        last_ts: float | None = None,
+        count: int = 1,
+        protocol: str | None = None,
+        endpoints: dict[str, Any] | None = None,
+    ) -> None:
+        """Raise ``rule_id`` for ``key`` (the dedup key within the rule).
+
+        ``source``: the record that triggered it (protocol event, anomaly or flow record), whose
+        flow id and endpoints the alert carries (flow records add MACs and Community ID);
+        ``endpoints`` overrides or supplies them.  ``evidence``: the triggering fields and figures;
+        ``fields``: extra values for the rule's ``what`` template (evidence and endpoints are
+        available to it too).
+        """
+        rule = self.rules.get(rule_id)
+        if not rule.enabled:
+            return
+        where = _endpoints(source)
+        if endpoints:
+            where.update(endpoints)
+        evidence = evidence or {}
+        values = {**where, **evidence, **(fields or {})}
+        alert = Alert(
+            alert_id=make_alert_id(rule_id, key, ts),
+            rule_id=rule_id,
+            rule_name=rule.name,
+            title=rule.title,
+            severity=rule.severity,
+            severity_name=SEVERITY_NAMES[rule.severity],
+            category=rule.category,
+            protocol=protocol if protocol is not None else (rule.protocol or where.pop("protocol", None)),
+            tactic=rule.tactics,
+            technique=rule.techniques,
+            explanation=rule.explain(values),
+            evidence=evidence,
+            key=key,
+            flow_id=where.get("flow_id"),
+            src_ip=where.get("src_ip") or None,
+            src_port=where.get("src_port"),
+            dst_ip=where.get("dst_ip") or None,
+            dst_port=where.get("dst_port"),
+            src_mac=where.get("src_mac"),
+            dst_mac=where.get("dst_mac"),
+            community_id=where.get("community_id"),
+            ts=ts,
+            last_ts=ts if last_ts is None else last_ts,
+            count=count,
+            frames=tuple(frames)[:10],
+        )
+        self.out.extend(self.throttle.offer(alert, rule.throttle))
+
+
+def _endpoints(source: Any) -> dict[str, Any]:
+    if source is None:
+        return {}
+    where: dict[str, Any] = {
+        "flow_id": getattr(source, "flow_id", None),
+        "src_ip": getattr(source, "src_ip", None),
+        "src_port": getattr(source, "src_port", None),
+        "dst_ip": getattr(source, "dst_ip", None),
+        "dst_port": getattr(source, "dst_port", None),
+    }
+    if getattr(source, "event_type", None) == "flow":
+        where["src_mac"] = source.src_mac
+        where["dst_mac"] = source.dst_mac
+        where["community_id"] = source.community_id
+        where["protocol"] = source.app_protocol or source.service
+    else:
+        event_type = getattr(source, "event_type", None)
+        where["protocol"] = source.protocol if event_type == "anomaly" else event_type
+    return where
+
+
+class Detector(Protocol):
+    """What the engine needs from a detector."""
+
+    name: str
+    rule_ids: tuple[str, ...]
+    event_types: frozenset[str]
+    wants_flows: bool
+    wants_changes: bool
+    wants_time: bool
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """A protocol event or anomaly of one of ``event_types``."""
+
+    def on_flow(self, record: Any, out: Emitter) -> None:
+        """A flow record (when ``wants_flows``)."""
+
+    def on_changes(self, changes: list[Any], out: Emitter) -> None:
+        """Asset changes from the inventory (when ``wants_changes``)."""
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """Capture time moved on to ``ts`` (when ``wants_time``): time-driven checks."""
+
+    def finish(self, out: Emitter) -> None:
+        """End of input."""
+
+
+class BaseDetector:
+    """Convenience base: no-op hooks; subclasses set the class attributes they need.
+
+    ``create`` returns None when the detector has nothing to do (all its rules disabled, or it
+    needs a baseline or zones that were not given), so the engine never calls it.
+    """
+
+    name: ClassVar[str] = ""
+    rule_ids: ClassVar[tuple[str, ...]] = ()
+    event_types: ClassVar[frozenset[str]] = frozenset()
+    wants_flows: ClassVar[bool] = False
+    wants_changes: ClassVar[bool] = False
+    wants_time: ClassVar[bool] = False
+    needs_baseline: ClassVar[bool] = False
+    needs_zones: ClassVar[bool] = False
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.rules = context.rules
+
+    @classmethod
+    def create(cls, context: Context) -> BaseDetector | None:
+        """The detector, or None when none of its rules can fire in this context."""
+        if cls.needs_baseline and context.baseline is None:
+            return None
+        if cls.needs_zones and context.zones is None:
+            return None
+        if not any(context.rules.enabled(rule_id) for rule_id in cls.rule_ids):
+            return None
+        return cls(context)
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """See ``Detector``."""
+
+    def on_flow(self, record: Any, out: Emitter) -> None:
+        """See ``Detector``."""
+
+    def on_changes(self, changes: list[Any], out: Emitter) -> None:
+        """See ``Detector``."""
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """See ``Detector``."""
+
+    def finish(self, out: Emitter) -> None:
+        """See ``Detector``."""
+
+
+class BoundedDict(dict[Any, Any]):
+    """A dict that forgets its oldest entries past ``limit`` (state per key in rate detectors)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if key not in self and len(self) >= self.limit:
+            # Insertion order: drop the oldest eighth in one go so the cost is amortised.
+            for old in list(self.keys())[: max(1, self.limit // 8)]:
+                del self[old]
+        super().__setitem__(key, value)
+
+
+MAX_REMEMBERED = 200_000
+
+
+class SeenSet:
+    """A capped set of keys already reported (cleared wholesale at the cap: re-reporting is harmless)."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self) -> None:
+        self.keys: set[Any] = set()
+
+    def first(self, key: Any) -> bool:
+        """True the first time ``key`` is offered."""
+        keys = self.keys
+        if key in keys:
+            return False
+        if len(keys) >= MAX_REMEMBERED:
+            keys.clear()
+        keys.add(key)
+        return True

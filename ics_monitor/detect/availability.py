@@ -1,0 +1,263 @@
+"""Availability and integrity of the conversation itself: error storms, floods, silence, replays.
+
+* Exception/error storm: a server answers one client with many errors within a window (Modbus
+  exception responses, DNP3 responses with IIN2 error bits, S7 ACKs with an error class).
+* Request flood: one client sends a server more requests within a window than any polling needs.
+* Device stops answering: consecutive requests to a server go unanswered for a while (requests
+  that never get an answer by design are left out: DNP3 confirms, no-ack functions and broadcasts,
+  Modbus unit 0).
+* DNP3 request sequence anomaly: a master increments the application sequence number by one per
+  new request (IEEE 1815 4.2.2.4.5; a retry repeats it), so many out-of-order sequence numbers
+  from one master mean replayed or injected requests.
+
+Per-key state is a short list in a capped dict; the counters use fixed windows started by the
+first occurrence, so each record costs a lookup and an addition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
+
+MAX_KEYS = 50_000
+# DNP3 IIN2 bits that report a rejected request: NO_FUNC_CODE_SUPPORT, OBJECT_UNKNOWN, PARAMETER_ERROR.
+DNP3_IIN_ERRORS = 0x0007
+DNP3_RESPONSE = 129
+# DNP3 requests answered by nobody: CONFIRM and the no-acknowledgement functions.
+DNP3_UNANSWERED_FUNCTIONS = frozenset({0, 6, 8, 10, 12, 33})
+DNP3_BROADCAST_MIN = 0xFFFD
+S7_ACK = 2
+S7_ACK_DATA = 3
+
+
+class _Windowed:
+    """Count per key within a fixed window; says when the count first reaches the threshold."""
+
+    __slots__ = ("states", "threshold", "window")
+
+    def __init__(self, window: float, threshold: int) -> None:
+        self.window = float(window)
+        self.threshold = int(threshold)
+        self.states: BoundedDict = BoundedDict(MAX_KEYS)
+
+    def add(self, key: Any, ts: float, frame: int) -> list[Any] | None:
+        """Count one; return the state ``[start, count, fired, first_frame]`` when crossing."""
+        state = self.states.get(key)
+        if state is None or ts - state[0] > self.window:
+            state = [ts, 0, False, frame]
+            self.states[key] = state
+        state[1] += 1
+        if not state[2] and state[1] >= self.threshold:
+            state[2] = True
+            return state
+        return None
+
+
+def _is_error(event: Any) -> bool:
+    event_type = event.event_type
+    if event_type == "modbus":
+        return event.exception_code is not None
+    if event_type == "dnp3":
+        return event.function_code == DNP3_RESPONSE and bool((event.iin or 0) & DNP3_IIN_ERRORS)
+    if event_type == "s7comm":
+        return event.rosctr in (S7_ACK, S7_ACK_DATA) and bool(event.error_class)
+    return False
+
+
+class ErrorStorm(BaseDetector):
+    """ICS-4001: many error responses from one server to one client within a window."""
+
+    name = "error_storm"
+    rule_ids = ("ICS-4001",)
+    event_types = frozenset({"modbus", "dnp3", "s7comm"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        rules = context.rules
+        self.counter = _Windowed(rules.param("ICS-4001", "window"), rules.param("ICS-4001", "min_errors"))
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Count error responses per (server, client, protocol)."""
+        if event.direction != "response" or not _is_error(event):
+            return
+        crossed = self.counter.add((event.src_ip, event.dst_ip, event.event_type), event.ts, event.frame)
+        if crossed is None:
+            return
+        start, count, _, first_frame = crossed
+        out.fire(
+            "ICS-4001",
+            f"{event.src_ip}>{event.dst_ip}:{event.event_type}",
+            ts=event.ts,
+            frames=(first_frame, event.frame),
+            source=event,
+            evidence={
+                "errors": count,
+                "window": self.counter.window,
+                "window_start": start,
+                "last_error": _error_detail(event),
+            },
+        )
+
+
+def _error_detail(event: Any) -> dict[str, Any]:
+    if event.event_type == "modbus":
+        return {
+            "function": event.function,
+            "exception": event.exception,
+            "exception_code": event.exception_code,
+        }
+    if event.event_type == "dnp3":
+        return {
+            "request_function": event.request_function,
+            "iin": event.iin,
+            "iin_names": list(event.iin_names or ()),
+        }
+    return {"error_class": event.error_class, "error_code": event.error_code, "error_name": event.error_name}
+
+
+class RequestFlood(BaseDetector):
+    """ICS-4002: more requests from one client to one server within a window than polling needs."""
+
+    name = "request_flood"
+    rule_ids = ("ICS-4002",)
+    event_types = frozenset({"modbus", "dnp3", "s7comm", "s7comm_plus"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        rules = context.rules
+        self.counter = _Windowed(rules.param("ICS-4002", "window"), rules.param("ICS-4002", "min_requests"))
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Count requests per (client, server, protocol)."""
+        if event.direction != "request":
+            return
+        crossed = self.counter.add((event.src_ip, event.dst_ip, event.event_type), event.ts, event.frame)
+        if crossed is None:
+            return
+        start, count, _, first_frame = crossed
+        out.fire(
+            "ICS-4002",
+            f"{event.src_ip}>{event.dst_ip}:{event.event_type}",
+            ts=event.ts,
+            frames=(first_frame, event.frame),
+            source=event,
+            evidence={
+                "requests": count,
+                "window": self.counter.window,
+                "window_start": start,
+                "rate_per_second": round(count / max(event.ts - start, 1e-3), 1),
+                "last_function": getattr(event, "function", None),
+            },
+        )
+
+
+def _answerable(event: Any) -> bool:
+    event_type = event.event_type
+    if event_type == "modbus":
+        return bool(event.unit_id != 0)
+    if event_type == "dnp3":
+        code = event.function_code
+        return bool(
+            code is not None and code not in DNP3_UNANSWERED_FUNCTIONS and event.dst < DNP3_BROADCAST_MIN
+        )
+    if event_type == "s7comm":
+        return bool(event.rosctr == 1 or (event.userdata is not None and event.userdata.get("type") == 1))
+    return bool(event_type == "s7comm_plus" and event.opcode == 0x31)
+
+
+class StoppedAnswering(BaseDetector):
+    """ICS-4003: a server leaves consecutive requests unanswered for a while."""
+
+    name = "stopped_answering"
+    rule_ids = ("ICS-4003",)
+    event_types = frozenset({"modbus", "dnp3", "s7comm", "s7comm_plus"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        rules = context.rules
+        self.min_unanswered = int(rules.param("ICS-4003", "min_unanswered"))
+        self.min_seconds = float(rules.param("ICS-4003", "min_seconds"))
+        # (client, server, protocol) -> [unanswered, first ts, first frame, fired, last answer ts]
+        self.states: BoundedDict = BoundedDict(MAX_KEYS)
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Requests count up; any answer from the server resets."""
+        if event.direction == "response":
+            state = self.states.get((event.dst_ip, event.src_ip, event.event_type))
+            if state is not None:
+                state[0] = 0
+                state[3] = False
+                state[4] = event.ts
+            return
+        if not _answerable(event):
+            return
+        key = (event.src_ip, event.dst_ip, event.event_type)
+        state = self.states.get(key)
+        if state is None:
+            state = self.states[key] = [0, event.ts, event.frame, False, None]
+        if state[0] == 0:
+            state[1] = event.ts
+            state[2] = event.frame
+        state[0] += 1
+        if state[3] or state[0] < self.min_unanswered or event.ts - state[1] < self.min_seconds:
+            return
+        state[3] = True
+        out.fire(
+            "ICS-4003",
+            f"{event.src_ip}>{event.dst_ip}:{event.event_type}",
+            ts=state[1],
+            last_ts=event.ts,
+            frames=(state[2], event.frame),
+            source=event,
+            evidence={
+                "unanswered_requests": state[0],
+                "silent_seconds": round(event.ts - state[1], 3),
+                "last_answer_ts": state[4],
+            },
+        )
+
+
+class Dnp3SequenceAnomaly(BaseDetector):
+    """ICS-4004: many DNP3 requests whose application sequence number is out of order."""
+
+    name = "dnp3_sequence_anomaly"
+    rule_ids = ("ICS-4004",)
+    event_types = frozenset({"dnp3"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        rules = context.rules
+        self.counter = _Windowed(
+            rules.param("ICS-4004", "window"), rules.param("ICS-4004", "min_out_of_order")
+        )
+        self.last: BoundedDict = BoundedDict(MAX_KEYS)
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Compare each request's sequence number with the previous one of its association."""
+        if event.direction != "request" or not event.function_code or event.sequence is None:
+            return
+        association = (event.flow_id, event.src, event.dst)
+        previous = self.last.get(association)
+        self.last[association] = event.sequence
+        if previous is None or (event.sequence - previous) % 16 in (0, 1):
+            return
+        crossed = self.counter.add((event.src_ip, event.dst_ip), event.ts, event.frame)
+        if crossed is None:
+            return
+        start, count, _, first_frame = crossed
+        out.fire(
+            "ICS-4004",
+            f"{event.src_ip}>{event.dst_ip}",
+            ts=event.ts,
+            frames=(first_frame, event.frame),
+            source=event,
+            evidence={
+                "out_of_order_requests": count,
+                "window": self.counter.window,
+                "window_start": start,
+                "previous_sequence": previous,
+                "sequence": event.sequence,
+                "function": event.function,
+            },
+        )

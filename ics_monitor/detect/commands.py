@@ -1,0 +1,307 @@
+"""Always-on command detectors: one PDU that changes a controller's state is worth an alert by itself.
+
+S7comm: PLC stop, start (hot/warm/cold restart by the ``P_PROGRAM`` PI service), program download
+and upload, block delete, memory compress, copy RAM to ROM, block activation, password use and
+clock setting.  S7comm-plus: downloads, the one change recognisable from header metadata alone
+(request data streamed in many fragments).  DNP3: cold/warm restart, stop/start
+application, initialize data/application, disable unsolicited, file open/write/delete,
+configuration save/activate, authentication errors, writes and controls sent to a broadcast
+address.  Modbus: FC 8 restart communications / force listen-only / clear counters, Schneider UMAS
+stop/start/program transfer, writes to unit id 0 (broadcast).
+
+Each detector maps the request's function (and sub-function) to a rule id with one dict lookup;
+everything else is dismissed after two comparisons.  The dedup key is the client and server (and
+link addresses for DNP3), so a burst of the same command from one host is one alert with a count.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
+
+# -- S7comm ---------------------------------------------------------------------------------------------
+
+S7_JOB = 1
+S7_USERDATA = 7
+S7_PI_SERVICE = 0x28
+S7_JOB_RULES = {
+    0x29: "ICS-1001",  # PLC_STOP
+    0x1A: "ICS-1003",  # REQUEST_DOWNLOAD
+    0x1D: "ICS-1004",  # START_UPLOAD
+}
+S7_PI_RULES = {
+    "P_PROGRAM": "ICS-1002",  # start (hot/warm restart; "C" argument: cold restart)
+    "_DELE": "ICS-1005",
+    "_GARB": "ICS-1006",
+    "_MODU": "ICS-1007",
+    "_INSE": "ICS-1010",
+    "_INS2": "ICS-1010",
+}
+S7_USERDATA_REQUEST = 1
+S7_USERDATA_RULES = {
+    (5, 1): "ICS-1008",  # SECURITY / PLC_PASSWORD
+    (5, 2): "ICS-1008",  # SECURITY / CLEAR_PASSWORD
+    (7, 2): "ICS-1009",  # TIME_FUNCTIONS / SET_CLOCK
+    (7, 4): "ICS-1009",  # TIME_FUNCTIONS / SET_CLOCK_2
+    (1, 0x0C): "ICS-1011",  # PROGRAMMER_COMMANDS / MEMORY_RESET
+    (1, 0x09): "ICS-1012",  # PROGRAMMER_COMMANDS / FORCE
+}
+
+
+class S7Commands(BaseDetector):
+    """S7comm requests that stop, start, reprogram or re-time a PLC."""
+
+    name = "s7_commands"
+    rule_ids = tuple(f"ICS-{number}" for number in range(1001, 1013))
+    event_types = frozenset({"s7comm"})
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Match JOB functions, PI services and USERDATA requests."""
+        rosctr = event.rosctr
+        if rosctr == S7_JOB:
+            code = event.function_code
+            if code == S7_PI_SERVICE:
+                rule_id = S7_PI_RULES.get(event.pi_service or "")
+            else:
+                rule_id = S7_JOB_RULES.get(code)
+            if rule_id is None:
+                return
+            evidence: dict[str, Any] = {"function_code": code, "function": event.function}
+            if event.pi_service is not None:
+                evidence["pi_service"] = event.pi_service
+                evidence["pi_service_name"] = event.pi_service_name
+                if event.pi_arguments:
+                    evidence["pi_arguments"] = list(event.pi_arguments)[:8]
+            if event.block:
+                evidence["block"] = event.block
+        elif rosctr == S7_USERDATA:
+            userdata = event.userdata
+            if userdata is None or userdata.get("type") != S7_USERDATA_REQUEST:
+                return
+            rule_id = S7_USERDATA_RULES.get((userdata.get("group"), userdata.get("subfunction")))
+            if rule_id is None:
+                return
+            evidence = {
+                "userdata_group": userdata.get("group"),
+                "userdata_group_name": userdata.get("group_name"),
+                "subfunction": userdata.get("subfunction"),
+                "subfunction_name": userdata.get("subfunction_name"),
+            }
+            if event.clock:
+                evidence["clock"] = event.clock
+        else:
+            return
+        out.fire(
+            rule_id,
+            f"{event.src_ip}>{event.dst_ip}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence=evidence,
+        )
+
+
+# -- S7comm-plus ------------------------------------------------------------------------------------------
+
+PLUS_REQUEST_FRAGMENTS = frozenset({"first", "inner", "last"})
+MAX_PLUS_FLOWS = 16_384
+
+
+class S7PlusDownload(BaseDetector):
+    """ICS-1101: an S7comm-plus client streams fragmented request data into the PLC (a download).
+
+    Only the header metadata of S7comm-plus is decoded.  TIA Portal sends program and hardware
+    configuration as large objects split over many fragments; ordinary sessions (going online,
+    HMI reads, uploads, stop/start) send short single-fragment requests.  Stop and start cannot be
+    told from other attribute writes without decoding values, so there is no rule for them.
+    """
+
+    name = "s7plus_download"
+    rule_ids = ("ICS-1101",)
+    event_types = frozenset({"s7comm_plus"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.min_fragments = int(context.rules.param("ICS-1101", "min_fragments"))
+        self.counts: BoundedDict = BoundedDict(MAX_PLUS_FLOWS)
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Count request fragments per flow; fire once when the count reaches the threshold."""
+        if event.direction != "request" or event.fragment not in PLUS_REQUEST_FRAGMENTS:
+            return
+        flow_id = event.flow_id
+        count = self.counts.get(flow_id, 0) + 1
+        self.counts[flow_id] = count
+        if count != self.min_fragments:
+            return
+        out.fire(
+            "ICS-1101",
+            f"{event.src_ip}>{event.dst_ip}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence={"request_fragments": count, "session_id": event.session_id, "version": event.version},
+        )
+
+
+# -- DNP3 -------------------------------------------------------------------------------------------------
+
+DNP3_FUNCTION_RULES = {
+    13: "ICS-1201",  # COLD_RESTART
+    14: "ICS-1202",  # WARM_RESTART
+    18: "ICS-1203",  # STOP_APPL
+    17: "ICS-1204",  # START_APPL
+    15: "ICS-1205",  # INITIALIZE_DATA
+    16: "ICS-1205",  # INITIALIZE_APPL
+    21: "ICS-1206",  # DISABLE_UNSOLICITED
+    27: "ICS-1207",  # DELETE_FILE
+    25: "ICS-1208",  # OPEN_FILE
+    19: "ICS-1211",  # SAVE_CONFIG
+    31: "ICS-1211",  # ACTIVATE_CONFIG
+}
+DNP3_WRITE = 2
+DNP3_FILE_GROUP = 70
+DNP3_AUTH_GROUP = 120
+DNP3_AUTH_ERROR_VARIATION = 7
+# Link addresses 0xFFFD-0xFFFF are broadcasts (IEEE 1815 9.2.5.3); READ and CONFIRM are harmless.
+DNP3_BROADCAST_MIN = 0xFFFD
+DNP3_HARMLESS_BROADCAST = frozenset({0, 1})
+
+
+class Dnp3Commands(BaseDetector):
+    """DNP3 requests that restart, stop, re-initialise, reconfigure or silence an outstation."""
+
+    name = "dnp3_commands"
+    rule_ids = tuple(f"ICS-{number}" for number in range(1201, 1212))
+    event_types = frozenset({"dnp3"})
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Match the application function, file writes, broadcasts and authentication errors."""
+        code = event.function_code
+        if code is None:
+            return
+        objects = event.objects
+        if event.direction == "request":
+            rule_id = DNP3_FUNCTION_RULES.get(code)
+            if (
+                rule_id is None
+                and code == DNP3_WRITE
+                and any(o.get("group") == DNP3_FILE_GROUP for o in objects)
+            ):
+                rule_id = "ICS-1208"
+            if rule_id is not None:
+                self._fire(rule_id, event, out)
+            if event.dst >= DNP3_BROADCAST_MIN and code not in DNP3_HARMLESS_BROADCAST:
+                self._fire("ICS-1210", event, out)
+        for obj in objects:
+            if obj.get("group") == DNP3_AUTH_GROUP and obj.get("variation") == DNP3_AUTH_ERROR_VARIATION:
+                self._fire(
+                    "ICS-1209", event, out, {"object": f"g{DNP3_AUTH_GROUP}v{DNP3_AUTH_ERROR_VARIATION}"}
+                )
+                break
+
+    @staticmethod
+    def _fire(rule_id: str, event: Any, out: Emitter, extra: dict[str, Any] | None = None) -> None:
+        evidence: dict[str, Any] = {
+            "function_code": event.function_code,
+            "function": event.function,
+            "link_src": event.src,
+            "link_dst": event.dst,
+            "sequence": event.sequence,
+            "objects": [f"g{o.get('group')}v{o.get('variation')}" for o in event.objects[:8]],
+        }
+        if extra:
+            evidence.update(extra)
+        out.fire(
+            rule_id,
+            f"{event.src_ip}>{event.dst_ip}:{event.src}>{event.dst}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence=evidence,
+        )
+
+
+# -- Modbus -----------------------------------------------------------------------------------------------
+
+MODBUS_DIAGNOSTICS = 8
+MODBUS_UMAS = 90
+MODBUS_DIAGNOSTIC_RULES = {
+    1: "ICS-1301",  # RESTART_COMMUNICATIONS_OPTION
+    4: "ICS-1302",  # FORCE_LISTEN_ONLY_MODE
+    10: "ICS-1303",  # CLEAR_COUNTERS_AND_DIAGNOSTIC_REGISTER
+    20: "ICS-1303",  # CLEAR_OVERRUN_COUNTER_AND_FLAG
+}
+MODBUS_UMAS_RULES = {
+    0x41: "ICS-1304",  # STOP_PLC
+    0x40: "ICS-1305",  # START_PLC
+    0x33: "ICS-1306",  # INITIALIZE_DOWNLOAD
+    0x34: "ICS-1306",  # DOWNLOAD_BLOCK
+    0x35: "ICS-1306",  # END_STRATEGY_DOWNLOAD
+    0x30: "ICS-1307",  # INITIALIZE_UPLOAD
+    0x31: "ICS-1307",  # UPLOAD_BLOCK
+    0x32: "ICS-1307",  # END_STRATEGY_UPLOAD
+}
+MODBUS_WRITE_FUNCTIONS = frozenset({5, 6, 15, 16, 21, 22, 23})
+
+
+class ModbusCommands(BaseDetector):
+    """Modbus diagnostics that disrupt a device, UMAS state/program changes, broadcast writes."""
+
+    name = "modbus_commands"
+    rule_ids = (
+        "ICS-1301",
+        "ICS-1302",
+        "ICS-1303",
+        "ICS-1304",
+        "ICS-1305",
+        "ICS-1306",
+        "ICS-1307",
+        "ICS-1308",
+    )
+    event_types = frozenset({"modbus"})
+    rule_tables: ClassVar[dict[int, dict[int, str]]] = {
+        MODBUS_DIAGNOSTICS: MODBUS_DIAGNOSTIC_RULES,
+        MODBUS_UMAS: MODBUS_UMAS_RULES,
+    }
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Match FC 8 and FC 90 sub-functions, and writes to unit 0."""
+        if event.direction != "request":
+            return
+        code = event.function_code
+        table = self.rule_tables.get(code)
+        evidence: dict[str, Any]
+        if table is not None:
+            sub_function = getattr(event, "sub_function", None)
+            rule_id = table.get(sub_function)  # type: ignore[arg-type]
+            if rule_id is None:
+                return
+            evidence = {
+                "function_code": code,
+                "function": event.function,
+                "sub_function": sub_function,
+                "sub_function_name": getattr(event, "sub_function_name", None),
+                "unit_id": event.unit_id,
+            }
+        elif event.unit_id == 0 and code in MODBUS_WRITE_FUNCTIONS:
+            rule_id = "ICS-1308"
+            evidence = {
+                "function_code": code,
+                "function": event.function,
+                "unit_id": 0,
+                "address": event.address,
+                "quantity": event.quantity,
+                "values": list(event.values[:16]) if event.values else None,
+            }
+        else:
+            return
+        out.fire(
+            rule_id,
+            f"{event.src_ip}>{event.dst_ip}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence=evidence,
+        )

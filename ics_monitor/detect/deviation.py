@@ -1,0 +1,489 @@
+"""Baseline deviations (enforcing mode): what the learned baseline says is not normal here.
+
+One detector does the per-record work for all baseline rules, so a record costs one flow-cache
+lookup however many rules are on:
+
+* ICS-5001 new asset: an address the baseline does not know (first seen in a conversation, a flow
+  record or an inventory ``new_asset`` change).
+* ICS-5002 new conversation: a client and server that never talked while learning.
+* ICS-5003 new protocol or port: a known pair talking another protocol or on another port.
+* ICS-5004 new function code on a known conversation.
+* ICS-5005 write to an address or point never written (Modbus unit/table ranges, DNP3 point ranges
+  per function and group, S7 areas and DBs).
+* ICS-5006 written value outside its learned range (plus a margin), or, for a point never written
+  while learning, outside the range it was read with.
+* ICS-5007 read/reported value outside its learned range (plus a wider margin).
+* ICS-5008 polling interval drift: the recent median interval of a learned recurring request moved
+  away from the learned median by more than the tolerance.
+
+``IdentityChange`` (ICS-5009) turns the inventory's ``identity_change`` records (firmware, module,
+order number ...) into alerts and needs no baseline.  Caches are capped; alerted keys are
+remembered so each deviation is reported once per key (throttling adds the counts).  Writes from a
+client the baseline does not know are judged against the server's merged profile (what all known
+clients wrote to and read from it), so a new host writing an out-of-range value is reported as such,
+not only as a new conversation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, SeenSet
+from ics_monitor.inventory.baseline import (
+    DNP3_RESPONSE_FUNCTIONS,
+    DNP3_WRITE_FUNCTIONS,
+    MODBUS_READ_TABLES,
+    S7_WRITE_VAR,
+    TABLE_ABBREVIATIONS,
+    Baseline,
+    Conversation,
+    ConversationKey,
+    dnp3_points,
+    function_key,
+    is_asset_ip,
+    is_conversation,
+    modbus_write_span,
+    protocol_of_event,
+    protocol_of_flow,
+    request_signature,
+    s7_area,
+    s7_item_span,
+)
+
+MAX_FLOWS = 65_536
+# Recent intervals per polled signature compared with the learned median.
+RECENT_INTERVALS = 8
+# The ``what`` fields name a value by table/point; a write carries at most this many values checked.
+MAX_VALUES_CHECKED = 128
+
+
+class BaselineDeviation(BaseDetector):
+    """ICS-5001..5008 against the learned baseline."""
+
+    name = "baseline_deviation"
+    rule_ids = (
+        "ICS-5001",
+        "ICS-5002",
+        "ICS-5003",
+        "ICS-5004",
+        "ICS-5005",
+        "ICS-5006",
+        "ICS-5007",
+        "ICS-5008",
+    )
+    event_types = frozenset({"modbus", "dnp3", "s7comm", "s7comm_plus"})
+    wants_flows = True
+    wants_changes = True
+    needs_baseline = True
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        assert context.baseline is not None
+        self.baseline: Baseline = context.baseline
+        rules = context.rules
+        on = rules.enabled
+        self.check_assets = on("ICS-5001")
+        self.check_conversations = on("ICS-5002") or on("ICS-5003")
+        self.check_functions = on("ICS-5004")
+        self.check_writes = on("ICS-5005")
+        self.check_written_values = on("ICS-5006")
+        self.check_read_values = on("ICS-5007")
+        self.check_polling = on("ICS-5008")
+        self.written_margin = self.written_magnitude = self.read_margin = self.read_magnitude = 0.0
+        if self.check_written_values:
+            self.written_margin = float(rules.param("ICS-5006", "margin_ratio"))
+            self.written_magnitude = float(rules.param("ICS-5006", "magnitude_ratio"))
+        if self.check_read_values:
+            self.read_margin = float(rules.param("ICS-5007", "margin_ratio"))
+            self.read_magnitude = float(rules.param("ICS-5007", "magnitude_ratio"))
+        if self.check_polling:
+            self.drift_ratio = float(rules.param("ICS-5008", "max_ratio"))
+            self.drift_spreads = float(rules.param("ICS-5008", "spread_factor"))
+            self.drift_minimum = float(rules.param("ICS-5008", "min_seconds"))
+        self.flows: BoundedDict = BoundedDict(MAX_FLOWS)
+        self.polls: BoundedDict = BoundedDict(MAX_FLOWS)
+        self.limits: BoundedDict = BoundedDict(MAX_FLOWS)
+        self.seen = SeenSet()
+
+    # -- first sight of a flow: assets and conversation -------------------------------------------------
+
+    def _start(
+        self, key: ConversationKey, source: Any, ts: float, frame: int, out: Emitter
+    ) -> Conversation | None:
+        baseline = self.baseline
+        client, server, transport, port, protocol = key
+        if self.check_assets:
+            for ip, role in ((client, "client"), (server, "server")):
+                self._new_asset(ip, role, source, ts, frame, out)
+        conversation = baseline.conversation(key)
+        if conversation is None and self.check_conversations and self.seen.first(("conversation", key)):
+            fields = {
+                "client": client,
+                "server": server,
+                "protocol": protocol,
+                "transport": transport,
+                "port": port,
+            }
+            if baseline.knows_pair(client, server):
+                out.fire(
+                    "ICS-5003",
+                    f"{client}>{server}:{protocol}:{transport}/{port}",
+                    ts=ts,
+                    frames=(frame,),
+                    source=source,
+                    evidence={**fields, "learned": baseline.protocols_of_pair(client, server)},
+                )
+            else:
+                out.fire(
+                    "ICS-5002",
+                    f"{client}>{server}:{protocol}:{transport}/{port}",
+                    ts=ts,
+                    frames=(frame,),
+                    source=source,
+                    evidence=fields,
+                )
+        return conversation
+
+    def _new_asset(
+        self, ip: str, role: str, source: Any, ts: float, frame: int, out: Emitter, mac: str | None = None
+    ) -> None:
+        baseline = self.baseline
+        if not ip or baseline.knows_ip(ip) or not is_asset_ip(ip):
+            return
+        # An IPv6 link-local address is a second name of an interface (auto-configured, often
+        # rotated); the device itself shows up with its routable address or its MAC.
+        if ip.startswith("fe80:") or (mac is not None and baseline.knows_mac(mac)):
+            return
+        if not self.seen.first(("asset", ip)):
+            return
+        out.fire(
+            "ICS-5001",
+            ip,
+            ts=ts,
+            frames=(frame,) if frame else (),
+            source=source,
+            endpoints=None if source is not None else {"src_ip": ip, "src_mac": mac},
+            evidence={"ip": ip, "seen_as": role, "mac": mac},
+        )
+
+    def on_flow(self, record: Any, out: Emitter) -> None:
+        """Flows without protocol records (IT, unknown) get their conversation checked here."""
+        if not is_conversation(record):
+            return
+        key = (record.src_ip, record.dst_ip, record.transport, record.dst_port, protocol_of_flow(record))
+        if record.flow_id in self.flows:
+            return
+        self.flows[record.flow_id] = [self._start(key, record, record.ts_start, record.first_frame, out), key]
+
+    def on_changes(self, changes: list[Any], out: Emitter) -> None:
+        """Inventory ``new_asset`` changes: an asset the baseline does not know."""
+        if not self.check_assets:
+            return
+        for change in changes:
+            if change.kind == "new_asset" and change.ip:
+                self._new_asset(change.ip, "asset", None, change.ts, change.frame, out, change.mac)
+
+    # -- per protocol record ----------------------------------------------------------------------------
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Look the record's conversation up (cached per flow) and check what it does."""
+        flow_id = event.flow_id
+        entry = self.flows.get(flow_id)
+        request = event.direction == "request"
+        if entry is None:
+            if request:
+                client, server, port = event.src_ip, event.dst_ip, event.dst_port
+            else:
+                client, server, port = event.dst_ip, event.src_ip, event.src_port
+            key = (client, server, event.transport, port, protocol_of_event(event.event_type))
+            known = self._start(key, event, event.ts, event.frame, out)
+            merged = None
+            if known is None:
+                merged = self.baseline.server_profile(server, event.transport, port, key[4])
+            entry = self.flows[flow_id] = [known, key, merged]
+        conversation: Conversation | None = entry[0]
+        if conversation is None:
+            # A client the baseline does not know (already reported as new): its writes are still
+            # judged against what the known clients wrote to, and read from, the same server.
+            profile: Conversation | None = entry[2]
+            if request and profile is not None and (self.check_writes or self.check_written_values):
+                self._writes(profile, event, out)
+            return
+        if request:
+            if self.check_functions:
+                self._function(conversation, event, out)
+            if self.check_writes or self.check_written_values:
+                self._writes(conversation, event, out)
+            if self.check_polling and conversation.polling:
+                self._polling(conversation, event, out)
+        elif self.check_read_values and conversation.values:
+            self._reads(conversation, event, out)
+
+    def _function(self, conversation: Conversation, event: Any, out: Emitter) -> None:
+        function = function_key(event)
+        if function is None or conversation.knows_function(function[0]):
+            return
+        if not self.seen.first(("function", conversation.key, function[0])):
+            return
+        out.fire(
+            "ICS-5004",
+            f"{conversation.client}>{conversation.server}:{conversation.protocol}:{function[0]}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence={
+                "function_key": function[0],
+                "function": function[1],
+                "learned_functions": sorted(str(v[0]) for v in conversation.functions.values())[:32],
+            },
+        )
+
+    def _writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
+        event_type = event.event_type
+        if event_type == "modbus":
+            write = modbus_write_span(event)
+            if write is None:
+                return
+            table, first, last, values = write
+            unit = event.unit_id
+            if self.check_writes and not conversation.covered(
+                conversation.modbus, (unit, table, "write"), first, last
+            ):
+                self._new_target(conversation, event, f"unit {unit} {table} {first}-{last}", out)
+            if self.check_written_values and values:
+                abbreviation = TABLE_ABBREVIATIONS[table]
+                for offset, value in enumerate(values[:MAX_VALUES_CHECKED]):
+                    self._value(
+                        "ICS-5006", conversation, event, f"{abbreviation}:{unit}:{first + offset}", value, out
+                    )
+        elif event_type == "dnp3":
+            code = event.function_code
+            if code not in DNP3_WRITE_FUNCTIONS:
+                return
+            for obj in event.objects:
+                group = obj.get("group")
+                points = dnp3_points(obj)
+                if self.check_writes and isinstance(group, int):
+                    spans = [points] if isinstance(points, tuple) else [(i, i) for i in points or ()]
+                    if not spans and (code, group) not in conversation.dnp3_points:
+                        self._new_target(conversation, event, f"function {code} g{group}", out)
+                    for start, stop in spans[:MAX_VALUES_CHECKED]:
+                        if not conversation.covered(conversation.dnp3_points, (code, group), start, stop):
+                            self._new_target(
+                                conversation, event, f"function {code} g{group} {start}-{stop}", out
+                            )
+                            break
+                if self.check_written_values and group == 41:
+                    for point in (obj.get("points") or ())[:MAX_VALUES_CHECKED]:
+                        self._value(
+                            "ICS-5006",
+                            conversation,
+                            event,
+                            f"g41:{point.get('index')}",
+                            point.get("value"),
+                            out,
+                        )
+        elif event_type == "s7comm":
+            if event.rosctr != 1 or event.function_code != S7_WRITE_VAR or not event.items:
+                return
+            data_items = event.data_items or ()
+            for index, item in enumerate(event.items):
+                span = s7_item_span(item)
+                if span is None:
+                    continue
+                area = s7_area(item)
+                if self.check_writes and not conversation.covered(
+                    conversation.s7, ("write", area), span[0], span[1]
+                ):
+                    self._new_target(conversation, event, f"{area} {span[0]}-{span[1]}", out)
+                if self.check_written_values and index < len(data_items):
+                    for value in (data_items[index].get("values") or ())[:MAX_VALUES_CHECKED]:
+                        self._value(
+                            "ICS-5006", conversation, event, f"{area}:{item.get('address')}", value, out
+                        )
+
+    def _new_target(self, conversation: Conversation, event: Any, target: str, out: Emitter) -> None:
+        if not self.seen.first(("target", conversation.key, target)):
+            return
+        out.fire(
+            "ICS-5005",
+            f"{conversation.client}>{conversation.server}:{conversation.protocol}:{target}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence={"target": target, "function": event.function},
+        )
+
+    def _limits(self, conversation: Conversation, kind: str) -> dict[str, tuple[float, float, float, float]]:
+        """Per point of a conversation: (low - margin, high + margin, low, high), computed once.
+
+        Margin: a share of the learned width, but at least a share of the value's size, so a
+        counter learned at 14017 may reach 14018 while a coil learned at 0 must stay 0.
+        """
+        cache_key = (conversation.key, kind)
+        limits = self.limits.get(cache_key)
+        if limits is None:
+            if kind == "written":
+                ratio, magnitude = self.written_margin, self.written_magnitude
+            else:
+                ratio, magnitude = self.read_margin, self.read_magnitude
+            limits = {}
+            for (value_kind, point), (low, high) in conversation.values.items():
+                if value_kind == kind:
+                    margin = max((high - low) * ratio, max(abs(low), abs(high)) * magnitude)
+                    limits[point] = (low - margin, high + margin, low, high)
+            self.limits[cache_key] = limits
+        return limits
+
+    def _value(
+        self, rule_id: str, conversation: Conversation, event: Any, point: str, value: Any, out: Emitter
+    ) -> None:
+        if isinstance(value, bool):
+            value = int(value)
+        elif not isinstance(value, (int, float)):
+            return
+        if rule_id == "ICS-5006":
+            # A register nobody wrote while learning is judged by the values it was read with.
+            limit = self._limits(conversation, "written").get(point) or self._limits(
+                conversation, "read"
+            ).get(point)
+        else:
+            limit = self._limits(conversation, "read").get(point)
+        if limit is None or limit[0] <= value <= limit[1]:
+            return
+        self._out_of_range(rule_id, conversation, event, point, value, limit, out)
+
+    def _out_of_range(
+        self,
+        rule_id: str,
+        conversation: Conversation,
+        event: Any,
+        point: str,
+        value: Any,
+        limit: tuple[float, float, float, float],
+        out: Emitter,
+    ) -> None:
+        low, high = limit[2], limit[3]
+        out.fire(
+            rule_id,
+            f"{conversation.client}>{conversation.server}:{conversation.protocol}:{point}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence={
+                "point": point,
+                "value": value,
+                "learned_min": low,
+                "learned_max": high,
+                "margin": round(limit[1] - high, 9),
+            },
+        )
+
+    def _reads(self, conversation: Conversation, event: Any, out: Emitter) -> None:
+        event_type = event.event_type
+        if event_type == "modbus":
+            table = MODBUS_READ_TABLES.get(event.function_code)
+            if table is None or not event.values or event.address is None:
+                return
+            limits = self._limits(conversation, "read")
+            if not limits:
+                return
+            # The hot path of polling traffic: one string and one dict lookup per value read.
+            prefix = f"{TABLE_ABBREVIATIONS[table]}:{event.unit_id}:"
+            address = event.address
+            for offset, value in enumerate(event.values[:MAX_VALUES_CHECKED]):
+                point = f"{prefix}{address + offset}"
+                limit = limits.get(point)
+                if limit is not None and not limit[0] <= value <= limit[1]:
+                    self._out_of_range("ICS-5007", conversation, event, point, value, limit, out)
+        elif event_type == "dnp3" and event.function_code in DNP3_RESPONSE_FUNCTIONS:
+            for obj in event.objects:
+                group = obj.get("group")
+                for point in (obj.get("points") or ())[:MAX_VALUES_CHECKED]:
+                    if "value" in point:
+                        self._value(
+                            "ICS-5007",
+                            conversation,
+                            event,
+                            f"g{group}:{point.get('index')}",
+                            point["value"],
+                            out,
+                        )
+
+    def _polling(self, conversation: Conversation, event: Any, out: Emitter) -> None:
+        signature = request_signature(event)
+        if signature is None:
+            return
+        learned = conversation.polling.get(signature)
+        if learned is None or learned.median is None:
+            return
+        key = (conversation.key, signature)
+        state = self.polls.get(key)
+        if state is None:
+            self.polls[key] = [event.ts, [], False]
+            return
+        interval = event.ts - state[0]
+        state[0] = event.ts
+        recent = state[1]
+        recent.append(interval)
+        if len(recent) > RECENT_INTERVALS:
+            del recent[0]
+        elif len(recent) < RECENT_INTERVALS:
+            return
+        ordered = sorted(recent)
+        median = (ordered[RECENT_INTERVALS // 2 - 1] + ordered[RECENT_INTERVALS // 2]) / 2
+        # Drift: the cycle is ``max_ratio`` times slower or faster, and the change exceeds both the
+        # learned jitter (spread) and a floor that ignores scheduling noise of fast polls.
+        tolerance = max(self.drift_spreads * (learned.spread or 0.0), self.drift_minimum)
+        ratio = max(median, 1e-6) / max(learned.median, 1e-6)
+        drifted = (ratio > self.drift_ratio or ratio < 1 / self.drift_ratio) and abs(
+            median - learned.median
+        ) > tolerance
+        if drifted and not state[2]:
+            state[2] = True
+            out.fire(
+                "ICS-5008",
+                f"{conversation.client}>{conversation.server}:{conversation.protocol}:{signature}",
+                ts=event.ts,
+                frames=(event.frame,),
+                source=event,
+                evidence={
+                    "signature": signature,
+                    "recent_median": round(median, 6),
+                    "learned_median": learned.median,
+                    "learned_spread": learned.spread,
+                    "tolerance": round(tolerance, 6),
+                    "max_ratio": self.drift_ratio,
+                },
+            )
+        elif not drifted:
+            state[2] = False
+
+
+class IdentityChange(BaseDetector):
+    """ICS-5009: the inventory saw a device report a different identity (firmware, module ...)."""
+
+    name = "identity_change"
+    rule_ids = ("ICS-5009",)
+    wants_changes = True
+
+    def on_changes(self, changes: list[Any], out: Emitter) -> None:
+        """Fire per identity change."""
+        for change in changes:
+            if change.kind != "identity_change":
+                continue
+            out.fire(
+                "ICS-5009",
+                f"{change.asset_id}:{change.field}",
+                ts=change.ts,
+                frames=(change.frame,) if change.frame else (),
+                endpoints={"src_ip": change.ip, "src_mac": change.mac},
+                evidence={
+                    "asset_id": change.asset_id,
+                    "ip": change.ip,
+                    "mac": change.mac,
+                    "field": change.field,
+                    "before": change.before,
+                    "after": change.after,
+                },
+            )

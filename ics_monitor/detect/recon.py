@@ -1,0 +1,332 @@
+"""Reconnaissance: sweeps and enumeration that precede an attack on a control system.
+
+* Modbus unit-id sweep: one client addresses many unit ids of one server within a window.
+* Modbus function-code sweep: one client tries many function codes on one server, or gets
+  ILLEGAL_FUNCTION back for several (probing what the device supports).
+* Device identification enumeration: Modbus FC 43/14 or FC 17, or DNP3 group 0 reads, aimed at
+  several devices (server and unit) by one client.
+* S7 SZL enumeration from a new host: several distinct identifying SZL lists (module and component
+  identification, list of lists, memory and block types ...) read by a client that the baseline
+  does not know as an S7 client of that PLC (every client, without a baseline).
+* DNP3 address sweep: one host sends requests (link-only probes included) to many DNP3 link
+  addresses.
+* TCP scan of OT ports: one host with failed or probe-only connections (rejected, unanswered SYN,
+  reset without payload) to many (server, port) pairs, at least one of them an OT service port.
+
+State is one small set per key within a window (``WindowedSets``), keys capped, sets capped at a
+few times the threshold; each detector reads its thresholds from its rule's ``params``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
+
+MAX_KEYS = 50_000
+
+
+class WindowedSets:
+    """Distinct values per key within a window; says when a key's set first reaches the threshold."""
+
+    __slots__ = ("cap", "states", "threshold", "window")
+
+    def __init__(self, window: float, threshold: int, limit: int = MAX_KEYS) -> None:
+        self.window = float(window)
+        self.threshold = int(threshold)
+        self.cap = max(4 * self.threshold, 16)
+        self.states: BoundedDict = BoundedDict(limit)
+
+    def add(self, key: Any, value: Any, ts: float) -> tuple[float, set[Any]] | None:
+        """Add ``value`` under ``key``; return (window start, values) when the threshold is crossed."""
+        state = self.states.get(key)
+        if state is None or abs(ts - state[0]) > self.window:
+            state = [ts, set(), False]
+            self.states[key] = state
+        values = state[1]
+        if value in values:
+            return None
+        if len(values) < self.cap:
+            values.add(value)
+        if not state[2] and len(values) >= self.threshold:
+            state[2] = True
+            return state[0], values
+        return None
+
+
+def _params(context: Context, rule_id: str, *names: str) -> list[Any]:
+    return [context.rules.param(rule_id, name) for name in names]
+
+
+class ModbusUnitSweep(BaseDetector):
+    """ICS-3001: many unit ids of one server from one client."""
+
+    name = "modbus_unit_sweep"
+    rule_ids = ("ICS-3001",)
+    event_types = frozenset({"modbus"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        window, threshold = _params(context, "ICS-3001", "window", "min_unit_ids")
+        self.sets = WindowedSets(window, threshold)
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Count distinct unit ids per (client, server)."""
+        if event.direction != "request":
+            return
+        key = (event.src_ip, event.dst_ip)
+        crossed = self.sets.add(key, event.unit_id, event.ts)
+        if crossed is None:
+            return
+        start, units = crossed
+        out.fire(
+            "ICS-3001",
+            f"{event.src_ip}>{event.dst_ip}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence={
+                "unit_ids": sorted(units)[:64],
+                "distinct_unit_ids": len(units),
+                "window_start": start,
+                "threshold": self.sets.threshold,
+            },
+        )
+
+
+class ModbusFunctionSweep(BaseDetector):
+    """ICS-3002: many function codes tried, or several answered ILLEGAL_FUNCTION."""
+
+    name = "modbus_function_sweep"
+    rule_ids = ("ICS-3002",)
+    event_types = frozenset({"modbus"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        window, distinct, illegal = _params(
+            context, "ICS-3002", "window", "min_distinct_functions", "min_illegal_function_exceptions"
+        )
+        self.tried = WindowedSets(window, distinct)
+        self.refused = WindowedSets(window, illegal)
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Count distinct request functions and refused functions per (client, server)."""
+        if event.direction == "request":
+            key = (event.src_ip, event.dst_ip)
+            crossed = self.tried.add(key, event.function_code, event.ts)
+            reason = "distinct_functions"
+        elif event.exception_code == 1:
+            key = (event.dst_ip, event.src_ip)
+            crossed = self.refused.add(key, event.function_code, event.ts)
+            reason = "illegal_function_exceptions"
+        else:
+            return
+        if crossed is None:
+            return
+        start, codes = crossed
+        client, server = key
+        out.fire(
+            "ICS-3002",
+            f"{client}>{server}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            endpoints={"src_ip": client, "dst_ip": server, "src_port": None, "dst_port": None},
+            evidence={"reason": reason, "function_codes": sorted(codes)[:64], "window_start": start},
+        )
+
+
+class DeviceIdEnumeration(BaseDetector):
+    """ICS-3003: identification requests aimed at several devices by one client."""
+
+    name = "device_id_enumeration"
+    rule_ids = ("ICS-3003",)
+    event_types = frozenset({"modbus", "dnp3"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        window, threshold = _params(context, "ICS-3003", "window", "min_devices")
+        self.sets = WindowedSets(window, threshold)
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Modbus FC 43/14 and FC 17 requests; DNP3 READ of group 0 (device attributes)."""
+        if event.direction != "request":
+            return
+        code = event.function_code
+        if event.event_type == "modbus":
+            if not (code == 17 or (code == 43 and getattr(event, "mei_type", None) == 14)):
+                return
+            device = (event.dst_ip, event.unit_id)
+        else:
+            if code != 1 or not any(obj.get("group") == 0 for obj in event.objects):
+                return
+            device = (event.dst_ip, event.dst)
+        crossed = self.sets.add(event.src_ip, device, event.ts)
+        if crossed is None:
+            return
+        start, devices = crossed
+        out.fire(
+            "ICS-3003",
+            event.src_ip,
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence={
+                "devices": [f"{ip}/{unit}" for ip, unit in sorted(devices, key=str)][:32],
+                "distinct_devices": len(devices),
+                "window_start": start,
+            },
+        )
+
+
+class S7SzlEnumeration(BaseDetector):
+    """ICS-3004: several SZL lists read by a host not known as an S7 client of that PLC."""
+
+    name = "s7_szl_enumeration"
+    rule_ids = ("ICS-3004",)
+    event_types = frozenset({"s7comm"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        window, threshold, lists = _params(
+            context, "ICS-3004", "window", "min_distinct_szl", "identity_lists"
+        )
+        self.sets = WindowedSets(window, threshold)
+        # SZL partial-list numbers (low byte of the id) that describe the device rather than its
+        # state: HMIs poll mode (0x24) and communication status (0x31, 0x32) as routine.
+        self.identity_lists = frozenset(int(number) for number in lists)
+        self.baseline = context.baseline
+        self.known: dict[tuple[str, str], bool] = {}
+
+    def _new_host(self, client: str, server: str) -> bool:
+        baseline = self.baseline
+        if baseline is None:
+            return True
+        known = self.known.get((client, server))
+        if known is None:
+            known = any(
+                c.client == client and c.server == server and c.protocol == "s7comm"
+                for c in baseline.conversations.values()
+            )
+            if len(self.known) < MAX_KEYS:
+                self.known[(client, server)] = known
+        return not known
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Count distinct SZL ids read per (client, server)."""
+        userdata = event.userdata
+        if (
+            event.rosctr != 7
+            or userdata is None
+            or userdata.get("type") != 1
+            or userdata.get("group") != 4
+            or userdata.get("subfunction") != 1
+        ):
+            return
+        szl_id = event.szl_id
+        if szl_id is None or szl_id & 0xFF not in self.identity_lists:
+            return
+        client, server = event.src_ip, event.dst_ip
+        crossed = self.sets.add((client, server), szl_id, event.ts)
+        if crossed is None or not self._new_host(client, server):
+            return
+        start, szl_ids = crossed
+        out.fire(
+            "ICS-3004",
+            f"{client}>{server}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence={
+                "szl_ids": [
+                    f"0x{szl:04x}" if isinstance(szl, int) else str(szl) for szl in sorted(szl_ids, key=str)
+                ][:32],
+                "distinct_szl": len(szl_ids),
+                "baseline": "no baseline loaded"
+                if self.baseline is None
+                else "not a learned client of this PLC",
+                "window_start": start,
+            },
+        )
+
+
+class Dnp3AddressSweep(BaseDetector):
+    """ICS-3005: requests to many DNP3 link addresses from one host."""
+
+    name = "dnp3_address_sweep"
+    rule_ids = ("ICS-3005",)
+    event_types = frozenset({"dnp3"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        window, threshold = _params(context, "ICS-3005", "window", "min_addresses")
+        self.sets = WindowedSets(window, threshold)
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Count distinct (server, destination link address) per source host."""
+        if event.direction != "request":
+            return
+        crossed = self.sets.add(event.src_ip, (event.dst_ip, event.dst), event.ts)
+        if crossed is None:
+            return
+        start, targets = crossed
+        out.fire(
+            "ICS-3005",
+            event.src_ip,
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence={
+                "link_addresses": sorted({address for _, address in targets})[:64],
+                "distinct_addresses": len(targets),
+                "window_start": start,
+            },
+        )
+
+
+PROBE_STATES = frozenset({"rejected", "syn_sent"})
+
+
+class OtPortScan(BaseDetector):
+    """ICS-3006: failed or probe-only TCP connections to many targets, OT service ports among them."""
+
+    name = "ot_port_scan"
+    rule_ids = ("ICS-3006",)
+    wants_flows = True
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        window, threshold, ports = _params(context, "ICS-3006", "window", "min_targets", "ot_ports")
+        self.sets = WindowedSets(window, threshold)
+        self.ot_ports = frozenset(int(port) for port in ports)
+
+    def on_flow(self, record: Any, out: Emitter) -> None:
+        """Count probe-only connections per source host."""
+        if record.transport != "tcp" or record.payload_bytes_to_server or record.payload_bytes_to_client:
+            return
+        state = record.state
+        if state not in PROBE_STATES and not (state == "reset" and record.packets_to_server <= 3):
+            return
+        crossed = self.sets.add(record.src_ip, (record.dst_ip, record.dst_port), record.ts_start)
+        if crossed is None:
+            return
+        start, targets = crossed
+        ot_targets = sorted(f"{ip}:{port}" for ip, port in targets if port in self.ot_ports)
+        if not ot_targets:
+            # Reached the threshold on IT ports only; an OT port later still fires (state kept).
+            self.sets.states[record.src_ip][2] = False
+            return
+        out.fire(
+            "ICS-3006",
+            record.src_ip,
+            ts=record.ts_start,
+            frames=(record.first_frame,),
+            source=record,
+            endpoints={"dst_ip": None, "dst_port": None, "flow_id": None, "src_port": None},
+            evidence={
+                "distinct_targets": len(targets),
+                "ot_targets": ot_targets[:32],
+                "ports": sorted({port for _, port in targets})[:64],
+                "window_start": start,
+            },
+        )

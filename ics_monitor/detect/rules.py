@@ -1,0 +1,230 @@
+"""Rules: ids, texts, severities, ATT&CK mapping, thresholds and enablement, loaded from ``rules/*.yaml``.
+
+Detectors name their rules by id (``ICS-1001``) and read every threshold from the rule's ``params``;
+nothing tunable lives in code.  Each YAML file holds one component's rules, and rule ids stay inside
+that component's range (``RANGES``, documented in ``rules/README.md``).  Loading validates
+everything (unique ids and names, ranges, severities 1-4, known ATT&CK ids, explanation templates
+that format) so a bad edit fails at start-up with one clear message, not at the first alert.
+
+``what`` is a ``str.format`` template filled with the fields a detector passes (``{src_ip}``,
+``{function}`` ...); ``why`` and ``check`` are plain text.  No I/O beyond reading the rule files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ics_monitor.alerts.attack import tactic_refs, technique_refs
+
+# Rule-id ranges per rules file (file stem -> inclusive range); rules/README.md lists the same.
+RANGES: dict[str, tuple[int, int]] = {
+    "s7comm": (1000, 1099),
+    "s7comm_plus": (1100, 1199),
+    "dnp3": (1200, 1299),
+    "modbus": (1300, 1399),
+    "anomalies": (2000, 2099),
+    "recon": (3000, 3099),
+    "availability": (4000, 4099),
+    "baseline": (5000, 5099),
+    "policy": (6000, 6099),
+}
+
+_RULE_ID = re.compile(r"^ICS-(\d{4})$")
+_NAME = re.compile(r"^[a-z0-9_]+$")
+_REQUIRED = ("id", "name", "title", "severity", "category", "tactics", "techniques", "what", "why", "check")
+_KNOWN = {*_REQUIRED, "enabled", "protocol", "throttle", "params"}
+DEFAULT_THROTTLE = 300.0
+
+
+class RuleError(ValueError):
+    """A rules file is malformed (configuration error: reported once, at load)."""
+
+
+class _Blank(dict[str, Any]):
+    """Format mapping that renders a field the detector did not pass as ``?``."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule as loaded (ATT&CK references resolved)."""
+
+    rule_id: str
+    name: str
+    title: str
+    severity: int
+    category: str
+    tactics: tuple[dict[str, str], ...]
+    techniques: tuple[dict[str, str], ...]
+    what: str
+    why: str
+    check: str
+    enabled: bool = True
+    protocol: str | None = None
+    throttle: float = DEFAULT_THROTTLE
+    params: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def explain(self, fields: dict[str, Any]) -> str:
+        """What happened, why it matters, what to check: the three templates filled in."""
+        values = _Blank({key: _text(value) for key, value in fields.items()})
+        what = self.what.format_map(values).strip()
+        why = self.why.format_map(values).strip()
+        check = self.check.format_map(values).strip()
+        return f"{what} Why it matters: {why} What to check: {check}"
+
+
+def _text(value: Any) -> Any:
+    """Lists read as ``a, b, c`` in explanations (at most 16 items); other values as they are."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+        text = ", ".join(str(item) for item in items[:16])
+        return text + (", ..." if len(items) > 16 else "") if items else "none"
+    return value
+
+
+def _rule_from(entry: Any, source: str, defaults: dict[str, Any]) -> Rule:
+    if not isinstance(entry, dict):
+        raise RuleError(f"{source}: every rule must be a mapping, got {entry!r}")
+    label = f"{source}: rule {entry.get('id', '?')}"
+    missing = [key for key in _REQUIRED if key not in entry]
+    if missing:
+        raise RuleError(f"{label}: missing {', '.join(missing)}")
+    unknown = sorted(set(entry) - _KNOWN)
+    if unknown:
+        raise RuleError(f"{label}: unknown keys {', '.join(unknown)}")
+    rule_id = str(entry["id"])
+    match = _RULE_ID.match(rule_id)
+    if match is None:
+        raise RuleError(f"{label}: id must look like ICS-1234")
+    stem = Path(source).stem
+    if stem in RANGES:
+        low, high = RANGES[stem]
+        if not low <= int(match.group(1)) <= high:
+            raise RuleError(f"{label}: id outside the {stem} range ICS-{low}..ICS-{high}")
+    if not _NAME.match(str(entry["name"])):
+        raise RuleError(f"{label}: name must be snake_case")
+    severity = entry["severity"]
+    if not isinstance(severity, int) or not 1 <= severity <= 4:
+        raise RuleError(f"{label}: severity must be 1 (low) .. 4 (critical)")
+    params = {**defaults.get("params", {}), **(entry.get("params") or {})}
+    try:
+        tactics = tactic_refs(list(entry["tactics"]))
+        techniques = technique_refs(list(entry["techniques"]))
+    except ValueError as error:
+        raise RuleError(f"{label}: {error}") from None
+    if not tactics or not techniques:
+        raise RuleError(f"{label}: needs at least one tactic and one technique")
+    throttle = float(entry.get("throttle", defaults.get("throttle", DEFAULT_THROTTLE)))
+    rule = Rule(
+        rule_id=rule_id,
+        name=str(entry["name"]),
+        title=str(entry["title"]),
+        severity=severity,
+        category=str(entry["category"]),
+        tactics=tactics,
+        techniques=techniques,
+        what=str(entry["what"]),
+        why=str(entry["why"]),
+        check=str(entry["check"]),
+        enabled=bool(entry.get("enabled", True)),
+        protocol=entry.get("protocol"),
+        throttle=throttle,
+        params=params,
+        source=source,
+    )
+    try:
+        rule.explain({})
+    except (ValueError, IndexError, AttributeError) as error:
+        raise RuleError(f"{label}: 'what' template does not format: {error}") from None
+    return rule
+
+
+def default_directory() -> Path:
+    """The shipped rules: package data when installed so, else ``rules/`` at the repo root."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[1] / "rules", here.parents[2] / "rules"):
+        if candidate.is_dir() and any(candidate.glob("*.yaml")):
+            return candidate
+    raise RuleError(f"no rules directory found beside the package ({here.parents[2] / 'rules'})")
+
+
+class RuleSet:
+    """All rules by id; detectors ask it whether a rule is on and for its parameters."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self._rules: dict[str, Rule] = {}
+        names: dict[str, str] = {}
+        for rule in rules:
+            if rule.rule_id in self._rules:
+                raise RuleError(f"rule {rule.rule_id} defined twice ({rule.source})")
+            if rule.name in names:
+                raise RuleError(f"rule name {rule.name!r} used by {names[rule.name]} and {rule.rule_id}")
+            self._rules[rule.rule_id] = rule
+            names[rule.name] = rule.rule_id
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> RuleSet:
+        """Read every ``*.yaml`` of ``directory`` (default: the shipped rules)."""
+        directory = default_directory() if directory is None else Path(directory)
+        if not directory.is_dir():
+            raise RuleError(f"rules directory {directory} does not exist")
+        rules: list[Rule] = []
+        for path in sorted(directory.glob("*.yaml")):
+            try:
+                document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as error:
+                raise RuleError(f"{path.name}: not valid YAML: {error}") from None
+            if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
+                raise RuleError(f"{path.name}: expected a mapping with a 'rules' list")
+            defaults = document.get("defaults") or {}
+            rules.extend(_rule_from(entry, path.name, defaults) for entry in document["rules"])
+        if not rules:
+            raise RuleError(f"no rules in {directory}")
+        return cls(rules)
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self._rules.values())
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def __contains__(self, rule_id: object) -> bool:
+        return rule_id in self._rules
+
+    def get(self, rule_id: str) -> Rule:
+        """The rule ``rule_id``; a detector naming an unknown rule is a programming error."""
+        try:
+            return self._rules[rule_id]
+        except KeyError:
+            raise KeyError(f"rule {rule_id} is not defined in the rules files") from None
+
+    def enabled(self, rule_id: str) -> bool:
+        """Whether ``rule_id`` is defined and switched on."""
+        rule = self._rules.get(rule_id)
+        return rule is not None and rule.enabled
+
+    def param(self, rule_id: str, name: str) -> Any:
+        """A rule parameter; a missing one is a configuration error naming the file."""
+        rule = self.get(rule_id)
+        if name not in rule.params:
+            raise RuleError(f"{rule.source}: rule {rule_id} lacks parameter {name!r}")
+        return rule.params[name]
+
+    def configured(self, rule_id: str, *, enabled: bool | None = None, **params: Any) -> RuleSet:
+        """A copy with one rule switched and/or some of its parameters changed (tests, tuning)."""
+        rule = self.get(rule_id)
+        changed = replace(
+            rule,
+            enabled=rule.enabled if enabled is None else enabled,
+            params={**rule.params, **params},
+        )
+        return RuleSet(changed if r.rule_id == rule_id else r for r in self._rules.values())

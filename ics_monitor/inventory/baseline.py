@@ -1,0 +1,946 @@
+"""The learned behaviour baseline: who talks to whom, with which functions, addresses, values and rhythm.
+
+``BaselineLearner`` watches protocol events and flow records during a learning window and builds a
+``Baseline``: the known assets, and per conversation (client, server, transport, server port,
+protocol) the function codes with counts; Modbus address ranges read and written per unit and table;
+DNP3 objects and point ranges per request function; S7 areas/DBs read and written; the ranges of
+written and of read process values; and the polling interval (median and spread) of every recurring
+request.  ``Baseline`` saves as sorted, diffable YAML that an analyst may review and edit, loads it
+back, diffs two baselines, and answers the detectors' questions in O(1) or O(log ranges).
+
+Memory is bounded by assets and conversations, never by packets: address ranges merge (and the
+closest ones coalesce past ``MAX_RANGES``), value points, polling signatures and conversations are
+capped.  Must not import detectors or alerts; no I/O except ``save``/``load``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import math
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FORMAT = "ics-monitor-baseline/1"
+
+# -- caps ------------------------------------------------------------------------------------------------
+# Conversations learned: a large plant has a few thousand; past the cap new ones are not learned
+# (and would alert as new when enforcing, which is what an analyst wants to see anyway).
+MAX_CONVERSATIONS = 20_000
+MAX_ASSETS = 50_000
+MAX_MACS_PER_ASSET = 8
+# Ranges per (unit, table) / (function, group) / S7 area: polling reads a handful of blocks; past the
+# cap the two closest ranges merge, so coverage only ever grows.
+MAX_RANGES = 64
+# Range keys per conversation: Modbus (unit, table, kind), DNP3 (function, group), S7 (kind, area).
+MAX_RANGE_KEYS = 512
+# Value points (address or point index) tracked per conversation, written and read together.
+MAX_VALUE_POINTS = 4096
+# Recurring request signatures per conversation, and the intervals kept per signature while learning.
+MAX_SIGNATURES = 64
+MAX_INTERVALS = 128
+# A request signature seen fewer times than this is not periodic enough to learn a rhythm from.
+MIN_POLL_SAMPLES = 8
+# Flow ids remembered to map a record to its conversation without recomputing the key.
+MAX_FLOW_CACHE = 65_536
+
+MODBUS_READ_TABLES: dict[int, str] = {
+    1: "coils",
+    2: "discrete_inputs",
+    3: "holding_registers",
+    4: "input_registers",
+    23: "holding_registers",
+}
+MODBUS_WRITE_TABLES: dict[int, str] = {
+    5: "coils",
+    15: "coils",
+    6: "holding_registers",
+    16: "holding_registers",
+    22: "holding_registers",
+    23: "holding_registers",
+}
+TABLE_ABBREVIATIONS = {
+    "coils": "co",
+    "discrete_inputs": "di",
+    "holding_registers": "hr",
+    "input_registers": "ir",
+}
+# DNP3 request functions that change outputs or data in the outstation (IEEE 1815 table 4-3).
+DNP3_WRITE_FUNCTIONS = frozenset({2, 3, 4, 5, 6})
+DNP3_RESPONSE_FUNCTIONS = frozenset({129, 130})
+# S7 JOB functions.
+S7_READ_VAR = 0x04
+S7_WRITE_VAR = 0x05
+# Bytes per element of an S7ANY transport size (BIT/BYTE/CHAR 1, WORD/INT 2, DWORD/DINT/REAL 4).
+S7_ELEMENT_SIZES = {1: 1, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 4, 8: 4}
+# Failed connection attempts are scans or outages, not conversations.
+FAILED_STATES = frozenset({"rejected", "syn_sent"})
+
+ConversationKey = tuple[str, str, str, int, str]
+
+
+@lru_cache(maxsize=65_536)
+def is_asset_ip(ip: str) -> bool:
+    """True for an address a device can own: not multicast, unspecified or broadcast.
+
+    An IPv4 address ending in .255 is taken as a subnet broadcast (the /24 convention of control
+    networks; without netmasks it cannot be told from a host at .255 of a wider subnet, which is
+    then not tracked).
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if address.is_multicast or address.is_unspecified:
+        return False
+    return not (address.version == 4 and ip.endswith(".255"))
+
+
+def protocol_of_event(event_type: str) -> str:
+    """The conversation protocol of a record type (S7comm-plus and COTP share S7comm's TCP/102 flow)."""
+    if event_type in ("s7comm_plus", "cotp"):
+        return "s7comm"
+    return event_type
+
+
+def protocol_of_flow(record: Any) -> str:
+    """The conversation protocol of a flow record: confirmed protocol, else the port's service."""
+    return str(record.app_protocol or record.service or "unknown")
+
+
+def is_conversation(record: Any) -> bool:
+    """Whether a flow record is a conversation to learn or check.
+
+    Not a failed connection attempt (scans are the recon detectors' business) and not discovery
+    chatter to a broadcast or multicast address.
+    """
+    if record.state in FAILED_STATES and not record.payload_bytes_to_server:
+        return False
+    return is_asset_ip(record.dst_ip)
+
+
+def conversation_label(key: ConversationKey) -> str:
+    """Human-readable conversation name, the YAML key: ``client -> server protocol transport/port``."""
+    client, server, transport, port, protocol = key
+    return f"{client} -> {server} {protocol} {transport}/{port}"
+
+
+# -- ranges ----------------------------------------------------------------------------------------------
+
+
+class RangeSet:
+    """Sorted, merged, inclusive integer ranges with a cap (past it the closest two coalesce)."""
+
+    __slots__ = ("ranges",)
+
+    def __init__(self, ranges: Iterable[Iterable[int]] = ()) -> None:
+        self.ranges: list[list[int]] = []
+        for start, end in ranges:
+            self.add(int(start), int(end))
+
+    def __len__(self) -> int:
+        return len(self.ranges)
+
+    def add(self, start: int, end: int) -> None:
+        """Include ``start..end``; adjacent and overlapping ranges merge."""
+        if end < start:
+            start, end = end, start
+        ranges = self.ranges
+        index = bisect.bisect_right(ranges, start, key=_first)
+        # The range before may reach into (or touch) the new one.
+        if index and ranges[index - 1][1] >= start - 1:
+            index -= 1
+            if ranges[index][1] >= end:
+                return
+            start = ranges[index][0]
+        stop = index
+        while stop < len(ranges) and ranges[stop][0] <= end + 1:
+            end = max(end, ranges[stop][1])
+            stop += 1
+        ranges[index:stop] = [[start, end]]
+        if len(ranges) > MAX_RANGES:
+            self._coalesce()
+
+    def _coalesce(self) -> None:
+        ranges = self.ranges
+        gaps = [ranges[i + 1][0] - ranges[i][1] for i in range(len(ranges) - 1)]
+        i = gaps.index(min(gaps))
+        ranges[i : i + 2] = [[ranges[i][0], ranges[i + 1][1]]]
+
+    def covers(self, start: int, end: int) -> bool:
+        """Whether every value of ``start..end`` lies in the set."""
+        ranges = self.ranges
+        index = bisect.bisect_right(ranges, start, key=_first) - 1
+        return index >= 0 and ranges[index][1] >= end
+
+    def to_list(self) -> list[list[int]]:
+        """Plain lists for YAML."""
+        return [list(r) for r in self.ranges]
+
+
+def _first(item: list[int]) -> int:
+    return item[0]
+
+
+# -- per-conversation model ---------------------------------------------------------------------------------
+
+
+class PollStats:
+    """Intervals between repeats of one request signature (learning) or their summary (baseline)."""
+
+    __slots__ = ("count", "intervals", "last_ts", "median", "spread")
+
+    def __init__(self, median: float | None = None, spread: float | None = None, count: int = 0) -> None:
+        self.last_ts: float | None = None
+        self.intervals: list[float] = []
+        self.count = count
+        self.median = median
+        self.spread = spread
+
+    def observe(self, ts: float) -> None:
+        """One more repeat at capture time ``ts``."""
+        last = self.last_ts
+        if last is not None and ts >= last:
+            intervals = self.intervals
+            if len(intervals) >= MAX_INTERVALS:
+                # Keep the most recent intervals: the end of the window reflects the settled rhythm.
+                del intervals[: MAX_INTERVALS // 2]
+            intervals.append(ts - last)
+            self.count += 1
+        self.last_ts = ts
+
+    def summarise(self) -> None:
+        """Compute median and spread (median absolute deviation) of the kept intervals."""
+        if self.intervals:
+            median = _median(self.intervals)
+            self.median = median
+            self.spread = _median([abs(value - median) for value in self.intervals])
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+class Conversation:
+    """What one client does with one server over one protocol and port."""
+
+    __slots__ = (
+        "client",
+        "dnp3_points",
+        "flows",
+        "functions",
+        "key",
+        "modbus",
+        "polling",
+        "port",
+        "protocol",
+        "requests",
+        "s7",
+        "server",
+        "transport",
+        "values",
+    )
+
+    def __init__(self, client: str, server: str, transport: str, port: int, protocol: str) -> None:
+        self.client = client
+        self.server = server
+        self.transport = transport
+        self.port = port
+        self.protocol = protocol
+        # The identifying 5-tuple (client, server, transport, port, protocol).
+        self.key: ConversationKey = (client, server, transport, port, protocol)
+        self.flows = 0
+        self.requests = 0
+        # function key ("3", "userdata 4/1") -> [name, count]
+        self.functions: dict[str, list[Any]] = {}
+        # (unit, table, "read"|"write") -> ranges of addresses
+        self.modbus: dict[tuple[int, str, str], RangeSet] = {}
+        # (function code, group) -> ranges of point indexes ("no ranges" = whole-group requests)
+        self.dnp3_points: dict[tuple[int, int], RangeSet] = {}
+        # ("read"|"write", area such as "DB1" or "M") -> byte ranges
+        self.s7: dict[tuple[str, str], RangeSet] = {}
+        # ("written"|"read", point) -> [min, max]
+        self.values: dict[tuple[str, str], list[float]] = {}
+        # request signature -> interval statistics
+        self.polling: dict[str, PollStats] = {}
+
+    # -- learning ---------------------------------------------------------------------------------------
+
+    def count_function(self, key: str, name: str) -> None:
+        """One more request of function ``key``."""
+        entry = self.functions.get(key)
+        if entry is None:
+            self.functions[key] = [name, 1]
+        else:
+            entry[1] += 1
+
+    def add_range(self, table: dict[Any, RangeSet], key: Any, start: int | None, end: int | None) -> None:
+        """Extend the ranges of ``key`` (``start`` None: record the key without a range)."""
+        ranges = table.get(key)
+        if ranges is None:
+            if len(table) >= MAX_RANGE_KEYS:
+                return
+            ranges = table[key] = RangeSet()
+        if start is not None and end is not None:
+            ranges.add(start, end)
+
+    def add_value(self, kind: str, point: str, value: Any) -> None:
+        """Widen the learned range of a process value (booleans count as 0/1; text is ignored)."""
+        if isinstance(value, bool):
+            value = int(value)
+        elif not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
+            return
+        key = (kind, point)
+        bounds = self.values.get(key)
+        if bounds is None:
+            if len(self.values) < MAX_VALUE_POINTS:
+                self.values[key] = [value, value]
+        elif value < bounds[0]:
+            bounds[0] = value
+        elif value > bounds[1]:
+            bounds[1] = value
+
+    def repeat(self, signature: str, ts: float) -> None:
+        """One more occurrence of a request signature (polling rhythm)."""
+        stats = self.polling.get(signature)
+        if stats is None:
+            if len(self.polling) >= MAX_SIGNATURES:
+                return
+            stats = self.polling[signature] = PollStats()
+        stats.observe(ts)
+
+    # -- queries (enforcing) ----------------------------------------------------------------------------
+
+    def knows_function(self, key: str) -> bool:
+        """Whether function ``key`` was seen while learning."""
+        return key in self.functions
+
+    def covered(self, table: dict[Any, RangeSet], key: Any, start: int, end: int) -> bool:
+        """Whether ``start..end`` of ``key`` was seen (a key learned without ranges covers all)."""
+        ranges = table.get(key)
+        if ranges is None:
+            return False
+        return not ranges.ranges or ranges.covers(start, end)
+
+    def value_range(self, kind: str, point: str) -> list[float] | None:
+        """Learned ``[min, max]`` of a point, or None."""
+        return self.values.get((kind, point))
+
+    # -- YAML ----------------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Sorted plain data (keys as strings so YAML stays readable and diffable)."""
+        result: dict[str, Any] = {
+            "client": self.client,
+            "server": self.server,
+            "protocol": self.protocol,
+            "transport": self.transport,
+            "port": self.port,
+            "flows": self.flows,
+            "requests": self.requests,
+        }
+        if self.functions:
+            result["functions"] = {
+                key: {"name": name, "count": count}
+                for key, (name, count) in sorted(self.functions.items(), key=_natural)
+            }
+        if self.modbus:
+            units: dict[str, dict[str, dict[str, list[list[int]]]]] = {}
+            for (unit, table, kind), ranges in sorted(self.modbus.items()):
+                units.setdefault(str(unit), {}).setdefault(kind, {})[table] = ranges.to_list()
+            result["modbus_units"] = units
+        if self.dnp3_points:
+            functions: dict[str, dict[str, list[list[int]]]] = {}
+            for (function_code, group), ranges in sorted(self.dnp3_points.items()):
+                functions.setdefault(str(function_code), {})[f"g{group}"] = ranges.to_list()
+            result["dnp3_objects"] = functions
+        if self.s7:
+            areas: dict[str, dict[str, list[list[int]]]] = {}
+            for (kind, area), ranges in sorted(self.s7.items()):
+                areas.setdefault(kind, {})[area] = ranges.to_list()
+            result["s7_areas"] = areas
+        if self.values:
+            values: dict[str, dict[str, list[float]]] = {}
+            for (kind, point), bounds in sorted(self.values.items(), key=_natural):
+                values.setdefault(kind, {})[point] = list(bounds)
+            result["values"] = values
+        polling = {
+            signature: {
+                "median": round(stats.median, 6),
+                "spread": round(stats.spread or 0.0, 6),
+                "samples": stats.count,
+            }
+            for signature, stats in sorted(self.polling.items())
+            if stats.median is not None and stats.count >= MIN_POLL_SAMPLES
+        }
+        if polling:
+            result["polling"] = polling
+        return result
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Conversation:
+        """Inverse of ``to_dict`` (hand-edited files welcome: missing sections mean nothing learned)."""
+        conversation = cls(
+            str(data["client"]),
+            str(data["server"]),
+            str(data["transport"]),
+            int(data["port"]),
+            str(data["protocol"]),
+        )
+        conversation.flows = int(data.get("flows", 0))
+        conversation.requests = int(data.get("requests", 0))
+        for key, entry in (data.get("functions") or {}).items():
+            conversation.functions[str(key)] = [entry.get("name"), int(entry.get("count", 0))]
+        for unit, kinds in (data.get("modbus_units") or {}).items():
+            for kind, tables in (kinds or {}).items():
+                for table, ranges in (tables or {}).items():
+                    conversation.modbus[(int(unit), str(table), str(kind))] = RangeSet(ranges or ())
+        for function_code, groups in (data.get("dnp3_objects") or {}).items():
+            for group, ranges in (groups or {}).items():
+                conversation.dnp3_points[(int(function_code), int(str(group).lstrip("g")))] = RangeSet(
+                    ranges or ()
+                )
+        for kind, areas in (data.get("s7_areas") or {}).items():
+            for area, ranges in (areas or {}).items():
+                conversation.s7[(str(kind), str(area))] = RangeSet(ranges or ())
+        for kind, points in (data.get("values") or {}).items():
+            for point, bounds in (points or {}).items():
+                conversation.values[(str(kind), str(point))] = [bounds[0], bounds[1]]
+        for signature, entry in (data.get("polling") or {}).items():
+            conversation.polling[str(signature)] = PollStats(
+                float(entry["median"]), float(entry.get("spread", 0.0)), int(entry.get("samples", 0))
+            )
+        return conversation
+
+
+def _natural(item: tuple[Any, Any]) -> tuple[Any, ...]:
+    """Sort key: digit runs compare as numbers ("hr:1:8" before "hr:1:10"), the rest as text."""
+    key = item[0]
+    parts = key if isinstance(key, tuple) else (key,)
+    return tuple(
+        tuple((0, int(run), "") if run.isdigit() else (1, 0, run) for run in _RUNS.findall(str(part)))
+        for part in parts
+    )
+
+
+_RUNS = re.compile(r"\d+|\D+")
+
+
+# -- request signatures and per-protocol learning --------------------------------------------------------
+
+
+def function_key(event: Any) -> tuple[str, str] | None:
+    """The (key, name) a request's function is learned and checked by; None when it has none."""
+    event_type = event.event_type
+    if event_type in ("modbus", "dnp3"):
+        if event.function_code is None:
+            return None
+        return str(event.function_code), str(event.function)
+    if event_type == "s7comm":
+        userdata = event.userdata
+        if event.rosctr == 7 and userdata is not None:
+            return (
+                f"userdata {userdata.get('group')}/{userdata.get('subfunction')}",
+                f"{userdata.get('group_name')}/{userdata.get('subfunction_name')}",
+            )
+        if event.function_code is None:
+            return None
+        return str(event.function_code), str(event.function)
+    if event_type == "s7comm_plus":
+        if event.function_code is None:
+            return None
+        return f"plus {event.function_code}", str(event.function)
+    return None
+
+
+def request_signature(event: Any) -> str | None:
+    """What makes two requests "the same poll" (function and what it addresses); None: not a poll."""
+    event_type = event.event_type
+    if event_type == "modbus":
+        return f"{event.function_code}:{event.unit_id}:{event.address}:{event.quantity}"
+    if event_type == "dnp3":
+        if event.function_code is None or event.function_code == 0:
+            return None
+        objects = ",".join(
+            f"g{obj.get('group')}v{obj.get('variation')}q{obj.get('qualifier')}" for obj in event.objects[:8]
+        )
+        return f"{event.function_code}:{event.src}>{event.dst}:{objects}"
+    if event_type == "s7comm":
+        if event.rosctr == 7 and event.userdata is not None:
+            userdata = event.userdata
+            return f"ud{userdata.get('group')}/{userdata.get('subfunction')}:{event.szl_id}:{event.szl_index}"
+        if event.function_code not in (S7_READ_VAR, S7_WRITE_VAR) or not event.items:
+            return None
+        items = ",".join(
+            f"{item.get('area')}.{item.get('db')}.{item.get('address')}.{item.get('length')}"
+            for item in event.items[:8]
+        )
+        return f"{event.function_code}:{items}"
+    return None
+
+
+def s7_area(item: dict[str, Any]) -> str:
+    """Area key of an S7 item: ``DB5`` for data blocks, else the area name (``FLAGS``, ``INPUTS`` ...)."""
+    area = item.get("area")
+    if area in (0x84, 0x85) or (area is None and item.get("db") is not None):
+        return f"DB{item.get('db')}"
+    return str(item.get("area_name") or area)
+
+
+def s7_item_span(item: dict[str, Any]) -> tuple[int, int] | None:
+    """Byte range an S7ANY item addresses, or None when it has no plain address."""
+    address = item.get("address")
+    length = item.get("length")
+    if not isinstance(address, int) or not isinstance(length, int):
+        return None
+    size = S7_ELEMENT_SIZES.get(item.get("transport_size") or 2, 1)
+    return address, address + max(length, 1) * size - 1
+
+
+def modbus_write_span(event: Any) -> tuple[str, int, int, tuple[int, ...]] | None:
+    """(table, first, last, values) a Modbus write request touches, or None."""
+    code = event.function_code
+    table = MODBUS_WRITE_TABLES.get(code)
+    if table is None or event.exception_code is not None:
+        return None
+    if code == 23:
+        extra = getattr(event, "extra", None) or {}
+        address = extra.get("write_address")
+        quantity = extra.get("write_quantity")
+        values = tuple(extra.get("write_values") or ())
+    else:
+        address = event.address
+        quantity = event.quantity if code in (15, 16) else 1
+        values = event.values or ()
+    if address is None:
+        return None
+    return table, address, address + max(quantity or 1, 1) - 1, values
+
+
+def dnp3_points(obj: dict[str, Any]) -> list[int] | tuple[int, int] | None:
+    """Point indexes of a DNP3 object header: explicit (prefixed), a start..stop range, or None."""
+    points = obj.get("points")
+    if points:
+        return [p["index"] for p in points if isinstance(p.get("index"), int)]
+    start, stop = obj.get("start"), obj.get("stop")
+    if isinstance(start, int) and isinstance(stop, int):
+        return (start, stop)
+    return None
+
+
+def learn_event(conversation: Conversation, event: Any, request: bool) -> None:
+    """Fold one protocol record into its conversation (the learner's per-PDU work)."""
+    event_type = event.event_type
+    if request:
+        conversation.requests += 1
+        function = function_key(event)
+        if function is not None:
+            conversation.count_function(*function)
+        signature = request_signature(event)
+        if signature is not None:
+            conversation.repeat(signature, event.ts)
+    if event_type == "modbus":
+        _learn_modbus(conversation, event, request)
+    elif event_type == "dnp3":
+        _learn_dnp3(conversation, event, request)
+    elif event_type == "s7comm":
+        _learn_s7(conversation, event, request)
+
+
+def _learn_modbus(conversation: Conversation, event: Any, request: bool) -> None:
+    if event.exception_code is not None:
+        return
+    unit = event.unit_id
+    code = event.function_code
+    if request:
+        read_table = MODBUS_READ_TABLES.get(code)
+        if read_table is not None and event.address is not None and event.quantity:
+            conversation.add_range(
+                conversation.modbus,
+                (unit, read_table, "read"),
+                event.address,
+                event.address + event.quantity - 1,
+            )
+        write = modbus_write_span(event)
+        if write is not None:
+            table, first, last, values = write
+            conversation.add_range(conversation.modbus, (unit, table, "write"), first, last)
+            abbreviation = TABLE_ABBREVIATIONS[table]
+            for offset, value in enumerate(values[: last - first + 1]):
+                conversation.add_value("written", f"{abbreviation}:{unit}:{first + offset}", value)
+    else:
+        read_table = MODBUS_READ_TABLES.get(code)
+        if read_table is not None and event.values and event.address is not None:
+            abbreviation = TABLE_ABBREVIATIONS[read_table]
+            address = event.address
+            for offset, value in enumerate(event.values):
+                conversation.add_value("read", f"{abbreviation}:{unit}:{address + offset}", value)
+
+
+def _learn_dnp3(conversation: Conversation, event: Any, request: bool) -> None:
+    code = event.function_code
+    if code is None:
+        return
+    if request:
+        for obj in event.objects:
+            group = obj.get("group")
+            if not isinstance(group, int):
+                continue
+            points = dnp3_points(obj)
+            key = (code, group)
+            if isinstance(points, tuple):
+                conversation.add_range(conversation.dnp3_points, key, points[0], points[1])
+            elif points:
+                for index in points:
+                    conversation.add_range(conversation.dnp3_points, key, index, index)
+            else:
+                conversation.add_range(conversation.dnp3_points, key, None, None)
+            if code in DNP3_WRITE_FUNCTIONS and group == 41:
+                for point in obj.get("points") or ():
+                    conversation.add_value("written", f"g41:{point.get('index')}", point.get("value"))
+    elif code in DNP3_RESPONSE_FUNCTIONS:
+        for obj in event.objects:
+            group = obj.get("group")
+            for point in obj.get("points") or ():
+                if "value" in point:
+                    conversation.add_value("read", f"g{group}:{point.get('index')}", point["value"])
+
+
+def _learn_s7(conversation: Conversation, event: Any, request: bool) -> None:
+    if not request or event.rosctr != 1 or not event.items:
+        return
+    if event.function_code == S7_READ_VAR:
+        kind = "read"
+    elif event.function_code == S7_WRITE_VAR:
+        kind = "write"
+    else:
+        return
+    data_items = event.data_items or ()
+    for index, item in enumerate(event.items):
+        span = s7_item_span(item)
+        if span is None:
+            continue
+        area = s7_area(item)
+        conversation.add_range(conversation.s7, (kind, area), span[0], span[1])
+        if kind == "write" and index < len(data_items):
+            for value in data_items[index].get("values") or ():
+                conversation.add_value("written", f"{area}:{item.get('address')}", value)
+
+
+# -- learner -----------------------------------------------------------------------------------------------
+
+
+class BaselineLearner:
+    """Builds a ``Baseline`` from the records of a learning window (cheap per record)."""
+
+    def __init__(self) -> None:
+        self.conversations: dict[ConversationKey, Conversation] = {}
+        self.assets: dict[str, set[str]] = {}
+        self._flows: dict[str, Conversation | None] = {}
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self.events = 0
+        self.flows = 0
+
+    def _conversation(self, key: ConversationKey) -> Conversation | None:
+        conversation = self.conversations.get(key)
+        if conversation is None:
+            if len(self.conversations) >= MAX_CONVERSATIONS:
+                return None
+            conversation = self.conversations[key] = Conversation(*key)
+            self._asset(key[0], None)
+            self._asset(key[1], None)
+        return conversation
+
+    def _asset(self, ip: str | None, mac: str | None) -> None:
+        if not ip or not is_asset_ip(ip):
+            return
+        macs = self.assets.get(ip)
+        if macs is None:
+            if len(self.assets) >= MAX_ASSETS:
+                return
+            macs = self.assets[ip] = set()
+        if mac and len(macs) < MAX_MACS_PER_ASSET:
+            macs.add(mac)
+
+    def _time(self, ts: float) -> None:
+        if self.first_ts is None or ts < self.first_ts:
+            self.first_ts = ts
+        if self.last_ts is None or ts > self.last_ts:
+            self.last_ts = ts
+
+    def observe(self, event: Any) -> None:
+        """Learn from one protocol record; an ARP record makes its sender a known asset.
+
+        Anomalies and other records are ignored.
+        """
+        if event.event_type == "arp":
+            self._asset(event.sender_ip, event.sender_mac or None)
+            return
+        direction = getattr(event, "direction", None)
+        if direction not in ("request", "response") or not hasattr(event, "flow_id"):
+            return
+        self.events += 1
+        self._time(event.ts)
+        flow_id = event.flow_id
+        if flow_id in self._flows:
+            conversation = self._flows[flow_id]
+        else:
+            request = direction == "request"
+            client, server = (event.src_ip, event.dst_ip) if request else (event.dst_ip, event.src_ip)
+            port = event.dst_port if request else event.src_port
+            key = (client, server, event.transport, port, protocol_of_event(event.event_type))
+            conversation = self._conversation(key)
+            if len(self._flows) >= MAX_FLOW_CACHE:
+                self._flows.clear()
+            self._flows[flow_id] = conversation
+        if conversation is not None:
+            learn_event(conversation, event, direction == "request")
+
+    def observe_flow(self, record: Any) -> None:
+        """Learn from one flow record: the conversation exists, the endpoints are assets."""
+        self.flows += 1
+        self._time(record.ts_end)
+        if not is_conversation(record):
+            return
+        key = (record.src_ip, record.dst_ip, record.transport, record.dst_port, protocol_of_flow(record))
+        conversation = self._conversation(key)
+        if conversation is not None:
+            conversation.flows += 1
+        self._asset(record.src_ip, record.src_mac)
+        self._asset(record.dst_ip, record.dst_mac)
+
+    def baseline(self) -> Baseline:
+        """The baseline learned so far (polling summaries computed now; learning may go on)."""
+        for conversation in self.conversations.values():
+            for stats in conversation.polling.values():
+                stats.summarise()
+        return Baseline(
+            conversations=list(self.conversations.values()),
+            assets={ip: sorted(macs) for ip, macs in self.assets.items()},
+            learned={
+                "first_ts": self.first_ts,
+                "last_ts": self.last_ts,
+                "events": self.events,
+                "flows": self.flows,
+            },
+        )
+
+
+# -- baseline ----------------------------------------------------------------------------------------------
+
+
+class _FlowStyleDumper(yaml.SafeDumper):
+    """Lists of scalars (ranges, MAC lists) on one line; everything else in block style."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = all(not isinstance(item, (dict, list)) for item in data) or all(
+        isinstance(item, list) and all(not isinstance(x, (dict, list)) for x in item) for item in data
+    )
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_FlowStyleDumper.add_representer(list, _represent_list)
+
+
+class Baseline:
+    """Known assets and conversations; the detectors' reference when enforcing."""
+
+    def __init__(
+        self,
+        conversations: Iterable[Conversation] = (),
+        assets: dict[str, list[str]] | None = None,
+        learned: dict[str, Any] | None = None,
+    ) -> None:
+        self.conversations: dict[ConversationKey, Conversation] = {c.key: c for c in conversations}
+        self.asset_macs: dict[str, list[str]] = dict(assets or {})
+        self.learned: dict[str, Any] = dict(learned or {})
+        for conversation in self.conversations.values():
+            for ip in (conversation.client, conversation.server):
+                if is_asset_ip(ip):
+                    self.asset_macs.setdefault(ip, [])
+        self.pairs: set[tuple[str, str]] = {(c.client, c.server) for c in self.conversations.values()}
+        self._profiles: dict[tuple[str, str, int, str], Conversation | None] = {}
+        self.macs: set[str] = {mac for macs in self.asset_macs.values() for mac in macs}
+
+    # -- queries --------------------------------------------------------------------------------------------
+
+    @property
+    def assets(self) -> list[dict[str, Any]]:
+        """Known assets: ``[{ip, macs}]`` sorted by address."""
+        return [{"ip": ip, "macs": list(macs)} for ip, macs in sorted(self.asset_macs.items(), key=_ip_key)]
+
+    def knows_ip(self, ip: str) -> bool:
+        """Whether ``ip`` was seen while learning."""
+        return ip in self.asset_macs
+
+    def knows_mac(self, mac: str) -> bool:
+        """Whether ``mac`` was seen while learning."""
+        return mac in self.macs
+
+    def conversation(self, key: ConversationKey) -> Conversation | None:
+        """The learned conversation ``(client, server, transport, port, protocol)``, or None."""
+        return self.conversations.get(key)
+
+    def knows_pair(self, client: str, server: str) -> bool:
+        """Whether ``client`` talked to ``server`` at all (any protocol or port) while learning."""
+        return (client, server) in self.pairs
+
+    def server_profile(self, server: str, transport: str, port: int, protocol: str) -> Conversation | None:
+        """What every learned client did with one server service, merged (client ``*``), or None.
+
+        Used for clients the baseline does not know: a new host writing a register is judged
+        against the addresses and values that register had with the known clients.
+        """
+        key = (server, transport, port, protocol)
+        if key in self._profiles:
+            return self._profiles[key]
+        members = [
+            c for c in self.conversations.values() if (c.server, c.transport, c.port, c.protocol) == key
+        ]
+        profile = None
+        if members:
+            profile = Conversation("*", server, transport, port, protocol)
+            for member in members:
+                profile.requests += member.requests
+                for code, (name, count) in member.functions.items():
+                    entry = profile.functions.setdefault(code, [name, 0])
+                    entry[1] += count
+                tables: tuple[tuple[dict[Any, RangeSet], dict[Any, RangeSet]], ...] = (
+                    (member.modbus, profile.modbus),
+                    (member.dnp3_points, profile.dnp3_points),
+                    (member.s7, profile.s7),
+                )
+                for table, merged in tables:
+                    for range_key, ranges in table.items():
+                        target = merged.setdefault(range_key, RangeSet())
+                        for start, end in ranges.ranges:
+                            target.add(start, end)
+                for (kind, point), (low, high) in member.values.items():
+                    profile.add_value(kind, point, low)
+                    profile.add_value(kind, point, high)
+        self._profiles[key] = profile
+        return profile
+
+    def protocols_of_pair(self, client: str, server: str) -> list[str]:
+        """``protocol transport/port`` of every learned conversation between the two."""
+        return sorted(
+            f"{c.protocol} {c.transport}/{c.port}"
+            for c in self.conversations.values()
+            if c.client == client and c.server == server
+        )
+
+    # -- persistence ---------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain sorted data: the YAML document."""
+        learned = {key: self.learned[key] for key in sorted(self.learned)}
+        assets = {ip: {"macs": sorted(macs)} for ip, macs in sorted(self.asset_macs.items(), key=_ip_key)}
+        conversations = {
+            conversation_label(key): conversation.to_dict()
+            for key, conversation in sorted(self.conversations.items(), key=_conversation_order)
+        }
+        return {"format": FORMAT, "learned": learned, "assets": assets, "conversations": conversations}
+
+    def to_yaml(self) -> str:
+        """The human-reviewable, diffable text."""
+        header = (
+            "# ics-monitor baseline: reviewed and edited by analysts. Remove what should not be\n"
+            "# normal; ranges are inclusive [first, last]; values are [min, max] seen while learning.\n"
+        )
+        body = yaml.dump(
+            self.to_dict(),
+            Dumper=_FlowStyleDumper,
+            sort_keys=False,
+            default_flow_style=False,
+            allow_unicode=True,
+            width=110,
+        )
+        return header + body
+
+    def save(self, path: str | Path) -> None:
+        """Write the YAML file."""
+        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Baseline:
+        """Inverse of ``to_dict``; a wrong format marker is a configuration error."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"not an ics-monitor baseline (expected format: {FORMAT})")
+        conversations = [
+            Conversation.from_dict(entry) for entry in (data.get("conversations") or {}).values()
+        ]
+        assets = {
+            str(ip): list((entry or {}).get("macs") or []) for ip, entry in (data.get("assets") or {}).items()
+        }
+        return cls(conversations, assets, data.get("learned") or {})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Baseline:
+        """Read a baseline YAML file."""
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML: {error}") from None
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise ValueError(f"{path}: {error}") from None
+
+    def diff(self, other: Baseline, *, counts: bool = False) -> list[str]:
+        """What changed from this baseline to ``other``: ``+ path: value``, ``- path``, ``~ path: a -> b``.
+
+        Counters (``count``, ``requests``, ``flows``, ``samples``) and the learning window are left
+        out unless ``counts`` is true: they change on every run and hide the changes that matter.
+        """
+        mine = _flatten(self.to_dict(), "", counts)
+        theirs = _flatten(other.to_dict(), "", counts)
+        lines: list[str] = []
+        for path in sorted(mine.keys() | theirs.keys()):
+            if path not in theirs:
+                lines.append(f"- {path}: {mine[path]}")
+            elif path not in mine:
+                lines.append(f"+ {path}: {theirs[path]}")
+            elif mine[path] != theirs[path]:
+                lines.append(f"~ {path}: {mine[path]} -> {theirs[path]}")
+        return lines
+
+
+_COUNTERS = frozenset({"count", "requests", "flows", "samples", "events"})
+
+
+def _flatten(value: Any, path: str, counts: bool) -> dict[str, Any]:
+    if path == "format" or (path == "learned" and not counts):
+        return {}
+    if isinstance(value, dict):
+        if not value:
+            return {path: {}}
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            if not counts and key in _COUNTERS:
+                continue
+            flat.update(_flatten(item, f"{path}.{key}" if path else str(key), counts))
+        return flat
+    return {path: value}
+
+
+def _ip_key(item: tuple[str, Any]) -> tuple[int, bytes | str]:
+    try:
+        return (0, ipaddress.ip_address(item[0]).packed)
+    except ValueError:
+        return (1, item[0])
+
+
+def _conversation_order(item: tuple[ConversationKey, Conversation]) -> tuple[Any, ...]:
+    client, server, transport, port, protocol = item[0]
+    return (_ip_key((client, None)), _ip_key((server, None)), protocol, transport, port)

@@ -1,0 +1,156 @@
+"""Roles from behaviour, and a Purdue-level guess from the roles and protocols of an asset.
+
+A role is earned by what a device does on the wire, never by its port alone:
+
+=====================  ===========================================================================
+role                   earned by
+=====================  ===========================================================================
+modbus_client/server   sending Modbus requests / responses
+dnp3_master/outstation sending DNP3 requests / responses (link addresses kept beside)
+s7_client, s7_plc      sending S7comm (or S7comm-plus) requests / answering them
+engineering_station    S7 block transfer, PI service, PLC stop, programmer or block userdata,
+                       password use; Modbus UMAS program transfer or start/stop; DNP3 restarts,
+                       application start/stop, file transfer, configuration activation
+hmi                    polling: the same client reading the same server at least
+                       ``POLL_MIN_REQUESTS`` times over at least ``POLL_MIN_SPAN`` seconds
+gateway                a MAC that fronts many IPs (router, firewall, NAT; see ``assets``)
+=====================  ===========================================================================
+
+The Purdue level is a guess with its reason, for an analyst to confirm: controllers (level 1),
+supervisory clients (level 2), hosts speaking only IT protocols (level 4).  No state and no I/O here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MODBUS_CLIENT = "modbus_client"
+MODBUS_SERVER = "modbus_server"
+DNP3_MASTER = "dnp3_master"
+DNP3_OUTSTATION = "dnp3_outstation"
+S7_CLIENT = "s7_client"
+S7_PLC = "s7_plc"
+ENGINEERING_STATION = "engineering_station"
+HMI = "hmi"
+GATEWAY = "gateway"
+
+# event_type -> (role of the client side, role of the server side).
+PROTOCOL_ROLES: dict[str, tuple[str, str]] = {
+    "modbus": (MODBUS_CLIENT, MODBUS_SERVER),
+    "dnp3": (DNP3_MASTER, DNP3_OUTSTATION),
+    "s7comm": (S7_CLIENT, S7_PLC),
+    "s7comm_plus": (S7_CLIENT, S7_PLC),
+}
+
+CONTROLLER_ROLES = frozenset({MODBUS_SERVER, DNP3_OUTSTATION, S7_PLC})
+SUPERVISORY_ROLES = frozenset({MODBUS_CLIENT, DNP3_MASTER, S7_CLIENT, HMI, ENGINEERING_STATION})
+
+# Application protocols of the plant floor; everything else an asset speaks counts as IT.
+OT_PROTOCOLS = frozenset(
+    {
+        "modbus",
+        "dnp3",
+        "s7comm",
+        "s7comm_plus",
+        "cotp",
+        "iec-104",
+        "ethernet-ip",
+        "ethernet-ip-io",
+        "opc-ua",
+        "bacnet",
+        "profinet-cm",
+        "omron-fins",
+        "ge-srtp",
+        "niagara-fox",
+        "niagara-fox-tls",
+        "pcworx",
+        "proconos",
+        "redlion-crimson",
+    }
+)
+
+# Polling: enough reads between one client and one server, spread over enough time that a burst
+# (a scan, a one-off diagnostic read) does not qualify.
+POLL_MIN_REQUESTS = 10
+POLL_MIN_SPAN = 10.0
+
+_MODBUS_READS = frozenset({1, 2, 3, 4, 23})
+# UMAS: program upload/download (0x30-0x35), start/stop PLC (0x40/0x41), reservation (0x10).
+_UMAS_ENGINEERING = frozenset({0x10, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x40, 0x41})
+# DNP3: restarts, initialize/start/stop application, file open/delete, activate configuration.
+_DNP3_ENGINEERING = frozenset({13, 14, 16, 17, 18, 25, 27, 31})
+# S7 job functions the programming device sends: request download (0x1A), start upload, upload,
+# end upload (0x1D-0x1F), PI service, PLC stop.  Download block / download ended (0x1B/0x1C) are
+# jobs the PLC sends to the programming device during a download: they name the PLC, not an engineer.
+_S7_ENGINEERING = frozenset({0x1A, 0x1D, 0x1E, 0x1F, 0x28, 0x29})
+# S7 userdata groups: programmer commands (1), block functions (3), security / password (5).
+_S7_ENGINEERING_GROUPS = frozenset({1, 3, 5})
+_S7_READ_VAR = 0x04
+_S7_CYCLIC_GROUP = 2
+
+
+S7_PORT = 102
+
+
+def server_is_source(event: Any) -> bool:
+    """True when the event's sender is the protocol's server side (PLC, outstation, Modbus server).
+
+    Direction says it for Modbus and DNP3.  S7 is symmetric: in a block download the PLC sends
+    jobs to the programming device, so the side on port 102 is the PLC whichever way a job goes.
+    """
+    if event.event_type in ("s7comm", "s7comm_plus"):
+        if event.src_port == S7_PORT and event.dst_port != S7_PORT:
+            return True
+        if event.dst_port == S7_PORT and event.src_port != S7_PORT:
+            return False
+    return bool(event.direction == "response")
+
+
+def is_engineering_request(event: Any) -> bool:
+    """True when a request changes the controller's program or mode (its sender is an engineer)."""
+    if event.direction != "request":
+        return False
+    kind = event.event_type
+    if kind == "modbus":
+        return bool(event.function_code == 90 and getattr(event, "sub_function", None) in _UMAS_ENGINEERING)
+    if kind == "dnp3":
+        return event.function_code in _DNP3_ENGINEERING
+    if kind == "s7comm":
+        if event.function_code in _S7_ENGINEERING:
+            return True
+        userdata = getattr(event, "userdata", None)
+        return isinstance(userdata, dict) and userdata.get("group") in _S7_ENGINEERING_GROUPS
+    return False
+
+
+def is_poll_request(event: Any) -> bool:
+    """True for a request that reads process data (what an HMI or SCADA master repeats)."""
+    if event.direction != "request":
+        return False
+    kind = event.event_type
+    if kind == "modbus":
+        return event.function_code in _MODBUS_READS
+    if kind == "dnp3":
+        return bool(event.function_code == 1)
+    if kind == "s7comm":
+        if event.function_code == _S7_READ_VAR:
+            return True
+        userdata = getattr(event, "userdata", None)
+        return isinstance(userdata, dict) and userdata.get("group") == _S7_CYCLIC_GROUP
+    return False
+
+
+def purdue_guess(roles: set[str] | frozenset[str], protocols: set[str]) -> tuple[int | None, str]:
+    """Return (level, reason); level None when the traffic says nothing either way."""
+    if roles & CONTROLLER_ROLES:
+        return 1, "controller: answers " + ", ".join(sorted(roles & CONTROLLER_ROLES))
+    if ENGINEERING_STATION in roles:
+        return 2, "engineering station: changes controller programs or modes"
+    if roles & SUPERVISORY_ROLES:
+        return 2, "supervisory: polls or commands controllers (" + ", ".join(sorted(roles)) + ")"
+    if GATEWAY in roles:
+        return None, "network device: routes between subnets"
+    it_protocols = protocols - OT_PROTOCOLS
+    if it_protocols and not protocols & OT_PROTOCOLS:
+        return 4, "only IT protocols seen (" + ", ".join(sorted(it_protocols)[:5]) + ")"
+    return None, "no role seen yet"

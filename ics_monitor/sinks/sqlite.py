@@ -1,0 +1,441 @@
+"""The embedded default store: one SQLite file in a state directory, beside JSON-lines logs.
+
+Layout of a state directory (``--state DIR``, default ``./ics-monitor-state``)::
+
+    DIR/store.sqlite     assets, asset changes (identity history), alerts, baselines, runs
+    DIR/alerts.jsonl     every alert record as emitted (an update of an alert is a new line)
+    DIR/events.jsonl     protocol events, anomalies, ARP and flow records of the runs
+    DIR/baseline.yaml    the learned baseline (written by the baseline model; a copy goes in the db)
+
+Alerts are upserted by ``alert_id``: the row keeps the largest ``count``, the earliest ``ts`` and the
+latest ``last_ts``, so replaying a capture twice does not double anything.  Writes are batched
+(``BATCH_ROWS`` rows per transaction) in WAL mode: a flood of alerts costs a few commits, not one
+per record.  The store is a ``Sink`` for alerts and asset changes (``emit``); assets are saved
+whole at the end of a run (``save_assets``).  Reading (``alerts``, ``load_assets``, ``runs``) is for
+the CLI.  Nothing here decides what is an alert or an asset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ics_monitor.alerts.record import alert_to_dict
+from ics_monitor.core.errors import IcsMonitorError
+
+DEFAULT_STATE_DIR = "ics-monitor-state"
+DB_NAME = "store.sqlite"
+ALERTS_LOG = "alerts.jsonl"
+EVENTS_LOG = "events.jsonl"
+BASELINE_NAME = "baseline.yaml"
+SCHEMA_VERSION = 1
+BATCH_ROWS = 1000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL NOT NULL,
+    finished REAL,
+    command TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    captures TEXT NOT NULL,
+    first_ts REAL,
+    last_ts REAL,
+    frames INTEGER,
+    flows INTEGER,
+    events INTEGER,
+    alerts INTEGER,
+    assets INTEGER,
+    seconds REAL,
+    stats TEXT
+);
+CREATE TABLE IF NOT EXISTS assets (
+    asset_id TEXT PRIMARY KEY,
+    ip TEXT,
+    mac TEXT,
+    vendor TEXT,
+    roles TEXT NOT NULL,
+    purdue_level INTEGER,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS asset_changes (
+    change_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER,
+    ts REAL NOT NULL,
+    frame INTEGER NOT NULL,
+    asset_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    field TEXT,
+    before TEXT,
+    after TEXT
+);
+CREATE INDEX IF NOT EXISTS asset_changes_asset ON asset_changes (asset_id, ts);
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id TEXT PRIMARY KEY,
+    rule_id TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    severity_name TEXT NOT NULL,
+    title TEXT NOT NULL,
+    category TEXT,
+    protocol TEXT,
+    src_ip TEXT,
+    dst_ip TEXT,
+    ts REAL NOT NULL,
+    last_ts REAL NOT NULL,
+    count INTEGER NOT NULL,
+    run_id INTEGER,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_time ON alerts (last_ts);
+CREATE TABLE IF NOT EXISTS baselines (
+    baseline_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    run_id INTEGER,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    content TEXT NOT NULL
+);
+"""
+
+_UPSERT_ALERT = """
+INSERT INTO alerts (alert_id, rule_id, severity, severity_name, title, category, protocol, src_ip,
+                    dst_ip, ts, last_ts, count, run_id, data)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (alert_id) DO UPDATE SET
+    data = CASE WHEN excluded.count >= alerts.count THEN excluded.data ELSE alerts.data END,
+    count = MAX(alerts.count, excluded.count),
+    ts = MIN(alerts.ts, excluded.ts),
+    last_ts = MAX(alerts.last_ts, excluded.last_ts),
+    run_id = excluded.run_id
+"""
+
+_UPSERT_ASSET = """
+INSERT OR REPLACE INTO assets (asset_id, ip, mac, vendor, roles, purdue_level, first_seen, last_seen, data)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_INSERT_CHANGE = """
+INSERT INTO asset_changes (run_id, ts, frame, asset_id, kind, field, before, after)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+class StoreError(IcsMonitorError):
+    """The state directory or its database cannot be used."""
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+class Store:
+    """One state directory.  ``create=False`` opens an existing store only (the read commands)."""
+
+    def __init__(self, state_dir: str | Path = DEFAULT_STATE_DIR, *, create: bool = True) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / DB_NAME
+        if not create and not self.path.is_file():
+            raise StoreError(
+                f"no store in {self.state_dir} (run `ics-monitor replay --state {self.state_dir} CAPTURE` first)"
+            )
+        if self.state_dir.exists() and not self.state_dir.is_dir():
+            raise StoreError(f"{self.state_dir}: not a directory")
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+        self._check_version()
+        self.run_id: int | None = None
+        self._alerts: dict[str, tuple[Any, ...]] = {}
+        self._changes: list[tuple[Any, ...]] = []
+        self.alerts_written = 0
+        self.changes_written = 0
+
+    @property
+    def alerts_log(self) -> Path:
+        """Path of the alerts JSON-lines log."""
+        return self.state_dir / ALERTS_LOG
+
+    @property
+    def events_log(self) -> Path:
+        """Path of the events JSON-lines log."""
+        return self.state_dir / EVENTS_LOG
+
+    @property
+    def baseline_path(self) -> Path:
+        """Where the learned baseline lives by default."""
+        return self.state_dir / BASELINE_NAME
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: written by a newer ics-monitor (schema {row[0]})")
+
+    # -- runs ------------------------------------------------------------------------------------------
+
+    def begin_run(self, command: str, mode: str, captures: Iterable[str]) -> int:
+        """Record the start of a run; later writes carry its id."""
+        cursor = self._db.execute(
+            "INSERT INTO runs (started, command, mode, captures) VALUES (?, ?, ?, ?)",
+            (time.time(), command, mode, _json(list(captures))),
+        )
+        self.run_id = int(cursor.lastrowid or 0)
+        return self.run_id
+
+    def finish_run(self, figures: dict[str, Any]) -> None:
+        """Record what the run saw (frames, flows, events, alerts, assets, times)."""
+        if self.run_id is None:
+            return
+        self.flush()
+        self._db.execute(
+            "UPDATE runs SET finished = ?, first_ts = ?, last_ts = ?, frames = ?, flows = ?, events = ?,"
+            " alerts = ?, assets = ?, seconds = ?, stats = ? WHERE run_id = ?",
+            (
+                time.time(),
+                figures.get("first_ts"),
+                figures.get("last_ts"),
+                figures.get("frames"),
+                figures.get("flows"),
+                figures.get("events"),
+                figures.get("alerts"),
+                figures.get("assets"),
+                figures.get("seconds"),
+                _json(figures),
+                self.run_id,
+            ),
+        )
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run, oldest first."""
+        cursor = self._db.execute(
+            "SELECT run_id, started, finished, command, mode, captures, first_ts, last_ts, frames, flows,"
+            " events, alerts, assets, seconds FROM runs ORDER BY run_id"
+        )
+        names = [column[0] for column in cursor.description]
+        rows = []
+        for row in cursor:
+            record = dict(zip(names, row, strict=True))
+            record["captures"] = orjson.loads(record["captures"])
+            rows.append(record)
+        return rows
+
+    def latest_capture_time(self) -> float | None:
+        """The latest capture time the store knows (runs and alerts): 'now' for relative --since."""
+        row = self._db.execute(
+            "SELECT MAX(t) FROM (SELECT MAX(last_ts) AS t FROM runs UNION ALL SELECT MAX(last_ts) FROM alerts)"
+        ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    # -- the Sink side: alerts and asset changes -------------------------------------------------------
+
+    def emit(self, record: Any) -> None:
+        """Take an alert (upserted by id) or an asset change (appended to the history)."""
+        kind = record.event_type
+        if kind == "alert":
+            data = alert_to_dict(record)
+            self._alerts[data["alert_id"]] = (
+                data["alert_id"],
+                data["rule_id"],
+                data["severity"],
+                data["severity_name"],
+                data["title"],
+                data["category"],
+                data["protocol"],
+                data["src_ip"],
+                data["dst_ip"],
+                data["ts"],
+                data["last_ts"],
+                data["count"],
+                self.run_id,
+                _json(data),
+            )
+            if len(self._alerts) >= BATCH_ROWS:
+                self.flush()
+        elif kind == "asset_change":
+            self._changes.append(
+                (
+                    self.run_id,
+                    record.ts,
+                    record.frame,
+                    record.asset_id,
+                    record.kind,
+                    record.field,
+                    _json(record.before),
+                    _json(record.after),
+                )
+            )
+            if len(self._changes) >= BATCH_ROWS:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write pending rows in one transaction."""
+        if not self._alerts and not self._changes:
+            return
+        try:
+            with self._transaction():
+                if self._alerts:
+                    # Updates of one alert within a batch: the last (largest count) is kept above.
+                    self._db.executemany(_UPSERT_ALERT, list(self._alerts.values()))
+                if self._changes:
+                    self._db.executemany(_INSERT_CHANGE, self._changes)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write: {exc}") from None
+        self.alerts_written += len(self._alerts)
+        self.changes_written += len(self._changes)
+        self._alerts.clear()
+        self._changes.clear()
+
+    def close(self) -> None:
+        """Flush pending rows (called by the pipeline at the end of a run); the connection stays open."""
+        self.flush()
+
+    def shutdown(self) -> None:
+        """Flush and close the database."""
+        try:
+            self.flush()
+        finally:
+            self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.shutdown()
+
+    class _Transaction:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> None:
+            self.db.execute("BEGIN")
+
+        def __exit__(self, kind: type[BaseException] | None, *args: object) -> None:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+    def _transaction(self) -> Store._Transaction:
+        return Store._Transaction(self._db)
+
+    # -- assets ----------------------------------------------------------------------------------------
+
+    def save_assets(self, assets: Iterable[dict[str, Any]]) -> int:
+        """Replace the stored assets by these (``Asset.to_dict`` dicts); return how many."""
+        rows = [
+            (
+                data["asset_id"],
+                data.get("ip"),
+                data.get("mac"),
+                data.get("vendor"),
+                _json(data.get("roles") or []),
+                data.get("purdue_level"),
+                data["first_seen"],
+                data["last_seen"],
+                _json(data),
+            )
+            for data in assets
+        ]
+        try:
+            with self._transaction():
+                self._db.execute("DELETE FROM assets")
+                for start in range(0, len(rows), BATCH_ROWS):
+                    self._db.executemany(_UPSERT_ASSET, rows[start : start + BATCH_ROWS])
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write assets: {exc}") from None
+        return len(rows)
+
+    def load_assets(self) -> list[dict[str, Any]]:
+        """Every stored asset as its dict."""
+        return [orjson.loads(row[0]) for row in self._db.execute("SELECT data FROM assets ORDER BY rowid")]
+
+    def asset_changes(self, asset_id: str | None = None) -> list[dict[str, Any]]:
+        """The change history (all assets, or one), oldest first."""
+        self.flush()
+        query = "SELECT run_id, ts, frame, asset_id, kind, field, before, after FROM asset_changes"
+        parameters: tuple[Any, ...] = ()
+        if asset_id is not None:
+            query += " WHERE asset_id = ?"
+            parameters = (asset_id,)
+        query += " ORDER BY ts, change_id"
+        return [
+            {
+                "run_id": run_id,
+                "ts": ts,
+                "frame": frame,
+                "asset_id": asset,
+                "kind": kind,
+                "field": name,
+                "before": orjson.loads(before) if before is not None else None,
+                "after": orjson.loads(after) if after is not None else None,
+            }
+            for run_id, ts, frame, asset, kind, name, before, after in self._db.execute(query, parameters)
+        ]
+
+    # -- alerts ----------------------------------------------------------------------------------------
+
+    def alert_ids(self) -> set[str]:
+        """Ids of every stored alert."""
+        self.flush()
+        return {row[0] for row in self._db.execute("SELECT alert_id FROM alerts")}
+
+    def alerts(self, *, since: float | None = None, min_severity: int | None = None) -> list[dict[str, Any]]:
+        """Stored alerts (last seen at or after ``since``, severity at least ``min_severity``).
+
+        Ordered by severity (highest first), then first-seen time.
+        """
+        self.flush()
+        query = "SELECT data, count, ts, last_ts FROM alerts WHERE 1 = 1"
+        parameters: list[Any] = []
+        if since is not None:
+            query += " AND last_ts >= ?"
+            parameters.append(since)
+        if min_severity is not None:
+            query += " AND severity >= ?"
+            parameters.append(min_severity)
+        query += " ORDER BY severity DESC, ts, alert_id"
+        result = []
+        for data, count, first, last in self._db.execute(query, parameters):
+            record = orjson.loads(data)
+            record["count"], record["ts"], record["last_ts"] = count, first, last
+            result.append(record)
+        return result
+
+    # -- baseline --------------------------------------------------------------------------------------
+
+    def save_baseline(self, path: Path) -> str:
+        """Keep a copy of the baseline file ``path`` (and where it is); return its SHA-256."""
+        try:
+            content = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read the baseline: {exc.strerror or exc}") from None
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        self._db.execute(
+            "INSERT INTO baselines (created, run_id, path, sha256, content) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), self.run_id, str(path), digest, content),
+        )
+        return digest
+
+    def latest_baseline(self) -> dict[str, Any] | None:
+        """The newest stored baseline: ``{created, run_id, path, sha256, content}``, or None."""
+        row = self._db.execute(
+            "SELECT created, run_id, path, sha256, content FROM baselines ORDER BY baseline_id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return dict(zip(("created", "run_id", "path", "sha256", "content"), row, strict=True))

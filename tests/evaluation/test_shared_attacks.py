@@ -1,0 +1,216 @@
+"""Detection over other people's captures (../shared/pcaps, see its CATALOG.md).
+
+Attack captures: each must raise the alert its attack calls for, checked down to the fields that
+prove it is the right one (client, server, function).  Captures of unauthorized commands that only a
+baseline can catch are enforced against a baseline learned from normal traffic of the same testbed.
+
+Normal captures: learn on the first half of capture time, enforce on the second half, in one run
+as ``replay --learn-for`` does (always-on detectors run throughout); every alert is a false positive
+and the expected count is zero.  Skipped only where ../shared is absent.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from ics_monitor.alerts import SCHEMA_PATH, alert_to_dict
+from ics_monitor.inventory.baseline import Baseline
+from tests.conftest import shared_pcaps
+from tests.evaluation.support import Run, capture_span, run_captures
+
+pytestmark = pytest.mark.shared
+
+
+def _shared(name: str) -> Path:
+    path = shared_pcaps() / name
+    assert path.is_file(), path
+    return path
+
+
+@cache
+def _run(name: str) -> Run:
+    return run_captures([_shared(name)])
+
+
+def _fired(run: Run, rule_id: str, **fields: object) -> list[object]:
+    """Final alerts of ``rule_id`` whose attributes or evidence have ``fields``."""
+    found = []
+    for alert in run.of_rule(rule_id):
+        values = {**alert.evidence, "src_ip": alert.src_ip, "dst_ip": alert.dst_ip}
+        if all(values.get(key) == value for key, value in fields.items()):
+            found.append(alert)
+    return found
+
+
+# (capture, rule that must fire, fields the alert must show)
+ALWAYS_ON = [
+    ("dnp3-ics-lab/DISABLE_UNSOLICITED.pcap", "ICS-1206", {"function": "DISABLE_UNSOLICITED"}),
+    ("dnp3-ics-lab/DNP3_ENUMERATE.pcap", "ICS-3005", {}),
+    ("dnp3-ics-lab/MITM_DOS.pcap", "ICS-4003", {}),
+    ("dnp3-ics-lab/REPLAY.pcap", "ICS-4004", {"function": "READ"}),
+    ("dnp3-ics-lab/local_test_cold_restart.pcap", "ICS-1201", {"function": "COLD_RESTART"}),
+    ("dnp3-ics-lab/local_test_warm_restart.pcap", "ICS-1202", {"function": "WARM_RESTART"}),
+    ("dnp3-ics-lab/local_test_stop_app.pcap", "ICS-1203", {"function": "STOP_APPL"}),
+    ("dnp3-ics-lab/local_test_init_data.pcap", "ICS-1205", {"function": "INITIALIZE_DATA"}),
+    ("dnp3-ics-lab/local_test_disable_unsolicited.pcap", "ICS-1206", {}),
+    ("quickdraw/modbus_test_data_part1.pcap", "ICS-1301", {"sub_function": 1}),
+    ("quickdraw/modbus_test_data_part1.pcap", "ICS-1302", {"sub_function": 4}),
+    ("quickdraw/modbus_test_data_part1.pcap", "ICS-1303", {"sub_function": 10}),
+    ("quickdraw/modbus_test_data_part1.pcap", "ICS-3003", {"distinct_devices": 2}),
+    ("quickdraw/dnp3_test_data_part1.pcap", "ICS-1201", {"function": "COLD_RESTART"}),
+    ("quickdraw/dnp3_test_data_part1.pcap", "ICS-1202", {"function": "WARM_RESTART"}),
+    ("quickdraw/dnp3_test_data_part1.pcap", "ICS-1203", {"function": "STOP_APPL"}),
+    ("quickdraw/dnp3_test_data_part1.pcap", "ICS-1206", {"function": "DISABLE_UNSOLICITED"}),
+    ("quickdraw/dnp3_test_data_part1.pcap", "ICS-1210", {"link_dst": 0xFFFF}),
+    ("quickdraw/s7_test.pcap", "ICS-3004", {"szl_ids": ["0x0011", "0x001c"]}),
+    (
+        "qut-s7/20161215191717.ChangeUpperThreshold_Flooding.attacker.pcap",
+        "ICS-4002",
+        {"src_ip": "10.10.10.66"},
+    ),
+    ("iti/snap7_s300_stop.pcapng", "ICS-1001", {"function_code": 0x29}),
+    ("icsnpp-s7comm/snap7.pcap", "ICS-1001", {"function_code": 0x29}),
+    ("icsnpp-s7comm/snap7.pcap", "ICS-1002", {"pi_service": "P_PROGRAM"}),
+    ("icsnpp-s7comm/snap7.pcap", "ICS-1004", {"function_code": 0x1D}),
+    ("iti/s7comm_downloading_block_db1.pcap", "ICS-1003", {"function_code": 0x1A}),
+    ("iti/s7comm_downloading_block_db1.pcap", "ICS-1010", {"pi_service": "_INSE"}),
+    ("iti/step7_s300_download.pcapng", "ICS-1003", {"function_code": 0x1A}),
+    ("stacks/s7comm_download_snap7c_client_py_server.pcap", "ICS-1003", {}),
+    ("iti/step7_s300_AuthPassword.pcapng", "ICS-1008", {"userdata_group": 5}),
+    ("iti/cold_restart_and_response.pcap", "ICS-1201", {}),
+    ("iti/file_delete.pcap", "ICS-1207", {"function": "DELETE_FILE"}),
+    ("iti/file_read.pcap", "ICS-1208", {"function": "OPEN_FILE"}),
+    ("iti/full_exchange.pcap", "ICS-1206", {}),
+    ("iti/modicon_test.pcap", "ICS-1306", {"sub_function_name": "INITIALIZE_DOWNLOAD"}),
+    ("iti/DNP3-Malformed.pcap", "ICS-2001", {}),
+    ("s7plus-anomaly/s71200_Ofline_SWCompileDownload.pcapng", "ICS-1101", {}),
+    ("s7plus-anomaly/s71200_GoOfline_HWCompileDownload.pcapng", "ICS-1101", {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("capture", "rule_id", "fields"), ALWAYS_ON, ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_attack_raises_its_alert(capture: str, rule_id: str, fields: dict[str, object]) -> None:
+    run = _run(capture)
+    assert _fired(run, rule_id, **fields), f"{rule_id} {fields} not in {sorted(run.rule_ids())}"
+
+
+# Captures whose content is routine for the protocol: nothing always-on may fire.  SELECT/OPERATE of
+# a CROB is how a master controls an outstation; S7comm-plus stop/start and uploads cannot be told
+# from other attribute writes by header metadata (values are not decoded): a known gap.
+QUIET = [
+    "quickdraw/dnp3_test_data_part2.pcap",
+    "iti/DNP3-SelectOperate.pcap",
+    "iti/select_operate_and_responses.pcap",
+    "s7plus-anomaly/paket_stop.pcapng",
+    "s7plus-anomaly/S71200_StartupGoOnline.pcapng",
+]
+
+
+@pytest.mark.parametrize("capture", QUIET)
+def test_routine_control_is_quiet(capture: str) -> None:
+    run = _run(capture)
+    # The S7-1200 go-online capture has TCP retransmissions with different bytes (ICS-2004), a
+    # true observation about the capture, not about the session; nothing else may fire.
+    assert run.rule_ids() - {"ICS-2004"} == set()
+
+
+# -- baseline-driven attacks --------------------------------------------------------------------------
+
+
+@cache
+def _baseline(*captures: str) -> Baseline:
+    run = run_captures([_shared(c) for c in captures], learn=True, detect=False)
+    assert run.baseline is not None
+    return run.baseline
+
+
+QUT_HMI = (
+    "qut-s7/20161215195722.ReactorOn_Flooding.hmi.pcap",
+    "qut-s7/20161215191717.ChangeUpperThreshold_Flooding.hmi.pcap",
+    "qut-s7/20161215185758.ConveyorBeltGateChangeDirection_Flooding.hmi.pcap",
+)
+QUT_ATTACKS = [
+    "qut-s7/20161215172609.ConveyorBeltOff.attacker.pcap",
+    "qut-s7/20161215172609.ConveyorBeltOff.master.pcap",
+    "qut-s7/20161215180642.ChangeUpperThreshold.attacker.pcap",
+    "qut-s7/20161215180642.ChangeUpperThreshold.master.pcap",
+    "qut-s7/20161215235354.GlobalReset.attacker.pcap",
+    "qut-s7/20161215235354.GlobalReset.master.pcap",
+    "qut-s7/20161216005557.EmergencyStop.attacker.pcap",
+    "qut-s7/20161216005557.EmergencyStop.master.pcap",
+]
+
+
+@pytest.mark.parametrize("capture", QUT_ATTACKS)
+def test_qut_unauthorized_s7_writes_against_the_hmi_baseline(capture: str) -> None:
+    """The HMI (10.10.10.20) polls the PLC; the attacker 10.10.10.66 writes flags it never wrote."""
+    baseline = _baseline(*QUT_HMI)
+    assert baseline.knows_pair("10.10.10.20", "10.10.10.10")
+    run = run_captures([_shared(capture)], baseline=baseline)
+    assert _fired(run, "ICS-5001", ip="10.10.10.66")
+    assert _fired(run, "ICS-5002", client="10.10.10.66", server="10.10.10.10", protocol="s7comm")
+    assert not _fired(run, "ICS-5002", client="10.10.10.20")
+
+
+def test_lemay_fake_command_against_the_testbed_baseline() -> None:
+    """An RTU (192.168.1.101) sends a Modbus write to another RTU: a conversation never seen."""
+    baseline = _baseline("lemay-modbus/moving_two_files_modbus_6RTU.pcap")
+    run = run_captures(
+        [_shared("lemay-modbus/send_a_fake_command_modbus_6RTU_with_operate.pcap")], baseline=baseline
+    )
+    [injected] = _fired(run, "ICS-5002", client="192.168.1.101", server="192.168.1.102", protocol="modbus")
+    assert injected.frames[0] == 4785
+    # The master's own write-coil commands ("with operate") were never seen while learning either.
+    assert _fired(run, "ICS-5004", function_key="5", src_ip="192.168.1.100")
+
+
+def test_lemay_lateral_file_moves_after_learning() -> None:
+    """Learn the first half; the RTU-to-RTU file transfers that follow are new conversations."""
+    capture = _shared("lemay-modbus/moving_two_files_modbus_6RTU.pcap")
+    first, last = capture_span([capture])
+    run = run_captures([capture], learn_for=(last - first) / 2)
+    lateral = _fired(run, "ICS-5002", client="192.168.1.101")
+    assert {alert.evidence["server"] for alert in lateral} == {"192.168.1.103", "192.168.1.105"}  # type: ignore[attr-defined]
+
+
+# -- normal captures: false positives ---------------------------------------------------------------------
+
+NORMAL = [
+    "dnp3-ics-lab/NORMAL.pcap",
+    "iti/modbus_test.pcap",
+    "iti/modbus_test_2.pcap",
+    "iti/wincc_s400_production.pcapng",
+    "qut-s7/20161215195722.ReactorOn_Flooding.hmi.pcap",
+]
+
+
+@pytest.mark.parametrize("capture", NORMAL)
+def test_normal_capture_has_no_false_positive(capture: str) -> None:
+    path = _shared(capture)
+    first, last = capture_span([path])
+    run = run_captures([path], learn_for=(last - first) / 2)
+    assert run.baseline is not None and run.baseline.conversations
+    false_positives = [(a.rule_id, a.key, a.evidence) for a in run.final_alerts]
+    assert false_positives == []
+
+
+def test_every_alert_validates_against_the_schema() -> None:
+    import json
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    checked = 0
+    for capture in (
+        "icsnpp-s7comm/snap7.pcap",
+        "quickdraw/modbus_test_data_part1.pcap",
+        "iti/DNP3-Malformed.pcap",
+    ):
+        for alert in _run(capture).alerts:
+            jsonschema.validate(alert_to_dict(alert), schema)
+            checked += 1
+    assert checked >= 15

@@ -1,0 +1,151 @@
+"""Alert record, ATT&CK data, throttling and the JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import jsonschema
+import orjson
+import pytest
+
+from ics_monitor.alerts import SCHEMA_PATH, Alert, Throttle, alert_to_dict, make_alert_id
+from ics_monitor.alerts.attack import TACTICS, TECHNIQUES, V19_RENUMBERED, tactic_refs, technique_refs
+from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES
+
+SCHEMA = json.loads(SCHEMA_PATH.read_text())
+
+
+def _alert(ts: float = 100.0, key: str = "a>b", frames: tuple[int, ...] = (1,), **changes: object) -> Alert:
+    alert = Alert(
+        alert_id=make_alert_id("ICS-1001", key, ts),
+        rule_id="ICS-1001",
+        rule_name="s7_plc_stop",
+        title="S7 PLC stop command",
+        severity=4,
+        severity_name="critical",
+        category="operating_mode_change",
+        protocol="s7comm",
+        tactic=tactic_refs(["TA0104"]),
+        technique=technique_refs(["T0858", "T0855"]),
+        explanation="a stopped the PLC b. Why it matters: x. What to check: y.",
+        evidence={"function_code": 41, "items": (1, 2)},
+        key=key,
+        src_ip="10.0.0.1",
+        dst_ip="10.0.0.2",
+        src_port=40000,
+        dst_port=102,
+        ts=ts,
+        last_ts=ts,
+        frames=frames,
+    )
+    return replace(alert, **changes) if changes else alert
+
+
+def test_alert_id_is_deterministic_and_distinct() -> None:
+    assert make_alert_id("ICS-1001", "a>b", 1.5) == make_alert_id("ICS-1001", "a>b", 1.5)
+    ids = {make_alert_id("ICS-1001", "a>b", 1.5), make_alert_id("ICS-1002", "a>b", 1.5)}
+    ids |= {make_alert_id("ICS-1001", "a>c", 1.5), make_alert_id("ICS-1001", "a>b", 1.6)}
+    assert len(ids) == 4
+    assert all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
+
+
+def test_alert_to_dict_is_json_and_matches_the_schema() -> None:
+    record = alert_to_dict(_alert())
+    assert record["tactic"] == [{"id": "TA0104", "name": "Execution"}]
+    assert record["evidence"]["items"] == [1, 2]
+    assert orjson.loads(orjson.dumps(record)) == record
+    jsonschema.validate(record, SCHEMA)
+
+
+def test_schema_rejects_broken_alerts() -> None:
+    record = alert_to_dict(_alert())
+    for field, value in (("severity", 5), ("rule_id", "X-1"), ("severity_name", "urgent"), ("count", 0)):
+        broken = {**record, field: value}
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**record, "unexpected": 1}, SCHEMA)
+
+
+def test_severity_names() -> None:
+    assert SEVERITY_NAMES == {1: "low", 2: "medium", 3: "high", 4: "critical"}
+
+
+def test_attack_v19_crosswalk() -> None:
+    refs = technique_refs(["T0855", "T0843", "T0857"])
+    assert [(r["id"], r["id_v19"]) for r in refs] == [
+        ("T0855", "T1692.001"),
+        ("T0843", "T0843"),
+        ("T0857", "T1693.001"),
+    ]
+    assert refs[0]["name"] == "Unauthorized Command Message"
+    assert refs[0]["name_v19"] == "Unauthorized Message: Command Message"
+    # Every renumbered id is a known pre-2026 technique, and v19 ids are new parents' subs.
+    assert set(V19_RENUMBERED) <= set(TECHNIQUES)
+    assert all(re.fullmatch(r"T169[1-5]\.00[12]", v19) for v19, _ in V19_RENUMBERED.values())
+    assert len(TACTICS) == 12
+
+
+def test_unknown_attack_ids_are_errors() -> None:
+    with pytest.raises(ValueError, match="T9999"):
+        technique_refs(["T9999"])
+    with pytest.raises(ValueError, match="TA0999"):
+        tactic_refs(["TA0999"])
+
+
+def test_throttle_first_immediately_then_counts() -> None:
+    throttle = Throttle()
+    first = _alert(100.0, frames=(1,))
+    assert throttle.offer(first, 60) == [first]
+    assert throttle.offer(_alert(110.0, frames=(2,)), 60) == []
+    assert throttle.offer(_alert(120.0, frames=(3,)), 60) == []
+    [update] = throttle.flush()
+    assert update.alert_id == first.alert_id
+    assert (update.count, update.ts, update.last_ts, update.frames) == (3, 100.0, 120.0, (1, 2, 3))
+    assert throttle.flush() == []
+
+
+def test_throttle_window_end_emits_update_and_a_new_alert() -> None:
+    throttle = Throttle()
+    throttle.offer(_alert(100.0), 60)
+    throttle.offer(_alert(130.0), 60)
+    late = _alert(200.0)
+    out = throttle.offer(late, 60)
+    assert [a.count for a in out] == [2, 1]
+    assert out[1] is late
+    # A single occurrence needs no update.
+    assert throttle.flush() == []
+
+
+def test_throttle_flush_by_time_and_keys_apart() -> None:
+    throttle = Throttle()
+    throttle.offer(_alert(100.0, key="a"), 10)
+    throttle.offer(_alert(101.0, key="a"), 10)
+    assert throttle.offer(_alert(102.0, key="b"), 10) != []
+    throttle.offer(_alert(103.0, key="b"), 10)
+    assert throttle.flush(105.0) == []
+    [update_a] = throttle.flush(111.0)
+    assert update_a.key == "a" and update_a.count == 2
+    assert len(throttle) == 1
+
+
+def test_throttle_zero_window_passes_everything_and_frames_are_capped() -> None:
+    throttle = Throttle()
+    assert len([a for t in range(5) for a in throttle.offer(_alert(100.0 + t), 0)]) == 5
+    throttle.offer(_alert(100.0, frames=(1,)), 60)
+    for frame in range(2, 30):
+        throttle.offer(_alert(100.0 + frame, frames=(frame,)), 60)
+    [update] = throttle.flush()
+    assert update.count == 29 and len(update.frames) == MAX_FRAMES
+
+
+def test_throttle_cap_closes_the_oldest_group() -> None:
+    throttle = Throttle(max_groups=2)
+    throttle.offer(_alert(100.0, key="a"), 60)
+    throttle.offer(_alert(101.0, key="a"), 60)
+    throttle.offer(_alert(102.0, key="b"), 60)
+    out = throttle.offer(_alert(103.0, key="c"), 60)
+    assert [(a.key, a.count) for a in out] == [("a", 2), ("c", 1)]
+    assert len(throttle) == 2

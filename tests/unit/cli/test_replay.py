@@ -1,0 +1,147 @@
+"""``replay``, ``assets``, ``alerts`` and ``baseline`` run as a user would: outputs, the store, exit codes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import PCAPS, shared_pcaps
+from tests.unit.cli.test_cli import run
+
+POLLING = str(PCAPS / "modbus" / "pymodbus_polling.pcap")
+ALL_FUNCTIONS = str(PCAPS / "modbus" / "pymodbus_all_functions.pcap")
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def one_line_error(result: Any, fragment: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert fragment in result.stderr, result.stderr
+
+
+def test_replay_builds_the_store_and_shows_assets_and_alerts(tmp_path: Path) -> None:
+    capture = str(shared_pcaps() / "icsnpp-s7comm" / "snap7.pcap")
+    state = tmp_path / "state"
+    result = run("replay", "--state", str(state), capture)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Assets (2)" in out and "134.217.61.211" in out and "CPU 315-2 PN/DP" in out and "V3.2.7" in out
+    assert "only the always-on detectors ran" in out and "critical" in out
+    assert {path.name for path in state.iterdir()} >= {"store.sqlite", "alerts.jsonl", "events.jsonl"}
+    # The snap7 client stops the PLC (tshark: S7 job 0x29 PLC Stop in frame 57).
+    alerts = json_lines(run("alerts", "--state", str(state), "--json").stdout)
+    stops = [a for a in alerts if a["rule_name"] == "s7_plc_stop"]
+    assert len(stops) == 1 and stops[0]["dst_ip"] == "134.217.61.211" and stops[0]["severity"] == 4
+    assert [a["severity"] for a in alerts] == sorted((a["severity"] for a in alerts), reverse=True)
+    logged = json_lines((state / "alerts.jsonl").read_text())
+    assert {a["alert_id"] for a in logged} == {a["alert_id"] for a in alerts}
+    events = json_lines((state / "events.jsonl").read_text())
+    assert {"s7comm", "flow"} <= {e["event_type"] for e in events}
+    # Assets as JSON lines, identity included.
+    assets = {a["ip"]: a for a in json_lines(run("assets", "--state", str(state), "--json").stdout)}
+    assert assets["134.217.61.211"]["identity"]["order_number"] == "6ES7 315-2EH14-0AB0"
+    assert "engineering_station" in assets["134.217.61.131"]["roles"]
+    # A second replay of the same capture adds nothing: same assets, same alert rows, no new alert.
+    again = run("replay", "--state", str(state), capture)
+    assert again.returncode == 0 and "(0 new)" in again.stdout and "(0 changes this run)" in again.stdout
+    assert len(json_lines(run("alerts", "--state", str(state), "--json").stdout)) == len(alerts)
+    db = sqlite3.connect(state / "store.sqlite")
+    assert db.execute("SELECT COUNT(*), MAX(run_id) FROM runs").fetchone() == (2, 2)
+    db.close()
+
+
+def test_alert_filters(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    assert (
+        run(
+            "replay",
+            "--no-events",
+            "--state",
+            str(state),
+            str(shared_pcaps() / "icsnpp-s7comm" / "snap7.pcap"),
+        ).returncode
+        == 0
+    )
+    assert not (state / "events.jsonl").exists()
+    everything = json_lines(run("alerts", "--state", str(state), "--json").stdout)
+    critical = json_lines(run("alerts", "--state", str(state), "--severity", "critical", "--json").stdout)
+    high = json_lines(run("alerts", "--state", str(state), "--severity", "3", "--json").stdout)
+    assert critical and all(a["severity"] == 4 for a in critical)
+    assert len(critical) < len(high) <= len(everything)
+    assert all(a["severity"] >= 3 for a in high)
+    # --since: the capture is from 2016; a duration counts back from its own latest time.
+    assert len(json_lines(run("alerts", "--state", str(state), "--since", "1h", "--json").stdout)) == len(
+        everything
+    )
+    assert json_lines(run("alerts", "--state", str(state), "--since", "2030-01-01", "--json").stdout) == []
+    table = run("alerts", "--state", str(state))
+    assert table.returncode == 0 and "S7 PLC stop" in table.stdout and "critical 1" in table.stdout
+
+
+def test_learn_then_enforce_then_diff(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    learned = run("replay", "--learn", "--state", str(state), POLLING)
+    assert learned.returncode == 0, learned.stderr
+    assert "learned a baseline" in learned.stdout and (state / "baseline.yaml").is_file()
+    shown = run("baseline", "show", "--state", str(state))
+    assert shown.returncode == 0 and "format: ics-monitor-baseline/1" in shown.stdout
+    assert "127.0.0.1 -> 127.0.0.1 modbus tcp/502" in shown.stdout
+    # The polling capture reads only; the all-functions capture writes, restarts, sweeps.
+    enforced = run("replay", "--state", str(state), ALL_FUNCTIONS)
+    assert enforced.returncode == 0 and "enforced the baseline" in enforced.stdout
+    alerts = json_lines(run("alerts", "--state", str(state), "--json").stdout)
+    assert any(a["category"] == "baseline" or a["rule_id"].startswith("ICS-50") for a in alerts)
+    # Identical baselines: no output, exit 0; different ones: lines and exit 1 (like diff).
+    same = run("baseline", "diff", str(state / "baseline.yaml"), "--state", str(state))
+    assert same.returncode == 0 and same.stdout == ""
+    other = tmp_path / "other.yaml"
+    made = run("baseline", "learn", "--state", str(state), "-o", str(other), ALL_FUNCTIONS)
+    assert made.returncode == 0 and other.is_file() and "baseline learned from" in made.stderr
+    different = run("baseline", "diff", str(state / "baseline.yaml"), str(other))
+    assert different.returncode == 1 and different.stdout.strip()
+    db = sqlite3.connect(state / "store.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM baselines").fetchone()[0] == 2
+    db.close()
+
+
+def test_learn_for_a_window_then_enforce(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    result = run("replay", "--learn-for", "2s", "--state", str(state), POLLING)
+    assert result.returncode == 0, result.stderr
+    assert "learned a baseline, then enforced it" in result.stdout
+    assert (state / "baseline.yaml").is_file()
+
+
+def test_user_errors_are_one_line_exit_2(tmp_path: Path) -> None:
+    state = str(tmp_path / "none")
+    one_line_error(run("assets", "--state", state), "no store in")
+    one_line_error(run("alerts", "--state", state), "no store in")
+    one_line_error(
+        run("replay", "--learn", "--learn-for", "1m", "--state", state, POLLING), "exclude each other"
+    )
+    one_line_error(run("replay", "--learn-for", "soon", "--state", state, POLLING), "bad duration")
+    one_line_error(
+        run("replay", "--baseline", str(tmp_path / "x.yaml"), "--state", state, POLLING), "no such baseline"
+    )
+    one_line_error(
+        run("replay", "--zones", str(tmp_path / "z.yaml"), "--state", state, POLLING), "no such zones"
+    )
+    one_line_error(run("replay", "--rules", str(tmp_path), "--state", state, POLLING), "no rules in")
+    one_line_error(run("baseline", "show", "--state", state), "no such baseline file")
+    one_line_error(run("replay", "--state", state, str(tmp_path / "missing.pcap")), "no such file")
+    run("replay", "--no-events", "--state", state, POLLING)
+    one_line_error(run("alerts", "--state", state, "--severity", "urgent"), "bad severity")
+    wrong_shape = tmp_path / "shape.yaml"
+    wrong_shape.write_text("format: ics-monitor-baseline/1\nassets: 5\nconversations: [1]\n")
+    one_line_error(run("replay", "--baseline", str(wrong_shape), "--state", state, POLLING), "baseline")
+    not_yaml = tmp_path / "broken.yaml"
+    not_yaml.write_text(": : :\n  - [")
+    one_line_error(run("baseline", "show", str(not_yaml)), "not valid YAML")
+    bad_zones = tmp_path / "zones.yaml"
+    bad_zones.write_text("zones: [{name: plant, level: 1, subnets: [not-a-subnet]}]\n")
+    one_line_error(run("replay", "--zones", str(bad_zones), "--state", state, POLLING), "bad zone")

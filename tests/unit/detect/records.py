@@ -1,0 +1,269 @@
+"""Record builders for detector tests: real event classes, defaults for the fields a test ignores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ics_monitor.events.base import AnomalyEvent
+from ics_monitor.events.dnp3 import Dnp3Event
+from ics_monitor.events.flow import FlowRecord
+from ics_monitor.events.modbus import ModbusDetailEvent, ModbusDiagnosticsEvent, ModbusEvent, ModbusUmasEvent
+from ics_monitor.events.s7comm import S7commEvent, S7commPlusEvent
+from ics_monitor.inventory.assets import AssetChange
+
+CLIENT = "10.0.0.5"
+SERVER = "10.0.0.9"
+
+
+def _ends(request: bool, client: str, server: str, port: int, client_port: int = 40000) -> dict[str, Any]:
+    if request:
+        return {
+            "src_ip": client,
+            "src_port": client_port,
+            "dst_ip": server,
+            "dst_port": port,
+            "direction": "request",
+        }
+    return {
+        "src_ip": server,
+        "src_port": port,
+        "dst_ip": client,
+        "dst_port": client_port,
+        "direction": "response",
+    }
+
+
+def modbus(
+    function_code: int,
+    *,
+    ts: float = 1000.0,
+    frame: int = 1,
+    request: bool = True,
+    unit_id: int = 1,
+    address: int | None = None,
+    quantity: int | None = None,
+    values: tuple[int, ...] | None = None,
+    exception_code: int | None = None,
+    client: str = CLIENT,
+    server: str = SERVER,
+    flow_id: str = "f-modbus",
+    sub_function: int | None = None,
+    extra: dict[str, Any] | None = None,
+    mei_type: int | None = None,
+    **more: Any,
+) -> Any:
+    common: dict[str, Any] = {
+        "ts": ts,
+        "frame": frame,
+        "flow_id": flow_id,
+        "transport": "tcp",
+        **_ends(request, client, server, 502),
+        "transaction_id": frame,
+        "unit_id": unit_id,
+        "length": 6,
+        "function_code": function_code,
+        "function": f"FC{function_code}",
+        "exception_code": exception_code,
+        "address": address,
+        "quantity": quantity,
+        "values": values,
+    }
+    if function_code == 8:
+        return ModbusDiagnosticsEvent(
+            **common, sub_function=sub_function, sub_function_name=f"SUB{sub_function}"
+        )
+    if function_code == 90:
+        return ModbusUmasEvent(**common, sub_function=sub_function, sub_function_name=f"UMAS{sub_function}")
+    if function_code == 43:
+        from ics_monitor.events.modbus import ModbusMeiEvent
+
+        return ModbusMeiEvent(**common, mei_type=mei_type)
+    if extra is not None:
+        return ModbusDetailEvent(**common, extra=extra)
+    return ModbusEvent(**common, **more)
+
+
+def dnp3(
+    function_code: int | None,
+    *,
+    ts: float = 1000.0,
+    frame: int = 1,
+    request: bool = True,
+    src: int = 1,
+    dst: int = 10,
+    sequence: int | None = 0,
+    objects: tuple[dict[str, Any], ...] = (),
+    iin: int | None = None,
+    client: str = CLIENT,
+    server: str = SERVER,
+    flow_id: str = "f-dnp3",
+) -> Dnp3Event:
+    return Dnp3Event(
+        ts=ts,
+        frame=frame,
+        flow_id=flow_id,
+        transport="tcp",
+        **_ends(request, client, server, 20000),
+        src=src,
+        dst=dst,
+        link={},
+        frames=1,
+        length=10,
+        function_code=function_code,
+        function=None if function_code is None else f"F{function_code}",
+        sequence=sequence,
+        fir=True,
+        fin=True,
+        con=False,
+        uns=False,
+        iin=iin,
+        iin_names=None,
+        crc_ok=True,
+        objects=objects,
+    )
+
+
+def s7(
+    rosctr: int,
+    *,
+    function_code: int | None = None,
+    ts: float = 1000.0,
+    frame: int = 1,
+    request: bool = True,
+    userdata: dict[str, Any] | None = None,
+    szl_id: int | None = None,
+    pi_service: str | None = None,
+    items: tuple[dict[str, Any], ...] | None = None,
+    data_items: tuple[dict[str, Any], ...] | None = None,
+    error_class: int | None = None,
+    client: str = CLIENT,
+    server: str = SERVER,
+    flow_id: str = "f-s7",
+) -> S7commEvent:
+    return S7commEvent(
+        ts=ts,
+        frame=frame,
+        flow_id=flow_id,
+        transport="tcp",
+        **_ends(request, client, server, 102),
+        rosctr=rosctr,
+        rosctr_name=str(rosctr),
+        pdu_ref=frame,
+        parameter_length=0,
+        data_length=0,
+        function_code=function_code,
+        function=None if function_code is None else f"F{function_code:#x}",
+        userdata=userdata,
+        szl_id=szl_id,
+        pi_service=pi_service,
+        items=items,
+        data_items=data_items,
+        error_class=error_class,
+    )
+
+
+def userdata(group: int, subfunction: int, kind: int = 1) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "group": group,
+        "subfunction": subfunction,
+        "group_name": "G",
+        "subfunction_name": "S",
+    }
+
+
+def s7plus(
+    *, opcode: int = 0x31, fragment: str | None = None, function_code: int | None = None, frame: int = 1
+) -> S7commPlusEvent:
+    return S7commPlusEvent(
+        ts=1000.0 + frame,
+        frame=frame,
+        flow_id="f-plus",
+        transport="tcp",
+        **_ends(True, CLIENT, SERVER, 102),
+        version=3,
+        version_name="V3",
+        data_length=100,
+        opcode=opcode,
+        opcode_name="REQUEST",
+        function_code=function_code,
+        function=None,
+        session_id=7,
+        sequence=frame,
+        integrity=True,
+        fragment=fragment,
+    )
+
+
+def anomaly(code: str, severity: str = "medium", *, frame: int = 1, flow_id: str = "f-a") -> AnomalyEvent:
+    return AnomalyEvent(
+        ts=1000.0 + frame,
+        frame=frame,
+        code=code,
+        severity=severity,
+        detail="test",
+        protocol=code.split(".", maxsplit=1)[0],
+        flow_id=flow_id,
+        transport="tcp",
+        src_ip=CLIENT,
+        src_port=40000,
+        dst_ip=SERVER,
+        dst_port=502,
+        direction="to_server",
+    )
+
+
+def flow(
+    *,
+    src_ip: str = CLIENT,
+    dst_ip: str = SERVER,
+    dst_port: int = 502,
+    state: str | None = "closed",
+    payload: int = 100,
+    ts: float = 1000.0,
+    flow_id: str | None = None,
+    app_protocol: str | None = None,
+    service: str | None = None,
+    transport: str = "tcp",
+    packets_to_server: int = 5,
+) -> FlowRecord:
+    return FlowRecord(
+        flow_id=flow_id or f"flow-{src_ip}-{dst_ip}-{dst_port}-{ts}",
+        community_id="1:x",
+        ts_start=ts,
+        ts_end=ts + 1,
+        duration=1.0,
+        first_frame=int(ts),
+        transport=transport,
+        ip_version=4,
+        vlan=(),
+        src_ip=src_ip,
+        src_port=40000,
+        dst_ip=dst_ip,
+        dst_port=dst_port,
+        src_mac="00:11:22:33:44:55",
+        dst_mac="00:11:22:33:44:66",
+        orientation="syn",
+        packets_to_server=packets_to_server,
+        packets_to_client=5 if payload else 0,
+        bytes_to_server=500,
+        bytes_to_client=500,
+        payload_bytes_to_server=payload,
+        payload_bytes_to_client=payload,
+        tcp_flags_to_server=("SYN",),
+        tcp_flags_to_client=(),
+        state=state,
+        end_reason="closed",
+        service=service,
+        app_protocol=app_protocol,
+        missed_bytes=0,
+        retransmissions=0,
+    )
+
+
+def change(
+    kind: str, *, ip: str = SERVER, field: str | None = None, before: Any = None, after: Any = None
+) -> AssetChange:
+    return AssetChange(
+        kind=kind, asset_id="a1", ip=ip, mac=None, field=field, before=before, after=after, ts=1000.0, frame=3
+    )

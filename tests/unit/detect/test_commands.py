@@ -1,0 +1,155 @@
+"""Always-on command detectors (S7comm, S7comm-plus, DNP3, Modbus) and anomalies."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.detect.helpers import RULES, rule_ids, run
+from tests.unit.detect.records import anomaly, dnp3, modbus, s7, s7plus, userdata
+
+JOB, USERDATA = 1, 7
+
+
+@pytest.mark.parametrize(
+    ("record", "rule_id"),
+    [
+        (s7(JOB, function_code=0x29), "ICS-1001"),
+        (s7(JOB, function_code=0x28, pi_service="P_PROGRAM"), "ICS-1002"),
+        (s7(JOB, function_code=0x1A), "ICS-1003"),
+        (s7(JOB, function_code=0x1D), "ICS-1004"),
+        (s7(JOB, function_code=0x28, pi_service="_DELE"), "ICS-1005"),
+        (s7(JOB, function_code=0x28, pi_service="_GARB"), "ICS-1006"),
+        (s7(JOB, function_code=0x28, pi_service="_MODU"), "ICS-1007"),
+        (s7(USERDATA, userdata=userdata(5, 1)), "ICS-1008"),
+        (s7(USERDATA, userdata=userdata(7, 2)), "ICS-1009"),
+        (s7(JOB, function_code=0x28, pi_service="_INSE"), "ICS-1010"),
+        (s7(USERDATA, userdata=userdata(1, 0x0C)), "ICS-1011"),
+        (s7(USERDATA, userdata=userdata(1, 0x09)), "ICS-1012"),
+        (dnp3(13), "ICS-1201"),
+        (dnp3(14), "ICS-1202"),
+        (dnp3(18), "ICS-1203"),
+        (dnp3(17), "ICS-1204"),
+        (dnp3(15), "ICS-1205"),
+        (dnp3(16), "ICS-1205"),
+        (dnp3(21), "ICS-1206"),
+        (dnp3(27), "ICS-1207"),
+        (dnp3(25), "ICS-1208"),
+        (dnp3(2, objects=({"group": 70, "variation": 5},)), "ICS-1208"),
+        (dnp3(131, request=False, objects=({"group": 120, "variation": 7},)), "ICS-1209"),
+        (dnp3(19), "ICS-1211"),
+        (modbus(8, sub_function=1), "ICS-1301"),
+        (modbus(8, sub_function=4), "ICS-1302"),
+        (modbus(8, sub_function=10), "ICS-1303"),
+        (modbus(90, sub_function=0x41), "ICS-1304"),
+        (modbus(90, sub_function=0x40), "ICS-1305"),
+        (modbus(90, sub_function=0x34), "ICS-1306"),
+        (modbus(90, sub_function=0x31), "ICS-1307"),
+        (modbus(6, unit_id=0, address=3, values=(7,)), "ICS-1308"),
+    ],
+)
+def test_command_fires(record: object, rule_id: str) -> None:
+    alerts = run([record])
+    assert rule_ids(alerts) == [rule_id]
+    [alert] = alerts
+    assert {alert.src_ip, alert.dst_ip} == {"10.0.0.5", "10.0.0.9"} and alert.frames == (1,)
+    assert alert.src_ip == record.src_ip  # type: ignore[attr-defined]
+    assert alert.title == RULES.get(rule_id).title and alert.explanation
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        s7(JOB, function_code=0x04),  # READ_VAR
+        s7(JOB, function_code=0x28, pi_service="_N_LOGOUT"),
+        s7(USERDATA, userdata=userdata(7, 1)),  # READ_CLOCK
+        s7(USERDATA, userdata=userdata(5, 1, kind=2)),  # password *response*
+        s7(2, function_code=0x29, request=False),  # ACK of a stop
+        dnp3(1),
+        dnp3(129, request=False),
+        dnp3(2, objects=({"group": 80, "variation": 1},)),
+        dnp3(None),  # link-only frame
+        dnp3(13, request=False),  # a response to a cold restart is not a new command
+        modbus(8, sub_function=0),  # return query data
+        modbus(8, sub_function=1, request=False),
+        modbus(90, sub_function=0x02),  # READ_ID
+        modbus(6, unit_id=1, address=3, values=(7,)),
+        modbus(3, unit_id=0, address=0, quantity=2),  # a read to unit 0 writes nothing
+    ],
+)
+def test_command_quiet(record: object) -> None:
+    assert run([record]) == []
+
+
+def test_dnp3_broadcast_write_and_its_function_rule() -> None:
+    alerts = run([dnp3(21, dst=0xFFFF), dnp3(1, dst=0xFFFF), dnp3(2, dst=0xFFFD, objects=({"group": 50},))])
+    assert rule_ids(alerts) == ["ICS-1206", "ICS-1210", "ICS-1210"]
+    assert {a.evidence["link_dst"] for a in alerts if a.rule_id == "ICS-1210"} == {0xFFFF, 0xFFFD}
+
+
+def test_repeats_throttle_into_one_alert_with_a_count() -> None:
+    alerts = run([modbus(8, sub_function=4, ts=1000.0 + i, frame=i + 1) for i in range(5)])
+    assert [(a.count, a.frames) for a in alerts] == [(1, (1,)), (5, (1, 2, 3, 4, 5))]
+    assert alerts[0].alert_id == alerts[1].alert_id
+
+
+def test_disabled_rule_is_silent() -> None:
+    assert run([s7(JOB, function_code=0x29)], rules=RULES.configured("ICS-1001", enabled=False)) == []
+
+
+def test_s7plus_download_by_request_fragments() -> None:
+    fragments = [s7plus(fragment="inner", frame=i) for i in range(1, 9)]
+    assert rule_ids(run(fragments)) == ["ICS-1101"]
+    assert run(fragments[:7]) == []
+    # Single-PDU requests (no fragment) and responses never count.
+    assert run([s7plus(function_code=0x04F2, frame=i) for i in range(1, 12)]) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "severity", "rule_id"),
+    [
+        ("modbus.length_mismatch", "medium", "ICS-2001"),
+        ("s7comm.truncated_item", "medium", "ICS-2001"),
+        ("dnp3.link_crc_bad", "medium", "ICS-2002"),
+        ("tcp.overlap_mismatch", "high", "ICS-2004"),
+        ("flow.table_full", "medium", "ICS-2005"),
+        ("internal.dissector_error", "high", "ICS-2006"),
+    ],
+)
+def test_anomaly_codes_map_to_rules(code: str, severity: str, rule_id: str) -> None:
+    [alert] = run([anomaly(code, severity)])
+    assert alert.rule_id == rule_id
+    assert alert.evidence["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("code", "severity"),
+    [("modbus.unanswered_request", "low"), ("tcp.reassembly_gap", "low"), ("ipv4.truncated", "low")],
+)
+def test_low_or_non_ics_anomalies_are_quiet(code: str, severity: str) -> None:
+    assert run([anomaly(code, severity)]) == []
+
+
+def test_orphan_responses_need_repeats_within_the_window() -> None:
+    three = [anomaly("modbus.unmatched_response", "low", frame=i) for i in (1, 2, 3)]
+    [alert] = run(three)
+    assert alert.rule_id == "ICS-2003" and alert.evidence["occurrences"] == 3
+    assert run(three[:2]) == []
+    spread = [anomaly("modbus.unmatched_response", "low", frame=i) for i in (1, 100, 200)]
+    assert run(spread) == []
+
+
+def test_routine_pairing_anomalies_are_not_malformed_data() -> None:
+    assert run([anomaly("modbus.duplicate_transaction_id", "medium")]) == []
+
+
+def test_anomaly_dedup_per_code_and_host_pair() -> None:
+    records = [anomaly("modbus.length_mismatch", frame=i) for i in range(1, 4)]
+    records.append(anomaly("modbus.length_mismatch", frame=9, flow_id="other"))
+    records.append(anomaly("modbus.bad_length", frame=10))
+    alerts = run(records)
+    assert rule_ids(alerts) == ["ICS-2001", "ICS-2001"]
+    final = {a.alert_id: a for a in alerts}.values()
+    assert sorted((a.evidence["code"], a.count) for a in final) == [
+        ("modbus.bad_length", 1),
+        ("modbus.length_mismatch", 4),
+    ]

@@ -1,0 +1,244 @@
+"""Baseline deviations, identity changes, zone policy and the engine's plumbing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ics_monitor.detect import DetectionEngine, Zones, ZonesError
+from ics_monitor.inventory.baseline import Baseline, BaselineLearner
+from tests.unit.detect.helpers import RULES, rule_ids, run
+from tests.unit.detect.records import CLIENT, SERVER, change, dnp3, flow, modbus, s7
+
+
+def _baseline() -> Baseline:
+    learner = BaselineLearner()
+    for i in range(20):
+        ts = 1000.0 + i
+        learner.observe(modbus(3, ts=ts, frame=3 * i + 1, address=0, quantity=10))
+        learner.observe(
+            modbus(3, request=False, ts=ts + 0.1, frame=3 * i + 2, address=0, quantity=10, values=(50,) * 10)
+        )
+        learner.observe(modbus(6, ts=ts + 0.5, frame=3 * i + 3, address=20, quantity=1, values=(100 + i,)))
+    learner.observe(dnp3(5, objects=({"group": 12, "points": [{"index": 3}]},)))
+    learner.observe_flow(flow(dst_port=445, app_protocol="smb"))
+    return learner.baseline()
+
+
+BASELINE = _baseline()
+
+
+def _ids(records: list[Any], **kwargs: Any) -> list[str]:
+    return rule_ids(run(records, baseline=BASELINE, **kwargs))
+
+
+def test_known_behaviour_is_quiet() -> None:
+    records: list[Any] = []
+    for i in range(30):
+        ts = 2000.0 + i
+        records.append(modbus(3, ts=ts, frame=3 * i + 1, address=0, quantity=10))
+        records.append(
+            modbus(3, request=False, ts=ts + 0.1, frame=3 * i + 2, address=0, quantity=10, values=(52,) * 10)
+        )
+        records.append(modbus(6, ts=ts + 0.5, frame=3 * i + 3, address=20, quantity=1, values=(110,)))
+    records.append(dnp3(5, objects=({"group": 12, "points": [{"index": 3}]},)))
+    records.append(flow(dst_port=445, app_protocol="smb"))
+    assert _ids(records) == []
+
+
+def test_new_asset_and_new_conversation() -> None:
+    alerts = run([modbus(3, client="10.0.0.66", address=0, quantity=1)], baseline=BASELINE)
+    assert rule_ids(alerts) == ["ICS-5001", "ICS-5002"]
+    new_conversation = next(a for a in alerts if a.rule_id == "ICS-5002")
+    assert new_conversation.evidence["client"] == "10.0.0.66" and new_conversation.evidence["port"] == 502
+    # Once per conversation and asset, however many flows.
+    again = [modbus(3, client="10.0.0.66", flow_id=f"f{i}", frame=i) for i in range(5)]
+    assert _ids(again) == ["ICS-5001", "ICS-5002"]
+
+
+def test_new_protocol_or_port_between_known_hosts() -> None:
+    alerts = run([flow(dst_port=3389, app_protocol="rdp")], baseline=BASELINE)
+    assert rule_ids(alerts) == ["ICS-5003"]
+    assert "modbus tcp/502" in alerts[0].evidence["learned"]
+    assert alerts[0].src_mac == "00:11:22:33:44:55" and alerts[0].community_id == "1:x"
+    # Failed attempts are the scan detector's business.
+    assert _ids([flow(dst_port=3389, state="rejected", payload=0)]) == []
+
+
+def test_new_function_code() -> None:
+    assert _ids([modbus(8, sub_function=0)]) == ["ICS-5004"]
+    assert _ids([modbus(3, address=0, quantity=10), modbus(6, address=20, values=(105,))]) == []
+
+
+def test_write_to_new_address_or_point() -> None:
+    assert _ids([modbus(6, address=21, values=(105,))]) == ["ICS-5005"]
+    assert _ids([modbus(6, address=20, unit_id=2, values=(105,))]) == ["ICS-5005"]
+    assert _ids([dnp3(5, objects=({"group": 12, "points": [{"index": 4}]},))]) == ["ICS-5005"]
+    assert _ids([dnp3(5, objects=({"group": 12, "points": [{"index": 3}]},))]) == []
+
+
+def test_written_value_out_of_range_with_margin() -> None:
+    # Learned 100..119: margin max(0.1 * 19, 0.05 * 119) = 5.95.
+    assert _ids([modbus(6, address=20, values=(124,))]) == []
+    [alert] = run([modbus(6, address=20, values=(126,))], baseline=BASELINE)
+    assert alert.rule_id == "ICS-5006"
+    assert alert.evidence == {
+        "point": "hr:1:20",
+        "value": 126,
+        "learned_min": 100,
+        "learned_max": 119,
+        "margin": 5.95,
+    }
+
+
+def test_read_value_out_of_range() -> None:
+    response = modbus(3, request=False, address=0, quantity=10, values=(50,) * 9 + (80,))
+    [alert] = run([response], baseline=BASELINE)
+    assert alert.rule_id == "ICS-5007" and alert.evidence["point"] == "hr:1:9"
+    assert _ids([modbus(3, request=False, address=0, quantity=10, values=(54,) * 10)]) == []
+
+
+def test_polling_drift() -> None:
+    steady = [modbus(3, ts=2000.0 + i, frame=i, address=0, quantity=10) for i in range(20)]
+    quiet = RULES.configured("ICS-4003", enabled=False)  # request-only fixtures look like silence
+    assert _ids(steady, rules=quiet) == []
+    slow = [modbus(3, ts=2000.0 + 4 * i, frame=i, address=0, quantity=10) for i in range(20)]
+    alerts = run(slow, baseline=BASELINE, rules=quiet)
+    [alert] = [a for a in alerts if a.rule_id == "ICS-5008"]
+    assert alert.evidence["recent_median"] == 4.0 and alert.evidence["learned_median"] == 1.0
+
+
+def test_baseline_detectors_need_a_baseline() -> None:
+    assert rule_ids(run([modbus(8, sub_function=0, client="10.0.0.66")])) == []
+
+
+def test_identity_change_needs_no_baseline() -> None:
+    [alert] = run([change("identity_change", field="firmware", before="V3.2.6", after="V3.2.7")])
+    assert alert.rule_id == "ICS-5009" and alert.src_ip == SERVER and alert.frames == (3,)
+    assert "firmware = V3.2.7 (was V3.2.6)" in alert.explanation
+    assert run([change("role_change")]) == []
+
+
+def test_new_asset_from_inventory_changes() -> None:
+    [alert] = run([change("new_asset", ip="10.0.0.99")], baseline=BASELINE)
+    assert (
+        alert.rule_id == "ICS-5001" and alert.src_ip == "10.0.0.99" and alert.evidence["seen_as"] == "asset"
+    )
+    assert _ids([change("new_asset", ip=CLIENT)]) == []
+
+
+# -- zones -------------------------------------------------------------------------------------------------
+
+ZONES = Zones.from_dict(
+    {
+        "zones": [
+            {"name": "enterprise", "level": 4, "subnets": ["10.10.0.0/16"]},
+            {"name": "dmz", "level": 3.5, "subnets": ["10.20.0.0/24"]},
+            {"name": "scada", "level": 2, "subnets": ["10.0.0.0/24"]},
+            {"name": "field", "level": 1, "subnets": ["10.0.1.0/24"]},
+        ],
+        "conduits": [
+            {"from": "scada", "to": "field", "protocols": ["modbus"]},
+            {"from": "dmz", "to": "scada", "protocols": ["rdp"]},
+            {"from": "enterprise", "to": "dmz"},
+        ],
+    }
+)
+
+
+def _zone_ids(records: list[Any]) -> list[str]:
+    return rule_ids(run(records, zones=ZONES))
+
+
+def test_zone_lookup_most_specific_subnet() -> None:
+    zones = Zones.from_dict(
+        {
+            "zones": [
+                {"name": "wide", "level": 3, "subnets": ["10.0.0.0/8"]},
+                {"name": "narrow", "level": 1, "subnets": ["10.0.1.0/24"]},
+            ]
+        }
+    )
+    assert zones.zone_of("10.0.1.5").name == "narrow"  # type: ignore[union-attr]
+    assert zones.zone_of("10.9.0.1").name == "wide"  # type: ignore[union-attr]
+    assert zones.zone_of("192.168.0.1") is None and zones.zone_of("not-an-ip") is None
+    with pytest.raises(ZonesError, match="unknown zone"):
+        Zones.from_dict({"zones": [], "conduits": [{"from": "a", "to": "b"}]})
+
+
+def test_allowed_conduits_and_same_zone_are_quiet() -> None:
+    assert _zone_ids([modbus(3, client="10.0.0.5", server="10.0.1.5")]) == []
+    assert _zone_ids([flow(src_ip="10.20.0.5", dst_ip="10.0.0.9", dst_port=3389, app_protocol="rdp")]) == []
+    assert _zone_ids([flow(src_ip="10.10.0.5", dst_ip="10.20.0.9", dst_port=443, app_protocol="tls")]) == []
+    assert _zone_ids([modbus(3, client="10.0.0.5", server="10.0.0.9")]) == []
+    assert _zone_ids([flow(src_ip="192.168.9.9", dst_ip="10.0.0.9", dst_port=80)]) == []
+
+
+def test_crossing_without_conduit() -> None:
+    [alert] = run([s7(1, function_code=4, client="10.0.0.5", server="10.0.1.5")], zones=ZONES)
+    assert alert.rule_id == "ICS-6001"
+    assert alert.evidence["client_zone"] == "scada" and alert.evidence["server_zone"] == "field"
+
+
+def test_it_protocol_into_ot_and_level_skip() -> None:
+    rdp = flow(src_ip="10.10.0.5", dst_ip="10.0.1.9", dst_port=3389, app_protocol="rdp")
+    assert _zone_ids([rdp]) == ["ICS-6002", "ICS-6003"]
+    smb = flow(src_ip="10.0.0.5", dst_ip="10.0.1.9", dst_port=445, app_protocol="smb")
+    assert _zone_ids([smb]) == ["ICS-6001", "ICS-6002"]
+    # An explicitly allowed IT protocol into OT is fine.
+    assert _zone_ids([flow(src_ip="10.20.0.5", dst_ip="10.0.0.9", dst_port=3389, app_protocol="rdp")]) == []
+
+
+def test_policy_needs_zones() -> None:
+    assert (
+        rule_ids(run([flow(src_ip="10.10.0.5", dst_ip="10.0.1.9", dst_port=3389, app_protocol="rdp")])) == []
+    )
+
+
+# -- engine ------------------------------------------------------------------------------------------------
+
+
+def test_engine_builds_only_useful_detectors() -> None:
+    plain = DetectionEngine(RULES)
+    assert "baseline_deviation" not in plain.names and "zone_policy" not in plain.names
+    full = DetectionEngine(RULES, BASELINE, ZONES)
+    assert {"baseline_deviation", "zone_policy", "identity_change"} <= set(full.names)
+    only_s7 = RULES
+    for rule in RULES:
+        if not rule.rule_id.startswith("ICS-10"):
+            only_s7 = only_s7.configured(rule.rule_id, enabled=False)
+    assert DetectionEngine(only_s7).names == ["s7_commands"]
+
+
+def test_engine_closes_throttle_windows_as_time_passes() -> None:
+    engine = DetectionEngine(RULES)
+    assert len(engine.observe(modbus(8, sub_function=4, ts=1000.0))) == 1
+    assert engine.observe(modbus(8, sub_function=4, ts=1001.0, frame=2)) == []
+    # The rule's window is 300 s: an advance past it emits the update with the count.
+    [update] = engine.advance(1400.0)
+    assert update.count == 2 and update.frames == (1, 2)
+    assert engine.finish() == []
+    assert engine.observe_changes([]) == []
+
+
+def test_new_client_writes_are_judged_against_the_server_profile() -> None:
+    # Learned: holding 20 written with 100..119, holding 0..9 read with 50.
+    stranger = "10.0.0.66"
+    in_range = run([modbus(6, client=stranger, address=20, values=(110,))], baseline=BASELINE)
+    assert rule_ids(in_range) == ["ICS-5001", "ICS-5002"]
+    out_of_range = run([modbus(6, client=stranger, address=20, values=(9999,))], baseline=BASELINE)
+    [value] = [a for a in out_of_range if a.rule_id == "ICS-5006"]
+    assert value.src_ip == stranger and value.evidence["learned_max"] == 119
+    # Never written but read: a write far from the values it is read with, to a new address.
+    unwritten = run([modbus(6, client=stranger, address=3, values=(9999,))], baseline=BASELINE)
+    assert rule_ids(unwritten) == ["ICS-5001", "ICS-5002", "ICS-5005", "ICS-5006"]
+    assert [a.evidence["learned_max"] for a in unwritten if a.rule_id == "ICS-5006"] == [50]
+    # A server nobody talked to has no profile: only the new conversation.
+    assert rule_ids(
+        run([modbus(6, client=stranger, server="10.0.0.77", address=3, values=(1,))], baseline=BASELINE)
+    ) == [
+        "ICS-5001",
+        "ICS-5001",
+        "ICS-5002",
+    ]

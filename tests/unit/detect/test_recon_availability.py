@@ -1,0 +1,161 @@
+"""Reconnaissance and availability detectors: thresholds, windows, what does not count."""
+
+from __future__ import annotations
+
+from tests.unit.detect.helpers import RULES, rule_ids, run
+from tests.unit.detect.records import dnp3, flow, modbus, s7, userdata
+
+# Request-only fixtures would (rightly) look like a device that stopped answering.
+NO_SILENCE = RULES.configured("ICS-4003", enabled=False)
+
+# -- recon -------------------------------------------------------------------------------------------------
+
+
+def test_modbus_unit_sweep() -> None:
+    sweep = [modbus(3, unit_id=u, ts=1000.0 + u / 10, frame=u, address=0, quantity=1) for u in range(1, 17)]
+    [alert] = run(sweep)
+    assert alert.rule_id == "ICS-3001" and alert.evidence["distinct_unit_ids"] == 16
+    assert alert.evidence["unit_ids"] == list(range(1, 17))
+    # 15 units, or 16 spread over more than the window, or repeats of few units: quiet.
+    assert run(sweep[:15]) == []
+    assert (
+        run([modbus(3, unit_id=u, ts=1000.0 + 10 * u, frame=u) for u in range(1, 17)], rules=NO_SILENCE) == []
+    )
+    assert run([modbus(3, unit_id=u % 3, ts=1000.0 + u / 10, frame=u) for u in range(100)]) == []
+
+
+def test_modbus_function_sweep_by_count_and_by_refusals() -> None:
+    tried = [modbus(code, ts=1000.0 + code, frame=code) for code in range(30, 42)]
+    assert rule_ids(run(tried)) == ["ICS-3002"]
+    assert run(tried[:11]) == []
+    refused = [
+        modbus(code, request=False, exception_code=1, ts=1000.0 + code, frame=code) for code in (41, 42, 43)
+    ]
+    [alert] = run(refused)
+    assert alert.evidence["reason"] == "illegal_function_exceptions"
+    assert (alert.src_ip, alert.dst_ip) == ("10.0.0.5", "10.0.0.9")
+    assert run([modbus(3, request=False, exception_code=2, frame=i) for i in range(5)]) == []
+
+
+def test_device_identification_enumeration() -> None:
+    two = [modbus(43, mei_type=14, server="10.0.0.9"), modbus(17, server="10.0.0.10", frame=2)]
+    assert rule_ids(run(two)) == ["ICS-3003"]
+    same = [modbus(43, mei_type=14, frame=i) for i in range(5)]
+    assert run(same) == []
+    assert run([modbus(43, mei_type=13), modbus(43, mei_type=13, server="10.0.0.10")]) == []
+    dnp3_reads = [dnp3(1, objects=({"group": 0},), dst=d, frame=d) for d in (10, 11)]
+    assert rule_ids(run(dnp3_reads)) == ["ICS-3003"]
+
+
+def test_s7_szl_enumeration_without_and_with_a_baseline() -> None:
+    from ics_monitor.inventory.baseline import BaselineLearner
+
+    reads = [
+        s7(7, userdata=userdata(4, 1), szl_id=szl, frame=i) for i, szl in enumerate((0x11, 0x1C), start=1)
+    ]
+    [alert] = run(reads)
+    assert alert.rule_id == "ICS-3004" and alert.evidence["szl_ids"] == ["0x0011", "0x001c"]
+    assert run(reads[:1] * 3) == []
+    learner = BaselineLearner()
+    learner.observe(s7(1, function_code=0x04))
+    assert "ICS-3004" not in rule_ids(run(reads, baseline=learner.baseline()))
+    stranger = [s7(7, userdata=userdata(4, 1), szl_id=szl, client="10.0.0.66") for szl in (0x11, 0x1C)]
+    assert "ICS-3004" in rule_ids(run(stranger, baseline=learner.baseline()))
+
+
+def test_dnp3_address_sweep_counts_link_only_probes() -> None:
+    probes = [dnp3(None, dst=d, frame=d + 1, ts=1000.0 + d) for d in range(5)]
+    [alert] = run(probes)
+    assert alert.rule_id == "ICS-3005" and alert.evidence["link_addresses"] == [0, 1, 2, 3, 4]
+    assert run(probes[:4]) == []
+
+
+def test_ot_port_scan_from_flow_records() -> None:
+    failed = [
+        flow(dst_ip=f"10.0.1.{i}", dst_port=502, state="rejected", payload=0, ts=1000.0 + i) for i in range(5)
+    ]
+    [alert] = run(failed)
+    assert alert.rule_id == "ICS-3006" and alert.src_ip == "10.0.0.5" and alert.dst_ip is None
+    assert len(alert.evidence["ot_targets"]) == 5
+    it_only = [
+        flow(dst_port=p, state="syn_sent", payload=0, ts=1000.0 + p / 100) for p in (80, 443, 22, 25, 8081)
+    ]
+    assert run(it_only) == []
+    assert rule_ids(run([*it_only, flow(dst_port=102, state="syn_sent", payload=0, ts=1001.0)])) == [
+        "ICS-3006"
+    ]
+    ok = [flow(dst_ip=f"10.0.1.{i}", state="closed", ts=1000.0 + i) for i in range(10)]
+    assert run(ok) == []
+
+
+# -- availability ----------------------------------------------------------------------------------------
+
+
+def test_error_storm() -> None:
+    errors = [modbus(3, request=False, exception_code=2, ts=1000.0 + i / 10, frame=i) for i in range(20)]
+    [alert] = run(errors)
+    assert alert.rule_id == "ICS-4001" and alert.evidence["errors"] == 20
+    assert run(errors[:19]) == []
+    slow = [modbus(3, request=False, exception_code=2, ts=1000.0 + i, frame=i) for i in range(40)]
+    assert run(slow) == []
+    dnp3_errors = [dnp3(129, request=False, iin=0x0001, ts=1000.0 + i / 10, frame=i) for i in range(20)]
+    assert rule_ids(run(dnp3_errors)) == ["ICS-4001"]
+    s7_errors = [s7(2, request=False, error_class=0x85, ts=1000.0 + i / 10, frame=i) for i in range(20)]
+    assert rule_ids(run(s7_errors)) == ["ICS-4001"]
+
+
+def test_request_flood() -> None:
+    flood = [modbus(6, address=1, values=(1,), ts=1000.0 + i / 200, frame=i) for i in range(1000)]
+    alerts = run(flood)
+    assert rule_ids(alerts) == ["ICS-4002"]
+    assert alerts[0].evidence["requests"] == 1000
+    polling = [modbus(3, address=0, quantity=1, ts=1000.0 + i / 50, frame=i) for i in range(3000)]
+    assert run(polling, rules=NO_SILENCE) == []
+
+
+def _poll(i: int, answered: bool) -> list[object]:
+    request = modbus(3, address=0, quantity=1, ts=1000.0 + 2 * i, frame=2 * i + 1)
+    if not answered:
+        return [request]
+    return [
+        request,
+        modbus(3, request=False, address=0, quantity=1, values=(0,), ts=1000.5 + 2 * i, frame=2 * i + 2),
+    ]
+
+
+def test_device_stops_answering() -> None:
+    records = [r for i in range(5) for r in _poll(i, True)] + [
+        r for i in range(5, 15) for r in _poll(i, False)
+    ]
+    [alert] = run(records)
+    assert alert.rule_id == "ICS-4003"
+    assert alert.evidence["unanswered_requests"] == 9 and alert.evidence["silent_seconds"] == 16.0
+    # A short outage (the master retries, the device answers again) is not reported.
+    short = [r for i in range(30) for r in _poll(i, i % 10 not in (3, 4, 5, 6, 7))]
+    assert run(short) == []
+    # Requests nobody answers by design do not count (unit 0 broadcasts alert as such, nothing else).
+    broadcasts = [modbus(6, unit_id=0, address=1, values=(1,), ts=1000.0 + i, frame=i) for i in range(30)]
+    assert rule_ids(run(broadcasts)) == ["ICS-1308"]
+    confirms = [dnp3(0, ts=1000.0 + i, frame=i) for i in range(30)]
+    assert run(confirms) == []
+
+
+def test_dnp3_sequence_anomaly() -> None:
+    ordered = [dnp3(1, sequence=i % 16, ts=1000.0 + i, frame=i) for i in range(40)]
+    retries = [dnp3(1, sequence=(i // 2) % 16, ts=1000.0 + i, frame=i) for i in range(40)]
+    assert run(ordered, rules=NO_SILENCE) == [] and run(retries, rules=NO_SILENCE) == []
+    jumps = [dnp3(1, sequence=s, ts=1000.0 + i, frame=i) for i, s in enumerate((6, 6, 11, 3, 10, 0, 5, 13))]
+    [alert] = run(jumps)
+    assert alert.rule_id == "ICS-4004" and alert.evidence["out_of_order_requests"] == 5
+    # Separate TCP connections of one master start their own sequence.
+    per_flow = [
+        dnp3(1, sequence=s, flow_id=f"f{i}", ts=1000.0 + i, frame=i)
+        for i, s in enumerate((6, 3, 11, 0, 9, 2))
+    ]
+    assert run(per_flow) == []
+
+
+def test_thresholds_come_from_the_rules() -> None:
+    rules = RULES.configured("ICS-3001", min_unit_ids=3)
+    sweep = [modbus(3, unit_id=u, frame=u) for u in (1, 2, 3)]
+    assert rule_ids(run(sweep, rules=rules)) == ["ICS-3001"]

@@ -1,0 +1,119 @@
+"""Rules files: shipped set valid and complete, loader errors, explanations."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ics_monitor.detect import DETECTORS, RuleError, RuleSet
+from ics_monitor.detect.rules import RANGES, default_directory
+
+RULES_DIR = Path(__file__).resolve().parents[3] / "rules"
+
+GOOD = """
+rules:
+  - id: ICS-1001
+    name: stop
+    title: Stop
+    severity: 4
+    category: c
+    tactics: [TA0104]
+    techniques: [T0858]
+    params: {limit: 3}
+    what: "{src_ip} stopped {dst_ip} ({items})."
+    why: "Because {dst_ip} matters."
+    check: "Check {missing}."
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "s7comm.yaml") -> Path:
+    (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def test_shipped_rules_load_and_stay_in_their_ranges() -> None:
+    assert default_directory() == RULES_DIR
+    rules = RuleSet.load()
+    assert len(rules) >= 55
+    for rule in rules:
+        stem = Path(rule.source).stem
+        low, high = RANGES[stem]
+        assert low <= int(rule.rule_id[4:]) <= high, rule.rule_id
+        assert rule.explain({}).count("Why it matters:") == 1
+
+
+def test_every_rule_has_a_detector_and_every_detector_rule_exists() -> None:
+    rules = RuleSet.load()
+    implemented = {rule_id for cls in DETECTORS for rule_id in cls.rule_ids}
+    assert implemented == {rule.rule_id for rule in rules}
+
+
+def test_readme_documents_every_range() -> None:
+    readme = (RULES_DIR / "README.md").read_text()
+    for stem, (low, high) in RANGES.items():
+        assert re.search(rf"`{stem}\.yaml` \| ICS-{low}\.\.{high}", readme), stem
+        assert (RULES_DIR / f"{stem}.yaml").is_file()
+
+
+def test_explanation_fills_fields_lists_and_missing(tmp_path: Path) -> None:
+    rule = RuleSet.load(_write(tmp_path, GOOD)).get("ICS-1001")
+    text = rule.explain({"src_ip": "1.2.3.4", "dst_ip": "5.6.7.8", "items": [1, 2]})
+    assert (
+        text
+        == "1.2.3.4 stopped 5.6.7.8 (1, 2). Why it matters: Because 5.6.7.8 matters. What to check: Check ?."
+    )
+    assert rule.tactics == ({"id": "TA0104", "name": "Execution"},)
+    assert rule.throttle == 300.0 and rule.params == {"limit": 3}
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("ICS-1001", "ICS-2001"), "outside the s7comm range"),
+        (("ICS-1001", "X1"), "must look like ICS-1234"),
+        (("severity: 4", "severity: 7"), "severity"),
+        (("T0858", "T9999"), "unknown ATT&CK"),
+        (("TA0104", "TA9999"), "unknown ATT&CK"),
+        (("name: stop", "name: Stop Now"), "snake_case"),
+        (("    title: Stop\n", ""), "missing title"),
+        (("    params:", "    colour: red\n    params:"), "unknown keys colour"),
+        (("({items})", "({items:02x})"), "does not format"),
+    ],
+)
+def test_bad_rules_are_rejected_with_the_file_named(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    with pytest.raises(RuleError, match=message) as error:
+        RuleSet.load(_write(tmp_path, GOOD.replace(*edit)))
+    assert "s7comm.yaml" in str(error.value)
+
+
+def test_duplicates_and_missing_things(tmp_path: Path) -> None:
+    _write(tmp_path, GOOD)
+    (tmp_path / "dnp3.yaml").write_text(GOOD.replace("ICS-1001", "ICS-1201"))
+    with pytest.raises(RuleError, match=r"rule name .stop. used by ICS-1201 and ICS-1001"):
+        RuleSet.load(tmp_path)
+    (tmp_path / "dnp3.yaml").unlink()
+    (tmp_path / "local.yaml").write_text(GOOD.replace("name: stop", "name: other"))
+    with pytest.raises(RuleError, match="ICS-1001 defined twice"):
+        RuleSet.load(tmp_path)
+    with pytest.raises(RuleError, match="does not exist"):
+        RuleSet.load(tmp_path / "nope")
+    (tmp_path / "local.yaml").write_text("rules: 3")
+    with pytest.raises(RuleError, match="'rules' list"):
+        RuleSet.load(tmp_path)
+
+
+def test_params_enablement_and_configured_copy(tmp_path: Path) -> None:
+    rules = RuleSet.load(_write(tmp_path, GOOD))
+    assert rules.param("ICS-1001", "limit") == 3
+    with pytest.raises(RuleError, match="lacks parameter 'other'"):
+        rules.param("ICS-1001", "other")
+    with pytest.raises(KeyError):
+        rules.get("ICS-1999")
+    off = rules.configured("ICS-1001", enabled=False, limit=9)
+    assert not off.enabled("ICS-1001") and off.param("ICS-1001", "limit") == 9
+    assert rules.enabled("ICS-1001") and rules.param("ICS-1001", "limit") == 3
+    assert not rules.enabled("ICS-1999")

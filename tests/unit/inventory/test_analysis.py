@@ -1,0 +1,181 @@
+"""The pipeline's analysis wiring: what reaches the inventory, the detection engine and the learner.
+
+The engine and learner here are recorders with the agreed interface (issue 6 interfaces), so the
+test checks the wiring alone; the real detectors are exercised by the CLI tests and DET's own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ics_monitor.alerts.record import Alert, make_alert_id
+from ics_monitor.capture import open_captures
+from ics_monitor.config import Config, DissectConfig
+from ics_monitor.events.flow import FlowRecord
+from ics_monitor.inventory.assets import ASSET_LIMIT, NEW_ASSET, AssetChange, Inventory, InventoryConfig
+from ics_monitor.pipeline import Analysis, Pipeline
+from tests.conftest import PCAPS
+from tests.unit.inventory.helpers import Collect, registry
+
+POLLING = PCAPS / "modbus" / "pymodbus_polling.pcap"
+
+
+class RecordingEngine:
+    """Records every call; raises one alert per new asset it is told about."""
+
+    def __init__(self, baseline: Any = None) -> None:
+        self.baseline = baseline
+        self.events: list[Any] = []
+        self.flows: list[FlowRecord] = []
+        self.changes: list[AssetChange] = []
+        self.ticks: list[float] = []
+        self.finished = 0
+
+    def observe(self, event: Any) -> list[Alert]:
+        self.events.append(event)
+        return []
+
+    def observe_flow(self, record: FlowRecord) -> list[Alert]:
+        self.flows.append(record)
+        return []
+
+    def observe_changes(self, changes: list[AssetChange]) -> list[Alert]:
+        self.changes.extend(changes)
+        return [new_asset_alert(change) for change in changes if change.kind == NEW_ASSET]
+
+    def advance(self, ts: float) -> list[Alert]:
+        self.ticks.append(ts)
+        return []
+
+    def finish(self) -> list[Alert]:
+        self.finished += 1
+        return []
+
+
+class RecordingLearner:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.flows: list[FlowRecord] = []
+
+    def observe(self, event: Any) -> None:
+        self.events.append(event)
+
+    def observe_flow(self, record: FlowRecord) -> None:
+        self.flows.append(record)
+
+    def baseline(self) -> dict[str, int]:
+        return {"events": len(self.events)}
+
+
+def new_asset_alert(change: AssetChange) -> Alert:
+    return Alert(
+        alert_id=make_alert_id("ICS-5001", change.asset_id, change.ts),
+        rule_id="ICS-5001",
+        rule_name="new_asset",
+        title="New asset",
+        severity=2,
+        severity_name="medium",
+        category="baseline",
+        protocol=None,
+        tactic=(),
+        technique=(),
+        explanation="",
+        evidence={"ip": change.ip},
+        key=change.asset_id,
+        src_ip=change.ip,
+        ts=change.ts,
+        last_ts=change.ts,
+        frames=(change.frame,),
+    )
+
+
+def run(analysis: Analysis, *captures: Path, config: Config | None = None) -> tuple[Collect, Any]:
+    events = Collect()
+    pipeline = Pipeline(
+        config or Config(dissect=DissectConfig(strict=True)),
+        registry(),
+        event_sinks=[events],
+        flow_sinks=[events],
+        analysis=analysis,
+    )
+    stats = pipeline.run(open_captures([str(path) for path in captures]))
+    return events, stats
+
+
+def test_every_record_reaches_inventory_engine_and_sinks() -> None:
+    inventory = Inventory()
+    engine = RecordingEngine()
+    alerts, changes = Collect(), Collect()
+    analysis = Analysis(inventory, engine=engine, alert_sinks=[alerts], change_sinks=[changes])
+    records, stats = run(analysis, POLLING)
+    protocol_and_anomalies = [r for r in records.records if r.event_type not in ("flow", "arp")]
+    assert engine.events == protocol_and_anomalies and stats.events > 100
+    assert engine.flows == [r for r in records.records if r.event_type == "flow"] and stats.flows == len(
+        engine.flows
+    )
+    assert engine.changes == changes.records and changes.records
+    # One alert per new asset (the stand-in's rule), delivered to the alert sink and counted.
+    assert [a.src_ip for a in alerts.records] == [c.ip for c in changes.records if c.kind == NEW_ASSET]
+    assert stats.alerts == len(alerts.records) == len(inventory) and stats.assets == len(inventory)
+    # Time checks once per capture second or so, in order; the end flushed once; sinks closed once.
+    assert engine.ticks == sorted(engine.ticks) and len(engine.ticks) >= 5
+    assert all(b - a >= 1.0 for a, b in zip(engine.ticks, engine.ticks[1:], strict=False))
+    assert engine.finished == 1 and alerts.closed == 1 and changes.closed == 1
+
+
+def test_learning_window_then_enforcing() -> None:
+    learner = RecordingLearner()
+    before = RecordingEngine()
+    built: list[RecordingEngine] = []
+    learned: list[Any] = []
+
+    def enforce(baseline: Any) -> RecordingEngine:
+        engine = RecordingEngine(baseline)
+        built.append(engine)
+        return engine
+
+    analysis = Analysis(
+        Inventory(),
+        engine=before,
+        learner=learner,
+        learn_for=2.0,
+        enforce=enforce,
+        on_baseline=learned.append,
+    )
+    _, stats = run(analysis, POLLING)
+    assert stats.first_ts is not None
+    switch = stats.first_ts + 2.0
+    assert len(built) == 1 and learned == [built[0].baseline] == [{"events": len(learner.events)}]
+    # The learner saw protocol events of the first 2 s only (the switch happens at the first frame
+    # at or after first_ts + 2), and the enforcing engine everything after.
+    assert learner.events and all(event.ts < switch for event in learner.events)
+    assert built[0].events and all(event.ts >= switch for event in built[0].events)
+    assert before.finished == 1 and built[0].finished == 1
+    assert analysis.switched_at is not None and analysis.switched_at >= switch
+
+
+def test_window_longer_than_the_capture_learns_everything() -> None:
+    learner = RecordingLearner()
+    learned: list[Any] = []
+    analysis = Analysis(
+        Inventory(), learner=learner, learn_for=3600.0, enforce=RecordingEngine, on_baseline=learned.append
+    )
+    _, stats = run(analysis, POLLING)
+    assert learned == [{"events": stats.events}] and analysis.switched_at is None
+
+
+def test_asset_cap_raises_one_anomaly() -> None:
+    analysis = Analysis(Inventory(InventoryConfig(max_assets=1)), engine=RecordingEngine())
+    records, stats = run(analysis, PCAPS / "dnp3" / "crafted_objects.pcap")
+    limits = [r for r in records.records if r.event_type == "anomaly" and r.code == ASSET_LIMIT]
+    assert len(limits) == 1 and stats.anomalies[ASSET_LIMIT] == 1 and stats.assets == 1
+
+
+def test_without_analysis_nothing_changes() -> None:
+    with_analysis, _ = run(Analysis(Inventory(), engine=RecordingEngine()), POLLING)
+    events = Collect()
+    Pipeline(
+        Config(dissect=DissectConfig(strict=True)), registry(), event_sinks=[events], flow_sinks=[events]
+    ).run(open_captures([str(POLLING)]))
+    assert events.records == with_analysis.records

@@ -1,0 +1,208 @@
+"""The baseline model: learning, ranges, caps, YAML round trip, diff."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ics_monitor.inventory import baseline as model
+from ics_monitor.inventory.baseline import Baseline, BaselineLearner, RangeSet
+from tests.unit.detect.records import CLIENT, SERVER, dnp3, flow, modbus, s7
+
+
+def _learned() -> Baseline:
+    learner = BaselineLearner()
+    for i in range(20):
+        ts = 1000.0 + i
+        learner.observe(modbus(3, ts=ts, frame=4 * i + 1, address=0, quantity=10))
+        learner.observe(
+            modbus(
+                3,
+                request=False,
+                ts=ts + 0.1,
+                frame=4 * i + 2,
+                address=0,
+                quantity=10,
+                values=tuple(range(i, i + 10)),
+            )
+        )
+        learner.observe(modbus(6, ts=ts + 0.5, frame=4 * i + 3, address=20, quantity=1, values=(100 + i,)))
+    learner.observe(dnp3(5, objects=({"group": 12, "variation": 1, "points": [{"index": 3}]},)))
+    learner.observe(dnp3(5, objects=({"group": 41, "variation": 2, "points": [{"index": 1, "value": 55}]},)))
+    learner.observe(
+        dnp3(129, request=False, objects=({"group": 30, "points": [{"index": 2, "value": 7.5}]},))
+    )
+    items = ({"area": 0x84, "db": 5, "address": 10, "length": 2, "transport_size": 4},)
+    learner.observe(s7(1, function_code=5, items=items, data_items=({"values": [42]},)))
+    learner.observe_flow(flow(dst_port=445, app_protocol="smb"))
+    learner.observe_flow(flow(src_ip="10.0.0.77", dst_port=502, state="rejected", payload=0))
+    return learner.baseline()
+
+
+def test_learner_builds_conversations_functions_ranges_values_polling() -> None:
+    baseline = _learned()
+    modbus_conversation = baseline.conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
+    assert modbus_conversation is not None
+    assert modbus_conversation.functions == {"3": ["FC3", 20], "6": ["FC6", 20]}
+    assert modbus_conversation.covered(modbus_conversation.modbus, (1, "holding_registers", "read"), 0, 9)
+    assert not modbus_conversation.covered(
+        modbus_conversation.modbus, (1, "holding_registers", "read"), 5, 10
+    )
+    assert modbus_conversation.covered(modbus_conversation.modbus, (1, "holding_registers", "write"), 20, 20)
+    assert modbus_conversation.value_range("written", "hr:1:20") == [100, 119]
+    assert modbus_conversation.value_range("read", "hr:1:0") == [0, 19]
+    poll = modbus_conversation.polling["3:1:0:10"]
+    assert poll.median == pytest.approx(1.0) and poll.spread == pytest.approx(0.0) and poll.count == 19
+    dnp3_conversation = baseline.conversation((CLIENT, SERVER, "tcp", 20000, "dnp3"))
+    assert dnp3_conversation is not None
+    assert dnp3_conversation.covered(dnp3_conversation.dnp3_points, (5, 12), 3, 3)
+    assert dnp3_conversation.value_range("written", "g41:1") == [55, 55]
+    assert dnp3_conversation.value_range("read", "g30:2") == [7.5, 7.5]
+    s7_conversation = baseline.conversation((CLIENT, SERVER, "tcp", 102, "s7comm"))
+    assert s7_conversation is not None
+    assert s7_conversation.covered(s7_conversation.s7, ("write", "DB5"), 10, 13)
+    assert s7_conversation.value_range("written", "DB5:10") == [42, 42]
+    assert baseline.knows_pair(CLIENT, SERVER) and not baseline.knows_pair(SERVER, CLIENT)
+    assert baseline.conversation((CLIENT, SERVER, "tcp", 445, "smb")) is not None
+    # A rejected connection attempt is not a conversation, and its client is no asset.
+    assert not baseline.knows_ip("10.0.0.77")
+    assert baseline.assets[0] == {"ip": CLIENT, "macs": ["00:11:22:33:44:55"]}
+
+
+def test_yaml_round_trip_is_exact_sorted_and_readable(tmp_path: Path) -> None:
+    baseline = _learned()
+    path = tmp_path / "baseline.yaml"
+    baseline.save(path)
+    text = path.read_text()
+    assert text.startswith("# ics-monitor baseline")
+    assert "hr:1:20: [100, 119]" in text and "[[0, 9]]" in text
+    # Numbers in keys sort as numbers, so an analyst finds address 9 before 10.
+    conversation = model.Conversation("a", "b", "tcp", 502, "modbus")
+    for point in ("hr:1:10", "hr:1:9", "co:2:1"):
+        conversation.add_value("read", point, 1)
+    for code in ("16", "3"):
+        conversation.count_function(code, "F")
+    as_dict = conversation.to_dict()
+    assert list(as_dict["values"]["read"]) == ["co:2:1", "hr:1:9", "hr:1:10"]
+    assert list(as_dict["functions"]) == ["3", "16"]
+    data = yaml.safe_load(text)
+    assert list(data) == ["format", "learned", "assets", "conversations"]
+    loaded = Baseline.load(path)
+    assert loaded.to_dict() == baseline.to_dict()
+    assert loaded.to_yaml() == text
+    assert baseline.diff(loaded) == [] and baseline.diff(loaded, counts=True) == []
+
+
+def test_hand_edited_baseline_and_bad_files(tmp_path: Path) -> None:
+    path = tmp_path / "b.yaml"
+    path.write_text(
+        "format: ics-monitor-baseline/1\nconversations:\n  x:\n    client: 1.1.1.1\n    server: 2.2.2.2\n"
+        "    transport: tcp\n    port: 502\n    protocol: modbus\n    functions: {'3': {name: READ}}\n"
+    )
+    loaded = Baseline.load(path)
+    conversation = loaded.conversation(("1.1.1.1", "2.2.2.2", "tcp", 502, "modbus"))
+    assert conversation is not None and conversation.knows_function("3")
+    assert loaded.knows_ip("1.1.1.1")
+    path.write_text("format: other\n")
+    with pytest.raises(ValueError, match="not an ics-monitor baseline"):
+        Baseline.load(path)
+    path.write_text("format: [\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        Baseline.load(path)
+
+
+def test_diff_reports_additions_removals_and_changes() -> None:
+    before = _learned()
+    learner = BaselineLearner()
+    learner.observe(modbus(3, address=0, quantity=10))
+    learner.observe(modbus(16, address=40, quantity=2, values=(1, 2)))
+    after = learner.baseline()
+    lines = after.diff(before)
+    assert any(line.startswith("+ conversations.10.0.0.5 -> 10.0.0.9 dnp3 tcp/20000") for line in lines)
+    assert any(
+        line.startswith("- conversations.10.0.0.5 -> 10.0.0.9 modbus tcp/502.functions.16.name")
+        for line in lines
+    )
+    assert not any(".count" in line or ".requests" in line for line in lines)
+    assert any(".requests" in line for line in after.diff(before, counts=True))
+
+
+def test_range_set_merges_and_coalesces() -> None:
+    ranges = RangeSet()
+    for start, end in ((10, 12), (20, 25), (13, 14), (0, 3), (4, 4), (24, 30)):
+        ranges.add(start, end)
+    assert ranges.to_list() == [[0, 4], [10, 14], [20, 30]]
+    assert ranges.covers(11, 14) and not ranges.covers(14, 20) and not ranges.covers(5, 5)
+    many = RangeSet()
+    for i in range(model.MAX_RANGES + 10):
+        many.add(i * 10, i * 10)
+    assert len(many) == model.MAX_RANGES
+    assert all(many.covers(i * 10, i * 10) for i in range(model.MAX_RANGES + 10))
+
+
+@given(st.lists(st.tuples(st.integers(0, 500), st.integers(0, 20)), max_size=200))
+def test_range_set_covers_everything_added(spans: list[tuple[int, int]]) -> None:
+    ranges = RangeSet()
+    for start, width in spans:
+        ranges.add(start, start + width)
+    for start, width in spans:
+        assert ranges.covers(start, start + width)
+    flat = ranges.to_list()
+    assert all(a[1] + 1 < b[0] for a, b in itertools.pairwise(flat))
+
+
+def test_memory_is_capped_by_conversations_not_packets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model, "MAX_CONVERSATIONS", 3)
+    learner = BaselineLearner()
+    for i in range(5000):
+        learner.observe(
+            modbus(
+                16,
+                address=i * 3,
+                quantity=1,
+                values=(i,),
+                ts=1000.0 + i,
+                frame=i,
+                client=f"10.1.0.{i % 10}",
+                flow_id=f"f{i % 10}",
+            )
+        )
+    assert len(learner.conversations) == 3
+    conversation = next(iter(learner.conversations.values()))
+    assert len(conversation.values) <= model.MAX_VALUE_POINTS
+    assert all(len(r) <= model.MAX_RANGES for r in conversation.modbus.values())
+    assert all(len(p.intervals) <= model.MAX_INTERVALS for p in conversation.polling.values())
+
+
+def test_non_protocol_records_are_ignored() -> None:
+    from tests.unit.detect.records import anomaly
+
+    learner = BaselineLearner()
+    learner.observe(anomaly("modbus.length_mismatch"))
+    assert learner.baseline().to_dict()["conversations"] == {} and learner.events == 0
+
+
+def test_arp_senders_are_known_assets() -> None:
+    from ics_monitor.events.base import ArpEvent
+
+    learner = BaselineLearner()
+    learner.observe(
+        ArpEvent(
+            ts=1.0,
+            frame=1,
+            operation=1,
+            operation_name="request",
+            sender_mac="00:90:e8:0a:0b:01",
+            sender_ip="192.168.10.1",
+            target_mac="00:00:00:00:00:00",
+            target_ip="192.168.10.11",
+        )
+    )
+    baseline = learner.baseline()
+    assert baseline.knows_ip("192.168.10.1") and baseline.knows_mac("00:90:e8:0a:0b:01")
+    assert not baseline.knows_ip("192.168.10.11") and learner.events == 0

@@ -1,0 +1,179 @@
+"""The embedded store: reopen, alert dedup by id, assets, history, baselines, runs, errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from ics_monitor.alerts.record import Alert, make_alert_id, updated
+from ics_monitor.core.errors import IcsMonitorError
+from ics_monitor.inventory.assets import AssetChange, Inventory
+from ics_monitor.sinks.logs import AppendLog, alert_log
+from ics_monitor.sinks.sqlite import BATCH_ROWS, SCHEMA_VERSION, Store, StoreError
+
+
+def alert(
+    rule_id: str = "ICS-1001", key: str = "10.0.0.1>10.0.0.2", ts: float = 100.0, **overrides: Any
+) -> Alert:
+    fields: dict[str, Any] = {
+        "alert_id": make_alert_id(rule_id, key, ts),
+        "rule_id": rule_id,
+        "rule_name": "s7_plc_stop",
+        "title": "S7 PLC stop",
+        "severity": 4,
+        "severity_name": "critical",
+        "category": "command",
+        "protocol": "s7comm",
+        "tactic": ({"id": "TA0107", "name": "Inhibit Response Function"},),
+        "technique": ({"id": "T0816", "name": "Device Restart/Shutdown", "id_v19": "T0816", "name_v19": ""},),
+        "explanation": "10.0.0.1 stopped the PLC 10.0.0.2.",
+        "evidence": {"function": "PLC_STOP", "frames": (3, 4)},
+        "key": key,
+        "src_ip": "10.0.0.1",
+        "src_port": 40000,
+        "dst_ip": "10.0.0.2",
+        "dst_port": 102,
+        "ts": ts,
+        "last_ts": ts,
+        "frames": (3,),
+    }
+    fields.update(overrides)
+    return Alert(**fields)
+
+
+def change(asset_id: str = "a1", before: Any = "V2.1", after: Any = "V3.0") -> AssetChange:
+    return AssetChange(
+        kind="identity_change",
+        asset_id=asset_id,
+        ip="10.0.0.2",
+        mac=None,
+        field="revision",
+        before=before,
+        after=after,
+        ts=20.0,
+        frame=7,
+    )
+
+
+def test_reopen_keeps_everything(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with Store(state) as store:
+        run = store.begin_run("replay", "detect", ["a.pcap"])
+        store.emit(alert())
+        store.emit(change())
+        store.save_assets(
+            [{"asset_id": "a1", "ip": "10.0.0.2", "roles": ["s7_plc"], "first_seen": 1.0, "last_seen": 2.0}]
+        )
+        store.finish_run({"frames": 10, "first_ts": 1.0, "last_ts": 200.0})
+    with Store(state, create=False) as store:
+        assert [a["rule_id"] for a in store.alerts()] == ["ICS-1001"]
+        assert store.load_assets()[0]["roles"] == ["s7_plc"]
+        assert store.asset_changes("a1")[0] | {"run_id": run} == {
+            "run_id": run,
+            "ts": 20.0,
+            "frame": 7,
+            "asset_id": "a1",
+            "kind": "identity_change",
+            "field": "revision",
+            "before": "V2.1",
+            "after": "V3.0",
+        }
+        assert store.runs()[0]["captures"] == ["a.pcap"] and store.runs()[0]["frames"] == 10
+        assert store.latest_capture_time() == 200.0
+
+
+def test_alert_updates_and_replays_do_not_double(tmp_path: Path) -> None:
+    first = alert(ts=100.0)
+    with Store(tmp_path) as store:
+        store.begin_run("replay", "detect", [])
+        store.emit(first)
+        store.flush()
+        # The throttle's update of the same alert: same id, more occurrences, later last_ts.
+        store.emit(updated(first, last_ts=160.0, count=12, frames=(3, 9, 11)))
+        store.flush()
+        # The same capture replayed: the first record again (count 1) must not shrink anything.
+        store.emit(first)
+        stored = store.alerts()
+    assert len(stored) == 1
+    assert (stored[0]["count"], stored[0]["ts"], stored[0]["last_ts"]) == (12, 100.0, 160.0)
+    assert stored[0]["frames"] == [3, 9, 11]  # the record of the largest count
+
+
+def test_many_alerts_are_written_in_batches(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        for index in range(BATCH_ROWS * 2 + 5):
+            store.emit(alert(key=f"k{index}", ts=100.0 + index, severity=1 + index % 4))
+        assert store.alerts_written == BATCH_ROWS * 2  # two full batches flushed on their own
+        high = store.alerts(min_severity=3)
+        recent = store.alerts(since=100.0 + BATCH_ROWS * 2)
+    assert {a["severity"] for a in high} == {3, 4} and len(high) == (BATCH_ROWS * 2 + 5) // 2
+    assert len(recent) == 5
+    assert [a["severity"] for a in high] == sorted((a["severity"] for a in high), reverse=True)
+
+
+def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
+    Store(tmp_path).shutdown()
+    db = sqlite3.connect(tmp_path / "store.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="newer ics-monitor"):
+        Store(tmp_path)
+
+
+def test_missing_store_and_bad_directory_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no store in") as missing:
+        Store(tmp_path / "nothing", create=False)
+    assert isinstance(missing.value, IcsMonitorError)
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(StoreError, match="not a directory"):
+        Store(not_a_dir)
+
+
+def test_baseline_copy(tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text("format: test\nassets: []\n")
+    with Store(tmp_path / "s") as store:
+        assert store.latest_baseline() is None
+        digest = store.save_baseline(baseline)
+        latest = store.latest_baseline()
+    assert latest is not None and latest["content"] == "format: test\nassets: []\n"
+    assert latest["sha256"] == digest and len(digest) == 64 and latest["path"] == str(baseline)
+
+
+def test_assets_of_a_real_inventory_round_trip(tmp_path: Path) -> None:
+    from tests.conftest import PCAPS
+    from tests.unit.inventory.helpers import inventory_of
+
+    inventory, changes, _ = inventory_of(PCAPS / "dnp3" / "crafted_objects.pcap")
+    with Store(tmp_path) as store:
+        for record in changes:
+            store.emit(record)
+        assert store.save_assets(asset.to_dict() for asset in inventory.assets()) == len(inventory)
+        loaded = store.load_assets()
+        history = store.asset_changes()
+    restored = Inventory()
+    restored.restore(loaded)
+    assert [a.to_dict() for a in restored.assets()] == [a.to_dict() for a in inventory.assets()]
+    assert [c["kind"] for c in history] == [c.kind for c in changes]
+
+
+def test_append_logs_accumulate(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.jsonl"
+    for _ in range(2):
+        log = alert_log(path)
+        log.emit(alert())
+        log.close()
+        log.close()  # the pipeline and the analysis may both close a shared log
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert len(lines) == 2 and lines[0]["technique"][0]["id"] == "T0816" and lines[0]["frames"] == [3]
+    events = AppendLog(tmp_path / "events.jsonl")
+    events.emit(change())
+    events.close()
+    assert orjson.loads((tmp_path / "events.jsonl").read_bytes())["event_type"] == "asset_change"
