@@ -135,6 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--packets", type=int, default=1_000_000)
     parser.add_argument("--protocols", default="modbus,dnp3,s7comm")
+    parser.add_argument("--no-es", action="store_true", help="skip the Elasticsearch path")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     have_tshark = shutil.which("tshark") is not None
@@ -217,6 +218,16 @@ def main() -> None:
             print(
                 f"  RSS 1M -> 3M packets: {rss_1m:.1f} MB -> {rss_3m:.1f} MB ({(rss_3m / rss_1m - 1) * 100:+.1f}%)"
             )
+    modbus_1m = OUT / "modbus_1m.pcap"
+    if not args.no_es and modbus_1m.is_file():
+        # Elasticsearch path (bench/bench_es.py): bulk docs/s, and replay with ES on vs JSON lines only.
+        print(
+            "elasticsearch (local node, started by bench_es.py unless ICS_MONITOR_ES_URL is set):", flush=True
+        )
+        count = sum(1 for _ in _iter_count(modbus_1m))
+        subprocess.run(
+            [sys.executable, str(REPO / "bench" / "bench_es.py"), str(modbus_1m), str(count)], check=True
+        )
 
 
 def _iter_count(path: Path):  # type: ignore[no-untyped-def]

@@ -1,0 +1,115 @@
+"""``make bench``, Elasticsearch path: bulk documents/s into a local node, and the replay rate with
+the Elasticsearch sink on compared with JSON lines only (target: within 20%).
+
+Uses ``$ICS_MONITOR_ES_URL`` when set, otherwise starts the test node (tests/support/elasticsearch.py,
+after ``.ci/install-es.sh``).  Each figure is wall clock in this process; the node shares the cores.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ics_monitor.capture import open_captures  # noqa: E402
+from ics_monitor.config import Config  # noqa: E402
+from ics_monitor.dissect import default_registry  # noqa: E402
+from ics_monitor.pipeline import Pipeline  # noqa: E402
+from ics_monitor.sinks import JsonLinesSink  # noqa: E402
+from ics_monitor.sinks.ecs import KINDS  # noqa: E402
+from ics_monitor.sinks.elasticsearch import (  # noqa: E402
+    ElasticsearchSettings,
+    ElasticsearchSink,
+    make_client,
+    setup_templates,
+)
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def emit(self, record: Any) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        pass
+
+
+def _settings(url: str, **extra: Any) -> ElasticsearchSettings:
+    return ElasticsearchSettings(
+        urls=(url,), index_prefix=f"bench{uuid.uuid4().hex[:8]}", close_timeout=600, **extra
+    )
+
+
+def _replay(capture: Path, es: ElasticsearchSink | None) -> float:
+    """Seconds to replay ``capture`` into JSON lines (+ ``es``), the sink drained at the end."""
+    extra = [es] if es is not None else []
+    events, flows = [JsonLinesSink(os.devnull), *extra], [JsonLinesSink(os.devnull), *extra]
+    started = time.perf_counter()
+    Pipeline(Config(), default_registry(), event_sinks=events, flow_sinks=flows).run(
+        open_captures([str(capture)])
+    )
+    return time.perf_counter() - started
+
+
+def run(capture: Path, url: str, packets: int) -> None:
+    # 1. Bulk throughput: protocol events of the capture (up to 200k) from emit to confirmed.
+    collect = _Collect()
+    Pipeline(Config(), default_registry(), event_sinks=[collect]).run(open_captures([str(capture)]))
+    documents = collect.records[:200_000]
+    settings = _settings(url, kinds=frozenset(KINDS))
+    setup_templates(make_client(settings), settings)
+    with tempfile.TemporaryDirectory() as state:
+        sink = ElasticsearchSink(settings, state)
+        started = time.perf_counter()
+        for record in documents:
+            sink.emit(record)
+        sink.close()
+        seconds = time.perf_counter() - started
+        delivered = sum(sink.stats.delivered.values())
+    print(
+        f"  elasticsearch bulk: {delivered:,} documents in {seconds:.1f} s = {delivered / seconds:,.0f} docs/s"
+    )
+
+    # 2. Replay rate, default kinds (alerts, assets, flows, anomalies): JSON lines only vs + Elasticsearch.
+    jsonl_only = _replay(capture, None)
+    settings = _settings(url)
+    setup_templates(make_client(settings), settings)
+    with tempfile.TemporaryDirectory() as state:
+        sink = ElasticsearchSink(settings, state)
+        with_es = _replay(capture, sink)
+        sent = sum(sink.stats.delivered.values())
+    ratio = with_es / jsonl_only
+    print(
+        f"  replay {packets:,} packets: JSON lines {packets / jsonl_only:,.0f} pkt/s, "
+        f"+ Elasticsearch ({sent:,} docs, drained) {packets / with_es:,.0f} pkt/s: "
+        f"{(ratio - 1) * 100:+.1f}% time ({'within' if ratio <= 1.2 else 'OUTSIDE'} the 20% target)"
+    )
+
+
+def main(capture: Path, packets: int) -> None:
+    url = os.environ.get("ICS_MONITOR_ES_URL")
+    node = None
+    if not url:
+        from tests.support.elasticsearch import ElasticsearchNode
+
+        node = ElasticsearchNode("ics-monitor-bench")
+        node.start()
+        url = node.url
+    try:
+        run(capture, url, packets)
+    finally:
+        if node is not None:
+            node.destroy()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 0)

@@ -1,0 +1,396 @@
+"""The Elasticsearch sink against a real Elasticsearch (tests/support/elasticsearch.py starts one).
+
+Alerts: the detection engine has no shipped rules yet, so ``WriteAlerts`` (below) stands in for it:
+it makes real ``Alert`` records (the alert module's record, ids and throttle, so updates of one alert
+happen as in production) for every write request in the captures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+from typer.testing import CliRunner
+
+from ics_monitor.alerts.attack import tactic_refs, technique_refs
+from ics_monitor.alerts.record import Alert, make_alert_id
+from ics_monitor.alerts.throttle import Throttle
+from ics_monitor.capture import open_captures
+from ics_monitor.cli.es_commands import es_app
+from ics_monitor.config import Config
+from ics_monitor.dissect import default_registry
+from ics_monitor.pipeline import Pipeline
+from ics_monitor.sinks import JsonLinesSink
+from ics_monitor.sinks.ecs import KINDS, EcsMapper, Observer
+from ics_monitor.sinks.elasticsearch import (
+    REJECTED,
+    ElasticsearchSettings,
+    ElasticsearchSink,
+    make_client,
+    setup_templates,
+)
+from tests.conftest import PCAPS
+from tests.support.elasticsearch import ElasticsearchNode, elasticsearch_url, free_port, private_node
+
+__all__ = ["elasticsearch_url", "private_node"]  # fixtures used by the tests below
+
+pytestmark = [pytest.mark.elasticsearch, pytest.mark.xdist_group("elasticsearch")]
+
+CAPTURES = sorted((PCAPS / "modbus").glob("*.pcap")) + sorted((PCAPS / "dnp3").glob("*.pcap"))
+WRITES = {"modbus": {5, 6, 15, 16, 22, 23}, "dnp3": {2, 3, 4, 5, 6}}
+KIND_OF_TYPE = {"flow": "flow", "anomaly": "anomaly", "alert": "alert"}
+
+
+class WriteAlerts:
+    """Stand-in detector: one alert per (client, server, function) write, throttled like DET's."""
+
+    def __init__(self, targets: list[Any], window: float = 0.5) -> None:
+        self.targets = targets
+        self.window = window
+        self.throttle = Throttle()
+        self.alerts: list[Alert] = []
+
+    def _out(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            self.alerts.append(alert)
+            for target in self.targets:
+                target.emit(alert)
+
+    def emit(self, record: Any) -> None:
+        functions = WRITES.get(record.event_type)
+        if not functions or record.direction != "request" or record.function_code not in functions:
+            return
+        key = f"{record.src_ip}>{record.dst_ip}:{record.function_code}"
+        alert = Alert(
+            alert_id=make_alert_id("ICS-9001", key, record.ts),
+            rule_id="ICS-9001",
+            rule_name="test_write",
+            title=f"{record.event_type} write request",
+            severity=2,
+            severity_name="medium",
+            category="command",
+            protocol=record.event_type,
+            tactic=tactic_refs(["TA0106"]),
+            technique=technique_refs(["T0855"]),
+            explanation=f"{record.src_ip} sent {record.function} to {record.dst_ip}",
+            evidence={"function_code": record.function_code, "frame": record.frame},
+            key=key,
+            flow_id=record.flow_id,
+            src_ip=record.src_ip,
+            src_port=record.src_port,
+            dst_ip=record.dst_ip,
+            dst_port=record.dst_port,
+            ts=record.ts,
+            last_ts=record.ts,
+            frames=(record.frame,),
+        )
+        self._out(self.throttle.offer(alert, self.window))
+
+    def close(self) -> None:
+        self._out(self.throttle.flush())
+
+
+def new_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def settings_for(url: str, prefix: str, **overrides: Any) -> ElasticsearchSettings:
+    values: dict[str, Any] = {
+        "urls": (url,),
+        "index_prefix": prefix,
+        "kinds": frozenset(KINDS),
+        "backoff_initial": 0.1,
+        "backoff_max": 2.0,
+        "close_timeout": 120.0,
+        "request_timeout": 10.0,
+        "observer_name": "test-sensor",
+    }
+    values.update(overrides)
+    return ElasticsearchSettings(**values)
+
+
+def frames(paths: list[Path]) -> Iterator[tuple[float, int, bytes, int]]:
+    yield from open_captures(str(path) for path in paths)
+
+
+class CloseOnce:
+    """A sink given to the pipeline as event and flow sink is closed twice; the JSON file once."""
+
+    def __init__(self, sink: JsonLinesSink) -> None:
+        self.sink = sink
+        self.closed = False
+
+    def emit(self, record: Any) -> None:
+        self.sink.emit(record)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sink.close()
+
+
+def replay(sink: ElasticsearchSink, jsonl_path: Path, source: Any, *, alerts: bool = True) -> WriteAlerts:
+    jsonl = CloseOnce(JsonLinesSink(str(jsonl_path)))
+    detector = WriteAlerts([jsonl, sink])
+    event_sinks: list[Any] = [detector, jsonl, sink] if alerts else [jsonl, sink]
+    Pipeline(Config(), default_registry(), event_sinks=event_sinks, flow_sinks=[jsonl, sink]).run(source)
+    return detector
+
+
+def expected_counts(jsonl_path: Path) -> tuple[Counter[str], dict[str, int]]:
+    """Documents per kind the JSON lines imply; alerts by id with their final count."""
+    counts: Counter[str] = Counter()
+    alert_counts: dict[str, int] = {}
+    for line in jsonl_path.read_text().splitlines():
+        record = json.loads(line)
+        event_type = record["event_type"]
+        if event_type == "alert":
+            alert_counts[record["alert_id"]] = max(alert_counts.get(record["alert_id"], 0), record["count"])
+        else:
+            counts[KIND_OF_TYPE.get(event_type, "event")] += 1
+    counts["alert"] = len(alert_counts)
+    return counts, alert_counts
+
+
+def es_counts(client: Elasticsearch, prefix: str) -> Counter[str]:
+    client.indices.refresh(index=f"{prefix}-*")
+    counts: Counter[str] = Counter()
+    for kind in KINDS:
+        counts[kind] = client.count(index=f"{prefix}-{kind}*", allow_no_indices=True)["count"]
+    return +counts
+
+
+def stored_alert_counts(client: Elasticsearch, prefix: str) -> dict[str, int]:
+    hits = client.search(index=f"{prefix}-alert-*", size=10_000, source=["ics.alert"])["hits"]["hits"]
+    return {hit["_id"]: hit["_source"]["ics"]["alert"]["count"] for hit in hits}
+
+
+def test_replay_documents_match_the_json_lines(elasticsearch_url: str, tmp_path: Path) -> None:
+    prefix = new_prefix()
+    settings = settings_for(elasticsearch_url, prefix)
+    client = make_client(settings)
+    assert len(setup_templates(client, settings)) == len(KINDS)
+    sink = ElasticsearchSink(settings, tmp_path / "state")
+    detector = replay(sink, tmp_path / "records.jsonl", frames(CAPTURES))
+    status = sink.status()
+    assert status["rejected"] == {} and status["spool_pending"] == 0, status
+
+    expected, alert_counts = expected_counts(tmp_path / "records.jsonl")
+    assert expected["event"] > 1000 and expected["alert"] > 20 and expected["anomaly"] > 10
+    assert any(count > 1 for count in alert_counts.values()), "the throttle made updates"
+    assert es_counts(client, prefix) == +expected
+    assert stored_alert_counts(client, prefix) == alert_counts, "every alert once, in its final state"
+
+    # Field types as mapped: ask the cluster, then query with the typed semantics.
+    mapping = client.indices.get_field_mapping(
+        index=f"{prefix}-flow-*",
+        fields=["source.ip", "network.bytes", "@timestamp", "network.transport", "event.duration"],
+    )
+    types = {
+        name: next(iter(field["mapping"].values()))["type"]
+        for index in mapping.body.values()
+        for name, field in index["mappings"].items()
+    }
+    assert types == {
+        "source.ip": "ip",
+        "network.bytes": "long",
+        "@timestamp": "date",
+        "network.transport": "keyword",
+        "event.duration": "long",
+    }
+    in_loopback = client.count(index=f"{prefix}-flow-*", query={"term": {"source.ip": "127.0.0.0/8"}})[
+        "count"
+    ]
+    loopback_flows = sum(
+        1
+        for line in (tmp_path / "records.jsonl").read_text().splitlines()
+        if (r := json.loads(line))["event_type"] == "flow" and r["src_ip"].startswith("127.")
+    )
+    assert in_loopback == loopback_flows > 0
+    big = client.count(index=f"{prefix}-flow-*", query={"range": {"network.bytes": {"gt": 1000}}})["count"]
+    assert 0 < big < expected["flow"]
+
+    # An analyst's search by ATT&CK technique finds the alerts, with rule and explanation.
+    found = client.search(
+        index=f"{prefix}-alert-*", query={"term": {"threat.technique.id": "T0855"}}, size=10_000
+    )["hits"]["hits"]
+    assert {hit["_id"] for hit in found} == set(alert_counts)
+    first = found[0]["_source"]
+    assert first["event"]["kind"] == "alert" and first["rule"]["id"] == "ICS-9001"
+    assert first["message"].endswith(first["destination"]["ip"])
+    assert first["observer"]["name"] == "test-sensor"
+    assert detector.alerts
+
+
+def test_outage_mid_replay_loses_and_duplicates_nothing(
+    private_node: ElasticsearchNode, tmp_path: Path
+) -> None:
+    prefix = new_prefix()
+    settings = settings_for(private_node.url, prefix, batch_size=50)
+    client = make_client(settings)
+    setup_templates(client, settings)
+    sink = ElasticsearchSink(settings, tmp_path / "state")
+    all_frames = list(frames(CAPTURES))
+    stop_at, start_at = len(all_frames) // 3, 2 * len(all_frames) // 3
+    seen: dict[str, Any] = {}
+
+    def outage() -> Iterator[tuple[float, int, bytes, int]]:
+        for number, frame in enumerate(all_frames):
+            if number == stop_at:
+                wait_for(lambda: sum(sink.stats.delivered.values()) > 0, "documents before the outage")
+                private_node.stop()
+                seen["delivered_before"] = sum(sink.stats.delivered.values())
+            if number == start_at:
+                wait_for(lambda: sink.stats.failed_attempts > 0, "a failed attempt during the outage")
+                seen["pending_in_outage"] = sink.spool.pending_items
+                private_node.start()
+            yield frame
+
+    replay(sink, tmp_path / "records.jsonl", outage())
+    status = sink.status()
+    assert status["failed_attempts"] > 0 and seen["pending_in_outage"] > 0, (status, seen)
+    assert status["spool_pending"] == 0 and status["rejected"] == {}, status
+    expected, alert_counts = expected_counts(tmp_path / "records.jsonl")
+    assert seen["delivered_before"] < sum(expected.values())
+    assert es_counts(client, prefix) == +expected
+    assert stored_alert_counts(client, prefix) == alert_counts
+
+
+def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_monitor_restart_with_a_full_spool_drains_it(elasticsearch_url: str, tmp_path: Path) -> None:
+    prefix = new_prefix()
+    state = tmp_path / "state"
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens: the cluster is "down"
+    down = settings_for(nowhere, prefix, close_timeout=1.0, spool_max_bytes=256 * 1024, batch_size=100)
+    first = ElasticsearchSink(down, state)
+    replay(first, tmp_path / "records.jsonl", frames(CAPTURES), alerts=False)
+    status = first.status()
+    received = sum(status["received"].values())
+    dropped = sum(status["spool_dropped"].values())
+    assert status["delivered"] == {} and dropped > 0, "the spool filled up and dropped the oldest"
+    assert status["spool_pending"] + dropped == received
+    assert list((state / "elasticsearch" / "spool").glob("*.spool")), "spooled on disk for the next run"
+
+    # The ids the kept documents must have: the newest ``spool_pending`` of the emitted sequence.
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    mapper = EcsMapper(Observer("test-sensor", "x"), prefix, KINDS)
+    # JSON lines were written in the order the sink got the records, i.e. the spool's order; a
+    # record and its JSON line give the same document id.
+    emitted_ids = [doc.id for doc in map(mapper.document, records) if doc]
+    kept_ids = set(emitted_ids[-status["spool_pending"] :])
+
+    # The monitor comes back with the cluster reachable: `es drain` empties the spool.
+    client = make_client(settings_for(elasticsearch_url, prefix))
+    setup_templates(client, settings_for(elasticsearch_url, prefix))
+    result = CliRunner().invoke(
+        es_app, ["drain", "--state", str(state), "--es-url", elasticsearch_url, "--timeout", "120", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["spool_pending"] == 0
+    assert sum(report["delivered"].values()) == status["spool_pending"]
+    client.indices.refresh(index=f"{prefix}-*")
+    hits = client.search(index=f"{prefix}-*", size=10_000, source=False)["hits"]["hits"]
+    assert {hit["_id"] for hit in hits} == kept_ids
+
+
+def test_mapping_conflict_goes_to_the_dead_letter_file(elasticsearch_url: str, tmp_path: Path) -> None:
+    prefix = new_prefix()
+    settings = settings_for(elasticsearch_url, prefix)
+    client = make_client(settings)
+    setup_templates(client, settings)
+    capture = [PCAPS / "modbus/pymodbus_all_functions.pcap"]
+    jsonl_records = []
+    sink_probe = EcsMapper(Observer("test-sensor", "x"), prefix, KINDS)
+    flow_indices = set()
+    for frame_record in _flows(capture):
+        jsonl_records.append(frame_record)
+        flow_indices.add(sink_probe.index_name("flow", frame_record.ts_start))
+    # Someone created the day's flow index by hand with a conflicting type for source.bytes.
+    for index in flow_indices:
+        client.indices.create(
+            index=index, mappings={"properties": {"source": {"properties": {"bytes": {"type": "ip"}}}}}
+        )
+    sink = ElasticsearchSink(settings, tmp_path / "state")
+    replay(sink, tmp_path / "records.jsonl", frames(capture), alerts=False)
+    status = sink.status()
+    flows = len(jsonl_records)
+    assert status["rejected"] == {"flow": flows} and status["spool_pending"] == 0, status
+    dead = [
+        json.loads(line)
+        for line in (tmp_path / "state/elasticsearch/dead-letter.jsonl").read_text().splitlines()
+    ]
+    assert len(dead) == flows
+    for entry in dead:
+        assert entry["kind"] == "flow" and entry["status"] == 400
+        assert "parsing_exception" in entry["reason"] and "source.bytes" in entry["reason"]
+        assert entry["document"]["source"]["bytes"] >= 0 and entry["index"] in flow_indices
+    assert [a.code for a in sink.anomalies] == [REJECTED] * flows
+    client.indices.refresh(index=f"{prefix}-*")
+    raised = client.count(index=f"{prefix}-anomaly-*", query={"term": {"ics.anomaly.code": REJECTED}})[
+        "count"
+    ]
+    assert raised == flows
+    expected, _ = expected_counts(tmp_path / "records.jsonl")
+    assert client.count(index=f"{prefix}-event-*")["count"] == expected["event"]
+
+
+def _flows(paths: list[Path]) -> list[Any]:
+    class Collect:
+        def __init__(self) -> None:
+            self.records: list[Any] = []
+
+        def emit(self, record: Any) -> None:
+            self.records.append(record)
+
+        def close(self) -> None:
+            pass
+
+    collect = Collect()
+    Pipeline(Config(), default_registry(), dissect="detect", flow_sinks=[collect]).run(frames(paths))
+    return collect.records
+
+
+def test_es_setup_and_check_commands(elasticsearch_url: str) -> None:
+    prefix = new_prefix()
+    runner = CliRunner()
+    base = ["--es-url", elasticsearch_url, "--es-index-prefix", prefix]
+    before = runner.invoke(es_app, ["check", *base, "--json"])
+    assert before.exit_code == 1, before.output
+    assert set(json.loads(before.stdout)["templates"].values()) == {"missing"}
+    setup = runner.invoke(es_app, ["setup", *base])
+    assert setup.exit_code == 0, setup.output
+    assert f"{prefix}-alert: current" in setup.stdout
+    after = runner.invoke(es_app, ["check", *base, "--json"])
+    assert after.exit_code == 0, after.output
+    report = json.loads(after.stdout)
+    assert set(report["templates"].values()) == {"current"}
+    assert report["version"].startswith(("8.", "9.")) and report["status"] in ("yellow", "green")
+
+
+def test_unreachable_cluster_is_one_line_and_secrets_stay_hidden() -> None:
+    port = free_port()
+    url = f"http://elastic:s3cr3t-pw@127.0.0.1:{port}"
+    result = CliRunner().invoke(es_app, ["check", "--es-url", url])
+    assert result.exit_code == 2, result.output
+    assert "s3cr3t" not in result.output
+    assert "cannot use Elasticsearch at http://elastic:***@127.0.0.1" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    keyed = CliRunner().invoke(
+        es_app, ["check", "--es-url", f"http://127.0.0.1:{port}", "--es-api-key", "k3y-s3cr3t"]
+    )
+    assert keyed.exit_code == 2 and "k3y" not in keyed.output
