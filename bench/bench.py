@@ -36,6 +36,12 @@ TEMPLATES: dict[str, tuple[list[Path], str]] = {
         [REPO / "pcaps/modbus/pymodbus_all_functions.pcap", SHARED / "stacks/modbus_pymodbus.pcap"],
         "modbus.func_code",
     ),
+    # HMI-style polling (FC 3 and FC 1 every 100 ms, with TCP ACKs): the traffic most Modbus
+    # networks carry, beside the every-function mix above.
+    "modbus_polling": (
+        [REPO / "pcaps/modbus/pymodbus_polling.pcap"],
+        "modbus.func_code",
+    ),
     "dnp3": (
         [REPO / "pcaps/dnp3/opendnp3_session.pcap", SHARED / "stacks/dnp3_yadnp3_clean.pcap"],
         "dnp3.al.func",
@@ -134,7 +140,7 @@ def measure(command: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--packets", type=int, default=1_000_000)
-    parser.add_argument("--protocols", default="modbus,dnp3,s7comm")
+    parser.add_argument("--protocols", default="modbus,modbus_polling,dnp3,s7comm")
     parser.add_argument("--no-es", action="store_true", help="skip the Elasticsearch path")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
