@@ -77,6 +77,8 @@ def ethernet(pkt: Packet, data: bytes, off: int, report: Report) -> tuple[int, i
     dst, src, ether_type = _ETH.unpack_from(data, off)
     pkt.dst_mac = dst
     pkt.src_mac = src
+    if ether_type == ETH_IPV4:
+        return off + 14, ETH_IPV4  # the common case, without a call for tags and labels
     return ether_type_chain(pkt, data, off + 14, ether_type, report)
 
 
