@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from rich.console import Console
 
 from ics_monitor import __version__
 from ics_monitor.capture import MergedSource, open_captures
+from ics_monitor.capture.live import DEFAULT_SNAPLEN, LiveSource, stop_on_signals
 from ics_monitor.cli.es_commands import es_app
 from ics_monitor.cli.render import (
     ProgressReporter,
@@ -238,50 +240,94 @@ def _check_file(path: Path | None, what: str) -> None:
         raise ConfigError(f"{path}: no such {what} file")
 
 
+Learn = Annotated[
+    bool, typer.Option("--learn", help="Learn the baseline from this traffic (always-on detectors run).")
+]
+LearnFor = Annotated[
+    str | None,
+    typer.Option(
+        "--learn-for",
+        metavar="DURATION",
+        help="Learn over the first DURATION of capture time (e.g. 10m), then enforce the result.",
+    ),
+]
+BaselineFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--baseline",
+        help="Baseline YAML to enforce (default: the state's), or to write with --learn/--learn-for.",
+    ),
+]
+Rules = Annotated[Path | None, typer.Option("--rules", help="Rules directory (default: shipped).")]
+Zones = Annotated[Path | None, typer.Option("--zones", help="zones.yaml: subnets, levels, conduits.")]
+Events = Annotated[
+    bool, typer.Option("--events/--no-events", help="Append protocol events and flows to events.jsonl.")
+]
+Limit = Annotated[int, typer.Option(help="Rows in the assets and alerts tables.")]
+
+
 @app.command()
 def replay(
     captures: Captures,
     state: State = Path(DEFAULT_STATE_DIR),
-    learn: Annotated[
-        bool,
-        typer.Option("--learn", help="Learn the baseline from these captures (always-on detectors run)."),
-    ] = False,
-    learn_for: Annotated[
-        str | None,
-        typer.Option(
-            "--learn-for",
-            metavar="DURATION",
-            help="Learn over the first DURATION of capture time (e.g. 10m), then enforce the result.",
-        ),
-    ] = None,
-    baseline: Annotated[
-        Path | None,
-        typer.Option(
-            "--baseline",
-            help="Baseline YAML to enforce (default: the state's), or to write with --learn/--learn-for.",
-        ),
-    ] = None,
-    rules: Annotated[Path | None, typer.Option("--rules", help="Rules directory (default: shipped).")] = None,
-    zones: Annotated[
-        Path | None, typer.Option("--zones", help="zones.yaml: subnets, levels, conduits.")
-    ] = None,
-    events: Annotated[
-        bool, typer.Option("--events/--no-events", help="Append protocol events and flows to events.jsonl.")
-    ] = True,
-    limit: Annotated[int, typer.Option(help="Rows in the assets and alerts tables.")] = 30,
+    learn: Learn = False,
+    learn_for: LearnFor = None,
+    baseline: BaselineFile = None,
+    rules: Rules = None,
+    zones: Zones = None,
+    events: Events = True,
+    limit: Limit = 30,
 ) -> None:
     """Replay captures: build the asset inventory, learn or enforce the baseline, raise alerts, store all.
 
     Without --learn/--learn-for the baseline (--baseline FILE, else the state's baseline.yaml) is
     enforced when there is one; with none, only the always-on detectors run.
     """
+    window = _check_analysis_options(learn, learn_for, rules, zones)
+    source = _open(captures)
+    _analyse(
+        "replay",
+        [str(path) for path in captures],
+        lambda pipeline: _run(pipeline, source),
+        state=state,
+        learn=learn,
+        window=window,
+        baseline=baseline,
+        rules=rules,
+        zones=zones,
+        events=events,
+        limit=limit,
+    )
+
+
+def _check_analysis_options(
+    learn: bool, learn_for: str | None, rules: Path | None, zones: Path | None
+) -> float | None:
+    """Check the options replay and live share before any capture starts; return the learning window."""
     if learn and learn_for is not None:
         raise ConfigError("--learn and --learn-for exclude each other")
     window = parse_duration(learn_for) if learn_for is not None else None
     if rules is not None and not rules.is_dir():
         raise ConfigError(f"{rules}: no such rules directory")
     _check_file(zones, "zones")
-    source = _open(captures)
+    return window
+
+
+def _analyse(
+    command: str,
+    inputs: list[str],
+    run: Callable[[Pipeline], RunStats],
+    *,
+    state: Path,
+    learn: bool,
+    window: float | None,
+    baseline: Path | None,
+    rules: Path | None,
+    zones: Path | None,
+    events: bool,
+    limit: int,
+) -> RunStats:
+    """The analysis replay and live share: inventory, baseline, detection and store around ``run``."""
     store = Store(state)
     baseline_file = baseline if baseline is not None else store.baseline_path
     if learn:
@@ -302,7 +348,7 @@ def replay(
         saved.append(str(baseline_file))
 
     with store:
-        store.begin_run("replay", mode, (str(path) for path in captures))
+        store.begin_run(command, mode, inputs)
         inventory = Inventory(config.inventory)
         inventory.restore(store.load_assets())
         known_alerts = store.alert_ids()
@@ -330,7 +376,7 @@ def replay(
             analysis=analysis,
         )
         try:
-            stats = _run(pipeline, source)
+            stats = run(pipeline)
         finally:
             assets = inventory.assets()
             store.save_assets(asset.to_dict() for asset in assets)
@@ -350,6 +396,76 @@ def replay(
             limit=limit,
         )
     _check_errors(stats)
+    return stats
+
+
+@app.command()
+def live(
+    interfaces: Annotated[
+        list[str],
+        typer.Option(
+            "-i", "--interface", metavar="IFACE", help="Interface to sniff promiscuously (repeat for more)."
+        ),
+    ],
+    state: State = Path(DEFAULT_STATE_DIR),
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION", help="Stop after this long (e.g. 300, 15m); default: until a signal."
+        ),
+    ] = None,
+    snaplen: Annotated[
+        int, typer.Option("-s", "--snaplen", help="Bytes kept per frame (default: whole frames).")
+    ] = DEFAULT_SNAPLEN,
+    bpf: Annotated[
+        str | None,
+        typer.Option("--bpf", metavar="FILTER", help="Kernel filter in tcpdump syntax (needs tcpdump)."),
+    ] = None,
+    learn: Learn = False,
+    learn_for: LearnFor = None,
+    baseline: BaselineFile = None,
+    rules: Rules = None,
+    zones: Zones = None,
+    events: Events = True,
+    limit: Limit = 30,
+) -> None:
+    """Sniff interfaces (a SPAN/mirror port) and analyse live, as replay does; SIGINT/SIGTERM end it cleanly.
+
+    Needs CAP_NET_RAW only (root, or `setcap cap_net_raw+ep` on the interpreter).  Inventory, alerts
+    and the baseline are flushed to the state directory when the capture ends; the kernel's drop
+    counters are printed then.
+    """
+    window = _check_analysis_options(learn, learn_for, rules, zones)
+    seconds = parse_duration(duration) if duration is not None else None
+    source = LiveSource(interfaces, snaplen=snaplen, duration=seconds, bpf=bpf)
+
+    def run(pipeline: Pipeline) -> RunStats:
+        with stop_on_signals(source):
+            stderr.print(f"listening on {', '.join(interfaces)}", highlight=False)
+            try:
+                return pipeline.run(source)
+            finally:
+                pipeline.stats.errors = list(source.errors)
+                for name, figures in source.statistics().items():
+                    stderr.print(
+                        f"{name}: {figures['kernel_packets']:,} packets seen by the kernel, "
+                        f"{figures['kernel_drops']:,} dropped by the kernel",
+                        highlight=False,
+                    )
+
+    _analyse(
+        "live",
+        list(interfaces),
+        run,
+        state=state,
+        learn=learn,
+        window=window,
+        baseline=baseline,
+        rules=rules,
+        zones=zones,
+        events=events,
+        limit=limit,
+    )
 
 
 def _figures(stats: RunStats, mode: str) -> dict[str, Any]:

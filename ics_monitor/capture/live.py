@@ -1,0 +1,301 @@
+"""Live frame source: promiscuous capture from network interfaces through Linux AF_PACKET sockets.
+
+One ``SOCK_RAW`` packet socket per interface, bound to the interface and ``ETH_P_ALL`` in the same
+call (a socket made with protocol ``ETH_P_ALL`` would receive every interface's traffic until it is
+bound).  Each socket is put in promiscuous mode with ``PACKET_ADD_MEMBERSHIP`` (reference-counted
+by the kernel and undone when the socket closes, unlike setting IFF_PROMISC on the device), gets
+kernel receive timestamps (``SO_TIMESTAMPNS``) and a large receive buffer.  Frames come out as the
+same ``(ts, link_type, data, wire_len)`` tuples as the file readers, so the pipeline cannot tell a
+live run from a replay.
+
+Per received packet (``recvmsg_into`` with ``MSG_TRUNC``)::
+
+    buffer (snaplen bytes)           return value            ancillary data
+    +---------------------------+    +------------------+    +--------------------------------+
+    | frame bytes, cut at snaplen|   | length on the wire|   | SCM_TIMESTAMPNS: tv_sec tv_nsec |
+    +---------------------------+    +------------------+    +--------------------------------+
+
+An optional BPF filter (tcpdump syntax, compiled by ``tcpdump -ddd``) is attached before bind.
+Kernel drop counters come from ``PACKET_STATISTICS`` (each read resets them, so they are summed).
+Iteration ends when ``stop()`` is called (from a signal handler: see ``stop_on_signals``) or after
+``duration`` seconds; the sockets are closed then.  It needs CAP_NET_RAW and nothing else.  It must
+not change any interface's settings (no IFF_PROMISC, no up/down) and must not decode frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import selectors
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+
+from ics_monitor.core.errors import CaptureError, ConfigError
+
+Frame = tuple[float, int, bytes, int]  # (ts, link_type, data, wire_len), as capture.files
+
+# Linux <linux/if_packet.h>, <linux/if_ether.h>, <asm-generic/socket.h>; Python names few of them.
+SOL_PACKET = 263
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_PROMISC = 1
+PACKET_STATISTICS = 6
+ETH_P_ALL = 0x0003
+SO_TIMESTAMPNS = 35
+SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33
+BPF_MAXINSNS = 4096
+SCM_TIMESTAMPNS = SO_TIMESTAMPNS
+_MREQ = struct.Struct("iHH8s")  # struct packet_mreq: ifindex, type, alen, address
+_STATS = struct.Struct("II")  # struct tpacket_stats: tp_packets, tp_drops
+_TIMESPEC = struct.Struct("qq")  # struct timespec on 64-bit Linux
+_INSTRUCTION = struct.Struct("HBBI")  # struct sock_filter: code, jt, jf, k
+_PROGRAM = struct.Struct("@HP")  # struct sock_fprog: len, pointer to the instructions
+
+PACKET_OUTGOING = 4  # sockaddr_ll.sll_pkttype of a frame this host sent
+# ARPHRD_* device types (/sys/class/net/IF/type) whose frames start with an Ethernet header.
+ARPHRD_ETHER = 1
+ARPHRD_LOOPBACK = 772
+_ETHERNET_TYPES = {ARPHRD_ETHER, ARPHRD_LOOPBACK}
+LINKTYPE_ETHERNET = 1
+
+DEFAULT_SNAPLEN = 262144  # tcpdump's default: whole frames, GRO/GSO super-frames included
+MIN_SNAPLEN = 64
+RECEIVE_BUFFER = 32 << 20  # per socket; past net.core.rmem_max only with SO_RCVBUFFORCE (CAP_NET_ADMIN)
+BATCH = 256  # packets read from one socket per wake-up before the others get their turn
+POLL_SECONDS = 0.2  # how soon stop() and the duration are noticed when the link is quiet
+
+
+class LiveSource:
+    """Frames from one or more interfaces, in arrival order; iterate once.
+
+    ``snaplen`` caps the bytes kept per frame (``wire_len`` stays the full length); ``duration``
+    ends the capture after that many seconds; ``bpf`` is a tcpdump-syntax filter run in the
+    kernel.  Opening checks the filter, every interface and the privilege first, and raises
+    ``ConfigError``/``CaptureError`` with a one-line reason.
+    """
+
+    def __init__(
+        self,
+        interfaces: Sequence[str],
+        *,
+        snaplen: int = DEFAULT_SNAPLEN,
+        duration: float | None = None,
+        bpf: str | None = None,
+    ) -> None:
+        if not interfaces:
+            raise ConfigError("live capture needs at least one interface (-i IFACE)")
+        if len(set(interfaces)) != len(interfaces):
+            raise ConfigError("an interface is named twice")
+        if snaplen < MIN_SNAPLEN:
+            raise ConfigError(f"snap length {snaplen} is below the minimum of {MIN_SNAPLEN}")
+        if duration is not None and duration <= 0:
+            raise ConfigError("duration must be more than zero")
+        self.interfaces = list(interfaces)
+        self.snaplen = snaplen
+        self.duration = duration
+        self.size = 0  # no byte total: keeps the file sources' progress interface
+        self.position = 0
+        self.errors: list[CaptureError] = []
+        self.packets = 0  # frames handed to the pipeline
+        self._kernel_packets = dict.fromkeys(self.interfaces, 0)
+        self._kernel_drops = dict.fromkeys(self.interfaces, 0)
+        self._stopping = False
+        self._sockets: dict[str, socket.socket] = {}
+        program = compile_filter(bpf) if bpf else None
+        try:
+            for name in self.interfaces:
+                self._sockets[name] = _open_socket(name, program)
+        except CaptureError:
+            self.close()
+            raise
+
+    def stop(self) -> None:
+        """Ask the capture to end (safe from a signal handler): iteration finishes within a poll."""
+        self._stopping = True
+
+    def close(self) -> None:
+        """Read the last drop counters and close every socket."""
+        for name, sock in self._sockets.items():
+            with contextlib.suppress(OSError):
+                self._read_statistics(name, sock)
+            sock.close()
+        self._sockets.clear()
+
+    def _read_statistics(self, name: str, sock: socket.socket) -> None:
+        packets, drops = _STATS.unpack(sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size))
+        # tp_packets counts the dropped ones too; each read resets both counters.
+        self._kernel_packets[name] += packets
+        self._kernel_drops[name] += drops
+
+    def statistics(self) -> dict[str, dict[str, int]]:
+        """Per interface: packets the kernel saw for us and how many it dropped (buffer full)."""
+        for name, sock in self._sockets.items():
+            with contextlib.suppress(OSError):
+                self._read_statistics(name, sock)
+        return {
+            name: {"kernel_packets": self._kernel_packets[name], "kernel_drops": self._kernel_drops[name]}
+            for name in self.interfaces
+        }
+
+    def __iter__(self) -> Iterator[Frame]:
+        selector = selectors.DefaultSelector()
+        for name, sock in self._sockets.items():
+            loopback = _device_type(name) == ARPHRD_LOOPBACK
+            selector.register(sock, selectors.EVENT_READ, (name, sock, loopback))
+        buffer = bytearray(self.snaplen)
+        view = memoryview(buffer)
+        snaplen = self.snaplen
+        ancillary = socket.CMSG_SPACE(_TIMESPEC.size)
+        deadline = time.monotonic() + self.duration if self.duration is not None else None
+        try:
+            while not self._stopping:
+                timeout = POLL_SECONDS
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return
+                    timeout = min(timeout, left)
+                for key, _mask in selector.select(timeout):
+                    name, sock, loopback = key.data
+                    receive = sock.recvmsg_into
+                    for _ in range(BATCH):
+                        try:
+                            wire_len, cmsgs, _flags, address = receive([view], ancillary, socket.MSG_TRUNC)
+                        except BlockingIOError:
+                            break
+                        except OSError as exc:
+                            # An interface that goes away (ENETDOWN, ENXIO) ends its capture only.
+                            self.errors.append(CaptureError(name, f"capture failed: {exc.strerror}"))
+                            selector.unregister(sock)
+                            break
+                        if loopback and address[2] == PACKET_OUTGOING:
+                            # Loopback hands every packet to us twice, sent and received: keep one,
+                            # as libpcap does, so live and tcpdump see the same frames.
+                            continue
+                        ts = _timestamp(cmsgs)
+                        self.packets += 1
+                        yield (ts, LINKTYPE_ETHERNET, bytes(view[: min(wire_len, snaplen)]), wire_len)
+                if not selector.get_map():
+                    return
+        finally:
+            selector.close()
+            self.close()
+
+
+def _timestamp(cmsgs: list[tuple[int, int, bytes]]) -> float:
+    for level, kind, data in cmsgs:
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return int(seconds) + int(nanoseconds) / 1e9
+    return time.time()
+
+
+def compile_filter(expression: str) -> bytes:
+    """Classic BPF instructions for a tcpdump-syntax filter on Ethernet, compiled by ``tcpdump -ddd``.
+
+    The filter's accept value is the largest snap length, so the kernel never cuts a frame (a cut
+    would also shorten the wire length reported); the receive buffer does the snap length.
+    """
+    tcpdump = shutil.which("tcpdump")
+    if tcpdump is None:
+        raise ConfigError("--bpf needs tcpdump to compile the filter (Debian package tcpdump)")
+    argv = [tcpdump, "-ddd", "-y", "EN10MB", "-s", str(DEFAULT_SNAPLEN), "--", expression]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"cannot run tcpdump to compile the filter: {exc}") from None
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["tcpdump failed"])[-1].removeprefix("tcpdump: ")
+        raise ConfigError(f"bad BPF filter {expression!r}: {reason}")
+    try:
+        numbers = [int(word) for word in result.stdout.split()]
+    except ValueError:
+        raise ConfigError(f"unexpected tcpdump -ddd output for {expression!r}") from None
+    count = numbers[0] if numbers else 0
+    if not 0 < count <= BPF_MAXINSNS or len(numbers) != 1 + 4 * count:
+        raise ConfigError(f"unexpected tcpdump -ddd output for {expression!r}")
+    return b"".join(_INSTRUCTION.pack(*numbers[1 + 4 * i : 5 + 4 * i]) for i in range(count))
+
+
+def _attach_filter(sock: socket.socket, program: bytes) -> None:
+    # The kernel copies the instructions during setsockopt, so the buffer may go right after.
+    instructions = ctypes.create_string_buffer(program, len(program))
+    sock.setsockopt(
+        socket.SOL_SOCKET,
+        SO_ATTACH_FILTER,
+        _PROGRAM.pack(len(program) // _INSTRUCTION.size, ctypes.addressof(instructions)),
+    )
+
+
+def _open_socket(name: str, program: bytes | None = None) -> socket.socket:
+    """One promiscuous, non-blocking, timestamping packet socket on ``name``, filtered by ``program``."""
+    try:
+        index = socket.if_nametoindex(name)
+    except OSError:
+        raise CaptureError(name, "no such network interface") from None
+    device_type = _device_type(name)
+    if device_type is not None and device_type not in _ETHERNET_TYPES:
+        raise CaptureError(name, f"link type ARPHRD {device_type} is not supported (Ethernet only)")
+    try:
+        # Protocol 0: receive nothing until bind() sets interface and ETH_P_ALL at once.
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    except PermissionError:
+        raise CaptureError(
+            name, "permission denied: live capture needs CAP_NET_RAW (root, or setcap cap_net_raw+ep)"
+        ) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        with contextlib.suppress(OSError):
+            # SO_RCVBUFFORCE passes net.core.rmem_max, but needs CAP_NET_ADMIN; best effort.
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        if program is not None:
+            _attach_filter(sock, program)  # before bind: no unfiltered frame gets in
+        sock.bind((name, ETH_P_ALL))  # Python converts the protocol to network order itself
+        sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, _MREQ.pack(index, PACKET_MR_PROMISC, 0, b""))
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        sock.setblocking(False)
+        # Counters from before the capture starts belong to nobody.
+        sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.ENODEV:
+            raise CaptureError(name, "no such network interface") from None
+        raise CaptureError(name, f"cannot capture: {exc.strerror or exc}") from None
+    return sock
+
+
+def _device_type(name: str) -> int | None:
+    try:
+        return int(Path("/sys/class/net", name, "type").read_text().strip())
+    except (OSError, ValueError):
+        return None  # sysfs of another namespace, or none: bind() decides
+
+
+@contextlib.contextmanager
+def stop_on_signals(
+    source: LiveSource, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
+) -> Iterator[None]:
+    """Within the block, SIGINT/SIGTERM end the capture cleanly instead of killing the process.
+
+    The pipeline then finishes normally: flows, sinks, store and baseline are all flushed.
+    """
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        source.stop()
+
+    previous = {number: signal.signal(number, handler) for number in signals}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
