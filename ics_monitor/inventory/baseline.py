@@ -739,7 +739,13 @@ class BaselineLearner:
 # -- baseline ----------------------------------------------------------------------------------------------
 
 
-class _FlowStyleDumper(yaml.SafeDumper):
+# libyaml's emitter and parser when PyYAML has them (its wheels do): a baseline of thousands of
+# conversations is megabytes of YAML, which the pure-Python ones take seconds and gigabytes to handle.
+_SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _FlowStyleDumper(_SafeDumper):  # type: ignore[valid-type,misc]
     """Lists of scalars (ranges, MAC lists) on one line; everything else in block style."""
 
 
@@ -889,7 +895,9 @@ class Baseline:
     def load(cls, path: str | Path) -> Baseline:
         """Read a baseline YAML file."""
         try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            data = yaml.load(
+                Path(path).read_text(encoding="utf-8"), Loader=_SafeLoader
+            )  # a safe loader, C or Python
         except yaml.YAMLError as error:
             raise ValueError(f"{path}: not valid YAML: {error}") from None
         try:
