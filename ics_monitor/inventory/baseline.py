@@ -19,10 +19,10 @@ import bisect
 import ipaddress
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -759,6 +759,140 @@ def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
 _FlowStyleDumper.add_representer(list, _represent_list)
 
 
+# Width of the text; entries emitted on their own are indented by ``_NESTED`` afterwards, so they
+# wrap ``_NESTED`` columns earlier to end up where a nested emitter would have wrapped them.
+_WIDTH = 110
+_NESTED = 2
+
+
+def _dump(data: dict[str, Any], width: int = _WIDTH) -> str:
+    return yaml.dump(
+        data,
+        Dumper=_FlowStyleDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=width,
+    )
+
+
+def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
+    """``name:`` then each ``key: value`` entry indented under it; ``name: {}`` when empty."""
+    first = True
+    pad = " " * _NESTED
+    for key, value in entries:
+        if first:
+            yield f"{name}:\n"
+            first = False
+        text = _dump({key: value}, _WIDTH - _NESTED)
+        yield "".join(pad + line for line in text.splitlines(keepends=True))
+    if first:
+        yield f"{name}: {{}}\n"
+
+
+def _read_document(stream: TextIO) -> tuple[Any, list[Conversation]]:
+    """The baseline document from a YAML stream, with ``conversations`` built one entry at a time.
+
+    libyaml's (or PyYAML's) parser hands out events lazily; each conversation's subtree becomes a
+    dict, then a ``Conversation``, before the next one is read, so the whole document never sits
+    in memory as YAML nodes.  Scalars are resolved and constructed as ``safe_load`` would.
+    Returns the top-level mapping (conversations left out) and the conversations.
+    """
+    loader: Any = _SafeLoader(stream)
+    conversations: list[Conversation] = []
+    try:
+        events = iter(lambda: loader.get_event() if loader.check_event() else None, None)
+        _expect(next(events), yaml.StreamStartEvent)
+        start = next(events, None)
+        if start is None or isinstance(start, yaml.StreamEndEvent):
+            return None, conversations  # an empty file
+        _expect(start, yaml.DocumentStartEvent)
+        top = next(events)
+        if not isinstance(top, yaml.MappingStartEvent):
+            data = _build(loader, top, events, {})
+        else:
+            data = {}
+            anchors: dict[str, Any] = {}
+            for event in events:
+                if isinstance(event, yaml.MappingEndEvent):
+                    break
+                key = _build(loader, event, events, anchors)
+                value_start = next(events)
+                if key == "conversations" and isinstance(value_start, yaml.MappingStartEvent):
+                    for entry in events:
+                        if isinstance(entry, yaml.MappingEndEvent):
+                            break
+                        _build(loader, entry, events, anchors)  # the label: derived, not trusted
+                        body = _build(loader, next(events), events, anchors)
+                        conversations.append(Conversation.from_dict(body))
+                else:
+                    data[key] = _build(loader, value_start, events, anchors)
+        _expect(next(events), yaml.DocumentEndEvent)
+        following = next(events)
+        if not isinstance(following, yaml.StreamEndEvent):
+            raise yaml.YAMLError("expected a single document in the stream")
+        return data, conversations
+    finally:
+        loader.dispose()
+
+
+def _expect(event: Any, kind: type) -> None:
+    if not isinstance(event, kind):
+        raise yaml.YAMLError(f"unexpected {type(event).__name__} in the baseline YAML")
+
+
+_COLLECTION_TAGS = {None, "!", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
+
+
+def _build(loader: Any, event: Any, events: Iterator[Any], anchors: dict[str, Any]) -> Any:
+    """The Python value of the node starting with ``event`` (its other events come from ``events``)."""
+    if isinstance(event, yaml.ScalarEvent):
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        node = yaml.ScalarNode(tag, event.value, None, None, event.style)
+        # The constructor itself, not construct_object(): that one keeps every node it built.
+        construct = loader.yaml_constructors.get(tag) or loader.yaml_constructors[None]
+        value = construct(loader, node)
+    elif getattr(event, "tag", None) not in _COLLECTION_TAGS:  # a collection's tag: the plain YAML ones only
+        raise yaml.YAMLError(f"unsupported tag {event.tag!r} in the baseline YAML")
+    elif isinstance(event, yaml.SequenceStartEvent):
+        value = []
+        for item in events:
+            if isinstance(item, yaml.SequenceEndEvent):
+                break
+            value.append(_build(loader, item, events, anchors))
+    elif isinstance(event, yaml.MappingStartEvent):
+        value = {}
+        merged: dict[Any, Any] = {}
+        for item in events:
+            if isinstance(item, yaml.MappingEndEvent):
+                break
+            if isinstance(item, yaml.ScalarEvent) and item.value == "<<" and item.implicit[0]:
+                # A merge key (<<: *anchor or a list of them): explicit keys win, earlier merges first.
+                source = _build(loader, next(events), events, anchors)
+                for part in source if isinstance(source, list) else [source]:
+                    if not isinstance(part, dict):
+                        raise yaml.YAMLError("a merge key (<<) needs a mapping or a list of mappings")
+                    for merged_key, merged_value in part.items():
+                        merged.setdefault(merged_key, merged_value)
+                continue
+            key = _build(loader, item, events, anchors)
+            value[key] = _build(loader, next(events), events, anchors)
+        for merged_key, merged_value in merged.items():
+            value.setdefault(merged_key, merged_value)
+    elif isinstance(event, yaml.AliasEvent):
+        if event.anchor not in anchors:
+            raise yaml.YAMLError(f"found undefined alias {event.anchor!r}")
+        return anchors[event.anchor]
+    else:
+        raise yaml.YAMLError(f"unexpected {type(event).__name__} in the baseline YAML")
+    anchor = getattr(event, "anchor", None)
+    if anchor is not None:
+        anchors[anchor] = value
+    return value
+
+
 class Baseline:
     """Known assets and conversations; the detectors' reference when enforcing."""
 
@@ -860,23 +994,44 @@ class Baseline:
 
     def to_yaml(self) -> str:
         """The human-reviewable, diffable text."""
-        header = (
+        return "".join(self.yaml_chunks())
+
+    def yaml_chunks(self) -> Iterator[str]:
+        """``to_yaml`` piece by piece: one conversation or asset at a time.
+
+        A baseline of thousands of conversations would otherwise be held as one tree of YAML
+        nodes several times the size of the data; emitting each entry on its own (indented under
+        its section, wrapped as if nested) gives the same text with memory for one entry.
+        """
+        yield (
             "# ics-monitor baseline: reviewed and edited by analysts. Remove what should not be\n"
             "# normal; ranges are inclusive [first, last]; values are [min, max] seen while learning.\n"
         )
-        body = yaml.dump(
-            self.to_dict(),
-            Dumper=_FlowStyleDumper,
-            sort_keys=False,
-            default_flow_style=False,
-            allow_unicode=True,
-            width=110,
+        learned = {key: self.learned[key] for key in sorted(self.learned)}
+        yield _dump({"format": FORMAT, "learned": learned})
+        yield from _section(
+            "assets",
+            ((ip, {"macs": sorted(macs)}) for ip, macs in sorted(self.asset_macs.items(), key=_ip_key)),
         )
-        return header + body
+        yield from _section(
+            "conversations",
+            (
+                (conversation_label(key), conversation.to_dict())
+                for key, conversation in sorted(self.conversations.items(), key=_conversation_order)
+            ),
+        )
 
     def save(self, path: str | Path) -> None:
-        """Write the YAML file."""
-        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+        """Write the YAML file: to a temporary file first, renamed over ``path`` once complete."""
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            with partial.open("w", encoding="utf-8") as out:
+                for chunk in self.yaml_chunks():
+                    out.write(chunk)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Baseline:
@@ -886,6 +1041,10 @@ class Baseline:
         conversations = [
             Conversation.from_dict(entry) for entry in (data.get("conversations") or {}).values()
         ]
+        return cls._from_parts(data, conversations)
+
+    @classmethod
+    def _from_parts(cls, data: dict[str, Any], conversations: list[Conversation]) -> Baseline:
         assets = {
             str(ip): list((entry or {}).get("macs") or []) for ip, entry in (data.get("assets") or {}).items()
         }
@@ -893,17 +1052,17 @@ class Baseline:
 
     @classmethod
     def load(cls, path: str | Path) -> Baseline:
-        """Read a baseline YAML file."""
+        """Read a baseline YAML file, one conversation at a time (see ``_read_document``)."""
         try:
-            data = yaml.load(
-                Path(path).read_text(encoding="utf-8"), Loader=_SafeLoader
-            )  # a safe loader, C or Python
+            with Path(path).open(encoding="utf-8") as stream:
+                data, conversations = _read_document(stream)
         except yaml.YAMLError as error:
             raise ValueError(f"{path}: not valid YAML: {error}") from None
-        try:
-            return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError, IndexError) as error:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
             raise ValueError(f"{path}: {error}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"{path}: not an ics-monitor baseline (expected format: {FORMAT})")
+        return cls._from_parts(data, conversations)
 
     def diff(self, other: Baseline, *, counts: bool = False) -> list[str]:
         """What changed from this baseline to ``other``: ``+ path: value``, ``- path``, ``~ path: a -> b``.

@@ -116,6 +116,69 @@ def test_hand_edited_baseline_and_bad_files(tmp_path: Path) -> None:
         Baseline.load(path)
 
 
+def test_streamed_text_equals_one_nested_dump_and_streamed_load_equals_safe_load(tmp_path: Path) -> None:
+    """Entries emitted one at a time give the text a single dump of the whole document gives."""
+    baseline = _learned()
+    # A flow list long enough to wrap, inside a nested entry: wrapping must land where it would.
+    wide = model.Conversation("10.9.9.9", "10.0.0.9", "tcp", 502, "modbus")
+    for address in range(0, 400, 2):
+        wide.modbus[(1, "holding_registers", "read")] = wide.modbus.get(
+            (1, "holding_registers", "read"), model.RangeSet()
+        )
+        wide.modbus[(1, "holding_registers", "read")].add(address, address)
+    baseline.conversations[wide.key] = wide
+    baseline.asset_macs.setdefault("10.9.9.9", ["00:00:00:00:00:0a", "00:00:00:00:00:0b"])
+    whole = yaml.dump(
+        baseline.to_dict(),
+        Dumper=model._FlowStyleDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=110,
+    )
+    text = baseline.to_yaml()
+    assert text.split("\n", 2)[2] == whole
+    assert max(len(line) for line in text.splitlines()) > 100  # the wrapping case was exercised
+    path = tmp_path / "baseline.yaml"
+    baseline.save(path)
+    assert path.read_text() == text and not (tmp_path / ".baseline.yaml.partial").exists()
+    streamed = Baseline.load(path)
+    parsed = Baseline.from_dict(yaml.safe_load(text))
+    assert streamed.to_dict() == parsed.to_dict() == baseline.to_dict()
+    empty = Baseline()
+    assert "conversations: {}" in empty.to_yaml()
+    empty.save(path)
+    assert Baseline.load(path).to_dict() == empty.to_dict()
+
+
+def test_streamed_load_handles_anchors_types_and_rejects_odd_documents(tmp_path: Path) -> None:
+    path = tmp_path / "b.yaml"
+    # Anchors and aliases, quoted and typed scalars, a float value: what a hand-edited file may hold.
+    path.write_text(
+        "format: ics-monitor-baseline/1\nlearned: {first: 1.5}\nconversations:\n"
+        "  x: &base\n    client: 1.1.1.1\n    server: 2.2.2.2\n    transport: tcp\n    port: '502'\n"
+        "    protocol: modbus\n    values: {read: {'hr:1:3': [0.5, 2]}}\n"
+        "  y:\n    <<: *base\n    client: 1.1.1.2\n"
+    )
+    loaded = Baseline.load(path)
+    first = loaded.conversation(("1.1.1.1", "2.2.2.2", "tcp", 502, "modbus"))
+    assert first is not None and first.value_range("read", "hr:1:3") == [0.5, 2]
+    second = loaded.conversation(("1.1.1.2", "2.2.2.2", "tcp", 502, "modbus"))  # from the merge key
+    assert second is not None and second.value_range("read", "hr:1:3") == [0.5, 2]
+    assert loaded.learned == {"first": 1.5}
+    for text, reason in (
+        ("", "not an ics-monitor baseline"),
+        ("- 1\n- 2\n", "not an ics-monitor baseline"),
+        ("format: ics-monitor-baseline/1\n---\nformat: x\n", "single document"),
+        ("format: ics-monitor-baseline/1\nconversations:\n  x: *nowhere\n", "not valid YAML"),
+        ("format: ics-monitor-baseline/1\nconversations:\n  x: {client: a}\n", "server"),
+        ("format: ics-monitor-baseline/1\nconversations:\n  x: !!python/object:os.system {}\n", "YAML"),
+    ):
+        path.write_text(text)
+        with pytest.raises(ValueError, match=reason):
+            Baseline.load(path)
+
+
 def test_diff_reports_additions_removals_and_changes() -> None:
     before = _learned()
     learner = BaselineLearner()
