@@ -16,6 +16,7 @@ capped.  Must not import detectors or alerts; no I/O except ``save``/``load``.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import ipaddress
 import math
 import re
@@ -24,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
 
+import orjson
 import yaml
 
 FORMAT = "ics-monitor-baseline/1"
@@ -790,7 +792,33 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
         yield f"{name}: {{}}\n"
 
 
-def _read_document(stream: TextIO) -> tuple[Any, list[Conversation]]:
+CACHE_FORMAT = "ics-monitor-baseline-cache/1"
+
+
+def _cache_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.json")
+
+
+def _read_cache(target: Path, yaml_sha256: str) -> dict[str, Any] | None:
+    """The cached document of ``target`` if it was written for exactly this YAML text, else None."""
+    try:
+        cached = orjson.loads(_cache_path(target).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if (
+        not isinstance(cached, dict)
+        or cached.get("cache") != CACHE_FORMAT
+        or cached.get("yaml_sha256") != yaml_sha256
+        or not isinstance(cached.get("document"), dict)
+    ):
+        return None
+    document: dict[str, Any] = cached["document"]
+    if document.get("format") != FORMAT or not isinstance(document.get("conversations"), list):
+        return None
+    return document
+
+
+def _read_document(stream: str | TextIO) -> tuple[Any, list[Conversation]]:
     """The baseline document from a YAML stream, with ``conversations`` built one entry at a time.
 
     libyaml's (or PyYAML's) parser hands out events lazily; each conversation's subtree becomes a
@@ -1022,14 +1050,44 @@ class Baseline:
         )
 
     def save(self, path: str | Path) -> None:
-        """Write the YAML file: to a temporary file first, renamed over ``path`` once complete."""
+        """Write the YAML file (to a temporary file first, renamed over ``path`` once complete).
+
+        Beside it goes ``.NAME.json``: the same document as JSON with the SHA-256 of the YAML
+        text, which ``load`` reads instead of parsing YAML while the YAML is unchanged (a baseline
+        of thousands of conversations parses in seconds as YAML, in a blink as JSON).  An edited
+        YAML no longer matches the hash and is parsed; the cache is only ever a shortcut.
+        """
         target = Path(path)
         partial = target.with_name(f".{target.name}.partial")
+        digest = hashlib.sha256()
         try:
-            with partial.open("w", encoding="utf-8") as out:
+            with partial.open("wb") as out:
                 for chunk in self.yaml_chunks():
-                    out.write(chunk)
+                    data = chunk.encode("utf-8")
+                    digest.update(data)
+                    out.write(data)
             partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        self._save_cache(target, digest.hexdigest())
+
+    def _save_cache(self, target: Path, yaml_sha256: str) -> None:
+        cache = _cache_path(target)
+        partial = cache.with_name(f"{cache.name}.partial")
+        try:
+            with partial.open("wb") as out:
+                out.write(orjson.dumps({"cache": CACHE_FORMAT, "yaml_sha256": yaml_sha256})[:-1])
+                learned = {key: self.learned[key] for key in sorted(self.learned)}
+                out.write(b',"document":' + orjson.dumps({"format": FORMAT, "learned": learned})[:-1])
+                assets = {ip: {"macs": sorted(macs)} for ip, macs in self.asset_macs.items()}
+                out.write(b',"assets":' + orjson.dumps(assets) + b',"conversations":[')
+                for index, conversation in enumerate(self.conversations.values()):
+                    out.write((b"," if index else b"") + orjson.dumps(conversation.to_dict()))
+                out.write(b"]}}")
+            partial.replace(cache)
+        except (OSError, TypeError):
+            # No cache (a read-only directory, a value JSON cannot hold): load parses the YAML.
+            cache.unlink(missing_ok=True)
         finally:
             partial.unlink(missing_ok=True)
 
@@ -1052,10 +1110,21 @@ class Baseline:
 
     @classmethod
     def load(cls, path: str | Path) -> Baseline:
-        """Read a baseline YAML file, one conversation at a time (see ``_read_document``)."""
+        """Read a baseline YAML file: its JSON cache when the YAML is unchanged, else the YAML."""
+        target = Path(path)
+        text = target.read_bytes()
+        cached = _read_cache(target, hashlib.sha256(text).hexdigest())
+        if cached is not None:
+            try:
+                return cls._from_parts(
+                    cached, [Conversation.from_dict(entry) for entry in cached["conversations"]]
+                )
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+                pass  # a damaged cache: the YAML decides
         try:
-            with Path(path).open(encoding="utf-8") as stream:
-                data, conversations = _read_document(stream)
+            data, conversations = _read_document(text.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path}: not UTF-8 text: {error.reason}") from None
         except yaml.YAMLError as error:
             raise ValueError(f"{path}: not valid YAML: {error}") from None
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:

@@ -151,6 +151,33 @@ def test_streamed_text_equals_one_nested_dump_and_streamed_load_equals_safe_load
     assert Baseline.load(path).to_dict() == empty.to_dict()
 
 
+def test_json_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path: Path) -> None:
+    baseline = _learned()
+    path = tmp_path / "baseline.yaml"
+    baseline.save(path)
+    cache = tmp_path / ".baseline.yaml.json"
+    assert cache.is_file()
+    from_cache = Baseline.load(path)
+    cache.unlink()
+    from_yaml = Baseline.load(path)
+    assert from_cache.to_dict() == from_yaml.to_dict() == baseline.to_dict()
+    baseline.save(path)
+    # An analyst's edit changes the YAML: the cache no longer matches and the edit counts.
+    text = path.read_text()
+    assert "hr:1:20: [100, 119]" in text
+    path.write_text(text.replace("hr:1:20: [100, 119]", "hr:1:20: [100, 500]"))
+    edited = Baseline.load(path)
+    conversation = edited.conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
+    assert conversation is not None and conversation.value_range("written", "hr:1:20") == [100, 500]
+    # A cache that matches the hash but is damaged inside falls back to the YAML too.
+    baseline.save(path)
+    damaged = cache.read_bytes().replace(b'"conversations":[', b'"conversations":[{"client":1},')
+    cache.write_bytes(damaged)
+    assert Baseline.load(path).to_dict() == baseline.to_dict()
+    cache.write_bytes(b"not json")
+    assert Baseline.load(path).to_dict() == baseline.to_dict()
+
+
 def test_streamed_load_handles_anchors_types_and_rejects_odd_documents(tmp_path: Path) -> None:
     path = tmp_path / "b.yaml"
     # Anchors and aliases, quoted and typed scalars, a float value: what a hand-edited file may hold.
