@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / ".bench"
@@ -80,8 +81,12 @@ def _csum_adjust(checksum: int, old: bytes, new: bytes) -> int:
     return (~total) & 0xFFFF
 
 
-def build(template: Path, target: Path, packets: int) -> int:
-    """Write ``target`` with about ``packets`` packets made of shifted copies of ``template``."""
+def build(template: Path, target: Path, packets: int, clients: int | None = None) -> int:
+    """Write ``target`` with about ``packets`` packets made of shifted copies of ``template``.
+
+    Each copy gets a new client address, or with ``clients`` one of that many in turn (a plant
+    whose few HMIs reconnect again and again: packets grow, assets and conversations do not).
+    """
     header, records = _read_pcap(template)
     if not records:
         raise SystemExit(f"{template}: empty")
@@ -96,7 +101,8 @@ def build(template: Path, target: Path, packets: int) -> int:
     with target.open("wb") as out:
         out.write(header)
         for copy in range(copies):
-            new_ip = bytes((198, 18 + (copy >> 16 & 1), copy >> 8 & 0xFF, copy & 0xFF))
+            host = copy % clients if clients else copy
+            new_ip = bytes((198, 18 + (host >> 16 & 1), host >> 8 & 0xFF, host & 0xFF))
             new_port = struct.pack("!H", 1024 + copy % 60000)
             shift = copy * span
             for sec, frac, frame, orig in records:
@@ -220,6 +226,8 @@ def main() -> None:
             [CLI, "replay", "--state", str(state), "--no-events", str(big)],
             baseline,
         )
+        if name == "modbus_polling":
+            _plant_lines(name, template, args.packets, baseline, line, rows)
         if name == "modbus":
             huge = OUT / f"{name}_3m.pcap"
             if not huge.is_file():
@@ -248,6 +256,46 @@ def main() -> None:
         subprocess.run(
             [sys.executable, str(REPO / "bench" / "bench_es.py"), str(modbus_1m), str(count)], check=True
         )
+
+
+PLANT_CLIENTS = 20
+
+
+def _plant_lines(
+    name: str, template: Path, packets: int, baseline: float | None, line: Any, rows: list[Any]
+) -> None:
+    """Full replay on a plant of ``PLANT_CLIENTS`` HMIs: 1M then 3M packets against one baseline.
+
+    The memory of the main job must follow the assets and conversations, not the packets: the
+    same plant three times as long must not need more.
+    """
+    files = []
+    for size, label in ((packets, "1M"), (3 * packets, "3M")):
+        path = OUT / f"{name}_plant{PLANT_CLIENTS}_{label.lower()}.pcap"
+        count = (
+            build(template, path, size, PLANT_CLIENTS)
+            if not path.is_file()
+            else sum(1 for _ in _iter_count(path))
+        )
+        files.append((path, count, label))
+    state = OUT / f"{name}_plant_state"
+    shutil.rmtree(state, ignore_errors=True)
+    subprocess.run(
+        [CLI, "baseline", "learn", "--state", str(state), str(files[0][0])], check=True, capture_output=True
+    )
+    rss = []
+    for path, count, label in files:
+        line(
+            f"{name} plant of {PLANT_CLIENTS} HMIs ({label})",
+            "ics-monitor replay (full analysis)",
+            count,
+            [CLI, "replay", "--state", str(state), "--no-events", str(path)],
+            baseline,
+        )
+        rss.append(rows[-1][4])
+    print(
+        f"  replay RSS 1M -> 3M packets: {rss[0]:.1f} MB -> {rss[1]:.1f} MB ({(rss[1] / rss[0] - 1) * 100:+.1f}%)"
+    )
 
 
 def _iter_count(path: Path):  # type: ignore[no-untyped-def]
