@@ -172,9 +172,12 @@ def stored_alert_counts(client: Elasticsearch, prefix: str) -> dict[str, int]:
     return {hit["_id"]: hit["_source"]["ics"]["alert"]["count"] for hit in hits}
 
 
-def test_replay_documents_match_the_json_lines(elasticsearch_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker_process", [True, False], ids=["worker-process", "in-process"])
+def test_replay_documents_match_the_json_lines(
+    elasticsearch_url: str, tmp_path: Path, worker_process: bool
+) -> None:
     prefix = new_prefix()
-    settings = settings_for(elasticsearch_url, prefix)
+    settings = settings_for(elasticsearch_url, prefix, worker_process=worker_process)
     client = make_client(settings)
     assert len(setup_templates(client, settings)) == len(KINDS)
     sink = ElasticsearchSink(settings, tmp_path / "state")
@@ -249,7 +252,7 @@ def test_outage_mid_replay_loses_and_duplicates_nothing(
                 seen["delivered_before"] = sum(sink.stats.delivered.values())
             if number == start_at:
                 wait_for(lambda: sink.stats.failed_attempts > 0, "a failed attempt during the outage")
-                seen["pending_in_outage"] = sink.spool.pending_items
+                seen["pending_in_outage"] = sink.status()["spool_pending"]
                 private_node.start()
             yield frame
 
