@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_STATE ?= .state/demo
 
-.PHONY: install tools demo test lint bench fuzz golden-update clean
+.PHONY: install tools demo test lint bench soak fuzz golden-update clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +15,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Reference tools for the conformance tests and the benchmark (tshark, capinfos, tcpdump).
+# Reference tools for the conformance tests and the benchmarks (tshark, capinfos, tcpdump, tcpreplay).
 # Installed with apt when missing and we may; otherwise those tests skip and say why.
 tools:
-	@if ! command -v tshark >/dev/null 2>&1 || ! command -v capinfos >/dev/null 2>&1; then \
+	@if ! command -v tshark >/dev/null 2>&1 || ! command -v capinfos >/dev/null 2>&1 \
+	    || ! command -v tcpdump >/dev/null 2>&1 || ! command -v tcpreplay >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing tshark/tcpdump (apt)"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark tcpdump >/dev/null); \
+	    echo "installing tshark/tcpdump/tcpreplay (apt)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark tcpdump tcpreplay >/dev/null); \
 	  else \
 	    echo "note: tshark not installed and no root apt: conformance tests will be skipped"; \
 	  fi; \
@@ -46,6 +47,12 @@ lint: install
 
 bench: install tools
 	$(BIN)/python bench/bench.py
+	@if [ "$$(id -u)" = 0 ]; then $(BIN)/python bench/bench_live.py; \
+	else echo "bench_live: skipped (tcpreplay onto a mirrored link needs root for network namespaces)"; fi
+
+# Not in CI: 10 minutes of live traffic on the lab's mirrored link; the monitor's RSS must stay flat.
+soak: install tools
+	$(BIN)/python bench/soak.py
 
 fuzz: install
 	ICS_FUZZ_EXAMPLES=100000 $(BIN)/pytest -q -k "fuzz or mutat or random" tests/unit
