@@ -47,6 +47,7 @@ lint: install
 
 bench: install tools
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench_workers.py
 	@if [ "$$(id -u)" = 0 ]; then $(BIN)/python bench/bench_live.py; \
 	else echo "bench_live: skipped (tcpreplay onto a mirrored link needs root for network namespaces)"; fi
 

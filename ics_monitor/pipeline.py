@@ -27,7 +27,7 @@ import yaml
 from ics_monitor.config import Config
 from ics_monitor.core.addresses import format_ip, format_mac
 from ics_monitor.core.anomalies import info
-from ics_monitor.core.errors import CaptureError, ConfigError
+from ics_monitor.core.errors import ConfigError, IcsMonitorError
 from ics_monitor.core.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from ics_monitor.decode import Decoder
 from ics_monitor.dissect import DissectEngine, FlowDissection, ParseContext, Registry
@@ -60,7 +60,8 @@ class RunStats:
     first_ts: float | None = None
     last_ts: float | None = None
     seconds: float = 0.0
-    errors: list[CaptureError] = field(default_factory=list)
+    # Capture files that could not be read to the end; failed worker processes (``parallel``).
+    errors: list[IcsMonitorError] = field(default_factory=list)
     alerts: int = 0
     alert_records: int = 0
     assets: int = 0
@@ -280,6 +281,24 @@ class Analysis:
         for sink in (*self.alert_sinks, *self.change_sinks):
             sink.close()
 
+    def reconfigure(self, make_engine: Callable[[Any], DetectionEngineLike]) -> None:
+        """Detect from now on with ``make_engine(baseline)`` (new rules or zones, e.g. on SIGHUP).
+
+        The baseline in force stays (none while learning; a learning window still ends by building
+        its engine with ``make_engine``).  The old engine's held alerts (throttled updates) come
+        out first, so a reload loses nothing; the new engine's throttling starts afresh.
+        """
+        engine = self.engine
+        baseline = None
+        if engine is not None:
+            baseline = getattr(engine, "baseline", None)
+            alerts = engine.finish()
+            if alerts:
+                self._alerts(alerts)
+        self.engine = make_engine(baseline)
+        if self.enforce is not None:
+            self.enforce = make_engine
+
     def _switch(self, ts: float) -> None:
         """The learning window is over: build the baseline and enforce it from now on."""
         assert self.learner is not None and self.enforce is not None
@@ -351,6 +370,8 @@ class Pipeline:
         analysis: Analysis | None = None,
     ) -> None:
         self.config = config
+        self.registry = registry
+        self.dissect = dissect
         self.decoder = Decoder(config.decode.fragment_timeout, config.decode.max_fragment_datagrams)
         self.engine = (
             DissectEngine(
@@ -446,17 +467,32 @@ class Pipeline:
                 analysis.finish()
                 self._drain_events(analysis.anomalies)
         finally:
-            try:
-                for sink in (*self.event_sinks, *self.flow_sinks):
-                    sink.close()
-            finally:
-                if analysis is not None:
-                    analysis.close()
-                    stats = self.stats
-                    stats.alerts = len(analysis.alert_ids)
-                    stats.alert_records = analysis.alert_records
-                    stats.assets = len(analysis.inventory)
-                    stats.asset_changes = analysis.changes
+            self._close()
+
+    def finish_merged(self) -> None:
+        """End of a sharded run (``parallel``): the workers flushed their state; finish and close."""
+        analysis = self.analysis
+        try:
+            if analysis is not None:
+                analysis.finish()
+                self._drain_events(analysis.anomalies)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        """Close the sinks and the analysis; take the analysis figures."""
+        analysis = self.analysis
+        try:
+            for sink in (*self.event_sinks, *self.flow_sinks):
+                sink.close()
+        finally:
+            if analysis is not None:
+                analysis.close()
+                stats = self.stats
+                stats.alerts = len(analysis.alert_ids)
+                stats.alert_records = analysis.alert_records
+                stats.assets = len(analysis.inventory)
+                stats.asset_changes = analysis.changes
 
     def _arp(self, pkt: Packet) -> None:
         self.stats.arp_packets += 1
@@ -464,17 +500,7 @@ class Pipeline:
         analysis = self.analysis
         if arp is None or (not self.emit_arp and analysis is None):
             return
-        event = ArpEvent(
-            ts=pkt.ts,
-            frame=pkt.frame,
-            operation=arp.operation,
-            operation_name=_ARP_OPERATIONS.get(arp.operation, "UNKNOWN"),
-            sender_mac=format_mac(arp.sender_mac) or "",
-            sender_ip=format_ip(arp.sender_ip),
-            target_mac=format_mac(arp.target_mac) or "",
-            target_ip=format_ip(arp.target_ip),
-            vlan=pkt.vlan,
-        )
+        event = arp_event(pkt)
         if self.emit_arp:
             for sink in self.event_sinks:
                 sink.emit(event)
@@ -512,6 +538,23 @@ class Pipeline:
         records.clear()
         if analysis is not None and analysis.anomalies:
             self._drain_events(analysis.anomalies)
+
+
+def arp_event(pkt: Packet) -> ArpEvent:
+    """The ARP observation record of a decoded ARP packet (``pkt.arp`` set)."""
+    arp = pkt.arp
+    assert arp is not None
+    return ArpEvent(
+        ts=pkt.ts,
+        frame=pkt.frame,
+        operation=arp.operation,
+        operation_name=_ARP_OPERATIONS.get(arp.operation, "UNKNOWN"),
+        sender_mac=format_mac(arp.sender_mac) or "",
+        sender_ip=format_ip(arp.sender_ip),
+        target_mac=format_mac(arp.target_mac) or "",
+        target_ip=format_ip(arp.target_ip),
+        vlan=pkt.vlan,
+    )
 
 
 LEARN = "learn"

@@ -18,7 +18,10 @@ Per received packet (``recvmsg_into`` with ``MSG_TRUNC``)::
 An optional BPF filter (tcpdump syntax, compiled by ``tcpdump -ddd``) is attached before bind.
 Kernel drop counters come from ``PACKET_STATISTICS`` (each read resets them, so they are summed).
 Iteration ends when ``stop()`` is called (from a signal handler: see ``stop_on_signals``) or after
-``duration`` seconds; the sockets are closed then.  It needs CAP_NET_RAW and nothing else.  It must
+``duration`` seconds; the sockets are closed then.  Between two frames, at most every
+``TICK_SECONDS``, the optional ``on_tick(now, quiet)`` hook runs (the consumer's housekeeping:
+flushing, health, a wall-clock tick): ``quiet`` is True when a poll found every socket empty, so
+no frame stamped before ``now`` is still waiting.  It needs CAP_NET_RAW and nothing else.  It must
 not change any interface's settings (no IFF_PROMISC, no up/down) and must not decode frames.
 """
 
@@ -34,7 +37,7 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -71,6 +74,7 @@ MIN_SNAPLEN = 64
 RECEIVE_BUFFER = 32 << 20  # per socket; past net.core.rmem_max only with SO_RCVBUFFORCE (CAP_NET_ADMIN)
 BATCH = 256  # packets read from one socket per wake-up before the others get their turn
 POLL_SECONDS = 0.2  # how soon stop() and the duration are noticed when the link is quiet
+TICK_SECONDS = 0.5  # on_tick runs at least this often (wall clock), busy link or quiet
 
 
 class LiveSource:
@@ -105,6 +109,8 @@ class LiveSource:
         self.position = 0
         self.errors: list[CaptureError] = []
         self.packets = 0  # frames handed to the pipeline
+        self.bytes = 0  # their length on the wire
+        self.on_tick: Callable[[float, bool], None] | None = None
         self._kernel_packets = dict.fromkeys(self.interfaces, 0)
         self._kernel_drops = dict.fromkeys(self.interfaces, 0)
         self._stopping = False
@@ -155,6 +161,7 @@ class LiveSource:
         snaplen = self.snaplen
         ancillary = socket.CMSG_SPACE(_TIMESPEC.size)
         deadline = time.monotonic() + self.duration if self.duration is not None else None
+        next_tick = time.monotonic() + TICK_SECONDS
         try:
             while not self._stopping:
                 timeout = POLL_SECONDS
@@ -163,7 +170,14 @@ class LiveSource:
                     if left <= 0:
                         return
                     timeout = min(timeout, left)
-                for key, _mask in selector.select(timeout):
+                ready = selector.select(timeout)
+                on_tick = self.on_tick
+                if on_tick is not None and time.monotonic() >= next_tick:
+                    # An empty poll means every queue is drained: frames from now on are stamped
+                    # later than ``now``, so capture time may move to it without going back.
+                    on_tick(time.time(), not ready)
+                    next_tick = time.monotonic() + TICK_SECONDS
+                for key, _mask in ready:
                     name, sock, loopback = key.data
                     receive = sock.recvmsg_into
                     for _ in range(BATCH):
@@ -182,6 +196,7 @@ class LiveSource:
                             continue
                         ts = _timestamp(cmsgs)
                         self.packets += 1
+                        self.bytes += wire_len
                         yield (ts, LINKTYPE_ETHERNET, bytes(view[: min(wire_len, snaplen)]), wire_len)
                 if not selector.get_map():
                     return

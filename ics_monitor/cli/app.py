@@ -5,10 +5,12 @@ User errors are one line on stderr and exit code 2; a traceback only with ``--de
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +22,8 @@ from rich.console import Console
 from ics_monitor import __version__
 from ics_monitor.capture import MergedSource, open_captures
 from ics_monitor.capture.live import DEFAULT_SNAPLEN, LiveSource, stop_on_signals
-from ics_monitor.cli.es_commands import es_app
+from ics_monitor.cli.es_commands import ConfigFile, EsEvents, EsUrl, es_app, run_settings
+from ics_monitor.cli.outputs import SiemOutput, open_outputs
 from ics_monitor.cli.render import (
     ProgressReporter,
     print_replay_summary,
@@ -32,6 +35,7 @@ from ics_monitor.cli.render import (
 from ics_monitor.config import AnalysisConfig, Config, DissectConfig
 from ics_monitor.core.errors import ConfigError, IcsMonitorError
 from ics_monitor.dissect import default_registry
+from ics_monitor.health import LiveOperations, detection_loader, reload_on_sighup
 from ics_monitor.inventory.assets import Inventory
 from ics_monitor.pipeline import (
     DETECT,
@@ -44,8 +48,9 @@ from ics_monitor.pipeline import (
 )
 from ics_monitor.sinks import JsonLinesSink
 from ics_monitor.sinks.console import FlowTableSink, SummarySink
-from ics_monitor.sinks.logs import AppendLog, alert_log
-from ics_monitor.sinks.sqlite import DEFAULT_STATE_DIR, Store
+from ics_monitor.sinks.elasticsearch import ElasticsearchSettings
+from ics_monitor.sinks.logs import DEFAULT_KEEP, AppendLog, Rotation, alert_log
+from ics_monitor.sinks.sqlite import DEFAULT_STATE_DIR, EVENTS_LOG, Store
 
 EXIT_USAGE = 2
 
@@ -97,6 +102,16 @@ def main_options(
 
 Captures = Annotated[list[Path], typer.Argument(help="pcap / pcapng files (.gz too), read in time order.")]
 Output = Annotated[str | None, typer.Option("-o", "--output", help="Write JSON lines here (default stdout).")]
+Workers = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=64,
+        metavar="N",
+        help="Processes to shard flows over (symmetric 5-tuple hash); same results as 1.",
+    ),
+]
 
 
 def _open(captures: list[Path]) -> MergedSource:
@@ -113,6 +128,22 @@ def _run(pipeline: Pipeline, source: MergedSource) -> RunStats:
     finally:
         pipeline.stats.errors = list(source.errors)
     return stats
+
+
+def _run_files(pipeline: Pipeline, source: MergedSource, captures: list[Path], workers: int) -> RunStats:
+    """``_run``, or with ``workers`` > 1 the flows sharded over that many processes (``parallel``)."""
+    if workers <= 1:
+        return _run(pipeline, source)
+    from ics_monitor.parallel import run_sharded
+
+    # The files were opened here to fail early on a bad name; each worker reads them itself.
+    for capture in source.files:
+        capture.close()
+    reporter = ProgressReporter(stderr, source.size) if stderr.is_terminal else None
+    if reporter is not None:
+        pipeline.progress = reporter.update
+    with reporter if reporter is not None else _nullcontext():
+        return run_sharded(pipeline, [str(path) for path in captures], workers)
 
 
 class _nullcontext:  # noqa: N801 - mirrors contextlib.nullcontext without its typing noise
@@ -137,13 +168,14 @@ def dissect(
     output: Output = None,
     strict: Annotated[bool, typer.Option(help="Re-raise dissector exceptions (for development).")] = False,
     arp: Annotated[bool, typer.Option("--arp", help="Also write ARP observations.")] = False,
+    workers: Workers = 1,
 ) -> None:
     """Write one JSON line per application PDU (and per anomaly) found in the captures."""
     source = _open(captures)
     sink = JsonLinesSink(output)
     config = Config(dissect=DissectConfig(strict=strict))
     pipeline = Pipeline(config, default_registry(), dissect="full", event_sinks=[sink], emit_arp=arp)
-    _check_errors(_run(pipeline, source))
+    _check_errors(_run_files(pipeline, source, captures, workers))
 
 
 @app.command()
@@ -154,12 +186,13 @@ def flows(
         bool, typer.Option("--table", help="Show a table on the terminal instead of JSON.")
     ] = False,
     limit: Annotated[int, typer.Option(help="Rows in --table (largest flows by bytes).")] = 40,
+    workers: Workers = 1,
 ) -> None:
     """Write one JSON line per flow (IT and OT), or show them as a table."""
     source = _open(captures)
     sink = FlowTableSink(limit) if table else JsonLinesSink(output)
     pipeline = Pipeline(Config(), default_registry(), dissect="detect", flow_sinks=[sink])
-    stats = _run(pipeline, source)
+    stats = _run_files(pipeline, source, captures, workers)
     if isinstance(sink, FlowTableSink):
         render_flow_table(_stdout_console(), sink, stats)
     _check_errors(stats)
@@ -264,6 +297,15 @@ Events = Annotated[
     bool, typer.Option("--events/--no-events", help="Append protocol events and flows to events.jsonl.")
 ]
 Limit = Annotated[int, typer.Option(help="Rows in the assets and alerts tables.")]
+Cef = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cef",
+        metavar="TARGET",
+        help="Send alerts (and anomalies) as CEF over syslog: cef:udp|tcp|tls://host:port[?kinds=...] "
+        "(repeat for more).",
+    ),
+]
 
 
 @app.command()
@@ -277,18 +319,25 @@ def replay(
     zones: Zones = None,
     events: Events = True,
     limit: Limit = 30,
+    workers: Workers = 1,
+    es_url: EsUrl = None,
+    config: ConfigFile = None,
+    es_events: EsEvents = False,
+    cef: Cef = None,
 ) -> None:
     """Replay captures: build the asset inventory, learn or enforce the baseline, raise alerts, store all.
 
     Without --learn/--learn-for the baseline (--baseline FILE, else the state's baseline.yaml) is
-    enforced when there is one; with none, only the always-on detectors run.
+    enforced when there is one; with none, only the always-on detectors run.  With --workers N the
+    flows are decoded and dissected in N processes; inventory, baseline and detection stay in one.
     """
     window = _check_analysis_options(learn, learn_for, rules, zones)
+    es_settings = run_settings(config, es_url, es_events)
     source = _open(captures)
     _analyse(
         "replay",
         [str(path) for path in captures],
-        lambda pipeline: _run(pipeline, source),
+        lambda pipeline: _run_files(pipeline, source, captures, workers),
         state=state,
         learn=learn,
         window=window,
@@ -297,6 +346,8 @@ def replay(
         zones=zones,
         events=events,
         limit=limit,
+        es_settings=es_settings,
+        cef=cef,
     )
 
 
@@ -326,8 +377,18 @@ def _analyse(
     zones: Path | None,
     events: bool,
     limit: int,
+    rotation: Rotation | None = None,
+    extra_figures: dict[str, Any] | None = None,
+    es_settings: ElasticsearchSettings | None = None,
+    cef: list[str] | None = None,
 ) -> RunStats:
-    """The analysis replay and live share: inventory, baseline, detection and store around ``run``."""
+    """The analysis replay and live share: inventory, baseline, detection and store around ``run``.
+
+    ``rotation`` rotates the JSON-lines logs; ``extra_figures`` (filled by ``run``, e.g. the final
+    health record of a live run) are stored with the run's figures.  ``es_settings``: feed
+    Elasticsearch too (alerts, flows, anomalies, health, protocol events if selected, and every
+    asset at the end), through its spool in the state directory; ``cef``: CEF over syslog targets.
+    """
     store = Store(state)
     baseline_file = baseline if baseline is not None else store.baseline_path
     if learn:
@@ -347,13 +408,14 @@ def _analyse(
         store.save_baseline(baseline_file)
         saved.append(str(baseline_file))
 
-    with store:
+    outputs = open_outputs(es_settings, cef or (), state)
+    with store, _closing(outputs):
         store.begin_run(command, mode, inputs)
         inventory = Inventory(config.inventory)
         inventory.restore(store.load_assets())
         known_alerts = store.alert_ids()
-        logs = [alert_log(store.alerts_log)]
-        event_log = AppendLog(store.events_log) if events else None
+        logs = [alert_log(store.alerts_log, rotation)]
+        event_log = AppendLog(store.events_log, rotation=rotation) if events else None
         analysis = build_analysis(
             config,
             inventory,
@@ -361,11 +423,12 @@ def _analyse(
             baseline_path=baseline_file,
             rules_dir=rules,
             zones_path=zones,
-            alert_sinks=[store, *logs],
-            change_sinks=[store],
+            alert_sinks=[store, *logs, *outputs],
+            change_sinks=[store, *outputs],
             on_baseline=keep_baseline,
         )
-        sinks = [event_log] if event_log is not None else []
+        sinks: list[Any] = [event_log] if event_log is not None else []
+        sinks.extend(outputs)
         pipeline = Pipeline(
             config,
             default_registry(),
@@ -380,9 +443,12 @@ def _analyse(
         finally:
             assets = inventory.assets()
             store.save_assets(asset.to_dict() for asset in assets)
+            for output in outputs:
+                for asset in assets:
+                    output.emit(asset)
             if mode == LEARN and not saved and analysis.learner is not None:
                 keep_baseline(analysis.learner.baseline())
-        store.finish_run(_figures(stats, mode))
+        store.finish_run({**_figures(stats, mode), **(extra_figures or {})})
         run_alerts = [a for a in store.alerts() if a["alert_id"] in analysis.alert_ids]
         print_replay_summary(
             _stdout_console(),
@@ -397,6 +463,52 @@ def _analyse(
         )
     _check_errors(stats)
     return stats
+
+
+@contextlib.contextmanager
+def _closing(outputs: list[SiemOutput]) -> Iterator[None]:
+    """Close the SIEM outputs at the end of the run, whatever happened: they drain or spool."""
+    try:
+        yield
+    finally:
+        for output in outputs:
+            stderr.print(output.close_now(), highlight=False)
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?")
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``1048576``, ``512k``, ``100M``, ``1G`` (binary units); ConfigError otherwise."""
+    match = _SIZE.fullmatch(text.strip().lower())
+    if match is None:
+        raise ConfigError(f"bad size {text!r} (examples: 500k, 100M, 1G)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+def _rotation(size: str | None, every: str | None, keep: int) -> Rotation | None:
+    if size is None and every is None:
+        return None
+    try:
+        return Rotation(
+            size=parse_size(size) if size is not None else None,
+            every=parse_duration(every) if every is not None else None,
+            keep=keep,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _health_line(record: dict[str, Any]) -> str:
+    rss = record["rss_bytes"]
+    return (
+        f"health: {record['frames']:,} frames, {record['events']:,} events, "
+        f"{record['alerts']:,} alerts, {record['flows_ended']:,} flows ended, "
+        f"{record['flows_active']:,} active, {record['flow_evictions']:,} evicted, "
+        f"{record['kernel_drops']:,} kernel drops"
+        + (f", {rss / (1 << 20):.0f} MiB resident" if rss is not None else "")
+    )
 
 
 @app.command()
@@ -428,30 +540,77 @@ def live(
     zones: Zones = None,
     events: Events = True,
     limit: Limit = 30,
+    stats_interval: Annotated[
+        str,
+        typer.Option(
+            "--stats-interval",
+            metavar="DURATION",
+            help="Write a health record (kernel drops, counters, memory) to events.jsonl this often.",
+        ),
+    ] = "60s",
+    rotate_size: Annotated[
+        str | None,
+        typer.Option(
+            "--rotate-size", metavar="SIZE", help="Rotate alerts.jsonl/events.jsonl past this size (100M)."
+        ),
+    ] = None,
+    rotate_every: Annotated[
+        str | None,
+        typer.Option(
+            "--rotate-every", metavar="DURATION", help="Rotate the JSON-lines logs this often (1d)."
+        ),
+    ] = None,
+    rotate_keep: Annotated[
+        int, typer.Option("--rotate-keep", metavar="N", help="Rotated files kept per log (FILE.1 .. FILE.N).")
+    ] = DEFAULT_KEEP,
+    es_url: EsUrl = None,
+    config: ConfigFile = None,
+    es_events: EsEvents = False,
+    cef: Cef = None,
 ) -> None:
-    """Sniff interfaces (a SPAN/mirror port) and analyse live, as replay does; SIGINT/SIGTERM end it cleanly.
+    """Sniff interfaces (a SPAN/mirror port) and analyse live, as replay does.
 
-    Needs CAP_NET_RAW only (root, or `setcap cap_net_raw+ep` on the interpreter).  Inventory, alerts
-    and the baseline are flushed to the state directory when the capture ends; the kernel's drop
-    counters are printed then.
+    Needs CAP_NET_RAW only (root, or `setcap cap_net_raw+ep` on the interpreter).  Alerts reach
+    alerts.jsonl and the store within about a second; capture time follows the wall clock on a
+    quiet link (flows time out, a --learn-for window ends on time).  SIGHUP reloads --rules and
+    --zones (a file that does not load leaves the old ones); SIGINT/SIGTERM end the run cleanly:
+    inventory, alerts and the baseline are saved, and the health figures printed.
     """
     window = _check_analysis_options(learn, learn_for, rules, zones)
     seconds = parse_duration(duration) if duration is not None else None
+    interval = parse_duration(stats_interval)
+    rotation = _rotation(rotate_size, rotate_every, rotate_keep)
+    es_settings = run_settings(config, es_url, es_events)
     source = LiveSource(interfaces, snaplen=snaplen, duration=seconds, bpf=bpf)
+    figures: dict[str, Any] = {}
+
+    def say(line: str) -> None:
+        # Plain writes: one line each, never wrapped at a console width (log parsers read them).
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
     def run(pipeline: Pipeline) -> RunStats:
-        with stop_on_signals(source):
-            stderr.print(f"listening on {', '.join(interfaces)}", highlight=False)
+        operations = LiveOperations(
+            pipeline, source, stats_interval=interval, reload=detection_loader(rules, zones), say=say
+        )
+        with stop_on_signals(source), reload_on_sighup(operations):
+            say(f"listening on {', '.join(interfaces)}")
             try:
                 return pipeline.run(source)
             finally:
                 pipeline.stats.errors = list(source.errors)
-                for name, figures in source.statistics().items():
-                    stderr.print(
-                        f"{name}: {figures['kernel_packets']:,} packets seen by the kernel, "
-                        f"{figures['kernel_drops']:,} dropped by the kernel",
-                        highlight=False,
+                # The pipeline closed its sinks: the final record is appended to events.jsonl anew.
+                final_log = [AppendLog(state / EVENTS_LOG, rotation=rotation)] if events else []
+                final = operations.emit_health(time.time(), final=True, sinks=final_log)
+                for log in final_log:
+                    log.close()
+                figures["health"] = {key: value for key, value in final.items() if key != "sinks"}
+                for interface in final["interfaces"]:
+                    say(
+                        f"{interface['name']}: {interface['kernel_packets']:,} packets seen by the kernel, "
+                        f"{interface['kernel_drops']:,} dropped by the kernel"
                     )
+                say(_health_line(final))
 
     _analyse(
         "live",
@@ -465,6 +624,10 @@ def live(
         zones=zones,
         events=events,
         limit=limit,
+        rotation=rotation,
+        extra_figures=figures,
+        es_settings=es_settings,
+        cef=cef,
     )
 
 

@@ -9,6 +9,7 @@ cluster cannot be reached or the settings are wrong.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ import typer
 from elastic_transport import TransportError
 from elasticsearch import ApiError
 
+from ics_monitor.sinks.ecs import DEFAULT_KINDS, EVENT
 from ics_monitor.sinks.elasticsearch import (
     ElasticsearchSettings,
     ElasticsearchSink,
@@ -25,6 +27,7 @@ from ics_monitor.sinks.elasticsearch import (
     load_settings,
     make_client,
     redact_url,
+    settings_from_file,
     setup_templates,
 )
 
@@ -99,6 +102,35 @@ def settings_from_options(
     if es_insecure:
         overrides["verify_certs"] = False
     return load_settings(config, overrides={k: v for k, v in overrides.items() if v is not None})
+
+
+EsEvents = Annotated[
+    bool,
+    typer.Option(
+        "--es-events",
+        help="Also index every protocol event (default: alerts, assets, flows, anomalies, health).",
+    ),
+]
+
+
+def run_settings(
+    config: Path | None, es_url: list[str] | None, es_events: bool = False
+) -> ElasticsearchSettings | None:
+    """Settings for ``replay``/``live`` to feed Elasticsearch, or None when no cluster is configured.
+
+    A cluster is configured by ``--es-url``, ``$ICS_MONITOR_ES_URL`` or an ``elasticsearch:``
+    section in ``--config``; the other settings (credentials, TLS, prefix) come from the
+    environment and the file as for ``es setup``.
+    """
+    configured = bool(es_url) or bool(os.environ.get("ICS_MONITOR_ES_URL"))
+    if not configured and config is not None:
+        configured = bool(settings_from_file(config))
+    if not configured:
+        return None
+    extra: dict[str, Any] = {}
+    if es_events:
+        extra["kinds"] = frozenset({*DEFAULT_KINDS, EVENT})
+    return settings_from_options(config, es_url, **extra)
 
 
 def _fail(message: str, code: int = EXIT_UNREACHABLE) -> typer.Exit:

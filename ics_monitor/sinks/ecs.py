@@ -12,7 +12,9 @@ Document kinds, one index family each (``<prefix>-<kind>-YYYY.MM.DD`` by capture
 * ``asset``: one document per asset, replaced by id (``<prefix>-asset``, no date);
 * ``flow``: flow records (``event.category: network``);
 * ``anomaly``: dissector and decoder anomalies (stable ``ics.anomaly.code``);
-* ``event``: protocol events (opt-in; ``ics.modbus.*``, ``ics.dnp3.*``, ``ics.s7comm.*`` ...).
+* ``event``: protocol events (opt-in; ``ics.modbus.*``, ``ics.dnp3.*``, ``ics.s7comm.*`` ...);
+* ``health``: the sensor's own health records of a live run (``event.kind: metric``, ``ics.health.*``:
+  kernel packets and drops, internal counters, memory).
 
 Document ids are deterministic (a replay of the same capture gives the same ids), so writing with
 ``op_type: create`` never duplicates.  Alerts and assets are living documents: they are written with
@@ -51,10 +53,11 @@ ASSET = "asset"
 FLOW = "flow"
 ANOMALY = "anomaly"
 EVENT = "event"
-KINDS: tuple[str, ...] = (ALERT, ASSET, FLOW, ANOMALY, EVENT)
+HEALTH = "health"
+KINDS: tuple[str, ...] = (ALERT, ASSET, FLOW, ANOMALY, EVENT, HEALTH)
 ALL = KINDS
 # Kinds written by default; protocol events are opt-in (one document per PDU is a lot of data).
-DEFAULT_KINDS: frozenset[str] = frozenset({ALERT, ASSET, FLOW, ANOMALY})
+DEFAULT_KINDS: frozenset[str] = frozenset({ALERT, ASSET, FLOW, ANOMALY, HEALTH})
 
 # Field types; "object" here means a JSON object stored in _source but not parsed or indexed
 # (``enabled: false``), for free-form payloads such as alert evidence or DNP3 object lists.
@@ -98,7 +101,7 @@ def _f(name: str, type_: str, kinds: Iterable[str], source: str, description: st
     return EcsField(name, type_, tuple(kinds), source, description)
 
 
-_A, _S, _F, _N, _E = ALERT, ASSET, FLOW, ANOMALY, EVENT
+_A, _S, _F, _N, _E, _H = ALERT, ASSET, FLOW, ANOMALY, EVENT, HEALTH
 _NET = (_A, _F, _N, _E)  # kinds that describe traffic between two endpoints
 _PROTOCOL_COMMON = frozenset(
     {"event_type", "ts", "frame", "flow_id", "transport", "src_ip", "src_port", "dst_ip", "dst_port"}
@@ -110,7 +113,7 @@ FIELDS: tuple[EcsField, ...] = (
     _f("ecs.version", KEYWORD, ALL, "constant", f"ECS version followed ({ECS_VERSION})"),
     _f("message", TEXT, (_A, _N), "explanation / detail", "human-readable explanation"),
     _f("tags", KEYWORD, ALL, "constant", "always contains `ics-monitor`"),
-    _f("event.kind", KEYWORD, ALL, "per kind", "alert, asset or event"),
+    _f("event.kind", KEYWORD, ALL, "per kind", "alert, asset, event or metric (health)"),
     _f("event.category", KEYWORD, ALL, "per kind", "network (+ intrusion_detection for alerts), host"),
     _f("event.type", KEYWORD, ALL, "per kind", "info, connection/end, protocol"),
     _f("event.module", KEYWORD, ALL, "constant", f"`{MODULE}`"),
@@ -286,9 +289,32 @@ FIELDS: tuple[EcsField, ...] = (
     _f("ics.arp.sender_ip", IP, (_E,), "sender_ip", "sender IP"),
     _f("ics.arp.target_mac", KEYWORD, (_E,), "target_mac", "target MAC"),
     _f("ics.arp.target_ip", IP, (_E,), "target_ip", "target IP"),
+    # ics.health.*: the sensor's health during a live run (counters are totals since the start)
+    _f("ics.health.final", BOOLEAN, (_H,), "final", "the record written at exit"),
+    _f("ics.health.uptime_seconds", DOUBLE, (_H,), "uptime_seconds", "seconds since the run started"),
+    _f("ics.health.kernel_packets", LONG, (_H,), "kernel_packets", "packets the kernel saw, all interfaces"),
+    _f("ics.health.kernel_drops", LONG, (_H,), "kernel_drops", "packets the kernel dropped (buffer full)"),
+    _f("ics.health.interfaces", OBJECT, (_H,), "interfaces", "per interface: name, packets, drops"),
+    _f("ics.health.frames", LONG, (_H,), "frames", "frames analysed"),
+    _f("ics.health.bytes", LONG, (_H,), "bytes", "their bytes on the wire"),
+    _f("ics.health.events", LONG, (_H,), "events", "protocol events"),
+    _f("ics.health.anomalies", LONG, (_H,), "anomalies", "anomaly events"),
+    _f("ics.health.flows_active", LONG, (_H,), "flows_active", "flows tracked now"),
+    _f("ics.health.flows_ended", LONG, (_H,), "flows_ended", "flow records written"),
+    _f("ics.health.flow_evictions", LONG, (_H,), "flow_evictions", "flows evicted by a full table"),
+    _f("ics.health.alerts", LONG, (_H,), "alerts", "distinct alerts raised"),
+    _f("ics.health.alert_records", LONG, (_H,), "alert_records", "alert records (updates included)"),
+    _f("ics.health.assets", LONG, (_H,), "assets", "assets in the inventory"),
+    _f("ics.health.learning", BOOLEAN, (_H,), "learning", "the baseline is still being learned"),
+    _f("ics.health.reloads", LONG, (_H,), "reloads", "rule/zone reloads done"),
+    _f("ics.health.reload_failures", LONG, (_H,), "reload_failures", "reloads refused (bad file)"),
+    _f("ics.health.rss_bytes", LONG, (_H,), "rss_bytes", "resident memory of the sensor"),
+    _f("ics.health.sinks", OBJECT, (_H,), "sinks", "per sink: records written, backlog, drops"),
 )
 
 _NOT_PROTOCOLS = frozenset({"arp", "asset_change"})
+# Keys of a health record that its document carries under ics.health (the table is the list).
+_HEALTH_KEYS = tuple(f.name.removeprefix("ics.health.") for f in FIELDS if f.name.startswith("ics.health."))
 FIELD_BY_NAME: dict[str, EcsField] = {field.name: field for field in FIELDS}
 # Protocol sub-objects whose keys are mapped (others are stored unindexed).
 _PROTOCOL_OBJECTS = frozenset(name.split(".")[1] for name in FIELD_BY_NAME if name.startswith("ics."))
@@ -492,6 +518,7 @@ class EcsMapper:
             "flow": self._flow,
             "anomaly": self._anomaly,
             "asset": self._asset,
+            "health": self._health,
         }
 
     # -- naming -------------------------------------------------------------------------------
@@ -523,7 +550,7 @@ class EcsMapper:
             event_type = getattr(record, "event_type", None)
             if event_type is None and hasattr(record, "asset_id"):
                 return EVENT if hasattr(record, "before") else ASSET
-        if event_type in (ALERT, FLOW, ANOMALY, ASSET):
+        if event_type in (ALERT, FLOW, ANOMALY, ASSET, HEALTH):
             return str(event_type)
         return EVENT
 
@@ -683,6 +710,18 @@ class EcsMapper:
         _put(ics, "direction", data.get("direction"))
         doc["ics"] = ics
         return Document(ANOMALY, self.index_name(ANOMALY, ts), doc_id, "create", None, doc)
+
+    def _health(self, data: Mapping[str, Any], raw: bytes) -> Document:
+        ts = float(data["ts"])
+        doc = _base(HEALTH, HEALTH, ts, self._observer_fields)
+        doc_id = _content_id(self.observer.name, raw)
+        event = doc["event"]
+        event["kind"] = "metric"
+        event["category"] = ["host"]
+        event["type"] = ["info"]
+        event["id"] = doc_id
+        doc["ics"] = {"health": {name: data[name] for name in _HEALTH_KEYS if data.get(name) is not None}}
+        return Document(HEALTH, self.index_name(HEALTH, ts), doc_id, "create", None, doc)
 
     def _protocol_event(self, data: Mapping[str, Any], raw: bytes) -> Document:
         ts = float(data["ts"])
@@ -883,7 +922,7 @@ def index_templates(
             },
             "_meta": {"managed_by": "ics-monitor", "ics_monitor_version": __version__, "ecs": ECS_VERSION},
         }
-        if data_streams and kind in (FLOW, ANOMALY, EVENT):
+        if data_streams and kind in (FLOW, ANOMALY, EVENT, HEALTH):
             body["data_stream"] = {}
         templates[template_name(prefix, kind)] = body
     return templates
@@ -891,7 +930,14 @@ def index_templates(
 
 def markdown_table() -> str:
     """The README field table (generated: ``python -m ics_monitor.sinks.ecs --markdown``)."""
-    short = {ALERT: "alert", ASSET: "asset", FLOW: "flow", ANOMALY: "anomaly", EVENT: "event"}
+    short = {
+        ALERT: "alert",
+        ASSET: "asset",
+        FLOW: "flow",
+        ANOMALY: "anomaly",
+        EVENT: "event",
+        HEALTH: "health",
+    }
     lines = [
         "| Field | Type | Documents | From | Meaning |",
         "| --- | --- | --- | --- | --- |",

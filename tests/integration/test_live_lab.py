@@ -36,6 +36,9 @@ import pytest
 
 from tests.conftest import REPO, need_tool
 
+# One at a time (one xdist worker): timing assertions and namespaces do not share the CPU well.
+pytestmark = pytest.mark.xdist_group("live")
+
 NETLAB_PATH = REPO / "pcaps" / "generators" / "demo" / "netlab.py"
 SPAN_PREFIX = "icslab"
 PLC_IP = "10.78.0.11"

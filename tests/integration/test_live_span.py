@@ -30,6 +30,9 @@ import pytest
 
 from tests.conftest import REPO, need_tool
 
+# One at a time (one xdist worker): timing assertions and namespaces do not share the CPU well.
+pytestmark = pytest.mark.xdist_group("live")
+
 NETLAB_PATH = REPO / "pcaps" / "generators" / "demo" / "netlab.py"
 PLC_IP = "10.77.0.11"
 HMI_IP = "10.77.0.21"

@@ -1,0 +1,695 @@
+"""Multi-core replay: flows sharded across worker processes by a symmetric 5-tuple hash.
+
+    capture files ──┬─▶ worker 0: read all, keep shard 0 (+ ARP, non-IP) ─▶ decode ─▶ flows ─▶ dissect ─┐
+                    └─▶ worker k: read all, keep shard k ──────────────────▶ decode ─▶ flows ─▶ dissect ─┤
+                                                                                                        ▼
+           parent: heap merge by (frame, stage) ─▶ event/flow sinks, the one Analysis (inventory, baseline,
+                                                   detection, alert and change sinks)
+
+Every worker reads every capture file itself (reading costs less than shipping frames between
+processes) and numbers every frame, so records carry the frame numbers a single process gives them.
+A cheap pre-hash on the raw bytes (Ethernet, one 802.1Q tag, raw IP, Linux cooked; IPv4 that is not a
+fragment, IPv6 with TCP/UDP/ICMPv6 right after the fixed header) says which worker owns a frame;
+the others skip it without decoding, only letting their flow table's clock move so idle flows expire
+at the same frame as in one process.  ARP and other non-IP frames belong to worker 0.  Frames the
+pre-hash cannot place (IP fragments, QinQ, MPLS, IPv6 extension headers, other link types, short
+frames) are decoded by every worker: each keeps the decoded packet only if the packet's own hash
+(the same function, over the reassembled 5-tuple) is its shard, and only worker 0 keeps the decoder's
+anomalies about them.  So a flow whose datagrams are sometimes fragmented still lands in one worker,
+the fragment table is identical everywhere, and nothing is reported twice.  This is the rule of
+AF_PACKET fanout hashing and Zeek cluster workers, with defragmentation done before the choice.
+
+Each worker tags what it produces with ``frame * 8 + stage`` (the order ``Pipeline.run`` drains a
+frame's records in) and ships batches through a pipe; the parent merges the sorted streams with a
+heap and feeds sinks and analysis exactly as ``Pipeline`` does, so cross-flow detectors (scans,
+sweeps) see all traffic, and events, assets, alerts and the baseline equal a one-process run (flows
+ending at the same frame in different workers may come out in another order).  Worker 0 also
+emits the analysis clock ticks and the progress position.
+
+Workers start from a fork server (``WorkerSpec`` says what to build): a fresh process, not a copy
+of a parent that may hold a large baseline.  Records cross the pipe pickled as (class, field values) (see ``_BatchPickler``); when nothing
+but JSON-lines files is downstream and there is no analysis (``dissect``/``flows -o``), the workers
+serialise the lines themselves and the parent only writes them in order.
+
+This module reads no header beyond the flow key and knows no protocol; a worker that dies or fails
+ends its stream: the parent keeps everything merged so far, finishes the analysis, closes the
+sinks and reports one ``WorkerError``.  The flow cap (``FlowConfig.max_flows``) applies per worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import heapq
+import io
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import struct
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from operator import attrgetter
+from typing import Any
+
+import orjson
+
+from ics_monitor.capture import open_captures
+from ics_monitor.config import Config
+from ics_monitor.core.errors import CaptureError, IcsMonitorError
+from ics_monitor.core.packet import Packet
+from ics_monitor.dissect import Registry
+from ics_monitor.flows import FlowTable
+from ics_monitor.pipeline import Pipeline, RunStats, arp_event
+from ics_monitor.sinks import JsonLinesSink
+
+# Record kinds in the merged stream.
+EVENT, FLOW, ARP, TICK, MARK, EVENT_LINE, FLOW_LINE, ARP_LINE = range(8)
+# Stages within one frame, in the order Pipeline.run hands a frame's records on.
+_STAGE_TICK, _STAGE_ARP, _STAGE_DECODE, _STAGE_DISSECT, _STAGE_FLOW_ANOMALY, _STAGE_FLOW = range(6)
+_STAGE_MARK = 7
+# A batch goes to the parent after this many records, and at least every _MARK_EVERY frames (with a
+# watermark) so a worker whose shard is quiet does not hold the merge back.
+_BATCH_RECORDS = 512
+_MARK_EVERY = 4096
+# Batches received ahead of the merge per worker (about 40 KB each: a few MB at most).
+_PREFETCH_BATCHES = 128
+# More processes than this is a typing error, not a sensor.
+MAX_WORKERS = 64
+
+_ETHERNET = 1
+_RAW_LINK_TYPES = frozenset((12, 14, 101, 228, 229))
+_LINUX_SLL = 113
+_LINUX_SLL2 = 276
+_BROADCAST = -1
+_NON_IP = -2
+_U16 = struct.Struct("!H")
+_PORTS = struct.Struct("!HH")
+_IPV4_ADDRESSES = struct.Struct("!II")
+_IPPROTO_TCP = 6
+_IPPROTO_UDP = 17
+_IPPROTO_ICMPV6 = 58
+
+
+class WorkerError(IcsMonitorError):
+    """A worker process failed or died; what was merged before it is kept."""
+
+
+def _shard(vlan_fold: int, proto: int, address_xor: int, port_xor: int, workers: int) -> int:
+    # XOR makes the key symmetric (both directions land together); hashing a tuple of ints is
+    # deterministic across runs (only str/bytes hashes are salted), so shards are reproducible.
+    return hash((vlan_fold, proto, address_xor, port_xor)) % workers
+
+
+def packet_shard(pkt: Packet, workers: int) -> int:
+    """The worker owning a decoded IP packet (same value as ``frame_shard`` for its frames)."""
+    fold = 0
+    for tag in pkt.vlan:
+        fold = fold * 4099 + tag + 1
+    addresses = int.from_bytes(pkt.src_ip, "big") ^ int.from_bytes(pkt.dst_ip, "big")
+    return _shard(fold, pkt.ip_proto, addresses, pkt.sport ^ pkt.dport, workers)
+
+
+def frame_shard(link_type: int, data: bytes, workers: int) -> int:
+    """The worker owning a raw IP frame; -2 for non-IP (worker 0's); -1 when only decoding can tell.
+
+    Ethernet II (one optional 802.1Q tag), IPv4 that is not a fragment ::
+
+        0      6      12     14 [18]          +6           +9      +12     +16     +IHL   +2
+        +------+------+------+[------+]-...-+-----------+-..-+-----+-------+-------+-...-+------+------+
+        | dst  | src  | type |[ tci  ]|v/ihl| flags/frag|    |proto| src ip| dst ip|     |sport |dport |
+        +------+------+------+[------+]-...-+-----------+-..-+-----+-------+-------+-...-+------+------+
+
+    IPv6: next header at +6, addresses at +8 and +24, ports at +40 (TCP/UDP).  Only what the flow
+    table keys a flow by is read: VLAN ids, protocol, addresses, ports (TCP and UDP only; zero
+    otherwise, as the decoder leaves them).
+    """
+    size = len(data)
+    fold = 0
+    if link_type == _ETHERNET:
+        if size < 14:
+            return _BROADCAST
+        ether_type = data[12] << 8 | data[13]
+        off = 14
+        if ether_type == 0x8100:
+            if size < 18:
+                return _BROADCAST
+            fold = (data[14] << 8 | data[15]) & 0x0FFF
+            fold += 1
+            ether_type = data[16] << 8 | data[17]
+            off = 18
+        if ether_type not in (0x0800, 0x86DD):
+            if ether_type in (0x8100, 0x88A8, 0x9100, 0x8847, 0x8848):
+                return _BROADCAST  # stacked tags or MPLS: let the decoder find what is inside
+            return _NON_IP
+    elif link_type in _RAW_LINK_TYPES:
+        if not size:
+            return _BROADCAST
+        version = data[0] >> 4
+        ether_type = 0x0800 if version == 4 else 0x86DD if version == 6 else 0
+        off = 0
+    elif link_type in (_LINUX_SLL, _LINUX_SLL2):
+        if link_type == _LINUX_SLL:
+            if size < 16:
+                return _BROADCAST
+            ether_type = data[14] << 8 | data[15]
+            off = 16
+        else:
+            if size < 20:
+                return _BROADCAST
+            ether_type = data[0] << 8 | data[1]
+            off = 20
+        if ether_type not in (0x0800, 0x86DD):
+            if ether_type in (0x8100, 0x88A8, 0x9100, 0x8847, 0x8848):
+                return _BROADCAST
+            return _NON_IP
+    else:
+        return _BROADCAST
+    if ether_type == 0x0800:
+        if size < off + 20:
+            return _BROADCAST
+        version_ihl = data[off]
+        header_len = (version_ihl & 0x0F) * 4
+        if version_ihl >> 4 != 4 or header_len < 20 or _U16.unpack_from(data, off + 6)[0] & 0x3FFF:
+            return _BROADCAST  # a fragment (or a broken header): decided after reassembly
+        proto = data[off + 9]
+        source, destination = _IPV4_ADDRESSES.unpack_from(data, off + 12)
+        ports = 0
+        if proto in (_IPPROTO_TCP, _IPPROTO_UDP):
+            start = off + header_len
+            if size < start + 4:
+                return _BROADCAST
+            source_port, destination_port = _PORTS.unpack_from(data, start)
+            ports = source_port ^ destination_port
+        return _shard(fold, proto, source ^ destination, ports, workers)
+    if ether_type == 0x86DD:
+        if size < off + 40 or data[off] >> 4 != 6:
+            return _BROADCAST
+        proto = data[off + 6]
+        ports = 0
+        if proto in (_IPPROTO_TCP, _IPPROTO_UDP):
+            if size < off + 44:
+                return _BROADCAST
+            source_port, destination_port = _PORTS.unpack_from(data, off + 40)
+            ports = source_port ^ destination_port
+        elif proto != _IPPROTO_ICMPV6:
+            return _BROADCAST  # extension headers: the decoder finds the upper layer
+        addresses = int.from_bytes(data[off + 8 : off + 24], "big") ^ int.from_bytes(
+            data[off + 24 : off + 40], "big"
+        )
+        return _shard(fold, proto, addresses, ports, workers)
+    return _BROADCAST
+
+
+# -- batch transport -------------------------------------------------------------------------------
+#
+# The records are frozen slotted dataclasses: their default pickling goes through Python-level
+# __getstate__/__setstate__ loops, which cost more than the rest of the parent's work per record.
+# Workers pickle them as (class, field values) read by one C-level attrgetter, and the parent sets
+# the slots back through per-class generated straight-line code (about 3x less on both sides).
+
+_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]] | None] = {}
+_REBUILDERS: dict[type, Callable[[tuple[Any, ...]], Any]] = {}
+
+
+def _slot_fields(cls: type) -> list[str] | None:
+    """Field names of a slotted dataclass whose slots are exactly its fields, else None."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    names = [field.name for field in dataclasses.fields(cls)]
+    slots: set[str] = set()
+    for klass in cls.__mro__:
+        if "__dict__" in klass.__dict__ and klass is not object:
+            return None  # instances have a __dict__: keep the default pickling
+        slots.update(klass.__dict__.get("__slots__", ()))
+    return names if slots == set(names) and len(names) > 1 else None
+
+
+def _rebuild(cls: type, values: tuple[Any, ...]) -> Any:
+    """Unpickling side: a record from its class and field values (see ``_BatchPickler``)."""
+    rebuild = _REBUILDERS.get(cls)
+    if rebuild is None:
+        names = _slot_fields(cls)
+        assert names is not None
+        namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+        lines = ["def rebuild(values):", "    record = new(cls)"]
+        for position, name in enumerate(names):
+            owner = next(klass for klass in cls.__mro__ if name in klass.__dict__)
+            namespace[f"set_{position}"] = owner.__dict__[name].__set__
+            lines.append(f"    set_{position}(record, values[{position}])")
+        lines.append("    return record")
+        # Generated from field positions only (no data): straight-line code is the fast part.
+        exec("\n".join(lines), namespace)
+        rebuild = _REBUILDERS[cls] = namespace["rebuild"]
+    return rebuild(values)
+
+
+class _BatchPickler(pickle.Pickler):
+    """Pickles slotted dataclass records as ``_rebuild(class, values)``."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        try:
+            getter = _GETTERS[cls]
+        except KeyError:
+            names = _slot_fields(cls) if cls is not type else None
+            getter = _GETTERS[cls] = attrgetter(*names) if names else None
+        if getter is None:
+            return NotImplemented
+        return _rebuild, (cls, getter(obj))
+
+
+def _dumps(batch: list[Any]) -> bytes:
+    buffer = io.BytesIO()
+    _BatchPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(batch)
+    return buffer.getvalue()
+
+
+_LINE = orjson.OPT_APPEND_NEWLINE  # as JsonLinesSink writes them
+
+
+def _dumps_lines(batch: list[Any]) -> bytes:
+    """A batch with its records already as JSON lines, and what the parent's figures need."""
+    dumps = orjson.dumps
+    lines: list[tuple[int, int, int, Any]] = []
+    append = lines.append
+    for order, index, kind, record in batch:
+        if kind == EVENT:
+            code = record.code if record.event_type == "anomaly" else None
+            append((order, index, EVENT_LINE, (code, dumps(record, option=_LINE))))
+        elif kind == FLOW:
+            label = record.app_protocol or record.service or record.transport
+            append((order, index, FLOW_LINE, (label, dumps(record, option=_LINE))))
+        elif kind == ARP:
+            append((order, index, ARP_LINE, dumps(record, option=_LINE)))
+        else:
+            append((order, index, kind, record))
+    return pickle.dumps(lines, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _advance_clock(table: FlowTable, ts: float) -> None:
+    """Let a worker's flow table see time pass on a frame another worker owns.
+
+    Mirrors the head of ``FlowTable.process`` so idle flows expire at the frame they would in one
+    process (the table offers no public call for it).
+    """
+    if ts > table.now:
+        table.now = ts
+        if ts >= table._next_sweep:
+            table.sweep()
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to build its own pipeline (picklable: workers may start afresh)."""
+
+    config: Config
+    registry: Registry
+    dissect: str | None
+    emit_arp: bool
+    # The analysis clock period, or None without analysis (worker 0 then sends no ticks).
+    tick: float | None
+    progress: bool
+    serialized: bool
+
+    @classmethod
+    def of(cls, pipeline: Pipeline) -> WorkerSpec:
+        """The spec of the parent's pipeline."""
+        analysis = pipeline.analysis
+        return cls(
+            config=pipeline.config,
+            registry=pipeline.registry,
+            dissect=pipeline.dissect,
+            emit_arp=pipeline.emit_arp,
+            tick=analysis.tick if analysis is not None else None,
+            progress=pipeline.progress is not None,
+            serialized=_serialized(pipeline),
+        )
+
+
+def _worker_main(spec: WorkerSpec, paths: list[str], index: int, workers: int, conn: Connection) -> None:
+    """Entry point of worker ``index``: run its shard, ship records, then a final summary."""
+    # Ctrl-C reaches the whole process group: the parent alone decides, and stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pipeline = Pipeline(spec.config, spec.registry, dissect=spec.dissect)
+        summary = _work(spec, pipeline, paths, index, workers, conn)
+        conn.send_bytes(pickle.dumps(("done", summary)))
+    except BaseException as exc:
+        line = "".join(traceback.format_exception_only(type(exc), exc)).strip().replace("\n", " ")
+        with contextlib.suppress(OSError):
+            conn.send_bytes(pickle.dumps(("failed", line)))
+    finally:
+        conn.close()
+    # Leave without running the parent's inherited atexit handlers or flushing its buffers (open
+    # sinks were copied by fork: flushing them here would write their pending bytes twice).
+    os._exit(0)
+
+
+def _work(
+    spec: WorkerSpec, pipeline: Pipeline, paths: list[str], index: int, workers: int, conn: Connection
+) -> dict[str, Any]:
+    source = open_captures(paths)
+    decoder = pipeline.decoder
+    decode = decoder.decode
+    table = pipeline.table
+    process = table.process
+    decoder_anomalies = decoder.anomalies
+    table_records = table.records
+    table_anomalies = table.anomalies
+    engine_events = pipeline.engine.events if pipeline.engine is not None else []
+    want_arp = index == 0 and (spec.emit_arp or spec.tick is not None)
+    ticks = index == 0 and spec.tick is not None
+    tick = spec.tick or 0.0
+    next_tick = -float("inf")
+    report_position = index == 0 and spec.progress
+    send = conn.send_bytes
+    dumps = _dumps_lines if spec.serialized else _dumps
+    out: list[tuple[int, int, int, Any]] = []
+    append = out.append
+    frame_no = total_bytes = ip_packets = arp_packets = 0
+    first_ts: float | None = None
+    ts = 0.0
+    for ts, link_type, data, wire_len in source:
+        frame_no += 1
+        base = frame_no << 3
+        if ticks and ts >= next_tick:
+            append((base + _STAGE_TICK, index, TICK, ts))
+            next_tick = ts + tick
+        total_bytes += wire_len
+        if first_ts is None:
+            first_ts = ts
+        owner = frame_shard(link_type, data, workers)
+        if owner == index or (owner == _NON_IP and not index):
+            pkt = decode(frame_no, ts, link_type, data, wire_len)
+            if pkt is not None:
+                if pkt.ip_version:
+                    ip_packets += 1
+                    process(pkt)
+                elif pkt.arp is not None:
+                    arp_packets += 1
+                    if want_arp:
+                        append((base + _STAGE_ARP, index, ARP, arp_event(pkt)))
+        elif owner >= 0:
+            # An IP frame another worker owns: it moves this table's clock too, as in one process.
+            _advance_clock(table, ts)
+        elif owner == _BROADCAST:
+            pkt = decode(frame_no, ts, link_type, data, wire_len)
+            if index:
+                decoder_anomalies.clear()  # worker 0 alone reports on frames every worker decodes
+            if pkt is not None:
+                if pkt.ip_version:
+                    if packet_shard(pkt, workers) == index:
+                        ip_packets += 1
+                        process(pkt)
+                    else:
+                        _advance_clock(table, ts)
+                elif pkt.arp is not None and index == 0:
+                    arp_packets += 1
+                    if want_arp:
+                        append((base + _STAGE_ARP, index, ARP, arp_event(pkt)))
+        if decoder_anomalies:
+            order = base + _STAGE_DECODE
+            out.extend([(order, index, EVENT, record) for record in decoder_anomalies])
+            decoder_anomalies.clear()
+        if engine_events:
+            order = base + _STAGE_DISSECT
+            out.extend([(order, index, EVENT, record) for record in engine_events])
+            engine_events.clear()
+        if table_anomalies:
+            order = base + _STAGE_FLOW_ANOMALY
+            out.extend([(order, index, EVENT, record) for record in table_anomalies])
+            table_anomalies.clear()
+        if table_records:
+            order = base + _STAGE_FLOW
+            out.extend([(order, index, FLOW, record) for record in table_records])
+            table_records.clear()
+        if not frame_no % _MARK_EVERY:
+            append((base + _STAGE_MARK, index, MARK, source.position if report_position else 0))
+            send(dumps(out))
+            out = []
+            append = out.append
+        elif len(out) >= _BATCH_RECORDS:
+            send(dumps(out))
+            out = []
+            append = out.append
+    # End of input, as Pipeline._finish: fragments, flows and dissectors flush.
+    decoder.flush()
+    if index:
+        decoder_anomalies.clear()
+    table.flush()
+    base = (frame_no + 1) << 3
+    for stage, kind, records in (
+        (_STAGE_DECODE, EVENT, decoder_anomalies),
+        (_STAGE_DISSECT, EVENT, engine_events),
+        (_STAGE_FLOW_ANOMALY, EVENT, table_anomalies),
+        (_STAGE_FLOW, FLOW, table_records),
+    ):
+        out.extend([(base + stage, index, kind, record) for record in records])
+        records.clear()
+    out.append((base + _STAGE_MARK, index, MARK, source.position if report_position else 0))
+    send(dumps(out))
+    return _summary(source, frame_no, total_bytes, ip_packets, arp_packets, first_ts, ts)
+
+
+def _summary(
+    source: Any,
+    frames: int,
+    total_bytes: int,
+    ip_packets: int,
+    arp_packets: int,
+    first_ts: float | None,
+    last_ts: float,
+) -> dict[str, Any]:
+    return {
+        "frames": frames,
+        "bytes": total_bytes,
+        "ip_packets": ip_packets,
+        "arp_packets": arp_packets,
+        "first_ts": first_ts,
+        "last_ts": last_ts if frames else None,
+        "errors": [(error.path, error.reason, error.offset) for error in source.errors],
+    }
+
+
+def _serialized(pipeline: Pipeline) -> bool:
+    """True when records need not reach the parent as objects (``dissect``/``flows -o``)."""
+    sinks = (*pipeline.event_sinks, *pipeline.flow_sinks)
+    return pipeline.analysis is None and bool(sinks) and all(type(sink) is JsonLinesSink for sink in sinks)
+
+
+class _Stream:
+    """One worker's batches as a sorted record iterator; keeps its summary or failure.
+
+    A thread receives the worker's batches ahead of the merge (up to ``_PREFETCH_BATCHES``): the
+    merge takes records in time order, so without it a worker could only run one batch ahead of
+    the slowest stream and the processes would wait on each other in turn.
+    """
+
+    def __init__(self, index: int, process: Any, conn: Connection) -> None:
+        self.index = index
+        self.process = process
+        self.conn = conn
+        self.summary: dict[str, Any] | None = None
+        self.failure: str | None = None
+        self._batches: queue.Queue[bytes | None] = queue.Queue(_PREFETCH_BATCHES)
+        self._receiver = threading.Thread(target=self._receive, name=f"receive-{index}", daemon=True)
+        self._receiver.start()
+
+    def _receive(self) -> None:
+        put = self._batches.put
+        recv = self.conn.recv_bytes
+        try:
+            while True:
+                put(recv())
+        except (EOFError, OSError):
+            put(None)
+
+    def close(self) -> None:
+        """Stop the worker if it still runs, let the receiver meet the end of the pipe, close it.
+
+        The pipe is closed only once its receiver thread is gone: closing it under a blocked read
+        would free the descriptor number for the next run's pipe while the old thread still reads.
+        """
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(5)
+        for _ in range(100):
+            if not self._receiver.is_alive():
+                self.conn.close()
+                return
+            with contextlib.suppress(queue.Empty):
+                self._batches.get(timeout=0.05)  # unblock a receiver stuck on a full queue
+
+    def __iter__(self) -> Iterator[tuple[int, int, int, Any]]:
+        get = self._batches.get
+        loads = pickle.loads
+        while True:
+            data = get()
+            if data is None:
+                self.process.join(5)
+                self.failure = f"ended unexpectedly (exit code {self.process.exitcode})"
+                return
+            message = loads(data)
+            if type(message) is list:
+                yield from message
+            elif message[0] == "done":
+                self.summary = message[1]
+                return
+            else:
+                self.failure = str(message[1])
+                return
+
+
+def run_sharded(
+    pipeline: Pipeline, paths: list[str], workers: int, start_method: str = "forkserver"
+) -> RunStats:
+    """Run ``pipeline`` over the capture files with ``workers`` processes; same contract as ``run``.
+
+    Each worker builds its own decoder, flow table and dissect engine from ``WorkerSpec.of``; the
+    sinks and the analysis stay in this process.  Workers start from a fork server by default: a
+    clean process that never held the parent's baseline or inventory (forked from this process
+    they would copy its pages as they allocate; tests use ``"fork"`` to inject failures).  Capture
+    errors are in ``stats.errors`` as in a one-process run, a failed worker as a ``WorkerError``.
+    """
+    if workers < 2:
+        raise ValueError("run_sharded needs at least 2 workers (1 is Pipeline.run)")
+    context: Any = multiprocessing.get_context(start_method)
+    if start_method == "forkserver":
+        context.set_forkserver_preload(["ics_monitor.parallel"])
+    spec = WorkerSpec.of(pipeline)
+    stats = pipeline.stats
+    started = time.perf_counter()
+    # Forked children inherit unflushed buffers; flush ours so nothing can be written twice.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    streams: list[_Stream] = []
+    # Forked from here, a worker would walk the parent's objects at every full collection and copy
+    # their pages: frozen objects are left alone by the collector (harmless for a fork server).
+    gc.freeze()
+    try:
+        for index in range(workers):
+            reader, writer = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_worker_main,
+                args=(spec, paths, index, workers, writer),
+                name=f"ics-monitor-worker-{index}",
+                daemon=True,
+            )
+            process.start()
+            writer.close()
+            streams.append(_Stream(index, process, reader))
+        gc.unfreeze()
+        try:
+            _merge(pipeline, streams)
+        finally:
+            _summarise(stats, streams)
+            pipeline.finish_merged()
+            stats.seconds = time.perf_counter() - started
+    finally:
+        gc.unfreeze()  # also when starting a worker failed
+        for stream in streams:
+            stream.close()
+    return stats
+
+
+def _merge(pipeline: Pipeline, streams: list[_Stream]) -> None:
+    """Hand the merged records to sinks and analysis, as ``Pipeline.run`` does frame by frame."""
+    stats = pipeline.stats
+    anomalies = stats.anomalies
+    protocols = stats.protocols
+    event_sinks = pipeline.event_sinks
+    flow_sinks = pipeline.flow_sinks
+    emit_arp = pipeline.emit_arp
+    analysis = pipeline.analysis
+    held = analysis.anomalies if analysis is not None else []
+    drain = pipeline._drain_events
+    progress = pipeline.progress
+    events = flows = 0
+    # Lines serialised by the workers go straight to the JSON-lines files (see _serialized).
+    event_writes = [sink._out.write for sink in event_sinks if isinstance(sink, JsonLinesSink)]
+    flow_writes = [sink._out.write for sink in flow_sinks if isinstance(sink, JsonLinesSink)]
+    try:
+        for order, _worker, kind, record in heapq.merge(*streams):
+            if kind == EVENT:
+                if record.event_type == "anomaly":
+                    anomalies[record.code] += 1
+                else:
+                    events += 1
+                for sink in event_sinks:
+                    sink.emit(record)
+                if analysis is not None:
+                    analysis.event(record)
+            elif kind == FLOW:
+                flows += 1
+                protocols[record.app_protocol or record.service or record.transport] += 1
+                for sink in flow_sinks:
+                    sink.emit(record)
+                if analysis is not None:
+                    analysis.flow(record)
+            elif kind == ARP:
+                if emit_arp:
+                    for sink in event_sinks:
+                        sink.emit(record)
+                if analysis is not None:
+                    analysis.event(record)
+            elif kind == EVENT_LINE:
+                code, line = record
+                if code is not None:
+                    anomalies[code] += 1
+                else:
+                    events += 1
+                for write in event_writes:
+                    write(line)
+            elif kind == FLOW_LINE:
+                label, line = record
+                flows += 1
+                protocols[label] += 1
+                for write in flow_writes:
+                    write(line)
+            elif kind == ARP_LINE:
+                for write in event_writes:
+                    write(record)
+            elif kind == TICK:
+                if analysis is not None:
+                    analysis.advance(record)
+            elif progress is not None and record:
+                progress(record, order >> 3)
+            if held:
+                drain(held)
+    finally:
+        stats.events += events
+        stats.flows += flows
+
+
+def _summarise(stats: RunStats, streams: list[_Stream]) -> None:
+    """Frame figures from the workers' summaries; their capture errors and failures as errors."""
+    errors: list[IcsMonitorError] = []
+    first = streams[0].summary if streams else None
+    if first is not None:
+        stats.frames = first["frames"]
+        stats.bytes = first["bytes"]
+        stats.first_ts = first["first_ts"]
+        stats.last_ts = first["last_ts"]
+        # Every worker read the same files and met the same damage: report it once.
+        errors.extend(CaptureError(path, reason, offset) for path, reason, offset in first["errors"])
+    for stream in streams:
+        if stream.summary is not None:
+            stats.ip_packets += stream.summary["ip_packets"]
+            stats.arp_packets += stream.summary["arp_packets"]
+            if first is None:
+                stats.frames = max(stats.frames, stream.summary["frames"])
+        if stream.failure is not None:
+            errors.append(
+                WorkerError(
+                    f"worker {stream.index + 1} of {len(streams)} {stream.failure}; "
+                    "results cover only what was merged before"
+                )
+            )
+    stats.errors = errors

@@ -1,0 +1,345 @@
+"""``--workers N``: flows sharded over processes give the results of one process.
+
+The shard function is checked against the decoder on real frames (raw pre-hash == hash of the
+decoded packet, both directions alike); then whole runs with 1, 2 and 3 workers are compared record
+for record (as sorted JSON: flows that end at the same frame in different workers may come out in
+another order) over every capture of the repository and some multi-flow public ones; then the CLI's
+replay (learn, enforce, learn-for) on the demo plant: baseline file, alerts, assets and events equal.
+Failures: a damaged capture gives one error line and everything before the damage; a worker that
+fails or dies gives a ``WorkerError`` and keeps what was merged before.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from ics_monitor import parallel
+from ics_monitor.capture import open_captures
+from ics_monitor.config import Config
+from ics_monitor.core.errors import CaptureError
+from ics_monitor.decode import Decoder
+from ics_monitor.dissect import default_registry
+from ics_monitor.parallel import WorkerError, frame_shard, packet_shard, run_sharded
+from ics_monitor.pipeline import Pipeline, RunStats
+from ics_monitor.sinks import JsonLinesSink
+from tests.conftest import PCAPS, SHARED_PCAPS, shared_pcaps
+
+CLI = str(Path(sys.executable).with_name("ics-monitor"))
+DEMO = [PCAPS / "demo" / "plant_normal.pcap", PCAPS / "demo" / "plant_attack.pcap"]
+
+
+def _opens(path: Path) -> bool:
+    try:
+        open_captures([str(path)])
+    except CaptureError:
+        return False
+    return True
+
+
+# Files that do not even open are the CLI's business before any worker starts (see test_cli).
+REPO_CAPTURES = sorted(p for p in PCAPS.rglob("*") if p.is_file() and ".pcap" in p.name and _opens(p))
+# Public captures with many flows or hosts (checked where ../shared is present).
+SHARED_MULTI_FLOW = [
+    "lemay-modbus/send_a_fake_command_modbus_6RTU_with_operate.pcap",
+    "dnp3-ics-lab/NORMAL.pcap",
+    "qut-s7/20161215195722.ReactorOn_Flooding.hmi.pcap",
+    "iti/modbus_test_2.pcap",
+]
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+        self.closed = False
+
+    def emit(self, record: Any) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _run(
+    paths: list[Path], workers: int, dissect: str = "full", start_method: str = "forkserver"
+) -> tuple[RunStats, ListSink, ListSink]:
+    events, flows = ListSink(), ListSink()
+    pipeline = Pipeline(
+        Config(), default_registry(), dissect=dissect, event_sinks=[events], flow_sinks=[flows], emit_arp=True
+    )
+    if workers == 1:
+        source = open_captures(str(path) for path in paths)
+        stats = pipeline.run(source)
+        stats.errors = list(source.errors)
+    else:
+        stats = run_sharded(pipeline, [str(path) for path in paths], workers, start_method)
+    return stats, events, flows
+
+
+def _lines(sink: ListSink) -> list[bytes]:
+    return sorted(orjson.dumps(record, option=orjson.OPT_SORT_KEYS) for record in sink.records)
+
+
+def _figures(stats: RunStats) -> dict[str, Any]:
+    return {
+        "frames": stats.frames,
+        "bytes": stats.bytes,
+        "ip_packets": stats.ip_packets,
+        "arp_packets": stats.arp_packets,
+        "flows": stats.flows,
+        "events": stats.events,
+        "anomalies": dict(stats.anomalies),
+        "protocols": dict(stats.protocols),
+        "first_ts": stats.first_ts,
+        "last_ts": stats.last_ts,
+        "errors": [str(error) for error in stats.errors],
+    }
+
+
+def _assert_same_as_one_process(paths: list[Path], workers: tuple[int, ...] = (2, 3)) -> None:
+    one, one_events, one_flows = _run(paths, 1)
+    for count in workers:
+        many, many_events, many_flows = _run(paths, count)
+        assert _figures(many) == _figures(one), count
+        assert _lines(many_events) == _lines(one_events), count
+        assert _lines(many_flows) == _lines(one_flows), count
+        assert many_events.closed and many_flows.closed
+
+
+# -- the shard function ----------------------------------------------------------------------------
+
+
+def _swap_ipv4_ethernet(data: bytes) -> bytes | None:
+    """The same TCP/UDP packet the other way round (untagged Ethernet IPv4 only)."""
+    if len(data) < 38 or data[12:14] != b"\x08\x00" or data[23] not in (6, 17):
+        return None
+    header = (data[14] & 0x0F) * 4
+    swapped = bytearray(data)
+    swapped[26:30], swapped[30:34] = data[30:34], data[26:30]
+    ports = 14 + header
+    swapped[ports : ports + 2], swapped[ports + 2 : ports + 4] = (
+        data[ports + 2 : ports + 4],
+        data[ports : ports + 2],
+    )
+    return bytes(swapped)
+
+
+def test_frame_shard_agrees_with_the_decoded_packet_and_is_symmetric() -> None:
+    placed = checked = swapped_checked = 0
+    for path in REPO_CAPTURES:
+        decoder = Decoder()
+        for frame, (ts, link_type, data, wire_len) in enumerate(open_captures([str(path)]), 1):
+            owner = frame_shard(link_type, data, 4)
+            pkt = decoder.decode(frame, ts, link_type, data, wire_len)
+            assert -2 <= owner < 4
+            if owner >= 0:
+                placed += 1
+                if pkt is not None and pkt.ip_version:
+                    # The pre-hash on raw bytes and the hash of the decoded packet must agree, or a
+                    # flow with fragmented and whole datagrams would be split between workers.
+                    assert packet_shard(pkt, 4) == owner, (path.name, frame)
+                    checked += 1
+            elif owner == -2:
+                assert pkt is None or not pkt.ip_version, (path.name, frame)
+            if link_type == 1:
+                swapped = _swap_ipv4_ethernet(data)
+                if swapped is not None and owner >= 0:
+                    assert frame_shard(link_type, swapped, 4) == owner, (path.name, frame)
+                    swapped_checked += 1
+    assert placed > 1000 and checked > 1000 and swapped_checked > 1000
+
+
+def test_frame_shard_sends_fragments_and_stacked_tags_to_every_worker() -> None:
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0x2000, 64, 17, 0, b"\x0a\0\0\1", b"\x0a\0\0\2")
+    udp = struct.pack("!HHHH", 1000, 20000, 20, 0)
+    ethernet = b"\x02" * 6 + b"\x04" * 6
+    fragment = ethernet + b"\x08\x00" + ip + udp
+    assert frame_shard(1, fragment, 2) == -1  # more-fragments set: decided after reassembly
+    whole = ethernet + b"\x08\x00" + ip[:6] + b"\x40\x00" + ip[8:] + udp  # don't-fragment only
+    assert frame_shard(1, whole, 2) >= 0
+    qinq = ethernet + b"\x88\xa8\x00\x0a\x81\x00\x00\x14\x08\x00" + ip + udp
+    assert frame_shard(1, qinq, 2) == -1
+    arp = ethernet + b"\x08\x06" + bytes(28)
+    assert frame_shard(1, arp, 2) == -2
+    assert frame_shard(1, b"\x00" * 10, 2) == -1  # too short to tell: the decoder reports it
+
+
+def test_shards_spread_many_flows() -> None:
+    counts = [0, 0]
+    for client in range(200):
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0, 64, 6, 0, bytes((198, 18, 0, client)), b"\x0a\0\0\2"
+        )
+        tcp = struct.pack("!HHIIBBHHH", 40000 + client, 502, 0, 0, 0x50, 2, 0, 0, 0)
+        counts[frame_shard(1, b"\x02" * 12 + b"\x08\x00" + ip + tcp, 2)] += 1
+    assert min(counts) > 60, counts
+
+
+# -- whole runs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", REPO_CAPTURES, ids=lambda p: str(p.relative_to(PCAPS)))
+def test_repository_captures_give_the_same_records(path: Path) -> None:
+    _assert_same_as_one_process([path])
+
+
+def test_demo_plant_merged_from_two_files_gives_the_same_records() -> None:
+    _assert_same_as_one_process(DEMO)
+
+
+def test_forked_workers_give_the_same_records() -> None:
+    one = _run(DEMO, 1)
+    forked = _run(DEMO, 2, start_method="fork")
+    assert _figures(forked[0]) == _figures(one[0])
+    assert _lines(forked[1]) == _lines(one[1]) and _lines(forked[2]) == _lines(one[2])
+
+
+@pytest.mark.parametrize("name", SHARED_MULTI_FLOW)
+def test_public_multi_flow_captures_give_the_same_records(name: str) -> None:
+    path = shared_pcaps() / name
+    if not path.is_file():
+        pytest.skip(f"{name} is not in {SHARED_PCAPS}")
+    _assert_same_as_one_process([path], workers=(2,))
+
+
+def test_flows_only_mode_gives_the_same_records() -> None:
+    one = _run(DEMO, 1, dissect="detect")
+    two = _run(DEMO, 2, dissect="detect")
+    assert _lines(two[2]) == _lines(one[2]) and one[2].records
+    assert _figures(two[0]) == _figures(one[0])
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["demo/plant_normal.pcap", "demo/plant_attack.pcap"],
+        ["foundation/ipv4_frag.pcap"],
+        ["foundation/vlan.pcap", "foundation/malformed.pcap"],
+    ],
+    ids=["demo", "fragments", "vlan-malformed"],
+)
+def test_json_lines_written_by_the_workers_equal_one_process(tmp_path: Path, names: list[str]) -> None:
+    """``dissect``/``flows -o FILE``: workers serialise the lines themselves; same files, same figures."""
+    paths = [PCAPS / name for name in names]
+    for path in paths:
+        if not path.is_file():
+            pytest.skip(f"{path} missing")
+    results = []
+    for workers in (1, 2):
+        events_file, flows_file = tmp_path / f"events-{workers}.jsonl", tmp_path / f"flows-{workers}.jsonl"
+        events, flows = JsonLinesSink(str(events_file)), JsonLinesSink(str(flows_file))
+        pipeline = Pipeline(
+            Config(), default_registry(), event_sinks=[events], flow_sinks=[flows], emit_arp=True
+        )
+        if workers == 1:
+            stats = pipeline.run(open_captures(str(path) for path in paths))
+        else:
+            stats = run_sharded(pipeline, [str(path) for path in paths], workers)
+        results.append(
+            (
+                _figures(stats),
+                sorted(events_file.read_bytes().splitlines()),
+                sorted(flows_file.read_bytes().splitlines()),
+            )
+        )
+    assert results[1] == results[0]
+    assert results[0][2]
+
+
+# -- the CLI: replay with analysis -----------------------------------------------------------------
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+def _replay_outputs(state: Path) -> dict[str, Any]:
+    assets = cli("assets", "--json", "--state", str(state))
+    alerts = cli("alerts", "--json", "--state", str(state))
+    assert assets.returncode == 0 and alerts.returncode == 0, assets.stderr + alerts.stderr
+    return {
+        "baseline": (state / "baseline.yaml").read_bytes(),
+        "alerts_log": (state / "alerts.jsonl").read_bytes(),
+        "events_log": sorted((state / "events.jsonl").read_bytes().splitlines()),
+        "assets": assets.stdout,
+        "alerts": alerts.stdout,
+    }
+
+
+@pytest.mark.parametrize("scenario", ["learn_then_replay", "learn_for"])
+def test_replay_with_two_workers_equals_one(tmp_path: Path, scenario: str) -> None:
+    results = []
+    for workers in ("1", "2"):
+        state = tmp_path / f"state-{workers}"
+        if scenario == "learn_then_replay":
+            learned = cli("replay", "--learn", "--workers", workers, "--state", str(state), str(DEMO[0]))
+            assert learned.returncode == 0, learned.stderr
+            enforced = cli("replay", "--workers", workers, "--state", str(state), *map(str, DEMO))
+        else:
+            enforced = cli(
+                "replay", "--learn-for", "60s", "--workers", workers, "--state", str(state), *map(str, DEMO)
+            )
+        assert enforced.returncode == 0, enforced.stderr
+        results.append(_replay_outputs(state))
+    one, two = results
+    assert one["alerts"].count("\n") > 5  # the attack phase raises alerts: the comparison means something
+    for key in one:
+        assert two[key] == one[key], key
+
+
+# -- failures --------------------------------------------------------------------------------------
+
+
+def test_damaged_capture_gives_one_error_and_everything_before_it(tmp_path: Path) -> None:
+    data = DEMO[1].read_bytes()
+    damaged = tmp_path / "damaged.pcap"
+    damaged.write_bytes(data[: len(data) * 2 // 3] + b"\xff" * 7)
+    outputs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"events-{workers}.jsonl"
+        result = cli("dissect", "--workers", workers, "-o", str(out), str(damaged))
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "damaged.pcap" in lines[0], result.stderr
+        outputs.append((lines[0], sorted(out.read_bytes().splitlines())))
+    assert outputs[1] == outputs[0]
+    assert len(outputs[0][1]) > 100
+
+
+def _failing_work(real: Any, how: str) -> Any:
+    def work(spec: Any, pipeline: Pipeline, paths: list[str], index: int, workers: int, conn: Any) -> Any:
+        if index == 1:
+            if how == "dies":
+                os._exit(9)  # as a worker killed by the OOM killer would vanish
+            raise RuntimeError("injected failure")
+        return real(spec, pipeline, paths, index, workers, conn)
+
+    return work
+
+
+@pytest.mark.parametrize("how", ["raises", "dies"])
+def test_failed_worker_is_one_error_and_merged_records_are_kept(
+    monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    one, one_events, one_flows = _run(DEMO, 1)
+    # Fork (not the fork server) copies this patched module into the workers: worker 2 fails,
+    # worker 1 runs for real.
+    monkeypatch.setattr(parallel, "_work", _failing_work(parallel._work, how))
+    stats, events, flows = _run(DEMO, 2, start_method="fork")
+    assert [type(error) for error in stats.errors] == [WorkerError]
+    message = str(stats.errors[0])
+    assert "worker 2 of 2" in message and "\n" not in message
+    assert ("injected failure" in message) if how == "raises" else ("exit code 9" in message)
+    assert events.closed and flows.closed
+    # Worker 1's share arrived in full and is a strict part of the one-process result.
+    kept = _lines(events)
+    assert kept and set(kept) < set(_lines(one_events))
+    assert set(_lines(flows)) < set(_lines(one_flows))
+    assert stats.frames == one.frames
