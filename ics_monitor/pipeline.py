@@ -228,6 +228,10 @@ class Analysis:
         if event.event_type == "arp":
             if self.learner is not None:
                 self.learner.observe(event)
+            if engine is not None:
+                alerts = engine.observe(event)
+                if alerts:
+                    self._alerts(alerts)
             return
         if engine is not None:
             alerts = engine.observe(event)

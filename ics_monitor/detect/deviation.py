@@ -71,7 +71,9 @@ class BaselineDeviation(BaseDetector):
         "ICS-5007",
         "ICS-5008",
     )
-    event_types = frozenset({"modbus", "dnp3", "s7comm", "s7comm_plus"})
+    # ARP too: a device stating its address is a sighting, the same one in every run over the
+    # same capture (the inventory's ``new_asset`` change is not: a restored inventory knows it).
+    event_types = frozenset({"modbus", "dnp3", "s7comm", "s7comm_plus", "arp"})
     wants_flows = True
     wants_changes = True
     needs_baseline = True
@@ -187,6 +189,10 @@ class BaselineDeviation(BaseDetector):
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Look the record's conversation up (cached per flow) and check what it does."""
+        if event.event_type == "arp":
+            if self.check_assets:
+                self._new_asset(event.sender_ip, "asset", None, event.ts, event.frame, out, event.sender_mac)
+            return
         flow_id = event.flow_id
         entry = self.flows.get(flow_id)
         request = event.direction == "request"

@@ -145,3 +145,24 @@ def test_user_errors_are_one_line_exit_2(tmp_path: Path) -> None:
     bad_zones = tmp_path / "zones.yaml"
     bad_zones.write_text("zones: [{name: plant, level: 1, subnets: [not-a-subnet]}]\n")
     one_line_error(run("replay", "--zones", str(bad_zones), "--state", state, POLLING), "bad zone")
+
+
+def test_enforcing_replay_of_the_same_capture_twice_raises_nothing_new(tmp_path: Path) -> None:
+    """Ids must not depend on what the store already knows: a new host is one alert, not one per run.
+
+    The attack phase brings a host the baseline does not know; on the first run the inventory
+    reports it (a ``new_asset`` change at its first ARP), on the second the restored inventory
+    knows it already, and the alert must still come from that same first sighting.
+    """
+    state = tmp_path / "state"
+    normal, attack = str(PCAPS / "demo" / "plant_normal.pcap"), str(PCAPS / "demo" / "plant_attack.pcap")
+    assert run("baseline", "learn", "--state", str(state), normal).returncode == 0
+    first = run("replay", "--state", str(state), attack)
+    assert first.returncode == 0, first.stderr
+    alerts = json_lines(run("alerts", "--state", str(state), "--json").stdout)
+    assert any(a["rule_id"] == "ICS-5001" and a["src_ip"] == "192.168.10.66" for a in alerts)
+    again = run("replay", "--state", str(state), attack)
+    assert again.returncode == 0 and "(0 new)" in again.stdout, again.stdout[-600:]
+    assert {a["alert_id"] for a in json_lines(run("alerts", "--state", str(state), "--json").stdout)} == {
+        a["alert_id"] for a in alerts
+    }
