@@ -426,7 +426,9 @@ class ModbusDissector(Dissector):
         sub_function = None
         if own is not None:
             set_own(event, own)
-            if code in _SUB_FUNCTIONS:
+            # Not for an opaque request (FC 8/90 with the exception bit): its ``own`` is the
+            # ``extra`` dict, not a sub-function code.
+            if code in _SUB_FUNCTIONS and decoder is not None:
                 sub_function = own[0]
         events.append(event)
         state.confirmed = True

@@ -364,9 +364,12 @@ class S7commDissector(Dissector):
             parsed, problems = cached
         for code, detail in problems:
             events.append(ctx.anomaly(code, direction, detail))
-        rosctr = parsed.rosctr  # type: ignore[assignment]
-        if rosctr is None:
+        # A new name, not ``rosctr = parsed.rosctr``: compiled (mypyc) code checks the declared
+        # int type of ``rosctr`` at every assignment, so None must not pass through it.
+        parsed_rosctr = parsed.rosctr
+        if parsed_rosctr is None:
             return False
+        rosctr = parsed_rosctr
         request_frame = None
         items = parsed.items
         block = parsed.block
