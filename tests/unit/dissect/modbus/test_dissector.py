@@ -567,3 +567,17 @@ def test_read_response_without_byte_count() -> None:
     events = harness.feed(adu(8, 1, b"\x03"), 1, frame=6)
     assert Harness.codes(events) == [c.TRUNCATED_PDU]
     assert Harness.records(events)[0].request_frame == 5
+
+
+def test_umas_response_to_an_opaque_umas_request_is_decoded() -> None:
+    # FC 0xDA is UMAS (90) with the exception bit: decoded opaque, its own fields are (extra,).
+    # The pending request must not carry that dict as the UMAS code: the FC 90 response that
+    # pairs with it would look the dict up in the UMAS names and raise (dissection disabled).
+    harness = Harness()
+    harness.feed(adu(7, 0, b"\xda\x00\x34"), 0, frame=1)
+    events = harness.feed(adu(7, 0, b"\x5a\x00\xfe"), 1, frame=2)
+    response = next(event for event in events if not isinstance(event, AnomalyEvent))
+    assert response.function_code == 90
+    assert response.request_frame == 1
+    assert response.sub_function is None  # the request's UMAS code is unknown
+    assert response.status == 0xFE
