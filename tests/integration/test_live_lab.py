@@ -22,24 +22,24 @@ iproute2/tcpdump, python-snap7 or yadnp3) refuses.  Must not touch the root name
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.conftest import REPO, need_tool
+from tests.conftest import REPO
+from tests.integration.lab_support import open_lab, read_jsonl, settled, wait_for
 
 # One at a time (one xdist worker): timing assertions and namespaces do not share the CPU well.
 pytestmark = pytest.mark.xdist_group("live")
 
-NETLAB_PATH = REPO / "pcaps" / "generators" / "demo" / "netlab.py"
 SPAN_PREFIX = "icslab"
 PLC_IP = "10.78.0.11"
 HMI_IP = "10.78.0.21"
@@ -269,39 +269,6 @@ def dnp3_master(address: str) -> int:
 # ---- helpers ------------------------------------------------------------------------------------
 
 
-def load_netlab() -> Any:
-    spec = importlib.util.spec_from_file_location("ics_netlab", NETLAB_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ics_netlab"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def settled(path: Path, quiet: float = 1.5) -> bool:
-    """True once ``path`` holds frames and its size has not changed for ``quiet`` seconds."""
-    size = path.stat().st_size
-    deadline = time.monotonic() + quiet
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        if path.stat().st_size != size:
-            return False
-    return size > 24  # more than the pcap file header
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-
-
 def without_times(value: Any) -> Any:
     """``value`` with every capture-time-derived key removed, at any depth."""
     if isinstance(value, dict):
@@ -316,19 +283,8 @@ def by_type(records: list[dict[str, Any]], event_type: str) -> list[dict[str, An
 
 
 @pytest.fixture
-def lab() -> Any:
-    for tool in ("ip", "tc", "tcpdump"):
-        need_tool(tool)
-    netlab = load_netlab()
-    try:
-        instance = netlab.NetLab(SPAN_PREFIX)
-        instance.open()
-    except netlab.LabError as exc:
-        pytest.skip(f"the kernel refuses network namespaces here: {exc}")
-    try:
-        yield netlab, instance
-    finally:
-        instance.close()
+def lab() -> Iterator[tuple[Any, Any]]:
+    yield from open_lab(SPAN_PREFIX)
 
 
 def listening(net: Any, address: str, port: int) -> bool:

@@ -26,6 +26,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,9 @@ import orjson
 import pytest
 import yaml
 
-from tests.conftest import REPO, need_tool
-from tests.integration.test_live_span import CLI, load_netlab, read_records, wait_for
+from tests.conftest import REPO
+from tests.integration.lab_support import open_lab, read_records, wait_for
+from tests.integration.test_live_span import CLI
 
 # One at a time (one xdist worker): timing assertions and namespaces do not share the CPU well.
 pytestmark = pytest.mark.xdist_group("live")
@@ -93,19 +95,8 @@ print("done", flush=True)
 
 
 @pytest.fixture
-def lab() -> Any:
-    for tool in ("ip", "tcpdump"):
-        need_tool(tool)
-    netlab = load_netlab()
-    try:
-        instance = netlab.NetLab(PREFIX)
-        instance.open()
-    except netlab.LabError as exc:
-        pytest.skip(f"the kernel refuses network namespaces here: {exc}")
-    try:
-        yield netlab, instance
-    finally:
-        instance.close()
+def lab() -> Iterator[tuple[Any, Any]]:
+    yield from open_lab(PREFIX, ("ip", "tcpdump"))
 
 
 class Monitor:

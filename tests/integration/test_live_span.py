@@ -16,12 +16,12 @@ Everything needs root and network namespaces; the tests skip, saying why, only w
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,11 @@ import orjson
 import pytest
 
 from tests.conftest import REPO, need_tool
+from tests.integration.lab_support import open_lab, read_records, settled, wait_for
 
 # One at a time (one xdist worker): timing assertions and namespaces do not share the CPU well.
 pytestmark = pytest.mark.xdist_group("live")
 
-NETLAB_PATH = REPO / "pcaps" / "generators" / "demo" / "netlab.py"
 PLC_IP = "10.77.0.11"
 HMI_IP = "10.77.0.21"
 MODBUS_PORT = 502
@@ -96,40 +96,6 @@ def client(address: str) -> int:
 # ---- helpers ------------------------------------------------------------------------------------
 
 
-def load_netlab() -> Any:
-    spec = importlib.util.spec_from_file_location("ics_netlab", NETLAB_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ics_netlab"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def settled(path: Path, quiet: float = 1.5) -> bool:
-    """True once ``path`` holds records and its size has not changed for ``quiet`` seconds."""
-    size = path.stat().st_size
-    deadline = time.monotonic() + quiet
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        if path.stat().st_size != size:
-            return False
-    return size > 24  # more than the pcap file header
-
-
-def read_records(path: Path, event_type: str) -> list[dict[str, Any]]:
-    records = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-    return [record for record in records if record.get("event_type") == event_type]
-
-
 def modbus_key(record: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(
         record[name]
@@ -179,19 +145,8 @@ def asset_key(record: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def lab() -> Any:
-    for tool in ("ip", "tc", "tcpdump"):
-        need_tool(tool)
-    netlab = load_netlab()
-    try:
-        instance = netlab.NetLab(SPAN_PREFIX)
-        instance.open()
-    except netlab.LabError as exc:
-        pytest.skip(f"the kernel refuses network namespaces here: {exc}")
-    try:
-        yield netlab, instance
-    finally:
-        instance.close()
+def lab() -> Iterator[tuple[Any, Any]]:
+    yield from open_lab(SPAN_PREFIX)
 
 
 # ---- tests --------------------------------------------------------------------------------------

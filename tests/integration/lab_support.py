@@ -1,0 +1,75 @@
+"""What every test on the namespace lab shares: loading the lab, opening it, waiting, reading records.
+
+The lab itself is ``pcaps/generators/demo/netlab.py`` (namespaces joined through a bridge, a tc
+mirred copy of every frame to a span veth); tests open it under a prefix of their own, so that
+several modules can run one after another without meeting each other's namespaces.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import REPO, need_tool
+
+NETLAB_PATH = REPO / "pcaps" / "generators" / "demo" / "netlab.py"
+
+
+def load_netlab() -> Any:
+    spec = importlib.util.spec_from_file_location("ics_netlab", NETLAB_PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["ics_netlab"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def open_lab(prefix: str, tools: Iterable[str] = ("ip", "tc", "tcpdump")) -> Iterator[tuple[Any, Any]]:
+    """For a fixture: ``(netlab module, open lab)``, closed afterwards; skip only if the kernel refuses."""
+    for tool in tools:
+        need_tool(tool)
+    netlab = load_netlab()
+    try:
+        instance = netlab.NetLab(prefix)
+        instance.open()
+    except netlab.LabError as exc:
+        pytest.skip(f"the kernel refuses network namespaces here: {exc}")
+    try:
+        yield netlab, instance
+    finally:
+        instance.close()
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def settled(path: Path, quiet: float = 1.5) -> bool:
+    """True once ``path`` holds frames and its size has not changed for ``quiet`` seconds."""
+    size = path.stat().st_size
+    deadline = time.monotonic() + quiet
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        if path.stat().st_size != size:
+            return False
+    return size > 24  # more than the pcap file header
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def read_records(path: Path, event_type: str) -> list[dict[str, Any]]:
+    return [record for record in read_jsonl(path) if record.get("event_type") == event_type]
