@@ -31,17 +31,7 @@ from ics_monitor.sinks.elasticsearch import (  # noqa: E402
     make_client,
     setup_templates,
 )
-
-
-class _Collect:
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-
-    def emit(self, record: Any) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        pass
+from ics_monitor.sinks.memory import ListSink  # noqa: E402
 
 
 def _settings(url: str, **extra: Any) -> ElasticsearchSettings:
@@ -72,7 +62,7 @@ def _replay(capture: Path, es: ElasticsearchSink | None) -> tuple[float, float, 
 
 def run(capture: Path, url: str, packets: int) -> None:
     # 1. Bulk throughput: protocol events of the capture (up to 200k) from emit to confirmed.
-    collect = _Collect()
+    collect = ListSink()
     Pipeline(Config(), default_registry(), event_sinks=[collect]).run(open_captures([str(capture)]))
     documents = collect.records[:200_000]
     settings = _settings(url, kinds=frozenset(KINDS))

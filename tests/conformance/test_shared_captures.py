@@ -20,6 +20,7 @@ from ics_monitor.capture import open_captures
 from ics_monitor.config import Config
 from ics_monitor.dissect import default_registry
 from ics_monitor.pipeline import Pipeline
+from ics_monitor.sinks.memory import ListSink
 from tests.conftest import SHARED_PCAPS, all_shared_captures, need_tool, shared_pcaps
 
 CAPTURES = all_shared_captures()
@@ -82,19 +83,8 @@ def tshark_conversations(capture: Path) -> dict[tuple[str, Any, Any], dict[str, 
     return conversations
 
 
-class _Flows:
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-
-    def emit(self, record: Any) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        pass
-
-
 def our_flows(capture: Path) -> tuple[int, list[Any], list[str]]:
-    sink = _Flows()
+    sink = ListSink()
     source = open_captures([str(capture)])
     stats = Pipeline(Config(), default_registry(), dissect="detect", flow_sinks=[sink]).run(source)
     return stats.frames, sink.records, [str(e) for e in source.errors]

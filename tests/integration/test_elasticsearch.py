@@ -36,6 +36,7 @@ from ics_monitor.sinks.elasticsearch import (
     make_client,
     setup_templates,
 )
+from ics_monitor.sinks.memory import ListSink
 from tests.conftest import PCAPS
 from tests.support.elasticsearch import ElasticsearchNode, elasticsearch_url, free_port, private_node
 
@@ -353,17 +354,7 @@ def test_mapping_conflict_goes_to_the_dead_letter_file(elasticsearch_url: str, t
 
 
 def _flows(paths: list[Path]) -> list[Any]:
-    class Collect:
-        def __init__(self) -> None:
-            self.records: list[Any] = []
-
-        def emit(self, record: Any) -> None:
-            self.records.append(record)
-
-        def close(self) -> None:
-            pass
-
-    collect = Collect()
+    collect = ListSink()
     Pipeline(Config(), default_registry(), dissect="detect", flow_sinks=[collect]).run(frames(paths))
     return collect.records
 

@@ -30,6 +30,7 @@ from ics_monitor.sinks.elasticsearch import (
     _spool_line,
     _wire_form,
 )
+from ics_monitor.sinks.memory import ListSink
 from ics_monitor.sinks.spool import SpoolError
 from tests.conftest import PCAPS
 from tests.support.elasticsearch import free_port
@@ -37,19 +38,8 @@ from tests.support.elasticsearch import free_port
 CAPTURE = PCAPS / "modbus" / "pymodbus_all_functions.pcap"
 
 
-class Collect:
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-
-    def emit(self, record: Any) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        pass
-
-
 def records_of_every_kind() -> list[Any]:
-    collect = Collect()
+    collect = ListSink()
     Pipeline(Config(), default_registry(), event_sinks=[collect], flow_sinks=[collect]).run(
         open_captures([str(CAPTURE)])
     )

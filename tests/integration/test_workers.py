@@ -30,6 +30,7 @@ from ics_monitor.dissect import default_registry
 from ics_monitor.parallel import WorkerError, frame_shard, packet_shard, run_sharded
 from ics_monitor.pipeline import Pipeline, RunStats
 from ics_monitor.sinks import JsonLinesSink
+from ics_monitor.sinks.memory import ListSink
 from tests.conftest import PCAPS, SHARED_PCAPS, shared_pcaps
 
 CLI = str(Path(sys.executable).with_name("ics-monitor"))
@@ -53,18 +54,6 @@ SHARED_MULTI_FLOW = [
     "qut-s7/20161215195722.ReactorOn_Flooding.hmi.pcap",
     "iti/modbus_test_2.pcap",
 ]
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-        self.closed = False
-
-    def emit(self, record: Any) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def _run(

@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from ics_monitor.capture import open_captures
 from ics_monitor.config import Config, DissectConfig
 from ics_monitor.dissect import Registry, default_registry
 from ics_monitor.inventory.assets import AssetChange, Inventory
 from ics_monitor.pipeline import Analysis, Pipeline, RunStats
+from ics_monitor.sinks.memory import ListSink
 
-
-class Collect:
-    """A sink that keeps what it gets."""
-
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-        self.closed = 0
-
-    def emit(self, record: Any) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        self.closed += 1
+Collect = ListSink  # the name the inventory tests use
 
 
 def registry() -> Registry:
@@ -36,7 +24,7 @@ def inventory_of(
 ) -> tuple[Inventory, list[AssetChange], RunStats]:
     """Replay ``captures`` (merged by time) into an inventory; return it, its changes and the run's stats."""
     inventory = inventory if inventory is not None else Inventory()
-    changes = Collect()
+    changes = ListSink()
     analysis = Analysis(inventory, change_sinks=[changes])
     pipeline = Pipeline(Config(dissect=DissectConfig(strict=True)), registry(), analysis=analysis)
     stats = pipeline.run(open_captures([str(path) for path in captures]))

@@ -44,6 +44,7 @@ from ics_monitor.sinks.ecs import (
     iso_time,
     markdown_table,
 )
+from ics_monitor.sinks.memory import ListSink
 from tests.conftest import PCAPS, REPO, SHARED_PCAPS
 
 OBSERVER = Observer("sensor-1", "host-1")
@@ -60,19 +61,8 @@ S7_CAPTURES = [
 ]
 
 
-class Collect:
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-
-    def emit(self, record: Any) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        pass
-
-
 def replay(paths: list[Path], *, arp: bool = False) -> list[Any]:
-    sink = Collect()
+    sink = ListSink()
     source = open_captures(str(path) for path in paths if path.is_file())
     Pipeline(Config(), default_registry(), event_sinks=[sink], flow_sinks=[sink], emit_arp=arp).run(source)
     return sink.records
