@@ -119,6 +119,16 @@ class BaselineDeviation(BaseDetector):
                 self._new_asset(ip, role, source, ts, frame, out)
         conversation = baseline.conversation(key)
         if conversation is None and self.check_conversations and self.seen.first(("conversation", key)):
+            # Client -> server, whichever side spoke first (a DNP3 outstation's unsolicited
+            # null response, a server banner): the conversation is what the alert names.
+            oriented = None
+            if getattr(source, "direction", None) == "response":
+                oriented = {
+                    "src_ip": source.dst_ip,
+                    "src_port": source.dst_port,
+                    "dst_ip": source.src_ip,
+                    "dst_port": source.src_port,
+                }
             fields = {
                 "client": client,
                 "server": server,
@@ -134,6 +144,7 @@ class BaselineDeviation(BaseDetector):
                     frames=(frame,),
                     source=source,
                     evidence={**fields, "learned": baseline.protocols_of_pair(client, server)},
+                    endpoints=oriented,
                 )
             else:
                 out.fire(
@@ -143,6 +154,7 @@ class BaselineDeviation(BaseDetector):
                     frames=(frame,),
                     source=source,
                     evidence=fields,
+                    endpoints=oriented,
                 )
         return conversation
 

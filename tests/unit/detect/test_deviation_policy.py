@@ -57,6 +57,16 @@ def test_new_asset_and_new_conversation() -> None:
     assert _ids(again) == ["ICS-5001", "ICS-5002"]
 
 
+def test_new_conversation_names_client_to_server_when_the_server_speaks_first() -> None:
+    # A DNP3 outstation's unsolicited null response opens the talk: the alert still reads
+    # master -> outstation, as the conversation is (evidence and the src/dst columns agree).
+    alerts = run([dnp3(130, request=False, client="10.0.0.66")], baseline=BASELINE)
+    (new_conversation,) = [a for a in alerts if a.rule_id == "ICS-5002"]
+    assert new_conversation.evidence["client"] == "10.0.0.66"
+    assert (new_conversation.src_ip, new_conversation.dst_ip) == ("10.0.0.66", SERVER)
+    assert new_conversation.dst_port == 20000
+
+
 def test_new_protocol_or_port_between_known_hosts() -> None:
     alerts = run([flow(dst_port=3389, app_protocol="rdp")], baseline=BASELINE)
     assert rule_ids(alerts) == ["ICS-5003"]
