@@ -228,9 +228,10 @@ class LiveOperations:
             "bytes": source.bytes,
             "events": stats.events,
             "anomalies": sum(stats.anomalies.values()),
-            "flows_active": len(pipeline.table.flows),
+            # A source of worker processes (parallel.LiveShards) counts the flows in their tables.
+            "flows_active": getattr(source, "flows_active", len(pipeline.table.flows)),
             "flows_ended": stats.flows,
-            "flow_evictions": pipeline.table.evicted,
+            "flow_evictions": getattr(source, "flow_evictions", pipeline.table.evicted),
             "alerts": len(analysis.alert_ids) if analysis is not None else 0,
             "alert_records": analysis.alert_records if analysis is not None else 0,
             "assets": len(analysis.inventory) if analysis is not None else 0,

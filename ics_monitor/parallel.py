@@ -31,6 +31,14 @@ of a parent that may hold a large baseline.  Records cross the pipe pickled as (
 but JSON-lines files is downstream and there is no analysis (``dissect``/``flows -o``), the workers
 serialise the lines themselves and the parent only writes them in order.
 
+Live capture (``LiveShards``, ``live --workers N``) shards in the kernel instead: each worker owns
+one socket per interface in an AF_PACKET fanout group (``PACKET_FANOUT_HASH`` with defragmentation:
+the kernel's flow hash is symmetric, so a flow stays with one worker) and decodes everything it
+gets.  Frame numbers come from a counter in shared memory, taken as each frame leaves a socket, and
+order the merge as above; a quiet worker sends a heartbeat every half second so the merge never
+waits for frames that will not come, and with it its kernel counters.  A worker that dies ends the
+whole run cleanly (its socket's share of the hash would move to the others mid-flow).
+
 This module reads no header beyond the flow key and knows no protocol; a worker that dies or fails
 ends its stream: the parent keeps everything merged so far, finishes the analysis, closes the
 sinks and reports one ``WorkerError``.  The flow cap (``FlowConfig.max_flows``) applies per worker.
@@ -56,11 +64,12 @@ import traceback
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from ics_monitor.capture import open_captures
+from ics_monitor.capture.live import open_fanout, stop_on_signals
 from ics_monitor.config import Config
 from ics_monitor.core.errors import CaptureError, IcsMonitorError
 from ics_monitor.core.packet import Packet
@@ -693,3 +702,387 @@ def _summarise(stats: RunStats, streams: list[_Stream]) -> None:
                 )
             )
     stats.errors = errors
+
+
+# -- live capture over an AF_PACKET fanout group ---------------------------------------------------
+#
+# Frame numbers: a live run has no file to number frames by, so the workers draw them from one
+# counter in shared memory as they take each frame off their socket.  Numbers are then unique,
+# every worker's own are increasing, and every record (``frame``, ``request_frame``, a flow's
+# ``first_frame``) refers to frames by numbers valid across the whole run.  Records are merged by
+# ``frame * 8 + stage`` exactly as in a replay, which gives the merged stream in the order the
+# workers took the frames, and frame numbers that never go back.  A quiet worker sends a heartbeat
+# at the counter's value (any frame it takes later gets a larger number), so the merge moves on.
+
+HEARTBEAT_SECONDS = 0.5  # a worker sends what it holds, and a heartbeat, at least this often
+
+
+class _LiveFigures(NamedTuple):
+    """A live worker's figures, cumulative, sent with every heartbeat and in its summary."""
+
+    packets: int
+    bytes: int
+    interfaces: dict[str, dict[str, int]]  # per interface: kernel_packets, kernel_drops
+    flows_active: int
+    flow_evictions: int
+
+
+class LiveShards:
+    """``workers`` processes capturing from one fanout group per interface; the parent's face of them.
+
+    Opens every socket here (so a missing interface or privilege is one line, as with one
+    process), then ``run`` starts the workers and merges their records.  To ``LiveOperations``
+    and the command it looks like a ``LiveSource``: ``statistics()`` sums the workers' kernel
+    counters (as last reported, every half second, and at exit), ``packets``/``bytes`` their
+    frames, ``stop()`` ends every worker cleanly, ``on_tick`` is called from the merge.
+    """
+
+    def __init__(
+        self,
+        interfaces: list[str],
+        workers: int,
+        *,
+        snaplen: int,
+        duration: float | None = None,
+        bpf: str | None = None,
+        start_method: str = "forkserver",
+    ) -> None:
+        if not 2 <= workers <= MAX_WORKERS:
+            raise ValueError(f"live fanout needs 2 to {MAX_WORKERS} workers")
+        self.interfaces = list(interfaces)
+        self.workers = workers
+        self.start_method = start_method
+        self.sources = open_fanout(interfaces, workers, snaplen=snaplen, duration=duration, bpf=bpf)
+        self.on_tick: Callable[[float, bool], None] | None = None
+        self.errors: list[IcsMonitorError] = []
+        self.stopping = False
+        self._figures = [_LiveFigures(0, 0, {}, 0, 0)] * workers
+
+    def stop(self) -> None:
+        """Ask every worker to end (safe from a signal handler): the merge forwards it."""
+        self.stopping = True
+
+    @property
+    def packets(self) -> int:
+        """Frames the workers took off their sockets."""
+        return sum(figures[0] for figures in self._figures)
+
+    @property
+    def bytes(self) -> int:
+        """Their length on the wire."""
+        return sum(figures[1] for figures in self._figures)
+
+    @property
+    def flows_active(self) -> int:
+        """Flows open in the workers' tables."""
+        return sum(figures.flows_active for figures in self._figures)
+
+    @property
+    def flow_evictions(self) -> int:
+        """Flows the workers' tables evicted at their caps (the cap applies per worker)."""
+        return sum(figures.flow_evictions for figures in self._figures)
+
+    def statistics(self) -> dict[str, dict[str, int]]:
+        """Per interface: packets the kernel saw for all workers' sockets and how many it dropped."""
+        totals = {name: {"kernel_packets": 0, "kernel_drops": 0} for name in self.interfaces}
+        for figures in self._figures:
+            for name, counters in figures.interfaces.items():
+                for key in ("kernel_packets", "kernel_drops"):
+                    totals[name][key] += counters[key]
+        return totals
+
+    def report(self, worker: int, figures: _LiveFigures) -> None:
+        """The latest figures of ``worker`` (cumulative)."""
+        self._figures[worker] = figures
+
+    def run(self, pipeline: Pipeline) -> RunStats:
+        """Capture and analyse until a stop, the duration, or a worker's failure; same contract as ``run``."""
+        context: Any = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            context.set_forkserver_preload(["ics_monitor.parallel"])
+        spec = WorkerSpec.of(pipeline)
+        stats = pipeline.stats
+        started = time.perf_counter()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        lock = context.Lock()
+        counter = context.RawValue("q", 0)
+        streams: list[_LiveStream] = []
+        gc.freeze()
+        try:
+            for index, source in enumerate(self.sources):
+                reader, writer = context.Pipe(duplex=False)
+                process = context.Process(
+                    target=_live_worker_main,
+                    args=(spec, source, index, counter, lock, writer),
+                    name=f"ics-monitor-live-worker-{index}",
+                    daemon=True,
+                )
+                process.start()
+                writer.close()
+                source.detach()  # the worker holds the sockets now
+                streams.append(_LiveStream(index, process, reader, self.stop))
+            gc.unfreeze()
+            try:
+                self._merge(pipeline, streams)
+            finally:
+                self._summarise(stats, streams)
+                pipeline.finish_merged()
+                stats.seconds = time.perf_counter() - started
+        finally:
+            gc.unfreeze()
+            for source in self.sources:
+                source.detach()  # sockets not handed over when starting a worker failed
+            for stream in streams:
+                stream.close()
+        return stats
+
+    def _merge(self, pipeline: Pipeline, streams: list[_LiveStream]) -> None:
+        """``_merge`` for live records, plus the heartbeats: figures, the on_tick hook, stopping."""
+        stats = pipeline.stats
+        anomalies = stats.anomalies
+        protocols = stats.protocols
+        event_sinks = pipeline.event_sinks
+        flow_sinks = pipeline.flow_sinks
+        emit_arp = pipeline.emit_arp
+        analysis = pipeline.analysis
+        held = analysis.anomalies if analysis is not None else []
+        drain = pipeline._drain_events
+        # Per worker: the wall-clock time of its last heartbeat if it was quiet since, else None.
+        quiet: list[float | None] = [None] * len(streams)
+        clock = -float("inf")  # the analysis clock: never moved back
+        next_tick = time.monotonic() + HEARTBEAT_SECONDS
+        forwarded = False
+        events = flows = 0
+        try:
+            for _order, worker, kind, record in heapq.merge(*streams):
+                if kind == EVENT:
+                    if record.event_type == "anomaly":
+                        anomalies[record.code] += 1
+                    else:
+                        events += 1
+                    for sink in event_sinks:
+                        sink.emit(record)
+                    if analysis is not None:
+                        analysis.event(record)
+                elif kind == FLOW:
+                    flows += 1
+                    protocols[record.app_protocol or record.service or record.transport] += 1
+                    for sink in flow_sinks:
+                        sink.emit(record)
+                    if analysis is not None:
+                        analysis.flow(record)
+                elif kind == ARP:
+                    if emit_arp:
+                        for sink in event_sinks:
+                            sink.emit(record)
+                    if analysis is not None:
+                        analysis.event(record)
+                elif kind == TICK:
+                    if analysis is not None and record > clock:
+                        clock = record
+                        analysis.advance(record)
+                elif kind == MARK:
+                    quiet_at, figures = record
+                    self.report(worker, figures)
+                    quiet[worker] = quiet_at
+                    on_tick = self.on_tick
+                    now = time.monotonic()
+                    if on_tick is not None and now >= next_tick:
+                        next_tick = now + HEARTBEAT_SECONDS
+                        # Every worker drained its socket at its heartbeat: no frame stamped before
+                        # the earliest of those times can still come, so capture time may move on.
+                        settled = None if None in quiet else min(q for q in quiet if q is not None)
+                        if settled is not None and settled > clock:
+                            clock = settled
+                            on_tick(settled, True)
+                        else:
+                            on_tick(time.time(), False)
+                if held:
+                    drain(held)
+                if kind not in (MARK, TICK):
+                    quiet[worker] = None
+                if self.stopping and not forwarded:
+                    forwarded = True
+                    for stream in streams:
+                        stream.stop()
+        finally:
+            stats.events += events
+            stats.flows += flows
+
+    def _summarise(self, stats: RunStats, streams: list[_LiveStream]) -> None:
+        errors: list[IcsMonitorError] = []
+        first: list[float] = []
+        last: list[float] = []
+        for stream in streams:
+            summary = stream.summary
+            if summary is not None:
+                stats.frames += summary["frames"]
+                stats.bytes += summary["bytes"]
+                stats.ip_packets += summary["ip_packets"]
+                stats.arp_packets += summary["arp_packets"]
+                if summary["first_ts"] is not None:
+                    first.append(summary["first_ts"])
+                    last.append(summary["last_ts"])
+                self.report(stream.index, summary["figures"])
+                errors.extend(
+                    CaptureError(path, reason, offset) for path, reason, offset in summary["errors"]
+                )
+            if stream.failure is not None:
+                errors.append(
+                    WorkerError(
+                        f"worker {stream.index + 1} of {len(streams)} {stream.failure}; "
+                        "the run ended there, results cover what was merged before"
+                    )
+                )
+        stats.first_ts = min(first) if first else None
+        stats.last_ts = max(last) if last else None
+        self.errors = errors
+        stats.errors = errors
+
+
+class _LiveStream(_Stream):
+    """A live worker's stream: a failure stops the whole run (the kernel would move its flows)."""
+
+    def __init__(self, index: int, process: Any, conn: Connection, on_failure: Callable[[], None]) -> None:
+        super().__init__(index, process, conn)
+        self._on_failure = on_failure
+
+    def stop(self) -> None:
+        """Ask the worker to end cleanly (SIGTERM: it stops capturing, flushes and reports)."""
+        if self.process.is_alive():
+            with contextlib.suppress(OSError):
+                self.process.terminate()
+
+    def __iter__(self) -> Iterator[tuple[int, int, int, Any]]:
+        yield from super().__iter__()
+        if self.failure is not None:
+            self._on_failure()
+
+
+def _live_worker_main(
+    spec: WorkerSpec, source: Any, index: int, counter: Any, lock: Any, conn: Connection
+) -> None:
+    """Entry point of live worker ``index``: capture from its fanout sockets until SIGTERM or the duration."""
+    # The parent alone decides (it sends SIGTERM); a SIGHUP to the group is its rule reload.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_on_signals(source, (signal.SIGTERM,)):
+            pipeline = Pipeline(spec.config, spec.registry, dissect=spec.dissect)
+            summary = _work_live(spec, pipeline, source, index, counter, lock, conn)
+        conn.send_bytes(pickle.dumps(("done", summary)))
+    except BaseException as exc:
+        line = "".join(traceback.format_exception_only(type(exc), exc)).strip().replace("\n", " ")
+        with contextlib.suppress(OSError):
+            conn.send_bytes(pickle.dumps(("failed", line)))
+    finally:
+        conn.close()
+    os._exit(0)
+
+
+def _work_live(
+    spec: WorkerSpec,
+    pipeline: Pipeline,
+    source: Any,
+    index: int,
+    counter: Any,
+    lock: Any,
+    conn: Connection,
+) -> dict[str, Any]:
+    decoder = pipeline.decoder
+    decode = decoder.decode
+    table = pipeline.table
+    process = table.process
+    decoder_anomalies = decoder.anomalies
+    table_records = table.records
+    table_anomalies = table.anomalies
+    engine_events = pipeline.engine.events if pipeline.engine is not None else []
+    want_arp = spec.emit_arp or spec.tick is not None
+    ticks = spec.tick is not None
+    tick = spec.tick or 0.0
+    send = conn.send_bytes
+    out: list[tuple[int, int, int, Any]] = []
+    # The last order sent: the stream must never go back (a heartbeat may repeat a frame number).
+    floor = 0
+    next_tick = -float("inf")
+    counts = [0, 0]  # IP packets, ARP packets
+    first_ts: list[float] = []
+    acquire = lock.acquire
+    release = lock.release
+
+    def drain(base: int) -> None:
+        for stage, kind, records in (
+            (_STAGE_DECODE, EVENT, decoder_anomalies),
+            (_STAGE_DISSECT, EVENT, engine_events),
+            (_STAGE_FLOW_ANOMALY, EVENT, table_anomalies),
+            (_STAGE_FLOW, FLOW, table_records),
+        ):
+            if records:
+                order = max(floor, base + stage)
+                out.extend([(order, index, kind, record) for record in records])
+                records.clear()
+
+    def figures() -> _LiveFigures:
+        return _LiveFigures(
+            source.packets, source.bytes, source.statistics(), len(table.flows), table.evicted
+        )
+
+    def flush(quiet_at: float | None) -> None:
+        nonlocal out, floor
+        # At the counter's value: every frame this worker takes later gets a larger number.
+        order = max(floor, counter.value << 3 | _STAGE_MARK)
+        if quiet_at is not None:
+            _advance_clock(table, quiet_at)
+            drain(counter.value << 3)
+        out.append((order, index, MARK, (quiet_at, figures())))
+        floor = order
+        send(_dumps(out))
+        out = []
+
+    def on_tick(now: float, quiet: bool) -> None:
+        flush(now if quiet else None)
+
+    source.on_tick = on_tick
+    ts = 0.0
+    for ts, link_type, data, wire_len in source:
+        acquire()
+        frame_no = counter.value + 1
+        counter.value = frame_no
+        release()
+        base = frame_no << 3
+        if ticks and ts >= next_tick:
+            out.append((base + _STAGE_TICK, index, TICK, ts))
+            next_tick = ts + tick
+        if not first_ts:
+            first_ts.append(ts)
+        pkt = decode(frame_no, ts, link_type, data, wire_len)
+        if pkt is not None:
+            if pkt.ip_version:
+                counts[0] += 1
+                process(pkt)
+            elif pkt.arp is not None:
+                counts[1] += 1
+                if want_arp:
+                    out.append((base + _STAGE_ARP, index, ARP, arp_event(pkt)))
+        if decoder_anomalies or engine_events or table_anomalies or table_records:
+            drain(base)
+        if len(out) >= _BATCH_RECORDS:
+            floor = max(floor, out[-1][0])
+            send(_dumps(out))
+            out = []
+    # Stopped: fragments, flows and dissectors flush, as at the end of a replay.
+    decoder.flush()
+    table.flush()
+    drain(counter.value << 3)
+    flush(None)  # also the final figures: the source closed its sockets, reading the last counters
+    return {
+        "frames": source.packets,
+        "bytes": source.bytes,
+        "ip_packets": counts[0],
+        "arp_packets": counts[1],
+        "first_ts": first_ts[0] if first_ts else None,
+        "last_ts": ts if first_ts else None,
+        "figures": figures(),
+        "errors": [(error.path, error.reason, error.offset) for error in source.errors],
+    }

@@ -23,6 +23,13 @@ Iteration ends when ``stop()`` is called (from a signal handler: see ``stop_on_s
 flushing, health, a wall-clock tick): ``quiet`` is True when a poll found every socket empty, so
 no frame stamped before ``now`` is still waiting.  It needs CAP_NET_RAW and nothing else.  It must
 not change any interface's settings (no IFF_PROMISC, no up/down) and must not decode frames.
+
+``open_fanout`` opens several sources whose sockets share one ``PACKET_FANOUT`` group per
+interface (``PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG``): the kernel hands each frame to one
+member by the symmetric flow hash of its reassembled 5-tuple, so both directions of a flow, and all
+fragments of a datagram, reach the same member.  A source pickles with its sockets (multiprocessing
+passes their descriptors to the child), so the parent opens them all, reporting any error in one
+line, and each worker process captures from its own.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 from ics_monitor.core.errors import CaptureError, ConfigError
 
@@ -54,9 +62,14 @@ ETH_P_ALL = 0x0003
 SO_TIMESTAMPNS = 35
 SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33
+PACKET_FANOUT = 18
+PACKET_FANOUT_HASH = 0
+PACKET_FANOUT_FLAG_UNIQUEID = 0x2000  # the kernel picks a group id unused in this namespace
+PACKET_FANOUT_FLAG_DEFRAG = 0x8000  # reassemble IPv4 fragments before hashing
 BPF_MAXINSNS = 4096
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 _MREQ = struct.Struct("iHH8s")  # struct packet_mreq: ifindex, type, alen, address
+_FANOUT = struct.Struct("I")  # PACKET_FANOUT: group id (low 16 bits), type and flags (high 16)
 _STATS = struct.Struct("II")  # struct tpacket_stats: tp_packets, tp_drops
 _TIMESPEC = struct.Struct("qq")  # struct timespec on 64-bit Linux
 _INSTRUCTION = struct.Struct("HBBI")  # struct sock_filter: code, jt, jf, k
@@ -93,6 +106,8 @@ class LiveSource:
         snaplen: int = DEFAULT_SNAPLEN,
         duration: float | None = None,
         bpf: str | None = None,
+        fanout: dict[str, int] | None = None,
+        compiled_filter: bytes | None = None,
     ) -> None:
         if not interfaces:
             raise ConfigError("live capture needs at least one interface (-i IFACE)")
@@ -115,13 +130,36 @@ class LiveSource:
         self._kernel_drops = dict.fromkeys(self.interfaces, 0)
         self._stopping = False
         self._sockets: dict[str, socket.socket] = {}
-        program = compile_filter(bpf) if bpf else None
+        self.fanout_groups: dict[str, int] = {}
+        program = compiled_filter if compiled_filter is not None else compile_filter(bpf) if bpf else None
         try:
             for name in self.interfaces:
-                self._sockets[name] = _open_socket(name, program)
+                sock = self._sockets[name] = _open_socket(name, program)
+                if fanout is not None:
+                    self.fanout_groups[name] = _join_fanout(name, sock, fanout.get(name))
         except CaptureError:
             self.close()
             raise
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["on_tick"] = None  # a hook belongs to the process that set it
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        for sock in self._sockets.values():
+            # Rebuilt from a passed descriptor: make sure Python treats it as non-blocking too.
+            sock.setblocking(False)
+
+    def detach(self) -> None:
+        """Close this process's copies of the sockets, another process capturing from them now.
+
+        The counters are not read (each read resets them: they belong to the capturing process).
+        """
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
 
     def stop(self) -> None:
         """Ask the capture to end (safe from a signal handler): iteration finishes within a poll."""
@@ -287,6 +325,58 @@ def _open_socket(name: str, program: bytes | None = None) -> socket.socket:
     return sock
 
 
+def _join_fanout(name: str, sock: socket.socket, group: int | None) -> int:
+    """Join ``sock`` to fanout ``group`` (a new one when None); return the group id.
+
+    The group id is 16 bits shared by everything in the network namespace: a new group takes an
+    id the kernel knows unused (UNIQUEID), never a guessed one that could join another program's.
+    """
+    mode = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG
+    try:
+        if group is None:
+            # An unsigned 32-bit value (the flags pass INT_MAX): packed, not a Python int.
+            sock.setsockopt(
+                SOL_PACKET, PACKET_FANOUT, _FANOUT.pack((mode | PACKET_FANOUT_FLAG_UNIQUEID) << 16)
+            )
+            return int(sock.getsockopt(SOL_PACKET, PACKET_FANOUT)) & 0xFFFF
+        sock.setsockopt(SOL_PACKET, PACKET_FANOUT, _FANOUT.pack(mode << 16 | group))
+    except OSError as exc:
+        raise CaptureError(name, f"cannot join a fanout group: {exc.strerror or exc}") from None
+    return group
+
+
+def open_fanout(
+    interfaces: Sequence[str],
+    members: int,
+    *,
+    snaplen: int = DEFAULT_SNAPLEN,
+    duration: float | None = None,
+    bpf: str | None = None,
+) -> list[LiveSource]:
+    """``members`` sources over ``interfaces`` whose sockets share one fanout group per interface.
+
+    Each frame reaches exactly one member, chosen by the kernel's symmetric flow hash.  Any
+    error closes what was opened and raises as ``LiveSource`` does.
+    """
+    if members < 1:
+        raise ConfigError("a fanout group needs at least one member")
+    program = compile_filter(bpf) if bpf else None
+    sources: list[LiveSource] = []
+    groups: dict[str, int] = {}
+    try:
+        for _ in range(members):
+            source = LiveSource(
+                interfaces, snaplen=snaplen, duration=duration, fanout=groups, compiled_filter=program
+            )
+            sources.append(source)
+            groups = source.fanout_groups
+    except (CaptureError, ConfigError):
+        for source in sources:
+            source.close()
+        raise
+    return sources
+
+
 def _device_type(name: str) -> int | None:
     try:
         return int(Path("/sys/class/net", name, "type").read_text().strip())
@@ -294,9 +384,16 @@ def _device_type(name: str) -> int | None:
         return None  # sysfs of another namespace, or none: bind() decides
 
 
+class Stoppable(Protocol):
+    """Anything a signal can ask to stop: a ``LiveSource``, or a group of them in worker processes."""
+
+    def stop(self) -> None:
+        """Ask it to end (safe from a signal handler)."""
+
+
 @contextlib.contextmanager
 def stop_on_signals(
-    source: LiveSource, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
+    source: Stoppable, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
 ) -> Iterator[None]:
     """Within the block, SIGINT/SIGTERM end the capture cleanly instead of killing the process.
 
