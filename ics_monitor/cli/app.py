@@ -23,7 +23,7 @@ from ics_monitor import __version__
 from ics_monitor.capture import MergedSource, open_captures
 from ics_monitor.capture.live import DEFAULT_SNAPLEN, LiveSource, stop_on_signals
 from ics_monitor.cli.es_commands import ConfigFile, EsEvents, EsUrl, es_app, run_settings
-from ics_monitor.cli.outputs import SiemOutput, open_outputs
+from ics_monitor.cli.outputs import SiemOutput, open_outputs, parse_outputs
 from ics_monitor.cli.render import (
     ProgressReporter,
     print_replay_summary,
@@ -297,6 +297,14 @@ Events = Annotated[
     bool, typer.Option("--events/--no-events", help="Append protocol events and flows to events.jsonl.")
 ]
 Limit = Annotated[int, typer.Option(help="Rows in the assets and alerts tables.")]
+Out = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--out",
+        metavar="TARGET",
+        help="Outputs beside the store, repeatable: es, es:URL, cef:tcp://host:514, jsonl:FILE.",
+    ),
+]
 Cef = Annotated[
     list[str] | None,
     typer.Option(
@@ -324,6 +332,7 @@ def replay(
     config: ConfigFile = None,
     es_events: EsEvents = False,
     cef: Cef = None,
+    out: Out = None,
 ) -> None:
     """Replay captures: build the asset inventory, learn or enforce the baseline, raise alerts, store all.
 
@@ -332,7 +341,8 @@ def replay(
     flows are decoded and dissected in N processes; inventory, baseline and detection stay in one.
     """
     window = _check_analysis_options(learn, learn_for, rules, zones)
-    es_settings = run_settings(config, es_url, es_events)
+    targets = parse_outputs(out or ())
+    es_settings = run_settings(config, [*(es_url or ()), *targets.es_urls], es_events, wanted=targets.es)
     source = _open(captures)
     _analyse(
         "replay",
@@ -347,7 +357,8 @@ def replay(
         events=events,
         limit=limit,
         es_settings=es_settings,
-        cef=cef,
+        cef=[*(cef or ()), *targets.cef],
+        jsonl=targets.jsonl,
     )
 
 
@@ -381,6 +392,7 @@ def _analyse(
     extra_figures: dict[str, Any] | None = None,
     es_settings: ElasticsearchSettings | None = None,
     cef: list[str] | None = None,
+    jsonl: list[Path] | None = None,
 ) -> RunStats:
     """The analysis replay and live share: inventory, baseline, detection and store around ``run``.
 
@@ -408,7 +420,7 @@ def _analyse(
         store.save_baseline(baseline_file)
         saved.append(str(baseline_file))
 
-    outputs = open_outputs(es_settings, cef or (), state)
+    outputs = open_outputs(es_settings, cef or (), state, jsonl or ())
     with store, _closing(outputs):
         store.begin_run(command, mode, inputs)
         inventory = Inventory(config.inventory)
@@ -472,7 +484,8 @@ def _closing(outputs: list[SiemOutput]) -> Iterator[None]:
         yield
     finally:
         for output in outputs:
-            stderr.print(output.close_now(), highlight=False)
+            # One plain line each (never wrapped at a console width): log parsers read them.
+            sys.stderr.write(output.close_now() + "\n")
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?")
@@ -567,6 +580,17 @@ def live(
     config: ConfigFile = None,
     es_events: EsEvents = False,
     cef: Cef = None,
+    out: Out = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            metavar="N",
+            help="Capture processes in one AF_PACKET fanout group (flows kept whole by the kernel's hash).",
+        ),
+    ] = 1,
 ) -> None:
     """Sniff interfaces (a SPAN/mirror port) and analyse live, as replay does.
 
@@ -574,14 +598,23 @@ def live(
     alerts.jsonl and the store within about a second; capture time follows the wall clock on a
     quiet link (flows time out, a --learn-for window ends on time).  SIGHUP reloads --rules and
     --zones (a file that does not load leaves the old ones); SIGINT/SIGTERM end the run cleanly:
-    inventory, alerts and the baseline are saved, and the health figures printed.
+    inventory, alerts and the baseline are saved, and the health figures printed.  With --workers N,
+    N processes capture and dissect (each frame goes to one of them by the kernel's symmetric flow
+    hash) and this one merges their records and runs the analysis; drop counters are summed.
     """
     window = _check_analysis_options(learn, learn_for, rules, zones)
     seconds = parse_duration(duration) if duration is not None else None
     interval = parse_duration(stats_interval)
     rotation = _rotation(rotate_size, rotate_every, rotate_keep)
-    es_settings = run_settings(config, es_url, es_events)
-    source = LiveSource(interfaces, snaplen=snaplen, duration=seconds, bpf=bpf)
+    targets = parse_outputs(out or ())
+    es_settings = run_settings(config, [*(es_url or ()), *targets.es_urls], es_events, wanted=targets.es)
+    source: Any
+    if workers > 1:
+        from ics_monitor.parallel import LiveShards
+
+        source = LiveShards(list(interfaces), workers, snaplen=snaplen, duration=seconds, bpf=bpf)
+    else:
+        source = LiveSource(interfaces, snaplen=snaplen, duration=seconds, bpf=bpf)
     figures: dict[str, Any] = {}
 
     def say(line: str) -> None:
@@ -594,9 +627,9 @@ def live(
             pipeline, source, stats_interval=interval, reload=detection_loader(rules, zones), say=say
         )
         with stop_on_signals(source), reload_on_sighup(operations):
-            say(f"listening on {', '.join(interfaces)}")
+            say(f"listening on {', '.join(interfaces)}" + (f" with {workers} workers" if workers > 1 else ""))
             try:
-                return pipeline.run(source)
+                return source.run(pipeline) if workers > 1 else pipeline.run(source)
             finally:
                 pipeline.stats.errors = list(source.errors)
                 # The pipeline closed its sinks: the final record is appended to events.jsonl anew.
@@ -627,7 +660,8 @@ def live(
         rotation=rotation,
         extra_figures=figures,
         es_settings=es_settings,
-        cef=cef,
+        cef=[*(cef or ()), *targets.cef],
+        jsonl=targets.jsonl,
     )
 
 

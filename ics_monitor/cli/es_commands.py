@@ -114,15 +114,16 @@ EsEvents = Annotated[
 
 
 def run_settings(
-    config: Path | None, es_url: list[str] | None, es_events: bool = False
+    config: Path | None, es_url: list[str] | None, es_events: bool = False, *, wanted: bool = False
 ) -> ElasticsearchSettings | None:
     """Settings for ``replay``/``live`` to feed Elasticsearch, or None when no cluster is configured.
 
     A cluster is configured by ``--es-url``, ``$ICS_MONITOR_ES_URL`` or an ``elasticsearch:``
-    section in ``--config``; the other settings (credentials, TLS, prefix) come from the
-    environment and the file as for ``es setup``.
+    section in ``--config``, or asked for (``wanted``: ``--out es``, the default URL then); the
+    other settings (credentials, TLS, prefix) come from the environment and the file as for
+    ``es setup``.
     """
-    configured = bool(es_url) or bool(os.environ.get("ICS_MONITOR_ES_URL"))
+    configured = wanted or bool(es_url) or bool(os.environ.get("ICS_MONITOR_ES_URL"))
     if not configured and config is not None:
         configured = bool(settings_from_file(config))
     if not configured:

@@ -9,17 +9,51 @@ which reports in one line what was delivered and what was kept (the Elasticsearc
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ics_monitor.core.errors import ConfigError
+from ics_monitor.inventory.assets import Asset
 from ics_monitor.sinks.cef import CefSyslogSink
 from ics_monitor.sinks.elasticsearch import ElasticsearchSettings, ElasticsearchSink
+from ics_monitor.sinks.logs import AppendLog
+
+
+@dataclass
+class OutputTargets:
+    """What ``--out`` asked for: Elasticsearch (and its URLs), CEF targets, JSON-lines files."""
+
+    es: bool = False
+    es_urls: list[str] = field(default_factory=list)
+    cef: list[str] = field(default_factory=list)
+    jsonl: list[Path] = field(default_factory=list)
+
+
+def parse_outputs(texts: Iterable[str]) -> OutputTargets:
+    """``--out`` values: ``es``, ``es:URL``, ``cef:udp|tcp|tls://host:port[?...]``, ``jsonl:FILE``."""
+    targets = OutputTargets()
+    for text in texts:
+        kind, _, rest = text.partition(":")
+        if kind == "es":
+            targets.es = True
+            if rest:
+                targets.es_urls.append(rest)
+        elif kind == "cef" and rest:
+            targets.cef.append(text)
+        elif kind == "jsonl" and rest:
+            targets.jsonl.append(Path(rest))
+        else:
+            raise ConfigError(
+                f"--out {text!r}: expected es, es:URL, cef:udp|tcp|tls://host:port or jsonl:FILE"
+            )
+    return targets
 
 
 class SiemOutput:
     """A sink the pipeline may close as often as it likes: only ``close_now`` closes it."""
 
-    def __init__(self, sink: ElasticsearchSink | CefSyslogSink) -> None:
+    def __init__(self, sink: ElasticsearchSink | CefSyslogSink | AppendLog) -> None:
         self.sink = sink
 
     def emit(self, record: Any) -> None:
@@ -37,6 +71,8 @@ class SiemOutput:
         sink = self.sink
         if isinstance(sink, ElasticsearchSink):
             return sink.status()
+        if isinstance(sink, AppendLog):
+            return {"path": str(sink.path)}
         return {"sent": sum(sink.sent.values()), "dropped": sink.dropped, "send_errors": sink.send_errors}
 
     def close(self) -> None:
@@ -56,6 +92,8 @@ class SiemOutput:
                     f" (last error: {report.get('last_error')})"
                 )
             return line
+        if isinstance(sink, AppendLog):
+            return f"jsonl: appended to {sink.path}"
         target = sink.target
         line = (
             f"cef {target.transport}://{target.host}:{target.port}: {sum(sink.sent.values()):,} messages sent"
@@ -68,13 +106,26 @@ class SiemOutput:
         return line
 
 
+def _jsonable(record: Any) -> Any:
+    """Records as they are (dataclasses serialise themselves); an asset as its ``to_dict``."""
+    return record.to_dict() if isinstance(record, Asset) else record
+
+
 def open_outputs(
-    es_settings: ElasticsearchSettings | None, cef_targets: Iterable[str], state: Path
+    es_settings: ElasticsearchSettings | None,
+    cef_targets: Iterable[str],
+    state: Path,
+    jsonl_files: Iterable[Path] = (),
 ) -> list[SiemOutput]:
-    """Open the configured outputs (a bad target or setting raises ``ConfigError``, nothing opened)."""
+    """Open the configured outputs (a bad target or setting raises ``ConfigError``, nothing opened).
+
+    A ``jsonl:FILE`` output is appended to (never truncated): every record of the run, one JSON
+    object per line, assets at the end, for a SIEM that tails files.
+    """
     targets = list(cef_targets)
     cef = [CefSyslogSink(target) for target in targets]
     outputs = [SiemOutput(sink) for sink in cef]
+    outputs.extend(SiemOutput(AppendLog(path, convert=_jsonable)) for path in jsonl_files)
     if es_settings is not None:
         try:
             outputs.append(SiemOutput(ElasticsearchSink(es_settings, state)))

@@ -166,3 +166,40 @@ def test_enforcing_replay_of_the_same_capture_twice_raises_nothing_new(tmp_path:
     assert {a["alert_id"] for a in json_lines(run("alerts", "--state", str(state), "--json").stdout)} == {
         a["alert_id"] for a in alerts
     }
+
+
+def test_out_targets_feed_a_jsonl_file_and_a_syslog_collector(tmp_path: Path) -> None:
+    """``--out jsonl:FILE --out cef:udp://...``: beside the store, the same alerts reach both feeds."""
+    import socket
+
+    collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    collector.bind(("127.0.0.1", 0))
+    collector.settimeout(5)
+    port = collector.getsockname()[1]
+    state, feed = tmp_path / "state", tmp_path / "feed.jsonl"
+    capture = str(PCAPS / "demo" / "plant_attack.pcap")
+    result = run(
+        "replay", "--no-events", "--state", str(state), "--out", f"jsonl:{feed}",
+        "--out", f"cef:udp://127.0.0.1:{port}?kinds=alert", capture,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"jsonl: appended to {feed}" in result.stderr and "messages sent" in result.stderr
+    stored = {a["alert_id"]: a for a in json_lines(run("alerts", "--state", str(state), "--json").stdout)}
+    records = json_lines(feed.read_text())
+    fed = {r["alert_id"] for r in records if r.get("event_type") == "alert"}
+    assert stored and fed == set(stored)
+    assets = json_lines(run("assets", "--state", str(state), "--json").stdout)
+    assert {r["asset_id"] for r in records if r.get("event_type") == "asset"} == {
+        a["asset_id"] for a in assets
+    }
+    messages = []
+    try:
+        while len(messages) < len(stored):
+            messages.append(collector.recv(65535).decode())
+    finally:
+        collector.close()
+    assert all("CEF:0|" in message for message in messages)
+    rules = {a["rule_id"] for a in stored.values()}
+    assert all(any(f"|{rule}|" in message for message in messages) for rule in rules)
+    bad = run("replay", "--state", str(state), "--out", "kafka:broker", capture)
+    one_line_error(bad, "expected es, es:URL")
