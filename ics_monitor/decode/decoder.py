@@ -7,6 +7,8 @@ traffic.
 
 from __future__ import annotations
 
+import struct
+
 from ics_monitor.core import linktypes
 from ics_monitor.core.addresses import format_ip
 from ics_monitor.core.anomalies import info
@@ -16,6 +18,10 @@ from ics_monitor.decode.fragments import FragmentReassembler
 from ics_monitor.events.base import AnomalyEvent
 
 _ETHERNET = linktypes.EN10MB
+# The frame most OT links carry: untagged Ethernet, IPv4 without options, TCP.  Its three fixed
+# headers in one unpack (see ``decode``); anything else takes the header-by-header path.
+_ETH_IPV4_TCP = struct.Struct("!6s6sHBBHHHBBH4s4sHHIIBBH")
+_ETH_IPV4_TCP_SIZE = _ETH_IPV4_TCP.size  # 54
 _RAW_TYPES = frozenset(
     (linktypes.RAW, linktypes.RAW_BSD, linktypes.RAW_BSD_14, linktypes.IPV4, linktypes.IPV6)
 )
@@ -24,7 +30,11 @@ _RAW_TYPES = frozenset(
 class Decoder:
     """Decodes frames into ``Packet`` records; keeps IP fragment state between calls."""
 
-    def __init__(self, fragment_timeout: float = 30.0, max_fragment_datagrams: int = 1024) -> None:
+    def __init__(
+        self, fragment_timeout: float = 30.0, max_fragment_datagrams: int = 1024, *, fast_path: bool = True
+    ) -> None:
+        # ``fast_path`` False: every frame header by header (the tests compare both paths).
+        self.fast_path = fast_path
         self.anomalies: list[AnomalyEvent] = []
         self.fragments = FragmentReassembler(fragment_timeout, max_fragment_datagrams)
         self.unsupported_link_types: set[int] = set()
@@ -58,8 +68,44 @@ class Decoder:
         returns None for frames with nothing for the flow table (non-IP, broken, or a fragment that
         did not yet complete its datagram).
         """
-        pkt = Packet(frame, ts, link_type, wire_len, len(data))
+        size = len(data)
+        pkt = Packet(frame, ts, link_type, wire_len, size)
         self._pkt = pkt
+        if link_type == _ETHERNET and size >= _ETH_IPV4_TCP_SIZE and self.fast_path:
+            (
+                dst_mac, src_mac, ether_type, ver_ihl, _tos, total, _ident, flags_fragment, ttl, proto,
+                _checksum, src, dst, sport, dport, seq, ack, data_offset, flags, window,
+            ) = _ETH_IPV4_TCP.unpack_from(data)  # fmt: skip
+            tcp_length = (data_offset >> 4) * 4
+            # Exactly the cases the general path accepts without a report: IPv4 with a 20-byte
+            # header, not a fragment (MF and offset clear), the datagram whole in the frame (the
+            # frame may be padded), a TCP header of 20..60 bytes inside the datagram.
+            if (
+                ether_type == headers.ETH_IPV4
+                and ver_ihl == 0x45
+                and proto == 6
+                and not flags_fragment & 0x3FFF
+                and 40 <= total <= size - 14
+                and 20 <= tcp_length <= total - 20
+            ):
+                pkt.dst_mac = dst_mac
+                pkt.src_mac = src_mac
+                pkt.ip_version = 4
+                pkt.src_ip = src
+                pkt.dst_ip = dst
+                pkt.ip_proto = 6
+                pkt.ttl = ttl
+                pkt.sport = sport
+                pkt.dport = dport
+                pkt.seq = seq
+                pkt.ack = ack
+                pkt.tcp_flags = flags
+                pkt.window = window
+                start = 34 + tcp_length
+                end = 14 + total
+                if start < end:
+                    pkt.payload = data[start:end]
+                return pkt
         report = self._report
         if link_type == _ETHERNET:
             off, ether_type = headers.ethernet(pkt, data, 0, report)
