@@ -1,11 +1,27 @@
-"""Common event records: the protocol-event base, anomalies and ARP observations."""
+"""Common event records: the protocol-event base, anomalies and ARP observations.
+
+Every record is a frozen, keyword-only dataclass *without* ``__slots__``: its fields live in a
+plain instance ``__dict__``.  That is for speed on the per-PDU path: orjson serialises a
+dict-backed dataclass straight from that dict (about three times faster than reading slots one
+field at a time), and the hot builders (``new_modbus_event``, ``new_dnp3_event``,
+``new_s7comm_event``) copy a ``field_template`` of the class, store each value into the copy and
+install it with ``object.__setattr__(record, "__dict__", fields)`` instead of setting each field
+through the frozen ``__setattr__`` path.  The dict's key order is the JSON key order; the template
+holds every field in dataclass field order, so it is that of a dataclass-built record (unit tests
+check record equality and identical JSON).
+
+No class here may add ``__slots__`` (fields in slots are not in ``__dict__``; orjson would then
+drop to its slow path), and nothing may write to a record's ``__dict__`` after it is handed on.
+No behaviour beyond construction lives here.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Event:
     """Fields every record carries: what it is, when (capture time) and in which frame."""
 
@@ -14,7 +30,7 @@ class Event:
     frame: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ProtocolEvent(Event):
     """One application PDU.  ``direction`` is ``request`` or ``response`` (protocol sense)."""
 
@@ -27,7 +43,7 @@ class ProtocolEvent(Event):
     direction: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class AnomalyEvent(Event):
     """Something wrong or suspicious in traffic, with a stable ``code`` from ``core.anomalies``.
 
@@ -49,7 +65,7 @@ class AnomalyEvent(Event):
     direction: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ArpEvent(Event):
     """An ARP request or reply: a device stating its MAC-IP binding (input for the inventory)."""
 
@@ -61,3 +77,18 @@ class ArpEvent(Event):
     target_mac: str
     target_ip: str
     vlan: tuple[int, ...] = ()
+
+
+def field_template(cls: type[Any], **fixed: Any) -> dict[str, Any]:
+    """Every field name of dataclass ``cls`` in field order, valued None, or ``fixed[name]``.
+
+    Copying this dict and overwriting its values is cheaper than building a dict literal of the
+    same size (the copy reuses the key table; an overwrite does not reorder keys), and it keeps
+    the field order, which is the JSON key order, by construction.
+    """
+    template: dict[str, Any] = dict.fromkeys(field.name for field in fields(cls))
+    unknown = fixed.keys() - template.keys()
+    if unknown:
+        raise TypeError(f"not fields of {cls.__name__}: {sorted(unknown)}")
+    template.update(fixed)
+    return template

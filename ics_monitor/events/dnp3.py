@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ics_monitor.events.base import ProtocolEvent
+from ics_monitor.events.base import ProtocolEvent, field_template
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Dnp3Event(ProtocolEvent):
     """One DNP3 application fragment (or link-only frame) as seen on the wire."""
 
@@ -46,81 +46,10 @@ class Dnp3Event(ProtocolEvent):
     confirmed_frame: int | None = None
 
 
-def _setter(name: str) -> Any:
-    """The slot setter of field ``name`` (from the class in the MRO that defines the slot)."""
-    for klass in Dnp3Event.__mro__:
-        if name in klass.__dict__:
-            return klass.__dict__[name].__set__
-    raise AttributeError(name)
-
-
 _new = object.__new__
-(
-    _ts,
-    _frame,
-    _flow_id,
-    _transport,
-    _src_ip,
-    _src_port,
-    _dst_ip,
-    _dst_port,
-    _direction,
-    _event_type,
-    _src,
-    _dst,
-    _link,
-    _frames,
-    _length,
-    _function_code,
-    _function,
-    _sequence,
-    _fir,
-    _fin,
-    _con,
-    _uns,
-    _iin,
-    _iin_names,
-    _crc_ok,
-    _objects,
-    _request_function_code,
-    _request_function,
-    _request_frame,
-    _confirmed_frame,
-) = (
-    _setter(name)
-    for name in (
-        "ts",
-        "frame",
-        "flow_id",
-        "transport",
-        "src_ip",
-        "src_port",
-        "dst_ip",
-        "dst_port",
-        "direction",
-        "event_type",
-        "src",
-        "dst",
-        "link",
-        "frames",
-        "length",
-        "function_code",
-        "function",
-        "sequence",
-        "fir",
-        "fin",
-        "con",
-        "uns",
-        "iin",
-        "iin_names",
-        "crc_ok",
-        "objects",
-        "request_function_code",
-        "request_function",
-        "request_frame",
-        "confirmed_frame",
-    )
-)
+_set = object.__setattr__
+_copy = dict.copy
+_TEMPLATE = field_template(Dnp3Event, event_type="dnp3")
 
 
 def new_dnp3_event(
@@ -154,43 +83,45 @@ def new_dnp3_event(
     request_frame: int | None = None,
     confirmed_frame: int | None = None,
 ) -> Dnp3Event:
-    """Build a ``Dnp3Event`` equal to ``Dnp3Event(...)``, about 2.5 times faster.
+    """Build a ``Dnp3Event`` equal to ``Dnp3Event(...)``, several times faster.
 
-    The generated frozen ``__init__`` looks each field up through ``object.__setattr__``; calling
-    the slot setters directly skips that, and record construction is the largest cost of DNP3
-    dissection (one record per fragment on polling traffic).  The result is an ordinary frozen
-    instance.  Parameters are in the dataclass field order (``event_type`` aside) so hot paths may
+    The generated frozen ``__init__`` goes through ``object.__setattr__`` per field; filling a copy
+    of the field template and installing it as the instance ``__dict__`` (see ``events.base``)
+    skips that, and record construction is a large share of DNP3 dissection (one record per
+    fragment on polling traffic).  The keys are in field order, so the JSON is the same; the
+    result is an ordinary frozen instance.  Parameters are in the dataclass field order (``event_type`` aside) so hot paths may
     pass them by position; a unit test keeps both in step.
     """
+    fields = _copy(_TEMPLATE)
+    fields["ts"] = ts
+    fields["frame"] = frame
+    fields["flow_id"] = flow_id
+    fields["transport"] = transport
+    fields["src_ip"] = src_ip
+    fields["src_port"] = src_port
+    fields["dst_ip"] = dst_ip
+    fields["dst_port"] = dst_port
+    fields["direction"] = direction
+    fields["src"] = src
+    fields["dst"] = dst
+    fields["link"] = link
+    fields["frames"] = frames
+    fields["length"] = length
+    fields["function_code"] = function_code
+    fields["function"] = function
+    fields["sequence"] = sequence
+    fields["fir"] = fir
+    fields["fin"] = fin
+    fields["con"] = con
+    fields["uns"] = uns
+    fields["iin"] = iin
+    fields["iin_names"] = iin_names
+    fields["crc_ok"] = crc_ok
+    fields["objects"] = objects
+    fields["request_function_code"] = request_function_code
+    fields["request_function"] = request_function
+    fields["request_frame"] = request_frame
+    fields["confirmed_frame"] = confirmed_frame
     event = _new(Dnp3Event)
-    _event_type(event, "dnp3")
-    _ts(event, ts)
-    _frame(event, frame)
-    _flow_id(event, flow_id)
-    _transport(event, transport)
-    _src_ip(event, src_ip)
-    _src_port(event, src_port)
-    _dst_ip(event, dst_ip)
-    _dst_port(event, dst_port)
-    _direction(event, direction)
-    _src(event, src)
-    _dst(event, dst)
-    _link(event, link)
-    _frames(event, frames)
-    _length(event, length)
-    _function_code(event, function_code)
-    _function(event, function)
-    _sequence(event, sequence)
-    _fir(event, fir)
-    _fin(event, fin)
-    _con(event, con)
-    _uns(event, uns)
-    _iin(event, iin)
-    _iin_names(event, iin_names)
-    _crc_ok(event, crc_ok)
-    _objects(event, objects)
-    _request_function_code(event, request_function_code)
-    _request_function(event, request_function)
-    _request_frame(event, request_frame)
-    _confirmed_frame(event, confirmed_frame)
+    _set(event, "__dict__", fields)
     return event

@@ -24,10 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ics_monitor.events.base import ProtocolEvent
+from ics_monitor.events.base import ProtocolEvent, field_template
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class S7commEvent(ProtocolEvent):
     """One S7comm PDU (after COTP reassembly)."""
 
@@ -64,7 +64,7 @@ class S7commEvent(ProtocolEvent):
     segments: int = 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class S7commPlusEvent(ProtocolEvent):
     """One S7comm-plus PDU (a message or one fragment of it), or the first TLS record of a direction."""
 
@@ -87,7 +87,7 @@ class S7commPlusEvent(ProtocolEvent):
     request_frame: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class CotpEvent(ProtocolEvent):
     """A COTP connection request/confirm, disconnect request/confirm, error or class-4 TPDU."""
 
@@ -114,14 +114,7 @@ class CotpEvent(ProtocolEvent):
     parameters: tuple[dict[str, Any], ...] | None = None
 
 
-def _setter(klass: type, name: str) -> Any:
-    """The slot setter of field ``name`` (from the class in the MRO that defines the slot)."""
-    for owner in klass.__mro__:
-        if name in owner.__dict__:
-            return owner.__dict__[name].__set__
-    raise AttributeError(name)
-
-
+# The fields ``new_s7comm_event`` takes, in dataclass field order (``event_type`` aside).
 _S7COMM_FIELDS = (
     "ts",
     "frame",
@@ -163,49 +156,10 @@ _S7COMM_FIELDS = (
     "request_frame",
     "segments",
 )
-(
-    _set_ts,
-    _set_frame,
-    _set_flow_id,
-    _set_transport,
-    _set_src_ip,
-    _set_src_port,
-    _set_dst_ip,
-    _set_dst_port,
-    _set_direction,
-    _set_rosctr,
-    _set_rosctr_name,
-    _set_pdu_ref,
-    _set_parameter_length,
-    _set_data_length,
-    _set_function_code,
-    _set_function,
-    _set_error_class,
-    _set_error_code,
-    _set_error_name,
-    _set_item_count,
-    _set_items,
-    _set_data_items,
-    _set_return_codes,
-    _set_userdata,
-    _set_szl_id,
-    _set_szl_index,
-    _set_szl,
-    _set_setup,
-    _set_pi_service,
-    _set_pi_service_name,
-    _set_pi_arguments,
-    _set_function_status,
-    _set_block,
-    _set_block_list,
-    _set_clock,
-    _set_mode,
-    _set_data,
-    _set_request_frame,
-    _set_segments,
-) = (_setter(S7commEvent, name) for name in _S7COMM_FIELDS)
-_set_event_type = _setter(S7commEvent, "event_type")
 _new = object.__new__
+_set = object.__setattr__
+_copy = dict.copy
+_TEMPLATE = field_template(S7commEvent, event_type="s7comm")
 
 
 def new_s7comm_event(
@@ -252,49 +206,52 @@ def new_s7comm_event(
     """Build an ``S7commEvent`` equal to ``S7commEvent(...)``, several times faster.
 
     The generated frozen ``__init__`` goes through ``object.__setattr__`` for each of its 40
-    fields; calling the slot setters directly skips that, and polling traffic makes one record per
-    PDU.  Parameters are in the dataclass field order (``event_type`` aside) so the hot path passes
-    them by position; a unit test keeps both in step.  The result is an ordinary frozen instance.
+    fields; filling a copy of the field template and installing it as the instance ``__dict__``
+    (see ``events.base``) skips that, and polling traffic makes one record per PDU.  The keys are in field order, so
+    the JSON is the same.  Parameters are in the dataclass field order (``event_type`` aside) so
+    the hot path passes them by position; a unit test keeps both in step.  The result is an
+    ordinary frozen instance.
     """
+    fields = _copy(_TEMPLATE)
+    fields["ts"] = ts
+    fields["frame"] = frame
+    fields["flow_id"] = flow_id
+    fields["transport"] = transport
+    fields["src_ip"] = src_ip
+    fields["src_port"] = src_port
+    fields["dst_ip"] = dst_ip
+    fields["dst_port"] = dst_port
+    fields["direction"] = direction
+    fields["rosctr"] = rosctr
+    fields["rosctr_name"] = rosctr_name
+    fields["pdu_ref"] = pdu_ref
+    fields["parameter_length"] = parameter_length
+    fields["data_length"] = data_length
+    fields["function_code"] = function_code
+    fields["function"] = function
+    fields["error_class"] = error_class
+    fields["error_code"] = error_code
+    fields["error_name"] = error_name
+    fields["item_count"] = item_count
+    fields["items"] = items
+    fields["data_items"] = data_items
+    fields["return_codes"] = return_codes
+    fields["userdata"] = userdata
+    fields["szl_id"] = szl_id
+    fields["szl_index"] = szl_index
+    fields["szl"] = szl
+    fields["setup"] = setup
+    fields["pi_service"] = pi_service
+    fields["pi_service_name"] = pi_service_name
+    fields["pi_arguments"] = pi_arguments
+    fields["function_status"] = function_status
+    fields["block"] = block
+    fields["block_list"] = block_list
+    fields["clock"] = clock
+    fields["mode"] = mode
+    fields["data"] = data
+    fields["request_frame"] = request_frame
+    fields["segments"] = segments
     event = _new(S7commEvent)
-    _set_event_type(event, "s7comm")
-    _set_ts(event, ts)
-    _set_frame(event, frame)
-    _set_flow_id(event, flow_id)
-    _set_transport(event, transport)
-    _set_src_ip(event, src_ip)
-    _set_src_port(event, src_port)
-    _set_dst_ip(event, dst_ip)
-    _set_dst_port(event, dst_port)
-    _set_direction(event, direction)
-    _set_rosctr(event, rosctr)
-    _set_rosctr_name(event, rosctr_name)
-    _set_pdu_ref(event, pdu_ref)
-    _set_parameter_length(event, parameter_length)
-    _set_data_length(event, data_length)
-    _set_function_code(event, function_code)
-    _set_function(event, function)
-    _set_error_class(event, error_class)
-    _set_error_code(event, error_code)
-    _set_error_name(event, error_name)
-    _set_item_count(event, item_count)
-    _set_items(event, items)
-    _set_data_items(event, data_items)
-    _set_return_codes(event, return_codes)
-    _set_userdata(event, userdata)
-    _set_szl_id(event, szl_id)
-    _set_szl_index(event, szl_index)
-    _set_szl(event, szl)
-    _set_setup(event, setup)
-    _set_pi_service(event, pi_service)
-    _set_pi_service_name(event, pi_service_name)
-    _set_pi_arguments(event, pi_arguments)
-    _set_function_status(event, function_status)
-    _set_block(event, block)
-    _set_block_list(event, block_list)
-    _set_clock(event, clock)
-    _set_mode(event, mode)
-    _set_data(event, data)
-    _set_request_frame(event, request_frame)
-    _set_segments(event, segments)
+    _set(event, "__dict__", fields)
     return event

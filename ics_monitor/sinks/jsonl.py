@@ -1,7 +1,8 @@
 """JSON lines: one object per record, keys equal to the record's attribute names.
 
-orjson serialises the slotted dataclasses directly (tuples become arrays), an order of magnitude
-faster than ``json`` + ``asdict``.  Output goes to a file or to stdout.
+orjson serialises the records directly (tuples become arrays), an order of magnitude faster than
+``json`` + ``asdict``; records keep their fields in a plain instance ``__dict__`` (see
+``events.base``), which orjson reads in one pass.  Output goes to a file or to stdout.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from typing import Any
 
 import orjson
 
@@ -12,15 +14,17 @@ from ics_monitor.events.s7comm import _S7COMM_FIELDS, S7commEvent, new_s7comm_ev
 def test_field_order_matches_the_dataclass() -> None:
     names = [field.name for field in dataclasses.fields(S7commEvent) if field.name != "event_type"]
     assert names == list(_S7COMM_FIELDS)
+    assert list(inspect.signature(new_s7comm_event).parameters) == names
 
 
 def test_fast_constructor_equals_dataclass() -> None:
-    values = {name: index for index, name in enumerate(_S7COMM_FIELDS)}
+    values: dict[str, Any] = {name: index for index, name in enumerate(_S7COMM_FIELDS)}
     values["items"] = ({"area": 0x84},)
     fast = new_s7comm_event(*values.values())
     slow = S7commEvent(**values)
     assert fast == slow
     assert orjson.dumps(fast) == orjson.dumps(slow)
+    assert list(vars(fast)) == [field.name for field in dataclasses.fields(S7commEvent)]
     assert fast.event_type == "s7comm"
     try:
         fast.rosctr = 9  # type: ignore[misc]
