@@ -608,58 +608,81 @@ def run_sharded(
     return stats
 
 
+class _Delivery:
+    """What both merges do with a decoded record: count it, hand it to the sinks and the analysis.
+
+    ``take`` handles the EVENT, FLOW and ARP kinds, as ``Pipeline.run`` does frame by frame, and
+    returns False for the kinds its caller handles itself (lines, ticks, marks).
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        stats = pipeline.stats
+        self.anomalies = stats.anomalies
+        self.protocols = stats.protocols
+        self.event_sinks = pipeline.event_sinks
+        self.flow_sinks = pipeline.flow_sinks
+        self.emit_arp = pipeline.emit_arp
+        self.analysis = pipeline.analysis
+        self.events = 0
+        self.flows = 0
+
+    def take(self, kind: int, record: Any) -> bool:
+        analysis = self.analysis
+        if kind == EVENT:
+            if record.event_type == "anomaly":
+                self.anomalies[record.code] += 1
+            else:
+                self.events += 1
+            for sink in self.event_sinks:
+                sink.emit(record)
+            if analysis is not None:
+                analysis.event(record)
+        elif kind == FLOW:
+            self.flows += 1
+            self.protocols[record.app_protocol or record.service or record.transport] += 1
+            for sink in self.flow_sinks:
+                sink.emit(record)
+            if analysis is not None:
+                analysis.flow(record)
+        elif kind == ARP:
+            if self.emit_arp:
+                for sink in self.event_sinks:
+                    sink.emit(record)
+            if analysis is not None:
+                analysis.event(record)
+        else:
+            return False
+        return True
+
+
 def _merge(pipeline: Pipeline, streams: list[_Stream]) -> None:
     """Hand the merged records to sinks and analysis, as ``Pipeline.run`` does frame by frame."""
     stats = pipeline.stats
-    anomalies = stats.anomalies
-    protocols = stats.protocols
-    event_sinks = pipeline.event_sinks
-    flow_sinks = pipeline.flow_sinks
-    emit_arp = pipeline.emit_arp
+    delivery = _Delivery(pipeline)
+    take = delivery.take
     analysis = pipeline.analysis
     held = analysis.anomalies if analysis is not None else []
     drain = pipeline._drain_events
     progress = pipeline.progress
-    events = flows = 0
     # Lines serialised by the workers go straight to the JSON-lines files (see _serialized).
-    event_writes = [sink._out.write for sink in event_sinks if isinstance(sink, JsonLinesSink)]
-    flow_writes = [sink._out.write for sink in flow_sinks if isinstance(sink, JsonLinesSink)]
+    event_writes = [sink._out.write for sink in pipeline.event_sinks if isinstance(sink, JsonLinesSink)]
+    flow_writes = [sink._out.write for sink in pipeline.flow_sinks if isinstance(sink, JsonLinesSink)]
     try:
         for order, _worker, kind, record in heapq.merge(*streams):
-            if kind == EVENT:
-                if record.event_type == "anomaly":
-                    anomalies[record.code] += 1
-                else:
-                    events += 1
-                for sink in event_sinks:
-                    sink.emit(record)
-                if analysis is not None:
-                    analysis.event(record)
-            elif kind == FLOW:
-                flows += 1
-                protocols[record.app_protocol or record.service or record.transport] += 1
-                for sink in flow_sinks:
-                    sink.emit(record)
-                if analysis is not None:
-                    analysis.flow(record)
-            elif kind == ARP:
-                if emit_arp:
-                    for sink in event_sinks:
-                        sink.emit(record)
-                if analysis is not None:
-                    analysis.event(record)
+            if take(kind, record):
+                pass
             elif kind == EVENT_LINE:
                 code, line = record
                 if code is not None:
-                    anomalies[code] += 1
+                    stats.anomalies[code] += 1
                 else:
-                    events += 1
+                    delivery.events += 1
                 for write in event_writes:
                     write(line)
             elif kind == FLOW_LINE:
                 label, line = record
-                flows += 1
-                protocols[label] += 1
+                delivery.flows += 1
+                stats.protocols[label] += 1
                 for write in flow_writes:
                     write(line)
             elif kind == ARP_LINE:
@@ -673,8 +696,8 @@ def _merge(pipeline: Pipeline, streams: list[_Stream]) -> None:
             if held:
                 drain(held)
     finally:
-        stats.events += events
-        stats.flows += flows
+        stats.events += delivery.events
+        stats.flows += delivery.flows
 
 
 def _summarise(stats: RunStats, streams: list[_Stream]) -> None:
@@ -840,11 +863,8 @@ class LiveShards:
     def _merge(self, pipeline: Pipeline, streams: list[_LiveStream]) -> None:
         """``_merge`` for live records, plus the heartbeats: figures, the on_tick hook, stopping."""
         stats = pipeline.stats
-        anomalies = stats.anomalies
-        protocols = stats.protocols
-        event_sinks = pipeline.event_sinks
-        flow_sinks = pipeline.flow_sinks
-        emit_arp = pipeline.emit_arp
+        delivery = _Delivery(pipeline)
+        take = delivery.take
         analysis = pipeline.analysis
         held = analysis.anomalies if analysis is not None else []
         drain = pipeline._drain_events
@@ -853,31 +873,10 @@ class LiveShards:
         clock = -float("inf")  # the analysis clock: never moved back
         next_tick = time.monotonic() + HEARTBEAT_SECONDS
         forwarded = False
-        events = flows = 0
         try:
             for _order, worker, kind, record in heapq.merge(*streams):
-                if kind == EVENT:
-                    if record.event_type == "anomaly":
-                        anomalies[record.code] += 1
-                    else:
-                        events += 1
-                    for sink in event_sinks:
-                        sink.emit(record)
-                    if analysis is not None:
-                        analysis.event(record)
-                elif kind == FLOW:
-                    flows += 1
-                    protocols[record.app_protocol or record.service or record.transport] += 1
-                    for sink in flow_sinks:
-                        sink.emit(record)
-                    if analysis is not None:
-                        analysis.flow(record)
-                elif kind == ARP:
-                    if emit_arp:
-                        for sink in event_sinks:
-                            sink.emit(record)
-                    if analysis is not None:
-                        analysis.event(record)
+                if take(kind, record):
+                    pass
                 elif kind == TICK:
                     if analysis is not None and record > clock:
                         clock = record
@@ -907,8 +906,8 @@ class LiveShards:
                     for stream in streams:
                         stream.stop()
         finally:
-            stats.events += events
-            stats.flows += flows
+            stats.events += delivery.events
+            stats.flows += delivery.flows
 
     def _summarise(self, stats: RunStats, streams: list[_LiveStream]) -> None:
         errors: list[IcsMonitorError] = []
