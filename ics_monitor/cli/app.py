@@ -23,7 +23,7 @@ from ics_monitor import __version__
 from ics_monitor.capture import MergedSource, open_captures
 from ics_monitor.capture.live import DEFAULT_SNAPLEN, LiveSource, stop_on_signals
 from ics_monitor.cli.es_commands import ConfigFile, EsEvents, EsUrl, es_app, run_settings
-from ics_monitor.cli.outputs import SiemOutput, open_outputs, parse_outputs
+from ics_monitor.cli.outputs import OutputTargets, SiemOutput, open_outputs, parse_outputs
 from ics_monitor.cli.render import (
     ProgressReporter,
     print_replay_summary,
@@ -48,7 +48,6 @@ from ics_monitor.pipeline import (
 )
 from ics_monitor.sinks import JsonLinesSink
 from ics_monitor.sinks.console import FlowTableSink, SummarySink
-from ics_monitor.sinks.elasticsearch import ElasticsearchSettings
 from ics_monitor.sinks.logs import DEFAULT_KEEP, AppendLog, Rotation, alert_log
 from ics_monitor.sinks.sqlite import DEFAULT_STATE_DIR, EVENTS_LOG, Store
 
@@ -341,8 +340,7 @@ def replay(
     flows are decoded and dissected in N processes; inventory, baseline and detection stay in one.
     """
     window = _check_analysis_options(learn, learn_for, rules, zones)
-    targets = parse_outputs(out or ())
-    es_settings = run_settings(config, [*(es_url or ()), *targets.es_urls], es_events, wanted=targets.es)
+    targets = _plan_outputs(out, cef, es_url, config, es_events)
     source = _open(captures)
     _analyse(
         "replay",
@@ -356,10 +354,23 @@ def replay(
         zones=zones,
         events=events,
         limit=limit,
-        es_settings=es_settings,
-        cef=[*(cef or ()), *targets.cef],
-        jsonl=targets.jsonl,
+        outputs=targets,
     )
+
+
+def _plan_outputs(
+    out: list[str] | None,
+    cef: list[str] | None,
+    es_url: list[str] | None,
+    config: Path | None,
+    es_events: bool,
+) -> OutputTargets:
+    """The SIEM outputs of a replay or live run, from ``--out``, ``--cef`` and the ``--es-*`` settings."""
+    targets = parse_outputs(out or (), cef or ())
+    targets.es_settings = run_settings(
+        config, [*(es_url or ()), *targets.es_urls], es_events, wanted=targets.es
+    )
+    return targets
 
 
 def _check_analysis_options(
@@ -390,16 +401,14 @@ def _analyse(
     limit: int,
     rotation: Rotation | None = None,
     extra_figures: dict[str, Any] | None = None,
-    es_settings: ElasticsearchSettings | None = None,
-    cef: list[str] | None = None,
-    jsonl: list[Path] | None = None,
+    outputs: OutputTargets | None = None,
 ) -> RunStats:
     """The analysis replay and live share: inventory, baseline, detection and store around ``run``.
 
     ``rotation`` rotates the JSON-lines logs; ``extra_figures`` (filled by ``run``, e.g. the final
-    health record of a live run) are stored with the run's figures.  ``es_settings``: feed
-    Elasticsearch too (alerts, flows, anomalies, health, protocol events if selected, and every
-    asset at the end), through its spool in the state directory; ``cef``: CEF over syslog targets.
+    health record of a live run) are stored with the run's figures.  ``outputs``: the SIEM feeds
+    (Elasticsearch through its spool in the state directory, CEF, JSON-lines files) that take
+    alerts, flows, anomalies, health (protocol events as selected) and every asset at the end.
     """
     store = Store(state)
     baseline_file = baseline if baseline is not None else store.baseline_path
@@ -420,8 +429,8 @@ def _analyse(
         store.save_baseline(baseline_file)
         saved.append(str(baseline_file))
 
-    outputs = open_outputs(es_settings, cef or (), state, jsonl or ())
-    with store, _closing(outputs):
+    opened = open_outputs(outputs or OutputTargets(), state)
+    with store, _closing(opened):
         store.begin_run(command, mode, inputs)
         inventory = Inventory(config.inventory)
         inventory.restore(store.load_assets())
@@ -435,12 +444,12 @@ def _analyse(
             baseline_path=baseline_file,
             rules_dir=rules,
             zones_path=zones,
-            alert_sinks=[store, *logs, *outputs],
-            change_sinks=[store, *outputs],
+            alert_sinks=[store, *logs, *opened],
+            change_sinks=[store, *opened],
             on_baseline=keep_baseline,
         )
         sinks: list[Any] = [event_log] if event_log is not None else []
-        sinks.extend(outputs)
+        sinks.extend(opened)
         pipeline = Pipeline(
             config,
             default_registry(),
@@ -455,7 +464,7 @@ def _analyse(
         finally:
             assets = inventory.assets()
             store.save_assets(asset.to_dict() for asset in assets)
-            for output in outputs:
+            for output in opened:
                 for asset in assets:
                     output.emit(asset)
             if mode == LEARN and not saved and analysis.learner is not None:
@@ -606,8 +615,7 @@ def live(
     seconds = parse_duration(duration) if duration is not None else None
     interval = parse_duration(stats_interval)
     rotation = _rotation(rotate_size, rotate_every, rotate_keep)
-    targets = parse_outputs(out or ())
-    es_settings = run_settings(config, [*(es_url or ()), *targets.es_urls], es_events, wanted=targets.es)
+    targets = _plan_outputs(out, cef, es_url, config, es_events)
     source: Any
     if workers > 1:
         from ics_monitor.parallel import LiveShards
@@ -659,9 +667,7 @@ def live(
         limit=limit,
         rotation=rotation,
         extra_figures=figures,
-        es_settings=es_settings,
-        cef=[*(cef or ()), *targets.cef],
-        jsonl=targets.jsonl,
+        outputs=targets,
     )
 
 

@@ -28,11 +28,16 @@ class OutputTargets:
     es_urls: list[str] = field(default_factory=list)
     cef: list[str] = field(default_factory=list)
     jsonl: list[Path] = field(default_factory=list)
+    # Filled by the command from ``es``/``es_urls`` and its other settings (``run_settings``).
+    es_settings: ElasticsearchSettings | None = None
 
 
-def parse_outputs(texts: Iterable[str]) -> OutputTargets:
-    """``--out`` values: ``es``, ``es:URL``, ``cef:udp|tcp|tls://host:port[?...]``, ``jsonl:FILE``."""
-    targets = OutputTargets()
+def parse_outputs(texts: Iterable[str], cef: Iterable[str] = ()) -> OutputTargets:
+    """``--out`` values: ``es``, ``es:URL``, ``cef:udp|tcp|tls://host:port[?...]``, ``jsonl:FILE``.
+
+    ``cef``: targets given with ``--cef``, the same as ``--out cef:...``.
+    """
+    targets = OutputTargets(cef=list(cef))
     for text in texts:
         kind, _, rest = text.partition(":")
         if kind == "es":
@@ -111,24 +116,17 @@ def _jsonable(record: Any) -> Any:
     return record.to_dict() if isinstance(record, Asset) else record
 
 
-def open_outputs(
-    es_settings: ElasticsearchSettings | None,
-    cef_targets: Iterable[str],
-    state: Path,
-    jsonl_files: Iterable[Path] = (),
-) -> list[SiemOutput]:
+def open_outputs(targets: OutputTargets, state: Path) -> list[SiemOutput]:
     """Open the configured outputs (a bad target or setting raises ``ConfigError``, nothing opened).
 
     A ``jsonl:FILE`` output is appended to (never truncated): every record of the run, one JSON
     object per line, assets at the end, for a SIEM that tails files.
     """
-    targets = list(cef_targets)
-    cef = [CefSyslogSink(target) for target in targets]
-    outputs = [SiemOutput(sink) for sink in cef]
-    outputs.extend(SiemOutput(AppendLog(path, convert=_jsonable)) for path in jsonl_files)
-    if es_settings is not None:
+    outputs = [SiemOutput(CefSyslogSink(target)) for target in targets.cef]
+    outputs.extend(SiemOutput(AppendLog(path, convert=_jsonable)) for path in targets.jsonl)
+    if targets.es_settings is not None:
         try:
-            outputs.append(SiemOutput(ElasticsearchSink(es_settings, state)))
+            outputs.append(SiemOutput(ElasticsearchSink(targets.es_settings, state)))
         except BaseException:
             for output in outputs:
                 output.close_now()
