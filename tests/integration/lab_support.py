@@ -8,6 +8,7 @@ several modules can run one after another without meeting each other's namespace
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -73,3 +74,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def read_records(path: Path, event_type: str) -> list[dict[str, Any]]:
     return [record for record in read_jsonl(path) if record.get("event_type") == event_type]
+
+
+def replay_capture(capture: Path, state: Path) -> None:
+    """``ics-monitor replay CAPTURE --state STATE`` (the reference a live run is compared with)."""
+    replay = subprocess.run(
+        [sys.executable, "-c", "from ics_monitor.cli.app import main; main()", "replay", str(capture),
+         "--state", str(state)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert replay.returncode == 0, replay.stderr

@@ -35,7 +35,7 @@ import orjson
 import pytest
 
 from tests.conftest import REPO
-from tests.integration.lab_support import open_lab, read_jsonl, settled, wait_for
+from tests.integration.lab_support import open_lab, read_jsonl, replay_capture, settled, wait_for
 
 # One at a time (one xdist worker): timing assertions and namespaces do not share the CPU well.
 pytestmark = pytest.mark.xdist_group("live")
@@ -345,14 +345,7 @@ def test_s7_and_dnp3_live_on_span_port_equal_replay(lab: Any, tmp_path: Path) ->
     net.stop(tcpdump)
 
     replay_state = tmp_path / "replay"
-    replay = subprocess.run(
-        [*CLI, "replay", str(tcpdump_file), "--state", str(replay_state)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert replay.returncode == 0, replay.stderr
+    replay_capture(tcpdump_file, replay_state)
 
     live_events = read_jsonl(live_state / "events.jsonl")
     replay_events = read_jsonl(replay_state / "events.jsonl")

@@ -29,7 +29,7 @@ import orjson
 import pytest
 
 from tests.conftest import REPO, need_tool
-from tests.integration.lab_support import open_lab, read_records, settled, wait_for
+from tests.integration.lab_support import open_lab, read_records, replay_capture, settled, wait_for
 
 # One at a time (one xdist worker): timing assertions and namespaces do not share the CPU well.
 pytestmark = pytest.mark.xdist_group("live")
@@ -192,14 +192,7 @@ def test_live_on_span_port_equals_replay_of_tcpdump(lab: Any, tmp_path: Path) ->
     net.stop(server)
 
     replay_state = tmp_path / "replay"
-    replay = subprocess.run(
-        [*CLI, "replay", str(tcpdump_file), "--state", str(replay_state)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert replay.returncode == 0, replay.stderr
+    replay_capture(tcpdump_file, replay_state)
 
     live_modbus = read_records(live_state / "events.jsonl", "modbus")
     replay_modbus = read_records(replay_state / "events.jsonl", "modbus")

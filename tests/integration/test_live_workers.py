@@ -29,7 +29,14 @@ import pytest
 
 from ics_monitor.capture import open_captures
 from tests.conftest import REPO
-from tests.integration.lab_support import open_lab, read_jsonl, read_records, settled, wait_for
+from tests.integration.lab_support import (
+    open_lab,
+    read_jsonl,
+    read_records,
+    replay_capture,
+    settled,
+    wait_for,
+)
 from tests.integration.test_live_span import (
     FLOW_COUNTERS,
     HMI_IP,
@@ -99,14 +106,7 @@ def test_two_workers_on_span_port_equal_replay_of_tcpdump(lab: Any, tmp_path: Pa
     net.stop(server)
 
     replay_state = tmp_path / "replay"
-    replay = subprocess.run(
-        [*CLI, "replay", str(tcpdump_file), "--state", str(replay_state)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert replay.returncode == 0, replay.stderr
+    replay_capture(tcpdump_file, replay_state)
 
     live_modbus = read_records(live_state / "events.jsonl", "modbus")
     replay_modbus = read_records(replay_state / "events.jsonl", "modbus")
