@@ -104,9 +104,11 @@ class _DissectBridge:
     def payload(self, flow: Flow, direction: int, data: bytes, ts: float, frame: int) -> None:
         engine = self.engine
         assert engine is not None
-        fd = self._dissection(flow, engine)
+        fd: FlowDissection | None = flow.app
         if fd is None:
-            return
+            fd = self._dissection(flow, engine)
+            if fd is None:
+                return
         if not engine.feed(fd, direction, data, ts, frame):
             flow.deliver = False
         if flow.app_protocol is None and fd.confirmed:

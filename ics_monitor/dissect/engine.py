@@ -94,7 +94,12 @@ class DissectEngine:
         ctx.frame = frame
         try:
             if fd.confirmed:
-                self._feed_confirmed(fd, direction, data)
+                if fd.hunting[direction]:
+                    self._feed_confirmed(fd, direction, data)
+                else:
+                    # In step (most calls): parse what is held and the new bytes.
+                    buffered = fd.buffers[direction]
+                    self._parse(fd, direction, buffered + data if buffered else data)
             else:
                 self._detect(fd, direction, data)
         except Exception as exc:

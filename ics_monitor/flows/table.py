@@ -36,7 +36,7 @@ from ics_monitor.core.packet import (
 from ics_monitor.core.ports import TCP_SERVICES, UDP_SERVICES
 from ics_monitor.events.base import AnomalyEvent
 from ics_monitor.events.flow import FlowRecord
-from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, TcpStream, seq_diff
+from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, TAIL, TcpStream, seq_diff
 
 TO_SERVER = 0
 TO_CLIENT = 1
@@ -266,6 +266,21 @@ class FlowTable:
             counters[FLAGS + direction] |= flags
             if flags & (TCP_SYN | TCP_FIN | TCP_RST):
                 self._tcp_control(flow, direction, pkt)
+            elif payload and flow.deliver:
+                streams = flow.streams
+                assert streams is not None
+                stream = streams[direction]
+                if stream.next_seq == pkt.seq and not stream.segments and not streams[1 - direction].segments:
+                    # The common case, a segment that continues its stream with nothing held on
+                    # either side: what TcpStream.add and _hand_over would do, without the chunk list.
+                    stream.next_seq = (pkt.seq + len(payload)) & 0xFFFFFFFF
+                    if len(payload) >= TAIL:
+                        stream.tail = payload[-TAIL:]
+                    else:
+                        tail = stream.tail + payload
+                        stream.tail = tail[-TAIL:] if len(tail) > TAIL else tail
+                    self.handler.payload(flow, direction, payload, ts, pkt.frame)
+                    return flow
             if flow.deliver:
                 self._tcp_payload(flow, direction, pkt)
         elif payload and flow.deliver:
