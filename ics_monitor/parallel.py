@@ -70,6 +70,7 @@ import orjson
 
 from ics_monitor.capture import open_captures
 from ics_monitor.capture.live import open_fanout, stop_on_signals
+from ics_monitor.capture.ring import DEFAULT_RING_SIZE
 from ics_monitor.config import Config
 from ics_monitor.core.errors import CaptureError, IcsMonitorError
 from ics_monitor.core.packet import Packet
@@ -782,13 +783,16 @@ class LiveShards:
         duration: float | None = None,
         bpf: str | None = None,
         start_method: str = "forkserver",
+        ring_size: int = DEFAULT_RING_SIZE,
     ) -> None:
         if not 2 <= workers <= MAX_WORKERS:
             raise ValueError(f"live fanout needs 2 to {MAX_WORKERS} workers")
         self.interfaces = list(interfaces)
         self.workers = workers
         self.start_method = start_method
-        self.sources = open_fanout(interfaces, workers, snaplen=snaplen, duration=duration, bpf=bpf)
+        self.sources = open_fanout(
+            interfaces, workers, snaplen=snaplen, duration=duration, bpf=bpf, ring_size=ring_size
+        )
         self.on_tick: Callable[[float, bool], None] | None = None
         self.errors: list[IcsMonitorError] = []
         self.stopping = False

@@ -326,7 +326,22 @@ class NetLab:
             raise LabError("add_span() first")
         log = path.with_suffix(".tcpdump.log")
         log.unlink(missing_ok=True)
-        argv = ["tcpdump", "-i", self.span_interface, "-U", "-s", "0", "-n", "-Z", "root", "-w", str(path)]
+        # --immediate-mode: frames reach the file as they come, not when libpcap's 1-second ring block
+        # retires; at SIGTERM tcpdump drops a block not yet handed over (late ARP frames went missing).
+        argv = [
+            "tcpdump",
+            "-i",
+            self.span_interface,
+            "--immediate-mode",
+            "-U",
+            "-s",
+            "0",
+            "-n",
+            "-Z",
+            "root",
+            "-w",
+            str(path),
+        ]
         process = self.popen(SWITCH, [*argv, *([bpf] if bpf else [])], log=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
