@@ -19,9 +19,10 @@ import orjson
 import typer
 from rich.console import Console
 
-from ics_monitor import __version__
+from ics_monitor import __version__, compiled
 from ics_monitor.capture import MergedSource, open_captures
 from ics_monitor.capture.live import DEFAULT_SNAPLEN, LiveSource, stop_on_signals
+from ics_monitor.capture.ring import DEFAULT_RING_SIZE
 from ics_monitor.cli.es_commands import ConfigFile, EsEvents, EsUrl, es_app, run_settings
 from ics_monitor.cli.outputs import OutputTargets, SiemOutput, open_outputs, parse_outputs
 from ics_monitor.cli.render import (
@@ -75,6 +76,11 @@ def _error_line(message: str) -> None:
     """Print one error line on stderr, never wrapped (a multi-line message, e.g. YAML's, is joined)."""
     line = " ".join(message.split())
     sys.stderr.write(f"ics-monitor: error: {line}\n")
+    sys.stderr.flush()
+
+
+def _warning_line(message: str) -> None:
+    sys.stderr.write(f"ics-monitor: warning: {message}\n")
     sys.stderr.flush()
 
 
@@ -555,6 +561,14 @@ def live(
         str | None,
         typer.Option("--bpf", metavar="FILTER", help="Kernel filter in tcpdump syntax (needs tcpdump)."),
     ] = None,
+    ring_size: Annotated[
+        str,
+        typer.Option(
+            "--ring-size",
+            metavar="SIZE",
+            help="Kernel receive ring per interface and worker (64M); 0: no ring, one recvmsg per frame.",
+        ),
+    ] = f"{DEFAULT_RING_SIZE >> 20}M",
     learn: Learn = False,
     learn_for: LearnFor = None,
     baseline: BaselineFile = None,
@@ -615,14 +629,17 @@ def live(
     seconds = parse_duration(duration) if duration is not None else None
     interval = parse_duration(stats_interval)
     rotation = _rotation(rotate_size, rotate_every, rotate_keep)
+    ring_bytes = parse_size(ring_size)
     targets = _plan_outputs(out, cef, es_url, config, es_events)
     source: Any
     if workers > 1:
         from ics_monitor.parallel import LiveShards
 
-        source = LiveShards(list(interfaces), workers, snaplen=snaplen, duration=seconds, bpf=bpf)
+        source = LiveShards(
+            list(interfaces), workers, snaplen=snaplen, duration=seconds, bpf=bpf, ring_size=ring_bytes
+        )
     else:
-        source = LiveSource(interfaces, snaplen=snaplen, duration=seconds, bpf=bpf)
+        source = LiveSource(interfaces, snaplen=snaplen, duration=seconds, bpf=bpf, ring_size=ring_bytes)
     figures: dict[str, Any] = {}
 
     def say(line: str) -> None:
@@ -825,6 +842,12 @@ def baseline_diff(
 
 def main() -> None:
     """Console-script entry point: run the app, turning known errors into one line."""
+    stale = compiled.stale()
+    if stale:
+        # An in-place build (make compiled) hides later edits of these sources: say so, once.
+        _warning_line(
+            f"compiled modules are older than {stale[0]} (and {len(stale) - 1} more): run `make compiled` or `make pure`"
+        )
     try:
         app()
     except IcsMonitorError as exc:

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ics_monitor.core.anomalies import info
 from ics_monitor.events.base import AnomalyEvent, Event
 
@@ -134,6 +136,8 @@ class ParseContext:
         )
 
 
+# Compiled by mypyc this is a native class; tests and plug-ins subclass it from interpreted code.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Dissector:
     """Base class of protocol dissectors; subclasses override the class attributes and methods.
 

@@ -9,6 +9,7 @@ banner ...) so an OT flow is never taken for IT.  Which port a protocol runs on 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ics_monitor.dissect.api import Dissector, ParseContext, ParseResult, Probe
 
@@ -84,6 +85,14 @@ class Identifier(Dissector):
         self.transports = frozenset({"tcp"})
         self._test = test
         self._minimum = minimum
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by the constructor's arguments (registries go to worker processes).
+
+        The base class may be compiled (mypyc): its pickling then keeps only its own attributes,
+        not those this interpreted subclass holds in ``__dict__``.
+        """
+        return (Identifier, (self.name, self._test, self._minimum))
 
     def probe(self, data: memoryview, direction: int) -> Probe:
         """YES when the opening bytes are this protocol's."""

@@ -20,7 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from mypy_extensions import mypyc_attr
 
+
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class Event:
     """Fields every record carries: what it is, when (capture time) and in which frame."""
@@ -30,6 +33,7 @@ class Event:
     frame: int
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class ProtocolEvent(Event):
     """One application PDU.  ``direction`` is ``request`` or ``response`` (protocol sense)."""
@@ -43,6 +47,7 @@ class ProtocolEvent(Event):
     direction: str
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class AnomalyEvent(Event):
     """Something wrong or suspicious in traffic, with a stable ``code`` from ``core.anomalies``.
@@ -65,6 +70,7 @@ class AnomalyEvent(Event):
     direction: str | None = None
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class ArpEvent(Event):
     """An ARP request or reply: a device stating its MAC-IP binding (input for the inventory)."""

@@ -16,9 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ics_monitor.events.base import ProtocolEvent, field_template
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class Dnp3Event(ProtocolEvent):
     """One DNP3 application fragment (or link-only frame) as seen on the wire."""

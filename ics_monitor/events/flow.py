@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
 
+
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class FlowRecord:
     """Counters of one bidirectional flow, oriented client -> server.

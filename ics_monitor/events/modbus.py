@@ -32,9 +32,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ics_monitor.events.base import ProtocolEvent, field_template
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class ModbusEvent(ProtocolEvent):
     """One Modbus ADU as seen on the wire (read/write functions and exceptions use this class)."""
@@ -54,6 +57,7 @@ class ModbusEvent(ProtocolEvent):
     request_frame: int | None = None
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class ModbusDiagnosticsEvent(ModbusEvent):
     """FC 8 diagnostics: the sub-function and its data field."""
@@ -63,6 +67,7 @@ class ModbusDiagnosticsEvent(ModbusEvent):
     data: str | None = None
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class ModbusMeiEvent(ModbusEvent):
     """FC 43 encapsulated interface transport: MEI type, device identification."""
@@ -73,6 +78,7 @@ class ModbusMeiEvent(ModbusEvent):
     data: str | None = None
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class ModbusUmasEvent(ModbusEvent):
     """FC 90 Schneider UMAS: session key, UMAS function (sub-function) and response status."""
@@ -85,6 +91,7 @@ class ModbusUmasEvent(ModbusEvent):
     data: str | None = None
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class ModbusDetailEvent(ModbusEvent):
     """Functions with fields of their own, kept in ``extra``."""

@@ -24,9 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ics_monitor.events.base import ProtocolEvent, field_template
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class S7commEvent(ProtocolEvent):
     """One S7comm PDU (after COTP reassembly)."""
@@ -64,6 +67,7 @@ class S7commEvent(ProtocolEvent):
     segments: int = 1
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class S7commPlusEvent(ProtocolEvent):
     """One S7comm-plus PDU (a message or one fragment of it), or the first TLS record of a direction."""
@@ -87,6 +91,7 @@ class S7commPlusEvent(ProtocolEvent):
     request_frame: int | None = None
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class CotpEvent(ProtocolEvent):
     """A COTP connection request/confirm, disconnect request/confirm, error or class-4 TPDU."""

@@ -17,6 +17,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from ics_monitor.core.addresses import format_ip, format_mac
 from ics_monitor.core.anomalies import info
 from ics_monitor.core.flowkey import FlowKey, community_id, flow_id
@@ -48,6 +50,9 @@ _OPEN_TCP, _CLOSED_TCP, _UDP, _OTHER = range(4)
 BYTES, PAYLOAD, FLAGS = 2, 4, 6
 
 
+# An ordinary class even when this module is compiled (mypyc): it is pickled to worker processes,
+# and a native frozen class cannot be unpickled.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class FlowConfig:
     """Flow-table limits.  Times are seconds of capture time."""

@@ -644,9 +644,12 @@ def parse_objects(
             for number in range(min(count, MAX_POINTS)):
                 bit = number * bits
                 value = (data[position + (bit >> 3)] >> (bit & 7)) & mask
-                points.append(
-                    {"index": first + number, "value": bool(value) if bits == 1 else value, "flags": None}
-                )
+                # Two appends, not ``bool(value) if bits == 1 else value``: that expression is typed
+                # int, and compiled (mypyc) it would turn the bool into 0/1.
+                if bits == 1:
+                    points.append({"index": first + number, "value": bool(value), "flags": None})
+                else:
+                    points.append({"index": first + number, "value": value, "flags": None})
             position = end
         elif group == 0:
             position = _attributes(data, position, count, first, variation, obj, anomalies)

@@ -300,11 +300,20 @@ def _fields(pkt: object) -> dict[str, object] | None:
     """Every attribute of a packet (its ARP part as a dict too), to compare two decodes."""
     if pkt is None:
         return None
-    fields = {name: getattr(pkt, name) for name in type(pkt).__slots__}  # type: ignore[attr-defined]
+    fields = {name: getattr(pkt, name) for name in _attributes(pkt)}
     arp = fields.get("arp")
     if arp is not None:
-        fields["arp"] = {name: getattr(arp, name) for name in type(arp).__slots__}
+        fields["arp"] = {name: getattr(arp, name) for name in _attributes(arp)}
     return fields
+
+
+def _attributes(obj: object) -> tuple[str, ...]:
+    # A slotted class in pure Python; compiled by mypyc (make compiled), a native class that lists
+    # its attributes in __mypyc_attrs__ instead.
+    cls = type(obj)
+    names: tuple[str, ...] = getattr(cls, "__slots__", None) or cls.__mypyc_attrs__  # type: ignore[attr-defined]
+    assert len(names) > 4, cls
+    return names
 
 
 def _decoded(fast_path: bool, frame: bytes, wire_len: int) -> tuple[object, list[tuple[str, str]]]:

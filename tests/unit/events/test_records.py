@@ -109,9 +109,14 @@ def test_templates_are_not_shared_with_records() -> None:
     # A builder must copy the template: two records never share one ``__dict__``.
     from ics_monitor.events.dnp3 import new_dnp3_event
 
-    names = [field.name for field in dataclasses.fields(Dnp3Event) if field.name != "event_type"]
-    first = new_dnp3_event(*range(len(names)))
-    second = new_dnp3_event(*range(1, len(names) + 1))
+    def build(ts: float) -> Dnp3Event:
+        # Values of the declared types: compiled (make compiled), the builder checks them.
+        return new_dnp3_event(
+            ts, 1, "flow", "tcp", "10.0.0.1", 20000, "10.0.0.2", 40000, "response", 1, 2, {}, 1, 10,
+            129, "RESPONSE", 0, True, True, False, False, 0, (), True, (),
+        )  # fmt: skip
+
+    first, second = build(0.0), build(1.0)
     assert vars(first) is not vars(second)
     assert first.ts == 0
     assert second.ts == 1
