@@ -17,10 +17,11 @@ reads its exit report.  Printed per rate:
     cpu         the monitor's CPU seconds during the run
 
 A rate passes when nothing was lost: dropped 0 and analysed == sent.  It stops after two failing
-rates; the last line is the highest passing rate.  The socket buffer (32 MiB) holds roughly 40k
-small frames, so a rate above the sustained analysis rate can pass a short window: read the
-``cpu`` column as well (frames / cpu seconds is the analysis rate).  Bounded: about 3 minutes
-with the default rates.
+rates; the last line is the highest passing rate.  The receive ring (64 MiB) holds several
+hundred thousand small frames, so a rate above the sustained analysis rate can pass a short
+window: read the ``cpu`` column as well (frames / cpu seconds is the analysis rate).  A rate
+whose window needs more frames than the capture holds sends the whole capture once.  Bounded:
+about 2 minutes with the default rates.
 
 Needs root (namespaces), iproute2, tc and tcpreplay (Debian package).  Must not touch the root
 namespace and must not kill anything it did not start (the lab stops its own processes).
@@ -50,7 +51,7 @@ CAPTURE = OUT / "modbus_polling_1m.pcap"
 TEMPLATE = REPO / "pcaps" / "modbus" / "pymodbus_polling.pcap"
 NETLAB_PATH = REPO / "pcaps" / "generators" / "demo" / "netlab.py"
 CLI = [sys.executable, "-c", "from ics_monitor.cli.app import main; main()"]
-DEFAULT_RATES = "5000,10000,20000,30000,40000,60000,80000"
+DEFAULT_RATES = "10000,20000,40000,60000,80000,100000,120000,150000,200000,250000"
 PREFIX = "icsload"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -136,18 +137,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def wait_drained(net: Any, netlab: Any, timeout: float) -> bool:
-    """Wait until the packet sockets' queues stay empty for 0.6 s; False on timeout."""
+def wait_drained(net: Any, netlab: Any, timeout: float, pid: int | None = None) -> bool:
+    """Wait until the monitor has caught up for 0.6 s; False on timeout.
+
+    Caught up: the packet sockets' queues are empty and, with ``pid``, the monitor is idle (under
+    5% of a core).  The queue alone cannot tell with the receive ring: frames wait in the mapped
+    ring, not in the socket's queue, so only the reader's own work says it still has some.
+    """
     deadline = time.monotonic() + timeout
     empty_since: float | None = None
+    cpu = cpu_seconds(pid) if pid is not None else 0.0
     while time.monotonic() < deadline:
-        if queued_bytes(net, netlab) == 0:
+        time.sleep(0.2)
+        used = cpu_seconds(pid) if pid is not None else cpu
+        idle = used - cpu < 0.01  # of the 0.2 s slept
+        cpu = used
+        if idle and queued_bytes(net, netlab) == 0:
             empty_since = empty_since or time.monotonic()
             if time.monotonic() - empty_since >= 0.6:
                 return True
         else:
             empty_since = None
-        time.sleep(0.2)
     return False
 
 
@@ -197,7 +207,7 @@ def run_rate(
         timeout=window * 4 + 60,
     )
     send_seconds = time.monotonic() - started
-    drained = wait_drained(net, netlab, timeout=120)
+    drained = wait_drained(net, netlab, timeout=120, pid=monitor.pid)
     cpu = cpu_seconds(monitor.pid) - cpu_before
     code = net.stop(monitor, signal.SIGINT, grace=120)
     report = log.read_text(errors="replace")

@@ -151,7 +151,7 @@ def soak(minutes: float, interval: float, pps: int) -> int:
             net.stop(replay, signal.SIGINT)
             with contextlib.suppress(Exception):
                 poller.wait(timeout=30)
-            bench_live.wait_drained(net, netlab, timeout=60)
+            bench_live.wait_drained(net, netlab, timeout=60, pid=monitor.pid)
             code = net.stop(monitor, signal.SIGINT, grace=120)
             report = live_log.read_text(errors="replace")
             seen = bench_live.number(bench_live.EXIT_KERNEL, report, 1)
