@@ -179,28 +179,12 @@ def consume(method: str, interface: str, mode: str) -> None:
 # ---- the driver ---------------------------------------------------------------------------------
 
 
-def load_netlab() -> Any:
-    spec = importlib.util.spec_from_file_location("ics_netlab", NETLAB_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ics_netlab"] = module
-    spec.loader.exec_module(module)
-    return module
+def _bench_live() -> Any:
+    """bench_live.py beside this file: its lab loader and capture slicer serve here too."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import bench_live
 
-
-def slice_capture(source: Path, target: Path, packets: int) -> Path:
-    """The first ``packets`` records of a classic pcap file (header kept), streamed."""
-    with source.open("rb") as reader, target.open("wb") as writer:
-        header = reader.read(24)
-        little = header[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")
-        writer.write(header)
-        for _ in range(packets):
-            record = reader.read(16)
-            if len(record) < 16:
-                break
-            length = int.from_bytes(record[8:12], "little" if little else "big")
-            writer.write(record + reader.read(length))
-    return target
+    return bench_live
 
 
 def successful_packets(report: str) -> int:
@@ -267,7 +251,9 @@ def main() -> None:
         methods = [method for method in methods if not method.startswith("pcapy")]
         if skipped:
             print("pcapy-ng is not importable: pcapy methods skipped (PYTHONPATH=... to add a copy)")
-    netlab = load_netlab()
+    live = _bench_live()
+    netlab = live.load_module("ics_netlab", NETLAB_PATH)
+    slice_capture = live.slice_capture
     with tempfile.TemporaryDirectory(prefix="bench_capture.") as scratch, netlab.NetLab(PREFIX) as net:
         namespace = net.namespace(netlab.SWITCH)
         for argv in (

@@ -59,7 +59,12 @@ from typing import Protocol
 
 from ics_monitor.capture.ring import (
     DEFAULT_RING_SIZE,
+    LINKTYPE_ETHERNET,
+    PACKET_OUTGOING,
     RETIRE_MILLISECONDS,
+    SOCK_FILTER,
+    SOL_PACKET,
+    Frame,
     Ring,
     RingLayout,
     cut_program,
@@ -67,10 +72,7 @@ from ics_monitor.capture.ring import (
 )
 from ics_monitor.core.errors import CaptureError, ConfigError
 
-Frame = tuple[float, int, bytes, int]  # (ts, link_type, data, wire_len), as capture.files
-
 # Linux <linux/if_packet.h>, <linux/if_ether.h>, <asm-generic/socket.h>; Python names few of them.
-SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
 PACKET_STATISTICS = 6
@@ -89,15 +91,12 @@ _FANOUT = struct.Struct("I")  # PACKET_FANOUT: group id (low 16 bits), type and 
 _STATS = struct.Struct("II")  # struct tpacket_stats: tp_packets, tp_drops
 _STATS_V3 = struct.Struct("III")  # struct tpacket_stats_v3 (ring sockets): also tp_freeze_q_cnt
 _TIMESPEC = struct.Struct("qq")  # struct timespec on 64-bit Linux
-_INSTRUCTION = struct.Struct("HBBI")  # struct sock_filter: code, jt, jf, k
 _PROGRAM = struct.Struct("@HP")  # struct sock_fprog: len, pointer to the instructions
 
-PACKET_OUTGOING = 4  # sockaddr_ll.sll_pkttype of a frame this host sent
 # ARPHRD_* device types (/sys/class/net/IF/type) whose frames start with an Ethernet header.
 ARPHRD_ETHER = 1
 ARPHRD_LOOPBACK = 772
 _ETHERNET_TYPES = {ARPHRD_ETHER, ARPHRD_LOOPBACK}
-LINKTYPE_ETHERNET = 1
 
 DEFAULT_SNAPLEN = 262144  # tcpdump's default: whole frames, GRO/GSO super-frames included
 MIN_SNAPLEN = 64
@@ -383,7 +382,7 @@ def compile_filter(expression: str) -> bytes:
     count = numbers[0] if numbers else 0
     if not 0 < count <= BPF_MAXINSNS or len(numbers) != 1 + 4 * count:
         raise ConfigError(f"unexpected tcpdump -ddd output for {expression!r}")
-    return b"".join(_INSTRUCTION.pack(*numbers[1 + 4 * i : 5 + 4 * i]) for i in range(count))
+    return b"".join(SOCK_FILTER.pack(*numbers[1 + 4 * i : 5 + 4 * i]) for i in range(count))
 
 
 def _attach_filter(sock: socket.socket, program: bytes) -> None:
@@ -392,7 +391,7 @@ def _attach_filter(sock: socket.socket, program: bytes) -> None:
     sock.setsockopt(
         socket.SOL_SOCKET,
         SO_ATTACH_FILTER,
-        _PROGRAM.pack(len(program) // _INSTRUCTION.size, ctypes.addressof(instructions)),
+        _PROGRAM.pack(len(program) // SOCK_FILTER.size, ctypes.addressof(instructions)),
     )
 
 

@@ -76,7 +76,7 @@ _FRAME = struct.Struct("=IIIIIIH")
 _VLAN = struct.Struct("=IH")  # hv1.tp_vlan_tci, hv1.tp_vlan_tpid, at 32
 _TAG = struct.Struct("!HH")  # an 802.1Q tag as put back into the frame: TPID, TCI
 _BPF_RET_K = 0x06  # BPF_RET | BPF_K: return a constant (0 drops, n keeps n bytes)
-_INSTRUCTION = struct.Struct("HBBI")  # struct sock_filter: code, jt, jf, k
+SOCK_FILTER = struct.Struct("HBBI")  # struct sock_filter: code, jt, jf, k
 STATUS_OFFSET = 8
 VLAN_OFFSET = 32
 PKTTYPE_OFFSET = 48 + 10  # TPACKET_ALIGN(sizeof tpacket3_hdr) + offsetof(sockaddr_ll, sll_pkttype)
@@ -145,12 +145,12 @@ def cut_program(program: bytes | None, snaplen: int) -> bytes:
     the ring while ``tp_len`` keeps the length on the wire.
     """
     if program is None:
-        return _INSTRUCTION.pack(_BPF_RET_K, 0, 0, snaplen)
+        return SOCK_FILTER.pack(_BPF_RET_K, 0, 0, snaplen)
     instructions = []
-    for code, jump_true, jump_false, constant in _INSTRUCTION.iter_unpack(program):
+    for code, jump_true, jump_false, constant in SOCK_FILTER.iter_unpack(program):
         if code == _BPF_RET_K and constant > snaplen:
             constant = snaplen
-        instructions.append(_INSTRUCTION.pack(code, jump_true, jump_false, constant))
+        instructions.append(SOCK_FILTER.pack(code, jump_true, jump_false, constant))
     return b"".join(instructions)
 
 

@@ -38,7 +38,7 @@ from ics_monitor.core.packet import (
 from ics_monitor.core.ports import TCP_SERVICES, UDP_SERVICES
 from ics_monitor.events.base import AnomalyEvent
 from ics_monitor.events.flow import FlowRecord
-from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, TAIL, TcpStream, seq_diff
+from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, TcpStream, seq_diff
 
 TO_SERVER = 0
 TO_CLIENT = 1
@@ -278,12 +278,7 @@ class FlowTable:
                 if stream.next_seq == pkt.seq and not stream.segments and not streams[1 - direction].segments:
                     # The common case, a segment that continues its stream with nothing held on
                     # either side: what TcpStream.add and _hand_over would do, without the chunk list.
-                    stream.next_seq = (pkt.seq + len(payload)) & 0xFFFFFFFF
-                    if len(payload) >= TAIL:
-                        stream.tail = payload[-TAIL:]
-                    else:
-                        tail = stream.tail + payload
-                        stream.tail = tail[-TAIL:] if len(tail) > TAIL else tail
+                    stream.advance(payload)
                     self.handler.payload(flow, direction, payload, ts, pkt.frame)
                     return flow
             if flow.deliver:

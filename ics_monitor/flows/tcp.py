@@ -120,6 +120,10 @@ class TcpStream:
 
     def _deliver(self, data: bytes, gap: int, out: list[tuple[int, bytes]]) -> None:
         out.append((gap, data))
+        self.advance(data)
+
+    def advance(self, data: bytes) -> None:
+        """``data`` continues the stream and is handed on: move past it, keep the tail."""
         self.next_seq = (self.next_seq + len(data)) & 0xFFFFFFFF
         if len(data) >= TAIL:
             self.tail = data[-TAIL:]

@@ -33,7 +33,7 @@ from ics_monitor.capture.live import open_fanout
 from ics_monitor.capture.ring import DEFAULT_RING_SIZE, RingLayout, cut_program
 from ics_monitor.core.errors import ConfigError
 from tests.conftest import REPO
-from tests.integration.lab_support import open_lab, wait_for
+from tests.integration.lab_support import open_lab
 
 pytestmark = pytest.mark.xdist_group("live")
 
@@ -218,22 +218,8 @@ def run_probe(netlab: Any, net: Any, *arguments: str) -> Any:
 
 def tcpdump_frames(netlab: Any, net: Any, path: Path, *probe: str) -> tuple[Any, list[Any]]:
     """Run a probe while tcpdump sniffs the same interface; (probe output, tcpdump's frames)."""
-    log = path.with_suffix(".log")
-    argv = [
-        "tcpdump",
-        "-i",
-        SNIFFER,
-        "-U",
-        "-s",
-        "0",
-        "-n",
-        "-Z",
-        "root",
-        "-w",
-        str(path),
-    ]
-    tcpdump = net.popen(netlab.SWITCH, argv, log=log)
-    wait_for(lambda: "listening on" in log.read_text(errors="replace"), "tcpdump to listen")
+    # The ring, not immediate mode: the probes send bursts at line rate.
+    tcpdump = net.capture(path, interface=SNIFFER, immediate=False)
     output = run_probe(netlab, net, *probe)
     time.sleep(0.3)
     net.stop(tcpdump, signal.SIGINT, grace=10)

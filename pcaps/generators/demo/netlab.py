@@ -320,28 +320,22 @@ class NetLab:
         """Run ``argv`` in the host's namespace to completion; raise LabError if it fails."""
         return _run(["ip", "netns", "exec", self.namespace(host), *argv], timeout=timeout)
 
-    def capture(self, path: Path, bpf: str = "") -> subprocess.Popen[bytes]:
-        """Start tcpdump on the span port, writing ``path``; returns once tcpdump listens."""
-        if self.span_interface is None:
+    def capture(
+        self, path: Path, bpf: str = "", interface: str | None = None, immediate: bool = True
+    ) -> subprocess.Popen[bytes]:
+        """Start tcpdump on the span port (or ``interface`` of the switch), writing ``path``.
+
+        Returns once tcpdump listens.  ``immediate`` (--immediate-mode): frames reach the file as
+        they come, not when libpcap's 1-second ring block retires; at SIGTERM tcpdump drops a block
+        not yet handed over (late ARP frames went missing).  Line-rate bursts want the ring instead.
+        """
+        interface = interface or self.span_interface
+        if interface is None:
             raise LabError("add_span() first")
         log = path.with_suffix(".tcpdump.log")
         log.unlink(missing_ok=True)
-        # --immediate-mode: frames reach the file as they come, not when libpcap's 1-second ring block
-        # retires; at SIGTERM tcpdump drops a block not yet handed over (late ARP frames went missing).
-        argv = [
-            "tcpdump",
-            "-i",
-            self.span_interface,
-            "--immediate-mode",
-            "-U",
-            "-s",
-            "0",
-            "-n",
-            "-Z",
-            "root",
-            "-w",
-            str(path),
-        ]
+        mode = ["--immediate-mode"] if immediate else []
+        argv = ["tcpdump", "-i", interface, *mode, "-U", "-s", "0", "-n", "-Z", "root", "-w", str(path)]
         process = self.popen(SWITCH, [*argv, *([bpf] if bpf else [])], log=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
