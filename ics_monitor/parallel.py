@@ -360,6 +360,7 @@ def _worker_main(spec: WorkerSpec, paths: list[str], index: int, workers: int, c
     """Entry point of worker ``index``: run its shard, ship records, then a final summary."""
     # Ctrl-C reaches the whole process group: the parent alone decides, and stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.set_threshold(50_000, 10, 10)  # as the CLI's main process (see cli.app.main)
     try:
         pipeline = Pipeline(spec.config, spec.registry, dissect=spec.dissect)
         summary = _work(spec, pipeline, paths, index, workers, conn)
