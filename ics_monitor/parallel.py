@@ -623,58 +623,27 @@ def run_sharded(
     return stats
 
 
-class _Delivery:
-    """What both merges do with a decoded record: count it, hand it to the sinks and the analysis.
+def _taker(pipeline: Pipeline) -> Callable[[int, Any], bool]:
+    """``take(kind, record)``: deliver an EVENT, FLOW or ARP record as ``Pipeline.run`` does.
 
-    ``take`` handles the EVENT, FLOW and ARP kinds, as ``Pipeline.run`` does frame by frame, and
-    returns False for the kinds its caller handles itself (lines, ticks, marks).
+    Returns False for the kinds the merges handle themselves (lines, ticks, marks).
     """
+    deliver = {EVENT: pipeline.deliver_event, FLOW: pipeline.deliver_flow, ARP: pipeline.deliver_arp}
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        stats = pipeline.stats
-        self.anomalies = stats.anomalies
-        self.protocols = stats.protocols
-        self.event_sinks = pipeline.event_sinks
-        self.flow_sinks = pipeline.flow_sinks
-        self.emit_arp = pipeline.emit_arp
-        self.analysis = pipeline.analysis
-        self.events = 0
-        self.flows = 0
-
-    def take(self, kind: int, record: Any) -> bool:
-        analysis = self.analysis
-        if kind == EVENT:
-            if record.event_type == "anomaly":
-                self.anomalies[record.code] += 1
-            else:
-                self.events += 1
-            for sink in self.event_sinks:
-                sink.emit(record)
-            if analysis is not None:
-                analysis.event(record)
-        elif kind == FLOW:
-            self.flows += 1
-            self.protocols[record.app_protocol or record.service or record.transport] += 1
-            for sink in self.flow_sinks:
-                sink.emit(record)
-            if analysis is not None:
-                analysis.flow(record)
-        elif kind == ARP:
-            if self.emit_arp:
-                for sink in self.event_sinks:
-                    sink.emit(record)
-            if analysis is not None:
-                analysis.event(record)
-        else:
+    def take(kind: int, record: Any) -> bool:
+        method = deliver.get(kind)
+        if method is None:
             return False
+        method(record)
         return True
+
+    return take
 
 
 def _merge(pipeline: Pipeline, streams: list[_Stream]) -> None:
     """Hand the merged records to sinks and analysis, as ``Pipeline.run`` does frame by frame."""
     stats = pipeline.stats
-    delivery = _Delivery(pipeline)
-    take = delivery.take
+    take = _taker(pipeline)
     analysis = pipeline.analysis
     held = analysis.anomalies if analysis is not None else []
     drain = pipeline._drain_events
@@ -682,37 +651,33 @@ def _merge(pipeline: Pipeline, streams: list[_Stream]) -> None:
     # Lines serialised by the workers go straight to the JSON-lines files (see _serialized).
     event_writes = [sink._out.write for sink in pipeline.event_sinks if isinstance(sink, JsonLinesSink)]
     flow_writes = [sink._out.write for sink in pipeline.flow_sinks if isinstance(sink, JsonLinesSink)]
-    try:
-        for order, _worker, kind, record in heapq.merge(*streams):
-            if kind == EVENT_LINE:  # first: with lines, nearly every record is one
-                code, line = record
-                if code is not None:
-                    stats.anomalies[code] += 1
-                else:
-                    delivery.events += 1
-                for write in event_writes:
-                    write(line)
-            elif take(kind, record):
-                pass
-            elif kind == FLOW_LINE:
-                label, line = record
-                delivery.flows += 1
-                stats.protocols[label] += 1
-                for write in flow_writes:
-                    write(line)
-            elif kind == ARP_LINE:
-                for write in event_writes:
-                    write(record)
-            elif kind == TICK:
-                if analysis is not None:
-                    analysis.advance(record)
-            elif progress is not None and record:
-                progress(record, order >> 3)
-            if held:
-                drain(held)
-    finally:
-        stats.events += delivery.events
-        stats.flows += delivery.flows
+    for order, _worker, kind, record in heapq.merge(*streams):
+        if kind == EVENT_LINE:  # first: with lines, nearly every record is one
+            code, line = record
+            if code is not None:
+                stats.anomalies[code] += 1
+            else:
+                stats.events += 1
+            for write in event_writes:
+                write(line)
+        elif take(kind, record):
+            pass
+        elif kind == FLOW_LINE:
+            label, line = record
+            stats.flows += 1
+            stats.protocols[label] += 1
+            for write in flow_writes:
+                write(line)
+        elif kind == ARP_LINE:
+            for write in event_writes:
+                write(record)
+        elif kind == TICK:
+            if analysis is not None:
+                analysis.advance(record)
+        elif progress is not None and record:
+            progress(record, order >> 3)
+        if held:
+            drain(held)
 
 
 def _summarise(stats: RunStats, streams: list[_Stream]) -> None:
@@ -880,9 +845,7 @@ class LiveShards:
 
     def _merge(self, pipeline: Pipeline, streams: list[_LiveStream]) -> None:
         """``_merge`` for live records, plus the heartbeats: figures, the on_tick hook, stopping."""
-        stats = pipeline.stats
-        delivery = _Delivery(pipeline)
-        take = delivery.take
+        take = _taker(pipeline)
         analysis = pipeline.analysis
         held = analysis.anomalies if analysis is not None else []
         drain = pipeline._drain_events
@@ -891,41 +854,37 @@ class LiveShards:
         clock = -float("inf")  # the analysis clock: never moved back
         next_tick = time.monotonic() + HEARTBEAT_SECONDS
         forwarded = False
-        try:
-            for _order, worker, kind, record in heapq.merge(*streams):
-                if take(kind, record):
-                    pass
-                elif kind == TICK:
-                    if analysis is not None and record > clock:
-                        clock = record
-                        analysis.advance(record)
-                elif kind == MARK:
-                    quiet_at, figures = record
-                    self.report(worker, figures)
-                    quiet[worker] = quiet_at
-                    on_tick = self.on_tick
-                    now = time.monotonic()
-                    if on_tick is not None and now >= next_tick:
-                        next_tick = now + HEARTBEAT_SECONDS
-                        # Every worker drained its socket at its heartbeat: no frame stamped before
-                        # the earliest of those times can still come, so capture time may move on.
-                        settled = None if None in quiet else min(q for q in quiet if q is not None)
-                        if settled is not None and settled > clock:
-                            clock = settled
-                            on_tick(settled, True)
-                        else:
-                            on_tick(time.time(), False)
-                if held:
-                    drain(held)
-                if kind not in (MARK, TICK):
-                    quiet[worker] = None
-                if self.stopping and not forwarded:
-                    forwarded = True
-                    for stream in streams:
-                        stream.stop()
-        finally:
-            stats.events += delivery.events
-            stats.flows += delivery.flows
+        for _order, worker, kind, record in heapq.merge(*streams):
+            if take(kind, record):
+                pass
+            elif kind == TICK:
+                if analysis is not None and record > clock:
+                    clock = record
+                    analysis.advance(record)
+            elif kind == MARK:
+                quiet_at, figures = record
+                self.report(worker, figures)
+                quiet[worker] = quiet_at
+                on_tick = self.on_tick
+                now = time.monotonic()
+                if on_tick is not None and now >= next_tick:
+                    next_tick = now + HEARTBEAT_SECONDS
+                    # Every worker drained its socket at its heartbeat: no frame stamped before
+                    # the earliest of those times can still come, so capture time may move on.
+                    settled = None if None in quiet else min(q for q in quiet if q is not None)
+                    if settled is not None and settled > clock:
+                        clock = settled
+                        on_tick(settled, True)
+                    else:
+                        on_tick(time.time(), False)
+            if held:
+                drain(held)
+            if kind not in (MARK, TICK):
+                quiet[worker] = None
+            if self.stopping and not forwarded:
+                forwarded = True
+                for stream in streams:
+                    stream.stop()
 
     def _summarise(self, stats: RunStats, streams: list[_LiveStream]) -> None:
         errors: list[IcsMonitorError] = []

@@ -502,46 +502,60 @@ class Pipeline:
 
     def _arp(self, pkt: Packet) -> None:
         self.stats.arp_packets += 1
-        arp = pkt.arp
-        analysis = self.analysis
-        if arp is None or (not self.emit_arp and analysis is None):
+        if pkt.arp is None or (not self.emit_arp and self.analysis is None):
             return
-        event = arp_event(pkt)
+        self.deliver_arp(arp_event(pkt))
+
+    # What becomes of one record, here frame by frame and in the merge of ``parallel`` alike.
+
+    def deliver_event(self, event: Any) -> None:
+        """Count a protocol event or anomaly; hand it to the event sinks, then the analysis."""
+        stats = self.stats
+        if event.event_type == "anomaly":
+            stats.anomalies[event.code] += 1
+        else:
+            stats.events += 1
+        for sink in self.event_sinks:
+            sink.emit(event)
+        analysis = self.analysis
+        if analysis is not None:
+            analysis.event(event)
+
+    def deliver_flow(self, record: FlowRecord) -> None:
+        """Count a flow record by protocol; hand it to the flow sinks, then the analysis."""
+        stats = self.stats
+        stats.flows += 1
+        stats.protocols[record.app_protocol or record.service or record.transport] += 1
+        for sink in self.flow_sinks:
+            sink.emit(record)
+        analysis = self.analysis
+        if analysis is not None:
+            analysis.flow(record)
+
+    def deliver_arp(self, event: Any) -> None:
+        """An ARP observation: to the event sinks when asked for (``emit_arp``), to the analysis."""
         if self.emit_arp:
             for sink in self.event_sinks:
                 sink.emit(event)
+        analysis = self.analysis
         if analysis is not None:
             analysis.event(event)
 
     def _drain_events(self, events: list[Any]) -> None:
-        stats = self.stats
-        sinks = self.event_sinks
-        analysis = self.analysis
+        deliver = self.deliver_event
         for event in events:
-            if event.event_type == "anomaly":
-                stats.anomalies[event.code] += 1
-            else:
-                stats.events += 1
-            for sink in sinks:
-                sink.emit(event)
-            if analysis is not None:
-                analysis.event(event)
+            deliver(event)
         events.clear()
+        analysis = self.analysis
         if analysis is not None and analysis.anomalies and events is not analysis.anomalies:
             self._drain_events(analysis.anomalies)
 
     def _drain_flows(self, records: list[FlowRecord]) -> None:
-        stats = self.stats
-        sinks = self.flow_sinks
-        analysis = self.analysis
+        deliver = self.deliver_flow
         for record in records:
-            stats.flows += 1
-            stats.protocols[record.app_protocol or record.service or record.transport] += 1
-            for sink in sinks:
-                sink.emit(record)
-            if analysis is not None:
-                analysis.flow(record)
+            deliver(record)
         records.clear()
+        analysis = self.analysis
         if analysis is not None and analysis.anomalies:
             self._drain_events(analysis.anomalies)
 

@@ -131,6 +131,11 @@ def test_two_workers_on_span_port_equal_replay_of_tcpdump(lab: Any, tmp_path: Pa
     for response in (r for r in live_modbus if r["direction"] == "response"):
         assert response["request_frame"] == request_frames[(response["dst_port"], response["transaction_id"])]
 
+    # The periodic health records count the merged events as they come, not only at exit.
+    health = read_records(live_state / "events.jsonl", "health")
+    periodic = [record["events"] for record in health if not record["final"]]
+    assert periodic == sorted(periodic) and periodic[-1] > 0, periodic
+
     live_flows = read_records(live_state / "events.jsonl", "flow")
     replay_flows = read_records(replay_state / "events.jsonl", "flow")
     assert len([f for f in live_flows if f["dst_port"] == MODBUS_PORT]) == CONNECTIONS
