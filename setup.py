@@ -63,9 +63,7 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:  # any build failure means "install pure Python"
             for ext in self.extensions:
                 built = Path(self.get_ext_fullpath(ext.name))
-                built.unlink(missing_ok=True)
-                if self.inplace:
-                    (ROOT / built).unlink(missing_ok=True)
+                (built if built.is_absolute() else ROOT / built).unlink(missing_ok=True)
             _warn(f"compiling the hot path failed ({exc}); pure Python")
 
 

@@ -94,10 +94,8 @@ class DissectEngine:
         ctx.frame = frame
         try:
             if fd.confirmed:
-                if fd.hunting[direction]:
-                    self._feed_confirmed(fd, direction, data)
-                else:
-                    # In step (most calls): parse what is held and the new bytes.
+                # After lost bytes, only a segment that starts a PDU gets parsed.
+                if not fd.hunting[direction] or self._boundary(fd, direction, data):
                     buffered = fd.buffers[direction]
                     self._parse(fd, direction, buffered + data if buffered else data)
             else:
@@ -224,15 +222,13 @@ class DissectEngine:
 
     # -- parsing a confirmed flow ----------------------------------------------------------------
 
-    def _feed_confirmed(self, fd: FlowDissection, direction: int, data: bytes) -> None:
-        if fd.hunting[direction]:
-            answer = fd.dissector.probe(memoryview(data), direction)
-            if answer is Probe.NO:
-                return  # not a PDU boundary: keep hunting
-            fd.hunting[direction] = False
-            fd.buffers[direction] = b""
-        buffered = fd.buffers[direction]
-        self._parse(fd, direction, buffered + data if buffered else data)
+    def _boundary(self, fd: FlowDissection, direction: int, data: bytes) -> bool:
+        """While hunting: True when ``data`` starts a PDU (hunting ends, nothing held is kept)."""
+        if fd.dissector.probe(memoryview(data), direction) is Probe.NO:
+            return False  # not a PDU boundary: keep hunting
+        fd.hunting[direction] = False
+        fd.buffers[direction] = b""
+        return True
 
     def _parse(self, fd: FlowDissection, direction: int, buf: bytes) -> None:
         dissector = fd.dissector
