@@ -20,6 +20,10 @@ def test_field_order_matches_the_dataclass() -> None:
 def test_fast_constructor_equals_dataclass() -> None:
     values: dict[str, Any] = {name: index for index, name in enumerate(_S7COMM_FIELDS)}
     values["items"] = ({"area": 0x84},)
+    # The common fields keep their declared types (the compiled builder checks them).
+    values.update(
+        ts=0.5, flow_id="f", transport="tcp", src_ip="10.0.0.1", dst_ip="10.0.0.2", direction="request"
+    )
     fast = new_s7comm_event(*values.values())
     slow = S7commEvent(**values)
     assert fast == slow
