@@ -6,10 +6,14 @@ frames grow.  When the window has passed (an occurrence after it, ``flush(now)``
 input), an update of the alert goes out if it stood for more than one occurrence: the same
 ``alert_id`` with the final count, which stores upsert.  A window of 0 turns throttling off for the
 rule.  The table of open groups is capped; the oldest group is closed (and its update emitted) when
-the cap is hit, so a storm of distinct keys costs bounded memory.
+the cap is hit, so a storm of distinct keys costs bounded memory.  ``flush(now)`` finds the ended
+windows through a heap of window ends, not by walking every open group: a long replay with many
+alerting keys flushes every few capture seconds.
 """
 
 from __future__ import annotations
+
+import heapq
 
 from ics_monitor.alerts.record import MAX_FRAMES, Alert, updated
 
@@ -19,9 +23,10 @@ MAX_GROUPS = 20_000
 
 
 class _Group:
-    __slots__ = ("alert", "count", "end", "frames", "last_ts")
+    __slots__ = ("alert", "count", "end", "frames", "last_ts", "seq")
 
-    def __init__(self, alert: Alert, window: float) -> None:
+    def __init__(self, alert: Alert, window: float, seq: int) -> None:
+        self.seq = seq  # creation order: the table's order, kept by flushes
         self.alert = alert
         self.count = 1
         self.last_ts = alert.ts
@@ -35,6 +40,10 @@ class Throttle:
     def __init__(self, max_groups: int = MAX_GROUPS) -> None:
         self.max_groups = max_groups
         self._groups: dict[tuple[str, str], _Group] = {}
+        # (window end, seq, group key) per group created; entries of groups closed otherwise are
+        # skipped when they come up (their seq no longer matches), and dropped in bulk if they pile up.
+        self._ends: list[tuple[float, int, tuple[str, str]]] = []
+        self._seq = 0
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -58,7 +67,13 @@ class Throttle:
         elif len(self._groups) >= self.max_groups:
             oldest = next(iter(self._groups))
             self._close(self._groups.pop(oldest), out)
-        self._groups[group_key] = _Group(alert, window)
+        self._seq += 1
+        group = self._groups[group_key] = _Group(alert, window, self._seq)
+        ends = self._ends
+        heapq.heappush(ends, (group.end, group.seq, group_key))
+        if len(ends) > 2 * self.max_groups + 1024:
+            self._ends = [(g.end, g.seq, key) for key, g in self._groups.items()]
+            heapq.heapify(self._ends)
         out.append(alert)
         return out
 
@@ -68,9 +83,18 @@ class Throttle:
         if now is None:
             groups = list(self._groups.values())
             self._groups.clear()
+            self._ends.clear()
         else:
-            expired = [key for key, group in self._groups.items() if group.end < now]
-            groups = [self._groups.pop(key) for key in expired]
+            ends = self._ends
+            table = self._groups
+            groups = []
+            while ends and ends[0][0] < now:
+                _, seq, key = heapq.heappop(ends)
+                group = table.get(key)
+                if group is not None and group.seq == seq:
+                    groups.append(table.pop(key))
+            if len(groups) > 1:
+                groups.sort(key=_creation)  # the table's order, as a walk over it would give
         for group in groups:
             self._close(group, out)
         return out
@@ -81,3 +105,7 @@ class Throttle:
             out.append(
                 updated(group.alert, last_ts=group.last_ts, count=group.count, frames=tuple(group.frames))
             )
+
+
+def _creation(group: _Group) -> int:
+    return group.seq

@@ -16,8 +16,6 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from elastic_transport import TransportError
-from elasticsearch import ApiError
 
 from ics_monitor.sinks.ecs import DEFAULT_KINDS, EVENT
 from ics_monitor.sinks.elasticsearch import (
@@ -141,6 +139,8 @@ def _fail(message: str, code: int = EXIT_UNREACHABLE) -> typer.Exit:
 
 def _unreachable(settings: ElasticsearchSettings, exc: Exception) -> typer.Exit:
     urls = ", ".join(redact_url(url) for url in settings.urls)
+    from elasticsearch import ApiError
+
     reason = exc.message if isinstance(exc, ApiError) else str(exc)
     return _fail(f"cannot use Elasticsearch at {urls}: {type(exc).__name__}: {reason}")
 
@@ -181,6 +181,9 @@ def setup(
         config, es_url, es_api_key, es_username, es_password, es_ca_file, es_fingerprint, es_insecure,
         es_index_prefix, **({"data_streams": True} if data_streams else {}),
     )  # fmt: skip
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
+
     client = make_client(settings)
     try:
         installed = setup_templates(client, settings)
@@ -211,6 +214,9 @@ def check(
         config, es_url, es_api_key, es_username, es_password, es_ca_file, es_fingerprint, es_insecure,
         es_index_prefix,
     )  # fmt: skip
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
+
     client = make_client(settings)
     try:
         report = check_cluster(client, settings)

@@ -26,6 +26,7 @@ not only as a new conversation.
 
 from __future__ import annotations
 
+from operator import gt, lt
 from typing import Any
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, SeenSet
@@ -105,6 +106,9 @@ class BaselineDeviation(BaseDetector):
         self.flows: BoundedDict = BoundedDict(MAX_FLOWS)
         self.polls: BoundedDict = BoundedDict(MAX_FLOWS)
         self.limits: BoundedDict = BoundedDict(MAX_FLOWS)
+        # (conversation, table, unit, address, count) -> per value (lows, highs), or None when no
+        # value there has learned limits: a repeated poll is checked in C, not value by value.
+        self.read_bounds: BoundedDict = BoundedDict(MAX_FLOWS)
         self.seen = SeenSet()
 
     # -- first sight of a flow: assets and conversation -------------------------------------------------
@@ -406,10 +410,21 @@ class BaselineDeviation(BaseDetector):
             limits = self._limits(conversation, "read")
             if not limits:
                 return
-            # The hot path of polling traffic: one string and one dict lookup per value read.
-            prefix = f"{TABLE_ABBREVIATIONS[table]}:{event.unit_id}:"
+            values = event.values[:MAX_VALUES_CHECKED]
+            unit = event.unit_id
             address = event.address
-            for offset, value in enumerate(event.values[:MAX_VALUES_CHECKED]):
+            bounds_key = (conversation.key, table, unit, address, len(values))
+            bounds = self.read_bounds.get(bounds_key, _UNKNOWN)
+            if bounds is _UNKNOWN:
+                bounds = self.read_bounds[bounds_key] = _bounds(
+                    limits, f"{TABLE_ABBREVIATIONS[table]}:{unit}:", address, len(values)
+                )
+            # The hot path of polling traffic: every value against its limits in two C loops; the
+            # value-by-value walk only when one is out of range.
+            if bounds is None or not (any(map(lt, values, bounds[0])) or any(map(gt, values, bounds[1]))):
+                return
+            prefix = f"{TABLE_ABBREVIATIONS[table]}:{unit}:"
+            for offset, value in enumerate(values):
                 point = f"{prefix}{address + offset}"
                 limit = limits.get(point)
                 if limit is not None and not limit[0] <= value <= limit[1]:
@@ -476,6 +491,29 @@ class BaselineDeviation(BaseDetector):
             )
         elif not drifted:
             state[2] = False
+
+
+_UNKNOWN = object()
+_INFINITY = float("inf")
+
+
+def _bounds(
+    limits: dict[str, tuple[float, float, float, float]], prefix: str, address: int, count: int
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """Per value of a read at ``address``: (lows, highs) with margins; None if none has limits."""
+    lows: list[float] = []
+    highs: list[float] = []
+    known = False
+    for offset in range(count):
+        limit = limits.get(f"{prefix}{address + offset}")
+        if limit is None:
+            lows.append(-_INFINITY)
+            highs.append(_INFINITY)
+        else:
+            known = True
+            lows.append(limit[0])
+            highs.append(limit[1])
+    return (tuple(lows), tuple(highs)) if known else None
 
 
 class IdentityChange(BaseDetector):

@@ -54,14 +54,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import yaml
-from elastic_transport import TransportError
-from elasticsearch import ApiError, Elasticsearch
-from elasticsearch.serializer import OrjsonSerializer
 
 from ics_monitor.alerts.record import Alert
 from ics_monitor.core.anomalies import Severity, register
@@ -80,6 +77,12 @@ from ics_monitor.sinks.ecs import (
     record_dict,
 )
 from ics_monitor.sinks.spool import DEFAULT_MAX_BYTES, Batch, Spool, SpoolError
+
+if TYPE_CHECKING:
+    from elasticsearch import ApiError, Elasticsearch
+
+# The client library (about 0.2 s to import) is imported where it is used, so commands that never
+# talk to Elasticsearch start without it.
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +173,8 @@ class ElasticsearchSettings:
                     netloc = f"{netloc}:{parts.port}"
                 url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
             hosts.append(url)
+        from elasticsearch.serializer import OrjsonSerializer
+
         options: dict[str, Any] = {
             "hosts": hosts,
             # orjson is a dependency anyway; the default json serializer was a third of the
@@ -321,6 +326,8 @@ def load_settings(
 
 def make_client(settings: ElasticsearchSettings) -> Elasticsearch:
     """An ``Elasticsearch`` client for the settings."""
+    from elasticsearch import Elasticsearch
+
     try:
         return Elasticsearch(**settings.client_options())
     except (ValueError, TypeError) as exc:
@@ -348,6 +355,8 @@ def desired_templates(settings: ElasticsearchSettings) -> dict[str, dict[str, An
 
 def data_streams_supported(client: Elasticsearch) -> bool:
     """True when the cluster has the data-streams module (minimal test distributions lack it)."""
+    from elasticsearch import ApiError
+
     try:
         client.indices.get_data_stream(name="*")
     except ApiError:
@@ -368,6 +377,8 @@ def setup_templates(client: Elasticsearch, settings: ElasticsearchSettings) -> l
 
 def cluster_version(client: Elasticsearch) -> tuple[str, str]:
     """(version, cluster name); minimal distributions have no ``GET /``, so ask the nodes API."""
+    from elasticsearch import ApiError
+
     try:
         info = client.info()
         return str(info["version"]["number"]), str(info["cluster_name"])
@@ -383,6 +394,8 @@ def check_cluster(client: Elasticsearch, settings: ElasticsearchSettings) -> dic
     Template states: ``current``, ``outdated`` (installed by another version or edited) or
     ``missing``.  Raises ``TransportError``/``ApiError`` when the cluster cannot be reached.
     """
+    from elasticsearch import ApiError
+
     version, cluster_name = cluster_version(client)
     health = client.cluster.health()
     templates: dict[str, str] = {}
@@ -699,6 +712,9 @@ class DeliveryEngine:
 
     def _send_batch(self) -> bool:
         """Send one batch from the spool as one raw NDJSON bulk body; True when no item needs a retry."""
+        from elastic_transport import TransportError
+        from elasticsearch import ApiError
+
         batch = self.spool.read(self.settings.batch_size)
         if not batch.lines:
             return True

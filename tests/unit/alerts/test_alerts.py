@@ -149,3 +149,22 @@ def test_throttle_cap_closes_the_oldest_group() -> None:
     out = throttle.offer(_alert(103.0, key="c"), 60)
     assert [(a.key, a.count) for a in out] == [("a", 2), ("c", 1)]
     assert len(throttle) == 2
+
+
+def test_throttle_flush_by_time_matches_a_walk_over_every_group() -> None:
+    """Windows of different lengths, groups closed by a late occurrence and evicted by the cap:
+    flush(now) closes exactly the groups a walk over the table finds ended, in table order."""
+    throttle = Throttle(max_groups=12)
+    flushed = 0
+    for step in range(2000):
+        ts = 100.0 + step * 0.5
+        throttle.offer(_alert(ts, key=f"k{step % 5}" if step % 4 else f"u{step}"), 5.0 if step % 3 else 20.0)
+        if step % 10 == 9:
+            table = list(throttle._groups.items())
+            due = [(key, group.count) for (_, key), group in table if group.end < ts]
+            got = throttle.flush(ts)
+            assert [(a.key, a.count) for a in got] == [(key, count) for key, count in due if count > 1]
+            assert len(throttle) == len(table) - len(due)
+            flushed += len(got)
+    assert flushed > 50
+    assert len(throttle._ends) <= 2 * throttle.max_groups + 1024

@@ -109,6 +109,26 @@ def test_read_value_out_of_range() -> None:
     assert _ids([modbus(3, request=False, address=0, quantity=10, values=(54,) * 10)]) == []
 
 
+def test_repeated_reads_are_each_checked_against_their_own_points() -> None:
+    """The same poll again and again (the cached per-read limits): an in-range answer stays quiet,
+    a value below or above at any offset fires for that point, a read that also covers unlearned
+    registers is judged on the learned ones, and another address is another set of limits."""
+
+    def read(values: tuple[int, ...], frame: int, address: int = 0) -> Any:
+        return modbus(3, request=False, frame=frame, address=address, quantity=len(values), values=values)
+
+    records = [read((50,) * 10, 10), read((50,) * 3 + (20,) + (50,) * 6, 11), read((50,) * 10, 12)]
+    records += [
+        read((50,) * 9 + (80,), 13),
+        read((50,) * 10 + (999,) * 4, 14),
+        read((50,) * 4, 15, address=6),
+    ]
+    records.append(read((90,) * 4, 16, address=6))
+    alerts = run(records, baseline=BASELINE)
+    fired = {(frame, a.evidence["point"]) for a in alerts if a.rule_id == "ICS-5007" for frame in a.frames}
+    assert fired == {(11, "hr:1:3"), (13, "hr:1:9"), *[(16, f"hr:1:{address}") for address in range(6, 10)]}
+
+
 def test_polling_drift() -> None:
     steady = [modbus(3, ts=2000.0 + i, frame=i, address=0, quantity=10) for i in range(20)]
     quiet = RULES.configured("ICS-4003", enabled=False)  # request-only fixtures look like silence
