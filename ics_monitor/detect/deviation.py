@@ -345,16 +345,20 @@ class BaselineDeviation(BaseDetector):
         cache_key = (conversation.key, kind)
         limits = self.limits.get(cache_key)
         if limits is None:
-            if kind == "written":
-                ratio, magnitude = self.written_margin, self.written_magnitude
-            else:
-                ratio, magnitude = self.read_margin, self.read_magnitude
-            limits = {}
+            # Both kinds ("written", "read") in one walk over the conversation's values.
+            margins: dict[str, tuple[float, float, dict[str, tuple[float, float, float, float]]]] = {
+                "written": (self.written_margin, self.written_magnitude, {}),
+                "read": (self.read_margin, self.read_magnitude, {}),
+            }
             for (value_kind, point), (low, high) in conversation.values.items():
-                if value_kind == kind:
+                entry = margins.get(value_kind)
+                if entry is not None:
+                    ratio, magnitude, points = entry
                     margin = max((high - low) * ratio, max(abs(low), abs(high)) * magnitude)
-                    limits[point] = (low - margin, high + margin, low, high)
-            self.limits[cache_key] = limits
+                    points[point] = (low - margin, high + margin, low, high)
+            for value_kind, (_, _, points) in margins.items():
+                self.limits[(conversation.key, value_kind)] = points
+            limits = margins[kind][2]
         return limits
 
     def _value(
@@ -430,18 +434,29 @@ class BaselineDeviation(BaseDetector):
                 if limit is not None and not limit[0] <= value <= limit[1]:
                     self._out_of_range("ICS-5007", conversation, event, point, value, limit, out)
         elif event_type == "dnp3" and event.function_code in DNP3_RESPONSE_FUNCTIONS:
+            limits = self._limits(conversation, "read")
+            if not limits:
+                return
+            # As ``_value`` per point, with the limits looked up once per response.
             for obj in event.objects:
-                group = obj.get("group")
-                for point in (obj.get("points") or ())[:MAX_VALUES_CHECKED]:
-                    if "value" in point:
-                        self._value(
-                            "ICS-5007",
-                            conversation,
-                            event,
-                            f"g{group}:{point.get('index')}",
-                            point["value"],
-                            out,
-                        )
+                points = obj.get("points")
+                if not points:
+                    continue
+                prefix = f"g{obj.get('group')}:"
+                for point in points[:MAX_VALUES_CHECKED]:
+                    if "value" not in point:
+                        continue
+                    key = f"{prefix}{point.get('index')}"
+                    limit = limits.get(key)
+                    if limit is None:
+                        continue
+                    value = point["value"]
+                    if isinstance(value, bool):
+                        value = int(value)
+                    elif not isinstance(value, (int, float)):
+                        continue
+                    if not limit[0] <= value <= limit[1]:
+                        self._out_of_range("ICS-5007", conversation, event, key, value, limit, out)
 
     def _polling(self, conversation: Conversation, event: Any, out: Emitter) -> None:
         signature = request_signature(event)

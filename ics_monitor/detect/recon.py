@@ -196,21 +196,20 @@ class S7SzlEnumeration(BaseDetector):
         # state: HMIs poll mode (0x24) and communication status (0x31, 0x32) as routine.
         self.identity_lists = frozenset(int(number) for number in lists)
         self.baseline = context.baseline
-        self.known: dict[tuple[str, str], bool] = {}
+        # The baseline's S7 (client, server) pairs, indexed once: a walk over every conversation
+        # per new pair cost minutes on a plant of thousands of learned conversations.
+        self.known: set[tuple[str, str]] | None = None
 
     def _new_host(self, client: str, server: str) -> bool:
         baseline = self.baseline
         if baseline is None:
             return True
-        known = self.known.get((client, server))
+        known = self.known
         if known is None:
-            known = any(
-                c.client == client and c.server == server and c.protocol == "s7comm"
-                for c in baseline.conversations.values()
-            )
-            if len(self.known) < MAX_KEYS:
-                self.known[(client, server)] = known
-        return not known
+            known = self.known = {
+                (c.client, c.server) for c in baseline.conversations.values() if c.protocol == "s7comm"
+            }
+        return (client, server) not in known
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Count distinct SZL ids read per (client, server)."""

@@ -129,6 +129,34 @@ def test_repeated_reads_are_each_checked_against_their_own_points() -> None:
     assert fired == {(11, "hr:1:3"), (13, "hr:1:9"), *[(16, f"hr:1:{address}") for address in range(6, 10)]}
 
 
+def test_dnp3_read_values_out_of_range_per_point() -> None:
+    """Analog and binary points read by a master: learned per group and index, each checked."""
+
+    def response(frame: int, analog: tuple[Any, ...], binary: bool) -> Any:
+        analogs = [{"index": i, "value": v} for i, v in enumerate(analog)]
+        return dnp3(
+            129,
+            request=False,
+            frame=frame,
+            flow_id="f-dnp3-read",
+            objects=(
+                {"group": 30, "variation": 1, "points": [*analogs, {"index": 9}]},
+                {"group": 1, "variation": 2, "points": [{"index": 0, "value": binary}]},
+            ),
+        )
+
+    learner = BaselineLearner()
+    for i in range(10):
+        learner.observe(dnp3(1, ts=1000.0 + i, frame=2 * i + 1, flow_id="f-dnp3-read"))
+        learner.observe(response(2 * i + 2, (100 + i, -5.5, "text"), False))
+    baseline = learner.baseline()
+    quiet = [dnp3(1, frame=100, flow_id="f-dnp3-read"), response(101, (104, -5.5, "other"), False)]
+    assert [a for a in run(quiet, baseline=baseline) if a.rule_id == "ICS-5007"] == []
+    loud = [dnp3(1, frame=100, flow_id="f-dnp3-read"), response(101, (400, -5.5, "x"), True)]
+    fired = sorted(a.evidence["point"] for a in run(loud, baseline=baseline) if a.rule_id == "ICS-5007")
+    assert fired == ["g1:0", "g30:0"]
+
+
 def test_polling_drift() -> None:
     steady = [modbus(3, ts=2000.0 + i, frame=i, address=0, quantity=10) for i in range(20)]
     quiet = RULES.configured("ICS-4003", enabled=False)  # request-only fixtures look like silence
