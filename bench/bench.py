@@ -221,7 +221,7 @@ def main() -> None:
         )
         line(
             name,
-            "ics-monitor replay (full analysis)",
+            "ics-monitor replay (full analysis, default workers)",
             count,
             [CLI, "replay", "--state", str(state), "--no-events", str(big)],
             baseline,
@@ -287,7 +287,7 @@ def _plant_lines(
     for path, count, label in files:
         line(
             f"{name} plant of {PLANT_CLIENTS} HMIs ({label})",
-            "ics-monitor replay (full analysis)",
+            "ics-monitor replay (full analysis, default workers)",
             count,
             [CLI, "replay", "--state", str(state), "--no-events", str(path)],
             baseline,

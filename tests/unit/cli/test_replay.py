@@ -203,3 +203,22 @@ def test_out_targets_feed_a_jsonl_file_and_a_syslog_collector(tmp_path: Path) ->
     assert all(any(f"|{rule}|" in message for message in messages) for rule in rules)
     bad = run("replay", "--state", str(state), "--out", "kafka:broker", capture)
     one_line_error(bad, "expected es, es:URL")
+
+
+def test_replay_picks_workers_by_capture_size_and_cpus(monkeypatch: Any) -> None:
+    """No --workers: one process for small captures; from the threshold on, one per usable CPU
+    (at most MAX_AUTO_WORKERS); an explicit --workers always wins."""
+    import os
+
+    from ics_monitor.cli import app
+
+    source = app._open([Path(POLLING)])
+    assert 0 < source.size < app.AUTO_WORKERS_BYTES
+    assert app._auto_workers(None, source) == 1
+    assert app._auto_workers(3, source) == 3
+    monkeypatch.setattr(app, "AUTO_WORKERS_BYTES", source.size)
+    cpus = len(os.sched_getaffinity(0))
+    assert app._auto_workers(None, source) == max(1, min(cpus, app.MAX_AUTO_WORKERS))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    assert app._auto_workers(None, source) == app.MAX_AUTO_WORKERS
+    assert app._auto_workers(1, source) == 1
