@@ -14,7 +14,8 @@ import importlib.machinery
 from pathlib import Path
 
 # What every packet goes through in ``flows``/``dissect``/``replay``: reading, decoding, flows, TCP
-# reassembly, the dissect engine, the three dissectors, record construction, the JSON-lines sink.
+# reassembly, the dissect engine, the three dissectors, record construction, the JSON-lines sink,
+# and the per-frame and per-record loops of multi-core runs (shard).
 HOT_MODULES = [
     "ics_monitor/core/packet.py",
     "ics_monitor/core/addresses.py",
@@ -47,6 +48,7 @@ HOT_MODULES = [
     "ics_monitor/events/flow.py",
     "ics_monitor/sinks/jsonl.py",
     "ics_monitor/pipeline.py",
+    "ics_monitor/shard.py",
 ]
 GROUP = "_native__mypyc"  # the shared library's name in ics_monitor/ (setup.py: group_name)
 STAMP = ".compiled-stamp"  # written in ics_monitor/ by `make compiled` once a build is complete

@@ -51,13 +51,11 @@ import dataclasses
 import gc
 import heapq
 import io
-import marshal
 import multiprocessing
 import os
 import pickle
 import queue
 import signal
-import struct
 import sys
 import threading
 import time
@@ -67,188 +65,66 @@ from multiprocessing.connection import Connection
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-import orjson
-
 from ics_monitor.capture import open_captures
 from ics_monitor.capture.live import open_fanout, stop_on_signals
 from ics_monitor.capture.ring import DEFAULT_RING_SIZE
 from ics_monitor.config import Config
 from ics_monitor.core.errors import CaptureError, IcsMonitorError
-from ics_monitor.core.packet import Packet
 from ics_monitor.dissect import Registry
-from ics_monitor.flows import FlowTable
 from ics_monitor.pipeline import Pipeline, RunStats, arp_event
+from ics_monitor.shard import (
+    ARP,
+    BATCH_RECORDS,
+    EVENT,
+    FLOW,
+    MARK,
+    MARSHAL,
+    STAGE_ARP,
+    STAGE_DECODE,
+    STAGE_DISSECT,
+    STAGE_FLOW,
+    STAGE_FLOW_ANOMALY,
+    STAGE_MARK,
+    STAGE_TICK,
+    TICK,
+    advance_clock,
+    lines_marshalled,
+    marshalled,
+    merge_into,
+    run_shard,
+    unmarshalled,
+)
 from ics_monitor.sinks import JsonLinesSink
 
-# Record kinds in the merged stream.
-EVENT, FLOW, ARP, TICK, MARK, EVENT_LINE, FLOW_LINE, ARP_LINE = range(8)
-# Stages within one frame, in the order Pipeline.run hands a frame's records on.
-_STAGE_TICK, _STAGE_ARP, _STAGE_DECODE, _STAGE_DISSECT, _STAGE_FLOW_ANOMALY, _STAGE_FLOW = range(6)
-_STAGE_MARK = 7
-# A batch goes to the parent after this many records, and at least every _MARK_EVERY frames (with a
-# watermark) so a worker whose shard is quiet does not hold the merge back.
-_BATCH_RECORDS = 512
-_MARK_EVERY = 4096
 # Batches received ahead of the merge per worker (about 40 KB each: a few MB at most).
 _PREFETCH_BATCHES = 128
 # More processes than this is a typing error, not a sensor.
 MAX_WORKERS = 64
 
-_ETHERNET = 1
-_RAW_LINK_TYPES = frozenset((12, 14, 101, 228, 229))
-_LINUX_SLL = 113
-_LINUX_SLL2 = 276
-_BROADCAST = -1
-_NON_IP = -2
-_U16 = struct.Struct("!H")
-_PORTS = struct.Struct("!HH")
-_IPV4_ADDRESSES = struct.Struct("!II")
-# Ethernet type, IPv4 version/IHL, flags/fragment offset, protocol, addresses, both ports as one int.
-_ETHERNET_IPV4_KEY = struct.Struct("!12xHB5xHxB2xIII")
-_IPPROTO_TCP = 6
-_IPPROTO_UDP = 17
-_IPPROTO_ICMPV6 = 58
+# The per-frame and per-record parts live in ``shard`` (compiled with the hot path).
+_STAGE_TICK, _STAGE_ARP, _STAGE_DECODE = STAGE_TICK, STAGE_ARP, STAGE_DECODE
+_STAGE_DISSECT, _STAGE_FLOW_ANOMALY, _STAGE_FLOW, _STAGE_MARK = (
+    STAGE_DISSECT,
+    STAGE_FLOW_ANOMALY,
+    STAGE_FLOW,
+    STAGE_MARK,
+)
+_BATCH_RECORDS = BATCH_RECORDS
+_advance_clock = advance_clock
 
 
 class WorkerError(IcsMonitorError):
     """A worker process failed or died; what was merged before it is kept."""
 
 
-def _shard(vlan_fold: int, proto: int, address_xor: int, port_xor: int, workers: int) -> int:
-    # XOR makes the key symmetric (both directions land together); hashing a tuple of ints is
-    # deterministic across runs (only str/bytes hashes are salted), so shards are reproducible.
-    return hash((vlan_fold, proto, address_xor, port_xor)) % workers
-
-
-def packet_shard(pkt: Packet, workers: int) -> int:
-    """The worker owning a decoded IP packet (same value as ``frame_shard`` for its frames)."""
-    fold = 0
-    for tag in pkt.vlan:
-        fold = fold * 4099 + tag + 1
-    addresses = int.from_bytes(pkt.src_ip, "big") ^ int.from_bytes(pkt.dst_ip, "big")
-    return _shard(fold, pkt.ip_proto, addresses, pkt.sport ^ pkt.dport, workers)
-
-
-def frame_shard(link_type: int, data: bytes, workers: int) -> int:
-    """The worker owning a raw IP frame; -2 for non-IP (worker 0's); -1 when only decoding can tell.
-
-    Ethernet II (one optional 802.1Q tag), IPv4 that is not a fragment ::
-
-        0      6      12     14 [18]          +6           +9      +12     +16     +IHL   +2
-        +------+------+------+[------+]-...-+-----------+-..-+-----+-------+-------+-...-+------+------+
-        | dst  | src  | type |[ tci  ]|v/ihl| flags/frag|    |proto| src ip| dst ip|     |sport |dport |
-        +------+------+------+[------+]-...-+-----------+-..-+-----+-------+-------+-...-+------+------+
-
-    IPv6: next header at +6, addresses at +8 and +24, ports at +40 (TCP/UDP).  Only what the flow
-    table keys a flow by is read: VLAN ids, protocol, addresses, ports (TCP and UDP only; zero
-    otherwise, as the decoder leaves them).
-    """
-    size = len(data)
-    if link_type == _ETHERNET and size >= _ETHERNET_IPV4_KEY.size:
-        # Most frames: untagged Ethernet, IPv4 with a 20-byte header, not a fragment; one unpack.
-        ether_type, version_ihl, flags_fragment, proto, source, destination, ports = (
-            _ETHERNET_IPV4_KEY.unpack_from(data)
-        )
-        if ether_type == 0x0800 and version_ihl == 0x45 and not flags_fragment & 0x3FFF:
-            if proto not in (_IPPROTO_TCP, _IPPROTO_UDP):
-                ports = 0
-            else:
-                ports = (ports >> 16) ^ (ports & 0xFFFF)
-            return hash((0, proto, source ^ destination, ports)) % workers
-    fold = 0
-    if link_type == _ETHERNET:
-        if size < 14:
-            return _BROADCAST
-        ether_type = data[12] << 8 | data[13]
-        off = 14
-        if ether_type == 0x8100:
-            if size < 18:
-                return _BROADCAST
-            fold = (data[14] << 8 | data[15]) & 0x0FFF
-            fold += 1
-            ether_type = data[16] << 8 | data[17]
-            off = 18
-        if ether_type not in (0x0800, 0x86DD):
-            if ether_type in (0x8100, 0x88A8, 0x9100, 0x8847, 0x8848):
-                return _BROADCAST  # stacked tags or MPLS: let the decoder find what is inside
-            return _NON_IP
-    elif link_type in _RAW_LINK_TYPES:
-        if not size:
-            return _BROADCAST
-        version = data[0] >> 4
-        ether_type = 0x0800 if version == 4 else 0x86DD if version == 6 else 0
-        off = 0
-    elif link_type in (_LINUX_SLL, _LINUX_SLL2):
-        if link_type == _LINUX_SLL:
-            if size < 16:
-                return _BROADCAST
-            ether_type = data[14] << 8 | data[15]
-            off = 16
-        else:
-            if size < 20:
-                return _BROADCAST
-            ether_type = data[0] << 8 | data[1]
-            off = 20
-        if ether_type not in (0x0800, 0x86DD):
-            if ether_type in (0x8100, 0x88A8, 0x9100, 0x8847, 0x8848):
-                return _BROADCAST
-            return _NON_IP
-    else:
-        return _BROADCAST
-    if ether_type == 0x0800:
-        if size < off + 20:
-            return _BROADCAST
-        version_ihl = data[off]
-        header_len = (version_ihl & 0x0F) * 4
-        if version_ihl >> 4 != 4 or header_len < 20 or _U16.unpack_from(data, off + 6)[0] & 0x3FFF:
-            return _BROADCAST  # a fragment (or a broken header): decided after reassembly
-        proto = data[off + 9]
-        source, destination = _IPV4_ADDRESSES.unpack_from(data, off + 12)
-        ports = 0
-        if proto in (_IPPROTO_TCP, _IPPROTO_UDP):
-            start = off + header_len
-            if size < start + 4:
-                return _BROADCAST
-            source_port, destination_port = _PORTS.unpack_from(data, start)
-            ports = source_port ^ destination_port
-        return _shard(fold, proto, source ^ destination, ports, workers)
-    if ether_type == 0x86DD:
-        if size < off + 40 or data[off] >> 4 != 6:
-            return _BROADCAST
-        proto = data[off + 6]
-        ports = 0
-        if proto in (_IPPROTO_TCP, _IPPROTO_UDP):
-            if size < off + 44:
-                return _BROADCAST
-            source_port, destination_port = _PORTS.unpack_from(data, off + 40)
-            ports = source_port ^ destination_port
-        elif proto != _IPPROTO_ICMPV6:
-            return _BROADCAST  # extension headers: the decoder finds the upper layer
-        addresses = int.from_bytes(data[off + 8 : off + 24], "big") ^ int.from_bytes(
-            data[off + 24 : off + 40], "big"
-        )
-        return _shard(fold, proto, addresses, ports, workers)
-    return _BROADCAST
-
-
 # -- batch transport -------------------------------------------------------------------------------
 #
-# Records are frozen dataclasses whose fields live in a plain instance ``__dict__`` (see
-# ``events.base``).  A batch crosses the pipe as ``marshal`` data: each record as its class's number
-# in the batch's class table and its ``__dict__``; the parent makes the object and installs the
-# dict.  marshal is C on both sides and has no opcode machinery: about twice as fast as pickle both
-# ways, and the parent's unpickling was a fifth of its time in a replay.  marshal refuses anything
-# but the exact built-in types (an enum, a named tuple ...): such a batch, or a record of another
-# kind of class, goes as pickle instead, slotted dataclasses as (class, field values) read by one
-# C-level attrgetter and set back by per-class generated straight-line code.
-
-_MARSHAL = b"M"  # first byte of a marshalled batch (a pickle starts with its protocol opcode 0x80)
-_MARSHAL_RECORDS = (EVENT, FLOW, ARP)
+# Batches go as marshal data (``shard.marshalled``).  What marshal refuses goes as pickle: slotted
+# dataclass records as (class, field values) read by one C-level attrgetter and set back by
+# per-class generated straight-line code (their default pickling loops in Python).
 
 _GETTERS: dict[type, Callable[[Any], tuple[Any, ...]] | None] = {}
 _REBUILDERS: dict[type, Callable[[tuple[Any, ...]], Any]] = {}
-_DICT_BACKED: dict[type, bool] = {}
-_CLASSES: dict[tuple[str, str], type] = {}
 
 
 def _slot_fields(cls: type) -> list[str] | None:
@@ -262,27 +138,6 @@ def _slot_fields(cls: type) -> list[str] | None:
             return None  # instances have a __dict__: keep the default pickling
         slots.update(klass.__dict__.get("__slots__", ()))
     return names if slots == set(names) and len(names) > 1 else None
-
-
-def _dict_backed(cls: type) -> bool:
-    """True for a dataclass whose instances keep every field in ``__dict__`` (no slots anywhere)."""
-    known = _DICT_BACKED.get(cls)
-    if known is None:
-        known = _DICT_BACKED[cls] = (
-            dataclasses.is_dataclass(cls)
-            and "__setstate__" not in dir(cls)
-            and all(not klass.__dict__.get("__slots__") for klass in cls.__mro__ if klass is not object)
-        )
-    return known
-
-
-def _class(module: str, name: str) -> type:
-    cls = _CLASSES.get((module, name))
-    if cls is None:
-        cls = _CLASSES[(module, name)] = getattr(
-            sys.modules.get(module) or __import__(module, fromlist=["_"]), name
-        )
-    return cls
 
 
 def _rebuild(cls: type, values: tuple[Any, ...]) -> Any:
@@ -319,32 +174,8 @@ class _BatchPickler(pickle.Pickler):
         return _rebuild, (cls, getter(obj))
 
 
-def _marshalled(batch: list[Any]) -> bytes | None:
-    """The batch as marshal data, or None when something in it is not for marshal."""
-    classes: dict[type, int] = {}
-    items: list[tuple[int, int, int, int, Any]] = []
-    append = items.append
-    records = _MARSHAL_RECORDS
-    for order, index, kind, record in batch:
-        if kind in records:
-            cls = type(record)
-            number = classes.get(cls)
-            if number is None:
-                if not _dict_backed(cls):
-                    return None
-                number = classes[cls] = len(classes)
-            append((order, index, kind, number, record.__dict__))
-        else:
-            append((order, index, kind, -1, record))
-    table = [(cls.__module__, cls.__qualname__) for cls in classes]
-    try:
-        return _MARSHAL + marshal.dumps((table, items))
-    except ValueError:  # a value of a type marshal does not take
-        return None
-
-
 def _dumps(batch: list[Any]) -> bytes:
-    data = _marshalled(batch)
+    data = marshalled(batch)
     if data is not None:
         return data
     buffer = io.BytesIO()
@@ -352,61 +183,17 @@ def _dumps(batch: list[Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _loads(data: bytes) -> Any:
-    """A message from a worker: a marshalled batch (see ``_marshalled``) or anything pickled."""
-    if data[:1] != _MARSHAL:
-        return pickle.loads(data)
-    table, items = marshal.loads(memoryview(data)[1:])
-    classes = [_class(module, name) for module, name in table]
-    new = object.__new__
-    install = object.__setattr__
-    batch: list[tuple[int, int, int, Any]] = []
-    append = batch.append
-    for order, index, kind, number, value in items:
-        if number >= 0:
-            record = new(classes[number])
-            install(record, "__dict__", value)
-            append((order, index, kind, record))
-        else:
-            append((order, index, kind, value))
-    return batch
-
-
-_LINE = orjson.OPT_APPEND_NEWLINE  # as JsonLinesSink writes them
-
-
 def _dumps_lines(batch: list[Any]) -> bytes:
     """A batch with its records already as JSON lines, and what the parent's figures need."""
-    dumps = orjson.dumps
-    lines: list[tuple[int, int, int, int, Any]] = []
-    append = lines.append
-    for order, index, kind, record in batch:
-        if kind == EVENT:
-            code = record.code if record.event_type == "anomaly" else None
-            append((order, index, EVENT_LINE, -1, (code, dumps(record, option=_LINE))))
-        elif kind == FLOW:
-            label = record.app_protocol or record.service or record.transport
-            append((order, index, FLOW_LINE, -1, (label, dumps(record, option=_LINE))))
-        elif kind == ARP:
-            append((order, index, ARP_LINE, -1, dumps(record, option=_LINE)))
-        else:
-            append((order, index, kind, -1, record))
-    try:
-        return _MARSHAL + marshal.dumps(([], lines))
-    except ValueError:  # a tick or mark of a type marshal does not take
-        return pickle.dumps([item[:3] + item[4:] for item in lines], protocol=pickle.HIGHEST_PROTOCOL)
+    data, lines = lines_marshalled(batch)
+    return data if data is not None else pickle.dumps(lines, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _advance_clock(table: FlowTable, ts: float) -> None:
-    """Let a worker's flow table see time pass on a frame another worker owns.
-
-    Mirrors the head of ``FlowTable.process`` so idle flows expire at the frame they would in one
-    process (the table offers no public call for it).
-    """
-    if ts > table.now:
-        table.now = ts
-        if ts >= table._next_sweep:
-            table.sweep()
+def _loads(data: bytes) -> Any:
+    """A message from a worker: a marshalled batch (see ``shard.marshalled``) or anything pickled."""
+    if data[:1] == MARSHAL:
+        return unmarshalled(data)
+    return pickle.loads(data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -461,106 +248,32 @@ def _work(
     spec: WorkerSpec, pipeline: Pipeline, paths: list[str], index: int, workers: int, conn: Connection
 ) -> dict[str, Any]:
     source = open_captures(paths)
-    decoder = pipeline.decoder
-    decode = decoder.decode
-    table = pipeline.table
-    process = table.process
-    decoder_anomalies = decoder.anomalies
-    table_records = table.records
-    table_anomalies = table.anomalies
-    engine_events = pipeline.engine.events if pipeline.engine is not None else []
-    want_arp = index == 0 and (spec.emit_arp or spec.tick is not None)
-    ticks = index == 0 and spec.tick is not None
-    tick = spec.tick or 0.0
-    next_tick = -float("inf")
-    report_position = index == 0 and spec.progress
-    send = conn.send_bytes
+    send_bytes = conn.send_bytes
     dumps = _dumps_lines if spec.serialized else _dumps
-    out: list[tuple[int, int, int, Any]] = []
-    append = out.append
-    frame_no = total_bytes = ip_packets = arp_packets = 0
-    first_ts: float | None = None
-    ts = 0.0
-    for ts, link_type, data, wire_len in source:
-        frame_no += 1
-        base = frame_no << 3
-        if ticks and ts >= next_tick:
-            append((base + _STAGE_TICK, index, TICK, ts))
-            next_tick = ts + tick
-        total_bytes += wire_len
-        if first_ts is None:
-            first_ts = ts
-        owner = frame_shard(link_type, data, workers)
-        if owner == index or (owner == _NON_IP and not index):
-            pkt = decode(frame_no, ts, link_type, data, wire_len)
-            if pkt is not None:
-                if pkt.ip_version:
-                    ip_packets += 1
-                    process(pkt)
-                elif pkt.arp is not None:
-                    arp_packets += 1
-                    if want_arp:
-                        append((base + _STAGE_ARP, index, ARP, arp_event(pkt)))
-        elif owner >= 0:
-            # An IP frame another worker owns: it moves this table's clock too, as in one process.
-            _advance_clock(table, ts)
-        elif owner == _BROADCAST:
-            pkt = decode(frame_no, ts, link_type, data, wire_len)
-            if index:
-                decoder_anomalies.clear()  # worker 0 alone reports on frames every worker decodes
-            if pkt is not None:
-                if pkt.ip_version:
-                    if packet_shard(pkt, workers) == index:
-                        ip_packets += 1
-                        process(pkt)
-                    else:
-                        _advance_clock(table, ts)
-                elif pkt.arp is not None and index == 0:
-                    arp_packets += 1
-                    if want_arp:
-                        append((base + _STAGE_ARP, index, ARP, arp_event(pkt)))
-        if decoder_anomalies:
-            order = base + _STAGE_DECODE
-            out.extend([(order, index, EVENT, record) for record in decoder_anomalies])
-            decoder_anomalies.clear()
-        if engine_events:
-            order = base + _STAGE_DISSECT
-            out.extend([(order, index, EVENT, record) for record in engine_events])
-            engine_events.clear()
-        if table_anomalies:
-            order = base + _STAGE_FLOW_ANOMALY
-            out.extend([(order, index, EVENT, record) for record in table_anomalies])
-            table_anomalies.clear()
-        if table_records:
-            order = base + _STAGE_FLOW
-            out.extend([(order, index, FLOW, record) for record in table_records])
-            table_records.clear()
-        if not frame_no % _MARK_EVERY:
-            append((base + _STAGE_MARK, index, MARK, source.position if report_position else 0))
-            send(dumps(out))
-            out = []
-            append = out.append
-        elif len(out) >= _BATCH_RECORDS:
-            send(dumps(out))
-            out = []
-            append = out.append
-    # End of input, as Pipeline._finish: fragments, flows and dissectors flush.
-    decoder.flush()
-    if index:
-        decoder_anomalies.clear()
-    table.flush()
-    base = (frame_no + 1) << 3
-    for stage, kind, records in (
-        (_STAGE_DECODE, EVENT, decoder_anomalies),
-        (_STAGE_DISSECT, EVENT, engine_events),
-        (_STAGE_FLOW_ANOMALY, EVENT, table_anomalies),
-        (_STAGE_FLOW, FLOW, table_records),
-    ):
-        out.extend([(base + stage, index, kind, record) for record in records])
-        records.clear()
-    out.append((base + _STAGE_MARK, index, MARK, source.position if report_position else 0))
-    send(dumps(out))
-    return _summary(source, frame_no, total_bytes, ip_packets, arp_packets, first_ts, ts)
+
+    def send(batch: list[Any]) -> None:
+        send_bytes(dumps(batch))
+
+    figures = run_shard(
+        source,
+        lambda: source.position,
+        pipeline,
+        index,
+        workers,
+        send,
+        spec.tick,
+        index == 0 and (spec.emit_arp or spec.tick is not None),
+        index == 0 and spec.progress,
+    )
+    return _summary(
+        source,
+        figures.frames,
+        figures.bytes,
+        figures.ip_packets,
+        figures.arp_packets,
+        figures.first_ts,
+        figures.last_ts,
+    )
 
 
 def _summary(
@@ -723,42 +436,7 @@ def _taker(pipeline: Pipeline) -> Callable[[int, Any], bool]:
 
 def _merge(pipeline: Pipeline, streams: list[_Stream]) -> None:
     """Hand the merged records to sinks and analysis, as ``Pipeline.run`` does frame by frame."""
-    stats = pipeline.stats
-    take = _taker(pipeline)
-    analysis = pipeline.analysis
-    held = analysis.anomalies if analysis is not None else []
-    drain = pipeline._drain_events
-    progress = pipeline.progress
-    # Lines serialised by the workers go straight to the JSON-lines files (see _serialized).
-    event_writes = [sink._out.write for sink in pipeline.event_sinks if isinstance(sink, JsonLinesSink)]
-    flow_writes = [sink._out.write for sink in pipeline.flow_sinks if isinstance(sink, JsonLinesSink)]
-    for order, _worker, kind, record in heapq.merge(*streams):
-        if kind == EVENT_LINE:  # first: with lines, nearly every record is one
-            code, line = record
-            if code is not None:
-                stats.anomalies[code] += 1
-            else:
-                stats.events += 1
-            for write in event_writes:
-                write(line)
-        elif take(kind, record):
-            pass
-        elif kind == FLOW_LINE:
-            label, line = record
-            stats.flows += 1
-            stats.protocols[label] += 1
-            for write in flow_writes:
-                write(line)
-        elif kind == ARP_LINE:
-            for write in event_writes:
-                write(record)
-        elif kind == TICK:
-            if analysis is not None:
-                analysis.advance(record)
-        elif progress is not None and record:
-            progress(record, order >> 3)
-        if held:
-            drain(held)
+    merge_into(pipeline, list(streams))
 
 
 def _summarise(stats: RunStats, streams: list[_Stream]) -> None:

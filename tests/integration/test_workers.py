@@ -21,14 +21,15 @@ from typing import Any
 import orjson
 import pytest
 
-from ics_monitor import parallel
+from ics_monitor import parallel, shard
 from ics_monitor.capture import open_captures
 from ics_monitor.config import Config
 from ics_monitor.core.errors import CaptureError
 from ics_monitor.decode import Decoder
 from ics_monitor.dissect import default_registry
-from ics_monitor.parallel import WorkerError, frame_shard, packet_shard, run_sharded
+from ics_monitor.parallel import WorkerError, run_sharded
 from ics_monitor.pipeline import Pipeline, RunStats
+from ics_monitor.shard import frame_shard, packet_shard
 from ics_monitor.sinks import JsonLinesSink
 from ics_monitor.sinks.memory import ListSink
 from tests.conftest import PCAPS, SHARED_PCAPS, shared_pcaps
@@ -191,13 +192,13 @@ def test_batches_cross_the_pipe_unchanged() -> None:
     paths = [str(p) for p in REPO_CAPTURES if p.parent.name in ("modbus", "dnp3", "s7comm", "demo")]
     pipeline = Pipeline(Config(), default_registry(), event_sinks=[events], flow_sinks=[flows], emit_arp=True)
     pipeline.run(open_captures(paths))
-    kinds = {"arp": parallel.ARP}
+    kinds = {"arp": shard.ARP}
     batch = [
-        (n * 8, 1, kinds.get(record.event_type, parallel.EVENT), record)
+        (n * 8, 1, kinds.get(record.event_type, shard.EVENT), record)
         for n, record in enumerate(events.records)
     ]
-    batch += [(n * 8 + 5, 0, parallel.FLOW, record) for n, record in enumerate(flows.records)]
-    batch += [(7, 0, parallel.TICK, 12.5), (15, 0, parallel.MARK, 4096)]
+    batch += [(n * 8 + 5, 0, shard.FLOW, record) for n, record in enumerate(flows.records)]
+    batch += [(7, 0, shard.TICK, 12.5), (15, 0, shard.MARK, 4096)]
     assert {type(r).__name__ for _, _, _, r in batch} >= {
         "ModbusEvent",
         "Dnp3Event",
@@ -215,7 +216,7 @@ def test_batches_cross_the_pipe_unchanged() -> None:
         else:
             assert _shape(got) == _shape(sent)
     figures = parallel._LiveFigures(*range(len(parallel._LiveFigures._fields)))
-    mixed = [batch[0], (23, 0, parallel.MARK, (None, figures))]
+    mixed = [batch[0], (23, 0, shard.MARK, (None, figures))]
     data = parallel._dumps(mixed)
     assert data[:1] != b"M"
     assert parallel._loads(data) == mixed

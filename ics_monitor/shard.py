@@ -1,0 +1,488 @@
+"""The per-frame and per-record parts of multi-core runs (``parallel``), compiled with the hot path.
+
+``parallel`` starts and watches the processes; what runs once per frame in a worker (the shard
+choice, decoding, the flow table, batching) and once per record on either side of the pipe (batch
+encoding, decoding, the merge's hand-over) is here, so that ``make compiled`` covers it as it
+covers ``Pipeline.run`` (see ``compiled.HOT_MODULES``).  Interpreted, the worker loop alone cost a
+worker more than the decoding and dissection it drives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import marshal
+import struct
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+
+from ics_monitor.core.packet import Packet
+from ics_monitor.flows import FlowTable
+from ics_monitor.pipeline import Pipeline, arp_event
+from ics_monitor.sinks import JsonLinesSink
+
+# Record kinds in the merged stream.
+EVENT, FLOW, ARP, TICK, MARK, EVENT_LINE, FLOW_LINE, ARP_LINE = range(8)
+# Stages within one frame, in the order Pipeline.run hands a frame's records on.
+STAGE_TICK, STAGE_ARP, STAGE_DECODE, STAGE_DISSECT, STAGE_FLOW_ANOMALY, STAGE_FLOW = range(6)
+STAGE_MARK = 7
+# A batch goes to the parent after this many records, and at least every MARK_EVERY frames (with a
+# watermark) so a worker whose shard is quiet does not hold the merge back.
+BATCH_RECORDS = 512
+MARK_EVERY = 4096
+
+_ETHERNET = 1
+_RAW_LINK_TYPES = frozenset((12, 14, 101, 228, 229))
+_LINUX_SLL = 113
+_LINUX_SLL2 = 276
+BROADCAST = -1
+NON_IP = -2
+_U16 = struct.Struct("!H")
+_PORTS = struct.Struct("!HH")
+_IPV4_ADDRESSES = struct.Struct("!II")
+# Ethernet type, IPv4 version/IHL, flags/fragment offset, protocol, addresses, both ports as one int.
+_ETHERNET_IPV4_KEY = struct.Struct("!12xHB5xHxB2xIII")
+_ETHERNET_IPV4_KEY_SIZE = _ETHERNET_IPV4_KEY.size
+_IPPROTO_TCP = 6
+_IPPROTO_UDP = 17
+_IPPROTO_ICMPV6 = 58
+
+
+# -- shard choice ----------------------------------------------------------------------------------
+
+
+def shard_of(vlan_fold: int, proto: int, address_xor: int, port_xor: int, workers: int) -> int:
+    """The worker of a flow key.
+
+    XOR makes the key symmetric (both directions land together); hashing a tuple of ints is
+    deterministic across runs (only str/bytes hashes are salted), so shards are reproducible.
+    """
+    key: tuple[int, int, int, int] = (vlan_fold, proto, address_xor, port_xor)
+    return hash(key) % workers
+
+
+def packet_shard(pkt: Packet, workers: int) -> int:
+    """The worker owning a decoded IP packet (same value as ``frame_shard`` for its frames)."""
+    fold = 0
+    for tag in pkt.vlan:
+        fold = fold * 4099 + tag + 1
+    addresses = int.from_bytes(pkt.src_ip, "big") ^ int.from_bytes(pkt.dst_ip, "big")
+    return shard_of(fold, pkt.ip_proto, addresses, pkt.sport ^ pkt.dport, workers)
+
+
+def frame_shard(link_type: int, data: bytes, workers: int) -> int:
+    """The worker owning a raw IP frame; -2 for non-IP (worker 0's); -1 when only decoding can tell.
+
+    Ethernet II (one optional 802.1Q tag), IPv4 that is not a fragment ::
+
+        0      6      12     14 [18]          +6           +9      +12     +16     +IHL   +2
+        +------+------+------+[------+]-...-+-----------+-..-+-----+-------+-------+-...-+------+------+
+        | dst  | src  | type |[ tci  ]|v/ihl| flags/frag|    |proto| src ip| dst ip|     |sport |dport |
+        +------+------+------+[------+]-...-+-----------+-..-+-----+-------+-------+-...-+------+------+
+
+    IPv6: next header at +6, addresses at +8 and +24, ports at +40 (TCP/UDP).  Only what the flow
+    table keys a flow by is read: VLAN ids, protocol, addresses, ports (TCP and UDP only; zero
+    otherwise, as the decoder leaves them).
+    """
+    size = len(data)
+    if link_type == _ETHERNET and size >= _ETHERNET_IPV4_KEY_SIZE:
+        # Most frames: untagged Ethernet, IPv4 with a 20-byte header, not a fragment; one unpack.
+        fields = _ETHERNET_IPV4_KEY.unpack_from(data)
+        ether_type: int = fields[0]
+        version_ihl: int = fields[1]
+        flags_fragment: int = fields[2]
+        if ether_type == 0x0800 and version_ihl == 0x45 and not flags_fragment & 0x3FFF:
+            proto: int = fields[3]
+            both: int = fields[6]
+            ports = (both >> 16) ^ (both & 0xFFFF) if proto in (_IPPROTO_TCP, _IPPROTO_UDP) else 0
+            source: int = fields[4]
+            destination: int = fields[5]
+            return shard_of(0, proto, source ^ destination, ports, workers)
+    fold = 0
+    if link_type == _ETHERNET:
+        if size < 14:
+            return BROADCAST
+        ether_type = data[12] << 8 | data[13]
+        off = 14
+        if ether_type == 0x8100:
+            if size < 18:
+                return BROADCAST
+            fold = (data[14] << 8 | data[15]) & 0x0FFF
+            fold += 1
+            ether_type = data[16] << 8 | data[17]
+            off = 18
+        if ether_type not in (0x0800, 0x86DD):
+            if ether_type in (0x8100, 0x88A8, 0x9100, 0x8847, 0x8848):
+                return BROADCAST  # stacked tags or MPLS: let the decoder find what is inside
+            return NON_IP
+    elif link_type in _RAW_LINK_TYPES:
+        if not size:
+            return BROADCAST
+        version = data[0] >> 4
+        ether_type = 0x0800 if version == 4 else 0x86DD if version == 6 else 0
+        off = 0
+    elif link_type in (_LINUX_SLL, _LINUX_SLL2):
+        if link_type == _LINUX_SLL:
+            if size < 16:
+                return BROADCAST
+            ether_type = data[14] << 8 | data[15]
+            off = 16
+        else:
+            if size < 20:
+                return BROADCAST
+            ether_type = data[0] << 8 | data[1]
+            off = 20
+        if ether_type not in (0x0800, 0x86DD):
+            if ether_type in (0x8100, 0x88A8, 0x9100, 0x8847, 0x8848):
+                return BROADCAST
+            return NON_IP
+    else:
+        return BROADCAST
+    if ether_type == 0x0800:
+        if size < off + 20:
+            return BROADCAST
+        version_ihl = data[off]
+        header_len = (version_ihl & 0x0F) * 4
+        fragment: int = _U16.unpack_from(data, off + 6)[0]
+        if version_ihl >> 4 != 4 or header_len < 20 or fragment & 0x3FFF:
+            return BROADCAST  # a fragment (or a broken header): decided after reassembly
+        proto = data[off + 9]
+        addresses = _IPV4_ADDRESSES.unpack_from(data, off + 12)
+        source = addresses[0]
+        destination = addresses[1]
+        ports = 0
+        if proto in (_IPPROTO_TCP, _IPPROTO_UDP):
+            start = off + header_len
+            if size < start + 4:
+                return BROADCAST
+            pair = _PORTS.unpack_from(data, start)
+            ports = pair[0] ^ pair[1]
+        return shard_of(fold, proto, source ^ destination, ports, workers)
+    if ether_type == 0x86DD:
+        if size < off + 40 or data[off] >> 4 != 6:
+            return BROADCAST
+        proto = data[off + 6]
+        ports = 0
+        if proto in (_IPPROTO_TCP, _IPPROTO_UDP):
+            if size < off + 44:
+                return BROADCAST
+            pair = _PORTS.unpack_from(data, off + 40)
+            ports = pair[0] ^ pair[1]
+        elif proto != _IPPROTO_ICMPV6:
+            return BROADCAST  # extension headers: the decoder finds the upper layer
+        wide = int.from_bytes(data[off + 8 : off + 24], "big") ^ int.from_bytes(
+            data[off + 24 : off + 40], "big"
+        )
+        return shard_of(fold, proto, wide, ports, workers)
+    return BROADCAST
+
+
+def advance_clock(table: FlowTable, ts: float) -> None:
+    """Let a worker's flow table see time pass on a frame another worker owns.
+
+    Mirrors the head of ``FlowTable.process`` so idle flows expire at the frame they would in one
+    process (the table offers no public call for it).
+    """
+    if ts > table.now:
+        table.now = ts
+        if ts >= table._next_sweep:
+            table.sweep()
+
+
+# -- the worker loop -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ShardFigures:
+    """What a worker counted over its input (for the parent's summary)."""
+
+    frames: int = 0
+    bytes: int = 0
+    ip_packets: int = 0
+    arp_packets: int = 0
+    first_ts: float | None = None
+    last_ts: float = 0.0
+
+
+def run_shard(
+    source: Iterable[tuple[float, int, bytes, int]],
+    position: Callable[[], int],
+    pipeline: Pipeline,
+    index: int,
+    workers: int,
+    send: Callable[[list[Any]], None],
+    tick: float | None,
+    want_arp: bool,
+    report_position: bool,
+) -> ShardFigures:
+    """Worker ``index`` of ``workers``: read every frame, keep its shard, hand batches to ``send``.
+
+    Each record goes out as ``(frame * 8 + stage, index, kind, record)``; worker 0 also sends the
+    analysis clock (``tick``) and, every ``MARK_EVERY`` frames, the reading position.
+    """
+    decoder = pipeline.decoder
+    decode = decoder.decode
+    table = pipeline.table
+    process = table.process
+    decoder_anomalies = decoder.anomalies
+    table_records = table.records
+    table_anomalies = table.anomalies
+    engine = pipeline.engine
+    engine_events: list[Any] = engine.events if engine is not None else []
+    ticks = index == 0 and tick is not None
+    period = tick if tick is not None else 0.0
+    next_tick = -float("inf")
+    out: list[Any] = []
+    figures = ShardFigures()
+    frame_no = 0
+    total_bytes = 0
+    ip_packets = 0
+    arp_packets = 0
+    first_ts: float | None = None
+    ts = 0.0
+    for frame in source:
+        ts = frame[0]
+        link_type = frame[1]
+        data = frame[2]
+        wire_len = frame[3]
+        frame_no += 1
+        base = frame_no << 3
+        if ticks and ts >= next_tick:
+            out.append((base + STAGE_TICK, index, TICK, ts))
+            next_tick = ts + period
+        total_bytes += wire_len
+        if first_ts is None:
+            first_ts = ts
+        owner = frame_shard(link_type, data, workers)
+        if owner == index or (owner == NON_IP and index == 0):
+            pkt = decode(frame_no, ts, link_type, data, wire_len)
+            if pkt is not None:
+                if pkt.ip_version:
+                    ip_packets += 1
+                    process(pkt)
+                elif pkt.arp is not None:
+                    arp_packets += 1
+                    if want_arp:
+                        out.append((base + STAGE_ARP, index, ARP, arp_event(pkt)))
+        elif owner >= 0:
+            # An IP frame another worker owns: it moves this table's clock too, as in one process.
+            advance_clock(table, ts)
+        elif owner == BROADCAST:
+            pkt = decode(frame_no, ts, link_type, data, wire_len)
+            if index:
+                decoder_anomalies.clear()  # worker 0 alone reports on frames every worker decodes
+            if pkt is not None:
+                if pkt.ip_version:
+                    if packet_shard(pkt, workers) == index:
+                        ip_packets += 1
+                        process(pkt)
+                    else:
+                        advance_clock(table, ts)
+                elif pkt.arp is not None and index == 0:
+                    arp_packets += 1
+                    if want_arp:
+                        out.append((base + STAGE_ARP, index, ARP, arp_event(pkt)))
+        if decoder_anomalies:
+            _collect(out, base + STAGE_DECODE, index, EVENT, decoder_anomalies)
+        if engine_events:
+            _collect(out, base + STAGE_DISSECT, index, EVENT, engine_events)
+        if table_anomalies:
+            _collect(out, base + STAGE_FLOW_ANOMALY, index, EVENT, table_anomalies)
+        if table_records:
+            _collect(out, base + STAGE_FLOW, index, FLOW, table_records)
+        if not frame_no % MARK_EVERY:
+            out.append((base + STAGE_MARK, index, MARK, position() if report_position else 0))
+            send(out)
+            out = []
+        elif len(out) >= BATCH_RECORDS:
+            send(out)
+            out = []
+    # End of input, as Pipeline._finish: fragments, flows and dissectors flush.
+    decoder.flush()
+    if index:
+        decoder_anomalies.clear()
+    table.flush()
+    base = (frame_no + 1) << 3
+    _collect(out, base + STAGE_DECODE, index, EVENT, decoder_anomalies)
+    _collect(out, base + STAGE_DISSECT, index, EVENT, engine_events)
+    _collect(out, base + STAGE_FLOW_ANOMALY, index, EVENT, table_anomalies)
+    _collect(out, base + STAGE_FLOW, index, FLOW, table_records)
+    out.append((base + STAGE_MARK, index, MARK, position() if report_position else 0))
+    send(out)
+    figures.frames = frame_no
+    figures.bytes = total_bytes
+    figures.ip_packets = ip_packets
+    figures.arp_packets = arp_packets
+    figures.first_ts = first_ts
+    figures.last_ts = ts
+    return figures
+
+
+def _collect(out: list[Any], order: int, index: int, kind: int, records: list[Any]) -> None:
+    for record in records:
+        out.append((order, index, kind, record))
+    records.clear()
+
+
+# -- batch transport -------------------------------------------------------------------------------
+#
+# Records are frozen dataclasses whose fields live in a plain instance ``__dict__`` (see
+# ``events.base``).  A batch crosses the pipe as ``marshal`` data: each record as its class's number
+# in the batch's class table and its ``__dict__``; the parent makes the object and installs the
+# dict.  marshal is C on both sides and has no opcode machinery: about twice as fast as pickle both
+# ways.  It refuses anything but the exact built-in types (an enum, a named tuple ...): for such a
+# batch, or a record of another kind of class, ``marshalled`` says None and ``parallel`` pickles.
+
+MARSHAL = b"M"  # first byte of a marshalled batch (a pickle starts with its protocol opcode 0x80)
+_LINE = orjson.OPT_APPEND_NEWLINE  # as JsonLinesSink writes them
+
+_DICT_BACKED: dict[type, bool] = {}
+_CLASSES: dict[tuple[str, str], type] = {}
+
+
+def _dict_backed(cls: type) -> bool:
+    """True for a dataclass whose instances keep every field in ``__dict__`` (no slots anywhere)."""
+    known = _DICT_BACKED.get(cls)
+    if known is None:
+        known = dataclasses.is_dataclass(cls) and "__setstate__" not in dir(cls)
+        for klass in cls.__mro__:
+            if klass is not object and klass.__dict__.get("__slots__"):
+                known = False
+        _DICT_BACKED[cls] = known
+    return known
+
+
+def _class(module: str, name: str) -> type:
+    cls = _CLASSES.get((module, name))
+    if cls is None:
+        loaded = sys.modules.get(module)
+        if loaded is None:
+            loaded = __import__(module, fromlist=["_"])
+        cls = getattr(loaded, name)
+        _CLASSES[(module, name)] = cls
+    return cls
+
+
+def marshalled(batch: list[Any]) -> bytes | None:
+    """The batch as marshal data, or None when something in it is not for marshal."""
+    classes: dict[type, int] = {}
+    items: list[Any] = []
+    for item in batch:
+        kind: int = item[2]
+        record = item[3]
+        if kind in (EVENT, FLOW, ARP):
+            cls = type(record)
+            number = classes.get(cls)
+            if number is None:
+                if not _dict_backed(cls):
+                    return None
+                number = len(classes)
+                classes[cls] = number
+            items.append((item[0], item[1], kind, number, record.__dict__))
+        else:
+            items.append((item[0], item[1], kind, -1, record))
+    table = [(cls.__module__, cls.__qualname__) for cls in classes]
+    try:
+        return MARSHAL + marshal.dumps((table, items))
+    except ValueError:  # a value of a type marshal does not take
+        return None
+
+
+def lines_marshalled(batch: list[Any]) -> tuple[bytes | None, list[Any]]:
+    """The batch with its records as JSON lines (and what the parent's figures need), marshalled.
+
+    Returns (data, lines): data None when marshal refuses something (``lines`` is then the batch
+    in the 4-tuple form, for pickling).
+    """
+    dumps = orjson.dumps
+    lines: list[Any] = []
+    for item in batch:
+        kind: int = item[2]
+        record = item[3]
+        if kind == EVENT:
+            code = record.code if record.event_type == "anomaly" else None
+            lines.append((item[0], item[1], EVENT_LINE, -1, (code, dumps(record, option=_LINE))))
+        elif kind == FLOW:
+            label = record.app_protocol or record.service or record.transport
+            lines.append((item[0], item[1], FLOW_LINE, -1, (label, dumps(record, option=_LINE))))
+        elif kind == ARP:
+            lines.append((item[0], item[1], ARP_LINE, -1, dumps(record, option=_LINE)))
+        else:
+            lines.append((item[0], item[1], kind, -1, record))
+    try:
+        return MARSHAL + marshal.dumps(([], lines)), lines
+    except ValueError:  # a tick or mark of a type marshal does not take
+        return None, [(line[0], line[1], line[2], line[4]) for line in lines]
+
+
+def unmarshalled(data: bytes) -> list[Any]:
+    """A batch from ``marshalled`` or ``lines_marshalled`` (``data`` starts with ``MARSHAL``)."""
+    decoded = marshal.loads(memoryview(data)[1:])
+    classes = [_class(entry[0], entry[1]) for entry in decoded[0]]
+    new = object.__new__
+    install = object.__setattr__
+    batch: list[Any] = []
+    for item in decoded[1]:
+        number: int = item[3]
+        if number >= 0:
+            record: Any = new(classes[number])
+            install(record, "__dict__", item[4])
+            batch.append((item[0], item[1], item[2], record))
+        else:
+            batch.append((item[0], item[1], item[2], item[4]))
+    return batch
+
+
+# -- the parent's merge ------------------------------------------------------------------------------
+
+
+def merge_into(pipeline: Pipeline, streams: list[Any]) -> None:
+    """Hand the merged records to sinks and analysis, as ``Pipeline.run`` does frame by frame.
+
+    ``streams`` iterate each worker's records in order; the merge takes them by
+    (frame * 8 + stage, worker).
+    """
+    stats = pipeline.stats
+    analysis = pipeline.analysis
+    held: list[Any] = analysis.anomalies if analysis is not None else []
+    progress = pipeline.progress
+    # Lines serialised by the workers go straight to the JSON-lines files (see parallel._serialized).
+    event_writes = [sink._out.write for sink in pipeline.event_sinks if isinstance(sink, JsonLinesSink)]
+    flow_writes = [sink._out.write for sink in pipeline.flow_sinks if isinstance(sink, JsonLinesSink)]
+    anomalies = stats.anomalies
+    protocols = stats.protocols
+    for item in heapq.merge(*streams):
+        kind: int = item[2]
+        record = item[3]
+        if kind == EVENT_LINE:  # first: with lines, nearly every record is one
+            code = record[0]
+            if code is not None:
+                anomalies[code] += 1
+            else:
+                stats.events += 1
+            for write in event_writes:
+                write(record[1])
+        elif kind == EVENT:
+            pipeline.deliver_event(record)
+        elif kind == FLOW:
+            pipeline.deliver_flow(record)
+        elif kind == ARP:
+            pipeline.deliver_arp(record)
+        elif kind == FLOW_LINE:
+            stats.flows += 1
+            protocols[record[0]] += 1
+            for write in flow_writes:
+                write(record[1])
+        elif kind == ARP_LINE:
+            for write in event_writes:
+                write(record)
+        elif kind == TICK:
+            if analysis is not None:
+                analysis.advance(record)
+        elif progress is not None and record:
+            progress(record, item[0] >> 3)
+        if held:
+            pipeline._drain_events(held)
