@@ -345,24 +345,28 @@ class _Stream:
             with contextlib.suppress(queue.Empty):
                 self._batches.get(timeout=0.05)  # unblock a receiver stuck on a full queue
 
+    def next_batch(self) -> list[tuple[int, int, int, Any]] | None:
+        """The worker's next batch of records in order; None at its end (summary or failure kept)."""
+        data = self._batches.get()
+        if data is None:
+            self.process.join(5)
+            self.failure = f"ended unexpectedly (exit code {self.process.exitcode})"
+            return None
+        message = _loads(data)
+        if type(message) is list:
+            return message
+        if message[0] == "done":
+            self.summary = message[1]
+        else:
+            self.failure = str(message[1])
+        return None
+
     def __iter__(self) -> Iterator[tuple[int, int, int, Any]]:
-        get = self._batches.get
-        loads = _loads
         while True:
-            data = get()
-            if data is None:
-                self.process.join(5)
-                self.failure = f"ended unexpectedly (exit code {self.process.exitcode})"
+            batch = self.next_batch()
+            if batch is None:
                 return
-            message = loads(data)
-            if type(message) is list:
-                yield from message
-            elif message[0] == "done":
-                self.summary = message[1]
-                return
-            else:
-                self.failure = str(message[1])
-                return
+            yield from batch
 
 
 def run_sharded(

@@ -380,3 +380,46 @@ def test_failed_worker_is_one_error_and_merged_records_are_kept(
     assert kept and set(kept) < set(_lines(one_events))
     assert set(_lines(flows)) < set(_lines(one_flows))
     assert stats.frames == one.frames
+
+
+class _Batches:
+    """A worker's batches as ``shard.merged`` takes them (``next_batch``, None at the end)."""
+
+    def __init__(self, batches: list[list[Any]]) -> None:
+        self.batches = list(batches)
+
+    def next_batch(self) -> list[Any] | None:
+        return self.batches.pop(0) if self.batches else None
+
+
+def test_chunked_merge_equals_a_record_by_record_merge() -> None:
+    """Workers' batches of frame records, as the worker loop cuts them (never inside one frame's
+    records; every worker's mark at the same frame), merged in chunks: the order a heap merge by
+    (frame * 8 + stage, worker) gives, every record once, empty batches and early ends included."""
+    import heapq
+    import random
+
+    rng = random.Random(7)
+    for trial in range(50):
+        workers = rng.randint(1, 4)
+        streams: list[list[list[Any]]] = []
+        for worker in range(workers):
+            batches: list[list[Any]] = []
+            out: list[Any] = []
+            for frame in range(1, rng.randint(1, 3000)):
+                if rng.random() < 1 / workers:
+                    out += [(frame * 8 + 3, worker, 0, (trial, frame, n)) for n in range(rng.randint(1, 3))]
+                if frame % 64 == 0:
+                    out.append((frame * 8 + 7, worker, 4, frame))
+                    batches.append(out)
+                    out = []
+                elif len(out) >= 16 or rng.random() < 0.01:
+                    batches.append(out)
+                    out = []
+            batches.append(out)
+            if rng.random() < 0.2:
+                batches.insert(rng.randrange(len(batches) + 1), [])
+            streams.append(batches)
+        expected = list(heapq.merge(*[[item for batch in batches for item in batch] for batches in streams]))
+        got = [item for chunk in shard.merged([_Batches(b) for b in streams]) for item in chunk]
+        assert got == expected
