@@ -805,9 +805,11 @@ def baseline_learn(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write the baseline here (default: the state's).")
     ] = None,
+    workers: AutoWorkers = None,
 ) -> None:
     """Learn a baseline from captures (no detection) and save it as YAML."""
     source = _open(captures)
+    workers = _auto_workers(workers, source)
     with Store(state) as store:
         target = output if output is not None else store.baseline_path
         store.begin_run("baseline learn", LEARN, (str(path) for path in captures))
@@ -815,7 +817,7 @@ def baseline_learn(
         analysis = build_analysis(config, Inventory(config.inventory), mode=LEARN, detection=False)
         learner = analysis.learner
         pipeline = Pipeline(config, default_registry(), dissect="full", analysis=analysis)
-        stats = _run(pipeline, source)
+        stats = _run_files(pipeline, source, captures, workers)
         assert learner is not None
         learned = learner.baseline()
         learned.save(target)

@@ -161,6 +161,8 @@ class BaseDetector:
     name: ClassVar[str] = ""
     rule_ids: ClassVar[tuple[str, ...]] = ()
     event_types: ClassVar[frozenset[str]] = frozenset()
+    # The record directions ``on_event`` looks at ("request", "response"); None: every record.
+    directions: ClassVar[frozenset[str] | None] = None
     wants_flows: ClassVar[bool] = False
     wants_changes: ClassVar[bool] = False
     wants_time: ClassVar[bool] = False

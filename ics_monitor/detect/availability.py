@@ -71,6 +71,7 @@ class ErrorStorm(BaseDetector):
     name = "error_storm"
     rule_ids = ("ICS-4001",)
     event_types = frozenset({"modbus", "dnp3", "s7comm"})
+    directions = frozenset({"response"})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -122,6 +123,7 @@ class RequestFlood(BaseDetector):
     name = "request_flood"
     rule_ids = ("ICS-4002",)
     event_types = frozenset({"modbus", "dnp3", "s7comm", "s7comm_plus"})
+    directions = frozenset({"request"})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -224,6 +226,7 @@ class Dnp3SequenceAnomaly(BaseDetector):
     name = "dnp3_sequence_anomaly"
     rule_ids = ("ICS-4004",)
     event_types = frozenset({"dnp3"})
+    directions = frozenset({"request"})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)

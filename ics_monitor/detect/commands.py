@@ -120,6 +120,7 @@ class S7PlusDownload(BaseDetector):
     name = "s7plus_download"
     rule_ids = ("ICS-1101",)
     event_types = frozenset({"s7comm_plus"})
+    directions = frozenset({"request"})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -261,6 +262,7 @@ class ModbusCommands(BaseDetector):
         "ICS-1308",
     )
     event_types = frozenset({"modbus"})
+    directions = frozenset({"request"})
     rule_tables: ClassVar[dict[int, dict[int, str]]] = {
         MODBUS_DIAGNOSTICS: MODBUS_DIAGNOSTIC_RULES,
         MODBUS_UMAS: MODBUS_UMAS_RULES,

@@ -6,7 +6,8 @@ detectors whose rules are all disabled, or that need a baseline or zones not giv
 none); ``advance`` runs time-driven checks and closes throttling windows; ``finish`` flushes the
 throttled summaries at the end of input.  Capture time drives everything: the engine ticks
 ``advance`` itself whenever a record's time crosses the next second, so a replay behaves like live
-traffic.  Per record the cost is one dict lookup plus the interested detectors' hooks.
+traffic.  Per record the cost is one dict lookup plus the hooks of the detectors interested in its
+type and direction.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ TICK_SECONDS = 1.0
 FLUSH_SECONDS = 10.0
 
 Hook = Callable[[Any, Emitter], None]
+# Record directions with hooks of their own (see ``BaseDetector.directions``); the last entry
+# (None) stands for every other record, which only direction-blind detectors see.
+_DIRECTIONS: tuple[str | None, ...] = ("request", "response", None)
 
 
 class DetectionEngine:
@@ -83,10 +87,15 @@ class DetectionEngine:
             if detector is not None:
                 self.detectors.append(detector)
         self.emitter = Emitter(rules, Throttle())
-        self._by_type: dict[str, list[Hook]] = {}
+        # Per event type: the hooks for requests, for responses, and for any other record.
+        self._by_type: dict[str, tuple[list[Hook], list[Hook], list[Hook]]] = {}
         for detector in self.detectors:
             for event_type in detector.event_types:
-                self._by_type.setdefault(event_type, []).append(detector.on_event)
+                lists = self._by_type.setdefault(event_type, ([], [], []))
+                directions = detector.directions
+                for position, direction in enumerate(_DIRECTIONS):
+                    if directions is None or direction in directions:
+                        lists[position].append(detector.on_event)
         self._flow_hooks = [d.on_flow for d in self.detectors if d.wants_flows]
         self._change_hooks = [d.on_changes for d in self.detectors if d.wants_changes]
         self._time_hooks: list[Callable[[float, Emitter], None]] = [
@@ -130,8 +139,10 @@ class DetectionEngine:
     def observe(self, event: Any) -> list[Alert]:
         """A protocol event or anomaly; other records (ARP, COTP ...) pass unless a detector wants them."""
         self._clock(event.ts)
-        hooks = self._by_type.get(event.event_type)
-        if hooks:
+        lists = self._by_type.get(event.event_type)
+        if lists is not None:
+            direction = getattr(event, "direction", None)
+            hooks = lists[0] if direction == "request" else lists[1] if direction == "response" else lists[2]
             emitter = self.emitter
             for hook in hooks:
                 hook(event, emitter)

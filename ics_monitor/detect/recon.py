@@ -64,6 +64,7 @@ class ModbusUnitSweep(BaseDetector):
     name = "modbus_unit_sweep"
     rule_ids = ("ICS-3001",)
     event_types = frozenset({"modbus"})
+    directions = frozenset({"request"})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -142,6 +143,7 @@ class DeviceIdEnumeration(BaseDetector):
     name = "device_id_enumeration"
     rule_ids = ("ICS-3003",)
     event_types = frozenset({"modbus", "dnp3"})
+    directions = frozenset({"request"})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -255,6 +257,7 @@ class Dnp3AddressSweep(BaseDetector):
     name = "dnp3_address_sweep"
     rule_ids = ("ICS-3005",)
     event_types = frozenset({"dnp3"})
+    directions = frozenset({"request"})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)

@@ -331,6 +331,19 @@ def test_replay_with_two_workers_equals_one(tmp_path: Path, scenario: str) -> No
         assert two[key] == one[key], key
 
 
+def test_baseline_learn_with_two_workers_equals_one(tmp_path: Path) -> None:
+    baselines = []
+    for workers in ("1", "2"):
+        target = tmp_path / f"baseline-{workers}.yaml"
+        state = tmp_path / f"state-{workers}"
+        learned = cli(
+            "baseline", "learn", "--workers", workers, "--state", str(state), "-o", str(target), str(DEMO[0])
+        )
+        assert learned.returncode == 0, learned.stderr
+        baselines.append(target.read_text())
+    assert baselines[0].count("\n") > 50 and baselines[1] == baselines[0]
+
+
 # -- failures --------------------------------------------------------------------------------------
 
 

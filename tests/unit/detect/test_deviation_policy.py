@@ -300,3 +300,39 @@ def test_new_client_writes_are_judged_against_the_server_profile() -> None:
         "ICS-5001",
         "ICS-5002",
     ]
+
+
+def test_engine_hands_records_to_the_directions_a_detector_declares() -> None:
+    """``directions`` narrows the records a detector is called with; None means all of them."""
+    from ics_monitor.detect.api import BaseDetector, Emitter
+    from ics_monitor.detect.engine import DETECTORS
+    from tests.unit.detect.records import anomaly
+
+    seen: dict[str, list[tuple[str, str | None]]] = {"requests": [], "all": []}
+
+    class Requests(BaseDetector):
+        name = "requests_only"
+        rule_ids = ("ICS-1001",)
+        event_types = frozenset({"modbus", "anomaly"})
+        directions = frozenset({"request"})
+
+        def on_event(self, event: Any, out: Emitter) -> None:
+            seen["requests"].append((event.event_type, event.direction))
+
+    class Everything(Requests):
+        name = "everything"
+        directions = None
+
+        def on_event(self, event: Any, out: Emitter) -> None:
+            seen["all"].append((event.event_type, event.direction))
+
+    engine = DetectionEngine(RULES, detectors=(Requests, Everything))
+    for record in (modbus(3), modbus(3, request=False), anomaly("modbus.bad_length")):
+        engine.observe(record)
+    assert seen["requests"] == [("modbus", "request")]
+    assert seen["all"] == [("modbus", "request"), ("modbus", "response"), ("anomaly", seen["all"][2][1])]
+    # The shipped request-only and response-only detectors declare theirs.
+    assert {cls.__name__ for cls in DETECTORS if cls.directions is not None} >= {
+        "ModbusCommands",
+        "ErrorStorm",
+    }
