@@ -510,17 +510,18 @@ def _analyse(
             if mode == LEARN and not saved and analysis.learner is not None:
                 keep_baseline(analysis.learner.baseline())
         store.finish_run({**_figures(stats, mode), **(extra_figures or {})})
-        run_alerts = [a for a in store.alerts() if a["alert_id"] in analysis.alert_ids]
+        shown_alerts, alert_counts = store.run_alerts(analysis.alert_ids, limit)
         print_replay_summary(
             _stdout_console(),
             stats,
             mode=mode,
             assets=[asset.to_dict() for asset in assets],
-            alerts=run_alerts,
-            new_alerts=sum(1 for a in run_alerts if a["alert_id"] not in known_alerts),
+            alerts=shown_alerts,
+            new_alerts=len(analysis.alert_ids - known_alerts),
             state=str(state),
             baseline=saved[0] if saved else (str(baseline_file) if mode == ENFORCE else None),
             limit=limit,
+            alert_counts=alert_counts,
         )
     _check_errors(stats)
     return stats

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -188,21 +189,28 @@ def _maker(asset: dict[str, Any]) -> str:
     return str(identity.get("vendor_name") or identity.get("manufacturer_name") or asset.get("vendor") or "")
 
 
-def render_alerts(console: Console, alerts: list[dict[str, Any]], limit: int | None = 30) -> None:
-    """Print alerts (``alert_to_dict`` dicts, most severe first) as a table, with counts by severity."""
-    counts = Counter(int(alert["severity"]) for alert in alerts)
+def render_alerts(
+    console: Console,
+    alerts: list[dict[str, Any]],
+    limit: int | None = 30,
+    counts: Mapping[int, int] | None = None,
+) -> None:
+    """Print alerts (``alert_to_dict`` dicts, most severe first) as a table, with counts by severity.
+
+    ``counts`` (per severity) when ``alerts`` holds only the first of more (``Store.run_alerts``).
+    """
+    if counts is None:
+        counts = Counter(int(alert["severity"]) for alert in alerts)
+    total = sum(counts.values())
     line = ", ".join(
-        f"[{SEVERITY_STYLES[level]}]{SEVERITY_LABELS[level]} {counts[level]}[/]" for level in (4, 3, 2, 1)
+        f"[{SEVERITY_STYLES[level]}]{SEVERITY_LABELS[level]} {counts.get(level, 0)}[/]"
+        for level in (4, 3, 2, 1)
     )
-    console.print(f"[bold]{len(alerts)}[/] alerts: {line}")
+    console.print(f"[bold]{total}[/] alerts: {line}")
     if not alerts:
         return
     shown = alerts if limit is None else alerts[:limit]
-    title = (
-        "Alerts"
-        if len(shown) == len(alerts)
-        else f"Alerts ({len(shown)} of {len(alerts)}: see `ics-monitor alerts`)"
-    )
+    title = "Alerts" if len(shown) == total else f"Alerts ({len(shown)} of {total}: see `ics-monitor alerts`)"
     table = Table(title=title, header_style="bold")
     for column in ("severity", "rule", "title", "source", "destination", "count", "first seen", "last seen"):
         table.add_column(column, justify="right" if column == "count" else "left")
@@ -238,6 +246,7 @@ def print_replay_summary(
     state: str,
     baseline: str | None,
     limit: int = 30,
+    alert_counts: Mapping[int, int] | None = None,
 ) -> None:
     """What a replay did: figures, the assets table, the alerts table by severity, where it all went."""
     span = (stats.last_ts or 0) - (stats.first_ts or 0)
@@ -253,8 +262,9 @@ def print_replay_summary(
     }
     console.print(f"mode: {modes.get(mode, mode)}" + (f" - baseline {baseline}" if baseline else ""))
     render_assets(console, assets, limit)
-    render_alerts(console, alerts, limit)
+    render_alerts(console, alerts, limit, alert_counts)
+    total = sum(alert_counts.values()) if alert_counts is not None else len(alerts)
     console.print(
-        f"{len(assets)} assets ({stats.asset_changes} changes this run), {len(alerts)} alerts this run "
+        f"{len(assets)} assets ({stats.asset_changes} changes this run), {total} alerts this run "
         f"({new_alerts} new); stored in {state}"
     )

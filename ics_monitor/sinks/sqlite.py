@@ -416,6 +416,39 @@ class Store:
             result.append(record)
         return result
 
+    def run_alerts(
+        self, alert_ids: Iterable[str], limit: int | None
+    ) -> tuple[list[dict[str, Any]], dict[int, int]]:
+        """The first ``limit`` of these stored alerts (in ``alerts`` order) and their count per severity.
+
+        What a run's summary shows, without reading every alert the store has ever held.
+        """
+        self.flush()
+        db = self._db
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS run_alert_ids (alert_id TEXT PRIMARY KEY)")
+        db.execute("DELETE FROM run_alert_ids")
+        db.executemany(
+            "INSERT OR IGNORE INTO run_alert_ids VALUES (?)", ((alert_id,) for alert_id in alert_ids)
+        )
+        counts = {
+            int(severity): int(count)
+            for severity, count in db.execute(
+                "SELECT severity, count(*) FROM alerts JOIN run_alert_ids USING (alert_id) GROUP BY severity"
+            )
+        }
+        query = (
+            "SELECT data, count, ts, last_ts FROM alerts JOIN run_alert_ids USING (alert_id) "
+            "ORDER BY severity DESC, ts, alert_id"
+        )
+        rows = db.execute(query + " LIMIT ?", (limit,)) if limit is not None else db.execute(query)
+        shown = []
+        for data, count, first, last in rows:
+            record = orjson.loads(data)
+            record["count"], record["ts"], record["last_ts"] = count, first, last
+            shown.append(record)
+        db.execute("DELETE FROM run_alert_ids")
+        return shown, counts
+
     # -- baseline --------------------------------------------------------------------------------------
 
     def save_baseline(self, path: Path) -> str:

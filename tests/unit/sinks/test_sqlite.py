@@ -115,6 +115,26 @@ def test_many_alerts_are_written_in_batches(tmp_path: Path) -> None:
     assert [a["severity"] for a in high] == sorted((a["severity"] for a in high), reverse=True)
 
 
+def test_run_alerts_are_the_runs_own_most_severe_first_with_counts(tmp_path: Path) -> None:
+    """A replay's summary: only its alerts (not the store's history), the first few in the order of
+    ``alerts``, and the count per severity of all of them; a second call sees its own ids only."""
+    with Store(tmp_path) as store:
+        earlier = [alert(key=f"old{index}", ts=10.0 + index, severity=4) for index in range(20)]
+        for record in earlier:
+            store.emit(record)
+        store.flush()
+        run = [alert(key=f"new{index}", ts=200.0 + index, severity=1 + index % 4) for index in range(30)]
+        for record in run:
+            store.emit(record)
+        ids = {record.alert_id for record in run}
+        shown, counts = store.run_alerts(ids, 5)
+        assert counts == {4: 7, 3: 7, 2: 8, 1: 8}
+        expected = [a for a in store.alerts() if a["alert_id"] in ids][:5]
+        assert shown == expected and [a["severity"] for a in shown] == [4] * 5
+        shown, counts = store.run_alerts({earlier[0].alert_id, "no-such-id"}, None)
+        assert [a["alert_id"] for a in shown] == [earlier[0].alert_id] and counts == {4: 1}
+
+
 def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
     Store(tmp_path).shutdown()
     db = sqlite3.connect(tmp_path / "store.sqlite")
