@@ -14,8 +14,12 @@ alerting keys flushes every few capture seconds.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 
 from ics_monitor.alerts.record import MAX_FRAMES, Alert, updated
+
+# Frames one alert carries (``Emitter.fire`` keeps the first ten of an occurrence).
+ALERT_FRAMES = 10
 
 # Open (rule, key) groups.  Each is a few hundred bytes; 20k bounds the table near 10 MB even when
 # every key is distinct (a scan), and a real network has far fewer alerting keys at a time.
@@ -76,6 +80,22 @@ class Throttle:
             heapq.heapify(self._ends)
         out.append(alert)
         return out
+
+    def absorb(self, rule_id: str, key: str, ts: float, last_ts: float, frames: Iterable[int]) -> bool:
+        """Count an occurrence in its open window, as ``offer`` would, without an alert built for it.
+
+        False when (rule id, key) has no open group or its window has passed: build the alert and
+        ``offer`` it then.  A storm of one alert key costs a dict lookup per occurrence.
+        """
+        group = self._groups.get((rule_id, key))
+        if group is None or ts > group.end:
+            return False
+        group.count += 1
+        group.last_ts = max(group.last_ts, last_ts)
+        room = MAX_FRAMES - len(group.frames)
+        if room > 0:
+            group.frames.extend(tuple(frames)[: min(room, ALERT_FRAMES)])
+        return True
 
     def flush(self, now: float | None = None) -> list[Alert]:
         """Close the groups whose window ended before ``now`` (all when ``now`` is None)."""

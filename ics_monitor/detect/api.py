@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ics_monitor.alerts.record import SEVERITY_NAMES, Alert, make_alert_id
-from ics_monitor.alerts.throttle import Throttle
+from ics_monitor.alerts.throttle import ALERT_FRAMES, Throttle
 from ics_monitor.detect.rules import RuleSet
 
 if TYPE_CHECKING:
@@ -69,6 +69,10 @@ class Emitter:
         rule = self.rules.get(rule_id)
         if not rule.enabled:
             return
+        if rule.throttle > 0 and self.throttle.absorb(
+            rule_id, key, ts, ts if last_ts is None else last_ts, frames
+        ):
+            return  # one more occurrence of an alert already out in this window
         where = _endpoints(source)
         if endpoints:
             where.update(endpoints)
@@ -99,7 +103,7 @@ class Emitter:
             ts=ts,
             last_ts=ts if last_ts is None else last_ts,
             count=count,
-            frames=tuple(frames)[:10],
+            frames=tuple(frames)[:ALERT_FRAMES],
         )
         self.out.extend(self.throttle.offer(alert, rule.throttle))
 

@@ -168,3 +168,24 @@ def test_throttle_flush_by_time_matches_a_walk_over_every_group() -> None:
             flushed += len(got)
     assert flushed > 50
     assert len(throttle._ends) <= 2 * throttle.max_groups + 1024
+
+
+def test_throttle_absorb_counts_as_offer_does() -> None:
+    """``absorb`` (no alert built) and ``offer`` leave the same groups and emit the same updates."""
+    offered, absorbed = Throttle(), Throttle()
+    counts: list[int] = []
+    for step in range(40):
+        ts = 100.0 + step * 3
+        frames = tuple(range(step * 3, step * 3 + 3))
+        key = f"k{step % 3}"
+        window = 20.0 if step % 2 else 7.0
+        expect = offered.offer(_alert(ts, key=key, frames=frames[:10]), window)
+        counts += [a.count for a in expect]
+        if not absorbed.absorb("ICS-1001", key, ts, ts, iter(frames)):
+            assert absorbed.offer(_alert(ts, key=key, frames=frames[:10]), window) == expect
+        else:
+            assert expect == []
+    left = [(a.key, a.count, a.last_ts, a.frames) for a in offered.flush()]
+    assert [(a.key, a.count, a.last_ts, a.frames) for a in absorbed.flush()] == left
+    assert max(counts + [count for _, count, _, _ in left]) > 2
+    assert not Throttle().absorb("ICS-1001", "k0", 100.0, 100.0, ())
