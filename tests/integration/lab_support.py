@@ -57,8 +57,29 @@ def wait_for(predicate: Any, what: str, timeout: float = 20.0) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def settled(path: Path, quiet: float = 1.5) -> bool:
-    """True once ``path`` holds frames and its size has not changed for ``quiet`` seconds."""
+def modbus_records_in(path: Path) -> int:
+    """Modbus records in the capture ``path`` so far (one still being written is read up to its end)."""
+    from ics_monitor.capture import open_captures
+    from ics_monitor.config import Config
+    from ics_monitor.core.errors import CaptureError
+    from ics_monitor.dissect import default_registry
+    from ics_monitor.pipeline import Pipeline
+    from ics_monitor.sinks.memory import ListSink
+
+    sink = ListSink()
+    try:
+        Pipeline(Config(), default_registry(), event_sinks=[sink]).run(open_captures([str(path)]))
+    except CaptureError:  # not even a whole file header yet
+        return 0
+    return sum(1 for record in sink.records if record.event_type == "modbus")
+
+
+def settled(path: Path, quiet: float = 1.5, modbus: int = 0) -> bool:
+    """True once ``path`` holds frames (at least ``modbus`` Modbus records) and its size has not
+    changed for ``quiet`` seconds.  A sniffer starved of CPU by a busy test run can be quiet for
+    longer than ``quiet`` with frames still queued for it: the count waits for those."""
+    if modbus and modbus_records_in(path) < modbus:
+        return False
     size = path.stat().st_size
     deadline = time.monotonic() + quiet
     while time.monotonic() < deadline:

@@ -186,7 +186,7 @@ def test_live_on_span_port_equals_replay_of_tcpdump(lab: Any, tmp_path: Path) ->
     assert "done, 0 failures" in result.stdout
     # tcpdump (libpcap, TPACKET_V3 without --immediate-mode) writes a block of frames only when the
     # block times out (1 s) and drops what it holds at SIGTERM: wait until its file stops growing.
-    wait_for(lambda: settled(tcpdump_file), "tcpdump to write the capture")
+    wait_for(lambda: settled(tcpdump_file, modbus=12 * ROUNDS), "tcpdump to write the capture")
     assert net.stop(monitor, signal.SIGINT, grace=30) == 0, live_log.read_text(errors="replace")
     net.stop(tcpdump)
     net.stop(server)

@@ -100,7 +100,7 @@ def test_two_workers_on_span_port_equal_replay_of_tcpdump(lab: Any, tmp_path: Pa
     for _ in range(CONNECTIONS):
         result = net.run("hmi", [*PEER, "client", PLC_IP])
         assert "done, 0 failures" in result.stdout
-    wait_for(lambda: settled(tcpdump_file), "tcpdump to write the capture")
+    wait_for(lambda: settled(tcpdump_file, modbus=12 * ROUNDS * CONNECTIONS), "tcpdump to write the capture")
     assert net.stop(monitor, signal.SIGINT, grace=30) == 0, live_log.read_text(errors="replace")
     net.stop(tcpdump)
     net.stop(server)
