@@ -236,7 +236,6 @@ def run_shard(
     period = tick if tick is not None else 0.0
     next_tick = -float("inf")
     out: list[Any] = []
-    figures = ShardFigures()
     frame_no = 0
     total_bytes = 0
     ip_packets = 0
@@ -312,13 +311,7 @@ def run_shard(
     _collect(out, base + STAGE_FLOW, index, FLOW, table_records)
     out.append((base + STAGE_MARK, index, MARK, position() if report_position else 0))
     send(out)
-    figures.frames = frame_no
-    figures.bytes = total_bytes
-    figures.ip_packets = ip_packets
-    figures.arp_packets = arp_packets
-    figures.first_ts = first_ts
-    figures.last_ts = ts
-    return figures
+    return ShardFigures(frame_no, total_bytes, ip_packets, arp_packets, first_ts, ts)
 
 
 def _collect(out: list[Any], order: int, index: int, kind: int, records: list[Any]) -> None:
