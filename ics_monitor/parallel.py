@@ -71,23 +71,15 @@ from ics_monitor.capture.ring import DEFAULT_RING_SIZE
 from ics_monitor.config import Config
 from ics_monitor.core.errors import CaptureError, IcsMonitorError
 from ics_monitor.dissect import Registry
-from ics_monitor.pipeline import Pipeline, RunStats, arp_event
+from ics_monitor.pipeline import Pipeline, RunStats
 from ics_monitor.shard import (
     ARP,
-    BATCH_RECORDS,
     EVENT,
     FLOW,
     MARK,
     MARSHAL,
-    STAGE_ARP,
-    STAGE_DECODE,
-    STAGE_DISSECT,
-    STAGE_FLOW,
-    STAGE_FLOW_ANOMALY,
-    STAGE_MARK,
-    STAGE_TICK,
     TICK,
-    advance_clock,
+    LiveShard,
     lines_marshalled,
     marshalled,
     merge_into,
@@ -102,15 +94,6 @@ _PREFETCH_BATCHES = 128
 MAX_WORKERS = 64
 
 # The per-frame and per-record parts live in ``shard`` (compiled with the hot path).
-_STAGE_TICK, _STAGE_ARP, _STAGE_DECODE = STAGE_TICK, STAGE_ARP, STAGE_DECODE
-_STAGE_DISSECT, _STAGE_FLOW_ANOMALY, _STAGE_FLOW, _STAGE_MARK = (
-    STAGE_DISSECT,
-    STAGE_FLOW_ANOMALY,
-    STAGE_FLOW,
-    STAGE_MARK,
-)
-_BATCH_RECORDS = BATCH_RECORDS
-_advance_clock = advance_clock
 
 
 class WorkerError(IcsMonitorError):
@@ -729,99 +712,36 @@ def _work_live(
     lock: Any,
     conn: Connection,
 ) -> dict[str, Any]:
-    decoder = pipeline.decoder
-    decode = decoder.decode
+    send_bytes = conn.send_bytes
     table = pipeline.table
-    process = table.process
-    decoder_anomalies = decoder.anomalies
-    table_records = table.records
-    table_anomalies = table.anomalies
-    engine_events = pipeline.engine.events if pipeline.engine is not None else []
-    want_arp = spec.emit_arp or spec.tick is not None
-    ticks = spec.tick is not None
-    tick = spec.tick or 0.0
-    send = conn.send_bytes
-    out: list[tuple[int, int, int, Any]] = []
-    # The last order sent: the stream must never go back (a heartbeat may repeat a frame number).
-    floor = 0
-    next_tick = -float("inf")
-    counts = [0, 0]  # IP packets, ARP packets
-    first_ts: list[float] = []
-    acquire = lock.acquire
-    release = lock.release
 
-    def drain(base: int) -> None:
-        for stage, kind, records in (
-            (_STAGE_DECODE, EVENT, decoder_anomalies),
-            (_STAGE_DISSECT, EVENT, engine_events),
-            (_STAGE_FLOW_ANOMALY, EVENT, table_anomalies),
-            (_STAGE_FLOW, FLOW, table_records),
-        ):
-            if records:
-                order = max(floor, base + stage)
-                out.extend([(order, index, kind, record) for record in records])
-                records.clear()
+    def send(batch: list[Any]) -> None:
+        send_bytes(_dumps(batch))
 
     def figures() -> _LiveFigures:
         return _LiveFigures(
             source.packets, source.bytes, source.statistics(), len(table.flows), table.evicted
         )
 
-    def flush(quiet_at: float | None) -> None:
-        nonlocal out, floor
-        # At the counter's value: every frame this worker takes later gets a larger number.
-        order = max(floor, counter.value << 3 | _STAGE_MARK)
-        if quiet_at is not None:
-            _advance_clock(table, quiet_at)
-            drain(counter.value << 3)
-        out.append((order, index, MARK, (quiet_at, figures())))
-        floor = order
-        send(_dumps(out))
-        out = []
-
-    def on_tick(now: float, quiet: bool) -> None:
-        flush(now if quiet else None)
-
-    source.on_tick = on_tick
-    ts = 0.0
-    for ts, link_type, data, wire_len in source:
-        acquire()
-        frame_no = counter.value + 1
-        counter.value = frame_no
-        release()
-        base = frame_no << 3
-        if ticks and ts >= next_tick:
-            out.append((base + _STAGE_TICK, index, TICK, ts))
-            next_tick = ts + tick
-        if not first_ts:
-            first_ts.append(ts)
-        pkt = decode(frame_no, ts, link_type, data, wire_len)
-        if pkt is not None:
-            if pkt.ip_version:
-                counts[0] += 1
-                process(pkt)
-            elif pkt.arp is not None:
-                counts[1] += 1
-                if want_arp:
-                    out.append((base + _STAGE_ARP, index, ARP, arp_event(pkt)))
-        if decoder_anomalies or engine_events or table_anomalies or table_records:
-            drain(base)
-        if len(out) >= _BATCH_RECORDS:
-            floor = max(floor, out[-1][0])
-            send(_dumps(out))
-            out = []
-    # Stopped: fragments, flows and dissectors flush, as at the end of a replay.
-    decoder.flush()
-    table.flush()
-    drain(counter.value << 3)
-    flush(None)  # also the final figures: the source closed its sockets, reading the last counters
+    shard = LiveShard(
+        pipeline,
+        source,
+        index,
+        counter,
+        lock,
+        send,
+        spec.tick,
+        spec.emit_arp or spec.tick is not None,
+        figures,
+    )
+    shard.run()
     return {
         "frames": source.packets,
         "bytes": source.bytes,
-        "ip_packets": counts[0],
-        "arp_packets": counts[1],
-        "first_ts": first_ts[0] if first_ts else None,
-        "last_ts": ts if first_ts else None,
+        "ip_packets": shard.ip_packets,
+        "arp_packets": shard.arp_packets,
+        "first_ts": shard.first_ts,
+        "last_ts": shard.last_ts if shard.first_ts is not None else None,
         "figures": figures(),
         "errors": [(error.path, error.reason, error.offset) for error in source.errors],
     }

@@ -548,3 +548,135 @@ def merge_into(pipeline: Pipeline, streams: list[Any]) -> None:
                 progress(record, item[0] >> 3)
             if held:
                 pipeline._drain_events(held)
+
+
+# -- the live worker loop ----------------------------------------------------------------------------
+
+
+class LiveShard:
+    """A live worker: decode what its fanout sockets give, batch the records, send them on.
+
+    Frame numbers come from ``counter`` (shared by all workers, under ``lock``), taken as each
+    frame leaves a socket; ``flush`` sends a mark carrying ``figures()`` (the worker's counters),
+    and ``on_tick`` (the source's quiet-link tick) flushes, moving the flow table's clock when the
+    link was quiet, so the merge never waits for frames that will not come.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        source: Any,
+        index: int,
+        counter: Any,
+        lock: Any,
+        send: Callable[[list[Any]], None],
+        tick: float | None,
+        want_arp: bool,
+        figures: Callable[[], Any],
+    ) -> None:
+        self.pipeline = pipeline
+        self.source = source
+        self.index = index
+        self.counter = counter
+        self.lock = lock
+        self.send = send
+        self.tick = tick
+        self.want_arp = want_arp
+        self.figures = figures
+        engine = pipeline.engine
+        self.engine_events: list[Any] = engine.events if engine is not None else []
+        self.out: list[Any] = []
+        # The last order sent: the stream must never go back (a heartbeat may repeat a frame number).
+        self.floor = 0
+        self.ip_packets = 0
+        self.arp_packets = 0
+        self.first_ts: float | None = None
+        self.last_ts = 0.0
+
+    def drain(self, base: int) -> None:
+        """What the decoder, dissectors and flow table produced, as records of frame ``base``."""
+        pipeline = self.pipeline
+        table = pipeline.table
+        self._take(base + STAGE_DECODE, EVENT, pipeline.decoder.anomalies)
+        self._take(base + STAGE_DISSECT, EVENT, self.engine_events)
+        self._take(base + STAGE_FLOW_ANOMALY, EVENT, table.anomalies)
+        self._take(base + STAGE_FLOW, FLOW, table.records)
+
+    def _take(self, order: int, kind: int, records: list[Any]) -> None:
+        if records:
+            _collect(self.out, max(self.floor, order), self.index, kind, records)
+
+    def flush(self, quiet_at: float | None) -> None:
+        """Send what is batched with a mark (the link quiet since ``quiet_at``, when given)."""
+        # At the counter's value: every frame this worker takes later gets a larger number.
+        value: int = self.counter.value
+        order = max(self.floor, value << 3 | STAGE_MARK)
+        if quiet_at is not None:
+            advance_clock(self.pipeline.table, quiet_at)
+            self.drain(value << 3)
+        self.out.append((order, self.index, MARK, (quiet_at, self.figures())))
+        self.floor = order
+        batch = self.out
+        self.out = []
+        self.send(batch)
+
+    def on_tick(self, now: float, quiet: bool) -> None:
+        """The source's tick: flush, saying whether the link was quiet."""
+        self.flush(now if quiet else None)
+
+    def run(self) -> None:
+        """Read the source until it stops; then flush everything, as at the end of a replay."""
+        pipeline = self.pipeline
+        decoder = pipeline.decoder
+        decode = decoder.decode
+        table = pipeline.table
+        process = table.process
+        decoder_anomalies = decoder.anomalies
+        table_records = table.records
+        table_anomalies = table.anomalies
+        engine_events = self.engine_events
+        counter = self.counter
+        lock = self.lock
+        index = self.index
+        ticks = self.tick is not None
+        period = self.tick if self.tick is not None else 0.0
+        next_tick = -float("inf")
+        source = self.source
+        source.on_tick = self.on_tick
+        for frame in source:
+            ts: float = frame[0]
+            link_type: int = frame[1]
+            data: bytes = frame[2]
+            wire_len: int = frame[3]
+            lock.acquire()
+            frame_no: int = counter.value + 1
+            counter.value = frame_no
+            lock.release()
+            base = frame_no << 3
+            if ticks and ts >= next_tick:
+                self.out.append((base + STAGE_TICK, index, TICK, ts))
+                next_tick = ts + period
+            if self.first_ts is None:
+                self.first_ts = ts
+            self.last_ts = ts
+            pkt = decode(frame_no, ts, link_type, data, wire_len)
+            if pkt is not None:
+                if pkt.ip_version:
+                    self.ip_packets += 1
+                    process(pkt)
+                elif pkt.arp is not None:
+                    self.arp_packets += 1
+                    if self.want_arp:
+                        self.out.append((base + STAGE_ARP, index, ARP, arp_event(pkt)))
+            if decoder_anomalies or engine_events or table_anomalies or table_records:
+                self.drain(base)
+            if len(self.out) >= BATCH_RECORDS:
+                batch = self.out
+                self.floor = max(self.floor, batch[-1][0])
+                self.out = []
+                self.send(batch)
+        # Stopped: fragments, flows and dissectors flush, as at the end of a replay.
+        decoder.flush()
+        table.flush()
+        self.drain(counter.value << 3)
+        self.flush(None)  # also the final figures: the source closed its sockets, reading the last counters
