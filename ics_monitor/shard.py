@@ -227,11 +227,7 @@ def run_shard(
     decode = decoder.decode
     table = pipeline.table
     process = table.process
-    decoder_anomalies = decoder.anomalies
-    table_records = table.records
-    table_anomalies = table.anomalies
-    engine = pipeline.engine
-    engine_events: list[Any] = engine.events if engine is not None else []
+    decoder_anomalies, engine_events, table_anomalies, table_records = outputs(pipeline)
     ticks = index == 0 and tick is not None
     period = tick if tick is not None else 0.0
     next_tick = -float("inf")
@@ -312,6 +308,17 @@ def run_shard(
     out.append((base + STAGE_MARK, index, MARK, position() if report_position else 0))
     send(out)
     return ShardFigures(frame_no, total_bytes, ip_packets, arp_packets, first_ts, ts)
+
+
+def outputs(pipeline: Pipeline) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    """The lists a frame's records appear in, in the order they are handed on.
+
+    Decoder anomalies, dissector events, flow-table anomalies, flow records; each list is emptied
+    by whoever reads it.
+    """
+    engine = pipeline.engine
+    events: list[Any] = engine.events if engine is not None else []
+    return pipeline.decoder.anomalies, events, pipeline.table.anomalies, pipeline.table.records
 
 
 def _collect(out: list[Any], order: int, index: int, kind: int, records: list[Any]) -> None:
@@ -583,8 +590,6 @@ class LiveShard:
         self.tick = tick
         self.want_arp = want_arp
         self.figures = figures
-        engine = pipeline.engine
-        self.engine_events: list[Any] = engine.events if engine is not None else []
         self.out: list[Any] = []
         # The last order sent: the stream must never go back (a heartbeat may repeat a frame number).
         self.floor = 0
@@ -595,12 +600,11 @@ class LiveShard:
 
     def drain(self, base: int) -> None:
         """What the decoder, dissectors and flow table produced, as records of frame ``base``."""
-        pipeline = self.pipeline
-        table = pipeline.table
-        self._take(base + STAGE_DECODE, EVENT, pipeline.decoder.anomalies)
-        self._take(base + STAGE_DISSECT, EVENT, self.engine_events)
-        self._take(base + STAGE_FLOW_ANOMALY, EVENT, table.anomalies)
-        self._take(base + STAGE_FLOW, FLOW, table.records)
+        decoder_anomalies, engine_events, table_anomalies, table_records = outputs(self.pipeline)
+        self._take(base + STAGE_DECODE, EVENT, decoder_anomalies)
+        self._take(base + STAGE_DISSECT, EVENT, engine_events)
+        self._take(base + STAGE_FLOW_ANOMALY, EVENT, table_anomalies)
+        self._take(base + STAGE_FLOW, FLOW, table_records)
 
     def _take(self, order: int, kind: int, records: list[Any]) -> None:
         if records:
@@ -631,10 +635,7 @@ class LiveShard:
         decode = decoder.decode
         table = pipeline.table
         process = table.process
-        decoder_anomalies = decoder.anomalies
-        table_records = table.records
-        table_anomalies = table.anomalies
-        engine_events = self.engine_events
+        decoder_anomalies, engine_events, table_anomalies, table_records = outputs(pipeline)
         counter = self.counter
         lock = self.lock
         index = self.index
