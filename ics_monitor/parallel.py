@@ -27,7 +27,8 @@ ending at the same frame in different workers may come out in another order).  W
 emits the analysis clock ticks and the progress position.
 
 Workers start from a fork server (``WorkerSpec`` says what to build): a fresh process, not a copy
-of a parent that may hold a large baseline.  Records cross the pipe pickled as (class, field values) (see ``_BatchPickler``); when nothing
+of a parent that may hold a large baseline.  Records cross the pipe as marshal data (class number
+and field dict, see ``shard.marshalled``; pickle for what marshal refuses); when nothing
 but JSON-lines files is downstream and there is no analysis (``dissect``/``flows -o``), the workers
 serialise the lines themselves and the parent only writes them in order.
 
@@ -50,7 +51,6 @@ import contextlib
 import dataclasses
 import gc
 import heapq
-import io
 import multiprocessing
 import os
 import pickle
@@ -62,7 +62,6 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
-from operator import attrgetter
 from typing import Any, NamedTuple
 
 from ics_monitor.capture import open_captures
@@ -93,8 +92,6 @@ _PREFETCH_BATCHES = 128
 # More processes than this is a typing error, not a sensor.
 MAX_WORKERS = 64
 
-# The per-frame and per-record parts live in ``shard`` (compiled with the hot path).
-
 
 class WorkerError(IcsMonitorError):
     """A worker process failed or died; what was merged before it is kept."""
@@ -102,68 +99,13 @@ class WorkerError(IcsMonitorError):
 
 # -- batch transport -------------------------------------------------------------------------------
 #
-# Batches go as marshal data (``shard.marshalled``).  What marshal refuses goes as pickle: slotted
-# dataclass records as (class, field values) read by one C-level attrgetter and set back by
-# per-class generated straight-line code (their default pickling loops in Python).
-
-_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]] | None] = {}
-_REBUILDERS: dict[type, Callable[[tuple[Any, ...]], Any]] = {}
-
-
-def _slot_fields(cls: type) -> list[str] | None:
-    """Field names of a slotted dataclass whose slots are exactly its fields, else None."""
-    if not dataclasses.is_dataclass(cls):
-        return None
-    names = [field.name for field in dataclasses.fields(cls)]
-    slots: set[str] = set()
-    for klass in cls.__mro__:
-        if "__dict__" in klass.__dict__ and klass is not object:
-            return None  # instances have a __dict__: keep the default pickling
-        slots.update(klass.__dict__.get("__slots__", ()))
-    return names if slots == set(names) and len(names) > 1 else None
-
-
-def _rebuild(cls: type, values: tuple[Any, ...]) -> Any:
-    """Unpickling side: a record from its class and field values (see ``_BatchPickler``)."""
-    rebuild = _REBUILDERS.get(cls)
-    if rebuild is None:
-        names = _slot_fields(cls)
-        assert names is not None
-        namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
-        lines = ["def rebuild(values):", "    record = new(cls)"]
-        for position, name in enumerate(names):
-            owner = next(klass for klass in cls.__mro__ if name in klass.__dict__)
-            namespace[f"set_{position}"] = owner.__dict__[name].__set__
-            lines.append(f"    set_{position}(record, values[{position}])")
-        lines.append("    return record")
-        # Generated from field positions only (no data): straight-line code is the fast part.
-        exec("\n".join(lines), namespace)
-        rebuild = _REBUILDERS[cls] = namespace["rebuild"]
-    return rebuild(values)
-
-
-class _BatchPickler(pickle.Pickler):
-    """Pickles slotted dataclass records as ``_rebuild(class, values)``."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        cls = type(obj)
-        try:
-            getter = _GETTERS[cls]
-        except KeyError:
-            names = _slot_fields(cls) if cls is not type else None
-            getter = _GETTERS[cls] = attrgetter(*names) if names else None
-        if getter is None:
-            return NotImplemented
-        return _rebuild, (cls, getter(obj))
+# Batches go as marshal data (``shard.marshalled``, ``shard.lines_marshalled``); the few marshal
+# refuses (a live mark carries a named tuple) go as pickle.
 
 
 def _dumps(batch: list[Any]) -> bytes:
     data = marshalled(batch)
-    if data is not None:
-        return data
-    buffer = io.BytesIO()
-    _BatchPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(batch)
-    return buffer.getvalue()
+    return data if data is not None else pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _dumps_lines(batch: list[Any]) -> bytes:
@@ -392,7 +334,7 @@ def run_sharded(
             streams.append(_Stream(index, process, reader))
         gc.unfreeze()
         try:
-            _merge(pipeline, streams)
+            merge_into(pipeline, streams)
         finally:
             _summarise(stats, streams)
             pipeline.finish_merged()
@@ -419,11 +361,6 @@ def _taker(pipeline: Pipeline) -> Callable[[int, Any], bool]:
         return True
 
     return take
-
-
-def _merge(pipeline: Pipeline, streams: list[_Stream]) -> None:
-    """Hand the merged records to sinks and analysis, as ``Pipeline.run`` does frame by frame."""
-    merge_into(pipeline, list(streams))
 
 
 def _summarise(stats: RunStats, streams: list[_Stream]) -> None:
@@ -590,7 +527,7 @@ class LiveShards:
         return stats
 
     def _merge(self, pipeline: Pipeline, streams: list[_LiveStream]) -> None:
-        """``_merge`` for live records, plus the heartbeats: figures, the on_tick hook, stopping."""
+        """``shard.merge_into`` for live records, plus the heartbeats: figures, the on_tick hook, stopping."""
         take = _taker(pipeline)
         analysis = pipeline.analysis
         held = analysis.anomalies if analysis is not None else []
