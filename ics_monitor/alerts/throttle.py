@@ -18,9 +18,6 @@ from collections.abc import Iterable
 
 from ics_monitor.alerts.record import MAX_FRAMES, Alert, updated
 
-# Frames one alert carries (``Emitter.fire`` keeps the first ten of an occurrence).
-ALERT_FRAMES = 10
-
 # Open (rule, key) groups.  Each is a few hundred bytes; 20k bounds the table near 10 MB even when
 # every key is distinct (a scan), and a real network has far fewer alerting keys at a time.
 MAX_GROUPS = 20_000
@@ -94,7 +91,7 @@ class Throttle:
         group.last_ts = max(group.last_ts, last_ts)
         room = MAX_FRAMES - len(group.frames)
         if room > 0:
-            group.frames.extend(tuple(frames)[: min(room, ALERT_FRAMES)])
+            group.frames.extend(tuple(frames)[:room])
         return True
 
     def flush(self, now: float | None = None) -> list[Alert]:

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from ics_monitor.alerts.record import SEVERITY_NAMES, Alert, make_alert_id
-from ics_monitor.alerts.throttle import ALERT_FRAMES, Throttle
+from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES, Alert, make_alert_id
+from ics_monitor.alerts.throttle import Throttle
 from ics_monitor.detect.rules import RuleSet
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class Emitter:
             ts=ts,
             last_ts=ts if last_ts is None else last_ts,
             count=count,
-            frames=tuple(frames)[:ALERT_FRAMES],
+            frames=tuple(frames)[:MAX_FRAMES],
         )
         self.out.extend(self.throttle.offer(alert, rule.throttle))
 

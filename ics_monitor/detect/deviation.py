@@ -425,14 +425,16 @@ class BaselineDeviation(BaseDetector):
                 )
             # The hot path of polling traffic: every value against its limits in two C loops; the
             # value-by-value walk only when one is out of range.
-            if bounds is None or not (any(map(lt, values, bounds[0])) or any(map(gt, values, bounds[1]))):
+            if bounds is None:
+                return
+            lows, highs = bounds
+            if not (any(map(lt, values, lows)) or any(map(gt, values, highs))):
                 return
             prefix = f"{TABLE_ABBREVIATIONS[table]}:{unit}:"
             for offset, value in enumerate(values):
-                point = f"{prefix}{address + offset}"
-                limit = limits.get(point)
-                if limit is not None and not limit[0] <= value <= limit[1]:
-                    self._out_of_range("ICS-5007", conversation, event, point, value, limit, out)
+                if not lows[offset] <= value <= highs[offset]:  # unlearned points are unbounded
+                    point = f"{prefix}{address + offset}"
+                    self._out_of_range("ICS-5007", conversation, event, point, value, limits[point], out)
         elif event_type == "dnp3" and event.function_code in DNP3_RESPONSE_FUNCTIONS:
             limits = self._limits(conversation, "read")
             if not limits:
