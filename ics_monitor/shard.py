@@ -336,7 +336,10 @@ def _collect(out: list[Any], order: int, index: int, kind: int, records: list[An
 # ways.  It refuses anything but the exact built-in types (an enum, a named tuple ...): for such a
 # batch, or a record of another kind of class, ``marshalled`` says None and ``parallel`` pickles.
 
-MARSHAL = b"M"  # first byte of a marshalled batch (a pickle starts with its protocol opcode 0x80)
+# A pickle (protocol 2 and later) starts with its PROTO opcode; marshal data never does (its first
+# byte is a type code, possibly with the 0x80 reference flag set: never the bare flag).  The batch
+# goes out as marshal made it: prefixing a marker byte copied every batch once more.
+PICKLE_PROTO = 0x80
 _LINE = orjson.OPT_APPEND_NEWLINE  # as JsonLinesSink writes them
 
 _DICT_BACKED: dict[type, bool] = {}
@@ -386,7 +389,7 @@ def marshalled(batch: list[Any]) -> bytes | None:
             items.append((item[0], item[1], kind, -1, record))
     table = [(cls.__module__, cls.__qualname__) for cls in classes]
     try:
-        return MARSHAL + marshal.dumps((table, items))
+        return marshal.dumps((table, items))
     except ValueError:  # a value of a type marshal does not take
         return None
 
@@ -413,14 +416,14 @@ def lines_marshalled(batch: list[Any]) -> tuple[bytes | None, list[Any]]:
         else:
             lines.append((item[0], item[1], kind, -1, record))
     try:
-        return MARSHAL + marshal.dumps(([], lines)), lines
+        return marshal.dumps(([], lines)), lines
     except ValueError:  # a tick or mark of a type marshal does not take
         return None, [(line[0], line[1], line[2], line[4]) for line in lines]
 
 
 def unmarshalled(data: bytes) -> list[Any]:
-    """A batch from ``marshalled`` or ``lines_marshalled`` (``data`` starts with ``MARSHAL``)."""
-    decoded = marshal.loads(memoryview(data)[1:])
+    """A batch from ``marshalled`` or ``lines_marshalled``."""
+    decoded = marshal.loads(data)
     classes = [_class(entry[0], entry[1]) for entry in decoded[0]]
     new = object.__new__
     install = object.__setattr__
