@@ -8,9 +8,11 @@ sessions as on a busy OT network.  Then it times, each in its own process:
 * ``ics-monitor flows -o /dev/null`` (decode, flows, TCP reassembly, protocol detection) beside
   ``tshark -r FILE -q -z io,phs`` on the 1M file (target: >= 1.5x tshark's rate);
 * ``ics-monitor flows`` on the 3M file, to show RSS does not grow with the capture;
-* ``ics-monitor dissect -o /dev/null`` for every protocol whose template capture is present.
+* ``ics-monitor dissect -o /dev/null`` for every protocol whose template capture is present (as
+  run by default: worker processes for a capture this size, one per CPU up to 4).
 
-Peak RSS comes from ``wait4`` of each child.  Figures are wall clock on this machine: compare ratios,
+Peak RSS comes from ``wait4`` of each child: with workers, that of the largest process
+(``bench_workers.py`` sums the whole process tree).  Figures are wall clock on this machine: compare ratios,
 not absolute numbers.
 """
 
@@ -206,7 +208,7 @@ def main() -> None:
         )
         line(
             name,
-            "ics-monitor dissect -o /dev/null",
+            "ics-monitor dissect -o /dev/null (default workers)",
             count,
             [CLI, "dissect", "-o", "/dev/null", str(big)],
             baseline,

@@ -222,3 +222,30 @@ def test_replay_picks_workers_by_capture_size_and_cpus(monkeypatch: Any) -> None
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
     assert app._auto_workers(None, source) == app.MAX_AUTO_WORKERS
     assert app._auto_workers(1, source) == 1
+
+
+def test_dissect_shards_large_captures_by_default(monkeypatch: Any, tmp_path: Path) -> None:
+    """dissect picks its workers as replay does: from the size threshold on it runs sharded (the
+    real worker processes), and writes the same lines as one process."""
+    from typer.testing import CliRunner
+
+    from ics_monitor import parallel
+    from ics_monitor.cli import app
+
+    runs: list[int] = []
+    real = parallel.run_sharded
+
+    def counted(pipeline: Any, paths: list[str], workers: int, *args: Any) -> Any:
+        runs.append(workers)
+        return real(pipeline, paths, workers, *args)
+
+    monkeypatch.setattr(parallel, "run_sharded", counted)
+    one = tmp_path / "one.jsonl"
+    assert run("dissect", "--workers", "1", "-o", str(one), ALL_FUNCTIONS).returncode == 0
+    monkeypatch.setattr(app, "AUTO_WORKERS_BYTES", 1)
+    monkeypatch.setattr(app.os, "sched_getaffinity", lambda pid: {0, 1})
+    default = tmp_path / "default.jsonl"
+    result = CliRunner().invoke(app.app, ["dissect", "-o", str(default), ALL_FUNCTIONS])
+    assert result.exit_code == 0, result.output
+    assert runs == [2]
+    assert default.read_bytes() == one.read_bytes()
