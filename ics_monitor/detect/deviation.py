@@ -319,10 +319,21 @@ class BaselineDeviation(BaseDetector):
                 ):
                     self._new_target(conversation, event, f"{area} {span[0]}-{span[1]}", out)
                 if self.check_written_values and index < len(data_items):
-                    for value in (data_items[index].get("values") or ())[:MAX_VALUES_CHECKED]:
-                        self._value(
-                            "ICS-5006", conversation, event, f"{area}:{item.get('address')}", value, out
-                        )
+                    values = data_items[index].get("values")
+                    if not values:
+                        continue
+                    # Every value of an item is judged against the item's one point: look it up once.
+                    point = f"{area}:{item.get('address')}"
+                    limit = self._written_limit(conversation, point)
+                    if limit is None:
+                        continue
+                    for value in values[:MAX_VALUES_CHECKED]:
+                        if isinstance(value, bool):
+                            value = int(value)
+                        elif not isinstance(value, (int, float)):
+                            continue
+                        if not limit[0] <= value <= limit[1]:
+                            self._out_of_range("ICS-5006", conversation, event, point, value, limit, out)
 
     def _new_target(self, conversation: Conversation, event: Any, target: str, out: Emitter) -> None:
         if not self.seen.first(("target", conversation.key, target)):
@@ -361,6 +372,17 @@ class BaselineDeviation(BaseDetector):
             limits = margins[kind][2]
         return limits
 
+    def _written_limit(
+        self, conversation: Conversation, point: str
+    ) -> tuple[float, float, float, float] | None:
+        """The limits a write to ``point`` is judged by.
+
+        A register nobody wrote while learning is judged by the values it was read with.
+        """
+        return self._limits(conversation, "written").get(point) or self._limits(conversation, "read").get(
+            point
+        )
+
     def _value(
         self, rule_id: str, conversation: Conversation, event: Any, point: str, value: Any, out: Emitter
     ) -> None:
@@ -369,10 +391,7 @@ class BaselineDeviation(BaseDetector):
         elif not isinstance(value, (int, float)):
             return
         if rule_id == "ICS-5006":
-            # A register nobody wrote while learning is judged by the values it was read with.
-            limit = self._limits(conversation, "written").get(point) or self._limits(
-                conversation, "read"
-            ).get(point)
+            limit = self._written_limit(conversation, point)
         else:
             limit = self._limits(conversation, "read").get(point)
         if limit is None or limit[0] <= value <= limit[1]:
