@@ -33,6 +33,7 @@ from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, 
 from ics_monitor.inventory.baseline import (
     DNP3_RESPONSE_FUNCTIONS,
     DNP3_WRITE_FUNCTIONS,
+    MAX_VALUE_POINTS,
     MODBUS_READ_TABLES,
     S7_WRITE_VAR,
     TABLE_ABBREVIATIONS,
@@ -347,29 +348,16 @@ class BaselineDeviation(BaseDetector):
             evidence={"target": target, "function": event.function},
         )
 
-    def _limits(self, conversation: Conversation, kind: str) -> dict[str, tuple[float, float, float, float]]:
-        """Per point of a conversation: (low - margin, high + margin, low, high), computed once.
-
-        Margin: a share of the learned width, but at least a share of the value's size, so a
-        counter learned at 14017 may reach 14018 while a coil learned at 0 must stay 0.
-        """
+    def _limits(self, conversation: Conversation, kind: str) -> PointLimits:
+        """A conversation's learned ``kind`` ("written", "read") values as limits, point by point."""
         cache_key = (conversation.key, kind)
-        limits = self.limits.get(cache_key)
+        limits: PointLimits | None = self.limits.get(cache_key)
         if limits is None:
-            # Both kinds ("written", "read") in one walk over the conversation's values.
-            margins: dict[str, tuple[float, float, dict[str, tuple[float, float, float, float]]]] = {
-                "written": (self.written_margin, self.written_magnitude, {}),
-                "read": (self.read_margin, self.read_magnitude, {}),
-            }
-            for (value_kind, point), (low, high) in conversation.values.items():
-                entry = margins.get(value_kind)
-                if entry is not None:
-                    ratio, magnitude, points = entry
-                    margin = max((high - low) * ratio, max(abs(low), abs(high)) * magnitude)
-                    points[point] = (low - margin, high + margin, low, high)
-            for value_kind, (_, _, points) in margins.items():
-                self.limits[(conversation.key, value_kind)] = points
-            limits = margins[kind][2]
+            if kind == "written":
+                limits = PointLimits(conversation.values, kind, self.written_margin, self.written_magnitude)
+            else:
+                limits = PointLimits(conversation.values, kind, self.read_margin, self.read_magnitude)
+            self.limits[cache_key] = limits
         return limits
 
     def _written_limit(
@@ -453,7 +441,9 @@ class BaselineDeviation(BaseDetector):
             for offset, value in enumerate(values):
                 if not lows[offset] <= value <= highs[offset]:  # unlearned points are unbounded
                     point = f"{prefix}{address + offset}"
-                    self._out_of_range("ICS-5007", conversation, event, point, value, limits[point], out)
+                    limit = limits.get(point)
+                    if limit is not None:
+                        self._out_of_range("ICS-5007", conversation, event, point, value, limit, out)
         elif event_type == "dnp3" and event.function_code in DNP3_RESPONSE_FUNCTIONS:
             limits = self._limits(conversation, "read")
             if not limits:
@@ -533,15 +523,67 @@ _UNKNOWN = object()
 _INFINITY = float("inf")
 
 
+class PointLimits:
+    """Per point of one conversation: (low - margin, high + margin, low, high) from its learned range.
+
+    Margin: a share of the learned width, but at least a share of the value's size, so a counter
+    learned at 14017 may reach 14018 while a coil learned at 0 must stay 0.  Computed when a point
+    is first asked for, not for every learned point at once: a conversation may hold thousands of
+    points (MAX_VALUE_POINTS) of which traffic checks a few, and 5,000 of them computed in full
+    took a second and most of a replay's memory.  ``get`` remembers what it computed (unlearned
+    points too, up to a cap); ``compute`` does not (for callers that keep their own result).
+    """
+
+    __slots__ = ("_any", "_kind", "_known", "_magnitude", "_ratio", "_values")
+
+    def __init__(
+        self, values: dict[tuple[str, str], list[float]], kind: str, ratio: float, magnitude: float
+    ) -> None:
+        self._values = values
+        self._kind = kind
+        self._ratio = ratio
+        self._magnitude = magnitude
+        self._known: dict[str, tuple[float, float, float, float] | None] = {}
+        self._any: bool | None = None
+
+    def __bool__(self) -> bool:
+        """Whether any value of this kind was learned for the conversation."""
+        if self._any is None:
+            kind = self._kind
+            self._any = any(key[0] == kind for key in self._values)
+        return self._any
+
+    def compute(self, point: str) -> tuple[float, float, float, float] | None:
+        """The point's limits, or None when it was never learned."""
+        bounds = self._values.get((self._kind, point))
+        if bounds is None:
+            return None
+        low, high = bounds[0], bounds[1]
+        margin = max((high - low) * self._ratio, max(abs(low), abs(high)) * self._magnitude)
+        return (low - margin, high + margin, low, high)
+
+    def get(self, point: str) -> tuple[float, float, float, float] | None:
+        """As ``compute``, remembered."""
+        known = self._known
+        limit = known.get(point, _UNKNOWN)
+        if limit is _UNKNOWN:
+            limit = self.compute(point)
+            if (
+                len(known) < 2 * MAX_VALUE_POINTS
+            ):  # unlearned points asked for are not bounded by the baseline
+                known[point] = limit
+        return limit  # type: ignore[return-value]
+
+
 def _bounds(
-    limits: dict[str, tuple[float, float, float, float]], prefix: str, address: int, count: int
+    limits: PointLimits, prefix: str, address: int, count: int
 ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     """Per value of a read at ``address``: (lows, highs) with margins; None if none has limits."""
     lows: list[float] = []
     highs: list[float] = []
     known = False
     for offset in range(count):
-        limit = limits.get(f"{prefix}{address + offset}")
+        limit = limits.compute(f"{prefix}{address + offset}")  # the caller keeps the result
         if limit is None:
             lows.append(-_INFINITY)
             highs.append(_INFINITY)

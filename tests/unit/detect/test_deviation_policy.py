@@ -102,6 +102,21 @@ def test_written_value_out_of_range_with_margin() -> None:
     }
 
 
+def test_point_limits_are_computed_per_point_on_demand() -> None:
+    from ics_monitor.detect.deviation import PointLimits
+
+    values = {("written", "hr:1:20"): [100.0, 119.0], ("read", "co:1:0"): [0.0, 0.0]}
+    written = PointLimits(values, "written", 0.1, 0.05)
+    assert written and not PointLimits(values, "other", 0.1, 0.05)
+    assert written.compute("hr:1:20") == pytest.approx((94.05, 124.95, 100.0, 119.0))
+    assert written.get("hr:1:20") == written.compute("hr:1:20")
+    assert written.get("hr:1:21") is None and written.get("co:1:0") is None  # unlearned; other kind
+    coil = PointLimits(values, "read", 0.1, 0.05).get("co:1:0")
+    assert coil == (0.0, 0.0, 0.0, 0.0)  # learned at 0: no margin at all
+    values[("written", "hr:1:21")] = [1.0, 1.0]
+    assert written.compute("hr:1:21") is not None  # compute reads the values every time
+
+
 def test_read_value_out_of_range() -> None:
     response = modbus(3, request=False, address=0, quantity=10, values=(50,) * 9 + (80,))
     [alert] = run([response], baseline=BASELINE)
