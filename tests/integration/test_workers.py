@@ -12,6 +12,7 @@ fails or dies gives a ``WorkerError`` and keeps what was merged before.
 from __future__ import annotations
 
 import os
+import random
 import struct
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from ics_monitor.decode import Decoder
 from ics_monitor.dissect import default_registry
 from ics_monitor.parallel import WorkerError, run_sharded
 from ics_monitor.pipeline import Pipeline, RunStats
-from ics_monitor.shard import frame_shard, packet_shard
+from ics_monitor.shard import frame_shard, packet_shard, shard_of
 from ics_monitor.sinks import JsonLinesSink
 from ics_monitor.sinks.memory import ListSink
 from tests.conftest import PCAPS, SHARED_PCAPS, shared_pcaps
@@ -144,6 +145,26 @@ def test_frame_shard_agrees_with_the_decoded_packet_and_is_symmetric() -> None:
                     assert frame_shard(link_type, swapped, 4) == owner, (path.name, frame)
                     swapped_checked += 1
     assert placed > 1000 and checked > 1000 and swapped_checked > 1000
+
+
+def test_flows_spread_evenly_over_the_workers() -> None:
+    # Clients of one subnet to one server port, as a SCADA network has them, and random IPv6 pairs:
+    # each worker must get its share (within 5% of the mean), or one of them sets the pace.
+
+    rng = random.Random(7)
+    server = int.from_bytes(bytes((10, 0, 0, 1)), "big")
+    keys = [
+        (0, 6, server ^ (0x0A000100 + host), 502 ^ (32768 + rng.randrange(28000))) for host in range(2, 254)
+    ]
+    keys += [(0, 6, server ^ rng.getrandbits(32), rng.getrandbits(16)) for _ in range(20_000)]
+    keys += [(0, 17, rng.getrandbits(128), rng.getrandbits(16)) for _ in range(5_000)]
+    keys += [(tag + 1, 6, server ^ (0x0A000100 + tag), 102 ^ 49152) for tag in range(4095)]
+    for workers in (2, 3, 4):
+        counts = [0] * workers
+        for key in keys:
+            counts[shard_of(*key, workers)] += 1
+        mean = len(keys) / workers
+        assert all(abs(count - mean) < 0.05 * mean for count in counts), (workers, counts)
 
 
 def test_frame_shard_sends_fragments_and_stacked_tags_to_every_worker() -> None:
@@ -410,7 +431,6 @@ def test_chunked_merge_equals_a_record_by_record_merge() -> None:
     records; every worker's mark at the same frame), merged in chunks: the order a heap merge by
     (frame * 8 + stage, worker) gives, every record once, empty batches and early ends included."""
     import heapq
-    import random
 
     rng = random.Random(7)
     for trial in range(50):
