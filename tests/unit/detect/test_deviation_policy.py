@@ -139,9 +139,17 @@ def test_repeated_reads_are_each_checked_against_their_own_points() -> None:
         read((50,) * 4, 15, address=6),
     ]
     records.append(read((90,) * 4, 16, address=6))
+    # In range again, the same values as frame 10 (remembered as in range), then frame 11's
+    # out-of-range values once more: only values found in range are remembered.
+    records += [read((50,) * 10, 17), read((50,) * 3 + (20,) + (50,) * 6, 18)]
     alerts = run(records, baseline=BASELINE)
     fired = {(frame, a.evidence["point"]) for a in alerts if a.rule_id == "ICS-5007" for frame in a.frames}
-    assert fired == {(11, "hr:1:3"), (13, "hr:1:9"), *[(16, f"hr:1:{address}") for address in range(6, 10)]}
+    assert fired == {
+        (11, "hr:1:3"),
+        (13, "hr:1:9"),
+        *[(16, f"hr:1:{address}") for address in range(6, 10)],
+        (18, "hr:1:3"),
+    }
 
 
 def test_dnp3_read_values_out_of_range_per_point() -> None:
