@@ -323,7 +323,9 @@ class _Stream:
 
     def next_batch(self) -> list[tuple[int, int, int, Any]] | None:
         """The worker's next batch of records in order; None at its end (summary or failure kept)."""
-        data = self._batches.get()
+        return self._message(self._batches.get())
+
+    def _message(self, data: bytes | None) -> list[tuple[int, int, int, Any]] | None:
         if data is None:
             self.process.join(5)
             self.failure = f"ended unexpectedly (exit code {self.process.exitcode})"
@@ -454,6 +456,9 @@ def _summarise(stats: RunStats, streams: list[_Stream]) -> None:
 # at the counter's value (any frame it takes later gets a larger number), so the merge moves on.
 
 HEARTBEAT_SECONDS = 0.5  # a worker sends what it holds, and a heartbeat, at least this often
+# A live worker not heard from for this long (60 heartbeats missed) is hung: the run ends as if it
+# had died, rather than the merge waiting on it for ever while the others' records pile up.
+WATCHDOG_SECONDS = 30.0
 
 
 class _LiveFigures(NamedTuple):
@@ -486,12 +491,14 @@ class LiveShards:
         bpf: str | None = None,
         start_method: str = "forkserver",
         ring_size: int = DEFAULT_RING_SIZE,
+        watchdog: float = WATCHDOG_SECONDS,
     ) -> None:
         if not 2 <= workers <= MAX_WORKERS:
             raise ValueError(f"live fanout needs 2 to {MAX_WORKERS} workers")
         self.interfaces = list(interfaces)
         self.workers = workers
         self.start_method = start_method
+        self.watchdog = watchdog
         self.sources = open_fanout(
             interfaces, workers, snaplen=snaplen, duration=duration, bpf=bpf, ring_size=ring_size
         )
@@ -565,7 +572,7 @@ class LiveShards:
                 process.start()
                 writer.close()
                 source.detach()  # the worker holds the sockets now
-                streams.append(_LiveStream(index, process, reader, self.stop))
+                streams.append(_LiveStream(index, process, reader, self.stop, self.watchdog))
             gc.unfreeze()
             try:
                 self._merge(pipeline, streams)
@@ -658,9 +665,30 @@ class LiveShards:
 class _LiveStream(_Stream):
     """A live worker's stream: a failure stops the whole run (the kernel would move its flows)."""
 
-    def __init__(self, index: int, process: Any, conn: Connection, on_failure: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        index: int,
+        process: Any,
+        conn: Connection,
+        on_failure: Callable[[], None],
+        watchdog: float = WATCHDOG_SECONDS,
+    ) -> None:
         super().__init__(index, process, conn)
         self._on_failure = on_failure
+        self._watchdog = watchdog
+
+    def next_batch(self) -> list[tuple[int, int, int, Any]] | None:
+        """As for replay, but a worker silent past the watchdog is killed and ends its stream."""
+        try:
+            data = self._batches.get(timeout=self._watchdog)
+        except queue.Empty:
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(5)
+                self.failure = f"stopped responding (no heartbeat for {self._watchdog:g} s): killed"
+                return None
+            data = self._batches.get()  # it died: its receiver is about to say so
+        return self._message(data)
 
     def stop(self) -> None:
         """Ask the worker to end cleanly (SIGTERM: it stops capturing, flushes and reports)."""

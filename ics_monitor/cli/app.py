@@ -652,6 +652,15 @@ def live(
             help="Capture processes in one AF_PACKET fanout group (flows kept whole by the kernel's hash).",
         ),
     ] = 1,
+    worker_timeout: Annotated[
+        str,
+        typer.Option(
+            "--worker-timeout",
+            metavar="DURATION",
+            help="With --workers: a worker silent this long (no record, no heartbeat) is hung; "
+            "the run ends with an error, its output kept.",
+        ),
+    ] = "30s",
 ) -> None:
     """Sniff interfaces (a SPAN/mirror port) and analyse live, as replay does.
 
@@ -668,13 +677,24 @@ def live(
     interval = parse_duration(stats_interval)
     rotation = _rotation(rotate_size, rotate_every, rotate_keep)
     ring_bytes = parse_size(ring_size)
+    watchdog = parse_duration(worker_timeout)
+    if watchdog < 2:
+        raise ConfigError(
+            f"--worker-timeout {worker_timeout}: at least 2s (workers report every half second)"
+        )
     targets = _plan_outputs(out, cef, es_url, config, es_events)
     source: Any
     if workers > 1:
         from ics_monitor.parallel import LiveShards
 
         source = LiveShards(
-            list(interfaces), workers, snaplen=snaplen, duration=seconds, bpf=bpf, ring_size=ring_bytes
+            list(interfaces),
+            workers,
+            snaplen=snaplen,
+            duration=seconds,
+            bpf=bpf,
+            ring_size=ring_bytes,
+            watchdog=watchdog,
         )
     else:
         source = LiveSource(interfaces, snaplen=snaplen, duration=seconds, bpf=bpf, ring_size=ring_bytes)

@@ -338,6 +338,7 @@ def test_bad_operation_options_are_one_line(lab: Any) -> None:
         (["--rotate-size", "12"], "rotation size 12 is below the minimum of 4096 bytes"),
         (["--rotate-size", "lots"], "bad size 'lots'"),
         (["--stats-interval", "0"], "bad duration '0'"),
+        (["--workers", "2", "--worker-timeout", "1s"], "--worker-timeout 1s: at least 2s"),
     ):
         result = subprocess.run(
             ["ip", "netns", "exec", net.namespace(netlab.SWITCH), *CLI, "live", "-i", "lo", *options],

@@ -79,8 +79,20 @@ def modbus_lab(netlab: Any, net: Any, tmp_path: Path) -> tuple[str, Any]:
     return span, server
 
 
-def start_monitor(netlab: Any, net: Any, span: str, state: Path, log: Path) -> Any:
-    argv = [*CLI, "live", "-i", span, "--workers", "2", "--state", str(state), "--stats-interval", "1s"]
+def start_monitor(netlab: Any, net: Any, span: str, state: Path, log: Path, *extra: str) -> Any:
+    argv = [
+        *CLI,
+        "live",
+        "-i",
+        span,
+        "--workers",
+        "2",
+        "--state",
+        str(state),
+        "--stats-interval",
+        "1s",
+        *extra,
+    ]
     monitor = net.popen(netlab.SWITCH, argv, log=log)
     wait_for(lambda: "listening on" in log.read_text(errors="replace"), "the live monitor to listen")
     return monitor
@@ -261,4 +273,35 @@ def test_killed_worker_is_one_error_line_and_output_kept(lab: Any, tmp_path: Pat
     # The run stopped cleanly: what the client did before the kill is in the log and the store.
     modbus = read_records(state / "events.jsonl", "modbus")
     assert len(modbus) == 12 * ROUNDS
+    assert read_records(state / "events.jsonl", "health")[-1]["final"] is True
+
+
+def test_hung_worker_is_killed_at_the_timeout_and_output_kept(lab: Any, tmp_path: Path) -> None:
+    """A worker that stops (SIGSTOP: alive, silent) must not stall the sensor for ever: past
+    --worker-timeout the parent kills it and ends the run as for a dead worker, one error line."""
+    pytest.importorskip("pymodbus", reason="pymodbus is in the dev extra")
+    netlab, net = lab
+    span, server = modbus_lab(netlab, net, tmp_path)
+    state = tmp_path / "live"
+    log = tmp_path / "live.log"
+    monitor = start_monitor(netlab, net, span, state, log, "--worker-timeout", "3s")
+    result = net.run("hmi", [*PEER, "client", PLC_IP])
+    assert "done, 0 failures" in result.stdout
+    time.sleep(1.5)  # the heartbeats carry the records to the parent
+
+    def workers() -> list[int]:
+        return [pid for child in _children(monitor.pid) for pid in _children(child)]
+
+    wait_for(lambda: len(workers()) == 2, "two worker processes")
+    stopped = time.monotonic()
+    os.kill(workers()[0], signal.SIGSTOP)
+    assert monitor.wait(timeout=30) == 2
+    assert time.monotonic() - stopped >= 2.5  # not before the timeout
+    net.stop(server)
+    output = log.read_text(errors="replace")
+    errors = [line for line in output.splitlines() if line.startswith("ics-monitor: error:")]
+    assert len(errors) == 1, output
+    assert "worker " in errors[0] and "stopped responding (no heartbeat for 3 s)" in errors[0], errors[0]
+    assert "Traceback" not in output
+    assert len(read_records(state / "events.jsonl", "modbus")) == 12 * ROUNDS
     assert read_records(state / "events.jsonl", "health")[-1]["final"] is True
