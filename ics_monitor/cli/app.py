@@ -212,7 +212,8 @@ def dissect(
 ) -> None:
     """Write one JSON line per application PDU (and per anomaly) found in the captures."""
     source = _open(captures)
-    workers = _auto_workers(workers, source)
+    # --strict is for chasing a dissector bug: its traceback, from one process, unless told otherwise.
+    workers = _auto_workers(1 if strict and workers is None else workers, source)
     sink = JsonLinesSink(output)
     config = Config(dissect=DissectConfig(strict=strict))
     pipeline = Pipeline(config, default_registry(), dissect="full", event_sinks=[sink], emit_arp=arp)

@@ -249,3 +249,8 @@ def test_dissect_shards_large_captures_by_default(monkeypatch: Any, tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert runs == [2]
     assert default.read_bytes() == one.read_bytes()
+    # --strict (chasing a dissector bug) stays in one process unless --workers says otherwise.
+    strict = tmp_path / "strict.jsonl"
+    result = CliRunner().invoke(app.app, ["dissect", "--strict", "-o", str(strict), ALL_FUNCTIONS])
+    assert result.exit_code == 0, result.output
+    assert runs == [2] and strict.read_bytes() == one.read_bytes()
