@@ -15,6 +15,7 @@ import struct
 import sys
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -423,23 +424,27 @@ def lines_marshalled(batch: list[Any]) -> tuple[bytes | None, list[Any]]:
         record = item[3]
         if kind == EVENT:
             code = record.code if record.event_type == "anomaly" else None
-            lines.append((item[0], item[1], EVENT_LINE, -1, (code, dumps(record, option=_LINE))))
+            lines.append((item[0], item[1], EVENT_LINE, (code, dumps(record, option=_LINE))))
         elif kind == FLOW:
             label = record.app_protocol or record.service or record.transport
-            lines.append((item[0], item[1], FLOW_LINE, -1, (label, dumps(record, option=_LINE))))
+            lines.append((item[0], item[1], FLOW_LINE, (label, dumps(record, option=_LINE))))
         elif kind == ARP:
-            lines.append((item[0], item[1], ARP_LINE, -1, dumps(record, option=_LINE)))
+            lines.append((item[0], item[1], ARP_LINE, dumps(record, option=_LINE)))
         else:
-            lines.append((item[0], item[1], kind, -1, record))
+            lines.append(item)
     try:
-        return marshal.dumps(([], lines)), lines
+        # No class table (None): the items are already the parent's 4-tuples.
+        return marshal.dumps((None, lines)), lines
     except ValueError:  # a tick or mark of a type marshal does not take
-        return None, [(line[0], line[1], line[2], line[4]) for line in lines]
+        return None, lines
 
 
 def unmarshalled(data: bytes) -> list[Any]:
     """A batch from ``marshalled`` or ``lines_marshalled``."""
     decoded = marshal.loads(data)
+    if decoded[0] is None:  # from lines_marshalled
+        items: list[Any] = decoded[1]
+        return items
     classes = [_class(entry[0], entry[1]) for entry in decoded[0]]
     new = object.__new__
     install = object.__setattr__
@@ -458,20 +463,14 @@ def unmarshalled(data: bytes) -> list[Any]:
 # -- the parent's merge ------------------------------------------------------------------------------
 
 
-def _order(item: Any) -> int:
-    order: int = item[0]
-    return order
-
-
-def _order_worker(item: Any) -> tuple[int, int]:
-    return item[0], item[1]
+_first = itemgetter(0)
 
 
 def merged(streams: list[Any]) -> Iterator[list[Any]]:
     """The workers' batches merged into chunks in (frame * 8 + stage, worker) order.
 
-    ``streams`` have ``next_batch()``: a worker's next batch (sorted, never splitting the records
-    of one order) or None at its end.  Every round takes, from every stream, the records up to the
+    ``streams``, in worker order, have ``next_batch()``: a worker's next batch (sorted, never
+    splitting the records of one order) or None at its end.  Every round takes, from every stream, the records up to the
     smallest last order any stream has buffered (nothing later can sort before them), and sorts
     that chunk in C: no per-record heap or generator step.
     """
@@ -491,7 +490,7 @@ def merged(streams: list[Any]) -> Iterator[list[Any]]:
         for position in range(len(live)):
             buffer = buffers[position]
             start = offsets[position]
-            end = bisect_right(buffer, watermark, start, len(buffer), key=_order)
+            end = bisect_right(buffer, watermark, start, len(buffer), key=_first)
             if end > start:
                 sources += 1
                 if start == 0 and end == len(buffer):
@@ -500,7 +499,9 @@ def merged(streams: list[Any]) -> Iterator[list[Any]]:
                     chunk.extend(buffer[start:end])
                 offsets[position] = end
         if sources > 1:
-            chunk.sort(key=_order_worker)
+            # The chunk holds the streams' parts in worker order and sort is stable: sorting by
+            # order alone gives (order, worker) order, without a key tuple per record.
+            chunk.sort(key=_first)
         yield chunk
         # Refill the streams taken to their end; drop those that ended.
         position = 0
