@@ -56,6 +56,7 @@ import os
 import pickle
 import queue
 import signal
+import struct
 import sys
 import threading
 import time
@@ -151,6 +152,40 @@ def _widen(conn: Connection) -> None:
         import fcntl  # POSIX only
 
         fcntl.fcntl(conn.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    data = os.read(fd, size)
+    if len(data) == size:
+        return data  # a whole batch in one read: the usual case with a widened pipe
+    if not data:
+        raise EOFError
+    chunks = [data]
+    remaining = size - len(data)
+    while remaining:
+        chunk = os.read(fd, remaining)
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _receive_bytes(fd: int) -> bytes:
+    """One message a worker sent with ``Connection.send_bytes``, read off the pipe's descriptor.
+
+    Its framing: a 4-byte big-endian length (-1, then 8 bytes, from 2 GiB on).
+    ``Connection.recv_bytes`` gathers the payload in a BytesIO and copies it out again: two more
+    copies of every batch, in the thread that competes with the merge for the GIL.
+    """
+    (size,) = _MESSAGE_SIZE.unpack(_read_exactly(fd, 4))
+    if size == -1:
+        (size,) = _LARGE_MESSAGE_SIZE.unpack(_read_exactly(fd, 8))
+    return _read_exactly(fd, size) if size else b""
+
+
+_MESSAGE_SIZE = struct.Struct("!i")
+_LARGE_MESSAGE_SIZE = struct.Struct("!Q")
 
 
 def _dumps(batch: list[Any]) -> bytes:
@@ -298,10 +333,10 @@ class _Stream:
 
     def _receive(self) -> None:
         put = self._batches.put
-        recv = self.conn.recv_bytes
+        fd = self.conn.fileno()
         try:
             while True:
-                put(recv())
+                put(_receive_bytes(fd))
         except (EOFError, OSError):
             put(None)
 

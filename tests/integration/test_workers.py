@@ -11,11 +11,13 @@ fails or dies gives a ``WorkerError`` and keeps what was merged before.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +147,26 @@ def test_frame_shard_agrees_with_the_decoded_packet_and_is_symmetric() -> None:
                     assert frame_shard(link_type, swapped, 4) == owner, (path.name, frame)
                     swapped_checked += 1
     assert placed > 1000 and checked > 1000 and swapped_checked > 1000
+
+
+def test_batches_are_read_off_the_pipe_as_connection_sends_them() -> None:
+    # The receiver reads the descriptor itself (parallel._receive_bytes): it must take exactly
+    # what Connection.send_bytes framed, small, large (more than the pipe holds) and in a row.
+
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    parallel._widen(reader)
+    messages = [b"x", bytes(range(256)) * 40, os.urandom(3 << 20), b"", b"end"]
+    sender = threading.Thread(target=lambda: [writer.send_bytes(m) for m in messages])
+    sender.start()
+    try:
+        received = [parallel._receive_bytes(reader.fileno()) for _ in messages]
+    finally:
+        sender.join()
+    assert received == messages
+    writer.close()
+    with pytest.raises(EOFError):
+        parallel._receive_bytes(reader.fileno())
+    reader.close()
 
 
 def test_flows_spread_evenly_over_the_workers() -> None:
