@@ -88,8 +88,10 @@ from ics_monitor.shard import (
 )
 from ics_monitor.sinks import JsonLinesSink
 
-# Batches received ahead of the merge per worker (about 40 KB each: a few MB at most).
+# Batches received ahead of the merge per worker: records (tens of KB each) for an analysis that
+# may lag behind for a while, or JSON lines (up to about 600 KB each, S7) that are only written.
 _PREFETCH_BATCHES = 128
+_PREFETCH_LINE_BATCHES = 32
 # More processes than this is a typing error, not a sensor.
 MAX_WORKERS = 64
 
@@ -321,13 +323,13 @@ class _Stream:
     the slowest stream and the processes would wait on each other in turn.
     """
 
-    def __init__(self, index: int, process: Any, conn: Connection) -> None:
+    def __init__(self, index: int, process: Any, conn: Connection, prefetch: int = _PREFETCH_BATCHES) -> None:
         self.index = index
         self.process = process
         self.conn = conn
         self.summary: dict[str, Any] | None = None
         self.failure: str | None = None
-        self._batches: queue.Queue[bytes | None] = queue.Queue(_PREFETCH_BATCHES)
+        self._batches: queue.Queue[bytes | None] = queue.Queue(prefetch)
         self._receiver = threading.Thread(target=self._receive, name=f"receive-{index}", daemon=True)
         self._receiver.start()
 
@@ -421,7 +423,8 @@ def run_sharded(
             )
             process.start()
             writer.close()
-            streams.append(_Stream(index, process, reader))
+            prefetch = _PREFETCH_LINE_BATCHES if spec.serialized else _PREFETCH_BATCHES
+            streams.append(_Stream(index, process, reader, prefetch))
         gc.unfreeze()
         try:
             merge_into(pipeline, streams)
