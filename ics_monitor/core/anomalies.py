@@ -103,3 +103,14 @@ def info(code: str) -> AnomalyInfo:
         return CATALOGUE[code]
     except KeyError:
         raise KeyError(f"anomaly code {code!r} is not in the catalogue") from None
+
+
+_SEVERITY_NAMES: dict[str, str] = {}
+
+
+def severity_name(code: str) -> str:
+    """``info(code).severity`` as the records spell it (``low``, ``medium`` ...), looked up once per code."""
+    name = _SEVERITY_NAMES.get(code)
+    if name is None:
+        name = _SEVERITY_NAMES[code] = info(code).severity.name.lower()
+    return name

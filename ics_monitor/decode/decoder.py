@@ -11,11 +11,11 @@ import struct
 
 from ics_monitor.core import linktypes
 from ics_monitor.core.addresses import format_ip
-from ics_monitor.core.anomalies import info
+from ics_monitor.core.anomalies import severity_name
 from ics_monitor.core.packet import TRANSPORT_NAMES, Packet
 from ics_monitor.decode import headers
 from ics_monitor.decode.fragments import FragmentReassembler
-from ics_monitor.events.base import AnomalyEvent
+from ics_monitor.events.base import AnomalyEvent, new_anomaly_event
 
 _ETHERNET = linktypes.EN10MB
 # The frame most OT links carry: untagged Ethernet, IPv4 without options, TCP.  Its three fixed
@@ -46,18 +46,20 @@ class Decoder:
         sport = pkt.sport if pkt.sport or pkt.dport else None
         dport = pkt.dport if pkt.sport or pkt.dport else None
         self.anomalies.append(
-            AnomalyEvent(
-                ts=pkt.ts,
-                frame=pkt.frame,
-                code=code,
-                severity=info(code).severity.name.lower(),
-                detail=detail,
-                protocol=code.split(".", 1)[0],
-                transport=TRANSPORT_NAMES.get(pkt.ip_proto) if pkt.ip_version else None,
-                src_ip=format_ip(pkt.src_ip),
-                src_port=sport,
-                dst_ip=format_ip(pkt.dst_ip),
-                dst_port=dport,
+            new_anomaly_event(
+                pkt.ts,
+                pkt.frame,
+                code,
+                severity_name(code),
+                detail,
+                code.split(".", 1)[0],
+                None,
+                TRANSPORT_NAMES.get(pkt.ip_proto) if pkt.ip_version else None,
+                format_ip(pkt.src_ip),
+                sport,
+                format_ip(pkt.dst_ip),
+                dport,
+                None,
             )
         )
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from mypy_extensions import mypyc_attr
 
-from ics_monitor.core.anomalies import info
-from ics_monitor.events.base import AnomalyEvent, Event
+from ics_monitor.core.anomalies import severity_name
+from ics_monitor.events.base import AnomalyEvent, Event, new_anomaly_event
 
 TO_SERVER = 0
 TO_CLIENT = 1
@@ -119,20 +119,20 @@ class ParseContext:
     def anomaly(self, code: str, direction: int, detail: str) -> AnomalyEvent:
         """Build an anomaly event about the current PDU (``code`` from ``core.anomalies``)."""
         src_ip, src_port, dst_ip, dst_port = self.endpoints(direction)
-        return AnomalyEvent(
-            ts=self.ts,
-            frame=self.frame,
-            code=code,
-            severity=info(code).severity.name.lower(),
-            detail=detail,
-            protocol=self.protocol or code.split(".", 1)[0],
-            flow_id=self.flow_id,
-            transport=self.transport,
-            src_ip=src_ip,
-            src_port=src_port,
-            dst_ip=dst_ip,
-            dst_port=dst_port,
-            direction="to_server" if direction == TO_SERVER else "to_client",
+        return new_anomaly_event(
+            self.ts,
+            self.frame,
+            code,
+            severity_name(code),
+            detail,
+            self.protocol or code.split(".", 1)[0],
+            self.flow_id,
+            self.transport,
+            src_ip,
+            src_port,
+            dst_ip,
+            dst_port,
+            "to_server" if direction == TO_SERVER else "to_client",
         )
 
 

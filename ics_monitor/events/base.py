@@ -98,3 +98,45 @@ def field_template(cls: type[Any], **fixed: Any) -> dict[str, Any]:
         raise TypeError(f"not fields of {cls.__name__}: {sorted(unknown)}")
     template.update(fixed)
     return template
+
+
+_ANOMALY_TEMPLATE = field_template(AnomalyEvent, event_type="anomaly")
+
+
+def new_anomaly_event(
+    ts: float,
+    frame: int,
+    code: str,
+    severity: str,
+    detail: str,
+    protocol: str | None,
+    flow_id: str | None,
+    transport: str | None,
+    src_ip: str,
+    src_port: int | None,
+    dst_ip: str,
+    dst_port: int | None,
+    direction: str | None,
+) -> AnomalyEvent:
+    """An ``AnomalyEvent`` equal to ``AnomalyEvent(...)`` with these fields, several times faster.
+
+    Built as the protocol builders build theirs (a copy of the field template installed as
+    ``__dict__``): malformed or hostile traffic can make one per PDU.
+    """
+    fields = _ANOMALY_TEMPLATE.copy()
+    fields["ts"] = ts
+    fields["frame"] = frame
+    fields["code"] = code
+    fields["severity"] = severity
+    fields["detail"] = detail
+    fields["protocol"] = protocol
+    fields["flow_id"] = flow_id
+    fields["transport"] = transport
+    fields["src_ip"] = src_ip
+    fields["src_port"] = src_port
+    fields["dst_ip"] = dst_ip
+    fields["dst_port"] = dst_port
+    fields["direction"] = direction
+    event = object.__new__(AnomalyEvent)
+    object.__setattr__(event, "__dict__", fields)
+    return event

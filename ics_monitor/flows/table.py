@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from mypy_extensions import mypyc_attr
 
 from ics_monitor.core.addresses import format_ip, format_mac
-from ics_monitor.core.anomalies import info
+from ics_monitor.core.anomalies import info, severity_name
 from ics_monitor.core.flowkey import FlowKey, community_id, flow_id
 from ics_monitor.core.packet import (
     IPPROTO_ICMP,
@@ -36,7 +36,7 @@ from ics_monitor.core.packet import (
     tcp_flag_names,
 )
 from ics_monitor.core.ports import TCP_SERVICES, UDP_SERVICES
-from ics_monitor.events.base import AnomalyEvent
+from ics_monitor.events.base import AnomalyEvent, new_anomaly_event
 from ics_monitor.events.flow import FlowRecord
 from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, TcpStream, seq_diff
 
@@ -488,20 +488,20 @@ def flow_anomaly(
 ) -> AnomalyEvent:
     """Build an anomaly about ``flow``, oriented by ``direction`` (shared with the dissect bridge)."""
     forward = direction == TO_SERVER
-    return AnomalyEvent(
-        ts=pkt.ts if pkt is not None else flow.last_ts,
-        frame=pkt.frame if pkt is not None else 0,
-        code=code,
-        severity=info(code).severity.name.lower(),
-        detail=detail,
-        protocol=protocol or code.split(".", 1)[0],
-        flow_id=flow.id,
-        transport=flow.transport,
-        src_ip=format_ip(flow.client_ip if forward else flow.server_ip),
-        src_port=flow.client_port if forward else flow.server_port,
-        dst_ip=format_ip(flow.server_ip if forward else flow.client_ip),
-        dst_port=flow.server_port if forward else flow.client_port,
-        direction=DIRECTION_NAMES[direction],
+    return new_anomaly_event(
+        pkt.ts if pkt is not None else flow.last_ts,
+        pkt.frame if pkt is not None else 0,
+        code,
+        severity_name(code),
+        detail,
+        protocol or code.split(".", 1)[0],
+        flow.id,
+        flow.transport,
+        format_ip(flow.client_ip if forward else flow.server_ip),
+        flow.client_port if forward else flow.server_port,
+        format_ip(flow.server_ip if forward else flow.client_ip),
+        flow.server_port if forward else flow.client_port,
+        DIRECTION_NAMES[direction],
     )
 
 

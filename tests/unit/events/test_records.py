@@ -120,3 +120,22 @@ def test_templates_are_not_shared_with_records() -> None:
     assert vars(first) is not vars(second)
     assert first.ts == 0
     assert second.ts == 1
+
+
+def test_fast_anomaly_builder_equals_the_dataclass() -> None:
+    from ics_monitor.events.base import AnomalyEvent, new_anomaly_event
+
+    built = new_anomaly_event(
+        1.5, 7, "modbus.bad_length", "medium", "length 3", "modbus", "flow", "tcp",
+        "10.0.0.1", 40000, "10.0.0.2", 502, "to_server",
+    )  # fmt: skip
+    plain = AnomalyEvent(
+        ts=1.5, frame=7, code="modbus.bad_length", severity="medium", detail="length 3", protocol="modbus",
+        flow_id="flow", transport="tcp", src_ip="10.0.0.1", src_port=40000, dst_ip="10.0.0.2", dst_port=502,
+        direction="to_server",
+    )  # fmt: skip
+    assert built == plain and type(built) is AnomalyEvent
+    assert orjson.dumps(built) == orjson.dumps(plain)
+    assert vars(built) is not vars(
+        new_anomaly_event(0.0, 1, "c", "low", "d", None, None, None, "", None, "", None, None)
+    )
