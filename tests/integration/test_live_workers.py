@@ -246,13 +246,26 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_killed_worker_is_one_error_line_and_output_kept(lab: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stop", "options", "message"),
+    [
+        (signal.SIGKILL, (), " of 2 ended unexpectedly (exit code -9)"),
+        # Alive but silent (stopped): past --worker-timeout the parent kills it, as for a dead one.
+        (signal.SIGSTOP, ("--worker-timeout", "3s"), " of 2 stopped responding (no heartbeat for 3 s)"),
+    ],
+    ids=["killed", "hung"],
+)
+def test_lost_worker_is_one_error_line_and_output_kept(
+    lab: Any, tmp_path: Path, stop: signal.Signals, options: tuple[str, ...], message: str
+) -> None:
+    """A worker that dies, or hangs, ends the run cleanly: one error line, exit 2, and what the
+    client did before is in the log and the store; a hung one is not given up before the timeout."""
     pytest.importorskip("pymodbus", reason="pymodbus is in the dev extra")
     netlab, net = lab
     span, server = modbus_lab(netlab, net, tmp_path)
     state = tmp_path / "live"
     log = tmp_path / "live.log"
-    monitor = start_monitor(netlab, net, span, state, log)
+    monitor = start_monitor(netlab, net, span, state, log, *options)
     result = net.run("hmi", [*PEER, "client", PLC_IP])
     assert "done, 0 failures" in result.stdout
     time.sleep(1.5)  # the heartbeats carry the records to the parent
@@ -262,46 +275,16 @@ def test_killed_worker_is_one_error_line_and_output_kept(lab: Any, tmp_path: Pat
         return [pid for child in _children(monitor.pid) for pid in _children(child)]
 
     wait_for(lambda: len(workers()) == 2, "two worker processes")
-    os.kill(workers()[0], signal.SIGKILL)
-    assert monitor.wait(timeout=30) == 2
-    net.stop(server)
-    output = log.read_text(errors="replace")
-    errors = [line for line in output.splitlines() if line.startswith("ics-monitor: error:")]
-    assert len(errors) == 1, output
-    assert "worker " in errors[0] and " of 2 ended unexpectedly (exit code -9)" in errors[0]
-    assert "Traceback" not in output
-    # The run stopped cleanly: what the client did before the kill is in the log and the store.
-    modbus = read_records(state / "events.jsonl", "modbus")
-    assert len(modbus) == 12 * ROUNDS
-    assert read_records(state / "events.jsonl", "health")[-1]["final"] is True
-
-
-def test_hung_worker_is_killed_at_the_timeout_and_output_kept(lab: Any, tmp_path: Path) -> None:
-    """A worker that stops (SIGSTOP: alive, silent) must not stall the sensor for ever: past
-    --worker-timeout the parent kills it and ends the run as for a dead worker, one error line."""
-    pytest.importorskip("pymodbus", reason="pymodbus is in the dev extra")
-    netlab, net = lab
-    span, server = modbus_lab(netlab, net, tmp_path)
-    state = tmp_path / "live"
-    log = tmp_path / "live.log"
-    monitor = start_monitor(netlab, net, span, state, log, "--worker-timeout", "3s")
-    result = net.run("hmi", [*PEER, "client", PLC_IP])
-    assert "done, 0 failures" in result.stdout
-    time.sleep(1.5)  # the heartbeats carry the records to the parent
-
-    def workers() -> list[int]:
-        return [pid for child in _children(monitor.pid) for pid in _children(child)]
-
-    wait_for(lambda: len(workers()) == 2, "two worker processes")
     stopped = time.monotonic()
-    os.kill(workers()[0], signal.SIGSTOP)
+    os.kill(workers()[0], stop)
     assert monitor.wait(timeout=30) == 2
-    assert time.monotonic() - stopped >= 2.5  # not before the timeout
+    if stop == signal.SIGSTOP:
+        assert time.monotonic() - stopped >= 2.5  # not before the timeout
     net.stop(server)
     output = log.read_text(errors="replace")
     errors = [line for line in output.splitlines() if line.startswith("ics-monitor: error:")]
     assert len(errors) == 1, output
-    assert "worker " in errors[0] and "stopped responding (no heartbeat for 3 s)" in errors[0], errors[0]
+    assert "worker " in errors[0] and message in errors[0], errors[0]
     assert "Traceback" not in output
     assert len(read_records(state / "events.jsonl", "modbus")) == 12 * ROUNDS
     assert read_records(state / "events.jsonl", "health")[-1]["final"] is True
