@@ -470,9 +470,9 @@ def merged(streams: list[Any]) -> Iterator[list[Any]]:
     """The workers' batches merged into chunks in (frame * 8 + stage, worker) order.
 
     ``streams``, in worker order, have ``next_batch()``: a worker's next batch (sorted, never
-    splitting the records of one order) or None at its end.  Every round takes, from every stream, the records up to the
-    smallest last order any stream has buffered (nothing later can sort before them), and sorts
-    that chunk in C: no per-record heap or generator step.
+    splitting the records of one order) or None at its end.  Every round takes, from every
+    stream, the records up to the smallest last order any stream has buffered (nothing later can
+    sort before them), and sorts that chunk in C: no per-record heap or generator step.
     """
     buffers: list[list[Any]] = []
     offsets: list[int] = []
@@ -542,10 +542,6 @@ def merge_into(pipeline: Pipeline, streams: list[Any]) -> None:
     flow_writes = [sink._out.write for sink in pipeline.flow_sinks if isinstance(sink, JsonLinesSink)]
     anomalies = stats.anomalies
     protocols = stats.protocols
-    # A chunk's lines go out in one write per file: the lines pending for one kind of file are
-    # written before a line for the other is taken (they may be the same file).
-    event_lines: list[bytes] = []
-    flow_lines: list[bytes] = []
     for chunk in merged(streams):
         for item in chunk:
             kind: int = item[2]
@@ -556,35 +552,22 @@ def merge_into(pipeline: Pipeline, streams: list[Any]) -> None:
                     anomalies[code] += 1
                 else:
                     stats.events += 1
-                if event_writes:
-                    if flow_lines:
-                        _write_lines(flow_writes, flow_lines)
-                    event_lines.append(record[1])
-                continue
-            if kind == FLOW_LINE:
-                stats.flows += 1
-                protocols[record[0]] += 1
-                if flow_writes:
-                    if event_lines:
-                        _write_lines(event_writes, event_lines)
-                    flow_lines.append(record[1])
-                continue
-            if kind == ARP_LINE:
-                if event_writes:
-                    if flow_lines:
-                        _write_lines(flow_writes, flow_lines)
-                    event_lines.append(record)
-                continue
-            if event_lines:
-                _write_lines(event_writes, event_lines)
-            if flow_lines:
-                _write_lines(flow_writes, flow_lines)
-            if kind == EVENT:
+                for write in event_writes:
+                    write(record[1])
+            elif kind == EVENT:
                 pipeline.deliver_event(record)
             elif kind == FLOW:
                 pipeline.deliver_flow(record)
             elif kind == ARP:
                 pipeline.deliver_arp(record)
+            elif kind == FLOW_LINE:
+                stats.flows += 1
+                protocols[record[0]] += 1
+                for write in flow_writes:
+                    write(record[1])
+            elif kind == ARP_LINE:
+                for write in event_writes:
+                    write(record)
             elif kind == TICK:
                 if analysis is not None:
                     analysis.advance(record)
@@ -592,17 +575,6 @@ def merge_into(pipeline: Pipeline, streams: list[Any]) -> None:
                 progress(record, item[0] >> 3)
             if held:
                 pipeline._drain_events(held)
-        if event_lines:
-            _write_lines(event_writes, event_lines)
-        if flow_lines:
-            _write_lines(flow_writes, flow_lines)
-
-
-def _write_lines(writes: list[Any], lines: list[bytes]) -> None:
-    data = b"".join(lines)
-    for write in writes:
-        write(data)
-    lines.clear()
 
 
 # -- the live worker loop ----------------------------------------------------------------------------
