@@ -138,7 +138,6 @@ def tune_allocator() -> bool:
 # refuses (a live mark carries a named tuple) go as pickle.
 
 
-_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux; named in fcntl from Python 3.10 on Linux only)
 _PIPE_BYTES = 1 << 20
 
 
@@ -150,10 +149,10 @@ def _widen(conn: Connection) -> None:
     ``write`` and a core idled (7% of a 2-worker dissect's CPU time).  A failure leaves the
     default: slower, not wrong.
     """
-    with contextlib.suppress(OSError, AttributeError):
-        import fcntl  # POSIX only
+    with contextlib.suppress(ImportError, AttributeError, OSError):  # no fcntl; not Linux; refused
+        import fcntl
 
-        fcntl.fcntl(conn.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
+        fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
 
 
 def _read_exactly(fd: int, size: int) -> bytes:

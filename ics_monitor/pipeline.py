@@ -26,7 +26,7 @@ import yaml
 
 from ics_monitor.config import Config
 from ics_monitor.core.addresses import format_ip, format_mac
-from ics_monitor.core.anomalies import info
+from ics_monitor.core.anomalies import severity_name
 from ics_monitor.core.errors import ConfigError, IcsMonitorError
 from ics_monitor.core.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from ics_monitor.decode import Decoder
@@ -337,7 +337,7 @@ class Analysis:
                 ts=ts,
                 frame=frame,
                 code=ASSET_LIMIT,
-                severity=info(ASSET_LIMIT).severity.name.lower(),
+                severity=severity_name(ASSET_LIMIT),
                 detail=f"{len(self.inventory)} assets kept; devices seen from now on are not",
             )
         )

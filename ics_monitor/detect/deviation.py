@@ -572,9 +572,8 @@ class PointLimits:
         limit = known.get(point, _UNKNOWN)
         if limit is _UNKNOWN:
             limit = self.compute(point)
-            if (
-                len(known) < 2 * MAX_VALUE_POINTS
-            ):  # unlearned points asked for are not bounded by the baseline
+            # Capped: the unlearned points traffic asks for are not bounded by the baseline.
+            if len(known) < 2 * MAX_VALUE_POINTS:
                 known[point] = limit
         return limit  # type: ignore[return-value]
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from mypy_extensions import mypyc_attr
 
 from ics_monitor.core.addresses import format_ip, format_mac
-from ics_monitor.core.anomalies import info, severity_name
+from ics_monitor.core.anomalies import severity_name
 from ics_monitor.core.flowkey import FlowKey, community_id, flow_id
 from ics_monitor.core.packet import (
     IPPROTO_ICMP,
@@ -396,7 +396,7 @@ class FlowTable:
                     ts=pkt.ts,
                     frame=pkt.frame,
                     code="flow.table_full",
-                    severity=info("flow.table_full").severity.name.lower(),
+                    severity=severity_name("flow.table_full"),
                     detail=f"{self.config.max_flows} flows tracked; {self.evicted} evicted so far",
                     protocol="flow",
                 )
