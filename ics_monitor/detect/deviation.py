@@ -57,6 +57,8 @@ MAX_FLOWS = 65_536
 RECENT_INTERVALS = 8
 # The ``what`` fields name a value by table/point; a write carries at most this many values checked.
 MAX_VALUES_CHECKED = 128
+# Per flow: Modbus poll signatures looked up by their fields.
+MAX_POLLS_PER_FLOW = 256
 
 
 class BaselineDeviation(BaseDetector):
@@ -223,7 +225,8 @@ class BaselineDeviation(BaseDetector):
             merged = None
             if known is None:
                 merged = self.baseline.server_profile(server, event.transport, port, key[4])
-            entry = self.flows[flow_id] = [known, key, merged]
+            # [conversation, key, merged profile, function codes checked, Modbus polls]
+            entry = self.flows[flow_id] = [known, key, merged, None, None]
         conversation: Conversation | None = entry[0]
         if conversation is None:
             # A client the baseline does not know (already reported as new): its writes are still
@@ -234,15 +237,26 @@ class BaselineDeviation(BaseDetector):
             return
         if request:
             if self.check_functions:
-                self._function(conversation, event, out)
+                self._function(conversation, event, out, entry)
             if self.check_writes or self.check_written_values:
                 self._writes(conversation, event, out)
             if self.check_polling and conversation.polling:
-                self._polling(conversation, event, out)
+                self._polling(conversation, event, out, entry)
         elif self.check_read_values and conversation.values:
             self._reads(conversation, event, out)
 
-    def _function(self, conversation: Conversation, event: Any, out: Emitter) -> None:
+    def _function(self, conversation: Conversation, event: Any, out: Emitter, entry: list[Any]) -> None:
+        event_type = event.event_type
+        if event_type in ("modbus", "dnp3"):
+            # Their function key is the code: once a flow's code was checked (known, or reported
+            # once per conversation), its later requests have nothing left to report.
+            code = event.function_code
+            checked: set[Any] | None = entry[3]
+            if checked is None:
+                checked = entry[3] = set()
+            elif code in checked:
+                return
+            checked.add(code)  # at most 256 codes
         function = function_key(event)
         if function is None or conversation.knows_function(function[0]):
             return
@@ -473,35 +487,83 @@ class BaselineDeviation(BaseDetector):
                     if not limit[0] <= value <= limit[1]:
                         self._out_of_range("ICS-5007", conversation, event, key, value, limit, out)
 
-    def _polling(self, conversation: Conversation, event: Any, out: Emitter) -> None:
-        signature = request_signature(event)
+    def _polling(self, conversation: Conversation, event: Any, out: Emitter, entry: list[Any]) -> None:
+        if event.event_type == "modbus":
+            # A Modbus poll's signature is its four fields: looked up per flow by their tuple.
+            polls: dict[Any, Any] | None = entry[4]
+            if polls is None:
+                polls = entry[4] = {}
+            fields = (event.function_code, event.unit_id, event.address, event.quantity)
+            slot = polls.get(fields)
+            if slot is None:
+                slot = self._poll_slot(conversation, request_signature(event))
+                if len(polls) < MAX_POLLS_PER_FLOW:
+                    polls[fields] = slot
+        else:
+            slot = self._poll_slot(conversation, request_signature(event))
+        if slot is not _NOT_POLLED:
+            self._interval(conversation, event, slot, out)
+
+    def _poll_slot(self, conversation: Conversation, signature: str | None) -> Any:
+        """(signature, learned median, spread, tolerance, state) of a learned recurring request.
+
+        The state, shared by the conversation's flows: [last time, recent intervals, drifted,
+        how many recent intervals are off the learned cycle].
+        """
         if signature is None:
-            return
+            return _NOT_POLLED
         learned = conversation.polling.get(signature)
         if learned is None or learned.median is None:
-            return
+            return _NOT_POLLED
         key = (conversation.key, signature)
-        state = self.polls.get(key)
-        if state is None:
-            self.polls[key] = [event.ts, [], False]
+        slot = self.polls.get(key)
+        if slot is None:
+            # Drift: the cycle is ``max_ratio`` times slower or faster, and the change exceeds both
+            # the learned jitter (spread) and a floor that ignores scheduling noise of fast polls.
+            tolerance = max(self.drift_spreads * (learned.spread or 0.0), self.drift_minimum)
+            slot = self.polls[key] = (
+                signature,
+                learned.median,
+                learned.spread,
+                tolerance,
+                [None, [], False, 0],
+            )
+        return slot
+
+    def _interval(self, conversation: Conversation, event: Any, slot: Any, out: Emitter) -> None:
+        signature, learned_median, learned_spread, tolerance, state = slot
+        ts = event.ts
+        last = state[0]
+        state[0] = ts
+        if last is None:
             return
-        interval = event.ts - state[0]
-        state[0] = event.ts
+        interval = ts - last
+        ratio = self.drift_ratio
         recent = state[1]
         recent.append(interval)
+        off = state[3]
+        # Within the tolerance of the learned median is never off (the usual case, tested inline).
+        if abs(interval - learned_median) > tolerance and _drifted(
+            interval, learned_median, tolerance, ratio
+        ):
+            off += 1
         if len(recent) > RECENT_INTERVALS:
-            del recent[0]
-        elif len(recent) < RECENT_INTERVALS:
-            return
-        ordered = sorted(recent)
-        median = (ordered[RECENT_INTERVALS // 2 - 1] + ordered[RECENT_INTERVALS // 2]) / 2
-        # Drift: the cycle is ``max_ratio`` times slower or faster, and the change exceeds both the
-        # learned jitter (spread) and a floor that ignores scheduling noise of fast polls.
-        tolerance = max(self.drift_spreads * (learned.spread or 0.0), self.drift_minimum)
-        ratio = max(median, 1e-6) / max(learned.median, 1e-6)
-        drifted = (ratio > self.drift_ratio or ratio < 1 / self.drift_ratio) and abs(
-            median - learned.median
-        ) > tolerance
+            gone = recent.pop(0)
+            if abs(gone - learned_median) > tolerance and _drifted(gone, learned_median, tolerance, ratio):
+                off -= 1
+            state[3] = off
+        else:
+            state[3] = off
+            if len(recent) < RECENT_INTERVALS:
+                return
+        # The window's median lies between two of its intervals: with every interval within the
+        # learned cycle's bounds (an interval around the learned median), so is the median.
+        if off:
+            ordered = sorted(recent)
+            median = (ordered[RECENT_INTERVALS // 2 - 1] + ordered[RECENT_INTERVALS // 2]) / 2
+            drifted = _drifted(median, learned_median, tolerance, ratio)
+        else:
+            drifted = False
         if drifted and not state[2]:
             state[2] = True
             out.fire(
@@ -513,10 +575,10 @@ class BaselineDeviation(BaseDetector):
                 evidence={
                     "signature": signature,
                     "recent_median": round(median, 6),
-                    "learned_median": learned.median,
-                    "learned_spread": learned.spread,
+                    "learned_median": learned_median,
+                    "learned_spread": learned_spread,
                     "tolerance": round(tolerance, 6),
-                    "max_ratio": self.drift_ratio,
+                    "max_ratio": ratio,
                 },
             )
         elif not drifted:
@@ -525,6 +587,17 @@ class BaselineDeviation(BaseDetector):
 
 _UNKNOWN = object()
 _INFINITY = float("inf")
+_NOT_POLLED = ()
+
+
+def _drifted(interval: float, learned: float, tolerance: float, max_ratio: float) -> bool:
+    """Whether ``interval`` is off a learned cycle of median ``learned``.
+
+    Off: ``max_ratio`` times slower or faster, and farther from it than ``tolerance``.  The
+    intervals that are not off form one interval of numbers around ``learned``.
+    """
+    ratio = max(interval, 1e-6) / max(learned, 1e-6)
+    return (ratio > max_ratio or ratio < 1 / max_ratio) and abs(interval - learned) > tolerance
 
 
 class PointLimits:

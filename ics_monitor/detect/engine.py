@@ -138,15 +138,17 @@ class DetectionEngine:
 
     def observe(self, event: Any) -> list[Alert]:
         """A protocol event or anomaly; other records (ARP, COTP ...) pass unless a detector wants them."""
-        self._clock(event.ts)
+        next_tick = self._next_tick
+        if next_tick is None or event.ts >= next_tick:
+            self._clock(event.ts)
+        emitter = self.emitter
         lists = self._by_type.get(event.event_type)
         if lists is not None:
             direction = getattr(event, "direction", None)
             hooks = lists[0] if direction == "request" else lists[1] if direction == "response" else lists[2]
-            emitter = self.emitter
             for hook in hooks:
                 hook(event, emitter)
-        return self._drain()
+        return self._drain() if emitter.out else []
 
     def observe_flow(self, record: Any) -> list[Alert]:
         """A flow record (at the flow's end or active timeout)."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import random
 from typing import Any
 
 import pytest
 
 from ics_monitor.detect import DetectionEngine, Zones, ZonesError
+from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, rule_ids, run
 from tests.unit.detect.records import CLIENT, SERVER, change, dnp3, flow, modbus, s7
@@ -27,6 +31,11 @@ def _baseline() -> Baseline:
 
 
 BASELINE = _baseline()
+
+
+def _unthrottled(rules: RuleSet, *rule_ids: str) -> RuleSet:
+    """``rules`` with these rules unthrottled: every firing comes out as an alert of its own."""
+    return RuleSet(dataclasses.replace(r, throttle=0) if r.rule_id in rule_ids else r for r in rules)
 
 
 def _ids(records: list[Any], **kwargs: Any) -> list[str]:
@@ -178,6 +187,102 @@ def test_dnp3_read_values_out_of_range_per_point() -> None:
     loud = [dnp3(1, frame=100, flow_id="f-dnp3-read"), response(101, (400, -5.5, "x"), True)]
     fired = sorted(a.evidence["point"] for a in run(loud, baseline=baseline) if a.rule_id == "ICS-5007")
     assert fired == ["g1:0", "g30:0"]
+
+
+def test_dnp3_repeated_objects_are_checked_again_after_an_out_of_range_one() -> None:
+    """Every response is checked on its own: a repeat of an out-of-range object fires again."""
+
+    def response(frame: int, value: int, binary: bool) -> Any:
+        return dnp3(
+            129,
+            request=False,
+            frame=frame,
+            ts=1000.0 + frame,
+            flow_id="f-dnp3-read",
+            objects=(
+                {"group": 30, "variation": 1, "start": 0, "points": [{"index": 0, "value": value}]},
+                {"group": 1, "variation": 2, "start": 0, "points": [{"index": 0, "value": binary}]},
+            ),
+        )
+
+    learner = BaselineLearner()
+    for i in range(10):
+        learner.observe(dnp3(1, ts=900.0 + i, frame=2 * i + 1, flow_id="f-dnp3-read"))
+        learner.observe(response(2 * i + 2, 100 + i, False))
+    baseline = learner.baseline()
+    rules = _unthrottled(RULES, "ICS-5007")
+    # In range twice, out of range twice (both fire), in range, then a binary point out of range.
+    values = [(104, False), (104, False), (400, False), (400, False), (104, True), (104, True)]
+    records: list[Any] = [dnp3(1, frame=50, flow_id="f-dnp3-read")]
+    records += [response(100 + n, value, binary) for n, (value, binary) in enumerate(values)]
+    fired = [(a.frames[0], a.evidence["point"]) for a in run(records, baseline=baseline, rules=rules)]
+    fired = [item for item in fired if item[0] >= 100]
+    assert fired == [(102, "g30:0"), (103, "g30:0"), (104, "g1:0"), (105, "g1:0")]
+    # The same records checked one by one by fresh engines (no memory of earlier responses) agree.
+    one_by_one = [
+        (a.frames[0], a.evidence["point"])
+        for record in records[1:]
+        for a in run([records[0], record], baseline=baseline, rules=rules)
+        if a.rule_id == "ICS-5007"
+    ]
+    assert one_by_one == fired
+
+
+def _reference_drifts(intervals: list[float], learned: float, tolerance: float, ratio: float) -> list[int]:
+    """Where the recent median (8 intervals) first drifts, recomputed in full at every request."""
+    out: list[int] = []
+    drifted_before = False
+    for n in range(8, len(intervals) + 1):
+        ordered = sorted(intervals[n - 8 : n])
+        median = (ordered[3] + ordered[4]) / 2
+        r = max(median, 1e-6) / max(learned, 1e-6)
+        drifted = (r > ratio or r < 1 / ratio) and abs(median - learned) > tolerance
+        if drifted and not drifted_before:
+            out.append(n)
+        drifted_before = drifted
+    return out
+
+
+def test_polling_drift_matches_the_full_median_on_random_cycles() -> None:
+    """The in-band shortcut (no sort while every recent interval is on the cycle) changes nothing."""
+    engine_rules = _unthrottled(RULES.configured("ICS-4003", enabled=False), "ICS-5008")
+    [learned] = [
+        poll
+        for conversation in BASELINE.conversations.values()
+        for signature, poll in conversation.polling.items()
+        if signature == "3:1:0:10"
+    ]
+    assert learned.median == 1.0
+    tolerance = max(
+        float(RULES.param("ICS-5008", "spread_factor")) * (learned.spread or 0.0),
+        float(RULES.param("ICS-5008", "min_seconds")),
+    )
+    ratio = float(RULES.param("ICS-5008", "max_ratio"))
+    generator = random.Random(7)
+    checked = 0
+    for _ in range(60):
+        # Runs of on-cycle intervals, slow or fast stretches and lone outliers.
+        intervals: list[float] = []
+        while len(intervals) < 60:
+            kind = generator.random()
+            length = generator.randint(1, 12)
+            if kind < 0.5:
+                intervals += [generator.uniform(0.9, 1.1) for _ in range(length)]
+            elif kind < 0.75:
+                intervals += [generator.uniform(2.0, 6.0) for _ in range(length)]
+            else:
+                intervals += [generator.uniform(0.0, 0.3) for _ in range(length)]
+        times = [2000.0]
+        for interval in intervals:
+            times.append(times[-1] + interval)
+        requests = [modbus(3, ts=ts, frame=n + 1, address=0, quantity=10) for n, ts in enumerate(times)]
+        alerts = [a for a in run(requests, baseline=BASELINE, rules=engine_rules) if a.rule_id == "ICS-5008"]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        expected = _reference_drifts(gaps, 1.0, tolerance, ratio)
+        # The request closing interval n is frame n + 1.
+        assert [a.frames[0] - 1 for a in alerts] == expected
+        checked += len(expected)
+    assert checked > 20  # the cycles did drift, many times
 
 
 def test_polling_drift() -> None:
