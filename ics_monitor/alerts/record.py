@@ -82,7 +82,21 @@ def updated(alert: Alert, *, last_ts: float, count: int, frames: tuple[int, ...]
 
 
 def alert_to_dict(alert: Alert) -> dict[str, Any]:
-    """The JSON object of an alert (lists for tuples), as sinks write it."""
+    """The JSON object of an alert (lists for tuples), as sinks write it.
+
+    Every sink converts each alert in turn (the store, the alerts log, Elasticsearch ...): the last
+    conversion is kept and returned again for the same alert object.  Callers only read it.
+    """
+    last = _LAST_CONVERTED[0]
+    if last[0] is alert:
+        return last[1]
+    data = _converted(alert)
+    # One item store: a reader in another thread sees the old pair or the new one, never a mix.
+    _LAST_CONVERTED[0] = (alert, data)
+    return data
+
+
+def _converted(alert: Alert) -> dict[str, Any]:
     return {
         "event_type": alert.event_type,
         "alert_id": alert.alert_id,
@@ -111,6 +125,9 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         "count": alert.count,
         "frames": list(alert.frames),
     }
+
+
+_LAST_CONVERTED: list[tuple[Any, dict[str, Any]]] = [(None, {})]
 
 
 def _jsonable(value: Any) -> Any:

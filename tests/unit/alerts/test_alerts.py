@@ -12,7 +12,7 @@ import pytest
 
 from ics_monitor.alerts import SCHEMA_PATH, Alert, Throttle, alert_to_dict, make_alert_id
 from ics_monitor.alerts.attack import TACTICS, TECHNIQUES, V19_RENUMBERED, tactic_refs, technique_refs
-from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES
+from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES, updated
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 
@@ -49,6 +49,19 @@ def test_alert_id_is_deterministic_and_distinct() -> None:
     ids |= {make_alert_id("ICS-1001", "a>c", 1.5), make_alert_id("ICS-1001", "a>b", 1.6)}
     assert len(ids) == 4
     assert all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
+
+
+def test_alert_to_dict_converts_each_alert_object_once() -> None:
+    """Sinks in a row get one conversion of an alert; another alert object is converted afresh."""
+    alert = _alert()
+    first = alert_to_dict(alert)
+    assert alert_to_dict(alert) is first
+    update = updated(alert, last_ts=200.0, count=5, frames=(1, 2))
+    data = alert_to_dict(update)
+    assert data is not first and (data["count"], data["last_ts"], data["frames"]) == (5, 200.0, [1, 2])
+    assert first["count"] == 1
+    equal = replace(alert)  # an equal alert, another object
+    assert alert_to_dict(equal) == first and alert_to_dict(equal) is not first
 
 
 def test_alert_to_dict_is_json_and_matches_the_schema() -> None:
