@@ -26,6 +26,7 @@ not only as a new conversation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import gt, lt
 from typing import Any
 
@@ -57,8 +58,8 @@ MAX_FLOWS = 65_536
 RECENT_INTERVALS = 8
 # The ``what`` fields name a value by table/point; a write carries at most this many values checked.
 MAX_VALUES_CHECKED = 128
-# Per flow: Modbus poll signatures looked up by their fields.
-MAX_POLLS_PER_FLOW = 256
+# Per conversation: Modbus poll signatures looked up by their fields.
+MAX_POLLS_PER_CONVERSATION = 256
 
 
 class BaselineDeviation(BaseDetector):
@@ -112,6 +113,10 @@ class BaselineDeviation(BaseDetector):
         # (conversation, table, unit, address, count) -> per value (lows, highs), or None when no
         # value there has learned limits: a repeated poll is checked in C, not value by value.
         self.read_bounds: BoundedDict = BoundedDict(MAX_FLOWS)
+        # Per conversation, shared by its flows' entries: the function codes checked (Modbus,
+        # DNP3) and the Modbus poll fields (function, unit, address, quantity) -> learned cycle.
+        self.checked_functions: BoundedDict = BoundedDict(MAX_FLOWS)
+        self.poll_fields: BoundedDict = BoundedDict(MAX_FLOWS)
         self.seen = SeenSet()
 
     # -- first sight of a flow: assets and conversation -------------------------------------------------
@@ -225,7 +230,7 @@ class BaselineDeviation(BaseDetector):
             merged = None
             if known is None:
                 merged = self.baseline.server_profile(server, event.transport, port, key[4])
-            # [conversation, key, merged profile, function codes checked, Modbus polls]
+            # [conversation, key, merged profile, its checked function codes, its Modbus polls]
             entry = self.flows[flow_id] = [known, key, merged, None, None]
         conversation: Conversation | None = entry[0]
         if conversation is None:
@@ -248,12 +253,12 @@ class BaselineDeviation(BaseDetector):
     def _function(self, conversation: Conversation, event: Any, out: Emitter, entry: list[Any]) -> None:
         event_type = event.event_type
         if event_type in ("modbus", "dnp3"):
-            # Their function key is the code: once a flow's code was checked (known, or reported
-            # once per conversation), its later requests have nothing left to report.
+            # Their function key is the code: once a conversation's code was checked (known, or
+            # reported once per conversation), its later requests have nothing left to report.
             code = event.function_code
             checked: set[Any] | None = entry[3]
             if checked is None:
-                checked = entry[3] = set()
+                checked = entry[3] = self._per_conversation(self.checked_functions, conversation, set)
             elif code in checked:
                 return
             checked.add(code)  # at most 256 codes
@@ -489,20 +494,28 @@ class BaselineDeviation(BaseDetector):
 
     def _polling(self, conversation: Conversation, event: Any, out: Emitter, entry: list[Any]) -> None:
         if event.event_type == "modbus":
-            # A Modbus poll's signature is its four fields: looked up per flow by their tuple.
+            # A Modbus poll's signature is its four fields: looked up by their tuple.
             polls: dict[Any, Any] | None = entry[4]
             if polls is None:
-                polls = entry[4] = {}
+                polls = entry[4] = self._per_conversation(self.poll_fields, conversation, dict)
             fields = (event.function_code, event.unit_id, event.address, event.quantity)
             slot = polls.get(fields)
             if slot is None:
                 slot = self._poll_slot(conversation, request_signature(event))
-                if len(polls) < MAX_POLLS_PER_FLOW:
+                if len(polls) < MAX_POLLS_PER_CONVERSATION:
                     polls[fields] = slot
         else:
             slot = self._poll_slot(conversation, request_signature(event))
         if slot is not _NOT_POLLED:
             self._interval(conversation, event, slot, out)
+
+    @staticmethod
+    def _per_conversation(table: BoundedDict, conversation: Conversation, make: Callable[[], Any]) -> Any:
+        """The conversation's entry of ``table`` (its flows share it: memory goes by conversations)."""
+        found = table.get(conversation.key)
+        if found is None:
+            found = table[conversation.key] = make()
+        return found
 
     def _poll_slot(self, conversation: Conversation, signature: str | None) -> Any:
         """(signature, learned median, spread, tolerance, state) of a learned recurring request.

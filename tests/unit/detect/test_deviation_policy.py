@@ -228,6 +228,21 @@ def test_dnp3_repeated_objects_are_checked_again_after_an_out_of_range_one() -> 
     assert one_by_one == fired
 
 
+
+def test_per_request_state_goes_by_conversation_not_by_flow() -> None:
+    """Many connections of one known conversation share its checked codes and poll lookups."""
+    engine = DetectionEngine(RULES.configured("ICS-4003", enabled=False), BASELINE)
+    [deviation] = [d for d in engine.detectors if d.name == "baseline_deviation"]
+    for n in range(200):  # a new TCP connection per poll, as some HMIs do
+        engine.observe(modbus(3, ts=2000.0 + n, frame=n + 1, address=0, quantity=10, flow_id=f"f{n}"))
+    assert len(deviation.flows) == 200
+    assert len(deviation.checked_functions) == 1 and len(deviation.poll_fields) == 1
+    [cycle] = deviation.poll_fields.values()
+    assert list(cycle) == [(3, 1, 0, 10)]
+    # The polls of all those connections made one series of intervals: on the cycle, no alert.
+    [slot] = deviation.polls.values()
+    assert slot[4][1] == [1.0] * 8
+
 def _reference_drifts(intervals: list[float], learned: float, tolerance: float, ratio: float) -> list[int]:
     """Where the recent median (8 intervals) first drifts, recomputed in full at every request."""
     out: list[int] = []
