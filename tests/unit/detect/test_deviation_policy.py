@@ -228,7 +228,6 @@ def test_dnp3_repeated_objects_are_checked_again_after_an_out_of_range_one() -> 
     assert one_by_one == fired
 
 
-
 def test_per_request_state_goes_by_conversation_not_by_flow() -> None:
     """Many connections of one known conversation share its checked codes and poll lookups."""
     engine = DetectionEngine(RULES.configured("ICS-4003", enabled=False), BASELINE)
@@ -242,6 +241,7 @@ def test_per_request_state_goes_by_conversation_not_by_flow() -> None:
     # The polls of all those connections made one series of intervals: on the cycle, no alert.
     [slot] = deviation.polls.values()
     assert slot[4][1] == [1.0] * 8
+
 
 def _reference_drifts(intervals: list[float], learned: float, tolerance: float, ratio: float) -> list[int]:
     """Where the recent median (8 intervals) first drifts, recomputed in full at every request."""
