@@ -26,6 +26,7 @@ not only as a new conversation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from operator import gt, lt
 from typing import Any
@@ -113,6 +114,8 @@ class BaselineDeviation(BaseDetector):
         # (conversation, table, unit, address, count) -> per value (lows, highs), or None when no
         # value there has learned limits: a repeated poll is checked in C, not value by value.
         self.read_bounds: BoundedDict = BoundedDict(MAX_FLOWS)
+        # The same for writes: (conversation, table, unit, first address, count) -> bounds or None.
+        self.write_bounds: BoundedDict = BoundedDict(MAX_FLOWS)
         # Per conversation, shared by its flows' entries: the function codes checked (Modbus,
         # DNP3) and the Modbus poll fields (function, unit, address, quantity) -> learned cycle.
         self.checked_functions: BoundedDict = BoundedDict(MAX_FLOWS)
@@ -294,7 +297,18 @@ class BaselineDeviation(BaseDetector):
                 self._new_target(conversation, event, f"unit {unit} {table} {first}-{last}", out)
             if self.check_written_values and values:
                 abbreviation = TABLE_ABBREVIATIONS[table]
-                for offset, value in enumerate(values[:MAX_VALUES_CHECKED]):
+                values = values[:MAX_VALUES_CHECKED]
+                # Per write shape, every value's limits once; then all values checked in C, value
+                # by value only when one may be out of range (or is not a plain number).
+                bounds_key = (conversation.key, table, unit, first, len(values))
+                bounds = self.write_bounds.get(bounds_key, _UNKNOWN)
+                if bounds is _UNKNOWN:
+                    bounds = self.write_bounds[bounds_key] = self._write_bounds(
+                        conversation, f"{abbreviation}:{unit}:", first, len(values)
+                    )
+                if bounds is None or _within(values, bounds[0], bounds[1]):
+                    return
+                for offset, value in enumerate(values):
                     self._value(
                         "ICS-5006", conversation, event, f"{abbreviation}:{unit}:{first + offset}", value, out
                     )
@@ -347,7 +361,10 @@ class BaselineDeviation(BaseDetector):
                     limit = self._written_limit(conversation, point)
                     if limit is None:
                         continue
-                    for value in values[:MAX_VALUES_CHECKED]:
+                    values = values[:MAX_VALUES_CHECKED]
+                    if _all_within(values, limit[0], limit[1]):
+                        continue
+                    for value in values:
                         if isinstance(value, bool):
                             value = int(value)
                         elif not isinstance(value, (int, float)):
@@ -378,6 +395,24 @@ class BaselineDeviation(BaseDetector):
                 limits = PointLimits(conversation.values, kind, self.read_margin, self.read_magnitude)
             self.limits[cache_key] = limits
         return limits
+
+    def _write_bounds(
+        self, conversation: Conversation, prefix: str, address: int, count: int
+    ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """Per value of a write at ``address``: (lows, highs) as ``_written_limit`` gives them."""
+        lows: list[float] = []
+        highs: list[float] = []
+        known = False
+        for offset in range(count):
+            limit = self._written_limit(conversation, f"{prefix}{address + offset}")
+            if limit is None:
+                lows.append(-_INFINITY)
+                highs.append(_INFINITY)
+            else:
+                known = True
+                lows.append(limit[0])
+                highs.append(limit[1])
+        return (tuple(lows), tuple(highs)) if known else None
 
     def _written_limit(
         self, conversation: Conversation, point: str
@@ -601,6 +636,30 @@ class BaselineDeviation(BaseDetector):
 _UNKNOWN = object()
 _INFINITY = float("inf")
 _NOT_POLLED = ()
+
+
+def _within(values: Any, lows: tuple[float, ...], highs: tuple[float, ...]) -> bool:
+    """True when every value is a number within its (low, high), checked in C.
+
+    False when one may be out of range or is not a plain number (a string, None, a NaN that no
+    comparison catches): the caller then checks value by value, as it would without this.
+    """
+    try:
+        if any(map(lt, values, lows)) or any(map(gt, values, highs)):
+            return False
+        return not math.isnan(sum(values))
+    except (TypeError, OverflowError):
+        return False
+
+
+def _all_within(values: Any, low: float, high: float) -> bool:
+    """``_within`` with one (low, high) for every value."""
+    try:
+        if not values or min(values) < low or max(values) > high:
+            return False
+        return not math.isnan(sum(values))
+    except (TypeError, OverflowError):
+        return False
 
 
 def _drifted(interval: float, learned: float, tolerance: float, max_ratio: float) -> bool:

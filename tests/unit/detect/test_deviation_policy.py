@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ics_monitor.detect import DetectionEngine, Zones, ZonesError
+from ics_monitor.detect.deviation import BaselineDeviation
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, rule_ids, run
@@ -231,7 +232,7 @@ def test_dnp3_repeated_objects_are_checked_again_after_an_out_of_range_one() -> 
 def test_per_request_state_goes_by_conversation_not_by_flow() -> None:
     """Many connections of one known conversation share its checked codes and poll lookups."""
     engine = DetectionEngine(RULES.configured("ICS-4003", enabled=False), BASELINE)
-    [deviation] = [d for d in engine.detectors if d.name == "baseline_deviation"]
+    [deviation] = [d for d in engine.detectors if isinstance(d, BaselineDeviation)]
     for n in range(200):  # a new TCP connection per poll, as some HMIs do
         engine.observe(modbus(3, ts=2000.0 + n, frame=n + 1, address=0, quantity=10, flow_id=f"f{n}"))
     assert len(deviation.flows) == 200
@@ -480,3 +481,83 @@ def test_engine_hands_records_to_the_directions_a_detector_declares() -> None:
         "ModbusCommands",
         "ErrorStorm",
     }
+
+
+def test_written_values_checked_in_c_agree_with_value_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Modbus and S7 writes: the all-in-range check in C fires exactly what the per-value walk does."""
+    from ics_monitor.detect import deviation
+
+    item = {"area": 0x84, "area_name": "DATA_BLOCK", "db": 1, "address": 20, "length": 4, "transport_size": 2}
+    learner = BaselineLearner()
+    for i in range(20):
+        ts = 1000.0 + i
+        # Registers 100-103 written with 100..119, 104-105 only read (0..10): their writes are
+        # judged by the read range.
+        learner.observe(modbus(16, ts=ts, frame=4 * i + 1, address=100, quantity=4, values=(100 + i,) * 4))
+        learner.observe(modbus(3, ts=ts + 0.1, frame=4 * i + 2, address=104, quantity=2))
+        learner.observe(
+            modbus(
+                3, request=False, ts=ts + 0.2, frame=4 * i + 3, address=104, quantity=2, values=(i % 11, 5)
+            )
+        )
+        learner.observe(
+            s7(
+                1,
+                function_code=0x05,
+                ts=ts + 0.3,
+                frame=4 * i + 4,
+                items=(item,),
+                data_items=({"values": [10 + i] * 4},),
+            )
+        )
+    baseline = learner.baseline()
+    assert baseline.conversations and any(
+        ("written", "DB1:20") in c.values for c in baseline.conversations.values()
+    )
+    rules = _unthrottled(RULES, "ICS-5006")
+    generator = random.Random(11)
+    odd: list[Any] = [124, 126, 90, 30, True, False, float("nan"), "x", None, 1e300, -7]
+    records: list[Any] = []
+    for n in range(300):
+        # Mostly a write within every limit (registers 100-103 learned 100..119 written, 104-105
+        # read 0..10; DB1:20 written 10..29), else one odd value somewhere.
+        values: list[Any] = [generator.choice((100, 110, 119))] * 4 + [generator.choice((0, 5, 10))] * 2
+        s7_values: list[Any] = [generator.choice((10, 20, 29))] * generator.randint(1, 5)
+        if generator.random() < 0.4:
+            values[generator.randrange(6)] = generator.choice(odd)
+            s7_values[generator.randrange(len(s7_values))] = generator.choice(odd)
+        records.append(
+            modbus(16, ts=2000.0 + n, frame=2 * n + 1, address=100, quantity=6, values=tuple(values))
+        )
+        records.append(
+            s7(
+                1,
+                function_code=0x05,
+                ts=2000.5 + n,
+                frame=2 * n + 2,
+                items=(item,),
+                data_items=({"values": s7_values},),
+            )
+        )
+    passed: list[bool] = []
+
+    def counted(check: Any) -> Any:
+        def wrapper(*args: Any) -> bool:
+            result = bool(check(*args))
+            passed.append(result)
+            return result
+
+        return wrapper
+
+    def fired() -> list[tuple[Any, ...]]:
+        alerts = [a for a in run(records, baseline=baseline, rules=rules) if a.rule_id == "ICS-5006"]
+        return [(a.frames[0], a.evidence["point"], repr(a.evidence["value"])) for a in alerts]
+
+    monkeypatch.setattr(deviation, "_within", counted(deviation._within))
+    monkeypatch.setattr(deviation, "_all_within", counted(deviation._all_within))
+    fast = fired()
+    assert passed.count(True) > 200 and passed.count(False) > 100  # both ways were taken
+    monkeypatch.setattr(deviation, "_within", lambda values, lows, highs: False)
+    monkeypatch.setattr(deviation, "_all_within", lambda values, low, high: False)
+    assert fast == fired()
+    assert {"hr:1:100", "hr:1:104", "DB1:20"} <= {point for _, point, _ in fast}
