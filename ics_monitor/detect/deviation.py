@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from operator import gt, lt
+from operator import gt, itemgetter, lt
 from typing import Any
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, SeenSet
@@ -528,19 +528,28 @@ class BaselineDeviation(BaseDetector):
                         self._out_of_range("ICS-5007", conversation, event, key, value, limit, out)
 
     def _polling(self, conversation: Conversation, event: Any, out: Emitter, entry: list[Any]) -> None:
-        if event.event_type == "modbus":
-            # A Modbus poll's signature is its four fields: looked up by their tuple.
+        # A poll's signature (``request_signature``) is made of a few fields: the common polls are
+        # looked up per conversation by those fields' tuple, without formatting the signature.
+        event_type = event.event_type
+        fields: Any = None
+        if event_type == "modbus":
+            fields = (event.function_code, event.unit_id, event.address, event.quantity)
+        elif event_type == "s7comm" and event.rosctr == 1 and event.items:
+            try:
+                fields = (event.function_code, *map(_S7_ITEM_FIELDS, event.items[:8]))
+            except (KeyError, TypeError):  # an item without a plain address: the signature says
+                fields = None
+        if fields is None:
+            slot = self._poll_slot(conversation, request_signature(event))
+        else:
             polls: dict[Any, Any] | None = entry[4]
             if polls is None:
                 polls = entry[4] = self._per_conversation(self.poll_fields, conversation, dict)
-            fields = (event.function_code, event.unit_id, event.address, event.quantity)
             slot = polls.get(fields)
             if slot is None:
                 slot = self._poll_slot(conversation, request_signature(event))
                 if len(polls) < MAX_POLLS_PER_CONVERSATION:
                     polls[fields] = slot
-        else:
-            slot = self._poll_slot(conversation, request_signature(event))
         if slot is not _NOT_POLLED:
             self._interval(conversation, event, slot, out)
 
@@ -636,6 +645,8 @@ class BaselineDeviation(BaseDetector):
 _UNKNOWN = object()
 _INFINITY = float("inf")
 _NOT_POLLED = ()
+# What an S7 item adds to a poll's signature (``request_signature``).
+_S7_ITEM_FIELDS = itemgetter("area", "db", "address", "length")
 
 
 def _within(values: Any, lows: tuple[float, ...], highs: tuple[float, ...]) -> bool:

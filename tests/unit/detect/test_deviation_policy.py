@@ -561,3 +561,30 @@ def test_written_values_checked_in_c_agree_with_value_by_value(monkeypatch: pyte
     monkeypatch.setattr(deviation, "_all_within", lambda values, low, high: False)
     assert fast == fired()
     assert {"hr:1:100", "hr:1:104", "DB1:20"} <= {point for _, point, _ in fast}
+
+
+def test_s7_polling_drift_and_its_lookup_by_item_fields() -> None:
+    """S7 read polls are found by (function, item fields); a slowed cycle fires, items apart."""
+    items = (
+        {"area": 0x84, "area_name": "DATA_BLOCK", "db": 1, "address": 0, "length": 10, "transport_size": 2},
+        {"area": 0x83, "area_name": "FLAGS", "db": 0, "address": 4, "length": 2, "transport_size": 2},
+    )
+    other = ({**items[0], "address": 100},)
+    learner = BaselineLearner()
+    for i in range(20):
+        learner.observe(s7(1, function_code=0x04, ts=1000.0 + i, frame=2 * i + 1, items=items))
+        learner.observe(s7(1, function_code=0x04, ts=1000.5 + 5 * i, frame=2 * i + 2, items=other))
+    baseline = learner.baseline()
+    rules = RULES.configured("ICS-4003", enabled=False)
+    engine = DetectionEngine(rules, baseline)
+    [deviation] = [d for d in engine.detectors if isinstance(d, BaselineDeviation)]
+    alerts: list[Any] = []
+    for i in range(20):  # the first read slows to 4 s, the second keeps its 5 s cycle
+        alerts += engine.observe(s7(1, function_code=0x04, ts=2000.0 + 4 * i, frame=2 * i + 1, items=items))
+        alerts += engine.observe(s7(1, function_code=0x04, ts=2000.5 + 5 * i, frame=2 * i + 2, items=other))
+    alerts += engine.finish()
+    drifts = [a for a in alerts if a.rule_id == "ICS-5008"]
+    assert [a.evidence["signature"] for a in drifts] == ["4:132.1.0.10,131.0.4.2"]
+    assert drifts[0].evidence["recent_median"] == 4.0
+    [lookups] = deviation.poll_fields.values()
+    assert set(lookups) == {(4, (132, 1, 0, 10), (131, 0, 4, 2)), (4, (132, 1, 100, 10))}
