@@ -249,7 +249,11 @@ def main() -> None:
             runs=1,
         )
         if name == "modbus_polling":
-            _plant_lines(name, template, args.packets, baseline, line, rows)
+            _plant_lines(name, template, (args.packets, 3 * args.packets), baseline, line, rows)
+        elif name in ("dnp3", "s7comm"):
+            # The same session from a fixed set of clients: steady state, beside the many-host
+            # line above where every copy is a new client (so a new conversation to set up).
+            _plant_lines(name, template, (args.packets,), baseline, line, rows)
         if name == "modbus":
             huge = OUT / f"{name}_3m.pcap"
             if not huge.is_file():
@@ -285,15 +289,16 @@ PLANT_CLIENTS = 20
 
 
 def _plant_lines(
-    name: str, template: Path, packets: int, baseline: float | None, line: Any, rows: list[Any]
+    name: str, template: Path, sizes: tuple[int, ...], baseline: float | None, line: Any, rows: list[Any]
 ) -> None:
-    """Full replay on a plant of ``PLANT_CLIENTS`` HMIs: 1M then 3M packets against one baseline.
+    """Full replay on a plant of ``PLANT_CLIENTS`` clients: each size in turn against one baseline.
 
-    The memory of the main job must follow the assets and conversations, not the packets: the
-    same plant three times as long must not need more.
+    With a second size (3x the first), the memory of the main job must follow the assets and
+    conversations, not the packets: the same plant three times as long must not need more.
     """
     files = []
-    for size, label in ((packets, "1M"), (3 * packets, "3M")):
+    for size in sizes:
+        label = f"{size / 1_000_000:g}M" if size >= 1_000_000 else f"{size / 1000:g}k"
         path = OUT / f"{name}_plant{PLANT_CLIENTS}_{label.lower()}.pcap"
         count = (
             build(template, path, size, PLANT_CLIENTS)
@@ -309,7 +314,7 @@ def _plant_lines(
     rss = []
     for path, count, label in files:
         line(
-            f"{name} plant of {PLANT_CLIENTS} HMIs ({label})",
+            f"{name} plant of {PLANT_CLIENTS} clients ({label})",
             "ics-monitor replay (full analysis, default workers)",
             count,
             [CLI, "replay", "--state", str(state), "--no-events", str(path)],
@@ -317,9 +322,11 @@ def _plant_lines(
             runs=1,
         )
         rss.append(rows[-1][4])
-    print(
-        f"  replay RSS 1M -> 3M packets: {rss[0]:.1f} MB -> {rss[1]:.1f} MB ({(rss[1] / rss[0] - 1) * 100:+.1f}%)"
-    )
+    if len(rss) > 1:
+        print(
+            f"  replay RSS {files[0][2]} -> {files[-1][2]} packets: {rss[0]:.1f} MB -> {rss[-1]:.1f} MB"
+            f" ({(rss[-1] / rss[0] - 1) * 100:+.1f}%)"
+        )
 
 
 def _iter_count(path: Path):  # type: ignore[no-untyped-def]
