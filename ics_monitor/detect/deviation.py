@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from operator import gt, itemgetter, lt
 from typing import Any
 
@@ -303,8 +304,11 @@ class BaselineDeviation(BaseDetector):
                 bounds_key = (conversation.key, table, unit, first, len(values))
                 bounds = self.write_bounds.get(bounds_key, _UNKNOWN)
                 if bounds is _UNKNOWN:
-                    bounds = self.write_bounds[bounds_key] = self._write_bounds(
-                        conversation, f"{abbreviation}:{unit}:", first, len(values)
+                    bounds = self.write_bounds[bounds_key] = _bounds(
+                        partial(self._written_limit, conversation),
+                        f"{abbreviation}:{unit}:",
+                        first,
+                        len(values),
                     )
                 if bounds is None or _within(values, bounds[0], bounds[1]):
                     return
@@ -396,24 +400,6 @@ class BaselineDeviation(BaseDetector):
             self.limits[cache_key] = limits
         return limits
 
-    def _write_bounds(
-        self, conversation: Conversation, prefix: str, address: int, count: int
-    ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-        """Per value of a write at ``address``: (lows, highs) as ``_written_limit`` gives them."""
-        lows: list[float] = []
-        highs: list[float] = []
-        known = False
-        for offset in range(count):
-            limit = self._written_limit(conversation, f"{prefix}{address + offset}")
-            if limit is None:
-                lows.append(-_INFINITY)
-                highs.append(_INFINITY)
-            else:
-                known = True
-                lows.append(limit[0])
-                highs.append(limit[1])
-        return (tuple(lows), tuple(highs)) if known else None
-
     def _written_limit(
         self, conversation: Conversation, point: str
     ) -> tuple[float, float, float, float] | None:
@@ -483,7 +469,8 @@ class BaselineDeviation(BaseDetector):
             bounds_key = (conversation.key, table, unit, address, len(values))
             bounds = self.read_bounds.get(bounds_key, _UNKNOWN)
             if bounds is _UNKNOWN:
-                found = _bounds(limits, f"{TABLE_ABBREVIATIONS[table]}:{unit}:", address, len(values))
+                # ``compute``: the caller keeps the result.
+                found = _bounds(limits.compute, f"{TABLE_ABBREVIATIONS[table]}:{unit}:", address, len(values))
                 bounds = self.read_bounds[bounds_key] = None if found is None else [found[0], found[1], None]
             # The hot path of polling traffic.  A poll mostly reads what the last one read: values
             # equal to the last ones found in range are in range (one tuple comparison in C).
@@ -735,14 +722,14 @@ class PointLimits:
 
 
 def _bounds(
-    limits: PointLimits, prefix: str, address: int, count: int
+    limit_of: Callable[[str], tuple[float, float, float, float] | None], prefix: str, address: int, count: int
 ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    """Per value of a read at ``address``: (lows, highs) with margins; None if none has limits."""
+    """Per value at ``address``: (lows, highs) from ``limit_of`` (point -> limits); None if none has limits."""
     lows: list[float] = []
     highs: list[float] = []
     known = False
     for offset in range(count):
-        limit = limits.compute(f"{prefix}{address + offset}")  # the caller keeps the result
+        limit = limit_of(f"{prefix}{address + offset}")
         if limit is None:
             lows.append(-_INFINITY)
             highs.append(_INFINITY)
