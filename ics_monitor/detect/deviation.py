@@ -61,7 +61,9 @@ RECENT_INTERVALS = 8
 # The ``what`` fields name a value by table/point; a write carries at most this many values checked.
 MAX_VALUES_CHECKED = 128
 # Per conversation: Modbus poll signatures looked up by their fields.
-MAX_POLLS_PER_CONVERSATION = 256
+MAX_POLLS_PER_CONVERSATION = 64
+# Read and write shapes whose per-value bounds are kept (each up to 2 x MAX_VALUES_CHECKED floats).
+MAX_SHAPES = 8192
 
 
 class BaselineDeviation(BaseDetector):
@@ -114,9 +116,9 @@ class BaselineDeviation(BaseDetector):
         self.limits: BoundedDict = BoundedDict(MAX_FLOWS)
         # (conversation, table, unit, address, count) -> per value (lows, highs), or None when no
         # value there has learned limits: a repeated poll is checked in C, not value by value.
-        self.read_bounds: BoundedDict = BoundedDict(MAX_FLOWS)
+        self.read_bounds: BoundedDict = BoundedDict(MAX_SHAPES)
         # The same for writes: (conversation, table, unit, first address, count) -> bounds or None.
-        self.write_bounds: BoundedDict = BoundedDict(MAX_FLOWS)
+        self.write_bounds: BoundedDict = BoundedDict(MAX_SHAPES)
         # Per conversation, shared by its flows' entries: the function codes checked (Modbus,
         # DNP3) and the Modbus poll fields (function, unit, address, quantity) -> learned cycle.
         self.checked_functions: BoundedDict = BoundedDict(MAX_FLOWS)

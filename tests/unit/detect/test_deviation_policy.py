@@ -588,3 +588,24 @@ def test_s7_polling_drift_and_its_lookup_by_item_fields() -> None:
     assert drifts[0].evidence["recent_median"] == 4.0
     [lookups] = deviation.poll_fields.values()
     assert set(lookups) == {(4, (132, 1, 0, 10), (131, 0, 4, 2)), (4, (132, 1, 100, 10))}
+
+
+def test_per_shape_caches_stay_bounded_under_an_address_sweep() -> None:
+    """A known client reading and writing everywhere: the detector's caches stop at their caps."""
+    from ics_monitor.detect import deviation as module
+
+    engine = DetectionEngine(RULES.configured("ICS-4003", enabled=False), BASELINE)
+    [deviation] = [d for d in engine.detectors if isinstance(d, BaselineDeviation)]
+    for n in range(module.MAX_SHAPES + 2000):
+        ts = 3000.0 + n / 100
+        engine.observe(modbus(3, ts=ts, frame=3 * n + 1, address=n % 60000, quantity=10))
+        engine.observe(
+            modbus(
+                3, request=False, ts=ts, frame=3 * n + 2, address=n % 60000, quantity=10, values=(50,) * 10
+            )
+        )
+        engine.observe(modbus(16, ts=ts, frame=3 * n + 3, address=n % 60000, quantity=2, values=(1, 2)))
+    assert 0 < len(deviation.read_bounds) <= module.MAX_SHAPES
+    assert 0 < len(deviation.write_bounds) <= module.MAX_SHAPES
+    [lookups] = deviation.poll_fields.values()
+    assert len(lookups) == module.MAX_POLLS_PER_CONVERSATION
