@@ -139,6 +139,9 @@ def tune_allocator() -> bool:
 
 
 _PIPE_BYTES = 1 << 20
+# Connection.send_bytes framing: a 4-byte big-endian length; -1, then 8 bytes, from 2 GiB on.
+_MESSAGE_SIZE = struct.Struct("!i")
+_LARGE_MESSAGE_SIZE = struct.Struct("!Q")
 
 
 def _widen(conn: Connection) -> None:
@@ -183,10 +186,6 @@ def _receive_bytes(fd: int) -> bytes:
     if size == -1:
         (size,) = _LARGE_MESSAGE_SIZE.unpack(_read_exactly(fd, 8))
     return _read_exactly(fd, size) if size else b""
-
-
-_MESSAGE_SIZE = struct.Struct("!i")
-_LARGE_MESSAGE_SIZE = struct.Struct("!Q")
 
 
 def _dumps(batch: list[Any]) -> bytes:

@@ -60,7 +60,7 @@ MAX_FLOWS = 65_536
 RECENT_INTERVALS = 8
 # The ``what`` fields name a value by table/point; a write carries at most this many values checked.
 MAX_VALUES_CHECKED = 128
-# Per conversation: Modbus poll signatures looked up by their fields.
+# Per conversation: Modbus and S7 poll signatures looked up by their fields.
 MAX_POLLS_PER_CONVERSATION = 64
 # Read and write shapes whose per-value bounds are kept (each up to 2 x MAX_VALUES_CHECKED floats).
 MAX_SHAPES = 8192
@@ -120,7 +120,7 @@ class BaselineDeviation(BaseDetector):
         # The same for writes: (conversation, table, unit, first address, count) -> bounds or None.
         self.write_bounds: BoundedDict = BoundedDict(MAX_SHAPES)
         # Per conversation, shared by its flows' entries: the function codes checked (Modbus,
-        # DNP3) and the Modbus poll fields (function, unit, address, quantity) -> learned cycle.
+        # DNP3) and the poll fields (Modbus, S7; see ``_polling``) -> learned cycle.
         self.checked_functions: BoundedDict = BoundedDict(MAX_FLOWS)
         self.poll_fields: BoundedDict = BoundedDict(MAX_FLOWS)
         self.seen = SeenSet()
@@ -236,7 +236,7 @@ class BaselineDeviation(BaseDetector):
             merged = None
             if known is None:
                 merged = self.baseline.server_profile(server, event.transport, port, key[4])
-            # [conversation, key, merged profile, its checked function codes, its Modbus polls]
+            # [conversation, key, merged profile, its checked function codes, its poll lookups]
             entry = self.flows[flow_id] = [known, key, merged, None, None]
         conversation: Conversation | None = entry[0]
         if conversation is None:

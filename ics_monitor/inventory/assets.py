@@ -437,12 +437,7 @@ class Inventory:
         elif kind in ("s7comm", "cotp"):
             self._s7(event, src, changes)
         if direction == "request" and src is not None:
-            if (
-                ENGINEERING_STATION not in src.roles
-                # A Modbus engineer speaks UMAS (FC 90): the usual poll skips the call.
-                and (kind != "modbus" or event.function_code == 90)
-                and is_engineering_request(event)
-            ):
+            if ENGINEERING_STATION not in src.roles and is_engineering_request(event):
                 self._add_role(src, ENGINEERING_STATION, ts, frame, changes)
             if HMI not in src.roles and dst is not None and is_poll_request(event):
                 self._poll(event, src, dst, changes)
