@@ -62,9 +62,13 @@ def _extensions(source: Path) -> list[Path]:
 
 
 def built(package: Path = _PACKAGE) -> list[Path]:
-    """Every compiled file of an in-place or installed build under ``package``."""
-    root = package.parent
-    found = [built for module in HOT_MODULES for built in _extensions(root / module)]
+    """Every compiled file of an in-place or installed build under ``package``.
+
+    Beside any module, not only today's ``HOT_MODULES``: a module taken off the list keeps the
+    extension of an earlier build, which would still shadow it and load a shared library that no
+    longer holds it.
+    """
+    found = [built for source in sorted(package.rglob("*.py")) for built in _extensions(source)]
     found += sorted(package.glob(f"{GROUP}*"))
     return found
 

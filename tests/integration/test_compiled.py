@@ -104,3 +104,23 @@ def test_a_bytes_slice_past_its_end_is_empty() -> None:
     problems: list[tuple[str, str]] = []
     parsed = parse_pdu(pdu, problems, None)
     assert parsed.items == ({"syntax_id": 0, "syntax": "UNKNOWN", "specification": ""},)
+
+
+def test_remove_takes_the_extensions_of_modules_no_longer_compiled(tmp_path: Path) -> None:
+    """A module taken off ``HOT_MODULES`` keeps an older build's extension beside it, which would
+    still shadow its source: ``built``/``remove`` find extensions beside any module."""
+    import importlib.machinery
+
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    package = tmp_path / "ics_monitor"
+    (package / "detect").mkdir(parents=True)
+    (package / "detect" / "engine.py").write_text("")
+    (package / "detect" / "notes.txt").write_text("")
+    old = package / "detect" / f"engine{suffix}"
+    old.write_bytes(b"")
+    shared = package / f"{compiled.GROUP}{suffix}"
+    shared.write_bytes(b"")
+    assert "ics_monitor/detect/engine.py" not in compiled.HOT_MODULES
+    assert set(compiled.built(package)) == {old, shared}
+    assert compiled.remove(package) == 2
+    assert not old.exists() and not shared.exists() and (package / "detect" / "engine.py").exists()
