@@ -287,96 +287,104 @@ class BaselineDeviation(BaseDetector):
         )
 
     def _writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
+        # One method per protocol: their locals (values, points) hold different types.
         event_type = event.event_type
         if event_type == "modbus":
-            write = modbus_write_span(event)
-            if write is None:
-                return
-            table, first, last, values = write
-            unit = event.unit_id
-            if self.check_writes and not conversation.covered(
-                conversation.modbus, (unit, table, "write"), first, last
-            ):
-                self._new_target(conversation, event, f"unit {unit} {table} {first}-{last}", out)
-            if self.check_written_values and values:
-                abbreviation = TABLE_ABBREVIATIONS[table]
-                values = values[:MAX_VALUES_CHECKED]
-                # Per write shape, every value's limits once; then all values checked in C, value
-                # by value only when one may be out of range (or is not a plain number).
-                bounds_key = (conversation.key, table, unit, first, len(values))
-                bounds = self.write_bounds.get(bounds_key, _UNKNOWN)
-                if bounds is _UNKNOWN:
-                    bounds = self.write_bounds[bounds_key] = _bounds(
-                        partial(self._written_limit, conversation),
-                        f"{abbreviation}:{unit}:",
-                        first,
-                        len(values),
-                    )
-                if bounds is None or _within(values, bounds[0], bounds[1]):
-                    return
-                for offset, value in enumerate(values):
-                    self._value(
-                        "ICS-5006", conversation, event, f"{abbreviation}:{unit}:{first + offset}", value, out
-                    )
+            self._modbus_writes(conversation, event, out)
         elif event_type == "dnp3":
-            code = event.function_code
-            if code not in DNP3_WRITE_FUNCTIONS:
-                return
-            for obj in event.objects:
-                group = obj.get("group")
-                points = dnp3_points(obj)
-                if self.check_writes and isinstance(group, int):
-                    spans = [points] if isinstance(points, tuple) else [(i, i) for i in points or ()]
-                    if not spans and (code, group) not in conversation.dnp3_points:
-                        self._new_target(conversation, event, f"function {code} g{group}", out)
-                    for start, stop in spans[:MAX_VALUES_CHECKED]:
-                        if not conversation.covered(conversation.dnp3_points, (code, group), start, stop):
-                            self._new_target(
-                                conversation, event, f"function {code} g{group} {start}-{stop}", out
-                            )
-                            break
-                if self.check_written_values and group == 41:
-                    for point in (obj.get("points") or ())[:MAX_VALUES_CHECKED]:
-                        self._value(
-                            "ICS-5006",
-                            conversation,
-                            event,
-                            f"g41:{point.get('index')}",
-                            point.get("value"),
-                            out,
-                        )
+            self._dnp3_writes(conversation, event, out)
         elif event_type == "s7comm":
-            if event.rosctr != 1 or event.function_code != S7_WRITE_VAR or not event.items:
+            self._s7_writes(conversation, event, out)
+
+    def _modbus_writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
+        write = modbus_write_span(event)
+        if write is None:
+            return
+        table, first, last, values = write
+        unit = event.unit_id
+        if self.check_writes and not conversation.covered(
+            conversation.modbus, (unit, table, "write"), first, last
+        ):
+            self._new_target(conversation, event, f"unit {unit} {table} {first}-{last}", out)
+        if self.check_written_values and values:
+            abbreviation = TABLE_ABBREVIATIONS[table]
+            values = values[:MAX_VALUES_CHECKED]
+            # Per write shape, every value's limits once; then all values checked in C, value
+            # by value only when one may be out of range (or is not a plain number).
+            bounds_key = (conversation.key, table, unit, first, len(values))
+            bounds = self.write_bounds.get(bounds_key, _UNKNOWN)
+            if bounds is _UNKNOWN:
+                bounds = self.write_bounds[bounds_key] = _bounds(
+                    partial(self._written_limit, conversation),
+                    f"{abbreviation}:{unit}:",
+                    first,
+                    len(values),
+                )
+            if bounds is None or _within(values, bounds[0], bounds[1]):
                 return
-            data_items = event.data_items or ()
-            for index, item in enumerate(event.items):
-                span = s7_item_span(item)
-                if span is None:
+            for offset, value in enumerate(values):
+                self._value(
+                    "ICS-5006", conversation, event, f"{abbreviation}:{unit}:{first + offset}", value, out
+                )
+
+    def _dnp3_writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
+        code = event.function_code
+        if code not in DNP3_WRITE_FUNCTIONS:
+            return
+        for obj in event.objects:
+            group = obj.get("group")
+            points = dnp3_points(obj)
+            if self.check_writes and isinstance(group, int):
+                spans = [points] if isinstance(points, tuple) else [(i, i) for i in points or ()]
+                if not spans and (code, group) not in conversation.dnp3_points:
+                    self._new_target(conversation, event, f"function {code} g{group}", out)
+                for start, stop in spans[:MAX_VALUES_CHECKED]:
+                    if not conversation.covered(conversation.dnp3_points, (code, group), start, stop):
+                        self._new_target(conversation, event, f"function {code} g{group} {start}-{stop}", out)
+                        break
+            if self.check_written_values and group == 41:
+                for point in (obj.get("points") or ())[:MAX_VALUES_CHECKED]:
+                    self._value(
+                        "ICS-5006",
+                        conversation,
+                        event,
+                        f"g41:{point.get('index')}",
+                        point.get("value"),
+                        out,
+                    )
+
+    def _s7_writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
+        if event.rosctr != 1 or event.function_code != S7_WRITE_VAR or not event.items:
+            return
+        data_items = event.data_items or ()
+        for index, item in enumerate(event.items):
+            span = s7_item_span(item)
+            if span is None:
+                continue
+            area = s7_area(item)
+            if self.check_writes and not conversation.covered(
+                conversation.s7, ("write", area), span[0], span[1]
+            ):
+                self._new_target(conversation, event, f"{area} {span[0]}-{span[1]}", out)
+            if self.check_written_values and index < len(data_items):
+                values = data_items[index].get("values")
+                if not values:
                     continue
-                area = s7_area(item)
-                if self.check_writes and not conversation.covered(
-                    conversation.s7, ("write", area), span[0], span[1]
-                ):
-                    self._new_target(conversation, event, f"{area} {span[0]}-{span[1]}", out)
-                if self.check_written_values and index < len(data_items):
-                    values = data_items[index].get("values")
-                    if not values:
+                # Every value of an item is judged against the item's one point: look it up once.
+                point = f"{area}:{item.get('address')}"
+                limit = self._written_limit(conversation, point)
+                if limit is None:
+                    continue
+                values = values[:MAX_VALUES_CHECKED]
+                if _all_within(values, limit[0], limit[1]):
+                    continue
+                for value in values:
+                    if isinstance(value, bool):
+                        value = int(value)
+                    elif not isinstance(value, (int, float)):
                         continue
-                    # Every value of an item is judged against the item's one point: look it up once.
-                    point = f"{area}:{item.get('address')}"
-                    limit = self._written_limit(conversation, point)
-                    if limit is None:
-                        continue
-                    values = values[:MAX_VALUES_CHECKED]
-                    if _all_within(values, limit[0], limit[1]):
-                        continue
-                    for value in values:
-                        if isinstance(value, bool):
-                            value = int(value)
-                        elif not isinstance(value, (int, float)):
-                            continue
-                        if not limit[0] <= value <= limit[1]:
-                            self._out_of_range("ICS-5006", conversation, event, point, value, limit, out)
+                    if not limit[0] <= value <= limit[1]:
+                        self._out_of_range("ICS-5006", conversation, event, point, value, limit, out)
 
     def _new_target(self, conversation: Conversation, event: Any, target: str, out: Emitter) -> None:
         if not self.seen.first(("target", conversation.key, target)):
@@ -457,64 +465,70 @@ class BaselineDeviation(BaseDetector):
     def _reads(self, conversation: Conversation, event: Any, out: Emitter) -> None:
         event_type = event.event_type
         if event_type == "modbus":
-            table = MODBUS_READ_TABLES.get(event.function_code)
-            if table is None or not event.values or event.address is None:
-                return
-            limits = self._limits(conversation, "read")
-            if not limits:
-                return
-            values = event.values
-            if len(values) > MAX_VALUES_CHECKED:
-                values = values[:MAX_VALUES_CHECKED]
-            unit = event.unit_id
-            address = event.address
-            bounds_key = (conversation.key, table, unit, address, len(values))
-            bounds = self.read_bounds.get(bounds_key, _UNKNOWN)
-            if bounds is _UNKNOWN:
-                # ``compute``: the caller keeps the result.
-                found = _bounds(limits.compute, f"{TABLE_ABBREVIATIONS[table]}:{unit}:", address, len(values))
-                bounds = self.read_bounds[bounds_key] = None if found is None else [found[0], found[1], None]
-            # The hot path of polling traffic.  A poll mostly reads what the last one read: values
-            # equal to the last ones found in range are in range (one tuple comparison in C).
-            # Otherwise every value against its limits in two C loops; the value-by-value walk
-            # only when one is out of range.
-            if bounds is None or values == bounds[2]:
-                return
-            lows, highs = bounds[0], bounds[1]
-            if not (any(map(lt, values, lows)) or any(map(gt, values, highs))):
-                bounds[2] = values
-                return
-            prefix = f"{TABLE_ABBREVIATIONS[table]}:{unit}:"
-            for offset, value in enumerate(values):
-                if not lows[offset] <= value <= highs[offset]:  # unlearned points are unbounded
-                    point = f"{prefix}{address + offset}"
-                    limit = limits.get(point)
-                    if limit is not None:
-                        self._out_of_range("ICS-5007", conversation, event, point, value, limit, out)
+            self._modbus_reads(conversation, event, out)
         elif event_type == "dnp3" and event.function_code in DNP3_RESPONSE_FUNCTIONS:
-            limits = self._limits(conversation, "read")
-            if not limits:
-                return
-            # As ``_value`` per point, with the limits looked up once per response.
-            for obj in event.objects:
-                points = obj.get("points")
-                if not points:
+            self._dnp3_reads(conversation, event, out)
+
+    def _modbus_reads(self, conversation: Conversation, event: Any, out: Emitter) -> None:
+        table = MODBUS_READ_TABLES.get(event.function_code)
+        if table is None or not event.values or event.address is None:
+            return
+        limits = self._limits(conversation, "read")
+        if not limits:
+            return
+        values = event.values
+        if len(values) > MAX_VALUES_CHECKED:
+            values = values[:MAX_VALUES_CHECKED]
+        unit = event.unit_id
+        address = event.address
+        bounds_key = (conversation.key, table, unit, address, len(values))
+        bounds = self.read_bounds.get(bounds_key, _UNKNOWN)
+        if bounds is _UNKNOWN:
+            # ``compute``: the caller keeps the result.
+            found = _bounds(limits.compute, f"{TABLE_ABBREVIATIONS[table]}:{unit}:", address, len(values))
+            bounds = self.read_bounds[bounds_key] = None if found is None else [found[0], found[1], None]
+        # The hot path of polling traffic.  A poll mostly reads what the last one read: values
+        # equal to the last ones found in range are in range (one tuple comparison in C).
+        # Otherwise every value against its limits in two C loops; the value-by-value walk
+        # only when one is out of range.
+        if bounds is None or values == bounds[2]:
+            return
+        lows, highs = bounds[0], bounds[1]
+        if not (any(map(lt, values, lows)) or any(map(gt, values, highs))):
+            bounds[2] = values
+            return
+        prefix = f"{TABLE_ABBREVIATIONS[table]}:{unit}:"
+        for offset, value in enumerate(values):
+            if not lows[offset] <= value <= highs[offset]:  # unlearned points are unbounded
+                point = f"{prefix}{address + offset}"
+                limit = limits.get(point)
+                if limit is not None:
+                    self._out_of_range("ICS-5007", conversation, event, point, value, limit, out)
+
+    def _dnp3_reads(self, conversation: Conversation, event: Any, out: Emitter) -> None:
+        limits = self._limits(conversation, "read")
+        if not limits:
+            return
+        # As ``_value`` per point, with the limits looked up once per response.
+        for obj in event.objects:
+            points = obj.get("points")
+            if not points:
+                continue
+            prefix = f"g{obj.get('group')}:"
+            for entry in points[:MAX_VALUES_CHECKED]:
+                if "value" not in entry:
                     continue
-                prefix = f"g{obj.get('group')}:"
-                for point in points[:MAX_VALUES_CHECKED]:
-                    if "value" not in point:
-                        continue
-                    key = f"{prefix}{point.get('index')}"
-                    limit = limits.get(key)
-                    if limit is None:
-                        continue
-                    value = point["value"]
-                    if isinstance(value, bool):
-                        value = int(value)
-                    elif not isinstance(value, (int, float)):
-                        continue
-                    if not limit[0] <= value <= limit[1]:
-                        self._out_of_range("ICS-5007", conversation, event, key, value, limit, out)
+                key = f"{prefix}{entry.get('index')}"
+                limit = limits.get(key)
+                if limit is None:
+                    continue
+                value = entry["value"]
+                if isinstance(value, bool):
+                    value = int(value)
+                elif not isinstance(value, (int, float)):
+                    continue
+                if not limit[0] <= value <= limit[1]:
+                    self._out_of_range("ICS-5007", conversation, event, key, value, limit, out)
 
     def _polling(self, conversation: Conversation, event: Any, out: Emitter, entry: list[Any]) -> None:
         # A poll's signature (``request_signature``) is made of a few fields: the common polls are
