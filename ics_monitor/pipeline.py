@@ -32,10 +32,13 @@ from ics_monitor.core.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from ics_monitor.decode import Decoder
 from ics_monitor.dissect import DissectEngine, FlowDissection, ParseContext, Registry
 from ics_monitor.events import AnomalyEvent, ArpEvent
+from ics_monitor.events.base import failure_anomaly
 from ics_monitor.events.flow import FlowRecord
 from ics_monitor.flows import Flow, FlowTable
 from ics_monitor.inventory.assets import ASSET_LIMIT, AssetChange, Inventory
 from ics_monitor.sinks import Sink
+
+ANALYSIS_ERROR = "internal.analysis_error"
 
 Frame = tuple[float, int, bytes, int]
 Progress = Callable[[int, int], None]
@@ -177,7 +180,8 @@ class Analysis:
     to ``alert_sinks``.  ``learn_for`` seconds of capture time (with a ``learner`` and an
     ``enforce`` factory): learn from the first frame until then, hand the baseline to
     ``on_baseline``, and from then on detect with ``enforce(baseline)``.  ``tick`` is how often (in
-    capture seconds) the engine's time-driven checks run.
+    capture seconds) the engine's time-driven checks run.  A record the inventory, the learner or
+    a detector fails on is lost to that part alone, and reported as an anomaly (``_contain``).
     """
 
     def __init__(
@@ -192,6 +196,7 @@ class Analysis:
         enforce: Callable[[Any], DetectionEngineLike] | None = None,
         on_baseline: Callable[[Any], None] | None = None,
         tick: float = 1.0,
+        strict: bool = False,
     ) -> None:
         if learn_for is not None and (learner is None or enforce is None):
             raise ValueError("learn_for needs a learner and an enforce factory")
@@ -210,6 +215,9 @@ class Analysis:
         self.alert_ids: set[str] = set()
         self.changes = 0
         self.anomalies: list[AnomalyEvent] = []
+        self.strict = strict
+        self.failures: Counter[str] = Counter()
+        self._adopt(engine)
         self._limit_reported = False
         self._last_ts = 0.0
 
@@ -221,7 +229,10 @@ class Analysis:
     def event(self, event: Any) -> None:
         """Take a protocol event, an anomaly or an ARP observation."""
         inventory = self.inventory
-        changes = inventory.observe(event)
+        try:
+            changes = inventory.observe(event)
+        except Exception as exc:
+            changes = self._contain("inventory", exc, event)
         engine = self.engine
         if changes:
             self._changes(changes)
@@ -229,7 +240,10 @@ class Analysis:
             self._report_limit(event.ts, event.frame)
         if event.event_type == "arp":
             if self.learner is not None:
-                self.learner.observe(event)
+                try:
+                    self.learner.observe(event)
+                except Exception as exc:
+                    self._contain("baseline learner", exc, event)
             if engine is not None:
                 alerts = engine.observe(event)
                 if alerts:
@@ -240,11 +254,17 @@ class Analysis:
             if alerts:
                 self._alerts(alerts)
         if self.learner is not None and event.event_type != "anomaly":
-            self.learner.observe(event)
+            try:
+                self.learner.observe(event)
+            except Exception as exc:
+                self._contain("baseline learner", exc, event)
 
     def flow(self, record: FlowRecord) -> None:
         """Take a flow record."""
-        changes = self.inventory.observe_flow(record)
+        try:
+            changes = self.inventory.observe_flow(record)
+        except Exception as exc:
+            changes = self._contain("inventory", exc, record)
         if changes:
             self._changes(changes)
         if self.inventory.limit_reached and not self._limit_reported:
@@ -254,7 +274,10 @@ class Analysis:
             if alerts:
                 self._alerts(alerts)
         if self.learner is not None:
-            self.learner.observe_flow(record)
+            try:
+                self.learner.observe_flow(record)
+            except Exception as exc:
+                self._contain("baseline learner", exc, record)
 
     def advance(self, ts: float) -> float:
         """Time passes (capture time): end learning when due, run time checks; return the next tick."""
@@ -301,7 +324,7 @@ class Analysis:
             alerts = engine.finish()
             if alerts:
                 self._alerts(alerts)
-        self.engine = make_engine(baseline)
+        self.engine = self._adopt(make_engine(baseline))
         if self.enforce is not None:
             self.enforce = make_engine
 
@@ -317,7 +340,13 @@ class Analysis:
             alerts = self.engine.finish()
             if alerts:
                 self._alerts(alerts)
-        self.engine = self.enforce(baseline)
+        self.engine = self._adopt(self.enforce(baseline))
+
+    def _adopt(self, engine: DetectionEngineLike | None) -> DetectionEngineLike | None:
+        """Have ``engine`` report its detectors' failures (anomalies) with ours, drained as events."""
+        if engine is not None and isinstance(getattr(engine, "anomalies", None), list):
+            engine.anomalies = self.anomalies  # type: ignore[attr-defined]
+        return engine
 
     def _changes(self, changes: list[AssetChange]) -> None:
         self.changes += len(changes)
@@ -328,6 +357,29 @@ class Analysis:
             alerts = self.engine.observe_changes(changes)
             if alerts:
                 self._alerts(alerts)
+
+    def _contain(self, part: str, exc: Exception, record: Any) -> list[AssetChange]:
+        """The inventory or the learner raised on ``record``: it loses the record, not the run.
+
+        The first failure of each part becomes an ``internal.analysis_error`` anomaly (drained as
+        events); all are counted in ``failures``.  ``strict`` re-raises instead (tests).
+        """
+        if self.strict:
+            raise exc
+        self.failures[part] += 1
+        if self.failures[part] == 1:
+            kind = getattr(record, "event_type", None) or type(record).__name__
+            self.anomalies.append(
+                failure_anomaly(
+                    ANALYSIS_ERROR,
+                    severity_name(ANALYSIS_ERROR),
+                    f"{part}: {type(exc).__name__}: {exc} on a {kind} record; it skips the records it "
+                    "fails on (later failures are counted, not reported)",
+                    record,
+                    self._last_ts,
+                )
+            )
+        return []
 
     def _report_limit(self, ts: float, frame: int) -> None:
         """The inventory hit its asset cap: say so once, as an anomaly (the pipeline drains it)."""
@@ -623,10 +675,11 @@ def build_analysis(
     enforce: Callable[[Any], DetectionEngineLike] | None = None
     if rules is not None:
         detection_rules = rules
-        engine = DetectionEngine(detection_rules, baseline, zones)
+        strict = config.dissect.strict
+        engine = DetectionEngine(detection_rules, baseline, zones, strict=strict)
 
         def enforce(learned: Any) -> DetectionEngineLike:
-            return DetectionEngine(detection_rules, learned, zones)
+            return DetectionEngine(detection_rules, learned, zones, strict=strict)
 
     if mode == LEARN_THEN_ENFORCE and (learn_for is None or enforce is None):
         raise ValueError("learn_then_enforce needs config.analysis.learn_for and detection")
@@ -640,6 +693,7 @@ def build_analysis(
         enforce=enforce if learn_for is not None else None,
         on_baseline=on_baseline,
         tick=config.analysis.tick,
+        strict=config.dissect.strict,
     )
 
 

@@ -85,6 +85,13 @@ _ROWS: tuple[tuple[str, Severity, str], ...] = (
         "a dissector failed on this flow; it is disabled for the flow",
     ),
     ("internal.parse_stalled", Severity.HIGH, "a dissector consumed nothing and asked for nothing"),
+    # Analysis (detection engine, inventory, baseline learner): the failing part skips the record
+    ("internal.detector_error", Severity.HIGH, "a detector failed on a record; it skips such records"),
+    (
+        "internal.analysis_error",
+        Severity.HIGH,
+        "the asset inventory or the baseline learner failed on a record; it skipped the record",
+    ),
 )
 
 CATALOGUE: dict[str, AnomalyInfo] = {code: AnomalyInfo(code, sev, text) for code, sev, text in _ROWS}

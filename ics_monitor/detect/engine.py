@@ -8,15 +8,21 @@ throttled summaries at the end of input.  Capture time drives everything: the en
 ``advance`` itself whenever a record's time crosses the next second, so a replay behaves like live
 traffic.  Per record the cost is one dict lookup plus the hooks of the detectors interested in its
 type and direction.
+
+Containment: a detector that raises on a record loses that record, not the run.  Its first failure
+becomes an ``internal.detector_error`` anomaly in ``anomalies`` (the pipeline drains them as
+events); later ones are only counted in ``failures``.  ``strict`` re-raises instead (tests).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ics_monitor.alerts.record import Alert
 from ics_monitor.alerts.throttle import Throttle
+from ics_monitor.core.anomalies import severity_name
 from ics_monitor.detect.anomalies import AnomalyAlerts
 from ics_monitor.detect.api import BaseDetector, Context, Emitter
 from ics_monitor.detect.availability import Dnp3SequenceAnomaly, ErrorStorm, RequestFlood, StoppedAnswering
@@ -33,7 +39,10 @@ from ics_monitor.detect.recon import (
 )
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.detect.zones import Zones
+from ics_monitor.events.base import AnomalyEvent, failure_anomaly
 from ics_monitor.inventory.baseline import Baseline
+
+DETECTOR_ERROR = "internal.detector_error"
 
 # Every shipped detector, in the order they see a record.
 DETECTORS: tuple[type[BaseDetector], ...] = (
@@ -76,8 +85,14 @@ class DetectionEngine:
         zones: Zones | None = None,
         *,
         detectors: Sequence[type[BaseDetector]] = DETECTORS,
+        anomalies: list[AnomalyEvent] | None = None,
+        strict: bool = False,
     ) -> None:
         self.rules = rules
+        self.strict = strict
+        # Where a detector's first failure is reported (``Analysis.anomalies``), and all counted.
+        self.anomalies: list[AnomalyEvent] = anomalies if anomalies is not None else []
+        self.failures: Counter[str] = Counter()
         self.baseline = baseline
         self.zones = zones
         context = Context(rules, baseline, zones)
@@ -131,7 +146,10 @@ class DetectionEngine:
         self._next_tick = ts + TICK_SECONDS
         emitter = self.emitter
         for hook in self._time_hooks:
-            hook(ts, emitter)
+            try:
+                hook(ts, emitter)
+            except Exception as exc:
+                self._contain(hook, exc, None, ts)
         if self._next_flush is not None and ts >= self._next_flush:
             self._next_flush = ts + FLUSH_SECONDS
             emitter.out.extend(emitter.throttle.flush(ts))
@@ -147,7 +165,10 @@ class DetectionEngine:
             direction = getattr(event, "direction", None)
             hooks = lists[0] if direction == "request" else lists[1] if direction == "response" else lists[2]
             for hook in hooks:
-                hook(event, emitter)
+                try:
+                    hook(event, emitter)
+                except Exception as exc:
+                    self._contain(hook, exc, event)
         return self._drain() if emitter.out else []
 
     def observe_flow(self, record: Any) -> list[Alert]:
@@ -155,7 +176,10 @@ class DetectionEngine:
         self._clock(record.ts_end)
         emitter = self.emitter
         for hook in self._flow_hooks:
-            hook(record, emitter)
+            try:
+                hook(record, emitter)
+            except Exception as exc:
+                self._contain(hook, exc, record)
         return self._drain()
 
     def observe_changes(self, changes: list[Any]) -> list[Alert]:
@@ -164,7 +188,10 @@ class DetectionEngine:
             return []
         emitter = self.emitter
         for hook in self._change_hooks:
-            hook(changes, emitter)
+            try:
+                hook(changes, emitter)
+            except Exception as exc:
+                self._contain(hook, exc, changes[-1])
         return self._drain()
 
     def advance(self, ts: float) -> list[Alert]:
@@ -178,6 +205,34 @@ class DetectionEngine:
         """End of input: let detectors conclude, and emit every pending throttled update."""
         emitter = self.emitter
         for detector in self.detectors:
-            detector.finish(emitter)
+            try:
+                detector.finish(emitter)
+            except Exception as exc:
+                self._contain(detector.finish, exc, None, self._next_tick or 0.0)
         emitter.out.extend(emitter.throttle.flush())
         return self._drain()
+
+    def _contain(self, hook: Callable[..., None], exc: Exception, record: Any, ts: float = 0.0) -> None:
+        """A detector raised on ``record`` (None: on a clock tick or at the end): count, report once."""
+        if self.strict:
+            raise exc
+        owner = getattr(hook, "__self__", None)
+        name = owner.name if isinstance(owner, BaseDetector) else getattr(hook, "__qualname__", "detector")
+        self.failures[name] += 1
+        if self.failures[name] > 1:
+            return
+        what = (
+            f" on a {getattr(record, 'event_type', None) or type(record).__name__} record"
+            if record is not None
+            else ""
+        )
+        self.anomalies.append(
+            failure_anomaly(
+                DETECTOR_ERROR,
+                severity_name(DETECTOR_ERROR),
+                f"{name}: {type(exc).__name__}: {exc}{what}; the detector skips such records "
+                "(later failures are counted, not reported)",
+                record,
+                ts,
+            )
+        )

@@ -140,3 +140,32 @@ def new_anomaly_event(
     event = object.__new__(AnomalyEvent)
     object.__setattr__(event, "__dict__", fields)
     return event
+
+
+def failure_anomaly(code: str, severity: str, detail: str, record: Any, ts: float = 0.0) -> AnomalyEvent:
+    """An anomaly saying that our own code failed on ``record`` (an event, a flow record, or None).
+
+    It takes the record's time, frame, flow and endpoints where the record has them (a flow
+    record: its end and first frame), else ``ts`` and frame 0.
+    """
+    frame = getattr(record, "frame", None)
+    if frame is None:
+        frame = getattr(record, "first_frame", None)
+    when = getattr(record, "ts", None)
+    if when is None:
+        when = getattr(record, "ts_end", None)
+    return new_anomaly_event(
+        when if isinstance(when, float) else ts,
+        frame if isinstance(frame, int) else 0,
+        code,
+        severity,
+        detail,
+        getattr(record, "protocol", None),
+        getattr(record, "flow_id", None),
+        getattr(record, "transport", None),
+        getattr(record, "src_ip", None) or "",
+        getattr(record, "src_port", None),
+        getattr(record, "dst_ip", None) or "",
+        getattr(record, "dst_port", None),
+        None,
+    )

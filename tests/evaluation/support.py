@@ -78,11 +78,11 @@ def run_captures(
         run.baseline = learned
 
     def enforce(learned: Baseline) -> DetectionEngine:
-        return DetectionEngine(rules, learned, zones)
+        return DetectionEngine(rules, learned, zones, strict=True)
 
     analysis = Analysis(
         Inventory(),
-        engine=DetectionEngine(rules, baseline, zones) if detect else None,
+        engine=DetectionEngine(rules, baseline, zones, strict=True) if detect else None,
         learner=BaselineLearner() if learn or learn_for is not None else None,
         alert_sinks=[_Collect(run.alerts)],
         learn_for=learn_for,

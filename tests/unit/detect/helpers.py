@@ -21,7 +21,7 @@ def run(
     finish: bool = True,
 ) -> list[Alert]:
     """Alerts (first copies and updates) the records cause, in order."""
-    engine = DetectionEngine(rules, baseline, zones)
+    engine = DetectionEngine(rules, baseline, zones, strict=True)
     alerts: list[Alert] = []
     for record in records:
         if getattr(record, "event_type", None) == "flow":

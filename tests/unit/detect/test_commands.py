@@ -113,6 +113,7 @@ def test_s7plus_download_by_request_fragments() -> None:
         ("tcp.overlap_mismatch", "high", "ICS-2004"),
         ("flow.table_full", "medium", "ICS-2005"),
         ("internal.dissector_error", "high", "ICS-2006"),
+        ("internal.detector_error", "high", "ICS-2006"),
     ],
 )
 def test_anomaly_codes_map_to_rules(code: str, severity: str, rule_id: str) -> None:

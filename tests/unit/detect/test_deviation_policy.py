@@ -609,3 +609,58 @@ def test_per_shape_caches_stay_bounded_under_an_address_sweep() -> None:
     assert 0 < len(deviation.write_bounds) <= module.MAX_SHAPES
     [lookups] = deviation.poll_fields.values()
     assert len(lookups) == module.MAX_POLLS_PER_CONVERSATION
+
+
+class _Broken:
+    """Detector classes that raise, on a record or on the clock (containment tests)."""
+
+    @staticmethod
+    def classes() -> tuple[type[Any], ...]:
+        from ics_monitor.detect.api import BaseDetector, Emitter
+
+        class RaisesOnWrites(BaseDetector):
+            name = "raises_on_writes"
+            rule_ids = ("ICS-1001",)
+            event_types = frozenset({"modbus"})
+
+            def on_event(self, event: Any, out: Emitter) -> None:
+                if event.function_code == 6:
+                    raise KeyError("no such field")
+
+        class RaisesOnTicks(BaseDetector):
+            name = "raises_on_ticks"
+            rule_ids = ("ICS-1001",)
+            wants_time = True
+
+            def advance(self, ts: float, out: Emitter) -> None:
+                raise ValueError(f"tick at {ts}")
+
+        return RaisesOnWrites, RaisesOnTicks
+
+
+def test_a_failing_detector_loses_its_record_not_the_run() -> None:
+    """A detector that raises is contained: reported once as an anomaly, counted, the others go on."""
+    from ics_monitor.detect.engine import DETECTOR_ERROR, DETECTORS
+
+    raises_on_writes, raises_on_ticks = _Broken.classes()
+    engine = DetectionEngine(RULES, detectors=(raises_on_writes, raises_on_ticks, *DETECTORS))
+    records = [modbus(6, ts=1000.0 + i, frame=i + 1, unit_id=0, address=i, values=(1,)) for i in range(3)]
+    alerts = [alert for record in records for alert in engine.observe(record)] + engine.finish()
+    # The shipped detectors still saw the writes to unit 0 (broadcast write).
+    assert "ICS-1308" in rule_ids(alerts)
+    assert engine.failures == {"raises_on_writes": 3, "raises_on_ticks": 2}
+    reports = engine.anomalies
+    assert [report.code for report in reports] == [DETECTOR_ERROR, DETECTOR_ERROR]
+    first = reports[0]
+    assert first.frame == 1 and first.ts == 1000.0 and first.severity == "high"
+    assert first.src_ip == CLIENT and first.dst_ip == SERVER
+    assert "raises_on_writes: KeyError" in first.detail and "modbus record" in first.detail
+    assert "raises_on_ticks: ValueError: tick at 1001.0" in reports[1].detail
+
+
+def test_a_failing_detector_raises_in_strict_mode() -> None:
+    raises_on_writes, _ = _Broken.classes()
+    engine = DetectionEngine(RULES, detectors=(raises_on_writes,), strict=True)
+    engine.observe(modbus(3))
+    with pytest.raises(KeyError):
+        engine.observe(modbus(6, address=1, values=(1,)))

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ics_monitor.alerts.record import Alert, make_alert_id
 from ics_monitor.capture import open_captures
 from ics_monitor.config import Config, DissectConfig
@@ -179,3 +181,80 @@ def test_without_analysis_nothing_changes() -> None:
         Config(dissect=DissectConfig(strict=True)), registry(), event_sinks=[events], flow_sinks=[events]
     ).run(open_captures([str(POLLING)]))
     assert events.records == with_analysis.records
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failing_detector_is_reported_as_an_anomaly_and_an_alert(workers: int) -> None:
+    """A detector raising on every Modbus request costs it those records; the run goes on.
+
+    Its first failure is one ``internal.detector_error`` anomaly among the run's events (as the
+    asset cap's), which ICS-2006 turns into an alert; in one process and across workers alike.
+    """
+    from ics_monitor.detect.api import BaseDetector, Emitter
+    from ics_monitor.detect.engine import DETECTOR_ERROR, DETECTORS, DetectionEngine
+    from ics_monitor.detect.rules import RuleSet
+    from ics_monitor.parallel import run_sharded
+
+    class Fragile(BaseDetector):
+        name = "fragile"
+        rule_ids = ("ICS-1001",)
+        event_types = frozenset({"modbus"})
+        directions = frozenset({"request"})
+
+        def on_event(self, event: Any, out: Emitter) -> None:
+            raise RuntimeError(f"cannot handle function {event.function_code}")
+
+    engine = DetectionEngine(RuleSet.load(), detectors=(Fragile, *DETECTORS))
+    alerts, events = Collect(), Collect()
+    analysis = Analysis(Inventory(), engine=engine, alert_sinks=[alerts])
+    pipeline = Pipeline(Config(), registry(), event_sinks=[events], flow_sinks=[events], analysis=analysis)
+    if workers == 1:
+        stats = pipeline.run(open_captures([str(POLLING)]))
+    else:
+        stats = run_sharded(pipeline, [str(POLLING)], workers)
+    requests = [r for r in events.records if r.event_type == "modbus" and r.direction == "request"]
+    assert len(requests) > 10 and engine.failures == {"fragile": len(requests)}
+    [report] = [r for r in events.records if r.event_type == "anomaly" and r.code == DETECTOR_ERROR]
+    assert report.frame == requests[0].frame and report.flow_id == requests[0].flow_id
+    assert "fragile: RuntimeError: cannot handle function" in report.detail
+    assert stats.anomalies[DETECTOR_ERROR] == 1
+    assert [a.rule_id for a in alerts.records if a.rule_id == "ICS-2006"] == ["ICS-2006"]
+
+
+class _FailsOnReads(Inventory):
+    """The real inventory, failing on every Modbus read request (FC 3)."""
+
+    def observe(self, event: Any) -> list[AssetChange]:
+        if event.event_type == "modbus" and event.function_code == 3 and event.direction == "request":
+            raise ValueError("unexpected register block")
+        return super().observe(event)
+
+
+class _LearnerFailsOnFlows(RecordingLearner):
+    def observe_flow(self, record: FlowRecord) -> None:
+        raise TypeError("no flows here")
+
+
+def test_a_failing_inventory_or_learner_skips_the_record_and_says_so_once() -> None:
+    from ics_monitor.pipeline import ANALYSIS_ERROR
+
+    learner = _LearnerFailsOnFlows()
+    engine = RecordingEngine()
+    analysis = Analysis(_FailsOnReads(), engine=engine, learner=learner)
+    records, stats = run(analysis, POLLING, config=Config())
+    reads = [r for r in records.records if r.event_type == "modbus" and r.function_code == 3]
+    flows = [r for r in records.records if r.event_type == "flow"]
+    assert len(reads) > 10 and flows
+    reports = [r for r in records.records if r.event_type == "anomaly" and r.code == ANALYSIS_ERROR]
+    assert [r.detail.split(":")[0] for r in reports] == ["inventory", "baseline learner"]
+    assert reports[0].frame == reads[0].frame and "ValueError: unexpected register block" in reports[0].detail
+    assert reports[1].frame == flows[0].first_frame and "TypeError: no flows here" in reports[1].detail
+    requests = [r for r in reads if r.direction == "request"]
+    assert analysis.failures == {"inventory": len(requests), "baseline learner": len(flows)}
+    assert stats.anomalies[ANALYSIS_ERROR] == 2
+    # Everything else still went on: the engine and the learner saw every read, the inventory the rest.
+    assert all(r in engine.events for r in reads) and all(r in learner.events for r in reads)
+    [asset] = analysis.inventory.assets()  # the capture is on loopback: one host
+    assert asset.ip == "127.0.0.1" and "modbus" in asset.protocols
+    with pytest.raises(ValueError):
+        run(Analysis(_FailsOnReads(), engine=RecordingEngine(), strict=True), POLLING)
