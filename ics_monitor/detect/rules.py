@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from ics_monitor.alerts.attack import tactic_refs, technique_refs
+from ics_monitor.core.yamlfile import load_yaml
 
 # Rule-id ranges per rules file (file stem -> inclusive range); rules/README.md lists the same.
 RANGES: dict[str, tuple[int, int]] = {
@@ -180,7 +181,7 @@ class RuleSet:
         rules: list[Rule] = []
         for path in sorted(directory.glob("*.yaml")):
             try:
-                document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                document = load_yaml(path.read_text(encoding="utf-8")) or {}
             except yaml.YAMLError as error:
                 raise RuleError(f"{path.name}: not valid YAML: {error}") from None
             if not isinstance(document, dict) or not isinstance(document.get("rules"), list):

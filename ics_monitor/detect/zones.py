@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from ics_monitor.core.yamlfile import load_yaml
+
 DEFAULT_OT_MAX_LEVEL = 2.0
 
 
@@ -117,7 +119,7 @@ class Zones:
     def load(cls, path: str | Path) -> Zones:
         """Read ``zones.yaml``."""
         try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            data = load_yaml(Path(path).read_text(encoding="utf-8"))
         except yaml.YAMLError as error:
             raise ZonesError(f"{path}: not valid YAML: {error}") from None
         try:

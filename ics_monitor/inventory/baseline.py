@@ -30,6 +30,8 @@ from typing import Any, TextIO
 import orjson
 import yaml
 
+from ics_monitor.core.yamlfile import SafeLoader
+
 FORMAT = "ics-monitor-baseline/1"
 
 # -- caps ------------------------------------------------------------------------------------------------
@@ -763,7 +765,6 @@ class BaselineLearner:
 # libyaml's emitter and parser when PyYAML has them (its wheels do): a baseline of thousands of
 # conversations is megabytes of YAML, which the pure-Python ones take seconds and gigabytes to handle.
 _SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _FlowStyleDumper(_SafeDumper):  # type: ignore[valid-type,misc]
@@ -845,7 +846,7 @@ def _read_document(stream: str | TextIO) -> tuple[Any, list[Conversation]]:
     in memory as YAML nodes.  Scalars are resolved and constructed as ``safe_load`` would.
     Returns the top-level mapping (conversations left out) and the conversations.
     """
-    loader: Any = _SafeLoader(stream)
+    loader: Any = SafeLoader(stream)
     conversations: list[Conversation] = []
     try:
         events = iter(lambda: loader.get_event() if loader.check_event() else None, None)

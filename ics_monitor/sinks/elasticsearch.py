@@ -63,6 +63,7 @@ import yaml
 from ics_monitor.alerts.record import Alert
 from ics_monitor.core.anomalies import Severity, register
 from ics_monitor.core.errors import ConfigError
+from ics_monitor.core.yamlfile import load_yaml
 from ics_monitor.events import AnomalyEvent
 from ics_monitor.sinks.ecs import (
     ANOMALY,
@@ -296,7 +297,7 @@ def settings_from_env(
 def settings_from_file(path: Path) -> dict[str, Any]:
     """The ``elasticsearch:`` section of a YAML config file (empty when absent)."""
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        document = load_yaml(path.read_text()) or {}
     except OSError as exc:
         raise ElasticsearchConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
