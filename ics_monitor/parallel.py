@@ -393,48 +393,82 @@ def run_sharded(
     they would copy its pages as they allocate; tests use ``"fork"`` to inject failures).  Capture
     errors are in ``stats.errors`` as in a one-process run, a failed worker as a ``WorkerError``.
     """
-    if workers < 2:
-        raise ValueError("run_sharded needs at least 2 workers (1 is Pipeline.run)")
-    context: Any = multiprocessing.get_context(start_method)
-    if start_method == "forkserver":
-        context.set_forkserver_preload(["ics_monitor.parallel"])
-    spec = WorkerSpec.of(pipeline)
-    stats = pipeline.stats
-    started = time.perf_counter()
-    tune_allocator()  # the receivers take every batch as one buffer
-    # Forked children inherit unflushed buffers; flush ours so nothing can be written twice.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    streams: list[_Stream] = []
-    # Forked from here, a worker would walk the parent's objects at every full collection and copy
-    # their pages: frozen objects are left alone by the collector (harmless for a fork server).
-    gc.freeze()
-    try:
-        for index in range(workers):
-            reader, writer = context.Pipe(duplex=False)
-            _widen(reader)
-            process = context.Process(
-                target=_worker_main,
-                args=(spec, paths, index, workers, writer),
-                name=f"ics-monitor-worker-{index}",
-                daemon=True,
-            )
-            process.start()
-            writer.close()
-            prefetch = _PREFETCH_LINE_BATCHES if spec.serialized else _PREFETCH_BATCHES
-            streams.append(_Stream(index, process, reader, prefetch))
-        gc.unfreeze()
+    with ShardedRun(WorkerSpec.of(pipeline), paths, workers, start_method) as sharded:
+        return sharded.run(pipeline)
+
+
+class ShardedRun:
+    """Worker processes started ahead of the pipeline they feed (``run_sharded`` in two steps).
+
+    A replay starts its workers before it loads the rules, the baseline and the inventory: they
+    read, decode and dissect meanwhile (their batches wait in the pipes), so that loading, which
+    takes a second for a large baseline, overlaps the work instead of preceding it.  ``spec`` must
+    describe the pipeline later given to ``run`` (``WorkerSpec.of`` it would give); leaving the
+    ``with`` block without ``run`` (a bad rules file, say) stops the workers.
+    """
+
+    def __init__(
+        self, spec: WorkerSpec, paths: list[str], workers: int, start_method: str = "forkserver"
+    ) -> None:
+        if workers < 2:
+            raise ValueError("run_sharded needs at least 2 workers (1 is Pipeline.run)")
+        self.spec = spec
+        self.started = time.perf_counter()
+        self.streams: list[_Stream] = []
+        context: Any = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            context.set_forkserver_preload(["ics_monitor.parallel"])
+        tune_allocator()  # the receivers take every batch as one buffer
+        # Forked children inherit unflushed buffers; flush ours so nothing can be written twice.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Forked from here, a worker would walk the parent's objects at every full collection and
+        # copy their pages: frozen objects are left alone by the collector (harmless for a fork server).
+        gc.freeze()
         try:
-            merge_into(pipeline, streams)
+            for index in range(workers):
+                reader, writer = context.Pipe(duplex=False)
+                _widen(reader)
+                process = context.Process(
+                    target=_worker_main,
+                    args=(spec, paths, index, workers, writer),
+                    name=f"ics-monitor-worker-{index}",
+                    daemon=True,
+                )
+                process.start()
+                writer.close()
+                prefetch = _PREFETCH_LINE_BATCHES if spec.serialized else _PREFETCH_BATCHES
+                self.streams.append(_Stream(index, process, reader, prefetch))
+        except BaseException:
+            self.close()
+            raise
         finally:
-            _summarise(stats, streams)
+            gc.unfreeze()  # also when starting a worker failed
+
+    def run(self, pipeline: Pipeline) -> RunStats:
+        """Merge the workers' records into ``pipeline`` (its sinks and analysis); its figures."""
+        expected = WorkerSpec.of(pipeline)
+        if dataclasses.replace(expected, config=self.spec.config, registry=self.spec.registry) != self.spec:
+            raise ValueError(f"the workers were started for {self.spec}, not for this pipeline ({expected})")
+        stats = pipeline.stats
+        try:
+            merge_into(pipeline, self.streams)
+        finally:
+            _summarise(stats, self.streams)
             pipeline.finish_merged()
-            stats.seconds = time.perf_counter() - started
-    finally:
-        gc.unfreeze()  # also when starting a worker failed
-        for stream in streams:
+            stats.seconds = time.perf_counter() - self.started
+        return stats
+
+    def close(self) -> None:
+        """Stop the workers still running and close their pipes."""
+        for stream in self.streams:
             stream.close()
-    return stats
+
+    def __enter__(self) -> ShardedRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _taker(pipeline: Pipeline) -> Callable[[int, Any], bool]:

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -53,6 +53,9 @@ from ics_monitor.sinks import JsonLinesSink
 from ics_monitor.sinks.console import FlowTableSink, SummarySink
 from ics_monitor.sinks.logs import DEFAULT_KEEP, AppendLog, Rotation, alert_log
 from ics_monitor.sinks.sqlite import DEFAULT_STATE_DIR, EVENTS_LOG, Store
+
+if TYPE_CHECKING:
+    from ics_monitor.parallel import ShardedRun
 
 EXIT_USAGE = 2
 
@@ -170,8 +173,17 @@ def _run(pipeline: Pipeline, source: MergedSource) -> RunStats:
     return stats
 
 
-def _run_files(pipeline: Pipeline, source: MergedSource, captures: list[Path], workers: int) -> RunStats:
-    """``_run``, or with ``workers`` > 1 the flows sharded over that many processes (``parallel``)."""
+def _run_files(
+    pipeline: Pipeline,
+    source: MergedSource,
+    captures: list[Path],
+    workers: int,
+    started: ShardedRun | None = None,
+) -> RunStats:
+    """``_run``, or with ``workers`` > 1 the flows sharded over that many processes (``parallel``).
+
+    ``started``: those processes, already started by ``_start_workers``.
+    """
     if workers <= 1:
         return _run(pipeline, source)
     from ics_monitor.parallel import run_sharded
@@ -183,7 +195,35 @@ def _run_files(pipeline: Pipeline, source: MergedSource, captures: list[Path], w
     if reporter is not None:
         pipeline.progress = reporter.update
     with reporter if reporter is not None else _nullcontext():
+        if started is not None:
+            return started.run(pipeline)
         return run_sharded(pipeline, [str(path) for path in captures], workers)
+
+
+def _start_workers(source: MergedSource, captures: list[Path], workers: int, *, emit_arp: bool) -> Any:
+    """For an analysing run over ``workers`` > 1 processes: start them now (else a null context).
+
+    They read and dissect while this process loads the rules, the baseline and the stored assets
+    (``parallel.ShardedRun``); the spec is the one ``_analyse``/``baseline learn`` build their
+    pipeline to (full dissection, the analysis clock of ``Config()``).
+    """
+    if workers <= 1:
+        return _nullcontext()
+    from ics_monitor.parallel import ShardedRun, WorkerSpec
+
+    for capture in source.files:
+        capture.close()
+    config = Config()
+    spec = WorkerSpec(
+        config=config,
+        registry=default_registry(),
+        dissect="full",
+        emit_arp=emit_arp,
+        tick=config.analysis.tick,
+        progress=stderr.is_terminal,
+        serialized=False,
+    )
+    return ShardedRun(spec, [str(path) for path in captures], workers)
 
 
 class _nullcontext:  # noqa: N801 - mirrors contextlib.nullcontext without its typing noise
@@ -386,20 +426,21 @@ def replay(
     targets = _plan_outputs(out, cef, es_url, config, es_events)
     source = _open(captures)
     workers = _auto_workers(workers, source)
-    _analyse(
-        "replay",
-        [str(path) for path in captures],
-        lambda pipeline: _run_files(pipeline, source, captures, workers),
-        state=state,
-        learn=learn,
-        window=window,
-        baseline=baseline,
-        rules=rules,
-        zones=zones,
-        events=events,
-        limit=limit,
-        outputs=targets,
-    )
+    with _start_workers(source, captures, workers, emit_arp=events) as started:
+        _analyse(
+            "replay",
+            [str(path) for path in captures],
+            lambda pipeline: _run_files(pipeline, source, captures, workers, started),
+            state=state,
+            learn=learn,
+            window=window,
+            baseline=baseline,
+            rules=rules,
+            zones=zones,
+            events=events,
+            limit=limit,
+            outputs=targets,
+        )
 
 
 def _plan_outputs(
@@ -835,14 +876,14 @@ def baseline_learn(
     """Learn a baseline from captures (no detection) and save it as YAML."""
     source = _open(captures)
     workers = _auto_workers(workers, source)
-    with Store(state) as store:
+    with Store(state) as store, _start_workers(source, captures, workers, emit_arp=False) as started:
         target = output if output is not None else store.baseline_path
         store.begin_run("baseline learn", LEARN, (str(path) for path in captures))
         config = Config()
         analysis = build_analysis(config, Inventory(config.inventory), mode=LEARN, detection=False)
         learner = analysis.learner
         pipeline = Pipeline(config, default_registry(), dissect="full", analysis=analysis)
-        stats = _run_files(pipeline, source, captures, workers)
+        stats = _run_files(pipeline, source, captures, workers, started)
         assert learner is not None
         learned = learner.baseline()
         learned.save(target)

@@ -387,6 +387,65 @@ def test_baseline_learn_with_two_workers_equals_one(tmp_path: Path) -> None:
     assert baselines[0].count("\n") > 50 and baselines[1] == baselines[0]
 
 
+def _spec(emit_arp: bool = False) -> parallel.WorkerSpec:
+    config = Config()
+    return parallel.WorkerSpec(
+        config=config,
+        registry=default_registry(),
+        dissect="full",
+        emit_arp=emit_arp,
+        tick=None,
+        progress=False,
+        serialized=False,
+    )
+
+
+def test_workers_started_ahead_give_the_same_records() -> None:
+    """``ShardedRun``: the workers start before the pipeline exists (a replay loads its analysis
+    meanwhile) and the run is that of ``run_sharded``."""
+    expected = _run(DEMO, 2)
+    events, flows = ListSink(), ListSink()
+    with parallel.ShardedRun(_spec(emit_arp=True), [str(path) for path in DEMO], 2) as started:
+        pipeline = Pipeline(
+            Config(),
+            default_registry(),
+            dissect="full",
+            event_sinks=[events],
+            flow_sinks=[flows],
+            emit_arp=True,
+        )
+        stats = started.run(pipeline)
+    assert stats.frames == expected[0].frames and stats.events == expected[0].events > 100
+    assert _lines(events) == _lines(expected[1]) and _lines(flows) == _lines(expected[2])
+
+
+def test_workers_started_ahead_stop_when_no_run_comes() -> None:
+    """A replay whose rules or baseline fail to load leaves the block without running: the workers
+    stop, none is left behind."""
+    with pytest.raises(RuntimeError), parallel.ShardedRun(_spec(), [str(DEMO[0])], 2) as started:
+        processes = [stream.process for stream in started.streams]
+        assert all(process.is_alive() for process in processes)
+        raise RuntimeError("the baseline did not load")
+    assert not any(process.is_alive() for process in processes)
+
+
+def test_workers_started_ahead_refuse_a_pipeline_of_another_kind() -> None:
+    with parallel.ShardedRun(_spec(), [str(DEMO[0])], 2) as started:
+        flows_only = Pipeline(Config(), default_registry(), dissect=None, flow_sinks=[ListSink()])
+        with pytest.raises(ValueError, match="workers were started for"):
+            started.run(flows_only)
+
+
+def test_replay_with_a_bad_baseline_and_workers_is_one_error_line(tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text("conversations: [not, a, mapping\n")
+    result = cli(
+        "replay", "--workers", "2", "--baseline", str(baseline), "--state", str(tmp_path / "s"), str(DEMO[0])
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "baseline" in result.stderr
+
+
 # -- failures --------------------------------------------------------------------------------------
 
 
