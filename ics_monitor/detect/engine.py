@@ -85,13 +85,13 @@ class DetectionEngine:
         zones: Zones | None = None,
         *,
         detectors: Sequence[type[BaseDetector]] = DETECTORS,
-        anomalies: list[AnomalyEvent] | None = None,
         strict: bool = False,
     ) -> None:
         self.rules = rules
         self.strict = strict
-        # Where a detector's first failure is reported (``Analysis.anomalies``), and all counted.
-        self.anomalies: list[AnomalyEvent] = anomalies if anomalies is not None else []
+        # Where a detector's first failure is reported (``Analysis`` puts its own list here), and
+        # how often each failed.
+        self.anomalies: list[AnomalyEvent] = []
         self.failures: Counter[str] = Counter()
         self.baseline = baseline
         self.zones = zones
