@@ -379,12 +379,7 @@ class BaselineDeviation(BaseDetector):
                 if _all_within(values, limit[0], limit[1]):
                     continue
                 for value in values:
-                    if isinstance(value, bool):
-                        value = int(value)
-                    elif not isinstance(value, (int, float)):
-                        continue
-                    if not limit[0] <= value <= limit[1]:
-                        self._out_of_range("ICS-5006", conversation, event, point, value, limit, out)
+                    self._value("ICS-5006", conversation, event, point, value, out)
 
     def _new_target(self, conversation: Conversation, event: Any, target: str, out: Emitter) -> None:
         if not self.seen.first(("target", conversation.key, target)):

@@ -247,7 +247,6 @@ def asset_id_for(kind: str, value: str) -> str:
 
 
 @lru_cache(maxsize=65_536)
-@lru_cache(maxsize=65_536)
 def is_host_ip(ip: str) -> bool:
     """True for an address a device can own: not empty, multicast, unspecified or limited broadcast."""
     try:
