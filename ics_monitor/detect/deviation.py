@@ -504,13 +504,39 @@ class BaselineDeviation(BaseDetector):
         limits = self._limits(conversation, "read")
         if not limits:
             return
-        # As ``_value`` per point, with the limits looked up once per response.
         for obj in event.objects:
             points = obj.get("points")
             if not points:
                 continue
-            prefix = f"g{obj.get('group')}:"
-            for entry in points[:MAX_VALUES_CHECKED]:
+            if len(points) > MAX_VALUES_CHECKED:
+                points = points[:MAX_VALUES_CHECKED]
+            group = obj.get("group")
+            prefix = f"g{group}:"
+            start = obj.get("start")
+            if (
+                obj.get("prefix_code") == 0
+                and start is not None
+                and points[0].get("index") == start
+                and points[-1].get("index") == start + len(points) - 1
+            ):
+                # A range of points (the usual static or class poll): as Modbus reads, the limits
+                # per response shape once, a response equal to the last in-range one passes, else
+                # every value checked in C.  Point by point below only when one may be off.
+                values = [entry.get("value") for entry in points]
+                bounds_key = (conversation.key, group, start, len(values))
+                bounds = self.read_bounds.get(bounds_key, _UNKNOWN)
+                if bounds is _UNKNOWN:
+                    found = _bounds(limits.compute, prefix, start, len(values))
+                    bounds = self.read_bounds[bounds_key] = (
+                        None if found is None else [found[0], found[1], None]
+                    )
+                if bounds is None or values == bounds[2]:
+                    continue
+                if _within(values, bounds[0], bounds[1]):
+                    bounds[2] = values
+                    continue
+            # As ``_value`` per point, with the limits looked up once per response.
+            for entry in points:
                 if "value" not in entry:
                     continue
                 key = f"{prefix}{entry.get('index')}"
@@ -532,6 +558,16 @@ class BaselineDeviation(BaseDetector):
         fields: Any = None
         if event_type == "modbus":
             fields = (event.function_code, event.unit_id, event.address, event.quantity)
+        elif event_type == "dnp3":
+            fields = (
+                event.function_code,
+                event.src,
+                event.dst,
+                *[
+                    (obj.get("group"), obj.get("variation"), obj.get("qualifier"))
+                    for obj in event.objects[:8]
+                ],
+            )
         elif event_type == "s7comm" and event.rosctr == 1 and event.items:
             try:
                 fields = (event.function_code, *map(_S7_ITEM_FIELDS, event.items[:8]))

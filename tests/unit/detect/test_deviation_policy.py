@@ -229,6 +229,67 @@ def test_dnp3_repeated_objects_are_checked_again_after_an_out_of_range_one() -> 
     assert one_by_one == fired
 
 
+def test_dnp3_range_objects_judged_as_point_by_point() -> None:
+    """Range-qualified objects take the per-shape path (limits once, values checked in C): it
+    fires on exactly the points the point-by-point walk fires on, whatever the values are."""
+    rng = random.Random(7)
+
+    def response(frame: int, start: int, values: list[Any], ranged: bool) -> Any:
+        points = [
+            {"index": start + i} if value is _MISSING else {"index": start + i, "value": value}
+            for i, value in enumerate(values)
+        ]
+        obj: dict[str, Any] = {"group": 30, "variation": 1, "start": start, "points": points}
+        if ranged:
+            obj["prefix_code"] = 0
+        return dnp3(
+            129, request=False, frame=frame, ts=2000.0 + frame, flow_id="f-dnp3-range", objects=(obj,)
+        )
+
+    learner = BaselineLearner()
+    for i in range(10):  # points 0-5 learned (6-7 never read), values 100-109 and 0/1
+        learner.observe(dnp3(1, ts=900.0 + i, frame=2 * i + 1, flow_id="f-dnp3-range"))
+        learner.observe(response(2 * i + 2, 0, [100 + i, 100 + i, 100 + i, i % 2, -5.0, 7.5], True))
+    baseline = learner.baseline()
+    rules = _unthrottled(RULES, "ICS-5007")
+    choices: list[Any] = [
+        104,
+        104,
+        104,
+        400,
+        -50,
+        True,
+        False,
+        1,
+        2,
+        7.5,
+        float("nan"),
+        "text",
+        None,
+        _MISSING,
+    ]
+    records: list[Any] = []
+    frame = 100
+    for _ in range(300):
+        start = rng.choice((0, 0, 0, 2))
+        count = rng.randint(1, 8 - start)
+        values = [rng.choice(choices) for _ in range(count)]
+        repeat = rng.random() < 0.3 and records  # a response equal to an earlier one
+        records.append((start, list(records[-1][1]) if repeat else values))
+    for ranged in (True, False):
+        stream: list[Any] = [dnp3(1, frame=50, flow_id="f-dnp3-range")]
+        stream += [response(frame + n, start, values, ranged) for n, (start, values) in enumerate(records)]
+        alerts = run(stream, baseline=baseline, rules=rules)
+        fired = sorted((a.frames[0], a.evidence["point"]) for a in alerts if a.rule_id == "ICS-5007")
+        if ranged:
+            fast = fired
+    assert fast == fired
+    assert len(fired) > 50 and {point for _, point in fired} >= {"g30:0", "g30:3", "g30:4"}
+
+
+_MISSING = object()
+
+
 def test_per_request_state_goes_by_conversation_not_by_flow() -> None:
     """Many connections of one known conversation share its checked codes and poll lookups."""
     engine = DetectionEngine(RULES.configured("ICS-4003", enabled=False), BASELINE)
