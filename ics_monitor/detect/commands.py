@@ -2,8 +2,8 @@
 
 S7comm: PLC stop, start (hot/warm/cold restart by the ``P_PROGRAM`` PI service), program download
 and upload, block delete, memory compress, copy RAM to ROM, block activation, password use and
-clock setting.  S7comm-plus: downloads, the one change recognisable from header metadata alone
-(request data streamed in many fragments).  DNP3: cold/warm restart, stop/start
+clock setting.  S7comm-plus: downloads (request data streamed in many fragments) and CPU stop and
+start (a SetVariable of the CPU's operating-state attribute), recognisable from metadata.  DNP3: cold/warm restart, stop/start
 application, initialize data/application, disable unsolicited, file open/write/delete,
 configuration save/activate, authentication errors, writes and controls sent to a broadcast
 address.  Modbus: FC 8 restart communications / force listen-only / clear counters, Schneider UMAS
@@ -19,6 +19,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
+from ics_monitor.dissect.s7comm.constants import (
+    PLUS_ATTRIBUTE_NAMES,
+    PLUS_OPERATING_STATE_REQ,
+    PLUS_REQUESTED_STATES,
+    PlusFunction,
+)
 
 # -- S7comm ---------------------------------------------------------------------------------------------
 
@@ -111,10 +117,9 @@ MAX_PLUS_FLOWS = 16_384
 class S7PlusDownload(BaseDetector):
     """ICS-1101: an S7comm-plus client streams fragmented request data into the PLC (a download).
 
-    Only the header metadata of S7comm-plus is decoded.  TIA Portal sends program and hardware
-    configuration as large objects split over many fragments; ordinary sessions (going online,
-    HMI reads, uploads, stop/start) send short single-fragment requests.  Stop and start cannot be
-    told from other attribute writes without decoding values, so there is no rule for them.
+    Only S7comm-plus metadata is decoded.  TIA Portal sends program and hardware configuration as
+    large objects split over many fragments; ordinary sessions (going online, HMI reads, uploads,
+    stop/start) send short single-fragment requests.  Stop and start have their own detector.
     """
 
     name = "s7plus_download"
@@ -143,6 +148,51 @@ class S7PlusDownload(BaseDetector):
             frames=(event.frame,),
             source=event,
             evidence={"request_fragments": count, "session_id": event.session_id, "version": event.version},
+        )
+
+
+PLUS_STOP = 1  # the operatingStateReq value TIA Portal writes to stop the CPU
+
+
+class S7PlusOperatingState(BaseDetector):
+    """ICS-1102 / ICS-1103: TIA Portal (or a tool speaking as it) stops or starts an S7-1200/1500.
+
+    S7comm-plus changes the CPU's operating mode with a SetVariable request whose request set
+    names the CPU execution unit's ``operatingStateReq`` attribute (id 2167): 1 asks for STOP, 3
+    for RUN.  Other SetVariable requests (session set-up, subscriptions) name other attributes.
+    A request whose value could not be read still names the attribute: it is reported as a mode
+    change of unknown direction rather than dropped.
+    """
+
+    name = "s7plus_operating_state"
+    rule_ids = ("ICS-1102", "ICS-1103")
+    event_types = frozenset({"s7comm_plus"})
+    directions = frozenset({"request"})
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Fire on a SetVariable of operatingStateReq."""
+        if event.attribute_id != PLUS_OPERATING_STATE_REQ or event.function_code != PlusFunction.SET_VARIABLE:
+            return
+        value = event.value
+        state = PLUS_REQUESTED_STATES.get(value) if value is not None else None
+        if state is None:
+            state = "unknown" if value is None else f"state {value}"
+        out.fire(
+            "ICS-1102" if value == PLUS_STOP else "ICS-1103",
+            f"{event.src_ip}>{event.dst_ip}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence={
+                "object_id": event.object_id,
+                "object_name": event.object_name,
+                "attribute_id": event.attribute_id,
+                "attribute": PLUS_ATTRIBUTE_NAMES[PLUS_OPERATING_STATE_REQ],
+                "requested_state": value,
+                "requested_state_name": state,
+                "session_id": event.session_id,
+                "version": event.version,
+            },
         )
 
 

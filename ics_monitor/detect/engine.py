@@ -26,7 +26,13 @@ from ics_monitor.core.anomalies import severity_name
 from ics_monitor.detect.anomalies import AnomalyAlerts
 from ics_monitor.detect.api import BaseDetector, Context, Emitter
 from ics_monitor.detect.availability import Dnp3SequenceAnomaly, ErrorStorm, RequestFlood, StoppedAnswering
-from ics_monitor.detect.commands import Dnp3Commands, ModbusCommands, S7Commands, S7PlusDownload
+from ics_monitor.detect.commands import (
+    Dnp3Commands,
+    ModbusCommands,
+    S7Commands,
+    S7PlusDownload,
+    S7PlusOperatingState,
+)
 from ics_monitor.detect.deviation import BaselineDeviation, IdentityChange
 from ics_monitor.detect.policy import ZonePolicy
 from ics_monitor.detect.recon import (
@@ -48,6 +54,7 @@ DETECTOR_ERROR = "internal.detector_error"
 DETECTORS: tuple[type[BaseDetector], ...] = (
     S7Commands,
     S7PlusDownload,
+    S7PlusOperatingState,
     Dnp3Commands,
     ModbusCommands,
     AnomalyAlerts,

@@ -15,7 +15,9 @@ TPDUs the PDU came in).  Passwords are never part of a record.
 
 ``cotp`` carries what the asset inventory needs from a connection set-up: TSAPs (hex, and for S7
 connection type, rack and slot; text TSAPs of S7-1200/1500), TPDU size, references, class and the
-disconnect reason.  ``s7comm_plus`` carries the header metadata only (values are not decoded).
+disconnect reason.  ``s7comm_plus`` carries metadata only: the header, and for a SetVariable
+request the object and attribute it writes, with the value when that is a plain integer (how a CPU
+is stopped and started).
 Records share dicts with the dissector's caches: read-only.
 """
 
@@ -89,6 +91,12 @@ class S7commPlusEvent(ProtocolEvent):
     tls_content_type_name: str | None = None
     tls_version: int | None = None
     request_frame: int | None = None
+    # SetVariable requests: the object and attribute written and, when an integer, the value.
+    object_id: int | None = None
+    object_name: str | None = None
+    attribute_id: int | None = None
+    attribute: str | None = None
+    value: int | None = None
 
 
 @mypyc_attr(native_class=False)

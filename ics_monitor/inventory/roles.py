@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ics_monitor.dissect.s7comm.constants import PLUS_OPERATING_STATE_REQ
+
 MODBUS_CLIENT = "modbus_client"
 MODBUS_SERVER = "modbus_server"
 DNP3_MASTER = "dnp3_master"
@@ -120,6 +122,8 @@ def is_engineering_request(event: Any) -> bool:
             return True
         userdata = getattr(event, "userdata", None)
         return isinstance(userdata, dict) and userdata.get("group") in _S7_ENGINEERING_GROUPS
+    if kind == "s7comm_plus":  # a CPU stop or start (SetVariable of its operating-state attribute)
+        return getattr(event, "attribute_id", None) == PLUS_OPERATING_STATE_REQ
     return False
 
 

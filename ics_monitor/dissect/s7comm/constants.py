@@ -653,6 +653,30 @@ class PlusFunction(IntEnum):
 
 
 PLUS_DIGEST_LENGTH = 32
+# Object and attribute ids a SetVariable request may name (the request set's addressing, not its
+# values).  CPUexecUnit's operatingStateReq is how TIA Portal stops and starts an S7-1200/1500
+# (the public s7plus captures: 1 when it stops the CPU, 3 when it starts it).
+PLUS_CPU_EXEC_UNIT = 52
+PLUS_OPERATING_STATE_REQ = 2167
+PLUS_OBJECT_NAMES = {3: "PLCProgram", 52: "CPUexecUnit", 80: "IArea", 81: "QArea", 82: "MArea"}
+PLUS_ATTRIBUTE_NAMES = {2167: "CPUexecUnit.operatingStateReq"}
+PLUS_REQUESTED_STATES = {1: "STOP", 3: "RUN"}
+# Value datatypes whose plain (not array) encoding is an integer: fixed width (bytes, signed), or
+# a variable-length quantity (width None).
+PLUS_INTEGER_TYPES: dict[int, tuple[int | None, bool]] = {
+    0x01: (1, False),  # Bool
+    0x02: (1, False),  # USInt
+    0x03: (2, False),  # UInt
+    0x04: (None, False),  # UDInt
+    0x05: (None, False),  # ULInt
+    0x06: (1, True),  # SInt
+    0x07: (2, True),  # Int
+    0x08: (None, True),  # DInt
+    0x09: (None, True),  # LInt
+    0x0A: (1, False),  # Byte
+    0x0B: (2, False),  # Word
+    0x0C: (4, False),  # DWord
+}
 # TLS record content types (RFC 8446 5.1) seen when S7comm-plus runs over TLS (TIA V17+).
 TLS_CONTENT_TYPES = {20: "CHANGE_CIPHER_SPEC", 21: "ALERT", 22: "HANDSHAKE", 23: "APPLICATION_DATA"}
 

@@ -696,6 +696,11 @@ class S7commDissector(Dissector):
                 integrity=parsed.integrity,
                 fragment=parsed.fragment,
                 request_frame=request_frame,
+                object_id=parsed.object_id,
+                object_name=parsed.object_name,
+                attribute_id=parsed.attribute_id,
+                attribute=parsed.attribute,
+                value=parsed.value,
             )
         )
         return True

@@ -57,9 +57,12 @@ from ics_monitor.dissect.s7comm.constants import (
     PI_BLOCK_SERVICES,
     PI_SECRET_SERVICES,
     PI_SERVICE_NAMES,
+    PLUS_ATTRIBUTE_NAMES,
     PLUS_DIGEST_LENGTH,
     PLUS_FUNCTION_NAMES,
+    PLUS_INTEGER_TYPES,
     PLUS_LENGTH_MISMATCH,
+    PLUS_OBJECT_NAMES,
     PLUS_OPCODE_NAMES,
     PLUS_TRUNCATED,
     PLUS_UNKNOWN_VERSION,
@@ -83,6 +86,7 @@ from ics_monitor.dissect.s7comm.constants import (
     USERDATA_GROUP_NAMES,
     DataTransportSize,
     Function,
+    PlusFunction,
     PlusOpcode,
     PlusVersion,
     Rosctr,
@@ -976,16 +980,21 @@ class PlusPdu:
     """Fields of one S7comm-plus PDU (one COTP TSDU starting with 0x72)."""
 
     __slots__ = (
+        "attribute",
+        "attribute_id",
         "data_length",
         "fragment",
         "function",
         "function_code",
         "integrity",
+        "object_id",
+        "object_name",
         "opcode",
         "opcode_name",
         "sequence",
         "session_id",
         "trailer",
+        "value",
         "version",
         "version_name",
     )
@@ -1003,6 +1012,12 @@ class PlusPdu:
         self.integrity: bool | None = None
         self.trailer = False
         self.fragment: str | None = None
+        # SetVariable requests: the object, the attribute written and, when an integer, its value.
+        self.object_id: int | None = None
+        self.object_name: str | None = None
+        self.attribute_id: int | None = None
+        self.attribute: str | None = None
+        self.value: int | None = None
 
 
 def parse_plus(payload: bytes, continuing: bool, problems: Problems) -> PlusPdu | None:
@@ -1061,4 +1076,60 @@ def parse_plus(payload: bytes, continuing: bool, problems: Problems) -> PlusPdu 
         result.sequence = _u16(payload, offset + 7)[0]
         if opcode == PlusOpcode.REQUEST and offset + 13 <= size:
             result.session_id = _u32(payload, offset + 9)[0]
+            if function == PlusFunction.SET_VARIABLE:
+                _plus_set_variable(payload, offset + 14, min(size, 4 + length), result)
     return result
+
+
+def _plus_set_variable(payload: bytes, offset: int, end: int, result: PlusPdu) -> None:
+    """A SetVariable request set: object id (4 bytes), address count and addresses (VLQ), values.
+
+    Only a single address is read (TIA Portal and the public captures send one), with its value
+    when that is a plain integer.  Anything short or unusual leaves the fields unset: no anomaly,
+    the header fields already describe the PDU.
+    """
+    if offset + 4 > end:
+        return
+    object_id = _u32(payload, offset)[0]
+    result.object_id = object_id
+    result.object_name = PLUS_OBJECT_NAMES.get(object_id)
+    count, offset = _plus_vlq(payload, offset + 4, end, False)
+    if count != 1:
+        return
+    attribute, offset = _plus_vlq(payload, offset, end, False)
+    if attribute is None:
+        return
+    result.attribute_id = attribute
+    result.attribute = PLUS_ATTRIBUTE_NAMES.get(attribute)
+    if offset + 2 > end or payload[offset] != 0:  # flags: arrays and address arrays are not read
+        return
+    kind = PLUS_INTEGER_TYPES.get(payload[offset + 1])
+    if kind is None:
+        return
+    offset += 2
+    width, signed = kind
+    if width is None:
+        result.value = _plus_vlq(payload, offset, end, signed)[0]
+    elif offset + width <= end:
+        result.value = int.from_bytes(payload[offset : offset + width], "big", signed=signed)
+
+
+def _plus_vlq(payload: bytes, offset: int, end: int, signed: bool) -> tuple[int | None, int]:
+    """An S7comm-plus variable-length integer and the offset after it.
+
+    7 bits a byte, the high bit saying more follow; signed, the first byte's 0x40 is the sign.
+    None when cut short or longer than 5 bytes.
+    """
+    value = 0
+    for position in range(5):
+        if offset >= end:
+            return None, offset
+        byte = payload[offset]
+        offset += 1
+        if position == 0 and signed and byte & 0x40:
+            value = (byte & 0x3F) - 0x40
+        else:
+            value = value * 128 + (byte & 0x7F)
+        if not byte & 0x80:
+            return value, offset
+    return None, offset

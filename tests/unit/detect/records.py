@@ -173,14 +173,22 @@ def userdata(group: int, subfunction: int, kind: int = 1) -> dict[str, Any]:
 
 
 def s7plus(
-    *, opcode: int = 0x31, fragment: str | None = None, function_code: int | None = None, frame: int = 1
+    *,
+    opcode: int = 0x31,
+    fragment: str | None = None,
+    function_code: int | None = None,
+    frame: int = 1,
+    request: bool = True,
+    object_id: int | None = None,
+    attribute_id: int | None = None,
+    value: int | None = None,
 ) -> S7commPlusEvent:
     return S7commPlusEvent(
         ts=1000.0 + frame,
         frame=frame,
         flow_id="f-plus",
         transport="tcp",
-        **_ends(True, CLIENT, SERVER, 102),
+        **_ends(request, CLIENT, SERVER, 102),
         version=3,
         version_name="V3",
         data_length=100,
@@ -192,6 +200,9 @@ def s7plus(
         sequence=frame,
         integrity=True,
         fragment=fragment,
+        object_id=object_id,
+        attribute_id=attribute_id,
+        value=value,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.unit.detect.helpers import RULES, rule_ids, run
@@ -102,6 +104,33 @@ def test_s7plus_download_by_request_fragments() -> None:
     assert run(fragments[:7]) == []
     # Single-PDU requests (no fragment) and responses never count.
     assert run([s7plus(function_code=0x04F2, frame=i) for i in range(1, 12)]) == []
+
+
+def test_s7plus_stop_and_start_by_the_operating_state_attribute() -> None:
+    """A SetVariable of CPUexecUnit.operatingStateReq: 1 is a stop, 3 a start; anything else that
+    names the attribute is a mode change of the value it asks for (or of unknown direction)."""
+
+    def set_state(value: int | None, frame: int, **kwargs: Any) -> Any:
+        return s7plus(
+            function_code=0x04F2, frame=frame, object_id=52, attribute_id=2167, value=value, **kwargs
+        )
+
+    alerts = run([set_state(1, 1), set_state(3, 2)])
+    assert [(a.rule_id, a.frames, a.evidence["requested_state_name"]) for a in alerts] == [
+        ("ICS-1102", (1,), "STOP"),
+        ("ICS-1103", (2,), "RUN"),
+    ]
+    for value, name in ((2, "state 2"), (None, "unknown")):
+        [alert] = run([set_state(value, 3)])
+        assert (alert.rule_id, alert.evidence["requested_state_name"]) == ("ICS-1103", name)
+    assert (
+        "to go to STOP (S7comm-plus SetVariable of CPUexecUnit.operatingStateReq = 1)"
+        in alerts[0].explanation
+    )
+    # Other attributes, other functions and responses are not mode changes.
+    assert run([s7plus(function_code=0x04F2, object_id=52, attribute_id=323, value=1)]) == []
+    assert run([s7plus(function_code=0x0542, object_id=52, attribute_id=2167, value=1)]) == []
+    assert run([set_state(1, 5, request=False, opcode=0x32)]) == []
 
 
 @pytest.mark.parametrize(

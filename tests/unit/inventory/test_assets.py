@@ -225,6 +225,20 @@ def test_s7_block_download_names_the_plc_and_the_engineering_station() -> None:
     assert "tcp/102" in plc.services
 
 
+def test_s7plus_stop_and_start_make_an_engineering_station() -> None:
+    # TIA Portal on 192.168.55.5 stops and starts the S7-1200 at 192.168.42.10 (SetVariable of
+    # CPUexecUnit.operatingStateReq); going online to the other CPUs changes nothing in them.
+    inventory, _, _ = inventory_of(shared_pcaps() / "s7plus-anomaly" / "s71200_OnlineStopStart.pcapng")
+    station = inventory.asset_for_ip("192.168.55.5")
+    plc = inventory.asset_for_ip("192.168.42.10")
+    assert station is not None and plc is not None
+    assert {"s7_client", "engineering_station"} <= station.roles and station.purdue_level == 2
+    assert plc.roles == {"s7_plc"}
+    online, _, _ = inventory_of(shared_pcaps() / "s7plus-anomaly" / "S71200_StartupGoOnline.pcapng")
+    client = online.asset_for_ip("192.168.55.5")
+    assert client is not None and "engineering_station" not in client.roles
+
+
 def test_dnp3_device_attributes_from_the_crafted_capture() -> None:
     # pcaps/generators/dnp3/malformed.py answers READ g0v254 with these attributes (variations
     # 252, 250, 242, 243, 248) from 10.0.0.2.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import struct
 
+import pytest
+
 from ics_monitor.dissect.s7comm.parser import (
     decode_clock,
     decode_szl,
@@ -341,3 +343,62 @@ def test_plus_fragments_and_problems() -> None:
     ]
     keep_alive = parse_plus(b"\x72\xff\x07\x00", False, [])
     assert keep_alive is not None and (keep_alive.version_name, keep_alive.sequence) == ("KEEP_ALIVE", 7)
+
+
+def _set_variable(request_set: bytes, digest: bool = True) -> bytes:
+    return plus(3, plus_request(0x04F2, 9, 0x38C) + request_set, digest=digest)
+
+
+# Object 52 (CPUexecUnit), one address, attribute 2167 as a 2-byte VLQ (0x90 0x77), then a value:
+# flags 0, datatype, encoding.
+_STATE_REQ = struct.pack(">I", 52) + b"\x01\x90\x77"
+
+
+@pytest.mark.parametrize(
+    ("value_bytes", "value"),
+    [
+        (b"\x00\x08\x01", 1),  # DInt, signed VLQ: TIA Portal's STOP
+        (b"\x00\x08\x03", 3),  # RUN
+        (b"\x00\x08\x7f", -1),  # the first byte's 0x40 is the sign
+        (b"\x00\x08\x81\x00", 128),  # two bytes
+        (b"\x00\x04\x90\x77", 2167),  # UDInt, unsigned VLQ
+        (b"\x00\x03\x01\x02", 0x0102),  # UInt: two bytes, not a VLQ
+        (b"\x00\x07\xff\xfe", -2),  # Int: two bytes, signed
+        (b"\x00\x02\x05", 5),  # USInt: one byte
+        (b"\x00\x0e\x3f\x80\x00\x00", None),  # Real: not an integer
+        (b"\x10\x08\x01\x01", None),  # an array (flags 0x10): not a plain value
+        (b"\x00\x08\x81\x81\x81\x81\x81\x01", None),  # a VLQ over 5 bytes
+    ],
+)
+def test_plus_set_variable_request_set(value_bytes: bytes, value: int | None) -> None:
+    pdu = parse_plus(_set_variable(_STATE_REQ + value_bytes + bytes(5)), False, [])
+    assert pdu is not None and pdu.function == "SET_VARIABLE"
+    assert (pdu.object_id, pdu.object_name, pdu.attribute_id, pdu.attribute) == (
+        52,
+        "CPUexecUnit",
+        2167,
+        "CPUexecUnit.operatingStateReq",
+    )
+    assert pdu.value == value
+
+
+def test_plus_set_variable_cut_short_or_unusual() -> None:
+    """A request set cut anywhere fills what it can and raises nothing; other functions, responses
+    and more than one address leave the fields unset."""
+    whole = _STATE_REQ + b"\x00\x08\x01"
+    seen = []
+    for cut in range(len(whole) + 1):
+        problems: list[tuple[str, str]] = []
+        pdu = parse_plus(_set_variable(whole[:cut], digest=False), False, problems)
+        assert pdu is not None and problems == []
+        seen.append((pdu.object_id, pdu.attribute_id, pdu.value))
+    assert seen[0] == (None, None, None) and seen[3] == (None, None, None)
+    assert seen[4] == (52, None, None) and seen[6] == (52, None, None)  # the VLQ address cut in two
+    assert seen[7] == (52, 2167, None) and seen[9] == (52, 2167, None)
+    assert seen[-1] == (52, 2167, 1)
+    two = parse_plus(_set_variable(struct.pack(">I", 52) + b"\x02\x90\x77\x01" + bytes(6)), False, [])
+    assert two is not None and (two.object_id, two.attribute_id) == (52, None)
+    other = parse_plus(plus(3, plus_request(0x0542, 9, 0x38C) + whole, digest=True), False, [])
+    assert other is not None and (other.object_id, other.attribute_id) == (None, None)
+    response = parse_plus(plus(3, plus_response(0x04F2, 9) + whole, digest=True), False, [])
+    assert response is not None and response.object_id is None
