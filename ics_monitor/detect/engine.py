@@ -40,6 +40,7 @@ from ics_monitor.detect.recon import (
     Dnp3AddressSweep,
     ModbusFunctionSweep,
     ModbusUnitSweep,
+    OtPortMisuse,
     OtPortScan,
     S7SzlEnumeration,
 )
@@ -64,6 +65,7 @@ DETECTORS: tuple[type[BaseDetector], ...] = (
     S7SzlEnumeration,
     Dnp3AddressSweep,
     OtPortScan,
+    OtPortMisuse,
     ErrorStorm,
     RequestFlood,
     StoppedAnswering,

@@ -12,6 +12,8 @@
   addresses.
 * TCP scan of OT ports: one host with failed or probe-only connections (rejected, unanswered SYN,
   reset without payload) to many (server, port) pairs, at least one of them an OT service port.
+* OT port misuse: a flow to a Modbus, DNP3 or S7 port whose bytes are another protocol (TLS, HTTP,
+  RDP ...), or on the Modbus and DNP3 ports no protocol known here.
 
 State is one small set per key within a window (``WindowedSets``), keys capped, sets capped at a
 few times the threshold; each detector reads its thresholds from its rule's ``params``.
@@ -331,4 +333,69 @@ class OtPortScan(BaseDetector):
                 "ports": sorted({port for _, port in targets})[:64],
                 "window_start": start,
             },
+        )
+
+
+# Port services whose protocol this tool decodes: a flow to one of them is expected to decode as it.
+DECODED_SERVICES = frozenset({"modbus", "dnp3", "s7comm"})
+
+
+class OtPortMisuse(BaseDetector):
+    """ICS-3007 / ICS-3008: a flow to an OT service port that does not speak the port's protocol.
+
+    ICS-3007: the client's opening bytes identify another protocol (TLS, HTTP, RDP, SSH, SMB ...).
+    Internet scanners and attack tools fingerprint exposed controllers that way, and nothing in a
+    control network has a reason to.  ICS-3008: payload that decodes neither as the port's
+    protocol nor as a known one (a fuzzer, a proprietary or broken dialect such as Modbus RTU
+    framing over TCP), on the Modbus and DNP3 ports only: port 102 also carries IEC 61850 MMS and
+    ICCP in the same TPKT/COTP framing, so there only an identified foreign protocol counts.
+    Judged on flow records (at the flow's end or active timeout); lost bytes, keep-alive bytes and
+    flows with less client payload than ``min_payload`` are not judged.
+    """
+
+    name = "ot_port_misuse"
+    rule_ids = ("ICS-3007", "ICS-3008")
+    wants_flows = True
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        (minimum,) = _params(context, "ICS-3008", "min_payload")
+        self.min_payload = int(minimum)
+        self.undecoded_services = frozenset(str(name) for name in context.rules.param("ICS-3008", "services"))
+
+    def on_flow(self, record: Any, out: Emitter) -> None:
+        """Fire when the flow's port says one protocol and its bytes another (or none)."""
+        service = record.service
+        app = record.app_protocol
+        if service not in DECODED_SERVICES or app == service:
+            return
+        if app is None:
+            if (
+                service not in self.undecoded_services
+                or record.payload_bytes_to_server < self.min_payload
+                or record.missed_bytes
+            ):
+                return
+            rule_id = "ICS-3008"
+            key = f"{record.src_ip}>{record.dst_ip}:{record.transport}/{record.dst_port}"
+        else:
+            rule_id = "ICS-3007"  # one alert per protocol tried: each is a finding of its own
+            key = f"{record.src_ip}>{record.dst_ip}:{record.transport}/{record.dst_port}:{app}"
+        answered = record.payload_bytes_to_client > 0
+        out.fire(
+            rule_id,
+            key,
+            ts=record.ts_start,
+            last_ts=record.ts_end,
+            frames=(record.first_frame,),
+            source=record,
+            evidence={
+                "service": service,
+                "app_protocol": app,
+                "payload_bytes_to_server": record.payload_bytes_to_server,
+                "payload_bytes_to_client": record.payload_bytes_to_client,
+                "answered": answered,
+                "state": record.state,
+            },
+            fields={"reply": "the device answered" if answered else "no answer came back"},
         )

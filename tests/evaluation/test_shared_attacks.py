@@ -102,6 +102,17 @@ ALWAYS_ON = [
     ("s7plus-anomaly/s71200_OnlineStopStart.pcapng", "ICS-1103", _PLUS_RUN),
     ("s7plus-anomaly/paket_stop.pcapng", "ICS-1102", _PLUS_STOP),
     ("s7plus-anomaly/paket_start.pcapng", "ICS-1103", _PLUS_RUN),
+    # Internet scanners probing an exposed Modbus device on 502 with RDP, TLS and HTTP openings,
+    # DCE/RPC, ONC RPC and a scanner's marker line (Zeek's test capture).
+    ("zeek/modbus-and-non-modbus-p502.pcap", "ICS-3007", {"src_ip": "62.122.184.123", "app_protocol": "rdp"}),
+    ("zeek/modbus-and-non-modbus-p502.pcap", "ICS-3007", {"src_ip": "66.175.213.4", "app_protocol": "tls"}),
+    ("zeek/modbus-and-non-modbus-p502.pcap", "ICS-3007", {"src_ip": "198.74.56.135", "app_protocol": "http"}),
+    ("zeek/modbus-and-non-modbus-p502.pcap", "ICS-3008", {"src_ip": "87.236.176.106", "answered": True}),
+    (
+        "zeek/modbus-and-non-modbus-p502.pcap",
+        "ICS-3008",
+        {"src_ip": "159.203.208.13", "dst_ip": "192.168.10.113"},
+    ),
 ]
 
 

@@ -237,6 +237,8 @@ def flow(
     service: str | None = None,
     transport: str = "tcp",
     packets_to_server: int = 5,
+    reply: int | None = None,
+    missed_bytes: int = 0,
 ) -> FlowRecord:
     return FlowRecord(
         flow_id=flow_id or f"flow-{src_ip}-{dst_ip}-{dst_port}-{ts}",
@@ -260,14 +262,14 @@ def flow(
         bytes_to_server=500,
         bytes_to_client=500,
         payload_bytes_to_server=payload,
-        payload_bytes_to_client=payload,
+        payload_bytes_to_client=payload if reply is None else reply,
         tcp_flags_to_server=("SYN",),
         tcp_flags_to_client=(),
         state=state,
         end_reason="closed",
         service=service,
         app_protocol=app_protocol,
-        missed_bytes=0,
+        missed_bytes=missed_bytes,
         retransmissions=0,
     )
 

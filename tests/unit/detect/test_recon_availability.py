@@ -159,3 +159,47 @@ def test_thresholds_come_from_the_rules() -> None:
     rules = RULES.configured("ICS-3001", min_unit_ids=3)
     sweep = [modbus(3, unit_id=u, frame=u) for u in (1, 2, 3)]
     assert rule_ids(run(sweep, rules=rules)) == ["ICS-3001"]
+
+
+def test_ot_port_misuse_from_flow_records() -> None:
+    """Another protocol on an OT port (ICS-3007, one alert per protocol), or bytes that decode as
+    nothing on the Modbus and DNP3 ports (ICS-3008); never the port's own protocol, keep-alive
+    bytes, flows with lost bytes, or undecoded TPKT data on port 102 (MMS and ICCP share it)."""
+
+    def misuse(**kwargs: object) -> list[tuple[str, object, object]]:
+        return [
+            (a.rule_id, a.evidence["app_protocol"], a.evidence["answered"])
+            for a in run([flow(**kwargs)])  # type: ignore[arg-type]
+        ]
+
+    assert misuse(service="modbus", app_protocol="rdp", payload=43, reply=9) == [("ICS-3007", "rdp", True)]
+    assert misuse(service="s7comm", dst_port=102, app_protocol="http", reply=0) == [
+        ("ICS-3007", "http", False)
+    ]
+    assert misuse(service="dnp3", dst_port=20000, payload=48, reply=0) == [("ICS-3008", None, False)]
+    assert misuse(service="dnp3", dst_port=20000, transport="udp", payload=30) == [("ICS-3008", None, True)]
+    assert misuse(service="modbus", payload=24) == [("ICS-3008", None, True)]
+    quiet = [
+        {"service": "modbus", "app_protocol": "modbus"},
+        {"service": "s7comm", "dst_port": 102, "app_protocol": None, "payload": 400},
+        {"service": "s7comm", "dst_port": 102, "payload": 1},  # TCP keep-alive byte
+        {"service": "modbus", "payload": 7},
+        {"service": "modbus", "payload": 400, "missed_bytes": 1200},
+        {"service": None, "dst_port": 5020, "app_protocol": "tls"},
+        {"service": "https", "dst_port": 443, "app_protocol": "tls"},
+    ]
+    for kwargs in quiet:
+        assert misuse(**kwargs) == [], kwargs
+    # One scanner, three protocols on one port: three findings; the same protocol again: a count.
+    alerts = run(
+        [
+            flow(service="modbus", app_protocol=app, ts=1000.0 + n)
+            for n, app in enumerate(("tls", "http", "ssh", "tls"))
+        ]
+    )
+    assert sorted(a.evidence["app_protocol"] for a in alerts if a.count == 1) == ["http", "ssh", "tls"]
+    assert [a.count for a in alerts if a.evidence["app_protocol"] == "tls"][-1] == 2
+    assert (
+        "spoke rdp to the modbus port 502 of 10.0.0.9"
+        in run([flow(service="modbus", app_protocol="rdp", payload=43, reply=9)])[0].explanation
+    )
