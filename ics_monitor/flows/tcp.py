@@ -2,8 +2,9 @@
 
 Handles out-of-order segments (buffered up to a cap), retransmissions and overlaps (bytes that differ
 from those already delivered are reported: the receiver and the monitor may see different streams,
-which is how IDS evasion works), sequence wrap-around, mid-stream pickup and gaps (bytes missing from
-the capture: acknowledged by the peer but never seen, or out-of-order data past the buffer cap).
+which is how IDS evasion works), keep-alive probes (one garbage byte just behind the stream: not
+data, never a mismatch), sequence wrap-around, mid-stream pickup and gaps (bytes missing from the
+capture: acknowledged by the peer but never seen, or out-of-order data past the buffer cap).
 
 The stream only returns what happened; the flow table turns that into callbacks and anomalies.
 """
@@ -33,7 +34,16 @@ _NO_SEGMENTS: dict[int, bytes] = {}  # never written to: see TcpStream.add
 class TcpStream:
     """One direction of a TCP connection."""
 
-    __slots__ = ("buffered", "gaps", "mismatch", "next_seq", "retransmissions", "segments", "tail")
+    __slots__ = (
+        "buffered",
+        "gaps",
+        "keepalives",
+        "mismatch",
+        "next_seq",
+        "retransmissions",
+        "segments",
+        "tail",
+    )
 
     def __init__(self) -> None:
         self.next_seq = -1  # -1: no sequence number known yet
@@ -44,6 +54,7 @@ class TcpStream:
         self.retransmissions = 0
         self.gaps = 0  # bytes skipped
         self.mismatch = 0  # overlaps whose bytes differed
+        self.keepalives = 0  # one-byte keep-alive probes (not data)
 
     def syn(self, seq: int) -> None:
         """A SYN fixes the initial sequence number (data starts at ISN + 1)."""
@@ -65,8 +76,14 @@ class TcpStream:
                 self.drain(out)
             return 0
         if rel < 0:
-            status = 0
             size = len(payload)
+            if rel == -1 and size == 1:
+                # A keep-alive probe (RFC 1122 4.2.3.6): one garbage octet at SND.NXT - 1, the
+                # last byte the receiver already has and keeps.  Not data, not a retransmission:
+                # its byte differs from the original whenever the sender's garbage does.
+                self.keepalives += 1
+                return 0
+            status = 0
             overlap = min(-rel, size)
             tail = self.tail
             start = len(tail) + rel

@@ -194,6 +194,30 @@ def test_retransmission_same_bytes_and_overlap_with_different_bytes() -> None:
     assert table.records[0].retransmissions == 2
 
 
+def test_keepalive_probes_are_not_data_nor_a_mismatch() -> None:
+    """A keep-alive carries one garbage byte at SND.NXT - 1 (Windows and PLC stacks send 0x00):
+    the receiver already has that byte, so it is neither delivered nor compared.  A longer
+    rewrite of delivered bytes still is a mismatch."""
+    frames = handshake() + [
+        tcp(1.01, True, "PA", 1001, 5001, b"\x03\x00\x00\x07\x02\xf0\x80"),
+        tcp(2.01, True, "A", 1007, 5001, b"\x00"),  # keep-alive: not the 0x80 it sits on
+        tcp(3.01, True, "A", 1007, 5001, b"\x00"),
+        tcp(4.01, True, "PA", 1008, 5001, b"next"),
+        tcp(5.01, True, "PA", 1010, 5001, b"XY"),  # two bytes back, different: a rewrite
+    ]
+    table, recorder = run(frames)
+    flow_id = table.records[0].flow_id
+    assert bytes(recorder.data[(flow_id, 0)]) == b"\x03\x00\x00\x07\x02\xf0\x80next"
+    assert [a.code for a in table.anomalies] == ["tcp.overlap_mismatch"]
+    assert table.records[0].retransmissions == 1
+    stream = TcpStream()
+    stream.syn(99)
+    out: list[tuple[int, bytes]] = []
+    stream.add(100, b"abc", 1000, out)
+    assert stream.add(102, b"z", 1000, out) == 0 and stream.keepalives == 1 and stream.mismatch == 0
+    assert stream.add(101, b"zz", 1000, out) != 0 and stream.mismatch == 1
+
+
 def test_gap_detected_from_peer_ack() -> None:
     frames = handshake() + [
         tcp(1.01, True, "PA", 1001, 5001, b"aaaa"),
