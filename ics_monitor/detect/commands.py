@@ -2,8 +2,9 @@
 
 S7comm: PLC stop, start (hot/warm/cold restart by the ``P_PROGRAM`` PI service), program download
 and upload, block delete, memory compress, copy RAM to ROM, block activation, password use and
-clock setting.  S7comm-plus: downloads (request data streamed in many fragments) and CPU stop and
-start (a SetVariable of the CPU's operating-state attribute), recognisable from metadata.  DNP3: cold/warm restart, stop/start
+clock setting.  S7comm-plus: downloads (request data streamed in many fragments), uploads (a
+program block's streamed attributes read), CPU stop and start (a SetVariable of the CPU's
+operating-state attribute), recognisable from metadata.  DNP3: cold/warm restart, stop/start
 application, initialize data/application, disable unsolicited, file open/write/delete,
 configuration save/activate, authentication errors, writes and controls sent to a broadcast
 address.  Modbus: FC 8 restart communications / force listen-only / clear counters, Schneider UMAS
@@ -21,6 +22,8 @@ from typing import Any, ClassVar
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
 from ics_monitor.dissect.s7comm.constants import (
     PLUS_ATTRIBUTE_NAMES,
+    PLUS_BLOCK_OBJECT_MIN,
+    PLUS_METADATA_ATTRIBUTES,
     PLUS_OPERATING_STATE_REQ,
     PLUS_REQUESTED_STATES,
     PlusFunction,
@@ -190,6 +193,48 @@ class S7PlusOperatingState(BaseDetector):
                 "attribute": PLUS_ATTRIBUTE_NAMES[PLUS_OPERATING_STATE_REQ],
                 "requested_state": value,
                 "requested_state_name": state,
+                "session_id": event.session_id,
+                "version": event.version,
+            },
+        )
+
+
+class S7PlusUpload(BaseDetector):
+    """ICS-1104: an S7comm-plus client reads a program block's streamed attributes (an upload).
+
+    TIA Portal uploads a block (to back it up, compare it online, or take the program) with
+    GetVarSubStreamed requests on the block's object, whose id lies in the block range.  In the
+    public captures going online, downloads, HMI and OPC sessions read only system objects that
+    way, or a block object's type name (a lookup, left out).  The attribute ids are
+    not documented: the rule says "upload or online comparison" and stays at medium severity.
+    One alert per client and PLC, the requests counted.
+    """
+
+    name = "s7plus_upload"
+    rule_ids = ("ICS-1104",)
+    event_types = frozenset({"s7comm_plus"})
+    directions = frozenset({"request"})
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Fire on a GetVarSubStreamed request for a block object."""
+        object_id = event.object_id
+        if (
+            object_id is None
+            or object_id < PLUS_BLOCK_OBJECT_MIN
+            or event.function_code != PlusFunction.GET_VAR_SUBSTREAMED
+            or event.attribute_id in PLUS_METADATA_ATTRIBUTES
+        ):
+            return
+        out.fire(
+            "ICS-1104",
+            f"{event.src_ip}>{event.dst_ip}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence={
+                "object_id": object_id,
+                "block_object": f"0x{object_id:08X}",
+                "attribute_id": event.attribute_id,
                 "session_id": event.session_id,
                 "version": event.version,
             },

@@ -32,6 +32,7 @@ from ics_monitor.detect.commands import (
     S7Commands,
     S7PlusDownload,
     S7PlusOperatingState,
+    S7PlusUpload,
 )
 from ics_monitor.detect.deviation import BaselineDeviation, IdentityChange
 from ics_monitor.detect.policy import ZonePolicy
@@ -56,6 +57,7 @@ DETECTORS: tuple[type[BaseDetector], ...] = (
     S7Commands,
     S7PlusDownload,
     S7PlusOperatingState,
+    S7PlusUpload,
     Dnp3Commands,
     ModbusCommands,
     AnomalyAlerts,

@@ -17,7 +17,8 @@ TPDUs the PDU came in).  Passwords are never part of a record.
 connection type, rack and slot; text TSAPs of S7-1200/1500), TPDU size, references, class and the
 disconnect reason.  ``s7comm_plus`` carries metadata only: the header, and for a SetVariable
 request the object and attribute it writes, with the value when that is a plain integer (how a CPU
-is stopped and started).
+is stopped and started), for a GetVarSubStreamed request the object and attribute it reads (a
+program block's, in an upload).
 Records share dicts with the dissector's caches: read-only.
 """
 
@@ -91,7 +92,8 @@ class S7commPlusEvent(ProtocolEvent):
     tls_content_type_name: str | None = None
     tls_version: int | None = None
     request_frame: int | None = None
-    # SetVariable requests: the object and attribute written and, when an integer, the value.
+    # SetVariable requests: the object and attribute written and, when an integer, the value;
+    # GetVarSubStreamed requests: the object and (first) attribute read.
     object_id: int | None = None
     object_name: str | None = None
     attribute_id: int | None = None

@@ -24,7 +24,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ics_monitor.dissect.s7comm.constants import PLUS_OPERATING_STATE_REQ
+from ics_monitor.dissect.s7comm.constants import (
+    PLUS_BLOCK_OBJECT_MIN,
+    PLUS_METADATA_ATTRIBUTES,
+    PLUS_OPERATING_STATE_REQ,
+    PlusFunction,
+)
 
 MODBUS_CLIENT = "modbus_client"
 MODBUS_SERVER = "modbus_server"
@@ -85,6 +90,8 @@ _DNP3_ENGINEERING = frozenset({13, 14, 16, 17, 18, 25, 27, 31})
 # end upload (0x1D-0x1F), PI service, PLC stop.  Download block / download ended (0x1B/0x1C) are
 # jobs the PLC sends to the programming device during a download: they name the PLC, not an engineer.
 _S7_ENGINEERING = frozenset({0x1A, 0x1D, 0x1E, 0x1F, 0x28, 0x29})
+PLUS_SET_VARIABLE = int(PlusFunction.SET_VARIABLE)
+PLUS_GET_VAR_SUBSTREAMED = int(PlusFunction.GET_VAR_SUBSTREAMED)
 # S7 userdata groups: programmer commands (1), block functions (3), security / password (5).
 _S7_ENGINEERING_GROUPS = frozenset({1, 3, 5})
 _S7_READ_VAR = 0x04
@@ -122,8 +129,17 @@ def is_engineering_request(event: Any) -> bool:
             return True
         userdata = getattr(event, "userdata", None)
         return isinstance(userdata, dict) and userdata.get("group") in _S7_ENGINEERING_GROUPS
-    if kind == "s7comm_plus":  # a CPU stop or start (SetVariable of its operating-state attribute)
-        return getattr(event, "attribute_id", None) == PLUS_OPERATING_STATE_REQ
+    if kind == "s7comm_plus":
+        # A CPU stop or start (SetVariable of its operating-state attribute), or a block upload.
+        if getattr(event, "attribute_id", None) == PLUS_OPERATING_STATE_REQ:
+            return bool(event.function_code == PLUS_SET_VARIABLE)
+        object_id = getattr(event, "object_id", None)
+        return bool(
+            object_id is not None
+            and object_id >= PLUS_BLOCK_OBJECT_MIN
+            and event.function_code == PLUS_GET_VAR_SUBSTREAMED
+            and event.attribute_id not in PLUS_METADATA_ATTRIBUTES
+        )
     return False
 
 

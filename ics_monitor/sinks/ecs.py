@@ -274,9 +274,9 @@ FIELDS: tuple[EcsField, ...] = (
     _f("ics.s7comm_plus.function", KEYWORD, (_E,), "function", "function name"),
     _f("ics.s7comm_plus.session_id", LONG, (_E,), "session_id", "session id"),
     _f("ics.s7comm_plus.sequence", LONG, (_E,), "sequence", "sequence number"),
-    _f("ics.s7comm_plus.object_id", LONG, (_E,), "object_id", "SetVariable: object written"),
+    _f("ics.s7comm_plus.object_id", LONG, (_E,), "object_id", "SetVariable / GetVarSubStreamed: object"),
     _f("ics.s7comm_plus.object_name", KEYWORD, (_E,), "object_name", "its name, when known"),
-    _f("ics.s7comm_plus.attribute_id", LONG, (_E,), "attribute_id", "SetVariable: attribute written"),
+    _f("ics.s7comm_plus.attribute_id", LONG, (_E,), "attribute_id", "its attribute written or read"),
     _f("ics.s7comm_plus.attribute", KEYWORD, (_E,), "attribute", "its name, when known"),
     _f("ics.s7comm_plus.value", LONG, (_E,), "value", "SetVariable: the integer written"),
     # ics.asset_change.*: inventory changes (with protocol events: opt-in)

@@ -102,6 +102,13 @@ ALWAYS_ON = [
     ("s7plus-anomaly/s71200_OnlineStopStart.pcapng", "ICS-1103", _PLUS_RUN),
     ("s7plus-anomaly/paket_stop.pcapng", "ICS-1102", _PLUS_STOP),
     ("s7plus-anomaly/paket_start.pcapng", "ICS-1103", _PLUS_RUN),
+    # TIA Portal uploads: GetVarSubStreamed of program block objects (ids from 0x80000000).
+    ("s7plus-anomaly/yeni_yeni_onlineyapilmis_upload.pcapng", "ICS-1104", {"src_ip": "192.168.55.5"}),
+    (
+        "iti/S7-1200-Uploading-OB1-TIAV12.pcap",
+        "ICS-1104",
+        {"block_object": "0x89F90000", "attribute_id": 7735},
+    ),
     # Internet scanners probing an exposed Modbus device on 502 with RDP, TLS and HTTP openings,
     # DCE/RPC, ONC RPC and a scanner's marker line (Zeek's test capture).
     ("zeek/modbus-and-non-modbus-p502.pcap", "ICS-3007", {"src_ip": "62.122.184.123", "app_protocol": "rdp"}),

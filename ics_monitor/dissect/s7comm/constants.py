@@ -661,6 +661,13 @@ PLUS_OPERATING_STATE_REQ = 2167
 PLUS_OBJECT_NAMES = {3: "PLCProgram", 52: "CPUexecUnit", 80: "IArea", 81: "QArea", 82: "MArea"}
 PLUS_ATTRIBUTE_NAMES = {2167: "CPUexecUnit.operatingStateReq"}
 PLUS_REQUESTED_STATES = {1: "STOP", 3: "RUN"}
+# Object ids from here up are program blocks (0x8A0E0000 + n is DB n): TIA Portal uploads a block
+# by reading its streamed attributes with GetVarSubStreamed.  Going online, downloads, HMI and OPC
+# sessions (the public captures) read only system objects below 0x10000 that way.
+PLUS_BLOCK_OBJECT_MIN = 0x80000000
+# Attributes whose reading is a lookup, not content: ObjectVariableTypeName (downloads read it on
+# a block object).
+PLUS_METADATA_ATTRIBUTES = frozenset({233})
 # Value datatypes whose plain (not array) encoding is an integer: fixed width (bytes, signed), or
 # a variable-length quantity (width None).
 PLUS_INTEGER_TYPES: dict[int, tuple[int | None, bool]] = {

@@ -1012,7 +1012,8 @@ class PlusPdu:
         self.integrity: bool | None = None
         self.trailer = False
         self.fragment: str | None = None
-        # SetVariable requests: the object, the attribute written and, when an integer, its value.
+        # SetVariable requests: the object, the attribute written and, when an integer, its value;
+        # GetVarSubStreamed requests: the object and (first) attribute read.
         self.object_id: int | None = None
         self.object_name: str | None = None
         self.attribute_id: int | None = None
@@ -1078,7 +1079,31 @@ def parse_plus(payload: bytes, continuing: bool, problems: Problems) -> PlusPdu 
             result.session_id = _u32(payload, offset + 9)[0]
             if function == PlusFunction.SET_VARIABLE:
                 _plus_set_variable(payload, offset + 14, min(size, 4 + length), result)
+            elif function == PlusFunction.GET_VAR_SUBSTREAMED:
+                _plus_get_substreamed(payload, offset + 14, min(size, 4 + length), result)
     return result
+
+
+def _plus_get_substreamed(payload: bytes, offset: int, end: int, result: PlusPdu) -> None:
+    """A GetVarSubStreamed request set: the object read and its first attribute.
+
+    Object id (4 bytes), then an address array: flags 0x20, datatype UDInt, count and addresses
+    as VLQs.
+    """
+    if offset + 4 > end:
+        return
+    object_id = _u32(payload, offset)[0]
+    result.object_id = object_id
+    result.object_name = PLUS_OBJECT_NAMES.get(object_id)
+    if offset + 6 > end or payload[offset + 4] != 0x20 or payload[offset + 5] != 0x04:
+        return
+    count, offset = _plus_vlq(payload, offset + 6, end, False)
+    if not count:
+        return
+    attribute, _ = _plus_vlq(payload, offset, end, False)
+    if attribute is not None:
+        result.attribute_id = attribute
+        result.attribute = PLUS_ATTRIBUTE_NAMES.get(attribute)
 
 
 def _plus_set_variable(payload: bytes, offset: int, end: int, result: PlusPdu) -> None:

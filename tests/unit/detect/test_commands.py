@@ -133,6 +133,25 @@ def test_s7plus_stop_and_start_by_the_operating_state_attribute() -> None:
     assert run([set_state(1, 5, request=False, opcode=0x32)]) == []
 
 
+def test_s7plus_upload_by_block_object_reads() -> None:
+    """GetVarSubStreamed of a program block's object (id from 0x80000000): one alert per client
+    and PLC, counted; system objects, a block's type name and other functions are not uploads."""
+
+    def read(object_id: int, attribute_id: int, frame: int, function_code: int = 0x0586) -> Any:
+        return s7plus(
+            function_code=function_code, frame=frame, object_id=object_id, attribute_id=attribute_id
+        )
+
+    alerts = run([read(0x88E10101 + n, 3753, n + 1) for n in range(5)])
+    assert [(a.rule_id, a.count, a.evidence["block_object"]) for a in alerts] == [
+        ("ICS-1104", 1, "0x88E10101"),
+        ("ICS-1104", 5, "0x88E10101"),
+    ]
+    assert "read the program block object 0x88E10101 (attribute 3753)" in alerts[0].explanation
+    assert run([read(0x394, 300, 1), read(0x34, 2237, 2), read(0x89F90000, 233, 3)]) == []
+    assert run([read(0x89F90000, 7735, 4, function_code=0x054C)]) == []
+
+
 @pytest.mark.parametrize(
     ("code", "severity", "rule_id"),
     [

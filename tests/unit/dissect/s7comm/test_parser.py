@@ -402,3 +402,20 @@ def test_plus_set_variable_cut_short_or_unusual() -> None:
     assert other is not None and (other.object_id, other.attribute_id) == (None, None)
     response = parse_plus(plus(3, plus_response(0x04F2, 9) + whole, digest=True), False, [])
     assert response is not None and response.object_id is None
+
+
+def test_plus_get_var_substreamed_request_set() -> None:
+    """Object id, then an address array (flags 0x20, UDInt, count, VLQ addresses): the object and
+    its first attribute; cut short or of another shape, what could be read stays."""
+    request_set = struct.pack(">I", 0x88E10109) + b"\x20\x04\x01\x9d\x29" + bytes(6)  # 3753 = 0x9d 0x29
+
+    def parsed(body: bytes) -> tuple[object, object]:
+        pdu = parse_plus(plus(3, plus_request(0x0586, 9, 0x38C) + body, digest=True), False, [])
+        assert pdu is not None and pdu.function == "GET_VAR_SUBSTREAMED"
+        return pdu.object_id, pdu.attribute_id
+
+    assert parsed(request_set) == (0x88E10109, 3753)
+    assert parsed(request_set[:6]) == (0x88E10109, None)
+    assert parsed(request_set[:8]) == (0x88E10109, None)  # the VLQ address cut in two
+    assert parsed(struct.pack(">I", 52) + b"\x00\x04\x01\x01") == (52, None)  # not an address array
+    assert parsed(b"\x00\x00") == (None, None)
