@@ -222,6 +222,7 @@ class S7PlusUpload(BaseDetector):
             object_id is None
             or object_id < PLUS_BLOCK_OBJECT_MIN
             or event.function_code != PlusFunction.GET_VAR_SUBSTREAMED
+            or event.attribute_id is None  # an address array not read: nothing to judge by
             or event.attribute_id in PLUS_METADATA_ATTRIBUTES
         ):
             return

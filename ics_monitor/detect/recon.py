@@ -349,8 +349,8 @@ class OtPortMisuse(BaseDetector):
     protocol nor as a known one (a fuzzer, a proprietary or broken dialect such as Modbus RTU
     framing over TCP), on the Modbus and DNP3 ports only: port 102 also carries IEC 61850 MMS and
     ICCP in the same TPKT/COTP framing, so there only an identified foreign protocol counts.
-    Judged on flow records (at the flow's end or active timeout); lost bytes, keep-alive bytes and
-    flows with less client payload than ``min_payload`` are not judged.
+    Judged on flow records (at the flow's end or active timeout); flows with lost bytes, or with
+    fewer than ``min_payload`` client bytes beyond one per packet (keep-alive probes), are not.
     """
 
     name = "ot_port_misuse"
@@ -370,9 +370,12 @@ class OtPortMisuse(BaseDetector):
         if service not in DECODED_SERVICES or app == service:
             return
         if app is None:
+            # Keep-alive probes carry one byte each and never reach a dissector: an idle
+            # connection of a Windows client collects them.  Only bytes beyond one per client
+            # packet count.
             if (
                 service not in self.undecoded_services
-                or record.payload_bytes_to_server < self.min_payload
+                or record.payload_bytes_to_server - record.packets_to_server < self.min_payload
                 or record.missed_bytes
             ):
                 return

@@ -275,6 +275,8 @@ class FlowTable:
                 streams = flow.streams
                 assert streams is not None
                 stream = streams[direction]
+                if flags & TCP_ACK:
+                    streams[1 - direction].acked = pkt.ack
                 if stream.next_seq == pkt.seq and not stream.segments and not streams[1 - direction].segments:
                     # The common case, a segment that continues its stream with nothing held on
                     # either side: what TcpStream.add and _hand_over would do, without the chunk list.
@@ -303,6 +305,7 @@ class FlowTable:
         if pkt.tcp_flags & TCP_ACK:
             # The peer acknowledges bytes we never saw and holds later data: those bytes are lost.
             peer = streams[1 - direction]
+            peer.acked = pkt.ack
             if peer.segments and peer.next_seq >= 0 and seq_diff(pkt.ack, peer.next_seq) > 0:
                 first = peer.first_buffered()
                 if seq_diff(pkt.ack, first) >= 0:

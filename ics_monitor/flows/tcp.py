@@ -35,6 +35,7 @@ class TcpStream:
     """One direction of a TCP connection."""
 
     __slots__ = (
+        "acked",
         "buffered",
         "gaps",
         "keepalives",
@@ -55,6 +56,7 @@ class TcpStream:
         self.gaps = 0  # bytes skipped
         self.mismatch = 0  # overlaps whose bytes differed
         self.keepalives = 0  # one-byte keep-alive probes (not data)
+        self.acked = -1  # the receiver's latest ACK number for this stream (-1: none seen)
 
     def syn(self, seq: int) -> None:
         """A SYN fixes the initial sequence number (data starts at ISN + 1)."""
@@ -77,10 +79,13 @@ class TcpStream:
             return 0
         if rel < 0:
             size = len(payload)
-            if rel == -1 and size == 1:
+            if rel == -1 and size == 1 and self.acked >= 0 and seq_diff(self.acked, self.next_seq) >= 0:
                 # A keep-alive probe (RFC 1122 4.2.3.6): one garbage octet at SND.NXT - 1, the
-                # last byte the receiver already has and keeps.  Not data, not a retransmission:
-                # its byte differs from the original whenever the sender's garbage does.
+                # last byte the receiver has acknowledged, so keeps.  Not data, not a
+                # retransmission: its byte differs from the original whenever the sender's garbage
+                # does.  Before the receiver's ACK covers the stream the byte is compared as any
+                # overlap: a byte the monitor took but the host did not (a bad checksum, a short
+                # TTL) followed by the real one is still a mismatch.
                 self.keepalives += 1
                 return 0
             status = 0

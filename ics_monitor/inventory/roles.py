@@ -138,6 +138,7 @@ def is_engineering_request(event: Any) -> bool:
             object_id is not None
             and object_id >= PLUS_BLOCK_OBJECT_MIN
             and event.function_code == PLUS_GET_VAR_SUBSTREAMED
+            and event.attribute_id is not None
             and event.attribute_id not in PLUS_METADATA_ATTRIBUTES
         )
     return False

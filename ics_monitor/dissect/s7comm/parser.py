@@ -1140,10 +1140,11 @@ def _plus_set_variable(payload: bytes, offset: int, end: int, result: PlusPdu) -
 
 
 def _plus_vlq(payload: bytes, offset: int, end: int, signed: bool) -> tuple[int | None, int]:
-    """An S7comm-plus variable-length integer and the offset after it.
+    """An S7comm-plus variable-length 32-bit integer and the offset after it.
 
-    7 bits a byte, the high bit saying more follow; signed, the first byte's 0x40 is the sign.
-    None when cut short or longer than 5 bytes.
+    7 bits a byte, the high bit saying more follow, a fifth byte whole; signed, the first byte's
+    0x40 is the sign.  The result is cut to 32 bits as a 32-bit decoder cuts it.  None when the
+    bytes end first.
     """
     value = 0
     for position in range(5):
@@ -1151,10 +1152,16 @@ def _plus_vlq(payload: bytes, offset: int, end: int, signed: bool) -> tuple[int 
             return None, offset
         byte = payload[offset]
         offset += 1
+        if position == 4:
+            value = value * 256 + byte
+            break
         if position == 0 and signed and byte & 0x40:
             value = (byte & 0x3F) - 0x40
         else:
             value = value * 128 + (byte & 0x7F)
         if not byte & 0x80:
-            return value, offset
-    return None, offset
+            break
+    value &= 0xFFFFFFFF
+    if signed and value & 0x80000000:
+        value -= 0x100000000
+    return value, offset

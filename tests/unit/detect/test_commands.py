@@ -150,6 +150,7 @@ def test_s7plus_upload_by_block_object_reads() -> None:
     assert "read the program block object 0x88E10101 (attribute 3753)" in alerts[0].explanation
     assert run([read(0x394, 300, 1), read(0x34, 2237, 2), read(0x89F90000, 233, 3)]) == []
     assert run([read(0x89F90000, 7735, 4, function_code=0x054C)]) == []
+    assert run([s7plus(function_code=0x0586, object_id=0x89F90000, attribute_id=None)]) == []
 
 
 @pytest.mark.parametrize(

@@ -184,6 +184,7 @@ def test_ot_port_misuse_from_flow_records() -> None:
         {"service": "s7comm", "dst_port": 102, "app_protocol": None, "payload": 400},
         {"service": "s7comm", "dst_port": 102, "payload": 1},  # TCP keep-alive byte
         {"service": "modbus", "payload": 7},
+        {"service": "modbus", "payload": 30, "packets_to_server": 30},  # an idle Windows client's keep-alives
         {"service": "modbus", "payload": 400, "missed_bytes": 1200},
         {"service": None, "dst_port": 5020, "app_protocol": "tls"},
         {"service": "https", "dst_port": 443, "app_protocol": "tls"},

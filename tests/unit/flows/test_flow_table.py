@@ -196,10 +196,11 @@ def test_retransmission_same_bytes_and_overlap_with_different_bytes() -> None:
 
 def test_keepalive_probes_are_not_data_nor_a_mismatch() -> None:
     """A keep-alive carries one garbage byte at SND.NXT - 1 (Windows and PLC stacks send 0x00):
-    the receiver already has that byte, so it is neither delivered nor compared.  A longer
-    rewrite of delivered bytes still is a mismatch."""
+    once the receiver has acknowledged the stream it keeps its copy, so the probe is neither
+    delivered nor compared.  A longer rewrite of delivered bytes still is a mismatch."""
     frames = handshake() + [
         tcp(1.01, True, "PA", 1001, 5001, b"\x03\x00\x00\x07\x02\xf0\x80"),
+        tcp(1.02, False, "A", 5001, 1008),  # the server has all 7 bytes
         tcp(2.01, True, "A", 1007, 5001, b"\x00"),  # keep-alive: not the 0x80 it sits on
         tcp(3.01, True, "A", 1007, 5001, b"\x00"),
         tcp(4.01, True, "PA", 1008, 5001, b"next"),
@@ -210,12 +211,28 @@ def test_keepalive_probes_are_not_data_nor_a_mismatch() -> None:
     assert bytes(recorder.data[(flow_id, 0)]) == b"\x03\x00\x00\x07\x02\xf0\x80next"
     assert [a.code for a in table.anomalies] == ["tcp.overlap_mismatch"]
     assert table.records[0].retransmissions == 1
+
+
+def test_one_byte_rewrite_before_the_ack_is_a_mismatch() -> None:
+    """Evasion by decoy: a byte the host drops (bad checksum) but the monitor takes, then the real
+    byte at the same place as a one-byte segment.  The host has not acknowledged it yet, so it is
+    no keep-alive: the monitor reports the conflict instead of hiding it."""
+    frames = handshake() + [
+        tcp(1.01, True, "PA", 1001, 5001, b"\x00\x01\x00\x00\x00\x06\x01\x03"),  # decoy ends 0x03
+        tcp(1.02, True, "PA", 1008, 5001, b"\x06"),  # the real function code, before any ACK
+    ]
+    table, _ = run(frames)
+    assert [a.code for a in table.anomalies] == ["tcp.overlap_mismatch"]
     stream = TcpStream()
     stream.syn(99)
     out: list[tuple[int, bytes]] = []
     stream.add(100, b"abc", 1000, out)
-    assert stream.add(102, b"z", 1000, out) == 0 and stream.keepalives == 1 and stream.mismatch == 0
-    assert stream.add(101, b"zz", 1000, out) != 0 and stream.mismatch == 1
+    assert stream.add(102, b"z", 1000, out) != 0 and stream.mismatch == 1  # nothing acknowledged
+    stream.acked = 103
+    assert stream.add(102, b"y", 1000, out) == 0 and stream.keepalives == 1 and stream.mismatch == 1
+    assert stream.add(101, b"zz", 1000, out) != 0 and stream.mismatch == 2
+    stream.acked = (103 + (1 << 32) - 5) & 0xFFFFFFFF  # an older ACK (wrapped arithmetic): compare
+    assert stream.add(102, b"x", 1000, out) != 0 and stream.mismatch == 3
 
 
 def test_gap_detected_from_peer_ack() -> None:

@@ -367,7 +367,10 @@ _STATE_REQ = struct.pack(">I", 52) + b"\x01\x90\x77"
         (b"\x00\x02\x05", 5),  # USInt: one byte
         (b"\x00\x0e\x3f\x80\x00\x00", None),  # Real: not an integer
         (b"\x10\x08\x01\x01", None),  # an array (flags 0x10): not a plain value
-        (b"\x00\x08\x81\x81\x81\x81\x81\x01", None),  # a VLQ over 5 bytes
+        (b"\x00\x04\x81\x81\x81\x81\xff", 0x204081FF),  # the 5th byte whole
+        (b"\x00\x08\xff\xff\xff\xff\xff", -1),  # the same, signed
+        (b"\x00\x08\x40", -64),
+        (b"\x00\x04\x88\x80\x80\x88\x77", 2167),  # 0x100000877 cut to 32 bits, as Wireshark does
     ],
 )
 def test_plus_set_variable_request_set(value_bytes: bytes, value: int | None) -> None:
