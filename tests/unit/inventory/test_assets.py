@@ -237,6 +237,11 @@ def test_s7plus_stop_and_start_make_an_engineering_station() -> None:
     online, _, _ = inventory_of(shared_pcaps() / "s7plus-anomaly" / "S71200_StartupGoOnline.pcapng")
     client = online.asset_for_ip("192.168.55.5")
     assert client is not None and "engineering_station" not in client.roles
+    # Reading program blocks (an upload) makes one too; a download's read of a block's type name
+    # alone does not (its stop and start do).
+    upload, _, _ = inventory_of(shared_pcaps() / "iti" / "S7-1200-Uploading-OB1-TIAV12.pcap")
+    reader = upload.asset_for_ip("192.168.1.10")
+    assert reader is not None and "engineering_station" in reader.roles
 
 
 def test_dnp3_device_attributes_from_the_crafted_capture() -> None:
