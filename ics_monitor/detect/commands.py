@@ -20,14 +20,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
-from ics_monitor.dissect.s7comm.constants import (
-    PLUS_ATTRIBUTE_NAMES,
-    PLUS_BLOCK_OBJECT_MIN,
-    PLUS_METADATA_ATTRIBUTES,
-    PLUS_OPERATING_STATE_REQ,
-    PLUS_REQUESTED_STATES,
-    PlusFunction,
-)
+from ics_monitor.dissect.s7comm.constants import PLUS_REQUESTED_STATES, PLUS_STATE_STOP
+from ics_monitor.inventory.roles import is_plus_block_read, is_plus_mode_change
 
 # -- S7comm ---------------------------------------------------------------------------------------------
 
@@ -154,9 +148,6 @@ class S7PlusDownload(BaseDetector):
         )
 
 
-PLUS_STOP = 1  # the operatingStateReq value TIA Portal writes to stop the CPU
-
-
 class S7PlusOperatingState(BaseDetector):
     """ICS-1102 / ICS-1103: TIA Portal (or a tool speaking as it) stops or starts an S7-1200/1500.
 
@@ -174,14 +165,12 @@ class S7PlusOperatingState(BaseDetector):
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Fire on a SetVariable of operatingStateReq."""
-        if event.attribute_id != PLUS_OPERATING_STATE_REQ or event.function_code != PlusFunction.SET_VARIABLE:
+        if not is_plus_mode_change(event):
             return
         value = event.value
-        state = PLUS_REQUESTED_STATES.get(value) if value is not None else None
-        if state is None:
-            state = "unknown" if value is None else f"state {value}"
+        state = "unknown" if value is None else PLUS_REQUESTED_STATES.get(value, f"state {value}")
         out.fire(
-            "ICS-1102" if value == PLUS_STOP else "ICS-1103",
+            "ICS-1102" if value == PLUS_STATE_STOP else "ICS-1103",
             f"{event.src_ip}>{event.dst_ip}",
             ts=event.ts,
             frames=(event.frame,),
@@ -190,7 +179,7 @@ class S7PlusOperatingState(BaseDetector):
                 "object_id": event.object_id,
                 "object_name": event.object_name,
                 "attribute_id": event.attribute_id,
-                "attribute": PLUS_ATTRIBUTE_NAMES[PLUS_OPERATING_STATE_REQ],
+                "attribute": event.attribute,
                 "requested_state": value,
                 "requested_state_name": state,
                 "session_id": event.session_id,
@@ -217,15 +206,9 @@ class S7PlusUpload(BaseDetector):
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Fire on a GetVarSubStreamed request for a block object."""
-        object_id = event.object_id
-        if (
-            object_id is None
-            or object_id < PLUS_BLOCK_OBJECT_MIN
-            or event.function_code != PlusFunction.GET_VAR_SUBSTREAMED
-            or event.attribute_id is None  # an address array not read: nothing to judge by
-            or event.attribute_id in PLUS_METADATA_ATTRIBUTES
-        ):
+        if not is_plus_block_read(event):
             return
+        object_id = event.object_id
         out.fire(
             "ICS-1104",
             f"{event.src_ip}>{event.dst_ip}",

@@ -476,12 +476,10 @@ class BaselineDeviation(BaseDetector):
             values = values[:MAX_VALUES_CHECKED]
         unit = event.unit_id
         address = event.address
-        bounds_key = (conversation.key, table, unit, address, len(values))
-        bounds = self.read_bounds.get(bounds_key, _UNKNOWN)
-        if bounds is _UNKNOWN:
-            # ``compute``: the caller keeps the result.
-            found = _bounds(limits.compute, f"{TABLE_ABBREVIATIONS[table]}:{unit}:", address, len(values))
-            bounds = self.read_bounds[bounds_key] = None if found is None else [found[0], found[1], None]
+        prefix = f"{TABLE_ABBREVIATIONS[table]}:{unit}:"
+        bounds = self._read_bounds(
+            (conversation.key, table, unit, address, len(values)), limits, prefix, address
+        )
         # The hot path of polling traffic.  A poll mostly reads what the last one read: values
         # equal to the last ones found in range are in range (one tuple comparison in C).
         # Otherwise every value against its limits in two C loops; the value-by-value walk
@@ -492,13 +490,24 @@ class BaselineDeviation(BaseDetector):
         if not (any(map(lt, values, lows)) or any(map(gt, values, highs))):
             bounds[2] = values
             return
-        prefix = f"{TABLE_ABBREVIATIONS[table]}:{unit}:"
         for offset, value in enumerate(values):
             if not lows[offset] <= value <= highs[offset]:  # unlearned points are unbounded
                 point = f"{prefix}{address + offset}"
                 limit = limits.get(point)
                 if limit is not None:
                     self._out_of_range("ICS-5007", conversation, event, point, value, limit, out)
+
+    def _read_bounds(self, key: tuple[Any, ...], limits: PointLimits, prefix: str, first: int) -> Any:
+        """[lows, highs, last values found in range] of a read shape, computed once.
+
+        ``key`` ends with the shape's value count.  None when none of its points was learned.
+        """
+        bounds = self.read_bounds.get(key, _UNKNOWN)
+        if bounds is _UNKNOWN:
+            # ``compute``: the shape keeps the result, the point cache need not.
+            found = _bounds(limits.compute, prefix, first, key[-1])
+            bounds = self.read_bounds[key] = None if found is None else [found[0], found[1], None]
+        return bounds
 
     def _dnp3_reads(self, conversation: Conversation, event: Any, out: Emitter) -> None:
         limits = self._limits(conversation, "read")
@@ -523,13 +532,9 @@ class BaselineDeviation(BaseDetector):
                 # per response shape once, a response equal to the last in-range one passes, else
                 # every value checked in C.  Point by point below only when one may be off.
                 values = [entry.get("value") for entry in points]
-                bounds_key = (conversation.key, group, start, len(values))
-                bounds = self.read_bounds.get(bounds_key, _UNKNOWN)
-                if bounds is _UNKNOWN:
-                    found = _bounds(limits.compute, prefix, start, len(values))
-                    bounds = self.read_bounds[bounds_key] = (
-                        None if found is None else [found[0], found[1], None]
-                    )
+                bounds = self._read_bounds(
+                    (conversation.key, group, start, len(values)), limits, prefix, start
+                )
                 if bounds is None or values == bounds[2]:
                     continue
                 if _within(values, bounds[0], bounds[1]):

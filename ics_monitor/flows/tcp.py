@@ -38,7 +38,6 @@ class TcpStream:
         "acked",
         "buffered",
         "gaps",
-        "keepalives",
         "mismatch",
         "next_seq",
         "retransmissions",
@@ -55,7 +54,6 @@ class TcpStream:
         self.retransmissions = 0
         self.gaps = 0  # bytes skipped
         self.mismatch = 0  # overlaps whose bytes differed
-        self.keepalives = 0  # one-byte keep-alive probes (not data)
         self.acked = -1  # the receiver's latest ACK number for this stream (-1: none seen)
 
     def syn(self, seq: int) -> None:
@@ -86,7 +84,6 @@ class TcpStream:
                 # does.  Before the receiver's ACK covers the stream the byte is compared as any
                 # overlap: a byte the monitor took but the host did not (a bad checksum, a short
                 # TTL) followed by the real one is still a mismatch.
-                self.keepalives += 1
                 return 0
             status = 0
             overlap = min(-rel, size)

@@ -90,8 +90,6 @@ _DNP3_ENGINEERING = frozenset({13, 14, 16, 17, 18, 25, 27, 31})
 # end upload (0x1D-0x1F), PI service, PLC stop.  Download block / download ended (0x1B/0x1C) are
 # jobs the PLC sends to the programming device during a download: they name the PLC, not an engineer.
 _S7_ENGINEERING = frozenset({0x1A, 0x1D, 0x1E, 0x1F, 0x28, 0x29})
-PLUS_SET_VARIABLE = int(PlusFunction.SET_VARIABLE)
-PLUS_GET_VAR_SUBSTREAMED = int(PlusFunction.GET_VAR_SUBSTREAMED)
 # S7 userdata groups: programmer commands (1), block functions (3), security / password (5).
 _S7_ENGINEERING_GROUPS = frozenset({1, 3, 5})
 _S7_READ_VAR = 0x04
@@ -130,18 +128,31 @@ def is_engineering_request(event: Any) -> bool:
         userdata = getattr(event, "userdata", None)
         return isinstance(userdata, dict) and userdata.get("group") in _S7_ENGINEERING_GROUPS
     if kind == "s7comm_plus":
-        # A CPU stop or start (SetVariable of its operating-state attribute), or a block upload.
-        if getattr(event, "attribute_id", None) == PLUS_OPERATING_STATE_REQ:
-            return bool(event.function_code == PLUS_SET_VARIABLE)
-        object_id = getattr(event, "object_id", None)
-        return bool(
-            object_id is not None
-            and object_id >= PLUS_BLOCK_OBJECT_MIN
-            and event.function_code == PLUS_GET_VAR_SUBSTREAMED
-            and event.attribute_id is not None
-            and event.attribute_id not in PLUS_METADATA_ATTRIBUTES
-        )
+        return is_plus_mode_change(event) or is_plus_block_read(event)
     return False
+
+
+def is_plus_mode_change(event: Any) -> bool:
+    """An S7comm-plus SetVariable of the CPU's operatingStateReq: TIA Portal's stop and start."""
+    return bool(
+        event.attribute_id == PLUS_OPERATING_STATE_REQ and event.function_code == PlusFunction.SET_VARIABLE
+    )
+
+
+def is_plus_block_read(event: Any) -> bool:
+    """An S7comm-plus GetVarSubStreamed of a program block's attribute (an upload or comparison).
+
+    Not of its type name (a lookup downloads make), nor when the attribute could not be read.
+    """
+    object_id = event.object_id
+    attribute = event.attribute_id
+    return bool(
+        object_id is not None
+        and object_id >= PLUS_BLOCK_OBJECT_MIN
+        and event.function_code == PlusFunction.GET_VAR_SUBSTREAMED
+        and attribute is not None
+        and attribute not in PLUS_METADATA_ATTRIBUTES
+    )
 
 
 def is_poll_request(event: Any) -> bool:

@@ -656,11 +656,11 @@ PLUS_DIGEST_LENGTH = 32
 # Object and attribute ids a SetVariable request may name (the request set's addressing, not its
 # values).  CPUexecUnit's operatingStateReq is how TIA Portal stops and starts an S7-1200/1500
 # (the public s7plus captures: 1 when it stops the CPU, 3 when it starts it).
-PLUS_CPU_EXEC_UNIT = 52
 PLUS_OPERATING_STATE_REQ = 2167
 PLUS_OBJECT_NAMES = {3: "PLCProgram", 52: "CPUexecUnit", 80: "IArea", 81: "QArea", 82: "MArea"}
-PLUS_ATTRIBUTE_NAMES = {2167: "CPUexecUnit.operatingStateReq"}
-PLUS_REQUESTED_STATES = {1: "STOP", 3: "RUN"}
+PLUS_ATTRIBUTE_NAMES = {PLUS_OPERATING_STATE_REQ: "CPUexecUnit.operatingStateReq"}
+PLUS_STATE_STOP = 1
+PLUS_REQUESTED_STATES = {PLUS_STATE_STOP: "STOP", 3: "RUN"}
 # Object ids from here up are program blocks (0x8A0E0000 + n is DB n): TIA Portal uploads a block
 # by reading its streamed attributes with GetVarSubStreamed.  Going online, downloads, HMI and OPC
 # sessions (the public captures) read only system objects below 0x10000 that way.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ics_monitor.dissect.s7comm.constants import PLUS_ATTRIBUTE_NAMES
 from ics_monitor.events.base import AnomalyEvent
 from ics_monitor.events.dnp3 import Dnp3Event
 from ics_monitor.events.flow import FlowRecord
@@ -202,6 +203,7 @@ def s7plus(
         fragment=fragment,
         object_id=object_id,
         attribute_id=attribute_id,
+        attribute=None if attribute_id is None else PLUS_ATTRIBUTE_NAMES.get(attribute_id),
         value=value,
     )
 
