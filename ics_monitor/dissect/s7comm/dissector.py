@@ -60,11 +60,16 @@ from ics_monitor.dissect.s7comm.constants import (
     Rosctr,
 )
 from ics_monitor.dissect.s7comm.parser import (
+    PLUS_REQUEST_SET_CAP,
+    PLUS_REQUEST_SET_START,
+    PlusPdu,
     S7Pdu,
+    decode_plus_request_set,
     decode_userdata_payload,
     parse_pdu,
     parse_plus,
     pi_service_name,
+    plus_request_set_complete,
 )
 from ics_monitor.dissect.s7comm.state import S7State, Transfer
 from ics_monitor.dissect.s7comm.tpkt_cotp import has_s7_tsaps, parse_connection
@@ -655,10 +660,14 @@ class S7commDissector(Dissector):
             events.append(ctx.anomaly(code, direction, detail))
         if parsed is None:
             return False
-        if parsed.fragment in ("first", "inner"):
+        fragment = parsed.fragment
+        if fragment in ("first", "inner"):
             state.plus_open[direction] = True
         elif parsed.trailer:
             state.plus_open[direction] = False
+        held = state.plus_held[direction]
+        if held is not None:
+            held = self._plus_continue(state, held, parsed, direction, events)
         request_frame = None
         opcode = parsed.opcode
         if parsed.sequence is not None and opcode is not None:
@@ -668,42 +677,87 @@ class S7commDissector(Dissector):
                 request = state.answer((_PLUS, 1 - direction, parsed.sequence))
                 if request is not None:
                     request_frame = request[0]
+        if fragment == "first" and parsed.body is not None and not plus_request_set_complete(parsed):
+            # A SetVariable or GetVarSubStreamed whose request set goes on in the next fragments:
+            # its record waits for them (see _plus_continue), so that a stop or an upload split
+            # over fragments is seen as one sent whole.
+            state.plus_held[direction] = (parsed, ctx.frame, ctx.ts, bytearray(parsed.body), [])
+            return True
+        record = self._plus_record(state, parsed, direction, ctx.frame, ctx.ts, request_frame)
+        if held is not None:
+            held[4].append(record)  # a fragment of the held message: its record comes after the first's
+        else:
+            events.append(record)
+        return True
+
+    def _plus_continue(
+        self, state: S7State, held: Any, parsed: PlusPdu, direction: int, events: list[Event]
+    ) -> Any:
+        """A fragment after a held first one: add its bytes; release the records once decoded.
+
+        The held record goes out (with what its request set gave) at the last fragment, once the
+        set decodes, once ``PLUS_REQUEST_SET_CAP`` bytes of it are in, or when another message
+        starts (after lost bytes, say); the records of the fragments between follow it.  ``close``
+        releases what is still held at the flow's end.  Returns what stays held (None once out).
+        """
+        first, frame, ts, gathered, queued = held
+        if parsed.fragment in ("inner", "last") and parsed.body is not None:
+            gathered += parsed.body
+            decode_plus_request_set(first, bytes(gathered))
+            if (
+                parsed.fragment == "inner"
+                and not plus_request_set_complete(first)
+                and len(gathered) < PLUS_REQUEST_SET_START + PLUS_REQUEST_SET_CAP
+            ):
+                return held
+        state.plus_held[direction] = None
+        events.append(self._plus_record(state, first, direction, frame, ts, None))
+        events.extend(queued)
+        return None
+
+    def _plus_record(
+        self,
+        state: S7State,
+        parsed: PlusPdu,
+        direction: int,
+        frame: int,
+        ts: float,
+        request_frame: int | None,
+    ) -> S7commPlusEvent:
         flow_id, transport, src_ip, src_port, dst_ip, dst_port = state.heads[direction]
+        opcode = parsed.opcode
         if opcode is None:
             role = "request" if direction == TO_SERVER else "response"
         else:
             role = "request" if opcode == PlusOpcode.REQUEST else "response"
-        events.append(
-            S7commPlusEvent(
-                ts=ctx.ts,
-                frame=ctx.frame,
-                flow_id=flow_id,
-                transport=transport,
-                src_ip=src_ip,
-                src_port=src_port,
-                dst_ip=dst_ip,
-                dst_port=dst_port,
-                direction=role,
-                version=parsed.version,
-                version_name=parsed.version_name,
-                data_length=parsed.data_length,
-                opcode=opcode,
-                opcode_name=parsed.opcode_name,
-                function_code=parsed.function_code,
-                function=parsed.function,
-                session_id=parsed.session_id,
-                sequence=parsed.sequence,
-                integrity=parsed.integrity,
-                fragment=parsed.fragment,
-                request_frame=request_frame,
-                object_id=parsed.object_id,
-                object_name=parsed.object_name,
-                attribute_id=parsed.attribute_id,
-                attribute=parsed.attribute,
-                value=parsed.value,
-            )
+        return S7commPlusEvent(
+            ts=ts,
+            frame=frame,
+            flow_id=flow_id,
+            transport=transport,
+            src_ip=src_ip,
+            src_port=src_port,
+            dst_ip=dst_ip,
+            dst_port=dst_port,
+            direction=role,
+            version=parsed.version,
+            version_name=parsed.version_name,
+            data_length=parsed.data_length,
+            opcode=opcode,
+            opcode_name=parsed.opcode_name,
+            function_code=parsed.function_code,
+            function=parsed.function,
+            session_id=parsed.session_id,
+            sequence=parsed.sequence,
+            integrity=parsed.integrity,
+            fragment=parsed.fragment,
+            request_frame=request_frame,
+            object_id=parsed.object_id,
+            object_name=parsed.object_name,
+            attribute_id=parsed.attribute_id,
+            attribute=parsed.attribute,
+            value=parsed.value,
         )
-        return True
 
     def _tls_event(
         self, state: S7State, payload: bytes, direction: int, ctx: ParseContext
@@ -747,8 +801,14 @@ class S7commDissector(Dissector):
         state.plus_open[direction] = False
 
     def close(self, state: Any, ctx: ParseContext) -> Sequence[Event]:
-        """Unanswered requests and unfinished block transfers when the flow ends."""
+        """Held S7comm-plus records, unanswered requests and unfinished block transfers at the end."""
         events: list[Event] = []
+        for direction, held in enumerate(state.plus_held):
+            if held is not None:
+                first, frame, ts, _, queued = held
+                events.append(self._plus_record(state, first, direction, frame, ts, None))
+                events.extend(queued)
+        state.plus_held = [None, None]
         unanswered = [(key, value) for key, value in state.pending.items() if key[0] != _PLUS]
         for (kind, direction, reference), (frame, function, _) in unanswered[:MAX_UNANSWERED_REPORTED]:
             what = FUNCTION_NAMES.get(function, UNKNOWN) if kind == _JOB else "USERDATA"

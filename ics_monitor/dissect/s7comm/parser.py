@@ -982,6 +982,7 @@ class PlusPdu:
     __slots__ = (
         "attribute",
         "attribute_id",
+        "body",
         "data_length",
         "fragment",
         "function",
@@ -1019,6 +1020,10 @@ class PlusPdu:
         self.attribute_id: int | None = None
         self.attribute: str | None = None
         self.value: int | None = None
+        # The first fragment of such a request: its data part from the opcode on (the rest comes
+        # in later fragments, see ``decode_plus_request_set``); a continuation fragment: its data
+        # bytes; either up to ``PLUS_REQUEST_SET_CAP`` bytes of request set.
+        self.body: bytes | None = None
 
 
 def parse_plus(payload: bytes, continuing: bool, problems: Problems) -> PlusPdu | None:
@@ -1060,7 +1065,9 @@ def parse_plus(payload: bytes, continuing: bool, problems: Problems) -> PlusPdu 
         else:
             result.integrity = False
     if result.fragment in ("inner", "last"):
-        return result  # continuation bytes of a message whose header came earlier
+        # Continuation bytes of a message whose header came earlier.
+        result.body = payload[offset : min(size, 4 + length, offset + PLUS_REQUEST_SET_CAP)]
+        return result
     if offset >= size:
         problems.append((PLUS_TRUNCATED, "no data part after the header"))
         return result
@@ -1075,13 +1082,51 @@ def parse_plus(payload: bytes, continuing: bool, problems: Problems) -> PlusPdu 
         result.function_code = function
         result.function = PLUS_FUNCTION_NAMES.get(function, UNKNOWN)
         result.sequence = _u16(payload, offset + 7)[0]
-        if opcode == PlusOpcode.REQUEST and offset + 13 <= size:
+        if opcode != PlusOpcode.REQUEST:
+            return result
+        if offset + 13 <= size:
             result.session_id = _u32(payload, offset + 9)[0]
-            if function == PlusFunction.SET_VARIABLE:
-                _plus_set_variable(payload, offset + 14, min(size, 4 + length), result)
-            elif function == PlusFunction.GET_VAR_SUBSTREAMED:
-                _plus_get_substreamed(payload, offset + 14, min(size, 4 + length), result)
+        end = min(size, 4 + length)
+        if function == PlusFunction.SET_VARIABLE:
+            _plus_set_variable(payload, offset + PLUS_REQUEST_SET_START, end, result)
+        elif function == PlusFunction.GET_VAR_SUBSTREAMED:
+            _plus_get_substreamed(payload, offset + PLUS_REQUEST_SET_START, end, result)
+        else:
+            return result
+        if result.fragment == "first":
+            # The request set may go on in the next fragments: the data part from the opcode on.
+            result.body = payload[offset : min(end, offset + PLUS_REQUEST_SET_START + PLUS_REQUEST_SET_CAP)]
     return result
+
+
+# Where a request's request set starts in its data part: opcode (1), reserved (2), function (2),
+# reserved (2), sequence (2), session id (4), transport flags (1).
+PLUS_REQUEST_SET_START = 14
+# What of a fragmented request set is kept to decode it: the object, one address and its value
+# take at most 17 bytes.
+PLUS_REQUEST_SET_CAP = 64
+
+
+def plus_request_set_complete(pdu: PlusPdu) -> bool:
+    """True when a SetVariable's value, or a GetVarSubStreamed's attribute, has been decoded."""
+    if pdu.function_code == PlusFunction.SET_VARIABLE:
+        return pdu.value is not None
+    return pdu.attribute_id is not None
+
+
+def decode_plus_request_set(pdu: PlusPdu, data: bytes) -> None:
+    """Decode a request's data part gathered over fragments into ``pdu`` (its first fragment's).
+
+    A SetVariable (a TIA Portal stop) or GetVarSubStreamed (an upload) split over S7comm-plus
+    fragments carries its object and address in later fragments: the dissector joins the ``body``
+    of each fragment and decodes the whole here, as if it had come in one PDU.
+    """
+    pdu.object_id = pdu.object_name = pdu.attribute_id = pdu.attribute = pdu.value = None
+    end = len(data)
+    if pdu.function_code == PlusFunction.SET_VARIABLE:
+        _plus_set_variable(data, PLUS_REQUEST_SET_START, end, pdu)
+    elif pdu.function_code == PlusFunction.GET_VAR_SUBSTREAMED:
+        _plus_get_substreamed(data, PLUS_REQUEST_SET_START, end, pdu)
 
 
 def _plus_get_substreamed(payload: bytes, offset: int, end: int, result: PlusPdu) -> None:

@@ -69,6 +69,7 @@ class S7State:
         "downloads",
         "heads",
         "pending",
+        "plus_held",
         "plus_open",
         "segment_counts",
         "segments",
@@ -95,6 +96,9 @@ class S7State:
         self.uploads: dict[int, Transfer] = {}
         # S7comm-plus: per direction, a fragmented message is open (its last fragment not seen).
         self.plus_open = [False, False]
+        # S7comm-plus: per direction, the first fragment of a request whose request set goes on in
+        # later fragments, held until it decodes: (PlusPdu, frame, ts, bytes gathered, records of the fragments since).
+        self.plus_held: list[Any] = [None, None]
         self.tls_reported = [False, False]
         self.unknown_payload_reported = False
 
@@ -108,6 +112,7 @@ class S7State:
         self.downloads.clear()
         self.uploads.clear()
         self.plus_open = [False, False]
+        self.plus_held = [None, None]
         self.tls_reported = [False, False]
 
     # -- COTP ----------------------------------------------------------------------------------------

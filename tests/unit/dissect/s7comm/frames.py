@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 from typing import Any
 
@@ -101,6 +102,17 @@ def plus(version: int, body: bytes, trailer: bool = True, digest: bool = False) 
     part = (bytes([32]) + bytes(32) if digest else b"") + body
     pdu = bytes([0x72, version]) + struct.pack(">H", len(part)) + part
     return pdu + (bytes([0x72, version, 0, 0]) if trailer else b"")
+
+
+def plus_fragments(version: int, body: bytes, cuts: list[int], digest: bool = False) -> list[bytes]:
+    """One S7comm-plus message split at ``cuts`` of its body: fragments without a trailer, then the
+    last with it (each with its own integrity part when ``digest``)."""
+    edges = [0, *cuts, len(body)]
+    parts = [body[start:end] for start, end in itertools.pairwise(edges)]
+    return [
+        plus(version, part, trailer=index == len(parts) - 1, digest=digest)
+        for index, part in enumerate(parts)
+    ]
 
 
 def plus_request(function: int, sequence: int, session: int) -> bytes:

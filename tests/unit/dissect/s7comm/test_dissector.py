@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from typing import Any
 
+import pytest
+
+from ics_monitor.capture import open_capture
+from ics_monitor.decode.decoder import Decoder
 from ics_monitor.dissect import Probe
 from ics_monitor.dissect.s7comm.constants import MAX_PENDING
 from ics_monitor.dissect.s7comm.dissector import S7commDissector
 from ics_monitor.events.s7comm import CotpEvent, S7commEvent, S7commPlusEvent
+from tests.conftest import shared_pcaps
+from tests.unit.detect.helpers import run as run_detectors
 from tests.unit.dissect.s7comm.frames import (
     CC,
     CR,
@@ -20,6 +27,7 @@ from tests.unit.dissect.s7comm.frames import (
     file_name,
     module_entry,
     plus,
+    plus_fragments,
     plus_request,
     plus_response,
     read_answer,
@@ -278,6 +286,110 @@ def test_plus_records_and_pairing() -> None:
     assert (response.opcode_name, response.request_frame) == ("RESPONSE", 5)
     events = harness.feed(dt(plus(2, bytes([0x31]) + bytes(20), trailer=False)) + dt(plus(2, bytes(8))), 0)
     assert [e.fragment for e in events] == ["first", "last"]
+
+
+# TIA Portal's stop: SetVariable (0x04F2) of object 52 (CPUexecUnit), attribute 2167
+# (operatingStateReq, the VLQ 0x90 0x77), flags 0, DInt, value 1.
+_STOP_BODY = (
+    plus_request(0x04F2, 9, 0x38C) + struct.pack(">I", 52) + b"\x01\x90\x77" + b"\x00\x08\x01" + bytes(5)
+)
+
+
+@pytest.mark.parametrize("digest", [False, True])
+@pytest.mark.parametrize(
+    "cuts", [[9], [11], [13], [14], [15], [17], [19], [21], [23], [14, 17, 20], list(range(9, 24))]
+)
+def test_plus_request_set_split_over_fragments(cuts: list[int], digest: bool) -> None:
+    """A stop whose request set goes on in later fragments is decoded as if sent whole: the first
+    fragment's record waits for the bytes, keeps its frame, and the detection sees a stop."""
+    version = 3 if digest else 2
+    (whole,) = Harness.records(Harness().feed(dt(plus(version, _STOP_BODY, digest=digest)), 0, frame=3))
+    harness = Harness()
+    events: list[Any] = []
+    for frame, fragment in enumerate(plus_fragments(version, _STOP_BODY, cuts, digest=digest), start=3):
+        events += harness.feed(dt(fragment), 0, frame=frame)
+    assert Harness.codes(events) == []
+    first, *rest = Harness.records(events)
+    assert (first.frame, first.fragment, first.function, first.sequence) == (3, "first", "SET_VARIABLE", 9)
+    assert (
+        (first.object_id, first.attribute_id, first.attribute, first.value)
+        == (
+            whole.object_id,
+            whole.attribute_id,
+            whole.attribute,
+            whole.value,
+        )
+        == (52, 2167, "CPUexecUnit.operatingStateReq", 1)
+    )
+    assert [(r.frame, r.fragment) for r in rest] == [(4 + n, "inner") for n in range(len(cuts) - 1)] + [
+        (3 + len(cuts), "last")
+    ]
+    alerts = {alert.rule_id: alert.frames for alert in run_detectors([first, *rest])}
+    assert alerts.pop("ICS-1102") == (3,)
+    # Eight fragments and more are also what the download rule looks for.
+    assert list(alerts) == (["ICS-1101"] if len(cuts) > 8 else [])
+
+
+def test_plus_upload_request_set_split_over_fragments() -> None:
+    """A GetVarSubStreamed of a block object split after its object id: the attribute comes in the
+    next fragment, and the read is an upload (ICS-1104) as when sent whole."""
+    body = plus_request(0x0586, 4, 0x38C) + struct.pack(">I", 0x88E10109) + b"\x20\x04\x01\x9d\x29" + bytes(6)
+    harness = Harness()
+    events = [
+        e for n, part in enumerate(plus_fragments(2, body, [18, 21]), 1) for e in harness.feed(dt(part), 0, n)
+    ]
+    first, *_ = Harness.records(events)
+    assert (first.frame, first.object_id, first.attribute_id) == (1, 0x88E10109, 3753)
+    assert [a.rule_id for a in run_detectors(Harness.records(events))] == ["ICS-1104"]
+
+
+def test_plus_real_stop_split_over_fragments() -> None:
+    """TIA Portal's stop from a real S7-1200 capture (frame 71), its data part cut in two at every
+    position inside the request set: the same object, attribute and value come out each time."""
+    path = shared_pcaps() / "s7plus-anomaly" / "s71200_OnlineStopStart.pcapng"
+    frames = list(open_capture(str(path)))
+    ts, link_type, data, wire_len = frames[70]
+    packet = Decoder().decode(71, ts, link_type, data, wire_len)
+    assert packet is not None
+    pdu = packet.payload[7:]  # after TPKT (4) and COTP DT (3)
+    assert pdu[:2] == b"\x72\x03" and pdu[4] == 32
+    body = pdu[4 + 33 : 4 + int.from_bytes(pdu[2:4], "big")]
+    (whole,) = Harness.records(Harness().feed(dt(plus(3, body, digest=True)), 0, frame=71))
+    assert (whole.object_id, whole.attribute_id, whole.value) == (52, 2167, 1)
+    for cut in range(9, 14 + 17):
+        harness = Harness()
+        events = [
+            e
+            for n, part in enumerate(plus_fragments(3, body, [cut], digest=True), 71)
+            for e in harness.feed(dt(part), 0, n)
+        ]
+        first, last = Harness.records(events)
+        assert (first.frame, first.object_id, first.attribute_id, first.value, last.fragment) == (
+            71,
+            52,
+            2167,
+            1,
+            "last",
+        ), cut
+
+
+def test_plus_held_record_released_by_a_new_message_or_the_end() -> None:
+    """A held first fragment whose set never completes still gives its record: when the next message
+    starts (after lost bytes, say) or when the flow ends."""
+    first, _ = plus_fragments(2, _STOP_BODY, [19])
+    harness = Harness()
+    assert harness.feed(dt(first), 0, frame=1) == []
+    harness.dissector.gap(harness.state, 0, harness.ctx)
+    events = harness.feed(dt(plus(2, plus_request(0x054C, 10, 0x38C))), 0, frame=7)
+    assert [(e.frame, e.function, e.object_id, e.attribute_id) for e in events] == [
+        (1, "SET_VARIABLE", 52, None),
+        (7, "GET_MULTI_VARIABLES", None, None),
+    ]
+    harness = Harness()
+    assert harness.feed(dt(first), 0, frame=2) == []
+    [record] = Harness.records(harness.close())
+    assert (record.frame, record.object_id, record.value) == (2, 52, None)
+    assert Harness.records(harness.close()) == []
 
 
 def test_tls_reported_once_per_direction() -> None:
