@@ -38,6 +38,7 @@ from ics_monitor.inventory.baseline import (
     DNP3_WRITE_FUNCTIONS,
     MAX_VALUE_POINTS,
     MODBUS_READ_TABLES,
+    POLL_WINDOW,
     S7_WRITE_VAR,
     TABLE_ABBREVIATIONS,
     Baseline,
@@ -56,8 +57,8 @@ from ics_monitor.inventory.baseline import (
 )
 
 MAX_FLOWS = 65_536
-# Recent intervals per polled signature compared with the learned median.
-RECENT_INTERVALS = 8
+# Recent intervals per polled signature whose median is compared with the learned cycle.
+RECENT_INTERVALS = POLL_WINDOW
 # The ``what`` fields name a value by table/point; a write carries at most this many values checked.
 MAX_VALUES_CHECKED = 128
 # Per conversation: Modbus and S7 poll signatures looked up by their fields.
@@ -617,17 +618,20 @@ class BaselineDeviation(BaseDetector):
             # Drift: the cycle is ``max_ratio`` times slower or faster, and the change exceeds both
             # the learned jitter (spread) and a floor that ignores scheduling noise of fast polls.
             tolerance = max(self.drift_spreads * (learned.spread or 0.0), self.drift_minimum)
+            low, high = learned.window or (learned.median, learned.median)
             slot = self.polls[key] = (
                 signature,
                 learned.median,
                 learned.spread,
                 tolerance,
                 [None, [], False, 0],
+                low,
+                high,
             )
         return slot
 
     def _interval(self, conversation: Conversation, event: Any, slot: Any, out: Emitter) -> None:
-        signature, learned_median, learned_spread, tolerance, state = slot
+        signature, learned_median, learned_spread, tolerance, state, low, high = slot
         ts = event.ts
         last = state[0]
         state[0] = ts
@@ -638,14 +642,16 @@ class BaselineDeviation(BaseDetector):
         recent = state[1]
         recent.append(interval)
         off = state[3]
-        # Within the tolerance of the learned median is never off (the usual case, tested inline).
-        if abs(interval - learned_median) > tolerance and _drifted(
-            interval, learned_median, tolerance, ratio
+        # Within the tolerance of the learned window is never off (the usual case, tested inline).
+        if (interval > high + tolerance or interval < low - tolerance) and _drifted(
+            interval, low, high, tolerance, ratio
         ):
             off += 1
         if len(recent) > RECENT_INTERVALS:
             gone = recent.pop(0)
-            if abs(gone - learned_median) > tolerance and _drifted(gone, learned_median, tolerance, ratio):
+            if (gone > high + tolerance or gone < low - tolerance) and _drifted(
+                gone, low, high, tolerance, ratio
+            ):
                 off -= 1
             state[3] = off
         else:
@@ -657,7 +663,7 @@ class BaselineDeviation(BaseDetector):
         if off:
             ordered = sorted(recent)
             median = (ordered[RECENT_INTERVALS // 2 - 1] + ordered[RECENT_INTERVALS // 2]) / 2
-            drifted = _drifted(median, learned_median, tolerance, ratio)
+            drifted = _drifted(median, low, high, tolerance, ratio)
         else:
             drifted = False
         if drifted and not state[2]:
@@ -673,9 +679,11 @@ class BaselineDeviation(BaseDetector):
                     "recent_median": round(median, 6),
                     "learned_median": learned_median,
                     "learned_spread": learned_spread,
+                    "learned_window": [low, high],
                     "tolerance": round(tolerance, 6),
                     "max_ratio": ratio,
                 },
+                fields={"learned_low": round(low, 6), "learned_high": round(high, 6)},
             )
         elif not drifted:
             state[2] = False
@@ -712,14 +720,18 @@ def _all_within(values: Any, low: float, high: float) -> bool:
         return False
 
 
-def _drifted(interval: float, learned: float, tolerance: float, max_ratio: float) -> bool:
-    """Whether ``interval`` is off a learned cycle of median ``learned``.
+def _drifted(interval: float, low: float, high: float, tolerance: float, max_ratio: float) -> bool:
+    """Whether ``interval`` (or a window's median) is off a learned cycle.
 
-    Off: ``max_ratio`` times slower or faster, and farther from it than ``tolerance``.  The
-    intervals that are not off form one interval of numbers around ``learned``.
+    The cycle: the range [low, high] the window median took while learning (one point for a steady
+    poll).  Off: ``max_ratio`` times slower than its top or faster than its bottom, and farther
+    from it than ``tolerance``.  The values that are not off form one interval of numbers.
     """
-    ratio = max(interval, 1e-6) / max(learned, 1e-6)
-    return (ratio > max_ratio or ratio < 1 / max_ratio) and abs(interval - learned) > tolerance
+    if interval > high:
+        return max(interval, 1e-6) / max(high, 1e-6) > max_ratio and interval - high > tolerance
+    if interval < low:
+        return max(interval, 1e-6) / max(low, 1e-6) < 1 / max_ratio and low - interval > tolerance
+    return False
 
 
 class PointLimits:

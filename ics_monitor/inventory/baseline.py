@@ -4,8 +4,8 @@
 ``Baseline``: the known assets, and per conversation (client, server, transport, server port,
 protocol) the function codes with counts; Modbus address ranges read and written per unit and table;
 DNP3 objects and point ranges per request function; S7 areas/DBs read and written; the ranges of
-written and of read process values; and the polling interval (median and spread) of every recurring
-request.  ``Baseline`` saves as sorted, diffable YAML that an analyst may review and edit, loads it
+written and of read process values; and the polling interval of every recurring request (median,
+spread, and the range of the 8-interval median the drift check compares).  ``Baseline`` saves as sorted, diffable YAML that an analyst may review and edit, loads it
 back, diffs two baselines, and answers the detectors' questions in O(1) or O(log ranges).
 
 Memory is bounded by assets and conversations, never by packets: address ranges merge (and the
@@ -52,6 +52,11 @@ MAX_SIGNATURES = 64
 MAX_INTERVALS = 128
 # A request signature seen fewer times than this is not periodic enough to learn a rhythm from.
 MIN_POLL_SAMPLES = 8
+# The drift check (detect.deviation) compares the median of a poll's last POLL_WINDOW intervals;
+# learning keeps the range that same median took over the learned intervals.  A steady cycle
+# gives a point; a cadence of two rhythms (two requests a few seconds apart every few minutes)
+# gives what such a window really shows, where the median of all intervals is one of the two.
+POLL_WINDOW = 8
 # Flow ids remembered to map a record to its conversation without recomputing the key.
 MAX_FLOW_CACHE = 65_536
 
@@ -216,14 +221,23 @@ def _first(item: list[int]) -> int:
 class PollStats:
     """Intervals between repeats of one request signature (learning) or their summary (baseline)."""
 
-    __slots__ = ("count", "intervals", "last_ts", "median", "spread")
+    __slots__ = ("count", "intervals", "last_ts", "median", "spread", "window")
 
-    def __init__(self, median: float | None = None, spread: float | None = None, count: int = 0) -> None:
+    def __init__(
+        self,
+        median: float | None = None,
+        spread: float | None = None,
+        count: int = 0,
+        window: tuple[float, float] | None = None,
+    ) -> None:
         self.last_ts: float | None = None
         self.intervals: list[float] = []
         self.count = count
         self.median = median
         self.spread = spread
+        # Lowest and highest median of POLL_WINDOW consecutive intervals (None: not learned, as
+        # in baselines from before it was; the check then takes the median alone).
+        self.window = window
 
     def observe(self, ts: float) -> None:
         """One more repeat at capture time ``ts``."""
@@ -239,10 +253,19 @@ class PollStats:
 
     def summarise(self) -> None:
         """Compute median and spread (median absolute deviation) of the kept intervals."""
-        if self.intervals:
-            median = _median(self.intervals)
+        intervals = self.intervals
+        if intervals:
+            median = _median(intervals)
             self.median = median
-            self.spread = _median([abs(value - median) for value in self.intervals])
+            self.spread = _median([abs(value - median) for value in intervals])
+            if len(intervals) >= POLL_WINDOW:
+                medians = [
+                    _median(intervals[start : start + POLL_WINDOW])
+                    for start in range(len(intervals) - POLL_WINDOW + 1)
+                ]
+                self.window = (min(medians), max(medians))
+            else:
+                self.window = (median, median)
 
 
 def _median(values: list[float]) -> float:
@@ -401,6 +424,9 @@ class Conversation:
                 "median": round(stats.median, 6),
                 "spread": round(stats.spread or 0.0, 6),
                 "samples": stats.count,
+                **(
+                    {"window": [round(stats.window[0], 6), round(stats.window[1], 6)]} if stats.window else {}
+                ),
             }
             for signature, stats in sorted(self.polling.items())
             if stats.median is not None and stats.count >= MIN_POLL_SAMPLES
@@ -439,8 +465,14 @@ class Conversation:
             for point, bounds in (points or {}).items():
                 conversation.values[(str(kind), str(point))] = [bounds[0], bounds[1]]
         for signature, entry in (data.get("polling") or {}).items():
+            window = entry.get("window")
             conversation.polling[str(signature)] = PollStats(
-                float(entry["median"]), float(entry.get("spread", 0.0)), int(entry.get("samples", 0))
+                float(entry["median"]),
+                float(entry.get("spread", 0.0)),
+                int(entry.get("samples", 0)),
+                (min(float(window[0]), float(window[1])), max(float(window[0]), float(window[1])))
+                if window
+                else None,
             )
         return conversation
 
