@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ics_monitor.alerts.record import MAX_FRAMES
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
 from ics_monitor.dissect.s7comm.constants import PLUS_REQUESTED_STATES, PLUS_STATE_STOP
 from ics_monitor.inventory.roles import is_plus_block_read, is_plus_mode_change
@@ -241,6 +242,18 @@ DNP3_FUNCTION_RULES = {
     31: "ICS-1211",  # ACTIVATE_CONFIG
 }
 DNP3_WRITE = 2
+DNP3_ENABLE_UNSOLICITED = 20
+DNP3_DISABLE_UNSOLICITED_RULE = "ICS-1206"
+# Disables waiting for their re-enable at once (one per master, outstation and link addresses); past
+# it a disable is reported at once.
+MAX_HELD_DISABLES = 4096
+# A master's start-up requests on a new connection (a disable among them may be re-enabled), and
+# the flows whose requests are counted up to that.
+STARTUP_REQUESTS = 4
+MAX_DNP3_FLOWS = 65_536
+DISABLE_MID_SESSION = "during a session, not as a master's start-up does"
+DISABLE_UNHELD = "reported without waiting for a re-enable (too many disables pending)"
+DISABLE_NO_WAIT = "reported without waiting for a re-enable (reenable_seconds is 0)"
 DNP3_FILE_GROUP = 70
 DNP3_AUTH_GROUP = 120
 DNP3_AUTH_ERROR_VARIATION = 7
@@ -250,11 +263,30 @@ DNP3_HARMLESS_BROADCAST = frozenset({0, 1})
 
 
 class Dnp3Commands(BaseDetector):
-    """DNP3 requests that restart, stop, re-initialise, reconfigure or silence an outstation."""
+    """DNP3 requests that restart, stop, re-initialise, reconfigure or silence an outstation.
+
+    DISABLE_UNSOLICITED (ICS-1206) is also the first step of a master's start-up on every new
+    connection: disable, integrity poll, ENABLE_UNSOLICITED, within a second or two.  So a disable
+    among the first ``STARTUP_REQUESTS`` requests of its flow is held for ``reenable_seconds`` of
+    capture time: re-enabled by the same master for the same outstation by then, it was that
+    start-up (no alert); otherwise the alert goes out then, with its own time, frames and the number
+    of disables held (at the end of input at the latest).  A disable later in a session is reported
+    at once, re-enabled or not.
+    """
 
     name = "dnp3_commands"
     rule_ids = tuple(f"ICS-{number}" for number in range(1201, 1212))
     event_types = frozenset({"dnp3"})
+    wants_time = True
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.reenable_seconds = float(context.rules.param("ICS-1206", "reenable_seconds"))
+        # (master ip, outstation ip, master link, outstation link) -> [deadline, first disable,
+        # disables held, last time, frames]
+        self.held: dict[tuple[Any, ...], list[Any]] = {}
+        # Requests seen per flow, counted up to STARTUP_REQUESTS.
+        self.requests: BoundedDict = BoundedDict(MAX_DNP3_FLOWS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Match the application function, file writes, broadcasts and authentication errors."""
@@ -263,6 +295,9 @@ class Dnp3Commands(BaseDetector):
             return
         objects = event.objects
         if event.direction == "request":
+            seen = self.requests.get(event.flow_id, 0)
+            if seen < STARTUP_REQUESTS:
+                self.requests[event.flow_id] = seen + 1
             rule_id = DNP3_FUNCTION_RULES.get(code)
             if (
                 rule_id is None
@@ -270,8 +305,16 @@ class Dnp3Commands(BaseDetector):
                 and any(o.get("group") == DNP3_FILE_GROUP for o in objects)
             ):
                 rule_id = "ICS-1208"
-            if rule_id is not None:
+            if rule_id == DNP3_DISABLE_UNSOLICITED_RULE:
+                if self.reenable_seconds > 0 and seen < STARTUP_REQUESTS:
+                    self._hold(event, out)
+                else:
+                    context = DISABLE_MID_SESSION if seen >= STARTUP_REQUESTS else DISABLE_NO_WAIT
+                    self._fire(rule_id, event, out, {"disable_context": context})
+            elif rule_id is not None:
                 self._fire(rule_id, event, out)
+            elif code == DNP3_ENABLE_UNSOLICITED and self.held:
+                self.held.pop((event.src_ip, event.dst_ip, event.src, event.dst), None)
             if event.dst >= DNP3_BROADCAST_MIN and code not in DNP3_HARMLESS_BROADCAST:
                 self._fire("ICS-1210", event, out)
         for obj in objects:
@@ -281,8 +324,57 @@ class Dnp3Commands(BaseDetector):
                 )
                 break
 
+    def _hold(self, event: Any, out: Emitter) -> None:
+        key = (event.src_ip, event.dst_ip, event.src, event.dst)
+        held = self.held.get(key)
+        if held is not None:
+            held[2] += 1
+            held[3] = event.ts
+            if len(held[4]) < MAX_FRAMES:
+                held[4].append(event.frame)
+        elif len(self.held) >= MAX_HELD_DISABLES:
+            # No room to wait: reported at once.
+            self._fire(DNP3_DISABLE_UNSOLICITED_RULE, event, out, {"disable_context": DISABLE_UNHELD})
+        else:
+            self.held[key] = [event.ts + self.reenable_seconds, event, 1, event.ts, [event.frame]]
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """Report the disables their master did not re-enable in time."""
+        if self.held:
+            for key in [key for key, held in self.held.items() if held[0] <= ts]:
+                self._release(self.held.pop(key), out)
+
+    def finish(self, out: Emitter) -> None:
+        """End of input: the disables still held were not re-enabled."""
+        for held in self.held.values():
+            self._release(held, out)
+        self.held.clear()
+
+    def _release(self, held: list[Any], out: Emitter) -> None:
+        _, event, count, last_ts, frames = held
+        self._fire(
+            DNP3_DISABLE_UNSOLICITED_RULE,
+            event,
+            out,
+            {
+                "disable_context": f"at the start of a connection, and not re-enabled by it within {self.reenable_seconds:g} s"
+            },
+            count=count,
+            last_ts=last_ts,
+            frames=tuple(frames),
+        )
+
     @staticmethod
-    def _fire(rule_id: str, event: Any, out: Emitter, extra: dict[str, Any] | None = None) -> None:
+    def _fire(
+        rule_id: str,
+        event: Any,
+        out: Emitter,
+        extra: dict[str, Any] | None = None,
+        *,
+        count: int = 1,
+        last_ts: float | None = None,
+        frames: tuple[int, ...] | None = None,
+    ) -> None:
         evidence: dict[str, Any] = {
             "function_code": event.function_code,
             "function": event.function,
@@ -297,9 +389,11 @@ class Dnp3Commands(BaseDetector):
             rule_id,
             f"{event.src_ip}>{event.dst_ip}:{event.src}>{event.dst}",
             ts=event.ts,
-            frames=(event.frame,),
+            frames=frames or (event.frame,),
             source=event,
             evidence=evidence,
+            count=count,
+            last_ts=last_ts,
         )
 
 

@@ -203,3 +203,49 @@ def test_anomaly_dedup_per_code_and_host_pair() -> None:
         ("modbus.bad_length", 1),
         ("modbus.length_mismatch", 4),
     ]
+
+
+def _unsolicited_run(records: list[Any], finish: bool = True) -> list[Any]:
+    return [a for a in run(records, finish=finish) if a.rule_id == "ICS-1206"]
+
+
+def test_dnp3_master_start_up_disable_then_enable_is_quiet() -> None:
+    """A master's start-up (disable, integrity poll, enable on a new connection) raises nothing; the
+    same disable never re-enabled is reported once the wait is over, with its own time and frames."""
+    start_up = [
+        dnp3(21, ts=1000.0, frame=1),
+        dnp3(1, ts=1000.2, frame=2, objects=({"group": 60, "variation": 1},)),
+        dnp3(20, ts=1000.4, frame=3),
+        dnp3(1, ts=1030.0, frame=4),
+    ]
+    assert _unsolicited_run(start_up) == []
+    # Never re-enabled: nothing while waiting (10 s), then the alert, dated at the disable.
+    silenced = [dnp3(21, ts=1000.0, frame=1), dnp3(1, ts=1005.0, frame=2)]
+    assert _unsolicited_run(silenced, finish=False) == []
+    [alert] = _unsolicited_run([*silenced, dnp3(1, ts=1011.0, frame=3)], finish=False)
+    assert (alert.ts, alert.frames, alert.count) == (1000.0, (1,), 1)
+    assert "at the start of a connection, and not re-enabled by it within 10 s" in alert.explanation
+    # Disables repeated while held are counted in the one alert (an attack tool's flood).
+    [flood] = _unsolicited_run([dnp3(21, ts=1000.0 + n / 10, frame=n + 1) for n in range(3)])
+    assert (flood.count, flood.frames, flood.last_ts) == (3, (1, 2, 3), 1000.2)
+
+
+def test_dnp3_disable_re_enabled_by_another_host_or_mid_session_is_reported() -> None:
+    # Another host's ENABLE_UNSOLICITED does not make an attacker's disable a start-up.
+    other = [dnp3(21, ts=1000.0, frame=1, client="10.0.0.66", flow_id="f-x"), dnp3(20, ts=1000.5, frame=2)]
+    [alert] = _unsolicited_run(other)
+    assert alert.src_ip == "10.0.0.66"
+    # Past the first requests of a connection a disable is reported at once, re-enabled or not.
+    session = [dnp3(1, ts=1000.0 + n, frame=n + 1) for n in range(4)]
+    mid = _unsolicited_run(
+        [*session, dnp3(21, ts=1005.0, frame=5), dnp3(20, ts=1005.5, frame=6)], finish=False
+    )
+    assert [(a.frames, a.evidence["disable_context"]) for a in mid] == [
+        ((5,), "during a session, not as a master's start-up does")
+    ]
+    # reenable_seconds 0: never waits.
+    rules = RULES.configured("ICS-1206", reenable_seconds=0)
+    [now] = [
+        a for a in run([dnp3(21), dnp3(20, frame=2)], rules=rules, finish=False) if a.rule_id == "ICS-1206"
+    ]
+    assert now.evidence["disable_context"].endswith("(reenable_seconds is 0)")
