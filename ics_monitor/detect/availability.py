@@ -16,53 +16,76 @@ first occurrence, so each record costs a lookup and an addition.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
+from ics_monitor.inventory.baseline import RATE_WINDOW, Baseline, protocol_of_event
+from ics_monitor.inventory.roles import is_error_response
 
 MAX_KEYS = 50_000
-# DNP3 IIN2 bits that report a rejected request: NO_FUNC_CODE_SUPPORT, OBJECT_UNKNOWN, PARAMETER_ERROR.
-DNP3_IIN_ERRORS = 0x0007
-DNP3_RESPONSE = 129
 # DNP3 requests answered by nobody: CONFIRM and the no-acknowledgement functions.
 DNP3_UNANSWERED_FUNCTIONS = frozenset({0, 6, 8, 10, 12, 33})
 DNP3_BROADCAST_MIN = 0xFFFD
-S7_ACK = 2
-S7_ACK_DATA = 3
 
 
 class _Windowed:
-    """Count per key within a fixed window; says when the count first reaches the threshold."""
+    """Count per key within a fixed window; says when the count first reaches the threshold.
 
-    __slots__ = ("states", "threshold", "window")
+    ``limit(key)`` (optional) may raise the threshold of a key past the configured one: asked once
+    per window, when the count reaches the configured threshold.  The state is
+    ``[start, count, fired, first_frame, threshold]``.
+    """
 
-    def __init__(self, window: float, threshold: int) -> None:
+    __slots__ = ("limit", "states", "threshold", "window")
+
+    def __init__(self, window: float, threshold: int, limit: Callable[[Any], int] | None = None) -> None:
         self.window = float(window)
         self.threshold = int(threshold)
+        self.limit = limit
         self.states: BoundedDict = BoundedDict(MAX_KEYS)
 
     def add(self, key: Any, ts: float, frame: int) -> list[Any] | None:
-        """Count one; return the state ``[start, count, fired, first_frame]`` when crossing."""
+        """Count one; return the state when crossing its threshold."""
         state = self.states.get(key)
         if state is None or ts - state[0] > self.window:
-            state = [ts, 0, False, frame]
+            state = [ts, 0, False, frame, self.threshold]
             self.states[key] = state
         state[1] += 1
-        if not state[2] and state[1] >= self.threshold:
+        if not state[2] and state[1] >= state[4]:
+            if state[1] == self.threshold and self.limit is not None:
+                state[4] = max(self.threshold, self.limit(key))
+                if state[1] < state[4]:
+                    return None
             state[2] = True
             return state
         return None
 
 
-def _is_error(event: Any) -> bool:
-    event_type = event.event_type
-    if event_type == "modbus":
-        return event.exception_code is not None
-    if event_type == "dnp3":
-        return event.function_code == DNP3_RESPONSE and bool((event.iin or 0) & DNP3_IIN_ERRORS)
-    if event_type == "s7comm":
-        return event.rosctr in (S7_ACK, S7_ACK_DATA) and bool(event.error_class)
-    return False
+class _LearnedPeaks:
+    """Thresholds raised to what a baseline's conversations showed: learned peak x ``headroom``.
+
+    Per (client, server, protocol), the largest peak of its conversations (ports, transports),
+    scaled from RATE_WINDOW to the detector's window.  0 without a baseline or a learned peak.
+    """
+
+    def __init__(self, baseline: Baseline | None, which: int, headroom: float, window: float) -> None:
+        self.peaks: dict[tuple[str, str, str], int] = {}
+        self.scale = 0.0
+        if baseline is None or headroom <= 0:
+            return
+        for conversation in baseline.conversations.values():
+            peak = conversation.peaks[which]
+            if peak:
+                key = (conversation.client, conversation.server, conversation.protocol)
+                self.peaks[key] = max(self.peaks.get(key, 0), peak)
+        self.scale = headroom * window / RATE_WINDOW
+
+    def threshold(self, client: str, server: str, event_type: str) -> tuple[int, int]:
+        """(learned peak, threshold it allows) for a pair and protocol; (0, 0) when none."""
+        peak = self.peaks.get((client, server, protocol_of_event(event_type)), 0) if self.peaks else 0
+        return peak, math.ceil(peak * self.scale) if peak else 0
 
 
 class ErrorStorm(BaseDetector):
@@ -76,16 +99,25 @@ class ErrorStorm(BaseDetector):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         rules = context.rules
-        self.counter = _Windowed(rules.param("ICS-4001", "window"), rules.param("ICS-4001", "min_errors"))
+        window = float(rules.param("ICS-4001", "window"))
+        self.learned = _LearnedPeaks(
+            context.baseline, 1, float(rules.param("ICS-4001", "learned_headroom")), window
+        )
+        self.counter = _Windowed(window, rules.param("ICS-4001", "min_errors"), self._limit)
+
+    def _limit(self, key: Any) -> int:
+        server, client, event_type = key
+        return self.learned.threshold(client, server, event_type)[1]
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Count error responses per (server, client, protocol)."""
-        if event.direction != "response" or not _is_error(event):
+        if event.direction != "response" or not is_error_response(event):
             return
         crossed = self.counter.add((event.src_ip, event.dst_ip, event.event_type), event.ts, event.frame)
         if crossed is None:
             return
-        start, count, _, first_frame = crossed
+        start, count, _, first_frame, threshold = crossed
+        peak = self.learned.threshold(event.dst_ip, event.src_ip, event.event_type)[0]
         out.fire(
             "ICS-4001",
             f"{event.src_ip}>{event.dst_ip}:{event.event_type}",
@@ -97,8 +129,15 @@ class ErrorStorm(BaseDetector):
                 "window": self.counter.window,
                 "window_start": start,
                 "last_error": _error_detail(event),
+                "threshold": threshold,
+                "learned_peak": peak,
             },
+            fields={"learned": _learned_text(peak)},
         )
+
+
+def _learned_text(peak: int) -> str:
+    return f"learned peak {peak} per {RATE_WINDOW:g} s" if peak else "no learned rate"
 
 
 def _error_detail(event: Any) -> dict[str, Any]:
@@ -128,7 +167,14 @@ class RequestFlood(BaseDetector):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         rules = context.rules
-        self.counter = _Windowed(rules.param("ICS-4002", "window"), rules.param("ICS-4002", "min_requests"))
+        window = float(rules.param("ICS-4002", "window"))
+        self.learned = _LearnedPeaks(
+            context.baseline, 0, float(rules.param("ICS-4002", "learned_headroom")), window
+        )
+        self.counter = _Windowed(window, rules.param("ICS-4002", "min_requests"), self._limit)
+
+    def _limit(self, key: Any) -> int:
+        return self.learned.threshold(*key)[1]
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Count requests per (client, server, protocol)."""
@@ -137,7 +183,8 @@ class RequestFlood(BaseDetector):
         crossed = self.counter.add((event.src_ip, event.dst_ip, event.event_type), event.ts, event.frame)
         if crossed is None:
             return
-        start, count, _, first_frame = crossed
+        start, count, _, first_frame, threshold = crossed
+        peak = self.learned.threshold(event.src_ip, event.dst_ip, event.event_type)[0]
         out.fire(
             "ICS-4002",
             f"{event.src_ip}>{event.dst_ip}:{event.event_type}",
@@ -150,7 +197,10 @@ class RequestFlood(BaseDetector):
                 "window_start": start,
                 "rate_per_second": round(count / max(event.ts - start, 1e-3), 1),
                 "last_function": getattr(event, "function", None),
+                "threshold": threshold,
+                "learned_peak": peak,
             },
+            fields={"learned": _learned_text(peak)},
         )
 
 
@@ -248,7 +298,7 @@ class Dnp3SequenceAnomaly(BaseDetector):
         crossed = self.counter.add((event.src_ip, event.dst_ip), event.ts, event.frame)
         if crossed is None:
             return
-        start, count, _, first_frame = crossed
+        start, count, _, first_frame, _ = crossed
         out.fire(
             "ICS-4004",
             f"{event.src_ip}>{event.dst_ip}",

@@ -31,6 +31,7 @@ import orjson
 import yaml
 
 from ics_monitor.core.yamlfile import SafeLoader
+from ics_monitor.inventory.roles import is_error_response
 
 FORMAT = "ics-monitor-baseline/1"
 
@@ -57,6 +58,11 @@ MIN_POLL_SAMPLES = 8
 # gives a point; a cadence of two rhythms (two requests a few seconds apart every few minutes)
 # gives what such a window really shows, where the median of all intervals is one of the two.
 POLL_WINDOW = 8
+# Request and error-response rates are learned as the most seen in one window of RATE_WINDOW
+# capture seconds, each window started by the first record after the last one ended: the windows
+# the flood and error-storm detectors count in (their default window), so the learned peak is the
+# count those detectors would have seen on the learned traffic.
+RATE_WINDOW = 10.0
 # Flow ids remembered to map a record to its conversation without recomputing the key.
 MAX_FLOW_CACHE = 65_536
 
@@ -286,6 +292,7 @@ class Conversation:
         "functions",
         "key",
         "modbus",
+        "peaks",
         "polling",
         "port",
         "protocol",
@@ -294,6 +301,7 @@ class Conversation:
         "server",
         "transport",
         "values",
+        "windows",
     )
 
     def __init__(self, client: str, server: str, transport: str, port: int, protocol: str) -> None:
@@ -318,6 +326,10 @@ class Conversation:
         self.values: dict[tuple[str, str], list[float]] = {}
         # request signature -> interval statistics
         self.polling: dict[str, PollStats] = {}
+        # Most requests and most error responses seen in one RATE_WINDOW, and (learning) the
+        # current windows: [requests start, count, errors start, count].
+        self.peaks = [0, 0]
+        self.windows: list[float] | None = None
 
     # -- learning ---------------------------------------------------------------------------------------
 
@@ -364,6 +376,20 @@ class Conversation:
             stats = self.polling[signature] = PollStats()
         stats.observe(ts)
 
+    def rate(self, ts: float, error: bool) -> None:
+        """One more request (or error response) at ``ts``: the peak per RATE_WINDOW."""
+        windows = self.windows
+        if windows is None:
+            windows = self.windows = [ts, 0, ts, 0]
+        slot = 2 if error else 0
+        if ts - windows[slot] > RATE_WINDOW:
+            windows[slot] = ts
+            windows[slot + 1] = 0
+        windows[slot + 1] += 1
+        peak = 1 if error else 0
+        if windows[slot + 1] > self.peaks[peak]:
+            self.peaks[peak] = int(windows[slot + 1])
+
     # -- queries (enforcing) ----------------------------------------------------------------------------
 
     def knows_function(self, key: str) -> bool:
@@ -394,6 +420,10 @@ class Conversation:
             "flows": self.flows,
             "requests": self.requests,
         }
+        if self.peaks[0]:
+            result["peak_requests_10s"] = self.peaks[0]
+        if self.peaks[1]:
+            result["peak_errors_10s"] = self.peaks[1]
         if self.functions:
             result["functions"] = {
                 key: {"name": name, "count": count}
@@ -447,6 +477,7 @@ class Conversation:
         )
         conversation.flows = int(data.get("flows", 0))
         conversation.requests = int(data.get("requests", 0))
+        conversation.peaks = [int(data.get("peak_requests_10s", 0)), int(data.get("peak_errors_10s", 0))]
         for key, entry in (data.get("functions") or {}).items():
             conversation.functions[str(key)] = [entry.get("name"), int(entry.get("count", 0))]
         for unit, kinds in (data.get("modbus_units") or {}).items():
@@ -597,12 +628,15 @@ def learn_event(conversation: Conversation, event: Any, request: bool) -> None:
     event_type = event.event_type
     if request:
         conversation.requests += 1
+        conversation.rate(event.ts, False)
         function = function_key(event)
         if function is not None:
             conversation.count_function(*function)
         signature = request_signature(event)
         if signature is not None:
             conversation.repeat(signature, event.ts)
+    elif is_error_response(event):
+        conversation.rate(event.ts, True)
     if event_type == "modbus":
         _learn_modbus(conversation, event, request)
     elif event_type == "dnp3":
@@ -1189,8 +1223,9 @@ class Baseline:
     def diff(self, other: Baseline, *, counts: bool = False) -> list[str]:
         """What changed from this baseline to ``other``: ``+ path: value``, ``- path``, ``~ path: a -> b``.
 
-        Counters (``count``, ``requests``, ``flows``, ``samples``) and the learning window are left
-        out unless ``counts`` is true: they change on every run and hide the changes that matter.
+        Counters (``count``, ``requests``, ``flows``, ``samples``, the rate peaks) and the learning
+        window are left out unless ``counts`` is true: they change on every run and hide the changes
+        that matter.
         """
         mine = _flatten(self.to_dict(), "", counts)
         theirs = _flatten(other.to_dict(), "", counts)
@@ -1205,7 +1240,9 @@ class Baseline:
         return lines
 
 
-_COUNTERS = frozenset({"count", "requests", "flows", "samples", "events"})
+_COUNTERS = frozenset(
+    {"count", "requests", "flows", "samples", "events", "peak_requests_10s", "peak_errors_10s"}
+)
 
 
 @contextlib.contextmanager

@@ -155,6 +155,24 @@ def is_plus_block_read(event: Any) -> bool:
     )
 
 
+# DNP3 IIN2 bits that report a rejected request: NO_FUNC_CODE_SUPPORT, OBJECT_UNKNOWN, PARAMETER_ERROR.
+DNP3_IIN_ERRORS = 0x0007
+_DNP3_RESPONSE = 129
+_S7_ACKS = (2, 3)  # ACK, ACK_DATA
+
+
+def is_error_response(event: Any) -> bool:
+    """A response refusing its request: Modbus exception, DNP3 IIN2 error bits, S7 error class."""
+    event_type = event.event_type
+    if event_type == "modbus":
+        return event.exception_code is not None
+    if event_type == "dnp3":
+        return event.function_code == _DNP3_RESPONSE and bool((event.iin or 0) & DNP3_IIN_ERRORS)
+    if event_type == "s7comm":
+        return event.rosctr in _S7_ACKS and bool(event.error_class)
+    return False
+
+
 def is_poll_request(event: Any) -> bool:
     """True for a request that reads process data (what an HMI or SCADA master repeats)."""
     if event.direction != "request":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, rule_ids, run
 from tests.unit.detect.records import dnp3, flow, modbus, s7, userdata
 
@@ -111,6 +112,73 @@ def test_request_flood() -> None:
     assert alerts[0].evidence["requests"] == 1000
     polling = [modbus(3, address=0, quantity=1, ts=1000.0 + i / 50, frame=i) for i in range(3000)]
     assert run(polling, rules=NO_SILENCE) == []
+
+
+def _learned(records: list[object]) -> Baseline:
+    learner = BaselineLearner()
+    for record in records:
+        learner.observe(record)
+    return learner.baseline()
+
+
+def test_learned_peaks_per_window() -> None:
+    """The learner keeps the most requests and error responses seen in one 10 s window (each
+    started by the first record after the last one ended), as the detectors count them."""
+    polls = [modbus(3, address=0, quantity=1, ts=1000.0 + i / 60, frame=i) for i in range(1200)]  # 60/s
+    refused = [modbus(3, request=False, exception_code=2, ts=1000.0 + i, frame=i) for i in range(30)]  # 1/s
+    baseline = _learned([*polls, *refused])
+    [conversation] = baseline.conversations.values()
+    assert conversation.peaks == [601, 11]  # 0..10 s inclusive: 601 polls, 11 refusals
+    data = conversation.to_dict()
+    assert (data["peak_requests_10s"], data["peak_errors_10s"]) == (601, 11)
+    assert Baseline.from_dict(baseline.to_dict()).conversations[conversation.key].peaks == [601, 11]
+
+
+def test_flood_and_error_storm_thresholds_follow_the_learned_peaks() -> None:
+    """A client that learned to poll at 120/s (an IO gateway) is no flood at 150/s, but is past
+    twice its peak; one that learned a steady drizzle of exceptions (a poll of an unmapped
+    register) is no error storm at that rate, but is at twice it.  Without a baseline the
+    configured thresholds hold."""
+    fast = [modbus(3, address=0, quantity=1, ts=1000.0 + i / 120, frame=i) for i in range(1300)]
+    refusing = [modbus(3, request=False, exception_code=2, ts=1000.0 + i / 3, frame=i) for i in range(40)]
+    baseline = _learned([*fast, *refusing])
+    [conversation] = baseline.conversations.values()
+    assert conversation.peaks == [1201, 31]
+
+    def flood(rate: float) -> list[object]:
+        return [
+            modbus(3, address=0, quantity=1, ts=5000.0 + i / rate, frame=i) for i in range(int(rate * 10))
+        ]
+
+    assert [
+        a.rule_id for a in run(flood(150), rules=NO_SILENCE, baseline=baseline) if a.rule_id == "ICS-4002"
+    ] == []
+    [alert] = [a for a in run(flood(300), rules=NO_SILENCE, baseline=baseline) if a.rule_id == "ICS-4002"]
+    assert (alert.evidence["threshold"], alert.evidence["learned_peak"], alert.evidence["requests"]) == (
+        2402,
+        1201,
+        2402,
+    )
+    assert "threshold 2402, learned peak 1201 per 10 s" in alert.explanation
+    [plain] = [a for a in run(flood(150), rules=NO_SILENCE) if a.rule_id == "ICS-4002"]
+    assert plain.evidence["threshold"] == 1000 and "no learned rate" in plain.explanation
+
+    def storm(per_second: float) -> list[object]:
+        return [
+            modbus(3, request=False, exception_code=2, ts=5000.0 + i / per_second, frame=i)
+            for i in range(int(per_second * 10))
+        ]
+
+    assert [a for a in run(storm(5), rules=NO_SILENCE, baseline=baseline) if a.rule_id == "ICS-4001"] == []
+    [storm_alert] = [a for a in run(storm(7), rules=NO_SILENCE, baseline=baseline) if a.rule_id == "ICS-4001"]
+    assert (storm_alert.evidence["threshold"], storm_alert.evidence["learned_peak"]) == (62, 31)
+    assert [a.rule_id for a in run(storm(5), rules=NO_SILENCE) if a.rule_id == "ICS-4001"] == ["ICS-4001"]
+    # Another client of the same server learned nothing: the configured threshold.
+    other = [
+        modbus(3, address=0, quantity=1, ts=5000.0 + i / 150, frame=i, client="10.0.0.77")
+        for i in range(1500)
+    ]
+    assert [a.rule_id for a in run(other, rules=NO_SILENCE, baseline=baseline)].count("ICS-4002") == 1
 
 
 def _poll(i: int, answered: bool) -> list[object]:
