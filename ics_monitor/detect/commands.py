@@ -251,6 +251,9 @@ MAX_HELD_DISABLES = 4096
 # the flows whose requests are counted up to that.
 STARTUP_REQUESTS = 4
 MAX_DNP3_FLOWS = 65_536
+# Class objects of the unsolicited-reporting functions: g60v2, v3, v4 are classes 1, 2, 3.
+DNP3_CLASS_GROUP = 60
+DNP3_EVENT_CLASSES = {2: 1, 3: 2, 4: 3}
 DISABLE_MID_SESSION = "during a session, not as a master's start-up does"
 DISABLE_UNHELD = "reported without waiting for a re-enable (too many disables pending)"
 DISABLE_NO_WAIT = "reported without waiting for a re-enable (reenable_seconds is 0)"
@@ -313,8 +316,8 @@ class Dnp3Commands(BaseDetector):
                     self._fire(rule_id, event, out, {"disable_context": context})
             elif rule_id is not None:
                 self._fire(rule_id, event, out)
-            elif code == DNP3_ENABLE_UNSOLICITED and self.held:
-                self.held.pop((event.src_ip, event.dst_ip, event.src, event.dst), None)
+            elif code == DNP3_ENABLE_UNSOLICITED and self.held and event.crc_ok:
+                self._reenabled(event)
             if event.dst >= DNP3_BROADCAST_MIN and code not in DNP3_HARMLESS_BROADCAST:
                 self._fire("ICS-1210", event, out)
         for obj in objects:
@@ -332,11 +335,33 @@ class Dnp3Commands(BaseDetector):
             held[3] = event.ts
             if len(held[4]) < MAX_FRAMES:
                 held[4].append(event.frame)
+            held[5] |= _event_classes(event.objects)
         elif len(self.held) >= MAX_HELD_DISABLES:
             # No room to wait: reported at once.
             self._fire(DNP3_DISABLE_UNSOLICITED_RULE, event, out, {"disable_context": DISABLE_UNHELD})
         else:
-            self.held[key] = [event.ts + self.reenable_seconds, event, 1, event.ts, [event.frame]]
+            self.held[key] = [
+                event.ts + self.reenable_seconds,
+                event,
+                1,
+                event.ts,
+                [event.frame],
+                set(_event_classes(event.objects)),
+            ]
+
+    def _reenabled(self, event: Any) -> None:
+        """An ENABLE_UNSOLICITED (its CRCs good): the classes it names are reporting again.
+
+        The held disable is that start-up only once every class it disabled is enabled again by the
+        same master for the same outstation; an ENABLE of fewer classes (or of none) leaves it held.
+        """
+        key = (event.src_ip, event.dst_ip, event.src, event.dst)
+        held = self.held.get(key)
+        if held is None:
+            return
+        held[5] -= _event_classes(event.objects)
+        if not held[5]:
+            del self.held[key]
 
     def advance(self, ts: float, out: Emitter) -> None:
         """Report the disables their master did not re-enable in time."""
@@ -351,17 +376,26 @@ class Dnp3Commands(BaseDetector):
         self.held.clear()
 
     def _release(self, held: list[Any], out: Emitter) -> None:
-        _, event, count, last_ts, frames = held
+        _, event, count, last_ts, frames, classes = held
         self._fire(
             DNP3_DISABLE_UNSOLICITED_RULE,
             event,
             out,
             {
-                "disable_context": f"at the start of a connection, and not re-enabled by it within {self.reenable_seconds:g} s"
+                "disable_context": f"among the first {STARTUP_REQUESTS} requests seen on this connection, "
+                + (
+                    f"and class {', '.join(str(c) for c in sorted(classes))} not re-enabled by {event.src_ip}"
+                    if classes
+                    else f"and no ENABLE_UNSOLICITED from {event.src_ip} followed"
+                )
+                + f" within {self.reenable_seconds:g} s",
+                "not_reenabled_classes": sorted(classes),
             },
             count=count,
             last_ts=last_ts,
             frames=tuple(frames),
+            # Its own alert, apart from the disables reported at once on that association.
+            key_suffix=":connection-start",
         )
 
     @staticmethod
@@ -374,6 +408,7 @@ class Dnp3Commands(BaseDetector):
         count: int = 1,
         last_ts: float | None = None,
         frames: tuple[int, ...] | None = None,
+        key_suffix: str = "",
     ) -> None:
         evidence: dict[str, Any] = {
             "function_code": event.function_code,
@@ -387,7 +422,7 @@ class Dnp3Commands(BaseDetector):
             evidence.update(extra)
         out.fire(
             rule_id,
-            f"{event.src_ip}>{event.dst_ip}:{event.src}>{event.dst}",
+            f"{event.src_ip}>{event.dst_ip}:{event.src}>{event.dst}{key_suffix}",
             ts=event.ts,
             frames=frames or (event.frame,),
             source=event,
@@ -395,6 +430,15 @@ class Dnp3Commands(BaseDetector):
             count=count,
             last_ts=last_ts,
         )
+
+
+def _event_classes(objects: Any) -> set[int]:
+    """The event classes (1-3) a DISABLE/ENABLE_UNSOLICITED names by its class objects."""
+    return {
+        DNP3_EVENT_CLASSES[variation]
+        for obj in objects
+        if obj.get("group") == DNP3_CLASS_GROUP and (variation := obj.get("variation")) in DNP3_EVENT_CLASSES
+    }
 
 
 # -- Modbus -----------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -209,25 +210,48 @@ def _unsolicited_run(records: list[Any], finish: bool = True) -> list[Any]:
     return [a for a in run(records, finish=finish) if a.rule_id == "ICS-1206"]
 
 
+CLASSES_123 = ({"group": 60, "variation": 2}, {"group": 60, "variation": 3}, {"group": 60, "variation": 4})
+
+
 def test_dnp3_master_start_up_disable_then_enable_is_quiet() -> None:
     """A master's start-up (disable, integrity poll, enable on a new connection) raises nothing; the
     same disable never re-enabled is reported once the wait is over, with its own time and frames."""
     start_up = [
-        dnp3(21, ts=1000.0, frame=1),
+        dnp3(21, ts=1000.0, frame=1, objects=CLASSES_123),
         dnp3(1, ts=1000.2, frame=2, objects=({"group": 60, "variation": 1},)),
-        dnp3(20, ts=1000.4, frame=3),
+        dnp3(20, ts=1000.4, frame=3, objects=CLASSES_123),
         dnp3(1, ts=1030.0, frame=4),
     ]
     assert _unsolicited_run(start_up) == []
+    # Enabled again in two requests: the same.
+    split = [*start_up[:2], dnp3(20, ts=1000.4, frame=3, objects=CLASSES_123[:1])]
+    assert _unsolicited_run([*split, dnp3(20, ts=1000.5, frame=4, objects=CLASSES_123[1:])]) == []
     # Never re-enabled: nothing while waiting (10 s), then the alert, dated at the disable.
-    silenced = [dnp3(21, ts=1000.0, frame=1), dnp3(1, ts=1005.0, frame=2)]
+    silenced = [dnp3(21, ts=1000.0, frame=1, objects=CLASSES_123), dnp3(1, ts=1005.0, frame=2)]
     assert _unsolicited_run(silenced, finish=False) == []
     [alert] = _unsolicited_run([*silenced, dnp3(1, ts=1011.0, frame=3)], finish=False)
     assert (alert.ts, alert.frames, alert.count) == (1000.0, (1,), 1)
-    assert "at the start of a connection, and not re-enabled by it within 10 s" in alert.explanation
+    assert (
+        "among the first 4 requests seen on this connection, and class 1, 2, 3 not re-enabled by 10.0.0.5 "
+        "within 10 s" in alert.explanation
+    )
     # Disables repeated while held are counted in the one alert (an attack tool's flood).
     [flood] = _unsolicited_run([dnp3(21, ts=1000.0 + n / 10, frame=n + 1) for n in range(3)])
     assert (flood.count, flood.frames, flood.last_ts) == (3, (1, 2, 3), 1000.2)
+    assert "no ENABLE_UNSOLICITED from 10.0.0.5 followed within 10 s" in flood.explanation
+
+
+def test_dnp3_partial_or_broken_enable_leaves_the_disable_reported() -> None:
+    """Only an ENABLE that restores every class disabled, with good CRCs, makes it a start-up."""
+    disable = dnp3(21, ts=1000.0, frame=1, objects=CLASSES_123)
+    partial = dnp3(20, ts=1000.3, frame=2, objects=CLASSES_123[:1])
+    [alert] = _unsolicited_run([disable, partial])
+    assert alert.evidence["not_reenabled_classes"] == [2, 3]
+    assert len(_unsolicited_run([disable, dnp3(20, ts=1000.3, frame=2)])) == 1  # an ENABLE naming no class
+    bad_crc = dataclasses.replace(dnp3(20, ts=1000.3, frame=2, objects=CLASSES_123), crc_ok=False)
+    assert len(_unsolicited_run([disable, bad_crc])) == 1
+    other_link = dnp3(20, ts=1000.3, frame=2, objects=CLASSES_123, dst=11)
+    assert len(_unsolicited_run([disable, other_link])) == 1
 
 
 def test_dnp3_disable_re_enabled_by_another_host_or_mid_session_is_reported() -> None:
@@ -243,6 +267,9 @@ def test_dnp3_disable_re_enabled_by_another_host_or_mid_session_is_reported() ->
     assert [(a.frames, a.evidence["disable_context"]) for a in mid] == [
         ((5,), "during a session, not as a master's start-up does")
     ]
+    # A held start-up disable and a later one at once stay two alerts, each with its own time.
+    both = _unsolicited_run([dnp3(21, ts=1000.0, frame=1), *session[1:], dnp3(21, ts=1005.0, frame=5)])
+    assert sorted((a.ts, a.frames) for a in both) == [(1000.0, (1,)), (1005.0, (5,))]
     # reenable_seconds 0: never waits.
     rules = RULES.configured("ICS-1206", reenable_seconds=0)
     [now] = [
