@@ -57,6 +57,7 @@ from ics_monitor.dissect.s7comm.constants import (
     CotpPduType,
     Function,
     PlusOpcode,
+    PlusVersion,
     Rosctr,
 )
 from ics_monitor.dissect.s7comm.parser import (
@@ -75,6 +76,11 @@ from ics_monitor.dissect.s7comm.state import S7State, Transfer
 from ics_monitor.dissect.s7comm.tpkt_cotp import has_s7_tsaps, parse_connection
 from ics_monitor.events.base import Event
 from ics_monitor.events.s7comm import CotpEvent, S7commPlusEvent, new_s7comm_event
+
+# S7comm-plus keep-alive versions (no message of their own), and the records held behind a first
+# fragment at most (past it the held record goes out with what it has).
+_PLUS_KEEP_ALIVES = (PlusVersion.KEEP_ALIVE, PlusVersion.EXTENDED_KEEP_ALIVE)
+MAX_HELD_PLUS_RECORDS = 32
 
 # COTP TPDU codes a flow may start with (class 0 connection management and data).
 _OPENING_TPDUS = frozenset({CotpPduType.CR, CotpPduType.CC, CotpPduType.DR, CotpPduType.DC, CotpPduType.ER})
@@ -666,7 +672,8 @@ class S7commDissector(Dissector):
         elif parsed.trailer:
             state.plus_open[direction] = False
         held = state.plus_held[direction]
-        if held is not None:
+        if held is not None and parsed.version not in _PLUS_KEEP_ALIVES:
+            # Keep-alives between fragments neither add to the held message nor end it.
             held = self._plus_continue(state, held, parsed, direction, events)
         request_frame = None
         opcode = parsed.opcode
@@ -678,16 +685,22 @@ class S7commDissector(Dissector):
                 if request is not None:
                     request_frame = request[0]
         if fragment == "first" and parsed.body is not None and not plus_request_set_complete(parsed):
-            # A SetVariable or GetVarSubStreamed whose request set goes on in the next fragments:
-            # its record waits for them (see _plus_continue), so that a stop or an upload split
-            # over fragments is seen as one sent whole.
-            state.plus_held[direction] = (parsed, ctx.frame, ctx.ts, bytearray(parsed.body), [])
+            # A request whose function or request set goes on in the next fragments (a
+            # SetVariable, a GetVarSubStreamed, or one cut before its function): its record waits
+            # for them (see _plus_continue), so that a stop or an upload split over fragments is
+            # seen as one sent whole.
+            pending = parsed.sequence is None
+            state.plus_held[direction] = (parsed, ctx.frame, ctx.ts, bytearray(parsed.body), [], pending)
             return True
         record = self._plus_record(state, parsed, direction, ctx.frame, ctx.ts, request_frame)
-        if held is not None:
-            held[4].append(record)  # a fragment of the held message: its record comes after the first's
-        else:
+        if held is None:
             events.append(record)
+            return True
+        # A fragment (or keep-alive) of the held message: its record comes after the first's.
+        queued = held[4]
+        queued.append(record)
+        if len(queued) >= MAX_HELD_PLUS_RECORDS:
+            self._plus_release(state, held, direction, events)
         return True
 
     def _plus_continue(
@@ -695,12 +708,14 @@ class S7commDissector(Dissector):
     ) -> Any:
         """A fragment after a held first one: add its bytes; release the records once decoded.
 
-        The held record goes out (with what its request set gave) at the last fragment, once the
-        set decodes, once ``PLUS_REQUEST_SET_CAP`` bytes of it are in, or when another message
+        The held record goes out (with what its message gave) at the last fragment, once the
+        message is described (``plus_request_set_complete``), once ``PLUS_REQUEST_SET_CAP`` bytes of
+        its request set are in, after ``MAX_HELD_PLUS_RECORDS`` fragments, or when another message
         starts (after lost bytes, say); the records of the fragments between follow it.  ``close``
         releases what is still held at the flow's end.  Returns what stays held (None once out).
         """
-        first, frame, ts, gathered, queued = held
+        first = held[0]
+        gathered = held[3]
         if parsed.fragment in ("inner", "last") and parsed.body is not None:
             gathered += parsed.body
             decode_plus_request_set(first, bytes(gathered))
@@ -710,10 +725,17 @@ class S7commDissector(Dissector):
                 and len(gathered) < PLUS_REQUEST_SET_START + PLUS_REQUEST_SET_CAP
             ):
                 return held
+        self._plus_release(state, held, direction, events)
+        return None
+
+    def _plus_release(self, state: S7State, held: Any, direction: int, events: list[Event]) -> None:
+        """The held record, then those queued behind it; a request's sequence learned late is paired."""
+        first, frame, ts, _, queued, pending = held
         state.plus_held[direction] = None
+        if pending and first.sequence is not None and first.opcode == PlusOpcode.REQUEST:
+            state.request((_PLUS, direction, first.sequence), (frame, first.function_code, None))
         events.append(self._plus_record(state, first, direction, frame, ts, None))
         events.extend(queued)
-        return None
 
     def _plus_record(
         self,
@@ -805,10 +827,7 @@ class S7commDissector(Dissector):
         events: list[Event] = []
         for direction, held in enumerate(state.plus_held):
             if held is not None:
-                first, frame, ts, _, queued = held
-                events.append(self._plus_record(state, first, direction, frame, ts, None))
-                events.extend(queued)
-        state.plus_held = [None, None]
+                self._plus_release(state, held, direction, events)
         unanswered = [(key, value) for key, value in state.pending.items() if key[0] != _PLUS]
         for (kind, direction, reference), (frame, function, _) in unanswered[:MAX_UNANSWERED_REPORTED]:
             what = FUNCTION_NAMES.get(function, UNKNOWN) if kind == _JOB else "USERDATA"

@@ -1068,7 +1068,12 @@ def parse_plus(payload: bytes, continuing: bool, problems: Problems) -> PlusPdu 
         # Continuation bytes of a message whose header came earlier.
         result.body = payload[offset : min(size, 4 + length, offset + PLUS_REQUEST_SET_CAP)]
         return result
+    first = result.fragment == "first"
     if offset >= size:
+        if first:
+            # A first fragment may end before its data part: opcode and function come next.
+            result.body = b""
+            return result
         problems.append((PLUS_TRUNCATED, "no data part after the header"))
         return result
     opcode = payload[offset]
@@ -1076,6 +1081,9 @@ def parse_plus(payload: bytes, continuing: bool, problems: Problems) -> PlusPdu 
     result.opcode_name = PLUS_OPCODE_NAMES.get(opcode, UNKNOWN)
     if opcode in (PlusOpcode.REQUEST, PlusOpcode.RESPONSE, PlusOpcode.RESPONSE2):
         if offset + 9 > size:
+            if first and opcode == PlusOpcode.REQUEST:
+                result.body = payload[offset:size]  # function and sequence come in the next fragment
+                return result
             problems.append((PLUS_TRUNCATED, "data part shorter than opcode, function and sequence"))
             return result
         function = _u16(payload, offset + 3)[0]
@@ -1108,25 +1116,56 @@ PLUS_REQUEST_SET_CAP = 64
 
 
 def plus_request_set_complete(pdu: PlusPdu) -> bool:
-    """True when a SetVariable's value, or a GetVarSubStreamed's attribute, has been decoded."""
-    if pdu.function_code == PlusFunction.SET_VARIABLE:
+    """True when nothing more of a first fragment's message is needed to describe it.
+
+    That is once its opcode says it is no request, its function is neither SetVariable nor
+    GetVarSubStreamed, the SetVariable's value or the GetVarSubStreamed's attribute is decoded.
+    """
+    opcode = pdu.opcode
+    if opcode is None:
+        return False
+    if opcode != PlusOpcode.REQUEST:
+        return True
+    function = pdu.function_code
+    if function is None:
+        return False
+    if function == PlusFunction.SET_VARIABLE:
         return pdu.value is not None
-    return pdu.attribute_id is not None
+    if function == PlusFunction.GET_VAR_SUBSTREAMED:
+        return pdu.attribute_id is not None
+    return True
 
 
 def decode_plus_request_set(pdu: PlusPdu, data: bytes) -> None:
-    """Decode a request's data part gathered over fragments into ``pdu`` (its first fragment's).
+    """Decode a message's data part gathered over fragments into ``pdu`` (its first fragment's).
 
-    A SetVariable (a TIA Portal stop) or GetVarSubStreamed (an upload) split over S7comm-plus
-    fragments carries its object and address in later fragments: the dissector joins the ``body``
-    of each fragment and decodes the whole here, as if it had come in one PDU.
+    A request split over S7comm-plus fragments may carry its opcode, function and sequence, and a
+    SetVariable (a TIA Portal stop) or GetVarSubStreamed (an upload) its object and address, in
+    later fragments: the dissector joins the ``body`` of each fragment and decodes the whole
+    here, as if it had come in one PDU.
     """
+    size = len(data)
+    if pdu.opcode is None:
+        if not size:
+            return
+        pdu.opcode = data[0]
+        pdu.opcode_name = PLUS_OPCODE_NAMES.get(data[0], UNKNOWN)
+    if pdu.opcode != PlusOpcode.REQUEST:
+        return
+    if pdu.function_code is None:
+        if size < 9:
+            return
+        function = _u16(data, 3)[0]
+        pdu.function_code = function
+        pdu.function = PLUS_FUNCTION_NAMES.get(function, UNKNOWN)
+        pdu.sequence = _u16(data, 7)[0]
+    if pdu.session_id is None and size >= 13:
+        pdu.session_id = _u32(data, 9)[0]
     pdu.object_id = pdu.object_name = pdu.attribute_id = pdu.attribute = pdu.value = None
-    end = len(data)
     if pdu.function_code == PlusFunction.SET_VARIABLE:
-        _plus_set_variable(data, PLUS_REQUEST_SET_START, end, pdu)
+        _plus_set_variable(data, PLUS_REQUEST_SET_START, size, pdu)
     elif pdu.function_code == PlusFunction.GET_VAR_SUBSTREAMED:
-        _plus_get_substreamed(data, PLUS_REQUEST_SET_START, end, pdu)
+        _plus_get_substreamed(data, PLUS_REQUEST_SET_START, size, pdu)
 
 
 def _plus_get_substreamed(payload: bytes, offset: int, end: int, result: PlusPdu) -> None:

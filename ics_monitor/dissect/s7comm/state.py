@@ -97,7 +97,8 @@ class S7State:
         # S7comm-plus: per direction, a fragmented message is open (its last fragment not seen).
         self.plus_open = [False, False]
         # S7comm-plus: per direction, the first fragment of a request whose request set goes on in
-        # later fragments, held until it decodes: (PlusPdu, frame, ts, bytes gathered, records of the fragments since).
+        # later fragments, held until it decodes: (PlusPdu, frame, ts, bytes gathered, records of the fragments since,
+        # whether its sequence, unknown then, is still to be paired).
         self.plus_held: list[Any] = [None, None]
         self.tls_reported = [False, False]
         self.unknown_payload_reported = False

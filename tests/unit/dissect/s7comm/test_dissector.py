@@ -297,7 +297,25 @@ _STOP_BODY = (
 
 @pytest.mark.parametrize("digest", [False, True])
 @pytest.mark.parametrize(
-    "cuts", [[9], [11], [13], [14], [15], [17], [19], [21], [23], [14, 17, 20], list(range(9, 24))]
+    "cuts",
+    [
+        [0],
+        [1],
+        [3],
+        [5],
+        [8],
+        [9],
+        [11],
+        [13],
+        [14],
+        [15],
+        [17],
+        [19],
+        [21],
+        [23],
+        [2, 14, 17, 20],
+        list(range(1, 24)),
+    ],
 )
 def test_plus_request_set_split_over_fragments(cuts: list[int], digest: bool) -> None:
     """A stop whose request set goes on in later fragments is decoded as if sent whole: the first
@@ -371,6 +389,39 @@ def test_plus_real_stop_split_over_fragments() -> None:
             1,
             "last",
         ), cut
+
+
+def test_plus_held_across_keep_alives_capped_and_paired() -> None:
+    """Keep-alives between fragments neither end nor feed the held message (their records queue
+    behind it); empty fragments cannot hold records back without end; a request whose sequence
+    came in a later fragment still pairs with its response."""
+    first, last = plus_fragments(2, _STOP_BODY, [5])
+    keep_alive = b"\x72\xff\x07\x00"
+    harness = Harness()
+    events = [e for n, pdu in enumerate([first, keep_alive, last], 1) for e in harness.feed(dt(pdu), 0, n)]
+    records = Harness.records(events)
+    assert [(r.frame, r.version_name, r.fragment) for r in records] == [
+        (1, "V2", "first"),
+        (2, "KEEP_ALIVE", None),
+        (3, "V2", "last"),
+    ]
+    assert (records[0].function, records[0].sequence, records[0].object_id, records[0].value) == (
+        "SET_VARIABLE",
+        9,
+        52,
+        1,
+    )
+    [response] = Harness.records(harness.feed(dt(plus(2, plus_response(0x04F2, 9))), 1, frame=4))
+    assert response.request_frame == 1
+    # Empty inner fragments: the held record goes out after 32 records wait behind it.
+    harness = Harness()
+    empty = plus(2, b"", trailer=False)
+    events = harness.feed(dt(plus_fragments(2, _STOP_BODY, [19])[0]), 0, 1)
+    for n in range(40):
+        events += harness.feed(dt(empty), 0, n + 2)
+    records = Harness.records(events)
+    assert len(records) == 41 and records[0].frame == 1 and records[0].object_id == 52
+    assert [r.frame for r in records] == list(range(1, 42))
 
 
 def test_plus_held_record_released_by_a_new_message_or_the_end() -> None:
