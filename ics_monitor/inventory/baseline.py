@@ -54,10 +54,12 @@ MAX_INTERVALS = 128
 # A request signature seen fewer times than this is not periodic enough to learn a rhythm from.
 MIN_POLL_SAMPLES = 8
 # The drift check (detect.deviation) compares the median of a poll's last POLL_WINDOW intervals;
-# learning keeps the range that same median took over the learned intervals.  A steady cycle
+# learning keeps the range that same median took over the learned intervals (trimmed).  A steady cycle
 # gives a point; a cadence of two rhythms (two requests a few seconds apart every few minutes)
 # gives what such a window really shows, where the median of all intervals is one of the two.
 POLL_WINDOW = 8
+# Share of the learned window medians left out at each end of the band.
+POLL_WINDOW_TRIM = 0.1
 # Request and error-response rates are learned as the most seen in one window of RATE_WINDOW
 # capture seconds, each window started by the first record after the last one ended: the windows
 # the flood and error-storm detectors count in (their default window), so the learned peak is the
@@ -265,11 +267,17 @@ class PollStats:
             self.median = median
             self.spread = _median([abs(value - median) for value in intervals])
             if len(intervals) >= POLL_WINDOW:
-                medians = [
+                # The 10th to 90th percentile of the window medians: a rhythm that keeps coming
+                # back widens the band, a one-off outage or burst while learning does not.
+                medians = sorted(
                     _median(intervals[start : start + POLL_WINDOW])
                     for start in range(len(intervals) - POLL_WINDOW + 1)
-                ]
-                self.window = (min(medians), max(medians))
+                )
+                last = len(medians) - 1
+                self.window = (
+                    medians[int(last * POLL_WINDOW_TRIM)],
+                    medians[math.ceil(last * (1 - POLL_WINDOW_TRIM))],
+                )
             else:
                 self.window = (median, median)
 

@@ -411,6 +411,42 @@ def test_polling_of_two_rhythms_learned_is_not_a_drift() -> None:
     assert "learned 18.0 s, 8-interval medians 400.0 to 400.0 s" in alert.explanation
 
 
+def _learned_poll(intervals: list[float]) -> Baseline:
+    learner = BaselineLearner()
+    ts = 1000.0
+    learner.observe(modbus(3, ts=ts, frame=1, address=0, quantity=10))
+    for n, interval in enumerate(intervals, 2):
+        ts += interval
+        learner.observe(modbus(3, ts=ts, frame=n, address=0, quantity=10))
+    return learner.baseline()
+
+
+def _drift_alerts(baseline: Baseline, intervals: list[float]) -> list[Any]:
+    ts, records = 90_000.0, [modbus(3, ts=90_000.0, frame=1, address=0, quantity=10)]
+    for n, interval in enumerate(intervals, 2):
+        ts += interval
+        records.append(modbus(3, ts=ts, frame=n, address=0, quantity=10))
+    quiet = _unthrottled(RULES.configured("ICS-4003", enabled=False), "ICS-5008")
+    return [a for a in run(records, baseline=baseline, rules=quiet) if a.rule_id == "ICS-5008"]
+
+
+def test_polling_band_of_a_jittery_cycle_and_a_one_off_outage() -> None:
+    """A cycle that wanders between 1 and 3 s learns a band of window medians (low < high): inside
+    it is quiet, 3x past its top drifts.  A 1 s poll with one outage while learning (five 30 s
+    gaps among 120 intervals) keeps its 1 s band: a one-off does not teach a rhythm."""
+    generator = random.Random(3)
+    jitter = _learned_poll([generator.uniform(1.0, 3.0) for _ in range(120)])
+    [poll] = [p for c in jitter.conversations.values() for p in c.polling.values()]
+    assert poll.window is not None and 1.0 < poll.window[0] < 2.0 < poll.window[1] < 3.0
+    assert _drift_alerts(jitter, [poll.window[1]] * 12) == []
+    [alert] = _drift_alerts(jitter, [3 * poll.window[1] + 1] * 12)
+    assert alert.evidence["learned_window"] == list(poll.window)
+    outage = _learned_poll([1.0] * 60 + [30.0] * 5 + [1.0] * 55)
+    [poll] = [p for c in outage.conversations.values() for p in c.polling.values()]
+    assert poll.window == (1.0, 1.0)
+    assert len(_drift_alerts(outage, [5.0] * 12)) == 1
+
+
 def poll_key(baseline: Baseline) -> Any:
     [key] = list(baseline.conversations)
     return key
