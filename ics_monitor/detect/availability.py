@@ -66,21 +66,23 @@ class _Windowed:
 class _LearnedPeaks:
     """Thresholds raised to what a baseline's conversations showed: learned peak x ``headroom``.
 
-    Per (client, server, protocol), the largest peak of its conversations (ports, transports),
-    scaled from RATE_WINDOW to the detector's window.  0 without a baseline or a learned peak.
+    Per (client, server, protocol), the sum of its conversations' peaks (ports, transports: the
+    detectors count them together), scaled from RATE_WINDOW up to a longer detector window (never
+    down: a burst fills a short window as it fills a long one).  0 without a baseline or a peak.
     """
 
     def __init__(self, baseline: Baseline | None, which: int, headroom: float, window: float) -> None:
         self.peaks: dict[tuple[str, str, str], int] = {}
         self.scale = 0.0
+        self.used = headroom > 0
         if baseline is None or headroom <= 0:
             return
         for conversation in baseline.conversations.values():
             peak = conversation.peaks[which]
             if peak:
                 key = (conversation.client, conversation.server, conversation.protocol)
-                self.peaks[key] = max(self.peaks.get(key, 0), peak)
-        self.scale = headroom * window / RATE_WINDOW
+                self.peaks[key] = self.peaks.get(key, 0) + peak
+        self.scale = headroom * max(1.0, window / RATE_WINDOW)
 
     def threshold(self, client: str, server: str, event_type: str) -> tuple[int, int]:
         """(learned peak, threshold it allows) for a pair and protocol; (0, 0) when none."""
@@ -132,12 +134,14 @@ class ErrorStorm(BaseDetector):
                 "threshold": threshold,
                 "learned_peak": peak,
             },
-            fields={"learned": _learned_text(peak)},
+            fields={"learned": _learned_text(peak, self.learned.used)},
         )
 
 
-def _learned_text(peak: int) -> str:
-    return f"learned peak {peak} per {RATE_WINDOW:g} s" if peak else "no learned rate"
+def _learned_text(peak: int, used: bool) -> str:
+    if not peak:
+        return "no learned rate" if used else "learned rate not used (learned_headroom 0)"
+    return f"learned peak {peak} per {RATE_WINDOW:g} s"
 
 
 def _error_detail(event: Any) -> dict[str, Any]:
@@ -200,7 +204,7 @@ class RequestFlood(BaseDetector):
                 "threshold": threshold,
                 "learned_peak": peak,
             },
-            fields={"learned": _learned_text(peak)},
+            fields={"learned": _learned_text(peak, self.learned.used)},
         )
 
 

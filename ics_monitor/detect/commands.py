@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from ics_monitor.alerts.record import MAX_FRAMES
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
 from ics_monitor.dissect.s7comm.constants import PLUS_REQUESTED_STATES, PLUS_STATE_STOP
-from ics_monitor.inventory.roles import is_plus_block_read, is_plus_mode_change
+from ics_monitor.inventory.roles import DNP3_IIN_ERRORS, is_plus_block_read, is_plus_mode_change
 
 # -- S7comm ---------------------------------------------------------------------------------------------
 
@@ -243,10 +243,12 @@ DNP3_FUNCTION_RULES = {
 }
 DNP3_WRITE = 2
 DNP3_ENABLE_UNSOLICITED = 20
+DNP3_DISABLE_UNSOLICITED = 21
 DNP3_DISABLE_UNSOLICITED_RULE = "ICS-1206"
 # Disables waiting for their re-enable at once (one per master, outstation and link addresses); past
 # it a disable is reported at once.
 MAX_HELD_DISABLES = 4096
+MAX_PENDING_ENABLES = 16
 # A master's start-up requests on a new connection (a disable among them may be re-enabled), and
 # the flows whose requests are counted up to that.
 STARTUP_REQUESTS = 4
@@ -285,9 +287,8 @@ class Dnp3Commands(BaseDetector):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self.reenable_seconds = float(context.rules.param("ICS-1206", "reenable_seconds"))
-        # (master ip, outstation ip, master link, outstation link) -> [deadline, first disable,
-        # disables held, last time, frames]
-        self.held: dict[tuple[Any, ...], list[Any]] = {}
+        # (master ip, outstation ip, master link, outstation link) -> the disables held
+        self.held: dict[tuple[Any, ...], _HeldDisable] = {}
         # Requests seen per flow, counted up to STARTUP_REQUESTS.
         self.requests: BoundedDict = BoundedDict(MAX_DNP3_FLOWS)
 
@@ -317,9 +318,11 @@ class Dnp3Commands(BaseDetector):
             elif rule_id is not None:
                 self._fire(rule_id, event, out)
             elif code == DNP3_ENABLE_UNSOLICITED and self.held and event.crc_ok:
-                self._reenabled(event)
+                self._enabling(event)
             if event.dst >= DNP3_BROADCAST_MIN and code not in DNP3_HARMLESS_BROADCAST:
                 self._fire("ICS-1210", event, out)
+        elif self.held and event.request_function_code in (DNP3_ENABLE_UNSOLICITED, DNP3_DISABLE_UNSOLICITED):
+            self._answered(event)
         for obj in objects:
             if obj.get("group") == DNP3_AUTH_GROUP and obj.get("variation") == DNP3_AUTH_ERROR_VARIATION:
                 self._fire(
@@ -330,43 +333,54 @@ class Dnp3Commands(BaseDetector):
     def _hold(self, event: Any, out: Emitter) -> None:
         key = (event.src_ip, event.dst_ip, event.src, event.dst)
         held = self.held.get(key)
-        if held is not None:
-            held[2] += 1
-            held[3] = event.ts
-            if len(held[4]) < MAX_FRAMES:
-                held[4].append(event.frame)
-            held[5] |= _event_classes(event.objects)
-        elif len(self.held) >= MAX_HELD_DISABLES:
-            # No room to wait: reported at once.
-            self._fire(DNP3_DISABLE_UNSOLICITED_RULE, event, out, {"disable_context": DISABLE_UNHELD})
-        else:
-            self.held[key] = [
-                event.ts + self.reenable_seconds,
-                event,
-                1,
-                event.ts,
-                [event.frame],
-                set(_event_classes(event.objects)),
-            ]
-
-    def _reenabled(self, event: Any) -> None:
-        """An ENABLE_UNSOLICITED (its CRCs good): the classes it names are reporting again.
-
-        The held disable is that start-up only once every class it disabled is enabled again by the
-        same master for the same outstation; an ENABLE of fewer classes (or of none) leaves it held.
-        """
-        key = (event.src_ip, event.dst_ip, event.src, event.dst)
-        held = self.held.get(key)
         if held is None:
+            if len(self.held) >= MAX_HELD_DISABLES:
+                # No room to wait: reported at once.
+                self._fire(DNP3_DISABLE_UNSOLICITED_RULE, event, out, {"disable_context": DISABLE_UNHELD})
+                return
+            held = self.held[key] = _HeldDisable(event, event.ts + self.reenable_seconds)
+        held.add(event)
+
+    def _enabling(self, event: Any) -> None:
+        """An ENABLE_UNSOLICITED request (CRCs good) to a held disable's outstation: note its classes.
+
+        They count as reporting again only once the outstation accepts the request (``_answered``).
+        """
+        held = self.held.get((event.src_ip, event.dst_ip, event.src, event.dst))
+        if held is not None and len(held.enabling) < MAX_PENDING_ENABLES:
+            held.enabling[event.sequence] = _event_classes(event.objects)
+
+    def _answered(self, event: Any) -> None:
+        """The outstation's answer to a held disable or to an ENABLE_UNSOLICITED after it.
+
+        Accepted (good CRCs, no IIN2 error bit), an ENABLE's classes report again: the held disable
+        is that start-up once every class it disabled does (an ENABLE of fewer classes, of none, or
+        refused leaves it held).  Refused, a disable silenced nothing: once every held disable is
+        refused (an outstation without unsolicited reporting), nothing is left to report.
+        """
+        key = (event.dst_ip, event.src_ip, event.dst, event.src)
+        held = self.held.get(key)
+        if held is None or not event.crc_ok:
             return
-        held[5] -= _event_classes(event.objects)
-        if not held[5]:
-            del self.held[key]
+        refused = bool((event.iin or 0) & DNP3_IIN_ERRORS)
+        sequence = event.sequence
+        if event.request_function_code == DNP3_ENABLE_UNSOLICITED:
+            classes = held.enabling.pop(sequence, None)
+            if classes is None or refused:
+                return
+            held.classes -= classes
+            if not held.classes:
+                del self.held[key]
+        elif refused and sequence in held.sequences:
+            held.sequences.discard(sequence)
+            held.refused += 1
+            if held.refused >= held.count:
+                del self.held[key]
 
     def advance(self, ts: float, out: Emitter) -> None:
         """Report the disables their master did not re-enable in time."""
         if self.held:
-            for key in [key for key, held in self.held.items() if held[0] <= ts]:
+            for key in [key for key, held in self.held.items() if held.deadline <= ts]:
                 self._release(self.held.pop(key), out)
 
     def finish(self, out: Emitter) -> None:
@@ -375,20 +389,23 @@ class Dnp3Commands(BaseDetector):
             self._release(held, out)
         self.held.clear()
 
-    def _release(self, held: list[Any], out: Emitter) -> None:
-        _, event, count, last_ts, frames, classes = held
+    def _release(self, held: _HeldDisable, out: Emitter) -> None:
+        event, count, last_ts, frames, classes = (
+            held.event,
+            held.count,
+            held.last_ts,
+            held.frames,
+            held.classes,
+        )
         self._fire(
             DNP3_DISABLE_UNSOLICITED_RULE,
             event,
             out,
             {
-                "disable_context": f"among the first {STARTUP_REQUESTS} requests seen on this connection, "
-                + (
-                    f"and class {', '.join(str(c) for c in sorted(classes))} not re-enabled by {event.src_ip}"
-                    if classes
-                    else f"and no ENABLE_UNSOLICITED from {event.src_ip} followed"
-                )
-                + f" within {self.reenable_seconds:g} s",
+                "disable_context": f"among the first {STARTUP_REQUESTS} requests of a connection, "
+                + f"and class{'es' if len(classes) > 1 else ''} {', '.join(str(c) for c in sorted(classes))} "
+                f"not re-enabled by {event.src_ip} (an ENABLE_UNSOLICITED the outstation accepted) within "
+                f"{self.reenable_seconds:g} s",
                 "not_reenabled_classes": sorted(classes),
             },
             count=count,
@@ -430,6 +447,45 @@ class Dnp3Commands(BaseDetector):
             count=count,
             last_ts=last_ts,
         )
+
+
+class _HeldDisable:
+    """DISABLE_UNSOLICITED requests of one master to one outstation, waiting for a re-enable."""
+
+    __slots__ = (
+        "classes",
+        "count",
+        "deadline",
+        "enabling",
+        "event",
+        "frames",
+        "last_ts",
+        "refused",
+        "sequences",
+    )
+
+    def __init__(self, event: Any, deadline: float) -> None:
+        self.event = event  # the first
+        self.deadline = deadline
+        self.count = 0
+        self.refused = 0
+        self.last_ts = event.ts
+        self.frames: list[int] = []
+        # The classes disabled, the disables' sequence numbers awaiting their answer, and the
+        # ENABLE requests awaiting theirs (sequence -> classes).
+        self.classes: set[int] = set()
+        self.sequences: set[int] = set()
+        self.enabling: dict[int, set[int]] = {}
+
+    def add(self, event: Any) -> None:
+        """One more disable (a disable naming no class silences them all)."""
+        self.count += 1
+        self.last_ts = event.ts
+        if len(self.frames) < MAX_FRAMES:
+            self.frames.append(event.frame)
+        self.classes |= _event_classes(event.objects) or set(DNP3_EVENT_CLASSES.values())
+        if event.sequence is not None and len(self.sequences) < MAX_PENDING_ENABLES:
+            self.sequences.add(event.sequence)
 
 
 def _event_classes(objects: Any) -> set[int]:

@@ -485,7 +485,10 @@ class Conversation:
         )
         conversation.flows = int(data.get("flows", 0))
         conversation.requests = int(data.get("requests", 0))
-        conversation.peaks = [int(data.get("peak_requests_10s", 0)), int(data.get("peak_errors_10s", 0))]
+        conversation.peaks = [
+            _count(data, "peak_requests_10s", conversation.key),
+            _count(data, "peak_errors_10s", conversation.key),
+        ]
         for key, entry in (data.get("functions") or {}).items():
             conversation.functions[str(key)] = [entry.get("name"), int(entry.get("count", 0))]
         for unit, kinds in (data.get("modbus_units") or {}).items():
@@ -504,16 +507,45 @@ class Conversation:
             for point, bounds in (points or {}).items():
                 conversation.values[(str(kind), str(point))] = [bounds[0], bounds[1]]
         for signature, entry in (data.get("polling") or {}).items():
-            window = entry.get("window")
             conversation.polling[str(signature)] = PollStats(
                 float(entry["median"]),
                 float(entry.get("spread", 0.0)),
                 int(entry.get("samples", 0)),
-                (min(float(window[0]), float(window[1])), max(float(window[0]), float(window[1])))
-                if window
-                else None,
+                _window(entry.get("window"), conversation.key, str(signature)),
             )
         return conversation
+
+
+def _count(data: dict[str, Any], field: str, key: ConversationKey) -> int:
+    """A learned count of a conversation: a whole number from 0 (absent: 0), else a ValueError."""
+    value = data.get(field, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"conversation {_key_text(key)}: {field} must be a whole number from 0, not {value!r}"
+        )
+    return value
+
+
+def _window(value: Any, key: ConversationKey, signature: str) -> tuple[float, float] | None:
+    """A poll's learned window [low, high] (absent: None), else a ValueError naming it."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        and 0 <= value[0] <= value[1]
+    ):
+        return float(value[0]), float(value[1])
+    raise ValueError(
+        f"conversation {_key_text(key)}, poll {signature}: window must be [low, high] in seconds "
+        f"(0 <= low <= high), not {value!r}"
+    )
+
+
+def _key_text(key: ConversationKey) -> str:
+    client, server, transport, port, protocol = key
+    return f"{client} -> {server}:{port}/{transport} {protocol}"
 
 
 def _natural(item: tuple[Any, Any]) -> tuple[Any, ...]:
@@ -1214,7 +1246,7 @@ class Baseline:
                     return cls._from_parts(
                         cached, [Conversation.from_dict(entry) for entry in cached["conversations"]]
                     )
-                except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+                except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError):
                     pass  # a damaged cache: the YAML decides
         try:
             data, conversations = _read_document(text.decode("utf-8"))
@@ -1222,7 +1254,7 @@ class Baseline:
             raise ValueError(f"{path}: not UTF-8 text: {error.reason}") from None
         except yaml.YAMLError as error:
             raise ValueError(f"{path}: not valid YAML: {error}") from None
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as error:
             raise ValueError(f"{path}: {error}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"{path}: not an ics-monitor baseline (expected format: {FORMAT})")
@@ -1231,9 +1263,9 @@ class Baseline:
     def diff(self, other: Baseline, *, counts: bool = False) -> list[str]:
         """What changed from this baseline to ``other``: ``+ path: value``, ``- path``, ``~ path: a -> b``.
 
-        Counters (``count``, ``requests``, ``flows``, ``samples``, the rate peaks) and the learning
-        window are left out unless ``counts`` is true: they change on every run and hide the changes
-        that matter.
+        Counters (``count``, ``requests``, ``flows``, ``samples``) and the learning window are left
+        out unless ``counts`` is true: they change on every run and hide the changes that matter.
+        The rate peaks stay: they set the flood and error-storm thresholds.
         """
         mine = _flatten(self.to_dict(), "", counts)
         theirs = _flatten(other.to_dict(), "", counts)
@@ -1248,9 +1280,7 @@ class Baseline:
         return lines
 
 
-_COUNTERS = frozenset(
-    {"count", "requests", "flows", "samples", "events", "peak_requests_10s", "peak_errors_10s"}
-)
+_COUNTERS = frozenset({"count", "requests", "flows", "samples", "events"})
 
 
 @contextlib.contextmanager

@@ -741,6 +741,7 @@ S7_BLOCK_TRANSFER_INCOMPLETE = "s7comm.block_transfer_incomplete"
 PLUS_TRUNCATED = "s7comm_plus.truncated"
 PLUS_LENGTH_MISMATCH = "s7comm_plus.length_mismatch"
 PLUS_UNKNOWN_VERSION = "s7comm_plus.unknown_version"
+PLUS_HELD_REQUEST_CUT = "s7comm_plus.held_request_cut"
 
 register(TPKT_BAD_VERSION, Severity.MEDIUM, "TPKT header version is not 3: bytes skipped to the next TPKT")
 register(TPKT_BAD_LENGTH, Severity.MEDIUM, "TPKT length below 7 (TPKT and the shortest COTP header)")
@@ -804,3 +805,9 @@ register(
     "S7comm-plus data length disagrees with the COTP payload (neither fragment nor trailer fits)",
 )
 register(PLUS_UNKNOWN_VERSION, Severity.LOW, "S7comm-plus protocol version byte not known")
+register(
+    PLUS_HELD_REQUEST_CUT,
+    Severity.MEDIUM,
+    "S7comm-plus request split over so many fragments (or keep-alives between them) that its function "
+    "or request set was given up on: a way to hide a stop or an upload",
+)

@@ -41,6 +41,7 @@ from ics_monitor.dissect.s7comm.constants import (
     MAX_PENDING,
     MAX_TRANSFERS,
     MAX_UNANSWERED_REPORTED,
+    PLUS_HELD_REQUEST_CUT,
     RESYNC_WINDOW,
     ROSCTR_NAMES,
     S7_BLOCK_TRANSFER_INCOMPLETE,
@@ -77,10 +78,11 @@ from ics_monitor.dissect.s7comm.tpkt_cotp import has_s7_tsaps, parse_connection
 from ics_monitor.events.base import Event
 from ics_monitor.events.s7comm import CotpEvent, S7commPlusEvent, new_s7comm_event
 
-# S7comm-plus keep-alive versions (no message of their own), and the records held behind a first
-# fragment at most (past it the held record goes out with what it has).
+# S7comm-plus keep-alive versions (no message of their own), and the fragments and records held
+# behind a first fragment at most (past either the held record goes out with what it has).
 _PLUS_KEEP_ALIVES = (PlusVersion.KEEP_ALIVE, PlusVersion.EXTENDED_KEEP_ALIVE)
-MAX_HELD_PLUS_RECORDS = 32
+MAX_HELD_PLUS_FRAGMENTS = 64  # a request set split a byte per fragment needs about 31
+MAX_HELD_PLUS_RECORDS = 1024  # fragments and keep-alives
 
 # COTP TPDU codes a flow may start with (class 0 connection management and data).
 _OPENING_TPDUS = frozenset({CotpPduType.CR, CotpPduType.CC, CotpPduType.DR, CotpPduType.DC, CotpPduType.ER})
@@ -690,7 +692,7 @@ class S7commDissector(Dissector):
             # for them (see _plus_continue), so that a stop or an upload split over fragments is
             # seen as one sent whole.
             pending = parsed.sequence is None
-            state.plus_held[direction] = (parsed, ctx.frame, ctx.ts, bytearray(parsed.body), [], pending)
+            state.plus_held[direction] = [parsed, ctx.frame, ctx.ts, bytearray(parsed.body), [], pending, 0]
             return True
         record = self._plus_record(state, parsed, direction, ctx.frame, ctx.ts, request_frame)
         if held is None:
@@ -699,7 +701,18 @@ class S7commDissector(Dissector):
         # A fragment (or keep-alive) of the held message: its record comes after the first's.
         queued = held[4]
         queued.append(record)
-        if len(queued) >= MAX_HELD_PLUS_RECORDS:
+        if parsed.version not in _PLUS_KEEP_ALIVES:
+            held[6] += 1
+        if held[6] >= MAX_HELD_PLUS_FRAGMENTS or len(queued) >= MAX_HELD_PLUS_RECORDS:
+            if not plus_request_set_complete(held[0]):
+                events.append(
+                    ctx.anomaly(
+                        PLUS_HELD_REQUEST_CUT,
+                        direction,
+                        f"request of frame {held[1]} still undecoded after {held[6]} fragments and "
+                        f"{len(queued) - held[6]} keep-alives: its record goes out with what it has",
+                    )
+                )
             self._plus_release(state, held, direction, events)
         return True
 
@@ -710,7 +723,8 @@ class S7commDissector(Dissector):
 
         The held record goes out (with what its message gave) at the last fragment, once the
         message is described (``plus_request_set_complete``), once ``PLUS_REQUEST_SET_CAP`` bytes of
-        its request set are in, after ``MAX_HELD_PLUS_RECORDS`` fragments, or when another message
+        its request set are in, after ``MAX_HELD_PLUS_FRAGMENTS`` fragments or
+        ``MAX_HELD_PLUS_RECORDS`` records (an anomaly then says so), or when another message
         starts (after lost bytes, say); the records of the fragments between follow it.  ``close``
         releases what is still held at the flow's end.  Returns what stays held (None once out).
         """
@@ -730,7 +744,7 @@ class S7commDissector(Dissector):
 
     def _plus_release(self, state: S7State, held: Any, direction: int, events: list[Event]) -> None:
         """The held record, then those queued behind it; a request's sequence learned late is paired."""
-        first, frame, ts, _, queued, pending = held
+        first, frame, ts, _, queued, pending, _ = held
         state.plus_held[direction] = None
         if pending and first.sequence is not None and first.opcode == PlusOpcode.REQUEST:
             state.request((_PLUS, direction, first.sequence), (frame, first.function_code, None))

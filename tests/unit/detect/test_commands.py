@@ -213,45 +213,75 @@ def _unsolicited_run(records: list[Any], finish: bool = True) -> list[Any]:
 CLASSES_123 = ({"group": 60, "variation": 2}, {"group": 60, "variation": 3}, {"group": 60, "variation": 4})
 
 
+def _enable(
+    ts: float, frame: int, objects: Any = CLASSES_123, sequence: int = 5, iin: int = 0, **kw: Any
+) -> list[Any]:
+    """ENABLE_UNSOLICITED and the outstation's answer (IIN2 error bits in ``iin`` refuse it)."""
+    request = dnp3(20, ts=ts, frame=frame, objects=objects, sequence=sequence, **kw)
+    answer = dnp3(
+        129,
+        request=False,
+        ts=ts + 0.05,
+        frame=frame + 100,
+        sequence=sequence,
+        iin=iin,
+        src=request.dst,  # the outstation answers from its link address to the master's
+        dst=request.src,
+    )
+    return [request, dataclasses.replace(answer, request_function_code=20)]
+
+
 def test_dnp3_master_start_up_disable_then_enable_is_quiet() -> None:
     """A master's start-up (disable, integrity poll, enable on a new connection) raises nothing; the
     same disable never re-enabled is reported once the wait is over, with its own time and frames."""
     start_up = [
         dnp3(21, ts=1000.0, frame=1, objects=CLASSES_123),
         dnp3(1, ts=1000.2, frame=2, objects=({"group": 60, "variation": 1},)),
-        dnp3(20, ts=1000.4, frame=3, objects=CLASSES_123),
+        *_enable(1000.4, 3),
         dnp3(1, ts=1030.0, frame=4),
     ]
     assert _unsolicited_run(start_up) == []
     # Enabled again in two requests: the same.
-    split = [*start_up[:2], dnp3(20, ts=1000.4, frame=3, objects=CLASSES_123[:1])]
-    assert _unsolicited_run([*split, dnp3(20, ts=1000.5, frame=4, objects=CLASSES_123[1:])]) == []
+    split = [*start_up[:2], *_enable(1000.4, 3, CLASSES_123[:1], sequence=6)]
+    assert _unsolicited_run([*split, *_enable(1000.5, 4, CLASSES_123[1:], sequence=7)]) == []
     # Never re-enabled: nothing while waiting (10 s), then the alert, dated at the disable.
     silenced = [dnp3(21, ts=1000.0, frame=1, objects=CLASSES_123), dnp3(1, ts=1005.0, frame=2)]
     assert _unsolicited_run(silenced, finish=False) == []
     [alert] = _unsolicited_run([*silenced, dnp3(1, ts=1011.0, frame=3)], finish=False)
     assert (alert.ts, alert.frames, alert.count) == (1000.0, (1,), 1)
     assert (
-        "among the first 4 requests seen on this connection, and class 1, 2, 3 not re-enabled by 10.0.0.5 "
-        "within 10 s" in alert.explanation
+        "among the first 4 requests of a connection, and classes 1, 2, 3 not re-enabled by 10.0.0.5 "
+        "(an ENABLE_UNSOLICITED the outstation accepted) within 10 s" in alert.explanation
     )
     # Disables repeated while held are counted in the one alert (an attack tool's flood).
     [flood] = _unsolicited_run([dnp3(21, ts=1000.0 + n / 10, frame=n + 1) for n in range(3)])
     assert (flood.count, flood.frames, flood.last_ts) == (3, (1, 2, 3), 1000.2)
-    assert "no ENABLE_UNSOLICITED from 10.0.0.5 followed within 10 s" in flood.explanation
 
 
 def test_dnp3_partial_or_broken_enable_leaves_the_disable_reported() -> None:
     """Only an ENABLE that restores every class disabled, with good CRCs, makes it a start-up."""
     disable = dnp3(21, ts=1000.0, frame=1, objects=CLASSES_123)
-    partial = dnp3(20, ts=1000.3, frame=2, objects=CLASSES_123[:1])
-    [alert] = _unsolicited_run([disable, partial])
+    [alert] = _unsolicited_run([disable, *_enable(1000.3, 2, CLASSES_123[:1])])
     assert alert.evidence["not_reenabled_classes"] == [2, 3]
-    assert len(_unsolicited_run([disable, dnp3(20, ts=1000.3, frame=2)])) == 1  # an ENABLE naming no class
-    bad_crc = dataclasses.replace(dnp3(20, ts=1000.3, frame=2, objects=CLASSES_123), crc_ok=False)
-    assert len(_unsolicited_run([disable, bad_crc])) == 1
-    other_link = dnp3(20, ts=1000.3, frame=2, objects=CLASSES_123, dst=11)
-    assert len(_unsolicited_run([disable, other_link])) == 1
+    assert len(_unsolicited_run([disable, *_enable(1000.3, 2, ())])) == 1  # an ENABLE naming no class
+    request, answer = _enable(1000.3, 2)
+    assert len(_unsolicited_run([disable, dataclasses.replace(request, crc_ok=False), answer])) == 1
+    assert len(_unsolicited_run([disable, request])) == 1  # never answered
+    assert len(_unsolicited_run([disable, *_enable(1000.3, 2, iin=0x0004)])) == 1  # refused: PARAMETER_ERROR
+    assert len(_unsolicited_run([disable, *_enable(1000.3, 2, dst=11)])) == 1  # another outstation link
+    # An outstation without unsolicited reporting refuses the disable (NO_FUNC_CODE_SUPPORT):
+    # nothing was silenced, nothing to report, whatever the ENABLE's answer.
+    refused = dataclasses.replace(
+        dnp3(129, request=False, ts=1000.1, frame=3, sequence=0, iin=0x0001, src=10, dst=1),
+        request_function_code=21,
+    )
+    assert _unsolicited_run([disable, refused, *_enable(1000.3, 4, iin=0x0001)]) == []
+    accepted = dataclasses.replace(refused, iin=0)
+    assert len(_unsolicited_run([disable, accepted])) == 1
+    # A disable naming no class silences them all: an ENABLE naming none does not undo it.
+    bare = dnp3(21, ts=1000.0, frame=1)
+    assert len(_unsolicited_run([bare, *_enable(1000.3, 2, ())])) == 1
+    assert _unsolicited_run([bare, *_enable(1000.3, 2)]) == []
 
 
 def test_dnp3_disable_re_enabled_by_another_host_or_mid_session_is_reported() -> None:

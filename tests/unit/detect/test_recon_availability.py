@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, rule_ids, run
 from tests.unit.detect.records import dnp3, flow, modbus, s7, userdata
@@ -173,6 +175,16 @@ def test_flood_and_error_storm_thresholds_follow_the_learned_peaks() -> None:
     [storm_alert] = [a for a in run(storm(7), rules=NO_SILENCE, baseline=baseline) if a.rule_id == "ICS-4001"]
     assert (storm_alert.evidence["threshold"], storm_alert.evidence["learned_peak"]) == (62, 31)
     assert [a.rule_id for a in run(storm(5), rules=NO_SILENCE) if a.rule_id == "ICS-4001"] == ["ICS-4001"]
+    # A client polling the server on two ports is counted as one by the detector: the learned
+    # peaks add up (600 + 600 per 10 s, so 2400 with the headroom).
+    two_ports = [
+        dataclasses.replace(m, dst_port=port, flow_id=f"f{port}")
+        for port in (502, 503)
+        for m in [modbus(3, address=0, quantity=1, ts=1000.0 + i / 60, frame=i) for i in range(600)]
+    ]
+    two = _learned(two_ports)
+    assert sorted(c.peaks[0] for c in two.conversations.values()) == [600, 600]
+    assert [a for a in run(flood(220), rules=NO_SILENCE, baseline=two) if a.rule_id == "ICS-4002"] == []
     # Another client of the same server learned nothing: the configured threshold.
     other = [
         modbus(3, address=0, quantity=1, ts=5000.0 + i / 150, frame=i, client="10.0.0.77")

@@ -117,6 +117,34 @@ def test_hand_edited_baseline_and_bad_files(tmp_path: Path) -> None:
         Baseline.load(path)
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("    peak_requests_10s: .inf\n", "peak_requests_10s must be a whole number from 0, not inf"),
+        ("    peak_requests_10s: -5\n", "peak_requests_10s must be a whole number from 0, not -5"),
+        ("    peak_errors_10s: abc\n", "peak_errors_10s must be a whole number from 0, not 'abc'"),
+        ("    peak_errors_10s: 1.9\n", "peak_errors_10s must be a whole number from 0, not 1.9"),
+        (
+            "    polling: {'3:1:0:10': {median: 1.0, window: [.nan, 1]}}\n",
+            "poll 3:1:0:10: window must be \\[low, high\\]",
+        ),
+        ("    polling: {'3:1:0:10': {median: 1.0, window: [2, 1]}}\n", "window must be"),
+        ("    polling: {'3:1:0:10': {median: 1.0, window: '12'}}\n", "window must be"),
+        ("    polling: {'3:1:0:10': {median: 1.0, samples: .inf}}\n", "b.yaml: "),
+    ],
+)
+def test_bad_learned_rates_and_windows_name_the_field(tmp_path: Path, line: str, message: str) -> None:
+    """Hand-edited peaks and poll windows of the wrong kind stop the load with a message naming the
+    conversation and the field (a NaN window would have switched drift checks off quietly)."""
+    path = tmp_path / "b.yaml"
+    path.write_text(
+        "format: ics-monitor-baseline/1\nconversations:\n  x:\n    client: 1.1.1.1\n    server: 2.2.2.2\n"
+        "    transport: tcp\n    port: 502\n    protocol: modbus\n" + line
+    )
+    with pytest.raises(ValueError, match=message):
+        Baseline.load(path)
+
+
 def test_streamed_text_equals_one_nested_dump_and_streamed_load_equals_safe_load(tmp_path: Path) -> None:
     """Entries emitted one at a time give the text a single dump of the whole document gives."""
     baseline = _learned()
