@@ -26,6 +26,7 @@ from tests.unit.dissect.s7comm.frames import (
     file_name,
     module_entry,
     plus,
+    plus_fragments,
     plus_request,
     read_answer,
     read_job,
@@ -119,6 +120,41 @@ def test_mutated_pdus(seed: bytes, flips: list[tuple[int, int]], cut: int, segme
     stream = b"".join(dt(part, eot=index == len(parts) - 1) for index, part in enumerate(parts))
     feed(stream, True)
     feed(CR + stream, False)
+
+
+# TIA Portal's stop (SetVariable of CPUexecUnit.operatingStateReq = 1), as its data part.
+_STOP = plus_request(0x04F2, 9, 0x38C) + struct.pack(">I", 52) + b"\x01\x90\x77\x00\x08\x01" + bytes(5)
+
+
+@FUZZ
+@given(
+    st.lists(st.integers(0, len(_STOP)), max_size=40),
+    st.lists(st.integers(0, 45), max_size=30),
+    st.booleans(),
+    st.binary(max_size=40),
+)
+def test_fragmented_requests_lose_and_duplicate_no_record(
+    cuts: list[int], keep_alives: list[int], digest: bool, tail: bytes
+) -> None:
+    """A stop cut into fragments anywhere, keep-alives between them, then more traffic: one record
+    per PDU in frame order whatever is held, and the stop is decoded unless the hold gave up (then
+    an anomaly says so)."""
+    version = 3 if digest else 2
+    pdus = plus_fragments(version, _STOP, sorted(set(cuts)), digest=digest)
+    for position in sorted(keep_alives, reverse=True):
+        pdus.insert(min(position, len(pdus) - 1) + 1 if len(pdus) > 1 else 1, b"\x72\xff\x07\x00")
+    pdus.append(plus(version, plus_request(0x054C, 10, 0x38C) + tail, digest=digest))
+    harness = Harness()
+    events: list[object] = []
+    for frame, pdu in enumerate(pdus, 1):
+        events += harness.feed(dt(pdu), 0, frame)
+    events += harness.close()
+    check(harness, events)
+    records = Harness.records(events)
+    assert [r.frame for r in records] == list(range(1, len(pdus) + 1))  # type: ignore[attr-defined]
+    stop = records[0]
+    if "s7comm_plus.held_request_cut" not in Harness.codes(events):
+        assert (stop.function, stop.object_id, stop.attribute_id, stop.value) == ("SET_VARIABLE", 52, 2167, 1)  # type: ignore[attr-defined]
 
 
 @FUZZ
