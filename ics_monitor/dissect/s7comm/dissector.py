@@ -159,6 +159,12 @@ class S7commDissector(Dissector):
         size = len(data)
         position = 0
         events: list[Event] = []
+        if state.plus_lost:
+            # A direction lost bytes while an S7comm-plus record was held: it goes out now.
+            state.plus_lost = False
+            for lost, held in enumerate(state.plus_held):
+                if held is not None:
+                    self._plus_release(state, held, lost, events)
         valid = False
         while size - position >= 4:
             length = (data[position + 2] << 8) | data[position + 3]
@@ -835,6 +841,8 @@ class S7commDissector(Dissector):
         state.segment_counts[direction] = 0
         state.discarding[direction] = False
         state.plus_open[direction] = False
+        if state.plus_held[direction] is not None:
+            state.plus_lost = True  # released by the next parse, in either direction
 
     def close(self, state: Any, ctx: ParseContext) -> Sequence[Event]:
         """Held S7comm-plus records, unanswered requests and unfinished block transfers at the end."""

@@ -70,6 +70,7 @@ class S7State:
         "heads",
         "pending",
         "plus_held",
+        "plus_lost",
         "plus_open",
         "segment_counts",
         "segments",
@@ -100,6 +101,8 @@ class S7State:
         # later fragments, held until it decodes: (PlusPdu, frame, ts, bytes gathered, records of the fragments since,
         # whether its sequence, unknown then, is still to be paired).
         self.plus_held: list[Any] = [None, None]
+        # A direction with a held record lost bytes: the next parse releases it.
+        self.plus_lost = False
         self.tls_reported = [False, False]
         self.unknown_payload_reported = False
 
@@ -114,6 +117,7 @@ class S7State:
         self.uploads.clear()
         self.plus_open = [False, False]
         self.plus_held = [None, None]
+        self.plus_lost = False
         self.tls_reported = [False, False]
 
     # -- COTP ----------------------------------------------------------------------------------------

@@ -440,6 +440,15 @@ def test_plus_held_record_released_by_a_new_message_or_the_end() -> None:
         (1, "SET_VARIABLE", 52, None),
         (7, "GET_MULTI_VARIABLES", None, None),
     ]
+    # After lost bytes the next data in either direction releases it (the client may stay quiet).
+    harness = Harness()
+    assert harness.feed(dt(first), 0, frame=1) == []
+    harness.dissector.gap(harness.state, 0, harness.ctx)
+    events = harness.feed(dt(plus(2, plus_response(0x054C, 3))), 1, frame=8)
+    assert [(e.frame, e.function) for e in Harness.records(events)] == [
+        (1, "SET_VARIABLE"),
+        (8, "GET_MULTI_VARIABLES"),
+    ]
     harness = Harness()
     assert harness.feed(dt(first), 0, frame=2) == []
     [record] = Harness.records(harness.close())
