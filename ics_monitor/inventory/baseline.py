@@ -1159,7 +1159,9 @@ class Baseline:
         """
         yield (
             "# ics-monitor baseline: reviewed and edited by analysts. Remove what should not be\n"
-            "# normal; ranges are inclusive [first, last]; values are [min, max] seen while learning.\n"
+            "# normal; ranges are inclusive [first, last]; values are [min, max] seen while learning;\n"
+            "# peak_*_10s: most requests / error responses in 10 s (flood and error-storm thresholds);\n"
+            "# polling window: [low, high] of the median of 8 intervals (the drift check's band).\n"
         )
         learned = {key: self.learned[key] for key in sorted(self.learned)}
         yield _dump({"format": FORMAT, "learned": learned})
