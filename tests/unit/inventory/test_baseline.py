@@ -129,6 +129,7 @@ def test_hand_edited_baseline_and_bad_files(tmp_path: Path) -> None:
             "poll 3:1:0:10: window must be \\[low, high\\]",
         ),
         ("    polling: {'3:1:0:10': {median: 1.0, window: [2, 1]}}\n", "window must be"),
+        ("    polling: {'3:1:0:10': {median: 1.0, window: [1, .inf]}}\n", "window must be"),
         ("    polling: {'3:1:0:10': {median: 1.0, window: '12'}}\n", "window must be"),
         ("    polling: {'3:1:0:10': {median: 1.0, samples: .inf}}\n", "b.yaml: "),
     ],
