@@ -17,6 +17,7 @@ dissection of that flow only; in strict mode (tests) it propagates.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -130,7 +131,7 @@ class DissectEngine:
         except Exception as exc:
             if self.strict:
                 raise
-            self._contain(fd, 0, exc)
+            self._contain(fd, 0, exc, flush=False)
 
     # -- detection -------------------------------------------------------------------------------
 
@@ -298,9 +299,16 @@ class DissectEngine:
             )
         )
 
-    def _contain(self, fd: FlowDissection, direction: int, exc: Exception) -> None:
+    def _contain(self, fd: FlowDissection, direction: int, exc: Exception, flush: bool = True) -> None:
+        """A dissector raised: report it, stop dissecting the flow, and keep what it still held.
+
+        ``flush``: ask the dissector's ``close`` for what it holds (records waiting for later
+        bytes, unanswered requests, unfinished transfers), as at the flow's end; if that raises
+        too, its state is what failed and nothing more comes of it.
+        """
         fd.done = True
-        name = fd.dissector.name if fd.dissector is not None else "probe"
+        dissector = fd.dissector
+        name = dissector.name if dissector is not None else "probe"
         self.events.append(
             fd.ctx.anomaly(
                 "internal.dissector_error",
@@ -308,3 +316,7 @@ class DissectEngine:
                 f"{name}: {type(exc).__name__}: {exc}; dissection disabled for this flow",
             )
         )
+        if flush and dissector is not None and fd.confirmed and fd.state is not None:
+            # If close fails too, its state is what failed: the anomaly above reports the flow.
+            with contextlib.suppress(Exception):
+                self._emit(dissector.close(fd.state, fd.ctx))

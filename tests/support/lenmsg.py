@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ics_monitor.core.anomalies import Severity, register
 from ics_monitor.dissect import NOT_THIS_PROTOCOL, Dissector, ParseContext, ParseResult, Probe
-from ics_monitor.events import ProtocolEvent
+from ics_monitor.events import Event, ProtocolEvent
 
 register("lenmsg.empty_body", Severity.LOW, "test protocol: PDU with an empty body")
 
@@ -73,7 +74,10 @@ class LenMsgDissector(Dissector):
 
 
 class CrashingDissector(LenMsgDissector):
-    """Raises on the third PDU of a flow: the engine must contain it to that flow."""
+    """Raises on the third PDU of a flow: the engine must contain it to that flow.
+
+    Its ``close`` gives what a dissector may still hold (here a record naming the PDUs it parsed).
+    """
 
     name = "crashing"
 
@@ -82,6 +86,24 @@ class CrashingDissector(LenMsgDissector):
         if state["pdus"] == 3:
             raise ValueError("boom")
         return result
+
+    def close(self, state: Any, ctx: ParseContext) -> Sequence[Event]:
+        src_ip, src_port, dst_ip, dst_port = ctx.endpoints(0)
+        return [
+            LenMsgEvent(
+                ts=ctx.ts,
+                frame=ctx.frame,
+                flow_id=ctx.flow_id,
+                transport=ctx.transport,
+                src_ip=src_ip,
+                src_port=src_port,
+                dst_ip=dst_ip,
+                dst_port=dst_port,
+                direction="request",
+                body=f"held after {state['pdus']}",
+                length=0,
+            )
+        ]
 
 
 class StallingDissector(LenMsgDissector):

@@ -157,6 +157,10 @@ def test_exception_contained_per_flow_and_raised_in_strict_mode() -> None:
     assert fd.done
     codes = [e.code for e in engine.events if e.event_type == "anomaly"]  # type: ignore[attr-defined]
     assert codes == ["internal.dissector_error"]
+    # What the dissector still held comes out with the containment, once (not again at the end).
+    assert bodies(engine.events) == ["p1", "p2", "held after 3"]
+    engine.end(fd)
+    assert bodies(engine.events) == ["p1", "p2", "held after 3"]
     engine.feed(other, 0, pdu(b"fine"), 9.0, 9)  # the other flow is untouched
     assert bodies(engine.events)[-1] == "fine"
     strict = engine_for(CrashingDissector(), strict=True)
