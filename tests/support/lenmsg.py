@@ -56,21 +56,26 @@ class LenMsgDissector(Dissector):
             return ParseResult(4 + length, valid=True)
         if length == 0:
             return ParseResult(4, 0, [ctx.anomaly("lenmsg.empty_body", direction, "empty body")])
-        src_ip, src_port, dst_ip, dst_port = ctx.endpoints(direction)
-        event = LenMsgEvent(
-            ts=ctx.ts,
-            frame=ctx.frame,
-            flow_id=ctx.flow_id,
-            transport=ctx.transport,
-            src_ip=src_ip,
-            src_port=src_port,
-            dst_ip=dst_ip,
-            dst_port=dst_port,
-            direction="request" if direction == 0 else "response",
-            body=bytes(data[4 : 4 + length]).decode("ascii", "replace"),
-            length=length,
-        )
+        event = lenmsg_event(ctx, direction, bytes(data[4 : 4 + length]).decode("ascii", "replace"), length)
         return ParseResult(4 + length, 0, [event])
+
+
+def lenmsg_event(ctx: ParseContext, direction: int, body: str, length: int) -> LenMsgEvent:
+    """A record of ``body`` in ``direction`` of the context's flow."""
+    src_ip, src_port, dst_ip, dst_port = ctx.endpoints(direction)
+    return LenMsgEvent(
+        ts=ctx.ts,
+        frame=ctx.frame,
+        flow_id=ctx.flow_id,
+        transport=ctx.transport,
+        src_ip=src_ip,
+        src_port=src_port,
+        dst_ip=dst_ip,
+        dst_port=dst_port,
+        direction="request" if direction == 0 else "response",
+        body=body,
+        length=length,
+    )
 
 
 class CrashingDissector(LenMsgDissector):
@@ -88,22 +93,7 @@ class CrashingDissector(LenMsgDissector):
         return result
 
     def close(self, state: Any, ctx: ParseContext) -> Sequence[Event]:
-        src_ip, src_port, dst_ip, dst_port = ctx.endpoints(0)
-        return [
-            LenMsgEvent(
-                ts=ctx.ts,
-                frame=ctx.frame,
-                flow_id=ctx.flow_id,
-                transport=ctx.transport,
-                src_ip=src_ip,
-                src_port=src_port,
-                dst_ip=dst_ip,
-                dst_port=dst_port,
-                direction="request",
-                body=f"held after {state['pdus']}",
-                length=0,
-            )
-        ]
+        return [lenmsg_event(ctx, 0, f"held after {state['pdus']}", 0)]
 
 
 class StallingDissector(LenMsgDissector):
