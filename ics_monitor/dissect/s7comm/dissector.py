@@ -73,7 +73,7 @@ from ics_monitor.dissect.s7comm.parser import (
     pi_service_name,
     plus_request_set_complete,
 )
-from ics_monitor.dissect.s7comm.state import S7State, Transfer
+from ics_monitor.dissect.s7comm.state import HeldPlus, S7State, Transfer
 from ics_monitor.dissect.s7comm.tpkt_cotp import has_s7_tsaps, parse_connection
 from ics_monitor.events.base import Event
 from ics_monitor.events.s7comm import CotpEvent, S7commPlusEvent, new_s7comm_event
@@ -697,34 +697,33 @@ class S7commDissector(Dissector):
             # SetVariable, a GetVarSubStreamed, or one cut before its function): its record waits
             # for them (see _plus_continue), so that a stop or an upload split over fragments is
             # seen as one sent whole.
-            pending = parsed.sequence is None
-            state.plus_held[direction] = [parsed, ctx.frame, ctx.ts, bytearray(parsed.body), [], pending, 0]
+            state.plus_held[direction] = HeldPlus(parsed, ctx.frame, ctx.ts, parsed.body)
             return True
         record = self._plus_record(state, parsed, direction, ctx.frame, ctx.ts, request_frame)
         if held is None:
             events.append(record)
             return True
         # A fragment (or keep-alive) of the held message: its record comes after the first's.
-        queued = held[4]
+        queued = held.queued
         queued.append(record)
         if parsed.version not in _PLUS_KEEP_ALIVES:
-            held[6] += 1
-        if held[6] >= MAX_HELD_PLUS_FRAGMENTS or len(queued) >= MAX_HELD_PLUS_RECORDS:
-            if not plus_request_set_complete(held[0]):
+            held.fragments += 1
+        if held.fragments >= MAX_HELD_PLUS_FRAGMENTS or len(queued) >= MAX_HELD_PLUS_RECORDS:
+            if not plus_request_set_complete(held.first):
                 events.append(
                     ctx.anomaly(
                         PLUS_HELD_REQUEST_CUT,
                         direction,
-                        f"request of frame {held[1]} still undecoded after {held[6]} fragments and "
-                        f"{len(queued) - held[6]} keep-alives: its record goes out with what it has",
+                        f"request of frame {held.frame} still undecoded after {held.fragments} fragments and "
+                        f"{len(queued) - held.fragments} keep-alives: its record goes out with what it has",
                     )
                 )
             self._plus_release(state, held, direction, events)
         return True
 
     def _plus_continue(
-        self, state: S7State, held: Any, parsed: PlusPdu, direction: int, events: list[Event]
-    ) -> Any:
+        self, state: S7State, held: HeldPlus, parsed: PlusPdu, direction: int, events: list[Event]
+    ) -> HeldPlus | None:
         """A fragment after a held first one: add its bytes; release the records once decoded.
 
         The held record goes out (with what its message gave) at the last fragment, once the
@@ -734,8 +733,8 @@ class S7commDissector(Dissector):
         starts (after lost bytes, say); the records of the fragments between follow it.  ``close``
         releases what is still held at the flow's end.  Returns what stays held (None once out).
         """
-        first = held[0]
-        gathered = held[3]
+        first = held.first
+        gathered = held.gathered
         if parsed.fragment in ("inner", "last") and parsed.body is not None:
             gathered += parsed.body
             decode_plus_request_set(first, bytes(gathered))
@@ -748,14 +747,14 @@ class S7commDissector(Dissector):
         self._plus_release(state, held, direction, events)
         return None
 
-    def _plus_release(self, state: S7State, held: Any, direction: int, events: list[Event]) -> None:
+    def _plus_release(self, state: S7State, held: HeldPlus, direction: int, events: list[Event]) -> None:
         """The held record, then those queued behind it; a request's sequence learned late is paired."""
-        first, frame, ts, _, queued, pending, _ = held
         state.plus_held[direction] = None
-        if pending and first.sequence is not None and first.opcode == PlusOpcode.REQUEST:
-            state.request((_PLUS, direction, first.sequence), (frame, first.function_code, None))
-        events.append(self._plus_record(state, first, direction, frame, ts, None))
-        events.extend(queued)
+        first = held.first
+        if held.unpaired and first.sequence is not None and first.opcode == PlusOpcode.REQUEST:
+            state.request((_PLUS, direction, first.sequence), (held.frame, first.function_code, None))
+        events.append(self._plus_record(state, first, direction, held.frame, held.ts, None))
+        events.extend(held.queued)
 
     def _plus_record(
         self,

@@ -1086,25 +1086,39 @@ def parse_plus(payload: bytes, continuing: bool, problems: Problems) -> PlusPdu 
                 return result
             problems.append((PLUS_TRUNCATED, "data part shorter than opcode, function and sequence"))
             return result
-        function = _u16(payload, offset + 3)[0]
-        result.function_code = function
-        result.function = PLUS_FUNCTION_NAMES.get(function, UNKNOWN)
-        result.sequence = _u16(payload, offset + 7)[0]
+        _plus_function(payload, offset, result)
         if opcode != PlusOpcode.REQUEST:
             return result
         if offset + 13 <= size:
             result.session_id = _u32(payload, offset + 9)[0]
         end = min(size, 4 + length)
-        if function == PlusFunction.SET_VARIABLE:
-            _plus_set_variable(payload, offset + PLUS_REQUEST_SET_START, end, result)
-        elif function == PlusFunction.GET_VAR_SUBSTREAMED:
-            _plus_get_substreamed(payload, offset + PLUS_REQUEST_SET_START, end, result)
-        else:
-            return result
-        if result.fragment == "first":
+        if _plus_request_set(payload, offset, end, result) and first:
             # The request set may go on in the next fragments: the data part from the opcode on.
             result.body = payload[offset : min(end, offset + PLUS_REQUEST_SET_START + PLUS_REQUEST_SET_CAP)]
     return result
+
+
+def _plus_function(data: bytes, offset: int, pdu: PlusPdu) -> None:
+    """Function code, its name and the sequence number of the data part at ``offset`` (9 bytes there)."""
+    function = _u16(data, offset + 3)[0]
+    pdu.function_code = function
+    pdu.function = PLUS_FUNCTION_NAMES.get(function, UNKNOWN)
+    pdu.sequence = _u16(data, offset + 7)[0]
+
+
+def _plus_request_set(data: bytes, offset: int, end: int, pdu: PlusPdu) -> bool:
+    """The request set of a SetVariable or GetVarSubStreamed whose data part starts at ``offset``.
+
+    False for the other functions, whose request sets are not read.
+    """
+    function = pdu.function_code
+    if function == PlusFunction.SET_VARIABLE:
+        _plus_set_variable(data, offset + PLUS_REQUEST_SET_START, end, pdu)
+    elif function == PlusFunction.GET_VAR_SUBSTREAMED:
+        _plus_get_substreamed(data, offset + PLUS_REQUEST_SET_START, end, pdu)
+    else:
+        return False
+    return True
 
 
 # Where a request's request set starts in its data part: opcode (1), reserved (2), function (2),
@@ -1155,17 +1169,11 @@ def decode_plus_request_set(pdu: PlusPdu, data: bytes) -> None:
     if pdu.function_code is None:
         if size < 9:
             return
-        function = _u16(data, 3)[0]
-        pdu.function_code = function
-        pdu.function = PLUS_FUNCTION_NAMES.get(function, UNKNOWN)
-        pdu.sequence = _u16(data, 7)[0]
+        _plus_function(data, 0, pdu)
     if pdu.session_id is None and size >= 13:
         pdu.session_id = _u32(data, 9)[0]
     pdu.object_id = pdu.object_name = pdu.attribute_id = pdu.attribute = pdu.value = None
-    if pdu.function_code == PlusFunction.SET_VARIABLE:
-        _plus_set_variable(data, PLUS_REQUEST_SET_START, size, pdu)
-    elif pdu.function_code == PlusFunction.GET_VAR_SUBSTREAMED:
-        _plus_get_substreamed(data, PLUS_REQUEST_SET_START, size, pdu)
+    _plus_request_set(data, 0, size, pdu)
 
 
 def _plus_get_substreamed(payload: bytes, offset: int, end: int, result: PlusPdu) -> None:

@@ -60,6 +60,27 @@ class Transfer:
         return result
 
 
+class HeldPlus:
+    """A first S7comm-plus fragment whose record waits for the fragments after it.
+
+    ``first``: its parsed PDU (``parser.PlusPdu``), completed as bytes come in; ``gathered``: its
+    data part so far; ``queued``: the records of the fragments and keep-alives since, which go out
+    after it; ``fragments``: how many of those were fragments; ``unpaired``: its sequence number was
+    not known when it came, so the request is paired with its response on release.
+    """
+
+    __slots__ = ("first", "fragments", "frame", "gathered", "queued", "ts", "unpaired")
+
+    def __init__(self, first: Any, frame: int, ts: float, body: bytes) -> None:
+        self.first = first
+        self.frame = frame
+        self.ts = ts
+        self.gathered = bytearray(body)
+        self.queued: list[Any] = []
+        self.fragments = 0
+        self.unpaired = first.sequence is None
+
+
 class S7State:
     """Everything the S7 dissector remembers about one flow."""
 
@@ -97,10 +118,9 @@ class S7State:
         self.uploads: dict[int, Transfer] = {}
         # S7comm-plus: per direction, a fragmented message is open (its last fragment not seen).
         self.plus_open = [False, False]
-        # S7comm-plus: per direction, the first fragment of a request whose request set goes on in
-        # later fragments, held until it decodes: (PlusPdu, frame, ts, bytes gathered, records of the fragments since,
-        # whether its sequence, unknown then, is still to be paired).
-        self.plus_held: list[Any] = [None, None]
+        # S7comm-plus: per direction, a request whose function or request set goes on in later
+        # fragments, held until it decodes.
+        self.plus_held: list[HeldPlus | None] = [None, None]
         # A direction with a held record lost bytes: the next parse releases it.
         self.plus_lost = False
         self.tls_reported = [False, False]
