@@ -248,7 +248,8 @@ DNP3_DISABLE_UNSOLICITED_RULE = "ICS-1206"
 # Disables waiting for their re-enable at once (one per master, outstation and link addresses); past
 # it a disable is reported at once.
 MAX_HELD_DISABLES = 4096
-MAX_PENDING_ENABLES = 16
+# Requests of a held disable's association waiting for the outstation's answer, at most.
+MAX_PENDING_ANSWERS = 16
 # A master's start-up requests on a new connection (a disable among them may be re-enabled), and
 # the flows whose requests are counted up to that.
 STARTUP_REQUESTS = 4
@@ -256,6 +257,7 @@ MAX_DNP3_FLOWS = 65_536
 # Class objects of the unsolicited-reporting functions: g60v2, v3, v4 are classes 1, 2, 3.
 DNP3_CLASS_GROUP = 60
 DNP3_EVENT_CLASSES = {2: 1, 3: 2, 4: 3}
+ALL_EVENT_CLASSES = frozenset(DNP3_EVENT_CLASSES.values())
 DISABLE_MID_SESSION = "during a session, not as a master's start-up does"
 DISABLE_UNHELD = "reported without waiting for a re-enable (too many disables pending)"
 DISABLE_NO_WAIT = "reported without waiting for a re-enable (reenable_seconds is 0)"
@@ -347,7 +349,7 @@ class Dnp3Commands(BaseDetector):
         They count as reporting again only once the outstation accepts the request (``_answered``).
         """
         held = self.held.get((event.src_ip, event.dst_ip, event.src, event.dst))
-        if held is not None and len(held.enabling) < MAX_PENDING_ENABLES:
+        if held is not None and len(held.enabling) < MAX_PENDING_ANSWERS:
             held.enabling[event.sequence] = _event_classes(event.objects)
 
     def _answered(self, event: Any) -> None:
@@ -390,27 +392,21 @@ class Dnp3Commands(BaseDetector):
         self.held.clear()
 
     def _release(self, held: _HeldDisable, out: Emitter) -> None:
-        event, count, last_ts, frames, classes = (
-            held.event,
-            held.count,
-            held.last_ts,
-            held.frames,
-            held.classes,
-        )
+        event, classes = held.event, sorted(held.classes)
         self._fire(
             DNP3_DISABLE_UNSOLICITED_RULE,
             event,
             out,
             {
-                "disable_context": f"among the first {STARTUP_REQUESTS} requests of a connection, "
-                + f"and class{'es' if len(classes) > 1 else ''} {', '.join(str(c) for c in sorted(classes))} "
-                f"not re-enabled by {event.src_ip} (an ENABLE_UNSOLICITED the outstation accepted) within "
+                "disable_context": f"among the first {STARTUP_REQUESTS} requests of a connection, and "
+                f"class{'es' if len(classes) > 1 else ''} {', '.join(map(str, classes))} not re-enabled by "
+                f"{event.src_ip} (an ENABLE_UNSOLICITED the outstation accepted) within "
                 f"{self.reenable_seconds:g} s",
-                "not_reenabled_classes": sorted(classes),
+                "not_reenabled_classes": classes,
             },
-            count=count,
-            last_ts=last_ts,
-            frames=tuple(frames),
+            count=held.count,
+            last_ts=held.last_ts,
+            frames=tuple(held.frames),
             # Its own alert, apart from the disables reported at once on that association.
             key_suffix=":connection-start",
         )
@@ -483,8 +479,8 @@ class _HeldDisable:
         self.last_ts = event.ts
         if len(self.frames) < MAX_FRAMES:
             self.frames.append(event.frame)
-        self.classes |= _event_classes(event.objects) or set(DNP3_EVENT_CLASSES.values())
-        if event.sequence is not None and len(self.sequences) < MAX_PENDING_ENABLES:
+        self.classes |= _event_classes(event.objects) or ALL_EVENT_CLASSES
+        if event.sequence is not None and len(self.sequences) < MAX_PENDING_ANSWERS:
             self.sequences.add(event.sequence)
 
 

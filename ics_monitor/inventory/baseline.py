@@ -4,9 +4,11 @@
 ``Baseline``: the known assets, and per conversation (client, server, transport, server port,
 protocol) the function codes with counts; Modbus address ranges read and written per unit and table;
 DNP3 objects and point ranges per request function; S7 areas/DBs read and written; the ranges of
-written and of read process values; and the polling interval of every recurring request (median,
-spread, and the range of the 8-interval median the drift check compares).  ``Baseline`` saves as sorted, diffable YAML that an analyst may review and edit, loads it
-back, diffs two baselines, and answers the detectors' questions in O(1) or O(log ranges).
+written and of read process values; the polling interval of every recurring request (median,
+spread, and the band of the 8-interval median the drift check compares); and the peak requests and
+error responses per 10 s.  ``Baseline`` saves as sorted, diffable YAML that an analyst may review
+and edit, loads it back, diffs two baselines, and answers the detectors' questions in O(1) or
+O(log ranges).
 
 Memory is bounded by assets and conversations, never by packets: address ranges merge (and the
 closest ones coalesce past ``MAX_RANGES``), value points, polling signatures and conversations are
@@ -54,8 +56,8 @@ MAX_INTERVALS = 128
 # A request signature seen fewer times than this is not periodic enough to learn a rhythm from.
 MIN_POLL_SAMPLES = 8
 # The drift check (detect.deviation) compares the median of a poll's last POLL_WINDOW intervals;
-# learning keeps the range that same median took over the learned intervals (trimmed).  A steady cycle
-# gives a point; a cadence of two rhythms (two requests a few seconds apart every few minutes)
+# learning keeps the band that same median took over the learned intervals (trimmed).  A steady
+# cycle gives a point; a cadence of two rhythms (two requests a few seconds apart every few minutes)
 # gives what such a window really shows, where the median of all intervals is one of the two.
 POLL_WINDOW = 8
 # Share of the learned window medians left out at each end of the band.

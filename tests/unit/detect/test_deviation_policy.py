@@ -372,45 +372,6 @@ def test_polling_drift() -> None:
     assert alert.evidence["recent_median"] == 4.0 and alert.evidence["learned_median"] == 1.0
 
 
-def _burst_times(start: float, bursts: int, gap: float = 18.0, period: float = 800.0) -> list[float]:
-    """Two requests ``gap`` seconds apart every ``period`` seconds (a master's periodic burst)."""
-    return [start + n * period + offset for n in range(bursts) for offset in (0.0, gap)]
-
-
-def test_polling_of_two_rhythms_learned_is_not_a_drift() -> None:
-    """A poll sent twice 18 s apart every 800 s alternates 18 s and 782 s intervals: the median of
-    all intervals is one of the two (here 18 s, by count parity), while any 8 in a row have a
-    median of 400 s.  Learned as the range of that 8-interval median, the same traffic enforced
-    is quiet, and a real change of rhythm still fires."""
-    learner = BaselineLearner()
-    learned_times = _burst_times(1000.0, 12)  # 24 requests: 12 intervals of 18 s, 11 of 782 s
-    for n, ts in enumerate(learned_times):
-        learner.observe(modbus(3, ts=ts, frame=n + 1, address=0, quantity=10))
-    baseline = learner.baseline()
-    [poll] = [p for c in baseline.conversations.values() for p in c.polling.values()]
-    assert poll.median == pytest.approx(18.0) and poll.window == pytest.approx((400.0, 400.0))
-    assert Baseline.from_dict(baseline.to_dict()).conversations[poll_key(baseline)].polling[
-        "3:1:0:10"
-    ].window == pytest.approx((400.0, 400.0))
-    quiet = _unthrottled(RULES.configured("ICS-4003", enabled=False), "ICS-5008")
-    same = [
-        modbus(3, ts=ts, frame=n + 1, address=0, quantity=10)
-        for n, ts in enumerate(_burst_times(50_000.0, 20))
-    ]
-    assert [a for a in run(same, baseline=baseline, rules=quiet) if a.rule_id == "ICS-5008"] == []
-    # Without the window (a baseline from before it was learned) the same traffic drifts: 400 s
-    # against the 18 s median.
-    poll.window = None
-    [old] = [a for a in run(same, baseline=baseline, rules=quiet) if a.rule_id == "ICS-5008"]
-    assert old.evidence["recent_median"] == pytest.approx(400.0)
-    poll.window = (400.0, 400.0)
-    # The master now polls every 5 s: a drift, explained with the learned window.
-    fast = [modbus(3, ts=90_000.0 + 5 * n, frame=n + 1, address=0, quantity=10) for n in range(12)]
-    [alert] = [a for a in run(fast, baseline=baseline, rules=quiet) if a.rule_id == "ICS-5008"]
-    assert alert.evidence["recent_median"] == 5.0 and alert.evidence["learned_window"] == [400.0, 400.0]
-    assert "learned 18.0 s, 8-interval medians 400.0 to 400.0 s" in alert.explanation
-
-
 def _learned_poll(intervals: list[float]) -> Baseline:
     learner = BaselineLearner()
     ts = 1000.0
@@ -430,6 +391,30 @@ def _drift_alerts(baseline: Baseline, intervals: list[float]) -> list[Any]:
     return [a for a in run(records, baseline=baseline, rules=quiet) if a.rule_id == "ICS-5008"]
 
 
+def test_polling_of_two_rhythms_learned_is_not_a_drift() -> None:
+    """A poll sent twice 18 s apart every 800 s alternates 18 s and 782 s intervals: the median of
+    all intervals is one of the two (here 18 s, by count parity), while any 8 in a row have a
+    median of 400 s.  Learned as the band of that 8-interval median, the same traffic enforced
+    is quiet, and a real change of rhythm still fires."""
+    baseline = _learned_poll([18.0, 782.0] * 11 + [18.0])  # 12 intervals of 18 s, 11 of 782 s
+    [(key, poll)] = [(c.key, p) for c in baseline.conversations.values() for p in c.polling.values()]
+    assert poll.median == pytest.approx(18.0) and poll.window == pytest.approx((400.0, 400.0))
+    reloaded = Baseline.from_dict(baseline.to_dict()).conversations[key].polling["3:1:0:10"]
+    assert reloaded.window == pytest.approx((400.0, 400.0))
+    same = [18.0, 782.0] * 19 + [18.0]
+    assert _drift_alerts(baseline, same) == []
+    # Without the window (a baseline from before it was learned) the same traffic drifts: 400 s
+    # against the 18 s median.
+    poll.window = None
+    [old] = _drift_alerts(baseline, same)
+    assert old.evidence["recent_median"] == pytest.approx(400.0)
+    poll.window = (400.0, 400.0)
+    # The master now polls every 5 s: a drift, explained with the learned window.
+    [alert] = _drift_alerts(baseline, [5.0] * 11)
+    assert alert.evidence["recent_median"] == 5.0 and alert.evidence["learned_window"] == [400.0, 400.0]
+    assert "learned 18.0 s, 8-interval medians 400.0 to 400.0 s" in alert.explanation
+
+
 def test_polling_band_of_a_jittery_cycle_and_a_one_off_outage() -> None:
     """A cycle that wanders between 1 and 3 s learns a band of window medians (low < high): inside
     it is quiet, 3x past its top drifts.  A 1 s poll with one outage while learning (five 30 s
@@ -445,11 +430,6 @@ def test_polling_band_of_a_jittery_cycle_and_a_one_off_outage() -> None:
     [poll] = [p for c in outage.conversations.values() for p in c.polling.values()]
     assert poll.window == (1.0, 1.0)
     assert len(_drift_alerts(outage, [5.0] * 12)) == 1
-
-
-def poll_key(baseline: Baseline) -> Any:
-    [key] = list(baseline.conversations)
-    return key
 
 
 def test_polling_window_of_a_steady_cycle_is_its_median() -> None:
