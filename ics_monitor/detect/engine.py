@@ -35,6 +35,7 @@ from ics_monitor.detect.commands import (
     S7PlusUpload,
 )
 from ics_monitor.detect.deviation import BaselineDeviation, IdentityChange
+from ics_monitor.detect.network import ArpWatch
 from ics_monitor.detect.policy import ZonePolicy
 from ics_monitor.detect.recon import (
     DeviceIdEnumeration,
@@ -75,6 +76,7 @@ DETECTORS: tuple[type[BaseDetector], ...] = (
     BaselineDeviation,
     IdentityChange,
     ZonePolicy,
+    ArpWatch,
 )
 # Capture seconds between time-driven checks, and between closings of throttling windows.
 TICK_SECONDS = 1.0

@@ -34,6 +34,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "availability": (4000, 4099),
     "baseline": (5000, 5099),
     "policy": (6000, 6099),
+    "network": (7000, 7099),
 }
 
 _RULE_ID = re.compile(r"^ICS-(\d{4})$")

@@ -1,0 +1,132 @@
+"""ARP watch (ICS-7001..7003): spoofing, poisoning and sweeps, and what must not count."""
+
+from __future__ import annotations
+
+from ics_monitor.events import ArpEvent
+from tests.unit.detect.helpers import RULES, rule_ids, run
+
+PLC, HMI, ATTACKER = "00:80:f4:00:00:11", "00:d0:c9:00:00:21", "b8:27:eb:00:00:66"
+BROADCAST, ZERO = "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00"
+
+
+def arp(
+    op: int,
+    sender: tuple[str, str],
+    target: tuple[str, str],
+    ts: float,
+    frame: int = 1,
+) -> ArpEvent:
+    """An ARP record: ``sender`` and ``target`` are (ip, mac)."""
+    return ArpEvent(
+        ts=ts,
+        frame=frame,
+        operation=op,
+        operation_name="request" if op == 1 else "reply",
+        sender_ip=sender[0],
+        sender_mac=sender[1],
+        target_ip=target[0],
+        target_mac=target[1],
+    )
+
+
+def resolution(ts: float, asker: tuple[str, str], owner: tuple[str, str]) -> list[ArpEvent]:
+    """A normal exchange: ``asker`` broadcasts who-has, ``owner`` replies to it."""
+    return [arp(1, asker, (owner[0], ZERO), ts), arp(2, owner, asker, ts + 0.001)]
+
+
+def poisoning(start: float, rounds: int, every: float = 2.0) -> list[ArpEvent]:
+    """arpspoof -t both ways: unicast replies claiming each victim's address for the attacker."""
+    out = []
+    for i in range(rounds):
+        ts = start + i * every
+        out.append(arp(2, ("10.0.0.11", ATTACKER), ("10.0.0.21", HMI), ts, frame=100 + 2 * i))
+        out.append(arp(2, ("10.0.0.21", ATTACKER), ("10.0.0.11", PLC), ts + 0.01, frame=101 + 2 * i))
+    return out
+
+
+NORMAL = [
+    *resolution(1.0, ("10.0.0.21", HMI), ("10.0.0.11", PLC)),
+    *resolution(1.5, ("10.0.0.11", PLC), ("10.0.0.21", HMI)),
+    arp(1, ("10.0.0.66", ATTACKER), ("10.0.0.1", ZERO), 2.0),
+]
+
+
+def test_arp_spoofing_names_the_address_both_macs_and_the_attacker() -> None:
+    alerts = run([*NORMAL, *poisoning(10.0, 3), *resolution(16.0, ("10.0.0.21", HMI), ("10.0.0.11", PLC))])
+    spoofed = [a for a in alerts if a.rule_id == "ICS-7001"]
+    first = {a.evidence["ip"]: a for a in spoofed if a.count == 1}
+    assert sorted(first) == ["10.0.0.11", "10.0.0.21"]
+    plc = first["10.0.0.11"]
+    assert plc.evidence["mac"] == ATTACKER and plc.evidence["previous_mac"] == PLC
+    assert plc.evidence["macs"] == sorted([ATTACKER, PLC])
+    assert plc.evidence["vendor"] == "Raspberry Pi Foundation"
+    # The attacker's own address (from its own ARP) is the source, the poisoned host the target.
+    assert (plc.src_ip, plc.dst_ip, plc.src_mac, plc.dst_mac) == ("10.0.0.66", "10.0.0.21", ATTACKER, HMI)
+    assert plc.frames == (100,) and plc.protocol == "arp"
+    assert [t["id"] for t in plc.technique] == ["T0830"]
+    # The PLC re-asserting its address at 16 s is one more flip of the same alert.
+    [update] = [a for a in spoofed if a.alert_id == plc.alert_id and a.count > 1]
+    assert update.count == 2 and update.last_ts == 16.001
+
+
+def test_a_replaced_device_or_a_reassigned_address_is_not_spoofing() -> None:
+    # The old MAC's last claim is older than conflict_seconds (300): it went away first.
+    later = [arp(2, ("10.0.0.11", ATTACKER), ("10.0.0.21", HMI), 302.0)]
+    assert "ICS-7001" not in rule_ids(run([*NORMAL, *later]))
+    # Within the window it is a conflict; a shorter window makes the same claim quiet.
+    assert "ICS-7001" in rule_ids(
+        run([*NORMAL, *later], rules=RULES.configured("ICS-7001", conflict_seconds=400))
+    )
+    short = RULES.configured("ICS-7001", conflict_seconds=5)
+    assert (
+        rule_ids(run([*NORMAL, arp(2, ("10.0.0.11", ATTACKER), ("10.0.0.21", HMI), 7.1)], rules=short)) == []
+    )
+
+
+def test_probes_and_repeated_claims_by_the_owner_claim_nothing_new() -> None:
+    # RFC 5227 probes (sender 0.0.0.0) for an address in use, and an owner's periodic re-claims.
+    probes = [arp(1, ("0.0.0.0", ATTACKER), ("10.0.0.11", ZERO), 5.0 + i) for i in range(10)]
+    owner = [arp(2, ("10.0.0.11", PLC), ("10.0.0.21", HMI), 20.0 + 30 * i) for i in range(10)]
+    assert run([*NORMAL, *probes, *owner]) == []
+
+
+def test_unsolicited_replies_are_poisoning_and_answers_are_not() -> None:
+    alerts = run([*NORMAL, *poisoning(400.0, 5)])  # past the conflict window: ICS-7002 alone
+    assert rule_ids(alerts) == ["ICS-7002", "ICS-7002"]
+    to_hmi = next(a for a in alerts if a.evidence["ip"] == "10.0.0.11")
+    assert to_hmi.evidence["replies"] == 5 and to_hmi.evidence["targets"] == ["10.0.0.21"]
+    assert (to_hmi.src_mac, to_hmi.dst_ip) == (ATTACKER, "10.0.0.21")
+    # Four within the window are not enough; five spread over more than 60 s neither.
+    assert run([*NORMAL, *poisoning(400.0, 4)]) == []
+    assert run([*NORMAL, *poisoning(400.0, 5, every=16.0)]) == []
+    # Replies that answer the target's own request (within 3 s) are answers, however many.
+    answered = []
+    for i in range(8):
+        answered += resolution(400.0 + 20 * i, ("10.0.0.21", HMI), ("10.0.0.11", PLC))
+    assert run([*NORMAL, *answered]) == []
+
+
+def test_gratuitous_announcements_are_not_unsolicited_replies() -> None:
+    announcements = [arp(2, ("10.0.0.11", PLC), ("10.0.0.11", BROADCAST), 400.0 + i) for i in range(10)]
+    to_self = [arp(2, ("10.0.0.11", PLC), ("10.0.0.11", HMI), 420.0 + i) for i in range(10)]
+    assert run([*NORMAL, *announcements, *to_self]) == []
+
+
+def test_an_arp_sweep_counts_only_addresses_nobody_claims() -> None:
+    me = ("10.0.0.66", ATTACKER)
+    sweep = [arp(1, me, (f"10.0.0.{n}", ZERO), 100.0 + n / 100, frame=n) for n in range(1, 60)]
+    [alert] = run([*NORMAL, *sweep])
+    assert alert.rule_id == "ICS-7003" and alert.src_ip == "10.0.0.66" and alert.src_mac == ATTACKER
+    # 20 empty addresses when it fires (10.0.0.11 and .21 are claimed, so they do not count).
+    assert alert.evidence["distinct_targets"] == 20
+    assert "10.0.0.11" not in alert.evidence["targets"] and "10.0.0.21" not in alert.evidence["targets"]
+    # A master resolving 30 outstations that all answer is not a sweep.
+    master = ("10.0.0.21", HMI)
+    polls = []
+    for n in range(100, 130):
+        polls += resolution(100.0 + n / 100, master, (f"10.0.0.{n}", f"00:30:a7:00:00:{n:02x}"))
+    assert run([*NORMAL, *polls]) == []
+    # 19 empty addresses, or 25 spread over more than the window, are not enough.
+    assert run([*NORMAL, *sweep[:19]]) == []
+    slow = [arp(1, me, (f"10.0.0.{n}", ZERO), 100.0 + 4 * n, frame=n) for n in range(30, 55)]
+    assert run([*NORMAL, *slow]) == []
