@@ -91,6 +91,9 @@ class InventoryConfig:
     max_tracked_flows: int = 200_000
     max_poll_pairs: int = 100_000
     gateway_min_ips: int = 3
+    # An ARP claim for an address whose ARP-claimed MAC claimed it this recently (seconds) is a
+    # conflict (spoofing, ICS-7001), not a new owner: the asset keeps its MAC.
+    arp_conflict_seconds: float = 300.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -282,7 +285,7 @@ def _ip_order(asset: Asset) -> tuple[int, int, bytes, str]:
 class _MacInfo:
     """What one MAC was seen with: IPs in traffic, IPs it claimed in ARP, gateway verdict."""
 
-    __slots__ = ("arp_ips", "gateway", "ips", "routed", "subnets")
+    __slots__ = ("arp_ips", "gateway", "ips", "last_arp", "routed", "subnets")
 
     def __init__(self) -> None:
         self.ips: set[str] = set()
@@ -290,6 +293,7 @@ class _MacInfo:
         self.arp_ips: set[str] = set()
         self.gateway = False
         self.routed = False
+        self.last_arp = float("-inf")  # capture time of its last accepted ARP claim
 
     def owners(self, gateway_min_ips: int) -> set[str]:
         """IPs that own this MAC: those it claimed in ARP, unless it claims many (proxy ARP)."""
@@ -399,14 +403,30 @@ class Inventory:
 
     def _arp(self, event: Any) -> list[AssetChange]:
         changes: list[AssetChange] = []
-        ip = event.sender_ip
-        asset = self._host(ip, event.ts, event.frame, changes)
+        ip, mac, ts = event.sender_ip, event.sender_mac, event.ts
+        known = self._by_ip.get(ip)
+        if known is not None and self._contested(known, mac, ts):
+            # A second live claimant (ARP spoofing, reported as ICS-7001) is neither the address's
+            # MAC nor, through this claim, a proxy-ARP gateway.
+            return changes
+        asset = self._host(ip, ts, event.frame, changes)
         if asset is not None:
             # ARP never crosses a router: the sender's subnet is on the sensor's segment.
             if len(self._local_subnets) < MAX_LOCAL_SUBNETS:
                 self._local_subnets.add(subnet_of(ip))
-            self._note_mac(ip, event.sender_mac, asset, True, event.ts, event.frame, changes)
+            self._note_mac(ip, mac, asset, True, ts, event.frame, changes)
+            info = self._macs.get(mac)
+            if info is not None:
+                info.last_arp = ts
         return changes
+
+    def _contested(self, asset: Asset, mac: str, ts: float) -> bool:
+        """Whether ``asset``'s IP is still claimed in ARP by its own, other, MAC."""
+        current = asset.mac
+        if current is None or current == mac or asset.mac_source != "arp" or not is_unicast_mac(mac):
+            return False
+        owner = self._macs.get(current)
+        return owner is not None and ts - owner.last_arp <= self.config.arp_conflict_seconds
 
     def _protocol(self, event: Any) -> list[AssetChange]:
         changes: list[AssetChange] = []

@@ -383,15 +383,42 @@ def test_public_addresses_in_one_subnet_keep_their_macs() -> None:
     assert plc is not None and plc.mac == "00:1b:1b:01:95:2f" and plc.vendor == "Siemens AG"
 
 
-def test_arp_rebinding_is_an_identity_change() -> None:
+def test_arp_rebinding_after_the_old_mac_went_quiet_is_an_identity_change() -> None:
     inventory = Inventory()
     inventory.observe(arp("10.0.0.7", "00:1b:1b:00:00:07", ts=1.0))
-    changes = inventory.observe(arp("10.0.0.7", "00:80:f4:00:00:07", ts=2.0))
+    # The old MAC's last claim is more than arp_conflict_seconds (300) old: a replaced device.
+    changes = inventory.observe(arp("10.0.0.7", "00:80:f4:00:00:07", ts=302.0))
     assert [(c.kind, c.field, c.before, c.after) for c in changes] == [
         (IDENTITY_CHANGE, "mac", "00:1b:1b:00:00:07", "00:80:f4:00:00:07")
     ]
     asset = inventory.asset_for_ip("10.0.0.7")
     assert asset is not None and asset.vendor == "TELEMECANIQUE ELECTRIQUE"
+
+
+def test_a_second_live_arp_claimant_is_not_the_owner_nor_a_gateway() -> None:
+    # ARP spoofing: the attacker claims the PLC's and the HMI's addresses while both still claim
+    # their own.  The assets keep their MACs (no identity flip per poisoning round), and the
+    # attacker's MAC, claiming three addresses, is not taken for a proxy-ARP router.
+    plc, hmi, attacker = "00:80:f4:00:00:11", "00:d0:c9:00:00:21", "b8:27:eb:00:00:66"
+    inventory = Inventory()
+    inventory.observe(arp("10.0.0.11", plc, ts=1.0))
+    inventory.observe(arp("10.0.0.21", hmi, ts=1.5))
+    inventory.observe(arp("10.0.0.66", attacker, ts=2.0))
+    changes = []
+    for ts in (10.0, 12.0, 14.0):
+        changes += inventory.observe(arp("10.0.0.11", attacker, ts=ts))
+        changes += inventory.observe(arp("10.0.0.21", attacker, ts=ts))
+    changes += inventory.observe(arp("10.0.0.11", plc, ts=15.0))
+    assert [c for c in changes if c.kind != NEW_ASSET] == []
+    owners = {a.ip: (a.mac, sorted(a.roles)) for a in inventory.assets()}
+    assert owners == {
+        "10.0.0.11": (plc, []),
+        "10.0.0.21": (hmi, []),
+        "10.0.0.66": (attacker, []),
+    }
+    # Once the true owner has been quiet past the window, a claim is a new owner again.
+    changes = inventory.observe(arp("10.0.0.11", attacker, ts=15.0 + 301))
+    assert [(c.field, c.after) for c in changes] == [("mac", attacker)]
 
 
 def test_oui_lookup_offline() -> None:
