@@ -333,7 +333,8 @@ class Conversation:
         # ("read"|"write", area such as "DB1" or "M") -> byte ranges
         self.s7: dict[tuple[str, str], RangeSet] = {}
         # ("written"|"read", point) -> [min, max]
-        self.values: dict[tuple[str, str], list[float]] = {}
+        # (kind, point) -> (min, max): immutable, so equal ranges can be one object (``_shared``)
+        self.values: dict[tuple[str, str], tuple[float, float]] = {}
         # request signature -> interval statistics
         self.polling: dict[str, PollStats] = {}
         # Most requests and most error responses seen in one RATE_WINDOW, and (learning) the
@@ -367,15 +368,16 @@ class Conversation:
             value = int(value)
         elif not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
             return
+        values = self.values
         key = (kind, point)
-        bounds = self.values.get(key)
+        bounds = values.get(key)
         if bounds is None:
-            if len(self.values) < MAX_VALUE_POINTS:
-                self.values[key] = [value, value]
+            if len(values) < MAX_VALUE_POINTS:
+                values[_shared_key(kind, point)] = _shared((value, value))
         elif value < bounds[0]:
-            bounds[0] = value
+            values[key] = (value, bounds[1])
         elif value > bounds[1]:
-            bounds[1] = value
+            values[key] = (bounds[0], value)
 
     def repeat(self, signature: str, ts: float) -> None:
         """One more occurrence of a request signature (polling rhythm)."""
@@ -415,7 +417,8 @@ class Conversation:
 
     def value_range(self, kind: str, point: str) -> list[float] | None:
         """Learned ``[min, max]`` of a point, or None."""
-        return self.values.get((kind, point))
+        bounds = self.values.get((kind, point))
+        return None if bounds is None else list(bounds)
 
     # -- YAML ----------------------------------------------------------------------------------------------
 
@@ -505,9 +508,11 @@ class Conversation:
         for kind, areas in (data.get("s7_areas") or {}).items():
             for area, ranges in (areas or {}).items():
                 conversation.s7[(str(kind), str(area))] = RangeSet(ranges or ())
+        values = conversation.values
         for kind, points in (data.get("values") or {}).items():
+            kind = str(kind)
             for point, bounds in (points or {}).items():
-                conversation.values[(str(kind), str(point))] = [bounds[0], bounds[1]]
+                values[_shared_key(kind, str(point))] = _shared((bounds[0], bounds[1]))
         for signature, entry in (data.get("polling") or {}).items():
             conversation.polling[str(signature)] = PollStats(
                 float(entry["median"]),
@@ -920,30 +925,68 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
         yield f"{name}: {{}}\n"
 
 
-CACHE_FORMAT = "ics-monitor-baseline-cache/1"
+# JSON lines: a header (cache marker, the YAML's sha256, format, learned window, assets), then one
+# conversation per line, so that loading builds each conversation from one line and the parsed
+# document never sits in memory whole (a 5,000-conversation baseline parsed at once took 600 MB).
+CACHE_FORMAT = "ics-monitor-baseline-cache/2"
+_CACHE_START = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
+
+# One (kind, point) key object per distinct point, shared by every conversation that learned it: a
+# plant's clients read the same registers, and 2 million points of 5,000 conversations otherwise
+# held 2 million copies of a few hundred keys.  Capped; past the cap keys are not shared.
+_VALUE_KEYS: dict[tuple[str, str], tuple[str, str]] = {}
+MAX_SHARED_KEYS = 1_000_000
+
+
+def _shared_key(kind: str, point: str) -> tuple[str, str]:
+    key = (kind, point)
+    shared = _VALUE_KEYS.get(key)
+    if shared is not None:
+        return shared
+    if len(_VALUE_KEYS) < MAX_SHARED_KEYS:
+        _VALUE_KEYS[key] = key
+    return key
+
+
+# The same for learned ranges: coils and status words repeat (0, 0), (0, 1), (1, 1) everywhere.
+_RANGES: dict[tuple[float, float], tuple[float, float]] = {}
+
+
+def _shared(bounds: tuple[float, float]) -> tuple[float, float]:
+    shared = _RANGES.get(bounds)
+    if shared is not None and type(shared[0]) is type(bounds[0]) and type(shared[1]) is type(bounds[1]):
+        return shared
+    if shared is None and len(_RANGES) < MAX_SHARED_KEYS:
+        _RANGES[bounds] = bounds
+    return bounds
 
 
 def _cache_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.json")
 
 
-def _read_cache(target: Path, yaml_sha256: str) -> dict[str, Any] | None:
-    """The cached document of ``target`` if it was written for exactly this YAML text, else None."""
+def _load_cache(target: Path, yaml_sha256: str) -> tuple[dict[str, Any], list[Conversation]] | None:
+    """The header and conversations cached for exactly this YAML text, or None (no cache, stale, damaged)."""
     try:
-        cached = orjson.loads(_cache_path(target).read_bytes())
+        with _cache_path(target).open("rb") as lines:
+            # Another format (an older cache is one long line) is not worth parsing.
+            if not lines.read(len(_CACHE_START)) == _CACHE_START:
+                return None
+            lines.seek(0)
+            header = orjson.loads(lines.readline())
+            if (
+                not isinstance(header, dict)
+                or header.get("cache") != CACHE_FORMAT
+                or header.get("yaml_sha256") != yaml_sha256
+                or header.get("format") != FORMAT
+            ):
+                return None
+            conversations = [Conversation.from_dict(orjson.loads(line)) for line in lines]
     except (OSError, orjson.JSONDecodeError):
         return None
-    if (
-        not isinstance(cached, dict)
-        or cached.get("cache") != CACHE_FORMAT
-        or cached.get("yaml_sha256") != yaml_sha256
-        or not isinstance(cached.get("document"), dict)
-    ):
-        return None
-    document: dict[str, Any] = cached["document"]
-    if document.get("format") != FORMAT or not isinstance(document.get("conversations"), list):
-        return None
-    return document
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError):
+        return None  # a damaged cache: the YAML decides
+    return header, conversations
 
 
 def _read_document(stream: str | TextIO) -> tuple[Any, list[Conversation]]:
@@ -1206,14 +1249,16 @@ class Baseline:
         partial = cache.with_name(f"{cache.name}.partial")
         try:
             with partial.open("wb") as out:
-                out.write(orjson.dumps({"cache": CACHE_FORMAT, "yaml_sha256": yaml_sha256})[:-1])
-                learned = {key: self.learned[key] for key in sorted(self.learned)}
-                out.write(b',"document":' + orjson.dumps({"format": FORMAT, "learned": learned})[:-1])
-                assets = {ip: {"macs": sorted(macs)} for ip, macs in self.asset_macs.items()}
-                out.write(b',"assets":' + orjson.dumps(assets) + b',"conversations":[')
-                for index, conversation in enumerate(self.conversations.values()):
-                    out.write((b"," if index else b"") + orjson.dumps(conversation.to_dict()))
-                out.write(b"]}}")
+                header = {
+                    "cache": CACHE_FORMAT,
+                    "yaml_sha256": yaml_sha256,
+                    "format": FORMAT,
+                    "learned": {key: self.learned[key] for key in sorted(self.learned)},
+                    "assets": {ip: {"macs": sorted(macs)} for ip, macs in self.asset_macs.items()},
+                }
+                out.write(orjson.dumps(header) + b"\n")
+                for conversation in self.conversations.values():
+                    out.write(orjson.dumps(conversation.to_dict()) + b"\n")
             partial.replace(cache)
         except (OSError, TypeError):
             # No cache (a read-only directory, a value JSON cannot hold): load parses the YAML.
@@ -1242,16 +1287,14 @@ class Baseline:
     def load(cls, path: str | Path) -> Baseline:
         """Read a baseline YAML file: its JSON cache when the YAML is unchanged, else the YAML."""
         target = Path(path)
-        text = target.read_bytes()
         with _collector_paused():
-            cached = _read_cache(target, hashlib.sha256(text).hexdigest())
+            # Hashed as a stream: the YAML text is read whole only when the cache cannot serve.
+            with target.open("rb") as stream:
+                digest = hashlib.file_digest(stream, "sha256").hexdigest()
+            cached = _load_cache(target, digest)
             if cached is not None:
-                try:
-                    return cls._from_parts(
-                        cached, [Conversation.from_dict(entry) for entry in cached["conversations"]]
-                    )
-                except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError):
-                    pass  # a damaged cache: the YAML decides
+                return cls._from_parts(*cached)
+            text = target.read_bytes()
         try:
             data, conversations = _read_document(text.decode("utf-8"))
         except UnicodeDecodeError as error:

@@ -201,13 +201,25 @@ def test_json_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path
     edited = Baseline.load(path)
     conversation = edited.conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
     assert conversation is not None and conversation.value_range("written", "hr:1:20") == [100, 500]
-    # A cache that matches the hash but is damaged inside falls back to the YAML too.
+    # The cache is what loads when it matches: one line per conversation after the header.
     baseline.save(path)
-    damaged = cache.read_bytes().replace(b'"conversations":[', b'"conversations":[{"client":1},')
-    cache.write_bytes(damaged)
-    assert Baseline.load(path).to_dict() == baseline.to_dict()
-    cache.write_bytes(b"not json")
-    assert Baseline.load(path).to_dict() == baseline.to_dict()
+    lines = cache.read_bytes().splitlines(keepends=True)
+    assert lines[0].startswith(b'{"cache":"ics-monitor-baseline-cache/2"') and len(lines) == 1 + len(
+        baseline.conversations
+    )
+    cache.write_bytes(b"".join(lines).replace(b'"hr:1:20":[100,119]', b'"hr:1:20":[100,120]'))
+    conversation = Baseline.load(path).conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
+    assert conversation is not None and conversation.value_range("written", "hr:1:20") == [100, 120]
+    # A cache that matches the hash but is damaged inside falls back to the YAML, as does one of
+    # another format (the first one was a single JSON document).
+    for damaged in (
+        b"".join(lines) + b'{"client":1}\n',
+        b"".join(lines[:-1]) + lines[-1][:-20],
+        b"not json",
+        b'{"cache":"ics-monitor-baseline-cache/1","document":{}}',
+    ):
+        cache.write_bytes(damaged)
+        assert Baseline.load(path).to_dict() == baseline.to_dict()
 
 
 def test_streamed_load_handles_anchors_types_and_rejects_odd_documents(tmp_path: Path) -> None:
@@ -354,3 +366,39 @@ def test_arp_senders_are_known_assets() -> None:
     baseline = learner.baseline()
     assert baseline.knows_ip("192.168.10.1") and baseline.knows_mac("00:90:e8:0a:0b:01")
     assert not baseline.knows_ip("192.168.10.11") and learner.events == 0
+
+
+def test_loading_costs_little_per_learned_point(tmp_path: Path) -> None:
+    # 500 clients of one server that learned the same 400 registers: their keys and the usual
+    # ranges are shared objects, and the cache is read a conversation at a time, so the load
+    # peaks at a small cost per point (it was 380 bytes: a parsed document plus a copy of each).
+    import tracemalloc
+
+    from ics_monitor.inventory.baseline import Conversation
+
+    conversations = [
+        Conversation.from_dict(
+            {
+                "client": f"10.1.{i // 250}.{i % 250}",
+                "server": "10.0.0.1",
+                "protocol": "modbus",
+                "transport": "tcp",
+                "port": 502,
+                "values": {"read": {f"hr:1:{a}": [a % 3, a % 3 + a % 2] for a in range(400)}},
+            }
+        )
+        for i in range(500)
+    ]
+    path = tmp_path / "baseline.yaml"
+    Baseline(conversations, {}, {}).save(path)
+    del conversations
+    tracemalloc.start()
+    try:
+        loaded = Baseline.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(loaded.conversations) == 500
+    conversation = loaded.conversation(("10.1.1.3", "10.0.0.1", "tcp", 502, "modbus"))
+    assert conversation is not None and conversation.value_range("read", "hr:1:7") == [1, 2]
+    assert peak / (500 * 400) < 100, f"{peak / (500 * 400):.0f} bytes per point"
