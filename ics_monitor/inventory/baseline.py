@@ -970,7 +970,7 @@ def _load_cache(target: Path, yaml_sha256: str) -> tuple[dict[str, Any], list[Co
     try:
         with _cache_path(target).open("rb") as lines:
             # Another format (an older cache is one long line) is not worth parsing.
-            if not lines.read(len(_CACHE_START)) == _CACHE_START:
+            if lines.read(len(_CACHE_START)) != _CACHE_START:
                 return None
             lines.seek(0)
             header = orjson.loads(lines.readline())
