@@ -66,6 +66,11 @@ _ROWS: tuple[tuple[str, Severity, str], ...] = (
     # Flows and TCP reassembly
     ("flow.table_full", Severity.MEDIUM, "flow table at its cap: the least recently seen flow was evicted"),
     (
+        "flow.source_mac_changed",
+        Severity.MEDIUM,
+        "a flow's packets one way came from a second source MAC (relayed by another station, or a failover)",
+    ),
+    (
         "tcp.overlap_mismatch",
         Severity.HIGH,
         "retransmitted TCP bytes differ from those first seen (evasion?)",

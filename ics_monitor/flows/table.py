@@ -113,6 +113,7 @@ class Flow:
         "server_mac",
         "server_port",
         "service",
+        "source_macs",
         "streams",
         "timeout_class",
         "touched",
@@ -141,6 +142,9 @@ class Flow:
             )
             self.client_mac, self.server_mac = pkt.dst_mac, pkt.src_mac
         self.orientation = orientation
+        # The source MAC of each direction's first packet (to server, to client); None: no packet
+        # yet, or no MACs on this link.  Emptied once a change is reported.
+        self.source_macs: list[bytes | None] = [pkt.src_mac, None] if client_is_src else [None, pkt.src_mac]
         self.first_ts = self.last_ts = self.touched = self.record_start = pkt.ts
         self.first_frame = self.record_frame = self.last_frame = pkt.frame
         self.id = flow_id(key, pkt.ts)
@@ -253,6 +257,9 @@ class FlowTable:
             self._end(flow, "closed" if flow.state() == "closed" else "reset")
             flow = self._create(key, pkt)
         direction = 0 if src == flow.client_ip and sport == flow.client_port else 1
+        macs = flow.source_macs
+        if macs and macs[direction] != pkt.src_mac:
+            self._source_mac(flow, direction, pkt)
         counters = flow.counters
         counters[direction] += pkt.fragments
         counters[BYTES + direction] += pkt.wire_len
@@ -288,6 +295,22 @@ class FlowTable:
         elif payload and flow.deliver:
             self.handler.payload(flow, direction, payload, ts, pkt.frame)
         return flow
+
+    def _source_mac(self, flow: Flow, direction: int, pkt: Packet) -> None:
+        """A direction's first packet, or one from another station than the first (reported once)."""
+        macs = flow.source_macs
+        first = macs[direction]
+        if first is None:
+            macs[direction] = pkt.src_mac
+            return
+        flow.source_macs = []
+        self._anomaly(
+            "flow.source_mac_changed",
+            flow,
+            direction,
+            pkt,
+            f"source MAC {format_mac(pkt.src_mac)} after {format_mac(first)} (the first packet's)",
+        )
 
     def _tcp_control(self, flow: Flow, direction: int, pkt: Packet) -> None:
         flags = pkt.tcp_flags

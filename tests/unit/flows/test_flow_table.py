@@ -296,3 +296,29 @@ def test_seq_diff_serial_arithmetic() -> None:
     assert stream.next_seq == 0
     stream.add(0, b"ab", 100, out)
     assert out == [(0, b"ab")]
+
+
+def test_a_second_source_mac_partway_through_a_flow_is_reported_once() -> None:
+    # A station in the middle: the client's segments, then the same segments relayed by it (as a
+    # SPAN port sees them), then the server's answer relayed too.
+    relay = "b8:27:eb:00:00:66"
+
+    def relayed(frame: tuple[float, bytes], ts: float) -> tuple[float, bytes]:
+        packet = Ether(frame[1])
+        packet.src = relay
+        return ts, bytes(packet)
+
+    first = tcp(1.01, True, "PA", 1001, 5001, b"12345678")
+    answer = tcp(1.03, False, "PA", 5001, 1009, b"abcd")
+    frames = [*handshake(), first, relayed(first, 1.011), answer, relayed(answer, 1.031)]
+    table, recorder = run(frames)
+    [anomaly] = table.anomalies
+    assert anomaly.code == "flow.source_mac_changed" and anomaly.frame == 5
+    assert (anomaly.src_ip, anomaly.dst_ip, anomaly.direction) == (C, S, "to_server")
+    assert anomaly.detail == f"source MAC {relay} after {MAC_C} (the first packet's)"
+    assert anomaly.severity == "medium"
+    # The relayed copy is a retransmission: the bytes are delivered once.
+    assert bytes(recorder.data[(table.records[0].flow_id, 0)]) == b"12345678"
+    # The server's first packet sets its direction's MAC; one MAC per direction is quiet.
+    table, _ = run([*handshake(), first, answer])
+    assert table.anomalies == []
