@@ -14,6 +14,10 @@ the MACs that claimed it (the sender fields of ARP requests and replies) and whe
   ``window`` seconds.  That is what ettercap, arpspoof and bettercap send to keep caches poisoned
   (they never wait to be asked); gratuitous announcements (broadcast, or sender IP = target IP) are
   left out, since hosts send a few when a link comes up.
+* ICS-7004, a connection relayed: the flow layer reports a flow whose packets one way come from a
+  second source MAC partway through (``flow.source_mac_changed``); between two addresses of one
+  subnet (/24, /64), where no router forwards, that is a station in the middle.  The alert adds
+  what ARP said of the two addresses.
 * ICS-7003, an ARP sweep: one MAC asks for ``min_targets`` addresses within ``window`` seconds that
   no station has claimed.  Answered addresses do not count, so a master resolving its many
   outstations is not a sweep; host discovery across a subnet mostly asks for empty addresses.
@@ -27,7 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
-from ics_monitor.inventory.assets import is_host_ip
+from ics_monitor.inventory.assets import is_host_ip, subnet_of
 from ics_monitor.inventory.oui import is_unicast_mac, vendor_of
 
 MAX_KEYS = 50_000
@@ -35,6 +39,7 @@ MAX_KEYS = 50_000
 MAX_CLAIMANTS = 8
 MAX_LISTED = 32
 REQUEST, REPLY = 1, 2
+RELAYED = "flow.source_mac_changed"
 
 
 class _Claims:
@@ -55,8 +60,8 @@ class ArpWatch(BaseDetector):
     """ICS-7001 conflicting claims, ICS-7002 unsolicited replies, ICS-7003 sweeps (module docstring)."""
 
     name = "arp_watch"
-    rule_ids = ("ICS-7001", "ICS-7002", "ICS-7003")
-    event_types = frozenset({"arp"})
+    rule_ids = ("ICS-7001", "ICS-7002", "ICS-7003", "ICS-7004")
+    event_types = frozenset({"arp", "anomaly"})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -75,7 +80,11 @@ class ArpWatch(BaseDetector):
         self.own_ip: BoundedDict = BoundedDict(MAX_KEYS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
-        """Check one ARP request or reply, then record what it claims."""
+        """Check one ARP request or reply, then record what it claims; or a relayed flow."""
+        if event.event_type == "anomaly":
+            if event.code == RELAYED:
+                self._relayed(event, out)
+            return
         mac, ip = event.sender_mac, event.sender_ip
         if not is_unicast_mac(mac):
             return
@@ -227,6 +236,35 @@ class ArpWatch(BaseDetector):
                 "window_start": state[0],
                 "window": self.sweep_window,
             },
+        )
+
+    # -- ICS-7004 ------------------------------------------------------------------------------------
+
+    def _relayed(self, event: Any, out: Emitter) -> None:
+        src, dst = event.src_ip, event.dst_ip
+        if not (is_host_ip(src) and is_host_ip(dst)) or subnet_of(src) != subnet_of(dst):
+            return  # routed traffic: a router's MAC may change (failover) or be seen on two legs
+        claims = {}
+        for ip in (src, dst):
+            entry: _Claims | None = self.claims.get(ip)
+            if entry is not None:
+                claims[ip] = sorted(entry.last)
+        contested = {ip: macs for ip, macs in claims.items() if len(macs) > 1}
+        note = "".join(f" ARP: {ip} claimed by {', '.join(macs)}." for ip, macs in sorted(contested.items()))
+        first, second = sorted((src, dst), key=_ip_key)
+        out.fire(
+            "ICS-7004",
+            f"{first}<>{second}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            protocol=event.transport,
+            evidence={
+                "detail": event.detail,
+                "arp_claims": claims,
+                "contested": sorted(contested),
+            },
+            fields={"claims": note, "transport": event.transport},
         )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ics_monitor.events import ArpEvent
+import dataclasses
+
+from ics_monitor.events import AnomalyEvent, ArpEvent
 from tests.unit.detect.helpers import RULES, rule_ids, run
 
 PLC, HMI, ATTACKER = "00:80:f4:00:00:11", "00:d0:c9:00:00:21", "b8:27:eb:00:00:66"
@@ -130,3 +132,41 @@ def test_an_arp_sweep_counts_only_addresses_nobody_claims() -> None:
     assert run([*NORMAL, *sweep[:19]]) == []
     slow = [arp(1, me, (f"10.0.0.{n}", ZERO), 100.0 + 4 * n, frame=n) for n in range(30, 55)]
     assert run([*NORMAL, *slow]) == []
+
+
+def relayed(src: str, dst: str, ts: float = 20.0) -> AnomalyEvent:
+    """The flow layer's report of a connection whose source MAC changed partway."""
+    return AnomalyEvent(
+        ts=ts,
+        frame=7,
+        code="flow.source_mac_changed",
+        severity="medium",
+        detail=f"source MAC {ATTACKER} after {HMI} (the first packet's)",
+        protocol="flow",
+        flow_id="f1",
+        transport="tcp",
+        src_ip=src,
+        src_port=40000,
+        dst_ip=dst,
+        dst_port=502,
+        direction="to_server",
+    )
+
+
+def test_a_relayed_connection_inside_a_subnet_is_a_station_in_the_middle() -> None:
+    alerts = run([*NORMAL, *poisoning(10.0, 1), relayed("10.0.0.21", "10.0.0.11")])
+    [alert] = [a for a in alerts if a.rule_id == "ICS-7004"]
+    assert (alert.src_ip, alert.dst_ip, alert.dst_port, alert.frames) == ("10.0.0.21", "10.0.0.11", 502, (7,))
+    assert alert.evidence["contested"] == ["10.0.0.11", "10.0.0.21"]
+    assert alert.evidence["arp_claims"]["10.0.0.11"] == sorted([PLC, ATTACKER])
+    assert f"10.0.0.11 claimed by {', '.join(sorted([PLC, ATTACKER]))}" in alert.explanation
+    assert "(tcp/502)" in alert.explanation
+    # Without ARP evidence it still fires (the capture may start after the poisoning) ...
+    [alone] = run([relayed("10.0.0.21", "10.0.0.11")])
+    assert alone.rule_id == "ICS-7004" and alone.evidence["contested"] == []
+    # ... but not between subnets, where a router forwards and its MAC may change (failover) or
+    # be seen on two legs of a mirrored path.
+    assert run([relayed("10.0.1.21", "10.0.0.11")]) == []
+    # Other anomalies are not this detector's.
+    other = dataclasses.replace(relayed("10.0.0.21", "10.0.0.11"), code="tcp.overlap_mismatch")
+    assert "ICS-7004" not in rule_ids(run([other]))
