@@ -1,33 +1,44 @@
-"""Layer 2: ARP spoofing, ARP poisoning and ARP sweeps on the control network (ICS-7001..7003).
+"""Layer 2: ARP spoofing, ARP poisoning, ARP sweeps and relayed connections (ICS-7001..7004).
 
 ARP is where an adversary-in-the-middle on a flat OT segment starts: a station that makes the HMI
 believe it owns the PLC's address (and the PLC that it owns the HMI's) relays, reads and rewrites
-their Modbus, DNP3 or S7 traffic while both ends see nothing wrong.  The detector keeps, per IP,
-the MACs that claimed it (the sender fields of ARP requests and replies) and when each last did:
+their Modbus, DNP3 or S7 traffic while both ends see nothing wrong.  The detector keeps, per VLAN
+and IP, the MACs that claimed it (the sender fields of ARP requests and replies) and when each last
+did:
 
 * ICS-7001, one address, two live claimants: a MAC claims an IP whose current claimant claimed it
   within ``conflict_seconds``.  A replaced device goes quiet before its successor speaks; under
   spoofing the victim keeps re-asserting its binding and the attacker keeps re-poisoning, so the
-  claim flips back and forth.  One alert per IP and throttle window, the count its flips.
-* ICS-7002, replies nobody asked for: unicast ARP replies from one MAC for one IP that answer no
-  request seen from their target within ``answer_seconds``, ``min_replies`` of them within
-  ``window`` seconds.  That is what ettercap, arpspoof and bettercap send to keep caches poisoned
-  (they never wait to be asked); gratuitous announcements (broadcast, or sender IP = target IP) are
-  left out, since hosts send a few when a link comes up.
-* ICS-7004, a connection relayed: the flow layer reports a flow whose packets one way come from a
-  second source MAC partway through (``flow.source_mac_changed``); between two addresses of one
-  subnet (/24, /64), where no router forwards, that is a station in the middle.  The alert adds
-  what ARP said of the two addresses.
+  claim flips back and forth.  One alert per IP and throttle window, the count its flips.  Whatever
+  form the forged claim takes (reply, request, gratuitous) it is a claim.
+* ICS-7002, replies nobody asked for: ARP replies from one MAC for one IP that answer no request
+  seen from their target within ``answer_seconds``, ``min_replies`` of them within ``window``
+  seconds.  That is what ettercap, arpspoof and bettercap send to keep caches poisoned (they never
+  wait to be asked).  Gratuitous replies (sender IP = target IP) are left out, since hosts send a
+  few when a link comes up, and so are answers to RFC 5227 probes (target IP 0.0.0.0).
 * ICS-7003, an ARP sweep: one MAC asks for ``min_targets`` addresses within ``window`` seconds that
-  no station has claimed.  Answered addresses do not count, so a master resolving its many
-  outstations is not a sweep; host discovery across a subnet mostly asks for empty addresses.
+  were still unclaimed ``answer_seconds`` after it asked.  Answered addresses do not count, so a
+  master resolving its many outstations is not a sweep; host discovery across a subnet mostly asks
+  for empty addresses.  Requests from 0.0.0.0 (probes) count too.
+* ICS-7004, a connection relayed: the flow layer reports a flow whose packets one way come from a
+  second source MAC partway through (``flow.source_mac_changed``).  Between two addresses of one
+  subnet (/24, /64) no router should forward, so it is a station in the middle, unless ARP shows
+  the second MAC owning addresses of its own and none of the two ends': then it is a router (an
+  untagged SPAN of several VLANs sees routed packets on both legs, smaller subnets than /24 route
+  inside one).  The alert adds what ARP said of the two addresses.
 
-ARP probes (sender 0.0.0.0, RFC 5227 duplicate address detection) claim nothing.  State is a few
-entries per IP and per MAC, in dicts capped at ``MAX_KEYS`` that forget their oldest entries.
+ARP probes (sender 0.0.0.0) claim nothing; only requests (1) and replies (2) claim.  A station's
+own address, the alert source, is the sender address of its first ARP request.  State is a few
+entries per IP and per MAC.  The claim table forgets addresses nobody claimed within
+``conflict_seconds`` when it fills, and refuses new ones while it is full of live claims (a flood
+of invented addresses cannot push out the real hosts' claims); the other tables are capped at
+``MAX_KEYS`` and forget their oldest entries.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
@@ -35,11 +46,16 @@ from ics_monitor.inventory.assets import is_host_ip, subnet_of
 from ics_monitor.inventory.oui import is_unicast_mac, vendor_of
 
 MAX_KEYS = 50_000
-# MACs remembered per contested IP, and addresses listed in an alert.
+# MACs remembered per contested IP, addresses per claimant, and addresses listed in an alert.
 MAX_CLAIMANTS = 8
 MAX_LISTED = 32
+# Requests per MAC waiting for their answer, and unanswered addresses kept per MAC.
+MAX_PENDING = 1024
+# Capture seconds between two purges of the full claim table.
+PURGE_SECONDS = 10.0
 REQUEST, REPLY = 1, 2
 RELAYED = "flow.source_mac_changed"
+_RELAY_MAC = re.compile(r"source MAC ([0-9a-f:]{17}) ")
 
 
 class _Claims:
@@ -57,11 +73,12 @@ def _vendor(mac: str | None) -> str:
 
 
 class ArpWatch(BaseDetector):
-    """ICS-7001 conflicting claims, ICS-7002 unsolicited replies, ICS-7003 sweeps (module docstring)."""
+    """ICS-7001 conflicting claims, ICS-7002 unsolicited replies, ICS-7003 sweeps, ICS-7004 relays."""
 
     name = "arp_watch"
     rule_ids = ("ICS-7001", "ICS-7002", "ICS-7003", "ICS-7004")
     event_types = frozenset({"arp", "anomaly"})
+    wants_time = True
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -72,12 +89,18 @@ class ArpWatch(BaseDetector):
         self.answer_seconds = float(param("ICS-7002", "answer_seconds"))
         self.sweep_window = float(param("ICS-7003", "window"))
         self.min_targets = int(param("ICS-7003", "min_targets"))
-        self.claims: BoundedDict = BoundedDict(MAX_KEYS)  # ip -> _Claims
-        self.asked: BoundedDict = BoundedDict(MAX_KEYS)  # (asker ip, asked ip) -> ts
-        self.unsolicited: BoundedDict = BoundedDict(MAX_KEYS)  # (mac, ip) -> [start, count, targets, fired]
-        self.sweeps: BoundedDict = BoundedDict(MAX_KEYS)  # mac -> [start, targets, fired]
-        # mac -> the first address it claimed unopposed: the station's own, shown as the alert source
-        self.own_ip: BoundedDict = BoundedDict(MAX_KEYS)
+        self.sweep_answer = float(param("ICS-7003", "answer_seconds"))
+        self.claims: dict[tuple[Any, str], _Claims] = {}  # (vlan, ip) -> claims
+        self.next_purge = float("-inf")
+        self.vlan_of: BoundedDict = BoundedDict(MAX_KEYS)  # ip -> vlan of its last claim
+        self.claimed_by: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, mac) -> addresses it claimed
+        self.asked: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, asker ip, asked ip) -> ts
+        self.unsolicited: BoundedDict = BoundedDict(
+            MAX_KEYS
+        )  # (vlan, mac, ip) -> [start, count, targets, fired]
+        self.sweeps: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, mac) -> _Sweep
+        self.waiting: dict[tuple[Any, str], _Sweep] = {}  # the sweeps with requests to judge
+        self.own_ip: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, mac) -> sender IP of its first request
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Check one ARP request or reply, then record what it claims; or a relayed flow."""
@@ -85,16 +108,21 @@ class ArpWatch(BaseDetector):
             if event.code == RELAYED:
                 self._relayed(event, out)
             return
-        mac, ip = event.sender_mac, event.sender_ip
-        if not is_unicast_mac(mac):
+        mac, ip, operation = event.sender_mac, event.sender_ip, event.operation
+        if not is_unicast_mac(mac) or operation not in (REQUEST, REPLY):
             return
-        operation = event.operation
+        vlan = event.vlan
         claims = is_host_ip(ip)
         if operation == REQUEST:
-            if claims and event.target_ip != ip:
-                self.asked[(ip, event.target_ip)] = event.ts
+            if event.target_ip != ip:
+                if claims:
+                    self.asked[(vlan, ip, event.target_ip)] = event.ts
+                    if (vlan, mac) not in self.own_ip:
+                        owner = self.claims.get((vlan, ip))
+                        if owner is None or owner.current == mac:  # not a forged request
+                            self.own_ip[(vlan, mac)] = ip
                 self._sweep(event, out)
-        elif operation == REPLY and claims:
+        elif claims:
             self._reply(event, out)
         if claims:
             self._claim(event, out)
@@ -102,12 +130,15 @@ class ArpWatch(BaseDetector):
     # -- ICS-7001 ------------------------------------------------------------------------------------
 
     def _claim(self, event: Any, out: Emitter) -> None:
-        ip, mac, ts = event.sender_ip, event.sender_mac, event.ts
-        entry: _Claims | None = self.claims.get(ip)
+        ip, mac, ts, vlan = event.sender_ip, event.sender_mac, event.ts, event.vlan
+        key = (vlan, ip)
+        entry = self.claims.get(key)
         if entry is None:
-            self.claims[ip] = _Claims(mac, ts)
-            if mac not in self.own_ip:
-                self.own_ip[mac] = ip
+            if self._full(ts):
+                return
+            self.claims[key] = _Claims(mac, ts)
+            self.vlan_of[ip] = vlan
+            self._claimed_by(vlan, mac, ip)
             return
         last = entry.last
         previous = entry.current
@@ -119,16 +150,17 @@ class ArpWatch(BaseDetector):
         if mac not in last and len(last) >= MAX_CLAIMANTS:
             del last[min(last, key=last.__getitem__)]
         last[mac] = ts
+        self._claimed_by(vlan, mac, ip)
         if ts - previous_ts > self.conflict_seconds:
             return  # the previous owner had gone quiet: a replaced device or a re-assigned address
         recent = sorted(m for m, seen in last.items() if ts - seen <= self.conflict_seconds)
         out.fire(
             "ICS-7001",
-            ip,
+            ip if not vlan else f"{ip}@{'.'.join(map(str, vlan))}",
             ts=ts,
             frames=(event.frame,),
             endpoints={
-                "src_ip": self._source(mac, ip),
+                "src_ip": self._source(vlan, mac, ip),
                 "dst_ip": event.target_ip if is_host_ip(event.target_ip) else None,
                 "src_mac": mac,
                 "dst_mac": event.target_mac if is_unicast_mac(event.target_mac) else None,
@@ -136,6 +168,7 @@ class ArpWatch(BaseDetector):
             protocol="arp",
             evidence={
                 "ip": ip,
+                "vlan": list(vlan),
                 "mac": mac,
                 "vendor": _vendor(mac),
                 "previous_mac": previous,
@@ -149,21 +182,41 @@ class ArpWatch(BaseDetector):
             },
         )
 
-    def _source(self, mac: str, claimed: str) -> str | None:
-        """The claimant's own address, when it has one other than the one it claims."""
-        own = self.own_ip.get(mac)
+    def _full(self, ts: float) -> bool:
+        """Whether the claim table has no room for another address (purging stale ones first)."""
+        claims = self.claims
+        if len(claims) < MAX_KEYS:
+            return False
+        if ts >= self.next_purge:
+            self.next_purge = ts + PURGE_SECONDS
+            horizon = ts - self.conflict_seconds
+            for key in [k for k, entry in claims.items() if max(entry.last.values()) < horizon]:
+                del claims[key]
+        return len(claims) >= MAX_KEYS
+
+    def _claimed_by(self, vlan: Any, mac: str, ip: str) -> None:
+        addresses = self.claimed_by.get((vlan, mac))
+        if addresses is None:
+            self.claimed_by[(vlan, mac)] = {ip}
+        elif len(addresses) < MAX_CLAIMANTS:
+            addresses.add(ip)
+
+    def _source(self, vlan: Any, mac: str, claimed: str) -> str | None:
+        """The claimant's own address (from its own requests), when it is not the one it claims."""
+        own = self.own_ip.get((vlan, mac))
         return own if own != claimed else None
 
     # -- ICS-7002 ------------------------------------------------------------------------------------
 
     def _reply(self, event: Any, out: Emitter) -> None:
-        ip, target_ip, ts = event.sender_ip, event.target_ip, event.ts
-        if target_ip == ip or not is_unicast_mac(event.target_mac):
-            return  # a gratuitous announcement
-        asked = self.asked.get((target_ip, ip))
+        ip, target_ip, ts, vlan = event.sender_ip, event.target_ip, event.ts, event.vlan
+        if target_ip == ip or not is_host_ip(target_ip):
+            return  # a gratuitous announcement, or the answer to an address probe (from 0.0.0.0)
+        asked = self.asked.get((vlan, target_ip, ip))
         if asked is not None and 0 <= ts - asked <= self.answer_seconds:
             return
-        key = (event.sender_mac, ip)
+        mac = event.sender_mac
+        key = (vlan, mac, ip)
         state = self.unsolicited.get(key)
         if state is None or ts - state[0] > self.reply_window:
             state = [ts, 0, set(), False]
@@ -174,25 +227,25 @@ class ArpWatch(BaseDetector):
         if state[3] or state[1] < self.min_replies:
             return
         state[3] = True
-        mac = event.sender_mac
         out.fire(
             "ICS-7002",
             f"{mac}>{ip}",
             ts=ts,
             frames=(event.frame,),
             endpoints={
-                "src_ip": self._source(mac, ip),
-                "dst_ip": target_ip if is_host_ip(target_ip) else None,
+                "src_ip": self._source(vlan, mac, ip),
+                "dst_ip": target_ip,
                 "src_mac": mac,
-                "dst_mac": event.target_mac,
+                "dst_mac": event.target_mac if is_unicast_mac(event.target_mac) else None,
             },
             protocol="arp",
             evidence={
                 "ip": ip,
+                "vlan": list(vlan),
                 "mac": mac,
                 "vendor": _vendor(mac),
                 "replies": state[1],
-                "targets": sorted(state[2]),
+                "targets": sorted(state[2], key=_ip_key),
                 "window_start": state[0],
                 "window": self.reply_window,
             },
@@ -201,39 +254,79 @@ class ArpWatch(BaseDetector):
     # -- ICS-7003 ------------------------------------------------------------------------------------
 
     def _sweep(self, event: Any, out: Emitter) -> None:
-        target, ts = event.target_ip, event.ts
-        if target in self.claims or not is_host_ip(target):
+        target, ts, vlan, mac = event.target_ip, event.ts, event.vlan, event.sender_mac
+        if not is_host_ip(target):
             return
-        mac = event.sender_mac
-        state = self.sweeps.get(mac)
-        if state is None or ts - state[0] > self.sweep_window:
-            state = [ts, set(), False]
-            self.sweeps[mac] = state
-        targets: set[str] = state[1]
-        if state[2] or target in targets:
+        key = (vlan, mac)
+        state: _Sweep | None = self.sweeps.get(key)
+        if state is None:
+            state = self.sweeps[key] = _Sweep()
+        state.sender_ip = event.sender_ip
+        state.frame = event.frame
+        pending = state.pending
+        if (vlan, target) not in self.claims and target not in pending and len(pending) < MAX_PENDING:
+            pending[target] = ts
+            self.waiting[key] = state
+        self._judge(key, state, ts, out)
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """Requests whose answer time is up are judged even when their sender fell silent."""
+        for key, state in list(self.waiting.items()):
+            self._judge(key, state, ts, out)
+
+    def finish(self, out: Emitter) -> None:
+        """At the end of input every request still waiting has had its chance to be answered."""
+        for key, state in list(self.waiting.items()):
+            self._judge(key, state, float("inf"), out)
+
+    def _judge(self, key: tuple[Any, str], state: _Sweep, ts: float, out: Emitter) -> None:
+        """Move requests older than the answer time to the unanswered ones; fire at the threshold."""
+        vlan = key[0]
+        claims = self.claims
+        pending = state.pending
+        unanswered = state.unanswered
+        horizon = ts - self.sweep_answer
+        while pending:
+            asked_for, asked_at = next(iter(pending.items()))
+            if asked_at > horizon:
+                break
+            del pending[asked_for]
+            if (vlan, asked_for) not in claims and (asked_for in unanswered or len(unanswered) < MAX_PENDING):
+                unanswered.pop(asked_for, None)  # re-asked: it moves to the end, in time order
+                unanswered[asked_for] = asked_at
+        if not pending:
+            self.waiting.pop(key, None)
+        if not unanswered:
             return
-        if len(targets) < 4 * self.min_targets:
-            targets.add(target)
-        if len(targets) < self.min_targets:
+        last = next(reversed(unanswered.values()))
+        window_start = last - self.sweep_window
+        while next(iter(unanswered.values())) < window_start:
+            del unanswered[next(iter(unanswered))]
+        if state.fired and last - state.fired > self.sweep_window:
+            state.fired = 0.0
+        if state.fired or len(unanswered) < self.min_targets:
             return
-        # Addresses claimed since they were asked for were answered: not part of a sweep.
-        targets.difference_update([t for t in targets if t in self.claims])
-        if len(targets) < self.min_targets:
-            return
-        state[2] = True
+        state.fired = last
+        mac = key[1]
         out.fire(
             "ICS-7003",
             mac,
-            ts=ts,
-            frames=(event.frame,),
-            endpoints={"src_ip": event.sender_ip, "dst_ip": None, "src_mac": mac, "dst_mac": None},
+            ts=last,
+            frames=(state.frame,),
+            endpoints={
+                "src_ip": state.sender_ip if is_host_ip(state.sender_ip) else None,
+                "dst_ip": None,
+                "src_mac": mac,
+                "dst_mac": None,
+            },
             protocol="arp",
             evidence={
                 "mac": mac,
+                "vlan": list(vlan),
                 "vendor": _vendor(mac),
-                "distinct_targets": len(targets),
-                "targets": sorted(targets, key=_ip_key)[:MAX_LISTED],
-                "window_start": state[0],
+                "distinct_targets": len(unanswered),
+                "targets": sorted(unanswered, key=_ip_key)[:MAX_LISTED],
+                "window_start": next(iter(unanswered.values())),
                 "window": self.sweep_window,
             },
         )
@@ -244,11 +337,20 @@ class ArpWatch(BaseDetector):
         src, dst = event.src_ip, event.dst_ip
         if not (is_host_ip(src) and is_host_ip(dst)) or subnet_of(src) != subnet_of(dst):
             return  # routed traffic: a router's MAC may change (failover) or be seen on two legs
-        claims = {}
+        found = _RELAY_MAC.search(event.detail or "")
+        relay = found.group(1) if found else None
+        claims: dict[str, list[str]] = {}
+        vlans = set()
         for ip in (src, dst):
-            entry: _Claims | None = self.claims.get(ip)
+            vlan = self.vlan_of.get(ip)
+            entry = self.claims.get((vlan, ip)) if vlan is not None else None
             if entry is not None:
                 claims[ip] = sorted(entry.last)
+                vlans.add(vlan)
+        posed = relay is not None and any(relay in macs for macs in claims.values())
+        own = set().union(*(self.claimed_by.get((vlan, relay), ()) for vlan in vlans or {()}))
+        if not posed and own:
+            return  # the relay owns addresses of its own and claimed neither end: a router
         contested = {ip: macs for ip, macs in claims.items() if len(macs) > 1}
         note = "".join(f" ARP: {ip} claimed by {', '.join(macs)}." for ip, macs in sorted(contested.items()))
         first, second = sorted((src, dst), key=_ip_key)
@@ -261,15 +363,32 @@ class ArpWatch(BaseDetector):
             protocol=event.transport,
             evidence={
                 "detail": event.detail,
+                "relay_mac": relay,
+                "relay_vendor": _vendor(relay),
+                "relay_claimed_an_end": posed,
                 "arp_claims": claims,
-                "contested": sorted(contested),
+                "contested": sorted(contested, key=_ip_key),
             },
             fields={"claims": note, "transport": event.transport},
         )
 
 
-def _ip_key(ip: str) -> tuple[int, ...]:
+class _Sweep:
+    """One MAC's requests: those not yet old enough to judge, and the unanswered ones (by address)."""
+
+    __slots__ = ("fired", "frame", "pending", "sender_ip", "unanswered")
+
+    def __init__(self) -> None:
+        self.pending: dict[str, float] = {}  # address -> time first asked, in that order
+        self.unanswered: dict[str, float] = {}
+        self.fired = 0.0
+        self.sender_ip = ""
+        self.frame = 0
+
+
+def _ip_key(ip: str) -> tuple[int, bytes]:
     try:
-        return tuple(int(part) for part in ip.split("."))
+        address = ipaddress.ip_address(ip)
     except ValueError:
-        return (1 << 16,)
+        return (9, ip.encode())
+    return (address.version, address.packed)

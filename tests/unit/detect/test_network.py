@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from ics_monitor.events import AnomalyEvent, ArpEvent
 from tests.unit.detect.helpers import RULES, rule_ids, run
@@ -114,24 +115,90 @@ def test_gratuitous_announcements_are_not_unsolicited_replies() -> None:
     assert run([*NORMAL, *announcements, *to_self]) == []
 
 
-def test_an_arp_sweep_counts_only_addresses_nobody_claims() -> None:
+def test_an_arp_sweep_counts_only_addresses_left_unanswered() -> None:
     me = ("10.0.0.66", ATTACKER)
     sweep = [arp(1, me, (f"10.0.0.{n}", ZERO), 100.0 + n / 100, frame=n) for n in range(1, 60)]
     [alert] = run([*NORMAL, *sweep])
     assert alert.rule_id == "ICS-7003" and alert.src_ip == "10.0.0.66" and alert.src_mac == ATTACKER
-    # 20 empty addresses when it fires (10.0.0.11 and .21 are claimed, so they do not count).
-    assert alert.evidence["distinct_targets"] == 20
+    # 57 empty addresses (10.0.0.11 and .21 are claimed), judged once their answer time was up.
+    assert alert.evidence["distinct_targets"] == 57 and alert.frames == (59,)
     assert "10.0.0.11" not in alert.evidence["targets"] and "10.0.0.21" not in alert.evidence["targets"]
-    # A master resolving 30 outstations that all answer is not a sweep.
+    # A master resolving 30 outstations in a burst, all answering within 10 ms, is not a sweep,
+    # nor is one resolving them one by one.
     master = ("10.0.0.21", HMI)
+    stations = [(f"10.0.0.{n}", f"00:30:a7:00:00:{n:02x}") for n in range(100, 130)]
+    burst = [arp(1, master, (ip, ZERO), 100.0 + i / 10_000) for i, (ip, _) in enumerate(stations)]
+    burst += [arp(2, station, master, 100.01 + i / 10_000) for i, station in enumerate(stations)]
+    assert run([*NORMAL, *burst]) == []
     polls = []
-    for n in range(100, 130):
-        polls += resolution(100.0 + n / 100, master, (f"10.0.0.{n}", f"00:30:a7:00:00:{n:02x}"))
+    for i, station in enumerate(stations):
+        polls += resolution(100.0 + i, master, station)
     assert run([*NORMAL, *polls]) == []
     # 19 empty addresses, or 25 spread over more than the window, are not enough.
-    assert run([*NORMAL, *sweep[:19]]) == []
+    assert run([*NORMAL, *sweep[:20]]) == []
     slow = [arp(1, me, (f"10.0.0.{n}", ZERO), 100.0 + 4 * n, frame=n) for n in range(30, 55)]
     assert run([*NORMAL, *slow]) == []
+    # A sweep sent from 0.0.0.0 (probes, as arp-scan --arpspa can) is a sweep without a source address.
+    probes = [arp(1, ("0.0.0.0", ATTACKER), (f"10.0.0.{n}", ZERO), 100.0 + n / 100) for n in range(30, 55)]
+    [alert] = run([*NORMAL, *probes])
+    assert alert.rule_id == "ICS-7003" and alert.src_ip is None and alert.evidence["distinct_targets"] == 25
+
+
+def test_replies_to_address_probes_and_other_forms_of_claim() -> None:
+    # RFC 5227 probes answered by the owner (target IP 0.0.0.0): not unsolicited replies.
+    probe_answers = []
+    for i in range(6):
+        ts = 400.0 + 10 * i
+        probe_answers += [
+            arp(1, ("0.0.0.0", ATTACKER), ("10.0.0.11", ZERO), ts),
+            arp(2, ("10.0.0.11", PLC), ("0.0.0.0", ATTACKER), ts + 0.001),
+        ]
+    assert run([*NORMAL, *probe_answers]) == []
+    # Replies whose ARP target MAC is zero or broadcast still answer nobody: counted.
+    odd = [
+        arp(2, ("10.0.0.11", ATTACKER), ("10.0.0.21", mac), 400.0 + i)
+        for i, mac in enumerate([ZERO, BROADCAST] * 3)
+    ]
+    assert rule_ids(run([*NORMAL, *odd])) == ["ICS-7002"]
+    # A forged binding in a request, or in a gratuitous announcement, is still a claim (ICS-7001).
+    for forged in (
+        arp(1, ("10.0.0.11", ATTACKER), ("10.0.0.21", ZERO), 10.0),
+        arp(2, ("10.0.0.11", ATTACKER), ("10.0.0.11", BROADCAST), 10.0),
+    ):
+        assert rule_ids(run([*NORMAL, forged])) == ["ICS-7001"]
+
+
+def test_vlans_keep_claims_apart_and_the_source_is_the_claimants_own_address() -> None:
+    # Two cells that reuse one address plan on two VLANs: two owners of 10.0.0.11, no conflict.
+    cell_a = dataclasses.replace(NORMAL[1], vlan=(10,))
+    cell_b = dataclasses.replace(NORMAL[1], sender_mac="00:80:f4:00:01:11", vlan=(20,), ts=5.0)
+    assert run([*NORMAL, cell_a, cell_b]) == []
+    # A capture that starts mid-attack: the first thing the attacker says is a forged reply, so it
+    # has no address of its own until it asks something itself.
+    mid = [*NORMAL[:2], *poisoning(10.0, 1)]
+    spoofed = [a for a in run(mid) if a.rule_id == "ICS-7001"]
+    assert len(spoofed) == 2 and {(a.src_ip, a.src_mac) for a in spoofed} == {(None, ATTACKER)}
+    # ... and a forged request (sender = the victim's address) does not become its own address.
+    forged = [*NORMAL[:2], arp(1, ("10.0.0.11", ATTACKER), ("10.0.0.21", ZERO), 10.0), *poisoning(12.0, 1)]
+    assert {a.src_ip for a in run(forged) if a.rule_id == "ICS-7001"} == {None}
+
+
+def test_a_flood_of_invented_addresses_cannot_push_out_live_claims(monkeypatch: Any) -> None:
+    from ics_monitor.detect import network
+
+    monkeypatch.setattr(network, "MAX_KEYS", 50)
+    flood = [
+        arp(2, (f"10.9.{i // 250}.{i % 250}", "02:00:00:00:00:01"), ("10.9.255.1", BROADCAST), 3.0 + i / 1000)
+        for i in range(200)
+    ]
+    alerts = run([*NORMAL, *flood, *poisoning(10.0, 1)])
+    assert sorted(a.evidence["ip"] for a in alerts if a.rule_id == "ICS-7001") == ["10.0.0.11", "10.0.0.21"]
+    # Claims older than the conflict window make room when the table is full.
+    later = [
+        arp(2, ("10.0.1.5", PLC), ("10.0.1.6", BROADCAST), 1000.0),
+        arp(2, ("10.0.1.5", ATTACKER), ("10.0.1.6", BROADCAST), 1001.0),
+    ]
+    assert rule_ids(run([*NORMAL, *flood, *later])) == ["ICS-7001"]
 
 
 def relayed(src: str, dst: str, ts: float = 20.0) -> AnomalyEvent:
@@ -158,6 +225,7 @@ def test_a_relayed_connection_inside_a_subnet_is_a_station_in_the_middle() -> No
     [alert] = [a for a in alerts if a.rule_id == "ICS-7004"]
     assert (alert.src_ip, alert.dst_ip, alert.dst_port, alert.frames) == ("10.0.0.21", "10.0.0.11", 502, (7,))
     assert alert.evidence["contested"] == ["10.0.0.11", "10.0.0.21"]
+    assert alert.evidence["relay_mac"] == ATTACKER and alert.evidence["relay_claimed_an_end"] is True
     assert alert.evidence["arp_claims"]["10.0.0.11"] == sorted([PLC, ATTACKER])
     assert f"10.0.0.11 claimed by {', '.join(sorted([PLC, ATTACKER]))}" in alert.explanation
     assert "(tcp/502)" in alert.explanation
@@ -165,8 +233,19 @@ def test_a_relayed_connection_inside_a_subnet_is_a_station_in_the_middle() -> No
     [alone] = run([relayed("10.0.0.21", "10.0.0.11")])
     assert alone.rule_id == "ICS-7004" and alone.evidence["contested"] == []
     # ... but not between subnets, where a router forwards and its MAC may change (failover) or
-    # be seen on two legs of a mirrored path.
+    # be seen on two legs of a mirrored path ...
     assert run([relayed("10.0.1.21", "10.0.0.11")]) == []
+    # ... nor when ARP shows the relay owning an address of its own and claiming neither end: a
+    # router between two smaller subnets inside one /24 (10.0.0.0/25 and 10.0.0.128/25).
+    router = arp(1, ("10.0.0.126", ATTACKER), ("10.0.0.21", ZERO), 5.0)
+    assert run([*NORMAL[:2], router, relayed("10.0.0.21", "10.0.0.200")]) == []
     # Other anomalies are not this detector's.
     other = dataclasses.replace(relayed("10.0.0.21", "10.0.0.11"), code="tcp.overlap_mismatch")
     assert "ICS-7004" not in rule_ids(run([other]))
+
+
+def test_a_relayed_ipv6_pair_is_one_alert_whichever_way_it_was_seen() -> None:
+    forth = relayed("2001:db8::21", "2001:db8::11")
+    back = dataclasses.replace(forth, src_ip="2001:db8::11", dst_ip="2001:db8::21", ts=30.0)
+    alerts = run([forth, back])
+    assert len({a.alert_id for a in alerts}) == 1 and alerts[0].key == "2001:db8::11<>2001:db8::21"
