@@ -91,8 +91,8 @@ class InventoryConfig:
     max_tracked_flows: int = 200_000
     max_poll_pairs: int = 100_000
     gateway_min_ips: int = 3
-    # An ARP claim for an address whose ARP-claimed MAC claimed it this recently (seconds) is a
-    # conflict (spoofing, ICS-7001), not a new owner: the asset keeps its MAC.
+    # An ARP claim for an address that its current MAC claimed in ARP this recently (seconds) is
+    # a conflict (spoofing, ICS-7001), not a new owner: the asset keeps its MAC.
     arp_conflict_seconds: float = 300.0
 
 
@@ -285,7 +285,7 @@ def _ip_order(asset: Asset) -> tuple[int, int, bytes, str]:
 class _MacInfo:
     """What one MAC was seen with: IPs in traffic, IPs it claimed in ARP, gateway verdict."""
 
-    __slots__ = ("arp_ips", "gateway", "ips", "last_arp", "routed", "subnets")
+    __slots__ = ("arp_ips", "gateway", "ips", "routed", "subnets")
 
     def __init__(self) -> None:
         self.ips: set[str] = set()
@@ -293,7 +293,6 @@ class _MacInfo:
         self.arp_ips: set[str] = set()
         self.gateway = False
         self.routed = False
-        self.last_arp = float("-inf")  # capture time of its last accepted ARP claim
 
     def owners(self, gateway_min_ips: int) -> set[str]:
         """IPs that own this MAC: those it claimed in ARP, unless it claims many (proxy ARP)."""
@@ -312,6 +311,8 @@ class Inventory:
         self._seen_flows: set[tuple[str, str, str]] = set()
         # (client ip, server ip, protocol) -> [read requests, first ts]
         self._polls: dict[tuple[str, str, str], list[float]] = {}
+        # ip -> (MAC, capture time) of the last accepted ARP claim of that address
+        self._arp_claims: dict[str, tuple[str, float]] = {}
         self.dropped_assets = 0
         self.limit_reached = False
 
@@ -415,9 +416,10 @@ class Inventory:
             if len(self._local_subnets) < MAX_LOCAL_SUBNETS:
                 self._local_subnets.add(subnet_of(ip))
             self._note_mac(ip, mac, asset, True, ts, event.frame, changes)
-            info = self._macs.get(mac)
-            if info is not None:
-                info.last_arp = ts
+            if is_unicast_mac(mac) and (
+                ip in self._arp_claims or len(self._arp_claims) < self.config.max_assets
+            ):
+                self._arp_claims[ip] = (mac, ts)
         return changes
 
     def _contested(self, asset: Asset, mac: str, ts: float) -> bool:
@@ -425,8 +427,8 @@ class Inventory:
         current = asset.mac
         if current is None or current == mac or asset.mac_source != "arp" or not is_unicast_mac(mac):
             return False
-        owner = self._macs.get(current)
-        return owner is not None and ts - owner.last_arp <= self.config.arp_conflict_seconds
+        claim = self._arp_claims.get(asset.ip or "")
+        return claim is not None and claim[0] == current and ts - claim[1] <= self.config.arp_conflict_seconds
 
     def _protocol(self, event: Any) -> list[AssetChange]:
         changes: list[AssetChange] = []

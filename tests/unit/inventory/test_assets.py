@@ -421,6 +421,19 @@ def test_a_second_live_arp_claimant_is_not_the_owner_nor_a_gateway() -> None:
     assert [(c.field, c.after) for c in changes] == [("mac", attacker)]
 
 
+def test_the_conflict_window_is_per_address_not_per_mac() -> None:
+    # A new DHCP lease: the first station moves from .50 to .51 and keeps claiming .51; once its
+    # last claim of .50 is past the window, the station now holding .50 is its owner.
+    first, second = "00:1b:1b:00:00:50", "00:0e:8c:00:00:50"
+    inventory = Inventory()
+    inventory.observe(arp("10.0.0.50", first, ts=1.0))
+    for ts in range(100, 700, 30):
+        inventory.observe(arp("10.0.0.51", first, ts=float(ts)))
+    assert inventory.observe(arp("10.0.0.50", second, ts=250.0)) == []  # within 300 s of .50's claim
+    changes = inventory.observe(arp("10.0.0.50", second, ts=400.0))
+    assert [(c.field, c.before, c.after) for c in changes] == [("mac", first, second)]
+
+
 def test_oui_lookup_offline() -> None:
     assert vendor_of("00:0e:8c:11:22:33") == "Siemens AG"
     assert vendor_of("00:80:F4:00:00:02".lower()) == "TELEMECANIQUE ELECTRIQUE"
