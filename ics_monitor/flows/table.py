@@ -304,6 +304,9 @@ class FlowTable:
             macs[direction] = pkt.src_mac
             return
         flow.source_macs = []
+        dst = pkt.dst_ip
+        if not any(pkt.src_ip) or (dst[0] >= 224 if len(dst) == 4 else dst[0] == 0xFF):
+            return  # from 0.0.0.0 (DHCP discovers of several clients) or to a group: no two stations
         self._anomaly(
             "flow.source_mac_changed",
             flow,

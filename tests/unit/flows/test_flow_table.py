@@ -322,3 +322,21 @@ def test_a_second_source_mac_partway_through_a_flow_is_reported_once() -> None:
     # The server's first packet sets its direction's MAC; one MAC per direction is quiet.
     table, _ = run([*handshake(), first, answer])
     assert table.anomalies == []
+
+
+def test_dhcp_discovers_of_two_clients_are_not_a_relayed_flow() -> None:
+    # Every client says 0.0.0.0:68 -> 255.255.255.255:67: one flow, many stations, no relay.
+    discovers = [
+        (
+            1.0 + i,
+            bytes(
+                Ether(src=mac, dst="ff:ff:ff:ff:ff:ff")
+                / IP(src="0.0.0.0", dst="255.255.255.255")
+                / UDP(sport=68, dport=67)
+                / Raw(b"x" * 20)
+            ),
+        )
+        for i, mac in enumerate((MAC_C, MAC_S, "00:0e:8c:00:00:03"))
+    ]
+    table, _ = run(discovers)
+    assert table.anomalies == [] and len(table.records) == 1
