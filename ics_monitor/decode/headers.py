@@ -181,7 +181,9 @@ def arp(pkt: Packet, data: bytes, off: int, report: Report) -> None:
         report("arp.truncated", f"ARP with {len(data) - off} bytes")
         return
     hw_type, proto_type, hw_len, proto_len, operation = _ARP.unpack_from(data, off)
-    if proto_type != ETH_IPV4 or hw_type != 1:
+    # Hardware type 1 (Ethernet) or 6 (IEEE 802): Linux takes either on an Ethernet link, so a
+    # forged binding may come in both.
+    if proto_type != ETH_IPV4 or hw_type not in (1, 6):
         return  # ARP for other networks: nothing for the IPv4 inventory
     if hw_len != 6 or proto_len != 4:
         report("arp.bad_address_length", f"hardware length {hw_len}, protocol length {proto_len}")

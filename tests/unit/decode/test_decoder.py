@@ -80,6 +80,18 @@ def test_arp_binding() -> None:
     assert pkt.arp.operation == 2
     assert pkt.arp.sender_mac == bytes.fromhex("001b1b000001")
     assert pkt.arp.sender_ip == bytes([192, 0, 2, 10])
+    # Hardware type 6 (IEEE 802), which Linux also takes on Ethernet, is a binding too; 15 (Frame
+    # Relay) is not an Ethernet one.
+    ieee802 = bytes(
+        Ether(dst=MAC)
+        / ARP(hwtype=6, hwlen=6, plen=4, op=2, hwsrc="00:1b:1b:00:00:01", psrc=CLIENT, pdst=SERVER)
+    )
+    pkt, codes = decode(ieee802)
+    assert codes == [] and pkt.arp is not None and pkt.arp.sender_ip == bytes([192, 0, 2, 10])
+    pkt, codes = decode(
+        bytes(Ether(dst=MAC) / ARP(hwtype=15, hwlen=6, plen=4, op=2, psrc=CLIENT, pdst=SERVER))
+    )
+    assert codes == [] and (pkt is None or pkt.arp is None)
 
 
 def test_ipv6_extension_headers_reach_transport() -> None:
