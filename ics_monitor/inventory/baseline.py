@@ -373,7 +373,7 @@ class Conversation:
         bounds = values.get(key)
         if bounds is None:
             if len(values) < MAX_VALUE_POINTS:
-                values[_shared_key(kind, point)] = _shared((value, value))
+                values[(kind, point)] = (value, value)
         elif value < bounds[0]:
             values[key] = (value, bounds[1])
         elif value > bounds[1]:
@@ -931,9 +931,10 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 CACHE_FORMAT = "ics-monitor-baseline-cache/2"
 _CACHE_START = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 
-# One (kind, point) key object per distinct point, shared by every conversation that learned it: a
-# plant's clients read the same registers, and 2 million points of 5,000 conversations otherwise
-# held 2 million copies of a few hundred keys.  Capped; past the cap keys are not shared.
+# While a baseline loads: one (kind, point) key object per distinct point, shared by every
+# conversation that learned it (a plant's clients read the same registers, and 2 million points of
+# 5,000 conversations otherwise held 2 million copies of a few hundred keys), and one object per
+# equal integer range.  Emptied when the load ends (``_sharing``); capped.
 _VALUE_KEYS: dict[tuple[str, str], tuple[str, str]] = {}
 MAX_SHARED_KEYS = 1_000_000
 
@@ -948,17 +949,30 @@ def _shared_key(kind: str, point: str) -> tuple[str, str]:
     return key
 
 
-# The same for learned ranges: coils and status words repeat (0, 0), (0, 1), (1, 1) everywhere.
+# The same for integer ranges: coils and status words repeat (0, 0), (0, 1), (1, 1) everywhere.
+# Floats are left alone (0.0 equals -0.0, and analog ranges rarely repeat).
 _RANGES: dict[tuple[float, float], tuple[float, float]] = {}
 
 
 def _shared(bounds: tuple[float, float]) -> tuple[float, float]:
+    if type(bounds[0]) is not int or type(bounds[1]) is not int:
+        return bounds
     shared = _RANGES.get(bounds)
-    if shared is not None and type(shared[0]) is type(bounds[0]) and type(shared[1]) is type(bounds[1]):
+    if shared is not None:
         return shared
-    if shared is None and len(_RANGES) < MAX_SHARED_KEYS:
+    if len(_RANGES) < MAX_SHARED_KEYS:
         _RANGES[bounds] = bounds
     return bounds
+
+
+@contextlib.contextmanager
+def _sharing() -> Iterator[None]:
+    """Around a load: what it shared is forgotten afterwards (the loaded objects keep it)."""
+    try:
+        yield
+    finally:
+        _VALUE_KEYS.clear()
+        _RANGES.clear()
 
 
 def _cache_path(target: Path) -> Path:
@@ -982,6 +996,8 @@ def _load_cache(target: Path, yaml_sha256: str) -> tuple[dict[str, Any], list[Co
             ):
                 return None
             conversations = [Conversation.from_dict(orjson.loads(line)) for line in lines]
+            if len(conversations) != header.get("conversations"):
+                return None  # cut short (at a line's end: every line read was whole)
     except (OSError, orjson.JSONDecodeError):
         return None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError):
@@ -1255,6 +1271,7 @@ class Baseline:
                     "format": FORMAT,
                     "learned": {key: self.learned[key] for key in sorted(self.learned)},
                     "assets": {ip: {"macs": sorted(macs)} for ip, macs in self.asset_macs.items()},
+                    "conversations": len(self.conversations),
                 }
                 out.write(orjson.dumps(header) + b"\n")
                 for conversation in self.conversations.values():
@@ -1271,9 +1288,10 @@ class Baseline:
         """Inverse of ``to_dict``; a wrong format marker is a configuration error."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"not an ics-monitor baseline (expected format: {FORMAT})")
-        conversations = [
-            Conversation.from_dict(entry) for entry in (data.get("conversations") or {}).values()
-        ]
+        with _sharing():
+            conversations = [
+                Conversation.from_dict(entry) for entry in (data.get("conversations") or {}).values()
+            ]
         return cls._from_parts(data, conversations)
 
     @classmethod
@@ -1287,14 +1305,22 @@ class Baseline:
     def load(cls, path: str | Path) -> Baseline:
         """Read a baseline YAML file: its JSON cache when the YAML is unchanged, else the YAML."""
         target = Path(path)
-        with _collector_paused():
-            # Hashed as a stream: the YAML text is read whole only when the cache cannot serve.
-            with target.open("rb") as stream:
-                digest = hashlib.file_digest(stream, "sha256").hexdigest()
-            cached = _load_cache(target, digest)
-            if cached is not None:
-                return cls._from_parts(*cached)
-            text = target.read_bytes()
+        with _sharing():
+            with _collector_paused():
+                # Hashed as a stream: the YAML text is read whole only when the cache cannot serve.
+                with target.open("rb") as stream:
+                    digest = hashlib.file_digest(stream, "sha256").hexdigest()
+                cached = _load_cache(target, digest)
+                if cached is not None:
+                    return cls._from_parts(*cached)
+                text = target.read_bytes()
+            baseline = cls._from_yaml(path, text)
+        # The next load reads the cache (a hand-edited file, or a cache of an older format).
+        baseline._save_cache(target, digest)
+        return baseline
+
+    @classmethod
+    def _from_yaml(cls, path: str | Path, text: bytes) -> Baseline:
         try:
             data, conversations = _read_document(text.decode("utf-8"))
         except UnicodeDecodeError as error:

@@ -215,11 +215,16 @@ def test_json_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path
     for damaged in (
         b"".join(lines) + b'{"client":1}\n',
         b"".join(lines[:-1]) + lines[-1][:-20],
+        b"".join(lines[:-1]),  # cut at a line's end: a conversation missing
         b"not json",
         b'{"cache":"ics-monitor-baseline-cache/1","document":{}}',
     ):
         cache.write_bytes(damaged)
         assert Baseline.load(path).to_dict() == baseline.to_dict()
+        # The load that fell back to the YAML wrote a good cache for the next one.
+        rewritten = cache.read_bytes().splitlines()
+        assert rewritten[0] == lines[0].rstrip(b"\n") and len(rewritten) == len(lines)
+        assert sorted(rewritten) == sorted(line.rstrip(b"\n") for line in lines)  # YAML order
 
 
 def test_streamed_load_handles_anchors_types_and_rejects_odd_documents(tmp_path: Path) -> None:
@@ -374,31 +379,61 @@ def test_loading_costs_little_per_learned_point(tmp_path: Path) -> None:
     # peaks at a small cost per point (it was 380 bytes: a parsed document plus a copy of each).
     import tracemalloc
 
-    from ics_monitor.inventory.baseline import Conversation
+    from ics_monitor.inventory import baseline as module
 
-    conversations = [
-        Conversation.from_dict(
-            {
-                "client": f"10.1.{i // 250}.{i % 250}",
-                "server": "10.0.0.1",
-                "protocol": "modbus",
-                "transport": "tcp",
-                "port": 502,
-                "values": {"read": {f"hr:1:{a}": [a % 3, a % 3 + a % 2] for a in range(400)}},
-            }
-        )
+    conversations = {
+        str(i): {
+            "client": f"10.1.{i // 250}.{i % 250}",
+            "server": "10.0.0.1",
+            "protocol": "modbus",
+            "transport": "tcp",
+            "port": 502,
+            "values": {"read": {f"hr:1:{a}": [a % 3, a % 3 + a % 2] for a in range(400)}},
+        }
         for i in range(500)
-    ]
+    }
     path = tmp_path / "baseline.yaml"
-    Baseline(conversations, {}, {}).save(path)
+    Baseline.from_dict({"format": "ics-monitor-baseline/1", "conversations": conversations}).save(path)
     del conversations
+    assert module._VALUE_KEYS == {} and module._RANGES == {}  # nothing shared outlives a load
     tracemalloc.start()
     try:
         loaded = Baseline.load(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    assert module._VALUE_KEYS == {} and module._RANGES == {}
     assert len(loaded.conversations) == 500
     conversation = loaded.conversation(("10.1.1.3", "10.0.0.1", "tcp", 502, "modbus"))
     assert conversation is not None and conversation.value_range("read", "hr:1:7") == [1, 2]
     assert peak / (500 * 400) < 100, f"{peak / (500 * 400):.0f} bytes per point"
+
+
+def test_shared_ranges_keep_their_types_and_signs(tmp_path: Path) -> None:
+    # Only integer ranges are shared: 0.0 and -0.0, 1 and 1.0 stay what each conversation learned.
+    conversations = {
+        str(i): {
+            "client": f"10.1.0.{i}",
+            "server": "10.0.0.1",
+            "protocol": "modbus",
+            "transport": "tcp",
+            "port": 502,
+            "values": {"read": {"hr:1:0": bounds}},
+        }
+        for i, bounds in enumerate(([0, 1], [0.0, 1.0], [-0.0, 0.0], [0, 1]))
+    }
+    path = tmp_path / "baseline.yaml"
+    Baseline.from_dict({"format": "ics-monitor-baseline/1", "conversations": conversations}).save(path)
+    for loaded in (Baseline.load(path), Baseline.load(path)):  # from the YAML's cache, twice
+        ranges = [
+            loaded.conversation((f"10.1.0.{i}", "10.0.0.1", "tcp", 502, "modbus")).values[("read", "hr:1:0")]  # type: ignore[union-attr]
+            for i in range(4)
+        ]
+        assert [tuple(map(repr, r)) for r in ranges] == [
+            ("0", "1"),
+            ("0.0", "1.0"),
+            ("-0.0", "0.0"),
+            ("0", "1"),
+        ]
+        assert ranges[0] is ranges[3]
+    assert "hr:1:0: [-0.0, 0.0]" in path.read_text()
