@@ -369,7 +369,10 @@ class ArpWatch(BaseDetector):
                 "arp_claims": claims,
                 "contested": sorted(contested, key=_ip_key),
             },
-            fields={"claims": note, "transport": event.transport},
+            fields={
+                "claims": note,
+                "via": event.transport if event.dst_port is None else f"{event.transport}/{event.dst_port}",
+            },
         )
 
 
