@@ -95,9 +95,8 @@ class ArpWatch(BaseDetector):
         self.vlan_of: BoundedDict = BoundedDict(MAX_KEYS)  # ip -> vlan of its last claim
         self.claimed_by: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, mac) -> addresses it claimed
         self.asked: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, asker ip, asked ip) -> ts
-        self.unsolicited: BoundedDict = BoundedDict(
-            MAX_KEYS
-        )  # (vlan, mac, ip) -> [start, count, targets, fired]
+        # (vlan, mac, ip) -> [window start, replies, targets, fired]
+        self.unsolicited: BoundedDict = BoundedDict(MAX_KEYS)
         self.sweeps: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, mac) -> _Sweep
         self.waiting: dict[tuple[Any, str], _Sweep] = {}  # the sweeps with requests to judge
         self.own_ip: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, mac) -> sender IP of its first request
