@@ -72,6 +72,16 @@ def _vendor(mac: str | None) -> str:
     return vendor_of(mac) or "unknown vendor"
 
 
+def _claimed(event: Any) -> dict[str, Any]:
+    """Evidence every ARP claim alert starts with: the address, its VLAN, the claimant and vendor."""
+    return {
+        "ip": event.sender_ip,
+        "vlan": list(event.vlan),
+        "mac": event.sender_mac,
+        "vendor": _vendor(event.sender_mac),
+    }
+
+
 class ArpWatch(BaseDetector):
     """ICS-7001 conflicting claims, ICS-7002 unsolicited replies, ICS-7003 sweeps, ICS-7004 relays."""
 
@@ -158,18 +168,10 @@ class ArpWatch(BaseDetector):
             ip if not vlan else f"{ip}@{'.'.join(map(str, vlan))}",
             ts=ts,
             frames=(event.frame,),
-            endpoints={
-                "src_ip": self._source(vlan, mac, ip),
-                "dst_ip": event.target_ip if is_host_ip(event.target_ip) else None,
-                "src_mac": mac,
-                "dst_mac": event.target_mac if is_unicast_mac(event.target_mac) else None,
-            },
+            endpoints=self._claimant(event),
             protocol="arp",
             evidence={
-                "ip": ip,
-                "vlan": list(vlan),
-                "mac": mac,
-                "vendor": _vendor(mac),
+                **_claimed(event),
                 "previous_mac": previous,
                 "previous_vendor": _vendor(previous),
                 "previous_claim_ts": previous_ts,
@@ -200,10 +202,19 @@ class ArpWatch(BaseDetector):
         elif len(addresses) < MAX_CLAIMANTS:
             addresses.add(ip)
 
-    def _source(self, vlan: Any, mac: str, claimed: str) -> str | None:
-        """The claimant's own address (from its own requests), when it is not the one it claims."""
-        own = self.own_ip.get((vlan, mac))
-        return own if own != claimed else None
+    def _claimant(self, event: Any) -> dict[str, Any]:
+        """An ARP alert's endpoints: the claimant and the host it told.
+
+        The claimant's address is its own (from its own requests), and only when that is not the
+        address it claims.
+        """
+        own = self.own_ip.get((event.vlan, event.sender_mac))
+        return {
+            "src_ip": own if own != event.sender_ip else None,
+            "dst_ip": event.target_ip if is_host_ip(event.target_ip) else None,
+            "src_mac": event.sender_mac,
+            "dst_mac": event.target_mac if is_unicast_mac(event.target_mac) else None,
+        }
 
     # -- ICS-7002 ------------------------------------------------------------------------------------
 
@@ -231,18 +242,10 @@ class ArpWatch(BaseDetector):
             f"{mac}>{ip}",
             ts=ts,
             frames=(event.frame,),
-            endpoints={
-                "src_ip": self._source(vlan, mac, ip),
-                "dst_ip": target_ip,
-                "src_mac": mac,
-                "dst_mac": event.target_mac if is_unicast_mac(event.target_mac) else None,
-            },
+            endpoints=self._claimant(event),
             protocol="arp",
             evidence={
-                "ip": ip,
-                "vlan": list(vlan),
-                "mac": mac,
-                "vendor": _vendor(mac),
+                **_claimed(event),
                 "replies": state[1],
                 "targets": sorted(state[2], key=_ip_key),
                 "window_start": state[0],

@@ -939,14 +939,18 @@ _VALUE_KEYS: dict[tuple[str, str], tuple[str, str]] = {}
 MAX_SHARED_KEYS = 1_000_000
 
 
-def _shared_key(kind: str, point: str) -> tuple[str, str]:
-    key = (kind, point)
-    shared = _VALUE_KEYS.get(key)
+def _intern(table: dict[Any, Any], value: Any) -> Any:
+    """The object equal to ``value`` already in ``table``, else ``value`` (kept, below the cap)."""
+    shared = table.get(value)
     if shared is not None:
         return shared
-    if len(_VALUE_KEYS) < MAX_SHARED_KEYS:
-        _VALUE_KEYS[key] = key
-    return key
+    if len(table) < MAX_SHARED_KEYS:
+        table[value] = value
+    return value
+
+
+def _shared_key(kind: str, point: str) -> tuple[str, str]:
+    return _intern(_VALUE_KEYS, (kind, point))  # type: ignore[no-any-return]
 
 
 # The same for integer ranges: coils and status words repeat (0, 0), (0, 1), (1, 1) everywhere.
@@ -957,12 +961,7 @@ _RANGES: dict[tuple[float, float], tuple[float, float]] = {}
 def _shared(bounds: tuple[float, float]) -> tuple[float, float]:
     if type(bounds[0]) is not int or type(bounds[1]) is not int:
         return bounds
-    shared = _RANGES.get(bounds)
-    if shared is not None:
-        return shared
-    if len(_RANGES) < MAX_SHARED_KEYS:
-        _RANGES[bounds] = bounds
-    return bounds
+    return _intern(_RANGES, bounds)  # type: ignore[no-any-return]
 
 
 @contextlib.contextmanager
