@@ -24,6 +24,7 @@ import hashlib
 import ipaddress
 import math
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -373,7 +374,8 @@ class Conversation:
         bounds = values.get(key)
         if bounds is None:
             if len(values) < MAX_VALUE_POINTS:
-                values[(kind, point)] = (value, value)
+                # Interned: the clients of one server learn the same point names.
+                values[(kind, sys.intern(point))] = (value, value)
         elif value < bounds[0]:
             values[key] = (value, bounds[1])
         elif value > bounds[1]:
@@ -1278,9 +1280,11 @@ class Baseline:
             partial.replace(cache)
         except (OSError, TypeError):
             # No cache (a read-only directory, a value JSON cannot hold): load parses the YAML.
-            cache.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                cache.unlink(missing_ok=True)
         finally:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Baseline:
@@ -1314,8 +1318,10 @@ class Baseline:
                     return cls._from_parts(*cached)
                 text = target.read_bytes()
             baseline = cls._from_yaml(path, text)
-        # The next load reads the cache (a hand-edited file, or a cache of an older format).
-        baseline._save_cache(target, digest)
+        # The next load reads the cache (a hand-edited file, or a cache of an older format); keyed
+        # by the text parsed, in case the file changed since it was hashed.  Best effort.
+        with contextlib.suppress(OSError):
+            baseline._save_cache(target, hashlib.sha256(text).hexdigest())
         return baseline
 
     @classmethod

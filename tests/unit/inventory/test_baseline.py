@@ -437,3 +437,38 @@ def test_shared_ranges_keep_their_types_and_signs(tmp_path: Path) -> None:
         ]
         assert ranges[0] is ranges[3]
     assert "hr:1:0: [-0.0, 0.0]" in path.read_text()
+
+
+def test_a_read_only_directory_still_loads(tmp_path: Path) -> None:
+    # A baseline shipped read-only (a config bundle, a read-only mount): no cache can be written
+    # or removed, and the load reads the YAML, even past a stale cache of an older format.  As
+    # root (CI), permissions do not stop writes: a read-only bind mount does.
+    import os
+    import stat
+    import subprocess
+
+    baseline = _learned()
+    source = tmp_path / "source"
+    source.mkdir()
+    baseline.save(source / "baseline.yaml")
+    (source / ".baseline.yaml.json").write_bytes(b'{"cache":"ics-monitor-baseline-cache/1","document":{}}')
+    if os.geteuid() == 0:
+        target = tmp_path / "ro"
+        target.mkdir()
+        subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], check=True)
+            assert Baseline.load(target / "baseline.yaml").to_dict() == baseline.to_dict()
+            assert (
+                (target / ".baseline.yaml.json")
+                .read_bytes()
+                .startswith(b'{"cache":"ics-monitor-baseline-cache/1"')
+            )
+        finally:
+            subprocess.run(["umount", str(target)], check=True)
+    else:
+        source.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        try:
+            assert Baseline.load(source / "baseline.yaml").to_dict() == baseline.to_dict()
+        finally:
+            source.chmod(stat.S_IRWXU)
