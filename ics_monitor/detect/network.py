@@ -23,16 +23,20 @@ did:
 * ICS-7004, a connection relayed: the flow layer reports a flow whose packets one way come from a
   second source MAC partway through (``flow.source_mac_changed``).  Between two addresses of one
   subnet (/24, /64) no router should forward, so it is a station in the middle, unless ARP shows
-  the second MAC owning addresses of its own and none of the two ends': then it is a router (an
-  untagged SPAN of several VLANs sees routed packets on both legs, smaller subnets than /24 route
-  inside one).  The alert adds what ARP said of the two addresses.
+  the second MAC owning addresses of its own (on any VLAN) and none of the two ends': then it is
+  a router (an untagged SPAN of several VLANs sees routed packets on both legs, smaller subnets
+  than /24 route inside one).  ARP speaks only for IPv4, so IPv6 pairs get no such exemption.
+  The alert adds what ARP said of the two addresses.
 
 ARP probes (sender 0.0.0.0) claim nothing; only requests (1) and replies (2) claim.  A station's
 own address, the alert source, is the sender address of its first ARP request.  State is a few
 entries per IP and per MAC.  The claim table forgets addresses nobody claimed within
 ``conflict_seconds`` when it fills, and refuses new ones while it is full of live claims (a flood
-of invented addresses cannot push out the real hosts' claims); the other tables are capped at
-``MAX_KEYS`` and forget their oldest entries.
+of invented addresses cannot push out the real hosts' claims); whether an address was answered is
+kept apart, newest first, so a full claim table does not make answered requests look like a
+sweep.  The other tables are capped (``MAX_KEYS``; sweeps: ``MAX_SWEEPERS`` MACs with
+``MAX_PENDING`` requests waiting and ``MAX_UNANSWERED`` unanswered addresses each) and forget
+their oldest entries.
 """
 
 from __future__ import annotations
@@ -49,12 +53,16 @@ MAX_KEYS = 50_000
 # MACs remembered per contested IP, addresses per claimant, and addresses listed in an alert.
 MAX_CLAIMANTS = 8
 MAX_LISTED = 32
-# Requests per MAC waiting for their answer, and unanswered addresses kept per MAC.
-MAX_PENDING = 1024
+# Requests per MAC waiting for their answer, unanswered addresses kept per MAC (at least twice the
+# threshold), and MACs whose requests are tracked.
+MAX_PENDING = 256
+MAX_UNANSWERED = 64
+MAX_SWEEPERS = 10_000
 # Capture seconds between two purges of the full claim table.
 PURGE_SECONDS = 10.0
 REQUEST, REPLY = 1, 2
 RELAYED = "flow.source_mac_changed"
+_END = float("inf")
 _RELAY_MAC = re.compile(r"source MAC ([0-9a-f:]{17}) ")
 
 
@@ -103,11 +111,15 @@ class ArpWatch(BaseDetector):
         self.claims: dict[tuple[Any, str], _Claims] = {}  # (vlan, ip) -> claims
         self.next_purge = float("-inf")
         self.vlan_of: BoundedDict = BoundedDict(MAX_KEYS)  # ip -> vlan of its last claim
-        self.claimed_by: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, mac) -> addresses it claimed
+        self.claimed_by: BoundedDict = BoundedDict(MAX_KEYS)  # mac -> addresses it claimed (any VLAN)
+        # (vlan, ip) -> time of its last claim, whether or not the claim table had room for it:
+        # what the sweep check asks ("was it answered?"); forgets the oldest.
+        self.answered: BoundedDict = BoundedDict(MAX_KEYS)
+        self.unanswered_cap = max(MAX_UNANSWERED, 2 * self.min_targets)
         self.asked: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, asker ip, asked ip) -> ts
         # (vlan, mac, ip) -> [window start, replies, targets, fired]
         self.unsolicited: BoundedDict = BoundedDict(MAX_KEYS)
-        self.sweeps: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, mac) -> _Sweep
+        self.sweeps: BoundedDict = BoundedDict(MAX_SWEEPERS)  # (vlan, mac) -> _Sweep
         self.waiting: dict[tuple[Any, str], _Sweep] = {}  # the sweeps with requests to judge
         self.own_ip: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, mac) -> sender IP of its first request
 
@@ -141,13 +153,14 @@ class ArpWatch(BaseDetector):
     def _claim(self, event: Any, out: Emitter) -> None:
         ip, mac, ts, vlan = event.sender_ip, event.sender_mac, event.ts, event.vlan
         key = (vlan, ip)
+        self.answered[key] = ts
         entry = self.claims.get(key)
         if entry is None:
             if self._full(ts):
                 return
             self.claims[key] = _Claims(mac, ts)
             self.vlan_of[ip] = vlan
-            self._claimed_by(vlan, mac, ip)
+            self._claimed_by(mac, ip)
             return
         last = entry.last
         previous = entry.current
@@ -159,7 +172,7 @@ class ArpWatch(BaseDetector):
         if mac not in last and len(last) >= MAX_CLAIMANTS:
             del last[min(last, key=last.__getitem__)]
         last[mac] = ts
-        self._claimed_by(vlan, mac, ip)
+        self._claimed_by(mac, ip)
         if ts - previous_ts > self.conflict_seconds:
             return  # the previous owner had gone quiet: a replaced device or a re-assigned address
         recent = sorted(m for m, seen in last.items() if ts - seen <= self.conflict_seconds)
@@ -195,10 +208,10 @@ class ArpWatch(BaseDetector):
                 del claims[key]
         return len(claims) >= MAX_KEYS
 
-    def _claimed_by(self, vlan: Any, mac: str, ip: str) -> None:
-        addresses = self.claimed_by.get((vlan, mac))
+    def _claimed_by(self, mac: str, ip: str) -> None:
+        addresses = self.claimed_by.get(mac)
         if addresses is None:
-            self.claimed_by[(vlan, mac)] = {ip}
+            self.claimed_by[mac] = {ip}
         elif len(addresses) < MAX_CLAIMANTS:
             addresses.add(ip)
 
@@ -266,9 +279,10 @@ class ArpWatch(BaseDetector):
         state.sender_ip = event.sender_ip
         state.frame = event.frame
         pending = state.pending
-        if (vlan, target) not in self.claims and target not in pending and len(pending) < MAX_PENDING:
+        if (vlan, target) not in self.answered and target not in pending and len(pending) < MAX_PENDING:
             pending[target] = ts
-            self.waiting[key] = state
+            if key in self.waiting or len(self.waiting) < MAX_SWEEPERS:
+                self.waiting[key] = state
         self._judge(key, state, ts, out)
 
     def advance(self, ts: float, out: Emitter) -> None:
@@ -279,12 +293,12 @@ class ArpWatch(BaseDetector):
     def finish(self, out: Emitter) -> None:
         """At the end of input every request still waiting has had its chance to be answered."""
         for key, state in list(self.waiting.items()):
-            self._judge(key, state, float("inf"), out)
+            self._judge(key, state, _END, out)
 
     def _judge(self, key: tuple[Any, str], state: _Sweep, ts: float, out: Emitter) -> None:
         """Move requests older than the answer time to the unanswered ones; fire at the threshold."""
         vlan = key[0]
-        claims = self.claims
+        answered = self.answered
         pending = state.pending
         unanswered = state.unanswered
         horizon = ts - self.sweep_answer
@@ -293,7 +307,9 @@ class ArpWatch(BaseDetector):
             if asked_at > horizon:
                 break
             del pending[asked_for]
-            if (vlan, asked_for) not in claims and (asked_for in unanswered or len(unanswered) < MAX_PENDING):
+            if (vlan, asked_for) not in answered and (
+                asked_for in unanswered or len(unanswered) < self.unanswered_cap
+            ):
                 unanswered.pop(asked_for, None)  # re-asked: it moves to the end, in time order
                 unanswered[asked_for] = asked_at
         if not pending:
@@ -301,12 +317,13 @@ class ArpWatch(BaseDetector):
         if not unanswered:
             return
         last = next(reversed(unanswered.values()))
-        window_start = last - self.sweep_window
-        while next(iter(unanswered.values())) < window_start:
+        # The window ends now (a tick) or at the last request (a request; the end of input).
+        window_start = (ts if ts != _END and ts > last else last) - self.sweep_window
+        while unanswered and next(iter(unanswered.values())) < window_start:
             del unanswered[next(iter(unanswered))]
-        if state.fired and last - state.fired > self.sweep_window:
-            state.fired = 0.0
-        if state.fired or len(unanswered) < self.min_targets:
+        if state.fired is not None and last - state.fired > self.sweep_window:
+            state.fired = None
+        if state.fired is not None or len(unanswered) < self.min_targets:
             return
         state.fired = last
         mac = key[1]
@@ -342,17 +359,16 @@ class ArpWatch(BaseDetector):
         found = _RELAY_MAC.search(event.detail or "")
         relay = found.group(1) if found else None
         claims: dict[str, list[str]] = {}
-        vlans = set()
         for ip in (src, dst):
             vlan = self.vlan_of.get(ip)
             entry = self.claims.get((vlan, ip)) if vlan is not None else None
             if entry is not None:
                 claims[ip] = sorted(entry.last)
-                vlans.add(vlan)
         posed = relay is not None and any(relay in macs for macs in claims.values())
-        own = set().union(*(self.claimed_by.get((vlan, relay), ()) for vlan in vlans or {()}))
-        if not posed and own:
-            return  # the relay owns addresses of its own and claimed neither end: a router
+        if not posed and ":" not in src and relay is not None and self.claimed_by.get(relay):
+            # IPv4 (what ARP speaks for): the relay owns addresses of its own, on any VLAN, and
+            # claimed neither end: a router.
+            return
         contested = {ip: macs for ip, macs in claims.items() if len(macs) > 1}
         note = "".join(f" ARP: {ip} claimed by {', '.join(macs)}." for ip, macs in sorted(contested.items()))
         first, second = sorted((src, dst), key=_ip_key)
@@ -386,7 +402,7 @@ class _Sweep:
     def __init__(self) -> None:
         self.pending: dict[str, float] = {}  # address -> time first asked, in that order
         self.unanswered: dict[str, float] = {}
-        self.fired = 0.0
+        self.fired: float | None = None  # time of the last unanswered request when it fired
         self.sender_ip = ""
         self.frame = 0
 

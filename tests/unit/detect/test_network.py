@@ -249,3 +249,53 @@ def test_a_relayed_ipv6_pair_is_one_alert_whichever_way_it_was_seen() -> None:
     back = dataclasses.replace(forth, src_ip="2001:db8::11", dst_ip="2001:db8::21", ts=30.0)
     alerts = run([forth, back])
     assert len({a.alert_id for a in alerts}) == 1 and alerts[0].key == "2001:db8::11<>2001:db8::21"
+
+
+def test_sweep_state_stays_bounded_and_answers_count_past_a_full_claim_table(monkeypatch: Any) -> None:
+    from ics_monitor.detect import network
+
+    # One MAC asking for 1,000 empty addresses: one alert, and a bounded record of them.
+    me = ("10.0.0.66", ATTACKER)
+    sweep = [arp(1, me, (f"10.1.{n // 250}.{n % 250}", ZERO), 0.0 + n / 1000) for n in range(1000)]
+    # Fired once, even when the requests it counted were all at capture time 0.0.
+    at_zero = [arp(1, me, (f"10.2.0.{n}", ZERO), 0.0) for n in range(30)]
+    later = [arp(1, me, (f"10.3.0.{n}", ZERO), 3.0 + n) for n in range(5)]
+    alerts = run([*at_zero, *later])
+    assert rule_ids(alerts) == ["ICS-7003"] and [a.count for a in alerts] == [1]
+    watch = network.ArpWatch(network.Context(RULES))
+    out = network.Emitter(RULES)
+    for event in sweep:
+        watch.on_event(event, out)
+    watch.advance(5.0, out)
+    [state] = watch.sweeps.values()
+    assert len(state.pending) <= network.MAX_PENDING and len(state.unanswered) <= network.MAX_UNANSWERED
+    assert len(out.out) == 1
+    # A claim table filled by a flood of invented addresses: outstations answering a master after
+    # it are still answers, not a sweep.
+    monkeypatch.setattr(network, "MAX_KEYS", 50)
+    flood = [
+        arp(
+            2,
+            (f"10.9.0.{i % 250}", f"02:00:00:00:{i // 250:02x}:01"),
+            ("10.9.255.1", BROADCAST),
+            3.0 + i / 1000,
+        )
+        for i in range(200)
+    ]
+    master = ("10.0.0.21", HMI)
+    stations = [(f"10.0.0.{n}", f"00:30:a7:00:00:{n:02x}") for n in range(100, 125)]
+    polls = []
+    for i, station in enumerate(stations):
+        polls += resolution(10.0 + i / 100, master, station)
+    assert "ICS-7003" not in rule_ids(run([*NORMAL, *flood, *polls]))
+
+
+def test_relays_of_ipv6_pairs_and_routers_on_tagged_vlans() -> None:
+    # The relay ARPed for an IPv4 address of its own: no bearing on an IPv6 pair (ARP does not
+    # speak for IPv6), which still fires ...
+    own = arp(1, ("10.0.0.66", ATTACKER), ("10.0.0.1", ZERO), 5.0)
+    assert rule_ids(run([own, relayed("fd00::21", "fd00::11")])) == ["ICS-7004"]
+    # ... while a router whose own address was claimed on a tagged VLAN is a router for an
+    # untagged anomaly too.
+    router = dataclasses.replace(arp(1, ("10.0.0.126", ATTACKER), ("10.0.0.21", ZERO), 5.0), vlan=(10,))
+    assert run([router, relayed("10.0.0.21", "10.0.0.200")]) == []
