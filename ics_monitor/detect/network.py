@@ -28,6 +28,11 @@ did:
   than /24 route inside one).  ARP speaks only for IPv4, so IPv6 pairs get no such exemption.
   The alert adds what ARP said of the two addresses.
 
+With a baseline in force, what it saw is not reported: an address claimed by two MACs that both
+came with it while learning (a redundant pair, a host with two interfaces on the segment), or a
+connection relayed by a MAC one of its ends had then.  A spoofer present while the baseline was
+learned is trusted the same way, as for every learned rule.
+
 ARP probes (sender 0.0.0.0) claim nothing; only requests (1) and replies (2) claim.  A station's
 own address, the alert source, is the sender address of its first ARP request.  State is a few
 entries per IP and per MAC.  The claim table forgets addresses nobody claimed within
@@ -122,6 +127,8 @@ class ArpWatch(BaseDetector):
         self.sweeps: BoundedDict = BoundedDict(MAX_SWEEPERS)  # (vlan, mac) -> _Sweep
         self.waiting: dict[tuple[Any, str], _Sweep] = {}  # the sweeps with requests to judge
         self.own_ip: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, mac) -> sender IP of its first request
+        # With a baseline: the MACs each address was seen with while learning (a site's own normal).
+        self.learned_macs: dict[str, list[str]] = context.baseline.asset_macs if context.baseline else {}
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Check one ARP request or reply, then record what it claims; or a relayed flow."""
@@ -175,6 +182,8 @@ class ArpWatch(BaseDetector):
         self._claimed_by(mac, ip)
         if ts - previous_ts > self.conflict_seconds:
             return  # the previous owner had gone quiet: a replaced device or a re-assigned address
+        if self._learned(ip, mac, previous):
+            return  # both claimed it while the baseline was learned: a redundant pair, one host's two NICs
         recent = sorted(m for m, seen in last.items() if ts - seen <= self.conflict_seconds)
         out.fire(
             "ICS-7001",
@@ -195,6 +204,11 @@ class ArpWatch(BaseDetector):
                 "target_mac": event.target_mac,
             },
         )
+
+    def _learned(self, ip: str, *macs: str) -> bool:
+        """Whether the baseline saw ``ip`` with every one of ``macs``."""
+        known = self.learned_macs.get(ip) or ()
+        return bool(known) and all(mac in known for mac in macs)
 
     def _full(self, ts: float) -> bool:
         """Whether the claim table has no room for another address (purging stale ones first)."""
@@ -369,6 +383,8 @@ class ArpWatch(BaseDetector):
             # IPv4 (what ARP speaks for): the relay owns addresses of its own, on any VLAN, and
             # claimed neither end: a router.
             return
+        if relay is not None and (self._learned(src, relay) or self._learned(dst, relay)):
+            return  # an end's own MAC while the baseline was learned: a redundant pair's takeover
         contested = {ip: macs for ip, macs in claims.items() if len(macs) > 1}
         note = "".join(f" ARP: {ip} claimed by {', '.join(macs)}." for ip, macs in sorted(contested.items()))
         first, second = sorted((src, dst), key=_ip_key)

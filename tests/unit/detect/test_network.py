@@ -299,3 +299,21 @@ def test_relays_of_ipv6_pairs_and_routers_on_tagged_vlans() -> None:
     # untagged anomaly too.
     router = dataclasses.replace(arp(1, ("10.0.0.126", ATTACKER), ("10.0.0.21", ZERO), 5.0), vlan=(10,))
     assert run([router, relayed("10.0.0.21", "10.0.0.200")]) == []
+
+
+def test_a_baseline_keeps_a_sites_redundant_pairs_quiet() -> None:
+    from ics_monitor.inventory.baseline import Baseline
+
+    # 10.0.0.11 is a redundant pair: both nodes' MACs came with it while learning.
+    standby = "00:80:f4:00:01:11"
+    baseline = Baseline([], {"10.0.0.11": [PLC, standby], "10.0.0.21": [HMI]}, {})
+    takeover = [*NORMAL, arp(2, ("10.0.0.11", standby), ("10.0.0.11", BROADCAST), 10.0)]
+    assert "ICS-7001" in rule_ids(run(takeover))
+    assert [a.rule_id for a in run(takeover, baseline=baseline)] == ["ICS-5001"]  # the attacker's own ARP
+    relayed_by_standby = dataclasses.replace(
+        relayed("10.0.0.11", "10.0.0.21"), detail=f"source MAC {standby} after {PLC} (the first packet's)"
+    )
+    assert run([relayed_by_standby], baseline=baseline) == []
+    # The attacker was not there while learning: still reported, with or without a baseline.
+    attack = run([*NORMAL, *poisoning(10.0, 1), relayed("10.0.0.21", "10.0.0.11")], baseline=baseline)
+    assert sorted(rule_ids(attack)) == ["ICS-5001", "ICS-7001", "ICS-7001", "ICS-7004"]
