@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ics_monitor.events import AnomalyEvent, ArpEvent
 from tests.unit.detect.helpers import RULES, rule_ids, run
@@ -317,3 +321,56 @@ def test_a_baseline_keeps_a_sites_redundant_pairs_quiet() -> None:
     # The attacker was not there while learning: still reported, with or without a baseline.
     attack = run([*NORMAL, *poisoning(10.0, 1), relayed("10.0.0.21", "10.0.0.11")], baseline=baseline)
     assert sorted(rule_ids(attack)) == ["ICS-5001", "ICS-7001", "ICS-7001", "ICS-7004"]
+
+
+_MACS = [PLC, HMI, ATTACKER, ZERO, BROADCAST, "01:00:5e:00:00:01", "00:30:a7:00:00:01"]
+_IPS = [
+    "10.0.0.11",
+    "10.0.0.21",
+    "10.0.0.66",
+    "10.0.0.1",
+    "0.0.0.0",
+    "255.255.255.255",
+    "224.0.0.1",
+    "10.0.1.5",
+]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 4),  # ARP operation (0, 3, 4: not a request or reply); 4 is also "a relay report"
+            st.sampled_from(_MACS),
+            st.sampled_from(_IPS),
+            st.sampled_from(_MACS),
+            st.sampled_from(_IPS),
+            st.sampled_from([(), (10,), (10, 20)]),
+            st.floats(0, 400),
+        ),
+        max_size=60,
+    )
+)
+@settings(max_examples=int(os.environ.get("ICS_FUZZ_EXAMPLES", "200")), deadline=None)
+def test_any_arp_sequence_is_handled_and_judged_alike(steps: list[tuple[Any, ...]]) -> None:
+    # Odd operations, multicast or zero MACs, unspecified and broadcast addresses, VLAN stacks,
+    # timestamps going backwards, relay reports with any addresses: no exception, the same alerts
+    # on a second run, and every alert carries what its rule promises.
+    records: list[Any] = []
+    ts = 0.0
+    for op, smac, sip, tmac, tip, vlan, step in steps:
+        ts += step - 100  # mostly forward, sometimes back
+        if op == 4:
+            records.append(
+                dataclasses.replace(relayed(sip, tip, ts=ts), detail=f"source MAC {smac} after {tmac} (x)")
+            )
+        else:
+            records.append(dataclasses.replace(arp(op, (sip, smac), (tip, tmac), ts), vlan=vlan))
+    first = [(a.rule_id, a.key, a.count) for a in run(records)]
+    assert first == [(a.rule_id, a.key, a.count) for a in run(records)]
+    for alert in run(records):
+        if alert.rule_id == "ICS-7001":
+            assert (
+                len(alert.evidence["macs"]) >= 2 and alert.evidence["mac"] != alert.evidence["previous_mac"]
+            )
+        elif alert.rule_id == "ICS-7003":
+            assert alert.evidence["distinct_targets"] >= 20
