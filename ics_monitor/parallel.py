@@ -410,8 +410,10 @@ class ShardedRun:
     def __init__(
         self, spec: WorkerSpec, paths: list[str], workers: int, start_method: str = "forkserver"
     ) -> None:
-        if workers < 2:
-            raise ValueError("run_sharded needs at least 2 workers (1 is Pipeline.run)")
+        # One worker is a pipeline rather than a split: it reads, decodes and dissects everything
+        # while this process analyses (a replay's default on 2 CPUs).
+        if workers < 1:
+            raise ValueError("run_sharded needs at least 1 worker")
         self.spec = spec
         self.started = time.perf_counter()
         self.streams: list[_Stream] = []
