@@ -224,6 +224,51 @@ def test_replay_picks_workers_by_capture_size_and_cpus(monkeypatch: Any) -> None
     assert app._auto_workers(1, source) == 1
 
 
+def test_replay_leaves_one_cpu_to_the_analysis(monkeypatch: Any, tmp_path: Path) -> None:
+    """replay and baseline learn: by default one worker process per CPU but one, so on 2 CPUs a
+    single worker dissects while this process analyses (a pipeline); the same store as one process."""
+    from typer.testing import CliRunner
+
+    from ics_monitor import parallel
+    from ics_monitor.cli import app
+
+    source = app._open([Path(POLLING)])
+    assert app._analysis_processes(None, source) == 0  # small: one process
+    assert app._analysis_processes(1, source) == 0 and app._analysis_processes(3, source) == 3
+    monkeypatch.setattr(app, "AUTO_WORKERS_BYTES", 1)
+    assert [app._analysis_processes(None, source, cpus) for cpus in (1, 2, 3, 8)] == [
+        0,
+        1,
+        2,
+        app.MAX_AUTO_WORKERS,
+    ]
+
+    started: list[int] = []
+    real = parallel.ShardedRun.__init__
+
+    def counted(self: Any, spec: Any, paths: list[str], workers: int, *args: Any) -> None:
+        started.append(workers)
+        real(self, spec, paths, workers, *args)
+
+    monkeypatch.setattr(parallel.ShardedRun, "__init__", counted)
+    monkeypatch.setattr(app.os, "sched_getaffinity", lambda pid: {0, 1})
+    outputs = []
+    for args in (["--workers", "1"], []):
+        state = tmp_path / f"state{len(outputs)}"
+        result = CliRunner().invoke(app.app, ["replay", *args, "--state", str(state), ALL_FUNCTIONS])
+        assert result.exit_code == 0, result.output
+        outputs.append(
+            [
+                (state / name).read_bytes()
+                for name in ("alerts.jsonl", "baseline.yaml")
+                if (state / name).exists()
+            ]
+            + [sorted((state / "events.jsonl").read_bytes().splitlines())]
+        )
+    assert started == [1]
+    assert outputs[1] == outputs[0] and len(outputs[0][-1]) > 100
+
+
 def test_dissect_shards_large_captures_by_default(monkeypatch: Any, tmp_path: Path) -> None:
     """dissect picks its workers as replay does: from the size threshold on it runs sharded (the
     real worker processes), and writes the same lines as one process."""
