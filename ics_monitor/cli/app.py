@@ -130,33 +130,24 @@ Workers = Annotated[
 # packets: the same 1.65 s as one process), as each worker reads every frame.
 AUTO_WORKERS_BYTES = 64 << 20
 MAX_AUTO_WORKERS = 4
-AutoWorkers = Annotated[
-    int | None,
-    typer.Option(
+
+
+def _auto_workers_option(per_cpu: str) -> Any:
+    return typer.Option(
         "--workers",
         min=1,
         max=64,
         metavar="N",
-        help="Processes to shard flows over (symmetric 5-tuple hash); same results as 1. "
-        f"Default: one per CPU (at most {MAX_AUTO_WORKERS}) for captures over {AUTO_WORKERS_BYTES >> 20} MB, else 1.",
+        help="Processes to shard flows over for decoding and dissection (symmetric 5-tuple hash); "
+        f"same results as 1. Default for captures over {AUTO_WORKERS_BYTES >> 20} MB: {per_cpu} "
+        f"(at most {MAX_AUTO_WORKERS}), else 1.",
         show_default=False,
-    ),
-]
+    )
 
 
-AnalysisWorkers = Annotated[
-    int | None,
-    typer.Option(
-        "--workers",
-        min=1,
-        max=64,
-        metavar="N",
-        help="Processes to shard flows over for decoding and dissection (symmetric 5-tuple hash; "
-        "the analysis stays in this process); same results as 1. Default for captures over "
-        f"{AUTO_WORKERS_BYTES >> 20} MB: one per CPU but one (at most {MAX_AUTO_WORKERS}), else 1.",
-        show_default=False,
-    ),
-]
+AutoWorkers = Annotated[int | None, _auto_workers_option("one per CPU")]
+# replay and baseline learn: their analysis stays in this process, which keeps a CPU for it.
+AnalysisWorkers = Annotated[int | None, _auto_workers_option("one per CPU but one")]
 
 
 def _cpus() -> int:
