@@ -120,9 +120,6 @@ class BaselineDeviation(BaseDetector):
         self.read_bounds: BoundedDict = BoundedDict(MAX_SHAPES)
         # The same for writes: (conversation, table, unit, first address, count) -> bounds or None.
         self.write_bounds: BoundedDict = BoundedDict(MAX_SHAPES)
-        # Equal (lows, highs) of different conversations as one object: the clients of one
-        # server mostly learned the same ranges (5,000 of them held 175 MB of copies).
-        self.shared_bounds: BoundedDict = BoundedDict(MAX_SHAPES)
         # Per conversation, shared by its flows' entries: the function codes checked (Modbus,
         # DNP3) and the poll fields (Modbus, S7; see ``_polling``) -> learned cycle.
         self.checked_functions: BoundedDict = BoundedDict(MAX_FLOWS)
@@ -318,13 +315,11 @@ class BaselineDeviation(BaseDetector):
             bounds_key = (conversation.key, table, unit, first, len(values))
             bounds = self.write_bounds.get(bounds_key, _UNKNOWN)
             if bounds is _UNKNOWN:
-                bounds = self.write_bounds[bounds_key] = self._share(
-                    _bounds(
-                        partial(self._written_limit, conversation),
-                        f"{abbreviation}:{unit}:",
-                        first,
-                        len(values),
-                    )
+                bounds = self.write_bounds[bounds_key] = _bounds(
+                    partial(self._written_limit, conversation),
+                    f"{abbreviation}:{unit}:",
+                    first,
+                    len(values),
                 )
             if bounds is None or _within(values, bounds[0], bounds[1]):
                 return
@@ -511,18 +506,9 @@ class BaselineDeviation(BaseDetector):
         bounds = self.read_bounds.get(key, _UNKNOWN)
         if bounds is _UNKNOWN:
             # ``compute``: the shape keeps the result, the point cache need not.
-            found = self._share(_bounds(limits.compute, prefix, first, key[-1]))
+            found = _bounds(limits.compute, prefix, first, key[-1])
             bounds = self.read_bounds[key] = None if found is None else [found[0], found[1], None]
         return bounds
-
-    def _share(self, bounds: Bounds | None) -> Bounds | None:
-        """``bounds``, or the equal pair another shape already holds."""
-        if bounds is None:
-            return None
-        shared: Bounds | None = self.shared_bounds.get(bounds)
-        if shared is None:
-            self.shared_bounds[bounds] = shared = bounds
-        return shared
 
     def _dnp3_reads(self, conversation: Conversation, event: Any, out: Emitter) -> None:
         limits = self._limits(conversation, "read")
@@ -799,12 +785,9 @@ class PointLimits:
         return limit  # type: ignore[return-value]
 
 
-Bounds = tuple[tuple[float, ...], tuple[float, ...]]
-
-
 def _bounds(
     limit_of: Callable[[str], tuple[float, float, float, float] | None], prefix: str, address: int, count: int
-) -> Bounds | None:
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     """Per value at ``address``: (lows, highs) from ``limit_of`` (point -> limits); None if none has limits."""
     lows: list[float] = []
     highs: list[float] = []
