@@ -28,7 +28,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import orjson
 import yaml
@@ -938,10 +938,11 @@ _CACHE_START = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 # 5,000 conversations otherwise held 2 million copies of a few hundred keys), and one object per
 # equal integer range.  Emptied when the load ends (``_sharing``); capped.
 _VALUE_KEYS: dict[tuple[str, str], tuple[str, str]] = {}
+_T = TypeVar("_T")
 MAX_SHARED_KEYS = 1_000_000
 
 
-def _intern(table: dict[Any, Any], value: Any) -> Any:
+def _intern(table: dict[_T, _T], value: _T) -> _T:
     """The object equal to ``value`` already in ``table``, else ``value`` (kept, below the cap)."""
     shared = table.get(value)
     if shared is not None:
@@ -952,7 +953,7 @@ def _intern(table: dict[Any, Any], value: Any) -> Any:
 
 
 def _shared_key(kind: str, point: str) -> tuple[str, str]:
-    return _intern(_VALUE_KEYS, (kind, point))  # type: ignore[no-any-return]
+    return _intern(_VALUE_KEYS, (kind, point))
 
 
 # The same for integer ranges: coils and status words repeat (0, 0), (0, 1), (1, 1) everywhere.
@@ -963,7 +964,7 @@ _RANGES: dict[tuple[float, float], tuple[float, float]] = {}
 def _shared(bounds: tuple[float, float]) -> tuple[float, float]:
     if type(bounds[0]) is not int or type(bounds[1]) is not int:
         return bounds
-    return _intern(_RANGES, bounds)  # type: ignore[no-any-return]
+    return _intern(_RANGES, bounds)
 
 
 @contextlib.contextmanager
