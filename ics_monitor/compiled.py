@@ -15,7 +15,10 @@ from pathlib import Path
 
 # What every packet goes through in ``flows``/``dissect``/``replay``: reading, decoding, flows, TCP
 # reassembly, the dissect engine, the three dissectors, record construction, the JSON-lines sink,
-# and the per-frame and per-record loops of multi-core runs (shard).
+# and the per-frame and per-record loops of multi-core runs (shard); then what every record goes
+# through in a replay's analysis: the detection engine and detectors, the inventory, alert records
+# and throttling, the SQLite store and the alert log.  Classes that are pickled, serialised by orjson
+# or subclassed elsewhere are marked ``mypyc_attr`` in their modules.
 HOT_MODULES = [
     "ics_monitor/core/packet.py",
     "ics_monitor/core/addresses.py",
@@ -49,6 +52,22 @@ HOT_MODULES = [
     "ics_monitor/sinks/jsonl.py",
     "ics_monitor/pipeline.py",
     "ics_monitor/shard.py",
+    "ics_monitor/detect/api.py",
+    "ics_monitor/detect/engine.py",
+    "ics_monitor/detect/deviation.py",
+    "ics_monitor/detect/commands.py",
+    "ics_monitor/detect/availability.py",
+    "ics_monitor/detect/recon.py",
+    "ics_monitor/detect/network.py",
+    "ics_monitor/detect/anomalies.py",
+    "ics_monitor/detect/policy.py",
+    "ics_monitor/inventory/assets.py",
+    "ics_monitor/inventory/roles.py",
+    "ics_monitor/inventory/identity.py",
+    "ics_monitor/alerts/record.py",
+    "ics_monitor/alerts/throttle.py",
+    "ics_monitor/sinks/sqlite.py",
+    "ics_monitor/sinks/logs.py",
 ]
 GROUP = "_native__mypyc"  # the shared library's name in ics_monitor/ (setup.py: group_name)
 STAMP = ".compiled-stamp"  # written in ics_monitor/ by `make compiled` once a build is complete

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 
 class AlertSeverity(IntEnum):
     """How urgent an alert is (1 low .. 4 critical); the name travels beside the number."""
@@ -31,6 +33,9 @@ SEVERITY_NAMES: dict[int, str] = {member.value: member.name.lower() for member i
 MAX_FRAMES = 10
 
 
+# An ordinary class even when this module is compiled (mypyc): orjson serialises it as a dataclass,
+# which it cannot do for a native class (it crashed).
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Alert:
     """One alert (or an update of one: same ``alert_id``, new ``count``/``last_ts``/``frames``).

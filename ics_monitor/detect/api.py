@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES, Alert, make_alert_id
 from ics_monitor.alerts.throttle import Throttle
 from ics_monitor.detect.rules import RuleSet
@@ -155,6 +157,8 @@ class Detector(Protocol):
         """End of input."""
 
 
+# Compiled (mypyc) with the shipped detectors; a detector written in plain Python may still derive from it.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BaseDetector:
     """Convenience base: no-op hooks; subclasses set the class attributes they need.
 
@@ -204,6 +208,10 @@ class BaseDetector:
         """See ``Detector``."""
 
 
+# An ordinary class even when this module is compiled (mypyc): a native subclass of dict deletes
+# through ``super().__delitem__`` called with the key as its argument tuple, so deleting a tuple key
+# raised TypeError (eviction failed, and was retried on every insertion after).
+@mypyc_attr(native_class=False)
 class BoundedDict(dict[Any, Any]):
     """A dict that forgets its oldest entries past ``limit`` (state per key in rate detectors)."""
 

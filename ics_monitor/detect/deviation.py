@@ -63,6 +63,10 @@ RECENT_INTERVALS = POLL_WINDOW
 MAX_VALUES_CHECKED = 128
 # Per conversation: Modbus and S7 poll signatures looked up by their fields.
 MAX_POLLS_PER_CONVERSATION = 64
+# Learned values stay as learned (a register's integers) in limits and alerts: annotated ``float``,
+# compiled code would hold them as C doubles and report [1400.0, 1480.0] for [1400, 1480].
+Number = int | float
+Limit = tuple[Number, Number, Number, Number]
 # Read and write shapes whose per-value bounds are kept (each up to 2 x MAX_VALUES_CHECKED floats).
 MAX_SHAPES = 8192
 
@@ -406,9 +410,7 @@ class BaselineDeviation(BaseDetector):
             self.limits[cache_key] = limits
         return limits
 
-    def _written_limit(
-        self, conversation: Conversation, point: str
-    ) -> tuple[float, float, float, float] | None:
+    def _written_limit(self, conversation: Conversation, point: str) -> Limit | None:
         """The limits a write to ``point`` is judged by.
 
         A register nobody wrote while learning is judged by the values it was read with.
@@ -439,7 +441,7 @@ class BaselineDeviation(BaseDetector):
         event: Any,
         point: str,
         value: Any,
-        limit: tuple[float, float, float, float],
+        limit: Limit,
         out: Emitter,
     ) -> None:
         low, high = limit[2], limit[3]
@@ -748,13 +750,13 @@ class PointLimits:
     __slots__ = ("_any", "_kind", "_known", "_magnitude", "_ratio", "_values")
 
     def __init__(
-        self, values: dict[tuple[str, str], tuple[float, float]], kind: str, ratio: float, magnitude: float
+        self, values: dict[tuple[str, str], tuple[Number, Number]], kind: str, ratio: float, magnitude: float
     ) -> None:
         self._values = values
         self._kind = kind
         self._ratio = ratio
         self._magnitude = magnitude
-        self._known: dict[str, tuple[float, float, float, float] | None] = {}
+        self._known: dict[str, Limit | None] = {}
         self._any: bool | None = None
 
     def __bool__(self) -> bool:
@@ -764,7 +766,7 @@ class PointLimits:
             self._any = any(key[0] == kind for key in self._values)
         return self._any
 
-    def compute(self, point: str) -> tuple[float, float, float, float] | None:
+    def compute(self, point: str) -> Limit | None:
         """The point's limits, or None when it was never learned."""
         bounds = self._values.get((self._kind, point))
         if bounds is None:
@@ -773,7 +775,7 @@ class PointLimits:
         margin = max((high - low) * self._ratio, max(abs(low), abs(high)) * self._magnitude)
         return (low - margin, high + margin, low, high)
 
-    def get(self, point: str) -> tuple[float, float, float, float] | None:
+    def get(self, point: str) -> Limit | None:
         """As ``compute``, remembered."""
         known = self._known
         limit = known.get(point, _UNKNOWN)
@@ -786,11 +788,11 @@ class PointLimits:
 
 
 def _bounds(
-    limit_of: Callable[[str], tuple[float, float, float, float] | None], prefix: str, address: int, count: int
-) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    limit_of: Callable[[str], Limit | None], prefix: str, address: int, count: int
+) -> tuple[tuple[Number, ...], tuple[Number, ...]] | None:
     """Per value at ``address``: (lows, highs) from ``limit_of`` (point -> limits); None if none has limits."""
-    lows: list[float] = []
-    highs: list[float] = []
+    lows: list[Number] = []
+    highs: list[Number] = []
     known = False
     for offset in range(count):
         limit = limit_of(f"{prefix}{address + offset}")

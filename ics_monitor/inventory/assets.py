@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ics_monitor.core.anomalies import Severity, register
 from ics_monitor.events.base import Event
 from ics_monitor.events.flow import FlowRecord
@@ -82,6 +84,9 @@ ROUTED = "routed"
 UNKNOWN = "unknown"
 
 
+# An ordinary class even when this module is compiled (mypyc): it is pickled to worker processes,
+# and a native frozen class cannot be unpickled.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class InventoryConfig:
     """Inventory caps and the gateway rule (``gateway_min_ips`` IPs behind one MAC make it a router)."""
@@ -96,6 +101,9 @@ class InventoryConfig:
     arp_conflict_seconds: float = 300.0
 
 
+# An ordinary class even when this module is compiled (mypyc): orjson serialises it as a dataclass,
+# which it cannot do for a native class (it crashed).
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AssetChange:
     """Something new or different about an asset, for the detectors and the store's history."""
@@ -299,6 +307,8 @@ class _MacInfo:
         return self.arp_ips if len(self.arp_ips) < gateway_min_ips else set()
 
 
+# Compiled (mypyc); Python subclasses stay possible (tests make one fail on purpose).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Inventory:
     """Builds and keeps the assets; see the module docstring for the rules."""
 

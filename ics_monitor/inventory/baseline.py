@@ -641,8 +641,8 @@ def s7_item_span(item: dict[str, Any]) -> tuple[int, int] | None:
     return address, address + max(length, 1) * size - 1
 
 
-def modbus_write_span(event: Any) -> tuple[str, int, int, tuple[int, ...]] | None:
-    """(table, first, last, values) a Modbus write request touches, or None."""
+def modbus_write_span(event: Any) -> tuple[str, int, int, tuple[Any, ...]] | None:
+    """(table, first, last, values) a Modbus write request touches, or None (values as the record holds them)."""
     code = event.function_code
     table = MODBUS_WRITE_TABLES.get(code)
     if table is None or event.exception_code is not None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from ics_monitor.alerts.record import alert_to_dict
 
@@ -37,6 +38,9 @@ DEFAULT_KEEP = 10
 MIN_ROTATE_SIZE = 4096  # smaller files would rotate on every few records
 
 
+# An ordinary class even when this module is compiled (mypyc): it is pickled to worker processes,
+# and a native frozen class cannot be unpickled.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Rotation:
     """When to rotate: past ``size`` bytes and/or after ``every`` seconds; keep ``keep`` old files."""

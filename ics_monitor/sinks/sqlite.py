@@ -320,18 +320,8 @@ class Store:
     def __exit__(self, *args: object) -> None:
         self.shutdown()
 
-    class _Transaction:
-        def __init__(self, db: sqlite3.Connection) -> None:
-            self.db = db
-
-        def __enter__(self) -> None:
-            self.db.execute("BEGIN")
-
-        def __exit__(self, kind: type[BaseException] | None, *args: object) -> None:
-            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
-
-    def _transaction(self) -> Store._Transaction:
-        return Store._Transaction(self._db)
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
 
     # -- assets ----------------------------------------------------------------------------------------
 
@@ -472,3 +462,16 @@ class Store:
         if row is None:
             return None
         return dict(zip(("created", "run_id", "path", "sha256", "content"), row, strict=True))
+
+
+class _Transaction:
+    """One explicit transaction on the store's connection (committed, or rolled back on error)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN")
+
+    def __exit__(self, kind: type[BaseException] | None, *args: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")

@@ -5,8 +5,10 @@ so code that is correct Python can still change meaning compiled: a ``bool`` in 
 typed ``int`` comes out as 0/1 (DNP3 binary points did).  This test runs the same dissection twice
 in child processes, once on the compiled package and once on a copy of the sources without the
 extensions, over every capture of the repository and of ../shared, and compares the records
-(events and flows, as JSON) capture by capture.  It runs where the build exists; CI requires the
-build (``ICS_MONITOR_REQUIRE_COMPILED``), so a compiler missing there fails instead of skipping.
+(events and flows, as JSON) capture by capture; and the analysis (inventory, baseline learning,
+every detector in strict mode, the alert and change records) twice the same way.  It runs where
+the build exists; CI requires the build (``ICS_MONITOR_REQUIRE_COMPILED``), so a compiler missing
+there fails instead of skipping.
 """
 
 from __future__ import annotations
@@ -53,9 +55,61 @@ print(json.dumps(out))
 """
 
 
-def _digests(pythonpath: Path, captures: list[str]) -> dict[str, object]:
+# Per capture: learn a baseline from it, then replay it enforcing that baseline (detectors in
+# strict mode re-raise what they would otherwise contain); digest the learned baseline, every
+# alert and asset change, and the assets at the end.  The demo and layer-2 pairs learn on their
+# normal part and enforce on the whole, so that the attack rules fire compiled too.
+_ANALYSIS = r"""
+import hashlib, json, sys, tempfile
+from pathlib import Path
+import orjson
+from ics_monitor.capture import open_captures
+from ics_monitor.config import Config, DissectConfig
+from ics_monitor.core.errors import IcsMonitorError
+from ics_monitor.dissect import default_registry
+from ics_monitor.flows import table
+from ics_monitor.detect import engine
+from ics_monitor.inventory.assets import Inventory
+from ics_monitor.pipeline import ENFORCE, LEARN, Pipeline, build_analysis
+from ics_monitor.sinks.ecs import record_dict
+from ics_monitor.sinks.memory import ListSink
+
+def analyse(paths, mode, baseline, digest):
+    config = Config(dissect=DissectConfig(strict=True))
+    inventory = Inventory(config.inventory)
+    alerts, changes = ListSink(), ListSink()
+    analysis = build_analysis(
+        config, inventory, mode=mode, baseline_path=baseline, alert_sinks=[alerts], change_sinks=[changes]
+    )
+    pipeline = Pipeline(config, default_registry(), dissect="full", analysis=analysis)
+    try:
+        pipeline.run(open_captures(paths))
+    except IcsMonitorError as exc:
+        digest.update(str(exc).encode())
+    if mode == LEARN:
+        analysis.learner.baseline().save(baseline)
+        digest.update(baseline.read_bytes())
+    for record in [*alerts.records, *changes.records, *inventory.assets()]:
+        digest.update(orjson.dumps(record_dict(record), option=orjson.OPT_SORT_KEYS))
+    return len(alerts.records)
+
+out = {"engine": engine.__file__}
+with tempfile.TemporaryDirectory() as scratch:
+    baseline = Path(scratch) / "baseline.yaml"
+    for group in json.loads(sys.argv[1]):
+        learn, enforce = group
+        digest = hashlib.sha256()
+        analyse(learn, LEARN, baseline, digest)
+        alerts = analyse(enforce, ENFORCE, baseline, digest)
+        baseline.unlink(missing_ok=True)
+        out[" ".join(enforce)] = [digest.hexdigest(), alerts]
+print(json.dumps(out))
+"""
+
+
+def _run_child(pythonpath: Path, script: str, arguments: list[str]) -> dict[str, object]:
     result = subprocess.run(
-        [sys.executable, "-c", _DIGESTS, *captures],
+        [sys.executable, "-c", script, *arguments],
         capture_output=True,
         text=True,
         timeout=1200,
@@ -68,19 +122,34 @@ def _digests(pythonpath: Path, captures: list[str]) -> dict[str, object]:
     return digests
 
 
-def test_compiled_records_equal_the_sources(tmp_path: Path) -> None:
+def _digests(pythonpath: Path, captures: list[str]) -> dict[str, object]:
+    return _run_child(pythonpath, _DIGESTS, captures)
+
+
+def _require_build() -> None:
     if not compiled.compiled_modules():
         if os.environ.get("ICS_MONITOR_REQUIRE_COMPILED"):
             # CI sets it: a build that fell back to pure Python must not pass as a skip.
             pytest.fail("the hot path is not compiled although CI requires it: see build/compiled.log")
         pytest.skip("the hot path is not compiled here (`make compiled` builds it; CI does)")
-    captures = sorted(str(p) for p in PCAPS.rglob("*") if p.suffix in (".pcap", ".pcapng") and p.is_file())
-    captures += [str(p) for p in all_shared_captures()]
-    assert len(captures) > 20
+
+
+def _pure_copy(tmp_path: Path) -> Path:
+    """The package's sources without the extensions (and the rules beside them, as in the repository)."""
     copy = tmp_path / "pure"
     shutil.copytree(
         REPO / "ics_monitor", copy / "ics_monitor", ignore=shutil.ignore_patterns("*.so", "__pycache__")
     )
+    shutil.copytree(REPO / "rules", copy / "rules")
+    return copy
+
+
+def test_compiled_records_equal_the_sources(tmp_path: Path) -> None:
+    _require_build()
+    captures = sorted(str(p) for p in PCAPS.rglob("*") if p.suffix in (".pcap", ".pcapng") and p.is_file())
+    captures += [str(p) for p in all_shared_captures()]
+    assert len(captures) > 20
+    copy = _pure_copy(tmp_path)
     native = _digests(REPO, captures)
     pure = _digests(copy, captures)
     assert str(native.pop("table")).endswith(".so")
@@ -88,6 +157,40 @@ def test_compiled_records_equal_the_sources(tmp_path: Path) -> None:
     different = [path for path in captures if native[path] != pure[path]]
     assert not different, f"{len(different)} captures differ compiled vs source, e.g. {different[:5]}"
     assert sum(entry[1] for entry in pure.values()) > 1000  # type: ignore[index]
+
+
+def test_compiled_analysis_equals_the_sources(tmp_path: Path) -> None:
+    """Inventory, baseline and every detector give the same results compiled and as Python.
+
+    The analysis modules are compiled too: a native ``dict`` subclass failed to delete tuple keys
+    there (found as an eviction retried on every insertion), and orjson cannot serialise native
+    dataclasses; both changed results or crashed only in the compiled build.
+    """
+    _require_build()
+    demo, network = PCAPS / "demo", PCAPS / "network"
+    groups = [
+        [
+            [str(demo / "plant_normal.pcap")],
+            [str(demo / "plant_normal.pcap"), str(demo / "plant_attack.pcap")],
+        ],
+        [
+            [str(network / "arp_normal.pcap")],
+            [str(network / "arp_normal.pcap"), str(network / "arp_mitm.pcap")],
+        ],
+    ]
+    singles = sorted(p for p in PCAPS.rglob("*") if p.suffix in (".pcap", ".pcapng") and p.is_file())
+    # The shared captures up to a size that keeps the test near a minute (most of them).
+    singles += [p for p in all_shared_captures() if p.stat().st_size <= 8_000_000]
+    groups += [[[str(path)], [str(path)]] for path in singles]
+    copy = _pure_copy(tmp_path)
+    native = _run_child(REPO, _ANALYSIS, [json.dumps(groups)])
+    pure = _run_child(copy, _ANALYSIS, [json.dumps(groups)])
+    assert str(native.pop("engine")).endswith(".so")
+    assert str(pure.pop("engine")).endswith(".py")
+    assert native.keys() == pure.keys()
+    different = [name for name in native if native[name] != pure[name]]
+    assert not different, f"{len(different)} analyses differ compiled vs source, e.g. {different[:5]}"
+    assert sum(entry[1] for entry in pure.values()) > 50  # type: ignore[index]
 
 
 def test_a_bytes_slice_past_its_end_is_empty() -> None:
@@ -113,14 +216,14 @@ def test_remove_takes_the_extensions_of_modules_no_longer_compiled(tmp_path: Pat
 
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
     package = tmp_path / "ics_monitor"
-    (package / "detect").mkdir(parents=True)
-    (package / "detect" / "engine.py").write_text("")
-    (package / "detect" / "notes.txt").write_text("")
-    old = package / "detect" / f"engine{suffix}"
+    (package / "cli").mkdir(parents=True)
+    (package / "cli" / "app.py").write_text("")
+    (package / "cli" / "notes.txt").write_text("")
+    old = package / "cli" / f"app{suffix}"
     old.write_bytes(b"")
     shared = package / f"{compiled.GROUP}{suffix}"
     shared.write_bytes(b"")
-    assert "ics_monitor/detect/engine.py" not in compiled.HOT_MODULES
+    assert "ics_monitor/cli/app.py" not in compiled.HOT_MODULES
     assert set(compiled.built(package)) == {old, shared}
     assert compiled.remove(package) == 2
-    assert not old.exists() and not shared.exists() and (package / "detect" / "engine.py").exists()
+    assert not old.exists() and not shared.exists() and (package / "cli" / "app.py").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import random
 from typing import Any
 
@@ -115,7 +116,7 @@ def test_written_value_out_of_range_with_margin() -> None:
 def test_point_limits_are_computed_per_point_on_demand() -> None:
     from ics_monitor.detect.deviation import PointLimits
 
-    values = {("written", "hr:1:20"): [100.0, 119.0], ("read", "co:1:0"): [0.0, 0.0]}
+    values = {("written", "hr:1:20"): (100.0, 119.0), ("read", "co:1:0"): (0.0, 0.0)}
     written = PointLimits(values, "written", 0.1, 0.05)
     assert written and not PointLimits(values, "other", 0.1, 0.05)
     assert written.compute("hr:1:20") == pytest.approx((94.05, 124.95, 100.0, 119.0))
@@ -123,7 +124,7 @@ def test_point_limits_are_computed_per_point_on_demand() -> None:
     assert written.get("hr:1:21") is None and written.get("co:1:0") is None  # unlearned; other kind
     coil = PointLimits(values, "read", 0.1, 0.05).get("co:1:0")
     assert coil == (0.0, 0.0, 0.0, 0.0)  # learned at 0: no margin at all
-    values[("written", "hr:1:21")] = [1.0, 1.0]
+    values[("written", "hr:1:21")] = (1.0, 1.0)
     assert written.compute("hr:1:21") is not None  # compute reads the values every time
 
 
@@ -609,7 +610,7 @@ def test_engine_hands_records_to_the_directions_a_detector_declares() -> None:
     }
 
 
-def test_written_values_checked_in_c_agree_with_value_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_written_values_checked_in_c_agree_with_value_by_value() -> None:
     """Modbus and S7 writes: the all-in-range check in C fires exactly what the per-value walk does."""
     from ics_monitor.detect import deviation
 
@@ -665,27 +666,63 @@ def test_written_values_checked_in_c_agree_with_value_by_value(monkeypatch: pyte
                 data_items=({"values": s7_values},),
             )
         )
-    passed: list[bool] = []
+    fired = [a for a in run(records, baseline=baseline, rules=rules) if a.rule_id == "ICS-5006"]
+    fast = sorted((a.frames[0], a.evidence["point"], repr(a.evidence["value"])) for a in fired)
 
-    def counted(check: Any) -> Any:
-        def wrapper(*args: Any) -> bool:
-            result = bool(check(*args))
-            passed.append(result)
-            return result
+    # The value-by-value judgement, written out here: a number (a bool as 0/1) outside the limits
+    # of its point, which are the written ones or else the read ones.  (Monkeypatching the C checks
+    # away cannot work on the compiled build, which calls them directly.)
+    [modbus_conversation] = [c for c in baseline.conversations.values() if c.protocol == "modbus"]
+    [s7_conversation] = [c for c in baseline.conversations.values() if c.protocol == "s7comm"]
 
-        return wrapper
+    def limits_of(conversation: Any) -> Any:
+        written = deviation.PointLimits(
+            conversation.values,
+            "written",
+            float(rules.param("ICS-5006", "margin_ratio")),
+            float(rules.param("ICS-5006", "magnitude_ratio")),
+        )
+        read = deviation.PointLimits(
+            conversation.values,
+            "read",
+            float(rules.param("ICS-5007", "margin_ratio")),
+            float(rules.param("ICS-5007", "magnitude_ratio")),
+        )
+        return lambda point: written.get(point) or read.get(point)
 
-    def fired() -> list[tuple[Any, ...]]:
-        alerts = [a for a in run(records, baseline=baseline, rules=rules) if a.rule_id == "ICS-5006"]
-        return [(a.frames[0], a.evidence["point"], repr(a.evidence["value"])) for a in alerts]
+    def out_of_range(limit: Any, value: Any) -> bool:
+        if isinstance(value, bool):
+            value = int(value)
+        elif not isinstance(value, (int, float)):
+            return False
+        return limit is not None and not limit[0] <= value <= limit[1]
 
-    monkeypatch.setattr(deviation, "_within", counted(deviation._within))
-    monkeypatch.setattr(deviation, "_all_within", counted(deviation._all_within))
-    fast = fired()
-    assert passed.count(True) > 200 and passed.count(False) > 100  # both ways were taken
-    monkeypatch.setattr(deviation, "_within", lambda values, lows, highs: False)
-    monkeypatch.setattr(deviation, "_all_within", lambda values, low, high: False)
-    assert fast == fired()
+    modbus_limit, s7_limit = limits_of(modbus_conversation), limits_of(s7_conversation)
+    expected: list[tuple[Any, ...]] = []
+    checks = {True: 0, False: 0}
+    for record in records:
+        if record.event_type == "modbus":
+            pairs = [(f"hr:1:{100 + offset}", value) for offset, value in enumerate(record.values)]
+            judged = [(point, value) for point, value in pairs if out_of_range(modbus_limit(point), value)]
+            lows = tuple(modbus_limit(point)[0] for point, _ in pairs)
+            highs = tuple(modbus_limit(point)[1] for point, _ in pairs)
+            within = deviation._within(list(record.values), lows, highs)
+        else:
+            limit = s7_limit("DB1:20")
+            pairs = [("DB1:20", value) for value in record.data_items[0]["values"]]
+            judged = [(point, value) for point, value in pairs if out_of_range(limit, value)]
+            within = deviation._all_within(record.data_items[0]["values"], limit[0], limit[1])
+        # The C check passes only what the walk passes, and passes every write of plain numbers
+        # within their limits.
+        plain = all(type(value) in (int, float) and not math.isnan(value) for _, value in pairs)
+        assert within == (plain and not judged) or (not within and not plain), (record, within)
+        checks[within] += 1
+        expected += [
+            (record.frame, point, repr(int(value) if isinstance(value, bool) else value))
+            for point, value in judged
+        ]
+    assert checks[True] > 200 and checks[False] > 100  # both ways were taken
+    assert fast == sorted(expected)
     assert {"hr:1:100", "hr:1:104", "DB1:20"} <= {point for _, point, _ in fast}
 
 
