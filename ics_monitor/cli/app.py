@@ -579,7 +579,10 @@ def _analyse(
                     output.emit(asset)
             if mode == LEARN and not saved and analysis.learner is not None:
                 keep_baseline(analysis.learner.baseline())
-        store.finish_run({**_figures(stats, mode), **(extra_figures or {})})
+        failures = _failures(analysis)
+        store.finish_run(
+            {**_figures(stats, mode), **(extra_figures or {}), **({"failures": failures} if failures else {})}
+        )
         shown_alerts, alert_counts = store.run_alerts(analysis.alert_ids, limit)
         print_replay_summary(
             _stdout_console(),
@@ -813,6 +816,27 @@ def live(
     )
 
 
+def _failures(analysis: Any) -> dict[str, int]:
+    """Records the inventory, the learner or a detector raised on and skipped, by part: said on stderr.
+
+    A failing part loses the records it fails on, not the run; its first failure is an anomaly
+    event (``internal.analysis_error`` / ``internal.detector_error``), but a line in the run's own
+    output is what an analyst reads.
+    """
+    counts: dict[str, int] = dict(getattr(analysis, "failures", None) or {})
+    engine = getattr(analysis, "engine", None)
+    for name, count in (getattr(engine, "failures", None) or {}).items():
+        counts[f"detector {name}"] = counts.get(f"detector {name}", 0) + count
+    for part, count in sorted(counts.items()):
+        if count:
+            _warning_line(
+                f"{part} failed on {count:,} record{'s' if count != 1 else ''} and skipped "
+                f"{'them' if count != 1 else 'it'}: results are incomplete (the first failure is an "
+                "internal.*_error anomaly event; please report it)"
+            )
+    return {part: count for part, count in counts.items() if count}
+
+
 def _figures(stats: RunStats, mode: str) -> dict[str, Any]:
     return {
         "mode": mode,
@@ -913,7 +937,8 @@ def baseline_learn(
         learned = learner.baseline()
         learned.save(target)
         digest = store.save_baseline(target)
-        store.finish_run(_figures(stats, LEARN))
+        failures = _failures(analysis)
+        store.finish_run({**_figures(stats, LEARN), **({"failures": failures} if failures else {})})
     stderr.print(
         f"baseline learned from {stats.frames:,} frames ({stats.events:,} events, {stats.flows:,} flows): "
         f"{target} (sha256 {digest[:12]})"

@@ -184,7 +184,9 @@ def test_without_analysis_nothing_changes() -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_failing_detector_is_reported_as_an_anomaly_and_an_alert(workers: int) -> None:
+def test_a_failing_detector_is_reported_as_an_anomaly_and_an_alert(
+    workers: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A detector raising on every Modbus request costs it those records; the run goes on.
 
     Its first failure is one ``internal.detector_error`` anomaly among the run's events (as the
@@ -219,6 +221,12 @@ def test_a_failing_detector_is_reported_as_an_anomaly_and_an_alert(workers: int)
     assert "fragile: RuntimeError: cannot handle function" in report.detail
     assert stats.anomalies[DETECTOR_ERROR] == 1
     assert [a.rule_id for a in alerts.records if a.rule_id == "ICS-2006"] == ["ICS-2006"]
+    # The CLI says it at the end of the run too (and keeps the counts with the run's figures).
+    from ics_monitor.cli.app import _failures
+
+    assert _failures(analysis) == {"detector fragile": len(requests)}
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"ics-monitor: warning: detector fragile failed on {len(requests):,} records")
 
 
 class _FailsOnReads(Inventory):
@@ -251,6 +259,9 @@ def test_a_failing_inventory_or_learner_skips_the_record_and_says_so_once() -> N
     assert reports[1].frame == flows[0].first_frame and "TypeError: no flows here" in reports[1].detail
     requests = [r for r in reads if r.direction == "request"]
     assert analysis.failures == {"inventory": len(requests), "baseline learner": len(flows)}
+    from ics_monitor.cli.app import _failures
+
+    assert _failures(analysis) == {"inventory": len(requests), "baseline learner": len(flows)}
     assert stats.anomalies[ANALYSIS_ERROR] == 2
     # Everything else still went on: the engine and the learner saw every read, the inventory the rest.
     assert all(r in engine.events for r in reads) and all(r in learner.events for r in reads)
