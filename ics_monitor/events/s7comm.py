@@ -228,6 +228,8 @@ def new_s7comm_event(
     ordinary frozen instance.
     """
     fields = _copy(_TEMPLATE)
+    # Most PDUs fill a few of the optional fields: those left None keep the template's None (a
+    # pointer test instead of a dict store each).
     fields["ts"] = ts
     fields["frame"] = frame
     fields["flow_id"] = flow_id
@@ -244,28 +246,50 @@ def new_s7comm_event(
     fields["data_length"] = data_length
     fields["function_code"] = function_code
     fields["function"] = function
-    fields["error_class"] = error_class
-    fields["error_code"] = error_code
-    fields["error_name"] = error_name
-    fields["item_count"] = item_count
-    fields["items"] = items
-    fields["data_items"] = data_items
-    fields["return_codes"] = return_codes
-    fields["userdata"] = userdata
-    fields["szl_id"] = szl_id
-    fields["szl_index"] = szl_index
-    fields["szl"] = szl
-    fields["setup"] = setup
-    fields["pi_service"] = pi_service
-    fields["pi_service_name"] = pi_service_name
-    fields["pi_arguments"] = pi_arguments
-    fields["function_status"] = function_status
-    fields["block"] = block
-    fields["block_list"] = block_list
-    fields["clock"] = clock
-    fields["mode"] = mode
-    fields["data"] = data
-    fields["request_frame"] = request_frame
+    if error_class is not None:
+        fields["error_class"] = error_class
+    if error_code is not None:
+        fields["error_code"] = error_code
+    if error_name is not None:
+        fields["error_name"] = error_name
+    if item_count is not None:
+        fields["item_count"] = item_count
+    if items is not None:
+        fields["items"] = items
+    if data_items is not None:
+        fields["data_items"] = data_items
+    if return_codes is not None:
+        fields["return_codes"] = return_codes
+    if userdata is not None:
+        fields["userdata"] = userdata
+    if szl_id is not None:
+        fields["szl_id"] = szl_id
+    if szl_index is not None:
+        fields["szl_index"] = szl_index
+    if szl is not None:
+        fields["szl"] = szl
+    if setup is not None:
+        fields["setup"] = setup
+    if pi_service is not None:
+        fields["pi_service"] = pi_service
+    if pi_service_name is not None:
+        fields["pi_service_name"] = pi_service_name
+    if pi_arguments is not None:
+        fields["pi_arguments"] = pi_arguments
+    if function_status is not None:
+        fields["function_status"] = function_status
+    if block is not None:
+        fields["block"] = block
+    if block_list is not None:
+        fields["block_list"] = block_list
+    if clock is not None:
+        fields["clock"] = clock
+    if mode is not None:
+        fields["mode"] = mode
+    if data is not None:
+        fields["data"] = data
+    if request_frame is not None:
+        fields["request_frame"] = request_frame
     fields["segments"] = segments
     event = _new(S7commEvent)
     _set(event, "__dict__", fields)
