@@ -117,20 +117,14 @@ def new_dnp3_event(
     fields["fin"] = fin
     fields["con"] = con
     fields["uns"] = uns
-    if iin is not None:  # else the template's None
-        fields["iin"] = iin
-    if iin_names is not None:  # else the template's None
-        fields["iin_names"] = iin_names
+    fields["iin"] = iin
+    fields["iin_names"] = iin_names
     fields["crc_ok"] = crc_ok
     fields["objects"] = objects
-    if request_function_code is not None:  # else the template's None
-        fields["request_function_code"] = request_function_code
-    if request_function is not None:  # else the template's None
-        fields["request_function"] = request_function
-    if request_frame is not None:  # else the template's None
-        fields["request_frame"] = request_frame
-    if confirmed_frame is not None:  # else the template's None
-        fields["confirmed_frame"] = confirmed_frame
+    fields["request_function_code"] = request_function_code
+    fields["request_function"] = request_function
+    fields["request_frame"] = request_frame
+    fields["confirmed_frame"] = confirmed_frame
     event = _new(Dnp3Event)
     _set(event, "__dict__", fields)
     return event

@@ -150,20 +150,13 @@ def new_modbus_event(
     fields["length"] = length
     fields["function_code"] = function_code
     fields["function"] = function
-    if exception_code is not None:  # else the template's None
-        fields["exception_code"] = exception_code
-    if exception is not None:  # else the template's None
-        fields["exception"] = exception
-    if address is not None:  # else the template's None
-        fields["address"] = address
-    if quantity is not None:  # else the template's None
-        fields["quantity"] = quantity
-    if byte_count is not None:  # else the template's None
-        fields["byte_count"] = byte_count
-    if values is not None:  # else the template's None
-        fields["values"] = values
-    if request_frame is not None:  # else the template's None
-        fields["request_frame"] = request_frame
+    fields["exception_code"] = exception_code
+    fields["exception"] = exception
+    fields["address"] = address
+    fields["quantity"] = quantity
+    fields["byte_count"] = byte_count
+    fields["values"] = values
+    fields["request_frame"] = request_frame
     event = _new(cls)
     _set(event, "__dict__", fields)
     return event
