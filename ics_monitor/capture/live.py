@@ -103,6 +103,9 @@ MIN_SNAPLEN = 64
 RECEIVE_BUFFER = 32 << 20  # per socket; past net.core.rmem_max only with SO_RCVBUFFORCE (CAP_NET_ADMIN)
 BATCH = 256  # recvmsg path: packets read from one socket per wake-up before the others get their turn
 POLL_SECONDS = 0.2  # how soon stop() and the duration are noticed when the link is quiet
+# After stop(): how long the frames the kernel already holds may take to be read (a ring's block
+# being filled retires within RETIRE_MILLISECONDS); then the capture ends whatever is left.
+DRAIN_SECONDS = 1.0
 TICK_SECONDS = 0.5  # on_tick runs at least this often (wall clock), busy link or quiet
 
 
@@ -242,13 +245,23 @@ class LiveSource:
                 poller.register(sock.fileno(), select.POLLIN | select.POLLERR)
             deadline = time.monotonic() + self.duration if self.duration is not None else None
             next_tick = time.monotonic() + TICK_SECONDS
-            while not self._stopping and rings:
+            drain_until: float | None = None
+            while rings:
                 ready = [entry for entry in rings.items() if entry[1][1].ready()]
                 monotonic = time.monotonic()
                 if deadline is not None and monotonic >= deadline:
                     return
+                if self._stopping:
+                    # Stop asked (a signal): frames captured before it are still read, the block
+                    # being filled once it retires, so none is lost; then the capture ends.
+                    if drain_until is None:
+                        drain_until = monotonic + DRAIN_SECONDS
+                    if monotonic >= drain_until or not (
+                        ready or any(ring.pending() for _name, ring in rings.values())
+                    ):
+                        return
                 if not ready:
-                    timeout = POLL_SECONDS
+                    timeout = POLL_SECONDS if drain_until is None else RETIRE_MILLISECONDS / 1000
                     if deadline is not None:
                         timeout = min(timeout, deadline - monotonic)
                     if closing:
@@ -307,15 +320,25 @@ class LiveSource:
         ancillary = socket.CMSG_SPACE(_TIMESPEC.size)
         deadline = time.monotonic() + self.duration if self.duration is not None else None
         next_tick = time.monotonic() + TICK_SECONDS
+        drain_until: float | None = None
         try:
-            while not self._stopping:
+            while True:
                 timeout = POLL_SECONDS
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return
                     timeout = min(timeout, left)
+                if self._stopping:
+                    # Stop asked (a signal): read what the sockets already hold, then end.
+                    if drain_until is None:
+                        drain_until = time.monotonic() + DRAIN_SECONDS
+                    elif time.monotonic() >= drain_until:
+                        return
+                    timeout = 0
                 ready = selector.select(timeout)
+                if drain_until is not None and not ready:
+                    return
                 on_tick = self.on_tick
                 if on_tick is not None and time.monotonic() >= next_tick:
                     # An empty poll means every queue is drained: frames from now on are stamped
