@@ -5,8 +5,9 @@ sniff the peer ``ringb``.  Checked: the frames equal tcpdump's (count, bytes, or
 timestamps to the microsecond, a VLAN tag the kernel lifted put back), the snap length cut by the
 kernel, loopback frames once (the same frames as the ``recvmsg`` path), the kernel's drop and
 freeze counters on a ring too small for a burst, a fanout group of two rings splitting flows
-symmetrically, a source pickled to a fork-server child that maps the ring there, and an interface
-that goes away mid-capture (one error line, frames before it kept).
+symmetrically, a source pickled to a fork-server child that maps the ring there, an interface
+that goes away mid-capture (one error line, frames before it kept), and a stop before reading
+(the frames the kernel already holds still come out, ring and recvmsg paths alike).
 
 The probes run inside the namespace as ``python -m tests.integration.test_live_ring PROBE ARGS``
 and print JSON.  Everything needs root, network namespaces, tcpreplay and tcpdump; the tests skip,
@@ -141,6 +142,26 @@ def probe_loopback() -> None:
     for number in range(3):
         sender.sendto(bytes([number]) * 300, ("127.0.0.1", 9))
     print(json.dumps([[(data.hex(), wire) for _ts, _link, data, wire in source] for source in sources]))
+
+
+def probe_stopped() -> None:
+    """Five datagrams on loopback, then stop() before reading: ring and recvmsg sources still yield them."""
+    import socket
+
+    from ics_monitor.capture.live import LiveSource
+
+    sources = [
+        LiveSource(["lo"], duration=5.0, bpf="udp dst port 9", ring_size=size)
+        for size in (DEFAULT_RING_SIZE, 0)
+    ]
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for number in range(5):
+        sender.sendto(bytes([number]) * 100, ("127.0.0.1", 9))
+    for source in sources:
+        source.stop()  # as a signal handler does: what the kernel already holds is read, then the end
+    started = time.monotonic()
+    frames = [[data[42:].hex() for _ts, _link, data, _wire in source] for source in sources]
+    print(json.dumps({"frames": frames, "seconds": time.monotonic() - started}))
 
 
 def probe_fanout(path: str) -> None:
@@ -293,6 +314,15 @@ def test_loopback_frames_once_and_equal_to_recvmsg(lab: Any) -> None:
         assert bytes.fromhex(data)[42:] == bytes([number]) * 300
 
 
+def test_a_stop_reads_what_the_kernel_already_holds(lab: Any) -> None:
+    """stop() (SIGINT/SIGTERM) before the frames were read: both paths still yield every one, soon."""
+    netlab, net = lab
+    result = run_probe(netlab, net, "stopped")
+    expected = [(bytes([number]) * 100).hex() for number in range(5)]
+    assert result["frames"] == [expected, expected]
+    assert result["seconds"] < 2.0  # the drain is bounded (1 s), not the 5 s duration
+
+
 def test_fanout_of_two_rings_splits_flows_symmetrically(lab: Any, tmp_path: Path) -> None:
     netlab, net = lab
     sent = [frame for frame in mixed_frames() if frame[12:14] == b"\x08\x00"]
@@ -372,6 +402,7 @@ if __name__ == "__main__":
     probes: dict[str, Callable[..., None]] = {
         "sniff": probe_sniff,
         "loopback": probe_loopback,
+        "stopped": probe_stopped,
         "fanout": probe_fanout,
         "pickled": probe_pickled,
         "vanish": probe_vanish,
