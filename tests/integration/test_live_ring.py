@@ -128,35 +128,31 @@ def probe_sniff(path: str, specs: str) -> None:
     print(json.dumps([report(source, frames_of(source)) for source in sources]))
 
 
-def probe_loopback() -> None:
-    """Three datagrams on loopback, read through a ring source and a recvmsg source opened together."""
+def loopback_sources(duration: float, datagrams: int, size: int) -> list[Any]:
+    """A ring source and a recvmsg source on loopback, opened together; then ``datagrams`` sent to them."""
     import socket
 
     from ics_monitor.capture.live import LiveSource
 
     sources = [
-        LiveSource(["lo"], duration=1.0, bpf="udp dst port 9", ring_size=size)
-        for size in (DEFAULT_RING_SIZE, 0)
+        LiveSource(["lo"], duration=duration, bpf="udp dst port 9", ring_size=ring)
+        for ring in (DEFAULT_RING_SIZE, 0)
     ]
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for number in range(3):
-        sender.sendto(bytes([number]) * 300, ("127.0.0.1", 9))
+    for number in range(datagrams):
+        sender.sendto(bytes([number]) * size, ("127.0.0.1", 9))
+    return sources
+
+
+def probe_loopback() -> None:
+    """Three datagrams on loopback, read through a ring source and a recvmsg source."""
+    sources = loopback_sources(1.0, 3, 300)
     print(json.dumps([[(data.hex(), wire) for _ts, _link, data, wire in source] for source in sources]))
 
 
 def probe_stopped() -> None:
     """Five datagrams on loopback, then stop() before reading: ring and recvmsg sources still yield them."""
-    import socket
-
-    from ics_monitor.capture.live import LiveSource
-
-    sources = [
-        LiveSource(["lo"], duration=5.0, bpf="udp dst port 9", ring_size=size)
-        for size in (DEFAULT_RING_SIZE, 0)
-    ]
-    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for number in range(5):
-        sender.sendto(bytes([number]) * 100, ("127.0.0.1", 9))
+    sources = loopback_sources(5.0, 5, 100)
     for source in sources:
         source.stop()  # as a signal handler does: what the kernel already holds is read, then the end
     started = time.monotonic()
