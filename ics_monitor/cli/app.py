@@ -45,6 +45,7 @@ from ics_monitor.pipeline import (
     ENFORCE,
     LEARN,
     LEARN_THEN_ENFORCE,
+    Analysis,
     Pipeline,
     RunStats,
     build_analysis,
@@ -816,16 +817,16 @@ def live(
     )
 
 
-def _failures(analysis: Any) -> dict[str, int]:
+def _failures(analysis: Analysis) -> dict[str, int]:
     """Records the inventory, the learner or a detector raised on and skipped, by part: said on stderr.
 
     A failing part loses the records it fails on, not the run; its first failure is an anomaly
     event (``internal.analysis_error`` / ``internal.detector_error``), but a line in the run's own
     output is what an analyst reads.
     """
-    counts: dict[str, int] = dict(getattr(analysis, "failures", None) or {})
-    engine = getattr(analysis, "engine", None)
-    for name, count in (getattr(engine, "failures", None) or {}).items():
+    counts: dict[str, int] = dict(analysis.failures)
+    # The engine's own failures (a ``DetectionEngine``; other engines may not count them).
+    for name, count in (getattr(analysis.engine, "failures", None) or {}).items():
         counts[f"detector {name}"] = counts.get(f"detector {name}", 0) + count
     for part, count in sorted(counts.items()):
         if count:
