@@ -479,10 +479,10 @@ class BaselineDeviation(BaseDetector):
             values = values[:MAX_VALUES_CHECKED]
         unit = event.unit_id
         address = event.address
-        key = (conversation.key, table, unit, address, len(values))
-        bounds = self.read_bounds.get(key, _UNKNOWN)
-        if bounds is _UNKNOWN:  # a new shape: its point names are formatted once, here
-            bounds = self._read_bounds(key, limits, f"{TABLE_ABBREVIATIONS[table]}:{unit}:", address)
+        prefix = f"{TABLE_ABBREVIATIONS[table]}:{unit}:"
+        bounds = self._read_bounds(
+            (conversation.key, table, unit, address, len(values)), limits, prefix, address
+        )
         # The hot path of polling traffic.  A poll mostly reads what the last one read: values
         # equal to the last ones found in range are in range (one tuple comparison in C).
         # Otherwise every value against its limits in two C loops; the value-by-value walk
@@ -495,20 +495,21 @@ class BaselineDeviation(BaseDetector):
             return
         for offset, value in enumerate(values):
             if not lows[offset] <= value <= highs[offset]:  # unlearned points are unbounded
-                point = f"{TABLE_ABBREVIATIONS[table]}:{unit}:{address + offset}"
+                point = f"{prefix}{address + offset}"
                 limit = limits.get(point)
                 if limit is not None:
                     self._out_of_range("ICS-5007", conversation, event, point, value, limit, out)
 
     def _read_bounds(self, key: tuple[Any, ...], limits: PointLimits, prefix: str, first: int) -> Any:
-        """[lows, highs, last values found in range] of a new read shape, kept under ``key``.
+        """[lows, highs, last values found in range] of a read shape, computed once.
 
         ``key`` ends with the shape's value count.  None when none of its points was learned.
-        Callers look the shape up in ``read_bounds`` first.
         """
-        # ``compute``: the shape keeps the result, the point cache need not.
-        found = _bounds(limits.compute, prefix, first, key[-1])
-        bounds = self.read_bounds[key] = None if found is None else [found[0], found[1], None]
+        bounds = self.read_bounds.get(key, _UNKNOWN)
+        if bounds is _UNKNOWN:
+            # ``compute``: the shape keeps the result, the point cache need not.
+            found = _bounds(limits.compute, prefix, first, key[-1])
+            bounds = self.read_bounds[key] = None if found is None else [found[0], found[1], None]
         return bounds
 
     def _dnp3_reads(self, conversation: Conversation, event: Any, out: Emitter) -> None:
@@ -522,6 +523,7 @@ class BaselineDeviation(BaseDetector):
             if len(points) > MAX_VALUES_CHECKED:
                 points = points[:MAX_VALUES_CHECKED]
             group = obj.get("group")
+            prefix = f"g{group}:"
             start = obj.get("start")
             if (
                 obj.get("prefix_code") == 0
@@ -533,22 +535,20 @@ class BaselineDeviation(BaseDetector):
                 # per response shape once, a response equal to the last in-range one passes, else
                 # every value checked in C.  Point by point below only when one may be off.
                 values = [entry.get("value") for entry in points]
-                key = (conversation.key, group, start, len(values))
-                bounds = self.read_bounds.get(key, _UNKNOWN)
-                if bounds is _UNKNOWN:
-                    bounds = self._read_bounds(key, limits, f"g{group}:", start)
+                bounds = self._read_bounds(
+                    (conversation.key, group, start, len(values)), limits, prefix, start
+                )
                 if bounds is None or values == bounds[2]:
                     continue
                 if _within(values, bounds[0], bounds[1]):
                     bounds[2] = values
                     continue
             # As ``_value`` per point, with the limits looked up once per response.
-            prefix = f"g{group}:"
             for entry in points:
                 if "value" not in entry:
                     continue
-                point = f"{prefix}{entry.get('index')}"
-                limit = limits.get(point)
+                key = f"{prefix}{entry.get('index')}"
+                limit = limits.get(key)
                 if limit is None:
                     continue
                 value = entry["value"]
@@ -557,7 +557,7 @@ class BaselineDeviation(BaseDetector):
                 elif not isinstance(value, (int, float)):
                     continue
                 if not limit[0] <= value <= limit[1]:
-                    self._out_of_range("ICS-5007", conversation, event, point, value, limit, out)
+                    self._out_of_range("ICS-5007", conversation, event, key, value, limit, out)
 
     def _polling(self, conversation: Conversation, event: Any, out: Emitter, entry: list[Any]) -> None:
         # A poll's signature (``request_signature``) is made of a few fields: the common polls are
