@@ -37,6 +37,7 @@ from ics_monitor.events.flow import FlowRecord
 from ics_monitor.flows import Flow, FlowTable
 from ics_monitor.inventory.assets import ASSET_LIMIT, AssetChange, Inventory
 from ics_monitor.sinks import Sink
+from ics_monitor.sinks.base import wants_protocol_events
 
 ANALYSIS_ERROR = "internal.analysis_error"
 
@@ -443,6 +444,9 @@ class Pipeline:
         )
         self.table = FlowTable(config.flows, _DissectBridge(self.engine))
         self.event_sinks = list(event_sinks)
+        # The event sinks that take protocol events too (the others get anomalies only): an output
+        # kept for alerts, flows and anomalies is not called once per PDU to skip it.
+        self.protocol_sinks = [sink for sink in self.event_sinks if wants_protocol_events(sink)]
         self.flow_sinks = list(flow_sinks)
         self.emit_arp = emit_arp
         self.progress = progress
@@ -565,9 +569,11 @@ class Pipeline:
         stats = self.stats
         if event.event_type == "anomaly":
             stats.anomalies[event.code] += 1
+            sinks = self.event_sinks
         else:
             stats.events += 1
-        for sink in self.event_sinks:
+            sinks = self.protocol_sinks
+        for sink in sinks:
             sink.emit(event)
         analysis = self.analysis
         if analysis is not None:
@@ -587,7 +593,7 @@ class Pipeline:
     def deliver_arp(self, event: Any) -> None:
         """An ARP observation: to the event sinks when asked for (``emit_arp``), to the analysis."""
         if self.emit_arp:
-            for sink in self.event_sinks:
+            for sink in self.protocol_sinks:
                 sink.emit(event)
         analysis = self.analysis
         if analysis is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ics_monitor.core.errors import ConfigError
 from ics_monitor.inventory.assets import Asset
+from ics_monitor.sinks.base import wants_protocol_events
 from ics_monitor.sinks.cef import CefSyslogSink
 from ics_monitor.sinks.elasticsearch import ElasticsearchSettings, ElasticsearchSink
 from ics_monitor.sinks.logs import AppendLog
@@ -60,6 +61,11 @@ class SiemOutput:
 
     def __init__(self, sink: ElasticsearchSink | CefSyslogSink | AppendLog) -> None:
         self.sink = sink
+
+    @property
+    def protocol_events(self) -> bool:
+        """Whether the sink takes protocol events (``Sink``): a JSON-lines file takes everything."""
+        return wants_protocol_events(self.sink)
 
     def emit(self, record: Any) -> None:
         """Forward a record (the sink keeps the kinds it is configured for)."""

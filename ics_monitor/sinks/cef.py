@@ -50,6 +50,7 @@ from ics_monitor.sinks.ecs import (
     ALERT,
     ANOMALY,
     ASSET,
+    EVENT,
     FLOW,
     KINDS,
     EcsMapper,
@@ -342,6 +343,11 @@ class CefSyslogSink:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
+
+    @property
+    def protocol_events(self) -> bool:
+        """Whether protocol events are among the target's kinds (``Sink``; not by default)."""
+        return EVENT in self.target.kinds
 
     def emit(self, record: Any) -> None:
         """Queue one record (dropped and counted when the queue is full)."""

@@ -69,6 +69,7 @@ from ics_monitor.sinks.ecs import (
     ANOMALY,
     DEFAULT_KINDS,
     DEFAULT_PREFIX,
+    EVENT,
     KINDS,
     Document,
     EcsMapper,
@@ -910,19 +911,23 @@ _WORKER_NICE = 10
 _STARTUP_TIMEOUT = 120.0
 
 
-def _wire_form(record: Any) -> bytes:
-    """The record as the JSON object the worker maps: the same dict (hence ids) as in-process.
+def _dumped_as_is(record: Any) -> bool:
+    """Whether the record's JSON is what the worker maps (``_wire_form``); the same for its class.
 
     Plain event dataclasses (flows, anomalies, protocol events: nearly every record) are dumped
     straight; alerts, assets and asset changes take the mapper's own dict form.
     """
-    if (
+    return (
         not isinstance(record, Mapping | Alert)
         and getattr(record, "event_type", None) is not None
         and not hasattr(record, "to_dict")
-    ):
-        return orjson.dumps(record, default=_jsonable, option=orjson.OPT_APPEND_NEWLINE)
-    return orjson.dumps(record_dict(record), default=_jsonable, option=orjson.OPT_APPEND_NEWLINE)
+    )
+
+
+def _wire_form(record: Any) -> bytes:
+    """The record as the JSON object the worker maps: the same dict (hence ids) as in-process."""
+    data = record if _dumped_as_is(record) else record_dict(record)
+    return orjson.dumps(data, default=_jsonable, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _settings_wire(settings: ElasticsearchSettings) -> dict[str, Any]:
@@ -979,7 +984,7 @@ class ElasticsearchSink:
             return
         self._mapper = EcsMapper(Observer("-", "-"), settings.index_prefix, settings.kinds)
         self._kinds = self._mapper.kinds
-        self._kind_cache: dict[tuple[type, Any], str] = {}
+        self._kind_cache: dict[tuple[type, Any], tuple[str, bool]] = {}
         self._report: dict[str, Any] = {}
         self._stats = DeliveryStats()
         self._anomalies: list[AnomalyEvent] = []
@@ -1052,6 +1057,14 @@ class ElasticsearchSink:
         base["backlog_dropped"] = dict(self._dropped)
         return base
 
+    @property
+    def protocol_events(self) -> bool:
+        """Whether protocol events are among the kinds kept (``Sink``; not by default).
+
+        When they are not, the pipeline gives this sink anomalies only, not every PDU's record to skip.
+        """
+        return EVENT in self.settings.kinds
+
     # -- producer side (packet thread) --------------------------------------------------------
 
     def emit(self, record: Any) -> None:
@@ -1059,18 +1072,20 @@ class ElasticsearchSink:
         if self._local is not None:
             self._local.emit(record)
             return
-        # Every protocol event passes here: the kind is cached per (class, event_type), since
-        # the mapper's Mapping check (an ABC isinstance) cost more than the rest of emit.
+        # The kind, and whether the record is dumped as it is, are cached per (class, event_type):
+        # the Mapping checks (ABC isinstance) cost more than the rest of emit.
         key = (type(record), getattr(record, "event_type", None))
-        kind = self._kind_cache.get(key)
-        if kind is None:
-            kind = self._mapper.kind_of(record)
+        cached = self._kind_cache.get(key)
+        if cached is None:
+            cached = (self._mapper.kind_of(record), _dumped_as_is(record))
             if not isinstance(record, Mapping) and len(self._kind_cache) < 1024:
-                self._kind_cache[key] = kind
+                self._kind_cache[key] = cached
+        kind = cached[0]
         if kind not in self._kinds:
             self._skipped += 1
             return
-        line = _wire_form(record)
+        data = record if cached[1] else record_dict(record)  # as _wire_form
+        line = orjson.dumps(data, default=_jsonable, option=orjson.OPT_APPEND_NEWLINE)
         with self._pipe_lock:
             if len(self._backlog) + len(line) > _BACKLOG_MAX_BYTES:
                 self._wait_for_worker()

@@ -143,6 +143,8 @@ def test_records_wait_in_the_spool_while_the_cluster_is_down(tmp_path: Path) -> 
     assert sink.stats.last_error is not None and "Connection" in sink.stats.last_error
     # The next run finds them (and a sink selecting fewer kinds skips in the monitor).
     again = ElasticsearchSink(unreachable(kinds=frozenset({"flow"})), tmp_path)
+    # Only a sink selecting protocol events asks the pipeline for them (see Pipeline.protocol_sinks).
+    assert sink.protocol_events and not again.protocol_events
     for record in records:
         again.emit(record)
     again.close()

@@ -289,6 +289,26 @@ def test_public_multi_flow_captures_give_the_same_records(name: str) -> None:
     _assert_same_as_one_process([path], workers=(2,))
 
 
+class _AnomaliesOnly(ListSink):
+    """An output kept for alerts, flows and anomalies (the Elasticsearch and CEF default)."""
+
+    protocol_events = False
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sink_without_protocol_events_gets_every_anomaly_and_nothing_else(workers: int) -> None:
+    paths = [PCAPS / "dnp3" / "crafted_anomalies.pcap", *DEMO]
+    everything, anomalies_only = ListSink(), _AnomaliesOnly()
+    pipeline = Pipeline(Config(), default_registry(), event_sinks=[everything, anomalies_only], emit_arp=True)
+    if workers == 1:
+        pipeline.run(open_captures(str(path) for path in paths))
+    else:
+        run_sharded(pipeline, [str(path) for path in paths], workers, "forkserver")
+    anomalies = [record for record in everything.records if record.event_type == "anomaly"]
+    assert anomalies and len(anomalies) < len(everything.records)
+    assert anomalies_only.records == anomalies and anomalies_only.closed
+
+
 def test_flows_only_mode_gives_the_same_records() -> None:
     one = _run(DEMO, 1, dissect="detect")
     two = _run(DEMO, 2, dissect="detect")

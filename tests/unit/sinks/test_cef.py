@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ics_monitor.core.errors import ConfigError
 from ics_monitor.events import AnomalyEvent
 from ics_monitor.sinks.cef import (
+    CefSyslogSink,
     SyslogTarget,
     cef_event,
     cef_severity,
@@ -182,6 +183,17 @@ def test_rfc5424_message_and_framing() -> None:
     assert int(length) == len(rest) and rest == message
     assert frame_message(message, "tls", "lf") == message + b"\n"
     assert frame_message(message, "udp", "octet") == message
+
+
+def test_protocol_events_are_asked_for_only_when_selected() -> None:
+    # The pipeline hands protocol events only to sinks that take them (Pipeline.protocol_sinks).
+    default = CefSyslogSink("cef:udp://127.0.0.1:9")
+    events = CefSyslogSink("cef:udp://127.0.0.1:9?kinds=alert,event")
+    try:
+        assert not default.protocol_events and events.protocol_events
+    finally:
+        default.close()
+        events.close()
 
 
 def test_target_parsing() -> None:
