@@ -263,16 +263,25 @@ class BaselineDeviation(BaseDetector):
 
     def _function(self, conversation: Conversation, event: Any, out: Emitter, entry: list[Any]) -> None:
         event_type = event.event_type
+        code: Any = None
         if event_type in ("modbus", "dnp3"):
-            # Their function key is the code: once a conversation's code was checked (known, or
-            # reported once per conversation), its later requests have nothing left to report.
             code = event.function_code
+        elif event_type == "s7comm":
+            userdata = event.userdata
+            if event.rosctr == 7 and userdata is not None:
+                code = (userdata.get("group"), userdata.get("subfunction"))
+            else:
+                code = event.function_code
+        if code is not None:
+            # What the function key is made of (``function_key``): once a conversation's function
+            # was checked (known, or reported once per conversation), its later requests have
+            # nothing left to report.
             checked: set[Any] | None = entry[3]
             if checked is None:
                 checked = entry[3] = self._per_conversation(self.checked_functions, conversation, set)
             elif code in checked:
                 return
-            checked.add(code)  # at most 256 codes
+            checked.add(code)  # at most 256 codes (S7 USERDATA: 16 groups of 256 subfunctions)
         function = function_key(event)
         if function is None or conversation.knows_function(function[0]):
             return

@@ -15,7 +15,7 @@ from ics_monitor.detect.deviation import BaselineDeviation
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, rule_ids, run
-from tests.unit.detect.records import CLIENT, SERVER, change, dnp3, flow, modbus, s7
+from tests.unit.detect.records import CLIENT, SERVER, change, dnp3, flow, modbus, s7, userdata
 
 
 def _baseline() -> Baseline:
@@ -90,6 +90,30 @@ def test_new_protocol_or_port_between_known_hosts() -> None:
 def test_new_function_code() -> None:
     assert _ids([modbus(8, sub_function=0)]) == ["ICS-5004"]
     assert _ids([modbus(3, address=0, quantity=10), modbus(6, address=20, values=(105,))]) == []
+
+
+def test_new_s7_function_once_per_conversation_and_userdata_by_group_and_subfunction() -> None:
+    learner = BaselineLearner()
+    learner.observe(s7(1, function_code=0x04))  # READ_VAR
+    learner.observe(s7(7, userdata=userdata(4, 1), szl_id=0x11))  # SZL read
+    baseline = learner.baseline()
+
+    def keys(records: list[Any]) -> list[str]:
+        alerts = run(records, baseline=baseline, rules=_unthrottled(RULES, "ICS-5004"))
+        return [a.evidence["function_key"] for a in alerts if a.rule_id == "ICS-5004"]
+
+    known = [s7(1, function_code=0x04, frame=1), s7(7, userdata=userdata(4, 1), frame=2)]
+    assert keys(known) == []
+    # A new function: once per conversation, whatever the flow; checked per flow, each time.
+    writes = [s7(1, function_code=0x05, frame=i, flow_id=f"f{i % 2}") for i in range(1, 5)]
+    assert keys([*known, *writes]) == ["5"]
+    # USERDATA: by group and subfunction (a known group with another subfunction is new).
+    assert keys(
+        [*known, s7(7, userdata=userdata(4, 2), frame=3), s7(7, userdata=userdata(4, 2), frame=4)]
+    ) == ["userdata 4/2"]
+    assert keys([s7(7, userdata=userdata(4, 1), frame=3), s7(7, userdata=userdata(7, 1), frame=4)]) == [
+        "userdata 7/1"
+    ]
 
 
 def test_write_to_new_address_or_point() -> None:
