@@ -13,6 +13,7 @@ that format) so a bad edit fails at start-up with one clear message, not at the 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -74,14 +75,49 @@ class Rule:
     throttle: float = DEFAULT_THROTTLE
     params: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    # The fields the three templates name (None: give them every field); see ``explain``.
+    names: frozenset[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", _template_names((self.what, self.why, self.check)))
 
     def explain(self, fields: dict[str, Any]) -> str:
-        """What happened, why it matters, what to check: the three templates filled in."""
-        values = _Blank({key: _text(value) for key, value in fields.items()})
+        """What happened, why it matters, what to check: the three templates filled in.
+
+        Only the fields the templates name are converted (an alert's fields are many more).
+        """
+        names = self.names
+        if names is None:
+            values = _Blank({key: _text(value) for key, value in fields.items()})
+        else:
+            values = _Blank({key: _text(fields[key]) for key in names if key in fields})
         what = self.what.format_map(values).strip()
         why = self.why.format_map(values).strip()
         check = self.check.format_map(values).strip()
         return f"{what} Why it matters: {why} What to check: {check}"
+
+
+_FIELD_ROOT = re.compile(r"[^.\[]*")
+
+
+def _template_names(templates: Iterable[str]) -> frozenset[str] | None:
+    """The field names ``str.format`` looks up in the templates (``{a.b}``, ``{a[0]}``: ``a``).
+
+    None when a template cannot be parsed or nests fields in a format spec.
+    """
+    names: set[str] = set()
+    try:
+        for template in templates:
+            for _, name, spec, _ in string.Formatter().parse(template):
+                if name is None:
+                    continue
+                if spec and "{" in spec:
+                    return None
+                match = _FIELD_ROOT.match(name)
+                names.add(match.group() if match is not None else name)
+    except ValueError:
+        return None  # a broken template: the load-time check reports it
+    return frozenset(names)
 
 
 def _text(value: Any) -> Any:

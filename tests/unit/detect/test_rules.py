@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
 from ics_monitor.detect import DETECTORS, RuleError, RuleSet
-from ics_monitor.detect.rules import RANGES, default_directory
+from ics_monitor.detect.rules import RANGES, _template_names, default_directory
 
 RULES_DIR = Path(__file__).resolve().parents[3] / "rules"
 
@@ -66,6 +67,23 @@ def test_explanation_fills_fields_lists_and_missing(tmp_path: Path) -> None:
     )
     assert rule.tactics == ({"id": "TA0104", "name": "Execution"},)
     assert rule.throttle == 300.0 and rule.params == {"limit": 3}
+
+
+def test_explanation_converts_only_the_named_fields_and_reads_as_with_every_field(tmp_path: Path) -> None:
+    # explain() converts only the fields its templates name: the text must be that of every field.
+    rule = RuleSet.load(_write(tmp_path, GOOD)).get("ICS-1001")
+    assert rule.names == {"src_ip", "dst_ip", "items", "missing"}
+    fields = {"src_ip": "1.2.3.4", "dst_ip": "5.6.7.8", "items": (1, 2), "other": [9]}
+    assert rule.explain(fields).startswith("1.2.3.4 stopped 5.6.7.8 (1, 2). Why it matters:")
+    assert _template_names(["{a.b} {c[0]} {d!r:>5}", "{{e}}"]) == {"a", "c", "d"}
+    assert _template_names(["{a:>{width}}"]) is None  # a field inside a format spec: give every field
+    assert _template_names(["{a"]) is None
+    for shipped in RuleSet.load():
+        assert shipped.names is not None, shipped.rule_id
+        every = {name: [name, 2] for name in shipped.names} | {"unrelated": 1}
+        reference = dataclasses.replace(shipped)  # the same templates, explained with every field
+        object.__setattr__(reference, "names", None)
+        assert shipped.explain(every) == reference.explain(every), shipped.rule_id
 
 
 @pytest.mark.parametrize(
