@@ -31,6 +31,7 @@ from ics_monitor.cli.render import (
     ProgressReporter,
     print_replay_summary,
     print_summary,
+    render_alert_rules,
     render_alerts,
     render_assets,
     render_flow_table,
@@ -894,15 +895,31 @@ def alerts(
         str | None, typer.Option(help="Minimum severity: 1-4 or low, medium, high, critical.")
     ] = None,
     json_lines: Annotated[
-        bool, typer.Option("--json", help="One JSON object per alert instead of a table.")
+        bool, typer.Option("--json", help="One JSON object per alert (or rule) instead of a table.")
+    ] = False,
+    by_rule: Annotated[
+        bool,
+        typer.Option(
+            "--by-rule",
+            help="One row per rule: alerts, occurrences, distinct sources and destinations, first and "
+            "last seen (an alert storm on one line).",
+        ),
     ] = False,
 ) -> None:
     """Show stored alerts, most severe first."""
     minimum = parse_severity(severity) if severity is not None else None
     with Store(state, create=False) as store:
         start = parse_since(since, store.latest_capture_time()) if since is not None else None
-        records = store.alerts(since=start, min_severity=minimum)
-    if json_lines:
+        if by_rule:
+            rules = store.alert_rules(since=start, min_severity=minimum)
+        else:
+            records = store.alerts(since=start, min_severity=minimum)
+    if by_rule:
+        if json_lines:
+            _dump_json_lines(rules)
+        else:
+            render_alert_rules(_stdout_console(), rules)
+    elif json_lines:
         _dump_json_lines(records)
     else:
         render_alerts(_stdout_console(), records, limit=None)

@@ -229,6 +229,39 @@ def render_alerts(
     console.print(table)
 
 
+def render_alert_rules(console: Console, rules: list[dict[str, Any]]) -> None:
+    """Print stored alerts per rule (``Store.alert_rules``): a storm of one rule on one row."""
+    alerts = sum(int(rule["alerts"]) for rule in rules)
+    console.print(f"[bold]{alerts:,}[/] alerts of [bold]{len(rules)}[/] rules")
+    if not rules:
+        return
+    table = Table(title="Alerts by rule", header_style="bold")
+    for column in ("severity", "rule", "title", "alerts", "occurrences", "sources", "destinations"):
+        table.add_column(column, justify="right" if column in ("alerts", "occurrences") else "left")
+    table.add_column("first seen")
+    table.add_column("last seen")
+    for rule in rules:
+        level = int(rule["severity"])
+        table.add_row(
+            f"[{SEVERITY_STYLES.get(level, '')}]{rule.get('severity_name') or SEVERITY_LABELS.get(level, level)}[/]",
+            rule["rule_id"],
+            rule.get("title") or "",
+            f"{rule['alerts']:,}",
+            f"{rule['occurrences']:,}",
+            _some(rule["sources"]),
+            _some(rule["destinations"]),
+            fmt_time(rule.get("ts")),
+            fmt_time(rule.get("last_ts")),
+        )
+    console.print(table)
+
+
+def _some(addresses: list[str], shown: int = 3) -> str:
+    """``a, b, c (+N more)``: a column that stays readable for a rule fired from thousands of hosts."""
+    text = ", ".join(addresses[:shown])
+    return f"{text} (+{len(addresses) - shown:,} more)" if len(addresses) > shown else text
+
+
 def _endpoint(ip: str | None, port: int | None) -> str:
     if not ip:
         return ""

@@ -18,6 +18,7 @@ the CLI.  Nothing here decides what is an alert or an asset.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -131,6 +132,15 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 
 class StoreError(IcsMonitorError):
     """The state directory or its database cannot be used."""
+
+
+def _address_order(address: str) -> tuple[int, int, str]:
+    """Sort key of an IP address text: IPv4 before IPv6, numerically; anything else last."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return (7, 0, address)
+    return (parsed.version, int(parsed), address)
 
 
 def _json(value: Any) -> str:
@@ -405,6 +415,57 @@ class Store:
             record["count"], record["ts"], record["last_ts"] = count, first, last
             result.append(record)
         return result
+
+    def alert_rules(
+        self, *, since: float | None = None, min_severity: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored alerts per rule (filters as ``alerts``): what a storm of one rule comes down to.
+
+        Each row: the rule's id, severity and title, how many alerts and how many occurrences
+        (their counts summed), the distinct sources and destinations (sorted), first and last
+        seen.  Ordered by severity (highest first), then by alerts (most first), then rule id.
+        """
+        self.flush()
+        query = (
+            "SELECT rule_id, MAX(severity), MAX(severity_name), MAX(title), COUNT(*), SUM(count),"
+            " MIN(ts), MAX(last_ts) FROM alerts WHERE 1 = 1"
+        )
+        parameters: list[Any] = []
+        if since is not None:
+            query += " AND last_ts >= ?"
+            parameters.append(since)
+        if min_severity is not None:
+            query += " AND severity >= ?"
+            parameters.append(min_severity)
+        rows = self._db.execute(
+            query + " GROUP BY rule_id ORDER BY MAX(severity) DESC, COUNT(*) DESC, rule_id", parameters
+        ).fetchall()
+        endpoints: dict[str, tuple[set[str], set[str]]] = {row[0]: (set(), set()) for row in rows}
+        for rule_id, src_ip, dst_ip in self._db.execute(
+            "SELECT DISTINCT rule_id, src_ip, dst_ip FROM alerts WHERE 1 = 1"
+            + query.partition("WHERE 1 = 1")[2],
+            parameters,
+        ):
+            sources, destinations = endpoints[rule_id]
+            if src_ip:
+                sources.add(src_ip)
+            if dst_ip:
+                destinations.add(dst_ip)
+        return [
+            {
+                "rule_id": rule_id,
+                "severity": severity,
+                "severity_name": severity_name,
+                "title": title,
+                "alerts": alerts,
+                "occurrences": occurrences,
+                "sources": sorted(endpoints[rule_id][0], key=_address_order),
+                "destinations": sorted(endpoints[rule_id][1], key=_address_order),
+                "ts": first,
+                "last_ts": last,
+            }
+            for rule_id, severity, severity_name, title, alerts, occurrences, first, last in rows
+        ]
 
     def run_alerts(
         self, alert_ids: Iterable[str], limit: int | None

@@ -83,6 +83,61 @@ def test_alert_filters(tmp_path: Path) -> None:
     assert table.returncode == 0 and "S7 PLC stop" in table.stdout and "critical 1" in table.stdout
 
 
+def test_alerts_by_rule_sum_up_the_stored_alerts(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    assert (
+        run(
+            "replay",
+            "--learn",
+            "--no-events",
+            "--state",
+            str(state),
+            str(PCAPS / "demo" / "plant_normal.pcap"),
+        ).returncode
+        == 0
+    )
+    assert (
+        run(
+            "replay", "--no-events", "--state", str(state), str(PCAPS / "demo" / "plant_attack.pcap")
+        ).returncode
+        == 0
+    )
+    alerts = json_lines(run("alerts", "--state", str(state), "--json").stdout)
+    rules = json_lines(run("alerts", "--state", str(state), "--by-rule", "--json").stdout)
+    # The oracle: the per-alert listing, grouped here.
+    expected: dict[str, dict[str, Any]] = {}
+    for alert in alerts:
+        row = expected.setdefault(
+            alert["rule_id"],
+            {"alerts": 0, "occurrences": 0, "sources": set(), "destinations": set(), "first": [], "last": []},
+        )
+        row["alerts"] += 1
+        row["occurrences"] += alert["count"]
+        row["sources"] |= {alert["src_ip"]} - {None}
+        row["destinations"] |= {alert["dst_ip"]} - {None}
+        row["first"].append(alert["ts"])
+        row["last"].append(alert["last_ts"])
+    assert len(rules) == len(expected) > 5
+    assert any(rule["alerts"] > 1 for rule in rules) and any(
+        rule["occurrences"] > rule["alerts"] for rule in rules
+    )
+    for rule in rules:
+        want = expected[rule["rule_id"]]
+        assert (rule["alerts"], rule["occurrences"]) == (want["alerts"], want["occurrences"]), rule
+        assert set(rule["sources"]) == want["sources"] and set(rule["destinations"]) == want["destinations"]
+        assert (rule["ts"], rule["last_ts"]) == (min(want["first"]), max(want["last"]))
+    # Most severe first, then the rule with most alerts.
+    order = [(-rule["severity"], -rule["alerts"], rule["rule_id"]) for rule in rules]
+    assert order == sorted(order)
+    high = json_lines(
+        run("alerts", "--state", str(state), "--by-rule", "--severity", "high", "--json").stdout
+    )
+    assert high == [rule for rule in rules if rule["severity"] >= 3] and 0 < len(high) < len(rules)
+    table = run("alerts", "--state", str(state), "--by-rule")
+    assert table.returncode == 0 and f"{len(alerts)} alerts of {len(rules)} rules" in table.stdout
+    assert "S7 PLC stop command" in table.stdout and "192.168.10.66" in table.stdout
+
+
 def test_learn_then_enforce_then_diff(tmp_path: Path) -> None:
     state = tmp_path / "s"
     learned = run("replay", "--learn", "--state", str(state), POLLING)
