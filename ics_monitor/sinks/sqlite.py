@@ -134,6 +134,19 @@ class StoreError(IcsMonitorError):
     """The state directory or its database cannot be used."""
 
 
+def _alert_filter(since: float | None, min_severity: int | None) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) of the alert queries' two filters."""
+    conditions: list[str] = []
+    parameters: list[Any] = []
+    if since is not None:
+        conditions.append("last_ts >= ?")
+        parameters.append(since)
+    if min_severity is not None:
+        conditions.append("severity >= ?")
+        parameters.append(min_severity)
+    return ("WHERE " + " AND ".join(conditions) if conditions else ""), parameters
+
+
 def _address_order(address: str) -> tuple[int, int, str]:
     """Sort key of an IP address text: IPv4 before IPv6, numerically; anything else last."""
     try:
@@ -400,15 +413,8 @@ class Store:
         Ordered by severity (highest first), then first-seen time.
         """
         self.flush()
-        query = "SELECT data, count, ts, last_ts FROM alerts WHERE 1 = 1"
-        parameters: list[Any] = []
-        if since is not None:
-            query += " AND last_ts >= ?"
-            parameters.append(since)
-        if min_severity is not None:
-            query += " AND severity >= ?"
-            parameters.append(min_severity)
-        query += " ORDER BY severity DESC, ts, alert_id"
+        where, parameters = _alert_filter(since, min_severity)
+        query = f"SELECT data, count, ts, last_ts FROM alerts {where} ORDER BY severity DESC, ts, alert_id"
         result = []
         for data, count, first, last in self._db.execute(query, parameters):
             record = orjson.loads(data)
@@ -426,25 +432,16 @@ class Store:
         seen.  Ordered by severity (highest first), then by alerts (most first), then rule id.
         """
         self.flush()
-        query = (
-            "SELECT rule_id, MAX(severity), MAX(severity_name), MAX(title), COUNT(*), SUM(count),"
-            " MIN(ts), MAX(last_ts) FROM alerts WHERE 1 = 1"
-        )
-        parameters: list[Any] = []
-        if since is not None:
-            query += " AND last_ts >= ?"
-            parameters.append(since)
-        if min_severity is not None:
-            query += " AND severity >= ?"
-            parameters.append(min_severity)
+        where, parameters = _alert_filter(since, min_severity)
         rows = self._db.execute(
-            query + " GROUP BY rule_id ORDER BY MAX(severity) DESC, COUNT(*) DESC, rule_id", parameters
+            "SELECT rule_id, MAX(severity), MAX(severity_name), MAX(title), COUNT(*), SUM(count),"
+            f" MIN(ts), MAX(last_ts) FROM alerts {where}"
+            " GROUP BY rule_id ORDER BY MAX(severity) DESC, COUNT(*) DESC, rule_id",
+            parameters,
         ).fetchall()
         endpoints: dict[str, tuple[set[str], set[str]]] = {row[0]: (set(), set()) for row in rows}
         for rule_id, src_ip, dst_ip in self._db.execute(
-            "SELECT DISTINCT rule_id, src_ip, dst_ip FROM alerts WHERE 1 = 1"
-            + query.partition("WHERE 1 = 1")[2],
-            parameters,
+            f"SELECT DISTINCT rule_id, src_ip, dst_ip FROM alerts {where}", parameters
         ):
             sources, destinations = endpoints[rule_id]
             if src_ip:
