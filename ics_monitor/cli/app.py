@@ -586,6 +586,10 @@ def _analyse(
             {**_figures(stats, mode), **(extra_figures or {}), **({"failures": failures} if failures else {})}
         )
         shown_alerts, alert_counts = store.run_alerts(analysis.alert_ids, limit)
+        # More alerts than the table shows (a storm of one rule fills it): every rule that fired.
+        fired_rules = (
+            store.alert_rules(alert_ids=analysis.alert_ids) if sum(alert_counts.values()) > limit else None
+        )
         print_replay_summary(
             _stdout_console(),
             stats,
@@ -597,6 +601,7 @@ def _analyse(
             baseline=saved[0] if saved else (str(baseline_file) if mode == ENFORCE else None),
             limit=limit,
             alert_counts=alert_counts,
+            alert_rules=fired_rules,
         )
     _check_errors(stats)
     return stats

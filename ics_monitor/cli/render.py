@@ -280,8 +280,13 @@ def print_replay_summary(
     baseline: str | None,
     limit: int = 30,
     alert_counts: Mapping[int, int] | None = None,
+    alert_rules: list[dict[str, Any]] | None = None,
 ) -> None:
-    """What a replay did: figures, the assets table, the alerts table by severity, where it all went."""
+    """What a replay did: figures, the assets table, the alerts table by severity, where it all went.
+
+    ``alert_rules`` (``Store.alert_rules`` of the run's alerts), when given, follows the alerts
+    table: a run with more alerts than the table shows still shows every rule that fired.
+    """
     span = (stats.last_ts or 0) - (stats.first_ts or 0)
     console.print(
         f"[bold]{stats.frames:,}[/] frames, {stats.flows:,} flows, {stats.events:,} protocol events, "
@@ -296,6 +301,8 @@ def print_replay_summary(
     console.print(f"mode: {modes.get(mode, mode)}" + (f" - baseline {baseline}" if baseline else ""))
     render_assets(console, assets, limit)
     render_alerts(console, alerts, limit, alert_counts)
+    if alert_rules:
+        render_alert_rules(console, alert_rules)
     total = sum(alert_counts.values()) if alert_counts is not None else len(alerts)
     console.print(
         f"{len(assets)} assets ({stats.asset_changes} changes this run), {total} alerts this run "

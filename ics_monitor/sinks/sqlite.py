@@ -423,16 +423,24 @@ class Store:
         return result
 
     def alert_rules(
-        self, *, since: float | None = None, min_severity: int | None = None
+        self,
+        *,
+        since: float | None = None,
+        min_severity: int | None = None,
+        alert_ids: Iterable[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Stored alerts per rule (filters as ``alerts``): what a storm of one rule comes down to.
+        """Stored alerts per rule (filters as ``alerts``; ``alert_ids``: only those, e.g. a run's).
 
-        Each row: the rule's id, severity and title, how many alerts and how many occurrences
-        (their counts summed), the distinct sources and destinations (sorted), first and last
-        seen.  Ordered by severity (highest first), then by alerts (most first), then rule id.
+        What a storm of one rule comes down to.  Each row: the rule's id, severity and title, how
+        many alerts and how many occurrences (their counts summed), the distinct sources and
+        destinations (sorted), first and last seen.  Ordered by severity (highest first), then by
+        alerts (most first), then rule id.
         """
         self.flush()
         where, parameters = _alert_filter(since, min_severity)
+        if alert_ids is not None:
+            self._select_alerts(alert_ids)
+            where = "JOIN run_alert_ids USING (alert_id) " + where
         rows = self._db.execute(
             "SELECT rule_id, MAX(severity), MAX(severity_name), MAX(title), COUNT(*), SUM(count),"
             f" MIN(ts), MAX(last_ts) FROM alerts {where}"
@@ -448,6 +456,8 @@ class Store:
                 sources.add(src_ip)
             if dst_ip:
                 destinations.add(dst_ip)
+        if alert_ids is not None:
+            self._db.execute("DELETE FROM run_alert_ids")
         return [
             {
                 "rule_id": rule_id,
@@ -473,11 +483,7 @@ class Store:
         """
         self.flush()
         db = self._db
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS run_alert_ids (alert_id TEXT PRIMARY KEY)")
-        db.execute("DELETE FROM run_alert_ids")
-        db.executemany(
-            "INSERT OR IGNORE INTO run_alert_ids VALUES (?)", ((alert_id,) for alert_id in alert_ids)
-        )
+        self._select_alerts(alert_ids)
         counts = {
             int(severity): int(count)
             for severity, count in db.execute(
@@ -496,6 +502,15 @@ class Store:
             shown.append(record)
         db.execute("DELETE FROM run_alert_ids")
         return shown, counts
+
+    def _select_alerts(self, alert_ids: Iterable[str]) -> None:
+        """Fill the temporary table ``run_alert_ids`` (the alerts a query joins) with ``alert_ids``."""
+        db = self._db
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS run_alert_ids (alert_id TEXT PRIMARY KEY)")
+        db.execute("DELETE FROM run_alert_ids")
+        db.executemany(
+            "INSERT OR IGNORE INTO run_alert_ids VALUES (?)", ((alert_id,) for alert_id in alert_ids)
+        )
 
     # -- baseline --------------------------------------------------------------------------------------
 
