@@ -85,17 +85,9 @@ def test_alert_filters(tmp_path: Path) -> None:
 
 def test_alerts_by_rule_sum_up_the_stored_alerts(tmp_path: Path) -> None:
     state = tmp_path / "s"
-    assert (
-        run(
-            "replay",
-            "--learn",
-            "--no-events",
-            "--state",
-            str(state),
-            str(PCAPS / "demo" / "plant_normal.pcap"),
-        ).returncode
-        == 0
-    )
+    normal = str(PCAPS / "demo" / "plant_normal.pcap")
+    learned = run("replay", "--learn", "--no-events", "--state", str(state), normal)
+    assert learned.returncode == 0, learned.stderr
     attack = str(PCAPS / "demo" / "plant_attack.pcap")
     replayed = run("replay", "--no-events", "--limit", "3", "--state", str(state), attack)
     assert replayed.returncode == 0, replayed.stderr
