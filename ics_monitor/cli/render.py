@@ -217,7 +217,7 @@ def render_alerts(
     for alert in shown:
         level = int(alert["severity"])
         table.add_row(
-            f"[{SEVERITY_STYLES.get(level, '')}]{alert.get('severity_name') or SEVERITY_LABELS.get(level, level)}[/]",
+            _severity_cell(level, alert.get("severity_name")),
             alert.get("rule_id") or "",
             alert.get("title") or "",
             _endpoint(alert.get("src_ip"), alert.get("src_port")),
@@ -243,7 +243,7 @@ def render_alert_rules(console: Console, rules: list[dict[str, Any]]) -> None:
     for rule in rules:
         level = int(rule["severity"])
         table.add_row(
-            f"[{SEVERITY_STYLES.get(level, '')}]{rule.get('severity_name') or SEVERITY_LABELS.get(level, level)}[/]",
+            _severity_cell(level, rule.get("severity_name")),
             rule["rule_id"],
             rule.get("title") or "",
             f"{rule['alerts']:,}",
@@ -260,6 +260,11 @@ def _some(addresses: list[str], shown: int = 3) -> str:
     """``a, b, c (+N more)``: a column that stays readable for a rule fired from thousands of hosts."""
     text = ", ".join(addresses[:shown])
     return f"{text} (+{len(addresses) - shown:,} more)" if len(addresses) > shown else text
+
+
+def _severity_cell(level: int, name: str | None) -> str:
+    """A severity coloured by its level, named as stored (or by the level's label)."""
+    return f"[{SEVERITY_STYLES.get(level, '')}]{name or SEVERITY_LABELS.get(level, level)}[/]"
 
 
 def _endpoint(ip: str | None, port: int | None) -> str:

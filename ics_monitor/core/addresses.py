@@ -1,7 +1,8 @@
-"""Formatting of packed addresses, done once per flow or event, never per packet."""
+"""Formatting of packed addresses, done once per flow or event, never per packet; their sort order."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
 
@@ -19,3 +20,12 @@ def format_mac(packed: bytes | None) -> str | None:
     if not packed:
         return None
     return packed.hex(":")
+
+
+def ip_sort_key(text: str) -> tuple[int, bytes]:
+    """Sort key of an IP address in text form: IPv4 before IPv6, numerically; anything else last."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return (9, text.encode())
+    return (address.version, address.packed)

@@ -46,10 +46,10 @@ their oldest entries.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 
+from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
 from ics_monitor.inventory.assets import is_host_ip, subnet_of
 from ics_monitor.inventory.oui import is_unicast_mac, vendor_of
@@ -274,7 +274,7 @@ class ArpWatch(BaseDetector):
             evidence={
                 **_claimed(event),
                 "replies": state[1],
-                "targets": sorted(state[2], key=_ip_key),
+                "targets": sorted(state[2], key=ip_sort_key),
                 "window_start": state[0],
                 "window": self.reply_window,
             },
@@ -358,7 +358,7 @@ class ArpWatch(BaseDetector):
                 "vlan": list(vlan),
                 "vendor": _vendor(mac),
                 "distinct_targets": len(unanswered),
-                "targets": sorted(unanswered, key=_ip_key)[:MAX_LISTED],
+                "targets": sorted(unanswered, key=ip_sort_key)[:MAX_LISTED],
                 "window_start": next(iter(unanswered.values())),
                 "window": self.sweep_window,
             },
@@ -387,7 +387,7 @@ class ArpWatch(BaseDetector):
             return  # an end's own MAC while the baseline was learned: a redundant pair's takeover
         contested = {ip: macs for ip, macs in claims.items() if len(macs) > 1}
         note = "".join(f" ARP: {ip} claimed by {', '.join(macs)}." for ip, macs in sorted(contested.items()))
-        first, second = sorted((src, dst), key=_ip_key)
+        first, second = sorted((src, dst), key=ip_sort_key)
         out.fire(
             "ICS-7004",
             f"{first}<>{second}",
@@ -401,7 +401,7 @@ class ArpWatch(BaseDetector):
                 "relay_vendor": _vendor(relay),
                 "relay_claimed_an_end": posed,
                 "arp_claims": claims,
-                "contested": sorted(contested, key=_ip_key),
+                "contested": sorted(contested, key=ip_sort_key),
             },
             fields={
                 "claims": note,
@@ -421,11 +421,3 @@ class _Sweep:
         self.fired: float | None = None  # time of the last unanswered request when it fired
         self.sender_ip = ""
         self.frame = 0
-
-
-def _ip_key(ip: str) -> tuple[int, bytes]:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return (9, ip.encode())
-    return (address.version, address.packed)

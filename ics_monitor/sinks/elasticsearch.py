@@ -924,10 +924,16 @@ def _dumped_as_is(record: Any) -> bool:
     )
 
 
-def _wire_form(record: Any) -> bytes:
-    """The record as the JSON object the worker maps: the same dict (hence ids) as in-process."""
-    data = record if _dumped_as_is(record) else record_dict(record)
-    return orjson.dumps(data, default=_jsonable, option=orjson.OPT_APPEND_NEWLINE)
+def _wire_form(record: Any, as_is: bool | None = None) -> bytes:
+    """The record as the JSON object the worker maps: the same dict (hence ids) as in-process.
+
+    ``as_is``: ``_dumped_as_is(record)`` when the caller knows it already.
+    """
+    if as_is is None:
+        as_is = _dumped_as_is(record)
+    return orjson.dumps(
+        record if as_is else record_dict(record), default=_jsonable, option=orjson.OPT_APPEND_NEWLINE
+    )
 
 
 def _settings_wire(settings: ElasticsearchSettings) -> dict[str, Any]:
@@ -1084,8 +1090,7 @@ class ElasticsearchSink:
         if kind not in self._kinds:
             self._skipped += 1
             return
-        data = record if cached[1] else record_dict(record)  # as _wire_form
-        line = orjson.dumps(data, default=_jsonable, option=orjson.OPT_APPEND_NEWLINE)
+        line = _wire_form(record, cached[1])
         with self._pipe_lock:
             if len(self._backlog) + len(line) > _BACKLOG_MAX_BYTES:
                 self._wait_for_worker()

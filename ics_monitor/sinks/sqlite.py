@@ -18,7 +18,6 @@ the CLI.  Nothing here decides what is an alert or an asset.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from typing import Any
 import orjson
 
 from ics_monitor.alerts.record import alert_to_dict
+from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.core.errors import IcsMonitorError
 
 DEFAULT_STATE_DIR = "ics-monitor-state"
@@ -145,15 +145,6 @@ def _alert_filter(since: float | None, min_severity: int | None) -> tuple[str, l
         conditions.append("severity >= ?")
         parameters.append(min_severity)
     return ("WHERE " + " AND ".join(conditions) if conditions else ""), parameters
-
-
-def _address_order(address: str) -> tuple[int, int, str]:
-    """Sort key of an IP address text: IPv4 before IPv6, numerically; anything else last."""
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return (7, 0, address)
-    return (parsed.version, int(parsed), address)
 
 
 def _json(value: Any) -> str:
@@ -466,8 +457,8 @@ class Store:
                 "title": title,
                 "alerts": alerts,
                 "occurrences": occurrences,
-                "sources": sorted(endpoints[rule_id][0], key=_address_order),
-                "destinations": sorted(endpoints[rule_id][1], key=_address_order),
+                "sources": sorted(endpoints[rule_id][0], key=ip_sort_key),
+                "destinations": sorted(endpoints[rule_id][1], key=ip_sort_key),
                 "ts": first,
                 "last_ts": last,
             }

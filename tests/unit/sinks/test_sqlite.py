@@ -135,6 +135,20 @@ def test_run_alerts_are_the_runs_own_most_severe_first_with_counts(tmp_path: Pat
         assert [a["alert_id"] for a in shown] == [earlier[0].alert_id] and counts == {4: 1}
 
 
+def test_alert_rules_of_a_run_list_addresses_in_numeric_order(tmp_path: Path) -> None:
+    # Text order would put 10.0.0.10 before 10.0.0.9 and "::1" before both.
+    sources = ["10.0.0.10", "::1", "10.0.0.9", "9.1.1.1"]
+    with Store(tmp_path) as store:
+        run = [alert(key=source, src_ip=source, count=2) for source in sources]
+        for record in [*run, alert("ICS-1002", key="other")]:
+            store.emit(record)
+        (rule,) = store.alert_rules(alert_ids={record.alert_id for record in run})
+        assert rule["sources"] == ["9.1.1.1", "10.0.0.9", "10.0.0.10", "::1"]
+        assert (rule["rule_id"], rule["alerts"], rule["occurrences"]) == ("ICS-1001", 4, 8)
+        assert rule["destinations"] == ["10.0.0.2"]
+        assert len(store.alert_rules()) == 2  # the run's ids do not stay selected
+
+
 def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
     Store(tmp_path).shutdown()
     db = sqlite3.connect(tmp_path / "store.sqlite")
