@@ -585,11 +585,9 @@ def _analyse(
         store.finish_run(
             {**_figures(stats, mode), **(extra_figures or {}), **({"failures": failures} if failures else {})}
         )
-        shown_alerts, alert_counts = store.run_alerts(analysis.alert_ids, limit)
+        shown_alerts, alert_counts = store.run_alerts(limit)
         # More alerts than the table shows (a storm of one rule fills it): every rule that fired.
-        fired_rules = (
-            store.alert_rules(alert_ids=analysis.alert_ids) if sum(alert_counts.values()) > limit else None
-        )
+        fired_rules = store.alert_rules(run_id=store.run_id) if sum(alert_counts.values()) > limit else None
         print_replay_summary(
             _stdout_console(),
             stats,

@@ -97,6 +97,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts (last_ts);
+CREATE INDEX IF NOT EXISTS alerts_run ON alerts (run_id);
 CREATE TABLE IF NOT EXISTS baselines (
     baseline_id INTEGER PRIMARY KEY AUTOINCREMENT,
     created REAL NOT NULL,
@@ -134,10 +135,15 @@ class StoreError(IcsMonitorError):
     """The state directory or its database cannot be used."""
 
 
-def _alert_filter(since: float | None, min_severity: int | None) -> tuple[str, list[Any]]:
-    """The WHERE clause (and its parameters) of the alert queries' two filters."""
+def _alert_filter(
+    since: float | None, min_severity: int | None, run_id: int | None = None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) of the alert queries' filters."""
     conditions: list[str] = []
     parameters: list[Any] = []
+    if run_id is not None:
+        conditions.append("run_id = ?")
+        parameters.append(run_id)
     if since is not None:
         conditions.append("last_ts >= ?")
         parameters.append(since)
@@ -418,9 +424,9 @@ class Store:
         *,
         since: float | None = None,
         min_severity: int | None = None,
-        alert_ids: Iterable[str] | None = None,
+        run_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Stored alerts per rule (filters as ``alerts``; ``alert_ids``: only those, e.g. a run's).
+        """Stored alerts per rule (filters as ``alerts``; ``run_id``: only the alerts a run raised).
 
         What a storm of one rule comes down to.  Each row: the rule's id, severity and title, how
         many alerts and how many occurrences (their counts summed), the distinct sources and
@@ -428,10 +434,7 @@ class Store:
         alerts (most first), then rule id.
         """
         self.flush()
-        where, parameters = _alert_filter(since, min_severity)
-        if alert_ids is not None:
-            self._select_alerts(alert_ids)
-            where = "JOIN run_alert_ids USING (alert_id) " + where
+        where, parameters = _alert_filter(since, min_severity, run_id)
         rows = self._db.execute(
             "SELECT rule_id, MAX(severity), MAX(severity_name), MAX(title), COUNT(*), SUM(count),"
             f" MIN(ts), MAX(last_ts) FROM alerts {where}"
@@ -447,8 +450,6 @@ class Store:
                 sources.add(src_ip)
             if dst_ip:
                 destinations.add(dst_ip)
-        if alert_ids is not None:
-            self._db.execute("DELETE FROM run_alert_ids")
         return [
             {
                 "rule_id": rule_id,
@@ -466,42 +467,36 @@ class Store:
         ]
 
     def run_alerts(
-        self, alert_ids: Iterable[str], limit: int | None
+        self, limit: int | None, run_id: int | None = None
     ) -> tuple[list[dict[str, Any]], dict[int, int]]:
-        """The first ``limit`` of these stored alerts (in ``alerts`` order) and their count per severity.
+        """The first ``limit`` alerts a run raised (in ``alerts`` order) and their count per severity.
 
-        What a run's summary shows, without reading every alert the store has ever held.
+        ``run_id``: this store's current run by default.  An alert raised again keeps its row and
+        takes the id of the run that raised it last, so a run's alerts are found through an index
+        on the column: what a run's summary shows, without reading every alert the store holds.
         """
+        if run_id is None:
+            run_id = self.run_id
         self.flush()
         db = self._db
-        self._select_alerts(alert_ids)
         counts = {
             int(severity): int(count)
             for severity, count in db.execute(
-                "SELECT severity, count(*) FROM alerts JOIN run_alert_ids USING (alert_id) GROUP BY severity"
+                "SELECT severity, count(*) FROM alerts WHERE run_id = ? GROUP BY severity", (run_id,)
             )
         }
-        query = (
-            "SELECT data, count, ts, last_ts FROM alerts JOIN run_alert_ids USING (alert_id) "
-            "ORDER BY severity DESC, ts, alert_id"
+        query = "SELECT data, count, ts, last_ts FROM alerts WHERE run_id = ? ORDER BY severity DESC, ts, alert_id"
+        rows = (
+            db.execute(query + " LIMIT ?", (run_id, limit))
+            if limit is not None
+            else db.execute(query, (run_id,))
         )
-        rows = db.execute(query + " LIMIT ?", (limit,)) if limit is not None else db.execute(query)
         shown = []
         for data, count, first, last in rows:
             record = orjson.loads(data)
             record["count"], record["ts"], record["last_ts"] = count, first, last
             shown.append(record)
-        db.execute("DELETE FROM run_alert_ids")
         return shown, counts
-
-    def _select_alerts(self, alert_ids: Iterable[str]) -> None:
-        """Fill the temporary table ``run_alert_ids`` (the alerts a query joins) with ``alert_ids``."""
-        db = self._db
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS run_alert_ids (alert_id TEXT PRIMARY KEY)")
-        db.execute("DELETE FROM run_alert_ids")
-        db.executemany(
-            "INSERT OR IGNORE INTO run_alert_ids VALUES (?)", ((alert_id,) for alert_id in alert_ids)
-        )
 
     # -- baseline --------------------------------------------------------------------------------------
 

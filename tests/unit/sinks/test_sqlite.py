@@ -117,36 +117,45 @@ def test_many_alerts_are_written_in_batches(tmp_path: Path) -> None:
 
 def test_run_alerts_are_the_runs_own_most_severe_first_with_counts(tmp_path: Path) -> None:
     """A replay's summary: only its alerts (not the store's history), the first few in the order of
-    ``alerts``, and the count per severity of all of them; a second call sees its own ids only."""
+    ``alerts``, and the count per severity of all of them.  An earlier alert raised again belongs
+    to the run that raised it last."""
     with Store(tmp_path) as store:
+        first_run = store.begin_run("replay", "detect", ["a.pcap"])
         earlier = [alert(key=f"old{index}", ts=10.0 + index, severity=4) for index in range(20)]
         for record in earlier:
             store.emit(record)
         store.flush()
+        second_run = store.begin_run("replay", "detect", ["b.pcap"])
         run = [alert(key=f"new{index}", ts=200.0 + index, severity=1 + index % 4) for index in range(30)]
-        for record in run:
+        for record in [*run, earlier[0]]:
             store.emit(record)
-        ids = {record.alert_id for record in run}
-        shown, counts = store.run_alerts(ids, 5)
-        assert counts == {4: 7, 3: 7, 2: 8, 1: 8}
+        ids = {record.alert_id for record in run} | {earlier[0].alert_id}
+        shown, counts = store.run_alerts(5)
+        assert counts == {4: 8, 3: 7, 2: 8, 1: 8}
         expected = [a for a in store.alerts() if a["alert_id"] in ids][:5]
         assert shown == expected and [a["severity"] for a in shown] == [4] * 5
-        shown, counts = store.run_alerts({earlier[0].alert_id, "no-such-id"}, None)
-        assert [a["alert_id"] for a in shown] == [earlier[0].alert_id] and counts == {4: 1}
+        assert shown[0]["alert_id"] == earlier[0].alert_id  # severity 4, the earliest
+        shown, counts = store.run_alerts(None, first_run)
+        assert {a["alert_id"] for a in shown} == {record.alert_id for record in earlier[1:]}
+        assert counts == {4: 19}
+        assert store.run_alerts(None, second_run + 1) == ([], {})
 
 
 def test_alert_rules_of_a_run_list_addresses_in_numeric_order(tmp_path: Path) -> None:
     # Text order would put 10.0.0.10 before 10.0.0.9 and "::1" before both.
     sources = ["10.0.0.10", "::1", "10.0.0.9", "9.1.1.1"]
     with Store(tmp_path) as store:
-        run = [alert(key=source, src_ip=source, count=2) for source in sources]
-        for record in [*run, alert("ICS-1002", key="other")]:
-            store.emit(record)
-        (rule,) = store.alert_rules(alert_ids={record.alert_id for record in run})
+        store.begin_run("replay", "detect", ["a.pcap"])
+        store.emit(alert("ICS-1002", key="other"))
+        store.flush()
+        run_id = store.begin_run("replay", "detect", ["b.pcap"])
+        for source in sources:
+            store.emit(alert(key=source, src_ip=source, count=2))
+        (rule,) = store.alert_rules(run_id=run_id)
         assert rule["sources"] == ["9.1.1.1", "10.0.0.9", "10.0.0.10", "::1"]
         assert (rule["rule_id"], rule["alerts"], rule["occurrences"]) == ("ICS-1001", 4, 8)
         assert rule["destinations"] == ["10.0.0.2"]
-        assert len(store.alert_rules()) == 2  # the run's ids do not stay selected
+        assert len(store.alert_rules()) == 2  # without a run: every stored alert
 
 
 def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
