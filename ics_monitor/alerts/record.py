@@ -12,10 +12,11 @@ does I/O.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from enum import IntEnum
 from typing import Any
 
+import orjson
 from mypy_extensions import mypyc_attr
 
 
@@ -34,9 +35,10 @@ MAX_FRAMES = 10
 
 
 # An ordinary class even when this module is compiled (mypyc): orjson serialises it as a dataclass,
-# which it cannot do for a native class (it crashed).
+# which it cannot do for a native class (it crashed).  Backed by its ``__dict__`` (no slots), so
+# ``new_alert`` can install a filled field template instead of 28 frozen-attribute stores.
 @mypyc_attr(native_class=False)
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Alert:
     """One alert (or an update of one: same ``alert_id``, new ``count``/``last_ts``/``frames``).
 
@@ -73,6 +75,76 @@ class Alert:
     last_ts: float
     count: int = 1
     frames: tuple[int, ...] = ()
+
+
+_ALERT_TEMPLATE: dict[str, Any] = {field.name: None for field in fields(Alert)}
+_ALERT_TEMPLATE["event_type"] = "alert"
+_new = object.__new__
+_set = object.__setattr__
+
+
+def new_alert(
+    alert_id: str,
+    rule_id: str,
+    rule_name: str,
+    title: str,
+    severity: int,
+    severity_name: str,
+    category: str,
+    protocol: str | None,
+    tactic: tuple[dict[str, str], ...],
+    technique: tuple[dict[str, str], ...],
+    explanation: str,
+    evidence: dict[str, Any],
+    key: str,
+    flow_id: str | None,
+    src_ip: str | None,
+    src_port: int | None,
+    dst_ip: str | None,
+    dst_port: int | None,
+    src_mac: str | None,
+    dst_mac: str | None,
+    community_id: str | None,
+    ts: float,
+    last_ts: float,
+    count: int,
+    frames: tuple[int, ...],
+) -> Alert:
+    """An ``Alert`` equal to ``Alert(...)`` with these fields, built as the protocol events are.
+
+    A copy of the field template filled in and installed as the instance ``__dict__`` (see
+    ``events.base``): the generated frozen ``__init__`` would store each field through
+    ``object.__setattr__``, a third of building an alert.  Every field is given (no defaults).
+    """
+    values = _ALERT_TEMPLATE.copy()
+    values["alert_id"] = alert_id
+    values["rule_id"] = rule_id
+    values["rule_name"] = rule_name
+    values["title"] = title
+    values["severity"] = severity
+    values["severity_name"] = severity_name
+    values["category"] = category
+    values["protocol"] = protocol
+    values["tactic"] = tactic
+    values["technique"] = technique
+    values["explanation"] = explanation
+    values["evidence"] = evidence
+    values["key"] = key
+    values["flow_id"] = flow_id
+    values["src_ip"] = src_ip
+    values["src_port"] = src_port
+    values["dst_ip"] = dst_ip
+    values["dst_port"] = dst_port
+    values["src_mac"] = src_mac
+    values["dst_mac"] = dst_mac
+    values["community_id"] = community_id
+    values["ts"] = ts
+    values["last_ts"] = last_ts
+    values["count"] = count
+    values["frames"] = frames
+    alert: Alert = _new(Alert)
+    _set(alert, "__dict__", values)
+    return alert
 
 
 def make_alert_id(rule_id: str, key: str, ts: float) -> str:
@@ -133,6 +205,22 @@ def _converted(alert: Alert) -> dict[str, Any]:
 
 
 _LAST_CONVERTED: list[tuple[Any, dict[str, Any]]] = [(None, {})]
+
+
+def alert_json(alert: Alert) -> bytes:
+    """``alert_to_dict`` as JSON text (keys in field order), as the store and the alerts log keep it.
+
+    Kept, as there, for the same alert object: the second sink reuses the first one's text.
+    """
+    last = _LAST_JSON[0]
+    if last[0] is alert:
+        return last[1]
+    text = orjson.dumps(alert_to_dict(alert))
+    _LAST_JSON[0] = (alert, text)
+    return text
+
+
+_LAST_JSON: list[tuple[Any, bytes]] = [(None, b"")]
 
 
 def _jsonable(value: Any) -> Any:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from mypy_extensions import mypyc_attr
 
-from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES, Alert, make_alert_id
+from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES, Alert, make_alert_id, new_alert
 from ics_monitor.alerts.throttle import Throttle
 from ics_monitor.detect.rules import RuleSet
 
@@ -80,7 +80,7 @@ class Emitter:
             where.update(endpoints)
         evidence = evidence or {}
         values = {**where, **evidence, **(fields or {})}
-        alert = Alert(
+        alert = new_alert(
             alert_id=make_alert_id(rule_id, key, ts),
             rule_id=rule_id,
             rule_name=rule.name,

@@ -31,7 +31,7 @@ from typing import IO, Any
 import orjson
 from mypy_extensions import mypyc_attr
 
-from ics_monitor.alerts.record import alert_to_dict
+from ics_monitor.alerts.record import alert_json
 
 _OPTIONS = orjson.OPT_APPEND_NEWLINE
 DEFAULT_KEEP = 10
@@ -59,7 +59,11 @@ class Rotation:
 
 
 class AppendLog:
-    """Appends each record as one JSON line; ``convert`` turns a record into its JSON object first."""
+    """Appends each record as one JSON line.
+
+    ``convert`` turns a record into its JSON object first; ``dump``, if given, turns it into its
+    JSON text (without the newline) instead.
+    """
 
     def __init__(
         self,
@@ -68,9 +72,11 @@ class AppendLog:
         *,
         rotation: Rotation | None = None,
         clock: Callable[[], float] = time.monotonic,
+        dump: Callable[[Any], bytes] | None = None,
     ) -> None:
         self.path = Path(path)
         self.convert = convert
+        self.dump = dump
         self.rotation = rotation
         self.count = 0
         self.rotations = 0
@@ -89,8 +95,12 @@ class AppendLog:
 
     def emit(self, record: Any) -> None:
         """Write one record (rotating first when it would take the file past the size limit)."""
-        convert = self.convert
-        line = orjson.dumps(convert(record) if convert is not None else record, option=_OPTIONS)
+        dump = self.dump
+        if dump is not None:
+            line = dump(record) + b"\n"
+        else:
+            convert = self.convert
+            line = orjson.dumps(convert(record) if convert is not None else record, option=_OPTIONS)
         limit = self._limit
         if limit is not None and self._size and self._size + len(line) > limit:
             self.rotate()
@@ -135,5 +145,5 @@ class AppendLog:
 
 
 def alert_log(path: str | Path, rotation: Rotation | None = None) -> AppendLog:
-    """The alerts log: alerts written with ``alert_to_dict``."""
-    return AppendLog(path, alert_to_dict, rotation=rotation)
+    """The alerts log: alerts written as ``alert_json`` (the text the store keeps too)."""
+    return AppendLog(path, rotation=rotation, dump=alert_json)

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from ics_monitor.alerts.record import alert_to_dict
+from ics_monitor.alerts.record import alert_json, alert_to_dict
 from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.core.errors import IcsMonitorError
 
@@ -285,7 +285,7 @@ class Store:
                 data["last_ts"],
                 data["count"],
                 self.run_id,
-                _json(data),
+                alert_json(record).decode(),
             )
             if len(self._alerts) >= BATCH_ROWS:
                 self.flush()
