@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import jsonschema
 import orjson
@@ -12,9 +12,13 @@ import pytest
 
 from ics_monitor.alerts import SCHEMA_PATH, Alert, Throttle, alert_to_dict, make_alert_id
 from ics_monitor.alerts.attack import TACTICS, TECHNIQUES, V19_RENUMBERED, tactic_refs, technique_refs
-from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES, updated
+from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES, alert_json, new_alert, updated
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
+
+
+def fields_of(cls: type) -> list[str]:
+    return [field.name for field in fields(cls)]
 
 
 def _alert(ts: float = 100.0, key: str = "a>b", frames: tuple[int, ...] = (1,), **changes: object) -> Alert:
@@ -62,6 +66,27 @@ def test_alert_to_dict_converts_each_alert_object_once() -> None:
     assert first["count"] == 1
     equal = replace(alert)  # an equal alert, another object
     assert alert_to_dict(equal) == first and alert_to_dict(equal) is not first
+
+
+def test_new_alert_equals_the_dataclass_built_one() -> None:
+    """The emitter's fast constructor: the same fields in the same order, frozen as the class makes it."""
+    alert = _alert(src_mac="00:11:22:33:44:55", flow_id="f1", count=3, last_ts=150.0)
+    built = new_alert(**{name: getattr(alert, name) for name in fields_of(Alert) if name != "event_type"})
+    assert built == alert and type(built) is Alert
+    assert list(vars(built)) == list(fields_of(Alert))  # the JSON key order
+    assert orjson.dumps(built) == orjson.dumps(alert)
+    with pytest.raises(AttributeError):
+        built.count = 4  # type: ignore[misc]
+    assert updated(built, last_ts=160.0, count=4, frames=(1,)).count == 4
+
+
+def test_alert_json_is_the_dict_as_json_kept_for_the_next_sink() -> None:
+    alert = _alert()
+    text = alert_json(alert)
+    assert orjson.loads(text) == alert_to_dict(alert) and alert_json(alert) is text
+    assert list(orjson.loads(text)) == list(alert_to_dict(alert))
+    other = _alert(ts=101.0)
+    assert alert_json(other) is not text and orjson.loads(alert_json(other))["ts"] == 101.0
 
 
 def test_alert_to_dict_is_json_and_matches_the_schema() -> None:

@@ -220,3 +220,20 @@ def test_append_logs_accumulate(tmp_path: Path) -> None:
     events.emit(change())
     events.close()
     assert orjson.loads((tmp_path / "events.jsonl").read_bytes())["event_type"] == "asset_change"
+
+
+def test_the_store_and_the_alerts_log_keep_the_same_text_of_an_alert(tmp_path: Path) -> None:
+    """In a run the store takes each alert first, then the log: one JSON text serves both."""
+    records = [alert(key=f"k{index}", ts=100.0 + index, evidence={"items": {3, 1}}) for index in range(3)]
+    log = alert_log(tmp_path / "alerts.jsonl")
+    with Store(tmp_path) as store:
+        for record in records:
+            store.emit(record)
+            log.emit(record)
+        log.close()
+        store.flush()
+        stored = [row[0] for row in store._db.execute("SELECT data FROM alerts ORDER BY ts")]
+    lines = (tmp_path / "alerts.jsonl").read_text().splitlines()
+    assert lines == stored
+    assert [orjson.loads(line)["alert_id"] for line in lines] == [r.alert_id for r in records]
+    assert orjson.loads(lines[0])["evidence"]["items"] == [1, 3]  # a set, as JSON
