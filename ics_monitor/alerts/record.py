@@ -12,12 +12,14 @@ does I/O.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any
 
 import orjson
 from mypy_extensions import mypyc_attr
+
+from ics_monitor.events.base import field_template
 
 
 class AlertSeverity(IntEnum):
@@ -77,8 +79,7 @@ class Alert:
     frames: tuple[int, ...] = ()
 
 
-_ALERT_TEMPLATE: dict[str, Any] = {field.name: None for field in fields(Alert)}
-_ALERT_TEMPLATE["event_type"] = "alert"
+_ALERT_TEMPLATE = field_template(Alert, event_type="alert")
 _new = object.__new__
 _set = object.__setattr__
 
