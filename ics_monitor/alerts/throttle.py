@@ -18,8 +18,10 @@ from collections.abc import Iterable
 
 from ics_monitor.alerts.record import MAX_FRAMES, Alert, updated
 
-# Open (rule, key) groups.  Each is a few hundred bytes; 20k bounds the table near 10 MB even when
-# every key is distinct (a scan), and a real network has far fewer alerting keys at a time.
+# Open (rule, key) groups.  Each holds its first alert (with its explanation and evidence) and
+# came to 1.9 KB measured (20,000 DNP3 restart alerts of distinct keys, tracemalloc); 20k bounds
+# the table near 40 MB even when every key is distinct (a scan), and a real network has far fewer
+# alerting keys at a time.
 MAX_GROUPS = 20_000
 
 
