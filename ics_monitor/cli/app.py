@@ -377,6 +377,16 @@ def parse_severity(text: str) -> int:
     raise ConfigError(f"bad severity {text!r} (1-4 or {', '.join(_SEVERITIES)})")
 
 
+def parse_run(text: str, last: int | None) -> int | None:
+    """A run id, or ``last`` for the newest run (``last``: its id, None when the store has none)."""
+    stripped = text.strip().lower()
+    if stripped == "last":
+        return last
+    if stripped.isdigit() and int(stripped) > 0:
+        return int(stripped)
+    raise ConfigError(f"bad run {text!r} (a run id such as 3, or last)")
+
+
 def _check_file(path: Path | None, what: str) -> None:
     if path is not None and not path.is_file():
         raise ConfigError(f"{path}: no such {what} file")
@@ -908,15 +918,27 @@ def alerts(
             "last seen (an alert storm on one line).",
         ),
     ] = False,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            metavar="RUN",
+            help="Only the alerts a run raised: its id, or last (the latest replay or live run; an "
+            "alert raised again belongs to the run that raised it last).",
+        ),
+    ] = None,
 ) -> None:
     """Show stored alerts, most severe first."""
     minimum = parse_severity(severity) if severity is not None else None
     with Store(state, create=False) as store:
         start = parse_since(since, store.latest_capture_time()) if since is not None else None
-        if by_rule:
-            rules = store.alert_rules(since=start, min_severity=minimum)
+        run = parse_run(run_id, store.last_run_id()) if run_id is not None else None
+        if run_id is not None and run is None:
+            rules, records = [], []  # no run yet: none of its alerts
+        elif by_rule:
+            rules = store.alert_rules(since=start, min_severity=minimum, run_id=run)
         else:
-            records = store.alerts(since=start, min_severity=minimum)
+            records = store.alerts(since=start, min_severity=minimum, run_id=run)
     if by_rule:
         if json_lines:
             _dump_json_lines(rules)

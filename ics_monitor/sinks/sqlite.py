@@ -257,6 +257,11 @@ class Store:
             rows.append(record)
         return rows
 
+    def last_run_id(self) -> int | None:
+        """The id of the newest run, or None before the first."""
+        row = self._db.execute("SELECT MAX(run_id) FROM runs").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
     def latest_capture_time(self) -> float | None:
         """The latest capture time the store knows (runs and alerts): 'now' for relative --since."""
         row = self._db.execute(
@@ -404,13 +409,16 @@ class Store:
         self.flush()
         return {row[0] for row in self._db.execute("SELECT alert_id FROM alerts")}
 
-    def alerts(self, *, since: float | None = None, min_severity: int | None = None) -> list[dict[str, Any]]:
-        """Stored alerts (last seen at or after ``since``, severity at least ``min_severity``).
+    def alerts(
+        self, *, since: float | None = None, min_severity: int | None = None, run_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored alerts, filtered: last seen at or after ``since``, severity ``min_severity`` or more.
 
-        Ordered by severity (highest first), then first-seen time.
+        ``run_id``: only the alerts that run raised (last).  Ordered by severity (highest first),
+        then first-seen time.
         """
         self.flush()
-        where, parameters = _alert_filter(since, min_severity)
+        where, parameters = _alert_filter(since, min_severity, run_id)
         query = f"SELECT data, count, ts, last_ts FROM alerts {where} ORDER BY severity DESC, ts, alert_id"
         result = []
         for data, count, first, last in self._db.execute(query, parameters):

@@ -130,6 +130,39 @@ def test_alerts_by_rule_sum_up_the_stored_alerts(tmp_path: Path) -> None:
     assert "S7 PLC stop command" in table.stdout and "192.168.10.66" in table.stdout
 
 
+def test_alerts_of_one_run(tmp_path: Path) -> None:
+    """``alerts --run``: what one run raised, checked against the alerts log each run appends to."""
+    state = tmp_path / "s"
+    log = state / "alerts.jsonl"
+
+    def replay(capture: str) -> set[str]:
+        """Replay into the store; the ids of the alert lines this run appended to the log."""
+        before = len(log.read_text().splitlines()) if log.exists() else 0
+        result = run("replay", "--no-events", "--state", str(state), capture)
+        assert result.returncode == 0, result.stderr
+        return {json.loads(line)["alert_id"] for line in log.read_text().splitlines()[before:]}
+
+    def listed(*args: str) -> list[dict[str, Any]]:
+        result = run("alerts", "--state", str(state), "--json", *args)
+        assert result.returncode == 0, result.stderr
+        return json_lines(result.stdout)
+
+    attack = replay(str(PCAPS / "demo" / "plant_attack.pcap"))  # run 1
+    modbus = replay(ALL_FUNCTIONS)  # run 2: other flows, other alerts
+    assert attack and modbus and not attack & modbus
+    assert {alert["alert_id"] for alert in listed("--run", "1")} == attack
+    last = listed("--run", "last")
+    assert {alert["alert_id"] for alert in last} == modbus == {a["alert_id"] for a in listed("--run", "2")}
+    assert len(last) == len(modbus) and listed("--run", "3") == []
+    # Replayed again, the attack's alerts are raised again (the same ids): run 3 owns them now.
+    assert replay(str(PCAPS / "demo" / "plant_attack.pcap")) == attack
+    assert listed("--run", "1") == [] and {a["alert_id"] for a in listed("--run", "last")} == attack
+    rules = listed("--run", "last", "--by-rule")
+    assert sum(rule["alerts"] for rule in rules) == len(attack)
+    high = listed("--run", "last", "--severity", "high")
+    assert high and {a["alert_id"] for a in high} < attack and all(a["severity"] >= 3 for a in high)
+
+
 def test_learn_then_enforce_then_diff(tmp_path: Path) -> None:
     state = tmp_path / "s"
     learned = run("replay", "--learn", "--state", str(state), POLLING)
@@ -183,6 +216,7 @@ def test_user_errors_are_one_line_exit_2(tmp_path: Path) -> None:
     one_line_error(run("replay", "--state", state, str(tmp_path / "missing.pcap")), "no such file")
     run("replay", "--no-events", "--state", state, POLLING)
     one_line_error(run("alerts", "--state", state, "--severity", "urgent"), "bad severity")
+    one_line_error(run("alerts", "--state", state, "--run", "yesterday"), "bad run")
     wrong_shape = tmp_path / "shape.yaml"
     wrong_shape.write_text("format: ics-monitor-baseline/1\nassets: 5\nconversations: [1]\n")
     one_line_error(run("replay", "--baseline", str(wrong_shape), "--state", state, POLLING), "baseline")
