@@ -410,16 +410,24 @@ class Store:
         return {row[0] for row in self._db.execute("SELECT alert_id FROM alerts")}
 
     def alerts(
-        self, *, since: float | None = None, min_severity: int | None = None, run_id: int | None = None
+        self,
+        *,
+        since: float | None = None,
+        min_severity: int | None = None,
+        run_id: int | None = None,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Stored alerts, filtered: last seen at or after ``since``, severity ``min_severity`` or more.
 
         ``run_id``: only the alerts that run raised (last).  Ordered by severity (highest first),
-        then first-seen time.
+        then first-seen time; the first ``limit`` of them when given.
         """
         self.flush()
         where, parameters = _alert_filter(since, min_severity, run_id)
         query = f"SELECT data, count, ts, last_ts FROM alerts {where} ORDER BY severity DESC, ts, alert_id"
+        if limit is not None:
+            query += " LIMIT ?"
+            parameters.append(limit)
         result = []
         for data, count, first, last in self._db.execute(query, parameters):
             record = orjson.loads(data)
@@ -485,26 +493,17 @@ class Store:
         """
         if run_id is None:
             run_id = self.run_id
+            if run_id is None:
+                return [], {}  # no run begun: none of its alerts (not every alert)
         self.flush()
-        db = self._db
+        where, parameters = _alert_filter(None, None, run_id)
         counts = {
             int(severity): int(count)
-            for severity, count in db.execute(
-                "SELECT severity, count(*) FROM alerts WHERE run_id = ? GROUP BY severity", (run_id,)
+            for severity, count in self._db.execute(
+                f"SELECT severity, count(*) FROM alerts {where} GROUP BY severity", parameters
             )
         }
-        query = "SELECT data, count, ts, last_ts FROM alerts WHERE run_id = ? ORDER BY severity DESC, ts, alert_id"
-        rows = (
-            db.execute(query + " LIMIT ?", (run_id, limit))
-            if limit is not None
-            else db.execute(query, (run_id,))
-        )
-        shown = []
-        for data, count, first, last in rows:
-            record = orjson.loads(data)
-            record["count"], record["ts"], record["last_ts"] = count, first, last
-            shown.append(record)
-        return shown, counts
+        return self.alerts(run_id=run_id, limit=limit), counts
 
     # -- baseline --------------------------------------------------------------------------------------
 

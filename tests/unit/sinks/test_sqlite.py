@@ -139,6 +139,9 @@ def test_run_alerts_are_the_runs_own_most_severe_first_with_counts(tmp_path: Pat
         assert {a["alert_id"] for a in shown} == {record.alert_id for record in earlier[1:]}
         assert counts == {4: 19}
         assert store.run_alerts(None, second_run + 1) == ([], {})
+    with Store(tmp_path / "no-run") as store:  # alerts stored outside any run belong to none
+        store.emit(alert(key="loose"))
+        assert store.run_alerts(None) == ([], {}) and len(store.alerts()) == 1
 
 
 def test_alert_rules_of_a_run_list_addresses_in_numeric_order(tmp_path: Path) -> None:
