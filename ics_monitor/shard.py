@@ -268,8 +268,7 @@ def run_shard(
         total_bytes += wire_len
         if first_ts is None:
             first_ts = ts
-        # One worker owns every frame: no shard to compute.
-        owner = frame_shard(link_type, data, workers) if workers > 1 else index
+        owner = frame_shard(link_type, data, workers)
         if owner == index or (owner == NON_IP and index == 0):
             pkt = decode(frame_no, ts, link_type, data, wire_len)
             if pkt is not None:
