@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from ics_monitor.core.packet import Packet
+from ics_monitor.decode.headers import TUNNEL_PORTS, TUNNEL_PROTOCOLS
 from ics_monitor.flows import FlowTable
 from ics_monitor.pipeline import Pipeline, arp_event
 from ics_monitor.sinks import JsonLinesSink
@@ -94,7 +95,8 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
 
     IPv6: next header at +6, addresses at +8 and +24, ports at +40 (TCP/UDP).  Only what the flow
     table keys a flow by is read: VLAN ids, protocol, addresses, ports (TCP and UDP only; zero
-    otherwise, as the decoder leaves them).
+    otherwise, as the decoder leaves them).  Tunnels (GRE, IP in IP, VXLAN and Geneve ports) are
+    for the decoder: their flows are the inner packets'.
     """
     size = len(data)
     # Most frames: untagged Ethernet, IPv4 with a 20-byte header, not a fragment.  Byte by byte:
@@ -109,8 +111,14 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
     ):
         proto: int = data[23]
         ports = 0
-        if proto in (_IPPROTO_TCP, _IPPROTO_UDP):
+        if proto == _IPPROTO_TCP:
             ports = (data[34] ^ data[36]) << 8 | (data[35] ^ data[37])
+        elif proto == _IPPROTO_UDP:
+            if (data[36] << 8 | data[37]) in TUNNEL_PORTS:
+                return BROADCAST  # a tunnel: the inner packet decides
+            ports = (data[34] ^ data[36]) << 8 | (data[35] ^ data[37])
+        elif proto in TUNNEL_PROTOCOLS:
+            return BROADCAST
         address_xor = (
             (data[26] ^ data[30]) << 24
             | (data[27] ^ data[31]) << 16
@@ -167,6 +175,8 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
         if version_ihl >> 4 != 4 or header_len < 20 or fragment & 0x3FFF:
             return BROADCAST  # a fragment (or a broken header): decided after reassembly
         proto = data[off + 9]
+        if proto in TUNNEL_PROTOCOLS:
+            return BROADCAST
         addresses = _IPV4_ADDRESSES.unpack_from(data, off + 12)
         source = addresses[0]
         destination = addresses[1]
@@ -176,6 +186,8 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
             if size < start + 4:
                 return BROADCAST
             pair = _PORTS.unpack_from(data, start)
+            if proto == _IPPROTO_UDP and pair[1] in TUNNEL_PORTS:
+                return BROADCAST
             ports = pair[0] ^ pair[1]
         return shard_of(fold, proto, source ^ destination, ports, workers)
     if ether_type == 0x86DD:
@@ -187,6 +199,8 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
             if size < off + 44:
                 return BROADCAST
             pair = _PORTS.unpack_from(data, off + 40)
+            if proto == _IPPROTO_UDP and pair[1] in TUNNEL_PORTS:
+                return BROADCAST
             ports = pair[0] ^ pair[1]
         elif proto != _IPPROTO_ICMPV6:
             return BROADCAST  # extension headers: the decoder finds the upper layer

@@ -37,6 +37,12 @@ _ROWS: tuple[tuple[str, Severity, str], ...] = (
     ("vlan.truncated", Severity.LOW, "802.1Q/802.1ad tag cut short"),
     ("vlan.too_many_tags", Severity.MEDIUM, "more stacked VLAN tags than any real network uses"),
     ("mpls.truncated", Severity.LOW, "MPLS label stack cut short"),
+    # Tunnels (the decoder opens them: see decode/headers.py)
+    ("gre.truncated", Severity.LOW, "GRE header (with its key or sequence fields) cut short"),
+    ("erspan.truncated", Severity.LOW, "ERSPAN header cut short"),
+    ("erspan.bad_version", Severity.MEDIUM, "ERSPAN header version does not match its GRE protocol type"),
+    ("geneve.truncated", Severity.LOW, "Geneve options run past the datagram"),
+    ("tunnel.too_deep", Severity.MEDIUM, "more nested encapsulations than the decoder follows"),
     ("arp.truncated", Severity.LOW, "ARP message shorter than its header"),
     ("arp.bad_address_length", Severity.MEDIUM, "ARP for IPv4 over Ethernet with wrong address lengths"),
     # IPv4

@@ -83,6 +83,7 @@ class Packet:
         "truncated",
         "ts",
         "ttl",
+        "tunnel",
         "vlan",
         "window",
         "wire_len",
@@ -116,3 +117,31 @@ class Packet:
         self.truncated = False
         # Number of link frames this packet was reassembled from (IP fragments), 1 otherwise.
         self.fragments = 1
+        # The encapsulations the decoder opened to reach this packet, outermost first (see
+        # ``decode.headers.tunnel``): (kind, id or -1, outer IP version, outer source, outer
+        # destination) each.  Every other field describes the innermost packet.
+        self.tunnel: tuple[tuple[str, int, int, bytes, bytes], ...] = ()
+
+    def enter_tunnel(self, kind: str, ident: int) -> None:
+        """Record the encapsulation just opened; clear the fields of the packet inside it.
+
+        VLAN tags, network and transport fields; the MACs are the caller's (an inner Ethernet
+        frame brings its own, an inner IP packet has none).
+        """
+        self.tunnel = (*self.tunnel, (kind, ident, self.ip_version, self.src_ip, self.dst_ip))
+        self.vlan = ()
+        self.arp = None
+        self.ip_version = 0
+        self.src_ip = b""
+        self.dst_ip = b""
+        self.ip_proto = 0
+        self.ttl = 0
+        self.sport = 0
+        self.dport = 0
+        self.tcp_flags = 0
+        self.seq = 0
+        self.ack = 0
+        self.window = 0
+        self.icmp_type = -1
+        self.icmp_code = -1
+        self.payload = b""

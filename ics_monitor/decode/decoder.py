@@ -12,7 +12,7 @@ import struct
 from ics_monitor.core import linktypes
 from ics_monitor.core.addresses import format_ip
 from ics_monitor.core.anomalies import severity_name
-from ics_monitor.core.packet import TRANSPORT_NAMES, Packet
+from ics_monitor.core.packet import IPPROTO_UDP, TRANSPORT_NAMES, Packet
 from ics_monitor.decode import headers
 from ics_monitor.decode.fragments import FragmentReassembler
 from ics_monitor.events.base import AnomalyEvent, new_anomaly_event
@@ -128,6 +128,11 @@ class Decoder:
             return None
         if off < 0:
             return None
+        return self._network(pkt, data, off, ether_type, 0)
+
+    def _network(self, pkt: Packet, data: bytes, off: int, ether_type: int, depth: int) -> Packet | None:
+        """IP (or ARP) at ``off`` and what it carries, opening tunnels (``depth``: those opened so far)."""
+        report = self._report
         if ether_type == headers.ETH_IPV4:
             start, end, fragment = headers.ipv4(pkt, data, off, report)
         elif ether_type == headers.ETH_IPV6:
@@ -143,8 +148,8 @@ class Decoder:
             frag_offset, more, ident, payload = fragment
             done = self.fragments.add(
                 (pkt.ip_version, pkt.src_ip, pkt.dst_ip, pkt.ip_proto, ident),
-                ts,
-                wire_len,
+                pkt.ts,
+                pkt.wire_len,
                 frag_offset,
                 more,
                 payload,
@@ -156,7 +161,40 @@ class Decoder:
             start, end = 0, len(data)
         if not headers.transport(pkt, data, start, end, report):
             return None
+        proto = pkt.ip_proto
+        if proto in headers.TUNNEL_PROTOCOLS or (proto == IPPROTO_UDP and pkt.dport in headers.TUNNEL_PORTS):
+            return self._decapsulate(pkt, depth)
         return pkt
+
+    def _decapsulate(self, pkt: Packet, depth: int) -> Packet | None:
+        """The packet inside a tunnel (ERSPAN, GRE, VXLAN, Geneve, IP in IP), else ``pkt`` itself.
+
+        ``pkt`` comes back as it was when its payload is not a tunnel the decoder opens.
+
+        The inner packet takes the outer one's place: flows, dissectors and the inventory see the
+        mirrored or tunnelled traffic, not the tunnel; ``pkt.tunnel`` keeps the outer addresses.
+        An inner Ethernet frame gives the MACs and VLAN tags; an inner IP packet has neither.
+        """
+        found = headers.tunnel(pkt, self._report)
+        if found is None:
+            return pkt
+        if depth == headers.MAX_TUNNEL_DEPTH:
+            self._report("tunnel.too_deep", f"more than {headers.MAX_TUNNEL_DEPTH} nested encapsulations")
+            return None
+        kind, ident, off, inner, vlan = found
+        data = pkt.payload
+        pkt.enter_tunnel(kind, ident)
+        if inner == headers.INNER_ETHERNET:
+            off, ether_type = headers.ethernet(pkt, data, off, self._report)
+            if vlan and not pkt.vlan:
+                pkt.vlan = (vlan,)  # ERSPAN: the VLAN of a frame mirrored without its tag
+        else:
+            pkt.src_mac = None
+            pkt.dst_mac = None
+            off, ether_type = headers.raw_ip(data, off)
+        if off < 0:
+            return None
+        return self._network(pkt, data, off, ether_type, depth + 1)
 
     def flush(self) -> None:
         """End of input: report fragment sets that never completed."""

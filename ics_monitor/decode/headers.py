@@ -65,6 +65,41 @@ _IPV6_GENERIC_EXT = frozenset(
     (IPV6_HOP_BY_HOP, IPV6_ROUTING, IPV6_DEST_OPTS, IPV6_MOBILITY, IPV6_HIP, IPV6_SHIM6)
 )
 
+# Encapsulations the decoder opens (``tunnel``).  IP protocols: IPv4 in IP (4), IPv6 in IP (41),
+# GRE (47).  GRE carries IP, Ethernet (transparent bridging, 0x6558), MPLS, or mirrored frames:
+# ERSPAN type I/II (0x88BE) and III (0x22EB), what switches send for a remote SPAN session.  UDP
+# (by destination port): VXLAN (4789, and 8472, the Linux kernel's default) and Geneve (6081), what
+# virtual switches and cloud traffic mirroring (AWS, Azure vTAP) send.
+IPPROTO_IPIP = 4
+IPPROTO_IPV6_IN_IP = 41
+IPPROTO_GRE = 47
+TUNNEL_PROTOCOLS = frozenset((IPPROTO_IPIP, IPPROTO_IPV6_IN_IP, IPPROTO_GRE))
+VXLAN_PORTS = frozenset((4789, 8472))
+GENEVE_PORT = 6081
+TUNNEL_PORTS = frozenset((*VXLAN_PORTS, GENEVE_PORT))
+GRE_TRANSPARENT_ETHERNET = 0x6558
+GRE_ERSPAN_I_II = 0x88BE
+GRE_ERSPAN_III = 0x22EB
+# Nested encapsulations followed (VXLAN in GRE in IP-in-IP is already unusual).
+MAX_TUNNEL_DEPTH = 4
+# What a tunnel holds: an Ethernet frame, or an IP packet (its version nibble says which).
+INNER_ETHERNET = 1
+INNER_IP = 2
+# EtherTypes a decapsulated Ethernet frame may start with: a UDP 4789 datagram whose "inner frame"
+# shows none of these is some other protocol on that port, left as it is.
+_INNER_ETHER_TYPES = frozenset(
+    (ETH_IPV4, ETH_IPV6, ETH_ARP, ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD, ETH_MPLS, ETH_MPLS_MC)
+)
+_GRE = struct.Struct("!HH")
+_GRE_CHECKSUM = 0x8000
+_GRE_ROUTING = 0x4000
+_GRE_KEY = 0x2000
+_GRE_SEQUENCE = 0x1000
+_GRE_VERSION = 0x0007
+# One opened encapsulation: (kind, id or -1, inner offset in ``pkt.payload``, INNER_*, VLAN id the
+# tunnel header gives for an untagged inner frame or 0).
+Tunnel = tuple[str, int, int, int, int]
+
 # Fragment description handed to the reassembler: (offset_bytes, more_fragments, ident, payload).
 FragmentInfo = tuple[int, bool, int, bytes]
 
@@ -370,3 +405,133 @@ def transport(pkt: Packet, data: bytes, off: int, end: int, report: Report) -> b
     else:
         pkt.payload = data[off:end]
     return True
+
+
+def tunnel(pkt: Packet, report: Report) -> Tunnel | None:
+    """The encapsulation ``pkt.payload`` holds, if it is one the decoder opens; else None.
+
+    None leaves the packet as it is (a GRE, IP-in-IP or UDP flow of its own): PPTP's GRE, GRE
+    with RFC 1701 source routes, a UDP datagram on a tunnel port that is not that tunnel, and
+    headers cut short (reported).
+    """
+    data = pkt.payload
+    proto = pkt.ip_proto
+    if proto == IPPROTO_GRE:
+        return _gre(data, report)
+    if proto in (IPPROTO_IPIP, IPPROTO_IPV6_IN_IP):
+        # The inner version must match the protocol number; anything else is not opened.
+        if data and data[0] >> 4 == (4 if proto == IPPROTO_IPIP else 6):
+            return ("ip-in-ip", -1, 0, INNER_IP, 0)
+        return None
+    if proto == IPPROTO_UDP:
+        if pkt.dport in VXLAN_PORTS:
+            return _vxlan(data)
+        if pkt.dport == GENEVE_PORT:
+            return _geneve(data, report)
+    return None
+
+
+def _gre(data: bytes, report: Report) -> Tunnel | None:
+    """GRE (RFC 2784, key and sequence number of RFC 2890) and the ERSPAN headers it may carry."""
+    size = len(data)
+    if size < 4:
+        report("gre.truncated", f"GRE header with {size} bytes")
+        return None
+    flags, protocol = _GRE.unpack_from(data, 0)
+    if flags & (_GRE_VERSION | _GRE_ROUTING):
+        return None  # version 1 (PPTP, PPP inside) or RFC 1701 routing: not opened
+    off = 4
+    if flags & _GRE_CHECKSUM:
+        off += 4
+    key = -1
+    if flags & _GRE_KEY:
+        if size < off + 4:
+            report("gre.truncated", f"GRE key cut short ({size} bytes)")
+            return None
+        (key,) = _U32.unpack_from(data, off)
+        off += 4
+    sequenced = bool(flags & _GRE_SEQUENCE)
+    if sequenced:
+        off += 4
+    if size < off:
+        report("gre.truncated", f"GRE header of {off} bytes, {size} present")
+        return None
+    if protocol == GRE_TRANSPARENT_ETHERNET:
+        return ("gre", key, off, INNER_ETHERNET, 0)
+    if protocol in (ETH_IPV4, ETH_IPV6):
+        return ("gre", key, off, INNER_IP, 0)
+    if protocol == GRE_ERSPAN_I_II:
+        if not sequenced:
+            return ("erspan1", -1, off, INNER_ETHERNET, 0)  # type I: the frame follows GRE
+        return _erspan(data, off, 8, report)
+    if protocol == GRE_ERSPAN_III:
+        return _erspan(data, off, 12, report)
+    return None  # MPLS, PPP, NSH ... not opened
+
+
+def _erspan(data: bytes, off: int, length: int, report: Report) -> Tunnel | None:
+    """ERSPAN type II (8-byte header) or III (12 bytes, and 8 more of platform data with the O bit).
+
+    Both start with version (1: type II, 2: type III), the mirrored frame's VLAN, and the session id
+    (10 bits).  Type III says in its frame type field (FT) whether an Ethernet frame (0) or an IP
+    packet (2) follows.
+    """
+    size = len(data)
+    if size < off + length:
+        report("erspan.truncated", f"ERSPAN header of {length} bytes, {size - off} present")
+        return None
+    (word,) = _U32.unpack_from(data, off)
+    version = word >> 28
+    vlan = (word >> 16) & 0x0FFF
+    session = word & 0x03FF
+    inner = INNER_ETHERNET
+    if length == 12:
+        if version != 2:
+            report("erspan.bad_version", f"version {version} in an ERSPAN type III header")
+            return None
+        (last,) = _U32.unpack_from(data, off + 8)
+        frame_type = (last >> 10) & 0x1F
+        if frame_type == 2:
+            inner = INNER_IP
+        elif frame_type != 0:
+            return None  # another frame type: not opened
+        if last & 1:  # O: an 8-byte platform-specific subheader follows
+            length += 8
+            if size < off + length:
+                report("erspan.truncated", f"ERSPAN III platform subheader cut short ({size - off} bytes)")
+                return None
+    elif version != 1:
+        report("erspan.bad_version", f"version {version} in an ERSPAN type II header")
+        return None
+    return (f"erspan{version + 1}", session, off + length, inner, vlan)
+
+
+def _vxlan(data: bytes) -> Tunnel | None:
+    """VXLAN (RFC 7348): 8 bytes (flags with I set, 24-bit VNI), then an Ethernet frame.
+
+    Opened only when the flags and the inner EtherType fit: another protocol may use the port.
+    """
+    if len(data) < 22 or not data[0] & 0x08:
+        return None
+    ether_type = data[20] << 8 | data[21]
+    if ether_type not in _INNER_ETHER_TYPES:
+        return None
+    return ("vxlan", int.from_bytes(data[4:7], "big"), 8, INNER_ETHERNET, 0)
+
+
+def _geneve(data: bytes, report: Report) -> Tunnel | None:
+    """Geneve (RFC 8926): 8 bytes plus options, then what its protocol type says."""
+    size = len(data)
+    if size < 8 or data[0] >> 6 != 0 or data[1] & 0x3F:
+        return None  # too short to tell, another version, or reserved bits set: not Geneve
+    off = 8 + (data[0] & 0x3F) * 4
+    if size < off:
+        report("geneve.truncated", f"Geneve options of {off - 8} bytes, {size - 8} present")
+        return None
+    protocol = data[2] << 8 | data[3]
+    vni = int.from_bytes(data[4:7], "big")
+    if protocol == GRE_TRANSPARENT_ETHERNET:
+        return ("geneve", vni, off, INNER_ETHERNET, 0)
+    if protocol in (ETH_IPV4, ETH_IPV6):
+        return ("geneve", vni, off, INNER_IP, 0)
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mypy_extensions import mypyc_attr
 
@@ -51,3 +52,7 @@ class FlowRecord:
     app_protocol: str | None
     missed_bytes: int
     retransmissions: int
+    # The encapsulations the flow's first packet came through, outermost first (ERSPAN, GRE,
+    # VXLAN, Geneve, IP in IP): {"type", "id" (session id, key or VNI, when there is one),
+    # "src_ip", "dst_ip" (the tunnel's endpoints)}.  Empty for traffic seen as it was sent.
+    tunnel: tuple[dict[str, Any], ...] = ()

@@ -117,12 +117,14 @@ class Flow:
         "streams",
         "timeout_class",
         "touched",
+        "tunnel",
         "vlan",
     )
 
     def __init__(self, key: FlowKey, pkt: Packet, client_is_src: bool, orientation: str) -> None:
         self.key = key
         self.vlan = pkt.vlan
+        self.tunnel = pkt.tunnel
         self.proto = pkt.ip_proto
         self.ip_version = pkt.ip_version
         if client_is_src:
@@ -506,10 +508,24 @@ class FlowTable:
             app_protocol=flow.app_protocol,
             missed_bytes=(streams[0].gaps + streams[1].gaps) if streams else 0,
             retransmissions=(streams[0].retransmissions + streams[1].retransmissions) if streams else 0,
+            tunnel=tunnel_layers(flow.tunnel) if flow.tunnel else (),
         )
 
     def _anomaly(self, code: str, flow: Flow, direction: int, pkt: Packet | None, detail: str) -> None:
         self.anomalies.append(flow_anomaly(code, flow, direction, pkt, detail))
+
+
+def tunnel_layers(layers: tuple[tuple[str, int, int, bytes, bytes], ...]) -> tuple[dict[str, Any], ...]:
+    """``Packet.tunnel`` as the flow record carries it: one dict per encapsulation, outermost first."""
+    formatted: list[dict[str, Any]] = []
+    for kind, ident, _version, src, dst in layers:
+        layer: dict[str, Any] = {"type": kind}
+        if ident >= 0:
+            layer["id"] = ident
+        layer["src_ip"] = format_ip(src)
+        layer["dst_ip"] = format_ip(dst)
+        formatted.append(layer)
+    return tuple(formatted)
 
 
 def flow_anomaly(

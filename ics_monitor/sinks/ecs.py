@@ -210,6 +210,10 @@ FIELDS: tuple[EcsField, ...] = (
     _f("ics.flow.payload_bytes_to_client", LONG, (_F,), "payload_bytes_to_client", "payload bytes"),
     _f("ics.flow.missed_bytes", LONG, (_F,), "missed_bytes", "bytes missing from the capture"),
     _f("ics.flow.retransmissions", LONG, (_F,), "retransmissions", "retransmitted segments"),
+    _f("ics.flow.tunnel.type", KEYWORD, (_F,), "tunnel[].type", "encapsulations opened, outermost first"),
+    _f("ics.flow.tunnel.id", LONG, (_F,), "tunnel[].id", "ERSPAN session id, GRE key or VNI"),
+    _f("ics.flow.tunnel.src_ip", IP, (_F,), "tunnel[].src_ip", "tunnel source (switch, VTEP)"),
+    _f("ics.flow.tunnel.dst_ip", IP, (_F,), "tunnel[].dst_ip", "tunnel destination (sensor, VTEP)"),
     # ics.modbus.*
     _f("ics.modbus.transaction_id", LONG, (_E,), "transaction_id", "MBAP transaction id"),
     _f("ics.modbus.unit_id", LONG, (_E,), "unit_id", "unit id"),
@@ -686,6 +690,9 @@ class EcsMapper:
             "retransmissions",
         ):
             _put(flow, key, data.get(key))
+        tunnel = data.get("tunnel")
+        if tunnel:
+            flow["tunnel"] = [dict(layer) for layer in tunnel]
         doc["ics"] = {"flow_id": data.get("flow_id"), "frame": data.get("first_frame"), "flow": flow}
         return Document(FLOW, self.index_name(FLOW, ts_start), doc_id, "create", None, doc)
 

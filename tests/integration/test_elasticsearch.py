@@ -233,6 +233,52 @@ def test_replay_documents_match_the_json_lines(
     assert detector.alerts
 
 
+def test_flows_from_tunnels_are_searchable_by_their_encapsulation(
+    elasticsearch_url: str, tmp_path: Path
+) -> None:
+    """ERSPAN, GRE, VXLAN ... flows land with ``ics.flow.tunnel`` typed as mapped: an analyst finds
+    the traffic a mirror session delivered by its switch's address or its session id."""
+    prefix = new_prefix()
+    settings = settings_for(elasticsearch_url, prefix)
+    client = make_client(settings)
+    setup_templates(client, settings)
+    sink = ElasticsearchSink(settings, tmp_path / "state")
+    replay(sink, tmp_path / "records.jsonl", frames([PCAPS / "network" / "tunnels.pcap"]), alerts=False)
+    status = sink.status()
+    assert status["rejected"] == {} and status["spool_pending"] == 0, status
+    flows = [
+        r
+        for line in (tmp_path / "records.jsonl").read_text().splitlines()
+        if (r := json.loads(line))["event_type"] == "flow"
+    ]
+    tunnelled = [r for r in flows if r["tunnel"]]
+    assert len(tunnelled) == 10
+    client.indices.refresh(index=f"{prefix}-*")
+    index = f"{prefix}-flow-*"
+    # An ip field: a CIDR term query on the outer addresses of every layer.
+    by_switch = client.count(index=index, query={"term": {"ics.flow.tunnel.src_ip": "172.16.0.0/16"}})[
+        "count"
+    ]
+    assert by_switch == len(tunnelled)
+    session = client.search(index=index, query={"term": {"ics.flow.tunnel.id": 100}})["hits"]["hits"]
+    assert [hit["_source"]["source"]["ip"] for hit in session] == ["10.1.0.10"]
+    assert session[0]["_source"]["ics"]["flow"]["tunnel"][0]["type"] == "erspan2"
+    nested = client.count(index=index, query={"term": {"ics.flow.tunnel.type": "vxlan"}})["count"]
+    assert nested == sum(1 for r in flows if any(layer["type"] == "vxlan" for layer in r["tunnel"])) == 2
+    mapping = client.indices.get_field_mapping(index=index, fields=["ics.flow.tunnel.*"])
+    types = {
+        name: next(iter(field["mapping"].values()))["type"]
+        for body in mapping.body.values()
+        for name, field in body["mappings"].items()
+    }
+    assert types == {
+        "ics.flow.tunnel.type": "keyword",
+        "ics.flow.tunnel.id": "long",
+        "ics.flow.tunnel.src_ip": "ip",
+        "ics.flow.tunnel.dst_ip": "ip",
+    }
+
+
 def test_outage_mid_replay_loses_and_duplicates_nothing(
     private_node: ElasticsearchNode, tmp_path: Path
 ) -> None:
