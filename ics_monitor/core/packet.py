@@ -13,7 +13,25 @@ IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 IPPROTO_ICMPV6 = 58
 
-TRANSPORT_NAMES = {IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", IPPROTO_ICMP: "icmp", IPPROTO_ICMPV6: "ipv6-icmp"}
+# IANA protocol keywords in lower case (as ECS ``network.transport`` wants them) for the IP protocols
+# a flow table meets besides these four: routing, multicast, redundancy, VPN and tunnels (a GRE
+# flow is one the decoder did not open: PPTP, broken headers).  Others stay numbers.
+TRANSPORT_NAMES = {
+    IPPROTO_TCP: "tcp",
+    IPPROTO_UDP: "udp",
+    IPPROTO_ICMP: "icmp",
+    IPPROTO_ICMPV6: "ipv6-icmp",
+    2: "igmp",
+    4: "ipv4",
+    41: "ipv6",
+    47: "gre",
+    50: "esp",
+    51: "ah",
+    89: "ospf",
+    103: "pim",
+    112: "vrrp",
+    132: "sctp",
+}
 
 # TCP flag bits (RFC 9293 plus ECN bits of RFC 3168).
 TCP_FIN = 0x01

@@ -170,7 +170,7 @@ class Flow:
 
     @property
     def transport(self) -> str:
-        """``tcp``, ``udp``, ``icmp``, ``ipv6-icmp`` or the IP protocol number as text."""
+        """The IP protocol's IANA keyword (``tcp``, ``udp``, ``gre`` ...: ``TRANSPORT_NAMES``), else its number."""
         return TRANSPORT_NAMES.get(self.proto) or str(self.proto)
 
     def direction_of(self, pkt: Packet) -> int:
