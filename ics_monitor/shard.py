@@ -140,8 +140,8 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
             ether_type = data[16] << 8 | data[17]
             off = 18
         if ether_type not in (0x0800, 0x86DD):
-            if ether_type in (0x8100, 0x88A8, 0x9100, 0x8847, 0x8848):
-                return BROADCAST  # stacked tags or MPLS: let the decoder find what is inside
+            if ether_type in (0x8100, 0x88A8, 0x9100, 0x8847, 0x8848, 0x892F):
+                return BROADCAST  # stacked tags, HSR or MPLS: let the decoder find what is inside
             return NON_IP
     elif link_type in _RAW_LINK_TYPES:
         if not size:
@@ -161,7 +161,7 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
             ether_type = data[0] << 8 | data[1]
             off = 20
         if ether_type not in (0x0800, 0x86DD):
-            if ether_type in (0x8100, 0x88A8, 0x9100, 0x8847, 0x8848):
+            if ether_type in (0x8100, 0x88A8, 0x9100, 0x8847, 0x8848, 0x892F):
                 return BROADCAST
             return NON_IP
     else:

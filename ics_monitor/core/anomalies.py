@@ -37,6 +37,7 @@ _ROWS: tuple[tuple[str, Severity, str], ...] = (
     ("vlan.truncated", Severity.LOW, "802.1Q/802.1ad tag cut short"),
     ("vlan.too_many_tags", Severity.MEDIUM, "more stacked VLAN tags than any real network uses"),
     ("mpls.truncated", Severity.LOW, "MPLS label stack cut short"),
+    ("hsr.truncated", Severity.LOW, "IEC 62439-3 HSR tag cut short"),
     # Tunnels (the decoder opens them: see decode/headers.py)
     ("gre.truncated", Severity.LOW, "GRE header (with its key or sequence fields) cut short"),
     ("erspan.truncated", Severity.LOW, "ERSPAN header cut short"),

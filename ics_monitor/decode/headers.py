@@ -31,6 +31,9 @@ ETH_QINQ_OLD = 0x9100
 ETH_IPV6 = 0x86DD
 ETH_MPLS = 0x8847
 ETH_MPLS_MC = 0x8848
+# IEC 62439-3 HSR (High-availability Seamless Redundancy) tag, on substation and plant rings: after
+# the MACs (and a VLAN tag), path and size (2 bytes), sequence number (2), then the frame's EtherType.
+ETH_HSR = 0x892F
 
 VLAN_TPIDS = frozenset((ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD))
 # Real networks stack at most two or three tags; more is a parser-evasion attempt or garbage.
@@ -118,7 +121,7 @@ def ethernet(pkt: Packet, data: bytes, off: int, report: Report) -> tuple[int, i
 
 
 def ether_type_chain(pkt: Packet, data: bytes, off: int, ether_type: int, report: Report) -> tuple[int, int]:
-    """Walk VLAN tags and MPLS labels after an EtherType; return (offset, final EtherType)."""
+    """Walk VLAN tags, an HSR tag and MPLS labels after an EtherType; return (offset, final EtherType)."""
     if ether_type in VLAN_TPIDS:
         tags: list[int] = []
         while ether_type in VLAN_TPIDS:
@@ -134,6 +137,12 @@ def ether_type_chain(pkt: Packet, data: bytes, off: int, ether_type: int, report
             tags.append(tci & 0x0FFF)
             off += 4
         pkt.vlan = tuple(tags)
+    if ether_type == ETH_HSR:
+        if len(data) - off < 6:
+            report("hsr.truncated", f"HSR tag with {len(data) - off} bytes left")
+            return -1, 0
+        (ether_type,) = _U16.unpack_from(data, off + 4)
+        off += 6
     if ether_type in (ETH_MPLS, ETH_MPLS_MC):
         for _ in range(MAX_MPLS_LABELS):
             if len(data) - off < 4:

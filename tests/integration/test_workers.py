@@ -557,3 +557,12 @@ def test_chunked_merge_equals_a_record_by_record_merge() -> None:
         expected = list(heapq.merge(*[[item for batch in batches for item in batch] for batches in streams]))
         got = [item for chunk in shard.merged([_Batches(b) for b in streams]) for item in chunk]
         assert got == expected
+
+
+def test_frame_shard_sends_hsr_tagged_frames_to_every_worker() -> None:
+    """The IP packet sits behind the HSR tag: only the decoder knows its flow."""
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 1, 0, 64, 17, 0, b"\x0a\0\0\1", b"\x0a\0\0\2")
+    udp = struct.pack("!HHHH", 1000, 20000, 8, 0)
+    ethernet = b"\x02" * 6 + b"\x04" * 6
+    assert frame_shard(1, ethernet + b"\x89\x2f\x00\x22\x02\x01\x08\x00" + ip + udp, 2) == -1
+    assert frame_shard(1, ethernet + b"\x81\x00\x00\x1e\x89\x2f\x00\x22\x02\x01\x08\x00" + ip + udp, 2) == -1

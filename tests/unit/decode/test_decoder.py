@@ -388,3 +388,30 @@ def test_fast_path_on_every_repository_capture() -> None:
             compared += 1
         assert [x.code for x in fast.anomalies] == [x.code for x in general.anomalies], path
     assert compared > 5_000  # every frame of every capture in pcaps/
+
+
+def _hsr_frame(vlan: int | None = None) -> bytes:
+    """A Modbus request on an HSR ring (IEC 62439-3): tag 0x892F, path 0 + LSDU size, sequence 513."""
+    inner = bytes(
+        IP(src=CLIENT, dst=SERVER)
+        / TCP(sport=40000, dport=502, flags="PA")
+        / Raw(b"\x00\x01\x00\x00\x00\x06\x01\x03\x00\x00\x00\x02")
+    )
+    macs = bytes.fromhex("0080f4000002") + bytes.fromhex("001b1b000001")
+    tag = struct.pack("!HHHH", 0x892F, len(inner) + 6, 513, 0x0800)
+    dot1q = struct.pack("!HH", 0x8100, 30) if vlan is not None else b""
+    return macs + dot1q + tag + inner
+
+
+def test_hsr_tagged_frames_carry_their_ip_packet() -> None:
+    pkt, codes = decode(_hsr_frame())
+    assert codes == []
+    assert pkt is not None and (pkt.sport, pkt.dport, pkt.vlan) == (40000, 502, ())
+    assert pkt.payload.endswith(b"\x01\x03\x00\x00\x00\x02")
+    pkt, codes = decode(_hsr_frame(vlan=30))
+    assert codes == [] and pkt is not None and pkt.vlan == (30,) and pkt.dport == 502
+
+
+def test_a_cut_hsr_tag_is_reported() -> None:
+    pkt, codes = decode(_hsr_frame()[:16])
+    assert pkt is None and codes == ["hsr.truncated"]
