@@ -112,6 +112,14 @@ def print_summary(console: Console, flows: SummarySink, events: SummarySink, sta
     for (client, server, name), size in flows.pairs.most_common(10):
         talkers.add_row(client, server, name, _fmt_bytes(size))
     console.print(talkers)
+    if flows.tunnels:
+        # Where the traffic came from when a remote mirror session or an overlay delivered it.
+        tunnels = Table(title="Tunnels opened (outermost first)", header_style="bold")
+        for column in ("encapsulation", "flows", "packets", "bytes"):
+            tunnels.add_column(column, justify="left" if column == "encapsulation" else "right")
+        for path, (count, packets, size) in sorted(flows.tunnels.items(), key=lambda kv: -kv[1][2]):
+            tunnels.add_row(" / ".join(path), f"{count:,}", f"{packets:,}", _fmt_bytes(size))
+        console.print(tunnels)
     if events.events:
         functions = Table(title="Application functions", header_style="bold")
         for column in ("protocol", "function", "PDUs"):

@@ -40,6 +40,12 @@ class FlowTableSink:
         """Nothing to flush."""
 
 
+def _layer_text(layer: dict[str, Any]) -> str:
+    ident = layer.get("id")
+    kind = layer["type"] if ident is None else f"{layer['type']} {ident}"
+    return f"{kind} {layer['src_ip']} > {layer['dst_ip']}"
+
+
 class SummarySink:
     """Counts flows per protocol and host pair, and events per type/function/anomaly code."""
 
@@ -49,6 +55,9 @@ class SummarySink:
         self.events: Counter[tuple[str, str]] = Counter()
         self.anomalies: Counter[tuple[str, str]] = Counter()
         self.other_pairs = 0
+        # Per encapsulation path (the tunnel layers as "type id src>dst" texts, outermost first):
+        # [flows, packets, bytes].  Few: one per mirror session or VTEP pair.
+        self.tunnels: dict[tuple[str, ...], list[int]] = {}
 
     def emit(self, record: Any) -> None:
         """Take a flow record or an event."""
@@ -63,6 +72,13 @@ class SummarySink:
                 self.pairs[pair] += record.bytes_to_server + record.bytes_to_client
             else:
                 self.other_pairs += 1
+            if record.tunnel:
+                path = tuple(_layer_text(layer) for layer in record.tunnel)
+                if path in self.tunnels or len(self.tunnels) < MAX_PAIRS:
+                    counts = self.tunnels.setdefault(path, [0, 0, 0])
+                    counts[0] += 1
+                    counts[1] += record.packets_to_server + record.packets_to_client
+                    counts[2] += record.bytes_to_server + record.bytes_to_client
         elif record.event_type == "anomaly":
             self.anomalies[(record.code, record.severity)] += 1
         else:

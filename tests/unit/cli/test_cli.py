@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
+from tests.conftest import REPO
 from tests.unit.capture.test_files import pcap_bytes
 
 CLI = str(Path(sys.executable).with_name("ics-monitor"))
@@ -68,6 +70,25 @@ def test_summary(tmp_path: Path) -> None:
     result = run("summary", str(session_capture(tmp_path / "s.pcap")))
     assert result.returncode == 0
     assert "Protocols" in result.stdout and "modbus" in result.stdout and "dns" in result.stdout
+
+
+def test_summary_lists_the_tunnels_a_capture_came_through(tmp_path: Path) -> None:
+    result = run("summary", str(REPO / "pcaps" / "network" / "erspan_plant_attack.pcap"))
+    assert result.returncode == 0
+    table = result.stdout.split("Tunnels opened", 1)[1].split("Application functions", 1)[0]
+    rows = [line for line in table.splitlines() if "172.16.0.2 > 172.16.0.100" in line]
+    assert len(rows) == 1
+    cells = [cell.strip() for cell in rows[0].split("│")]
+    assert cells[1] == "erspan2 1 172.16.0.2 > 172.16.0.100"
+    plain = run("summary", str(REPO / "pcaps" / "demo" / "plant_attack.pcap"))
+    assert plain.returncode == 0 and "Tunnels" not in plain.stdout
+    # The plain capture's flows and their packets (every frame but ARP), all through the session.
+    flows = re.search(r"([\d,]+) flows", plain.stdout)
+    protocols = plain.stdout.split("Protocols", 1)[1].split("Top conversations", 1)[0]
+    packets = sum(
+        int(row.split("│")[3].replace(",", "")) for row in protocols.splitlines() if row.count("│") == 5
+    )
+    assert flows is not None and (cells[2], int(cells[3].replace(",", ""))) == (flows[1], packets) != ("0", 0)
 
 
 def test_missing_file_is_one_line_exit_2(tmp_path: Path) -> None:
