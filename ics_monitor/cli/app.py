@@ -734,7 +734,8 @@ def live(
             min=1,
             max=64,
             metavar="N",
-            help="Capture processes in one AF_PACKET fanout group (flows kept whole by the kernel's hash).",
+            help="Capture processes in one AF_PACKET fanout group (flows kept whole by the kernel's hash; "
+            "it does not look inside VXLAN or Geneve: receive those with 1).",
         ),
     ] = 1,
     worker_timeout: Annotated[
