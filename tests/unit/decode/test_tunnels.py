@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.contrib.erspan import ERSPAN_II, ERSPAN_III, ERSPAN_PlatformSpecific
 from scapy.contrib.geneve import GENEVE
 from scapy.layers.inet import GRE, IP, TCP, UDP
@@ -23,6 +25,7 @@ from scapy.packet import Raw
 from ics_monitor.capture import open_captures
 from ics_monitor.config import Config
 from ics_monitor.core import linktypes
+from ics_monitor.core.anomalies import CATALOGUE
 from ics_monitor.decode import Decoder
 from ics_monitor.dissect import default_registry
 from ics_monitor.pipeline import Pipeline
@@ -330,6 +333,53 @@ def test_frame_shard_leaves_tunnels_to_the_decoder() -> None:
     there, _ = decode(forward)
     back, _ = decode(backward)
     assert packet_shard(there, 4) == packet_shard(back, 4)
+
+
+_TUNNEL_HEADERS = [
+    bytes(OUTER / GRE(proto=0x88BE, seqnum_present=1) / ERSPAN_II(session_id=1)),
+    bytes(
+        OUTER
+        / GRE(proto=0x22EB, seqnum_present=1)
+        / ERSPAN_III(session_id=1, o=1)
+        / ERSPAN_PlatformSpecific()
+    ),
+    bytes(OUTER / GRE(proto=0x6558, chksum_present=1, key_present=1, key=1)),
+    bytes(OUTER / GRE(proto=0x0800)),
+    bytes(OUTER / UDP(dport=4789) / VXLAN(vni=1)),
+    bytes(OUTER / UDP(dport=6081) / GENEVE(proto=0x6558)),
+    bytes(Ether() / IP(src="172.16.0.2", dst="172.16.0.100", proto=4)),
+]
+
+
+def _fix_lengths(frame: bytes) -> bytes:
+    """Outer IPv4 total length (and UDP length) to the frame's end, so the inner bytes are reached."""
+    packet = bytearray(frame)
+    packet[16:18] = (len(frame) - 14).to_bytes(2, "big")
+    if packet[23] == 17:
+        packet[38:40] = (len(frame) - 34).to_bytes(2, "big")
+    return bytes(packet)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(_TUNNEL_HEADERS),
+    st.binary(max_size=120),
+    st.integers(min_value=0, max_value=200),
+    st.data(),
+)
+def test_random_bytes_inside_tunnels_never_raise(
+    header: bytes, inner: bytes, flip: int, data: st.DataObject
+) -> None:
+    """Any inner bytes, any byte of the tunnel header changed, any cut: a packet or None, catalogued anomalies."""
+    frame = bytearray(_fix_lengths(header + inner))
+    if flip < len(frame):
+        frame[flip] = data.draw(st.integers(min_value=0, max_value=255))
+    cut = data.draw(st.integers(min_value=0, max_value=len(frame)))
+    decoder = Decoder()
+    pkt = decoder.decode(1, 0.0, linktypes.EN10MB, bytes(frame[:cut]), len(frame))
+    assert all(anomaly.code in CATALOGUE for anomaly in decoder.anomalies)
+    if pkt is not None:
+        assert len(pkt.tunnel) <= 4
 
 
 # -- the repository's tunnel captures ------------------------------------------------------------
