@@ -68,6 +68,11 @@ _ROWS: tuple[tuple[str, Severity, str], ...] = (
     ("udp.truncated", Severity.LOW, "UDP header cut short"),
     ("udp.bad_length", Severity.MEDIUM, "UDP length field below 8"),
     ("udp.length_mismatch", Severity.MEDIUM, "UDP length field larger than the IP payload"),
+    (
+        "udp.mirror_copies",
+        Severity.INFO,
+        "UDP datagrams repeated by the mirroring (same id, payload): not dissected",
+    ),
     ("icmp.truncated", Severity.LOW, "ICMP message shorter than 4 bytes"),
     ("icmpv6.truncated", Severity.LOW, "ICMPv6 message shorter than 4 bytes"),
     # Flows and TCP reassembly

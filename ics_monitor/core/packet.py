@@ -89,6 +89,7 @@ class Packet:
         "frame",
         "icmp_code",
         "icmp_type",
+        "ip_id",
         "ip_proto",
         "ip_version",
         "link_type",
@@ -121,6 +122,8 @@ class Packet:
         self.src_ip = b""
         self.dst_ip = b""
         self.ip_proto = 0
+        # IPv4 identification (0 for IPv6).
+        self.ip_id = 0
         self.ttl = 0
         self.sport = 0
         self.dport = 0
@@ -153,6 +156,7 @@ class Packet:
         self.src_ip = b""
         self.dst_ip = b""
         self.ip_proto = 0
+        self.ip_id = 0
         self.ttl = 0
         self.sport = 0
         self.dport = 0

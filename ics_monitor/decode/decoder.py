@@ -75,7 +75,7 @@ class Decoder:
         self._pkt = pkt
         if link_type == _ETHERNET and size >= _ETH_IPV4_TCP_SIZE and self.fast_path:
             (
-                dst_mac, src_mac, ether_type, ver_ihl, _tos, total, _ident, flags_fragment, ttl, proto,
+                dst_mac, src_mac, ether_type, ver_ihl, _tos, total, ident, flags_fragment, ttl, proto,
                 _checksum, src, dst, sport, dport, seq, ack, data_offset, flags, window,
             ) = _ETH_IPV4_TCP.unpack_from(data)  # fmt: skip
             tcp_length = (data_offset >> 4) * 4
@@ -96,6 +96,7 @@ class Decoder:
                 pkt.src_ip = src
                 pkt.dst_ip = dst
                 pkt.ip_proto = 6
+                pkt.ip_id = ident
                 pkt.ttl = ttl
                 pkt.sport = sport
                 pkt.dport = dport

@@ -263,6 +263,7 @@ def ipv4(pkt: Packet, data: bytes, off: int, report: Report) -> tuple[int, int, 
     pkt.src_ip = src
     pkt.dst_ip = dst
     pkt.ip_proto = proto
+    pkt.ip_id = ident
     pkt.ttl = ttl
     if available < header_len:
         report("ipv4.truncated", f"header length {header_len}, {available} bytes captured")

@@ -41,6 +41,8 @@ from ics_monitor.events.flow import FlowRecord
 from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, TcpStream, seq_diff
 
 TO_SERVER = 0
+# Mirror copies of one UDP datagram dropped at most (see ``FlowTable._mirror_copy``).
+MAX_MIRROR_COPIES = 3
 TO_CLIENT = 1
 DIRECTION_NAMES = ("to_server", "to_client")
 
@@ -66,6 +68,11 @@ class FlowConfig:
     max_flows: int = 100_000
     # Out-of-order bytes held per direction before a hole is given up as a gap.
     max_reassembly_bytes: int = 256 * 1024
+    # A UDP datagram repeated within this many seconds, same direction, same IPv4 id and payload,
+    # is a copy made by the mirroring (a SPAN session on both ports of a path, two TAPs): counted in
+    # the flow, not handed to its dissector, where it would look like a second request or an answer
+    # to nothing.  TCP needs none of this (reassembly drops repeated bytes).  0: off.
+    udp_copy_window: float = 0.005
 
 
 class FlowHandler(Protocol):
@@ -96,7 +103,9 @@ class Flow:
         "client_ip",
         "client_mac",
         "client_port",
+        "copies",
         "counters",
+        "datagrams",
         "deliver",
         "first_frame",
         "first_ts",
@@ -158,6 +167,10 @@ class Flow:
             (TcpStream(), TcpStream()) if self.proto == IPPROTO_TCP else None
         )
         self.deliver = True
+        # UDP: the last datagram handed over per direction, [IPv4 id, ts, payload, copies of it
+        # dropped] (None until one is), and how many mirror copies the flow dropped.
+        self.datagrams: list[list[Any] | None] | None = None
+        self.copies = 0
         self.app: Any = None
         self.app_protocol: str | None = None
         services = (
@@ -218,6 +231,7 @@ class FlowTable:
             config.udp_idle_timeout,
             config.other_idle_timeout,
         )
+        self._copy_window = config.udp_copy_window
         self.records: list[FlowRecord] = []
         self.anomalies: list[AnomalyEvent] = []
         self.now = 0.0
@@ -295,8 +309,34 @@ class FlowTable:
             if flow.deliver:
                 self._tcp_payload(flow, direction, pkt)
         elif payload and flow.deliver:
+            if proto == IPPROTO_UDP and self._copy_window > 0.0 and self._mirror_copy(flow, direction, pkt):
+                return flow
             self.handler.payload(flow, direction, payload, ts, pkt.frame)
         return flow
+
+    def _mirror_copy(self, flow: Flow, direction: int, pkt: Packet) -> bool:
+        """Whether this UDP datagram repeats the last one of its direction within the copy window.
+
+        A copy the mirroring made carries the same IPv4 id (IPv6 has none) and payload, microseconds
+        after the original.  At most ``MAX_MIRROR_COPIES`` copies per original are dropped: a
+        sender repeating a datagram on purpose, however fast, still has every fourth one seen.
+        """
+        datagrams = flow.datagrams
+        if datagrams is None:
+            datagrams = flow.datagrams = [None, None]
+        last = datagrams[direction]
+        if (
+            last is not None
+            and pkt.ts - last[1] <= self._copy_window
+            and last[3] < MAX_MIRROR_COPIES
+            and last[0] == pkt.ip_id
+            and last[2] == pkt.payload
+        ):
+            last[3] += 1
+            flow.copies += 1
+            return True
+        datagrams[direction] = [pkt.ip_id, pkt.ts, pkt.payload, 0]
+        return False
 
     def _source_mac(self, flow: Flow, direction: int, pkt: Packet) -> None:
         """A direction's first packet, or one from another station than the first (reported once)."""
@@ -409,6 +449,18 @@ class FlowTable:
                 streams[direction].flush(self._chunks)
                 self._hand_over(flow, direction, None)
         self.handler.flow_ended(flow, reason)
+        if flow.copies:
+            self.anomalies.append(
+                flow_anomaly(
+                    "udp.mirror_copies",
+                    flow,
+                    TO_SERVER,
+                    None,
+                    f"{flow.copies} datagrams repeated within {self._copy_window * 1000:g} ms with the same "
+                    "IPv4 id and payload: copies made by the mirroring, counted in the flow, not dissected",
+                )
+            )
+            flow.copies = 0
         del self.flows[flow.key]
         del self._classes[flow.timeout_class][flow.key]
         self.records.append(self._record(flow, reason))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
@@ -340,3 +341,73 @@ def test_dhcp_discovers_of_two_clients_are_not_a_relayed_flow() -> None:
     ]
     table, _ = run(discovers)
     assert table.anomalies == [] and len(table.records) == 1
+
+
+# -- UDP copies made by the mirroring ------------------------------------------------------------
+
+
+def udp_id(ts: float, client: bool, data: bytes, ident: int, v6: bool = False) -> tuple[float, bytes]:
+    """A DNP3-over-UDP-like datagram with an explicit IPv4 id (or IPv6)."""
+    src, dst = (C, S) if client else (S, C)
+    sp, dp = (40000, 20000) if client else (20000, 40000)
+    if v6:
+        src, dst = ("2001:db8::10", "2001:db8::20") if client else ("2001:db8::20", "2001:db8::10")
+        network = IPv6(src=src, dst=dst)
+    else:
+        network = IP(src=src, dst=dst, id=ident)
+    return ts, bytes(Ether(src=MAC_C, dst=MAC_S) / network / UDP(sport=sp, dport=dp) / Raw(data))
+
+
+def test_udp_copies_made_by_the_mirroring_are_counted_not_delivered() -> None:
+    frames = [
+        udp_id(1.0, True, b"request-1", 7),
+        udp_id(1.00002, True, b"request-1", 7),  # the SPAN's copy
+        udp_id(1.01, False, b"answer-1", 90),
+        udp_id(1.0101, False, b"answer-1", 90),
+        udp_id(2.0, True, b"request-1", 8),  # the same request again, sent again: another id
+        udp_id(2.00001, True, b"request-1", 8),
+        udp_id(3.0, True, b"request-1", 8),  # same id, a second later: not a copy
+    ]
+    table, recorder = run(frames)
+    (record,) = table.records
+    assert (record.packets_to_server, record.packets_to_client) == (5, 2)  # the wire as captured
+    assert bytes(recorder.data[(record.flow_id, 0)]) == b"request-1" * 3
+    assert bytes(recorder.data[(record.flow_id, 1)]) == b"answer-1"
+    (anomaly,) = [a for a in table.anomalies if a.code == "udp.mirror_copies"]
+    assert anomaly.severity == "info" and anomaly.detail.startswith("3 datagrams repeated within 5 ms")
+    assert (anomaly.src_ip, anomaly.dst_port, anomaly.flow_id) == (C, 20000, record.flow_id)
+
+
+def test_a_datagram_differing_from_the_last_is_no_copy() -> None:
+    frames = [
+        udp_id(1.0, True, b"request-1", 7),
+        udp_id(1.0001, True, b"request-2", 7),  # same id, other payload (a stack that reuses ids)
+        udp_id(1.0002, True, b"request-2", 8),  # same payload, other id
+    ]
+    table, recorder = run(frames)
+    (record,) = table.records
+    assert bytes(recorder.data[(record.flow_id, 0)]) == b"request-1" + b"request-2" * 2
+    assert not [a for a in table.anomalies if a.code == "udp.mirror_copies"]
+
+
+def test_at_most_three_copies_of_one_datagram_are_dropped() -> None:
+    frames = [udp_id(1.0 + i * 0.0001, True, b"flood", 1) for i in range(9)]  # a tool with a fixed id
+    table, recorder = run(frames)
+    (record,) = table.records
+    assert bytes(recorder.data[(record.flow_id, 0)]) == b"flood" * 3  # frames 1, 5, 9
+    assert record.packets_to_server == 9
+
+
+def test_ipv6_copies_are_matched_by_payload_and_time() -> None:
+    frames = [udp_id(1.0, True, b"q", 0, v6=True), udp_id(1.000003, True, b"q", 0, v6=True)]
+    table, recorder = run(frames)
+    (record,) = table.records
+    assert bytes(recorder.data[(record.flow_id, 0)]) == b"q" and record.packets_to_server == 2
+
+
+def test_copy_window_zero_hands_every_datagram_over() -> None:
+    frames = [udp_id(1.0, True, b"request-1", 7), udp_id(1.00002, True, b"request-1", 7)]
+    table, recorder = run(frames, replace(FlowConfig(), udp_copy_window=0.0))
+    (record,) = table.records
+    assert bytes(recorder.data[(record.flow_id, 0)]) == b"request-1" * 2
+    assert not table.anomalies
