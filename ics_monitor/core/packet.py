@@ -143,27 +143,15 @@ class Packet:
         # destination) each.  Every other field describes the innermost packet.
         self.tunnel: tuple[tuple[str, int, int, bytes, bytes], ...] = ()
 
-    def enter_tunnel(self, kind: str, ident: int) -> None:
-        """Record the encapsulation just opened; clear the fields of the packet inside it.
+    def inner(self, kind: str, ident: int) -> Packet:
+        """A packet for what the tunnel just opened holds, recording the encapsulation.
 
-        VLAN tags, network and transport fields; the MACs are the caller's (an inner Ethernet
-        frame brings its own, an inner IP packet has none).
+        It keeps the frame's number, time, lengths, truncation and fragment count (the wire's
+        facts); everything else starts empty, for the inner headers to fill: an inner Ethernet
+        frame brings its MACs and VLAN tags, an inner IP packet has none.
         """
-        self.tunnel = (*self.tunnel, (kind, ident, self.ip_version, self.src_ip, self.dst_ip))
-        self.vlan = ()
-        self.arp = None
-        self.ip_version = 0
-        self.src_ip = b""
-        self.dst_ip = b""
-        self.ip_proto = 0
-        self.ip_id = 0
-        self.ttl = 0
-        self.sport = 0
-        self.dport = 0
-        self.tcp_flags = 0
-        self.seq = 0
-        self.ack = 0
-        self.window = 0
-        self.icmp_type = -1
-        self.icmp_code = -1
-        self.payload = b""
+        packet = Packet(self.frame, self.ts, self.link_type, self.wire_len, self.cap_len)
+        packet.truncated = self.truncated
+        packet.fragments = self.fragments
+        packet.tunnel = (*self.tunnel, (kind, ident, self.ip_version, self.src_ip, self.dst_ip))
+        return packet

@@ -184,14 +184,12 @@ class Decoder:
             return None
         kind, ident, off, inner, vlan = found
         data = pkt.payload
-        pkt.enter_tunnel(kind, ident)
+        pkt = self._pkt = pkt.inner(kind, ident)
         if inner == headers.INNER_ETHERNET:
             off, ether_type = headers.ethernet(pkt, data, off, self._report)
             if vlan and not pkt.vlan:
                 pkt.vlan = (vlan,)  # ERSPAN: the VLAN of a frame mirrored without its tag
         else:
-            pkt.src_mac = None
-            pkt.dst_mac = None
             off, ether_type = headers.raw_ip(data, off)
         if off < 0:
             return None

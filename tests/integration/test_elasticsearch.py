@@ -168,6 +168,16 @@ def es_counts(client: Elasticsearch, prefix: str) -> Counter[str]:
     return +counts
 
 
+def field_types(client: Elasticsearch, index: str, fields: list[str]) -> dict[str, str]:
+    """Each field's mapped type in the indices of ``index``, as the cluster reports it."""
+    mapping = client.indices.get_field_mapping(index=index, fields=fields)
+    return {
+        name: next(iter(field["mapping"].values()))["type"]
+        for body in mapping.body.values()
+        for name, field in body["mappings"].items()
+    }
+
+
 def stored_alert_counts(client: Elasticsearch, prefix: str) -> dict[str, int]:
     hits = client.search(index=f"{prefix}-alert-*", size=10_000, source=["ics.alert"])["hits"]["hits"]
     return {hit["_id"]: hit["_source"]["ics"]["alert"]["count"] for hit in hits}
@@ -193,15 +203,11 @@ def test_replay_documents_match_the_json_lines(
     assert stored_alert_counts(client, prefix) == alert_counts, "every alert once, in its final state"
 
     # Field types as mapped: ask the cluster, then query with the typed semantics.
-    mapping = client.indices.get_field_mapping(
-        index=f"{prefix}-flow-*",
-        fields=["source.ip", "network.bytes", "@timestamp", "network.transport", "event.duration"],
+    types = field_types(
+        client,
+        f"{prefix}-flow-*",
+        ["source.ip", "network.bytes", "@timestamp", "network.transport", "event.duration"],
     )
-    types = {
-        name: next(iter(field["mapping"].values()))["type"]
-        for index in mapping.body.values()
-        for name, field in index["mappings"].items()
-    }
     assert types == {
         "source.ip": "ip",
         "network.bytes": "long",
@@ -265,13 +271,7 @@ def test_flows_from_tunnels_are_searchable_by_their_encapsulation(
     assert session[0]["_source"]["ics"]["flow"]["tunnel"][0]["type"] == "erspan2"
     nested = client.count(index=index, query={"term": {"ics.flow.tunnel.type": "vxlan"}})["count"]
     assert nested == sum(1 for r in flows if any(layer["type"] == "vxlan" for layer in r["tunnel"])) == 2
-    mapping = client.indices.get_field_mapping(index=index, fields=["ics.flow.tunnel.*"])
-    types = {
-        name: next(iter(field["mapping"].values()))["type"]
-        for body in mapping.body.values()
-        for name, field in body["mappings"].items()
-    }
-    assert types == {
+    assert field_types(client, index, ["ics.flow.tunnel.*"]) == {
         "ics.flow.tunnel.type": "keyword",
         "ics.flow.tunnel.id": "long",
         "ics.flow.tunnel.src_ip": "ip",

@@ -8,7 +8,6 @@ tunnel must give exactly the records the plain capture gives.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,15 +21,11 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 
-from ics_monitor.capture import open_captures
-from ics_monitor.config import Config
 from ics_monitor.core import linktypes
 from ics_monitor.core.anomalies import CATALOGUE
 from ics_monitor.decode import Decoder
-from ics_monitor.dissect import default_registry
-from ics_monitor.pipeline import Pipeline
 from ics_monitor.shard import BROADCAST, frame_shard, packet_shard
-from ics_monitor.sinks import record_to_dict
+from tests.conformance.test_modbus_tshark import run_ours
 from tests.conftest import PCAPS
 
 OUTER = Ether(src="02:5e:00:00:00:01", dst="02:5e:00:00:00:fe") / IP(src="172.16.0.2", dst="172.16.0.100")
@@ -401,29 +396,13 @@ SESSIONS = [
 _PLACE = {"ts", "frame", "flow_id", "src_ip", "dst_ip", "detail"}
 
 
-def _records(path: Path) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-
-    class Collect:
-        def emit(self, record: Any) -> None:
-            records.append(record_to_dict(record))
-
-        def close(self) -> None:
-            pass
-
-    sink = Collect()
-    pipeline = Pipeline(Config(), default_registry(), event_sinks=[sink], flow_sinks=[sink])
-    pipeline.run(open_captures([str(path)]))
-    return records
-
-
 def _content(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in _PLACE and not k.endswith("_frame")}
 
 
 @pytest.fixture(scope="module")
 def tunnelled() -> list[dict[str, Any]]:
-    return _records(PCAPS / "network" / "tunnels.pcap")
+    return run_ours(PCAPS / "network" / "tunnels.pcap")
 
 
 @pytest.mark.parametrize(("number", "plain"), SESSIONS, ids=[name for _n, name in SESSIONS])
@@ -437,6 +416,6 @@ def test_a_session_through_its_tunnel_gives_the_plain_capture_records(
         if r["event_type"] != "flow"
         and (str(r.get("src_ip")).startswith(prefix) or str(r.get("dst_ip")).startswith(prefix))
     ]
-    expected = [_content(r) for r in _records(PCAPS / plain) if r["event_type"] != "flow"]
+    expected = [_content(r) for r in run_ours(PCAPS / plain) if r["event_type"] != "flow"]
     assert len(expected) > 10
     assert mine == expected
