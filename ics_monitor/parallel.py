@@ -785,6 +785,8 @@ def _live_worker_main(
     try:
         with stop_on_signals(source, (signal.SIGTERM,)):
             pipeline = Pipeline(spec.config, spec.registry, dissect=spec.dissect)
+            # The kernel chose this worker by the outer header: say so if a UDP tunnel comes.
+            pipeline.decoder.fanout_member = True
             summary = _work_live(spec, pipeline, source, index, counter, lock, conn)
         conn.send_bytes(pickle.dumps(("done", summary)))
     except BaseException as exc:

@@ -44,6 +44,11 @@ _ROWS: tuple[tuple[str, Severity, str], ...] = (
     ("erspan.bad_version", Severity.MEDIUM, "ERSPAN header version does not match its GRE protocol type"),
     ("geneve.truncated", Severity.LOW, "Geneve options run past the datagram"),
     ("tunnel.too_deep", Severity.MEDIUM, "more nested encapsulations than the decoder follows"),
+    (
+        "tunnel.fanout_blind",
+        Severity.LOW,
+        "a UDP tunnel reached live workers split by the kernel's outer-header hash",
+    ),
     ("arp.truncated", Severity.LOW, "ARP message shorter than its header"),
     ("arp.bad_address_length", Severity.MEDIUM, "ARP for IPv4 over Ethernet with wrong address lengths"),
     # IPv4

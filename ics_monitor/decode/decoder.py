@@ -22,6 +22,7 @@ _ETHERNET = linktypes.EN10MB
 # headers in one unpack (see ``decode``); anything else takes the header-by-header path.
 _ETH_IPV4_TCP = struct.Struct("!6s6sHBBHHHBBH4s4sHHIIBBH")
 _ETH_IPV4_TCP_SIZE = _ETH_IPV4_TCP.size  # 54
+_UDP_TUNNELS = frozenset(("vxlan", "geneve"))
 _RAW_TYPES = frozenset(
     (linktypes.RAW, linktypes.RAW_BSD, linktypes.RAW_BSD_14, linktypes.IPV4, linktypes.IPV6)
 )
@@ -38,6 +39,9 @@ class Decoder:
         self.anomalies: list[AnomalyEvent] = []
         self.fragments = FragmentReassembler(fragment_timeout, max_fragment_datagrams)
         self.unsupported_link_types: set[int] = set()
+        # Set in a live worker of an AF_PACKET fanout group: the kernel's hash does not look inside
+        # UDP tunnels, so the first VXLAN or Geneve packet is reported (``tunnel.fanout_blind``).
+        self.fanout_member = False
         self._pkt: Packet | None = None
 
     def _report(self, code: str, detail: str) -> None:
@@ -183,6 +187,13 @@ class Decoder:
             self._report("tunnel.too_deep", f"more than {headers.MAX_TUNNEL_DEPTH} nested encapsulations")
             return None
         kind, ident, off, inner, vlan = found
+        if self.fanout_member and kind in _UDP_TUNNELS:
+            self.fanout_member = False  # once per worker
+            self._report(
+                "tunnel.fanout_blind",
+                f"{kind} reached a live worker chosen by the kernel's fanout hash on the outer header: the "
+                "two directions of a conversation inside may go to two workers; receive it with --workers 1",
+            )
         data = pkt.payload
         pkt = self._pkt = pkt.inner(kind, ident)
         if inner == headers.INNER_ETHERNET:

@@ -419,3 +419,24 @@ def test_a_session_through_its_tunnel_gives_the_plain_capture_records(
     expected = [_content(r) for r in run_ours(PCAPS / plain) if r["event_type"] != "flow"]
     assert len(expected) > 10
     assert mine == expected
+
+
+def test_a_live_fanout_worker_reports_the_first_udp_tunnel_once() -> None:
+    """The kernel's fanout hash looks at the outer header: a VXLAN or Geneve session is flagged."""
+    decoder = Decoder()
+    decoder.fanout_member = True
+    frames = [
+        OUTER / GRE(proto=0x6558) / INNER,  # the kernel looks inside GRE: nothing to say
+        OUTER / UDP(sport=49321, dport=4789) / VXLAN(vni=1) / INNER,
+        OUTER / UDP(sport=50000, dport=6081) / GENEVE(proto=0x6558) / INNER,
+    ]
+    packets = [
+        decoder.decode(n, 1.0, linktypes.EN10MB, bytes(f), len(bytes(f))) for n, f in enumerate(frames, 1)
+    ]
+    assert all(pkt is not None and pkt.dport == 502 for pkt in packets)
+    (notice,) = decoder.anomalies
+    assert (notice.code, notice.frame, notice.severity) == ("tunnel.fanout_blind", 2, "low")
+    assert notice.detail.startswith("vxlan reached a live worker") and notice.dst_port == 4789
+    replayed = Decoder()  # not a fanout member (replay, or live with one worker): silent
+    replayed.decode(1, 1.0, linktypes.EN10MB, bytes(frames[1]), len(bytes(frames[1])))
+    assert replayed.anomalies == []
