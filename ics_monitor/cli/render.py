@@ -76,6 +76,9 @@ def render_flow_table(console: Console, sink: FlowTableSink, stats: RunStats) ->
         table.add_column(column, justify="right" if column.startswith(("pkts", "bytes", "dur")) else "left")
     for record in sink.rows():
         vlan = f" vlan {'/'.join(map(str, record.vlan))}" if record.vlan else ""
+        if record.tunnel:  # how it reached the sensor: the innermost encapsulation is enough here
+            layer = record.tunnel[-1]
+            vlan += f" via {layer['type']}" + (f" {layer['id']}" if "id" in layer else "")
         table.add_row(
             f"{record.src_ip}:{record.src_port}{vlan}",
             f"{record.dst_ip}:{record.dst_port}",

@@ -66,6 +66,15 @@ def test_flows_table(tmp_path: Path) -> None:
     assert "192.0.2.20:502" in result.stdout and "2 largest of 2" in result.stdout
 
 
+def test_flows_table_says_which_tunnel_a_flow_came_through() -> None:
+    result = run("flows", "--table", "--limit", "20", str(REPO / "pcaps" / "network" / "tunnels.pcap"))
+    assert result.returncode == 0
+    rows = {line.split("│")[1].strip() for line in result.stdout.splitlines() if line.count("│") == 11}
+    assert "10.1.0.10:37338 vlan 10 via erspan2 100" in rows
+    assert "10.8.0.10:58880 via vxlan 9" in rows  # the innermost of GRE over IPv6, then VXLAN
+    assert "10.7.0.10:49402 via ip-in-ip" in rows and "172.16.2.1:40000" in rows
+
+
 def test_summary(tmp_path: Path) -> None:
     result = run("summary", str(session_capture(tmp_path / "s.pcap")))
     assert result.returncode == 0
