@@ -786,7 +786,7 @@ def _live_worker_main(
         with stop_on_signals(source, (signal.SIGTERM,)):
             pipeline = Pipeline(spec.config, spec.registry, dissect=spec.dissect)
             # The kernel chose this worker by the outer header: say so if a UDP tunnel comes.
-            pipeline.decoder.fanout_member = True
+            pipeline.decoder.fanout_notice_due = True
             summary = _work_live(spec, pipeline, source, index, counter, lock, conn)
         conn.send_bytes(pickle.dumps(("done", summary)))
     except BaseException as exc:

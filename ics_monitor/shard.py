@@ -111,10 +111,8 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
     ):
         proto: int = data[23]
         ports = 0
-        if proto == _IPPROTO_TCP:
-            ports = (data[34] ^ data[36]) << 8 | (data[35] ^ data[37])
-        elif proto == _IPPROTO_UDP:
-            if (data[36] << 8 | data[37]) in TUNNEL_PORTS:
+        if proto in (_IPPROTO_TCP, _IPPROTO_UDP):
+            if proto == _IPPROTO_UDP and (data[36] << 8 | data[37]) in TUNNEL_PORTS:
                 return BROADCAST  # a tunnel: the inner packet decides
             ports = (data[34] ^ data[36]) << 8 | (data[35] ^ data[37])
         elif proto in TUNNEL_PROTOCOLS:

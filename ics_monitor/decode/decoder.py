@@ -39,9 +39,9 @@ class Decoder:
         self.anomalies: list[AnomalyEvent] = []
         self.fragments = FragmentReassembler(fragment_timeout, max_fragment_datagrams)
         self.unsupported_link_types: set[int] = set()
-        # Set in a live worker of an AF_PACKET fanout group: the kernel's hash does not look inside
-        # UDP tunnels, so the first VXLAN or Geneve packet is reported (``tunnel.fanout_blind``).
-        self.fanout_member = False
+        # Set by a live worker of an AF_PACKET fanout group, whose kernel hash does not look inside
+        # UDP tunnels: the first VXLAN or Geneve packet is reported (``tunnel.fanout_blind``), once.
+        self.fanout_notice_due = False
         self._pkt: Packet | None = None
 
     def _report(self, code: str, detail: str) -> None:
@@ -187,8 +187,8 @@ class Decoder:
             self._report("tunnel.too_deep", f"more than {headers.MAX_TUNNEL_DEPTH} nested encapsulations")
             return None
         kind, ident, off, inner, vlan = found
-        if self.fanout_member and kind in _UDP_TUNNELS:
-            self.fanout_member = False  # once per worker
+        if self.fanout_notice_due and kind in _UDP_TUNNELS:
+            self.fanout_notice_due = False
             self._report(
                 "tunnel.fanout_blind",
                 f"{kind} reached a live worker chosen by the kernel's fanout hash on the outer header: the "

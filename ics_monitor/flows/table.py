@@ -167,8 +167,9 @@ class Flow:
             (TcpStream(), TcpStream()) if self.proto == IPPROTO_TCP else None
         )
         self.deliver = True
-        # UDP: the last datagram handed over per direction, [IPv4 id, ts, payload, copies of it
-        # dropped] (None until one is), and how many mirror copies the flow dropped.
+        # UDP: the last datagram handed over per direction, [IPv4 id, ts, payload length, payload
+        # hash, copies of it dropped] (None until one is; the hash, not the bytes, so a flow holds
+        # no payload), and how many mirror copies the flow dropped.
         self.datagrams: list[list[Any] | None] | None = None
         self.copies = 0
         self.app: Any = None
@@ -318,24 +319,28 @@ class FlowTable:
         """Whether this UDP datagram repeats the last one of its direction within the copy window.
 
         A copy the mirroring made carries the same IPv4 id (IPv6 has none) and payload, microseconds
-        after the original.  At most ``MAX_MIRROR_COPIES`` copies per original are dropped: a
-        sender repeating a datagram on purpose, however fast, still has every fourth one seen.
+        after the original; payloads are compared by length and 64-bit hash.  At most
+        ``MAX_MIRROR_COPIES`` copies per original are dropped: a sender repeating a datagram on
+        purpose, however fast, still has every fourth one seen.
         """
         datagrams = flow.datagrams
         if datagrams is None:
             datagrams = flow.datagrams = [None, None]
         last = datagrams[direction]
+        payload = pkt.payload
+        digest = hash(payload)
         if (
             last is not None
             and pkt.ts - last[1] <= self._copy_window
-            and last[3] < MAX_MIRROR_COPIES
+            and last[4] < MAX_MIRROR_COPIES
             and last[0] == pkt.ip_id
-            and last[2] == pkt.payload
+            and last[3] == digest
+            and last[2] == len(payload)
         ):
-            last[3] += 1
+            last[4] += 1
             flow.copies += 1
             return True
-        datagrams[direction] = [pkt.ip_id, pkt.ts, pkt.payload, 0]
+        datagrams[direction] = [pkt.ip_id, pkt.ts, len(payload), digest, 0]
         return False
 
     def _source_mac(self, flow: Flow, direction: int, pkt: Packet) -> None:
@@ -460,7 +465,6 @@ class FlowTable:
                     "IPv4 id and payload: copies made by the mirroring, counted in the flow, not dissected",
                 )
             )
-            flow.copies = 0
         del self.flows[flow.key]
         del self._classes[flow.timeout_class][flow.key]
         self.records.append(self._record(flow, reason))

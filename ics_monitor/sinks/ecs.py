@@ -692,7 +692,7 @@ class EcsMapper:
             _put(flow, key, data.get(key))
         tunnel = data.get("tunnel")
         if tunnel:
-            flow["tunnel"] = [dict(layer) for layer in tunnel]
+            flow["tunnel"] = list(tunnel)
         doc["ics"] = {"flow_id": data.get("flow_id"), "frame": data.get("first_frame"), "flow": flow}
         return Document(FLOW, self.index_name(FLOW, ts_start), doc_id, "create", None, doc)
 
