@@ -356,7 +356,7 @@ def _short_write(data: Buffer, start: int, size: int, what: str) -> Parsed:
     if size >= 4:
         address, quantity = _unpack_pair(data, start)
         return address, quantity, None, None, None, _fixed(size, 5, what)
-    return None, None, None, None, None, _fixed(size, 5, what)
+    return _address_only(data, start, size), None, None, None, None, _fixed(size, 5, what)
 
 
 def write_multiple_response(data: Buffer, start: int, end: int, request: Request | None) -> Parsed:
@@ -589,14 +589,20 @@ def read_file_response(data: Buffer, start: int, end: int, request: Request | No
     problems = _counted(size, byte_count, 1, "read file record response")
     records: list[dict[str, Any]] = []
     position = start + 1
-    stop = min(end, start + 1 + byte_count)
+    declared = start + 1 + byte_count
+    stop = min(end, declared)
     while position + 2 <= stop:
         length = data[position]
         reference = data[position + 1]
         if reference != FILE_REFERENCE_TYPE:
             problems += ((BAD_REFERENCE_TYPE, f"read file record response: reference type {reference}"),)
         if length < 1 or position + 1 + length > stop:
-            problems += ((BYTE_COUNT_MISMATCH, f"read file record response: sub-response length {length}"),)
+            # Past the byte count: the counts disagree.  Past only the bytes there are: the PDU
+            # is short, which ``_counted`` reported.
+            if length < 1 or position + 1 + length > declared:
+                problems += (
+                    (BYTE_COUNT_MISMATCH, f"read file record response: sub-response length {length}"),
+                )
             break
         records.append(
             {
@@ -626,13 +632,14 @@ def write_file(data: Buffer, start: int, end: int, request: Request | None = Non
     problems = _counted(size, byte_count, 1, "write file record")
     records: list[dict[str, Any]] = []
     position = start + 1
-    stop = min(end, start + 1 + byte_count)
+    declared = start + 1 + byte_count
+    stop = min(end, declared)
     while position + 7 <= stop:
         reference, file_number, record_number, record_length = _FILE_GROUP.unpack_from(data, position)
         if reference != FILE_REFERENCE_TYPE:
             problems += ((BAD_REFERENCE_TYPE, f"write file record: reference type {reference}"),)
         available = min(record_length, (stop - position - 7) >> 1)
-        if available < record_length:
+        if position + 7 + 2 * record_length > declared:  # not only past the bytes there are
             problems += ((BYTE_COUNT_MISMATCH, f"write file record: record length {record_length}"),)
         records.append(
             {
@@ -644,7 +651,7 @@ def write_file(data: Buffer, start: int, end: int, request: Request | None = Non
             }
         )
         position += 7 + 2 * record_length
-    if position < stop:
+    if position < stop == declared:
         problems += ((BYTE_COUNT_MISMATCH, f"write file record: {stop - position} bytes after the records"),)
     return None, None, byte_count, None, ({"records": records},), problems
 

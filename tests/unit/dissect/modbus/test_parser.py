@@ -374,7 +374,14 @@ def test_write_file_record() -> None:
     assert own(request(21, data)) == expected
     assert own(response(21, data)) == expected
     assert request(21, data)[5] == ()
-    assert codes(request(21, data[:-2])) == [c.TRUNCATED_PDU, c.BYTE_COUNT_MISMATCH]
+    # Cut short of its byte count: the PDU is short, its counts agree (the record as far as kept).
+    assert codes(request(21, data[:-2])) == [c.TRUNCATED_PDU]
+    assert own(request(21, data[:-2]))[0]["records"][0]["values"] == [0x06AF, 0x04BE]
+    # A record longer than the byte count: the counts disagree.
+    longer = data[:7] + b"\x00\x04" + data[9:]
+    assert codes(request(21, longer)) == [c.BYTE_COUNT_MISMATCH]
+    # Bytes after the last record, within the byte count.
+    assert codes(request(21, b"\x0e" + data[1:] + b"\x00")) == [c.BYTE_COUNT_MISMATCH]
 
 
 # -- FC 22, 23, 24 ---------------------------------------------------------------------------------
