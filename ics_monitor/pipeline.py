@@ -118,12 +118,25 @@ class _DissectBridge:
         if flow.app_protocol is None and fd.confirmed:
             flow.app_protocol = fd.protocol
 
+    def cut_datagram(self, flow: Flow, direction: int, data: bytes, cut: int, ts: float, frame: int) -> None:
+        engine = self.engine
+        assert engine is not None
+        fd: FlowDissection | None = flow.app
+        if fd is None:
+            fd = self._dissection(flow, engine)
+            if fd is None:
+                return
+        if not engine.feed(fd, direction, data, ts, frame, cut):
+            flow.deliver = False
+        if flow.app_protocol is None and fd.confirmed:
+            flow.app_protocol = fd.protocol
+
     def gap(self, flow: Flow, direction: int, size: int) -> None:
         engine = self.engine
         if engine is not None:
             fd = self._dissection(flow, engine)
             if fd is not None:
-                engine.gap(fd, direction)
+                engine.gap(fd, direction, size)
 
     def flow_ended(self, flow: Flow, reason: str) -> None:
         fd: FlowDissection | None = flow.app

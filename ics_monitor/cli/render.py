@@ -103,6 +103,12 @@ def print_summary(console: Console, flows: SummarySink, events: SummarySink, sta
         f"{stats.events:,} protocol events, {sum(stats.anomalies.values()):,} anomalies; "
         f"capture spans {span:,.1f}s, read in {stats.seconds:.2f}s"
     )
+    if flows.sliced_flows:
+        console.print(
+            f"[yellow]cut by the capture's snap length:[/] {flows.sliced_flows:,} flows, "
+            f"{_fmt_bytes(flows.sliced_bytes)} of payload not kept; {events.truncated:,} protocol records "
+            "read from cut PDUs (truncated: true)"
+        )
     protocols = Table(title="Protocols", header_style="bold")
     for column in ("protocol", "flows", "packets", "bytes"):
         protocols.add_column(column, justify="left" if column == "protocol" else "right")

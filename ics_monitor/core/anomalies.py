@@ -97,6 +97,11 @@ _ROWS: tuple[tuple[str, Severity, str], ...] = (
         Severity.LOW,
         "bytes of a TCP stream missing from the capture; dissection resyncs",
     ),
+    (
+        "flow.sliced",
+        Severity.INFO,
+        "segments cut by the capture's snap length: PDUs past the cut dissected as far as kept, marked truncated",
+    ),
     ("tcp.reassembly_buffer_full", Severity.MEDIUM, "out-of-order TCP data beyond the per-flow buffer cap"),
     # Dissector framework
     ("dissect.pdu_too_large", Severity.MEDIUM, "a PDU claims more bytes than the per-flow buffer cap"),

@@ -82,6 +82,7 @@ class Packet:
         "ack",
         "arp",
         "cap_len",
+        "cut",
         "dport",
         "dst_ip",
         "dst_mac",
@@ -136,6 +137,9 @@ class Packet:
         self.payload: bytes = b""
         # True when the capture's snap length cut the packet: payload is incomplete, not malformed.
         self.truncated = False
+        # Bytes of the IP datagram past the end of the frame when ``truncated``: the part of the
+        # transport payload the capture did not keep (0 for a whole packet).
+        self.cut = 0
         # Number of link frames this packet was reassembled from (IP fragments), 1 otherwise.
         self.fragments = 1
         # The encapsulations the decoder opened to reach this packet, outermost first (see

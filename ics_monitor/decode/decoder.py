@@ -163,6 +163,7 @@ class Decoder:
             if done is None:
                 return None
             data, pkt.fragments, pkt.wire_len = done
+            pkt.cut = 0  # the datagram is whole: every fragment came in full
             start, end = 0, len(data)
         if not headers.transport(pkt, data, start, end, report):
             return None

@@ -279,6 +279,7 @@ def ipv4(pkt: Packet, data: bytes, off: int, report: Report) -> tuple[int, int, 
     if total > available:
         if pkt.cap_len < pkt.wire_len:
             pkt.truncated = True  # the capture's snap length cut it: not the sender's fault
+            pkt.cut = total - available
         else:
             report("ipv4.truncated", f"total length {total}, {available} bytes in frame")
         end = len(data)
@@ -310,6 +311,7 @@ def ipv6(pkt: Packet, data: bytes, off: int, report: Report) -> tuple[int, int, 
     if end > len(data):
         if pkt.cap_len < pkt.wire_len:
             pkt.truncated = True
+            pkt.cut = end - len(data)
         else:
             report("ipv6.truncated", f"payload length {payload_len}, {available - 40} bytes in frame")
         end = len(data)

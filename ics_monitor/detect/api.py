@@ -79,6 +79,9 @@ class Emitter:
         if endpoints:
             where.update(endpoints)
         evidence = evidence or {}
+        if getattr(source, "truncated", False):
+            # The PDU was cut by the capture: what the alert names is what was kept.
+            evidence = {**evidence, "truncated": True}
         values = {**where, **evidence, **(fields or {})}
         alert = new_alert(
             alert_id=make_alert_id(rule_id, key, ts),

@@ -79,6 +79,7 @@ class ParseContext:
     __slots__ = (
         "client_ip",
         "client_port",
+        "cut",
         "flow_id",
         "frame",
         "protocol",
@@ -109,6 +110,9 @@ class ParseContext:
         self.ts = 0.0
         self.frame = 0
         self.protocol: str | None = None
+        # Bytes the capture's snap length cut off the end of the datagram being parsed (UDP; 0
+        # for a whole one): its last PDU ends early through no fault of the sender.
+        self.cut = 0
 
     def endpoints(self, direction: int) -> tuple[str, int, str, int]:
         """Return (src_ip, src_port, dst_ip, dst_port) of bytes travelling in ``direction``."""
@@ -137,6 +141,28 @@ class ParseContext:
 
 
 # Compiled by mypyc this is a native class; tests and plug-ins subclass it from interpreted code.
+def mark_truncated(events: list[Event], *cut_codes: str) -> list[Event]:
+    """What ``Dissector.truncated`` returns of the ``events`` a cut PDU gave.
+
+    Protocol records marked ``truncated``; the anomalies whose codes say only that the PDU is
+    short (``cut_codes``) left out.
+    """
+    kept: list[Event] = []
+    for event in events:
+        if isinstance(event, AnomalyEvent):
+            if event.code not in cut_codes:
+                kept.append(event)
+            continue
+        # Not yet handed on: the record's own dict may still be written (see events.base).
+        # Through the dict, by key, on the record as an ``Event``: compiled (mypyc), setting it
+        # on the record narrowed to ``ProtocolEvent`` had no effect.
+        fields: dict[str, Any] = event.__dict__
+        if "truncated" in fields:
+            fields["truncated"] = True
+        kept.append(event)
+    return kept
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Dissector:
     """Base class of protocol dissectors; subclasses override the class attributes and methods.
@@ -168,6 +194,17 @@ class Dissector:
 
     def gap(self, state: Any, direction: int, ctx: ParseContext) -> None:
         """Bytes were lost in ``direction``: drop partial state that depended on them."""
+
+    def truncated(
+        self, state: Any, data: memoryview, direction: int, ctx: ParseContext, missing: int
+    ) -> Sequence[Event]:
+        """The PDU at the start of ``data`` will not be completed: ``missing`` bytes after it are gone.
+
+        The capture's snap length cut its segment, or the capture lost bytes.  Records for what
+        ``data`` holds, marked ``truncated`` (none when too little is there); no anomaly for the
+        missing end, which is not the sender's fault.  By default nothing.
+        """
+        return ()
 
     def close(self, state: Any, ctx: ParseContext) -> Sequence[Event]:
         """The flow ended: report what is left (unanswered requests, unfinished transfers)."""

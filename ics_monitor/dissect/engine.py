@@ -86,13 +86,20 @@ class DissectEngine:
 
     # -- input -----------------------------------------------------------------------------------
 
-    def feed(self, fd: FlowDissection, direction: int, data: bytes, ts: float, frame: int) -> bool:
-        """Give in-order bytes (TCP) or one datagram (UDP); return False when the flow needs no more."""
+    def feed(
+        self, fd: FlowDissection, direction: int, data: bytes, ts: float, frame: int, cut: int = 0
+    ) -> bool:
+        """Give in-order bytes (TCP) or one datagram (UDP); return False when the flow needs no more.
+
+        ``cut``: the bytes the capture's snap length cut off the end of this datagram.
+        """
         if fd.done:
             return False
         ctx = fd.ctx
         ctx.ts = ts
         ctx.frame = frame
+        if cut:
+            ctx.cut = cut
         try:
             if fd.confirmed:
                 # After lost bytes, only a segment that starts a PDU gets parsed.
@@ -105,12 +112,27 @@ class DissectEngine:
             if self.strict:
                 raise
             self._contain(fd, direction, exc)
+        if cut:
+            ctx.cut = 0
         return not fd.done
 
-    def gap(self, fd: FlowDissection, direction: int) -> None:
-        """Bytes of ``direction`` were lost: drop its partial PDU and hunt for the next boundary."""
+    def gap(self, fd: FlowDissection, direction: int, size: int = 0) -> None:
+        """``size`` bytes of ``direction`` were lost (or cut off by the snap length).
+
+        The partial PDU held for the direction ends there: its dissector reads what there is of
+        it (``Dissector.truncated``), then the direction hunts for the next boundary.
+        """
         if fd.done:
             return
+        held = fd.buffers[direction]
+        if held and not fd.hunting[direction] and not fd.datagrams and fd.dissector is not None:
+            try:
+                self._truncated(fd, direction, held, size)
+            except Exception as exc:
+                if self.strict:
+                    raise
+                self._contain(fd, direction, exc)
+                return
         fd.buffers[direction] = b""
         fd.hunting[direction] = True
         fd.aligned[direction] = False
@@ -121,6 +143,42 @@ class DissectEngine:
                 if self.strict:
                     raise
                 self._contain(fd, direction, exc)
+
+    def _truncated(self, fd: FlowDissection, direction: int, held: bytes, size: int) -> None:
+        """The PDU held for ``direction`` ends at a gap: what its dissector makes of its head.
+
+        Before the flow is confirmed, only on the dissector's own port (a candidate whose probe
+        answered yes): a capture whose snap length cuts every PDU of a flow, as a short one does
+        with S7comm and DNP3, still has them read; a head that yields a protocol record confirms.
+        """
+        dissector = fd.dissector
+        if fd.confirmed:
+            self._emit(dissector.truncated(fd.state, memoryview(held), direction, fd.ctx, size))
+        elif self._confirm_by_head(fd, direction, held, size):
+            fd.hunting = [True, True]
+            fd.hunting[1 - direction] = not fd.aligned[1 - direction]
+        else:
+            # The candidate's guess rested on a PDU it never saw whole (an RDP connection request
+            # looks like S7's): the next PDU start is probed afresh by every candidate left.
+            fd.dissector = None
+            fd.state = None
+
+    def _confirm_by_head(self, fd: FlowDissection, direction: int, held: bytes, size: int) -> bool:
+        """An unconfirmed flow's first PDU was cut: on the candidate's own port, its head may confirm."""
+        dissector = fd.dissector
+        ctx = fd.ctx
+        ports = dissector.tcp_ports if ctx.transport == "tcp" else dissector.udp_ports
+        if ctx.server_port not in ports:
+            return False
+        events = dissector.truncated(fd.state, memoryview(held), direction, ctx, size)
+        if all(isinstance(event, AnomalyEvent) for event in events):
+            return False
+        fd.confirmed = True
+        ctx.protocol = dissector.name
+        fd.hunting = [False, False]
+        fd.buffers = [b"", b""]
+        self._emit(events)
+        return True
 
     def end(self, fd: FlowDissection) -> None:
         """The flow ended: let the dissector report what is left."""
@@ -174,6 +232,13 @@ class DissectEngine:
                     self._parse(fd, direction, buf[result.consumed :])
                 return
             if result.needed:
+                if fd.datagrams and fd.ctx.cut:
+                    # A datagram the snap length cut: read as far as kept, it may confirm; if
+                    # not, it proves nothing either way, and the next datagram is probed afresh.
+                    if not self._confirm_by_head(fd, direction, buf, fd.ctx.cut):
+                        fd.dissector = None
+                        fd.state = None
+                    return
                 if len(buf) + result.needed > dissector.max_pdu or fd.datagrams:
                     fd.candidates.remove(dissector)
                     fd.dissector = None
@@ -207,6 +272,12 @@ class DissectEngine:
                 fd.hunting[direction] = False
                 return True
             if answer is Probe.MORE:
+                if fd.datagrams and fd.ctx.cut and fd.ctx.server_port in candidate.udp_ports:
+                    # A datagram cut by the snap length on the candidate's own port: more will
+                    # never come; its head is read as it is (``_detect``).
+                    fd.dissector = candidate
+                    fd.state = candidate.new_state(fd.ctx)
+                    return True
                 waiting = True
             elif fd.aligned[direction]:
                 fd.candidates.remove(candidate)  # a stream start that is not this protocol
@@ -252,15 +323,19 @@ class DissectEngine:
                 continue
             if result.needed:
                 if fd.datagrams:
-                    self._emit(
-                        (
-                            ctx.anomaly(
-                                "dissect.trailing_bytes",
-                                direction,
-                                f"{size - pos} bytes left, PDU needs {result.needed} more",
-                            ),
+                    if ctx.cut:
+                        # The snap length cut the datagram: its last PDU as far as kept.
+                        self._emit(dissector.truncated(state, view[pos:], direction, ctx, ctx.cut))
+                    else:
+                        self._emit(
+                            (
+                                ctx.anomaly(
+                                    "dissect.trailing_bytes",
+                                    direction,
+                                    f"{size - pos} bytes left, PDU needs {result.needed} more",
+                                ),
+                            )
                         )
-                    )
                     pos = size
                     break
                 if size - pos + result.needed > dissector.max_pdu:

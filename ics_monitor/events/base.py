@@ -17,7 +17,7 @@ No behaviour beyond construction lives here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 from mypy_extensions import mypyc_attr
@@ -45,6 +45,9 @@ class ProtocolEvent(Event):
     dst_ip: str
     dst_port: int
     direction: str
+    # True when the PDU's end is missing (the capture's snap length cut it, or its bytes were
+    # lost): the record holds what was kept, the values read up to the cut.
+    truncated: bool = False
 
 
 @mypyc_attr(native_class=False)
@@ -86,13 +89,15 @@ class ArpEvent(Event):
 
 
 def field_template(cls: type[Any], **fixed: Any) -> dict[str, Any]:
-    """Every field name of dataclass ``cls`` in field order, valued None, or ``fixed[name]``.
+    """Every field name of dataclass ``cls`` in field order, valued ``fixed[name]``, its default or None.
 
     Copying this dict and overwriting its values is cheaper than building a dict literal of the
     same size (the copy reuses the key table; an overwrite does not reorder keys), and it keeps
     the field order, which is the JSON key order, by construction.
     """
-    template: dict[str, Any] = dict.fromkeys(field.name for field in fields(cls))
+    template: dict[str, Any] = {
+        field.name: None if field.default is MISSING else field.default for field in fields(cls)
+    }
     unknown = fixed.keys() - template.keys()
     if unknown:
         raise TypeError(f"not fields of {cls.__name__}: {sorted(unknown)}")

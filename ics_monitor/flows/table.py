@@ -90,6 +90,9 @@ class FlowHandler(Protocol):
     def gap(self, flow: Flow, direction: int, size: int) -> None:
         """``size`` bytes of the TCP stream in ``direction`` are missing from the capture."""
 
+    def cut_datagram(self, flow: Flow, direction: int, data: bytes, cut: int, ts: float, frame: int) -> None:
+        """A UDP datagram of which the capture kept ``data``; its last ``cut`` bytes are not there."""
+
     def flow_ended(self, flow: Flow, reason: str) -> None:
         """The flow leaves the table (``reason`` as in the flow record); flush its state."""
 
@@ -105,6 +108,7 @@ class Flow:
         "client_port",
         "copies",
         "counters",
+        "cuts",
         "datagrams",
         "deliver",
         "first_frame",
@@ -122,6 +126,7 @@ class Flow:
         "server_mac",
         "server_port",
         "service",
+        "sliced",
         "source_macs",
         "streams",
         "timeout_class",
@@ -172,6 +177,10 @@ class Flow:
         # no payload), and how many mirror copies the flow dropped.
         self.datagrams: list[list[Any] | None] | None = None
         self.copies = 0
+        # UDP datagrams the capture's snap length cut, and the payload bytes it did not keep
+        # (TCP keeps these per stream: ``TcpStream.cuts``/``sliced``).
+        self.cuts = 0
+        self.sliced = 0
         self.app: Any = None
         self.app_protocol: str | None = None
         services = (
@@ -301,7 +310,12 @@ class FlowTable:
                 stream = streams[direction]
                 if flags & TCP_ACK:
                     streams[1 - direction].acked = pkt.ack
-                if stream.next_seq == pkt.seq and not stream.segments and not streams[1 - direction].segments:
+                if (
+                    stream.next_seq == pkt.seq
+                    and not stream.segments
+                    and not streams[1 - direction].segments
+                    and not pkt.cut
+                ):
                     # The common case, a segment that continues its stream with nothing held on
                     # either side: what TcpStream.add and _hand_over would do, without the chunk list.
                     stream.advance(payload)
@@ -311,6 +325,11 @@ class FlowTable:
                 self._tcp_payload(flow, direction, pkt)
         elif payload and flow.deliver:
             if proto == IPPROTO_UDP and self._copy_window > 0.0 and self._mirror_copy(flow, direction, pkt):
+                return flow
+            if pkt.cut:
+                flow.cuts += 1
+                flow.sliced += pkt.cut
+                self.handler.cut_datagram(flow, direction, payload, pkt.cut, ts, pkt.frame)
                 return flow
             self.handler.payload(flow, direction, payload, ts, pkt.frame)
         return flow
@@ -386,10 +405,15 @@ class FlowTable:
                     peer.drain(chunks)
                     self._hand_over(flow, 1 - direction, pkt)
         payload = pkt.payload
-        if not payload:
+        cut = pkt.cut
+        if not payload and not cut:
             return
         stream = streams[direction]
-        status = stream.add(pkt.seq, payload, self.config.max_reassembly_bytes, chunks)
+        status = stream.add(pkt.seq, payload, self.config.max_reassembly_bytes, chunks) if payload else 0
+        if cut:
+            # The capture kept only the head of this segment: step over the rest now, so the
+            # dissector reads the head as a cut PDU and the next segment as the next PDU.
+            stream.slice((pkt.seq + len(payload)) & 0xFFFFFFFF, cut, chunks)
         if status:
             if status & MISMATCH:
                 self._anomaly(
@@ -414,7 +438,9 @@ class FlowTable:
         chunks = self._chunks
         handler = self.handler
         for gap, data in chunks:
-            if gap:
+            if gap < 0:
+                handler.gap(flow, direction, -gap)  # cut by the snap length (``TcpStream.slice``)
+            elif gap:
                 if flow.streams is not None and flow.streams[direction].gaps == gap:
                     self._anomaly(
                         "tcp.reassembly_gap",
@@ -454,6 +480,8 @@ class FlowTable:
                 streams[direction].flush(self._chunks)
                 self._hand_over(flow, direction, None)
         self.handler.flow_ended(flow, reason)
+        if flow.cuts or (streams is not None and (streams[0].cuts or streams[1].cuts)):
+            self._sliced(flow)
         if flow.copies:
             self.anomalies.append(
                 flow_anomaly(
@@ -468,6 +496,28 @@ class FlowTable:
         del self.flows[flow.key]
         del self._classes[flow.timeout_class][flow.key]
         self.records.append(self._record(flow, reason))
+
+    def _sliced(self, flow: Flow) -> None:
+        """Once per flow, at its end: how much of it the capture's snap length cut off."""
+        streams = flow.streams
+        cuts, sliced = flow.cuts, flow.sliced
+        direction = TO_SERVER
+        if streams is not None:
+            cuts += streams[0].cuts + streams[1].cuts
+            sliced += streams[0].sliced + streams[1].sliced
+            direction = TO_SERVER if streams[0].cuts else TO_CLIENT
+        what = "segment" if streams is not None else "datagram"
+        self.anomalies.append(
+            flow_anomaly(
+                "flow.sliced",
+                flow,
+                direction,
+                None,
+                f"{cuts} {what}{'' if cuts == 1 else 's'} cut by the capture's snap length ({sliced} payload "
+                "bytes not kept): "
+                "a PDU past the cut is dissected as far as it was kept and marked truncated",
+            )
+        )
 
     def _evict_one(self, pkt: Packet) -> None:
         # Prefer finished TCP connections, then whatever was seen least recently.
@@ -565,6 +615,7 @@ class FlowTable:
             missed_bytes=(streams[0].gaps + streams[1].gaps) if streams else 0,
             retransmissions=(streams[0].retransmissions + streams[1].retransmissions) if streams else 0,
             tunnel=tunnel_layers(flow.tunnel) if flow.tunnel else (),
+            sliced_bytes=flow.sliced + (streams[0].sliced + streams[1].sliced if streams else 0),
         )
 
     def _anomaly(self, code: str, flow: Flow, direction: int, pkt: Packet | None, detail: str) -> None:

@@ -37,11 +37,13 @@ class TcpStream:
     __slots__ = (
         "acked",
         "buffered",
+        "cuts",
         "gaps",
         "mismatch",
         "next_seq",
         "retransmissions",
         "segments",
+        "sliced",
         "tail",
     )
 
@@ -53,6 +55,9 @@ class TcpStream:
         self.tail = b""
         self.retransmissions = 0
         self.gaps = 0  # bytes skipped
+        # Segments the capture's snap length cut, and the payload bytes it did not keep.
+        self.cuts = 0
+        self.sliced = 0
         self.mismatch = 0  # overlaps whose bytes differed
         self.acked = -1  # the receiver's latest ACK number for this stream (-1: none seen)
 
@@ -125,6 +130,25 @@ class TcpStream:
         self.next_seq = seq
         out.append((gap, b""))
         return gap
+
+    def slice(self, end: int, cut: int, out: list[tuple[int, bytes]]) -> None:
+        """A segment ending at ``end`` lost its last ``cut`` bytes to the capture's snap length.
+
+        When the stream reached the captured part's end (the segment continued it), the missing
+        bytes are stepped over at once, as ``(-cut, b"")`` (negative: cut, not lost), and what was
+        held behind them follows; so the next segment continues the stream instead of waiting
+        behind a hole.  A segment held out of order (or one already delivered, sent again) is not
+        counted: its hole is found as any gap (or was stepped over already).
+        """
+        if self.next_seq != end:
+            return
+        self.cuts += 1
+        self.next_seq = (end + cut) & 0xFFFFFFFF
+        self.sliced += cut
+        self.tail = b""  # bytes after the cut are not those the tail ends with
+        out.append((-cut, b""))
+        if self.segments:
+            self.drain(out)
 
     def first_buffered(self) -> int:
         """Sequence number of the earliest buffered segment (call only when some are buffered)."""

@@ -58,6 +58,11 @@ class SummarySink:
         # Per encapsulation path (the tunnel layers as "type id src>dst" texts, outermost first):
         # [flows, packets, bytes].  Few: one per mirror session or VTEP pair.
         self.tunnels: dict[tuple[str, ...], list[int]] = {}
+        # Flows the capture's snap length cut, their payload bytes not kept, and the protocol
+        # records read from cut PDUs.
+        self.sliced_flows = 0
+        self.sliced_bytes = 0
+        self.truncated = 0
 
     def emit(self, record: Any) -> None:
         """Take a flow record or an event."""
@@ -72,6 +77,9 @@ class SummarySink:
                 self.pairs[pair] += record.bytes_to_server + record.bytes_to_client
             else:
                 self.other_pairs += 1
+            if record.sliced_bytes:
+                self.sliced_flows += 1
+                self.sliced_bytes += record.sliced_bytes
             if record.tunnel:
                 path = tuple(_layer_text(layer) for layer in record.tunnel)
                 if path in self.tunnels or len(self.tunnels) < MAX_PAIRS:
@@ -84,6 +92,8 @@ class SummarySink:
         else:
             function = getattr(record, "function", None) or ""
             self.events[(record.event_type, str(function))] += 1
+            if getattr(record, "truncated", False):
+                self.truncated += 1
 
     def close(self) -> None:
         """Nothing to flush."""

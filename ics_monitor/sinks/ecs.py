@@ -104,7 +104,18 @@ def _f(name: str, type_: str, kinds: Iterable[str], source: str, description: st
 _A, _S, _F, _N, _E, _H = ALERT, ASSET, FLOW, ANOMALY, EVENT, HEALTH
 _NET = (_A, _F, _N, _E)  # kinds that describe traffic between two endpoints
 _PROTOCOL_COMMON = frozenset(
-    {"event_type", "ts", "frame", "flow_id", "transport", "src_ip", "src_port", "dst_ip", "dst_port"}
+    {
+        "event_type",
+        "ts",
+        "frame",
+        "flow_id",
+        "transport",
+        "src_ip",
+        "src_port",
+        "dst_ip",
+        "dst_port",
+        "truncated",
+    }
 )
 
 FIELDS: tuple[EcsField, ...] = (
@@ -173,6 +184,7 @@ FIELDS: tuple[EcsField, ...] = (
     _f("ics.flow_id", KEYWORD, _NET, "flow_id", "ics-monitor flow id (same in every record)"),
     _f("ics.frame", LONG, (_F, _N, _E), "frame / first_frame", "capture frame number (1-based)"),
     _f("ics.direction", KEYWORD, (_N, _E), "direction", "request/response, to_server/to_client"),
+    _f("ics.truncated", BOOLEAN, (_E,), "truncated", "the PDU's end was not captured"),
     # ics.alert.*
     _f("ics.alert.id", KEYWORD, (_A,), "alert_id", "deterministic alert id"),
     _f("ics.alert.severity_name", KEYWORD, (_A,), "severity_name", "low, medium, high, critical"),
@@ -210,6 +222,7 @@ FIELDS: tuple[EcsField, ...] = (
     _f("ics.flow.payload_bytes_to_client", LONG, (_F,), "payload_bytes_to_client", "payload bytes"),
     _f("ics.flow.missed_bytes", LONG, (_F,), "missed_bytes", "bytes missing from the capture"),
     _f("ics.flow.retransmissions", LONG, (_F,), "retransmissions", "retransmitted segments"),
+    _f("ics.flow.sliced_bytes", LONG, (_F,), "sliced_bytes", "payload bytes the snap length cut off"),
     _f("ics.flow.tunnel.type", KEYWORD, (_F,), "tunnel[].type", "encapsulations opened, outermost first"),
     _f("ics.flow.tunnel.id", LONG, (_F,), "tunnel[].id", "ERSPAN session id, GRE key or VNI"),
     _f("ics.flow.tunnel.src_ip", IP, (_F,), "tunnel[].src_ip", "tunnel source (switch, VTEP)"),
@@ -688,6 +701,7 @@ class EcsMapper:
             "payload_bytes_to_client",
             "missed_bytes",
             "retransmissions",
+            "sliced_bytes",
         ):
             _put(flow, key, data.get(key))
         tunnel = data.get("tunnel")
@@ -760,6 +774,8 @@ class EcsMapper:
         ics: dict[str, Any] = {"frame": data.get("frame")}
         _put(ics, "flow_id", data.get("flow_id"))
         _put(ics, "direction", data.get("direction"))
+        if data.get("truncated"):
+            ics["truncated"] = True
         # The protocol's own keys go under ics.<protocol>: mapped ones are indexed, the rest kept
         # in _source (dynamic: false), so a new key in a dissector never breaks indexing.
         body = {

@@ -24,6 +24,7 @@ import pytest
 
 from ics_monitor import compiled
 from tests.conftest import PCAPS, REPO, all_shared_captures
+from tests.support.sliced import sliced
 
 pytestmark = pytest.mark.xdist_group("compiled")
 
@@ -148,6 +149,16 @@ def test_compiled_records_equal_the_sources(tmp_path: Path) -> None:
     _require_build()
     captures = sorted(str(p) for p in PCAPS.rglob("*") if p.suffix in (".pcap", ".pcapng") and p.is_file())
     captures += [str(p) for p in all_shared_captures()]
+    # Cut by a short snap length: the records of cut PDUs (``truncated``) take their own path.
+    for name, snaplen in (
+        ("demo/plant_attack.pcap", 80),
+        ("demo/plant_attack.pcap", 96),
+        ("s7comm/snap7_blocks.pcap", 95),
+        ("modbus/pymodbus_udp.pcap", 52),
+        ("dnp3/opendnp3_session_udp.pcap", 70),
+    ):
+        target = tmp_path / f"{Path(name).stem}_s{snaplen}.pcap"
+        captures.append(str(sliced(PCAPS / name, target, snaplen)))
     assert len(captures) > 20
     copy = _pure_copy(tmp_path)
     native = _digests(REPO, captures)

@@ -21,9 +21,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ics_monitor.dissect.api import NOT_THIS_PROTOCOL, Dissector, ParseContext, ParseResult, Probe
+from ics_monitor.dissect.api import (
+    NOT_THIS_PROTOCOL,
+    Dissector,
+    ParseContext,
+    ParseResult,
+    Probe,
+    mark_truncated,
+)
 from ics_monitor.dissect.dnp3.application import DnpObject, parse_fragment
 from ics_monitor.dissect.dnp3.constants import (
+    APP_TOO_SHORT,
     ASSOCIATION_TABLE_FULL,
     DEFAULT_PORT,
     FUNCTION_NAMES,
@@ -33,13 +41,14 @@ from ics_monitor.dissect.dnp3.constants import (
     LINK_HEADER_CRC_BAD,
     LINK_UNKNOWN_FUNCTION,
     MAX_ASSOCIATIONS,
+    OBJECT_OVERRUN,
     PRIMARY_FUNCTION_NAMES,
     SECONDARY_FUNCTION_NAMES,
     TRANSPORT_FRAGMENT_DISCARDED,
     UNKNOWN,
     iin_names,
 )
-from ics_monitor.dissect.dnp3.crc import header_crc_ok
+from ics_monitor.dissect.dnp3.crc import block_crc_ok, header_crc_ok
 from ics_monitor.dissect.dnp3.link import ADDRESSES, FRAME_SIZE, user_data, user_data_unchecked
 from ics_monitor.dissect.dnp3.state import Dnp3State
 from ics_monitor.events.base import Event
@@ -431,6 +440,49 @@ class Dnp3Dissector(Dissector):
                 confirmed_frame,
             )
         )
+
+    def truncated(
+        self, state: Any, data: memoryview, direction: int, ctx: ParseContext, missing: int
+    ) -> Sequence[Event]:
+        """The head of a link frame whose end is gone, when it starts an application fragment.
+
+        The header CRC and those of the data blocks kept whole must match (a block with a bad
+        CRC is damage, not a cut); the bytes of the block the cut falls in are taken unchecked.
+        A frame with the first transport segment (FIR) gives the fragment's record as far as
+        kept: function, IIN, the objects whole before the cut; it pairs as a complete one.  The
+        rest of a fragment of several frames is not awaited.  ``crc_ok`` says the CRCs kept matched.
+        """
+        size = len(data)
+        if size < 13 or data[0] != 0x05 or data[1] != 0x64 or not header_crc_ok(data, 0):
+            return ()
+        length = data[2]
+        frame_size = FRAME_SIZE[length]
+        control = data[3]
+        if frame_size <= size or length == 5 or not control & 0x40 or control & 0x0F not in (3, 4):
+            return ()
+        parts: list[memoryview] = []
+        position = 10
+        remaining = length - 5
+        while remaining > 0:
+            block = 16 if remaining > 16 else remaining
+            if size < position + block + 2:
+                parts.append(data[position : min(size, position + block)])
+                break
+            if not block_crc_ok(data, position, block):
+                return ()
+            parts.append(data[position : position + block])
+            position += block + 2
+            remaining -= block
+        segment = b"".join(parts)
+        if len(segment) < 3 or not segment[0] & 0x40:
+            return ()  # not the first segment of a fragment: no application header
+        dst, src = _unpack_addresses(data, 4)
+        known: KnownFrame = (LINK_INFO[control], dst, src, segment, None)
+        events: list[Event] = []
+        self._fragment(state, self._decode(segment[1:]), 1, known, direction, ctx, events, True)
+        if any(isinstance(event, Dnp3Event) for event in events):
+            state.confirmed = True
+        return mark_truncated(events, APP_TOO_SHORT, OBJECT_OVERRUN)
 
     def gap(self, state: Any, direction: int, ctx: ParseContext) -> None:
         """Bytes lost: fragments in progress in that direction can no longer complete."""

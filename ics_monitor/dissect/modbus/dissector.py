@@ -28,7 +28,14 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from ics_monitor.dissect.api import NOT_THIS_PROTOCOL, Dissector, ParseContext, ParseResult, Probe
+from ics_monitor.dissect.api import (
+    NOT_THIS_PROTOCOL,
+    Dissector,
+    ParseContext,
+    ParseResult,
+    Probe,
+    mark_truncated,
+)
 from ics_monitor.dissect.modbus.constants import (
     BAD_LENGTH,
     BAD_PROTOCOL_ID,
@@ -46,6 +53,7 @@ from ics_monitor.dissect.modbus.constants import (
     RESERVED_FUNCTION,
     RESERVED_FUNCTIONS,
     RESPONSE_FUNCTION_MISMATCH,
+    TRUNCATED_PDU,
     UNANSWERED_REQUEST,
     UNKNOWN,
     UNKNOWN_FUNCTION,
@@ -214,8 +222,8 @@ class ModbusDissector(Dissector):
                     break  # report what came before; the next call starts at the broken header
                 return self._framing_error(state, data, protocol_id, length, direction, ctx, events)
             if end > size:
-                if ctx.transport != "udp":
-                    break
+                if ctx.transport != "udp" or ctx.cut:
+                    break  # the rest is to come, or (a datagram cut by the snap length) is not there
                 # One ADU per datagram: what is there is all there will be.
                 append(
                     ctx.anomaly(
@@ -551,6 +559,32 @@ class ModbusDissector(Dissector):
 
     def gap(self, state: Any, direction: int, ctx: ParseContext) -> None:
         """Bytes were lost: pairing survives (responses still carry their ids); nothing to drop."""
+
+    def truncated(
+        self, state: Any, data: memoryview, direction: int, ctx: ParseContext, missing: int
+    ) -> Sequence[Event]:
+        """The head of an ADU whose end is gone: MBAP, function and the fields kept, values up to the cut.
+
+        The request or response it is pairs as a whole one would (so no unanswered request), its
+        record is marked ``truncated``, and only the anomalies the kept bytes prove are reported:
+        not the PDU's shortness, which is the capture's.
+        """
+        size = len(data)
+        if size < 8:
+            return ()  # not even the function code
+        transaction_id, protocol_id, length, unit_id, function_code = _unpack_mbap(data, 0)
+        if protocol_id or not MIN_LENGTH <= length <= _max_length(function_code) or 6 + length <= size:
+            return ()  # not the head of one ADU: the hunt that follows will find the next one
+        events: list[Event] = []
+        if direction == state.swapped:
+            self._request(
+                state, data, 0, size, transaction_id, unit_id, length, function_code, direction, ctx, events
+            )
+        else:
+            self._response(
+                state, data, 0, size, transaction_id, unit_id, length, function_code, direction, ctx, events
+            )
+        return mark_truncated(events, TRUNCATED_PDU)
 
     def close(self, state: Any, ctx: ParseContext) -> Sequence[Event]:
         """The flow ended: its pending requests were never answered."""

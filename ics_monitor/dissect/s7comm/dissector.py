@@ -26,7 +26,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ics_monitor.dissect.api import NOT_THIS_PROTOCOL, TO_SERVER, Dissector, ParseContext, ParseResult, Probe
+from ics_monitor.dissect.api import (
+    NOT_THIS_PROTOCOL,
+    TO_SERVER,
+    Dissector,
+    ParseContext,
+    ParseResult,
+    Probe,
+    mark_truncated,
+)
 from ics_monitor.dissect.s7comm.constants import (
     BLOCK_TRANSFER_FUNCTIONS,
     COTP_BAD_LENGTH,
@@ -46,8 +54,14 @@ from ics_monitor.dissect.s7comm.constants import (
     ROSCTR_NAMES,
     S7_BLOCK_TRANSFER_INCOMPLETE,
     S7_BLOCK_TRANSFER_OVERFLOW,
+    S7_ITEM_COUNT_MISMATCH,
+    S7_LENGTH_MISMATCH,
     S7_ORPHAN_RESPONSE,
     S7_PENDING_FULL,
+    S7_SZL_TRUNCATED,
+    S7_TRUNCATED_HEADER,
+    S7_TRUNCATED_ITEM,
+    S7_TRUNCATED_PARAMETER,
     S7_UNANSWERED_REQUEST,
     S7_USERDATA_REASSEMBLY_OVERFLOW,
     TLS_CONTENT_TYPES,
@@ -107,6 +121,17 @@ def _plausible_tpkt(data: memoryview, at: int) -> bool:
     if length < 7 or at + 6 > len(data):
         return length >= 7
     return 1 < data[at + 4] < length - 4 and data[at + 5] >> 4 in _KNOWN_TPDUS
+
+
+# What a PDU cut by the capture shows of itself and is no fault of the sender (``truncated``).
+_CUT_PROBLEMS = (
+    S7_LENGTH_MISMATCH,
+    S7_TRUNCATED_HEADER,
+    S7_TRUNCATED_PARAMETER,
+    S7_TRUNCATED_ITEM,
+    S7_ITEM_COUNT_MISMATCH,
+    S7_SZL_TRUNCATED,
+)
 
 
 class S7commDissector(Dissector):
@@ -256,7 +281,10 @@ class S7commDissector(Dissector):
         if not state.confirmed:
             if code not in _OPENING_TPDUS:
                 return False
-            if code == CotpPduType.CR and not has_s7_tsaps(tpdu):
+            if code in (CotpPduType.CR, CotpPduType.CC) and not has_s7_tsaps(tpdu):
+                # RDP and other ISO-on-TCP users send a CR and a CC too, with no TSAPs; a CC
+                # decides alone when the CR was not seen whole (cut by the snap length, or
+                # before the capture started).
                 return False
         problems: list[tuple[str, str]] = []
         fields = parse_connection(tpdu, problems)
@@ -427,7 +455,10 @@ class S7commDissector(Dissector):
             block = parsed.block
             items = parsed.items  # cyclic-data subscriptions carry items in the USERDATA payload
             function_code = None
-            role = "request" if userdata is not None and userdata["type"] == 1 else "response"
+            if userdata is None:  # parameter cut short: by direction, as an unknown PDU type
+                role = "request" if direction == TO_SERVER else "response"
+            else:
+                role = "request" if userdata["type"] == 1 else "response"
         error = None
         error_class = parsed.error_class
         if error_class is not None:
@@ -833,6 +864,34 @@ class S7commDissector(Dissector):
         )
 
     # -- flow end --------------------------------------------------------------------------------------
+
+    def truncated(
+        self, state: Any, data: memoryview, direction: int, ctx: ParseContext, missing: int
+    ) -> Sequence[Event]:
+        """The head of a TPKT whose end is gone: an S7comm PDU in one COTP data TPDU, as far as kept.
+
+        Header, function and the parameters and items kept; the request is remembered, so its
+        answer pairs.  Only what the kept bytes prove is reported (not the shortness).  A TSDU
+        spread over several TPDUs, S7comm-plus and COTP connection TPDUs give nothing.
+        """
+        size = len(data)
+        if (
+            size < 17  # TPKT, COTP data and the S7 header
+            or data[0] != TPKT_VERSION
+            or data[1] != 0
+            or ((data[2] << 8) | data[3]) <= size
+            or data[4] != 2
+            or data[5] != 0xF0
+            or not data[6] & 0x80
+            or data[7] != 0x32
+            or state.segments[direction] is not None
+            or state.discarding[direction]
+        ):
+            return ()
+        events: list[Event] = []
+        if self._s7(state, data[7:].tobytes(), 1, direction, ctx, events):
+            state.confirmed = True
+        return mark_truncated(events, *_CUT_PROBLEMS)
 
     def gap(self, state: Any, direction: int, ctx: ParseContext) -> None:
         """Bytes lost: a TSDU or S7comm-plus message in progress in that direction cannot complete."""

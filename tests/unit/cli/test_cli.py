@@ -13,6 +13,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from tests.conftest import REPO
+from tests.support.sliced import sliced
 from tests.unit.capture.test_files import pcap_bytes
 
 CLI = str(Path(sys.executable).with_name("ics-monitor"))
@@ -79,6 +80,19 @@ def test_summary(tmp_path: Path) -> None:
     result = run("summary", str(session_capture(tmp_path / "s.pcap")))
     assert result.returncode == 0
     assert "Protocols" in result.stdout and "modbus" in result.stdout and "dns" in result.stdout
+
+
+def test_summary_says_when_the_snap_length_cut_the_capture(tmp_path: Path) -> None:
+    demo = REPO / "pcaps" / "demo" / "plant_attack.pcap"
+    result = run("summary", str(sliced(demo, tmp_path / "s96.pcap", 96)))
+    assert result.returncode == 0
+    line = next(
+        line for line in result.stdout.splitlines() if line.startswith("cut by the capture's snap length")
+    )
+    counts = re.search(r"(\d+) flows, .* not kept; (\d+) protocol records read from cut PDUs", line)
+    assert counts is not None and int(counts[1]) == 8 and int(counts[2]) > 300
+    whole = run("summary", str(demo))
+    assert whole.returncode == 0 and "snap length" not in whole.stdout
 
 
 def test_summary_lists_the_tunnels_a_capture_came_through(tmp_path: Path) -> None:

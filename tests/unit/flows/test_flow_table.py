@@ -23,6 +23,7 @@ class Recorder:
     def __init__(self) -> None:
         self.data: dict[tuple[str, int], bytearray] = {}
         self.gaps: list[tuple[str, int, int]] = []
+        self.cuts: list[tuple[str, int, int]] = []
         self.started: list[str] = []
         self.ended: list[tuple[str, str]] = []
 
@@ -34,6 +35,10 @@ class Recorder:
 
     def gap(self, flow: Flow, direction: int, size: int) -> None:
         self.gaps.append((flow.id, direction, size))
+
+    def cut_datagram(self, flow: Flow, direction: int, data: bytes, cut: int, ts: float, frame: int) -> None:
+        self.payload(flow, direction, data, ts, frame)
+        self.cuts.append((flow.id, direction, cut))
 
     def flow_ended(self, flow: Flow, reason: str) -> None:
         self.ended.append((flow.id, reason))
