@@ -154,11 +154,9 @@ def mark_truncated(events: list[Event], *cut_codes: str) -> list[Event]:
                 kept.append(event)
             continue
         # Not yet handed on: the record's own dict may still be written (see events.base).
-        # Through the dict, by key, on the record as an ``Event``: compiled (mypyc), setting it
-        # on the record narrowed to ``ProtocolEvent`` had no effect.
-        fields: dict[str, Any] = event.__dict__
-        if "truncated" in fields:
-            fields["truncated"] = True
+        # Through the dict, on the record as an ``Event``: compiled (mypyc), setting it on the
+        # record narrowed to ``ProtocolEvent`` had no effect.
+        event.__dict__["truncated"] = True
         kept.append(event)
     return kept
 

@@ -17,7 +17,7 @@ No behaviour beyond construction lives here.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from mypy_extensions import mypyc_attr
@@ -36,7 +36,13 @@ class Event:
 @mypyc_attr(native_class=False)
 @dataclass(frozen=True, kw_only=True)
 class ProtocolEvent(Event):
-    """One application PDU.  ``direction`` is ``request`` or ``response`` (protocol sense)."""
+    """One application PDU.  ``direction`` is ``request`` or ``response`` (protocol sense).
+
+    A record of a PDU whose end is missing (cut by the capture's snap length, or its bytes lost)
+    also has the key ``truncated`` (true) in its dict, set by ``dissect.api.mark_truncated``: it
+    holds what was kept, the values up to the cut.  Not a field: every other record goes without
+    it (one key fewer to copy, ship between processes and write for each whole PDU).
+    """
 
     flow_id: str
     transport: str
@@ -45,9 +51,6 @@ class ProtocolEvent(Event):
     dst_ip: str
     dst_port: int
     direction: str
-    # True when the PDU's end is missing (the capture's snap length cut it, or its bytes were
-    # lost): the record holds what was kept, the values read up to the cut.
-    truncated: bool = False
 
 
 @mypyc_attr(native_class=False)
@@ -89,15 +92,13 @@ class ArpEvent(Event):
 
 
 def field_template(cls: type[Any], **fixed: Any) -> dict[str, Any]:
-    """Every field name of dataclass ``cls`` in field order, valued ``fixed[name]``, its default or None.
+    """Every field name of dataclass ``cls`` in field order, valued None, or ``fixed[name]``.
 
     Copying this dict and overwriting its values is cheaper than building a dict literal of the
     same size (the copy reuses the key table; an overwrite does not reorder keys), and it keeps
     the field order, which is the JSON key order, by construction.
     """
-    template: dict[str, Any] = {
-        field.name: None if field.default is MISSING else field.default for field in fields(cls)
-    }
+    template: dict[str, Any] = dict.fromkeys(field.name for field in fields(cls))
     unknown = fixed.keys() - template.keys()
     if unknown:
         raise TypeError(f"not fields of {cls.__name__}: {sorted(unknown)}")

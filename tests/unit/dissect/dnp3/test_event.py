@@ -44,9 +44,7 @@ FIELDS = {
 
 
 def test_same_fields_in_field_order() -> None:
-    names = [
-        field.name for field in dataclasses.fields(Dnp3Event) if field.name not in ("event_type", "truncated")
-    ]
+    names = [field.name for field in dataclasses.fields(Dnp3Event) if field.name != "event_type"]
     assert list(inspect.signature(new_dnp3_event).parameters) == names
     assert list(FIELDS) == names
 

@@ -69,8 +69,7 @@ def test_parameters_follow_the_common_fields() -> None:
     assert parameters[2:] == [
         name
         for name in names
-        if name
-        not in ("flow_id", "transport", "src_ip", "src_port", "dst_ip", "dst_port", "direction", "truncated")
+        if name not in ("flow_id", "transport", "src_ip", "src_port", "dst_ip", "dst_port", "direction")
     ]
 
 

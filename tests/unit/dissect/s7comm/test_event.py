@@ -12,11 +12,7 @@ from ics_monitor.events.s7comm import _S7COMM_FIELDS, S7commEvent, new_s7comm_ev
 
 
 def test_field_order_matches_the_dataclass() -> None:
-    names = [
-        field.name
-        for field in dataclasses.fields(S7commEvent)
-        if field.name not in ("event_type", "truncated")
-    ]
+    names = [field.name for field in dataclasses.fields(S7commEvent) if field.name != "event_type"]
     assert names == list(_S7COMM_FIELDS)
     assert list(inspect.signature(new_s7comm_event).parameters) == names
 
