@@ -39,6 +39,7 @@ from ics_monitor.sinks.elasticsearch import (
 from ics_monitor.sinks.memory import ListSink
 from tests.conftest import PCAPS
 from tests.support.elasticsearch import ElasticsearchNode, elasticsearch_url, free_port, private_node
+from tests.support.sliced import sliced
 
 __all__ = ["elasticsearch_url", "private_node"]  # fixtures used by the tests below
 
@@ -276,6 +277,42 @@ def test_flows_from_tunnels_are_searchable_by_their_encapsulation(
         "ics.flow.tunnel.id": "long",
         "ics.flow.tunnel.src_ip": "ip",
         "ics.flow.tunnel.dst_ip": "ip",
+    }
+
+
+def test_records_of_a_sliced_capture_are_searchable_as_cut(elasticsearch_url: str, tmp_path: Path) -> None:
+    """A capture with a 96-byte snap length: the records of cut PDUs are found by
+    ``ics.truncated``, the flows by ``ics.flow.sliced_bytes``, typed as mapped."""
+    prefix = new_prefix()
+    settings = settings_for(elasticsearch_url, prefix)
+    client = make_client(settings)
+    setup_templates(client, settings)
+    sink = ElasticsearchSink(settings, tmp_path / "state")
+    capture = sliced(PCAPS / "demo" / "plant_attack.pcap", tmp_path / "attack_s96.pcap", 96)
+    replay(sink, tmp_path / "records.jsonl", frames([capture]), alerts=False)
+    status = sink.status()
+    assert status["rejected"] == {} and status["spool_pending"] == 0, status
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    cut = [r for r in records if r.get("truncated")]
+    assert len(cut) > 300
+    client.indices.refresh(index=f"{prefix}-*")
+    found = client.count(index=f"{prefix}-event-*", query={"term": {"ics.truncated": True}})["count"]
+    assert found == len(cut)
+    s7 = client.count(
+        index=f"{prefix}-event-*",
+        query={
+            "bool": {"filter": [{"term": {"ics.truncated": True}}, {"term": {"network.protocol": "s7comm"}}]}
+        },
+    )["count"]
+    assert s7 == sum(1 for r in cut if r["event_type"] == "s7comm") > 100
+    sliced_flows = [r for r in records if r["event_type"] == "flow" and r["sliced_bytes"]]
+    flows = client.count(index=f"{prefix}-flow-*", query={"range": {"ics.flow.sliced_bytes": {"gt": 0}}})[
+        "count"
+    ]
+    assert flows == len(sliced_flows) == 8
+    assert field_types(client, f"{prefix}-*", ["ics.truncated", "ics.flow.sliced_bytes"]) == {
+        "ics.truncated": "boolean",
+        "ics.flow.sliced_bytes": "long",
     }
 
 
