@@ -105,20 +105,7 @@ class _DissectBridge:
             flow.app = fd
         return fd
 
-    def payload(self, flow: Flow, direction: int, data: bytes, ts: float, frame: int) -> None:
-        engine = self.engine
-        assert engine is not None
-        fd: FlowDissection | None = flow.app
-        if fd is None:
-            fd = self._dissection(flow, engine)
-            if fd is None:
-                return
-        if not engine.feed(fd, direction, data, ts, frame):
-            flow.deliver = False
-        if flow.app_protocol is None and fd.confirmed:
-            flow.app_protocol = fd.protocol
-
-    def cut_datagram(self, flow: Flow, direction: int, data: bytes, cut: int, ts: float, frame: int) -> None:
+    def payload(self, flow: Flow, direction: int, data: bytes, ts: float, frame: int, cut: int = 0) -> None:
         engine = self.engine
         assert engine is not None
         fd: FlowDissection | None = flow.app
@@ -130,6 +117,9 @@ class _DissectBridge:
             flow.deliver = False
         if flow.app_protocol is None and fd.confirmed:
             flow.app_protocol = fd.protocol
+
+    def cut_datagram(self, flow: Flow, direction: int, data: bytes, cut: int, ts: float, frame: int) -> None:
+        self.payload(flow, direction, data, ts, frame, cut)
 
     def gap(self, flow: Flow, direction: int, size: int) -> None:
         engine = self.engine

@@ -104,19 +104,10 @@ def _f(name: str, type_: str, kinds: Iterable[str], source: str, description: st
 _A, _S, _F, _N, _E, _H = ALERT, ASSET, FLOW, ANOMALY, EVENT, HEALTH
 _NET = (_A, _F, _N, _E)  # kinds that describe traffic between two endpoints
 _PROTOCOL_COMMON = frozenset(
-    {
-        "event_type",
-        "ts",
-        "frame",
-        "flow_id",
-        "transport",
-        "src_ip",
-        "src_port",
-        "dst_ip",
-        "dst_port",
-        "truncated",
-    }
+    {"event_type", "ts", "frame", "flow_id", "transport", "src_ip", "src_port", "dst_ip", "dst_port"}
 )
+# Keys of a protocol event that are not its protocol's own (``ics.direction``, ``ics.truncated``).
+_NOT_PROTOCOL_OWN = _PROTOCOL_COMMON | {"direction", "truncated"}
 
 FIELDS: tuple[EcsField, ...] = (
     # Base and event.*
@@ -778,9 +769,7 @@ class EcsMapper:
             ics["truncated"] = True
         # The protocol's own keys go under ics.<protocol>: mapped ones are indexed, the rest kept
         # in _source (dynamic: false), so a new key in a dissector never breaks indexing.
-        body = {
-            k: v for k, v in data.items() if v is not None and k not in _PROTOCOL_COMMON and k != "direction"
-        }
+        body = {k: v for k, v in data.items() if v is not None and k not in _NOT_PROTOCOL_OWN}
         if protocol == "arp":
             for key in ("sender_mac", "target_mac"):
                 body[key] = ecs_mac(body.get(key))
