@@ -10,18 +10,28 @@ capture does not raise (a cut PDU is not a malformed one, an answer to it is no 
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from ics_monitor.core.anomalies import CATALOGUE
+from ics_monitor.dissect import default_registry
+from ics_monitor.dissect.api import ParseContext
 from ics_monitor.dissect.modbus.parser import read_file_response
+from ics_monitor.events.base import AnomalyEvent
 from tests.conformance.test_modbus_tshark import run_ours
 from tests.conftest import PCAPS
 from tests.support.sliced import sliced
 
 PROTOCOLS = ("modbus", "s7comm", "dnp3", "cotp")
+EXAMPLES = int(os.environ.get("ICS_FUZZ_EXAMPLES", "300"))
+FUZZ = settings(max_examples=max(20, EXAMPLES // 10), deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def ident(record: dict[str, Any]) -> tuple[Any, ...]:
@@ -131,3 +141,41 @@ def test_a_cut_read_file_response_is_short_not_inconsistent() -> None:
     inconsistent = bytes([8, 9, 6, 0x00, 0x01, 0x00, 0x02, 0x00, 0x03])  # 9 bytes claimed of 8
     *_, problems = read_file_response(inconsistent, 0, len(inconsistent), None)
     assert [code for code, _detail in problems] == ["modbus.byte_count_mismatch"]
+
+
+SLICEABLE = [
+    "demo/plant_attack.pcap",
+    "modbus/pymodbus_all_functions.pcap",
+    "modbus/crafted_anomalies.pcap",
+    "s7comm/snap7_blocks.pcap",
+    "s7comm/crafted_anomalies.pcap",
+    "dnp3/crafted_objects.pcap",
+    "dnp3/opendnp3_session_udp.pcap",
+]
+
+
+@FUZZ
+@given(name=st.sampled_from(SLICEABLE), snaplen=st.integers(min_value=34, max_value=160))
+def test_any_snap_length_gives_records_and_catalogued_anomalies_only(name: str, snaplen: int) -> None:
+    """Strict mode (a dissector's exception fails the test) over captures cut anywhere in their headers."""
+    with tempfile.TemporaryDirectory() as directory:
+        records = run_ours(sliced(PCAPS / name, Path(directory) / "cut.pcap", snaplen))
+    for record in records:
+        if record["event_type"] == "anomaly":
+            assert record["code"] in CATALOGUE
+        elif record.get("truncated"):
+            assert record["event_type"] in PROTOCOLS
+
+
+@FUZZ
+@given(data=st.binary(min_size=0, max_size=300), missing=st.integers(min_value=1, max_value=2000))
+def test_a_random_head_never_makes_a_dissector_raise(data: bytes, missing: int) -> None:
+    for dissector in default_registry():
+        if dissector.identify_only:
+            continue
+        for transport in sorted(dissector.transports):
+            ctx = ParseContext("f", transport, "10.0.0.1", 40000, "10.0.0.2", 502)
+            state = dissector.new_state(ctx)
+            for direction in (0, 1):
+                events = dissector.truncated(state, memoryview(data), direction, ctx, missing)
+                assert all(e.code in CATALOGUE for e in events if isinstance(e, AnomalyEvent))
