@@ -93,6 +93,14 @@ def _link_info(control: int) -> dict[str, Any]:
 LINK_INFO: tuple[dict[str, Any], ...] = tuple(_link_info(control) for control in range(256))
 
 
+def _header_stub(obj: DnpObject) -> bool:
+    """An object header recorded without its range or count (``parse_objects`` keeps those)."""
+    range_code = obj["range_code"]
+    if range_code <= 5:
+        return obj["start"] is None
+    return range_code != 6 and obj["count"] == 0 and not obj["points"]
+
+
 def _find_frame(data: memoryview, position: int) -> int:
     """Offset of the next 0x05 0x64 at or after ``position`` whose header CRC is valid.
 
@@ -478,8 +486,13 @@ class Dnp3Dissector(Dissector):
             return ()  # not the first segment of a fragment: no application header
         dst, src = _unpack_addresses(data, 4)
         known: KnownFrame = (LINK_INFO[control], dst, src, segment, None)
+        decoded = self._decode(segment[1:])
+        objects = decoded[1]
+        if objects and _header_stub(objects[-1]):
+            # The cut fell in the last object's range or count: its header says nothing yet.
+            decoded = (decoded[0], objects[:-1], decoded[2])
         events: list[Event] = []
-        self._fragment(state, self._decode(segment[1:]), 1, known, direction, ctx, events, True)
+        self._fragment(state, decoded, 1, known, direction, ctx, events, True)
         if any(isinstance(event, Dnp3Event) for event in events):
             state.confirmed = True
         return mark_truncated(events, APP_TOO_SHORT, OBJECT_OVERRUN)

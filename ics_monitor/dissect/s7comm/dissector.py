@@ -88,7 +88,7 @@ from ics_monitor.dissect.s7comm.parser import (
     plus_request_set_complete,
 )
 from ics_monitor.dissect.s7comm.state import HeldPlus, S7State, Transfer
-from ics_monitor.dissect.s7comm.tpkt_cotp import has_s7_tsaps, parse_connection
+from ics_monitor.dissect.s7comm.tpkt_cotp import has_s7_tsaps, kept_connection_header, parse_connection
 from ics_monitor.events.base import Event
 from ics_monitor.events.s7comm import CotpEvent, S7commPlusEvent, new_s7comm_event
 
@@ -871,10 +871,25 @@ class S7commDissector(Dissector):
         """The head of a TPKT whose end is gone: an S7comm PDU in one COTP data TPDU, as far as kept.
 
         Header, function and the parameters and items kept; the request is remembered, so its
-        answer pairs.  Only what the kept bytes prove is reported (not the shortness).  A TSDU
-        spread over several TPDUs, S7comm-plus and COTP connection TPDUs give nothing.
+        answer pairs.  Only what the kept bytes prove is reported (not the shortness).  A CR or CC
+        gives its record when the parameters kept include a TSAP (``kept_connection_header``):
+        long TSAP names put S7's connection requests past short snap lengths.  A TSDU spread over
+        several TPDUs and S7comm-plus give nothing.
         """
         size = len(data)
+        if (
+            size >= 13  # TPKT and the fixed part of a CR/CC, and a parameter's code and length
+            and data[0] == TPKT_VERSION
+            and data[1] == 0
+            and ((data[2] << 8) | data[3]) > size
+            and data[5] >> 4 in (CotpPduType.CR, CotpPduType.CC)
+        ):
+            header = kept_connection_header(data[4:].tobytes())
+            if header is None:
+                return ()
+            state.confirmed = True
+            fields = parse_connection(header, [])
+            return mark_truncated([self._cotp_event(state, fields, data[5] >> 4, direction, ctx)])
         if (
             size < 17  # TPKT, COTP data and the S7 header
             or data[0] != TPKT_VERSION

@@ -132,6 +132,31 @@ def parse_connection(tpdu: bytes, problems: Problems) -> dict[str, Any]:
     return record
 
 
+def kept_connection_header(tpdu: bytes) -> bytes | None:
+    """The head of a CR/CC cut by the snap length, as a header of what was kept, when it shows S7.
+
+    The parameters wholly kept, each of a known code, must include a non-empty TSAP: S7 (and
+    MMS) address TSAPs; RDP's cookie does not parse as parameters.  The length indicator is set
+    to the kept parameters' end, so ``parse_connection`` reads them.  None otherwise.
+    """
+    end = min(tpdu[0] + 1, len(tpdu)) if tpdu else 0
+    offset = 7  # LI, code, destination and source references, class
+    tsap = False
+    while offset + 2 <= end:
+        code, length = tpdu[offset], tpdu[offset + 1]
+        if code not in _PARAMETER_CODES or offset + 2 + length > end:
+            break
+        if code in (CotpParameter.CALLING_TSAP, CotpParameter.CALLED_TSAP) and length:
+            tsap = True
+        offset += 2 + length
+    if not tsap:
+        return None
+    return bytes((offset - 1,)) + tpdu[1:offset]
+
+
+_PARAMETER_CODES = frozenset(CotpParameter)
+
+
 def has_s7_tsaps(tpdu: bytes) -> bool:
     """True when a CR/CC carries a non-empty calling and called TSAP and nothing malformed.
 
