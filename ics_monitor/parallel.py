@@ -276,7 +276,7 @@ def _work(
         index == 0 and (spec.emit_arp or spec.tick is not None),
         index == 0 and spec.progress,
     )
-    return _summary(
+    summary = _summary(
         source,
         figures.frames,
         figures.bytes,
@@ -285,6 +285,8 @@ def _work(
         figures.first_ts,
         figures.last_ts,
     )
+    summary["cut_headers"] = pipeline.decoder.cut_headers
+    return summary
 
 
 def _summary(
@@ -505,6 +507,7 @@ def _summarise(stats: RunStats, streams: list[_Stream]) -> None:
         if stream.summary is not None:
             stats.ip_packets += stream.summary["ip_packets"]
             stats.arp_packets += stream.summary["arp_packets"]
+            stats.cut_headers += stream.summary.get("cut_headers", 0)
             if first is None:
                 stats.frames = max(stats.frames, stream.summary["frames"])
         if stream.failure is not None:
@@ -714,6 +717,7 @@ class LiveShards:
                 stats.bytes += summary["bytes"]
                 stats.ip_packets += summary["ip_packets"]
                 stats.arp_packets += summary["arp_packets"]
+                stats.cut_headers += summary.get("cut_headers", 0)
                 if summary["first_ts"] is not None:
                     first.append(summary["first_ts"])
                     last.append(summary["last_ts"])
@@ -835,6 +839,7 @@ def _work_live(
         "bytes": source.bytes,
         "ip_packets": shard.ip_packets,
         "arp_packets": shard.arp_packets,
+        "cut_headers": pipeline.decoder.cut_headers,
         "first_ts": shard.first_ts,
         "last_ts": shard.last_ts if shard.first_ts is not None else None,
         "figures": figures(),

@@ -70,6 +70,8 @@ class RunStats:
     alert_records: int = 0
     assets: int = 0
     asset_changes: int = 0
+    # Frames the snap length cut inside their headers, so not analysed (``Decoder.cut_headers``).
+    cut_headers: int = 0
 
     @property
     def packets_per_second(self) -> float:
@@ -509,6 +511,7 @@ class Pipeline:
             stats.frames = frame_no
             stats.bytes = total_bytes
             stats.ip_packets = ip_packets
+            stats.cut_headers = self.decoder.cut_headers
             stats.first_ts = first_ts
             stats.last_ts = ts if frame_no else None
             self._finish()

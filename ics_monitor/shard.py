@@ -295,9 +295,11 @@ def run_shard(
             # An IP frame another worker owns: it moves this table's clock too, as in one process.
             advance_clock(table, ts)
         elif owner == BROADCAST:
+            cut_headers = decoder.cut_headers
             pkt = decode(frame_no, ts, link_type, data, wire_len)
             if index:
                 decoder_anomalies.clear()  # worker 0 alone reports on frames every worker decodes
+                decoder.cut_headers = cut_headers  # and counts them
             if pkt is not None:
                 if pkt.ip_version:
                     if packet_shard(pkt, workers) == index:

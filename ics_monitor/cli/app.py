@@ -262,7 +262,15 @@ class _nullcontext:  # noqa: N801 - mirrors contextlib.nullcontext without its t
 
 
 def _check_errors(stats: RunStats) -> None:
-    """Damaged captures: everything before the damage is written; now say so and fail."""
+    """Damaged captures: everything before the damage is written; now say so and fail.
+
+    Also says, as a warning, how many frames the snap length cut inside their headers.
+    """
+    if stats.cut_headers:
+        _warning_line(
+            f"{stats.cut_headers:,} frames were cut by the capture's snap length inside their link, IP or "
+            "transport headers: they reach no flow and were not analysed (capture with a longer snap length)"
+        )
     for error in stats.errors:
         _error_line(str(error))
     if stats.errors:

@@ -39,6 +39,9 @@ class Decoder:
         self.anomalies: list[AnomalyEvent] = []
         self.fragments = FragmentReassembler(fragment_timeout, max_fragment_datagrams)
         self.unsupported_link_types: set[int] = set()
+        # Frames the capture's snap length cut inside their headers (link, IP, transport): they
+        # reach no flow, and are counted here rather than reported one by one.
+        self.cut_headers = 0
         # Set by a live worker of an AF_PACKET fanout group, whose kernel hash does not look inside
         # UDP tunnels: the first VXLAN or Geneve packet is reported (``tunnel.fanout_blind``), once.
         self.fanout_notice_due = False
@@ -47,6 +50,11 @@ class Decoder:
     def _report(self, code: str, detail: str) -> None:
         pkt = self._pkt
         assert pkt is not None
+        if pkt.cap_len < pkt.wire_len and code.endswith(".truncated"):
+            # The capture's snap length cut the frame inside its headers: counted, not the
+            # sender's fault (the run ends with one warning line).
+            self.cut_headers += 1
+            return
         sport = pkt.sport if pkt.sport or pkt.dport else None
         dport = pkt.dport if pkt.sport or pkt.dport else None
         self.anomalies.append(
@@ -166,6 +174,8 @@ class Decoder:
             pkt.cut = 0  # the datagram is whole: every fragment came in full
             start, end = 0, len(data)
         if not headers.transport(pkt, data, start, end, report):
+            if pkt.truncated and pkt.cap_len < pkt.wire_len:
+                self.cut_headers += 1  # its transport header cut by the snap length
             return None
         proto = pkt.ip_proto
         if proto in headers.TUNNEL_PROTOCOLS or (proto == IPPROTO_UDP and pkt.dport in headers.TUNNEL_PORTS):

@@ -382,7 +382,11 @@ def transport(pkt: Packet, data: bytes, off: int, end: int, report: Report) -> b
         if header_len > available:
             if not pkt.truncated:
                 report("tcp.truncated", f"header length {header_len}, {available} bytes")
-            return False
+                return False
+            # The snap length cut the options: ports, sequence and flags are there, the payload
+            # (all past the cut) is not.
+            pkt.cut += available - header_len
+            return True
         if header_len < available:
             pkt.payload = data[off + header_len : end]
     elif proto == IPPROTO_UDP:

@@ -156,3 +156,19 @@ def test_output_into_closed_pipe_is_quiet(tmp_path: Path) -> None:
         check=False,
     )
     assert "Traceback" not in shell.stderr
+
+
+def test_frames_cut_inside_their_headers_end_the_run_with_one_warning(tmp_path: Path) -> None:
+    capture = sliced(REPO / "pcaps" / "demo" / "plant_attack.pcap", tmp_path / "s40.pcap", 40)
+    one = run("dissect", "-o", str(tmp_path / "one.jsonl"), str(capture))
+    two = run("dissect", "--workers", "2", "-o", str(tmp_path / "two.jsonl"), str(capture))
+    assert one.returncode == two.returncode == 0
+    warnings = [line for line in one.stderr.splitlines() if "snap length inside their" in line]
+    # Every frame: the TCP ones lost their TCP header, the ARP ones (42 bytes) their last two bytes.
+    assert len(warnings) == 1 and warnings[0].startswith("ics-monitor: warning: 1,056 frames were cut")
+    assert [line for line in two.stderr.splitlines() if "snap length inside their" in line] == warnings
+    assert (tmp_path / "one.jsonl").read_text() == ""  # nothing reported frame by frame
+    whole = run(
+        "dissect", "-o", str(tmp_path / "whole.jsonl"), str(REPO / "pcaps" / "demo" / "plant_attack.pcap")
+    )
+    assert whole.returncode == 0 and "snap length" not in whole.stderr

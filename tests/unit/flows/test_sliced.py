@@ -9,7 +9,7 @@ from scapy.packet import Raw
 
 from ics_monitor.decode import Decoder
 from ics_monitor.flows import FlowConfig, FlowTable
-from tests.unit.flows.test_flow_table import Recorder, handshake, tcp, udp
+from tests.unit.flows.test_flow_table import C, Recorder, S, handshake, tcp, udp
 
 HEADERS = 14 + 20 + 20  # Ethernet, IPv4, TCP without options
 
@@ -148,3 +148,32 @@ def test_a_cut_datagram_goes_to_the_handler_with_its_missing_length() -> None:
     assert anomaly.code == "flow.sliced" and anomaly.detail.startswith(
         "1 datagram cut by the capture's snap length"
     )
+
+
+def test_frames_cut_inside_their_headers_are_counted_not_reported() -> None:
+    decoder = Decoder()
+    frame = bytes(Ether() / IP(src="192.0.2.1", dst="192.0.2.2") / TCP(sport=1, dport=502) / Raw(b"x" * 100))
+    for number, keep in enumerate((10, 20, 40, 50), start=1):  # link, IP, TCP header cut
+        assert decoder.decode(number, 0.0, 1, frame[:keep], len(frame)) is None
+    assert decoder.cut_headers == 4 and decoder.anomalies == []
+    # The same bytes as a whole frame of that length are malformed: reported, not counted.
+    assert decoder.decode(5, 0.0, 1, frame[:40], 40) is None
+    assert decoder.cut_headers == 4
+    assert [a.code for a in decoder.anomalies] == ["ipv4.truncated", "tcp.truncated"]
+
+
+def test_a_segment_cut_inside_its_tcp_options_still_moves_its_flow() -> None:
+    options = [("NOP", None), ("NOP", None), ("Timestamp", (1, 2))]  # a 32-byte header, as Linux sends
+
+    def segment(ts: float, seq: int, data: bytes) -> tuple[float, bytes]:
+        packet = (
+            Ether()
+            / IP(src=C, dst=S)
+            / TCP(sport=40000, dport=7777, flags="PA", seq=seq, ack=5001, options=options)
+        )
+        return ts, bytes(packet / Raw(data))
+
+    frames = handshake() + [segment(1.01, 1001, b"A" * 30), segment(1.02, 1031, b"B" * 8)]
+    table, _recorder, calls = run_cut(frames, {4: HEADERS + 6})  # 6 of the 12 option bytes kept
+    assert calls == [("gap", 0, 30), ("data", 0, b"B" * 8)]
+    assert table.records[0].sliced_bytes == 30 and table.records[0].packets_to_server == 4
