@@ -276,17 +276,16 @@ def _work(
         index == 0 and (spec.emit_arp or spec.tick is not None),
         index == 0 and spec.progress,
     )
-    summary = _summary(
+    return _summary(
         source,
         figures.frames,
         figures.bytes,
         figures.ip_packets,
         figures.arp_packets,
+        pipeline.decoder.cut_headers,
         figures.first_ts,
         figures.last_ts,
     )
-    summary["cut_headers"] = pipeline.decoder.cut_headers
-    return summary
 
 
 def _summary(
@@ -295,6 +294,7 @@ def _summary(
     total_bytes: int,
     ip_packets: int,
     arp_packets: int,
+    cut_headers: int,
     first_ts: float | None,
     last_ts: float,
 ) -> dict[str, Any]:
@@ -303,6 +303,7 @@ def _summary(
         "bytes": total_bytes,
         "ip_packets": ip_packets,
         "arp_packets": arp_packets,
+        "cut_headers": cut_headers,
         "first_ts": first_ts,
         "last_ts": last_ts if frames else None,
         "errors": [(error.path, error.reason, error.offset) for error in source.errors],
@@ -507,7 +508,7 @@ def _summarise(stats: RunStats, streams: list[_Stream]) -> None:
         if stream.summary is not None:
             stats.ip_packets += stream.summary["ip_packets"]
             stats.arp_packets += stream.summary["arp_packets"]
-            stats.cut_headers += stream.summary.get("cut_headers", 0)
+            stats.cut_headers += stream.summary["cut_headers"]
             if first is None:
                 stats.frames = max(stats.frames, stream.summary["frames"])
         if stream.failure is not None:
@@ -717,7 +718,7 @@ class LiveShards:
                 stats.bytes += summary["bytes"]
                 stats.ip_packets += summary["ip_packets"]
                 stats.arp_packets += summary["arp_packets"]
-                stats.cut_headers += summary.get("cut_headers", 0)
+                stats.cut_headers += summary["cut_headers"]
                 if summary["first_ts"] is not None:
                     first.append(summary["first_ts"])
                     last.append(summary["last_ts"])

@@ -100,7 +100,7 @@ _ROWS: tuple[tuple[str, Severity, str], ...] = (
     (
         "flow.sliced",
         Severity.INFO,
-        "segments cut by the capture's snap length: PDUs past the cut dissected as far as kept, marked truncated",
+        "segments or datagrams cut by the capture's snap length: their PDUs read as far as kept, marked truncated",
     ),
     ("tcp.reassembly_buffer_full", Severity.MEDIUM, "out-of-order TCP data beyond the per-flow buffer cap"),
     # Dissector framework

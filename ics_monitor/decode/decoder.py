@@ -174,8 +174,6 @@ class Decoder:
             pkt.cut = 0  # the datagram is whole: every fragment came in full
             start, end = 0, len(data)
         if not headers.transport(pkt, data, start, end, report):
-            if pkt.truncated and pkt.cap_len < pkt.wire_len:
-                self.cut_headers += 1  # its transport header cut by the snap length
             return None
         proto = pkt.ip_proto
         if proto in headers.TUNNEL_PROTOCOLS or (proto == IPPROTO_UDP and pkt.dport in headers.TUNNEL_PORTS):

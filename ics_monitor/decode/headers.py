@@ -358,15 +358,15 @@ def ipv6(pkt: Packet, data: bytes, off: int, report: Report) -> tuple[int, int, 
 def transport(pkt: Packet, data: bytes, off: int, end: int, report: Report) -> bool:
     """TCP, UDP, ICMP and ICMPv6 headers; sets ports/flags and the payload.
 
-    Returns False when the transport header is unusable (reported unless the snap length cut it).
+    Returns False when the transport header is unusable (reported; the decoder counts instead
+    what the snap length cut, ``Decoder.cut_headers``).
     Other IP protocols keep their whole payload and return True.
     """
     proto = pkt.ip_proto
     available = end - off
     if proto == IPPROTO_TCP:
         if available < 20:
-            if not pkt.truncated:
-                report("tcp.truncated", f"TCP header with {available} bytes")
+            report("tcp.truncated", f"TCP header with {available} bytes")  # counted when cut
             return False
         sport, dport, seq, ack, data_offset, flags, window = _TCP.unpack_from(data, off)
         pkt.sport = sport
@@ -391,8 +391,7 @@ def transport(pkt: Packet, data: bytes, off: int, end: int, report: Report) -> b
             pkt.payload = data[off + header_len : end]
     elif proto == IPPROTO_UDP:
         if available < 8:
-            if not pkt.truncated:
-                report("udp.truncated", f"UDP header with {available} bytes")
+            report("udp.truncated", f"UDP header with {available} bytes")  # counted when cut
             return False
         sport, dport, length = _UDP.unpack_from(data, off)
         pkt.sport = sport
@@ -410,10 +409,7 @@ def transport(pkt: Packet, data: bytes, off: int, end: int, report: Report) -> b
         pkt.payload = data[off + 8 : off + length]
     elif proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
         if available < 4:
-            if not pkt.truncated:
-                report(
-                    "icmp.truncated" if proto == IPPROTO_ICMP else "icmpv6.truncated", f"{available} bytes"
-                )
+            report("icmp.truncated" if proto == IPPROTO_ICMP else "icmpv6.truncated", f"{available} bytes")
             return False
         pkt.icmp_type = data[off]
         pkt.icmp_code = data[off + 1]

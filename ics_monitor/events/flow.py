@@ -56,6 +56,6 @@ class FlowRecord:
     # VXLAN, Geneve, IP in IP): {"type", "id" (session id, key or VNI, when there is one),
     # "src_ip", "dst_ip" (the tunnel's endpoints)}.  Empty for traffic seen as it was sent.
     tunnel: tuple[dict[str, Any], ...] = ()
-    # Payload bytes the capture's snap length left out of the flow's TCP segments (not in
-    # ``missed_bytes``, which counts bytes whose packets the capture lost).
+    # Payload bytes the capture's snap length left out of the flow's segments and datagrams (not
+    # in ``missed_bytes``, which counts bytes whose packets the capture lost).
     sliced_bytes: int = 0
