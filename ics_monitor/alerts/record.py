@@ -12,7 +12,7 @@ does I/O.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
@@ -155,8 +155,18 @@ def make_alert_id(rule_id: str, key: str, ts: float) -> str:
 
 
 def updated(alert: Alert, *, last_ts: float, count: int, frames: tuple[int, ...]) -> Alert:
-    """A copy of ``alert`` standing for more occurrences (same id)."""
-    return replace(alert, last_ts=last_ts, count=count, frames=frames[:MAX_FRAMES])
+    """A copy of ``alert`` standing for more occurrences (same id).
+
+    As ``dataclasses.replace`` (the class has no ``__post_init__``), without its walk over the
+    fields: the field values copied, three replaced, installed as the new record's ``__dict__``.
+    """
+    values = dict(alert.__dict__)
+    values["last_ts"] = last_ts
+    values["count"] = count
+    values["frames"] = frames[:MAX_FRAMES]
+    copy: Alert = _new(Alert)
+    _set(copy, "__dict__", values)
+    return copy
 
 
 def alert_to_dict(alert: Alert) -> dict[str, Any]:

@@ -80,6 +80,19 @@ def test_new_alert_equals_the_dataclass_built_one() -> None:
     assert updated(built, last_ts=160.0, count=4, frames=(1,)).count == 4
 
 
+def test_updated_equals_dataclasses_replace() -> None:
+    """The throttle's copy of an alert: as ``replace`` makes it, frozen, a new object, frames capped."""
+    alert = _alert(src_mac="00:11:22:33:44:55", flow_id="f1")
+    frames = tuple(range(3 * MAX_FRAMES))
+    copy = updated(alert, last_ts=180.0, count=7, frames=frames)
+    expected = replace(alert, last_ts=180.0, count=7, frames=frames[:MAX_FRAMES])
+    assert copy == expected and type(copy) is Alert and copy is not alert
+    assert list(vars(copy)) == list(vars(expected)) and orjson.dumps(copy) == orjson.dumps(expected)
+    assert (alert.count, alert.last_ts) == (1, 100.0)  # the original is untouched
+    with pytest.raises(AttributeError):
+        copy.count = 8  # type: ignore[misc]
+
+
 def test_alert_json_is_the_dict_as_json_kept_for_the_next_sink() -> None:
     alert = _alert()
     text = alert_json(alert)
