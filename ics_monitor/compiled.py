@@ -62,6 +62,7 @@ HOT_MODULES = [
     "ics_monitor/detect/anomalies.py",
     "ics_monitor/detect/policy.py",
     "ics_monitor/inventory/assets.py",
+    "ics_monitor/inventory/baseline.py",
     "ics_monitor/inventory/roles.py",
     "ics_monitor/inventory/identity.py",
     "ics_monitor/alerts/record.py",

@@ -28,7 +28,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 import orjson
 import yaml
@@ -104,6 +104,9 @@ S7_ELEMENT_SIZES = {1: 1, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 4, 8: 4}
 FAILED_STATES = frozenset({"rejected", "syn_sent"})
 
 ConversationKey = tuple[str, str, str, int, str]
+# A learned value: integers stay integers (compiled, a ``float`` annotation would turn them into
+# floats, and the YAML and alert texts with them).
+Number = int | float
 
 
 @lru_cache(maxsize=65_536)
@@ -335,7 +338,7 @@ class Conversation:
         self.s7: dict[tuple[str, str], RangeSet] = {}
         # ("written"|"read", point) -> [min, max]
         # (kind, point) -> (min, max): immutable, so equal ranges can be one object (``_shared``)
-        self.values: dict[tuple[str, str], tuple[float, float]] = {}
+        self.values: dict[tuple[str, str], tuple[Number, Number]] = {}
         # request signature -> interval statistics
         self.polling: dict[str, PollStats] = {}
         # Most requests and most error responses seen in one RATE_WINDOW, and (learning) the
@@ -417,7 +420,7 @@ class Conversation:
             return False
         return not ranges.ranges or ranges.covers(start, end)
 
-    def value_range(self, kind: str, point: str) -> list[float] | None:
+    def value_range(self, kind: str, point: str) -> list[Number] | None:
         """Learned ``[min, max]`` of a point, or None."""
         bounds = self.values.get((kind, point))
         return None if bounds is None else list(bounds)
@@ -460,7 +463,7 @@ class Conversation:
                 areas.setdefault(kind, {})[area] = ranges.to_list()
             result["s7_areas"] = areas
         if self.values:
-            values: dict[str, dict[str, list[float]]] = {}
+            values: dict[str, dict[str, list[Number]]] = {}
             for (kind, point), bounds in sorted(self.values.items(), key=_natural):
                 values.setdefault(kind, {})[point] = list(bounds)
             result["values"] = values
@@ -510,7 +513,8 @@ class Conversation:
         for kind, areas in (data.get("s7_areas") or {}).items():
             for area, ranges in (areas or {}).items():
                 conversation.s7[(str(kind), str(area))] = RangeSet(ranges or ())
-        values = conversation.values
+        # Any: the shared key and range objects go in as they are (see _VALUE_KEYS).
+        values: dict[Any, Any] = conversation.values
         for kind, points in (data.get("values") or {}).items():
             kind = str(kind)
             for point, bounds in (points or {}).items():
@@ -680,7 +684,7 @@ def learn_event(conversation: Conversation, event: Any, request: bool) -> None:
         conversation.rate(event.ts, False)
         function = function_key(event)
         if function is not None:
-            conversation.count_function(*function)
+            conversation.count_function(function[0], function[1])
         signature = request_signature(event)
         if signature is not None:
             conversation.repeat(signature, event.ts)
@@ -794,7 +798,7 @@ class BaselineLearner:
         if conversation is None:
             if len(self.conversations) >= MAX_CONVERSATIONS:
                 return None
-            conversation = self.conversations[key] = Conversation(*key)
+            conversation = self.conversations[key] = Conversation(key[0], key[1], key[2], key[3], key[4])
             self._asset(key[0], None)
             self._asset(key[1], None)
         return conversation
@@ -882,8 +886,9 @@ class BaselineLearner:
 _SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-class _FlowStyleDumper(_SafeDumper):  # type: ignore[valid-type,misc]
-    """Lists of scalars (ranges, MAC lists) on one line; everything else in block style."""
+# Lists of scalars (ranges, MAC lists) on one line; everything else in block style.  Made with
+# ``type``: a class statement over a base chosen at run time cannot be compiled (mypyc).
+_FlowStyleDumper: type[yaml.SafeDumper] = type("_FlowStyleDumper", (_SafeDumper,), {})
 
 
 def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
@@ -936,13 +941,14 @@ _CACHE_START = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 # While a baseline loads: one (kind, point) key object per distinct point, shared by every
 # conversation that learned it (a plant's clients read the same registers, and 2 million points of
 # 5,000 conversations otherwise held 2 million copies of a few hundred keys), and one object per
-# equal integer range.  Emptied when the load ends (``_sharing``); capped.
-_VALUE_KEYS: dict[tuple[str, str], tuple[str, str]] = {}
-_T = TypeVar("_T")
+# equal integer range.  Emptied when the load ends (``_sharing``); capped.  Typed ``Any`` on
+# purpose: compiled (mypyc), a ``tuple[str, str]`` value is unboxed into a C struct and boxed again
+# as a new tuple wherever it is stored, so nothing would be shared.
+_VALUE_KEYS: dict[Any, Any] = {}
 MAX_SHARED_KEYS = 1_000_000
 
 
-def _intern(table: dict[_T, _T], value: _T) -> _T:
+def _intern(table: dict[Any, Any], value: Any) -> Any:
     """The object equal to ``value`` already in ``table``, else ``value`` (kept, below the cap)."""
     shared = table.get(value)
     if shared is not None:
@@ -952,16 +958,17 @@ def _intern(table: dict[_T, _T], value: _T) -> _T:
     return value
 
 
-def _shared_key(kind: str, point: str) -> tuple[str, str]:
-    return _intern(_VALUE_KEYS, (kind, point))
+def _shared_key(kind: str, point: str) -> Any:
+    key: Any = (kind, point)
+    return _intern(_VALUE_KEYS, key)
 
 
 # The same for integer ranges: coils and status words repeat (0, 0), (0, 1), (1, 1) everywhere.
 # Floats are left alone (0.0 equals -0.0, and analog ranges rarely repeat).
-_RANGES: dict[tuple[float, float], tuple[float, float]] = {}
+_RANGES: dict[Any, Any] = {}
 
 
-def _shared(bounds: tuple[float, float]) -> tuple[float, float]:
+def _shared(bounds: Any) -> Any:
     if type(bounds[0]) is not int or type(bounds[1]) is not int:
         return bounds
     return _intern(_RANGES, bounds)
@@ -1316,7 +1323,9 @@ class Baseline:
                     digest = hashlib.file_digest(stream, "sha256").hexdigest()
                 cached = _load_cache(target, digest)
                 if cached is not None:
-                    return cls._from_parts(*cached)
+                    # Not ``*cached``: compiled (mypyc), a star call over the narrowed optional
+                    # tuple passed the parts wrongly.
+                    return cls._from_parts(cached[0], cached[1])
                 text = target.read_bytes()
             baseline = cls._from_yaml(path, text)
         # The next load reads the cache (a hand-edited file, or a cache of an older format); keyed
