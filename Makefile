@@ -8,7 +8,7 @@ DEMO_STATE ?= .state/demo
 COMPILED := ics_monitor/.compiled-stamp
 SOURCES := $(shell find ics_monitor -name '*.py')
 
-.PHONY: install compiled pure tools demo test lint bench soak fuzz golden-update clean
+.PHONY: install compiled pure tools demo test lint bench bench-instructions soak fuzz golden-update clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,11 @@ bench: compiled tools
 	$(BIN)/python bench/bench_workers.py
 	@if [ "$$(id -u)" = 0 ]; then $(BIN)/python bench/bench_live.py; \
 	else echo "bench_live: skipped (tcpreplay onto a mirrored link needs root for network namespaces)"; fi
+
+# Not in CI: instructions a one-process replay executes (callgrind; needs valgrind), per protocol on
+# 100k-packet captures: a figure that does not drift with the host, for comparing two commits.
+bench-instructions: compiled
+	$(BIN)/python bench/bench_instructions.py $(ARGS)
 
 # Not in CI: 10 minutes of live traffic on the lab's mirrored link; the monitor's RSS must stay flat.
 soak: compiled tools
