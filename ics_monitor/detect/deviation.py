@@ -517,7 +517,7 @@ class BaselineDeviation(BaseDetector):
         bounds = self.read_bounds.get(key, _UNKNOWN)
         if bounds is _UNKNOWN:
             # ``compute``: the shape keeps the result, the point cache need not.
-            found = limits.span(prefix, first, key[-1])
+            found = _bounds(limits.compute, prefix, first, key[-1])
             bounds = self.read_bounds[key] = None if found is None else [found[0], found[1], None]
         return bounds
 
@@ -781,36 +781,8 @@ class PointLimits:
         if bounds is None:
             return None
         low, high = bounds[0], bounds[1]
-        margin = _margin(low, high, self._ratio, self._magnitude)
+        margin = max((high - low) * self._ratio, max(abs(low), abs(high)) * self._magnitude)
         return (low - margin, high + margin, low, high)
-
-    def span(
-        self, prefix: str, address: int, count: int
-    ) -> tuple[tuple[Number, ...], tuple[Number, ...]] | None:
-        """``_bounds(self.compute, prefix, address, count)`` in one loop over the learned values.
-
-        A new conversation's first reads compute the limits of every point they read (hundreds per
-        client on a busy network): no call per point, and the margin without builtin calls.
-        """
-        values = self._values
-        kind = self._kind
-        ratio = self._ratio
-        magnitude = self._magnitude
-        lows: list[Number] = []
-        highs: list[Number] = []
-        known = False
-        for offset in range(count):
-            bounds = values.get((kind, f"{prefix}{address + offset}"))
-            if bounds is None:
-                lows.append(-_INFINITY)
-                highs.append(_INFINITY)
-            else:
-                known = True
-                low, high = bounds[0], bounds[1]
-                margin = _margin(low, high, ratio, magnitude)
-                lows.append(low - margin)
-                highs.append(high + margin)
-        return (tuple(lows), tuple(highs)) if known else None
 
     def get(self, point: str) -> Limit | None:
         """As ``compute``, remembered."""
@@ -822,18 +794,6 @@ class PointLimits:
             if len(known) < 2 * MAX_VALUE_POINTS:
                 known[point] = limit
         return limit  # type: ignore[return-value]
-
-
-def _margin(low: Number, high: Number, ratio: float, magnitude: float) -> float:
-    """The margin around a learned [low, high]: ``max((high - low) * ratio, max(|low|, |high|) * magnitude)``.
-
-    As that expression evaluates (the first of equal maxima), with comparisons for the builtins.
-    """
-    width = (high - low) * ratio
-    low_size = -low if low < 0 else low
-    high_size = -high if high < 0 else high
-    size = (high_size if high_size > low_size else low_size) * magnitude
-    return size if size > width else width
 
 
 def _bounds(

@@ -959,8 +959,7 @@ def _intern(table: dict[Any, Any], value: Any) -> Any:
 
 
 def _shared_key(kind: str, point: str) -> Any:
-    key: Any = (kind, point)
-    return _intern(_VALUE_KEYS, key)
+    return _intern(_VALUE_KEYS, (kind, point))
 
 
 # The same for integer ranges: coils and status words repeat (0, 0), (0, 1), (1, 1) everywhere.

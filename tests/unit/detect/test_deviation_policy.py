@@ -152,34 +152,6 @@ def test_point_limits_are_computed_per_point_on_demand() -> None:
     assert written.compute("hr:1:21") is not None  # compute reads the values every time
 
 
-def test_a_read_shape_gets_the_limits_of_its_points_one_by_one() -> None:
-    # ``span`` (one loop, the margin without builtins) gives what ``compute`` gives point by
-    # point, with its types and signs: integers, floats, negative ranges, -0.0, unlearned points.
-    from ics_monitor.detect.deviation import PointLimits, _bounds
-
-    ranges: list[tuple[Any, Any]] = [
-        (0, 0), (0, 1), (-5, 3), (-7, -2), (14017, 14017), (2.5, 2.5), (-0.0, 0.0), (-0.0, -0.0),
-        (-1.5, 1e9), (3, 3.0), (0.1, 0.30000000000000004), (-(2**40), 2**40),
-    ]  # fmt: skip
-    values = {("read", f"hr:1:{10 + i}"): bounds for i, bounds in enumerate(ranges)}
-    for ratio, magnitude in ((0.1, 0.05), (0.0, 0.0), (0.25, 0.0), (0.0, 0.5)):
-        limits = PointLimits(values, "read", ratio, magnitude)
-        for first, count in ((10, len(ranges)), (8, len(ranges) + 4), (12, 1), (30, 3)):
-            expected = _bounds(limits.compute, "hr:1:", first, count)
-            found = limits.span("hr:1:", first, count)
-            assert found == expected
-            if expected is not None:
-                assert [type(v) for v in found[0] + found[1]] == [type(v) for v in expected[0] + expected[1]]
-                assert [math.copysign(1, v) for v in found[0] + found[1]] == [
-                    math.copysign(1, v) for v in expected[0] + expected[1]
-                ]
-        for i, (low, high) in enumerate(ranges):
-            margin = max((high - low) * ratio, max(abs(low), abs(high)) * magnitude)
-            limit = limits.compute(f"hr:1:{10 + i}")
-            assert limit == (low - margin, high + margin, low, high)
-            assert limit is not None and math.copysign(1, limit[0]) == math.copysign(1, low - margin)
-
-
 def test_read_value_out_of_range() -> None:
     response = modbus(3, request=False, address=0, quantity=10, values=(50,) * 9 + (80,))
     [alert] = run([response], baseline=BASELINE)
