@@ -21,7 +21,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from ics_monitor.dissect.api import ParseContext, Probe
+from ics_monitor.dissect.api import ParseContext, ParseResult, Probe
 from ics_monitor.dissect.registry import Registry
 from ics_monitor.events.base import AnomalyEvent, Event
 
@@ -205,7 +205,7 @@ class DissectEngine:
                     fd.done = True
                 return
             dissector = fd.dissector
-            result = dissector.parse(fd.state, memoryview(buf), direction, fd.ctx)
+            result: ParseResult = dissector.parse(fd.state, memoryview(buf), direction, fd.ctx)
             real = [event for event in result.events if not isinstance(event, AnomalyEvent)]
             if result.reject or (result.consumed and not real and not result.valid):
                 # Wrong guess: forget the candidate and re-probe the same bytes with the others.
@@ -310,7 +310,8 @@ class DissectEngine:
         size = len(buf)
         pos = 0
         while pos < size:
-            result = dissector.parse(state, view[pos:], direction, ctx)
+            # Typed: ``dissector`` is Any, and compiled code reads a typed result's fields directly.
+            result: ParseResult = dissector.parse(state, view[pos:], direction, ctx)
             if result.events:
                 self._emit(result.events)
             if result.reject:

@@ -167,7 +167,7 @@ class Dnp3Dissector(Dissector):
         """Reassembly buffers and pending requests of one flow."""
         return Dnp3State(ctx.endpoints(0), ctx.endpoints(1))
 
-    def parse(self, state: Any, data: memoryview, direction: int, ctx: ParseContext) -> ParseResult:
+    def parse(self, state: Dnp3State, data: memoryview, direction: int, ctx: ParseContext) -> ParseResult:
         """Every complete link frame in ``data``; see the module docstring for broken input."""
         confirmed = state.confirmed
         if not confirmed:

@@ -192,7 +192,7 @@ class ModbusDissector(Dissector):
 
     # -- parsing ----------------------------------------------------------------------------------
 
-    def parse(self, state: Any, data: memoryview, direction: int, ctx: ParseContext) -> ParseResult:
+    def parse(self, state: ModbusState, data: memoryview, direction: int, ctx: ParseContext) -> ParseResult:
         """Every complete ADU in ``data``; see the module docstring for broken input.
 
         Well-formed FC 1-4 requests and their responses (most of any polling network) are decoded
