@@ -7,16 +7,18 @@ table formats them once per flow.  Nothing in this module does I/O.
 
 from __future__ import annotations
 
+from typing import Final
+
 # IANA protocol numbers used across layers.
-IPPROTO_ICMP = 1
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_ICMPV6 = 58
+IPPROTO_ICMP: Final = 1
+IPPROTO_TCP: Final = 6
+IPPROTO_UDP: Final = 17
+IPPROTO_ICMPV6: Final = 58
 
 # IANA protocol keywords in lower case (as ECS ``network.transport`` wants them) for the IP protocols
 # a flow table meets besides these four: routing, multicast, redundancy, VPN and tunnels (a GRE
 # flow is one the decoder did not open: PPTP, broken headers).  Others stay numbers.
-TRANSPORT_NAMES = {
+TRANSPORT_NAMES: Final = {
     IPPROTO_TCP: "tcp",
     IPPROTO_UDP: "udp",
     IPPROTO_ICMP: "icmp",
@@ -34,16 +36,16 @@ TRANSPORT_NAMES = {
 }
 
 # TCP flag bits (RFC 9293 plus ECN bits of RFC 3168).
-TCP_FIN = 0x01
-TCP_SYN = 0x02
-TCP_RST = 0x04
-TCP_PSH = 0x08
-TCP_ACK = 0x10
-TCP_URG = 0x20
-TCP_ECE = 0x40
-TCP_CWR = 0x80
+TCP_FIN: Final = 0x01
+TCP_SYN: Final = 0x02
+TCP_RST: Final = 0x04
+TCP_PSH: Final = 0x08
+TCP_ACK: Final = 0x10
+TCP_URG: Final = 0x20
+TCP_ECE: Final = 0x40
+TCP_CWR: Final = 0x80
 
-TCP_FLAG_NAMES = (
+TCP_FLAG_NAMES: Final = (
     (TCP_FIN, "FIN"),
     (TCP_SYN, "SYN"),
     (TCP_RST, "RST"),

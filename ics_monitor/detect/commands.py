@@ -17,7 +17,7 @@ link addresses for DNP3), so a burst of the same command from one host is one al
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from ics_monitor.alerts.record import MAX_FRAMES
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
@@ -26,15 +26,15 @@ from ics_monitor.inventory.roles import DNP3_IIN_ERRORS, is_plus_block_read, is_
 
 # -- S7comm ---------------------------------------------------------------------------------------------
 
-S7_JOB = 1
-S7_USERDATA = 7
-S7_PI_SERVICE = 0x28
-S7_JOB_RULES = {
+S7_JOB: Final = 1
+S7_USERDATA: Final = 7
+S7_PI_SERVICE: Final = 0x28
+S7_JOB_RULES: Final = {
     0x29: "ICS-1001",  # PLC_STOP
     0x1A: "ICS-1003",  # REQUEST_DOWNLOAD
     0x1D: "ICS-1004",  # START_UPLOAD
 }
-S7_PI_RULES = {
+S7_PI_RULES: Final = {
     "P_PROGRAM": "ICS-1002",  # start (hot/warm restart; "C" argument: cold restart)
     "_DELE": "ICS-1005",
     "_GARB": "ICS-1006",
@@ -42,8 +42,8 @@ S7_PI_RULES = {
     "_INSE": "ICS-1010",
     "_INS2": "ICS-1010",
 }
-S7_USERDATA_REQUEST = 1
-S7_USERDATA_RULES = {
+S7_USERDATA_REQUEST: Final = 1
+S7_USERDATA_RULES: Final = {
     (5, 1): "ICS-1008",  # SECURITY / PLC_PASSWORD
     (5, 2): "ICS-1008",  # SECURITY / CLEAR_PASSWORD
     (7, 2): "ICS-1009",  # TIME_FUNCTIONS / SET_CLOCK
@@ -108,8 +108,8 @@ class S7Commands(BaseDetector):
 
 # -- S7comm-plus ------------------------------------------------------------------------------------------
 
-PLUS_REQUEST_FRAGMENTS = frozenset({"first", "inner", "last"})
-MAX_PLUS_FLOWS = 16_384
+PLUS_REQUEST_FRAGMENTS: Final = frozenset({"first", "inner", "last"})
+MAX_PLUS_FLOWS: Final = 16_384
 
 
 class S7PlusDownload(BaseDetector):
@@ -228,7 +228,7 @@ class S7PlusUpload(BaseDetector):
 
 # -- DNP3 -------------------------------------------------------------------------------------------------
 
-DNP3_FUNCTION_RULES = {
+DNP3_FUNCTION_RULES: Final = {
     13: "ICS-1201",  # COLD_RESTART
     14: "ICS-1202",  # WARM_RESTART
     18: "ICS-1203",  # STOP_APPL
@@ -241,32 +241,32 @@ DNP3_FUNCTION_RULES = {
     19: "ICS-1211",  # SAVE_CONFIG
     31: "ICS-1211",  # ACTIVATE_CONFIG
 }
-DNP3_WRITE = 2
-DNP3_ENABLE_UNSOLICITED = 20
-DNP3_DISABLE_UNSOLICITED = 21
-DNP3_DISABLE_UNSOLICITED_RULE = "ICS-1206"
+DNP3_WRITE: Final = 2
+DNP3_ENABLE_UNSOLICITED: Final = 20
+DNP3_DISABLE_UNSOLICITED: Final = 21
+DNP3_DISABLE_UNSOLICITED_RULE: Final = "ICS-1206"
 # Disables waiting for their re-enable at once (one per master, outstation and link addresses); past
 # it a disable is reported at once.
-MAX_HELD_DISABLES = 4096
+MAX_HELD_DISABLES: Final = 4096
 # Requests of a held disable's association waiting for the outstation's answer, at most.
-MAX_PENDING_ANSWERS = 16
+MAX_PENDING_ANSWERS: Final = 16
 # A master's start-up requests on a new connection (a disable among them may be re-enabled), and
 # the flows whose requests are counted up to that.
-STARTUP_REQUESTS = 4
-MAX_DNP3_FLOWS = 65_536
+STARTUP_REQUESTS: Final = 4
+MAX_DNP3_FLOWS: Final = 65_536
 # Class objects of the unsolicited-reporting functions: g60v2, v3, v4 are classes 1, 2, 3.
-DNP3_CLASS_GROUP = 60
-DNP3_EVENT_CLASSES = {2: 1, 3: 2, 4: 3}
-ALL_EVENT_CLASSES = frozenset(DNP3_EVENT_CLASSES.values())
-DISABLE_MID_SESSION = "during a session, not as a master's start-up does"
-DISABLE_UNHELD = "reported without waiting for a re-enable (too many disables pending)"
-DISABLE_NO_WAIT = "reported without waiting for a re-enable (reenable_seconds is 0)"
-DNP3_FILE_GROUP = 70
-DNP3_AUTH_GROUP = 120
-DNP3_AUTH_ERROR_VARIATION = 7
+DNP3_CLASS_GROUP: Final = 60
+DNP3_EVENT_CLASSES: Final = {2: 1, 3: 2, 4: 3}
+ALL_EVENT_CLASSES: Final = frozenset(DNP3_EVENT_CLASSES.values())
+DISABLE_MID_SESSION: Final = "during a session, not as a master's start-up does"
+DISABLE_UNHELD: Final = "reported without waiting for a re-enable (too many disables pending)"
+DISABLE_NO_WAIT: Final = "reported without waiting for a re-enable (reenable_seconds is 0)"
+DNP3_FILE_GROUP: Final = 70
+DNP3_AUTH_GROUP: Final = 120
+DNP3_AUTH_ERROR_VARIATION: Final = 7
 # Link addresses 0xFFFD-0xFFFF are broadcasts (IEEE 1815 9.2.5.3); READ and CONFIRM are harmless.
 DNP3_BROADCAST_MIN = 0xFFFD
-DNP3_HARMLESS_BROADCAST = frozenset({0, 1})
+DNP3_HARMLESS_BROADCAST: Final = frozenset({0, 1})
 
 
 class Dnp3Commands(BaseDetector):
@@ -495,15 +495,15 @@ def _event_classes(objects: Any) -> set[int]:
 
 # -- Modbus -----------------------------------------------------------------------------------------------
 
-MODBUS_DIAGNOSTICS = 8
-MODBUS_UMAS = 90
-MODBUS_DIAGNOSTIC_RULES = {
+MODBUS_DIAGNOSTICS: Final = 8
+MODBUS_UMAS: Final = 90
+MODBUS_DIAGNOSTIC_RULES: Final = {
     1: "ICS-1301",  # RESTART_COMMUNICATIONS_OPTION
     4: "ICS-1302",  # FORCE_LISTEN_ONLY_MODE
     10: "ICS-1303",  # CLEAR_COUNTERS_AND_DIAGNOSTIC_REGISTER
     20: "ICS-1303",  # CLEAR_OVERRUN_COUNTER_AND_FLAG
 }
-MODBUS_UMAS_RULES = {
+MODBUS_UMAS_RULES: Final = {
     0x41: "ICS-1304",  # STOP_PLC
     0x40: "ICS-1305",  # START_PLC
     0x33: "ICS-1306",  # INITIALIZE_DOWNLOAD
@@ -513,7 +513,7 @@ MODBUS_UMAS_RULES = {
     0x31: "ICS-1307",  # UPLOAD_BLOCK
     0x32: "ICS-1307",  # END_STRATEGY_UPLOAD
 }
-MODBUS_WRITE_FUNCTIONS = frozenset({5, 6, 15, 16, 21, 22, 23})
+MODBUS_WRITE_FUNCTIONS: Final = frozenset({5, 6, 15, 16, 21, 22, 23})
 
 
 class ModbusCommands(BaseDetector):

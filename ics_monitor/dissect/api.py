@@ -20,15 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
 from ics_monitor.core.anomalies import severity_name
 from ics_monitor.events.base import AnomalyEvent, Event, new_anomaly_event
 
-TO_SERVER = 0
-TO_CLIENT = 1
+TO_SERVER: Final = 0
+TO_CLIENT: Final = 1
 
 
 class Probe(Enum):

@@ -18,7 +18,7 @@ No behaviour beyond construction lives here.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -106,7 +106,7 @@ def field_template(cls: type[Any], **fixed: Any) -> dict[str, Any]:
     return template
 
 
-_ANOMALY_TEMPLATE = field_template(AnomalyEvent, event_type="anomaly")
+_ANOMALY_TEMPLATE: Final = field_template(AnomalyEvent, event_type="anomaly")
 
 
 def new_anomaly_event(

@@ -14,7 +14,7 @@ on confirms).  Link-only frames (reset link, link status ...) carry null applica
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -52,7 +52,7 @@ class Dnp3Event(ProtocolEvent):
 _new = object.__new__
 _set = object.__setattr__
 _copy = dict.copy
-_TEMPLATE = field_template(Dnp3Event, event_type="dnp3")
+_TEMPLATE: Final = field_template(Dnp3Event, event_type="dnp3")
 
 
 def new_dnp3_event(

@@ -30,7 +30,7 @@ This module only defines and builds records: no parsing, no I/O, no names of cod
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -102,7 +102,7 @@ class ModbusDetailEvent(ModbusEvent):
 _new = object.__new__
 _set = object.__setattr__
 _copy = dict.copy
-_TEMPLATE = field_template(ModbusEvent, event_type="modbus")
+_TEMPLATE: Final = field_template(ModbusEvent, event_type="modbus")
 
 # Where a flow direction's records come from: (flow_id, transport, src_ip, src_port, dst_ip,
 # dst_port, direction), the same for every record of that direction.

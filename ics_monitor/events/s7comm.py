@@ -25,7 +25,7 @@ Records share dicts with the dissector's caches: read-only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -130,7 +130,7 @@ class CotpEvent(ProtocolEvent):
 
 
 # The fields ``new_s7comm_event`` takes, in dataclass field order (``event_type`` aside).
-_S7COMM_FIELDS = (
+_S7COMM_FIELDS: Final = (
     "ts",
     "frame",
     "flow_id",
@@ -174,7 +174,7 @@ _S7COMM_FIELDS = (
 _new = object.__new__
 _set = object.__setattr__
 _copy = dict.copy
-_TEMPLATE = field_template(S7commEvent, event_type="s7comm")
+_TEMPLATE: Final = field_template(S7commEvent, event_type="s7comm")
 
 
 def new_s7comm_event(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from mypy_extensions import mypyc_attr
 
@@ -40,16 +40,21 @@ from ics_monitor.events.base import AnomalyEvent, new_anomaly_event
 from ics_monitor.events.flow import FlowRecord
 from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, TcpStream, seq_diff
 
-TO_SERVER = 0
+TO_SERVER: Final = 0
 # Mirror copies of one UDP datagram dropped at most (see ``FlowTable._mirror_copy``).
-MAX_MIRROR_COPIES = 3
-TO_CLIENT = 1
-DIRECTION_NAMES = ("to_server", "to_client")
+MAX_MIRROR_COPIES: Final = 3
+TO_CLIENT: Final = 1
+DIRECTION_NAMES: Final = ("to_server", "to_client")
 
 # Timeout classes: each has its own insertion-ordered dict so expiry pops from the front.
-_OPEN_TCP, _CLOSED_TCP, _UDP, _OTHER = range(4)
+_OPEN_TCP: Final = 0
+_CLOSED_TCP: Final = 1
+_UDP: Final = 2
+_OTHER: Final = 3
 # Offsets into Flow.counters (plus the direction, 0 or 1).
-BYTES, PAYLOAD, FLAGS = 2, 4, 6
+BYTES: Final = 2
+PAYLOAD: Final = 4
+FLAGS: Final = 6
 
 
 # An ordinary class even when this module is compiled (mypyc): it is pickled to worker processes,

@@ -11,15 +11,17 @@ The stream only returns what happened; the flow table turns that into callbacks 
 
 from __future__ import annotations
 
+from typing import Final
+
 # Bytes of already-delivered data kept to compare retransmissions against.  Retransmits almost
 # always resend the last segment or two; a longer tail costs memory on every flow.
-TAIL = 2048
-MOD = 1 << 32
-HALF = 1 << 31
+TAIL: Final = 2048
+MOD: Final = 1 << 32
+HALF: Final = 1 << 31
 
 # Bits of what ``TcpStream.add`` noticed.
-MISMATCH = 1  # retransmitted bytes differ from the bytes delivered first
-BUFFER_FULL = 2  # out-of-order data beyond the cap: the hole was given up
+MISMATCH: Final = 1  # retransmitted bytes differ from the bytes delivered first
+BUFFER_FULL: Final = 2  # out-of-order data beyond the cap: the hole was given up
 
 
 def seq_diff(a: int, b: int) -> int:

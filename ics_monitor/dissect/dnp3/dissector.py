@@ -19,7 +19,7 @@ the caches are bounded).  Records share the cached ``objects`` and ``link`` dict
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from ics_monitor.dissect.api import (
     NOT_THIS_PROTOCOL,
@@ -54,15 +54,15 @@ from ics_monitor.dissect.dnp3.state import Dnp3State
 from ics_monitor.events.base import Event
 from ics_monitor.events.dnp3 import Dnp3Event, new_dnp3_event
 
-_START = b"\x05\x64"
+_START: Final = b"\x05\x64"
 # Entries per cache.  Frames are at most 292 bytes; only fragments of up to CACHE_FRAGMENT_SIZE
 # bytes and CACHE_POINTS points are kept (polls and their answers), so the caches stay within a few
 # tens of MB whatever the traffic.
-CACHE_ENTRIES = 4096
-CACHE_FRAGMENT_SIZE = 512
-CACHE_POINTS = 64
+CACHE_ENTRIES: Final = 4096
+CACHE_FRAGMENT_SIZE: Final = 512
+CACHE_POINTS: Final = 64
 # Bytes searched per call for the next frame start when resynchronising (bounded work per call).
-RESYNC_WINDOW = 2048
+RESYNC_WINDOW: Final = 2048
 _unpack_addresses = ADDRESSES.unpack_from
 
 # A decoded fragment: (header fields or None when too short, objects, anomalies).

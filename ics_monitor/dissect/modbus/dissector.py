@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from ics_monitor.dissect.api import (
     NOT_THIS_PROTOCOL,
@@ -86,9 +86,9 @@ from ics_monitor.events.modbus import (
 
 _unpack_mbap = MBAP.unpack_from
 _unpack_pair = struct.Struct(">HH").unpack_from
-_UMAS = FunctionCode.SCHNEIDER_UMAS
+_UMAS: Final = FunctionCode.SCHNEIDER_UMAS
 # The record class of each function code (exception responses are plain ModbusEvents).
-_PLAIN = frozenset({1, 2, 3, 4, 5, 6, 15, 16})
+_PLAIN: Final = frozenset({1, 2, 3, 4, 5, 6, 15, 16})
 EVENT_CLASSES: dict[int, type[ModbusEvent]] = {
     code: (
         ModbusEvent
@@ -104,9 +104,9 @@ EVENT_CLASSES: dict[int, type[ModbusEvent]] = {
     for code in range(128)
 }
 # Functions whose sub-function (own field 0) is remembered with the request.
-_SUB_FUNCTIONS = frozenset({FunctionCode.DIAGNOSTICS, _UMAS})
+_SUB_FUNCTIONS: Final = frozenset({FunctionCode.DIAGNOSTICS, _UMAS})
 # FC 8/4 puts the server in listen-only mode: it must not answer, so no answer is no anomaly.
-_LISTEN_ONLY = DiagnosticSubFunction.FORCE_LISTEN_ONLY_MODE
+_LISTEN_ONLY: Final = DiagnosticSubFunction.FORCE_LISTEN_ONLY_MODE
 
 
 def _function_problems(function_code: int) -> Problems:

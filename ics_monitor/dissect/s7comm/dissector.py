@@ -94,22 +94,24 @@ from ics_monitor.events.s7comm import CotpEvent, S7commPlusEvent, new_s7comm_eve
 
 # S7comm-plus keep-alive versions (no message of their own), and the fragments and records held
 # behind a first fragment at most (past either the held record goes out with what it has).
-_PLUS_KEEP_ALIVES = (PlusVersion.KEEP_ALIVE, PlusVersion.EXTENDED_KEEP_ALIVE)
-MAX_HELD_PLUS_FRAGMENTS = 64  # a request set split a byte per fragment needs about 31
-MAX_HELD_PLUS_RECORDS = 1024  # fragments and keep-alives
+_PLUS_KEEP_ALIVES: Final = (PlusVersion.KEEP_ALIVE, PlusVersion.EXTENDED_KEEP_ALIVE)
+MAX_HELD_PLUS_FRAGMENTS: Final = 64  # a request set split a byte per fragment needs about 31
+MAX_HELD_PLUS_RECORDS: Final = 1024  # fragments and keep-alives
 
 # COTP TPDU codes a flow may start with (class 0 connection management and data).
-_OPENING_TPDUS = frozenset({CotpPduType.CR, CotpPduType.CC, CotpPduType.DR, CotpPduType.DC, CotpPduType.ER})
-_COTP_REQUESTS = frozenset({CotpPduType.CR, CotpPduType.DR})
-_KNOWN_TPDUS = frozenset(COTP_PDU_TYPE_NAMES)
+_OPENING_TPDUS: Final = frozenset(
+    {CotpPduType.CR, CotpPduType.CC, CotpPduType.DR, CotpPduType.DC, CotpPduType.ER}
+)
+_COTP_REQUESTS: Final = frozenset({CotpPduType.CR, CotpPduType.DR})
+_KNOWN_TPDUS: Final = frozenset(COTP_PDU_TYPE_NAMES)
 _JOB, _USERDATA, _PLUS = 0, 1, 2
-_ANSWERS = frozenset({int(Rosctr.ACK), int(Rosctr.ACK_DATA)})
+_ANSWERS: Final = frozenset({int(Rosctr.ACK), int(Rosctr.ACK_DATA)})
 # Decoded-PDU cache: entries, and the largest PDU kept (an S7-400 PDU is at most 960 bytes).
-CACHE_ENTRIES = 4096
-CACHE_PDU_SIZE = 1024
+CACHE_ENTRIES: Final = 4096
+CACHE_PDU_SIZE: Final = 1024
 # JOBs whose pending entry holds the request items (they type the answer's values).
-_ITEM_FUNCTIONS = frozenset({Function.READ_VAR, Function.WRITE_VAR})
-_TLS_FIRST_BYTES = frozenset(TLS_CONTENT_TYPES)
+_ITEM_FUNCTIONS: Final = frozenset({Function.READ_VAR, Function.WRITE_VAR})
+_TLS_FIRST_BYTES: Final = frozenset(TLS_CONTENT_TYPES)
 # Enum members compared on every PDU, as module constants: compiled code loads these and compares
 # natively, where ``Rosctr.USERDATA`` costs a class attribute lookup (about 900 instructions under
 # mypyc: 3.5% of an S7 replay) and a rich comparison.
@@ -124,7 +126,10 @@ _DOWNLOAD_ENDED: Final = int(Function.DOWNLOAD_ENDED)
 _START_UPLOAD: Final = int(Function.START_UPLOAD)
 _UPLOAD: Final = int(Function.UPLOAD)
 _END_UPLOAD: Final = int(Function.END_UPLOAD)
-_PAYLOAD_FIRST_BYTES = frozenset({0x32, 0x72}) | _TLS_FIRST_BYTES
+_PLUS_OP_REQUEST: Final = int(PlusOpcode.REQUEST)
+_PLUS_OP_RESPONSE: Final = int(PlusOpcode.RESPONSE)
+_PLUS_OP_RESPONSE2: Final = int(PlusOpcode.RESPONSE2)
+_PAYLOAD_FIRST_BYTES: Final = frozenset({0x32, 0x72}) | _TLS_FIRST_BYTES
 
 
 def _plausible_tpkt(data: memoryview, at: int) -> bool:
@@ -138,7 +143,7 @@ def _plausible_tpkt(data: memoryview, at: int) -> bool:
 
 
 # What a PDU cut by the capture shows of itself and is no fault of the sender (``truncated``).
-_CUT_PROBLEMS = (
+_CUT_PROBLEMS: Final = (
     S7_LENGTH_MISMATCH,
     S7_TRUNCATED_HEADER,
     S7_TRUNCATED_PARAMETER,
@@ -733,9 +738,9 @@ class S7commDissector(Dissector):
         request_frame = None
         opcode = parsed.opcode
         if parsed.sequence is not None and opcode is not None:
-            if opcode == PlusOpcode.REQUEST:
+            if opcode == _PLUS_OP_REQUEST:
                 state.request((_PLUS, direction, parsed.sequence), (ctx.frame, parsed.function_code, None))
-            elif opcode in (PlusOpcode.RESPONSE, PlusOpcode.RESPONSE2):
+            elif opcode in (_PLUS_OP_RESPONSE, _PLUS_OP_RESPONSE2):
                 request = state.answer((_PLUS, 1 - direction, parsed.sequence))
                 if request is not None:
                     request_frame = request[0]
@@ -798,7 +803,7 @@ class S7commDissector(Dissector):
         """The held record, then those queued behind it; a request's sequence learned late is paired."""
         state.plus_held[direction] = None
         first = held.first
-        if held.unpaired and first.sequence is not None and first.opcode == PlusOpcode.REQUEST:
+        if held.unpaired and first.sequence is not None and first.opcode == _PLUS_OP_REQUEST:
             state.request((_PLUS, direction, first.sequence), (held.frame, first.function_code, None))
         events.append(self._plus_record(state, first, direction, held.frame, held.ts, None))
         events.extend(held.queued)
@@ -817,7 +822,7 @@ class S7commDissector(Dissector):
         if opcode is None:
             role = "request" if direction == TO_SERVER else "response"
         else:
-            role = "request" if opcode == PlusOpcode.REQUEST else "response"
+            role = "request" if opcode == _PLUS_OP_REQUEST else "response"
         return S7commPlusEvent(
             ts=ts,
             frame=frame,
@@ -898,7 +903,7 @@ class S7commDissector(Dissector):
             and data[0] == TPKT_VERSION
             and data[1] == 0
             and ((data[2] << 8) | data[3]) > size
-            and data[5] >> 4 in (CotpPduType.CR, CotpPduType.CC)
+            and data[5] >> 4 in (_TPDU_CR, _TPDU_CC)
         ):
             header = kept_connection_header(data[4:].tobytes())
             if header is None:
