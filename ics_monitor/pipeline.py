@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import yaml
 
@@ -39,13 +39,13 @@ from ics_monitor.inventory.assets import ASSET_LIMIT, AssetChange, Inventory
 from ics_monitor.sinks import Sink
 from ics_monitor.sinks.base import wants_protocol_events
 
-ANALYSIS_ERROR = "internal.analysis_error"
+ANALYSIS_ERROR: Final = "internal.analysis_error"
 
 Frame = tuple[float, int, bytes, int]
 Progress = Callable[[int, int], None]
 
-_ARP_OPERATIONS = {1: "request", 2: "reply"}
-_PROGRESS_EVERY = 1 << 14
+_ARP_OPERATIONS: Final = {1: "request", 2: "reply"}
+_PROGRESS_EVERY: Final = 1 << 14
 
 
 @dataclass
@@ -411,7 +411,7 @@ class Analysis:
 
 
 # Distinct alert ids counted for the run's figures (a flood of distinct keys stops being counted).
-_MAX_ALERT_IDS = 1_000_000
+_MAX_ALERT_IDS: Final = 1_000_000
 
 
 class Pipeline:
@@ -641,10 +641,10 @@ def arp_event(pkt: Packet) -> ArpEvent:
     )
 
 
-LEARN = "learn"
-LEARN_THEN_ENFORCE = "learn_then_enforce"
-ENFORCE = "enforce"
-DETECT = "detect"
+LEARN: Final = "learn"
+LEARN_THEN_ENFORCE: Final = "learn_then_enforce"
+ENFORCE: Final = "enforce"
+DETECT: Final = "detect"
 
 
 def build_analysis(

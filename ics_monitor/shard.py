@@ -16,7 +16,7 @@ import sys
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -30,26 +30,26 @@ from ics_monitor.sinks import JsonLinesSink
 EVENT, FLOW, ARP, TICK, MARK, EVENT_LINE, FLOW_LINE, ARP_LINE = range(8)
 # Stages within one frame, in the order Pipeline.run hands a frame's records on.
 STAGE_TICK, STAGE_ARP, STAGE_DECODE, STAGE_DISSECT, STAGE_FLOW_ANOMALY, STAGE_FLOW = range(6)
-STAGE_MARK = 7
+STAGE_MARK: Final = 7
 # A batch goes to the parent after this many records, and at least every MARK_EVERY frames (with a
 # watermark) so a worker whose shard is quiet does not hold the merge back.
-BATCH_RECORDS = 512
-MARK_EVERY = 4096
+BATCH_RECORDS: Final = 512
+MARK_EVERY: Final = 4096
 
-_ETHERNET = 1
-_RAW_LINK_TYPES = frozenset((12, 14, 101, 228, 229))
-_LINUX_SLL = 113
-_LINUX_SLL2 = 276
+_ETHERNET: Final = 1
+_RAW_LINK_TYPES: Final = frozenset((12, 14, 101, 228, 229))
+_LINUX_SLL: Final = 113
+_LINUX_SLL2: Final = 276
 BROADCAST = -1
-NON_IP = -2
-_U16 = struct.Struct("!H")
-_PORTS = struct.Struct("!HH")
-_IPV4_ADDRESSES = struct.Struct("!II")
+NON_IP: Final = -2
+_U16: Final = struct.Struct("!H")
+_PORTS: Final = struct.Struct("!HH")
+_IPV4_ADDRESSES: Final = struct.Struct("!II")
 # Untagged Ethernet, IPv4 with a 20-byte header: the bytes up to the end of both ports.
-_ETHERNET_IPV4_KEY_SIZE = 38
-_IPPROTO_TCP = 6
-_IPPROTO_UDP = 17
-_IPPROTO_ICMPV6 = 58
+_ETHERNET_IPV4_KEY_SIZE: Final = 38
+_IPPROTO_TCP: Final = 6
+_IPPROTO_UDP: Final = 17
+_IPPROTO_ICMPV6: Final = 58
 
 
 # -- shard choice ----------------------------------------------------------------------------------
@@ -370,8 +370,8 @@ def _collect(out: list[Any], order: int, index: int, kind: int, records: list[An
 # A pickle (protocol 2 and later) starts with its PROTO opcode; marshal data never does (its first
 # byte is a type code, possibly with the 0x80 reference flag set: never the bare flag).  The batch
 # goes out as marshal made it: prefixing a marker byte copied every batch once more.
-PICKLE_PROTO = 0x80
-_LINE = orjson.OPT_APPEND_NEWLINE  # as JsonLinesSink writes them
+PICKLE_PROTO: Final = 0x80
+_LINE: Final = orjson.OPT_APPEND_NEWLINE  # as JsonLinesSink writes them
 
 _DICT_BACKED: dict[type, bool] = {}
 _CLASSES: dict[tuple[str, str], type] = {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from mypy_extensions import mypyc_attr
@@ -33,7 +33,7 @@ class AlertSeverity(IntEnum):
 
 SEVERITY_NAMES: dict[int, str] = {member.value: member.name.lower() for member in AlertSeverity}
 # The first frames of an alert kept as evidence (a throttled flood must not grow the record).
-MAX_FRAMES = 10
+MAX_FRAMES: Final = 10
 
 
 # An ordinary class even when this module is compiled (mypyc): orjson serialises it as a dataclass,
@@ -79,9 +79,9 @@ class Alert:
     frames: tuple[int, ...] = ()
 
 
-_ALERT_TEMPLATE = field_template(Alert, event_type="alert")
-_new = object.__new__
-_set = object.__setattr__
+_ALERT_TEMPLATE: Final = field_template(Alert, event_type="alert")
+_new: Final = object.__new__
+_set: Final = object.__setattr__
 
 
 def new_alert(

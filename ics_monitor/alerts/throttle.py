@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
+from typing import Final
 
 from ics_monitor.alerts.record import MAX_FRAMES, Alert, updated
 
@@ -22,7 +23,7 @@ from ics_monitor.alerts.record import MAX_FRAMES, Alert, updated
 # came to 1.9 KB measured (20,000 DNP3 restart alerts of distinct keys, tracemalloc); 20k bounds
 # the table near 40 MB even when every key is distinct (a scan), and a real network has far fewer
 # alerting keys at a time.
-MAX_GROUPS = 20_000
+MAX_GROUPS: Final = 20_000
 
 
 class _Group:

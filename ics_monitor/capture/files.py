@@ -26,7 +26,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from ics_monitor.core.errors import CaptureError
 
@@ -34,21 +34,21 @@ Frame = tuple[float, int, bytes, int]  # (ts, link_type, data, wire_len)
 
 CHUNK = 1 << 20
 # Larger records than this are corruption, not packets (Wireshark's own limit is 256 KiB).
-MAX_RECORD = 1 << 18
+MAX_RECORD: Final = 1 << 18
 
-PCAP_MAGIC_US = 0xA1B2C3D4
-PCAP_MAGIC_NS = 0xA1B23C4D
-PCAPNG_SHB = 0x0A0D0D0A
-PCAPNG_BOM = 0x1A2B3C4D
-GZIP_MAGIC = b"\x1f\x8b"
+PCAP_MAGIC_US: Final = 0xA1B2C3D4
+PCAP_MAGIC_NS: Final = 0xA1B23C4D
+PCAPNG_SHB: Final = 0x0A0D0D0A
+PCAPNG_BOM: Final = 0x1A2B3C4D
+GZIP_MAGIC: Final = b"\x1f\x8b"
 
-_BLOCK_IDB = 1
-_BLOCK_OPB = 2
-_BLOCK_SPB = 3
-_BLOCK_EPB = 6
-_OPT_END = 0
-_OPT_TSRESOL = 9
-_OPT_TSOFFSET = 14
+_BLOCK_IDB: Final = 1
+_BLOCK_OPB: Final = 2
+_BLOCK_SPB: Final = 3
+_BLOCK_EPB: Final = 6
+_OPT_END: Final = 0
+_OPT_TSRESOL: Final = 9
+_OPT_TSOFFSET: Final = 14
 
 
 class CaptureFile:

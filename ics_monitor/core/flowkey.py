@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
+from typing import Final
 
 from ics_monitor.core.packet import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
 
 FlowKey = tuple[tuple[int, ...], int, bytes, int, bytes, int]
 
-_PORTS = struct.Struct("!HH")
-_ID_TAIL = struct.Struct("!BHHq")
+_PORTS: Final = struct.Struct("!HH")
+_ID_TAIL: Final = struct.Struct("!BHHq")
 
 
 def make_key(vlan: tuple[int, ...], proto: int, src: bytes, sport: int, dst: bytes, dport: int) -> FlowKey:
@@ -41,8 +42,8 @@ def flow_id(key: FlowKey, first_ts: float) -> str:
 
 
 # Community ID v1 maps ICMP type to a pseudo destination port so request and reply share an id.
-_ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17, 9: 10, 10: 9}
-_ICMP6_PAIRS = {
+_ICMP4_PAIRS: Final = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17, 9: 10, 10: 9}
+_ICMP6_PAIRS: Final = {
     128: 129,
     129: 128,
     133: 134,

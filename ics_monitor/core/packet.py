@@ -45,7 +45,7 @@ TCP_URG: Final = 0x20
 TCP_ECE: Final = 0x40
 TCP_CWR: Final = 0x80
 
-TCP_FLAG_NAMES: Final = (
+TCP_FLAG_NAMES: Final[tuple[tuple[int, str], ...]] = (
     (TCP_FIN, "FIN"),
     (TCP_SYN, "SYN"),
     (TCP_RST, "RST"),

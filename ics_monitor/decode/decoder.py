@@ -18,7 +18,7 @@ from ics_monitor.decode import headers
 from ics_monitor.decode.fragments import FragmentReassembler
 from ics_monitor.events.base import AnomalyEvent, new_anomaly_event
 
-_ETHERNET = linktypes.EN10MB
+_ETHERNET: Final = linktypes.EN10MB
 # The header constants as module constants of this compiled module: ``headers.ETH_IPV4`` is a
 # module attribute lookup (some hundred instructions) on every packet.
 _ETH_IPV4: Final = headers.ETH_IPV4
@@ -34,10 +34,10 @@ _LINUX_SLL2: Final = linktypes.LINUX_SLL2
 _LINUX_SLL: Final = linktypes.LINUX_SLL
 # The frame most OT links carry: untagged Ethernet, IPv4 without options, TCP.  Its three fixed
 # headers in one unpack (see ``decode``); anything else takes the header-by-header path.
-_ETH_IPV4_TCP = struct.Struct("!6s6sHBBHHHBBH4s4sHHIIBBH")
-_ETH_IPV4_TCP_SIZE = _ETH_IPV4_TCP.size  # 54
-_UDP_TUNNELS = frozenset(("vxlan", "geneve"))
-_RAW_TYPES = frozenset(
+_ETH_IPV4_TCP: Final = struct.Struct("!6s6sHBBHHHBBH4s4sHHIIBBH")
+_ETH_IPV4_TCP_SIZE: Final = _ETH_IPV4_TCP.size  # 54
+_UDP_TUNNELS: Final = frozenset(("vxlan", "geneve"))
+_RAW_TYPES: Final = frozenset(
     (linktypes.RAW, linktypes.RAW_BSD, linktypes.RAW_BSD_14, linktypes.IPV4, linktypes.IPV6)
 )
 

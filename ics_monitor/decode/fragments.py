@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Final
 
 from ics_monitor.core.packet import IPPROTO_TCP, IPPROTO_UDP
 
-MAX_DATAGRAM = 65535
+MAX_DATAGRAM: Final = 65535
 
 Report = Callable[[str, str], None]
 DatagramKey = tuple[int, bytes, bytes, int, int]

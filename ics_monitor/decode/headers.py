@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Final
 
 from ics_monitor.core.packet import (
     IPPROTO_ICMP,
@@ -23,48 +24,48 @@ from ics_monitor.core.packet import (
 
 Report = Callable[[str, str], None]
 
-ETH_IPV4 = 0x0800
-ETH_ARP = 0x0806
-ETH_VLAN = 0x8100
-ETH_QINQ = 0x88A8
-ETH_QINQ_OLD = 0x9100
-ETH_IPV6 = 0x86DD
-ETH_MPLS = 0x8847
-ETH_MPLS_MC = 0x8848
+ETH_IPV4: Final = 0x0800
+ETH_ARP: Final = 0x0806
+ETH_VLAN: Final = 0x8100
+ETH_QINQ: Final = 0x88A8
+ETH_QINQ_OLD: Final = 0x9100
+ETH_IPV6: Final = 0x86DD
+ETH_MPLS: Final = 0x8847
+ETH_MPLS_MC: Final = 0x8848
 # IEC 62439-3 HSR (High-availability Seamless Redundancy) tag, on substation and plant rings: after
 # the MACs (and a VLAN tag), path and size (2 bytes), sequence number (2), then the frame's EtherType.
-ETH_HSR = 0x892F
+ETH_HSR: Final = 0x892F
 
-VLAN_TPIDS = frozenset((ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD))
+VLAN_TPIDS: Final = frozenset((ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD))
 # Real networks stack at most two or three tags; more is a parser-evasion attempt or garbage.
-MAX_VLAN_TAGS = 4
-MAX_MPLS_LABELS = 8
+MAX_VLAN_TAGS: Final = 4
+MAX_MPLS_LABELS: Final = 8
 # Longest chain of IPv6 extension headers we follow (RFC 8200 expects a handful).
-MAX_IPV6_EXT_HEADERS = 8
+MAX_IPV6_EXT_HEADERS: Final = 8
 
-_ETH = struct.Struct("!6s6sH")
-_TAG = struct.Struct("!HH")
-_U16 = struct.Struct("!H")
-_U32 = struct.Struct("!I")
-_IPV4 = struct.Struct("!BBHHHBBH4s4s")
-_IPV6 = struct.Struct("!IHBB16s16s")
-_TCP = struct.Struct("!HHIIBBH")
-_UDP = struct.Struct("!HHH")
-_ARP = struct.Struct("!HHBBH")
-_SLL = struct.Struct("!HHH8sH")
-_SLL2 = struct.Struct("!HHIHBB8s")
+_ETH: Final = struct.Struct("!6s6sH")
+_TAG: Final = struct.Struct("!HH")
+_U16: Final = struct.Struct("!H")
+_U32: Final = struct.Struct("!I")
+_IPV4: Final = struct.Struct("!BBHHHBBH4s4s")
+_IPV6: Final = struct.Struct("!IHBB16s16s")
+_TCP: Final = struct.Struct("!HHIIBBH")
+_UDP: Final = struct.Struct("!HHH")
+_ARP: Final = struct.Struct("!HHBBH")
+_SLL: Final = struct.Struct("!HHH8sH")
+_SLL2: Final = struct.Struct("!HHIHBB8s")
 
-IPV6_HOP_BY_HOP = 0
-IPV6_ROUTING = 43
-IPV6_FRAGMENT = 44
-IPV6_ESP = 50
-IPV6_AH = 51
-IPV6_NO_NEXT = 59
-IPV6_DEST_OPTS = 60
-IPV6_MOBILITY = 135
-IPV6_HIP = 139
-IPV6_SHIM6 = 140
-_IPV6_GENERIC_EXT = frozenset(
+IPV6_HOP_BY_HOP: Final = 0
+IPV6_ROUTING: Final = 43
+IPV6_FRAGMENT: Final = 44
+IPV6_ESP: Final = 50
+IPV6_AH: Final = 51
+IPV6_NO_NEXT: Final = 59
+IPV6_DEST_OPTS: Final = 60
+IPV6_MOBILITY: Final = 135
+IPV6_HIP: Final = 139
+IPV6_SHIM6: Final = 140
+_IPV6_GENERIC_EXT: Final = frozenset(
     (IPV6_HOP_BY_HOP, IPV6_ROUTING, IPV6_DEST_OPTS, IPV6_MOBILITY, IPV6_HIP, IPV6_SHIM6)
 )
 
@@ -73,32 +74,32 @@ _IPV6_GENERIC_EXT = frozenset(
 # ERSPAN type I/II (0x88BE) and III (0x22EB), what switches send for a remote SPAN session.  UDP
 # (by destination port): VXLAN (4789, and 8472, the Linux kernel's default) and Geneve (6081), what
 # virtual switches and cloud traffic mirroring (AWS, Azure vTAP) send.
-IPPROTO_IPIP = 4
-IPPROTO_IPV6_IN_IP = 41
-IPPROTO_GRE = 47
-TUNNEL_PROTOCOLS = frozenset((IPPROTO_IPIP, IPPROTO_IPV6_IN_IP, IPPROTO_GRE))
-VXLAN_PORTS = frozenset((4789, 8472))
-GENEVE_PORT = 6081
-TUNNEL_PORTS = frozenset((*VXLAN_PORTS, GENEVE_PORT))
-GRE_TRANSPARENT_ETHERNET = 0x6558
-GRE_ERSPAN_I_II = 0x88BE
-GRE_ERSPAN_III = 0x22EB
+IPPROTO_IPIP: Final = 4
+IPPROTO_IPV6_IN_IP: Final = 41
+IPPROTO_GRE: Final = 47
+TUNNEL_PROTOCOLS: Final = frozenset((IPPROTO_IPIP, IPPROTO_IPV6_IN_IP, IPPROTO_GRE))
+VXLAN_PORTS: Final = frozenset((4789, 8472))
+GENEVE_PORT: Final = 6081
+TUNNEL_PORTS: Final = frozenset((*VXLAN_PORTS, GENEVE_PORT))
+GRE_TRANSPARENT_ETHERNET: Final = 0x6558
+GRE_ERSPAN_I_II: Final = 0x88BE
+GRE_ERSPAN_III: Final = 0x22EB
 # Nested encapsulations followed (VXLAN in GRE in IP-in-IP is already unusual).
-MAX_TUNNEL_DEPTH = 4
+MAX_TUNNEL_DEPTH: Final = 4
 # What a tunnel holds: an Ethernet frame, or an IP packet (its version nibble says which).
-INNER_ETHERNET = 1
-INNER_IP = 2
+INNER_ETHERNET: Final = 1
+INNER_IP: Final = 2
 # EtherTypes a decapsulated Ethernet frame may start with: a UDP 4789 datagram whose "inner frame"
 # shows none of these is some other protocol on that port, left as it is.
-_INNER_ETHER_TYPES = frozenset(
+_INNER_ETHER_TYPES: Final = frozenset(
     (ETH_IPV4, ETH_IPV6, ETH_ARP, ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD, ETH_MPLS, ETH_MPLS_MC)
 )
-_GRE = struct.Struct("!HH")
-_GRE_CHECKSUM = 0x8000
-_GRE_ROUTING = 0x4000
-_GRE_KEY = 0x2000
-_GRE_SEQUENCE = 0x1000
-_GRE_VERSION = 0x0007
+_GRE: Final = struct.Struct("!HH")
+_GRE_CHECKSUM: Final = 0x8000
+_GRE_ROUTING: Final = 0x4000
+_GRE_KEY: Final = 0x2000
+_GRE_SEQUENCE: Final = 0x1000
+_GRE_VERSION: Final = 0x0007
 # One opened encapsulation: (kind, id or -1, inner offset in ``pkt.payload``, INNER_*, VLAN id the
 # tunnel header gives for an untagged inner frame or 0).
 Tunnel = tuple[str, int, int, int, int]
@@ -184,7 +185,7 @@ def linux_sll2(pkt: Packet, data: bytes, off: int, report: Report) -> tuple[int,
 
 
 # BSD loopback address families: AF_INET is 2 everywhere; AF_INET6 differs by OS.
-_NULL_FAMILIES = {2: ETH_IPV4, 24: ETH_IPV6, 28: ETH_IPV6, 30: ETH_IPV6, 10: ETH_IPV6}
+_NULL_FAMILIES: Final = {2: ETH_IPV4, 24: ETH_IPV6, 28: ETH_IPV6, 30: ETH_IPV6, 10: ETH_IPV6}
 
 
 def null_loop(pkt: Packet, data: bytes, off: int, report: Report, network_order: bool) -> tuple[int, int]:

@@ -12,15 +12,15 @@ and cached.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
 
-_SEVERITIES = {"info": 1, "low": 2, "medium": 3, "high": 4}
+_SEVERITIES: Final = {"info": 1, "low": 2, "medium": 3, "high": 4}
 # Rules matched by explicit code lists first, then the prefix rule (the catch-all for malformed data).
-EXPLICIT_RULES = ("ICS-2002", "ICS-2003", "ICS-2004", "ICS-2005", "ICS-2006")
-PREFIX_RULE = "ICS-2001"
-MAX_CACHED_CODES = 4096
+EXPLICIT_RULES: Final[tuple[str, ...]] = ("ICS-2002", "ICS-2003", "ICS-2004", "ICS-2005", "ICS-2006")
+PREFIX_RULE: Final = "ICS-2001"
+MAX_CACHED_CODES: Final = 4096
 MAX_KEYS = 50_000
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
 from mypy_extensions import mypyc_attr
 
@@ -230,7 +230,7 @@ class BoundedDict(dict[Any, Any]):
         super().__setitem__(key, value)
 
 
-MAX_REMEMBERED = 200_000
+MAX_REMEMBERED: Final = 200_000
 
 
 class SeenSet:

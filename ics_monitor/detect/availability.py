@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
 from ics_monitor.inventory.baseline import RATE_WINDOW, Baseline, protocol_of_event
@@ -26,8 +26,8 @@ from ics_monitor.inventory.roles import is_error_response
 
 MAX_KEYS = 50_000
 # DNP3 requests answered by nobody: CONFIRM and the no-acknowledgement functions.
-DNP3_UNANSWERED_FUNCTIONS = frozenset({0, 6, 8, 10, 12, 33})
-DNP3_BROADCAST_MIN = 0xFFFD
+DNP3_UNANSWERED_FUNCTIONS: Final = frozenset({0, 6, 8, 10, 12, 33})
+DNP3_BROADCAST_MIN: Final = 0xFFFD
 
 
 class _Windowed:

@@ -265,7 +265,7 @@ DNP3_FILE_GROUP: Final = 70
 DNP3_AUTH_GROUP: Final = 120
 DNP3_AUTH_ERROR_VARIATION: Final = 7
 # Link addresses 0xFFFD-0xFFFF are broadcasts (IEEE 1815 9.2.5.3); READ and CONFIRM are harmless.
-DNP3_BROADCAST_MIN = 0xFFFD
+DNP3_BROADCAST_MIN: Final = 0xFFFD
 DNP3_HARMLESS_BROADCAST: Final = frozenset({0, 1})
 
 

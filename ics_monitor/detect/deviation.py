@@ -30,7 +30,7 @@ import math
 from collections.abc import Callable
 from functools import partial
 from operator import gt, itemgetter, lt
-from typing import Any
+from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, SeenSet
 from ics_monitor.inventory.baseline import (
@@ -56,19 +56,19 @@ from ics_monitor.inventory.baseline import (
     s7_item_span,
 )
 
-MAX_FLOWS = 65_536
+MAX_FLOWS: Final = 65_536
 # Recent intervals per polled signature whose median is compared with the learned cycle.
-RECENT_INTERVALS = POLL_WINDOW
+RECENT_INTERVALS: Final = POLL_WINDOW
 # The ``what`` fields name a value by table/point; a write carries at most this many values checked.
-MAX_VALUES_CHECKED = 128
+MAX_VALUES_CHECKED: Final = 128
 # Per conversation: Modbus and S7 poll signatures looked up by their fields.
-MAX_POLLS_PER_CONVERSATION = 64
+MAX_POLLS_PER_CONVERSATION: Final = 64
 # Learned values stay as learned (a register's integers) in limits and alerts: annotated ``float``,
 # compiled code would hold them as C doubles and report [1400.0, 1480.0] for [1400, 1480].
 Number = int | float
 Limit = tuple[Number, Number, Number, Number]
 # Read and write shapes whose per-value bounds are kept (each up to 2 x MAX_VALUES_CHECKED floats).
-MAX_SHAPES = 8192
+MAX_SHAPES: Final = 8192
 
 
 class BaselineDeviation(BaseDetector):
@@ -700,11 +700,11 @@ class BaselineDeviation(BaseDetector):
             state[2] = False
 
 
-_UNKNOWN = object()
-_INFINITY = float("inf")
-_NOT_POLLED = ()
+_UNKNOWN: Final = object()
+_INFINITY: Final = float("inf")
+_NOT_POLLED: Final[tuple[Any, ...]] = ()
 # What an S7 item adds to a poll's signature (``request_signature``).
-_S7_ITEM_FIELDS = itemgetter("area", "db", "address", "length")
+_S7_ITEM_FIELDS: Final = itemgetter("area", "db", "address", "length")
 
 
 def _within(values: Any, lows: tuple[float, ...], highs: tuple[float, ...]) -> bool:

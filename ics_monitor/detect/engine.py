@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from ics_monitor.alerts.record import Alert
 from ics_monitor.alerts.throttle import Throttle
@@ -51,7 +51,7 @@ from ics_monitor.detect.zones import Zones
 from ics_monitor.events.base import AnomalyEvent, failure_anomaly
 from ics_monitor.inventory.baseline import Baseline
 
-DETECTOR_ERROR = "internal.detector_error"
+DETECTOR_ERROR: Final = "internal.detector_error"
 
 # Every shipped detector, in the order they see a record.
 DETECTORS: tuple[type[BaseDetector], ...] = (
@@ -79,8 +79,8 @@ DETECTORS: tuple[type[BaseDetector], ...] = (
     ArpWatch,
 )
 # Capture seconds between time-driven checks, and between closings of throttling windows.
-TICK_SECONDS = 1.0
-FLUSH_SECONDS = 10.0
+TICK_SECONDS: Final = 1.0
+FLUSH_SECONDS: Final = 10.0
 
 Hook = Callable[[Any, Emitter], None]
 # Record directions with hooks of their own (see ``BaseDetector.directions``); the last entry

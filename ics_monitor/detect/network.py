@@ -47,7 +47,7 @@ their oldest entries.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
@@ -56,19 +56,19 @@ from ics_monitor.inventory.oui import is_unicast_mac, vendor_of
 
 MAX_KEYS = 50_000
 # MACs remembered per contested IP, addresses per claimant, and addresses listed in an alert.
-MAX_CLAIMANTS = 8
-MAX_LISTED = 32
+MAX_CLAIMANTS: Final = 8
+MAX_LISTED: Final = 32
 # Requests per MAC waiting for their answer, unanswered addresses kept per MAC (at least twice the
 # threshold), and MACs whose requests are tracked.
-MAX_PENDING = 256
-MAX_UNANSWERED = 64
-MAX_SWEEPERS = 10_000
+MAX_PENDING: Final = 256
+MAX_UNANSWERED: Final = 64
+MAX_SWEEPERS: Final = 10_000
 # Capture seconds between two purges of the full claim table.
-PURGE_SECONDS = 10.0
+PURGE_SECONDS: Final = 10.0
 REQUEST, REPLY = 1, 2
-RELAYED = "flow.source_mac_changed"
-_END = float("inf")
-_RELAY_MAC = re.compile(r"source MAC ([0-9a-f:]{17}) ")
+RELAYED: Final = "flow.source_mac_changed"
+_END: Final = float("inf")
+_RELAY_MAC: Final = re.compile(r"source MAC ([0-9a-f:]{17}) ")
 
 
 class _Claims:

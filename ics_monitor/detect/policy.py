@@ -15,13 +15,13 @@ reported paths are remembered in capped sets.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, SeenSet
 from ics_monitor.detect.zones import Zones
 from ics_monitor.inventory.baseline import is_conversation, protocol_of_event, protocol_of_flow
 
-MAX_FLOWS = 65_536
+MAX_FLOWS: Final = 65_536
 
 
 class ZonePolicy(BaseDetector):

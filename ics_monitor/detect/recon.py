@@ -21,7 +21,7 @@ few times the threshold; each detector reads its thresholds from its rule's ``pa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
 
@@ -288,7 +288,7 @@ class Dnp3AddressSweep(BaseDetector):
         )
 
 
-PROBE_STATES = frozenset({"rejected", "syn_sent"})
+PROBE_STATES: Final = frozenset({"rejected", "syn_sent"})
 
 
 class OtPortScan(BaseDetector):
@@ -337,7 +337,7 @@ class OtPortScan(BaseDetector):
 
 
 # Port services whose protocol this tool decodes: a flow to one of them is expected to decode as it.
-DECODED_SERVICES = frozenset({"modbus", "dnp3", "s7comm"})
+DECODED_SERVICES: Final = frozenset({"modbus", "dnp3", "s7comm"})
 
 
 class OtPortMisuse(BaseDetector):

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from ics_monitor.dissect.api import ParseContext, ParseResult, Probe
 from ics_monitor.dissect.registry import Registry
 from ics_monitor.events.base import AnomalyEvent, Event
 
-DETECT_LIMIT = 8192
+DETECT_LIMIT: Final = 8192
 
 
 class FlowDissection:

@@ -49,9 +49,9 @@ class Dnp3Event(ProtocolEvent):
     confirmed_frame: int | None = None
 
 
-_new = object.__new__
-_set = object.__setattr__
-_copy = dict.copy
+_new: Final = object.__new__
+_set: Final = object.__setattr__
+_copy: Final = dict.copy
 _TEMPLATE: Final = field_template(Dnp3Event, event_type="dnp3")
 
 

@@ -99,9 +99,9 @@ class ModbusDetailEvent(ModbusEvent):
     extra: dict[str, Any] | None = None
 
 
-_new = object.__new__
-_set = object.__setattr__
-_copy = dict.copy
+_new: Final = object.__new__
+_set: Final = object.__setattr__
+_copy: Final = dict.copy
 _TEMPLATE: Final = field_template(ModbusEvent, event_type="modbus")
 
 # Where a flow direction's records come from: (flow_id, transport, src_ip, src_port, dst_ip,

@@ -130,7 +130,7 @@ class CotpEvent(ProtocolEvent):
 
 
 # The fields ``new_s7comm_event`` takes, in dataclass field order (``event_type`` aside).
-_S7COMM_FIELDS: Final = (
+_S7COMM_FIELDS: Final[tuple[str, ...]] = (
     "ts",
     "frame",
     "flow_id",
@@ -171,9 +171,9 @@ _S7COMM_FIELDS: Final = (
     "request_frame",
     "segments",
 )
-_new = object.__new__
-_set = object.__setattr__
-_copy = dict.copy
+_new: Final = object.__new__
+_set: Final = object.__setattr__
+_copy: Final = dict.copy
 _TEMPLATE: Final = field_template(S7commEvent, event_type="s7comm")
 
 

@@ -44,7 +44,7 @@ TO_SERVER: Final = 0
 # Mirror copies of one UDP datagram dropped at most (see ``FlowTable._mirror_copy``).
 MAX_MIRROR_COPIES: Final = 3
 TO_CLIENT: Final = 1
-DIRECTION_NAMES: Final = ("to_server", "to_client")
+DIRECTION_NAMES: Final[tuple[str, ...]] = ("to_server", "to_client")
 
 # Timeout classes: each has its own insertion-ordered dict so expiry pops from the front.
 _OPEN_TCP: Final = 0

@@ -33,7 +33,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -56,31 +56,31 @@ from ics_monitor.inventory.roles import (
     server_is_source,
 )
 
-NEW_ASSET = "new_asset"
-IDENTITY_CHANGE = "identity_change"
-ROLE_CHANGE = "role_change"
-NEW_SERVICE = "new_service"
+NEW_ASSET: Final = "new_asset"
+IDENTITY_CHANGE: Final = "identity_change"
+ROLE_CHANGE: Final = "role_change"
+NEW_SERVICE: Final = "new_service"
 
-ASSET_LIMIT = "inventory.asset_limit"
+ASSET_LIMIT: Final = "inventory.asset_limit"
 register(ASSET_LIMIT, Severity.MEDIUM, "asset inventory at its cap: devices seen from now on are not kept")
 
 # Per-asset caps: a real device offers a handful of services; more is a scan artefact or abuse.
-MAX_SERVICES = 256
-MAX_PROTOCOLS = 64
-MAX_DNP3_ADDRESSES = 32
-MAX_MODBUS_UNITS = 256
-MAX_S7_SLOTS = 16
-MAX_UNIT_IDENTITIES = 32
-MAX_HISTORY = 100
+MAX_SERVICES: Final = 256
+MAX_PROTOCOLS: Final = 64
+MAX_DNP3_ADDRESSES: Final = 32
+MAX_MODBUS_UNITS: Final = 256
+MAX_S7_SLOTS: Final = 16
+MAX_UNIT_IDENTITIES: Final = 32
+MAX_HISTORY: Final = 100
 # IPs remembered per MAC: enough to tell a gateway (it takes a few) without growing with a subnet.
-MAX_IPS_PER_MAC = 64
-MAX_ARP_IPS_PER_MAC = 16
+MAX_IPS_PER_MAC: Final = 64
+MAX_ARP_IPS_PER_MAC: Final = 16
 # Subnets known to be on the sensor's segment(s): a plant has a handful; the cap bounds a spoofing storm.
-MAX_LOCAL_SUBNETS = 4096
+MAX_LOCAL_SUBNETS: Final = 4096
 
 # Where an address sits relative to the sensor (see ``Inventory._placement``).
 LOCAL = "local"
-ROUTED = "routed"
+ROUTED: Final = "routed"
 UNKNOWN = "unknown"
 
 

@@ -28,7 +28,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 import orjson
 import yaml
@@ -36,40 +36,40 @@ import yaml
 from ics_monitor.core.yamlfile import SafeLoader
 from ics_monitor.inventory.roles import is_error_response
 
-FORMAT = "ics-monitor-baseline/1"
+FORMAT: Final = "ics-monitor-baseline/1"
 
 # -- caps ------------------------------------------------------------------------------------------------
 # Conversations learned: a large plant has a few thousand; past the cap new ones are not learned
 # (and would alert as new when enforcing, which is what an analyst wants to see anyway).
 MAX_CONVERSATIONS = 20_000
-MAX_ASSETS = 50_000
-MAX_MACS_PER_ASSET = 8
+MAX_ASSETS: Final = 50_000
+MAX_MACS_PER_ASSET: Final = 8
 # Ranges per (unit, table) / (function, group) / S7 area: polling reads a handful of blocks; past the
 # cap the two closest ranges merge, so coverage only ever grows.
-MAX_RANGES = 64
+MAX_RANGES: Final = 64
 # Range keys per conversation: Modbus (unit, table, kind), DNP3 (function, group), S7 (kind, area).
-MAX_RANGE_KEYS = 512
+MAX_RANGE_KEYS: Final = 512
 # Value points (address or point index) tracked per conversation, written and read together.
-MAX_VALUE_POINTS = 4096
+MAX_VALUE_POINTS: Final = 4096
 # Recurring request signatures per conversation, and the intervals kept per signature while learning.
-MAX_SIGNATURES = 64
-MAX_INTERVALS = 128
+MAX_SIGNATURES: Final = 64
+MAX_INTERVALS: Final = 128
 # A request signature seen fewer times than this is not periodic enough to learn a rhythm from.
-MIN_POLL_SAMPLES = 8
+MIN_POLL_SAMPLES: Final = 8
 # The drift check (detect.deviation) compares the median of a poll's last POLL_WINDOW intervals;
 # learning keeps the band that same median took over the learned intervals (trimmed).  A steady
 # cycle gives a point; a cadence of two rhythms (two requests a few seconds apart every few minutes)
 # gives what such a window really shows, where the median of all intervals is one of the two.
-POLL_WINDOW = 8
+POLL_WINDOW: Final = 8
 # Share of the learned window medians left out at each end of the band.
-POLL_WINDOW_TRIM = 0.1
+POLL_WINDOW_TRIM: Final = 0.1
 # Request and error-response rates are learned as the most seen in one window of RATE_WINDOW
 # capture seconds, each window started by the first record after the last one ended: the windows
 # the flood and error-storm detectors count in (their default window), so the learned peak is the
 # count those detectors would have seen on the learned traffic.
-RATE_WINDOW = 10.0
+RATE_WINDOW: Final = 10.0
 # Flow ids remembered to map a record to its conversation without recomputing the key.
-MAX_FLOW_CACHE = 65_536
+MAX_FLOW_CACHE: Final = 65_536
 
 MODBUS_READ_TABLES: dict[int, str] = {
     1: "coils",
@@ -86,22 +86,22 @@ MODBUS_WRITE_TABLES: dict[int, str] = {
     22: "holding_registers",
     23: "holding_registers",
 }
-TABLE_ABBREVIATIONS = {
+TABLE_ABBREVIATIONS: Final = {
     "coils": "co",
     "discrete_inputs": "di",
     "holding_registers": "hr",
     "input_registers": "ir",
 }
 # DNP3 request functions that change outputs or data in the outstation (IEEE 1815 table 4-3).
-DNP3_WRITE_FUNCTIONS = frozenset({2, 3, 4, 5, 6})
-DNP3_RESPONSE_FUNCTIONS = frozenset({129, 130})
+DNP3_WRITE_FUNCTIONS: Final = frozenset({2, 3, 4, 5, 6})
+DNP3_RESPONSE_FUNCTIONS: Final = frozenset({129, 130})
 # S7 JOB functions.
-S7_READ_VAR = 0x04
-S7_WRITE_VAR = 0x05
+S7_READ_VAR: Final = 0x04
+S7_WRITE_VAR: Final = 0x05
 # Bytes per element of an S7ANY transport size (BIT/BYTE/CHAR 1, WORD/INT 2, DWORD/DINT/REAL 4).
-S7_ELEMENT_SIZES = {1: 1, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 4, 8: 4}
+S7_ELEMENT_SIZES: Final = {1: 1, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 4, 8: 4}
 # Failed connection attempts are scans or outages, not conversations.
-FAILED_STATES = frozenset({"rejected", "syn_sent"})
+FAILED_STATES: Final = frozenset({"rejected", "syn_sent"})
 
 ConversationKey = tuple[str, str, str, int, str]
 # A learned value: integers stay integers (compiled, a ``float`` annotation would turn them into
@@ -571,7 +571,7 @@ def _natural(item: tuple[Any, Any]) -> tuple[Any, ...]:
     )
 
 
-_RUNS = re.compile(r"\d+|\D+")
+_RUNS: Final = re.compile(r"\d+|\D+")
 
 
 # -- request signatures and per-protocol learning --------------------------------------------------------
@@ -903,8 +903,8 @@ _FlowStyleDumper.add_representer(list, _represent_list)
 
 # Width of the text; entries emitted on their own are indented by ``_NESTED`` afterwards, so they
 # wrap ``_NESTED`` columns earlier to end up where a nested emitter would have wrapped them.
-_WIDTH = 110
-_NESTED = 2
+_WIDTH: Final = 110
+_NESTED: Final = 2
 
 
 def _dump(data: dict[str, Any], width: int = _WIDTH) -> str:
@@ -935,8 +935,8 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 # JSON lines: a header (cache marker, the YAML's sha256, format, learned window, assets), then one
 # conversation per line, so that loading builds each conversation from one line and the parsed
 # document never sits in memory whole (a 5,000-conversation baseline parsed at once took 600 MB).
-CACHE_FORMAT = "ics-monitor-baseline-cache/2"
-_CACHE_START = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
+CACHE_FORMAT: Final = "ics-monitor-baseline-cache/2"
+_CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 
 # While a baseline loads: one (kind, point) key object per distinct point, shared by every
 # conversation that learned it (a plant's clients read the same registers, and 2 million points of
@@ -945,7 +945,7 @@ _CACHE_START = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 # purpose: compiled (mypyc), a ``tuple[str, str]`` value is unboxed into a C struct and boxed again
 # as a new tuple wherever it is stored, so nothing would be shared.
 _VALUE_KEYS: dict[Any, Any] = {}
-MAX_SHARED_KEYS = 1_000_000
+MAX_SHARED_KEYS: Final = 1_000_000
 
 
 def _intern(table: dict[Any, Any], value: Any) -> Any:
@@ -1064,7 +1064,7 @@ def _expect(event: Any, kind: type) -> None:
         raise yaml.YAMLError(f"unexpected {type(event).__name__} in the baseline YAML")
 
 
-_COLLECTION_TAGS = {None, "!", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
+_COLLECTION_TAGS: Final = {None, "!", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
 
 
 def _build(loader: Any, event: Any, events: Iterator[Any], anchors: dict[str, Any]) -> Any:
@@ -1367,7 +1367,7 @@ class Baseline:
         return lines
 
 
-_COUNTERS = frozenset({"count", "requests", "flows", "samples", "events"})
+_COUNTERS: Final = frozenset({"count", "requests", "flows", "samples", "events"})
 
 
 @contextlib.contextmanager

@@ -16,9 +16,9 @@ the inventory's identity keys; they never change once published.  No state and n
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
-MAX_VALUE_LENGTH = 256
+MAX_VALUE_LENGTH: Final = 256
 
 # FC 43/14 object names (as the Modbus record spells them) -> identity field.
 MODBUS_OBJECTS: dict[str, str] = {
@@ -64,7 +64,9 @@ S7_SZL_FIELDS: dict[str, str] = {
 }
 
 # Which identity fields hold a firmware/software version (history is most wanted for these).
-VERSION_FIELDS = frozenset({"revision", "firmware", "software_version", "hardware_version", "module_version"})
+VERSION_FIELDS: Final = frozenset(
+    {"revision", "firmware", "software_version", "hardware_version", "module_version"}
+)
 
 
 def clean(value: Any) -> Any:

@@ -31,15 +31,15 @@ from ics_monitor.dissect.s7comm.constants import (
     PlusFunction,
 )
 
-MODBUS_CLIENT = "modbus_client"
-MODBUS_SERVER = "modbus_server"
-DNP3_MASTER = "dnp3_master"
-DNP3_OUTSTATION = "dnp3_outstation"
-S7_CLIENT = "s7_client"
-S7_PLC = "s7_plc"
-ENGINEERING_STATION = "engineering_station"
-HMI = "hmi"
-GATEWAY = "gateway"
+MODBUS_CLIENT: Final = "modbus_client"
+MODBUS_SERVER: Final = "modbus_server"
+DNP3_MASTER: Final = "dnp3_master"
+DNP3_OUTSTATION: Final = "dnp3_outstation"
+S7_CLIENT: Final = "s7_client"
+S7_PLC: Final = "s7_plc"
+ENGINEERING_STATION: Final = "engineering_station"
+HMI: Final = "hmi"
+GATEWAY: Final = "gateway"
 
 # event_type -> (role of the client side, role of the server side).
 PROTOCOL_ROLES: dict[str, tuple[str, str]] = {
@@ -49,11 +49,11 @@ PROTOCOL_ROLES: dict[str, tuple[str, str]] = {
     "s7comm_plus": (S7_CLIENT, S7_PLC),
 }
 
-CONTROLLER_ROLES = frozenset({MODBUS_SERVER, DNP3_OUTSTATION, S7_PLC})
-SUPERVISORY_ROLES = frozenset({MODBUS_CLIENT, DNP3_MASTER, S7_CLIENT, HMI, ENGINEERING_STATION})
+CONTROLLER_ROLES: Final = frozenset({MODBUS_SERVER, DNP3_OUTSTATION, S7_PLC})
+SUPERVISORY_ROLES: Final = frozenset({MODBUS_CLIENT, DNP3_MASTER, S7_CLIENT, HMI, ENGINEERING_STATION})
 
 # Application protocols of the plant floor; everything else an asset speaks counts as IT.
-OT_PROTOCOLS = frozenset(
+OT_PROTOCOLS: Final = frozenset(
     {
         "modbus",
         "dnp3",
@@ -78,30 +78,30 @@ OT_PROTOCOLS = frozenset(
 
 # Polling: enough reads between one client and one server, spread over enough time that a burst
 # (a scan, a one-off diagnostic read) does not qualify.
-POLL_MIN_REQUESTS = 10
-POLL_MIN_SPAN = 10.0
+POLL_MIN_REQUESTS: Final = 10
+POLL_MIN_SPAN: Final = 10.0
 # Enum members compared per request record, as module constants: compiled code loads these and compares
 # natively, where ``Enum.MEMBER`` is a class attribute lookup (hundreds of instructions under
 # mypyc) and a rich comparison.
 _PLUS_FN_GET_VAR_SUBSTREAMED: Final = int(PlusFunction.GET_VAR_SUBSTREAMED)
 _PLUS_FN_SET_VARIABLE: Final = int(PlusFunction.SET_VARIABLE)
 
-_MODBUS_READS = frozenset({1, 2, 3, 4, 23})
+_MODBUS_READS: Final = frozenset({1, 2, 3, 4, 23})
 # UMAS: program upload/download (0x30-0x35), start/stop PLC (0x40/0x41), reservation (0x10).
-_UMAS_ENGINEERING = frozenset({0x10, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x40, 0x41})
+_UMAS_ENGINEERING: Final = frozenset({0x10, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x40, 0x41})
 # DNP3: restarts, initialize/start/stop application, file open/delete, activate configuration.
-_DNP3_ENGINEERING = frozenset({13, 14, 16, 17, 18, 25, 27, 31})
+_DNP3_ENGINEERING: Final = frozenset({13, 14, 16, 17, 18, 25, 27, 31})
 # S7 job functions the programming device sends: request download (0x1A), start upload, upload,
 # end upload (0x1D-0x1F), PI service, PLC stop.  Download block / download ended (0x1B/0x1C) are
 # jobs the PLC sends to the programming device during a download: they name the PLC, not an engineer.
-_S7_ENGINEERING = frozenset({0x1A, 0x1D, 0x1E, 0x1F, 0x28, 0x29})
+_S7_ENGINEERING: Final = frozenset({0x1A, 0x1D, 0x1E, 0x1F, 0x28, 0x29})
 # S7 userdata groups: programmer commands (1), block functions (3), security / password (5).
-_S7_ENGINEERING_GROUPS = frozenset({1, 3, 5})
-_S7_READ_VAR = 0x04
-_S7_CYCLIC_GROUP = 2
+_S7_ENGINEERING_GROUPS: Final = frozenset({1, 3, 5})
+_S7_READ_VAR: Final = 0x04
+_S7_CYCLIC_GROUP: Final = 2
 
 
-S7_PORT = 102
+S7_PORT: Final = 102
 
 
 def server_is_source(event: Any) -> bool:
@@ -161,9 +161,9 @@ def is_plus_block_read(event: Any) -> bool:
 
 
 # DNP3 IIN2 bits that report a rejected request: NO_FUNC_CODE_SUPPORT, OBJECT_UNKNOWN, PARAMETER_ERROR.
-DNP3_IIN_ERRORS = 0x0007
-_DNP3_RESPONSE = 129
-_S7_ACKS = (2, 3)  # ACK, ACK_DATA
+DNP3_IIN_ERRORS: Final = 0x0007
+_DNP3_RESPONSE: Final = 129
+_S7_ACKS: Final[tuple[int, ...]] = (2, 3)  # ACK, ACK_DATA
 
 
 def is_error_response(event: Any) -> bool:

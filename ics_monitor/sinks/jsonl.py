@@ -8,11 +8,11 @@ orjson serialises the records directly (tuples become arrays), an order of magni
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import orjson
 
-_OPTIONS = orjson.OPT_APPEND_NEWLINE
+_OPTIONS: Final = orjson.OPT_APPEND_NEWLINE
 
 
 def record_to_dict(record: Any) -> dict[str, Any]:

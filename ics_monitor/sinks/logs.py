@@ -26,16 +26,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import orjson
 from mypy_extensions import mypyc_attr
 
 from ics_monitor.alerts.record import alert_json
 
-_OPTIONS = orjson.OPT_APPEND_NEWLINE
-DEFAULT_KEEP = 10
-MIN_ROTATE_SIZE = 4096  # smaller files would rotate on every few records
+_OPTIONS: Final = orjson.OPT_APPEND_NEWLINE
+DEFAULT_KEEP: Final = 10
+MIN_ROTATE_SIZE: Final = 4096  # smaller files would rotate on every few records
 
 
 # An ordinary class even when this module is compiled (mypyc): it is pickled to worker processes,

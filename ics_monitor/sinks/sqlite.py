@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -30,15 +30,15 @@ from ics_monitor.alerts.record import alert_json, alert_to_dict
 from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.core.errors import IcsMonitorError
 
-DEFAULT_STATE_DIR = "ics-monitor-state"
-DB_NAME = "store.sqlite"
-ALERTS_LOG = "alerts.jsonl"
-EVENTS_LOG = "events.jsonl"
-BASELINE_NAME = "baseline.yaml"
-SCHEMA_VERSION = 1
-BATCH_ROWS = 1000
+DEFAULT_STATE_DIR: Final = "ics-monitor-state"
+DB_NAME: Final = "store.sqlite"
+ALERTS_LOG: Final = "alerts.jsonl"
+EVENTS_LOG: Final = "events.jsonl"
+BASELINE_NAME: Final = "baseline.yaml"
+SCHEMA_VERSION: Final = 1
+BATCH_ROWS: Final = 1000
 
-_SCHEMA = """
+_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -108,7 +108,7 @@ CREATE TABLE IF NOT EXISTS baselines (
 );
 """
 
-_UPSERT_ALERT = """
+_UPSERT_ALERT: Final = """
 INSERT INTO alerts (alert_id, rule_id, severity, severity_name, title, category, protocol, src_ip,
                     dst_ip, ts, last_ts, count, run_id, data)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -120,12 +120,12 @@ ON CONFLICT (alert_id) DO UPDATE SET
     run_id = excluded.run_id
 """
 
-_UPSERT_ASSET = """
+_UPSERT_ASSET: Final = """
 INSERT OR REPLACE INTO assets (asset_id, ip, mac, vendor, roles, purdue_level, first_seen, last_seen, data)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
-_INSERT_CHANGE = """
+_INSERT_CHANGE: Final = """
 INSERT INTO asset_changes (run_id, ts, frame, asset_id, kind, field, before, after)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """

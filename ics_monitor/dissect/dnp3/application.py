@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ics_monitor.dissect.dnp3.constants import (
     APP_TOO_SHORT,
@@ -61,18 +61,18 @@ Anomalies = list[tuple[str, str]]
 # (row, offset of the object's first field in the row, point index, common time of occurrence)
 Builder = Callable[[tuple[Any, ...], int, int, float | None], Point]
 
-_U8 = struct.Struct("<B")
-_U16 = struct.Struct("<H")
-_U32 = struct.Struct("<I")
-_RANGE_STRUCTS = {0: _U8, 1: _U16, 2: _U32, 3: _U8, 4: _U16, 5: _U32}
-_START_STOP = {0: struct.Struct("<BB"), 1: struct.Struct("<HH"), 2: struct.Struct("<II")}
-_COUNT_STRUCTS = {7: _U8, 8: _U16, 9: _U32, 0xB: _U8}
-_PREFIX_SIZES = (0, 1, 2, 4, 1, 2, 4)
-_PREFIX_FORMATS = ("", "B", "H", "I", "B", "H", "I")
-_TIME = struct.Struct("<IH")
+_U8: Final = struct.Struct("<B")
+_U16: Final = struct.Struct("<H")
+_U32: Final = struct.Struct("<I")
+_RANGE_STRUCTS: Final = {0: _U8, 1: _U16, 2: _U32, 3: _U8, 4: _U16, 5: _U32}
+_START_STOP: Final = {0: struct.Struct("<BB"), 1: struct.Struct("<HH"), 2: struct.Struct("<II")}
+_COUNT_STRUCTS: Final = {7: _U8, 8: _U16, 9: _U32, 0xB: _U8}
+_PREFIX_SIZES: Final[tuple[int, ...]] = (0, 1, 2, 4, 1, 2, 4)
+_PREFIX_FORMATS: Final[tuple[str, ...]] = ("", "B", "H", "I", "B", "H", "I")
+_TIME: Final = struct.Struct("<IH")
 
 # Functions whose request objects are headers only (no object data): READ.
-HEADER_ONLY_FUNCTIONS = frozenset({1})
+HEADER_ONLY_FUNCTIONS: Final = frozenset({1})
 
 
 def _ms(low: int, high: int) -> float:
@@ -329,9 +329,9 @@ for _variation, (_format, _builder) in _ANALOG_EVENT.items():
 # Objects of one bit (or two) per point, packed from the range start.
 _PACKED_BITS: dict[tuple[int, int], int] = {(1, 1): 1, (10, 1): 1, (12, 3): 1, (80, 1): 1, (3, 1): 2}
 # Octet strings and virtual terminal blocks: the variation is the object size.
-_SIZED_BY_VARIATION = frozenset({110, 111, 112, 113})
+_SIZED_BY_VARIATION: Final = frozenset({110, 111, 112, 113})
 # Relative-time objects use the last common time of occurrence (group 51).
-_CTO_GROUPS = frozenset({51})
+_CTO_GROUPS: Final = frozenset({51})
 
 _STRUCT_CACHE: dict[tuple[int, int, int], tuple[struct.Struct, Builder] | None] = {}
 

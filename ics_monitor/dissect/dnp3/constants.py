@@ -7,6 +7,7 @@ Every table maps a raw value to a name; lookups use ``dict.get(value, "UNKNOWN")
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 from ics_monitor.core.anomalies import Severity, register
 
@@ -15,19 +16,19 @@ UNKNOWN = "UNKNOWN"
 # -- caps (every unbounded thing has one; hitting it raises an anomaly) ---------------------------------
 # A transport segment carries at most 249 application bytes and the sequence number has 64 values:
 # a fragment longer than one whole sequence cycle is abuse (IEEE 1815 allows up to 2048 in practice).
-MAX_FRAGMENT_SIZE = 64 * 249
+MAX_FRAGMENT_SIZE: Final = 64 * 249
 # Reassembly buffers per flow: one per (direction, source, destination); a master polling a few
 # dozen outstations over one TCP connection (a gateway) stays well below.
-MAX_REASSEMBLY_KEYS = 64
+MAX_REASSEMBLY_KEYS: Final = 64
 # Associations (master, outstation) with pending requests per flow.
-MAX_ASSOCIATIONS = 64
+MAX_ASSOCIATIONS: Final = 64
 # Object headers per fragment and points recorded per object header.
-MAX_OBJECTS = 256
-MAX_POINTS = 2048
+MAX_OBJECTS: Final = 256
+MAX_POINTS: Final = 2048
 # A count or range that claims more points than this is malformed whatever the fragment length:
 # 16-bit indexes give at most 65536 points per header.
-MAX_POINT_COUNT = 65536
-DEFAULT_PORT = 20000
+MAX_POINT_COUNT: Final = 65536
+DEFAULT_PORT: Final = 20000
 
 
 class LinkFunction(IntEnum):
@@ -95,9 +96,9 @@ class FunctionCode(IntEnum):
 PRIMARY_FUNCTION_NAMES: dict[int, str] = {m.value: m.name for m in LinkFunction}
 SECONDARY_FUNCTION_NAMES: dict[int, str] = {m.value: m.name for m in LinkSecondaryFunction}
 FUNCTION_NAMES: dict[int, str] = {m.value: m.name for m in FunctionCode}
-RESPONSE_FUNCTIONS = frozenset({129, 130, 131})
+RESPONSE_FUNCTIONS: Final = frozenset({129, 130, 131})
 # Link functions that carry a transport segment.
-USER_DATA_FUNCTIONS = frozenset({LinkFunction.CONFIRMED_USER_DATA, LinkFunction.UNCONFIRMED_USER_DATA})
+USER_DATA_FUNCTIONS: Final = frozenset({LinkFunction.CONFIRMED_USER_DATA, LinkFunction.UNCONFIRMED_USER_DATA})
 
 # Internal indications: bit position in the 16-bit value IIN1 << 8 | IIN2 (IEEE 1815 4.2.2.7).
 IIN_BITS: tuple[tuple[int, str], ...] = (
@@ -339,26 +340,26 @@ COMMAND_STATUS_NAMES: dict[int, str] = {
 }
 
 # -- anomaly codes -------------------------------------------------------------------------------------
-LINK_HEADER_CRC_BAD = "dnp3.link_header_crc_bad"
-LINK_CRC_BAD = "dnp3.link_crc_bad"
-LINK_BAD_LENGTH = "dnp3.link_bad_length"
-LINK_GARBAGE = "dnp3.link_garbage"
-LINK_UNKNOWN_FUNCTION = "dnp3.link_unknown_function"
-TRANSPORT_NO_FIRST = "dnp3.transport_no_first"
-TRANSPORT_SEQUENCE_ERROR = "dnp3.transport_sequence_error"
-TRANSPORT_FRAGMENT_DISCARDED = "dnp3.transport_fragment_discarded"
-TRANSPORT_FRAGMENT_TOO_LARGE = "dnp3.transport_fragment_too_large"
-TRANSPORT_TABLE_FULL = "dnp3.transport_table_full"
-APP_TOO_SHORT = "dnp3.app_too_short"
-APP_UNKNOWN_FUNCTION = "dnp3.app_unknown_function"
-OBJECT_OVERRUN = "dnp3.object_overrun"
-INVALID_QUALIFIER = "dnp3.invalid_qualifier"
-INVALID_RANGE = "dnp3.invalid_range"
-UNKNOWN_OBJECT = "dnp3.unknown_object"
-TOO_MANY_POINTS = "dnp3.too_many_points"
-POINTS_CAPPED = "dnp3.points_capped"
-TOO_MANY_OBJECTS = "dnp3.too_many_objects"
-ASSOCIATION_TABLE_FULL = "dnp3.association_table_full"
+LINK_HEADER_CRC_BAD: Final = "dnp3.link_header_crc_bad"
+LINK_CRC_BAD: Final = "dnp3.link_crc_bad"
+LINK_BAD_LENGTH: Final = "dnp3.link_bad_length"
+LINK_GARBAGE: Final = "dnp3.link_garbage"
+LINK_UNKNOWN_FUNCTION: Final = "dnp3.link_unknown_function"
+TRANSPORT_NO_FIRST: Final = "dnp3.transport_no_first"
+TRANSPORT_SEQUENCE_ERROR: Final = "dnp3.transport_sequence_error"
+TRANSPORT_FRAGMENT_DISCARDED: Final = "dnp3.transport_fragment_discarded"
+TRANSPORT_FRAGMENT_TOO_LARGE: Final = "dnp3.transport_fragment_too_large"
+TRANSPORT_TABLE_FULL: Final = "dnp3.transport_table_full"
+APP_TOO_SHORT: Final = "dnp3.app_too_short"
+APP_UNKNOWN_FUNCTION: Final = "dnp3.app_unknown_function"
+OBJECT_OVERRUN: Final = "dnp3.object_overrun"
+INVALID_QUALIFIER: Final = "dnp3.invalid_qualifier"
+INVALID_RANGE: Final = "dnp3.invalid_range"
+UNKNOWN_OBJECT: Final = "dnp3.unknown_object"
+TOO_MANY_POINTS: Final = "dnp3.too_many_points"
+POINTS_CAPPED: Final = "dnp3.points_capped"
+TOO_MANY_OBJECTS: Final = "dnp3.too_many_objects"
+ASSOCIATION_TABLE_FULL: Final = "dnp3.association_table_full"
 
 register(
     LINK_HEADER_CRC_BAD,

@@ -12,8 +12,9 @@ table look-ups on the words of one ``struct`` unpack, a full block eight, with n
 from __future__ import annotations
 
 import struct
+from typing import Final
 
-POLYNOMIAL = 0xA6BC  # 0x3D65 bit-reversed
+POLYNOMIAL: Final = 0xA6BC  # 0x3D65 bit-reversed
 
 
 def _byte_table() -> list[int]:
@@ -31,8 +32,8 @@ WORD_TABLE: tuple[int, ...] = tuple(
     (BYTE_TABLE[x & 0xFF] >> 8) ^ BYTE_TABLE[((x >> 8) ^ BYTE_TABLE[x & 0xFF]) & 0xFF] for x in range(65536)
 )
 
-_HEADER_WORDS = struct.Struct("<4HH")  # 8 header bytes as 4 words, then the CRC
-_BLOCK_WORDS = struct.Struct("<8HH")  # a full 16-byte data block, then its CRC
+_HEADER_WORDS: Final = struct.Struct("<4HH")  # 8 header bytes as 4 words, then the CRC
+_BLOCK_WORDS: Final = struct.Struct("<8HH")  # a full 16-byte data block, then its CRC
 
 
 def crc16(data: bytes | memoryview) -> int:

@@ -63,7 +63,7 @@ CACHE_FRAGMENT_SIZE: Final = 512
 CACHE_POINTS: Final = 64
 # Bytes searched per call for the next frame start when resynchronising (bounded work per call).
 RESYNC_WINDOW: Final = 2048
-_unpack_addresses = ADDRESSES.unpack_from
+_unpack_addresses: Final = ADDRESSES.unpack_from
 
 # A decoded fragment: (header fields or None when too short, objects, anomalies).
 Header = tuple[int, str, int, bool, bool, bool, bool, int | None, tuple[str, ...] | None, str, int]

@@ -17,20 +17,21 @@ bytes/memoryview; no state, no I/O.
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from ics_monitor.dissect.dnp3.crc import block_crc_ok, full_block_crc_ok
 
-ADDRESSES = struct.Struct("<HH")  # destination, source at offset 4 of the header
+ADDRESSES: Final = struct.Struct("<HH")  # destination, source at offset 4 of the header
 
 # Whole frame size (header, data, data CRCs) for every LENGTH value; 0 for impossible lengths.
 FRAME_SIZE: tuple[int, ...] = tuple(
     0 if length < 5 else 10 + (length - 5) + 2 * ((length - 5 + 15) // 16) for length in range(256)
 )
 
-DIR = 0x80
-PRM = 0x40
-FCB = 0x20
-FCV = 0x10  # DFC in secondary frames
+DIR: Final = 0x80
+PRM: Final = 0x40
+FCB: Final = 0x20
+FCV: Final = 0x10  # DFC in secondary frames
 
 
 def user_data(data: bytes | memoryview, offset: int, length: int) -> tuple[bytes, int]:

@@ -8,6 +8,8 @@ carries the sequence of the (unsolicited) response it confirms.  No I/O.
 
 from __future__ import annotations
 
+from typing import Final
+
 from ics_monitor.dissect.dnp3.constants import MAX_ASSOCIATIONS
 from ics_monitor.dissect.dnp3.transport import Reassembler
 
@@ -15,7 +17,7 @@ Association = tuple[int, int]  # (master address, outstation address)
 Request = tuple[int, int]  # (function code, frame)
 Endpoints = tuple[str, int, str, int]
 # Sequence numbers are 4 bits: at most 16 requests can be told apart per association.
-SEQUENCES = 16
+SEQUENCES: Final = 16
 
 
 class Dnp3State:

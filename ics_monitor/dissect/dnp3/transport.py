@@ -17,6 +17,8 @@ sequence, is discarded (with the fragment in progress).  No I/O; anomalies are r
 
 from __future__ import annotations
 
+from typing import Final
+
 from ics_monitor.dissect.dnp3.constants import (
     MAX_FRAGMENT_SIZE,
     MAX_REASSEMBLY_KEYS,
@@ -28,8 +30,8 @@ from ics_monitor.dissect.dnp3.constants import (
 )
 
 FIN = 0x80
-FIR = 0x40
-SEQUENCE = 0x3F
+FIR: Final = 0x40
+SEQUENCE: Final = 0x3F
 
 ReassemblyKey = tuple[int, int, int]  # direction, source, destination
 

@@ -11,41 +11,42 @@ No parsing here.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 from ics_monitor.core.anomalies import Severity, register
 
 UNKNOWN = "UNKNOWN"
-DEFAULT_PORT = 502
+DEFAULT_PORT: Final = 502
 
 # -- framing limits ---------------------------------------------------------------------------------
 # MBAP length counts the unit id and the PDU: a PDU is at most 253 bytes (Application Protocol 4.1),
 # so the length is 2..254.
-MIN_LENGTH = 2
-MAX_LENGTH = 254
+MIN_LENGTH: Final = 2
+MAX_LENGTH: Final = 254
 # Schneider UMAS (function 90) moves program blocks of up to 1022 data bytes per PDU after the
 # frame size negotiated in INIT_COMM, past the public limit; allow those, not more.
-MAX_UMAS_LENGTH = 1100
-MBAP_SIZE = 7
+MAX_UMAS_LENGTH: Final = 1100
+MBAP_SIZE: Final = 7
 
 # -- caps (every unbounded thing has one; hitting it raises an anomaly) -----------------------------------
 # Outstanding requests per flow.  Modbus/TCP servers accept a handful of pipelined transactions
 # (commonly 4-16); 256 leaves room for aggressive gateways and still bounds memory.
-MAX_PENDING = 256
+MAX_PENDING: Final = 256
 # Capture-time seconds after which an unanswered request is reported.  Masters usually time out
 # after 1-3 s; serial gateways with retries can take a few seconds more.
-REQUEST_TIMEOUT = 10.0
+REQUEST_TIMEOUT: Final = 10.0
 # Objects recorded per device identification response (the PDU holds at most ~125 empty ones).
-MAX_DEVICE_OBJECTS = 128
+MAX_DEVICE_OBJECTS: Final = 128
 
 # -- quantity limits of the specification (section 6) ------------------------------------------------------
-MAX_READ_BITS = 2000  # FC 1, 2: 0x07D0
-MAX_READ_REGISTERS = 125  # FC 3, 4, 23 read: 0x007D
-MAX_WRITE_BITS = 1968  # FC 15: 0x07B0
-MAX_WRITE_REGISTERS = 123  # FC 16: 0x007B
-MAX_READ_WRITE_REGISTERS = 121  # FC 23 write: 0x0079
-MAX_FIFO_COUNT = 31  # FC 24
-FILE_REFERENCE_TYPE = 6  # FC 20, 21
-MAX_FILE_RECORD_NUMBER = 0x270F  # FC 20, 21: records 0..9999
+MAX_READ_BITS: Final = 2000  # FC 1, 2: 0x07D0
+MAX_READ_REGISTERS: Final = 125  # FC 3, 4, 23 read: 0x007D
+MAX_WRITE_BITS: Final = 1968  # FC 15: 0x07B0
+MAX_WRITE_REGISTERS: Final = 123  # FC 16: 0x007B
+MAX_READ_WRITE_REGISTERS: Final = 121  # FC 23 write: 0x0079
+MAX_FIFO_COUNT: Final = 31  # FC 24
+FILE_REFERENCE_TYPE: Final = 6  # FC 20, 21
+MAX_FILE_RECORD_NUMBER: Final = 0x270F  # FC 20, 21: records 0..9999
 
 
 class FunctionCode(IntEnum):
@@ -75,8 +76,8 @@ class FunctionCode(IntEnum):
 
 # Function codes the specification reserves for legacy products (Annex A); 90 is among them but
 # has its own name above.
-RESERVED_FUNCTIONS = frozenset({9, 10, 13, 14, 41, 42, 91, 125, 126, 127})
-USER_DEFINED_FUNCTIONS = frozenset(range(65, 73)) | frozenset(range(100, 111))
+RESERVED_FUNCTIONS: Final = frozenset({9, 10, 13, 14, 41, 42, 91, 125, 126, 127})
+USER_DEFINED_FUNCTIONS: Final = frozenset(range(65, 73)) | frozenset(range(100, 111))
 RESERVED = "RESERVED"
 USER_DEFINED = "USER_DEFINED"
 
@@ -91,7 +92,7 @@ def _function_names() -> dict[int, str]:
 FUNCTION_NAMES: dict[int, str] = _function_names()
 # Function codes a stream may plausibly start with (the probe): every named one, and their
 # exception responses.
-PLAUSIBLE_FIRST_CODES = frozenset(FUNCTION_NAMES) | frozenset(code | 0x80 for code in FUNCTION_NAMES)
+PLAUSIBLE_FIRST_CODES: Final = frozenset(FUNCTION_NAMES) | frozenset(code | 0x80 for code in FUNCTION_NAMES)
 
 
 class ExceptionCode(IntEnum):
@@ -230,26 +231,26 @@ UMAS_NAMES: dict[int, str] = {member.value: member.name for member in UmasFuncti
 UMAS_STATUS_NAMES: dict[int, str] = {0xFE: "OK", 0xFD: "ERROR"}
 
 # -- anomaly codes ---------------------------------------------------------------------------------------
-BAD_PROTOCOL_ID = "modbus.bad_protocol_id"
-BAD_LENGTH = "modbus.bad_length"
-LENGTH_MISMATCH = "modbus.length_mismatch"
-TRUNCATED_PDU = "modbus.truncated_pdu"
-BYTE_COUNT_MISMATCH = "modbus.byte_count_mismatch"
-QUANTITY_OUT_OF_RANGE = "modbus.quantity_out_of_range"
-ADDRESS_OVERFLOW = "modbus.address_overflow"
-BAD_COIL_VALUE = "modbus.bad_coil_value"
-BAD_REFERENCE_TYPE = "modbus.bad_reference_type"
-UNKNOWN_FUNCTION = "modbus.unknown_function"
-RESERVED_FUNCTION = "modbus.reserved_function"
-UNKNOWN_EXCEPTION = "modbus.unknown_exception_code"
-UNKNOWN_SUB_FUNCTION = "modbus.unknown_diagnostic_sub_function"
-UNKNOWN_MEI_TYPE = "modbus.unknown_mei_type"
-BAD_READ_DEVICE_ID_CODE = "modbus.bad_read_device_id_code"
-UNMATCHED_RESPONSE = "modbus.unmatched_response"
-UNANSWERED_REQUEST = "modbus.unanswered_request"
-DUPLICATE_TRANSACTION = "modbus.duplicate_transaction_id"
-PENDING_FULL = "modbus.pending_requests_full"
-RESPONSE_FUNCTION_MISMATCH = "modbus.response_function_mismatch"
+BAD_PROTOCOL_ID: Final = "modbus.bad_protocol_id"
+BAD_LENGTH: Final = "modbus.bad_length"
+LENGTH_MISMATCH: Final = "modbus.length_mismatch"
+TRUNCATED_PDU: Final = "modbus.truncated_pdu"
+BYTE_COUNT_MISMATCH: Final = "modbus.byte_count_mismatch"
+QUANTITY_OUT_OF_RANGE: Final = "modbus.quantity_out_of_range"
+ADDRESS_OVERFLOW: Final = "modbus.address_overflow"
+BAD_COIL_VALUE: Final = "modbus.bad_coil_value"
+BAD_REFERENCE_TYPE: Final = "modbus.bad_reference_type"
+UNKNOWN_FUNCTION: Final = "modbus.unknown_function"
+RESERVED_FUNCTION: Final = "modbus.reserved_function"
+UNKNOWN_EXCEPTION: Final = "modbus.unknown_exception_code"
+UNKNOWN_SUB_FUNCTION: Final = "modbus.unknown_diagnostic_sub_function"
+UNKNOWN_MEI_TYPE: Final = "modbus.unknown_mei_type"
+BAD_READ_DEVICE_ID_CODE: Final = "modbus.bad_read_device_id_code"
+UNMATCHED_RESPONSE: Final = "modbus.unmatched_response"
+UNANSWERED_REQUEST: Final = "modbus.unanswered_request"
+DUPLICATE_TRANSACTION: Final = "modbus.duplicate_transaction_id"
+PENDING_FULL: Final = "modbus.pending_requests_full"
+RESPONSE_FUNCTION_MISMATCH: Final = "modbus.response_function_mismatch"
 
 _ANOMALIES: tuple[tuple[str, Severity, str], ...] = (
     (

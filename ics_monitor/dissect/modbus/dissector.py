@@ -84,7 +84,7 @@ from ics_monitor.events.modbus import (
     set_own,
 )
 
-_unpack_mbap = MBAP.unpack_from
+_unpack_mbap: Final = MBAP.unpack_from
 _unpack_pair = struct.Struct(">HH").unpack_from
 _UMAS: Final = FunctionCode.SCHNEIDER_UMAS
 # The record class of each function code (exception responses are plain ModbusEvents).

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ics_monitor.dissect.modbus.constants import (
     ADDRESS_OVERFLOW,
@@ -69,20 +69,20 @@ Buffer = memoryview | bytes
 RequestDecoder = Callable[[Buffer, int, int], Parsed]
 ResponseDecoder = Callable[[Buffer, int, int, Request | None], Parsed]
 
-MBAP = struct.Struct(">HHHBB")  # transaction id, protocol id, length, unit id, function code
-_U16 = struct.Struct(">H")
-_U16_PAIR = struct.Struct(">HH")
-_U16_TRIPLE = struct.Struct(">HHH")
-_READ_WRITE = struct.Struct(">HHHHB")  # FC 23 request
-_FILE_GROUP = struct.Struct(">BHHH")  # FC 20/21 sub-request: reference type, file, record, length
-_DEVICE_ID_HEAD = struct.Struct(">BBBBB")  # read code, conformity, more follows, next id, count
-_unpack_u16 = _U16.unpack_from
-_unpack_pair = _U16_PAIR.unpack_from
+MBAP: Final = struct.Struct(">HHHBB")  # transaction id, protocol id, length, unit id, function code
+_U16: Final = struct.Struct(">H")
+_U16_PAIR: Final = struct.Struct(">HH")
+_U16_TRIPLE: Final = struct.Struct(">HHH")
+_READ_WRITE: Final = struct.Struct(">HHHHB")  # FC 23 request
+_FILE_GROUP: Final = struct.Struct(">BHHH")  # FC 20/21 sub-request: reference type, file, record, length
+_DEVICE_ID_HEAD: Final = struct.Struct(">BBBBB")  # read code, conformity, more follows, next id, count
+_unpack_u16: Final = _U16.unpack_from
+_unpack_pair: Final = _U16_PAIR.unpack_from
 
 NONE: Problems = ()
-_REGISTER_STRUCTS = [struct.Struct(f">{count}H") for count in range(128)]
+_REGISTER_STRUCTS: Final = [struct.Struct(f">{count}H") for count in range(128)]
 # Each byte as eight 0/1 bytes, least significant bit first (coil order, Application Protocol 6.1).
-_BITS = [bytes((value >> bit) & 1 for bit in range(8)) for value in range(256)]
+_BITS: Final = [bytes((value >> bit) & 1 for bit in range(8)) for value in range(256)]
 
 
 def registers(data: Buffer, start: int, count: int) -> tuple[int, ...]:
@@ -504,7 +504,7 @@ def _printable(raw: bytes) -> str | None:
 # -- FC 8: diagnostics -------------------------------------------------------------------------------------
 
 # Sub-functions whose data field is not one 16-bit word: 0 echoes any data, 21 returns statistics.
-_FREE_SIZED_DIAGNOSTICS = frozenset({DiagnosticSubFunction.RETURN_QUERY_DATA, 21})
+_FREE_SIZED_DIAGNOSTICS: Final = frozenset({DiagnosticSubFunction.RETURN_QUERY_DATA, 21})
 
 
 def diagnostics(data: Buffer, start: int, end: int, request: Request | None = None) -> Parsed:

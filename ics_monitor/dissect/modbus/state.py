@@ -8,11 +8,13 @@ oldest, so the check costs one comparison per call while nothing is late.  No I/
 
 from __future__ import annotations
 
+from typing import Final
+
 from ics_monitor.dissect.modbus.constants import MAX_PENDING, REQUEST_TIMEOUT
 from ics_monitor.dissect.modbus.parser import Request
 from ics_monitor.events.modbus import Head
 
-_NEVER = float("inf")
+_NEVER: Final = float("inf")
 
 
 class ModbusState:

@@ -9,40 +9,41 @@ to a name; lookups use ``dict.get(value, UNKNOWN)``.  No parsing here.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 from ics_monitor.core.anomalies import Severity, register
 
 UNKNOWN = "UNKNOWN"
-DEFAULT_PORT = 102
-TPKT_VERSION = 3
+DEFAULT_PORT: Final = 102
+TPKT_VERSION: Final = 3
 
 # -- caps (every unbounded thing has one; hitting it raises an anomaly) ---------------------------------
 # An S7 PDU is at most 960 bytes (S7-400) and S7comm-plus fragments stay below the TPDU size, so a
 # COTP-reassembled payload beyond 64 KiB is abuse; TPKT's own length field cannot say more either.
-MAX_COTP_PAYLOAD = 65536
+MAX_COTP_PAYLOAD: Final = 65536
 # Requests awaiting an answer per flow: a client may pipeline up to "max AmQ" jobs (at most a few
 # dozen in every CPU's setup answer); 256 leaves room for PG tools that ignore it.
-MAX_PENDING = 256
+MAX_PENDING: Final = 256
 # Multi-part USERDATA answers in reassembly per flow, and their size (an SZL of a big S7-400
 # rack is some 10 KB).
-MAX_USERDATA_REASSEMBLIES = 16
-MAX_USERDATA_SIZE = 65536
+MAX_USERDATA_REASSEMBLIES: Final = 16
+MAX_USERDATA_SIZE: Final = 65536
 # Block transfers in progress per flow (a PG loads one block at a time) and the size of one
 # block: S7-300/400 blocks are at most 64 KB of MC7 code, S7-400H load memory blocks somewhat more.
-MAX_TRANSFERS = 16
-MAX_BLOCK_SIZE = 4 * 1024 * 1024
+MAX_TRANSFERS: Final = 16
+MAX_BLOCK_SIZE: Final = 4 * 1024 * 1024
 # Items recorded per read/write request or answer (the protocol's count byte allows 255; a 960-byte
 # PDU fits at most 80 S7ANY items) and values decoded per item.
-MAX_ITEMS = 255
-MAX_VALUES = 64
+MAX_ITEMS: Final = 255
+MAX_VALUES: Final = 64
 # Hex bytes kept of data this dissector does not decode (raw SZL lists, unknown userdata ...).
-MAX_RAW_BYTES = 512
+MAX_RAW_BYTES: Final = 512
 # Entries decoded per SZL answer and per block list.
-MAX_LIST_ENTRIES = 256
+MAX_LIST_ENTRIES: Final = 256
 # Unanswered requests reported one by one when a flow ends (the rest are counted in one anomaly).
-MAX_UNANSWERED_REPORTED = 16
+MAX_UNANSWERED_REPORTED: Final = 16
 # Bytes searched for the next TPKT header when resynchronising (bounded work per call).
-RESYNC_WINDOW = 4096
+RESYNC_WINDOW: Final = 4096
 
 
 # -- TPKT / COTP -------------------------------------------------------------------------------------------
@@ -124,7 +125,7 @@ class ConnectionType(IntEnum):
 
 
 # COTP TPDU size parameter: 2 ** value bytes (7 -> 128 ... 13 -> 8192).
-TPDU_SIZES = {code: 1 << code for code in range(7, 14)}
+TPDU_SIZES: Final = {code: 1 << code for code in range(7, 14)}
 
 
 # -- S7comm ----------------------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ class Function(IntEnum):
     SETUP_COMMUNICATION = 0xF0
 
 
-BLOCK_TRANSFER_FUNCTIONS = frozenset(range(0x1A, 0x20))
+BLOCK_TRANSFER_FUNCTIONS: Final = frozenset(range(0x1A, 0x20))
 
 
 class ErrorClass(IntEnum):
@@ -295,7 +296,7 @@ class Area(IntEnum):
 
 
 # Areas whose address is a timer/counter number, not byte.bit.
-NUMBERED_AREAS = frozenset({Area.COUNTER, Area.TIMER, Area.IEC_COUNTER_200, Area.IEC_TIMER_200})
+NUMBERED_AREAS: Final = frozenset({Area.COUNTER, Area.TIMER, Area.IEC_COUNTER_200, Area.IEC_TIMER_200})
 
 
 class TransportSize(IntEnum):
@@ -335,7 +336,7 @@ class DataTransportSize(IntEnum):
     NCK_ADDRESS2 = 18
 
 
-LENGTH_IN_BITS = frozenset(
+LENGTH_IN_BITS: Final = frozenset(
     {DataTransportSize.BIT, DataTransportSize.BYTE_WORD_DWORD, DataTransportSize.INTEGER}
 )
 
@@ -477,7 +478,7 @@ SUBFUNCTION_NAMES: dict[int, dict[int, str]] = {
 }
 
 # Subfunctions whose data is a password (or its obfuscated form): never recorded.
-SECRET_SUBFUNCTIONS = frozenset({(UserdataGroup.SECURITY, 0x01), (UserdataGroup.SECURITY, 0x02)})
+SECRET_SUBFUNCTIONS: Final = frozenset({(UserdataGroup.SECURITY, 0x01), (UserdataGroup.SECURITY, 0x02)})
 
 
 class CpuMode(IntEnum):
@@ -541,14 +542,14 @@ SZL_LIST_NAMES: dict[int, str] = {
 }
 
 # Index names of SZL 0x0011 (module identification) and 0x001C (component identification).
-MODULE_IDENTIFICATION_INDEXES = {
+MODULE_IDENTIFICATION_INDEXES: Final = {
     0x0001: "MODULE",
     0x0006: "BASIC_HARDWARE",
     0x0007: "BASIC_FIRMWARE",
     0x0081: "FIRMWARE_EXTENSION",
     0x0082: "FIRMWARE_EXTENSION_2",
 }
-COMPONENT_IDENTIFICATION_INDEXES = {
+COMPONENT_IDENTIFICATION_INDEXES: Final = {
     0x0001: "AS_NAME",
     0x0002: "MODULE_NAME",
     0x0003: "PLANT_ID",
@@ -574,8 +575,8 @@ BLOCK_TYPE_NAMES: dict[str, str] = {
 }
 # The same as one binary byte (block info answers).
 SUBBLOCK_TYPE_NAMES: dict[int, str] = {int(code, 16): name for code, name in BLOCK_TYPE_NAMES.items()}
-FILESYSTEM_NAMES = {"P": "PASSIVE", "A": "ACTIVE", "B": "ACTIVE_AND_PASSIVE"}
-BLOCK_LANGUAGE_NAMES = {
+FILESYSTEM_NAMES: Final = {"P": "PASSIVE", "A": "ACTIVE", "B": "ACTIVE_AND_PASSIVE"}
+BLOCK_LANGUAGE_NAMES: Final = {
     0x00: "NOT_DEFINED",
     0x01: "AWL",
     0x02: "KOP",
@@ -591,7 +592,7 @@ BLOCK_LANGUAGE_NAMES = {
 }
 
 # PI services (program invocation) named by their ASCII service name.
-PI_SERVICE_NAMES = {
+PI_SERVICE_NAMES: Final = {
     "P_PROGRAM": "PLC_START_STOP",
     "_INSE": "ACTIVATE_BLOCK",
     "_INS2": "ACTIVATE_BLOCK",
@@ -603,8 +604,8 @@ PI_SERVICE_NAMES = {
     "_N_NEWPWD": "NC_NEW_PASSWORD",
 }
 # PI services whose arguments are block lists, and those whose arguments hold a password.
-PI_BLOCK_SERVICES = frozenset({"_INSE", "_INS2", "_DELE"})
-PI_SECRET_SERVICES = frozenset({"_N_LOGIN_", "_N_NEWPWD"})
+PI_BLOCK_SERVICES: Final = frozenset({"_INSE", "_INS2", "_DELE"})
+PI_SECRET_SERVICES: Final = frozenset({"_N_LOGIN_", "_N_NEWPWD"})
 
 
 # -- S7comm-plus -----------------------------------------------------------------------------------------
@@ -652,22 +653,22 @@ class PlusFunction(IntEnum):
     ABORT = 0x059A
 
 
-PLUS_DIGEST_LENGTH = 32
+PLUS_DIGEST_LENGTH: Final = 32
 # Object and attribute ids a SetVariable request may name (the request set's addressing, not its
 # values).  CPUexecUnit's operatingStateReq is how TIA Portal stops and starts an S7-1200/1500
 # (the public s7plus captures: 1 when it stops the CPU, 3 when it starts it).
-PLUS_OPERATING_STATE_REQ = 2167
-PLUS_OBJECT_NAMES = {3: "PLCProgram", 52: "CPUexecUnit", 80: "IArea", 81: "QArea", 82: "MArea"}
-PLUS_ATTRIBUTE_NAMES = {PLUS_OPERATING_STATE_REQ: "CPUexecUnit.operatingStateReq"}
-PLUS_STATE_STOP = 1
-PLUS_REQUESTED_STATES = {PLUS_STATE_STOP: "STOP", 3: "RUN"}
+PLUS_OPERATING_STATE_REQ: Final = 2167
+PLUS_OBJECT_NAMES: Final = {3: "PLCProgram", 52: "CPUexecUnit", 80: "IArea", 81: "QArea", 82: "MArea"}
+PLUS_ATTRIBUTE_NAMES: Final = {PLUS_OPERATING_STATE_REQ: "CPUexecUnit.operatingStateReq"}
+PLUS_STATE_STOP: Final = 1
+PLUS_REQUESTED_STATES: Final = {PLUS_STATE_STOP: "STOP", 3: "RUN"}
 # Object ids from here up are program blocks (0x8A0E0000 + n is DB n): TIA Portal uploads a block
 # by reading its streamed attributes with GetVarSubStreamed.  Going online, downloads, HMI and OPC
 # sessions (the public captures) read only system objects below 0x10000 that way.
-PLUS_BLOCK_OBJECT_MIN = 0x80000000
+PLUS_BLOCK_OBJECT_MIN: Final = 0x80000000
 # Attributes whose reading is a lookup, not content: ObjectVariableTypeName (downloads read it on
 # a block object).
-PLUS_METADATA_ATTRIBUTES = frozenset({233})
+PLUS_METADATA_ATTRIBUTES: Final = frozenset({233})
 # Value datatypes whose plain (not array) encoding is an integer: fixed width (bytes, signed), or
 # a variable-length quantity (width None).
 PLUS_INTEGER_TYPES: dict[int, tuple[int | None, bool]] = {
@@ -685,7 +686,7 @@ PLUS_INTEGER_TYPES: dict[int, tuple[int | None, bool]] = {
     0x0C: (4, False),  # DWord
 }
 # TLS record content types (RFC 8446 5.1) seen when S7comm-plus runs over TLS (TIA V17+).
-TLS_CONTENT_TYPES = {20: "CHANGE_CIPHER_SPEC", 21: "ALERT", 22: "HANDSHAKE", 23: "APPLICATION_DATA"}
+TLS_CONTENT_TYPES: Final = {20: "CHANGE_CIPHER_SPEC", 21: "ALERT", 22: "HANDSHAKE", 23: "APPLICATION_DATA"}
 
 
 def names(enum: type[IntEnum]) -> dict[int, str]:
@@ -693,55 +694,55 @@ def names(enum: type[IntEnum]) -> dict[int, str]:
     return {member.value: member.name for member in enum}
 
 
-COTP_PDU_TYPE_NAMES = names(CotpPduType)
-COTP_PARAMETER_NAMES = names(CotpParameter)
-DISCONNECT_REASON_NAMES = names(CotpDisconnectReason)
-REJECT_CAUSE_NAMES = names(CotpRejectCause)
-CONNECTION_TYPE_NAMES = names(ConnectionType)
-ROSCTR_NAMES = names(Rosctr)
-FUNCTION_NAMES = names(Function)
-ERROR_CLASS_NAMES = names(ErrorClass)
-AREA_NAMES = names(Area)
-TRANSPORT_SIZE_NAMES = names(TransportSize)
-DATA_TRANSPORT_SIZE_NAMES = names(DataTransportSize)
-SYNTAX_ID_NAMES = names(SyntaxId)
-RETURN_CODE_NAMES = names(ReturnCode)
-USERDATA_TYPE_NAMES = names(UserdataType)
-USERDATA_GROUP_NAMES = names(UserdataGroup)
-CPU_MODE_NAMES = names(CpuMode)
-SZL_MODE_STATE_NAMES = names(SzlModeState)
-PLUS_VERSION_NAMES = names(PlusVersion)
-PLUS_OPCODE_NAMES = names(PlusOpcode)
-PLUS_FUNCTION_NAMES = names(PlusFunction)
+COTP_PDU_TYPE_NAMES: Final = names(CotpPduType)
+COTP_PARAMETER_NAMES: Final = names(CotpParameter)
+DISCONNECT_REASON_NAMES: Final = names(CotpDisconnectReason)
+REJECT_CAUSE_NAMES: Final = names(CotpRejectCause)
+CONNECTION_TYPE_NAMES: Final = names(ConnectionType)
+ROSCTR_NAMES: Final = names(Rosctr)
+FUNCTION_NAMES: Final = names(Function)
+ERROR_CLASS_NAMES: Final = names(ErrorClass)
+AREA_NAMES: Final = names(Area)
+TRANSPORT_SIZE_NAMES: Final = names(TransportSize)
+DATA_TRANSPORT_SIZE_NAMES: Final = names(DataTransportSize)
+SYNTAX_ID_NAMES: Final = names(SyntaxId)
+RETURN_CODE_NAMES: Final = names(ReturnCode)
+USERDATA_TYPE_NAMES: Final = names(UserdataType)
+USERDATA_GROUP_NAMES: Final = names(UserdataGroup)
+CPU_MODE_NAMES: Final = names(CpuMode)
+SZL_MODE_STATE_NAMES: Final = names(SzlModeState)
+PLUS_VERSION_NAMES: Final = names(PlusVersion)
+PLUS_OPCODE_NAMES: Final = names(PlusOpcode)
+PLUS_FUNCTION_NAMES: Final = names(PlusFunction)
 
 
 # -- anomaly codes -----------------------------------------------------------------------------------------
 
-TPKT_BAD_VERSION = "tpkt.bad_version"
-TPKT_BAD_LENGTH = "tpkt.bad_length"
-COTP_BAD_LENGTH = "cotp.bad_length"
-COTP_UNKNOWN_PDU_TYPE = "cotp.unknown_pdu_type"
-COTP_BAD_PARAMETER = "cotp.bad_parameter"
-COTP_REASSEMBLY_OVERFLOW = "cotp.reassembly_overflow"
-COTP_UNKNOWN_PAYLOAD = "cotp.unknown_payload"
-S7_TRUNCATED_HEADER = "s7comm.truncated_header"
-S7_LENGTH_MISMATCH = "s7comm.length_mismatch"
-S7_UNKNOWN_ROSCTR = "s7comm.unknown_rosctr"
-S7_UNKNOWN_FUNCTION = "s7comm.unknown_function"
-S7_ITEM_COUNT_MISMATCH = "s7comm.item_count_mismatch"
-S7_TRUNCATED_ITEM = "s7comm.truncated_item"
-S7_TRUNCATED_PARAMETER = "s7comm.truncated_parameter"
-S7_UNANSWERED_REQUEST = "s7comm.unanswered_request"
-S7_ORPHAN_RESPONSE = "s7comm.orphan_response"
-S7_PENDING_FULL = "s7comm.pending_full"
-S7_USERDATA_REASSEMBLY_OVERFLOW = "s7comm.userdata_reassembly_overflow"
-S7_SZL_TRUNCATED = "s7comm.szl_truncated"
-S7_BLOCK_TRANSFER_OVERFLOW = "s7comm.block_transfer_overflow"
-S7_BLOCK_TRANSFER_INCOMPLETE = "s7comm.block_transfer_incomplete"
-PLUS_TRUNCATED = "s7comm_plus.truncated"
-PLUS_LENGTH_MISMATCH = "s7comm_plus.length_mismatch"
-PLUS_UNKNOWN_VERSION = "s7comm_plus.unknown_version"
-PLUS_HELD_REQUEST_CUT = "s7comm_plus.held_request_cut"
+TPKT_BAD_VERSION: Final = "tpkt.bad_version"
+TPKT_BAD_LENGTH: Final = "tpkt.bad_length"
+COTP_BAD_LENGTH: Final = "cotp.bad_length"
+COTP_UNKNOWN_PDU_TYPE: Final = "cotp.unknown_pdu_type"
+COTP_BAD_PARAMETER: Final = "cotp.bad_parameter"
+COTP_REASSEMBLY_OVERFLOW: Final = "cotp.reassembly_overflow"
+COTP_UNKNOWN_PAYLOAD: Final = "cotp.unknown_payload"
+S7_TRUNCATED_HEADER: Final = "s7comm.truncated_header"
+S7_LENGTH_MISMATCH: Final = "s7comm.length_mismatch"
+S7_UNKNOWN_ROSCTR: Final = "s7comm.unknown_rosctr"
+S7_UNKNOWN_FUNCTION: Final = "s7comm.unknown_function"
+S7_ITEM_COUNT_MISMATCH: Final = "s7comm.item_count_mismatch"
+S7_TRUNCATED_ITEM: Final = "s7comm.truncated_item"
+S7_TRUNCATED_PARAMETER: Final = "s7comm.truncated_parameter"
+S7_UNANSWERED_REQUEST: Final = "s7comm.unanswered_request"
+S7_ORPHAN_RESPONSE: Final = "s7comm.orphan_response"
+S7_PENDING_FULL: Final = "s7comm.pending_full"
+S7_USERDATA_REASSEMBLY_OVERFLOW: Final = "s7comm.userdata_reassembly_overflow"
+S7_SZL_TRUNCATED: Final = "s7comm.szl_truncated"
+S7_BLOCK_TRANSFER_OVERFLOW: Final = "s7comm.block_transfer_overflow"
+S7_BLOCK_TRANSFER_INCOMPLETE: Final = "s7comm.block_transfer_incomplete"
+PLUS_TRUNCATED: Final = "s7comm_plus.truncated"
+PLUS_LENGTH_MISMATCH: Final = "s7comm_plus.length_mismatch"
+PLUS_UNKNOWN_VERSION: Final = "s7comm_plus.unknown_version"
+PLUS_HELD_REQUEST_CUT: Final = "s7comm_plus.held_request_cut"
 
 register(TPKT_BAD_VERSION, Severity.MEDIUM, "TPKT header version is not 3: bytes skipped to the next TPKT")
 register(TPKT_BAD_LENGTH, Severity.MEDIUM, "TPKT length below 7 (TPKT and the shortest COTP header)")

@@ -94,7 +94,7 @@ from ics_monitor.events.s7comm import CotpEvent, S7commPlusEvent, new_s7comm_eve
 
 # S7comm-plus keep-alive versions (no message of their own), and the fragments and records held
 # behind a first fragment at most (past either the held record goes out with what it has).
-_PLUS_KEEP_ALIVES: Final = (PlusVersion.KEEP_ALIVE, PlusVersion.EXTENDED_KEEP_ALIVE)
+_PLUS_KEEP_ALIVES: Final[tuple[int, ...]] = (PlusVersion.KEEP_ALIVE, PlusVersion.EXTENDED_KEEP_ALIVE)
 MAX_HELD_PLUS_FRAGMENTS: Final = 64  # a request set split a byte per fragment needs about 31
 MAX_HELD_PLUS_RECORDS: Final = 1024  # fragments and keep-alives
 
@@ -104,7 +104,10 @@ _OPENING_TPDUS: Final = frozenset(
 )
 _COTP_REQUESTS: Final = frozenset({CotpPduType.CR, CotpPduType.DR})
 _KNOWN_TPDUS: Final = frozenset(COTP_PDU_TYPE_NAMES)
-_JOB, _USERDATA, _PLUS = 0, 1, 2
+# Kinds of pending request (the first part of a pending key).
+_JOB: Final = 0
+_USERDATA: Final = 1
+_PLUS: Final = 2
 _ANSWERS: Final = frozenset({int(Rosctr.ACK), int(Rosctr.ACK_DATA)})
 # Decoded-PDU cache: entries, and the largest PDU kept (an S7-400 PDU is at most 960 bytes).
 CACHE_ENTRIES: Final = 4096
@@ -143,7 +146,7 @@ def _plausible_tpkt(data: memoryview, at: int) -> bool:
 
 
 # What a PDU cut by the capture shows of itself and is no fault of the sender (``truncated``).
-_CUT_PROBLEMS: Final = (
+_CUT_PROBLEMS: Final[tuple[str, ...]] = (
     S7_LENGTH_MISMATCH,
     S7_TRUNCATED_HEADER,
     S7_TRUNCATED_PARAMETER,

@@ -96,15 +96,15 @@ from ics_monitor.dissect.s7comm.constants import (
 
 Problems = list[tuple[str, str]]
 
-HEADER = struct.Struct(">BBHHHH")
-U16 = struct.Struct(">H")
-U32 = struct.Struct(">I")
+HEADER: Final = struct.Struct(">BBHHHH")
+U16: Final = struct.Struct(">H")
+U32: Final = struct.Struct(">I")
 S7ANY = struct.Struct(">BHHBBH")  # transport size, length, DB, area, address (high byte, low word)
-SETUP = struct.Struct(">xHHH")
-SZL_HEADER = struct.Struct(">HHHH")
-_u16 = U16.unpack_from
-_u32 = U32.unpack_from
-_s7any = S7ANY.unpack_from
+SETUP: Final = struct.Struct(">xHHH")
+SZL_HEADER: Final = struct.Struct(">HHHH")
+_u16: Final = U16.unpack_from
+_u32: Final = U32.unpack_from
+_s7any: Final = S7ANY.unpack_from
 
 # Value decoders by request transport size: (element size, struct format letter).
 _VALUE_FORMATS: dict[int, tuple[int, str]] = {
@@ -127,7 +127,7 @@ _DATA_VALUE_FORMATS: dict[int, tuple[int, str]] = {
     DataTransportSize.REAL: (4, "f"),
 }
 # Epoch of S7 block timestamps (days since 1984-01-01, milliseconds of the day).
-_S7_EPOCH = datetime(1984, 1, 1, tzinfo=UTC)
+_S7_EPOCH: Final = datetime(1984, 1, 1, tzinfo=UTC)
 # Enum members compared per PDU, as module constants: compiled code loads these and compares
 # natively, where ``Enum.MEMBER`` is a class attribute lookup (hundreds of instructions under
 # mypyc) and a rich comparison.
@@ -538,7 +538,7 @@ def _file_name(parameter: bytes, offset: int, problems: Problems) -> dict[str, A
 
 
 # Block transfer jobs that name the block file (the others carry the upload id).
-_NAMED_TRANSFER_JOBS = frozenset(
+_NAMED_TRANSFER_JOBS: Final = frozenset(
     {Function.REQUEST_DOWNLOAD, Function.DOWNLOAD_BLOCK, Function.DOWNLOAD_ENDED, Function.START_UPLOAD}
 )
 
@@ -691,7 +691,7 @@ def _userdata(result: S7Pdu, parameter: bytes, data: bytes, problems: Problems) 
         result.ud_payload = payload
 
 
-_USERDATA_TYPES = ("PUSH", "REQUEST", "RESPONSE", UNKNOWN)
+_USERDATA_TYPES: Final[tuple[str, ...]] = ("PUSH", "REQUEST", "RESPONSE", UNKNOWN)
 
 
 def _subfunction_name(group: int, subfunction: int) -> str:
@@ -920,7 +920,7 @@ def _module_identification(rows: list[bytes]) -> tuple[list[dict[str, Any]], dic
     return decoded, identity
 
 
-_COMPONENT_TEXT_KEYS = {
+_COMPONENT_TEXT_KEYS: Final = {
     0x0001: "as_name",
     0x0002: "module_name",
     0x0003: "plant_id",
@@ -987,8 +987,8 @@ def _communication_capability(row: bytes) -> dict[str, Any]:
     }
 
 
-_MODE_SWITCH_NAMES = {0: UNKNOWN, 1: "RUN", 2: "RUN_P", 3: "STOP", 4: "MRES"}
-_STARTUP_SWITCH_NAMES = {0: UNKNOWN, 1: "CRST", 2: "WRST"}
+_MODE_SWITCH_NAMES: Final = {0: UNKNOWN, 1: "RUN", 2: "RUN_P", 3: "STOP", 4: "MRES"}
+_STARTUP_SWITCH_NAMES: Final = {0: UNKNOWN, 1: "CRST", 2: "WRST"}
 
 
 def _communication_status(row: bytes) -> dict[str, Any]:
@@ -1159,10 +1159,10 @@ def _plus_request_set(data: bytes, offset: int, end: int, pdu: PlusPdu) -> bool:
 
 # Where a request's request set starts in its data part: opcode (1), reserved (2), function (2),
 # reserved (2), sequence (2), session id (4), transport flags (1).
-PLUS_REQUEST_SET_START = 14
+PLUS_REQUEST_SET_START: Final = 14
 # What of a fragmented request set is kept to decode it: the object, one address and its value
 # take at most 17 bytes.
-PLUS_REQUEST_SET_CAP = 64
+PLUS_REQUEST_SET_CAP: Final = 64
 
 
 def plus_request_set_complete(pdu: PlusPdu) -> bool:

@@ -18,7 +18,7 @@ bad bytes: problems are returned as (anomaly code, detail) pairs.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Final
 
 from ics_monitor.dissect.s7comm.constants import (
     CONNECTION_TYPE_NAMES,
@@ -33,8 +33,8 @@ from ics_monitor.dissect.s7comm.constants import (
     CotpPduType,
 )
 
-TPKT = struct.Struct(">BBH")
-REFERENCES = struct.Struct(">HH")
+TPKT: Final = struct.Struct(">BBH")
+REFERENCES: Final = struct.Struct(">HH")
 Problems = list[tuple[str, str]]
 
 
@@ -154,7 +154,7 @@ def kept_connection_header(tpdu: bytes) -> bytes | None:
     return bytes((offset - 1,)) + tpdu[1:offset]
 
 
-_PARAMETER_CODES = frozenset(CotpParameter)
+_PARAMETER_CODES: Final = frozenset(CotpParameter)
 
 
 def has_s7_tsaps(tpdu: bytes) -> bool:
