@@ -66,7 +66,7 @@ class ParseResult:
         )
 
 
-NOT_THIS_PROTOCOL = ParseResult(reject=True)
+NOT_THIS_PROTOCOL: Final = ParseResult(reject=True)
 
 
 class ParseContext:

@@ -11,7 +11,7 @@ from typing import Final
 
 from ics_monitor.core.anomalies import Severity, register
 
-UNKNOWN = "UNKNOWN"
+UNKNOWN: Final = "UNKNOWN"
 
 # -- caps (every unbounded thing has one; hitting it raises an anomaly) ---------------------------------
 # A transport segment carries at most 249 application bytes and the sequence number has 64 values:

@@ -27,10 +27,17 @@ def _byte_table() -> list[int]:
     return table
 
 
-BYTE_TABLE: tuple[int, ...] = tuple(_byte_table())
-WORD_TABLE: tuple[int, ...] = tuple(
-    (BYTE_TABLE[x & 0xFF] >> 8) ^ BYTE_TABLE[((x >> 8) ^ BYTE_TABLE[x & 0xFF]) & 0xFF] for x in range(65536)
-)
+def _word_table(byte_table: tuple[int, ...]) -> tuple[int, ...]:
+    # A local table: compiled, a module-level loop would look the name up in the module dict
+    # 196,608 times at every start (each worker's too).
+    return tuple(
+        (byte_table[x & 0xFF] >> 8) ^ byte_table[((x >> 8) ^ byte_table[x & 0xFF]) & 0xFF]
+        for x in range(65536)
+    )
+
+
+BYTE_TABLE: Final[tuple[int, ...]] = tuple(_byte_table())
+WORD_TABLE: Final[tuple[int, ...]] = _word_table(BYTE_TABLE)
 
 _HEADER_WORDS: Final = struct.Struct("<4HH")  # 8 header bytes as 4 words, then the CRC
 _BLOCK_WORDS: Final = struct.Struct("<8HH")  # a full 16-byte data block, then its CRC

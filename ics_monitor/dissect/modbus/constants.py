@@ -15,7 +15,7 @@ from typing import Final
 
 from ics_monitor.core.anomalies import Severity, register
 
-UNKNOWN = "UNKNOWN"
+UNKNOWN: Final = "UNKNOWN"
 DEFAULT_PORT: Final = 502
 
 # -- framing limits ---------------------------------------------------------------------------------
@@ -78,8 +78,8 @@ class FunctionCode(IntEnum):
 # has its own name above.
 RESERVED_FUNCTIONS: Final = frozenset({9, 10, 13, 14, 41, 42, 91, 125, 126, 127})
 USER_DEFINED_FUNCTIONS: Final = frozenset(range(65, 73)) | frozenset(range(100, 111))
-RESERVED = "RESERVED"
-USER_DEFINED = "USER_DEFINED"
+RESERVED: Final = "RESERVED"
+USER_DEFINED: Final = "USER_DEFINED"
 
 
 def _function_names() -> dict[int, str]:

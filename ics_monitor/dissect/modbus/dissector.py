@@ -85,11 +85,11 @@ from ics_monitor.events.modbus import (
 )
 
 _unpack_mbap: Final = MBAP.unpack_from
-_unpack_pair = struct.Struct(">HH").unpack_from
+_unpack_pair: Final = struct.Struct(">HH").unpack_from
 _UMAS: Final = FunctionCode.SCHNEIDER_UMAS
 # The record class of each function code (exception responses are plain ModbusEvents).
 _PLAIN: Final = frozenset({1, 2, 3, 4, 5, 6, 15, 16})
-EVENT_CLASSES: dict[int, type[ModbusEvent]] = {
+EVENT_CLASSES: Final[dict[int, type[ModbusEvent]]] = {
     code: (
         ModbusEvent
         if code in _PLAIN
@@ -119,12 +119,12 @@ def _function_problems(function_code: int) -> Problems:
 
 
 # Quantity limit of the read functions (FC 1-4) by function code, 0 for every other code.
-_READ_LIMITS: tuple[int, ...] = tuple(
+_READ_LIMITS: Final[tuple[int, ...]] = tuple(
     {1: MAX_READ_BITS, 2: MAX_READ_BITS, 3: MAX_READ_REGISTERS, 4: MAX_READ_REGISTERS}.get(code, 0)
     for code in range(256)
 )
-FUNCTION_PROBLEMS: tuple[Problems, ...] = tuple(_function_problems(code) for code in range(128))
-FUNCTION_NAME_TABLE: tuple[str, ...] = tuple(FUNCTION_NAMES.get(code, UNKNOWN) for code in range(128))
+FUNCTION_PROBLEMS: Final[tuple[Problems, ...]] = tuple(_function_problems(code) for code in range(128))
+FUNCTION_NAME_TABLE: Final[tuple[str, ...]] = tuple(FUNCTION_NAMES.get(code, UNKNOWN) for code in range(128))
 
 
 def _max_length(function_code: int) -> int:

@@ -13,7 +13,7 @@ from typing import Final
 
 from ics_monitor.core.anomalies import Severity, register
 
-UNKNOWN = "UNKNOWN"
+UNKNOWN: Final = "UNKNOWN"
 DEFAULT_PORT: Final = 102
 TPKT_VERSION: Final = 3
 

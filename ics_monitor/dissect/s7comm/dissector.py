@@ -104,6 +104,12 @@ _OPENING_TPDUS: Final = frozenset(
 )
 _COTP_REQUESTS: Final = frozenset({CotpPduType.CR, CotpPduType.DR})
 _KNOWN_TPDUS: Final = frozenset(COTP_PDU_TYPE_NAMES)
+# Tables of the (interpreted) constants module read on every PDU, bound here: compiled code reads a
+# Final of its own module as a static, an imported name through the module's dict.
+_ROSCTR_NAMES: Final = ROSCTR_NAMES
+_ERROR_NAMES: Final = ERROR_NAMES
+_FUNCTION_NAMES: Final = FUNCTION_NAMES
+_BLOCK_TRANSFER_FUNCTIONS: Final = BLOCK_TRANSFER_FUNCTIONS
 # Kinds of pending request (the first part of a pending key).
 _JOB: Final = 0
 _USERDATA: Final = 1
@@ -455,7 +461,7 @@ class S7commDissector(Dissector):
                     ctx.anomaly(
                         S7_ORPHAN_RESPONSE,
                         direction,
-                        f"{ROSCTR_NAMES[rosctr]} PDU reference {pdu_ref}: no request seen",
+                        f"{_ROSCTR_NAMES[rosctr]} PDU reference {pdu_ref}: no request seen",
                     )
                 )
             else:
@@ -464,7 +470,7 @@ class S7commDissector(Dissector):
                     function_code = request[1]  # an ACK has no parameter: name what it answers
                 if requests is not None and items is None:
                     items = requests
-                if function_code in BLOCK_TRANSFER_FUNCTIONS:
+                if function_code in _BLOCK_TRANSFER_FUNCTIONS:
                     block = self._answer_transfer(state, parsed, request, direction, ctx, events)
         elif rosctr != _ROSCTR_USERDATA:
             role = "request" if direction == TO_SERVER else "response"  # unknown PDU type: by direction
@@ -484,7 +490,7 @@ class S7commDissector(Dissector):
         error = None
         error_class = parsed.error_class
         if error_class is not None:
-            error = ERROR_NAMES.get((error_class << 8) | (parsed.error_code or 0), UNKNOWN)
+            error = _ERROR_NAMES.get((error_class << 8) | (parsed.error_code or 0), UNKNOWN)
         flow_id, transport, src_ip, src_port, dst_ip, dst_port = state.heads[direction]
         service = parsed.pi_service
         # Positional, in field order (the hot path): see new_s7comm_event.
@@ -500,12 +506,12 @@ class S7commDissector(Dissector):
                 dst_port,
                 role,
                 rosctr,
-                ROSCTR_NAMES.get(rosctr, UNKNOWN),
+                _ROSCTR_NAMES.get(rosctr, UNKNOWN),
                 pdu_ref,
                 parsed.parameter_length,
                 parsed.data_length,
                 function_code,
-                FUNCTION_NAMES.get(function_code, UNKNOWN) if function_code is not None else None,
+                _FUNCTION_NAMES.get(function_code, UNKNOWN) if function_code is not None else None,
                 error_class,
                 parsed.error_code,
                 error,
@@ -531,7 +537,7 @@ class S7commDissector(Dissector):
                 segments,
             )
         )
-        return rosctr in ROSCTR_NAMES  # an unknown PDU type does not confirm a flow
+        return rosctr in _ROSCTR_NAMES  # an unknown PDU type does not confirm a flow
 
     def _job(
         self,
