@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-NULL = 0
-EN10MB = 1
-RAW_BSD = 12  # DLT_RAW on OpenBSD-derived systems: same meaning as RAW
-RAW_BSD_14 = 14
-LOOP = 108
-RAW = 101
-LINUX_SLL = 113
-IPV4 = 228
-IPV6 = 229
-LINUX_SLL2 = 276
+from typing import Final
+
+NULL: Final = 0
+EN10MB: Final = 1
+RAW_BSD: Final = 12  # DLT_RAW on OpenBSD-derived systems: same meaning as RAW
+RAW_BSD_14: Final = 14
+LOOP: Final = 108
+RAW: Final = 101
+LINUX_SLL: Final = 113
+IPV4: Final = 228
+IPV6: Final = 229
+LINUX_SLL2: Final = 276
 
 NAMES = {
     NULL: "NULL",

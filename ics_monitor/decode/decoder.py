@@ -13,25 +13,22 @@ from typing import Final
 from ics_monitor.core import linktypes
 from ics_monitor.core.addresses import format_ip
 from ics_monitor.core.anomalies import severity_name
+from ics_monitor.core.linktypes import LINUX_SLL, LINUX_SLL2, LOOP, NULL
 from ics_monitor.core.packet import IPPROTO_UDP, TRANSPORT_NAMES, Packet
 from ics_monitor.decode import headers
 from ics_monitor.decode.fragments import FragmentReassembler
+from ics_monitor.decode.headers import (
+    ETH_ARP,
+    ETH_IPV4,
+    ETH_IPV6,
+    INNER_ETHERNET,
+    MAX_TUNNEL_DEPTH,
+    TUNNEL_PORTS,
+    TUNNEL_PROTOCOLS,
+)
 from ics_monitor.events.base import AnomalyEvent, new_anomaly_event
 
 _ETHERNET: Final = linktypes.EN10MB
-# The header constants as module constants of this compiled module: ``headers.ETH_IPV4`` is a
-# module attribute lookup (some hundred instructions) on every packet.
-_ETH_IPV4: Final = headers.ETH_IPV4
-_ETH_IPV6: Final = headers.ETH_IPV6
-_ETH_ARP: Final = headers.ETH_ARP
-_TUNNEL_PROTOCOLS: Final = headers.TUNNEL_PROTOCOLS
-_TUNNEL_PORTS: Final = headers.TUNNEL_PORTS
-_MAX_TUNNEL_DEPTH: Final = headers.MAX_TUNNEL_DEPTH
-_INNER_ETHERNET: Final = headers.INNER_ETHERNET
-_LOOP: Final = linktypes.LOOP
-_NULL: Final = linktypes.NULL
-_LINUX_SLL2: Final = linktypes.LINUX_SLL2
-_LINUX_SLL: Final = linktypes.LINUX_SLL
 # The frame most OT links carry: untagged Ethernet, IPv4 without options, TCP.  Its three fixed
 # headers in one unpack (see ``decode``); anything else takes the header-by-header path.
 _ETH_IPV4_TCP: Final = struct.Struct("!6s6sHBBHHHBBH4s4sHHIIBBH")
@@ -109,7 +106,7 @@ class Decoder:
             # header, not a fragment (MF and offset clear), the datagram whole in the frame (the
             # frame may be padded), a TCP header of 20..60 bytes inside the datagram.
             if (
-                ether_type == _ETH_IPV4
+                ether_type == ETH_IPV4
                 and ver_ihl == 0x45
                 and proto == 6
                 and not flags_fragment & 0x3FFF
@@ -140,13 +137,13 @@ class Decoder:
             off, ether_type = headers.ethernet(pkt, data, 0, report)
         elif link_type in _RAW_TYPES:
             off, ether_type = headers.raw_ip(data, 0)
-        elif link_type == _LINUX_SLL:
+        elif link_type == LINUX_SLL:
             off, ether_type = headers.linux_sll(pkt, data, 0, report)
-        elif link_type == _LINUX_SLL2:
+        elif link_type == LINUX_SLL2:
             off, ether_type = headers.linux_sll2(pkt, data, 0, report)
-        elif link_type == _NULL:
+        elif link_type == NULL:
             off, ether_type = headers.null_loop(pkt, data, 0, report, network_order=False)
-        elif link_type == _LOOP:
+        elif link_type == LOOP:
             off, ether_type = headers.null_loop(pkt, data, 0, report, network_order=True)
         else:
             if link_type not in self.unsupported_link_types:
@@ -160,11 +157,11 @@ class Decoder:
     def _network(self, pkt: Packet, data: bytes, off: int, ether_type: int, depth: int) -> Packet | None:
         """IP (or ARP) at ``off`` and what it carries, opening tunnels (``depth``: those opened so far)."""
         report = self._report
-        if ether_type == _ETH_IPV4:
+        if ether_type == ETH_IPV4:
             start, end, fragment = headers.ipv4(pkt, data, off, report)
-        elif ether_type == _ETH_IPV6:
+        elif ether_type == ETH_IPV6:
             start, end, fragment = headers.ipv6(pkt, data, off, report)
-        elif ether_type == _ETH_ARP:
+        elif ether_type == ETH_ARP:
             headers.arp(pkt, data, off, report)
             return pkt if pkt.arp is not None else None
         else:
@@ -190,7 +187,7 @@ class Decoder:
         if not headers.transport(pkt, data, start, end, report):
             return None
         proto = pkt.ip_proto
-        if proto in _TUNNEL_PROTOCOLS or (proto == IPPROTO_UDP and pkt.dport in _TUNNEL_PORTS):
+        if proto in TUNNEL_PROTOCOLS or (proto == IPPROTO_UDP and pkt.dport in TUNNEL_PORTS):
             return self._decapsulate(pkt, depth)
         return pkt
 
@@ -206,8 +203,8 @@ class Decoder:
         found = headers.tunnel(pkt, self._report)
         if found is None:
             return pkt
-        if depth == _MAX_TUNNEL_DEPTH:
-            self._report("tunnel.too_deep", f"more than {_MAX_TUNNEL_DEPTH} nested encapsulations")
+        if depth == MAX_TUNNEL_DEPTH:
+            self._report("tunnel.too_deep", f"more than {MAX_TUNNEL_DEPTH} nested encapsulations")
             return None
         kind, ident, off, inner, vlan = found
         if self.fanout_notice_due and kind in _UDP_TUNNELS:
@@ -219,7 +216,7 @@ class Decoder:
             )
         data = pkt.payload
         pkt = self._pkt = pkt.inner(kind, ident)
-        if inner == _INNER_ETHERNET:
+        if inner == INNER_ETHERNET:
             off, ether_type = headers.ethernet(pkt, data, off, self._report)
             if vlan and not pkt.vlan:
                 pkt.vlan = (vlan,)  # ERSPAN: the VLAN of a frame mirrored without its tag

@@ -28,8 +28,8 @@ from ics_monitor.dissect.s7comm.constants import (
     PLUS_BLOCK_OBJECT_MIN,
     PLUS_METADATA_ATTRIBUTES,
     PLUS_OPERATING_STATE_REQ,
-    PlusFunction,
 )
+from ics_monitor.dissect.s7comm.parser import PLUS_FN_GET_VAR_SUBSTREAMED, PLUS_FN_SET_VARIABLE
 
 MODBUS_CLIENT: Final = "modbus_client"
 MODBUS_SERVER: Final = "modbus_server"
@@ -80,11 +80,6 @@ OT_PROTOCOLS: Final = frozenset(
 # (a scan, a one-off diagnostic read) does not qualify.
 POLL_MIN_REQUESTS: Final = 10
 POLL_MIN_SPAN: Final = 10.0
-# Enum members compared per request record, as module constants: compiled code loads these and compares
-# natively, where ``Enum.MEMBER`` is a class attribute lookup (hundreds of instructions under
-# mypyc) and a rich comparison.
-_PLUS_FN_GET_VAR_SUBSTREAMED: Final = int(PlusFunction.GET_VAR_SUBSTREAMED)
-_PLUS_FN_SET_VARIABLE: Final = int(PlusFunction.SET_VARIABLE)
 
 _MODBUS_READS: Final = frozenset({1, 2, 3, 4, 23})
 # UMAS: program upload/download (0x30-0x35), start/stop PLC (0x40/0x41), reservation (0x10).
@@ -140,7 +135,7 @@ def is_engineering_request(event: Any) -> bool:
 def is_plus_mode_change(event: Any) -> bool:
     """An S7comm-plus SetVariable of the CPU's operatingStateReq: TIA Portal's stop and start."""
     return bool(
-        event.attribute_id == PLUS_OPERATING_STATE_REQ and event.function_code == _PLUS_FN_SET_VARIABLE
+        event.attribute_id == PLUS_OPERATING_STATE_REQ and event.function_code == PLUS_FN_SET_VARIABLE
     )
 
 
@@ -154,7 +149,7 @@ def is_plus_block_read(event: Any) -> bool:
     return bool(
         object_id is not None
         and object_id >= PLUS_BLOCK_OBJECT_MIN
-        and event.function_code == _PLUS_FN_GET_VAR_SUBSTREAMED
+        and event.function_code == PLUS_FN_GET_VAR_SUBSTREAMED
         and attribute is not None
         and attribute not in PLUS_METADATA_ATTRIBUTES
     )

@@ -71,13 +71,23 @@ from ics_monitor.dissect.s7comm.constants import (
     UNKNOWN,
     CotpPduType,
     Function,
-    PlusOpcode,
     PlusVersion,
     Rosctr,
 )
 from ics_monitor.dissect.s7comm.parser import (
+    FN_DOWNLOAD_BLOCK,
+    FN_DOWNLOAD_ENDED,
+    FN_END_UPLOAD,
+    FN_REQUEST_DOWNLOAD,
+    FN_START_UPLOAD,
+    FN_UPLOAD,
+    PLUS_OP_REQUEST,
+    PLUS_OP_RESPONSE,
+    PLUS_OP_RESPONSE2,
     PLUS_REQUEST_SET_CAP,
     PLUS_REQUEST_SET_START,
+    ROSCTR_JOB,
+    ROSCTR_USERDATA,
     PlusPdu,
     S7Pdu,
     decode_plus_request_set,
@@ -121,24 +131,11 @@ CACHE_PDU_SIZE: Final = 1024
 # JOBs whose pending entry holds the request items (they type the answer's values).
 _ITEM_FUNCTIONS: Final = frozenset({Function.READ_VAR, Function.WRITE_VAR})
 _TLS_FIRST_BYTES: Final = frozenset(TLS_CONTENT_TYPES)
-# Enum members compared on every PDU, as module constants: compiled code loads these and compares
-# natively, where ``Rosctr.USERDATA`` costs a class attribute lookup (about 900 instructions under
-# mypyc: 3.5% of an S7 replay) and a rich comparison.
-_ROSCTR_JOB: Final = int(Rosctr.JOB)
-_ROSCTR_USERDATA: Final = int(Rosctr.USERDATA)
+_PAYLOAD_FIRST_BYTES: Final = frozenset({0x32, 0x72}) | _TLS_FIRST_BYTES
+# COTP TPDU codes compared on every TPKT, as constants (see the S7 parser's ROSCTR_JOB ...).
 _TPDU_DT: Final = int(CotpPduType.DT)
 _TPDU_CR: Final = int(CotpPduType.CR)
 _TPDU_CC: Final = int(CotpPduType.CC)
-_REQUEST_DOWNLOAD: Final = int(Function.REQUEST_DOWNLOAD)
-_DOWNLOAD_BLOCK: Final = int(Function.DOWNLOAD_BLOCK)
-_DOWNLOAD_ENDED: Final = int(Function.DOWNLOAD_ENDED)
-_START_UPLOAD: Final = int(Function.START_UPLOAD)
-_UPLOAD: Final = int(Function.UPLOAD)
-_END_UPLOAD: Final = int(Function.END_UPLOAD)
-_PLUS_OP_REQUEST: Final = int(PlusOpcode.REQUEST)
-_PLUS_OP_RESPONSE: Final = int(PlusOpcode.RESPONSE)
-_PLUS_OP_RESPONSE2: Final = int(PlusOpcode.RESPONSE2)
-_PAYLOAD_FIRST_BYTES: Final = frozenset({0x32, 0x72}) | _TLS_FIRST_BYTES
 
 
 def _plausible_tpkt(data: memoryview, at: int) -> bool:
@@ -423,7 +420,7 @@ class S7commDissector(Dissector):
         cached = None
         header_length = 12 if answered else 10
         if header_length < size <= CACHE_PDU_SIZE and (
-            rosctr == _ROSCTR_USERDATA or pdu[header_length] in _ITEM_FUNCTIONS
+            rosctr == ROSCTR_USERDATA or pdu[header_length] in _ITEM_FUNCTIONS
         ):
             key = pdu[:4] + pdu[6:]
             if requests is not None:
@@ -433,7 +430,7 @@ class S7commDissector(Dissector):
             problem_list: list[tuple[str, str]] = []
             parsed = parse_pdu(pdu, problem_list, requests)
             problems = tuple(problem_list)
-            if key is not None and rosctr != _ROSCTR_USERDATA:
+            if key is not None and rosctr != ROSCTR_USERDATA:
                 self._remember(key, parsed, problems)
         else:
             parsed, problems = cached
@@ -450,7 +447,7 @@ class S7commDissector(Dissector):
         block = parsed.block
         function_code = parsed.function_code
         userdata = parsed.userdata
-        if rosctr == _ROSCTR_JOB:
+        if rosctr == ROSCTR_JOB:
             self._job(state, parsed, pdu_ref, direction, ctx, events)
             block = parsed.block
             role = "request"
@@ -472,7 +469,7 @@ class S7commDissector(Dissector):
                     items = requests
                 if function_code in _BLOCK_TRANSFER_FUNCTIONS:
                     block = self._answer_transfer(state, parsed, request, direction, ctx, events)
-        elif rosctr != _ROSCTR_USERDATA:
+        elif rosctr != ROSCTR_USERDATA:
             role = "request" if direction == TO_SERVER else "response"  # unknown PDU type: by direction
         else:
             request_frame, more = self._userdata(
@@ -552,24 +549,24 @@ class S7commDissector(Dissector):
         function = parsed.function_code
         detail: Any = parsed.items
         block = parsed.block
-        if function is None or function not in BLOCK_TRANSFER_FUNCTIONS:
+        if function is None or function not in _BLOCK_TRANSFER_FUNCTIONS:
             pass  # reads, writes, PI services ...: the request items are the detail
-        elif function == _REQUEST_DOWNLOAD and block is not None:
+        elif function == FN_REQUEST_DOWNLOAD and block is not None:
             detail = ("request_download", block.get("file_name"), block)
-        elif function == _DOWNLOAD_BLOCK and block is not None:
+        elif function == FN_DOWNLOAD_BLOCK and block is not None:
             detail = ("download", block.get("file_name"), block)
-        elif function == _START_UPLOAD and block is not None:
+        elif function == FN_START_UPLOAD and block is not None:
             detail = ("start_upload", None, block)
-        elif function == _UPLOAD:
+        elif function == FN_UPLOAD:
             transfer = state.uploads.get(parsed.upload_id) if parsed.upload_id is not None else None
             if transfer is not None and transfer.block:
                 parsed.block = transfer.block
             detail = ("upload", parsed.upload_id, parsed.block)
-        elif function == _DOWNLOAD_ENDED and block is not None:
+        elif function == FN_DOWNLOAD_ENDED and block is not None:
             transfer = state.downloads.pop(block.get("file_name", ""), None)
             if transfer is not None:
                 parsed.block = {**transfer.summary(), **block}
-        elif function == _END_UPLOAD and parsed.upload_id is not None:
+        elif function == FN_END_UPLOAD and parsed.upload_id is not None:
             transfer = state.uploads.pop(parsed.upload_id, None)
             if transfer is not None:
                 parsed.block = {**transfer.summary(), **(block or {}), "upload_id": parsed.upload_id}
@@ -747,9 +744,9 @@ class S7commDissector(Dissector):
         request_frame = None
         opcode = parsed.opcode
         if parsed.sequence is not None and opcode is not None:
-            if opcode == _PLUS_OP_REQUEST:
+            if opcode == PLUS_OP_REQUEST:
                 state.request((_PLUS, direction, parsed.sequence), (ctx.frame, parsed.function_code, None))
-            elif opcode in (_PLUS_OP_RESPONSE, _PLUS_OP_RESPONSE2):
+            elif opcode in (PLUS_OP_RESPONSE, PLUS_OP_RESPONSE2):
                 request = state.answer((_PLUS, 1 - direction, parsed.sequence))
                 if request is not None:
                     request_frame = request[0]
@@ -812,7 +809,7 @@ class S7commDissector(Dissector):
         """The held record, then those queued behind it; a request's sequence learned late is paired."""
         state.plus_held[direction] = None
         first = held.first
-        if held.unpaired and first.sequence is not None and first.opcode == _PLUS_OP_REQUEST:
+        if held.unpaired and first.sequence is not None and first.opcode == PLUS_OP_REQUEST:
             state.request((_PLUS, direction, first.sequence), (held.frame, first.function_code, None))
         events.append(self._plus_record(state, first, direction, held.frame, held.ts, None))
         events.extend(held.queued)
@@ -831,7 +828,7 @@ class S7commDissector(Dissector):
         if opcode is None:
             role = "request" if direction == TO_SERVER else "response"
         else:
-            role = "request" if opcode == _PLUS_OP_REQUEST else "response"
+            role = "request" if opcode == PLUS_OP_REQUEST else "response"
         return S7commPlusEvent(
             ts=ts,
             frame=frame,

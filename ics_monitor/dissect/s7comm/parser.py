@@ -128,42 +128,42 @@ _DATA_VALUE_FORMATS: dict[int, tuple[int, str]] = {
 }
 # Epoch of S7 block timestamps (days since 1984-01-01, milliseconds of the day).
 _S7_EPOCH: Final = datetime(1984, 1, 1, tzinfo=UTC)
-# Enum members compared per PDU, as module constants: compiled code loads these and compares
-# natively, where ``Enum.MEMBER`` is a class attribute lookup (hundreds of instructions under
-# mypyc) and a rich comparison.
-_DTS_BIT: Final = int(DataTransportSize.BIT)
-_DTS_BYTE_WORD_DWORD: Final = int(DataTransportSize.BYTE_WORD_DWORD)
-_FN_CPU_SERVICES: Final = int(Function.CPU_SERVICES)
-_FN_DOWNLOAD_BLOCK: Final = int(Function.DOWNLOAD_BLOCK)
-_FN_DOWNLOAD_ENDED: Final = int(Function.DOWNLOAD_ENDED)
-_FN_END_UPLOAD: Final = int(Function.END_UPLOAD)
-_FN_PI_SERVICE: Final = int(Function.PI_SERVICE)
-_FN_PLC_STOP: Final = int(Function.PLC_STOP)
-_FN_READ_VAR: Final = int(Function.READ_VAR)
-_FN_REQUEST_DOWNLOAD: Final = int(Function.REQUEST_DOWNLOAD)
-_FN_SETUP_COMMUNICATION: Final = int(Function.SETUP_COMMUNICATION)
-_FN_START_UPLOAD: Final = int(Function.START_UPLOAD)
-_FN_UPLOAD: Final = int(Function.UPLOAD)
-_FN_WRITE_VAR: Final = int(Function.WRITE_VAR)
-_PLUS_FN_GET_VAR_SUBSTREAMED: Final = int(PlusFunction.GET_VAR_SUBSTREAMED)
-_PLUS_FN_SET_VARIABLE: Final = int(PlusFunction.SET_VARIABLE)
-_PLUS_OP_REQUEST: Final = int(PlusOpcode.REQUEST)
-_PLUS_OP_RESPONSE: Final = int(PlusOpcode.RESPONSE)
-_PLUS_OP_RESPONSE2: Final = int(PlusOpcode.RESPONSE2)
-_PLUS_V_EXTENDED_KEEP_ALIVE: Final = int(PlusVersion.EXTENDED_KEEP_ALIVE)
-_PLUS_V_KEEP_ALIVE: Final = int(PlusVersion.KEEP_ALIVE)
-_PLUS_V_V1: Final = int(PlusVersion.V1)
-_PLUS_V_V3: Final = int(PlusVersion.V3)
-_ROSCTR_ACK: Final = int(Rosctr.ACK)
-_ROSCTR_ACK_DATA: Final = int(Rosctr.ACK_DATA)
-_ROSCTR_JOB: Final = int(Rosctr.JOB)
-_ROSCTR_USERDATA: Final = int(Rosctr.USERDATA)
-_SYNTAX_DBREAD: Final = int(SyntaxId.DBREAD)
-_SYNTAX_PBC_R_ID: Final = int(SyntaxId.PBC_R_ID)
-_SYNTAX_S7ANY: Final = int(SyntaxId.S7ANY)
-_TS_BIT: Final = int(TransportSize.BIT)
-_TS_BYTE: Final = int(TransportSize.BYTE)
-_TS_CHAR: Final = int(TransportSize.CHAR)
+# Enum members compared per PDU (here, in the dissector and in the inventory's roles), as module
+# constants: compiled code reads these as statics and compares natively, where ``Rosctr.USERDATA``
+# is a class attribute lookup (about 900 instructions under mypyc) and a rich comparison.
+DTS_BIT: Final = int(DataTransportSize.BIT)
+DTS_BYTE_WORD_DWORD: Final = int(DataTransportSize.BYTE_WORD_DWORD)
+FN_CPU_SERVICES: Final = int(Function.CPU_SERVICES)
+FN_DOWNLOAD_BLOCK: Final = int(Function.DOWNLOAD_BLOCK)
+FN_DOWNLOAD_ENDED: Final = int(Function.DOWNLOAD_ENDED)
+FN_END_UPLOAD: Final = int(Function.END_UPLOAD)
+FN_PI_SERVICE: Final = int(Function.PI_SERVICE)
+FN_PLC_STOP: Final = int(Function.PLC_STOP)
+FN_READ_VAR: Final = int(Function.READ_VAR)
+FN_REQUEST_DOWNLOAD: Final = int(Function.REQUEST_DOWNLOAD)
+FN_SETUP_COMMUNICATION: Final = int(Function.SETUP_COMMUNICATION)
+FN_START_UPLOAD: Final = int(Function.START_UPLOAD)
+FN_UPLOAD: Final = int(Function.UPLOAD)
+FN_WRITE_VAR: Final = int(Function.WRITE_VAR)
+PLUS_FN_GET_VAR_SUBSTREAMED: Final = int(PlusFunction.GET_VAR_SUBSTREAMED)
+PLUS_FN_SET_VARIABLE: Final = int(PlusFunction.SET_VARIABLE)
+PLUS_OP_REQUEST: Final = int(PlusOpcode.REQUEST)
+PLUS_OP_RESPONSE: Final = int(PlusOpcode.RESPONSE)
+PLUS_OP_RESPONSE2: Final = int(PlusOpcode.RESPONSE2)
+PLUS_V_EXTENDED_KEEP_ALIVE: Final = int(PlusVersion.EXTENDED_KEEP_ALIVE)
+PLUS_V_KEEP_ALIVE: Final = int(PlusVersion.KEEP_ALIVE)
+PLUS_V_V1: Final = int(PlusVersion.V1)
+PLUS_V_V3: Final = int(PlusVersion.V3)
+ROSCTR_ACK: Final = int(Rosctr.ACK)
+ROSCTR_ACK_DATA: Final = int(Rosctr.ACK_DATA)
+ROSCTR_JOB: Final = int(Rosctr.JOB)
+ROSCTR_USERDATA: Final = int(Rosctr.USERDATA)
+SYNTAX_DBREAD: Final = int(SyntaxId.DBREAD)
+SYNTAX_PBC_R_ID: Final = int(SyntaxId.PBC_R_ID)
+SYNTAX_S7ANY: Final = int(SyntaxId.S7ANY)
+TS_BIT: Final = int(TransportSize.BIT)
+TS_BYTE: Final = int(TransportSize.BYTE)
+TS_CHAR: Final = int(TransportSize.CHAR)
 
 
 def text(raw: bytes) -> str:
@@ -260,7 +260,7 @@ def parse_pdu(pdu: bytes, problems: Problems, requests: tuple[dict[str, Any], ..
         problems.append((S7_TRUNCATED_HEADER, f"{size} bytes, the header needs 10"))
         return result
     _, rosctr, _, pdu_ref, parameter_length, data_length = HEADER.unpack_from(pdu)
-    header_length = 12 if rosctr in (_ROSCTR_ACK, _ROSCTR_ACK_DATA) else 10
+    header_length = 12 if rosctr in (ROSCTR_ACK, ROSCTR_ACK_DATA) else 10
     if size < header_length:
         problems.append((S7_TRUNCATED_HEADER, f"{size} bytes, the ACK header needs 12"))
         return result
@@ -271,7 +271,7 @@ def parse_pdu(pdu: bytes, problems: Problems, requests: tuple[dict[str, Any], ..
     if header_length == 12:
         result.error_class = pdu[10]
         result.error_code = pdu[11]
-    if rosctr not in (_ROSCTR_JOB, _ROSCTR_ACK, _ROSCTR_ACK_DATA, _ROSCTR_USERDATA):
+    if rosctr not in (ROSCTR_JOB, ROSCTR_ACK, ROSCTR_ACK_DATA, ROSCTR_USERDATA):
         problems.append((S7_UNKNOWN_ROSCTR, f"ROSCTR {rosctr}"))
         return result
     parameter_end = header_length + parameter_length
@@ -286,7 +286,7 @@ def parse_pdu(pdu: bytes, problems: Problems, requests: tuple[dict[str, Any], ..
         )
     parameter = pdu[header_length:parameter_end]
     data = pdu[parameter_end:end]
-    if rosctr == _ROSCTR_USERDATA:
+    if rosctr == ROSCTR_USERDATA:
         _userdata(result, parameter, data, problems)
     elif parameter:
         _job_or_ack(result, rosctr, parameter, data, problems, requests)
@@ -303,8 +303,8 @@ def _job_or_ack(
 ) -> None:
     function = parameter[0]
     result.function_code = function
-    job = rosctr == _ROSCTR_JOB
-    if function in (_FN_READ_VAR, _FN_WRITE_VAR):
+    job = rosctr == ROSCTR_JOB
+    if function in (FN_READ_VAR, FN_WRITE_VAR):
         if len(parameter) < 2:
             problems.append((S7_TRUNCATED_PARAMETER, "read/write without an item count"))
             return
@@ -313,9 +313,9 @@ def _job_or_ack(
         if job:
             items = parse_request_items(parameter, count, problems)
             result.items = items
-            if function == _FN_WRITE_VAR:
+            if function == FN_WRITE_VAR:
                 result.data_items = parse_data_items(data, count, items, problems)
-        elif function == _FN_READ_VAR:
+        elif function == FN_READ_VAR:
             result.data_items = parse_data_items(data, count, requests, problems)
         else:
             if len(data) != count:
@@ -323,7 +323,7 @@ def _job_or_ack(
                     (S7_ITEM_COUNT_MISMATCH, f"write answer counts {count} items, holds {len(data)} codes")
                 )
             result.return_codes = tuple(data[:count])
-    elif function == _FN_SETUP_COMMUNICATION:
+    elif function == FN_SETUP_COMMUNICATION:
         if len(parameter) < 8:
             problems.append((S7_TRUNCATED_PARAMETER, f"setup communication of {len(parameter)} bytes"))
             return
@@ -331,18 +331,18 @@ def _job_or_ack(
         result.setup = {"max_amq_calling": calling, "max_amq_called": called, "pdu_length": pdu_length}
     elif 0x1A <= function <= 0x1F:
         _block_transfer(result, function, job, parameter, data, problems)
-    elif function == _FN_PI_SERVICE:
+    elif function == FN_PI_SERVICE:
         if job:
             _pi_service(result, parameter, problems)
         elif len(parameter) >= 2:
             result.function_status = parameter[1]
-    elif function == _FN_PLC_STOP:
+    elif function == FN_PLC_STOP:
         if job:
             if len(parameter) < 7 or len(parameter) < 7 + parameter[6]:
                 problems.append((S7_TRUNCATED_PARAMETER, "PLC stop service name cut short"))
                 return
             result.pi_service = text(parameter[7 : 7 + parameter[6]])
-    elif function != _FN_CPU_SERVICES:
+    elif function != FN_CPU_SERVICES:
         problems.append((S7_UNKNOWN_FUNCTION, f"function 0x{function:02x}"))
         if data:
             result.data = raw_hex(data)
@@ -370,9 +370,9 @@ def parse_request_items(
                 (S7_TRUNCATED_ITEM, f"item {index + 1}: {length} bytes, {size - offset - 2} left")
             )
             return tuple(items)
-        if length == 10 and syntax == _SYNTAX_S7ANY:
+        if length == 10 and syntax == SYNTAX_S7ANY:
             items.append(_s7any_item(parameter, offset + 3))
-        elif syntax == _SYNTAX_DBREAD and length >= 7:
+        elif syntax == SYNTAX_DBREAD and length >= 7:
             items.append(_dbread_item(parameter, offset + 3, end))
         else:
             items.append(
@@ -489,15 +489,15 @@ def decode_values(
 ) -> list[int] | list[float] | None:
     """Numbers in a data item where the type is known; None for octet strings and unknown types."""
     request_size = request.get("transport_size") if request is not None else None
-    if transport_size == _DTS_BIT or request_size == _TS_BIT:
+    if transport_size == DTS_BIT or request_size == TS_BIT:
         return [byte & 1 for byte in value[:MAX_VALUES]]
     element: tuple[int, str] | None = None
     if request_size is not None:
-        if request_size in (_TS_BYTE, _TS_CHAR):
+        if request_size in (TS_BYTE, TS_CHAR):
             return list(value[:MAX_VALUES])
         element = _VALUE_FORMATS.get(request_size)
     if element is None:
-        if transport_size == _DTS_BYTE_WORD_DWORD:
+        if transport_size == DTS_BYTE_WORD_DWORD:
             return list(value[:MAX_VALUES])
         element = _DATA_VALUE_FORMATS.get(transport_size)
         if element is None:
@@ -553,18 +553,18 @@ def _block_transfer(
         if size < 8:
             problems.append((S7_TRUNCATED_PARAMETER, f"block transfer job of {size} bytes"))
             return
-        if function in (_FN_UPLOAD, _FN_END_UPLOAD, _FN_START_UPLOAD):
+        if function in (FN_UPLOAD, FN_END_UPLOAD, FN_START_UPLOAD):
             result.upload_id = _u32(parameter, 4)[0]
         if function in _NAMED_TRANSFER_JOBS:
             result.block = _file_name(parameter, 8, problems)
-        if function in (_FN_DOWNLOAD_ENDED, _FN_END_UPLOAD):
+        if function in (FN_DOWNLOAD_ENDED, FN_END_UPLOAD):
             code = _u16(parameter, 2)[0]
             if code:
                 block = result.block if result.block is not None else {}
                 block["error_code"] = code
                 block["error_name"] = error_name(code)
                 result.block = block
-        if function == _FN_REQUEST_DOWNLOAD and result.block is not None:
+        if function == FN_REQUEST_DOWNLOAD and result.block is not None:
             part2 = 9 + parameter[8]
             if size >= part2 + 14 and parameter[part2] >= 13:
                 load_text = parameter[part2 + 2 : part2 + 8]
@@ -575,13 +575,13 @@ def _block_transfer(
                     result.block["mc7_length"] = int(mc7_text)
         return
     # ACK_DATA
-    if function == _FN_START_UPLOAD and size >= 8:
+    if function == FN_START_UPLOAD and size >= 8:
         result.upload_id = _u32(parameter, 4)[0]
         if size > 8 and size >= 9 + parameter[8]:
             length_text = parameter[9 : 9 + parameter[8]]
             if length_text.isdigit():
                 result.block = {"length": int(length_text)}
-    elif function in (_FN_UPLOAD, _FN_DOWNLOAD_BLOCK) and len(data) >= 4:
+    elif function in (FN_UPLOAD, FN_DOWNLOAD_BLOCK) and len(data) >= 4:
         result.chunk = data[4:]
 
 
@@ -666,7 +666,7 @@ def _userdata(result: S7Pdu, parameter: bytes, data: bytes, problems: Problems) 
         "sequence": parameter[7],
         "method": parameter[4],
     }
-    if syntax == _SYNTAX_PBC_R_ID:
+    if syntax == SYNTAX_PBC_R_ID:
         # USEND: an unsolicited block-send indication, its parameter holds an R_ID instead.
         userdata.update(type=0, type_name="PUSH", group=6, group_name="PBC_BSEND", subfunction_name="USEND")
         if size >= 10:
@@ -1076,12 +1076,12 @@ def parse_plus(payload: bytes, continuing: bool, problems: Problems) -> PlusPdu 
     version = payload[1]
     if version not in PLUS_VERSION_NAMES:
         problems.append((PLUS_UNKNOWN_VERSION, f"version byte 0x{version:02x}"))
-    if version == _PLUS_V_KEEP_ALIVE:
+    if version == PLUS_V_KEEP_ALIVE:
         result.sequence = payload[2]
         return result
     length = _u16(payload, 2)[0]
     result.data_length = length
-    if version == _PLUS_V_EXTENDED_KEEP_ALIVE:
+    if version == PLUS_V_EXTENDED_KEEP_ALIVE:
         return result
     if size == length + 8 and payload[length + 4] == 0x72:
         result.trailer = True
@@ -1092,9 +1092,9 @@ def parse_plus(payload: bytes, continuing: bool, problems: Problems) -> PlusPdu 
     else:
         problems.append((PLUS_LENGTH_MISMATCH, f"data length {length} in a {size}-byte PDU"))
     offset = 4
-    if version == _PLUS_V_V1:
+    if version == PLUS_V_V1:
         result.integrity = False
-    elif version == _PLUS_V_V3:
+    elif version == PLUS_V_V3:
         if size >= 4 + 1 + PLUS_DIGEST_LENGTH and payload[4] == PLUS_DIGEST_LENGTH:
             result.integrity = True
             offset = 5 + PLUS_DIGEST_LENGTH
@@ -1115,15 +1115,15 @@ def parse_plus(payload: bytes, continuing: bool, problems: Problems) -> PlusPdu 
     opcode = payload[offset]
     result.opcode = opcode
     result.opcode_name = PLUS_OPCODE_NAMES.get(opcode, UNKNOWN)
-    if opcode in (_PLUS_OP_REQUEST, _PLUS_OP_RESPONSE, _PLUS_OP_RESPONSE2):
+    if opcode in (PLUS_OP_REQUEST, PLUS_OP_RESPONSE, PLUS_OP_RESPONSE2):
         if offset + 9 > size:
-            if first and opcode == _PLUS_OP_REQUEST:
+            if first and opcode == PLUS_OP_REQUEST:
                 result.body = payload[offset:size]  # function and sequence come in the next fragment
                 return result
             problems.append((PLUS_TRUNCATED, "data part shorter than opcode, function and sequence"))
             return result
         _plus_function(payload, offset, result)
-        if opcode != _PLUS_OP_REQUEST:
+        if opcode != PLUS_OP_REQUEST:
             return result
         if offset + 13 <= size:
             result.session_id = _u32(payload, offset + 9)[0]
@@ -1148,9 +1148,9 @@ def _plus_request_set(data: bytes, offset: int, end: int, pdu: PlusPdu) -> bool:
     False for the other functions, whose request sets are not read.
     """
     function = pdu.function_code
-    if function == _PLUS_FN_SET_VARIABLE:
+    if function == PLUS_FN_SET_VARIABLE:
         _plus_set_variable(data, offset + PLUS_REQUEST_SET_START, end, pdu)
-    elif function == _PLUS_FN_GET_VAR_SUBSTREAMED:
+    elif function == PLUS_FN_GET_VAR_SUBSTREAMED:
         _plus_get_substreamed(data, offset + PLUS_REQUEST_SET_START, end, pdu)
     else:
         return False
@@ -1174,14 +1174,14 @@ def plus_request_set_complete(pdu: PlusPdu) -> bool:
     opcode = pdu.opcode
     if opcode is None:
         return False
-    if opcode != _PLUS_OP_REQUEST:
+    if opcode != PLUS_OP_REQUEST:
         return True
     function = pdu.function_code
     if function is None:
         return False
-    if function == _PLUS_FN_SET_VARIABLE:
+    if function == PLUS_FN_SET_VARIABLE:
         return pdu.value is not None
-    if function == _PLUS_FN_GET_VAR_SUBSTREAMED:
+    if function == PLUS_FN_GET_VAR_SUBSTREAMED:
         return pdu.attribute_id is not None
     return True
 
@@ -1200,7 +1200,7 @@ def decode_plus_request_set(pdu: PlusPdu, data: bytes) -> None:
             return
         pdu.opcode = data[0]
         pdu.opcode_name = PLUS_OPCODE_NAMES.get(data[0], UNKNOWN)
-    if pdu.opcode != _PLUS_OP_REQUEST:
+    if pdu.opcode != PLUS_OP_REQUEST:
         return
     if pdu.function_code is None:
         if size < 9:
