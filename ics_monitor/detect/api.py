@@ -167,6 +167,13 @@ class BaseDetector:
 
     ``create`` returns None when the detector has nothing to do (all its rules disabled, or it
     needs a baseline or zones that were not given), so the engine never calls it.
+
+    Records are dict-backed (``events.base``): their fields are the items of ``record.__dict__``.
+    The per-record paths of the shipped detectors and of the inventory take that dict once
+    (``fields = event.__dict__``) and read ``fields["ts"]`` rather than ``event.ts``: compiled,
+    a dict item costs about 110 instructions and an attribute of a record typed ``Any`` about
+    250 (a type lookup before the same dict lookup).  Rarely run code (an alert's evidence) reads
+    attributes, which say the same.
     """
 
     name: ClassVar[str] = ""

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
 from ics_monitor.inventory.baseline import RATE_WINDOW, Baseline, protocol_of_event
-from ics_monitor.inventory.roles import is_error_response
+from ics_monitor.inventory.roles import error_response
 
 MAX_KEYS = 50_000
 # DNP3 requests answered by nobody: CONFIRM and the no-acknowledgement functions.
@@ -113,9 +113,12 @@ class ErrorStorm(BaseDetector):
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Count error responses per (server, client, protocol)."""
-        if event.direction != "response" or not is_error_response(event):
+        fields: dict[str, Any] = event.__dict__  # see api.BaseDetector: fields read as dict items
+        if fields["direction"] != "response" or not error_response(fields):
             return
-        crossed = self.counter.add((event.src_ip, event.dst_ip, event.event_type), event.ts, event.frame)
+        crossed = self.counter.add(
+            (fields["src_ip"], fields["dst_ip"], fields["event_type"]), fields["ts"], fields["frame"]
+        )
         if crossed is None:
             return
         start, count, _, first_frame, threshold = crossed
@@ -182,9 +185,12 @@ class RequestFlood(BaseDetector):
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Count requests per (client, server, protocol)."""
-        if event.direction != "request":
+        fields: dict[str, Any] = event.__dict__
+        if fields["direction"] != "request":
             return
-        crossed = self.counter.add((event.src_ip, event.dst_ip, event.event_type), event.ts, event.frame)
+        crossed = self.counter.add(
+            (fields["src_ip"], fields["dst_ip"], fields["event_type"]), fields["ts"], fields["frame"]
+        )
         if crossed is None:
             return
         start, count, _, first_frame, threshold = crossed
@@ -208,18 +214,20 @@ class RequestFlood(BaseDetector):
         )
 
 
-def _answerable(event: Any) -> bool:
-    event_type = event.event_type
+def _answerable(fields: dict[str, Any]) -> bool:
+    """Whether a request (its record's fields) is one the server answers."""
+    event_type = fields["event_type"]
     if event_type == "modbus":
-        return bool(event.unit_id != 0)
+        return bool(fields["unit_id"] != 0)
     if event_type == "dnp3":
-        code = event.function_code
+        code = fields["function_code"]
         return bool(
-            code is not None and code not in DNP3_UNANSWERED_FUNCTIONS and event.dst < DNP3_BROADCAST_MIN
+            code is not None and code not in DNP3_UNANSWERED_FUNCTIONS and fields["dst"] < DNP3_BROADCAST_MIN
         )
     if event_type == "s7comm":
-        return bool(event.rosctr == 1 or (event.userdata is not None and event.userdata.get("type") == 1))
-    return bool(event_type == "s7comm_plus" and event.opcode == 0x31)
+        userdata = fields["userdata"]
+        return bool(fields["rosctr"] == 1 or (userdata is not None and userdata.get("type") == 1))
+    return bool(event_type == "s7comm_plus" and fields["opcode"] == 0x31)
 
 
 class StoppedAnswering(BaseDetector):
@@ -239,24 +247,26 @@ class StoppedAnswering(BaseDetector):
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Requests count up; any answer from the server resets."""
-        if event.direction == "response":
-            state = self.states.get((event.dst_ip, event.src_ip, event.event_type))
+        fields: dict[str, Any] = event.__dict__
+        ts = fields["ts"]
+        if fields["direction"] == "response":
+            state = self.states.get((fields["dst_ip"], fields["src_ip"], fields["event_type"]))
             if state is not None:
                 state[0] = 0
                 state[3] = False
-                state[4] = event.ts
+                state[4] = ts
             return
-        if not _answerable(event):
+        if not _answerable(fields):
             return
-        key = (event.src_ip, event.dst_ip, event.event_type)
+        key = (fields["src_ip"], fields["dst_ip"], fields["event_type"])
         state = self.states.get(key)
         if state is None:
-            state = self.states[key] = [0, event.ts, event.frame, False, None]
+            state = self.states[key] = [0, ts, fields["frame"], False, None]
         if state[0] == 0:
-            state[1] = event.ts
-            state[2] = event.frame
+            state[1] = ts
+            state[2] = fields["frame"]
         state[0] += 1
-        if state[3] or state[0] < self.min_unanswered or event.ts - state[1] < self.min_seconds:
+        if state[3] or state[0] < self.min_unanswered or ts - state[1] < self.min_seconds:
             return
         state[3] = True
         out.fire(
@@ -292,12 +302,14 @@ class Dnp3SequenceAnomaly(BaseDetector):
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Compare each request's sequence number with the previous one of its association."""
-        if event.direction != "request" or not event.function_code or event.sequence is None:
+        fields: dict[str, Any] = event.__dict__
+        sequence = fields["sequence"]
+        if fields["direction"] != "request" or not fields["function_code"] or sequence is None:
             return
-        association = (event.flow_id, event.src, event.dst)
+        association = (fields["flow_id"], fields["src"], fields["dst"])
         previous = self.last.get(association)
-        self.last[association] = event.sequence
-        if previous is None or (event.sequence - previous) % 16 in (0, 1):
+        self.last[association] = sequence
+        if previous is None or (sequence - previous) % 16 in (0, 1):
             return
         crossed = self.counter.add((event.src_ip, event.dst_ip), event.ts, event.frame)
         if crossed is None:

@@ -38,6 +38,7 @@ from ics_monitor.inventory.baseline import (
     DNP3_WRITE_FUNCTIONS,
     MAX_VALUE_POINTS,
     MODBUS_READ_TABLES,
+    MODBUS_WRITE_TABLES,
     POLL_WINDOW,
     S7_WRITE_VAR,
     TABLE_ABBREVIATIONS,
@@ -224,19 +225,22 @@ class BaselineDeviation(BaseDetector):
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Look the record's conversation up (cached per flow) and check what it does."""
-        if event.event_type == "arp":
+        # Fields read as dict items (see api.BaseDetector), here and in the methods it calls.
+        fields: dict[str, Any] = event.__dict__
+        event_type = fields["event_type"]
+        if event_type == "arp":
             if self.check_assets:
                 self._new_asset(event.sender_ip, "asset", None, event.ts, event.frame, out, event.sender_mac)
             return
-        flow_id = event.flow_id
+        flow_id = fields["flow_id"]
         entry = self.flows.get(flow_id)
-        request = event.direction == "request"
+        request = fields["direction"] == "request"
         if entry is None:
             if request:
                 client, server, port = event.src_ip, event.dst_ip, event.dst_port
             else:
                 client, server, port = event.dst_ip, event.src_ip, event.src_port
-            key = (client, server, event.transport, port, protocol_of_event(event.event_type))
+            key = (client, server, event.transport, port, protocol_of_event(event_type))
             known = self._start(key, event, event.ts, event.frame, out)
             merged = None
             if known is None:
@@ -249,29 +253,31 @@ class BaselineDeviation(BaseDetector):
             # judged against what the known clients wrote to, and read from, the same server.
             profile: Conversation | None = entry[2]
             if request and profile is not None and (self.check_writes or self.check_written_values):
-                self._writes(profile, event, out)
+                self._writes(profile, event, fields, out)
             return
         if request:
             if self.check_functions:
-                self._function(conversation, event, out, entry)
+                self._function(conversation, event, fields, out, entry)
             if self.check_writes or self.check_written_values:
-                self._writes(conversation, event, out)
+                self._writes(conversation, event, fields, out)
             if self.check_polling and conversation.polling:
-                self._polling(conversation, event, out, entry)
+                self._polling(conversation, event, fields, out, entry)
         elif self.check_read_values and conversation.values:
-            self._reads(conversation, event, out)
+            self._reads(conversation, event, fields, out)
 
-    def _function(self, conversation: Conversation, event: Any, out: Emitter, entry: list[Any]) -> None:
-        event_type = event.event_type
+    def _function(
+        self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter, entry: list[Any]
+    ) -> None:
+        event_type = fields["event_type"]
         code: Any = None
         if event_type in ("modbus", "dnp3"):
-            code = event.function_code
+            code = fields["function_code"]
         elif event_type == "s7comm":
-            userdata = event.userdata
-            if event.rosctr == 7 and userdata is not None:
+            userdata = fields["userdata"]
+            if fields["rosctr"] == 7 and userdata is not None:
                 code = (userdata.get("group"), userdata.get("subfunction"))
             else:
-                code = event.function_code
+                code = fields["function_code"]
         if code is not None:
             # What the function key is made of (``function_key``): once a conversation's function
             # was checked (known, or reported once per conversation), its later requests have
@@ -300,14 +306,21 @@ class BaselineDeviation(BaseDetector):
             },
         )
 
-    def _writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
+    def _writes(self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter) -> None:
         # One method per protocol: their locals (values, points) hold different types.
-        event_type = event.event_type
+        event_type = fields["event_type"]
         if event_type == "modbus":
-            self._modbus_writes(conversation, event, out)
+            if fields["function_code"] in MODBUS_WRITE_TABLES:
+                self._modbus_writes(conversation, event, out)
         elif event_type == "dnp3":
-            self._dnp3_writes(conversation, event, out)
-        elif event_type == "s7comm":
+            if fields["function_code"] in DNP3_WRITE_FUNCTIONS:
+                self._dnp3_writes(conversation, event, out)
+        elif (
+            event_type == "s7comm"
+            and fields["rosctr"] == 1
+            and fields["function_code"] == S7_WRITE_VAR
+            and fields["items"]
+        ):
             self._s7_writes(conversation, event, out)
 
     def _modbus_writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
@@ -368,8 +381,7 @@ class BaselineDeviation(BaseDetector):
                     )
 
     def _s7_writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
-        if event.rosctr != 1 or event.function_code != S7_WRITE_VAR or not event.items:
-            return
+        # A WRITE_VAR job with items (``_writes`` checked).
         data_items = event.data_items or ()
         for index, item in enumerate(event.items):
             span = s7_item_span(item)
@@ -469,25 +481,27 @@ class BaselineDeviation(BaseDetector):
             },
         )
 
-    def _reads(self, conversation: Conversation, event: Any, out: Emitter) -> None:
-        event_type = event.event_type
+    def _reads(self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter) -> None:
+        event_type = fields["event_type"]
         if event_type == "modbus":
-            self._modbus_reads(conversation, event, out)
-        elif event_type == "dnp3" and event.function_code in DNP3_RESPONSE_FUNCTIONS:
+            self._modbus_reads(conversation, event, fields, out)
+        elif event_type == "dnp3" and fields["function_code"] in DNP3_RESPONSE_FUNCTIONS:
             self._dnp3_reads(conversation, event, out)
 
-    def _modbus_reads(self, conversation: Conversation, event: Any, out: Emitter) -> None:
-        table = MODBUS_READ_TABLES.get(event.function_code)
-        if table is None or not event.values or event.address is None:
+    def _modbus_reads(
+        self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter
+    ) -> None:
+        table = MODBUS_READ_TABLES.get(fields["function_code"])
+        values = fields["values"]
+        address = fields["address"]
+        if table is None or not values or address is None:
             return
         limits = self._limits(conversation, "read")
         if not limits:
             return
-        values = event.values
         if len(values) > MAX_VALUES_CHECKED:
             values = values[:MAX_VALUES_CHECKED]
-        unit = event.unit_id
-        address = event.address
+        unit = fields["unit_id"]
         prefix = f"{TABLE_ABBREVIATIONS[table]}:{unit}:"
         bounds = self._read_bounds(
             (conversation.key, table, unit, address, len(values)), limits, prefix, address
@@ -568,41 +582,56 @@ class BaselineDeviation(BaseDetector):
                 if not limit[0] <= value <= limit[1]:
                     self._out_of_range("ICS-5007", conversation, event, key, value, limit, out)
 
-    def _polling(self, conversation: Conversation, event: Any, out: Emitter, entry: list[Any]) -> None:
+    def _polling(
+        self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter, entry: list[Any]
+    ) -> None:
         # A poll's signature (``request_signature``) is made of a few fields: the common polls are
-        # looked up per conversation by those fields' tuple, without formatting the signature.
-        event_type = event.event_type
-        fields: Any = None
+        # looked up per conversation by those fields' tuple, without formatting the signature
+        # (a tuple that is equal only when the signature is).
+        event_type = fields["event_type"]
+        shape: Any = None
         if event_type == "modbus":
-            fields = (event.function_code, event.unit_id, event.address, event.quantity)
+            shape = (fields["function_code"], fields["unit_id"], fields["address"], fields["quantity"])
         elif event_type == "dnp3":
-            fields = (
-                event.function_code,
-                event.src,
-                event.dst,
+            shape = (
+                fields["function_code"],
+                fields["src"],
+                fields["dst"],
                 *[
                     (obj.get("group"), obj.get("variation"), obj.get("qualifier"))
-                    for obj in event.objects[:8]
+                    for obj in fields["objects"][:8]
                 ],
             )
-        elif event_type == "s7comm" and event.rosctr == 1 and event.items:
-            try:
-                fields = (event.function_code, *map(_S7_ITEM_FIELDS, event.items[:8]))
-            except (KeyError, TypeError):  # an item without a plain address: the signature says
-                fields = None
-        if fields is None:
+        elif event_type == "s7comm":
+            rosctr = fields["rosctr"]
+            if rosctr == 1 and fields["items"]:
+                try:
+                    shape = (fields["function_code"], *map(_S7_ITEM_FIELDS, fields["items"][:8]))
+                except (KeyError, TypeError):  # an item without a plain address: the signature says
+                    shape = None
+            elif rosctr == 7:
+                userdata = fields["userdata"]
+                if userdata is not None:  # an SZL or cyclic read: "ud" keeps it apart from jobs
+                    shape = (
+                        "ud",
+                        userdata.get("group"),
+                        userdata.get("subfunction"),
+                        fields["szl_id"],
+                        fields["szl_index"],
+                    )
+        if shape is None:
             slot = self._poll_slot(conversation, request_signature(event))
         else:
             polls: dict[Any, Any] | None = entry[4]
             if polls is None:
                 polls = entry[4] = self._per_conversation(self.poll_fields, conversation, dict)
-            slot = polls.get(fields)
+            slot = polls.get(shape)
             if slot is None:
                 slot = self._poll_slot(conversation, request_signature(event))
                 if len(polls) < MAX_POLLS_PER_CONVERSATION:
-                    polls[fields] = slot
+                    polls[shape] = slot
         if slot is not _NOT_POLLED:
-            self._interval(conversation, event, slot, out)
+            self._interval(conversation, event, fields["ts"], slot, out)
 
     @staticmethod
     def _per_conversation(table: BoundedDict, conversation: Conversation, make: Callable[[], Any]) -> Any:
@@ -641,9 +670,8 @@ class BaselineDeviation(BaseDetector):
             )
         return slot
 
-    def _interval(self, conversation: Conversation, event: Any, slot: Any, out: Emitter) -> None:
+    def _interval(self, conversation: Conversation, event: Any, ts: float, slot: Any, out: Emitter) -> None:
         signature, learned_median, learned_spread, tolerance, state, low, high = slot
-        ts = event.ts
         last = state[0]
         state[0] = ts
         if last is None:

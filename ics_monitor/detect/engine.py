@@ -169,13 +169,15 @@ class DetectionEngine:
 
     def observe(self, event: Any) -> list[Alert]:
         """A protocol event or anomaly; other records (ARP, COTP ...) pass unless a detector wants them."""
+        fields: dict[str, Any] = event.__dict__  # see api.BaseDetector
+        ts = fields["ts"]
         next_tick = self._next_tick
-        if next_tick is None or event.ts >= next_tick:
-            self._clock(event.ts)
+        if next_tick is None or ts >= next_tick:
+            self._clock(ts)
         emitter = self.emitter
-        lists = self._by_type.get(event.event_type)
+        lists = self._by_type.get(fields["event_type"])
         if lists is not None:
-            direction = getattr(event, "direction", None)
+            direction = fields.get("direction")
             hooks = lists[0] if direction == "request" else lists[1] if direction == "response" else lists[2]
             for hook in hooks:
                 try:

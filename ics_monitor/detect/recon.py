@@ -217,10 +217,11 @@ class S7SzlEnumeration(BaseDetector):
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Count distinct SZL ids read per (client, server)."""
+        if event.rosctr != 7:
+            return
         userdata = event.userdata
         if (
-            event.rosctr != 7
-            or userdata is None
+            userdata is None
             or userdata.get("type") != 1
             or userdata.get("group") != 4
             or userdata.get("subfunction") != 1

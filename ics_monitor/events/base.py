@@ -11,7 +11,8 @@ holds every field in dataclass field order, so it is that of a dataclass-built r
 check record equality and identical JSON).
 
 No class here may add ``__slots__`` (fields in slots are not in ``__dict__``; orjson would then
-drop to its slow path), and nothing may write to a record's ``__dict__`` after it is handed on.
+drop to its slow path, and the inventory and detectors, which read fields as ``__dict__`` items,
+would miss them), and nothing may write to a record's ``__dict__`` after it is handed on.
 No behaviour beyond construction lives here.
 """
 

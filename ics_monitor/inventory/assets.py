@@ -50,10 +50,10 @@ from ics_monitor.inventory.roles import (
     POLL_MIN_REQUESTS,
     POLL_MIN_SPAN,
     PROTOCOL_ROLES,
-    is_engineering_request,
-    is_poll_request,
+    engineering_request,
+    poll_request,
     purdue_guess,
-    server_is_source,
+    server_sent,
 )
 
 NEW_ASSET: Final = "new_asset"
@@ -343,14 +343,15 @@ class Inventory:
 
     def observe(self, event: Event) -> list[AssetChange]:
         """Take a protocol event or an ARP observation; anomalies and other records are ignored."""
-        kind = event.event_type
+        fields: dict[str, Any] = event.__dict__  # read as dict items: see roles.server_sent
+        kind = fields["event_type"]
         if kind == "anomaly":
             return []
         if kind == "arp":
             return self._arp(event)
-        if not hasattr(event, "flow_id"):
+        if "flow_id" not in fields:
             return []
-        return self._protocol(event)
+        return self._protocol(event, fields)
 
     def observe_flow(self, record: FlowRecord) -> list[AssetChange]:
         """Take a flow record: endpoints, MACs, protocols spoken, services that answered."""
@@ -440,43 +441,46 @@ class Inventory:
         claim = self._arp_claims.get(asset.ip or "")
         return claim is not None and claim[0] == current and ts - claim[1] <= self.config.arp_conflict_seconds
 
-    def _protocol(self, event: Any) -> list[AssetChange]:
+    def _protocol(self, event: Any, fields: dict[str, Any]) -> list[AssetChange]:
         changes: list[AssetChange] = []
-        ts = event.ts
-        frame = event.frame
+        ts = fields["ts"]
+        frame = fields["frame"]
         by_ip = self._by_ip
-        src = by_ip.get(event.src_ip)
+        src_ip = fields["src_ip"]
+        src = by_ip.get(src_ip)
         if src is None:
-            src = self._host(event.src_ip, ts, frame, changes)
+            src = self._host(src_ip, ts, frame, changes)
         elif ts > src.last_seen:
             src.last_seen = ts
-        dst = by_ip.get(event.dst_ip)
+        dst_ip = fields["dst_ip"]
+        dst = by_ip.get(dst_ip)
         if dst is None:
-            dst = self._host(event.dst_ip, ts, frame, changes)
+            dst = self._host(dst_ip, ts, frame, changes)
         elif ts > dst.last_seen:
             dst.last_seen = ts
-        kind = event.event_type
-        direction = event.direction
-        key = (event.flow_id, kind, direction)
+        kind = fields["event_type"]
+        direction = fields["direction"]
+        key = (fields["flow_id"], kind, direction)
         if key not in self._seen_flows:
-            self._first_in_flow(event, key, src, dst, changes)
+            self._first_in_flow(event, fields, key, src, dst, changes)
         if kind == "modbus":
             if direction == "response":  # what a Modbus server says of itself
-                self._modbus(event, src, changes)
+                self._modbus(event, fields, src, changes)
         elif kind == "dnp3":
-            self._dnp3(event, src, changes)
+            self._dnp3(event, fields, src, changes)
         elif kind in ("s7comm", "cotp"):
-            self._s7(event, src, changes)
+            self._s7(event, fields, src, changes)
         if direction == "request" and src is not None:
-            if ENGINEERING_STATION not in src.roles and is_engineering_request(event):
+            if ENGINEERING_STATION not in src.roles and engineering_request(fields, event):
                 self._add_role(src, ENGINEERING_STATION, ts, frame, changes)
-            if HMI not in src.roles and dst is not None and is_poll_request(event):
+            if HMI not in src.roles and dst is not None and poll_request(fields):
                 self._poll(event, src, dst, changes)
         return changes
 
     def _first_in_flow(
         self,
         event: Any,
+        fields: dict[str, Any],
         key: tuple[str, str, str],
         src: Asset | None,
         dst: Asset | None,
@@ -497,7 +501,7 @@ class Inventory:
         roles = PROTOCOL_ROLES.get(kind)
         if roles is None:
             return
-        if server_is_source(event):
+        if server_sent(fields):
             client, server, server_port = dst, src, event.src_port
         else:
             client, server, server_port = src, dst, event.dst_port
@@ -509,21 +513,23 @@ class Inventory:
             if server is src:
                 self._add_service(server, event.transport, server_port, kind, True, ts, frame, changes)
 
-    def _modbus(self, event: Any, server: Asset | None, changes: list[AssetChange]) -> None:
-        if event.direction != "response" or server is None or event.exception_code is not None:
+    def _modbus(
+        self, event: Any, fields: dict[str, Any], server: Asset | None, changes: list[AssetChange]
+    ) -> None:
+        if fields["direction"] != "response" or server is None or fields["exception_code"] is not None:
             return
-        unit = event.unit_id
+        unit = fields["unit_id"]
         if unit not in server.modbus_units and len(server.modbus_units) < MAX_MODBUS_UNITS:
             server.modbus_units.add(unit)
-        if event.function_code not in (17, 43):
+        if fields["function_code"] not in (17, 43):
             return
-        fields = modbus_identity(event)
-        if not fields:
+        identity = modbus_identity(event)
+        if not identity:
             return
         if server.modbus_unit is None:
             server.modbus_unit = unit
         if unit == server.modbus_unit:
-            self._set_identity(server, fields, "", event.ts, event.frame, changes)
+            self._set_identity(server, identity, "", event.ts, event.frame, changes)
             return
         # A Modbus/TCP gateway answers for several serial devices: keep each unit's identity apart.
         other = server.units.get(unit)
@@ -531,36 +537,39 @@ class Inventory:
             if len(server.units) >= MAX_UNIT_IDENTITIES:
                 return
             other = server.units[unit] = {}
-        self._merge_identity(server, other, fields, f"units.{unit}.", event.ts, event.frame, changes)
+        self._merge_identity(server, other, identity, f"units.{unit}.", event.ts, event.frame, changes)
 
-    def _dnp3(self, event: Any, sender: Asset | None, changes: list[AssetChange]) -> None:
+    def _dnp3(
+        self, event: Any, fields: dict[str, Any], sender: Asset | None, changes: list[AssetChange]
+    ) -> None:
         # Each side's own link address is the source of the application fragments it sends.  A
         # request's destination may be anything the sender tries (an address sweep), and link-only
         # frames prove nothing: some outstations answer link status for every address asked.
-        if sender is None or event.function_code is None:
+        if sender is None or fields["function_code"] is None:
             return
-        address = event.src
-        addresses = sender.dnp3_outstation if event.direction == "response" else sender.dnp3_master
+        address = fields["src"]
+        response = fields["direction"] == "response"
+        addresses = sender.dnp3_outstation if response else sender.dnp3_master
         if address not in addresses and len(addresses) < MAX_DNP3_ADDRESSES:
             addresses.add(address)
-        if event.direction == "response" and event.objects:
-            fields = dnp3_identity(event)
-            if fields:
-                self._set_identity(sender, fields, "", event.ts, event.frame, changes)
+        if response and fields["objects"]:
+            identity = dnp3_identity(event)
+            if identity:
+                self._set_identity(sender, identity, "", event.ts, event.frame, changes)
 
-    def _s7(self, event: Any, src: Asset | None, changes: list[AssetChange]) -> None:
+    def _s7(self, event: Any, fields: dict[str, Any], src: Asset | None, changes: list[AssetChange]) -> None:
         # SZL data and connection confirms come from the PLC: a response's source.
-        if event.direction != "response" or src is None:
+        if fields["direction"] != "response" or src is None:
             return
-        if event.event_type == "cotp":
+        if fields["event_type"] == "cotp":
             rack_slot = s7_rack_slot(event)
             if rack_slot is not None and rack_slot not in src.s7_slots and len(src.s7_slots) < MAX_S7_SLOTS:
                 src.s7_slots.add(rack_slot)
             return
-        if getattr(event, "szl", None) is not None:
-            fields = s7_identity(event)
-            if fields:
-                self._set_identity(src, fields, "", event.ts, event.frame, changes)
+        if fields.get("szl") is not None:
+            identity = s7_identity(event)
+            if identity:
+                self._set_identity(src, identity, "", event.ts, event.frame, changes)
 
     def _poll(self, event: Any, client: Asset, server: Asset, changes: list[AssetChange]) -> None:
         key = (event.src_ip, event.dst_ip, event.event_type)

@@ -71,14 +71,14 @@ RATE_WINDOW: Final = 10.0
 # Flow ids remembered to map a record to its conversation without recomputing the key.
 MAX_FLOW_CACHE: Final = 65_536
 
-MODBUS_READ_TABLES: dict[int, str] = {
+MODBUS_READ_TABLES: Final[dict[int, str]] = {
     1: "coils",
     2: "discrete_inputs",
     3: "holding_registers",
     4: "input_registers",
     23: "holding_registers",
 }
-MODBUS_WRITE_TABLES: dict[int, str] = {
+MODBUS_WRITE_TABLES: Final[dict[int, str]] = {
     5: "coils",
     15: "coils",
     6: "holding_registers",
