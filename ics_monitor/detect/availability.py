@@ -48,7 +48,8 @@ class _Windowed:
 
     def add(self, key: Any, ts: float, frame: int) -> list[Any] | None:
         """Count one; return the state when crossing its threshold."""
-        state = self.states.get(key)
+        # Typed: compiled, list items are read and written without the generic item protocol.
+        state: list[Any] | None = self.states.get(key)
         if state is None or ts - state[0] > self.window:
             state = [ts, 0, False, frame, self.threshold]
             self.states[key] = state
@@ -216,7 +217,7 @@ class RequestFlood(BaseDetector):
 
 def _answerable(fields: dict[str, Any]) -> bool:
     """Whether a request (its record's fields) is one the server answers."""
-    event_type = fields["event_type"]
+    event_type: str = fields["event_type"]
     if event_type == "modbus":
         return bool(fields["unit_id"] != 0)
     if event_type == "dnp3":
@@ -249,6 +250,7 @@ class StoppedAnswering(BaseDetector):
         """Requests count up; any answer from the server resets."""
         fields: dict[str, Any] = event.__dict__
         ts = fields["ts"]
+        state: list[Any] | None
         if fields["direction"] == "response":
             state = self.states.get((fields["dst_ip"], fields["src_ip"], fields["event_type"]))
             if state is not None:

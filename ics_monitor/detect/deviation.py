@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import partial
 from operator import gt, itemgetter, lt
 from typing import Any, Final
 
@@ -227,7 +226,7 @@ class BaselineDeviation(BaseDetector):
         """Look the record's conversation up (cached per flow) and check what it does."""
         # Fields read as dict items (see api.BaseDetector), here and in the methods it calls.
         fields: dict[str, Any] = event.__dict__
-        event_type = fields["event_type"]
+        event_type: str = fields["event_type"]
         if event_type == "arp":
             if self.check_assets:
                 self._new_asset(event.sender_ip, "asset", None, event.ts, event.frame, out, event.sender_mac)
@@ -268,7 +267,7 @@ class BaselineDeviation(BaseDetector):
     def _function(
         self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter, entry: list[Any]
     ) -> None:
-        event_type = fields["event_type"]
+        event_type: str = fields["event_type"]
         code: Any = None
         if event_type in ("modbus", "dnp3"):
             code = fields["function_code"]
@@ -308,7 +307,7 @@ class BaselineDeviation(BaseDetector):
 
     def _writes(self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter) -> None:
         # One method per protocol: their locals (values, points) hold different types.
-        event_type = fields["event_type"]
+        event_type: str = fields["event_type"]
         if event_type == "modbus":
             if fields["function_code"] in MODBUS_WRITE_TABLES:
                 self._modbus_writes(conversation, event, out)
@@ -341,8 +340,10 @@ class BaselineDeviation(BaseDetector):
             bounds_key = (conversation.key, table, unit, first, len(values))
             bounds = self.write_bounds.get(bounds_key, _UNKNOWN)
             if bounds is _UNKNOWN:
+                # As ``_written_limit``: the point's written limits, else its read ones.
                 bounds = self.write_bounds[bounds_key] = _bounds(
-                    partial(self._written_limit, conversation),
+                    self._limits(conversation, "written"),
+                    self._limits(conversation, "read"),
                     f"{abbreviation}:{unit}:",
                     first,
                     len(values),
@@ -482,7 +483,7 @@ class BaselineDeviation(BaseDetector):
         )
 
     def _reads(self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter) -> None:
-        event_type = fields["event_type"]
+        event_type: str = fields["event_type"]
         if event_type == "modbus":
             self._modbus_reads(conversation, event, fields, out)
         elif event_type == "dnp3" and fields["function_code"] in DNP3_RESPONSE_FUNCTIONS:
@@ -531,7 +532,7 @@ class BaselineDeviation(BaseDetector):
         bounds = self.read_bounds.get(key, _UNKNOWN)
         if bounds is _UNKNOWN:
             # ``compute``: the shape keeps the result, the point cache need not.
-            found = _bounds(limits.compute, prefix, first, key[-1])
+            found = _bounds(limits, None, prefix, first, key[-1])
             bounds = self.read_bounds[key] = None if found is None else [found[0], found[1], None]
         return bounds
 
@@ -588,7 +589,7 @@ class BaselineDeviation(BaseDetector):
         # A poll's signature (``request_signature``) is made of a few fields: the common polls are
         # looked up per conversation by those fields' tuple, without formatting the signature
         # (a tuple that is equal only when the signature is).
-        event_type = fields["event_type"]
+        event_type: str = fields["event_type"]
         shape: Any = None
         if event_type == "modbus":
             shape = (fields["function_code"], fields["unit_id"], fields["address"], fields["quantity"])
@@ -604,9 +605,13 @@ class BaselineDeviation(BaseDetector):
             )
         elif event_type == "s7comm":
             rosctr = fields["rosctr"]
-            if rosctr == 1 and fields["items"]:
+            items = fields["items"]
+            if rosctr == 1 and items:
                 try:
-                    shape = (fields["function_code"], *map(_S7_ITEM_FIELDS, fields["items"][:8]))
+                    if len(items) == 1:  # the usual job: one item, its tuple without a star build
+                        shape = (fields["function_code"], _S7_ITEM_FIELDS(items[0]))
+                    else:
+                        shape = (fields["function_code"], *map(_S7_ITEM_FIELDS, items[:8]))
                 except (KeyError, TypeError):  # an item without a plain address: the signature says
                     shape = None
             elif rosctr == 7:
@@ -671,14 +676,19 @@ class BaselineDeviation(BaseDetector):
         return slot
 
     def _interval(self, conversation: Conversation, event: Any, ts: float, slot: Any, out: Emitter) -> None:
-        signature, learned_median, learned_spread, tolerance, state, low, high = slot
+        signature, learned_median, learned_spread, slot_tolerance, slot_state, slot_low, slot_high = slot
+        # Typed locals: compiled, the list is indexed and the bounds compared as C values.
+        state: list[Any] = slot_state  # [last ts, recent intervals, drifted, off count]
+        tolerance: float = slot_tolerance
+        low: float = slot_low
+        high: float = slot_high
         last = state[0]
         state[0] = ts
         if last is None:
             return
-        interval = ts - last
+        interval: float = ts - last
         ratio = self.drift_ratio
-        recent = state[1]
+        recent: list[float] = state[1]
         recent.append(interval)
         off = state[3]
         # Within the tolerance of the learned window is never off (the usual case, tested inline).
@@ -809,7 +819,10 @@ class PointLimits:
         if bounds is None:
             return None
         low, high = bounds[0], bounds[1]
-        margin = max((high - low) * self._ratio, max(abs(low), abs(high)) * self._magnitude)
+        # In C doubles, as Python's mixed arithmetic would convert them (the width exactly first).
+        width: float = float(high - low)
+        size: float = max(abs(float(low)), abs(float(high)))
+        margin = max(width * self._ratio, size * self._magnitude)
         return (low - margin, high + margin, low, high)
 
     def get(self, point: str) -> Limit | None:
@@ -825,14 +838,17 @@ class PointLimits:
 
 
 def _bounds(
-    limit_of: Callable[[str], Limit | None], prefix: str, address: int, count: int
+    limits: PointLimits, fallback: PointLimits | None, prefix: str, address: int, count: int
 ) -> tuple[tuple[Number, ...], tuple[Number, ...]] | None:
-    """Per value at ``address``: (lows, highs) from ``limit_of`` (point -> limits); None if none has limits."""
+    """Per value at ``address``: (lows, highs) from ``limits`` (else ``fallback``); None if none has limits."""
     lows: list[Number] = []
     highs: list[Number] = []
     known = False
     for offset in range(count):
-        limit = limit_of(f"{prefix}{address + offset}")
+        point = f"{prefix}{address + offset}"
+        limit = limits.compute(point)
+        if limit is None and fallback is not None:
+            limit = fallback.compute(point)
         if limit is None:
             lows.append(-_INFINITY)
             highs.append(_INFINITY)

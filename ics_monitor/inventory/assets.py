@@ -344,7 +344,7 @@ class Inventory:
     def observe(self, event: Event) -> list[AssetChange]:
         """Take a protocol event or an ARP observation; anomalies and other records are ignored."""
         fields: dict[str, Any] = event.__dict__  # read as dict items: see roles.server_sent
-        kind = fields["event_type"]
+        kind: str = fields["event_type"]
         if kind == "anomaly":
             return []
         if kind == "arp":
@@ -458,7 +458,7 @@ class Inventory:
             dst = self._host(dst_ip, ts, frame, changes)
         elif ts > dst.last_seen:
             dst.last_seen = ts
-        kind = fields["event_type"]
+        kind: str = fields["event_type"]
         direction = fields["direction"]
         key = (fields["flow_id"], kind, direction)
         if key not in self._seen_flows:

@@ -134,7 +134,7 @@ def engineering_request(fields: dict[str, Any], event: Any) -> bool:
     """``is_engineering_request`` of ``event`` whose fields are ``fields``."""
     if fields["direction"] != "request":
         return False
-    kind = fields["event_type"]
+    kind: str = fields["event_type"]
     if kind == "modbus":
         return bool(fields["function_code"] == 90 and fields.get("sub_function") in _UMAS_ENGINEERING)
     if kind == "dnp3":
@@ -185,7 +185,7 @@ def is_error_response(event: Any) -> bool:
 
 def error_response(fields: dict[str, Any]) -> bool:
     """``is_error_response`` of a record's fields."""
-    event_type = fields["event_type"]
+    event_type: str = fields["event_type"]
     if event_type == "modbus":
         return fields["exception_code"] is not None
     if event_type == "dnp3":
@@ -204,7 +204,7 @@ def poll_request(fields: dict[str, Any]) -> bool:
     """``is_poll_request`` of a record's fields."""
     if fields["direction"] != "request":
         return False
-    kind = fields["event_type"]
+    kind: str = fields["event_type"]
     if kind == "modbus":
         return fields["function_code"] in _MODBUS_READS
     if kind == "dnp3":
