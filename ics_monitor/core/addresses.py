@@ -22,8 +22,24 @@ def format_mac(packed: bytes | None) -> str | None:
     return packed.hex(":")
 
 
+def ipv4_packed(text: str) -> bytes | None:
+    """The 4 bytes of an IPv4 address in dotted-quad form, else None (IPv6, or not an address).
+
+    The C parser takes exactly the strings ``ipaddress`` takes as IPv4 (four decimal octets up to
+    255, no leading zeros) in about a hundredth of its time: the fast path of the checks below,
+    which keep ``ipaddress`` for everything else.
+    """
+    try:
+        return socket.inet_pton(socket.AF_INET, text)
+    except (OSError, ValueError):  # ValueError: not ASCII, or a NUL inside
+        return None
+
+
 def ip_sort_key(text: str) -> tuple[int, bytes]:
     """Sort key of an IP address in text form: IPv4 before IPv6, numerically; anything else last."""
+    packed = ipv4_packed(text)
+    if packed is not None:
+        return (4, packed)
     try:
         address = ipaddress.ip_address(text)
     except ValueError:

@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
+from ics_monitor.core.addresses import ipv4_packed
 from ics_monitor.core.anomalies import Severity, register
 from ics_monitor.events.base import Event
 from ics_monitor.events.flow import FlowRecord
@@ -257,9 +258,16 @@ def asset_id_for(kind: str, value: str) -> str:
     return hashlib.blake2b(f"{kind}:{value}".encode(), digest_size=8).hexdigest()
 
 
+_IPV4_ANY: Final = b"\x00\x00\x00\x00"
+_IPV4_BROADCAST: Final = b"\xff\xff\xff\xff"
+
+
 @lru_cache(maxsize=65_536)
 def is_host_ip(ip: str) -> bool:
     """True for an address a device can own: not empty, multicast, unspecified or limited broadcast."""
+    packed = ipv4_packed(ip)
+    if packed is not None:
+        return not (0xE0 <= packed[0] <= 0xEF or packed in (_IPV4_ANY, _IPV4_BROADCAST))
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -278,6 +286,9 @@ def is_global_ip(ip: str) -> bool:
 @lru_cache(maxsize=65_536)
 def subnet_of(ip: str) -> str:
     """The /24 (IPv4) or /64 (IPv6) an address belongs to: the unit of the gateway rule."""
+    packed = ipv4_packed(ip)
+    if packed is not None:
+        return f"{packed[0]}.{packed[1]}.{packed[2]}.0/24"
     address = ipaddress.ip_address(ip)
     prefix = 24 if address.version == 4 else 64
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
@@ -286,6 +297,9 @@ def subnet_of(ip: str) -> str:
 def _ip_order(asset: Asset) -> tuple[int, int, bytes, str]:
     if asset.ip is None:
         return (1, 0, b"", asset.mac or "")
+    packed = ipv4_packed(asset.ip)
+    if packed is not None:
+        return (0, 4, packed, "")
     address = ipaddress.ip_address(asset.ip)
     return (0, address.version, address.packed, "")
 

@@ -33,6 +33,7 @@ from typing import Any, Final, TextIO
 import orjson
 import yaml
 
+from ics_monitor.core.addresses import ipv4_packed
 from ics_monitor.core.yamlfile import SafeLoader
 from ics_monitor.inventory.roles import is_error_response
 
@@ -117,6 +118,9 @@ def is_asset_ip(ip: str) -> bool:
     networks; without netmasks it cannot be told from a host at .255 of a wider subnet, which is
     then not tracked).
     """
+    packed = ipv4_packed(ip)
+    if packed is not None:
+        return not (0xE0 <= packed[0] <= 0xEF or packed == b"\x00\x00\x00\x00" or ip.endswith(".255"))
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
