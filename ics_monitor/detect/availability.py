@@ -226,7 +226,7 @@ def _answerable(fields: dict[str, Any]) -> bool:
             code is not None and code not in DNP3_UNANSWERED_FUNCTIONS and fields["dst"] < DNP3_BROADCAST_MIN
         )
     if event_type == "s7comm":
-        userdata = fields["userdata"]
+        userdata: dict[str, Any] | None = fields["userdata"]
         return bool(fields["rosctr"] == 1 or (userdata is not None and userdata.get("type") == 1))
     return bool(event_type == "s7comm_plus" and fields["opcode"] == 0x31)
 

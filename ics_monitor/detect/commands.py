@@ -43,7 +43,7 @@ S7_PI_RULES: Final = {
     "_INS2": "ICS-1010",
 }
 S7_USERDATA_REQUEST: Final = 1
-S7_USERDATA_RULES: Final = {
+S7_USERDATA_RULES: Final[dict[tuple[Any, Any], str]] = {
     (5, 1): "ICS-1008",  # SECURITY / PLC_PASSWORD
     (5, 2): "ICS-1008",  # SECURITY / CLEAR_PASSWORD
     (7, 2): "ICS-1009",  # TIME_FUNCTIONS / SET_CLOCK
@@ -80,7 +80,7 @@ class S7Commands(BaseDetector):
             if event.block:
                 evidence["block"] = event.block
         elif rosctr == S7_USERDATA:
-            userdata = event.userdata
+            userdata: dict[str, Any] | None = event.userdata
             if userdata is None or userdata.get("type") != S7_USERDATA_REQUEST:
                 return
             rule_id = S7_USERDATA_RULES.get((userdata.get("group"), userdata.get("subfunction")))
@@ -325,7 +325,8 @@ class Dnp3Commands(BaseDetector):
                 self._fire("ICS-1210", event, out)
         elif self.held and event.request_function_code in (DNP3_ENABLE_UNSOLICITED, DNP3_DISABLE_UNSOLICITED):
             self._answered(event)
-        for obj in objects:
+        for header in objects:
+            obj: dict[str, Any] = header  # typed: a direct dict lookup, compiled
             if obj.get("group") == DNP3_AUTH_GROUP and obj.get("variation") == DNP3_AUTH_ERROR_VARIATION:
                 self._fire(
                     "ICS-1209", event, out, {"object": f"g{DNP3_AUTH_GROUP}v{DNP3_AUTH_ERROR_VARIATION}"}

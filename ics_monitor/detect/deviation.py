@@ -272,7 +272,7 @@ class BaselineDeviation(BaseDetector):
         if event_type in ("modbus", "dnp3"):
             code = fields["function_code"]
         elif event_type == "s7comm":
-            userdata = fields["userdata"]
+            userdata: dict[str, Any] | None = fields["userdata"]
             if fields["rosctr"] == 7 and userdata is not None:
                 code = (userdata.get("group"), userdata.get("subfunction"))
             else:
@@ -540,7 +540,10 @@ class BaselineDeviation(BaseDetector):
         limits = self._limits(conversation, "read")
         if not limits:
             return
-        for obj in event.objects:
+        for header in event.objects:
+            # Object headers and points are dicts (``events.dnp3``): typed, their ``get`` is a
+            # direct dict lookup in compiled code, not a method call.
+            obj: dict[str, Any] = header
             points = obj.get("points")
             if not points:
                 continue
@@ -549,16 +552,18 @@ class BaselineDeviation(BaseDetector):
             group = obj.get("group")
             prefix = f"g{group}:"
             start = obj.get("start")
+            first_point: dict[str, Any] = points[0]
+            last_point: dict[str, Any] = points[-1]
             if (
                 obj.get("prefix_code") == 0
                 and start is not None
-                and points[0].get("index") == start
-                and points[-1].get("index") == start + len(points) - 1
+                and first_point.get("index") == start
+                and last_point.get("index") == start + len(points) - 1
             ):
                 # A range of points (the usual static or class poll): as Modbus reads, the limits
                 # per response shape once, a response equal to the last in-range one passes, else
                 # every value checked in C.  Point by point below only when one may be off.
-                values = [entry.get("value") for entry in points]
+                values = [_point_value(point) for point in points]
                 bounds = self._read_bounds(
                     (conversation.key, group, start, len(values)), limits, prefix, start
                 )
@@ -568,7 +573,8 @@ class BaselineDeviation(BaseDetector):
                     bounds[2] = values
                     continue
             # As ``_value`` per point, with the limits looked up once per response.
-            for entry in points:
+            for point in points:
+                entry: dict[str, Any] = point
                 if "value" not in entry:
                     continue
                 key = f"{prefix}{entry.get('index')}"
@@ -598,10 +604,7 @@ class BaselineDeviation(BaseDetector):
                 fields["function_code"],
                 fields["src"],
                 fields["dst"],
-                *[
-                    (obj.get("group"), obj.get("variation"), obj.get("qualifier"))
-                    for obj in fields["objects"][:8]
-                ],
+                *[_header_shape(obj) for obj in fields["objects"][:8]],
             )
         elif event_type == "s7comm":
             rosctr = fields["rosctr"]
@@ -615,7 +618,7 @@ class BaselineDeviation(BaseDetector):
                 except (KeyError, TypeError):  # an item without a plain address: the signature says
                     shape = None
             elif rosctr == 7:
-                userdata = fields["userdata"]
+                userdata: dict[str, Any] | None = fields["userdata"]
                 if userdata is not None:  # an SZL or cyclic read: "ud" keeps it apart from jobs
                     shape = (
                         "ud",
@@ -736,6 +739,15 @@ class BaselineDeviation(BaseDetector):
             )
         elif not drifted:
             state[2] = False
+
+
+def _point_value(point: dict[str, Any]) -> Any:
+    return point.get("value")
+
+
+def _header_shape(obj: dict[str, Any]) -> tuple[Any, ...]:
+    """What a DNP3 object header adds to a poll's signature (``request_signature``)."""
+    return (obj.get("group"), obj.get("variation"), obj.get("qualifier"))
 
 
 _UNKNOWN: Final = object()

@@ -219,7 +219,7 @@ class S7SzlEnumeration(BaseDetector):
         """Count distinct SZL ids read per (client, server)."""
         if event.rosctr != 7:
             return
-        userdata = event.userdata
+        userdata: dict[str, Any] | None = event.userdata
         if (
             userdata is None
             or userdata.get("type") != 1
