@@ -831,11 +831,17 @@ class PointLimits:
         if bounds is None:
             return None
         low, high = bounds[0], bounds[1]
-        # In C doubles, as Python's mixed arithmetic would convert them (the width exactly first).
-        width: float = float(high - low)
-        size: float = max(abs(float(low)), abs(float(high)))
-        margin = max(width * self._ratio, size * self._magnitude)
-        return (low - margin, high + margin, low, high)
+        # In C doubles (no builtin calls), converted as Python's mixed arithmetic converts an int;
+        # the width taken exactly first.  Ties and signs as max() and abs() give them.
+        width: float = high - low
+        low_f: float = low
+        high_f: float = high
+        low_size = low_f if low_f >= 0.0 else -low_f
+        high_size = high_f if high_f >= 0.0 else -high_f
+        by_width = width * self._ratio
+        by_size = (low_size if low_size >= high_size else high_size) * self._magnitude
+        margin = by_width if by_width >= by_size else by_size
+        return (low_f - margin, high_f + margin, low, high)
 
     def get(self, point: str) -> Limit | None:
         """As ``compute``, remembered."""

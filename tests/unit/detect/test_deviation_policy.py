@@ -152,6 +152,34 @@ def test_point_limits_are_computed_per_point_on_demand() -> None:
     assert written.compute("hr:1:21") is not None  # compute reads the values every time
 
 
+@pytest.mark.parametrize(
+    "learned",
+    [
+        (0, 0),
+        (0, 1),
+        (-5, 3),
+        (-7, -2),
+        (14017, 14017),
+        (100.0, 119.0),
+        (-0.5, 0.25),
+        (True, True),
+        (2**53 + 1, 2**60 + 3),  # wider than a double holds exactly: the width is taken exactly
+        (-(2**62), 2**62),
+    ],
+)
+def test_point_limits_margin_is_mixed_arithmetic(learned: tuple[Any, Any]) -> None:
+    """The compiled margin (C doubles, no builtins) equals the plain Python formula, bit for bit."""
+    from ics_monitor.detect.deviation import PointLimits
+
+    low, high = learned
+    ratio, magnitude = 0.1, 0.05
+    margin = max((high - low) * ratio, max(abs(low), abs(high)) * magnitude)
+    expected = (low - margin, high + margin, low, high)
+    got = PointLimits({("read", "hr:1:0"): learned}, "read", ratio, magnitude).compute("hr:1:0")
+    assert got == expected
+    assert got is not None and [type(v) for v in got] == [type(v) for v in expected]
+
+
 def test_read_value_out_of_range() -> None:
     response = modbus(3, request=False, address=0, quantity=10, values=(50,) * 9 + (80,))
     [alert] = run([response], baseline=BASELINE)
