@@ -69,24 +69,21 @@ def _reference_sort_key(text: str) -> tuple[int, bytes]:
     return (address.version, address.packed)
 
 
-def _reference_host(text: str) -> bool:
+def _reference_owned(text: str, broadcast: bool) -> bool:
+    """The ``ipaddress`` form: an address, not multicast or unspecified, ``broadcast`` False for v4."""
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
         return False
-    if address.is_multicast or address.is_unspecified:
-        return False
-    return not (address.version == 4 and text == "255.255.255.255")
+    return not (address.is_multicast or address.is_unspecified or (address.version == 4 and broadcast))
+
+
+def _reference_host(text: str) -> bool:
+    return _reference_owned(text, text == "255.255.255.255")
 
 
 def _reference_asset(text: str) -> bool:
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    if address.is_multicast or address.is_unspecified:
-        return False
-    return not (address.version == 4 and text.endswith(".255"))
+    return _reference_owned(text, text.endswith(".255"))
 
 
 @pytest.mark.parametrize("text", TEXTS)
