@@ -20,7 +20,9 @@ from typing import Any, Final
 
 import orjson
 
-from ics_monitor.core.packet import Packet
+from ics_monitor.core import linktypes
+from ics_monitor.core.linktypes import EN10MB, LINUX_SLL, LINUX_SLL2
+from ics_monitor.core.packet import IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Packet
 from ics_monitor.decode.headers import TUNNEL_PORTS, TUNNEL_PROTOCOLS
 from ics_monitor.flows import FlowTable
 from ics_monitor.pipeline import Pipeline, arp_event
@@ -36,10 +38,7 @@ STAGE_MARK: Final = 7
 BATCH_RECORDS: Final = 512
 MARK_EVERY: Final = 4096
 
-_ETHERNET: Final = 1
-_RAW_LINK_TYPES: Final = frozenset((12, 14, 101, 228, 229))
-_LINUX_SLL: Final = 113
-_LINUX_SLL2: Final = 276
+_RAW_LINK_TYPES: Final = linktypes.RAW_TYPES  # bound here: a static, not a module-dict lookup
 BROADCAST = -1
 NON_IP: Final = -2
 _U16: Final = struct.Struct("!H")
@@ -47,9 +46,6 @@ _PORTS: Final = struct.Struct("!HH")
 _IPV4_ADDRESSES: Final = struct.Struct("!II")
 # Untagged Ethernet, IPv4 with a 20-byte header: the bytes up to the end of both ports.
 _ETHERNET_IPV4_KEY_SIZE: Final = 38
-_IPPROTO_TCP: Final = 6
-_IPPROTO_UDP: Final = 17
-_IPPROTO_ICMPV6: Final = 58
 
 
 # -- shard choice ----------------------------------------------------------------------------------
@@ -102,7 +98,7 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
     # Most frames: untagged Ethernet, IPv4 with a 20-byte header, not a fragment.  Byte by byte:
     # compiled, each index is a machine load (an unpack made seven int objects).
     if (
-        link_type == _ETHERNET
+        link_type == EN10MB
         and size >= _ETHERNET_IPV4_KEY_SIZE
         and data[12] == 0x08
         and data[13] == 0x00
@@ -111,8 +107,8 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
     ):
         proto: int = data[23]
         ports = 0
-        if proto in (_IPPROTO_TCP, _IPPROTO_UDP):
-            if proto == _IPPROTO_UDP and (data[36] << 8 | data[37]) in TUNNEL_PORTS:
+        if proto in (IPPROTO_TCP, IPPROTO_UDP):
+            if proto == IPPROTO_UDP and (data[36] << 8 | data[37]) in TUNNEL_PORTS:
                 return BROADCAST  # a tunnel: the inner packet decides
             ports = (data[34] ^ data[36]) << 8 | (data[35] ^ data[37])
         elif proto in TUNNEL_PROTOCOLS:
@@ -125,7 +121,7 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
         )
         return shard_of(0, proto, address_xor, ports, workers)
     fold = 0
-    if link_type == _ETHERNET:
+    if link_type == EN10MB:
         if size < 14:
             return BROADCAST
         ether_type = data[12] << 8 | data[13]
@@ -147,8 +143,8 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
         version = data[0] >> 4
         ether_type = 0x0800 if version == 4 else 0x86DD if version == 6 else 0
         off = 0
-    elif link_type in (_LINUX_SLL, _LINUX_SLL2):
-        if link_type == _LINUX_SLL:
+    elif link_type in (LINUX_SLL, LINUX_SLL2):
+        if link_type == LINUX_SLL:
             if size < 16:
                 return BROADCAST
             ether_type = data[14] << 8 | data[15]
@@ -179,12 +175,12 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
         source = addresses[0]
         destination = addresses[1]
         ports = 0
-        if proto in (_IPPROTO_TCP, _IPPROTO_UDP):
+        if proto in (IPPROTO_TCP, IPPROTO_UDP):
             start = off + header_len
             if size < start + 4:
                 return BROADCAST
             pair = _PORTS.unpack_from(data, start)
-            if proto == _IPPROTO_UDP and pair[1] in TUNNEL_PORTS:
+            if proto == IPPROTO_UDP and pair[1] in TUNNEL_PORTS:
                 return BROADCAST
             ports = pair[0] ^ pair[1]
         return shard_of(fold, proto, source ^ destination, ports, workers)
@@ -193,14 +189,14 @@ def frame_shard(link_type: int, data: bytes, workers: int) -> int:
             return BROADCAST
         proto = data[off + 6]
         ports = 0
-        if proto in (_IPPROTO_TCP, _IPPROTO_UDP):
+        if proto in (IPPROTO_TCP, IPPROTO_UDP):
             if size < off + 44:
                 return BROADCAST
             pair = _PORTS.unpack_from(data, off + 40)
-            if proto == _IPPROTO_UDP and pair[1] in TUNNEL_PORTS:
+            if proto == IPPROTO_UDP and pair[1] in TUNNEL_PORTS:
                 return BROADCAST
             ports = pair[0] ^ pair[1]
-        elif proto != _IPPROTO_ICMPV6:
+        elif proto != IPPROTO_ICMPV6:
             return BROADCAST  # extension headers: the decoder finds the upper layer
         wide = int.from_bytes(data[off + 8 : off + 24], "big") ^ int.from_bytes(
             data[off + 24 : off + 40], "big"

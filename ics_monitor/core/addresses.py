@@ -35,6 +35,11 @@ def ipv4_packed(text: str) -> bytes | None:
         return None
 
 
+def ipv4_assignable(packed: bytes) -> bool:
+    """An IPv4 address a device can hold as its own: not multicast (224/4), not 0.0.0.0."""
+    return not (0xE0 <= packed[0] <= 0xEF or packed == b"\x00\x00\x00\x00")
+
+
 def ip_sort_key(text: str) -> tuple[int, bytes]:
     """Sort key of an IP address in text form: IPv4 before IPv6, numerically; anything else last."""
     packed = ipv4_packed(text)

@@ -14,6 +14,8 @@ LINUX_SLL: Final = 113
 IPV4: Final = 228
 IPV6: Final = 229
 LINUX_SLL2: Final = 276
+# Link types whose frames start with the IP header.
+RAW_TYPES: Final = frozenset((RAW, RAW_BSD, RAW_BSD_14, IPV4, IPV6))
 
 NAMES = {
     NULL: "NULL",

@@ -34,9 +34,7 @@ _ETHERNET: Final = linktypes.EN10MB
 _ETH_IPV4_TCP: Final = struct.Struct("!6s6sHBBHHHBBH4s4sHHIIBBH")
 _ETH_IPV4_TCP_SIZE: Final = _ETH_IPV4_TCP.size  # 54
 _UDP_TUNNELS: Final = frozenset(("vxlan", "geneve"))
-_RAW_TYPES: Final = frozenset(
-    (linktypes.RAW, linktypes.RAW_BSD, linktypes.RAW_BSD_14, linktypes.IPV4, linktypes.IPV6)
-)
+_RAW_TYPES: Final = linktypes.RAW_TYPES  # bound here: a static, not a module-dict lookup
 
 
 class Decoder:

@@ -594,7 +594,7 @@ class BaselineDeviation(BaseDetector):
     ) -> None:
         # A poll's signature (``request_signature``) is made of a few fields: the common polls are
         # looked up per conversation by those fields' tuple, without formatting the signature
-        # (a tuple that is equal only when the signature is).
+        # (records hold integers there: equal tuples format to equal signatures).
         event_type: str = fields["event_type"]
         shape: Any = None
         if event_type == "modbus":

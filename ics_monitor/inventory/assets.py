@@ -37,7 +37,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from ics_monitor.core.addresses import ipv4_packed
+from ics_monitor.core.addresses import ipv4_assignable, ipv4_packed
 from ics_monitor.core.anomalies import Severity, register
 from ics_monitor.events.base import Event
 from ics_monitor.events.flow import FlowRecord
@@ -258,7 +258,6 @@ def asset_id_for(kind: str, value: str) -> str:
     return hashlib.blake2b(f"{kind}:{value}".encode(), digest_size=8).hexdigest()
 
 
-_IPV4_ANY: Final = b"\x00\x00\x00\x00"
 _IPV4_BROADCAST: Final = b"\xff\xff\xff\xff"
 
 
@@ -267,7 +266,7 @@ def is_host_ip(ip: str) -> bool:
     """True for an address a device can own: not empty, multicast, unspecified or limited broadcast."""
     packed = ipv4_packed(ip)
     if packed is not None:
-        return not (0xE0 <= packed[0] <= 0xEF or packed in (_IPV4_ANY, _IPV4_BROADCAST))
+        return ipv4_assignable(packed) and packed != _IPV4_BROADCAST
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

@@ -33,9 +33,9 @@ from typing import Any, Final, TextIO
 import orjson
 import yaml
 
-from ics_monitor.core.addresses import ipv4_packed
+from ics_monitor.core.addresses import ipv4_assignable, ipv4_packed
 from ics_monitor.core.yamlfile import SafeLoader
-from ics_monitor.inventory.roles import is_error_response
+from ics_monitor.inventory.roles import error_response
 
 FORMAT: Final = "ics-monitor-baseline/1"
 
@@ -120,7 +120,7 @@ def is_asset_ip(ip: str) -> bool:
     """
     packed = ipv4_packed(ip)
     if packed is not None:
-        return not (0xE0 <= packed[0] <= 0xEF or packed == b"\x00\x00\x00\x00" or ip.endswith(".255"))
+        return ipv4_assignable(packed) and not ip.endswith(".255")
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -692,7 +692,7 @@ def learn_event(conversation: Conversation, event: Any, request: bool) -> None:
         signature = request_signature(event)
         if signature is not None:
             conversation.repeat(signature, event.ts)
-    elif is_error_response(event):
+    elif error_response(event.__dict__):
         conversation.rate(event.ts, True)
     if event_type == "modbus":
         _learn_modbus(conversation, event, request)

@@ -99,21 +99,15 @@ _S7_CYCLIC_GROUP: Final = 2
 S7_PORT: Final = 102
 
 
-def server_is_source(event: Any) -> bool:
-    """True when the event's sender is the protocol's server side (PLC, outstation, Modbus server).
+def server_sent(fields: dict[str, Any]) -> bool:
+    """True when a record's sender is the protocol's server side (PLC, outstation, Modbus server).
 
     Direction says it for Modbus and DNP3.  S7 is symmetric: in a block download the PLC sends
     jobs to the programming device, so the side on port 102 is the PLC whichever way a job goes.
-    """
-    return server_sent(event.__dict__)
 
-
-def server_sent(fields: dict[str, Any]) -> bool:
-    """``server_is_source`` of a record's fields (its ``__dict__``).
-
-    The ``*_request``/``*_response``/``server_sent`` forms take the fields dict: the inventory and
-    the detectors read them as dict items, which compiled code does at about half the cost of
-    reading a record's attributes (see ``detect.api.BaseDetector``).
+    These tests take a record's fields (its ``__dict__``): the inventory and the detectors read
+    them as dict items, which compiled code does at about half the cost of reading a record's
+    attributes (see ``detect.api.BaseDetector``).
     """
     if fields["event_type"] in ("s7comm", "s7comm_plus"):
         src_port = fields["src_port"]
@@ -125,13 +119,11 @@ def server_sent(fields: dict[str, Any]) -> bool:
     return bool(fields["direction"] == "response")
 
 
-def is_engineering_request(event: Any) -> bool:
-    """True when a request changes the controller's program or mode (its sender is an engineer)."""
-    return engineering_request(event.__dict__, event)
-
-
 def engineering_request(fields: dict[str, Any], event: Any) -> bool:
-    """``is_engineering_request`` of ``event`` whose fields are ``fields``."""
+    """True when a request changes the controller's program or mode (its sender is an engineer).
+
+    ``event`` is the record whose fields are ``fields`` (the S7comm-plus tests read it).
+    """
     if fields["direction"] != "request":
         return False
     kind: str = fields["event_type"]
@@ -178,13 +170,8 @@ _DNP3_RESPONSE: Final = 129
 _S7_ACKS: Final[tuple[int, ...]] = (2, 3)  # ACK, ACK_DATA
 
 
-def is_error_response(event: Any) -> bool:
-    """A response refusing its request: Modbus exception, DNP3 IIN2 error bits, S7 error class."""
-    return error_response(event.__dict__)
-
-
 def error_response(fields: dict[str, Any]) -> bool:
-    """``is_error_response`` of a record's fields."""
+    """A response refusing its request: Modbus exception, DNP3 IIN2 error bits, S7 error class."""
     event_type: str = fields["event_type"]
     if event_type == "modbus":
         return fields["exception_code"] is not None
@@ -195,13 +182,8 @@ def error_response(fields: dict[str, Any]) -> bool:
     return False
 
 
-def is_poll_request(event: Any) -> bool:
-    """True for a request that reads process data (what an HMI or SCADA master repeats)."""
-    return poll_request(event.__dict__)
-
-
 def poll_request(fields: dict[str, Any]) -> bool:
-    """``is_poll_request`` of a record's fields."""
+    """True for a request that reads process data (what an HMI or SCADA master repeats)."""
     if fields["direction"] != "request":
         return False
     kind: str = fields["event_type"]
