@@ -13,7 +13,10 @@ sessions as on a busy OT network.  Then it times, each in its own process:
 
 Each command runs ``--repeat`` times (default 2) and its fastest run counts, tshark's as ours (a
 replay starts each time from the state its baseline was learned into); the 3M-packet lines run
-once.  Peak RSS comes from ``wait4`` of each child: with workers, that of the largest process
+once.  The ratios against ``io,phs`` are paired: each run of ours follows a run of tshark's
+``io,phs`` on the same file, and a line's ratio is the median of its rounds' ratios (their range
+beside it).  This host's speed drifts by tens of percent within minutes; a ratio of two runs made
+seconds apart is the figure least bent by that, where tshark timed once at the start was not.  Peak RSS comes from ``wait4`` of each child: with workers, that of the largest process
 (``bench_workers.py`` sums the whole process tree).  Figures are wall clock on this machine: compare ratios,
 not absolute numbers.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -151,6 +155,28 @@ def best_of(command: list[str], runs: int, before: Any = None) -> tuple[float, f
     return min(seconds for seconds, _ in results), max(rss for _, rss in results)
 
 
+def paired_best_of(
+    command: list[str], reference: list[str], runs: int, before: Any = None
+) -> tuple[float, float, list[float]]:
+    """``runs`` rounds of ``reference`` then ``command``: our fastest time, largest RSS, and the
+    rounds' ratios (reference seconds over ours: our packet rate over the reference's).
+
+    ``before`` (untimed) runs between the two, just ahead of ours, as in ``best_of``.
+    """
+    seconds: list[float] = []
+    ratios: list[float] = []
+    rss = 0.0
+    for _ in range(max(1, runs)):
+        reference_seconds, _ = measure(reference)
+        if before is not None:
+            before()
+        elapsed, peak = measure(command)
+        seconds.append(elapsed)
+        ratios.append(reference_seconds / elapsed)
+        rss = max(rss, peak)
+    return min(seconds), rss, ratios
+
+
 def learned_state(state: Path, capture: Path) -> Any:
     """Learn a baseline of ``capture`` into ``state``; return what puts ``state`` back to that."""
     shutil.rmtree(state, ignore_errors=True)
@@ -205,13 +231,22 @@ def main() -> None:
         fields_rate: float | None = None,
         runs: int | None = None,
         before: Any = None,
+        reference: list[str] | None = None,
     ) -> float:
-        seconds, rss = best_of(command, args.repeat if runs is None else runs, before)
+        repeat = args.repeat if runs is None else runs
+        paired = ""
+        if reference is not None and baseline:
+            seconds, rss, ratios = paired_best_of(command, reference, repeat, before)
+            ratio: float | None = statistics.median(ratios)
+            paired = f" (rounds {min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+        else:
+            seconds, rss = best_of(command, repeat, before)
+            ratio = packets / seconds / baseline if baseline else None
         rate = packets / seconds
-        rows.append((label, tool, packets, rate, rss, rate / baseline if baseline else None))
+        rows.append((label, tool, packets, rate, rss, ratio))
         print(
             f"  {label:<28} {tool:<34} {rate:>10,.0f} pkt/s  {rss:>7.1f} MB"
-            + (f"  {rate / baseline:5.2f}x tshark io,phs" if baseline else "")
+            + (f"  {ratio:5.2f}x tshark io,phs{paired}" if ratio is not None else "")
             + (f"  {rate / fields_rate:5.2f}x tshark -T fields" if fields_rate else ""),
             flush=True,
         )
@@ -231,10 +266,9 @@ def main() -> None:
             count = sum(1 for _ in _iter_count(big))
         print(f"{name}: {count:,} packets from {template.relative_to(template.parents[1])}")
         baseline = fields_rate = None
+        phs = _phs(big)
         if have_tshark:
-            baseline = line(
-                name, "tshark -q -z io,phs", count, ["tshark", "-r", str(big), "-q", "-z", "io,phs"], None
-            )
+            baseline = line(name, "tshark -q -z io,phs", count, phs, None)
             fields_rate = line(
                 name,
                 f"tshark -T fields -e {field}",
@@ -248,6 +282,7 @@ def main() -> None:
             count,
             [CLI, "flows", "-o", "/dev/null", str(big)],
             baseline,
+            reference=phs,
         )
         line(
             name,
@@ -256,6 +291,7 @@ def main() -> None:
             [CLI, "dissect", "-o", "/dev/null", str(big)],
             baseline,
             fields_rate,
+            reference=phs,
         )
         # The main job: dissect + inventory + baseline (enforcing one learned on the same file) +
         # detection + the SQLite store; protocol events not written (alerts and assets are).
@@ -267,6 +303,7 @@ def main() -> None:
             [CLI, "replay", "--state", str(state), "--no-events", str(big)],
             baseline,
             before=learned_state(state, big),
+            reference=phs,
         )
         if name == "modbus_polling":
             _plant_lines(name, template, (args.packets, 3 * args.packets), baseline, line, rows)
@@ -308,6 +345,11 @@ def main() -> None:
 PLANT_CLIENTS = 20
 
 
+def _phs(path: Path) -> list[str]:
+    """tshark's protocol hierarchy of ``path``: the reference our packet rates are compared to."""
+    return ["tshark", "-r", str(path), "-q", "-z", "io,phs"]
+
+
 def _plant_lines(
     name: str, template: Path, sizes: tuple[int, ...], baseline: float | None, line: Any, rows: list[Any]
 ) -> None:
@@ -339,6 +381,7 @@ def _plant_lines(
             # The 3M line runs once, as the other 3M-packet line.
             runs=1 if count > 2 * files[0][1] else None,
             before=restore,
+            reference=_phs(path),
         )
         rss.append(rows[-1][4])
     if len(rss) > 1:
