@@ -18,7 +18,8 @@ class FlowRecord:
     conversation tables count them; ``payload_bytes_*`` count transport payload.
     ``end_reason``: ``closed``, ``reset``, ``idle_timeout``, ``active_timeout``, ``evicted``,
     ``end_of_capture``.  After an ``active_timeout`` record the flow goes on under the same id and
-    the next record counts from there.
+    the next record counts from there.  ``icmp_types_*``: the ICMP (or ICMPv6) message types each way,
+    sorted (an ICMP flow is one per host pair: 8 to the server and no 0 back is an unanswered ping).
     """
 
     event_type: str = "flow"
@@ -59,3 +60,5 @@ class FlowRecord:
     # Payload bytes the capture's snap length left out of the flow's segments and datagrams (not
     # in ``missed_bytes``, which counts bytes whose packets the capture lost).
     sliced_bytes: int = 0
+    icmp_types_to_server: tuple[int, ...] = ()
+    icmp_types_to_client: tuple[int, ...] = ()

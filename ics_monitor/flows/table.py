@@ -328,7 +328,11 @@ class FlowTable:
                     return flow
             if flow.deliver:
                 self._tcp_payload(flow, direction, pkt)
-        elif payload and flow.deliver:
+            return flow
+        if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+            # The message types each way, as bits (the FLAGS slots: TCP flows only use them there).
+            counters[FLAGS + direction] |= 1 << pkt.icmp_type
+        if payload and flow.deliver:
             if proto == IPPROTO_UDP and self._copy_window > 0.0 and self._mirror_copy(flow, direction, pkt):
                 return flow
             if pkt.cut:
@@ -586,6 +590,7 @@ class FlowTable:
         dst_ip = format_ip(flow.server_ip)
         streams = flow.streams
         counters = flow.counters
+        tcp = flow.proto == IPPROTO_TCP
         return FlowRecord(
             flow_id=flow.id,
             community_id=community_id(
@@ -611,8 +616,8 @@ class FlowTable:
             bytes_to_client=counters[BYTES + 1],
             payload_bytes_to_server=counters[PAYLOAD],
             payload_bytes_to_client=counters[PAYLOAD + 1],
-            tcp_flags_to_server=tuple(tcp_flag_names(counters[FLAGS])),
-            tcp_flags_to_client=tuple(tcp_flag_names(counters[FLAGS + 1])),
+            tcp_flags_to_server=tuple(tcp_flag_names(counters[FLAGS])) if tcp else (),
+            tcp_flags_to_client=tuple(tcp_flag_names(counters[FLAGS + 1])) if tcp else (),
             state=flow.state(),
             end_reason=reason,
             service=flow.service,
@@ -621,10 +626,24 @@ class FlowTable:
             retransmissions=(streams[0].retransmissions + streams[1].retransmissions) if streams else 0,
             tunnel=tunnel_layers(flow.tunnel) if flow.tunnel else (),
             sliced_bytes=flow.sliced + (streams[0].sliced + streams[1].sliced if streams else 0),
+            icmp_types_to_server=() if tcp else _bits(counters[FLAGS]),
+            icmp_types_to_client=() if tcp else _bits(counters[FLAGS + 1]),
         )
 
     def _anomaly(self, code: str, flow: Flow, direction: int, pkt: Packet | None, detail: str) -> None:
         self.anomalies.append(flow_anomaly(code, flow, direction, pkt, detail))
+
+
+def _bits(mask: int) -> tuple[int, ...]:
+    """The positions of the bits set in ``mask``, lowest first."""
+    found: list[int] = []
+    position = 0
+    while mask:
+        if mask & 1:
+            found.append(position)
+        mask >>= 1
+        position += 1
+    return tuple(found)
 
 
 def tunnel_layers(layers: tuple[tuple[str, int, int, bytes, bytes], ...]) -> tuple[dict[str, Any], ...]:

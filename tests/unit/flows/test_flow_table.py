@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.inet6 import IPv6
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
@@ -127,6 +127,34 @@ def test_orientation_without_syn_uses_ports_then_first_talker() -> None:
     table, _ = run([udp(1.0, False, b"x", sport=40000, dport=41000)])
     assert table.records[0].orientation == "first_packet"
     assert table.records[0].src_port == 41000  # the first talker is taken as the client
+
+
+def test_icmp_flows_record_the_message_types_each_way() -> None:
+    def icmp(ts: float, client: bool, kind: int) -> tuple[float, bytes]:
+        src, dst = (C, S) if client else (S, C)
+        return ts, bytes(Ether(src=MAC_C, dst=MAC_S) / IP(src=src, dst=dst) / ICMP(type=kind))
+
+    table, _ = run([icmp(1.0, True, 8), icmp(1.1, False, 0), icmp(2.0, True, 8), icmp(2.5, True, 13)])
+    (record,) = table.records
+    assert (record.transport, record.src_ip, record.packets_to_server) == ("icmp", C, 3)
+    assert (record.icmp_types_to_server, record.icmp_types_to_client) == ((8, 13), (0,))
+    assert record.tcp_flags_to_server == () and record.state is None
+    table, _ = run([icmp(1.0, True, 8)])
+    assert (table.records[0].icmp_types_to_server, table.records[0].icmp_types_to_client) == ((8,), ())
+    v6 = [
+        (1.0, bytes(Ether() / IPv6(src="2001:db8::1", dst="2001:db8::2") / ICMPv6EchoRequest())),
+        (1.1, bytes(Ether() / IPv6(src="2001:db8::2", dst="2001:db8::1") / ICMPv6EchoReply())),
+    ]
+    table, _ = run(v6)
+    (record,) = table.records
+    assert (record.transport, record.icmp_types_to_server, record.icmp_types_to_client) == (
+        "ipv6-icmp",
+        (128,),
+        (129,),
+    )
+    # TCP and UDP flows carry none.
+    table, _ = run([udp(1.0, True, b"q"), *handshake(t=2.0)])
+    assert all(r.icmp_types_to_server == () == r.icmp_types_to_client for r in table.records)
 
 
 def test_vlans_keep_flows_apart() -> None:
