@@ -40,10 +40,12 @@ from ics_monitor.detect.policy import ZonePolicy
 from ics_monitor.detect.recon import (
     DeviceIdEnumeration,
     Dnp3AddressSweep,
+    IcmpSweep,
     ModbusFunctionSweep,
     ModbusUnitSweep,
     OtPortMisuse,
     OtPortScan,
+    OtUdpScan,
     S7SzlEnumeration,
 )
 from ics_monitor.detect.rules import RuleSet
@@ -68,6 +70,8 @@ DETECTORS: tuple[type[BaseDetector], ...] = (
     S7SzlEnumeration,
     Dnp3AddressSweep,
     OtPortScan,
+    OtUdpScan,
+    IcmpSweep,
     OtPortMisuse,
     ErrorStorm,
     RequestFlood,

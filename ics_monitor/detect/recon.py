@@ -14,6 +14,11 @@
   reset without payload) to many (server, port) pairs, at least one of them an OT service port.
 * OT port misuse: a flow to a Modbus, DNP3 or S7 port whose bytes are another protocol (TLS, HTTP,
   RDP ...), or on the Modbus and DNP3 ports no protocol known here.
+* UDP scan of OT ports: one host with unanswered UDP probes (a datagram or a few, nothing back) to
+  many (server, port) pairs, at least one of them an OT service port (DNP3, BACnet, EtherNet/IP,
+  PROFINET, Modbus/UDP ...).
+* ICMP host sweep: one host pinging (echo, timestamp or address-mask requests) many addresses that
+  never answer; answered pings do not count, so a monitoring server polling live devices is quiet.
 
 State is one small set per key within a window (``WindowedSets``), keys capped, sets capped at a
 few times the threshold; each detector reads its thresholds from its rule's ``params``.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from ics_monitor.core.addresses import ip_sort_key, ipv4_packed
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
 
 MAX_KEYS = 50_000
@@ -334,6 +340,138 @@ class OtPortScan(BaseDetector):
                 "ports": sorted({port for _, port in targets})[:64],
                 "window_start": start,
             },
+        )
+
+
+def unicast_target(address: str) -> bool:
+    """Whether ``address`` is one host's: not multicast, broadcast (limited, or x.y.z.255) or 0.0.0.0.
+
+    Discovery protocols (BACnet Who-Is, EtherNet/IP List Identity, SSDP ...) send one-way datagrams
+    to broadcast and multicast addresses by design: they are not probes of a host.  A subnet's
+    directed broadcast is known only with its mask: the last octet 255 stands for it.
+    """
+    packed = ipv4_packed(address)
+    if packed is not None:
+        return not (packed[0] >= 0xE0 or packed[3] == 0xFF or packed == b"\x00\x00\x00\x00")
+    return not address.lower().startswith("ff")
+
+
+class OtUdpScan(BaseDetector):
+    """ICS-3009: unanswered UDP probes to many (server, port) pairs, OT service ports among them.
+
+    A probe: a UDP flow of at most ``max_probe_packets`` datagrams to a unicast address with
+    nothing back (a closed port answers with ICMP port unreachable, a separate flow; a filtered one
+    not at all).  UDP scanners (nmap -sU, protocol discovery scripts) send one or two datagrams per
+    port; a one-way stream (syslog, a flow exporter) goes to one collector, not to many targets.
+    With a baseline, datagrams between hosts that talked while learning are not probes (a DNP3/UDP
+    master polling outstations that went silent is ICS-4003's business).
+    """
+
+    name = "ot_udp_scan"
+    rule_ids = ("ICS-3009",)
+    wants_flows = True
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        window, threshold, ports, probe = _params(
+            context, "ICS-3009", "window", "min_targets", "ot_ports", "max_probe_packets"
+        )
+        self.sets = WindowedSets(window, threshold)
+        self.ot_ports = frozenset(int(port) for port in ports)
+        self.max_probe_packets = int(probe)
+        self.baseline = context.baseline
+
+    def on_flow(self, record: Any, out: Emitter) -> None:
+        """Count unanswered UDP probes per source host."""
+        if (
+            record.transport != "udp"
+            or record.packets_to_client
+            or record.packets_to_server > self.max_probe_packets
+            or not unicast_target(record.dst_ip)
+        ):
+            return
+        baseline = self.baseline
+        if baseline is not None and baseline.knows_pair(record.src_ip, record.dst_ip):
+            return
+        crossed = self.sets.add(record.src_ip, (record.dst_ip, record.dst_port), record.ts_start)
+        if crossed is None:
+            return
+        start, targets = crossed
+        ot_targets = sorted(f"{ip}:{port}" for ip, port in targets if port in self.ot_ports)
+        if not ot_targets:
+            # Reached the threshold on IT ports only; an OT port later still fires (state kept).
+            self.sets.states[record.src_ip][2] = False
+            return
+        out.fire(
+            "ICS-3009",
+            record.src_ip,
+            ts=record.ts_start,
+            frames=(record.first_frame,),
+            source=record,
+            endpoints={"dst_ip": None, "dst_port": None, "flow_id": None, "src_port": None},
+            evidence={
+                "distinct_targets": len(targets),
+                "ot_targets": ot_targets[:32],
+                "hosts": len({ip for ip, _ in targets}),
+                "ports": sorted({port for _, port in targets})[:64],
+                "window_start": start,
+            },
+        )
+
+
+# ICMP requests a host must answer, with their answers: echo, timestamp and address mask (IPv4),
+# echo (ICMPv6).  Host discovery (nmap -sn -PE/-PP/-PM, fping, ping sweeps) sends these.
+ICMP_PROBES: Final = {"icmp": ((8, 0), (13, 14), (17, 18)), "ipv6-icmp": ((128, 129),)}
+
+
+class IcmpSweep(BaseDetector):
+    """ICS-3010: pings from one host to many addresses that never answer.
+
+    Per ICMP flow (one per host pair): a request sent and its answer never seen.  Answered pings do
+    not count, as ICS-7003 counts only unanswered ARP: monitoring servers ping live devices all day,
+    sweeps find out which addresses are live and mostly hit empty ones.  Pings to empty addresses of
+    another subnet show only on the scanner's side of the router; on the far side the router's
+    unanswered ARP for them is all there is (ICS-7003 with the router as its source).
+    """
+
+    name = "icmp_sweep"
+    rule_ids = ("ICS-3010",)
+    wants_flows = True
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        window, threshold = _params(context, "ICS-3010", "window", "min_targets")
+        self.sets = WindowedSets(window, threshold)
+        self.window = float(window)
+
+    def on_flow(self, record: Any, out: Emitter) -> None:
+        """Count unanswered ICMP requests per source host."""
+        probes = ICMP_PROBES.get(record.transport)
+        if probes is None:
+            return
+        sent: tuple[int, ...] = record.icmp_types_to_server
+        back: tuple[int, ...] = record.icmp_types_to_client
+        if not any(request in sent and answer not in back for request, answer in probes):
+            return
+        if not unicast_target(record.dst_ip):
+            return
+        crossed = self.sets.add(record.src_ip, record.dst_ip, record.ts_start)
+        if crossed is None:
+            return
+        start, targets = crossed
+        out.fire(
+            "ICS-3010",
+            record.src_ip,
+            ts=record.ts_start,
+            frames=(record.first_frame,),
+            source=record,
+            endpoints={"dst_ip": None, "dst_port": None, "flow_id": None, "src_port": None},
+            evidence={
+                "distinct_targets": len(targets),
+                "targets": sorted(targets, key=ip_sort_key)[:32],
+                "window_start": start,
+            },
+            fields={"window": f"{self.window:g}"},
         )
 
 

@@ -241,6 +241,8 @@ def flow(
     packets_to_server: int = 5,
     reply: int | None = None,
     missed_bytes: int = 0,
+    packets_to_client: int | None = None,
+    icmp_types: tuple[tuple[int, ...], tuple[int, ...]] = ((), ()),
 ) -> FlowRecord:
     return FlowRecord(
         flow_id=flow_id or f"flow-{src_ip}-{dst_ip}-{dst_port}-{ts}",
@@ -260,7 +262,7 @@ def flow(
         dst_mac="00:11:22:33:44:66",
         orientation="syn",
         packets_to_server=packets_to_server,
-        packets_to_client=5 if payload else 0,
+        packets_to_client=(5 if payload else 0) if packets_to_client is None else packets_to_client,
         bytes_to_server=500,
         bytes_to_client=500,
         payload_bytes_to_server=payload,
@@ -273,6 +275,8 @@ def flow(
         app_protocol=app_protocol,
         missed_bytes=missed_bytes,
         retransmissions=0,
+        icmp_types_to_server=icmp_types[0],
+        icmp_types_to_client=icmp_types[1],
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, rule_ids, run
@@ -89,6 +90,99 @@ def test_ot_port_scan_from_flow_records() -> None:
     ]
     ok = [flow(dst_ip=f"10.0.1.{i}", state="closed", ts=1000.0 + i) for i in range(10)]
     assert run(ok) == []
+
+
+def test_udp_scan_counts_unanswered_probes_with_an_ot_port_among_them() -> None:
+    def probe(ip: str, port: int, ts: float, back: int = 0, sent: int = 1) -> Any:
+        return flow(
+            dst_ip=ip,
+            dst_port=port,
+            transport="udp",
+            state=None,
+            payload=0,
+            ts=ts,
+            packets_to_server=sent,
+            packets_to_client=back,
+        )
+
+    targets = [(f"10.0.1.{h}", port) for h in (1, 2) for port in (161, 20000, 47808)]
+    probes = [probe(ip, port, 1000.0 + i) for i, (ip, port) in enumerate(targets)]
+    [alert] = run(probes)
+    assert alert.rule_id == "ICS-3009" and alert.src_ip == "10.0.0.5" and alert.dst_ip is None
+    assert alert.evidence["distinct_targets"] == 5 and alert.evidence["hosts"] == 2
+    # Reported when the fifth target comes: 10.0.1.2:47808 after it is counted, not listed.
+    assert alert.evidence["ot_targets"] == ["10.0.1.1:20000", "10.0.1.1:47808", "10.0.1.2:20000"]
+    assert run(probes[:4]) == []
+    # Answered datagrams, one-way streams and broadcast discovery are not probes.
+    assert run([probe(ip, port, 1000.0 + i, back=1) for i, (ip, port) in enumerate(targets)]) == []
+    assert run([probe(ip, port, 1000.0 + i, sent=50) for i, (ip, port) in enumerate(targets)]) == []
+    broadcasts = ["255.255.255.255", "10.0.1.255", "224.0.0.251", "239.255.255.250", "ff02::1"]
+    assert run([probe(ip, 47808, 1000.0 + i) for i, ip in enumerate(broadcasts)]) == []
+    # IT ports only: not an OT scan, until an OT port comes.
+    it_only = [probe("10.0.1.1", port, 1000.0 + i) for i, port in enumerate((53, 123, 161, 514, 1900))]
+    assert run(it_only) == []
+    assert rule_ids(run([*it_only, probe("10.0.1.2", 20000, 1010.0)])) == ["ICS-3009"]
+    # With a baseline, silent peers learned as such are not probe targets; a new pair still is.
+    learner = BaselineLearner()
+    for ip in ("10.0.1.1", "10.0.1.2"):
+        learner.observe_flow(probe(ip, 20000, 900.0, back=1, sent=2))
+    assert "ICS-3009" not in rule_ids(run(probes, baseline=learner.baseline()))
+    stranger = [dataclasses.replace(p, src_ip="10.0.0.66") for p in probes]
+    assert "ICS-3009" in rule_ids(run(stranger, baseline=learner.baseline()))
+    # Out of the window: a slow trickle does not add up.
+    assert run([probe(ip, port, 1000.0 + 200 * i) for i, (ip, port) in enumerate(targets)]) == []
+
+
+def test_icmp_sweep_counts_only_unanswered_requests() -> None:
+    def ping(ip: str, ts: float, sent: tuple[int, ...] = (8,), back: tuple[int, ...] = ()) -> Any:
+        return flow(
+            dst_ip=ip,
+            dst_port=0,
+            transport="icmp",
+            state=None,
+            payload=0,
+            ts=ts,
+            packets_to_server=1,
+            packets_to_client=len(back),
+            icmp_types=(sent, back),
+        )
+
+    sweep = [ping(f"10.0.1.{i}", 1000.0 + i / 10) for i in range(1, 17)]
+    [alert] = run(sweep)
+    assert alert.rule_id == "ICS-3010" and alert.src_ip == "10.0.0.5" and alert.dst_ip is None
+    assert alert.evidence["distinct_targets"] == 16 and alert.evidence["targets"][:3] == [
+        "10.0.1.1",
+        "10.0.1.2",
+        "10.0.1.3",
+    ]
+    assert "within 60 s" in alert.explanation
+    assert run(sweep[:15]) == []
+    # A monitoring server pinging live devices: every ping answered.
+    assert run([ping(f"10.0.1.{i}", 1000.0 + i / 10, back=(0,)) for i in range(1, 60)]) == []
+    # Timestamp requests (nmap -PP) count; an echo reply alone or an error message does not.
+    assert rule_ids(run([ping(f"10.0.1.{i}", 1000.0 + i / 10, sent=(13,)) for i in range(1, 17)])) == [
+        "ICS-3010"
+    ]
+    assert run([ping(f"10.0.1.{i}", 1000.0 + i / 10, sent=(0,)) for i in range(1, 17)]) == []
+    assert run([ping(f"10.0.1.{i}", 1000.0 + i / 10, sent=(3, 11)) for i in range(1, 17)]) == []
+    # An echo answered only by a timestamp reply is still an unanswered echo.
+    assert rule_ids(run([ping(f"10.0.1.{i}", 1000.0 + i / 10, back=(14,)) for i in range(1, 17)])) == [
+        "ICS-3010"
+    ]
+    v6 = [
+        flow(
+            dst_ip=f"2001:db8::{i:x}",
+            dst_port=0,
+            transport="ipv6-icmp",
+            state=None,
+            payload=0,
+            ts=1000.0 + i / 10,
+            packets_to_client=0,
+            icmp_types=((128,), ()),
+        )
+        for i in range(1, 17)
+    ]
+    assert rule_ids(run(v6)) == ["ICS-3010"]
 
 
 # -- availability ----------------------------------------------------------------------------------------
