@@ -16,7 +16,7 @@ remote), a private one does.
 What an asset holds: vendor (MAC OUI, offline), roles earned by behaviour (``roles``), identity
 read from the traffic (``identity``; Modbus gateways keep other units' identities in ``units``),
 DNP3 link addresses it used as master and as outstation, Modbus unit ids it answered for, services it offers (server ports that
-answered), protocols it speaks (IT ones too), first/last seen (capture time), a Purdue-level
+answered), protocols it speaks (IT ones too; not the ports it only probed), first/last seen (capture time), a Purdue-level
 guess, and the history of identity changes (firmware before/after).
 
 ``Inventory.observe`` / ``observe_flow`` return ``AssetChange`` records: ``new_asset``,
@@ -383,7 +383,7 @@ class Inventory:
         self._note_mac(record.dst_ip, record.dst_mac, server, False, ts, frame, changes, dst_place)
         name = record.app_protocol or record.service
         if name:
-            if client is not None:
+            if client is not None and _spoken(record):
                 self._add_protocol(client, name)
             if server is not None:
                 self._add_protocol(server, name)
@@ -872,6 +872,28 @@ class Inventory:
         if stand_in is not None and stand_in.first_seen < owner.first_seen:
             owner.first_seen = stand_in.first_seen
             owner.first_frame = stand_in.first_frame
+
+
+# Datagrams one way with nothing back that make a stream (syslog, flow export, a data diode), not a
+# probe: scanners send one or two per port (ICS-3009 counts probes of up to this many).
+PROBE_DATAGRAMS: Final = 3
+
+
+def _spoken(record: FlowRecord) -> bool:
+    """Whether the client spoke the flow's protocol, rather than probed its port.
+
+    TCP: the server accepted (SYN-ACK) or payload went either way (a one-way capture, or a flow
+    picked up mid-stream); a SYN or ACK answered by a reset, or by nothing, is a probe.  UDP and the
+    rest: an answer came, or more datagrams than a probe's went one way.  So a scanner's asset does
+    not list every service it knocked at as a protocol it speaks.
+    """
+    if record.transport == "tcp":
+        return (
+            "SYN" in record.tcp_flags_to_client
+            or record.payload_bytes_to_server > 0
+            or record.payload_bytes_to_client > 0
+        )
+    return record.packets_to_client > 0 or record.packets_to_server > PROBE_DATAGRAMS
 
 
 def _served(record: FlowRecord) -> bool:

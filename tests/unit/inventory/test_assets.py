@@ -6,6 +6,7 @@ what the device says) or, for captures by others, from tshark's dissection of th
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ics_monitor.events import ArpEvent
@@ -475,6 +476,71 @@ def test_services_and_it_protocols_from_flow_records() -> None:
     # An IT-only host is guessed at level 4.
     client = inventory.asset_for_ip("10.2.0.9")
     assert client is not None and client.purdue_level == 4
+
+
+def test_ports_a_scanner_only_probed_are_not_protocols_it_speaks() -> None:
+    inventory = Inventory()
+    refused = [
+        dataclasses.replace(
+            flow(
+                "10.0.0.66",
+                "10.0.0.2",
+                src_mac=None,
+                dst_mac=None,
+                dst_port=port,
+                service=name,
+                answered=False,
+            ),
+            packets_to_client=1,
+            payload_bytes_to_server=0,
+            tcp_flags_to_client=("RST", "ACK"),
+            state="rejected",
+        )
+        for port, name in ((22, "ssh"), (80, "http"), (443, "https"), (3389, "rdp"))
+    ]
+    probes = [
+        dataclasses.replace(
+            flow(
+                "10.0.0.66",
+                "10.0.0.2",
+                src_mac=None,
+                dst_mac=None,
+                dst_port=port,
+                service=name,
+                transport="udp",
+                answered=False,
+            ),
+            packets_to_server=2,
+        )
+        for port, name in ((161, "snmp"), (123, "ntp"))
+    ]
+    for record in (*refused, *probes):
+        inventory.observe_flow(record)
+    scanner = inventory.asset_for_ip("10.0.0.66")
+    assert scanner is not None and scanner.protocols == set()
+    # Spoken: an accepted connection, an answered datagram, a one-way stream (syslog to a collector).
+    spoken = [
+        flow("10.0.0.66", "10.0.0.2", src_mac=None, dst_mac=None, dst_port=22, service="ssh"),
+        flow(
+            "10.0.0.66", "10.0.0.3", src_mac=None, dst_mac=None, dst_port=53, service="dns", transport="udp"
+        ),
+        dataclasses.replace(
+            flow(
+                "10.0.0.66",
+                "10.0.0.4",
+                src_mac=None,
+                dst_mac=None,
+                dst_port=514,
+                service="syslog",
+                transport="udp",
+                answered=False,
+            ),
+            packets_to_server=40,
+        ),
+    ]
+    for record in spoken:
+        inventory.observe_flow(record)
+    assert scanner.protocols == {"ssh", "dns", "syslog"}
 
 
 # -- history, persistence, caps -------------------------------------------------------------------------
