@@ -28,8 +28,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ics_monitor.core.addresses import ip_sort_key, ipv4_packed
+from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
+from ics_monitor.inventory.baseline import is_asset_ip
 
 MAX_KEYS = 50_000
 
@@ -298,25 +299,30 @@ class Dnp3AddressSweep(BaseDetector):
 PROBE_STATES: Final = frozenset({"rejected", "syn_sent"})
 
 
-class OtPortScan(BaseDetector):
-    """ICS-3006: failed or probe-only TCP connections to many targets, OT service ports among them."""
+class _PortProbes(BaseDetector):
+    """Probes of (server, port) pairs per source host, for a scan rule with an OT port among them.
 
-    name = "ot_port_scan"
-    rule_ids = ("ICS-3006",)
+    Fires the rule once a host probed ``min_targets`` pairs within ``window`` seconds, at least one
+    of them on ``ot_ports``; a threshold reached on IT ports only keeps counting until an OT port
+    comes.  Subclasses say what a probe is (``probe``).
+    """
+
     wants_flows = True
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, rule_id: str) -> None:
         super().__init__(context)
-        window, threshold, ports = _params(context, "ICS-3006", "window", "min_targets", "ot_ports")
+        window, threshold, ports = _params(context, rule_id, "window", "min_targets", "ot_ports")
+        self.rule_id = rule_id
         self.sets = WindowedSets(window, threshold)
         self.ot_ports = frozenset(int(port) for port in ports)
 
+    def probe(self, record: Any) -> bool:
+        """Whether the flow record is a probe of its server port."""
+        raise NotImplementedError
+
     def on_flow(self, record: Any, out: Emitter) -> None:
-        """Count probe-only connections per source host."""
-        if record.transport != "tcp" or record.payload_bytes_to_server or record.payload_bytes_to_client:
-            return
-        state = record.state
-        if state not in PROBE_STATES and not (state == "reset" and record.packets_to_server <= 3):
+        """Count probes per source host; fire when the threshold is crossed with an OT port."""
+        if not self.probe(record):
             return
         crossed = self.sets.add(record.src_ip, (record.dst_ip, record.dst_port), record.ts_start)
         if crossed is None:
@@ -328,82 +334,7 @@ class OtPortScan(BaseDetector):
             self.sets.states[record.src_ip][2] = False
             return
         out.fire(
-            "ICS-3006",
-            record.src_ip,
-            ts=record.ts_start,
-            frames=(record.first_frame,),
-            source=record,
-            endpoints={"dst_ip": None, "dst_port": None, "flow_id": None, "src_port": None},
-            evidence={
-                "distinct_targets": len(targets),
-                "ot_targets": ot_targets[:32],
-                "ports": sorted({port for _, port in targets})[:64],
-                "window_start": start,
-            },
-        )
-
-
-def unicast_target(address: str) -> bool:
-    """Whether ``address`` is one host's: not multicast, broadcast (limited, or x.y.z.255) or 0.0.0.0.
-
-    Discovery protocols (BACnet Who-Is, EtherNet/IP List Identity, SSDP ...) send one-way datagrams
-    to broadcast and multicast addresses by design: they are not probes of a host.  A subnet's
-    directed broadcast is known only with its mask: the last octet 255 stands for it.
-    """
-    packed = ipv4_packed(address)
-    if packed is not None:
-        return not (packed[0] >= 0xE0 or packed[3] == 0xFF or packed == b"\x00\x00\x00\x00")
-    return not address.lower().startswith("ff")
-
-
-class OtUdpScan(BaseDetector):
-    """ICS-3009: unanswered UDP probes to many (server, port) pairs, OT service ports among them.
-
-    A probe: a UDP flow of at most ``max_probe_packets`` datagrams to a unicast address with
-    nothing back (a closed port answers with ICMP port unreachable, a separate flow; a filtered one
-    not at all).  UDP scanners (nmap -sU, protocol discovery scripts) send one or two datagrams per
-    port; a one-way stream (syslog, a flow exporter) goes to one collector, not to many targets.
-    With a baseline, datagrams between hosts that talked while learning are not probes (a DNP3/UDP
-    master polling outstations that went silent is ICS-4003's business).
-    """
-
-    name = "ot_udp_scan"
-    rule_ids = ("ICS-3009",)
-    wants_flows = True
-
-    def __init__(self, context: Context) -> None:
-        super().__init__(context)
-        window, threshold, ports, probe = _params(
-            context, "ICS-3009", "window", "min_targets", "ot_ports", "max_probe_packets"
-        )
-        self.sets = WindowedSets(window, threshold)
-        self.ot_ports = frozenset(int(port) for port in ports)
-        self.max_probe_packets = int(probe)
-        self.baseline = context.baseline
-
-    def on_flow(self, record: Any, out: Emitter) -> None:
-        """Count unanswered UDP probes per source host."""
-        if (
-            record.transport != "udp"
-            or record.packets_to_client
-            or record.packets_to_server > self.max_probe_packets
-            or not unicast_target(record.dst_ip)
-        ):
-            return
-        baseline = self.baseline
-        if baseline is not None and baseline.knows_pair(record.src_ip, record.dst_ip):
-            return
-        crossed = self.sets.add(record.src_ip, (record.dst_ip, record.dst_port), record.ts_start)
-        if crossed is None:
-            return
-        start, targets = crossed
-        ot_targets = sorted(f"{ip}:{port}" for ip, port in targets if port in self.ot_ports)
-        if not ot_targets:
-            # Reached the threshold on IT ports only; an OT port later still fires (state kept).
-            self.sets.states[record.src_ip][2] = False
-            return
-        out.fire(
-            "ICS-3009",
+            self.rule_id,
             record.src_ip,
             ts=record.ts_start,
             frames=(record.first_frame,),
@@ -417,6 +348,57 @@ class OtUdpScan(BaseDetector):
                 "window_start": start,
             },
         )
+
+
+class OtPortScan(_PortProbes):
+    """ICS-3006: failed or probe-only TCP connections to many targets, OT service ports among them."""
+
+    name = "ot_port_scan"
+    rule_ids = ("ICS-3006",)
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context, "ICS-3006")
+
+    def probe(self, record: Any) -> bool:
+        """A TCP connection refused, unanswered, or reset after at most 3 packets, without payload."""
+        if record.transport != "tcp" or record.payload_bytes_to_server or record.payload_bytes_to_client:
+            return False
+        state = record.state
+        return state in PROBE_STATES or (state == "reset" and record.packets_to_server <= 3)
+
+
+class OtUdpScan(_PortProbes):
+    """ICS-3009: unanswered UDP probes to many (server, port) pairs, OT service ports among them.
+
+    A probe: a UDP flow of at most ``max_probe_packets`` datagrams to a host address (not broadcast
+    or multicast discovery, ``is_asset_ip``) with nothing back (a closed port answers with ICMP port
+    unreachable, a separate flow; a filtered one not at all).  UDP scanners (nmap -sU, protocol
+    discovery scripts) send one or two datagrams per port; a one-way stream (syslog, a flow
+    exporter) goes to one collector, not to many targets.  With a baseline, datagrams between hosts
+    that talked while learning are not probes (a DNP3/UDP master polling outstations that went
+    silent is ICS-4003's business).
+    """
+
+    name = "ot_udp_scan"
+    rule_ids = ("ICS-3009",)
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context, "ICS-3009")
+        (probe,) = _params(context, "ICS-3009", "max_probe_packets")
+        self.max_probe_packets = int(probe)
+        self.baseline = context.baseline
+
+    def probe(self, record: Any) -> bool:
+        """An unanswered UDP flow of a few datagrams to a host the source did not talk to while learning."""
+        if (
+            record.transport != "udp"
+            or record.packets_to_client
+            or record.packets_to_server > self.max_probe_packets
+            or not is_asset_ip(record.dst_ip)
+        ):
+            return False
+        baseline = self.baseline
+        return baseline is None or not baseline.knows_pair(record.src_ip, record.dst_ip)
 
 
 # ICMP requests a host must answer, with their answers: echo, timestamp and address mask (IPv4),
@@ -453,7 +435,7 @@ class IcmpSweep(BaseDetector):
         back: tuple[int, ...] = record.icmp_types_to_client
         if not any(request in sent and answer not in back for request, answer in probes):
             return
-        if not unicast_target(record.dst_ip):
+        if not is_asset_ip(record.dst_ip):
             return
         crossed = self.sets.add(record.src_ip, record.dst_ip, record.ts_start)
         if crossed is None:

@@ -15,9 +15,10 @@ remote), a private one does.
 
 What an asset holds: vendor (MAC OUI, offline), roles earned by behaviour (``roles``), identity
 read from the traffic (``identity``; Modbus gateways keep other units' identities in ``units``),
-DNP3 link addresses it used as master and as outstation, Modbus unit ids it answered for, services it offers (server ports that
-answered), protocols it speaks (IT ones too; not the ports it only probed), first/last seen (capture time), a Purdue-level
-guess, and the history of identity changes (firmware before/after).
+DNP3 link addresses it used as master and as outstation, Modbus unit ids it answered for, services
+it offers (server ports that answered), protocols it speaks (IT ones too; not the ports it only
+probed), first/last seen (capture time), a Purdue-level guess, and the history of identity changes
+(firmware before/after).
 
 ``Inventory.observe`` / ``observe_flow`` return ``AssetChange`` records: ``new_asset``,
 ``identity_change`` (a field that had a value and now has another), ``role_change`` and

@@ -45,6 +45,18 @@ SWITCH = "switch"
 IFNAME_MAX = 15  # Linux IFNAMSIZ - 1
 
 
+def wait_ready(process: subprocess.Popen[bytes], log: Path, what: str, timeout: float = 20.0) -> None:
+    """Wait until a lab process prints READY into ``log``; exit naming ``what`` if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "READY" in log.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not start: {log.read_text(errors='replace')}")
+
+
 class LabError(RuntimeError):
     """A lab command failed (the message holds the command and its stderr)."""
 

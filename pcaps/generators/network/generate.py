@@ -22,7 +22,6 @@ usage: sudo .venv/bin/python pcaps/generators/network/generate.py [OUT_DIR]
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "demo"))
 sys.path.insert(0, str(HERE.parent))
 import manifest  # noqa: E402
-from netlab import Host, Leg, NetLab  # noqa: E402
+from netlab import Host, Leg, NetLab, wait_ready  # noqa: E402
 
 PYTHON = sys.executable
 PLC = ("plc", "00:80:f4:0a:14:11", "192.168.20.11")
@@ -54,17 +53,6 @@ def build(lab: NetLab) -> None:
         )
     )
     lab.add_span(["ot"])
-
-
-def wait_ready(process: subprocess.Popen[bytes], log: Path, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "READY" in log.read_text(errors="replace"):
-            return
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    raise SystemExit(f"{what} did not start: {log.read_text(errors='replace')}")
 
 
 def run(out: Path, name: str, seconds: float, attack: bool) -> Path:

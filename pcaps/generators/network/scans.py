@@ -27,7 +27,6 @@ usage: sudo .venv/bin/python pcaps/generators/network/scans.py [OUT_DIR]
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "demo"))
 sys.path.insert(0, str(HERE.parent))
 import manifest  # noqa: E402
-from netlab import Host, Leg, NetLab  # noqa: E402
+from netlab import Host, Leg, NetLab, wait_ready  # noqa: E402
 
 PYTHON = sys.executable
 PLC = ("plc", "00:80:f4:0a:15:11", "192.168.20.11")
@@ -47,17 +46,6 @@ ROUTER_OT = ("00:90:e8:0a:15:01", "192.168.20.1")
 ROUTER_IT = ("00:90:e8:0a:16:01", "10.20.30.1")
 SCANNER = ("scanner", "b8:27:eb:0a:16:66", "10.20.30.66")
 QUIET_ICMP = {"net.ipv4.icmp_ratelimit": "0"}
-
-
-def wait_ready(process: subprocess.Popen[bytes], log: Path, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "READY" in log.read_text(errors="replace"):
-            return
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    raise SystemExit(f"{what} did not start: {log.read_text(errors='replace')}")
 
 
 def build(lab: NetLab) -> None:
