@@ -48,6 +48,7 @@ from ics_monitor.inventory.baseline import (
     function_key,
     is_asset_ip,
     is_conversation,
+    is_probe,
     modbus_write_span,
     protocol_of_event,
     protocol_of_flow,
@@ -204,8 +205,11 @@ class BaselineDeviation(BaseDetector):
         )
 
     def on_flow(self, record: Any, out: Emitter) -> None:
-        """Flows without protocol records (IT, unknown) get their conversation checked here."""
-        if not is_conversation(record):
+        """Flows without protocol records (IT, unknown) get their conversation checked here.
+
+        Probes (``is_probe``) are not conversations: ICS-3006/3009/3010 judge them.
+        """
+        if not is_conversation(record) or is_probe(record):
             return
         key = (record.src_ip, record.dst_ip, record.transport, record.dst_port, protocol_of_flow(record))
         if record.flow_id in self.flows:

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
-from ics_monitor.inventory.baseline import is_asset_ip
+from ics_monitor.inventory.baseline import is_asset_ip, is_probe
 
 MAX_KEYS = 50_000
 
@@ -296,9 +296,6 @@ class Dnp3AddressSweep(BaseDetector):
         )
 
 
-PROBE_STATES: Final = frozenset({"rejected", "syn_sent"})
-
-
 class _PortProbes(BaseDetector):
     """Probes of (server, port) pairs per source host, for a scan rule with an OT port among them.
 
@@ -361,10 +358,7 @@ class OtPortScan(_PortProbes):
 
     def probe(self, record: Any) -> bool:
         """A TCP connection refused, unanswered, or reset after at most 3 packets, without payload."""
-        if record.transport != "tcp" or record.payload_bytes_to_server or record.payload_bytes_to_client:
-            return False
-        state = record.state
-        return state in PROBE_STATES or (state == "reset" and record.packets_to_server <= 3)
+        return record.transport == "tcp" and is_probe(record)
 
 
 class OtUdpScan(_PortProbes):

@@ -42,6 +42,7 @@ from ics_monitor.core.addresses import ipv4_assignable, ipv4_packed
 from ics_monitor.core.anomalies import Severity, register
 from ics_monitor.events.base import Event
 from ics_monitor.events.flow import FlowRecord
+from ics_monitor.inventory.baseline import is_probe
 from ics_monitor.inventory.identity import dnp3_identity, modbus_identity, s7_identity, s7_rack_slot
 from ics_monitor.inventory.oui import is_unicast_mac, vendor_of
 from ics_monitor.inventory.roles import (
@@ -384,7 +385,7 @@ class Inventory:
         self._note_mac(record.dst_ip, record.dst_mac, server, False, ts, frame, changes, dst_place)
         name = record.app_protocol or record.service
         if name:
-            if client is not None and _spoken(record):
+            if client is not None and not is_probe(record):
                 self._add_protocol(client, name)
             if server is not None:
                 self._add_protocol(server, name)
@@ -873,28 +874,6 @@ class Inventory:
         if stand_in is not None and stand_in.first_seen < owner.first_seen:
             owner.first_seen = stand_in.first_seen
             owner.first_frame = stand_in.first_frame
-
-
-# Datagrams one way with nothing back that make a stream (syslog, flow export, a data diode), not a
-# probe: scanners send one or two per port (ICS-3009 counts probes of up to this many).
-PROBE_DATAGRAMS: Final = 3
-
-
-def _spoken(record: FlowRecord) -> bool:
-    """Whether the client spoke the flow's protocol, rather than probed its port.
-
-    TCP: the server accepted (SYN-ACK) or payload went either way (a one-way capture, or a flow
-    picked up mid-stream); a SYN or ACK answered by a reset, or by nothing, is a probe.  UDP and the
-    rest: an answer came, or more datagrams than a probe's went one way.  So a scanner's asset does
-    not list every service it knocked at as a protocol it speaks.
-    """
-    if record.transport == "tcp":
-        return (
-            "SYN" in record.tcp_flags_to_client
-            or record.payload_bytes_to_server > 0
-            or record.payload_bytes_to_client > 0
-        )
-    return record.packets_to_client > 0 or record.packets_to_server > PROBE_DATAGRAMS
 
 
 def _served(record: FlowRecord) -> bool:

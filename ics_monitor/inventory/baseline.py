@@ -153,6 +153,27 @@ def is_conversation(record: Any) -> bool:
     return is_asset_ip(record.dst_ip)
 
 
+# Datagrams one way with nothing back that make a stream (syslog, flow export, a data diode), not a
+# probe: scanners send one or two per port (ICS-3009's default, rules/recon.yaml).
+PROBE_DATAGRAMS: Final = 3
+
+
+def is_probe(record: Any) -> bool:
+    """Whether a flow only knocked at its server port instead of talking to it (a scanner's).
+
+    TCP: no payload either way, and refused, unanswered, or reset after at most 3 packets (SYN and
+    connect scans; a connection opened and closed in order is a health check).  UDP and the rest:
+    nothing came back, and no more datagrams went than a scanner sends per port.  A one-way
+    capture, or a flow picked up mid-stream, carries payload or more packets.
+    """
+    if record.transport == "tcp":
+        if record.payload_bytes_to_server or record.payload_bytes_to_client:
+            return False
+        state = record.state
+        return state in FAILED_STATES or (state == "reset" and record.packets_to_server <= 3)
+    return not record.packets_to_client and record.packets_to_server <= PROBE_DATAGRAMS
+
+
 def conversation_label(key: ConversationKey) -> str:
     """Human-readable conversation name, the YAML key: ``client -> server protocol transport/port``."""
     client, server, transport, port, protocol = key
@@ -856,13 +877,20 @@ class BaselineLearner:
         """Learn from one flow record: the conversation exists, the endpoints are assets."""
         self.flows += 1
         self._time(record.ts_end)
-        if not is_conversation(record):
+        # Every sender is an asset, as the inventory has it (a host that only sends broadcast
+        # discovery, or only scans, too), and so is a target that answered.
+        self._asset(record.src_ip, record.src_mac)
+        if not is_conversation(record) or is_probe(record):
+            # A probe is the scan detectors' business: learned, a scan during the learning window
+            # would make its targets "talked to" (ICS-3009 quiet on the next one), and every empty
+            # address a sweep knocked at a known asset.  ``BaselineDeviation`` skips probes alike.
+            if record.packets_to_client:
+                self._asset(record.dst_ip, record.dst_mac)
             return
         key = (record.src_ip, record.dst_ip, record.transport, record.dst_port, protocol_of_flow(record))
         conversation = self._conversation(key)
         if conversation is not None:
             conversation.flows += 1
-        self._asset(record.src_ip, record.src_mac)
         self._asset(record.dst_ip, record.dst_mac)
 
     def baseline(self) -> Baseline:

@@ -83,8 +83,17 @@ def test_new_protocol_or_port_between_known_hosts() -> None:
     assert rule_ids(alerts) == ["ICS-5003"]
     assert "modbus tcp/502" in alerts[0].evidence["learned"]
     assert alerts[0].src_mac == "00:11:22:33:44:55" and alerts[0].community_id == "1:x"
-    # Failed attempts are the scan detector's business.
+    # Failed attempts and other probes are the scan detectors' business (the learner skips them
+    # alike): refused, a SYN scan's reset, a datagram or two with nothing back.
     assert _ids([flow(dst_port=3389, state="rejected", payload=0)]) == []
+    assert (
+        _ids([flow(dst_port=102, state="reset", payload=0, packets_to_server=2, packets_to_client=1)]) == []
+    )
+    udp: dict[str, Any] = {"transport": "udp", "state": None, "reply": 0}
+    assert _ids([flow(dst_port=161, packets_to_server=2, packets_to_client=0, **udp)]) == []
+    # Answered, or more datagrams than a probe's: a conversation, and a new one.
+    assert _ids([flow(dst_port=161, packets_to_server=1, packets_to_client=1, **udp)]) == ["ICS-5003"]
+    assert _ids([flow(dst_port=514, packets_to_server=4, packets_to_client=0, **udp)]) == ["ICS-5003"]
 
 
 def test_new_function_code() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import itertools
 from pathlib import Path
@@ -70,8 +71,9 @@ def test_learner_builds_conversations_functions_ranges_values_polling() -> None:
     assert s7_conversation.value_range("written", "DB5:10") == [42, 42]
     assert baseline.knows_pair(CLIENT, SERVER) and not baseline.knows_pair(SERVER, CLIENT)
     assert baseline.conversation((CLIENT, SERVER, "tcp", 445, "smb")) is not None
-    # A rejected connection attempt is not a conversation, and its client is no asset.
-    assert not baseline.knows_ip("10.0.0.77")
+    # A rejected connection attempt is not a conversation; its client is an asset (the inventory
+    # lists every sender), the server answered with a reset and is one too.
+    assert baseline.knows_ip("10.0.0.77") and not baseline.knows_pair("10.0.0.77", SERVER)
     assert baseline.assets[0] == {"ip": CLIENT, "macs": ["00:11:22:33:44:55"]}
 
 
@@ -350,6 +352,68 @@ def test_non_protocol_records_are_ignored() -> None:
     learner = BaselineLearner()
     learner.observe(anomaly("modbus.length_mismatch"))
     assert learner.baseline().to_dict()["conversations"] == {} and learner.events == 0
+
+
+def test_probes_while_learning_are_not_learned() -> None:
+    scanner, sender = "10.0.0.66", "10.0.0.30"
+    udp = {"transport": "udp", "packets_to_client": 0, "reply": 0, "state": None}
+    learner = BaselineLearner()
+    # A scan: a datagram or two to each port with nothing back, a connect scan reset at once.
+    for host in range(1, 4):
+        for port in (161, 20000, 47808):
+            target = f"10.0.1.{host}"
+            learner.observe_flow(
+                flow(src_ip=scanner, dst_ip=target, dst_port=port, packets_to_server=2, **udp)
+            )
+    for port in (102, 502):
+        learner.observe_flow(
+            flow(
+                src_ip=scanner,
+                dst_port=port,
+                state="reset",
+                payload=0,
+                packets_to_server=2,
+                packets_to_client=1,
+            )
+        )
+    # What the dissector decoded is learned even from a probe: enforcing judges it by its records.
+    learner.observe(dataclasses.replace(dnp3(23, flow_id="probe-dnp3", client=scanner), transport="udp"))
+    learner.observe_flow(
+        flow(
+            src_ip=scanner,
+            dst_port=20000,
+            flow_id="probe-dnp3",
+            app_protocol="dnp3",
+            packets_to_server=1,
+            **udp,
+        )
+    )
+    # A one-way stream (more datagrams than a probe's), an exchange, a connection opened and
+    # closed without payload (a health check): conversations.
+    learner.observe_flow(flow(src_ip=sender, dst_port=514, packets_to_server=4, **udp))
+    learner.observe_flow(flow(dst_port=502))
+    learner.observe_flow(flow(src_ip=sender, dst_port=502, state="closed", payload=0, packets_to_client=3))
+    baseline = learner.baseline()
+    learned = {(c.client, c.port, c.protocol) for c in baseline.conversations.values()}
+    assert learned == {
+        (sender, 514, "unknown"),
+        (CLIENT, 502, "unknown"),
+        (sender, 502, "unknown"),
+        (scanner, 20000, "dnp3"),
+    }
+    assert not baseline.knows_pair(scanner, "10.0.1.1")
+    assert not any(baseline.knows_ip(f"10.0.1.{host}") for host in range(1, 4))
+    assert baseline.knows_ip(scanner)  # a host that sent traffic, as the inventory has it
+
+
+def test_senders_of_discovery_only_are_assets_but_not_conversations() -> None:
+    learner = BaselineLearner()
+    mdns = {"dst_port": 5353, "transport": "udp", "packets_to_client": 0, "reply": 0, "state": None}
+    learner.observe_flow(flow(src_ip="10.0.0.70", dst_ip="224.0.0.251", packets_to_server=9, **mdns))
+    learner.observe_flow(flow(src_ip="10.0.0.71", dst_ip="10.0.0.255", packets_to_server=1, **mdns))
+    baseline = learner.baseline()
+    assert baseline.knows_ip("10.0.0.70") and baseline.knows_ip("10.0.0.71")
+    assert not baseline.conversations and not baseline.knows_ip("224.0.0.251")
 
 
 def test_arp_senders_are_known_assets() -> None:
