@@ -10,7 +10,9 @@ Layout of a state directory (``--state DIR``, default ``./ics-monitor-state``)::
 Alerts are upserted by ``alert_id``: the row keeps the largest ``count``, the earliest ``ts`` and the
 latest ``last_ts``, so replaying a capture twice does not double anything.  Writes are batched
 (``BATCH_ROWS`` rows per transaction) in WAL mode: a flood of alerts costs a few commits, not one
-per record.  The store is a ``Sink`` for alerts and asset changes (``emit``); assets are saved
+per record.  A run's full batches are written by a thread of the store's own (``_Writer``): SQLite
+works without Python's lock, so on a second CPU while the analysis goes on; anything else that
+touches the database, ``flush`` included, first waits for the batches handed over.  The store is a ``Sink`` for alerts and asset changes (``emit``); assets are saved
 whole at the end of a run (``save_assets``).  Reading (``alerts``, ``load_assets``, ``runs``) is for
 the CLI.  Nothing here decides what is an alert or an asset.
 """
@@ -18,7 +20,9 @@ the CLI.  Nothing here decides what is an alert or an asset.
 from __future__ import annotations
 
 import hashlib
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -169,13 +173,16 @@ class Store:
             )
         if self.state_dir.exists() and not self.state_dir.is_dir():
             raise StoreError(f"{self.state_dir}: not a directory")
+        self._writer: _Writer | None = None
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
+            # One connection, used by one thread at a time: the writer's, or this one's after
+            # ``_settle`` (the ``_db`` property).
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            self._conn.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
         self._check_version()
@@ -184,6 +191,22 @@ class Store:
         self._changes: list[tuple[Any, ...]] = []
         self.alerts_written = 0
         self.changes_written = 0
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection, once the writer thread has written what it was handed."""
+        self._settle()
+        return self._conn
+
+    def _settle(self) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        writer.wait()
+        error = writer.error
+        if error is not None:
+            writer.error = None
+            raise StoreError(f"{self.path}: cannot write: {error}")
 
     @property
     def alerts_log(self) -> Path:
@@ -293,7 +316,7 @@ class Store:
                 alert_json(record).decode(),
             )
             if len(self._alerts) >= BATCH_ROWS:
-                self.flush()
+                self._hand_over()
         elif kind == "asset_change":
             self._changes.append(
                 (
@@ -308,25 +331,30 @@ class Store:
                 )
             )
             if len(self._changes) >= BATCH_ROWS:
-                self.flush()
+                self._hand_over()
 
-    def flush(self) -> None:
-        """Write pending rows in one transaction."""
+    def _hand_over(self) -> None:
+        """Give the pending rows to the writer thread (started on first use); do not wait."""
         if not self._alerts and not self._changes:
             return
-        try:
-            with self._transaction():
-                if self._alerts:
-                    # Updates of one alert within a batch: the last (largest count) is kept above.
-                    self._db.executemany(_UPSERT_ALERT, list(self._alerts.values()))
-                if self._changes:
-                    self._db.executemany(_INSERT_CHANGE, self._changes)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot write: {exc}") from None
-        self.alerts_written += len(self._alerts)
-        self.changes_written += len(self._changes)
-        self._alerts.clear()
-        self._changes.clear()
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = _Writer(self._conn)
+        elif writer.error is not None:
+            self._settle()
+        # New containers: the thread owns the old ones now.
+        alerts = list(self._alerts.values())
+        changes = self._changes
+        self._alerts = {}
+        self._changes = []
+        writer.put(alerts, changes)
+        self.alerts_written += len(alerts)
+        self.changes_written += len(changes)
+
+    def flush(self) -> None:
+        """Write pending rows (in one transaction) and wait until everything handed over is written."""
+        self._hand_over()
+        self._settle()
 
     def close(self) -> None:
         """Flush pending rows (called by the pipeline at the end of a run); the connection stays open."""
@@ -337,7 +365,10 @@ class Store:
         try:
             self.flush()
         finally:
-            self._db.close()
+            if self._writer is not None:
+                self._writer.stop()
+                self._writer = None
+            self._conn.close()
 
     def __enter__(self) -> Store:
         return self
@@ -528,6 +559,58 @@ class Store:
         if row is None:
             return None
         return dict(zip(("created", "run_id", "path", "sha256", "content"), row, strict=True))
+
+
+def _write(db: sqlite3.Connection, alerts: list[tuple[Any, ...]], changes: list[tuple[Any, ...]]) -> None:
+    with _Transaction(db):
+        if alerts:
+            # Updates of one alert within a batch: the last (largest count) is kept (``emit``).
+            db.executemany(_UPSERT_ALERT, alerts)
+        if changes:
+            db.executemany(_INSERT_CHANGE, changes)
+
+
+class _Writer:
+    """A thread that writes the batches it is handed, in order, each in one transaction.
+
+    At most ``QUEUED`` batches wait (memory stays bounded when the disk is slower than the
+    alerts).  A failed write is kept in ``error`` and the batches after it are dropped, until the
+    store reports it (``Store._settle``).
+    """
+
+    QUEUED: Final = 2
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.error: str | None = None
+        self.batches: queue.Queue[Any] = queue.Queue(maxsize=self.QUEUED)
+        self.thread = threading.Thread(target=self.run, name="ics-monitor-store", daemon=True)
+        self.thread.start()
+
+    def put(self, alerts: list[tuple[Any, ...]], changes: list[tuple[Any, ...]]) -> None:
+        self.batches.put((alerts, changes))
+
+    def wait(self) -> None:
+        """Until every batch handed over is written (or dropped after an error)."""
+        self.batches.join()
+
+    def stop(self) -> None:
+        self.batches.put(None)
+        self.thread.join()
+
+    def run(self) -> None:
+        batches = self.batches
+        while True:
+            batch = batches.get()
+            try:
+                if batch is None:
+                    return
+                if self.error is None:
+                    _write(self.db, batch[0], batch[1])
+            except Exception as exc:  # reported by the store, whatever it is: never a silent dead thread
+                self.error = str(exc)
+            finally:
+                batches.task_done()
 
 
 class _Transaction:

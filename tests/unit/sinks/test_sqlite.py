@@ -115,6 +115,34 @@ def test_many_alerts_are_written_in_batches(tmp_path: Path) -> None:
     assert [a["severity"] for a in high] == sorted((a["severity"] for a in high), reverse=True)
 
 
+def test_batches_written_by_the_writer_thread_keep_their_order(tmp_path: Path) -> None:
+    # One alert updated in every batch: written by the store's thread in the order handed over,
+    # the row ends with the last count; another connection sees every row once flush returns.
+    with Store(tmp_path) as store:
+        for round_ in range(1, 4):
+            store.emit(updated(alert(), count=round_, last_ts=100.0 + round_, frames=(3,)))
+            for index in range(BATCH_ROWS - 1):
+                store.emit(alert(key=f"r{round_}-{index}", ts=200.0 + index))
+        store.flush()
+        other = sqlite3.connect(tmp_path / "store.sqlite")
+        rows, total = other.execute("SELECT COUNT(*), MAX(count) FROM alerts").fetchone()
+        other.close()
+    assert rows == 1 + 3 * (BATCH_ROWS - 1) and total == 3
+
+
+def test_a_failed_background_write_is_one_store_error(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store._conn.execute("PRAGMA query_only=ON")  # the disk refuses from now on, as a full one would
+    for index in range(BATCH_ROWS):  # a full batch: handed to the writer thread, no wait
+        store.emit(alert(key=f"k{index}"))
+    with pytest.raises(StoreError, match="cannot write: attempt to write a readonly database"):
+        store.flush()
+    store._conn.execute("PRAGMA query_only=OFF")
+    store.emit(alert(key="after"))  # the store goes on once the error is told
+    store.shutdown()
+    assert [a["key"] for a in Store(tmp_path).alerts()] == ["after"]
+
+
 def test_run_alerts_are_the_runs_own_most_severe_first_with_counts(tmp_path: Path) -> None:
     """A replay's summary: only its alerts (not the store's history), the first few in the order of
     ``alerts``, and the count per severity of all of them.  An earlier alert raised again belongs
