@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
-from ics_monitor.inventory.baseline import is_asset_ip, is_probe
+from ics_monitor.inventory.baseline import FAILED_STATES, is_asset_ip
 
 MAX_KEYS = 50_000
 
@@ -357,8 +357,15 @@ class OtPortScan(_PortProbes):
         super().__init__(context, "ICS-3006")
 
     def probe(self, record: Any) -> bool:
-        """A TCP connection refused, unanswered, or reset after at most 3 packets, without payload."""
-        return record.transport == "tcp" and is_probe(record)
+        """A TCP connection refused, unanswered, or reset after at most 3 packets, without payload.
+
+        Narrower than ``is_probe``: a lone ACK or keepalive with nothing back (a peer that went
+        away, seen from the side still trying) does not count here.
+        """
+        if record.transport != "tcp" or record.payload_bytes_to_server or record.payload_bytes_to_client:
+            return False
+        state = record.state
+        return state in FAILED_STATES or (state == "reset" and record.packets_to_server <= 3)
 
 
 class OtUdpScan(_PortProbes):
@@ -368,9 +375,10 @@ class OtUdpScan(_PortProbes):
     or multicast discovery, ``is_asset_ip``) with nothing back (a closed port answers with ICMP port
     unreachable, a separate flow; a filtered one not at all).  UDP scanners (nmap -sU, protocol
     discovery scripts) send one or two datagrams per port; a one-way stream (syslog, a flow
-    exporter) goes to one collector, not to many targets.  With a baseline, datagrams between hosts
-    that talked while learning are not probes (a DNP3/UDP master polling outstations that went
-    silent is ICS-4003's business).
+    exporter) goes to one collector, not to many targets.  With a baseline, datagrams to a port the
+    source talked to while learning are not probes (a DNP3/UDP master polling outstations that went
+    silent is ICS-4003's business); per port, not per host: a scan during the learning window whose
+    DNP3 probe the dissector decoded (and the baseline learned) still counts its other ports.
     """
 
     name = "ot_udp_scan"
@@ -383,7 +391,7 @@ class OtUdpScan(_PortProbes):
         self.baseline = context.baseline
 
     def probe(self, record: Any) -> bool:
-        """An unanswered UDP flow of a few datagrams to a host the source did not talk to while learning."""
+        """An unanswered UDP flow of a few datagrams to a port the source did not talk to while learning."""
         if (
             record.transport != "udp"
             or record.packets_to_client
@@ -392,7 +400,9 @@ class OtUdpScan(_PortProbes):
         ):
             return False
         baseline = self.baseline
-        return baseline is None or not baseline.knows_pair(record.src_ip, record.dst_ip)
+        return baseline is None or not baseline.knows_service(
+            record.src_ip, record.dst_ip, "udp", record.dst_port
+        )
 
 
 # ICMP requests a host must answer, with their answers: echo, timestamp and address mask (IPv4),

@@ -159,19 +159,27 @@ PROBE_DATAGRAMS: Final = 3
 
 
 def is_probe(record: Any) -> bool:
-    """Whether a flow only knocked at its server port instead of talking to it (a scanner's).
+    """Whether a flow only knocked at its server port or address instead of talking to it.
 
-    TCP: no payload either way, and refused, unanswered, or reset after at most 3 packets (SYN and
-    connect scans; a connection opened and closed in order is a health check).  UDP and the rest:
-    nothing came back, and no more datagrams went than a scanner sends per port.  A one-way
-    capture, or a flow picked up mid-stream, carries payload or more packets.
+    TCP: no payload either way, and refused, unanswered (a SYN, or an ACK as ``nmap -sn`` and ACK
+    scans send, with nothing back), or reset after at most 3 packets (SYN and connect scans); a
+    connection opened and closed in order is a health check.  ICMP: requests never answered.
+    UDP and the rest: nothing came back, and no more datagrams went than a scanner sends per port
+    (a one-way stream such as syslog sends more).  A flow picked up mid-stream carries payload.
     """
-    if record.transport == "tcp":
+    transport = record.transport
+    if transport == "tcp":
         if record.payload_bytes_to_server or record.payload_bytes_to_client:
             return False
         state = record.state
-        return state in FAILED_STATES or (state == "reset" and record.packets_to_server <= 3)
-    return not record.packets_to_client and record.packets_to_server <= PROBE_DATAGRAMS
+        return (
+            state in FAILED_STATES
+            or not record.packets_to_client
+            or (state == "reset" and record.packets_to_server <= 3)
+        )
+    if record.packets_to_client:
+        return False
+    return transport in ("icmp", "ipv6-icmp") or record.packets_to_server <= PROBE_DATAGRAMS
 
 
 def conversation_label(key: ConversationKey) -> str:
@@ -1165,6 +1173,7 @@ class Baseline:
                 if is_asset_ip(ip):
                     self.asset_macs.setdefault(ip, [])
         self.pairs: set[tuple[str, str]] = {(c.client, c.server) for c in self.conversations.values()}
+        self._services: set[tuple[str, str, str, int]] | None = None
         self._profiles: dict[tuple[str, str, int, str], Conversation | None] = {}
         self.macs: set[str] = {mac for macs in self.asset_macs.values() for mac in macs}
 
@@ -1190,6 +1199,15 @@ class Baseline:
     def knows_pair(self, client: str, server: str) -> bool:
         """Whether ``client`` talked to ``server`` at all (any protocol or port) while learning."""
         return (client, server) in self.pairs
+
+    def knows_service(self, client: str, server: str, transport: str, port: int) -> bool:
+        """Whether ``client`` talked to ``server`` on ``transport``/``port`` (any protocol) while learning."""
+        services = self._services
+        if services is None:  # built on first use: only the scan detectors ask
+            services = self._services = {
+                (c.client, c.server, c.transport, c.port) for c in self.conversations.values()
+            }
+        return (client, server, transport, port) in services
 
     def server_profile(self, server: str, transport: str, port: int, protocol: str) -> Conversation | None:
         """What every learned client did with one server service, merged (client ``*``), or None.

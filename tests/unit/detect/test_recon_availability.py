@@ -122,11 +122,14 @@ def test_udp_scan_counts_unanswered_probes_with_an_ot_port_among_them() -> None:
     it_only = [probe("10.0.1.1", port, 1000.0 + i) for i, port in enumerate((53, 123, 161, 514, 1900))]
     assert run(it_only) == []
     assert rule_ids(run([*it_only, probe("10.0.1.2", 20000, 1010.0)])) == ["ICS-3009"]
-    # With a baseline, silent peers learned as such are not probe targets; a new pair still is.
+    # With a baseline, a port the source talked to while learning is no probe target (a silent
+    # peer): 4 of the 6 left.  Its other ports, and other sources, still count.
     learner = BaselineLearner()
     for ip in ("10.0.1.1", "10.0.1.2"):
         learner.observe_flow(probe(ip, 20000, 900.0, back=1, sent=2))
     assert "ICS-3009" not in rule_ids(run(probes, baseline=learner.baseline()))
+    wider = [*probes, probe("10.0.1.1", 502, 1006.0)]
+    assert "ICS-3009" in rule_ids(run(wider, baseline=learner.baseline()))
     stranger = [dataclasses.replace(p, src_ip="10.0.0.66") for p in probes]
     assert "ICS-3009" in rule_ids(run(stranger, baseline=learner.baseline()))
     # Out of the window: a slow trickle does not add up.

@@ -33,3 +33,16 @@ def test_detectors_survive_and_alerts_validate(capture: Path) -> None:
     assert not {"ICS-5002", "ICS-5003", "ICS-5004"} & enforced.rule_ids()
     # Nor of assets: every host the inventory makes an asset of (ARP senders too) was learned.
     assert not enforced.of_rule("ICS-5001"), [a.evidence for a in enforced.of_rule("ICS-5001")][:3]
+
+
+def test_a_scan_in_the_learning_window_is_still_a_scan_when_enforced() -> None:
+    # Real nmap (pcaps/network/scan_recon.pcap): learning over the scan must not make it normal.
+    # Its unanswered probes are not learned (the lone TCP ACKs of its host discovery neither).
+    capture = PCAPS / "network" / "scan_recon.pcap"
+    learned = run_captures([capture], learn=True)
+    assert learned.baseline is not None
+    scanner = "10.20.30.66"
+    assert not learned.baseline.knows_service(scanner, "192.168.20.21", "udp", 47808)
+    assert not learned.baseline.knows_service(scanner, "192.168.20.40", "tcp", 80)
+    enforced = run_captures([capture], baseline=learned.baseline)
+    assert {"ICS-3009", "ICS-3010", "ICS-7003"} <= enforced.rule_ids()

@@ -365,6 +365,17 @@ def test_probes_while_learning_are_not_learned() -> None:
             learner.observe_flow(
                 flow(src_ip=scanner, dst_ip=target, dst_port=port, packets_to_server=2, **udp)
             )
+    # Host discovery: a lone ACK to port 80 and pings, nothing back (duplicated by two SPAN ports).
+    learner.observe_flow(
+        flow(
+            src_ip=scanner, dst_ip="10.0.1.9", dst_port=80, state="midstream", payload=0, packets_to_client=0
+        )
+    )
+    learner.observe_flow(
+        flow(
+            src_ip=scanner, dst_ip="10.0.1.9", dst_port=0, packets_to_server=4, **{**udp, "transport": "icmp"}
+        )
+    )
     for port in (102, 502):
         learner.observe_flow(
             flow(
@@ -401,7 +412,7 @@ def test_probes_while_learning_are_not_learned() -> None:
         (sender, 502, "unknown"),
         (scanner, 20000, "dnp3"),
     }
-    assert not baseline.knows_pair(scanner, "10.0.1.1")
+    assert not baseline.knows_pair(scanner, "10.0.1.1") and not baseline.knows_ip("10.0.1.9")
     assert not any(baseline.knows_ip(f"10.0.1.{host}") for host in range(1, 4))
     assert baseline.knows_ip(scanner)  # a host that sent traffic, as the inventory has it
 
