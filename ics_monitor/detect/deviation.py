@@ -207,9 +207,13 @@ class BaselineDeviation(BaseDetector):
     def on_flow(self, record: Any, out: Emitter) -> None:
         """Flows without protocol records (IT, unknown) get their conversation checked here.
 
-        Probes (``is_probe``) are not conversations: ICS-3006/3009/3010 judge them.
+        Probes (``is_probe``) are the scan rules' business (ICS-3006/3009/3010), and the baseline
+        never learns them, except one a TCP server accepted (SYN-ACK) before the reset: the
+        client now knows the service is there, which a new conversation should say even once.
         """
-        if not is_conversation(record) or is_probe(record):
+        if not is_conversation(record):
+            return
+        if is_probe(record) and (record.transport != "tcp" or "SYN" not in record.tcp_flags_to_client):
             return
         key = (record.src_ip, record.dst_ip, record.transport, record.dst_port, protocol_of_flow(record))
         if record.flow_id in self.flows:

@@ -86,9 +86,11 @@ def test_new_protocol_or_port_between_known_hosts() -> None:
     # Failed attempts and other probes are the scan detectors' business (the learner skips them
     # alike): refused, a SYN scan's reset, a datagram or two with nothing back.
     assert _ids([flow(dst_port=3389, state="rejected", payload=0)]) == []
-    assert (
-        _ids([flow(dst_port=102, state="reset", payload=0, packets_to_server=2, packets_to_client=1)]) == []
-    )
+    knock = flow(dst_port=102, state="reset", payload=0, packets_to_server=2, packets_to_client=1)
+    assert _ids([knock]) == []
+    # Unless the server accepted it (SYN-ACK): the client found the service, worth saying once.
+    accepted = dataclasses.replace(knock, tcp_flags_to_client=("SYN", "ACK"))
+    assert _ids([accepted]) == ["ICS-5003"]
     udp: dict[str, Any] = {"transport": "udp", "state": None, "reply": 0}
     assert _ids([flow(dst_port=161, packets_to_server=2, packets_to_client=0, **udp)]) == []
     # Answered, or more datagrams than a probe's: a conversation, and a new one.
