@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
-from ics_monitor.inventory.baseline import FAILED_STATES, is_asset_ip
+from ics_monitor.inventory.baseline import is_asset_ip, is_tcp_knock
 
 MAX_KEYS = 50_000
 
@@ -357,15 +357,12 @@ class OtPortScan(_PortProbes):
         super().__init__(context, "ICS-3006")
 
     def probe(self, record: Any) -> bool:
-        """A TCP connection refused, unanswered, or reset after at most 3 packets, without payload.
+        """A TCP knock (``is_tcp_knock``).
 
-        Narrower than ``is_probe``: a lone ACK or keepalive with nothing back (a peer that went
-        away, seen from the side still trying) does not count here.
+        Not a lone ACK or keepalive with nothing back, which ``is_probe`` also counts: a peer that
+        went away, seen from the side still trying, is no scan.
         """
-        if record.transport != "tcp" or record.payload_bytes_to_server or record.payload_bytes_to_client:
-            return False
-        state = record.state
-        return state in FAILED_STATES or (state == "reset" and record.packets_to_server <= 3)
+        return is_tcp_knock(record)
 
 
 class OtUdpScan(_PortProbes):

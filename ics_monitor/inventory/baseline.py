@@ -158,24 +158,30 @@ def is_conversation(record: Any) -> bool:
 PROBE_DATAGRAMS: Final = 3
 
 
+def is_tcp_knock(record: Any) -> bool:
+    """Whether a TCP flow is what SYN and connect scans leave (ICS-3006 counts these).
+
+    Refused, unanswered (SYN only), or reset after at most 3 packets, all without payload.
+    """
+    if record.transport != "tcp" or record.payload_bytes_to_server or record.payload_bytes_to_client:
+        return False
+    state = record.state
+    return state in FAILED_STATES or (state == "reset" and record.packets_to_server <= 3)
+
+
 def is_probe(record: Any) -> bool:
     """Whether a flow only knocked at its server port or address instead of talking to it.
 
-    TCP: no payload either way, and refused, unanswered (a SYN, or an ACK as ``nmap -sn`` and ACK
-    scans send, with nothing back), or reset after at most 3 packets (SYN and connect scans); a
-    connection opened and closed in order is a health check.  ICMP: requests never answered.
-    UDP and the rest: nothing came back, and no more datagrams went than a scanner sends per port
-    (a one-way stream such as syslog sends more).  A flow picked up mid-stream carries payload.
+    TCP: a knock (``is_tcp_knock``), or no payload and nothing back (an ACK as ``nmap -sn`` and ACK
+    scans send); a connection opened and closed in order is a health check.  ICMP: requests never
+    answered.  UDP and the rest: nothing came back, and no more datagrams went than a scanner sends
+    per port (a one-way stream such as syslog sends more).  A flow picked up mid-stream carries
+    payload.
     """
     transport = record.transport
     if transport == "tcp":
-        if record.payload_bytes_to_server or record.payload_bytes_to_client:
-            return False
-        state = record.state
-        return (
-            state in FAILED_STATES
-            or not record.packets_to_client
-            or (state == "reset" and record.packets_to_server <= 3)
+        return is_tcp_knock(record) or not (
+            record.packets_to_client or record.payload_bytes_to_server or record.payload_bytes_to_client
         )
     if record.packets_to_client:
         return False

@@ -12,8 +12,9 @@ latest ``last_ts``, so replaying a capture twice does not double anything.  Writ
 (``BATCH_ROWS`` rows per transaction) in WAL mode: a flood of alerts costs a few commits, not one
 per record.  A run's full batches are written by a thread of the store's own (``_Writer``): SQLite
 works without Python's lock, so on a second CPU while the analysis goes on; anything else that
-touches the database, ``flush`` included, first waits for the batches handed over.  The store is a ``Sink`` for alerts and asset changes (``emit``); assets are saved
-whole at the end of a run (``save_assets``).  Reading (``alerts``, ``load_assets``, ``runs``) is for
+touches the database, ``flush`` included, first waits for the batches handed over
+(``alerts_written`` counts what was handed over).  The store is a ``Sink`` for alerts and asset
+changes (``emit``); assets are saved whole at the end of a run (``save_assets``).  Reading (``alerts``, ``load_assets``, ``runs``) is for
 the CLI.  Nothing here decides what is an alert or an asset.
 """
 

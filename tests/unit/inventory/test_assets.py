@@ -479,18 +479,24 @@ def test_services_and_it_protocols_from_flow_records() -> None:
 
 
 def test_ports_a_scanner_only_probed_are_not_protocols_it_speaks() -> None:
+    def knock(port: int, name: str, transport: str = "tcp", **changes: Any) -> FlowRecord:
+        record = flow(
+            "10.0.0.66",
+            "10.0.0.2",
+            src_mac=None,
+            dst_mac=None,
+            dst_port=port,
+            service=name,
+            transport=transport,
+            answered=False,
+        )
+        return dataclasses.replace(record, **changes)
+
     inventory = Inventory()
     refused = [
-        dataclasses.replace(
-            flow(
-                "10.0.0.66",
-                "10.0.0.2",
-                src_mac=None,
-                dst_mac=None,
-                dst_port=port,
-                service=name,
-                answered=False,
-            ),
+        knock(
+            port,
+            name,
             packets_to_client=1,
             payload_bytes_to_server=0,
             tcp_flags_to_client=("RST", "ACK"),
@@ -498,22 +504,7 @@ def test_ports_a_scanner_only_probed_are_not_protocols_it_speaks() -> None:
         )
         for port, name in ((22, "ssh"), (80, "http"), (443, "https"), (3389, "rdp"))
     ]
-    probes = [
-        dataclasses.replace(
-            flow(
-                "10.0.0.66",
-                "10.0.0.2",
-                src_mac=None,
-                dst_mac=None,
-                dst_port=port,
-                service=name,
-                transport="udp",
-                answered=False,
-            ),
-            packets_to_server=2,
-        )
-        for port, name in ((161, "snmp"), (123, "ntp"))
-    ]
+    probes = [knock(port, name, "udp", packets_to_server=2) for port, name in ((161, "snmp"), (123, "ntp"))]
     for record in (*refused, *probes):
         inventory.observe_flow(record)
     scanner = inventory.asset_for_ip("10.0.0.66")
