@@ -103,6 +103,11 @@ _ROWS: tuple[tuple[str, Severity, str], ...] = (
         "segments or datagrams cut by the capture's snap length: their PDUs read as far as kept, marked truncated",
     ),
     ("tcp.reassembly_buffer_full", Severity.MEDIUM, "out-of-order TCP data beyond the per-flow buffer cap"),
+    (
+        "tcp.mirror_copies",
+        Severity.INFO,
+        "TCP segments repeated by the mirroring (same id, sequence, flags): not reassembled",
+    ),
     # Dissector framework
     ("dissect.pdu_too_large", Severity.MEDIUM, "a PDU claims more bytes than the per-flow buffer cap"),
     ("dissect.trailing_bytes", Severity.LOW, "datagram bytes left over after the last PDU"),

@@ -392,7 +392,7 @@ class OtUdpScan(_PortProbes):
         if (
             record.transport != "udp"
             or record.packets_to_client
-            or record.packets_to_server > self.max_probe_packets
+            or record.packets_sent(0) > self.max_probe_packets
             or not is_asset_ip(record.dst_ip)
         ):
             return False

@@ -62,3 +62,14 @@ class FlowRecord:
     sliced_bytes: int = 0
     icmp_types_to_server: tuple[int, ...] = ()
     icmp_types_to_client: tuple[int, ...] = ()
+    # Packets each way that were copies the mirroring made of the one before (a SPAN session on
+    # both ports of a path): inside ``packets_*`` and the byte counts, as tshark counts frames, but
+    # neither reassembled nor dissected.  ``packets_sent`` leaves them out.
+    mirror_copies_to_server: int = 0
+    mirror_copies_to_client: int = 0
+
+    def packets_sent(self, direction: int) -> int:
+        """Packets the hosts sent to the server (direction 0) or to the client (1): mirror copies left out."""
+        if direction:
+            return self.packets_to_client - self.mirror_copies_to_client
+        return self.packets_to_server - self.mirror_copies_to_server

@@ -41,7 +41,7 @@ from ics_monitor.events.flow import FlowRecord
 from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, TcpStream, seq_diff
 
 TO_SERVER: Final = 0
-# Mirror copies of one UDP datagram dropped at most (see ``FlowTable._mirror_copy``).
+# Mirror copies of one datagram or segment dropped at most (see ``FlowTable._mirror_copy``).
 MAX_MIRROR_COPIES: Final = 3
 TO_CLIENT: Final = 1
 DIRECTION_NAMES: Final[tuple[str, ...]] = ("to_server", "to_client")
@@ -73,11 +73,13 @@ class FlowConfig:
     max_flows: int = 100_000
     # Out-of-order bytes held per direction before a hole is given up as a gap.
     max_reassembly_bytes: int = 256 * 1024
-    # A UDP datagram repeated within this many seconds, same direction, same IPv4 id and payload,
-    # is a copy made by the mirroring (a SPAN session on both ports of a path, two TAPs): counted in
-    # the flow, not handed to its dissector, where it would look like a second request or an answer
-    # to nothing.  TCP needs none of this (reassembly drops repeated bytes).  0: off.
-    udp_copy_window: float = 0.005
+    # A packet repeated within this many seconds, same direction, is a copy made by the mirroring
+    # (a SPAN session on both ports of a path, two TAPs): a UDP datagram with the same IPv4 id and
+    # payload, a TCP segment with the same IPv4 id, sequence and acknowledgment numbers, flags and
+    # length.  Counted in the flow's packets and bytes (as tshark counts frames) and in its
+    # ``mirror_copies_*``, not handed on: to a dissector a UDP copy looks like a second request or
+    # an answer to nothing, and a TCP copy is no retransmission.  0: off.
+    mirror_copy_window: float = 0.005
 
 
 class FlowHandler(Protocol):
@@ -114,7 +116,6 @@ class Flow:
         "copies",
         "counters",
         "cuts",
-        "datagrams",
         "deliver",
         "first_frame",
         "first_ts",
@@ -122,6 +123,7 @@ class Flow:
         "ip_version",
         "key",
         "last_frame",
+        "last_sent",
         "last_ts",
         "orientation",
         "proto",
@@ -177,11 +179,12 @@ class Flow:
             (TcpStream(), TcpStream()) if self.proto == IPPROTO_TCP else None
         )
         self.deliver = True
-        # UDP: the last datagram handed over per direction, [IPv4 id, ts, payload length, payload
-        # hash, copies of it dropped] (None until one is; the hash, not the bytes, so a flow holds
-        # no payload), and how many mirror copies the flow dropped.
-        self.datagrams: list[list[Any] | None] | None = None
-        self.copies = 0
+        # The last packet handed on per direction, to tell a mirror copy (``FlowTable._mirror_copy``):
+        # [IPv4 id, ts, payload length, payload hash (UDP) or sequence number (TCP), copies of it
+        # dropped, acknowledgment number, TCP flags] (None until one is; a hash, not the bytes, so a
+        # flow holds no payload), and how many mirror copies the flow dropped each way.
+        self.last_sent: list[list[Any] | None] | None = None
+        self.copies = [0, 0]
         # UDP datagrams the capture's snap length cut, and the payload bytes it did not keep
         # (TCP keeps these per stream: ``TcpStream.cuts``/``sliced``).
         self.cuts = 0
@@ -246,7 +249,7 @@ class FlowTable:
             config.udp_idle_timeout,
             config.other_idle_timeout,
         )
-        self._copy_window = config.udp_copy_window
+        self._copy_window = config.mirror_copy_window
         self.records: list[FlowRecord] = []
         self.anomalies: list[AnomalyEvent] = []
         self.now = 0.0
@@ -307,6 +310,8 @@ class FlowTable:
             flow.touched = ts
         if proto == IPPROTO_TCP:
             counters[FLAGS + direction] |= flags
+            if self._copy_window > 0.0 and self._mirror_copy(flow, direction, pkt, pkt.seq):
+                return flow
             if flags & (TCP_SYN | TCP_FIN | TCP_RST):
                 self._tcp_control(flow, direction, pkt)
             elif payload and flow.deliver:
@@ -333,7 +338,11 @@ class FlowTable:
             # The message types each way, as bits (the FLAGS slots: TCP flows only use them there).
             counters[FLAGS + direction] |= 1 << pkt.icmp_type
         if payload and flow.deliver:
-            if proto == IPPROTO_UDP and self._copy_window > 0.0 and self._mirror_copy(flow, direction, pkt):
+            if (
+                proto == IPPROTO_UDP
+                and self._copy_window > 0.0
+                and self._mirror_copy(flow, direction, pkt, hash(payload))
+            ):
                 return flow
             if pkt.cut:
                 flow.cuts += 1
@@ -343,32 +352,50 @@ class FlowTable:
             self.handler.payload(flow, direction, payload, ts, pkt.frame)
         return flow
 
-    def _mirror_copy(self, flow: Flow, direction: int, pkt: Packet) -> bool:
-        """Whether this UDP datagram repeats the last one of its direction within the copy window.
+    def _mirror_copy(self, flow: Flow, direction: int, pkt: Packet, mark: int) -> bool:
+        """Whether this packet repeats the last one of its direction within the copy window.
 
-        A copy the mirroring made carries the same IPv4 id (IPv6 has none) and payload, microseconds
-        after the original; payloads are compared by length and 64-bit hash.  At most
+        A copy the mirroring made carries the same IPv4 id (IPv6 has none) and length microseconds
+        after the original, and the same ``mark``: the payload's 64-bit hash for a UDP datagram,
+        the sequence number for a TCP segment, whose acknowledgment number and flags must match
+        too.  A TCP segment without payload and without an IPv4 id (IPv6, or a stack that sends
+        id 0) is never taken for a copy: duplicate ACKs look just like that.  Genuine
+        retransmissions come after a timeout of 10 ms at the least (Linux's tail loss probe;
+        retransmission timeouts are 200 ms and more), never within the window.  At most
         ``MAX_MIRROR_COPIES`` copies per original are dropped: a sender repeating a datagram on
         purpose, however fast, still has every fourth one seen.
         """
-        datagrams = flow.datagrams
-        if datagrams is None:
-            datagrams = flow.datagrams = [None, None]
-        last = datagrams[direction]
-        payload = pkt.payload
-        digest = hash(payload)
+        last_sent = flow.last_sent
+        if last_sent is None:
+            last_sent = flow.last_sent = [None, None]
+        last = last_sent[direction]
+        ip_id = pkt.ip_id
+        size = len(pkt.payload)
         if (
             last is not None
             and pkt.ts - last[1] <= self._copy_window
             and last[4] < MAX_MIRROR_COPIES
-            and last[0] == pkt.ip_id
-            and last[3] == digest
-            and last[2] == len(payload)
+            and last[0] == ip_id
+            and last[3] == mark
+            and last[2] == size
+            and last[5] == pkt.ack
+            and last[6] == pkt.tcp_flags
+            and (ip_id or size or flow.proto != IPPROTO_TCP)
         ):
             last[4] += 1
-            flow.copies += 1
+            flow.copies[direction] += 1
             return True
-        datagrams[direction] = [pkt.ip_id, pkt.ts, len(payload), digest, 0]
+        if last is None:
+            last_sent[direction] = [ip_id, pkt.ts, size, mark, 0, pkt.ack, pkt.tcp_flags]
+        else:
+            # In place: a TCP flow passes here with every segment.
+            last[0] = ip_id
+            last[1] = pkt.ts
+            last[2] = size
+            last[3] = mark
+            last[4] = 0
+            last[5] = pkt.ack
+            last[6] = pkt.tcp_flags
         return False
 
     def _source_mac(self, flow: Flow, direction: int, pkt: Packet) -> None:
@@ -491,15 +518,20 @@ class FlowTable:
         self.handler.flow_ended(flow, reason)
         if flow.cuts or (streams is not None and (streams[0].cuts or streams[1].cuts)):
             self._sliced(flow)
-        if flow.copies:
+        copies = flow.copies[0] + flow.copies[1]
+        if copies:
+            tcp = flow.proto == IPPROTO_TCP
             self.anomalies.append(
                 flow_anomaly(
-                    "udp.mirror_copies",
+                    "tcp.mirror_copies" if tcp else "udp.mirror_copies",
                     flow,
-                    TO_SERVER,
+                    TO_SERVER if flow.copies[0] else TO_CLIENT,
                     None,
-                    f"{flow.copies} datagrams repeated within {self._copy_window * 1000:g} ms with the same "
-                    "IPv4 id and payload: copies made by the mirroring, counted in the flow, not dissected",
+                    f"{copies} {'segments' if tcp else 'datagrams'} repeated within "
+                    f"{self._copy_window * 1000:g} ms with the same "
+                    f"{'IPv4 id, sequence number and flags' if tcp else 'IPv4 id and payload'}: the same "
+                    "packets seen twice on their way (a mirror of both ports of a path, or a station "
+                    f"relaying them), counted in the flow's packets, not {'reassembled' if tcp else 'dissected'}",
                 )
             )
         del self.flows[flow.key]
@@ -626,6 +658,8 @@ class FlowTable:
             retransmissions=(streams[0].retransmissions + streams[1].retransmissions) if streams else 0,
             tunnel=tunnel_layers(flow.tunnel) if flow.tunnel else (),
             sliced_bytes=flow.sliced + (streams[0].sliced + streams[1].sliced if streams else 0),
+            mirror_copies_to_server=flow.copies[0],
+            mirror_copies_to_client=flow.copies[1],
             icmp_types_to_server=() if tcp else _bits(counters[FLAGS]),
             icmp_types_to_client=() if tcp else _bits(counters[FLAGS + 1]),
         )

@@ -161,12 +161,13 @@ PROBE_DATAGRAMS: Final = 3
 def is_tcp_knock(record: Any) -> bool:
     """Whether a TCP flow is what SYN and connect scans leave (ICS-3006 counts these).
 
-    Refused, unanswered (SYN only), or reset after at most 3 packets, all without payload.
+    Refused, unanswered (SYN only), or reset after at most 3 packets, all without payload.  Copies
+    the mirroring made are not packets sent.
     """
     if record.transport != "tcp" or record.payload_bytes_to_server or record.payload_bytes_to_client:
         return False
     state = record.state
-    return state in FAILED_STATES or (state == "reset" and record.packets_to_server <= 3)
+    return state in FAILED_STATES or (state == "reset" and record.packets_sent(0) <= 3)
 
 
 def is_probe(record: Any) -> bool:
@@ -185,7 +186,7 @@ def is_probe(record: Any) -> bool:
         )
     if record.packets_to_client:
         return False
-    return transport in ("icmp", "ipv6-icmp") or record.packets_to_server <= PROBE_DATAGRAMS
+    return transport in ("icmp", "ipv6-icmp") or record.packets_sent(0) <= PROBE_DATAGRAMS
 
 
 def conversation_label(key: ConversationKey) -> str:

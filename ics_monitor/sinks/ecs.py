@@ -216,6 +216,20 @@ FIELDS: tuple[EcsField, ...] = (
     _f("ics.flow.missed_bytes", LONG, (_F,), "missed_bytes", "bytes missing from the capture"),
     _f("ics.flow.retransmissions", LONG, (_F,), "retransmissions", "retransmitted segments"),
     _f("ics.flow.sliced_bytes", LONG, (_F,), "sliced_bytes", "payload bytes the snap length cut off"),
+    _f(
+        "ics.flow.mirror_copies_to_server",
+        LONG,
+        (_F,),
+        "mirror_copies_to_server",
+        "copies the mirroring made",
+    ),
+    _f(
+        "ics.flow.mirror_copies_to_client",
+        LONG,
+        (_F,),
+        "mirror_copies_to_client",
+        "copies the mirroring made",
+    ),
     _f("ics.flow.tunnel.type", KEYWORD, (_F,), "tunnel[].type", "encapsulations opened, outermost first"),
     _f("ics.flow.tunnel.id", LONG, (_F,), "tunnel[].id", "ERSPAN session id, GRE key or VNI"),
     _f("ics.flow.tunnel.src_ip", IP, (_F,), "tunnel[].src_ip", "tunnel source (switch, VTEP)"),
@@ -697,6 +711,8 @@ class EcsMapper:
             "missed_bytes",
             "retransmissions",
             "sliced_bytes",
+            "mirror_copies_to_server",
+            "mirror_copies_to_client",
         ):
             _put(flow, key, data.get(key))
         tunnel = data.get("tunnel")

@@ -12,6 +12,7 @@ from scapy.packet import Raw
 from ics_monitor.decode import Decoder
 from ics_monitor.flows import Flow, FlowConfig, FlowTable
 from ics_monitor.flows.tcp import TcpStream, seq_diff
+from ics_monitor.inventory.baseline import is_probe, is_tcp_knock
 
 MAC_C, MAC_S = "00:1b:1b:00:00:01", "00:80:f4:00:00:02"
 C, S = "192.0.2.10", "192.0.2.20"
@@ -346,12 +347,14 @@ def test_a_second_source_mac_partway_through_a_flow_is_reported_once() -> None:
     answer = tcp(1.03, False, "PA", 5001, 1009, b"abcd")
     frames = [*handshake(), first, relayed(first, 1.011), answer, relayed(answer, 1.031)]
     table, recorder = run(frames)
-    [anomaly] = table.anomalies
+    [anomaly, copies] = table.anomalies
     assert anomaly.code == "flow.source_mac_changed" and anomaly.frame == 5
+    # The relayed segments are the same packets seen again (same IPv4 id within 5 ms).
+    assert copies.code == "tcp.mirror_copies" and table.records[0].mirror_copies_to_server == 1
     assert (anomaly.src_ip, anomaly.dst_ip, anomaly.direction) == (C, S, "to_server")
     assert anomaly.detail == f"source MAC {relay} after {MAC_C} (the first packet's)"
     assert anomaly.severity == "medium"
-    # The relayed copy is a retransmission: the bytes are delivered once.
+    # The bytes are delivered once.
     assert bytes(recorder.data[(table.records[0].flow_id, 0)]) == b"12345678"
     # The server's first packet sets its direction's MAC; one MAC per direction is quiet.
     table, _ = run([*handshake(), first, answer])
@@ -440,7 +443,132 @@ def test_ipv6_copies_are_matched_by_payload_and_time() -> None:
 
 def test_copy_window_zero_hands_every_datagram_over() -> None:
     frames = [udp_id(1.0, True, b"request-1", 7), udp_id(1.00002, True, b"request-1", 7)]
-    table, recorder = run(frames, replace(FlowConfig(), udp_copy_window=0.0))
+    table, recorder = run(frames, replace(FlowConfig(), mirror_copy_window=0.0))
     (record,) = table.records
     assert bytes(recorder.data[(record.flow_id, 0)]) == b"request-1" * 2
     assert not table.anomalies
+
+
+# -- TCP copies made by the mirroring ------------------------------------------------------------
+
+
+def tcp_id(
+    ts: float, client: bool, flags: str, seq: int, ack: int = 0, data: bytes = b"", ident: int = 1
+) -> tuple[float, bytes]:
+    """A segment on port 502 with an explicit IPv4 id (0: a stack that sends none)."""
+    src, dst, smac, dmac = (C, S, MAC_C, MAC_S) if client else (S, C, MAC_S, MAC_C)
+    sp, dp = (40000, 502) if client else (502, 40000)
+    frame = (
+        Ether(src=smac, dst=dmac)
+        / IP(src=src, dst=dst, id=ident)
+        / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack)
+    )
+    return ts, bytes(frame / Raw(data) if data else frame)
+
+
+def twice(frames: list[tuple[float, bytes]], after: float = 0.00002) -> list[tuple[float, bytes]]:
+    """Every frame followed by its copy ``after`` seconds later, as a SPAN of both ports of a path delivers."""
+    return [copy for ts, frame in frames for copy in ((ts, frame), (ts + after, frame))]
+
+
+def modbus_session() -> list[tuple[float, bytes]]:
+    """Handshake, two request/response exchanges, an orderly close; each host counts its own ids."""
+    return [
+        tcp_id(1.0, True, "S", 100, ident=11),
+        tcp_id(1.001, False, "SA", 500, 101, ident=71),
+        tcp_id(1.002, True, "A", 101, 501, ident=12),
+        tcp_id(1.003, True, "PA", 101, 501, b"request-1", ident=13),
+        tcp_id(1.004, False, "PA", 501, 110, b"answer-1", ident=72),
+        tcp_id(1.005, True, "PA", 110, 509, b"request-2", ident=14),
+        tcp_id(1.006, False, "PA", 509, 119, b"answer-2", ident=73),
+        tcp_id(1.007, True, "FA", 119, 517, ident=15),
+        tcp_id(1.008, False, "FA", 517, 120, ident=74),
+        tcp_id(1.009, True, "A", 120, 518, ident=16),
+    ]
+
+
+def test_tcp_copies_made_by_the_mirroring_are_neither_retransmissions_nor_delivered_twice() -> None:
+    once, _ = run(modbus_session())
+    table, recorder = run(twice(modbus_session()))
+    (single,) = once.records
+    (record,) = table.records
+    # The wire as captured, the copies counted beside it; nothing else tells the two runs apart.
+    assert (record.packets_to_server, record.packets_to_client) == (12, 8)
+    assert (record.mirror_copies_to_server, record.mirror_copies_to_client) == (6, 4)
+    assert (record.packets_sent(0), record.packets_sent(1)) == (
+        single.packets_to_server,
+        single.packets_to_client,
+    )
+    assert record.retransmissions == 0 and record.state == single.state == "closed"
+    assert bytes(recorder.data[(record.flow_id, 0)]) == b"request-1request-2"
+    assert bytes(recorder.data[(record.flow_id, 1)]) == b"answer-1answer-2"
+    (anomaly,) = [a for a in table.anomalies if a.code == "tcp.mirror_copies"]
+    assert anomaly.severity == "info" and anomaly.detail.startswith("10 segments repeated within 5 ms")
+    assert not once.anomalies and single.mirror_copies_to_server == single.mirror_copies_to_client == 0
+
+
+def test_a_retransmission_is_no_copy() -> None:
+    frames = modbus_session()[:5]
+    # The request again after a retransmission timeout (same bytes; an id of its own, as stacks
+    # number every packet), and one that even kept the id: both retransmissions, neither a copy.
+    frames += [
+        tcp_id(1.25, True, "PA", 101, 501, b"request-1", ident=14),
+        tcp_id(1.75, True, "PA", 101, 501, b"request-1", ident=14),
+    ]
+    table, recorder = run(frames)
+    (record,) = table.records
+    assert record.retransmissions == 2 and record.mirror_copies_to_server == 0
+    assert bytes(recorder.data[(record.flow_id, 0)]) == b"request-1"
+    assert not [a for a in table.anomalies if a.code == "tcp.mirror_copies"]
+
+
+def test_a_segment_differing_from_the_last_is_no_copy() -> None:
+    frames = modbus_session()[:4] + [
+        tcp_id(1.0031, True, "PA", 110, 501, b"request-2", ident=13),  # same id, next data
+        tcp_id(1.0032, True, "PA", 110, 502, b"request-2", ident=13),  # same id and seq, other ack
+    ]
+    table, _ = run(frames)
+    (record,) = table.records
+    assert record.mirror_copies_to_server == 0 and record.retransmissions == 1
+
+
+def test_duplicate_acks_without_an_ip_id_are_no_copies() -> None:
+    # A stack that sends IPv4 id 0: two ACKs alike within the window are what a receiver missing
+    # a segment sends (duplicate ACKs), not copies.  A data segment alike within the window is one: no
+    # stack retransmits that soon.
+    frames = [
+        tcp_id(1.0, True, "S", 100, ident=0),
+        tcp_id(1.001, False, "SA", 500, 101, ident=0),
+        tcp_id(1.002, True, "A", 101, 501, ident=0),
+        tcp_id(1.0021, True, "A", 101, 501, ident=0),
+        tcp_id(1.003, True, "PA", 101, 501, b"request-1", ident=0),
+        tcp_id(1.00301, True, "PA", 101, 501, b"request-1", ident=0),
+    ]
+    table, recorder = run(frames)
+    (record,) = table.records
+    assert (record.mirror_copies_to_server, record.retransmissions) == (1, 0)
+    assert bytes(recorder.data[(record.flow_id, 0)]) == b"request-1"
+
+
+def test_a_mirrored_knock_is_still_a_knock() -> None:
+    # A SYN accepted then reset (a connect scan's knock, three packets), each seen twice: still
+    # a knock, and a refused one as well; the six packets stay in the counts.
+    accepted = twice(
+        [
+            tcp_id(1.0, True, "S", 100, ident=21),
+            tcp_id(1.001, False, "SA", 500, 101, ident=0),
+            tcp_id(1.002, True, "R", 101, ident=22),
+        ]
+    )
+    table, _ = run(accepted)
+    (record,) = table.records
+    assert (record.packets_to_server, record.packets_sent(0), record.state) == (4, 2, "reset")
+    assert is_tcp_knock(record) and is_probe(record)
+    # The server's SYN-ACK carries id 0 (Linux does for it): without payload it is not taken for a
+    # copy, so the client side's two copies are all the flow drops.
+    assert (record.mirror_copies_to_server, record.mirror_copies_to_client) == (2, 0)
+    refused, _ = run(
+        twice([tcp_id(1.0, True, "S", 100, ident=31), tcp_id(1.001, False, "RA", 0, 101, ident=0)])
+    )
+    (record,) = refused.records
+    assert record.state == "rejected" and is_tcp_knock(record)
