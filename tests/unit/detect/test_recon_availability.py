@@ -134,6 +134,14 @@ def test_udp_scan_counts_unanswered_probes_with_an_ot_port_among_them() -> None:
     assert "ICS-3009" in rule_ids(run(stranger, baseline=learner.baseline()))
     # Out of the window: a slow trickle does not add up.
     assert run([probe(ip, port, 1000.0 + 200 * i) for i, (ip, port) in enumerate(targets)]) == []
+    # Seen through a SPAN that mirrors the path twice: three datagrams each, and as many copies
+    # beside them, are three probes sent (over the limit of 3 only by the copies).
+    doubled = [
+        dataclasses.replace(probe(ip, port, 1000.0 + i, sent=6), mirror_copies_to_server=3)
+        for i, (ip, port) in enumerate(targets)
+    ]
+    assert rule_ids(run(doubled)) == ["ICS-3009"]
+    assert run([dataclasses.replace(p, mirror_copies_to_server=2) for p in doubled]) == []
 
 
 def test_icmp_sweep_counts_only_unanswered_requests() -> None:
