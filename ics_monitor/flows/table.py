@@ -55,6 +55,7 @@ _OTHER: Final = 3
 BYTES: Final = 2
 PAYLOAD: Final = 4
 FLAGS: Final = 6
+COPIES: Final = 8
 
 
 # An ordinary class even when this module is compiled (mypyc): it is pickled to worker processes,
@@ -172,9 +173,9 @@ class Flow:
         self.first_frame = self.record_frame = self.last_frame = pkt.frame
         self.id = flow_id(key, pkt.ts)
         # One list for all per-direction counters (a list each would cost ~200 bytes per flow more):
-        # [packets, packets, bytes, bytes, payload bytes, payload bytes, tcp flags, tcp flags], index
-        # ``direction`` + 0 / 2 / 4 / 6.
-        self.counters = [0, 0, 0, 0, 0, 0, 0, 0]
+        # [packets, packets, bytes, bytes, payload bytes, payload bytes, tcp flags, tcp flags, mirror
+        # copies, mirror copies], index ``direction`` + 0 / 2 / 4 / 6 / 8.
+        self.counters = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         self.streams: tuple[TcpStream, TcpStream] | None = (
             (TcpStream(), TcpStream()) if self.proto == IPPROTO_TCP else None
         )
@@ -182,9 +183,10 @@ class Flow:
         # The last packet handed on per direction, to tell a mirror copy (``FlowTable._mirror_copy``):
         # [IPv4 id, ts, payload length, payload hash (UDP) or sequence number (TCP), copies of it
         # dropped, acknowledgment number, TCP flags] (None until one is; a hash, not the bytes, so a
-        # flow holds no payload), and how many mirror copies the flow dropped each way.
+        # flow holds no payload), and how many mirror copies the whole flow dropped (its records
+        # count theirs in ``counters``).
         self.last_sent: list[list[Any] | None] | None = None
-        self.copies = [0, 0]
+        self.copies = 0
         # UDP datagrams the capture's snap length cut, and the payload bytes it did not keep
         # (TCP keeps these per stream: ``TcpStream.cuts``/``sliced``).
         self.cuts = 0
@@ -383,19 +385,19 @@ class FlowTable:
             and (ip_id or size or flow.proto != IPPROTO_TCP)
         ):
             last[4] += 1
-            flow.copies[direction] += 1
+            flow.counters[COPIES + direction] += 1
+            flow.copies += 1
             return True
         if last is None:
-            last_sent[direction] = [ip_id, pkt.ts, size, mark, 0, pkt.ack, pkt.tcp_flags]
-        else:
-            # In place: a TCP flow passes here with every segment.
-            last[0] = ip_id
-            last[1] = pkt.ts
-            last[2] = size
-            last[3] = mark
-            last[4] = 0
-            last[5] = pkt.ack
-            last[6] = pkt.tcp_flags
+            last = last_sent[direction] = [0, 0.0, 0, 0, 0, 0, 0]
+        # In place: a TCP flow passes here with every segment.
+        last[0] = ip_id
+        last[1] = pkt.ts
+        last[2] = size
+        last[3] = mark
+        last[4] = 0
+        last[5] = pkt.ack
+        last[6] = pkt.tcp_flags
         return False
 
     def _source_mac(self, flow: Flow, direction: int, pkt: Packet) -> None:
@@ -518,14 +520,14 @@ class FlowTable:
         self.handler.flow_ended(flow, reason)
         if flow.cuts or (streams is not None and (streams[0].cuts or streams[1].cuts)):
             self._sliced(flow)
-        copies = flow.copies[0] + flow.copies[1]
+        copies = flow.copies
         if copies:
             tcp = flow.proto == IPPROTO_TCP
             self.anomalies.append(
                 flow_anomaly(
                     "tcp.mirror_copies" if tcp else "udp.mirror_copies",
                     flow,
-                    TO_SERVER if flow.copies[0] else TO_CLIENT,
+                    TO_SERVER if flow.counters[COPIES] else TO_CLIENT,
                     None,
                     f"{copies} {'segments' if tcp else 'datagrams'} repeated within "
                     f"{self._copy_window * 1000:g} ms with the same "
@@ -658,8 +660,8 @@ class FlowTable:
             retransmissions=(streams[0].retransmissions + streams[1].retransmissions) if streams else 0,
             tunnel=tunnel_layers(flow.tunnel) if flow.tunnel else (),
             sliced_bytes=flow.sliced + (streams[0].sliced + streams[1].sliced if streams else 0),
-            mirror_copies_to_server=flow.copies[0],
-            mirror_copies_to_client=flow.copies[1],
+            mirror_copies_to_server=counters[COPIES],
+            mirror_copies_to_client=counters[COPIES + 1],
             icmp_types_to_server=() if tcp else _bits(counters[FLAGS]),
             icmp_types_to_client=() if tcp else _bits(counters[FLAGS + 1]),
         )
@@ -720,6 +722,7 @@ def _reset_counters(flow: Flow, now: float) -> None:
     flow.record_frame = 0
     counters = flow.counters
     counters[0:6] = (0, 0, 0, 0, 0, 0)  # TCP flags accumulate over the whole flow
+    counters[COPIES : COPIES + 2] = (0, 0)
 
 
 def _orient(pkt: Packet) -> tuple[bool, str]:

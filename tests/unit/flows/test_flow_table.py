@@ -572,3 +572,20 @@ def test_a_mirrored_knock_is_still_a_knock() -> None:
     )
     (record,) = refused.records
     assert record.state == "rejected" and is_tcp_knock(record)
+
+
+def test_each_record_of_a_long_mirrored_flow_counts_its_own_copies() -> None:
+    # A poll every 5 s for 300 s, each request seen twice: the active timeout cuts the flow into
+    # records, and every record's copies are within its own packets (packets_sent never below 0);
+    # the anomaly at the end counts the whole flow.
+    config = FlowConfig(active_timeout=100.0)
+    polls = [udp_id(float(t), True, b"poll", t + 1) for t in range(0, 300, 5)]
+    table, _ = run(twice(polls), config)
+    records = table.records
+    assert len(records) >= 3 and [r.end_reason for r in records][-1] == "end_of_capture"
+    for record in records:
+        assert record.mirror_copies_to_server * 2 == record.packets_to_server
+        assert record.packets_sent(0) == record.mirror_copies_to_server > 0
+    assert sum(r.mirror_copies_to_server for r in records) == len(polls)
+    (anomaly,) = [a for a in table.anomalies if a.code == "udp.mirror_copies"]
+    assert anomaly.detail.startswith(f"{len(polls)} datagrams repeated")
