@@ -497,7 +497,7 @@ class OtPortMisuse(BaseDetector):
             # packet count.
             if (
                 service not in self.undecoded_services
-                or record.payload_bytes_to_server - record.packets_to_server < self.min_payload
+                or record.payload_bytes_to_server - record.packets_sent(0) < self.min_payload
                 or record.missed_bytes
             ):
                 return

@@ -15,7 +15,9 @@ class FlowRecord:
 
     ``src_*`` is the client, ``dst_*`` the server; ``orientation`` says how that was decided
     (``syn``, ``port`` or ``first_packet``).  Byte counts are whole link-layer frames, as tshark's
-    conversation tables count them; ``payload_bytes_*`` count transport payload.
+    conversation tables count them (mirror copies included: ``mirror_copies_*`` say how many of the
+    packets were copies); ``payload_bytes_*`` count the transport payload the hosts sent, each mirror
+    copy's left out.
     ``end_reason``: ``closed``, ``reset``, ``idle_timeout``, ``active_timeout``, ``evicted``,
     ``end_of_capture``.  After an ``active_timeout`` record the flow goes on under the same id and
     the next record counts from there.  ``icmp_types_*``: the ICMP (or ICMPv6) message types each way,

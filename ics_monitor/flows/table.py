@@ -385,7 +385,10 @@ class FlowTable:
             and (ip_id or size or flow.proto != IPPROTO_TCP)
         ):
             last[4] += 1
-            flow.counters[COPIES + direction] += 1
+            counters = flow.counters
+            counters[COPIES + direction] += 1
+            # A copy's payload is the original's: what the hosts sent counts once (``payload_bytes_*``).
+            counters[PAYLOAD + direction] -= size
             flow.copies += 1
             return True
         if last is None:

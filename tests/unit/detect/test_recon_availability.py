@@ -376,6 +376,13 @@ def test_ot_port_misuse_from_flow_records() -> None:
     ]
     for kwargs in quiet:
         assert misuse(**kwargs) == [], kwargs
+    # Seen twice through a mirrored path (the flow table leaves the copies' payload out): the
+    # copies are not packets the client sent, so they do not excuse bytes as keep-alives.
+    doubled = flow(service="modbus", payload=14, packets_to_server=10)
+    assert run([doubled]) == []
+    assert rule_ids(run([dataclasses.replace(doubled, mirror_copies_to_server=5)])) == ["ICS-3008"]
+    keepalives = flow(service="modbus", payload=30, packets_to_server=60)
+    assert run([dataclasses.replace(keepalives, mirror_copies_to_server=30)]) == []
     # One scanner, three protocols on one port: three findings; the same protocol again: a count.
     alerts = run(
         [
