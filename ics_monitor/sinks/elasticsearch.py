@@ -1259,8 +1259,15 @@ def worker_main() -> None:
 
     def report(values: dict[str, Any]) -> None:
         with output_lock:
-            output.write(orjson.dumps(values, option=orjson.OPT_APPEND_NEWLINE))
-            output.flush()
+            try:
+                output.write(orjson.dumps(values, option=orjson.OPT_APPEND_NEWLINE))
+                output.flush()
+            except OSError:
+                # The monitor is gone (killed): nobody reads the reports any more, and what is
+                # not confirmed stays in the spool for its next run.  No traceback on its terminal,
+                # now or when the interpreter flushes stdout at exit.
+                with contextlib.suppress(OSError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), output.fileno())
 
     carry = b""
     while b"\n" not in carry and (chunk := os.read(source, 1 << 16)):

@@ -8,6 +8,8 @@ worker counted rather than blocking or crashing, and spools written by older ver
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from ics_monitor.sinks.elasticsearch import (
     ElasticsearchSettings,
     ElasticsearchSink,
     _bulk_pair,
+    _settings_wire,
     _spool_line,
     _wire_form,
 )
@@ -167,6 +170,34 @@ def test_a_lost_worker_is_counted_not_fatal(tmp_path: Path) -> None:
     assert "ended unexpectedly" in (sink.stats.last_error or "")
     assert sum(sink.status()["backlog_dropped"].values()) == len(records)
     assert [a.code for a in sink.anomalies] == ["sink.spool_dropped"]
+
+
+def test_a_worker_whose_monitor_is_gone_exits_quietly_and_keeps_its_spool(tmp_path: Path) -> None:
+    """A monitor killed outright: its worker finds nobody reading its reports.  It ends without a
+    traceback on the terminal they shared, and what it took waits in the spool for the next run."""
+    records = records_of_every_kind()
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "from ics_monitor.sinks.elasticsearch import worker_main; worker_main()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert worker.stdin is not None and worker.stdout is not None and worker.stderr is not None
+    header = {"settings": _settings_wire(unreachable()), "state_dir": str(tmp_path), "seed": 1}
+    worker.stdin.write(orjson.dumps(header, option=orjson.OPT_APPEND_NEWLINE))
+    worker.stdin.flush()
+    assert orjson.loads(worker.stdout.readline()) == {"ready": True}
+    worker.stdin.write(b"".join(_wire_form(record) for record in records))
+    worker.stdin.flush()
+    worker.stdout.close()  # the monitor is gone: nobody reads the reports
+    worker.stdin.close()
+    assert worker.wait(30) == 0
+    errors = worker.stderr.read().decode()
+    worker.stderr.close()
+    assert "Traceback" not in errors and "Error" not in errors, errors
+    again = ElasticsearchSink(unreachable(), tmp_path)
+    again.close()
+    assert again.status()["spool_pending"] == len(records)
 
 
 def test_a_burst_beyond_the_buffer_cap_waits_for_the_worker_and_loses_nothing(
