@@ -167,6 +167,11 @@ class ElasticsearchNode:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def process_group(self) -> int | None:
+        """The node's process group (launcher and JVM), while it runs."""
+        return self._process.pid if self._process is not None and self._process.poll() is None else None
+
     def _configure(self) -> None:
         config = self.root / "config"
         shutil.copytree(self.home / "config", config)
