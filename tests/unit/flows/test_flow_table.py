@@ -501,10 +501,14 @@ def test_tcp_copies_made_by_the_mirroring_are_neither_retransmissions_nor_delive
         single.packets_to_client,
     )
     assert record.retransmissions == 0 and record.state == single.state == "closed"
-    assert (record.payload_bytes_to_server, record.payload_bytes_to_client) == (
-        single.payload_bytes_to_server,
-        single.payload_bytes_to_client,
-    ) == (18, 16)
+    assert (
+        (record.payload_bytes_to_server, record.payload_bytes_to_client)
+        == (
+            single.payload_bytes_to_server,
+            single.payload_bytes_to_client,
+        )
+        == (18, 16)
+    )
     assert bytes(recorder.data[(record.flow_id, 0)]) == b"request-1request-2"
     assert bytes(recorder.data[(record.flow_id, 1)]) == b"answer-1answer-2"
     (anomaly,) = [a for a in table.anomalies if a.code == "tcp.mirror_copies"]
