@@ -67,6 +67,10 @@ MAX_SWEEPERS: Final = 10_000
 PURGE_SECONDS: Final = 10.0
 REQUEST, REPLY = 1, 2
 RELAYED: Final = "flow.source_mac_changed"
+# An ARP message repeated within this many seconds is a mirror copy (the flow table's default
+# ``mirror_copy_window`` for IP packets), at most MAX_ARP_COPIES in a row.
+MIRROR_COPY_SECONDS: Final = 0.005
+MAX_ARP_COPIES: Final = 3
 _END: Final = float("inf")
 _RELAY_MAC: Final = re.compile(r"source MAC ([0-9a-f:]{17}) ")
 
@@ -129,6 +133,10 @@ class ArpWatch(BaseDetector):
         self.own_ip: BoundedDict = BoundedDict(MAX_KEYS)  # (vlan, mac) -> sender IP of its first request
         # With a baseline: the MACs each address was seen with while learning (a site's own normal).
         self.learned_macs: dict[str, list[str]] = context.baseline.asset_macs if context.baseline else {}
+        # The last ARP message and how many copies of it followed (``_mirror_copy``).
+        self.last_arp: tuple[Any, ...] | None = None
+        self.last_arp_ts = float("-inf")
+        self.arp_copies = 0
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Check one ARP request or reply, then record what it claims; or a relayed flow."""
@@ -138,6 +146,8 @@ class ArpWatch(BaseDetector):
             return
         mac, ip, operation = event.sender_mac, event.sender_ip, event.operation
         if not is_unicast_mac(mac) or operation not in (REQUEST, REPLY):
+            return
+        if self._mirror_copy(event):
             return
         vlan = event.vlan
         claims = is_host_ip(ip)
@@ -154,6 +164,34 @@ class ArpWatch(BaseDetector):
             self._reply(event, out)
         if claims:
             self._claim(event, out)
+
+    def _mirror_copy(self, event: Any) -> bool:
+        """Whether ``event`` repeats the last ARP message within ``MIRROR_COPY_SECONDS``.
+
+        A SPAN that mirrors both ports of a path, or a VM host capturing a guest's vNIC and its
+        bridge, delivers every frame twice microseconds apart (the flow table drops such copies of
+        IP packets the same way): a copied reply is no second unsolicited reply.  At most
+        ``MAX_ARP_COPIES`` in a row are dropped, so a tool flooding one forged reply still counts.
+        """
+        key = (
+            event.operation,
+            event.sender_mac,
+            event.sender_ip,
+            event.target_mac,
+            event.target_ip,
+            event.vlan,
+        )
+        if (
+            key == self.last_arp
+            and event.ts - self.last_arp_ts <= MIRROR_COPY_SECONDS
+            and self.arp_copies < MAX_ARP_COPIES
+        ):
+            self.arp_copies += 1
+            return True
+        self.last_arp = key
+        self.last_arp_ts = event.ts
+        self.arp_copies = 0
+        return False
 
     # -- ICS-7001 ------------------------------------------------------------------------------------
 

@@ -76,6 +76,23 @@ def test_arp_spoofing_names_the_address_both_macs_and_the_attacker() -> None:
     assert update.count == 2 and update.last_ts == 16.001
 
 
+def test_arp_seen_twice_through_a_mirrored_path_counts_once() -> None:
+    """Every frame twice, 3 µs apart (a SPAN of both ports, a VM host's vNIC and bridge): four
+    forged replies are still four, under ICS-7002's five; five are five, with the same evidence."""
+
+    def doubled(events: list[ArpEvent]) -> list[ArpEvent]:
+        return [copy for e in events for copy in (e, dataclasses.replace(e, ts=e.ts + 0.000003))]
+
+    assert run(doubled([*NORMAL, *poisoning(400.0, 4)])) == []
+    once, twice = run([*NORMAL, *poisoning(400.0, 5)]), run(doubled([*NORMAL, *poisoning(400.0, 5)]))
+    assert rule_ids(twice) == rule_ids(once) == ["ICS-7002", "ICS-7002"]
+    assert [a.evidence["replies"] for a in twice] == [a.evidence["replies"] for a in once] == [5, 5]
+    # A tool flooding one forged reply faster than the copy window still has every fourth counted.
+    flood = [arp(2, ("10.0.0.11", ATTACKER), ("10.0.0.21", HMI), 400.0 + i * 0.001) for i in range(20)]
+    [alert] = run([*NORMAL, *flood])
+    assert alert.rule_id == "ICS-7002" and alert.evidence["replies"] == 5
+
+
 def test_a_replaced_device_or_a_reassigned_address_is_not_spoofing() -> None:
     # The old MAC's last claim is older than conflict_seconds (300): it went away first.
     later = [arp(2, ("10.0.0.11", ATTACKER), ("10.0.0.21", HMI), 302.0)]
