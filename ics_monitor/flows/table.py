@@ -115,6 +115,7 @@ class Flow:
         "client_mac",
         "client_port",
         "copies",
+        "copies_to_server",
         "counters",
         "cuts",
         "deliver",
@@ -183,10 +184,11 @@ class Flow:
         # The last packet handed on per direction, to tell a mirror copy (``FlowTable._mirror_copy``):
         # [IPv4 id, ts, payload length, payload hash (UDP) or sequence number (TCP), copies of it
         # dropped, acknowledgment number, TCP flags] (None until one is; a hash, not the bytes, so a
-        # flow holds no payload), and how many mirror copies the whole flow dropped (its records
-        # count theirs in ``counters``).
+        # flow holds no payload), and how many mirror copies the whole flow dropped, in all and to
+        # the server (its records count theirs in ``counters``).
         self.last_sent: list[list[Any] | None] | None = None
         self.copies = 0
+        self.copies_to_server = 0
         # UDP datagrams the capture's snap length cut, and the payload bytes it did not keep
         # (TCP keeps these per stream: ``TcpStream.cuts``/``sliced``).
         self.cuts = 0
@@ -390,6 +392,8 @@ class FlowTable:
             # A copy's payload is the original's: what the hosts sent counts once (``payload_bytes_*``).
             counters[PAYLOAD + direction] -= size
             flow.copies += 1
+            if not direction:
+                flow.copies_to_server += 1
             return True
         if last is None:
             last = last_sent[direction] = [0, 0.0, 0, 0, 0, 0, 0]
@@ -530,7 +534,7 @@ class FlowTable:
                 flow_anomaly(
                     "tcp.mirror_copies" if tcp else "udp.mirror_copies",
                     flow,
-                    TO_SERVER if flow.counters[COPIES] else TO_CLIENT,
+                    TO_SERVER if flow.copies_to_server else TO_CLIENT,
                     None,
                     f"{copies} {'segments' if tcp else 'datagrams'} repeated within "
                     f"{self._copy_window * 1000:g} ms with the same "

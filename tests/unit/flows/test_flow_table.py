@@ -598,3 +598,11 @@ def test_each_record_of_a_long_mirrored_flow_counts_its_own_copies() -> None:
     assert sum(r.mirror_copies_to_server for r in records) == len(polls)
     (anomaly,) = [a for a in table.anomalies if a.code == "udp.mirror_copies"]
     assert anomaly.detail.startswith(f"{len(polls)} datagrams repeated")
+    assert anomaly.direction == "to_server"
+    # Copies to the server in the first record only, the last one's to the client: the anomaly
+    # at the end names the direction of the whole flow's first copies, not the last record's.
+    answers = [udp_id(float(t) + 0.5, False, b"value", t + 500) for t in range(0, 300, 5)]
+    table, _ = run(sorted([*twice(polls[:5]), *polls[5:], *twice(answers[-5:])], key=lambda f: f[0]), config)
+    assert [(r.mirror_copies_to_server, r.mirror_copies_to_client) for r in table.records][-1] == (0, 5)
+    (anomaly,) = [a for a in table.anomalies if a.code == "udp.mirror_copies"]
+    assert anomaly.direction == "to_server" and anomaly.detail.startswith("10 datagrams repeated")
