@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
 from mypy_extensions import mypyc_attr
@@ -231,8 +232,9 @@ class BoundedDict(dict[Any, Any]):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if key not in self and len(self) >= self.limit:
-            # Insertion order: drop the oldest eighth in one go so the cost is amortised.
-            for old in list(self.keys())[: max(1, self.limit // 8)]:
+            # Insertion order: drop the oldest eighth in one go so the cost is amortised (taking
+            # only those keys, not a list of all of them).
+            for old in list(islice(self, max(1, self.limit // 8))):
                 del self[old]
         super().__setitem__(key, value)
 

@@ -12,6 +12,7 @@ import pytest
 
 from ics_monitor.alerts import SCHEMA_PATH, alert_to_dict
 from ics_monitor.detect import Zones
+from ics_monitor.detect.api import BoundedDict
 from tests.conftest import PCAPS, REPO
 from tests.evaluation.support import run_captures
 
@@ -46,3 +47,19 @@ def test_a_scan_in_the_learning_window_is_still_a_scan_when_enforced() -> None:
     assert not learned.baseline.knows_service(scanner, "192.168.20.40", "tcp", 80)
     enforced = run_captures([capture], baseline=learned.baseline)
     assert {"ICS-3009", "ICS-3010", "ICS-7003"} <= enforced.rule_ids()
+
+
+def test_bounded_state_forgets_its_oldest_eighth_at_the_cap() -> None:
+    """The per-key state of rate detectors stays under its cap: past it, the oldest eighth goes
+    (insertion order), a key already held is only updated, and the newest entries stay."""
+    state = BoundedDict(16)
+    for key in range(16):
+        state[key] = key
+    state[5] = "again"  # held: no eviction
+    assert len(state) == 16 and state[5] == "again"
+    state[16] = 16
+    assert list(state) == [*range(2, 17)] and len(state) == 15
+    for key in range(17, 1000):
+        state[key] = key
+        assert len(state) <= 16
+    assert 999 in state and 998 in state and 0 not in state
