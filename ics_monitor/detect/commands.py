@@ -63,6 +63,7 @@ class S7Commands(BaseDetector):
     def on_event(self, event: Any, out: Emitter) -> None:
         """Match JOB functions, PI services and USERDATA requests."""
         rosctr = event.rosctr
+        fields: dict[str, Any] = {}  # what the explanation names (the evidence keeps the decoded structures)
         if rosctr == S7_JOB:
             code = event.function_code
             if code == S7_PI_SERVICE:
@@ -75,10 +76,13 @@ class S7Commands(BaseDetector):
             if event.pi_service is not None:
                 evidence["pi_service"] = event.pi_service
                 evidence["pi_service_name"] = event.pi_service_name
-                if event.pi_arguments:
-                    evidence["pi_arguments"] = list(event.pi_arguments)[:8]
+                arguments = list(event.pi_arguments or ())[:8]
+                if arguments:
+                    evidence["pi_arguments"] = arguments
+                fields["pi_arguments"] = [s7_block_label(a) if isinstance(a, dict) else a for a in arguments]
             if event.block:
                 evidence["block"] = event.block
+                fields["block"] = s7_block_label(event.block)
         elif rosctr == S7_USERDATA:
             userdata: dict[str, Any] | None = event.userdata
             if userdata is None or userdata.get("type") != S7_USERDATA_REQUEST:
@@ -103,7 +107,30 @@ class S7Commands(BaseDetector):
             frames=(event.frame,),
             source=event,
             evidence=evidence,
+            fields=fields,
         )
+
+
+def s7_block_label(block: dict[str, Any]) -> str:
+    """A block as engineers name it: ``OB1 (passive, 90 bytes of load memory)``.
+
+    From the dissector's block descriptor (type, number, file system, lengths); what is missing
+    is left out.  The file system says which copy: ``P`` the passive one a download writes,
+    ``A`` the active one the PLC runs.
+    """
+    kind, number = block.get("type"), block.get("number")
+    if kind is not None and number is not None:
+        name = f"{kind}{number}"
+    else:
+        name = str(block.get("file_name") or kind or "?")
+    details = []
+    filesystem = block.get("filesystem_name")
+    if filesystem:
+        details.append(str(filesystem).lower())
+    length = block.get("load_memory_length")
+    if isinstance(length, int):
+        details.append(f"{length} bytes of load memory")
+    return f"{name} ({', '.join(details)})" if details else name
 
 
 # -- S7comm-plus ------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -121,11 +121,20 @@ def _template_names(templates: Iterable[str]) -> frozenset[str] | None:
 
 
 def _text(value: Any) -> Any:
-    """Lists read as ``a, b, c`` in explanations (at most 16 items); other values as they are."""
+    """A value as explanations read it, never a Python repr.
+
+    Lists read ``a, b, c`` (at most 16 items; mappings among them separated by ``;``), mappings
+    ``key value, key value`` (``exception code 4``), other values as they are.
+    """
     if isinstance(value, (list, tuple, set, frozenset)):
         items = list(value)
-        text = ", ".join(str(item) for item in items[:16])
-        return text + (", ..." if len(items) > 16 else "") if items else "none"
+        separator = "; " if any(isinstance(item, Mapping) for item in items) else ", "
+        text = separator.join(str(_text(item)) for item in items[:16])
+        return text + (separator + "..." if len(items) > 16 else "") if items else "none"
+    if isinstance(value, Mapping):
+        pairs = [(key, item) for key, item in value.items() if item is not None and item != ""]
+        text = ", ".join(f"{str(key).replace('_', ' ')} {_text(item)}" for key, item in pairs[:16])
+        return text + (", ..." if len(pairs) > 16 else "") if pairs else "none"
     return value
 
 

@@ -59,6 +59,27 @@ def test_command_fires(record: object, rule_id: str) -> None:
     assert alert.title == RULES.get(rule_id).title and alert.explanation
 
 
+def test_s7_explanations_name_blocks_as_engineers_do() -> None:
+    """Blocks by type and number, which copy, how large; PI arguments likewise; never a repr."""
+    block = {"type": "OB", "type_code": "08", "number": 1, "filesystem": "P", "filesystem_name": "PASSIVE"}
+    download = dataclasses.replace(s7(JOB, function_code=0x1A), block={**block, "load_memory_length": 90})
+    insert = dataclasses.replace(
+        s7(JOB, function_code=0x28, pi_service="_INSE"),
+        pi_arguments=(block, {**block, "type": "DB", "number": 7}),
+    )
+    start = s7(JOB, function_code=0x28, pi_service="P_PROGRAM")
+    texts = {a.rule_id: a.explanation.split(" Why it matters:")[0] for a in run([download, insert, start])}
+    assert texts["ICS-1003"].endswith(
+        "started a block download to the S7 PLC 10.0.0.9: OB1 (passive, 90 bytes of load memory)."
+    )
+    assert texts["ICS-1010"].endswith("(PI service _INSE): OB1 (passive), DB7 (passive).")
+    assert texts["ICS-1002"].endswith("to start its program (PI service P_PROGRAM, arguments none).")
+    assert not any("{" in text or "'" in text for text in texts.values())
+    # The evidence keeps the decoded descriptors.
+    [alert] = [a for a in run([download]) if a.rule_id == "ICS-1003"]
+    assert alert.evidence["block"]["load_memory_length"] == 90
+
+
 @pytest.mark.parametrize(
     "record",
     [

@@ -69,6 +69,19 @@ def test_explanation_fills_fields_lists_and_missing(tmp_path: Path) -> None:
     assert rule.throttle == 300.0 and rule.params == {"limit": 3}
 
 
+def test_explanation_reads_mappings_as_words_never_as_a_python_repr(tmp_path: Path) -> None:
+    rule = RuleSet.load(_write(tmp_path, GOOD)).get("ICS-1001")
+    last = {"function": "READ_HOLDING_REGISTERS", "exception": None, "exception_code": 4}
+    text = rule.explain(
+        {"src_ip": "1.2.3.4", "dst_ip": last, "items": [{"type": "OB", "number": 1}, {"type": "DB"}]}
+    )
+    assert text.startswith(
+        "1.2.3.4 stopped function READ_HOLDING_REGISTERS, exception code 4 (type OB, number 1; type DB)."
+    )
+    assert "{" not in text and "'" not in text
+    assert rule.explain({"src_ip": {}, "items": [{}]}).startswith("none stopped ? (none).")
+
+
 def test_explanation_converts_only_the_named_fields_and_reads_as_with_every_field(tmp_path: Path) -> None:
     # explain() converts only the fields its templates name: the text must be that of every field.
     rule = RuleSet.load(_write(tmp_path, GOOD)).get("ICS-1001")
