@@ -229,7 +229,18 @@ def render_alerts(
     shown = alerts if limit is None else alerts[:limit]
     title = "Alerts" if len(shown) == total else f"Alerts ({len(shown)} of {total}: see `ics-monitor alerts`)"
     table = Table(title=title, header_style="bold")
-    for column in ("severity", "rule", "title", "source", "destination", "count", "first seen", "last seen"):
+    columns = (
+        "severity",
+        "rule",
+        "title",
+        "detail",
+        "source",
+        "destination",
+        "count",
+        "first seen",
+        "last seen",
+    )
+    for column in columns:
         table.add_column(column, justify="right" if column == "count" else "left")
     for alert in shown:
         level = int(alert["severity"])
@@ -237,6 +248,7 @@ def render_alerts(
             _severity_cell(level, alert.get("severity_name")),
             alert.get("rule_id") or "",
             alert.get("title") or "",
+            alert_detail(alert),
             _endpoint(alert.get("src_ip"), alert.get("src_port")),
             _endpoint(alert.get("dst_ip"), alert.get("dst_port")),
             f"{alert.get('count', 1):,}",
@@ -244,6 +256,27 @@ def render_alerts(
             fmt_time(alert.get("last_ts")),
         )
     console.print(table)
+
+
+def alert_detail(alert: Mapping[str, Any], width: int = 40) -> str:
+    """What tells one alert of a rule from another between the same hosts.
+
+    Its dedup key without the endpoints it starts with (``modbus:hr:1:3`` of
+    ``10.0.0.21>10.0.0.11:modbus:hr:1:3``, a learned point; ``modbus:tcp/502`` of a new
+    conversation), empty when the key is only those, and the key itself when it names something
+    else (the address an ARP alert is about).
+    """
+    key = str(alert.get("key") or "")
+    ends = [str(end) for end in (alert.get("src_ip"), alert.get("dst_ip")) if end] + ["*"]
+    prefixes = sorted({f"{a}>{b}" for a in ends for b in ends} | set(ends), key=len, reverse=True)
+    detail = key
+    for prefix in prefixes:
+        if key == prefix:
+            return ""
+        if key.startswith(prefix + ":"):
+            detail = key[len(prefix) + 1 :]
+            break
+    return detail if len(detail) <= width else detail[: width - 1] + "…"
 
 
 def render_alert_rules(console: Console, rules: list[dict[str, Any]]) -> None:

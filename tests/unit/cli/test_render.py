@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from ics_monitor.cli.render import ProgressReporter, render_flow_table
+from ics_monitor.cli.render import ProgressReporter, alert_detail, render_alerts, render_flow_table
 from ics_monitor.pipeline import RunStats
 from ics_monitor.sinks.console import FlowTableSink
 from tests.unit.sinks.test_sinks import flow_record
@@ -30,3 +30,34 @@ def test_flow_table_keeps_largest() -> None:
     buffer = io.StringIO()
     render_flow_table(Console(file=buffer, width=200), sink, RunStats(frames=4, flows=4))
     assert "2 largest of 4" in buffer.getvalue() and ":500" in buffer.getvalue()
+
+
+def test_alerts_table_tells_alerts_of_one_rule_between_the_same_hosts_apart() -> None:
+    """Seven out-of-range values read from one PLC are seven rows: the detail column names the
+    point of each; a key that is only the endpoints shows nothing, any other key itself."""
+
+    def alert(key: str, src: str = "10.0.0.11", dst: str | None = "10.0.0.21") -> dict[str, object]:
+        return {
+            "severity": 1,
+            "rule_id": "ICS-5007",
+            "title": "Reported value",
+            "key": key,
+            "src_ip": src,
+            "dst_ip": dst,
+        }
+
+    assert alert_detail(alert("10.0.0.21>10.0.0.11:modbus:hr:1:3")) == "modbus:hr:1:3"
+    assert alert_detail(alert("*>10.0.0.21:modbus:hr:1:10")) == "modbus:hr:1:10"
+    assert (
+        alert_detail(alert("10.0.0.11>10.0.0.21")) == "" and alert_detail(alert("10.0.0.11", dst=None)) == ""
+    )
+    assert alert_detail(alert("10.0.0.11>10.0.0.21:1>10")) == "1>10"  # DNP3 link addresses
+    assert alert_detail(alert("10.0.0.99@1.2")) == "10.0.0.99@1.2"  # an ARP alert's address
+    assert alert_detail(alert("fe80::1>fe80::2:dnp3", "fe80::1", "fe80::2")) == "dnp3"
+    assert len(alert_detail(alert("10.0.0.11:" + "x" * 80))) == 40
+    buffer = io.StringIO()
+    render_alerts(
+        Console(file=buffer, width=250), [alert(f"10.0.0.21>10.0.0.11:modbus:hr:1:{n}") for n in (2, 3)]
+    )
+    text = buffer.getvalue()
+    assert "detail" in text and "modbus:hr:1:2" in text and "modbus:hr:1:3" in text
