@@ -341,12 +341,16 @@ class FlowTable:
         if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
             # The message types each way, as bits (the FLAGS slots: TCP flows only use them there).
             counters[FLAGS + direction] |= 1 << pkt.icmp_type
-        if payload and flow.deliver:
+        if payload:
+            # A copy is a copy whether or not the flow is still dissected (one whose dissector gave
+            # up, or without one, counts its payload all the same).
             if (
                 proto == IPPROTO_UDP
                 and self._copy_window > 0.0
                 and self._mirror_copy(flow, direction, pkt, hash(payload))
             ):
+                return flow
+            if not flow.deliver:
                 return flow
             if pkt.cut:
                 flow.cuts += 1
@@ -534,7 +538,7 @@ class FlowTable:
                 flow_anomaly(
                     "tcp.mirror_copies" if tcp else "udp.mirror_copies",
                     flow,
-                    TO_SERVER if flow.copies_to_server else TO_CLIENT,
+                    TO_SERVER if flow.copies_to_server * 2 >= copies else TO_CLIENT,
                     None,
                     f"{copies} {'segments' if tcp else 'datagrams'} repeated within "
                     f"{self._copy_window * 1000:g} ms with the same "

@@ -599,10 +599,36 @@ def test_each_record_of_a_long_mirrored_flow_counts_its_own_copies() -> None:
     (anomaly,) = [a for a in table.anomalies if a.code == "udp.mirror_copies"]
     assert anomaly.detail.startswith(f"{len(polls)} datagrams repeated")
     assert anomaly.direction == "to_server"
-    # Copies to the server in the first record only, the last one's to the client: the anomaly
-    # at the end names the direction of the whole flow's first copies, not the last record's.
+    # Five copies to the server in the first record, three to the client in the last: the anomaly
+    # at the end names the direction most of the whole flow's copies went, not the last record's.
     answers = [udp_id(float(t) + 0.5, False, b"value", t + 500) for t in range(0, 300, 5)]
-    table, _ = run(sorted([*twice(polls[:5]), *polls[5:], *twice(answers[-5:])], key=lambda f: f[0]), config)
-    assert [(r.mirror_copies_to_server, r.mirror_copies_to_client) for r in table.records][-1] == (0, 5)
+    table, _ = run(sorted([*twice(polls[:5]), *polls[5:], *twice(answers[-3:])], key=lambda f: f[0]), config)
+    assert [(r.mirror_copies_to_server, r.mirror_copies_to_client) for r in table.records][-1] == (0, 3)
     (anomaly,) = [a for a in table.anomalies if a.code == "udp.mirror_copies"]
-    assert anomaly.direction == "to_server" and anomaly.detail.startswith("10 datagrams repeated")
+    assert anomaly.direction == "to_server" and anomaly.detail.startswith("8 datagrams repeated")
+    # Two to the server, five to the client: to the client.
+    table, _ = run(sorted([*twice(polls[:2]), *polls[2:], *twice(answers[-5:])], key=lambda f: f[0]), config)
+    (anomaly,) = [a for a in table.anomalies if a.code == "udp.mirror_copies"]
+    assert anomaly.direction == "to_client" and anomaly.detail.startswith("7 datagrams repeated")
+
+
+def test_udp_copies_are_told_apart_after_the_dissector_gave_up() -> None:
+    """A flow no longer dissected (its dissector gave up, or it has none) still counts a copy as a
+    copy: packets as captured, payload as sent, so ICS-3008 reads the same bytes on a doubled SPAN."""
+
+    class GivesUp(Recorder):
+        def payload(self, flow: Flow, direction: int, data: bytes, ts: float, frame: int) -> None:
+            super().payload(flow, direction, data, ts, frame)
+            flow.deliver = False  # as the pipeline does once the flow's dissector is done
+
+    table = FlowTable(FlowConfig(), GivesUp())
+    decoder = Decoder()
+    frames = twice([udp_id(1.0 + i, True, b"twelve bytes", 40 + i) for i in range(5)])
+    for number, (ts, frame) in enumerate(frames, start=1):
+        pkt = decoder.decode(number, ts, 1, frame, len(frame))
+        assert pkt is not None
+        table.process(pkt)
+    table.flush()
+    (record,) = table.records
+    assert (record.packets_to_server, record.mirror_copies_to_server) == (10, 5)
+    assert record.payload_bytes_to_server == 5 * 12 and record.packets_sent(0) == 5
