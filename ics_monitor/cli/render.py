@@ -268,7 +268,8 @@ def alert_detail(alert: Mapping[str, Any], width: int = 40) -> str:
     """
     key = str(alert.get("key") or "")
     ends = [str(end) for end in (alert.get("src_ip"), alert.get("dst_ip")) if end] + ["*"]
-    prefixes = sorted({f"{a}>{b}" for a in ends for b in ends} | set(ends), key=len, reverse=True)
+    pairs = {f"{a}{arrow}{b}" for a in ends for b in ends for arrow in (">", "<>")}
+    prefixes = sorted(pairs | set(ends), key=len, reverse=True)
     detail = key
     for prefix in prefixes:
         if key == prefix:

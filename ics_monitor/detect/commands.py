@@ -76,10 +76,13 @@ class S7Commands(BaseDetector):
             if event.pi_service is not None:
                 evidence["pi_service"] = event.pi_service
                 evidence["pi_service_name"] = event.pi_service_name
-                arguments = list(event.pi_arguments or ())[:8]
-                if arguments:
-                    evidence["pi_arguments"] = arguments
-                fields["pi_arguments"] = [s7_block_label(a) if isinstance(a, dict) else a for a in arguments]
+                if event.pi_arguments is not None:  # None: withheld (a password among them) or cut
+                    arguments = list(event.pi_arguments)[:8]
+                    if arguments:
+                        evidence["pi_arguments"] = arguments
+                    fields["pi_arguments"] = [
+                        s7_block_label(a) if isinstance(a, dict) else a for a in arguments
+                    ]
             if event.block:
                 evidence["block"] = event.block
                 fields["block"] = s7_block_label(event.block)

@@ -52,6 +52,7 @@ def test_alerts_table_tells_alerts_of_one_rule_between_the_same_hosts_apart() ->
         alert_detail(alert("10.0.0.11>10.0.0.21")) == "" and alert_detail(alert("10.0.0.11", dst=None)) == ""
     )
     assert alert_detail(alert("10.0.0.11>10.0.0.21:1>10")) == "1>10"  # DNP3 link addresses
+    assert alert_detail(alert("10.0.0.11<>10.0.0.21")) == ""  # a relayed connection (ICS-7004)
     assert alert_detail(alert("10.0.0.99@1.2")) == "10.0.0.99@1.2"  # an ARP alert's address
     assert alert_detail(alert("fe80::1>fe80::2:dnp3", "fe80::1", "fe80::2")) == "dnp3"
     assert len(alert_detail(alert("10.0.0.11:" + "x" * 80))) == 40

@@ -67,7 +67,7 @@ def test_s7_explanations_name_blocks_as_engineers_do() -> None:
         s7(JOB, function_code=0x28, pi_service="_INSE"),
         pi_arguments=(block, {**block, "type": "DB", "number": 7}),
     )
-    start = s7(JOB, function_code=0x28, pi_service="P_PROGRAM")
+    start = dataclasses.replace(s7(JOB, function_code=0x28, pi_service="P_PROGRAM"), pi_arguments=())
     texts = {a.rule_id: a.explanation.split(" Why it matters:")[0] for a in run([download, insert, start])}
     assert texts["ICS-1003"].endswith(
         "started a block download to the S7 PLC 10.0.0.9: OB1 (passive, 90 bytes of load memory)."
@@ -75,6 +75,9 @@ def test_s7_explanations_name_blocks_as_engineers_do() -> None:
     assert texts["ICS-1010"].endswith("(PI service _INSE): OB1 (passive), DB7 (passive).")
     assert texts["ICS-1002"].endswith("to start its program (PI service P_PROGRAM, arguments none).")
     assert not any("{" in text or "'" in text for text in texts.values())
+    # Arguments not recorded (withheld for a password, or cut by the capture) are not "none".
+    withheld = run([s7(JOB, function_code=0x28, pi_service="P_PROGRAM")])[0].explanation
+    assert "(PI service P_PROGRAM, arguments ?)" in withheld
     # The evidence keeps the decoded descriptors.
     [alert] = [a for a in run([download]) if a.rule_id == "ICS-1003"]
     assert alert.evidence["block"]["load_memory_length"] == 90
