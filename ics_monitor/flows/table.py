@@ -115,7 +115,6 @@ class Flow:
         "client_mac",
         "client_port",
         "copies",
-        "copies_to_server",
         "counters",
         "cuts",
         "deliver",
@@ -184,11 +183,10 @@ class Flow:
         # The last packet handed on per direction, to tell a mirror copy (``FlowTable._mirror_copy``):
         # [IPv4 id, ts, payload length, payload hash (UDP) or sequence number (TCP), copies of it
         # dropped, acknowledgment number, TCP flags] (None until one is; a hash, not the bytes, so a
-        # flow holds no payload), and how many mirror copies the whole flow dropped, in all and to
-        # the server (its records count theirs in ``counters``).
+        # flow holds no payload), and how many mirror copies the whole flow dropped each way (its
+        # records count theirs in ``counters``, reset at an active timeout).
         self.last_sent: list[list[Any] | None] | None = None
-        self.copies = 0
-        self.copies_to_server = 0
+        self.copies = [0, 0]
         # UDP datagrams the capture's snap length cut, and the payload bytes it did not keep
         # (TCP keeps these per stream: ``TcpStream.cuts``/``sliced``).
         self.cuts = 0
@@ -395,9 +393,7 @@ class FlowTable:
             counters[COPIES + direction] += 1
             # A copy's payload is the original's: what the hosts sent counts once (``payload_bytes_*``).
             counters[PAYLOAD + direction] -= size
-            flow.copies += 1
-            if not direction:
-                flow.copies_to_server += 1
+            flow.copies[direction] += 1
             return True
         if last is None:
             last = last_sent[direction] = [0, 0.0, 0, 0, 0, 0, 0]
@@ -531,14 +527,15 @@ class FlowTable:
         self.handler.flow_ended(flow, reason)
         if flow.cuts or (streams is not None and (streams[0].cuts or streams[1].cuts)):
             self._sliced(flow)
-        copies = flow.copies
+        to_server, to_client = flow.copies
+        copies = to_server + to_client
         if copies:
             tcp = flow.proto == IPPROTO_TCP
             self.anomalies.append(
                 flow_anomaly(
                     "tcp.mirror_copies" if tcp else "udp.mirror_copies",
                     flow,
-                    TO_SERVER if flow.copies_to_server * 2 >= copies else TO_CLIENT,
+                    TO_SERVER if to_server >= to_client else TO_CLIENT,
                     None,
                     f"{copies} {'segments' if tcp else 'datagrams'} repeated within "
                     f"{self._copy_window * 1000:g} ms with the same "
