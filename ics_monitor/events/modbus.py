@@ -4,7 +4,9 @@ Keys per DESIGN.md section 3: ``transaction_id``, ``unit_id``, ``function_code``
 bit removed), ``function``, ``exception_code``; where the PDU has them ``address``, ``quantity``,
 ``values``, ``sub_function`` (FC 8, and the UMAS code of FC 90), ``mei_type`` (FC 43), ``device_id``
 (FC 43/14) and ``request_frame`` (responses paired with their request).  Beside them: the MBAP
-``length``, the ``exception`` name, the PDU's ``byte_count``.
+``length``, the ``exception`` name, the PDU's ``byte_count``, and ``framing``: ``mbap``, or ``rtu``
+for serial-line frames carried over TCP/UDP (``dissect.modbus.rtu``), whose records have no
+``transaction_id`` (null) and whose ``length`` counts the address and PDU as MBAP's does.
 
 Responses to reads carry the request's ``address`` and ``quantity`` so ``values[i]`` belongs to
 ``address + i``.  Coils and discrete inputs are 0/1 ints.
@@ -43,7 +45,7 @@ class ModbusEvent(ProtocolEvent):
     """One Modbus ADU as seen on the wire (read/write functions and exceptions use this class)."""
 
     event_type: str = "modbus"
-    transaction_id: int
+    transaction_id: int | None
     unit_id: int
     length: int
     function_code: int
@@ -55,6 +57,7 @@ class ModbusEvent(ProtocolEvent):
     byte_count: int | None = None
     values: tuple[int, ...] | None = None
     request_frame: int | None = None
+    framing: str = "mbap"
 
 
 @mypyc_attr(native_class=False)
@@ -102,7 +105,7 @@ class ModbusDetailEvent(ModbusEvent):
 _new: Final = object.__new__
 _set: Final = object.__setattr__
 _copy: Final = dict.copy
-_TEMPLATE: Final = field_template(ModbusEvent, event_type="modbus")
+_TEMPLATE: Final = field_template(ModbusEvent, event_type="modbus", framing="mbap")
 
 # Where a flow direction's records come from: (flow_id, transport, src_ip, src_port, dst_ip,
 # dst_port, direction), the same for every record of that direction.
@@ -114,7 +117,7 @@ def new_modbus_event(
     head: Head,
     ts: float,
     frame: int,
-    transaction_id: int,
+    transaction_id: int | None,
     unit_id: int,
     length: int,
     function_code: int,

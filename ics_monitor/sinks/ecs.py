@@ -247,9 +247,10 @@ FIELDS: tuple[EcsField, ...] = (
     _f("ics.flow.tunnel.src_ip", IP, (_F,), "tunnel[].src_ip", "tunnel source (switch, VTEP)"),
     _f("ics.flow.tunnel.dst_ip", IP, (_F,), "tunnel[].dst_ip", "tunnel destination (sensor, VTEP)"),
     # ics.modbus.*
-    _f("ics.modbus.transaction_id", LONG, (_E,), "transaction_id", "MBAP transaction id"),
-    _f("ics.modbus.unit_id", LONG, (_E,), "unit_id", "unit id"),
-    _f("ics.modbus.length", LONG, (_E,), "length", "MBAP length"),
+    _f("ics.modbus.transaction_id", LONG, (_E,), "transaction_id", "MBAP transaction id (none in RTU)"),
+    _f("ics.modbus.unit_id", LONG, (_E,), "unit_id", "unit id (RTU: the serial address)"),
+    _f("ics.modbus.length", LONG, (_E,), "length", "MBAP length (RTU: address and PDU bytes)"),
+    _f("ics.modbus.framing", KEYWORD, (_E,), "framing", "mbap, or rtu: serial frames over TCP/UDP"),
     _f("ics.modbus.function_code", LONG, (_E,), "function_code", "function code (exception bit off)"),
     _f("ics.modbus.function", KEYWORD, (_E,), "function", "function name"),
     _f("ics.modbus.exception_code", LONG, (_E,), "exception_code", "exception code"),

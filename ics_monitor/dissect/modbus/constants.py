@@ -251,6 +251,8 @@ UNANSWERED_REQUEST: Final = "modbus.unanswered_request"
 DUPLICATE_TRANSACTION: Final = "modbus.duplicate_transaction_id"
 PENDING_FULL: Final = "modbus.pending_requests_full"
 RESPONSE_FUNCTION_MISMATCH: Final = "modbus.response_function_mismatch"
+RTU_BAD_CRC: Final = "modbus.rtu_bad_crc"
+RTU_INCOMPLETE_FRAME: Final = "modbus.rtu_incomplete_frame"
 
 _ANOMALIES: tuple[tuple[str, Severity, str], ...] = (
     (
@@ -285,6 +287,12 @@ _ANOMALIES: tuple[tuple[str, Severity, str], ...] = (
         Severity.MEDIUM,
         "response function code differs from its request's (exception bit aside)",
     ),
+    (
+        RTU_BAD_CRC,
+        Severity.MEDIUM,
+        "RTU frame over TCP/UDP whose CRC-16 is wrong: a device drops it (corruption, or crafted)",
+    ),
+    (RTU_INCOMPLETE_FRAME, Severity.MEDIUM, "RTU datagram or stream end that holds no complete frame"),
 )
 
 for _code, _severity, _description in _ANOMALIES:

@@ -1,5 +1,9 @@
 """The Modbus dissector: MBAP framing over TCP and UDP, PDU decoding, request/response pairing.
 
+Also RTU framing carried over TCP and UDP (``dissect.modbus.rtu``): a flow whose first bytes are
+whole RTU frames with good CRCs is read frame by frame (``_parse_rtu``) into the same records,
+``framing`` "rtu" and no transaction id; the MBAP description below is the default case.
+
 Port 502 by hint, any port by probe: protocol id 0, a length of 2..254 (1100 for Schneider UMAS)
 that agrees with the bytes at hand, and a function code that is public, user-defined, reserved or
 UMAS (or the exception response of one).  Until the flow is confirmed (the first record), a PDU
@@ -53,6 +57,8 @@ from ics_monitor.dissect.modbus.constants import (
     RESERVED_FUNCTION,
     RESERVED_FUNCTIONS,
     RESPONSE_FUNCTION_MISMATCH,
+    RTU_BAD_CRC,
+    RTU_INCOMPLETE_FRAME,
     TRUNCATED_PDU,
     UNANSWERED_REQUEST,
     UNKNOWN,
@@ -71,6 +77,13 @@ from ics_monitor.dissect.modbus.parser import (
     exception_response,
     opaque,
     registers,
+)
+from ics_monitor.dissect.modbus.rtu import (
+    MIN_FRAME,
+    frame_end,
+    frame_length,
+    plausible_head,
+    probe_frames,
 )
 from ics_monitor.dissect.modbus.state import ModbusState
 from ics_monitor.events.base import Event
@@ -131,6 +144,31 @@ def _max_length(function_code: int) -> int:
     return MAX_UMAS_LENGTH if function_code & 0x7F == _UMAS else MAX_LENGTH
 
 
+def mbap_probe(data: memoryview) -> Probe:
+    """Protocol id 0, a plausible length agreeing with the bytes at hand, a plausible function."""
+    size = len(data)
+    # Bytes 2-3 (protocol id) must be zero as soon as they are there.
+    if (size > 2 and data[2]) or (size > 3 and data[3]):
+        return Probe.NO
+    if size < 8:
+        return Probe.MORE
+    length = (data[4] << 8) | data[5]
+    function_code = data[7]
+    if function_code not in PLAUSIBLE_FIRST_CODES:
+        return Probe.NO
+    if not MIN_LENGTH <= length <= _max_length(function_code):
+        return Probe.NO
+    if function_code & 0x80 and length < 3:
+        return Probe.NO
+    end = 6 + length
+    if size < end:
+        return Probe.MORE
+    # More bytes than one ADU: the next must start like an MBAP header too.
+    if size >= end + 4 and (data[end + 2] or data[end + 3]):
+        return Probe.NO
+    return Probe.YES
+
+
 class ModbusDissector(Dissector):
     """Modbus/TCP (MBAP) over TCP and UDP (Modbus Application Protocol V1.1b3)."""
 
@@ -150,28 +188,20 @@ class ModbusDissector(Dissector):
     # -- detection ---------------------------------------------------------------------------------
 
     def probe(self, data: memoryview, direction: int) -> Probe:
-        """Protocol id 0, a plausible length agreeing with the bytes at hand, a plausible function."""
-        size = len(data)
-        # Bytes 2-3 (protocol id) must be zero as soon as they are there.
-        if (size > 2 and data[2]) or (size > 3 and data[3]):
-            return Probe.NO
-        if size < 8:
-            return Probe.MORE
-        length = (data[4] << 8) | data[5]
-        function_code = data[7]
-        if function_code not in PLAUSIBLE_FIRST_CODES:
-            return Probe.NO
-        if not MIN_LENGTH <= length <= _max_length(function_code):
-            return Probe.NO
-        if function_code & 0x80 and length < 3:
-            return Probe.NO
-        end = 6 + length
-        if size < end:
-            return Probe.MORE
-        # More bytes than one ADU: the next must start like an MBAP header too.
-        if size >= end + 4 and (data[end + 2] or data[end + 3]):
-            return Probe.NO
-        return Probe.YES
+        """An MBAP ADU (``mbap_probe``), or RTU frames with good CRCs (``rtu.probe_frames``).
+
+        Direction 0 is read as requests first, then as responses (a connection opened from port
+        502 has its requests in direction 1).
+        """
+        answer = mbap_probe(data)
+        if answer is Probe.YES or len(data) < 2 or not plausible_head(data, 0):
+            return answer
+        rtu = probe_frames(data, direction == 0)
+        if rtu == 0:
+            rtu = probe_frames(data, direction != 0)
+        if rtu == 1:
+            return Probe.YES
+        return Probe.MORE if rtu < 0 or answer is Probe.MORE else Probe.NO
 
     def new_state(self, ctx: ParseContext) -> Any:
         """Pending requests and the per-direction record heads of one flow."""
@@ -199,6 +229,14 @@ class ModbusDissector(Dissector):
         inline; everything else, and any of those with a flaw, goes through ``_request`` /
         ``_response``, which give the same records for the inline cases (a unit test checks it).
         """
+        if state.rtu:
+            return self._parse_rtu(state, data, direction, ctx)
+        if not state.confirmed:
+            rtu = probe_frames(data, direction == state.swapped)
+            if rtu == 1:
+                return self._parse_rtu(state, data, direction, ctx)
+            if rtu < 0 and mbap_probe(data) is Probe.NO:
+                return ParseResult(0, 1, [])  # the start of an RTU frame, not of an ADU
         size = len(data)
         events: list[Event] = []
         append = events.append
@@ -314,7 +352,7 @@ class ModbusDissector(Dissector):
                 ok = self._request(
                     state,
                     data,
-                    position,
+                    position + 8,
                     end,
                     transaction_id,
                     unit_id,
@@ -328,7 +366,7 @@ class ModbusDissector(Dissector):
                 ok = self._response(
                     state,
                     data,
-                    position,
+                    position + 8,
                     end,
                     transaction_id,
                     unit_id,
@@ -347,6 +385,99 @@ class ModbusDissector(Dissector):
         if size < 8:
             return ParseResult(0, 8 - size, events)
         return ParseResult(0, 6 + ((data[4] << 8) | data[5]) - size, events)
+
+    def _parse_rtu(
+        self, state: ModbusState, data: memoryview, direction: int, ctx: ParseContext
+    ) -> ParseResult:
+        """Every complete RTU frame in ``data`` (``dissect.modbus.rtu``), paired per serial address.
+
+        Records as for MBAP, without transaction id.  A frame whose CRC is wrong gives no record
+        (the device drops it) but an anomaly, and is skipped by the size its function gives;
+        where that is unknown the engine resynchronises.
+        The first frames decide: a flow whose second segment is MBAP, not RTU, is switched back.
+        """
+        size = len(data)
+        events: list[Event] = []
+        if ctx.ts > state.check_at:
+            self._expire(state, ctx, events)
+        state.rtu = True
+        is_request = direction == state.swapped
+        datagram = ctx.transport == "udp"
+        position = 0
+        needed = 0
+        while position < size:
+            if size - position < 2:
+                needed = 2 - (size - position)
+                break
+            end = frame_end(data, position, size, is_request) if plausible_head(data, position) else 0
+            if end < 0:
+                needed = -end
+                break
+            if end == 0:
+                if state.rtu_frames < 3 and not position and mbap_probe(data) is Probe.YES:
+                    state.rtu = False  # MBAP after all: the first frames' CRCs matched by chance
+                    return self.parse(state, data, direction, ctx)
+                expected = frame_length(data, position, size, is_request) if size - position >= 2 else 0
+                known = expected >= MIN_FRAME and position + expected <= size
+                events.append(
+                    ctx.anomaly(
+                        RTU_BAD_CRC,
+                        direction,
+                        f"unit {data[position]} function {data[position + 1]}: "
+                        + (
+                            f"{expected}-byte frame with a wrong CRC, dropped"
+                            if known
+                            else "no valid frame; resynchronising"
+                        ),
+                    )
+                )
+                if not state.confirmed:
+                    return NOT_THIS_PROTOCOL
+                if known:
+                    position += expected
+                    continue
+                if datagram:
+                    position = size
+                    break
+                if position:
+                    return ParseResult(position, 0, events)
+                return ParseResult(reject=True, events=events)
+            ok = (self._request if is_request else self._response)(
+                state,
+                data,
+                position + 2,
+                end - 2,
+                None,
+                data[position],
+                end - position - 2,
+                data[position + 1],
+                direction,
+                ctx,
+                events,
+            )
+            if not ok:
+                return NOT_THIS_PROTOCOL
+            state.rtu_frames += 1
+            position = end
+        if needed and datagram:
+            # One datagram holds whole frames: what is left will not be completed.
+            events.append(
+                ctx.anomaly(RTU_INCOMPLETE_FRAME, direction, f"{size - position} bytes after the last frame")
+            )
+            position = size
+            needed = 0
+        if position:
+            return ParseResult(position, 0, events)
+        return ParseResult(0, max(needed, 1), events)
+
+    def _rtu_pending(
+        self, state: ModbusState, unit_id: int, request: Request, ctx: ParseContext, events: list[Event]
+    ) -> None:
+        """Remember an RTU request; one to the same address still waiting was given up by the master."""
+        replaced, evicted = state.add(unit_id << 16, request)
+        for lost in (replaced, evicted):
+            if lost is not None and not (lost[2] == FunctionCode.DIAGNOSTICS and lost[5] == _LISTEN_ONLY):
+                events.append(_unanswered(ctx, state, unit_id << 16, lost, "before the next request to it"))
 
     def _framing_error(
         self,
@@ -387,9 +518,9 @@ class ModbusDissector(Dissector):
         self,
         state: ModbusState,
         data: memoryview,
-        position: int,
+        start: int,
         end: int,
-        transaction_id: int,
+        transaction_id: int | None,
         unit_id: int,
         length: int,
         function_code: int,
@@ -403,12 +534,12 @@ class ModbusDissector(Dissector):
         cls = EVENT_CLASSES[code]
         if decoder is None:
             cls = ModbusDetailEvent
-            address, quantity, byte_count, values, own, problems = opaque(data, position + 8, end)
+            address, quantity, byte_count, values, own, problems = opaque(data, start, end)
             problems = FUNCTION_PROBLEMS[code] + problems
             if function_code & 0x80:
                 problems += ((UNKNOWN_FUNCTION, f"request with the exception bit: 0x{function_code:02x}"),)
         else:
-            address, quantity, byte_count, values, own, problems = decoder(data, position + 8, end)
+            address, quantity, byte_count, values, own, problems = decoder(data, start, end)
         if problems and not state.confirmed and not state.standard_port:
             return False
         ts = ctx.ts
@@ -431,6 +562,9 @@ class ModbusDissector(Dissector):
             values,
             None,
         )
+        rtu = transaction_id is None
+        if rtu:
+            event.__dict__["framing"] = "rtu"
         sub_function = None
         if own is not None:
             set_own(event, own)
@@ -440,12 +574,18 @@ class ModbusDissector(Dissector):
                 sub_function = own[0]
         events.append(event)
         state.confirmed = True
-        replaced, evicted = state.add(
-            (unit_id << 16) | transaction_id, (frame, ts, code, address, quantity, sub_function)
-        )
         if problems:
             for anomaly_code, detail in problems:
                 events.append(ctx.anomaly(anomaly_code, direction, detail))
+        if transaction_id is None:
+            if unit_id:  # address 0 is a serial broadcast: no device answers it
+                self._rtu_pending(
+                    state, unit_id, (frame, ts, code, address, quantity, sub_function), ctx, events
+                )
+            return True
+        replaced, evicted = state.add(
+            (unit_id << 16) | transaction_id, (frame, ts, code, address, quantity, sub_function)
+        )
         if replaced is not None:
             events.append(
                 ctx.anomaly(
@@ -468,9 +608,9 @@ class ModbusDissector(Dissector):
         self,
         state: ModbusState,
         data: memoryview,
-        position: int,
+        start: int,
         end: int,
-        transaction_id: int,
+        transaction_id: int | None,
         unit_id: int,
         length: int,
         function_code: int,
@@ -480,24 +620,23 @@ class ModbusDissector(Dissector):
     ) -> bool:
         """One response ADU: its record and anomalies into ``events``; False to reject the flow."""
         code = function_code & 0x7F
-        key = (unit_id << 16) | transaction_id
+        # RTU: one request per serial address at a time (the line is half duplex).
+        key = unit_id << 16 if transaction_id is None else (unit_id << 16) | transaction_id
         request: Request | None = state.pending.get(key)
         own = None
         exception_code = exception_name = None
         if function_code & 0x80:
-            exception_code, exception_name, problems = exception_response(data, position + 8, end)
+            exception_code, exception_name, problems = exception_response(data, start, end)
             address = quantity = byte_count = values = None
             cls: type[ModbusEvent] = ModbusEvent
             problems = FUNCTION_PROBLEMS[code] + problems
         else:
             decoder = RESPONSE_DECODERS.get(function_code)
             if decoder is None:
-                address, quantity, byte_count, values, own, problems = opaque(data, position + 8, end)
+                address, quantity, byte_count, values, own, problems = opaque(data, start, end)
                 problems = FUNCTION_PROBLEMS[code] + problems
             else:
-                address, quantity, byte_count, values, own, problems = decoder(
-                    data, position + 8, end, request
-                )
+                address, quantity, byte_count, values, own, problems = decoder(data, start, end, request)
             cls = EVENT_CLASSES[code]
         if problems and not state.confirmed and not state.standard_port:
             return False
@@ -524,6 +663,8 @@ class ModbusDissector(Dissector):
             values,
             request_frame,
         )
+        if transaction_id is None:
+            event.__dict__["framing"] = "rtu"
         if own is not None:
             set_own(event, own)
         events.append(event)
@@ -532,11 +673,12 @@ class ModbusDissector(Dissector):
             for anomaly_code, detail in problems:
                 events.append(ctx.anomaly(anomaly_code, direction, detail))
         if request is None:
+            asked = f"transaction {transaction_id}" if transaction_id is not None else "over RTU"
             events.append(
                 ctx.anomaly(
                     UNMATCHED_RESPONSE,
                     direction,
-                    f"no pending request with unit {unit_id} transaction {transaction_id} (function {code})",
+                    f"no pending request with unit {unit_id} {asked} (function {code})",
                 )
             )
         elif request[2] != code:
@@ -555,7 +697,7 @@ class ModbusDissector(Dissector):
         for key, request in state.expire(ctx.ts):
             if request[2] == FunctionCode.DIAGNOSTICS and request[5] == _LISTEN_ONLY:
                 continue
-            events.append(_unanswered(ctx, state.swapped, key, request, f"after {state.timeout:g} s"))
+            events.append(_unanswered(ctx, state, key, request, f"after {state.timeout:g} s"))
 
     def gap(self, state: Any, direction: int, ctx: ParseContext) -> None:
         """Bytes were lost: pairing survives (responses still carry their ids); nothing to drop."""
@@ -570,19 +712,19 @@ class ModbusDissector(Dissector):
         not the PDU's shortness, which is the capture's.
         """
         size = len(data)
-        if size < 8:
-            return ()  # not even the function code
+        if size < 8 or state.rtu:
+            return ()  # not even the function code (RTU: a cut frame's CRC cannot be checked)
         transaction_id, protocol_id, length, unit_id, function_code = _unpack_mbap(data, 0)
         if protocol_id or not MIN_LENGTH <= length <= _max_length(function_code) or 6 + length <= size:
             return ()  # not the head of one ADU: the hunt that follows will find the next one
         events: list[Event] = []
         if direction == state.swapped:
             self._request(
-                state, data, 0, size, transaction_id, unit_id, length, function_code, direction, ctx, events
+                state, data, 8, size, transaction_id, unit_id, length, function_code, direction, ctx, events
             )
         else:
             self._response(
-                state, data, 0, size, transaction_id, unit_id, length, function_code, direction, ctx, events
+                state, data, 8, size, transaction_id, unit_id, length, function_code, direction, ctx, events
             )
         return mark_truncated(events, TRUNCATED_PDU)
 
@@ -592,14 +734,14 @@ class ModbusDissector(Dissector):
         for key, request in state.drain():
             if request[2] == FunctionCode.DIAGNOSTICS and request[5] == _LISTEN_ONLY:
                 continue
-            events.append(_unanswered(ctx, state.swapped, key, request, "before the flow ended"))
+            events.append(_unanswered(ctx, state, key, request, "before the flow ended"))
         return events
 
 
-def _unanswered(ctx: ParseContext, direction: int, key: int, request: Request, when: str) -> Event:
+def _unanswered(ctx: ParseContext, state: ModbusState, key: int, request: Request, when: str) -> Event:
+    which = "RTU" if state.rtu else f"transaction {key & 0xFFFF}"
     return ctx.anomaly(
         UNANSWERED_REQUEST,
-        direction,
-        f"request of frame {request[0]} (unit {key >> 16}, transaction {key & 0xFFFF}, "
-        f"function {request[2]}) not answered {when}",
+        state.swapped,
+        f"request of frame {request[0]} (unit {key >> 16}, {which}, function {request[2]}) not answered {when}",
     )

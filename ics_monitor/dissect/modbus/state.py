@@ -2,7 +2,8 @@
 
 Pairing (Messaging on TCP/IP Implementation Guide 3.1.3): a server copies the transaction id and the
 unit id of the request into its response, so (unit id, transaction id) identifies a transaction
-within one TCP connection (or UDP flow).  Requests wait in insertion order; expiry only looks at the
+within one TCP connection (or UDP flow).  RTU frames carry no transaction id: a serial master has
+one request out per address, so the key is the unit id alone (``unit << 16``).  Requests wait in insertion order; expiry only looks at the
 oldest, so the check costs one comparison per call while nothing is late.  No I/O.
 """
 
@@ -26,6 +27,8 @@ class ModbusState:
         "heads",
         "max_pending",
         "pending",
+        "rtu",
+        "rtu_frames",
         "skipped",
         "standard_port",
         "swapped",
@@ -45,6 +48,10 @@ class ModbusState:
         self.standard_port = False
         # 1 when requests travel server-to-client in flow terms (the connection came from port 502).
         self.swapped = 0
+        # RTU frames (address, PDU, CRC) instead of MBAP ADUs, decided by the first bytes parsed,
+        # and how many good ones came (a flow that turns out MBAP is switched back early on).
+        self.rtu = False
+        self.rtu_frames = 0
         # The last ADU was skipped for a bad protocol id (a second one in a row means lost sync).
         self.skipped = False
         # (unit id << 16 | transaction id) -> request, oldest first.

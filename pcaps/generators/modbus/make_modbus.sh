@@ -28,14 +28,19 @@ declare -A SPEC=(
   [pymodbus_udp]="udp 502 udp 0"
   [pymodbus_polling]="tcp 502 polling 1"
   [pymodbus_two_clients]="tcp 502 two_clients 2"
+  [pymodbus_rtu_over_tcp]="tcp 502 rtu 1"
+  [pymodbus_rtu_over_tcp4001]="tcp 4001 rtu 1"
 )
-ORDER=(pymodbus_all_functions pymodbus_port5020 pymodbus_udp pymodbus_polling pymodbus_two_clients)
+ORDER=(pymodbus_all_functions pymodbus_port5020 pymodbus_udp pymodbus_polling pymodbus_two_clients
+       pymodbus_rtu_over_tcp pymodbus_rtu_over_tcp4001)
 
 declare -A CONTENT=(
   [pymodbus_all_functions]="pymodbus 3.16.1 client+server, TCP 502, one connection, 88 transactions in fixed order: FC1/2/3/4 reads, FC5/6/15/16/22/23 writes with read-back, FC7, FC8 sub-functions 0-4 and 10-21, FC11, FC12, FC17, FC20, FC21, FC24, FC43/14 read codes 1-4 (incl. private object 0x80); units 1, 17, 247; unit 99 not served (exception 4); exceptions 2 (address/read-only), 3 (FC15/16 bad quantity or byte count, FC43 read code 5), 1 (FC43/13), 4 (FC8/5); FC3 quantity 0 and 126, FC9 and FC65 answered with function code 0x80 exception 1 (pymodbus behaviour)"
   [pymodbus_port5020]="pymodbus 3.16.1 client+server on non-standard TCP port 5020, one connection, 14 transactions: FC1/2/3/4 reads, FC5/6/15/16 writes with read-back, unit 17 read, FC43/14 read codes 1-2, one exception 2 (illegal data address)"
   [pymodbus_udp]="pymodbus 3.16.1 Modbus/TCP framing over UDP port 502, 14 request/response datagram pairs: FC1/2/3/4 reads, FC5/6/15/16 writes with read-back, unit 17 read, FC43/14 read codes 1-2, one exception 2 (illegal data address)"
   [pymodbus_polling]="pymodbus 3.16.1 HMI-style polling on TCP 502, one connection: FC3 holding 0-9 then FC1 coils 0-7 every 100 ms for 60 cycles (6 s), one FC6 write (holding 5 = 1500) between cycles 30 and 31, unit 1"
+  [pymodbus_rtu_over_tcp]="pymodbus 3.16.1 client+server with RTU framing (address, PDU, CRC-16; no MBAP) over TCP 502, as serial device servers and gateways in RTU-over-TCP mode carry it, one connection, 17 transactions: the port 5020 file's 14 (FC1/2/3/4 reads, FC5/6/15/16 writes with read-back, unit 17 read, FC43/14 read codes 1-2, one exception 2), then FC8/0 return query data, FC8/1 restart communications, FC3 read"
+  [pymodbus_rtu_over_tcp4001]="the same RTU-over-TCP scenario on TCP 4001 (a serial device server's data port, no Modbus port hint)"
   [pymodbus_two_clients]="pymodbus 3.16.1 server with two client connections on TCP 502 (different source ports), 6 transactions each, interleaved A,B,A,B; both connections use transaction ids 1-6, so request/response pairing must be per flow; includes one exception 2"
 )
 
@@ -104,7 +109,9 @@ capture() {  # capture NAME
   TCPDUMP_PID=$!
   wait_for "$WORK/$name.tcpdump" "listening on" "$TCPDUMP_PID" tcpdump
 
-  "$PYTHON" -u "$HERE/modbus_server.py" "$transport" "$port" >"$WORK/$name.server" 2>&1 &
+  local framer=socket
+  [ "$scenario" = rtu ] && framer=rtu
+  "$PYTHON" -u "$HERE/modbus_server.py" "$transport" "$port" "$framer" >"$WORK/$name.server" 2>&1 &
   SERVER_PID=$!
   wait_for "$WORK/$name.server" "^READY" "$SERVER_PID" "modbus server"
 
@@ -137,7 +144,9 @@ steps() { grep -c '^   [A-Z] ' "$WORK/$1.client"; }  # transcript lines of expec
 verify() {  # verify NAME PCAP TRANSPORT PORT STREAMS: the capture holds what the client did
   local name=$1 pcap=$2 transport=$3 port=$4 streams=$5 proto field n_req n_resp n_bad n_streams n_steps
   local -a opts
-  if [ "$transport" = udp ]; then
+  if [[ "$name" == *rtu* ]]; then  # Modbus RTU over TCP: Wireshark's mbrtu, by decode-as only
+    proto=mbrtu field=tcp.srcport opts=(-d "tcp.port==$port,mbrtu" -o mbrtu.crc_verification:TRUE)
+  elif [ "$transport" = udp ]; then
     proto=mbudp field=udp.srcport opts=(-d "udp.port==$port,mbudp")
   else  # the port preference (not just -d) lets Wireshark tell requests from responses
     proto=mbtcp field=tcp.srcport opts=(-o "mbtcp.tcp.port:$port")
@@ -146,7 +155,8 @@ verify() {  # verify NAME PCAP TRANSPORT PORT STREAMS: the capture holds what th
   n_req=$(tshark -r "$pcap" "${opts[@]}" -Y "$proto && modbus && $field != $port" 2>/dev/null | wc -l)
   n_resp=$(tshark -r "$pcap" "${opts[@]}" -Y "$proto && modbus && $field == $port" 2>/dev/null | wc -l)
   n_bad=$(tshark -r "$pcap" "${opts[@]}" \
-    -Y "_ws.malformed || _ws.expert.severity >= error || mbtcp.cannot_classify" 2>/dev/null | wc -l)
+    -Y "_ws.malformed || _ws.expert.severity >= error || mbtcp.cannot_classify || mbrtu.crc16.status == 0" \
+    2>/dev/null | wc -l)
   [ "$n_req" = "$n_steps" ] || die "$name: $n_req Modbus requests in the capture, client made $n_steps"
   [ "$n_resp" = "$n_steps" ] || die "$name: $n_resp Modbus responses in the capture, client made $n_steps requests"
   [ "$n_bad" = 0 ] || die "$name: tshark reports $n_bad malformed/error/unclassified frames"

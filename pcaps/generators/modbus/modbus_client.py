@@ -8,7 +8,7 @@ in ``modbus_server.py``; the script prints one transcript line per step and exit
 with status 1 if any outcome differs (e.g. after a pymodbus upgrade).
 
 usage: modbus_client.py SCENARIO PORT
-scenarios: all_functions, short, udp, polling, two_clients
+scenarios: all_functions, short, udp, polling, two_clients, rtu
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pymodbus import FramerType
 from pymodbus.client import ModbusTcpClient, ModbusUdpClient
 from pymodbus.exceptions import ModbusIOException
 from pymodbus.pdu import ModbusPDU
@@ -101,9 +102,9 @@ def summarize(response: ModbusPDU) -> str:
     return text
 
 
-def tcp_client(port: int) -> ModbusTcpClient:
+def tcp_client(port: int, framer: FramerType = FramerType.SOCKET) -> ModbusTcpClient:
     # retries=0: a request is sent exactly once, so the capture never depends on timing.
-    client = ModbusTcpClient(HOST, port=port, timeout=2, retries=0)
+    client = ModbusTcpClient(HOST, port=port, timeout=2, retries=0, framer=framer)
     if not client.connect():
         sys.exit(f"cannot connect to {HOST}:{port}")
     return client
@@ -438,6 +439,31 @@ def scenario_short(port: int) -> list[str]:
         client.close()
 
 
+def scenario_rtu(port: int) -> list[str]:
+    """The short scenario in RTU framing over TCP, then FC 8 return query data and restart communications.
+
+    Query data of the usual 2 bytes: pymodbus' RTU framer sizes an FC 8 frame as 8 bytes, so a
+    server given 5 data bytes never answers (the README's pitfalls).
+    """
+    client = tcp_client(port, FramerType.RTU)
+    steps = [
+        *short_steps(client),
+        Step(
+            "FC8/0 return query data",
+            lambda: client.diag_query_data(b"\xa5\x37", device_id=1),
+        ),
+        Step("FC8/1 restart comm option", lambda: client.diag_restart_communication(False, device_id=1)),
+        Step(
+            "FC3 read holding 0 x2 (after the restart)",
+            lambda: client.read_holding_registers(0, count=2, device_id=1),
+        ),
+    ]
+    try:
+        return run_steps("R", client, steps)
+    finally:
+        client.close()
+
+
 def scenario_udp(port: int) -> list[str]:
     client = ModbusUdpClient(HOST, port=port, timeout=2, retries=0)
     if not client.connect():
@@ -539,6 +565,7 @@ SCENARIOS: dict[str, Callable[[int], list[str]]] = {
     "udp": scenario_udp,
     "polling": scenario_polling,
     "two_clients": scenario_two_clients,
+    "rtu": scenario_rtu,
 }
 
 

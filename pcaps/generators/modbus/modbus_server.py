@@ -24,6 +24,7 @@ import asyncio
 import logging
 import signal
 
+from pymodbus import FramerType
 from pymodbus.pdu.device import ModbusDeviceIdentification
 from pymodbus.server import ModbusTcpServer, ModbusUdpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -68,11 +69,13 @@ def make_device(unit: int) -> SimDevice:
     return SimDevice(unit, simdata=(coils, discrete, holding, inputs))
 
 
-async def serve(transport: str, port: int) -> None:
+async def serve(transport: str, port: int, framer: str) -> None:
     """Run the server until SIGTERM/SIGINT."""
     devices = [make_device(unit) for unit in UNIT_IDS]
     server_class = ModbusTcpServer if transport == "tcp" else ModbusUdpServer
-    server = server_class(devices, identity=IDENTITY, address=(HOST, port))
+    # framer "rtu": serial-line frames (address, PDU, CRC) over the socket, as a serial device
+    # server or gateway in "RTU over TCP" mode carries them.
+    server = server_class(devices, identity=IDENTITY, address=(HOST, port), framer=FramerType(framer))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(server.shutdown()))
@@ -86,9 +89,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("transport", choices=("tcp", "udp"))
     parser.add_argument("port", type=int)
+    parser.add_argument("framer", nargs="?", default="socket", choices=("socket", "rtu"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="server %(levelname)s %(message)s")
-    asyncio.run(serve(args.transport, args.port))
+    asyncio.run(serve(args.transport, args.port, args.framer))
 
 
 if __name__ == "__main__":

@@ -380,3 +380,22 @@ def test_dissect_shards_large_captures_by_default(monkeypatch: Any, tmp_path: Pa
     result = CliRunner().invoke(app.app, ["dissect", "--strict", "-o", str(strict), ALL_FUNCTIONS])
     assert result.exit_code == 0, result.output
     assert runs == [2] and strict.read_bytes() == one.read_bytes()
+
+
+def test_replay_of_modbus_rtu_over_tcp_analyses_it_as_modbus(tmp_path: Path) -> None:
+    # A serial device server's port (4001, no Modbus hint): RTU frames found by content. Before RTU
+    # framing was read, the flow was undecodable (ICS-3008) and its FC 8 restart went unseen.
+    state = tmp_path / "state"
+    capture = str(PCAPS / "modbus" / "pymodbus_rtu_over_tcp4001.pcap")
+    result = run("replay", "--state", str(state), capture)
+    assert result.returncode == 0, result.stderr
+    alerts = json_lines(run("alerts", "--state", str(state), "--json").stdout)
+    assert [(a["rule_id"], a["dst_port"]) for a in alerts] == [("ICS-1301", 4001)]
+    (asset,) = json_lines(run("assets", "--state", str(state), "--json").stdout)
+    assert {"modbus_client", "modbus_server"} <= set(asset["roles"])
+    assert asset["identity"]["vendor_name"] == "ics-monitor test vendor"
+    events = json_lines((state / "events.jsonl").read_text())
+    framings = {e["framing"] for e in events if e["event_type"] == "modbus"}
+    assert framings == {"rtu"}
+    (flow,) = [e for e in events if e["event_type"] == "flow"]
+    assert flow["app_protocol"] == "modbus"

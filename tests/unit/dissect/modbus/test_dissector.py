@@ -12,6 +12,7 @@ import pytest
 from ics_monitor.core.anomalies import CATALOGUE
 from ics_monitor.dissect import DissectEngine, ParseContext, Probe, default_registry
 from ics_monitor.dissect.modbus import constants as c
+from ics_monitor.dissect.modbus import rtu
 from ics_monitor.dissect.modbus.dissector import ModbusDissector
 from ics_monitor.events.base import AnomalyEvent
 from ics_monitor.events.modbus import (
@@ -477,7 +478,7 @@ def test_inline_reads_equal_the_general_path() -> None:
             assert method(
                 slow.state,
                 memoryview(data),
-                0,
+                8,  # the PDU's data, after MBAP header and function code
                 len(data),
                 header[0],
                 header[3],
@@ -548,7 +549,7 @@ def test_engine_resyncs_after_a_bad_length() -> None:
 
 def test_every_anomaly_code_is_registered_and_tested() -> None:
     codes = {code for code in CATALOGUE if code.startswith("modbus.")}
-    assert len(codes) == 20
+    assert len(codes) == 22
     constants = {value for name, value in vars(c).items() if name.isupper() and isinstance(value, str)}
     assert codes <= constants
     here = Path(__file__).read_text()
@@ -581,3 +582,136 @@ def test_umas_response_to_an_opaque_umas_request_is_decoded() -> None:
     assert response.request_frame == 1
     assert response.sub_function is None  # the request's UMAS code is unknown
     assert response.status == 0xFE
+
+
+# -- RTU frames over TCP/UDP ("RTU over TCP") ------------------------------------------------------
+
+
+def with_crc(frame: bytes) -> bytes:
+    """``frame`` + its CRC-16/MODBUS, bit by bit (independent of the dissector's table)."""
+    crc = 0xFFFF
+    for byte in frame:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return frame + crc.to_bytes(2, "little")
+
+
+RTU_READ = with_crc(b"\x01\x03\x00\x00\x00\x0a")  # unit 1, FC 3, holding 0 x10
+RTU_VALUES = with_crc(b"\x01\x03\x14" + b"".join(struct.pack(">H", 100 + i) for i in range(10)))
+RTU_WRITE = with_crc(b"\x01\x06\x00\x05\x10\x92")  # holding 5 = 4242, echoed as the response
+
+
+def test_rtu_crc_of_the_specification_example() -> None:
+    # MODBUS over Serial Line V1.02 / every RTU tutorial: 01 03 00 00 00 0A -> CRC C5 CD.
+    assert RTU_READ[-2:] == b"\xc5\xcd"
+    assert rtu.crc16(RTU_READ, 0, 6) == 0xCDC5
+    assert rtu.crc_ok(RTU_READ, 0, 8)
+    assert not rtu.crc_ok(RTU_READ[:-1] + b"\x00", 0, 8)
+
+
+@pytest.mark.parametrize(
+    ("frame", "is_request", "size"),
+    [
+        (RTU_READ, True, 8),
+        (RTU_VALUES, False, 25),
+        (with_crc(b"\x01\x10\x00\x0a\x00\x03\x06\x00\x01\x00\x02\x00\x03"), True, 15),  # FC 16
+        (with_crc(b"\x01\x83\x02"), False, 5),  # exception
+        (with_crc(b"\x01\x07"), True, 4),  # FC 7
+        (with_crc(b"\x01\x18\x00\x06\x00\x02\x00\x05\x00\x07"), False, 12),  # FC 24: 2-byte count
+        # FC 43/14 answer, walked object by object: vendor "ab", product "c".
+        (with_crc(b"\x01\x2b\x0e\x01\x01\x00\x00\x02\x00\x02ab\x01\x01c"), False, 17),
+    ],
+)
+def test_rtu_frame_sizes_follow_the_function(frame: bytes, is_request: bool, size: int) -> None:
+    assert len(frame) == size
+    assert rtu.frame_length(frame, 0, len(frame), is_request) == size
+    assert rtu.frame_end(frame + RTU_READ, 0, len(frame) + 8, is_request) == size
+    assert rtu.frame_end(frame[:-1], 0, size - 1, is_request) == -1  # one byte still to come
+
+
+def test_rtu_frame_of_unknown_size_ends_where_its_crc_holds() -> None:
+    echo = with_crc(b"\x01\x08\x00\x00\x01\x02\x03\x04\x05")  # FC 8/0 echo of 5 bytes, not 8
+    assert rtu.frame_length(echo, 0, len(echo), False) == 8  # the usual size: its CRC fails there
+    assert rtu.frame_end(echo, 0, len(echo), False) == len(echo)
+    vendor = with_crc(b"\x01\x41\x99\x98\x97")  # user-defined function 65
+    assert rtu.frame_length(vendor, 0, len(vendor), True) == rtu.UNKNOWN
+    assert rtu.frame_end(vendor + RTU_READ, 0, len(vendor) + 8, True) == len(vendor)
+    assert rtu.frame_end(vendor[:-2], 0, len(vendor) - 2, True) == -1  # may still be arriving
+    assert rtu.frame_end(vendor[:-2], 0, len(vendor) - 2, True, probing=True) == 0
+
+
+def test_rtu_probe() -> None:
+    dissector = ModbusDissector()
+    assert dissector.probe(memoryview(RTU_READ), 0) is Probe.YES
+    assert dissector.probe(memoryview(RTU_VALUES), 1) is Probe.YES
+    assert dissector.probe(memoryview(RTU_READ + RTU_WRITE), 0) is Probe.YES
+    assert dissector.probe(memoryview(RTU_READ[:5]), 0) is Probe.MORE
+    assert dissector.probe(memoryview(RTU_READ[:-1] + b"\x00"), 0) is Probe.NO  # bad CRC
+    assert dissector.probe(memoryview(b"\x00\x03" + RTU_READ[2:]), 0) is Probe.NO  # broadcast read
+    # MBAP still reads as MBAP, also where its bytes start like an RTU frame.
+    assert dissector.probe(memoryview(READ_HOLDING), 0) is Probe.YES
+
+
+def test_rtu_over_tcp_on_port_502_and_by_content_elsewhere() -> None:
+    for port in (502, 4001):
+        events = run_engine([(0, RTU_READ), (1, RTU_VALUES), (0, RTU_WRITE), (1, RTU_WRITE)], port=port)
+        assert [
+            (e.direction, e.framing, e.transaction_id, e.unit_id, e.function_code, e.address, e.request_frame)
+            for e in events
+        ] == [
+            ("request", "rtu", None, 1, 3, 0, None),
+            ("response", "rtu", None, 1, 3, 0, 1),
+            ("request", "rtu", None, 1, 6, 5, None),
+            ("response", "rtu", None, 1, 6, 5, 3),
+        ]
+        assert events[1].values == tuple(range(100, 110))
+        assert events[1].length == len(RTU_VALUES) - 2  # address and PDU, as MBAP's length counts
+        assert events[2].values == (4242,)
+
+
+def test_rtu_frames_split_and_merged_across_segments() -> None:
+    # A read and a broadcast write in one stream, cut inside both frames; the answer in two parts.
+    stream = RTU_READ + with_crc(b"\x00\x06\x00\x05\x10\x92")
+    events = run_engine(
+        [(0, stream[:3]), (0, stream[3:11]), (0, stream[11:]), (1, RTU_VALUES[:20]), (1, RTU_VALUES[20:])]
+    )
+    assert [(e.direction, e.unit_id, e.function_code, e.request_frame) for e in events] == [
+        ("request", 1, 3, None),
+        ("request", 0, 6, None),
+        ("response", 1, 3, 3),
+    ]
+    assert events[2].values == tuple(range(100, 110))
+
+
+def test_rtu_bad_crc_is_an_anomaly_and_no_record() -> None:
+    corrupt = RTU_WRITE[:-1] + bytes([RTU_WRITE[-1] ^ 0xFF])
+    events = run_engine([(0, RTU_READ), (1, RTU_VALUES), (0, corrupt), (0, RTU_READ), (1, RTU_VALUES)])
+    assert [getattr(e, "code", None) or (e.direction, e.function_code) for e in events] == [
+        ("request", 3),
+        ("response", 3),
+        c.RTU_BAD_CRC,
+        ("request", 3),
+        ("response", 3),
+    ]
+    assert "wrong CRC" in events[2].detail
+
+
+def test_rtu_pairing_is_per_address_and_a_broadcast_waits_for_no_answer() -> None:
+    broadcast = with_crc(b"\x00\x06\x00\x05\x10\x92")
+    unit2 = with_crc(b"\x02\x03\x00\x00\x00\x01")
+    events = run_engine([(0, RTU_READ), (0, broadcast), (0, unit2), (1, with_crc(b"\x02\x03\x02\x00\x07"))])
+    codes = [getattr(e, "code", None) or (e.unit_id, e.function_code, e.request_frame) for e in events]
+    # Unit 2's answer pairs with unit 2's request; unit 1's read was never answered (reported at
+    # the end); the broadcast write expects no answer and is not reported.
+    assert codes == [(1, 3, None), (0, 6, None), (2, 3, None), (2, 3, 3), c.UNANSWERED_REQUEST]
+    assert "RTU" in events[-1].detail
+
+
+def test_rtu_datagram_with_an_incomplete_frame() -> None:
+    events = run_engine([(0, RTU_READ), (1, RTU_VALUES[:-3])], port=502, transport="udp")
+    assert [getattr(e, "code", None) or e.function_code for e in events] == [
+        3,
+        c.RTU_INCOMPLETE_FRAME,
+        c.UNANSWERED_REQUEST,
+    ]
