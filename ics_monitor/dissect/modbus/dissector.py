@@ -196,12 +196,14 @@ class ModbusDissector(Dissector):
         answer = mbap_probe(data)
         if answer is Probe.YES or len(data) < 2 or not plausible_head(data, 0):
             return answer
-        rtu = probe_frames(data, direction == 0)
-        if rtu == 0:
-            rtu = probe_frames(data, direction != 0)
-        if rtu == 1:
+        # RTU says "more" only after a whole frame whose CRC held (a master writes a frame at
+        # once): a frame's head alone would hold back other protocols and let a mid-ADU segment
+        # of an MBAP flow pass for a boundary.
+        as_requests = probe_frames(data, direction == 0, True)
+        as_responses = probe_frames(data, direction != 0, True)
+        if as_requests == 1 or as_responses == 1:
             return Probe.YES
-        return Probe.MORE if rtu < 0 or answer is Probe.MORE else Probe.NO
+        return Probe.MORE if as_requests < 0 or as_responses < 0 else answer
 
     def new_state(self, ctx: ParseContext) -> Any:
         """Pending requests and the per-direction record heads of one flow."""
@@ -232,8 +234,14 @@ class ModbusDissector(Dissector):
         if state.rtu:
             return self._parse_rtu(state, data, direction, ctx)
         if not state.confirmed:
-            rtu = probe_frames(data, direction == state.swapped)
+            is_request = direction == state.swapped
+            rtu = probe_frames(data, is_request)
             if rtu == 1:
+                return self._parse_rtu(state, data, direction, ctx)
+            if rtu == 0 and probe_frames(data, not is_request) == 1:
+                # Answers first where the port said requests: a device server that opens the
+                # connection to its master (client mode) sends its responses from the client side.
+                state.swap_roles()
                 return self._parse_rtu(state, data, direction, ctx)
             if rtu < 0 and mbap_probe(data) is Probe.NO:
                 return ParseResult(0, 1, [])  # the start of an RTU frame, not of an ADU
@@ -409,15 +417,23 @@ class ModbusDissector(Dissector):
             if size - position < 2:
                 needed = 2 - (size - position)
                 break
-            end = frame_end(data, position, size, is_request) if plausible_head(data, position) else 0
+            plausible = plausible_head(data, position)
+            end = frame_end(data, position, size, is_request) if plausible else 0
+            if end <= 0 and state.rtu_frames == 1 and not position and mbap_probe(data) is Probe.YES:
+                # MBAP after all: the flow's first segment was a valid RTU frame by chance (its
+                # CRC matched, 1 in 65,536); what it gave is taken back as far as it can be.
+                state.rtu = False
+                state.rtu_frames = 0
+                state.pending.clear()
+                state.check_at = float("inf")
+                return self.parse(state, data, direction, ctx)
             if end < 0:
                 needed = -end
                 break
             if end == 0:
-                if state.rtu_frames < 3 and not position and mbap_probe(data) is Probe.YES:
-                    state.rtu = False  # MBAP after all: the first frames' CRCs matched by chance
-                    return self.parse(state, data, direction, ctx)
-                expected = frame_length(data, position, size, is_request) if size - position >= 2 else 0
+                if position:
+                    break  # report what came before; the next call starts at the bad frame
+                expected = frame_length(data, position, size, is_request) if plausible else 0
                 known = expected >= MIN_FRAME and position + expected <= size
                 events.append(
                     ctx.anomaly(
@@ -427,7 +443,7 @@ class ModbusDissector(Dissector):
                         + (
                             f"{expected}-byte frame with a wrong CRC, dropped"
                             if known
-                            else "no valid frame; resynchronising"
+                            else "no RTU frame starts here; resynchronising"
                         ),
                     )
                 )
@@ -439,8 +455,6 @@ class ModbusDissector(Dissector):
                 if datagram:
                     position = size
                     break
-                if position:
-                    return ParseResult(position, 0, events)
                 return ParseResult(reject=True, events=events)
             ok = (self._request if is_request else self._response)(
                 state,
@@ -459,6 +473,9 @@ class ModbusDissector(Dissector):
                 return NOT_THIS_PROTOCOL
             state.rtu_frames += 1
             position = end
+        if needed and datagram and ctx.cut:
+            # The snap length cut the datagram: its last frame is the capture's loss (``truncated``).
+            return ParseResult(position, 0, events) if position else ParseResult(0, needed, events)
         if needed and datagram:
             # One datagram holds whole frames: what is left will not be completed.
             events.append(
@@ -712,8 +729,13 @@ class ModbusDissector(Dissector):
         not the PDU's shortness, which is the capture's.
         """
         size = len(data)
-        if size < 8 or state.rtu:
-            return ()  # not even the function code (RTU: a cut frame's CRC cannot be checked)
+        if state.rtu:
+            # A cut frame's CRC cannot be checked: no record, but a cut answer still answers.
+            if size >= 2 and direction != state.swapped and plausible_head(data, 0):
+                state.answer(data[0] << 16)
+            return ()
+        if size < 8:
+            return ()  # not even the function code
         transaction_id, protocol_id, length, unit_id, function_code = _unpack_mbap(data, 0)
         if protocol_id or not MIN_LENGTH <= length <= _max_length(function_code) or 6 + length <= size:
             return ()  # not the head of one ADU: the hunt that follows will find the next one

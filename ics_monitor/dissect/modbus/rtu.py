@@ -202,23 +202,32 @@ def frame_end(
     return 0
 
 
-def probe_frames(data: bytes | memoryview, is_request: bool) -> int:
+def probe_frames(data: bytes | memoryview, is_request: bool, whole_first: bool = False) -> int:
     """How ``data`` reads as RTU frames from its start: 1 yes, -1 perhaps with more bytes, 0 no.
 
-    Yes: every byte is in CRC-valid frames (up to eight are checked).
+    Yes: every byte is in CRC-valid frames (up to eight are checked); a request never has the
+    exception bit, and a frame whose size only its CRC tells must end the bytes at hand (a CRC
+    match at any offset of a long segment is too easy a test).  ``whole_first`` (the probe of a
+    flow): the first frame's size must be its function's, as found by the CRC search it would
+    be a 1-in-65,536 chance for any text that starts with a vendor code's letter; and "perhaps"
+    only once that first whole frame's CRC held, never for its head alone.
     """
     size = len(data)
     position = 0
     for _ in range(_PROBE_FRAMES):
         if size - position < 2:
-            return -1
-        if not plausible_head(data, position):
+            return -1 if position or not whole_first else 0
+        if not plausible_head(data, position) or (is_request and data[position + 1] & 0x80):
             return 0
         end = frame_end(data, position, size, is_request, True)
         if end < 0:
-            return -1
+            return -1 if position or not whole_first else 0
         if end == 0:
             return 0
+        if (end != size or (whole_first and not position)) and end - position != frame_length(
+            data, position, size, is_request
+        ):
+            return 0  # found by the CRC search: yet more bytes follow, or it opens the flow
         if end == size:
             return 1
         position = end

@@ -75,6 +75,12 @@ class ModbusState:
         pending[key] = request
         return replaced, evicted
 
+    def swap_roles(self) -> None:
+        """Requests travel the other way (the side the port called client is the server)."""
+        self.swapped = 1 - self.swapped
+        first, second = self.heads
+        self.heads = ((*first[:-1], second[-1]), (*second[:-1], first[-1]))
+
     def answer(self, key: int) -> Request | None:
         """The pending request a response with this key answers (removed), or None."""
         return self.pending.pop(key, None)

@@ -651,6 +651,9 @@ def test_rtu_probe() -> None:
     assert dissector.probe(memoryview(b"\x00\x03" + RTU_READ[2:]), 0) is Probe.NO  # broadcast read
     # MBAP still reads as MBAP, also where its bytes start like an RTU frame.
     assert dissector.probe(memoryview(READ_HOLDING), 0) is Probe.YES
+    # Text whose first letters read as unit 71, vendor function 69 ("GE"), with a CRC-valid end:
+    # a first frame whose size only its CRC tells does not open an RTU flow (1 in 65,536 texts).
+    assert dissector.probe(memoryview(with_crc(b"GET / HTTP/1.1\r\nHost: plc\r\n\r\n")), 0) is Probe.NO
 
 
 def test_rtu_over_tcp_on_port_502_and_by_content_elsewhere() -> None:
@@ -715,3 +718,83 @@ def test_rtu_datagram_with_an_incomplete_frame() -> None:
         c.RTU_INCOMPLETE_FRAME,
         c.UNANSWERED_REQUEST,
     ]
+
+
+def engine_run(steps: list[tuple[Any, ...]], port: int = 502, transport: str = "tcp") -> list[Any]:
+    """``run_engine`` with gaps (``("gap", direction)``) and snap-length cuts (a third item)."""
+    engine = DissectEngine(default_registry(), strict=True)
+    fd = engine.start(context(transport, port), aligned=True)
+    assert fd is not None
+    for frame, step in enumerate(steps, start=1):
+        if step[0] == "gap":
+            engine.gap(fd, step[1])
+        else:
+            engine.feed(fd, step[0], step[1], float(frame), frame, *step[2:])
+    engine.end(fd)
+    return engine.events
+
+
+RTU_READ2 = with_crc(b"\x01\x03\x00\x00\x00\x02")  # its MBAP reading: length 2, function 11
+RTU_VALUES2 = with_crc(b"\x01\x03\x04\x00\x07\x00\x08")
+
+
+def test_rtu_flow_stays_rtu_after_a_bad_frame_early_on() -> None:
+    # Found in review: a bad CRC in the second request made the flow MBAP for good (fake records).
+    bad = RTU_READ2[:-2] + b"\x00\x03"
+    assert ModbusDissector().probe(memoryview(RTU_READ2), 0) is Probe.YES
+    events = run_engine([(0, RTU_READ2), (1, RTU_VALUES2), (0, bad), (0, RTU_READ2), (1, RTU_VALUES2)])
+    assert [getattr(e, "code", None) or (e.framing, e.function_code, e.request_frame) for e in events] == [
+        ("rtu", 3, None),
+        ("rtu", 3, 1),
+        c.RTU_BAD_CRC,
+        ("rtu", 3, None),
+        ("rtu", 3, 4),
+    ]
+
+
+def test_mbap_flow_whose_first_request_is_a_valid_rtu_frame_by_chance() -> None:
+    # 1 in 65,536 MBAP requests also reads as a CRC-valid RTU frame (here FC 8 of 12 bytes): the
+    # answer, which does not, turns the flow back to MBAP and later transactions are MBAP again.
+    chance = next(
+        segment
+        for address in range(0x10000)
+        if rtu.crc_ok(segment := adu(0x0108, 1, read_request(3, address, 0x5E)), 0, 12)
+    )
+    assert ModbusDissector().probe(memoryview(chance), 0) is Probe.YES
+    answer = adu(0x0108, 1, b"\x03\xbc" + bytes(0xBC))
+    events = run_engine([(0, chance), (1, answer), (0, READ_HOLDING), (1, HOLDING_VALUES)])
+    framings = [(e.framing, e.transaction_id) for e in events if not isinstance(e, AnomalyEvent)]
+    assert framings[-3:] == [("mbap", 0x0108), ("mbap", 7), ("mbap", 7)]
+    assert [e.code for e in events if isinstance(e, AnomalyEvent)] == [c.UNMATCHED_RESPONSE]
+
+
+def test_mbap_segment_after_a_gap_that_starts_like_an_rtu_frame_is_no_boundary() -> None:
+    # Found in review: the probe said "more" to it, and the hunt took it for an ADU start.
+    middle = b"\x01\x10\x00\x00\x00\x06\x30\x30\x00\x00\x00\x00"
+    events = engine_run([(0, READ_HOLDING), (1, HOLDING_VALUES), ("gap", 0), (0, middle), (0, READ_HOLDING)])
+    assert [getattr(e, "code", None) or (e.framing, e.function_code) for e in events] == [
+        ("mbap", 3),
+        ("mbap", 3),
+        ("mbap", 3),
+        c.UNANSWERED_REQUEST,
+    ]
+
+
+def test_rtu_device_server_in_client_mode_answers_from_the_client_side() -> None:
+    # The serial device server connects to its master: requests come from the port's server side.
+    events = run_engine([(1, RTU_READ), (0, RTU_VALUES)], port=4001)
+    assert [(e.direction, e.src_port, e.function_code, e.request_frame) for e in events] == [
+        ("request", 4001, 3, None),
+        ("response", 40000, 3, 1),
+    ]
+
+
+def test_rtu_bad_frame_after_a_good_one_is_reported_once() -> None:
+    events = run_engine([(0, RTU_READ2), (1, RTU_VALUES2), (0, RTU_READ2 + b"\xfa\xfa\x00\x00\x00\x00")])
+    assert [e.code for e in events if isinstance(e, AnomalyEvent)] == [c.RTU_BAD_CRC, c.UNANSWERED_REQUEST]
+    assert "no RTU frame starts here" in next(e.detail for e in events if isinstance(e, AnomalyEvent))
+
+
+def test_rtu_datagram_cut_by_the_snap_length_still_answers() -> None:
+    events = engine_run([(0, RTU_READ), (1, RTU_VALUES[:10], len(RTU_VALUES) - 10)], transport="udp")
+    assert [getattr(e, "code", None) or e.function_code for e in events] == [3]
