@@ -27,6 +27,7 @@ TCP_SERVICES: dict[int, str] = {
     502: "modbus",
     636: "ldaps",
     789: "redlion-crimson",
+    802: "modbus-tls",  # Modbus/TCP Security (TLS), IANA mbap-s
     993: "imaps",
     995: "pop3s",
     1433: "mssql",
@@ -38,7 +39,10 @@ TCP_SERVICES: dict[int, str] = {
     3306: "mysql",
     3389: "rdp",
     4840: "opc-ua",
+    4843: "opc-ua-tls",
     4911: "niagara-fox-tls",
+    5007: "melsec",  # Mitsubishi MELSEC communication (SLMP/MC protocol)
+    5094: "hart-ip",
     5432: "postgresql",
     5900: "vnc",
     5985: "winrm",
@@ -48,9 +52,11 @@ TCP_SERVICES: dict[int, str] = {
     8883: "mqtt-tls",
     9600: "omron-fins",
     18245: "ge-srtp",
+    19999: "dnp3-tls",  # DNP3 over TLS (IEC 62351-3), IANA dnp-sec
     20000: "dnp3",
     20547: "proconos",
     44818: "ethernet-ip",
+    48898: "ads",  # Beckhoff ADS/AMS
 }
 
 UDP_SERVICES: dict[int, str] = {
@@ -68,10 +74,13 @@ UDP_SERVICES: dict[int, str] = {
     1900: "ssdp",
     2222: "ethernet-ip-io",
     4840: "opc-ua",
+    5007: "melsec",
+    5094: "hart-ip",
     5353: "mdns",
     9600: "omron-fins",
     20000: "dnp3",
     34964: "profinet-cm",
     44818: "ethernet-ip",
     47808: "bacnet",
+    48899: "ads",  # Beckhoff ADS discovery
 }

@@ -73,6 +73,12 @@ OT_PROTOCOLS: Final = frozenset(
         "pcworx",
         "proconos",
         "redlion-crimson",
+        "modbus-tls",
+        "dnp3-tls",
+        "opc-ua-tls",
+        "melsec",
+        "hart-ip",
+        "ads",
     }
 )
 

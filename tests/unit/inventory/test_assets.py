@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ics_monitor.core.ports import TCP_SERVICES
 from ics_monitor.events import ArpEvent
 from ics_monitor.events.dnp3 import Dnp3Event
 from ics_monitor.events.flow import FlowRecord
@@ -476,6 +477,22 @@ def test_services_and_it_protocols_from_flow_records() -> None:
     # An IT-only host is guessed at level 4.
     client = inventory.asset_for_ip("10.2.0.9")
     assert client is not None and client.purdue_level == 4
+
+
+def test_secure_ot_protocols_are_not_it() -> None:
+    # Modbus/TCP Security (802) and DNP3 over TLS (19999) are the plant's own protocols, encrypted:
+    # an asset speaking only them is no IT host (before, their names were unknown: "tcp/802").
+    inventory = Inventory()
+    for port in (802, 19999):
+        inventory.observe_flow(
+            flow(
+                "10.0.0.21", "10.0.0.2", src_mac=None, dst_mac=None, dst_port=port, service=TCP_SERVICES[port]
+            )
+        )
+    server = inventory.asset_for_ip("10.0.0.2")
+    assert server is not None
+    assert {service["name"] for service in server.services.values()} == {"modbus-tls", "dnp3-tls"}
+    assert server.to_dict()["it_protocols"] == []
 
 
 def test_ports_a_scanner_only_probed_are_not_protocols_it_speaks() -> None:
