@@ -33,6 +33,7 @@ HOT_MODULES = [
     "ics_monitor/dissect/engine.py",
     "ics_monitor/dissect/modbus/parser.py",
     "ics_monitor/dissect/modbus/rtu.py",
+    "ics_monitor/dissect/modbus/ascii_framing.py",
     "ics_monitor/dissect/modbus/state.py",
     "ics_monitor/dissect/modbus/dissector.py",
     "ics_monitor/dissect/dnp3/crc.py",

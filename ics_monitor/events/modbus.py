@@ -5,8 +5,9 @@ bit removed), ``function``, ``exception_code``; where the PDU has them ``address
 ``values``, ``sub_function`` (FC 8, and the UMAS code of FC 90), ``mei_type`` (FC 43), ``device_id``
 (FC 43/14) and ``request_frame`` (responses paired with their request).  Beside them: the MBAP
 ``length``, the ``exception`` name, the PDU's ``byte_count``, and ``framing``: ``mbap``, or ``rtu``
-for serial-line frames carried over TCP/UDP (``dissect.modbus.rtu``), whose records have no
-``transaction_id`` (null) and whose ``length`` counts the address and PDU as MBAP's does.
+/ ``ascii`` for serial-line frames carried over TCP/UDP (``dissect.modbus.rtu``,
+``dissect.modbus.ascii_framing``), whose records have no ``transaction_id`` (null) and whose
+``length`` counts the address and PDU as MBAP's does.
 
 Responses to reads carry the request's ``address`` and ``quantity`` so ``values[i]`` belongs to
 ``address + i``.  Coils and discrete inputs are 0/1 ints.

@@ -250,7 +250,7 @@ FIELDS: tuple[EcsField, ...] = (
     _f("ics.modbus.transaction_id", LONG, (_E,), "transaction_id", "MBAP transaction id (none in RTU)"),
     _f("ics.modbus.unit_id", LONG, (_E,), "unit_id", "unit id (RTU: the serial address)"),
     _f("ics.modbus.length", LONG, (_E,), "length", "MBAP length (RTU: address and PDU bytes)"),
-    _f("ics.modbus.framing", KEYWORD, (_E,), "framing", "mbap, or rtu: serial frames over TCP/UDP"),
+    _f("ics.modbus.framing", KEYWORD, (_E,), "framing", "mbap; rtu or ascii: serial frames over TCP/UDP"),
     _f("ics.modbus.function_code", LONG, (_E,), "function_code", "function code (exception bit off)"),
     _f("ics.modbus.function", KEYWORD, (_E,), "function", "function name"),
     _f("ics.modbus.exception_code", LONG, (_E,), "exception_code", "exception code"),

@@ -253,6 +253,7 @@ PENDING_FULL: Final = "modbus.pending_requests_full"
 RESPONSE_FUNCTION_MISMATCH: Final = "modbus.response_function_mismatch"
 RTU_BAD_CRC: Final = "modbus.rtu_bad_crc"
 RTU_INCOMPLETE_FRAME: Final = "modbus.rtu_incomplete_frame"
+ASCII_BAD_FRAME: Final = "modbus.ascii_bad_frame"
 
 _ANOMALIES: tuple[tuple[str, Severity, str], ...] = (
     (
@@ -293,6 +294,11 @@ _ANOMALIES: tuple[tuple[str, Severity, str], ...] = (
         "RTU frame over TCP/UDP whose CRC-16 is wrong: a device drops it (corruption, or crafted)",
     ),
     (RTU_INCOMPLETE_FRAME, Severity.MEDIUM, "RTU datagram or stream end that holds no complete frame"),
+    (
+        ASCII_BAD_FRAME,
+        Severity.MEDIUM,
+        "ASCII frame over TCP/UDP with a wrong LRC, odd or non-hexadecimal digits: a device drops it",
+    ),
 )
 
 for _code, _severity, _description in _ANOMALIES:

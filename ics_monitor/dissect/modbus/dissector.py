@@ -1,8 +1,10 @@
 """The Modbus dissector: MBAP framing over TCP and UDP, PDU decoding, request/response pairing.
 
-Also RTU framing carried over TCP and UDP (``dissect.modbus.rtu``): a flow whose first bytes are
-whole RTU frames with good CRCs is read frame by frame (``_parse_rtu``) into the same records,
-``framing`` "rtu" and no transaction id; the MBAP description below is the default case.
+Also the serial line's framings carried over TCP and UDP: a flow whose first bytes are whole RTU
+frames with good CRCs (``dissect.modbus.rtu``, ``_parse_rtu``) or whole ASCII frames with good
+LRCs (``dissect.modbus.ascii_framing``, ``_parse_ascii``) is read frame by frame into the same
+records, ``framing`` "rtu" or "ascii" and no transaction id; the MBAP description below is the
+default case.
 
 Port 502 by hint, any port by probe: protocol id 0, a length of 2..254 (1100 for Schneider UMAS)
 that agrees with the bytes at hand, and a function code that is public, user-defined, reserved or
@@ -40,7 +42,9 @@ from ics_monitor.dissect.api import (
     Probe,
     mark_truncated,
 )
+from ics_monitor.dissect.modbus import ascii_framing
 from ics_monitor.dissect.modbus.constants import (
+    ASCII_BAD_FRAME,
     BAD_LENGTH,
     BAD_PROTOCOL_ID,
     DEFAULT_PORT,
@@ -194,7 +198,12 @@ class ModbusDissector(Dissector):
         502 has its requests in direction 1).
         """
         answer = mbap_probe(data)
-        if answer is Probe.YES or len(data) < 2 or not plausible_head(data, 0):
+        if answer is Probe.YES or len(data) < 2:
+            return answer
+        if data[0] == ascii_framing.COLON:
+            # ASCII frames, written whole by a master: yes, or what MBAP says.
+            return Probe.YES if ascii_framing.probe_frames(data) == 1 else answer
+        if not plausible_head(data, 0):
             return answer
         # RTU says "more" only after a whole frame whose CRC held (a master writes a frame at
         # once): a frame's head alone would hold back other protocols and let a mid-ADU segment
@@ -233,7 +242,11 @@ class ModbusDissector(Dissector):
         """
         if state.rtu:
             return self._parse_rtu(state, data, direction, ctx)
+        if state.ascii:
+            return self._parse_ascii(state, data, direction, ctx)
         if not state.confirmed:
+            if len(data) and data[0] == ascii_framing.COLON and ascii_framing.probe_frames(data) == 1:
+                return self._parse_ascii(state, data, direction, ctx)
             is_request = direction == state.swapped
             rtu = probe_frames(data, is_request)
             if rtu == 1:
@@ -487,6 +500,75 @@ class ModbusDissector(Dissector):
             return ParseResult(position, 0, events)
         return ParseResult(0, max(needed, 1), events)
 
+    def _parse_ascii(
+        self, state: ModbusState, data: memoryview, direction: int, ctx: ParseContext
+    ) -> ParseResult:
+        """Every complete ASCII frame in ``data`` (``dissect.modbus.ascii_framing``), as ``_parse_rtu``.
+
+        Frames end at CR LF; one with a wrong LRC or broken digits gives no record (the device
+        drops it) but an anomaly; bytes that start no frame make the engine resynchronise.
+        """
+        size = len(data)
+        events: list[Event] = []
+        if ctx.ts > state.check_at:
+            self._expire(state, ctx, events)
+        state.ascii = True
+        is_request = direction == state.swapped
+        datagram = ctx.transport == "udp"
+        position = 0
+        needed = 0
+        while position < size:
+            end = ascii_framing.frame_end(data, position, size)
+            if end < 0:
+                needed = 1
+                break
+            frame = ascii_framing.decode(data, position, end) if end else None
+            if frame is None or len(frame) < 3 or not ascii_framing.lrc_ok(frame):
+                if position and not end:
+                    break  # report what came before; the next call starts here
+                detail = (
+                    f"{end - position}-byte frame with a wrong LRC or broken digits, dropped"
+                    if end
+                    else "no ASCII frame starts here; resynchronising"
+                )
+                events.append(ctx.anomaly(ASCII_BAD_FRAME, direction, detail))
+                if not state.confirmed:
+                    return NOT_THIS_PROTOCOL
+                if end:
+                    position = end
+                    continue
+                if datagram:
+                    position = size
+                    break
+                return ParseResult(reject=True, events=events)
+            ok = (self._request if is_request else self._response)(
+                state,
+                memoryview(frame),
+                2,
+                len(frame) - 1,
+                None,
+                frame[0],
+                len(frame) - 1,
+                frame[1],
+                direction,
+                ctx,
+                events,
+            )
+            if not ok:
+                return NOT_THIS_PROTOCOL
+            position = end
+        if needed and datagram and not ctx.cut:
+            events.append(
+                ctx.anomaly(
+                    ASCII_BAD_FRAME, direction, f"{size - position} bytes after the last frame, no CR LF"
+                )
+            )
+            position = size
+            needed = 0
+        if position:
+            return ParseResult(position, 0, events)
+        return ParseResult(0, needed or 1, events)
+
     def _rtu_pending(
         self, state: ModbusState, unit_id: int, request: Request, ctx: ParseContext, events: list[Event]
     ) -> None:
@@ -579,9 +661,8 @@ class ModbusDissector(Dissector):
             values,
             None,
         )
-        rtu = transaction_id is None
-        if rtu:
-            event.__dict__["framing"] = "rtu"
+        if transaction_id is None:
+            event.__dict__["framing"] = "ascii" if state.ascii else "rtu"
         sub_function = None
         if own is not None:
             set_own(event, own)
@@ -681,7 +762,7 @@ class ModbusDissector(Dissector):
             request_frame,
         )
         if transaction_id is None:
-            event.__dict__["framing"] = "rtu"
+            event.__dict__["framing"] = "ascii" if state.ascii else "rtu"
         if own is not None:
             set_own(event, own)
         events.append(event)
@@ -729,6 +810,8 @@ class ModbusDissector(Dissector):
         not the PDU's shortness, which is the capture's.
         """
         size = len(data)
+        if state.ascii:
+            return ()  # a cut frame's LRC cannot be checked
         if state.rtu:
             # A cut frame's CRC cannot be checked: no record, but a cut answer still answers.
             if size >= 2 and direction != state.swapped and plausible_head(data, 0):
@@ -761,7 +844,7 @@ class ModbusDissector(Dissector):
 
 
 def _unanswered(ctx: ParseContext, state: ModbusState, key: int, request: Request, when: str) -> Event:
-    which = "RTU" if state.rtu else f"transaction {key & 0xFFFF}"
+    which = "RTU" if state.rtu else "ASCII" if state.ascii else f"transaction {key & 0xFFFF}"
     return ctx.anomaly(
         UNANSWERED_REQUEST,
         state.swapped,

@@ -22,6 +22,7 @@ class ModbusState:
     """Everything the dissector remembers about one flow."""
 
     __slots__ = (
+        "ascii",
         "check_at",
         "confirmed",
         "heads",
@@ -52,6 +53,8 @@ class ModbusState:
         # and how many good ones came (a flow that turns out MBAP is switched back early on).
         self.rtu = False
         self.rtu_frames = 0
+        # ASCII frames (colon, hex digits, LRC, CR LF) instead: as decided as ``rtu``.
+        self.ascii = False
         # The last ADU was skipped for a bad protocol id (a second one in a row means lost sync).
         self.skipped = False
         # (unit id << 16 | transaction id) -> request, oldest first.

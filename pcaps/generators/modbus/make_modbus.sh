@@ -30,9 +30,10 @@ declare -A SPEC=(
   [pymodbus_two_clients]="tcp 502 two_clients 2"
   [pymodbus_rtu_over_tcp]="tcp 502 rtu 1"
   [pymodbus_rtu_over_tcp4001]="tcp 4001 rtu 1"
+  [pymodbus_ascii_over_tcp]="tcp 502 ascii 1"
 )
 ORDER=(pymodbus_all_functions pymodbus_port5020 pymodbus_udp pymodbus_polling pymodbus_two_clients
-       pymodbus_rtu_over_tcp pymodbus_rtu_over_tcp4001)
+       pymodbus_rtu_over_tcp pymodbus_rtu_over_tcp4001 pymodbus_ascii_over_tcp)
 
 declare -A CONTENT=(
   [pymodbus_all_functions]="pymodbus 3.16.1 client+server, TCP 502, one connection, 88 transactions in fixed order: FC1/2/3/4 reads, FC5/6/15/16/22/23 writes with read-back, FC7, FC8 sub-functions 0-4 and 10-21, FC11, FC12, FC17, FC20, FC21, FC24, FC43/14 read codes 1-4 (incl. private object 0x80); units 1, 17, 247; unit 99 not served (exception 4); exceptions 2 (address/read-only), 3 (FC15/16 bad quantity or byte count, FC43 read code 5), 1 (FC43/13), 4 (FC8/5); FC3 quantity 0 and 126, FC9 and FC65 answered with function code 0x80 exception 1 (pymodbus behaviour)"
@@ -41,6 +42,7 @@ declare -A CONTENT=(
   [pymodbus_polling]="pymodbus 3.16.1 HMI-style polling on TCP 502, one connection: FC3 holding 0-9 then FC1 coils 0-7 every 100 ms for 60 cycles (6 s), one FC6 write (holding 5 = 1500) between cycles 30 and 31, unit 1"
   [pymodbus_rtu_over_tcp]="pymodbus 3.16.1 client+server with RTU framing (address, PDU, CRC-16; no MBAP) over TCP 502, as serial device servers and gateways in RTU-over-TCP mode carry it, one connection, 17 transactions: the port 5020 file's 14 (FC1/2/3/4 reads, FC5/6/15/16 writes with read-back, unit 17 read, FC43/14 read codes 1-2, one exception 2), then FC8/0 return query data, FC8/1 restart communications, FC3 read"
   [pymodbus_rtu_over_tcp4001]="the same RTU-over-TCP scenario on TCP 4001 (a serial device server's data port, no Modbus port hint)"
+  [pymodbus_ascii_over_tcp]="pymodbus 3.16.1 client+server with ASCII framing (colon, hex digits, LRC, CR LF; no MBAP) over TCP 502, one connection, the port 5020 file's 14 transactions (FC1/2/3/4 reads, FC5/6/15/16 writes with read-back, unit 17 read, FC43/14 read codes 1-2, one exception 2)"
   [pymodbus_two_clients]="pymodbus 3.16.1 server with two client connections on TCP 502 (different source ports), 6 transactions each, interleaved A,B,A,B; both connections use transaction ids 1-6, so request/response pairing must be per flow; includes one exception 2"
 )
 
@@ -111,6 +113,7 @@ capture() {  # capture NAME
 
   local framer=socket
   [ "$scenario" = rtu ] && framer=rtu
+  [ "$scenario" = ascii ] && framer=ascii
   "$PYTHON" -u "$HERE/modbus_server.py" "$transport" "$port" "$framer" >"$WORK/$name.server" 2>&1 &
   SERVER_PID=$!
   wait_for "$WORK/$name.server" "^READY" "$SERVER_PID" "modbus server"
@@ -152,6 +155,15 @@ verify() {  # verify NAME PCAP TRANSPORT PORT STREAMS: the capture holds what th
     proto=mbtcp field=tcp.srcport opts=(-o "mbtcp.tcp.port:$port")
   fi
   n_steps=$(steps "$name")
+  if [[ "$name" == *ascii* ]]; then  # tshark has no Modbus ASCII dissector: count the frames
+    n_req=$(tshark -r "$pcap" -Y "tcp.dstport == $port && tcp.payload[0] == 3a" 2>/dev/null | wc -l)
+    n_resp=$(tshark -r "$pcap" -Y "tcp.srcport == $port && tcp.payload[0] == 3a" 2>/dev/null | wc -l)
+    [ "$n_req" = "$n_steps" ] || die "$name: $n_req ASCII requests in the capture, client made $n_steps"
+    [ "$n_resp" = "$n_steps" ] || die "$name: $n_resp ASCII responses in the capture, client made $n_steps requests"
+    n_streams=$(tshark -r "$pcap" -T fields -e tcp.stream 2>/dev/null | sort -u | wc -l)
+    [ "$n_streams" = "$streams" ] || die "$name: $n_streams TCP connections, expected $streams"
+    return 0
+  fi
   n_req=$(tshark -r "$pcap" "${opts[@]}" -Y "$proto && modbus && $field != $port" 2>/dev/null | wc -l)
   n_resp=$(tshark -r "$pcap" "${opts[@]}" -Y "$proto && modbus && $field == $port" 2>/dev/null | wc -l)
   n_bad=$(tshark -r "$pcap" "${opts[@]}" \

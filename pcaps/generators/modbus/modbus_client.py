@@ -8,7 +8,7 @@ in ``modbus_server.py``; the script prints one transcript line per step and exit
 with status 1 if any outcome differs (e.g. after a pymodbus upgrade).
 
 usage: modbus_client.py SCENARIO PORT
-scenarios: all_functions, short, udp, polling, two_clients, rtu
+scenarios: all_functions, short, udp, polling, two_clients, rtu, ascii
 """
 
 from __future__ import annotations
@@ -464,6 +464,15 @@ def scenario_rtu(port: int) -> list[str]:
         client.close()
 
 
+def scenario_ascii(port: int) -> list[str]:
+    """The short scenario in ASCII framing (colon, hex digits, LRC, CR LF) over TCP."""
+    client = tcp_client(port, FramerType.ASCII)
+    try:
+        return run_steps("S", client, short_steps(client))
+    finally:
+        client.close()
+
+
 def scenario_udp(port: int) -> list[str]:
     client = ModbusUdpClient(HOST, port=port, timeout=2, retries=0)
     if not client.connect():
@@ -566,6 +575,7 @@ SCENARIOS: dict[str, Callable[[int], list[str]]] = {
     "polling": scenario_polling,
     "two_clients": scenario_two_clients,
     "rtu": scenario_rtu,
+    "ascii": scenario_ascii,
 }
 
 

@@ -73,8 +73,8 @@ async def serve(transport: str, port: int, framer: str) -> None:
     """Run the server until SIGTERM/SIGINT."""
     devices = [make_device(unit) for unit in UNIT_IDS]
     server_class = ModbusTcpServer if transport == "tcp" else ModbusUdpServer
-    # framer "rtu": serial-line frames (address, PDU, CRC) over the socket, as a serial device
-    # server or gateway in "RTU over TCP" mode carries them.
+    # framer "rtu" / "ascii": serial-line frames (address, PDU, CRC; or colon, hex, LRC, CR LF)
+    # over the socket, as a serial device server or gateway in transparent mode carries them.
     server = server_class(devices, identity=IDENTITY, address=(HOST, port), framer=FramerType(framer))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -89,7 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("transport", choices=("tcp", "udp"))
     parser.add_argument("port", type=int)
-    parser.add_argument("framer", nargs="?", default="socket", choices=("socket", "rtu"))
+    parser.add_argument("framer", nargs="?", default="socket", choices=("socket", "rtu", "ascii"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="server %(levelname)s %(message)s")
     asyncio.run(serve(args.transport, args.port, args.framer))

@@ -11,8 +11,8 @@ import pytest
 
 from ics_monitor.core.anomalies import CATALOGUE
 from ics_monitor.dissect import DissectEngine, ParseContext, Probe, default_registry
+from ics_monitor.dissect.modbus import ascii_framing, rtu
 from ics_monitor.dissect.modbus import constants as c
-from ics_monitor.dissect.modbus import rtu
 from ics_monitor.dissect.modbus.dissector import ModbusDissector
 from ics_monitor.events.base import AnomalyEvent
 from ics_monitor.events.modbus import (
@@ -549,7 +549,7 @@ def test_engine_resyncs_after_a_bad_length() -> None:
 
 def test_every_anomaly_code_is_registered_and_tested() -> None:
     codes = {code for code in CATALOGUE if code.startswith("modbus.")}
-    assert len(codes) == 22
+    assert len(codes) == 23
     constants = {value for name, value in vars(c).items() if name.isupper() and isinstance(value, str)}
     assert codes <= constants
     here = Path(__file__).read_text()
@@ -798,3 +798,60 @@ def test_rtu_bad_frame_after_a_good_one_is_reported_once() -> None:
 def test_rtu_datagram_cut_by_the_snap_length_still_answers() -> None:
     events = engine_run([(0, RTU_READ), (1, RTU_VALUES[:10], len(RTU_VALUES) - 10)], transport="udp")
     assert [getattr(e, "code", None) or e.function_code for e in events] == [3]
+
+
+# -- ASCII frames over TCP/UDP ---------------------------------------------------------------------
+
+
+def ascii_frame(frame: bytes, lrc: int | None = None) -> bytes:
+    """``:`` + hex of ``frame`` and its LRC (two's complement of the byte sum) + CR LF."""
+    check = (-sum(frame)) & 0xFF if lrc is None else lrc
+    return b":" + (frame + bytes([check])).hex().upper().encode() + b"\r\n"
+
+
+ASCII_READ = ascii_frame(b"\x01\x03\x00\x00\x00\x0a")
+ASCII_VALUES = ascii_frame(b"\x01\x03\x14" + b"".join(struct.pack(">H", 100 + i) for i in range(10)))
+
+
+def test_ascii_lrc_of_the_specification_example() -> None:
+    # Serial Line V1.02 2.5.2.2: read 1 register of unit 1 is ":010300000001FB" + CR LF.
+    assert ascii_frame(b"\x01\x03\x00\x00\x00\x01") == b":010300000001FB\r\n"
+    frame = ascii_framing.decode(b":010300000001FB\r\n", 0, 17)
+    assert frame == b"\x01\x03\x00\x00\x00\x01\xfb" and ascii_framing.lrc_ok(frame)
+    assert ascii_framing.decode(b":010300000001fb\r\n", 0, 17) == frame  # either case
+    assert ascii_framing.decode(b":01030000001FB\r\n", 0, 16) is None  # odd digits
+
+
+def test_ascii_probe() -> None:
+    dissector = ModbusDissector()
+    assert dissector.probe(memoryview(ASCII_READ), 0) is Probe.YES
+    assert dissector.probe(memoryview(ASCII_READ + ASCII_READ), 0) is Probe.YES
+    assert dissector.probe(memoryview(ascii_frame(b"\x01\x03\x00\x00\x00\x0a", lrc=0)), 0) is Probe.NO
+    assert dissector.probe(memoryview(b":irc.example.net 001 plc :Welcome\r\n"), 0) is Probe.NO
+    assert dissector.probe(memoryview(ascii_frame(b"\x01\x30\x00")), 0) is Probe.NO  # function 48
+
+
+def test_ascii_over_tcp_on_port_502_and_by_content_elsewhere() -> None:
+    for port in (502, 4002):
+        events = run_engine([(0, ASCII_READ), (1, ASCII_VALUES[:20]), (1, ASCII_VALUES[20:])], port=port)
+        assert [
+            (e.direction, e.framing, e.transaction_id, e.function_code, e.request_frame) for e in events
+        ] == [
+            ("request", "ascii", None, 3, None),
+            ("response", "ascii", None, 3, 1),
+        ]
+        assert events[1].values == tuple(range(100, 110))
+        assert events[1].length == 23  # address and PDU, as MBAP's length counts
+
+
+def test_ascii_bad_lrc_is_an_anomaly_and_no_record() -> None:
+    bad = ascii_frame(b"\x01\x06\x00\x05\x10\x92", lrc=0x55)
+    events = run_engine([(0, ASCII_READ), (1, ASCII_VALUES), (0, bad + ASCII_READ), (1, ASCII_VALUES)])
+    assert [getattr(e, "code", None) or (e.direction, e.function_code) for e in events] == [
+        ("request", 3),
+        ("response", 3),
+        c.ASCII_BAD_FRAME,
+        ("request", 3),
+        ("response", 3),
+    ]
+    assert "wrong LRC" in events[2].detail

@@ -251,6 +251,61 @@ def test_random_rtu_segmentation(pairs: list[tuple[bytes, bytes]], sizes: list[i
     assert records(True) == whole
 
 
+def ascii_frame(unit: int, pdu: bytes) -> bytes:
+    frame = bytes([unit]) + pdu
+    return b":" + (frame + bytes([(-sum(frame)) & 0xFF])).hex().upper().encode() + b"\r\n"
+
+
+@FUZZ
+@given(
+    st.sampled_from(RTU_PAIRS),
+    st.lists(st.tuples(st.integers(0, 600), st.sampled_from(b":0123456789ABCDEFaz\r\n\x00")), max_size=4),
+    st.integers(1, 600),
+    st.booleans(),
+    st.sampled_from(["tcp", "udp"]),
+)
+def test_mutated_ascii_frames(
+    pair: tuple[bytes, bytes], flips: list[tuple[int, int]], cut: int, mutate_request: bool, transport: str
+) -> None:
+    request = ascii_frame(1, pair[0])
+    response = bytearray(ascii_frame(1, pair[1]))
+    target = bytearray(request) if mutate_request else response
+    for offset, value in flips:
+        target[offset % len(target)] = value
+    mutated = bytes(target[:cut])
+    chunks = [(0, mutated), (1, bytes(response))] if mutate_request else [(0, request), (1, mutated)]
+    feed(chunks, False, transport, 4002)
+    feed([(0, request), (1, bytes(response)), *chunks], True, transport, 4002)
+
+
+@FUZZ
+@given(
+    st.lists(st.sampled_from(RTU_PAIRS), min_size=1, max_size=6),
+    st.lists(st.integers(1, 40), min_size=1, max_size=20),
+)
+def test_random_ascii_segmentation(pairs: list[tuple[bytes, bytes]], sizes: list[int]) -> None:
+    # ASCII frames end at CR LF: cut anywhere after the flow's first frame, the records are the same.
+    def records(cut: bool) -> list[Any]:
+        harness = Harness(server_port=4002)
+        events: list[Any] = []
+        for number, (request, response) in enumerate(pairs):
+            for direction, frame in ((0, ascii_frame(1, request)), (1, ascii_frame(1, response))):
+                position = 0
+                whole = not cut or (number == 0 and direction == 0)
+                for size in [len(frame)] if whole else sizes * (len(frame) // len(sizes) + 1):
+                    if position >= len(frame):
+                        break
+                    events += harness.feed(frame[position : position + size], direction)
+                    position += size
+        check(harness.results, events)
+        return [(e.framing, e.function_code, e.direction, e.values) for e in Harness.records(events)]
+
+    whole = records(False)
+    assert len(whole) == 2 * len(pairs)
+    assert {framing for framing, *_ in whole} == {"ascii"}
+    assert records(True) == whole
+
+
 def test_seeds_are_valid() -> None:
     # The mutation seeds themselves give records and no anomaly.
     harness = Harness()

@@ -1,0 +1,93 @@
+"""Modbus ASCII frames carried over TCP or UDP: where a frame ends, its bytes, and its LRC.
+
+MODBUS over Serial Line V1.02, 2.5.2: each byte of the frame is sent as two hexadecimal
+characters, between a colon and CR LF::
+
+    +-----+---------+---------------+-------------+-----+-------+
+    | ':' | ADDRESS | FUNCTION CODE | DATA        | LRC | CR LF |
+    | 1   | 2 hex   | 2 hex         | 0..2x252    | 2   | 2     |
+    +-----+---------+---------------+-------------+-----+-------+
+
+The LRC is the two's complement of the 8-bit sum of address, function code and data.  Frames
+end at CR LF, so framing needs no table; what makes detection trustworthy is that every byte
+between colon and CR LF is a hexadecimal digit, the count is even, the LRC holds and the address
+and function code are plausible.  Pure functions over a buffer; no records, no state, no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ics_monitor.dissect.modbus.rtu import plausible_head
+
+COLON: Final = 0x3A
+# Colon, address, function code, LRC, CR LF: the smallest frame; 1 + 2 * (1 + 253 + 1) + 2 the largest.
+MIN_FRAME: Final = 9
+MAX_FRAME: Final = 513
+# Frames in one segment the probe checks before answering.
+_PROBE_FRAMES: Final = 8
+# Value of each byte as a hexadecimal digit (either case), -1 for any other byte.
+_HEX: Final[list[int]] = [
+    int(chr(byte), 16) if chr(byte) in "0123456789abcdefABCDEF" else -1 for byte in range(256)
+]
+
+
+def frame_end(data: bytes | memoryview, start: int, size: int) -> int:
+    """End (after CR LF) of the frame at ``start``; -1 when it may still be arriving, 0 when none is.
+
+    Only the shape is checked here (colon, CR LF within the size limit); ``decode`` checks the rest.
+    """
+    if data[start] != COLON:
+        return 0
+    limit = min(size, start + MAX_FRAME)
+    for index in range(start + 1, limit):
+        byte = data[index]
+        if byte == 0x0A:
+            return index + 1 if index - start >= MIN_FRAME - 1 and data[index - 1] == 0x0D else 0
+        if byte != 0x0D and _HEX[byte] < 0:
+            return 0
+    return -1 if limit - start < MAX_FRAME else 0
+
+
+def decode(data: bytes | memoryview, start: int, end: int) -> bytes | None:
+    """The frame's bytes (address, PDU, LRC) when its hex digits are whole; else None."""
+    digits = end - start - 3
+    if digits < 6 or digits & 1 or data[end - 2] != 0x0D:
+        return None
+    out = bytearray()
+    table = _HEX
+    for index in range(start + 1, end - 2, 2):
+        high = table[data[index]]
+        low = table[data[index + 1]]
+        if high < 0 or low < 0:
+            return None
+        out.append((high << 4) | low)
+    return bytes(out)
+
+
+def lrc_ok(frame: bytes) -> bool:
+    """Whether the last byte of ``frame`` (address, PDU, LRC) is the LRC of the others."""
+    return (-sum(frame[:-1])) & 0xFF == frame[-1]
+
+
+def probe_frames(data: bytes | memoryview) -> int:
+    """How ``data`` reads as ASCII frames from its start: 1 yes, -1 perhaps with more bytes, 0 no.
+
+    Yes: every byte is in frames whose digits decode, whose LRC holds and whose address and
+    function code are plausible (up to eight are checked).
+    """
+    size = len(data)
+    position = 0
+    for _ in range(_PROBE_FRAMES):
+        end = frame_end(data, position, size)
+        if end < 0:
+            return -1
+        if end == 0:
+            return 0
+        frame = decode(data, position, end)
+        if frame is None or not lrc_ok(frame) or not plausible_head(frame, 0):
+            return 0
+        if end == size:
+            return 1
+        position = end
+    return 1
