@@ -24,8 +24,11 @@ COLON: Final = 0x3A
 # Colon, address, function code, LRC, CR LF: the smallest frame; 1 + 2 * (1 + 253 + 1) + 2 the largest.
 MIN_FRAME: Final = 9
 MAX_FRAME: Final = 513
-# Frames in one segment the probe checks before answering.
-_PROBE_FRAMES: Final = 8
+# Frames one segment may hold for the probe to take it for a flow's start: a master has one
+# request out at a time on a serial line.  An Intel HEX file (firmware, sent over FTP or a
+# bootloader's socket) has the very same line format and checksum, and its first segment holds
+# dozens of lines: at more than two it is no Modbus flow.
+_PROBE_FRAMES: Final = 2
 # Value of each byte as a hexadecimal digit (either case), -1 for any other byte.
 _HEX: Final[list[int]] = [
     int(chr(byte), 16) if chr(byte) in "0123456789abcdefABCDEF" else -1 for byte in range(256)
@@ -73,15 +76,16 @@ def lrc_ok(frame: bytes) -> bool:
 def probe_frames(data: bytes | memoryview) -> int:
     """How ``data`` reads as ASCII frames from its start: 1 yes, -1 perhaps with more bytes, 0 no.
 
-    Yes: every byte is in frames whose digits decode, whose LRC holds and whose address and
-    function code are plausible (up to eight are checked).
+    Yes: every byte is in at most two frames whose digits decode, whose LRC holds and whose
+    address and function code are plausible.  Perhaps: a frame still arriving whose address and
+    function code (the first four digits) are plausible, after any whole good frames.
     """
     size = len(data)
     position = 0
     for _ in range(_PROBE_FRAMES):
         end = frame_end(data, position, size)
         if end < 0:
-            return -1
+            return -1 if plausible_start(data, position, size) else 0
         if end == 0:
             return 0
         frame = decode(data, position, end)
@@ -90,4 +94,22 @@ def probe_frames(data: bytes | memoryview) -> int:
         if end == size:
             return 1
         position = end
-    return 1
+    return 0
+
+
+def plausible_start(data: bytes | memoryview, start: int, size: int) -> bool:
+    """A colon and four hex digits that make a plausible address and function code."""
+    if size - start < 5 or data[start] != COLON:
+        return False
+    digits = [_HEX[data[index]] for index in range(start + 1, start + 5)]
+    if min(digits) < 0:
+        return False
+    return plausible_head(bytes(((digits[0] << 4) | digits[1], (digits[2] << 4) | digits[3])), 0)
+
+
+def next_start(data: bytes | memoryview, start: int, size: int) -> int:
+    """Offset of the next colon after ``start``, or ``size``."""
+    for index in range(start + 1, size):
+        if data[index] == COLON:
+            return index
+    return size

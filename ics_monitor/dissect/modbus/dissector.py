@@ -201,8 +201,12 @@ class ModbusDissector(Dissector):
         if answer is Probe.YES or len(data) < 2:
             return answer
         if data[0] == ascii_framing.COLON:
-            # ASCII frames, written whole by a master: yes, or what MBAP says.
-            return Probe.YES if ascii_framing.probe_frames(data) == 1 else answer
+            as_ascii = ascii_framing.probe_frames(data)
+            if as_ascii == 1:
+                return Probe.YES
+            if as_ascii < 0:
+                return Probe.MORE
+            # A colon is also serial address 58 of an RTU frame.
         if not plausible_head(data, 0):
             return answer
         # RTU says "more" only after a whole frame whose CRC held (a master writes a frame at
@@ -523,24 +527,32 @@ class ModbusDissector(Dissector):
                 needed = 1
                 break
             frame = ascii_framing.decode(data, position, end) if end else None
-            if frame is None or len(frame) < 3 or not ascii_framing.lrc_ok(frame):
-                if position and not end:
-                    break  # report what came before; the next call starts here
-                detail = (
-                    f"{end - position}-byte frame with a wrong LRC or broken digits, dropped"
-                    if end
-                    else "no ASCII frame starts here; resynchronising"
-                )
-                events.append(ctx.anomaly(ASCII_BAD_FRAME, direction, detail))
+            if frame is None or not ascii_framing.lrc_ok(frame) or not plausible_head(frame, 0):
                 if not state.confirmed:
                     return NOT_THIS_PROTOCOL
-                if end:
-                    position = end
+                if not end:
+                    # Bytes before the next colon: line ends or padding some gateways add are
+                    # skipped quietly, anything else is reported.
+                    skip = ascii_framing.next_start(data, position, size)
+                    stray = bytes(data[position:skip])
+                    if stray.strip(b"\r\n\x00 "):
+                        events.append(
+                            ctx.anomaly(
+                                ASCII_BAD_FRAME,
+                                direction,
+                                f"{skip - position} bytes that start no frame, skipped",
+                            )
+                        )
+                    position = skip
                     continue
-                if datagram:
-                    position = size
-                    break
-                return ParseResult(reject=True, events=events)
+                detail = (
+                    f"{end - position}-byte frame with a wrong LRC or broken digits, dropped"
+                    if frame is None or not ascii_framing.lrc_ok(frame)
+                    else f"frame of address {frame[0]}, function {frame[1]}: no Modbus frame, dropped"
+                )
+                events.append(ctx.anomaly(ASCII_BAD_FRAME, direction, detail))
+                position = end
+                continue
             ok = (self._request if is_request else self._response)(
                 state,
                 memoryview(frame),
@@ -771,7 +783,13 @@ class ModbusDissector(Dissector):
             for anomaly_code, detail in problems:
                 events.append(ctx.anomaly(anomaly_code, direction, detail))
         if request is None:
-            asked = f"transaction {transaction_id}" if transaction_id is not None else "over RTU"
+            asked = (
+                f"transaction {transaction_id}"
+                if transaction_id is not None
+                else "over ASCII"
+                if state.ascii
+                else "over RTU"
+            )
             events.append(
                 ctx.anomaly(
                     UNMATCHED_RESPONSE,
@@ -811,7 +829,10 @@ class ModbusDissector(Dissector):
         """
         size = len(data)
         if state.ascii:
-            return ()  # a cut frame's LRC cannot be checked
+            # A cut frame's LRC cannot be checked: no record, but a cut answer still answers.
+            if direction != state.swapped and ascii_framing.plausible_start(data, 0, size):
+                state.answer(int(bytes(data[1:3]), 16) << 16)
+            return ()
         if state.rtu:
             # A cut frame's CRC cannot be checked: no record, but a cut answer still answers.
             if size >= 2 and direction != state.swapped and plausible_head(data, 0):

@@ -855,3 +855,78 @@ def test_ascii_bad_lrc_is_an_anomaly_and_no_record() -> None:
         ("response", 3),
     ]
     assert "wrong LRC" in events[2].detail
+
+
+ASCII_WRITE = ascii_frame(b"\x01\x06\x00\x05\x10\x92")
+
+
+def test_rtu_frames_of_unit_58_whose_address_is_a_colon() -> None:
+    # Found in review: a first byte 0x3A went to the ASCII check only.
+    read, values = with_crc(b"\x3a\x03\x00\x00\x00\x02"), with_crc(b"\x3a\x03\x04\x00\x07\x00\x08")
+    assert ModbusDissector().probe(memoryview(read), 0) is Probe.YES
+    assert [(e.framing, e.unit_id, e.values) for e in run_engine([(0, read), (1, values)], port=4001)] == [
+        ("rtu", 58, None),
+        ("rtu", 58, (7, 8)),
+    ]
+
+
+def test_ascii_first_frame_split_across_segments() -> None:
+    # Found in review: the probe said no to a frame's head, and the flow was lost.
+    events = run_engine([(0, ASCII_READ[:5]), (0, ASCII_READ[5:]), (1, ASCII_VALUES)], port=4002)
+    assert [(e.framing, e.direction) for e in events] == [("ascii", "request"), ("ascii", "response")]
+    events = run_engine([(0, ASCII_READ + ASCII_WRITE[:5]), (0, ASCII_WRITE[5:])], port=4002)
+    assert [(e.function_code, e.direction) for e in events if not isinstance(e, AnomalyEvent)] == [
+        (3, "request"),
+        (6, "request"),
+    ]
+
+
+def test_ascii_answer_cut_by_the_snap_length_still_answers() -> None:
+    cut = len(ASCII_VALUES) - 30
+    events = engine_run([(0, ASCII_READ), (1, ASCII_VALUES[:30], cut)], port=502, transport="udp")
+    assert [getattr(e, "code", None) or e.function_code for e in events] == [3]
+
+
+def test_ascii_bytes_between_frames() -> None:
+    # Line ends and padding between frames are skipped quietly; other bytes are reported once.
+    events = run_engine([(0, ASCII_READ), (1, ASCII_VALUES), (0, ASCII_WRITE + b"\r\n \x00" + ASCII_READ)])
+    # (The write, to the same address, is given up by the read that follows it.)
+    assert [getattr(e, "code", None) or e.function_code for e in events] == [
+        3,
+        3,
+        6,
+        3,
+        c.UNANSWERED_REQUEST,
+        c.UNANSWERED_REQUEST,
+    ]
+    events = run_engine([(0, ASCII_READ), (1, ASCII_VALUES), (0, b"xyz" + ASCII_WRITE)])
+    assert [getattr(e, "code", None) or e.function_code for e in events] == [
+        3,
+        3,
+        c.ASCII_BAD_FRAME,
+        6,
+        c.UNANSWERED_REQUEST,
+    ]
+    implausible = ascii_frame(b"\x01\x30\x00")  # function 48: no Modbus frame, though its LRC holds
+    events = run_engine([(0, ASCII_READ), (1, ASCII_VALUES), (0, implausible + ASCII_WRITE)])
+    assert [getattr(e, "code", None) or e.function_code for e in events] == [
+        3,
+        3,
+        c.ASCII_BAD_FRAME,
+        6,
+        c.UNANSWERED_REQUEST,
+    ]
+    assert "no Modbus frame" in events[2].detail
+
+
+def test_an_intel_hex_file_is_no_modbus_ascii_flow() -> None:
+    # Found in review: Intel HEX lines have the same colon, hex digits, checksum and CR LF (a
+    # firmware sent over FTP); records at 0x0800 read as FC 8.  A master has one frame out at a time.
+    def record(address: int, data: bytes) -> bytes:
+        raw = bytes([len(data)]) + address.to_bytes(2, "big") + b"\x00" + data
+        return b":" + (raw + bytes([(-sum(raw)) & 0xFF])).hex().upper().encode() + b"\r\n"
+
+    firmware = b"".join(record(0x0800 + 16 * n, bytes(range(n, n + 16))) for n in range(64))
+    assert ModbusDissector().probe(memoryview(firmware[:1460]), 0) is Probe.NO
+    segments = [(0, firmware[i : i + 1460]) for i in range(0, len(firmware), 1460)]
+    assert [e for e in run_engine(segments, port=20021) if getattr(e, "event_type", "") == "modbus"] == []
