@@ -9,13 +9,12 @@ tshark checks is good, and the flow carries no anomaly.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conformance.test_modbus_tshark import run_ours
+from tests.conformance.test_modbus_tshark import _tshark, run_ours
 from tests.conftest import PCAPS, need_tool
 
 CAPTURES = [
@@ -37,39 +36,14 @@ FIELDS = [
 
 
 def theirs(capture: Path, port: int) -> dict[int, dict[str, list[str]]]:
-    command = [
-        "tshark",
-        "-r",
-        str(capture),
-        "-n",
-        "-d",
-        f"tcp.port=={port},mbrtu",
-        "-o",
-        "mbrtu.crc_verification:TRUE",
-    ]
-    command += [
-        "-Y",
-        "mbrtu",
-        "-T",
-        "fields",
-        "-E",
-        "separator=/t",
-        "-E",
-        "aggregator=|",
-        "-E",
-        "occurrence=a",
-    ]
-    for field in FIELDS:
-        command += ["-e", field]
-    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120).stdout
-    frames: dict[int, dict[str, list[str]]] = {}
-    for line in output.splitlines():
-        values = line.split("\t")
-        frames[int(values[0])] = {
+    options = ["-d", f"tcp.port=={port},mbrtu", "-o", "mbrtu.crc_verification:TRUE", "-Y", "mbrtu"]
+    return {
+        int(values[0]): {
             field: value.split("|") if value else []
             for field, value in zip(FIELDS[1:], values[1:], strict=True)
         }
-    return frames
+        for values in _tshark(capture, FIELDS, options)
+    }
 
 
 def ours(records: list[dict[str, Any]]) -> dict[int, dict[str, list[str]]]:

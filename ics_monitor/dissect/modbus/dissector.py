@@ -422,9 +422,7 @@ class ModbusDissector(Dissector):
         The first frames decide: a flow whose second segment is MBAP, not RTU, is switched back.
         """
         size = len(data)
-        events: list[Event] = []
-        if ctx.ts > state.check_at:
-            self._expire(state, ctx, events)
+        events = self._serial_events(state, ctx)
         state.rtu = True
         is_request = direction == state.swapped
         datagram = ctx.transport == "udp"
@@ -473,20 +471,7 @@ class ModbusDissector(Dissector):
                     position = size
                     break
                 return ParseResult(reject=True, events=events)
-            ok = (self._request if is_request else self._response)(
-                state,
-                data,
-                position + 2,
-                end - 2,
-                None,
-                data[position],
-                end - position - 2,
-                data[position + 1],
-                direction,
-                ctx,
-                events,
-            )
-            if not ok:
+            if not self._serial_frame(state, data, position, end - 2, direction, ctx, events):
                 return NOT_THIS_PROTOCOL
             state.rtu_frames += 1
             position = end
@@ -513,11 +498,8 @@ class ModbusDissector(Dissector):
         drops it) but an anomaly; bytes that start no frame make the engine resynchronise.
         """
         size = len(data)
-        events: list[Event] = []
-        if ctx.ts > state.check_at:
-            self._expire(state, ctx, events)
+        events = self._serial_events(state, ctx)
         state.ascii = True
-        is_request = direction == state.swapped
         datagram = ctx.transport == "udp"
         position = 0
         needed = 0
@@ -553,20 +535,7 @@ class ModbusDissector(Dissector):
                 events.append(ctx.anomaly(ASCII_BAD_FRAME, direction, detail))
                 position = end
                 continue
-            ok = (self._request if is_request else self._response)(
-                state,
-                memoryview(frame),
-                2,
-                len(frame) - 1,
-                None,
-                frame[0],
-                len(frame) - 1,
-                frame[1],
-                direction,
-                ctx,
-                events,
-            )
-            if not ok:
+            if not self._serial_frame(state, memoryview(frame), 0, len(frame) - 1, direction, ctx, events):
                 return NOT_THIS_PROTOCOL
             position = end
         if needed and datagram and not ctx.cut:
@@ -580,6 +549,38 @@ class ModbusDissector(Dissector):
         if position:
             return ParseResult(position, 0, events)
         return ParseResult(0, needed or 1, events)
+
+    def _serial_events(self, state: ModbusState, ctx: ParseContext) -> list[Event]:
+        """The events list a serial-framing parse starts with: requests that timed out."""
+        events: list[Event] = []
+        if ctx.ts > state.check_at:
+            self._expire(state, ctx, events)
+        return events
+
+    def _serial_frame(
+        self,
+        state: ModbusState,
+        data: memoryview,
+        start: int,
+        pdu_end: int,
+        direction: int,
+        ctx: ParseContext,
+        events: list[Event],
+    ) -> bool:
+        """One RTU or ASCII frame's record: address at ``start``, then the PDU up to ``pdu_end``."""
+        return (self._request if direction == state.swapped else self._response)(
+            state,
+            data,
+            start + 2,
+            pdu_end,
+            None,
+            data[start],
+            pdu_end - start,
+            data[start + 1],
+            direction,
+            ctx,
+            events,
+        )
 
     def _rtu_pending(
         self, state: ModbusState, unit_id: int, request: Request, ctx: ParseContext, events: list[Event]

@@ -108,36 +108,26 @@ def frame_length(data: bytes | memoryview, start: int, size: int, is_request: bo
     if size - start < 2:
         return NEED_MORE
     function_code = data[start + 1]
-    if is_request:
-        fixed = _REQUEST_FIXED.get(function_code)
-        if fixed is not None:
-            return fixed
-        offset = _REQUEST_COUNTED.get(function_code)
-        if offset is not None:
-            if size - start <= offset:
-                return NEED_MORE
-            return offset + 1 + data[start + offset] + 2
-        if function_code == _MEI:
-            if size - start < 3:
-                return NEED_MORE
-            return 7 if data[start + 2] == _READ_DEVICE_ID else UNKNOWN
-        return UNKNOWN
-    if function_code & 0x80:
+    if not is_request and function_code & 0x80:
         return 5
-    fixed = _RESPONSE_FIXED.get(function_code)
+    fixed = (_REQUEST_FIXED if is_request else _RESPONSE_FIXED).get(function_code)
     if fixed is not None:
         return fixed
-    offset = _RESPONSE_COUNTED.get(function_code)
+    offset = (_REQUEST_COUNTED if is_request else _RESPONSE_COUNTED).get(function_code)
     if offset is not None:
         if size - start <= offset:
             return NEED_MORE
         return offset + 1 + data[start + offset] + 2
-    if function_code == _FIFO:
+    if function_code == _MEI:
+        if is_request:
+            if size - start < 3:
+                return NEED_MORE
+            return 7 if data[start + 2] == _READ_DEVICE_ID else UNKNOWN
+        return _device_id_length(data, start, size)
+    if function_code == _FIFO and not is_request:
         if size - start < 4:
             return NEED_MORE
         return 4 + ((data[start + 2] << 8) | data[start + 3]) + 2
-    if function_code == _MEI:
-        return _device_id_length(data, start, size)
     return UNKNOWN
 
 

@@ -95,6 +95,29 @@ def feed(chunks: list[tuple[int, bytes]], confirmed: bool, transport: str = "tcp
     check(harness.results, events)
 
 
+def mutated_pair(
+    request: bytes, response: bytes, flips: list[tuple[int, int]], cut: int, mutate_request: bool
+) -> list[tuple[int, bytes]]:
+    """The pair as chunks, one of them with ``flips`` written into it and cut after ``cut`` bytes."""
+    target = bytearray(request if mutate_request else response)
+    for offset, value in flips:
+        target[offset % len(target)] = value
+    mutated = bytes(target[:cut])
+    return [(0, mutated), (1, response)] if mutate_request else [(0, request), (1, mutated)]
+
+
+def fed_in_pieces(harness: Harness, data: bytes, direction: int, sizes: list[int]) -> list[Any]:
+    """``data`` fed in pieces of ``sizes`` (repeated; whole when empty); the events it gave."""
+    events: list[Any] = []
+    position = 0
+    for size in sizes * (len(data) // len(sizes) + 1) if sizes else [len(data)]:
+        if position >= len(data):
+            break
+        events += harness.feed(data[position : position + size], direction)
+        position += size
+    return events
+
+
 @FUZZ
 @given(st.binary(max_size=600), st.booleans(), st.sampled_from(["tcp", "udp"]))
 def test_random_bytes(data: bytes, confirmed: bool, transport: str) -> None:
@@ -128,13 +151,7 @@ def test_mutated_adus(
     transport: str,
     port: int,
 ) -> None:
-    request = adu(9, 1, pair[0])
-    response = bytearray(adu(9, 1, pair[1]))
-    target = bytearray(request) if mutate_request else response
-    for offset, value in flips:
-        target[offset % len(target)] = value
-    mutated = bytes(target[:cut])
-    chunks = [(0, mutated), (1, bytes(response))] if mutate_request else [(0, request), (1, mutated)]
+    chunks = mutated_pair(adu(9, 1, pair[0]), adu(9, 1, pair[1]), flips, cut, mutate_request)
     feed(chunks, False, transport, port)
     feed(chunks + chunks, True, transport, port)
 
@@ -154,12 +171,7 @@ def test_random_segmentation(pairs: list[tuple[bytes, bytes]], sizes: list[int],
         harness = Harness()
         events: list[Any] = []
         for direction, stream in ((0, requests), (1, responses)):
-            position = 0
-            for size in sizes * (len(stream) // len(sizes) + 1) if cut else [len(stream)]:
-                if position >= len(stream):
-                    break
-                events += harness.feed(stream[position : position + size], direction)
-                position += size
+            events += fed_in_pieces(harness, stream, direction, sizes if cut else [])
         check(harness.results, events)
         return [(e.transaction_id, e.function_code, e.direction, e.values) for e in Harness.records(events)]
 
@@ -187,7 +199,7 @@ def test_random_chunks_through_the_engine(chunks: list[tuple[int, bytes]], align
             assert event.code in CATALOGUE
 
 
-# -- RTU framing (address, PDU, CRC) over TCP/UDP -----------------------------------------------------
+# -- serial framings over TCP/UDP: RTU (address, PDU, CRC) and ASCII (colon, hex, LRC, CR LF) ------------
 
 
 def rtu_frame(unit: int, pdu: bytes) -> bytes:
@@ -195,114 +207,73 @@ def rtu_frame(unit: int, pdu: bytes) -> bytes:
     return frame + rtu.crc16(frame, 0, len(frame)).to_bytes(2, "little")
 
 
-# The seeds that fit a serial frame (not the 300-byte UMAS request).
-RTU_PAIRS = [pair for pair in PAIRS if len(pair[0]) <= 250 and len(pair[1]) <= 250]
-
-
-@FUZZ
-@given(
-    st.sampled_from(RTU_PAIRS),
-    st.lists(st.tuples(st.integers(0, 300), st.integers(0, 255)), max_size=4),
-    st.integers(1, 300),
-    st.booleans(),
-    st.sampled_from(["tcp", "udp"]),
-)
-def test_mutated_rtu_frames(
-    pair: tuple[bytes, bytes], flips: list[tuple[int, int]], cut: int, mutate_request: bool, transport: str
-) -> None:
-    request = rtu_frame(1, pair[0])
-    response = bytearray(rtu_frame(1, pair[1]))
-    target = bytearray(request) if mutate_request else response
-    for offset, value in flips:
-        target[offset % len(target)] = value
-    mutated = bytes(target[:cut])
-    chunks = [(0, mutated), (1, bytes(response))] if mutate_request else [(0, request), (1, mutated)]
-    feed(chunks, False, transport, 4001)
-    feed([(0, request), (1, bytes(response)), *chunks], True, transport, 4001)
-
-
-@FUZZ
-@given(
-    st.lists(st.sampled_from(RTU_PAIRS), min_size=1, max_size=6),
-    st.lists(st.integers(1, 40), min_size=1, max_size=20),
-)
-def test_random_rtu_segmentation(pairs: list[tuple[bytes, bytes]], sizes: list[int]) -> None:
-    # The same RTU frames cut at random places give the same records as whole: frame ends found
-    # by the function's size or by the CRC do not depend on where TCP cut the stream.  The flow's
-    # first frame comes whole (a master writes a frame at once; detection wants whole frames).
-    def records(cut: bool) -> list[Any]:
-        harness = Harness(server_port=4001)
-        events: list[Any] = []
-        for number, (request, response) in enumerate(pairs):
-            for direction, frame in ((0, rtu_frame(1, request)), (1, rtu_frame(1, response))):
-                position = 0
-                whole = not cut or (number == 0 and direction == 0)
-                for size in [len(frame)] if whole else sizes * (len(frame) // len(sizes) + 1):
-                    if position >= len(frame):
-                        break
-                    events += harness.feed(frame[position : position + size], direction)
-                    position += size
-        check(harness.results, events)
-        return [(e.framing, e.function_code, e.direction, e.values) for e in Harness.records(events)]
-
-    whole = records(False)
-    assert len(whole) == 2 * len(pairs)
-    assert {framing for framing, *_ in whole} == {"rtu"}
-    assert records(True) == whole
-
-
 def ascii_frame(unit: int, pdu: bytes) -> bytes:
     frame = bytes([unit]) + pdu
     return b":" + (frame + bytes([(-sum(frame)) & 0xFF])).hex().upper().encode() + b"\r\n"
 
 
+# The seeds that fit a serial frame (not the 300-byte UMAS request).
+SERIAL_PAIRS = [pair for pair in PAIRS if len(pair[0]) <= 250 and len(pair[1]) <= 250]
+# (framing, frame builder, server port, bytes a mutation writes)
+SERIALS = [
+    ("rtu", rtu_frame, 4001, st.integers(0, 255)),
+    ("ascii", ascii_frame, 4002, st.sampled_from(b":0123456789ABCDEFaz\r\n\x00")),
+]
+
+
 @FUZZ
 @given(
-    st.sampled_from(RTU_PAIRS),
-    st.lists(st.tuples(st.integers(0, 600), st.sampled_from(b":0123456789ABCDEFaz\r\n\x00")), max_size=4),
+    st.sampled_from(SERIALS).flatmap(
+        lambda serial: st.tuples(
+            st.just(serial), st.lists(st.tuples(st.integers(0, 600), serial[3]), max_size=4)
+        )
+    ),
+    st.sampled_from(SERIAL_PAIRS),
     st.integers(1, 600),
     st.booleans(),
     st.sampled_from(["tcp", "udp"]),
 )
-def test_mutated_ascii_frames(
-    pair: tuple[bytes, bytes], flips: list[tuple[int, int]], cut: int, mutate_request: bool, transport: str
+def test_mutated_serial_frames(
+    serial_flips: tuple[Any, list[tuple[int, int]]],
+    pair: tuple[bytes, bytes],
+    cut: int,
+    mutate_request: bool,
+    transport: str,
 ) -> None:
-    request = ascii_frame(1, pair[0])
-    response = bytearray(ascii_frame(1, pair[1]))
-    target = bytearray(request) if mutate_request else response
-    for offset, value in flips:
-        target[offset % len(target)] = value
-    mutated = bytes(target[:cut])
-    chunks = [(0, mutated), (1, bytes(response))] if mutate_request else [(0, request), (1, mutated)]
-    feed(chunks, False, transport, 4002)
-    feed([(0, request), (1, bytes(response)), *chunks], True, transport, 4002)
+    (_framing, make, port, _values), flips = serial_flips
+    request, response = make(1, pair[0]), make(1, pair[1])
+    chunks = mutated_pair(request, response, flips, cut, mutate_request)
+    feed(chunks, False, transport, port)
+    feed([(0, request), (1, response), *chunks], True, transport, port)
 
 
 @FUZZ
 @given(
-    st.lists(st.sampled_from(RTU_PAIRS), min_size=1, max_size=6),
+    st.sampled_from(SERIALS),
+    st.lists(st.sampled_from(SERIAL_PAIRS), min_size=1, max_size=6),
     st.lists(st.integers(1, 40), min_size=1, max_size=20),
 )
-def test_random_ascii_segmentation(pairs: list[tuple[bytes, bytes]], sizes: list[int]) -> None:
-    # ASCII frames end at CR LF: cut anywhere after the flow's first frame, the records are the same.
+def test_random_serial_segmentation(
+    serial: tuple[Any, ...], pairs: list[tuple[bytes, bytes]], sizes: list[int]
+) -> None:
+    # The same frames cut at random places give the same records as whole: RTU frame ends found by
+    # the function's size or by the CRC, ASCII ones at CR LF, do not depend on where TCP cut the
+    # stream.  The flow's first frame comes whole (a master writes a frame at once).
+    framing, make, port, _values = serial
+
     def records(cut: bool) -> list[Any]:
-        harness = Harness(server_port=4002)
+        harness = Harness(server_port=port)
         events: list[Any] = []
         for number, (request, response) in enumerate(pairs):
-            for direction, frame in ((0, ascii_frame(1, request)), (1, ascii_frame(1, response))):
-                position = 0
+            for direction, frame in ((0, make(1, request)), (1, make(1, response))):
                 whole = not cut or (number == 0 and direction == 0)
-                for size in [len(frame)] if whole else sizes * (len(frame) // len(sizes) + 1):
-                    if position >= len(frame):
-                        break
-                    events += harness.feed(frame[position : position + size], direction)
-                    position += size
+                events += fed_in_pieces(harness, frame, direction, [] if whole else sizes)
         check(harness.results, events)
         return [(e.framing, e.function_code, e.direction, e.values) for e in Harness.records(events)]
 
     whole = records(False)
     assert len(whole) == 2 * len(pairs)
-    assert {framing for framing, *_ in whole} == {"ascii"}
+    assert {record[0] for record in whole} == {framing}
     assert records(True) == whole
 
 
