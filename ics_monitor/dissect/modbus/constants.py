@@ -17,6 +17,11 @@ from ics_monitor.core.anomalies import Severity, register
 
 UNKNOWN: Final = "UNKNOWN"
 DEFAULT_PORT: Final = 502
+# How a flow's PDUs are framed (the records' ``framing``): MBAP, or the serial line's RTU or ASCII
+# frames carried over TCP/UDP.
+FRAMING_MBAP: Final = "mbap"
+FRAMING_RTU: Final = "rtu"
+FRAMING_ASCII: Final = "ascii"
 
 # -- framing limits ---------------------------------------------------------------------------------
 # MBAP length counts the unit id and the PDU: a PDU is at most 253 bytes (Application Protocol 4.1),

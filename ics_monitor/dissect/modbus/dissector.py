@@ -49,6 +49,9 @@ from ics_monitor.dissect.modbus.constants import (
     BAD_PROTOCOL_ID,
     DEFAULT_PORT,
     DUPLICATE_TRANSACTION,
+    FRAMING_ASCII,
+    FRAMING_MBAP,
+    FRAMING_RTU,
     FUNCTION_NAMES,
     LENGTH_MISMATCH,
     MAX_LENGTH,
@@ -192,10 +195,11 @@ class ModbusDissector(Dissector):
     # -- detection ---------------------------------------------------------------------------------
 
     def probe(self, data: memoryview, direction: int) -> Probe:
-        """An MBAP ADU (``mbap_probe``), or RTU frames with good CRCs (``rtu.probe_frames``).
+        """An MBAP ADU, or whole ASCII frames with good LRCs, or whole RTU frames with good CRCs.
 
-        Direction 0 is read as requests first, then as responses (a connection opened from port
-        502 has its requests in direction 1).
+        ``mbap_probe``, ``ascii_framing.probe_frames``, ``rtu.probe_frames``.  RTU: direction 0 is
+        read as requests first, then as responses (a connection opened from port 502 has its
+        requests in direction 1).
         """
         answer = mbap_probe(data)
         if answer is Probe.YES or len(data) < 2:
@@ -244,9 +248,10 @@ class ModbusDissector(Dissector):
         inline; everything else, and any of those with a flaw, goes through ``_request`` /
         ``_response``, which give the same records for the inline cases (a unit test checks it).
         """
-        if state.rtu:
-            return self._parse_rtu(state, data, direction, ctx)
-        if state.ascii:
+        framing = state.framing
+        if framing != FRAMING_MBAP:
+            if framing == FRAMING_RTU:
+                return self._parse_rtu(state, data, direction, ctx)
             return self._parse_ascii(state, data, direction, ctx)
         if not state.confirmed:
             if len(data) and data[0] == ascii_framing.COLON and ascii_framing.probe_frames(data) == 1:
@@ -419,11 +424,11 @@ class ModbusDissector(Dissector):
         Records as for MBAP, without transaction id.  A frame whose CRC is wrong gives no record
         (the device drops it) but an anomaly, and is skipped by the size its function gives;
         where that is unknown the engine resynchronises.
-        The first frames decide: a flow whose second segment is MBAP, not RTU, is switched back.
+        A flow whose single first frame was RTU by chance is switched back when what follows is MBAP.
         """
         size = len(data)
         events = self._serial_events(state, ctx)
-        state.rtu = True
+        state.framing = FRAMING_RTU
         is_request = direction == state.swapped
         datagram = ctx.transport == "udp"
         position = 0
@@ -437,7 +442,7 @@ class ModbusDissector(Dissector):
             if end <= 0 and state.rtu_frames == 1 and not position and mbap_probe(data) is Probe.YES:
                 # MBAP after all: the flow's first segment was a valid RTU frame by chance (its
                 # CRC matched, 1 in 65,536); what it gave is taken back as far as it can be.
-                state.rtu = False
+                state.framing = FRAMING_MBAP
                 state.rtu_frames = 0
                 state.pending.clear()
                 state.check_at = float("inf")
@@ -495,11 +500,11 @@ class ModbusDissector(Dissector):
         """Every complete ASCII frame in ``data`` (``dissect.modbus.ascii_framing``), as ``_parse_rtu``.
 
         Frames end at CR LF; one with a wrong LRC or broken digits gives no record (the device
-        drops it) but an anomaly; bytes that start no frame make the engine resynchronise.
+        drops it) but an anomaly; bytes that start no frame are skipped to the next colon.
         """
         size = len(data)
         events = self._serial_events(state, ctx)
-        state.ascii = True
+        state.framing = FRAMING_ASCII
         datagram = ctx.transport == "udp"
         position = 0
         needed = 0
@@ -675,7 +680,7 @@ class ModbusDissector(Dissector):
             None,
         )
         if transaction_id is None:
-            event.__dict__["framing"] = "ascii" if state.ascii else "rtu"
+            event.__dict__["framing"] = state.framing
         sub_function = None
         if own is not None:
             set_own(event, own)
@@ -775,7 +780,7 @@ class ModbusDissector(Dissector):
             request_frame,
         )
         if transaction_id is None:
-            event.__dict__["framing"] = "ascii" if state.ascii else "rtu"
+            event.__dict__["framing"] = state.framing
         if own is not None:
             set_own(event, own)
         events.append(event)
@@ -787,9 +792,7 @@ class ModbusDissector(Dissector):
             asked = (
                 f"transaction {transaction_id}"
                 if transaction_id is not None
-                else "over ASCII"
-                if state.ascii
-                else "over RTU"
+                else f"over {state.framing.upper()}"
             )
             events.append(
                 ctx.anomaly(
@@ -829,12 +832,12 @@ class ModbusDissector(Dissector):
         not the PDU's shortness, which is the capture's.
         """
         size = len(data)
-        if state.ascii:
+        if state.framing == FRAMING_ASCII:
             # A cut frame's LRC cannot be checked: no record, but a cut answer still answers.
             if direction != state.swapped and ascii_framing.plausible_start(data, 0, size):
                 state.answer(int(bytes(data[1:3]), 16) << 16)
             return ()
-        if state.rtu:
+        if state.framing == FRAMING_RTU:
             # A cut frame's CRC cannot be checked: no record, but a cut answer still answers.
             if size >= 2 and direction != state.swapped and plausible_head(data, 0):
                 state.answer(data[0] << 16)
@@ -866,7 +869,7 @@ class ModbusDissector(Dissector):
 
 
 def _unanswered(ctx: ParseContext, state: ModbusState, key: int, request: Request, when: str) -> Event:
-    which = "RTU" if state.rtu else "ASCII" if state.ascii else f"transaction {key & 0xFFFF}"
+    which = f"transaction {key & 0xFFFF}" if state.framing == FRAMING_MBAP else state.framing.upper()
     return ctx.anomaly(
         UNANSWERED_REQUEST,
         state.swapped,

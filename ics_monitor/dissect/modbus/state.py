@@ -2,16 +2,17 @@
 
 Pairing (Messaging on TCP/IP Implementation Guide 3.1.3): a server copies the transaction id and the
 unit id of the request into its response, so (unit id, transaction id) identifies a transaction
-within one TCP connection (or UDP flow).  RTU frames carry no transaction id: a serial master has
-one request out per address, so the key is the unit id alone (``unit << 16``).  Requests wait in insertion order; expiry only looks at the
-oldest, so the check costs one comparison per call while nothing is late.  No I/O.
+within one TCP connection (or UDP flow).  RTU and ASCII frames carry no transaction id: a serial
+master has one request out per address, so the key is the unit id alone (``unit << 16``).
+Requests wait in insertion order; expiry only looks at the oldest, so the check costs one
+comparison per call while nothing is late.  No I/O.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from ics_monitor.dissect.modbus.constants import MAX_PENDING, REQUEST_TIMEOUT
+from ics_monitor.dissect.modbus.constants import FRAMING_MBAP, MAX_PENDING, REQUEST_TIMEOUT
 from ics_monitor.dissect.modbus.parser import Request
 from ics_monitor.events.modbus import Head
 
@@ -22,13 +23,12 @@ class ModbusState:
     """Everything the dissector remembers about one flow."""
 
     __slots__ = (
-        "ascii",
         "check_at",
         "confirmed",
+        "framing",
         "heads",
         "max_pending",
         "pending",
-        "rtu",
         "rtu_frames",
         "skipped",
         "standard_port",
@@ -49,12 +49,10 @@ class ModbusState:
         self.standard_port = False
         # 1 when requests travel server-to-client in flow terms (the connection came from port 502).
         self.swapped = 0
-        # RTU frames (address, PDU, CRC) instead of MBAP ADUs, decided by the first bytes parsed,
-        # and how many good ones came (a flow that turns out MBAP is switched back early on).
-        self.rtu = False
+        # MBAP, or RTU / ASCII frames (constants), decided by the first bytes parsed; and how many
+        # good RTU frames came (a flow that turns out MBAP is switched back early on).
+        self.framing = FRAMING_MBAP
         self.rtu_frames = 0
-        # ASCII frames (colon, hex digits, LRC, CR LF) instead: as decided as ``rtu``.
-        self.ascii = False
         # The last ADU was skipped for a bad protocol id (a second one in a row means lost sync).
         self.skipped = False
         # (unit id << 16 | transaction id) -> request, oldest first.
