@@ -530,6 +530,7 @@ MODBUS_DIAGNOSTICS: Final = 8
 MODBUS_UMAS: Final = 90
 MODBUS_DIAGNOSTIC_RULES: Final = {
     1: "ICS-1301",  # RESTART_COMMUNICATIONS_OPTION
+    3: "ICS-1309",  # CHANGE_ASCII_INPUT_DELIMITER
     4: "ICS-1302",  # FORCE_LISTEN_ONLY_MODE
     10: "ICS-1303",  # CLEAR_COUNTERS_AND_DIAGNOSTIC_REGISTER
     20: "ICS-1303",  # CLEAR_OVERRUN_COUNTER_AND_FLAG
@@ -544,11 +545,12 @@ MODBUS_UMAS_RULES: Final = {
     0x31: "ICS-1307",  # UPLOAD_BLOCK
     0x32: "ICS-1307",  # END_STRATEGY_UPLOAD
 }
+_CHANGE_ASCII_INPUT_DELIMITER: Final = 3
 MODBUS_WRITE_FUNCTIONS: Final = frozenset({5, 6, 15, 16, 21, 22, 23})
 
 
 class ModbusCommands(BaseDetector):
-    """Modbus diagnostics that disrupt a device, UMAS state/program changes, broadcast writes."""
+    """Modbus diagnostics that disrupt a device or its line, UMAS state/program changes, broadcast writes."""
 
     name = "modbus_commands"
     rule_ids = (
@@ -560,6 +562,7 @@ class ModbusCommands(BaseDetector):
         "ICS-1306",
         "ICS-1307",
         "ICS-1308",
+        "ICS-1309",
     )
     event_types = frozenset({"modbus"})
     directions = frozenset({"request"})
@@ -587,6 +590,10 @@ class ModbusCommands(BaseDetector):
                 "sub_function_name": getattr(event, "sub_function_name", None),
                 "unit_id": event.unit_id,
             }
+            if code == MODBUS_DIAGNOSTICS and sub_function == _CHANGE_ASCII_INPUT_DELIMITER:
+                # Data: the new delimiter and a zero byte (6.8.1, sub-function 03).
+                data = getattr(event, "data", None) or ""
+                evidence["delimiter"] = f"0x{data[:2]}" if len(data) >= 2 else None
         elif event.unit_id == 0 and code in MODBUS_WRITE_FUNCTIONS:
             rule_id = "ICS-1308"
             evidence = {

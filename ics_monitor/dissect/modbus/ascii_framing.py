@@ -9,7 +9,8 @@ characters, between a colon and CR LF::
     +-----+---------+---------------+-------------+-----+-------+
 
 The LRC is the two's complement of the 8-bit sum of address, function code and data.  Frames
-end at CR LF, so framing needs no table; what makes detection trustworthy is that every byte
+end at CR and a delimiter, LF unless FC 8 sub-function 3 (Change ASCII Input Delimiter, 6.8.1)
+made it another byte; a lone LF, which some gateways send, ends one too.  Framing needs no table; what makes detection trustworthy is that every byte
 between colon and CR LF is a hexadecimal digit, the count is even, the LRC holds and the address
 and function code are plausible.  Pure functions over a buffer; no records, no state, no I/O.
 """
@@ -18,12 +19,15 @@ from __future__ import annotations
 
 from typing import Final
 
-from ics_monitor.dissect.modbus.rtu import plausible_head
+from ics_monitor.dissect.modbus.rtu import NEED_MORE, UNKNOWN, frame_length, plausible_head
 
 COLON: Final = 0x3A
-# Colon, address, function code, LRC, CR LF: the smallest frame; 1 + 2 * (1 + 253 + 1) + 2 the largest.
-MIN_FRAME: Final = 9
-MAX_FRAME: Final = 513
+_CR: Final = 0x0D
+_LF: Final = 0x0A
+# Address, function code, LRC: the fewest digits a frame has.
+_MIN_DIGITS: Final = 6
+# Colon, address, function code, 252 data bytes, LRC, CR and delimiter: the largest frame.
+MAX_FRAME: Final = 1 + 2 * (1 + 253 + 1) + 2
 # Frames one segment may hold for the probe to take it for a flow's start: a master has one
 # request out at a time on a serial line.  An Intel HEX file (firmware, sent over FTP or a
 # bootloader's socket) has the very same line format and checksum, and its first segment holds
@@ -36,30 +40,51 @@ _HEX: Final[list[int]] = [
 
 
 def frame_end(data: bytes | memoryview, start: int, size: int) -> int:
-    """End (after CR LF) of the frame at ``start``; -1 when it may still be arriving, 0 when none is.
+    """End (after its line end) of the frame at ``start``; -1 when it may still be arriving, 0 when none is.
 
-    Only the shape is checked here (colon, CR LF within the size limit); ``decode`` checks the rest.
+    The digits end at the first other byte: a CR, and the byte after it is the delimiter (LF, or
+    what FC 8/3 set; not a colon, which starts the next frame of a sender that omits it), or a
+    lone LF.  Only the shape is checked here (colon, line end within the size limit); ``decode``
+    checks the rest.
     """
     if data[start] != COLON:
         return 0
     limit = min(size, start + MAX_FRAME)
+    table = _HEX
     for index in range(start + 1, limit):
         byte = data[index]
-        if byte == 0x0A:
-            return index + 1 if index - start >= MIN_FRAME - 1 and data[index - 1] == 0x0D else 0
-        if byte != 0x0D and _HEX[byte] < 0:
+        if table[byte] >= 0:
+            continue
+        if index - start < _MIN_DIGITS + 1:
             return 0
+        if byte == _LF:
+            return index + 1
+        if byte != _CR:
+            return 0
+        if index + 1 >= size:
+            return -1  # the delimiter is still to come
+        return index + 1 if data[index + 1] == COLON else index + 2
     return -1 if limit - start < MAX_FRAME else 0
 
 
 def decode(data: bytes | memoryview, start: int, end: int) -> bytes | None:
-    """The frame's bytes (address, PDU, LRC) when its hex digits are whole; else None."""
-    digits = end - start - 3
-    if digits < 6 or digits & 1 or data[end - 2] != 0x0D:
+    """The frame's bytes (address, PDU, LRC) when its hex digits are whole; else None.
+
+    ``end`` as ``frame_end`` gives it: after CR and delimiter, after a CR before a colon, or after
+    a lone LF.
+    """
+    stop = end - 1
+    if data[stop] != _CR:
+        if data[stop - 1] == _CR:
+            stop -= 1
+        elif data[stop] != _LF:
+            return None
+    digits = stop - start - 1
+    if digits < _MIN_DIGITS or digits & 1:
         return None
     out = bytearray()
     table = _HEX
-    for index in range(start + 1, end - 2, 2):
+    for index in range(start + 1, stop, 2):
         high = table[data[index]]
         low = table[data[index + 1]]
         if high < 0 or low < 0:
@@ -95,6 +120,22 @@ def probe_frames(data: bytes | memoryview) -> int:
             return 1
         position = end
     return 0
+
+
+def first_frame(data: bytes | memoryview) -> bytes | None:
+    """The bytes (address, PDU, LRC) of the whole frame ``data`` starts with, or None."""
+    end = frame_end(data, 0, len(data))
+    return decode(data, 0, end) if end > 0 else None
+
+
+def reads_as(frame: bytes, is_request: bool) -> bool:
+    """Whether a decoded frame has the size its function gives a request (or a response).
+
+    As an RTU frame it would be one byte longer (a two-byte CRC for the LRC).  True where the
+    function does not tell (FC 8/0 echoes, vendor codes).
+    """
+    expected = frame_length(frame, 0, len(frame), is_request)
+    return expected == UNKNOWN or (expected != NEED_MORE and expected == len(frame) + 1)
 
 
 def plausible_start(data: bytes | memoryview, start: int, size: int) -> bool:

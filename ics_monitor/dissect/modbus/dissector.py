@@ -254,9 +254,16 @@ class ModbusDissector(Dissector):
                 return self._parse_rtu(state, data, direction, ctx)
             return self._parse_ascii(state, data, direction, ctx)
         if not state.confirmed:
-            if len(data) and data[0] == ascii_framing.COLON and ascii_framing.probe_frames(data) == 1:
-                return self._parse_ascii(state, data, direction, ctx)
             is_request = direction == state.swapped
+            if len(data) and data[0] == ascii_framing.COLON and ascii_framing.probe_frames(data) == 1:
+                first = ascii_framing.first_frame(data)
+                if (
+                    first is not None
+                    and not ascii_framing.reads_as(first, is_request)
+                    and ascii_framing.reads_as(first, not is_request)
+                ):
+                    state.swap_roles()  # as for RTU below: a device server in client mode
+                return self._parse_ascii(state, data, direction, ctx)
             rtu = probe_frames(data, is_request)
             if rtu == 1:
                 return self._parse_rtu(state, data, direction, ctx)
@@ -499,8 +506,9 @@ class ModbusDissector(Dissector):
     ) -> ParseResult:
         """Every complete ASCII frame in ``data`` (``dissect.modbus.ascii_framing``), as ``_parse_rtu``.
 
-        Frames end at CR LF; one with a wrong LRC or broken digits gives no record (the device
-        drops it) but an anomaly; bytes that start no frame are skipped to the next colon.
+        Frames end at CR LF (or as ``ascii_framing.frame_end`` says); one with a wrong LRC or
+        broken digits gives no record (the device drops it) but an anomaly; bytes that start no
+        frame are skipped to the next colon.
         """
         size = len(data)
         events = self._serial_events(state, ctx)
@@ -546,7 +554,7 @@ class ModbusDissector(Dissector):
         if needed and datagram and not ctx.cut:
             events.append(
                 ctx.anomaly(
-                    ASCII_BAD_FRAME, direction, f"{size - position} bytes after the last frame, no CR LF"
+                    ASCII_BAD_FRAME, direction, f"{size - position} bytes after the last frame, no line end"
                 )
             )
             position = size

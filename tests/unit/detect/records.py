@@ -71,7 +71,7 @@ def modbus(
     }
     if function_code == 8:
         return ModbusDiagnosticsEvent(
-            **common, sub_function=sub_function, sub_function_name=f"SUB{sub_function}"
+            **common, sub_function=sub_function, sub_function_name=f"SUB{sub_function}", **more
         )
     if function_code == 90:
         return ModbusUmasEvent(**common, sub_function=sub_function, sub_function_name=f"UMAS{sub_function}")

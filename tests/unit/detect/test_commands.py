@@ -41,6 +41,7 @@ JOB, USERDATA = 1, 7
         (dnp3(131, request=False, objects=({"group": 120, "variation": 7},)), "ICS-1209"),
         (dnp3(19), "ICS-1211"),
         (modbus(8, sub_function=1), "ICS-1301"),
+        (modbus(8, sub_function=3, data="3b00"), "ICS-1309"),
         (modbus(8, sub_function=4), "ICS-1302"),
         (modbus(8, sub_function=10), "ICS-1303"),
         (modbus(90, sub_function=0x41), "ICS-1304"),
@@ -57,6 +58,14 @@ def test_command_fires(record: object, rule_id: str) -> None:
     assert {alert.src_ip, alert.dst_ip} == {"10.0.0.5", "10.0.0.9"} and alert.frames == (1,)
     assert alert.src_ip == record.src_ip  # type: ignore[attr-defined]
     assert alert.title == RULES.get(rule_id).title and alert.explanation
+
+
+def test_ascii_delimiter_change_names_the_new_delimiter() -> None:
+    [alert] = run([modbus(8, sub_function=3, data="3b00")])
+    assert alert.evidence["delimiter"] == "0x3b"
+    assert "new delimiter 0x3b." in alert.explanation
+    # A diagnostic that reads counters, or echoes, changes nothing on the line.
+    assert run([modbus(8, sub_function=0, data="3b00"), modbus(8, sub_function=11)]) == []
 
 
 def test_s7_explanations_name_blocks_as_engineers_do() -> None:

@@ -930,3 +930,53 @@ def test_an_intel_hex_file_is_no_modbus_ascii_flow() -> None:
     assert ModbusDissector().probe(memoryview(firmware[:1460]), 0) is Probe.NO
     segments = [(0, firmware[i : i + 1460]) for i in range(0, len(firmware), 1460)]
     assert [e for e in run_engine(segments, port=20021) if getattr(e, "event_type", "") == "modbus"] == []
+
+
+def test_ascii_line_ends_other_than_cr_lf() -> None:
+    # FC 8/3 (Change ASCII Input Delimiter) makes another byte follow CR; some gateways send a lone
+    # LF, or CR alone before the next colon.  Each ends a frame (a CR ending a segment waits for
+    # the byte after it).
+    change = ascii_frame(b"\x01\x08\x00\x03\x3b\x00")  # the new delimiter: ';'
+    read, values = ASCII_READ[:-1] + b";", ASCII_VALUES[:-1] + b";"
+    assert ascii_framing.frame_end(read, 0, len(read)) == len(read)
+    assert ascii_framing.decode(read, 0, len(read)) == ascii_framing.decode(ASCII_READ, 0, len(ASCII_READ))
+    events = run_engine([(0, change), (1, change), (0, read), (1, values[:-1]), (1, values[-1:])], port=4002)
+    assert [(e.direction, e.function_code, e.request_frame) for e in events] == [
+        ("request", 8, None),
+        ("response", 8, 1),
+        ("request", 3, None),
+        ("response", 3, 3),
+    ]
+    assert events[0].sub_function == 3 and events[0].data == "3b00"
+    assert events[3].values == tuple(range(100, 110))
+    lone_lf = ASCII_READ[:-2] + b"\n"
+    cr_only = ASCII_READ[:-1]
+    events = run_engine(
+        [(0, lone_lf), (1, ASCII_VALUES), (0, cr_only + ASCII_READ), (1, ASCII_VALUES)], port=4002
+    )
+    assert [getattr(e, "code", None) or (e.direction, e.function_code) for e in events] == [
+        ("request", 3),
+        ("response", 3),
+        ("request", 3),
+        ("request", 3),
+        c.UNANSWERED_REQUEST,  # the master gave up the first
+        ("response", 3),
+    ]
+    # Not a line end: a frame whose digits stop at another byte.
+    broken = ASCII_READ[:-2] + b"\t\n"
+    assert ascii_framing.frame_end(broken, 0, len(broken)) == 0
+
+
+def test_ascii_device_server_in_client_mode() -> None:
+    # The device server opens the connection to its master and answers from the client side:
+    # roles follow the frames' shapes (a read request and its answer differ in size), not the SYN.
+    for port in (502, 4002):
+        events = run_engine(
+            [(1, ASCII_READ), (0, ASCII_VALUES), (1, ASCII_WRITE), (0, ASCII_WRITE)], port=port
+        )
+        assert [(e.direction, e.function_code, e.request_frame, e.src_port) for e in events] == [
+            ("request", 3, None, port),
+            ("response", 3, 1, 40000),
+            ("request", 6, None, port),
+            ("response", 6, 3, 40000),
+        ]
