@@ -959,6 +959,79 @@ def alerts(
         render_alerts(_stdout_console(), records, limit=None)
 
 
+@app.command()
+def extract(
+    alert_id: Annotated[
+        str, typer.Argument(help="The alert's id, or a unique start of it (see `alerts --json`).")
+    ],
+    captures: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Captures to carve from (default: those the run that raised the alert read)."),
+    ] = None,
+    state: State = Path(DEFAULT_STATE_DIR),
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Capture file to write (default alert-ID.pcap).")
+    ] = None,
+    scope: Annotated[
+        str,
+        typer.Option(
+            help="frames: the frames the alert cites; flow: every packet of its connection; hosts: every "
+            "packet between its addresses (flow falls back to hosts for an alert without ports)."
+        ),
+    ] = "flow",
+    pad: Annotated[
+        float,
+        typer.Option(min=0.0, help="Seconds before the alert's first and after its last time (flow, hosts)."),
+    ] = 5.0,
+) -> None:
+    """Write an alert's packets to a capture file, for Wireshark: its frames, its flow or its hosts."""
+    from ics_monitor.capture.writer import write_capture
+    from ics_monitor.evidence import EvidenceError, carve, selection_for
+
+    with Store(state, create=False) as store:
+        found = store.find_alerts(alert_id)
+        runs = {run["run_id"]: run for run in store.runs()}
+    if not found:
+        raise EvidenceError(f"no alert {alert_id!r} in {state}")
+    if len(found) > 1:
+        raise EvidenceError(
+            f"{alert_id!r} starts more than one alert id ({found[0]['alert_id']}, ...): give more of it"
+        )
+    alert = found[0]
+    run = runs.get(alert.get("run_id"))
+    if captures:
+        paths = [str(path) for path in captures]
+    elif run is not None and run["command"] != "live":
+        paths = [str(path) for path in run["captures"]]
+    else:
+        raise EvidenceError(f"alert {alert['alert_id']} was raised live: give the captures to carve from")
+    missing = [path for path in paths if not Path(path).is_file()]
+    if missing:
+        raise EvidenceError(
+            f"capture {missing[0]} (read by run {alert.get('run_id')}) is not there: give the captures"
+        )
+    selection = selection_for(alert, scope, pad)
+    carved = carve(paths, selection)
+    for error in carved.errors:
+        _warning_line(f"{error} (read up to the damage)")
+    if not carved.frames:
+        raise EvidenceError(
+            f"no frame of the {carved.read:,} read matches {selection.describe()}: nothing written"
+        )
+    target = output if output is not None else Path(f"alert-{alert['alert_id']}.pcap")
+    kind = write_capture(target, carved.frames)
+    first, last = carved.frames[0][0], carved.frames[-1][0]
+    typer.echo(
+        f"{target}: {len(carved.frames):,} frame{'s' if len(carved.frames) != 1 else ''} ({kind}), "
+        f"{selection.describe()}, "
+        f"{_utc(first)} to {_utc(last)}; alert {alert['alert_id']} {alert['rule_id']} {alert['title']}"
+    )
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
 baseline_app = typer.Typer(
     help="Learn, show and compare behaviour baselines.", no_args_is_help=True, rich_markup_mode=None
 )

@@ -467,6 +467,24 @@ class Store:
             result.append(record)
         return result
 
+    def find_alerts(self, prefix: str) -> list[dict[str, Any]]:
+        """The stored alerts whose id starts with ``prefix`` (at most two: enough to tell it is ambiguous).
+
+        Each carries ``run_id``, the run that raised it last.
+        """
+        self.flush()
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = (
+            "SELECT data, count, ts, last_ts, run_id FROM alerts WHERE alert_id LIKE ? ESCAPE '\\'"
+            " ORDER BY alert_id LIMIT 2"
+        )
+        result = []
+        for data, count, first, last, run_id in self._db.execute(query, (escaped + "%",)):
+            record = orjson.loads(data)
+            record["count"], record["ts"], record["last_ts"], record["run_id"] = count, first, last, run_id
+            result.append(record)
+        return result
+
     def alert_rules(
         self,
         *,

@@ -1,0 +1,186 @@
+"""An alert's packets carved out of captures, for Wireshark: the frames it cites, its flow, or its hosts.
+
+An alert names its evidence (frame numbers in the run that raised it, flow endpoints, first and
+last time); analysts then want the packets themselves.  Three scopes:
+
+* ``frames``: exactly the frames the alert cites (up to the alert's cap), found by number in the
+  captures its run read, merged by time as that run merged them.  Each is checked against the
+  alert's addresses, so captures other than the run's are refused, not silently mis-carved.
+* ``flow``: every packet of the alert's connection (its two addresses and ports, either
+  direction, TCP or UDP) from ``pad`` seconds before its first time to ``pad`` after its last.
+  An alert without ports (a scan, an ARP claim) falls back to ``hosts``.
+* ``hosts``: every packet between the alert's two addresses (any port, and their ARP), or to and
+  from its one address, in the same window.
+
+Frames are written as read (``capture.writer``), outer headers and all: a VXLAN- or GRE-carried
+flow is matched on its inner addresses and written whole.  Only what the flow key needs is
+decoded; a fragment that does not complete its datagram is not matched (its datagram's last
+fragment is).  Nothing here analyses traffic or touches the store.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ics_monitor.capture.files import Frame, open_captures
+from ics_monitor.core.errors import IcsMonitorError
+from ics_monitor.decode.decoder import Decoder
+
+SCOPES: Final = ("frames", "flow", "hosts")
+# More frames than this in one carve is a capture, not evidence: stop and say so.
+MAX_FRAMES: Final = 1_000_000
+
+
+class EvidenceError(IcsMonitorError):
+    """The alert or the captures do not allow the carve asked for (one line, for the user)."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to carve: a scope, the alert's frames, addresses (packed), ports and time window."""
+
+    scope: str
+    frames: frozenset[int] = frozenset()
+    hosts: tuple[bytes, ...] = ()
+    ports: tuple[int, int] | None = None
+    start: float = float("-inf")
+    end: float = float("inf")
+    names: tuple[str, ...] = field(default=(), compare=False)
+
+    def describe(self) -> str:
+        """The selection in one phrase, for the command's report."""
+        if self.scope == "frames":
+            return f"frames {', '.join(str(n) for n in sorted(self.frames))}"
+        if self.scope == "flow" and self.ports is not None and len(self.names) == 2:
+            return f"flow {self.names[0]}:{self.ports[0]} <-> {self.names[1]}:{self.ports[1]}"
+        return "traffic " + (" <-> ".join(self.names) if len(self.names) == 2 else f"of {self.names[0]}")
+
+
+def _packed(address: Any) -> bytes | None:
+    if not isinstance(address, str) or not address:
+        return None
+    try:
+        return ipaddress.ip_address(address).packed
+    except ValueError:
+        return None
+
+
+def selection_for(alert: dict[str, Any], scope: str, pad: float) -> Selection:
+    """The selection ``scope`` means for ``alert`` (a stored alert record)."""
+    if scope not in SCOPES:
+        raise EvidenceError(f"unknown scope {scope!r}: one of {', '.join(SCOPES)}")
+    names = tuple(str(alert[key]) for key in ("src_ip", "dst_ip") if _packed(alert.get(key)) is not None)
+    hosts = tuple(packed for packed in (_packed(name) for name in names) if packed is not None)
+    first = float(alert.get("ts") or 0.0)
+    last = float(alert.get("last_ts") or first)
+    if scope == "frames":
+        frames = frozenset(int(number) for number in alert.get("frames") or () if int(number) > 0)
+        if not frames:
+            raise EvidenceError(f"alert {alert.get('alert_id')} cites no frames: use --scope flow or hosts")
+        return Selection("frames", frames=frames, hosts=hosts, names=names)
+    if not hosts:
+        raise EvidenceError(f"alert {alert.get('alert_id')} names no IP address: use --scope frames")
+    start, end = first - pad, last + pad
+    src_port, dst_port = alert.get("src_port"), alert.get("dst_port")
+    if scope == "flow" and len(hosts) == 2 and isinstance(src_port, int) and isinstance(dst_port, int):
+        return Selection("flow", hosts=hosts, ports=(src_port, dst_port), start=start, end=end, names=names)
+    return Selection("hosts", hosts=hosts, start=start, end=end, names=names)
+
+
+@dataclass
+class Carved:
+    """The frames carved, in capture order; how many frames were read; files read up to damage."""
+
+    frames: list[Frame]
+    read: int
+    errors: list[str]
+
+
+def _matches(selection: Selection, ends: tuple[bytes, bytes], ports: tuple[int, int] | None) -> bool:
+    hosts = selection.hosts
+    if selection.scope == "flow":
+        wanted = selection.ports
+        return ports is not None and (
+            (ends, ports) == ((hosts[0], hosts[1]), wanted)
+            or (ends, ports) == ((hosts[1], hosts[0]), (wanted[1], wanted[0]) if wanted else None)
+        )
+    if len(hosts) == 2:
+        return set(ends) == set(hosts) if ends[0] != ends[1] else hosts[0] == hosts[1] == ends[0]
+    return hosts[0] in ends
+
+
+def _ends(
+    decoder: Decoder, number: int, frame: Frame
+) -> tuple[tuple[bytes, bytes], tuple[int, int] | None] | None:
+    """A frame's two addresses (ARP: sender and target) and, for TCP/UDP, its ports; None if neither."""
+    ts, link_type, data, wire_len = frame
+    packet = decoder.decode(number, ts, link_type, data, wire_len)
+    decoder.anomalies.clear()
+    if packet is None:
+        return None
+    if packet.arp is not None:
+        return (packet.arp.sender_ip, packet.arp.target_ip), None
+    if not packet.ip_version:
+        return None
+    ports = (packet.sport, packet.dport) if packet.ip_proto in (6, 17) else None
+    return (packet.src_ip, packet.dst_ip), ports
+
+
+def carve(paths: Iterable[str], selection: Selection) -> Carved:
+    """The frames of ``paths`` (merged by time, numbered from 1 as a replay numbers them) ``selection`` takes.
+
+    Raises ``EvidenceError`` when a cited frame is not there or is not traffic of the alert's
+    addresses (the captures are not those the alert's run read), and ``CaptureError`` for a file
+    that cannot be opened.  A damaged file is read up to the damage, as a replay reads it.
+    """
+    source = open_captures(list(paths))
+    decoder = Decoder()
+    taken: list[Frame] = []
+    wanted = selection.frames
+    last_wanted = max(wanted) if wanted else 0
+    number = 0
+    try:
+        for frame in source:
+            number += 1
+            if selection.scope == "frames":
+                if number in wanted:
+                    _check_cited(selection, decoder, number, frame)
+                    taken.append(frame)
+                    if number >= last_wanted:
+                        break
+                continue
+            ts = frame[0]
+            if ts < selection.start or ts > selection.end:
+                continue
+            ends = _ends(decoder, number, frame)
+            if ends is not None and _matches(selection, ends[0], ends[1]):
+                taken.append(frame)
+                if len(taken) > MAX_FRAMES:
+                    raise EvidenceError(
+                        f"more than {MAX_FRAMES:,} frames match {selection.describe()}: use a smaller --pad"
+                    )
+    finally:
+        for capture in source.files:
+            capture.close()
+    if selection.scope == "frames" and len(taken) < len(wanted):
+        missing = sorted(wanted - set(range(1, number + 1)))
+        raise EvidenceError(
+            f"the captures hold {number:,} frames; frame {missing[0]} the alert cites is not among them"
+            " (give the captures its run read)"
+        )
+    return Carved(taken, number, [str(error) for error in source.errors])
+
+
+def _check_cited(selection: Selection, decoder: Decoder, number: int, frame: Frame) -> None:
+    if not selection.hosts:
+        return
+    ends = _ends(decoder, number, frame)
+    # A frame that decodes to no address (a fragment, a non-IP frame) cannot be checked.
+    if ends is not None and not set(ends[0]) & set(selection.hosts):
+        raise EvidenceError(
+            f"frame {number} of these captures is not traffic of {' or '.join(selection.names)}:"
+            " they are not the captures the alert's run read, or not all of them"
+        )
