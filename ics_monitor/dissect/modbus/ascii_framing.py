@@ -44,8 +44,10 @@ def frame_end(data: bytes | memoryview, start: int, size: int) -> int:
 
     The digits end at the first other byte: a CR, and the byte after it is the delimiter (LF, or
     what FC 8/3 set; not a colon, which starts the next frame of a sender that omits it), or a
-    lone LF.  Only the shape is checked here (colon, line end within the size limit); ``decode``
-    checks the rest.
+    lone LF.  A CR that ends the bytes at hand ends the frame there: a sender that puts no
+    delimiter after it would otherwise have its every frame held back until its next one (the
+    delimiter, should one come first in the next segment, is skipped then: ``ends_at_cr``).  Only
+    the shape is checked here (colon, line end within the size limit); ``decode`` checks the rest.
     """
     if data[start] != COLON:
         return 0
@@ -61,35 +63,35 @@ def frame_end(data: bytes | memoryview, start: int, size: int) -> int:
             return index + 1
         if byte != _CR:
             return 0
-        if index + 1 >= size:
-            return -1  # the delimiter is still to come
-        return index + 1 if data[index + 1] == COLON else index + 2
+        if index + 1 >= size or data[index + 1] == COLON:
+            return index + 1
+        return index + 2
     return -1 if limit - start < MAX_FRAME else 0
+
+
+def ends_at_cr(data: bytes | memoryview, end: int) -> bool:
+    """Whether a frame ``frame_end`` ended at ``end`` ended with a CR and no delimiter after it."""
+    return data[end - 1] == _CR
 
 
 def decode(data: bytes | memoryview, start: int, end: int) -> bytes | None:
     """The frame's bytes (address, PDU, LRC) when its hex digits are whole; else None.
 
-    ``end`` as ``frame_end`` gives it: after CR and delimiter, after a CR before a colon, or after
-    a lone LF.
+    The digits run from the colon to the first other byte, which must be the CR or LF of the
+    line end (``end`` as ``frame_end`` gives it).
     """
-    stop = end - 1
-    if data[stop] != _CR:
-        if data[stop - 1] == _CR:
-            stop -= 1
-        elif data[stop] != _LF:
-            return None
+    table = _HEX
+    stop = start + 1
+    while stop < end and table[data[stop]] >= 0:
+        stop += 1
+    if stop >= end or data[stop] not in (_CR, _LF):
+        return None
     digits = stop - start - 1
     if digits < _MIN_DIGITS or digits & 1:
         return None
     out = bytearray()
-    table = _HEX
     for index in range(start + 1, stop, 2):
-        high = table[data[index]]
-        low = table[data[index + 1]]
-        if high < 0 or low < 0:
-            return None
-        out.append((high << 4) | low)
+        out.append((table[data[index]] << 4) | table[data[index + 1]])
     return bytes(out)
 
 

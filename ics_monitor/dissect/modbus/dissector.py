@@ -516,6 +516,10 @@ class ModbusDissector(Dissector):
         datagram = ctx.transport == "udp"
         position = 0
         needed = 0
+        if state.ascii_cr_end[direction]:
+            state.ascii_cr_end[direction] = False
+            if size and data[0] != ascii_framing.COLON:
+                position = 1  # the delimiter after the last frame's CR, quietly
         while position < size:
             end = ascii_framing.frame_end(data, position, size)
             if end < 0:
@@ -551,6 +555,8 @@ class ModbusDissector(Dissector):
             if not self._serial_frame(state, memoryview(frame), 0, len(frame) - 1, direction, ctx, events):
                 return NOT_THIS_PROTOCOL
             position = end
+            if position == size and not datagram and ascii_framing.ends_at_cr(data, end):
+                state.ascii_cr_end[direction] = True
         if needed and datagram and not ctx.cut:
             events.append(
                 ctx.anomaly(

@@ -23,6 +23,7 @@ class ModbusState:
     """Everything the dissector remembers about one flow."""
 
     __slots__ = (
+        "ascii_cr_end",
         "check_at",
         "confirmed",
         "framing",
@@ -53,6 +54,9 @@ class ModbusState:
         # good RTU frames came (a flow that turns out MBAP is switched back early on).
         self.framing = FRAMING_MBAP
         self.rtu_frames = 0
+        # Per direction: the last ASCII frame ended with a CR at the end of a segment, so the
+        # delimiter after it (LF, or what FC 8/3 set) may open the next segment.
+        self.ascii_cr_end = [False, False]
         # The last ADU was skipped for a bad protocol id (a second one in a row means lost sync).
         self.skipped = False
         # (unit id << 16 | transaction id) -> request, oldest first.

@@ -934,8 +934,7 @@ def test_an_intel_hex_file_is_no_modbus_ascii_flow() -> None:
 
 def test_ascii_line_ends_other_than_cr_lf() -> None:
     # FC 8/3 (Change ASCII Input Delimiter) makes another byte follow CR; some gateways send a lone
-    # LF, or CR alone before the next colon.  Each ends a frame (a CR ending a segment waits for
-    # the byte after it).
+    # LF, or CR alone (before the next colon, or ending the segment).  Each ends a frame.
     change = ascii_frame(b"\x01\x08\x00\x03\x3b\x00")  # the new delimiter: ';'
     read, values = ASCII_READ[:-1] + b";", ASCII_VALUES[:-1] + b";"
     assert ascii_framing.frame_end(read, 0, len(read)) == len(read)
@@ -965,6 +964,34 @@ def test_ascii_line_ends_other_than_cr_lf() -> None:
     # Not a line end: a frame whose digits stop at another byte.
     broken = ASCII_READ[:-2] + b"\t\n"
     assert ascii_framing.frame_end(broken, 0, len(broken)) == 0
+    # Found in review: a delimiter set to CR itself (CR CR) broke every frame.
+    cr_cr = ASCII_READ[:-1] + b"\r"
+    assert ascii_framing.decode(cr_cr, 0, len(cr_cr)) == ascii_framing.decode(ASCII_READ, 0, len(ASCII_READ))
+
+
+def test_ascii_sender_ending_frames_with_cr_alone() -> None:
+    # Found in review: a CR that ends a segment waited for a delimiter that never comes, so each
+    # frame was held back to the sender's next one (wrong frame and time) and the last was lost.
+    read, values, write = ASCII_READ[:-1], ASCII_VALUES[:-1], ASCII_WRITE[:-1]
+    for port in (502, 4002):
+        events = run_engine([(0, read), (1, values), (0, write), (1, write)], port=port)
+        assert [(e.direction, e.function_code, e.frame, e.request_frame) for e in events] == [
+            ("request", 3, 1, None),
+            ("response", 3, 2, 1),
+            ("request", 6, 3, None),
+            ("response", 6, 4, 3),
+        ]
+    events = run_engine([(0, read), (1, values)], port=502, transport="udp")
+    assert [(e.direction, e.function_code) for e in events] == [("request", 3), ("response", 3)]
+    # CR and its delimiter in two segments: the delimiter opening the next one is skipped quietly.
+    semicolon = ASCII_READ[:-1] + b";"
+    events = run_engine([(0, semicolon[:-1]), (0, b";" + semicolon), (1, ASCII_VALUES)], port=4002)
+    assert [getattr(e, "code", None) or (e.direction, e.frame) for e in events] == [
+        ("request", 1),
+        ("request", 2),
+        c.UNANSWERED_REQUEST,
+        ("response", 3),
+    ]
 
 
 def test_ascii_device_server_in_client_mode() -> None:
