@@ -4,18 +4,23 @@ An alert names its evidence (frame numbers in the run that raised it, flow endpo
 last time); analysts then want the packets themselves.  Three scopes:
 
 * ``frames``: exactly the frames the alert cites (up to the alert's cap), found by number in the
-  captures its run read, merged by time as that run merged them.  Each is checked against the
-  alert's addresses, so captures other than the run's are refused, not silently mis-carved.
+  captures of the run whose record of the alert was kept, merged by time as that run merged
+  them.  Each is checked against the alert (its time: not after the alert's last, nor more than
+  a detector's window before its first; its addresses, both when the alert names a connection),
+  so other captures are refused, not silently mis-carved.
 * ``flow``: every packet of the alert's connection (its two addresses and ports, either
-  direction, TCP or UDP) from ``pad`` seconds before its first time to ``pad`` after its last.
-  An alert without ports (a scan, an ARP claim) falls back to ``hosts``.
+  direction, TCP or UDP) from ``pad`` seconds before its first time to ``pad`` after its last,
+  from the captures of every run that covers that window.  An alert without ports (a scan, an
+  ARP claim, ICMP) falls back to ``hosts``.
 * ``hosts``: every packet between the alert's two addresses (any port, and their ARP), or to and
   from its one address, in the same window.
 
 Frames are written as read (``capture.writer``), outer headers and all: a VXLAN- or GRE-carried
 flow is matched on its inner addresses and written whole.  Only what the flow key needs is
-decoded; a fragment that does not complete its datagram is not matched (its datagram's last
-fragment is).  Nothing here analyses traffic or touches the store.
+decoded.  IP fragments that complete no datagram themselves are taken when their header holds the
+two addresses (so Wireshark can reassemble what the last fragment completes).  VLAN tags are not
+part of the match: the same addresses and ports on two VLANs are both taken.  Nothing here
+analyses traffic or touches the store.
 """
 
 from __future__ import annotations
@@ -26,12 +31,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ics_monitor.capture.files import Frame, open_captures
+from ics_monitor.capture.writer import CaptureWriter
 from ics_monitor.core.errors import IcsMonitorError
 from ics_monitor.decode.decoder import Decoder
 
 SCOPES: Final = ("frames", "flow", "hosts")
 # More frames than this in one carve is a capture, not evidence: stop and say so.
 MAX_FRAMES: Final = 1_000_000
+# Times are stored as floats: a cited frame's time may differ from the alert's by rounding.
+_SLACK: Final = 0.001
+# Cited frames may precede an alert's first time by a detector's window (minutes at most).
+_WINDOW_BEFORE: Final = 3600.0
 
 
 class EvidenceError(IcsMonitorError):
@@ -49,6 +59,8 @@ class Selection:
     start: float = float("-inf")
     end: float = float("inf")
     names: tuple[str, ...] = field(default=(), compare=False)
+    # frames: the alert names a connection, so a cited frame must be between both its addresses.
+    connection: bool = False
 
     def describe(self) -> str:
         """The selection in one phrase, for the command's report."""
@@ -80,23 +92,46 @@ def selection_for(alert: dict[str, Any], scope: str, pad: float) -> Selection:
         frames = frozenset(int(number) for number in alert.get("frames") or () if int(number) > 0)
         if not frames:
             raise EvidenceError(f"alert {alert.get('alert_id')} cites no frames: use --scope flow or hosts")
-        return Selection("frames", frames=frames, hosts=hosts, names=names)
+        # Where its frames lie: up to the alert's last time; from before the kept record's own
+        # time (``recorded_ts``) by at most a detector's window (a storm or sweep cites the frames
+        # that led up to it).
+        recorded = float(alert.get("recorded_ts") or first)
+        connection = isinstance(alert.get("src_port"), int) and bool(alert.get("src_port"))
+        return Selection(
+            "frames",
+            frames=frames,
+            hosts=hosts,
+            start=min(recorded, first) - _WINDOW_BEFORE,
+            end=last + _SLACK,
+            names=names,
+            connection=connection,
+        )
     if not hosts:
         raise EvidenceError(f"alert {alert.get('alert_id')} names no IP address: use --scope frames")
     start, end = first - pad, last + pad
     src_port, dst_port = alert.get("src_port"), alert.get("dst_port")
-    if scope == "flow" and len(hosts) == 2 and isinstance(src_port, int) and isinstance(dst_port, int):
+    # Port 0: ICMP and other transports, whose alerts carry no ports.
+    if (
+        scope == "flow"
+        and len(hosts) == 2
+        and isinstance(src_port, int)
+        and isinstance(dst_port, int)
+        and src_port
+        and dst_port
+    ):
         return Selection("flow", hosts=hosts, ports=(src_port, dst_port), start=start, end=end, names=names)
     return Selection("hosts", hosts=hosts, start=start, end=end, names=names)
 
 
 @dataclass
 class Carved:
-    """The frames carved, in capture order; how many frames were read; files read up to damage."""
+    """What a carve wrote: frames, first and last time; frames read; files read up to damage."""
 
-    frames: list[Frame]
-    read: int
-    errors: list[str]
+    frames: int = 0
+    first_ts: float = 0.0
+    last_ts: float = 0.0
+    read: int = 0
+    errors: list[str] = field(default_factory=list)
 
 
 def _matches(selection: Selection, ends: tuple[bytes, bytes], ports: tuple[int, int] | None) -> bool:
@@ -129,18 +164,21 @@ def _ends(
     return (packet.src_ip, packet.dst_ip), ports
 
 
-def carve(paths: Iterable[str], selection: Selection) -> Carved:
-    """The frames of ``paths`` (merged by time, numbered from 1 as a replay numbers them) ``selection`` takes.
+def carve(paths: Iterable[str], selection: Selection, writer: CaptureWriter) -> Carved:
+    """Write the frames of ``paths`` (merged by time, numbered from 1 as a replay numbers them) ``selection`` takes.
 
     Raises ``EvidenceError`` when a cited frame is not there or is not traffic of the alert's
     addresses (the captures are not those the alert's run read), and ``CaptureError`` for a file
-    that cannot be opened.  A damaged file is read up to the damage, as a replay reads it.
+    that cannot be opened; what ``writer`` got by then is for the caller to discard.  A damaged
+    file is read up to the damage, as a replay reads it.
     """
     source = open_captures(list(paths))
     decoder = Decoder()
-    taken: list[Frame] = []
+    result = Carved()
     wanted = selection.frames
     last_wanted = max(wanted) if wanted else 0
+    hosts = selection.hosts
+    pair = (hosts[0] + hosts[1], hosts[1] + hosts[0]) if len(hosts) == 2 and hosts[0] != hosts[1] else ()
     number = 0
     try:
         for frame in source:
@@ -148,7 +186,7 @@ def carve(paths: Iterable[str], selection: Selection) -> Carved:
             if selection.scope == "frames":
                 if number in wanted:
                     _check_cited(selection, decoder, number, frame)
-                    taken.append(frame)
+                    _take(result, writer, frame)
                     if number >= last_wanted:
                         break
                 continue
@@ -156,31 +194,79 @@ def carve(paths: Iterable[str], selection: Selection) -> Carved:
             if ts < selection.start or ts > selection.end:
                 continue
             ends = _ends(decoder, number, frame)
-            if ends is not None and _matches(selection, ends[0], ends[1]):
-                taken.append(frame)
-                if len(taken) > MAX_FRAMES:
-                    raise EvidenceError(
-                        f"more than {MAX_FRAMES:,} frames match {selection.describe()}: use a smaller --pad"
-                    )
+            if ends is None:
+                # A fragment completes no datagram by itself: taken when its header holds both
+                # addresses (source then destination, either way round).
+                if pair and (pair[0] in frame[2] or pair[1] in frame[2]):
+                    _take(result, writer, frame)
+                continue
+            if _matches(selection, ends[0], ends[1]):
+                _take(result, writer, frame)
     finally:
         for capture in source.files:
             capture.close()
-    if selection.scope == "frames" and len(taken) < len(wanted):
+    result.read = number
+    result.errors = [str(error) for error in source.errors]
+    if selection.scope == "frames" and result.frames < len(wanted):
         missing = sorted(wanted - set(range(1, number + 1)))
         raise EvidenceError(
             f"the captures hold {number:,} frames; frame {missing[0]} the alert cites is not among them"
             " (give the captures its run read)"
         )
-    return Carved(taken, number, [str(error) for error in source.errors])
+    return result
+
+
+def _take(result: Carved, writer: CaptureWriter, frame: Frame) -> None:
+    if result.frames >= MAX_FRAMES:
+        raise EvidenceError(f"more than {MAX_FRAMES:,} frames match: use a smaller --pad or --scope frames")
+    writer.write(frame)
+    if not result.frames:
+        result.first_ts = frame[0]
+    result.last_ts = frame[0]
+    result.frames += 1
 
 
 def _check_cited(selection: Selection, decoder: Decoder, number: int, frame: Frame) -> None:
+    refused = f"frame {number} of these captures is not"
+    reason = " they are not the captures the alert's run read, or not all of them"
+    if not selection.start <= frame[0] <= selection.end:
+        raise EvidenceError(f"{refused} within the alert's time:{reason}")
     if not selection.hosts:
         return
     ends = _ends(decoder, number, frame)
-    # A frame that decodes to no address (a fragment, a non-IP frame) cannot be checked.
-    if ends is not None and not set(ends[0]) & set(selection.hosts):
-        raise EvidenceError(
-            f"frame {number} of these captures is not traffic of {' or '.join(selection.names)}:"
-            " they are not the captures the alert's run read, or not all of them"
-        )
+    # A frame that decodes to no address (a fragment, a non-IP frame) cannot be checked further.
+    if ends is None:
+        return
+    shared = set(ends[0]) & set(selection.hosts)
+    if not shared or (selection.connection and len(selection.hosts) == 2 and shared != set(selection.hosts)):
+        raise EvidenceError(f"{refused} traffic of {' and '.join(selection.names)}:{reason}")
+
+
+def evidence_captures(alert: dict[str, Any], runs: list[dict[str, Any]], scope: str, pad: float) -> list[str]:
+    """The captures to carve from when none are given, each once.
+
+    For ``frames``, those of the run whose record was kept (the run that raised it, when several
+    runs read the alert's time); else those of every run covering the padded window.  ``runs``:
+    the store's runs, without live ones.
+    """
+    first = float(alert.get("ts") or 0.0)
+    last = float(alert.get("last_ts") or first)
+
+    def covers(run: dict[str, Any], start: float, end: float) -> bool:
+        low, high = run.get("first_ts"), run.get("last_ts")
+        return low is not None and high is not None and low - _SLACK <= end and start <= high + _SLACK
+
+    if scope == "frames":
+        recorded = float(alert.get("recorded_ts") or first)
+        candidates = [run for run in runs if covers(run, recorded, recorded)]
+        chosen = [run for run in candidates if run["run_id"] == alert.get("run_id")] or candidates[-1:]
+    else:
+        chosen = [run for run in runs if covers(run, first - pad, last + pad)]
+    if not chosen:
+        chosen = [run for run in runs if run["run_id"] == alert.get("run_id")]
+    paths: list[str] = []
+    for run in chosen:
+        for path in run["captures"]:
+            if path not in paths:
+                paths.append(path)
+    return paths

@@ -2,17 +2,22 @@
 
 Classic pcap (draft-ietf-opsawg-pcap-03) holds one link type per file, so frames of several (a
 replay over an Ethernet and a Linux cooked capture) go to pcapng (draft-ietf-opsawg-pcapng-03)
-with one interface description block per link type.  Timestamps are written in microseconds,
-the precision the readers' float seconds keep at epoch scale; ``wire_len`` is kept as the original
-length, so a frame the snap length cut stays marked as cut.  Frames are written as read: this
-module never decodes them.
+with one interface description block per link type.  Frames are written as they come (memory
+does not grow with their number): a file starts as pcap and is rewritten once as pcapng when a
+second link type arrives.  Timestamps are written in microseconds, the precision the readers'
+float seconds keep at epoch scale; ``wire_len`` is kept as the original length, so a frame the
+snap length cut stays marked as cut.  Frames are written as read: this module never decodes them.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import struct
 from pathlib import Path
 from typing import BinaryIO, Final
+
+from ics_monitor.core.errors import IcsMonitorError
 
 Frame = tuple[float, int, bytes, int]  # (ts, link_type, data, wire_len), as capture.files
 
@@ -26,29 +31,88 @@ _EPB: Final = 6
 _BYTE_ORDER_MAGIC: Final = 0x1A2B3C4D
 
 
-def _split(ts: float) -> tuple[int, int]:
-    """Seconds and microseconds of ``ts``, the microseconds rounded (999999.6 carries)."""
-    micros = round(ts * 1_000_000)
-    return micros // 1_000_000, micros % 1_000_000
+class UnwritableFrameError(IcsMonitorError):
+    """A frame whose time a capture file cannot hold (before 1970, or past what its fields count)."""
+
+
+class CaptureWriter:
+    """Frames appended to ``path`` (created or truncated); ``close`` returns "pcap" or "pcapng"."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._out: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed by close()
+        self._interfaces: dict[int, int] = {}
+        self._pcapng = False
+        self.frames = 0
+
+    def write(self, frame: Frame) -> None:
+        """Append one frame."""
+        link_type = frame[1]
+        if link_type not in self._interfaces:
+            if not self._interfaces:
+                self._out.write(_PCAP_HEADER.pack(_PCAP_MAGIC_US, 2, 4, 0, 0, _SNAPLEN, link_type))
+            elif not self._pcapng:
+                self._to_pcapng()
+            if self._pcapng:
+                self._out.write(_idb(link_type))
+            self._interfaces[link_type] = len(self._interfaces)
+        if self._pcapng:
+            self._out.write(_epb(self._interfaces[link_type], frame))
+        else:
+            self._out.write(_record(frame))
+        self.frames += 1
+
+    def _to_pcapng(self) -> None:
+        """Rewrite what was written as pcap (one link type) as pcapng, then go on in pcapng."""
+        from ics_monitor.capture.files import open_capture
+
+        self._out.close()
+        staging = self.path.with_name(self.path.name + ".pcap-staging")
+        os.replace(self.path, staging)
+        self._out = open(self.path, "wb")  # noqa: SIM115 - closed by close()
+        self._out.write(_block(_SHB, struct.pack("<IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1)))
+        [link_type] = self._interfaces
+        self._out.write(_idb(link_type))
+        self._pcapng = True
+        written = open_capture(str(staging))
+        try:
+            for frame in written:
+                self._out.write(_epb(0, frame))
+        finally:
+            written.close()
+            staging.unlink()
+
+    def close(self) -> str:
+        """Finish the file (a file with no frame is an empty pcap); returns its format."""
+        if not self._interfaces and not self._pcapng:
+            self._out.write(_PCAP_HEADER.pack(_PCAP_MAGIC_US, 2, 4, 0, 0, _SNAPLEN, 1))
+        self._out.close()
+        return "pcapng" if self._pcapng else "pcap"
 
 
 def write_capture(path: str | Path, frames: list[Frame]) -> str:
-    """Write ``frames`` (in the order given) to ``path``; returns the format written: "pcap" or "pcapng"."""
-    link_types = sorted({frame[1] for frame in frames})
-    with open(path, "wb") as out:
-        if len(link_types) <= 1:
-            _pcap(out, frames, link_types[0] if link_types else 1)
-            return "pcap"
-        _pcapng(out, frames, link_types)
-        return "pcapng"
+    """Write ``frames`` (in the order given) to ``path``; returns the format written."""
+    writer = CaptureWriter(path)
+    try:
+        for frame in frames:
+            writer.write(frame)
+    finally:
+        kind = writer.close()
+    return kind
 
 
-def _pcap(out: BinaryIO, frames: list[Frame], link_type: int) -> None:
-    out.write(_PCAP_HEADER.pack(_PCAP_MAGIC_US, 2, 4, 0, 0, _SNAPLEN, link_type))
-    for ts, _link, data, wire_len in frames:
-        seconds, micros = _split(ts)
-        out.write(_PCAP_RECORD.pack(seconds, micros, len(data), max(wire_len, len(data))))
-        out.write(data)
+def _micros(ts: float, limit: int) -> int:
+    """``ts`` in whole microseconds, rounded (999999.6 carries into the next second), below ``limit``."""
+    micros = round(ts * 1_000_000) if math.isfinite(ts) else -1
+    if not 0 <= micros < limit:
+        raise UnwritableFrameError(f"a frame's time ({ts}) cannot be written to a capture file")
+    return micros
+
+
+def _record(frame: Frame) -> bytes:
+    ts, _link_type, data, wire_len = frame
+    seconds, micros = divmod(_micros(ts, (1 << 32) * 1_000_000), 1_000_000)
+    return _PCAP_RECORD.pack(seconds, micros, len(data), max(wire_len, len(data))) + data
 
 
 def _block(block_type: int, body: bytes) -> bytes:
@@ -56,23 +120,15 @@ def _block(block_type: int, body: bytes) -> bytes:
     return struct.pack("<II", block_type, length) + body + struct.pack("<I", length)
 
 
-def _pcapng(out: BinaryIO, frames: list[Frame], link_types: list[int]) -> None:
-    # Section header: byte-order magic, version 1.0, section length unknown (-1), no options.
-    out.write(_block(_SHB, struct.pack("<IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1)))
-    interface = {}
-    for number, link_type in enumerate(link_types):
-        # Interface description: link type, reserved, snap length; if_tsresol absent = microseconds.
-        out.write(_block(_IDB, struct.pack("<HHI", link_type, 0, _SNAPLEN)))
-        interface[link_type] = number
-    for ts, link_type, data, wire_len in frames:
-        micros = round(ts * 1_000_000)
-        padding = b"\x00" * (-len(data) % 4)
-        body = struct.pack(
-            "<IIIII",
-            interface[link_type],
-            micros >> 32,
-            micros & 0xFFFFFFFF,
-            len(data),
-            max(wire_len, len(data)),
-        )
-        out.write(_block(_EPB, body + data + padding))
+def _idb(link_type: int) -> bytes:
+    # Interface description: link type, reserved, snap length; no if_tsresol: microseconds.
+    return _block(_IDB, struct.pack("<HHI", link_type, 0, _SNAPLEN))
+
+
+def _epb(interface: int, frame: Frame) -> bytes:
+    ts, _link_type, data, wire_len = frame
+    micros = _micros(ts, 1 << 64)
+    head = struct.pack(
+        "<IIIII", interface, micros >> 32, micros & 0xFFFFFFFF, len(data), max(wire_len, len(data))
+    )
+    return _block(_EPB, head + data + b"\x00" * (-len(data) % 4))

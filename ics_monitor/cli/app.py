@@ -474,7 +474,8 @@ def replay(
     with _start_workers(source, captures, workers, emit_arp=events) as started:
         _analyse(
             "replay",
-            [str(path) for path in captures],
+            # Absolute: `extract` finds them again from wherever it runs.
+            [str(path.resolve()) for path in captures],
             lambda pipeline: _run_files(pipeline, source, captures, workers, started),
             state=state,
             learn=learn,
@@ -985,12 +986,12 @@ def extract(
     ] = 5.0,
 ) -> None:
     """Write an alert's packets to a capture file, for Wireshark: its frames, its flow or its hosts."""
-    from ics_monitor.capture.writer import write_capture
-    from ics_monitor.evidence import EvidenceError, carve, selection_for
+    from ics_monitor.capture.writer import CaptureWriter
+    from ics_monitor.evidence import EvidenceError, carve, evidence_captures, selection_for
 
     with Store(state, create=False) as store:
         found = store.find_alerts(alert_id)
-        runs = {run["run_id"]: run for run in store.runs()}
+        runs = [run for run in store.runs() if run["command"] != "live"]
     if not found:
         raise EvidenceError(f"no alert {alert_id!r} in {state}")
     if len(found) > 1:
@@ -998,34 +999,68 @@ def extract(
             f"{alert_id!r} starts more than one alert id ({found[0]['alert_id']}, ...): give more of it"
         )
     alert = found[0]
-    run = runs.get(alert.get("run_id"))
     if captures:
         paths = [str(path) for path in captures]
-    elif run is not None and run["command"] != "live":
-        paths = [str(path) for path in run["captures"]]
+        missing = [path for path in paths if not Path(path).is_file()]
+        if missing:
+            raise EvidenceError(f"capture {missing[0]} is not there")
     else:
-        raise EvidenceError(f"alert {alert['alert_id']} was raised live: give the captures to carve from")
-    missing = [path for path in paths if not Path(path).is_file()]
-    if missing:
-        raise EvidenceError(
-            f"capture {missing[0]} (read by run {alert.get('run_id')}) is not there: give the captures"
-        )
+        paths = evidence_captures(alert, runs, scope, pad)
+        if not paths:
+            raise EvidenceError(
+                f"no replay recorded in {state} covers alert {alert['alert_id']} (raised live?): give the captures"
+            )
+        missing = [path for path in paths if not Path(path).is_file()]
+        if missing:
+            raise EvidenceError(
+                f"capture {missing[0]}, read by the alert's run, is not there: give the captures"
+            )
     selection = selection_for(alert, scope, pad)
-    carved = carve(paths, selection)
+    target = output if output is not None else Path(f"alert-{alert['alert_id']}.pcap")
+    if any(_same_file(target, Path(path)) for path in paths):
+        raise EvidenceError(f"{target} is one of the captures read: write the evidence elsewhere")
+    # Written beside the target and renamed when whole: a failed carve leaves no file and
+    # does not clobber an existing one.
+    partial = target.with_name(target.name + ".partial")
+    try:
+        writer = CaptureWriter(partial)
+    except OSError as exc:
+        raise EvidenceError(f"cannot write {target}: {exc.strerror or exc}") from None
+    try:
+        carved = carve(paths, selection, writer)
+    except OSError as exc:  # the disk, not the captures (their errors are CaptureError)
+        writer.close()
+        partial.unlink(missing_ok=True)
+        raise EvidenceError(f"cannot write {target}: {exc.strerror or exc}") from None
+    except BaseException:
+        writer.close()
+        partial.unlink(missing_ok=True)
+        raise
+    kind = writer.close()
     for error in carved.errors:
         _warning_line(f"{error} (read up to the damage)")
     if not carved.frames:
+        partial.unlink(missing_ok=True)
         raise EvidenceError(
             f"no frame of the {carved.read:,} read matches {selection.describe()}: nothing written"
         )
-    target = output if output is not None else Path(f"alert-{alert['alert_id']}.pcap")
-    kind = write_capture(target, carved.frames)
-    first, last = carved.frames[0][0], carved.frames[-1][0]
+    try:
+        partial.replace(target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise EvidenceError(f"cannot write {target}: {exc.strerror or exc}") from None
     typer.echo(
-        f"{target}: {len(carved.frames):,} frame{'s' if len(carved.frames) != 1 else ''} ({kind}), "
-        f"{selection.describe()}, "
-        f"{_utc(first)} to {_utc(last)}; alert {alert['alert_id']} {alert['rule_id']} {alert['title']}"
+        f"{target}: {carved.frames:,} frame{'s' if carved.frames != 1 else ''} ({kind}), "
+        f"{selection.describe()}, {_utc(carved.first_ts)} to {_utc(carved.last_ts)}; "
+        f"alert {alert['alert_id']} {alert['rule_id']} {alert['title']}"
     )
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.exists() and first.samefile(second)
+    except OSError:
+        return False
 
 
 def _utc(ts: float) -> str:
@@ -1052,7 +1087,7 @@ def baseline_learn(
     workers = _analysis_processes(workers, source)
     with Store(state) as store, _start_workers(source, captures, workers, emit_arp=False) as started:
         target = output if output is not None else store.baseline_path
-        store.begin_run("baseline learn", LEARN, (str(path) for path in captures))
+        store.begin_run("baseline learn", LEARN, (str(path.resolve()) for path in captures))
         config = Config()
         analysis = build_analysis(config, Inventory(config.inventory), mode=LEARN, detection=False)
         learner = analysis.learner

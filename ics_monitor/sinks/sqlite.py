@@ -470,7 +470,8 @@ class Store:
     def find_alerts(self, prefix: str) -> list[dict[str, Any]]:
         """The stored alerts whose id starts with ``prefix`` (at most two: enough to tell it is ambiguous).
 
-        Each carries ``run_id``, the run that raised it last.
+        Each carries ``run_id``, the run that raised it last, and ``recorded_ts``: the first time
+        of the run whose record (frames, evidence) was kept, the one with the most occurrences.
         """
         self.flush()
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -481,6 +482,7 @@ class Store:
         result = []
         for data, count, first, last, run_id in self._db.execute(query, (escaped + "%",)):
             record = orjson.loads(data)
+            record["recorded_ts"] = record.get("ts")
             record["count"], record["ts"], record["last_ts"], record["run_id"] = count, first, last, run_id
             result.append(record)
         return result

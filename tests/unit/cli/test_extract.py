@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 
 from ics_monitor.capture import open_capture
+from ics_monitor.capture.writer import CaptureWriter, UnwritableFrameError, write_capture
 from ics_monitor.core.addresses import format_ip
 from ics_monitor.decode.decoder import Decoder
-from ics_monitor.evidence import EvidenceError, Selection, carve, selection_for
+from ics_monitor.evidence import EvidenceError, Selection, carve, evidence_captures, selection_for
+from ics_monitor.sinks.sqlite import Store
 from tests.conftest import PCAPS, need_tool
-from tests.unit.cli.test_cli import run
+from tests.unit.cli.test_cli import CLI, run
 from tests.unit.cli.test_replay import json_lines, one_line_error
 
 NORMAL = PCAPS / "demo" / "plant_normal.pcap"
@@ -125,6 +127,25 @@ def test_errors_are_one_line(demo_state: tuple[Path, dict[str, dict[str, Any]]],
         run("extract", stop["alert_id"], "--state", str(state), "--scope", "bytes"), "unknown scope"
     )
     one_line_error(run("extract", stop["alert_id"], "--state", str(tmp_path / "none")), "no store")
+    one_line_error(
+        run("extract", stop["alert_id"], "--state", str(state), "-o", str(tmp_path / "no" / "dir.pcap")),
+        "cannot write",
+    )
+    # Found in review: -o naming a capture read overwrote the evidence source.
+    victim = Path(shutil.copy(ATTACK, tmp_path / "victim.pcap"))
+    size = victim.stat().st_size
+    result = run("extract", stop["alert_id"], str(victim), "--state", str(state), "-o", str(victim))
+    one_line_error(result, "is one of the captures read")
+    assert victim.stat().st_size == size
+    victim.unlink()
+    # A failed carve leaves an existing file as it was, and no partial file.
+    kept = tmp_path / "kept.pcap"
+    kept.write_bytes(b"earlier evidence")
+    result = run(
+        "extract", stop["alert_id"], other, "--state", str(state), "--scope", "frames", "-o", str(kept)
+    )
+    assert result.returncode == 2 and kept.read_bytes() == b"earlier evidence"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kept.pcap"]
     assert not list(Path.cwd().glob("alert-*.pcap"))
 
 
@@ -135,7 +156,7 @@ def test_a_capture_gone_since_the_run(tmp_path: Path) -> None:
     alert = json_lines(run("alerts", "--state", str(state), "--json").stdout)[0]
     capture.unlink()
     result = run("extract", alert["alert_id"], "--state", str(state))
-    one_line_error(result, f"capture {capture} (read by run 1) is not there")
+    one_line_error(result, f"capture {capture}, read by the alert's run, is not there")
     # Given the capture again (elsewhere), the carve works.
     moved = Path(shutil.copy(ATTACK, tmp_path / "moved.pcap"))
     out = tmp_path / "out.pcap"
@@ -145,17 +166,25 @@ def test_a_capture_gone_since_the_run(tmp_path: Path) -> None:
     assert frames_of(out)
 
 
-def test_carve_checks_cited_frames_against_the_alert() -> None:
+def test_carve_checks_cited_frames_against_the_alert(tmp_path: Path) -> None:
     # Frame 1 of the polling capture is traffic of 127.0.0.1: an alert about other hosts refuses it.
     capture = [str(PCAPS / "modbus" / "pymodbus_polling.pcap")]
     wrong = Selection("frames", frames=frozenset({1}), hosts=(bytes([10, 0, 0, 9]),), names=("10.0.0.9",))
+    writer = CaptureWriter(tmp_path / "wrong.pcap")
     with pytest.raises(EvidenceError, match=r"frame 1 of these captures is not traffic of 10\.0\.0\.9"):
-        carve(capture, wrong)
+        carve(capture, wrong, writer)
+    assert writer.frames == 0
+    late = Selection("frames", frames=frozenset({1}), hosts=(bytes([127, 0, 0, 1]),), start=0.0, end=1.0)
+    with pytest.raises(EvidenceError, match="not within the alert's time"):
+        carve(capture, late, CaptureWriter(tmp_path / "late.pcap"))
     right = Selection(
         "frames", frames=frozenset({1, 3}), hosts=(bytes([127, 0, 0, 1]),), names=("127.0.0.1",)
     )
-    carved = carve(capture, right)
-    assert len(carved.frames) == 2 and carved.read == 3  # stops after the last cited frame
+    writer = CaptureWriter(tmp_path / "right.pcap")
+    carved = carve(capture, right, writer)
+    assert writer.close() == "pcap"
+    assert (carved.frames, carved.read) == (2, 3)  # stops after the last cited frame
+    assert [frame[0] for frame in frames_of(tmp_path / "right.pcap")] == [carved.first_ts, carved.last_ts]
 
 
 def test_selection_for_an_alert() -> None:
@@ -178,3 +207,141 @@ def test_selection_for_an_alert() -> None:
     with pytest.raises(EvidenceError, match="cites no frames"):
         selection_for({**alert, "frames": []}, "frames", 0.0)
     assert json.dumps(flow.describe()) == '"flow 10.0.0.5:40000 <-> 10.0.0.9:502"'
+
+
+def test_cited_frames_of_other_captures_at_other_times_are_refused(tmp_path: Path) -> None:
+    # Found in review: a run over the attack capture alone numbers its frames from 1; carving its
+    # error-storm alert's frames from normal + attack wrote two polling frames of the same hosts.
+    state = tmp_path / "state"
+    assert run("replay", "--state", str(state), str(ATTACK)).returncode == 0
+    storm = next(
+        a
+        for a in json_lines(run("alerts", "--state", str(state), "--json").stdout)
+        if a["rule_id"] == "ICS-4001"
+    )
+    out = tmp_path / "out.pcap"
+    wrong = run(
+        "extract", storm["alert_id"], str(NORMAL), str(ATTACK), "--state", str(state), "--scope", "frames"
+    )
+    one_line_error(wrong, "is not traffic of")
+    right = run("extract", storm["alert_id"], "--state", str(state), "--scope", "frames", "-o", str(out))
+    assert right.returncode == 0, right.stderr
+    carved = frames_of(out)
+    # The storm cites the errors that led up to it: the last is the one that fired it.
+    assert len(carved) == len(storm["frames"]) and abs(carved[-1][0] - storm["ts"]) < 0.001
+
+
+def test_captures_recorded_absolute(tmp_path: Path) -> None:
+    # Found in review: paths were stored as typed, so extract run elsewhere found another file.
+    (tmp_path / "sub").mkdir()
+    shutil.copy(ATTACK, tmp_path / "attack.pcap")
+    shutil.copy(NORMAL, tmp_path / "sub" / "attack.pcap")  # same name, other traffic
+    cli = Path(CLI)
+    replay = subprocess.run(
+        [str(cli), "replay", "--state", "state", "attack.pcap"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+    )
+    assert replay.returncode == 0
+    alerts = json_lines(run("alerts", "--state", str(tmp_path / "state"), "--json").stdout)
+    stop = next(a for a in alerts if a["rule_id"] == "ICS-1001")
+    carve_run = subprocess.run(
+        [
+            str(cli),
+            "extract",
+            stop["alert_id"],
+            "--state",
+            "../state",
+            "--scope",
+            "frames",
+            "-o",
+            "stop.pcap",
+        ],
+        cwd=tmp_path / "sub",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert carve_run.returncode == 0, carve_run.stderr
+    assert endpoints(frames_of(tmp_path / "sub" / "stop.pcap")[0])[2:] == (stop["dst_ip"], 102)
+
+
+def test_fragments_of_the_flow_are_taken(tmp_path: Path) -> None:
+    # Found in review: only the fragment completing a datagram was matched, so Wireshark could
+    # not reassemble the request the alert was about.
+    from scapy.layers.inet import IP, UDP, fragment
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    datagram = IP(src="10.0.0.5", dst="10.0.0.9", id=7) / UDP(sport=40000, dport=20000) / Raw(b"x" * 2500)
+    pieces = [Ether() / piece for piece in fragment(datagram, fragsize=1000)]
+    other = Ether() / IP(src="10.0.0.5", dst="10.0.0.7") / UDP(sport=40000, dport=20000) / Raw(b"y")
+    frames = [(1000.0 + n, 1, bytes(p), len(bytes(p))) for n, p in enumerate([pieces[0], other, *pieces[1:]])]
+    capture = tmp_path / "fragments.pcap"
+    write_capture(capture, frames)
+    alert = {
+        "alert_id": "f",
+        "src_ip": "10.0.0.5",
+        "src_port": 40000,
+        "dst_ip": "10.0.0.9",
+        "dst_port": 20000,
+    }
+    selection = selection_for({**alert, "ts": 1003.0, "last_ts": 1003.0}, "flow", 5.0)
+    writer = CaptureWriter(tmp_path / "out.pcap")
+    carved = carve([str(capture)], selection, writer)
+    writer.close()
+    assert len(pieces) == 3 and carved.frames == 3
+    assert [frame[2] for frame in frames_of(tmp_path / "out.pcap")] == [bytes(p) for p in pieces]
+
+
+def test_evidence_captures_follow_the_runs() -> None:
+    def run_record(run_id: int, first: float, last: float, *captures: str) -> dict[str, Any]:
+        return {"run_id": run_id, "first_ts": first, "last_ts": last, "captures": list(captures)}
+
+    runs = [
+        run_record(1, 0.0, 50.0, "/a.pcap"),
+        run_record(2, 0.0, 100.0, "/a.pcap", "/b.pcap"),
+        run_record(3, 60.0, 100.0, "/b.pcap"),
+    ]
+    # Raised last by run 3 (a part of b), its record kept from run 2 (more occurrences): frames
+    # are numbered as run 2 read them.
+    alert = {"run_id": 3, "ts": 40.0, "recorded_ts": 40.0, "last_ts": 90.0}
+    assert evidence_captures(alert, runs, "frames", 5.0) == ["/a.pcap", "/b.pcap"]
+    assert evidence_captures({**alert, "recorded_ts": 70.0}, runs, "frames", 5.0) == ["/b.pcap"]
+    # A window: every run covering it, each capture once.
+    assert evidence_captures(alert, runs, "flow", 5.0) == ["/a.pcap", "/b.pcap"]
+    assert evidence_captures({**alert, "ts": 70.0, "last_ts": 80.0}, runs[:1], "flow", 5.0) == []
+
+
+def test_icmp_alerts_take_their_hosts_and_odd_times_are_refused(tmp_path: Path) -> None:
+    alert = {
+        "alert_id": "i",
+        "src_ip": "10.0.0.5",
+        "src_port": 0,
+        "dst_ip": "10.0.0.9",
+        "dst_port": 0,
+        "ts": 5.0,
+    }
+    assert selection_for(alert, "flow", 1.0).scope == "hosts"
+    for ts in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(UnwritableFrameError, match="cannot be written"):
+            write_capture(tmp_path / "odd.pcap", [(ts, 1, b"\x00" * 14, 14)])
+
+
+def test_every_demo_alert_carves_its_cited_frames(
+    demo_state: tuple[Path, dict[str, dict[str, Any]]], tmp_path: Path
+) -> None:
+    # The checks refuse other captures, not the run's own: each alert's frames come out.
+    state, _ = demo_state
+    with Store(state, create=False) as store:
+        alerts = [store.find_alerts(alert["alert_id"])[0] for alert in store.alerts()]
+        runs = [run for run in store.runs() if run["command"] != "live"]
+    assert len(alerts) > 10
+    for alert in alerts:
+        writer = CaptureWriter(tmp_path / f"{alert['alert_id']}.pcap")
+        carved = carve(
+            evidence_captures(alert, runs, "frames", 0.0), selection_for(alert, "frames", 0.0), writer
+        )
+        writer.close()
+        assert carved.frames == len(alert["frames"]), alert["rule_id"]
