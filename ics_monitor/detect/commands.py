@@ -593,7 +593,7 @@ class ModbusCommands(BaseDetector):
             if code == MODBUS_DIAGNOSTICS and sub_function == _CHANGE_ASCII_INPUT_DELIMITER:
                 # Data: the new delimiter and a zero byte (6.8.1, sub-function 03).
                 data = getattr(event, "data", None) or ""
-                evidence["delimiter"] = f"0x{data[:2]}" if len(data) >= 2 else None
+                evidence["delimiter"] = f"0x{data[:2]}" if len(data) >= 2 else "? (no data field)"
         elif event.unit_id == 0 and code in MODBUS_WRITE_FUNCTIONS:
             rule_id = "ICS-1308"
             evidence = {

@@ -64,6 +64,9 @@ def test_ascii_delimiter_change_names_the_new_delimiter() -> None:
     [alert] = run([modbus(8, sub_function=3, data="3b00")])
     assert alert.evidence["delimiter"] == "0x3b"
     assert "new delimiter 0x3b." in alert.explanation
+    # Found in review: without its data field the text read "new delimiter None".
+    [bare] = run([modbus(8, sub_function=3)])
+    assert "new delimiter ? (no data field)." in bare.explanation
     # A diagnostic that reads counters, or echoes, changes nothing on the line.
     assert run([modbus(8, sub_function=0, data="3b00"), modbus(8, sub_function=11)]) == []
 
