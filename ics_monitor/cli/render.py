@@ -206,6 +206,11 @@ def _maker(asset: dict[str, Any]) -> str:
     return str(identity.get("vendor_name") or identity.get("manufacturer_name") or asset.get("vendor") or "")
 
 
+# Hex digits of an alert id shown in tables: enough to tell a run's alerts apart (a clash is
+# reported by `extract`, which takes any unique start).
+ALERT_ID_SHOWN = 8
+
+
 def render_alerts(
     console: Console,
     alerts: list[dict[str, Any]],
@@ -229,7 +234,10 @@ def render_alerts(
     shown = alerts if limit is None else alerts[:limit]
     title = "Alerts" if len(shown) == total else f"Alerts ({len(shown)} of {total}: see `ics-monitor alerts`)"
     table = Table(title=title, header_style="bold")
+    # The start of each id: `ics-monitor extract ID` takes it (a unique start of an id).
+    table.caption = "packets of an alert: ics-monitor extract ID"
     columns = (
+        "id",
         "severity",
         "rule",
         "title",
@@ -245,6 +253,7 @@ def render_alerts(
     for alert in shown:
         level = int(alert["severity"])
         table.add_row(
+            str(alert.get("alert_id") or "")[:ALERT_ID_SHOWN],
             _severity_cell(level, alert.get("severity_name")),
             alert.get("rule_id") or "",
             alert.get("title") or "",

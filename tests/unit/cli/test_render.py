@@ -62,3 +62,25 @@ def test_alerts_table_tells_alerts_of_one_rule_between_the_same_hosts_apart() ->
     )
     text = buffer.getvalue()
     assert "detail" in text and "modbus:hr:1:2" in text and "modbus:hr:1:3" in text
+
+
+def test_alerts_table_shows_the_start_of_each_id_for_extract() -> None:
+    alerts = [
+        {
+            "alert_id": "c4532cbce679658e",
+            "severity": 4,
+            "rule_id": "ICS-1001",
+            "title": "S7 PLC stop command",
+        },
+        {
+            "alert_id": "a05e41cbe3fd590a",
+            "severity": 4,
+            "rule_id": "ICS-1003",
+            "title": "S7 program download",
+        },
+    ]
+    buffer = io.StringIO()
+    render_alerts(Console(file=buffer, width=250), alerts)
+    text = buffer.getvalue()
+    assert "c4532cbc " in text and "a05e41cb " in text and "c4532cbce" not in text
+    assert "ics-monitor extract ID" in text
