@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from ics_monitor.capture import open_capture
 from ics_monitor.capture.writer import CaptureWriter, UnwritableFrameError, write_capture
 from ics_monitor.core.addresses import format_ip
 from ics_monitor.decode.decoder import Decoder
 from ics_monitor.evidence import EvidenceError, Selection, carve, evidence_captures, selection_for
 from ics_monitor.sinks.sqlite import Store
 from tests.conftest import PCAPS, need_tool
+from tests.unit.capture.test_writer import read_back
 from tests.unit.cli.test_cli import CLI, run
 from tests.unit.cli.test_replay import json_lines, one_line_error
 
@@ -36,14 +36,6 @@ def demo_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     return state, {alert["rule_id"]: alert for alert in alerts}
 
 
-def frames_of(path: Path) -> list[tuple[float, int, bytes, int]]:
-    capture = open_capture(str(path))
-    try:
-        return list(capture)
-    finally:
-        capture.close()
-
-
 def endpoints(frame: tuple[float, int, bytes, int]) -> tuple[str, int, str, int]:
     packet = Decoder().decode(1, *frame)
     assert packet is not None
@@ -59,7 +51,7 @@ def test_the_frames_an_alert_cites(
     result = run("extract", stop["alert_id"][:8], "--state", str(state), "--scope", "frames", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert f"1 frame (pcap), frames {stop['frames'][0]}" in result.stdout
-    [frame] = frames_of(out)
+    [frame] = read_back(out)
     assert abs(frame[0] - stop["ts"]) < 1e-6
     assert endpoints(frame) == (stop["src_ip"], stop["src_port"], stop["dst_ip"], stop["dst_port"])
     # tshark agrees it is the stop: S7 job, function 0x29 (PLC Stop).
@@ -79,7 +71,7 @@ def test_the_flow_of_an_alert(demo_state: tuple[Path, dict[str, dict[str, Any]]]
     out = tmp_path / "flow.pcap"
     result = run("extract", cold["alert_id"], "--state", str(state), "--pad", "2", "-o", str(out))
     assert result.returncode == 0, result.stderr
-    carved = frames_of(out)
+    carved = read_back(out)
     a, b = (cold["src_ip"], cold["src_port"]), (cold["dst_ip"], cold["dst_port"])
     for frame in carved:
         src_ip, sport, dst_ip, dport = endpoints(frame)
@@ -110,7 +102,7 @@ def test_an_alert_without_ports_takes_its_hosts(
     result = run("extract", rdp[0]["alert_id"], "--state", str(state), "--pad", "60", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert f"traffic of {rdp[0]['src_ip']}" in result.stdout
-    carved = frames_of(out)
+    carved = read_back(out)
     assert carved and all(rdp[0]["src_ip"] in endpoints(frame)[::2] for frame in carved)
 
 
@@ -163,7 +155,7 @@ def test_a_capture_gone_since_the_run(tmp_path: Path) -> None:
     assert (
         run("extract", alert["alert_id"], str(moved), "--state", str(state), "-o", str(out)).returncode == 0
     )
-    assert frames_of(out)
+    assert read_back(out)
 
 
 def test_carve_checks_cited_frames_against_the_alert(tmp_path: Path) -> None:
@@ -184,7 +176,7 @@ def test_carve_checks_cited_frames_against_the_alert(tmp_path: Path) -> None:
     carved = carve(capture, right, writer)
     assert writer.close() == "pcap"
     assert (carved.frames, carved.read) == (2, 3)  # stops after the last cited frame
-    assert [frame[0] for frame in frames_of(tmp_path / "right.pcap")] == [carved.first_ts, carved.last_ts]
+    assert [frame[0] for frame in read_back(tmp_path / "right.pcap")] == [carved.first_ts, carved.last_ts]
 
 
 def test_selection_for_an_alert() -> None:
@@ -226,7 +218,7 @@ def test_cited_frames_of_other_captures_at_other_times_are_refused(tmp_path: Pat
     one_line_error(wrong, "is not traffic of")
     right = run("extract", storm["alert_id"], "--state", str(state), "--scope", "frames", "-o", str(out))
     assert right.returncode == 0, right.stderr
-    carved = frames_of(out)
+    carved = read_back(out)
     # The storm cites the errors that led up to it: the last is the one that fired it.
     assert len(carved) == len(storm["frames"]) and abs(carved[-1][0] - storm["ts"]) < 0.001
 
@@ -264,7 +256,7 @@ def test_captures_recorded_absolute(tmp_path: Path) -> None:
         check=False,
     )
     assert carve_run.returncode == 0, carve_run.stderr
-    assert endpoints(frames_of(tmp_path / "sub" / "stop.pcap")[0])[2:] == (stop["dst_ip"], 102)
+    assert endpoints(read_back(tmp_path / "sub" / "stop.pcap")[0])[2:] == (stop["dst_ip"], 102)
 
 
 def test_fragments_of_the_flow_are_taken(tmp_path: Path) -> None:
@@ -292,7 +284,7 @@ def test_fragments_of_the_flow_are_taken(tmp_path: Path) -> None:
     carved = carve([str(capture)], selection, writer)
     writer.close()
     assert len(pieces) == 3 and carved.frames == 3
-    assert [frame[2] for frame in frames_of(tmp_path / "out.pcap")] == [bytes(p) for p in pieces]
+    assert [frame[2] for frame in read_back(tmp_path / "out.pcap")] == [bytes(p) for p in pieces]
 
 
 def test_evidence_captures_follow_the_runs() -> None:
