@@ -5,8 +5,8 @@ last time); analysts then want the packets themselves.  Three scopes:
 
 * ``frames``: exactly the frames the alert cites (up to the alert's cap), found by number in the
   captures of the run whose record of the alert was kept, merged by time as that run merged
-  them.  Each is checked against the alert (its time: not after the alert's last, nor more than
-  a detector's window before its first; its addresses, both when the alert names a connection),
+  them.  Each is checked against the alert (its time: within a detector's window of the alert's
+  times; its addresses, both when the alert names a connection),
   so other captures are refused, not silently mis-carved.
 * ``flow``: every packet of the alert's connection (its two addresses and ports, either
   direction, TCP or UDP) from ``pad`` seconds before its first time to ``pad`` after its last,
@@ -42,6 +42,8 @@ MAX_FRAMES: Final = 1_000_000
 _SLACK: Final = 0.001
 # Cited frames may precede an alert's first time by a detector's window (minutes at most).
 _WINDOW_BEFORE: Final = 3600.0
+# ... or follow its last time by a detector's wait (an ARP sweep is judged seconds after its requests).
+_WINDOW_AFTER: Final = 60.0
 
 
 class EvidenceError(IcsMonitorError):
@@ -102,7 +104,7 @@ def selection_for(alert: dict[str, Any], scope: str, pad: float) -> Selection:
             frames=frames,
             hosts=hosts,
             start=min(recorded, first) - _WINDOW_BEFORE,
-            end=last + _SLACK,
+            end=last + _WINDOW_AFTER,
             names=names,
             connection=connection,
         )
@@ -180,6 +182,8 @@ def carve(paths: Iterable[str], selection: Selection, writer: CaptureWriter) -> 
     hosts = selection.hosts
     pair = (hosts[0] + hosts[1], hosts[1] + hosts[0]) if len(hosts) == 2 and hosts[0] != hosts[1] else ()
     number = 0
+    last_ts = float("nan")
+    same_time: set[bytes] = set()
     try:
         for frame in source:
             number += 1
@@ -201,6 +205,11 @@ def carve(paths: Iterable[str], selection: Selection, writer: CaptureWriter) -> 
                     _take(result, writer, frame)
                 continue
             if _matches(selection, ends[0], ends[1]):
+                if ts == last_ts and frame[2] in same_time:
+                    continue  # the same frame from another capture of the same traffic
+                if ts != last_ts:
+                    last_ts, same_time = ts, set()
+                same_time.add(frame[2])
                 _take(result, writer, frame)
     finally:
         for capture in source.files:

@@ -1017,26 +1017,24 @@ def extract(
             )
     selection = selection_for(alert, scope, pad)
     target = output if output is not None else Path(f"alert-{alert['alert_id']}.pcap")
-    if any(_same_file(target, Path(path)) for path in paths):
+    partial = target.with_name(target.name + ".partial")
+    if any(_same_file(written, Path(path)) for path in paths for written in (target, partial)):
         raise EvidenceError(f"{target} is one of the captures read: write the evidence elsewhere")
     # Written beside the target and renamed when whole: a failed carve leaves no file and
     # does not clobber an existing one.
-    partial = target.with_name(target.name + ".partial")
     try:
         writer = CaptureWriter(partial)
     except OSError as exc:
         raise EvidenceError(f"cannot write {target}: {exc.strerror or exc}") from None
     try:
         carved = carve(paths, selection, writer)
+        kind = writer.close()
     except OSError as exc:  # the disk, not the captures (their errors are CaptureError)
-        writer.close()
-        partial.unlink(missing_ok=True)
+        _discard(writer, partial)
         raise EvidenceError(f"cannot write {target}: {exc.strerror or exc}") from None
     except BaseException:
-        writer.close()
-        partial.unlink(missing_ok=True)
+        _discard(writer, partial)
         raise
-    kind = writer.close()
     for error in carved.errors:
         _warning_line(f"{error} (read up to the damage)")
     if not carved.frames:
@@ -1054,6 +1052,13 @@ def extract(
         f"{selection.describe()}, {_utc(carved.first_ts)} to {_utc(carved.last_ts)}; "
         f"alert {alert['alert_id']} {alert['rule_id']} {alert['title']}"
     )
+
+
+def _discard(writer: Any, partial: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):  # ValueError: closed already, by a failed close
+        writer.close()
+    with contextlib.suppress(OSError):
+        partial.unlink(missing_ok=True)
 
 
 def _same_file(first: Path, second: Path) -> bool:

@@ -337,3 +337,30 @@ def test_every_demo_alert_carves_its_cited_frames(
         )
         writer.close()
         assert carved.frames == len(alert["frames"]), alert["rule_id"]
+
+
+def test_second_review_arp_sweep_frames_and_twin_captures(tmp_path: Path) -> None:
+    # An ARP sweep is judged seconds after its requests: the frame it cites follows its time.
+    state = tmp_path / "state"
+    capture = PCAPS / "network" / "arp_mitm.pcap"
+    assert run("replay", "--state", str(state), str(capture)).returncode == 0
+    alerts = json_lines(run("alerts", "--state", str(state), "--json").stdout)
+    sweeps = [a for a in alerts if a["rule_id"] == "ICS-7003"]
+    assert sweeps
+    out = tmp_path / "sweep.pcap"
+    result = run("extract", sweeps[0]["alert_id"], "--state", str(state), "--scope", "frames", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    # Two captures of the same traffic give each frame once.
+    twin = Path(shutil.copy(ATTACK, tmp_path / "twin.pcap"))
+    stop = Selection(
+        "flow",
+        hosts=(bytes([192, 168, 10, 66]), bytes([192, 168, 10, 12])),
+        ports=(50066, 102),
+        names=("192.168.10.66", "192.168.10.12"),
+    )
+    once, twice = CaptureWriter(tmp_path / "once.pcap"), CaptureWriter(tmp_path / "twice.pcap")
+    single = carve([str(ATTACK)], stop, once)
+    double = carve([str(ATTACK), str(twin)], stop, twice)
+    once.close()
+    twice.close()
+    assert single.frames == double.frames > 10
