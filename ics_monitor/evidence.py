@@ -140,9 +140,13 @@ def _matches(selection: Selection, ends: tuple[bytes, bytes], ports: tuple[int, 
     hosts = selection.hosts
     if selection.scope == "flow":
         wanted = selection.ports
-        return ports is not None and (
-            (ends, ports) == ((hosts[0], hosts[1]), wanted)
-            or (ends, ports) == ((hosts[1], hosts[0]), (wanted[1], wanted[0]) if wanted else None)
+        return (
+            ports is not None
+            and wanted is not None
+            and (
+                (ends, ports) == ((hosts[0], hosts[1]), wanted)
+                or (ends, ports) == ((hosts[1], hosts[0]), (wanted[1], wanted[0]))
+            )
         )
     if len(hosts) == 2:
         return set(ends) == set(hosts) if ends[0] != ends[1] else hosts[0] == hosts[1] == ends[0]
@@ -217,9 +221,10 @@ def carve(paths: Iterable[str], selection: Selection, writer: CaptureWriter) -> 
     result.read = number
     result.errors = [str(error) for error in source.errors]
     if selection.scope == "frames" and result.frames < len(wanted):
-        missing = sorted(wanted - set(range(1, number + 1)))
+        # Every cited frame up to the last one read was taken: the missing ones lie beyond it.
+        missing = min(cited for cited in wanted if cited > number)
         raise EvidenceError(
-            f"the captures hold {number:,} frames; frame {missing[0]} the alert cites is not among them"
+            f"the captures hold {number:,} frames; frame {missing} the alert cites is not among them"
             " (give the captures its run read)"
         )
     return result

@@ -83,7 +83,9 @@ class CaptureWriter:
             staging.unlink()
 
     def close(self) -> str:
-        """Finish the file (a file with no frame is an empty pcap); returns its format."""
+        """Finish the file (a file with no frame is an empty pcap); returns its format.  Idempotent."""
+        if self._out.closed:
+            return "pcapng" if self._pcapng else "pcap"
         if not self._interfaces and not self._pcapng:
             self._out.write(_PCAP_HEADER.pack(_PCAP_MAGIC_US, 2, 4, 0, 0, _SNAPLEN, 1))
         self._out.close()

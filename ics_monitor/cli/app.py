@@ -1055,7 +1055,7 @@ def extract(
 
 
 def _discard(writer: Any, partial: Path) -> None:
-    with contextlib.suppress(OSError, ValueError):  # ValueError: closed already, by a failed close
+    with contextlib.suppress(OSError):
         writer.close()
     with contextlib.suppress(OSError):
         partial.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from ics_monitor.capture import open_capture
-from ics_monitor.capture.writer import write_capture
+from ics_monitor.capture.writer import CaptureWriter, write_capture
 from tests.conftest import need_tool
 
 ETHERNET, RAW_IP = 1, 101
@@ -65,3 +65,11 @@ def test_no_frames_is_an_empty_capture(tmp_path: Path) -> None:
     path = tmp_path / "empty.pcap"
     assert write_capture(path, []) == "pcap"
     assert read_back(path) == []
+
+
+def test_close_twice_is_harmless(tmp_path: Path) -> None:
+    # The extract command's cleanup closes a writer whose close may already have run.
+    writer = CaptureWriter(tmp_path / "twice.pcap")
+    writer.write((1700000000.0, ETHERNET, UDP_FRAME, len(UDP_FRAME)))
+    assert writer.close() == writer.close() == "pcap"
+    assert len(read_back(tmp_path / "twice.pcap")) == 1
