@@ -73,3 +73,5 @@ def test_close_twice_is_harmless(tmp_path: Path) -> None:
     writer.write((1700000000.0, ETHERNET, UDP_FRAME, len(UDP_FRAME)))
     assert writer.close() == writer.close() == "pcap"
     assert len(read_back(tmp_path / "twice.pcap")) == 1
+    empty = CaptureWriter(tmp_path / "empty.pcap")  # its close writes a header: not twice
+    assert empty.close() == empty.close() == "pcap"
