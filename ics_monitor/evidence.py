@@ -259,9 +259,10 @@ def _check_cited(selection: Selection, decoder: Decoder, number: int, frame: Fra
 def evidence_captures(alert: dict[str, Any], runs: list[dict[str, Any]], scope: str, pad: float) -> list[str]:
     """The captures to carve from when none are given, each once.
 
-    For ``frames``, those of the run whose record was kept (the run that raised it, when several
-    runs read the alert's time); else those of every run covering the padded window.  ``runs``:
-    the store's runs, without live ones.
+    For ``frames``, those of the run whose record (and so frame numbering) was kept
+    (``record_run``; for a store from before it was recorded, the run that raised the alert last
+    when it read the record's time); else those of every run covering the padded window.
+    ``runs``: the store's runs, without live ones.
     """
     first = float(alert.get("ts") or 0.0)
     last = float(alert.get("last_ts") or first)
@@ -270,7 +271,12 @@ def evidence_captures(alert: dict[str, Any], runs: list[dict[str, Any]], scope: 
         low, high = run.get("first_ts"), run.get("last_ts")
         return low is not None and high is not None and low - _SLACK <= end and start <= high + _SLACK
 
-    if scope == "frames":
+    kept = [
+        run for run in runs if alert.get("record_run") is not None and run["run_id"] == alert["record_run"]
+    ]
+    if scope == "frames" and kept:
+        chosen = kept
+    elif scope == "frames":
         recorded = float(alert.get("recorded_ts") or first)
         candidates = [run for run in runs if covers(run, recorded, recorded)]
         chosen = [run for run in candidates if run["run_id"] == alert.get("run_id")] or candidates[-1:]

@@ -40,7 +40,7 @@ DB_NAME: Final = "store.sqlite"
 ALERTS_LOG: Final = "alerts.jsonl"
 EVENTS_LOG: Final = "events.jsonl"
 BASELINE_NAME: Final = "baseline.yaml"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 BATCH_ROWS: Final = 1000
 
 _SCHEMA: Final = """
@@ -99,7 +99,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     last_ts REAL NOT NULL,
     count INTEGER NOT NULL,
     run_id INTEGER,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    record_run INTEGER
 );
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts (last_ts);
 CREATE INDEX IF NOT EXISTS alerts_run ON alerts (run_id);
@@ -115,10 +116,11 @@ CREATE TABLE IF NOT EXISTS baselines (
 
 _UPSERT_ALERT: Final = """
 INSERT INTO alerts (alert_id, rule_id, severity, severity_name, title, category, protocol, src_ip,
-                    dst_ip, ts, last_ts, count, run_id, data)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    dst_ip, ts, last_ts, count, run_id, data, record_run)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?13)
 ON CONFLICT (alert_id) DO UPDATE SET
     data = CASE WHEN excluded.count >= alerts.count THEN excluded.data ELSE alerts.data END,
+    record_run = CASE WHEN excluded.count >= alerts.count THEN excluded.run_id ELSE alerts.record_run END,
     count = MAX(alerts.count, excluded.count),
     ts = MIN(alerts.ts, excluded.ts),
     last_ts = MAX(alerts.last_ts, excluded.last_ts),
@@ -232,6 +234,24 @@ class Store:
             )
         elif int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: written by a newer ics-monitor (schema {row[0]})")
+        elif int(row[0]) < SCHEMA_VERSION:
+            self._migrate(int(row[0]))
+
+    def _migrate(self, version: int) -> None:
+        """Bring a store written by an older ics-monitor up to this schema, in place."""
+        try:
+            with self._transaction():
+                if version < 2:
+                    # Version 2: the run whose record of an alert was kept (``record_run``);
+                    # unknown for the alerts stored before it (NULL).
+                    columns = {row[1] for row in self._db.execute("PRAGMA table_info(alerts)")}
+                    if "record_run" not in columns:
+                        self._db.execute("ALTER TABLE alerts ADD COLUMN record_run INTEGER")
+                self._db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot upgrade the store from schema {version}: {exc}") from None
 
     # -- runs ------------------------------------------------------------------------------------------
 
@@ -460,30 +480,28 @@ class Store:
         if limit is not None:
             query += " LIMIT ?"
             parameters.append(limit)
-        result = []
-        for data, count, first, last in self._db.execute(query, parameters):
-            record = orjson.loads(data)
-            record["count"], record["ts"], record["last_ts"] = count, first, last
-            result.append(record)
-        return result
+        rows = self._db.execute(query, parameters)
+        return [_stored(orjson.loads(data), count, first, last) for data, count, first, last in rows]
 
     def find_alerts(self, prefix: str) -> list[dict[str, Any]]:
         """The stored alerts whose id starts with ``prefix`` (at most two: enough to tell it is ambiguous).
 
-        Each carries ``run_id``, the run that raised it last, and ``recorded_ts``: the first time
-        of the run whose record (frames, evidence) was kept, the one with the most occurrences.
+        Each carries ``run_id``, the run that raised it last; ``record_run``, the run whose record
+        (frames, evidence) was kept, the one with the most occurrences (None when stored by a
+        version before 2); and ``recorded_ts``, that record's first time.
         """
         self.flush()
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = (
-            "SELECT data, count, ts, last_ts, run_id FROM alerts WHERE alert_id LIKE ? ESCAPE '\\'"
-            " ORDER BY alert_id LIMIT 2"
+            "SELECT data, count, ts, last_ts, run_id, record_run FROM alerts"
+            " WHERE alert_id LIKE ? ESCAPE '\\' ORDER BY alert_id LIMIT 2"
         )
         result = []
-        for data, count, first, last, run_id in self._db.execute(query, (escaped + "%",)):
-            record = orjson.loads(data)
-            record["recorded_ts"] = record.get("ts")
-            record["count"], record["ts"], record["last_ts"], record["run_id"] = count, first, last, run_id
+        for data, count, first, last, run_id, record_run in self._db.execute(query, (escaped + "%",)):
+            kept = orjson.loads(data)
+            recorded = kept.get("ts")
+            record = _stored(kept, count, first, last)
+            record["recorded_ts"], record["run_id"], record["record_run"] = recorded, run_id, record_run
             result.append(record)
         return result
 
@@ -580,6 +598,12 @@ class Store:
         if row is None:
             return None
         return dict(zip(("created", "run_id", "path", "sha256", "content"), row, strict=True))
+
+
+def _stored(record: dict[str, Any], count: int, first: float, last: float) -> dict[str, Any]:
+    """An alert as stored: its kept record under the count and times of every run that raised it."""
+    record["count"], record["ts"], record["last_ts"] = count, first, last
+    return record
 
 
 def _write(db: sqlite3.Connection, alerts: list[tuple[Any, ...]], changes: list[tuple[Any, ...]]) -> None:

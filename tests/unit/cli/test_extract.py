@@ -301,6 +301,14 @@ def test_evidence_captures_follow_the_runs() -> None:
     alert = {"run_id": 3, "ts": 40.0, "recorded_ts": 40.0, "last_ts": 90.0}
     assert evidence_captures(alert, runs, "frames", 5.0) == ["/a.pcap", "/b.pcap"]
     assert evidence_captures({**alert, "recorded_ts": 70.0}, runs, "frames", 5.0) == ["/b.pcap"]
+    # The store names the run whose record was kept: its captures, even where another run that
+    # raised it read the same time.
+    assert evidence_captures({**alert, "record_run": 3}, runs, "frames", 5.0) == ["/b.pcap"]
+    assert evidence_captures({**alert, "record_run": 1, "recorded_ts": 70.0}, runs, "frames", 5.0) == [
+        "/a.pcap"
+    ]
+    # A run no longer listed (a live one): as before.
+    assert evidence_captures({**alert, "record_run": 9}, runs, "frames", 5.0) == ["/a.pcap", "/b.pcap"]
     # A window: every run covering it, each capture once.
     assert evidence_captures(alert, runs, "flow", 5.0) == ["/a.pcap", "/b.pcap"]
     assert evidence_captures({**alert, "ts": 70.0, "last_ts": 80.0}, runs[:1], "flow", 5.0) == []
@@ -364,3 +372,32 @@ def test_second_review_arp_sweep_frames_and_twin_captures(tmp_path: Path) -> Non
     once.close()
     twice.close()
     assert single.frames == double.frames > 10
+
+
+def test_frames_are_read_from_the_run_whose_record_was_kept(tmp_path: Path) -> None:
+    # Found in review: a second run over a copy missing two ACKs and the third occurrence raised
+    # the alert last (2 occurrences) while the store kept the first run's record (3, its frame
+    # numbers): the frames were read from the copy, 2 numbers off on the same connection, exit 0.
+    original = PCAPS / "modbus" / "pymodbus_all_functions.pcap"
+    frames = read_back(original)
+    rule = "ICS-1301"
+    state = tmp_path / "state"
+    assert run("replay", "--state", str(state), str(original)).returncode == 0
+    (whole,) = [
+        a for a in json_lines(run("alerts", "--state", str(state), "--json").stdout) if a["rule_id"] == rule
+    ]
+    assert whole["count"] == 3
+    third = whole["frames"][-1]
+    dropped = {5, 7, third, third + 1}  # two bare ACKs; the third occurrence and its answer
+    assert all(not frames[number - 1][2][66:] for number in (5, 7))
+    copy = tmp_path / "copy.pcap"
+    write_capture(copy, [frame for number, frame in enumerate(frames, 1) if number not in dropped])
+    assert run("replay", "--state", str(state), str(copy)).returncode == 0
+    (again,) = [
+        a for a in json_lines(run("alerts", "--state", str(state), "--json").stdout) if a["rule_id"] == rule
+    ]
+    assert (again["alert_id"], again["count"], again["frames"]) == (whole["alert_id"], 3, whole["frames"])
+    out = tmp_path / "out.pcap"
+    result = run("extract", whole["alert_id"], "--state", str(state), "--scope", "frames", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert [frame[2] for frame in read_back(out)] == [frames[number - 1][2] for number in whole["frames"]]

@@ -200,6 +200,56 @@ def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
         Store(tmp_path)
 
 
+def test_the_run_whose_record_was_kept(tmp_path: Path) -> None:
+    # Found in review: the record (frames) was kept from the run with the most occurrences while
+    # only the last run was stored, so extract read another run's frame numbering.
+    first = alert(count=5, frames=(3, 9))
+    with Store(tmp_path) as store:
+        one = store.begin_run("replay", "detect", ["whole.pcap"])
+        store.emit(first)
+        store.finish_run({})
+        two = store.begin_run("replay", "detect", ["part.pcap"])
+        store.emit(alert(count=2, frames=(1,)))
+        store.finish_run({})
+        (found,) = store.find_alerts(first.alert_id[:8])
+        assert (found["run_id"], found["record_run"], found["frames"], found["count"]) == (
+            two,
+            one,
+            [3, 9],
+            5,
+        )
+        three = store.begin_run("replay", "detect", ["again.pcap"])
+        store.emit(alert(count=5, frames=(4, 10)))
+        store.finish_run({})
+        (found,) = store.find_alerts(first.alert_id)
+        assert (found["run_id"], found["record_run"], found["frames"]) == (three, three, [4, 10])
+        assert [a["alert_id"] for a in store.alerts(run_id=three)] == [first.alert_id]
+
+
+def test_a_version_1_store_is_upgraded(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.begin_run("replay", "detect", ["a.pcap"])
+        store.emit(alert())
+        store.finish_run({})
+    db = sqlite3.connect(tmp_path / "store.sqlite")
+    db.execute("ALTER TABLE alerts DROP COLUMN record_run")
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with Store(tmp_path, create=False) as store:
+        (found,) = store.find_alerts(alert().alert_id)
+        assert found["record_run"] is None and found["run_id"] == 1
+        store.begin_run("replay", "detect", ["b.pcap"])
+        store.emit(alert(count=3))
+        store.finish_run({})
+        assert store.find_alerts(alert().alert_id)[0]["record_run"] == 2
+    db = sqlite3.connect(tmp_path / "store.sqlite")
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(
+        SCHEMA_VERSION
+    )
+    db.close()
+
+
 def test_missing_store_and_bad_directory_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no store in") as missing:
         Store(tmp_path / "nothing", create=False)
