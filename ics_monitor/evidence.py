@@ -13,7 +13,12 @@ last time); analysts then want the packets themselves.  Three scopes:
   from the captures of every run that covers that window.  An alert without ports (a scan, an
   ARP claim, ICMP) falls back to ``hosts``.
 * ``hosts``: every packet between the alert's two addresses (any port, and their ARP), or to and
-  from its one address, in the same window.
+  from its one address, in the same window.  An ARP alert (a changed claim, poisoning, a sweep)
+  takes every frame to or from the claimant's MAC instead: the spoofed replies carry another
+  host's address, and what was intercepted goes through that MAC.
+
+A window starts at the alert's first time, or at the start of the window its detector counted
+over (``evidence.window_start``: a sweep, a storm) when earlier.
 
 Frames are written as read (``capture.writer``), outer headers and all: a VXLAN- or GRE-carried
 flow is matched on its inner addresses and written whole.  Only what the flow key needs is
@@ -36,6 +41,7 @@ from ics_monitor.core.errors import IcsMonitorError
 from ics_monitor.decode.decoder import Decoder
 
 SCOPES: Final = ("frames", "flow", "hosts")
+_ETHERNET: Final = 1
 # More frames than this in one carve is a capture, not evidence: stop and say so.
 MAX_FRAMES: Final = 1_000_000
 # Times are stored as floats: a cited frame's time may differ from the alert's by rounding.
@@ -61,8 +67,11 @@ class Selection:
     start: float = float("-inf")
     end: float = float("inf")
     names: tuple[str, ...] = field(default=(), compare=False)
-    # frames: the alert names a connection, so a cited frame must be between both its addresses.
-    connection: bool = False
+    # frames: addresses every cited frame must carry (both of a connection; the one an alert
+    # keyed on its source alone follows to other devices); else any of ``hosts``.
+    required: tuple[bytes, ...] = ()
+    # hosts: frames to or from these MACs (an ARP alert's claimant) rather than ``hosts``.
+    macs: tuple[bytes, ...] = ()
 
     def describe(self) -> str:
         """The selection in one phrase, for the command's report."""
@@ -70,6 +79,8 @@ class Selection:
             return f"frames {', '.join(str(n) for n in sorted(self.frames))}"
         if self.scope == "flow" and self.ports is not None and len(self.names) == 2:
             return f"flow {self.names[0]}:{self.ports[0]} <-> {self.names[1]}:{self.ports[1]}"
+        if self.macs:
+            return f"traffic to or from MAC {self.names[0]}"
         return "traffic " + (" <-> ".join(self.names) if len(self.names) == 2 else f"of {self.names[0]}")
 
 
@@ -80,6 +91,29 @@ def _packed(address: Any) -> bytes | None:
         return ipaddress.ip_address(address).packed
     except ValueError:
         return None
+
+
+def _mac(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        packed = bytes.fromhex(value.replace(":", "").replace("-", ""))
+    except ValueError:
+        return None
+    return packed if len(packed) == 6 else None
+
+
+def _named_in(key: str, name: str) -> bool:
+    """Whether the dedup ``key`` holds address ``name`` whole (not inside a longer address)."""
+    start = key.find(name)
+    while start >= 0:
+        before = key[start - 1] if start else ">"
+        end = start + len(name)
+        after = key[end] if end < len(key) else ">"
+        if not (before.isalnum() or before == ".") and not (after.isalnum() or after == "."):
+            return True
+        start = key.find(name, start + 1)
+    return False
 
 
 def selection_for(alert: dict[str, Any], scope: str, pad: float) -> Selection:
@@ -98,7 +132,14 @@ def selection_for(alert: dict[str, Any], scope: str, pad: float) -> Selection:
         # time (``recorded_ts``) by at most a detector's window (a storm or sweep cites the frames
         # that led up to it).
         recorded = float(alert.get("recorded_ts") or first)
-        connection = isinstance(alert.get("src_port"), int) and bool(alert.get("src_port"))
+        required: tuple[bytes, ...] = ()
+        if isinstance(alert.get("src_port"), int) and alert.get("src_port") and len(hosts) == 2:
+            # A connection's frames carry both its addresses, unless the alert is deduplicated
+            # on one of them alone (a source enumerating devices): its later occurrences, whose
+            # frames it cites, may be with other devices.
+            key = str(alert.get("key") or "")
+            keyed = tuple(packed for name, packed in zip(names, hosts, strict=True) if _named_in(key, name))
+            required = keyed if len(keyed) == 1 else hosts
         return Selection(
             "frames",
             frames=frames,
@@ -106,11 +147,19 @@ def selection_for(alert: dict[str, Any], scope: str, pad: float) -> Selection:
             start=min(recorded, first) - _WINDOW_BEFORE,
             end=last + _WINDOW_AFTER,
             names=names,
-            connection=connection,
+            required=required,
         )
+    started = (
+        alert.get("evidence", {}).get("window_start") if isinstance(alert.get("evidence"), dict) else None
+    )
+    start, end = first - pad, last + pad
+    if isinstance(started, (int, float)) and not isinstance(started, bool) and started < first:
+        start = float(started) - pad
+    claimant = _mac(alert.get("src_mac"))
+    if scope != "frames" and alert.get("protocol") == "arp" and claimant is not None:
+        return Selection("hosts", macs=(claimant,), start=start, end=end, names=(str(alert["src_mac"]),))
     if not hosts:
         raise EvidenceError(f"alert {alert.get('alert_id')} names no IP address: use --scope frames")
-    start, end = first - pad, last + pad
     src_port, dst_port = alert.get("src_port"), alert.get("dst_port")
     # Port 0: ICMP and other transports, whose alerts carry no ports.
     if (
@@ -170,6 +219,16 @@ def _ends(
     return (packet.src_ip, packet.dst_ip), ports
 
 
+def _carries_mac(decoder: Decoder, number: int, frame: Frame, macs: tuple[bytes, ...]) -> bool:
+    """Whether a frame is from or to one of ``macs`` (any EtherType: ARP, IP, ...)."""
+    ts, link_type, data, wire_len = frame
+    if link_type == _ETHERNET:
+        return data[6:12] in macs or data[0:6] in macs
+    packet = decoder.decode(number, ts, link_type, data, wire_len)
+    decoder.anomalies.clear()
+    return packet is not None and (packet.src_mac in macs or packet.dst_mac in macs)
+
+
 def carve(paths: Iterable[str], selection: Selection, writer: CaptureWriter) -> Carved:
     """Write the frames of ``paths`` (merged by time, numbered from 1 as a replay numbers them) ``selection`` takes.
 
@@ -201,14 +260,18 @@ def carve(paths: Iterable[str], selection: Selection, writer: CaptureWriter) -> 
             ts = frame[0]
             if ts < selection.start or ts > selection.end:
                 continue
-            ends = _ends(decoder, number, frame)
-            if ends is None:
-                # A fragment completes no datagram by itself: taken when its header holds both
-                # addresses (source then destination, either way round).
-                if pair and (pair[0] in frame[2] or pair[1] in frame[2]):
-                    _take(result, writer, frame)
-                continue
-            if _matches(selection, ends[0], ends[1]):
+            if selection.macs:
+                matched = _carries_mac(decoder, number, frame, selection.macs)
+            else:
+                ends = _ends(decoder, number, frame)
+                if ends is None:
+                    # A fragment completes no datagram by itself: taken when its header holds
+                    # both addresses (source then destination, either way round).
+                    if pair and (pair[0] in frame[2] or pair[1] in frame[2]):
+                        _take(result, writer, frame)
+                    continue
+                matched = _matches(selection, ends[0], ends[1])
+            if matched:
                 if ts == last_ts and frame[2] in same_time:
                     continue  # the same frame from another capture of the same traffic
                 if ts != last_ts:
@@ -252,7 +315,7 @@ def _check_cited(selection: Selection, decoder: Decoder, number: int, frame: Fra
     if ends is None:
         return
     shared = set(ends[0]) & set(selection.hosts)
-    if not shared or (selection.connection and len(selection.hosts) == 2 and shared != set(selection.hosts)):
+    if not shared or not shared.issuperset(selection.required):
         raise EvidenceError(f"{refused} traffic of {' and '.join(selection.names)}:{reason}")
 
 

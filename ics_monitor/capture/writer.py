@@ -22,7 +22,9 @@ from ics_monitor.core.errors import IcsMonitorError
 Frame = tuple[float, int, bytes, int]  # (ts, link_type, data, wire_len), as capture.files
 
 _PCAP_MAGIC_US: Final = 0xA1B2C3D4
-_SNAPLEN: Final = 262_144
+# The largest frame most readers take (Wireshark's and libpcap's limit for Ethernet and most link
+# types); a longer frame is written cut to it, its wire length kept.
+SNAPLEN: Final = 262_144
 _PCAP_HEADER: Final = struct.Struct("<IHHiIII")
 _PCAP_RECORD: Final = struct.Struct("<IIII")
 _SHB: Final = 0x0A0D0D0A
@@ -44,13 +46,17 @@ class CaptureWriter:
         self._interfaces: dict[int, int] = {}
         self._pcapng = False
         self.frames = 0
+        self.cut = 0  # frames longer than SNAPLEN, written cut
 
     def write(self, frame: Frame) -> None:
-        """Append one frame."""
-        link_type = frame[1]
+        """Append one frame (cut to ``SNAPLEN`` bytes if longer: counted in ``cut``)."""
+        ts, link_type, data, wire_len = frame
+        if len(data) > SNAPLEN:
+            frame = (ts, link_type, data[:SNAPLEN], max(wire_len, len(data)))
+            self.cut += 1
         if link_type not in self._interfaces:
             if not self._interfaces:
-                self._out.write(_PCAP_HEADER.pack(_PCAP_MAGIC_US, 2, 4, 0, 0, _SNAPLEN, link_type))
+                self._out.write(_PCAP_HEADER.pack(_PCAP_MAGIC_US, 2, 4, 0, 0, SNAPLEN, link_type))
             elif not self._pcapng:
                 self._to_pcapng()
             if self._pcapng:
@@ -87,7 +93,7 @@ class CaptureWriter:
         if self._out.closed:
             return "pcapng" if self._pcapng else "pcap"
         if not self._interfaces and not self._pcapng:
-            self._out.write(_PCAP_HEADER.pack(_PCAP_MAGIC_US, 2, 4, 0, 0, _SNAPLEN, 1))
+            self._out.write(_PCAP_HEADER.pack(_PCAP_MAGIC_US, 2, 4, 0, 0, SNAPLEN, 1))
         self._out.close()
         return "pcapng" if self._pcapng else "pcap"
 
@@ -124,7 +130,7 @@ def _block(block_type: int, body: bytes) -> bytes:
 
 def _idb(link_type: int) -> bytes:
     # Interface description: link type, reserved, snap length; no if_tsresol: microseconds.
-    return _block(_IDB, struct.pack("<HHI", link_type, 0, _SNAPLEN))
+    return _block(_IDB, struct.pack("<HHI", link_type, 0, SNAPLEN))
 
 
 def _epb(interface: int, frame: Frame) -> bytes:

@@ -9,6 +9,7 @@ import contextlib
 import gc
 import os
 import re
+import signal
 import sys
 import time
 import traceback
@@ -986,7 +987,7 @@ def extract(
     ] = 5.0,
 ) -> None:
     """Write an alert's packets to a capture file, for Wireshark: its frames, its flow or its hosts."""
-    from ics_monitor.capture.writer import CaptureWriter
+    from ics_monitor.capture.writer import SNAPLEN, CaptureWriter
     from ics_monitor.evidence import EvidenceError, carve, evidence_captures, selection_for
 
     with Store(state, create=False) as store:
@@ -1016,27 +1017,42 @@ def extract(
                 f"capture {missing[0]}, read by the alert's run, is not there: give the captures"
             )
     selection = selection_for(alert, scope, pad)
-    target = output if output is not None else Path(f"alert-{alert['alert_id']}.pcap")
+    shown = output if output is not None else Path(f"alert-{alert['alert_id']}.pcap")
+    # A link is written through (the file it names is replaced, the link kept).
+    target = shown.resolve() if shown.is_symlink() else shown
     partial = target.with_name(target.name + ".partial")
     if any(_same_file(written, Path(path)) for path in paths for written in (target, partial)):
-        raise EvidenceError(f"{target} is one of the captures read: write the evidence elsewhere")
+        raise EvidenceError(f"{shown} is one of the captures read: write the evidence elsewhere")
     # Written beside the target and renamed when whole: a failed carve leaves no file and
     # does not clobber an existing one.
     try:
         writer = CaptureWriter(partial)
     except OSError as exc:
-        raise EvidenceError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise EvidenceError(f"cannot write {shown}: {exc.strerror or exc}") from None
+    # SIGTERM ends the carve as Ctrl-C does (exit 130), leaving no partial file behind.
+    previous = signal.signal(signal.SIGTERM, _interrupted)
     try:
         carved = carve(paths, selection, writer)
         kind = writer.close()
     except OSError as exc:  # the disk, not the captures (their errors are CaptureError)
         _discard(writer, partial)
-        raise EvidenceError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise EvidenceError(f"cannot write {shown}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        _discard(writer, partial)
+        _error_line(f"interrupted: {shown} not written")
+        sys.exit(130)
     except BaseException:
         _discard(writer, partial)
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     for error in carved.errors:
         _warning_line(f"{error} (read up to the damage)")
+    if writer.cut:
+        _warning_line(
+            f"{writer.cut:,} frame{'s' if writer.cut != 1 else ''} longer than {SNAPLEN:,} bytes written cut"
+            " to that length (the most capture readers take), marked with their length on the wire"
+        )
     if not carved.frames:
         partial.unlink(missing_ok=True)
         raise EvidenceError(
@@ -1046,12 +1062,16 @@ def extract(
         partial.replace(target)
     except OSError as exc:
         partial.unlink(missing_ok=True)
-        raise EvidenceError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise EvidenceError(f"cannot write {shown}: {exc.strerror or exc}") from None
     typer.echo(
-        f"{target}: {carved.frames:,} frame{'s' if carved.frames != 1 else ''} ({kind}), "
+        f"{shown}: {carved.frames:,} frame{'s' if carved.frames != 1 else ''} ({kind}), "
         f"{selection.describe()}, {_utc(carved.first_ts)} to {_utc(carved.last_ts)}; "
         f"alert {alert['alert_id']} {alert['rule_id']} {alert['title']}"
     )
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _discard(writer: Any, partial: Path) -> None:

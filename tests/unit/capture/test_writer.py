@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from ics_monitor.capture import open_capture
-from ics_monitor.capture.writer import CaptureWriter, write_capture
+from ics_monitor.capture.writer import SNAPLEN, CaptureWriter, write_capture
 from tests.conftest import need_tool
 
 ETHERNET, RAW_IP = 1, 101
@@ -75,3 +75,24 @@ def test_close_twice_is_harmless(tmp_path: Path) -> None:
     assert len(read_back(tmp_path / "twice.pcap")) == 1
     empty = CaptureWriter(tmp_path / "empty.pcap")  # its close writes a header: not twice
     assert empty.close() == empty.close() == "pcap"
+
+
+def test_a_frame_longer_than_readers_take_is_cut(tmp_path: Path) -> None:
+    # Found in review: a 300,000-byte frame (a reassembled loopback capture with a large snap
+    # length) was written whole under a 262,144 snap length, which Wireshark and tcpdump refuse.
+    jumbo = UDP_FRAME + bytes(300_000 - len(UDP_FRAME))
+    path = tmp_path / "jumbo.pcap"
+    writer = CaptureWriter(path)
+    writer.write((1700000000.0, ETHERNET, jumbo, len(jumbo)))
+    writer.write((1700000001.0, ETHERNET, UDP_FRAME, len(UDP_FRAME)))
+    writer.close()
+    assert writer.cut == 1
+    assert read_back(path) == [
+        (1700000000.0, ETHERNET, jumbo[:SNAPLEN], 300_000),
+        (1700000001.0, ETHERNET, UDP_FRAME, len(UDP_FRAME)),
+    ]
+    need_tool("tshark")
+    command = ["tshark", "-r", str(path), "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(SNAPLEN), "300000", str(len(UDP_FRAME)), str(len(UDP_FRAME))]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -401,3 +403,124 @@ def test_frames_are_read_from_the_run_whose_record_was_kept(tmp_path: Path) -> N
     result = run("extract", whole["alert_id"], "--state", str(state), "--scope", "frames", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert [frame[2] for frame in read_back(out)] == [frames[number - 1][2] for number in whole["frames"]]
+
+
+def test_an_alert_keyed_on_its_source_cites_frames_with_other_devices(tmp_path: Path) -> None:
+    # Found in review: a throttled alert deduplicated on its source alone (ICS-3003, a source
+    # enumerating device identities) cites later occurrences with other devices; frames scope
+    # refused them for not being between its two addresses.
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    def frame(dst: str, n: int) -> tuple[float, int, bytes, int]:
+        data = bytes(Ether() / IP(src="10.0.0.5", dst=dst) / TCP(sport=40000 + n, dport=502))
+        return (1000.0 + n, 1, data, len(data))
+
+    capture = tmp_path / "enumeration.pcap"
+    write_capture(capture, [frame("10.0.0.9", 0), frame("10.0.0.7", 1), frame("10.0.0.8", 2)])
+    alert = {
+        "alert_id": "e",
+        "key": "10.0.0.5",
+        "src_ip": "10.0.0.5",
+        "src_port": 40000,
+        "dst_ip": "10.0.0.9",
+        "dst_port": 502,
+        "ts": 1000.0,
+        "last_ts": 1002.0,
+        "frames": [1, 2, 3],
+    }
+    writer = CaptureWriter(tmp_path / "out.pcap")
+    assert carve([str(capture)], selection_for(alert, "frames", 0.0), writer).frames == 3
+    writer.close()
+    # Keyed on the pair (or on an address only inside a longer one): both addresses, as before.
+    for key in ("10.0.0.5>10.0.0.9", "10.0.0.55", "x:10.0.0.9"):
+        selection = selection_for({**alert, "key": key}, "frames", 0.0)
+        with pytest.raises(EvidenceError, match=r"is not traffic of 10\.0\.0\.5 and 10\.0\.0\.9"):
+            carve([str(capture)], selection, CaptureWriter(tmp_path / "refused.pcap"))
+    # Keyed on the destination: frames must reach it.
+    selection = selection_for({**alert, "key": "modbus:10.0.0.9"}, "frames", 0.0)
+    assert selection.required == (bytes([10, 0, 0, 9]),)
+
+
+def test_an_arp_alert_takes_the_claimants_mac(tmp_path: Path) -> None:
+    # Found in review: ARP poisoning (ICS-7002) matched nothing in flow or hosts scope: its
+    # replies carry the address it claims, not its own.
+    state = tmp_path / "state"
+    capture = PCAPS / "network" / "arp_mitm.pcap"
+    assert run("replay", "--state", str(state), str(capture)).returncode == 0
+    alerts = json_lines(run("alerts", "--state", str(state), "--json").stdout)
+    poisoning = next(a for a in alerts if a["rule_id"] == "ICS-7002")
+    mac = bytes.fromhex(poisoning["src_mac"].replace(":", ""))
+    out = tmp_path / "poisoning.pcap"
+    result = run("extract", poisoning["alert_id"], "--state", str(state), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"MAC {poisoning['src_mac']}" in result.stdout + result.stderr
+    carved = read_back(out)
+    everything = read_back(capture)
+    assert all(mac in (data[0:6], data[6:12]) for _, _, data, _ in carved)
+    # The replies counted since the window opened, the one that fired it among them, and
+    # frames relayed through that MAC (IPv4).
+    cited = everything[poisoning["frames"][0] - 1]
+    assert cited in carved
+    replies = [
+        f for f in carved if f[2][12:14] == b"\x08\x06" and f[2][20:22] == b"\x00\x02" and f[2][22:28] == mac
+    ]
+    assert len(replies) >= poisoning["evidence"]["replies"]
+    assert any(f[2][12:14] == b"\x08\x00" for f in carved)
+    start = poisoning["evidence"]["window_start"] - 5.0
+    expected = [
+        f
+        for f in everything
+        if start <= f[0] <= poisoning["last_ts"] + 5.0 and mac in (f[2][0:6], f[2][6:12])
+    ]
+    assert carved == expected
+
+
+def test_output_through_a_link_and_sigterm(
+    demo_state: tuple[Path, dict[str, dict[str, Any]]], tmp_path: Path
+) -> None:
+    state, alerts = demo_state
+    stop = alerts["ICS-1001"]
+    # -o naming a symbolic link writes the file it names; the link stays.
+    real = tmp_path / "evidence" / "stop.pcap"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "stop-link.pcap"
+    link.symlink_to(real)
+    result = run("extract", stop["alert_id"], "--state", str(state), "--scope", "frames", "-o", str(link))
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and len(read_back(real)) == 1
+    assert sorted(p.name for p in real.parent.iterdir()) == ["stop.pcap"]
+    # SIGTERM during a long carve: exit 130, no partial file, nothing at the target.
+    frames = read_back(ATTACK)
+    big = tmp_path / "big.pcap"
+    write_capture(big, frames * 500)
+    out = tmp_path / "big-out.pcap"
+    partial = tmp_path / "big-out.pcap.partial"
+    process = subprocess.Popen(
+        [
+            CLI,
+            "extract",
+            stop["alert_id"],
+            str(big),
+            "--state",
+            str(state),
+            "--scope",
+            "hosts",
+            "--pad",
+            "1e9",
+        ]
+        + ["-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not partial.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert partial.exists(), "the carve ended before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.strip() == f"ics-monitor: error: interrupted: {out} not written"
+    assert not partial.exists() and not out.exists()
