@@ -22,7 +22,7 @@ from mypy_extensions import mypyc_attr
 
 from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES, Alert, make_alert_id, new_alert
 from ics_monitor.alerts.throttle import Throttle
-from ics_monitor.detect.rules import RuleSet
+from ics_monitor.detect.rules import Rule, RuleSet
 
 if TYPE_CHECKING:
     from ics_monitor.detect.zones import Zones
@@ -43,6 +43,9 @@ class Emitter:
 
     def __init__(self, rules: RuleSet, throttle: Throttle | None = None) -> None:
         self.rules = rules
+        # Looked up on every occurrence (most of them then absorbed by the throttle): the dict
+        # itself, not a method call into the rules module.
+        self._by_id: dict[str, Rule] = dict(rules.by_id)
         self.throttle = throttle if throttle is not None else Throttle()
         self.out: list[Alert] = []
 
@@ -69,7 +72,9 @@ class Emitter:
         ``fields``: extra values for the rule's ``what`` template (evidence and endpoints are
         available to it too).
         """
-        rule = self.rules.get(rule_id)
+        rule = self._by_id.get(rule_id)
+        if rule is None:
+            rule = self.rules.get(rule_id)  # raises, naming the unknown rule
         if not rule.enabled:
             return
         if rule.throttle > 0 and self.throttle.absorb(

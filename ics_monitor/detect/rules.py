@@ -126,12 +126,14 @@ def _text(value: Any) -> Any:
     Lists read ``a, b, c`` (at most 16 items; mappings among them separated by ``;``), mappings
     ``key value, key value`` (``exception code 4``), other values as they are.
     """
+    if isinstance(value, (str, int, float)) or value is None:
+        return value  # most values: before the Mapping check, an ABC's (slow) instance check
     if isinstance(value, (list, tuple, set, frozenset)):
         items = list(value)
-        separator = "; " if any(isinstance(item, Mapping) for item in items) else ", "
+        separator = "; " if any(isinstance(item, (dict, Mapping)) for item in items) else ", "
         text = separator.join(str(_text(item)) for item in items[:16])
         return text + (separator + "..." if len(items) > 16 else "") if items else "none"
-    if isinstance(value, Mapping):
+    if isinstance(value, (dict, Mapping)):
         pairs = [(key, item) for key, item in value.items() if item is not None and item != ""]
         text = ", ".join(f"{str(key).replace('_', ' ')} {_text(item)}" for key, item in pairs[:16])
         return text + (", ..." if len(pairs) > 16 else "") if pairs else "none"
@@ -246,6 +248,11 @@ class RuleSet:
 
     def __contains__(self, rule_id: object) -> bool:
         return rule_id in self._rules
+
+    @property
+    def by_id(self) -> Mapping[str, Rule]:
+        """Every rule by id (not to be changed: ``configured`` makes a changed copy)."""
+        return self._rules
 
     def get(self, rule_id: str) -> Rule:
         """The rule ``rule_id``; a detector naming an unknown rule is a programming error."""
