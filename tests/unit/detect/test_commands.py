@@ -135,6 +135,16 @@ def test_disabled_rule_is_silent() -> None:
     assert run([s7(JOB, function_code=0x29)], rules=RULES.configured("ICS-1001", enabled=False)) == []
 
 
+def test_a_rule_missing_from_the_rules_files_is_named() -> None:
+    from ics_monitor.detect.api import Emitter
+
+    emitter = Emitter(RULES)
+    with pytest.raises(KeyError, match="rule ICS-0000 is not defined in the rules files"):
+        emitter.fire("ICS-0000", "k", ts=1.0)
+    emitter.fire("ICS-1001", "k", ts=1.0)
+    assert [a.rule_id for a in emitter.out] == ["ICS-1001"]
+
+
 def test_s7plus_download_by_request_fragments() -> None:
     fragments = [s7plus(fragment="inner", frame=i) for i in range(1, 9)]
     assert rule_ids(run(fragments)) == ["ICS-1101"]
