@@ -31,6 +31,7 @@ analyses traffic or touches the store.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -42,6 +43,8 @@ from ics_monitor.decode.decoder import Decoder
 
 SCOPES: Final = ("frames", "flow", "hosts")
 _ETHERNET: Final = 1
+# Link types whose header holds the sender's address only (Linux cooked SLL and SLL2).
+_SENDER_ONLY_LINKS: Final = frozenset((113, 276))
 # More frames than this in one carve is a capture, not evidence: stop and say so.
 MAX_FRAMES: Final = 1_000_000
 # Times are stored as floats: a cited frame's time may differ from the alert's by rounding.
@@ -93,6 +96,15 @@ def _packed(address: Any) -> bytes | None:
         return None
 
 
+def _opening(alert: dict[str, Any], first: float) -> float:
+    """Where an alert's window opens: its first time, or where its detector began counting."""
+    evidence = alert.get("evidence")
+    started = evidence.get("window_start") if isinstance(evidence, dict) else None
+    if isinstance(started, (int, float)) and not isinstance(started, bool) and started < first:
+        return float(started)
+    return first
+
+
 def _mac(value: Any) -> bytes | None:
     if not isinstance(value, str):
         return None
@@ -103,16 +115,27 @@ def _mac(value: Any) -> bytes | None:
     return packed if len(packed) == 6 else None
 
 
+_ADDRESS_RUN: Final = re.compile(r"[0-9A-Fa-f:.]+")
+
+
 def _named_in(key: str, name: str) -> bool:
-    """Whether the dedup ``key`` holds address ``name`` whole (not inside a longer address)."""
-    start = key.find(name)
-    while start >= 0:
-        before = key[start - 1] if start else ">"
-        end = start + len(name)
-        after = key[end] if end < len(key) else ">"
-        if not (before.isalnum() or before == ".") and not (after.isalnum() or after == "."):
-            return True
-        start = key.find(name, start + 1)
+    """Whether the dedup ``key`` names address ``name`` whole (not a part of a longer address).
+
+    Every run of address characters is read as an address, else as IPv4 addresses with ports
+    (``10.0.0.1:502``); an IPv6 address followed by ``:port`` unbracketed is ambiguous and reads
+    as one longer address (then the key names neither: both addresses are checked, as before).
+    """
+    try:
+        wanted = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    for run in _ADDRESS_RUN.findall(key):
+        for text in (run.strip(":."), *run.split(":")):
+            try:
+                if ipaddress.ip_address(text.strip(".")) == wanted:
+                    return True
+            except ValueError:
+                continue
     return False
 
 
@@ -149,12 +172,7 @@ def selection_for(alert: dict[str, Any], scope: str, pad: float) -> Selection:
             names=names,
             required=required,
         )
-    started = (
-        alert.get("evidence", {}).get("window_start") if isinstance(alert.get("evidence"), dict) else None
-    )
-    start, end = first - pad, last + pad
-    if isinstance(started, (int, float)) and not isinstance(started, bool) and started < first:
-        start = float(started) - pad
+    start, end = _opening(alert, first) - pad, last + pad
     claimant = _mac(alert.get("src_mac"))
     if scope != "frames" and alert.get("protocol") == "arp" and claimant is not None:
         return Selection("hosts", macs=(claimant,), start=start, end=end, names=(str(alert["src_mac"]),))
@@ -183,6 +201,7 @@ class Carved:
     last_ts: float = 0.0
     read: int = 0
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def _matches(selection: Selection, ends: tuple[bytes, bytes], ports: tuple[int, int] | None) -> bool:
@@ -220,13 +239,21 @@ def _ends(
 
 
 def _carries_mac(decoder: Decoder, number: int, frame: Frame, macs: tuple[bytes, ...]) -> bool:
-    """Whether a frame is from or to one of ``macs`` (any EtherType: ARP, IP, ...)."""
+    """Whether a frame is from or to one of ``macs`` (any EtherType).
+
+    By its link header, a tunnelled frame's inner header, or an ARP message's hardware addresses.
+    """
     ts, link_type, data, wire_len = frame
-    if link_type == _ETHERNET:
-        return data[6:12] in macs or data[0:6] in macs
+    if link_type == _ETHERNET and (data[6:12] in macs or data[0:6] in macs):
+        return True
     packet = decoder.decode(number, ts, link_type, data, wire_len)
     decoder.anomalies.clear()
-    return packet is not None and (packet.src_mac in macs or packet.dst_mac in macs)
+    if packet is None:
+        return False
+    if packet.src_mac in macs or packet.dst_mac in macs:
+        return True
+    arp = packet.arp
+    return arp is not None and (arp.sender_mac in macs or arp.target_mac in macs)
 
 
 def carve(paths: Iterable[str], selection: Selection, writer: CaptureWriter) -> Carved:
@@ -247,6 +274,7 @@ def carve(paths: Iterable[str], selection: Selection, writer: CaptureWriter) -> 
     number = 0
     last_ts = float("nan")
     same_time: set[bytes] = set()
+    sender_only = False
     try:
         for frame in source:
             number += 1
@@ -262,6 +290,12 @@ def carve(paths: Iterable[str], selection: Selection, writer: CaptureWriter) -> 
                 continue
             if selection.macs:
                 matched = _carries_mac(decoder, number, frame, selection.macs)
+                if frame[1] in _SENDER_ONLY_LINKS and not sender_only:
+                    sender_only = True
+                    result.notes.append(
+                        "a Linux cooked capture names only the sender's MAC: frames sent to"
+                        f" {selection.names[0]} other than ARP are not told apart and are left out"
+                    )
             else:
                 ends = _ends(decoder, number, frame)
                 if ends is None:
@@ -325,18 +359,25 @@ def evidence_captures(alert: dict[str, Any], runs: list[dict[str, Any]], scope: 
     For ``frames``, those of the run whose record (and so frame numbering) was kept
     (``record_run``; for a store from before it was recorded, the run that raised the alert last
     when it read the record's time); else those of every run covering the padded window.
-    ``runs``: the store's runs, without live ones.
+    ``runs``: the store's runs; live ones read no file (a record kept from one is refused).
     """
     first = float(alert.get("ts") or 0.0)
     last = float(alert.get("last_ts") or first)
+    record_run = alert.get("record_run")
+    if scope == "frames" and record_run is not None:
+        for run in runs:
+            if run["run_id"] == record_run and run.get("command") == "live":
+                raise EvidenceError(
+                    f"alert {alert.get('alert_id')} cites frames as live run {record_run} numbered them:"
+                    " give the captures that run wrote, or use --scope flow or hosts"
+                )
+    runs = [run for run in runs if run.get("command") != "live"]
 
     def covers(run: dict[str, Any], start: float, end: float) -> bool:
         low, high = run.get("first_ts"), run.get("last_ts")
         return low is not None and high is not None and low - _SLACK <= end and start <= high + _SLACK
 
-    kept = [
-        run for run in runs if alert.get("record_run") is not None and run["run_id"] == alert["record_run"]
-    ]
+    kept = [run for run in runs if record_run is not None and run["run_id"] == record_run]
     if scope == "frames" and kept:
         chosen = kept
     elif scope == "frames":
@@ -344,7 +385,7 @@ def evidence_captures(alert: dict[str, Any], runs: list[dict[str, Any]], scope: 
         candidates = [run for run in runs if covers(run, recorded, recorded)]
         chosen = [run for run in candidates if run["run_id"] == alert.get("run_id")] or candidates[-1:]
     else:
-        chosen = [run for run in runs if covers(run, first - pad, last + pad)]
+        chosen = [run for run in runs if covers(run, _opening(alert, first) - pad, last + pad)]
     if not chosen:
         chosen = [run for run in runs if run["run_id"] == alert.get("run_id")]
     paths: list[str] = []

@@ -987,12 +987,11 @@ def extract(
     ] = 5.0,
 ) -> None:
     """Write an alert's packets to a capture file, for Wireshark: its frames, its flow or its hosts."""
-    from ics_monitor.capture.writer import SNAPLEN, CaptureWriter
-    from ics_monitor.evidence import EvidenceError, carve, evidence_captures, selection_for
+    from ics_monitor.evidence import EvidenceError, evidence_captures, selection_for
 
     with Store(state, create=False) as store:
         found = store.find_alerts(alert_id)
-        runs = [run for run in store.runs() if run["command"] != "live"]
+        runs = store.runs()
     if not found:
         raise EvidenceError(f"no alert {alert_id!r} in {state}")
     if len(found) > 1:
@@ -1019,55 +1018,73 @@ def extract(
     selection = selection_for(alert, scope, pad)
     shown = output if output is not None else Path(f"alert-{alert['alert_id']}.pcap")
     # A link is written through (the file it names is replaced, the link kept).
-    target = shown.resolve() if shown.is_symlink() else shown
+    try:
+        target = shown.resolve() if shown.is_symlink() else shown
+    except (OSError, RuntimeError) as exc:  # a loop of links
+        raise EvidenceError(f"cannot write {shown}: {exc}") from None
+    if target.exists() and not target.is_file():
+        raise EvidenceError(f"{shown} is not a regular file: write the evidence to a file")
     partial = target.with_name(target.name + ".partial")
     if any(_same_file(written, Path(path)) for path in paths for written in (target, partial)):
         raise EvidenceError(f"{shown} is one of the captures read: write the evidence elsewhere")
-    # Written beside the target and renamed when whole: a failed carve leaves no file and
-    # does not clobber an existing one.
+    # SIGTERM ends the carve as Ctrl-C does (exit 130), leaving no partial file behind (unless
+    # the command was started with SIGTERM ignored).
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, _interrupted)
     try:
-        writer = CaptureWriter(partial)
-    except OSError as exc:
-        raise EvidenceError(f"cannot write {shown}: {exc.strerror or exc}") from None
-    # SIGTERM ends the carve as Ctrl-C does (exit 130), leaving no partial file behind.
-    previous = signal.signal(signal.SIGTERM, _interrupted)
-    try:
-        carved = carve(paths, selection, writer)
-        kind = writer.close()
-    except OSError as exc:  # the disk, not the captures (their errors are CaptureError)
-        _discard(writer, partial)
-        raise EvidenceError(f"cannot write {shown}: {exc.strerror or exc}") from None
+        carved, kind = _write_evidence(paths, selection, partial, target, shown)
     except KeyboardInterrupt:
-        _discard(writer, partial)
         _error_line(f"interrupted: {shown} not written")
         sys.exit(130)
-    except BaseException:
-        _discard(writer, partial)
-        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-    for error in carved.errors:
-        _warning_line(f"{error} (read up to the damage)")
-    if writer.cut:
-        _warning_line(
-            f"{writer.cut:,} frame{'s' if writer.cut != 1 else ''} longer than {SNAPLEN:,} bytes written cut"
-            " to that length (the most capture readers take), marked with their length on the wire"
-        )
-    if not carved.frames:
-        partial.unlink(missing_ok=True)
-        raise EvidenceError(
-            f"no frame of the {carved.read:,} read matches {selection.describe()}: nothing written"
-        )
-    try:
-        partial.replace(target)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise EvidenceError(f"cannot write {shown}: {exc.strerror or exc}") from None
     typer.echo(
         f"{shown}: {carved.frames:,} frame{'s' if carved.frames != 1 else ''} ({kind}), "
         f"{selection.describe()}, {_utc(carved.first_ts)} to {_utc(carved.last_ts)}; "
         f"alert {alert['alert_id']} {alert['rule_id']} {alert['title']}"
     )
+
+
+def _write_evidence(
+    paths: list[str], selection: Any, partial: Path, target: Path, shown: Path
+) -> tuple[Any, str]:
+    """Carve into ``partial`` and rename it to ``target`` when whole: (carved, format written).
+
+    A failed or interrupted carve leaves no file and does not clobber an existing one.
+    """
+    from ics_monitor.capture.writer import SNAPLEN, CaptureWriter
+    from ics_monitor.evidence import EvidenceError, carve
+
+    try:
+        writer = CaptureWriter(partial)
+    except OSError as exc:
+        raise EvidenceError(f"cannot write {shown}: {exc.strerror or exc}") from None
+    try:
+        carved = carve(paths, selection, writer)
+        kind = writer.close()
+        for error in carved.errors:
+            _warning_line(f"{error} (read up to the damage)")
+        for note in carved.notes:
+            _warning_line(note)
+        if writer.cut:
+            _warning_line(
+                f"{writer.cut:,} frame{'s' if writer.cut != 1 else ''} longer than {SNAPLEN:,} bytes"
+                " written cut to that length (the most capture readers take), marked with their length"
+                " on the wire"
+            )
+        if not carved.frames:
+            raise EvidenceError(
+                f"no frame of the {carved.read:,} read matches {selection.describe()}: nothing written"
+            )
+        partial.replace(target)
+    except OSError as exc:  # the disk, not the captures (their errors are CaptureError)
+        _discard(writer, partial)
+        raise EvidenceError(f"cannot write {shown}: {exc.strerror or exc}") from None
+    except BaseException:
+        _discard(writer, partial)
+        raise
+    return carved, kind
 
 
 def _interrupted(signum: int, frame: Any) -> None:

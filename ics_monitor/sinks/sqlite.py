@@ -188,7 +188,8 @@ class Store:
             self._conn.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
-        self._check_version()
+        self._record_run = True
+        self._check_version(create)
         self.run_id: int | None = None
         self._alerts: dict[str, tuple[Any, ...]] = {}
         self._changes: list[tuple[Any, ...]] = []
@@ -226,7 +227,7 @@ class Store:
         """Where the learned baseline lives by default."""
         return self.state_dir / BASELINE_NAME
 
-    def _check_version(self) -> None:
+    def _check_version(self, create: bool) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
             self._db.execute(
@@ -234,22 +235,39 @@ class Store:
             )
         elif int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: written by a newer ics-monitor (schema {row[0]})")
-        elif int(row[0]) < SCHEMA_VERSION:
+        elif int(row[0]) < SCHEMA_VERSION and create:
+            # Only a command that writes upgrades: reading leaves an older store as it is (it
+            # may be read-only, or still in use by the version that wrote it).
             self._migrate(int(row[0]))
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(alerts)")}
+        self._record_run = "record_run" in columns
 
-    def _migrate(self, version: int) -> None:
-        """Bring a store written by an older ics-monitor up to this schema, in place."""
+    def _migrate(self, found: int) -> None:
+        """Bring a store written by an older ics-monitor up to this schema, in place.
+
+        One writer at a time (``BEGIN IMMEDIATE`` waits for the others, up to the busy timeout);
+        the version is read again inside, as another process may have upgraded it meanwhile.
+        """
+        db = self._db
+        version = found
         try:
-            with self._transaction():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                version = int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
                 if version < 2:
                     # Version 2: the run whose record of an alert was kept (``record_run``);
                     # unknown for the alerts stored before it (NULL).
-                    columns = {row[1] for row in self._db.execute("PRAGMA table_info(alerts)")}
+                    columns = {row[1] for row in db.execute("PRAGMA table_info(alerts)")}
                     if "record_run" not in columns:
-                        self._db.execute("ALTER TABLE alerts ADD COLUMN record_run INTEGER")
-                self._db.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
-                )
+                        db.execute("ALTER TABLE alerts ADD COLUMN record_run INTEGER")
+                if version < SCHEMA_VERSION:
+                    db.execute(
+                        "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+                    )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot upgrade the store from schema {version}: {exc}") from None
 
@@ -492,8 +510,10 @@ class Store:
         """
         self.flush()
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        # A store from before version 2, opened to read, has no record_run column.
+        record_run = "record_run" if self._record_run else "NULL"
         query = (
-            "SELECT data, count, ts, last_ts, run_id, record_run FROM alerts"
+            f"SELECT data, count, ts, last_ts, run_id, {record_run} FROM alerts"
             " WHERE alert_id LIKE ? ESCAPE '\\' ORDER BY alert_id LIMIT 2"
         )
         result = []

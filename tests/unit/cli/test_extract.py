@@ -524,3 +524,96 @@ def test_output_through_a_link_and_sigterm(
     assert process.returncode == 130, stderr
     assert stderr.strip() == f"ics-monitor: error: interrupted: {out} not written"
     assert not partial.exists() and not out.exists()
+
+
+def _wrapped(frames: list[tuple[float, int, bytes, int]], how: str) -> list[tuple[float, int, bytes, int]]:
+    """``frames`` (Ethernet) carried in VXLAN, or as a Linux cooked capture (SLL) would hold them."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.layers.vxlan import VXLAN
+
+    out = []
+    for ts, _link, data, _wire in frames:
+        if how == "vxlan":
+            outer = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(
+                src="10.9.9.1", dst="10.9.9.2"
+            )
+            wrapped = bytes(outer / UDP(sport=49152, dport=4789) / VXLAN(vni=7) / Ether(data))
+            out.append((ts, 1, wrapped, len(wrapped)))
+        else:  # SLL: packet type, ARPHRD_ETHER, address length, the sender's address, protocol
+            cooked = b"\x00\x00\x00\x01\x00\x06" + data[6:12] + b"\x00\x00" + data[12:14] + data[14:]
+            out.append((ts, 113, cooked, len(cooked)))
+    return out
+
+
+def test_review_arp_alerts_in_tunnels_and_cooked_captures(tmp_path: Path) -> None:
+    # Found in review: the claimant's MAC was matched on the outer Ethernet header only (a
+    # VXLAN-carried poisoning matched nothing), and a Linux cooked capture, which names only the
+    # sender, silently lost the frames sent to the claimant.
+    capture = PCAPS / "network" / "arp_mitm.pcap"
+    frames = read_back(capture)
+    for how, link in (("vxlan", 1), ("sll", 113)):
+        wrapped = tmp_path / f"{how}.pcap"
+        write_capture(wrapped, _wrapped(frames, how))
+        state = tmp_path / f"state-{how}"
+        assert run("replay", "--state", str(state), str(wrapped)).returncode == 0
+        alerts = json_lines(run("alerts", "--state", str(state), "--json").stdout)
+        poisoning = next(a for a in alerts if a["rule_id"] == "ICS-7002")
+        out = tmp_path / f"{how}-out.pcap"
+        result = run("extract", poisoning["alert_id"], "--state", str(state), "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        carved = read_back(out)
+        mac = bytes.fromhex(poisoning["src_mac"].replace(":", ""))
+        start, end = poisoning["evidence"]["window_start"] - 5.0, poisoning["last_ts"] + 5.0
+        if how == "vxlan":
+            inner = [f for f in frames if start <= f[0] <= end and mac in (f[2][0:6], f[2][6:12])]
+            assert len(carved) == len(inner) > 5 and all(f[1] == link for f in carved)
+            assert "Linux cooked" not in result.stderr
+        else:
+            # From the claimant, and ARP to it; IP sent to it cannot be told: said, not hidden.
+            assert "names only the sender's MAC" in result.stderr
+            sent = [f for f in frames if start <= f[0] <= end and f[2][6:12] == mac]
+            arp_to = [
+                f
+                for f in frames
+                if start <= f[0] <= end and f[2][12:14] == b"\x08\x06" and f[2][32:38] == mac
+            ]
+            assert len(carved) == len(sent) + len({f[0] for f in arp_to} - {f[0] for f in sent})
+
+
+def test_review_keys_read_as_addresses_output_targets_and_live_records(tmp_path: Path) -> None:
+    from ics_monitor.evidence import _named_in
+
+    assert not _named_in("2001:db8::1:5", "2001:db8::1")  # a longer IPv6 address
+    assert _named_in("2001:db8::1>2001:db8::2:tcp/502", "2001:db8::2")
+    assert _named_in("[fe80::1]:502", "fe80::1") and _named_in("a>10.0.0.13:1>10", "10.0.0.13")
+    assert not _named_in("10.0.0.55", "10.0.0.5") and not _named_in("10.0.0.10>10.0.0.11", "10.0.0.1")
+    # A record kept from a live run: its frame numbers are that run's, read from no file.
+    runs = [
+        {"run_id": 1, "command": "replay", "first_ts": 0.0, "last_ts": 100.0, "captures": ["/a.pcap"]},
+        {"run_id": 2, "command": "live", "first_ts": 0.0, "last_ts": 100.0, "captures": ["eth0"]},
+    ]
+    alert = {"alert_id": "x", "run_id": 2, "record_run": 2, "ts": 40.0, "last_ts": 40.0}
+    with pytest.raises(EvidenceError, match="as live run 2 numbered them"):
+        evidence_captures(alert, runs, "frames", 5.0)
+    assert evidence_captures(alert, runs, "flow", 5.0) == ["/a.pcap"]
+    # Output: a loop of links, a device or a directory are one-line errors; nothing replaced.
+    state = tmp_path / "state"
+    assert run("replay", "--state", str(state), str(ATTACK)).returncode == 0
+    stop = next(
+        a
+        for a in json_lines(run("alerts", "--state", str(state), "--json").stdout)
+        if a["rule_id"] == "ICS-1001"
+    )
+    loop = tmp_path / "loop.pcap"
+    loop.symlink_to(loop)
+    one_line_error(run("extract", stop["alert_id"], "--state", str(state), "-o", str(loop)), "cannot write")
+    device = tmp_path / "null.pcap"
+    device.symlink_to("/dev/null")
+    one_line_error(
+        run("extract", stop["alert_id"], "--state", str(state), "-o", str(device)), "not a regular file"
+    )
+    one_line_error(
+        run("extract", stop["alert_id"], "--state", str(state), "-o", str(tmp_path)), "not a regular file"
+    )
+    assert Path("/dev/null").is_char_device()

@@ -226,28 +226,62 @@ def test_the_run_whose_record_was_kept(tmp_path: Path) -> None:
         assert [a["alert_id"] for a in store.alerts(run_id=three)] == [first.alert_id]
 
 
-def test_a_version_1_store_is_upgraded(tmp_path: Path) -> None:
-    with Store(tmp_path) as store:
+def _version_1_store(state: Path) -> None:
+    """A store as version 1 wrote it: no record_run column."""
+    with Store(state) as store:
         store.begin_run("replay", "detect", ["a.pcap"])
         store.emit(alert())
         store.finish_run({})
-    db = sqlite3.connect(tmp_path / "store.sqlite")
+    db = sqlite3.connect(state / "store.sqlite")
     db.execute("ALTER TABLE alerts DROP COLUMN record_run")
     db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.commit()
     db.close()
+
+
+def _schema_version(state: Path) -> str:
+    db = sqlite3.connect(state / "store.sqlite")
+    try:
+        return str(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_a_version_1_store_is_read_as_it_is_and_upgraded_by_a_writer(tmp_path: Path) -> None:
+    _version_1_store(tmp_path)
+    # Reading leaves it as it is (it may be read-only, or in use by the version that wrote it).
     with Store(tmp_path, create=False) as store:
         (found,) = store.find_alerts(alert().alert_id)
         assert found["record_run"] is None and found["run_id"] == 1
+    assert _schema_version(tmp_path) == "1"
+    with Store(tmp_path) as store:
         store.begin_run("replay", "detect", ["b.pcap"])
         store.emit(alert(count=3))
         store.finish_run({})
         assert store.find_alerts(alert().alert_id)[0]["record_run"] == 2
-    db = sqlite3.connect(tmp_path / "store.sqlite")
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(
-        SCHEMA_VERSION
-    )
-    db.close()
+    assert _schema_version(tmp_path) == str(SCHEMA_VERSION)
+
+
+def _open_store(state: str) -> str:
+    try:
+        Store(state).shutdown()
+    except StoreError as error:
+        return str(error)
+    return "ok"
+
+
+def test_writers_opening_a_version_1_store_at_once_all_upgrade_it(tmp_path: Path) -> None:
+    # Found in review: a plain BEGIN took the write lock only at its first write, and a second
+    # process upgrading at the same moment failed at once ("database is locked").
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for round_number in range(3):
+        state = tmp_path / f"state{round_number}"
+        _version_1_store(state)
+        with context.Pool(6) as pool:
+            assert pool.map(_open_store, [str(state)] * 6) == ["ok"] * 6
+        assert _schema_version(state) == str(SCHEMA_VERSION)
 
 
 def test_missing_store_and_bad_directory_are_user_errors(tmp_path: Path) -> None:
