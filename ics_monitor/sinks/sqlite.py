@@ -511,9 +511,10 @@ class Store:
         self.flush()
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         # A store from before version 2, opened to read, has no record_run column.
-        record_run = "record_run" if self._record_run else "NULL"
+        # (Not named like the loop's variable: compiled, a name keeps its first type, str.)
+        kept_run = "record_run" if self._record_run else "NULL"
         query = (
-            f"SELECT data, count, ts, last_ts, run_id, {record_run} FROM alerts"
+            f"SELECT data, count, ts, last_ts, run_id, {kept_run} FROM alerts"
             " WHERE alert_id LIKE ? ESCAPE '\\' ORDER BY alert_id LIMIT 2"
         )
         result = []
