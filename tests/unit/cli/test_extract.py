@@ -38,6 +38,13 @@ def demo_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     return state, {alert["rule_id"]: alert for alert in alerts}
 
 
+def replayed(state: Path, capture: Path, rule_id: str) -> dict[str, Any]:
+    """Replay ``capture`` into ``state``; the first stored alert of ``rule_id``."""
+    assert run("replay", "--state", str(state), str(capture)).returncode == 0
+    alerts = json_lines(run("alerts", "--state", str(state), "--json").stdout)
+    return next(alert for alert in alerts if alert["rule_id"] == rule_id)
+
+
 def endpoints(frame: tuple[float, int, bytes, int]) -> tuple[str, int, str, int]:
     packet = Decoder().decode(1, *frame)
     assert packet is not None
@@ -207,12 +214,7 @@ def test_cited_frames_of_other_captures_at_other_times_are_refused(tmp_path: Pat
     # Found in review: a run over the attack capture alone numbers its frames from 1; carving its
     # error-storm alert's frames from normal + attack wrote two polling frames of the same hosts.
     state = tmp_path / "state"
-    assert run("replay", "--state", str(state), str(ATTACK)).returncode == 0
-    storm = next(
-        a
-        for a in json_lines(run("alerts", "--state", str(state), "--json").stdout)
-        if a["rule_id"] == "ICS-4001"
-    )
+    storm = replayed(state, ATTACK, "ICS-4001")
     out = tmp_path / "out.pcap"
     wrong = run(
         "extract", storm["alert_id"], str(NORMAL), str(ATTACK), "--state", str(state), "--scope", "frames"
@@ -352,13 +354,9 @@ def test_every_demo_alert_carves_its_cited_frames(
 def test_second_review_arp_sweep_frames_and_twin_captures(tmp_path: Path) -> None:
     # An ARP sweep is judged seconds after its requests: the frame it cites follows its time.
     state = tmp_path / "state"
-    capture = PCAPS / "network" / "arp_mitm.pcap"
-    assert run("replay", "--state", str(state), str(capture)).returncode == 0
-    alerts = json_lines(run("alerts", "--state", str(state), "--json").stdout)
-    sweeps = [a for a in alerts if a["rule_id"] == "ICS-7003"]
-    assert sweeps
+    sweep = replayed(state, PCAPS / "network" / "arp_mitm.pcap", "ICS-7003")
     out = tmp_path / "sweep.pcap"
-    result = run("extract", sweeps[0]["alert_id"], "--state", str(state), "--scope", "frames", "-o", str(out))
+    result = run("extract", sweep["alert_id"], "--state", str(state), "--scope", "frames", "-o", str(out))
     assert result.returncode == 0, result.stderr
     # Two captures of the same traffic give each frame once.
     twin = Path(shutil.copy(ATTACK, tmp_path / "twin.pcap"))
@@ -384,20 +382,14 @@ def test_frames_are_read_from_the_run_whose_record_was_kept(tmp_path: Path) -> N
     frames = read_back(original)
     rule = "ICS-1301"
     state = tmp_path / "state"
-    assert run("replay", "--state", str(state), str(original)).returncode == 0
-    (whole,) = [
-        a for a in json_lines(run("alerts", "--state", str(state), "--json").stdout) if a["rule_id"] == rule
-    ]
+    whole = replayed(state, original, rule)
     assert whole["count"] == 3
     third = whole["frames"][-1]
     dropped = {5, 7, third, third + 1}  # two bare ACKs; the third occurrence and its answer
     assert all(not frames[number - 1][2][66:] for number in (5, 7))
     copy = tmp_path / "copy.pcap"
     write_capture(copy, [frame for number, frame in enumerate(frames, 1) if number not in dropped])
-    assert run("replay", "--state", str(state), str(copy)).returncode == 0
-    (again,) = [
-        a for a in json_lines(run("alerts", "--state", str(state), "--json").stdout) if a["rule_id"] == rule
-    ]
+    again = replayed(state, copy, rule)
     assert (again["alert_id"], again["count"], again["frames"]) == (whole["alert_id"], 3, whole["frames"])
     out = tmp_path / "out.pcap"
     result = run("extract", whole["alert_id"], "--state", str(state), "--scope", "frames", "-o", str(out))
@@ -447,9 +439,7 @@ def test_an_arp_alert_takes_the_claimants_mac(tmp_path: Path) -> None:
     # replies carry the address it claims, not its own.
     state = tmp_path / "state"
     capture = PCAPS / "network" / "arp_mitm.pcap"
-    assert run("replay", "--state", str(state), str(capture)).returncode == 0
-    alerts = json_lines(run("alerts", "--state", str(state), "--json").stdout)
-    poisoning = next(a for a in alerts if a["rule_id"] == "ICS-7002")
+    poisoning = replayed(state, capture, "ICS-7002")
     mac = bytes.fromhex(poisoning["src_mac"].replace(":", ""))
     out = tmp_path / "poisoning.pcap"
     result = run("extract", poisoning["alert_id"], "--state", str(state), "-o", str(out))
@@ -556,9 +546,7 @@ def test_review_arp_alerts_in_tunnels_and_cooked_captures(tmp_path: Path) -> Non
         wrapped = tmp_path / f"{how}.pcap"
         write_capture(wrapped, _wrapped(frames, how))
         state = tmp_path / f"state-{how}"
-        assert run("replay", "--state", str(state), str(wrapped)).returncode == 0
-        alerts = json_lines(run("alerts", "--state", str(state), "--json").stdout)
-        poisoning = next(a for a in alerts if a["rule_id"] == "ICS-7002")
+        poisoning = replayed(state, wrapped, "ICS-7002")
         out = tmp_path / f"{how}-out.pcap"
         result = run("extract", poisoning["alert_id"], "--state", str(state), "-o", str(out))
         assert result.returncode == 0, result.stderr
@@ -599,12 +587,7 @@ def test_review_keys_read_as_addresses_output_targets_and_live_records(tmp_path:
     assert evidence_captures(alert, runs, "flow", 5.0) == ["/a.pcap"]
     # Output: a loop of links, a device or a directory are one-line errors; nothing replaced.
     state = tmp_path / "state"
-    assert run("replay", "--state", str(state), str(ATTACK)).returncode == 0
-    stop = next(
-        a
-        for a in json_lines(run("alerts", "--state", str(state), "--json").stdout)
-        if a["rule_id"] == "ICS-1001"
-    )
+    stop = replayed(state, ATTACK, "ICS-1001")
     loop = tmp_path / "loop.pcap"
     loop.symlink_to(loop)
     one_line_error(run("extract", stop["alert_id"], "--state", str(state), "-o", str(loop)), "cannot write")
