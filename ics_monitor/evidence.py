@@ -364,22 +364,20 @@ def evidence_captures(alert: dict[str, Any], runs: list[dict[str, Any]], scope: 
     first = float(alert.get("ts") or 0.0)
     last = float(alert.get("last_ts") or first)
     record_run = alert.get("record_run")
-    if scope == "frames" and record_run is not None:
-        for run in runs:
-            if run["run_id"] == record_run and run.get("command") == "live":
-                raise EvidenceError(
-                    f"alert {alert.get('alert_id')} cites frames as live run {record_run} numbered them:"
-                    " give the captures that run wrote, or use --scope flow or hosts"
-                )
+    kept = next((run for run in runs if record_run is not None and run["run_id"] == record_run), None)
+    if scope == "frames" and kept is not None and kept.get("command") == "live":
+        raise EvidenceError(
+            f"alert {alert.get('alert_id')} cites frames as live run {record_run} numbered them:"
+            " give the captures that run wrote, or use --scope flow or hosts"
+        )
     runs = [run for run in runs if run.get("command") != "live"]
 
     def covers(run: dict[str, Any], start: float, end: float) -> bool:
         low, high = run.get("first_ts"), run.get("last_ts")
         return low is not None and high is not None and low - _SLACK <= end and start <= high + _SLACK
 
-    kept = [run for run in runs if record_run is not None and run["run_id"] == record_run]
-    if scope == "frames" and kept:
-        chosen = kept
+    if scope == "frames" and kept is not None:
+        chosen = [kept]
     elif scope == "frames":
         recorded = float(alert.get("recorded_ts") or first)
         candidates = [run for run in runs if covers(run, recorded, recorded)]

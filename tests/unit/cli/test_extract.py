@@ -311,7 +311,7 @@ def test_evidence_captures_follow_the_runs() -> None:
     assert evidence_captures({**alert, "record_run": 1, "recorded_ts": 70.0}, runs, "frames", 5.0) == [
         "/a.pcap"
     ]
-    # A run no longer listed (a live one): as before.
+    # A run the store does not list: the choice by time, as for a store from before record_run.
     assert evidence_captures({**alert, "record_run": 9}, runs, "frames", 5.0) == ["/a.pcap", "/b.pcap"]
     # A window: every run covering it, each capture once.
     assert evidence_captures(alert, runs, "flow", 5.0) == ["/a.pcap", "/b.pcap"]
