@@ -67,6 +67,7 @@ HOT_MODULES = [
     "ics_monitor/inventory/baseline.py",
     "ics_monitor/inventory/roles.py",
     "ics_monitor/inventory/identity.py",
+    "ics_monitor/alerts/explain.py",
     "ics_monitor/alerts/record.py",
     "ics_monitor/alerts/throttle.py",
     "ics_monitor/sinks/sqlite.py",

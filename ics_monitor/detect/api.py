@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
 from mypy_extensions import mypyc_attr
 
+from ics_monitor.alerts.explain import explanation
 from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES, Alert, make_alert_id, new_alert
 from ics_monitor.alerts.throttle import Throttle
 from ics_monitor.detect.rules import Rule, RuleSet
@@ -100,7 +101,7 @@ class Emitter:
             protocol=protocol if protocol is not None else (rule.protocol or where.pop("protocol", None)),
             tactic=rule.tactics,
             technique=rule.techniques,
-            explanation=rule.explain(values),
+            explanation=explanation(rule.what, rule.why, rule.check, rule.names, values),
             evidence=evidence,
             key=key,
             flow_id=where.get("flow_id"),

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from ics_monitor.alerts.attack import tactic_refs, technique_refs
+from ics_monitor.alerts.explain import explanation
 from ics_monitor.core.yamlfile import load_yaml
 
 # Rule-id ranges per rules file (file stem -> inclusive range); rules/README.md lists the same.
@@ -47,13 +48,6 @@ DEFAULT_THROTTLE = 300.0
 
 class RuleError(ValueError):
     """A rules file is malformed (configuration error: reported once, at load)."""
-
-
-class _Blank(dict[str, Any]):
-    """Format mapping that renders a field the detector did not pass as ``?``."""
-
-    def __missing__(self, key: str) -> str:
-        return "?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +80,7 @@ class Rule:
 
         Only the fields the templates name are converted (an alert's fields are many more).
         """
-        names = self.names
-        if names is None:
-            values = _Blank({key: _text(value) for key, value in fields.items()})
-        else:
-            values = _Blank({key: _text(fields[key]) for key in names if key in fields})
-        what = self.what.format_map(values).strip()
-        why = self.why.format_map(values).strip()
-        check = self.check.format_map(values).strip()
-        return f"{what} Why it matters: {why} What to check: {check}"
+        return explanation(self.what, self.why, self.check, self.names, fields)
 
 
 _FIELD_ROOT = re.compile(r"[^.\[]*")
@@ -118,26 +104,6 @@ def _template_names(templates: Iterable[str]) -> frozenset[str] | None:
     except ValueError:
         return None  # a broken template: the load-time check reports it
     return frozenset(names)
-
-
-def _text(value: Any) -> Any:
-    """A value as explanations read it, never a Python repr.
-
-    Lists read ``a, b, c`` (at most 16 items; mappings among them separated by ``;``), mappings
-    ``key value, key value`` (``exception code 4``), other values as they are.
-    """
-    if isinstance(value, (str, int, float)) or value is None:
-        return value  # most values: before the Mapping check, an ABC's (slow) instance check
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = list(value)
-        separator = "; " if any(isinstance(item, (dict, Mapping)) for item in items) else ", "
-        text = separator.join(str(_text(item)) for item in items[:16])
-        return text + (separator + "..." if len(items) > 16 else "") if items else "none"
-    if isinstance(value, (dict, Mapping)):
-        pairs = [(key, item) for key, item in value.items() if item is not None and item != ""]
-        text = ", ".join(f"{str(key).replace('_', ' ')} {_text(item)}" for key, item in pairs[:16])
-        return text + (", ..." if len(pairs) > 16 else "") if pairs else "none"
-    return value
 
 
 def _rule_from(entry: Any, source: str, defaults: dict[str, Any]) -> Rule:
