@@ -1,4 +1,4 @@
-"""Frame sources: capture files (pcap, pcapng, gzip'd) and, later, live interfaces.
+"""Frame sources: capture files (pcap, pcapng, plain or compressed) and, later, live interfaces.
 
 A source yields ``(ts, link_type, data, wire_len)`` tuples in capture order and nothing else: no
 decoding, no flow logic.  Memory stays flat whatever the file size (fixed-size read chunks).

@@ -1,9 +1,13 @@
-"""Streaming readers for classic pcap and pcapng files, plain or gzip-compressed.
+"""Streaming readers for classic pcap and pcapng files, plain or compressed (gzip, zstd, LZ4, xz, bzip2).
 
 Both readers pull fixed-size chunks and cut records out of them with precompiled structs, so memory
 does not depend on file size.  A damaged file is read up to the damage: every record before it is
 yielded, then ``CaptureError`` names the file and the byte offset (in the uncompressed stream).  The
 readers never decode packet contents.
+
+Compressed files are recognised by their first bytes, not their names, and read as streams: gzip,
+zstd and LZ4 frames (the three tshark reads; zstd is what Arkime writes its captures with), xz and
+bzip2.  A compressed file cut short is an error at the offset reached, as for a plain one.
 
 Classic pcap (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-03.html)::
 
@@ -20,13 +24,18 @@ skipped.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import heapq
+import lzma
 import os
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, Final
+
+import lz4.frame
+import zstandard
 
 from ics_monitor.core.errors import CaptureError
 
@@ -41,6 +50,12 @@ PCAP_MAGIC_NS: Final = 0xA1B23C4D
 PCAPNG_SHB: Final = 0x0A0D0D0A
 PCAPNG_BOM: Final = 0x1A2B3C4D
 GZIP_MAGIC: Final = b"\x1f\x8b"
+ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+LZ4_MAGIC: Final = b"\x04\x22\x4d\x18"
+XZ_MAGIC: Final = b"\xfd7zXZ\x00"
+BZIP2_MAGIC: Final = b"BZh"
+# What the decompressors raise on damaged input (lz4: RuntimeError; cut short: EOFError).
+_STREAM_ERRORS: Final = (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError, RuntimeError)
 
 _BLOCK_IDB: Final = 1
 _BLOCK_OPB: Final = 2
@@ -73,13 +88,14 @@ class CaptureFile:
         self._stream: BinaryIO = self._raw
         self.compressed = False
         try:
-            head = self._raw.read(2)
+            head = self._raw.read(6)
             self._raw.seek(0)
-            if head == GZIP_MAGIC:
+            stream = _decompressing(self._raw, head)
+            if stream is not None:
                 self.compressed = True
-                self._stream = gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
+                self._stream = stream
             start = self._read_exact_start(12)
-        except (OSError, EOFError, zlib.error) as exc:
+        except _STREAM_ERRORS as exc:
             self.close()
             raise CaptureError(path, f"unreadable: {exc}") from None
         magic_le = int.from_bytes(start[:4], "little")
@@ -96,7 +112,14 @@ class CaptureFile:
         self._head = start
 
     def _read_exact_start(self, count: int) -> bytes:
-        return self._stream.read(count)
+        # A decompressing stream may return less than asked before its end.
+        start = b""
+        while len(start) < count:
+            more = self._stream.read(count - len(start))
+            if not more:
+                break
+            start += more
+        return start
 
     @property
     def position(self) -> int:
@@ -130,8 +153,8 @@ class CaptureFile:
         while True:
             try:
                 chunk = read(CHUNK)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise _StreamError(str(exc)) from None
+            except _STREAM_ERRORS as exc:
+                raise _StreamError(str(exc) or type(exc).__name__) from None
             if not chunk:
                 return
             yield chunk
@@ -317,6 +340,72 @@ def _interface(buf: bytes, pos: int, stop: int, order: str) -> tuple[int, float,
             offset = float(offset_int)
         opt = value + ((length + 3) & ~3)
     return (link_type, divisor, offset, snaplen)
+
+
+def _decompressing(raw: BinaryIO, head: bytes) -> BinaryIO | None:
+    """A decompressing reader over ``raw`` when ``head`` (its first bytes) is a compressed format's."""
+    if head.startswith(GZIP_MAGIC):
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if head.startswith(ZSTD_MAGIC):
+        return _ZstdFrames(raw)  # type: ignore[return-value]
+    if head.startswith(LZ4_MAGIC):
+        return lz4.frame.LZ4FrameFile(raw, mode="rb")  # type: ignore[no-any-return]
+    if head.startswith(XZ_MAGIC):
+        return lzma.LZMAFile(raw, mode="rb")  # type: ignore[return-value]
+    if head.startswith(BZIP2_MAGIC):
+        return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
+    return None
+
+
+class _ZstdFrames:
+    """A zstd file read as one stream: its frames one after another (``zstd`` and Arkime write several).
+
+    A frame cut short raises EOFError, as the gzip and xz readers do (zstandard's own stream reader
+    ends quietly there).  Input goes in 4 KiB pieces: what one piece decompresses to is bounded
+    (about 128 MiB at zstd's largest ratio), whatever the file.
+    """
+
+    _PIECE: Final = 1 << 12
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._context = zstandard.ZstdDecompressor()
+        self._frame = self._context.decompressobj()
+        self._started = False  # input given to the current frame
+        self._input = b""
+        self._offset = 0
+        self._output = b""
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` decompressed bytes; b"" at the end of the file."""
+        parts = [self._output]
+        have = len(self._output)
+        while have < size:
+            if self._offset >= len(self._input):
+                self._input = self._raw.read(1 << 16)
+                self._offset = 0
+                if not self._input:
+                    if self._started and not have:
+                        raise EOFError("compressed file ended before the end of a zstd frame")
+                    break  # what was decompressed goes out first; the error comes next read
+            piece = self._input[self._offset : self._offset + self._PIECE]
+            self._offset += len(piece)
+            while piece:
+                self._started = True
+                data = self._frame.decompress(piece)
+                parts.append(data)
+                have += len(data)
+                if not self._frame.eof:
+                    break
+                piece = self._frame.unused_data  # the next frame starts in this piece
+                self._frame = self._context.decompressobj()
+                self._started = False
+        joined = b"".join(parts)
+        self._output = joined[size:]
+        return joined[:size]
+
+    def close(self) -> None:
+        """Nothing of its own to release (the file is closed by its owner)."""
 
 
 class _StreamError(Exception):

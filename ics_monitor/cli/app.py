@@ -113,7 +113,10 @@ def main_options(
     _State.debug = debug
 
 
-Captures = Annotated[list[Path], typer.Argument(help="pcap / pcapng files (.gz too), read in time order.")]
+Captures = Annotated[
+    list[Path],
+    typer.Argument(help="pcap / pcapng files (gzip, zstd, LZ4, xz, bzip2 too), read in time order."),
+]
 Output = Annotated[str | None, typer.Option("-o", "--output", help="Write JSON lines here (default stdout).")]
 Workers = Annotated[
     int,

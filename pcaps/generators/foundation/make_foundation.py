@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lz4.frame
+import zstandard
 from scapy.all import (
     DNS,
     DNSQR,
@@ -501,7 +503,20 @@ def make_mixed() -> dict[str, str]:
         write("eth_le_us.pcap.gz", gzip.compress(le_us, 9, mtime=0)): (
             "eth_le_us.pcap gzip-compressed (mtime 0)"
         ),
+        # Two zstd frames, as zstd and Arkime write long captures: the cut falls inside a record.
+        write("eth_le_us.pcap.zst", zstd_frames(le_us, 1000)): (
+            "eth_le_us.pcap zstd-compressed in two frames (bytes 0-999 and the rest)"
+        ),
+        write("eth_le_us.pcap.lz4", lz4.frame.compress(le_us, compression_level=9)): (
+            "eth_le_us.pcap LZ4-frame-compressed"
+        ),
     }
+
+
+def zstd_frames(data: bytes, cut: int) -> bytes:
+    """``data`` as two zstd frames, split at ``cut``."""
+    compressor = zstandard.ZstdCompressor(level=19, write_checksum=True)
+    return compressor.compress(data[:cut]) + compressor.compress(data[cut:])
 
 
 def lenmsg_session(cap: Capture, tcp: Tcp, tag: str) -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import lzma
+import random
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
+import lz4.frame
 import pytest
+import zstandard
 
 from ics_monitor.capture import open_capture, open_captures
 from ics_monitor.core.errors import CaptureError
@@ -89,6 +95,63 @@ def test_pcap_nanoseconds(tmp_path: Path) -> None:
 def test_gzip_is_transparent(tmp_path: Path) -> None:
     path = write(tmp_path, "a.pcap.gz", gzip.compress(pcap_bytes(FRAMES), mtime=0))
     assert [f[2] for f in open_capture(path)] == [f[2] for f in FRAMES]
+
+
+COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    "zst": lambda data: zstandard.ZstdCompressor(write_checksum=True).compress(data),
+    "lz4": lz4.frame.compress,
+    "xz": lzma.compress,
+    "bz2": bz2.compress,
+}
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
+def test_compressed_captures_read_as_the_plain_file_whatever_their_name(tmp_path: Path, suffix: str) -> None:
+    content = pcap_bytes(FRAMES)
+    named = write(tmp_path, f"a.pcap.{suffix}", COMPRESSORS[suffix](content))
+    unnamed = write(tmp_path, "b.pcap", COMPRESSORS[suffix](content))  # recognised by content
+    plain = list(open_capture(write(tmp_path, "p.pcap", content)))
+    assert list(open_capture(named)) == plain == list(open_capture(unnamed))
+    assert open_capture(named).compressed
+
+
+def _records(count: int) -> list[tuple[int, int, bytes]]:
+    noise = random.Random(7)  # incompressible payloads: the compressed file is as long as the data
+    return [(1700000000 + n, 0, noise.randbytes(200)) for n in range(count)]
+
+
+def test_zstd_frames_are_read_one_after_another(tmp_path: Path) -> None:
+    content = pcap_bytes(_records(50))
+    compressor = zstandard.ZstdCompressor()
+    frames = compressor.compress(content[:3000]) + compressor.compress(content[3000:])
+    path = write(tmp_path, "f.pcap.zst", frames)
+    assert [f[2] for f in open_capture(path)] == [r[2] for r in _records(50)]
+
+
+def test_a_zstd_file_cut_short_yields_its_whole_frames_then_names_the_cut(tmp_path: Path) -> None:
+    # zstandard's own stream reader ends quietly at a cut frame: records would go missing unsaid.
+    content = pcap_bytes(_records(50))
+    compressor = zstandard.ZstdCompressor()
+    first = compressor.compress(content[:5000])
+    second = compressor.compress(content[5000:])
+    path = write(tmp_path, "t.pcap.zst", first + second[: len(second) // 2])
+    seen = []
+    with pytest.raises(CaptureError, match="zstd frame") as error:
+        for frame in open_capture(path):
+            seen.append(frame)
+    whole = (5000 - 24) // 216  # the records inside the first frame
+    assert len(seen) == whole
+    assert error.value.offset == 5000  # in the decompressed stream: where the whole frame ended
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
+def test_damaged_compressed_data_is_one_capture_error(tmp_path: Path, suffix: str) -> None:
+    packed = bytearray(COMPRESSORS[suffix](pcap_bytes(_records(40))))
+    middle = len(packed) // 2
+    packed[middle : middle + 64] = bytes(64)
+    path = write(tmp_path, f"d.pcap.{suffix}", bytes(packed))
+    with pytest.raises(CaptureError):
+        list(open_capture(path))
 
 
 def test_truncated_record_yields_everything_before_then_names_offset(tmp_path: Path) -> None:
