@@ -149,7 +149,9 @@ class CaptureFile:
     def _chunks(self) -> Iterator[bytes]:
         """Yield the file's bytes in chunks, starting with the already-read head."""
         yield self._head
-        read = self._stream.read
+        # read1: a decompressing reader's read(n) drops what it gathered when the file proves cut
+        # short before n bytes; read1 hands out each piece as it comes, so the error comes after.
+        read = getattr(self._stream, "read1", self._stream.read)
         while True:
             try:
                 chunk = read(CHUNK)
@@ -346,7 +348,7 @@ def _decompressing(raw: BinaryIO, head: bytes) -> BinaryIO | None:
     """A decompressing reader over ``raw`` when ``head`` (its first bytes) is a compressed format's."""
     if head.startswith(GZIP_MAGIC):
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    if head.startswith(ZSTD_MAGIC):
+    if head.startswith(ZSTD_MAGIC) or _skippable(head):
         return _ZstdFrames(raw)  # type: ignore[return-value]
     if head.startswith(LZ4_MAGIC):
         return lz4.frame.LZ4FrameFile(raw, mode="rb")  # type: ignore[no-any-return]
@@ -357,15 +359,21 @@ def _decompressing(raw: BinaryIO, head: bytes) -> BinaryIO | None:
     return None
 
 
+def _skippable(head: bytes) -> bool:
+    """A zstd skippable frame (magic 0x184D2A50-5F, little-endian), as pzstd writes first."""
+    return len(head) >= 4 and head[1:4] == b"\x2a\x4d\x18" and 0x50 <= head[0] <= 0x5F
+
+
 class _ZstdFrames:
     """A zstd file read as one stream: its frames one after another (``zstd`` and Arkime write several).
 
     A frame cut short raises EOFError, as the gzip and xz readers do (zstandard's own stream reader
-    ends quietly there).  Input goes in 4 KiB pieces: what one piece decompresses to is bounded
-    (about 128 MiB at zstd's largest ratio), whatever the file.
+    ends quietly there).  Input goes in 512-byte pieces: what one piece decompresses to is bounded
+    (about 16 MiB at zstd's largest ratio), whatever the file, and is handed out without copying
+    the rest again.
     """
 
-    _PIECE: Final = 1 << 12
+    _PIECE: Final = 1 << 9
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
@@ -375,34 +383,46 @@ class _ZstdFrames:
         self._input = b""
         self._offset = 0
         self._output = b""
+        self._at = 0  # read position in _output
+        self._error: Exception | None = None
 
     def read(self, size: int) -> bytes:
-        """Up to ``size`` decompressed bytes; b"" at the end of the file."""
-        parts = [self._output]
-        have = len(self._output)
-        while have < size:
-            if self._offset >= len(self._input):
-                self._input = self._raw.read(1 << 16)
-                self._offset = 0
-                if not self._input:
-                    if self._started and not have:
-                        raise EOFError("compressed file ended before the end of a zstd frame")
-                    break  # what was decompressed goes out first; the error comes next read
-            piece = self._input[self._offset : self._offset + self._PIECE]
-            self._offset += len(piece)
-            while piece:
-                self._started = True
-                data = self._frame.decompress(piece)
-                parts.append(data)
-                have += len(data)
-                if not self._frame.eof:
-                    break
-                piece = self._frame.unused_data  # the next frame starts in this piece
-                self._frame = self._context.decompressobj()
-                self._started = False
-        joined = b"".join(parts)
-        self._output = joined[size:]
-        return joined[:size]
+        if self._at < len(self._output):
+            out = self._output[self._at : self._at + size]
+            self._at += len(out)
+            return out
+        if self._error is not None:
+            raise self._error
+        parts: list[bytes] = []
+        have = 0
+        try:
+            while have < size:
+                if self._offset >= len(self._input):
+                    self._input = self._raw.read(1 << 16)
+                    self._offset = 0
+                    if not self._input:
+                        if self._started:
+                            raise EOFError("compressed file ended before the end of a zstd frame")
+                        break
+                piece = self._input[self._offset : self._offset + self._PIECE]
+                self._offset += len(piece)
+                while piece:
+                    self._started = True
+                    data = self._frame.decompress(piece)
+                    parts.append(data)
+                    have += len(data)
+                    if not self._frame.eof:
+                        break
+                    piece = self._frame.unused_data  # the next frame starts in this piece
+                    self._frame = self._context.decompressobj()
+                    self._started = False
+        except (zstandard.ZstdError, EOFError) as exc:
+            if not have:
+                raise
+            self._error = exc  # what was decompressed goes out first; the error on the next read
+        self._output = b"".join(parts)
+        self._at = min(size, len(self._output))
+        return self._output[: self._at]
 
     def close(self) -> None:
         """Nothing of its own to release (the file is closed by its owner)."""

@@ -144,6 +144,45 @@ def test_a_zstd_file_cut_short_yields_its_whole_frames_then_names_the_cut(tmp_pa
     assert error.value.offset == 5000  # in the decompressed stream: where the whole frame ended
 
 
+def _until_error(path: str) -> tuple[int, CaptureError | None]:
+    seen = 0
+    try:
+        for _frame in open_capture(path):
+            seen += 1
+    except CaptureError as error:
+        return seen, error
+    return seen, None
+
+
+def test_bytes_after_the_last_zstd_frame_cost_no_record_before_them(tmp_path: Path) -> None:
+    # 6,000 records of 216 bytes: more than one read (1 MiB) of decompressed data before the garbage.
+    content = pcap_bytes(_records(6000))
+    path = write(tmp_path, "g.pcap.zst", zstandard.ZstdCompressor().compress(content) + b"garbage!")
+    seen, error = _until_error(path)
+    assert seen == 6000 and error is not None
+
+
+@pytest.mark.parametrize("suffix", ["gz", *sorted(COMPRESSORS)])
+def test_a_compressed_file_cut_short_yields_the_records_before_the_cut(tmp_path: Path, suffix: str) -> None:
+    content = pcap_bytes(_records(6000))  # 1.3 MB: the cut falls after the first 1 MiB read
+    packers = {**COMPRESSORS, "gz": gzip.compress, "bz2": lambda data: bz2.compress(data, 1)}
+    packed = packers[suffix](content)  # bzip2 in 100 kB blocks: a cut loses at most one
+    path = write(tmp_path, f"c.pcap.{suffix}", packed[: len(packed) * 9 // 10])
+    seen, error = _until_error(path)
+    assert error is not None
+    # Random payloads do not compress: 90% of the file holds about 5,400 records; a block of
+    # the compressor's (at most 100 kB, bzip2 at level 1) may go with the cut, not a read's MiB.
+    assert seen >= 4900
+    assert error.offset is not None and error.offset >= 24 + seen * 216
+
+
+def test_a_zstd_file_starting_with_a_skippable_frame_is_read(tmp_path: Path) -> None:
+    skippable = struct.pack("<II", 0x184D2A50, 4) + b"pzst"  # as pzstd writes first
+    content = pcap_bytes(FRAMES)
+    path = write(tmp_path, "p.pcap.zst", skippable + zstandard.ZstdCompressor().compress(content))
+    assert [f[2] for f in open_capture(path)] == [f[2] for f in FRAMES]
+
+
 @pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
 def test_damaged_compressed_data_is_one_capture_error(tmp_path: Path, suffix: str) -> None:
     packed = bytearray(COMPRESSORS[suffix](pcap_bytes(_records(40))))
