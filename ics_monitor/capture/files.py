@@ -187,6 +187,11 @@ class CaptureFile:
         record = struct.Struct(order + "IIII")
         unpack = record.unpack_from
         pos = 24
+        # Typed: compiled, the arithmetic and the slice stay native instead of boxed.
+        sec: int
+        frac: int
+        incl: int
+        orig: int
         while True:
             end = len(buf)
             while pos + 16 <= end:
@@ -229,9 +234,16 @@ class CaptureFile:
         order = "<"
         # per section: list of (link_type, divisor, offset_seconds, snaplen)
         interfaces: list[tuple[int, float, float, int]] = []
-        head_le = struct.Struct("<II")
-        head_be = struct.Struct(">II")
-        head = head_le
+        # Precompiled per byte order (a section header may switch it): block head, trailer, the
+        # enhanced, simple and obsolete packet blocks' fixed fields.
+        head, trailer_of, epb, spb, opb = _PCAPNG_LE
+        block_type: int
+        total: int
+        iface: int
+        high: int
+        low: int
+        incl: int
+        orig: int
         while True:
             end = len(buf)
             while pos + 12 <= end:
@@ -239,9 +251,11 @@ class CaptureFile:
                 if block_type == PCAPNG_SHB:
                     bom = buf[pos + 8 : pos + 12]
                     if bom == b"\x4d\x3c\x2b\x1a":
-                        order, head = "<", head_le
+                        order = "<"
+                        head, trailer_of, epb, spb, opb = _PCAPNG_LE
                     elif bom == b"\x1a\x2b\x3c\x4d":
-                        order, head = ">", head_be
+                        order = ">"
+                        head, trailer_of, epb, spb, opb = _PCAPNG_BE
                     else:
                         raise CaptureError(path, "corrupt section header: bad byte-order magic", base + pos)
                     block_type, total = head.unpack_from(buf, pos)
@@ -252,7 +266,7 @@ class CaptureFile:
                 stop = pos + total
                 if stop > end:
                     break
-                (trailer,) = struct.unpack_from(order + "I", buf, stop - 4)
+                trailer: int = trailer_of.unpack_from(buf, stop - 4)[0]
                 if trailer != total:
                     raise CaptureError(
                         path, f"corrupt block: trailing length {trailer} differs from {total}", base + pos
@@ -260,7 +274,7 @@ class CaptureFile:
                 if block_type == _BLOCK_EPB:
                     if total < 32:
                         raise CaptureError(path, "corrupt enhanced packet block: too short", base + pos)
-                    iface, high, low, incl, orig = struct.unpack_from(order + "IIIII", buf, pos + 8)
+                    iface, high, low, incl, orig = epb.unpack_from(buf, pos + 8)
                     if iface >= len(interfaces):
                         raise CaptureError(path, f"packet block names unknown interface {iface}", base + pos)
                     if 28 + incl > total - 4:
@@ -275,7 +289,7 @@ class CaptureFile:
                 elif block_type == _BLOCK_SPB:
                     if not interfaces:
                         raise CaptureError(path, "simple packet block before any interface", base + pos)
-                    (orig,) = struct.unpack_from(order + "I", buf, pos + 8)
+                    orig = spb.unpack_from(buf, pos + 8)[0]
                     link_type, _divisor, _offset, snap = interfaces[0]
                     incl = min(orig, total - 16, snap or orig)
                     # A simple packet block has no timestamp: 0.0 marks "unknown".
@@ -283,7 +297,7 @@ class CaptureFile:
                 elif block_type == _BLOCK_OPB:
                     if total < 32:
                         raise CaptureError(path, "corrupt packet block: too short", base + pos)
-                    iface, _drops, high, low, incl, orig = struct.unpack_from(order + "HHIIII", buf, pos + 8)
+                    iface, _drops, high, low, incl, orig = opb.unpack_from(buf, pos + 8)
                     if iface >= len(interfaces):
                         raise CaptureError(path, f"packet block names unknown interface {iface}", base + pos)
                     if 28 + incl > total - 4:
@@ -317,6 +331,23 @@ class CaptureFile:
             base += pos
             buf = buf[pos:] + chunk
             pos = 0
+
+
+def _pcapng_structs(
+    order: str,
+) -> tuple[struct.Struct, struct.Struct, struct.Struct, struct.Struct, struct.Struct]:
+    """Block head, trailer, EPB, SPB and OPB fixed fields in one byte order."""
+    return (
+        struct.Struct(order + "II"),
+        struct.Struct(order + "I"),
+        struct.Struct(order + "IIIII"),
+        struct.Struct(order + "I"),
+        struct.Struct(order + "HHIIII"),
+    )
+
+
+_PCAPNG_LE: Final = _pcapng_structs("<")
+_PCAPNG_BE: Final = _pcapng_structs(">")
 
 
 def _interface(buf: bytes, pos: int, stop: int, order: str) -> tuple[int, float, float, int]:
