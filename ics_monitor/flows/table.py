@@ -37,7 +37,7 @@ from ics_monitor.core.packet import (
 )
 from ics_monitor.core.ports import TCP_SERVICES, UDP_SERVICES
 from ics_monitor.events.base import AnomalyEvent, new_anomaly_event
-from ics_monitor.events.flow import FlowRecord
+from ics_monitor.events.flow import FlowRecord, flow_record_from
 from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, TcpStream, seq_diff
 
 TO_SERVER: Final = 0
@@ -633,45 +633,51 @@ class FlowTable:
         streams = flow.streams
         counters = flow.counters
         tcp = flow.proto == IPPROTO_TCP
-        return FlowRecord(
-            flow_id=flow.id,
-            community_id=community_id(
-                flow.proto, flow.client_ip, flow.client_port, flow.server_ip, flow.server_port
-            ),
-            ts_start=flow.record_start,
-            ts_end=flow.last_ts,
-            duration=round(flow.last_ts - flow.record_start, 6),
-            first_frame=flow.record_frame,
-            transport=flow.transport,
-            ip_version=flow.ip_version,
-            vlan=flow.vlan,
-            src_ip=src_ip,
-            src_port=flow.client_port,
-            dst_ip=dst_ip,
-            dst_port=flow.server_port,
-            src_mac=format_mac(flow.client_mac),
-            dst_mac=format_mac(flow.server_mac),
-            orientation=flow.orientation,
-            packets_to_server=counters[0],
-            packets_to_client=counters[1],
-            bytes_to_server=counters[BYTES],
-            bytes_to_client=counters[BYTES + 1],
-            payload_bytes_to_server=counters[PAYLOAD],
-            payload_bytes_to_client=counters[PAYLOAD + 1],
-            tcp_flags_to_server=tuple(tcp_flag_names(counters[FLAGS])) if tcp else (),
-            tcp_flags_to_client=tuple(tcp_flag_names(counters[FLAGS + 1])) if tcp else (),
-            state=flow.state(),
-            end_reason=reason,
-            service=flow.service,
-            app_protocol=flow.app_protocol,
-            missed_bytes=(streams[0].gaps + streams[1].gaps) if streams else 0,
-            retransmissions=(streams[0].retransmissions + streams[1].retransmissions) if streams else 0,
-            tunnel=tunnel_layers(flow.tunnel) if flow.tunnel else (),
-            sliced_bytes=flow.sliced + (streams[0].sliced + streams[1].sliced if streams else 0),
-            mirror_copies_to_server=counters[COPIES],
-            mirror_copies_to_client=counters[COPIES + 1],
-            icmp_types_to_server=() if tcp else _bits(counters[FLAGS]),
-            icmp_types_to_client=() if tcp else _bits(counters[FLAGS + 1]),
+        # In FlowRecord's field order (see ``flow_record_from``).
+        return flow_record_from(
+            {
+                "event_type": "flow",
+                "flow_id": flow.id,
+                "community_id": community_id(
+                    flow.proto, flow.client_ip, flow.client_port, flow.server_ip, flow.server_port
+                ),
+                "ts_start": flow.record_start,
+                "ts_end": flow.last_ts,
+                "duration": round(flow.last_ts - flow.record_start, 6),
+                "first_frame": flow.record_frame,
+                "transport": flow.transport,
+                "ip_version": flow.ip_version,
+                "vlan": flow.vlan,
+                "src_ip": src_ip,
+                "src_port": flow.client_port,
+                "dst_ip": dst_ip,
+                "dst_port": flow.server_port,
+                "src_mac": format_mac(flow.client_mac),
+                "dst_mac": format_mac(flow.server_mac),
+                "orientation": flow.orientation,
+                "packets_to_server": counters[0],
+                "packets_to_client": counters[1],
+                "bytes_to_server": counters[BYTES],
+                "bytes_to_client": counters[BYTES + 1],
+                "payload_bytes_to_server": counters[PAYLOAD],
+                "payload_bytes_to_client": counters[PAYLOAD + 1],
+                "tcp_flags_to_server": tuple(tcp_flag_names(counters[FLAGS])) if tcp else (),
+                "tcp_flags_to_client": tuple(tcp_flag_names(counters[FLAGS + 1])) if tcp else (),
+                "state": flow.state(),
+                "end_reason": reason,
+                "service": flow.service,
+                "app_protocol": flow.app_protocol,
+                "missed_bytes": (streams[0].gaps + streams[1].gaps) if streams else 0,
+                "retransmissions": (streams[0].retransmissions + streams[1].retransmissions)
+                if streams
+                else 0,
+                "tunnel": tunnel_layers(flow.tunnel) if flow.tunnel else (),
+                "sliced_bytes": flow.sliced + (streams[0].sliced + streams[1].sliced if streams else 0),
+                "icmp_types_to_server": () if tcp else _bits(counters[FLAGS]),
+                "icmp_types_to_client": () if tcp else _bits(counters[FLAGS + 1]),
+                "mirror_copies_to_server": counters[COPIES],
+                "mirror_copies_to_client": counters[COPIES + 1],
+            }
         )
 
     def _anomaly(self, code: str, flow: Flow, direction: int, pkt: Packet | None, detail: str) -> None:

@@ -100,7 +100,7 @@ from ics_monitor.dissect.s7comm.parser import (
 from ics_monitor.dissect.s7comm.state import HeldPlus, S7State, Transfer
 from ics_monitor.dissect.s7comm.tpkt_cotp import has_s7_tsaps, kept_connection_header, parse_connection
 from ics_monitor.events.base import Event
-from ics_monitor.events.s7comm import CotpEvent, S7commPlusEvent, new_s7comm_event
+from ics_monitor.events.s7comm import CotpEvent, S7commPlusEvent, cotp_event_from, new_s7comm_event
 
 # S7comm-plus keep-alive versions (no message of their own), and the fragments and records held
 # behind a first fragment at most (past either the held record goes out with what it has).
@@ -326,37 +326,41 @@ class S7commDissector(Dissector):
         flow_id, transport, src_ip, src_port, dst_ip, dst_port = state.heads[direction]
         called = fields.get("dst_tsap") or {}
         parameters = fields.get("parameters")
-        return CotpEvent(
-            ts=ctx.ts,
-            frame=ctx.frame,
-            flow_id=flow_id,
-            transport=transport,
-            src_ip=src_ip,
-            src_port=src_port,
-            dst_ip=dst_ip,
-            dst_port=dst_port,
-            direction="request" if code in _COTP_REQUESTS else "response",
-            pdu_type=fields["pdu_type"],
-            pdu_type_name=fields["pdu_type_name"],
-            dst_ref=fields.get("dst_ref"),
-            src_ref=fields.get("src_ref"),
-            credit=fields.get("credit"),
-            protocol_class=fields.get("protocol_class"),
-            class_options=fields.get("class_options"),
-            tpdu_size=fields.get("tpdu_size"),
-            src_tsap=fields.get("src_tsap"),
-            dst_tsap=fields.get("dst_tsap"),
-            # The called TSAP addresses the CPU: its connection type, rack and slot.
-            connection_type=called.get("connection_type"),
-            connection_type_name=called.get("connection_type_name"),
-            rack=called.get("rack"),
-            slot=called.get("slot"),
-            reason=fields.get("reason"),
-            reason_name=fields.get("reason_name"),
-            reject_cause=fields.get("reject_cause"),
-            reject_cause_name=fields.get("reject_cause_name"),
-            invalid_tpdu=fields.get("invalid_tpdu"),
-            parameters=tuple(parameters) if parameters else None,
+        # In CotpEvent's field order (see ``cotp_event_from``).
+        return cotp_event_from(
+            {
+                "event_type": "cotp",
+                "ts": ctx.ts,
+                "frame": ctx.frame,
+                "flow_id": flow_id,
+                "transport": transport,
+                "src_ip": src_ip,
+                "src_port": src_port,
+                "dst_ip": dst_ip,
+                "dst_port": dst_port,
+                "direction": "request" if code in _COTP_REQUESTS else "response",
+                "pdu_type": fields["pdu_type"],
+                "pdu_type_name": fields["pdu_type_name"],
+                "dst_ref": fields.get("dst_ref"),
+                "src_ref": fields.get("src_ref"),
+                "credit": fields.get("credit"),
+                "protocol_class": fields.get("protocol_class"),
+                "class_options": fields.get("class_options"),
+                "tpdu_size": fields.get("tpdu_size"),
+                "src_tsap": fields.get("src_tsap"),
+                "dst_tsap": fields.get("dst_tsap"),
+                # The called TSAP addresses the CPU: its connection type, rack and slot.
+                "connection_type": called.get("connection_type"),
+                "connection_type_name": called.get("connection_type_name"),
+                "rack": called.get("rack"),
+                "slot": called.get("slot"),
+                "reason": fields.get("reason"),
+                "reason_name": fields.get("reason_name"),
+                "reject_cause": fields.get("reject_cause"),
+                "reject_cause_name": fields.get("reject_cause_name"),
+                "invalid_tpdu": fields.get("invalid_tpdu"),
+                "parameters": tuple(parameters) if parameters else None,
+            }
         )
 
     def _payload(
