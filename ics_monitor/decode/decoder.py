@@ -95,6 +95,13 @@ class Decoder:
         pkt = Packet(frame, ts, link_type, wire_len, size)
         self._pkt = pkt
         if link_type == _ETHERNET and size >= _ETH_IPV4_TCP_SIZE and self.fast_path:
+            # Typed: compiled, the tests below compare machine integers, not int objects.
+            ether_type: int
+            ver_ihl: int
+            total: int
+            flags_fragment: int
+            proto: int
+            data_offset: int
             (
                 dst_mac, src_mac, ether_type, ver_ihl, _tos, total, ident, flags_fragment, ttl, proto,
                 _checksum, src, dst, sport, dport, seq, ack, data_offset, flags, window,
