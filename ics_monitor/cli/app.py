@@ -145,8 +145,8 @@ def _auto_workers_option(per_cpu: str) -> Any:
         max=64,
         metavar="N",
         help="Processes to shard flows over for decoding and dissection (symmetric 5-tuple hash); "
-        f"same results as 1. Default for captures over {AUTO_WORKERS_BYTES >> 20} MB: {per_cpu} "
-        f"(at most {MAX_AUTO_WORKERS}), else 1.",
+        f"same results as 1. Default for captures over {AUTO_WORKERS_BYTES >> 20} MB (a compressed "
+        f"one by what it holds, estimated): {per_cpu} (at most {MAX_AUTO_WORKERS}), else 1.",
         show_default=False,
     )
 
@@ -167,7 +167,7 @@ def _auto_workers(workers: int | None, source: MergedSource) -> int:
     """``--workers`` as given, else by capture size and the CPUs this process may use."""
     if workers is not None:
         return workers
-    if source.size < AUTO_WORKERS_BYTES:
+    if source.capture_size < AUTO_WORKERS_BYTES:
         return 1
     return max(1, min(_cpus(), MAX_AUTO_WORKERS))
 
@@ -182,7 +182,7 @@ def _analysis_processes(workers: int | None, source: MergedSource, cpus: int | N
     """
     if workers is not None:
         return 0 if workers <= 1 else workers
-    if source.size < AUTO_WORKERS_BYTES:
+    if source.capture_size < AUTO_WORKERS_BYTES:
         return 0
     cpus = _cpus() if cpus is None else cpus
     return 0 if cpus < 2 else min(cpus - 1, MAX_AUTO_WORKERS)

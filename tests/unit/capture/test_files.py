@@ -15,6 +15,7 @@ import pytest
 import zstandard
 
 from ics_monitor.capture import open_capture, open_captures
+from ics_monitor.capture.files import ASSUMED_RATIO
 from ics_monitor.core.errors import CaptureError
 
 
@@ -181,6 +182,31 @@ def test_a_zstd_file_starting_with_a_skippable_frame_is_read(tmp_path: Path) -> 
     content = pcap_bytes(FRAMES)
     path = write(tmp_path, "p.pcap.zst", skippable + zstandard.ZstdCompressor().compress(content))
     assert [f[2] for f in open_capture(path)] == [f[2] for f in FRAMES]
+
+
+def test_a_compressed_capture_is_sized_by_what_it_holds(tmp_path: Path) -> None:
+    # A highly compressible capture: gzip's trailer and zstd's frame header say its real size,
+    # far beyond the assumed ratio; files that say nothing count at the assumed ratio.
+    content = pcap_bytes([(1700000000 + n, 0, bytes(1000)) for n in range(200)])
+    plain = open_capture(write(tmp_path, "p.pcap", content))
+    assert plain.capture_size == plain.size == len(content)
+    frames = [f[2] for f in plain]
+    packed = {
+        "gz": gzip.compress(content, mtime=0),
+        "zst": zstandard.ZstdCompressor().compress(content),  # content size in the header
+        **{suffix: pack(content) for suffix, pack in COMPRESSORS.items() if suffix != "zst"},
+    }
+    for suffix, data in packed.items():
+        capture = open_capture(write(tmp_path, f"c.pcap.{suffix}", data))
+        assert capture.size == len(data) < len(content) // 10, suffix
+        if suffix in ("gz", "zst"):
+            assert capture.capture_size == len(content), suffix
+        else:
+            assert capture.capture_size == ASSUMED_RATIO * len(data), suffix
+        assert [f[2] for f in capture] == frames, suffix
+    merged = open_captures([str(tmp_path / "c.pcap.gz"), str(tmp_path / "p.pcap")])
+    assert merged.capture_size == 2 * len(content)
+    assert merged.size == len(content) + len(packed["gz"])  # progress: bytes on disk
 
 
 @pytest.mark.parametrize("suffix", sorted(COMPRESSORS))

@@ -305,6 +305,25 @@ def test_replay_picks_workers_by_capture_size_and_cpus(monkeypatch: Any) -> None
     assert app._auto_workers(1, source) == 1
 
 
+def test_a_compressed_capture_gets_the_workers_of_what_it_holds(monkeypatch: Any, tmp_path: Path) -> None:
+    """A 20 MB zstd file of 400 MB of packets is a large capture, not a small one."""
+    import zstandard
+
+    from ics_monitor.cli import app
+
+    packed = tmp_path / "polling.pcap.zst"
+    packed.write_bytes(zstandard.ZstdCompressor().compress(Path(POLLING).read_bytes()))
+    plain, compressed = app._open([Path(POLLING)]), app._open([packed])
+    assert compressed.size < plain.size == plain.capture_size == compressed.capture_size
+    monkeypatch.setattr(app, "AUTO_WORKERS_BYTES", plain.size)
+    assert app._analysis_processes(None, compressed, 2) == app._analysis_processes(None, plain, 2) == 1
+    assert (
+        app._auto_workers(None, compressed)
+        == app._auto_workers(None, plain)
+        == min(app._cpus(), app.MAX_AUTO_WORKERS)
+    )
+
+
 def test_replay_leaves_one_cpu_to_the_analysis(monkeypatch: Any, tmp_path: Path) -> None:
     """replay and baseline learn: by default one worker process per CPU but one, so on 2 CPUs a
     single worker dissects while this process analyses (a pipeline); the same store as one process."""
