@@ -54,8 +54,9 @@ ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 LZ4_MAGIC: Final = b"\x04\x22\x4d\x18"
 XZ_MAGIC: Final = b"\xfd7zXZ\x00"
 BZIP2_MAGIC: Final = b"BZh"
-# What the decompressors raise on damaged input (lz4: RuntimeError; cut short: EOFError).
-_STREAM_ERRORS: Final = (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError, RuntimeError)
+# What the decompressors raise on damaged input (cut short: EOFError; lz4's RuntimeError is turned
+# into OSError where it is raised, so that any other RuntimeError stays a bug with its traceback).
+_STREAM_ERRORS: Final = (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
 
 _BLOCK_IDB: Final = 1
 _BLOCK_OPB: Final = 2
@@ -386,7 +387,7 @@ def _decompressing(raw: BinaryIO, head: bytes) -> BinaryIO | None:
     if head.startswith(ZSTD_MAGIC) or _skippable(head):
         return _ZstdFrames(raw)  # type: ignore[return-value]
     if head.startswith(LZ4_MAGIC):
-        return lz4.frame.LZ4FrameFile(raw, mode="rb")  # type: ignore[no-any-return]
+        return _Lz4Frames(raw)  # type: ignore[return-value]
     if head.startswith(XZ_MAGIC):
         return lzma.LZMAFile(raw, mode="rb")  # type: ignore[return-value]
     if head.startswith(BZIP2_MAGIC):
@@ -418,6 +419,33 @@ def _uncompressed_estimate(raw: BinaryIO, head: bytes, size: int) -> int:
     finally:
         raw.seek(0)
     return max(size * ASSUMED_RATIO, declared)
+
+
+class _Lz4Frames:
+    """``lz4.frame``'s reader, whose report of damaged data (a RuntimeError) is raised as OSError."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._file = lz4.frame.LZ4FrameFile(raw, mode="rb")
+
+    def read(self, size: int = -1) -> bytes:
+        """As ``LZ4FrameFile.read``."""
+        try:
+            data: bytes = self._file.read(size)
+        except RuntimeError as exc:  # LZ4F_decompress failed ...: the library's only error
+            raise OSError(str(exc)) from None
+        return data
+
+    def read1(self, size: int = -1) -> bytes:
+        """As ``LZ4FrameFile.read1``."""
+        try:
+            data: bytes = self._file.read1(size)
+        except RuntimeError as exc:
+            raise OSError(str(exc)) from None
+        return data
+
+    def close(self) -> None:
+        """Close the reader (not the file under it)."""
+        self._file.close()
 
 
 def _skippable(head: bytes) -> bool:

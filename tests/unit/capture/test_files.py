@@ -209,6 +209,20 @@ def test_a_compressed_capture_is_sized_by_what_it_holds(tmp_path: Path) -> None:
     assert merged.size == len(content) + len(packed["gz"])  # progress: bytes on disk
 
 
+def test_a_bug_in_a_reader_is_not_reported_as_a_damaged_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # lz4 reports damaged data with RuntimeError, read errors are OSError and the like: any other
+    # RuntimeError inside reading is a bug and keeps its traceback instead of reading "read error".
+    def broken(self: object, size: int = -1) -> bytes:
+        raise RuntimeError("a bug")
+
+    path = write(tmp_path, "b.pcap.gz", gzip.compress(pcap_bytes(FRAMES), mtime=0))
+    monkeypatch.setattr(gzip.GzipFile, "read1", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        list(open_capture(path))
+
+
 @pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
 def test_damaged_compressed_data_is_one_capture_error(tmp_path: Path, suffix: str) -> None:
     packed = bytearray(COMPRESSORS[suffix](pcap_bytes(_records(40))))
