@@ -398,14 +398,18 @@ def _decompressing(raw: BinaryIO, head: bytes) -> BinaryIO | None:
 # What a compressed capture is taken to hold per byte when it does not say more: pcaps compress
 # 3 to 5 times with gzip or zstd (real plant captures here), 20 times when synthetic.
 ASSUMED_RATIO: Final = 4
+# A declared size beyond this many bytes per byte of file is not believed: deflate cannot expand
+# more (about 1032:1), and a file cut short or followed by junk ends in bytes that are no trailer.
+MAX_DECLARED_RATIO: Final = 1032
 
 
 def _uncompressed_estimate(raw: BinaryIO, head: bytes, size: int) -> int:
     """About how many bytes a compressed capture holds: at least ``ASSUMED_RATIO`` x its size.
 
     More when the file says so: gzip's trailer holds its (last member's) size modulo 4 GiB, a zstd
-    frame header may hold its content size (``zstd`` writes it for a file; one frame's only).
-    Only sizes the work: progress goes by the bytes read from disk.
+    frame header may hold its content size (``zstd`` writes it for a file; one frame's only); a
+    declared size past ``MAX_DECLARED_RATIO`` is ignored.  Only sizes the work: progress goes by
+    the bytes read from disk.
     """
     declared = 0
     try:
@@ -418,6 +422,8 @@ def _uncompressed_estimate(raw: BinaryIO, head: bytes, size: int) -> int:
         declared = 0
     finally:
         raw.seek(0)
+    if declared > size * MAX_DECLARED_RATIO:
+        declared = 0
     return max(size * ASSUMED_RATIO, declared)
 
 

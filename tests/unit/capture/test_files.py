@@ -209,6 +209,19 @@ def test_a_compressed_capture_is_sized_by_what_it_holds(tmp_path: Path) -> None:
     assert merged.size == len(content) + len(packed["gz"])  # progress: bytes on disk
 
 
+def test_a_cut_or_padded_gzip_capture_is_not_sized_by_its_last_bytes(tmp_path: Path) -> None:
+    # Its last four bytes are compressed data or junk, not the trailer: read as a size they say
+    # anything up to 4 GiB (a 30 kB cut file made four workers start).
+    content = pcap_bytes(_records(400))
+    packed = gzip.compress(content, mtime=0)
+    for name, data in (
+        ("cut", packed[: len(packed) // 2] + b"\xff\xff\xff\x7f"),
+        ("padded", packed + b"junk\xff\xff\xff\x7f"),
+    ):
+        capture = open_capture(write(tmp_path, f"{name}.pcap.gz", data))
+        assert capture.capture_size == ASSUMED_RATIO * len(data), name
+
+
 def test_a_bug_in_a_reader_is_not_reported_as_a_damaged_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
