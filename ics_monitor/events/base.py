@@ -19,7 +19,7 @@ No behaviour beyond construction lives here.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from mypy_extensions import mypyc_attr
 
@@ -105,6 +105,22 @@ def field_template(cls: type[Any], **fixed: Any) -> dict[str, Any]:
         raise TypeError(f"not fields of {cls.__name__}: {sorted(unknown)}")
     template.update(fixed)
     return template
+
+
+Record = TypeVar("Record")
+
+
+def record_from(cls: type[Record], fields: dict[str, Any]) -> Record:
+    """A record of dataclass ``cls`` whose ``__dict__`` is ``fields``: every field, in field order.
+
+    For records built per flow or per few packets with no template to copy (flow records, COTP
+    events): the generated frozen ``__init__`` is interpreted even in a compiled build and sets
+    each field through ``object.__setattr__``.  The caller owns the keys and their order (the
+    JSON key order); ``tests/unit/events/test_built_records.py`` compares with the class's own.
+    """
+    record = object.__new__(cls)
+    object.__setattr__(record, "__dict__", fields)
+    return record
 
 
 _ANOMALY_TEMPLATE: Final = field_template(AnomalyEvent, event_type="anomaly")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from mypy_extensions import mypyc_attr
 
@@ -75,20 +75,3 @@ class FlowRecord:
         if direction:
             return self.packets_to_client - self.mirror_copies_to_client
         return self.packets_to_server - self.mirror_copies_to_server
-
-
-_new: Final = object.__new__
-_set: Final = object.__setattr__
-
-
-def flow_record_from(fields: dict[str, Any]) -> FlowRecord:
-    """A ``FlowRecord`` whose ``__dict__`` is ``fields``: every field, in dataclass field order.
-
-    ``FlowRecord(...)`` sets its 36 fields one by one through the frozen ``__setattr__`` (the
-    generated ``__init__`` is interpreted, even in a compiled build); short flows (a connection per
-    poll, a scan) make one record per few packets.  The caller owns the key order (the JSON key
-    order); a unit test builds a record both ways and compares them and their JSON.
-    """
-    record = _new(FlowRecord)
-    _set(record, "__dict__", fields)
-    return record

@@ -177,18 +177,6 @@ _copy: Final = dict.copy
 _TEMPLATE: Final = field_template(S7commEvent, event_type="s7comm")
 
 
-def cotp_event_from(fields: dict[str, Any]) -> CotpEvent:
-    """A ``CotpEvent`` whose ``__dict__`` is ``fields``: every field, in dataclass field order.
-
-    A connection per poll makes a COTP CR/CC pair (and a DR or a reset) per few PDUs; the
-    generated ``__init__`` sets 30 fields through the frozen ``__setattr__``.  The caller owns the
-    key order; a unit test compares with a record built by the class.
-    """
-    event = _new(CotpEvent)
-    _set(event, "__dict__", fields)
-    return event
-
-
 def new_s7comm_event(
     ts: Any,
     frame: Any,

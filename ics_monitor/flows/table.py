@@ -36,8 +36,8 @@ from ics_monitor.core.packet import (
     tcp_flag_names,
 )
 from ics_monitor.core.ports import TCP_SERVICES, UDP_SERVICES
-from ics_monitor.events.base import AnomalyEvent, new_anomaly_event
-from ics_monitor.events.flow import FlowRecord, flow_record_from
+from ics_monitor.events.base import AnomalyEvent, new_anomaly_event, record_from
+from ics_monitor.events.flow import FlowRecord
 from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, TcpStream, seq_diff
 
 TO_SERVER: Final = 0
@@ -633,8 +633,9 @@ class FlowTable:
         streams = flow.streams
         counters = flow.counters
         tcp = flow.proto == IPPROTO_TCP
-        # In FlowRecord's field order (see ``flow_record_from``).
-        return flow_record_from(
+        # In FlowRecord's field order (see ``record_from``).
+        return record_from(
+            FlowRecord,
             {
                 "event_type": "flow",
                 "flow_id": flow.id,
@@ -677,7 +678,7 @@ class FlowTable:
                 "icmp_types_to_client": () if tcp else _bits(counters[FLAGS + 1]),
                 "mirror_copies_to_server": counters[COPIES],
                 "mirror_copies_to_client": counters[COPIES + 1],
-            }
+            },
         )
 
     def _anomaly(self, code: str, flow: Flow, direction: int, pkt: Packet | None, detail: str) -> None:

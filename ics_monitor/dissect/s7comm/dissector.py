@@ -100,8 +100,8 @@ from ics_monitor.dissect.s7comm.parser import (
 )
 from ics_monitor.dissect.s7comm.state import HeldPlus, S7State, Transfer
 from ics_monitor.dissect.s7comm.tpkt_cotp import has_s7_tsaps, kept_connection_header, parse_connection
-from ics_monitor.events.base import Event
-from ics_monitor.events.s7comm import CotpEvent, S7commPlusEvent, cotp_event_from, new_s7comm_event
+from ics_monitor.events.base import Event, record_from
+from ics_monitor.events.s7comm import CotpEvent, S7commPlusEvent, new_s7comm_event
 
 # S7comm-plus keep-alive versions (no message of their own), and the fragments and records held
 # behind a first fragment at most (past either the held record goes out with what it has).
@@ -347,8 +347,9 @@ class S7commDissector(Dissector):
         flow_id, transport, src_ip, src_port, dst_ip, dst_port = state.heads[direction]
         called = fields.get("dst_tsap") or {}
         parameters = fields.get("parameters")
-        # In CotpEvent's field order (see ``cotp_event_from``).
-        return cotp_event_from(
+        # In CotpEvent's field order (see ``record_from``).
+        return record_from(
+            CotpEvent,
             {
                 "event_type": "cotp",
                 "ts": ctx.ts,
@@ -381,7 +382,7 @@ class S7commDissector(Dissector):
                 "reject_cause_name": fields.get("reject_cause_name"),
                 "invalid_tpdu": fields.get("invalid_tpdu"),
                 "parameters": tuple(parameters) if parameters else None,
-            }
+            },
         )
 
     def _payload(

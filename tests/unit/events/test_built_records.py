@@ -1,7 +1,7 @@
 """Records the hot paths build as a dict installed in ``__dict__`` equal those the dataclass builds.
 
-``FlowTable._record`` (``flow_record_from``) and the S7 dissector's COTP events (``cotp_event_from``)
-write their fields as a dict literal: the keys must be every field, in dataclass field order (the
+``FlowTable._record`` and the S7 dissector's COTP events (``events.base.record_from``) write their
+fields as a dict literal: the keys must be every field, in dataclass field order (the
 JSON key order), with the class's fixed ``event_type``.
 """
 
