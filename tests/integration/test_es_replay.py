@@ -108,7 +108,7 @@ def test_unreachable_cluster_spools_and_drain_delivers_the_same(
 ) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    for name in ("baseline.yaml", ".baseline.yaml.json"):
+    for name in ("baseline.yaml", ".baseline.yaml.cache"):
         source = learned_state / name
         if source.is_file():
             (state / name).write_bytes(source.read_bytes())

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ics_monitor.inventory import baseline as model
-from ics_monitor.inventory.baseline import Baseline, BaselineLearner, RangeSet
+from ics_monitor.inventory.baseline import FORMAT, Baseline, BaselineLearner, PollStats, RangeSet
 from tests.unit.detect.records import CLIENT, SERVER, dnp3, flow, modbus, s7
 
 
@@ -185,12 +185,27 @@ def test_streamed_text_equals_one_nested_dump_and_streamed_load_equals_safe_load
     assert Baseline.load(path).to_dict() == empty.to_dict()
 
 
-def test_json_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path: Path) -> None:
+def _cache_frames(data: bytes) -> list[bytes]:
+    """The frames of a cache file (after its first line), each with its 8-byte length."""
+    start = data.index(b"\n") + 1
+    frames = []
+    while start < len(data):
+        size = int.from_bytes(data[start : start + 8], "little")
+        frames.append(data[start : start + 8 + size])
+        start += 8 + size
+    return frames
+
+
+def test_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path: Path) -> None:
+    import marshal
+
     baseline = _learned()
     path = tmp_path / "baseline.yaml"
+    old_cache = tmp_path / ".baseline.yaml.json"
+    old_cache.write_bytes(b'{"cache":"ics-monitor-baseline-cache/2"}\n')  # an older version's
     baseline.save(path)
-    cache = tmp_path / ".baseline.yaml.json"
-    assert cache.is_file()
+    cache = tmp_path / ".baseline.yaml.cache"
+    assert cache.is_file() and not old_cache.exists()
     from_cache = Baseline.load(path)
     cache.unlink()
     from_yaml = Baseline.load(path)
@@ -203,30 +218,74 @@ def test_json_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path
     edited = Baseline.load(path)
     conversation = edited.conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
     assert conversation is not None and conversation.value_range("written", "hr:1:20") == [100, 500]
-    # The cache is what loads when it matches: one line per conversation after the header.
+    # The cache is what loads when it matches: a header, the tables of value keys and ranges, then
+    # one frame per conversation.
     baseline.save(path)
-    lines = cache.read_bytes().splitlines(keepends=True)
-    assert lines[0].startswith(b'{"cache":"ics-monitor-baseline-cache/2"') and len(lines) == 1 + len(
-        baseline.conversations
-    )
-    cache.write_bytes(b"".join(lines).replace(b'"hr:1:20":[100,119]', b'"hr:1:20":[100,120]'))
+    data = cache.read_bytes()
+    assert data.startswith(b"ics-monitor-baseline-cache/3\n")
+    frames = _cache_frames(data)
+    assert len(frames) == 2 + len(baseline.conversations)
+    header = marshal.loads(frames[0][8:])
+    assert header["conversations"] == len(baseline.conversations) and header["format"] == FORMAT
+    keys, ranges = marshal.loads(frames[1][8:])
+    assert ("written", "hr:1:20") in keys and (100, 119) in ranges
+    prefix = data[: len(data) - sum(map(len, frames))]
+    changed = [(100, 120) if bounds == (100, 119) else bounds for bounds in ranges]
+    cache.write_bytes(prefix + frames[0] + _frame((keys, changed)) + b"".join(frames[2:]))
     conversation = Baseline.load(path).conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
     assert conversation is not None and conversation.value_range("written", "hr:1:20") == [100, 120]
     # A cache that matches the hash but is damaged inside falls back to the YAML, as does one of
-    # another format (the first one was a single JSON document).
+    # another format (JSON lines before) or written by another Python.
+    other_python = dict(header, python=[3, 99])
+    record = frames[2][:8] + b"\xff" * (len(frames[2]) - 8)  # not marshal data
     for damaged in (
-        b"".join(lines) + b'{"client":1}\n',
-        b"".join(lines[:-1]) + lines[-1][:-20],
-        b"".join(lines[:-1]),  # cut at a line's end: a conversation missing
-        b"not json",
-        b'{"cache":"ics-monitor-baseline-cache/1","document":{}}',
+        data + frames[2],  # one conversation too many
+        data[:-20],  # cut inside a frame
+        data[: -len(frames[-1])],  # cut at a frame's end: a conversation missing
+        prefix + _frame(other_python) + b"".join(frames[1:]),
+        prefix + b"".join(frames[:2]) + _frame(("not", "a", "record")) + b"".join(frames[3:]),
+        prefix + b"".join(frames[:2]) + record + b"".join(frames[3:]),
+        b"not a cache",
+        b'{"cache":"ics-monitor-baseline-cache/2","yaml_sha256":""}\n',
     ):
         cache.write_bytes(damaged)
         assert Baseline.load(path).to_dict() == baseline.to_dict()
         # The load that fell back to the YAML wrote a good cache for the next one.
-        rewritten = cache.read_bytes().splitlines()
-        assert rewritten[0] == lines[0].rstrip(b"\n") and len(rewritten) == len(lines)
-        assert sorted(rewritten) == sorted(line.rstrip(b"\n") for line in lines)  # YAML order
+        rewritten = cache.read_bytes()
+        again = _cache_frames(rewritten)
+        assert marshal.loads(again[0][8:]) == header and len(again) == len(frames)
+
+
+def _frame(value: object) -> bytes:
+    import marshal
+
+    data = marshal.dumps(value)
+    return len(data).to_bytes(8, "little") + data
+
+
+def test_cache_holds_what_the_yaml_does_of_polls_and_orders(tmp_path: Path) -> None:
+    # A learned baseline holds polls the YAML leaves out (too few samples) and unrounded figures;
+    # saved, its cache must load exactly what its YAML loads, in the YAML's order.
+    baseline = _learned()
+    conversation = next(iter(baseline.conversations.values()))
+    conversation.polling["sparse"] = PollStats(0.1, 0.01, 1)
+    conversation.polling["fine"] = PollStats(0.123456789, None, 50, (0.1000000001, 0.2))
+    conversation.functions = dict(reversed(list(conversation.functions.items())))
+    path = tmp_path / "baseline.yaml"
+    baseline.save(path)
+    from_cache = Baseline.load(path)
+    (tmp_path / ".baseline.yaml.cache").unlink()
+    from_yaml = Baseline.load(path)
+    assert from_cache.to_dict() == from_yaml.to_dict()
+    for loaded in (from_cache, from_yaml):
+        again = loaded.conversation(conversation.key)
+        assert again is not None and "sparse" not in again.polling
+        fine = again.polling["fine"]
+        assert (fine.median, fine.spread, fine.window) == (0.123457, 0.0, (0.1, 0.2))
+    cached = from_cache.conversation(conversation.key)
+    parsed = from_yaml.conversation(conversation.key)
+    assert cached is not None and parsed is not None
+    assert list(cached.functions) == list(parsed.functions) and list(cached.modbus) == list(parsed.modbus)
 
 
 def test_streamed_load_handles_anchors_types_and_rejects_odd_documents(tmp_path: Path) -> None:
@@ -526,7 +585,7 @@ def test_a_read_only_directory_still_loads(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()
     baseline.save(source / "baseline.yaml")
-    (source / ".baseline.yaml.json").write_bytes(b'{"cache":"ics-monitor-baseline-cache/1","document":{}}')
+    (source / ".baseline.yaml.cache").write_bytes(b"ics-monitor-baseline-cache/1\n")
     if os.geteuid() == 0:
         target = tmp_path / "ro"
         target.mkdir()
@@ -534,11 +593,7 @@ def test_a_read_only_directory_still_loads(tmp_path: Path) -> None:
         try:
             subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], check=True)
             assert Baseline.load(target / "baseline.yaml").to_dict() == baseline.to_dict()
-            assert (
-                (target / ".baseline.yaml.json")
-                .read_bytes()
-                .startswith(b'{"cache":"ics-monitor-baseline-cache/1"')
-            )
+            assert (target / ".baseline.yaml.cache").read_bytes() == b"ics-monitor-baseline-cache/1\n"
         finally:
             subprocess.run(["umount", str(target)], check=True)
     else:
