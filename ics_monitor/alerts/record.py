@@ -185,34 +185,16 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
 
 
 def _converted(alert: Alert) -> dict[str, Any]:
-    return {
-        "event_type": alert.event_type,
-        "alert_id": alert.alert_id,
-        "rule_id": alert.rule_id,
-        "rule_name": alert.rule_name,
-        "title": alert.title,
-        "severity": alert.severity,
-        "severity_name": alert.severity_name,
-        "category": alert.category,
-        "protocol": alert.protocol,
-        "tactic": [dict(item) for item in alert.tactic],
-        "technique": [dict(item) for item in alert.technique],
-        "explanation": alert.explanation,
-        "evidence": _jsonable(alert.evidence),
-        "key": alert.key,
-        "flow_id": alert.flow_id,
-        "src_ip": alert.src_ip,
-        "src_port": alert.src_port,
-        "dst_ip": alert.dst_ip,
-        "dst_port": alert.dst_port,
-        "src_mac": alert.src_mac,
-        "dst_mac": alert.dst_mac,
-        "community_id": alert.community_id,
-        "ts": alert.ts,
-        "last_ts": alert.last_ts,
-        "count": alert.count,
-        "frames": list(alert.frames),
-    }
+    # The record's own field dict copied (its keys in field order, as every construction path
+    # installs or sets them: ``new_alert``, ``updated``, the dataclass ``__init__``), then the four
+    # fields JSON wants otherwise: a fifth of the work of reading 26 attributes of a Python class.
+    fields: dict[str, Any] = alert.__dict__
+    data = dict(fields)
+    data["tactic"] = [dict(item) for item in fields["tactic"]]
+    data["technique"] = [dict(item) for item in fields["technique"]]
+    data["evidence"] = _jsonable(fields["evidence"])
+    data["frames"] = list(fields["frames"])
+    return data
 
 
 _LAST_CONVERTED: list[tuple[Any, dict[str, Any]]] = [(None, {})]

@@ -68,6 +68,34 @@ def test_alert_to_dict_converts_each_alert_object_once() -> None:
     assert alert_to_dict(equal) == first and alert_to_dict(equal) is not first
 
 
+def test_alert_to_dict_is_every_field_in_order_as_json_types() -> None:
+    """The JSON form of an alert built any way: its fields in class order, tuples and sets as lists."""
+    alert = _alert(evidence={"function_code": 41, "items": (1, 2), "units": {3, 1}, 7: {"nested": (4,)}})
+    built = new_alert(**{name: getattr(alert, name) for name in fields_of(Alert) if name != "event_type"})
+    update = updated(alert, last_ts=200.0, count=2, frames=(1, 2))
+    for record in (alert, built, update):
+        data = alert_to_dict(record)
+        assert list(data) == fields_of(Alert)
+        assert {
+            name: data[name] for name in data if name not in ("tactic", "technique", "evidence", "frames")
+        } == {
+            name: getattr(record, name)
+            for name in data
+            if name not in ("tactic", "technique", "evidence", "frames")
+        }
+        assert data["tactic"] == [dict(item) for item in record.tactic] and type(data["tactic"]) is list
+        assert data["technique"] == [dict(item) for item in record.technique]
+        assert data["evidence"] == {
+            "function_code": 41,
+            "items": [1, 2],
+            "units": [1, 3],
+            "7": {"nested": [4]},
+        }
+        assert data["frames"] == list(record.frames) and type(data["frames"]) is list
+        assert data["tactic"][0] is not record.tactic[0]  # copies: a sink may not change the alert
+        jsonschema.validate(data, SCHEMA)
+
+
 def test_new_alert_equals_the_dataclass_built_one() -> None:
     """The emitter's fast constructor: the same fields in the same order, frozen as the class makes it."""
     alert = _alert(src_mac="00:11:22:33:44:55", flow_id="f1", count=3, last_ts=150.0)
