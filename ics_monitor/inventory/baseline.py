@@ -17,22 +17,23 @@ capped.  Must not import detectors or alerts; no I/O except ``save``/``load``.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import contextlib
 import gc
 import hashlib
 import ipaddress
-import marshal
+import json
 import math
 import re
-import struct
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO, Final, TextIO
+from typing import Any, Final, TextIO
 
+import orjson
 import yaml
 
 from ics_monitor.core.addresses import ipv4_assignable, ipv4_packed
@@ -572,37 +573,30 @@ class Conversation:
 
     # -- the load cache (``Baseline._save_cache``) ----------------------------------------------------
 
-    def to_record(self, value_keys: bytes, value_ranges: bytes) -> tuple[Any, ...]:
-        """The conversation as plain data for the cache, its values as indexes into the cache's tables."""
-        return (
-            self.key,
+    def to_record(self, value_keys: str, value_ranges: str) -> list[Any]:
+        """The conversation as plain data for the cache, as it is (every section in its order).
+
+        Its values are ``value_keys`` and ``value_ranges``: index arrays into the cache's tables.
+        """
+        return [
+            list(self.key),
             self.flows,
             self.requests,
-            tuple(self.peaks),
-            # In the YAML's order (as a load from it would hold them); values in their own order.
-            [(key, name, count) for key, (name, count) in sorted(self.functions.items(), key=_natural)],
-            [(key, ranges.ranges) for key, ranges in sorted(self.modbus.items())],
-            [(key, ranges.ranges) for key, ranges in sorted(self.dnp3_points.items())],
-            [(key, ranges.ranges) for key, ranges in sorted(self.s7.items())],
+            list(self.peaks),
+            [[key, name, count] for key, (name, count) in self.functions.items()],
+            [[list(key), ranges.ranges] for key, ranges in self.modbus.items()],
+            [[list(key), ranges.ranges] for key, ranges in self.dnp3_points.items()],
+            [[list(key), ranges.ranges] for key, ranges in self.s7.items()],
             value_keys,
             value_ranges,
-            # What ``to_dict`` writes of the polls (learned ones, rounded), so that the cache loads
-            # what the YAML would.
             [
-                (
-                    signature,
-                    round(stats.median, 6),
-                    round(stats.spread or 0.0, 6),
-                    stats.count,
-                    (round(stats.window[0], 6), round(stats.window[1], 6)) if stats.window else None,
-                )
-                for signature, stats in sorted(self.polling.items())
-                if stats.median is not None and stats.count >= MIN_POLL_SAMPLES
+                [signature, stats.median, stats.spread, stats.count, stats.window]
+                for signature, stats in self.polling.items()
             ],
-        )
+        ]
 
     @classmethod
-    def from_record(cls, record: tuple[Any, ...], keys: list[Any], ranges: list[Any]) -> Conversation:
+    def from_record(cls, record: list[Any], keys: list[Any], ranges: list[Any]) -> Conversation:
         """Inverse of ``to_record``, the value keys and ranges taken from the cache's tables.
 
         Raises (TypeError, ValueError, IndexError ...) on a record that is not one: the caller
@@ -625,8 +619,8 @@ class Conversation:
         s7: dict[Any, RangeSet] = conversation.s7
         for key, spans in record[7]:
             s7[(str(key[0]), str(key[1]))] = RangeSet(spans)
-        value_keys = memoryview(record[8]).cast(_INDEX)
-        value_ranges = memoryview(record[9]).cast(_INDEX)
+        value_keys = memoryview(base64.b64decode(record[8], validate=True)).cast(_INDEX)
+        value_ranges = memoryview(base64.b64decode(record[9], validate=True)).cast(_INDEX)
         # One dict built in C (strict: arrays of different lengths are a damaged cache); the
         # shared key and range objects go in as they are (see _VALUE_KEYS).
         conversation.values = dict(
@@ -634,8 +628,8 @@ class Conversation:
         )
         for signature, median, spread, count, window in record[10]:
             conversation.polling[str(signature)] = PollStats(
-                float(median),
-                float(spread),
+                None if median is None else float(median),
+                None if spread is None else float(spread),
                 int(count),
                 None if window is None else (float(window[0]), float(window[1])),
             )
@@ -1052,20 +1046,18 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
         yield f"{name}: {{}}\n"
 
 
-# The cache beside a baseline YAML (``.NAME.cache``): frames of marshal data, each an 8-byte
-# little-endian length and that many bytes.  The first frame is a header (cache marker, the YAML's
-# sha256, format, learned window, assets, conversation count, and the Python and marshal versions
-# that wrote it); the second the tables of every distinct value key and value range; then one frame
-# per conversation, whose learned values are two arrays of indexes into those tables.  So loading
-# builds each conversation from one frame, its thousands of values as one dict in C (no step per
-# value in Python), the keys and equal integer ranges shared by every conversation as a YAML load
-# shares them; and no parsed document sits in memory whole.  marshal, not pickle: it builds only
-# plain data, never runs code.  Version 2 was JSON lines (``.NAME.json``), a conversation per line:
-# a 5,435-conversation baseline took 2.4 s to load from it, most of it a Python step per value.
+# The cache beside a baseline YAML (``.NAME.cache``): JSON lines.  A header (cache marker, the
+# YAML's sha256, format, learned window, assets, conversation count); the tables of every distinct
+# value key and value range; then one line per conversation whose learned values are two arrays of
+# indexes into those tables (base64 of native unsigned 32-bit integers).  So loading builds each
+# conversation from one line, its thousands of values as one dict in C (no step per value in
+# Python), the keys and equal integer ranges shared by every conversation as a YAML load shares
+# them; and no parsed document sits in memory whole.  Strict JSON (no NaN, no type JSON lacks: no
+# cache then) read by orjson, which rejects what is not JSON and builds only plain data.  Version 2
+# (``.NAME.json``) held each conversation's values as JSON: a 5,435-conversation baseline took 2.4 s
+# to load, most of it a Python step per value.
 CACHE_FORMAT: Final = "ics-monitor-baseline-cache/3"
-_CACHE_START: Final = CACHE_FORMAT.encode() + b"\n"
-_FRAME: Final = struct.Struct("<Q")
-# Index arrays: native unsigned 32-bit (the cache is read where it was written; the header says).
+_CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 _INDEX: Final = "I"
 # Where a version-2 cache was: removed when a version-3 one is written.
 _OLD_CACHE_SUFFIX: Final = ".json"
@@ -1120,56 +1112,62 @@ def _cache_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.cache")
 
 
-def _cache_writer() -> dict[str, Any]:
-    """The header's fields that say which Python and marshal wrote a cache (another may not read it)."""
-    return {"python": list(sys.version_info[:2]), "marshal": marshal.version, "byteorder": sys.byteorder}
+def _cache_line(value: Any) -> bytes:
+    """One line of the cache: strict JSON (ValueError for NaN or infinity, TypeError for a date, a set ...)."""
+    return json.dumps(value, allow_nan=False, separators=(",", ":")).encode() + b"\n"
 
 
-def _frames(stream: BinaryIO) -> Iterator[Any]:
-    """The marshalled frames of a cache, one value each; ValueError on a cut frame."""
-    read = stream.read
-    while True:
-        head = read(8)
-        if not head:
-            return
-        if len(head) != 8:
-            raise ValueError("cut frame header")
-        (size,) = _FRAME.unpack(head)
-        data = read(size)
-        if len(data) != size:
-            raise ValueError("cut frame")
-        yield marshal.loads(data)
+def _exact_in_json(value: Any) -> bool:
+    """Whether orjson reads ``value``'s integers back as integers (past 64 bits it reads floats)."""
+    if type(value) is int:
+        return _MIN_JSON_INT <= value <= _MAX_JSON_INT
+    if isinstance(value, (list, tuple)):
+        return all(_exact_in_json(item) for item in value)
+    if isinstance(value, dict):
+        return all(_exact_in_json(item) for item in value.values())
+    return True
+
+
+_MIN_JSON_INT: Final = -(2**63)
+_MAX_JSON_INT: Final = 2**64 - 1
+
+
+def _indexes(numbers: array[int]) -> str:
+    return base64.b64encode(numbers.tobytes()).decode("ascii")
 
 
 def _load_cache(target: Path, yaml_sha256: str) -> tuple[dict[str, Any], list[Conversation]] | None:
     """The header and conversations cached for exactly this YAML text, or None (no cache, stale, damaged)."""
     try:
-        with _cache_path(target).open("rb") as stream:
-            if stream.read(len(_CACHE_START)) != _CACHE_START:
+        with _cache_path(target).open("rb") as lines:
+            if lines.read(len(_CACHE_START)) != _CACHE_START:
                 return None  # another format
-            frames = _frames(stream)
-            header = next(frames)
+            lines.seek(0)
+            header = orjson.loads(lines.readline())
             if (
                 not isinstance(header, dict)
                 or header.get("cache") != CACHE_FORMAT
                 or header.get("yaml_sha256") != yaml_sha256
                 or header.get("format") != FORMAT
-                or any(header.get(key) != value for key, value in _cache_writer().items())
+                or header.get("byteorder") != sys.byteorder
             ):
                 return None
-            tables = next(frames)
-            keys: list[Any] = tables[0]
-            ranges: list[Any] = tables[1]
-            if type(keys) is not list or type(ranges) is not list:
-                return None
-            conversations = [Conversation.from_record(record, keys, ranges) for record in frames]
-            if len(conversations) != header.get("conversations"):
-                return None  # cut short at a frame's end
+            body = hashlib.blake2b(digest_size=16)
+            line = lines.readline()
+            body.update(line)
+            tables = orjson.loads(line)
+            keys: list[Any] = [(str(kind), str(point)) for kind, point in tables[0]]
+            ranges: list[Any] = [(low, high) for low, high in tables[1]]
+            conversations = []
+            for line in lines:
+                body.update(line)
+                conversations.append(Conversation.from_record(orjson.loads(line), keys, ranges))
+            if len(conversations) != header.get("conversations") or body.hexdigest() != header.get("body"):
+                return None  # cut short at a line's end, or changed since written
     except OSError:
         return None
     except (
-        StopIteration,
-        EOFError,
+        orjson.JSONDecodeError,
         KeyError,
         TypeError,
         ValueError,
@@ -1385,8 +1383,8 @@ class Baseline:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain sorted data: the YAML document."""
-        learned = {key: self.learned[key] for key in sorted(self.learned)}
-        assets = {ip: {"macs": sorted(macs)} for ip, macs in sorted(self.asset_macs.items(), key=_ip_key)}
+        learned = self._learned_section()
+        assets = self._assets_section()
         conversations = {
             conversation_label(key): conversation.to_dict()
             for key, conversation in sorted(self.conversations.items(), key=_conversation_order)
@@ -1410,12 +1408,8 @@ class Baseline:
             "# peak_*_10s: most requests / error responses in 10 s (flood and error-storm thresholds);\n"
             "# polling window: [low, high] of the median of 8 intervals (the drift check's band).\n"
         )
-        learned = {key: self.learned[key] for key in sorted(self.learned)}
-        yield _dump({"format": FORMAT, "learned": learned})
-        yield from _section(
-            "assets",
-            ((ip, {"macs": sorted(macs)}) for ip, macs in sorted(self.asset_macs.items(), key=_ip_key)),
-        )
+        yield _dump({"format": FORMAT, "learned": self._learned_section()})
+        yield from _section("assets", iter(self._assets_section().items()))
         yield from _section(
             "conversations",
             (
@@ -1445,59 +1439,101 @@ class Baseline:
             partial.replace(target)
         finally:
             partial.unlink(missing_ok=True)
-        self._save_cache(target, digest.hexdigest())
+        self._save_cache(target, digest.hexdigest(), saved=True)
 
-    def _save_cache(self, target: Path, yaml_sha256: str) -> None:
+    def _save_cache(self, target: Path, yaml_sha256: str, *, saved: bool = False) -> None:
+        """Write the cache of the YAML whose hash is ``yaml_sha256``: what loading that YAML gives.
+
+        ``saved``: this baseline was just written to it (``save``), so the cache holds what the
+        YAML does (``to_dict``: polls learned enough, rounded, every section in the file's
+        order); otherwise this baseline was loaded from it and is cached as it is.
+        """
         cache = _cache_path(target)
         partial = cache.with_name(f"{cache.name}.partial")
+        try:
+            # Opened first: a read-only directory fails before the work.
+            out = partial.open("wb")
+        except OSError:
+            return
         try:
             # Every distinct key, and every range (equal integer ranges once, as a load shares them).
             key_index: dict[Any, int] = {}
             range_index: dict[Any, int] = {}
             ranges: list[Any] = []
-            records: list[Any] = []
-            for conversation in self.conversations.values():
-                key_numbers = array(_INDEX)
-                range_numbers = array(_INDEX)
-                for key, bounds in conversation.values.items():
-                    number = key_index.get(key)
-                    if number is None:
-                        number = key_index[key] = len(key_index)
-                    key_numbers.append(number)
-                    shared = type(bounds[0]) is int and type(bounds[1]) is int
-                    slot = range_index.get(bounds) if shared else None
-                    if slot is None:
-                        slot = len(ranges)
-                        ranges.append(bounds)
-                        if shared:
-                            range_index[bounds] = slot
-                    range_numbers.append(slot)
-                records.append(conversation.to_record(key_numbers.tobytes(), range_numbers.tobytes()))
+            lines: list[bytes] = []
+            if saved:
+                document = {"learned": self._learned_section(), "assets": self._assets_section()}
+                members = [c for _, c in sorted(self.conversations.items(), key=_conversation_order)]
+            else:
+                document = {
+                    "learned": dict(self.learned),
+                    "assets": {ip: {"macs": list(macs)} for ip, macs in self.asset_macs.items()},
+                }
+                members = list(self.conversations.values())
+            with _sharing():
+                for member in members:
+                    conversation = Conversation.from_dict(member.to_dict()) if saved else member
+                    key_numbers = array(_INDEX)
+                    range_numbers = array(_INDEX)
+                    for key, bounds in conversation.values.items():
+                        number = key_index.get(key)
+                        if number is None:
+                            number = key_index[key] = len(key_index)
+                        key_numbers.append(number)
+                        shared = type(bounds[0]) is int and type(bounds[1]) is int
+                        slot = range_index.get(bounds) if shared else None
+                        if slot is None:
+                            if not _exact_in_json(bounds):
+                                raise ValueError("a learned value past 64 bits")
+                            slot = len(ranges)
+                            ranges.append(bounds)
+                            if shared:
+                                range_index[bounds] = slot
+                        range_numbers.append(slot)
+                    record = conversation.to_record(_indexes(key_numbers), _indexes(range_numbers))
+                    if not _exact_in_json(record):
+                        raise ValueError("a number past 64 bits")
+                    lines.append(_cache_line(record))
+            tables = _cache_line([list(key_index), ranges])
+            # The body's digest: damage that leaves valid JSON (a flipped digit) is caught too.
+            body = hashlib.blake2b(tables, digest_size=16)
+            for line in lines:
+                body.update(line)
             header = {
                 "cache": CACHE_FORMAT,
                 "yaml_sha256": yaml_sha256,
                 "format": FORMAT,
-                **_cache_writer(),
-                "learned": {key: self.learned[key] for key in sorted(self.learned)},
-                "assets": {ip: {"macs": sorted(macs)} for ip, macs in self.asset_macs.items()},
-                "conversations": len(self.conversations),
+                "byteorder": sys.byteorder,
+                **document,
+                "conversations": len(lines),
+                "body": body.hexdigest(),
             }
-            with partial.open("wb") as out:
-                out.write(_CACHE_START)
-                frames: list[Any] = [header, (list(key_index), ranges), *records]
-                for frame in frames:
-                    data = marshal.dumps(frame)
-                    out.write(_FRAME.pack(len(data)) + data)
+            first = _cache_line(header)
+            if orjson.loads(first) != header:
+                raise ValueError("a header JSON cannot hold as it is (keys that are not text ...)")
+            with out:
+                out.write(first)
+                out.write(tables)
+                out.writelines(lines)
             partial.replace(cache)
             with contextlib.suppress(OSError):
                 target.with_name(f".{target.name}{_OLD_CACHE_SUFFIX}").unlink(missing_ok=True)
-        except (OSError, ValueError):
-            # No cache (a read-only directory, a value marshal cannot hold): load parses the YAML.
+        except (OSError, ValueError, TypeError, OverflowError, RecursionError):
+            # No cache (a read-only directory, a value JSON cannot hold): load parses the YAML.
             with contextlib.suppress(OSError):
                 cache.unlink(missing_ok=True)
         finally:
+            out.close()
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
+
+    def _learned_section(self) -> dict[str, Any]:
+        """The ``learned`` section as the YAML holds it."""
+        return {key: self.learned[key] for key in sorted(self.learned)}
+
+    def _assets_section(self) -> dict[str, Any]:
+        """The ``assets`` section as the YAML holds it."""
+        return {ip: {"macs": sorted(macs)} for ip, macs in sorted(self.asset_macs.items(), key=_ip_key)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Baseline:
@@ -1529,8 +1565,9 @@ class Baseline:
                 cached = _load_cache(target, digest)
                 if cached is not None:
                     # Not ``*cached``: compiled (mypyc), a star call over the narrowed optional
-                    # tuple passed the parts wrongly.
-                    return cls._from_parts(cached[0], cached[1])
+                    # tuple passed the parts wrongly.  A header of the wrong shape: the YAML decides.
+                    with contextlib.suppress(AttributeError, TypeError, ValueError):
+                        return cls._from_parts(cached[0], cached[1])
                 text = target.read_bytes()
             baseline = cls._from_yaml(path, text)
         # The next load reads the cache (a hand-edited file, or a cache of an older format); keyed

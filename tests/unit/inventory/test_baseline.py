@@ -185,19 +185,50 @@ def test_streamed_text_equals_one_nested_dump_and_streamed_load_equals_safe_load
     assert Baseline.load(path).to_dict() == empty.to_dict()
 
 
-def _cache_frames(data: bytes) -> list[bytes]:
-    """The frames of a cache file (after its first line), each with its 8-byte length."""
-    start = data.index(b"\n") + 1
-    frames = []
-    while start < len(data):
-        size = int.from_bytes(data[start : start + 8], "little")
-        frames.append(data[start : start + 8 + size])
-        start += 8 + size
-    return frames
+def _typed(value: object) -> object:
+    """A value with its types spelled out: 1, 1.0 and True, 0.0 and -0.0 differ; order counts."""
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_typed(item) for item in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((_typed(key), _typed(item)) for key, item in value.items()))
+    return (type(value).__name__, repr(value))
+
+
+def _state(baseline: Baseline) -> object:
+    """Everything a detector reads of a baseline, in order and with types."""
+    return _typed(
+        (
+            baseline.learned,
+            baseline.asset_macs,
+            [
+                (
+                    key,
+                    c.flows,
+                    c.requests,
+                    c.peaks,
+                    c.functions,
+                    [(k, r.ranges) for k, r in c.modbus.items()],
+                    [(k, r.ranges) for k, r in c.dnp3_points.items()],
+                    [(k, r.ranges) for k, r in c.s7.items()],
+                    c.values,
+                    [(k, (p.median, p.spread, p.count, p.window)) for k, p in c.polling.items()],
+                )
+                for key, c in baseline.conversations.items()
+            ],
+        )
+    )
+
+
+def _from_cache_and_yaml(path: Path) -> tuple[Baseline, Baseline]:
+    cache = path.with_name(f".{path.name}.cache")
+    assert cache.is_file()
+    from_cache = Baseline.load(path)
+    cache.unlink()
+    return from_cache, Baseline.load(path)
 
 
 def test_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path: Path) -> None:
-    import marshal
+    import orjson
 
     baseline = _learned()
     path = tmp_path / "baseline.yaml"
@@ -206,10 +237,9 @@ def test_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path: Pat
     baseline.save(path)
     cache = tmp_path / ".baseline.yaml.cache"
     assert cache.is_file() and not old_cache.exists()
-    from_cache = Baseline.load(path)
-    cache.unlink()
-    from_yaml = Baseline.load(path)
+    from_cache, from_yaml = _from_cache_and_yaml(path)
     assert from_cache.to_dict() == from_yaml.to_dict() == baseline.to_dict()
+    assert _state(from_cache) == _state(from_yaml)
     baseline.save(path)
     # An analyst's edit changes the YAML: the cache no longer matches and the edit counts.
     text = path.read_text()
@@ -219,73 +249,122 @@ def test_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path: Pat
     conversation = edited.conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
     assert conversation is not None and conversation.value_range("written", "hr:1:20") == [100, 500]
     # The cache is what loads when it matches: a header, the tables of value keys and ranges, then
-    # one frame per conversation.
+    # one line per conversation.
     baseline.save(path)
-    data = cache.read_bytes()
-    assert data.startswith(b"ics-monitor-baseline-cache/3\n")
-    frames = _cache_frames(data)
-    assert len(frames) == 2 + len(baseline.conversations)
-    header = marshal.loads(frames[0][8:])
-    assert header["conversations"] == len(baseline.conversations) and header["format"] == FORMAT
-    keys, ranges = marshal.loads(frames[1][8:])
-    assert ("written", "hr:1:20") in keys and (100, 119) in ranges
-    prefix = data[: len(data) - sum(map(len, frames))]
-    changed = [(100, 120) if bounds == (100, 119) else bounds for bounds in ranges]
-    cache.write_bytes(prefix + frames[0] + _frame((keys, changed)) + b"".join(frames[2:]))
+    lines = cache.read_bytes().splitlines(keepends=True)
+    header = orjson.loads(lines[0])
+    assert header["cache"] == "ics-monitor-baseline-cache/3" and header["format"] == FORMAT
+    assert header["conversations"] == len(baseline.conversations) == len(lines) - 2
+    keys, ranges = orjson.loads(lines[1])
+    assert ["written", "hr:1:20"] in keys and [100, 119] in ranges
+    # Changed since written, even into valid JSON (a digit): its body no longer matches the
+    # digest in its header, and the YAML is read.
+    changed = [[100, 120] if bounds == [100, 119] else bounds for bounds in ranges]
+    cache.write_bytes(lines[0] + orjson.dumps([keys, changed]) + b"\n" + b"".join(lines[2:]))
     conversation = Baseline.load(path).conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
-    assert conversation is not None and conversation.value_range("written", "hr:1:20") == [100, 120]
+    assert conversation is not None and conversation.value_range("written", "hr:1:20") == [100, 119]
     # A cache that matches the hash but is damaged inside falls back to the YAML, as does one of
-    # another format (JSON lines before) or written by another Python.
-    other_python = dict(header, python=[3, 99])
-    record = frames[2][:8] + b"\xff" * (len(frames[2]) - 8)  # not marshal data
+    # another format or byte order, or a header of the wrong shape.
+    record = orjson.loads(lines[2])
+    record[8] = record[8][:-4]  # an index array cut short
+    bad_index = list(record[:8]) + ["!!!!", record[9], record[10]]
+    far_index = list(record[:8]) + [base64_of([len(keys) + 5]), base64_of([0]), record[10]]
     for damaged in (
-        data + frames[2],  # one conversation too many
-        data[:-20],  # cut inside a frame
-        data[: -len(frames[-1])],  # cut at a frame's end: a conversation missing
-        prefix + _frame(other_python) + b"".join(frames[1:]),
-        prefix + b"".join(frames[:2]) + _frame(("not", "a", "record")) + b"".join(frames[3:]),
-        prefix + b"".join(frames[:2]) + record + b"".join(frames[3:]),
-        b"not a cache",
+        b"".join(lines) + lines[2],  # one conversation too many
+        b"".join(lines)[:-20],  # cut inside a line
+        b"".join(lines[:-1]),  # cut at a line's end: a conversation missing
+        b"".join(lines) + b"junk\n",
+        orjson.dumps({**header, "byteorder": "middle"}) + b"\n" + b"".join(lines[1:]),
+        orjson.dumps({**header, "assets": {"10.0.0.1": 5}}) + b"\n" + b"".join(lines[1:]),
+        orjson.dumps({**header, "assets": "x"}) + b"\n" + b"".join(lines[1:]),
+        b"".join(lines[:2]) + b'["not","a","record"]\n' + b"".join(lines[3:]),
+        b"".join(lines[:2]) + orjson.dumps(record) + b"\n" + b"".join(lines[3:]),
+        b"".join(lines[:2]) + orjson.dumps(bad_index) + b"\n" + b"".join(lines[3:]),
+        b"".join(lines[:2]) + orjson.dumps(far_index) + b"\n" + b"".join(lines[3:]),
+        b"".join(lines[:1]) + b'[[["read"]],[]]\n' + b"".join(lines[2:]),
+        b"not json",
         b'{"cache":"ics-monitor-baseline-cache/2","yaml_sha256":""}\n',
     ):
         cache.write_bytes(damaged)
-        assert Baseline.load(path).to_dict() == baseline.to_dict()
+        loaded = Baseline.load(path)
+        assert loaded.to_dict() == baseline.to_dict() and _state(loaded) == _state(from_yaml)
         # The load that fell back to the YAML wrote a good cache for the next one.
-        rewritten = cache.read_bytes()
-        again = _cache_frames(rewritten)
-        assert marshal.loads(again[0][8:]) == header and len(again) == len(frames)
+        rewritten = cache.read_bytes().splitlines()
+        assert orjson.loads(rewritten[0]) == header and len(rewritten) == len(lines)
 
 
-def _frame(value: object) -> bytes:
-    import marshal
+def base64_of(numbers: list[int]) -> str:
+    import base64
+    from array import array
 
-    data = marshal.dumps(value)
-    return len(data).to_bytes(8, "little") + data
+    return base64.b64encode(array("I", numbers).tobytes()).decode()
 
 
-def test_cache_holds_what_the_yaml_does_of_polls_and_orders(tmp_path: Path) -> None:
-    # A learned baseline holds polls the YAML leaves out (too few samples) and unrounded figures;
-    # saved, its cache must load exactly what its YAML loads, in the YAML's order.
-    baseline = _learned()
-    conversation = next(iter(baseline.conversations.values()))
-    conversation.polling["sparse"] = PollStats(0.1, 0.01, 1)
-    conversation.polling["fine"] = PollStats(0.123456789, None, 50, (0.1000000001, 0.2))
-    conversation.functions = dict(reversed(list(conversation.functions.items())))
+HAND_EDITED = """format: ics-monitor-baseline/1
+learned: {first: 1.5, window: [1, 2.5]}
+assets:
+  10.0.0.1: {macs: [1, aa, 00:11:22:33:44:55]}
+conversations:
+  x:
+    client: 10.0.0.5
+    server: 10.0.0.9
+    protocol: modbus
+    transport: tcp
+    port: 502
+    functions: {'6': {name: b, count: 1}, '3': {name: a, count: 1}}
+    modbus_units: {'2': {read: {coils: [[1, 2]]}}, '1': {write: {holding_registers: [[3, 4]]}, read: {holding_registers: [[1, 1]]}}}
+    dnp3_objects: {'5': {g41: [], g12: [[1, 1]]}}
+    s7_areas: {write: {DB1: [[0, 1]]}, read: {DB1: [[0, 1]]}}
+    values: {written: {'hr:1:10': [1, 2], 'hr:1:9': [-0.0, 2.5]}, read: {'hr:1:1': [0, 0], 'co:1:0': [false, true]}}
+    polling:
+      b: {median: 1.23456789, spread: -0.0, samples: 50, window: [1.0000001, 2.5]}
+      a: {median: 2.0}
+"""
+
+
+def test_cache_loads_what_the_yaml_does_hand_edited_or_learned(tmp_path: Path) -> None:
+    # A hand-edited file keeps its own order, figures and types; a learned baseline saved holds
+    # what its YAML does (polls learned enough, rounded; sorted sections), in the order that
+    # decides which points a capped server profile keeps.
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(HAND_EDITED)
+    Baseline.load(edited)  # from the YAML: writes the cache
+    from_cache, from_yaml = _from_cache_and_yaml(edited)
+    assert _state(from_cache) == _state(from_yaml)
+    conversation = from_cache.conversation(("10.0.0.5", "10.0.0.9", "tcp", 502, "modbus"))
+    assert conversation is not None and list(conversation.functions) == ["6", "3"]
+    assert repr(conversation.polling["b"].spread) == "-0.0" and conversation.polling["a"].count == 0
+    # What JSON cannot hold as it is (a key that is not text, a date, NaN, an integer past 64
+    # bits, which orjson reads as a float) gets no cache at all.
+    learned_line = "learned: {first: 1.5, window: [1, 2.5]}"
+    for was, odd in (
+        (learned_line, "learned: {2: b}"),
+        (learned_line, "learned: {first: 2024-01-02}"),
+        (learned_line, "learned: {first: .nan}"),
+        ("'hr:1:1': [0, 0]", "'hr:1:1': [0, 123456789012345678901234567890]"),
+        ("coils: [[1, 2]]", "coils: [[1, 123456789012345678901234567890]]"),
+        ("median: 2.0", "median: .inf"),
+    ):
+        assert was in HAND_EDITED
+        edited.write_text(HAND_EDITED.replace(was, odd))
+        first = Baseline.load(edited)
+        assert not edited.with_name(".edited.yaml.cache").exists()
+        assert _state(Baseline.load(edited)) == _state(first)
+
+    learner = BaselineLearner()
+    for address in reversed(range(10_000, 10_000 + model.MAX_VALUE_POINTS)):
+        learner.observe(modbus(6, client="10.0.0.6", flow_id="fb", address=address, quantity=1, values=(2,)))
+    for address in range(3_000):
+        learner.observe(modbus(6, client="10.0.0.5", flow_id="fa", address=address, quantity=1, values=(1,)))
+    learned = learner.baseline()
+    next(iter(learned.conversations.values())).polling["sparse"] = PollStats(0.123456789, None, 1)
     path = tmp_path / "baseline.yaml"
-    baseline.save(path)
-    from_cache = Baseline.load(path)
-    (tmp_path / ".baseline.yaml.cache").unlink()
-    from_yaml = Baseline.load(path)
-    assert from_cache.to_dict() == from_yaml.to_dict()
-    for loaded in (from_cache, from_yaml):
-        again = loaded.conversation(conversation.key)
-        assert again is not None and "sparse" not in again.polling
-        fine = again.polling["fine"]
-        assert (fine.median, fine.spread, fine.window) == (0.123457, 0.0, (0.1, 0.2))
-    cached = from_cache.conversation(conversation.key)
-    parsed = from_yaml.conversation(conversation.key)
-    assert cached is not None and parsed is not None
-    assert list(cached.functions) == list(parsed.functions) and list(cached.modbus) == list(parsed.modbus)
+    learned.save(path)
+    from_cache, from_yaml = _from_cache_and_yaml(path)
+    assert _state(from_cache) == _state(from_yaml)
+    profiles = [b.server_profile(SERVER, "tcp", 502, "modbus") for b in (from_cache, from_yaml)]
+    assert profiles[0] is not None and profiles[1] is not None
+    assert profiles[0].values == profiles[1].values
 
 
 def test_streamed_load_handles_anchors_types_and_rejects_odd_documents(tmp_path: Path) -> None:
@@ -585,7 +664,7 @@ def test_a_read_only_directory_still_loads(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()
     baseline.save(source / "baseline.yaml")
-    (source / ".baseline.yaml.cache").write_bytes(b"ics-monitor-baseline-cache/1\n")
+    (source / ".baseline.yaml.cache").write_bytes(b'{"cache":"ics-monitor-baseline-cache/1"}')
     if os.geteuid() == 0:
         target = tmp_path / "ro"
         target.mkdir()
@@ -593,7 +672,9 @@ def test_a_read_only_directory_still_loads(tmp_path: Path) -> None:
         try:
             subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], check=True)
             assert Baseline.load(target / "baseline.yaml").to_dict() == baseline.to_dict()
-            assert (target / ".baseline.yaml.cache").read_bytes() == b"ics-monitor-baseline-cache/1\n"
+            assert (
+                target / ".baseline.yaml.cache"
+            ).read_bytes() == b'{"cache":"ics-monitor-baseline-cache/1"}'
         finally:
             subprocess.run(["umount", str(target)], check=True)
     else:
