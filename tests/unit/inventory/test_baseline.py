@@ -303,7 +303,7 @@ def base64_of(numbers: list[int]) -> str:
 HAND_EDITED = """format: ics-monitor-baseline/1
 learned: {first: 1.5, window: [1, 2.5]}
 assets:
-  10.0.0.1: {macs: [1, aa, 00:11:22:33:44:55]}
+  10.0.0.1: {macs: [zz, aa, "00:11:22:33:44:55"]}
 conversations:
   x:
     client: 10.0.0.5
