@@ -1421,7 +1421,7 @@ class Baseline:
     def save(self, path: str | Path) -> None:
         """Write the YAML file (to a temporary file first, renamed over ``path`` once complete).
 
-        Beside it goes ``.NAME.cache``: the same baseline as marshal data with the SHA-256 of the
+        Beside it goes ``.NAME.cache``: the same baseline as JSON lines with the SHA-256 of the
         YAML text, which ``load`` reads instead of parsing YAML while the YAML is unchanged (a
         baseline of thousands of conversations parses in a minute as YAML, in under a second from
         the cache).  An edited YAML no longer matches the hash and is parsed; the cache is only
