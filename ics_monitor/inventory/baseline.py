@@ -1055,11 +1055,13 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 # them; and no parsed document sits in memory whole.  Strict JSON (no NaN, no type JSON lacks: no
 # cache then) read by orjson, which rejects what is not JSON and builds only plain data.  Version 2
 # (``.NAME.json``) held each conversation's values as JSON: a 5,435-conversation baseline took 2.4 s
-# to load, most of it a Python step per value.
-CACHE_FORMAT: Final = "ics-monitor-baseline-cache/3"
+# to load, most of it a Python step per value.  Version 3 was written by a loader that read an
+# unquoted base-60 looking scalar (a MAC such as ``10:20:30:40:50:51``) as a number: version 4
+# holds what ``yamlfile.SafeLoader`` reads, text.
+CACHE_FORMAT: Final = "ics-monitor-baseline-cache/4"
 _CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 _INDEX: Final = "I"
-# Where a version-2 cache was: removed when a version-3 one is written.
+# Where a version-2 cache was: removed when a newer one is written.
 _OLD_CACHE_SUFFIX: Final = ".json"
 
 

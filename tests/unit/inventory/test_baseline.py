@@ -253,7 +253,7 @@ def test_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path: Pat
     baseline.save(path)
     lines = cache.read_bytes().splitlines(keepends=True)
     header = orjson.loads(lines[0])
-    assert header["cache"] == "ics-monitor-baseline-cache/3" and header["format"] == FORMAT
+    assert header["cache"] == "ics-monitor-baseline-cache/4" and header["format"] == FORMAT
     assert header["conversations"] == len(baseline.conversations) == len(lines) - 2
     keys, ranges = orjson.loads(lines[1])
     assert ["written", "hr:1:20"] in keys and [100, 119] in ranges
@@ -365,6 +365,25 @@ def test_cache_loads_what_the_yaml_does_hand_edited_or_learned(tmp_path: Path) -
     profiles = [b.server_profile(SERVER, "tcp", 502, "modbus") for b in (from_cache, from_yaml)]
     assert profiles[0] is not None and profiles[1] is not None
     assert profiles[0].values == profiles[1].values
+
+
+def test_unquoted_mac_and_ipv6_stay_text_not_base60_numbers(tmp_path: Path) -> None:
+    # YAML 1.1 reads 10:20:30:40:50:51 as the base-60 integer 2488057851: an analyst writing a MAC
+    # without quotes meant the MAC (the compiled load refused the file, the interpreted one took a
+    # number).  From the YAML and from the cache alike.
+    path = tmp_path / "b.yaml"
+    path.write_text(
+        "format: ics-monitor-baseline/1\nlearned: {first: 1.5}\n"
+        "assets:\n  10.0.0.1: {macs: [10:20:30:40:50:51, 00:11:22:33:44:55]}\n"
+        "  2001:db8::1: {macs: [12:34:56:12:34:56]}\n"
+    )
+    from_yaml = Baseline.load(path)
+    assert from_yaml.asset_macs == {
+        "10.0.0.1": ["10:20:30:40:50:51", "00:11:22:33:44:55"],
+        "2001:db8::1": ["12:34:56:12:34:56"],
+    }
+    from_cache, _ = _from_cache_and_yaml(path)
+    assert _state(from_cache) == _state(from_yaml)
 
 
 def test_streamed_load_handles_anchors_types_and_rejects_odd_documents(tmp_path: Path) -> None:
