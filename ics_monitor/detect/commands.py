@@ -535,15 +535,20 @@ MODBUS_DIAGNOSTIC_RULES: Final = {
     10: "ICS-1303",  # CLEAR_COUNTERS_AND_DIAGNOSTIC_REGISTER
     20: "ICS-1303",  # CLEAR_OVERRUN_COUNTER_AND_FLAG
 }
+# UMAS names a transfer's direction from the PLC's side, the opposite of ATT&CK's and Siemens'
+# words: its "upload" (0x30-0x32) carries the program in the requests, into the PLC (a program
+# download, T0843); its "download" (0x33-0x35) in the responses, out of the PLC (a program
+# upload, T0845).  iti/modicon_test.pcap: Unity Pro's DOWNLOAD_BLOCK requests are 14 bytes, the
+# PLC's answers up to 260.
 MODBUS_UMAS_RULES: Final = {
     0x41: "ICS-1304",  # STOP_PLC
     0x40: "ICS-1305",  # START_PLC
-    0x33: "ICS-1306",  # INITIALIZE_DOWNLOAD
-    0x34: "ICS-1306",  # DOWNLOAD_BLOCK
-    0x35: "ICS-1306",  # END_STRATEGY_DOWNLOAD
-    0x30: "ICS-1307",  # INITIALIZE_UPLOAD
-    0x31: "ICS-1307",  # UPLOAD_BLOCK
-    0x32: "ICS-1307",  # END_STRATEGY_UPLOAD
+    0x30: "ICS-1306",  # INITIALIZE_UPLOAD: a program into the PLC
+    0x31: "ICS-1306",  # UPLOAD_BLOCK
+    0x32: "ICS-1306",  # END_STRATEGY_UPLOAD
+    0x33: "ICS-1307",  # INITIALIZE_DOWNLOAD: the program out of the PLC
+    0x34: "ICS-1307",  # DOWNLOAD_BLOCK
+    0x35: "ICS-1307",  # END_STRATEGY_DOWNLOAD
 }
 _CHANGE_ASCII_INPUT_DELIMITER: Final = 3
 MODBUS_WRITE_FUNCTIONS: Final = frozenset({5, 6, 15, 16, 21, 22, 23})

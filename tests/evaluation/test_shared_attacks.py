@@ -87,7 +87,8 @@ ALWAYS_ON = [
     ("iti/cold_restart_and_response.pcap", "ICS-1201", {}),
     ("iti/file_delete.pcap", "ICS-1207", {"function": "DELETE_FILE"}),
     ("iti/file_read.pcap", "ICS-1208", {"function": "OPEN_FILE"}),
-    ("iti/modicon_test.pcap", "ICS-1306", {"sub_function_name": "INITIALIZE_DOWNLOAD"}),
+    # Unity Pro reads the program out of a Modicon (UMAS "download": the PLC answers the blocks).
+    ("iti/modicon_test.pcap", "ICS-1307", {"sub_function_name": "INITIALIZE_DOWNLOAD"}),
     ("iti/DNP3-Malformed.pcap", "ICS-2001", {}),
     ("s7plus-anomaly/s71200_Ofline_SWCompileDownload.pcapng", "ICS-1101", {}),
     ("s7plus-anomaly/s71200_GoOfline_HWCompileDownload.pcapng", "ICS-1101", {}),
@@ -128,6 +129,12 @@ ALWAYS_ON = [
 def test_attack_raises_its_alert(capture: str, rule_id: str, fields: dict[str, object]) -> None:
     run = _run(capture)
     assert _fired(run, rule_id, **fields), f"{rule_id} {fields} not in {sorted(run.rule_ids())}"
+
+
+def test_umas_program_read_out_is_not_a_download() -> None:
+    # UMAS "download" (0x33-0x35) copies the program out of the PLC: ICS-1307, never ICS-1306.
+    run = _run("iti/modicon_test.pcap")
+    assert "ICS-1307" in run.rule_ids() and "ICS-1306" not in run.rule_ids()
 
 
 # Captures whose content is routine for the protocol: nothing always-on may fire.  SELECT/OPERATE of

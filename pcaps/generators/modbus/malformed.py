@@ -12,7 +12,8 @@
 * crafted_segments.pcap: TCP 502, ADUs split inside the MBAP header, inside the PDU and byte by
   byte, three ADUs in one segment, and one and a half ADUs per segment.
 * crafted_vendor.pcap: TCP 502: Schneider UMAS (function 90: INIT_COMM, READ_PLC_INFO,
-  TAKE_PLC_RESERVATION, STOP_PLC, START_PLC, a program download, an error status), user-defined
+  TAKE_PLC_RESERVATION, STOP_PLC, START_PLC, a program block written to the PLC and one read
+  back, an error status), user-defined
   functions 65 and 100, MEI 13 (CANopen), exception codes 1-8, 10 and 11, report server id with a
   one-byte id, read device id with more-follows and a private object by individual access.
 * crafted_udp.pcap: Modbus over UDP: a pair on port 502, two ADUs in one datagram, a datagram
@@ -276,14 +277,19 @@ def vendor() -> list[object]:
         s.send(0, adu(tid, unit, request_pdu))
         s.send(1, adu(tid, unit, response_pdu))
 
-    # Schneider UMAS (unit 0, as Unity/EcoStruxure use): a session that stops and restarts the PLC
-    # and downloads a program block.
+    # Schneider UMAS (unit 0, as Unity/EcoStruxure use): a session that stops the PLC, writes a
+    # program block into it, reads one back and restarts it.  UMAS names directions from the PLC:
+    # "upload" (0x30-0x32) carries the program in the requests, PC to PLC; "download" (0x33-0x35)
+    # in the responses, PLC to PC (as iti/modicon_test.pcap shows a real Unity session do).
     pair(umas(0x00, 0x01, b"\x00"), umas_ok(0x00, b"\xfe\x03" + bytes(6)), unit=0)
     pair(umas(0x00, 0x04), umas_ok(0x00, bytes(8) + b"M580"), unit=0)
     pair(umas(0x00, 0x10, b"\x01\x02\x03\x04" + b"ENG-PC"), umas_ok(0x00, b"\x2a"), unit=0)
     pair(umas(0x2A, 0x41, b"\xff\x00"), umas_ok(0x2A), unit=0)
+    pair(umas(0x2A, 0x30, b"\x01\x00"), umas_ok(0x2A, b"\x00\x04"), unit=0)
+    pair(umas(0x2A, 0x31, b"\x01\x00\x01\x00" + bytes(range(64))), umas_ok(0x2A), unit=0)
+    pair(umas(0x2A, 0x32, b"\x01\x00"), umas_ok(0x2A), unit=0)
     pair(umas(0x2A, 0x33, b"\x01\x00"), umas_ok(0x2A, b"\x00\x04"), unit=0)
-    pair(umas(0x2A, 0x34, b"\x01\x00\x01\x00" + bytes(range(64))), umas_ok(0x2A), unit=0)
+    pair(umas(0x2A, 0x34, b"\x01\x00\x01\x00"), umas_ok(0x2A, b"\x00\x00\x40\x00" + bytes(range(64))), unit=0)
     pair(umas(0x2A, 0x35, b"\x01\x00"), umas_ok(0x2A), unit=0)
     pair(umas(0x2A, 0x40, b"\xff\x00"), bytes([90, 0x2A, 0xFD, 0x81]), unit=0)
     pair(umas(0x2A, 0x40, b"\xff\x00"), umas_ok(0x2A), unit=0)
@@ -399,7 +405,8 @@ CAPTURES = {
     "crafted_vendor.pcap": (
         vendor,
         "scapy-crafted Modbus/TCP 502: Schneider UMAS (FC 90: init, PLC info, reservation, stop, "
-        "start, program download, an error status), user-defined FC 65 and 100, MEI 13 CANopen, "
+        "start, a program block written to the PLC (UMAS upload 0x30-0x32) and one read back "
+        "(UMAS download 0x33-0x35), an error status), user-defined FC 65 and 100, MEI 13 CANopen, "
         "exception codes 1-8, 10, 11, report server id with a 1-byte id, read device id with "
         "more-follows and a private object by individual access",
     ),

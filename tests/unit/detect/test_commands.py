@@ -46,8 +46,9 @@ JOB, USERDATA = 1, 7
         (modbus(8, sub_function=10), "ICS-1303"),
         (modbus(90, sub_function=0x41), "ICS-1304"),
         (modbus(90, sub_function=0x40), "ICS-1305"),
-        (modbus(90, sub_function=0x34), "ICS-1306"),
-        (modbus(90, sub_function=0x31), "ICS-1307"),
+        # UMAS "upload" writes a program into the PLC, its "download" reads it out.
+        (modbus(90, sub_function=0x31), "ICS-1306"),
+        (modbus(90, sub_function=0x34), "ICS-1307"),
         (modbus(6, unit_id=0, address=3, values=(7,)), "ICS-1308"),
     ],
 )
