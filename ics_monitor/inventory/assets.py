@@ -6,8 +6,11 @@ the key.  Which frames carry a device's own MAC: those of a conversation inside 
 router between), and those of an address in a *local* subnet (one seen talking inside itself, or
 in ARP, which never crosses a router).  The other end of a conversation between a local and a
 non-local subnet is remote: its frames carry a router's MAC.  A MAC is a *gateway* when it carried
-such a remote address, or IPs in two or more subnets, or ``gateway_min_ips`` or more IPs, or an IP
-other than the one(s) it claimed in ARP.  The devices behind it keep their own assets (``mac``
+such a remote address, or IPv4 addresses in two or more subnets, or ``gateway_min_ips`` or more
+IPv4 addresses (or IPv6 /64 prefixes), or an IPv4 address other than the one(s) it claimed in ARP.
+A host's own addresses of the other family do not count: a dual-stack PC carries its IPv4 address,
+its IPv6 link-local address (which every interface has, and which never crosses a router: such a
+conversation is always local) and perhaps global and temporary IPv6 ones in one or two prefixes.  The devices behind it keep their own assets (``mac``
 None, ``gateway_mac`` set, no vendor from the router's OUI); the gateway itself is the asset of
 the IP that claimed its MAC in ARP, or a MAC-only asset until such a claim is seen.  When nothing
 tells where an address sits, a public (global) one gets no MAC from traffic (it is almost always
@@ -285,6 +288,12 @@ def is_global_ip(ip: str) -> bool:
 
 
 @lru_cache(maxsize=65_536)
+def is_link_local_v6(ip: str) -> bool:
+    """True for an IPv6 link-local address (fe80::/10): on-link only, one on every interface."""
+    return ":" in ip and ipaddress.ip_address(ip).is_link_local
+
+
+@lru_cache(maxsize=65_536)
 def subnet_of(ip: str) -> str:
     """The /24 (IPv4) or /64 (IPv6) an address belongs to: the unit of the gateway rule."""
     packed = ipv4_packed(ip)
@@ -306,16 +315,31 @@ def _ip_order(asset: Asset) -> tuple[int, int, bytes, str]:
 
 
 class _MacInfo:
-    """What one MAC was seen with: IPs in traffic, IPs it claimed in ARP, gateway verdict."""
+    """What one MAC was seen with: IPs in traffic, IPs it claimed in ARP, gateway verdict.
 
-    __slots__ = ("arp_ips", "gateway", "ips", "routed", "subnets")
+    ``ipv4``/``subnets``: its IPv4 addresses and their /24s; ``prefixes6``: the /64s of its IPv6
+    addresses but link-local ones (the gateway rule's evidence, per family).
+    """
+
+    __slots__ = ("arp_ips", "gateway", "ips", "ipv4", "prefixes6", "routed", "subnets")
 
     def __init__(self) -> None:
         self.ips: set[str] = set()
+        self.ipv4: set[str] = set()
         self.subnets: set[str] = set()
+        self.prefixes6: set[str] = set()
         self.arp_ips: set[str] = set()
         self.gateway = False
         self.routed = False
+
+    def add(self, ip: str) -> None:
+        """Count ``ip`` as carried by this MAC."""
+        self.ips.add(ip)
+        if ":" not in ip:
+            self.ipv4.add(ip)
+            self.subnets.add(subnet_of(ip))
+        elif not is_link_local_v6(ip):
+            self.prefixes6.add(subnet_of(ip))
 
     def owners(self, gateway_min_ips: int) -> set[str]:
         """IPs that own this MAC: those it claimed in ARP, unless it claims many (proxy ARP)."""
@@ -419,8 +443,7 @@ class Inventory:
                     continue
                 info = self._macs.setdefault(mac, _MacInfo())
                 if asset.ip is not None:
-                    info.ips.add(asset.ip)
-                    info.subnets.add(subnet_of(asset.ip))
+                    info.add(asset.ip)
                     if asset.mac_source == "arp" and mac == asset.mac:
                         info.arp_ips.add(asset.ip)
                 if mac == asset.gateway_mac or GATEWAY in asset.roles:
@@ -751,8 +774,7 @@ class Inventory:
             info.arp_ips.add(ip)
             grew = True
         if ip not in info.ips and len(info.ips) < MAX_IPS_PER_MAC:
-            info.ips.add(ip)
-            info.subnets.add(subnet_of(ip))
+            info.add(ip)
             grew = True
         if place == ROUTED and not from_arp and not info.routed:
             info.routed = True
@@ -782,6 +804,8 @@ class Inventory:
         """
         if not is_host_ip(src_ip) or not is_host_ip(dst_ip):
             return UNKNOWN, UNKNOWN
+        if is_link_local_v6(src_ip) or is_link_local_v6(dst_ip):
+            return LOCAL, LOCAL  # a link-local address never crosses a router
         src_subnet, dst_subnet = subnet_of(src_ip), subnet_of(dst_ip)
         local = self._local_subnets
         if src_subnet == dst_subnet:
@@ -799,9 +823,10 @@ class Inventory:
         minimum = self.config.gateway_min_ips
         if len(info.arp_ips) >= minimum:
             return True  # proxy ARP: one MAC answering for many addresses
-        if info.arp_ips and info.ips - info.arp_ips:
-            return True  # the MAC claimed some IPs in ARP and carries others: it routes them
-        return len(info.subnets) >= 2 or len(info.ips) >= minimum
+        if info.arp_ips and info.ipv4 - info.arp_ips:
+            return True  # the MAC claimed some IPs in ARP and carries other IPv4 ones: it routes them
+        # Per family (see the module docstring): a dual-stack host is no router.
+        return len(info.subnets) >= 2 or len(info.ipv4) >= minimum or len(info.prefixes6) >= minimum
 
     def _make_gateway(
         self, mac: str, info: _MacInfo, ts: float, frame: int, changes: list[AssetChange]

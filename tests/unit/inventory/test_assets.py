@@ -368,6 +368,40 @@ def test_arp_claim_makes_a_single_remote_ip_a_gateway_case() -> None:
     assert gateway.mac == router and "gateway" in gateway.roles
 
 
+def test_a_dual_stack_host_is_not_a_gateway() -> None:
+    # A Windows HMI: its IPv4 address (claimed in ARP), its IPv6 link-local address (DHCPv6,
+    # mDNS), and a global and a temporary address in one prefix plus a ULA.  One device, no router.
+    pc = "00:d0:c9:00:00:20"
+    inventory = Inventory()
+    inventory.observe(arp("10.10.10.20", pc))
+    inventory.observe_flow(flow("10.10.10.20", "10.10.10.10", src_mac=pc, dst_mac="00:1b:1b:00:00:10"))
+    for address, peer in (
+        ("fe80::1086:f850:d463:6e49", "fe80::1"),
+        ("2001:db8:0:1::20", "2001:db8:0:1::1"),
+        ("2001:db8:0:1:9c2e:11ff:fe00:20", "2001:db8:0:1::1"),
+        ("fd00:0:0:1::20", "fd00:0:0:1::1"),
+        ("fe80::1086:f850:d463:6e49", "2001:db8:0:1::1"),  # link-local to global: still on-link
+    ):
+        inventory.observe_flow(flow(address, peer, src_mac=pc, dst_mac="00:1b:1b:00:00:01"))
+    assets = by_ip(inventory)
+    assert None not in assets  # no MAC-only gateway stand-in
+    hmi = assets["10.10.10.20"]
+    assert hmi.mac == pc and hmi.vendor == "ADVANTECH CO., LTD" and "gateway" not in hmi.roles
+    assert all(asset.gateway_mac is None for asset in assets.values())
+    # The same MAC carrying IPv4 addresses of two subnets is a router, as before.
+    inventory.observe_flow(flow("10.10.11.20", "10.10.10.10", src_mac=pc, dst_mac="00:1b:1b:00:00:10"))
+    assert "gateway" in by_ip(inventory)["10.10.10.20"].roles
+
+
+def test_hmi_with_ipv6_link_local_keeps_its_mac_in_a_real_capture() -> None:
+    # QUT S7 testbed: the HMI 10.10.10.20 also sends DHCPv6 from its fe80:: address.
+    capture = "qut-s7/20161215191717.ChangeUpperThreshold_Flooding.hmi.pcap"
+    inventory, _, _ = inventory_of(shared_pcaps() / capture)
+    hmi = inventory.asset_for_ip("10.10.10.20")
+    assert hmi is not None and hmi.mac == "08:00:27:2e:cf:f4" and "gateway" not in hmi.roles
+    assert all(asset.ip is not None for asset in inventory.assets())
+
+
 def test_public_address_behind_another_subnet_gets_no_mac_from_traffic() -> None:
     # icsnpp modbus_example: a local client (HP Inc. OUI) polls 3.15.227.20 through a NETGEAR router.
     inventory, _, _ = inventory_of(shared_pcaps() / "icsnpp-modbus" / "modbus_example.pcap")
