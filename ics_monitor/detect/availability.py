@@ -206,6 +206,7 @@ class RequestFlood(BaseDetector):
                 "requests": count,
                 "window": self.counter.window,
                 "window_start": start,
+                "seconds": round(event.ts - start, 3),
                 "rate_per_second": round(count / max(event.ts - start, 1e-3), 1),
                 "last_function": getattr(event, "function", None),
                 "threshold": threshold,

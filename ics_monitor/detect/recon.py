@@ -104,6 +104,13 @@ class ModbusUnitSweep(BaseDetector):
         )
 
 
+# ICS-3002's reasons as the explanation words them.
+_SWEEP_HOW: Final = {
+    "distinct_functions": "{} distinct function codes requested",
+    "illegal_function_exceptions": "{} function codes refused with ILLEGAL FUNCTION",
+}
+
+
 class ModbusFunctionSweep(BaseDetector):
     """ICS-3002: many function codes tried, or several answered ILLEGAL_FUNCTION."""
 
@@ -143,6 +150,7 @@ class ModbusFunctionSweep(BaseDetector):
             source=event,
             endpoints={"src_ip": client, "dst_ip": server, "src_port": None, "dst_port": None},
             evidence={"reason": reason, "function_codes": sorted(codes)[:64], "window_start": start},
+            fields={"how": _SWEEP_HOW[reason].format(len(codes))},
         )
 
 

@@ -37,6 +37,8 @@ def test_modbus_function_sweep_by_count_and_by_refusals() -> None:
     ]
     [alert] = run(refused)
     assert alert.evidence["reason"] == "illegal_function_exceptions"
+    assert "10.0.0.9, 3 function codes refused with ILLEGAL FUNCTION: 41, 42, 43." in alert.explanation
+    assert "12 distinct function codes requested: 30, 31" in run(tried)[0].explanation
     assert (alert.src_ip, alert.dst_ip) == ("10.0.0.5", "10.0.0.9")
     assert run([modbus(3, request=False, exception_code=2, frame=i) for i in range(5)]) == []
 
@@ -217,6 +219,9 @@ def test_request_flood() -> None:
     alerts = run(flood)
     assert rule_ids(alerts) == ["ICS-4002"]
     assert alerts[0].evidence["requests"] == 1000
+    # 1000 requests 5 ms apart: 4.995 s from the first to the last, not the 10 s window.
+    assert alerts[0].evidence["seconds"] == 4.995 and alerts[0].evidence["rate_per_second"] == 200.2
+    assert "within 4.995 s (200.2/s; threshold 1000 per 10.0 s" in alerts[0].explanation
     polling = [modbus(3, address=0, quantity=1, ts=1000.0 + i / 50, frame=i) for i in range(3000)]
     assert run(polling, rules=NO_SILENCE) == []
 
@@ -266,7 +271,7 @@ def test_flood_and_error_storm_thresholds_follow_the_learned_peaks() -> None:
         1201,
         2402,
     )
-    assert "threshold 2402, learned peak 1201 per 10 s" in alert.explanation
+    assert "threshold 2402 per 10.0 s, learned peak 1201 per 10 s" in alert.explanation
     [plain] = [a for a in run(flood(150), rules=NO_SILENCE) if a.rule_id == "ICS-4002"]
     assert plain.evidence["threshold"] == 1000 and "no learned rate" in plain.explanation
 
