@@ -38,7 +38,7 @@ from ics_monitor.core.packet import (
 from ics_monitor.core.ports import TCP_SERVICES, UDP_SERVICES
 from ics_monitor.events.base import AnomalyEvent, new_anomaly_event, record_from
 from ics_monitor.events.flow import FlowRecord
-from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, TcpStream, seq_diff
+from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, Chunk, TcpStream, seq_diff
 
 TO_SERVER: Final = 0
 # Mirror copies of one datagram or segment dropped at most (see ``FlowTable._mirror_copy``).
@@ -259,7 +259,7 @@ class FlowTable:
         self._next_active_check = 0.0
         self.evicted = 0
         self._evicted_reported = 0
-        self._chunks: list[tuple[int, bytes]] = []
+        self._chunks: list[Chunk] = []
 
     # -- per packet ------------------------------------------------------------------------------
 
@@ -454,11 +454,15 @@ class FlowTable:
         if not payload and not cut:
             return
         stream = streams[direction]
-        status = stream.add(pkt.seq, payload, self.config.max_reassembly_bytes, chunks) if payload else 0
+        status = (
+            stream.add(pkt.seq, payload, self.config.max_reassembly_bytes, chunks, pkt.ts, pkt.frame)
+            if payload
+            else 0
+        )
         if cut:
             # The capture kept only the head of this segment: step over the rest now, so the
             # dissector reads the head as a cut PDU and the next segment as the next PDU.
-            stream.slice((pkt.seq + len(payload)) & 0xFFFFFFFF, cut, chunks)
+            stream.slice((pkt.seq + len(payload)) & 0xFFFFFFFF, cut, chunks, pkt.ts, pkt.frame)
         if status:
             if status & MISMATCH:
                 self._anomaly(
@@ -482,7 +486,7 @@ class FlowTable:
     def _hand_over(self, flow: Flow, direction: int, pkt: Packet | None) -> None:
         chunks = self._chunks
         handler = self.handler
-        for gap, data in chunks:
+        for gap, data, ts, frame in chunks:
             if gap < 0:
                 handler.gap(flow, direction, -gap)  # cut by the snap length (``TcpStream.slice``)
             elif gap:
@@ -496,7 +500,11 @@ class FlowTable:
                     )
                 handler.gap(flow, direction, gap)
             if data and flow.deliver:
-                handler.payload(flow, direction, data, flow.last_ts, flow.last_frame)
+                # The segment's own time and frame: held behind a hole, it may come out later.
+                if frame:
+                    handler.payload(flow, direction, data, ts, frame)
+                else:
+                    handler.payload(flow, direction, data, flow.last_ts, flow.last_frame)
         chunks.clear()
 
     # -- flow lifecycle --------------------------------------------------------------------------

@@ -7,6 +7,12 @@ data, never a mismatch), sequence wrap-around, mid-stream pickup and gaps (bytes
 capture: acknowledged by the peer but never seen, or out-of-order data past the buffer cap).
 
 The stream only returns what happened; the flow table turns that into callbacks and anomalies.
+Each chunk it hands on carries a capture time and frame: those of the packet that completed it.
+A segment held behind a hole that a later packet fills is completed by that packet (as tshark
+shows a reassembled PDU at the frame that completed it); one held behind a hole that is given up
+(the peer acknowledged the missing bytes, the buffer cap, the end of the flow) keeps its own, so
+a record parsed from it names the frame that carried it, not the peer's answer that revealed the
+loss.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ def seq_diff(a: int, b: int) -> int:
 
 
 _NO_SEGMENTS: dict[int, bytes] = {}  # never written to: see TcpStream.add
+_NO_MARKS: dict[int, tuple[float, int]] = {}  # the same, for the segments' (ts, frame)
+# The (ts, frame) of a chunk without bytes (a gap), or of a held segment whose mark is unknown.
+NO_MARK: Final = (0.0, 0)
+# A chunk: (bytes missing before it, its bytes, capture time, frame of the segment they came in).
+Chunk = tuple[int, bytes, float, int]
 
 
 class TcpStream:
@@ -41,6 +52,7 @@ class TcpStream:
         "buffered",
         "cuts",
         "gaps",
+        "marks",
         "mismatch",
         "next_seq",
         "retransmissions",
@@ -53,6 +65,7 @@ class TcpStream:
         self.next_seq = -1  # -1: no sequence number known yet
         # Shared empty dict until something is held out of order: most streams never need one.
         self.segments: dict[int, bytes] = _NO_SEGMENTS
+        self.marks: dict[int, tuple[float, int]] = _NO_MARKS  # seq -> (ts, frame) of a held segment
         self.buffered = 0
         self.tail = b""
         self.retransmissions = 0
@@ -68,19 +81,23 @@ class TcpStream:
         if self.next_seq < 0:
             self.next_seq = (seq + 1) & 0xFFFFFFFF
 
-    def add(self, seq: int, payload: bytes, cap: int, out: list[tuple[int, bytes]]) -> int:
-        """Add a data segment; append ``(gap_before, bytes)`` chunks to ``out`` in stream order.
+    def add(
+        self, seq: int, payload: bytes, cap: int, out: list[Chunk], ts: float = 0.0, frame: int = 0
+    ) -> int:
+        """Add a data segment (captured at ``ts`` in ``frame``); append chunks to ``out`` in stream order.
 
-        ``gap_before`` > 0 means that many bytes are missing before this chunk.  Returns the
-        ``MISMATCH``/``BUFFER_FULL`` bits for what was noticed.
+        A chunk is ``(gap_before, bytes, ts, frame)``: ``gap_before`` > 0 means that many bytes are
+        missing before it; ``ts`` and ``frame`` are those of the segment its bytes came in.
+        Returns the ``MISMATCH``/``BUFFER_FULL`` bits for what was noticed.
         """
         if self.next_seq < 0:
             self.next_seq = seq  # mid-stream pickup: the first data we see starts the stream
         rel = seq_diff(seq, self.next_seq)
         if rel == 0:
-            self._deliver(payload, 0, out)
+            out.append((0, payload, ts, frame))
+            self.advance(payload)
             if self.segments:
-                self.drain(out)
+                self.drain(out, ts, frame)  # this segment filled the hole: it completes them
             return 0
         if rel < 0:
             size = len(payload)
@@ -102,9 +119,11 @@ class TcpStream:
             if size <= -rel:
                 self.retransmissions += 1
                 return status
-            self._deliver(payload[-rel:], 0, out)
+            data = payload[-rel:]
+            out.append((0, data, ts, frame))
+            self.advance(data)
             if self.segments:
-                self.drain(out)
+                self.drain(out, ts, frame)
             return status
         # A segment from the future: wait for the hole to fill, within the cap.
         if self.buffered + len(payload) > cap:
@@ -112,28 +131,30 @@ class TcpStream:
             self.flush(out)
             if seq_diff(seq, self.next_seq) > 0:
                 self.skip_to(seq, out)
-            return self.add(seq, payload, cap, out) | BUFFER_FULL
+            return self.add(seq, payload, cap, out, ts, frame) | BUFFER_FULL
         held = self.segments.get(seq)
         if held is None or len(held) < len(payload):
             if held is not None:
                 self.buffered -= len(held)
             if self.segments is _NO_SEGMENTS:
                 self.segments = {}
+                self.marks = {}
             self.segments[seq] = payload
+            self.marks[seq] = (ts, frame)
             self.buffered += len(payload)
         return 0
 
-    def skip_to(self, seq: int, out: list[tuple[int, bytes]]) -> int:
+    def skip_to(self, seq: int, out: list[Chunk]) -> int:
         """Give up on missing bytes up to ``seq``; return how many were skipped."""
         gap = seq_diff(seq, self.next_seq)
         if gap <= 0:
             return 0
         self.gaps += gap
         self.next_seq = seq
-        out.append((gap, b""))
+        out.append((gap, b"", 0.0, 0))
         return gap
 
-    def slice(self, end: int, cut: int, out: list[tuple[int, bytes]]) -> None:
+    def slice(self, end: int, cut: int, out: list[Chunk], ts: float = 0.0, frame: int = 0) -> None:
         """A segment ending at ``end`` lost its last ``cut`` bytes to the capture's snap length.
 
         When the stream reached the captured part's end (the segment continued it), the missing
@@ -148,23 +169,31 @@ class TcpStream:
         self.next_seq = (end + cut) & 0xFFFFFFFF
         self.sliced += cut
         self.tail = b""  # bytes after the cut are not those the tail ends with
-        out.append((-cut, b""))
+        out.append((-cut, b"", 0.0, 0))
         if self.segments:
-            self.drain(out)
+            self.drain(out, ts, frame)  # the cut segment's packet completes what waited behind it
 
     def first_buffered(self) -> int:
         """Sequence number of the earliest buffered segment (call only when some are buffered)."""
         base = self.next_seq
         return min(self.segments, key=lambda s: seq_diff(s, base))
 
-    def flush(self, out: list[tuple[int, bytes]]) -> None:
+    def flush(self, out: list[Chunk]) -> None:
         """End of the flow: deliver whatever is buffered, with gaps before the holes."""
         while self.segments:
             self.skip_to(self.first_buffered(), out)
             self.drain(out)
 
-    def _deliver(self, data: bytes, gap: int, out: list[tuple[int, bytes]]) -> None:
-        out.append((gap, data))
+    def _deliver_held(self, seq: int, data: bytes, out: list[Chunk], ts: float, frame: int) -> None:
+        """A held segment (or its part past the stream's end) continues the stream: hand it on.
+
+        With ``frame`` 0 the segment keeps its own time and frame (its hole was given up).
+        """
+        mark = self.marks.pop(seq, NO_MARK)
+        if frame:
+            out.append((0, data, ts, frame))
+        else:
+            out.append((0, data, mark[0], mark[1]))
         self.advance(data)
 
     def advance(self, data: bytes) -> None:
@@ -176,16 +205,21 @@ class TcpStream:
             tail = self.tail + data
             self.tail = tail[-TAIL:] if len(tail) > TAIL else tail
 
-    def drain(self, out: list[tuple[int, bytes]]) -> None:
-        """Deliver buffered segments that now continue the stream."""
+    def drain(self, out: list[Chunk], ts: float = 0.0, frame: int = 0) -> None:
+        """Deliver buffered segments that now continue the stream.
+
+        ``ts``/``frame``: the packet that filled the hole they waited behind; none (0) when the
+        hole was given up, and each segment keeps its own.
+        """
         segments = self.segments
         progress = True
         while segments and progress:
             progress = False
-            exact = segments.pop(self.next_seq, None)
+            seq = self.next_seq
+            exact = segments.pop(seq, None)
             if exact is not None:
                 self.buffered -= len(exact)
-                self._deliver(exact, 0, out)
+                self._deliver_held(seq, exact, out, ts, frame)
                 progress = True
                 continue
             for seq in list(segments):
@@ -194,6 +228,7 @@ class TcpStream:
                     data = segments.pop(seq)
                     self.buffered -= len(data)
                     if len(data) > -rel:
-                        self._deliver(data[-rel:], 0, out)
+                        self._deliver_held(seq, data[-rel:], out, ts, frame)
                         progress = True
                         break
+                    self.marks.pop(seq, None)  # wholly behind the stream: dropped

@@ -11,7 +11,7 @@ from scapy.packet import Raw
 
 from ics_monitor.decode import Decoder
 from ics_monitor.flows import Flow, FlowConfig, FlowTable
-from ics_monitor.flows.tcp import TcpStream, seq_diff
+from ics_monitor.flows.tcp import Chunk, TcpStream, seq_diff
 from ics_monitor.inventory.baseline import is_probe, is_tcp_knock
 
 MAC_C, MAC_S = "00:1b:1b:00:00:01", "00:80:f4:00:00:02"
@@ -27,12 +27,14 @@ class Recorder:
         self.cuts: list[tuple[str, int, int]] = []
         self.started: list[str] = []
         self.ended: list[tuple[str, str]] = []
+        self.calls: list[tuple[int, bytes, float, int]] = []  # (direction, bytes, ts, frame)
 
     def flow_started(self, flow: Flow) -> None:
         self.started.append(flow.id)
 
     def payload(self, flow: Flow, direction: int, data: bytes, ts: float, frame: int) -> None:
         self.data.setdefault((flow.id, direction), bytearray()).extend(data)
+        self.calls.append((direction, bytes(data), ts, frame))
 
     def gap(self, flow: Flow, direction: int, size: int) -> None:
         self.gaps.append((flow.id, direction, size))
@@ -260,7 +262,7 @@ def test_one_byte_rewrite_before_the_ack_is_a_mismatch() -> None:
     assert [a.code for a in table.anomalies] == ["tcp.overlap_mismatch"]
     stream = TcpStream()
     stream.syn(99)
-    out: list[tuple[int, bytes]] = []
+    out: list[Chunk] = []
     stream.add(100, b"abc", 1000, out)
     assert stream.add(102, b"z", 1000, out) != 0 and stream.mismatch == 1  # nothing acknowledged
     stream.acked = 103
@@ -284,6 +286,41 @@ def test_gap_detected_from_peer_ack() -> None:
     assert bytes(recorder.data[(flow_id, 0)]) == b"aaaaccccdddd"
     assert [a.code for a in table.anomalies] == ["tcp.reassembly_gap"]
     assert table.records[0].missed_bytes == 4
+
+
+def test_data_held_behind_a_lost_hole_keeps_its_own_frame_and_time() -> None:
+    # A request segment arrives after a lost one; the server's answer acknowledges both, so the
+    # held request is handed on when the answer comes: with its own frame and time, not the
+    # answer's (a record parsed from it, and an alert on it, names the frame that carried it).
+    frames = handshake() + [
+        tcp(1.01, True, "PA", 1001, 5001, b"aaaa"),
+        # 1005..1009 never captured
+        tcp(1.03, True, "PA", 1009, 5001, b"cccc"),
+        tcp(1.04, False, "PA", 5001, 1013, b"resp"),
+        tcp(1.05, True, "PA", 1013, 5009, b"dddd"),
+    ]
+    table, recorder = run(frames)
+    first = len(handshake()) + 1
+    assert recorder.calls == [
+        (0, b"aaaa", 1.01, first),
+        (0, b"cccc", 1.03, first + 1),
+        (1, b"resp", 1.04, first + 2),
+        (0, b"dddd", 1.05, first + 3),
+    ]
+    assert table.records[0].missed_bytes == 4
+    # Held out of order and the hole filled later: the filling packet completes what waited
+    # (tshark's frame for a reassembled PDU); a hole given up at the end of the flow: its own.
+    frames = handshake() + [
+        tcp(1.01, True, "PA", 1005, 5001, b"bbbb"),
+        tcp(1.02, True, "PA", 1001, 5001, b"aaaa"),
+        tcp(1.03, True, "PA", 1013, 5001, b"dddd"),  # 1009..1013 never captured
+    ]
+    _, recorder = run(frames)
+    assert recorder.calls == [
+        (0, b"aaaa", 1.02, first + 1),
+        (0, b"bbbb", 1.02, first + 1),
+        (0, b"dddd", 1.03, first + 2),
+    ]
 
 
 def test_buffer_cap_gives_up_the_hole() -> None:
@@ -326,11 +363,11 @@ def test_seq_diff_serial_arithmetic() -> None:
     assert seq_diff(5, 2**32 - 5) == 10
     assert seq_diff(2**32 - 5, 5) == -10
     stream = TcpStream()
-    out: list[tuple[int, bytes]] = []
+    out: list[Chunk] = []
     stream.syn(2**32 - 1)
     assert stream.next_seq == 0
-    stream.add(0, b"ab", 100, out)
-    assert out == [(0, b"ab")]
+    stream.add(0, b"ab", 100, out, 1.5, 7)
+    assert out == [(0, b"ab", 1.5, 7)]
 
 
 def test_a_second_source_mac_partway_through_a_flow_is_reported_once() -> None:
