@@ -185,11 +185,13 @@ class LiveOperations:
             return False
         try:
             factory = self.reload()
-        except ConfigError as exc:
+            # Building the detectors from the new files can still fail on what loading let
+            # through: the engine in force stays then too (``Analysis.reconfigure`` builds first).
+            self.pipeline.analysis.reconfigure(factory)
+        except (ConfigError, ValueError, TypeError, KeyError, AttributeError) as exc:
             self.reload_failures += 1
             self.say(f"reload failed, the rules and zones in force stay: {' '.join(str(exc).split())}")
             return False
-        self.pipeline.analysis.reconfigure(factory)
         self.reloads += 1
         self.say("reloaded the rules and zones")
         return True

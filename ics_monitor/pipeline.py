@@ -321,16 +321,17 @@ class Analysis:
 
         The baseline in force stays (none while learning; a learning window still ends by building
         its engine with ``make_engine``).  The old engine's held alerts (throttled updates) come
-        out first, so a reload loses nothing; the new engine's throttling starts afresh.
+        out first, so a reload loses nothing; the new engine's throttling starts afresh.  The new
+        engine is built first: when that fails, the engine in force stays untouched.
         """
         engine = self.engine
-        baseline = None
+        baseline = getattr(engine, "baseline", None) if engine is not None else None
+        replacement = make_engine(baseline)
         if engine is not None:
-            baseline = getattr(engine, "baseline", None)
             alerts = engine.finish()
             if alerts:
                 self._alerts(alerts)
-        self.engine = self._adopt(make_engine(baseline))
+        self.engine = self._adopt(replacement)
         if self.enforce is not None:
             self.enforce = make_engine
 

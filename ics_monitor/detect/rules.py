@@ -4,7 +4,10 @@ Detectors name their rules by id (``ICS-1001``) and read every threshold from th
 nothing tunable lives in code.  Each YAML file holds one component's rules, and rule ids stay inside
 that component's range (``RANGES``, documented in ``rules/README.md``).  Loading validates
 everything (unique ids and names, ranges, severities 1-4, known ATT&CK ids, explanation templates
-that format) so a bad edit fails at start-up with one clear message, not at the first alert.
+that format, and parameters of the kind the shipped rules give them: a count a whole number, a
+time or ratio a number, 0 or more; a switch true or false; a list a list) so a bad edit fails at
+start-up (or a live reload keeps the rules in force) with one clear message, not at the first
+alert or inside a detector.
 
 ``what`` is a ``str.format`` template filled with the fields a detector passes (``{src_ip}``,
 ``{function}`` ...); ``why`` and ``check`` are plain text.  No I/O beyond reading the rule files.
@@ -12,6 +15,7 @@ that format) so a bad edit fails at start-up with one clear message, not at the 
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Iterable, Iterator, Mapping
@@ -128,8 +132,14 @@ def _rule_from(entry: Any, source: str, defaults: dict[str, Any]) -> Rule:
     if not _NAME.match(str(entry["name"])):
         raise RuleError(f"{label}: name must be snake_case")
     severity = entry["severity"]
-    if not isinstance(severity, int) or not 1 <= severity <= 4:
+    if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 4:
         raise RuleError(f"{label}: severity must be 1 (low) .. 4 (critical)")
+    enabled = entry.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise RuleError(f"{label}: enabled must be true or false, not {enabled!r}")
+    protocol = entry.get("protocol")
+    if protocol is not None and not isinstance(protocol, str):
+        raise RuleError(f"{label}: protocol must be a protocol name, not {protocol!r}")
     params = {**defaults.get("params", {}), **(entry.get("params") or {})}
     try:
         tactics = tactic_refs(list(entry["tactics"]))
@@ -138,7 +148,10 @@ def _rule_from(entry: Any, source: str, defaults: dict[str, Any]) -> Rule:
         raise RuleError(f"{label}: {error}") from None
     if not tactics or not techniques:
         raise RuleError(f"{label}: needs at least one tactic and one technique")
-    throttle = float(entry.get("throttle", defaults.get("throttle", DEFAULT_THROTTLE)))
+    throttle = entry.get("throttle", defaults.get("throttle", DEFAULT_THROTTLE))
+    if isinstance(throttle, bool) or not isinstance(throttle, (int, float)) or not 0 <= throttle < math.inf:
+        raise RuleError(f"{label}: throttle must be a number of seconds, 0 or more, not {throttle!r}")
+    throttle = float(throttle)
     rule = Rule(
         rule_id=rule_id,
         name=str(entry["name"]),
@@ -150,8 +163,8 @@ def _rule_from(entry: Any, source: str, defaults: dict[str, Any]) -> Rule:
         what=str(entry["what"]),
         why=str(entry["why"]),
         check=str(entry["check"]),
-        enabled=bool(entry.get("enabled", True)),
-        protocol=entry.get("protocol"),
+        enabled=enabled,
+        protocol=protocol,
         throttle=throttle,
         params=params,
         source=source,
@@ -161,6 +174,61 @@ def _rule_from(entry: Any, source: str, defaults: dict[str, Any]) -> Rule:
     except (ValueError, IndexError, AttributeError) as error:
         raise RuleError(f"{label}: 'what' template does not format: {error}") from None
     return rule
+
+
+def _count(name: str) -> bool:
+    """Whether a parameter is a count (a whole number), not a time, factor or ratio."""
+    return name.startswith(("min_", "max_")) and not name.endswith("_seconds")
+
+
+def _param_problem(name: str, value: Any, shipped: Any) -> str | None:
+    """What ``value`` should be, given the shipped value of parameter ``name``; None if fine."""
+    if isinstance(shipped, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(shipped, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "a number"
+        if isinstance(shipped, int) and _count(name) and not isinstance(value, int):
+            return "a whole number"
+        if not 0 <= value < math.inf:
+            return "a number, 0 or more"
+        return None
+    if isinstance(shipped, str):
+        return None if isinstance(value, str) else "text"
+    if isinstance(shipped, list):
+        if not isinstance(value, list):
+            return "a list"
+        if shipped:
+            for item in value:
+                problem = _param_problem(name, item, shipped[0])
+                if problem is not None:
+                    return f"a list, each item {problem}"
+        return None
+    if isinstance(shipped, dict):
+        return None if isinstance(value, dict) else "a mapping"
+    return None
+
+
+def check_params(rules: Iterable[Rule], shipped: RuleSet) -> None:
+    """Every parameter a shipped rule has, present and of its kind (``RuleError`` naming the first).
+
+    Detectors read parameters without converting them (compiled, a count must be an int): a
+    rules directory copied from an older release, or edited by hand, is checked against the
+    shipped rules here, once, instead of failing inside a detector.
+    """
+    for rule in rules:
+        reference = shipped.by_id.get(rule.rule_id)
+        if reference is None:
+            continue
+        for name, default in reference.params.items():
+            if name not in rule.params:
+                raise RuleError(f"{rule.source}: rule {rule.rule_id} lacks parameter {name!r}")
+            problem = _param_problem(name, rule.params[name], default)
+            if problem is not None:
+                raise RuleError(
+                    f"{rule.source}: rule {rule.rule_id} parameter {name!r} must be {problem}, "
+                    f"not {rule.params[name]!r}"
+                )
 
 
 def default_directory() -> Path:
@@ -204,7 +272,16 @@ class RuleSet:
             rules.extend(_rule_from(entry, path.name, defaults) for entry in document["rules"])
         if not rules:
             raise RuleError(f"no rules in {directory}")
-        return cls(rules)
+        loaded = cls(rules)
+        try:
+            shipped = default_directory()
+        except RuleError:  # installed without the shipped rules: nothing to compare with
+            shipped = directory
+        if directory.resolve() != shipped.resolve():
+            check_params(loaded, cls.load(shipped))
+        else:
+            check_params(loaded, loaded)  # the shipped rules themselves: no value of a wrong kind
+        return loaded
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self._rules.values())

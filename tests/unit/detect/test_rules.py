@@ -148,3 +148,55 @@ def test_params_enablement_and_configured_copy(tmp_path: Path) -> None:
     assert not off.enabled("ICS-1001") and off.param("ICS-1001", "limit") == 9
     assert rules.enabled("ICS-1001") and rules.param("ICS-1001", "limit") == 3
     assert not rules.enabled("ICS-1999")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("min_unit_ids: 16", 'min_unit_ids: "16"'), "'min_unit_ids' must be a number, not '16'"),
+        (("min_unit_ids: 16", "min_unit_ids: 16.5"), "'min_unit_ids' must be a whole number"),
+        (("min_unit_ids: 16", "min_unit_ids: null"), "'min_unit_ids' must be a number, not None"),
+        (("min_unit_ids: 16", "min_unit_ids: true"), "'min_unit_ids' must be a number"),
+        (("      min_unit_ids: 16\n", ""), "rule ICS-3001 lacks parameter 'min_unit_ids'"),
+        (
+            ("window: 60", "window: -60"),
+            "'window' must be a number, 0 or more",
+        ),
+        (
+            ("window: 60", "window: .nan"),
+            "'window' must be a number, 0 or more",
+        ),
+        (
+            ("name: modbus_unit_id_sweep\n", "name: modbus_unit_id_sweep\n    enabled: 'false'\n"),
+            "enabled must be true or false",
+        ),
+        (("severity: 2\n", "severity: true\n"), "severity must be"),
+        (
+            ("name: modbus_unit_id_sweep\n", "name: modbus_unit_id_sweep\n    throttle: [1]\n"),
+            "throttle must be",
+        ),
+        (
+            ("protocol: modbus\n", "protocol: 502\n"),
+            "protocol must be",
+        ),
+    ],
+)
+def test_a_copied_rules_directory_is_checked_against_the_shipped_kinds(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    # Detectors take parameters as they are (compiled, a count must be an int): a wrong kind is
+    # refused at load with one line naming the file, the rule and the parameter.
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    for path in default_directory().glob("*.yaml"):
+        (directory / path.name).write_text(path.read_text())
+    recon = directory / "recon.yaml"
+    shipped = recon.read_text()
+    assert edit[0] in shipped
+    recon.write_text(shipped.replace(*edit, 1))
+    with pytest.raises(RuleError, match=re.escape(message)) as error:
+        RuleSet.load(directory)
+    assert str(error.value).startswith("recon.yaml: rule ICS-3001")
+    # Whole-number counts stay whole; a time may be fractional.
+    recon.write_text(shipped.replace("window: 60", "window: 2.5", 1))
+    assert RuleSet.load(directory).param("ICS-3001", "window") == 2.5

@@ -269,3 +269,18 @@ def test_a_failing_inventory_or_learner_skips_the_record_and_says_so_once() -> N
     assert asset.ip == "127.0.0.1" and "modbus" in asset.protocols
     with pytest.raises(ValueError):
         run(Analysis(_FailsOnReads(), engine=RecordingEngine(), strict=True), POLLING)
+
+
+def test_a_reload_whose_engine_fails_to_build_keeps_the_engine_in_force() -> None:
+    engine = RecordingEngine(baseline={"kept": True})
+    analysis = Analysis(Inventory(), engine=engine)
+
+    def broken(baseline: Any) -> RecordingEngine:
+        raise TypeError("int object expected; got str")
+
+    with pytest.raises(TypeError):
+        analysis.reconfigure(broken)
+    assert analysis.engine is engine and engine.finished == 0  # untouched, still detecting
+    analysis.reconfigure(RecordingEngine)
+    assert analysis.engine is not engine and engine.finished == 1
+    assert getattr(analysis.engine, "baseline", None) == {"kept": True}
