@@ -44,6 +44,9 @@ Frame = tuple[float, int, bytes, int]  # (ts, link_type, data, wire_len)
 CHUNK = 1 << 20
 # Larger records than this are corruption, not packets (Wireshark's own limit is 256 KiB).
 MAX_RECORD: Final = 1 << 18
+# Packet times a capture may hold: from 1970 up to the end of year 9999 (what dates can show).  A
+# pcapng block past it (a 64-bit count of ticks, an interface's time offset) is corrupt.
+MAX_TS: Final = 253402300800.0
 
 PCAP_MAGIC_US: Final = 0xA1B2C3D4
 PCAP_MAGIC_NS: Final = 0xA1B23C4D
@@ -285,12 +288,12 @@ class CaptureFile:
                     if 28 + incl > total - 4:
                         raise CaptureError(path, "corrupt enhanced packet block: data past block", base + pos)
                     link_type, divisor, offset, _snap = interfaces[iface]
-                    yield (
-                        ((high << 32) | low) / divisor + offset,
-                        link_type,
-                        buf[pos + 28 : pos + 28 + incl],
-                        orig,
-                    )
+                    ts = ((high << 32) | low) / divisor + offset
+                    if not 0.0 <= ts < MAX_TS:
+                        raise CaptureError(
+                            path, f"corrupt packet block: time {ts:.6g} s out of range", base + pos
+                        )
+                    yield (ts, link_type, buf[pos + 28 : pos + 28 + incl], orig)
                 elif block_type == _BLOCK_SPB:
                     if not interfaces:
                         raise CaptureError(path, "simple packet block before any interface", base + pos)
@@ -308,12 +311,12 @@ class CaptureFile:
                     if 28 + incl > total - 4:
                         raise CaptureError(path, "corrupt packet block: data past block", base + pos)
                     link_type, divisor, offset, _snap = interfaces[iface]
-                    yield (
-                        ((high << 32) | low) / divisor + offset,
-                        link_type,
-                        buf[pos + 28 : pos + 28 + incl],
-                        orig,
-                    )
+                    ts = ((high << 32) | low) / divisor + offset
+                    if not 0.0 <= ts < MAX_TS:
+                        raise CaptureError(
+                            path, f"corrupt packet block: time {ts:.6g} s out of range", base + pos
+                        )
+                    yield (ts, link_type, buf[pos + 28 : pos + 28 + incl], orig)
                 elif block_type == _BLOCK_IDB:
                     if total < 20:
                         raise CaptureError(path, "corrupt interface block: too short", base + pos)

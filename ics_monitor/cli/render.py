@@ -153,7 +153,10 @@ def fmt_time(ts: float | None) -> str:
     """Capture time as UTC text (second resolution)."""
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):  # past what a date can hold (a stored odd time)
+        return f"{ts:.6f}"
 
 
 def _short(items: list[str], keep: int = 4) -> str:

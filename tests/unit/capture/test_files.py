@@ -345,6 +345,18 @@ def test_pcapng_unknown_interface(tmp_path: Path) -> None:
         list(open_capture(write(tmp_path, "u.pcapng", content)))
 
 
+def test_pcapng_time_out_of_range_is_a_corrupt_block_after_the_good_ones(tmp_path: Path) -> None:
+    # 2**64 - 1 microseconds (year 586,000): no date holds it, nor a flow id; the packet before stays.
+    good = epb(0, 1_700_000_000 * 1_000_000, b"a" * 14)
+    content = shb() + idb(1) + good + epb(0, (1 << 64) - 1, b"b" * 14)
+    path = write(tmp_path, "t.pcapng", content)
+    frames = []
+    with pytest.raises(CaptureError, match=r"time 1\.84467e\+13 s out of range") as error:
+        for frame in open_capture(path):
+            frames.append(frame)
+    assert len(frames) == 1 and error.value.offset == len(shb() + idb(1) + good)
+
+
 def test_merge_in_time_order_and_damage_isolated(tmp_path: Path) -> None:
     first = write(tmp_path, "1.pcap", pcap_bytes([(1, 0, b"a" * 20), (3, 0, b"c" * 20)]))
     second_content = pcap_bytes([(2, 0, b"b" * 20), (4, 0, b"d" * 20)])

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from ics_monitor.cli.render import ProgressReporter, alert_detail, render_alerts, render_flow_table
+from ics_monitor.cli.render import ProgressReporter, alert_detail, fmt_time, render_alerts, render_flow_table
 from ics_monitor.pipeline import RunStats
 from ics_monitor.sinks.console import FlowTableSink
 from tests.unit.sinks.test_sinks import flow_record
@@ -84,3 +84,9 @@ def test_alerts_table_shows_the_start_of_each_id_for_extract() -> None:
     text = buffer.getvalue()
     assert "c4532cbc " in text and "a05e41cb " in text and "c4532cbce" not in text
     assert "ics-monitor extract ID" in text
+
+
+def test_a_time_no_date_holds_is_shown_as_seconds() -> None:
+    # A store written before captures past year 9999 were refused still shows its assets.
+    assert fmt_time(1_700_000_000.0) == "2023-11-14 22:13:20"
+    assert fmt_time(3e11) == "300000000000.000000" and fmt_time(None) == ""
