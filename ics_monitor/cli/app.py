@@ -27,7 +27,7 @@ from ics_monitor.capture import MergedSource, open_captures
 from ics_monitor.capture.live import DEFAULT_SNAPLEN, LiveSource, stop_on_signals
 from ics_monitor.capture.ring import DEFAULT_RING_SIZE
 from ics_monitor.cli.es_commands import ConfigFile, EsEvents, EsUrl, es_app, run_settings
-from ics_monitor.cli.outputs import OutputTargets, SiemOutput, open_outputs, parse_outputs
+from ics_monitor.cli.outputs import OutputError, OutputTargets, SiemOutput, open_outputs, parse_outputs
 from ics_monitor.cli.render import (
     ProgressReporter,
     print_replay_summary,
@@ -637,6 +637,10 @@ def _closing(outputs: list[SiemOutput]) -> Iterator[None]:
         for output in outputs:
             # One plain line each (never wrapped at a console width): log parsers read them.
             sys.stderr.write(output.close_now() + "\n")
+    # Only when the run itself ended well: everything else was kept, the command still fails.
+    failed = [f"{output.name} missed {output.missed:,} records" for output in outputs if output.failure]
+    if failed:
+        raise OutputError("; ".join(failed))
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?")

@@ -418,3 +418,29 @@ def test_replay_of_modbus_rtu_over_tcp_analyses_it_as_modbus(tmp_path: Path) -> 
     assert framings == {"rtu"}
     (flow,) = [e for e in events if e["event_type"] == "flow"]
     assert flow["app_protocol"] == "modbus"
+
+
+def test_a_failing_output_loses_nothing_else_and_fails_the_command(tmp_path: Path) -> None:
+    # A SIEM file on a full disk (/dev/full): the store and the state directory's files keep every
+    # alert, the output says once that it stopped, and the command ends with one error line.
+    capture = str(PCAPS / "demo" / "plant_attack.pcap")
+    reference = run("replay", "--no-events", "--state", str(tmp_path / "ref"), capture)
+    assert reference.returncode == 0, reference.stderr
+    stored = json_lines(run("alerts", "--state", str(tmp_path / "ref"), "--json").stdout)
+    state = tmp_path / "state"
+    result = run("replay", "--no-events", "--state", str(state), "--out", "jsonl:/dev/full", capture)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == (
+        "ics-monitor: jsonl:/dev/full: write failed (No space left on device); the run goes on without it"
+    )
+    assert lines[-1].startswith("ics-monitor: error: jsonl:/dev/full missed ")
+    kept = json_lines(run("alerts", "--state", str(state), "--json").stdout)
+    assert {a["alert_id"] for a in kept} == {a["alert_id"] for a in stored} and stored
+    assert len(json_lines((state / "alerts.jsonl").read_text())) >= len(stored)
+    # An output that cannot be opened: one line before any work.
+    for target in (tmp_path / "no" / "dir.jsonl", tmp_path):
+        one_line_error(
+            run("replay", "--state", str(tmp_path / "other"), "--out", f"jsonl:{target}", capture),
+            f"--out jsonl:{target}: cannot open",
+        )
