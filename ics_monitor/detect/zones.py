@@ -20,6 +20,7 @@ subnet wins when zones overlap.  Lookups are cached per address.  Reading the fi
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +31,24 @@ import yaml
 from ics_monitor.core.yamlfile import load_yaml
 
 DEFAULT_OT_MAX_LEVEL = 2.0
+
+
+def _listed(entry: dict[str, Any], name: str) -> list[Any]:
+    """A list field (absent: empty); one value alone is not read as its characters."""
+    value = entry.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{name} must be a list (e.g. [{value}]), not {value!r}")
+    return value
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)  # a quoted port
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ValueError(f"a port must be a number 0..65535, not {value!r}")
+    return value
 
 
 class ZonesError(ValueError):
@@ -94,10 +113,11 @@ class Zones:
         zones = []
         for entry in data["zones"]:
             try:
-                subnets = tuple(
-                    ipaddress.ip_network(str(s), strict=False) for s in entry.get("subnets") or ()
-                )
-                zones.append(Zone(str(entry["name"]), float(entry["level"]), subnets))
+                subnets = tuple(ipaddress.ip_network(str(s), strict=False) for s in _listed(entry, "subnets"))
+                level = entry["level"]
+                if isinstance(level, bool) or not isinstance(level, (int, float)) or not math.isfinite(level):
+                    raise ValueError(f"level must be a number, not {level!r}")
+                zones.append(Zone(str(entry["name"]), float(level), subnets))
             except (KeyError, TypeError, ValueError) as error:
                 raise ZonesError(f"bad zone {entry!r}: {error}") from None
         conduits = []
@@ -107,8 +127,8 @@ class Zones:
                     Conduit(
                         str(entry["from"]),
                         str(entry["to"]),
-                        frozenset(str(p) for p in entry.get("protocols") or ()),
-                        frozenset(int(p) for p in entry.get("ports") or ()),
+                        frozenset(str(p) for p in _listed(entry, "protocols")),
+                        frozenset(_port(p) for p in _listed(entry, "ports")),
                     )
                 )
             except (KeyError, TypeError, ValueError) as error:

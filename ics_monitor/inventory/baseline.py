@@ -529,13 +529,7 @@ class Conversation:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Conversation:
         """Inverse of ``to_dict`` (hand-edited files welcome: missing sections mean nothing learned)."""
-        conversation = cls(
-            str(data["client"]),
-            str(data["server"]),
-            str(data["transport"]),
-            int(data["port"]),
-            str(data["protocol"]),
-        )
+        conversation = cls(*_conversation_key(data))
         conversation.flows = int(data.get("flows", 0))
         conversation.requests = int(data.get("requests", 0))
         conversation.peaks = [
@@ -561,7 +555,7 @@ class Conversation:
         for kind, points in (data.get("values") or {}).items():
             kind = str(kind)
             for point, bounds in (points or {}).items():
-                values[_shared_key(kind, str(point))] = _shared((bounds[0], bounds[1]))
+                values[_shared_key(kind, str(point))] = _shared(_value_range(bounds, conversation.key, point))
         for signature, entry in (data.get("polling") or {}).items():
             conversation.polling[str(signature)] = PollStats(
                 float(entry["median"]),
@@ -634,6 +628,60 @@ class Conversation:
                 None if window is None else (float(window[0]), float(window[1])),
             )
         return conversation
+
+
+def _macs(ip: Any, entry: Any) -> list[str]:
+    """An asset's learned MACs: a list of text (one MAC alone is not read as its characters)."""
+    macs = (entry or {}).get("macs") or []
+    if not isinstance(macs, list) or not all(isinstance(mac, str) for mac in macs):
+        raise ValueError(f"asset {ip}: macs must be a list of MAC addresses, not {macs!r}")
+    return list(macs)
+
+
+def _conversation_key(data: dict[str, Any]) -> ConversationKey:
+    """A conversation's (client, server, transport, port, protocol), else a ValueError naming it.
+
+    A hand-edited value of the wrong kind would make a conversation that no traffic matches (a
+    port of -502, a protocol list): refused, as a number where a range is expected.
+    """
+    client, server, transport, port, protocol = (
+        data["client"],
+        data["server"],
+        data["transport"],
+        data["port"],
+        data["protocol"],
+    )
+    label = f"conversation {client} -> {server}"
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)  # a quoted port, as a YAML writer may leave it
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"{label}: port must be a number 0..65535, not {port!r}")
+    transport = str(transport).lower() if isinstance(transport, str) else transport
+    if transport not in ("tcp", "udp"):
+        raise ValueError(f"{label}: transport must be tcp or udp, not {data['transport']!r}")
+    if not isinstance(protocol, str) or not protocol:
+        raise ValueError(f"{label}: protocol must be a protocol name, not {protocol!r}")
+    for name, address in (("client", client), ("server", server)):
+        if not isinstance(address, str) or not address:
+            raise ValueError(f"{label}: {name} must be an address, not {address!r}")
+    return (client, server, transport, port, protocol)
+
+
+def _value_range(bounds: Any, key: ConversationKey, point: Any) -> tuple[Any, Any]:
+    """A learned value range [low, high] of numbers (true/false for coils), else a ValueError."""
+    if (
+        isinstance(bounds, (list, tuple))
+        and len(bounds) == 2
+        and all(
+            isinstance(v, (int, float)) and (not isinstance(v, float) or math.isfinite(v)) for v in bounds
+        )
+        and bounds[0] <= bounds[1]
+    ):
+        return bounds[0], bounds[1]
+    raise ValueError(
+        f"conversation {_key_text(key)}: value range of {point} must be [low, high], two numbers "
+        f"with low <= high, not {bounds!r}"
+    )
 
 
 def _count(data: dict[str, Any], field: str, key: ConversationKey) -> int:
@@ -1550,9 +1598,7 @@ class Baseline:
 
     @classmethod
     def _from_parts(cls, data: dict[str, Any], conversations: list[Conversation]) -> Baseline:
-        assets = {
-            str(ip): list((entry or {}).get("macs") or []) for ip, entry in (data.get("assets") or {}).items()
-        }
+        assets = {str(ip): _macs(ip, entry) for ip, entry in (data.get("assets") or {}).items()}
         return cls(conversations, assets, data.get("learned") or {})
 
     @classmethod

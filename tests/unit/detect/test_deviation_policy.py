@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import math
 import random
+import re
 from typing import Any
 
 import pytest
@@ -557,6 +558,26 @@ def test_zone_lookup_most_specific_subnet() -> None:
     assert zones.zone_of("192.168.0.1") is None and zones.zone_of("not-an-ip") is None
     with pytest.raises(ZonesError, match="unknown zone"):
         Zones.from_dict({"zones": [], "conduits": [{"from": "a", "to": "b"}]})
+
+
+@pytest.mark.parametrize(
+    ("conduit", "message"),
+    [
+        ({"protocols": "rdp"}, "protocols must be a list (e.g. [rdp])"),
+        ({"ports": "3389"}, "ports must be a list"),
+        ({"ports": [-1]}, "a port must be a number 0..65535"),
+        ({"ports": [True]}, "a port must be a number"),
+    ],
+)
+def test_zone_lists_are_lists_not_their_characters(conduit: dict[str, Any], message: str) -> None:
+    # protocols: rdp once allowed {r, d, p}: RDP itself then raised a false ICS-6001.
+    zones = [{"name": "a", "level": 3, "subnets": ["10.0.0.0/8"]}, {"name": "b", "level": 1}]
+    with pytest.raises(ZonesError, match=re.escape(message)):
+        Zones.from_dict({"zones": zones, "conduits": [{"from": "a", "to": "b", **conduit}]})
+    with pytest.raises(ZonesError, match="level must be a number"):
+        Zones.from_dict({"zones": [{"name": "a", "level": float("nan")}]})
+    quoted = Zones.from_dict({"zones": zones, "conduits": [{"from": "a", "to": "b", "ports": ["3389"]}]})
+    assert quoted.conduits[("a", "b")][0].ports == frozenset({3389})
 
 
 def test_allowed_conduits_and_same_zone_are_quiet() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -384,6 +385,39 @@ def test_unquoted_mac_and_ipv6_stay_text_not_base60_numbers(tmp_path: Path) -> N
     }
     from_cache, _ = _from_cache_and_yaml(path)
     assert _state(from_cache) == _state(from_yaml)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("'hr:1:1': [0, 0]", "'hr:1:1': [low, high]"), "value range of hr:1:1 must be [low, high]"),
+        (("'hr:1:1': [0, 0]", "'hr:1:1': [null, null]"), "value range of hr:1:1 must be"),
+        (("'hr:1:1': [0, 0]", "'hr:1:1': '14'"), "value range of hr:1:1 must be"),
+        (("'hr:1:1': [0, 0]", "'hr:1:1': [1480, 1400]"), "with low <= high, not [1480, 1400]"),
+        (("'hr:1:1': [0, 0]", "'hr:1:1': [.nan, .inf]"), "value range of hr:1:1 must be"),
+        (("port: 502", "port: -502"), "port must be a number 0..65535, not -502"),
+        (("port: 502", "port: yes"), "port must be a number 0..65535, not True"),
+        (("port: 502", "port: 99999999999999999999999"), "port must be a number 0..65535"),
+        (("protocol: modbus", "protocol: [modbus]"), "protocol must be a protocol name"),
+        (("transport: tcp", "transport: sctp"), "transport must be tcp or udp"),
+        (('macs: [zz, aa, "00:11:22:33:44:55"]', "macs: '00:11:22:33:44:55'"), "macs must be a list"),
+    ],
+)
+def test_hand_edited_values_of_the_wrong_kind_are_refused_in_one_line(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    # Each once loaded and then failed a detector on every record, crashed `baseline show`, or
+    # made a conversation no traffic matches (its alerts silently gone).
+    assert edit[0] in HAND_EDITED
+    path = tmp_path / "b.yaml"
+    path.write_text(HAND_EDITED.replace(*edit))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Baseline.load(path)
+    # A quoted port and an upper-case transport are what they say.
+    path.write_text(
+        HAND_EDITED.replace("port: 502", "port: '502'").replace("transport: tcp", "transport: TCP")
+    )
+    assert Baseline.load(path).conversation(("10.0.0.5", "10.0.0.9", "tcp", 502, "modbus")) is not None
 
 
 def test_streamed_load_handles_anchors_types_and_rejects_odd_documents(tmp_path: Path) -> None:
