@@ -236,8 +236,10 @@ class WorkerSpec:
 
 def _worker_main(spec: WorkerSpec, paths: list[str], index: int, workers: int, conn: Connection) -> None:
     """Entry point of worker ``index``: run its shard, ship records, then a final summary."""
-    # Ctrl-C reaches the whole process group: the parent alone decides, and stops us.
+    # Ctrl-C reaches the whole process group: the parent alone decides, and stops us (SIGTERM
+    # kills: a worker forked from the CLI would inherit its handler that turns it into Ctrl-C).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     gc.set_threshold(50_000, 10, 10)  # as the CLI's main process (see cli.app.main)
     tune_allocator()
     try:

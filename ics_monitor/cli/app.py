@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import orjson
 import typer
 from rich.console import Console
@@ -1098,6 +1099,14 @@ def _interrupted(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _typer_interrupt(exc: BaseException) -> bool:
+    """Whether an exit came from Typer's handling of a KeyboardInterrupt."""
+    context = exc.__context__
+    return isinstance(context, (click.exceptions.Exit, typer.Exit)) and isinstance(
+        context.__context__, KeyboardInterrupt
+    )
+
+
 def _discard(writer: Any, partial: Path) -> None:
     with contextlib.suppress(OSError):
         writer.close()
@@ -1214,8 +1223,17 @@ def main() -> None:
         _warning_line(
             f"compiled modules are older than {stale[0]} (and {len(stale) - 1} more): run `make compiled` or `make pure`"
         )
+    # SIGTERM (a service manager, `kill`) ends a run as Ctrl-C does: what was found is stored.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupted)
     try:
         app()
+    except SystemExit as exc:
+        # Typer turns Ctrl-C into a silent exit 130; say why the run stopped (once: a command
+        # that reported its own interruption exits from its handler, not through Typer's).
+        if exc.code == 130 and _typer_interrupt(exc):
+            stderr.print("ics-monitor: interrupted")
+        raise
     except IcsMonitorError as exc:
         if _State.debug:
             traceback.print_exc()

@@ -600,3 +600,28 @@ def test_review_keys_read_as_addresses_output_targets_and_live_records(tmp_path:
         run("extract", stop["alert_id"], "--state", str(state), "-o", str(tmp_path)), "not a regular file"
     )
     assert Path("/dev/null").is_char_device()
+
+
+def test_sigterm_ends_a_replay_as_ctrl_c_does(tmp_path: Path) -> None:
+    # A service manager's stop (SIGTERM) once killed a replay outright, its store without the
+    # alerts found so far; Ctrl-C's exit said nothing.  Both: exit 130, one line, the store readable.
+    big = tmp_path / "big.pcap"
+    write_capture(big, read_back(ATTACK) * 100)
+    state = tmp_path / "state"
+    process = subprocess.Popen(
+        [CLI, "replay", "--no-events", "--state", str(state), str(big)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (state / "store.sqlite").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    assert process.poll() is None, "the replay ended before it could be stopped"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "ics-monitor: interrupted" and "Traceback" not in stderr
+    listed = run("alerts", "--state", str(state), "--json")
+    assert listed.returncode == 0, listed.stderr
