@@ -58,6 +58,35 @@ class Rotation:
             raise ValueError("rotation must keep at least one old file")
 
 
+def _drop_torn_line(path: Path) -> None:
+    """Cut a last line that has no newline (a write a full disk or a crash left half done).
+
+    Appending after it would glue the next record to the fragment: one line that is not JSON in
+    the middle of the file.  The fragment was never a record; what precedes it stays.
+    """
+    try:
+        with open(path, "rb+") as file:
+            size = file.seek(0, os.SEEK_END)
+            if not size:
+                return
+            file.seek(size - 1)
+            if file.read(1) == b"\n":
+                return
+            end = size
+            while end > 0:
+                start = max(0, end - (1 << 16))
+                file.seek(start)
+                chunk = file.read(end - start)
+                newline = chunk.rfind(b"\n")
+                if newline >= 0:
+                    file.truncate(start + newline + 1)
+                    return
+                end = start
+            file.truncate(0)
+    except OSError:  # no file yet, a device or pipe, not readable: nothing to mend here
+        return
+
+
 class AppendLog:
     """Appends each record as one JSON line.
 
@@ -87,6 +116,7 @@ class AppendLog:
         self._out: IO[bytes] = self._open()
 
     def _open(self) -> IO[bytes]:
+        _drop_torn_line(self.path)
         out = open(self.path, "ab", buffering=1 << 16)  # noqa: SIM115 - closed in close()
         # Appending to a file an earlier run left: its bytes count toward the size limit.
         self._size = out.tell()

@@ -130,3 +130,21 @@ def test_without_rotation_nothing_rotates(tmp_path: Path) -> None:
 def test_bad_rotation_settings(arguments: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Rotation(**arguments)  # type: ignore[arg-type]
+
+
+def test_a_torn_last_line_is_cut_before_appending(tmp_path: Path) -> None:
+    # A full disk (or a crash) left half a record: the next run's first record must not be glued
+    # to it, or one line in the middle of the file is not JSON.
+    path = tmp_path / "alerts.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"b": 2}\n{"c": 3, "half')
+    log = AppendLog(path)
+    log.emit({"d": 4})
+    log.close()
+    assert path.read_bytes() == b'{"a": 1}\n{"b": 2}\n{"d":4}\n'
+    path.write_bytes(b"x" * 200_000)  # no newline at all: nothing whole to keep
+    log = AppendLog(path)
+    log.emit({"e": 5})
+    log.close()
+    assert path.read_bytes() == b'{"e":5}\n'
+    AppendLog(tmp_path / "new.jsonl").close()  # a new file, and a device, are left alone
+    AppendLog("/dev/null").close()
