@@ -29,6 +29,7 @@ import gzip
 import heapq
 import lzma
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
@@ -571,10 +572,24 @@ def _ts(frame: Frame) -> float:
 
 
 def open_captures(paths: Iterable[str]) -> MergedSource:
-    """Open every file first (so a bad name fails before any work), then merge them by time."""
+    """Open every file first (so a bad name fails before any work), then merge them by time.
+
+    A file given twice (by another name or a link too) is an error: merged with itself, every
+    packet would come twice, read as a mirror copy of itself.
+    """
     files: list[CaptureFile] = []
+    seen: dict[tuple[int, int], str] = {}
     try:
         for path in paths:
+            try:
+                status = os.stat(path)
+            except OSError:
+                status = None  # open_capture names the problem
+            if status is not None and stat.S_ISREG(status.st_mode):
+                identity = (status.st_dev, status.st_ino)
+                if identity in seen:
+                    raise CaptureError(path, f"given twice (also as {seen[identity]})")
+                seen[identity] = path
             files.append(open_capture(path))
     except CaptureError:
         for opened in files:

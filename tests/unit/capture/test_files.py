@@ -357,6 +357,18 @@ def test_pcapng_time_out_of_range_is_a_corrupt_block_after_the_good_ones(tmp_pat
     assert len(frames) == 1 and error.value.offset == len(shb() + idb(1) + good)
 
 
+def test_a_capture_given_twice_is_refused_before_any_work(tmp_path: Path) -> None:
+    # Merged with itself, every packet came twice and was counted as a mirror copy.
+    path = write(tmp_path, "a.pcapng", shb() + idb(1) + epb(0, 1, b"a" * 14))
+    link = tmp_path / "link.pcapng"
+    link.symlink_to(path)
+    for second in (path, str(link)):
+        with pytest.raises(CaptureError, match="given twice"):
+            open_captures([path, second])
+    copy = write(tmp_path, "b.pcapng", Path(path).read_bytes())  # another file with the same bytes
+    assert len(list(open_captures([path, copy]))) == 2
+
+
 def test_merge_in_time_order_and_damage_isolated(tmp_path: Path) -> None:
     first = write(tmp_path, "1.pcap", pcap_bytes([(1, 0, b"a" * 20), (3, 0, b"c" * 20)]))
     second_content = pcap_bytes([(2, 0, b"b" * 20), (4, 0, b"d" * 20)])
