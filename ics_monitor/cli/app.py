@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import re
 import signal
@@ -364,10 +365,18 @@ def parse_since(text: str, latest: float | None) -> float:
     A duration counts back from ``latest``, the newest capture time in the store.
     """
     stripped = text.strip()
+    bad = (
+        f"bad --since {text!r} (epoch seconds such as 1764000000, an ISO date/time such as "
+        "2026-11-30T20:00, or a duration back from the newest capture time such as 90s, 2h, 1d)"
+    )
     try:
-        return float(stripped)
+        number = float(stripped)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):  # nan, inf, 1e400
+            raise ConfigError(bad)
+        return number
     try:
         moment = datetime.fromisoformat(stripped)
     except ValueError:
@@ -376,7 +385,12 @@ def parse_since(text: str, latest: float | None) -> float:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
-    seconds = parse_duration(stripped)
+    if stripped[:1].isdigit() and "-" in stripped:  # meant as a date, not a valid one
+        raise ConfigError(bad)
+    try:
+        seconds = parse_duration(stripped)
+    except ConfigError:
+        raise ConfigError(bad) from None
     return (latest if latest is not None else 0.0) - seconds
 
 
@@ -398,6 +412,17 @@ def parse_run(text: str, last: int | None) -> int | None:
     if stripped.isdigit() and int(stripped) > 0:
         return int(stripped)
     raise ConfigError(f"bad run {text!r} (a run id such as 3, or last)")
+
+
+def _id_ranges(ids: list[int]) -> str:
+    """``1-4, 7``: sorted ids as ranges."""
+    parts: list[str] = []
+    for number in sorted(ids):
+        if parts and parts[-1].split("-")[-1] == str(number - 1):
+            parts[-1] = f"{parts[-1].split('-')[0]}-{number}"
+        else:
+            parts.append(str(number))
+    return ", ".join(parts)
 
 
 def _check_file(path: Path | None, what: str) -> None:
@@ -952,6 +977,10 @@ def alerts(
     with Store(state, create=False) as store:
         start = parse_since(since, store.latest_capture_time()) if since is not None else None
         run = parse_run(run_id, store.last_run_id()) if run_id is not None else None
+        if run is not None:
+            known = [entry["run_id"] for entry in store.runs()]
+            if run not in known:
+                raise ConfigError(f"no run {run} in {state} (runs: {_id_ranges(known) or 'none'})")
         if run_id is not None and run is None:
             rules, records = [], []  # no run yet: none of its alerts
         elif by_rule:

@@ -444,3 +444,15 @@ def test_a_failing_output_loses_nothing_else_and_fails_the_command(tmp_path: Pat
             run("replay", "--state", str(tmp_path / "other"), "--out", f"jsonl:{target}", capture),
             f"--out jsonl:{target}: cannot open",
         )
+
+
+def test_alerts_since_and_run_refuse_what_they_cannot_mean(tmp_path: Path) -> None:
+    # nan, inf and 1e400 once gave "0 alerts"; a bad date said "bad duration"; a run that does
+    # not exist gave an empty list.
+    state = str(tmp_path / "state")
+    run("replay", "--no-events", "--state", state, POLLING)
+    for since in ("nan", "inf", "1e400", "2026-13-01", "soon"):
+        one_line_error(run("alerts", "--state", state, "--since", since), f"bad --since {since!r}")
+    one_line_error(run("alerts", "--state", state, "--run", "99"), "no run 99 in")
+    assert run("alerts", "--state", state, "--run", "1").returncode == 0
+    assert run("alerts", "--state", state, "--since", "2h").returncode == 0
