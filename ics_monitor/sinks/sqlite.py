@@ -138,6 +138,14 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
+def _read_only_error(exc: BaseException) -> bool:
+    """Whether opening failed because the store (or its directory) cannot be written."""
+    text = str(exc).lower()
+    return isinstance(exc, PermissionError) or "readonly" in text or "read-only" in text or (
+        "unable to open" in text
+    )
+
+
 class StoreError(IcsMonitorError):
     """The state directory or its database cannot be used."""
 
@@ -177,17 +185,31 @@ class Store:
         if self.state_dir.exists() and not self.state_dir.is_dir():
             raise StoreError(f"{self.state_dir}: not a directory")
         self._writer: _Writer | None = None
+        conn: sqlite3.Connection | None = None
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             # One connection, used by one thread at a time: the writer's, or this one's after
             # ``_settle`` (the ``_db`` property).
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=5000")
-            self._conn.executescript(_SCHEMA)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._conn = conn
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+            if create or not _read_only_error(exc):
+                raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+            # A store to read that this user may not write (an archived copy, another owner's
+            # directory): read it as it is.  "immutable": no lock or WAL index to create; only
+            # for reading commands, which never run beside a writer of that copy.
+            if conn is not None:
+                conn.close()
+            try:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+                self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+                self._conn.execute("SELECT 1 FROM meta LIMIT 1")
+            except sqlite3.Error as error:
+                raise StoreError(f"{self.path}: cannot open the store: {error}") from None
         self._record_run = True
         self._check_version(create)
         self.run_id: int | None = None
@@ -229,6 +251,8 @@ class Store:
 
     def _check_version(self, create: bool) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None and not create:
+            raise StoreError(f"{self.path}: not an ics-monitor store (no schema version)")
         if row is None:
             self._db.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)

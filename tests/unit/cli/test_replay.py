@@ -456,3 +456,47 @@ def test_alerts_since_and_run_refuse_what_they_cannot_mean(tmp_path: Path) -> No
     one_line_error(run("alerts", "--state", state, "--run", "99"), "no run 99 in")
     assert run("alerts", "--state", state, "--run", "1").returncode == 0
     assert run("alerts", "--state", state, "--since", "2h").returncode == 0
+
+
+def test_a_read_only_store_can_be_read(tmp_path: Path) -> None:
+    # An archived state directory, or another user's: alerts and assets read it as it is (they
+    # once failed with "attempt to write a readonly database").  Root ignores file modes, so the
+    # reading commands run without the capabilities that let it.
+    import os
+    import shutil
+    import subprocess
+
+    from tests.unit.cli.test_cli import CLI
+
+    state = tmp_path / "state"
+    assert (
+        run(
+            "replay", "--no-events", "--state", str(state), str(PCAPS / "demo" / "plant_attack.pcap")
+        ).returncode
+        == 0
+    )
+    expected = json_lines(run("alerts", "--state", str(state), "--json").stdout)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv is not None, "setpriv (util-linux) drops root's file-mode override"
+        drop = "-dac_override,-dac_read_search"
+        prefix = [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", "--"]
+    (state / "store.sqlite").chmod(0o444)
+    state.chmod(0o555)
+    try:
+        denied = subprocess.run(
+            [*prefix, "touch", str(state / "probe")], capture_output=True, text=True, check=False
+        )
+        assert denied.returncode != 0, "the state directory is still writable"
+        for command in (["alerts", "--json"], ["assets", "--json"]):
+            result = subprocess.run(
+                [*prefix, CLI, *command, "--state", str(state)], capture_output=True, text=True, check=False
+            )
+            assert result.returncode == 0, result.stderr
+            if command[0] == "alerts":
+                assert json_lines(result.stdout) == expected and expected
+            else:
+                assert json_lines(result.stdout)
+    finally:
+        state.chmod(0o755)
