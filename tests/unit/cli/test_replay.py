@@ -153,7 +153,8 @@ def test_alerts_of_one_run(tmp_path: Path) -> None:
     assert {alert["alert_id"] for alert in listed("--run", "1")} == attack
     last = listed("--run", "last")
     assert {alert["alert_id"] for alert in last} == modbus == {a["alert_id"] for a in listed("--run", "2")}
-    assert len(last) == len(modbus) and listed("--run", "3") == []
+    assert len(last) == len(modbus)
+    one_line_error(run("alerts", "--state", str(state), "--run", "3"), "no run 3 in")  # not yet
     # Replayed again, the attack's alerts are raised again (the same ids): run 3 owns them now.
     assert replay(str(PCAPS / "demo" / "plant_attack.pcap")) == attack
     assert listed("--run", "1") == [] and {a["alert_id"] for a in listed("--run", "last")} == attack
