@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
 import os
 import queue
 import random
@@ -247,14 +248,26 @@ def _coerce(name: str, value: Any) -> Any:
             raise ValueError("not a boolean")
         if name in ints:
             try:
-                return int(value)
+                number = int(value)
             except (TypeError, ValueError):
                 raise ValueError("not an integer") from None
+            if number <= 0:
+                raise ValueError("must be more than zero")
+            return number
         if name in floats:
             try:
-                return float(value)
+                seconds = float(value)
             except (TypeError, ValueError):
                 raise ValueError("not a number") from None
+            # NaN too: a join with a NaN timeout raised at the end of the run.  A request needs
+            # some time; the others may be 0 (no wait, no pause).
+            low_ok = seconds > 0 if name == "request_timeout" else seconds >= 0
+            if not (low_ok and seconds < math.inf):
+                raise ValueError(
+                    "must be a finite number of seconds"
+                    + (" above 0" if name == "request_timeout" else ", 0 or more")
+                )
+            return seconds
         return str(value)
     except (TypeError, ValueError) as exc:
         # The value itself is not echoed: it may be a secret.

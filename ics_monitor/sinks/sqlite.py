@@ -141,8 +141,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 def _read_only_error(exc: BaseException) -> bool:
     """Whether opening failed because the store (or its directory) cannot be written."""
     text = str(exc).lower()
-    return isinstance(exc, PermissionError) or "readonly" in text or "read-only" in text or (
-        "unable to open" in text
+    return (
+        isinstance(exc, PermissionError)
+        or "readonly" in text
+        or "read-only" in text
+        or ("unable to open" in text)
     )
 
 

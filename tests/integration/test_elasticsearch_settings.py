@@ -59,6 +59,12 @@ def test_environment_variables_cover_every_setting() -> None:
         ("ICS_MONITOR_ES_VERIFY_CERTS", "maybe", "verify_certs"),
         ("ICS_MONITOR_ES_BATCH_SIZE", "many", "batch_size"),
         ("ICS_MONITOR_ES_KINDS", "alert,nonsense", "kinds"),
+        # A NaN timeout once passed and made the run fail at its very end (thread join).
+        ("ICS_MONITOR_ES_REQUEST_TIMEOUT", "nan", "request_timeout.*above 0"),
+        ("ICS_MONITOR_ES_REQUEST_TIMEOUT", "0.0", "request_timeout"),
+        ("ICS_MONITOR_ES_CLOSE_TIMEOUT", "inf", "close_timeout.*0 or more"),
+        ("ICS_MONITOR_ES_BACKOFF_MAX", "-1", "backoff_max"),
+        ("ICS_MONITOR_ES_SPOOL_MAX_BYTES", "0", "spool_max_bytes.*more than zero"),
     ],
 )
 def test_bad_values_are_configuration_errors(variable: str, value: str, message: str) -> None:
