@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from ics_monitor.core.errors import ConfigError
 from ics_monitor.sinks.ecs import DEFAULT_KINDS, EVENT
 from ics_monitor.sinks.elasticsearch import (
     ElasticsearchSettings,
@@ -248,6 +249,8 @@ def drain(
     as_json: Json = False,
 ) -> None:
     """Send what a previous run left in the spool (exit 2 if some is still undelivered)."""
+    if not state.is_dir():  # a typo would otherwise make an empty state and report nothing to send
+        raise ConfigError(f"{state}: no such state directory")
     settings = settings_from_options(
         config, es_url, es_api_key, es_username, es_password, es_ca_file, es_fingerprint, es_insecure,
         es_index_prefix, close_timeout=timeout,

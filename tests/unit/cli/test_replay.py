@@ -202,6 +202,8 @@ def test_user_errors_are_one_line_exit_2(tmp_path: Path) -> None:
     state = str(tmp_path / "none")
     one_line_error(run("assets", "--state", state), "no store in")
     one_line_error(run("alerts", "--state", state), "no store in")
+    one_line_error(run("es", "drain", "--state", state), "no such state directory")  # not made
+    assert not Path(state).exists()
     one_line_error(
         run("replay", "--learn", "--learn-for", "1m", "--state", state, POLLING), "exclude each other"
     )
