@@ -37,6 +37,7 @@ import orjson
 import yaml
 
 from ics_monitor.core.addresses import ipv4_assignable, ipv4_packed
+from ics_monitor.core.packet import TRANSPORT_NAMES
 from ics_monitor.core.yamlfile import SafeLoader
 from ics_monitor.inventory.roles import error_response
 
@@ -638,6 +639,10 @@ def _macs(ip: Any, entry: Any) -> list[str]:
     return list(macs)
 
 
+# What a flow record names its transport (an IP protocol without a name: its number).
+_TRANSPORTS: Final = frozenset(TRANSPORT_NAMES.values())
+
+
 def _conversation_key(data: dict[str, Any]) -> ConversationKey:
     """A conversation's (client, server, transport, port, protocol), else a ValueError naming it.
 
@@ -656,9 +661,11 @@ def _conversation_key(data: dict[str, Any]) -> ConversationKey:
         port = int(port)  # a quoted port, as a YAML writer may leave it
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"{label}: port must be a number 0..65535, not {port!r}")
-    transport = str(transport).lower() if isinstance(transport, str) else transport
-    if transport not in ("tcp", "udp"):
-        raise ValueError(f"{label}: transport must be tcp or udp, not {data['transport']!r}")
+    transport = transport.lower() if isinstance(transport, str) else transport
+    if not isinstance(transport, str) or not (transport in _TRANSPORTS or transport.isdigit()):
+        raise ValueError(
+            f"{label}: transport must be tcp, udp, icmp ... (a flow's transport), not {data['transport']!r}"
+        )
     if not isinstance(protocol, str) or not protocol:
         raise ValueError(f"{label}: protocol must be a protocol name, not {protocol!r}")
     for name, address in (("client", client), ("server", server)):

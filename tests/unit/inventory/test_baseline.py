@@ -399,7 +399,7 @@ def test_unquoted_mac_and_ipv6_stay_text_not_base60_numbers(tmp_path: Path) -> N
         (("port: 502", "port: yes"), "port must be a number 0..65535, not True"),
         (("port: 502", "port: 99999999999999999999999"), "port must be a number 0..65535"),
         (("protocol: modbus", "protocol: [modbus]"), "protocol must be a protocol name"),
-        (("transport: tcp", "transport: sctp"), "transport must be tcp or udp"),
+        (("transport: tcp", "transport: [tcp]"), "transport must be tcp, udp, icmp"),
         (('macs: [zz, aa, "00:11:22:33:44:55"]', "macs: '00:11:22:33:44:55'"), "macs must be a list"),
     ],
 )
