@@ -289,11 +289,7 @@ class CaptureFile:
                     if 28 + incl > total - 4:
                         raise CaptureError(path, "corrupt enhanced packet block: data past block", base + pos)
                     link_type, divisor, offset, _snap = interfaces[iface]
-                    ts = ((high << 32) | low) / divisor + offset
-                    if not 0.0 <= ts < MAX_TS:
-                        raise CaptureError(
-                            path, f"corrupt packet block: time {ts:.6g} s out of range", base + pos
-                        )
+                    ts = _packet_time(high, low, divisor, offset, path, base + pos)
                     yield (ts, link_type, buf[pos + 28 : pos + 28 + incl], orig)
                 elif block_type == _BLOCK_SPB:
                     if not interfaces:
@@ -312,11 +308,7 @@ class CaptureFile:
                     if 28 + incl > total - 4:
                         raise CaptureError(path, "corrupt packet block: data past block", base + pos)
                     link_type, divisor, offset, _snap = interfaces[iface]
-                    ts = ((high << 32) | low) / divisor + offset
-                    if not 0.0 <= ts < MAX_TS:
-                        raise CaptureError(
-                            path, f"corrupt packet block: time {ts:.6g} s out of range", base + pos
-                        )
+                    ts = _packet_time(high, low, divisor, offset, path, base + pos)
                     yield (ts, link_type, buf[pos + 28 : pos + 28 + incl], orig)
                 elif block_type == _BLOCK_IDB:
                     if total < 20:
@@ -569,6 +561,14 @@ class MergedSource:
 
 def _ts(frame: Frame) -> float:
     return frame[0]
+
+
+def _packet_time(high: int, low: int, divisor: float, offset: float, path: str, at: int) -> float:
+    """A pcapng packet block's time in seconds; ``CaptureError`` when no date holds it (see MAX_TS)."""
+    ts = ((high << 32) | low) / divisor + offset
+    if not 0.0 <= ts < MAX_TS:
+        raise CaptureError(path, f"corrupt packet block: time {ts:.6g} s out of range", at)
+    return ts
 
 
 def open_captures(paths: Iterable[str]) -> MergedSource:

@@ -6,6 +6,8 @@ for (``modbus``, ``s7comm``, ``rdp``), not IANA's formal service names.  No I/O 
 
 from __future__ import annotations
 
+from typing import Any
+
 TCP_SERVICES: dict[int, str] = {
     20: "ftp-data",
     21: "ftp",
@@ -84,3 +86,12 @@ UDP_SERVICES: dict[int, str] = {
     47808: "bacnet",
     48899: "ads",  # Beckhoff ADS discovery
 }
+
+
+def port_number(value: Any) -> int:
+    """A port written in a configuration or baseline file: 0..65535 (a quoted one too), else ValueError."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ValueError(f"a port must be a number 0..65535, not {value!r}")
+    return value

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from ics_monitor.core.ports import port_number
 from ics_monitor.core.yamlfile import load_yaml
 
 DEFAULT_OT_MAX_LEVEL = 2.0
@@ -40,14 +41,6 @@ def _listed(entry: dict[str, Any], name: str) -> list[Any]:
         return []
     if not isinstance(value, list):
         raise ValueError(f"{name} must be a list (e.g. [{value}]), not {value!r}")
-    return value
-
-
-def _port(value: Any) -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)  # a quoted port
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
-        raise ValueError(f"a port must be a number 0..65535, not {value!r}")
     return value
 
 
@@ -128,7 +121,7 @@ class Zones:
                         str(entry["from"]),
                         str(entry["to"]),
                         frozenset(str(p) for p in _listed(entry, "protocols")),
-                        frozenset(_port(p) for p in _listed(entry, "ports")),
+                        frozenset(port_number(p) for p in _listed(entry, "ports")),
                     )
                 )
             except (KeyError, TypeError, ValueError) as error:

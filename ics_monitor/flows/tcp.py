@@ -87,15 +87,15 @@ class TcpStream:
         """Add a data segment (captured at ``ts`` in ``frame``); append chunks to ``out`` in stream order.
 
         A chunk is ``(gap_before, bytes, ts, frame)``: ``gap_before`` > 0 means that many bytes are
-        missing before it; ``ts`` and ``frame`` are those of the segment its bytes came in.
+        missing before it; ``ts`` and ``frame`` those of the packet that completed it (see the
+        module docstring).
         Returns the ``MISMATCH``/``BUFFER_FULL`` bits for what was noticed.
         """
         if self.next_seq < 0:
             self.next_seq = seq  # mid-stream pickup: the first data we see starts the stream
         rel = seq_diff(seq, self.next_seq)
         if rel == 0:
-            out.append((0, payload, ts, frame))
-            self.advance(payload)
+            self._deliver(payload, out, ts, frame)
             if self.segments:
                 self.drain(out, ts, frame)  # this segment filled the hole: it completes them
             return 0
@@ -119,9 +119,7 @@ class TcpStream:
             if size <= -rel:
                 self.retransmissions += 1
                 return status
-            data = payload[-rel:]
-            out.append((0, data, ts, frame))
-            self.advance(data)
+            self._deliver(payload[-rel:], out, ts, frame)
             if self.segments:
                 self.drain(out, ts, frame)
             return status
@@ -191,9 +189,12 @@ class TcpStream:
         """
         mark = self.marks.pop(seq, NO_MARK)
         if frame:
-            out.append((0, data, ts, frame))
+            self._deliver(data, out, ts, frame)
         else:
-            out.append((0, data, mark[0], mark[1]))
+            self._deliver(data, out, mark[0], mark[1])
+
+    def _deliver(self, data: bytes, out: list[Chunk], ts: float, frame: int) -> None:
+        out.append((0, data, ts, frame))
         self.advance(data)
 
     def advance(self, data: bytes) -> None:

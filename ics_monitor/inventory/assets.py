@@ -10,9 +10,10 @@ such a remote address, or IPv4 addresses in two or more subnets, or ``gateway_mi
 IPv4 addresses (or IPv6 /64 prefixes), or an IPv4 address other than the one(s) it claimed in ARP.
 A host's own addresses of the other family do not count: a dual-stack PC carries its IPv4 address,
 its IPv6 link-local address (which every interface has, and which never crosses a router: such a
-conversation is always local) and perhaps global and temporary IPv6 ones in one or two prefixes.  The devices behind it keep their own assets (``mac``
-None, ``gateway_mac`` set, no vendor from the router's OUI); the gateway itself is the asset of
-the IP that claimed its MAC in ARP, or a MAC-only asset until such a claim is seen.  When nothing
+conversation is always local) and perhaps global and temporary IPv6 ones in one or two prefixes.
+The devices behind it keep their own assets (``mac`` None, ``gateway_mac`` set, no vendor from
+the router's OUI); the gateway itself is the asset of the IP that claimed its MAC in ARP, or a
+MAC-only asset until such a claim is seen.  When nothing
 tells where an address sits, a public (global) one gets no MAC from traffic (it is almost always
 remote), a private one does.
 

@@ -38,6 +38,7 @@ import yaml
 
 from ics_monitor.core.addresses import ipv4_assignable, ipv4_packed
 from ics_monitor.core.packet import TRANSPORT_NAMES
+from ics_monitor.core.ports import port_number
 from ics_monitor.core.yamlfile import SafeLoader
 from ics_monitor.inventory.roles import error_response
 
@@ -657,10 +658,10 @@ def _conversation_key(data: dict[str, Any]) -> ConversationKey:
         data["protocol"],
     )
     label = f"conversation {client} -> {server}"
-    if isinstance(port, str) and port.isdigit():
-        port = int(port)  # a quoted port, as a YAML writer may leave it
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"{label}: port must be a number 0..65535, not {port!r}")
+    try:
+        port = port_number(port)  # a quoted one too, as a YAML writer may leave it
+    except ValueError as error:
+        raise ValueError(f"{label}: {error}") from None
     transport = transport.lower() if isinstance(transport, str) else transport
     if not isinstance(transport, str) or not (transport in _TRANSPORTS or transport.isdigit()):
         raise ValueError(
