@@ -28,7 +28,7 @@ emits the analysis clock ticks and the progress position.
 
 Workers start from a fork server (``WorkerSpec`` says what to build): a fresh process, not a copy
 of a parent that may hold a large baseline.  Records cross the pipe as marshal data (class number
-and field dict, see ``shard.marshalled``; pickle for what marshal refuses); when nothing
+and field values, see ``shard.marshalled``; pickle for what marshal refuses); when nothing
 but JSON-lines files is downstream and there is no analysis (``dissect``/``flows -o``), the workers
 serialise the lines themselves and the parent only writes them in order.
 

@@ -11,6 +11,8 @@ fails or dies gives a ``WorkerError`` and keeps what was merged before.
 
 from __future__ import annotations
 
+import copy
+import marshal
 import multiprocessing
 import os
 import random
@@ -242,6 +244,10 @@ def test_batches_cross_the_pipe_unchanged() -> None:
     ]
     batch += [(n * 8 + 5, 0, shard.FLOW, record) for n, record in enumerate(flows.records)]
     batch += [(7, 0, shard.TICK, 12.5), (15, 0, shard.MARK, 4096)]
+    # A record cut by the capture carries a key beyond its fields: it goes as its whole dict.
+    cut = copy.copy(next(r for _, _, _, r in batch if type(r).__name__ == "ModbusEvent"))
+    object.__setattr__(cut, "__dict__", {**cut.__dict__, "truncated": True})
+    batch.append((23, 1, shard.EVENT, cut))
     assert {type(r).__name__ for _, _, _, r in batch} >= {
         "ModbusEvent",
         "Dnp3Event",
@@ -250,7 +256,11 @@ def test_batches_cross_the_pipe_unchanged() -> None:
     }
     data = parallel._dumps(batch)
     assert data[0] != shard.PICKLE_PROTO  # marshal took it
+    # Field values without their keys, but for the cut record.
+    sent = marshal.loads(data)[1]
+    assert sum(isinstance(item[4], dict) for item in sent if item[3] >= 0) == 1
     back = parallel._loads(data)
+    assert back[-1][3].__dict__["truncated"] is True and list(back[-1][3].__dict__)[-1] == "truncated"
     assert [(o, i, k, type(r)) for o, i, k, r in back] == [(o, i, k, type(r)) for o, i, k, r in batch]
     for (_, _, _, got), (_, _, _, sent) in zip(back, batch, strict=True):
         if hasattr(sent, "__dict__"):
