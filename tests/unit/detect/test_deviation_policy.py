@@ -192,6 +192,24 @@ def test_point_limits_margin_is_mixed_arithmetic(learned: tuple[Any, Any]) -> No
     assert got is not None and [type(v) for v in got] == [type(v) for v in expected]
 
 
+def test_point_limits_bounds_in_one_pass_equal_point_by_point() -> None:
+    """``bounds`` (the read path's per-shape step) gives what ``_bounds`` builds from ``compute``,
+    bit for bit, with unlearned points unbounded and the other kind's points ignored."""
+    from ics_monitor.detect.deviation import PointLimits, _bounds
+
+    learned = [(0, 0), (-5, 3), (100.0, 119.0), (True, True), (2**53 + 1, 2**60 + 3), (-0.5, 0.25)]
+    values: dict[tuple[str, str], Any] = {("read", f"hr:1:{10 + n}"): pair for n, pair in enumerate(learned)}
+    values[("written", "hr:1:20")] = (1, 2)  # another kind: not a read limit
+    limits = PointLimits(values, "read", 0.1, 0.05)
+    for address, count in ((10, 6), (8, 12), (12, 1), (15, 5)):
+        got = limits.bounds("hr:1:", address, count)
+        assert got == _bounds(limits, None, "hr:1:", address, count)
+        assert got is not None and [type(v) for v in got[0]] == [float] * count
+    lows, highs = limits.bounds("hr:1:", 8, 3) or ((), ())
+    assert lows[:2] == (-math.inf, -math.inf) and highs[:2] == (math.inf, math.inf)
+    assert limits.bounds("hr:1:", 17, 4) is None  # none learned (hr:1:20 is a written one)
+
+
 def test_read_value_out_of_range() -> None:
     response = modbus(3, request=False, address=0, quantity=10, values=(50,) * 9 + (80,))
     [alert] = run([response], baseline=BASELINE)
