@@ -803,6 +803,18 @@ def _drifted(interval: float, low: float, high: float, tolerance: float, max_rat
     return False
 
 
+def _margin(width: float, low: float, high: float, ratio: float, magnitude: float) -> float:
+    """A learned range's margin: ``ratio`` of its width, at least ``magnitude`` of its larger size.
+
+    In C doubles when compiled (no builtin calls); ties and signs as max() and abs() give them.
+    """
+    low_size = low if low >= 0.0 else -low
+    high_size = high if high >= 0.0 else -high
+    by_width = width * ratio
+    by_size = (low_size if low_size >= high_size else high_size) * magnitude
+    return by_width if by_width >= by_size else by_size
+
+
 class PointLimits:
     """Per point of one conversation: (low - margin, high + margin, low, high) from its learned range.
 
@@ -839,16 +851,10 @@ class PointLimits:
         if bounds is None:
             return None
         low, high = bounds[0], bounds[1]
-        # In C doubles (no builtin calls), converted as Python's mixed arithmetic converts an int;
-        # the width taken exactly first.  Ties and signs as max() and abs() give them.
-        width: float = high - low
+        # The width taken exactly first (ints), then C doubles as Python's mixed arithmetic converts.
         low_f: float = low
         high_f: float = high
-        low_size = low_f if low_f >= 0.0 else -low_f
-        high_size = high_f if high_f >= 0.0 else -high_f
-        by_width = width * self._ratio
-        by_size = (low_size if low_size >= high_size else high_size) * self._magnitude
-        margin = by_width if by_width >= by_size else by_size
+        margin = _margin(high - low, low_f, high_f, self._ratio, self._magnitude)
         return (low_f - margin, high_f + margin, low, high)
 
     def bounds(
@@ -856,8 +862,8 @@ class PointLimits:
     ) -> tuple[tuple[Number, ...], tuple[Number, ...]] | None:
         """``_bounds`` without a fallback, in one pass: (lows, highs) of ``count`` points from ``address``.
 
-        The read path's cold step, once per read shape of a conversation: ``compute``'s arithmetic
-        inline, without a method call and a 4-tuple per point.  None when no point was learned.
+        The read path's cold step, once per read shape of a conversation: ``compute``'s margin
+        without a method call and a 4-tuple per point.  None when no point was learned.
         """
         values = self._values
         kind = self._kind
@@ -875,14 +881,9 @@ class PointLimits:
             known = True
             low = learned[0]
             high = learned[1]
-            width: float = high - low
             low_f: float = low
             high_f: float = high
-            low_size = low_f if low_f >= 0.0 else -low_f
-            high_size = high_f if high_f >= 0.0 else -high_f
-            by_width = width * ratio
-            by_size = (low_size if low_size >= high_size else high_size) * magnitude
-            margin = by_width if by_width >= by_size else by_size
+            margin = _margin(high - low, low_f, high_f, ratio, magnitude)
             lows.append(low_f - margin)
             highs.append(high_f + margin)
         return (tuple(lows), tuple(highs)) if known else None
