@@ -75,6 +75,7 @@ from ics_monitor.pipeline import Pipeline, RunStats
 from ics_monitor.shard import (
     ARP,
     EVENT,
+    EVENT_PASSED,
     FLOW,
     MARK,
     PICKLE_PROTO,
@@ -218,6 +219,9 @@ class WorkerSpec:
     tick: float | None
     progress: bool
     serialized: bool
+    # (baseline file, rules directory) to check read values with where they are dissected
+    # (``Analysis.checks``), or None.
+    checks: tuple[str, str | None] | None = None
 
     @classmethod
     def of(cls, pipeline: Pipeline) -> WorkerSpec:
@@ -231,10 +235,13 @@ class WorkerSpec:
             tick=analysis.tick if analysis is not None else None,
             progress=pipeline.progress is not None,
             serialized=_serialized(pipeline),
+            checks=analysis.checks if analysis is not None else None,
         )
 
 
-def _worker_main(spec: WorkerSpec, paths: list[str], index: int, workers: int, conn: Connection) -> None:
+def _worker_main(
+    spec: WorkerSpec, paths: list[str], index: int, workers: int, conn: Connection, backlog: Any = None
+) -> None:
     """Entry point of worker ``index``: run its shard, ship records, then a final summary."""
     # Ctrl-C reaches the whole process group: the parent alone decides, and stops us (SIGTERM
     # kills: a worker forked from the CLI would inherit its handler that turns it into Ctrl-C).
@@ -244,7 +251,7 @@ def _worker_main(spec: WorkerSpec, paths: list[str], index: int, workers: int, c
     tune_allocator()
     try:
         pipeline = Pipeline(spec.config, spec.registry, dissect=spec.dissect)
-        summary = _work(spec, pipeline, paths, index, workers, conn)
+        summary = _work(spec, pipeline, paths, index, workers, conn, backlog)
         conn.send_bytes(pickle.dumps(("done", summary)))
     except BaseException as exc:
         line = "".join(traceback.format_exception_only(type(exc), exc)).strip().replace("\n", " ")
@@ -258,7 +265,13 @@ def _worker_main(spec: WorkerSpec, paths: list[str], index: int, workers: int, c
 
 
 def _work(
-    spec: WorkerSpec, pipeline: Pipeline, paths: list[str], index: int, workers: int, conn: Connection
+    spec: WorkerSpec,
+    pipeline: Pipeline,
+    paths: list[str],
+    index: int,
+    workers: int,
+    conn: Connection,
+    backlog: Any = None,
 ) -> dict[str, Any]:
     source = open_captures(paths)
     send_bytes = conn.send_bytes
@@ -277,6 +290,8 @@ def _work(
         spec.tick,
         index == 0 and (spec.emit_arp or spec.tick is not None),
         index == 0 and spec.progress,
+        _read_check(spec.checks),
+        backlog,
     )
     return _summary(
         source,
@@ -288,6 +303,29 @@ def _work(
         figures.first_ts,
         figures.last_ts,
     )
+
+
+def _read_check(checks: tuple[str, str | None] | None) -> Callable[[Any], bool] | None:
+    """``ReadCheck.passes`` over the baseline and rules of ``checks``, or None.
+
+    Loaded here while the parent loads the same files.  A file this worker cannot use gives no
+    check, not a failure; the worker does not write the baseline's cache (the parent may be
+    writing it).
+    """
+    if checks is None:
+        return None
+    from pathlib import Path
+
+    from ics_monitor.detect.deviation import ReadCheck
+    from ics_monitor.detect.rules import RuleSet
+    from ics_monitor.inventory.baseline import Baseline
+
+    try:
+        rules = RuleSet.load(None if checks[1] is None else Path(checks[1]))
+        baseline = Baseline.load(checks[0], keep_cache=False)
+    except Exception:  # the parent, loading them too, reports why
+        return None
+    return ReadCheck(rules, baseline).passes
 
 
 def _summary(
@@ -326,22 +364,35 @@ class _Stream:
     the slowest stream and the processes would wait on each other in turn.
     """
 
-    def __init__(self, index: int, process: Any, conn: Connection, prefetch: int = _PREFETCH_BATCHES) -> None:
+    def __init__(
+        self,
+        index: int,
+        process: Any,
+        conn: Connection,
+        prefetch: int = _PREFETCH_BATCHES,
+        backlog: Any = None,
+    ) -> None:
         self.index = index
         self.process = process
         self.conn = conn
         self.summary: dict[str, Any] | None = None
         self.failure: str | None = None
         self._batches: queue.Queue[bytes | None] = queue.Queue(prefetch)
+        # Shared with the worker (``shard.run_shard``): how many of its batches wait here.
+        self._backlog = backlog
         self._receiver = threading.Thread(target=self._receive, name=f"receive-{index}", daemon=True)
         self._receiver.start()
 
     def _receive(self) -> None:
-        put = self._batches.put
+        batches = self._batches
+        put = batches.put
+        backlog = self._backlog
         fd = self.conn.fileno()
         try:
             while True:
                 put(_receive_bytes(fd))
+                if backlog is not None:
+                    backlog.value = batches.qsize()
         except (EOFError, OSError):
             put(None)
 
@@ -363,7 +414,10 @@ class _Stream:
 
     def next_batch(self) -> list[tuple[int, int, int, Any]] | None:
         """The worker's next batch of records in order; None at its end (summary or failure kept)."""
-        return self._message(self._batches.get())
+        data = self._batches.get()
+        if self._backlog is not None:
+            self._backlog.value = self._batches.qsize()
+        return self._message(data)
 
     def _message(self, data: bytes | None) -> list[tuple[int, int, int, Any]] | None:
         if data is None:
@@ -436,16 +490,19 @@ class ShardedRun:
             for index in range(workers):
                 reader, writer = context.Pipe(duplex=False)
                 _widen(reader)
+                # Batches of this worker waiting for the merge, kept up to date here and read by the
+                # worker: how far behind the analysis is (see ``shard.run_shard``).
+                backlog = context.RawValue("i", 0)
                 process = context.Process(
                     target=_worker_main,
-                    args=(spec, paths, index, workers, writer),
+                    args=(spec, paths, index, workers, writer, backlog),
                     name=f"ics-monitor-worker-{index}",
                     daemon=True,
                 )
                 process.start()
                 writer.close()
                 prefetch = _PREFETCH_LINE_BATCHES if spec.serialized else _PREFETCH_BATCHES
-                self.streams.append(_Stream(index, process, reader, prefetch))
+                self.streams.append(_Stream(index, process, reader, prefetch, backlog))
         except BaseException:
             self.close()
             raise
@@ -483,7 +540,12 @@ def _taker(pipeline: Pipeline) -> Callable[[int, Any], bool]:
 
     Returns False for the kinds the merges handle themselves (lines, ticks, marks).
     """
-    deliver = {EVENT: pipeline.deliver_event, FLOW: pipeline.deliver_flow, ARP: pipeline.deliver_arp}
+    deliver: dict[int, Callable[[Any], None]] = {
+        EVENT: pipeline.deliver_event,
+        EVENT_PASSED: pipeline.deliver_event,  # live workers check nothing; as an event if one did
+        FLOW: pipeline.deliver_flow,
+        ARP: pipeline.deliver_arp,
+    }
 
     def take(kind: int, record: Any) -> bool:
         method = deliver.get(kind)

@@ -141,8 +141,8 @@ class _DissectBridge:
 class DetectionEngineLike(Protocol):
     """What the pipeline needs of ``detect.engine.DetectionEngine`` (kept structural: no import here)."""
 
-    def observe(self, event: Any) -> list[Any]:
-        """Alerts for a protocol or anomaly event."""
+    def observe(self, event: Any, passed: bool = False) -> list[Any]:
+        """Alerts for a protocol or anomaly event (``passed``: read values checked by a worker)."""
         ...
 
     def observe_flow(self, record: FlowRecord) -> list[Any]:
@@ -223,6 +223,10 @@ class Analysis:
         self.anomalies: list[AnomalyEvent] = []
         self.strict = strict
         self.failures: Counter[str] = Counter()
+        # What shard workers load to check read values where they dissect (baseline path, rules
+        # directory; ``build_analysis``), and the engine whose baseline that is.
+        self.checks: tuple[str, str | None] | None = None
+        self.checked_engine: DetectionEngineLike | None = None
         self._adopt(engine)
         self._limit_reported = False
         self._last_ts = 0.0
@@ -232,8 +236,13 @@ class Analysis:
         """True while a learner takes input."""
         return self.learner is not None
 
-    def event(self, event: Any) -> None:
-        """Take a protocol event, an anomaly or an ARP observation."""
+    def event(self, event: Any, passed: bool = False) -> None:
+        """Take a protocol event, an anomaly or an ARP observation.
+
+        ``passed``: a shard worker found the response's read values within the limits of the
+        baseline in ``checks`` (``deviation.ReadCheck``); it counts only while the engine enforcing
+        that baseline is the one built with it (``checked_engine``), not after a switch or a reload.
+        """
         inventory = self.inventory
         try:
             changes = inventory.observe(event)
@@ -256,7 +265,10 @@ class Analysis:
                     self._alerts(alerts)
             return
         if engine is not None:
-            alerts = engine.observe(event)
+            if passed and engine is self.checked_engine:
+                alerts = engine.observe(event, True)
+            else:
+                alerts = engine.observe(event)
             if alerts:
                 self._alerts(alerts)
         if self.learner is not None and event.event_type != "anomaly":
@@ -571,8 +583,11 @@ class Pipeline:
 
     # What becomes of one record, here frame by frame and in the merge of ``parallel`` alike.
 
-    def deliver_event(self, event: Any) -> None:
-        """Count a protocol event or anomaly; hand it to the event sinks, then the analysis."""
+    def deliver_event(self, event: Any, passed: bool = False) -> None:
+        """Count a protocol event or anomaly; hand it to the event sinks, then the analysis.
+
+        ``passed``: see ``Analysis.event``.
+        """
         stats = self.stats
         if event.event_type == "anomaly":
             stats.anomalies[event.code] += 1
@@ -584,7 +599,7 @@ class Pipeline:
             sink.emit(event)
         analysis = self.analysis
         if analysis is not None:
-            analysis.event(event)
+            analysis.event(event, passed)
 
     def deliver_flow(self, record: FlowRecord) -> None:
         """Count a flow record by protocol; hand it to the flow sinks, then the analysis."""
@@ -660,14 +675,17 @@ def build_analysis(
     change_sinks: Sequence[Sink] = (),
     on_baseline: Callable[[Any], None] | None = None,
     detection: bool = True,
+    worker_checks: bool = False,
 ) -> Analysis:
     """Set up inventory, detection and learning for a replay.
 
     ``mode``: ``learn`` (learn the whole run; always-on detectors only), ``learn_then_enforce``
     (learn for ``config.analysis.learn_for`` capture seconds, then enforce), ``enforce`` (detect
     against the baseline at ``baseline_path``) or ``detect`` (always-on detectors, no baseline).
-    ``detection`` False runs no detector at all (``baseline learn``).  Rules, zones and baseline
-    files that cannot be used raise ``ConfigError`` with one line saying why.
+    ``detection`` False runs no detector at all (``baseline learn``).  ``worker_checks``: when
+    enforcing, shard workers load the same baseline and rules and check read values where they
+    dissect (``Analysis.checks``, ``deviation.ReadCheck``).  Rules, zones and baseline files that
+    cannot be used raise ``ConfigError`` with one line saying why.
     """
     from ics_monitor.detect.engine import DetectionEngine
     from ics_monitor.detect.rules import RuleSet
@@ -696,7 +714,7 @@ def build_analysis(
 
     if mode == LEARN_THEN_ENFORCE and (learn_for is None or enforce is None):
         raise ValueError("learn_then_enforce needs config.analysis.learn_for and detection")
-    return Analysis(
+    analysis = Analysis(
         inventory,
         engine=engine,
         learner=learner,
@@ -708,6 +726,15 @@ def build_analysis(
         tick=config.analysis.tick,
         strict=config.dissect.strict,
     )
+    if worker_checks and mode == ENFORCE and engine is not None:
+        analysis.checks = worker_checks_of(baseline_path, rules_dir)
+        analysis.checked_engine = engine
+    return analysis
+
+
+def worker_checks_of(baseline_path: Any, rules_dir: Any) -> tuple[str, str | None]:
+    """What shard workers load to check read values: the baseline file and the rules directory."""
+    return (str(baseline_path), None if rules_dir is None else str(rules_dir))
 
 
 def _loaded(what: str, load: Callable[[], Any]) -> Any:

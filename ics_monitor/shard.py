@@ -30,6 +30,9 @@ from ics_monitor.sinks import JsonLinesSink
 
 # Record kinds in the merged stream.
 EVENT, FLOW, ARP, TICK, MARK, EVENT_LINE, FLOW_LINE, ARP_LINE = range(8)
+# A protocol event whose read values the worker checked and found within the learned limits
+# (``deviation.ReadCheck``): the parent skips that check.
+EVENT_PASSED: Final = 8
 # Stages within one frame, in the order Pipeline.run hands a frame's records on.
 STAGE_TICK, STAGE_ARP, STAGE_DECODE, STAGE_DISSECT, STAGE_FLOW_ANOMALY, STAGE_FLOW = range(6)
 STAGE_MARK: Final = 7
@@ -37,6 +40,9 @@ STAGE_MARK: Final = 7
 # watermark) so a worker whose shard is quiet does not hold the merge back.
 BATCH_RECORDS: Final = 512
 MARK_EVERY: Final = 4096
+# A worker checks read values for the parent (``run_shard``) while at least this many of its
+# batches wait for the merge: the parent is behind.
+CHECK_BACKLOG: Final = 8
 
 _RAW_LINK_TYPES: Final = linktypes.RAW_TYPES  # bound here: a static, not a module-dict lookup
 BROADCAST = -1
@@ -242,11 +248,21 @@ def run_shard(
     tick: float | None,
     want_arp: bool,
     report_position: bool,
+    check: Callable[[Any], bool] | None = None,
+    backlog: Any = None,
 ) -> ShardFigures:
     """Worker ``index`` of ``workers``: read every frame, keep its shard, hand batches to ``send``.
 
     Each record goes out as ``(frame * 8 + stage, index, kind, record)``; worker 0 also sends the
-    analysis clock (``tick``) and, every ``MARK_EVERY`` frames, the reading position.
+    analysis clock (``tick``) and, every ``MARK_EVERY`` frames, the reading position.  ``check``
+    (``ReadCheck.passes``): protocol events it passes go out as ``EVENT_PASSED``.
+
+    ``backlog`` (shared memory, ``.value``: this worker's batches waiting for the parent's merge)
+    says who has CPU to spare.  The check is work the parent does for any event not marked, so it
+    runs here only while the parent lags (``CHECK_BACKLOG`` batches or more waiting), and is left
+    to the parent while this worker is the slower side: the two settle where neither waits for
+    the other.  Results do not depend on it (a pass only saves the parent a check); without
+    ``backlog`` every event is checked.
     """
     decoder = pipeline.decoder
     decode = decoder.decode
@@ -263,6 +279,7 @@ def run_shard(
     arp_packets = 0
     first_ts: float | None = None
     ts = 0.0
+    checking = check is not None
     for frame in source:
         ts = frame[0]
         link_type = frame[1]
@@ -311,7 +328,10 @@ def run_shard(
         if decoder_anomalies:
             _collect(out, base + STAGE_DECODE, index, EVENT, decoder_anomalies)
         if engine_events:
-            _collect(out, base + STAGE_DISSECT, index, EVENT, engine_events)
+            if checking and check is not None:
+                _collect_checked(out, base + STAGE_DISSECT, index, engine_events, check)
+            else:
+                _collect(out, base + STAGE_DISSECT, index, EVENT, engine_events)
         if table_anomalies:
             _collect(out, base + STAGE_FLOW_ANOMALY, index, EVENT, table_anomalies)
         if table_records:
@@ -320,9 +340,13 @@ def run_shard(
             out.append((base + STAGE_MARK, index, MARK, position() if report_position else 0))
             send(out)
             out = []
+            if check is not None and backlog is not None:
+                checking = backlog.value >= CHECK_BACKLOG
         elif len(out) >= BATCH_RECORDS:
             send(out)
             out = []
+            if check is not None and backlog is not None:
+                checking = backlog.value >= CHECK_BACKLOG
     # End of input, as Pipeline._finish: fragments, flows and dissectors flush.
     decoder.flush()
     if index:
@@ -330,7 +354,10 @@ def run_shard(
     table.flush()
     base = (frame_no + 1) << 3
     _collect(out, base + STAGE_DECODE, index, EVENT, decoder_anomalies)
-    _collect(out, base + STAGE_DISSECT, index, EVENT, engine_events)
+    if check is None:
+        _collect(out, base + STAGE_DISSECT, index, EVENT, engine_events)
+    else:
+        _collect_checked(out, base + STAGE_DISSECT, index, engine_events, check)
     _collect(out, base + STAGE_FLOW_ANOMALY, index, EVENT, table_anomalies)
     _collect(out, base + STAGE_FLOW, index, FLOW, table_records)
     out.append((base + STAGE_MARK, index, MARK, position() if report_position else 0))
@@ -352,6 +379,14 @@ def outputs(pipeline: Pipeline) -> tuple[list[Any], list[Any], list[Any], list[A
 def _collect(out: list[Any], order: int, index: int, kind: int, records: list[Any]) -> None:
     for record in records:
         out.append((order, index, kind, record))
+    records.clear()
+
+
+def _collect_checked(
+    out: list[Any], order: int, index: int, records: list[Any], check: Callable[[Any], bool]
+) -> None:
+    for record in records:
+        out.append((order, index, EVENT_PASSED if check(record) else EVENT, record))
     records.clear()
 
 
@@ -433,7 +468,7 @@ def marshalled(batch: list[Any]) -> bytes | None:
     for item in batch:
         kind: int = item[2]
         record = item[3]
-        if kind in (EVENT, FLOW, ARP):
+        if kind <= ARP or kind == EVENT_PASSED:  # a record object (EVENT, FLOW, ARP are 0-2)
             cls = type(record)
             number = classes.get(cls)
             if number is None:
@@ -594,6 +629,8 @@ def merge_into(pipeline: Pipeline, streams: list[Any]) -> None:
     flow_writes = [sink._out.write for sink in pipeline.flow_sinks if isinstance(sink, JsonLinesSink)]
     anomalies = stats.anomalies
     protocols = stats.protocols
+    # Without an analysis (or one that does not enforce the workers' baseline) a passed event is
+    # an event: ``Analysis.event`` decides whether the pass counts.
     for chunk in merged(streams):
         for item in chunk:
             kind: int = item[2]
@@ -608,6 +645,8 @@ def merge_into(pipeline: Pipeline, streams: list[Any]) -> None:
                     write(record[1])
             elif kind == EVENT:
                 pipeline.deliver_event(record)
+            elif kind == EVENT_PASSED:
+                pipeline.deliver_event(record, True)
             elif kind == FLOW:
                 pipeline.deliver_flow(record)
             elif kind == ARP:

@@ -53,11 +53,12 @@ from ics_monitor.pipeline import (
     Pipeline,
     RunStats,
     build_analysis,
+    worker_checks_of,
 )
 from ics_monitor.sinks import JsonLinesSink
 from ics_monitor.sinks.console import FlowTableSink, SummarySink
 from ics_monitor.sinks.logs import DEFAULT_KEEP, AppendLog, Rotation, alert_log
-from ics_monitor.sinks.sqlite import DEFAULT_STATE_DIR, EVENTS_LOG, Store
+from ics_monitor.sinks.sqlite import BASELINE_NAME, DEFAULT_STATE_DIR, EVENTS_LOG, Store
 
 if TYPE_CHECKING:
     from ics_monitor.parallel import ShardedRun
@@ -233,12 +234,20 @@ def _run_files(
         return run_sharded(pipeline, [str(path) for path in captures], workers)
 
 
-def _start_workers(source: MergedSource, captures: list[Path], workers: int, *, emit_arp: bool) -> Any:
+def _start_workers(
+    source: MergedSource,
+    captures: list[Path],
+    workers: int,
+    *,
+    emit_arp: bool,
+    checks: tuple[str, str | None] | None = None,
+) -> Any:
     """For an analysing run over ``workers`` (>= 1) processes: start them now (0: a null context).
 
     They read and dissect while this process loads the rules, the baseline and the stored assets
     (``parallel.ShardedRun``); the spec is the one ``_analyse``/``baseline learn`` build their
-    pipeline to (full dissection, the analysis clock of ``Config()``).
+    pipeline to (full dissection, the analysis clock of ``Config()``, and with ``checks`` the
+    baseline and rules an enforcing replay checks read values with in the workers).
     """
     if workers < 1:
         return _nullcontext()
@@ -255,6 +264,7 @@ def _start_workers(source: MergedSource, captures: list[Path], workers: int, *, 
         tick=config.analysis.tick,
         progress=stderr.is_terminal,
         serialized=False,
+        checks=checks,
     )
     return ShardedRun(spec, [str(path) for path in captures], workers)
 
@@ -501,7 +511,8 @@ def replay(
     targets = _plan_outputs(out, cef, es_url, config, es_events)
     source = _open(captures)
     workers = _analysis_processes(workers, source)
-    with _start_workers(source, captures, workers, emit_arp=events) as started:
+    checks = _worker_checks(state, learn, window, baseline, rules)
+    with _start_workers(source, captures, workers, emit_arp=events, checks=checks) as started:
         _analyse(
             "replay",
             # Absolute: `extract` finds them again from wherever it runs.
@@ -516,7 +527,29 @@ def replay(
             events=events,
             limit=limit,
             outputs=targets,
+            worker_checks=True,
         )
+
+
+def _baseline_mode(state: Path, learn: bool, window: float | None, baseline: Path | None) -> tuple[str, Path]:
+    """The analysis mode of a replay or live run, and the baseline file it learns into or enforces."""
+    baseline_file = baseline if baseline is not None else Path(state) / BASELINE_NAME
+    if learn:
+        return LEARN, baseline_file
+    if window is not None:
+        return LEARN_THEN_ENFORCE, baseline_file
+    if baseline is not None:
+        _check_file(baseline, "baseline")
+        return ENFORCE, baseline_file
+    return (ENFORCE if baseline_file.is_file() else DETECT), baseline_file
+
+
+def _worker_checks(
+    state: Path, learn: bool, window: float | None, baseline: Path | None, rules: Path | None
+) -> tuple[str, str | None] | None:
+    """What the workers of an enforcing replay load to check read values (``Analysis.checks``)."""
+    mode, baseline_file = _baseline_mode(state, learn, window, baseline)
+    return worker_checks_of(baseline_file, rules) if mode == ENFORCE else None
 
 
 def _plan_outputs(
@@ -563,6 +596,7 @@ def _analyse(
     rotation: Rotation | None = None,
     extra_figures: dict[str, Any] | None = None,
     outputs: OutputTargets | None = None,
+    worker_checks: bool = False,
 ) -> RunStats:
     """The analysis replay and live share: inventory, baseline, detection and store around ``run``.
 
@@ -572,16 +606,7 @@ def _analyse(
     alerts, flows, anomalies, health (protocol events as selected) and every asset at the end.
     """
     store = Store(state)
-    baseline_file = baseline if baseline is not None else store.baseline_path
-    if learn:
-        mode = LEARN
-    elif window is not None:
-        mode = LEARN_THEN_ENFORCE
-    elif baseline is not None:
-        _check_file(baseline, "baseline")
-        mode = ENFORCE
-    else:
-        mode = ENFORCE if baseline_file.is_file() else DETECT
+    mode, baseline_file = _baseline_mode(store.state_dir, learn, window, baseline)
     config = Config(analysis=AnalysisConfig(learn_for=window))
     saved: list[str] = []
 
@@ -608,6 +633,7 @@ def _analyse(
             alert_sinks=[store, *logs, *opened],
             change_sinks=[store, *opened],
             on_baseline=keep_baseline,
+            worker_checks=worker_checks,
         )
         sinks: list[Any] = [event_log] if event_log is not None else []
         sinks.extend(opened)

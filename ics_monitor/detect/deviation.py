@@ -27,11 +27,12 @@ not only as a new conversation.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from operator import gt, itemgetter, lt
 from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, SeenSet
+from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import (
     DNP3_RESPONSE_FUNCTIONS,
     DNP3_WRITE_FUNCTIONS,
@@ -130,6 +131,9 @@ class BaselineDeviation(BaseDetector):
         self.checked_functions: BoundedDict = BoundedDict(MAX_FLOWS)
         self.poll_fields: BoundedDict = BoundedDict(MAX_FLOWS)
         self.seen = SeenSet()
+        # Set by the engine around one record: the shard worker that owns the record's flow found
+        # its read values within the limits of the conversation its endpoints name (``ReadCheck``).
+        self.reads_passed = False
 
     # -- first sight of a flow: assets and conversation -------------------------------------------------
 
@@ -270,6 +274,16 @@ class BaselineDeviation(BaseDetector):
             if self.check_polling and conversation.polling:
                 self._polling(conversation, event, fields, out, entry)
         elif self.check_read_values and conversation.values:
+            # Checked already where it was dissected (``ReadCheck``), against the conversation its
+            # endpoints name: that is this flow's when the flow began the same way round.
+            if self.reads_passed and entry[1] == (
+                fields["dst_ip"],
+                fields["src_ip"],
+                fields["transport"],
+                fields["src_port"],
+                protocol_of_event(event_type),
+            ):
+                return
             self._reads(conversation, event, fields, out)
 
     def _function(
@@ -747,6 +761,73 @@ class BaselineDeviation(BaseDetector):
             )
         elif not drifted:
             state[2] = False
+
+
+class _Fired(Emitter):
+    """An emitter that only notes whether anything fired (``ReadCheck``)."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        super().__init__(rules)
+        self.fired = False
+
+    def fire(
+        self,
+        rule_id: str,
+        key: str,
+        *,
+        ts: float,
+        frames: Iterable[int] = (),
+        source: Any = None,
+        evidence: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None,
+        last_ts: float | None = None,
+        count: int = 1,
+        protocol: str | None = None,
+        endpoints: dict[str, Any] | None = None,
+    ) -> None:
+        self.fired = True
+
+
+class ReadCheck:
+    """The read-value check (ICS-5007) run where responses are dissected: in the shard workers.
+
+    A worker owns every record of its flows and has the CPU the analysing process lacks: on
+    traffic whose polls are mostly new shapes (new clients, changing reads), checking read values
+    was a fifth of that process's work.  ``passes`` runs ``BaselineDeviation``'s own check of a
+    Modbus or DNP3 response against the conversation its endpoints name (client = its
+    destination, server port = its source port), with an emitter that only notes a firing.  A
+    response that passes crosses the pipe marked so (``shard.EVENT_PASSED``); the analysing process
+    skips its own check of it when its engine enforces the baseline the worker loaded and the
+    flow's conversation is that same one (``BaselineDeviation.on_event``).  Anything else (an
+    out-of-range value, an unknown conversation) is checked there as before, so alerts, their
+    evidence and throttling stay where they were and equal a one-process run.
+    """
+
+    def __init__(self, rules: RuleSet, baseline: Baseline) -> None:
+        self._detector: BaselineDeviation | None = None
+        if rules.enabled("ICS-5007"):
+            self._detector = BaselineDeviation(Context(rules, baseline))
+        self._conversations: dict[ConversationKey, Conversation] = baseline.conversations
+        self._out = _Fired(rules)
+
+    def passes(self, event: Any) -> bool:
+        """True when ``event`` is a response whose read values the check finds all within limits."""
+        detector = self._detector
+        if detector is None:
+            return False
+        fields: dict[str, Any] = event.__dict__
+        event_type: str = fields["event_type"]
+        if event_type not in ("modbus", "dnp3") or fields.get("direction") != "response":
+            return False
+        conversation = self._conversations.get(
+            (fields["dst_ip"], fields["src_ip"], fields["transport"], fields["src_port"], event_type)
+        )
+        if conversation is None or not conversation.values:
+            return False
+        out = self._out
+        out.fired = False
+        detector._reads(conversation, event, fields, out)
+        return not out.fired
 
 
 def _point_value(point: dict[str, Any]) -> Any:

@@ -128,6 +128,10 @@ class DetectionEngine:
                 for position, direction in enumerate(_DIRECTIONS):
                     if directions is None or direction in directions:
                         lists[position].append(detector.on_event)
+        # The detector told when a shard worker already checked a response's read values.
+        self._deviation: BaselineDeviation | None = next(
+            (d for d in self.detectors if isinstance(d, BaselineDeviation)), None
+        )
         self._flow_hooks = [d.on_flow for d in self.detectors if d.wants_flows]
         self._change_hooks = [d.on_changes for d in self.detectors if d.wants_changes]
         self._time_hooks: list[Callable[[float, Emitter], None]] = [
@@ -171,8 +175,14 @@ class DetectionEngine:
             self._next_flush = ts + FLUSH_SECONDS
             emitter.out.extend(emitter.throttle.flush(ts))
 
-    def observe(self, event: Any) -> list[Alert]:
-        """A protocol event or anomaly; other records (ARP, COTP ...) pass unless a detector wants them."""
+    def observe(self, event: Any, passed: bool = False) -> list[Alert]:
+        """A protocol event or anomaly; other records (ARP, COTP ...) pass unless a detector wants them.
+
+        ``passed``: a response whose read values a shard worker checked against this engine's
+        baseline and found within limits (``deviation.ReadCheck``).
+        """
+        if passed:
+            return self._observe_passed(event)
         fields: dict[str, Any] = event.__dict__  # see api.BaseDetector
         ts = fields["ts"]
         next_tick = self._next_tick
@@ -189,6 +199,16 @@ class DetectionEngine:
                 except Exception as exc:
                     self._contain(hook, exc, event)
         return self._drain() if emitter.out else []
+
+    def _observe_passed(self, event: Any) -> list[Alert]:
+        deviation = self._deviation
+        if deviation is None:
+            return self.observe(event)
+        deviation.reads_passed = True
+        try:
+            return self.observe(event)
+        finally:
+            deviation.reads_passed = False
 
     def observe_flow(self, record: Any) -> list[Alert]:
         """A flow record (at the flow's end or active timeout)."""

@@ -1610,8 +1610,12 @@ class Baseline:
         return cls(conversations, assets, data.get("learned") or {})
 
     @classmethod
-    def load(cls, path: str | Path) -> Baseline:
-        """Read a baseline YAML file: its cache when the YAML is unchanged, else the YAML."""
+    def load(cls, path: str | Path, *, keep_cache: bool = True) -> Baseline:
+        """Read a baseline YAML file: its cache when the YAML is unchanged, else the YAML.
+
+        ``keep_cache`` False: do not write the cache when the YAML was read (another process
+        loading the same file at the same time writes it).
+        """
         target = Path(path)
         with _sharing():
             with _collector_paused():
@@ -1628,8 +1632,9 @@ class Baseline:
             baseline = cls._from_yaml(path, text)
         # The next load reads the cache (a hand-edited file, or a cache of an older format); keyed
         # by the text parsed, in case the file changed since it was hashed.  Best effort.
-        with contextlib.suppress(OSError):
-            baseline._save_cache(target, hashlib.sha256(text).hexdigest())
+        if keep_cache:
+            with contextlib.suppress(OSError):
+                baseline._save_cache(target, hashlib.sha256(text).hexdigest())
         return baseline
 
     @classmethod

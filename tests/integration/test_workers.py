@@ -20,6 +20,7 @@ import struct
 import subprocess
 import sys
 import threading
+import types
 from pathlib import Path
 from typing import Any
 
@@ -406,6 +407,56 @@ def test_replay_with_two_workers_equals_one(tmp_path: Path, scenario: str) -> No
         assert two[key] == one[key], key
 
 
+def test_workers_check_read_values_against_the_baseline_they_load(tmp_path: Path) -> None:
+    """An enforcing replay's workers check Modbus and DNP3 read values where they dissect
+    (``ReadCheck``): the responses they pass go out marked, and none of them is one the analysis
+    reports out of range (ICS-5007); those stay unmarked for the analysis to judge.  (The replay
+    equality above shows the alerts are those of one process.)"""
+    from ics_monitor.detect.deviation import ReadCheck
+    from ics_monitor.detect.rules import RuleSet
+    from ics_monitor.inventory.baseline import Baseline
+
+    state = tmp_path / "state"
+    learned = cli("replay", "--learn", "--workers", "1", "--state", str(state), str(DEMO[0]))
+    assert learned.returncode == 0, learned.stderr
+    enforced = cli("replay", "--workers", "1", "--state", str(state), *map(str, DEMO))
+    assert enforced.returncode == 0, enforced.stderr
+    alerts = [orjson.loads(line) for line in (state / "alerts.jsonl").read_bytes().splitlines()]
+    reported = {frame for alert in alerts if alert["rule_id"] == "ICS-5007" for frame in alert["frames"]}
+    assert reported
+
+    check = ReadCheck(RuleSet.load(), Baseline.load(state / "baseline.yaml")).passes
+
+    def pipeline_of() -> Pipeline:
+        return Pipeline(Config(), default_registry(), dissect="full")
+
+    batches: list[list[Any]] = []
+    source = open_captures(str(path) for path in DEMO)
+    shard.run_shard(source, lambda: 0, pipeline_of(), 0, 1, batches.append, None, False, False, check)
+    items = [item for batch in batches for item in batch]
+    passed = [item[3] for item in items if item[2] == shard.EVENT_PASSED]
+    unmarked = {item[3].frame for item in items if item[2] == shard.EVENT}
+    assert len(passed) > 100
+    assert {(r.event_type, r.direction) for r in passed} <= {("modbus", "response"), ("dnp3", "response")}
+    assert reported <= unmarked and not reported & {r.frame for r in passed}
+    # A worker whose parent keeps up (no batch waiting) leaves the check to it after its first
+    # batch; one whose parent lags checks on.
+    for waiting, checked_on in ((0, False), (shard.CHECK_BACKLOG, True)):
+        batches = []
+        backlog = types.SimpleNamespace(value=waiting)
+        source = open_captures(str(path) for path in DEMO)
+        shard.run_shard(
+            source, lambda: 0, pipeline_of(), 0, 1, batches.append, None, False, False, check, backlog
+        )
+        later = [item for batch in batches[1:] for item in batch if item[2] == shard.EVENT_PASSED]
+        assert bool(later) is checked_on and len(batches) >= 3
+    # Marked records cross the pipe as records, and come back marked.
+    batch = [item for item in items if item[2] in (shard.EVENT, shard.EVENT_PASSED)][:512]
+    data = shard.marshalled(batch)
+    assert data is not None
+    assert [(i[2], i[3].__dict__) for i in shard.unmarshalled(data)] == [(i[2], i[3].__dict__) for i in batch]
+
+
 def test_baseline_learn_with_two_workers_equals_one(tmp_path: Path) -> None:
     baselines = []
     for workers in ("1", "2"):
@@ -498,12 +549,14 @@ def test_damaged_capture_gives_one_error_and_everything_before_it(tmp_path: Path
 
 
 def _failing_work(real: Any, how: str) -> Any:
-    def work(spec: Any, pipeline: Pipeline, paths: list[str], index: int, workers: int, conn: Any) -> Any:
+    def work(
+        spec: Any, pipeline: Pipeline, paths: list[str], index: int, workers: int, conn: Any, *more: Any
+    ) -> Any:
         if index == 1:
             if how == "dies":
                 os._exit(9)  # as a worker killed by the OOM killer would vanish
             raise RuntimeError("injected failure")
-        return real(spec, pipeline, paths, index, workers, conn)
+        return real(spec, pipeline, paths, index, workers, conn, *more)
 
     return work
 

@@ -217,6 +217,60 @@ def test_read_value_out_of_range() -> None:
     assert _ids([modbus(3, request=False, address=0, quantity=10, values=(54,) * 10)]) == []
 
 
+def _read_responses() -> list[Any]:
+    """Modbus and DNP3 responses of the BASELINE's conversations, in and out of range, and others."""
+    records: list[Any] = []
+    for n, values in enumerate([(50,) * 10, (54,) * 10, (50,) * 9 + (80,), (50,) * 4, (1,) * 4]):
+        records.append(
+            modbus(3, request=False, frame=10 + n, address=n % 2, quantity=len(values), values=values)
+        )
+    records.append(
+        modbus(3, request=False, frame=20, address=0, quantity=2, values=(50, 50), client="10.0.0.66")
+    )
+    records.append(modbus(3, frame=21, address=0, quantity=10))  # a request: nothing to check
+    records.append(modbus(4, request=False, frame=22, address=0, quantity=2, values=(7, 7)))  # never learned
+    return records
+
+
+def test_read_check_passes_exactly_the_responses_the_analysis_finds_in_range() -> None:
+    """``ReadCheck`` (run in the shard workers) passes a response only when the analysis would
+    find nothing to report about its read values: the skip it allows cannot hide an alert."""
+    from ics_monitor.detect.deviation import ReadCheck
+
+    rules = _unthrottled(RULES, "ICS-5007")
+    check = ReadCheck(rules, BASELINE)
+    verdicts = []
+    for record in _read_responses():
+        fired = [a for a in run([record], baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5007"]
+        verdicts.append(check.passes(record))
+        if verdicts[-1]:
+            assert fired == [], record
+        elif record.direction == "response" and record.src_ip == SERVER and record.dst_ip == CLIENT:
+            assert fired, record  # a response of a known conversation fails only on an alert
+    # In range (the learned shape, shifted by one with an unlearned register, a part of it) and a
+    # table never read while learning (nothing to check) pass; the out-of-range ones, the request
+    # and an unknown client's response (not this check's: the analysis judges it) do not.
+    assert verdicts == [True, True, False, True, False, False, False, True]
+    off = RuleSet(dataclasses.replace(r, enabled=False) if r.rule_id == "ICS-5007" else r for r in RULES)
+    assert ReadCheck(off, BASELINE).passes(_read_responses()[0]) is False
+
+
+def test_a_passed_response_is_not_checked_again_on_its_own_conversation_only() -> None:
+    """The engine skips the read check of a response a worker passed, when the flow's
+    conversation is the one the response's endpoints name; otherwise it checks as before."""
+    out_of_range = modbus(3, request=False, frame=5, address=0, quantity=10, values=(50,) * 9 + (80,))
+    engine = DetectionEngine(RULES, BASELINE, strict=True)
+    assert [a.rule_id for a in engine.observe(out_of_range, True)] == []
+    engine = DetectionEngine(RULES, BASELINE, strict=True)
+    assert [a.rule_id for a in engine.observe(out_of_range)] == ["ICS-5007"]
+    # A flow that began as CLIENT -> SERVER:502, answered from another port: the pass was for
+    # another conversation than the flow's, so the analysis checks the values itself.
+    engine = DetectionEngine(RULES, BASELINE, strict=True)
+    assert engine.observe(modbus(3, frame=4, address=0, quantity=10, flow_id="f-other")) == []
+    answered = dataclasses.replace(out_of_range, flow_id="f-other", src_port=5020)
+    assert [a.rule_id for a in engine.observe(answered, True)] == ["ICS-5007"]
+
+
 def test_repeated_reads_are_each_checked_against_their_own_points() -> None:
     """The same poll again and again (the cached per-read limits): an in-range answer stays quiet,
     a value below or above at any offset fires for that point, a read that also covers unlearned

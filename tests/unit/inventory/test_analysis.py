@@ -284,3 +284,53 @@ def test_a_reload_whose_engine_fails_to_build_keeps_the_engine_in_force() -> Non
     analysis.reconfigure(RecordingEngine)
     assert analysis.engine is not engine and engine.finished == 1
     assert getattr(analysis.engine, "baseline", None) == {"kept": True}
+
+
+class PassRecordingEngine(RecordingEngine):
+    """Also records whether each event came marked as read-checked by a worker."""
+
+    def __init__(self, baseline: Any = None) -> None:
+        super().__init__(baseline)
+        self.passed: list[bool] = []
+
+    def observe(self, event: Any, passed: bool = False) -> list[Alert]:
+        self.passed.append(passed)
+        return super().observe(event)
+
+
+def test_a_workers_read_check_counts_only_for_the_engine_of_its_baseline() -> None:
+    """A response a shard worker passed reaches the engine as passed only while the engine in
+    force is the one built with the baseline the workers loaded: not without one, not after a
+    reload (new rules may mean new margins) or a learning window's switch."""
+    from tests.unit.detect.records import modbus
+
+    response = modbus(3, request=False, address=0, quantity=2, values=(1, 2))
+    engine = PassRecordingEngine()
+    analysis = Analysis(Inventory(), engine=engine)
+    analysis.event(response, True)  # no engine of the workers' baseline
+    analysis.checked_engine = engine
+    analysis.event(response, True)
+    analysis.event(response)
+    analysis.reconfigure(PassRecordingEngine)
+    analysis.event(response, True)
+    reloaded = analysis.engine
+    assert isinstance(reloaded, PassRecordingEngine) and reloaded is not engine
+    assert engine.passed == [False, True, False] and reloaded.passed == [False]
+
+
+def test_workers_check_read_values_only_for_an_enforcing_analysis(tmp_path: Path) -> None:
+    from ics_monitor.inventory.baseline import BaselineLearner
+    from ics_monitor.pipeline import DETECT, ENFORCE, LEARN, build_analysis
+
+    baseline = tmp_path / "baseline.yaml"
+    BaselineLearner().baseline().save(baseline)
+    enforcing = build_analysis(
+        Config(), Inventory(), mode=ENFORCE, baseline_path=baseline, rules_dir=None, worker_checks=True
+    )
+    assert enforcing.checks == (str(baseline), None) and enforcing.checked_engine is enforcing.engine
+    assert enforcing.engine is not None
+    for mode in (DETECT, LEARN):
+        other = build_analysis(Config(), Inventory(), mode=mode, baseline_path=baseline, worker_checks=True)
+        assert other.checks is None and other.checked_engine is None
+    unasked = build_analysis(Config(), Inventory(), mode=ENFORCE, baseline_path=baseline)
+    assert unasked.checks is None
