@@ -606,7 +606,9 @@ def test_sigterm_ends_a_replay_as_ctrl_c_does(tmp_path: Path) -> None:
     # A service manager's stop (SIGTERM) once killed a replay outright, its store without the
     # alerts found so far; Ctrl-C's exit said nothing.  Both: exit 130, one line, the store readable.
     big = tmp_path / "big.pcap"
-    write_capture(big, read_back(ATTACK) * 100)
+    # Long enough to be still running half a second after its store appears, on a fast host too
+    # (x100 took 0.64 s in all).
+    write_capture(big, read_back(ATTACK) * 500)
     state = tmp_path / "state"
     process = subprocess.Popen(
         [CLI, "replay", "--no-events", "--state", str(state), str(big)],
