@@ -169,6 +169,24 @@ def updated(alert: Alert, *, last_ts: float, count: int, frames: tuple[int, ...]
     return copy
 
 
+_WHY: Final = " Why it matters: "
+
+
+def amended(alert: Alert, evidence: dict[str, Any], sentence: str) -> Alert:
+    """A copy of ``alert`` (same id) with ``evidence`` and ``sentence`` added to what happened.
+
+    For what became known after the alert went out: the device's answer to the request it is about
+    (``Emitter.outcome``).  The sentence goes at the end of the explanation's first part.
+    """
+    values = dict(alert.__dict__)
+    values["evidence"] = evidence
+    what, why, rest = alert.explanation.partition(_WHY)
+    values["explanation"] = f"{what} {sentence}{why}{rest}" if why else f"{what} {sentence}"
+    copy: Alert = _new(Alert)
+    _set(copy, "__dict__", values)
+    return copy
+
+
 def alert_to_dict(alert: Alert) -> dict[str, Any]:
     """The JSON object of an alert (lists for tuples), as sinks write it.
 

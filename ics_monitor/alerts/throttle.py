@@ -97,6 +97,24 @@ class Throttle:
             group.frames.extend(tuple(frames)[:room])
         return True
 
+    def amend(self, alert: Alert, replacement: Alert, window: float) -> Alert | None:
+        """Put ``replacement`` (the same alert, more evidence) in the place of ``alert``; what to emit.
+
+        In an open group: the group's alert becomes the replacement (its update at the close
+        carries it) and the replacement goes out now with the group's counts so far.  A rule
+        without throttling: the replacement as it is.  A group already closed (its update with the
+        final count is out) or replaced: None, so no copy with an older count follows it.
+        """
+        if window <= 0:
+            return replacement
+        group = self._groups.get((alert.rule_id, alert.key))
+        if group is None or group.alert is not alert:
+            return None
+        group.alert = replacement
+        if group.count == 1:
+            return replacement
+        return updated(replacement, last_ts=group.last_ts, count=group.count, frames=tuple(group.frames))
+
     def flush(self, now: float | None = None) -> list[Alert]:
         """Close the groups whose window ended before ``now`` (all when ``now`` is None)."""
         out: list[Alert] = []

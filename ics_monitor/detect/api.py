@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 from mypy_extensions import mypyc_attr
 
 from ics_monitor.alerts.explain import explanation
-from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES, Alert, make_alert_id, new_alert
+from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES, Alert, amended, make_alert_id, new_alert
 from ics_monitor.alerts.throttle import Throttle
 from ics_monitor.detect.rules import Rule, RuleSet
 
@@ -39,6 +39,11 @@ class Context:
     zones: Zones | None = None
 
 
+# Alerts awaiting the answer to their request (``Emitter.fire(awaits=True)``): a request never
+# answered stays until this many newer ones push it out.
+MAX_AWAITING: Final = 4096
+
+
 class Emitter:
     """Builds alerts for firing rules and collects those throttling lets through."""
 
@@ -49,6 +54,9 @@ class Emitter:
         self._by_id: dict[str, Rule] = dict(rules.by_id)
         self.throttle = throttle if throttle is not None else Throttle()
         self.out: list[Alert] = []
+        # (flow id, request frame) -> the alert raised on that request, awaiting the device's answer
+        # (``fire(awaits=True)``, ``outcome``).
+        self._awaiting: dict[tuple[Any, int], Alert] = {}
 
     def fire(
         self,
@@ -64,6 +72,7 @@ class Emitter:
         count: int = 1,
         protocol: str | None = None,
         endpoints: dict[str, Any] | None = None,
+        awaits: bool = False,
     ) -> None:
         """Raise ``rule_id`` for ``key`` (the dedup key within the rule).
 
@@ -71,7 +80,8 @@ class Emitter:
         flow id and endpoints the alert carries (flow records add MACs and Community ID);
         ``endpoints`` overrides or supplies them.  ``evidence``: the triggering fields and figures;
         ``fields``: extra values for the rule's ``what`` template (evidence and endpoints are
-        available to it too).
+        available to it too).  ``awaits``: the alert is about a request whose answer is to come
+        (its first frame, in ``source``'s flow): ``outcome`` adds the answer to it.
         """
         rule = self._by_id.get(rule_id)
         if rule is None:
@@ -117,7 +127,33 @@ class Emitter:
             count=count,
             frames=tuple(frames)[:MAX_FRAMES],
         )
-        self.out.extend(self.throttle.offer(alert, rule.throttle))
+        emitted = self.throttle.offer(alert, rule.throttle)
+        self.out.extend(emitted)
+        if awaits and emitted and emitted[-1] is alert and alert.flow_id is not None and alert.frames:
+            awaiting = self._awaiting
+            if len(awaiting) >= MAX_AWAITING:
+                del awaiting[next(iter(awaiting))]  # the oldest: never answered
+            awaiting[(alert.flow_id, alert.frames[0])] = alert
+
+    def awaited(self, flow_id: Any, request_frame: Any) -> bool:
+        """Whether an alert raised on that request awaits its answer (see ``outcome``)."""
+        return bool(self._awaiting) and (flow_id, request_frame) in self._awaiting
+
+    def outcome(self, flow_id: Any, request_frame: Any, outcome: dict[str, Any], sentence: str) -> None:
+        """The device answered the request an alert was raised on: that alert again, with the answer.
+
+        ``outcome`` goes into the evidence (``evidence.outcome``), ``sentence`` into what happened.
+        The same alert id: stores and SIEMs update the alert in place.  Nothing when no alert
+        awaits that answer.
+        """
+        alert = self._awaiting.pop((flow_id, request_frame), None)
+        if alert is None:
+            return
+        replacement = amended(alert, {**alert.evidence, "outcome": outcome}, sentence)
+        rule = self._by_id.get(alert.rule_id)
+        emitted = self.throttle.amend(alert, replacement, rule.throttle if rule is not None else 0.0)
+        if emitted is not None:
+            self.out.append(emitted)
 
 
 def _endpoints(source: Any) -> dict[str, Any]:

@@ -13,6 +13,12 @@ stop/start/program transfer, writes to unit id 0 (broadcast).
 Each detector maps the request's function (and sub-function) to a rule id with one dict lookup;
 everything else is dismissed after two comparisons.  The dedup key is the client and server (and
 link addresses for DNP3), so a burst of the same command from one host is one alert with a count.
+
+What the device answered decides what the alert means: a PLC that refused a stop for want of the
+password was probed, one that acknowledged it stopped.  An S7comm, DNP3 or Modbus command alert
+waits for the answer to its request (paired by the dissectors: ``request_frame``); when it comes,
+the alert goes out again, same id, with ``evidence.outcome`` (accepted or refused, the error named,
+the answer's frame) and a sentence saying so (``answer``).  Unanswered, the alert stays as it was.
 """
 
 from __future__ import annotations
@@ -23,6 +29,73 @@ from ics_monitor.alerts.record import MAX_FRAMES
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
 from ics_monitor.dissect.s7comm.constants import PLUS_REQUESTED_STATES, PLUS_STATE_STOP
 from ics_monitor.inventory.roles import DNP3_IIN_ERRORS, is_plus_block_read, is_plus_mode_change
+
+ACCEPTED: Final = "accepted"
+REFUSED: Final = "refused"
+_S7_ACKS: Final = (2, 3)  # ACK, ACK_DATA
+_DNP3_RESPONSE: Final = 129
+_DNP3_IIN_ERROR_NAMES: Final = ("NO_FUNC_CODE_SUPPORT", "OBJECT_UNKNOWN", "PARAMETER_ERROR")
+
+
+def answer(event: Any) -> tuple[dict[str, Any], str] | None:
+    """What a response says of its request: (``evidence.outcome``, a sentence), or None.
+
+    Refused: a Modbus exception, DNP3 IIN2 error bits (function not supported, object unknown,
+    parameter error), an S7 error class in an ACK/ACK_DATA header or an error code in a USERDATA
+    response's parameters.  Accepted: a response of that kind without them.  None: not a response
+    the protocol pairs with a request (a DNP3 unsolicited response, an S7 acknowledgement without
+    data of another kind).
+    """
+    fields: dict[str, Any] = event.__dict__
+    event_type: str = fields["event_type"]
+    frame = fields["frame"]
+    code: Any = None
+    reason: Any = None
+    if event_type == "modbus":
+        code = fields["exception_code"]
+        if code is not None:
+            reason = fields["exception"] or f"exception {code}"
+    elif event_type == "dnp3":
+        if fields["function_code"] != _DNP3_RESPONSE:
+            return None
+        iin = fields["iin"] or 0
+        if iin & DNP3_IIN_ERRORS:
+            code = iin
+            names = [name for name in fields["iin_names"] or () if name in _DNP3_IIN_ERROR_NAMES]
+            reason = ", ".join(names) or f"IIN 0x{iin:04x}"
+    elif event_type == "s7comm":
+        rosctr = fields["rosctr"]
+        if rosctr in _S7_ACKS:
+            if fields["error_class"]:
+                code = (fields["error_class"] << 8) | (fields["error_code"] or 0)
+                reason = fields["error_name"] or "error"
+        elif rosctr == S7_USERDATA:
+            userdata: dict[str, Any] | None = fields["userdata"]
+            if userdata is None:
+                return None
+            if userdata.get("error_code"):
+                code = userdata.get("error_code")
+                reason = userdata.get("error_name") or "error"
+        else:
+            return None
+    else:
+        return None
+    if reason is None:
+        outcome: dict[str, Any] = {"result": ACCEPTED, "response_frame": frame}
+        return outcome, f"The device accepted it: its answer (frame {frame}) reports no error."
+    outcome = {"result": REFUSED, "response_frame": frame, "code": code, "reason": reason}
+    shown = f"0x{code:04x}" if event_type != "modbus" else str(code)
+    return outcome, f"The device refused it: {reason} ({shown}) in its answer (frame {frame})."
+
+
+def _answered(event: Any, out: Emitter) -> None:
+    """A response: the alert raised on its request, if one waits, gets the answer."""
+    request_frame = event.request_frame
+    if request_frame is not None and out.awaited(event.flow_id, request_frame):
+        said = answer(event)
+        if said is not None:
+            out.outcome(event.flow_id, request_frame, said[0], said[1])
+
 
 # -- S7comm ---------------------------------------------------------------------------------------------
 
@@ -61,7 +134,10 @@ class S7Commands(BaseDetector):
     event_types = frozenset({"s7comm"})
 
     def on_event(self, event: Any, out: Emitter) -> None:
-        """Match JOB functions, PI services and USERDATA requests."""
+        """Match JOB functions, PI services and USERDATA requests; answers to those alerted on."""
+        if event.direction == "response":
+            _answered(event, out)
+            return
         rosctr = event.rosctr
         fields: dict[str, Any] = {}  # what the explanation names (the evidence keeps the decoded structures)
         if rosctr == S7_JOB:
@@ -111,6 +187,7 @@ class S7Commands(BaseDetector):
             source=event,
             evidence=evidence,
             fields=fields,
+            awaits=True,
         )
 
 
@@ -352,14 +429,23 @@ class Dnp3Commands(BaseDetector):
             elif code == DNP3_ENABLE_UNSOLICITED and self.held and event.crc_ok:
                 self._enabling(event)
             if event.dst >= DNP3_BROADCAST_MIN and code not in DNP3_HARMLESS_BROADCAST:
-                self._fire("ICS-1210", event, out)
-        elif self.held and event.request_function_code in (DNP3_ENABLE_UNSOLICITED, DNP3_DISABLE_UNSOLICITED):
-            self._answered(event)
+                self._fire("ICS-1210", event, out, awaits=False)  # outstations answer no broadcast
+        else:
+            _answered(event, out)
+            if self.held and event.request_function_code in (
+                DNP3_ENABLE_UNSOLICITED,
+                DNP3_DISABLE_UNSOLICITED,
+            ):
+                self._answered(event)
         for header in objects:
             obj: dict[str, Any] = header  # typed: a direct dict lookup, compiled
             if obj.get("group") == DNP3_AUTH_GROUP and obj.get("variation") == DNP3_AUTH_ERROR_VARIATION:
                 self._fire(
-                    "ICS-1209", event, out, {"object": f"g{DNP3_AUTH_GROUP}v{DNP3_AUTH_ERROR_VARIATION}"}
+                    "ICS-1209",
+                    event,
+                    out,
+                    {"object": f"g{DNP3_AUTH_GROUP}v{DNP3_AUTH_ERROR_VARIATION}"},
+                    awaits=False,  # an error object: itself an answer
                 )
                 break
 
@@ -440,6 +526,7 @@ class Dnp3Commands(BaseDetector):
             frames=tuple(held.frames),
             # Its own alert, apart from the disables reported at once on that association.
             key_suffix=":connection-start",
+            awaits=False,  # raised after the fact: the answers went by
         )
 
     @staticmethod
@@ -453,6 +540,7 @@ class Dnp3Commands(BaseDetector):
         last_ts: float | None = None,
         frames: tuple[int, ...] | None = None,
         key_suffix: str = "",
+        awaits: bool = True,
     ) -> None:
         evidence: dict[str, Any] = {
             "function_code": event.function_code,
@@ -473,6 +561,7 @@ class Dnp3Commands(BaseDetector):
             evidence=evidence,
             count=count,
             last_ts=last_ts,
+            awaits=awaits,
         )
 
 
@@ -570,15 +659,15 @@ class ModbusCommands(BaseDetector):
         "ICS-1309",
     )
     event_types = frozenset({"modbus"})
-    directions = frozenset({"request"})
     rule_tables: ClassVar[dict[int, dict[int, str]]] = {
         MODBUS_DIAGNOSTICS: MODBUS_DIAGNOSTIC_RULES,
         MODBUS_UMAS: MODBUS_UMAS_RULES,
     }
 
     def on_event(self, event: Any, out: Emitter) -> None:
-        """Match FC 8 and FC 90 sub-functions, and writes to unit 0."""
+        """Match FC 8 and FC 90 sub-functions, and writes to unit 0; answers to those alerted on."""
         if event.direction != "request":
+            _answered(event, out)
             return
         code = event.function_code
         table = self.rule_tables.get(code)
@@ -618,4 +707,5 @@ class ModbusCommands(BaseDetector):
             frames=(event.frame,),
             source=event,
             evidence=evidence,
+            awaits=rule_id != "ICS-1308",  # a broadcast write is not answered
         )

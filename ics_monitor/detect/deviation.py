@@ -784,6 +784,7 @@ class _Fired(Emitter):
         count: int = 1,
         protocol: str | None = None,
         endpoints: dict[str, Any] | None = None,
+        awaits: bool = False,
     ) -> None:
         self.fired = True
 

@@ -15,7 +15,8 @@ One record becomes one syslog message whose MSG is a CEF event::
   low → 3, medium → 5, high → 8.
 * Custom keys: ``cs1`` ATT&CK technique ids, ``cs2`` tactic ids, ``cs3`` technique names, ``cs4``
   the flow id, ``cs5`` the Community ID, ``cs6`` OT detail (protocol fields or evidence, JSON),
-  ``cn1`` the dedup count; each with its ``csNLabel``/``cn1Label``.
+  ``cn1`` the dedup count; each with its ``csNLabel``/``cn1Label``.  ``outcome``: success or
+  failure, the device's answer to the command an alert is about, once it came.
 * Transports: ``udp`` (one message per datagram), ``tcp`` and ``tls`` (RFC 6587 octet counting, as
   RFC 5425 requires for TLS; ``framing=lf`` for receivers that want newline-delimited messages).
   TLS verifies the server certificate by default (``ca=FILE``, ``verify=false`` to disable).
@@ -55,6 +56,7 @@ from ics_monitor.sinks.ecs import (
     KINDS,
     EcsMapper,
     Observer,
+    event_outcome,
     iso_time,
     record_dict,
 )
@@ -182,6 +184,7 @@ def cef_event(kind: str, data: Mapping[str, Any], observer: Observer) -> CefEven
             ("cs6Label", "icsEvidence"),
             ("cs6", _json(data.get("evidence")) if data.get("evidence") else None),
             ("app", data.get("protocol")),
+            ("outcome", event_outcome(data.get("evidence"))),
         ]
     elif kind == ANOMALY:
         class_id, name = data.get("code"), data.get("code")

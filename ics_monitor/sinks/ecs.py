@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -123,6 +123,13 @@ FIELDS: tuple[EcsField, ...] = (
     _f("event.id", KEYWORD, ALL, "alert_id / document id", "unique id of the record"),
     _f("event.action", KEYWORD, (_F, _N, _E), "end_reason / code / function", "what happened"),
     _f("event.severity", LONG, (_A, _N), "severity", "1 low/info .. 4 critical/high"),
+    _f(
+        "event.outcome",
+        KEYWORD,
+        (_A,),
+        "evidence.outcome.result",
+        "success / failure: the device accepted / refused the command alerted on",
+    ),
     _f("event.start", DATE, (_A, _F), "ts / ts_start", "first seen"),
     _f("event.end", DATE, (_A, _F), "last_ts / ts_end", "last seen"),
     _f("event.duration", LONG, (_F,), "duration", "flow duration in nanoseconds"),
@@ -379,6 +386,17 @@ class Observer:
             "product": "ics-monitor",
             "version": __version__,
         }
+
+
+# ``evidence.outcome.result`` (detect.commands) -> ECS ``event.outcome``.
+_OUTCOMES: Final = {"accepted": "success", "refused": "failure"}
+
+
+def event_outcome(evidence: Any) -> str | None:
+    """ECS ``event.outcome`` (CEF ``outcome``) of an alert: the device's answer to the command."""
+    outcome = evidence.get("outcome") if isinstance(evidence, Mapping) else None
+    result = outcome.get("result") if isinstance(outcome, Mapping) else None
+    return _OUTCOMES.get(result) if isinstance(result, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -667,11 +685,16 @@ class EcsMapper:
         _put(alert, "severity_name", data.get("severity_name"))
         _put(alert, "frames", [int(f) for f in data.get("frames") or () if isinstance(f, int)])
         _put(alert, "technique_id_v19", [t.get("id_v19") or t["id"] for t in techniques])
-        _put(alert, "evidence", data.get("evidence") or None)
+        evidence = data.get("evidence")
+        _put(alert, "evidence", evidence or None)
+        answered = isinstance(evidence, Mapping) and isinstance(evidence.get("outcome"), Mapping)
+        _put(event, "outcome", event_outcome(evidence))
         ics["alert"] = alert
         doc["ics"] = ics
-        # The dedup count only grows: a later state of the same alert replaces the earlier one.
-        return Document(ALERT, self.index_name(ALERT, ts), alert_id, "index", alert["count"], _clean(doc))
+        # The dedup count only grows and the device's answer comes once: a later state of the same
+        # alert replaces the earlier one (external version: twice the count, one more when answered).
+        version = 2 * alert["count"] + (1 if answered else 0)
+        return Document(ALERT, self.index_name(ALERT, ts), alert_id, "index", version, _clean(doc))
 
     def _flow(self, data: Mapping[str, Any], raw: bytes) -> Document:
         ts_start = float(data["ts_start"])

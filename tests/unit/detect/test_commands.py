@@ -61,6 +61,112 @@ def test_command_fires(record: object, rule_id: str) -> None:
     assert alert.title == RULES.get(rule_id).title and alert.explanation
 
 
+def _answer(record: Any, request: Any, **changes: Any) -> Any:
+    """``record`` as the dissectors pair it: the answer to ``request``."""
+    return dataclasses.replace(record, request_frame=request.frame, **changes)
+
+
+def _what(alert: Any) -> str:
+    return str(alert.explanation.partition(" Why it matters: ")[0])
+
+
+@pytest.mark.parametrize(
+    ("request_record", "response", "outcome", "sentence"),
+    [
+        # A PLC stop refused for want of the password (the snap7 server's answer to a protected CPU).
+        (
+            s7(JOB, function_code=0x29, frame=10),
+            {
+                "record": s7(3, function_code=0x29, frame=11, request=False, error_class=0xD2),
+                "error_code": 0x41,
+                "error_name": "PROTECTION_LEVEL_TOO_LOW",
+            },
+            {"result": "refused", "response_frame": 11, "code": 0xD241, "reason": "PROTECTION_LEVEL_TOO_LOW"},
+            "The device refused it: PROTECTION_LEVEL_TOO_LOW (0xd241) in its answer (frame 11).",
+        ),
+        (
+            s7(JOB, function_code=0x29, frame=10),
+            {"record": s7(3, function_code=0x29, frame=11, request=False, error_class=0)},
+            {"result": "accepted", "response_frame": 11},
+            "The device accepted it: its answer (frame 11) reports no error.",
+        ),
+        # A clock set refused in the USERDATA parameters.
+        (
+            s7(USERDATA, userdata=userdata(7, 2), frame=10),
+            {
+                "record": s7(
+                    USERDATA,
+                    frame=12,
+                    request=False,
+                    userdata={**userdata(7, 2, kind=2), "error_code": 0xD602, "error_name": "CLOCK_ERROR"},
+                )
+            },
+            {"result": "refused", "response_frame": 12, "code": 0xD602, "reason": "CLOCK_ERROR"},
+            "The device refused it: CLOCK_ERROR (0xd602) in its answer (frame 12).",
+        ),
+        (
+            dnp3(13, frame=10),
+            {"record": dnp3(129, frame=11, request=False, iin=0)},
+            {"result": "accepted", "response_frame": 11},
+            "The device accepted it: its answer (frame 11) reports no error.",
+        ),
+        (
+            dnp3(13, frame=10),
+            {
+                "record": dnp3(129, frame=11, request=False, iin=0x8001),
+                "iin_names": ("DEVICE_RESTART", "NO_FUNC_CODE_SUPPORT"),
+            },
+            {"result": "refused", "response_frame": 11, "code": 0x8001, "reason": "NO_FUNC_CODE_SUPPORT"},
+            "The device refused it: NO_FUNC_CODE_SUPPORT (0x8001) in its answer (frame 11).",
+        ),
+        (
+            modbus(8, sub_function=1, frame=10),
+            {
+                "record": modbus(8, sub_function=1, frame=11, request=False, exception_code=1),
+                "exception": "ILLEGAL_FUNCTION",
+            },
+            {"result": "refused", "response_frame": 11, "code": 1, "reason": "ILLEGAL_FUNCTION"},
+            "The device refused it: ILLEGAL_FUNCTION (1) in its answer (frame 11).",
+        ),
+    ],
+)
+def test_command_alert_gets_the_devices_answer(
+    request_record: Any, response: dict[str, Any], outcome: dict[str, Any], sentence: str
+) -> None:
+    """Accepted (the command took effect) or refused (with the device's error): the alert goes out
+    again, the same id and count, with ``evidence.outcome`` and a sentence in what happened."""
+    record = response.pop("record")
+    first, answered = run([request_record, _answer(record, request_record, **response)])
+    assert answered.alert_id == first.alert_id and answered.count == first.count == 1
+    assert "outcome" not in first.evidence and answered.evidence["outcome"] == outcome
+    assert {k: v for k, v in answered.evidence.items() if k != "outcome"} == first.evidence
+    assert _what(answered) == f"{_what(first)} {sentence}"
+    assert answered.explanation.endswith(first.explanation.partition(" Why it matters: ")[2])
+
+
+def test_a_command_alert_takes_only_the_answer_to_its_own_request() -> None:
+    """Unanswered, the alert stays as it was; an answer to another request, a repeat absorbed by
+    throttling, or a second answer add nothing; the answer to the alert's request keeps the count
+    the alert reached meanwhile."""
+    stop = s7(JOB, function_code=0x29, frame=10)
+    assert len(run([stop])) == 1
+    other = _answer(s7(3, function_code=0x29, frame=11, request=False), s7(JOB, frame=9), error_class=0)
+    assert len(run([stop, other])) == 1
+    again = s7(JOB, function_code=0x29, frame=12, ts=1001.0)
+    answer_again = _answer(s7(3, function_code=0x29, frame=13, request=False), again, error_class=0)
+    answer = _answer(s7(3, function_code=0x29, frame=14, request=False), stop, error_class=0)
+    alerts = run([stop, again, answer_again, answer, answer], finish=False)
+    assert [a.count for a in alerts] == [1, 2]
+    assert alerts[1].evidence["outcome"]["response_frame"] == 14 and alerts[1].frames == (10, 12)
+    # The window's summary (at the end) keeps the answer.
+    final = run([stop, again, answer])[-1]
+    assert final.count == 2 and final.evidence["outcome"]["result"] == "accepted"
+    # Broadcasts are answered by nobody: no alert waits.
+    broadcast = modbus(6, unit_id=0, address=3, values=(7,), frame=20)
+    reply = _answer(modbus(6, unit_id=0, address=3, values=(7,), frame=21, request=False), broadcast)
+    assert len(run([broadcast, reply])) == 1
+
+
 def test_ascii_delimiter_change_names_the_new_delimiter() -> None:
     [alert] = run([modbus(8, sub_function=3, data="3b00")])
     assert alert.evidence["delimiter"] == "0x3b"

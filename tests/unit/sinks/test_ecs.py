@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ics_monitor.alerts.attack import tactic_refs, technique_refs
-from ics_monitor.alerts.record import Alert, make_alert_id, updated
+from ics_monitor.alerts.record import Alert, amended, make_alert_id, updated
 from ics_monitor.capture import open_captures
 from ics_monitor.config import Config
 from ics_monitor.dissect import default_registry
@@ -253,7 +253,7 @@ def test_alert_document_carries_rule_threat_and_explanation() -> None:
         ALERT,
         alert.alert_id,
         "index",
-        1,
+        2,
     )
     source = document.source
     check_document(ALERT, source)
@@ -279,7 +279,19 @@ def test_alert_document_carries_rule_threat_and_explanation() -> None:
     assert source["ics"]["alert"]["evidence"] == {"function_code": 16, "addresses": [1, 2], "frames": [3, 4]}
     # An update of the same alert: same id, higher version (replaces the stored one).
     later = EcsMapper(OBSERVER).document(updated(alert, last_ts=alert.ts + 9, count=5, frames=(3, 8)))
-    assert later is not None and later.id == document.id and later.version == 5
+    assert later is not None and later.id == document.id and later.version == 10
+    assert "outcome" not in source["event"]
+    # The device's answer to the command (``Emitter.outcome``): same count, a higher version, and
+    # ECS event.outcome; refused reads failure.
+    for result, expected in (("accepted", "success"), ("refused", "failure")):
+        outcome = {"result": result, "response_frame": 9}
+        answered = amended(alert, {**alert.evidence, "outcome": outcome}, "The device answered.")
+        doc = EcsMapper(OBSERVER).document(answered)
+        assert doc is not None and doc.id == document.id and doc.version == 3
+        check_document(ALERT, doc.source)
+        assert doc.source["event"]["outcome"] == expected
+        assert doc.source["ics"]["alert"]["evidence"]["outcome"] == outcome
+        assert doc.source["message"].startswith(alert.explanation.partition(" Why it matters: ")[0])
 
 
 def test_asset_documents_from_the_inventory(records: list[Any]) -> None:
