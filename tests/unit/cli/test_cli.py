@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
@@ -172,3 +173,35 @@ def test_frames_cut_inside_their_headers_end_the_run_with_one_warning(tmp_path: 
         "dissect", "-o", str(tmp_path / "whole.jsonl"), str(REPO / "pcaps" / "demo" / "plant_attack.pcap")
     )
     assert whole.returncode == 0 and "snap length" not in whole.stderr
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Ctrl-C during the imports (a few tenths of a second at every start) exits 130 with the
+    line a Ctrl-C during a run gives, not a KeyboardInterrupt traceback."""
+    import importlib.abc
+    from typing import Any
+
+    from ics_monitor.cli import entry
+
+    class InterruptedImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+            if name == "ics_monitor.cli.app":
+                raise KeyboardInterrupt
+
+    monkeypatch.delitem(sys.modules, "ics_monitor.cli.app", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [InterruptedImport(), *sys.meta_path])
+    with pytest.raises(SystemExit) as exit_info:
+        entry.main()
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "ics-monitor: interrupted\n"
+
+
+def test_the_console_script_loads_the_command_line_through_its_guard() -> None:
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "ics-monitor"]
+    assert script.value == "ics_monitor.cli.entry:main"
+    result = subprocess.run([CLI, "--version"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.strip().endswith("0.1.0"), result.stderr
