@@ -560,7 +560,7 @@ class Inventory:
         unit = fields["unit_id"]
         if unit not in server.modbus_units and len(server.modbus_units) < MAX_MODBUS_UNITS:
             server.modbus_units.add(unit)
-        if fields["function_code"] not in (17, 43):
+        if fields["function_code"] not in (17, 43, 90):
             return
         identity = modbus_identity(event)
         if not identity:

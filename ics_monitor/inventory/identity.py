@@ -1,7 +1,9 @@
 """What a device says it is: identity fields read from protocol records.
 
 * Modbus FC 43/14 read device identification (responses): vendor, product code, revision, URL,
-  product and model names, user application name; FC 17 report server id: its text.
+  product and model names, user application name; FC 17 report server id: its text; FC 90
+  (Schneider UMAS) READ_ID answered OK: the PLC's model (``140 CPU 311 10``), a string of one
+  length byte at offset 22 of the response data (the offset Nmap's ``modicon-info`` reads).
 * S7comm SZL responses (0x0011 module identification, 0x001C component identification): order
   number, firmware and hardware versions, serial number, module, plant and AS names, module type,
   copyright; rack/slot from the COTP connection confirm (kept apart: one IP may front several CPUs).
@@ -20,6 +22,11 @@ from __future__ import annotations
 from typing import Any, Final
 
 MAX_VALUE_LENGTH: Final = 256
+# Modbus FC 90 (Schneider UMAS): READ_ID, its OK status, where the model string's length byte is.
+UMAS: Final = 90
+UMAS_READ_ID: Final = 0x02
+UMAS_OK: Final = 0xFE
+UMAS_MODEL_AT: Final = 22
 
 # FC 43/14 object names (as the Modbus record spells them) -> identity field.
 MODBUS_OBJECTS: dict[str, str] = {
@@ -105,7 +112,32 @@ def modbus_identity(event: Any) -> dict[str, Any] | None:
         extra = getattr(event, "extra", None)
         if isinstance(extra, dict):
             _put(fields, "server_id", extra.get("server_id_text") or extra.get("server_id"))
+    elif event.function_code == UMAS:
+        model = umas_model(event)
+        if model is not None:
+            fields["model_name"] = model
     return fields or None
+
+
+def umas_model(event: Any) -> str | None:
+    """The model a UMAS READ_ID response names (status OK, printable text), or None."""
+    if getattr(event, "sub_function", None) != UMAS_READ_ID or getattr(event, "status", None) != UMAS_OK:
+        return None
+    data = getattr(event, "data", None)
+    if not isinstance(data, str):
+        return None
+    try:
+        raw = bytes.fromhex(data)
+    except ValueError:
+        return None
+    if len(raw) <= UMAS_MODEL_AT:
+        return None
+    size = raw[UMAS_MODEL_AT]
+    text = raw[UMAS_MODEL_AT + 1 : UMAS_MODEL_AT + 1 + size]
+    if not size or len(text) < size or not all(0x20 <= byte < 0x7F for byte in text):
+        return None
+    model = clean(text)
+    return model if isinstance(model, str) and model else None
 
 
 def dnp3_identity(event: Any) -> dict[str, Any] | None:

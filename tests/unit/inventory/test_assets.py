@@ -687,3 +687,38 @@ def test_link_only_dnp3_frames_give_roles_but_no_addresses() -> None:
     outstation = inventory.asset_for_ip("10.0.0.9")
     assert outstation is not None and outstation.dnp3_outstation == set()
     assert "dnp3_outstation" in outstation.roles
+
+
+def test_umas_read_id_names_the_schneider_plcs_model() -> None:
+    # Frame 6 answers READ_ID (UMAS 0x02) with status 0xFE; its data holds, at offset 22, the length
+    # byte 0x0e and "140 CPU 311 10" (a Modicon Quantum CPU 311-10), where Nmap's modicon-info
+    # reads the CPU module (the tcp.payload bytes, read by eye in tshark -x).
+    inventory, _, _ = inventory_of(shared_pcaps() / "iti" / "modicon_test.pcap")
+    plc = inventory.asset_for_ip("192.168.63.253")
+    assert plc is not None and plc.identity.get("model_name") == "140 CPU 311 10"
+
+
+def test_umas_model_only_from_an_ok_read_id_with_printable_text() -> None:
+    from ics_monitor.inventory.identity import modbus_identity, umas_model
+    from tests.unit.detect.records import modbus
+
+    model = b"140 CPU 311 10"
+    good = "00" * 22 + f"{len(model):02x}" + model.hex() + "0101"
+
+    def answer(data: Any, status: int = 0xFE, sub_function: int = 2) -> Any:
+        record = modbus(90, request=False, sub_function=sub_function)
+        return dataclasses.replace(record, status=status, data=data)
+
+    assert umas_model(answer(good)) == "140 CPU 311 10"
+    assert modbus_identity(answer(good)) == {"model_name": "140 CPU 311 10"}
+    for bad in (
+        answer(good, status=0xFD),  # refused
+        answer(good, sub_function=3),  # READ_PROJECT_INFO
+        answer(good[: 2 * 30]),  # the string cut short
+        answer("00" * 22),  # no length byte
+        answer("00" * 23),  # an empty string
+        answer("00" * 22 + "03" + "41ff42"),  # not text
+        answer("zz"),  # not hex
+        answer(None),
+    ):
+        assert umas_model(bad) is None and modbus_identity(bad) is None
