@@ -71,7 +71,7 @@ from ics_monitor.capture.ring import DEFAULT_RING_SIZE
 from ics_monitor.config import Config
 from ics_monitor.core.errors import CaptureError, IcsMonitorError
 from ics_monitor.dissect import Registry
-from ics_monitor.pipeline import Pipeline, RunStats
+from ics_monitor.pipeline import Pipeline, RunStats, WorkerChecks, checks_digest
 from ics_monitor.shard import (
     ARP,
     EVENT,
@@ -221,7 +221,7 @@ class WorkerSpec:
     serialized: bool
     # (baseline file, rules directory) to check read values with where they are dissected
     # (``Analysis.checks``), or None.
-    checks: tuple[str, str | None] | None = None
+    checks: WorkerChecks | None = None
 
     @classmethod
     def of(cls, pipeline: Pipeline) -> WorkerSpec:
@@ -305,12 +305,13 @@ def _work(
     )
 
 
-def _read_check(checks: tuple[str, str | None] | None) -> Callable[[Any], bool] | None:
+def _read_check(checks: WorkerChecks | None) -> Callable[[Any], bool] | None:
     """``ReadCheck.passes`` over the baseline and rules of ``checks``, or None.
 
     Loaded here while the parent loads the same files.  A file this worker cannot use gives no
-    check, not a failure; the worker does not write the baseline's cache (the parent may be
-    writing it).
+    check, not a failure, and so do files whose contents are not those of the digest taken before
+    the workers started (read before and after loading); the worker does not write the baseline's
+    cache (the parent may be writing it).
     """
     if checks is None:
         return None
@@ -320,10 +321,14 @@ def _read_check(checks: tuple[str, str | None] | None) -> Callable[[Any], bool] 
     from ics_monitor.detect.rules import RuleSet
     from ics_monitor.inventory.baseline import Baseline
 
+    if not checks[2] or checks_digest(checks[0], checks[1]) != checks[2]:
+        return None
     try:
         rules = RuleSet.load(None if checks[1] is None else Path(checks[1]))
         baseline = Baseline.load(checks[0], keep_cache=False)
     except Exception:  # the parent, loading them too, reports why
+        return None
+    if checks_digest(checks[0], checks[1]) != checks[2]:
         return None
     return ReadCheck(rules, baseline).passes
 

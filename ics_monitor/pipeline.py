@@ -15,11 +15,13 @@ optional: without it (``dissect``, ``flows``, ``summary``) the per-frame cost is
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 import yaml
@@ -225,7 +227,7 @@ class Analysis:
         self.failures: Counter[str] = Counter()
         # What shard workers load to check read values where they dissect (baseline path, rules
         # directory; ``build_analysis``), and the engine whose baseline that is.
-        self.checks: tuple[str, str | None] | None = None
+        self.checks: WorkerChecks | None = None
         self.checked_engine: DetectionEngineLike | None = None
         self._adopt(engine)
         self._limit_reported = False
@@ -675,17 +677,18 @@ def build_analysis(
     change_sinks: Sequence[Sink] = (),
     on_baseline: Callable[[Any], None] | None = None,
     detection: bool = True,
-    worker_checks: bool = False,
+    worker_checks: WorkerChecks | None = None,
 ) -> Analysis:
     """Set up inventory, detection and learning for a replay.
 
     ``mode``: ``learn`` (learn the whole run; always-on detectors only), ``learn_then_enforce``
     (learn for ``config.analysis.learn_for`` capture seconds, then enforce), ``enforce`` (detect
     against the baseline at ``baseline_path``) or ``detect`` (always-on detectors, no baseline).
-    ``detection`` False runs no detector at all (``baseline learn``).  ``worker_checks``: when
-    enforcing, shard workers load the same baseline and rules and check read values where they
-    dissect (``Analysis.checks``, ``deviation.ReadCheck``).  Rules, zones and baseline files that
-    cannot be used raise ``ConfigError`` with one line saying why.
+    ``detection`` False runs no detector at all (``baseline learn``).  ``worker_checks``
+    (``worker_checks_of``): the baseline and rules shard workers loaded to check read values
+    where they dissect (``Analysis.checks``, ``deviation.ReadCheck``); their checks count when
+    enforcing, and when what this process loads has the same digest.  Rules, zones and baseline
+    files that cannot be used raise ``ConfigError`` with one line saying why.
     """
     from ics_monitor.detect.engine import DetectionEngine
     from ics_monitor.detect.rules import RuleSet
@@ -694,6 +697,7 @@ def build_analysis(
 
     if mode not in (LEARN, LEARN_THEN_ENFORCE, ENFORCE, DETECT):
         raise ValueError(f"unknown analysis mode {mode!r}")
+    digest_before = checks_digest(baseline_path, rules_dir) if worker_checks is not None else None
     rules = _loaded("rules", lambda: RuleSet.load(rules_dir)) if detection else None
     zones = _loaded("zones", lambda: Zones.load(zones_path)) if zones_path is not None else None
     baseline = None
@@ -726,15 +730,51 @@ def build_analysis(
         tick=config.analysis.tick,
         strict=config.dissect.strict,
     )
-    if worker_checks and mode == ENFORCE and engine is not None:
-        analysis.checks = worker_checks_of(baseline_path, rules_dir)
-        analysis.checked_engine = engine
+    if worker_checks is not None:
+        analysis.checks = worker_checks  # what the workers were started with, as WorkerSpec says
+        if (
+            mode == ENFORCE
+            and engine is not None
+            and worker_checks[:2] == worker_checks_of(baseline_path, rules_dir, digest="")[:2]
+            and digest_before == worker_checks[2] == checks_digest(baseline_path, rules_dir)
+        ):
+            analysis.checked_engine = engine
     return analysis
 
 
-def worker_checks_of(baseline_path: Any, rules_dir: Any) -> tuple[str, str | None]:
-    """What shard workers load to check read values: the baseline file and the rules directory."""
-    return (str(baseline_path), None if rules_dir is None else str(rules_dir))
+# (baseline file, rules directory or None for the shipped rules, digest of both)
+WorkerChecks = tuple[str, str | None, str]
+
+
+def worker_checks_of(baseline_path: Any, rules_dir: Any, digest: str | None = None) -> WorkerChecks:
+    """What shard workers load to check read values: baseline file, rules directory, their digest.
+
+    The digest is that of their contents now (``checks_digest``) unless given.
+    """
+    if digest is None:
+        digest = checks_digest(baseline_path, rules_dir)
+    return (str(baseline_path), None if rules_dir is None else str(rules_dir), digest)
+
+
+def checks_digest(baseline_path: Any, rules_dir: Any) -> str:
+    """sha256 of the baseline file and the rules files (names and bytes); "" when unreadable.
+
+    A worker and the analysis read these files each at its own moment: their checks count only
+    when both read what the digest taken before the workers started says (a baseline rewritten
+    meanwhile, say by a concurrent ``--learn`` on the same state, turns the workers' checks off).
+    """
+    from ics_monitor.detect.rules import RuleError, default_directory
+
+    digest = hashlib.sha256()
+    try:
+        with Path(baseline_path).open("rb") as stream:
+            digest.update(hashlib.file_digest(stream, "sha256").digest())
+        directory = default_directory() if rules_dir is None else Path(rules_dir)
+        for path in sorted(directory.glob("*.yaml")):
+            digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    except (OSError, RuleError):
+        return ""
+    return digest.hexdigest()
 
 
 def _loaded(what: str, load: Callable[[], Any]) -> Any:

@@ -52,6 +52,7 @@ from ics_monitor.pipeline import (
     Analysis,
     Pipeline,
     RunStats,
+    WorkerChecks,
     build_analysis,
     worker_checks_of,
 )
@@ -240,7 +241,7 @@ def _start_workers(
     workers: int,
     *,
     emit_arp: bool,
-    checks: tuple[str, str | None] | None = None,
+    checks: WorkerChecks | None = None,
 ) -> Any:
     """For an analysing run over ``workers`` (>= 1) processes: start them now (0: a null context).
 
@@ -527,7 +528,7 @@ def replay(
             events=events,
             limit=limit,
             outputs=targets,
-            worker_checks=True,
+            worker_checks=checks,
         )
 
 
@@ -546,7 +547,7 @@ def _baseline_mode(state: Path, learn: bool, window: float | None, baseline: Pat
 
 def _worker_checks(
     state: Path, learn: bool, window: float | None, baseline: Path | None, rules: Path | None
-) -> tuple[str, str | None] | None:
+) -> WorkerChecks | None:
     """What the workers of an enforcing replay load to check read values (``Analysis.checks``)."""
     mode, baseline_file = _baseline_mode(state, learn, window, baseline)
     return worker_checks_of(baseline_file, rules) if mode == ENFORCE else None
@@ -596,7 +597,7 @@ def _analyse(
     rotation: Rotation | None = None,
     extra_figures: dict[str, Any] | None = None,
     outputs: OutputTargets | None = None,
-    worker_checks: bool = False,
+    worker_checks: WorkerChecks | None = None,
 ) -> RunStats:
     """The analysis replay and live share: inventory, baseline, detection and store around ``run``.
 

@@ -54,9 +54,9 @@ class Emitter:
         self._by_id: dict[str, Rule] = dict(rules.by_id)
         self.throttle = throttle if throttle is not None else Throttle()
         self.out: list[Alert] = []
-        # (flow id, request frame) -> the alert raised on that request, awaiting the device's answer
-        # (``fire(awaits=True)``, ``outcome``).
-        self._awaiting: dict[tuple[Any, int], Alert] = {}
+        # (flow id, request frame, pairing id) -> the alert raised on that request, awaiting the
+        # device's answer (``fire(awaits=True)``, ``outcome``).
+        self._awaiting: dict[tuple[Any, int, Any], Alert] = {}
 
     def fire(
         self,
@@ -73,6 +73,7 @@ class Emitter:
         protocol: str | None = None,
         endpoints: dict[str, Any] | None = None,
         awaits: bool = False,
+        pairing: Any = None,
     ) -> None:
         """Raise ``rule_id`` for ``key`` (the dedup key within the rule).
 
@@ -81,7 +82,8 @@ class Emitter:
         ``endpoints`` overrides or supplies them.  ``evidence``: the triggering fields and figures;
         ``fields``: extra values for the rule's ``what`` template (evidence and endpoints are
         available to it too).  ``awaits``: the alert is about a request whose answer is to come
-        (its first frame, in ``source``'s flow): ``outcome`` adds the answer to it.
+        (its first frame, in ``source``'s flow, with the protocol's ``pairing`` id: several
+        requests may share a frame): ``outcome`` adds the answer to it.
         """
         rule = self._by_id.get(rule_id)
         if rule is None:
@@ -133,20 +135,22 @@ class Emitter:
             awaiting = self._awaiting
             if len(awaiting) >= MAX_AWAITING:
                 del awaiting[next(iter(awaiting))]  # the oldest: never answered
-            awaiting[(alert.flow_id, alert.frames[0])] = alert
+            awaiting[(alert.flow_id, alert.frames[0], pairing)] = alert
 
-    def awaited(self, flow_id: Any, request_frame: Any) -> bool:
+    def awaited(self, flow_id: Any, request_frame: Any, pairing: Any) -> bool:
         """Whether an alert raised on that request awaits its answer (see ``outcome``)."""
-        return bool(self._awaiting) and (flow_id, request_frame) in self._awaiting
+        return bool(self._awaiting) and (flow_id, request_frame, pairing) in self._awaiting
 
-    def outcome(self, flow_id: Any, request_frame: Any, outcome: dict[str, Any], sentence: str) -> None:
+    def outcome(
+        self, flow_id: Any, request_frame: Any, pairing: Any, outcome: dict[str, Any], sentence: str
+    ) -> None:
         """The device answered the request an alert was raised on: that alert again, with the answer.
 
         ``outcome`` goes into the evidence (``evidence.outcome``), ``sentence`` into what happened.
         The same alert id: stores and SIEMs update the alert in place.  Nothing when no alert
         awaits that answer.
         """
-        alert = self._awaiting.pop((flow_id, request_frame), None)
+        alert = self._awaiting.pop((flow_id, request_frame, pairing), None)
         if alert is None:
             return
         replacement = amended(alert, {**alert.evidence, "outcome": outcome}, sentence)

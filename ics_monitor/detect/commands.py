@@ -35,12 +35,24 @@ REFUSED: Final = "refused"
 _S7_ACKS: Final = (2, 3)  # ACK, ACK_DATA
 _DNP3_RESPONSE: Final = 129
 _DNP3_IIN_ERROR_NAMES: Final = ("NO_FUNC_CODE_SUPPORT", "OBJECT_UNKNOWN", "PARAMETER_ERROR")
+_UMAS: Final = 90
+_UMAS_OK: Final = 0xFE
+# What pairs an answer with its request beside its frame (several requests may share a frame):
+# the Modbus/TCP transaction id, the S7 PDU reference, the DNP3 application sequence number.
+_PAIRING: Final = {"modbus": "transaction_id", "s7comm": "pdu_ref", "dnp3": "sequence"}
+
+
+def pairing(event: Any) -> Any:
+    """The id a request and its answer share (see ``_PAIRING``), or None."""
+    name = _PAIRING.get(event.event_type)
+    return None if name is None else event.__dict__.get(name)
 
 
 def answer(event: Any) -> tuple[dict[str, Any], str] | None:
     """What a response says of its request: (``evidence.outcome``, a sentence), or None.
 
-    Refused: a Modbus exception, DNP3 IIN2 error bits (function not supported, object unknown,
+    Refused: a Modbus exception or a UMAS (FC 90) status other than OK, DNP3 IIN2 error bits
+    (function not supported, object unknown,
     parameter error), an S7 error class in an ACK/ACK_DATA header or an error code in a USERDATA
     response's parameters.  Accepted: a response of that kind without them.  None: not a response
     the protocol pairs with a request (a DNP3 unsolicited response, an S7 acknowledgement without
@@ -55,6 +67,10 @@ def answer(event: Any) -> tuple[dict[str, Any], str] | None:
         code = fields["exception_code"]
         if code is not None:
             reason = fields["exception"] or f"exception {code}"
+        elif fields["function_code"] == _UMAS and fields.get("status") not in (None, _UMAS_OK):
+            # UMAS answers a refusal with a normal FC 90 reply whose status byte says ERROR.
+            code = fields["status"]
+            reason = f"UMAS status {fields.get('status_name') or 'not OK'}"
     elif event_type == "dnp3":
         if fields["function_code"] != _DNP3_RESPONSE:
             return None
@@ -84,17 +100,24 @@ def answer(event: Any) -> tuple[dict[str, Any], str] | None:
         outcome: dict[str, Any] = {"result": ACCEPTED, "response_frame": frame}
         return outcome, f"The device accepted it: its answer (frame {frame}) reports no error."
     outcome = {"result": REFUSED, "response_frame": frame, "code": code, "reason": reason}
-    shown = f"0x{code:04x}" if event_type != "modbus" else str(code)
+    if event_type != "modbus":
+        shown = f"0x{code:04x}"
+    elif fields["function_code"] == _UMAS:
+        shown = f"0x{code:02x}"
+    else:
+        shown = str(code)
     return outcome, f"The device refused it: {reason} ({shown}) in its answer (frame {frame})."
 
 
 def _answered(event: Any, out: Emitter) -> None:
     """A response: the alert raised on its request, if one waits, gets the answer."""
     request_frame = event.request_frame
-    if request_frame is not None and out.awaited(event.flow_id, request_frame):
-        said = answer(event)
-        if said is not None:
-            out.outcome(event.flow_id, request_frame, said[0], said[1])
+    if request_frame is not None:
+        pair = pairing(event)
+        if out.awaited(event.flow_id, request_frame, pair):
+            said = answer(event)
+            if said is not None:
+                out.outcome(event.flow_id, request_frame, pair, said[0], said[1])
 
 
 # -- S7comm ---------------------------------------------------------------------------------------------
@@ -188,6 +211,7 @@ class S7Commands(BaseDetector):
             evidence=evidence,
             fields=fields,
             awaits=True,
+            pairing=event.pdu_ref,
         )
 
 
@@ -562,6 +586,7 @@ class Dnp3Commands(BaseDetector):
             count=count,
             last_ts=last_ts,
             awaits=awaits,
+            pairing=event.sequence,
         )
 
 
@@ -708,4 +733,5 @@ class ModbusCommands(BaseDetector):
             source=event,
             evidence=evidence,
             awaits=rule_id != "ICS-1308",  # a broadcast write is not answered
+            pairing=event.transaction_id,
         )

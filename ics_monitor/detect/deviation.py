@@ -785,6 +785,7 @@ class _Fired(Emitter):
         protocol: str | None = None,
         endpoints: dict[str, Any] | None = None,
         awaits: bool = False,
+        pairing: Any = None,
     ) -> None:
         self.fired = True
 
@@ -827,7 +828,10 @@ class ReadCheck:
             return False
         out = self._out
         out.fired = False
-        detector._reads(conversation, event, fields, out)
+        try:
+            detector._reads(conversation, event, fields, out)
+        except Exception:  # the analysis checks it again, and reports its own failure as one process does
+            return False
         return not out.fired
 
 

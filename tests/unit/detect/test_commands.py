@@ -61,9 +61,16 @@ def test_command_fires(record: object, rule_id: str) -> None:
     assert alert.title == RULES.get(rule_id).title and alert.explanation
 
 
+_PAIRING = {"modbus": "transaction_id", "s7comm": "pdu_ref", "dnp3": "sequence"}
+
+
 def _answer(record: Any, request: Any, **changes: Any) -> Any:
-    """``record`` as the dissectors pair it: the answer to ``request``."""
-    return dataclasses.replace(record, request_frame=request.frame, **changes)
+    """``record`` as the dissectors pair it: the answer to ``request`` (its frame, and the
+    transaction id, PDU reference or sequence number it echoes)."""
+    name = _PAIRING[record.event_type]
+    return dataclasses.replace(
+        record, request_frame=request.frame, **{name: getattr(request, name)}, **changes
+    )
 
 
 def _what(alert: Any) -> str:
@@ -128,6 +135,27 @@ def _what(alert: Any) -> str:
             {"result": "refused", "response_frame": 11, "code": 1, "reason": "ILLEGAL_FUNCTION"},
             "The device refused it: ILLEGAL_FUNCTION (1) in its answer (frame 11).",
         ),
+        # UMAS refuses with a normal FC 90 reply whose status byte is 0xFD (ERROR).
+        (
+            modbus(90, sub_function=0x41, frame=10),
+            {
+                "record": modbus(90, sub_function=0x41, frame=11, request=False),
+                "status": 0xFD,
+                "status_name": "ERROR",
+            },
+            {"result": "refused", "response_frame": 11, "code": 0xFD, "reason": "UMAS status ERROR"},
+            "The device refused it: UMAS status ERROR (0xfd) in its answer (frame 11).",
+        ),
+        (
+            modbus(90, sub_function=0x41, frame=10),
+            {
+                "record": modbus(90, sub_function=0x41, frame=11, request=False),
+                "status": 0xFE,
+                "status_name": "OK",
+            },
+            {"result": "accepted", "response_frame": 11},
+            "The device accepted it: its answer (frame 11) reports no error.",
+        ),
     ],
 )
 def test_command_alert_gets_the_devices_answer(
@@ -161,6 +189,14 @@ def test_a_command_alert_takes_only_the_answer_to_its_own_request() -> None:
     # The window's summary (at the end) keeps the answer.
     final = run([stop, again, answer])[-1]
     assert final.count == 2 and final.evidence["outcome"]["result"] == "accepted"
+    # Two commands in one segment (pipelined Modbus transactions): each answer to its own alert.
+    restart = dataclasses.replace(modbus(8, sub_function=1, frame=30), transaction_id=7)
+    listen = dataclasses.replace(modbus(8, sub_function=4, frame=30), transaction_id=8)
+    refused = _answer(modbus(8, sub_function=1, frame=31, request=False, exception_code=3), restart)
+    accepted = _answer(modbus(8, sub_function=4, frame=32, request=False), listen)
+    alerts = run([restart, listen, refused, accepted], finish=False)
+    answers = {a.rule_id: a.evidence["outcome"]["result"] for a in alerts if "outcome" in a.evidence}
+    assert answers == {"ICS-1301": "refused", "ICS-1302": "accepted"}
     # Broadcasts are answered by nobody: no alert waits.
     broadcast = modbus(6, unit_id=0, address=3, values=(7,), frame=20)
     reply = _answer(modbus(6, unit_id=0, address=3, values=(7,), frame=21, request=False), broadcast)

@@ -319,18 +319,37 @@ def test_a_workers_read_check_counts_only_for_the_engine_of_its_baseline() -> No
 
 
 def test_workers_check_read_values_only_for_an_enforcing_analysis(tmp_path: Path) -> None:
+    """Workers' read checks count for an enforcing analysis that loaded what they loaded: the same
+    baseline and rules files, with the contents they had when the workers started (digest)."""
+    from ics_monitor import parallel
     from ics_monitor.inventory.baseline import BaselineLearner
-    from ics_monitor.pipeline import DETECT, ENFORCE, LEARN, build_analysis
+    from ics_monitor.pipeline import DETECT, ENFORCE, LEARN, build_analysis, worker_checks_of
+    from tests.unit.detect.records import modbus
 
     baseline = tmp_path / "baseline.yaml"
-    BaselineLearner().baseline().save(baseline)
+    learner = BaselineLearner()
+    learner.observe(modbus(3, frame=1, address=0, quantity=2))
+    learner.observe(modbus(3, request=False, frame=2, address=0, quantity=2, values=(5, 6)))
+    learner.baseline().save(baseline)
+    checks = worker_checks_of(baseline, None)
+    assert checks[:2] == (str(baseline), None) and len(checks[2]) == 64
     enforcing = build_analysis(
-        Config(), Inventory(), mode=ENFORCE, baseline_path=baseline, rules_dir=None, worker_checks=True
+        Config(), Inventory(), mode=ENFORCE, baseline_path=baseline, rules_dir=None, worker_checks=checks
     )
-    assert enforcing.checks == (str(baseline), None) and enforcing.checked_engine is enforcing.engine
-    assert enforcing.engine is not None
+    assert enforcing.checks == checks and enforcing.engine is not None
+    assert enforcing.checked_engine is enforcing.engine
     for mode in (DETECT, LEARN):
-        other = build_analysis(Config(), Inventory(), mode=mode, baseline_path=baseline, worker_checks=True)
-        assert other.checks is None and other.checked_engine is None
+        other = build_analysis(Config(), Inventory(), mode=mode, baseline_path=baseline, worker_checks=checks)
+        assert other.checks == checks and other.checked_engine is None  # kept as started, not counted
     unasked = build_analysis(Config(), Inventory(), mode=ENFORCE, baseline_path=baseline)
-    assert unasked.checks is None
+    assert unasked.checks is None and unasked.checked_engine is None
+    # The workers' own check: built for those contents only.
+    assert parallel._read_check(checks) is not None
+    assert parallel._read_check((checks[0], None, "0" * 64)) is None
+    # The baseline rewritten after the workers started (a concurrent --learn): neither side counts it.
+    baseline.write_text(baseline.read_text() + "\n")
+    assert parallel._read_check(checks) is None
+    rewritten = build_analysis(
+        Config(), Inventory(), mode=ENFORCE, baseline_path=baseline, rules_dir=None, worker_checks=checks
+    )
+    assert rewritten.checks == checks and rewritten.checked_engine is None
