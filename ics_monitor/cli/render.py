@@ -276,7 +276,8 @@ def alert_detail(alert: Mapping[str, Any], width: int = 40) -> str:
     Its dedup key without the endpoints it starts with (``modbus:hr:1:3`` of
     ``10.0.0.21>10.0.0.11:modbus:hr:1:3``, a learned point; ``modbus:tcp/502`` of a new
     conversation), empty when the key is only those, and the key itself when it names something
-    else (the address an ARP alert is about).
+    else (the address an ARP alert is about); then the device's answer to a command, once known
+    (``accepted``, ``refused: PROTECTION_LEVEL_TOO_LOW``).
     """
     key = str(alert.get("key") or "")
     ends = [str(end) for end in (alert.get("src_ip"), alert.get("dst_ip")) if end] + ["*"]
@@ -285,10 +286,17 @@ def alert_detail(alert: Mapping[str, Any], width: int = 40) -> str:
     detail = key
     for prefix in prefixes:
         if key == prefix:
-            return ""
+            detail = ""
+            break
         if key.startswith(prefix + ":"):
             detail = key[len(prefix) + 1 :]
             break
+    evidence = alert.get("evidence")
+    outcome = evidence.get("outcome") if isinstance(evidence, Mapping) else None
+    if isinstance(outcome, Mapping) and outcome.get("result"):
+        reason = outcome.get("reason")
+        said = str(outcome["result"]) if reason is None else f"{outcome['result']}: {reason}"
+        detail = f"{detail}, {said}" if detail else said
     return detail if len(detail) <= width else detail[: width - 1] + "…"
 
 

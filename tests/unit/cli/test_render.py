@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from rich.console import Console
 
@@ -90,3 +91,19 @@ def test_a_time_no_date_holds_is_shown_as_seconds() -> None:
     # A store written before captures past year 9999 were refused still shows its assets.
     assert fmt_time(1_700_000_000.0) == "2023-11-14 22:13:20"
     assert fmt_time(3e11) == "300000000000.000000" and fmt_time(None) == ""
+
+
+def test_alert_detail_says_what_the_device_answered() -> None:
+    def answered(key: str, outcome: dict[str, Any]) -> dict[str, Any]:
+        return {"key": key, "src_ip": "10.0.0.66", "dst_ip": "10.0.0.12", "evidence": {"outcome": outcome}}
+
+    assert (
+        alert_detail(answered("10.0.0.66>10.0.0.12", {"result": "accepted", "response_frame": 9}))
+        == "accepted"
+    )
+    refused = {"result": "refused", "code": 0xD241, "reason": "PROTECTION_LEVEL_TOO_LOW"}
+    assert (
+        alert_detail(answered("10.0.0.66>10.0.0.12:1>10", refused))
+        == "1>10, refused: PROTECTION_LEVEL_TOO_LOW"
+    )
+    assert alert_detail({"key": "10.0.0.66>10.0.0.12", "src_ip": "10.0.0.66", "dst_ip": "10.0.0.12"}) == ""
