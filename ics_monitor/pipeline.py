@@ -226,7 +226,8 @@ class Analysis:
         self.strict = strict
         self.failures: Counter[str] = Counter()
         # What shard workers load to check read values where they dissect (baseline path, rules
-        # directory; ``build_analysis``), and the engine whose baseline that is.
+        # directory, their digest; ``build_analysis``), and the engine whose baseline that is
+        # (None when the workers' checks do not count).
         self.checks: WorkerChecks | None = None
         self.checked_engine: DetectionEngineLike | None = None
         self._adopt(engine)
