@@ -219,8 +219,8 @@ class WorkerSpec:
     tick: float | None
     progress: bool
     serialized: bool
-    # (baseline file, rules directory) to check read values with where they are dissected
-    # (``Analysis.checks``), or None.
+    # (baseline file, rules directory, their digest) to check read values with where they are
+    # dissected (``Analysis.checks``, ``pipeline.worker_checks_of``), or None.
     checks: WorkerChecks | None = None
 
     @classmethod
