@@ -26,8 +26,9 @@ not only as a new conversation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from operator import gt, itemgetter, lt
 from typing import Any, Final
 
@@ -763,33 +764,6 @@ class BaselineDeviation(BaseDetector):
             state[2] = False
 
 
-class _Fired(Emitter):
-    """An emitter that only notes whether anything fired (``ReadCheck``)."""
-
-    def __init__(self, rules: RuleSet) -> None:
-        super().__init__(rules)
-        self.fired = False
-
-    def fire(
-        self,
-        rule_id: str,
-        key: str,
-        *,
-        ts: float,
-        frames: Iterable[int] = (),
-        source: Any = None,
-        evidence: dict[str, Any] | None = None,
-        fields: dict[str, Any] | None = None,
-        last_ts: float | None = None,
-        count: int = 1,
-        protocol: str | None = None,
-        endpoints: dict[str, Any] | None = None,
-        awaits: bool = False,
-        pairing: Any = None,
-    ) -> None:
-        self.fired = True
-
-
 class ReadCheck:
     """The read-value check (ICS-5007) run where responses are dissected: in the shard workers.
 
@@ -797,7 +771,8 @@ class ReadCheck:
     traffic whose polls are mostly new shapes (new clients, changing reads), checking read values
     was a fifth of that process's work.  ``passes`` runs ``BaselineDeviation``'s own check of a
     Modbus or DNP3 response against the conversation its endpoints name (client = its
-    destination, server port = its source port), with an emitter that only notes a firing.  A
+    destination, server port = its source port), into an emitter of its own with ICS-5007
+    unthrottled, so that any firing shows as an alert there (none is ever sent anywhere).  A
     response that passes crosses the pipe marked so (``shard.EVENT_PASSED``); the analysing process
     skips its own check of it when its engine enforces the baseline the worker loaded and the
     flow's conversation is that same one (``BaselineDeviation.on_event``).  Anything else (an
@@ -810,7 +785,10 @@ class ReadCheck:
         if rules.enabled("ICS-5007"):
             self._detector = BaselineDeviation(Context(rules, baseline))
         self._conversations: dict[ConversationKey, Conversation] = baseline.conversations
-        self._out = _Fired(rules)
+        # Unthrottled: every firing is an alert in ``out``, not an occurrence a window absorbs.
+        self._out = Emitter(
+            RuleSet(dataclasses.replace(r, throttle=0) if r.rule_id == "ICS-5007" else r for r in rules)
+        )
 
     def passes(self, event: Any) -> bool:
         """True when ``event`` is a response whose read values the check finds all within limits."""
@@ -827,12 +805,15 @@ class ReadCheck:
         if conversation is None or not conversation.values:
             return False
         out = self._out
-        out.fired = False
         try:
             detector._reads(conversation, event, fields, out)
         except Exception:  # the analysis checks it again, and reports its own failure as one process does
+            out.out.clear()
             return False
-        return not out.fired
+        if out.out:
+            out.out.clear()
+            return False
+        return True
 
 
 def _point_value(point: dict[str, Any]) -> Any:
