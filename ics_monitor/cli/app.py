@@ -59,7 +59,7 @@ from ics_monitor.pipeline import (
 from ics_monitor.sinks import JsonLinesSink
 from ics_monitor.sinks.console import FlowTableSink, SummarySink
 from ics_monitor.sinks.logs import DEFAULT_KEEP, AppendLog, Rotation, alert_log
-from ics_monitor.sinks.sqlite import BASELINE_NAME, DEFAULT_STATE_DIR, EVENTS_LOG, Store
+from ics_monitor.sinks.sqlite import DEFAULT_STATE_DIR, EVENTS_LOG, Store, baseline_path_of
 
 if TYPE_CHECKING:
     from ics_monitor.parallel import ShardedRun
@@ -534,7 +534,7 @@ def replay(
 
 def _baseline_mode(state: Path, learn: bool, window: float | None, baseline: Path | None) -> tuple[str, Path]:
     """The analysis mode of a replay or live run, and the baseline file it learns into or enforces."""
-    baseline_file = baseline if baseline is not None else Path(state) / BASELINE_NAME
+    baseline_file = baseline if baseline is not None else baseline_path_of(state)
     if learn:
         return LEARN, baseline_file
     if window is not None:

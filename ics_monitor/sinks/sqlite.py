@@ -40,6 +40,13 @@ DB_NAME: Final = "store.sqlite"
 ALERTS_LOG: Final = "alerts.jsonl"
 EVENTS_LOG: Final = "events.jsonl"
 BASELINE_NAME: Final = "baseline.yaml"
+
+
+def baseline_path_of(state_dir: str | Path) -> Path:
+    """Where a state directory's learned baseline lives (``Store.baseline_path``, without a store)."""
+    return Path(state_dir) / BASELINE_NAME
+
+
 SCHEMA_VERSION: Final = 2
 BATCH_ROWS: Final = 1000
 
@@ -250,7 +257,7 @@ class Store:
     @property
     def baseline_path(self) -> Path:
         """Where the learned baseline lives by default."""
-        return self.state_dir / BASELINE_NAME
+        return baseline_path_of(self.state_dir)
 
     def _check_version(self, create: bool) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
