@@ -18,7 +18,7 @@ What the device answered decides what the alert means: a PLC that refused a stop
 password was probed, one that acknowledged it stopped.  An S7comm, DNP3 or Modbus command alert
 waits for the answer to its request (paired by the dissectors: ``request_frame``); when it comes,
 the alert goes out again, same id, with ``evidence.outcome`` (accepted or refused, the error named,
-the answer's frame) and a sentence saying so (``answer``).  Unanswered, the alert stays as it was.
+the answer's frame) and a sentence saying so (``answer``, ``_take_answer``).  Unanswered, the alert stays as it was.
 """
 
 from __future__ import annotations
@@ -52,9 +52,8 @@ def answer(event: Any) -> tuple[dict[str, Any], str] | None:
     """What a response says of its request: (``evidence.outcome``, a sentence), or None.
 
     Refused: a Modbus exception or a UMAS (FC 90) status other than OK, DNP3 IIN2 error bits
-    (function not supported, object unknown,
-    parameter error), an S7 error class in an ACK/ACK_DATA header or an error code in a USERDATA
-    response's parameters.  Accepted: a response of that kind without them.  None: not a response
+    (function not supported, object unknown, parameter error), an S7 error class in an
+    ACK/ACK_DATA header or an error code in a USERDATA response's parameters.  Accepted: a response of that kind without them.  None: not a response
     the protocol pairs with a request (a DNP3 unsolicited response, an S7 acknowledgement without
     data of another kind).
     """
@@ -109,7 +108,7 @@ def answer(event: Any) -> tuple[dict[str, Any], str] | None:
     return outcome, f"The device refused it: {reason} ({shown}) in its answer (frame {frame})."
 
 
-def _answered(event: Any, out: Emitter) -> None:
+def _take_answer(event: Any, out: Emitter) -> None:
     """A response: the alert raised on its request, if one waits, gets the answer."""
     request_frame = event.request_frame
     if request_frame is not None:
@@ -159,7 +158,7 @@ class S7Commands(BaseDetector):
     def on_event(self, event: Any, out: Emitter) -> None:
         """Match JOB functions, PI services and USERDATA requests; answers to those alerted on."""
         if event.direction == "response":
-            _answered(event, out)
+            _take_answer(event, out)
             return
         rosctr = event.rosctr
         fields: dict[str, Any] = {}  # what the explanation names (the evidence keeps the decoded structures)
@@ -455,7 +454,7 @@ class Dnp3Commands(BaseDetector):
             if event.dst >= DNP3_BROADCAST_MIN and code not in DNP3_HARMLESS_BROADCAST:
                 self._fire("ICS-1210", event, out, awaits=False)  # outstations answer no broadcast
         else:
-            _answered(event, out)
+            _take_answer(event, out)
             if self.held and event.request_function_code in (
                 DNP3_ENABLE_UNSOLICITED,
                 DNP3_DISABLE_UNSOLICITED,
@@ -692,7 +691,7 @@ class ModbusCommands(BaseDetector):
     def on_event(self, event: Any, out: Emitter) -> None:
         """Match FC 8 and FC 90 sub-functions, and writes to unit 0; answers to those alerted on."""
         if event.direction != "request":
-            _answered(event, out)
+            _take_answer(event, out)
             return
         code = event.function_code
         table = self.rule_tables.get(code)

@@ -178,7 +178,7 @@ def test_frames_cut_inside_their_headers_end_the_run_with_one_warning(tmp_path: 
 def test_ctrl_c_while_the_command_line_loads_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A Ctrl-C during the imports (a few tenths of a second at every start) exits 130 with the
+    """A Ctrl-C during the imports (about 0.13 s at every start) exits 130 with the
     line a Ctrl-C during a run gives, not a KeyboardInterrupt traceback."""
     import importlib.abc
     from typing import Any
