@@ -174,6 +174,9 @@ class LiveOperations:
 
     def flush(self) -> None:
         """Flush every sink that can be flushed (JSON lines to the file, the store's commit)."""
+        analysis = self.pipeline.analysis
+        if analysis is not None:
+            analysis.drain()  # the alerts held since the last tick first
         for sink in self.sinks():
             flush = getattr(sink, "flush", None)
             if flush is not None:

@@ -185,7 +185,8 @@ class Analysis:
 
     Per record: the inventory first (its changes go to the detection engine and the change sinks),
     then the detection engine, then the learner (protocol events and flow records only).  Alerts go
-    to ``alert_sinks``.  ``learn_for`` seconds of capture time (with a ``learner`` and an
+    to ``alert_sinks`` at the next tick (``drain``): an alert raised and updated within one (a
+    command alert, then the device's answer) goes out once, as its last record.  ``learn_for`` seconds of capture time (with a ``learner`` and an
     ``enforce`` factory): learn from the first frame until then, hand the baseline to
     ``on_baseline``, and from then on detect with ``enforce(baseline)``.  ``tick`` is how often (in
     capture seconds) the engine's time-driven checks run.  A record the inventory, the learner or
@@ -221,6 +222,8 @@ class Analysis:
         self.switched_at: float | None = None
         self.alert_records = 0
         self.alert_ids: set[str] = set()
+        # Alerts raised since the last drain, by id: the latest record of each (``_alerts``).
+        self._pending: dict[str, Any] = {}
         self.changes = 0
         self.anomalies: list[AnomalyEvent] = []
         self.strict = strict
@@ -311,6 +314,8 @@ class Analysis:
             alerts = self.engine.advance(ts)
             if alerts:
                 self._alerts(alerts)
+        if self._pending:
+            self.drain()
         return ts + self.tick
 
     def finish(self) -> None:
@@ -325,11 +330,15 @@ class Analysis:
             alerts = self.engine.finish()
             if alerts:
                 self._alerts(alerts)
+        self.drain()
 
     def close(self) -> None:
-        """Close the alert and change sinks."""
-        for sink in (*self.alert_sinks, *self.change_sinks):
-            sink.close()
+        """Hand over the held alerts, then close the alert and change sinks."""
+        try:
+            self.drain()
+        finally:
+            for sink in (*self.alert_sinks, *self.change_sinks):
+                sink.close()
 
     def reconfigure(self, make_engine: Callable[[Any], DetectionEngineLike]) -> None:
         """Detect from now on with ``make_engine(baseline)`` (new rules or zones, e.g. on SIGHUP).
@@ -417,15 +426,37 @@ class Analysis:
         )
 
     def _alerts(self, alerts: list[Any]) -> None:
-        self.alert_records += len(alerts)
-        ids = self.alert_ids
+        # Held until the tick: a later record of the same alert (the device's answer to the
+        # command it was raised on, a throttle update) replaces the earlier one in its place, so
+        # the sinks convert, store and send it once.
+        pending = self._pending
         for alert in alerts:
+            pending[alert.alert_id] = alert
+        if len(pending) >= _MAX_PENDING:
+            self.drain()
+
+    def drain(self) -> None:
+        """Hand the alerts raised since the last drain to the alert sinks, each as its latest record.
+
+        Runs at every tick (``advance``), at the end (``finish``, ``close``) and when
+        ``_MAX_PENDING`` alerts wait; a caller about to read the sinks (a flush) drains first.
+        """
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = {}
+        self.alert_records += len(pending)
+        ids = self.alert_ids
+        sinks = self.alert_sinks
+        for alert in pending.values():
             if len(ids) < _MAX_ALERT_IDS:
                 ids.add(alert.alert_id)
-            for sink in self.alert_sinks:
+            for sink in sinks:
                 sink.emit(alert)
 
 
+# Alerts held between two ticks at most (``Analysis._alerts``): a storm goes out in batches.
+_MAX_PENDING: Final = 1024
 # Distinct alert ids counted for the run's figures (a flood of distinct keys stops being counted).
 _MAX_ALERT_IDS: Final = 1_000_000
 

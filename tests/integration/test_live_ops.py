@@ -165,19 +165,27 @@ def test_alerts_flushed_and_clock_ticks_while_running(lab: Any, tmp_path: Path) 
     wait_for(lambda: monitor.alerts("ICS-1301"), "ICS-1301 in alerts.jsonl", timeout=20)
     wait_for(lambda: ("ICS-1301", 1) in stored_alerts(monitor.state), "ICS-1301 in the store", timeout=20)
     assert time.monotonic() - sent < 5
-    # Then, as soon as the server answered the request, the same alert with the answer.
-    wait_for(lambda: len(monitor.alerts("ICS-1301")) >= 2, "ICS-1301 with the server's answer", timeout=20)
-    first, answered = monitor.alerts("ICS-1301")[:2]
-    assert [first["count"], answered["count"]] == [1, 1] and answered["alert_id"] == first["alert_id"]
-    assert "outcome" not in first["evidence"]
+
+    # The server's answer: alerts go out at the tick, so an answer within the same second is in
+    # the alert's first record; one after a tick boundary brings a second record with count 1.
+    def answered_records() -> list[dict[str, Any]]:
+        return [alert for alert in monitor.alerts("ICS-1301") if "outcome" in alert["evidence"]]
+
+    wait_for(answered_records, "ICS-1301 with the server's answer", timeout=20)
+    answered = answered_records()[0]
+    singles = [alert for alert in monitor.alerts("ICS-1301") if alert["count"] == 1]
+    assert singles[-1] == answered and len(singles) <= 2
+    assert {alert["alert_id"] for alert in singles} == {answered["alert_id"]}
     assert answered["evidence"]["outcome"]["result"] == "accepted"
 
     # The second request was throttled into a held update: the engine releases it once the 5 s
     # window has passed, at its next 10 s throttle flush of capture time; no frame comes any more,
     # so only the wall-clock tick can bring it out.  It keeps the answer.
-    wait_for(lambda: len(monitor.alerts("ICS-1301")) == 3, "the held ICS-1301 update", timeout=20)
-    assert [alert["count"] for alert in monitor.alerts("ICS-1301")] == [1, 1, 2]
-    assert monitor.alerts("ICS-1301")[2]["evidence"]["outcome"] == answered["evidence"]["outcome"]
+    wait_for(lambda: monitor.alerts("ICS-1301")[-1]["count"] == 2, "the held ICS-1301 update", timeout=20)
+    held = monitor.alerts("ICS-1301")[-1]
+    assert [alert["count"] for alert in monitor.alerts("ICS-1301")] == [1] * len(singles) + [2]
+    assert held["alert_id"] == answered["alert_id"]
+    assert held["evidence"]["outcome"] == answered["evidence"]["outcome"]
     assert ("ICS-1301", 2) in stored_alerts(monitor.state)
 
     # The connection was closed (FIN both ways): its flow record comes after the closed-TCP
@@ -203,7 +211,8 @@ def test_alerts_flushed_and_clock_ticks_while_running(lab: Any, tmp_path: Path) 
     assert last["frames"] == flow["packets_to_server"] + flow["packets_to_client"]
     assert last["kernel_packets"] == 2 * last["frames"]
     assert last["kernel_drops"] == 0
-    assert last["events"] == 4 and last["alerts"] == 1 and last["alert_records"] == 3
+    assert last["events"] == 4 and last["alerts"] == 1
+    assert last["alert_records"] == len(monitor.alerts("ICS-1301"))  # every record written, once
     assert last["flows_ended"] == 1 and last["flows_active"] == 0 and last["flow_evictions"] == 0
     assert last["rss_bytes"] > 10 << 20
     assert {sink["sink"] for sink in last["sinks"]} == {"AppendLog", "Store"}

@@ -353,3 +353,122 @@ def test_workers_check_read_values_only_for_an_enforcing_analysis(tmp_path: Path
         Config(), Inventory(), mode=ENFORCE, baseline_path=baseline, rules_dir=None, worker_checks=checks
     )
     assert rewritten.checks == checks and rewritten.checked_engine is None
+
+
+class _ScriptedEngine(RecordingEngine):
+    """Returns the alerts queued for the next event (``script``), or at the next tick (``at_tick``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.script: list[list[Alert]] = []
+        self.at_tick: list[Alert] = []
+
+    def observe(self, event: Any, passed: bool = False) -> list[Alert]:
+        self.events.append(event)
+        return self.script.pop(0) if self.script else []
+
+    def observe_changes(self, changes: list[AssetChange]) -> list[Alert]:
+        self.changes.extend(changes)
+        return []
+
+    def advance(self, ts: float) -> list[Alert]:
+        self.ticks.append(ts)
+        out, self.at_tick = self.at_tick, []
+        return out
+
+
+def _alert(rule_id: str, count: int = 1, **evidence: Any) -> Alert:
+    """An alert of ``rule_id`` (the same id for the same rule: records of one alert)."""
+    return Alert(
+        alert_id=make_alert_id(rule_id, "10.0.0.2>10.0.0.1", 100.0),
+        rule_id=rule_id,
+        rule_name="scripted",
+        title="Scripted",
+        severity=3,
+        severity_name="high",
+        category="command",
+        protocol="modbus",
+        tactic=(),
+        technique=(),
+        explanation="",
+        evidence=evidence,
+        key="10.0.0.2>10.0.0.1",
+        ts=100.0,
+        last_ts=100.0,
+        count=count,
+        frames=(1,),
+    )
+
+
+def test_alerts_go_out_at_the_tick_each_as_its_last_record() -> None:
+    engine = _ScriptedEngine()
+    alerts = Collect()
+    analysis = Analysis(Inventory(), engine=engine, alert_sinks=[alerts])
+    stop = _alert("ICS-1001")
+    answered = _alert("ICS-1001", outcome={"result": "accepted"})
+    other = _alert("ICS-1002")
+    later = _alert("ICS-1001", count=2, outcome={"result": "accepted"})
+    event = _modbus_request()
+    engine.script = [[stop], [other], [answered]]
+    for _ in range(3):
+        analysis.event(event)
+    assert alerts.records == [] and analysis.alert_records == 0  # held until the tick
+    analysis.advance(101.0)
+    # The answer replaced the first record in its place: one record per alert, in raising order.
+    assert alerts.records == [answered, other]
+    assert analysis.alert_records == 2 and analysis.alert_ids == {stop.alert_id, other.alert_id}
+    # Raised at a tick: out at that tick.  Raised after the last tick: out at the end.
+    engine.at_tick = [later]
+    analysis.advance(102.0)
+    assert alerts.records[-1] is later
+    engine.script = [[other]]
+    analysis.event(event)
+    analysis.finish()
+    assert alerts.records[-1] is other and analysis.alert_records == 4
+
+
+def test_held_alerts_reach_the_sinks_when_the_run_is_cut_short() -> None:
+    engine = _ScriptedEngine()
+    alerts = Collect()
+    analysis = Analysis(Inventory(), engine=engine, alert_sinks=[alerts])
+    engine.script = [[_alert("ICS-1001")]]
+    analysis.event(_modbus_request())
+    analysis.close()  # no finish: an interrupted run closes its sinks all the same
+    assert [alert.rule_id for alert in alerts.records] == ["ICS-1001"]
+
+
+def test_a_storm_of_alerts_goes_out_in_batches_between_ticks() -> None:
+    from ics_monitor.pipeline import _MAX_PENDING
+
+    engine = _ScriptedEngine()
+    alerts = Collect()
+    analysis = Analysis(Inventory(), engine=engine, alert_sinks=[alerts])
+    storm = [_alert(f"ICS-{number}") for number in range(_MAX_PENDING + 10)]
+    engine.script = [[alert] for alert in storm]
+    event = _modbus_request()
+    for _ in storm:
+        analysis.event(event)
+    assert alerts.records == storm[:_MAX_PENDING]  # the cap drained them, with no tick
+    analysis.finish()
+    assert alerts.records == storm
+
+
+def _modbus_request() -> Any:
+    from ics_monitor.events.modbus import ModbusEvent
+
+    return ModbusEvent(
+        ts=100.0,
+        frame=1,
+        flow_id="f",
+        transport="tcp",
+        src_ip="10.0.0.2",
+        src_port=40000,
+        dst_ip="10.0.0.1",
+        dst_port=502,
+        direction="request",
+        transaction_id=1,
+        length=6,
+        unit_id=1,
+        function_code=3,
+        function="READ_HOLDING_REGISTERS",
+    )
