@@ -98,7 +98,7 @@ class Emitter:
         if endpoints:
             where.update(endpoints)
         evidence = evidence or {}
-        if getattr(source, "truncated", False):
+        if source is not None and _truncated(source):
             # The PDU was cut by the capture: what the alert names is what was kept.
             evidence = {**evidence, "truncated": True}
         values = {**where, **evidence, **(fields or {})}
@@ -160,9 +160,23 @@ class Emitter:
             self.out.append(emitted)
 
 
+def _truncated(source: Any) -> bool:
+    """Whether the record was marked cut by the capture (``dissect.api.mark_truncated``)."""
+    # Dict-backed records (``events.base``) carry the mark as an extra key of their dict: looked up
+    # there, a record without it costs no AttributeError raised and caught.
+    fields = getattr(source, "__dict__", None)
+    if fields is not None:
+        return bool(fields.get("truncated", False))
+    return bool(getattr(source, "truncated", False))
+
+
 def _endpoints(source: Any) -> dict[str, Any]:
     if source is None:
         return {}
+    fields = getattr(source, "__dict__", None)
+    if fields is not None and "src_ip" in fields:
+        # A dict-backed record (``events.base``): its fields read from its dict.
+        return _record_endpoints(fields)
     where: dict[str, Any] = {
         "flow_id": getattr(source, "flow_id", None),
         "src_ip": getattr(source, "src_ip", None),
@@ -178,6 +192,26 @@ def _endpoints(source: Any) -> dict[str, Any]:
     else:
         event_type = getattr(source, "event_type", None)
         where["protocol"] = source.protocol if event_type == "anomaly" else event_type
+    return where
+
+
+def _record_endpoints(fields: dict[str, Any]) -> dict[str, Any]:
+    """``_endpoints`` of a dict-backed record, from its field dict."""
+    where: dict[str, Any] = {
+        "flow_id": fields.get("flow_id"),
+        "src_ip": fields.get("src_ip"),
+        "src_port": fields.get("src_port"),
+        "dst_ip": fields.get("dst_ip"),
+        "dst_port": fields.get("dst_port"),
+    }
+    event_type = fields.get("event_type")
+    if event_type == "flow":
+        where["src_mac"] = fields.get("src_mac")
+        where["dst_mac"] = fields.get("dst_mac")
+        where["community_id"] = fields.get("community_id")
+        where["protocol"] = fields.get("app_protocol") or fields.get("service")
+    else:
+        where["protocol"] = fields.get("protocol") if event_type == "anomaly" else event_type
     return where
 
 

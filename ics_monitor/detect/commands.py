@@ -426,14 +426,17 @@ class Dnp3Commands(BaseDetector):
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Match the application function, file writes, broadcasts and authentication errors."""
-        code = event.function_code
+        fields: dict[str, Any] = event.__dict__  # read as its dict (see ``BaseDetector``)
+        code = fields["function_code"]
         if code is None:
             return
-        objects = event.objects
-        if event.direction == "request":
-            seen = self.requests.get(event.flow_id, 0)
+        objects = fields["objects"]
+        if fields["direction"] == "request":
+            flow_id = fields["flow_id"]
+            requests = self.requests
+            seen = requests.get(flow_id, 0)
             if seen < STARTUP_REQUESTS:
-                self.requests[event.flow_id] = seen + 1
+                requests[flow_id] = seen + 1
             rule_id = DNP3_FUNCTION_RULES.get(code)
             if (
                 rule_id is None
@@ -449,13 +452,13 @@ class Dnp3Commands(BaseDetector):
                     self._fire(rule_id, event, out, {"disable_context": context})
             elif rule_id is not None:
                 self._fire(rule_id, event, out)
-            elif code == DNP3_ENABLE_UNSOLICITED and self.held and event.crc_ok:
+            elif code == DNP3_ENABLE_UNSOLICITED and self.held and fields["crc_ok"]:
                 self._enabling(event)
-            if event.dst >= DNP3_BROADCAST_MIN and code not in DNP3_HARMLESS_BROADCAST:
+            if fields["dst"] >= DNP3_BROADCAST_MIN and code not in DNP3_HARMLESS_BROADCAST:
                 self._fire("ICS-1210", event, out, awaits=False)  # outstations answer no broadcast
         else:
             _take_answer(event, out)
-            if self.held and event.request_function_code in (
+            if self.held and fields["request_function_code"] in (
                 DNP3_ENABLE_UNSOLICITED,
                 DNP3_DISABLE_UNSOLICITED,
             ):
