@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO_STATE ?= .state/demo
 
 COMPILED := ics_monitor/.compiled-stamp
-SOURCES := $(shell find ics_monitor -name '*.py')
+SOURCES := $(shell find ics_monitor -name '*.py' -o -name '*.c')
 
 .PHONY: install compiled pure tools demo test lint bench bench-instructions soak fuzz golden-update clean
 

@@ -24,15 +24,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 RULES = ROOT / "rules"
 
-# The per-packet modules, listed in ics_monitor/compiled.py (read without importing the package).
-HOT_MODULES: list[str] = runpy.run_path(str(ROOT / "ics_monitor" / "compiled.py"))["HOT_MODULES"]
+# The per-packet modules and the hand-written C, listed in ics_monitor/compiled.py (read without
+# importing the package).
+_LISTS = runpy.run_path(str(ROOT / "ics_monitor" / "compiled.py"))
+HOT_MODULES: list[str] = _LISTS["HOT_MODULES"]
+C_SOURCES: list[str] = _LISTS["C_SOURCES"]
 
 
 class BuildWithRules(build_py):
@@ -140,6 +143,10 @@ def _ext_modules() -> list[Any]:
         _warn(f"mypyc could not compile the hot path ({exc}); pure Python")
         return []
     _fix_bytes_slices(extensions)
+    # Hand-written C beside the mypyc modules, each the twin of the Python module of its name
+    # (imported when the C is not built): record construction (``ics_monitor/_records``).
+    for source in C_SOURCES:
+        extensions.append(Extension(source.removesuffix(".c").replace("/", "."), [source]))
     return extensions
 
 

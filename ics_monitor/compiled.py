@@ -73,6 +73,8 @@ HOT_MODULES = [
     "ics_monitor/sinks/sqlite.py",
     "ics_monitor/sinks/logs.py",
 ]
+# Hand-written C built with them, each the compiled twin of the Python module of the same name.
+C_SOURCES = ["ics_monitor/_records.c"]
 GROUP = "_native__mypyc"  # the shared library's name in ics_monitor/ (setup.py: group_name)
 STAMP = ".compiled-stamp"  # written in ics_monitor/ by `make compiled` once a build is complete
 
@@ -109,6 +111,7 @@ def stale(package: Path = _PACKAGE) -> list[str]:
     """
     root = package.parent
     compiled = [module for module in HOT_MODULES if _extensions(root / module)]
+    compiled += [source for source in C_SOURCES if (root / source).is_file() and _extensions(root / source)]
     if not compiled:
         return []
     stamp = package / STAMP

@@ -24,6 +24,7 @@ from ics_monitor.core import linktypes
 from ics_monitor.core.linktypes import EN10MB, LINUX_SLL, LINUX_SLL2
 from ics_monitor.core.packet import IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Packet
 from ics_monitor.decode.headers import TUNNEL_PORTS, TUNNEL_PROTOCOLS
+from ics_monitor.events.base import record_from
 from ics_monitor.flows import FlowTable
 from ics_monitor.pipeline import Pipeline, arp_event
 from ics_monitor.sinks import JsonLinesSink
@@ -524,8 +525,6 @@ def unmarshalled(data: bytes) -> list[Any]:
         items: list[Any] = decoded[1]
         return items
     classes = [_class(entry[0], entry[1]) for entry in decoded[0]]
-    new = object.__new__
-    install = object.__setattr__
     batch: list[Any] = []
     for item in decoded[1]:
         number: int = item[3]
@@ -539,9 +538,7 @@ def unmarshalled(data: bytes) -> list[Any]:
                     fields[names[position]] = payload[position]
             else:
                 fields = payload
-            record: Any = new(known[0])
-            install(record, "__dict__", fields)
-            batch.append((item[0], item[1], item[2], record))
+            batch.append((item[0], item[1], item[2], record_from(known[0], fields)))
         else:
             batch.append((item[0], item[1], item[2], item[4]))
     return batch

@@ -19,7 +19,7 @@ from typing import Any, Final
 import orjson
 from mypy_extensions import mypyc_attr
 
-from ics_monitor.events.base import field_template
+from ics_monitor.events.base import field_template, record_from
 
 
 class AlertSeverity(IntEnum):
@@ -80,8 +80,6 @@ class Alert:
 
 
 _ALERT_TEMPLATE: Final = field_template(Alert, event_type="alert")
-_new: Final = object.__new__
-_set: Final = object.__setattr__
 
 
 def new_alert(
@@ -143,9 +141,7 @@ def new_alert(
     values["last_ts"] = last_ts
     values["count"] = count
     values["frames"] = frames
-    alert: Alert = _new(Alert)
-    _set(alert, "__dict__", values)
-    return alert
+    return record_from(Alert, values)
 
 
 def make_alert_id(rule_id: str, key: str, ts: float) -> str:
@@ -164,9 +160,7 @@ def updated(alert: Alert, *, last_ts: float, count: int, frames: tuple[int, ...]
     values["last_ts"] = last_ts
     values["count"] = count
     values["frames"] = frames[:MAX_FRAMES]
-    copy: Alert = _new(Alert)
-    _set(copy, "__dict__", values)
-    return copy
+    return record_from(Alert, values)
 
 
 _WHY: Final = " Why it matters: "
@@ -182,9 +176,7 @@ def amended(alert: Alert, evidence: dict[str, Any], sentence: str) -> Alert:
     values["evidence"] = evidence
     what, why, rest = alert.explanation.partition(_WHY)
     values["explanation"] = f"{what} {sentence}{why}{rest}" if why else f"{what} {sentence}"
-    copy: Alert = _new(Alert)
-    _set(copy, "__dict__", values)
-    return copy
+    return record_from(Alert, values)
 
 
 def alert_to_dict(alert: Alert) -> dict[str, Any]:

@@ -5,8 +5,8 @@ plain instance ``__dict__``.  That is for speed on the per-PDU path: orjson seri
 dict-backed dataclass straight from that dict (about three times faster than reading slots one
 field at a time), and the hot builders (``new_modbus_event``, ``new_dnp3_event``,
 ``new_s7comm_event``) copy a ``field_template`` of the class, store each value into the copy and
-install it with ``object.__setattr__(record, "__dict__", fields)`` instead of setting each field
-through the frozen ``__setattr__`` path.  The dict's key order is the JSON key order; the template
+install it as a new instance's ``__dict__`` (``record_from``: ``ics_monitor._records``, one C call in
+a compiled build) instead of setting each field through the frozen ``__setattr__`` path.  The dict's key order is the JSON key order; the template
 holds every field in dataclass field order, so it is that of a dataclass-built record (unit tests
 check record equality and identical JSON).
 
@@ -22,6 +22,8 @@ from dataclasses import dataclass, fields
 from typing import Any, Final, TypeVar
 
 from mypy_extensions import mypyc_attr
+
+from ics_monitor._records import record as _record
 
 
 @mypyc_attr(native_class=False)
@@ -118,9 +120,7 @@ def record_from(cls: type[Record], fields: dict[str, Any]) -> Record:
     each field through ``object.__setattr__``.  The caller owns the keys and their order (the
     JSON key order); ``tests/unit/events/test_built_records.py`` compares with the class's own.
     """
-    record = object.__new__(cls)
-    object.__setattr__(record, "__dict__", fields)
-    return record
+    return _record(cls, fields)
 
 
 _ANOMALY_TEMPLATE: Final = field_template(AnomalyEvent, event_type="anomaly")
@@ -160,9 +160,7 @@ def new_anomaly_event(
     fields["dst_ip"] = dst_ip
     fields["dst_port"] = dst_port
     fields["direction"] = direction
-    event = object.__new__(AnomalyEvent)
-    object.__setattr__(event, "__dict__", fields)
-    return event
+    return _record(AnomalyEvent, fields)
 
 
 def failure_anomaly(code: str, severity: str, detail: str, record: Any, ts: float = 0.0) -> AnomalyEvent:

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from ics_monitor.events.base import ProtocolEvent, field_template
+from ics_monitor.events.base import ProtocolEvent, field_template, record_from
 
 
 @mypyc_attr(native_class=False)
@@ -49,9 +49,6 @@ class Dnp3Event(ProtocolEvent):
     confirmed_frame: int | None = None
 
 
-_new: Final = object.__new__
-_set: Final = object.__setattr__
-_copy: Final = dict.copy
 _TEMPLATE: Final = field_template(Dnp3Event, event_type="dnp3")
 
 
@@ -95,7 +92,7 @@ def new_dnp3_event(
     result is an ordinary frozen instance.  Parameters are in the dataclass field order (``event_type`` aside) so hot paths may
     pass them by position; a unit test keeps both in step.
     """
-    fields = _copy(_TEMPLATE)
+    fields = _TEMPLATE.copy()
     fields["ts"] = ts
     fields["frame"] = frame
     fields["flow_id"] = flow_id
@@ -125,6 +122,4 @@ def new_dnp3_event(
     fields["request_function"] = request_function
     fields["request_frame"] = request_frame
     fields["confirmed_frame"] = confirmed_frame
-    event = _new(Dnp3Event)
-    _set(event, "__dict__", fields)
-    return event
+    return record_from(Dnp3Event, fields)

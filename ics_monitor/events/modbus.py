@@ -37,7 +37,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from ics_monitor.events.base import ProtocolEvent, field_template
+from ics_monitor.events.base import ProtocolEvent, field_template, record_from
 
 
 @mypyc_attr(native_class=False)
@@ -103,9 +103,6 @@ class ModbusDetailEvent(ModbusEvent):
     extra: dict[str, Any] | None = None
 
 
-_new: Final = object.__new__
-_set: Final = object.__setattr__
-_copy: Final = dict.copy
 _TEMPLATE: Final = field_template(ModbusEvent, event_type="modbus", framing="mbap")
 
 # Where a flow direction's records come from: (flow_id, transport, src_ip, src_port, dst_ip,
@@ -139,7 +136,7 @@ def new_modbus_event(
     are appended by the caller with ``set_own``, before the record is handed on; a unit test
     checks the result equals (and serialises like) the dataclass-built one.
     """
-    fields = _copy(_TEMPLATE)
+    fields = _TEMPLATE.copy()
     fields["ts"] = ts
     fields["frame"] = frame
     fields["flow_id"] = head[0]
@@ -161,9 +158,7 @@ def new_modbus_event(
     fields["byte_count"] = byte_count
     fields["values"] = values
     fields["request_frame"] = request_frame
-    event = _new(cls)
-    _set(event, "__dict__", fields)
-    return event
+    return record_from(cls, fields)
 
 
 # The subclass-own fields, in declaration order (``set_own`` takes their values in that order).

@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from ics_monitor.events.base import ProtocolEvent, field_template
+from ics_monitor.events.base import ProtocolEvent, field_template, record_from
 
 
 @mypyc_attr(native_class=False)
@@ -171,9 +171,6 @@ _S7COMM_FIELDS: Final[tuple[str, ...]] = (
     "request_frame",
     "segments",
 )
-_new: Final = object.__new__
-_set: Final = object.__setattr__
-_copy: Final = dict.copy
 _TEMPLATE: Final = field_template(S7commEvent, event_type="s7comm")
 
 
@@ -227,7 +224,7 @@ def new_s7comm_event(
     the hot path passes them by position; a unit test keeps both in step.  The result is an
     ordinary frozen instance.
     """
-    fields = _copy(_TEMPLATE)
+    fields = _TEMPLATE.copy()
     # Most PDUs fill a few of the optional fields: those left None keep the template's None (a
     # pointer test instead of a dict store each).
     fields["ts"] = ts
@@ -291,6 +288,4 @@ def new_s7comm_event(
     if request_frame is not None:
         fields["request_frame"] = request_frame
     fields["segments"] = segments
-    event = _new(S7commEvent)
-    _set(event, "__dict__", fields)
-    return event
+    return record_from(S7commEvent, fields)
