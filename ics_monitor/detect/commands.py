@@ -587,7 +587,8 @@ class Dnp3Commands(BaseDetector):
             evidence=evidence,
             count=count,
             last_ts=last_ts,
-            awaits=awaits,
+            # No outstation answers a broadcast (IEEE 1815 link addresses 0xFFFD-0xFFFF).
+            awaits=awaits and event.dst < DNP3_BROADCAST_MIN,
             pairing=event.sequence,
         )
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ics_monitor.detect.engine import DetectionEngine
 from tests.unit.detect.helpers import RULES, rule_ids, run
 from tests.unit.detect.records import anomaly, dnp3, modbus, s7, s7plus, userdata
 
@@ -266,6 +267,14 @@ def test_dnp3_broadcast_write_and_its_function_rule() -> None:
     alerts = run([dnp3(21, dst=0xFFFF), dnp3(1, dst=0xFFFF), dnp3(2, dst=0xFFFD, objects=({"group": 50},))])
     assert rule_ids(alerts) == ["ICS-1206", "ICS-1210", "ICS-1210"]
     assert {a.evidence["link_dst"] for a in alerts if a.rule_id == "ICS-1210"} == {0xFFFF, 0xFFFD}
+
+
+def test_dnp3_commands_to_a_broadcast_address_await_no_answer() -> None:
+    engine = DetectionEngine(RULES, strict=True)
+    alerts = engine.observe(dnp3(13, dst=0xFFFF, frame=5)) + engine.observe(dnp3(13, dst=10, frame=6))
+    assert rule_ids(alerts) == ["ICS-1201", "ICS-1201", "ICS-1210"]
+    # Only the restart sent to outstation 10 waits for its answer (no outstation answers 0xFFFF).
+    assert [key[1] for key in engine.emitter._awaiting] == [6]
 
 
 def test_repeats_throttle_into_one_alert_with_a_count() -> None:
