@@ -6,10 +6,14 @@
  * object.__new__(cls) then object.__setattr__(record, "__dict__", fields): two calls through
  * wrappers that build argument tuples, and object.__new__ sets up an instance dict that the second
  * call throws away.  Here: allocate (tracked by the cyclic collector, as object.__new__ does) and
- * set the dict through the public generic __dict__ setter.
+ * set the dict as object.__setattr__ does, through the type's __dict__ descriptor (the generic
+ * setattr, not the frozen class's __setattr__).  Not PyObject_GenericSetDict: on CPython 3.13 it
+ * leaves the instance's inline values in place and attribute reads miss the new dict.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+static PyObject *dict_name; /* "__dict__", interned at import */
 
 static PyObject *
 record(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -20,11 +24,17 @@ record(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyTypeObject *type = (PyTypeObject *)args[0];
+    /* What object.__new__ refuses (a class with another __new__: type, exceptions ...; an
+     * abstract class), refused here too rather than built half-initialised. */
+    if (type->tp_new != PyBaseObject_Type.tp_new || (type->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
+        PyErr_Format(PyExc_TypeError, "record(): cannot build %.200s from a dict", type->tp_name);
+        return NULL;
+    }
     PyObject *obj = type->tp_alloc(type, 0);
     if (obj == NULL) {
         return NULL;
     }
-    if (PyObject_GenericSetDict(obj, args[1], NULL) < 0) {
+    if (PyObject_GenericSetAttr(obj, dict_name, args[1]) < 0) {
         Py_DECREF(obj);
         return NULL;
     }
@@ -44,5 +54,11 @@ static struct PyModuleDef records_module = {
 PyMODINIT_FUNC
 PyInit__records(void)
 {
+    if (dict_name == NULL) {
+        dict_name = PyUnicode_InternFromString("__dict__");
+        if (dict_name == NULL) {
+            return NULL;
+        }
+    }
     return PyModule_Create(&records_module);
 }

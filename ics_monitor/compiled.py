@@ -111,7 +111,12 @@ def stale(package: Path = _PACKAGE) -> list[str]:
     """
     root = package.parent
     compiled = [module for module in HOT_MODULES if _extensions(root / module)]
-    compiled += [source for source in C_SOURCES if (root / source).is_file() and _extensions(root / source)]
+    # A C source and its Python twin (``_records.c``, ``_records.py``): the extension hides both.
+    for source in C_SOURCES:
+        if _extensions(root / source):
+            compiled += [
+                twin for twin in (source, source.removesuffix(".c") + ".py") if (root / twin).is_file()
+            ]
     if not compiled:
         return []
     stamp = package / STAMP

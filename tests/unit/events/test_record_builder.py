@@ -7,6 +7,7 @@ file is loaded here by path as well, so both are checked wherever the build exis
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import gc
 import importlib.util
@@ -59,9 +60,23 @@ def test_a_built_record_is_the_dataclass_record(build: object) -> None:
         built.ts = 1.0  # type: ignore[misc]
 
 
+class _Abstract(abc.ABC):
+    @abc.abstractmethod
+    def check(self) -> None: ...
+
+
 @pytest.mark.parametrize("build", BUILDERS)
 def test_a_builder_refuses_what_is_not_a_class_and_a_dict(build: object) -> None:
     with pytest.raises(TypeError):
         build(AnomalyEvent, [("ts", 1.0)])  # type: ignore[operator]
     with pytest.raises(TypeError):
         build("AnomalyEvent", {})  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("cls", [type, ValueError, _Abstract], ids=["type", "exception", "abstract"])
+@pytest.mark.parametrize("build", BUILDERS)
+def test_a_builder_refuses_classes_object_new_refuses(build: object, cls: type) -> None:
+    # Classes with a __new__ of their own, and abstract ones: built from a dict, they would be
+    # half made (object.__new__ says so; the C build must too, not crash the interpreter).
+    with pytest.raises(TypeError):
+        build(cls, {})  # type: ignore[operator]
