@@ -125,6 +125,9 @@ class LiveOperations:
         if self._next_health is not None and monotonic >= self._next_health:
             assert self.stats_interval is not None
             self._next_health = monotonic + self.stats_interval
+            analysis = self.pipeline.analysis
+            if analysis is not None:
+                analysis.drain()  # the record counts the alerts held since the last tick too
             self.emit_health(now)
         if monotonic >= self._next_flush:
             self._next_flush = monotonic + self.flush_every

@@ -445,14 +445,25 @@ class Analysis:
         if not pending:
             return
         self._pending = {}
-        self.alert_records += len(pending)
+        alerts = list(pending.values())
         ids = self.alert_ids
         sinks = self.alert_sinks
-        for alert in pending.values():
-            if len(ids) < _MAX_ALERT_IDS:
-                ids.add(alert.alert_id)
-            for sink in sinks:
-                sink.emit(alert)
+        delivered = 0
+        try:
+            for alert in alerts:
+                if len(ids) < _MAX_ALERT_IDS:
+                    ids.add(alert.alert_id)
+                for sink in sinks:
+                    sink.emit(alert)
+                delivered += 1
+        finally:
+            self.alert_records += delivered
+            if delivered < len(alerts):
+                # A sink raised (or Ctrl-C came): the alert it failed on and those after it stay
+                # held, ahead of any raised since, for the next drain (``close`` at the latest).
+                held = {alert.alert_id: alert for alert in alerts[delivered:]}
+                held.update(self._pending)
+                self._pending = held
 
 
 # Alerts held between two ticks at most (``Analysis._alerts``): a storm goes out in batches.
@@ -598,16 +609,23 @@ class Pipeline:
         """Close the sinks and the analysis; take the analysis figures."""
         analysis = self.analysis
         try:
-            for sink in (*self.event_sinks, *self.flow_sinks):
-                sink.close()
-        finally:
             if analysis is not None:
-                analysis.close()
-                stats = self.stats
-                stats.alerts = len(analysis.alert_ids)
-                stats.alert_records = analysis.alert_records
-                stats.assets = len(analysis.inventory)
-                stats.asset_changes = analysis.changes
+                # The alerts still held, before any sink closes (a sink may take events and alerts).
+                analysis.drain()
+        finally:
+            try:
+                for sink in (*self.event_sinks, *self.flow_sinks):
+                    sink.close()
+            finally:
+                if analysis is not None:
+                    try:
+                        analysis.close()
+                    finally:
+                        stats = self.stats
+                        stats.alerts = len(analysis.alert_ids)
+                        stats.alert_records = analysis.alert_records
+                        stats.assets = len(analysis.inventory)
+                        stats.asset_changes = analysis.changes
 
     def _arp(self, pkt: Packet) -> None:
         self.stats.arp_packets += 1

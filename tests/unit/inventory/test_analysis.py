@@ -472,3 +472,35 @@ def _modbus_request() -> Any:
         function_code=3,
         function="READ_HOLDING_REGISTERS",
     )
+
+
+class _FlakySink(Collect):
+    """Takes alerts, but raises once, on the ``fail_at``-th one offered."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.offered = 0
+        self.fail_at = fail_at
+
+    def emit(self, record: Any) -> None:
+        self.offered += 1
+        if self.offered == self.fail_at:
+            raise OSError("disk full")
+        super().emit(record)
+
+
+def test_a_sink_failing_in_a_drain_loses_no_held_alert() -> None:
+    engine = _ScriptedEngine()
+    steady, flaky = Collect(), _FlakySink(fail_at=2)
+    analysis = Analysis(Inventory(), engine=engine, alert_sinks=[steady, flaky])
+    raised = [_alert(f"ICS-{100 + number}") for number in range(5)]
+    engine.script = [[alert] for alert in raised]
+    event = _modbus_request()
+    for _ in raised:
+        analysis.event(event)
+    with pytest.raises(OSError, match="disk full"):
+        analysis.advance(101.0)
+    assert flaky.records == raised[:1] and analysis.alert_records == 1
+    analysis.close()  # the failed alert and those after it go out at the next drain
+    assert flaky.records == raised and analysis.alert_records == 5
+    assert steady.records == [raised[0], raised[1], *raised[1:]]  # the failed one offered again

@@ -206,9 +206,10 @@ def test_alert_rules_sum_each_rule_as_sql_would(tmp_path: Path) -> None:
                         rule_id,
                         key=f"k{index}",
                         ts=100.0 + index,
-                        severity=severity,
-                        severity_name=name,
-                        title=f"{rule_id} title",
+                        severity=severity - 1 if index % 2 and severity > 1 else severity,
+                        # Within a rule, the text columns vary too: each is summed as MAX alone.
+                        title=f"{rule_id} title {index % 3}",
+                        severity_name=name if index % 2 else f"{name}-{index}",
                         count=index + 1,
                         last_ts=300.0 - index,
                         src_ip=f"10.0.1.{index}" if index % 2 else None,
