@@ -18,6 +18,7 @@ from ics_monitor.events.flow import FlowRecord
 from ics_monitor.inventory.assets import ASSET_LIMIT, NEW_ASSET, AssetChange, Inventory, InventoryConfig
 from ics_monitor.pipeline import Analysis, Pipeline
 from tests.conftest import PCAPS
+from tests.unit.detect.records import modbus
 from tests.unit.inventory.helpers import Collect, registry
 
 POLLING = PCAPS / "modbus" / "pymodbus_polling.pcap"
@@ -454,24 +455,7 @@ def test_a_storm_of_alerts_goes_out_in_batches_between_ticks() -> None:
 
 
 def _modbus_request() -> Any:
-    from ics_monitor.events.modbus import ModbusEvent
-
-    return ModbusEvent(
-        ts=100.0,
-        frame=1,
-        flow_id="f",
-        transport="tcp",
-        src_ip="10.0.0.2",
-        src_port=40000,
-        dst_ip="10.0.0.1",
-        dst_port=502,
-        direction="request",
-        transaction_id=1,
-        length=6,
-        unit_id=1,
-        function_code=3,
-        function="READ_HOLDING_REGISTERS",
-    )
+    return modbus(3, ts=100.0, address=0, quantity=2)
 
 
 class _FlakySink(Collect):
