@@ -186,9 +186,10 @@ class Analysis:
     Per record: the inventory first (its changes go to the detection engine and the change sinks),
     then the detection engine, then the learner (protocol events and flow records only).  Alerts go
     to ``alert_sinks`` at the next tick (``drain``): an alert raised and updated within one (a
-    command alert, then the device's answer) goes out once, as its last record.  ``learn_for`` seconds of capture time (with a ``learner`` and an
-    ``enforce`` factory): learn from the first frame until then, hand the baseline to
-    ``on_baseline``, and from then on detect with ``enforce(baseline)``.  ``tick`` is how often (in
+    command alert, then the device's answer) goes out once, as its last record.  ``learn_for``
+    seconds of capture time (with a ``learner`` and an ``enforce`` factory): learn from the first
+    frame until then, hand the baseline to ``on_baseline``, and from then on detect with
+    ``enforce(baseline)``.  ``tick`` is how often (in
     capture seconds) the engine's time-driven checks run.  A record the inventory, the learner or
     a detector fails on is lost to that part alone, and reported as an anomaly (``_contain``).
     """
@@ -439,7 +440,8 @@ class Analysis:
         """Hand the alerts raised since the last drain to the alert sinks, each as its latest record.
 
         Runs at every tick (``advance``), at the end (``finish``, ``close``) and when
-        ``_MAX_PENDING`` alerts wait; a caller about to read the sinks (a flush) drains first.
+        ``_MAX_PENDING`` alerts wait; a caller about to read the sinks (a flush) drains first.  A
+        sink that raises loses nothing: what it did not take stays held for the next drain.
         """
         pending = self._pending
         if not pending:
@@ -468,6 +470,7 @@ class Analysis:
 
 # Alerts held between two ticks at most (``Analysis._alerts``): a storm goes out in batches.
 _MAX_PENDING: Final = 1024
+
 # Distinct alert ids counted for the run's figures (a flood of distinct keys stops being counted).
 _MAX_ALERT_IDS: Final = 1_000_000
 
