@@ -170,33 +170,34 @@ def _truncated(source: Any) -> bool:
     return bool(getattr(source, "truncated", False))
 
 
+# What ``_endpoints`` reads of a record without an instance dict (a slotted class).
+_ENDPOINT_FIELDS: Final = (
+    "flow_id",
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "event_type",
+    "src_mac",
+    "dst_mac",
+    "community_id",
+    "app_protocol",
+    "service",
+    "protocol",
+)
+
+
 def _endpoints(source: Any) -> dict[str, Any]:
+    """Flow id, endpoints and protocol of ``source``; flow records add MACs and Community ID.
+
+    Read from the record's dict (``events.base``: every field is an item there; a missing one
+    reads None, as ``getattr`` with a default would, without an AttributeError raised and caught).
+    """
     if source is None:
         return {}
-    fields = getattr(source, "__dict__", None)
-    if fields is not None and "src_ip" in fields:
-        # A dict-backed record (``events.base``): its fields read from its dict.
-        return _record_endpoints(fields)
-    where: dict[str, Any] = {
-        "flow_id": getattr(source, "flow_id", None),
-        "src_ip": getattr(source, "src_ip", None),
-        "src_port": getattr(source, "src_port", None),
-        "dst_ip": getattr(source, "dst_ip", None),
-        "dst_port": getattr(source, "dst_port", None),
-    }
-    if getattr(source, "event_type", None) == "flow":
-        where["src_mac"] = source.src_mac
-        where["dst_mac"] = source.dst_mac
-        where["community_id"] = source.community_id
-        where["protocol"] = source.app_protocol or source.service
-    else:
-        event_type = getattr(source, "event_type", None)
-        where["protocol"] = source.protocol if event_type == "anomaly" else event_type
-    return where
-
-
-def _record_endpoints(fields: dict[str, Any]) -> dict[str, Any]:
-    """``_endpoints`` of a dict-backed record, from its field dict."""
+    fields: dict[str, Any] | None = getattr(source, "__dict__", None)
+    if fields is None:  # slotted (asset changes): its attributes, as the dict would hold them
+        fields = {name: getattr(source, name, None) for name in _ENDPOINT_FIELDS}
     where: dict[str, Any] = {
         "flow_id": fields.get("flow_id"),
         "src_ip": fields.get("src_ip"),

@@ -200,3 +200,34 @@ def test_a_copied_rules_directory_is_checked_against_the_shipped_kinds(
     # Whole-number counts stay whole; a time may be fractional.
     recon.write_text(shipped.replace("window: 60", "window: 2.5", 1))
     assert RuleSet.load(directory).param("ICS-3001", "window") == 2.5
+
+
+def test_an_alert_takes_its_endpoints_from_every_kind_of_source() -> None:
+    from ics_monitor.detect.api import Emitter
+    from ics_monitor.inventory.assets import AssetChange
+    from tests.unit.detect.records import CLIENT, anomaly, flow, modbus
+
+    emitter = Emitter(RuleSet.load())
+    change = AssetChange(
+        kind="new_asset",
+        asset_id="a1",
+        ip="10.0.0.7",
+        mac=None,
+        field=None,
+        before=None,
+        after=None,
+        ts=1.0,
+        frame=1,
+    )
+    sources = [modbus(8, sub_function=1), anomaly("dnp3.bad_crc"), flow(service="http"), change, None]
+    for number, source in enumerate(sources):
+        # ICS-2001 names no protocol of its own: the alert's is the source's.
+        emitter.fire("ICS-2001", f"key{number}", ts=1000.0 + number, source=source)
+    event, fault, record, asset, nothing = [
+        (a.flow_id, a.src_ip, a.dst_port, a.src_mac, a.community_id, a.protocol) for a in emitter.out
+    ]
+    assert event == ("f-modbus", CLIENT, 502, None, None, "modbus")
+    assert fault == ("f-a", CLIENT, 502, None, None, "dnp3")  # an anomaly: its protocol field
+    assert record[1:] == (CLIENT, 502, "00:11:22:33:44:55", "1:x", "http")  # a flow: MACs, service
+    assert asset == (None, None, None, None, None, "asset_change")  # slotted: read by attribute
+    assert nothing == (None, None, None, None, None, None)
