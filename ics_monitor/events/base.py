@@ -5,10 +5,11 @@ plain instance ``__dict__``.  That is for speed on the per-PDU path: orjson seri
 dict-backed dataclass straight from that dict (about three times faster than reading slots one
 field at a time), and the hot builders (``new_modbus_event``, ``new_dnp3_event``,
 ``new_s7comm_event``) copy a ``field_template`` of the class, store each value into the copy and
-install it as a new instance's ``__dict__`` (``record_from``: ``ics_monitor._records``, one C call in
-a compiled build) instead of setting each field through the frozen ``__setattr__`` path.  The dict's key order is the JSON key order; the template
-holds every field in dataclass field order, so it is that of a dataclass-built record (unit tests
-check record equality and identical JSON).
+install it as a new instance's ``__dict__`` (``record_from``: ``ics_monitor._records``, one C
+call in a compiled build) instead of setting each field through the frozen ``__setattr__`` path.
+The dict's key order is the JSON key order; the template holds every field in dataclass field
+order, so it is that of a dataclass-built record (unit tests check record equality and identical
+JSON).
 
 No class here may add ``__slots__`` (fields in slots are not in ``__dict__``; orjson would then
 drop to its slow path, and the inventory and detectors, which read fields as ``__dict__`` items,
@@ -115,10 +116,11 @@ Record = TypeVar("Record")
 def record_from(cls: type[Record], fields: dict[str, Any]) -> Record:
     """A record of dataclass ``cls`` whose ``__dict__`` is ``fields``: every field, in field order.
 
-    For records built per flow or per few packets with no template to copy (flow records, COTP
-    events): the generated frozen ``__init__`` is interpreted even in a compiled build and sets
-    each field through ``object.__setattr__``.  The caller owns the keys and their order (the
-    JSON key order); ``tests/unit/events/test_built_records.py`` compares with the class's own.
+    Every hot builder ends here (events, alerts, records rebuilt from a worker's pipe), and so do
+    records with no template to copy (flow records, COTP events): the generated frozen
+    ``__init__`` is interpreted even in a compiled build and sets each field through
+    ``object.__setattr__``.  The caller owns the keys and their order (the JSON key order);
+    ``tests/unit/events/test_built_records.py`` compares with the class's own.
     """
     return _record(cls, fields)
 
