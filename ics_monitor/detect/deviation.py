@@ -12,7 +12,8 @@ lookup however many rules are on:
   per function and group, S7 areas and DBs).
 * ICS-5006 written value outside its learned range (plus a margin), or, for a point never written
   while learning, outside the range it was read with.
-* ICS-5007 read/reported value outside its learned range (plus a wider margin).
+* ICS-5007 read/reported value outside its learned range (plus a wider margin): Modbus read
+  answers, DNP3 responses' points, S7 READ_VAR answers (per item address, as writes).
 * ICS-5008 polling interval drift: the recent median interval of a learned recurring request moved
   away from the learned median by more than the tolerance.
 
@@ -41,6 +42,7 @@ from ics_monitor.inventory.baseline import (
     MODBUS_READ_TABLES,
     MODBUS_WRITE_TABLES,
     POLL_WINDOW,
+    S7_READ_VAR,
     S7_WRITE_VAR,
     TABLE_ABBREVIATIONS,
     Baseline,
@@ -511,6 +513,36 @@ class BaselineDeviation(BaseDetector):
             self._modbus_reads(conversation, event, fields, out)
         elif event_type == "dnp3" and fields["function_code"] in DNP3_RESPONSE_FUNCTIONS:
             self._dnp3_reads(conversation, event, out)
+        elif (
+            event_type == "s7comm"
+            and fields["rosctr"] == 3
+            and fields["function_code"] == S7_READ_VAR
+            and fields["items"]
+            and fields["data_items"]
+        ):
+            self._s7_reads(conversation, event, out)
+
+    def _s7_reads(self, conversation: Conversation, event: Any, out: Emitter) -> None:
+        # A READ_VAR answer: its items are the request's, its data items the values read.  As a
+        # write's, every value of an item is judged against the item's one point.
+        limits = self._limits(conversation, "read")
+        if not limits:
+            return
+        data_items = event.data_items
+        for index, item in enumerate(event.items[: len(data_items)]):
+            values = data_items[index].get("values")
+            if not values:
+                continue
+            point = f"{s7_area(item)}:{item.get('address')}"
+            limit = limits.get(point)
+            if limit is None:
+                continue
+            if len(values) > MAX_VALUES_CHECKED:
+                values = values[:MAX_VALUES_CHECKED]
+            if _all_within(values, limit[0], limit[1]):
+                continue
+            for value in values:
+                self._value("ICS-5007", conversation, event, point, value, out)
 
     def _modbus_reads(
         self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter

@@ -921,7 +921,18 @@ def _learn_dnp3(conversation: Conversation, event: Any, request: bool) -> None:
 
 
 def _learn_s7(conversation: Conversation, event: Any, request: bool) -> None:
-    if not request or event.rosctr != 1 or not event.items:
+    if not request:
+        # A read answer (ACK_DATA) carries its request's items: the values read, point by point.
+        if event.rosctr == 3 and event.function_code == S7_READ_VAR and event.items and event.data_items:
+            read_items = event.data_items
+            for index, item in enumerate(event.items[: len(read_items)]):
+                values = read_items[index].get("values")
+                if values:
+                    point = f"{s7_area(item)}:{item.get('address')}"
+                    for value in values:
+                        conversation.add_value("read", point, value)
+        return
+    if event.rosctr != 1 or not event.items:
         return
     if event.function_code == S7_READ_VAR:
         kind = "read"

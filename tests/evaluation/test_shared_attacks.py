@@ -198,6 +198,10 @@ def test_qut_unauthorized_s7_writes_against_the_hmi_baseline(capture: str) -> No
     run = run_captures([_shared(capture)], baseline=baseline)
     assert _fired(run, "ICS-5001", ip="10.10.10.66")
     assert _fired(run, "ICS-5002", client="10.10.10.66", server="10.10.10.10", protocol="s7comm")
+    # Each write puts a value the HMI never wrote nor read there into a flag: judged by the HMI's
+    # writes, or for the reset and stop flag (FLAGS:103, only ever read, 0 or 1) by its reads.
+    [value] = _fired(run, "ICS-5006", src_ip="10.10.10.66")
+    assert str(value.evidence["point"]).startswith("FLAGS:")
     assert not _fired(run, "ICS-5002", client="10.10.10.20")
 
 

@@ -7,6 +7,7 @@ import itertools
 import math
 import random
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -325,6 +326,63 @@ def test_dnp3_read_values_out_of_range_per_point() -> None:
     loud = [dnp3(1, frame=100, flow_id="f-dnp3-read"), response(101, (400, -5.5, "x"), True)]
     fired = sorted(a.evidence["point"] for a in run(loud, baseline=baseline) if a.rule_id == "ICS-5007")
     assert fired == ["g1:0", "g30:0"]
+
+
+def test_s7_read_values_learned_and_checked_per_item_address(tmp_path: Path) -> None:
+    """S7 READ_VAR answers: values learned per area and item address, out-of-range ones reported.
+
+    A write to an address only ever read is judged by the range it was read with, as for Modbus.
+    """
+    temperature = {
+        "area": 0x84,
+        "area_name": "DATA_BLOCK",
+        "db": 3,
+        "address": 8,
+        "length": 2,
+        "transport_size": 4,
+    }
+    flags = {"area": 0x83, "area_name": "FLAGS", "db": 0, "address": 0, "length": 1, "transport_size": 2}
+    items = (temperature, flags)
+
+    def answer(frame: int, words: list[Any], flag: list[Any], ts: float = 1000.0) -> Any:
+        data_items = ({"return_code": 0xFF, "values": words}, {"return_code": 0xFF, "values": flag})
+        return s7(
+            3, function_code=0x04, request=False, frame=frame, ts=ts, items=items, data_items=data_items
+        )
+
+    learner = BaselineLearner()
+    for i in range(10):
+        learner.observe(s7(1, function_code=0x04, ts=1000.0 + i, frame=2 * i + 1, items=items))
+        learner.observe(answer(2 * i + 2, [200 + i, 210 - i], [i % 2], ts=1000.2 + i))
+    baseline = learner.baseline()
+    [conversation] = baseline.conversations.values()
+    assert conversation.values[("read", "DB3:8")] == (200, 210)
+    assert conversation.values[("read", "FLAGS:0")] == (0, 1)
+    # The YAML an analyst reviews shows them, and reads back the same.
+    (tmp_path / "baseline.yaml").write_text(baseline.to_yaml())
+    assert "DB3:8: [200, 210]" in baseline.to_yaml()
+    reloaded = Baseline.load(tmp_path / "baseline.yaml", keep_cache=False)
+    assert reloaded.conversations[conversation.key].values == conversation.values
+
+    rules = _unthrottled(RULES, "ICS-5007", "ICS-5006")
+
+    def fired(records: list[Any], rule_id: str) -> list[tuple[str, Any]]:
+        alerts = run(records, baseline=baseline, rules=rules)
+        return sorted((a.evidence["point"], a.evidence["value"]) for a in alerts if a.rule_id == rule_id)
+
+    assert (
+        fired([s7(1, function_code=0x04, frame=100, items=items), answer(101, [205, 203], [1])], "ICS-5007")
+        == []
+    )
+    loud = [s7(1, function_code=0x04, frame=100, items=items), answer(101, [205, 900], [7])]
+    assert fired(loud, "ICS-5007") == [("DB3:8", 900), ("FLAGS:0", 7)]
+    # A failed item (no values) and an answer with fewer data items than items are not misread.
+    short = {"return_code": 0x0A}
+    partial = s7(3, function_code=0x04, request=False, frame=102, items=items, data_items=(short,))
+    assert fired([partial], "ICS-5007") == []
+
+    write = s7(1, function_code=0x05, frame=103, items=(temperature,), data_items=({"values": [950]},))
+    assert fired([write], "ICS-5006") == [("DB3:8", 950)]
 
 
 def test_dnp3_repeated_objects_are_checked_again_after_an_out_of_range_one() -> None:
