@@ -97,6 +97,26 @@ class Throttle:
             group.frames.extend(tuple(frames)[:room])
         return True
 
+    def open_alert(self, rule_id: str, key: str, ts: float) -> Alert | None:
+        """The alert of (rule id, key)'s group when its window is open at ``ts``, else None."""
+        group = self._groups.get((rule_id, key))
+        if group is None or ts > group.end:
+            return None
+        return group.alert
+
+    def stretch(self, rule_id: str, key: str, last_ts: float, frames: Iterable[int]) -> None:
+        """More of what an open group's alert is about, seen up to ``last_ts``: not an occurrence.
+
+        ``last_ts`` and the frames grow; the count does not (``Emitter.widen``).
+        """
+        group = self._groups.get((rule_id, key))
+        if group is None:
+            return
+        group.last_ts = max(group.last_ts, last_ts)
+        room = MAX_FRAMES - len(group.frames)
+        if room > 0:
+            group.frames.extend(frame for frame in tuple(frames)[:room] if frame not in group.frames)
+
     def amend(self, alert: Alert, replacement: Alert, window: float) -> Alert | None:
         """Put ``replacement`` (the same alert, more evidence) in the place of ``alert``; what to emit.
 
@@ -111,7 +131,11 @@ class Throttle:
         if group is None or group.alert is not alert:
             return None
         group.alert = replacement
-        if group.count == 1:
+        if (
+            group.count == 1
+            and group.last_ts == replacement.last_ts
+            and group.frames == list(replacement.frames)
+        ):
             return replacement
         return updated(replacement, last_ts=group.last_ts, count=group.count, frames=tuple(group.frames))
 

@@ -24,6 +24,7 @@ from ics_monitor.alerts.explain import explanation
 from ics_monitor.alerts.record import MAX_FRAMES, SEVERITY_NAMES, Alert, amended, make_alert_id, new_alert
 from ics_monitor.alerts.throttle import Throttle
 from ics_monitor.detect.rules import Rule, RuleSet
+from ics_monitor.events.base import record_from
 
 if TYPE_CHECKING:
     from ics_monitor.detect.zones import Zones
@@ -136,6 +137,58 @@ class Emitter:
             if len(awaiting) >= MAX_AWAITING:
                 del awaiting[next(iter(awaiting))]  # the oldest: never answered
             awaiting[(alert.flow_id, alert.frames[0], pairing)] = alert
+
+    def widen(
+        self,
+        rule_id: str,
+        key: str,
+        *,
+        ts: float,
+        frames: Iterable[int] = (),
+        source: Any = None,
+        evidence: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None,
+        endpoints: dict[str, Any] | None = None,
+    ) -> None:
+        """What an alert already raised is about grew (a sweep went on): the alert again, wider.
+
+        Not a new occurrence: while the alert's throttling window is open, it goes out again (same
+        id) with ``evidence`` and an explanation rendered from it in place of its own, its last
+        seen time moved to ``ts`` and its count unchanged.  Once the window has passed, ``fire``
+        (a new alert with the whole scope).  Nothing for a rule without throttling, where every
+        firing is an alert of its own: its alert at the threshold stands.
+        """
+        rule = self._by_id.get(rule_id)
+        if rule is None:
+            rule = self.rules.get(rule_id)
+        if not rule.enabled or rule.throttle <= 0:
+            return
+        throttle = self.throttle
+        alert = throttle.open_alert(rule_id, key, ts)
+        if alert is None:
+            self.fire(
+                rule_id,
+                key,
+                ts=ts,
+                frames=frames,
+                source=source,
+                evidence=evidence,
+                fields=fields,
+                endpoints=endpoints,
+            )
+            return
+        throttle.stretch(rule_id, key, ts, frames)
+        evidence = evidence or {}
+        if alert.evidence.get("truncated"):
+            evidence = {**evidence, "truncated": True}
+        values = dict(alert.__dict__)
+        values["evidence"] = evidence
+        values["explanation"] = explanation(
+            rule.what, rule.why, rule.check, rule.names, {**alert.__dict__, **evidence, **(fields or {})}
+        )
+        emitted = throttle.amend(alert, record_from(Alert, values), rule.throttle)
+        if emitted is not None:
+            self.out.append(emitted)
 
     def awaited(self, flow_id: Any, request_frame: Any, pairing: Any) -> bool:
         """Whether an alert raised on that request awaits its answer (see ``outcome``)."""

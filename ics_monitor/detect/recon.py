@@ -26,6 +26,7 @@ few times the threshold; each detector reads its thresholds from its rule's ``pa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 from ics_monitor.core.addresses import ip_sort_key
@@ -33,41 +34,177 @@ from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
 from ics_monitor.inventory.baseline import is_asset_ip, is_tcp_knock
 
 MAX_KEYS = 50_000
+# Past its threshold, a key's set keeps growing up to MAX_SCOPE values: the scope its alert shows
+# (every unit id of a sweep, not the first few).  At most MAX_WIDE_KEYS keys at a time grow past
+# the cap below the threshold (a host or two scanning at once is the case; thousands, a flood).
+MAX_SCOPE: Final = 1024
+MAX_WIDE_KEYS: Final = 256
 
 
 class WindowedSets:
-    """Distinct values per key within a window; says when a key's set first reaches the threshold."""
+    """Distinct values per key within a window; says when a key's set first reaches the threshold.
 
-    __slots__ = ("cap", "states", "threshold", "window")
+    A key whose set reached it keeps its state while new values keep coming: the window then runs
+    from the last new value, so a sweep that goes on is one sweep, its set growing (``grown``
+    names the keys whose set grew since ``take_grown``).  Below the threshold the window runs from
+    the first value, as before.
+    """
+
+    __slots__ = ("cap", "grown", "states", "threshold", "wide", "window")
 
     def __init__(self, window: float, threshold: int, limit: int = MAX_KEYS) -> None:
         self.window = float(window)
         self.threshold = int(threshold)
         self.cap = max(4 * self.threshold, 16)
+        # key -> [window start, values, threshold reached, time of the last new value, its record]
         self.states: BoundedDict = BoundedDict(limit)
+        self.grown: dict[Any, None] = {}
+        self.wide: set[Any] = set()
 
-    def add(self, key: Any, value: Any, ts: float) -> tuple[float, set[Any]] | None:
-        """Add ``value`` under ``key``; return (window start, values) when the threshold is crossed."""
+    def add(self, key: Any, value: Any, ts: float, source: Any = None) -> tuple[float, set[Any]] | None:
+        """Add ``value`` under ``key``; return (window start, values) when the threshold is crossed.
+
+        ``source``: the record that brought the value, kept (the last one) once the threshold is
+        reached, for the alert ``take_grown`` leads to.
+        """
         state = self.states.get(key)
-        if state is None or abs(ts - state[0]) > self.window:
-            state = [ts, set(), False]
+        if state is None or abs(ts - (state[3] if state[2] else state[0])) > self.window:
+            state = [ts, set(), False, ts, None]
             self.states[key] = state
+            self.wide.discard(key)
         values = state[1]
         if value in values:
             return None
+        if state[2]:
+            if len(values) < self.cap or (len(values) < MAX_SCOPE and self._widen(key)):
+                values.add(value)
+                state[3] = ts
+                state[4] = source
+                self.grown[key] = None
+            return None
         if len(values) < self.cap:
             values.add(value)
-        if not state[2] and len(values) >= self.threshold:
+        if len(values) >= self.threshold:
             state[2] = True
+            state[3] = ts
+            state[4] = source
             return state[0], values
         return None
+
+    def _widen(self, key: Any) -> bool:
+        """Whether ``key``'s set may grow past the cap (room among the keys that do)."""
+        wide = self.wide
+        if key in wide:
+            return True
+        if len(wide) >= MAX_WIDE_KEYS:
+            states = self.states
+            wide.intersection_update(k for k in wide if k in states and len(states[k][1]) > self.cap)
+            if len(wide) >= MAX_WIDE_KEYS:
+                return False
+        wide.add(key)
+        return True
+
+    def take_grown(self) -> list[tuple[Any, float, set[Any], float, Any]]:
+        """(key, window start, values, time and record of the last new value) per key grown since asked."""
+        grown = self.grown
+        if not grown:
+            return []
+        states = self.states
+        out = []
+        for key in grown:
+            state = states.get(key)
+            if state is not None and state[2]:
+                out.append((key, state[0], state[1], state[3], state[4]))
+        grown.clear()
+        return out
+
+    def rearm(self, key: Any) -> None:
+        """Count ``key`` as below its threshold again (it reached it without what the rule needs)."""
+        state = self.states.get(key)
+        if state is not None:
+            state[2] = False
+            state[4] = None
+        self.grown.pop(key, None)
 
 
 def _params(context: Context, rule_id: str, *names: str) -> list[Any]:
     return [context.rules.param(rule_id, name) for name in names]
 
 
-class ModbusUnitSweep(BaseDetector):
+def spans(numbers: Iterable[int]) -> str:
+    """Sorted integers as runs: ``0-30, 40, 42-45`` (a sweep's scope at a glance)."""
+    runs: list[str] = []
+    first = last = None
+    for number in sorted(set(numbers)):
+        if last is not None and number == last + 1:
+            last = number
+            continue
+        if first is not None:
+            runs.append(str(first) if first == last else f"{first}-{last}")
+        first = last = number
+    if first is not None:
+        runs.append(str(first) if first == last else f"{first}-{last}")
+    return ", ".join(runs)
+
+
+# What a sweep alert says: (rule id, alert key, frame, evidence, fields, endpoints).
+Report = tuple[str, str, int, dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]
+# Endpoints of an alert about a source host, not one flow.
+_HOST_ONLY: Final = {"dst_ip": None, "dst_port": None, "flow_id": None, "src_port": None}
+
+
+class _Sweep(BaseDetector):
+    """A detector over ``WindowedSets``: its rule fires when a key's set reaches the threshold.
+
+    While the sweep goes on, the alert widens (``Emitter.widen``) once per clock tick in which its
+    set grew: the analyst sees the whole scope (every unit id, port or address probed), not the
+    first few that crossed the threshold.  Subclasses say what the alert says (``report``).
+    """
+
+    wants_time = True
+
+    def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
+        """The alert of ``key``'s set, or None when it is not one (yet)."""
+        raise NotImplementedError
+
+    def raised(self, key: Any, start: float, values: set[Any], source: Any, ts: float, out: Emitter) -> bool:
+        """Fire the alert of a set that reached its threshold; False when ``report`` said none."""
+        found = self.report(key, start, values, source)
+        if found is None:
+            return False
+        rule_id, alert_key, frame, evidence, fields, endpoints = found
+        out.fire(
+            rule_id,
+            alert_key,
+            ts=ts,
+            frames=(frame,),
+            source=source,
+            evidence=evidence,
+            fields=fields,
+            endpoints=endpoints,
+        )
+        return True
+
+    def widen(self, sets: WindowedSets, out: Emitter) -> None:
+        """The alerts of ``sets``' keys that grew since the last tick, with their scope now."""
+        for key, start, values, ts, source in sets.take_grown():
+            found = self.report(key, start, values, source)
+            if found is None:
+                continue
+            rule_id, alert_key, frame, evidence, fields, endpoints = found
+            out.widen(
+                rule_id,
+                alert_key,
+                ts=ts,
+                frames=(frame,),
+                source=source,
+                evidence=evidence,
+                fields=fields,
+                endpoints=endpoints,
+            )
+
+
+class ModbusUnitSweep(_Sweep):
     """ICS-3001: many unit ids of one server from one client."""
 
     name = "modbus_unit_sweep"
@@ -85,23 +222,28 @@ class ModbusUnitSweep(BaseDetector):
         if event.direction != "request":
             return
         key = (event.src_ip, event.dst_ip)
-        crossed = self.sets.add(key, event.unit_id, event.ts)
-        if crossed is None:
-            return
-        start, units = crossed
-        out.fire(
-            "ICS-3001",
-            f"{event.src_ip}>{event.dst_ip}",
-            ts=event.ts,
-            frames=(event.frame,),
-            source=event,
-            evidence={
-                "unit_ids": sorted(units)[:64],
-                "distinct_unit_ids": len(units),
-                "window_start": start,
-                "threshold": self.sets.threshold,
-            },
-        )
+        crossed = self.sets.add(key, event.unit_id, event.ts, event)
+        if crossed is not None:
+            self.raised(key, crossed[0], crossed[1], event, event.ts, out)
+
+    def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
+        """See ``_Sweep``."""
+        evidence = {
+            "unit_ids": sorted(values)[:64],
+            "distinct_unit_ids": len(values),
+            "window_start": start,
+            "threshold": self.sets.threshold,
+        }
+        fields = {"unit_spans": spans(unit for unit in values if isinstance(unit, int))}
+        return "ICS-3001", f"{key[0]}>{key[1]}", source.frame, evidence, fields, None
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """See ``_Sweep``."""
+        self.widen(self.sets, out)
+
+    def finish(self, out: Emitter) -> None:
+        """See ``_Sweep``."""
+        self.widen(self.sets, out)
 
 
 # ICS-3002's reasons as the explanation words them.
@@ -111,8 +253,12 @@ _SWEEP_HOW: Final = {
 }
 
 
-class ModbusFunctionSweep(BaseDetector):
-    """ICS-3002: many function codes tried, or several answered ILLEGAL_FUNCTION."""
+class ModbusFunctionSweep(_Sweep):
+    """ICS-3002: many function codes tried, or several answered ILLEGAL_FUNCTION.
+
+    One alert per (client, server) for either reason; once the codes tried reach their threshold,
+    the alert names them (the refused ones are among them).
+    """
 
     name = "modbus_function_sweep"
     rule_ids = ("ICS-3002",)
@@ -130,31 +276,44 @@ class ModbusFunctionSweep(BaseDetector):
         """Count distinct request functions and refused functions per (client, server)."""
         if event.direction == "request":
             key = (event.src_ip, event.dst_ip)
-            crossed = self.tried.add(key, event.function_code, event.ts)
-            reason = "distinct_functions"
+            crossed = self.tried.add(key, event.function_code, event.ts, event)
         elif event.exception_code == 1:
             key = (event.dst_ip, event.src_ip)
-            crossed = self.refused.add(key, event.function_code, event.ts)
-            reason = "illegal_function_exceptions"
+            crossed = self.refused.add(key, event.function_code, event.ts, event)
         else:
             return
-        if crossed is None:
-            return
-        start, codes = crossed
+        if crossed is not None:
+            self.raised(key, crossed[0], crossed[1], event, event.ts, out)
+
+    def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
+        """See ``_Sweep``: the codes tried once they reached their threshold, else the refused ones."""
+        tried = self.tried.states.get(key)
+        if tried is not None and tried[2]:
+            reason, start, values = "distinct_functions", tried[0], tried[1]
+        else:
+            reason = "illegal_function_exceptions"
+        evidence = {"reason": reason, "function_codes": sorted(values)[:64], "window_start": start}
         client, server = key
-        out.fire(
-            "ICS-3002",
-            f"{client}>{server}",
-            ts=event.ts,
-            frames=(event.frame,),
-            source=event,
-            endpoints={"src_ip": client, "dst_ip": server, "src_port": None, "dst_port": None},
-            evidence={"reason": reason, "function_codes": sorted(codes)[:64], "window_start": start},
-            fields={"how": _SWEEP_HOW[reason].format(len(codes))},
-        )
+        endpoints = {"src_ip": client, "dst_ip": server, "src_port": None, "dst_port": None}
+        fields = {"how": _SWEEP_HOW[reason].format(len(values))}
+        return "ICS-3002", f"{client}>{server}", source.frame, evidence, fields, endpoints
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """See ``_Sweep``: refused codes widen the alert only while the codes tried are below theirs."""
+        self.widen(self.tried, out)
+        tried = self.tried.states
+        for key in list(self.refused.grown):
+            state = tried.get(key)
+            if state is not None and state[2]:
+                del self.refused.grown[key]
+        self.widen(self.refused, out)
+
+    def finish(self, out: Emitter) -> None:
+        """See ``_Sweep``."""
+        self.advance(0.0, out)
 
 
-class DeviceIdEnumeration(BaseDetector):
+class DeviceIdEnumeration(_Sweep):
     """ICS-3003: identification requests aimed at several devices by one client."""
 
     name = "device_id_enumeration"
@@ -180,25 +339,29 @@ class DeviceIdEnumeration(BaseDetector):
             if code != 1 or not any(obj.get("group") == 0 for obj in event.objects):
                 return
             device = (event.dst_ip, event.dst)
-        crossed = self.sets.add(event.src_ip, device, event.ts)
-        if crossed is None:
-            return
-        start, devices = crossed
-        out.fire(
-            "ICS-3003",
-            event.src_ip,
-            ts=event.ts,
-            frames=(event.frame,),
-            source=event,
-            evidence={
-                "devices": [f"{ip}/{unit}" for ip, unit in sorted(devices, key=str)][:32],
-                "distinct_devices": len(devices),
-                "window_start": start,
-            },
-        )
+        crossed = self.sets.add(event.src_ip, device, event.ts, event)
+        if crossed is not None:
+            self.raised(event.src_ip, crossed[0], crossed[1], event, event.ts, out)
+
+    def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
+        """See ``_Sweep``."""
+        evidence = {
+            "devices": [f"{ip}/{unit}" for ip, unit in sorted(values, key=str)][:32],
+            "distinct_devices": len(values),
+            "window_start": start,
+        }
+        return "ICS-3003", str(key), source.frame, evidence, None, None
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """See ``_Sweep``."""
+        self.widen(self.sets, out)
+
+    def finish(self, out: Emitter) -> None:
+        """See ``_Sweep``."""
+        self.widen(self.sets, out)
 
 
-class S7SzlEnumeration(BaseDetector):
+class S7SzlEnumeration(_Sweep):
     """ICS-3004: several SZL lists read by a host not known as an S7 client of that PLC."""
 
     name = "s7_szl_enumeration"
@@ -245,31 +408,36 @@ class S7SzlEnumeration(BaseDetector):
         szl_id = event.szl_id
         if szl_id is None or szl_id & 0xFF not in self.identity_lists:
             return
-        client, server = event.src_ip, event.dst_ip
-        crossed = self.sets.add((client, server), szl_id, event.ts)
-        if crossed is None or not self._new_host(client, server):
-            return
-        start, szl_ids = crossed
-        out.fire(
-            "ICS-3004",
-            f"{client}>{server}",
-            ts=event.ts,
-            frames=(event.frame,),
-            source=event,
-            evidence={
-                "szl_ids": [
-                    f"0x{szl:04x}" if isinstance(szl, int) else str(szl) for szl in sorted(szl_ids, key=str)
-                ][:32],
-                "distinct_szl": len(szl_ids),
-                "baseline": "no baseline loaded"
-                if self.baseline is None
-                else "not a learned client of this PLC",
-                "window_start": start,
-            },
-        )
+        key = (event.src_ip, event.dst_ip)
+        crossed = self.sets.add(key, szl_id, event.ts, event)
+        if crossed is not None:
+            self.raised(key, crossed[0], crossed[1], event, event.ts, out)
+
+    def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
+        """See ``_Sweep``: none for a learned client of the PLC."""
+        client, server = key
+        if not self._new_host(client, server):
+            return None
+        evidence = {
+            "szl_ids": [
+                f"0x{szl:04x}" if isinstance(szl, int) else str(szl) for szl in sorted(values, key=str)
+            ][:32],
+            "distinct_szl": len(values),
+            "baseline": "no baseline loaded" if self.baseline is None else "not a learned client of this PLC",
+            "window_start": start,
+        }
+        return "ICS-3004", f"{client}>{server}", source.frame, evidence, None, None
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """See ``_Sweep``."""
+        self.widen(self.sets, out)
+
+    def finish(self, out: Emitter) -> None:
+        """See ``_Sweep``."""
+        self.widen(self.sets, out)
 
 
-class Dnp3AddressSweep(BaseDetector):
+class Dnp3AddressSweep(_Sweep):
     """ICS-3005: requests to many DNP3 link addresses from one host."""
 
     name = "dnp3_address_sweep"
@@ -286,25 +454,30 @@ class Dnp3AddressSweep(BaseDetector):
         """Count distinct (server, destination link address) per source host."""
         if event.direction != "request":
             return
-        crossed = self.sets.add(event.src_ip, (event.dst_ip, event.dst), event.ts)
-        if crossed is None:
-            return
-        start, targets = crossed
-        out.fire(
-            "ICS-3005",
-            event.src_ip,
-            ts=event.ts,
-            frames=(event.frame,),
-            source=event,
-            evidence={
-                "link_addresses": sorted({address for _, address in targets})[:64],
-                "distinct_addresses": len(targets),
-                "window_start": start,
-            },
-        )
+        crossed = self.sets.add(event.src_ip, (event.dst_ip, event.dst), event.ts, event)
+        if crossed is not None:
+            self.raised(event.src_ip, crossed[0], crossed[1], event, event.ts, out)
+
+    def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
+        """See ``_Sweep``."""
+        addresses = {address for _, address in values if isinstance(address, int)}
+        evidence = {
+            "link_addresses": sorted(addresses)[:64],
+            "distinct_addresses": len(values),
+            "window_start": start,
+        }
+        return "ICS-3005", str(key), source.frame, evidence, {"address_spans": spans(addresses)}, None
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """See ``_Sweep``."""
+        self.widen(self.sets, out)
+
+    def finish(self, out: Emitter) -> None:
+        """See ``_Sweep``."""
+        self.widen(self.sets, out)
 
 
-class _PortProbes(BaseDetector):
+class _PortProbes(_Sweep):
     """Probes of (server, port) pairs per source host, for a scan rule with an OT port among them.
 
     Fires the rule once a host probed ``min_targets`` pairs within ``window`` seconds, at least one
@@ -329,30 +502,33 @@ class _PortProbes(BaseDetector):
         """Count probes per source host; fire when the threshold is crossed with an OT port."""
         if not self.probe(record):
             return
-        crossed = self.sets.add(record.src_ip, (record.dst_ip, record.dst_port), record.ts_start)
-        if crossed is None:
-            return
-        start, targets = crossed
-        ot_targets = sorted(f"{ip}:{port}" for ip, port in targets if port in self.ot_ports)
-        if not ot_targets:
+        key = record.src_ip
+        crossed = self.sets.add(key, (record.dst_ip, record.dst_port), record.ts_start, record)
+        if crossed is not None and not self.raised(key, crossed[0], crossed[1], record, record.ts_start, out):
             # Reached the threshold on IT ports only; an OT port later still fires (state kept).
-            self.sets.states[record.src_ip][2] = False
-            return
-        out.fire(
-            self.rule_id,
-            record.src_ip,
-            ts=record.ts_start,
-            frames=(record.first_frame,),
-            source=record,
-            endpoints={"dst_ip": None, "dst_port": None, "flow_id": None, "src_port": None},
-            evidence={
-                "distinct_targets": len(targets),
-                "ot_targets": ot_targets[:32],
-                "hosts": len({ip for ip, _ in targets}),
-                "ports": sorted({port for _, port in targets})[:64],
-                "window_start": start,
-            },
-        )
+            self.sets.rearm(key)
+
+    def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
+        """See ``_Sweep``: none before an OT port is among the targets."""
+        ot_targets = sorted(f"{ip}:{port}" for ip, port in values if port in self.ot_ports)
+        if not ot_targets:
+            return None
+        evidence = {
+            "distinct_targets": len(values),
+            "ot_targets": ot_targets[:32],
+            "hosts": len({ip for ip, _ in values}),
+            "ports": sorted({port for _, port in values})[:64],
+            "window_start": start,
+        }
+        return self.rule_id, str(key), source.first_frame, evidence, None, _HOST_ONLY
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """See ``_Sweep``."""
+        self.widen(self.sets, out)
+
+    def finish(self, out: Emitter) -> None:
+        """See ``_Sweep``."""
+        self.widen(self.sets, out)
 
 
 class OtPortScan(_PortProbes):
@@ -415,7 +591,7 @@ class OtUdpScan(_PortProbes):
 ICMP_PROBES: Final = {"icmp": ((8, 0), (13, 14), (17, 18)), "ipv6-icmp": ((128, 129),)}
 
 
-class IcmpSweep(BaseDetector):
+class IcmpSweep(_Sweep):
     """ICS-3010: pings from one host to many addresses that never answer.
 
     Per ICMP flow (one per host pair): a request sent and its answer never seen.  Answered pings do
@@ -446,24 +622,26 @@ class IcmpSweep(BaseDetector):
             return
         if not is_asset_ip(record.dst_ip):
             return
-        crossed = self.sets.add(record.src_ip, record.dst_ip, record.ts_start)
-        if crossed is None:
-            return
-        start, targets = crossed
-        out.fire(
-            "ICS-3010",
-            record.src_ip,
-            ts=record.ts_start,
-            frames=(record.first_frame,),
-            source=record,
-            endpoints={"dst_ip": None, "dst_port": None, "flow_id": None, "src_port": None},
-            evidence={
-                "distinct_targets": len(targets),
-                "targets": sorted(targets, key=ip_sort_key)[:32],
-                "window_start": start,
-            },
-            fields={"window": f"{self.window:g}"},
-        )
+        crossed = self.sets.add(record.src_ip, record.dst_ip, record.ts_start, record)
+        if crossed is not None:
+            self.raised(record.src_ip, crossed[0], crossed[1], record, record.ts_start, out)
+
+    def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
+        """See ``_Sweep``."""
+        evidence = {
+            "distinct_targets": len(values),
+            "targets": sorted(values, key=ip_sort_key)[:32],
+            "window_start": start,
+        }
+        return "ICS-3010", str(key), source.first_frame, evidence, {"window": f"{self.window:g}"}, _HOST_ONLY
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """See ``_Sweep``."""
+        self.widen(self.sets, out)
+
+    def finish(self, out: Emitter) -> None:
+        """See ``_Sweep``."""
+        self.widen(self.sets, out)
 
 
 # Port services whose protocol this tool decodes: a flow to one of them is expected to decode as it.

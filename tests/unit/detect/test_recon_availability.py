@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, rule_ids, run
 from tests.unit.detect.records import dnp3, flow, modbus, s7, userdata
@@ -26,6 +27,55 @@ def test_modbus_unit_sweep() -> None:
         run([modbus(3, unit_id=u, ts=1000.0 + 10 * u, frame=u) for u in range(1, 17)], rules=NO_SILENCE) == []
     )
     assert run([modbus(3, unit_id=u % 3, ts=1000.0 + u / 10, frame=u) for u in range(100)]) == []
+
+
+def test_a_sweep_that_goes_on_widens_its_alert_once_per_tick() -> None:
+    """Every unit id of a sweep in the alert, not the 16 that crossed the threshold."""
+    from ics_monitor.detect.recon import spans
+
+    sweep = [modbus(3, unit_id=u, ts=1000.0 + u / 10, frame=u + 1) for u in range(0, 248)]
+    alerts = run(sweep, rules=NO_SILENCE)
+    assert {a.alert_id for a in alerts} == {alerts[0].alert_id}
+    assert alerts[0].evidence["distinct_unit_ids"] == 16
+    final = alerts[-1]
+    assert final.evidence["distinct_unit_ids"] == 248 and final.evidence["unit_ids"] == list(range(64))
+    assert "addressed 248 different unit ids of 10.0.0.9 (threshold 16): 0-247." in final.explanation
+    # Not occurrences: the count stays 1; last seen follows the sweep, frames are added (the first 10).
+    assert final.count == 1 and final.last_ts == 1024.7 and final.frames[:2] == (16, 20)
+    # Once per clock tick in which the set grew (25 s of sweep), plus the first copy.
+    assert 20 <= len(alerts) <= 28
+    assert spans([5, 1, 2, 3, 9, 7, 8]) == "1-3, 5, 7-9" and spans([]) == ""
+
+
+def test_a_sweep_past_its_throttle_window_is_a_new_alert_with_the_whole_scope() -> None:
+    # 16 units in 16 s, then one new unit every 30 s: the window (60 s) runs on from the last
+    # new unit, the alert's throttling window (600 s) ends; the sweep goes on as a second alert,
+    # naming every unit.
+    times = [1000.0 + u for u in range(16)] + [1015.0 + 30 * n for n in range(1, 25)]
+    sweep = [modbus(3, unit_id=u, ts=ts, frame=u + 1) for u, ts in enumerate(times)]
+    alerts = run(sweep, rules=NO_SILENCE)
+    first, second = dict.fromkeys(a.alert_id for a in alerts)
+    last = {a.alert_id: a for a in alerts}
+    assert last[first].evidence["distinct_unit_ids"] < last[second].evidence["distinct_unit_ids"] == 40
+    # Unthrottled, every firing is an alert of its own: the one at the threshold stands.
+    unthrottled = RuleSet(
+        dataclasses.replace(r, throttle=0) if r.rule_id == "ICS-3001" else r for r in NO_SILENCE
+    )
+    [alone] = run(sweep, rules=unthrottled)
+    assert alone.evidence["distinct_unit_ids"] == 16
+
+
+def test_sweep_scope_is_bounded() -> None:
+    from ics_monitor.detect.recon import MAX_SCOPE, MAX_WIDE_KEYS, WindowedSets
+
+    sets = WindowedSets(60, 4)
+    for host in range(MAX_WIDE_KEYS + 10):
+        for value in range(MAX_SCOPE + 50):
+            sets.add(host, value, 1000.0)
+    sizes = sorted((len(state[1]) for state in sets.states.values()), reverse=True)
+    assert sizes[0] == MAX_SCOPE and sizes[MAX_WIDE_KEYS - 1] == MAX_SCOPE
+    assert sizes[MAX_WIDE_KEYS] == sets.cap
+    assert len(sets.take_grown()) == MAX_WIDE_KEYS + 10 and sets.take_grown() == []
 
 
 def test_modbus_function_sweep_by_count_and_by_refusals() -> None:
@@ -109,11 +159,13 @@ def test_udp_scan_counts_unanswered_probes_with_an_ot_port_among_them() -> None:
 
     targets = [(f"10.0.1.{h}", port) for h in (1, 2) for port in (161, 20000, 47808)]
     probes = [probe(ip, port, 1000.0 + i) for i, (ip, port) in enumerate(targets)]
-    [alert] = run(probes)
+    alert, wider_alert = run(probes)
     assert alert.rule_id == "ICS-3009" and alert.src_ip == "10.0.0.5" and alert.dst_ip is None
     assert alert.evidence["distinct_targets"] == 5 and alert.evidence["hosts"] == 2
-    # Reported when the fifth target comes: 10.0.1.2:47808 after it is counted, not listed.
+    # Reported when the fifth target comes; 10.0.1.2:47808 after it widens the same alert.
     assert alert.evidence["ot_targets"] == ["10.0.1.1:20000", "10.0.1.1:47808", "10.0.1.2:20000"]
+    assert wider_alert.alert_id == alert.alert_id and wider_alert.evidence["distinct_targets"] == 6
+    assert wider_alert.evidence["ot_targets"][-1] == "10.0.1.2:47808"
     assert run(probes[:4]) == []
     # Answered datagrams, one-way streams and broadcast discovery are not probes.
     assert run([probe(ip, port, 1000.0 + i, back=1) for i, (ip, port) in enumerate(targets)]) == []
