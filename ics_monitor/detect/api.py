@@ -138,6 +138,10 @@ class Emitter:
                 del awaiting[next(iter(awaiting))]  # the oldest: never answered
             awaiting[(alert.flow_id, alert.frames[0], pairing)] = alert
 
+    def open_alert(self, rule_id: str, key: str, ts: float) -> Alert | None:
+        """The alert of (rule id, key) whose throttling window is open at ``ts``, or None."""
+        return self.throttle.open_alert(rule_id, key, ts)
+
     def widen(
         self,
         rule_id: str,

@@ -59,6 +59,7 @@ from ics_monitor.inventory.baseline import (
     request_signature,
     s7_area,
     s7_item_span,
+    s7_value_point,
 )
 
 MAX_FLOWS: Final = 65_536
@@ -531,9 +532,9 @@ class BaselineDeviation(BaseDetector):
         data_items = event.data_items
         for index, item in enumerate(event.items[: len(data_items)]):
             values = data_items[index].get("values")
-            if not values:
+            point = s7_value_point(item) if values else None
+            if point is None:
                 continue
-            point = f"{s7_area(item)}:{item.get('address')}"
             limit = limits.get(point)
             if limit is None:
                 continue

@@ -27,7 +27,7 @@ few times the threshold; each detector reads its thresholds from its rule's ``pa
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
@@ -39,15 +39,30 @@ MAX_KEYS = 50_000
 # the cap below the threshold (a host or two scanning at once is the case; thousands, a flood).
 MAX_SCOPE: Final = 1024
 MAX_WIDE_KEYS: Final = 256
+# A grown set is reported (``take_grown``) once it is a tenth larger than last reported, once the
+# sweep paused this long (capture seconds), or this long after its last report: a fast sweep of a
+# thousand values gives a few dozen copies of its alert, a slow one a copy per new value at most.
+GROWTH_RATIO: Final = 1.1
+PAUSE_SECONDS: Final = 2.0
+REPORT_SECONDS: Final = 60.0
+
+# The fields of a key's state (a list).
+_START: Final = 0  # window start
+_VALUES: Final = 1  # the distinct values
+_CROSSED: Final = 2  # threshold reached
+_LAST: Final = 3  # time of the latest new value
+_SOURCE: Final = 4  # the record that brought it (once crossed)
+_REPORTED: Final = 5  # set size last reported
+_REPORTED_AT: Final = 6  # when
 
 
 class WindowedSets:
     """Distinct values per key within a window; says when a key's set first reaches the threshold.
 
     A key whose set reached it keeps its state while new values keep coming: the window then runs
-    from the last new value, so a sweep that goes on is one sweep, its set growing (``grown``
-    names the keys whose set grew since ``take_grown``).  Below the threshold the window runs from
-    the first value, as before.
+    from the latest new value (never backwards), so a sweep that goes on is one sweep and its set
+    grows; ``take_grown`` says which sets grew enough to be reported again.  Below the threshold
+    the window runs from the first value.
     """
 
     __slots__ = ("cap", "grown", "states", "threshold", "wide", "window")
@@ -56,74 +71,109 @@ class WindowedSets:
         self.window = float(window)
         self.threshold = int(threshold)
         self.cap = max(4 * self.threshold, 16)
-        # key -> [window start, values, threshold reached, time of the last new value, its record]
+        # key -> [window start, values, threshold reached, time of the latest new value, its
+        # record, set size last reported, when]
         self.states: BoundedDict = BoundedDict(limit)
         self.grown: dict[Any, None] = {}
         self.wide: set[Any] = set()
 
-    def add(self, key: Any, value: Any, ts: float, source: Any = None) -> tuple[float, set[Any]] | None:
+    def add(
+        self, key: Any, value: Any, ts: float, source: Any = None, force: bool = False
+    ) -> tuple[float, set[Any]] | None:
         """Add ``value`` under ``key``; return (window start, values) when the threshold is crossed.
 
-        ``source``: the record that brought the value, kept (the last one) once the threshold is
-        reached, for the alert ``take_grown`` leads to.
+        ``source``: the record that brought the value, kept (the latest) once the threshold is
+        reached, for the alert ``take_grown`` leads to.  ``force``: add it below the threshold
+        even when the set is at its cap (a value the rule needs to fire at all).
         """
         state = self.states.get(key)
-        if state is None or abs(ts - (state[3] if state[2] else state[0])) > self.window:
-            state = [ts, set(), False, ts, None]
+        if state is None or abs(ts - (state[_LAST] if state[_CROSSED] else state[_START])) > self.window:
+            state = [ts, set(), False, ts, None, 0, ts]
             self.states[key] = state
             self.wide.discard(key)
-        values = state[1]
+        values = state[_VALUES]
         if value in values:
             return None
-        if state[2]:
-            if len(values) < self.cap or (len(values) < MAX_SCOPE and self._widen(key)):
+        if state[_CROSSED]:
+            # The sweep goes on, even when its set is full: the window slides, never backwards
+            # (flow records come in the order they end, not begin).
+            state[_LAST] = max(state[_LAST], ts)
+            if len(values) < self.cap or (len(values) < MAX_SCOPE and self._widen(key, ts)):
                 values.add(value)
-                state[3] = ts
-                state[4] = source
+                state[_SOURCE] = source
                 self.grown[key] = None
             return None
-        if len(values) < self.cap:
+        if len(values) < self.cap or force:
             values.add(value)
         if len(values) >= self.threshold:
-            state[2] = True
-            state[3] = ts
-            state[4] = source
-            return state[0], values
+            state[_CROSSED] = True
+            state[_LAST] = max(state[_LAST], ts)
+            state[_SOURCE] = source
+            state[_REPORTED] = len(values)
+            state[_REPORTED_AT] = ts
+            return state[_START], values
         return None
 
-    def _widen(self, key: Any) -> bool:
-        """Whether ``key``'s set may grow past the cap (room among the keys that do)."""
+    def _widen(self, key: Any, ts: float) -> bool:
+        """Whether ``key``'s set may grow past the cap (room among the live keys that do)."""
         wide = self.wide
         if key in wide:
             return True
         if len(wide) >= MAX_WIDE_KEYS:
             states = self.states
-            wide.intersection_update(k for k in wide if k in states and len(states[k][1]) > self.cap)
+            cap = self.cap
+            window = self.window
+            wide.intersection_update(
+                [
+                    k
+                    for k in wide
+                    if k in states and len(states[k][_VALUES]) > cap and abs(ts - states[k][_LAST]) <= window
+                ]
+            )
             if len(wide) >= MAX_WIDE_KEYS:
                 return False
         wide.add(key)
         return True
 
-    def take_grown(self) -> list[tuple[Any, float, set[Any], float, Any]]:
-        """(key, window start, values, time and record of the last new value) per key grown since asked."""
+    def take_grown(self, now: float | None) -> list[tuple[Any, float, set[Any], float, Any]]:
+        """(key, window start, values, time and record of the latest new value) per set to report.
+
+        A set that grew since last reported, by GROWTH_RATIO, or whose sweep paused PAUSE_SECONDS
+        before ``now``, or last reported REPORT_SECONDS before it; every grown set when ``now`` is
+        None (the end).  The others wait for a later call.
+        """
         grown = self.grown
         if not grown:
             return []
         states = self.states
         out = []
+        waiting: dict[Any, None] = {}
         for key in grown:
             state = states.get(key)
-            if state is not None and state[2]:
-                out.append((key, state[0], state[1], state[3], state[4]))
-        grown.clear()
+            if state is None or not state[_CROSSED]:
+                continue
+            size = len(state[_VALUES])
+            last = state[_LAST]
+            if (
+                now is None
+                or size >= state[_REPORTED] * GROWTH_RATIO
+                or now - last >= PAUSE_SECONDS
+                or now - state[_REPORTED_AT] >= REPORT_SECONDS
+            ):
+                state[_REPORTED] = size
+                state[_REPORTED_AT] = last if now is None else now
+                out.append((key, state[_START], state[_VALUES], last, state[_SOURCE]))
+            else:
+                waiting[key] = None
+        self.grown = waiting
         return out
 
     def rearm(self, key: Any) -> None:
         """Count ``key`` as below its threshold again (it reached it without what the rule needs)."""
         state = self.states.get(key)
         if state is not None:
-            state[2] = False
-            state[4] = None
+            state[_CROSSED] = False
+            state[_SOURCE] = None
         self.grown.pop(key, None)
 
 
@@ -185,13 +235,26 @@ class _Sweep(BaseDetector):
         )
         return True
 
-    def widen(self, sets: WindowedSets, out: Emitter) -> None:
-        """The alerts of ``sets``' keys that grew since the last tick, with their scope now."""
-        for key, start, values, ts, source in sets.take_grown():
+    # The evidence field that counts what the alert names.
+    scope_field: ClassVar[str] = ""
+
+    def scope(self, evidence: dict[str, Any]) -> tuple[int, ...]:
+        """How much of a sweep an alert's evidence names (compared, never shrunk)."""
+        return (int(evidence.get(self.scope_field) or 0),)
+
+    def widen(self, sets: WindowedSets, out: Emitter, now: float | None) -> None:
+        """The alerts of ``sets``' keys that grew enough since last reported (all: ``now`` None).
+
+        An open alert that names more (another window's sweep counted into it) is left as it is.
+        """
+        for key, start, values, ts, source in sets.take_grown(now):
             found = self.report(key, start, values, source)
             if found is None:
                 continue
             rule_id, alert_key, frame, evidence, fields, endpoints = found
+            current = out.open_alert(rule_id, alert_key, ts)
+            if current is not None and self.scope(evidence) <= self.scope(current.evidence):
+                continue
             out.widen(
                 rule_id,
                 alert_key,
@@ -209,6 +272,7 @@ class ModbusUnitSweep(_Sweep):
 
     name = "modbus_unit_sweep"
     rule_ids = ("ICS-3001",)
+    scope_field = "distinct_unit_ids"
     event_types = frozenset({"modbus"})
     directions = frozenset({"request"})
 
@@ -239,11 +303,11 @@ class ModbusUnitSweep(_Sweep):
 
     def advance(self, ts: float, out: Emitter) -> None:
         """See ``_Sweep``."""
-        self.widen(self.sets, out)
+        self.widen(self.sets, out, ts)
 
     def finish(self, out: Emitter) -> None:
         """See ``_Sweep``."""
-        self.widen(self.sets, out)
+        self.widen(self.sets, out, None)
 
 
 # ICS-3002's reasons as the explanation words them.
@@ -288,29 +352,46 @@ class ModbusFunctionSweep(_Sweep):
     def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
         """See ``_Sweep``: the codes tried once they reached their threshold, else the refused ones."""
         tried = self.tried.states.get(key)
-        if tried is not None and tried[2]:
-            reason, start, values = "distinct_functions", tried[0], tried[1]
+        if tried is not None and tried[_CROSSED]:
+            reason, start, values = "distinct_functions", tried[_START], tried[_VALUES]
         else:
             reason = "illegal_function_exceptions"
-        evidence = {"reason": reason, "function_codes": sorted(values)[:64], "window_start": start}
+        evidence = {
+            "reason": reason,
+            "function_codes": sorted(values)[:64],
+            "distinct_function_codes": len(values),
+            "window_start": start,
+        }
         client, server = key
         endpoints = {"src_ip": client, "dst_ip": server, "src_port": None, "dst_port": None}
         fields = {"how": _SWEEP_HOW[reason].format(len(values))}
         return "ICS-3002", f"{client}>{server}", source.frame, evidence, fields, endpoints
 
+    def scope(self, evidence: dict[str, Any]) -> tuple[int, ...]:
+        """See ``_Sweep``: the codes tried name more than the codes refused."""
+        tried = 1 if evidence.get("reason") == "distinct_functions" else 0
+        return (
+            tried,
+            int(evidence.get("distinct_function_codes") or len(evidence.get("function_codes") or ())),
+        )
+
     def advance(self, ts: float, out: Emitter) -> None:
         """See ``_Sweep``: refused codes widen the alert only while the codes tried are below theirs."""
-        self.widen(self.tried, out)
-        tried = self.tried.states
-        for key in list(self.refused.grown):
-            state = tried.get(key)
-            if state is not None and state[2]:
-                del self.refused.grown[key]
-        self.widen(self.refused, out)
+        self._widen_both(out, ts)
 
     def finish(self, out: Emitter) -> None:
         """See ``_Sweep``."""
-        self.advance(0.0, out)
+        self._widen_both(out, None)
+
+    def _widen_both(self, out: Emitter, now: float | None) -> None:
+        self.widen(self.tried, out, now)
+        tried = self.tried.states
+        refused = self.refused.grown
+        for key in list(refused):
+            state = tried.get(key)
+            if state is not None and state[_CROSSED]:
+                del refused[key]
+        self.widen(self.refused, out, now)
 
 
 class DeviceIdEnumeration(_Sweep):
@@ -318,6 +399,7 @@ class DeviceIdEnumeration(_Sweep):
 
     name = "device_id_enumeration"
     rule_ids = ("ICS-3003",)
+    scope_field = "distinct_devices"
     event_types = frozenset({"modbus", "dnp3"})
     directions = frozenset({"request"})
 
@@ -354,11 +436,11 @@ class DeviceIdEnumeration(_Sweep):
 
     def advance(self, ts: float, out: Emitter) -> None:
         """See ``_Sweep``."""
-        self.widen(self.sets, out)
+        self.widen(self.sets, out, ts)
 
     def finish(self, out: Emitter) -> None:
         """See ``_Sweep``."""
-        self.widen(self.sets, out)
+        self.widen(self.sets, out, None)
 
 
 class S7SzlEnumeration(_Sweep):
@@ -366,6 +448,7 @@ class S7SzlEnumeration(_Sweep):
 
     name = "s7_szl_enumeration"
     rule_ids = ("ICS-3004",)
+    scope_field = "distinct_szl"
     event_types = frozenset({"s7comm"})
 
     def __init__(self, context: Context) -> None:
@@ -430,11 +513,11 @@ class S7SzlEnumeration(_Sweep):
 
     def advance(self, ts: float, out: Emitter) -> None:
         """See ``_Sweep``."""
-        self.widen(self.sets, out)
+        self.widen(self.sets, out, ts)
 
     def finish(self, out: Emitter) -> None:
         """See ``_Sweep``."""
-        self.widen(self.sets, out)
+        self.widen(self.sets, out, None)
 
 
 class Dnp3AddressSweep(_Sweep):
@@ -442,6 +525,7 @@ class Dnp3AddressSweep(_Sweep):
 
     name = "dnp3_address_sweep"
     rule_ids = ("ICS-3005",)
+    scope_field = "distinct_addresses"
     event_types = frozenset({"dnp3"})
     directions = frozenset({"request"})
 
@@ -470,11 +554,11 @@ class Dnp3AddressSweep(_Sweep):
 
     def advance(self, ts: float, out: Emitter) -> None:
         """See ``_Sweep``."""
-        self.widen(self.sets, out)
+        self.widen(self.sets, out, ts)
 
     def finish(self, out: Emitter) -> None:
         """See ``_Sweep``."""
-        self.widen(self.sets, out)
+        self.widen(self.sets, out, None)
 
 
 class _PortProbes(_Sweep):
@@ -486,6 +570,7 @@ class _PortProbes(_Sweep):
     """
 
     wants_flows = True
+    scope_field = "distinct_targets"
 
     def __init__(self, context: Context, rule_id: str) -> None:
         super().__init__(context)
@@ -503,7 +588,9 @@ class _PortProbes(_Sweep):
         if not self.probe(record):
             return
         key = record.src_ip
-        crossed = self.sets.add(key, (record.dst_ip, record.dst_port), record.ts_start, record)
+        # A probe of an OT port counts even past the cap: IT ports alone must not keep it out.
+        port = record.dst_port
+        crossed = self.sets.add(key, (record.dst_ip, port), record.ts_start, record, port in self.ot_ports)
         if crossed is not None and not self.raised(key, crossed[0], crossed[1], record, record.ts_start, out):
             # Reached the threshold on IT ports only; an OT port later still fires (state kept).
             self.sets.rearm(key)
@@ -524,11 +611,11 @@ class _PortProbes(_Sweep):
 
     def advance(self, ts: float, out: Emitter) -> None:
         """See ``_Sweep``."""
-        self.widen(self.sets, out)
+        self.widen(self.sets, out, ts)
 
     def finish(self, out: Emitter) -> None:
         """See ``_Sweep``."""
-        self.widen(self.sets, out)
+        self.widen(self.sets, out, None)
 
 
 class OtPortScan(_PortProbes):
@@ -603,6 +690,7 @@ class IcmpSweep(_Sweep):
 
     name = "icmp_sweep"
     rule_ids = ("ICS-3010",)
+    scope_field = "distinct_targets"
     wants_flows = True
 
     def __init__(self, context: Context) -> None:
@@ -637,11 +725,11 @@ class IcmpSweep(_Sweep):
 
     def advance(self, ts: float, out: Emitter) -> None:
         """See ``_Sweep``."""
-        self.widen(self.sets, out)
+        self.widen(self.sets, out, ts)
 
     def finish(self, out: Emitter) -> None:
         """See ``_Sweep``."""
-        self.widen(self.sets, out)
+        self.widen(self.sets, out, None)
 
 
 # Port services whose protocol this tool decodes: a flow to one of them is expected to decode as it.

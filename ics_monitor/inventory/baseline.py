@@ -798,6 +798,23 @@ def s7_area(item: dict[str, Any]) -> str:
     return str(item.get("area_name") or area)
 
 
+# S7 areas whose values count by design (S7 counters and timers, IEC counters and timers): a
+# learned range says nothing of the next value.
+S7_COUNTING_AREAS: Final = frozenset({0x1C, 0x1D, 0x1E, 0x1F})
+
+
+def s7_value_point(item: dict[str, Any]) -> str | None:
+    """The point an S7 item's values are learned and judged under (``DB3:8``), or None.
+
+    None for an item without a plain address (NCK, DBREAD, symbolic items would all share one
+    point) and for counters and timers.
+    """
+    address = item.get("address")
+    if not isinstance(address, int) or item.get("area") in S7_COUNTING_AREAS:
+        return None
+    return f"{s7_area(item)}:{address}"
+
+
 def s7_item_span(item: dict[str, Any]) -> tuple[int, int] | None:
     """Byte range an S7ANY item addresses, or None when it has no plain address."""
     address = item.get("address")
@@ -927,8 +944,8 @@ def _learn_s7(conversation: Conversation, event: Any, request: bool) -> None:
             read_items = event.data_items
             for index, item in enumerate(event.items[: len(read_items)]):
                 values = read_items[index].get("values")
-                if values:
-                    point = f"{s7_area(item)}:{item.get('address')}"
+                point = s7_value_point(item) if values else None
+                if point is not None:
                     for value in values:
                         conversation.add_value("read", point, value)
         return

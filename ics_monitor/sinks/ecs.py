@@ -443,6 +443,22 @@ class Document:
 _SECONDS: dict[int, str] = {}
 
 
+def alert_version(count: int, answered: bool, ts: float, last_ts: Any) -> int:
+    """The external version an alert's document is indexed with: a later copy replaces an earlier one.
+
+    Every copy of an alert (same id) that goes out names more than the one before it: a larger
+    count, the device's answer (once), or a later last-seen time with the same count (a sweep's
+    alert widened).  Ordered by those three: twice the count plus one when answered, in the high
+    bits; the milliseconds from first to last seen in the low 32 (capped: 49 days).
+    """
+    try:
+        span = round((float(last_ts if last_ts is not None else ts) - ts) * 1000)
+    except (TypeError, ValueError, OverflowError):
+        span = 0
+    span = min(max(span, 0), 0xFFFFFFFF)
+    return ((2 * count + (1 if answered else 0)) << 32) | span
+
+
 def iso_time(ts: float) -> str:
     """Epoch seconds as an ISO 8601 UTC string with microseconds (ES keeps milliseconds).
 
@@ -697,9 +713,7 @@ class EcsMapper:
         _put(event, "outcome", event_outcome(evidence))
         ics["alert"] = alert
         doc["ics"] = ics
-        # The dedup count only grows and the device's answer comes once: a later state of the same
-        # alert replaces the earlier one (external version: twice the count, one more when answered).
-        version = 2 * alert["count"] + (1 if answered else 0)
+        version = alert_version(alert["count"], answered, ts, data.get("last_ts"))
         return Document(ALERT, self.index_name(ALERT, ts), alert_id, "index", version, _clean(doc))
 
     def _flow(self, data: Mapping[str, Any], raw: bytes) -> Document:

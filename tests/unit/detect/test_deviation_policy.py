@@ -381,6 +381,22 @@ def test_s7_read_values_learned_and_checked_per_item_address(tmp_path: Path) -> 
     partial = s7(3, function_code=0x04, request=False, frame=102, items=items, data_items=(short,))
     assert fired([partial], "ICS-5007") == []
 
+    # Items without a plain address (NCK variables here) and counters are not learned: one NCK
+    # variable read at 3-4 says nothing of another read at 2400, and counters count.
+    spindle = ({"syntax_id": 0x82, "syntax": "NCK", "specification": "0a1b"},)
+    counter = (
+        {"area": 0x1C, "area_name": "COUNTER", "db": 0, "address": 0, "length": 1, "transport_size": 28},
+    )
+    other = BaselineLearner()
+    for i in range(10):
+        for its, value in ((spindle, 3 + i % 2), (counter, 17 + i % 2)):
+            other.observe(s7(1, function_code=0x04, frame=4 * i + 1, items=its))
+            data = ({"return_code": 0xFF, "values": [value]},)
+            other.observe(
+                s7(3, function_code=0x04, request=False, frame=4 * i + 2, items=its, data_items=data)
+            )
+    assert not any(kind == "read" for kind, _ in next(iter(other.baseline().conversations.values())).values)
+
     write = s7(1, function_code=0x05, frame=103, items=(temperature,), data_items=({"values": [950]},))
     assert fired([write], "ICS-5006") == [("DB3:8", 950)]
 

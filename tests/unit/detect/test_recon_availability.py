@@ -42,8 +42,10 @@ def test_a_sweep_that_goes_on_widens_its_alert_once_per_tick() -> None:
     assert "addressed 248 different unit ids of 10.0.0.9 (threshold 16): 0-247." in final.explanation
     # Not occurrences: the count stays 1; last seen follows the sweep, frames are added (the first 10).
     assert final.count == 1 and final.last_ts == 1024.7 and final.frames[:2] == (16, 20)
-    # Once per clock tick in which the set grew (25 s of sweep), plus the first copy.
-    assert 20 <= len(alerts) <= 28
+    # Each copy names more than the one before; fewer copies than clock ticks of sweep (25): one
+    # when the set grew by a tenth, or paused.
+    sizes = [a.evidence["distinct_unit_ids"] for a in alerts]
+    assert sizes == sorted(set(sizes)) and len(alerts) < 25
     assert spans([5, 1, 2, 3, 9, 7, 8]) == "1-3, 5, 7-9" and spans([]) == ""
 
 
@@ -75,7 +77,93 @@ def test_sweep_scope_is_bounded() -> None:
     sizes = sorted((len(state[1]) for state in sets.states.values()), reverse=True)
     assert sizes[0] == MAX_SCOPE and sizes[MAX_WIDE_KEYS - 1] == MAX_SCOPE
     assert sizes[MAX_WIDE_KEYS] == sets.cap
-    assert len(sets.take_grown()) == MAX_WIDE_KEYS + 10 and sets.take_grown() == []
+    assert len(sets.take_grown(None)) == MAX_WIDE_KEYS + 10 and sets.take_grown(None) == []
+    # A day later, the slots of sweeps long over are taken back for a new one.
+    for value in range(100):
+        sets.add("new", value, 87_400.0 + value / 100)
+    assert len(sets.states["new"][1]) == 100
+
+
+def _final(alerts: list[Any], alert_id: str) -> Any:
+    return [a for a in alerts if a.alert_id == alert_id][-1]
+
+
+def test_a_widened_alert_never_shrinks() -> None:
+    # 100 unit ids in 10 s; the sweep pauses past the window (60 s) and a smaller one starts within
+    # the throttling window (600 s): counted as an occurrence, it does not narrow what the alert names.
+    first = [modbus(3, unit_id=u, ts=1000.0 + u / 10, frame=u + 1) for u in range(100)]
+    second = [modbus(3, unit_id=u, ts=1100.0 + u / 10, frame=200 + u) for u in range(20)]
+    alerts = run(first + second, rules=NO_SILENCE)
+    [alert_id] = dict.fromkeys(a.alert_id for a in alerts)
+    final = _final(alerts, alert_id)
+    assert final.count == 2 and final.evidence["distinct_unit_ids"] == 100
+    # ICS-3002: 20 codes tried, then a new window of 4 refusals; the alert keeps the codes tried.
+    tried = [modbus(code, ts=1000.0 + code, frame=code) for code in range(1, 21)]
+    refused = [
+        modbus(code, request=False, exception_code=1, ts=1100.5 + i, frame=101 + i)
+        for i, code in enumerate((1, 2, 3, 4))
+    ]
+    alerts = run([*tried, modbus(1, ts=1100.0, frame=100), *refused], rules=NO_SILENCE)
+    [alert_id] = dict.fromkeys(a.alert_id for a in alerts)
+    final = _final(alerts, alert_id)
+    assert (
+        final.evidence["reason"] == "distinct_functions" and final.evidence["distinct_function_codes"] == 20
+    )
+
+
+def test_a_scan_keeps_its_window_and_scope_past_the_cap_and_late_records() -> None:
+    from ics_monitor.detect.recon import MAX_SCOPE
+
+    # A refused Modbus probe every 0.2 s to 1,900 hosts: one scan, named up to MAX_SCOPE targets,
+    # its window sliding with every new target even once the set is full.
+    probes = [
+        flow(
+            dst_ip=f"10.0.{p // 250}.{p % 250 + 1}",
+            dst_port=502,
+            state="rejected",
+            payload=0,
+            ts=1000.0 + p * 0.2,
+        )
+        for p in range(1900)
+    ]
+    alerts = [a for a in run(probes, rules=NO_SILENCE) if a.rule_id == "ICS-3006"]
+    [alert_id] = dict.fromkeys(a.alert_id for a in alerts)
+    final = _final(alerts, alert_id)
+    assert final.count == 1 and final.evidence["distinct_targets"] == MAX_SCOPE
+    # Flow records come as flows end: a SYN-only probe begun before the others comes late and
+    # does not pull the window back (the scan goes on 81 s after its latest target).
+    early = [
+        flow(dst_ip=f"10.0.1.{i}", dst_port=502, state="rejected", payload=0, ts=1000.0 + i)
+        for i in range(10)
+    ]
+    late = [flow(dst_ip="10.0.2.1", dst_port=102, state="syn_sent", payload=0, ts=960.0)]
+    more = [
+        flow(dst_ip=f"10.0.3.{i}", dst_port=502, state="rejected", payload=0, ts=1090.0 + i)
+        for i in range(10)
+    ]
+    alerts = [a for a in run(early + late + more, rules=NO_SILENCE) if a.rule_id == "ICS-3006"]
+    [alert_id] = dict.fromkeys(a.alert_id for a in alerts)
+    assert _final(alerts, alert_id).evidence["distinct_targets"] == 21
+
+
+def test_an_ot_probe_counts_after_a_full_set_of_it_probes() -> None:
+    # 30 IT ports probed (the set's cap is 20 for a threshold of 5), then one OT port: an OT scan.
+    it_ports = [flow(dst_port=1000 + p, state="syn_sent", payload=0, ts=1000.0 + p / 10) for p in range(30)]
+    ot = flow(dst_port=502, state="syn_sent", payload=0, ts=1004.0)
+    [alert] = [a for a in run([*it_ports, ot], rules=NO_SILENCE) if a.rule_id == "ICS-3006"]
+    assert alert.evidence["ot_targets"] == ["10.0.0.9:502"]
+
+
+def test_widened_copies_are_newer_versions_for_elasticsearch() -> None:
+    # The ES sink indexes alerts with an external version; ES keeps the higher one.
+    from ics_monitor.sinks.ecs import EcsMapper, Observer
+
+    mapper = EcsMapper(Observer("sensor-1", "host-1"))
+    alerts = run(
+        [modbus(3, unit_id=u, ts=1000.0 + u / 10, frame=u + 1) for u in range(248)], rules=NO_SILENCE
+    )
+    versions = [getattr(mapper.document(a), "version", None) for a in alerts]
+    assert all(isinstance(v, int) for v in versions) and versions == sorted(set(versions))
 
 
 def test_modbus_function_sweep_by_count_and_by_refusals() -> None:

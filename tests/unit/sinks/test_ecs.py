@@ -253,7 +253,7 @@ def test_alert_document_carries_rule_threat_and_explanation() -> None:
         ALERT,
         alert.alert_id,
         "index",
-        2,
+        (2 << 32) + round((alert.last_ts - alert.ts) * 1000),
     )
     source = document.source
     check_document(ALERT, source)
@@ -279,7 +279,10 @@ def test_alert_document_carries_rule_threat_and_explanation() -> None:
     assert source["ics"]["alert"]["evidence"] == {"function_code": 16, "addresses": [1, 2], "frames": [3, 4]}
     # An update of the same alert: same id, higher version (replaces the stored one).
     later = EcsMapper(OBSERVER).document(updated(alert, last_ts=alert.ts + 9, count=5, frames=(3, 8)))
-    assert later is not None and later.id == document.id and later.version == 10
+    assert later is not None and later.id == document.id and later.version == (10 << 32) + 9000
+    # A widened copy (a sweep went on): same count, later last seen, higher version.
+    wider = EcsMapper(OBSERVER).document(updated(alert, last_ts=alert.last_ts + 2.5, count=1, frames=(3,)))
+    assert wider is not None and document.version + 2500 == wider.version
     assert "outcome" not in source["event"]
     # The device's answer to the command (``Emitter.outcome``): same count, a higher version, and
     # ECS event.outcome; refused reads failure.
@@ -287,7 +290,7 @@ def test_alert_document_carries_rule_threat_and_explanation() -> None:
         outcome = {"result": result, "response_frame": 9}
         answered = amended(alert, {**alert.evidence, "outcome": outcome}, "The device answered.")
         doc = EcsMapper(OBSERVER).document(answered)
-        assert doc is not None and doc.id == document.id and doc.version == 3
+        assert doc is not None and doc.id == document.id and doc.version == document.version + (1 << 32)
         check_document(ALERT, doc.source)
         assert doc.source["event"]["outcome"] == expected
         assert doc.source["ics"]["alert"]["evidence"]["outcome"] == outcome
