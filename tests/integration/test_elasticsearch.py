@@ -316,6 +316,31 @@ def test_records_of_a_sliced_capture_are_searchable_as_cut(elasticsearch_url: st
     }
 
 
+def test_a_widened_sweep_alert_replaces_its_first_copy(elasticsearch_url: str, tmp_path: Path) -> None:
+    """A unit-id sweep: its alert goes out at the threshold (16 units), then wider, same count."""
+    from tests.unit.detect.helpers import RULES, run
+    from tests.unit.detect.records import modbus
+
+    prefix = new_prefix()
+    settings = settings_for(elasticsearch_url, prefix)
+    client = make_client(settings)
+    setup_templates(client, settings)
+    sink = ElasticsearchSink(settings, tmp_path / "state")
+    sweep = [modbus(3, unit_id=u, ts=1000.0 + u / 10, frame=u + 1) for u in range(100)]
+    alerts = run(sweep, rules=RULES.configured("ICS-4003", enabled=False))
+    assert len(alerts) > 2 and {a.alert_id for a in alerts} == {alerts[0].alert_id}
+    assert {a.count for a in alerts} == {1} and alerts[0].evidence["distinct_unit_ids"] == 16
+    for alert in alerts:
+        sink.emit(alert)
+    sink.close()
+    assert sink.status()["rejected"] == {}
+    client.indices.refresh(index=f"{prefix}-alert-*")
+    [hit] = client.search(index=f"{prefix}-alert-*", size=10)["hits"]["hits"]
+    assert hit["_id"] == alerts[0].alert_id
+    assert hit["_source"]["ics"]["alert"]["evidence"]["distinct_unit_ids"] == 100
+    assert hit["_source"]["message"] == alerts[-1].explanation
+
+
 def test_outage_mid_replay_loses_and_duplicates_nothing(
     private_node: ElasticsearchNode, tmp_path: Path
 ) -> None:
