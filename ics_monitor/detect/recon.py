@@ -26,6 +26,7 @@ few times the threshold; each detector reads its thresholds from its rule's ``pa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any, ClassVar, Final
 
@@ -65,7 +66,7 @@ class WindowedSets:
     the window runs from the first value.
     """
 
-    __slots__ = ("cap", "grown", "states", "threshold", "wide", "window")
+    __slots__ = ("cap", "grown", "pruned", "states", "threshold", "wide", "window")
 
     def __init__(self, window: float, threshold: int, limit: int = MAX_KEYS) -> None:
         self.window = float(window)
@@ -76,6 +77,7 @@ class WindowedSets:
         self.states: BoundedDict = BoundedDict(limit)
         self.grown: dict[Any, None] = {}
         self.wide: set[Any] = set()
+        self.pruned = -math.inf  # when the wide keys were last looked over
 
     def add(
         self, key: Any, value: Any, ts: float, source: Any = None, force: bool = False
@@ -120,6 +122,11 @@ class WindowedSets:
         if key in wide:
             return True
         if len(wide) >= MAX_WIDE_KEYS:
+            # Looked over at most once a second of capture: with every slot taken by a live sweep,
+            # each further value would walk them all.
+            if abs(ts - self.pruned) < 1.0:
+                return False
+            self.pruned = ts
             states = self.states
             cap = self.cap
             window = self.window
