@@ -59,7 +59,7 @@ from ics_monitor.inventory.baseline import (
     request_signature,
     s7_area,
     s7_item_span,
-    s7_value_point,
+    s7_read_points,
 )
 
 MAX_FLOWS: Final = 65_536
@@ -423,16 +423,27 @@ class BaselineDeviation(BaseDetector):
                 values = data_items[index].get("values")
                 if not values:
                     continue
-                # Every value of an item is judged against the item's one point: look it up once.
+                # Every value of an item is judged against the item's one written point; a single
+                # value never written there, against what was read at its address as its type.
                 point = f"{area}:{item.get('address')}"
-                limit = self._written_limit(conversation, point)
+                limit = self._limits(conversation, "written").get(point)
+                if limit is None and len(values) == 1:
+                    typed = s7_read_points(item, 1)
+                    if typed is not None:
+                        point = typed[0]
+                        limit = self._limits(conversation, "read").get(point)
                 if limit is None:
                     continue
                 values = values[:MAX_VALUES_CHECKED]
                 if _all_within(values, limit[0], limit[1]):
                     continue
                 for value in values:
-                    self._value("ICS-5006", conversation, event, point, value, out)
+                    if isinstance(value, bool):
+                        value = int(value)
+                    elif not isinstance(value, (int, float)):
+                        continue
+                    if not limit[0] <= value <= limit[1]:
+                        self._out_of_range("ICS-5006", conversation, event, point, value, limit, out)
 
     def _new_target(self, conversation: Conversation, event: Any, target: str, out: Emitter) -> None:
         if not self.seen.first(("target", conversation.key, target)):
@@ -524,26 +535,25 @@ class BaselineDeviation(BaseDetector):
             self._s7_reads(conversation, event, out)
 
     def _s7_reads(self, conversation: Conversation, event: Any, out: Emitter) -> None:
-        # A READ_VAR answer: its items are the request's, its data items the values read.  As a
-        # write's, every value of an item is judged against the item's one point.
+        # A READ_VAR answer: its items are the request's, its data items the values read, each
+        # value judged against its element's point (``s7_read_points``).
         limits = self._limits(conversation, "read")
         if not limits:
             return
         data_items = event.data_items
         for index, item in enumerate(event.items[: len(data_items)]):
             values = data_items[index].get("values")
-            point = s7_value_point(item) if values else None
-            if point is None:
-                continue
-            limit = limits.get(point)
-            if limit is None:
+            if not values:
                 continue
             if len(values) > MAX_VALUES_CHECKED:
                 values = values[:MAX_VALUES_CHECKED]
-            if _all_within(values, limit[0], limit[1]):
+            points = s7_read_points(item, len(values))
+            if points is None:
                 continue
-            for value in values:
-                self._value("ICS-5007", conversation, event, point, value, out)
+            for point, value in zip(points, values, strict=True):
+                limit = limits.get(point)
+                if limit is not None and not _all_within((value,), limit[0], limit[1]):
+                    self._value("ICS-5007", conversation, event, point, value, out)
 
     def _modbus_reads(
         self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter

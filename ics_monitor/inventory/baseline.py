@@ -801,18 +801,34 @@ def s7_area(item: dict[str, Any]) -> str:
 # S7 areas whose values count by design (S7 counters and timers, IEC counters and timers): a
 # learned range says nothing of the next value.
 S7_COUNTING_AREAS: Final = frozenset({0x1C, 0x1D, 0x1E, 0x1F})
+# S7ANY transport sizes: BIT, and the byte-wide ones a block of mixed variables is read as.
+_S7_BIT: Final = 1
+_S7_BYTE_WIDE: Final = frozenset({2, 3})
 
 
-def s7_value_point(item: dict[str, Any]) -> str | None:
-    """The point an S7 item's values are learned and judged under (``DB3:8``), or None.
+def s7_read_points(item: dict[str, Any], count: int) -> list[str] | None:
+    """The points the ``count`` values read by an S7 item are learned and judged under, or None.
 
-    None for an item without a plain address (NCK, DBREAD, symbolic items would all share one
-    point) and for counters and timers.
+    One point per element, named by area, byte address (and bit) and type: ``DB3:8:INT``,
+    ``DB3:10:INT`` for two INTs from DB3.DBW8, ``FLAGS:103.2:BIT``.  A write is judged by the
+    range read at its address only with the same type.  None for an item without a plain address
+    (NCK, DBREAD, symbolic items), for counters and timers, and for more than one BYTE or CHAR (a
+    block read whole, its bytes parts of variables of other types).
     """
     address = item.get("address")
-    if not isinstance(address, int) or item.get("area") in S7_COUNTING_AREAS:
+    area = item.get("area")
+    size = item.get("transport_size")
+    if not isinstance(address, int) or area in S7_COUNTING_AREAS or not isinstance(size, int):
         return None
-    return f"{s7_area(item)}:{address}"
+    prefix = s7_area(item)
+    if size == _S7_BIT:
+        bit = item.get("bit") or 0
+        return [f"{prefix}:{address + (bit + i) // 8}.{(bit + i) % 8}:BIT" for i in range(count)]
+    width = S7_ELEMENT_SIZES.get(size)
+    if width is None or (size in _S7_BYTE_WIDE and count > 1):
+        return None
+    name = item.get("transport_size_name") or str(size)
+    return [f"{prefix}:{address + i * width}:{name}" for i in range(count)]
 
 
 def s7_item_span(item: dict[str, Any]) -> tuple[int, int] | None:
@@ -944,9 +960,9 @@ def _learn_s7(conversation: Conversation, event: Any, request: bool) -> None:
             read_items = event.data_items
             for index, item in enumerate(event.items[: len(read_items)]):
                 values = read_items[index].get("values")
-                point = s7_value_point(item) if values else None
-                if point is not None:
-                    for value in values:
+                points = s7_read_points(item, len(values)) if values else None
+                if points is not None:
+                    for point, value in zip(points, values, strict=True):
                         conversation.add_value("read", point, value)
         return
     if event.rosctr != 1 or not event.items:

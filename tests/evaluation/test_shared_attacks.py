@@ -198,10 +198,13 @@ def test_qut_unauthorized_s7_writes_against_the_hmi_baseline(capture: str) -> No
     run = run_captures([_shared(capture)], baseline=baseline)
     assert _fired(run, "ICS-5001", ip="10.10.10.66")
     assert _fired(run, "ICS-5002", client="10.10.10.66", server="10.10.10.10", protocol="s7comm")
-    # Each write puts a value the HMI never wrote nor read there into a flag: judged by the HMI's
-    # writes, or for the reset and stop flag (FLAGS:103, only ever read, 0 or 1) by its reads.
-    [value] = _fired(run, "ICS-5006", src_ip="10.10.10.66")
-    assert str(value.evidence["point"]).startswith("FLAGS:")
+    # Writes into a flag byte the HMI writes too are judged by what it wrote; the reset and stop
+    # flag byte (FLAGS:103) the HMI only reads bit by bit: no range of that type, ICS-5005 instead.
+    if "ConveyorBeltOff" in capture or "ChangeUpperThreshold" in capture:
+        [value] = _fired(run, "ICS-5006", src_ip="10.10.10.66")
+        assert str(value.evidence["point"]).startswith("FLAGS:")
+    else:
+        assert _fired(run, "ICS-5005", src_ip="10.10.10.66")
     assert not _fired(run, "ICS-5002", client="10.10.10.20")
 
 

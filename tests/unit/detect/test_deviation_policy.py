@@ -328,24 +328,33 @@ def test_dnp3_read_values_out_of_range_per_point() -> None:
     assert fired == ["g1:0", "g30:0"]
 
 
-def test_s7_read_values_learned_and_checked_per_item_address(tmp_path: Path) -> None:
-    """S7 READ_VAR answers: values learned per area and item address, out-of-range ones reported.
-
-    A write to an address only ever read is judged by the range it was read with, as for Modbus.
+def test_s7_read_values_learned_and_checked_per_element_and_type(tmp_path: Path) -> None:
+    """S7 READ_VAR answers: values learned per element (area, address, bit, type), out-of-range ones
+    reported.  A single value written where nothing was written while learning is judged by what
+    was read at its address as its type, as for Modbus.
     """
-    temperature = {
-        "area": 0x84,
-        "area_name": "DATA_BLOCK",
-        "db": 3,
-        "address": 8,
-        "length": 2,
-        "transport_size": 4,
-    }
-    flags = {"area": 0x83, "area_name": "FLAGS", "db": 0, "address": 0, "length": 1, "transport_size": 2}
-    items = (temperature, flags)
+
+    def item(area: int, name: str, address: int, size: int, size_name: str, length: int, **more: Any) -> Any:
+        return {
+            "area": area,
+            "area_name": name,
+            "db": more.get("db", 0),
+            "address": address,
+            "bit": more.get("bit", 0),
+            "length": length,
+            "transport_size": size,
+            "transport_size_name": size_name,
+        }
+
+    # Two INTs from DB3.DBW8, one flag bit M0.1, and a block of 20 bytes of DB4 (its bytes are
+    # parts of variables of other types: not learned).
+    ints = item(0x84, "DATA_BLOCK", 8, 5, "INT", 2, db=3)
+    bit = item(0x83, "FLAGS", 0, 1, "BIT", 1, bit=1)
+    block = item(0x84, "DATA_BLOCK", 0, 2, "BYTE", 20, db=4)
+    items = (ints, bit, block)
 
     def answer(frame: int, words: list[Any], flag: list[Any], ts: float = 1000.0) -> Any:
-        data_items = ({"return_code": 0xFF, "values": words}, {"return_code": 0xFF, "values": flag})
+        data_items = tuple({"return_code": 0xFF, "values": v} for v in (words, flag, list(range(20))))
         return s7(
             3, function_code=0x04, request=False, frame=frame, ts=ts, items=items, data_items=data_items
         )
@@ -353,14 +362,17 @@ def test_s7_read_values_learned_and_checked_per_item_address(tmp_path: Path) -> 
     learner = BaselineLearner()
     for i in range(10):
         learner.observe(s7(1, function_code=0x04, ts=1000.0 + i, frame=2 * i + 1, items=items))
-        learner.observe(answer(2 * i + 2, [200 + i, 210 - i], [i % 2], ts=1000.2 + i))
+        learner.observe(answer(2 * i + 2, [200 + i, -10 - i], [i % 2], ts=1000.2 + i))
     baseline = learner.baseline()
     [conversation] = baseline.conversations.values()
-    assert conversation.values[("read", "DB3:8")] == (200, 210)
-    assert conversation.values[("read", "FLAGS:0")] == (0, 1)
+    assert {point: bounds for (kind, point), bounds in conversation.values.items() if kind == "read"} == {
+        "DB3:8:INT": (200, 209),
+        "DB3:10:INT": (-19, -10),
+        "FLAGS:0.1:BIT": (0, 1),
+    }
     # The YAML an analyst reviews shows them, and reads back the same.
     (tmp_path / "baseline.yaml").write_text(baseline.to_yaml())
-    assert "DB3:8: [200, 210]" in baseline.to_yaml()
+    assert "DB3:8:INT: [200, 209]" in baseline.to_yaml()
     reloaded = Baseline.load(tmp_path / "baseline.yaml", keep_cache=False)
     assert reloaded.conversations[conversation.key].values == conversation.values
 
@@ -370,23 +382,32 @@ def test_s7_read_values_learned_and_checked_per_item_address(tmp_path: Path) -> 
         alerts = run(records, baseline=baseline, rules=rules)
         return sorted((a.evidence["point"], a.evidence["value"]) for a in alerts if a.rule_id == rule_id)
 
-    assert (
-        fired([s7(1, function_code=0x04, frame=100, items=items), answer(101, [205, 203], [1])], "ICS-5007")
-        == []
-    )
-    loud = [s7(1, function_code=0x04, frame=100, items=items), answer(101, [205, 900], [7])]
-    assert fired(loud, "ICS-5007") == [("DB3:8", 900), ("FLAGS:0", 7)]
+    request = s7(1, function_code=0x04, frame=100, items=items)
+    assert fired([request, answer(101, [205, -12], [1])], "ICS-5007") == []
+    assert fired([request, answer(101, [205, 900], [7])], "ICS-5007") == [
+        ("DB3:10:INT", 900),
+        ("FLAGS:0.1:BIT", 7),
+    ]
     # A failed item (no values) and an answer with fewer data items than items are not misread.
     short = {"return_code": 0x0A}
     partial = s7(3, function_code=0x04, request=False, frame=102, items=items, data_items=(short,))
     assert fired([partial], "ICS-5007") == []
 
+    # Writes: an INT to DB3.DBW8 by the read range of DB3:8:INT; a REAL there, or a byte into the
+    # block, have no range of their type to be judged by.
+    def write(target: Any, value: Any) -> Any:
+        return s7(1, function_code=0x05, frame=103, items=(target,), data_items=({"values": [value]},))
+
+    assert fired([write(item(0x84, "DATA_BLOCK", 8, 5, "INT", 1, db=3), 950)], "ICS-5006") == [
+        ("DB3:8:INT", 950)
+    ]
+    assert fired([write(item(0x84, "DATA_BLOCK", 8, 8, "REAL", 1, db=3), 950.5)], "ICS-5006") == []
+    assert fired([write(item(0x84, "DATA_BLOCK", 0, 2, "BYTE", 1, db=4), 250)], "ICS-5006") == []
+
     # Items without a plain address (NCK variables here) and counters are not learned: one NCK
     # variable read at 3-4 says nothing of another read at 2400, and counters count.
     spindle = ({"syntax_id": 0x82, "syntax": "NCK", "specification": "0a1b"},)
-    counter = (
-        {"area": 0x1C, "area_name": "COUNTER", "db": 0, "address": 0, "length": 1, "transport_size": 28},
-    )
+    counter = (item(0x1C, "COUNTER", 0, 28, "COUNTER", 1),)
     other = BaselineLearner()
     for i in range(10):
         for its, value in ((spindle, 3 + i % 2), (counter, 17 + i % 2)):
@@ -396,9 +417,6 @@ def test_s7_read_values_learned_and_checked_per_item_address(tmp_path: Path) -> 
                 s7(3, function_code=0x04, request=False, frame=4 * i + 2, items=its, data_items=data)
             )
     assert not any(kind == "read" for kind, _ in next(iter(other.baseline().conversations.values())).values)
-
-    write = s7(1, function_code=0x05, frame=103, items=(temperature,), data_items=({"values": [950]},))
-    assert fired([write], "ICS-5006") == [("DB3:8", 950)]
 
 
 def test_dnp3_repeated_objects_are_checked_again_after_an_out_of_range_one() -> None:
