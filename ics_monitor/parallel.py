@@ -308,20 +308,27 @@ def _work(
 def _read_check(checks: WorkerChecks | None) -> Callable[[Any], bool] | None:
     """``ReadCheck.passes`` over the baseline and rules of ``checks``, or None.
 
-    Loaded here while the parent loads the same files.  A file this worker cannot use gives no
-    check, not a failure, and so do files whose contents are not those of the digest taken before
-    the workers started (read before and after loading); the worker does not write the baseline's
+    Loaded by the first Modbus or DNP3 response the worker is asked about (``LazyReadCheck``):
+    the parent has loaded the same files by then.  A file this worker cannot use gives no check,
+    not a failure, and so do files whose contents are not those of the digest taken before the
+    workers started (read before and after loading); the worker does not write the baseline's
     cache (the parent may be writing it).
     """
-    if checks is None:
+    if checks is None or not checks[2]:
         return None
+    from ics_monitor.detect.deviation import LazyReadCheck
+
+    return LazyReadCheck(lambda: _load_read_check(checks)).passes
+
+
+def _load_read_check(checks: WorkerChecks) -> Any:
     from pathlib import Path
 
     from ics_monitor.detect.deviation import ReadCheck
     from ics_monitor.detect.rules import RuleSet
     from ics_monitor.inventory.baseline import Baseline
 
-    if not checks[2] or checks_digest(checks[0], checks[1]) != checks[2]:
+    if checks_digest(checks[0], checks[1]) != checks[2]:
         return None
     try:
         rules = RuleSet.load(None if checks[1] is None else Path(checks[1]))
@@ -330,7 +337,7 @@ def _read_check(checks: WorkerChecks | None) -> Callable[[Any], bool] | None:
         return None
     if checks_digest(checks[0], checks[1]) != checks[2]:
         return None
-    return ReadCheck(rules, baseline).passes
+    return ReadCheck(rules, baseline)
 
 
 def _summary(

@@ -859,6 +859,35 @@ class ReadCheck:
         return True
 
 
+class LazyReadCheck:
+    """A ``ReadCheck`` built when first needed: by the first Modbus or DNP3 response asked about.
+
+    Loading the baseline and rules costs a worker 0.4-0.7 s of the CPU it dissects with (11,900
+    conversations); a capture of other protocols never needs them.  ``load`` returns None when the
+    check cannot be had (the files changed, or do not load): every answer is then False.
+    """
+
+    def __init__(self, load: Callable[[], ReadCheck | None]) -> None:
+        self._load = load
+        self._check: ReadCheck | None = None
+        self._loaded = False
+
+    def passes(self, event: Any) -> bool:
+        """``ReadCheck.passes``, after loading it if this is the first response it applies to."""
+        check = self._check
+        if check is None:
+            if self._loaded:
+                return False
+            fields: dict[str, Any] = event.__dict__
+            if fields["event_type"] not in ("modbus", "dnp3") or fields.get("direction") != "response":
+                return False
+            self._loaded = True
+            check = self._check = self._load()
+            if check is None:
+                return False
+        return check.passes(event)
+
+
 def _point_value(point: dict[str, Any]) -> Any:
     return point.get("value")
 

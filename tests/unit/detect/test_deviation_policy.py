@@ -256,6 +256,28 @@ def test_read_check_passes_exactly_the_responses_the_analysis_finds_in_range() -
     assert ReadCheck(off, BASELINE).passes(_read_responses()[0]) is False
 
 
+def test_lazy_read_check_loads_by_the_first_modbus_or_dnp3_response_only() -> None:
+    from ics_monitor.detect.deviation import LazyReadCheck, ReadCheck
+
+    loads: list[int] = []
+
+    def load() -> ReadCheck:
+        loads.append(1)
+        return ReadCheck(RULES, BASELINE)
+
+    lazy = LazyReadCheck(load)
+    others = [s7(3, function_code=0x04, request=False), modbus(3, address=0, quantity=10), dnp3(1)]
+    assert [lazy.passes(r) for r in others] == [False, False, False] and loads == []
+    in_range = modbus(3, request=False, address=0, quantity=10, values=(50,) * 10)
+    out_of_range = modbus(3, request=False, address=0, quantity=10, values=(50,) * 9 + (80,))
+    assert [lazy.passes(in_range), lazy.passes(out_of_range), lazy.passes(in_range)] == [True, False, True]
+    assert loads == [1]
+    # A check that cannot be had (files changed): False, and not tried again.
+    failed: list[int] = []
+    unusable = LazyReadCheck(lambda: failed.append(1))  # type: ignore[arg-type,func-returns-value]
+    assert [unusable.passes(in_range), unusable.passes(in_range)] == [False, False] and failed == [1]
+
+
 def test_a_passed_response_is_not_checked_again_on_its_own_conversation_only() -> None:
     """The engine skips the read check of a response a worker passed, when the flow's
     conversation is the one the response's endpoints name; otherwise it checks as before."""

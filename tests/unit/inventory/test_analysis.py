@@ -344,12 +344,17 @@ def test_workers_check_read_values_only_for_an_enforcing_analysis(tmp_path: Path
         assert other.checks == checks and other.checked_engine is None  # kept as started, not counted
     unasked = build_analysis(Config(), Inventory(), mode=ENFORCE, baseline_path=baseline)
     assert unasked.checks is None and unasked.checked_engine is None
-    # The workers' own check: built for those contents only.
-    assert parallel._read_check(checks) is not None
-    assert parallel._read_check((checks[0], None, "0" * 64)) is None
+    # The workers' own check: loaded by the first Modbus or DNP3 response, for those contents only.
+    in_range = modbus(3, request=False, frame=4, address=0, quantity=2, values=(5, 6))
+    check = parallel._read_check(checks)
+    assert check is not None and check(modbus(3, frame=3, address=0, quantity=2)) is False
+    assert check(in_range) is True
+    assert parallel._load_read_check((checks[0], None, "0" * 64)) is None
     # The baseline rewritten after the workers started (a concurrent --learn): neither side counts it.
     baseline.write_text(baseline.read_text() + "\n")
-    assert parallel._read_check(checks) is None
+    assert parallel._load_read_check(checks) is None
+    late = parallel._read_check(checks)
+    assert late is not None and late(in_range) is False
     rewritten = build_analysis(
         Config(), Inventory(), mode=ENFORCE, baseline_path=baseline, rules_dir=None, worker_checks=checks
     )
