@@ -552,8 +552,14 @@ class BaselineDeviation(BaseDetector):
                 continue
             for point, value in zip(points, values, strict=True):
                 limit = limits.get(point)
-                if limit is not None and not _all_within((value,), limit[0], limit[1]):
-                    self._value("ICS-5007", conversation, event, point, value, out)
+                if limit is None:
+                    continue
+                try:
+                    if limit[0] <= value <= limit[1]:  # a NaN compares False: judged below
+                        continue
+                except TypeError:
+                    continue
+                self._value("ICS-5007", conversation, event, point, value, out)
 
     def _modbus_reads(
         self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter
@@ -921,6 +927,10 @@ def _within(values: Any, lows: tuple[float, ...], highs: tuple[float, ...]) -> b
 def _all_within(values: Any, low: float, high: float) -> bool:
     """``_within`` with one (low, high) for every value."""
     try:
+        if len(values) == 1:
+            # The common case (one variable written): one comparison, no builtin calls.  A NaN
+            # compares False; a string raises TypeError.
+            return bool(low <= values[0] <= high)
         if not values or min(values) < low or max(values) > high:
             return False
         return not math.isnan(sum(values))
