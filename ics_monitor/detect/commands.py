@@ -34,7 +34,16 @@ ACCEPTED: Final = "accepted"
 REFUSED: Final = "refused"
 _S7_ACKS: Final = (2, 3)  # ACK, ACK_DATA
 _DNP3_RESPONSE: Final = 129
-_DNP3_IIN_ERROR_NAMES: Final = ("NO_FUNC_CODE_SUPPORT", "OBJECT_UNKNOWN", "PARAMETER_ERROR")
+# A DNP3 answer refuses its request by an IIN2 error bit, or by ALREADY_EXECUTING (IIN2.4: the
+# outstation is still carrying out an earlier request of that kind and does not take this one).
+_DNP3_ALREADY_EXECUTING: Final = 0x0010
+_DNP3_REFUSALS: Final = DNP3_IIN_ERRORS | _DNP3_ALREADY_EXECUTING
+_DNP3_IIN_ERROR_NAMES: Final = (
+    "NO_FUNC_CODE_SUPPORT",
+    "OBJECT_UNKNOWN",
+    "PARAMETER_ERROR",
+    "ALREADY_EXECUTING",
+)
 _UMAS: Final = 90
 _UMAS_OK: Final = 0xFE
 # What pairs an answer with its request beside its frame (several requests may share a frame):
@@ -52,8 +61,9 @@ def answer(event: Any) -> tuple[dict[str, Any], str] | None:
     """What a response says of its request: (``evidence.outcome``, a sentence), or None.
 
     Refused: a Modbus exception or a UMAS (FC 90) status other than OK, DNP3 IIN2 error bits
-    (function not supported, object unknown, parameter error), an S7 error class in an
-    ACK/ACK_DATA header or an error code in a USERDATA response's parameters.  Accepted: a response of that kind without them.  None: not a response
+    (function not supported, object unknown, parameter error) or ALREADY_EXECUTING, an S7 error
+    class in an ACK/ACK_DATA header or an error code in a USERDATA response's parameters.
+    Accepted: a response of that kind without them.  None: not a response
     the protocol pairs with a request (a DNP3 unsolicited response, an S7 acknowledgement without
     data of another kind).
     """
@@ -74,7 +84,7 @@ def answer(event: Any) -> tuple[dict[str, Any], str] | None:
         if fields["function_code"] != _DNP3_RESPONSE:
             return None
         iin = fields["iin"] or 0
-        if iin & DNP3_IIN_ERRORS:
+        if iin & _DNP3_REFUSALS:
             code = iin
             names = [name for name in fields["iin_names"] or () if name in _DNP3_IIN_ERROR_NAMES]
             reason = ", ".join(names) or f"IIN 0x{iin:04x}"
@@ -507,7 +517,7 @@ class Dnp3Commands(BaseDetector):
         held = self.held.get(key)
         if held is None or not event.crc_ok:
             return
-        refused = bool((event.iin or 0) & DNP3_IIN_ERRORS)
+        refused = bool((event.iin or 0) & _DNP3_REFUSALS)
         sequence = event.sequence
         if event.request_function_code == DNP3_ENABLE_UNSOLICITED:
             classes = held.enabling.pop(sequence, None)

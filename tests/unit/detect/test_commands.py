@@ -127,6 +127,16 @@ def _what(alert: Any) -> str:
             {"result": "refused", "response_frame": 11, "code": 0x8001, "reason": "NO_FUNC_CODE_SUPPORT"},
             "The device refused it: NO_FUNC_CODE_SUPPORT (0x8001) in its answer (frame 11).",
         ),
+        # IIN2.4: a restart already under way; this one is not carried out.
+        (
+            dnp3(13, frame=10),
+            {
+                "record": dnp3(129, frame=11, request=False, iin=0x0010),
+                "iin_names": ("ALREADY_EXECUTING",),
+            },
+            {"result": "refused", "response_frame": 11, "code": 0x0010, "reason": "ALREADY_EXECUTING"},
+            "The device refused it: ALREADY_EXECUTING (0x0010) in its answer (frame 11).",
+        ),
         (
             modbus(8, sub_function=1, frame=10),
             {
