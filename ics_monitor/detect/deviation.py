@@ -423,27 +423,42 @@ class BaselineDeviation(BaseDetector):
                 values = data_items[index].get("values")
                 if not values:
                     continue
-                # Every value of an item is judged against the item's one written point; a single
-                # value never written there, against what was read at its address as its type.
+                # Every value of an item is judged against the item's one written point; values
+                # never written there, each against what was read at its element as its type.
+                values = values[:MAX_VALUES_CHECKED]
                 point = f"{area}:{item.get('address')}"
                 limit = self._limits(conversation, "written").get(point)
-                if limit is None and len(values) == 1:
-                    typed = s7_read_points(item, 1)
-                    if typed is not None:
-                        point = typed[0]
-                        limit = self._limits(conversation, "read").get(point)
-                if limit is None:
+                if limit is not None:
+                    if not _all_within(values, limit[0], limit[1]):
+                        for value in values:
+                            self._judged("ICS-5006", conversation, event, point, value, limit, out)
                     continue
-                values = values[:MAX_VALUES_CHECKED]
-                if _all_within(values, limit[0], limit[1]):
+                elements = s7_read_points(item, len(values))
+                if elements is None:
                     continue
-                for value in values:
-                    if isinstance(value, bool):
-                        value = int(value)
-                    elif not isinstance(value, (int, float)):
-                        continue
-                    if not limit[0] <= value <= limit[1]:
-                        self._out_of_range("ICS-5006", conversation, event, point, value, limit, out)
+                read = self._limits(conversation, "read")
+                for element, value in zip(elements, values, strict=True):
+                    limit = read.get(element)
+                    if limit is not None:
+                        self._judged("ICS-5006", conversation, event, element, value, limit, out)
+
+    def _judged(
+        self,
+        rule_id: str,
+        conversation: Conversation,
+        event: Any,
+        point: str,
+        value: Any,
+        limit: Limit,
+        out: Emitter,
+    ) -> None:
+        """``value`` (a bool as 0/1; not a number: not judged) reported when outside ``limit``."""
+        if isinstance(value, bool):
+            value = int(value)
+        elif not isinstance(value, (int, float)):
+            return
+        if not limit[0] <= value <= limit[1]:
+            self._out_of_range(rule_id, conversation, event, point, value, limit, out)
 
     def _new_target(self, conversation: Conversation, event: Any, target: str, out: Emitter) -> None:
         if not self.seen.first(("target", conversation.key, target)):

@@ -424,6 +424,15 @@ def test_s7_read_values_learned_and_checked_per_element_and_type(tmp_path: Path)
         ("DB3:8:INT", 950)
     ]
     assert fired([write(item(0x84, "DATA_BLOCK", 8, 8, "REAL", 1, db=3), 950.5)], "ICS-5006") == []
+    # Two INTs in one item: each judged by its own element's read range.
+    two = s7(
+        1,
+        function_code=0x05,
+        frame=104,
+        items=(item(0x84, "DATA_BLOCK", 8, 5, "INT", 2, db=3),),
+        data_items=({"values": [30_000, -15]},),
+    )
+    assert fired([two], "ICS-5006") == [("DB3:8:INT", 30_000)]
     assert fired([write(item(0x84, "DATA_BLOCK", 0, 2, "BYTE", 1, db=4), 250)], "ICS-5006") == []
 
     # Items without a plain address (NCK variables here) and counters are not learned: one NCK
