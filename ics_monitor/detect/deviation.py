@@ -496,17 +496,12 @@ class BaselineDeviation(BaseDetector):
     def _value(
         self, rule_id: str, conversation: Conversation, event: Any, point: str, value: Any, out: Emitter
     ) -> None:
-        if isinstance(value, bool):
-            value = int(value)
-        elif not isinstance(value, (int, float)):
-            return
         if rule_id == "ICS-5006":
             limit = self._written_limit(conversation, point)
         else:
             limit = self._limits(conversation, "read").get(point)
-        if limit is None or limit[0] <= value <= limit[1]:
-            return
-        self._out_of_range(rule_id, conversation, event, point, value, limit, out)
+        if limit is not None:
+            self._judged(rule_id, conversation, event, point, value, limit, out)
 
     def _out_of_range(
         self,

@@ -27,7 +27,7 @@ few times the threshold; each detector reads its thresholds from its rule's ``pa
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Final
 
 from ics_monitor.core.addresses import ip_sort_key
@@ -210,6 +210,21 @@ Report = tuple[str, str, int, dict[str, Any], dict[str, Any] | None, dict[str, A
 _HOST_ONLY: Final = {"dst_ip": None, "dst_port": None, "flow_id": None, "src_port": None}
 
 
+def _send(emit: Callable[..., None], found: Report, ts: float, source: Any) -> None:
+    """A sweep's alert through ``Emitter.fire`` or ``Emitter.widen``."""
+    rule_id, alert_key, frame, evidence, fields, endpoints = found
+    emit(
+        rule_id,
+        alert_key,
+        ts=ts,
+        frames=(frame,),
+        source=source,
+        evidence=evidence,
+        fields=fields,
+        endpoints=endpoints,
+    )
+
+
 class _Sweep(BaseDetector):
     """A detector over ``WindowedSets``: its rule fires when a key's set reaches the threshold.
 
@@ -229,17 +244,7 @@ class _Sweep(BaseDetector):
         found = self.report(key, start, values, source)
         if found is None:
             return False
-        rule_id, alert_key, frame, evidence, fields, endpoints = found
-        out.fire(
-            rule_id,
-            alert_key,
-            ts=ts,
-            frames=(frame,),
-            source=source,
-            evidence=evidence,
-            fields=fields,
-            endpoints=endpoints,
-        )
+        _send(out.fire, found, ts, source)
         return True
 
     # The evidence field that counts what the alert names.
@@ -258,20 +263,10 @@ class _Sweep(BaseDetector):
             found = self.report(key, start, values, source)
             if found is None:
                 continue
-            rule_id, alert_key, frame, evidence, fields, endpoints = found
-            current = out.open_alert(rule_id, alert_key, ts)
-            if current is not None and self.scope(evidence) <= self.scope(current.evidence):
+            current = out.open_alert(found[0], found[1], ts)
+            if current is not None and self.scope(found[3]) <= self.scope(current.evidence):
                 continue
-            out.widen(
-                rule_id,
-                alert_key,
-                ts=ts,
-                frames=(frame,),
-                source=source,
-                evidence=evidence,
-                fields=fields,
-                endpoints=endpoints,
-            )
+            _send(out.widen, found, ts, source)
 
 
 class ModbusUnitSweep(_Sweep):
