@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import struct
 from collections.abc import Callable
 from operator import gt, itemgetter, lt
 from typing import Any, Final
@@ -42,6 +43,7 @@ from ics_monitor.inventory.baseline import (
     MODBUS_READ_TABLES,
     MODBUS_WRITE_TABLES,
     POLL_WINDOW,
+    S7_COUNTING_AREAS,
     S7_READ_VAR,
     S7_WRITE_VAR,
     TABLE_ABBREVIATIONS,
@@ -433,10 +435,14 @@ class BaselineDeviation(BaseDetector):
                         for value in values:
                             self._judged("ICS-5006", conversation, event, point, value, limit, out)
                     continue
+                read = self._limits(conversation, "read")
+                typed = _bytes_as_read(item, values, read)
+                if typed is not None:
+                    self._judged("ICS-5006", conversation, event, typed[0], typed[1], typed[2], out)
+                    continue
                 elements = s7_read_points(item, len(values))
                 if elements is None:
                     continue
-                read = self._limits(conversation, "read")
                 for element, value in zip(elements, values, strict=True):
                     limit = read.get(element)
                     if limit is not None:
@@ -902,6 +908,40 @@ class LazyReadCheck:
             if check is None:
                 return False
         return check.passes(event)
+
+
+# S7ANY types a block of 2 or 4 written bytes may be read as: (type name, struct format).
+_S7_TYPES_OF_WIDTH: Final = {
+    2: (("INT", ">h"), ("WORD", ">H")),
+    4: (("REAL", ">f"), ("DINT", ">i"), ("DWORD", ">I")),
+}
+
+
+def _bytes_as_read(item: dict[str, Any], values: Any, read: PointLimits) -> tuple[str, Any, Limit] | None:
+    """A BYTE write of 2 or 4 bytes where one variable of that width was read: (point, value, limit).
+
+    Clients such as snap7's write a variable as its bytes (REAL 35.0 as 66, 12, 0, 0); the
+    variable's type is what was read at that address while learning, when exactly one type of
+    that width was.  None otherwise (judged byte by byte, or not at all).
+    """
+    if item.get("transport_size") != 2 or len(values) not in _S7_TYPES_OF_WIDTH:
+        return None
+    address = item.get("address")
+    if not isinstance(address, int) or item.get("area") in S7_COUNTING_AREAS:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in values):
+        return None
+    found: tuple[str, Any, Limit] | None = None
+    prefix = f"{s7_area(item)}:{address}:"
+    for name, layout in _S7_TYPES_OF_WIDTH[len(values)]:
+        point = prefix + name
+        limit = read.get(point)
+        if limit is None:
+            continue
+        if found is not None:
+            return None  # read as two types of that width: which one is meant is unknown
+        found = (point, struct.unpack(layout, bytes(values))[0], limit)
+    return found
 
 
 def _point_value(point: dict[str, Any]) -> Any:

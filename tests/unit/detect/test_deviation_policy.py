@@ -450,6 +450,56 @@ def test_s7_read_values_learned_and_checked_per_element_and_type(tmp_path: Path)
     assert not any(kind == "read" for kind, _ in next(iter(other.baseline().conversations.values())).values)
 
 
+def test_s7_bytes_written_where_one_variable_was_read_are_judged_as_that_variable() -> None:
+    """A snap7-style client writes REAL 35.0 as its four bytes where the HMI reads a REAL 40.0."""
+    import struct
+
+    def item(address: int, size: int, name: str, length: int) -> Any:
+        return {
+            "area": 0x83,
+            "area_name": "FLAGS",
+            "db": 0,
+            "address": address,
+            "bit": 0,
+            "length": length,
+            "transport_size": size,
+            "transport_size_name": name,
+        }
+
+    threshold, counter = item(8, 8, "REAL", 1), item(20, 5, "INT", 1)
+    learner = BaselineLearner()
+    for i in range(10):
+        reads = (threshold, counter)
+        learner.observe(s7(1, function_code=0x04, ts=1000.0 + i, frame=2 * i + 1, items=reads))
+        data = ({"values": [40.0]}, {"values": [500 + i]})
+        learner.observe(
+            s7(
+                3,
+                function_code=0x04,
+                request=False,
+                ts=1000.2 + i,
+                frame=2 * i + 2,
+                items=reads,
+                data_items=data,
+            )
+        )
+    baseline = learner.baseline()
+    rules = _unthrottled(RULES, "ICS-5006")
+
+    def fired(target: Any, raw: bytes) -> list[tuple[str, Any]]:
+        write = s7(1, function_code=0x05, frame=100, items=(target,), data_items=({"values": list(raw)},))
+        alerts = run([write], baseline=baseline, rules=rules)
+        return [(a.evidence["point"], a.evidence["value"]) for a in alerts if a.rule_id == "ICS-5006"]
+
+    assert fired(item(8, 2, "BYTE", 4), struct.pack(">f", 35.0)) == [("FLAGS:8:REAL", 35.0)]
+    assert fired(item(8, 2, "BYTE", 4), struct.pack(">f", 40.0)) == []
+    assert fired(item(20, 2, "BYTE", 2), struct.pack(">h", 30_000)) == [("FLAGS:20:INT", 30_000)]
+    assert fired(item(20, 2, "BYTE", 2), struct.pack(">h", 505)) == []
+    # Three bytes, or bytes where nothing of that width was read: not judged.
+    assert fired(item(8, 2, "BYTE", 3), b"\x42\x0c\x00") == []
+    assert fired(item(30, 2, "BYTE", 4), struct.pack(">f", 35.0)) == []
+
+
 def test_dnp3_repeated_objects_are_checked_again_after_an_out_of_range_one() -> None:
     """Every response is checked on its own: a repeat of an out-of-range object fires again."""
 
