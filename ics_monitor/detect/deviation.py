@@ -13,7 +13,8 @@ lookup however many rules are on:
 * ICS-5006 written value outside its learned range (plus a margin), or, for a point never written
   while learning, outside the range it was read with.
 * ICS-5007 read/reported value outside its learned range (plus a wider margin): Modbus read
-  answers, DNP3 responses' points, S7 READ_VAR answers (per item address, as writes).
+  answers, DNP3 responses' points, S7 READ_VAR answers (per element and type,
+  ``s7_read_points``).
 * ICS-5008 polling interval drift: the recent median interval of a learned recurring request moved
   away from the learned median by more than the tolerance.
 
@@ -43,7 +44,6 @@ from ics_monitor.inventory.baseline import (
     MODBUS_READ_TABLES,
     MODBUS_WRITE_TABLES,
     POLL_WINDOW,
-    S7_COUNTING_AREAS,
     S7_READ_VAR,
     S7_WRITE_VAR,
     TABLE_ABBREVIATIONS,
@@ -568,14 +568,8 @@ class BaselineDeviation(BaseDetector):
                 continue
             for point, value in zip(points, values, strict=True):
                 limit = limits.get(point)
-                if limit is None:
-                    continue
-                try:
-                    if limit[0] <= value <= limit[1]:  # a NaN compares False: judged below
-                        continue
-                except TypeError:
-                    continue
-                self._value("ICS-5007", conversation, event, point, value, out)
+                if limit is not None:
+                    self._judged("ICS-5007", conversation, event, point, value, limit, out)
 
     def _modbus_reads(
         self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter
@@ -910,10 +904,10 @@ class LazyReadCheck:
         return check.passes(event)
 
 
-# S7ANY types a block of 2 or 4 written bytes may be read as: (type name, struct format).
+# S7ANY types a block of 2 or 4 written bytes may be read as: (transport size, name, struct format).
 _S7_TYPES_OF_WIDTH: Final = {
-    2: (("INT", ">h"), ("WORD", ">H")),
-    4: (("REAL", ">f"), ("DINT", ">i"), ("DWORD", ">I")),
+    2: ((5, "INT", ">h"), (4, "WORD", ">H")),
+    4: ((8, "REAL", ">f"), (7, "DINT", ">i"), (6, "DWORD", ">I")),
 }
 
 
@@ -926,15 +920,15 @@ def _bytes_as_read(item: dict[str, Any], values: Any, read: PointLimits) -> tupl
     """
     if item.get("transport_size") != 2 or len(values) not in _S7_TYPES_OF_WIDTH:
         return None
-    address = item.get("address")
-    if not isinstance(address, int) or item.get("area") in S7_COUNTING_AREAS:
-        return None
     if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in values):
         return None
     found: tuple[str, Any, Limit] | None = None
-    prefix = f"{s7_area(item)}:{address}:"
-    for name, layout in _S7_TYPES_OF_WIDTH[len(values)]:
-        point = prefix + name
+    for size, name, layout in _S7_TYPES_OF_WIDTH[len(values)]:
+        # The point a read of that type at the item's address was learned under.
+        points = s7_read_points({**item, "transport_size": size, "transport_size_name": name}, 1)
+        if points is None:
+            return None  # no plain address, or a counter or timer
+        point = points[0]
         limit = read.get(point)
         if limit is None:
             continue

@@ -228,12 +228,26 @@ def _send(emit: Callable[..., None], found: Report, ts: float, source: Any) -> N
 class _Sweep(BaseDetector):
     """A detector over ``WindowedSets``: its rule fires when a key's set reaches the threshold.
 
-    While the sweep goes on, the alert widens (``Emitter.widen``) once per clock tick in which its
-    set grew: the analyst sees the whole scope (every unit id, port or address probed), not the
-    first few that crossed the threshold.  Subclasses say what the alert says (``report``).
+    While the sweep goes on, the alert widens (``Emitter.widen``) at the clock ticks its set has
+    grown enough by (``WindowedSets.take_grown``): the analyst sees the whole scope (every unit id,
+    port or address probed), not the first few that crossed the threshold.  Subclasses say what
+    the alert says (``report``).
     """
 
     wants_time = True
+    sets: WindowedSets
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """A clock tick: the alerts of the sets grown enough since last reported (``widen_all``)."""
+        self.widen_all(out, ts)
+
+    def finish(self, out: Emitter) -> None:
+        """The end: the alerts of every set grown since last reported."""
+        self.widen_all(out, None)
+
+    def widen_all(self, out: Emitter, now: float | None) -> None:
+        """``widen`` over the detector's sets (``sets``; a detector with others says which)."""
+        self.widen(self.sets, out, now)
 
     def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
         """The alert of ``key``'s set, or None when it is not one (yet)."""
@@ -303,14 +317,6 @@ class ModbusUnitSweep(_Sweep):
         fields = {"unit_spans": spans(unit for unit in values if isinstance(unit, int))}
         return "ICS-3001", f"{key[0]}>{key[1]}", source.frame, evidence, fields, None
 
-    def advance(self, ts: float, out: Emitter) -> None:
-        """See ``_Sweep``."""
-        self.widen(self.sets, out, ts)
-
-    def finish(self, out: Emitter) -> None:
-        """See ``_Sweep``."""
-        self.widen(self.sets, out, None)
-
 
 # ICS-3002's reasons as the explanation words them.
 _SWEEP_HOW: Final = {
@@ -377,15 +383,8 @@ class ModbusFunctionSweep(_Sweep):
             int(evidence.get("distinct_function_codes") or len(evidence.get("function_codes") or ())),
         )
 
-    def advance(self, ts: float, out: Emitter) -> None:
+    def widen_all(self, out: Emitter, now: float | None) -> None:
         """See ``_Sweep``: refused codes widen the alert only while the codes tried are below theirs."""
-        self._widen_both(out, ts)
-
-    def finish(self, out: Emitter) -> None:
-        """See ``_Sweep``."""
-        self._widen_both(out, None)
-
-    def _widen_both(self, out: Emitter, now: float | None) -> None:
         self.widen(self.tried, out, now)
         tried = self.tried.states
         refused = self.refused.grown
@@ -435,14 +434,6 @@ class DeviceIdEnumeration(_Sweep):
             "window_start": start,
         }
         return "ICS-3003", str(key), source.frame, evidence, None, None
-
-    def advance(self, ts: float, out: Emitter) -> None:
-        """See ``_Sweep``."""
-        self.widen(self.sets, out, ts)
-
-    def finish(self, out: Emitter) -> None:
-        """See ``_Sweep``."""
-        self.widen(self.sets, out, None)
 
 
 class S7SzlEnumeration(_Sweep):
@@ -513,14 +504,6 @@ class S7SzlEnumeration(_Sweep):
         }
         return "ICS-3004", f"{client}>{server}", source.frame, evidence, None, None
 
-    def advance(self, ts: float, out: Emitter) -> None:
-        """See ``_Sweep``."""
-        self.widen(self.sets, out, ts)
-
-    def finish(self, out: Emitter) -> None:
-        """See ``_Sweep``."""
-        self.widen(self.sets, out, None)
-
 
 class Dnp3AddressSweep(_Sweep):
     """ICS-3005: requests to many DNP3 link addresses from one host."""
@@ -553,14 +536,6 @@ class Dnp3AddressSweep(_Sweep):
             "window_start": start,
         }
         return "ICS-3005", str(key), source.frame, evidence, {"address_spans": spans(addresses)}, None
-
-    def advance(self, ts: float, out: Emitter) -> None:
-        """See ``_Sweep``."""
-        self.widen(self.sets, out, ts)
-
-    def finish(self, out: Emitter) -> None:
-        """See ``_Sweep``."""
-        self.widen(self.sets, out, None)
 
 
 class _PortProbes(_Sweep):
@@ -610,14 +585,6 @@ class _PortProbes(_Sweep):
             "window_start": start,
         }
         return self.rule_id, str(key), source.first_frame, evidence, None, _HOST_ONLY
-
-    def advance(self, ts: float, out: Emitter) -> None:
-        """See ``_Sweep``."""
-        self.widen(self.sets, out, ts)
-
-    def finish(self, out: Emitter) -> None:
-        """See ``_Sweep``."""
-        self.widen(self.sets, out, None)
 
 
 class OtPortScan(_PortProbes):
@@ -724,14 +691,6 @@ class IcmpSweep(_Sweep):
             "window_start": start,
         }
         return "ICS-3010", str(key), source.first_frame, evidence, {"window": f"{self.window:g}"}, _HOST_ONLY
-
-    def advance(self, ts: float, out: Emitter) -> None:
-        """See ``_Sweep``."""
-        self.widen(self.sets, out, ts)
-
-    def finish(self, out: Emitter) -> None:
-        """See ``_Sweep``."""
-        self.widen(self.sets, out, None)
 
 
 # Port services whose protocol this tool decodes: a flow to one of them is expected to decode as it.
