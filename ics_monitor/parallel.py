@@ -69,6 +69,7 @@ from ics_monitor.capture import open_captures
 from ics_monitor.capture.live import open_fanout, stop_on_signals
 from ics_monitor.capture.ring import DEFAULT_RING_SIZE
 from ics_monitor.config import Config
+from ics_monitor.core.collector import YOUNG_THRESHOLD
 from ics_monitor.core.errors import CaptureError, IcsMonitorError
 from ics_monitor.dissect import Registry
 from ics_monitor.pipeline import Pipeline, RunStats, WorkerChecks, checks_digest
@@ -247,7 +248,7 @@ def _worker_main(
     # kills: a worker forked from the CLI would inherit its handler that turns it into Ctrl-C).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    gc.set_threshold(50_000, 10, 10)  # as the CLI's main process (see cli.app.main)
+    gc.set_threshold(YOUNG_THRESHOLD, 10, 10)  # as the CLI's main process (``core.collector``)
     tune_allocator()
     try:
         pipeline = Pipeline(spec.config, spec.registry, dissect=spec.dissect)

@@ -6,7 +6,6 @@ User errors are one line on stderr and exit code 2; a traceback only with ``--de
 from __future__ import annotations
 
 import contextlib
-import gc
 import math
 import os
 import re
@@ -40,6 +39,7 @@ from ics_monitor.cli.render import (
     render_flow_table,
 )
 from ics_monitor.config import AnalysisConfig, Config, DissectConfig
+from ics_monitor.core.collector import tune_collector
 from ics_monitor.core.errors import ConfigError, IcsMonitorError
 from ics_monitor.dissect import default_registry
 from ics_monitor.health import LiveOperations, detection_loader, reload_on_sighup
@@ -1273,9 +1273,8 @@ def main() -> None:
     """Console-script entry point: run the app, turning known errors into one line."""
     # Every packet allocates records, tuples and dicts that reference counting frees; the cyclic
     # collector, run every 700 allocations by default, found nothing to free and cost 5-6% of
-    # dissect's CPU.  Run it less often, and never over what startup loaded (modules, rules).
-    gc.freeze()
-    gc.set_threshold(50_000, 10, 10)
+    # dissect's CPU.  Run it far less often, and never over what startup loaded (modules, rules).
+    tune_collector()
     stale = compiled.stale()
     if stale:
         # An in-place build (make compiled) hides later edits of these sources: say so, once.
