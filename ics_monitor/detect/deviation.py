@@ -11,10 +11,10 @@ lookup however many rules are on:
 * ICS-5005 write to an address or point never written (Modbus unit/table ranges, DNP3 point ranges
   per function and group, S7 areas and DBs).
 * ICS-5006 written value outside its learned range (plus a margin), or, for a point never written
-  while learning, outside the range it was read with.
+  while learning, outside the range it was read with.  S7 writes as the values they set
+  (``_s7_written``: typed elements, bytes decoded as the variable or the flag bits learned there).
 * ICS-5007 read/reported value outside its learned range (plus a wider margin): Modbus read
-  answers, DNP3 responses' points, S7 READ_VAR answers (per element and type,
-  ``s7_read_points``).
+  answers, DNP3 responses' points, S7 READ_VAR answers (per element and type, ``s7_points``).
 * ICS-5008 polling interval drift: the recent median interval of a learned recurring request moved
   away from the learned median by more than the tolerance.
 
@@ -61,7 +61,7 @@ from ics_monitor.inventory.baseline import (
     request_signature,
     s7_area,
     s7_item_span,
-    s7_read_points,
+    s7_points,
 )
 
 MAX_FLOWS: Final = 65_536
@@ -423,30 +423,15 @@ class BaselineDeviation(BaseDetector):
                 self._new_target(conversation, event, f"{area} {span[0]}-{span[1]}", out)
             if self.check_written_values and index < len(data_items):
                 values = data_items[index].get("values")
-                if not values:
-                    continue
-                # Every value of an item is judged against the item's one written point; values
-                # never written there, each against what was read at its element as its type.
-                values = values[:MAX_VALUES_CHECKED]
-                point = f"{area}:{item.get('address')}"
-                limit = self._limits(conversation, "written").get(point)
-                if limit is not None:
-                    if not _all_within(values, limit[0], limit[1]):
-                        for value in values:
-                            self._judged("ICS-5006", conversation, event, point, value, limit, out)
-                    continue
-                read = self._limits(conversation, "read")
-                typed = _bytes_as_read(item, values, read)
-                if typed is not None:
-                    self._judged("ICS-5006", conversation, event, typed[0], typed[1], typed[2], out)
-                    continue
-                elements = s7_read_points(item, len(values))
-                if elements is None:
-                    continue
-                for element, value in zip(elements, values, strict=True):
-                    limit = read.get(element)
-                    if limit is not None:
-                        self._judged("ICS-5006", conversation, event, element, value, limit, out)
+                if values:
+                    judged = _s7_written(
+                        item,
+                        values[:MAX_VALUES_CHECKED],
+                        self._limits(conversation, "written"),
+                        self._limits(conversation, "read"),
+                    )
+                    for point, value, limit in judged:
+                        self._judged("ICS-5006", conversation, event, point, value, limit, out)
 
     def _judged(
         self,
@@ -552,7 +537,7 @@ class BaselineDeviation(BaseDetector):
 
     def _s7_reads(self, conversation: Conversation, event: Any, out: Emitter) -> None:
         # A READ_VAR answer: its items are the request's, its data items the values read, each
-        # value judged against its element's point (``s7_read_points``).
+        # value judged against its element's point (``s7_points``).
         limits = self._limits(conversation, "read")
         if not limits:
             return
@@ -563,7 +548,7 @@ class BaselineDeviation(BaseDetector):
                 continue
             if len(values) > MAX_VALUES_CHECKED:
                 values = values[:MAX_VALUES_CHECKED]
-            points = s7_read_points(item, len(values))
+            points = s7_points(item, len(values))
             if points is None:
                 continue
             for point, value in zip(points, values, strict=True):
@@ -904,6 +889,9 @@ class LazyReadCheck:
         return check.passes(event)
 
 
+# S7ANY transport sizes: BIT and BYTE.
+_S7_BIT: Final = 1
+_S7_BYTE: Final = 2
 # S7ANY types a block of 2 or 4 written bytes may be read as: (transport size, name, struct format).
 _S7_TYPES_OF_WIDTH: Final = {
     2: ((5, "INT", ">h"), (4, "WORD", ">H")),
@@ -911,31 +899,111 @@ _S7_TYPES_OF_WIDTH: Final = {
 }
 
 
-def _bytes_as_read(item: dict[str, Any], values: Any, read: PointLimits) -> tuple[str, Any, Limit] | None:
-    """A BYTE write of 2 or 4 bytes where one variable of that width was read: (point, value, limit).
+def _s7_written(
+    item: dict[str, Any], values: Any, written: PointLimits, read: PointLimits
+) -> list[tuple[str, Any, Limit]]:
+    """What the values of an S7 write item are judged by: (point, value, limit) each.
 
-    Clients such as snap7's write a variable as its bytes (REAL 35.0 as 66, 12, 0, 0); the
-    variable's type is what was read at that address while learning, when exactly one type of
-    that width was.  None otherwise (judged byte by byte, or not at all).
+    In this order, the first that applies:
+
+    1. every element written while learning (``s7_points``: ``DB1:8:REAL``): by its written range;
+    2. 2 or 4 BYTEs where one variable of that width was written, else read, at the address:
+       decoded as that variable (clients such as snap7's write REAL 35.0 as 66, 12, 0, 0);
+    3. one BYTE where bits of it were written or read (a flag byte): bit by bit, each by its
+       written range, else its read range;
+    4. the range written at the item's address as a whole (a block of bytes; and baselines
+       learned before S7 written values were typed);
+    5. each element by its written, else read, range of the same type.
     """
-    if item.get("transport_size") != 2 or len(values) not in _S7_TYPES_OF_WIDTH:
-        return None
-    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in values):
+    elements = s7_points(item, len(values))
+    judged: list[tuple[str, Any, Limit]] = []
+    if elements is not None:
+        for element, value in zip(elements, values, strict=True):
+            limit = written.get(element)
+            if limit is None:
+                judged.clear()
+                break
+            judged.append((element, value, limit))
+        if judged:
+            return judged
+    for learned in (written, read):
+        decoded = _bytes_as_variable(item, values, learned)
+        if decoded is not None:
+            return [decoded]
+    bits = _byte_as_bits(item, values, written, read)
+    if bits:
+        return bits
+    whole = f"{s7_area(item)}:{item.get('address')}"
+    limit = written.get(whole)
+    if limit is not None:
+        return [(whole, value, limit) for value in values]
+    if elements is not None:
+        for element, value in zip(elements, values, strict=True):
+            limit = written.get(element)
+            if limit is None:
+                limit = read.get(element)
+            if limit is not None:
+                judged.append((element, value, limit))
+    return judged
+
+
+def _raw_bytes(item: dict[str, Any], values: Any, count: int) -> bool:
+    """Whether ``values`` are ``count`` bytes written as BYTEs."""
+    return (
+        item.get("transport_size") == _S7_BYTE
+        and len(values) == count
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in values)
+    )
+
+
+def _bytes_as_variable(
+    item: dict[str, Any], values: Any, learned: PointLimits
+) -> tuple[str, Any, Limit] | None:
+    """A write of 2 or 4 BYTEs where one variable of that width was learned: (point, value, limit).
+
+    The variable's type is the one learned at the item's address, when exactly one type of that
+    width was.  None otherwise.
+    """
+    if len(values) not in _S7_TYPES_OF_WIDTH or not _raw_bytes(item, values, len(values)):
         return None
     found: tuple[str, Any, Limit] | None = None
     for size, name, layout in _S7_TYPES_OF_WIDTH[len(values)]:
-        # The point a read of that type at the item's address was learned under.
-        points = s7_read_points({**item, "transport_size": size, "transport_size_name": name}, 1)
+        # The point a value of that type at the item's address is learned under.
+        points = s7_points({**item, "transport_size": size, "transport_size_name": name}, 1)
         if points is None:
             return None  # no plain address, or a counter or timer
         point = points[0]
-        limit = read.get(point)
+        limit = learned.get(point)
         if limit is None:
             continue
         if found is not None:
-            return None  # read as two types of that width: which one is meant is unknown
+            return None  # learned as two types of that width: which one is meant is unknown
         found = (point, struct.unpack(layout, bytes(values))[0], limit)
     return found
+
+
+def _byte_as_bits(
+    item: dict[str, Any], values: Any, written: PointLimits, read: PointLimits
+) -> list[tuple[str, int, Limit]]:
+    """One BYTE written over a byte whose bits were learned: (bit point, bit, limit) per learned bit.
+
+    An HMI sets and reads single flag bits; a write of the whole byte sets all eight.  Each bit
+    is judged by what was written to it, else by what was read from it.
+    """
+    if not _raw_bytes(item, values, 1):
+        return []
+    bits = s7_points({**item, "transport_size": _S7_BIT, "bit": 0}, 8)
+    if bits is None:
+        return []
+    judged: list[tuple[str, int, Limit]] = []
+    byte: int = values[0]
+    for position, point in enumerate(bits):
+        limit = written.get(point)
+        if limit is None:
+            limit = read.get(point)
+        if limit is not None:
+            judged.append((point, byte >> position & 1, limit))
+    return judged
 
 
 def _point_value(point: dict[str, Any]) -> Any:

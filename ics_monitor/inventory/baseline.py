@@ -806,14 +806,15 @@ _S7_BIT: Final = 1
 _S7_BYTE_WIDE: Final = frozenset({2, 3})
 
 
-def s7_read_points(item: dict[str, Any], count: int) -> list[str] | None:
-    """The points the ``count`` values read by an S7 item are learned and judged under, or None.
+def s7_points(item: dict[str, Any], count: int) -> list[str] | None:
+    """The points the ``count`` values an S7 item reads or writes are learned and judged under, or None.
 
     One point per element, named by area, byte address (and bit) and type: ``DB3:8:INT``,
-    ``DB3:10:INT`` for two INTs from DB3.DBW8, ``FLAGS:103.2:BIT``.  A write is judged by the
-    range read at its address only with the same type.  None for an item without a plain address
-    (NCK, DBREAD, symbolic items), for counters and timers, and for more than one BYTE or CHAR (a
-    block read whole, its bytes parts of variables of other types).
+    ``DB3:10:INT`` for two INTs from DB3.DBW8, ``FLAGS:103.2:BIT``: values read and written are
+    learned under the same names, so a write never made while learning is judged by the range read
+    there, and only with the same type.  None for an item without a plain address (NCK, DBREAD,
+    symbolic items), for counters and timers, and for more than one BYTE or CHAR (a block moved
+    whole, its bytes parts of variables of other types).
     """
     address = item.get("address")
     area = item.get("area")
@@ -960,7 +961,7 @@ def _learn_s7(conversation: Conversation, event: Any, request: bool) -> None:
             read_items = event.data_items
             for index, item in enumerate(event.items[: len(read_items)]):
                 values = read_items[index].get("values")
-                points = s7_read_points(item, len(values)) if values else None
+                points = s7_points(item, len(values)) if values else None
                 if points is not None:
                     for point, value in zip(points, values, strict=True):
                         conversation.add_value("read", point, value)
@@ -981,8 +982,16 @@ def _learn_s7(conversation: Conversation, event: Any, request: bool) -> None:
         area = s7_area(item)
         conversation.add_range(conversation.s7, (kind, area), span[0], span[1])
         if kind == "write" and index < len(data_items):
-            for value in data_items[index].get("values") or ():
-                conversation.add_value("written", f"{area}:{item.get('address')}", value)
+            values = data_items[index].get("values")
+            if not values:
+                continue
+            # Element by element and typed, as values read (``s7_points``); a block of bytes,
+            # whose variables' types the write does not say, as one range at its address.
+            points = s7_points(item, len(values))
+            if points is None:
+                points = [f"{area}:{item.get('address')}"] * len(values)
+            for point, value in zip(points, values, strict=True):
+                conversation.add_value("written", point, value)
 
 
 # -- learner -----------------------------------------------------------------------------------------------

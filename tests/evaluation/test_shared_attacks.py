@@ -198,13 +198,20 @@ def test_qut_unauthorized_s7_writes_against_the_hmi_baseline(capture: str) -> No
     run = run_captures([_shared(capture)], baseline=baseline)
     assert _fired(run, "ICS-5001", ip="10.10.10.66")
     assert _fired(run, "ICS-5002", client="10.10.10.66", server="10.10.10.10", protocol="s7comm")
-    # Writes into a flag byte the HMI writes too are judged by what it wrote; the reset and stop
-    # flag byte (FLAGS:103) the HMI only reads bit by bit: no range of that type, ICS-5005 instead.
-    if "ConveyorBeltOff" in capture or "ChangeUpperThreshold" in capture:
-        [value] = _fired(run, "ICS-5006", src_ip="10.10.10.66")
-        assert str(value.evidence["point"]).startswith("FLAGS:")
-    else:
-        assert _fired(run, "ICS-5005", src_ip="10.10.10.66")
+    # Each attack's write judged by what the HMI wrote or read there, as its type: the threshold's
+    # four bytes as the REAL the HMI writes (40.0; the attack writes 35.0), the whole flag bytes
+    # bit by bit against the bits the HMI reads (each set bit was only ever read as 0).
+    expected = {
+        "ConveyorBeltOff": ("FLAGS:102.1:BIT", 1),
+        "ChangeUpperThreshold": ("FLAGS:8:REAL", 35.0),
+        "GlobalReset": ("FLAGS:103.1:BIT", 1),
+        "EmergencyStop": ("FLAGS:103.3:BIT", 1),
+    }
+    [(point, written)] = [value for name, value in expected.items() if name in capture]
+    [value] = _fired(run, "ICS-5006", src_ip="10.10.10.66")
+    assert (value.evidence["point"], value.evidence["value"]) == (point, written)
+    # The HMI never writes flag byte 103 (it reads its bits): a new write target too.
+    assert bool(_fired(run, "ICS-5005", src_ip="10.10.10.66")) == ("FLAGS:103" in point)
     assert not _fired(run, "ICS-5002", client="10.10.10.20")
 
 

@@ -500,6 +500,146 @@ def test_s7_bytes_written_where_one_variable_was_read_are_judged_as_that_variabl
     assert fired(item(30, 2, "BYTE", 4), struct.pack(">f", 35.0)) == []
 
 
+def _flag_item(address: int, size: int, name: str, length: int, bit: int = 0) -> Any:
+    return {
+        "area": 0x83,
+        "area_name": "FLAGS",
+        "db": 0,
+        "address": address,
+        "bit": bit,
+        "length": length,
+        "transport_size": size,
+        "transport_size_name": name,
+    }
+
+
+def _s7_written_alerts(baseline: Any, target: Any, values: list[Any]) -> list[tuple[str, Any]]:
+    write = s7(1, function_code=0x05, frame=100, items=(target,), data_items=({"values": values},))
+    alerts = run([write], baseline=baseline, rules=_unthrottled(RULES, "ICS-5006"))
+    return [(a.evidence["point"], a.evidence["value"]) for a in alerts if a.rule_id == "ICS-5006"]
+
+
+def test_s7_written_values_are_judged_per_element_and_type() -> None:
+    """An HMI writes a REAL threshold and two INTs: each element has its own typed written range."""
+    import struct
+
+    threshold, pair = _flag_item(8, 8, "REAL", 1), _flag_item(20, 5, "INT", 2)
+    learner = BaselineLearner()
+    for i in range(10):
+        data = ({"values": [40.0]}, {"values": [100 + i, 7]})
+        learner.observe(
+            s7(1, function_code=0x05, ts=1000.0 + i, frame=i + 1, items=(threshold, pair), data_items=data)
+        )
+    baseline = learner.baseline()
+    conversation = next(iter(baseline.conversations.values()))
+    assert ("written", "FLAGS:8:REAL") in conversation.values and (
+        "written",
+        "FLAGS:22:INT",
+    ) in conversation.values
+
+    assert _s7_written_alerts(baseline, threshold, [40.0]) == []
+    assert _s7_written_alerts(baseline, threshold, [80.0]) == [("FLAGS:8:REAL", 80.0)]
+    # The second INT learned at 7: 300 there fires on it, not on the first (learned 100-109).
+    assert _s7_written_alerts(baseline, pair, [105, 300]) == [("FLAGS:22:INT", 300)]
+    # The REAL written as its four bytes, snap7-style: decoded by the written variable's type.
+    raw = _flag_item(8, 2, "BYTE", 4)
+    assert _s7_written_alerts(baseline, raw, list(struct.pack(">f", 35.0))) == [("FLAGS:8:REAL", 35.0)]
+    assert _s7_written_alerts(baseline, raw, list(struct.pack(">f", 40.0))) == []
+    # A DINT written over the REAL: another type, never written nor read there: not judged.
+    assert _s7_written_alerts(baseline, _flag_item(8, 7, "DINT", 1), [10**6]) == []
+
+
+def test_s7_written_range_comes_before_the_read_one() -> None:
+    """Read 40-45, always written 40: 44.0 written is within what was read, not what was written."""
+    import struct
+
+    threshold = _flag_item(8, 8, "REAL", 1)
+    learner = BaselineLearner()
+    for i in range(10):
+        learner.observe(s7(1, function_code=0x04, ts=1000.0 + i, frame=3 * i + 1, items=(threshold,)))
+        data = ({"values": [40.0 + i % 6]},)
+        learner.observe(
+            s7(
+                3,
+                function_code=0x04,
+                request=False,
+                ts=1000.1 + i,
+                frame=3 * i + 2,
+                items=(threshold,),
+                data_items=data,
+            )
+        )
+        learner.observe(
+            s7(
+                1,
+                function_code=0x05,
+                ts=1000.2 + i,
+                frame=3 * i + 3,
+                items=(threshold,),
+                data_items=({"values": [40.0]},),
+            )
+        )
+    baseline = learner.baseline()
+    assert _s7_written_alerts(baseline, threshold, [44.0]) == [("FLAGS:8:REAL", 44.0)]
+    raw = _flag_item(8, 2, "BYTE", 4)
+    assert _s7_written_alerts(baseline, raw, list(struct.pack(">f", 44.0))) == [("FLAGS:8:REAL", 44.0)]
+
+
+def test_s7_byte_written_over_flag_bits_is_judged_bit_by_bit() -> None:
+    """QUT's stop and reset attacks write a whole flag byte where the HMI sets and reads single bits."""
+    learner = BaselineLearner()
+    bits = [_flag_item(102, 1, "BIT", 1, bit) for bit in range(8)]
+    for i in range(10):
+        learner.observe(s7(1, function_code=0x04, ts=1000.0 + i, frame=3 * i + 1, items=tuple(bits)))
+        # Bit 1 always 0, bit 5 always 1, the others 0 or 1; the HMI writes bit 2 as 0.
+        values = [0, 0, i % 2, i % 2, 0, 1, i % 2, 0]
+        data = tuple({"values": [value]} for value in values)
+        learner.observe(
+            s7(
+                3,
+                function_code=0x04,
+                request=False,
+                ts=1000.1 + i,
+                frame=3 * i + 2,
+                items=tuple(bits),
+                data_items=data,
+            )
+        )
+        learner.observe(
+            s7(
+                1,
+                function_code=0x05,
+                ts=1000.2 + i,
+                frame=3 * i + 3,
+                items=(bits[2],),
+                data_items=({"values": [0]},),
+            )
+        )
+    baseline = learner.baseline()
+    byte = _flag_item(102, 2, "BYTE", 1)
+    # 42 = bits 1, 3 and 5: bit 1 was only ever read as 0.
+    assert _s7_written_alerts(baseline, byte, [42]) == [("FLAGS:102.1:BIT", 1)]
+    # 36 = bits 2 and 5: bit 2 was read as 1 but only ever written 0, and written comes first.
+    assert _s7_written_alerts(baseline, byte, [36]) == [("FLAGS:102.2:BIT", 1)]
+    assert _s7_written_alerts(baseline, byte, [32]) == []  # bit 5 set, as read
+    # A byte elsewhere: no bit of it learned, nothing to judge by.
+    assert _s7_written_alerts(baseline, _flag_item(104, 2, "BYTE", 1), [255]) == []
+
+
+def test_s7_block_of_bytes_written_is_one_range_at_its_address() -> None:
+    """A block of bytes says nothing of its variables' types: learned and judged as one range."""
+    block = _flag_item(200, 2, "BYTE", 3)
+    learner = BaselineLearner()
+    for i in range(10):
+        data = ({"values": [i, 20, 30]},)
+        learner.observe(
+            s7(1, function_code=0x05, ts=1000.0 + i, frame=i + 1, items=(block,), data_items=data)
+        )
+    baseline = learner.baseline()
+    assert _s7_written_alerts(baseline, block, [5, 25, 0]) == []
+    assert _s7_written_alerts(baseline, block, [5, 250, 0]) == [("FLAGS:200", 250)]
+
+
 def test_dnp3_repeated_objects_are_checked_again_after_an_out_of_range_one() -> None:
     """Every response is checked on its own: a repeat of an out-of-range object fires again."""
 

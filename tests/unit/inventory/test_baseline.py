@@ -40,8 +40,35 @@ def _learned() -> Baseline:
     learner.observe(
         dnp3(129, request=False, objects=({"group": 30, "points": [{"index": 2, "value": 7.5}]},))
     )
-    items = ({"area": 0x84, "db": 5, "address": 10, "length": 2, "transport_size": 4},)
-    learner.observe(s7(1, function_code=5, items=items, data_items=({"values": [42]},)))
+    items = (
+        {
+            "area": 0x84,
+            "db": 5,
+            "address": 10,
+            "length": 2,
+            "transport_size": 4,
+            "transport_size_name": "WORD",
+        },
+        {
+            "area": 0x83,
+            "area_name": "FLAGS",
+            "address": 102,
+            "bit": 2,
+            "length": 1,
+            "transport_size": 1,
+            "transport_size_name": "BIT",
+        },
+        {
+            "area": 0x84,
+            "db": 5,
+            "address": 20,
+            "length": 3,
+            "transport_size": 2,
+            "transport_size_name": "BYTE",
+        },
+    )
+    data_items = ({"values": [42, 43]}, {"values": [1]}, {"values": [7, 0, 9]})
+    learner.observe(s7(1, function_code=5, items=items, data_items=data_items))
     learner.observe_flow(flow(dst_port=445, app_protocol="smb"))
     learner.observe_flow(flow(src_ip="10.0.0.77", dst_port=502, state="rejected", payload=0))
     return learner.baseline()
@@ -69,7 +96,12 @@ def test_learner_builds_conversations_functions_ranges_values_polling() -> None:
     s7_conversation = baseline.conversation((CLIENT, SERVER, "tcp", 102, "s7comm"))
     assert s7_conversation is not None
     assert s7_conversation.covered(s7_conversation.s7, ("write", "DB5"), 10, 13)
-    assert s7_conversation.value_range("written", "DB5:10") == [42, 42]
+    # Written values are typed per element as values read; a block of bytes is one range.
+    assert s7_conversation.value_range("written", "DB5:10:WORD") == [42, 42]
+    assert s7_conversation.value_range("written", "DB5:12:WORD") == [43, 43]
+    assert s7_conversation.value_range("written", "FLAGS:102.2:BIT") == [1, 1]
+    assert s7_conversation.value_range("written", "DB5:20") == [0, 9]
+    assert s7_conversation.value_range("written", "DB5:10") is None
     assert baseline.knows_pair(CLIENT, SERVER) and not baseline.knows_pair(SERVER, CLIENT)
     assert baseline.conversation((CLIENT, SERVER, "tcp", 445, "smb")) is not None
     # A rejected connection attempt is not a conversation; its client is an asset (the inventory
