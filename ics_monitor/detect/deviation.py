@@ -505,19 +505,25 @@ class BaselineDeviation(BaseDetector):
         out: Emitter,
     ) -> None:
         low, high = limit[2], limit[3]
+        evidence: dict[str, Any] = {
+            "point": point,
+            "value": value,
+            "learned_min": low,
+            "learned_max": high,
+            "margin": round(limit[1] - high, 9),
+        }
+        if rule_id == "ICS-5006":
+            # A write is judged by the point's written range, else (never written while
+            # learning) by its read one: say which, a read range reads as "never written".
+            written = self._limits(conversation, "written").get(point) is not None
+            evidence["learned_from"] = "written" if written else "read"
         out.fire(
             rule_id,
             f"{conversation.client}>{conversation.server}:{conversation.protocol}:{point}",
             ts=event.ts,
             frames=(event.frame,),
             source=event,
-            evidence={
-                "point": point,
-                "value": value,
-                "learned_min": low,
-                "learned_max": high,
-                "margin": round(limit[1] - high, 9),
-            },
+            evidence=evidence,
         )
 
     def _reads(self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter) -> None:

@@ -147,7 +147,9 @@ def test_written_value_out_of_range_with_margin() -> None:
         "learned_min": 100,
         "learned_max": 119,
         "margin": 5.95,
+        "learned_from": "written",
     }
+    assert "learned range [100, 119] of values written there (margin 5.95)" in alert.explanation
 
 
 def test_point_limits_are_computed_per_point_on_demand() -> None:
@@ -619,6 +621,10 @@ def test_s7_byte_written_over_flag_bits_is_judged_bit_by_bit() -> None:
     byte = _flag_item(102, 2, "BYTE", 1)
     # 42 = bits 1, 3 and 5: bit 1 was only ever read as 0.
     assert _s7_written_alerts(baseline, byte, [42]) == [("FLAGS:102.1:BIT", 1)]
+    write = s7(1, function_code=0x05, frame=100, items=(byte,), data_items=({"values": [42]},))
+    [alert] = run([write], baseline=baseline)
+    assert alert.evidence["learned_from"] == "read"
+    assert "learned range [0, 0] of values read there" in alert.explanation
     # 36 = bits 2 and 5: bit 2 was read as 1 but only ever written 0, and written comes first.
     assert _s7_written_alerts(baseline, byte, [36]) == [("FLAGS:102.2:BIT", 1)]
     assert _s7_written_alerts(baseline, byte, [32]) == []  # bit 5 set, as read
