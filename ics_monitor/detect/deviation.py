@@ -12,7 +12,8 @@ lookup however many rules are on:
   per function and group, S7 areas and DBs).
 * ICS-5006 written value outside its learned range (plus a margin), or, for a point never written
   while learning, outside the range it was read with.  S7 writes as the values they set
-  (``_s7_written``: typed elements, bytes decoded as the variable or the flag bits learned there).
+  (``BaselineDeviation._s7_written``: typed elements, bytes decoded as the variable or the flag
+  bits learned there).
 * ICS-5007 read/reported value outside its learned range (plus a wider margin): Modbus read
   answers, DNP3 responses' points, S7 READ_VAR answers (per element and type, ``s7_points``).
 * ICS-5008 polling interval drift: the recent median interval of a learned recurring request moved
@@ -44,6 +45,7 @@ from ics_monitor.inventory.baseline import (
     MODBUS_READ_TABLES,
     MODBUS_WRITE_TABLES,
     POLL_WINDOW,
+    S7_COUNTING_AREAS,
     S7_READ_VAR,
     S7_WRITE_VAR,
     TABLE_ABBREVIATIONS,
@@ -424,14 +426,71 @@ class BaselineDeviation(BaseDetector):
             if self.check_written_values and index < len(data_items):
                 values = data_items[index].get("values")
                 if values:
-                    judged = _s7_written(
-                        item,
-                        values[:MAX_VALUES_CHECKED],
-                        self._limits(conversation, "written"),
-                        self._limits(conversation, "read"),
+                    self._s7_written(conversation, event, item, area, values[:MAX_VALUES_CHECKED], out)
+
+    def _s7_written(
+        self,
+        conversation: Conversation,
+        event: Any,
+        item: dict[str, Any],
+        area: str,
+        values: Any,
+        out: Emitter,
+    ) -> None:
+        """Judge the values of an S7 write item as the values they set.
+
+        The first that applies:
+
+        1. every element written while learning (``s7_points``: ``DB1:8:REAL``): by its written
+           range;
+        2. the range written at the item's address as a whole: a block of bytes written so while
+           learning (and every write in baselines learned before S7 written values were typed);
+        3. 2 or 4 BYTEs where one variable of that width was written, else read, at the address:
+           decoded as that variable (clients such as snap7's write REAL 35.0 as 66, 12, 0, 0);
+        4. one BYTE where bits of it were written or read (a flag byte): bit by bit, each by its
+           written range, else its read range;
+        5. each element by its written, else read, range of the same type.
+        """
+        written = self._limits(conversation, "written")
+        elements = s7_points(item, len(values))
+        if elements is not None:
+            limits: list[Limit] = []
+            for element in elements:
+                limit = written.get(element)
+                if limit is None:
+                    break
+                limits.append(limit)
+            else:
+                for position, element in enumerate(elements):
+                    self._judged(
+                        "ICS-5006", conversation, event, element, values[position], limits[position], out
                     )
-                    for point, value, limit in judged:
-                        self._judged("ICS-5006", conversation, event, point, value, limit, out)
+                return
+        whole = f"{area}:{item.get('address')}"
+        limit = written.get(whole)
+        if limit is not None:
+            if not _all_within(values, limit[0], limit[1]):
+                for value in values:
+                    self._judged("ICS-5006", conversation, event, whole, value, limit, out)
+            return
+        read = self._limits(conversation, "read")
+        if _raw_bytes(item, values):
+            # Bytes: the variable or the flag bits learned where they go.
+            judged = _bytes_as_variable(item, area, values, written) or _bytes_as_variable(
+                item, area, values, read
+            )
+            bits = [judged] if judged is not None else _byte_as_bits(item, area, values, written, read)
+            if bits:
+                for point, value, bit_limit in bits:
+                    self._judged("ICS-5006", conversation, event, point, value, bit_limit, out)
+                return
+        if elements is not None:
+            for position, element in enumerate(elements):
+                limit = written.get(element)
+                if limit is None:
+                    limit = read.get(element)
+                if limit is not None:
+                    self._judged("ICS-5006", conversation, event, element, values[position], limit, out)
 
     def _judged(
         self,
@@ -895,90 +954,40 @@ class LazyReadCheck:
         return check.passes(event)
 
 
-# S7ANY transport sizes: BIT and BYTE.
-_S7_BIT: Final = 1
+# S7ANY transport size BYTE.
 _S7_BYTE: Final = 2
-# S7ANY types a block of 2 or 4 written bytes may be read as: (transport size, name, struct format).
+# S7ANY types a block of 2 or 4 written bytes may be read as: (type name, struct format).
 _S7_TYPES_OF_WIDTH: Final = {
-    2: ((5, "INT", ">h"), (4, "WORD", ">H")),
-    4: ((8, "REAL", ">f"), (7, "DINT", ">i"), (6, "DWORD", ">I")),
+    2: (("INT", ">h"), ("WORD", ">H")),
+    4: (("REAL", ">f"), ("DINT", ">i"), ("DWORD", ">I")),
 }
 
 
-def _s7_written(
-    item: dict[str, Any], values: Any, written: PointLimits, read: PointLimits
-) -> list[tuple[str, Any, Limit]]:
-    """What the values of an S7 write item are judged by: (point, value, limit) each.
-
-    In this order, the first that applies:
-
-    1. every element written while learning (``s7_points``: ``DB1:8:REAL``): by its written range;
-    2. 2 or 4 BYTEs where one variable of that width was written, else read, at the address:
-       decoded as that variable (clients such as snap7's write REAL 35.0 as 66, 12, 0, 0);
-    3. one BYTE where bits of it were written or read (a flag byte): bit by bit, each by its
-       written range, else its read range;
-    4. the range written at the item's address as a whole (a block of bytes; and baselines
-       learned before S7 written values were typed);
-    5. each element by its written, else read, range of the same type.
-    """
-    elements = s7_points(item, len(values))
-    judged: list[tuple[str, Any, Limit]] = []
-    if elements is not None:
-        for element, value in zip(elements, values, strict=True):
-            limit = written.get(element)
-            if limit is None:
-                judged.clear()
-                break
-            judged.append((element, value, limit))
-        if judged:
-            return judged
-    for learned in (written, read):
-        decoded = _bytes_as_variable(item, values, learned)
-        if decoded is not None:
-            return [decoded]
-    bits = _byte_as_bits(item, values, written, read)
-    if bits:
-        return bits
-    whole = f"{s7_area(item)}:{item.get('address')}"
-    limit = written.get(whole)
-    if limit is not None:
-        return [(whole, value, limit) for value in values]
-    if elements is not None:
-        for element, value in zip(elements, values, strict=True):
-            limit = written.get(element)
-            if limit is None:
-                limit = read.get(element)
-            if limit is not None:
-                judged.append((element, value, limit))
-    return judged
-
-
-def _raw_bytes(item: dict[str, Any], values: Any, count: int) -> bool:
-    """Whether ``values`` are ``count`` bytes written as BYTEs."""
+def _raw_bytes(item: dict[str, Any], values: Any) -> bool:
+    """Whether ``values`` are 1, 2 or 4 bytes written as BYTEs to a plain address (not a counter or timer)."""
     return (
         item.get("transport_size") == _S7_BYTE
-        and len(values) == count
+        and len(values) in (1, 2, 4)
+        and isinstance(item.get("address"), int)
+        and item.get("area") not in S7_COUNTING_AREAS
         and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in values)
     )
 
 
 def _bytes_as_variable(
-    item: dict[str, Any], values: Any, learned: PointLimits
+    item: dict[str, Any], area: str, values: Any, learned: PointLimits
 ) -> tuple[str, Any, Limit] | None:
-    """A write of 2 or 4 BYTEs where one variable of that width was learned: (point, value, limit).
+    """2 or 4 raw bytes (``_raw_bytes``) where one variable of that width was learned: (point, value, limit).
 
-    The variable's type is the one learned at the item's address, when exactly one type of that
-    width was.  None otherwise.
+    The variable's type is the one learned at the item's address (as ``s7_points`` names it),
+    when exactly one type of that width was.  None otherwise.
     """
-    if len(values) not in _S7_TYPES_OF_WIDTH or not _raw_bytes(item, values, len(values)):
+    types = _S7_TYPES_OF_WIDTH.get(len(values))
+    if types is None:
         return None
     found: tuple[str, Any, Limit] | None = None
-    for size, name, layout in _S7_TYPES_OF_WIDTH[len(values)]:
-        # The point a value of that type at the item's address is learned under.
-        points = s7_points({**item, "transport_size": size, "transport_size_name": name}, 1)
-        if points is None:
-            return None  # no plain address, or a counter or timer
-        point = points[0]
+    for name, layout in types:
+        point = f"{area}:{item.get('address')}:{name}"
         limit = learned.get(point)
         if limit is None:
             continue
@@ -989,21 +998,21 @@ def _bytes_as_variable(
 
 
 def _byte_as_bits(
-    item: dict[str, Any], values: Any, written: PointLimits, read: PointLimits
-) -> list[tuple[str, int, Limit]]:
-    """One BYTE written over a byte whose bits were learned: (bit point, bit, limit) per learned bit.
+    item: dict[str, Any], area: str, values: Any, written: PointLimits, read: PointLimits
+) -> list[tuple[str, Any, Limit]]:
+    """One raw byte (``_raw_bytes``) over a byte whose bits were learned: (bit point, bit, limit) each.
 
     An HMI sets and reads single flag bits; a write of the whole byte sets all eight.  Each bit
-    is judged by what was written to it, else by what was read from it.
+    is judged by what was written to it, else by what was read from it (named as ``s7_points``
+    names bits).
     """
-    if not _raw_bytes(item, values, 1):
-        return []
-    bits = s7_points({**item, "transport_size": _S7_BIT, "bit": 0}, 8)
-    if bits is None:
-        return []
-    judged: list[tuple[str, int, Limit]] = []
+    judged: list[tuple[str, Any, Limit]] = []
+    if len(values) != 1:
+        return judged
     byte: int = values[0]
-    for position, point in enumerate(bits):
+    address = item.get("address")
+    for position in range(8):
+        point = f"{area}:{address}.{position}:BIT"
         limit = written.get(point)
         if limit is None:
             limit = read.get(point)

@@ -646,6 +646,35 @@ def test_s7_block_of_bytes_written_is_one_range_at_its_address() -> None:
     assert _s7_written_alerts(baseline, block, [5, 250, 0]) == [("FLAGS:200", 250)]
 
 
+def test_s7_bytes_written_as_bytes_while_learning_keep_their_range() -> None:
+    """Where the client itself wrote the bytes while learning, that range judges them, not a REAL read there."""
+    import struct
+
+    raw, real = _flag_item(8, 2, "BYTE", 4), _flag_item(8, 8, "REAL", 1)
+    learner = BaselineLearner()
+    for i in range(10):
+        data = ({"values": list(struct.pack(">f", 40.0))},)
+        learner.observe(
+            s7(1, function_code=0x05, ts=1000.0 + i, frame=3 * i + 1, items=(raw,), data_items=data)
+        )
+        learner.observe(s7(1, function_code=0x04, ts=1000.1 + i, frame=3 * i + 2, items=(real,)))
+        read = ({"values": [40.0 + i % 6]},)
+        learner.observe(
+            s7(
+                3,
+                function_code=0x04,
+                request=False,
+                ts=1000.2 + i,
+                frame=3 * i + 3,
+                items=(real,),
+                data_items=read,
+            )
+        )
+    baseline = learner.baseline()
+    # 100.0 is 42 c8 00 00: the byte 0xc8 is outside the bytes written (0 to 0x42 plus margin).
+    assert _s7_written_alerts(baseline, raw, list(struct.pack(">f", 100.0))) == [("FLAGS:8", 200)]
+
+
 def test_dnp3_repeated_objects_are_checked_again_after_an_out_of_range_one() -> None:
     """Every response is checked on its own: a repeat of an out-of-range object fires again."""
 
