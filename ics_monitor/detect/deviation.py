@@ -45,6 +45,7 @@ from ics_monitor.inventory.baseline import (
     MODBUS_READ_TABLES,
     MODBUS_WRITE_TABLES,
     POLL_WINDOW,
+    S7_BLOCK,
     S7_COUNTING_AREAS,
     S7_READ_VAR,
     S7_WRITE_VAR,
@@ -443,13 +444,15 @@ class BaselineDeviation(BaseDetector):
 
         1. every element written while learning (``s7_points``: ``DB1:8:REAL``): by its written
            range;
-        2. the range written at the item's address as a whole: a block of bytes written so while
-           learning (and every write in baselines learned before S7 written values were typed);
-        3. 2 or 4 BYTEs where one variable of that width was written, else read, at the address:
+        2. a range written at the item's bare address (``FLAGS:8``): baselines learned before S7
+           written values were typed pooled every write there, typed or not;
+        3. a block of values of no one type (``s7_points`` says None), or bytes or chars, where
+           such a block was written while learning: by that block's range (``FLAGS:8:BLOCK``);
+        4. 2 or 4 BYTEs where one variable of that width was written, else read, at the address:
            decoded as that variable (clients such as snap7's write REAL 35.0 as 66, 12, 0, 0);
-        4. one BYTE where bits of it were written or read (a flag byte): bit by bit, each by its
+        5. one BYTE where bits of it were written or read (a flag byte): bit by bit, each by its
            written range, else its read range;
-        5. each element by its written, else read, range of the same type.
+        6. each element by its written, else read, range of the same type.
         """
         written = self._limits(conversation, "written")
         elements = s7_points(item, len(values))
@@ -463,34 +466,53 @@ class BaselineDeviation(BaseDetector):
             else:
                 for position, element in enumerate(elements):
                     self._judged(
-                        "ICS-5006", conversation, event, element, values[position], limits[position], out
+                        "ICS-5006",
+                        conversation,
+                        event,
+                        element,
+                        values[position],
+                        limits[position],
+                        out,
+                        "written",
                     )
                 return
-        whole = f"{area}:{item.get('address')}"
-        limit = written.get(whole)
+        address = item.get("address")
+        pooled = f"{area}:{address}"
+        limit = written.get(pooled)
+        if limit is None and (elements is None or item.get("transport_size") in _S7_BYTE_WIDE):
+            pooled = f"{area}:{address}:{S7_BLOCK}"
+            limit = written.get(pooled)
         if limit is not None:
             if not _all_within(values, limit[0], limit[1]):
                 for value in values:
-                    self._judged("ICS-5006", conversation, event, whole, value, limit, out)
+                    self._judged("ICS-5006", conversation, event, pooled, value, limit, out, "written")
             return
         read = self._limits(conversation, "read")
         if _raw_bytes(item, values):
             # Bytes: the variable or the flag bits learned where they go.
-            judged = _bytes_as_variable(item, area, values, written) or _bytes_as_variable(
-                item, area, values, read
-            )
-            bits = [judged] if judged is not None else _byte_as_bits(item, area, values, written, read)
+            for learned, origin in ((written, "written"), (read, "read")):
+                decoded = _bytes_as_variable(item, area, values, learned)
+                if decoded is not None:
+                    self._judged(
+                        "ICS-5006", conversation, event, decoded[0], decoded[1], decoded[2], out, origin
+                    )
+                    return
+            bits = _byte_as_bits(item, area, values, written, read)
             if bits:
-                for point, value, bit_limit in bits:
-                    self._judged("ICS-5006", conversation, event, point, value, bit_limit, out)
+                for point, bit, bit_limit, origin in bits:
+                    self._judged("ICS-5006", conversation, event, point, bit, bit_limit, out, origin)
                 return
         if elements is not None:
             for position, element in enumerate(elements):
+                origin = "written"
                 limit = written.get(element)
                 if limit is None:
+                    origin = "read"
                     limit = read.get(element)
                 if limit is not None:
-                    self._judged("ICS-5006", conversation, event, element, values[position], limit, out)
+                    self._judged(
+                        "ICS-5006", conversation, event, element, values[position], limit, out, origin
+                    )
 
     def _judged(
         self,
@@ -501,14 +523,18 @@ class BaselineDeviation(BaseDetector):
         value: Any,
         limit: Limit,
         out: Emitter,
+        learned_from: str = "",
     ) -> None:
-        """``value`` (a bool as 0/1; not a number: not judged) reported when outside ``limit``."""
+        """``value`` (a bool as 0/1; not a number: not judged) reported when outside ``limit``.
+
+        ``learned_from``: see ``_out_of_range``.
+        """
         if isinstance(value, bool):
             value = int(value)
         elif not isinstance(value, (int, float)):
             return
         if not limit[0] <= value <= limit[1]:
-            self._out_of_range(rule_id, conversation, event, point, value, limit, out)
+            self._out_of_range(rule_id, conversation, event, point, value, limit, out, learned_from)
 
     def _new_target(self, conversation: Conversation, event: Any, target: str, out: Emitter) -> None:
         if not self.seen.first(("target", conversation.key, target)):
@@ -562,7 +588,14 @@ class BaselineDeviation(BaseDetector):
         value: Any,
         limit: Limit,
         out: Emitter,
+        learned_from: str = "",
     ) -> None:
+        """Fire ``rule_id`` for ``value`` at ``point`` outside ``limit``.
+
+        ICS-5006 says which learned range judged the write: ``learned_from`` when the caller chose
+        (S7 writes may be judged by another point's range), else the point's written range if it
+        has one (the Modbus and DNP3 paths take that first), else its read one.
+        """
         low, high = limit[2], limit[3]
         evidence: dict[str, Any] = {
             "point": point,
@@ -572,10 +605,11 @@ class BaselineDeviation(BaseDetector):
             "margin": round(limit[1] - high, 9),
         }
         if rule_id == "ICS-5006":
-            # A write is judged by the point's written range, else (never written while
-            # learning) by its read one: say which, a read range reads as "never written".
-            written = self._limits(conversation, "written").get(point) is not None
-            evidence["learned_from"] = "written" if written else "read"
+            # A read range reads as "never written while learning": say which judged.
+            if not learned_from:
+                written = self._limits(conversation, "written").get(point) is not None
+                learned_from = "written" if written else "read"
+            evidence["learned_from"] = learned_from
         out.fire(
             rule_id,
             f"{conversation.client}>{conversation.server}:{conversation.protocol}:{point}",
@@ -954,8 +988,9 @@ class LazyReadCheck:
         return check.passes(event)
 
 
-# S7ANY transport size BYTE.
+# S7ANY transport sizes: BYTE, and the byte-wide ones (BYTE, CHAR).
 _S7_BYTE: Final = 2
+_S7_BYTE_WIDE: Final = frozenset({2, 3})
 # S7ANY types a block of 2 or 4 written bytes may be read as: (type name, struct format).
 _S7_TYPES_OF_WIDTH: Final = {
     2: (("INT", ">h"), ("WORD", ">H")),
@@ -999,25 +1034,27 @@ def _bytes_as_variable(
 
 def _byte_as_bits(
     item: dict[str, Any], area: str, values: Any, written: PointLimits, read: PointLimits
-) -> list[tuple[str, Any, Limit]]:
-    """One raw byte (``_raw_bytes``) over a byte whose bits were learned: (bit point, bit, limit) each.
+) -> list[tuple[str, Any, Limit, str]]:
+    """One raw byte (``_raw_bytes``) over a byte whose bits were learned: (point, bit, limit, origin) each.
 
     An HMI sets and reads single flag bits; a write of the whole byte sets all eight.  Each bit
     is judged by what was written to it, else by what was read from it (named as ``s7_points``
     names bits).
     """
-    judged: list[tuple[str, Any, Limit]] = []
+    judged: list[tuple[str, Any, Limit, str]] = []
     if len(values) != 1:
         return judged
     byte: int = values[0]
     address = item.get("address")
     for position in range(8):
         point = f"{area}:{address}.{position}:BIT"
+        origin = "written"
         limit = written.get(point)
         if limit is None:
+            origin = "read"
             limit = read.get(point)
         if limit is not None:
-            judged.append((point, byte >> position & 1, limit))
+            judged.append((point, byte >> position & 1, limit, origin))
     return judged
 
 

@@ -798,6 +798,9 @@ def s7_area(item: dict[str, Any]) -> str:
     return str(item.get("area_name") or area)
 
 
+# The type a block of S7 values of no one type (bytes, chars; ``s7_points`` says None) is learned
+# under, written whole at its address: ``DB3:20:BLOCK``.
+S7_BLOCK: Final = "BLOCK"
 # S7 areas whose values count by design (S7 counters and timers, IEC counters and timers): a
 # learned range says nothing of the next value.
 S7_COUNTING_AREAS: Final = frozenset({0x1C, 0x1D, 0x1E, 0x1F})
@@ -989,7 +992,7 @@ def _learn_s7(conversation: Conversation, event: Any, request: bool) -> None:
             # whose variables' types the write does not say, as one range at its address.
             points = s7_points(item, len(values))
             if points is None:
-                points = [f"{area}:{item.get('address')}"] * len(values)
+                points = [f"{area}:{item.get('address')}:{S7_BLOCK}"] * len(values)
             for point, value in zip(points, values, strict=True):
                 conversation.add_value("written", point, value)
 

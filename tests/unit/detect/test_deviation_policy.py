@@ -643,7 +643,7 @@ def test_s7_block_of_bytes_written_is_one_range_at_its_address() -> None:
         )
     baseline = learner.baseline()
     assert _s7_written_alerts(baseline, block, [5, 25, 0]) == []
-    assert _s7_written_alerts(baseline, block, [5, 250, 0]) == [("FLAGS:200", 250)]
+    assert _s7_written_alerts(baseline, block, [5, 250, 0]) == [("FLAGS:200:BLOCK", 250)]
 
 
 def test_s7_bytes_written_as_bytes_while_learning_keep_their_range() -> None:
@@ -672,7 +672,112 @@ def test_s7_bytes_written_as_bytes_while_learning_keep_their_range() -> None:
         )
     baseline = learner.baseline()
     # 100.0 is 42 c8 00 00: the byte 0xc8 is outside the bytes written (0 to 0x42 plus margin).
-    assert _s7_written_alerts(baseline, raw, list(struct.pack(">f", 100.0))) == [("FLAGS:8", 200)]
+    assert _s7_written_alerts(baseline, raw, list(struct.pack(">f", 100.0))) == [("FLAGS:8:BLOCK", 200)]
+
+
+def _s7_write_evidence(baseline: Any, target: Any, values: list[Any]) -> list[tuple[Any, ...]]:
+    write = s7(1, function_code=0x05, frame=100, items=(target,), data_items=({"values": values},))
+    alerts = run([write], baseline=baseline, rules=_unthrottled(RULES, "ICS-5006"))
+    return [
+        (a.evidence["point"], a.evidence["value"], a.evidence["learned_min"], a.evidence["learned_from"])
+        for a in alerts
+        if a.rule_id == "ICS-5006"
+    ]
+
+
+def _s7_learn(learner: BaselineLearner, item: Any, values: list[Any], ts: float, write: bool) -> None:
+    """One write of ``values`` to ``item``, or one read of them (request and answer)."""
+    frame = int(ts * 10)
+    if write:
+        data = ({"values": values},)
+        learner.observe(s7(1, function_code=0x05, ts=ts, frame=frame, items=(item,), data_items=data))
+        return
+    learner.observe(s7(1, function_code=0x04, ts=ts, frame=frame, items=(item,)))
+    learner.observe(
+        s7(
+            3,
+            function_code=0x04,
+            request=False,
+            ts=ts + 0.05,
+            frame=frame + 1,
+            items=(item,),
+            data_items=({"values": values},),
+        )
+    )
+
+
+def test_s7_learned_from_names_the_range_that_judged_the_write() -> None:
+    """REAL and DINT both written at FLAGS:8 (which the bytes mean is unknown), a REAL read there."""
+    import struct
+
+    real, dint, raw = _flag_item(8, 8, "REAL", 1), _flag_item(8, 7, "DINT", 1), _flag_item(8, 2, "BYTE", 4)
+    learner = BaselineLearner()
+    for i in range(10):
+        _s7_learn(learner, real, [1000.0], 1000.0 + i, True)
+        _s7_learn(learner, dint, [5], 1000.2 + i, True)
+        _s7_learn(learner, real, [40.0 + i % 6], 1000.4 + i, False)
+    baseline = learner.baseline()
+    # The bytes decode as the REAL read (40-45), and the alert says that range judged them.
+    assert _s7_write_evidence(baseline, raw, list(struct.pack(">f", 100.0))) == [
+        ("FLAGS:8:REAL", 100.0, 40.0, "read")
+    ]
+    assert _s7_write_evidence(baseline, real, [900.0]) == [("FLAGS:8:REAL", 900.0, 1000.0, "written")]
+
+
+def test_s7_typed_write_is_not_judged_by_a_block_of_bytes_written_there() -> None:
+    """The HMI writes FLAGS:8 as four bytes and reads it as a REAL: a REAL write is judged as a REAL."""
+    import struct
+
+    raw, real = _flag_item(8, 2, "BYTE", 4), _flag_item(8, 8, "REAL", 1)
+    learner = BaselineLearner()
+    for i in range(10):
+        _s7_learn(learner, raw, list(struct.pack(">f", 40.0)), 1000.0 + i, True)  # bytes 66, 32, 0, 0
+        _s7_learn(learner, real, [90.0 + 2 * i], 1000.4 + i, False)  # read 90-108
+    baseline = learner.baseline()
+    # Judged by the REAL read there: 35.0 is out (though within the bytes' 0-66), 100.0 is in
+    # (though above them).
+    assert _s7_write_evidence(baseline, real, [35.0]) == [("FLAGS:8:REAL", 35.0, 90.0, "read")]
+    assert _s7_write_evidence(baseline, real, [100.0]) == []
+    # The same four bytes again: judged by the bytes written (200 is out of 0-66).
+    assert _s7_write_evidence(baseline, raw, [66, 200, 0, 0]) == [("FLAGS:8:BLOCK", 200, 0, "written")]
+
+
+def test_s7_partly_written_item_judged_written_then_read() -> None:
+    """Two INTs: the first written while learning, the second only read."""
+    one, pair = _flag_item(20, 5, "INT", 1), _flag_item(20, 5, "INT", 2)
+    learner = BaselineLearner()
+    for i in range(10):
+        _s7_learn(learner, one, [100 + i], 1000.0 + i, True)
+        _s7_learn(learner, _flag_item(22, 5, "INT", 1), [7], 1000.4 + i, False)
+    baseline = learner.baseline()
+    assert _s7_write_evidence(baseline, pair, [500, 900]) == [
+        ("FLAGS:20:INT", 500, 100, "written"),
+        ("FLAGS:22:INT", 900, 7, "read"),
+    ]
+    assert _s7_write_evidence(baseline, pair, [105, 7]) == []
+
+
+def test_s7_baseline_learned_before_typed_writes_still_judges_them(tmp_path: Path) -> None:
+    """Baselines of format 1 learned before 2026-12-05 pool every S7 write at its bare address."""
+    path = tmp_path / "old.yaml"
+    path.write_text(
+        "format: ics-monitor-baseline/1\n"
+        "conversations:\n"
+        "  x:\n"
+        f"    client: {CLIENT}\n"
+        f"    server: {SERVER}\n"
+        "    transport: tcp\n"
+        "    port: 102\n"
+        "    protocol: s7comm\n"
+        "    functions: {'5': {name: WRITE_VAR}}\n"
+        "    s7_areas: {write: {FLAGS: [[8, 11]]}}\n"
+        "    values: {written: {'FLAGS:8': [40.0, 40.0]}}\n"
+    )
+    baseline = Baseline.load(path)
+    assert _s7_write_evidence(baseline, _flag_item(8, 8, "REAL", 1), [80.0]) == [
+        ("FLAGS:8", 80.0, 40.0, "written")
+    ]
+    assert _s7_write_evidence(baseline, _flag_item(8, 8, "REAL", 1), [40.0]) == []
 
 
 def test_dnp3_repeated_objects_are_checked_again_after_an_out_of_range_one() -> None:
@@ -1142,7 +1247,7 @@ def test_written_values_checked_in_c_agree_with_value_by_value() -> None:
         )
     baseline = learner.baseline()
     assert baseline.conversations and any(
-        ("written", "DB1:20") in c.values for c in baseline.conversations.values()
+        ("written", "DB1:20:BLOCK") in c.values for c in baseline.conversations.values()
     )
     rules = _unthrottled(RULES, "ICS-5006")
     generator = random.Random(11)
@@ -1150,7 +1255,7 @@ def test_written_values_checked_in_c_agree_with_value_by_value() -> None:
     records: list[Any] = []
     for n in range(300):
         # Mostly a write within every limit (registers 100-103 learned 100..119 written, 104-105
-        # read 0..10; DB1:20 written 10..29), else one odd value somewhere.
+        # read 0..10; DB1:20 written 10..29 as a block of bytes), else one odd value somewhere.
         values: list[Any] = [generator.choice((100, 110, 119))] * 4 + [generator.choice((0, 5, 10))] * 2
         s7_values: list[Any] = [generator.choice((10, 20, 29))] * generator.randint(1, 5)
         if generator.random() < 0.4:
@@ -1211,8 +1316,8 @@ def test_written_values_checked_in_c_agree_with_value_by_value() -> None:
             highs = tuple(modbus_limit(point)[1] for point, _ in pairs)
             within = deviation._within(list(record.values), lows, highs)
         else:
-            limit = s7_limit("DB1:20")
-            pairs = [("DB1:20", value) for value in record.data_items[0]["values"]]
+            limit = s7_limit("DB1:20:BLOCK")
+            pairs = [("DB1:20:BLOCK", value) for value in record.data_items[0]["values"]]
             judged = [(point, value) for point, value in pairs if out_of_range(limit, value)]
             within = deviation._all_within(record.data_items[0]["values"], limit[0], limit[1])
         # The C check passes only what the walk passes (a bool in range may pass both), and
@@ -1227,7 +1332,7 @@ def test_written_values_checked_in_c_agree_with_value_by_value() -> None:
         ]
     assert checks[True] > 200 and checks[False] > 100  # both ways were taken
     assert fast == sorted(expected)
-    assert {"hr:1:100", "hr:1:104", "DB1:20"} <= {point for _, point, _ in fast}
+    assert {"hr:1:100", "hr:1:104", "DB1:20:BLOCK"} <= {point for _, point, _ in fast}
 
 
 def test_s7_polling_drift_and_its_lookup_by_item_fields() -> None:

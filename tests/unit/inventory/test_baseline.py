@@ -100,7 +100,7 @@ def test_learner_builds_conversations_functions_ranges_values_polling() -> None:
     assert s7_conversation.value_range("written", "DB5:10:WORD") == [42, 42]
     assert s7_conversation.value_range("written", "DB5:12:WORD") == [43, 43]
     assert s7_conversation.value_range("written", "FLAGS:102.2:BIT") == [1, 1]
-    assert s7_conversation.value_range("written", "DB5:20") == [0, 9]
+    assert s7_conversation.value_range("written", "DB5:20:BLOCK") == [0, 9]
     assert s7_conversation.value_range("written", "DB5:10") is None
     assert baseline.knows_pair(CLIENT, SERVER) and not baseline.knows_pair(SERVER, CLIENT)
     assert baseline.conversation((CLIENT, SERVER, "tcp", 445, "smb")) is not None
