@@ -30,6 +30,17 @@ CAPTURES = (
 )
 
 
+class _Collect:
+    def __init__(self, into: list[Any]) -> None:
+        self.into = into
+
+    def emit(self, record: Any) -> None:
+        self.into.append(record)
+
+    def close(self) -> None:
+        pass
+
+
 def test_tune_collector_freezes_and_sets_the_threshold() -> None:
     before = gc.get_threshold()
     try:
@@ -43,6 +54,8 @@ def test_tune_collector_freezes_and_sets_the_threshold() -> None:
 
 def test_records_leave_no_cyclic_garbage() -> None:
     """Past warm-up, a run with inventory, learning and every detector frees all it drops by refcount.
+
+    Every detector: the baseline-deviation ones too, against a baseline of the normal traffic.
 
     The rare collections ``YOUNG_THRESHOLD`` allows are safe only so: a record path that made a
     reference cycle per record would hold its garbage until a collection.
@@ -58,10 +71,22 @@ def test_records_leave_no_cyclic_garbage() -> None:
             yield frame
         found.append(gc.collect())  # before the pipeline's end: the run's state is still alive
 
+    # Enforcing a baseline learned on the normal traffic (the deviation checks run on every
+    # record) while learning another.
+    learner = BaselineLearner()
+    learning = Pipeline(
+        Config(dissect=DissectConfig(strict=True)),
+        default_registry(),
+        dissect="full",
+        analysis=Analysis(Inventory(), learner=learner),
+    )
+    learning.run(open_captures([str(PCAPS / CAPTURES[0])]))
+    alerts: list[Any] = []
     analysis = Analysis(
         Inventory(),
-        engine=DetectionEngine(RuleSet.load(), None, None, strict=True),
+        engine=DetectionEngine(RuleSet.load(), learner.baseline(), None, strict=True),
         learner=BaselineLearner(),
+        alert_sinks=[_Collect(alerts)],
     )
     pipeline = Pipeline(
         Config(dissect=DissectConfig(strict=True)), default_registry(), dissect="full", analysis=analysis
@@ -75,4 +100,6 @@ def test_records_leave_no_cyclic_garbage() -> None:
         if enabled:
             gc.enable()
     assert stats.events > 1000  # the run had records to make cycles with
+    # and alerts, deviations from the baseline among them
+    assert any(alert.rule_id.startswith("ICS-500") for alert in alerts)
     assert found == [0]
