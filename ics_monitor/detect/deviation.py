@@ -504,11 +504,7 @@ class BaselineDeviation(BaseDetector):
                 return
         if elements is not None:
             for position, element in enumerate(elements):
-                origin = "written"
-                limit = written.get(element)
-                if limit is None:
-                    origin = "read"
-                    limit = read.get(element)
+                limit, origin = _written_else_read(element, written, read)
                 if limit is not None:
                     self._judged(
                         "ICS-5006", conversation, event, element, values[position], limit, out, origin
@@ -565,9 +561,9 @@ class BaselineDeviation(BaseDetector):
 
         A register nobody wrote while learning is judged by the values it was read with.
         """
-        return self._limits(conversation, "written").get(point) or self._limits(conversation, "read").get(
-            point
-        )
+        return _written_else_read(
+            point, self._limits(conversation, "written"), self._limits(conversation, "read")
+        )[0]
 
     def _value(
         self, rule_id: str, conversation: Conversation, event: Any, point: str, value: Any, out: Emitter
@@ -1048,14 +1044,18 @@ def _byte_as_bits(
     address = item.get("address")
     for position in range(8):
         point = f"{area}:{address}.{position}:BIT"
-        origin = "written"
-        limit = written.get(point)
-        if limit is None:
-            origin = "read"
-            limit = read.get(point)
+        limit, origin = _written_else_read(point, written, read)
         if limit is not None:
             judged.append((point, byte >> position & 1, limit, origin))
     return judged
+
+
+def _written_else_read(point: str, written: PointLimits, read: PointLimits) -> tuple[Limit | None, str]:
+    """The limits a write to ``point`` is judged by, and which they are ("written" or "read")."""
+    limit = written.get(point)
+    if limit is not None:
+        return limit, "written"
+    return read.get(point), "read"
 
 
 def _point_value(point: dict[str, Any]) -> Any:

@@ -15,6 +15,7 @@ from ics_monitor.dissect import default_registry
 from ics_monitor.inventory.assets import Inventory
 from ics_monitor.inventory.baseline import BaselineLearner
 from ics_monitor.pipeline import Analysis, Pipeline
+from tests.evaluation.support import Collect
 
 PCAPS = Path(__file__).resolve().parents[3] / "pcaps"
 # Every protocol, normal and attack traffic, malformed PDUs: what the analysis and its alerts see.
@@ -28,17 +29,6 @@ CAPTURES = (
     "dnp3/opendnp3_session.pcap",
     "dnp3/crafted_anomalies.pcap",
 )
-
-
-class _Collect:
-    def __init__(self, into: list[Any]) -> None:
-        self.into = into
-
-    def emit(self, record: Any) -> None:
-        self.into.append(record)
-
-    def close(self) -> None:
-        pass
 
 
 def test_tune_collector_freezes_and_sets_the_threshold() -> None:
@@ -86,7 +76,7 @@ def test_records_leave_no_cyclic_garbage() -> None:
         Inventory(),
         engine=DetectionEngine(RuleSet.load(), learner.baseline(), None, strict=True),
         learner=BaselineLearner(),
-        alert_sinks=[_Collect(alerts)],
+        alert_sinks=[Collect(alerts)],
     )
     pipeline = Pipeline(
         Config(dissect=DissectConfig(strict=True)), default_registry(), dissect="full", analysis=analysis

@@ -515,6 +515,27 @@ def _flag_item(address: int, size: int, name: str, length: int, bit: int = 0) ->
     }
 
 
+def _s7_learn(learner: BaselineLearner, item: Any, values: list[Any], ts: float, write: bool) -> None:
+    """One write of ``values`` to ``item``, or one read of them (request and answer)."""
+    frame = int(ts * 10)
+    if write:
+        data = ({"values": values},)
+        learner.observe(s7(1, function_code=0x05, ts=ts, frame=frame, items=(item,), data_items=data))
+        return
+    learner.observe(s7(1, function_code=0x04, ts=ts, frame=frame, items=(item,)))
+    learner.observe(
+        s7(
+            3,
+            function_code=0x04,
+            request=False,
+            ts=ts + 0.05,
+            frame=frame + 1,
+            items=(item,),
+            data_items=({"values": values},),
+        )
+    )
+
+
 def _s7_written_alerts(baseline: Any, target: Any, values: list[Any]) -> list[tuple[str, Any]]:
     write = s7(1, function_code=0x05, frame=100, items=(target,), data_items=({"values": values},))
     alerts = run([write], baseline=baseline, rules=_unthrottled(RULES, "ICS-5006"))
@@ -558,29 +579,8 @@ def test_s7_written_range_comes_before_the_read_one() -> None:
     threshold = _flag_item(8, 8, "REAL", 1)
     learner = BaselineLearner()
     for i in range(10):
-        learner.observe(s7(1, function_code=0x04, ts=1000.0 + i, frame=3 * i + 1, items=(threshold,)))
-        data = ({"values": [40.0 + i % 6]},)
-        learner.observe(
-            s7(
-                3,
-                function_code=0x04,
-                request=False,
-                ts=1000.1 + i,
-                frame=3 * i + 2,
-                items=(threshold,),
-                data_items=data,
-            )
-        )
-        learner.observe(
-            s7(
-                1,
-                function_code=0x05,
-                ts=1000.2 + i,
-                frame=3 * i + 3,
-                items=(threshold,),
-                data_items=({"values": [40.0]},),
-            )
-        )
+        _s7_learn(learner, threshold, [40.0 + i % 6], 1000.0 + i, False)
+        _s7_learn(learner, threshold, [40.0], 1000.2 + i, True)
     baseline = learner.baseline()
     assert _s7_written_alerts(baseline, threshold, [44.0]) == [("FLAGS:8:REAL", 44.0)]
     raw = _flag_item(8, 2, "BYTE", 4)
@@ -653,23 +653,8 @@ def test_s7_bytes_written_as_bytes_while_learning_keep_their_range() -> None:
     raw, real = _flag_item(8, 2, "BYTE", 4), _flag_item(8, 8, "REAL", 1)
     learner = BaselineLearner()
     for i in range(10):
-        data = ({"values": list(struct.pack(">f", 40.0))},)
-        learner.observe(
-            s7(1, function_code=0x05, ts=1000.0 + i, frame=3 * i + 1, items=(raw,), data_items=data)
-        )
-        learner.observe(s7(1, function_code=0x04, ts=1000.1 + i, frame=3 * i + 2, items=(real,)))
-        read = ({"values": [40.0 + i % 6]},)
-        learner.observe(
-            s7(
-                3,
-                function_code=0x04,
-                request=False,
-                ts=1000.2 + i,
-                frame=3 * i + 3,
-                items=(real,),
-                data_items=read,
-            )
-        )
+        _s7_learn(learner, raw, list(struct.pack(">f", 40.0)), 1000.0 + i, True)
+        _s7_learn(learner, real, [40.0 + i % 6], 1000.1 + i, False)
     baseline = learner.baseline()
     # 100.0 is 42 c8 00 00: the byte 0xc8 is outside the bytes written (0 to 0x42 plus margin).
     assert _s7_written_alerts(baseline, raw, list(struct.pack(">f", 100.0))) == [("FLAGS:8:BLOCK", 200)]
@@ -683,27 +668,6 @@ def _s7_write_evidence(baseline: Any, target: Any, values: list[Any]) -> list[tu
         for a in alerts
         if a.rule_id == "ICS-5006"
     ]
-
-
-def _s7_learn(learner: BaselineLearner, item: Any, values: list[Any], ts: float, write: bool) -> None:
-    """One write of ``values`` to ``item``, or one read of them (request and answer)."""
-    frame = int(ts * 10)
-    if write:
-        data = ({"values": values},)
-        learner.observe(s7(1, function_code=0x05, ts=ts, frame=frame, items=(item,), data_items=data))
-        return
-    learner.observe(s7(1, function_code=0x04, ts=ts, frame=frame, items=(item,)))
-    learner.observe(
-        s7(
-            3,
-            function_code=0x04,
-            request=False,
-            ts=ts + 0.05,
-            frame=frame + 1,
-            items=(item,),
-            data_items=({"values": values},),
-        )
-    )
 
 
 def test_s7_learned_from_names_the_range_that_judged_the_write() -> None:
