@@ -449,11 +449,17 @@ class BaselineDeviation(BaseDetector):
         3. a block of values of no one type (``s7_points`` says None), or bytes or chars, where
            such a block was written while learning: by that block's range (``FLAGS:8:BLOCK``);
         4. 2 or 4 BYTEs where one variable of that width was written, else read, at the address:
-           decoded as that variable (clients such as snap7's write REAL 35.0 as 66, 12, 0, 0);
-        5. one BYTE where bits of it were written or read (a flag byte): bit by bit, each by its
-           written range, else its read range;
+           decoded as that variable, judged by its written, else read, range (clients such as
+           snap7's write REAL 35.0 as 66, 12, 0, 0);
+        5. BYTEs over bytes written or read one at a time, or over flag bits written or read:
+           byte by byte, each as its ``:BYTE`` point or else bit by bit, each by its written,
+           else read, range;
         6. each element by its written, else read, range of the same type.
+
+        Counters and timers (``S7_COUNTING_AREAS``) are not judged: they count.
         """
+        if item.get("area") in S7_COUNTING_AREAS:
+            return  # counters and timers count: no range says what they may be set to
         written = self._limits(conversation, "written")
         elements = s7_points(item, len(values))
         if elements is not None:
@@ -489,18 +495,13 @@ class BaselineDeviation(BaseDetector):
             return
         read = self._limits(conversation, "read")
         if _raw_bytes(item, values):
-            # Bytes: the variable or the flag bits learned where they go.
-            for learned, origin in ((written, "written"), (read, "read")):
-                decoded = _bytes_as_variable(item, area, values, learned)
-                if decoded is not None:
-                    self._judged(
-                        "ICS-5006", conversation, event, decoded[0], decoded[1], decoded[2], out, origin
-                    )
-                    return
-            bits = _byte_as_bits(item, area, values, written, read)
-            if bits:
-                for point, bit, bit_limit, origin in bits:
-                    self._judged("ICS-5006", conversation, event, point, bit, bit_limit, out, origin)
+            # Bytes: the variable, else each byte or its flag bits, learned where they go.
+            judged = _bytes_as_variable(item, area, values, written, read) or _bytes_one_by_one(
+                item, area, values, written, read
+            )
+            if judged:
+                for point, value, point_limit, origin in judged:
+                    self._judged("ICS-5006", conversation, event, point, value, point_limit, out, origin)
                 return
         if elements is not None:
             for position, element in enumerate(elements):
@@ -995,10 +996,9 @@ _S7_TYPES_OF_WIDTH: Final = {
 
 
 def _raw_bytes(item: dict[str, Any], values: Any) -> bool:
-    """Whether ``values`` are 1, 2 or 4 bytes written as BYTEs to a plain address (not a counter or timer)."""
+    """Whether ``values`` are bytes written as BYTEs to a plain address (not a counter or timer)."""
     return (
         item.get("transport_size") == _S7_BYTE
-        and len(values) in (1, 2, 4)
         and isinstance(item.get("address"), int)
         and item.get("area") not in S7_COUNTING_AREAS
         and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in values)
@@ -1006,47 +1006,57 @@ def _raw_bytes(item: dict[str, Any], values: Any) -> bool:
 
 
 def _bytes_as_variable(
-    item: dict[str, Any], area: str, values: Any, learned: PointLimits
-) -> tuple[str, Any, Limit] | None:
-    """2 or 4 raw bytes (``_raw_bytes``) where one variable of that width was learned: (point, value, limit).
+    item: dict[str, Any], area: str, values: Any, written: PointLimits, read: PointLimits
+) -> list[tuple[str, Any, Limit, str]]:
+    """2 or 4 raw bytes (``_raw_bytes``) where one variable of that width was learned there.
 
-    The variable's type is the one learned at the item's address (as ``s7_points`` names it),
-    when exactly one type of that width was.  None otherwise.
+    The variable's type is the one written at the item's address (as ``s7_points`` names it),
+    else the one read there, when exactly one type of that width was; its value is judged by its
+    written, else read, range.  [(point, value, limit, origin)], or [] when no type is known.
     """
     types = _S7_TYPES_OF_WIDTH.get(len(values))
     if types is None:
-        return None
-    found: tuple[str, Any, Limit] | None = None
-    for name, layout in types:
-        point = f"{area}:{item.get('address')}:{name}"
-        limit = learned.get(point)
-        if limit is None:
-            continue
+        return []
+    address = item.get("address")
+    for learned in (written, read):
+        found: tuple[str, str] | None = None
+        for name, layout in types:
+            point = f"{area}:{address}:{name}"
+            if learned.get(point) is None:
+                continue
+            if found is not None:
+                found = None  # learned as two types of that width: which one is meant is unknown
+                break
+            found = (point, layout)
         if found is not None:
-            return None  # learned as two types of that width: which one is meant is unknown
-        found = (point, struct.unpack(layout, bytes(values))[0], limit)
-    return found
+            limit, origin = _written_else_read(found[0], written, read)
+            if limit is not None:
+                return [(found[0], struct.unpack(found[1], bytes(values))[0], limit, origin)]
+    return []
 
 
-def _byte_as_bits(
+def _bytes_one_by_one(
     item: dict[str, Any], area: str, values: Any, written: PointLimits, read: PointLimits
 ) -> list[tuple[str, Any, Limit, str]]:
-    """One raw byte (``_raw_bytes``) over a byte whose bits were learned: (point, bit, limit, origin) each.
+    """Raw bytes (``_raw_bytes``) over bytes or flag bits learned one at a time: (point, value, limit, origin).
 
-    An HMI sets and reads single flag bits; a write of the whole byte sets all eight.  Each bit
-    is judged by what was written to it, else by what was read from it (named as ``s7_points``
-    names bits).
+    An HMI sets single bytes and single flag bits, and reads them; a write of whole bytes sets
+    every bit of each.  A byte learned as a ``:BYTE`` point is judged as one, else each of its
+    bits learned as a ``:BIT`` point (named as ``s7_points`` names them) is judged.
     """
     judged: list[tuple[str, Any, Limit, str]] = []
-    if len(values) != 1:
-        return judged
-    byte: int = values[0]
-    address = item.get("address")
-    for position in range(8):
-        point = f"{area}:{address}.{position}:BIT"
+    address: int = item["address"]  # an int: ``_raw_bytes``
+    for offset, byte in enumerate(values):
+        point = f"{area}:{address + offset}:BYTE"
         limit, origin = _written_else_read(point, written, read)
         if limit is not None:
-            judged.append((point, byte >> position & 1, limit, origin))
+            judged.append((point, byte, limit, origin))
+            continue
+        for position in range(8):
+            point = f"{area}:{address + offset}.{position}:BIT"
+            limit, origin = _written_else_read(point, written, read)
+            if limit is not None:
+                judged.append((point, byte >> position & 1, limit, origin))
     return judged
 
 

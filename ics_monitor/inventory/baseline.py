@@ -984,12 +984,13 @@ def _learn_s7(conversation: Conversation, event: Any, request: bool) -> None:
             continue
         area = s7_area(item)
         conversation.add_range(conversation.s7, (kind, area), span[0], span[1])
-        if kind == "write" and index < len(data_items):
+        if kind == "write" and index < len(data_items) and item.get("area") not in S7_COUNTING_AREAS:
             values = data_items[index].get("values")
             if not values:
                 continue
             # Element by element and typed, as values read (``s7_points``); a block of bytes,
-            # whose variables' types the write does not say, as one range at its address.
+            # whose variables' types the write does not say, as one range at its address.  Not
+            # counters and timers: they count.
             points = s7_points(item, len(values))
             if points is None:
                 points = [f"{area}:{item.get('address')}:{S7_BLOCK}"] * len(values)

@@ -24,6 +24,7 @@ CAPTURES = (
     "demo/plant_attack.pcap",
     "modbus/pymodbus_all_functions.pcap",
     "modbus/crafted_anomalies.pcap",
+    "s7comm/snap7_session.pcap",
     "s7comm/snap7_blocks.pcap",
     "s7comm/crafted_anomalies.pcap",
     "dnp3/opendnp3_session.pcap",
@@ -45,7 +46,8 @@ def test_tune_collector_freezes_and_sets_the_threshold() -> None:
 def test_records_leave_no_cyclic_garbage() -> None:
     """Past warm-up, a run with inventory, learning and every detector frees all it drops by refcount.
 
-    Every detector: the baseline-deviation ones too, against a baseline of the normal traffic.
+    Every detector: the baseline-deviation ones too, against a baseline learned on the same
+    traffic (Modbus, DNP3 and S7 values read and written).
 
     The rare collections ``YOUNG_THRESHOLD`` allows are safe only so: a record path that made a
     reference cycle per record would hold its garbage until a collection.
@@ -61,8 +63,9 @@ def test_records_leave_no_cyclic_garbage() -> None:
             yield frame
         found.append(gc.collect())  # before the pipeline's end: the run's state is still alive
 
-    # Enforcing a baseline learned on the normal traffic (the deviation checks run on every
-    # record) while learning another.
+    # Enforcing a baseline learned on the same traffic, so that every record meets the deviation
+    # checks of a known conversation (values read and written, function codes, polls), while
+    # learning another.
     learner = BaselineLearner()
     learning = Pipeline(
         Config(dissect=DissectConfig(strict=True)),
@@ -70,11 +73,24 @@ def test_records_leave_no_cyclic_garbage() -> None:
         dissect="full",
         analysis=Analysis(Inventory(), learner=learner),
     )
-    learning.run(open_captures([str(PCAPS / CAPTURES[0])]))
+    learning.run(open_captures(captures))
+    baseline = learner.baseline()
+    learned = {
+        (conversation.protocol, kind)
+        for conversation in baseline.conversations.values()
+        for kind, _ in conversation.values
+    }
+    assert learned >= {
+        ("modbus", "read"),
+        ("modbus", "written"),
+        ("dnp3", "read"),
+        ("s7comm", "read"),
+        ("s7comm", "written"),
+    }
     alerts: list[Any] = []
     analysis = Analysis(
         Inventory(),
-        engine=DetectionEngine(RuleSet.load(), learner.baseline(), None, strict=True),
+        engine=DetectionEngine(RuleSet.load(), baseline, None, strict=True),
         learner=BaselineLearner(),
         alert_sinks=[Collect(alerts)],
     )
@@ -90,6 +106,5 @@ def test_records_leave_no_cyclic_garbage() -> None:
         if enabled:
             gc.enable()
     assert stats.events > 1000  # the run had records to make cycles with
-    # and alerts, deviations from the baseline among them
-    assert any(alert.rule_id.startswith("ICS-500") for alert in alerts)
+    assert alerts  # and alerts
     assert found == [0]

@@ -681,11 +681,20 @@ def test_s7_learned_from_names_the_range_that_judged_the_write() -> None:
         _s7_learn(learner, dint, [5], 1000.2 + i, True)
         _s7_learn(learner, real, [40.0 + i % 6], 1000.4 + i, False)
     baseline = learner.baseline()
-    # The bytes decode as the REAL read (40-45), and the alert says that range judged them.
+    # Two types written there: the one read says the bytes are a REAL, which is then judged by
+    # the REAL's written range (1000.0), as a REAL written typed is.
     assert _s7_write_evidence(baseline, raw, list(struct.pack(">f", 100.0))) == [
+        ("FLAGS:8:REAL", 100.0, 1000.0, "written")
+    ]
+    assert _s7_write_evidence(baseline, raw, list(struct.pack(">f", 1000.0))) == []
+    assert _s7_write_evidence(baseline, real, [900.0]) == [("FLAGS:8:REAL", 900.0, 1000.0, "written")]
+    # Only read: the read range judges, and says so.
+    learner = BaselineLearner()
+    for i in range(10):
+        _s7_learn(learner, real, [40.0 + i % 6], 1000.4 + i, False)
+    assert _s7_write_evidence(learner.baseline(), raw, list(struct.pack(">f", 100.0))) == [
         ("FLAGS:8:REAL", 100.0, 40.0, "read")
     ]
-    assert _s7_write_evidence(baseline, real, [900.0]) == [("FLAGS:8:REAL", 900.0, 1000.0, "written")]
 
 
 def test_s7_typed_write_is_not_judged_by_a_block_of_bytes_written_there() -> None:
@@ -704,6 +713,53 @@ def test_s7_typed_write_is_not_judged_by_a_block_of_bytes_written_there() -> Non
     assert _s7_write_evidence(baseline, real, [100.0]) == []
     # The same four bytes again: judged by the bytes written (200 is out of 0-66).
     assert _s7_write_evidence(baseline, raw, [66, 200, 0, 0]) == [("FLAGS:8:BLOCK", 200, 0, "written")]
+
+
+def test_s7_bytes_over_bytes_or_bits_set_one_at_a_time_are_judged_each() -> None:
+    """The HMI writes FLAGS:8 and FLAGS:9 a byte at a time, and the flag bit 102.2 alone."""
+    learner = BaselineLearner()
+    for i in range(10):
+        _s7_learn(learner, _flag_item(8, 2, "BYTE", 1), [i % 5], 1000.0 + i, True)
+        _s7_learn(learner, _flag_item(9, 2, "BYTE", 1), [i % 5], 1000.2 + i, True)
+        _s7_learn(learner, _flag_item(102, 1, "BIT", 1, bit=2), [0], 1000.4 + i, True)
+    baseline = learner.baseline()
+    assert _s7_write_evidence(baseline, _flag_item(8, 2, "BYTE", 1), [250]) == [
+        ("FLAGS:8:BYTE", 250, 0, "written")
+    ]
+    # Both bytes in one item (no INT or WORD learned there): each byte as its point.
+    assert _s7_write_evidence(baseline, _flag_item(8, 2, "BYTE", 2), [3, 250]) == [
+        ("FLAGS:9:BYTE", 250, 0, "written")
+    ]
+    assert (
+        _s7_write_evidence(baseline, _flag_item(8, 2, "BYTE", 3), [1, 2, 250]) == []
+    )  # byte 10: never learned
+    # Two bytes over the flag byte: its learned bit, and nothing of the byte after it.
+    assert _s7_write_evidence(baseline, _flag_item(102, 2, "BYTE", 2), [255, 255]) == [
+        ("FLAGS:102.2:BIT", 1, 0, "written")
+    ]
+    assert _s7_write_evidence(baseline, _flag_item(102, 2, "BYTE", 2), [251, 255]) == []
+
+
+def test_s7_counters_and_timers_are_not_value_learned() -> None:
+    """They count: a range learned from their values says nothing of the next one."""
+    counter = {
+        "area": 0x1C,
+        "area_name": "COUNTER",
+        "db": 0,
+        "address": 0,
+        "bit": 0,
+        "length": 1,
+        "transport_size": 0x1C,
+        "transport_size_name": "COUNTER",
+    }
+    learner = BaselineLearner()
+    for i in range(10):
+        _s7_learn(learner, counter, [5 + i % 2], 1000.0 + i, True)
+        _s7_learn(learner, counter, [5 + i % 2], 1000.5 + i, False)
+    baseline = learner.baseline()
+    conversation = next(iter(baseline.conversations.values()))
+    assert conversation.values == {}
+    assert _s7_write_evidence(baseline, counter, [500]) == []
 
 
 def test_s7_partly_written_item_judged_written_then_read() -> None:
