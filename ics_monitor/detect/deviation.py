@@ -494,6 +494,8 @@ class BaselineDeviation(BaseDetector):
                     self._judged("ICS-5006", conversation, event, pooled, value, limit, out, "written")
             return
         read = self._limits(conversation, "read")
+        if not written and not read:
+            return  # no S7 value learned here: nothing to judge by (and no per-byte lookups)
         if _raw_bytes(item, values):
             # Bytes: the variable, else each byte or its flag bits, learned where they go.
             judged = _bytes_as_variable(item, area, values, written, read) or _bytes_one_by_one(
