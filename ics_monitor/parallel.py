@@ -863,6 +863,8 @@ def _live_worker_main(
     # The parent alone decides (it sends SIGTERM); a SIGHUP to the group is its rule reload.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A fork server's child starts with the interpreter's default: a collection every 700.
+    gc.set_threshold(YOUNG_THRESHOLD, 10, 10)
     tune_allocator()
     try:
         with stop_on_signals(source, (signal.SIGTERM,)):
