@@ -502,8 +502,10 @@ class BaselineDeviation(BaseDetector):
                 item, area, values, written, read
             )
             if judged:
+                # What the wire carried, beside the value it was judged as.
+                raw = f"{len(values)} BYTE {bytes(values).hex()} at {area}:{item.get('address')}"
                 for point, value, point_limit, origin in judged:
-                    self._judged("ICS-5006", conversation, event, point, value, point_limit, out, origin)
+                    self._judged("ICS-5006", conversation, event, point, value, point_limit, out, origin, raw)
                 return
         if elements is not None:
             for position, element in enumerate(elements):
@@ -523,17 +525,20 @@ class BaselineDeviation(BaseDetector):
         limit: Limit,
         out: Emitter,
         learned_from: str = "",
+        written_as: str = "",
     ) -> None:
         """``value`` (a bool as 0/1; not a number: not judged) reported when outside ``limit``.
 
-        ``learned_from``: see ``_out_of_range``.
+        ``learned_from``, ``written_as``: see ``_out_of_range``.
         """
         if isinstance(value, bool):
             value = int(value)
         elif not isinstance(value, (int, float)):
             return
         if not limit[0] <= value <= limit[1]:
-            self._out_of_range(rule_id, conversation, event, point, value, limit, out, learned_from)
+            self._out_of_range(
+                rule_id, conversation, event, point, value, limit, out, learned_from, written_as
+            )
 
     def _new_target(self, conversation: Conversation, event: Any, target: str, out: Emitter) -> None:
         if not self.seen.first(("target", conversation.key, target)):
@@ -588,12 +593,15 @@ class BaselineDeviation(BaseDetector):
         limit: Limit,
         out: Emitter,
         learned_from: str = "",
+        written_as: str = "",
     ) -> None:
         """Fire ``rule_id`` for ``value`` at ``point`` outside ``limit``.
 
         ICS-5006 says which learned range judged the write: ``learned_from`` when the caller chose
         (S7 writes may be judged by another point's range), else the point's written range if it
-        has one (the Modbus and DNP3 paths take that first), else its read one.
+        has one (the Modbus and DNP3 paths take that first), else its read one.  ``written_as``:
+        what the wire carried when the value is a decoding of it (S7 bytes read as a REAL or as
+        bits), kept in the evidence.
         """
         low, high = limit[2], limit[3]
         evidence: dict[str, Any] = {
@@ -609,6 +617,8 @@ class BaselineDeviation(BaseDetector):
                 written = self._limits(conversation, "written").get(point) is not None
                 learned_from = "written" if written else "read"
             evidence["learned_from"] = learned_from
+            if written_as:
+                evidence["written_as"] = written_as
         out.fire(
             rule_id,
             f"{conversation.client}>{conversation.server}:{conversation.protocol}:{point}",

@@ -202,14 +202,16 @@ def test_qut_unauthorized_s7_writes_against_the_hmi_baseline(capture: str) -> No
     # four bytes as the REAL the HMI writes (40.0; the attack writes 35.0), the whole flag bytes
     # bit by bit against the bits the HMI reads (each set bit was only ever read as 0).
     expected = {
-        "ConveyorBeltOff": ("FLAGS:102.1:BIT", 1),
-        "ChangeUpperThreshold": ("FLAGS:8:REAL", 35.0),
-        "GlobalReset": ("FLAGS:103.1:BIT", 1),
-        "EmergencyStop": ("FLAGS:103.3:BIT", 1),
+        "ConveyorBeltOff": ("FLAGS:102.1:BIT", 1, "1 BYTE 2a at FLAGS:102"),
+        "ChangeUpperThreshold": ("FLAGS:8:REAL", 35.0, "4 BYTE 420c0000 at FLAGS:8"),
+        "GlobalReset": ("FLAGS:103.1:BIT", 1, "1 BYTE 02 at FLAGS:103"),
+        "EmergencyStop": ("FLAGS:103.3:BIT", 1, "1 BYTE 08 at FLAGS:103"),
     }
-    [(point, written)] = [value for name, value in expected.items() if name in capture]
+    [(point, written, wire)] = [value for name, value in expected.items() if name in capture]
     [value] = _fired(run, "ICS-5006", src_ip="10.10.10.66")
     assert (value.evidence["point"], value.evidence["value"]) == (point, written)
+    # Each attack writes bytes: the evidence keeps what the wire carried.
+    assert value.evidence["written_as"] == wire
     # The HMI never writes flag byte 103 (it reads its bits): a new write target too.
     assert bool(_fired(run, "ICS-5005", src_ip="10.10.10.66")) == ("FLAGS:103" in point)
     assert not _fired(run, "ICS-5002", client="10.10.10.20")

@@ -624,6 +624,7 @@ def test_s7_byte_written_over_flag_bits_is_judged_bit_by_bit() -> None:
     write = s7(1, function_code=0x05, frame=100, items=(byte,), data_items=({"values": [42]},))
     [alert] = run([write], baseline=baseline)
     assert alert.evidence["learned_from"] == "read"
+    assert alert.evidence["written_as"] == "1 BYTE 2a at FLAGS:102"
     assert "learned range [0, 0] of values read there" in alert.explanation
     # 36 = bits 2 and 5: bit 2 was read as 1 but only ever written 0, and written comes first.
     assert _s7_written_alerts(baseline, byte, [36]) == [("FLAGS:102.2:BIT", 1)]
