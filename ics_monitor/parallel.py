@@ -69,7 +69,7 @@ from ics_monitor.capture import open_captures
 from ics_monitor.capture.live import open_fanout, stop_on_signals
 from ics_monitor.capture.ring import DEFAULT_RING_SIZE
 from ics_monitor.config import Config
-from ics_monitor.core.collector import YOUNG_THRESHOLD
+from ics_monitor.core.collector import tune_collector
 from ics_monitor.core.errors import CaptureError, IcsMonitorError
 from ics_monitor.dissect import Registry
 from ics_monitor.pipeline import Pipeline, RunStats, WorkerChecks, checks_digest
@@ -248,7 +248,7 @@ def _worker_main(
     # kills: a worker forked from the CLI would inherit its handler that turns it into Ctrl-C).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    gc.set_threshold(YOUNG_THRESHOLD, 10, 10)  # as the CLI's main process (``core.collector``)
+    tune_collector()  # as the CLI's main process: a fork server's child starts at the default
     tune_allocator()
     try:
         pipeline = Pipeline(spec.config, spec.registry, dissect=spec.dissect)
@@ -863,8 +863,7 @@ def _live_worker_main(
     # The parent alone decides (it sends SIGTERM); a SIGHUP to the group is its rule reload.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    # A fork server's child starts with the interpreter's default: a collection every 700.
-    gc.set_threshold(YOUNG_THRESHOLD, 10, 10)
+    tune_collector()  # as the CLI's main process: a fork server's child starts at the default
     tune_allocator()
     try:
         with stop_on_signals(source, (signal.SIGTERM,)):

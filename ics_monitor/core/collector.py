@@ -29,6 +29,10 @@ YOUNG_THRESHOLD: Final = 1_000_000
 
 
 def tune_collector() -> None:
-    """Freeze what is loaded so far and set this process's collection thresholds."""
+    """Freeze what is loaded so far and set this process's collection thresholds.
+
+    Every process of a run calls it: the CLI's, and each shard worker (a fork server's child
+    starts at CPython's default, a collection every 700 allocations).
+    """
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, 10, 10)

@@ -46,6 +46,8 @@ from ics_monitor.inventory.baseline import (
     MODBUS_WRITE_TABLES,
     POLL_WINDOW,
     S7_BLOCK,
+    S7_BYTE,
+    S7_BYTE_WIDE,
     S7_COUNTING_AREAS,
     S7_READ_VAR,
     S7_WRITE_VAR,
@@ -371,7 +373,7 @@ class BaselineDeviation(BaseDetector):
             bounds_key = (conversation.key, table, unit, first, len(values))
             bounds = self.write_bounds.get(bounds_key, _UNKNOWN)
             if bounds is _UNKNOWN:
-                # As ``_written_limit``: the point's written limits, else its read ones.
+                # As ``_value``: the point's written limits, else its read ones.
                 bounds = self.write_bounds[bounds_key] = _bounds(
                     self._limits(conversation, "written"),
                     self._limits(conversation, "read"),
@@ -485,7 +487,7 @@ class BaselineDeviation(BaseDetector):
         address = item.get("address")
         pooled = f"{area}:{address}"
         limit = written.get(pooled)
-        if limit is None and (elements is None or item.get("transport_size") in _S7_BYTE_WIDE):
+        if limit is None and (elements is None or item.get("transport_size") in S7_BYTE_WIDE):
             pooled = f"{area}:{address}:{S7_BLOCK}"
             limit = written.get(pooled)
         if limit is not None:
@@ -564,24 +566,18 @@ class BaselineDeviation(BaseDetector):
             self.limits[cache_key] = limits
         return limits
 
-    def _written_limit(self, conversation: Conversation, point: str) -> Limit | None:
-        """The limits a write to ``point`` is judged by.
-
-        A register nobody wrote while learning is judged by the values it was read with.
-        """
-        return _written_else_read(
-            point, self._limits(conversation, "written"), self._limits(conversation, "read")
-        )[0]
-
     def _value(
         self, rule_id: str, conversation: Conversation, event: Any, point: str, value: Any, out: Emitter
     ) -> None:
         if rule_id == "ICS-5006":
-            limit = self._written_limit(conversation, point)
+            # A register nobody wrote while learning is judged by the values it was read with.
+            limit, origin = _written_else_read(
+                point, self._limits(conversation, "written"), self._limits(conversation, "read")
+            )
         else:
-            limit = self._limits(conversation, "read").get(point)
+            limit, origin = self._limits(conversation, "read").get(point), ""
         if limit is not None:
-            self._judged(rule_id, conversation, event, point, value, limit, out)
+            self._judged(rule_id, conversation, event, point, value, limit, out, origin)
 
     def _out_of_range(
         self,
@@ -597,9 +593,8 @@ class BaselineDeviation(BaseDetector):
     ) -> None:
         """Fire ``rule_id`` for ``value`` at ``point`` outside ``limit``.
 
-        ICS-5006 says which learned range judged the write: ``learned_from`` when the caller chose
-        (S7 writes may be judged by another point's range), else the point's written range if it
-        has one (the Modbus and DNP3 paths take that first), else its read one.  ``written_as``:
+        ICS-5006 says which learned range judged the write: ``learned_from``, "written" or "read"
+        (``_written_else_read``; S7 writes may be judged by another point's range).  ``written_as``:
         what the wire carried when the value is a decoding of it (S7 bytes read as a REAL or as
         bits), kept in the evidence.
         """
@@ -613,9 +608,6 @@ class BaselineDeviation(BaseDetector):
         }
         if rule_id == "ICS-5006":
             # A read range reads as "never written while learning": say which judged.
-            if not learned_from:
-                written = self._limits(conversation, "written").get(point) is not None
-                learned_from = "written" if written else "read"
             evidence["learned_from"] = learned_from
             if written_as:
                 evidence["written_as"] = written_as
@@ -997,9 +989,6 @@ class LazyReadCheck:
         return check.passes(event)
 
 
-# S7ANY transport sizes: BYTE, and the byte-wide ones (BYTE, CHAR).
-_S7_BYTE: Final = 2
-_S7_BYTE_WIDE: Final = frozenset({2, 3})
 # S7ANY types a block of 2 or 4 written bytes may be read as: (type name, struct format).
 _S7_TYPES_OF_WIDTH: Final = {
     2: (("INT", ">h"), ("WORD", ">H")),
@@ -1010,7 +999,7 @@ _S7_TYPES_OF_WIDTH: Final = {
 def _raw_bytes(item: dict[str, Any], values: Any) -> bool:
     """Whether ``values`` are bytes written as BYTEs to a plain address (not a counter or timer)."""
     return (
-        item.get("transport_size") == _S7_BYTE
+        item.get("transport_size") == S7_BYTE
         and isinstance(item.get("address"), int)
         and item.get("area") not in S7_COUNTING_AREAS
         and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in values)

@@ -804,9 +804,11 @@ S7_BLOCK: Final = "BLOCK"
 # S7 areas whose values count by design (S7 counters and timers, IEC counters and timers): a
 # learned range says nothing of the next value.
 S7_COUNTING_AREAS: Final = frozenset({0x1C, 0x1D, 0x1E, 0x1F})
-# S7ANY transport sizes: BIT, and the byte-wide ones a block of mixed variables is read as.
+# S7ANY transport sizes: BIT, BYTE, and the byte-wide ones (BYTE, CHAR) a block of mixed
+# variables is moved as.
 _S7_BIT: Final = 1
-_S7_BYTE_WIDE: Final = frozenset({2, 3})
+S7_BYTE: Final = 2
+S7_BYTE_WIDE: Final = frozenset({S7_BYTE, 3})
 
 
 def s7_points(item: dict[str, Any], count: int) -> list[str] | None:
@@ -829,7 +831,7 @@ def s7_points(item: dict[str, Any], count: int) -> list[str] | None:
         bit = item.get("bit") or 0
         return [f"{prefix}:{address + (bit + i) // 8}.{(bit + i) % 8}:BIT" for i in range(count)]
     width = S7_ELEMENT_SIZES.get(size)
-    if width is None or (size in _S7_BYTE_WIDE and count > 1):
+    if width is None or (size in S7_BYTE_WIDE and count > 1):
         return None
     name = item.get("transport_size_name") or str(size)
     return [f"{prefix}:{address + i * width}:{name}" for i in range(count)]
