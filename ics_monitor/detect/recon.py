@@ -708,6 +708,7 @@ class OtPortMisuse(BaseDetector):
     ICCP in the same TPKT/COTP framing, so there only an identified foreign protocol counts.
     Judged on flow records (at the flow's end or active timeout); flows with lost bytes, or with
     fewer than ``min_payload`` client bytes beyond one per packet (keep-alive probes), are not.
+    The alert cites the client's first payload frame and the device's first answer, if any.
     """
 
     name = "ot_port_misuse"
@@ -742,12 +743,17 @@ class OtPortMisuse(BaseDetector):
             rule_id = "ICS-3007"  # one alert per protocol tried: each is a finding of its own
             key = f"{record.src_ip}>{record.dst_ip}:{record.transport}/{record.dst_port}:{app}"
         answered = record.payload_bytes_to_client > 0
+        # The bytes the finding is about: the client's first payload, and the device's first
+        # answer (the flow's first frame, its SYN, when a record carries neither).
+        sent: int = record.first_payload_frame_to_server
+        reply: int = record.first_payload_frame_to_client
+        frames = tuple(sorted(frame for frame in (sent, reply) if frame)) or (record.first_frame,)
         out.fire(
             rule_id,
             key,
             ts=record.ts_start,
             last_ts=record.ts_end,
-            frames=(record.first_frame,),
+            frames=frames,
             source=record,
             evidence={
                 "service": service,

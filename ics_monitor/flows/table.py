@@ -56,6 +56,8 @@ BYTES: Final = 2
 PAYLOAD: Final = 4
 FLAGS: Final = 6
 COPIES: Final = 8
+# The first frame that carried payload each way (0: none yet), for evidence that cites the bytes.
+PAYLOAD_FRAME: Final = 10
 
 
 # An ordinary class even when this module is compiled (mypyc): it is pickled to worker processes,
@@ -174,8 +176,9 @@ class Flow:
         self.id = flow_id(key, pkt.ts)
         # One list for all per-direction counters (a list each would cost ~200 bytes per flow more):
         # [packets, packets, bytes, bytes, payload bytes, payload bytes, tcp flags, tcp flags, mirror
-        # copies, mirror copies], index ``direction`` + 0 / 2 / 4 / 6 / 8.
-        self.counters = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        # copies, mirror copies, first payload frame, first payload frame], index ``direction`` + 0
+        # / 2 / 4 / 6 / 8 / 10.
+        self.counters = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         self.streams: tuple[TcpStream, TcpStream] | None = (
             (TcpStream(), TcpStream()) if self.proto == IPPROTO_TCP else None
         )
@@ -305,6 +308,10 @@ class FlowTable:
             flow.record_frame = pkt.frame  # first packet after an active-timeout record
         payload = pkt.payload
         if payload:
+            if not counters[PAYLOAD + direction]:
+                # The direction's first payload (since the last record; a mirror copy comes after
+                # its original, and one whose copy was dropped left its bytes counted once).
+                counters[PAYLOAD_FRAME + direction] = pkt.frame
             counters[PAYLOAD + direction] += len(payload)
         if ts - flow.touched > 1.0:
             # Keep the timeout class roughly ordered by last activity (1 s granularity is enough).
@@ -686,6 +693,8 @@ class FlowTable:
                 "icmp_types_to_client": () if tcp else _bits(counters[FLAGS + 1]),
                 "mirror_copies_to_server": counters[COPIES],
                 "mirror_copies_to_client": counters[COPIES + 1],
+                "first_payload_frame_to_server": counters[PAYLOAD_FRAME],
+                "first_payload_frame_to_client": counters[PAYLOAD_FRAME + 1],
             },
         )
 
@@ -745,7 +754,7 @@ def _reset_counters(flow: Flow, now: float) -> None:
     flow.record_frame = 0
     counters = flow.counters
     counters[0:6] = (0, 0, 0, 0, 0, 0)  # TCP flags accumulate over the whole flow
-    counters[COPIES : COPIES + 2] = (0, 0)
+    counters[COPIES : COPIES + 4] = (0, 0, 0, 0)  # with the first payload frames
 
 
 def _orient(pkt: Packet) -> tuple[bool, str]:

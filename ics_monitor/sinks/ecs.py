@@ -249,6 +249,20 @@ FIELDS: tuple[EcsField, ...] = (
         "mirror_copies_to_client",
         "copies the mirroring made",
     ),
+    _f(
+        "ics.flow.first_payload_frame_to_server",
+        LONG,
+        (_F,),
+        "first_payload_frame_to_server",
+        "first frame with payload to the server (0: none)",
+    ),
+    _f(
+        "ics.flow.first_payload_frame_to_client",
+        LONG,
+        (_F,),
+        "first_payload_frame_to_client",
+        "first frame with payload to the client (0: none)",
+    ),
     _f("ics.flow.tunnel.type", KEYWORD, (_F,), "tunnel[].type", "encapsulations opened, outermost first"),
     _f("ics.flow.tunnel.id", LONG, (_F,), "tunnel[].id", "ERSPAN session id, GRE key or VNI"),
     _f("ics.flow.tunnel.src_ip", IP, (_F,), "tunnel[].src_ip", "tunnel source (switch, VTEP)"),
@@ -769,6 +783,8 @@ class EcsMapper:
             "sliced_bytes",
             "mirror_copies_to_server",
             "mirror_copies_to_client",
+            "first_payload_frame_to_server",
+            "first_payload_frame_to_client",
         ):
             _put(flow, key, data.get(key))
         tunnel = data.get("tunnel")

@@ -115,6 +115,9 @@ def test_session_counters_orientation_state() -> None:
     assert (record.packets_to_server, record.packets_to_client) == (5, 3)
     assert record.bytes_to_server == sum(len(f) for i, (_, f) in enumerate(frames) if i in (0, 2, 3, 5, 7))
     assert (record.payload_bytes_to_server, record.payload_bytes_to_client) == (5, 6)
+    # first_frame is the SYN; the first bytes each way are frames 4 and 5.
+    assert record.first_frame == 1
+    assert (record.first_payload_frame_to_server, record.first_payload_frame_to_client) == (4, 5)
     assert record.state == "closed" and record.end_reason == "closed"
     assert record.src_mac == MAC_C and record.dst_mac == MAC_S
     assert set(record.tcp_flags_to_server) == {"SYN", "ACK", "PSH", "FIN"}
@@ -192,6 +195,16 @@ def test_idle_and_active_timeouts() -> None:
     assert reasons.count("active_timeout") >= 2 and reasons[-1] == "end_of_capture"
     assert len({r.flow_id for r in table.records}) == 1
     assert sum(r.packets_to_server for r in table.records) == len(chatty)
+    # Each record cites the first payload of its own period; no answer came: 0 to the client.
+    firsts = [r.first_payload_frame_to_server for r in table.records]
+    assert firsts == [r.first_frame for r in table.records] and firsts[0] == 1 and firsts[1] > 1
+    assert {r.first_payload_frame_to_client for r in table.records} == {0}
+
+
+def test_a_flow_without_payload_cites_no_payload_frame() -> None:
+    table, _ = run(handshake() + [tcp(1.01, True, "RA", 1001, 5001)])
+    (record,) = table.records
+    assert (record.first_payload_frame_to_server, record.first_payload_frame_to_client) == (0, 0)
 
 
 def test_table_cap_evicts_with_anomaly() -> None:
@@ -551,6 +564,9 @@ def test_tcp_copies_made_by_the_mirroring_are_neither_retransmissions_nor_delive
     (anomaly,) = [a for a in table.anomalies if a.code == "tcp.mirror_copies"]
     assert anomaly.severity == "info" and anomaly.detail.startswith("10 segments repeated within 5 ms")
     assert not once.anomalies and single.mirror_copies_to_server == single.mirror_copies_to_client == 0
+    # The first payload each way is the original's frame, in the doubled capture too.
+    assert (single.first_payload_frame_to_server, single.first_payload_frame_to_client) == (4, 5)
+    assert (record.first_payload_frame_to_server, record.first_payload_frame_to_client) == (7, 9)
 
 
 def test_a_retransmission_is_no_copy() -> None:
