@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,12 @@ import orjson
 import pytest
 
 from ics_monitor.capture import open_captures
+from ics_monitor.config import Config
+from ics_monitor.core.collector import YOUNG_THRESHOLD
+from ics_monitor.dissect import Registry
+from ics_monitor.parallel import LiveShards
+from ics_monitor.pipeline import Pipeline
+from ics_monitor.sinks.memory import ListSink
 from tests.conftest import REPO
 from tests.integration.lab_support import (
     open_lab,
@@ -48,6 +56,7 @@ from tests.integration.test_live_span import (
     modbus_key,
     round_values,
 )
+from tests.support.lenmsg import CollectorReportingDissector
 
 pytestmark = pytest.mark.xdist_group("live")
 
@@ -288,3 +297,28 @@ def test_lost_worker_is_one_error_line_and_output_kept(
     assert "Traceback" not in output
     assert len(read_records(state / "events.jsonl", "modbus")) == 12 * ROUNDS
     assert read_records(state / "events.jsonl", "health")[-1]["final"] is True
+
+
+def test_live_workers_run_the_collector_as_the_command_line_does() -> None:
+    """A live worker is a fork server's child too: it sets the collector's threshold itself, or
+    it collects every 700 allocations (``core.collector``; the batch workers' test is in
+    test_workers).  Two workers on this host's loopback, lenmsg datagrams on a port of their own."""
+    port = 47777
+    registry = Registry([CollectorReportingDissector(udp_ports=frozenset({port}))])
+    events = ListSink()
+    pipeline = Pipeline(Config(), registry, event_sinks=[events])
+    shards = LiveShards(["lo"], 2, snaplen=65535, duration=2.5, bpf=f"udp port {port}")
+
+    def send() -> None:
+        time.sleep(0.5)  # the sockets are open already: datagrams wait there for their worker
+        for source_port in range(port + 1, port + 9):  # flows of their own, spread over both
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                client.bind(("127.0.0.1", source_port))
+                client.sendto(b"\xab\xcd\x00\x02hi", ("127.0.0.1", port))
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    shards.run(pipeline)
+    thread.join()
+    bodies = [record.body for record in events.records if record.event_type == "lenmsg"]
+    assert len(bodies) == 8 and set(bodies) == {f"gc {YOUNG_THRESHOLD}"}

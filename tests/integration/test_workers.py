@@ -12,6 +12,7 @@ fails or dies gives a ``WorkerError`` and keeps what was merged before.
 from __future__ import annotations
 
 import copy
+import gc
 import marshal
 import multiprocessing
 import os
@@ -30,15 +31,17 @@ import pytest
 from ics_monitor import parallel, shard
 from ics_monitor.capture import open_captures
 from ics_monitor.config import Config
+from ics_monitor.core.collector import YOUNG_THRESHOLD
 from ics_monitor.core.errors import CaptureError
 from ics_monitor.decode import Decoder
-from ics_monitor.dissect import default_registry
+from ics_monitor.dissect import Registry, default_registry
 from ics_monitor.parallel import WorkerError, run_sharded
 from ics_monitor.pipeline import Pipeline, RunStats
 from ics_monitor.shard import frame_shard, packet_shard, shard_of
 from ics_monitor.sinks import JsonLinesSink
 from ics_monitor.sinks.memory import ListSink
 from tests.conftest import PCAPS, SHARED_PCAPS, shared_pcaps
+from tests.support.lenmsg import CollectorReportingDissector
 
 CLI = str(Path(sys.executable).with_name("ics-monitor"))
 DEMO = [PCAPS / "demo" / "plant_normal.pcap", PCAPS / "demo" / "plant_attack.pcap"]
@@ -631,3 +634,15 @@ def test_frame_shard_sends_hsr_tagged_frames_to_every_worker() -> None:
     ethernet = b"\x02" * 6 + b"\x04" * 6
     assert frame_shard(1, ethernet + b"\x89\x2f\x00\x22\x02\x01\x08\x00" + ip + udp, 2) == -1
     assert frame_shard(1, ethernet + b"\x81\x00\x00\x1e\x89\x2f\x00\x22\x02\x01\x08\x00" + ip + udp, 2) == -1
+
+
+def test_a_worker_runs_the_collector_as_the_command_line_does() -> None:
+    """A shard worker is a fork server's child: it sets the collector's threshold itself
+    (``core.collector``), or it collects every 700 allocations while it dissects."""
+    events = ListSink()
+    registry = Registry([CollectorReportingDissector()])
+    pipeline = Pipeline(Config(), registry, event_sinks=[events])
+    run_sharded(pipeline, [str(PCAPS / "foundation" / "linux_sll.pcap")], 1, "forkserver")
+    bodies = {record.body for record in events.records if record.event_type == "lenmsg"}
+    assert bodies == {f"gc {YOUNG_THRESHOLD}"}
+    assert gc.get_threshold()[0] != YOUNG_THRESHOLD  # this process (pytest) did not set it

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,3 +106,25 @@ class StallingDissector(LenMsgDissector):
         if state["pdus"] >= 1:
             return ParseResult()
         return super().parse(state, data, direction, ctx)
+
+
+class CollectorReportingDissector(LenMsgDissector):
+    """``lenmsg`` whose records say the young-generation threshold of the process that parsed them.
+
+    For the shard workers' collector settings: a worker is a fork server's child, which starts
+    at CPython's default (a collection every 700 allocations) unless it sets its own.
+    """
+
+    def __init__(self, udp_ports: frozenset[int] = frozenset({7777})) -> None:
+        self.udp_ports = udp_ports
+
+    def parse(self, state: Any, data: memoryview, direction: int, ctx: ParseContext) -> ParseResult:
+        result = super().parse(state, data, direction, ctx)
+        if result.events:  # a fresh result (NOT_THIS_PROTOCOL, shared, has none)
+            result.events = [
+                lenmsg_event(ctx, direction, f"gc {gc.get_threshold()[0]}", event.length)
+                if isinstance(event, LenMsgEvent)
+                else event
+                for event in result.events
+            ]
+        return result
