@@ -9,7 +9,9 @@ SYSTEM_PYTHON := $(shell for p in /usr/bin/python3.11 /usr/bin/python3; do \
 PYTHON ?= $(SYSTEM_PYTHON)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# Per interpreter: a .venv made from another one is made again (``--clear``: venv over a venv of
+# another Python mixes the two).
+STAMP  := $(VENV)/.installed$(subst /,_,$(PYTHON))
 DEMO_STATE ?= .state/demo
 
 COMPILED := ics_monitor/.compiled-stamp
@@ -18,7 +20,7 @@ SOURCES := $(shell find ics_monitor -name '*.py' -o -name '*.c')
 .PHONY: install compiled pure tools demo test lint bench bench-instructions soak fuzz golden-update clean
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)

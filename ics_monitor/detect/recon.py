@@ -744,7 +744,8 @@ class OtPortMisuse(BaseDetector):
             key = f"{record.src_ip}>{record.dst_ip}:{record.transport}/{record.dst_port}:{app}"
         answered = record.payload_bytes_to_client > 0
         # The bytes the finding is about: the client's first payload, and the device's first
-        # answer (the flow's first frame, its SYN, when a record carries neither).
+        # answer, of the record's period (after an active timeout, of that part of the flow); the
+        # flow's first frame, its SYN, when the record carries neither.
         sent: int = record.first_payload_frame_to_server
         reply: int = record.first_payload_frame_to_client
         frames = tuple(sorted(frame for frame in (sent, reply) if frame)) or (record.first_frame,)

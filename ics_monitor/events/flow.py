@@ -69,8 +69,9 @@ class FlowRecord:
     # neither reassembled nor dissected.  ``packets_sent`` leaves them out.
     mirror_copies_to_server: int = 0
     mirror_copies_to_client: int = 0
-    # The first frame of the record's period that carried payload each way (0: none did): the
-    # bytes a finding about the flow's content cites, where ``first_frame`` is its SYN.
+    # The first frame of the record's period (in capture order) that carried payload each way (0:
+    # none did): the bytes a finding about the flow's content cites, where ``first_frame`` is its
+    # SYN.
     first_payload_frame_to_server: int = 0
     first_payload_frame_to_client: int = 0
 

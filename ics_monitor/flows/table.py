@@ -309,8 +309,9 @@ class FlowTable:
         payload = pkt.payload
         if payload:
             if not counters[PAYLOAD + direction]:
-                # The direction's first payload (since the last record; a mirror copy comes after
-                # its original, and one whose copy was dropped left its bytes counted once).
+                # The direction's first payload of the record's period, in capture order (a
+                # segment captured before the one it follows is cited; a mirror copy comes after
+                # its original).
                 counters[PAYLOAD_FRAME + direction] = pkt.frame
             counters[PAYLOAD + direction] += len(payload)
         if ts - flow.touched > 1.0:
@@ -400,6 +401,10 @@ class FlowTable:
             counters[COPIES + direction] += 1
             # A copy's payload is the original's: what the hosts sent counts once (``payload_bytes_*``).
             counters[PAYLOAD + direction] -= size
+            if not counters[PAYLOAD + direction]:
+                # Its original was counted in the record before an active timeout: no payload of
+                # this record's period yet.
+                counters[PAYLOAD_FRAME + direction] = 0
             flow.copies[direction] += 1
             return True
         if last is None:
@@ -461,15 +466,18 @@ class FlowTable:
         if not payload and not cut:
             return
         stream = streams[direction]
+        seq = pkt.seq
+        if pkt.tcp_flags & TCP_SYN:
+            seq = (seq + 1) & 0xFFFFFFFF  # data on a SYN (TCP Fast Open) follows the SYN's number
         status = (
-            stream.add(pkt.seq, payload, self.config.max_reassembly_bytes, chunks, pkt.ts, pkt.frame)
+            stream.add(seq, payload, self.config.max_reassembly_bytes, chunks, pkt.ts, pkt.frame)
             if payload
             else 0
         )
         if cut:
             # The capture kept only the head of this segment: step over the rest now, so the
             # dissector reads the head as a cut PDU and the next segment as the next PDU.
-            stream.slice((pkt.seq + len(payload)) & 0xFFFFFFFF, cut, chunks, pkt.ts, pkt.frame)
+            stream.slice((seq + len(payload)) & 0xFFFFFFFF, cut, chunks, pkt.ts, pkt.frame)
         if status:
             if status & MISMATCH:
                 self._anomaly(

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,7 +110,8 @@ class StallingDissector(LenMsgDissector):
 
 
 class CollectorReportingDissector(LenMsgDissector):
-    """``lenmsg`` whose records say the young-generation threshold of the process that parsed them.
+    """``lenmsg`` whose records say the young-generation threshold and the pid of the process that
+    parsed them (their body: ``gc 1000000 pid 4242``).
 
     For the shard workers' collector settings: a worker is a fork server's child, which starts
     at CPython's default (a collection every 700 allocations) unless it sets its own.
@@ -122,7 +124,7 @@ class CollectorReportingDissector(LenMsgDissector):
         result = super().parse(state, data, direction, ctx)
         if result.events:  # a fresh result (NOT_THIS_PROTOCOL, shared, has none)
             result.events = [
-                lenmsg_event(ctx, direction, f"gc {gc.get_threshold()[0]}", event.length)
+                lenmsg_event(ctx, direction, f"gc {gc.get_threshold()[0]} pid {os.getpid()}", event.length)
                 if isinstance(event, LenMsgEvent)
                 else event
                 for event in result.events

@@ -528,6 +528,18 @@ def test_ot_port_misuse_from_flow_records() -> None:
     assert rule_ids(run([dataclasses.replace(doubled, mirror_copies_to_server=5)])) == ["ICS-3008"]
     keepalives = flow(service="modbus", payload=30, packets_to_server=60)
     assert run([dataclasses.replace(keepalives, mirror_copies_to_server=30)]) == []
+    # The frames cited: the client's first payload and the device's first answer, in frame order;
+    # the one there is; the flow's first frame (its SYN) when the record names neither.
+    rdp = flow(service="modbus", app_protocol="rdp", payload=43, reply=9, ts=1000.0)
+    for sent, answer, frames in ((1004, 1005, [1004, 1005]), (1004, 0, [1004]), (0, 0, [1000])):
+        (alert,) = run(
+            [
+                dataclasses.replace(
+                    rdp, first_payload_frame_to_server=sent, first_payload_frame_to_client=answer
+                )
+            ]
+        )
+        assert list(alert.frames) == frames
     # One scanner, three protocols on one port: three findings; the same protocol again: a count.
     alerts = run(
         [

@@ -201,6 +201,37 @@ def test_idle_and_active_timeouts() -> None:
     assert {r.first_payload_frame_to_client for r in table.records} == {0}
 
 
+def test_data_on_a_syn_is_the_stream_s_first_bytes() -> None:
+    """TCP Fast Open: the SYN's own data follows its sequence number, not at it."""
+    frames = [
+        tcp(1.0, True, "S", 1000, 0, b"HELLO"),
+        tcp(1.001, False, "SA", 5000, 1006),
+        tcp(1.002, True, "PA", 1006, 5001, b" WORLD"),
+        tcp(1.003, False, "PA", 5001, 1012, b"ok"),
+    ]
+    table, recorder = run(frames)
+    (record,) = table.records
+    assert bytes(recorder.data[(record.flow_id, 0)]) == b"HELLO WORLD"
+    assert record.missed_bytes == 0 and record.first_payload_frame_to_server == 1
+
+
+def test_a_mirror_copy_cut_from_its_original_by_an_active_timeout_is_no_payload() -> None:
+    """The original ends one record (active timeout), its copy begins the next: that record
+    counts no payload, so it cites no payload frame either."""
+    config = FlowConfig(udp_idle_timeout=120.0, active_timeout=50.0)
+    frames = [
+        udp_id(1.0, True, b"a", 1),  # the first sweep: the active timeouts are checked from 61 on
+        udp_id(60.000005, True, b"b", 2),  # a sweep: the next one is due at 61.000005
+        udp_id(61.0, True, b"c", 3),
+        udp_id(61.00002, True, b"c", 3),  # its copy, after that sweep's active-timeout cut
+    ]
+    table, _ = run(frames, config)
+    first, second = table.records
+    assert first.end_reason == "active_timeout" and first.first_payload_frame_to_server == 1
+    assert (second.mirror_copies_to_server, second.payload_bytes_to_server) == (1, 0)
+    assert second.first_payload_frame_to_server == 0
+
+
 def test_a_flow_without_payload_cites_no_payload_frame() -> None:
     table, _ = run(handshake() + [tcp(1.01, True, "RA", 1001, 5001)])
     (record,) = table.records
