@@ -997,11 +997,11 @@ _S7_TYPES_OF_WIDTH: Final = {
 
 
 def _raw_bytes(item: dict[str, Any], values: Any) -> bool:
-    """Whether ``values`` are bytes written as BYTEs to a plain address (not a counter or timer)."""
+    """Whether ``values`` are bytes written as BYTEs to a plain address (counters and timers
+    never reach here: ``_s7_written``)."""
     return (
         item.get("transport_size") == S7_BYTE
         and isinstance(item.get("address"), int)
-        and item.get("area") not in S7_COUNTING_AREAS
         and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in values)
     )
 

@@ -23,9 +23,7 @@ from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from ics_monitor.pipeline import Analysis, Pipeline
 
 
-class Collect:
-    """A sink that keeps what it is given in a list."""
-
+class _Collect:
     def __init__(self, into: list[Any]) -> None:
         self.into = into
 
@@ -86,7 +84,7 @@ def run_captures(
         Inventory(),
         engine=DetectionEngine(rules, baseline, zones, strict=True) if detect else None,
         learner=BaselineLearner() if learn or learn_for is not None else None,
-        alert_sinks=[Collect(run.alerts)],
+        alert_sinks=[_Collect(run.alerts)],
         learn_for=learn_for,
         enforce=enforce if learn_for is not None else None,
         on_baseline=keep,
@@ -95,8 +93,8 @@ def run_captures(
         Config(dissect=DissectConfig(strict=True)),
         default_registry(),
         dissect="full",
-        event_sinks=[Collect(run.events)],
-        flow_sinks=[Collect(run.flows)],
+        event_sinks=[_Collect(run.events)],
+        flow_sinks=[_Collect(run.flows)],
         analysis=analysis,
     )
     pipeline.run(open_captures([str(c) for c in captures]))

@@ -311,6 +311,8 @@ def test_live_workers_run_the_collector_as_the_command_line_does() -> None:
     try:
         shards = LiveShards(["lo"], 2, snaplen=65535, duration=1.5, bpf=f"udp dst port {port}")
     except CaptureError as error:
+        if "CAP_NET_RAW" not in str(error):
+            raise  # only a process without the capture right skips, as the lab tests do
         pytest.skip(f"live capture on lo: {error}")
     # The sockets are open and their rings set up: the datagrams wait there for their worker.
     clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(24)]

@@ -15,7 +15,7 @@ from ics_monitor.dissect import default_registry
 from ics_monitor.inventory.assets import Inventory
 from ics_monitor.inventory.baseline import BaselineLearner
 from ics_monitor.pipeline import Analysis, Pipeline
-from tests.evaluation.support import Collect
+from ics_monitor.sinks.memory import ListSink
 
 PCAPS = Path(__file__).resolve().parents[3] / "pcaps"
 # Every protocol, normal and attack traffic, malformed PDUs: what the analysis and its alerts see.
@@ -87,12 +87,12 @@ def test_records_leave_no_cyclic_garbage() -> None:
         ("s7comm", "read"),
         ("s7comm", "written"),
     }
-    alerts: list[Any] = []
+    alerts = ListSink()
     analysis = Analysis(
         Inventory(),
         engine=DetectionEngine(RuleSet.load(), baseline, None, strict=True),
         learner=BaselineLearner(),
-        alert_sinks=[Collect(alerts)],
+        alert_sinks=[alerts],
     )
     pipeline = Pipeline(
         Config(dissect=DissectConfig(strict=True)), default_registry(), dissect="full", analysis=analysis
@@ -106,5 +106,5 @@ def test_records_leave_no_cyclic_garbage() -> None:
         if enabled:
             gc.enable()
     assert stats.events > 1000  # the run had records to make cycles with
-    assert alerts  # and alerts
+    assert alerts.records  # and alerts
     assert found == [0]

@@ -456,50 +456,22 @@ def test_s7_bytes_written_where_one_variable_was_read_are_judged_as_that_variabl
     """A snap7-style client writes REAL 35.0 as its four bytes where the HMI reads a REAL 40.0."""
     import struct
 
-    def item(address: int, size: int, name: str, length: int) -> Any:
-        return {
-            "area": 0x83,
-            "area_name": "FLAGS",
-            "db": 0,
-            "address": address,
-            "bit": 0,
-            "length": length,
-            "transport_size": size,
-            "transport_size_name": name,
-        }
-
-    threshold, counter = item(8, 8, "REAL", 1), item(20, 5, "INT", 1)
+    threshold, counter = _flag_item(8, 8, "REAL", 1), _flag_item(20, 5, "INT", 1)
     learner = BaselineLearner()
     for i in range(10):
-        reads = (threshold, counter)
-        learner.observe(s7(1, function_code=0x04, ts=1000.0 + i, frame=2 * i + 1, items=reads))
-        data = ({"values": [40.0]}, {"values": [500 + i]})
-        learner.observe(
-            s7(
-                3,
-                function_code=0x04,
-                request=False,
-                ts=1000.2 + i,
-                frame=2 * i + 2,
-                items=reads,
-                data_items=data,
-            )
-        )
+        _s7_read(learner, (threshold, counter), [[40.0], [500 + i]], 1000.0 + i)
     baseline = learner.baseline()
-    rules = _unthrottled(RULES, "ICS-5006")
 
     def fired(target: Any, raw: bytes) -> list[tuple[str, Any]]:
-        write = s7(1, function_code=0x05, frame=100, items=(target,), data_items=({"values": list(raw)},))
-        alerts = run([write], baseline=baseline, rules=rules)
-        return [(a.evidence["point"], a.evidence["value"]) for a in alerts if a.rule_id == "ICS-5006"]
+        return _s7_written_alerts(baseline, target, list(raw))
 
-    assert fired(item(8, 2, "BYTE", 4), struct.pack(">f", 35.0)) == [("FLAGS:8:REAL", 35.0)]
-    assert fired(item(8, 2, "BYTE", 4), struct.pack(">f", 40.0)) == []
-    assert fired(item(20, 2, "BYTE", 2), struct.pack(">h", 30_000)) == [("FLAGS:20:INT", 30_000)]
-    assert fired(item(20, 2, "BYTE", 2), struct.pack(">h", 505)) == []
+    assert fired(_flag_item(8, 2, "BYTE", 4), struct.pack(">f", 35.0)) == [("FLAGS:8:REAL", 35.0)]
+    assert fired(_flag_item(8, 2, "BYTE", 4), struct.pack(">f", 40.0)) == []
+    assert fired(_flag_item(20, 2, "BYTE", 2), struct.pack(">h", 30_000)) == [("FLAGS:20:INT", 30_000)]
+    assert fired(_flag_item(20, 2, "BYTE", 2), struct.pack(">h", 505)) == []
     # Three bytes, or bytes where nothing of that width was read: not judged.
-    assert fired(item(8, 2, "BYTE", 3), b"\x42\x0c\x00") == []
-    assert fired(item(30, 2, "BYTE", 4), struct.pack(">f", 35.0)) == []
+    assert fired(_flag_item(8, 2, "BYTE", 3), b"\x42\x0c\x00") == []
+    assert fired(_flag_item(30, 2, "BYTE", 4), struct.pack(">f", 35.0)) == []
 
 
 def _flag_item(address: int, size: int, name: str, length: int, bit: int = 0) -> Any:
@@ -517,22 +489,20 @@ def _flag_item(address: int, size: int, name: str, length: int, bit: int = 0) ->
 
 def _s7_learn(learner: BaselineLearner, item: Any, values: list[Any], ts: float, write: bool) -> None:
     """One write of ``values`` to ``item``, or one read of them (request and answer)."""
-    frame = int(ts * 10)
     if write:
         data = ({"values": values},)
-        learner.observe(s7(1, function_code=0x05, ts=ts, frame=frame, items=(item,), data_items=data))
+        learner.observe(s7(1, function_code=0x05, ts=ts, frame=int(ts * 10), items=(item,), data_items=data))
         return
-    learner.observe(s7(1, function_code=0x04, ts=ts, frame=frame, items=(item,)))
+    _s7_read(learner, (item,), [values], ts)
+
+
+def _s7_read(learner: BaselineLearner, items: tuple[Any, ...], values: list[list[Any]], ts: float) -> None:
+    """One READ_VAR of ``items`` (request and answer), item ``n`` answered with ``values[n]``."""
+    frame = int(ts * 10)
+    learner.observe(s7(1, function_code=0x04, ts=ts, frame=frame, items=items))
+    data = tuple({"values": item_values} for item_values in values)
     learner.observe(
-        s7(
-            3,
-            function_code=0x04,
-            request=False,
-            ts=ts + 0.05,
-            frame=frame + 1,
-            items=(item,),
-            data_items=({"values": values},),
-        )
+        s7(3, function_code=0x04, request=False, ts=ts + 0.05, frame=frame + 1, items=items, data_items=data)
     )
 
 
@@ -592,31 +562,10 @@ def test_s7_byte_written_over_flag_bits_is_judged_bit_by_bit() -> None:
     learner = BaselineLearner()
     bits = [_flag_item(102, 1, "BIT", 1, bit) for bit in range(8)]
     for i in range(10):
-        learner.observe(s7(1, function_code=0x04, ts=1000.0 + i, frame=3 * i + 1, items=tuple(bits)))
         # Bit 1 always 0, bit 5 always 1, the others 0 or 1; the HMI writes bit 2 as 0.
-        values = [0, 0, i % 2, i % 2, 0, 1, i % 2, 0]
-        data = tuple({"values": [value]} for value in values)
-        learner.observe(
-            s7(
-                3,
-                function_code=0x04,
-                request=False,
-                ts=1000.1 + i,
-                frame=3 * i + 2,
-                items=tuple(bits),
-                data_items=data,
-            )
-        )
-        learner.observe(
-            s7(
-                1,
-                function_code=0x05,
-                ts=1000.2 + i,
-                frame=3 * i + 3,
-                items=(bits[2],),
-                data_items=({"values": [0]},),
-            )
-        )
+        values = (0, 0, i % 2, i % 2, 0, 1, i % 2, 0)
+        _s7_read(learner, tuple(bits), [[value] for value in values], 1000.0 + i)
+        _s7_learn(learner, bits[2], [0], 1000.5 + i, write=True)
     baseline = learner.baseline()
     byte = _flag_item(102, 2, "BYTE", 1)
     # 42 = bits 1, 3 and 5: bit 1 was only ever read as 0.
