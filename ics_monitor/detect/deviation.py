@@ -997,8 +997,10 @@ _S7_TYPES_OF_WIDTH: Final = {
 
 
 def _raw_bytes(item: dict[str, Any], values: Any) -> bool:
-    """Whether ``values`` are bytes written as BYTEs to a plain address (counters and timers
-    never reach here: ``_s7_written``)."""
+    """Whether ``values`` are bytes written as BYTEs to a plain address.
+
+    Counters and timers never reach here (``_s7_written`` returns before).
+    """
     return (
         item.get("transport_size") == S7_BYTE
         and isinstance(item.get("address"), int)
