@@ -345,6 +345,7 @@ class Conversation:
     """What one client does with one server over one protocol and port."""
 
     __slots__ = (
+        "addresses",
         "client",
         "dnp3_points",
         "flows",
@@ -373,6 +374,9 @@ class Conversation:
         self.key: ConversationKey = (client, server, transport, port, protocol)
         self.flows = 0
         self.requests = 0
+        # What the client's requests addressed below the IP address: Modbus unit ids, DNP3
+        # destination link addresses (``ADDRESS_SECTIONS``).  The sweep detectors do not count them.
+        self.addresses = RangeSet()
         # function key ("3", "userdata 4/1") -> [name, count]
         self.functions: dict[str, list[Any]] = {}
         # (unit, table, "read"|"write") -> ranges of addresses
@@ -492,6 +496,9 @@ class Conversation:
                 key: {"name": name, "count": count}
                 for key, (name, count) in sorted(self.functions.items(), key=_natural)
             }
+        section = ADDRESS_SECTIONS.get(self.protocol)
+        if section is not None and self.addresses:
+            result[section] = self.addresses.to_list()
         if self.modbus:
             units: dict[str, dict[str, dict[str, list[list[int]]]]] = {}
             for (unit, table, kind), ranges in sorted(self.modbus.items()):
@@ -540,6 +547,9 @@ class Conversation:
         ]
         for key, entry in (data.get("functions") or {}).items():
             conversation.functions[str(key)] = [entry.get("name"), int(entry.get("count", 0))]
+        section = ADDRESS_SECTIONS.get(conversation.protocol)
+        if section is not None:
+            conversation.addresses = _address_ranges(data.get(section), conversation.key, section)
         for unit, kinds in (data.get("modbus_units") or {}).items():
             for kind, tables in (kinds or {}).items():
                 for table, ranges in (tables or {}).items():
@@ -589,6 +599,7 @@ class Conversation:
                 [signature, stats.median, stats.spread, stats.count, stats.window]
                 for signature, stats in self.polling.items()
             ],
+            self.addresses.ranges,
         ]
 
     @classmethod
@@ -629,7 +640,63 @@ class Conversation:
                 int(count),
                 None if window is None else (float(window[0]), float(window[1])),
             )
+        conversation.addresses = RangeSet(record[11])
         return conversation
+
+
+def _merge(profile: Conversation, member: Conversation) -> None:
+    """Fold ``member``'s functions, ranges, addresses and values into ``profile``."""
+    profile.requests += member.requests
+    for code, (name, count) in member.functions.items():
+        entry = profile.functions.setdefault(code, [name, 0])
+        entry[1] += count
+    tables: tuple[tuple[dict[Any, RangeSet], dict[Any, RangeSet]], ...] = (
+        (member.modbus, profile.modbus),
+        (member.dnp3_points, profile.dnp3_points),
+        (member.s7, profile.s7),
+    )
+    for table, merged in tables:
+        for range_key, ranges in table.items():
+            target = merged.setdefault(range_key, RangeSet())
+            for start, end in ranges.ranges:
+                target.add(start, end)
+    for start, end in member.addresses.ranges:
+        profile.addresses.add(start, end)
+    for (kind, point), (low, high) in member.values.items():
+        profile.add_value(kind, point, low)
+        profile.add_value(kind, point, high)
+
+
+# The YAML section of ``Conversation.addresses`` per protocol: what a request addresses behind the
+# server's IP address.  Protocols not named here have none.
+ADDRESS_SECTIONS: Final = {"modbus": "unit_ids", "dnp3": "link_addresses"}
+# Unit ids and DNP3 link addresses are at most 16 bits.
+_MAX_ADDRESS: Final = 0xFFFF
+
+
+def _address_ranges(value: Any, key: ConversationKey, section: str) -> RangeSet:
+    """A conversation's ``unit_ids`` or ``link_addresses``: inclusive ``[first, last]`` ranges."""
+    if value is None:
+        return RangeSet()
+    if isinstance(value, list):
+        pairs = []
+        for item in value:
+            if _is_address(item):
+                item = [item, item]  # a hand-edited single address
+            if isinstance(item, list) and len(item) == 2 and all(_is_address(n) for n in item):
+                pairs.append(item)
+            else:
+                break
+        else:
+            return RangeSet(pairs)
+    raise ValueError(
+        f"conversation {_key_text(key)}: {section} must be a list of [first, last] ranges of numbers "
+        f"0-{_MAX_ADDRESS}, not {value!r}"
+    )
+
+
+def _is_address(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_ADDRESS
 
 
 def _macs(ip: Any, entry: Any) -> list[str]:
@@ -884,6 +951,12 @@ def learn_event(conversation: Conversation, event: Any, request: bool) -> None:
     if request:
         conversation.requests += 1
         conversation.rate(event.ts, False)
+        address = event.unit_id if event_type == "modbus" else event.dst if event_type == "dnp3" else None
+        if isinstance(address, int):
+            ranges = conversation.addresses.ranges
+            # The usual case first: the one unit or outstation the client always addresses.
+            if len(ranges) != 1 or not ranges[0][0] <= address <= ranges[0][1]:
+                conversation.addresses.add(address, address)
         function = function_key(event)
         if function is not None:
             conversation.count_function(function[0], function[1])
@@ -1173,7 +1246,7 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 # to load, most of it a Python step per value.  Version 3 was written by a loader that read an
 # unquoted base-60 looking scalar (a MAC such as ``10:20:30:40:50:51``) as a number: version 4
 # holds what ``yamlfile.SafeLoader`` reads, text.
-CACHE_FORMAT: Final = "ics-monitor-baseline-cache/4"
+CACHE_FORMAT: Final = "ics-monitor-baseline-cache/5"
 _CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 _INDEX: Final = "I"
 # Where a version-2 cache was: removed when a newer one is written.
@@ -1418,6 +1491,7 @@ class Baseline:
         self.pairs: set[tuple[str, str]] = {(c.client, c.server) for c in self.conversations.values()}
         self._services: set[tuple[str, str, str, int]] | None = None
         self._profiles: dict[tuple[str, str, int, str], Conversation | None] = {}
+        self._pair_profiles: dict[tuple[str, str, str], Conversation] | None = None
         self.macs: set[str] = {mac for macs in self.asset_macs.values() for mac in macs}
 
     # -- queries --------------------------------------------------------------------------------------------
@@ -1468,25 +1542,33 @@ class Baseline:
         if members:
             profile = Conversation("*", server, transport, port, protocol)
             for member in members:
-                profile.requests += member.requests
-                for code, (name, count) in member.functions.items():
-                    entry = profile.functions.setdefault(code, [name, 0])
-                    entry[1] += count
-                tables: tuple[tuple[dict[Any, RangeSet], dict[Any, RangeSet]], ...] = (
-                    (member.modbus, profile.modbus),
-                    (member.dnp3_points, profile.dnp3_points),
-                    (member.s7, profile.s7),
-                )
-                for table, merged in tables:
-                    for range_key, ranges in table.items():
-                        target = merged.setdefault(range_key, RangeSet())
-                        for start, end in ranges.ranges:
-                            target.add(start, end)
-                for (kind, point), (low, high) in member.values.items():
-                    profile.add_value(kind, point, low)
-                    profile.add_value(kind, point, high)
+                _merge(profile, member)
         self._profiles[key] = profile
         return profile
+
+    def pair_profile(self, client: str, server: str, protocol: str) -> Conversation | None:
+        """What ``client`` did with ``server`` over ``protocol`` while learning, every port merged, or None.
+
+        The sweep detectors' reference: a unit id, DNP3 link address or function code the pair used
+        while learning is routine, not a probe.  Indexed once, on first use.
+        """
+        profiles = self._pair_profiles
+        if profiles is None:
+            profiles = self._pair_profiles = {}
+            merged: set[tuple[str, str, str]] = set()
+            for conversation in self.conversations.values():
+                key = (conversation.client, conversation.server, conversation.protocol)
+                found = profiles.get(key)
+                if found is None:
+                    profiles[key] = conversation
+                    continue
+                if key not in merged:  # a second port of the pair: merge into a copy, not the first
+                    merged.add(key)
+                    first = found
+                    found = profiles[key] = Conversation(key[0], key[1], "*", 0, key[2])
+                    _merge(found, first)
+                _merge(found, conversation)
+        return profiles.get((client, server, protocol))
 
     def protocols_of_pair(self, client: str, server: str) -> list[str]:
         """``protocol transport/port`` of every learned conversation between the two."""

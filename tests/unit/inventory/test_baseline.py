@@ -110,6 +110,39 @@ def test_learner_builds_conversations_functions_ranges_values_polling() -> None:
     assert baseline.assets[0] == {"ip": CLIENT, "macs": ["00:11:22:33:44:55"]}
 
 
+def test_learner_keeps_the_units_and_link_addresses_requests_addressed(tmp_path: Path) -> None:
+    learner = BaselineLearner()
+    for unit in (1, 2, 3, 17, 1, 2):
+        learner.observe(modbus(3, unit_id=unit, address=0, quantity=1))
+    # Answers address nothing: unit 99 is not learned from one.
+    learner.observe(modbus(3, request=False, unit_id=99, address=0, quantity=1, values=(1,)))
+    for dst in (10, 11, 10):
+        learner.observe(dnp3(1, dst=dst))
+    learner.observe(dnp3(None, dst=12))  # a link-layer request addresses an outstation too
+    learner.observe(dnp3(1, dst=14, client="10.0.0.6", flow_id="other"))
+    # The same pair on a second port (a gateway's second listener).
+    learner.observe(dataclasses.replace(modbus(3, unit_id=40, flow_id="f-5020"), dst_port=5020))
+    learned = learner.baseline()
+    gateway = learned.conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
+    master = learned.conversation((CLIENT, SERVER, "tcp", 20000, "dnp3"))
+    assert gateway is not None and gateway.addresses.ranges == [[1, 3], [17, 17]]
+    assert master is not None and master.addresses.ranges == [[10, 12]]
+    text = learned.to_yaml()
+    assert "unit_ids: [[1, 3], [17, 17]]" in text and "link_addresses: [[10, 12]]" in text
+    # Every port of the pair merged, the conversations themselves untouched.
+    profile = learned.pair_profile(CLIENT, SERVER, "modbus")
+    assert profile is not None and profile.addresses.ranges == [[1, 3], [17, 17], [40, 40]]
+    assert gateway.addresses.ranges == [[1, 3], [17, 17]]
+    assert learned.pair_profile(CLIENT, SERVER, "dnp3") is master
+    assert learned.pair_profile("10.0.0.6", SERVER, "modbus") is None
+    # Saved and loaded (YAML, then the cache), the same.
+    path = tmp_path / "baseline.yaml"
+    learned.save(path)
+    for loaded in (Baseline.load(path), Baseline.load(path)):
+        again = loaded.conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
+        assert again is not None and again.addresses.ranges == [[1, 3], [17, 17]]
+
+
 def test_yaml_round_trip_is_exact_sorted_and_readable(tmp_path: Path) -> None:
     baseline = _learned()
     path = tmp_path / "baseline.yaml"
@@ -240,6 +273,7 @@ def _state(baseline: Baseline) -> object:
                     c.requests,
                     c.peaks,
                     c.functions,
+                    c.addresses.ranges,
                     [(k, r.ranges) for k, r in c.modbus.items()],
                     [(k, r.ranges) for k, r in c.dnp3_points.items()],
                     [(k, r.ranges) for k, r in c.s7.items()],
@@ -286,7 +320,7 @@ def test_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path: Pat
     baseline.save(path)
     lines = cache.read_bytes().splitlines(keepends=True)
     header = orjson.loads(lines[0])
-    assert header["cache"] == "ics-monitor-baseline-cache/4" and header["format"] == FORMAT
+    assert header["cache"] == "ics-monitor-baseline-cache/5" and header["format"] == FORMAT
     assert header["conversations"] == len(baseline.conversations) == len(lines) - 2
     keys, ranges = orjson.loads(lines[1])
     assert ["written", "hr:1:20"] in keys and [100, 119] in ranges
@@ -345,6 +379,7 @@ conversations:
     transport: tcp
     port: 502
     functions: {'6': {name: b, count: 1}, '3': {name: a, count: 1}}
+    unit_ids: [[1, 2], 17]
     modbus_units: {'2': {read: {coils: [[1, 2]]}}, '1': {write: {holding_registers: [[3, 4]]}, read: {holding_registers: [[1, 1]]}}}
     dnp3_objects: {'5': {g41: [], g12: [[1, 1]]}}
     s7_areas: {write: {DB1: [[0, 1]]}, read: {DB1: [[0, 1]]}}
@@ -427,6 +462,9 @@ def test_unquoted_mac_and_ipv6_stay_text_not_base60_numbers(tmp_path: Path) -> N
         (("'hr:1:1': [0, 0]", "'hr:1:1': '14'"), "value range of hr:1:1 must be"),
         (("'hr:1:1': [0, 0]", "'hr:1:1': [1480, 1400]"), "with low <= high, not [1480, 1400]"),
         (("'hr:1:1': [0, 0]", "'hr:1:1': [.nan, .inf]"), "value range of hr:1:1 must be"),
+        (("unit_ids: [[1, 2], 17]", "unit_ids: [one]"), "unit_ids must be a list of [first, last] ranges"),
+        (("unit_ids: [[1, 2], 17]", "unit_ids: [[1, 70000]]"), "ranges of numbers 0-65535, not [[1, 70000]]"),
+        (("unit_ids: [[1, 2], 17]", "unit_ids: 17"), "unit_ids must be a list"),
         (("port: 502", "port: -502"), "port must be a number 0..65535, not -502"),
         (("port: 502", "port: yes"), "port must be a number 0..65535, not True"),
         (("port: 502", "port: 99999999999999999999999"), "port must be a number 0..65535"),
