@@ -20,6 +20,12 @@
 * ICMP host sweep: one host pinging (echo, timestamp or address-mask requests) many addresses that
   never answer; answered pings do not count, so a monitoring server polling live devices is quiet.
 
+With a baseline, what a (client, server) pair did while learning is routine and does not count
+toward its sweeps (``Baseline.pair_profile``): the unit ids and DNP3 link addresses its requests
+addressed, the function codes it used, the identification it read.  A SCADA server polling the
+thirty units behind a gateway, or a master polling the outstations of a multi-drop line, is quiet;
+the same host walking units or addresses it never used still counts every new one.
+
 State is one small set per key within a window (``WindowedSets``), keys capped, sets capped at a
 few times the threshold; each detector reads its thresholds from its rule's ``params``.
 """
@@ -32,7 +38,7 @@ from typing import Any, ClassVar, Final
 
 from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
-from ics_monitor.inventory.baseline import is_asset_ip, is_tcp_knock
+from ics_monitor.inventory.baseline import Baseline, Conversation, is_asset_ip, is_tcp_knock
 
 MAX_KEYS = 50_000
 # Past its threshold, a key's set keeps growing up to MAX_SCOPE values: the scope its alert shows
@@ -210,6 +216,30 @@ Report = tuple[str, str, int, dict[str, Any], dict[str, Any] | None, dict[str, A
 _HOST_ONLY: Final = {"dst_ip": None, "dst_port": None, "flow_id": None, "src_port": None}
 
 
+def _profile(baseline: Baseline | None, client: Any, server: Any, protocol: str) -> Conversation | None:
+    """What ``client`` did with ``server`` over ``protocol`` while learning, or None (no baseline, new pair)."""
+    if baseline is None:
+        return None
+    return baseline.pair_profile(client, server, protocol)
+
+
+def _learned_address(profile: Conversation | None, address: Any) -> bool:
+    """Whether the pair ``profile`` describes addressed ``address`` (unit id, DNP3 link address)."""
+    return profile is not None and isinstance(address, int) and profile.addresses.covers(address, address)
+
+
+def _routine_address(
+    baseline: Baseline | None, client: Any, server: Any, protocol: str, address: Any
+) -> bool:
+    """Whether ``client`` addressed ``address`` of ``server`` while learning (False without a baseline)."""
+    return baseline is not None and _learned_address(_profile(baseline, client, server, protocol), address)
+
+
+# The evidence note of a sweep counted against a baseline, and what its explanation adds.
+_NOT_COUNTED: Final = "not counted: {} this client used with the server while learning"
+_UNLEARNED: Final = " it never used while learning"
+
+
 def _send(emit: Callable[..., None], found: Report, ts: float, source: Any) -> None:
     """A sweep's alert through ``Emitter.fire`` or ``Emitter.widen``."""
     rule_id, alert_key, frame, evidence, fields, endpoints = found
@@ -296,13 +326,19 @@ class ModbusUnitSweep(_Sweep):
         super().__init__(context)
         window, threshold = _params(context, "ICS-3001", "window", "min_unit_ids")
         self.sets = WindowedSets(window, threshold)
+        self.baseline = context.baseline
 
     def on_event(self, event: Any, out: Emitter) -> None:
-        """Count distinct unit ids per (client, server)."""
+        """Count distinct unit ids per (client, server), but the ones the pair used while learning."""
         if event.direction != "request":
             return
-        key = (event.src_ip, event.dst_ip)
-        crossed = self.sets.add(key, event.unit_id, event.ts, event)
+        client = event.src_ip
+        server = event.dst_ip
+        unit = event.unit_id
+        if _routine_address(self.baseline, client, server, "modbus", unit):
+            return
+        key = (client, server)
+        crossed = self.sets.add(key, unit, event.ts, event)
         if crossed is not None:
             self.raised(key, crossed[0], crossed[1], event, event.ts, out)
 
@@ -314,7 +350,12 @@ class ModbusUnitSweep(_Sweep):
             "window_start": start,
             "threshold": self.sets.threshold,
         }
-        fields = {"unit_spans": spans(unit for unit in values if isinstance(unit, int))}
+        if self.baseline is not None:
+            evidence["baseline"] = _NOT_COUNTED.format("unit ids")
+        fields = {
+            "unit_spans": spans(unit for unit in values if isinstance(unit, int)),
+            "unlearned": "" if self.baseline is None else _UNLEARNED,
+        }
         return "ICS-3001", f"{key[0]}>{key[1]}", source.frame, evidence, fields, None
 
 
@@ -343,17 +384,28 @@ class ModbusFunctionSweep(_Sweep):
         )
         self.tried = WindowedSets(window, distinct)
         self.refused = WindowedSets(window, illegal)
+        self.baseline = context.baseline
 
     def on_event(self, event: Any, out: Emitter) -> None:
-        """Count distinct request functions and refused functions per (client, server)."""
+        """Count distinct request functions and refused functions per (client, server).
+
+        A function code the pair used while learning counts for neither (refused then too, it is
+        the client's routine).
+        """
         if event.direction == "request":
             key = (event.src_ip, event.dst_ip)
-            crossed = self.tried.add(key, event.function_code, event.ts, event)
+            sets = self.tried
         elif event.exception_code == 1:
             key = (event.dst_ip, event.src_ip)
-            crossed = self.refused.add(key, event.function_code, event.ts, event)
+            sets = self.refused
         else:
             return
+        code = event.function_code
+        if self.baseline is not None:
+            profile = _profile(self.baseline, key[0], key[1], "modbus")
+            if profile is not None and str(code) in profile.functions:
+                return
+        crossed = sets.add(key, code, event.ts, event)
         if crossed is not None:
             self.raised(key, crossed[0], crossed[1], event, event.ts, out)
 
@@ -370,9 +422,12 @@ class ModbusFunctionSweep(_Sweep):
             "distinct_function_codes": len(values),
             "window_start": start,
         }
+        if self.baseline is not None:
+            evidence["baseline"] = _NOT_COUNTED.format("function codes")
         client, server = key
         endpoints = {"src_ip": client, "dst_ip": server, "src_port": None, "dst_port": None}
-        fields = {"how": _SWEEP_HOW[reason].format(len(values))}
+        how = _SWEEP_HOW[reason].format(len(values))
+        fields = {"how": how if self.baseline is None else f"{how}, none of them used while learning"}
         return "ICS-3002", f"{client}>{server}", source.frame, evidence, fields, endpoints
 
     def scope(self, evidence: dict[str, Any]) -> tuple[int, ...]:
@@ -408,21 +463,36 @@ class DeviceIdEnumeration(_Sweep):
         super().__init__(context)
         window, threshold = _params(context, "ICS-3003", "window", "min_devices")
         self.sets = WindowedSets(window, threshold)
+        self.baseline = context.baseline
 
     def on_event(self, event: Any, out: Emitter) -> None:
-        """Modbus FC 43/14 and FC 17 requests; DNP3 READ of group 0 (device attributes)."""
+        """Modbus FC 43/14 and FC 17 requests; DNP3 READ of group 0 (device attributes).
+
+        A device whose identification the client read while learning does not count.
+        """
         if event.direction != "request":
             return
         code = event.function_code
         if event.event_type == "modbus":
             if not (code == 17 or (code == 43 and getattr(event, "mei_type", None) == 14)):
                 return
-            device = (event.dst_ip, event.unit_id)
+            address = event.unit_id
+            protocol = "modbus"
         else:
             if code != 1 or not any(obj.get("group") == 0 for obj in event.objects):
                 return
-            device = (event.dst_ip, event.dst)
-        crossed = self.sets.add(event.src_ip, device, event.ts, event)
+            address = event.dst
+            protocol = "dnp3"
+        if self.baseline is not None:
+            profile = _profile(self.baseline, event.src_ip, event.dst_ip, protocol)
+            if profile is not None and _learned_address(profile, address):
+                # Modbus: this very function (17, or 43 for 43/14); DNP3: a READ of group 0.
+                read = (
+                    str(code) in profile.functions if protocol == "modbus" else (1, 0) in profile.dnp3_points
+                )
+                if read:
+                    return
+        crossed = self.sets.add(event.src_ip, (event.dst_ip, address), event.ts, event)
         if crossed is not None:
             self.raised(event.src_ip, crossed[0], crossed[1], event, event.ts, out)
 
@@ -433,7 +503,11 @@ class DeviceIdEnumeration(_Sweep):
             "distinct_devices": len(values),
             "window_start": start,
         }
-        return "ICS-3003", str(key), source.frame, evidence, None, None
+        unlearned = ""
+        if self.baseline is not None:
+            evidence["baseline"] = _NOT_COUNTED.format("devices whose identification")
+            unlearned = " it never read while learning"
+        return "ICS-3003", str(key), source.frame, evidence, {"unlearned": unlearned}, None
 
 
 class S7SzlEnumeration(_Sweep):
@@ -518,12 +592,18 @@ class Dnp3AddressSweep(_Sweep):
         super().__init__(context)
         window, threshold = _params(context, "ICS-3005", "window", "min_addresses")
         self.sets = WindowedSets(window, threshold)
+        self.baseline = context.baseline
 
     def on_event(self, event: Any, out: Emitter) -> None:
-        """Count distinct (server, destination link address) per source host."""
+        """Count distinct (server, destination link address) per source host, but the learned ones."""
         if event.direction != "request":
             return
-        crossed = self.sets.add(event.src_ip, (event.dst_ip, event.dst), event.ts, event)
+        client = event.src_ip
+        server = event.dst_ip
+        address = event.dst
+        if _routine_address(self.baseline, client, server, "dnp3", address):
+            return
+        crossed = self.sets.add(client, (server, address), event.ts, event)
         if crossed is not None:
             self.raised(event.src_ip, crossed[0], crossed[1], event, event.ts, out)
 
@@ -535,7 +615,10 @@ class Dnp3AddressSweep(_Sweep):
             "distinct_addresses": len(values),
             "window_start": start,
         }
-        return "ICS-3005", str(key), source.frame, evidence, {"address_spans": spans(addresses)}, None
+        if self.baseline is not None:
+            evidence["baseline"] = _NOT_COUNTED.format("link addresses")
+        fields = {"address_spans": spans(addresses), "unlearned": "" if self.baseline is None else _UNLEARNED}
+        return "ICS-3005", str(key), source.frame, evidence, fields, None
 
 
 class _PortProbes(_Sweep):

@@ -191,6 +191,130 @@ def test_device_identification_enumeration() -> None:
     assert rule_ids(run(dnp3_reads)) == ["ICS-3003"]
 
 
+def _learned(records: list[Any]) -> Baseline:
+    learner = BaselineLearner()
+    for record in records:
+        learner.observe(record)
+    return learner.baseline()
+
+
+def _recon(alerts: list[Any]) -> list[Any]:
+    """The reconnaissance alerts (ICS-3000..3099) of a run against a baseline, which may add deviations."""
+    return [a for a in alerts if a.rule_id.startswith("ICS-30")]
+
+
+def test_units_a_pair_polled_while_learning_are_no_sweep() -> None:
+    # A SCADA server polling the 32 units behind a Modbus gateway, every 5 s.
+    def poll(start: float, units: range = range(1, 33)) -> list[Any]:
+        return [
+            modbus(3, unit_id=u, ts=start + u / 10, frame=int(start) + u, address=0, quantity=4)
+            for u in units
+        ]
+
+    learned = _learned(poll(1000.0) + poll(1005.0))
+    gateway = learned.conversation(("10.0.0.5", "10.0.0.9", "tcp", 502, "modbus"))
+    assert gateway is not None and gateway.addresses.ranges == [[1, 32]]
+    assert rule_ids(run(poll(2000.0), rules=NO_SILENCE)) == ["ICS-3001"]  # no baseline: a sweep
+    assert run(poll(2000.0) + poll(2005.0), baseline=learned, rules=NO_SILENCE) == []
+    # The same host walking units it never used: only the new ones count, and the alert says so.
+    walk = poll(2000.0, range(1, 49))
+    [alert] = _recon(run(walk, baseline=learned, rules=NO_SILENCE))
+    assert alert.rule_id == "ICS-3001" and alert.evidence["unit_ids"] == list(range(33, 49))
+    assert (
+        alert.evidence["baseline"] == "not counted: unit ids this client used with the server while learning"
+    )
+    assert "16 different unit ids of 10.0.0.9 it never used while learning (threshold 16): 33-48." in (
+        alert.explanation
+    )
+    assert _recon(run(walk[:47], baseline=learned, rules=NO_SILENCE)) == []  # 15 new units: below 16
+    # Another client (not learned with this server) walking the same 32 units is a sweep.
+    stranger = [modbus(3, unit_id=u, ts=2000.0 + u / 10, frame=u, client="10.0.0.66") for u in range(1, 33)]
+    assert "ICS-3001" in rule_ids(run(stranger, baseline=learned, rules=NO_SILENCE))
+
+
+def test_function_codes_a_pair_used_while_learning_are_no_function_sweep() -> None:
+    # A diagnostics tool using 12 function codes, FC 20 always refused (ILLEGAL FUNCTION).
+    codes = (1, 2, 3, 4, 5, 6, 7, 8, 11, 15, 16, 20)
+
+    def session(start: float) -> list[Any]:
+        records = []
+        for code in codes:
+            records.append(modbus(code, ts=start + code, frame=int(start) + 2 * code))
+            refused = code == 20
+            records.append(
+                modbus(
+                    code,
+                    request=False,
+                    ts=start + code + 0.1,
+                    frame=int(start) + 2 * code + 1,
+                    exception_code=1 if refused else None,
+                )
+            )
+        return records + [
+            modbus(20, request=False, exception_code=1, ts=start + 30 + i, frame=int(start) + 40 + i)
+            for i in range(3)
+        ]
+
+    learned = _learned(session(1000.0))
+    assert rule_ids(run(session(2000.0), rules=NO_SILENCE)) == ["ICS-3002"]
+    assert run(session(2000.0), baseline=learned, rules=NO_SILENCE) == []
+    # Twelve codes the pair never used, among routine ones: the alert names only the new ones.
+    new = [modbus(code, ts=3000.0 + code / 100, frame=code) for code in range(40, 52)]
+    [alert] = _recon(run(session(3000.0) + new, baseline=learned, rules=NO_SILENCE))
+    assert alert.evidence["function_codes"] == list(range(40, 52))
+    assert (
+        "12 distinct function codes requested, none of them used while learning: 40, 41" in alert.explanation
+    )
+    refused = [modbus(c, request=False, exception_code=1, ts=3000.0 + c, frame=c) for c in (41, 42, 43)]
+    [alert] = _recon(run(refused, baseline=learned, rules=NO_SILENCE))
+    assert alert.evidence["reason"] == "illegal_function_exceptions"
+
+
+def test_a_master_polling_its_outstations_is_no_address_sweep_once_learned() -> None:
+    # One master, six outstations on a multi-drop line behind one terminal server, polled every 2 s.
+    def poll(start: float, addresses: range = range(10, 16)) -> list[Any]:
+        return [
+            dnp3(1, dst=a, ts=start + a / 100, frame=int(start) + a, objects=({"group": 60, "variation": 1},))
+            for a in addresses
+        ]
+
+    learned = _learned(poll(1000.0) + poll(1002.0))
+    line = learned.conversation(("10.0.0.5", "10.0.0.9", "tcp", 20000, "dnp3"))
+    assert line is not None and line.addresses.ranges == [[10, 15]]
+    assert "link_addresses: [[10, 15]]" in learned.to_yaml()
+    assert rule_ids(run(poll(2000.0), rules=NO_SILENCE)) == ["ICS-3005"]  # no baseline: a sweep
+    assert run(poll(2000.0) + poll(2002.0), baseline=learned, rules=NO_SILENCE) == []
+    # Link-only probes of addresses the master never used (DNP3_ENUMERATE's pattern) still count.
+    probes = [dnp3(None, dst=a, ts=2010.0 + a / 10, frame=a) for a in range(10, 25)]
+    first, *_, last = _recon(run(poll(2000.0) + probes, baseline=learned, rules=NO_SILENCE))
+    assert first.rule_id == "ICS-3005" and first.evidence["link_addresses"] == [16, 17, 18, 19, 20]
+    assert last.alert_id == first.alert_id and last.evidence["link_addresses"] == list(range(16, 25))
+    assert first.evidence["baseline"].startswith("not counted: link addresses")
+    assert "5 different link addresses it never used while learning: 16-20." in first.explanation
+
+
+def test_identification_a_client_read_while_learning_is_no_enumeration() -> None:
+    modbus_reads = [
+        modbus(43, mei_type=14, unit_id=1, frame=1),
+        modbus(43, mei_type=14, unit_id=2, frame=2, ts=1001.0),
+    ]
+    dnp3_reads = [dnp3(1, objects=({"group": 0},), dst=d, frame=d, ts=1000.0 + d) for d in (10, 11)]
+    learned = _learned(modbus_reads + dnp3_reads)
+    assert rule_ids(run(modbus_reads, rules=NO_SILENCE)) == ["ICS-3003"]
+    assert run(modbus_reads + dnp3_reads, baseline=learned, rules=NO_SILENCE) == []
+    # A unit the client never read (nor addressed), or FC 17 it never used: these count.
+    others = [
+        modbus(17, unit_id=1, frame=5, ts=1005.0),
+        modbus(43, mei_type=14, unit_id=3, frame=6, ts=1006.0),
+    ]
+    [alert] = _recon(run(modbus_reads + others, baseline=learned, rules=NO_SILENCE))
+    assert alert.evidence["devices"] == ["10.0.0.9/1", "10.0.0.9/3"]
+    assert "identification of 2 devices it never read while learning: 10.0.0.9/1" in alert.explanation
+    # A DNP3 outstation the master polled (class 0) but never read the attributes of counts.
+    polled = _learned([dnp3(1, objects=({"group": 60},), dst=d, frame=d) for d in (10, 11)])
+    assert rule_ids(_recon(run(dnp3_reads, baseline=polled, rules=NO_SILENCE))) == ["ICS-3003"]
+
+
 def test_s7_szl_enumeration_without_and_with_a_baseline() -> None:
     from ics_monitor.inventory.baseline import BaselineLearner
 
