@@ -9,7 +9,7 @@
   identification, list of lists, memory and block types ...) read by a client that the baseline
   does not know as an S7 client of that PLC (every client, without a baseline).
 * DNP3 address sweep: one host sends requests (link-only probes included) to many DNP3 link
-  addresses.
+  addresses that never answer (a master hears back from every outstation it polls).
 * TCP scan of OT ports: one host with failed or probe-only connections (rejected, unanswered SYN,
   reset without payload) to many (server, port) pairs, at least one of them an OT service port.
 * OT port misuse: a flow to a Modbus, DNP3 or S7 port whose bytes are another protocol (TLS, HTTP,
@@ -580,45 +580,115 @@ class S7SzlEnumeration(_Sweep):
 
 
 class Dnp3AddressSweep(_Sweep):
-    """ICS-3005: requests to many DNP3 link addresses from one host."""
+    """ICS-3005: requests from one host to many DNP3 link addresses that hold no data exchange with it.
+
+    A master polling its outstations gets application responses from every one of them, however
+    many share a line or a terminal server; a sweep's probes (link status requests, mostly) hit
+    addresses nobody holds, or are answered at the link layer only (some stations, and lab
+    responders, answer any address).  So a request counts once ``answer_timeout`` seconds
+    (capture time) passed without an application-layer response from that address to the host;
+    an address that sent the host one within the window never counts.  Link-layer answers count
+    as nothing but evidence: the addresses that answered at all are what the sweep found.  (A
+    one-way SPAN shows no answers at all: every poll then counts, as ICS-3010 says of pings.)
+    """
 
     name = "dnp3_address_sweep"
     rule_ids = ("ICS-3005",)
     scope_field = "distinct_addresses"
     event_types = frozenset({"dnp3"})
-    directions = frozenset({"request"})
+    directions = frozenset({"request", "response"})
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        window, threshold = _params(context, "ICS-3005", "window", "min_addresses")
+        window, threshold, timeout = _params(context, "ICS-3005", "window", "min_addresses", "answer_timeout")
         self.sets = WindowedSets(window, threshold)
+        self.window = float(window)
+        self.timeout = float(timeout)
         self.baseline = context.baseline
+        # (host, server, address) -> the first request still unanswered: (its time, the record)
+        self.pending: BoundedDict = BoundedDict(MAX_KEYS)
+        # host -> {(server, address): time of its latest application response}
+        self.exchanged: BoundedDict = BoundedDict(MAX_KEYS)
+        # host -> {(server, address): None}: every address that answered at all (the evidence)
+        self.answered: BoundedDict = BoundedDict(MAX_KEYS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
-        """Count distinct (server, destination link address) per source host, but the learned ones."""
-        if event.direction != "request":
+        """A request waits for its answer; an answer clears its address for the host."""
+        if event.direction == "request":
+            client = event.src_ip
+            server = event.dst_ip
+            address = event.dst
+            if _routine_address(self.baseline, client, server, "dnp3", address):
+                return
+            exchanges = self.exchanged.get(client)
+            if exchanges is not None:
+                last = exchanges.get((server, address))
+                if last is not None and abs(event.ts - last) <= self.window:
+                    return
+            key = (client, server, address)
+            if key not in self.pending:
+                self.pending[key] = (event.ts, event)
+        elif event.direction == "response":
+            host = event.dst_ip
+            target = (event.src_ip, event.src)
+            _remember(self.answered, host, target, None)
+            if event.function_code is not None:  # application data: a live outstation of the host
+                self.pending.pop((host, target[0], target[1]), None)
+                _remember(self.exchanged, host, target, event.ts)
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """A clock tick: requests unanswered for ``answer_timeout`` count, then the grown sets report."""
+        self._expire(ts, out)
+        self.widen_all(out, ts)
+
+    def finish(self, out: Emitter) -> None:
+        """The end: requests still unanswered count (the capture holds no answer to them)."""
+        self._expire(None, out)
+        self.widen_all(out, None)
+
+    def _expire(self, now: float | None, out: Emitter) -> None:
+        pending = self.pending
+        if not pending:
             return
-        client = event.src_ip
-        server = event.dst_ip
-        address = event.dst
-        if _routine_address(self.baseline, client, server, "dnp3", address):
-            return
-        crossed = self.sets.add(client, (server, address), event.ts, event)
-        if crossed is not None:
-            self.raised(event.src_ip, crossed[0], crossed[1], event, event.ts, out)
+        timeout = self.timeout
+        expired = [key for key, (ts, _) in pending.items() if now is None or now - ts >= timeout]
+        for key in expired:
+            ts, record = pending.pop(key)
+            client, server, address = key
+            crossed = self.sets.add(client, (server, address), ts, record)
+            if crossed is not None:
+                self.raised(client, crossed[0], crossed[1], record, ts, out)
 
     def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
         """See ``_Sweep``."""
         addresses = {address for _, address in values if isinstance(address, int)}
+        answers = self.answered.get(key) or {}
+        found = sorted({address for _, address in answers if isinstance(address, int)})
         evidence = {
             "link_addresses": sorted(addresses)[:64],
             "distinct_addresses": len(values),
+            "answered_addresses": found[:64],
+            "answer_timeout": self.timeout,
             "window_start": start,
         }
         if self.baseline is not None:
             evidence["baseline"] = _NOT_COUNTED.format("link addresses")
-        fields = {"address_spans": spans(addresses), "unlearned": "" if self.baseline is None else _UNLEARNED}
+        fields = {
+            "address_spans": spans(addresses),
+            "unlearned": "" if self.baseline is None else _UNLEARNED,
+            "answered": spans(found) if found else "none",
+            "answer_timeout": f"{self.timeout:g}",
+        }
         return "ICS-3005", str(key), source.frame, evidence, fields, None
+
+
+def _remember(table: BoundedDict, host: Any, target: Any, value: Any) -> None:
+    """``table[host][target] = value``, at most MAX_SCOPE targets per host."""
+    targets = table.get(host)
+    if targets is None:
+        targets = table[host] = {}
+    if target in targets or len(targets) < MAX_SCOPE:
+        targets[target] = value
 
 
 class _PortProbes(_Sweep):

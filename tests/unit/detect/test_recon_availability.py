@@ -290,7 +290,9 @@ def test_a_master_polling_its_outstations_is_no_address_sweep_once_learned() -> 
     assert first.rule_id == "ICS-3005" and first.evidence["link_addresses"] == [16, 17, 18, 19, 20]
     assert last.alert_id == first.alert_id and last.evidence["link_addresses"] == list(range(16, 25))
     assert first.evidence["baseline"].startswith("not counted: link addresses")
-    assert "5 different link addresses it never used while learning: 16-20." in first.explanation
+    assert (
+        "5 different link addresses it never used while learning, none of which sent an" in first.explanation
+    )
 
 
 def test_identification_a_client_read_while_learning_is_no_enumeration() -> None:
@@ -336,6 +338,63 @@ def test_dnp3_address_sweep_counts_link_only_probes() -> None:
     [alert] = run(probes)
     assert alert.rule_id == "ICS-3005" and alert.evidence["link_addresses"] == [0, 1, 2, 3, 4]
     assert run(probes[:4]) == []
+
+
+def _answer(request: Any, delay: float = 0.05, **fields: Any) -> Any:
+    """The outstation's answer to a DNP3 request (an application response, or a link-layer one)."""
+    code = 129 if request.function_code is not None else None
+    return dnp3(
+        code,
+        request=False,
+        src=request.dst,
+        dst=request.src,
+        ts=request.ts + delay,
+        frame=request.frame + 1000,
+        **fields,
+    )
+
+
+def test_dnp3_address_sweep_counts_only_addresses_that_never_answer() -> None:
+    # A master polling twelve outstations on one line (one terminal server), every 2 s, each
+    # answering: no baseline needed to tell it from a sweep.
+    polls = [
+        dnp3(1, dst=a, ts=1000.0 + 2 * n + a / 100, frame=100 * n + a, objects=({"group": 60},))
+        for n in range(30)
+        for a in range(10, 22)
+    ]
+    answered = sorted([*polls, *(_answer(p) for p in polls)], key=lambda r: r.ts)
+    assert run(answered, rules=NO_SILENCE) == []
+    # Parallel polling (every request out before the first answer) is no sweep either.
+    burst = [dnp3(1, dst=a, ts=1000.0 + a / 1000, frame=a) for a in range(10, 22)]
+    assert (
+        run(sorted([*burst, *(_answer(r, delay=0.5) for r in burst)], key=lambda r: r.ts), rules=NO_SILENCE)
+        == []
+    )
+    # An answer later than answer_timeout (5 s) comes too late: the address counted.
+    late = sorted([*burst, *(_answer(r, delay=6.0) for r in burst)], key=lambda r: r.ts)
+    assert rule_ids(run(late, rules=NO_SILENCE)) == ["ICS-3005"]
+    # A link status sweep of 0..29: the twelve live outstations answer at the link layer, which
+    # exchanges no data (some stations answer any address): every probe counts, and the alert
+    # names, as what the sweep found, the addresses that answered at all.
+    sweep = [dnp3(None, dst=a, ts=2000.0 + a / 10, frame=5000 + a) for a in range(0, 30)]
+    live = [_answer(r) for r in sweep if 10 <= r.dst < 22]
+    alert = run(sorted([*sweep, *live], key=lambda r: r.ts), rules=NO_SILENCE)[-1]
+    assert alert.rule_id == "ICS-3005"
+    assert alert.evidence["link_addresses"] == list(range(30))
+    assert alert.evidence["answered_addresses"] == list(range(10, 22))
+    assert "30 different link addresses, none of which sent an application response within 5 s: 0-29." in (
+        alert.explanation
+    )
+    assert "Addresses that answered at all: 10-21." in alert.explanation
+    # An application-layer sweep (READ class 0) where only the twelve outstations answer counts
+    # the other eighteen.
+    reads = [dnp3(1, dst=a, ts=3000.0 + a / 10, frame=7000 + a, objects=({"group": 60},)) for a in range(30)]
+    data = [_answer(r) for r in reads if 10 <= r.dst < 22]
+    alert = run(sorted([*reads, *data], key=lambda r: r.ts), rules=NO_SILENCE)[-1]
+    assert alert.evidence["link_addresses"] == [*range(0, 10), *range(22, 30)]
+    # Outstations that answered the master earlier (within the window) never count.
+    probes = [dnp3(None, dst=a, ts=1061.0 + a / 10, frame=9000 + a) for a in range(10, 22)]
+    assert run([*answered, *probes], rules=NO_SILENCE) == []
 
 
 def test_ot_port_scan_from_flow_records() -> None:
