@@ -414,7 +414,9 @@ class Dnp3Commands(BaseDetector):
 
     DISABLE_UNSOLICITED (ICS-1206) is also the first step of a master's start-up on every new
     connection: disable, integrity poll, ENABLE_UNSOLICITED, within a second or two.  So a disable
-    among the first ``STARTUP_REQUESTS`` requests of its flow is held for ``reenable_seconds`` of
+    among the first ``STARTUP_REQUESTS`` requests of its session (its flow and link addresses: a
+    master starts up each outstation of a multi-drop line sharing one connection in turn) is held
+    for ``reenable_seconds`` of
     capture time: re-enabled by the same master for the same outstation by then, it was that
     start-up (no alert); otherwise the alert goes out then, with its own time, frames and the number
     of disables held (at the end of input at the latest).  A disable later in a session is reported
@@ -431,7 +433,8 @@ class Dnp3Commands(BaseDetector):
         self.reenable_seconds = float(context.rules.param("ICS-1206", "reenable_seconds"))
         # (master ip, outstation ip, master link, outstation link) -> the disables held
         self.held: dict[tuple[Any, ...], _HeldDisable] = {}
-        # Requests seen per flow, counted up to STARTUP_REQUESTS.
+        # Requests seen per session (flow, master link, outstation link), counted up to
+        # STARTUP_REQUESTS.
         self.requests: BoundedDict = BoundedDict(MAX_DNP3_FLOWS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
@@ -442,11 +445,11 @@ class Dnp3Commands(BaseDetector):
             return
         objects = fields["objects"]
         if fields["direction"] == "request":
-            flow_id = fields["flow_id"]
+            session = (fields["flow_id"], fields["src"], fields["dst"])
             requests = self.requests
-            seen = requests.get(flow_id, 0)
+            seen = requests.get(session, 0)
             if seen < STARTUP_REQUESTS:
-                requests[flow_id] = seen + 1
+                requests[session] = seen + 1
             rule_id = DNP3_FUNCTION_RULES.get(code)
             if (
                 rule_id is None
@@ -551,7 +554,8 @@ class Dnp3Commands(BaseDetector):
             event,
             out,
             {
-                "disable_context": f"among the first {STARTUP_REQUESTS} requests of a connection, and "
+                "disable_context": f"among the first {STARTUP_REQUESTS} requests to the outstation on its "
+                "connection, and "
                 f"class{'es' if len(classes) > 1 else ''} {', '.join(map(str, classes))} not re-enabled by "
                 f"{event.src_ip} (an ENABLE_UNSOLICITED the outstation accepted) within "
                 f"{self.reenable_seconds:g} s",

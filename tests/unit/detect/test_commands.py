@@ -458,7 +458,8 @@ def test_dnp3_master_start_up_disable_then_enable_is_quiet() -> None:
     [alert] = _unsolicited_run([*silenced, dnp3(1, ts=1011.0, frame=3)], finish=False)
     assert (alert.ts, alert.frames, alert.count) == (1000.0, (1,), 1)
     assert (
-        "among the first 4 requests of a connection, and classes 1, 2, 3 not re-enabled by 10.0.0.5 "
+        "among the first 4 requests to the outstation on its connection, and classes 1, 2, 3 not "
+        "re-enabled by 10.0.0.5 "
         "(an ENABLE_UNSOLICITED the outstation accepted) within 10 s" in alert.explanation
     )
     # Disables repeated while held are counted in the one alert (an attack tool's flood).
@@ -497,7 +498,7 @@ def test_dnp3_disable_re_enabled_by_another_host_or_mid_session_is_reported() ->
     other = [dnp3(21, ts=1000.0, frame=1, client="10.0.0.66", flow_id="f-x"), dnp3(20, ts=1000.5, frame=2)]
     [alert] = _unsolicited_run(other)
     assert alert.src_ip == "10.0.0.66"
-    # Past the first requests of a connection a disable is reported at once, re-enabled or not.
+    # Past the first requests of a session a disable is reported at once, re-enabled or not.
     session = [dnp3(1, ts=1000.0 + n, frame=n + 1) for n in range(4)]
     mid = _unsolicited_run(
         [*session, dnp3(21, ts=1005.0, frame=5), dnp3(20, ts=1005.5, frame=6)], finish=False
@@ -508,6 +509,26 @@ def test_dnp3_disable_re_enabled_by_another_host_or_mid_session_is_reported() ->
     # A held start-up disable and a later one at once stay two alerts, each with its own time.
     both = _unsolicited_run([dnp3(21, ts=1000.0, frame=1), *session[1:], dnp3(21, ts=1005.0, frame=5)])
     assert sorted((a.ts, a.frames) for a in both) == [(1000.0, (1,)), (1005.0, (5,))]
+    # A master starting up the outstations of a multi-drop line one after the other on one
+    # connection: each start-up is its own (the eighth outstation's disable is not mid-session).
+    line = [
+        record
+        for n, outstation in enumerate(range(10, 18))
+        for record in (
+            dnp3(21, ts=1000.0 + n, frame=10 * n + 1, dst=outstation, objects=CLASSES_123),
+            dnp3(1, ts=1000.2 + n, frame=10 * n + 2, dst=outstation),
+            *_enable(1000.4 + n, 10 * n + 3, dst=outstation),
+        )
+    ]
+    assert _unsolicited_run(line) == []
+    # ... while a disable past one outstation's first requests is reported, as on its own.
+    late = [
+        *line,
+        *(dnp3(1, ts=1010.0 + n, frame=200 + n, dst=12) for n in range(3)),
+        dnp3(21, ts=1014.0, frame=210, dst=12),
+    ]
+    [alert] = _unsolicited_run(late)
+    assert alert.frames == (210,) and alert.evidence["disable_context"].startswith("during a session")
     # reenable_seconds 0: never waits.
     rules = RULES.configured("ICS-1206", reenable_seconds=0)
     [now] = [
