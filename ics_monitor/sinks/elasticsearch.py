@@ -41,7 +41,6 @@ import fcntl
 import logging
 import math
 import os
-import queue
 import random
 import select
 import signal
@@ -50,7 +49,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -536,6 +535,57 @@ def _bulk_pair(line: bytes) -> tuple[bytes, bytes] | None:
         return None
 
 
+class _Inbox:
+    """Records on their way from the packet thread to the sender thread: a bounded FIFO.
+
+    Unlike ``queue.Queue``, taking items is apart from waiting for them: the sink takes them under
+    its map lock, so records are mapped and spooled in the order they were emitted by whichever
+    thread does it.  That order matters: a document's id counts the identical records of its frame
+    before it (``EcsMapper``), and the spool's size cap drops the oldest first.
+    """
+
+    __slots__ = ("items", "limit", "ready", "woken")
+
+    def __init__(self, limit: int) -> None:
+        self.items: deque[Any] = deque()
+        self.limit = max(1, limit)
+        self.ready = threading.Condition()
+        self.woken = False
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def put(self, item: Any) -> bool:
+        """Queue ``item``; False (and nothing queued) when the inbox is full."""
+        with self.ready:
+            if len(self.items) >= self.limit:
+                return False
+            self.items.append(item)
+            self.ready.notify()
+            return True
+
+    def wake(self) -> None:
+        """Wake the taker waiting in ``wait`` (there is something to do)."""
+        with self.ready:
+            self.woken = True
+            self.ready.notify()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for an item or a wake-up; True when either came."""
+        with self.ready:
+            if not self.items and not self.woken and timeout > 0:
+                self.ready.wait(timeout)
+            woken = self.woken
+            self.woken = False
+            return woken or bool(self.items)
+
+    def take(self, limit: int) -> list[Any]:
+        """The oldest ``limit`` items (fewer when fewer are queued), taken out."""
+        items = self.items
+        with self.ready:
+            return [items.popleft() for _ in range(min(limit, len(items)))]
+
+
 def _backoff(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
     """Exponential backoff with jitter: uniform in [d/2, d], d = initial * 2^(attempt-1) capped."""
     delay = min(maximum, initial * (2 ** min(attempt - 1, 30)))
@@ -579,7 +629,8 @@ class DeliveryEngine:
         self.stats = DeliveryStats()
         self.anomalies: list[AnomalyEvent] = []
         self.connected: bool | None = None
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, settings.queue_size))
+        self._inbox = _Inbox(settings.queue_size)
+        # Held while records are taken from the inbox, mapped and spooled: one order for all.
         self._map_lock = threading.Lock()
         self._stop = threading.Event()
         self._deadline = 0.0
@@ -592,16 +643,20 @@ class DeliveryEngine:
     # -- producer side (packet thread) --------------------------------------------------------
 
     def emit(self, record: Any) -> None:
-        """Take one record; never blocks on the network (a full queue spills into the spool)."""
+        """Take one record; never blocks on the network (a full inbox spills into the spool).
+
+        Spilling spools what the inbox holds first, then the record: in the order they came.
+        """
         if self.mapper.kind_of(record) not in self.mapper.kinds:
             # Unselected kinds (protocol events by default) never cross to the sender thread.
             self.stats.skipped += 1
             return
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        if not self._inbox.put(record):
             self.stats.queue_overflow += 1
-            self._spool_records([record], sync=False)
+            with self._map_lock:
+                records = self._inbox.take(len(self._inbox))
+                records.append(record)
+                self._spool_mapped(records, sync=False)
 
     def accept(self, records: list[Any]) -> None:
         """Map and spool ``records`` now, in order, and wake the sender (the worker's input path).
@@ -611,9 +666,9 @@ class DeliveryEngine:
         pipe read (a few per second at replay rates), as the sender thread syncs what it spools.
         """
         if records:
-            self._spool_records(records, sync=True)
-            with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(None)
+            with self._map_lock:
+                self._spool_mapped(records, sync=True)
+            self._inbox.wake()
 
     def close(self) -> None:
         """Deliver what can be delivered within ``close_timeout``; the rest stays spooled."""
@@ -622,7 +677,7 @@ class DeliveryEngine:
         self._closed = True
         self._deadline = time.monotonic() + self.settings.close_timeout
         self._stop.set()
-        self._queue.put(None)  # wakes the sender if it waits on an empty queue
+        self._inbox.wake()  # the sender may wait on an empty inbox
         self._thread.join(self.settings.close_timeout + self.settings.request_timeout + 5.0)
         if self._thread.is_alive():
             # Stuck in a request beyond every timeout: leave the spool to the process exit (the
@@ -638,40 +693,29 @@ class DeliveryEngine:
 
     # -- sender thread ------------------------------------------------------------------------
 
-    def _spool_records(self, records: list[Any], *, sync: bool) -> None:
+    def _spool_mapped(self, records: list[Any], *, sync: bool) -> None:
+        """Map ``records`` and append them to the spool, in order (the caller holds the map lock)."""
         kinds: list[str] = []
         lines: list[bytes] = []
-        with self._map_lock:
-            for record in records:
-                document = self.mapper.document(record)
-                if document is None:
-                    self.stats.skipped += 1
-                    continue
-                self.stats.received[document.kind] += 1
-                kinds.append(document.kind)
-                lines.append(_spool_line(document))
+        for record in records:
+            document = self.mapper.document(record)
+            if document is None:
+                self.stats.skipped += 1
+                continue
+            self.stats.received[document.kind] += 1
+            kinds.append(document.kind)
+            lines.append(_spool_line(document))
         if lines:
             self.spool.append(kinds, lines, sync=sync)
 
     def _take_queue(self, timeout: float) -> bool:
-        """Move queued records into the spool; wait up to ``timeout`` for the first one."""
-        records: list[Any] = []
-        try:
-            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
-        except queue.Empty:
+        """Move inbox records into the spool; wait up to ``timeout`` for one (or a wake-up)."""
+        if not self._inbox.wait(timeout):
             return False
-        if item is not None:
-            records.append(item)
-        limit = max(self.settings.batch_size * 4, 1)
-        while len(records) < limit:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                records.append(item)
-        if records:
-            self._spool_records(records, sync=True)
+        with self._map_lock:
+            records = self._inbox.take(max(self.settings.batch_size * 4, 1))
+            if records:
+                self._spool_mapped(records, sync=True)
         return True
 
     def _run(self) -> None:
@@ -697,7 +741,7 @@ class DeliveryEngine:
                 timeout = 0.0 if pending else 0.5
             took = self._take_queue(timeout)
             now = time.monotonic()
-            if self._stop.is_set() and not took and self._queue.empty():
+            if self._stop.is_set() and not took and not self._inbox:
                 if self.spool.empty or now >= self._deadline:
                     break
                 if attempt and now < next_try:
@@ -872,7 +916,8 @@ class DeliveryEngine:
         room = _MAX_ANOMALIES - len(self.anomalies)
         self.anomalies.extend(anomalies[: max(0, room)])
         if ANOMALY in self.settings.kinds:
-            self._spool_records(list(anomalies), sync=True)
+            with self._map_lock:
+                self._spool_mapped(list(anomalies), sync=True)
 
     def _report_spool_drops(self) -> None:
         total = sum(self.spool.dropped.values())

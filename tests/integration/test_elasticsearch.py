@@ -496,3 +496,42 @@ def test_unreachable_cluster_is_one_line_and_secrets_stay_hidden() -> None:
         es_app, ["check", "--es-url", f"http://127.0.0.1:{port}", "--es-api-key", "k3y-s3cr3t"]
     )
     assert keyed.exit_code == 2 and "k3y" not in keyed.output
+
+
+def test_an_overflowing_inbox_spools_records_in_the_order_they_came(tmp_path: Path) -> None:
+    """In-process delivery with the cluster down and a tiny inbox: every record that finds it full
+    spills into the spool, behind what the inbox held.  The spool must hold the documents in the
+    order the records came, with the ids a mapper gives them in that order (identical records of
+    one frame are numbered in turn): spilled ahead of queued ones, they were numbered anew and
+    some overwrote others in Elasticsearch."""
+    from ics_monitor.sinks.spool import Spool
+
+    collected = ListSink()
+    Pipeline(Config(), default_registry(), event_sinks=[collected], flow_sinks=[collected]).run(
+        frames(CAPTURES)
+    )
+    records = collected.records
+    settings = settings_for(
+        f"http://127.0.0.1:{free_port()}",
+        new_prefix(),
+        kinds=frozenset(KINDS) | {"event"},
+        worker_process=False,
+        queue_size=2,
+        close_timeout=0.2,
+        backoff_initial=0.01,
+        backoff_max=0.02,
+        fsync=False,
+    )
+    sink = ElasticsearchSink(settings, tmp_path)
+    for record in records:
+        sink.emit(record)
+    sink.close()
+    assert sink.status()["queue_overflow"] > 100, "the inbox overflowed again and again"
+    mapper = EcsMapper(Observer("test-sensor", "x"), settings.index_prefix, settings.kinds)
+    expected = [doc.id for doc in map(mapper.document, records) if doc]
+    spool = Spool(tmp_path / "elasticsearch" / "spool", fsync=False)
+    batch = spool.read(len(expected) + 1, max_bytes=1 << 30)
+    spooled = [next(iter(json.loads(line.split(b"\t", 1)[0]).values()))["_id"] for line in batch.lines]
+    spool.close()
+    assert spooled == expected
+    assert len(set(spooled)) == len(spooled), "no two documents share an id"
