@@ -579,6 +579,10 @@ class S7SzlEnumeration(_Sweep):
         return "ICS-3004", f"{client}>{server}", source.frame, evidence, None, None
 
 
+# The addresses that answered a host an ICS-3005 alert lists (the evidence, not the count).
+MAX_ANSWERED: Final = 64
+
+
 class Dnp3AddressSweep(_Sweep):
     """ICS-3005: requests from one host to many DNP3 link addresses that hold no data exchange with it.
 
@@ -607,10 +611,10 @@ class Dnp3AddressSweep(_Sweep):
         self.baseline = context.baseline
         # (host, server, address) -> the first request still unanswered: (its time, the record)
         self.pending: BoundedDict = BoundedDict(MAX_KEYS)
-        # host -> {(server, address): time of its latest application response}
+        # (host, server, address) -> time of the latest application response to the host
         self.exchanged: BoundedDict = BoundedDict(MAX_KEYS)
-        # host -> {(server, address): None}: every address that answered at all (the evidence)
-        self.answered: BoundedDict = BoundedDict(MAX_KEYS)
+        # host -> the first MAX_ANSWERED (server, address) that answered it at all (the evidence)
+        self.answered: BoundedDict = BoundedDict(MAX_WIDE_KEYS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """A request waits for its answer; an answer clears its address for the host."""
@@ -620,21 +624,24 @@ class Dnp3AddressSweep(_Sweep):
             address = event.dst
             if _routine_address(self.baseline, client, server, "dnp3", address):
                 return
-            exchanges = self.exchanged.get(client)
-            if exchanges is not None:
-                last = exchanges.get((server, address))
-                if last is not None and abs(event.ts - last) <= self.window:
-                    return
             key = (client, server, address)
+            last = self.exchanged.get(key)
+            if last is not None and abs(event.ts - last) <= self.window:
+                return
             if key not in self.pending:
                 self.pending[key] = (event.ts, event)
         elif event.direction == "response":
             host = event.dst_ip
             target = (event.src_ip, event.src)
-            _remember(self.answered, host, target, None)
+            found = self.answered.get(host)
+            if found is None:
+                found = self.answered[host] = set()
+            if len(found) < MAX_ANSWERED:
+                found.add(target)
             if event.function_code is not None:  # application data: a live outstation of the host
-                self.pending.pop((host, target[0], target[1]), None)
-                _remember(self.exchanged, host, target, event.ts)
+                key = (host, target[0], target[1])
+                self.pending.pop(key, None)
+                self.exchanged[key] = event.ts
 
     def advance(self, ts: float, out: Emitter) -> None:
         """A clock tick: requests unanswered for ``answer_timeout`` count, then the grown sets report."""
@@ -662,7 +669,7 @@ class Dnp3AddressSweep(_Sweep):
     def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
         """See ``_Sweep``."""
         addresses = {address for _, address in values if isinstance(address, int)}
-        answers = self.answered.get(key) or {}
+        answers = self.answered.get(key) or ()
         found = sorted({address for _, address in answers if isinstance(address, int)})
         evidence = {
             "link_addresses": sorted(addresses)[:64],
@@ -680,15 +687,6 @@ class Dnp3AddressSweep(_Sweep):
             "answer_timeout": f"{self.timeout:g}",
         }
         return "ICS-3005", str(key), source.frame, evidence, fields, None
-
-
-def _remember(table: BoundedDict, host: Any, target: Any, value: Any) -> None:
-    """``table[host][target] = value``, at most MAX_SCOPE targets per host."""
-    targets = table.get(host)
-    if targets is None:
-        targets = table[host] = {}
-    if target in targets or len(targets) < MAX_SCOPE:
-        targets[target] = value
 
 
 class _PortProbes(_Sweep):

@@ -392,6 +392,11 @@ def test_dnp3_address_sweep_counts_only_addresses_that_never_answer() -> None:
     data = [_answer(r) for r in reads if 10 <= r.dst < 22]
     alert = run(sorted([*reads, *data], key=lambda r: r.ts), rules=NO_SILENCE)[-1]
     assert alert.evidence["link_addresses"] == [*range(0, 10), *range(22, 30)]
+    # The evidence names at most 64 addresses that answered (state per host is capped too).
+    wide = [dnp3(None, dst=a, ts=4000.0 + a / 100, frame=8000 + a) for a in range(200)]
+    echoes = [_answer(r) for r in wide[:100]]
+    alert = run(sorted([*wide, *echoes], key=lambda r: r.ts), rules=NO_SILENCE)[-1]
+    assert alert.evidence["answered_addresses"] == list(range(64))
     # Outstations that answered the master earlier (within the window) never count.
     probes = [dnp3(None, dst=a, ts=1061.0 + a / 10, frame=9000 + a) for a in range(10, 22)]
     assert run([*answered, *probes], rules=NO_SILENCE) == []
