@@ -685,8 +685,21 @@ _CHANGE_ASCII_INPUT_DELIMITER: Final = 3
 MODBUS_WRITE_FUNCTIONS: Final = frozenset({5, 6, 15, 16, 21, 22, 23})
 
 
+# Writes to unit 0 waiting for the time a device has to answer them (``ModbusCommands``).
+MAX_HELD_BROADCASTS: Final = 4096
+MAX_UNIT0_PAIRS: Final = 4096
+
+
 class ModbusCommands(BaseDetector):
-    """Modbus diagnostics that disrupt a device or its line, UMAS state/program changes, broadcast writes."""
+    """Modbus diagnostics that disrupt a device or its line, UMAS state/program changes, broadcast writes.
+
+    A write to unit 0 (ICS-1308) is a broadcast only where no device answers it: behind a gateway
+    every serial device takes it and none may reply.  Many Modbus/TCP clients address a device
+    directly as unit 0, and many devices and gateways answer it (as unit 1).  So such a write waits
+    ``answer_timeout`` seconds of capture time for its answer: answered, or sent to a device that
+    answered unit 0 before, it was no broadcast and raises nothing; unanswered, the alert goes out
+    then, dated at the write (at the end of input at the latest).
+    """
 
     name = "modbus_commands"
     rule_ids = (
@@ -701,14 +714,26 @@ class ModbusCommands(BaseDetector):
         "ICS-1309",
     )
     event_types = frozenset({"modbus"})
+    wants_time = True
     rule_tables: ClassVar[dict[int, dict[int, str]]] = {
         MODBUS_DIAGNOSTICS: MODBUS_DIAGNOSTIC_RULES,
         MODBUS_UMAS: MODBUS_UMAS_RULES,
     }
 
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.answer_timeout = float(context.rules.param("ICS-1308", "answer_timeout"))
+        # (flow id, request frame) -> the unanswered write to unit 0 and its evidence
+        self.broadcasts: dict[tuple[Any, int], tuple[Any, dict[str, Any]]] = {}
+        # (client, server) pairs where the server answered unit 0: it is addressed directly
+        self.unit0_answered: BoundedDict = BoundedDict(MAX_UNIT0_PAIRS)
+
     def on_event(self, event: Any, out: Emitter) -> None:
         """Match FC 8 and FC 90 sub-functions, and writes to unit 0; answers to those alerted on."""
         if event.direction != "request":
+            if event.unit_id == 0:
+                self.unit0_answered[(event.dst_ip, event.src_ip)] = None
+                self.broadcasts.pop((event.flow_id, event.request_frame), None)
             _take_answer(event, out)
             return
         code = event.function_code
@@ -731,7 +756,8 @@ class ModbusCommands(BaseDetector):
                 data = getattr(event, "data", None) or ""
                 evidence["delimiter"] = f"0x{data[:2]}" if len(data) >= 2 else "? (no data field)"
         elif event.unit_id == 0 and code in MODBUS_WRITE_FUNCTIONS:
-            rule_id = "ICS-1308"
+            if (event.src_ip, event.dst_ip) in self.unit0_answered:
+                return  # the device answers unit 0: addressed directly, no broadcast
             evidence = {
                 "function_code": code,
                 "function": event.function,
@@ -739,7 +765,13 @@ class ModbusCommands(BaseDetector):
                 "address": event.address,
                 "quantity": event.quantity,
                 "values": list(event.values[:16]) if event.values else None,
+                "answer_timeout": self.answer_timeout,
             }
+            if self.answer_timeout <= 0 or len(self.broadcasts) >= MAX_HELD_BROADCASTS:
+                self._broadcast(event, evidence, out)
+            else:
+                self.broadcasts[(event.flow_id, event.frame)] = (event, evidence)
+            return
         else:
             return
         out.fire(
@@ -749,6 +781,32 @@ class ModbusCommands(BaseDetector):
             frames=(event.frame,),
             source=event,
             evidence=evidence,
-            awaits=rule_id != "ICS-1308",  # a broadcast write is not answered
+            awaits=True,
             pairing=event.transaction_id,
+        )
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """Report the writes to unit 0 no device answered in time."""
+        if self.broadcasts:
+            timeout = self.answer_timeout
+            for key in [k for k, (event, _) in self.broadcasts.items() if ts - event.ts >= timeout]:
+                event, evidence = self.broadcasts.pop(key)
+                self._broadcast(event, evidence, out)
+
+    def finish(self, out: Emitter) -> None:
+        """End of input: the writes to unit 0 still unanswered were broadcasts."""
+        for event, evidence in self.broadcasts.values():
+            self._broadcast(event, evidence, out)
+        self.broadcasts.clear()
+
+    def _broadcast(self, event: Any, evidence: dict[str, Any], out: Emitter) -> None:
+        out.fire(
+            "ICS-1308",
+            f"{event.src_ip}>{event.dst_ip}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence=evidence,
+            fields={"answer_timeout": f"{self.answer_timeout:g}"},
+            awaits=False,  # no answer came (or none was waited for)
         )

@@ -208,10 +208,10 @@ def test_a_command_alert_takes_only_the_answer_to_its_own_request() -> None:
     alerts = run([restart, listen, refused, accepted], finish=False)
     answers = {a.rule_id: a.evidence["outcome"]["result"] for a in alerts if "outcome" in a.evidence}
     assert answers == {"ICS-1301": "refused", "ICS-1302": "accepted"}
-    # Broadcasts are answered by nobody: no alert waits.
+    # A write to unit 0 that the device answers was no broadcast (see the unit 0 test below).
     broadcast = modbus(6, unit_id=0, address=3, values=(7,), frame=20)
     reply = _answer(modbus(6, unit_id=0, address=3, values=(7,), frame=21, request=False), broadcast)
-    assert len(run([broadcast, reply])) == 1
+    assert run([broadcast, reply]) == [] and len(run([broadcast])) == 1
 
 
 def test_ascii_delimiter_change_names_the_new_delimiter() -> None:
@@ -535,3 +535,49 @@ def test_dnp3_disable_re_enabled_by_another_host_or_mid_session_is_reported() ->
         a for a in run([dnp3(21), dnp3(20, frame=2)], rules=rules, finish=False) if a.rule_id == "ICS-1206"
     ]
     assert now.evidence["disable_context"].endswith("(reenable_seconds is 0)")
+
+
+def _unit0(ts: float, frame: int, code: int = 6) -> Any:
+    return modbus(code, unit_id=0, ts=ts, frame=frame, address=3, quantity=1, values=(7,))
+
+
+def _answered(request: Any, delay: float = 0.02) -> Any:
+    """The device's answer to a Modbus request (the dissector pairs it by request frame)."""
+    answer = modbus(
+        request.function_code,
+        request=False,
+        unit_id=request.unit_id,
+        ts=request.ts + delay,
+        frame=request.frame + 1,
+        address=request.address,
+        quantity=request.quantity,
+        values=request.values,
+    )
+    return dataclasses.replace(answer, request_frame=request.frame, transaction_id=request.transaction_id)
+
+
+def _broadcasts(records: list[Any], finish: bool = True) -> list[Any]:
+    return [a for a in run(records, finish=finish) if a.rule_id == "ICS-1308"]
+
+
+def test_a_write_to_unit_0_that_a_device_answers_is_no_broadcast() -> None:
+    """Many Modbus/TCP clients address a device as unit 0 and many devices answer it: only a write
+    to unit 0 that nobody answers within answer_timeout (5 s) is the broadcast ICS-1308 is about."""
+    write = _unit0(1000.0, 1)
+    assert _broadcasts([write, _answered(write)]) == []
+    # The answer too late (6 s): by then it was reported, dated at the write.
+    [late] = _broadcasts([write, modbus(3, ts=1006.0, frame=5), _answered(write, delay=6.5)])
+    assert (late.ts, late.frames) == (1000.0, (1,))
+    assert "no device answered within 5 s" in late.explanation
+    # Unanswered: nothing while the device may still answer, then the alert.
+    assert _broadcasts([write, modbus(3, ts=1004.0, frame=5)], finish=False) == []
+    assert len(_broadcasts([write, modbus(3, ts=1005.5, frame=5)], finish=False)) == 1
+    # A device that answered unit 0 before (a poll) is addressed directly: its writes wait for nothing.
+    poll = modbus(3, unit_id=0, ts=999.0, frame=90, address=0, quantity=2)
+    assert _broadcasts([poll, _answered(poll), write]) == []
+    # ... but only that pair: another client's unanswered write to unit 0 of the device is reported.
+    other = dataclasses.replace(write, src_ip="10.0.0.66", frame=3)
+    assert [a.src_ip for a in _broadcasts([poll, _answered(poll), other])] == ["10.0.0.66"]
+    # answer_timeout 0: every write to unit 0 at once.
+    rules = RULES.configured("ICS-1308", answer_timeout=0)
+    assert [a.rule_id for a in run([write], rules=rules, finish=False)] == ["ICS-1308"]
