@@ -9,7 +9,7 @@
   identification, list of lists, memory and block types ...) read by a client that the baseline
   does not know as an S7 client of that PLC (every client, without a baseline).
 * DNP3 address sweep: one host sends requests (link-only probes included) to many DNP3 link
-  addresses that never answer (a master hears back from every outstation it polls).
+  addresses that send it no application data (a master hears back from every outstation it polls).
 * TCP scan of OT ports: one host with failed or probe-only connections (rejected, unanswered SYN,
   reset without payload) to many (server, port) pairs, at least one of them an OT service port.
 * OT port misuse: a flow to a Modbus, DNP3 or S7 port whose bytes are another protocol (TLS, HTTP,
@@ -22,7 +22,7 @@
 
 With a baseline, what a (client, server) pair did while learning is routine and does not count
 toward its sweeps (``Baseline.pair_profile``): the unit ids and DNP3 link addresses its requests
-addressed, the function codes it used, the identification it read.  A SCADA server polling the
+addressed, the function codes it used, the devices whose identification it read.  A SCADA server polling the
 thirty units behind a gateway, or a master polling the outstations of a multi-drop line, is quiet;
 the same host walking units or addresses it never used still counts every new one.
 
@@ -38,7 +38,13 @@ from typing import Any, ClassVar, Final
 
 from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
-from ics_monitor.inventory.baseline import Baseline, Conversation, is_asset_ip, is_tcp_knock
+from ics_monitor.inventory.baseline import (
+    Baseline,
+    Conversation,
+    identification_target,
+    is_asset_ip,
+    is_tcp_knock,
+)
 
 MAX_KEYS = 50_000
 # Past its threshold, a key's set keeps growing up to MAX_SCOPE values: the scope its alert shows
@@ -472,26 +478,13 @@ class DeviceIdEnumeration(_Sweep):
         """
         if event.direction != "request":
             return
-        code = event.function_code
-        if event.event_type == "modbus":
-            if not (code == 17 or (code == 43 and getattr(event, "mei_type", None) == 14)):
-                return
-            address = event.unit_id
-            protocol = "modbus"
-        else:
-            if code != 1 or not any(obj.get("group") == 0 for obj in event.objects):
-                return
-            address = event.dst
-            protocol = "dnp3"
+        address = identification_target(event)
+        if address is None:
+            return
         if self.baseline is not None:
-            profile = _profile(self.baseline, event.src_ip, event.dst_ip, protocol)
-            if profile is not None and _learned_address(profile, address):
-                # Modbus: this very function (17, or 43 for 43/14); DNP3: a READ of group 0.
-                read = (
-                    str(code) in profile.functions if protocol == "modbus" else (1, 0) in profile.dnp3_points
-                )
-                if read:
-                    return
+            profile = _profile(self.baseline, event.src_ip, event.dst_ip, event.event_type)
+            if profile is not None and profile.identified.covers(address, address):
+                return
         crossed = self.sets.add(event.src_ip, (event.dst_ip, address), event.ts, event)
         if crossed is not None:
             self.raised(event.src_ip, crossed[0], crossed[1], event, event.ts, out)
@@ -581,6 +574,13 @@ class S7SzlEnumeration(_Sweep):
 
 # The addresses that answered a host an ICS-3005 alert lists (the evidence, not the count).
 MAX_ANSWERED: Final = 64
+# DNP3 requests no answer is owed to: CONFIRM and the _NR (no response) functions, and requests
+# to the broadcast addresses (0xFFFD-0xFFFF) and the self address (0xFFFC).
+DNP3_UNANSWERED_FUNCTIONS: Final = frozenset({0, 6, 8, 10, 12})
+DNP3_SPECIAL_ADDRESSES: Final = 0xFFFC
+# Why an address counted toward an ICS-3005 sweep, as its explanation says it.
+_UNLEARNED_ADDRESS: Final = " it never used with that server while learning"
+_SILENT_ADDRESS: Final = " that sent it no application data within {answer_timeout} s"
 
 
 class Dnp3AddressSweep(_Sweep):
@@ -590,10 +590,16 @@ class Dnp3AddressSweep(_Sweep):
     many share a line or a terminal server; a sweep's probes (link status requests, mostly) hit
     addresses nobody holds, or are answered at the link layer only (some stations, and lab
     responders, answer any address).  So a request counts once ``answer_timeout`` seconds
-    (capture time) passed without an application-layer response from that address to the host;
-    an address that sent the host one within the window never counts.  Link-layer answers count
-    as nothing but evidence: the addresses that answered at all are what the sweep found.  (A
-    one-way SPAN shows no answers at all: every poll then counts, as ICS-3010 says of pings.)
+    (capture time) passed without application-layer data from that address to the host (a
+    response, or a request of its own); an address that sent the host such data once never counts
+    (a state of at most ``MAX_KEYS`` exchanges, oldest forgotten first).  Requests no answer is owed
+    to (CONFIRM, the _NR functions, broadcasts) never count.  Link-layer answers count as nothing
+    but evidence: the addresses that answered at all are what the sweep found.  (A one-way SPAN
+    shows no answers at all: every poll then counts, as ICS-3010 says of pings.)
+
+    With a baseline that knows the host as a client of the server, what it addresses there is
+    judged against what it addressed while learning instead, answered or not: a new address of a
+    known line is what a sweep from a known master finds.
     """
 
     name = "dnp3_address_sweep"
@@ -606,29 +612,38 @@ class Dnp3AddressSweep(_Sweep):
         super().__init__(context)
         window, threshold, timeout = _params(context, "ICS-3005", "window", "min_addresses", "answer_timeout")
         self.sets = WindowedSets(window, threshold)
-        self.window = float(window)
         self.timeout = float(timeout)
         self.baseline = context.baseline
         # (host, server, address) -> the first request still unanswered: (its time, the record)
         self.pending: BoundedDict = BoundedDict(MAX_KEYS)
-        # (host, server, address) -> time of the latest application response to the host
+        # (host, server, address) that sent the host application data
         self.exchanged: BoundedDict = BoundedDict(MAX_KEYS)
         # host -> the first MAX_ANSWERED (server, address) that answered it at all (the evidence)
         self.answered: BoundedDict = BoundedDict(MAX_WIDE_KEYS)
+        # host -> why its addresses counted (_UNLEARNED_ADDRESS, _SILENT_ADDRESS): the explanation
+        self.reasons: BoundedDict = BoundedDict(MAX_KEYS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """A request waits for its answer; an answer clears its address for the host."""
+        code = event.function_code
         if event.direction == "request":
             client = event.src_ip
             server = event.dst_ip
             address = event.dst
-            if _routine_address(self.baseline, client, server, "dnp3", address):
+            if code is not None:  # the requester is a live station of the server's host
+                self.exchanged[(server, client, event.src)] = None
+            if code in DNP3_UNANSWERED_FUNCTIONS or not isinstance(address, int):
+                return
+            if address >= DNP3_SPECIAL_ADDRESSES:
+                return
+            profile = _profile(self.baseline, client, server, "dnp3")
+            if profile is not None:
+                # A learned pair: an address it never used counts, answered or not.
+                if not profile.addresses.covers(address, address):
+                    self._count(client, server, address, event.ts, event, out, _UNLEARNED_ADDRESS)
                 return
             key = (client, server, address)
-            last = self.exchanged.get(key)
-            if last is not None and abs(event.ts - last) <= self.window:
-                return
-            if key not in self.pending:
+            if key not in self.exchanged and key not in self.pending:
                 self.pending[key] = (event.ts, event)
         elif event.direction == "response":
             host = event.dst_ip
@@ -638,10 +653,10 @@ class Dnp3AddressSweep(_Sweep):
                 found = self.answered[host] = set()
             if len(found) < MAX_ANSWERED:
                 found.add(target)
-            if event.function_code is not None:  # application data: a live outstation of the host
+            if code is not None:  # application data: a live outstation of the host
                 key = (host, target[0], target[1])
                 self.pending.pop(key, None)
-                self.exchanged[key] = event.ts
+                self.exchanged[key] = None
 
     def advance(self, ts: float, out: Emitter) -> None:
         """A clock tick: requests unanswered for ``answer_timeout`` count, then the grown sets report."""
@@ -661,10 +676,18 @@ class Dnp3AddressSweep(_Sweep):
         expired = [key for key, (ts, _) in pending.items() if now is None or now - ts >= timeout]
         for key in expired:
             ts, record = pending.pop(key)
-            client, server, address = key
-            crossed = self.sets.add(client, (server, address), ts, record)
-            if crossed is not None:
-                self.raised(client, crossed[0], crossed[1], record, ts, out)
+            self._count(key[0], key[1], key[2], ts, record, out, _SILENT_ADDRESS)
+
+    def _count(
+        self, client: Any, server: Any, address: int, ts: float, record: Any, out: Emitter, why: str
+    ) -> None:
+        reasons = self.reasons.get(client)
+        if reasons is None:
+            reasons = self.reasons[client] = set()
+        reasons.add(why)
+        crossed = self.sets.add(client, (server, address), ts, record)
+        if crossed is not None:
+            self.raised(client, crossed[0], crossed[1], record, ts, out)
 
     def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
         """See ``_Sweep``."""
@@ -680,9 +703,14 @@ class Dnp3AddressSweep(_Sweep):
         }
         if self.baseline is not None:
             evidence["baseline"] = _NOT_COUNTED.format("link addresses")
+        reasons = self.reasons.get(key) or {_SILENT_ADDRESS}
         fields = {
             "address_spans": spans(addresses),
-            "unlearned": "" if self.baseline is None else _UNLEARNED,
+            "how": " or".join(
+                why.format(answer_timeout=f"{self.timeout:g}")
+                for why in (_UNLEARNED_ADDRESS, _SILENT_ADDRESS)
+                if why in reasons
+            ),
             "answered": spans(found) if found else "none",
             "answer_timeout": f"{self.timeout:g}",
         }

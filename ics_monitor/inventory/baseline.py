@@ -350,6 +350,7 @@ class Conversation:
         "dnp3_points",
         "flows",
         "functions",
+        "identified",
         "key",
         "modbus",
         "peaks",
@@ -375,8 +376,11 @@ class Conversation:
         self.flows = 0
         self.requests = 0
         # What the client's requests addressed below the IP address: Modbus unit ids, DNP3
-        # destination link addresses (``ADDRESS_SECTIONS``).  The sweep detectors do not count them.
+        # destination link addresses of application requests (``ADDRESS_SECTIONS``), and of those
+        # the ones whose identification it read (``IDENTIFIED_SECTIONS``, ``identification_target``).
+        # The reconnaissance detectors do not count them.
         self.addresses = RangeSet()
+        self.identified = RangeSet()
         # function key ("3", "userdata 4/1") -> [name, count]
         self.functions: dict[str, list[Any]] = {}
         # (unit, table, "read"|"write") -> ranges of addresses
@@ -499,6 +503,9 @@ class Conversation:
         section = ADDRESS_SECTIONS.get(self.protocol)
         if section is not None and self.addresses:
             result[section] = self.addresses.to_list()
+        section = IDENTIFIED_SECTIONS.get(self.protocol)
+        if section is not None and self.identified:
+            result[section] = self.identified.to_list()
         if self.modbus:
             units: dict[str, dict[str, dict[str, list[list[int]]]]] = {}
             for (unit, table, kind), ranges in sorted(self.modbus.items()):
@@ -547,9 +554,7 @@ class Conversation:
         ]
         for key, entry in (data.get("functions") or {}).items():
             conversation.functions[str(key)] = [entry.get("name"), int(entry.get("count", 0))]
-        section = ADDRESS_SECTIONS.get(conversation.protocol)
-        if section is not None:
-            conversation.addresses = _address_ranges(data.get(section), conversation.key, section)
+        conversation.addresses, conversation.identified = _address_sections(data, conversation)
         for unit, kinds in (data.get("modbus_units") or {}).items():
             for kind, tables in (kinds or {}).items():
                 for table, ranges in (tables or {}).items():
@@ -600,6 +605,7 @@ class Conversation:
                 for signature, stats in self.polling.items()
             ],
             self.addresses.ranges,
+            self.identified.ranges,
         ]
 
     @classmethod
@@ -641,6 +647,7 @@ class Conversation:
                 None if window is None else (float(window[0]), float(window[1])),
             )
         conversation.addresses = RangeSet(record[11])
+        conversation.identified = RangeSet(record[12])
         return conversation
 
 
@@ -662,41 +669,96 @@ def _merge(profile: Conversation, member: Conversation) -> None:
                 target.add(start, end)
     for start, end in member.addresses.ranges:
         profile.addresses.add(start, end)
+    for start, end in member.identified.ranges:
+        profile.identified.add(start, end)
     for (kind, point), (low, high) in member.values.items():
         profile.add_value(kind, point, low)
         profile.add_value(kind, point, high)
 
 
-# The YAML section of ``Conversation.addresses`` per protocol: what a request addresses behind the
-# server's IP address.  Protocols not named here have none.
+# The YAML sections of ``Conversation.addresses`` and ``Conversation.identified`` per protocol:
+# what a request addresses behind the server's IP address.  Protocols not named have none.
 ADDRESS_SECTIONS: Final = {"modbus": "unit_ids", "dnp3": "link_addresses"}
-# Unit ids and DNP3 link addresses are at most 16 bits.
-_MAX_ADDRESS: Final = 0xFFFF
+IDENTIFIED_SECTIONS: Final = {"modbus": "identified_units", "dnp3": "identified_addresses"}
+# The largest Modbus unit id and DNP3 link address.
+_MAX_ADDRESS: Final = {"modbus": 0xFF, "dnp3": 0xFFFF}
+_SECTION_PROTOCOL: Final = {
+    section: protocol
+    for table in (ADDRESS_SECTIONS, IDENTIFIED_SECTIONS)
+    for protocol, section in table.items()
+}
 
 
-def _address_ranges(value: Any, key: ConversationKey, section: str) -> RangeSet:
-    """A conversation's ``unit_ids`` or ``link_addresses``: inclusive ``[first, last]`` ranges."""
+def _address_sections(data: dict[str, Any], conversation: Conversation) -> tuple[RangeSet, RangeSet]:
+    """A conversation's addresses and identified addresses, from its YAML.
+
+    A section of another protocol's conversations is refused: it would silently count for nothing.
+    """
+    protocol = conversation.protocol
+    for section, owner in _SECTION_PROTOCOL.items():
+        if owner != protocol and data.get(section) is not None:
+            raise ValueError(
+                f"conversation {_key_text(conversation.key)}: {section} belongs to {owner} conversations"
+            )
+    found = []
+    for table in (ADDRESS_SECTIONS, IDENTIFIED_SECTIONS):
+        name = table.get(protocol)
+        found.append(RangeSet() if name is None else _address_ranges(data.get(name), conversation, name))
+    return found[0], found[1]
+
+
+def _address_ranges(value: Any, conversation: Conversation, section: str) -> RangeSet:
+    """``unit_ids``, ``link_addresses`` ...: inclusive ``[first, last]`` ranges (or single numbers)."""
     if value is None:
         return RangeSet()
+    top = _MAX_ADDRESS[conversation.protocol]
     if isinstance(value, list):
         pairs = []
         for item in value:
-            if _is_address(item):
+            if _is_address(item, top):
                 item = [item, item]  # a hand-edited single address
-            if isinstance(item, list) and len(item) == 2 and all(_is_address(n) for n in item):
+            if isinstance(item, list) and len(item) == 2 and all(_is_address(n, top) for n in item):
                 pairs.append(item)
             else:
                 break
         else:
             return RangeSet(pairs)
     raise ValueError(
-        f"conversation {_key_text(key)}: {section} must be a list of [first, last] ranges of numbers "
-        f"0-{_MAX_ADDRESS}, not {value!r}"
+        f"conversation {_key_text(conversation.key)}: {section} must be a list of [first, last] ranges "
+        f"(or single numbers) 0-{top}, not {value!r}"
     )
 
 
-def _is_address(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_ADDRESS
+def _is_address(value: Any, top: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= top
+
+
+# Modbus identification functions: REPORT SERVER ID, and READ DEVICE IDENTIFICATION (FC 43 MEI 14).
+MODBUS_REPORT_SERVER_ID: Final = 17
+MODBUS_MEI: Final = 43
+MODBUS_MEI_DEVICE_ID: Final = 14
+
+
+def identification_target(event: Any) -> int | None:
+    """The unit id or DNP3 link address whose identification a request reads, or None.
+
+    Modbus FC 17 and FC 43/14; a DNP3 READ of group 0 (device attributes).
+    """
+    if event.event_type == "modbus":
+        code = event.function_code
+        if code == MODBUS_REPORT_SERVER_ID or (
+            code == MODBUS_MEI and getattr(event, "mei_type", None) == MODBUS_MEI_DEVICE_ID
+        ):
+            unit: int | None = event.unit_id
+            return unit
+        return None
+    if event.event_type == "dnp3" and event.function_code == 1:
+        for obj in event.objects:
+            header: dict[str, Any] = obj
+            if header.get("group") == 0:
+                address: int | None = event.dst
+                return address
+    return None
 
 
 def _macs(ip: Any, entry: Any) -> list[str]:
@@ -951,12 +1013,22 @@ def learn_event(conversation: Conversation, event: Any, request: bool) -> None:
     if request:
         conversation.requests += 1
         conversation.rate(event.ts, False)
-        address = event.unit_id if event_type == "modbus" else event.dst if event_type == "dnp3" else None
+        # DNP3: application requests only (a link status sweep while learning teaches nothing).
+        if event_type == "modbus":
+            address = event.unit_id
+        elif event_type == "dnp3" and event.function_code is not None:
+            address = event.dst
+        else:
+            address = None
         if isinstance(address, int):
             ranges = conversation.addresses.ranges
             # The usual case first: the one unit or outstation the client always addresses.
             if len(ranges) != 1 or not ranges[0][0] <= address <= ranges[0][1]:
                 conversation.addresses.add(address, address)
+            if event_type == "modbus" or event.function_code == 1:
+                identified = identification_target(event)
+                if identified is not None:
+                    conversation.identified.add(identified, identified)
         function = function_key(event)
         if function is not None:
             conversation.count_function(function[0], function[1])

@@ -645,17 +645,20 @@ class DeliveryEngine:
     def emit(self, record: Any) -> None:
         """Take one record; never blocks on the network (a full inbox spills into the spool).
 
-        Spilling spools what the inbox holds first, then the record: in the order they came.
+        Spilling spools the inbox's oldest records, then queues this one: in the order they came.
         """
         if self.mapper.kind_of(record) not in self.mapper.kinds:
             # Unselected kinds (protocol events by default) never cross to the sender thread.
             self.stats.skipped += 1
             return
         if not self._inbox.put(record):
+            # Spool the oldest batches (the sender's share), so that the record joins the inbox
+            # behind the rest: in order, and this thread maps a bounded number of records.
             self.stats.queue_overflow += 1
             with self._map_lock:
-                records = self._inbox.take(len(self._inbox))
-                records.append(record)
+                records = self._inbox.take(max(self.settings.batch_size * 4, 1))
+                if not self._inbox.put(record):
+                    records.append(record)  # an inbox of fewer slots than that: all of it, in order
                 self._spool_mapped(records, sync=False)
 
     def accept(self, records: list[Any]) -> None:

@@ -291,8 +291,51 @@ def test_a_master_polling_its_outstations_is_no_address_sweep_once_learned() -> 
     assert last.alert_id == first.alert_id and last.evidence["link_addresses"] == list(range(16, 25))
     assert first.evidence["baseline"].startswith("not counted: link addresses")
     assert (
-        "5 different link addresses it never used while learning, none of which sent an" in first.explanation
+        "5 different link addresses it never used with that server while learning: 16-20."
+        in first.explanation
     )
+
+
+def test_dnp3_requests_owed_no_answer_and_known_stations_are_no_sweep() -> None:
+    """Found in review: requests no answer is owed to, an outstation's link keep-alives to its
+    masters, a master that polls rarely but keeps its links alive: none is a sweep."""
+    # CONFIRM, DIRECT_OPERATE_NR, broadcasts and the self address: never answered by design.
+    owed_nothing = [
+        *(dnp3(0, dst=a, ts=1000.0 + a / 10, frame=a) for a in range(10, 16)),
+        *(dnp3(6, dst=a, ts=1001.0 + a / 10, frame=20 + a) for a in range(10, 16)),
+        *(dnp3(2, dst=0xFFFC + n, ts=1002.0 + n, frame=60 + n) for n in range(4)),
+    ]
+    assert _recon(run(owed_nothing, rules=NO_SILENCE)) == []
+    # An outstation (10.0.0.9, address 10) keeping its links to five masters (addresses 1-5) alive:
+    # each master talked to it at the application layer, so each address is a live station.
+    masters = [dnp3(1, src=m, dst=10, ts=1000.0 + m, frame=m) for m in range(1, 6)]
+    keepalives = [
+        dnp3(None, src=10, dst=m, ts=1010.0 + m, frame=50 + m, client="10.0.0.9", server="10.0.0.5")
+        for m in range(1, 6)
+    ]
+    assert run([*masters, *keepalives], rules=NO_SILENCE) == []
+    # A master polling six outstations every 120 s (each answers), link status every 10 s between.
+    quiet: list[Any] = []
+    for n in range(3):
+        for a in range(10, 16):
+            poll = dnp3(1, dst=a, ts=1000.0 + 120 * n + a / 100, frame=1000 * n + a)
+            quiet += [poll, _answer(poll)]
+    for t in range(1, 30):
+        quiet += [
+            dnp3(None, dst=a, ts=1000.0 + 10 * t + a / 100, frame=5000 + 10 * t + a) for a in range(10, 16)
+        ]
+    assert run(sorted(quiet, key=lambda r: r.ts), rules=NO_SILENCE) == []
+
+
+def test_a_learned_master_sweeping_answering_addresses_is_a_sweep() -> None:
+    """Found in review: a responder that answers every address at the application layer hid a
+    sweep.  With a baseline that knows the pair, the addresses it never used count, answered or not."""
+    learned = _learned([dnp3(1, dst=10, frame=1), dnp3(1, dst=11, frame=2)])
+    reads = [dnp3(1, dst=a, ts=2000.0 + a / 10, frame=100 + a) for a in range(0, 20)]
+    answered = sorted([*reads, *(_answer(r) for r in reads)], key=lambda r: r.ts)
+    assert run(answered, rules=NO_SILENCE) == []  # no baseline: every address answered
+    alert = _recon(run(answered, baseline=learned, rules=NO_SILENCE))[-1]
+    assert alert.rule_id == "ICS-3005" and alert.evidence["link_addresses"] == [*range(0, 10), *range(12, 20)]
 
 
 def test_identification_a_client_read_while_learning_is_no_enumeration() -> None:
@@ -304,17 +347,38 @@ def test_identification_a_client_read_while_learning_is_no_enumeration() -> None
     learned = _learned(modbus_reads + dnp3_reads)
     assert rule_ids(run(modbus_reads, rules=NO_SILENCE)) == ["ICS-3003"]
     assert run(modbus_reads + dnp3_reads, baseline=learned, rules=NO_SILENCE) == []
-    # A unit the client never read (nor addressed), or FC 17 it never used: these count.
+    # Per device: FC 17 of a unit whose identification it read is routine, a unit it never read counts.
     others = [
         modbus(17, unit_id=1, frame=5, ts=1005.0),
         modbus(43, mei_type=14, unit_id=3, frame=6, ts=1006.0),
+        modbus(17, unit_id=4, frame=7, ts=1007.0),
     ]
     [alert] = _recon(run(modbus_reads + others, baseline=learned, rules=NO_SILENCE))
-    assert alert.evidence["devices"] == ["10.0.0.9/1", "10.0.0.9/3"]
-    assert "identification of 2 devices it never read while learning: 10.0.0.9/1" in alert.explanation
+    assert alert.evidence["devices"] == ["10.0.0.9/3", "10.0.0.9/4"]
+    assert "identification of 2 devices it never read while learning: 10.0.0.9/3" in alert.explanation
+    # Found in review: a client that read unit 1's identification once while learning and polled
+    # units 1-32 reads the identification of all 32 afterwards: 31 devices it never read.
+    polls = [modbus(3, unit_id=u, frame=10 + u, ts=1000.0 + u, address=0, quantity=1) for u in range(1, 33)]
+    gateway = _learned([modbus(43, mei_type=14, unit_id=1, frame=1), *polls])
+    walk = [modbus(43, mei_type=14, unit_id=u, frame=100 + u, ts=2000.0 + u / 10) for u in range(1, 33)]
+    last = _recon(run(walk, baseline=gateway, rules=NO_SILENCE))[-1]
+    assert last.rule_id == "ICS-3003" and last.evidence["distinct_devices"] == 31
     # A DNP3 outstation the master polled (class 0) but never read the attributes of counts.
     polled = _learned([dnp3(1, objects=({"group": 60},), dst=d, frame=d) for d in (10, 11)])
     assert rule_ids(_recon(run(dnp3_reads, baseline=polled, rules=NO_SILENCE))) == ["ICS-3003"]
+    # ... and so does one whose attributes it never read, though it read another's.
+    one = _learned(dnp3_reads[:1])
+    assert rule_ids(_recon(run([*dnp3_reads, dnp3_reads[1]], baseline=one, rules=NO_SILENCE))) == []
+    assert [
+        a.evidence["devices"]
+        for a in _recon(
+            run(
+                [dnp3_reads[1], dnp3(1, objects=({"group": 0},), dst=12, frame=9, ts=1003.0)],
+                baseline=one,
+                rules=NO_SILENCE,
+            )
+        )
+    ] == [["10.0.0.9/11", "10.0.0.9/12"]]
 
 
 def test_s7_szl_enumeration_without_and_with_a_baseline() -> None:
@@ -382,7 +446,7 @@ def test_dnp3_address_sweep_counts_only_addresses_that_never_answer() -> None:
     assert alert.rule_id == "ICS-3005"
     assert alert.evidence["link_addresses"] == list(range(30))
     assert alert.evidence["answered_addresses"] == list(range(10, 22))
-    assert "30 different link addresses, none of which sent an application response within 5 s: 0-29." in (
+    assert "30 different link addresses that sent it no application data within 5 s: 0-29." in (
         alert.explanation
     )
     assert "Addresses that answered at all: 10-21." in alert.explanation

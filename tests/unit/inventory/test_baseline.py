@@ -114,11 +114,16 @@ def test_learner_keeps_the_units_and_link_addresses_requests_addressed(tmp_path:
     learner = BaselineLearner()
     for unit in (1, 2, 3, 17, 1, 2):
         learner.observe(modbus(3, unit_id=unit, address=0, quantity=1))
+    learner.observe(modbus(43, mei_type=14, unit_id=2))  # identification read of unit 2
+    learner.observe(modbus(43, mei_type=13, unit_id=3))  # MEI 13 (CANopen) identifies nothing
     # Answers address nothing: unit 99 is not learned from one.
     learner.observe(modbus(3, request=False, unit_id=99, address=0, quantity=1, values=(1,)))
     for dst in (10, 11, 10):
         learner.observe(dnp3(1, dst=dst))
-    learner.observe(dnp3(None, dst=12))  # a link-layer request addresses an outstation too
+    learner.observe(dnp3(1, dst=11, objects=({"group": 0, "variation": 254},)))  # device attributes
+    # A link-layer request teaches nothing (found in review: a link status sweep while learning
+    # would have made every probed address routine).
+    learner.observe(dnp3(None, dst=12))
     learner.observe(dnp3(1, dst=14, client="10.0.0.6", flow_id="other"))
     # The same pair on a second port (a gateway's second listener).
     learner.observe(dataclasses.replace(modbus(3, unit_id=40, flow_id="f-5020"), dst_port=5020))
@@ -126,21 +131,29 @@ def test_learner_keeps_the_units_and_link_addresses_requests_addressed(tmp_path:
     gateway = learned.conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
     master = learned.conversation((CLIENT, SERVER, "tcp", 20000, "dnp3"))
     assert gateway is not None and gateway.addresses.ranges == [[1, 3], [17, 17]]
-    assert master is not None and master.addresses.ranges == [[10, 12]]
+    assert gateway.identified.ranges == [[2, 2]]
+    assert master is not None and master.addresses.ranges == [[10, 11]]
+    assert master.identified.ranges == [[11, 11]]
     text = learned.to_yaml()
-    assert "unit_ids: [[1, 3], [17, 17]]" in text and "link_addresses: [[10, 12]]" in text
+    assert "unit_ids: [[1, 3], [17, 17]]" in text and "identified_units: [[2, 2]]" in text
+    assert "link_addresses: [[10, 11]]" in text and "identified_addresses: [[11, 11]]" in text
     # Every port of the pair merged, the conversations themselves untouched.
     profile = learned.pair_profile(CLIENT, SERVER, "modbus")
     assert profile is not None and profile.addresses.ranges == [[1, 3], [17, 17], [40, 40]]
     assert gateway.addresses.ranges == [[1, 3], [17, 17]]
     assert learned.pair_profile(CLIENT, SERVER, "dnp3") is master
     assert learned.pair_profile("10.0.0.6", SERVER, "modbus") is None
-    # Saved and loaded (YAML, then the cache), the same.
+    # Saved, loaded from the YAML (the cache removed), then from the cache it wrote: the same.
     path = tmp_path / "baseline.yaml"
     learned.save(path)
+    cache = tmp_path / ".baseline.yaml.cache"
+    assert cache.is_file()
+    cache.unlink()
     for loaded in (Baseline.load(path), Baseline.load(path)):
         again = loaded.conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
         assert again is not None and again.addresses.ranges == [[1, 3], [17, 17]]
+        assert again.identified.ranges == [[2, 2]]
+        assert cache.is_file()
 
 
 def test_yaml_round_trip_is_exact_sorted_and_readable(tmp_path: Path) -> None:
@@ -274,6 +287,7 @@ def _state(baseline: Baseline) -> object:
                     c.peaks,
                     c.functions,
                     c.addresses.ranges,
+                    c.identified.ranges,
                     [(k, r.ranges) for k, r in c.modbus.items()],
                     [(k, r.ranges) for k, r in c.dnp3_points.items()],
                     [(k, r.ranges) for k, r in c.s7.items()],
@@ -380,6 +394,7 @@ conversations:
     port: 502
     functions: {'6': {name: b, count: 1}, '3': {name: a, count: 1}}
     unit_ids: [[1, 2], 17]
+    identified_units: [2]
     modbus_units: {'2': {read: {coils: [[1, 2]]}}, '1': {write: {holding_registers: [[3, 4]]}, read: {holding_registers: [[1, 1]]}}}
     dnp3_objects: {'5': {g41: [], g12: [[1, 1]]}}
     s7_areas: {write: {DB1: [[0, 1]]}, read: {DB1: [[0, 1]]}}
@@ -463,8 +478,13 @@ def test_unquoted_mac_and_ipv6_stay_text_not_base60_numbers(tmp_path: Path) -> N
         (("'hr:1:1': [0, 0]", "'hr:1:1': [1480, 1400]"), "with low <= high, not [1480, 1400]"),
         (("'hr:1:1': [0, 0]", "'hr:1:1': [.nan, .inf]"), "value range of hr:1:1 must be"),
         (("unit_ids: [[1, 2], 17]", "unit_ids: [one]"), "unit_ids must be a list of [first, last] ranges"),
-        (("unit_ids: [[1, 2], 17]", "unit_ids: [[1, 70000]]"), "ranges of numbers 0-65535, not [[1, 70000]]"),
+        (("unit_ids: [[1, 2], 17]", "unit_ids: [[1, 256]]"), "(or single numbers) 0-255, not [[1, 256]]"),
         (("unit_ids: [[1, 2], 17]", "unit_ids: 17"), "unit_ids must be a list"),
+        (
+            ("unit_ids: [[1, 2], 17]", "link_addresses: [[1, 2]]"),
+            "link_addresses belongs to dnp3 conversations",
+        ),
+        (("identified_units: [2]", "identified_units: [x]"), "identified_units must be a list"),
         (("port: 502", "port: -502"), "port must be a number 0..65535, not -502"),
         (("port: 502", "port: yes"), "port must be a number 0..65535, not True"),
         (("port: 502", "port: 99999999999999999999999"), "port must be a number 0..65535"),
