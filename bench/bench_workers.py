@@ -5,8 +5,9 @@ the summed RSS and of the summed PSS of the whole tree (parent plus workers, sam
 every 50 ms; wait4 would give only the largest single process).  RSS counts pages the forked
 workers still share with the parent once per process; PSS splits them, so it is the real total.  Every configuration runs ``--repeat`` times (default 2),
 and the load average before each run is printed: the machine may be shared, so read the figures as
-ratios between runs made under the same load.  The full replay enforces a baseline learned once on
-the same file (as bench.py does), from a fresh state directory each run, protocol events not written.
+ratios between runs made under the same load.  The full replay enforces a baseline learned on the
+same file at the start of each bench run (as bench.py does), from a fresh state directory each run,
+protocol events not written.
 
 Needs ``.bench/modbus_1m.pcap`` (bench/bench.py builds it).
 """
@@ -127,7 +128,9 @@ def main() -> None:
     counts = [int(text) for text in args.workers.split(",")]
     print(f"workers: {packets:,} packets in {capture.name}, {os.cpu_count()} cores", flush=True)
     learned = OUT / "workers_baseline.yaml"
-    if not args.skip_replay and not learned.is_file():
+    # Learned afresh each run: a baseline (and its load cache) from an older version would time
+    # another detection, or a first replay that rebuilds the cache.
+    if not args.skip_replay:
         state = OUT / "workers_learn_state"
         shutil.rmtree(state, ignore_errors=True)
         subprocess.run(
