@@ -687,7 +687,12 @@ MODBUS_WRITE_FUNCTIONS: Final = frozenset({5, 6, 15, 16, 21, 22, 23})
 
 # Writes to unit 0 waiting for the time a device has to answer them (``ModbusCommands``).
 MAX_HELD_BROADCASTS: Final = 4096
-MAX_UNIT0_PAIRS: Final = 4096
+# Gateway exceptions (Modbus application protocol 7): the gateway found no path for the request,
+# or forwarded it and no device answered (a broadcast on the serial side is never answered).
+MODBUS_GATEWAY_EXCEPTIONS: Final = {
+    10: "GATEWAY_PATH_UNAVAILABLE",
+    11: "GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND",
+}
 
 
 class ModbusCommands(BaseDetector):
@@ -695,10 +700,12 @@ class ModbusCommands(BaseDetector):
 
     A write to unit 0 (ICS-1308) is a broadcast only where no device answers it: behind a gateway
     every serial device takes it and none may reply.  Many Modbus/TCP clients address a device
-    directly as unit 0, and many devices and gateways answer it (as unit 1).  So such a write waits
-    ``answer_timeout`` seconds of capture time for its answer: answered, or sent to a device that
-    answered unit 0 before, it was no broadcast and raises nothing; unanswered, the alert goes out
-    then, dated at the write (at the end of input at the latest).
+    directly as unit 0, and many devices and gateways answer it (some as unit 1).  So each such
+    write waits ``answer_timeout`` seconds of capture time for its own answer (matched by its
+    transaction id, whatever unit the answer names): a response, or an exception from the device,
+    means it was no broadcast and raises nothing.  Unanswered, or answered by a gateway with
+    exception 10 or 11 (no path, no device answered behind it: the broadcast went out, or was
+    tried), the alert goes out then, dated at the write (at the end of input at the latest).
     """
 
     name = "modbus_commands"
@@ -723,17 +730,15 @@ class ModbusCommands(BaseDetector):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self.answer_timeout = float(context.rules.param("ICS-1308", "answer_timeout"))
-        # (flow id, request frame) -> the unanswered write to unit 0 and its evidence
-        self.broadcasts: dict[tuple[Any, int], tuple[Any, dict[str, Any]]] = {}
-        # (client, server) pairs where the server answered unit 0: it is addressed directly
-        self.unit0_answered: BoundedDict = BoundedDict(MAX_UNIT0_PAIRS)
+        # (flow id, transaction id, or request frame without one) -> the unanswered write to unit 0
+        # and its evidence
+        self.broadcasts: dict[tuple[Any, Any], tuple[Any, dict[str, Any]]] = {}
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Match FC 8 and FC 90 sub-functions, and writes to unit 0; answers to those alerted on."""
         if event.direction != "request":
-            if event.unit_id == 0:
-                self.unit0_answered[(event.dst_ip, event.src_ip)] = None
-                self.broadcasts.pop((event.flow_id, event.request_frame), None)
+            if self.broadcasts:
+                self._answered(event, out)
             _take_answer(event, out)
             return
         code = event.function_code
@@ -756,8 +761,6 @@ class ModbusCommands(BaseDetector):
                 data = getattr(event, "data", None) or ""
                 evidence["delimiter"] = f"0x{data[:2]}" if len(data) >= 2 else "? (no data field)"
         elif event.unit_id == 0 and code in MODBUS_WRITE_FUNCTIONS:
-            if (event.src_ip, event.dst_ip) in self.unit0_answered:
-                return  # the device answers unit 0: addressed directly, no broadcast
             evidence = {
                 "function_code": code,
                 "function": event.function,
@@ -767,10 +770,13 @@ class ModbusCommands(BaseDetector):
                 "values": list(event.values[:16]) if event.values else None,
                 "answer_timeout": self.answer_timeout,
             }
-            if self.answer_timeout <= 0 or len(self.broadcasts) >= MAX_HELD_BROADCASTS:
-                self._broadcast(event, evidence, out)
+            if self.answer_timeout <= 0:
+                self._broadcast(event, evidence, out, "not waited for (answer_timeout 0)")
+            elif len(self.broadcasts) >= MAX_HELD_BROADCASTS:
+                self._broadcast(event, evidence, out, "not waited for (too many writes to unit 0 pending)")
             else:
-                self.broadcasts[(event.flow_id, event.frame)] = (event, evidence)
+                tid = event.transaction_id
+                self.broadcasts[(event.flow_id, event.frame if tid is None else tid)] = (event, evidence)
             return
         else:
             return
@@ -785,21 +791,36 @@ class ModbusCommands(BaseDetector):
             pairing=event.transaction_id,
         )
 
+    def _answered(self, event: Any, out: Emitter) -> None:
+        """An answer to a held write to unit 0: no broadcast, unless a gateway says it went out."""
+        tid = event.transaction_id
+        held = self.broadcasts.pop((event.flow_id, event.request_frame if tid is None else tid), None)
+        if held is None:
+            return
+        exception = event.exception_code
+        if exception in MODBUS_GATEWAY_EXCEPTIONS:
+            write, evidence = held
+            evidence["answer"] = {"frame": event.frame, "exception_code": exception}
+            how = MODBUS_GATEWAY_EXCEPTIONS[exception]
+            self._broadcast(write, evidence, out, f"{event.src_ip} answered exception {exception} ({how})")
+
     def advance(self, ts: float, out: Emitter) -> None:
         """Report the writes to unit 0 no device answered in time."""
         if self.broadcasts:
             timeout = self.answer_timeout
+            said = f"no device answered within {timeout:g} s"
             for key in [k for k, (event, _) in self.broadcasts.items() if ts - event.ts >= timeout]:
                 event, evidence = self.broadcasts.pop(key)
-                self._broadcast(event, evidence, out)
+                self._broadcast(event, evidence, out, said)
 
     def finish(self, out: Emitter) -> None:
         """End of input: the writes to unit 0 still unanswered were broadcasts."""
+        said = f"no device answered (within {self.answer_timeout:g} s, or before the capture ended)"
         for event, evidence in self.broadcasts.values():
-            self._broadcast(event, evidence, out)
+            self._broadcast(event, evidence, out, said)
         self.broadcasts.clear()
 
-    def _broadcast(self, event: Any, evidence: dict[str, Any], out: Emitter) -> None:
+    def _broadcast(self, event: Any, evidence: dict[str, Any], out: Emitter, said: str) -> None:
         out.fire(
             "ICS-1308",
             f"{event.src_ip}>{event.dst_ip}",
@@ -807,6 +828,6 @@ class ModbusCommands(BaseDetector):
             frames=(event.frame,),
             source=event,
             evidence=evidence,
-            fields={"answer_timeout": f"{self.answer_timeout:g}"},
+            fields={"answered": said},
             awaits=False,  # no answer came (or none was waited for)
         )

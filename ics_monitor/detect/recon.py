@@ -574,13 +574,15 @@ class S7SzlEnumeration(_Sweep):
 
 # The addresses that answered a host an ICS-3005 alert lists (the evidence, not the count).
 MAX_ANSWERED: Final = 64
-# DNP3 requests no answer is owed to: CONFIRM and the _NR (no response) functions, and requests
-# to the broadcast addresses (0xFFFD-0xFFFF) and the self address (0xFFFC).
+# DNP3 requests no answer is owed to: CONFIRM and the _NR (no response) functions sent as
+# unconfirmed link frames (a confirmed one is owed a link ACK), and requests to the broadcast
+# addresses (0xFFFD-0xFFFF) and the self address (0xFFFC).
 DNP3_UNANSWERED_FUNCTIONS: Final = frozenset({0, 6, 8, 10, 12})
+DNP3_UNCONFIRMED_USER_DATA: Final = 4
 DNP3_SPECIAL_ADDRESSES: Final = 0xFFFC
-# Why an address counted toward an ICS-3005 sweep, as its explanation says it.
-_UNLEARNED_ADDRESS: Final = " it never used with that server while learning"
-_SILENT_ADDRESS: Final = " that sent it no application data within {answer_timeout} s"
+# Why addresses counted toward an ICS-3005 sweep, as its explanation says it.
+_UNLEARNED_ADDRESS: Final = " it never used with their server while learning"
+_SILENT_ADDRESS: Final = " that sent it no application data within {} s"
 
 
 class Dnp3AddressSweep(_Sweep):
@@ -616,12 +618,12 @@ class Dnp3AddressSweep(_Sweep):
         self.baseline = context.baseline
         # (host, server, address) -> the first request still unanswered: (its time, the record)
         self.pending: BoundedDict = BoundedDict(MAX_KEYS)
-        # (host, server, address) that sent the host application data
+        # (host, server, address) with an application exchange, as only the server can show it:
+        # an application response from (server, address) to the host, or one from the host to
+        # (server, address).  The oldest exchange is forgotten first (refreshed on each).
         self.exchanged: BoundedDict = BoundedDict(MAX_KEYS)
         # host -> the first MAX_ANSWERED (server, address) that answered it at all (the evidence)
         self.answered: BoundedDict = BoundedDict(MAX_WIDE_KEYS)
-        # host -> why its addresses counted (_UNLEARNED_ADDRESS, _SILENT_ADDRESS): the explanation
-        self.reasons: BoundedDict = BoundedDict(MAX_KEYS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """A request waits for its answer; an answer clears its address for the host."""
@@ -630,33 +632,39 @@ class Dnp3AddressSweep(_Sweep):
             client = event.src_ip
             server = event.dst_ip
             address = event.dst
-            if code is not None:  # the requester is a live station of the server's host
-                self.exchanged[(server, client, event.src)] = None
-            if code in DNP3_UNANSWERED_FUNCTIONS or not isinstance(address, int):
+            if not isinstance(address, int) or address >= DNP3_SPECIAL_ADDRESSES:
                 return
-            if address >= DNP3_SPECIAL_ADDRESSES:
+            if (
+                code in DNP3_UNANSWERED_FUNCTIONS
+                and event.link.get("function_code") == DNP3_UNCONFIRMED_USER_DATA
+            ):
                 return
             profile = _profile(self.baseline, client, server, "dnp3")
-            if profile is not None:
-                # A learned pair: an address it never used counts, answered or not.
+            if profile is not None and profile.addresses:
+                # A learned pair: an address it never used counts, answered or not.  (A baseline
+                # from before link addresses were learned has none: the answers decide.)
                 if not profile.addresses.covers(address, address):
-                    self._count(client, server, address, event.ts, event, out, _UNLEARNED_ADDRESS)
+                    self._count(client, server, address, event.ts, event, out)
                 return
             key = (client, server, address)
             if key not in self.exchanged and key not in self.pending:
                 self.pending[key] = (event.ts, event)
         elif event.direction == "response":
             host = event.dst_ip
-            target = (event.src_ip, event.src)
+            server = event.src_ip
             found = self.answered.get(host)
             if found is None:
                 found = self.answered[host] = set()
             if len(found) < MAX_ANSWERED:
-                found.add(target)
-            if code is not None:  # application data: a live outstation of the host
-                key = (host, target[0], target[1])
-                self.pending.pop(key, None)
-                self.exchanged[key] = None
+                found.add((server, event.src))
+            if code is not None:
+                # Application data from the server: (server, src) is a live station of the host,
+                # and the host's address one of the server's (its keep-alives to it are no probes).
+                exchanged = self.exchanged
+                for key in ((host, server, event.src), (server, host, event.dst)):
+                    self.pending.pop(key, None)
+                    exchanged.pop(key, None)
+                    exchanged[key] = None
 
     def advance(self, ts: float, out: Emitter) -> None:
         """A clock tick: requests unanswered for ``answer_timeout`` count, then the grown sets report."""
@@ -676,15 +684,9 @@ class Dnp3AddressSweep(_Sweep):
         expired = [key for key, (ts, _) in pending.items() if now is None or now - ts >= timeout]
         for key in expired:
             ts, record = pending.pop(key)
-            self._count(key[0], key[1], key[2], ts, record, out, _SILENT_ADDRESS)
+            self._count(key[0], key[1], key[2], ts, record, out)
 
-    def _count(
-        self, client: Any, server: Any, address: int, ts: float, record: Any, out: Emitter, why: str
-    ) -> None:
-        reasons = self.reasons.get(client)
-        if reasons is None:
-            reasons = self.reasons[client] = set()
-        reasons.add(why)
+    def _count(self, client: Any, server: Any, address: int, ts: float, record: Any, out: Emitter) -> None:
         crossed = self.sets.add(client, (server, address), ts, record)
         if crossed is not None:
             self.raised(client, crossed[0], crossed[1], record, ts, out)
@@ -703,14 +705,20 @@ class Dnp3AddressSweep(_Sweep):
         }
         if self.baseline is not None:
             evidence["baseline"] = _NOT_COUNTED.format("link addresses")
-        reasons = self.reasons.get(key) or {_SILENT_ADDRESS}
+        # Why they counted, worked out per (server, address) as ``on_event`` chose.
+        unlearned = silent = False
+        for server in {server for server, _ in values}:
+            profile = _profile(self.baseline, key, server, "dnp3")
+            if profile is not None and profile.addresses:
+                unlearned = True
+            else:
+                silent = True
+        reasons = [_UNLEARNED_ADDRESS] if unlearned else []
+        if silent or not unlearned:
+            reasons.append(_SILENT_ADDRESS.format(f"{self.timeout:g}"))
         fields = {
             "address_spans": spans(addresses),
-            "how": " or".join(
-                why.format(answer_timeout=f"{self.timeout:g}")
-                for why in (_UNLEARNED_ADDRESS, _SILENT_ADDRESS)
-                if why in reasons
-            ),
+            "how": " or".join(reasons),
             "answered": spans(found) if found else "none",
             "answer_timeout": f"{self.timeout:g}",
         }

@@ -1318,7 +1318,7 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 # to load, most of it a Python step per value.  Version 3 was written by a loader that read an
 # unquoted base-60 looking scalar (a MAC such as ``10:20:30:40:50:51``) as a number: version 4
 # holds what ``yamlfile.SafeLoader`` reads, text.
-CACHE_FORMAT: Final = "ics-monitor-baseline-cache/5"
+CACHE_FORMAT: Final = "ics-monitor-baseline-cache/6"
 _CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 _INDEX: Final = "I"
 # Where a version-2 cache was: removed when a newer one is written.

@@ -658,7 +658,8 @@ class DeliveryEngine:
             with self._map_lock:
                 records = self._inbox.take(max(self.settings.batch_size * 4, 1))
                 if not self._inbox.put(record):
-                    records.append(record)  # an inbox of fewer slots than that: all of it, in order
+                    # Not reached with one producer (the take freed a slot); kept in order anyway.
+                    records.append(record)
                 self._spool_mapped(records, sync=False)
 
     def accept(self, records: list[Any]) -> None:

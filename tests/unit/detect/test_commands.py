@@ -541,7 +541,7 @@ def _unit0(ts: float, frame: int, code: int = 6) -> Any:
     return modbus(code, unit_id=0, ts=ts, frame=frame, address=3, quantity=1, values=(7,))
 
 
-def _answered(request: Any, delay: float = 0.02) -> Any:
+def _answered(request: Any, delay: float = 0.02, **changes: Any) -> Any:
     """The device's answer to a Modbus request (the dissector pairs it by request frame)."""
     answer = modbus(
         request.function_code,
@@ -553,7 +553,8 @@ def _answered(request: Any, delay: float = 0.02) -> Any:
         quantity=request.quantity,
         values=request.values,
     )
-    return dataclasses.replace(answer, request_frame=request.frame, transaction_id=request.transaction_id)
+    paired = {"request_frame": request.frame, "transaction_id": request.transaction_id, **changes}
+    return dataclasses.replace(answer, **paired)
 
 
 def _broadcasts(records: list[Any], finish: bool = True) -> list[Any]:
@@ -565,19 +566,29 @@ def test_a_write_to_unit_0_that_a_device_answers_is_no_broadcast() -> None:
     to unit 0 that nobody answers within answer_timeout (5 s) is the broadcast ICS-1308 is about."""
     write = _unit0(1000.0, 1)
     assert _broadcasts([write, _answered(write)]) == []
+    # Answered as unit 1 (a gateway mapping unit 0 to its first device; the dissector cannot pair
+    # it): the transaction id says whose answer it is.
+    assert _broadcasts([write, _answered(write, unit_id=1, request_frame=None)]) == []
+    # Refused by the device (ILLEGAL DATA ADDRESS): it took the write as its own, no broadcast.
+    assert _broadcasts([write, _answered(write, exception_code=2)]) == []
+    # A gateway that forwarded it and heard nothing back (exception 11): a broadcast went out.
+    [gateway] = _broadcasts([write, _answered(write, exception_code=11)], finish=False)
+    assert "10.0.0.9 answered exception 11 (GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND)." in gateway.explanation
+    assert gateway.evidence["answer"] == {"frame": 2, "exception_code": 11}
     # The answer too late (6 s): by then it was reported, dated at the write.
     [late] = _broadcasts([write, modbus(3, ts=1006.0, frame=5), _answered(write, delay=6.5)])
     assert (late.ts, late.frames) == (1000.0, (1,))
-    assert "no device answered within 5 s" in late.explanation
+    assert "values 7; no device answered within 5 s." in late.explanation
     # Unanswered: nothing while the device may still answer, then the alert.
     assert _broadcasts([write, modbus(3, ts=1004.0, frame=5)], finish=False) == []
     assert len(_broadcasts([write, modbus(3, ts=1005.5, frame=5)], finish=False)) == 1
-    # A device that answered unit 0 before (a poll) is addressed directly: its writes wait for nothing.
-    poll = modbus(3, unit_id=0, ts=999.0, frame=90, address=0, quantity=2)
-    assert _broadcasts([poll, _answered(poll), write]) == []
-    # ... but only that pair: another client's unanswered write to unit 0 of the device is reported.
-    other = dataclasses.replace(write, src_ip="10.0.0.66", frame=3)
-    assert [a.src_ip for a in _broadcasts([poll, _answered(poll), other])] == ["10.0.0.66"]
-    # answer_timeout 0: every write to unit 0 at once.
+    # Found in the second review: answers to other requests (a read of unit 0, answered) vouch for
+    # nothing: each write waits for its own.
+    poll = dataclasses.replace(
+        modbus(3, unit_id=0, ts=999.0, frame=90, address=0, quantity=2), transaction_id=90
+    )
+    assert len(_broadcasts([poll, _answered(poll), write])) == 1
+    # answer_timeout 0: every write to unit 0 at once, and the alert says it was not waited for.
     rules = RULES.configured("ICS-1308", answer_timeout=0)
-    assert [a.rule_id for a in run([write], rules=rules, finish=False)] == ["ICS-1308"]
+    [now] = [a for a in run([write], rules=rules, finish=False) if a.rule_id == "ICS-1308"]
+    assert "not waited for (answer_timeout 0)" in now.explanation

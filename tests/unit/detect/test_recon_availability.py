@@ -291,7 +291,7 @@ def test_a_master_polling_its_outstations_is_no_address_sweep_once_learned() -> 
     assert last.alert_id == first.alert_id and last.evidence["link_addresses"] == list(range(16, 25))
     assert first.evidence["baseline"].startswith("not counted: link addresses")
     assert (
-        "5 different link addresses it never used with that server while learning: 16-20."
+        "5 different link addresses it never used with their server while learning: 16-20."
         in first.explanation
     )
 
@@ -299,21 +299,42 @@ def test_a_master_polling_its_outstations_is_no_address_sweep_once_learned() -> 
 def test_dnp3_requests_owed_no_answer_and_known_stations_are_no_sweep() -> None:
     """Found in review: requests no answer is owed to, an outstation's link keep-alives to its
     masters, a master that polls rarely but keeps its links alive: none is a sweep."""
-    # CONFIRM, DIRECT_OPERATE_NR, broadcasts and the self address: never answered by design.
+    # CONFIRM and DIRECT_OPERATE_NR in unconfirmed link frames, broadcasts and the self address:
+    # never answered by design.
+    unconfirmed = {"function_code": 4, "function": "UNCONFIRMED_USER_DATA", "prm": True}
     owed_nothing = [
-        *(dnp3(0, dst=a, ts=1000.0 + a / 10, frame=a) for a in range(10, 16)),
-        *(dnp3(6, dst=a, ts=1001.0 + a / 10, frame=20 + a) for a in range(10, 16)),
+        *(
+            dataclasses.replace(dnp3(0, dst=a, ts=1000.0 + a / 10, frame=a), link=unconfirmed)
+            for a in range(10, 16)
+        ),
+        *(
+            dataclasses.replace(dnp3(6, dst=a, ts=1001.0 + a / 10, frame=20 + a), link=unconfirmed)
+            for a in range(10, 16)
+        ),
         *(dnp3(2, dst=0xFFFC + n, ts=1002.0 + n, frame=60 + n) for n in range(4)),
     ]
     assert _recon(run(owed_nothing, rules=NO_SILENCE)) == []
+    # Found in the second review: the same CONFIRMs in confirmed link frames are owed a link ACK,
+    # which every live address sends: a sweep that way still counts.
+    confirmed = {"function_code": 3, "function": "CONFIRMED_USER_DATA", "prm": True}
+    probes = [
+        dataclasses.replace(dnp3(0, dst=a, ts=1000.0 + a / 10, frame=a), link=confirmed) for a in range(30)
+    ]
+    acks = [_answer(p) for p in probes if 10 <= p.dst < 22]
+    assert rule_ids(_recon(run(sorted([*probes, *acks], key=lambda r: r.ts), rules=NO_SILENCE))) == [
+        "ICS-3005"
+    ]
     # An outstation (10.0.0.9, address 10) keeping its links to five masters (addresses 1-5) alive:
-    # each master talked to it at the application layer, so each address is a live station.
+    # it answered each master's requests at the application layer, so each address is a live station.
     masters = [dnp3(1, src=m, dst=10, ts=1000.0 + m, frame=m) for m in range(1, 6)]
     keepalives = [
         dnp3(None, src=10, dst=m, ts=1010.0 + m, frame=50 + m, client="10.0.0.9", server="10.0.0.5")
         for m in range(1, 6)
     ]
-    assert run([*masters, *keepalives], rules=NO_SILENCE) == []
+    answered = [_answer(m) for m in masters]
+    assert _recon(run(sorted([*masters, *answered, *keepalives], key=lambda r: r.ts), rules=NO_SILENCE)) == []
+    # Requests alone (any host may send them, with any source address) prove nothing.
+    assert rule_ids(_recon(run([*masters, *keepalives], rules=NO_SILENCE))) == ["ICS-3005"]
     # A master polling six outstations every 120 s (each answers), link status every 10 s between.
     quiet: list[Any] = []
     for n in range(3):
@@ -336,6 +357,18 @@ def test_a_learned_master_sweeping_answering_addresses_is_a_sweep() -> None:
     assert run(answered, rules=NO_SILENCE) == []  # no baseline: every address answered
     alert = _recon(run(answered, baseline=learned, rules=NO_SILENCE))[-1]
     assert alert.rule_id == "ICS-3005" and alert.evidence["link_addresses"] == [*range(0, 10), *range(12, 20)]
+    assert "18 different link addresses it never used with their server while learning: 0-9, 12-19." in (
+        alert.explanation
+    )
+    # Found in the second review: a baseline learned before link addresses were (none known for
+    # the pair) leaves the answers to decide: a master polling outstations that answer is quiet.
+    older = _learned([dnp3(1, dst=10, frame=1)])
+    for conversation in older.conversations.values():
+        conversation.addresses = type(conversation.addresses)()
+    polls = [dnp3(1, dst=a, ts=3000.0 + a / 10, frame=200 + a) for a in range(10, 16)]
+    assert (
+        _recon(run(sorted([*polls, *(_answer(p) for p in polls)], key=lambda r: r.ts), baseline=older)) == []
+    )
 
 
 def test_identification_a_client_read_while_learning_is_no_enumeration() -> None:
