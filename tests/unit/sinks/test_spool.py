@@ -112,6 +112,44 @@ def test_one_large_batch_spreads_over_segments_and_is_dropped_oldest_first(tmp_p
     spool.close()
 
 
+def test_a_batch_over_the_cap_drops_every_older_line_first(tmp_path: Path) -> None:
+    """Found by a flaky integration test: lines already spooled outlived newer lines of a batch
+    trimmed to the cap, leaving a gap (a worker reading a full pipe under load makes such batches)."""
+    spool = Spool(tmp_path, max_bytes=200, segment_bytes=64)
+    old = [b"o"]  # 8 bytes with kind, tab and newline
+    spool.append(["event"], old)
+    batch = [f"b{i:040d}".encode() for i in range(20)]  # 48 bytes a line: the newest 4 fit (192)
+    kept = spool.append(["event"] * 20, batch)
+    assert kept == 4
+    # 8 + 192 bytes would fit under 200, but the old line is older than the 16 dropped.
+    assert drain(spool) == batch[-4:] and spool.dropped["event"] == 1 + 16
+    spool.close()
+
+
+capped_appends = st.lists(
+    st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=30), min_size=1, max_size=25
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(capped_appends)
+def test_a_capped_spool_keeps_a_tail_of_what_was_appended(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[int]]
+) -> None:
+    directory = tmp_path_factory.mktemp("capped")
+    spool = Spool(directory, max_bytes=300, segment_bytes=64)
+    appended: list[bytes] = []
+    for sizes in batches:
+        new = [f"r{len(appended) + i:04d}".encode() + b"x" * size for i, size in enumerate(sizes)]
+        appended += new
+        spool.append(["event"] * len(new), new)
+        assert spool.pending_bytes <= 300
+    kept = drain(spool)
+    assert kept == appended[len(appended) - len(kept) :]
+    assert spool.dropped["event"] == len(appended) - len(kept)
+    spool.close()
+
+
 def test_second_process_is_refused(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     with pytest.raises(SpoolError, match="in use"):
