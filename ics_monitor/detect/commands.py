@@ -416,10 +416,9 @@ class Dnp3Commands(BaseDetector):
     connection: disable, integrity poll, ENABLE_UNSOLICITED, within a second or two.  So a disable
     among the first ``STARTUP_REQUESTS`` requests of its session (its flow and link addresses: a
     master starts up each outstation of a multi-drop line sharing one connection in turn) is held
-    for ``reenable_seconds`` of
-    capture time: re-enabled by the same master for the same outstation by then, it was that
-    start-up (no alert); otherwise the alert goes out then, with its own time, frames and the number
-    of disables held (at the end of input at the latest).  A disable later in a session is reported
+    for ``reenable_seconds`` of capture time: re-enabled by the same master for the same
+    outstation by then, it was that start-up (no alert); otherwise the alert goes out then, with
+    its own time, frames and the number of disables held (at the end of input at the latest).  A disable later in a session is reported
     at once, re-enabled or not.
     """
 

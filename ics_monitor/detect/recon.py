@@ -22,9 +22,9 @@
 
 With a baseline, what a (client, server) pair did while learning is routine and does not count
 toward its sweeps (``Baseline.pair_profile``): the unit ids and DNP3 link addresses its requests
-addressed, the function codes it used, the devices whose identification it read.  A SCADA server polling the
-thirty units behind a gateway, or a master polling the outstations of a multi-drop line, is quiet;
-the same host walking units or addresses it never used still counts every new one.
+addressed, the function codes it used, the devices whose identification it read.  A SCADA server
+polling the thirty units behind a gateway, or a master polling the outstations of a multi-drop
+line, is quiet; the same host walking units or addresses it never used still counts every new one.
 
 State is one small set per key within a window (``WindowedSets``), keys capped, sets capped at a
 few times the threshold; each detector reads its thresholds from its rule's ``params``.
@@ -229,18 +229,6 @@ def _profile(baseline: Baseline | None, client: Any, server: Any, protocol: str)
     return baseline.pair_profile(client, server, protocol)
 
 
-def _learned_address(profile: Conversation | None, address: Any) -> bool:
-    """Whether the pair ``profile`` describes addressed ``address`` (unit id, DNP3 link address)."""
-    return profile is not None and isinstance(address, int) and profile.addresses.covers(address, address)
-
-
-def _routine_address(
-    baseline: Baseline | None, client: Any, server: Any, protocol: str, address: Any
-) -> bool:
-    """Whether ``client`` addressed ``address`` of ``server`` while learning (False without a baseline)."""
-    return baseline is not None and _learned_address(_profile(baseline, client, server, protocol), address)
-
-
 # The evidence note of a sweep counted against a baseline, and what its explanation adds.
 _NOT_COUNTED: Final = "not counted: {} this client used with the server while learning"
 _UNLEARNED: Final = " it never used while learning"
@@ -341,8 +329,10 @@ class ModbusUnitSweep(_Sweep):
         client = event.src_ip
         server = event.dst_ip
         unit = event.unit_id
-        if _routine_address(self.baseline, client, server, "modbus", unit):
-            return
+        if self.baseline is not None:
+            profile = _profile(self.baseline, client, server, "modbus")
+            if profile is not None and isinstance(unit, int) and profile.addresses.covers(unit, unit):
+                return
         key = (client, server)
         crossed = self.sets.add(key, unit, event.ts, event)
         if crossed is not None:
@@ -592,10 +582,12 @@ class Dnp3AddressSweep(_Sweep):
     many share a line or a terminal server; a sweep's probes (link status requests, mostly) hit
     addresses nobody holds, or are answered at the link layer only (some stations, and lab
     responders, answer any address).  So a request counts once ``answer_timeout`` seconds
-    (capture time) passed without application-layer data from that address to the host (a
-    response, or a request of its own); an address that sent the host such data once never counts
-    (a state of at most ``MAX_KEYS`` exchanges, oldest forgotten first).  Requests no answer is owed
-    to (CONFIRM, the _NR functions, broadcasts) never count.  Link-layer answers count as nothing
+    (capture time) passed without an application response from that address to the host; an
+    address that sent the host one never counts, nor the host's own address seen from a server that
+    answered it (an outstation's keep-alives to its masters; requests prove nothing, any host may
+    claim a source address).  The state holds at most ``MAX_KEYS`` exchanges, oldest forgotten
+    first.  Requests no answer is owed to (CONFIRM and the _NR functions in unconfirmed link
+    frames, broadcasts) never count.  Link-layer answers count as nothing
     but evidence: the addresses that answered at all are what the sweep found.  (A one-way SPAN
     shows no answers at all: every poll then counts, as ICS-3010 says of pings.)
 
@@ -720,7 +712,6 @@ class Dnp3AddressSweep(_Sweep):
             "address_spans": spans(addresses),
             "how": " or".join(reasons),
             "answered": spans(found) if found else "none",
-            "answer_timeout": f"{self.timeout:g}",
         }
         return "ICS-3005", str(key), source.frame, evidence, fields, None
 

@@ -1025,10 +1025,9 @@ def learn_event(conversation: Conversation, event: Any, request: bool) -> None:
             # The usual case first: the one unit or outstation the client always addresses.
             if len(ranges) != 1 or not ranges[0][0] <= address <= ranges[0][1]:
                 conversation.addresses.add(address, address)
-            if event_type == "modbus" or event.function_code == 1:
-                identified = identification_target(event)
-                if identified is not None:
-                    conversation.identified.add(identified, identified)
+            identified = identification_target(event)
+            if identified is not None:
+                conversation.identified.add(identified, identified)
         function = function_key(event)
         if function is not None:
             conversation.count_function(function[0], function[1])
@@ -1317,7 +1316,8 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 # (``.NAME.json``) held each conversation's values as JSON: a 5,435-conversation baseline took 2.4 s
 # to load, most of it a Python step per value.  Version 3 was written by a loader that read an
 # unquoted base-60 looking scalar (a MAC such as ``10:20:30:40:50:51``) as a number: version 4
-# holds what ``yamlfile.SafeLoader`` reads, text.
+# holds what ``yamlfile.SafeLoader`` reads, text.  Version 5 added each conversation's addresses
+# (unit ids, link addresses), version 6 the addresses whose identification was read.
 CACHE_FORMAT: Final = "ics-monitor-baseline-cache/6"
 _CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 _INDEX: Final = "I"

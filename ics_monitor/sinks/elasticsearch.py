@@ -630,6 +630,8 @@ class DeliveryEngine:
         self.anomalies: list[AnomalyEvent] = []
         self.connected: bool | None = None
         self._inbox = _Inbox(settings.queue_size)
+        # Records mapped per take from the inbox (the sender's, or a spill's).
+        self._take_limit = max(settings.batch_size * 4, 1)
         # Held while records are taken from the inbox, mapped and spooled: one order for all.
         self._map_lock = threading.Lock()
         self._stop = threading.Event()
@@ -656,7 +658,7 @@ class DeliveryEngine:
             # behind the rest: in order, and this thread maps a bounded number of records.
             self.stats.queue_overflow += 1
             with self._map_lock:
-                records = self._inbox.take(max(self.settings.batch_size * 4, 1))
+                records = self._inbox.take(self._take_limit)
                 if not self._inbox.put(record):
                     # Not reached with one producer (the take freed a slot); kept in order anyway.
                     records.append(record)
@@ -712,12 +714,12 @@ class DeliveryEngine:
         if lines:
             self.spool.append(kinds, lines, sync=sync)
 
-    def _take_queue(self, timeout: float) -> bool:
+    def _take_inbox(self, timeout: float) -> bool:
         """Move inbox records into the spool; wait up to ``timeout`` for one (or a wake-up)."""
         if not self._inbox.wait(timeout):
             return False
         with self._map_lock:
-            records = self._inbox.take(max(self.settings.batch_size * 4, 1))
+            records = self._inbox.take(self._take_limit)
             if records:
                 self._spool_mapped(records, sync=True)
         return True
@@ -743,7 +745,7 @@ class DeliveryEngine:
                 timeout = max(0.0, pending_since + self.settings.flush_interval - now)
             else:
                 timeout = 0.0 if pending else 0.5
-            took = self._take_queue(timeout)
+            took = self._take_inbox(timeout)
             now = time.monotonic()
             if self._stop.is_set() and not took and not self._inbox:
                 if self.spool.empty or now >= self._deadline:

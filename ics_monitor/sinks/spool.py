@@ -201,7 +201,7 @@ class Spool:
                 # The batch alone fills the cap: every older line goes before the batch's own
                 # oldest did (the spool keeps a tail of what was appended, never older lines
                 # beside a gap; a worker's pipe read under load makes such batches).
-                self._drop_all()
+                self._make_room(self.max_bytes)  # room for a full cap: nothing older is left
             index = first
             while index < len(payload):
                 chunk_end = index
@@ -223,15 +223,6 @@ class Spool:
             if sync:
                 self._sync()
         return len(payload) - first
-
-    def _drop_all(self) -> None:
-        """Drop every unconfirmed segment, the one being written too."""
-        while self._drop_oldest():
-            pass
-        if self._writer is not None and self._writer_size:
-            self._roll()
-            while self._drop_oldest():
-                pass
 
     def _make_room(self, size: int) -> None:
         """Drop the oldest unconfirmed segments until ``size`` more bytes fit under the cap."""
