@@ -221,9 +221,15 @@ class DissectEngine:
                 fd.ctx.protocol = dissector.name
                 # This direction is now in sync; the other one still hunts unless its stream
                 # start was seen.
+                other = 1 - direction
                 fd.hunting = [False, False]
-                fd.hunting[1 - direction] = not fd.aligned[1 - direction]
+                fd.hunting[other] = not fd.aligned[other]
+                # What the other direction sent from its stream start and held for more (a first
+                # PDU split over segments, before this direction confirmed the flow) is its first
+                # PDU's head: kept, so a command split that way is still read whole.
+                held = fd.buffers[other] if fd.aligned[other] else b""
                 fd.buffers = [b"", b""]
+                fd.buffers[other] = held
                 self._emit(result.events)
                 if not self.emit:
                     fd.done = True  # detection only: the flow needs nothing more

@@ -59,6 +59,22 @@ def test_split_pdu_needs_more_then_completes_in_later_frame() -> None:
     assert events[0].frame == 2  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("cut", [1, 3, 5, 8])
+def test_first_pdu_split_before_the_other_direction_confirms_is_read_whole(cut: int) -> None:
+    """A client's first PDU cut over two segments, the server's greeting confirming the flow in
+    between (a DNP3 outstation's unsolicited null response on connect): the head the client sent
+    first is kept, so its PDU (a restart command, say) is read whole, not skipped as garbage."""
+    request = pdu(b"restart")
+    engine = engine_for(LenMsgDissector())
+    events = feed_all(engine, [(0, request[:cut]), (1, pdu(b"hello")), (0, request[cut:]), (1, pdu(b"ok"))])
+    assert bodies(events) == ["hello", "restart", "ok"]
+    assert [e.frame for e in events] == [2, 3, 4]  # type: ignore[attr-defined]
+    # Mid-stream (no stream start seen), the client's first bytes are no PDU head: nothing kept.
+    engine = engine_for(LenMsgDissector())
+    events = feed_all(engine, [(1, pdu(b"hello")), (0, request[cut:]), (0, pdu(b"next"))], aligned=False)
+    assert bodies(events) == ["hello", "next"]
+
+
 def test_two_pdus_in_one_segment_and_both_directions() -> None:
     engine = engine_for(LenMsgDissector())
     events = feed_all(engine, [(0, pdu(b"req1") + pdu(b"req2")), (1, pdu(b"rsp"))])
