@@ -40,6 +40,8 @@ from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, 
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import (
     DNP3_RESPONSE_FUNCTIONS,
+    DNP3_STATUS_OF_OUTPUT,
+    DNP3_VALUE_GROUPS,
     DNP3_WRITE_FUNCTIONS,
     MAX_VALUE_POINTS,
     MODBUS_READ_TABLES,
@@ -405,13 +407,15 @@ class BaselineDeviation(BaseDetector):
                         break
             if self.check_written_values and group == 41:
                 for point in (obj.get("points") or ())[:MAX_VALUES_CHECKED]:
+                    index = point.get("index")
                     self._value(
                         "ICS-5006",
                         conversation,
                         event,
-                        f"g41:{point.get('index')}",
+                        f"g41:{index}",
                         point.get("value"),
                         out,
+                        read_point=f"g{DNP3_STATUS_OF_OUTPUT[41]}:{index}",
                     )
 
     def _s7_writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
@@ -567,12 +571,20 @@ class BaselineDeviation(BaseDetector):
         return limits
 
     def _value(
-        self, rule_id: str, conversation: Conversation, event: Any, point: str, value: Any, out: Emitter
+        self,
+        rule_id: str,
+        conversation: Conversation,
+        event: Any,
+        point: str,
+        value: Any,
+        out: Emitter,
+        read_point: str | None = None,
     ) -> None:
         if rule_id == "ICS-5006":
-            # A register nobody wrote while learning is judged by the values it was read with.
+            # A register nobody wrote while learning is judged by the values it was read with
+            # (those of ``read_point`` when the output is read elsewhere: DNP3 g41 as g40).
             limit, origin = _written_else_read(
-                point, self._limits(conversation, "written"), self._limits(conversation, "read")
+                point, self._limits(conversation, "written"), self._limits(conversation, "read"), read_point
             )
         else:
             limit, origin = self._limits(conversation, "read").get(point), ""
@@ -714,9 +726,12 @@ class BaselineDeviation(BaseDetector):
             points = obj.get("points")
             if not points:
                 continue
+            # Events and frozen values as their static point; counters and the rest not at all.
+            group = DNP3_VALUE_GROUPS.get(obj.get("group"))
+            if group is None:
+                continue
             if len(points) > MAX_VALUES_CHECKED:
                 points = points[:MAX_VALUES_CHECKED]
-            group = obj.get("group")
             prefix = f"g{group}:"
             start = obj.get("start")
             first_point: dict[str, Any] = points[0]
@@ -1063,12 +1078,17 @@ def _bytes_one_by_one(
     return judged
 
 
-def _written_else_read(point: str, written: PointLimits, read: PointLimits) -> tuple[Limit | None, str]:
-    """The limits a write to ``point`` is judged by, and which they are ("written" or "read")."""
+def _written_else_read(
+    point: str, written: PointLimits, read: PointLimits, read_point: str | None = None
+) -> tuple[Limit | None, str]:
+    """The limits a write to ``point`` is judged by, and which they are ("written" or "read").
+
+    ``read_point``: where the written point's values are read, when not at ``point`` itself.
+    """
     limit = written.get(point)
     if limit is not None:
         return limit, "written"
-    return read.get(point), "read"
+    return read.get(point if read_point is None else read_point), "read"
 
 
 def _point_value(point: dict[str, Any]) -> Any:

@@ -101,6 +101,22 @@ TABLE_ABBREVIATIONS: Final = {
 # DNP3 request functions that change outputs or data in the outstation (IEEE 1815 table 4-3).
 DNP3_WRITE_FUNCTIONS: Final = frozenset({2, 3, 4, 5, 6})
 DNP3_RESPONSE_FUNCTIONS: Final = frozenset({129, 130})
+# DNP3 object groups whose point values get a learned range, by the static group of the point they
+# read: an event (g2, g32, g42 ...) or a frozen value (g31, g33) reports the same point as its
+# static group (g1, g30, g40 ...), so all count toward one range ("g30:5").  Counters (g20-g23) are
+# not there: they only grow, and roll over.  Nor are time, IIN, file, string or command-event
+# objects.
+DNP3_VALUE_GROUPS: Final = {
+    1: 1, 2: 1,  # binary input, its events
+    3: 3, 4: 3,  # double-bit binary input, its events
+    10: 10, 11: 10,  # binary output status, its events
+    30: 30, 31: 30, 32: 30, 33: 30,  # analog input, frozen, events, frozen events
+    34: 34,  # analog input deadband
+    40: 40, 42: 40,  # analog output status, its events
+}  # fmt: skip
+# A write or operate of an analog output (g41) without a learned written range is judged by the
+# range its status (g40) was read with.
+DNP3_STATUS_OF_OUTPUT: Final = {41: 40}
 # S7 JOB functions.
 S7_READ_VAR: Final = 0x04
 S7_WRITE_VAR: Final = 0x05
@@ -1097,7 +1113,9 @@ def _learn_dnp3(conversation: Conversation, event: Any, request: bool) -> None:
                     conversation.add_value("written", f"g41:{point.get('index')}", point.get("value"))
     elif code in DNP3_RESPONSE_FUNCTIONS:
         for obj in event.objects:
-            group = obj.get("group")
+            group = DNP3_VALUE_GROUPS.get(obj.get("group"))
+            if group is None:
+                continue
             for point in obj.get("points") or ():
                 if "value" in point:
                     conversation.add_value("read", f"g{group}:{point.get('index')}", point["value"])

@@ -352,6 +352,49 @@ def test_dnp3_read_values_out_of_range_per_point() -> None:
     assert fired == ["g1:0", "g30:0"]
 
 
+def test_dnp3_events_are_their_points_and_counters_have_no_range() -> None:
+    """An analog event (g32) or frozen value (g31) reads the same point as the static g30, so they
+    share one learned range; counters (g20-g23) only grow and get none; an analog output written
+    (g41) that was never written while learning is judged by the range its status (g40) was read
+    with."""
+
+    def response(frame: int, objects: tuple[dict[str, Any], ...]) -> Any:
+        return dnp3(129, request=False, frame=frame, ts=900.0 + frame, flow_id="f-dnp3-ev", objects=objects)
+
+    def analog(group: int, value: float) -> dict[str, Any]:
+        return {"group": group, "variation": 1, "points": [{"index": 1, "value": value}]}
+
+    learner = BaselineLearner()
+    for i in range(10):  # statics 50-53 in integrity polls, events 50-65, counters 100-109
+        learner.observe(dnp3(1, ts=900.0 + 3 * i, frame=3 * i + 1, flow_id="f-dnp3-ev"))
+        static = analog(30, 50 + i % 4)
+        learner.observe(response(3 * i + 2, (static, analog(20, 100 + i), analog(40, 10 + i))))
+        learner.observe(response(3 * i + 3, (analog(32, 50 + i * 15 // 9), analog(22, 100 + i))))
+    baseline = learner.baseline()
+    [conversation] = baseline.conversations.values()
+    assert conversation.values == {("read", "g30:1"): (50, 65), ("read", "g40:1"): (10, 19)}
+    rules = _unthrottled(RULES, "ICS-5007", "ICS-5006")
+    poll = dnp3(1, frame=100, flow_id="f-dnp3-ev")
+    quiet = [
+        poll,
+        response(101, (analog(30, 59), analog(20, 5000), analog(22, 7))),
+        response(102, (analog(33, 64),)),
+    ]
+    assert [a for a in run(quiet, baseline=baseline, rules=rules) if a.rule_id == "ICS-5007"] == []
+    loud = [poll, response(101, (analog(32, 400),)), response(102, (analog(31, -90),))]
+    fired = [(a.frames[0], a.evidence["point"]) for a in run(loud, baseline=baseline, rules=rules)]
+    assert [item for item in fired if item[0] > 100] == [(101, "g30:1"), (102, "g30:1")]
+    operate = dnp3(
+        5,
+        frame=110,
+        flow_id="f-dnp3-ev",
+        objects=({"group": 41, "variation": 2, "qualifier": 0x28, "points": [{"index": 1, "value": 30000}]},),
+    )
+    [alert] = [a for a in run([operate], baseline=baseline, rules=rules) if a.rule_id == "ICS-5006"]
+    assert alert.evidence["point"] == "g41:1" and alert.evidence["learned_from"] == "read"
+    assert (alert.evidence["learned_min"], alert.evidence["learned_max"]) == (10, 19)
+
+
 def test_s7_read_values_learned_and_checked_per_element_and_type(tmp_path: Path) -> None:
     """S7 READ_VAR answers: values learned per element (area, address, bit, type), out-of-range ones
     reported.  A single value written where nothing was written while learning is judged by what
