@@ -875,6 +875,11 @@ class IcmpSweep(_Sweep):
 DECODED_SERVICES: Final = frozenset({"modbus", "dnp3", "s7comm"})
 
 
+# A client's packets without payload in a whole TCP connection: SYN, the handshake's ACK, FIN and
+# the last ACK.
+_HANDSHAKE_PACKETS: Final = 4
+
+
 class OtPortMisuse(BaseDetector):
     """ICS-3007 / ICS-3008: a flow to an OT service port that does not speak the port's protocol.
 
@@ -908,10 +913,14 @@ class OtPortMisuse(BaseDetector):
         if app is None:
             # Keep-alive probes carry one byte each and never reach a dissector: an idle
             # connection of a Windows client collects them.  Only bytes beyond one per client
-            # packet count.
+            # packet count, but for the handshake's and teardown's packets of a flow seen from its
+            # SYN, which carry none: a tool that connects, sends one bad PDU and closes is judged.
+            packets = record.packets_sent(0)
+            if "SYN" in record.tcp_flags_to_server:
+                packets = max(0, packets - _HANDSHAKE_PACKETS)
             if (
                 service not in self.undecoded_services
-                or record.payload_bytes_to_server - record.packets_sent(0) < self.min_payload
+                or record.payload_bytes_to_server - packets < self.min_payload
                 or record.missed_bytes
             ):
                 return

@@ -808,9 +808,15 @@ def test_ot_port_misuse_from_flow_records() -> None:
         assert misuse(**kwargs) == [], kwargs
     # Seen twice through a mirrored path (the flow table leaves the copies' payload out): the
     # copies are not packets the client sent, so they do not excuse bytes as keep-alives.
-    doubled = flow(service="modbus", payload=14, packets_to_server=10)
+    doubled = flow(service="modbus", payload=14, packets_to_server=12)
     assert run([doubled]) == []
     assert rule_ids(run([dataclasses.replace(doubled, mirror_copies_to_server=5)])) == ["ICS-3008"]
+    # Connect, send one bad 12-byte ADU (an MBAP length of 65535), close: five client packets, four
+    # of them the handshake's and teardown's.  Seen from mid-stream (no SYN) the same counts prove
+    # nothing.
+    one_shot = flow(service="modbus", payload=12, packets_to_server=5, reply=0)
+    assert rule_ids(run([one_shot])) == ["ICS-3008"]
+    assert run([dataclasses.replace(one_shot, tcp_flags_to_server=("ACK", "PSH"))]) == []
     keepalives = flow(service="modbus", payload=30, packets_to_server=60)
     assert run([dataclasses.replace(keepalives, mirror_copies_to_server=30)]) == []
     # The frames cited: the client's first payload and the device's first answer, in frame order;
