@@ -172,6 +172,7 @@ class S7Commands(BaseDetector):
             return
         rosctr = event.rosctr
         fields: dict[str, Any] = {}  # what the explanation names (the evidence keeps the decoded structures)
+        key_suffix = ""
         if rosctr == S7_JOB:
             code = event.function_code
             if code == S7_PI_SERVICE:
@@ -194,6 +195,11 @@ class S7Commands(BaseDetector):
             if event.block:
                 evidence["block"] = event.block
                 fields["block"] = s7_block_label(event.block)
+            if rule_id == "ICS-1002":
+                # A cold restart resets retentive data where a warm or hot one keeps it: its own
+                # alert, not a count on the other's.
+                kind = fields["start_kind"] = evidence["start_kind"] = s7_start_kind(event.pi_arguments)
+                key_suffix = f":{kind.split()[0]}"
         elif rosctr == S7_USERDATA:
             userdata: dict[str, Any] | None = event.userdata
             if userdata is None or userdata.get("type") != S7_USERDATA_REQUEST:
@@ -209,11 +215,13 @@ class S7Commands(BaseDetector):
             }
             if event.clock:
                 evidence["clock"] = event.clock
+            # Per operation: a password cleared is not a count on one sent.
+            key_suffix = f":{userdata.get('subfunction')}"
         else:
             return
         out.fire(
             rule_id,
-            f"{event.src_ip}>{event.dst_ip}",
+            f"{event.src_ip}>{event.dst_ip}{key_suffix}",
             ts=event.ts,
             frames=(event.frame,),
             source=event,
@@ -222,6 +230,19 @@ class S7Commands(BaseDetector):
             awaits=True,
             pairing=event.pdu_ref,
         )
+
+
+def s7_start_kind(arguments: Any) -> str:
+    """What a ``P_PROGRAM`` start asks for: argument ``C`` a cold restart, none a warm (or hot) one.
+
+    ``arguments`` None: not recorded (withheld or cut by the capture), so not known.
+    """
+    if arguments is None:
+        return "restart"
+    for argument in arguments:
+        if isinstance(argument, str) and argument.strip().upper() == "C":
+            return "cold restart"
+    return "warm or hot restart"
 
 
 def s7_block_label(block: dict[str, Any]) -> str:

@@ -239,14 +239,37 @@ def test_s7_explanations_name_blocks_as_engineers_do() -> None:
         "started a block download to the S7 PLC 10.0.0.9: OB1 (passive, 90 bytes of load memory)."
     )
     assert texts["ICS-1010"].endswith("(PI service _INSE): OB1 (passive), DB7 (passive).")
-    assert texts["ICS-1002"].endswith("to start its program (PI service P_PROGRAM, arguments none).")
+    assert texts["ICS-1002"].endswith(
+        "to start its program: warm or hot restart (PI service P_PROGRAM, arguments none)."
+    )
     assert not any("{" in text or "'" in text for text in texts.values())
     # Arguments not recorded (withheld for a password, or cut by the capture) are not "none".
     withheld = run([s7(JOB, function_code=0x28, pi_service="P_PROGRAM")])[0].explanation
-    assert "(PI service P_PROGRAM, arguments ?)" in withheld
+    assert "to start its program: restart (PI service P_PROGRAM, arguments ?)" in withheld
     # The evidence keeps the decoded descriptors.
     [alert] = [a for a in run([download]) if a.rule_id == "ICS-1003"]
     assert alert.evidence["block"]["load_memory_length"] == 90
+
+
+def test_s7_cold_and_warm_starts_and_password_operations_are_alerts_of_their_own() -> None:
+    """A cold restart (argument C) resets retentive data, a warm one keeps it; a password cleared
+    is not a password sent: from one host each is its own alert, not a count on the other's."""
+    start = s7(JOB, function_code=0x28, pi_service="P_PROGRAM")
+    records = [
+        dataclasses.replace(start, pi_arguments=(), frame=1),
+        dataclasses.replace(start, pi_arguments=("C ",), frame=2),
+        dataclasses.replace(start, pi_arguments=(), frame=3),
+        dataclasses.replace(s7(USERDATA, userdata=userdata(5, 1)), frame=4),
+        dataclasses.replace(s7(USERDATA, userdata=userdata(5, 2)), frame=5),
+    ]
+    alerts = list({a.alert_id: a for a in run(records)}.values())  # each alert's last record
+    starts = sorted((a.evidence["start_kind"], a.frames) for a in alerts if a.rule_id == "ICS-1002")
+    assert starts == [("cold restart", (2,)), ("warm or hot restart", (1, 3))]
+    assert "cold restart (PI service P_PROGRAM, arguments C )" in next(
+        a.explanation for a in alerts if a.frames == (2,)
+    )
+    passwords = sorted((a.evidence["subfunction"], a.frames) for a in alerts if a.rule_id == "ICS-1008")
+    assert passwords == [(1, (4,)), (2, (5,))]
 
 
 @pytest.mark.parametrize(
