@@ -759,7 +759,10 @@ class ModbusDissector(Dissector):
             exception_code, exception_name, problems = exception_response(data, start, end)
             address = quantity = byte_count = values = None
             cls: type[ModbusEvent] = ModbusEvent
-            problems = FUNCTION_PROBLEMS[code] + problems
+            if request is None or request[2] != code:
+                # A device refusing an unknown or reserved function it was sent answers as it
+                # should: the function was reported on the request.
+                problems = FUNCTION_PROBLEMS[code] + problems
         else:
             decoder = RESPONSE_DECODERS.get(function_code)
             if decoder is None:

@@ -420,6 +420,14 @@ def test_orphan_responses_need_repeats_within_the_window() -> None:
     assert run(spread) == []
 
 
+def test_a_response_of_another_function_is_malformed_not_an_orphan() -> None:
+    """It answers a request (its transaction id is pending): not "answered no request seen"."""
+    three = [anomaly("modbus.response_function_mismatch", "medium", frame=i) for i in (1, 2, 3)]
+    alerts = run(three)
+    assert {a.rule_id for a in alerts} == {"ICS-2001"}
+    assert "no request seen" not in alerts[0].explanation
+
+
 def test_routine_pairing_anomalies_are_not_malformed_data() -> None:
     assert run([anomaly("modbus.duplicate_transaction_id", "medium")]) == []
 
