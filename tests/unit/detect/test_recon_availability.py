@@ -24,9 +24,12 @@ def test_modbus_unit_sweep() -> None:
     # 15 units, or 16 spread over more than the window, or repeats of few units: quiet.
     assert run(sweep[:15]) == []
     assert (
-        run([modbus(3, unit_id=u, ts=1000.0 + 10 * u, frame=u) for u in range(1, 17)], rules=NO_SILENCE) == []
+        run([modbus(3, unit_id=u, ts=1000.0 + 25 * u, frame=u) for u in range(1, 17)], rules=NO_SILENCE) == []
     )
     assert run([modbus(3, unit_id=u % 3, ts=1000.0 + u / 10, frame=u) for u in range(100)]) == []
+    # A walk that waits 4.5 s per unit (modbus_findunitid's BENICE) is a sweep all the same.
+    slow = [modbus(3, unit_id=u, ts=1000.0 + 4.5 * u, frame=u) for u in range(1, 26)]
+    assert rule_ids(run(slow, rules=NO_SILENCE)) == ["ICS-3001"]
 
 
 def test_a_sweep_that_goes_on_widens_its_alert_once_per_tick() -> None:
@@ -50,7 +53,7 @@ def test_a_sweep_that_goes_on_widens_its_alert_once_per_tick() -> None:
 
 
 def test_a_sweep_past_its_throttle_window_is_a_new_alert_with_the_whole_scope() -> None:
-    # 16 units in 16 s, then one new unit every 30 s: the window (60 s) runs on from the last
+    # 16 units in 16 s, then one new unit every 30 s: the window (300 s) runs on from the last
     # new unit, the alert's throttling window (600 s) ends; the sweep goes on as a second alert,
     # naming every unit.
     times = [1000.0 + u for u in range(16)] + [1015.0 + 30 * n for n in range(1, 25)]
@@ -89,10 +92,10 @@ def _final(alerts: list[Any], alert_id: str) -> Any:
 
 
 def test_a_widened_alert_never_shrinks() -> None:
-    # 100 unit ids in 10 s; the sweep pauses past the window (60 s) and a smaller one starts within
+    # 100 unit ids in 10 s; the sweep pauses past the window (300 s) and a smaller one starts within
     # the throttling window (600 s): counted as an occurrence, it does not narrow what the alert names.
     first = [modbus(3, unit_id=u, ts=1000.0 + u / 10, frame=u + 1) for u in range(100)]
-    second = [modbus(3, unit_id=u, ts=1100.0 + u / 10, frame=200 + u) for u in range(20)]
+    second = [modbus(3, unit_id=u, ts=1400.0 + u / 10, frame=200 + u) for u in range(20)]
     alerts = run(first + second, rules=NO_SILENCE)
     [alert_id] = dict.fromkeys(a.alert_id for a in alerts)
     final = _final(alerts, alert_id)
