@@ -452,11 +452,13 @@ class BaselineDeviation(BaseDetector):
            range;
         2. a range written at the item's bare address (``FLAGS:8``): baselines learned before S7
            written values were typed pooled every write there, typed or not;
-        3. a block of values of no one type (``s7_points`` says None), or bytes or chars, where
-           such a block was written while learning: by that block's range (``FLAGS:8:BLOCK``);
+        3. a block of values of no one type (``s7_points`` says None), chars, or bytes in a
+           baseline learned before bytes were learned one by one, where such a block was written
+           while learning: by that block's range (``FLAGS:8:BLOCK``);
         4. 2 or 4 BYTEs where one variable of that width was written, else read, at the address:
            decoded as that variable, judged by its written, else read, range (clients such as
-           snap7's write REAL 35.0 as 66, 12, 0, 0);
+           snap7's write REAL 35.0 as 66, 12, 0, 0; two BYTEs written while learning are learned
+           as an INT, ``baseline._s7_block_points``);
         5. BYTEs over bytes written or read one at a time, or over flag bits written or read:
            byte by byte, each as its ``:BYTE`` point or else bit by bit, each by its written,
            else read, range;

@@ -1152,14 +1152,37 @@ def _learn_s7(conversation: Conversation, event: Any, request: bool) -> None:
             values = data_items[index].get("values")
             if not values:
                 continue
-            # Element by element and typed, as values read (``s7_points``); a block of bytes,
-            # whose variables' types the write does not say, as one range at its address.  Not
-            # counters and timers: they count.
+            # Element by element and typed, as values read (``s7_points``).  Not counters and
+            # timers: they count.
             points = s7_points(item, len(values))
             if points is None:
-                points = [f"{area}:{item.get('address')}:{S7_BLOCK}"] * len(values)
+                points = _s7_block_points(item, area, values)
+                if len(points) == 1:  # two bytes: one INT
+                    conversation.add_value("written", points[0], int.from_bytes(bytes(values), "big", signed=True))
+                    continue
             for point, value in zip(points, values, strict=True):
                 conversation.add_value("written", point, value)
+
+
+def _s7_block_points(item: dict[str, Any], area: str, values: Any) -> list[str]:
+    """Where a write of several BYTEs (no one type said) is learned.
+
+    Two bytes are a 16-bit variable (clients such as snap7's write an INT as its two bytes): one
+    ``:INT`` point, its value the big-endian signed number, which the write checks decode them as
+    (``detect.deviation``: a variable of that width learned there).  More bytes: each byte at its
+    own address (``:BYTE``), so a changed high byte is not hidden in a range pooled over every
+    byte.  Chars (text) and what has no plain address: one range over the block, as before.
+    """
+    address = item.get("address")
+    if (
+        item.get("transport_size") == S7_BYTE
+        and isinstance(address, int)
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in values)
+    ):
+        if len(values) == 2:
+            return [f"{area}:{address}:INT"]
+        return [f"{area}:{address + offset}:BYTE" for offset in range(len(values))]
+    return [f"{area}:{address}:{S7_BLOCK}"] * len(values)
 
 
 # -- learner -----------------------------------------------------------------------------------------------

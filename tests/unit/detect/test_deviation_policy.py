@@ -625,18 +625,43 @@ def test_s7_byte_written_over_flag_bits_is_judged_bit_by_bit() -> None:
     assert _s7_written_alerts(baseline, _flag_item(104, 2, "BYTE", 1), [255]) == []
 
 
-def test_s7_block_of_bytes_written_is_one_range_at_its_address() -> None:
-    """A block of bytes says nothing of its variables' types: learned and judged as one range."""
+def test_s7_block_of_bytes_written_is_learned_byte_by_byte() -> None:
+    """A block of bytes says nothing of its variables' types: each byte has its own range (a
+    range pooled over the block hid a high byte set where it was always 0); chars, text, are one
+    range over the block."""
     block = _flag_item(200, 2, "BYTE", 3)
     learner = BaselineLearner()
     for i in range(10):
-        data = ({"values": [i, 20, 30]},)
+        data = ({"values": [0, 20 + i, 30]},)
         learner.observe(
             s7(1, function_code=0x05, ts=1000.0 + i, frame=i + 1, items=(block,), data_items=data)
         )
     baseline = learner.baseline()
-    assert _s7_written_alerts(baseline, block, [5, 25, 0]) == []
-    assert _s7_written_alerts(baseline, block, [5, 250, 0]) == [("FLAGS:200:BLOCK", 250)]
+    assert _s7_written_alerts(baseline, block, [0, 25, 30]) == []
+    assert _s7_written_alerts(baseline, block, [29, 25, 30]) == [("FLAGS:200:BYTE", 29)]
+    text = _flag_item(300, 3, "CHAR", 3)
+    learner = BaselineLearner()
+    for i in range(10):
+        _s7_learn(learner, text, [ord(c) for c in f"A{i}z"], 1000.0 + i, True)
+    baseline = learner.baseline()
+    assert _s7_written_alerts(baseline, text, [ord(c) for c in "z5A"]) == []
+    assert _s7_written_alerts(baseline, text, [0, 200, 65]) == [("FLAGS:300:BLOCK", 0), ("FLAGS:300:BLOCK", 200)]
+
+
+def test_s7_two_bytes_written_are_one_int() -> None:
+    """snap7's clients write an INT as its two bytes: learned and judged as the signed 16-bit
+    number they make, so 30000 where 100-200 was written fires, though each of its bytes (117, 48)
+    lies within the bytes written (0 to 200)."""
+    word = _flag_item(0, 2, "BYTE", 2)
+    learner = BaselineLearner()
+    for i in range(10):
+        _s7_learn(learner, word, list((100 + 10 * i).to_bytes(2, "big")), 1000.0 + i, True)
+    baseline = learner.baseline()
+    assert _s7_written_alerts(baseline, word, list((150).to_bytes(2, "big"))) == []
+    for value in (30000, -32000, 0):
+        assert _s7_written_alerts(baseline, word, list(value.to_bytes(2, "big", signed=True))) == [
+            ("FLAGS:0:INT", value)
+        ]
 
 
 def test_s7_bytes_written_as_bytes_while_learning_keep_their_range() -> None:
@@ -649,8 +674,16 @@ def test_s7_bytes_written_as_bytes_while_learning_keep_their_range() -> None:
         _s7_learn(learner, raw, list(struct.pack(">f", 40.0)), 1000.0 + i, True)
         _s7_learn(learner, real, [40.0 + i % 6], 1000.1 + i, False)
     baseline = learner.baseline()
-    # 100.0 is 42 c8 00 00: the byte 0xc8 is outside the bytes written (0 to 0x42 plus margin).
-    assert _s7_written_alerts(baseline, raw, list(struct.pack(">f", 100.0))) == [("FLAGS:8:BLOCK", 200)]
+    # 100.0 is 42 c8 00 00: the byte 0xc8 is outside the byte written there (0x20); as the REAL
+    # read there, 100.0 is outside 40-45 too, and that is what the four bytes are judged as.
+    assert _s7_written_alerts(baseline, raw, list(struct.pack(">f", 100.0))) == [("FLAGS:8:REAL", 100.0)]
+    # Without a REAL learned there, byte by byte: the byte 0xc8 where 0x20 was written.
+    learner = BaselineLearner()
+    for i in range(10):
+        _s7_learn(learner, raw, list(struct.pack(">f", 40.0)), 1000.0 + i, True)
+    assert _s7_written_alerts(learner.baseline(), raw, list(struct.pack(">f", 100.0))) == [
+        ("FLAGS:9:BYTE", 200)
+    ]
 
 
 def _s7_write_evidence(baseline: Any, target: Any, values: list[Any]) -> list[tuple[Any, ...]]:
@@ -704,8 +737,11 @@ def test_s7_typed_write_is_not_judged_by_a_block_of_bytes_written_there() -> Non
     # (though above them).
     assert _s7_write_evidence(baseline, real, [35.0]) == [("FLAGS:8:REAL", 35.0, 90.0, "read")]
     assert _s7_write_evidence(baseline, real, [100.0]) == []
-    # The same four bytes again: judged by the bytes written (200 is out of 0-66).
-    assert _s7_write_evidence(baseline, raw, [66, 200, 0, 0]) == [("FLAGS:8:BLOCK", 200, 0, "written")]
+    # The same four bytes again: judged as the REAL read there (66, 200, 0, 0 is 100.0, in).
+    assert _s7_write_evidence(baseline, raw, [66, 200, 0, 0]) == []
+    assert _s7_write_evidence(baseline, raw, list(struct.pack(">f", 35.0))) == [
+        ("FLAGS:8:REAL", 35.0, 90.0, "read")
+    ]
 
 
 def test_s7_bytes_over_bytes_or_bits_set_one_at_a_time_are_judged_each() -> None:
@@ -1235,7 +1271,8 @@ def test_written_values_checked_in_c_agree_with_value_by_value() -> None:
     """Modbus and S7 writes: the all-in-range check in C fires exactly what the per-value walk does."""
     from ics_monitor.detect import deviation
 
-    item = {"area": 0x84, "area_name": "DATA_BLOCK", "db": 1, "address": 20, "length": 4, "transport_size": 2}
+    # Four CHARs: one range over the block (text), checked in C.
+    item = {"area": 0x84, "area_name": "DATA_BLOCK", "db": 1, "address": 20, "length": 4, "transport_size": 3}
     learner = BaselineLearner()
     for i in range(20):
         ts = 1000.0 + i

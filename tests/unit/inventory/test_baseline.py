@@ -96,11 +96,16 @@ def test_learner_builds_conversations_functions_ranges_values_polling() -> None:
     s7_conversation = baseline.conversation((CLIENT, SERVER, "tcp", 102, "s7comm"))
     assert s7_conversation is not None
     assert s7_conversation.covered(s7_conversation.s7, ("write", "DB5"), 10, 13)
-    # Written values are typed per element as values read; a block of bytes is one range.
+    # Written values are typed per element as values read; a block of bytes byte by byte.
     assert s7_conversation.value_range("written", "DB5:10:WORD") == [42, 42]
     assert s7_conversation.value_range("written", "DB5:12:WORD") == [43, 43]
     assert s7_conversation.value_range("written", "FLAGS:102.2:BIT") == [1, 1]
-    assert s7_conversation.value_range("written", "DB5:20:BLOCK") == [0, 9]
+    assert [s7_conversation.value_range("written", f"DB5:{a}:BYTE") for a in (20, 21, 22)] == [
+        [7, 7],
+        [0, 0],
+        [9, 9],
+    ]
+    assert s7_conversation.value_range("written", "DB5:20:BLOCK") is None
     assert s7_conversation.value_range("written", "DB5:10") is None
     assert baseline.knows_pair(CLIENT, SERVER) and not baseline.knows_pair(SERVER, CLIENT)
     assert baseline.conversation((CLIENT, SERVER, "tcp", 445, "smb")) is not None
