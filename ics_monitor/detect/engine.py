@@ -40,6 +40,7 @@ from ics_monitor.detect.policy import ZonePolicy
 from ics_monitor.detect.recon import (
     DeviceIdEnumeration,
     Dnp3AddressSweep,
+    Dnp3AttributeRead,
     IcmpSweep,
     ModbusFunctionSweep,
     ModbusUnitSweep,
@@ -68,6 +69,7 @@ DETECTORS: tuple[type[BaseDetector], ...] = (
     ModbusFunctionSweep,
     DeviceIdEnumeration,
     S7SzlEnumeration,
+    Dnp3AttributeRead,
     Dnp3AddressSweep,
     OtPortScan,
     OtUdpScan,

@@ -562,6 +562,65 @@ class S7SzlEnumeration(_Sweep):
         return "ICS-3004", f"{client}>{server}", source.frame, evidence, None, None
 
 
+# DNP3 device-attribute variations (group 0) named in an ICS-3011 alert; the others by number.
+_DNP3_ATTRIBUTE_NAMES: Final = {254: "all attributes", 255: "list of attribute variations"}
+
+
+class Dnp3AttributeRead(BaseDetector):
+    """ICS-3011: a DNP3 READ of device attributes (group 0) by a host not known to read them there.
+
+    The DNP3 counterpart of an S7 SZL identity read (ICS-3004) or Modbus device identification:
+    vendor, model, firmware and serial number, read to fingerprint the outstation.  Masters rarely
+    read them in routine polling.  With a baseline, a client that read the attributes of that link
+    address while learning (``identified_addresses``) is quiet.  One alert per client, server and
+    link address and throttling window.
+    """
+
+    name = "dnp3_attribute_read"
+    rule_ids = ("ICS-3011",)
+    event_types = frozenset({"dnp3"})
+    directions = frozenset({"request"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.baseline = context.baseline
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """READ requests with a group 0 object header."""
+        if event.direction != "request" or event.function_code != 1:
+            return
+        variations: set[int] = set()
+        for obj in event.objects:
+            header: dict[str, Any] = obj
+            if header.get("group") == 0 and isinstance(header.get("variation"), int):
+                variations.add(header["variation"])
+        if not variations:
+            return
+        address = event.dst
+        if self.baseline is not None:
+            profile = _profile(self.baseline, event.src_ip, event.dst_ip, "dnp3")
+            if profile is not None and profile.identified.covers(address, address):
+                return
+            note = "not read by this client while learning"
+        else:
+            note = "no baseline loaded"
+        listed = sorted(variations)
+        out.fire(
+            "ICS-3011",
+            f"{event.src_ip}>{event.dst_ip}:{address}",
+            ts=event.ts,
+            frames=(event.frame,),
+            source=event,
+            evidence={"link_src": event.src, "link_dst": address, "variations": listed, "baseline": note},
+            fields={
+                "attributes": ", ".join(
+                    f"g0v{v}" + (f" ({_DNP3_ATTRIBUTE_NAMES[v]})" if v in _DNP3_ATTRIBUTE_NAMES else "")
+                    for v in listed
+                )
+            },
+        )
+
+
 # The addresses that answered a host an ICS-3005 alert lists (the evidence, not the count).
 MAX_ANSWERED: Final = 64
 # DNP3 requests no answer is owed to: CONFIRM and the _NR (no response) functions sent as
