@@ -1158,7 +1158,9 @@ def _learn_s7(conversation: Conversation, event: Any, request: bool) -> None:
             if points is None:
                 points = _s7_block_points(item, area, values)
                 if len(points) == 1:  # two bytes: one INT
-                    conversation.add_value("written", points[0], int.from_bytes(bytes(values), "big", signed=True))
+                    conversation.add_value(
+                        "written", points[0], int.from_bytes(bytes(values), "big", signed=True)
+                    )
                     continue
             for point, value in zip(points, values, strict=True):
                 conversation.add_value("written", point, value)

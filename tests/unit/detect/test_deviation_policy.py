@@ -645,7 +645,10 @@ def test_s7_block_of_bytes_written_is_learned_byte_by_byte() -> None:
         _s7_learn(learner, text, [ord(c) for c in f"A{i}z"], 1000.0 + i, True)
     baseline = learner.baseline()
     assert _s7_written_alerts(baseline, text, [ord(c) for c in "z5A"]) == []
-    assert _s7_written_alerts(baseline, text, [0, 200, 65]) == [("FLAGS:300:BLOCK", 0), ("FLAGS:300:BLOCK", 200)]
+    assert _s7_written_alerts(baseline, text, [0, 200, 65]) == [
+        ("FLAGS:300:BLOCK", 0),
+        ("FLAGS:300:BLOCK", 200),
+    ]
 
 
 def test_s7_two_bytes_written_are_one_int() -> None:
