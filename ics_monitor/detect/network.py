@@ -86,7 +86,9 @@ class _Claims:
 
 
 def _vendor(mac: str | None) -> str:
-    return vendor_of(mac) or "unknown vendor"
+    # Without the inventory's parentheses ("(locally administered)"): the explanations put the
+    # vendor in parentheses of their own.
+    return (vendor_of(mac) or "unknown vendor").strip("()")
 
 
 def _claimed(event: Any) -> dict[str, Any]:
@@ -223,15 +225,30 @@ class ArpWatch(BaseDetector):
         if self._learned(ip, mac, previous):
             return  # both claimed it while the baseline was learned: a redundant pair, one host's two NICs
         recent = sorted(m for m, seen in last.items() if ts - seen <= self.conflict_seconds)
+        # Which claimant the baseline does not know for the address: the suspect.  Without a
+        # baseline (or knowing neither), the newer claim.  A poisoning seen before its victim's
+        # own answer (monitoring started mid-attack) makes the genuine owner the newer claim.
+        known = self.learned_macs.get(ip) or ()
+        endpoints = self._claimant(event)
+        suspect = mac
+        learned = ""
+        if known:
+            if mac in known and previous not in known:
+                suspect = previous
+                own = self.own_ip.get((vlan, previous))
+                endpoints = {"src_ip": own if own != ip else None, "src_mac": previous}
+            learned = f"; the baseline learned {ip} at {', '.join(sorted(known))}: {suspect} is the impostor"
         out.fire(
             "ICS-7001",
             ip if not vlan else f"{ip}@{'.'.join(map(str, vlan))}",
             ts=ts,
             frames=(event.frame,),
-            endpoints=self._claimant(event),
+            endpoints=endpoints,
             protocol="arp",
+            fields={"learned": learned},
             evidence={
                 **_claimed(event),
+                "suspect_mac": suspect,
                 "previous_mac": previous,
                 "previous_vendor": _vendor(previous),
                 "previous_claim_ts": previous_ts,

@@ -340,6 +340,27 @@ def test_a_baseline_keeps_a_sites_redundant_pairs_quiet() -> None:
     assert sorted(rule_ids(attack)) == ["ICS-5001", "ICS-7001", "ICS-7001", "ICS-7004"]
 
 
+def test_with_a_baseline_the_impostor_is_the_claimant_it_never_learned() -> None:
+    """Monitoring starts mid-attack: the poisoning comes first, the PLC's own answer second.
+    Without a baseline the newer claim (the PLC) is the claimant; with one, the attacker's MAC,
+    never seen with the address while learning, is named the impostor and the alert's source."""
+    from ics_monitor.inventory.baseline import Baseline
+
+    baseline = Baseline([], {"10.0.0.11": [PLC], "10.0.0.21": [HMI]}, {})
+    midway = [*poisoning(10.0, 1), *resolution(11.0, ("10.0.0.21", HMI), ("10.0.0.11", PLC))]
+    [cold] = [a for a in run(midway) if a.rule_id == "ICS-7001" and a.evidence["ip"] == "10.0.0.11"]
+    assert cold.src_mac == PLC and cold.evidence["suspect_mac"] == PLC
+    [warm] = [
+        a for a in run(midway, baseline=baseline) if a.rule_id == "ICS-7001" and a.evidence["ip"] == "10.0.0.11"
+    ]
+    assert warm.src_mac == ATTACKER and warm.evidence["suspect_mac"] == ATTACKER
+    assert f"the baseline learned 10.0.0.11 at {PLC}: {ATTACKER} is the impostor." in warm.explanation
+    # The attacker claiming after the PLC, as usual: it is the newer claim and the impostor both.
+    usual = run([*NORMAL, *poisoning(10.0, 1)], baseline=baseline)
+    [alert] = [a for a in usual if a.rule_id == "ICS-7001" and a.evidence["ip"] == "10.0.0.11"]
+    assert alert.src_mac == ATTACKER and alert.evidence["suspect_mac"] == ATTACKER
+
+
 _MACS = [PLC, HMI, ATTACKER, ZERO, BROADCAST, "01:00:5e:00:00:01", "00:30:a7:00:00:01"]
 _IPS = [
     "10.0.0.11",
