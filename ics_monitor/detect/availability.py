@@ -34,16 +34,24 @@ class _Windowed:
     """Count per key within a fixed window; says when the count first reaches the threshold.
 
     ``limit(key)`` (optional) may raise the threshold of a key past the configured one: asked once
-    per window, when the count reaches the configured threshold.  The state is
-    ``[start, count, fired, first_frame, threshold]``.
+    per window, when the count reaches the configured threshold.  ``own(key)`` (optional) gives a
+    key a threshold of its own, lower or higher, asked once per window at its start (0: the
+    configured one).  The state is ``[start, count, fired, first_frame, threshold]``.
     """
 
-    __slots__ = ("limit", "states", "threshold", "window")
+    __slots__ = ("limit", "own", "states", "threshold", "window")
 
-    def __init__(self, window: float, threshold: int, limit: Callable[[Any], int] | None = None) -> None:
+    def __init__(
+        self,
+        window: float,
+        threshold: int,
+        limit: Callable[[Any], int] | None = None,
+        own: Callable[[Any], int] | None = None,
+    ) -> None:
         self.window = float(window)
         self.threshold = int(threshold)
         self.limit = limit
+        self.own = own
         self.states: BoundedDict = BoundedDict(MAX_KEYS)
 
     def add(self, key: Any, ts: float, frame: int) -> list[Any] | None:
@@ -51,11 +59,14 @@ class _Windowed:
         # Typed: compiled, list items are read and written without the generic item protocol.
         state: list[Any] | None = self.states.get(key)
         if state is None or ts - state[0] > self.window:
-            state = [ts, 0, False, frame, self.threshold]
+            threshold = self.threshold
+            if self.own is not None:
+                threshold = self.own(key) or threshold
+            state = [ts, 0, False, frame, threshold]
             self.states[key] = state
         state[1] += 1
         if not state[2] and state[1] >= state[4]:
-            if state[1] == self.threshold and self.limit is not None:
+            if self.limit is not None and state[1] == self.threshold:
                 state[4] = max(self.threshold, self.limit(key))
                 if state[1] < state[4]:
                     return None
@@ -179,10 +190,18 @@ class RequestFlood(BaseDetector):
         self.learned = _LearnedPeaks(
             context.baseline, 0, float(rules.param("ICS-4002", "learned_headroom")), window
         )
-        self.counter = _Windowed(window, rules.param("ICS-4002", "min_requests"), self._limit)
+        self.floor = int(rules.param("ICS-4002", "learned_floor"))
+        self.counter = _Windowed(window, rules.param("ICS-4002", "min_requests"), own=self._own)
 
-    def _limit(self, key: Any) -> int:
-        return self.learned.threshold(*key)[1]
+    def _own(self, key: Any) -> int:
+        """A learned client's threshold: its peak x headroom, not under ``learned_floor`` (0: none).
+
+        Lower than ``min_requests`` too: an HMI that polled 5 times a second while learning and
+        writes 90 times a second now floods its PLC, at a rate no fixed threshold can tell from an
+        IO gateway's polling.
+        """
+        allowed = self.learned.threshold(*key)[1]
+        return max(allowed, self.floor) if allowed else 0
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Count requests per (client, server, protocol)."""

@@ -731,6 +731,30 @@ def test_flood_and_error_storm_thresholds_follow_the_learned_peaks() -> None:
     assert [a.rule_id for a in run(other, rules=NO_SILENCE, baseline=baseline)].count("ICS-4002") == 1
 
 
+def test_a_learned_slow_client_floods_below_the_fixed_threshold() -> None:
+    """An HMI that wrote 5 times a second while learning (peak 51 per 10 s) writing 90 times a
+    second is a flood (threshold: its peak x 2, raised to the floor of 300), though under the
+    1000 a client without a learned rate needs; at 25 a second it is not."""
+    slow = [modbus(6, address=1, values=(1,), ts=1000.0 + i / 5, frame=i) for i in range(300)]
+    baseline = _learned(slow)
+    [conversation] = baseline.conversations.values()
+    assert conversation.peaks[0] == 51
+
+    def writes(rate: float) -> list[object]:
+        return [
+            modbus(6, address=1, values=(1,), ts=5000.0 + i / rate, frame=i) for i in range(int(rate * 10))
+        ]
+
+    [alert] = [a for a in run(writes(90), rules=NO_SILENCE, baseline=baseline) if a.rule_id == "ICS-4002"]
+    assert (alert.evidence["threshold"], alert.evidence["learned_peak"], alert.evidence["requests"]) == (
+        300,
+        51,
+        300,
+    )
+    assert [a for a in run(writes(25), rules=NO_SILENCE, baseline=baseline) if a.rule_id == "ICS-4002"] == []
+    assert [a for a in run(writes(90), rules=NO_SILENCE) if a.rule_id == "ICS-4002"] == []  # no baseline
+
+
 def _poll(i: int, answered: bool) -> list[object]:
     request = modbus(3, address=0, quantity=1, ts=1000.0 + 2 * i, frame=2 * i + 1)
     if not answered:
