@@ -9,6 +9,8 @@
 * DNP3 request sequence anomaly: a master increments the application sequence number by one per
   new request (IEEE 1815 4.2.2.4.5; a retry repeats it), so many out-of-order sequence numbers
   from one master mean replayed or injected requests.
+* Connection flood: more TCP connections to one OT service within a window than clients make
+  (tools that open and close connections as fast as they can, or SYN floods), from flow records.
 
 Per-key state is a short list in a capped dict; the counters use fixed windows started by the
 first occurrence, so each record costs a lookup and an addition.
@@ -25,6 +27,10 @@ from ics_monitor.inventory.baseline import RATE_WINDOW, Baseline, protocol_of_ev
 from ics_monitor.inventory.roles import error_response
 
 MAX_KEYS = 50_000
+# Sources an ICS-4005 alert names (the evidence, not the count).
+MAX_SOURCES: Final = 32
+# Application protocols that make their server port an OT service wherever it listens.
+OT_APPS: Final = frozenset({"modbus", "dnp3", "s7comm", "s7comm_plus"})
 # DNP3 requests answered by nobody: CONFIRM and the no-acknowledgement functions.
 DNP3_UNANSWERED_FUNCTIONS: Final = frozenset({0, 6, 8, 10, 12, 33})
 DNP3_BROADCAST_MIN: Final = 0xFFFD
@@ -357,5 +363,85 @@ class Dnp3SequenceAnomaly(BaseDetector):
                 "previous_sequence": previous,
                 "sequence": event.sequence,
                 "function": event.function,
+            },
+        )
+
+
+class ConnectionFlood(BaseDetector):
+    """ICS-4005: many TCP connections to one OT service (server and port) within a window.
+
+    Controllers take a handful of TCP connections; a tool opening and closing them as fast as it
+    can (a public DNP3/Modbus lab's DoS script does, on a non-standard port), or a SYN flood, fills
+    the device's connection table and locks its HMI out.  Counted from flow records (a connection
+    is one whether refused, half-open or closed), per server and port: the configured OT ports,
+    and any port where an OT protocol was identified (Modbus on 5020, say).  Spoofed sources count
+    together.  Clients that open a connection per poll make a few a second.  Records come as flows
+    end, not in the order they began: the window runs on their ends, the rate on their starts.
+    """
+
+    name = "connection_flood"
+    rule_ids = ("ICS-4005",)
+    wants_flows = True
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        rules = context.rules
+        self.window = float(rules.param("ICS-4005", "window"))
+        self.threshold = int(rules.param("ICS-4005", "min_connections"))
+        self.ports = frozenset(int(port) for port in rules.param("ICS-4005", "ot_ports"))
+        # (server, port) where an OT protocol was identified: an OT service on any port.
+        self.services: BoundedDict = BoundedDict(MAX_KEYS)
+        # (server, port) -> [window start (flow end), count, fired, first frame, earliest start,
+        # latest start, connections per source (at most MAX_SOURCES sources)]
+        self.states: BoundedDict = BoundedDict(MAX_KEYS)
+
+    def on_flow(self, record: Any, out: Emitter) -> None:
+        """Count one connection attempt per TCP flow record that saw its SYN."""
+        if record.transport != "tcp":
+            return
+        key = (record.dst_ip, record.dst_port)
+        app = record.app_protocol
+        if app in OT_APPS:
+            self.services[key] = app
+        elif record.dst_port not in self.ports and key not in self.services:
+            return
+        if "SYN" not in record.tcp_flags_to_server:
+            return
+        began: float = record.ts_start
+        ended: float = record.ts_end
+        state: list[Any] | None = self.states.get(key)
+        if state is None or ended - state[0] > self.window:
+            state = self.states[key] = [ended, 0, False, record.first_frame, began, began, {}]
+        state[1] += 1
+        state[4] = min(state[4], began)
+        state[5] = max(state[5], began)
+        sources: dict[str, int] = state[6]
+        source = record.src_ip
+        if source in sources or len(sources) < MAX_SOURCES:
+            sources[source] = sources.get(source, 0) + 1
+        if state[2] or state[1] < self.threshold:
+            return
+        state[2] = True
+        seconds = round(state[5] - state[4], 3)
+        ranked = sorted(sources.items(), key=lambda item: (-item[1], item[0]))
+        listed = [f"{ip} ({count})" for ip, count in ranked]
+        out.fire(
+            "ICS-4005",
+            f"{record.dst_ip}:{record.dst_port}",
+            ts=state[5],
+            frames=(state[3], record.first_frame),
+            source=record,
+            # The source of most of them, when one sent most.
+            endpoints={"src_ip": ranked[0][0] if 2 * ranked[0][1] > state[1] else None, "src_port": None},
+            evidence={
+                "connections": state[1],
+                "window": self.window,
+                "window_start": state[4],
+                "seconds": seconds,
+                "rate_per_second": round(state[1] / max(seconds, 1e-3), 1),
+                "threshold": self.threshold,
+                "service": record.service or self.services.get(key) or app,
+                "sources": listed,
+                "distinct_sources": f"{len(ranked)}+" if len(ranked) >= MAX_SOURCES else str(len(ranked)),
             },
         )

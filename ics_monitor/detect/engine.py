@@ -25,7 +25,13 @@ from ics_monitor.alerts.throttle import Throttle
 from ics_monitor.core.anomalies import severity_name
 from ics_monitor.detect.anomalies import AnomalyAlerts
 from ics_monitor.detect.api import BaseDetector, Context, Emitter
-from ics_monitor.detect.availability import Dnp3SequenceAnomaly, ErrorStorm, RequestFlood, StoppedAnswering
+from ics_monitor.detect.availability import (
+    ConnectionFlood,
+    Dnp3SequenceAnomaly,
+    ErrorStorm,
+    RequestFlood,
+    StoppedAnswering,
+)
 from ics_monitor.detect.commands import (
     Dnp3Commands,
     ModbusCommands,
@@ -79,6 +85,7 @@ DETECTORS: tuple[type[BaseDetector], ...] = (
     RequestFlood,
     StoppedAnswering,
     Dnp3SequenceAnomaly,
+    ConnectionFlood,
     BaselineDeviation,
     IdentityChange,
     ZonePolicy,

@@ -351,7 +351,9 @@ def test_with_a_baseline_the_impostor_is_the_claimant_it_never_learned() -> None
     [cold] = [a for a in run(midway) if a.rule_id == "ICS-7001" and a.evidence["ip"] == "10.0.0.11"]
     assert cold.src_mac == PLC and cold.evidence["suspect_mac"] == PLC
     [warm] = [
-        a for a in run(midway, baseline=baseline) if a.rule_id == "ICS-7001" and a.evidence["ip"] == "10.0.0.11"
+        a
+        for a in run(midway, baseline=baseline)
+        if a.rule_id == "ICS-7001" and a.evidence["ip"] == "10.0.0.11"
     ]
     assert warm.src_mac == ATTACKER and warm.evidence["suspect_mac"] == ATTACKER
     assert f"the baseline learned 10.0.0.11 at {PLC}: {ATTACKER} is the impostor." in warm.explanation

@@ -8,7 +8,7 @@ from typing import Any
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, rule_ids, run
-from tests.unit.detect.records import dnp3, flow, modbus, s7, userdata
+from tests.unit.detect.records import CLIENT, dnp3, flow, modbus, s7, userdata
 
 # Request-only fixtures would (rightly) look like a device that stopped answering.
 NO_SILENCE = RULES.configured("ICS-4003", enabled=False)
@@ -753,6 +753,41 @@ def test_a_learned_slow_client_floods_below_the_fixed_threshold() -> None:
     )
     assert [a for a in run(writes(25), rules=NO_SILENCE, baseline=baseline) if a.rule_id == "ICS-4002"] == []
     assert [a for a in run(writes(90), rules=NO_SILENCE) if a.rule_id == "ICS-4002"] == []  # no baseline
+
+
+def test_connection_flood_per_ot_service() -> None:
+    """500 TCP connections to one OT service within 10 s from flow records (in the order flows
+    end, not begin); not on IT ports unless an OT protocol was identified there; not flows seen
+    without their SYN; a connection-per-poll client stays under."""
+
+    def connections(count: int, *, port: int = 502, src: str = CLIENT, every: float = 0.01) -> list[Any]:
+        records = [flow(dst_port=port, src_ip=src, payload=0, ts=2000.0 + i * every) for i in range(count)]
+        # Ended in the reverse order within each second: the rate still comes from their starts.
+        per_second = max(1, int(1 / every))
+        return [r for i in range(0, count, per_second) for r in records[i : i + per_second][::-1]]
+
+    [alert] = run(connections(500))
+    assert alert.rule_id == "ICS-4005" and alert.src_ip == CLIENT and alert.dst_port == 502
+    assert (alert.evidence["connections"], alert.evidence["seconds"], alert.evidence["rate_per_second"]) == (
+        500,
+        4.99,
+        100.2,
+    )
+    assert alert.evidence["sources"] == [f"{CLIENT} (500)"]
+    assert run(connections(499)) == []
+    assert run(connections(500, every=0.05)) == []  # 500 over 25 s: two windows
+    assert run(connections(600, port=8080)) == []  # an IT port
+    identified = [flow(dst_port=8080, app_protocol="modbus", ts=1990.0), *connections(500, port=8080)]
+    assert rule_ids(run(identified)) == ["ICS-4005"]
+    midstream = [dataclasses.replace(r, tcp_flags_to_server=("ACK",)) for r in connections(600)]
+    assert run(midstream) == []
+    # Spoofed sources count together; the alert names no single source.
+    spoofed = [
+        dataclasses.replace(r, src_ip=f"10.9.{i // 250}.{i % 250 + 1}")
+        for i, r in enumerate(connections(500))
+    ]
+    [alert] = run(spoofed)
+    assert alert.src_ip is None and alert.evidence["distinct_sources"] == "32+"
 
 
 def _poll(i: int, answered: bool) -> list[object]:
