@@ -94,7 +94,10 @@ class Emitter:
         if rule.throttle > 0 and self.throttle.absorb(
             rule_id, key, ts, ts if last_ts is None else last_ts, frames
         ):
-            return  # one more occurrence of an alert already out in this window
+            # One more occurrence of an alert already out in this window.
+            if awaits:
+                self._await_repeat(rule_id, key, ts, source, frames, pairing)
+            return
         where = _endpoints(source)
         if endpoints:
             where.update(endpoints)
@@ -137,6 +140,30 @@ class Emitter:
             if len(awaiting) >= MAX_AWAITING:
                 del awaiting[next(iter(awaiting))]  # the oldest: never answered
             awaiting[(alert.flow_id, alert.frames[0], pairing)] = alert
+
+    def _await_repeat(
+        self, rule_id: str, key: str, ts: float, source: Any, frames: Iterable[int], pairing: Any
+    ) -> None:
+        """A repeat of a command whose alert has no answer yet, or only a refusal: its answer counts.
+
+        A tool that sends a command without waiting, then again waiting for the answer, or that
+        retries after a refusal until the device accepts: the alert must say the command was
+        carried out at last.  An accepted one stays as it is.
+        """
+        flow_id = getattr(source, "flow_id", None)
+        first = next(iter(frames), None)
+        if flow_id is None or first is None:
+            return
+        alert = self.throttle.open_alert(rule_id, key, ts)
+        if alert is None:
+            return
+        said = alert.evidence.get("outcome")
+        if said is not None and said.get("result") == "accepted":
+            return
+        awaiting = self._awaiting
+        if len(awaiting) >= MAX_AWAITING:
+            del awaiting[next(iter(awaiting))]
+        awaiting[(flow_id, first, pairing)] = alert
 
     def open_alert(self, rule_id: str, key: str, ts: float) -> Alert | None:
         """The alert of (rule id, key) whose throttling window is open at ``ts``, or None."""
@@ -210,6 +237,9 @@ class Emitter:
         alert = self._awaiting.pop((flow_id, request_frame, pairing), None)
         if alert is None:
             return
+        said = alert.evidence.get("outcome")
+        if said is not None and said.get("result") == outcome.get("result"):
+            return  # a repeat answered as the first was: nothing new to say
         replacement = amended(alert, {**alert.evidence, "outcome": outcome}, sentence)
         rule = self._by_id.get(alert.rule_id)
         emitted = self.throttle.amend(alert, replacement, rule.throttle if rule is not None else 0.0)

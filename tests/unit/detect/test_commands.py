@@ -183,10 +183,11 @@ def test_command_alert_gets_the_devices_answer(
     assert answered.explanation.endswith(first.explanation.partition(" Why it matters: ")[2])
 
 
-def test_a_command_alert_takes_only_the_answer_to_its_own_request() -> None:
-    """Unanswered, the alert stays as it was; an answer to another request, a repeat absorbed by
-    throttling, or a second answer add nothing; the answer to the alert's request keeps the count
-    the alert reached meanwhile."""
+def test_a_command_alert_takes_the_answer_to_its_request_or_to_a_repeat_before_it() -> None:
+    """Unanswered, the alert stays as it was; an answer to another request, or a second answer,
+    adds nothing; the first answer to the alert's request or to a repeat absorbed by throttling
+    goes in, with the count the alert reached meanwhile; a later acceptance after a refusal too
+    (a command retried until it took effect)."""
     stop = s7(JOB, function_code=0x29, frame=10)
     assert len(run([stop])) == 1
     other = _answer(s7(3, function_code=0x29, frame=11, request=False), s7(JOB, frame=9), error_class=0)
@@ -194,12 +195,24 @@ def test_a_command_alert_takes_only_the_answer_to_its_own_request() -> None:
     again = s7(JOB, function_code=0x29, frame=12, ts=1001.0)
     answer_again = _answer(s7(3, function_code=0x29, frame=13, request=False), again, error_class=0)
     answer = _answer(s7(3, function_code=0x29, frame=14, request=False), stop, error_class=0)
-    alerts = run([stop, again, answer_again, answer, answer], finish=False)
+    alerts = run([stop, again, answer, answer_again, answer], finish=False)
     assert [a.count for a in alerts] == [1, 2]
     assert alerts[1].evidence["outcome"]["response_frame"] == 14 and alerts[1].frames == (10, 12)
+    # The first occurrence sent without waiting, the repeat answered: the repeat's answer says it.
+    alerts = run([stop, again, answer_again], finish=False)
+    assert [a.count for a in alerts] == [1, 2]
+    assert alerts[1].evidence["outcome"]["response_frame"] == 13
     # The window's summary (at the end) keeps the answer.
     final = run([stop, again, answer])[-1]
     assert final.count == 2 and final.evidence["outcome"]["result"] == "accepted"
+    # Refused, then retried and accepted: both said, the acceptance last; refused twice: once.
+    refused = _answer(s7(3, function_code=0x29, frame=11, request=False), stop, error_class=0x85)
+    refused_again = _answer(s7(3, function_code=0x29, frame=13, request=False), again, error_class=0x85)
+    last = run([stop, refused, again, answer_again], finish=False)[-1]
+    assert last.evidence["outcome"]["result"] == "accepted" and last.count == 2
+    assert "The device refused it" in _what(last) and _what(last).endswith("reports no error.")
+    twice = run([stop, refused, again, refused_again], finish=False)
+    assert len(twice) == 2 and _what(twice[-1]).count("The device refused it") == 1
     # Two commands in one segment (pipelined Modbus transactions): each answer to its own alert.
     restart = dataclasses.replace(modbus(8, sub_function=1, frame=30), transaction_id=7)
     listen = dataclasses.replace(modbus(8, sub_function=4, frame=30), transaction_id=8)
