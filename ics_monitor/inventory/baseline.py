@@ -1645,7 +1645,10 @@ class Baseline:
         """What every learned client did with one server service, merged (client ``*``), or None.
 
         Used for clients the baseline does not know: a new host writing a register is judged
-        against the addresses and values that register had with the known clients.
+        against the addresses and values that register had with the known clients.  A service on
+        a port (or transport) nothing used while learning takes what the server's other ports of
+        that protocol learned: the registers are the device's, whichever port reaches them (a
+        second Modbus port opened for an attacker must not evade the value checks).
         """
         key = (server, transport, port, protocol)
         if key in self._profiles:
@@ -1653,6 +1656,8 @@ class Baseline:
         members = [
             c for c in self.conversations.values() if (c.server, c.transport, c.port, c.protocol) == key
         ]
+        if not members:
+            members = [c for c in self.conversations.values() if c.server == server and c.protocol == protocol]
         profile = None
         if members:
             profile = Conversation("*", server, transport, port, protocol)

@@ -1224,6 +1224,10 @@ def test_new_client_writes_are_judged_against_the_server_profile() -> None:
     unwritten = run([modbus(6, client=stranger, address=3, values=(9999,))], baseline=BASELINE)
     assert rule_ids(unwritten) == ["ICS-5001", "ICS-5002", "ICS-5005", "ICS-5006"]
     assert [a.evidence["learned_max"] for a in unwritten if a.rule_id == "ICS-5006"] == [50]
+    # Another port of the same server (a second Modbus listener): the same registers, judged alike.
+    other_port = dataclasses.replace(modbus(6, client=stranger, address=20, values=(9999,)), dst_port=5020)
+    [value] = [a for a in run([other_port], baseline=BASELINE) if a.rule_id == "ICS-5006"]
+    assert value.dst_port == 5020 and value.evidence["learned_max"] == 119
     # A server nobody talked to has no profile: only the new conversation.
     assert rule_ids(
         run([modbus(6, client=stranger, server="10.0.0.77", address=3, values=(1,))], baseline=BASELINE)
