@@ -625,9 +625,12 @@ class BaselineDeviation(BaseDetector):
             evidence["learned_from"] = learned_from
             if written_as:
                 evidence["written_as"] = written_as
+        # Above and below the range are findings of their own: a 0 written after a 9999 is not
+        # one more count on the 9999.
+        side = "above" if value > limit[1] else "below"
         out.fire(
             rule_id,
-            f"{conversation.client}>{conversation.server}:{conversation.protocol}:{point}",
+            f"{conversation.client}>{conversation.server}:{conversation.protocol}:{point}:{side}",
             ts=event.ts,
             frames=(event.frame,),
             source=event,

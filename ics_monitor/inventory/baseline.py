@@ -1003,6 +1003,14 @@ def modbus_write_span(event: Any) -> tuple[str, int, int, tuple[Any, ...]] | Non
         address = extra.get("write_address")
         quantity = extra.get("write_quantity")
         values = tuple(extra.get("write_values") or ())
+    elif code == 22:
+        # (current AND and_mask) OR (or_mask AND NOT and_mask): with an AND mask of 0 the register
+        # becomes the OR mask whatever it held, a value like any written; else it depends on the
+        # register's current value, which the request does not carry.
+        extra = getattr(event, "extra", None) or {}
+        address = event.address
+        quantity = 1
+        values = (extra["or_mask"],) if extra.get("and_mask") == 0 and "or_mask" in extra else ()
     else:
         address = event.address
         quantity = event.quantity if code in (15, 16) else 1

@@ -1238,6 +1238,35 @@ def test_new_client_writes_are_judged_against_the_server_profile() -> None:
     ]
 
 
+def test_mask_writes_and_the_two_sides_of_a_range() -> None:
+    """A mask write with an AND mask of 0 sets the register to its OR mask: judged as a write of
+    it (another AND mask leaves the result to the register's current value: not judged).  A value
+    above the range and one below are two alerts, not one with a count of 2."""
+    stranger = "10.0.0.66"
+    rules = _unthrottled(RULES, "ICS-5006")
+
+    def mask(and_mask: int, or_mask: int, frame: int) -> Any:
+        return modbus(
+            22, client=stranger, address=20, frame=frame, extra={"and_mask": and_mask, "or_mask": or_mask}
+        )
+
+    fired = [a for a in run([mask(0, 0xFFFF, 1)], baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5006"]
+    assert [(a.evidence["point"], a.evidence["value"]) for a in fired] == [("hr:1:20", 0xFFFF)]
+    assert [
+        a for a in run([mask(0, 110, 1)], baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5006"
+    ] == []
+    assert [
+        a for a in run([mask(0xFF00, 0xFF, 1)], baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5006"
+    ] == []
+    both = [
+        modbus(6, client=stranger, address=20, values=(9999,), frame=1),
+        modbus(6, client=stranger, address=20, values=(0,), frame=2),
+        modbus(6, client=stranger, address=20, values=(8888,), frame=3),
+    ]
+    alerts = {a.alert_id: a for a in run(both, baseline=BASELINE) if a.rule_id == "ICS-5006"}
+    assert sorted((a.evidence["value"], a.count) for a in alerts.values()) == [(0, 1), (9999, 2)]
+
+
 def test_engine_hands_records_to_the_directions_a_detector_declares() -> None:
     """``directions`` narrows the records a detector is called with; None means all of them."""
     from ics_monitor.detect.api import BaseDetector, Emitter
