@@ -1665,7 +1665,9 @@ class Baseline:
             c for c in self.conversations.values() if (c.server, c.transport, c.port, c.protocol) == key
         ]
         if not members:
-            members = [c for c in self.conversations.values() if c.server == server and c.protocol == protocol]
+            members = [
+                c for c in self.conversations.values() if c.server == server and c.protocol == protocol
+            ]
         profile = None
         if members:
             profile = Conversation("*", server, transport, port, protocol)

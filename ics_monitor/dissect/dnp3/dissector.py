@@ -63,6 +63,8 @@ CACHE_FRAGMENT_SIZE: Final = 512
 CACHE_POINTS: Final = 64
 # Bytes searched per call for the next frame start when resynchronising (bounded work per call).
 RESYNC_WINDOW: Final = 2048
+# Junk bytes before a stream's first frame that are skipped (with an anomaly) to find it.
+LEADING_JUNK: Final = 64
 _unpack_addresses: Final = ADDRESSES.unpack_from
 
 # A decoded fragment: (header fields or None when too short, objects, anomalies).
@@ -122,6 +124,23 @@ def _find_frame(data: memoryview, position: int) -> int:
         offset = found + 1
 
 
+def _first_frame(data: memoryview) -> int:
+    """Offset of the first frame start after at most LEADING_JUNK bytes at a stream's start, or -1.
+
+    A frame start: 0x05 0x64 with a length of at least 5 and a valid header CRC, or a 0x05 0x64
+    too close to the end to check them yet.
+    """
+    chunk = bytes(data[: LEADING_JUNK + 10])
+    offset = 1
+    while True:
+        found = chunk.find(_START, offset)
+        if found < 0 or found > LEADING_JUNK:
+            return -1
+        if found + 10 > len(data) or (data[found + 2] >= 5 and header_crc_ok(data, found)):
+            return found
+        offset = found + 1
+
+
 def _header(fragment: bytes, function_code: int, control: int, iin: int | None) -> Header:
     return (
         function_code,
@@ -153,12 +172,19 @@ class Dnp3Dissector(Dissector):
         self._fragments: dict[bytes, Decoded] = {}
 
     def probe(self, data: memoryview, direction: int) -> Probe:
-        """0x05 0x64, a length of at least 5 and a valid header CRC."""
+        """0x05 0x64, a length of at least 5 and a valid header CRC; after a few junk bytes too.
+
+        Outstations scan for a frame start and skip what comes before (opendnp3 does): a command
+        behind a few junk bytes is carried out, so it must be read (``_first_frame``).
+        """
         size = len(data)
         if size < 2:
             return Probe.MORE if size == 0 or data[0] == 0x05 else Probe.NO
         if data[0] != 0x05 or data[1] != 0x64:
-            return Probe.NO
+            start = _first_frame(data)
+            if start < 0:
+                return Probe.NO
+            return Probe.MORE if size - start < 10 else Probe.YES
         if size < 10:
             return Probe.MORE
         return Probe.YES if data[2] >= 5 and header_crc_ok(data, 0) else Probe.NO
@@ -170,11 +196,22 @@ class Dnp3Dissector(Dissector):
     def parse(self, state: Dnp3State, data: memoryview, direction: int, ctx: ParseContext) -> ParseResult:
         """Every complete link frame in ``data``; see the module docstring for broken input."""
         confirmed = state.confirmed
-        if not confirmed:
-            state.reset()
         size = len(data)
         position = 0
         events: list[Event] = []
+        junk: Event | None = None
+        first = 0
+        if not confirmed:
+            state.reset()
+            if size >= 2 and (data[0] != 0x05 or data[1] != 0x64):
+                # Junk before the stream's first frame (``probe``): skipped, and said.
+                position = _first_frame(data)
+                if position < 0:
+                    return NOT_THIS_PROTOCOL
+                first = position
+                junk = ctx.anomaly(
+                    LINK_GARBAGE, direction, f"{position} bytes before the first link frame skipped"
+                )
         known_frames = self._frames
         while size - position >= 10:
             frame_size = FRAME_SIZE[data[position + 2]]
@@ -211,13 +248,13 @@ class Dnp3Dissector(Dissector):
             return ParseResult(0, needed, events)
         if any(isinstance(event, Dnp3Event) and event.crc_ok for event in events):
             state.confirmed = True
-            return ParseResult(position, 0, events)
+            return ParseResult(position, 0, events if junk is None else [junk, *events])
         if events:
             return NOT_THIS_PROTOCOL  # anomalies only (or a record of a bad frame): not healthy DNP3
-        if position:
+        if position > first:
             # Good frames of a fragment longer than one segment: CRC-checked DNP3, so confirm.
             state.confirmed = True
-            return ParseResult(position, 0, events, valid=True)
+            return ParseResult(position, 0, [] if junk is None else [junk], valid=True)
         if size - position < 10:
             return ParseResult(0, 10 - (size - position))
         return ParseResult(0, FRAME_SIZE[data[position + 2]] - (size - position))

@@ -128,6 +128,34 @@ def test_unconfirmed_garbage_is_not_dnp3() -> None:
     assert dissector.parse(state, memoryview(bytes(broken)), 0, context()).reject
 
 
+def test_junk_before_a_streams_first_frame_is_skipped_and_said() -> None:
+    """Outstations scan for a frame start (opendnp3 skips what comes before): a restart behind a
+    few junk bytes is carried out, so it is read, with the junk as an anomaly; not past
+    LEADING_JUNK bytes, and not when the frame after it is not DNP3."""
+    from ics_monitor.dissect.dnp3.dissector import LEADING_JUNK
+
+    dissector = Dnp3Dissector()
+    frame = request(READ_CLASS0)
+    assert dissector.probe(memoryview(b"\x00\x17\x2a" + frame), 0) is Probe.YES
+    assert dissector.probe(memoryview(b"\x00\x17\x2a" + frame[:6]), 0) is Probe.MORE
+    assert dissector.probe(memoryview(b"\x00" * (LEADING_JUNK + 1) + frame), 0) is Probe.NO
+    harness = Harness()
+    events = harness.feed(b"\x00\x17\x2a" + frame)
+    assert harness.codes(events) == ["dnp3.link_garbage"]
+    assert [e.function for e in harness.records(events)] == ["READ"]
+    assert "3 bytes before the first link frame skipped" in events[0].detail  # type: ignore[attr-defined]
+    # Cut in two: nothing yet, then the whole.
+    harness = Harness()
+    assert harness.feed(b"\x00\x17\x2a" + frame[:6]) == []
+    events = harness.feed(frame[6:])
+    assert [e.function for e in harness.records(events)] == ["READ"]
+    state = dissector.new_state(context())
+    assert dissector.parse(state, memoryview(b"\x00" * (LEADING_JUNK + 1) + frame), 0, context()).reject
+    broken = bytearray(b"\x00\x17" + frame)
+    broken[-1] ^= 0xFF  # the frame's data CRC: anomalies only
+    assert dissector.parse(state, memoryview(bytes(broken)), 0, context()).reject
+
+
 def test_link_only_frames() -> None:
     harness = confirmed()
     events = harness.feed(
