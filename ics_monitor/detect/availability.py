@@ -27,6 +27,9 @@ from ics_monitor.inventory.baseline import RATE_WINDOW, Baseline, protocol_of_ev
 from ics_monitor.inventory.roles import error_response
 
 MAX_KEYS = 50_000
+# S7 jobs that move program blocks in chunks (request/download/end download, start/upload/end
+# upload): not counted as requests by the flood rule.
+S7_TRANSFER_FUNCTIONS: Final = frozenset({0x1A, 0x1B, 0x1C, 0x1D, 0x1E, 0x1F})
 # Sources an ICS-4005 alert names (the evidence, not the count).
 MAX_SOURCES: Final = 32
 # Application protocols that make their server port an OT service wherever it listens.
@@ -207,13 +210,20 @@ class RequestFlood(BaseDetector):
         IO gateway's polling.
         """
         allowed = self.learned.threshold(*key)[1]
-        return max(allowed, self.floor) if allowed else 0
+        if not allowed:
+            return 0
+        if key[2] == "s7comm_plus":
+            # Its bulk transfers (a download) come as streams of request fragments: only raised.
+            return max(allowed, self.counter.threshold)
+        return max(allowed, self.floor)
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Count requests per (client, server, protocol)."""
         fields: dict[str, Any] = event.__dict__
         if fields["direction"] != "request":
             return
+        if fields["event_type"] == "s7comm" and fields["function_code"] in S7_TRANSFER_FUNCTIONS:
+            return  # a block upload or download in chunks: the transfer rules' business
         crossed = self.counter.add(
             (fields["src_ip"], fields["dst_ip"], fields["event_type"]), fields["ts"], fields["frame"]
         )

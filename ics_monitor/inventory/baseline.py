@@ -101,15 +101,14 @@ TABLE_ABBREVIATIONS: Final = {
 # DNP3 request functions that change outputs or data in the outstation (IEEE 1815 table 4-3).
 DNP3_WRITE_FUNCTIONS: Final = frozenset({2, 3, 4, 5, 6})
 DNP3_RESPONSE_FUNCTIONS: Final = frozenset({129, 130})
-# DNP3 object groups whose point values get a learned range, by the static group of the point they
-# read: an event (g2, g32, g42 ...) or a frozen value (g31, g33) reports the same point as its
-# static group (g1, g30, g40 ...), so all count toward one range ("g30:5").  Counters (g20-g23) are
-# not there: they only grow, and roll over.  Nor are time, IIN, file, string or command-event
-# objects.
+# DNP3 object groups whose point values get a learned range, by the group they are learned under:
+# an analog event (g32, g42) or frozen value (g31, g33) reports the same point as its static group
+# (g30, g40), so all count toward one range ("g30:5").  Binary events (g2, g4, g11) keep their own:
+# a state change is what they report, and a short learning window's integrity polls may have seen
+# one state only.  Counters (g20-g23) are not there: they only grow, and roll over.  Nor are time,
+# IIN, file, string or command-event objects.
 DNP3_VALUE_GROUPS: Final = {
-    1: 1, 2: 1,  # binary input, its events
-    3: 3, 4: 3,  # double-bit binary input, its events
-    10: 10, 11: 10,  # binary output status, its events
+    1: 1, 2: 2, 3: 3, 4: 4, 10: 10, 11: 11,  # binary and double-bit inputs, binary outputs, events
     30: 30, 31: 30, 32: 30, 33: 30,  # analog input, frozen, events, frozen events
     34: 34,  # analog input deadband
     40: 40, 42: 40,  # analog output status, its events

@@ -753,6 +753,13 @@ def test_a_learned_slow_client_floods_below_the_fixed_threshold() -> None:
     )
     assert [a for a in run(writes(25), rules=NO_SILENCE, baseline=baseline) if a.rule_id == "ICS-4002"] == []
     assert [a for a in run(writes(90), rules=NO_SILENCE) if a.rule_id == "ICS-4002"] == []  # no baseline
+    # An S7 program upload in chunks from a learned engineering station: the transfer rules' business.
+    reads = [s7(1, function_code=0x04, ts=1000.0 + i / 2, frame=i) for i in range(100)]
+    learned = _learned(reads)
+    upload = [s7(1, function_code=0x1E, ts=5000.0 + i / 100, frame=i) for i in range(900)]
+    assert [a for a in run(upload, rules=NO_SILENCE, baseline=learned) if a.rule_id == "ICS-4002"] == []
+    polls = [s7(1, function_code=0x04, ts=5000.0 + i / 100, frame=i) for i in range(900)]
+    assert rule_ids(run(polls, rules=NO_SILENCE, baseline=learned)) == ["ICS-4002"]
 
 
 def test_connection_flood_per_ot_service() -> None:
