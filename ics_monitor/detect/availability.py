@@ -23,7 +23,13 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
-from ics_monitor.inventory.baseline import RATE_WINDOW, Baseline, protocol_of_event
+from ics_monitor.inventory.baseline import (
+    DNP3_WRITE_FUNCTIONS,
+    MODBUS_WRITE_TABLES,
+    RATE_WINDOW,
+    Baseline,
+    protocol_of_event,
+)
 from ics_monitor.inventory.roles import error_response
 
 MAX_KEYS = 50_000
@@ -201,6 +207,14 @@ class RequestFlood(BaseDetector):
         )
         self.floor = int(rules.param("ICS-4002", "learned_floor"))
         self.counter = _Windowed(window, rules.param("ICS-4002", "min_requests"), own=self._own)
+        # Writes alone, against their own threshold: a client without a learned rate writing a
+        # setpoint 80 times a second forces it against the process, under any polling threshold.
+        self.writes = _Windowed(window, rules.param("ICS-4002", "min_writes"), own=self._own_writes)
+
+    def _own_writes(self, key: Any) -> int:
+        """A learned client writes up to its learned request threshold, if above ``min_writes``."""
+        allowed = self.learned.threshold(*key)[1]
+        return max(allowed, self.writes.threshold) if allowed else 0
 
     def _own(self, key: Any) -> int:
         """A learned client's threshold: its peak x headroom, not under ``learned_floor`` (0: none).
@@ -224,11 +238,16 @@ class RequestFlood(BaseDetector):
             return
         if fields["event_type"] == "s7comm" and fields["function_code"] in S7_TRANSFER_FUNCTIONS:
             return  # a block upload or download in chunks: the transfer rules' business
-        crossed = self.counter.add(
-            (fields["src_ip"], fields["dst_ip"], fields["event_type"]), fields["ts"], fields["frame"]
-        )
-        if crossed is None:
-            return
+        key = (fields["src_ip"], fields["dst_ip"], fields["event_type"])
+        crossed = self.counter.add(key, fields["ts"], fields["frame"])
+        if crossed is not None:
+            self._fire(event, crossed, "", out)
+        if _is_write(fields):
+            crossed = self.writes.add(key, fields["ts"], fields["frame"])
+            if crossed is not None:
+                self._fire(event, crossed, " write", out)
+
+    def _fire(self, event: Any, crossed: list[Any], kind: str, out: Emitter) -> None:
         start, count, _, first_frame, threshold = crossed
         peak = self.learned.threshold(event.src_ip, event.dst_ip, event.event_type)[0]
         out.fire(
@@ -239,6 +258,7 @@ class RequestFlood(BaseDetector):
             source=event,
             evidence={
                 "requests": count,
+                "counted": "writes" if kind else "requests",
                 "window": self.counter.window,
                 "window_start": start,
                 "seconds": round(event.ts - start, 3),
@@ -247,8 +267,19 @@ class RequestFlood(BaseDetector):
                 "threshold": threshold,
                 "learned_peak": peak,
             },
-            fields={"learned": _learned_text(peak, self.learned.used)},
+            fields={"learned": _learned_text(peak, self.learned.used), "kind": kind},
         )
+
+
+def _is_write(fields: dict[str, Any]) -> bool:
+    """Whether a request (its record's fields) writes: Modbus FC 5/6/15/16/22/23, DNP3 WRITE and
+    the SELECT/OPERATE family, an S7 WRITE_VAR job."""
+    event_type: str = fields["event_type"]
+    if event_type == "modbus":
+        return fields["function_code"] in MODBUS_WRITE_TABLES
+    if event_type == "dnp3":
+        return fields["function_code"] in DNP3_WRITE_FUNCTIONS
+    return bool(event_type == "s7comm" and fields["rosctr"] == 1 and fields["function_code"] == 0x05)
 
 
 def _answerable(fields: dict[str, Any]) -> bool:
