@@ -36,6 +36,12 @@ MAX_KEYS = 50_000
 # S7 jobs that move program blocks in chunks (request/download/end download, start/upload/end
 # upload): not counted as requests by the flood rule.
 S7_TRANSFER_FUNCTIONS: Final = frozenset({0x1A, 0x1B, 0x1C, 0x1D, 0x1E, 0x1F})
+# An answer this long after the previous one ends a silence (seconds), and how many such ends
+# are remembered per client, server and protocol.
+RECOVERY_SILENCE: Final = 2.0
+MAX_RECOVERIES: Final = 8
+# Flow states of a TCP connection attempt the server did not take: refused (RST), or no SYN-ACK.
+_FAILED_CONNECTIONS: Final = frozenset({"rejected", "syn_sent"})
 # Sources an ICS-4005 alert names (the evidence, not the count).
 MAX_SOURCES: Final = 32
 # Application protocols that make their server port an OT service wherever it listens.
@@ -299,11 +305,17 @@ def _answerable(fields: dict[str, Any]) -> bool:
 
 
 class StoppedAnswering(BaseDetector):
-    """ICS-4003: a server leaves consecutive requests unanswered for a while."""
+    """ICS-4003: a server leaves consecutive requests, or connection attempts, unanswered a while.
+
+    Requests on an open connection (a hung device), and TCP connection attempts to a port the
+    server answered an OT protocol on (its service gone: refused, or no SYN-ACK at all), counted
+    per client, server and protocol until the server answers again.
+    """
 
     name = "stopped_answering"
     rule_ids = ("ICS-4003",)
     event_types = frozenset({"modbus", "dnp3", "s7comm", "s7comm_plus"})
+    wants_flows = True
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
@@ -312,6 +324,13 @@ class StoppedAnswering(BaseDetector):
         self.min_seconds = float(rules.param("ICS-4003", "min_seconds"))
         # (client, server, protocol) -> [unanswered, first ts, first frame, fired, last answer ts]
         self.states: BoundedDict = BoundedDict(MAX_KEYS)
+        # (client, server, protocol) -> the same for connection attempts
+        self.attempts: BoundedDict = BoundedDict(MAX_KEYS)
+        # (client, server, protocol) -> [last answer ts, then the times of answers that ended a
+        # silence (the last MAX_RECOVERIES)]
+        self.answers: BoundedDict = BoundedDict(MAX_KEYS)
+        # (server, port) -> the OT protocol the server answered there
+        self.served: BoundedDict = BoundedDict(MAX_KEYS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Requests count up; any answer from the server resets."""
@@ -319,11 +338,26 @@ class StoppedAnswering(BaseDetector):
         ts = fields["ts"]
         state: list[Any] | None
         if fields["direction"] == "response":
-            state = self.states.get((fields["dst_ip"], fields["src_ip"], fields["event_type"]))
+            key = (fields["dst_ip"], fields["src_ip"], fields["event_type"])
+            state = self.states.get(key)
             if state is not None:
                 state[0] = 0
                 state[3] = False
                 state[4] = ts
+            # Flow records come as flows end, late: an answer after a silence is remembered by
+            # its time, so the attempts it ended are told from the ones after it.
+            answers: list[float] | None = self.answers.get(key)
+            if answers is None:
+                self.answers[key] = [ts]
+            else:
+                if ts - answers[0] > RECOVERY_SILENCE:
+                    answers.append(ts)
+                    if len(answers) > MAX_RECOVERIES + 1:
+                        del answers[1]
+                answers[0] = ts
+            service = (fields["src_ip"], fields["src_port"])
+            if service not in self.served:
+                self.served[service] = fields["event_type"]
             return
         if not _answerable(fields):
             return
@@ -349,6 +383,50 @@ class StoppedAnswering(BaseDetector):
                 "unanswered_requests": state[0],
                 "silent_seconds": round(event.ts - state[1], 3),
                 "last_answer_ts": state[4],
+            },
+            fields={"unanswered": f"{state[0]} consecutive {event.event_type} requests"},
+        )
+
+    def on_flow(self, record: Any, out: Emitter) -> None:
+        """A failed TCP connection attempt to a port the server answered an OT protocol on."""
+        if record.transport != "tcp" or record.state not in _FAILED_CONNECTIONS:
+            return
+        protocol: str | None = self.served.get((record.dst_ip, record.dst_port))
+        if protocol is None:
+            return
+        key = (record.src_ip, record.dst_ip, protocol)
+        ts = record.ts_start
+        answers: list[float] | None = self.answers.get(key)
+        state: list[Any] | None = self.attempts.get(key)
+        if state is not None and answers is not None:
+            first = state[1]
+            if any(first < answer <= ts for answer in answers[1:]):
+                state = None  # the server answered since this outage's first attempt: a new one
+        if state is None:
+            before = [answer for answer in (answers or ()) if answer < ts]
+            state = self.attempts[key] = [0, ts, record.first_frame, False, max(before) if before else None]
+        state[0] += 1
+        if state[3] or state[0] < self.min_unanswered or ts - state[1] < self.min_seconds:
+            return
+        state[3] = True
+        how = "refused" if record.state == "rejected" else "no answer"
+        out.fire(
+            "ICS-4003",
+            f"{record.src_ip}>{record.dst_ip}:{protocol}",
+            ts=state[1],
+            last_ts=ts,
+            frames=(state[2], record.first_frame),
+            source=record,
+            protocol=protocol,
+            evidence={
+                "unanswered_connections": state[0],
+                "connection_state": record.state,
+                "silent_seconds": round(ts - state[1], 3),
+                "last_answer_ts": state[4],
+            },
+            fields={
+                "unanswered": f"{state[0]} consecutive connection attempts to its {protocol} port "
+                f"{record.dst_port} ({how})"
             },
         )
 

@@ -843,6 +843,32 @@ def test_device_stops_answering() -> None:
     assert run(confirms) == []
 
 
+def test_a_service_that_refuses_its_clients_has_stopped_answering() -> None:
+    """The PLC's Modbus service dies: the HMI's reconnects are refused for 20 s, then it answers
+    again.  The refused attempts' flow records come late (as flows end), some after the answer
+    that ended the outage: still one outage.  Attempts to a port that never answered Modbus, or
+    a short outage, are not one."""
+    answered = [r for i in range(5) for r in _poll(i, True)]  # answers to 1008.5
+
+    def attempts(start: float, count: int, state: str = "rejected", port: int = 502) -> list[Any]:
+        return [
+            dataclasses.replace(flow(dst_port=port, payload=0, ts=start + i, state=state), ts_end=start + i)
+            for i in range(count)
+        ]
+
+    recovered = modbus(3, request=False, address=0, quantity=1, values=(0,), ts=1031.0, frame=99)
+    late = [*answered, *attempts(1010.0, 6), recovered, *attempts(1016.0, 14)]
+    [alert] = run(late)
+    assert alert.rule_id == "ICS-4003" and alert.evidence["unanswered_connections"] == 16
+    assert alert.evidence["last_answer_ts"] == 1008.5 and alert.protocol == "modbus"
+    assert "left 16 consecutive connection attempts to its modbus port 502 (refused)" in alert.explanation
+    silent = run([*answered, *attempts(1010.0, 20, state="syn_sent")])
+    assert "(no answer)" in silent[0].explanation
+    assert run([*answered, *attempts(1010.0, 20, port=503)]) == []
+    assert run([*answered, *attempts(1010.0, 10), recovered, *attempts(1032.0, 5)]) == []
+    assert run(attempts(1010.0, 20)) == []  # never answered there: a closed port, not an outage
+
+
 def test_dnp3_sequence_anomaly() -> None:
     ordered = [dnp3(1, sequence=i % 16, ts=1000.0 + i, frame=i) for i in range(40)]
     retries = [dnp3(1, sequence=(i // 2) % 16, ts=1000.0 + i, frame=i) for i in range(40)]
