@@ -278,8 +278,10 @@ class RequestFlood(BaseDetector):
 
 
 def _is_write(fields: dict[str, Any]) -> bool:
-    """Whether a request (its record's fields) writes: Modbus FC 5/6/15/16/22/23, DNP3 WRITE and
-    the SELECT/OPERATE family, an S7 WRITE_VAR job."""
+    """Whether a request (its record's fields) writes.
+
+    Modbus FC 5/6/15/16/22/23, DNP3 WRITE and the SELECT/OPERATE family, an S7 WRITE_VAR job.
+    """
     event_type: str = fields["event_type"]
     if event_type == "modbus":
         return fields["function_code"] in MODBUS_WRITE_TABLES
