@@ -732,7 +732,7 @@ class BaselineDeviation(BaseDetector):
             if not points:
                 continue
             # Events and frozen values as their static point; counters and the rest not at all.
-            group = DNP3_VALUE_GROUPS.get(obj.get("group"))
+            group = DNP3_VALUE_GROUPS.get(obj.get("group", -1))
             if group is None:
                 continue
             if len(points) > MAX_VALUES_CHECKED:
