@@ -72,6 +72,8 @@ from ics_monitor.inventory.baseline import (
 )
 
 MAX_FLOWS: Final = 65_536
+# New write targets an ICS-5005 alert lists (the count goes on).
+MAX_TARGETS_LISTED: Final = 32
 # Recent intervals per polled signature whose median is compared with the learned cycle.
 RECENT_INTERVALS: Final = POLL_WINDOW
 # The ``what`` fields name a value by table/point; a write carries at most this many values checked.
@@ -144,6 +146,9 @@ class BaselineDeviation(BaseDetector):
         self.checked_functions: BoundedDict = BoundedDict(MAX_FLOWS)
         self.poll_fields: BoundedDict = BoundedDict(MAX_FLOWS)
         self.seen = SeenSet()
+        # (conversation, scope) -> [address ranges first written since learning, the first
+        # MAX_TARGETS_LISTED of them]: one ICS-5005 alert per scope names them all.
+        self.new_targets: BoundedDict = BoundedDict(MAX_FLOWS)
         # Set by the engine around one record: the shard worker that owns the record's flow found
         # its read values within the limits of the conversation its endpoints name (``ReadCheck``).
         self.reads_passed = False
@@ -366,7 +371,9 @@ class BaselineDeviation(BaseDetector):
         if self.check_writes and not conversation.covered(
             conversation.modbus, (unit, table, "write"), first, last
         ):
-            self._new_target(conversation, event, f"unit {unit} {table} {first}-{last}", out)
+            self._new_target(
+                conversation, event, f"unit {unit} {table} {first}-{last}", out, f"unit {unit} {table}"
+            )
         if self.check_written_values and values:
             abbreviation = TABLE_ABBREVIATIONS[table]
             values = values[:MAX_VALUES_CHECKED]
@@ -400,10 +407,18 @@ class BaselineDeviation(BaseDetector):
             if self.check_writes and isinstance(group, int):
                 spans = [points] if isinstance(points, tuple) else [(i, i) for i in points or ()]
                 if not spans and (code, group) not in conversation.dnp3_points:
-                    self._new_target(conversation, event, f"function {code} g{group}", out)
+                    self._new_target(
+                        conversation, event, f"function {code} g{group}", out, f"{code}:g{group}"
+                    )
                 for start, stop in spans[:MAX_VALUES_CHECKED]:
                     if not conversation.covered(conversation.dnp3_points, (code, group), start, stop):
-                        self._new_target(conversation, event, f"function {code} g{group} {start}-{stop}", out)
+                        self._new_target(
+                            conversation,
+                            event,
+                            f"function {code} g{group} {start}-{stop}",
+                            out,
+                            f"{code}:g{group}",
+                        )
                         break
             if self.check_written_values and group == 41:
                 for point in (obj.get("points") or ())[:MAX_VALUES_CHECKED]:
@@ -429,7 +444,7 @@ class BaselineDeviation(BaseDetector):
             if self.check_writes and not conversation.covered(
                 conversation.s7, ("write", area), span[0], span[1]
             ):
-                self._new_target(conversation, event, f"{area} {span[0]}-{span[1]}", out)
+                self._new_target(conversation, event, f"{area} {span[0]}-{span[1]}", out, area)
             if self.check_written_values and index < len(data_items):
                 values = data_items[index].get("values")
                 if values:
@@ -548,16 +563,55 @@ class BaselineDeviation(BaseDetector):
                 rule_id, conversation, event, point, value, limit, out, learned_from, written_as
             )
 
-    def _new_target(self, conversation: Conversation, event: Any, target: str, out: Emitter) -> None:
+    def _new_target(
+        self, conversation: Conversation, event: Any, target: str, out: Emitter, scope: str
+    ) -> None:
+        """A write to ``target``, never written while learning: one alert per ``scope`` names all.
+
+        A scope: a Modbus unit's table, a DNP3 function and group, an S7 area.  A file moved block by block into holding registers (a covert channel) is one finding that
+        grows, not an alert per block.
+        """
         if not self.seen.first(("target", conversation.key, target)):
+            return
+        cell: list[Any] | None = self.new_targets.get((conversation.key, scope))
+        if cell is None:
+            cell = self.new_targets[(conversation.key, scope)] = [0, []]
+        cell[0] += 1
+        listed: list[str] = cell[1]
+        if len(listed) < MAX_TARGETS_LISTED:
+            listed.append(target)
+        count: int = cell[0]
+        named = target
+        if count > 1:
+            shown = ", ".join(listed[:8])
+            more = ", ..." if count > 8 else ""
+            named = f"{count} address ranges never written there ({shown}{more})"
+        key = f"{conversation.client}>{conversation.server}:{conversation.protocol}:{scope}"
+        evidence = {
+            "target": listed[0],
+            "targets": list(listed),
+            "distinct_targets": count,
+            "function": event.function,
+        }
+        if count > 1 and out.open_alert("ICS-5005", key, event.ts) is not None:
+            out.widen(
+                "ICS-5005",
+                key,
+                ts=event.ts,
+                frames=(event.frame,),
+                source=event,
+                evidence=evidence,
+                fields={"target": named},
+            )
             return
         out.fire(
             "ICS-5005",
-            f"{conversation.client}>{conversation.server}:{conversation.protocol}:{target}",
+            key,
             ts=event.ts,
             frames=(event.frame,),
             source=event,
-            evidence={"target": target, "function": event.function},
+            evidence=evidence,
+            fields={"target": named},
         )
 
     def _limits(self, conversation: Conversation, kind: str) -> PointLimits:

@@ -1238,6 +1238,26 @@ def test_new_client_writes_are_judged_against_the_server_profile() -> None:
     ]
 
 
+def test_new_write_targets_of_one_table_are_one_alert_that_grows() -> None:
+    """A file written block by block into holding registers never written (a covert channel): one
+    ICS-5005 per unit and table naming every block, not an alert per block; another table is
+    another alert."""
+    stranger = "10.0.0.66"
+    blocks = [
+        modbus(16, client=stranger, address=1000 + 123 * i, quantity=123, values=(7,) * 123, frame=i + 1)
+        for i in range(5)
+    ]
+    coil = modbus(5, client=stranger, address=9, values=(1,), frame=9)
+    alerts = {a.alert_id: a for a in run([*blocks, coil], baseline=BASELINE) if a.rule_id == "ICS-5005"}
+    registers, coils = sorted(alerts.values(), key=lambda a: -a.evidence["distinct_targets"])
+    assert registers.evidence["distinct_targets"] == 5 and registers.count == 1
+    assert registers.evidence["targets"][-1] == "unit 1 holding_registers 1492-1614"
+    assert "wrote to 5 address ranges never written there (unit 1 holding_registers 1000-1122, " in (
+        registers.explanation
+    )
+    assert coils.evidence["target"] == "unit 1 coils 9-9" and coils.evidence["distinct_targets"] == 1
+
+
 def test_mask_writes_and_the_two_sides_of_a_range() -> None:
     """A mask write with an AND mask of 0 sets the register to its OR mask: judged as a write of
     it (another AND mask leaves the result to the register's current value: not judged).  A value
