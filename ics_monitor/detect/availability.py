@@ -324,14 +324,12 @@ class StoppedAnswering(BaseDetector):
         rules = context.rules
         self.min_unanswered = int(rules.param("ICS-4003", "min_unanswered"))
         self.min_seconds = float(rules.param("ICS-4003", "min_seconds"))
-        # (client, server, protocol) -> [unanswered, first ts, first frame, fired, last answer ts]
+        # (client, server, protocol) -> [unanswered, first ts, first frame, fired, last answer ts,
+        # times of the answers that ended a silence (the last MAX_RECOVERIES)]
         self.states: BoundedDict = BoundedDict(MAX_KEYS)
-        # (client, server, protocol) -> the same for connection attempts
+        # (client, server, protocol) -> [attempts, first ts, first frame, fired, last answer ts]
         self.attempts: BoundedDict = BoundedDict(MAX_KEYS)
-        # (client, server, protocol) -> [last answer ts, then the times of answers that ended a
-        # silence (the last MAX_RECOVERIES)]
-        self.answers: BoundedDict = BoundedDict(MAX_KEYS)
-        # (server, port) -> the OT protocol the server answered there
+        # (server, port) -> the OT protocol requests there, or a flow, carried
         self.served: BoundedDict = BoundedDict(MAX_KEYS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
@@ -340,33 +338,29 @@ class StoppedAnswering(BaseDetector):
         ts = fields["ts"]
         state: list[Any] | None
         if fields["direction"] == "response":
-            key = (fields["dst_ip"], fields["src_ip"], fields["event_type"])
-            state = self.states.get(key)
+            state = self.states.get((fields["dst_ip"], fields["src_ip"], fields["event_type"]))
             if state is not None:
                 state[0] = 0
                 state[3] = False
+                last = state[4]
+                if last is not None and ts - last > RECOVERY_SILENCE:
+                    # Flow records come as flows end, late: an answer after a silence is
+                    # remembered by its time, so the connection attempts it ended are told from
+                    # the ones after it (``on_flow``).
+                    recoveries: list[float] = state[5]
+                    recoveries.append(ts)
+                    if len(recoveries) > MAX_RECOVERIES:
+                        del recoveries[0]
                 state[4] = ts
-            # Flow records come as flows end, late: an answer after a silence is remembered by
-            # its time, so the attempts it ended are told from the ones after it.
-            answers: list[float] | None = self.answers.get(key)
-            if answers is None:
-                self.answers[key] = [ts]
-            else:
-                if ts - answers[0] > RECOVERY_SILENCE:
-                    answers.append(ts)
-                    if len(answers) > MAX_RECOVERIES + 1:
-                        del answers[1]
-                answers[0] = ts
-            service = (fields["src_ip"], fields["src_port"])
-            if service not in self.served:
-                self.served[service] = fields["event_type"]
             return
         if not _answerable(fields):
             return
         key = (fields["src_ip"], fields["dst_ip"], fields["event_type"])
         state = self.states.get(key)
         if state is None:
-            state = self.states[key] = [0, ts, fields["frame"], False, None]
+            state = self.states[key] = [0, ts, fields["frame"], False, None, []]
+            # A port that took a connection carrying OT requests is a service of that server.
+            self.served[(fields["dst_ip"], fields["dst_port"])] = fields["event_type"]
         if state[0] == 0:
             state[1] = ts
             state[2] = fields["frame"]
@@ -391,22 +385,34 @@ class StoppedAnswering(BaseDetector):
 
     def on_flow(self, record: Any, out: Emitter) -> None:
         """A failed TCP connection attempt to a port the server answered an OT protocol on."""
-        if record.transport != "tcp" or record.state not in _FAILED_CONNECTIONS:
+        if record.transport != "tcp":
+            return
+        app = record.app_protocol
+        if app in OT_APPS:
+            self.served[(record.dst_ip, record.dst_port)] = app
+            return
+        if record.state not in _FAILED_CONNECTIONS:
             return
         protocol: str | None = self.served.get((record.dst_ip, record.dst_port))
         if protocol is None:
             return
         key = (record.src_ip, record.dst_ip, protocol)
         ts = record.ts_start
-        answers: list[float] | None = self.answers.get(key)
+        requests: list[Any] | None = self.states.get(key)
+        recoveries: list[float] = requests[5] if requests is not None else []
         state: list[Any] | None = self.attempts.get(key)
-        if state is not None and answers is not None:
+        if state is not None:
             first = state[1]
-            if any(first < answer <= ts for answer in answers[1:]):
+            if any(first < answer <= ts for answer in recoveries):
                 state = None  # the server answered since this outage's first attempt: a new one
         if state is None:
-            before = [answer for answer in (answers or ()) if answer < ts]
-            state = self.attempts[key] = [0, ts, record.first_frame, False, max(before) if before else None]
+            last = requests[4] if requests is not None else None
+            before = [answer for answer in recoveries if answer < ts]
+            if before:
+                last = max(before)
+            elif last is not None and last > ts:
+                last = None  # answered only since: when it last answered before is not known
+            state = self.attempts[key] = [0, ts, record.first_frame, False, last]
         state[0] += 1
         if state[3] or state[0] < self.min_unanswered or ts - state[1] < self.min_seconds:
             return
