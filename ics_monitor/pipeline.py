@@ -175,6 +175,10 @@ class BaselineLearnerLike(Protocol):
         """Learn from a flow record."""
         ...
 
+    def learn_late_flow(self, record: FlowRecord, baseline: Any) -> bool:
+        """Learn a flow that began in the learning window into ``baseline``; True when it grew."""
+        ...
+
     def baseline(self) -> Any:
         """The baseline learned so far."""
         ...
@@ -221,6 +225,11 @@ class Analysis:
         self.tick = tick
         self.learn_until: float | None = None
         self.switched_at: float | None = None
+        # After the switch: the learner and the baseline it made, for the flows that began while
+        # learning and whose records come later (``flow``); whether the baseline grew so.
+        self._late: BaselineLearnerLike | None = None
+        self._late_baseline: Any = None
+        self._late_added = False
         self.alert_records = 0
         self.alert_ids: set[str] = set()
         # Alerts raised since the last drain, by id: the latest record of each (``_alerts``).
@@ -286,6 +295,15 @@ class Analysis:
 
     def flow(self, record: FlowRecord) -> None:
         """Take a flow record."""
+        late = self._late
+        if late is not None and self.switched_at is not None and record.ts_start < self.switched_at:
+            # Began while learning, ended since: learned before it is judged (its assets too,
+            # before the inventory's changes are).
+            try:
+                if late.learn_late_flow(record, self._late_baseline):
+                    self._late_added = True
+            except Exception as exc:
+                self._contain("baseline learner", exc, record)
         try:
             changes = self.inventory.observe_flow(record)
         except Exception as exc:
@@ -327,6 +345,10 @@ class Analysis:
             self.learner = None
             if self.on_baseline is not None:
                 self.on_baseline(baseline)
+        if self._late_added and self.on_baseline is not None:
+            # Flows that began while learning were learned since: the saved baseline has them too.
+            self.on_baseline(self._late_baseline)
+            self._late_added = False
         if self.engine is not None:
             alerts = self.engine.finish()
             if alerts:
@@ -364,6 +386,8 @@ class Analysis:
         """The learning window is over: build the baseline and enforce it from now on."""
         assert self.learner is not None and self.enforce is not None
         baseline = self.learner.baseline()
+        self._late = self.learner
+        self._late_baseline = baseline
         self.learner = None
         self.switched_at = ts
         if self.on_baseline is not None:

@@ -1284,6 +1284,32 @@ class BaselineLearner:
             conversation.flows += 1
         self._asset(record.dst_ip, record.dst_mac)
 
+    def learn_late_flow(self, record: Any, baseline: Baseline) -> bool:
+        """A flow that began in the learning window and ended after it: learned, into ``baseline`` too.
+
+        A flow's record comes when it ends: a UDP exchange (NTP, DNS, SNMP) or a long TCP session
+        still open when ``--learn-for`` switched to enforcing was not learned, and its record
+        then read as a new conversation.  True when ``baseline`` gained something.
+        """
+        conversation_key: ConversationKey | None = None
+        if is_conversation(record) and not is_probe(record):
+            conversation_key = (
+                record.src_ip,
+                record.dst_ip,
+                record.transport,
+                record.dst_port,
+                protocol_of_flow(record),
+            )
+        new_conversation = conversation_key is not None and conversation_key not in self.conversations
+        ips = [ip for ip in (record.src_ip, record.dst_ip) if ip not in self.assets]
+        self.observe_flow(record)
+        learned = self.conversations.get(conversation_key) if new_conversation and conversation_key else None
+        assets = {ip: sorted(self.assets[ip]) for ip in ips if ip in self.assets}
+        if learned is None and not assets:
+            return False
+        baseline.adopt(learned, assets)
+        return True
+
     def baseline(self) -> Baseline:
         """The baseline learned so far (polling summaries computed now; learning may go on)."""
         for conversation in self.conversations.values():
@@ -1630,6 +1656,25 @@ class Baseline:
     def knows_mac(self, mac: str) -> bool:
         """Whether ``mac`` was seen while learning."""
         return mac in self.macs
+
+    def adopt(self, conversation: Conversation | None, assets: dict[str, list[str]]) -> None:
+        """Add a conversation and assets learned late (``BaselineLearner.learn_late_flow``).
+
+        The indexes built from the conversations are dropped, to be rebuilt on next use.
+        """
+        if conversation is not None:
+            self.conversations[conversation.key] = conversation
+            self.pairs.add((conversation.client, conversation.server))
+            for ip in (conversation.client, conversation.server):
+                if is_asset_ip(ip):
+                    self.asset_macs.setdefault(ip, [])
+            self._services = None
+            self._profiles = {}
+            self._pair_profiles = None
+        for ip, macs in assets.items():
+            known = self.asset_macs.setdefault(ip, [])
+            known.extend(mac for mac in macs if mac not in known)
+            self.macs.update(macs)
 
     def conversation(self, key: ConversationKey) -> Conversation | None:
         """The learned conversation ``(client, server, transport, port, protocol)``, or None."""

@@ -230,10 +230,14 @@ def test_lemay_fake_command_against_the_testbed_baseline() -> None:
 
 
 def test_lemay_lateral_file_moves_after_learning() -> None:
-    """Learn the first half; the RTU-to-RTU file transfers that follow are new conversations."""
+    """Learn the first 10 s; the RTU-to-RTU file transfers that follow are new conversations.
+
+    Their TLS sessions begin at +10.9 s and +33 s and last to the end: a session that began while
+    learning is learned when its record comes (a flow's record comes as it ends), as the NTP and
+    DNS exchanges open at the switch are.
+    """
     capture = _shared("lemay-modbus/moving_two_files_modbus_6RTU.pcap")
-    first, last = capture_span([capture])
-    run = run_captures([capture], learn_for=(last - first) / 2)
+    run = run_captures([capture], learn_for=10.0)
     lateral = _fired(run, "ICS-5002", client="192.168.1.101")
     assert {alert.evidence["server"] for alert in lateral} == {"192.168.1.103", "192.168.1.105"}  # type: ignore[attr-defined]
 

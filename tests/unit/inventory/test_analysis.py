@@ -67,6 +67,10 @@ class RecordingLearner:
     def observe_flow(self, record: FlowRecord) -> None:
         self.flows.append(record)
 
+    def learn_late_flow(self, record: FlowRecord, baseline: Any) -> bool:
+        self.flows.append(record)
+        return False
+
     def baseline(self) -> dict[str, int]:
         return {"events": len(self.events)}
 
@@ -156,6 +160,54 @@ def test_learning_window_then_enforcing() -> None:
     assert built[0].events and all(event.ts >= switch for event in built[0].events)
     assert before.finished == 1 and built[0].finished == 1
     assert analysis.switched_at is not None and analysis.switched_at >= switch
+
+
+def test_flows_that_began_while_learning_are_learned_when_their_records_come() -> None:
+    """A flow's record comes when it ends: an NTP exchange that began in the learning window and
+    ended after the switch is learned then (into the enforced and the saved baseline), not
+    reported as a new conversation; one that began after the switch is new."""
+    import dataclasses
+
+    from ics_monitor.detect import DetectionEngine
+    from ics_monitor.inventory.baseline import BaselineLearner
+    from tests.unit.detect.helpers import RULES
+    from tests.unit.detect.records import flow
+
+    saved: list[Any] = []
+    engines: list[DetectionEngine] = []
+
+    def enforce(baseline: Any) -> DetectionEngine:
+        engines.append(DetectionEngine(RULES, baseline))
+        return engines[-1]
+
+    sink = Collect()
+    analysis = Analysis(
+        Inventory(),
+        learner=BaselineLearner(),
+        learn_for=60.0,
+        enforce=enforce,
+        on_baseline=saved.append,
+        alert_sinks=[sink],
+    )
+    poll = flow(src_ip="10.0.0.5", dst_ip="10.0.0.9", dst_port=502, app_protocol="modbus", ts=1000.0)
+    ntp = dataclasses.replace(
+        flow(src_ip="10.0.0.5", dst_ip="10.0.0.1", dst_port=123, transport="udp", service="ntp", ts=1010.0),
+        ts_end=1200.0,
+    )
+    later = dataclasses.replace(ntp, src_ip="10.0.0.6", ts_start=1100.0, flow_id="late-ntp")
+    analysis.advance(1000.0)
+    analysis.flow(poll)
+    analysis.advance(1070.0)  # the switch
+    assert analysis.switched_at == 1070.0 and len(saved) == 1
+    assert ("10.0.0.5", "10.0.0.1", "udp", 123, "ntp") not in saved[0].conversations
+    analysis.flow(ntp)
+    analysis.flow(later)
+    analysis.finish()
+    rules = [(a.rule_id, a.src_ip) for a in sink.records]
+    assert ("ICS-5002", "10.0.0.5") not in rules and ("ICS-5002", "10.0.0.6") in rules
+    # Saved again at the end, with the late conversation (and not the one that began after).
+    assert len(saved) == 2 and ("10.0.0.5", "10.0.0.1", "udp", 123, "ntp") in saved[1].conversations
+    assert ("10.0.0.6", "10.0.0.1", "udp", 123, "ntp") not in saved[1].conversations
 
 
 def test_window_longer_than_the_capture_learns_everything() -> None:
