@@ -425,6 +425,8 @@ DISABLE_NO_WAIT: Final = "reported without waiting for a re-enable (reenable_sec
 DNP3_FILE_GROUP: Final = 70
 DNP3_AUTH_GROUP: Final = 120
 DNP3_AUTH_ERROR_VARIATION: Final = 7
+# The rule of writes and controls sent to a broadcast address (its explanation says "broadcast").
+DNP3_BROADCAST_RULE: Final = "ICS-1210"
 # Link addresses 0xFFFD-0xFFFF are broadcasts (IEEE 1815 9.2.5.3); READ and CONFIRM are harmless.
 DNP3_BROADCAST_MIN: Final = 0xFFFD
 DNP3_HARMLESS_BROADCAST: Final = frozenset({0, 1})
@@ -488,7 +490,9 @@ class Dnp3Commands(BaseDetector):
             elif code == DNP3_ENABLE_UNSOLICITED and self.held and fields["crc_ok"]:
                 self._enabling(event)
             if fields["dst"] >= DNP3_BROADCAST_MIN and code not in DNP3_HARMLESS_BROADCAST:
-                self._fire("ICS-1210", event, out, awaits=False)  # outstations answer no broadcast
+                # Outstations answer no broadcast; per function: a broadcast restart is not one
+                # more count on a broadcast write.
+                self._fire(DNP3_BROADCAST_RULE, event, out, awaits=False, key_suffix=f":{code}")
         else:
             _take_answer(event, out)
             if self.held and fields["request_function_code"] in (
@@ -619,6 +623,12 @@ class Dnp3Commands(BaseDetector):
             frames=frames or (event.frame,),
             source=event,
             evidence=evidence,
+            # A broadcast address says so where the explanation names the link address.
+            fields=(
+                {"link_dst": f"{event.dst}, broadcast"}
+                if event.dst >= DNP3_BROADCAST_MIN and rule_id != DNP3_BROADCAST_RULE
+                else None
+            ),
             count=count,
             last_ts=last_ts,
             # No outstation answers a broadcast (IEEE 1815 link addresses 0xFFFD-0xFFFF).

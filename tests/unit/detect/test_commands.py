@@ -313,6 +313,16 @@ def test_dnp3_broadcast_write_and_its_function_rule() -> None:
     alerts = run([dnp3(21, dst=0xFFFF), dnp3(1, dst=0xFFFF), dnp3(2, dst=0xFFFD, objects=({"group": 50},))])
     assert rule_ids(alerts) == ["ICS-1206", "ICS-1210", "ICS-1210"]
     assert {a.evidence["link_dst"] for a in alerts if a.rule_id == "ICS-1210"} == {0xFFFF, 0xFFFD}
+    # Per function: a broadcast restart after a broadcast write is an alert of its own, and the
+    # restart's own alert says its address is a broadcast.
+    both = run([dnp3(2, dst=0xFFFF, frame=1), dnp3(13, dst=0xFFFF, frame=2)])
+    assert sorted((a.rule_id, a.evidence["function_code"]) for a in both) == [
+        ("ICS-1201", 13),
+        ("ICS-1210", 2),
+        ("ICS-1210", 13),
+    ]
+    [restart] = [a for a in both if a.rule_id == "ICS-1201"]
+    assert "(link 65535, broadcast)." in restart.explanation
 
 
 def test_dnp3_commands_to_a_broadcast_address_await_no_answer() -> None:
