@@ -467,9 +467,9 @@ class BaselineDeviation(BaseDetector):
            range;
         2. a range written at the item's bare address (``FLAGS:8``): baselines learned before S7
            written values were typed pooled every write there, typed or not;
-        3. a block of values of no one type (``s7_points`` says None), chars, or bytes in a
-           baseline learned before bytes were learned one by one, where such a block was written
-           while learning: by that block's range (``FLAGS:8:BLOCK``);
+        3. a block of values of no one type (``s7_points`` says None), chars, more bytes than
+           are learned one by one, or bytes in a baseline learned before that, where such a block
+           was written while learning: by that block's range (``FLAGS:8:BLOCK``);
         4. 2 or 4 BYTEs where one variable of that width was written, else read, at the address:
            decoded as that variable, judged by its written, else read, range (clients such as
            snap7's write REAL 35.0 as 66, 12, 0, 0; two BYTEs written while learning are learned

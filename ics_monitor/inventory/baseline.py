@@ -945,6 +945,8 @@ def s7_area(item: dict[str, Any]) -> str:
 # The type a block of S7 values of no one type (bytes, chars; ``s7_points`` says None) is learned
 # under, written whole at its address: ``DB3:20:BLOCK``.
 S7_BLOCK: Final = "BLOCK"
+# Bytes written in one item learned one by one, at most (``_s7_block_points``).
+S7_BYTES_ONE_BY_ONE: Final = 8
 # S7 areas whose values count by design (S7 counters and timers, IEC counters and timers): a
 # learned range says nothing of the next value.
 S7_COUNTING_AREAS: Final = frozenset({0x1C, 0x1D, 0x1E, 0x1F})
@@ -1178,14 +1180,17 @@ def _s7_block_points(item: dict[str, Any], area: str, values: Any) -> list[str]:
 
     Two bytes are a 16-bit variable (clients such as snap7's write an INT as its two bytes): one
     ``:INT`` point, its value the big-endian signed number, which the write checks decode them as
-    (``detect.deviation``: a variable of that width learned there).  More bytes: each byte at its
-    own address (``:BYTE``), so a changed high byte is not hidden in a range pooled over every
-    byte.  Chars (text) and what has no plain address: one range over the block, as before.
+    (``detect.deviation``: a variable of that width learned there).  Up to S7_BYTES_ONE_BY_ONE
+    bytes (a DINT or REAL, a few status bytes): each byte at its own address (``:BYTE``), so a
+    changed high byte is not hidden in a range pooled over every byte.  A longer block (a recipe,
+    a data block written whole), chars (text) and what has no plain address: one range over the
+    block, as before: a point per byte of a 600-byte block would crowd the baseline.
     """
     address = item.get("address")
     if (
         item.get("transport_size") == S7_BYTE
         and isinstance(address, int)
+        and len(values) <= S7_BYTES_ONE_BY_ONE
         and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in values)
     ):
         if len(values) == 2:
