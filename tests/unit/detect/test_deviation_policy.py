@@ -649,6 +649,13 @@ def test_s7_block_of_bytes_written_is_learned_byte_by_byte() -> None:
         ("FLAGS:300:BLOCK", 0),
         ("FLAGS:300:BLOCK", 200),
     ]
+    # A long block (a recipe written whole): one range, not a point per byte.
+    recipe = _flag_item(400, 2, "BYTE", 20)
+    learner = BaselineLearner()
+    for i in range(10):
+        _s7_learn(learner, recipe, [i] * 20, 1000.0 + i, True)
+    [conversation] = learner.baseline().conversations.values()
+    assert [point for kind, point in conversation.values if kind == "written"] == ["FLAGS:400:BLOCK"]
 
 
 def test_s7_two_bytes_written_are_one_int() -> None:
