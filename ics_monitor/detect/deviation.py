@@ -593,18 +593,9 @@ class BaselineDeviation(BaseDetector):
             "distinct_targets": count,
             "function": event.function,
         }
-        if count > 1 and out.open_alert("ICS-5005", key, event.ts) is not None:
-            out.widen(
-                "ICS-5005",
-                key,
-                ts=event.ts,
-                frames=(event.frame,),
-                source=event,
-                evidence=evidence,
-                fields={"target": named},
-            )
-            return
-        out.fire(
+        # The open alert of the scope named wider, else a new one.
+        widen = count > 1 and out.open_alert("ICS-5005", key, event.ts) is not None
+        (out.widen if widen else out.fire)(
             "ICS-5005",
             key,
             ts=event.ts,
