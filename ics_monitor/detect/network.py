@@ -78,11 +78,13 @@ _RELAY_MAC: Final = re.compile(r"source MAC ([0-9a-f:]{17}) ")
 class _Claims:
     """Who claimed one IP: the current claimant and the last claim time of each recent MAC."""
 
-    __slots__ = ("current", "last")
+    __slots__ = ("announced", "current", "last")
 
     def __init__(self, mac: str, ts: float) -> None:
         self.current = mac
         self.last: dict[str, float] = {mac: ts}
+        # The MAC that last took the address over by a gratuitous announcement (``_claim``).
+        self.announced: str | None = None
 
 
 def _vendor(mac: str | None) -> str:
@@ -222,6 +224,13 @@ class ArpWatch(BaseDetector):
         self._claimed_by(mac, ip)
         if ts - previous_ts > self.conflict_seconds:
             return  # the previous owner had gone quiet: a replaced device or a re-assigned address
+        if event.target_ip == ip:
+            # A gratuitous announcement: how a redundant router (VRRP or HSRP with real MACs) or a
+            # replaced device takes an address over.  Not a conflict by itself: the displaced MAC
+            # claiming the address again, as a spoofed owner does when asked, is, and then the
+            # announcer is the suspect.
+            entry.announced = mac
+            return
         if self._learned(ip, mac, previous):
             return  # both claimed it while the baseline was learned: a redundant pair, one host's two NICs
         recent = sorted(m for m, seen in last.items() if ts - seen <= self.conflict_seconds)
@@ -232,12 +241,18 @@ class ArpWatch(BaseDetector):
         endpoints = self._claimant(event)
         suspect = mac
         learned = ""
+        if (known and mac in known and previous not in known) or (
+            not known and entry.announced == previous
+        ):
+            # The claimant the baseline never learned; without one, the MAC that announced itself
+            # over the one now claiming its address back.
+            suspect = previous
+            own = self.own_ip.get((vlan, previous))
+            endpoints = {"src_ip": own if own != ip else None, "src_mac": previous}
         if known:
-            if mac in known and previous not in known:
-                suspect = previous
-                own = self.own_ip.get((vlan, previous))
-                endpoints = {"src_ip": own if own != ip else None, "src_mac": previous}
             learned = f"; the baseline learned {ip} at {', '.join(sorted(known))}: {suspect} is the impostor"
+        elif suspect == previous:
+            learned = f"; {previous} had announced itself for {ip} over {mac}, which claims it back"
         out.fire(
             "ICS-7001",
             ip if not vlan else f"{ip}@{'.'.join(map(str, vlan))}",

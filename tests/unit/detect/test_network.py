@@ -181,12 +181,21 @@ def test_replies_to_address_probes_and_other_forms_of_claim() -> None:
         for i, mac in enumerate([ZERO, BROADCAST] * 3)
     ]
     assert rule_ids(run([*NORMAL, *odd])) == ["ICS-7002"]
-    # A forged binding in a request, or in a gratuitous announcement, is still a claim (ICS-7001).
-    for forged in (
-        arp(1, ("10.0.0.11", ATTACKER), ("10.0.0.21", ZERO), 10.0),
-        arp(2, ("10.0.0.11", ATTACKER), ("10.0.0.11", BROADCAST), 10.0),
-    ):
-        assert rule_ids(run([*NORMAL, forged])) == ["ICS-7001"]
+    # A forged binding in a request is still a claim (ICS-7001).
+    assert rule_ids(run([*NORMAL, arp(1, ("10.0.0.11", ATTACKER), ("10.0.0.21", ZERO), 10.0)])) == [
+        "ICS-7001"
+    ]
+    # A gratuitous announcement takes an address over (a VRRP failover, a replaced device): no
+    # conflict until the displaced MAC claims the address back, as a spoofed owner does when asked;
+    # then the announcer is the suspect.
+    forged = arp(2, ("10.0.0.11", ATTACKER), ("10.0.0.11", BROADCAST), 10.0)
+    assert run([*NORMAL, forged]) == []
+    [alert] = run([*NORMAL, forged, *resolution(20.0, ("10.0.0.21", HMI), ("10.0.0.11", PLC))])
+    assert alert.rule_id == "ICS-7001" and alert.src_mac == ATTACKER
+    assert alert.evidence["suspect_mac"] == ATTACKER and alert.evidence["mac"] == PLC
+    assert (
+        f"{ATTACKER} had announced itself for 10.0.0.11 over {PLC}, which claims it back" in alert.explanation
+    )
 
 
 def test_vlans_keep_claims_apart_and_the_source_is_the_claimants_own_address() -> None:
@@ -329,8 +338,11 @@ def test_a_baseline_keeps_a_sites_redundant_pairs_quiet() -> None:
     standby = "00:80:f4:00:01:11"
     baseline = Baseline([], {"10.0.0.11": [PLC, standby], "10.0.0.21": [HMI]}, {})
     takeover = [*NORMAL, arp(2, ("10.0.0.11", standby), ("10.0.0.11", BROADCAST), 10.0)]
-    assert "ICS-7001" in rule_ids(run(takeover))
-    assert [a.rule_id for a in run(takeover, baseline=baseline)] == ["ICS-5001"]  # the attacker's own ARP
+    assert run(takeover) == []  # a failover announces itself: no conflict without a claim back
+    # The primary answering again while the standby holds the address: a conflict, but the pair's.
+    both = [*takeover, *resolution(20.0, ("10.0.0.21", HMI), ("10.0.0.11", PLC))]
+    assert "ICS-7001" in rule_ids(run(both))
+    assert [a.rule_id for a in run(both, baseline=baseline)] == ["ICS-5001"]  # the attacker's own ARP
     relayed_by_standby = dataclasses.replace(
         relayed("10.0.0.11", "10.0.0.21"), detail=f"source MAC {standby} after {PLC} (the first packet's)"
     )
