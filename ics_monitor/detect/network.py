@@ -241,9 +241,7 @@ class ArpWatch(BaseDetector):
         endpoints = self._claimant(event)
         suspect = mac
         learned = ""
-        if (known and mac in known and previous not in known) or (
-            not known and entry.announced == previous
-        ):
+        if (known and mac in known and previous not in known) or (not known and entry.announced == previous):
             # The claimant the baseline never learned; without one, the MAC that announced itself
             # over the one now claiming its address back.
             suspect = previous
