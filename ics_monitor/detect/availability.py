@@ -23,19 +23,18 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
+from ics_monitor.dissect.s7comm.constants import BLOCK_TRANSFER_FUNCTIONS
 from ics_monitor.inventory.baseline import (
     DNP3_WRITE_FUNCTIONS,
-    MODBUS_WRITE_TABLES,
+    MODBUS_WRITE_FUNCTIONS,
     RATE_WINDOW,
+    S7_WRITE_VAR,
     Baseline,
     protocol_of_event,
 )
 from ics_monitor.inventory.roles import error_response
 
 MAX_KEYS = 50_000
-# S7 jobs that move program blocks in chunks (request/download/end download, start/upload/end
-# upload): not counted as requests by the flood rule.
-S7_TRANSFER_FUNCTIONS: Final = frozenset({0x1A, 0x1B, 0x1C, 0x1D, 0x1E, 0x1F})
 # An answer this long after the previous one ends a silence (seconds), and how many such ends
 # are remembered per client, server and protocol.
 RECOVERY_SILENCE: Final = 2.0
@@ -54,24 +53,16 @@ DNP3_BROADCAST_MIN: Final = 0xFFFD
 class _Windowed:
     """Count per key within a fixed window; says when the count first reaches the threshold.
 
-    ``limit(key)`` (optional) may raise the threshold of a key past the configured one: asked once
-    per window, when the count reaches the configured threshold.  ``own(key)`` (optional) gives a
-    key a threshold of its own, lower or higher, asked once per window at its start (0: the
-    configured one).  The state is ``[start, count, fired, first_frame, threshold]``.
+    ``own(key)`` (optional) gives a key a threshold of its own, lower or higher than the
+    configured one, asked once per window at its start (0: the configured one).  The state is
+    ``[start, count, fired, first_frame, threshold]``.
     """
 
-    __slots__ = ("limit", "own", "states", "threshold", "window")
+    __slots__ = ("own", "states", "threshold", "window")
 
-    def __init__(
-        self,
-        window: float,
-        threshold: int,
-        limit: Callable[[Any], int] | None = None,
-        own: Callable[[Any], int] | None = None,
-    ) -> None:
+    def __init__(self, window: float, threshold: int, own: Callable[[Any], int] | None = None) -> None:
         self.window = float(window)
         self.threshold = int(threshold)
-        self.limit = limit
         self.own = own
         self.states: BoundedDict = BoundedDict(MAX_KEYS)
 
@@ -87,10 +78,6 @@ class _Windowed:
             self.states[key] = state
         state[1] += 1
         if not state[2] and state[1] >= state[4]:
-            if self.limit is not None and state[1] == self.threshold:
-                state[4] = max(self.threshold, self.limit(key))
-                if state[1] < state[4]:
-                    return None
             state[2] = True
             return state
         return None
@@ -138,11 +125,13 @@ class ErrorStorm(BaseDetector):
         self.learned = _LearnedPeaks(
             context.baseline, 1, float(rules.param("ICS-4001", "learned_headroom")), window
         )
-        self.counter = _Windowed(window, rules.param("ICS-4001", "min_errors"), self._limit)
+        self.counter = _Windowed(window, rules.param("ICS-4001", "min_errors"), self._own)
 
-    def _limit(self, key: Any) -> int:
+    def _own(self, key: Any) -> int:
+        """A learned pair's threshold: its peak x headroom when above ``min_errors`` (0: none)."""
         server, client, event_type = key
-        return self.learned.threshold(client, server, event_type)[1]
+        allowed = self.learned.threshold(client, server, event_type)[1]
+        return max(allowed, self.counter.threshold) if allowed else 0
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Count error responses per (server, client, protocol)."""
@@ -212,10 +201,10 @@ class RequestFlood(BaseDetector):
             context.baseline, 0, float(rules.param("ICS-4002", "learned_headroom")), window
         )
         self.floor = int(rules.param("ICS-4002", "learned_floor"))
-        self.counter = _Windowed(window, rules.param("ICS-4002", "min_requests"), own=self._own)
+        self.counter = _Windowed(window, rules.param("ICS-4002", "min_requests"), self._own)
         # Writes alone, against their own threshold: a client without a learned rate writing a
         # setpoint 80 times a second forces it against the process, under any polling threshold.
-        self.writes = _Windowed(window, rules.param("ICS-4002", "min_writes"), own=self._own_writes)
+        self.writes = _Windowed(window, rules.param("ICS-4002", "min_writes"), self._own_writes)
 
     def _own_writes(self, key: Any) -> int:
         """A learned client writes up to its learned request threshold, if above ``min_writes``."""
@@ -242,7 +231,7 @@ class RequestFlood(BaseDetector):
         fields: dict[str, Any] = event.__dict__
         if fields["direction"] != "request":
             return
-        if fields["event_type"] == "s7comm" and fields["function_code"] in S7_TRANSFER_FUNCTIONS:
+        if fields["event_type"] == "s7comm" and fields["function_code"] in BLOCK_TRANSFER_FUNCTIONS:
             return  # a block upload or download in chunks: the transfer rules' business
         key = (fields["src_ip"], fields["dst_ip"], fields["event_type"])
         crossed = self.counter.add(key, fields["ts"], fields["frame"])
@@ -280,14 +269,14 @@ class RequestFlood(BaseDetector):
 def _is_write(fields: dict[str, Any]) -> bool:
     """Whether a request (its record's fields) writes.
 
-    Modbus FC 5/6/15/16/22/23, DNP3 WRITE and the SELECT/OPERATE family, an S7 WRITE_VAR job.
+    Modbus FC 5/6/15/16/21/22/23, DNP3 WRITE and the SELECT/OPERATE family, an S7 WRITE_VAR job.
     """
     event_type: str = fields["event_type"]
     if event_type == "modbus":
-        return fields["function_code"] in MODBUS_WRITE_TABLES
+        return fields["function_code"] in MODBUS_WRITE_FUNCTIONS
     if event_type == "dnp3":
         return fields["function_code"] in DNP3_WRITE_FUNCTIONS
-    return bool(event_type == "s7comm" and fields["rosctr"] == 1 and fields["function_code"] == 0x05)
+    return bool(event_type == "s7comm" and fields["rosctr"] == 1 and fields["function_code"] == S7_WRITE_VAR)
 
 
 def _answerable(fields: dict[str, Any]) -> bool:

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Final
 from ics_monitor.alerts.record import MAX_FRAMES
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
 from ics_monitor.dissect.s7comm.constants import PLUS_REQUESTED_STATES, PLUS_STATE_STOP
+from ics_monitor.inventory.baseline import MODBUS_WRITE_FUNCTIONS
 from ics_monitor.inventory.roles import DNP3_IIN_ERRORS, is_plus_block_read, is_plus_mode_change
 
 ACCEPTED: Final = "accepted"
@@ -441,8 +442,8 @@ class Dnp3Commands(BaseDetector):
     master starts up each outstation of a multi-drop line sharing one connection in turn) is held
     for ``reenable_seconds`` of capture time: re-enabled by the same master for the same
     outstation by then, it was that start-up (no alert); otherwise the alert goes out then, with
-    its own time, frames and the number of disables held (at the end of input at the latest).  A disable later in a session is reported
-    at once, re-enabled or not.
+    its own time, frames and the number of disables held (at the end of input at the latest).
+    A disable later in a session is reported at once, re-enabled or not.
     """
 
     name = "dnp3_commands"
@@ -712,7 +713,6 @@ MODBUS_UMAS_RULES: Final = {
     0x35: "ICS-1307",  # END_STRATEGY_DOWNLOAD
 }
 _CHANGE_ASCII_INPUT_DELIMITER: Final = 3
-MODBUS_WRITE_FUNCTIONS: Final = frozenset({5, 6, 15, 16, 21, 22, 23})
 
 
 # Writes to unit 0 waiting for the time a device has to answer them (``ModbusCommands``).

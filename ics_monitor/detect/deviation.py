@@ -568,8 +568,9 @@ class BaselineDeviation(BaseDetector):
     ) -> None:
         """A write to ``target``, never written while learning: one alert per ``scope`` names all.
 
-        A scope: a Modbus unit's table, a DNP3 function and group, an S7 area.  A file moved block by block into holding registers (a covert channel) is one finding that
-        grows, not an alert per block.
+        A scope: a Modbus unit's table, a DNP3 function and group, an S7 area.  A file moved
+        block by block into holding registers (a covert channel) is one finding that grows, not
+        an alert per block.
         """
         if not self.seen.first(("target", conversation.key, target)):
             return

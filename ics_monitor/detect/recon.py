@@ -234,6 +234,15 @@ _NOT_COUNTED: Final = "not counted: {} this client used with the server while le
 _UNLEARNED: Final = " it never used while learning"
 
 
+def _identity_learned(baseline: Baseline | None, event: Any, address: int) -> bool:
+    """Whether the request's client read the identification of ``address`` while learning.
+
+    ``address``: the server's unit id or DNP3 link address.  False without a baseline.
+    """
+    profile = _profile(baseline, event.src_ip, event.dst_ip, event.event_type)
+    return profile is not None and profile.identified.covers(address, address)
+
+
 def _send(emit: Callable[..., None], found: Report, ts: float, source: Any) -> None:
     """A sweep's alert through ``Emitter.fire`` or ``Emitter.widen``."""
     rule_id, alert_key, frame, evidence, fields, endpoints = found
@@ -469,12 +478,8 @@ class DeviceIdEnumeration(_Sweep):
         if event.direction != "request":
             return
         address = identification_target(event)
-        if address is None:
+        if address is None or _identity_learned(self.baseline, event, address):
             return
-        if self.baseline is not None:
-            profile = _profile(self.baseline, event.src_ip, event.dst_ip, event.event_type)
-            if profile is not None and profile.identified.covers(address, address):
-                return
         crossed = self.sets.add(event.src_ip, (event.dst_ip, address), event.ts, event)
         if crossed is not None:
             self.raised(event.src_ip, crossed[0], crossed[1], event, event.ts, out)
@@ -586,25 +591,20 @@ class Dnp3AttributeRead(BaseDetector):
         self.baseline = context.baseline
 
     def on_event(self, event: Any, out: Emitter) -> None:
-        """READ requests with a group 0 object header."""
-        if event.direction != "request" or event.function_code != 1:
+        """READ requests with a group 0 object header (``identification_target``)."""
+        if event.direction != "request":
             return
-        variations: set[int] = set()
-        for obj in event.objects:
-            header: dict[str, Any] = obj
-            if header.get("group") == 0 and isinstance(header.get("variation"), int):
-                variations.add(header["variation"])
-        if not variations:
+        address = identification_target(event)
+        if address is None or _identity_learned(self.baseline, event, address):
             return
-        address = event.dst
-        if self.baseline is not None:
-            profile = _profile(self.baseline, event.src_ip, event.dst_ip, "dnp3")
-            if profile is not None and profile.identified.covers(address, address):
-                return
-            note = "not read by this client while learning"
-        else:
-            note = "no baseline loaded"
-        listed = sorted(variations)
+        note = "no baseline loaded" if self.baseline is None else "not read by this client while learning"
+        listed = sorted(
+            {
+                obj["variation"]
+                for obj in event.objects
+                if obj.get("group") == 0 and isinstance(obj.get("variation"), int)
+            }
+        )
         out.fire(
             "ICS-3011",
             f"{event.src_ip}>{event.dst_ip}:{address}",

@@ -98,6 +98,8 @@ TABLE_ABBREVIATIONS: Final = {
     "holding_registers": "hr",
     "input_registers": "ir",
 }
+# Modbus functions that write: coils, registers, file records, mask write, read/write.
+MODBUS_WRITE_FUNCTIONS: Final = frozenset({5, 6, 15, 16, 21, 22, 23})
 # DNP3 request functions that change outputs or data in the outstation (IEEE 1815 table 4-3).
 DNP3_WRITE_FUNCTIONS: Final = frozenset({2, 3, 4, 5, 6})
 DNP3_RESPONSE_FUNCTIONS: Final = frozenset({129, 130})
