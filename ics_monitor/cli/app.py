@@ -1127,6 +1127,12 @@ def _write_evidence(
         writer = CaptureWriter(partial)
     except OSError as exc:
         raise EvidenceError(f"cannot write {shown}: {exc.strerror or exc}") from None
+    except BaseException:
+        # Interrupted (SIGTERM, Ctrl-C) while the writer opened the file and wrote its header:
+        # the file is there, the writer not yet.
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise
     try:
         carved = carve(paths, selection, writer)
         kind = writer.close()

@@ -627,3 +627,24 @@ def test_sigterm_ends_a_replay_as_ctrl_c_does(tmp_path: Path) -> None:
     assert stderr.strip().splitlines()[-1] == "ics-monitor: interrupted" and "Traceback" not in stderr
     listed = run("alerts", "--state", str(state), "--json")
     assert listed.returncode == 0, listed.stderr
+
+
+def test_an_interrupt_while_the_writer_opens_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM right after the partial file appears (the writer has opened it, but not returned):
+    the file goes too.  Found in CI: the SIGTERM test signals as soon as the file exists."""
+    import ics_monitor.capture.writer as writer_module
+    from ics_monitor.cli.app import _write_evidence
+
+    class InterruptedWriter(CaptureWriter):
+        def __init__(self, path: str | Path) -> None:
+            super().__init__(path)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer_module, "CaptureWriter", InterruptedWriter)
+    target = tmp_path / "out.pcap"
+    partial = tmp_path / "out.pcap.partial"
+    with pytest.raises(KeyboardInterrupt):
+        _write_evidence([str(ATTACK)], None, partial, target, target)
+    assert not partial.exists() and not target.exists()
