@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Final
 
 from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
+from ics_monitor.dissect.s7comm.constants import CotpPduType
 from ics_monitor.inventory.baseline import (
     Baseline,
     Conversation,
@@ -567,6 +568,67 @@ class S7SzlEnumeration(_Sweep):
         return "ICS-3004", f"{client}>{server}", source.frame, evidence, None, None
 
 
+# COTP connection request (ISO 8073 CR TPDU code, the high nibble of its code byte).
+_COTP_CR: Final = int(CotpPduType.CR)
+
+
+def _tsap_label(tsap: dict[str, Any]) -> str:
+    """A destination TSAP as the analyst reads it: rack, slot and connection type, or its text."""
+    if "rack" in tsap:
+        kind = tsap.get("connection_type_name") or tsap.get("connection_type")
+        return f"0x{tsap['hex']} (rack {tsap['rack']}, slot {tsap['slot']}, {kind})"
+    text = tsap.get("text")
+    return f"{text!r}" if text else f"0x{tsap.get('hex', '')}"
+
+
+class S7TsapSweep(_Sweep):
+    """ICS-3012: COTP connection requests to one PLC for several destination TSAPs (rack/slot pairs).
+
+    An S7 client is configured for one CPU: its rack and slot (and connection type: PG, OP or S7
+    basic) make one destination TSAP, the same on every connection.  plcscan, s7scan, ISF and
+    Metasploit's S7 modules find the CPU by trying rack/slot pairs in turn, a connection each.
+    nmap's s7-info tries two TSAPs (0x0102, then 0x0200) and an engineering station may use a PG
+    and an OP connection: ``min_tsaps`` is above two.  Counted per (client, server) and window on
+    the requests alone, whatever the PLC answered (a real CPU refuses a wrong slot; a PLC
+    emulator or gateway accepts any).
+    """
+
+    name = "s7_tsap_sweep"
+    rule_ids = ("ICS-3012",)
+    scope_field = "distinct_tsaps"
+    event_types = frozenset({"cotp"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        window, threshold = _params(context, "ICS-3012", "window", "min_tsaps")
+        self.sets = WindowedSets(window, threshold)
+        self.window = float(window)
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Count distinct destination TSAPs of the connection requests per (client, server)."""
+        fields = event.__dict__
+        if fields["pdu_type"] != _COTP_CR:
+            return
+        tsap: dict[str, Any] | None = fields["dst_tsap"]
+        if not tsap:
+            return
+        key = (fields["src_ip"], fields["dst_ip"])
+        crossed = self.sets.add(key, _tsap_label(tsap), fields["ts"], event)
+        if crossed is not None:
+            self.raised(key, crossed[0], crossed[1], event, fields["ts"], out)
+
+    def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
+        """See ``_Sweep``."""
+        client, server = key
+        evidence = {
+            "tsaps": sorted(values)[:32],
+            "distinct_tsaps": len(values),
+            "window_start": start,
+        }
+        fields = {"window": f"{self.window:g}"}
+        return "ICS-3012", f"{client}>{server}", source.frame, evidence, fields, None
+
+
 # DNP3 device-attribute variations (group 0) named in an ICS-3011 alert; the others by number.
 _DNP3_ATTRIBUTE_NAMES: Final = {254: "all attributes", 255: "list of attribute variations"}
 
@@ -946,10 +1008,13 @@ class OtPortMisuse(BaseDetector):
     Internet scanners and attack tools fingerprint exposed controllers that way, and nothing in a
     control network has a reason to.  ICS-3008: payload that decodes neither as the port's
     protocol nor as a known one (a fuzzer, a proprietary or broken dialect such as Modbus RTU
-    framing over TCP), on the Modbus and DNP3 ports only: port 102 also carries IEC 61850 MMS and
-    ICCP in the same TPKT/COTP framing, so there only an identified foreign protocol counts.
-    Judged on flow records (at the flow's end or active timeout); flows with lost bytes, or with
-    fewer than ``min_payload`` client bytes beyond one per packet (keep-alive probes), are not.
+    framing over TCP), on the Modbus and DNP3 ports; on port 102 (``services_opened``) only for
+    connections seen from their SYN: IEC 61850 MMS and ICCP share S7's TPKT/COTP framing, and a
+    connection of theirs picked up mid-stream decodes as nothing here, but every one of them opens
+    with a COTP connection request, which the S7 dissector takes.  Judged on flow records (at the
+    flow's end or active timeout); flows with lost bytes, or with fewer than ``min_payload``
+    client bytes beyond one per packet (keep-alive probes; ``min_payload_opened`` for a
+    connection seen from its SYN, whose first bytes are no probe), are not.
     The alert cites the client's first payload frame and the device's first answer, if any.
     """
 
@@ -959,9 +1024,15 @@ class OtPortMisuse(BaseDetector):
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        (minimum,) = _params(context, "ICS-3008", "min_payload")
+        minimum, opened, services, opened_services = _params(
+            context, "ICS-3008", "min_payload", "min_payload_opened", "services", "services_opened"
+        )
         self.min_payload = int(minimum)
-        self.undecoded_services = frozenset(str(name) for name in context.rules.param("ICS-3008", "services"))
+        self.min_payload_opened = int(opened)
+        self.undecoded_services = frozenset(str(name) for name in services)
+        # Services judged only on connections seen from their SYN: their client's first bytes are
+        # then the protocol's opening (on port 102 a COTP connection request, whatever runs in it).
+        self.opened_services = frozenset(str(name) for name in opened_services)
 
     def on_flow(self, record: Any, out: Emitter) -> None:
         """Fire when the flow's port says one protocol and its bytes another (or none)."""
@@ -975,13 +1046,16 @@ class OtPortMisuse(BaseDetector):
             # packet count, but for the handshake's and teardown's packets of a flow seen from its
             # SYN, which carry none: a tool that connects, sends one bad PDU and closes is judged.
             packets = record.packets_sent(0)
+            minimum = self.min_payload
             if "SYN" in record.tcp_flags_to_server:
                 packets = max(0, packets - _HANDSHAKE_PACKETS)
-            if (
-                service not in self.undecoded_services
-                or record.payload_bytes_to_server - packets < self.min_payload
-                or record.missed_bytes
-            ):
+                # A keep-alive probe follows data: the bytes of a connection that never carried any
+                # before are its client's opening.
+                minimum = self.min_payload_opened
+                judged = service in self.undecoded_services or service in self.opened_services
+            else:
+                judged = service in self.undecoded_services
+            if not judged or record.payload_bytes_to_server - packets < minimum or record.missed_bytes:
                 return
             rule_id = "ICS-3008"
             key = f"{record.src_ip}>{record.dst_ip}:{record.transport}/{record.dst_port}"
