@@ -11,6 +11,8 @@
   from one master mean replayed or injected requests.
 * Connection flood: more TCP connections to one OT service within a window than clients make
   (tools that open and close connections as fast as they can, or SYN floods), from flow records.
+* Sessions held open: one client holding more connections to one OT service at once than any
+  HMI or SCADA server does (filling the device's connection table).
 
 Per-key state is a short list in a capped dict; the counters use fixed windows started by the
 first occurrence, so each record costs a lookup and an addition.
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
-from ics_monitor.dissect.s7comm.constants import BLOCK_TRANSFER_FUNCTIONS
+from ics_monitor.dissect.s7comm.constants import BLOCK_TRANSFER_FUNCTIONS, CotpPduType
 from ics_monitor.inventory.baseline import (
     DNP3_WRITE_FUNCTIONS,
     MODBUS_WRITE_FUNCTIONS,
@@ -559,5 +561,197 @@ class ConnectionFlood(BaseDetector):
                 "service": record.service or self.services.get(key) or app,
                 "sources": listed,
                 "distinct_sources": f"{len(ranked)}+" if len(ranked) >= MAX_SOURCES else str(len(ranked)),
+            },
+        )
+
+
+# Sessions kept per (client, server, port) for the count (the oldest ended ones go first).
+MAX_SESSIONS_KEPT: Final = 512
+# COTP connection request (ISO 8073 CR TPDU code).
+_COTP_CR: Final = int(CotpPduType.CR)
+# Protocols whose connections are counted from their flow records (S7's from its COTP connection
+# requests, as they come).
+_COUNTED_BY_RECORD: Final = frozenset({"modbus", "dnp3"})
+
+
+class _Sessions:
+    """The connections one client opened to one service: flow id -> [opened, frame, ended or None]."""
+
+    __slots__ = ("armed", "due", "open", "protocol")
+
+    def __init__(self, protocol: str) -> None:
+        self.protocol = protocol
+        self.open: dict[str, list[Any]] = {}
+        # When the count is judged (None: nothing to judge).
+        self.due: float | None = None
+        # False from an alert until a new connection finds fewer than half the threshold open.
+        self.armed = True
+
+
+class SessionExhaustion(BaseDetector):
+    """ICS-4006: one client holding many sessions open to one OT service at the same time.
+
+    A controller serves a handful of connections (an S7-300 CPU 16, an S7-1200 8 HMI ones, many
+    Modbus devices 4 to 16): a client that opens more and holds them locks out the HMI and the
+    engineering station while sending nothing suspicious on any one of them.  HMIs, SCADA servers
+    and engineering stations hold one to a few per device.
+
+    Only connections seen from their opening count: a capture that lacks handshakes (filtered to
+    data packets, say) must not make every short flow a held one.  An S7 connection counts from
+    its COTP connection request, live; a Modbus or DNP3 one (no opening PDU) from its flow record,
+    if that saw the SYN: after it ended, 600 s of silence, or the capture's end.  Each ends with
+    its last packet, as its flow record says (one the capture's end cut was open to the end).
+    A closed connection's record comes some seconds after its end (the flow table's closed
+    timeout), so a count that reaches ``max_sessions`` is judged ``settle`` seconds later, on the
+    connections' real open and close times: a client that opens a connection per poll and closes
+    it holds one at a time however fast it polls.  One alert per client and service until a new
+    connection finds fewer than half the threshold open.
+    """
+
+    name = "session_exhaustion"
+    rule_ids = ("ICS-4006",)
+    event_types = frozenset({"cotp"})
+    directions = frozenset({"request"})
+    wants_flows = True
+    wants_time = True
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        rules = context.rules
+        self.threshold = int(rules.param("ICS-4006", "max_sessions"))
+        self.settle = float(rules.param("ICS-4006", "settle"))
+        # flow id -> (client, server, port) of the S7 connections counted and not yet ended.
+        self.flows: BoundedDict = BoundedDict(MAX_KEYS)
+        self.services: BoundedDict = BoundedDict(MAX_KEYS)
+        self.pending: dict[tuple[str, str, int], _Sessions] = {}
+
+    def _state(self, key: tuple[str, str, int], protocol: str) -> _Sessions:
+        state: _Sessions | None = self.services.get(key)
+        if state is None:
+            state = self.services[key] = _Sessions(protocol)
+        return state
+
+    def _add(
+        self, key: tuple[str, str, int], state: _Sessions, flow: str, session: list[Any], due: float
+    ) -> None:
+        """Count a connection; schedule a judgement when as many as the threshold overlap it."""
+        sessions = state.open
+        opened: float = session[0]
+        overlapping = sum(1 for other in sessions.values() if other[2] is None or other[2] >= opened)
+        if not state.armed and 2 * overlapping < self.threshold:
+            state.armed = True
+        sessions[flow] = session
+        if len(sessions) > MAX_SESSIONS_KEPT:
+            self._prune(sessions, opened)
+        if state.due is None and state.armed and overlapping + 1 >= self.threshold:
+            state.due = due
+            self.pending[key] = state
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """An S7 COTP connection request: a connection counts from it."""
+        fields = event.__dict__
+        flow = fields["flow_id"]
+        if fields["pdu_type"] != _COTP_CR or flow in self.flows or fields["transport"] != "tcp":
+            return
+        key = (fields["src_ip"], fields["dst_ip"], fields["dst_port"])
+        self.flows[flow] = key
+        ts: float = fields["ts"]
+        self._add(key, self._state(key, "s7comm"), flow, [ts, fields["frame"], None], ts + self.settle)
+
+    def _prune(self, sessions: dict[str, list[Any]], ts: float) -> None:
+        """Forget connections ended more than ``settle`` s before ``ts``, then the oldest, to the cap."""
+        for flow in [f for f, s in sessions.items() if s[2] is not None and s[2] < ts - self.settle]:
+            del sessions[flow]
+        while len(sessions) > MAX_SESSIONS_KEPT:
+            del sessions[next(iter(sessions))]
+
+    def on_flow(self, record: Any, out: Emitter) -> None:
+        """A connection's record: the end of an S7 one; a Modbus or DNP3 one seen from its SYN."""
+        if record.end_reason == "active_timeout":
+            return  # the connection goes on under the same flow id
+        # Closed, reset, or gone idle (600 s of silence: a connection held idle to exhaust the
+        # device is judged long before its record comes): it ended with its last packet.  One the
+        # capture's end cut stays open to the end.
+        ended = None if record.end_reason == "end_of_capture" else record.ts_end
+        key = self.flows.pop(record.flow_id, None)
+        if key is not None:
+            state: _Sessions | None = self.services.get(key)
+            session = state.open.get(record.flow_id) if state is not None else None
+            if session is not None:
+                session[2] = ended
+            return
+        protocol = record.app_protocol
+        if (
+            protocol not in _COUNTED_BY_RECORD
+            or record.transport != "tcp"
+            or "SYN" not in record.tcp_flags_to_server
+        ):
+            return
+        key = (record.src_ip, record.dst_ip, record.dst_port)
+        # The records of connections it overlapped come by the closed timeout after their ends.
+        due = record.ts_end + 2 * self.settle
+        session = [record.ts_start, record.first_frame, ended]
+        self._add(key, self._state(key, protocol), record.flow_id, session, due)
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """Judge the counts whose settling time has passed."""
+        if self.pending:
+            for key in [
+                key for key, state in self.pending.items() if state.due is not None and state.due <= ts
+            ]:
+                # Only what happened ``settle`` s ago is sure: later closes may not be known yet.
+                self._judge(key, self.pending.pop(key), out, ts - self.settle)
+
+    def finish(self, out: Emitter) -> None:
+        """The end: every count still waiting is judged on what is known."""
+        for key, state in list(self.pending.items()):
+            self._judge(key, state, out, math.inf)
+        self.pending.clear()
+
+    def _judge(self, key: tuple[str, str, int], state: _Sessions, out: Emitter, until: float) -> None:
+        """The most connections open at once up to ``until``; fire at ``max_sessions``."""
+        state.due = None
+        changes: list[tuple[float, int, int]] = []
+        for opened, frame, ended in state.open.values():
+            if opened > until:
+                continue
+            changes.append((opened, 1, frame))
+            if ended is not None:
+                changes.append((ended, -1, frame))
+        # Ends before opens at the same instant: a reconnection is not two at once.
+        changes.sort(key=lambda change: (change[0], change[1]))
+        live = peak = 0
+        peak_ts = 0.0
+        peak_frame = first_frame = 0
+        first_ts: float | None = None
+        for when, step, frame in changes:
+            live += step
+            if step > 0 and live > peak:
+                peak, peak_ts, peak_frame = live, when, frame
+                if live == 1 or first_ts is None:
+                    first_ts, first_frame = when, frame
+        if peak < self.threshold:
+            return
+        state.armed = False
+        client, server, port = key
+        out.fire(
+            "ICS-4006",
+            f"{client}>{server}:{port}",
+            ts=peak_ts,
+            frames=(first_frame, peak_frame) if first_frame != peak_frame else (peak_frame,),
+            endpoints={
+                "src_ip": client,
+                "dst_ip": server,
+                "dst_port": port,
+                "src_port": None,
+                "flow_id": None,
+            },
+            protocol=state.protocol,
+            evidence={
+                "sessions": peak,
+                "threshold": self.threshold,
+                "first_opened": first_ts,
+                "peak_at": peak_ts,
+                "protocol": state.protocol,
             },
         )

@@ -30,6 +30,7 @@ from ics_monitor.detect.availability import (
     Dnp3SequenceAnomaly,
     ErrorStorm,
     RequestFlood,
+    SessionExhaustion,
     StoppedAnswering,
 )
 from ics_monitor.detect.commands import (
@@ -54,6 +55,7 @@ from ics_monitor.detect.recon import (
     OtPortScan,
     OtUdpScan,
     S7SzlEnumeration,
+    S7TsapSweep,
 )
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.detect.zones import Zones
@@ -75,6 +77,7 @@ DETECTORS: tuple[type[BaseDetector], ...] = (
     ModbusFunctionSweep,
     DeviceIdEnumeration,
     S7SzlEnumeration,
+    S7TsapSweep,
     Dnp3AttributeRead,
     Dnp3AddressSweep,
     OtPortScan,
@@ -86,6 +89,7 @@ DETECTORS: tuple[type[BaseDetector], ...] = (
     StoppedAnswering,
     Dnp3SequenceAnomaly,
     ConnectionFlood,
+    SessionExhaustion,
     BaselineDeviation,
     IdentityChange,
     ZonePolicy,

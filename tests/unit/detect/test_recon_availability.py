@@ -8,7 +8,7 @@ from typing import Any
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, rule_ids, run
-from tests.unit.detect.records import CLIENT, dnp3, flow, modbus, s7, userdata
+from tests.unit.detect.records import CLIENT, SERVER, dnp3, flow, modbus, s7, userdata
 
 # Request-only fixtures would (rightly) look like a device that stopped answering.
 NO_SILENCE = RULES.configured("ICS-4003", enabled=False)
@@ -901,13 +901,14 @@ def test_thresholds_come_from_the_rules() -> None:
 def test_ot_port_misuse_from_flow_records() -> None:
     """Another protocol on an OT port (ICS-3007, one alert per protocol), or bytes that decode as
     nothing on the Modbus and DNP3 ports (ICS-3008); never the port's own protocol, keep-alive
-    bytes, flows with lost bytes, or undecoded TPKT data on port 102 (MMS and ICCP share it)."""
+    bytes, flows with lost bytes, or undecoded data on port 102 seen mid-stream (MMS and ICCP share
+    S7's framing, and open with the COTP connection request the S7 dissector takes)."""
 
-    def misuse(**kwargs: object) -> list[tuple[str, object, object]]:
-        return [
-            (a.rule_id, a.evidence["app_protocol"], a.evidence["answered"])
-            for a in run([flow(**kwargs)])  # type: ignore[arg-type]
-        ]
+    def misuse(midstream: bool = False, **kwargs: object) -> list[tuple[str, object, object]]:
+        record = flow(**kwargs)  # type: ignore[arg-type]
+        if midstream:
+            record = dataclasses.replace(record, tcp_flags_to_server=("ACK", "PSH"))
+        return [(a.rule_id, a.evidence["app_protocol"], a.evidence["answered"]) for a in run([record])]
 
     assert misuse(service="modbus", app_protocol="rdp", payload=43, reply=9) == [("ICS-3007", "rdp", True)]
     assert misuse(service="s7comm", dst_port=102, app_protocol="http", reply=0) == [
@@ -916,12 +917,22 @@ def test_ot_port_misuse_from_flow_records() -> None:
     assert misuse(service="dnp3", dst_port=20000, payload=48, reply=0) == [("ICS-3008", None, False)]
     assert misuse(service="dnp3", dst_port=20000, transport="udp", payload=30) == [("ICS-3008", None, True)]
     assert misuse(service="modbus", payload=24) == [("ICS-3008", None, True)]
+    # Seen from its SYN, a connection's first bytes are its opening: on port 102 every ISO-on-TCP
+    # protocol (S7, MMS, ICCP) opens with a COTP connection request, which the S7 dissector takes;
+    # anything else there is undecodable, and a few bytes are enough.
+    assert misuse(service="s7comm", dst_port=102, payload=400) == [("ICS-3008", None, True)]
+    assert misuse(service="s7comm", dst_port=102, payload=4, reply=0) == [("ICS-3008", None, False)]
+    assert misuse(service="modbus", payload=7) == [("ICS-3008", None, True)]
     quiet = [
         {"service": "modbus", "app_protocol": "modbus"},
-        {"service": "s7comm", "dst_port": 102, "app_protocol": None, "payload": 400},
+        # Mid-stream on port 102: an MMS or ICCP connection picked up after its opening.
+        {"service": "s7comm", "dst_port": 102, "app_protocol": None, "payload": 400, "midstream": True},
         {"service": "s7comm", "dst_port": 102, "payload": 1},  # TCP keep-alive byte
-        {"service": "modbus", "payload": 7},
-        {"service": "modbus", "payload": 30, "packets_to_server": 30},  # an idle Windows client's keep-alives
+        {"service": "modbus", "payload": 6, "packets_to_server": 10},  # 1 byte beyond one per packet
+        {"service": "modbus", "payload": 7, "midstream": True},
+        # An idle Windows client's keep-alives.
+        {"service": "modbus", "payload": 30, "packets_to_server": 30, "midstream": True},
+        {"service": "modbus", "payload": 30, "packets_to_server": 34},
         {"service": "modbus", "payload": 400, "missed_bytes": 1200},
         {"service": None, "dst_port": 5020, "app_protocol": "tls"},
         {"service": "https", "dst_port": 443, "app_protocol": "tls"},
@@ -930,7 +941,9 @@ def test_ot_port_misuse_from_flow_records() -> None:
         assert misuse(**kwargs) == [], kwargs
     # Seen twice through a mirrored path (the flow table leaves the copies' payload out): the
     # copies are not packets the client sent, so they do not excuse bytes as keep-alives.
-    doubled = flow(service="modbus", payload=14, packets_to_server=12)
+    doubled = dataclasses.replace(
+        flow(service="modbus", payload=16, packets_to_server=12), tcp_flags_to_server=("ACK", "PSH")
+    )
     assert run([doubled]) == []
     assert rule_ids(run([dataclasses.replace(doubled, mirror_copies_to_server=5)])) == ["ICS-3008"]
     # Connect, send one bad 12-byte ADU (an MBAP length of 65535), close: five client packets, four
@@ -939,7 +952,9 @@ def test_ot_port_misuse_from_flow_records() -> None:
     one_shot = flow(service="modbus", payload=12, packets_to_server=5, reply=0)
     assert rule_ids(run([one_shot])) == ["ICS-3008"]
     assert run([dataclasses.replace(one_shot, tcp_flags_to_server=("ACK", "PSH"))]) == []
-    keepalives = flow(service="modbus", payload=30, packets_to_server=60)
+    keepalives = dataclasses.replace(
+        flow(service="modbus", payload=30, packets_to_server=60), tcp_flags_to_server=("ACK", "PSH")
+    )
     assert run([dataclasses.replace(keepalives, mirror_copies_to_server=30)]) == []
     # The frames cited: the client's first payload and the device's first answer, in frame order;
     # the one there is; the flow's first frame (its SYN) when the record names neither.
@@ -966,3 +981,152 @@ def test_ot_port_misuse_from_flow_records() -> None:
         "spoke rdp to the modbus port 502 of 10.0.0.9"
         in run([flow(service="modbus", app_protocol="rdp", payload=43, reply=9)])[0].explanation
     )
+
+
+def _cr(i: int, ts: float, *, client: str = CLIENT) -> Any:
+    """An S7 COTP connection request opening flow ``s-<client>-<i>``."""
+    from ics_monitor.events.s7comm import CotpEvent
+
+    return CotpEvent(
+        ts=ts,
+        frame=1000 + i,
+        flow_id=f"s-{client}-{i}",
+        transport="tcp",
+        src_ip=client,
+        src_port=40000 + i,
+        dst_ip=SERVER,
+        dst_port=102,
+        direction="request",
+        pdu_type=0xE,
+        pdu_type_name="CR",
+    )
+
+
+def _session(
+    i: int,
+    opened: float,
+    closed: float | None,
+    *,
+    client: str = CLIENT,
+    s7: bool = True,
+    reason: str = "closed",
+) -> tuple[Any | None, Any | None]:
+    """A connection opened at ``opened``: an S7 one's connection request (None for Modbus, counted
+    from its record), and its flow record ending at ``closed`` (None: no record yet)."""
+    port = 102 if s7 else 502
+    record = None
+    if closed is not None:
+        record = dataclasses.replace(
+            flow(
+                flow_id=f"s-{client}-{i}",
+                src_ip=client,
+                dst_port=port,
+                ts=opened - 0.01,
+                app_protocol="s7comm" if s7 else "modbus",
+            ),
+            ts_end=closed,
+            first_frame=1000 + i,
+            end_reason=reason,
+        )
+    return (_cr(i, opened, client=client) if s7 else None), record
+
+
+def _timeline(sessions: list[tuple[Any | None, Any | None]], delay: float = 15.0) -> list[Any]:
+    """Requests at their times; each flow record ``delay`` s after its connection closed (as the
+    flow table sends a closed one), with the clock ticking every second meanwhile."""
+    timed = [(request.ts, 0, request) for request, _ in sessions if request is not None]
+    timed += [(record.ts_end + delay, 1, record) for _, record in sessions if record is not None]
+    end = max(when for when, _, _ in timed)
+    timed += [
+        (900.0 + t, 2, modbus(3, ts=900.0 + t, frame=1, flow_id="clock", client="10.0.0.99"))
+        for t in range(int(end - 900) + 60)
+    ]
+    return [record for _, _, record in sorted(timed, key=lambda item: (item[0], item[1]))]
+
+
+def held_alerts(records: list[Any]) -> list[Any]:
+    """The ICS-4006 alerts of ``records``."""
+    return [alert for alert in run(records) if alert.rule_id == "ICS-4006"]
+
+
+def test_sessions_held_open_at_once() -> None:
+    """ICS-4006: a client holding 12 S7 connections to one PLC at once, live from their COTP
+    connection requests; not one that opens a connection per poll and closes it (its flow records
+    come 15 s late), not 11; once per client and service until its connections drop."""
+    held = [_session(i, 1000.0 + 0.01 * i, 1010.0) for i in range(12)]
+    [alert] = held_alerts(_timeline(held))
+    assert alert.rule_id == "ICS-4006" and alert.src_ip == CLIENT and alert.dst_port == 102
+    assert alert.evidence["sessions"] == 12 and alert.evidence["protocol"] == "s7comm"
+    assert alert.frames == (1000, 1011) and alert.ts == 1000.11
+    assert held_alerts(_timeline(held[:11])) == []
+    # Four polls a second, each on its own connection closed 0.1 s later: 60 look open until the
+    # records come, one at a time is the truth.
+    churn = [_session(i, 1000.0 + 0.25 * i, 1000.1 + 0.25 * i) for i in range(400)]
+    assert held_alerts(_timeline(churn)) == []
+    # Held until the capture ends (no flow record closes them): held to the end.
+    [alert] = held_alerts([request for request, _ in held])
+    assert alert.evidence["sessions"] == 12
+    # Two holds by one client, the connections dropped between: raised twice (one alert, throttled,
+    # counting two); one long hold is raised once.
+    again = [_session(100 + i, 1100.0 + 0.01 * i, 1110.0) for i in range(12)]
+    assert [alert.count for alert in held_alerts(_timeline(held + again))] == [1, 2]
+    long = [_session(i, 1000.0 + 0.01 * i, 1500.0) for i in range(12)]
+    assert [alert.count for alert in held_alerts(_timeline(long))] == [1]
+    # Twelve clients with one connection each are no one's exhaustion.
+    spread = [_session(i, 1000.0 + 0.01 * i, 1010.0, client=f"10.0.1.{i + 1}") for i in range(12)]
+    assert held_alerts(_timeline(spread)) == []
+
+
+def test_modbus_sessions_held_open_count_from_their_records() -> None:
+    """Modbus has no opening PDU: its connections count from flow records that saw the SYN, judged
+    once the overlapping ones are in.  Records without the SYN (a capture of data packets only,
+    whose connections end in idle timeouts) count for nothing."""
+    held = [_session(i, 1000.0 + 0.01 * i, 1010.0 + 0.01 * i, s7=False) for i in range(12)]
+    [alert] = held_alerts(_timeline(held))
+    assert alert.evidence["sessions"] == 12 and alert.evidence["protocol"] == "modbus"
+    assert alert.dst_port == 502 and abs(alert.ts - 1000.1) < 1e-6  # its record's start
+    assert held_alerts(_timeline(held[:11])) == []
+    midstream = [
+        (None, dataclasses.replace(record, tcp_flags_to_server=("ACK", "PSH"), end_reason="idle_timeout"))
+        for _, record in held
+    ]
+    assert held_alerts(_timeline(midstream)) == []
+    cut = [(None, dataclasses.replace(record, end_reason="end_of_capture")) for _, record in held]
+    [alert] = held_alerts(_timeline(cut))
+    assert alert.evidence["sessions"] == 12
+
+
+def test_s7_rack_slot_sweep() -> None:
+    """ICS-3012: connection requests for three destination TSAPs from one client to one PLC within
+    the window; two (nmap's s7-info, a PG and an OP connection) are not; nor three over 10 minutes."""
+    from ics_monitor.events.s7comm import CotpEvent
+
+    def request(slot: int, ts: float, kind: int = 1, client: str = CLIENT) -> CotpEvent:
+        tsap = {
+            "hex": f"{kind:02x}{slot:02x}",
+            "connection_type": kind,
+            "connection_type_name": "PG",
+            "rack": 0,
+            "slot": slot,
+        }
+        return CotpEvent(
+            ts=ts,
+            frame=int(ts),
+            flow_id=f"c{ts}",
+            transport="tcp",
+            src_ip=client,
+            src_port=40000,
+            dst_ip=SERVER,
+            dst_port=102,
+            direction="request",
+            pdu_type=0xE,
+            pdu_type_name="CR",
+            dst_tsap=tsap,
+        )
+
+    [alert] = run([request(slot, 1000.0 + slot) for slot in range(3)])
+    assert alert.rule_id == "ICS-3012" and alert.evidence["distinct_tsaps"] == 3
+    assert alert.evidence["tsaps"][0] == "0x0100 (rack 0, slot 0, PG)"
+    assert run([request(2, 1000.0), request(0, 1001.0, kind=2)]) == []
+    assert run([request(2, 1000.0 + 300 * i, kind=i + 1) for i in range(3)]) == []
+    assert run([request(2, 1000.0 + i) for i in range(10)]) == []  # one TSAP, many connections
