@@ -565,8 +565,10 @@ class ConnectionFlood(BaseDetector):
         )
 
 
-# Sessions kept per (client, server, port) for the count (the oldest ended ones go first).
+# Sessions kept per (client, server, port) for the count (the oldest ended ones go first), and
+# how many before those ended long ago are forgotten.
 MAX_SESSIONS_KEPT: Final = 512
+PRUNE_SESSIONS_AT: Final = 64
 # COTP connection request (ISO 8073 CR TPDU code).
 _COTP_CR: Final = int(CotpPduType.CR)
 # Protocols whose connections are counted from their flow records (S7's from its COTP connection
@@ -577,13 +579,14 @@ _COUNTED_BY_RECORD: Final = frozenset({"modbus", "dnp3"})
 class _Sessions:
     """The connections one client opened to one service: flow id -> [opened, frame, ended or None]."""
 
-    __slots__ = ("armed", "due", "open", "protocol")
+    __slots__ = ("armed", "due", "open", "protocol", "since")
 
     def __init__(self, protocol: str) -> None:
         self.protocol = protocol
         self.open: dict[str, list[Any]] = {}
-        # When the count is judged (None: nothing to judge).
+        # When the count is judged (None: nothing to judge), and the time it reached the threshold.
         self.due: float | None = None
+        self.since = 0.0
         # False from an alert until a new connection finds fewer than half the threshold open.
         self.armed = True
 
@@ -641,10 +644,11 @@ class SessionExhaustion(BaseDetector):
         if not state.armed and 2 * overlapping < self.threshold:
             state.armed = True
         sessions[flow] = session
-        if len(sessions) > MAX_SESSIONS_KEPT:
+        if (len(sessions) > PRUNE_SESSIONS_AT and state.due is None) or len(sessions) > MAX_SESSIONS_KEPT:
             self._prune(sessions, opened)
         if state.due is None and state.armed and overlapping + 1 >= self.threshold:
             state.due = due
+            state.since = opened
             self.pending[key] = state
 
     def on_event(self, event: Any, out: Emitter) -> None:
@@ -709,30 +713,45 @@ class SessionExhaustion(BaseDetector):
         self.pending.clear()
 
     def _judge(self, key: tuple[str, str, int], state: _Sessions, out: Emitter, until: float) -> None:
-        """The most connections open at once up to ``until``; fire at ``max_sessions``."""
+        """The most connections open at once from the count's start (``since``) up to ``until``.
+
+        Fires at ``max_sessions``.  Connections ended before ``since`` were judged before, if ever:
+        they are forgotten, so an old peak never fires again.
+        """
         state.due = None
-        changes: list[tuple[float, int, int]] = []
-        for opened, frame, ended in state.open.values():
+        since = state.since
+        sessions = state.open
+        for flow in [flow for flow, (_, _, ended) in sessions.items() if ended is not None and ended < since]:
+            del sessions[flow]
+        live = 0
+        changes: list[tuple[float, int]] = []
+        for opened, _, ended in sessions.values():
             if opened > until:
                 continue
-            changes.append((opened, 1, frame))
+            if opened <= since:
+                live += 1
+            else:
+                changes.append((opened, 1))
             if ended is not None:
-                changes.append((ended, -1, frame))
+                changes.append((ended, -1))
         # Ends before opens at the same instant: a reconnection is not two at once.
-        changes.sort(key=lambda change: (change[0], change[1]))
-        live = peak = 0
-        peak_ts = 0.0
-        peak_frame = first_frame = 0
-        first_ts: float | None = None
-        for when, step, frame in changes:
+        changes.sort()
+        peak, peak_ts = live, since
+        for when, step in changes:
             live += step
-            if step > 0 and live > peak:
-                peak, peak_ts, peak_frame = live, when, frame
-                if live == 1 or first_ts is None:
-                    first_ts, first_frame = when, frame
+            if live > peak:
+                peak, peak_ts = live, when
         if peak < self.threshold:
             return
         state.armed = False
+        # The connections open at the peak: the first of them opened, the last made the peak.
+        held = sorted(
+            (opened, frame)
+            for opened, frame, ended in sessions.values()
+            if opened <= peak_ts and (ended is None or ended > peak_ts)
+        )
+        first_ts, first_frame = held[0]
+        peak_frame = held[-1][1]
         client, server, port = key
         out.fire(
             "ICS-4006",

@@ -1070,6 +1070,10 @@ def test_sessions_held_open_at_once() -> None:
     # counting two); one long hold is raised once.
     again = [_session(100 + i, 1100.0 + 0.01 * i, 1110.0) for i in range(12)]
     assert [alert.count for alert in held_alerts(_timeline(held + again))] == [1, 2]
+    # Later connections that look many until their records come do not raise the earlier peak
+    # again.
+    polls = [_session(100 + i, 1100.0 + 0.25 * i, 1100.1 + 0.25 * i) for i in range(100)]
+    assert [alert.count for alert in held_alerts(_timeline(held + polls))] == [1]
     long = [_session(i, 1000.0 + 0.01 * i, 1500.0) for i in range(12)]
     assert [alert.count for alert in held_alerts(_timeline(long))] == [1]
     # Twelve clients with one connection each are no one's exhaustion.
