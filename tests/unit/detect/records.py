@@ -9,7 +9,7 @@ from ics_monitor.events.base import AnomalyEvent
 from ics_monitor.events.dnp3 import Dnp3Event
 from ics_monitor.events.flow import FlowRecord
 from ics_monitor.events.modbus import ModbusDetailEvent, ModbusDiagnosticsEvent, ModbusEvent, ModbusUmasEvent
-from ics_monitor.events.s7comm import S7commEvent, S7commPlusEvent
+from ics_monitor.events.s7comm import CotpEvent, S7commEvent, S7commPlusEvent
 from ics_monitor.inventory.assets import AssetChange
 
 CLIENT = "10.0.0.5"
@@ -223,6 +223,28 @@ def anomaly(code: str, severity: str = "medium", *, frame: int = 1, flow_id: str
         dst_ip=SERVER,
         dst_port=502,
         direction="to_server",
+    )
+
+
+def cotp_request(
+    *,
+    ts: float,
+    frame: int,
+    flow_id: str,
+    client: str = CLIENT,
+    client_port: int = 40000,
+    dst_tsap: dict[str, Any] | None = None,
+) -> CotpEvent:
+    """An S7 COTP connection request (CR) from ``client`` to the server's port 102."""
+    return CotpEvent(
+        ts=ts,
+        frame=frame,
+        flow_id=flow_id,
+        transport="tcp",
+        **_ends(True, client, SERVER, 102, client_port),
+        pdu_type=0xE,
+        pdu_type_name="CR",
+        dst_tsap=dst_tsap,
     )
 
 

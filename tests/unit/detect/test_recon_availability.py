@@ -8,7 +8,7 @@ from typing import Any
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, rule_ids, run
-from tests.unit.detect.records import CLIENT, SERVER, dnp3, flow, modbus, s7, userdata
+from tests.unit.detect.records import CLIENT, cotp_request, dnp3, flow, modbus, s7, userdata
 
 # Request-only fixtures would (rightly) look like a device that stopped answering.
 NO_SILENCE = RULES.configured("ICS-4003", enabled=False)
@@ -985,20 +985,8 @@ def test_ot_port_misuse_from_flow_records() -> None:
 
 def _cr(i: int, ts: float, *, client: str = CLIENT) -> Any:
     """An S7 COTP connection request opening flow ``s-<client>-<i>``."""
-    from ics_monitor.events.s7comm import CotpEvent
-
-    return CotpEvent(
-        ts=ts,
-        frame=1000 + i,
-        flow_id=f"s-{client}-{i}",
-        transport="tcp",
-        src_ip=client,
-        src_port=40000 + i,
-        dst_ip=SERVER,
-        dst_port=102,
-        direction="request",
-        pdu_type=0xE,
-        pdu_type_name="CR",
+    return cotp_request(
+        ts=ts, frame=1000 + i, flow_id=f"s-{client}-{i}", client=client, client_port=40000 + i
     )
 
 
@@ -1103,9 +1091,8 @@ def test_modbus_sessions_held_open_count_from_their_records() -> None:
 def test_s7_rack_slot_sweep() -> None:
     """ICS-3012: connection requests for three destination TSAPs from one client to one PLC within
     the window; two (nmap's s7-info, a PG and an OP connection) are not; nor three over 10 minutes."""
-    from ics_monitor.events.s7comm import CotpEvent
 
-    def request(slot: int, ts: float, kind: int = 1, client: str = CLIENT) -> CotpEvent:
+    def request(slot: int, ts: float, kind: int = 1) -> Any:
         tsap = {
             "hex": f"{kind:02x}{slot:02x}",
             "connection_type": kind,
@@ -1113,20 +1100,7 @@ def test_s7_rack_slot_sweep() -> None:
             "rack": 0,
             "slot": slot,
         }
-        return CotpEvent(
-            ts=ts,
-            frame=int(ts),
-            flow_id=f"c{ts}",
-            transport="tcp",
-            src_ip=client,
-            src_port=40000,
-            dst_ip=SERVER,
-            dst_port=102,
-            direction="request",
-            pdu_type=0xE,
-            pdu_type_name="CR",
-            dst_tsap=tsap,
-        )
+        return cotp_request(ts=ts, frame=int(ts), flow_id=f"c{ts}", dst_tsap=tsap)
 
     [alert] = run([request(slot, 1000.0 + slot) for slot in range(3)])
     assert alert.rule_id == "ICS-3012" and alert.evidence["distinct_tsaps"] == 3
