@@ -61,6 +61,7 @@ from ics_monitor.inventory.baseline import (
     function_key,
     is_asset_ip,
     is_conversation,
+    is_learned_probe,
     is_probe,
     modbus_write_span,
     protocol_of_event,
@@ -230,12 +231,11 @@ class BaselineDeviation(BaseDetector):
         """Flows without protocol records (IT, unknown) get their conversation checked here.
 
         Probes (``is_probe``) are the scan rules' business (ICS-3006/3009/3010), and the baseline
-        never learns them, except one a TCP server accepted (SYN-ACK) before the reset: the
-        client now knows the service is there, which a new conversation should say even once.
+        never learns them, except one a TCP server accepted (``is_learned_probe``).
         """
         if not is_conversation(record):
             return
-        if is_probe(record) and (record.transport != "tcp" or "SYN" not in record.tcp_flags_to_client):
+        if is_probe(record) and not is_learned_probe(record):
             return
         key = (record.src_ip, record.dst_ip, record.transport, record.dst_port, protocol_of_flow(record))
         if record.flow_id in self.flows:

@@ -887,21 +887,32 @@ class _PortProbes(_Sweep):
 
 
 class OtPortScan(_PortProbes):
-    """ICS-3006: failed or probe-only TCP connections to many targets, OT service ports among them."""
+    """ICS-3006: failed or probe-only TCP connections to many targets, OT service ports among them.
+
+    With a baseline, knocks at a service the source reached while learning do not count: a
+    monitoring system or load balancer checks services by connecting and resetting, all day
+    (the baseline learns those it saw accepted, ``is_learned_probe``).
+    """
 
     name = "ot_port_scan"
     rule_ids = ("ICS-3006",)
 
     def __init__(self, context: Context) -> None:
         super().__init__(context, "ICS-3006")
+        self.baseline = context.baseline
 
     def probe(self, record: Any) -> bool:
-        """A TCP knock (``is_tcp_knock``).
+        """A TCP knock (``is_tcp_knock``) at a service the source did not reach while learning.
 
         Not a lone ACK or keepalive with nothing back, which ``is_probe`` also counts: a peer that
         went away, seen from the side still trying, is no scan.
         """
-        return is_tcp_knock(record)
+        if not is_tcp_knock(record):
+            return False
+        baseline = self.baseline
+        return baseline is None or not baseline.knows_service(
+            record.src_ip, record.dst_ip, "tcp", record.dst_port
+        )
 
 
 class OtUdpScan(_PortProbes):

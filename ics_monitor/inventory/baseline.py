@@ -211,6 +211,18 @@ def is_probe(record: Any) -> bool:
     return transport in ("icmp", "ipv6-icmp") or record.packets_sent(0) <= PROBE_DATAGRAMS
 
 
+def is_learned_probe(record: Any) -> bool:
+    """Whether a probe (``is_probe``) is still a conversation the baseline learns and checks.
+
+    A TCP knock the server accepted (SYN-ACK) before the reset: the client now knows the service is
+    there, which a new conversation should say even once; and a monitoring system or load
+    balancer that checks services so (HAProxy's and many NMS's TCP checks connect and reset)
+    does it all day, which learning must make quiet.  Refused and unanswered knocks stay the scan
+    detectors' alone.
+    """
+    return record.transport == "tcp" and "SYN" in record.tcp_flags_to_client
+
+
 def conversation_label(key: ConversationKey) -> str:
     """Human-readable conversation name, the YAML key: ``client -> server protocol transport/port``."""
     client, server, transport, port, protocol = key
@@ -1278,10 +1290,11 @@ class BaselineLearner:
         # Every sender is an asset, as the inventory has it (a host that only sends broadcast
         # discovery, or only scans, too), and so is a target that answered.
         self._asset(record.src_ip, record.src_mac)
-        if not is_conversation(record) or is_probe(record):
+        if not is_conversation(record) or (is_probe(record) and not is_learned_probe(record)):
             # A probe is the scan detectors' business: learned, a scan during the learning window
             # would make its targets "talked to" (ICS-3009 quiet on the next one), and every empty
             # address a sweep knocked at a known asset.  ``BaselineDeviation`` skips probes alike.
+            # A knock the server accepted is a conversation (``is_learned_probe``).
             if record.packets_to_client:
                 self._asset(record.dst_ip, record.dst_mac)
             return
@@ -1299,7 +1312,7 @@ class BaselineLearner:
         then read as a new conversation.  True when ``baseline`` gained something.
         """
         conversation_key: ConversationKey | None = None
-        if is_conversation(record) and not is_probe(record):
+        if is_conversation(record) and (not is_probe(record) or is_learned_probe(record)):
             conversation_key = (
                 record.src_ip,
                 record.dst_ip,

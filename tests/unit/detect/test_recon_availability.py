@@ -528,6 +528,39 @@ def test_ot_port_scan_from_flow_records() -> None:
     assert run(ok) == []
 
 
+def test_learned_service_checks_are_no_scan() -> None:
+    """A monitoring system's or load balancer's TCP checks (connect, reset) of services: a scan
+    cold, quiet against a baseline that saw them accepted (no ICS-3006, no ICS-5002); refused
+    knocks are never learned, and knocks at other services still count."""
+
+    def check(ip: str, port: int, ts: float, accepted: bool = True) -> Any:
+        record = flow(dst_ip=ip, dst_port=port, state="reset", payload=0, ts=ts, packets_to_server=3)
+        if accepted:
+            return dataclasses.replace(record, tcp_flags_to_client=("SYN", "ACK"))
+        return dataclasses.replace(
+            record, state="rejected", packets_to_client=1, tcp_flags_to_client=("RST",)
+        )
+
+    targets = [("10.0.1.1", 502), ("10.0.1.1", 80), ("10.0.1.2", 102), ("10.0.1.2", 44818), ("10.0.1.3", 22)]
+    rounds = [check(ip, port, 1000.0 + 10 * r + i) for r in range(3) for i, (ip, port) in enumerate(targets)]
+    assert "ICS-3006" in rule_ids(run(rounds))
+    learner = BaselineLearner()
+    for record in rounds:
+        learner.observe_flow(record)
+    baseline = learner.baseline()
+    later = [dataclasses.replace(r, ts_start=r.ts_start + 3600, ts_end=r.ts_end + 3600) for r in rounds]
+    assert run(later, baseline=baseline) == []
+    # Refused ones (a closed port) are no conversation: a scan when they come again.
+    refused = [check(ip, port, 1000.0 + i, accepted=False) for i, (ip, port) in enumerate(targets)]
+    learner = BaselineLearner()
+    for record in refused:
+        learner.observe_flow(record)
+    assert "ICS-3006" in rule_ids(run(refused, baseline=learner.baseline()))
+    # Knocks at five services never checked while learning are a scan.
+    others = [check("10.0.1.9", port, 5000.0 + i) for i, port in enumerate((502, 102, 20000, 44818, 4840))]
+    assert "ICS-3006" in rule_ids(run(others, baseline=baseline))
+
+
 def test_udp_scan_counts_unanswered_probes_with_an_ot_port_among_them() -> None:
     def probe(ip: str, port: int, ts: float, back: int = 0, sent: int = 1) -> Any:
         return flow(
