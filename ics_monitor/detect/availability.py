@@ -571,9 +571,9 @@ MAX_SESSIONS_KEPT: Final = 512
 PRUNE_SESSIONS_AT: Final = 64
 # COTP connection request (ISO 8073 CR TPDU code).
 _COTP_CR: Final = int(CotpPduType.CR)
-# Protocols whose connections are counted from their flow records (S7's from its COTP connection
-# requests, as they come).
-_COUNTED_BY_RECORD: Final = frozenset({"modbus", "dnp3"})
+# Protocols whose connections are counted from their flow records: S7's from its COTP connection
+# requests, as they come, but one that never sent one (opened and held idle).
+_COUNTED_BY_RECORD: Final = frozenset({"modbus", "dnp3", "s7comm"})
 
 
 class _Sessions:
@@ -601,14 +601,16 @@ class SessionExhaustion(BaseDetector):
 
     Only connections seen from their opening count: a capture that lacks handshakes (filtered to
     data packets, say) must not make every short flow a held one.  An S7 connection counts from
-    its COTP connection request, live; a Modbus or DNP3 one (no opening PDU) from its flow record,
-    if that saw the SYN: after it ended, 600 s of silence, or the capture's end.  Each ends with
+    its COTP connection request, live; a Modbus or DNP3 one (no opening PDU), or one to an OT port
+    that never sent anything (held idle, it takes a slot all the same), from its flow record, if
+    that saw the handshake: after it ended, 600 s of silence, or the capture's end.  Each ends with
     its last packet, as its flow record says (one the capture's end cut was open to the end).
     A closed connection's record comes some seconds after its end (the flow table's closed
     timeout), so a count that reaches ``max_sessions`` is judged ``settle`` seconds later, on the
     connections' real open and close times: a client that opens a connection per poll and closes
-    it holds one at a time however fast it polls.  One alert per client and service until a new
-    connection finds fewer than half the threshold open.
+    it holds one at a time however fast it polls.  The count must stay at the threshold for
+    ``min_hold`` seconds: a burst opened and closed within moments is a flood (ICS-4005).  One
+    alert per client and service until a new connection finds fewer than half the threshold open.
     """
 
     name = "session_exhaustion"
@@ -623,6 +625,9 @@ class SessionExhaustion(BaseDetector):
         rules = context.rules
         self.threshold = int(rules.param("ICS-4006", "max_sessions"))
         self.settle = float(rules.param("ICS-4006", "settle"))
+        self.min_hold = float(rules.param("ICS-4006", "min_hold"))
+        # The latest time seen (events, flow records, clock ticks).
+        self.clock = 0.0
         # flow id -> (client, server, port) of the S7 connections counted and not yet ended.
         self.flows: BoundedDict = BoundedDict(MAX_KEYS)
         self.services: BoundedDict = BoundedDict(MAX_KEYS)
@@ -660,6 +665,7 @@ class SessionExhaustion(BaseDetector):
         key = (fields["src_ip"], fields["dst_ip"], fields["dst_port"])
         self.flows[flow] = key
         ts: float = fields["ts"]
+        self.clock = max(self.clock, ts)
         self._add(key, self._state(key, "s7comm"), flow, [ts, fields["frame"], None], ts + self.settle)
 
     def _prune(self, sessions: dict[str, list[Any]], ts: float) -> None:
@@ -671,6 +677,7 @@ class SessionExhaustion(BaseDetector):
 
     def on_flow(self, record: Any, out: Emitter) -> None:
         """A connection's record: the end of an S7 one; a Modbus or DNP3 one seen from its SYN."""
+        self.clock = max(self.clock, record.ts_end)
         if record.end_reason == "active_timeout":
             return  # the connection goes on under the same flow id
         # Closed, reset, or gone idle (600 s of silence: a connection held idle to exhaust the
@@ -684,11 +691,15 @@ class SessionExhaustion(BaseDetector):
             if session is not None:
                 session[2] = ended
             return
-        protocol = record.app_protocol
+        # Its protocol, or for a connection that carried nothing (held idle: it takes a slot all the
+        # same), its port's.
+        protocol = record.app_protocol or (None if record.payload_bytes_to_server else record.service)
         if (
             protocol not in _COUNTED_BY_RECORD
             or record.transport != "tcp"
             or "SYN" not in record.tcp_flags_to_server
+            or "SYN" not in record.tcp_flags_to_client
+            or record.packets_sent(0) < 2
         ):
             return
         key = (record.src_ip, record.dst_ip, record.dst_port)
@@ -699,6 +710,7 @@ class SessionExhaustion(BaseDetector):
 
     def advance(self, ts: float, out: Emitter) -> None:
         """Judge the counts whose settling time has passed."""
+        self.clock = max(self.clock, ts)
         if self.pending:
             for key in [
                 key for key, state in self.pending.items() if state.due is not None and state.due <= ts
@@ -736,12 +748,30 @@ class SessionExhaustion(BaseDetector):
                 changes.append((ended, -1))
         # Ends before opens at the same instant: a reconnection is not two at once.
         changes.sort()
+        threshold = self.threshold
         peak, peak_ts = live, since
+        # How long the count stayed at the threshold or above, at the longest: a burst of
+        # connections opened and closed within moments is a flood (ICS-4005), not a hold.
+        above: float | None = since if live >= threshold else None
+        held_for = 0.0
         for when, step in changes:
             live += step
             if live > peak:
                 peak, peak_ts = live, when
-        if peak < self.threshold:
+            if live >= threshold:
+                if above is None:
+                    above = when
+            elif above is not None:
+                held_for = max(held_for, when - above)
+                above = None
+        if above is not None:  # still held: to the judgement, or to the last time seen
+            held_for = max(held_for, min(until, self.clock) - above)
+            if held_for < self.min_hold and until < math.inf:
+                # Held, not long enough yet to say: judged again once it could be.
+                state.due = until + self.settle + self.min_hold - held_for
+                self.pending[key] = state
+                return
+        if peak < threshold or held_for < self.min_hold:
             return
         state.armed = False
         # The connections open at the peak: the first of them opened, the last made the peak.

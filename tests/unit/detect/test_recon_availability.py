@@ -1048,6 +1048,7 @@ def _session(
             ts_end=closed,
             first_frame=1000 + i,
             end_reason=reason,
+            tcp_flags_to_client=("SYN", "ACK"),
         )
     return (_cr(i, opened, client=client) if s7 else None), record
 
@@ -1084,9 +1085,15 @@ def test_sessions_held_open_at_once() -> None:
     # records come, one at a time is the truth.
     churn = [_session(i, 1000.0 + 0.25 * i, 1000.1 + 0.25 * i) for i in range(400)]
     assert held_alerts(_timeline(churn)) == []
-    # Held until the capture ends (no flow record closes them): held to the end.
-    [alert] = held_alerts([request for request, _ in held])
+    # Held until the capture ends (no flow record closes them): held to the end, if that is long
+    # enough to be a hold.
+    later = modbus(3, ts=1005.0, frame=9999, flow_id="other", client="10.0.0.77")
+    [alert] = held_alerts([*(request for request, _ in held), later])
     assert alert.evidence["sessions"] == 12
+    assert held_alerts([request for request, _ in held]) == []
+    # Opened and closed in a burst (a flood): no hold.
+    burst = [_session(i, 1000.0 + 0.01 * i, 1000.5) for i in range(40)]
+    assert held_alerts(_timeline(burst)) == []
     # Two holds by one client, the connections dropped between: raised twice (one alert, throttled,
     # counting two); one long hold is raised once.
     again = [_session(100 + i, 1100.0 + 0.01 * i, 1110.0) for i in range(12)]
@@ -1119,6 +1126,16 @@ def test_modbus_sessions_held_open_count_from_their_records() -> None:
     cut = [(None, dataclasses.replace(record, end_reason="end_of_capture")) for _, record in held]
     [alert] = held_alerts(_timeline(cut))
     assert alert.evidence["sessions"] == 12
+    # Opened and held idle, nothing sent: a slot taken all the same, on the port's protocol.
+    idle = [
+        (None, dataclasses.replace(record, app_protocol=None, service="modbus", payload_bytes_to_server=0))
+        for _, record in held
+    ]
+    [alert] = held_alerts(_timeline(idle))
+    assert alert.evidence["protocol"] == "modbus"
+    # Half-open (the client never completed the handshake): ICS-4005's flood, not held sessions.
+    half_open = [(None, dataclasses.replace(record, packets_to_server=1)) for _, record in idle]
+    assert held_alerts(_timeline(half_open)) == []
 
 
 def test_s7_rack_slot_sweep() -> None:
