@@ -36,7 +36,9 @@ from collections.abc import Callable
 from operator import gt, itemgetter, lt
 from typing import Any, Final
 
+from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, SeenSet
+from ics_monitor.detect.commands import pairing
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import (
     DNP3_RESPONSE_FUNCTIONS,
@@ -45,6 +47,7 @@ from ics_monitor.inventory.baseline import (
     DNP3_WRITE_FUNCTIONS,
     MAX_VALUE_POINTS,
     MODBUS_READ_TABLES,
+    MODBUS_WRITE_FUNCTIONS,
     MODBUS_WRITE_TABLES,
     POLL_WINDOW,
     S7_BLOCK,
@@ -73,6 +76,42 @@ from ics_monitor.inventory.baseline import (
 )
 
 MAX_FLOWS: Final = 65_536
+
+
+def is_write_request(fields: dict[str, Any]) -> bool:
+    """Whether a request (its record's fields) writes or controls.
+
+    A Modbus write, a DNP3 write, select, operate or direct operate, an S7 write var.
+    """
+    event_type = fields["event_type"]
+    if event_type == "modbus":
+        return fields["function_code"] in MODBUS_WRITE_FUNCTIONS
+    if event_type == "dnp3":
+        return fields["function_code"] in DNP3_WRITE_FUNCTIONS
+    return event_type == "s7comm" and fields["rosctr"] == 1 and fields["function_code"] == S7_WRITE_VAR
+
+
+def write_name(fields: dict[str, Any]) -> str:
+    """A write request as the analyst reads it: its function and what it addressed."""
+    event_type = fields["event_type"]
+    function = f"{fields['function']} ({fields['function_code']})"
+    if event_type == "modbus":
+        address = fields["address"]
+        if address is None:
+            return f"{function}, unit {fields['unit_id']}"
+        quantity = fields["quantity"]
+        span = "" if quantity is None or quantity <= 1 else f"..{address + quantity - 1}"
+        return f"{function}, unit {fields['unit_id']}, address {address}{span}"
+    if event_type == "dnp3":
+        targets = [
+            f"g{obj.get('group')}" + (f" index {obj['points'][0].get('index')}" if obj.get("points") else "")
+            for obj in fields["objects"] or ()
+        ]
+        return f"{function}, {', '.join(targets[:4]) or 'no objects'}"
+    items = [f"{s7_area(item)} byte {item.get('address')}" for item in fields["items"] or ()]
+    return f"{function}, {', '.join(items[:4]) or 'no items'}"
+
+
 # New write targets an ICS-5005 alert lists (the count goes on).
 MAX_TARGETS_LISTED: Final = 32
 # Recent intervals per polled signature whose median is compared with the learned cycle.
@@ -102,6 +141,7 @@ class BaselineDeviation(BaseDetector):
         "ICS-5006",
         "ICS-5007",
         "ICS-5008",
+        "ICS-5010",
     )
     # ARP too: a device stating its address is a sighting, the same one in every run over the
     # same capture (the inventory's ``new_asset`` change is not: a restored inventory knows it).
@@ -123,6 +163,9 @@ class BaselineDeviation(BaseDetector):
         self.check_written_values = on("ICS-5006")
         self.check_read_values = on("ICS-5007")
         self.check_polling = on("ICS-5008")
+        self.check_writers = on("ICS-5010")
+        # Learned conversation -> whether its client wrote while learning (``_write_profile``).
+        self.wrote: dict[ConversationKey, bool] = {}
         self.written_margin = self.written_magnitude = self.read_margin = self.read_magnitude = 0.0
         if self.check_written_values:
             self.written_margin = float(rules.param("ICS-5006", "margin_ratio"))
@@ -277,6 +320,8 @@ class BaselineDeviation(BaseDetector):
             # [conversation, key, merged profile, its checked function codes, its poll lookups]
             entry = self.flows[flow_id] = [known, key, merged, None, None]
         conversation: Conversation | None = entry[0]
+        if request and self.check_writers and is_write_request(fields):
+            self._writer(entry[1], event, fields, out)
         if conversation is None:
             # A client the baseline does not know (already reported as new): its writes are still
             # judged against what the known clients wrote to, and read from, the same server.
@@ -288,7 +333,7 @@ class BaselineDeviation(BaseDetector):
             if self.check_functions:
                 self._function(conversation, event, fields, out, entry)
             if self.check_writes or self.check_written_values:
-                self._writes(conversation, event, fields, out)
+                self._writes(self._write_profile(conversation, entry), event, fields, out)
             if self.check_polling and conversation.polling:
                 self._polling(conversation, event, fields, out, entry)
         elif self.check_read_values and conversation.values:
@@ -303,6 +348,63 @@ class BaselineDeviation(BaseDetector):
             ):
                 return
             self._reads(conversation, event, fields, out)
+
+    def _write_profile(self, conversation: Conversation, entry: list[Any]) -> Conversation:
+        """What a known client's writes are judged against: its own, or what the server's writers did.
+
+        A client that never wrote while learning (it only read) is judged as a new client is.
+        Otherwise its first write would be "an address never written" where the HMI writes every
+        minute, and its value judged against nothing.
+        """
+        wrote = self.wrote.get(conversation.key)
+        if wrote is None:
+            wrote = self.wrote[conversation.key] = conversation.wrote()
+        if wrote:
+            return conversation
+        profile: Conversation | None = entry[2]
+        if profile is None:
+            profile = self.baseline.server_profile(
+                conversation.server, conversation.transport, conversation.port, conversation.protocol
+            )
+            if profile is None:
+                return conversation
+            entry[2] = profile
+        return profile
+
+    def _writer(self, key: ConversationKey, event: Any, fields: dict[str, Any], out: Emitter) -> None:
+        """ICS-5010: a write or control from a client that never wrote to the server while learning.
+
+        The baseline knows which hosts write to each device (``Baseline.writers``): an HMI, a SCADA
+        master, an engineering station.  Another one writing, a new host or one that only read,
+        is reported whatever it writes: a value inside the learned range, to a point the real
+        master operates, is still an unauthorised command.  Once per client, server and protocol
+        (throttling counts the rest); the device's answer says whether it was carried out.
+        """
+        client, server, _, _, protocol = key
+        writers = self.baseline.writers(server, protocol)
+        if client in writers:
+            return
+        known = self.baseline.pair_profile(client, server, protocol) is not None
+        out.fire(
+            "ICS-5010",
+            f"{client}>{server}:{protocol}",
+            ts=fields["ts"],
+            frames=(fields["frame"],),
+            source=event,
+            evidence={
+                "function": write_name(fields),
+                "client_known": known,
+                "writers_learned": sorted(writers, key=ip_sort_key)[:8],
+            },
+            fields={
+                "who": "a host that only read from it while learning"
+                if known
+                else "a host that never talked to it while learning",
+                "writers": ", ".join(sorted(writers, key=ip_sort_key)[:8]) or "none",
+            },
+            awaits=True,
+            pairing=pairing(event),
+        )
 
     def _function(
         self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter, entry: list[Any]

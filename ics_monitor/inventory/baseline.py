@@ -121,6 +121,13 @@ DNP3_STATUS_OF_OUTPUT: Final = {41: 40}
 # S7 JOB functions.
 S7_READ_VAR: Final = 0x04
 S7_WRITE_VAR: Final = 0x05
+# The function keys (``function_key``) of writes and controls, per protocol: a conversation that
+# used one wrote (``Conversation.wrote``), whatever its requests addressed.
+_WRITE_FUNCTION_KEYS: Final = {
+    "modbus": frozenset(str(code) for code in MODBUS_WRITE_FUNCTIONS),
+    "dnp3": frozenset(str(code) for code in DNP3_WRITE_FUNCTIONS),
+    "s7comm": frozenset({str(S7_WRITE_VAR)}),
+}
 # Bytes per element of an S7ANY transport size (BIT/BYTE/CHAR 1, WORD/INT 2, DWORD/DINT/REAL 4).
 S7_ELEMENT_SIZES: Final = {1: 1, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 4, 8: 4}
 # Failed connection attempts are scans or outages, not conversations.
@@ -429,6 +436,19 @@ class Conversation:
         self.windows: list[float] | None = None
 
     # -- learning ---------------------------------------------------------------------------------------
+
+    def wrote(self) -> bool:
+        """Whether the client wrote or sent controls while learning.
+
+        Modbus writes, DNP3 write, select, operate and direct operate, S7 write var.
+        """
+        written = _WRITE_FUNCTION_KEYS.get(self.protocol)
+        return (
+            any(key[2] == "write" for key in self.modbus)
+            or any(key[0] in DNP3_WRITE_FUNCTIONS for key in self.dnp3_points)
+            or any(key[0] == "write" for key in self.s7)
+            or (written is not None and not written.isdisjoint(self.functions))
+        )
 
     def count_function(self, key: str, name: str) -> None:
         """One more request of function ``key``."""
@@ -1658,6 +1678,8 @@ class Baseline:
                     self.asset_macs.setdefault(ip, [])
         self.pairs: set[tuple[str, str]] = {(c.client, c.server) for c in self.conversations.values()}
         self._services: set[tuple[str, str, str, int]] | None = None
+        # (server, protocol) -> the clients that wrote to it while learning (``writers``).
+        self._writers: dict[tuple[str, str], set[str]] | None = None
         self._profiles: dict[tuple[str, str, int, str], Conversation | None] = {}
         self._pair_profiles: dict[tuple[str, str, str], Conversation] | None = None
         self.macs: set[str] = {mac for macs in self.asset_macs.values() for mac in macs}
@@ -1689,6 +1711,7 @@ class Baseline:
                 if is_asset_ip(ip):
                     self.asset_macs.setdefault(ip, [])
             self._services = None
+            self._writers = None
             self._profiles = {}
             self._pair_profiles = None
         for ip, macs in assets.items():
@@ -1703,6 +1726,18 @@ class Baseline:
     def knows_pair(self, client: str, server: str) -> bool:
         """Whether ``client`` talked to ``server`` at all (any protocol or port) while learning."""
         return (client, server) in self.pairs
+
+    def writers(self, server: str, protocol: str) -> set[str]:
+        """The clients that wrote to (or sent controls to) ``server`` over ``protocol`` while learning."""
+        writers = self._writers
+        if writers is None:  # built on first use: only a write asks
+            writers = self._writers = {}
+            for conversation in self.conversations.values():
+                if conversation.wrote():
+                    writers.setdefault((conversation.server, conversation.protocol), set()).add(
+                        conversation.client
+                    )
+        return writers.get((server, protocol), set())
 
     def knows_service(self, client: str, server: str, transport: str, port: int) -> bool:
         """Whether ``client`` talked to ``server`` on ``transport``/``port`` (any protocol) while learning."""

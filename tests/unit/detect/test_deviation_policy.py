@@ -1222,27 +1222,24 @@ def test_engine_closes_throttle_windows_as_time_passes() -> None:
 def test_new_client_writes_are_judged_against_the_server_profile() -> None:
     # Learned: holding 20 written with 100..119, holding 0..9 read with 50.
     stranger = "10.0.0.66"
+    # In range, to a register the HMI writes: a write all the same from a host that never wrote.
     in_range = run([modbus(6, client=stranger, address=20, values=(110,))], baseline=BASELINE)
-    assert rule_ids(in_range) == ["ICS-5001", "ICS-5002"]
+    assert rule_ids(in_range) == ["ICS-5001", "ICS-5002", "ICS-5010"]
     out_of_range = run([modbus(6, client=stranger, address=20, values=(9999,))], baseline=BASELINE)
     [value] = [a for a in out_of_range if a.rule_id == "ICS-5006"]
     assert value.src_ip == stranger and value.evidence["learned_max"] == 119
     # Never written but read: a write far from the values it is read with, to a new address.
     unwritten = run([modbus(6, client=stranger, address=3, values=(9999,))], baseline=BASELINE)
-    assert rule_ids(unwritten) == ["ICS-5001", "ICS-5002", "ICS-5005", "ICS-5006"]
+    assert rule_ids(unwritten) == ["ICS-5001", "ICS-5002", "ICS-5005", "ICS-5006", "ICS-5010"]
     assert [a.evidence["learned_max"] for a in unwritten if a.rule_id == "ICS-5006"] == [50]
     # Another port of the same server (a second Modbus listener): the same registers, judged alike.
     other_port = dataclasses.replace(modbus(6, client=stranger, address=20, values=(9999,)), dst_port=5020)
     [value] = [a for a in run([other_port], baseline=BASELINE) if a.rule_id == "ICS-5006"]
     assert value.dst_port == 5020 and value.evidence["learned_max"] == 119
-    # A server nobody talked to has no profile: only the new conversation.
+    # A server nobody talked to has no profile: the new conversation, and a write nobody sent there.
     assert rule_ids(
         run([modbus(6, client=stranger, server="10.0.0.77", address=3, values=(1,))], baseline=BASELINE)
-    ) == [
-        "ICS-5001",
-        "ICS-5001",
-        "ICS-5002",
-    ]
+    ) == ["ICS-5001", "ICS-5001", "ICS-5002", "ICS-5010"]
 
 
 def test_new_write_targets_of_one_table_are_one_alert_that_grows() -> None:
@@ -1549,3 +1546,41 @@ def test_a_failing_detector_raises_in_strict_mode() -> None:
     engine.observe(modbus(3))
     with pytest.raises(KeyError):
         engine.observe(modbus(6, address=1, values=(1,)))
+
+
+def test_a_write_from_a_host_that_never_wrote_to_the_device() -> None:
+    """ICS-5010: the learned writers of a device (here CLIENT: Modbus writes, a DNP3 operate) are
+    quiet; a new host operating the point the master operates, with the master's link address,
+    is reported with the device's answer; a host that only read is named as one; once per
+    client, server and protocol."""
+    reader = "10.0.0.7"
+    learner = BaselineLearner()
+    learner.observe(modbus(6, ts=1000.0, address=20, values=(100,)))
+    learner.observe(dnp3(5, ts=1001.0, objects=({"group": 12, "points": [{"index": 3}]},)))
+    learner.observe(modbus(3, ts=1002.0, address=0, quantity=10, client=reader, flow_id="f-reader"))
+    baseline = learner.baseline()
+    operate = ({"group": 12, "points": [{"index": 3}]},)
+    assert [
+        a for a in run([dnp3(5, ts=2000.0, objects=operate)], baseline=baseline) if a.rule_id == "ICS-5010"
+    ] == []
+    rogue = "10.0.0.66"
+    answered = [
+        dnp3(5, ts=2000.0, frame=7, objects=operate, client=rogue, flow_id="f-rogue"),
+        dataclasses.replace(
+            dnp3(129, ts=2000.1, frame=8, request=False, objects=operate, client=rogue, flow_id="f-rogue"),
+            request_frame=7,
+        ),
+        dnp3(5, ts=2001.0, frame=9, objects=operate, client=rogue, flow_id="f-rogue"),
+    ]
+    [alert] = [a for a in run(answered, baseline=baseline) if a.rule_id == "ICS-5010"][-1:]
+    assert alert.src_ip == rogue and alert.dst_ip == SERVER and alert.count == 2
+    assert alert.evidence["function"] == "F5 (5), g12 index 3"
+    assert alert.evidence["writers_learned"] == [CLIENT] and alert.evidence["client_known"] is False
+    assert alert.evidence["outcome"]["result"] == "accepted"
+    assert "a host that never talked to it while learning" in alert.explanation
+    write = modbus(
+        16, ts=2002.0, address=20, quantity=2, values=(100, 101), client=reader, flow_id="f-reader"
+    )
+    [alert] = [a for a in run([write], baseline=baseline) if a.rule_id == "ICS-5010"]
+    assert alert.evidence["client_known"] is True and alert.evidence["function"].endswith("address 20..21")
+    assert "a host that only read from it while learning" in alert.explanation
