@@ -88,7 +88,7 @@ def is_write_request(fields: dict[str, Any]) -> bool:
         return fields["function_code"] in MODBUS_WRITE_FUNCTIONS
     if event_type == "dnp3":
         return fields["function_code"] in DNP3_WRITE_FUNCTIONS
-    return event_type == "s7comm" and fields["rosctr"] == 1 and fields["function_code"] == S7_WRITE_VAR
+    return bool(event_type == "s7comm" and fields["rosctr"] == 1 and fields["function_code"] == S7_WRITE_VAR)
 
 
 def write_name(fields: dict[str, Any]) -> str:
