@@ -46,6 +46,7 @@ from ics_monitor.inventory.baseline import (
     DNP3_VALUE_GROUPS,
     DNP3_WRITE_FUNCTIONS,
     MAX_VALUE_POINTS,
+    MIN_POLL_SAMPLES,
     MODBUS_READ_TABLES,
     MODBUS_WRITE_FUNCTIONS,
     MODBUS_WRITE_TABLES,
@@ -993,7 +994,9 @@ class BaselineDeviation(BaseDetector):
         if signature is None:
             return _NOT_POLLED
         learned = conversation.polling.get(signature)
-        if learned is None or learned.median is None:
+        if learned is None or learned.median is None or learned.count < MIN_POLL_SAMPLES:
+            # Too few samples to be a rhythm: the saved baseline leaves it out (``to_dict``), and
+            # the one enforced right after ``--learn-for`` must be the one the file shows.
             return _NOT_POLLED
         key = (conversation.key, signature)
         slot = self.polls.get(key)
@@ -1064,9 +1067,9 @@ class BaselineDeviation(BaseDetector):
                 evidence={
                     "signature": signature,
                     "recent_median": round(median, 6),
-                    "learned_median": learned_median,
-                    "learned_spread": learned_spread,
-                    "learned_window": [low, high],
+                    "learned_median": round(learned_median, 6),
+                    "learned_spread": None if learned_spread is None else round(learned_spread, 6),
+                    "learned_window": [round(low, 6), round(high, 6)],
                     "tolerance": round(tolerance, 6),
                     "max_ratio": ratio,
                 },

@@ -1040,6 +1040,18 @@ def _drift_alerts(baseline: Baseline, intervals: list[float]) -> list[Any]:
     return [a for a in run(records, baseline=baseline, rules=quiet) if a.rule_id == "ICS-5008"]
 
 
+def test_a_poll_too_short_to_learn_is_not_enforced() -> None:
+    """A request seen fewer than MIN_POLL_SAMPLES times learned no rhythm: the saved baseline
+    leaves it out, and the baseline enforced in memory right after learning must not judge it
+    either (``--learn-for`` enforced a drift the file did not show)."""
+    from ics_monitor.inventory.baseline import MIN_POLL_SAMPLES
+
+    few = _learned_poll([30.0] * (MIN_POLL_SAMPLES - 2))
+    assert _drift_alerts(few, [10.0] * 20) == []
+    [alert] = _drift_alerts(_learned_poll([30.0] * MIN_POLL_SAMPLES), [10.0] * 20)
+    assert alert.evidence["learned_median"] == 30.0
+
+
 def test_polling_of_two_rhythms_learned_is_not_a_drift() -> None:
     """A poll sent twice 18 s apart every 800 s alternates 18 s and 782 s intervals: the median of
     all intervals is one of the two (here 18 s, by count parity), while any 8 in a row have a
@@ -1074,7 +1086,7 @@ def test_polling_band_of_a_jittery_cycle_and_a_one_off_outage() -> None:
     assert poll.window is not None and 1.0 < poll.window[0] < 2.0 < poll.window[1] < 3.0
     assert _drift_alerts(jitter, [poll.window[1]] * 12) == []
     [alert] = _drift_alerts(jitter, [3 * poll.window[1] + 1] * 12)
-    assert alert.evidence["learned_window"] == list(poll.window)
+    assert alert.evidence["learned_window"] == [round(edge, 6) for edge in poll.window]
     outage = _learned_poll([1.0] * 60 + [30.0] * 5 + [1.0] * 55)
     [poll] = [p for c in outage.conversations.values() for p in c.polling.values()]
     assert poll.window == (1.0, 1.0)
