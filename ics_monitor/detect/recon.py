@@ -487,8 +487,14 @@ class DeviceIdEnumeration(_Sweep):
 
     def report(self, key: Any, start: float, values: set[Any], source: Any) -> Report | None:
         """See ``_Sweep``."""
+        by_host: dict[str, list[int]] = {}
+        for ip, unit in values:
+            by_host.setdefault(ip, []).append(unit)
+        hosts = sorted(by_host, key=ip_sort_key)
         evidence = {
-            "devices": [f"{ip}/{unit}" for ip, unit in sorted(values, key=str)][:32],
+            # Per host, its unit ids or link addresses as runs: "10.0.0.3/1-100" (every one of a
+            # sweep named, in numeric order, not the first 32 of a text sort).
+            "devices": [f"{ip}/{spans(by_host[ip])}" for ip in hosts][:32],
             "distinct_devices": len(values),
             "window_start": start,
         }

@@ -398,7 +398,7 @@ def test_identification_a_client_read_while_learning_is_no_enumeration() -> None
         modbus(17, unit_id=4, frame=7, ts=1007.0),
     ]
     [alert] = _recon(run(modbus_reads + others, baseline=learned, rules=NO_SILENCE))
-    assert alert.evidence["devices"] == ["10.0.0.9/3", "10.0.0.9/4"]
+    assert alert.evidence["devices"] == ["10.0.0.9/3-4"]
     assert "identification of 2 devices it never read while learning: 10.0.0.9/3" in alert.explanation
     # Found in review: a client that read unit 1's identification once while learning and polled
     # units 1-32 reads the identification of all 32 afterwards: 31 devices it never read.
@@ -407,6 +407,7 @@ def test_identification_a_client_read_while_learning_is_no_enumeration() -> None
     walk = [modbus(43, mei_type=14, unit_id=u, frame=100 + u, ts=2000.0 + u / 10) for u in range(1, 33)]
     last = _recon(run(walk, baseline=gateway, rules=NO_SILENCE))[-1]
     assert last.rule_id == "ICS-3003" and last.evidence["distinct_devices"] == 31
+    assert last.evidence["devices"] == ["10.0.0.9/2-32"]  # in numeric order, as runs
     # A DNP3 outstation the master polled (class 0) but never read the attributes of counts.
     polled = _learned([dnp3(1, objects=({"group": 60},), dst=d, frame=d) for d in (10, 11)])
     assert rule_ids(_recon(run(dnp3_reads, baseline=polled, rules=NO_SILENCE))) == ["ICS-3003"]
@@ -422,7 +423,7 @@ def test_identification_a_client_read_while_learning_is_no_enumeration() -> None
                 rules=NO_SILENCE,
             )
         )
-    ] == [["10.0.0.9/11", "10.0.0.9/12"]]
+    ] == [["10.0.0.9/11-12"]]
 
 
 def test_s7_szl_enumeration_without_and_with_a_baseline() -> None:
