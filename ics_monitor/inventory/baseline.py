@@ -171,13 +171,23 @@ def protocol_of_flow(record: Any) -> str:
     return str(record.app_protocol or record.service or "unknown")
 
 
+# ICMPv6 neighbour discovery and multicast listener messages (RFC 4861, RFC 3810): the link layer's
+# housekeeping of IPv6, the ARP of it, not a conversation between two hosts.
+ICMPV6_LINK_TYPES: Final = frozenset({130, 131, 132, 133, 134, 135, 136, 137, 143})
+
+
 def is_conversation(record: Any) -> bool:
     """Whether a flow record is a conversation to learn or check.
 
-    Not a failed connection attempt (scans are the recon detectors' business) and not discovery
-    chatter to a broadcast or multicast address.
+    Not a failed connection attempt (scans are the recon detectors' business), not discovery
+    chatter to a broadcast or multicast address, and not IPv6 neighbour discovery (unicast
+    neighbour solicitations and their advertisements are the ARP of IPv6).
     """
     if record.state in FAILED_STATES and not record.payload_bytes_to_server:
+        return False
+    if record.transport == "ipv6-icmp" and ICMPV6_LINK_TYPES.issuperset(
+        (*record.icmp_types_to_server, *record.icmp_types_to_client)
+    ):
         return False
     return is_asset_ip(record.dst_ip)
 

@@ -1596,3 +1596,20 @@ def test_a_write_from_a_host_that_never_wrote_to_the_device() -> None:
     [alert] = [a for a in run([write], baseline=baseline) if a.rule_id == "ICS-5010"]
     assert alert.evidence["client_known"] is True and alert.evidence["function"].endswith("address 20..21")
     assert "a host that only read from it while learning" in alert.explanation
+
+
+def test_ipv6_neighbour_discovery_is_no_conversation() -> None:
+    """A unicast neighbour solicitation and its advertisement (the ARP of IPv6) is no new
+    conversation; an echo request between the same hosts is one."""
+    discovery = flow(
+        src_ip="fe80::1",
+        dst_ip="fd83::66",
+        dst_port=0,
+        transport="ipv6-icmp",
+        state=None,
+        payload=24,
+        icmp_types=((135,), (136,)),
+    )
+    assert [a for a in run([discovery], baseline=BASELINE) if a.rule_id == "ICS-5002"] == []
+    echo = dataclasses.replace(discovery, icmp_types_to_server=(128,), icmp_types_to_client=(129,))
+    assert [a.rule_id for a in run([echo], baseline=BASELINE) if a.rule_id == "ICS-5002"] == ["ICS-5002"]
