@@ -153,6 +153,14 @@ class ErrorStorm(BaseDetector):
             ts=event.ts,
             frames=(first_frame, event.frame),
             source=event,
+            # The alert's source is the client whose requests drew the errors, as in every other
+            # request-side alert: a SIEM keyed on the source must not blame the answering device.
+            endpoints={
+                "src_ip": event.dst_ip,
+                "src_port": event.dst_port,
+                "dst_ip": event.src_ip,
+                "dst_port": event.src_port,
+            },
             evidence={
                 "errors": count,
                 "window": self.counter.window,

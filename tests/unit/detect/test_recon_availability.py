@@ -8,7 +8,7 @@ from typing import Any
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, rule_ids, run
-from tests.unit.detect.records import CLIENT, cotp_request, dnp3, flow, modbus, s7, userdata
+from tests.unit.detect.records import CLIENT, SERVER, cotp_request, dnp3, flow, modbus, s7, userdata
 
 # Request-only fixtures would (rightly) look like a device that stopped answering.
 NO_SILENCE = RULES.configured("ICS-4003", enabled=False)
@@ -675,6 +675,9 @@ def test_error_storm() -> None:
     errors = [modbus(3, request=False, exception_code=2, ts=1000.0 + i / 10, frame=i) for i in range(20)]
     [alert] = run(errors)
     assert alert.rule_id == "ICS-4001" and alert.evidence["errors"] == 20
+    # The source is the client whose requests drew the errors, not the answering device.
+    assert (alert.src_ip, alert.dst_ip, alert.dst_port) == (CLIENT, SERVER, 502)
+    assert alert.explanation.startswith(f"{SERVER} answered {CLIENT} with 20 modbus error responses")
     assert run(errors[:19]) == []
     slow = [modbus(3, request=False, exception_code=2, ts=1000.0 + i, frame=i) for i in range(40)]
     assert run(slow) == []
