@@ -1013,6 +1013,8 @@ class IcmpSweep(_Sweep):
 DECODED_SERVICES: Final = frozenset({"modbus", "dnp3", "s7comm"})
 
 
+# Clients and ports whose foreign protocols ICS-3007 remembers.
+MAX_TRIED_KEYS: Final = 10_000
 # A client's packets without payload in a whole TCP connection: SYN, the handshake's ACK, FIN and
 # the last ACK.
 _HANDSHAKE_PACKETS: Final = 4
@@ -1023,7 +1025,8 @@ class OtPortMisuse(BaseDetector):
 
     ICS-3007: the client's opening bytes identify another protocol (TLS, HTTP, RDP, SSH, SMB ...).
     Internet scanners and attack tools fingerprint exposed controllers that way, and nothing in a
-    control network has a reason to.  ICS-3008: payload that decodes neither as the port's
+    control network has a reason to.  One alert per client, server and port names every protocol
+    tried there.  ICS-3008: payload that decodes neither as the port's
     protocol nor as a known one (a fuzzer, a proprietary or broken dialect such as Modbus RTU
     framing over TCP), on the Modbus and DNP3 ports; on port 102 (``services_opened``) only for
     connections seen from their SYN: IEC 61850 MMS and ICCP share S7's TPKT/COTP framing, and a
@@ -1047,6 +1050,8 @@ class OtPortMisuse(BaseDetector):
         self.min_payload = int(minimum)
         self.min_payload_opened = int(opened)
         self.undecoded_services = frozenset(str(name) for name in services)
+        # ICS-3007 key -> the protocols its open alert names, in the order they came.
+        self.tried: BoundedDict = BoundedDict(MAX_TRIED_KEYS)
         # Services judged only on connections seen from their SYN: their client's first bytes are
         # then the protocol's opening (on port 102 a COTP connection request, whatever runs in it).
         self.opened_services = frozenset(str(name) for name in opened_services)
@@ -1077,8 +1082,8 @@ class OtPortMisuse(BaseDetector):
             rule_id = "ICS-3008"
             key = f"{record.src_ip}>{record.dst_ip}:{record.transport}/{record.dst_port}"
         else:
-            rule_id = "ICS-3007"  # one alert per protocol tried: each is a finding of its own
-            key = f"{record.src_ip}>{record.dst_ip}:{record.transport}/{record.dst_port}:{app}"
+            rule_id = "ICS-3007"
+            key = f"{record.src_ip}>{record.dst_ip}:{record.transport}/{record.dst_port}"
         answered = record.payload_bytes_to_client > 0
         # The bytes the finding is about: the client's first payload, and the device's first
         # answer, of the record's period (after an active timeout, of that part of the flow); the
@@ -1086,6 +1091,31 @@ class OtPortMisuse(BaseDetector):
         sent: int = record.first_payload_frame_to_server
         reply: int = record.first_payload_frame_to_client
         frames = tuple(sorted(frame for frame in (sent, reply) if frame)) or (record.first_frame,)
+        evidence = {
+            "service": service,
+            "app_protocol": app,
+            "payload_bytes_to_server": record.payload_bytes_to_server,
+            "payload_bytes_to_client": record.payload_bytes_to_client,
+            "answered": answered,
+            "state": record.state,
+        }
+        fields = {"reply": "the device answered" if answered else "no answer came back"}
+        if rule_id == "ICS-3007":
+            # One alert per client and port, naming every protocol tried (a service scan such as
+            # nmap -sV sends a dozen probes to each port): each new one widens it.
+            tried: list[str] | None = self.tried.get(key)
+            if tried is None or out.open_alert(rule_id, key, record.ts_start) is None:
+                tried = self.tried[key] = []
+            new = app not in tried
+            if new:
+                tried.append(str(app))
+            evidence["app_protocols"] = list(tried)
+            fields["protocols"] = ", ".join(tried)
+            if new and len(tried) > 1:
+                out.widen(
+                    rule_id, key, ts=record.ts_end, frames=frames, source=record, evidence=evidence, fields=fields
+                )
+                return
         out.fire(
             rule_id,
             key,
@@ -1093,13 +1123,6 @@ class OtPortMisuse(BaseDetector):
             last_ts=record.ts_end,
             frames=frames,
             source=record,
-            evidence={
-                "service": service,
-                "app_protocol": app,
-                "payload_bytes_to_server": record.payload_bytes_to_server,
-                "payload_bytes_to_client": record.payload_bytes_to_client,
-                "answered": answered,
-                "state": record.state,
-            },
-            fields={"reply": "the device answered" if answered else "no answer came back"},
+            evidence=evidence,
+            fields=fields,
         )

@@ -1005,15 +1005,26 @@ def test_ot_port_misuse_from_flow_records() -> None:
             ]
         )
         assert list(alert.frames) == frames
-    # One scanner, three protocols on one port: three findings; the same protocol again: a count.
+    # One scanner, three protocols on one port: one alert that widens to name them all (a service
+    # scan probes each port a dozen ways); the same protocol again: a count.
     alerts = run(
         [
             flow(service="modbus", app_protocol=app, ts=1000.0 + n)
             for n, app in enumerate(("tls", "http", "ssh", "tls"))
         ]
     )
-    assert sorted(a.evidence["app_protocol"] for a in alerts if a.count == 1) == ["http", "ssh", "tls"]
-    assert [a.count for a in alerts if a.evidence["app_protocol"] == "tls"][-1] == 2
+    assert len({a.alert_id for a in alerts}) == 1
+    assert [a.evidence["app_protocols"] for a in alerts[:3]] == [
+        ["tls"],
+        ["tls", "http"],
+        ["tls", "http", "ssh"],
+    ]
+    assert alerts[-1].count == 2 and "spoke tls, http, ssh to the modbus port 502" in alerts[2].explanation
+    # Another port of the same device is another alert.
+    other = run(
+        [flow(service="modbus", app_protocol="tls"), flow(service="dnp3", dst_port=20000, app_protocol="tls")]
+    )
+    assert len({a.alert_id for a in other}) == 2
     assert (
         "spoke rdp to the modbus port 502 of 10.0.0.9"
         in run([flow(service="modbus", app_protocol="rdp", payload=43, reply=9)])[0].explanation
