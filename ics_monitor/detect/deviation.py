@@ -279,7 +279,11 @@ class BaselineDeviation(BaseDetector):
         """
         if not is_conversation(record):
             return
-        if is_probe(record) and not is_learned_probe(record):
+        # An accepted knock from a host ICS-3006 already reports as scanning is one more target of
+        # the scan, not a conversation of its own (nmap -sS: a new conversation per open port).
+        if is_probe(record) and (
+            not is_learned_probe(record) or out.open_alert("ICS-3006", record.src_ip, record.ts_start)
+        ):
             return
         key = (record.src_ip, record.dst_ip, record.transport, record.dst_port, protocol_of_flow(record))
         if record.flow_id in self.flows:

@@ -1113,7 +1113,13 @@ class OtPortMisuse(BaseDetector):
             fields["protocols"] = ", ".join(tried)
             if new and len(tried) > 1:
                 out.widen(
-                    rule_id, key, ts=record.ts_end, frames=frames, source=record, evidence=evidence, fields=fields
+                    rule_id,
+                    key,
+                    ts=record.ts_end,
+                    frames=frames,
+                    source=record,
+                    evidence=evidence,
+                    fields=fields,
                 )
                 return
         out.fire(

@@ -1613,3 +1613,25 @@ def test_ipv6_neighbour_discovery_is_no_conversation() -> None:
     assert [a for a in run([discovery], baseline=BASELINE) if a.rule_id == "ICS-5002"] == []
     echo = dataclasses.replace(discovery, icmp_types_to_server=(128,), icmp_types_to_client=(129,))
     assert [a.rule_id for a in run([echo], baseline=BASELINE) if a.rule_id == "ICS-5002"] == ["ICS-5002"]
+
+
+def test_a_scan_s_open_ports_are_not_new_conversations_each() -> None:
+    """A connect scan of 12 ports from a new host: the open ones answer SYN-ACK before the reset.
+    One ICS-3006 for the scan; ICS-5002 only for the knocks before it was raised (5 targets)."""
+    knocks = [
+        dataclasses.replace(
+            flow(
+                src_ip="10.0.0.66",
+                dst_port=port,
+                state="reset",
+                payload=0,
+                ts=3000.0 + i,
+                packets_to_server=3,
+            ),
+            tcp_flags_to_client=("SYN", "ACK"),
+        )
+        for i, port in enumerate((502, 102, 20000, 44818, 4840, 80, 443, 22, 23, 21, 8080, 1911))
+    ]
+    alerts = run(knocks, baseline=BASELINE)
+    assert len({a.alert_id for a in alerts if a.rule_id == "ICS-3006"}) == 1
+    assert len({a.alert_id for a in alerts if a.rule_id == "ICS-5002"}) == 4
