@@ -79,6 +79,20 @@ from ics_monitor.inventory.baseline import (
 MAX_FLOWS: Final = 65_536
 
 
+def _merge_run(runs: list[list[int]], first: int, last: int) -> None:
+    """Add ``first``-``last`` to the sorted, disjoint ``runs``, merging what it overlaps or touches."""
+    merged = [first, last]
+    kept: list[list[int]] = []
+    for run in runs:
+        if run[1] + 1 < merged[0] or merged[1] + 1 < run[0]:
+            kept.append(run)
+        else:
+            merged = [min(run[0], merged[0]), max(run[1], merged[1])]
+    kept.append(merged)
+    kept.sort()
+    runs[:] = kept
+
+
 def is_write_request(fields: dict[str, Any]) -> bool:
     """Whether a request (its record's fields) writes or controls.
 
@@ -478,9 +492,7 @@ class BaselineDeviation(BaseDetector):
         if self.check_writes and not conversation.covered(
             conversation.modbus, (unit, table, "write"), first, last
         ):
-            self._new_target(
-                conversation, event, f"unit {unit} {table} {first}-{last}", out, f"unit {unit} {table}"
-            )
+            self._new_target(conversation, event, out, f"unit {unit} {table}", first, last)
         if self.check_written_values and values:
             abbreviation = TABLE_ABBREVIATIONS[table]
             values = values[:MAX_VALUES_CHECKED]
@@ -514,18 +526,10 @@ class BaselineDeviation(BaseDetector):
             if self.check_writes and isinstance(group, int):
                 spans = [points] if isinstance(points, tuple) else [(i, i) for i in points or ()]
                 if not spans and (code, group) not in conversation.dnp3_points:
-                    self._new_target(
-                        conversation, event, f"function {code} g{group}", out, f"{code}:g{group}"
-                    )
+                    self._new_target(conversation, event, out, f"function {code} g{group}")
                 for start, stop in spans[:MAX_VALUES_CHECKED]:
                     if not conversation.covered(conversation.dnp3_points, (code, group), start, stop):
-                        self._new_target(
-                            conversation,
-                            event,
-                            f"function {code} g{group} {start}-{stop}",
-                            out,
-                            f"{code}:g{group}",
-                        )
+                        self._new_target(conversation, event, out, f"function {code} g{group}", start, stop)
                         break
             if self.check_written_values and group == 41:
                 for point in (obj.get("points") or ())[:MAX_VALUES_CHECKED]:
@@ -551,7 +555,7 @@ class BaselineDeviation(BaseDetector):
             if self.check_writes and not conversation.covered(
                 conversation.s7, ("write", area), span[0], span[1]
             ):
-                self._new_target(conversation, event, f"{area} {span[0]}-{span[1]}", out, area)
+                self._new_target(conversation, event, out, area, span[0], span[1])
             if self.check_written_values and index < len(data_items):
                 values = data_items[index].get("values")
                 if values:
@@ -671,35 +675,50 @@ class BaselineDeviation(BaseDetector):
             )
 
     def _new_target(
-        self, conversation: Conversation, event: Any, target: str, out: Emitter, scope: str
+        self,
+        conversation: Conversation,
+        event: Any,
+        out: Emitter,
+        scope: str,
+        first: int | None = None,
+        last: int | None = None,
     ) -> None:
-        """A write to ``target``, never written while learning: one alert per ``scope`` names all.
+        """A write to ``first``-``last`` of ``scope``, never written while learning: one alert per scope.
 
-        A scope: a Modbus unit's table, a DNP3 function and group, an S7 area.  A file moved
-        block by block into holding registers (a covert channel) is one finding that grows, not
-        an alert per block.
+        A scope: a Modbus unit's table, a DNP3 function and group, an S7 area.  The alert names
+        the scope's new addresses as merged runs ("holding_registers 0-3, 5") and every function
+        that wrote them.  A file moved block by block into holding registers (a covert channel) is
+        one finding that grows, not an alert per block.
         """
-        if not self.seen.first(("target", conversation.key, target)):
+        if not self.seen.first(("target", conversation.key, scope, first, last)):
             return
+        # [writes counted, merged address runs, functions that wrote, the first write's target]
         cell: list[Any] | None = self.new_targets.get((conversation.key, scope))
         if cell is None:
-            cell = self.new_targets[(conversation.key, scope)] = [0, []]
+            written = (
+                scope if first is None else f"{scope} {first}" if first == last else f"{scope} {first}-{last}"
+            )
+            cell = self.new_targets[(conversation.key, scope)] = [0, [], [], written]
         cell[0] += 1
-        listed: list[str] = cell[1]
-        if len(listed) < MAX_TARGETS_LISTED:
-            listed.append(target)
+        runs: list[list[int]] = cell[1]
+        if first is not None and last is not None:
+            _merge_run(runs, first, last)
+        functions: list[str] = cell[2]
+        function = f"{event.function} ({event.function_code})"
+        if function not in functions and len(functions) < 8:
+            functions.append(function)
         count: int = cell[0]
-        named = target
+        shown = [f"{a}-{b}" if b != a else str(a) for a, b in runs[:MAX_TARGETS_LISTED]]
+        more = ", ..." if len(runs) > MAX_TARGETS_LISTED else ""
+        named = f"{scope} {', '.join(shown)}{more}" if shown else scope
         if count > 1:
-            shown = ", ".join(listed[:8])
-            more = ", ..." if count > 8 else ""
-            named = f"{count} address ranges never written there ({shown}{more})"
+            named = f"{named} ({count} writes)"
         key = f"{conversation.client}>{conversation.server}:{conversation.protocol}:{scope}"
         evidence = {
-            "target": listed[0],
-            "targets": list(listed),
+            "target": cell[3],
+            "targets": [f"{scope} {run}" for run in shown] or [scope],
             "distinct_targets": count,
-            "function": event.function,
+            "function": ", ".join(functions),
         }
         # The open alert of the scope named wider, else a new one.
         widen = count > 1 and out.open_alert("ICS-5005", key, event.ts) is not None

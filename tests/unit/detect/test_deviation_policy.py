@@ -1267,11 +1267,20 @@ def test_new_write_targets_of_one_table_are_one_alert_that_grows() -> None:
     alerts = {a.alert_id: a for a in run([*blocks, coil], baseline=BASELINE) if a.rule_id == "ICS-5005"}
     registers, coils = sorted(alerts.values(), key=lambda a: -a.evidence["distinct_targets"])
     assert registers.evidence["distinct_targets"] == 5 and registers.count == 1
-    assert registers.evidence["targets"][-1] == "unit 1 holding_registers 1492-1614"
-    assert "wrote to 5 address ranges never written there (unit 1 holding_registers 1000-1122, " in (
-        registers.explanation
-    )
-    assert coils.evidence["target"] == "unit 1 coils 9-9" and coils.evidence["distinct_targets"] == 1
+    # The blocks are one run of addresses, named once, with the writes that made it.
+    assert registers.evidence["targets"] == ["unit 1 holding_registers 1000-1614"]
+    assert "wrote to unit 1 holding_registers 1000-1614 (5 writes) of " in registers.explanation
+    assert coils.evidence["target"] == "unit 1 coils 9" and coils.evidence["distinct_targets"] == 1
+    # Runs merge whatever order the writes come in; the functions that wrote are all named.
+    writes = [
+        modbus(15, client=stranger, address=0, quantity=16, values=(1,) * 16, frame=20),
+        modbus(5, client=stranger, address=3, values=(1,), frame=21),
+        modbus(5, client=stranger, address=40, values=(1,), frame=22),
+        modbus(15, client=stranger, address=17, quantity=4, values=(1,) * 4, frame=23),
+    ]
+    [*_, last] = [a for a in run(writes, baseline=BASELINE) if a.rule_id == "ICS-5005"]
+    assert last.evidence["targets"] == ["unit 1 coils 0-15", "unit 1 coils 17-20", "unit 1 coils 40"]
+    assert last.evidence["function"] == "FC15 (15), FC5 (5)"
 
 
 def test_mask_writes_and_the_two_sides_of_a_range() -> None:
