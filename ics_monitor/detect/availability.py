@@ -32,6 +32,8 @@ from ics_monitor.inventory.baseline import (
     RATE_WINDOW,
     S7_WRITE_VAR,
     Baseline,
+    merge_run,
+    modbus_write_span,
     protocol_of_event,
 )
 from ics_monitor.inventory.roles import error_response
@@ -811,4 +813,137 @@ class SessionExhaustion(BaseDetector):
                 "peak_at": peak_ts,
                 "protocol": state.protocol,
             },
+        )
+
+
+# Scopes (client, server, unit or group, table) whose written addresses ICS-4007 counts.
+MAX_WRITE_SCOPES: Final = 10_000
+# The most addresses one write request's range may span to count: Modbus writes at most 1968 coils
+# (FC 15) or 123 registers (FC 16) at once.
+MAX_RUN: Final = 2000
+
+
+class WriteSweep(BaseDetector):
+    """ICS-4007: one client writing across a large part of a device's addresses within a window.
+
+    An HMI writes a handful of setpoints and commands; a recipe download a block.  Writing
+    hundreds of distinct coils, registers or control points, one by one or in blocks, is the
+    "write all" denial of service of Smod and of Metasploit and ISF scripts: every output forced,
+    every setpoint overwritten.  ICS-4002 counts requests and misses it when it goes slowly, or
+    in a few large requests.  Counted per client, server, Modbus unit and table (DNP3: group),
+    as distinct addresses within ``window``; with a baseline, addresses inside what the client
+    wrote there while learning do not count.  One alert per scope, widened as the sweep goes on.
+    """
+
+    name = "write_sweep"
+    rule_ids = ("ICS-4007",)
+    event_types = frozenset({"modbus", "dnp3"})
+    directions = frozenset({"request"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        rules = context.rules
+        self.window = float(rules.param("ICS-4007", "window"))
+        self.threshold = int(rules.param("ICS-4007", "min_addresses"))
+        self.baseline = context.baseline
+        # scope -> [window start, first frame, runs [[first, last] ...], addresses in them, fired]
+        self.scopes: BoundedDict = BoundedDict(MAX_WRITE_SCOPES)
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """A write request: the addresses it touches, counted per scope."""
+        fields = event.__dict__
+        code = fields["function_code"]
+        if fields["event_type"] == "modbus":
+            if code not in MODBUS_WRITE_FUNCTIONS:
+                return
+            span = modbus_write_span(event)
+            if span is None:
+                return
+            table, first, last, _ = span
+            self._count(
+                event,
+                fields,
+                (fields["unit_id"], table, "write"),
+                f"unit {fields['unit_id']} {table}",
+                [(first, last)],
+                out,
+            )
+            return
+        if code not in DNP3_WRITE_FUNCTIONS:
+            return
+        for obj in fields["objects"] or ():
+            group = obj.get("group")
+            # The points the request carries (a range header whose objects are not there, as a
+            # fuzzer sends, writes nothing).
+            points = [point.get("index") for point in obj.get("points") or ()]
+            runs = [(index, index) for index in points if isinstance(index, int)]
+            if isinstance(group, int) and runs:
+                self._count(event, fields, (code, group), f"g{group}", runs, out)
+
+    def _count(
+        self,
+        event: Any,
+        fields: dict[str, Any],
+        learned_key: Any,
+        label: str,
+        runs: list[tuple[int, int]],
+        out: Emitter,
+    ) -> None:
+        # A range no request of a real device spans (a fuzzer's or a broken header: 65535 points,
+        # or its end before its start) is the anomaly detectors' business, not a sweep.
+        runs = [run for run in runs if 0 <= run[1] - run[0] < MAX_RUN]
+        if not runs:
+            return
+        client, server, protocol = fields["src_ip"], fields["dst_ip"], fields["event_type"]
+        baseline = self.baseline
+        if baseline is not None:
+            learned = baseline.pair_profile(client, server, protocol)
+            if learned is not None:
+                table = learned.modbus if protocol == "modbus" else learned.dnp3_points
+                runs = [run for run in runs if not learned.covered(table, learned_key, run[0], run[1])]
+                if not runs:
+                    return
+        ts: float = fields["ts"]
+        scope = (client, server, protocol, label)
+        state: list[Any] | None = self.scopes.get(scope)
+        if state is None or ts - state[0] > self.window:
+            state = self.scopes[scope] = [ts, fields["frame"], [], 0, False]
+        merged: list[list[int]] = state[2]
+        for first, last in runs:
+            merge_run(merged, first, last)
+        state[3] = sum(last - first + 1 for first, last in merged)
+        if state[3] < self.threshold:
+            return
+        shown = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in merged[:16])
+        more = ", ..." if len(merged) > 16 else ""
+        evidence = {
+            "addresses": state[3],
+            "scope": label,
+            "runs": [[a, b] for a, b in merged[:64]],
+            "window": self.window,
+            "window_start": state[0],
+            "threshold": self.threshold,
+        }
+        key = f"{client}>{server}:{protocol}:{label}"
+        fields_text = {"ranges": f"{label} {shown}{more}", "seconds": round(ts - state[0], 1)}
+        if state[4] and out.open_alert("ICS-4007", key, ts) is not None:
+            out.widen(
+                "ICS-4007",
+                key,
+                ts=ts,
+                frames=(fields["frame"],),
+                source=event,
+                evidence=evidence,
+                fields=fields_text,
+            )
+            return
+        state[4] = True
+        out.fire(
+            "ICS-4007",
+            key,
+            ts=ts,
+            frames=(state[1], fields["frame"]),
+            source=event,
+            evidence=evidence,
+            fields=fields_text,
         )

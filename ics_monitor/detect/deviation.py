@@ -67,6 +67,7 @@ from ics_monitor.inventory.baseline import (
     is_conversation,
     is_learned_probe,
     is_probe,
+    merge_run,
     modbus_write_span,
     protocol_of_event,
     protocol_of_flow,
@@ -77,20 +78,6 @@ from ics_monitor.inventory.baseline import (
 )
 
 MAX_FLOWS: Final = 65_536
-
-
-def _merge_run(runs: list[list[int]], first: int, last: int) -> None:
-    """Add ``first``-``last`` to the sorted, disjoint ``runs``, merging what it overlaps or touches."""
-    merged = [first, last]
-    kept: list[list[int]] = []
-    for run in runs:
-        if run[1] + 1 < merged[0] or merged[1] + 1 < run[0]:
-            kept.append(run)
-        else:
-            merged = [min(run[0], merged[0]), max(run[1], merged[1])]
-    kept.append(merged)
-    kept.sort()
-    runs[:] = kept
 
 
 def is_write_request(fields: dict[str, Any]) -> bool:
@@ -702,7 +689,7 @@ class BaselineDeviation(BaseDetector):
         cell[0] += 1
         runs: list[list[int]] = cell[1]
         if first is not None and last is not None:
-            _merge_run(runs, first, last)
+            merge_run(runs, first, last)
         functions: list[str] = cell[2]
         function = f"{event.function} ({event.function_code})"
         if function not in functions and len(functions) < 8:

@@ -32,6 +32,7 @@ from ics_monitor.detect.availability import (
     RequestFlood,
     SessionExhaustion,
     StoppedAnswering,
+    WriteSweep,
 )
 from ics_monitor.detect.commands import (
     Dnp3Commands,
@@ -90,6 +91,7 @@ DETECTORS: tuple[type[BaseDetector], ...] = (
     Dnp3SequenceAnomaly,
     ConnectionFlood,
     SessionExhaustion,
+    WriteSweep,
     BaselineDeviation,
     IdentityChange,
     ZonePolicy,

@@ -1037,6 +1037,20 @@ def s7_item_span(item: dict[str, Any]) -> tuple[int, int] | None:
     return address, address + max(length, 1) * size - 1
 
 
+def merge_run(runs: list[list[int]], first: int, last: int) -> None:
+    """Add ``first``-``last`` to the sorted, disjoint ``runs``, merging what it overlaps or touches."""
+    merged = [first, last]
+    kept: list[list[int]] = []
+    for run in runs:
+        if run[1] + 1 < merged[0] or merged[1] + 1 < run[0]:
+            kept.append(run)
+        else:
+            merged = [min(run[0], merged[0]), max(run[1], merged[1])]
+    kept.append(merged)
+    kept.sort()
+    runs[:] = kept
+
+
 def modbus_write_span(event: Any) -> tuple[str, int, int, tuple[Any, ...]] | None:
     """(table, first, last, values) a Modbus write request touches, or None (values as the record holds them)."""
     code = event.function_code

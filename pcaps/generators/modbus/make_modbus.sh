@@ -31,9 +31,10 @@ declare -A SPEC=(
   [pymodbus_rtu_over_tcp]="tcp 502 rtu 1"
   [pymodbus_rtu_over_tcp4001]="tcp 4001 rtu 1"
   [pymodbus_ascii_over_tcp]="tcp 502 ascii 1"
+  [pymodbus_write_all]="tcp 502 write_all 1"
 )
 ORDER=(pymodbus_all_functions pymodbus_port5020 pymodbus_udp pymodbus_polling pymodbus_two_clients
-       pymodbus_rtu_over_tcp pymodbus_rtu_over_tcp4001 pymodbus_ascii_over_tcp)
+       pymodbus_rtu_over_tcp pymodbus_rtu_over_tcp4001 pymodbus_ascii_over_tcp pymodbus_write_all)
 
 declare -A CONTENT=(
   [pymodbus_all_functions]="pymodbus 3.16.1 client+server, TCP 502, one connection, 88 transactions in fixed order: FC1/2/3/4 reads, FC5/6/15/16/22/23 writes with read-back, FC7, FC8 sub-functions 0-4 and 10-21, FC11, FC12, FC17, FC20, FC21, FC24, FC43/14 read codes 1-4 (incl. private object 0x80); units 1, 17, 247; unit 99 not served (exception 4); exceptions 2 (address/read-only), 3 (FC15/16 bad quantity or byte count, FC43 read code 5), 1 (FC43/13), 4 (FC8/5); FC3 quantity 0 and 126, FC9 and FC65 answered with function code 0x80 exception 1 (pymodbus behaviour)"
@@ -43,6 +44,7 @@ declare -A CONTENT=(
   [pymodbus_rtu_over_tcp]="pymodbus 3.16.1 client+server with RTU framing (address, PDU, CRC-16; no MBAP) over TCP 502, as serial device servers and gateways in RTU-over-TCP mode carry it, one connection, 17 transactions: the port 5020 file's 14 (FC1/2/3/4 reads, FC5/6/15/16 writes with read-back, unit 17 read, FC43/14 read codes 1-2, one exception 2), then FC8/0 return query data, FC8/1 restart communications, FC3 read"
   [pymodbus_rtu_over_tcp4001]="the same RTU-over-TCP scenario on TCP 4001 (a serial device server's data port, no Modbus port hint)"
   [pymodbus_ascii_over_tcp]="pymodbus 3.16.1 client+server with ASCII framing (colon, hex digits, LRC, CR LF; no MBAP) over TCP 502, one connection, the port 5020 file's 14 transactions (FC1/2/3/4 reads, FC5/6/15/16 writes with read-back, unit 17 read, FC43/14 read codes 1-2, one exception 2)"
+  [pymodbus_write_all]="pymodbus 3.16.1 client+server, TCP 502, one connection: 5 FC3 polls, then a slow \"write all\" (Smod style): FC6 0xFFFF to holding 0-199 one by one, 25 a second (8 s), then FC15 all 128 coils ON in 8 blocks of 16 with an FC3 poll after each, unit 1"
   [pymodbus_two_clients]="pymodbus 3.16.1 server with two client connections on TCP 502 (different source ports), 6 transactions each, interleaved A,B,A,B; both connections use transaction ids 1-6, so request/response pairing must be per flow; includes one exception 2"
 )
 

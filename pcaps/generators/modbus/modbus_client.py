@@ -8,7 +8,7 @@ in ``modbus_server.py``; the script prints one transcript line per step and exit
 with status 1 if any outcome differs (e.g. after a pymodbus upgrade).
 
 usage: modbus_client.py SCENARIO PORT
-scenarios: all_functions, short, udp, polling, two_clients, rtu, ascii
+scenarios: all_functions, short, udp, polling, two_clients, rtu, ascii, write_all
 """
 
 from __future__ import annotations
@@ -509,6 +509,41 @@ def scenario_polling(port: int) -> list[str]:
     return runner.failures
 
 
+WRITE_ALL_PERIOD = 0.040  # a write every 40 ms (25 a second): under a request-flood threshold
+
+
+def scenario_write_all(port: int) -> list[str]:
+    """Smod's "write all" at a slow pace: a few polls, then FC6 0xFFFF to holding 0..199 one by one,
+    then FC15 all 128 coils ON in 8 blocks of 16; polling goes on between the blocks."""
+    client = tcp_client(port)
+    runner = Runner("W", client)
+    poll = Step("poll FC3 holding 0 x10", lambda: client.read_holding_registers(0, count=10, device_id=1))
+    try:
+        for _ in range(5):
+            runner.run(poll)
+            time.sleep(POLL_PERIOD)
+        start = time.monotonic()
+        for address in range(200):
+            sleep_until(start + address * WRITE_ALL_PERIOD)
+            runner.run(
+                Step(
+                    f"FC6 holding {address} = 0xffff",
+                    lambda address=address: client.write_register(address, 0xFFFF, device_id=1),
+                )
+            )
+        for block in range(8):
+            runner.run(
+                Step(
+                    f"FC15 coils {16 * block}..{16 * block + 15} ON",
+                    lambda block=block: client.write_coils(16 * block, [True] * 16, device_id=1),
+                )
+            )
+            runner.run(poll)
+    finally:
+        client.close()
+    return runner.failures
+
+
 def sleep_until(deadline: float) -> None:
     if (delay := deadline - time.monotonic()) > 0:
         time.sleep(delay)
@@ -576,6 +611,7 @@ SCENARIOS: dict[str, Callable[[int], list[str]]] = {
     "two_clients": scenario_two_clients,
     "rtu": scenario_rtu,
     "ascii": scenario_ascii,
+    "write_all": scenario_write_all,
 }
 
 

@@ -1173,3 +1173,36 @@ def test_s7_rack_slot_sweep() -> None:
     assert run([request(2, 1000.0), request(0, 1001.0, kind=2)]) == []
     assert run([request(2, 1000.0 + 300 * i, kind=i + 1) for i in range(3)]) == []
     assert run([request(2, 1000.0 + i) for i in range(10)]) == []  # one TSAP, many connections
+
+
+def test_writes_across_a_device_s_addresses() -> None:
+    """ICS-4007: 200 distinct holding registers of one unit written within 60 s, one by one or in
+    blocks, whatever the pace; not 199, not over 10 minutes, not addresses the client wrote while
+    learning; DNP3 operates count the points they carry, not a range header without them."""
+    singles = [modbus(6, address=a, values=(0xFFFF,), ts=1000.0 + a / 5, frame=a + 1) for a in range(200)]
+    [alert] = [a for a in run(singles) if a.rule_id == "ICS-4007"]
+    assert alert.evidence["addresses"] == 200 and alert.evidence["runs"] == [[0, 199]]
+    assert alert.frames == (1, 200) and "wrote 200 distinct addresses" in alert.explanation
+    assert [a for a in run(singles[:199]) if a.rule_id == "ICS-4007"] == []
+    slow = [modbus(6, address=a, values=(1,), ts=1000.0 + 3 * a, frame=a + 1) for a in range(200)]
+    assert [a for a in run(slow) if a.rule_id == "ICS-4007"] == []
+    blocks = [
+        modbus(16, address=100 * b, quantity=100, values=(0,) * 100, ts=1000.0 + b, frame=b + 1)
+        for b in (0, 1)
+    ]
+    assert rule_ids([a for a in run(blocks) if a.rule_id == "ICS-4007"]) == ["ICS-4007"]
+    # A recipe the client downloaded while learning is no sweep when it comes again.
+    learned = _learned(blocks)
+    again = [dataclasses.replace(r, ts=r.ts + 5000) for r in blocks]
+    assert [a for a in run(again, baseline=learned) if a.rule_id == "ICS-4007"] == []
+    # DNP3: 200 CROBs operated, one per point; a fuzzer's range header of 513 points carrying none.
+    crobs = [
+        dnp3(5, objects=({"group": 12, "points": [{"index": i}]},), ts=1000.0 + i / 10, frame=i)
+        for i in range(200)
+    ]
+    assert rule_ids([a for a in run(crobs) if a.rule_id == "ICS-4007"]) == ["ICS-4007"]
+    empty = [
+        dnp3(4, objects=({"group": 12, "start": 256, "stop": 768, "points": []},), ts=1000.0 + i, frame=i)
+        for i in range(5)
+    ]
+    assert [a for a in run(empty) if a.rule_id == "ICS-4007"] == []
