@@ -214,6 +214,7 @@ class BaselineDeviation(BaseDetector):
             # Client -> server, whichever side spoke first (a DNP3 outstation's unsolicited
             # null response, a server banner): the conversation is what the alert names.
             oriented = None
+            how = ""
             if getattr(source, "direction", None) == "response":
                 oriented = {
                     "src_ip": source.dst_ip,
@@ -221,6 +222,9 @@ class BaselineDeviation(BaseDetector):
                     "dst_ip": source.src_ip,
                     "dst_port": source.src_port,
                 }
+                # Said so: a response nothing asked for (a forged DNP3 unsolicited response, a
+                # server's banner) reads as the client's doing otherwise.
+                how = f" (its first record: a response {server} sent from port {port}, with no request seen)"
             fields = {
                 "client": client,
                 "server": server,
@@ -237,6 +241,7 @@ class BaselineDeviation(BaseDetector):
                     source=source,
                     evidence={**fields, "learned": baseline.protocols_of_pair(client, server)},
                     endpoints=oriented,
+                    fields={"how": how},
                 )
             else:
                 out.fire(
@@ -247,6 +252,7 @@ class BaselineDeviation(BaseDetector):
                     source=source,
                     evidence=fields,
                     endpoints=oriented,
+                    fields={"how": how},
                 )
         return conversation
 

@@ -1644,3 +1644,24 @@ def test_a_scan_s_open_ports_are_not_new_conversations_each() -> None:
     alerts = run(knocks, baseline=BASELINE)
     assert len({a.alert_id for a in alerts if a.rule_id == "ICS-3006"}) == 1
     assert len({a.alert_id for a in alerts if a.rule_id == "ICS-5002"}) == 4
+
+
+def test_a_conversation_opened_by_a_response_says_so() -> None:
+    """A DNP3 unsolicited response from a host the master never talked to (forged over UDP, say):
+    the new conversation is named master -> outstation, as every conversation, and says that its
+    first record was a response nothing asked for."""
+    forged = dataclasses.replace(
+        dnp3(130, request=False, ts=2000.0, frame=3, server="10.0.0.66", flow_id="f-forged"), src_port=38818
+    )
+    [alert] = [a for a in run([forged], baseline=BASELINE) if a.rule_id == "ICS-5002"]
+    assert (alert.src_ip, alert.dst_ip, alert.dst_port) == (CLIENT, "10.0.0.66", 38818)
+    assert (
+        "(its first record: a response 10.0.0.66 sent from port 38818, with no request seen)"
+        in alert.explanation
+    )
+    [polled] = [
+        a
+        for a in run([dnp3(1, server="10.0.0.66", flow_id="f-poll")], baseline=BASELINE)
+        if a.rule_id == "ICS-5002"
+    ]
+    assert "no request seen" not in polled.explanation
