@@ -947,3 +947,159 @@ class WriteSweep(BaseDetector):
             evidence=evidence,
             fields=fields_text,
         )
+
+
+# Connections per service (server, port) that ICS-4008 keeps to pair ends with starts, and the
+# clients holding persistent sessions it remembers.
+MAX_RECENT_CONNECTIONS: Final = 64
+MAX_HOLDERS: Final = 64
+
+
+class SessionDisplaced(BaseDetector):
+    """ICS-4008: a client's sessions to an OT service ending as another host connects, again and again.
+
+    Many DNP3 outstations, serial gateways and small PLCs serve one master connection: a new one
+    takes its place and the old one is dropped.  An attacker connecting over and over (a DNP3
+    script, a scanner) knocks the SCADA master off each time; the master reconnects and is
+    knocked off again, losing its view and control while every request on both connections is
+    answered.  From flow records (their ends come late, in any order): a session with an
+    identified OT protocol that ended at most ``max_gap`` seconds after another host's
+    connection to the same server and port began counts as displaced by that host, when its
+    client holds the service (``_incumbent``) and keeps a persistent session to it (one of its
+    sessions lasted ``min_session``: a client that connects per poll is displaced by nobody); ``min_count``
+    of them within ``window`` seconds fire, once per intruder and service while it goes on.
+    """
+
+    name = "session_displaced"
+    rule_ids = ("ICS-4008",)
+    wants_flows = True
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        rules = context.rules
+        self.window = float(rules.param("ICS-4008", "window"))
+        self.max_gap = float(rules.param("ICS-4008", "max_gap"))
+        self.min_count = int(rules.param("ICS-4008", "min_count"))
+        # (server, port) -> recent connections [(start, end, client, first frame, app, paired)]
+        self.recent: BoundedDict = BoundedDict(MAX_KEYS)
+        # (intruder, server, port) -> [window start, displaced count, victims, frames]
+        self.counts: BoundedDict = BoundedDict(MAX_KEYS)
+        # (server, port) -> (start, client) of its earliest session seen
+        self.incumbents: BoundedDict = BoundedDict(MAX_KEYS)
+        # (server, port) -> clients seen holding a session of min_session seconds or more
+        self.holders: BoundedDict = BoundedDict(MAX_KEYS)
+        self.min_session = float(rules.param("ICS-4008", "min_session"))
+        self.baseline = context.baseline
+
+    def on_flow(self, record: Any, out: Emitter) -> None:
+        """Pair this connection's end or start with the others' of the same service."""
+        if record.transport != "tcp" or record.end_reason == "active_timeout":
+            return
+        key = (record.dst_ip, record.dst_port)
+        recent: list[list[Any]] | None = self.recent.get(key)
+        if recent is None:
+            if record.app_protocol not in OT_APPS:
+                return
+            recent = self.recent[key] = []
+        ended = record.end_reason in ("closed", "reset")
+        this = [
+            record.ts_start,
+            record.ts_end if ended else None,
+            record.src_ip,
+            record.first_frame,
+            record.app_protocol,
+            False,
+        ]
+        # The service's incumbent: the client of the earliest session seen (its record may come
+        # after later ones'), the one a ping-pong of reconnections keeps knocking off.
+        first: tuple[float, str] | None = self.incumbents.get(key)
+        if first is None or record.ts_start < first[0]:
+            self.incumbents[key] = (record.ts_start, record.src_ip)
+        # Clients that hold a persistent session to the service (one lasted ``min_session``): a
+        # client that connects per poll ends a session every moment, some as another host
+        # connects, and is displaced by nobody.
+        if this[1] is None or this[1] - this[0] >= self.min_session:
+            holders: set[str] | None = self.holders.get(key)
+            if holders is None:
+                holders = self.holders[key] = set()
+            if len(holders) < MAX_HOLDERS:
+                holders.add(record.src_ip)
+        for other in recent:
+            if other[2] == this[2]:
+                continue
+            # This one displaced by the other (its end just after the other's start), or the other
+            # displaced by this one.
+            if self._displaced(this, other, key):
+                self._count(other, this, key, out)
+            elif self._displaced(other, this, key):
+                self._count(this, other, key, out)
+        recent.append(this)
+        if len(recent) > MAX_RECENT_CONNECTIONS:
+            del recent[0]
+
+    def _displaced(self, victim: list[Any], intruder: list[Any], key: tuple[str, int]) -> bool:
+        ended: float | None = victim[1]
+        if victim[5] or ended is None or victim[4] not in OT_APPS:
+            return False
+        holders: set[str] | None = self.holders.get(key)
+        if holders is None or victim[2] not in holders:
+            return False
+        if not self._incumbent(victim[2], intruder[2], key, victim[4]):
+            return False
+        start: float = intruder[0]
+        return start <= ended <= start + self.max_gap
+
+    def _incumbent(self, victim: str, intruder: str, key: tuple[str, int], protocol: str) -> bool:
+        """Whether ``victim`` holds the service against ``intruder``.
+
+        A client of it the baseline knows and ``intruder`` not; without a baseline, the client of
+        its earliest session: in a ping-pong (the master reconnects the moment it is dropped, the
+        intruder's next connection drops it again) the intruder's own connections are no
+        sessions the master displaced.
+        """
+        baseline = self.baseline
+        if baseline is not None:
+            server = key[0]
+            return (
+                baseline.pair_profile(victim, server, protocol) is not None
+                and baseline.pair_profile(intruder, server, protocol) is None
+            )
+        first: tuple[float, str] | None = self.incumbents.get(key)
+        return first is not None and first[1] == victim
+
+    def _count(self, intruder: list[Any], victim: list[Any], key: tuple[str, int], out: Emitter) -> None:
+        victim[5] = True
+        server, port = key
+        scope = (intruder[2], server, port)
+        ts: float = victim[1]
+        state: list[Any] | None = self.counts.get(scope)
+        if state is None or ts - state[0] > self.window:
+            state = self.counts[scope] = [ts, 0, [], []]
+        state[1] += 1
+        if victim[2] not in state[2]:
+            state[2].append(victim[2])
+        if len(state[3]) < 8:
+            state[3].append(intruder[3])
+        if state[1] < self.min_count:
+            return
+        out.fire(
+            "ICS-4008",
+            f"{intruder[2]}>{server}:{port}",
+            ts=ts,
+            frames=tuple(state[3]) if state[1] == self.min_count else (intruder[3],),
+            endpoints={
+                "src_ip": intruder[2],
+                "dst_ip": server,
+                "dst_port": port,
+                "src_port": None,
+                "flow_id": None,
+            },
+            protocol=victim[4],
+            evidence={
+                "displaced": state[1],
+                "victims": list(state[2]),
+                "protocol": victim[4],
+                "window": self.window,
+                "window_start": state[0],
+            },
+        )

@@ -1206,3 +1206,37 @@ def test_writes_across_a_device_s_addresses() -> None:
         for i in range(5)
     ]
     assert [a for a in run(empty) if a.rule_id == "ICS-4007"] == []
+
+
+def test_sessions_knocked_off_by_another_host() -> None:
+    """ICS-4008: the master's sessions ending as another host connects, three times within a
+    minute; the master's reconnections (the ping-pong's other half) never make it the intruder;
+    with a baseline, the learned client is the one knocked off whichever session came first."""
+    master, intruder = CLIENT, "10.0.0.66"
+
+    def session(client: str, start: float, end: float, frame: int, app: str | None = "dnp3") -> Any:
+        record = flow(src_ip=client, dst_port=20000, ts=start, app_protocol=app, flow_id=f"{client}-{start}")
+        return dataclasses.replace(record, ts_end=end, first_frame=frame)
+
+    records = [session(master, 900.0, 1000.0, 1)]
+    for n in range(4):
+        at = 1000.0 + 2 * n
+        records.append(session(intruder, at, at + 0.2, 10 * n + 2, app=None))
+        records.append(session(master, at + 0.01, at + 2.0, 10 * n + 3))
+    # Flow records come as flows end (and 15 s late): in end order.
+    records.sort(key=lambda r: r.ts_end)
+    alerts = [a for a in run(records) if a.rule_id == "ICS-4008"]
+    assert {a.src_ip for a in alerts} == {intruder} and alerts[0].evidence["victims"] == [master]
+    assert alerts[0].evidence["displaced"] == 3 and alerts[-1].count == 2
+    assert [a for a in run(records[:4]) if a.rule_id == "ICS-4008"] == []  # two displaced: under it
+    # The intruder's session came first: cold, it holds the service and nobody is reported; a
+    # baseline that knows the master makes the master the one knocked off.
+    early = [session(intruder, 800.0, 800.1, 1, app="dnp3"), *records]
+    assert [a for a in run(early) if a.rule_id == "ICS-4008"] == []
+    learner = BaselineLearner()
+    learner.observe_flow(session(master, 100.0, 200.0, 1))
+    alerts = [a for a in run(early, baseline=learner.baseline()) if a.rule_id == "ICS-4008"]
+    assert {a.src_ip for a in alerts} == {intruder}
+    # A client that connects per poll (no session of 10 s) is displaced by nobody.
+    polls = [r for r in records if r.ts_start != 900.0]
+    assert [a for a in run(polls) if a.rule_id == "ICS-4008"] == []
