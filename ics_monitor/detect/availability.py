@@ -32,6 +32,7 @@ from ics_monitor.inventory.baseline import (
     RATE_WINDOW,
     S7_WRITE_VAR,
     Baseline,
+    is_asset_ip,
     merge_run,
     modbus_write_span,
     protocol_of_event,
@@ -312,7 +313,9 @@ class StoppedAnswering(BaseDetector):
 
     Requests on an open connection (a hung device), and TCP connection attempts to a port the
     server answered an OT protocol on (its service gone: refused, or no SYN-ACK at all), counted
-    per client, server and protocol until the server answers again.
+    per client, server and protocol until the server answers again.  A server never seen
+    answering that protocol is not judged on its requests: a capture of one direction shows
+    every request unanswered.
     """
 
     name = "stopped_answering"
@@ -332,6 +335,8 @@ class StoppedAnswering(BaseDetector):
         self.attempts: BoundedDict = BoundedDict(MAX_KEYS)
         # (server, port) -> the OT protocol requests there, or a flow, carried
         self.served: BoundedDict = BoundedDict(MAX_KEYS)
+        # (server, protocol) seen answering a request
+        self.answering: BoundedDict = BoundedDict(MAX_KEYS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Requests count up; any answer from the server resets."""
@@ -339,6 +344,9 @@ class StoppedAnswering(BaseDetector):
         ts = fields["ts"]
         state: list[Any] | None
         if fields["direction"] == "response":
+            answering = (fields["src_ip"], fields["event_type"])
+            if answering not in self.answering:
+                self.answering[answering] = True
             state = self.states.get((fields["dst_ip"], fields["src_ip"], fields["event_type"]))
             if state is not None:
                 state[0] = 0
@@ -354,12 +362,14 @@ class StoppedAnswering(BaseDetector):
                         del recoveries[0]
                 state[4] = ts
             return
-        if not _answerable(fields):
+        if not _answerable(fields) or not is_asset_ip(fields["dst_ip"]):
+            # A request to an IP broadcast or multicast address is answered, if at all, from the
+            # devices' own addresses.
             return
         key = (fields["src_ip"], fields["dst_ip"], fields["event_type"])
         state = self.states.get(key)
         if state is None:
-            state = self.states[key] = [0, ts, fields["frame"], False, None, []]
+            state = self.states[key] = [0, ts, fields["frame"], False, None, [], None]
             # A port that took a connection carrying OT requests is a service of that server.
             self.served[(fields["dst_ip"], fields["dst_port"])] = fields["event_type"]
         if state[0] == 0:
@@ -367,6 +377,12 @@ class StoppedAnswering(BaseDetector):
             state[2] = fields["frame"]
         state[0] += 1
         if state[3] or state[0] < self.min_unanswered or ts - state[1] < self.min_seconds:
+            return
+        if state[4] is None and (fields["dst_ip"], fields["event_type"]) not in self.answering:
+            # Never seen answering anyone: a capture of one direction (a one-way SPAN session, a
+            # TAP's single port) shows every request unanswered.  Judged on the flow's record,
+            # which tells whether the server sent anything at all (``on_flow``).
+            state[6] = (event.ts, event.frame, event.src_port, event.dst_port)
             return
         state[3] = True
         out.fire(
@@ -385,10 +401,15 @@ class StoppedAnswering(BaseDetector):
         )
 
     def on_flow(self, record: Any, out: Emitter) -> None:
-        """A failed TCP connection attempt to a port the server answered an OT protocol on."""
+        """A failed TCP connection attempt to a port the server answered an OT protocol on.
+
+        Or the record of a flow whose requests a server never seen answering left unanswered.
+        """
+        app = record.app_protocol
+        if app in OT_APPS:
+            self._judge_silence(record, app, out)
         if record.transport != "tcp":
             return
-        app = record.app_protocol
         if app in OT_APPS:
             self.served[(record.dst_ip, record.dst_port)] = app
             return
@@ -437,6 +458,39 @@ class StoppedAnswering(BaseDetector):
                 "unanswered": f"{state[0]} consecutive connection attempts to its {protocol} port "
                 f"{record.dst_port} ({how})"
             },
+        )
+
+    def _judge_silence(self, record: Any, protocol: str, out: Emitter) -> None:
+        """Requests held back because the server was never seen answering: its packets say.
+
+        The server's stack sent something (a SYN-ACK, ACKs, a FIN): it is there and leaves the
+        requests unanswered, as a device whose application hung or a man in the middle dropping
+        them does.  Nothing at all from it: the capture sees one direction, and nothing is said.
+        """
+        key = (record.src_ip, record.dst_ip, protocol)
+        state: list[Any] | None = self.states.get(key)
+        if state is None or state[6] is None or state[3] or state[0] == 0:
+            return
+        last_ts, last_frame, src_port, dst_port = state[6]
+        state[6] = None
+        if not record.packets_sent(1):
+            return
+        state[3] = True
+        out.fire(
+            "ICS-4003",
+            f"{record.src_ip}>{record.dst_ip}:{protocol}",
+            ts=state[1],
+            last_ts=last_ts,
+            frames=(state[2], last_frame),
+            source=record,
+            protocol=protocol,
+            endpoints={"src_port": src_port, "dst_port": dst_port},
+            evidence={
+                "unanswered_requests": state[0],
+                "silent_seconds": round(last_ts - state[1], 3),
+                "last_answer_ts": state[4],
+            },
+            fields={"unanswered": f"{state[0]} consecutive {protocol} requests"},
         )
 
 

@@ -886,6 +886,21 @@ def test_device_stops_answering() -> None:
     assert rule_ids(run(broadcasts)) == ["ICS-1308"]
     confirms = [dnp3(0, ts=1000.0 + i, frame=i) for i in range(30)]
     assert run(confirms) == []
+    # A server never seen answering: its flow's record says whether it sent anything at all.  Its
+    # TCP stack did (the handshake, ACKs): a hung application, or a man in the middle dropping the
+    # requests.  Nothing came back: a capture of one direction, which says nothing of the device.
+    unanswered = [modbus(3, address=0, quantity=1, ts=1000.0 + 2 * i, frame=i + 1) for i in range(15)]
+    record = dataclasses.replace(flow(flow_id="f-modbus", app_protocol="modbus", ts=999.0), ts_end=1030.0)
+    [alert] = run([*unanswered, record])
+    assert alert.rule_id == "ICS-4003" and alert.evidence["unanswered_requests"] == 15
+    assert alert.frames == (1, 15) and alert.evidence["last_answer_ts"] is None
+    one_way = dataclasses.replace(record, packets_to_client=0, payload_bytes_to_client=0)
+    assert run([*unanswered, one_way]) == []
+    # Requests to an IP broadcast address are answered, if at all, from the devices' addresses.
+    broadcast = [
+        dataclasses.replace(dnp3(1, ts=1000.0 + i, frame=i), dst_ip="255.255.255.255") for i in range(30)
+    ]
+    assert [a for a in run(broadcast) if a.rule_id == "ICS-4003"] == []
 
 
 def test_a_service_that_refuses_its_clients_has_stopped_answering() -> None:
