@@ -661,6 +661,7 @@ def _analyse(
             if mode == LEARN and not saved and analysis.learner is not None:
                 keep_baseline(analysis.learner.baseline())
         failures = _failures(analysis)
+        _undecoded(stats)
         store.finish_run(
             {**_figures(stats, mode), **(extra_figures or {}), **({"failures": failures} if failures else {})}
         )
@@ -924,6 +925,22 @@ def _failures(analysis: Analysis) -> dict[str, int]:
                 "internal.*_error anomaly event; please report it)"
             )
     return {part: count for part, count in counts.items() if count}
+
+
+def _undecoded(stats: RunStats) -> None:
+    """Frames of a link type this version does not decode: said on stderr, not only as anomalies.
+
+    A capture whose every frame is of such a type (a header naming a link type nobody uses, a
+    capture of a bus this tool has no decoder for) would otherwise end "0 assets, 0 alerts", as
+    a capture of nothing does.
+    """
+    if stats.anomalies.get("link.unsupported", 0):
+        nothing = stats.flows == 0 and stats.events == 0
+        _warning_line(
+            "frames of a link type this version does not decode were skipped"
+            + (f" (all {stats.frames:,}: nothing was analysed)" if nothing else "")
+            + "; the link.unsupported anomaly events name the type"
+        )
 
 
 def _figures(stats: RunStats, mode: str) -> dict[str, Any]:
@@ -1221,6 +1238,7 @@ def baseline_learn(
         learned.save(target)
         digest = store.save_baseline(target)
         failures = _failures(analysis)
+        _undecoded(stats)
         store.finish_run({**_figures(stats, LEARN), **({"failures": failures} if failures else {})})
     stderr.print(
         f"baseline learned from {stats.frames:,} frames ({stats.events:,} events, {stats.flows:,} flows): "

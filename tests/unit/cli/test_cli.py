@@ -205,3 +205,24 @@ def test_the_console_script_loads_the_command_line_through_its_guard() -> None:
     assert script.value == "ics_monitor.cli.entry:main"
     result = subprocess.run([CLI, "--version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout.strip().endswith("0.1.0"), result.stderr
+
+
+def test_a_capture_of_a_link_type_not_decoded_says_so(tmp_path: Path) -> None:
+    """Every frame of a link type this version does not decode: one warning line (the run does not
+    end as a capture of nothing would, with 0 assets and 0 alerts and nothing said)."""
+    data = bytearray((REPO / "pcaps" / "demo" / "plant_normal.pcap").read_bytes())
+    data[20:24] = (0xDEAD).to_bytes(4, "little")  # the global header's link type
+    capture = tmp_path / "odd.pcap"
+    capture.write_bytes(bytes(data))
+    result = run("replay", "--state", str(tmp_path / "state"), "--no-events", str(capture))
+    assert result.returncode == 0
+    warnings = [line for line in result.stderr.splitlines() if "link type" in line]
+    assert len(warnings) == 1 and "(all " in warnings[0] and "nothing was analysed" in warnings[0]
+    normal = run(
+        "replay",
+        "--state",
+        str(tmp_path / "state2"),
+        "--no-events",
+        str(REPO / "pcaps" / "demo" / "plant_normal.pcap"),
+    )
+    assert "link type" not in normal.stderr
