@@ -22,10 +22,16 @@ EXPLICIT_RULES: Final[tuple[str, ...]] = ("ICS-2002", "ICS-2003", "ICS-2004", "I
 PREFIX_RULE: Final = "ICS-2001"
 MAX_CACHED_CODES: Final = 4096
 MAX_KEYS = 50_000
+MALFORMED: Final = PREFIX_RULE
+# Codes one ICS-2001 alert names (its count goes on past them).
+MAX_CODES_NAMED: Final = 16
 
 
 class AnomalyAlerts(BaseDetector):
-    """Maps anomaly codes to rules; fires per (rule, code, source and destination)."""
+    """Maps anomaly codes to rules; fires per (rule, code, source and destination).
+
+    ICS-2001 (malformed data) fires per source and destination, naming every code.
+    """
 
     name = "anomaly_alerts"
     rule_ids = (PREFIX_RULE, *EXPLICIT_RULES)
@@ -53,6 +59,8 @@ class AnomalyAlerts(BaseDetector):
                 params = rules.get(rule_id).params
                 self._min_counts[rule_id] = (int(params.get("min_count", 1)), float(params.get("window", 0)))
         self._counts: BoundedDict = BoundedDict(MAX_KEYS)
+        # ICS-2001 host pair -> the anomaly codes its open alert names
+        self._named: BoundedDict = BoundedDict(MAX_KEYS)
         self._decided: dict[tuple[str, str], str | None] = {}
 
     def _rule_for(self, code: str, severity: str) -> str | None:
@@ -91,17 +99,32 @@ class AnomalyAlerts(BaseDetector):
             count = state[1]
             if count < min_count:
                 return
-        out.fire(
-            rule_id,
-            f"{event.code}:{where}",
-            ts=event.ts,
-            frames=(event.frame,) if event.frame else (),
-            source=event,
-            evidence={
-                "code": event.code,
-                "anomaly_severity": event.severity,
-                "detail": event.detail,
-                "direction": event.direction,
-                "occurrences": count,
-            },
-        )
+        evidence = {
+            "code": event.code,
+            "anomaly_severity": event.severity,
+            "detail": event.detail,
+            "direction": event.direction,
+            "occurrences": count,
+        }
+        frames = (event.frame,) if event.frame else ()
+        if rule_id != MALFORMED:
+            out.fire(
+                rule_id, f"{event.code}:{where}", ts=event.ts, frames=frames, source=event, evidence=evidence
+            )
+            return
+        # Malformed data: one alert per host pair naming every kind of fault (a function-code
+        # sweep or a fuzzer trips a handful of codes at once), widened as new ones come.
+        codes: list[str] | None = self._named.get(where)
+        if codes is None or out.open_alert(rule_id, where, event.ts) is None:
+            codes = self._named[where] = []
+        new = event.code not in codes
+        if new and len(codes) < MAX_CODES_NAMED:
+            codes.append(event.code)
+        evidence["codes"] = list(codes)
+        fields = {"codes": ", ".join(codes)}
+        if new and len(codes) > 1:
+            out.widen(
+                rule_id, where, ts=event.ts, frames=frames, source=event, evidence=evidence, fields=fields
+            )
+            return
+        out.fire(rule_id, where, ts=event.ts, frames=frames, source=event, evidence=evidence, fields=fields)
