@@ -215,6 +215,10 @@ def test_qut_unauthorized_s7_writes_against_the_hmi_baseline(capture: str) -> No
     # The HMI never writes flag byte 103 (it reads its bits): a new write target too.
     assert bool(_fired(run, "ICS-5005", src_ip="10.10.10.66")) == ("FLAGS:103" in point)
     assert not _fired(run, "ICS-5002", client="10.10.10.20")
+    # Only the HMI wrote to the PLC while learning: the attacker's write, whatever its value.
+    [writer] = _fired(run, "ICS-5010", src_ip="10.10.10.66")
+    assert writer.evidence["writers_learned"] == ["10.10.10.20"]  # type: ignore[attr-defined]
+    assert not _fired(run, "ICS-5010", src_ip="10.10.10.20")
 
 
 def test_lemay_fake_command_against_the_testbed_baseline() -> None:
@@ -225,6 +229,8 @@ def test_lemay_fake_command_against_the_testbed_baseline() -> None:
     )
     [injected] = _fired(run, "ICS-5002", client="192.168.1.101", server="192.168.1.102", protocol="modbus")
     assert injected.frames[0] == 4785
+    # An RTU writing to another: no host but the master wrote to it while learning.
+    assert _fired(run, "ICS-5010", src_ip="192.168.1.101", dst_ip="192.168.1.102")
     # The master's own write-coil commands ("with operate") were never seen while learning either.
     assert _fired(run, "ICS-5004", function_key="5", src_ip="192.168.1.100")
 
