@@ -1,4 +1,3 @@
-# ruff: noqa: N802 - the binding calls these methods by their C++ names
 """One DNP3 master station polling eight outstations over one TCP connection, from real stacks.
 
 A terminal server or a DNP3 gateway puts a multi-drop line behind one TCP port: the master
@@ -33,62 +32,7 @@ NAME = "dnp3/opendnp3_multidrop.pcap"
 
 def stacks(seconds: float) -> None:
     import opendnp3 as o
-
-    class Listener(o.IChannelListener):
-        def OnStateChange(self, state: object) -> None:
-            pass
-
-    class Commands(o.ICommandHandler):
-        def Begin(self) -> None:
-            pass
-
-        def End(self) -> None:
-            pass
-
-        def Select(self, *args: object) -> object:
-            return o.CommandStatus.NOT_SUPPORTED
-
-        def Operate(self, *args: object) -> object:
-            return o.CommandStatus.NOT_SUPPORTED
-
-    class Application(o.IOutstationApplication):
-        def Now(self) -> object:
-            return o.DNPTime(int(time.time() * 1000))
-
-        def OnConfirmProcessed(self, *args: object) -> None:
-            pass
-
-    class Handler(o.ISOEHandler):
-        def BeginFragment(self, info: object) -> None:
-            pass
-
-        def EndFragment(self, info: object) -> None:
-            pass
-
-        def Process(self, info: object, values: object) -> None:
-            pass
-
-    class MasterApplication(o.IMasterApplication):
-        def OnOpen(self) -> None:
-            pass
-
-        def OnClose(self) -> None:
-            pass
-
-        def OnReceiveIIN(self, iin: object) -> None:
-            pass
-
-        def OnTaskStart(self, task: object, identifier: object) -> None:
-            pass
-
-        def OnTaskComplete(self, info: object) -> None:
-            pass
-
-        def AssignClassDuringStartup(self) -> bool:
-            return False
-
-        def Now(self) -> object:
-            return o.UTCTimestamp(int(time.time() * 1000))
+    from opendnp3_stubs import Application, Commands, Handler, Listener, MasterApplication
 
     server_manager = o.DNP3Manager(1)
     server = server_manager.AddTCPServer(
