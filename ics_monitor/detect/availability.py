@@ -872,6 +872,8 @@ class SessionExhaustion(BaseDetector):
 
 # Scopes (client, server, unit or group, table) whose written addresses ICS-4007 counts.
 MAX_WRITE_SCOPES: Final = 10_000
+# Address runs ICS-4007 keeps per scope (and ICS-5005 per alert): merging stays cheap.
+MAX_RUNS_KEPT: Final = 256
 # The most addresses one write request's range may span to count: Modbus writes at most 1968 coils
 # (FC 15) or 123 registers (FC 16) at once.
 MAX_RUN: Final = 2000
@@ -900,7 +902,8 @@ class WriteSweep(BaseDetector):
         self.window = float(rules.param("ICS-4007", "window"))
         self.threshold = int(rules.param("ICS-4007", "min_addresses"))
         self.baseline = context.baseline
-        # scope -> [window start, first frame, runs [[first, last] ...], addresses in them, fired]
+        # scope -> [window start, first frame, runs [[first, last] ...], addresses in them, fired,
+        # addresses counted past MAX_RUNS_KEPT runs, addresses the alert last named]
         self.scopes: BoundedDict = BoundedDict(MAX_WRITE_SCOPES)
 
     def on_event(self, event: Any, out: Emitter) -> None:
@@ -961,11 +964,16 @@ class WriteSweep(BaseDetector):
         scope = (client, server, protocol, label)
         state: list[Any] | None = self.scopes.get(scope)
         if state is None or ts - state[0] > self.window:
-            state = self.scopes[scope] = [ts, fields["frame"], [], 0, False]
+            state = self.scopes[scope] = [ts, fields["frame"], [], 0, False, 0, 0]
         merged: list[list[int]] = state[2]
         for first, last in runs:
-            merge_run(merged, first, last)
-        state[3] = sum(last - first + 1 for first, last in merged)
+            if len(merged) < MAX_RUNS_KEPT:
+                merge_run(merged, first, last)
+            else:
+                # Scattered writes past the cap (every other coil, say) are counted, not kept:
+                # merging stays cheap whatever an attacker sends.
+                state[5] += last - first + 1
+        state[3] = sum(last - first + 1 for first, last in merged) + state[5]
         if state[3] < self.threshold:
             return
         shown = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in merged[:16])
@@ -981,6 +989,11 @@ class WriteSweep(BaseDetector):
         key = f"{client}>{server}:{protocol}:{label}"
         fields_text = {"ranges": f"{label} {shown}{more}", "seconds": round(ts - state[0], 1)}
         if state[4] and out.open_alert("ICS-4007", key, ts) is not None:
+            # Widened each time the sweep doubles (an update per request of a sweep of thousands
+            # would be a storm downstream).
+            if state[3] < 2 * state[6]:
+                return
+            state[6] = state[3]
             out.widen(
                 "ICS-4007",
                 key,
@@ -992,6 +1005,7 @@ class WriteSweep(BaseDetector):
             )
             return
         state[4] = True
+        state[6] = state[3]
         out.fire(
             "ICS-4007",
             key,

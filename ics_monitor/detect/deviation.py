@@ -116,6 +116,10 @@ def write_name(fields: dict[str, Any]) -> str:
 
 # New write targets an ICS-5005 alert lists (the count goes on).
 MAX_TARGETS_LISTED: Final = 32
+# Points of one conversation that get an ICS-5006 (or ICS-5007) alert of their own.
+MAX_POINT_ALERTS: Final = 64
+# Address runs an ICS-5005 alert keeps merged.
+MAX_RUNS_KEPT: Final = 256
 # Recent intervals per polled signature whose median is compared with the learned cycle.
 RECENT_INTERVALS: Final = POLL_WINDOW
 # The ``what`` fields name a value by table/point; a write carries at most this many values checked.
@@ -150,6 +154,7 @@ class BaselineDeviation(BaseDetector):
     event_types = frozenset({"modbus", "dnp3", "s7comm", "s7comm_plus", "arp"})
     wants_flows = True
     wants_changes = True
+    wants_time = True
     needs_baseline = True
 
     def __init__(self, context: Context) -> None:
@@ -195,6 +200,10 @@ class BaselineDeviation(BaseDetector):
         # (conversation, scope) -> [address ranges first written since learning, the first
         # MAX_TARGETS_LISTED of them]: one ICS-5005 alert per scope names them all.
         self.new_targets: BoundedDict = BoundedDict(MAX_FLOWS)
+        # (conversation key, rule id) -> the point alert keys raised (``_out_of_range``)
+        self.point_alerts: BoundedDict = BoundedDict(MAX_FLOWS)
+        # ICS-5005 key -> what its alert would say, grown since last said (``_new_target``)
+        self.unreported: dict[str, tuple[Any, dict[str, Any], str]] = {}
         # Set by the engine around one record: the shard worker that owns the record's flow found
         # its read values within the limits of the conversation its endpoints name (``ReadCheck``).
         self.reads_passed = False
@@ -694,7 +703,8 @@ class BaselineDeviation(BaseDetector):
             cell = self.new_targets[(conversation.key, scope)] = [0, [], [], written]
         cell[0] += 1
         runs: list[list[int]] = cell[1]
-        if first is not None and last is not None:
+        if first is not None and last is not None and len(runs) < MAX_RUNS_KEPT:
+            # Past the cap a scope's new targets are counted, not merged: cheap whatever comes.
             merge_run(runs, first, last)
         functions: list[str] = cell[2]
         function = f"{event.function} ({event.function_code})"
@@ -713,8 +723,14 @@ class BaselineDeviation(BaseDetector):
             "distinct_targets": count,
             "function": ", ".join(functions),
         }
-        # The open alert of the scope named wider, else a new one.
+        # The open alert of the scope named wider, else a new one: widened at the 2nd, 4th, 8th ...
+        # new target (an alert update per target of a sweep of thousands is a storm downstream).
         widen = count > 1 and out.open_alert("ICS-5005", key, event.ts) is not None
+        if widen and count & (count - 1):
+            # Said at the next clock tick (``advance``), or at the end, whichever comes first.
+            self.unreported[key] = (event, evidence, named)
+            return
+        self.unreported.pop(key, None)
         (out.widen if widen else out.fire)(
             "ICS-5005",
             key,
@@ -724,6 +740,29 @@ class BaselineDeviation(BaseDetector):
             evidence=evidence,
             fields={"target": named},
         )
+
+    def advance(self, ts: float, out: Emitter) -> None:
+        """A clock tick: new-target alerts grown since last said are widened (``_new_target``)."""
+        if self.unreported:
+            self._widen_targets(out)
+
+    def finish(self, out: Emitter) -> None:
+        """The end: every new-target alert grown since last said is widened."""
+        if self.unreported:
+            self._widen_targets(out)
+
+    def _widen_targets(self, out: Emitter) -> None:
+        for key, (event, evidence, named) in list(self.unreported.items()):
+            out.widen(
+                "ICS-5005",
+                key,
+                ts=event.ts,
+                frames=(event.frame,),
+                source=event,
+                evidence=evidence,
+                fields={"target": named},
+            )
+        self.unreported.clear()
 
     def _limits(self, conversation: Conversation, kind: str) -> PointLimits:
         """A conversation's learned ``kind`` ("written", "read") values as limits, point by point."""
@@ -793,9 +832,20 @@ class BaselineDeviation(BaseDetector):
         # Above and below the range are findings of their own: a 0 written after a 9999 is not
         # one more count on the 9999.
         side = "above" if value > limit[1] else "below"
+        key = f"{conversation.client}>{conversation.server}:{conversation.protocol}:{point}:{side}"
+        # At most MAX_POINT_ALERTS points of one conversation each get an alert of their own: a
+        # tool writing every register out of range is one sweep (ICS-4007, ICS-5005), not
+        # thousands of alerts; the points that have one go on counting.
+        named: set[str] | None = self.point_alerts.get((conversation.key, rule_id))
+        if named is None:
+            named = self.point_alerts[(conversation.key, rule_id)] = set()
+        if key not in named:
+            if len(named) >= MAX_POINT_ALERTS:
+                return
+            named.add(key)
         out.fire(
             rule_id,
-            f"{conversation.client}>{conversation.server}:{conversation.protocol}:{point}:{side}",
+            key,
             ts=event.ts,
             frames=(event.frame,),
             source=event,

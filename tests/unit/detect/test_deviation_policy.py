@@ -1665,3 +1665,25 @@ def test_a_conversation_opened_by_a_response_says_so() -> None:
         if a.rule_id == "ICS-5002"
     ]
     assert "no request seen" not in polled.explanation
+
+
+def test_out_of_range_writes_to_many_points_are_capped_per_conversation() -> None:
+    """A tool writing 9999 to 100 registers read with 50: at most MAX_POINT_ALERTS points get an
+    ICS-5006 of their own (the sweep is ICS-5005 and ICS-4007's), and the new-target alert is
+    updated as it doubles, not per register."""
+    from ics_monitor.detect.deviation import MAX_POINT_ALERTS
+
+    learner = BaselineLearner()
+    learner.observe(modbus(3, ts=1000.0, frame=1, address=0, quantity=100))
+    learner.observe(modbus(3, request=False, ts=1000.1, frame=2, address=0, quantity=100, values=(50,) * 100))
+    baseline = learner.baseline()
+    writes = [
+        modbus(6, ts=2000.0 + a / 100, frame=10 + a, address=a, values=(9999,), client="10.0.0.66")
+        for a in range(100)
+    ]
+    alerts = run(writes, baseline=baseline)
+    assert len({a.alert_id for a in alerts if a.rule_id == "ICS-5006"}) == MAX_POINT_ALERTS
+    targets = [a for a in alerts if a.rule_id == "ICS-5005"]
+    # Within a second: at 1, 2, 4 ... 64 new targets, then the end (or the next clock tick, at
+    # most one update a second) says the whole 100.
+    assert len(targets) <= 10 and targets[-1].evidence["distinct_targets"] == 100

@@ -1255,3 +1255,12 @@ def test_sessions_knocked_off_by_another_host() -> None:
     # A client that connects per poll (no session of 10 s) is displaced by nobody.
     polls = [r for r in records if r.ts_start != 900.0]
     assert [a for a in run(polls) if a.rule_id == "ICS-4008"] == []
+
+
+def test_a_sweep_of_thousands_of_writes_is_a_few_alert_records() -> None:
+    """20,000 coils written one by one, every other one: the write sweep widens as it doubles, not
+    per request, and its merged runs stay bounded (the scattered ones past the cap are counted)."""
+    writes = [modbus(5, address=2 * a, values=(1,), ts=1000.0 + a / 1000, frame=a + 1) for a in range(20_000)]
+    alerts = [a for a in run(writes) if a.rule_id == "ICS-4007"]
+    assert 1 < len(alerts) <= 12
+    assert alerts[-1].evidence["addresses"] >= 10_000 and len(alerts[-1].evidence["runs"]) <= 64
