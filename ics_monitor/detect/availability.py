@@ -1092,6 +1092,17 @@ class SessionDisplaced(BaseDetector):
                 holders = self.holders[key] = set()
             if len(holders) < MAX_HOLDERS:
                 holders.add(record.src_ip)
+        # Connections long gone cannot pair with this one or later ones (records come as flows end).
+        horizon = record.ts_end - self.window
+        while recent and (recent[0][1] if recent[0][1] is not None else recent[0][0]) < horizon:
+            del recent[0]
+        if not self.holders.get(key):
+            # Nobody holds a session to pair a displacement with: the loop is for nothing (a
+            # client polling with a connection per request makes every record one of these).
+            recent.append(this)
+            if len(recent) > MAX_RECENT_CONNECTIONS:
+                del recent[0]
+            return
         for other in recent:
             if other[2] == this[2]:
                 continue
