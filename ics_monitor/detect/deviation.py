@@ -80,6 +80,21 @@ from ics_monitor.inventory.baseline import (
 MAX_FLOWS: Final = 65_536
 
 
+def _say_target(
+    emit: Callable[..., None], key: str, event: Any, evidence: dict[str, Any], named: str
+) -> None:
+    """An ICS-5005 alert through ``Emitter.fire`` or ``Emitter.widen``."""
+    emit(
+        "ICS-5005",
+        key,
+        ts=event.ts,
+        frames=(event.frame,),
+        source=event,
+        evidence=evidence,
+        fields={"target": named},
+    )
+
+
 def is_write_request(fields: dict[str, Any]) -> bool:
     """Whether a request (its record's fields) writes or controls.
 
@@ -731,15 +746,7 @@ class BaselineDeviation(BaseDetector):
             self.unreported[key] = (event, evidence, named)
             return
         self.unreported.pop(key, None)
-        (out.widen if widen else out.fire)(
-            "ICS-5005",
-            key,
-            ts=event.ts,
-            frames=(event.frame,),
-            source=event,
-            evidence=evidence,
-            fields={"target": named},
-        )
+        _say_target(out.widen if widen else out.fire, key, event, evidence, named)
 
     def advance(self, ts: float, out: Emitter) -> None:
         """A clock tick: new-target alerts grown since last said are widened (``_new_target``)."""
@@ -753,15 +760,7 @@ class BaselineDeviation(BaseDetector):
 
     def _widen_targets(self, out: Emitter) -> None:
         for key, (event, evidence, named) in list(self.unreported.items()):
-            out.widen(
-                "ICS-5005",
-                key,
-                ts=event.ts,
-                frames=(event.frame,),
-                source=event,
-                evidence=evidence,
-                fields={"target": named},
-            )
+            _say_target(out.widen, key, event, evidence, named)
         self.unreported.clear()
 
     def _limits(self, conversation: Conversation, kind: str) -> PointLimits:
