@@ -25,15 +25,16 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
-from ics_monitor.dissect.s7comm.constants import BLOCK_TRANSFER_FUNCTIONS, CotpPduType
+from ics_monitor.dissect.s7comm.constants import BLOCK_TRANSFER_FUNCTIONS, TPDU_CR
 from ics_monitor.inventory.baseline import (
     DNP3_WRITE_FUNCTIONS,
+    MAX_RANGES,
     MODBUS_WRITE_FUNCTIONS,
     RATE_WINDOW,
-    S7_WRITE_VAR,
     Baseline,
+    RangeSet,
     is_asset_ip,
-    merge_run,
+    is_write_request,
     modbus_write_span,
     protocol_of_event,
 )
@@ -250,7 +251,7 @@ class RequestFlood(BaseDetector):
         crossed = self.counter.add(key, fields["ts"], fields["frame"])
         if crossed is not None:
             self._fire(event, crossed, "", out)
-        if _is_write(fields):
+        if is_write_request(fields):
             crossed = self.writes.add(key, fields["ts"], fields["frame"])
             if crossed is not None:
                 self._fire(event, crossed, " write", out)
@@ -277,19 +278,6 @@ class RequestFlood(BaseDetector):
             },
             fields={"learned": _learned_text(peak, self.learned.used), "kind": kind},
         )
-
-
-def _is_write(fields: dict[str, Any]) -> bool:
-    """Whether a request (its record's fields) writes.
-
-    Modbus FC 5/6/15/16/21/22/23, DNP3 WRITE and the SELECT/OPERATE family, an S7 WRITE_VAR job.
-    """
-    event_type: str = fields["event_type"]
-    if event_type == "modbus":
-        return fields["function_code"] in MODBUS_WRITE_FUNCTIONS
-    if event_type == "dnp3":
-        return fields["function_code"] in DNP3_WRITE_FUNCTIONS
-    return bool(event_type == "s7comm" and fields["rosctr"] == 1 and fields["function_code"] == S7_WRITE_VAR)
 
 
 def _answerable(fields: dict[str, Any]) -> bool:
@@ -633,8 +621,6 @@ class ConnectionFlood(BaseDetector):
 # how many before those ended long ago are forgotten.
 MAX_SESSIONS_KEPT: Final = 512
 PRUNE_SESSIONS_AT: Final = 64
-# COTP connection request (ISO 8073 CR TPDU code).
-_COTP_CR: Final = int(CotpPduType.CR)
 # Protocols whose connections are counted from their flow records: S7's from its COTP connection
 # requests, as they come, but one that never sent one (opened and held idle).
 _COUNTED_BY_RECORD: Final = frozenset({"modbus", "dnp3", "s7comm"})
@@ -724,7 +710,7 @@ class SessionExhaustion(BaseDetector):
         """An S7 COTP connection request: a connection counts from it."""
         fields = event.__dict__
         flow = fields["flow_id"]
-        if fields["pdu_type"] != _COTP_CR or flow in self.flows or fields["transport"] != "tcp":
+        if fields["pdu_type"] != TPDU_CR or flow in self.flows or fields["transport"] != "tcp":
             return
         key = (fields["src_ip"], fields["dst_ip"], fields["dst_port"])
         self.flows[flow] = key
@@ -872,8 +858,6 @@ class SessionExhaustion(BaseDetector):
 
 # Scopes (client, server, unit or group, table) whose written addresses ICS-4007 counts.
 MAX_WRITE_SCOPES: Final = 10_000
-# Address runs ICS-4007 keeps per scope (and ICS-5005 per alert): merging stays cheap.
-MAX_RUNS_KEPT: Final = 256
 # The most addresses one write request's range may span to count: Modbus writes at most 1968 coils
 # (FC 15) or 123 registers (FC 16) at once.
 MAX_RUN: Final = 2000
@@ -902,8 +886,8 @@ class WriteSweep(BaseDetector):
         self.window = float(rules.param("ICS-4007", "window"))
         self.threshold = int(rules.param("ICS-4007", "min_addresses"))
         self.baseline = context.baseline
-        # scope -> [window start, first frame, runs [[first, last] ...], addresses in them, fired,
-        # addresses counted past MAX_RUNS_KEPT runs, addresses the alert last named]
+        # scope -> [window start, first frame, the addresses written (RangeSet), how many, fired,
+        # addresses counted past MAX_RANGES ranges, addresses the alert last named]
         self.scopes: BoundedDict = BoundedDict(MAX_WRITE_SCOPES)
 
     def on_event(self, event: Any, out: Emitter) -> None:
@@ -964,15 +948,16 @@ class WriteSweep(BaseDetector):
         scope = (client, server, protocol, label)
         state: list[Any] | None = self.scopes.get(scope)
         if state is None or ts - state[0] > self.window:
-            state = self.scopes[scope] = [ts, fields["frame"], [], 0, False, 0, 0]
-        merged: list[list[int]] = state[2]
+            state = self.scopes[scope] = [ts, fields["frame"], RangeSet(), 0, False, 0, 0]
+        written: RangeSet = state[2]
         for first, last in runs:
-            if len(merged) < MAX_RUNS_KEPT:
-                merge_run(merged, first, last)
+            if len(written) < MAX_RANGES:
+                written.add(first, last)
             else:
-                # Scattered writes past the cap (every other coil, say) are counted, not kept:
-                # merging stays cheap whatever an attacker sends.
+                # Scattered writes past the cap (every other coil, say) are counted, not named:
+                # the closest ranges would merge over addresses nobody wrote.
                 state[5] += last - first + 1
+        merged = written.ranges
         state[3] = sum(last - first + 1 for first, last in merged) + state[5]
         if state[3] < self.threshold:
             return

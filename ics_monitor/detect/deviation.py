@@ -45,10 +45,10 @@ from ics_monitor.inventory.baseline import (
     DNP3_STATUS_OF_OUTPUT,
     DNP3_VALUE_GROUPS,
     DNP3_WRITE_FUNCTIONS,
+    MAX_RANGES,
     MAX_VALUE_POINTS,
     MIN_POLL_SAMPLES,
     MODBUS_READ_TABLES,
-    MODBUS_WRITE_FUNCTIONS,
     MODBUS_WRITE_TABLES,
     POLL_WINDOW,
     S7_BLOCK,
@@ -61,13 +61,14 @@ from ics_monitor.inventory.baseline import (
     Baseline,
     Conversation,
     ConversationKey,
+    RangeSet,
     dnp3_points,
     function_key,
     is_asset_ip,
     is_conversation,
-    is_learned_probe,
     is_probe,
-    merge_run,
+    is_scan_probe,
+    is_write_request,
     modbus_write_span,
     protocol_of_event,
     protocol_of_flow,
@@ -95,19 +96,6 @@ def _say_target(
     )
 
 
-def is_write_request(fields: dict[str, Any]) -> bool:
-    """Whether a request (its record's fields) writes or controls.
-
-    A Modbus write, a DNP3 write, select, operate or direct operate, an S7 write var.
-    """
-    event_type = fields["event_type"]
-    if event_type == "modbus":
-        return fields["function_code"] in MODBUS_WRITE_FUNCTIONS
-    if event_type == "dnp3":
-        return fields["function_code"] in DNP3_WRITE_FUNCTIONS
-    return bool(event_type == "s7comm" and fields["rosctr"] == 1 and fields["function_code"] == S7_WRITE_VAR)
-
-
 def write_name(fields: dict[str, Any]) -> str:
     """A write request as the analyst reads it: its function and what it addressed."""
     event_type = fields["event_type"]
@@ -133,8 +121,6 @@ def write_name(fields: dict[str, Any]) -> str:
 MAX_TARGETS_LISTED: Final = 32
 # Points of one conversation that get an ICS-5006 (or ICS-5007) alert of their own.
 MAX_POINT_ALERTS: Final = 64
-# Address runs an ICS-5005 alert keeps merged.
-MAX_RUNS_KEPT: Final = 256
 # Recent intervals per polled signature whose median is compared with the learned cycle.
 RECENT_INTERVALS: Final = POLL_WINDOW
 # The ``what`` fields name a value by table/point; a write carries at most this many values checked.
@@ -306,14 +292,14 @@ class BaselineDeviation(BaseDetector):
         """Flows without protocol records (IT, unknown) get their conversation checked here.
 
         Probes (``is_probe``) are the scan rules' business (ICS-3006/3009/3010), and the baseline
-        never learns them, except one a TCP server accepted (``is_learned_probe``).
+        never learns them, except one a TCP server accepted (``is_scan_probe``).
         """
         if not is_conversation(record):
             return
         # An accepted knock from a host ICS-3006 already reports as scanning is one more target of
         # the scan, not a conversation of its own (nmap -sS: a new conversation per open port).
-        if is_probe(record) and (
-            not is_learned_probe(record) or out.open_alert("ICS-3006", record.src_ip, record.ts_start)
+        if is_scan_probe(record) or (
+            is_probe(record) and out.open_alert("ICS-3006", record.src_ip, record.ts_start)
         ):
             return
         key = (record.src_ip, record.dst_ip, record.transport, record.dst_port, protocol_of_flow(record))
@@ -715,12 +701,14 @@ class BaselineDeviation(BaseDetector):
             written = (
                 scope if first is None else f"{scope} {first}" if first == last else f"{scope} {first}-{last}"
             )
-            cell = self.new_targets[(conversation.key, scope)] = [0, [], [], written]
+            cell = self.new_targets[(conversation.key, scope)] = [0, RangeSet(), [], written]
         cell[0] += 1
-        runs: list[list[int]] = cell[1]
-        if first is not None and last is not None and len(runs) < MAX_RUNS_KEPT:
-            # Past the cap a scope's new targets are counted, not merged: cheap whatever comes.
-            merge_run(runs, first, last)
+        written_ranges: RangeSet = cell[1]
+        if first is not None and last is not None and len(written_ranges) < MAX_RANGES:
+            # Short of its cap, where the closest ranges would merge over addresses nobody wrote:
+            # past it a scope's new targets are counted, not named.
+            written_ranges.add(first, last)
+        runs = written_ranges.ranges
         functions: list[str] = cell[2]
         function = f"{event.function} ({event.function_code})"
         if function not in functions and len(functions) < 8:

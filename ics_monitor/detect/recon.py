@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Final
 
 from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
-from ics_monitor.dissect.s7comm.constants import CotpPduType
+from ics_monitor.dissect.s7comm.constants import TPDU_CR
 from ics_monitor.inventory.baseline import (
     Baseline,
     Conversation,
@@ -574,10 +574,6 @@ class S7SzlEnumeration(_Sweep):
         return "ICS-3004", f"{client}>{server}", source.frame, evidence, None, None
 
 
-# COTP connection request (ISO 8073 CR TPDU code, the high nibble of its code byte).
-_COTP_CR: Final = int(CotpPduType.CR)
-
-
 def _tsap_label(tsap: dict[str, Any]) -> str:
     """A destination TSAP as the analyst reads it: rack, slot and connection type, or its text."""
     if "rack" in tsap:
@@ -613,7 +609,7 @@ class S7TsapSweep(_Sweep):
     def on_event(self, event: Any, out: Emitter) -> None:
         """Count distinct destination TSAPs of the connection requests per (client, server)."""
         fields = event.__dict__
-        if fields["pdu_type"] != _COTP_CR:
+        if fields["pdu_type"] != TPDU_CR:
             return
         tsap: dict[str, Any] | None = fields["dst_tsap"]
         if not tsap:
@@ -897,7 +893,7 @@ class OtPortScan(_PortProbes):
 
     With a baseline, knocks at a service the source reached while learning do not count: a
     monitoring system or load balancer checks services by connecting and resetting, all day
-    (the baseline learns those it saw accepted, ``is_learned_probe``).
+    (the baseline learns those it saw accepted: ``is_scan_probe``).
     """
 
     name = "ot_port_scan"

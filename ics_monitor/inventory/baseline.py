@@ -228,16 +228,16 @@ def is_probe(record: Any) -> bool:
     return transport in ("icmp", "ipv6-icmp") or record.packets_sent(0) <= PROBE_DATAGRAMS
 
 
-def is_learned_probe(record: Any) -> bool:
-    """Whether a probe (``is_probe``) is still a conversation the baseline learns and checks.
+def is_scan_probe(record: Any) -> bool:
+    """Whether a flow is a probe (``is_probe``) the baseline neither learns nor checks.
 
-    A TCP knock the server accepted (SYN-ACK) before the reset: the client now knows the service is
-    there, which a new conversation should say even once; and a monitoring system or load
-    balancer that checks services so (HAProxy's and many NMS's TCP checks connect and reset)
-    does it all day, which learning must make quiet.  Refused and unanswered knocks stay the scan
-    detectors' alone.
+    All probes but a TCP knock the server accepted (SYN-ACK) before the reset: the client now
+    knows the service is there, which a new conversation should say even once; and a monitoring
+    system or load balancer that checks services so (HAProxy's and many NMS's TCP checks connect
+    and reset) does it all day, which learning must make quiet.  Refused and unanswered knocks
+    stay the scan detectors' alone.
     """
-    return record.transport == "tcp" and "SYN" in record.tcp_flags_to_client
+    return is_probe(record) and not (record.transport == "tcp" and "SYN" in record.tcp_flags_to_client)
 
 
 def conversation_label(key: ConversationKey) -> str:
@@ -1037,18 +1037,17 @@ def s7_item_span(item: dict[str, Any]) -> tuple[int, int] | None:
     return address, address + max(length, 1) * size - 1
 
 
-def merge_run(runs: list[list[int]], first: int, last: int) -> None:
-    """Add ``first``-``last`` to the sorted, disjoint ``runs``, merging what it overlaps or touches."""
-    merged = [first, last]
-    kept: list[list[int]] = []
-    for run in runs:
-        if run[1] + 1 < merged[0] or merged[1] + 1 < run[0]:
-            kept.append(run)
-        else:
-            merged = [min(run[0], merged[0]), max(run[1], merged[1])]
-    kept.append(merged)
-    kept.sort()
-    runs[:] = kept
+def is_write_request(fields: dict[str, Any]) -> bool:
+    """Whether a request (its record's fields) writes or controls.
+
+    Modbus FC 5/6/15/16/21/22/23, DNP3 WRITE and the SELECT/OPERATE family, an S7 WRITE_VAR job.
+    """
+    event_type = fields["event_type"]
+    if event_type == "modbus":
+        return fields["function_code"] in MODBUS_WRITE_FUNCTIONS
+    if event_type == "dnp3":
+        return fields["function_code"] in DNP3_WRITE_FUNCTIONS
+    return bool(event_type == "s7comm" and fields["rosctr"] == 1 and fields["function_code"] == S7_WRITE_VAR)
 
 
 def modbus_write_span(event: Any) -> tuple[str, int, int, tuple[Any, ...]] | None:
@@ -1334,11 +1333,11 @@ class BaselineLearner:
         # Every sender is an asset, as the inventory has it (a host that only sends broadcast
         # discovery, or only scans, too), and so is a target that answered.
         self._asset(record.src_ip, record.src_mac)
-        if not is_conversation(record) or (is_probe(record) and not is_learned_probe(record)):
+        if not is_conversation(record) or is_scan_probe(record):
             # A probe is the scan detectors' business: learned, a scan during the learning window
             # would make its targets "talked to" (ICS-3009 quiet on the next one), and every empty
             # address a sweep knocked at a known asset.  ``BaselineDeviation`` skips probes alike.
-            # A knock the server accepted is a conversation (``is_learned_probe``).
+            # A knock the server accepted is a conversation (``is_scan_probe``).
             if record.packets_to_client:
                 self._asset(record.dst_ip, record.dst_mac)
             return
@@ -1356,7 +1355,7 @@ class BaselineLearner:
         then read as a new conversation.  True when ``baseline`` gained something.
         """
         conversation_key: ConversationKey | None = None
-        if is_conversation(record) and (not is_probe(record) or is_learned_probe(record)):
+        if is_conversation(record) and not is_scan_probe(record):
             conversation_key = (
                 record.src_ip,
                 record.dst_ip,

@@ -64,6 +64,11 @@ class CotpPduType(IntEnum):
     DT = 0xF  # data
 
 
+# A connection request's TPDU code (``CotpPduType.CR``) as the COTP records carry it (``pdu_type``),
+# for the detectors that look for connection requests; a literal, which mypyc inlines.
+TPDU_CR: Final = 0xE
+
+
 class CotpParameter(IntEnum):
     """Parameter codes in the variable part of CR/CC/DR/ER TPDUs (ISO 8073 13.3.4)."""
 
