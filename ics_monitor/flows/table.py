@@ -7,8 +7,10 @@ the table is full (least recently seen first, with an anomaly), or at the end of
 timeout cuts a record from a long-lived flow without ending it.
 
 Payload goes to a ``FlowHandler`` (the pipeline's bridge to the dissectors): TCP bytes in stream
-order after reassembly, UDP datagrams as they come.  This module knows nothing of application
-protocols beyond the port table.
+order after reassembly, UDP datagrams as they come.  The two directions of a TCP connection go out
+in the order the hosts saw them, which a SPAN port may not keep: a segment that acknowledges bytes
+of the other direction not captured yet waits for them (``REORDER_HOLD``, ``Flow.held``).  This
+module knows nothing of application protocols beyond the port table.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from ics_monitor.core.packet import (
 from ics_monitor.core.ports import TCP_SERVICES, UDP_SERVICES
 from ics_monitor.events.base import AnomalyEvent, new_anomaly_event, record_from
 from ics_monitor.events.flow import FlowRecord
-from ics_monitor.flows.tcp import BUFFER_FULL, MISMATCH, Chunk, TcpStream, seq_diff
+from ics_monitor.flows.tcp import BUFFER_FULL, HALF, MISMATCH, Chunk, TcpStream, seq_diff
 
 TO_SERVER: Final = 0
 # Mirror copies of one datagram or segment dropped at most (see ``FlowTable._mirror_copy``).
@@ -58,6 +60,17 @@ FLAGS: Final = 6
 COPIES: Final = 8
 # The first frame that carried payload each way (0: none yet), for evidence that cites the bytes.
 PAYLOAD_FRAME: Final = 10
+# A TCP segment that acknowledges bytes of the other direction the capture has not shown yet
+# waits (with what follows it that way) until those bytes come, at most this long in capture
+# time.  A SPAN port that mirrors a link's two directions through separate queues delivers an
+# answer a fraction of a millisecond ahead of its question; dissected in capture order, the
+# answer would pair with nothing and the question would go unanswered.
+REORDER_HOLD: Final = 0.5
+# Past ``REORDER_HOLD`` the wait ends when the other direction shows the bytes lost (later data,
+# or an acknowledgment carrying a later sequence number) and so had them sent and not captured;
+# without that evidence, after this long.  Giving bytes up on a peer's acknowledgment alone would
+# let one forged segment blind the monitor to the real ones that follow.
+REORDER_HOLD_MAX: Final = 10.0
 
 
 # An ordinary class even when this module is compiled (mypyc): it is pickled to worker processes,
@@ -122,6 +135,7 @@ class Flow:
         "deliver",
         "first_frame",
         "first_ts",
+        "held",
         "id",
         "ip_version",
         "key",
@@ -183,6 +197,10 @@ class Flow:
             (TcpStream(), TcpStream()) if self.proto == IPPROTO_TCP else None
         )
         self.deliver = True
+        # Reassembled data of one direction waiting for the other to catch up (``REORDER_HOLD``):
+        # [direction, the acknowledgment number to reach, chunks, capture time it began, bytes
+        # held], or None.
+        self.held: list[Any] | None = None
         # The last packet handed on per direction, to tell a mirror copy (``FlowTable._mirror_copy``):
         # [IPv4 id, ts, payload length, payload hash (UDP) or sequence number (TCP), copies of it
         # dropped, acknowledgment number, TCP flags] (None until one is; a hash, not the bytes, so a
@@ -263,6 +281,8 @@ class FlowTable:
         self.evicted = 0
         self._evicted_reported = 0
         self._chunks: list[Chunk] = []
+        # Flows holding one direction's data (``Flow.held``), for the sweep to release when due.
+        self._holding: dict[FlowKey, Flow] = {}
 
     # -- per packet ------------------------------------------------------------------------------
 
@@ -330,11 +350,14 @@ class FlowTable:
                 stream = streams[direction]
                 if flags & TCP_ACK:
                     streams[1 - direction].acked = pkt.ack
+                peer = streams[1 - direction]
                 if (
                     stream.next_seq == pkt.seq
                     and not stream.segments
-                    and not streams[1 - direction].segments
+                    and not peer.segments
                     and not pkt.cut
+                    and flow.held is None
+                    and not (flags & TCP_ACK and peer.next_seq >= 0 and _ahead(pkt.ack, peer.next_seq))
                 ):
                     # The common case, a segment that continues its stream with nothing held on
                     # either side: what TcpStream.add and _hand_over would do, without the chunk list.
@@ -451,6 +474,9 @@ class FlowTable:
         streams = flow.streams
         assert streams is not None
         chunks = self._chunks
+        held = flow.held
+        if held is not None and pkt.ts - held[3] > REORDER_HOLD:
+            self._due(flow, pkt.ts, pkt.seq if direction != held[0] and not pkt.payload else -1)
         if pkt.tcp_flags & TCP_ACK:
             # The peer acknowledges bytes we never saw and holds later data: those bytes are lost.
             peer = streams[1 - direction]
@@ -458,9 +484,25 @@ class FlowTable:
             if peer.segments and peer.next_seq >= 0 and seq_diff(pkt.ack, peer.next_seq) > 0:
                 first = peer.first_buffered()
                 if seq_diff(pkt.ack, first) >= 0:
+                    # What it acknowledges came before this packet; what was held past that may
+                    # answer it, and follows it.
                     peer.skip_to(first, chunks)
-                    peer.drain(chunks)
+                    peer.drain(chunks, until=pkt.ack)
                     self._hand_over(flow, 1 - direction, pkt)
+                    self._caught_up(flow, 1 - direction)
+                    if peer.segments:
+                        self._tcp_data(flow, direction, pkt)
+                        peer.drain(chunks)
+                        self._hand_over(flow, 1 - direction, pkt)
+                        self._caught_up(flow, 1 - direction)
+                        return
+        self._tcp_data(flow, direction, pkt)
+
+    def _tcp_data(self, flow: Flow, direction: int, pkt: Packet) -> None:
+        """The packet's own bytes (``_tcp_payload``): reassembled, then handed on or held."""
+        streams = flow.streams
+        assert streams is not None
+        chunks = self._chunks
         payload = pkt.payload
         cut = pkt.cut
         if not payload and not cut:
@@ -495,17 +537,112 @@ class FlowTable:
                     pkt,
                     f"more than {self.config.max_reassembly_bytes} out-of-order bytes held",
                 )
-        if chunks:
-            self._hand_over(flow, direction, pkt)
+        if not chunks:
+            return
+        held = flow.held
+        if held is not None and held[0] == direction:
+            # This direction waits already: what follows it joins the wait, in order.
+            held[2].extend(chunks)
+            for chunk in chunks:
+                held[4] += len(chunk[1])
+            chunks.clear()
+            if pkt.tcp_flags & TCP_ACK and _ahead(pkt.ack, held[1]) and _awaits(flow, direction, pkt.ack):
+                held[1] = pkt.ack
+            if held[4] > self.config.max_reassembly_bytes:
+                self._release(flow, True)  # no more waiting than out-of-order data gets
+            return
+        if held is None and pkt.tcp_flags & TCP_ACK and _awaits(flow, direction, pkt.ack):
+            # Sent after bytes of the other direction this capture has not shown yet: it
+            # waits for them (``REORDER_HOLD``), so each side is dissected in the order the
+            # hosts saw it.
+            flow.held = [direction, pkt.ack, list(chunks), pkt.ts, sum(len(chunk[1]) for chunk in chunks)]
+            chunks.clear()
+            self._holding[flow.key] = flow
+            return
+        self._hand_over(flow, direction, pkt)
+        self._caught_up(flow, direction)
+
+    def _caught_up(self, flow: Flow, direction: int) -> None:
+        """``direction`` moved on: the other side's held data goes out once it reached what it acknowledged."""
+        held = flow.held
+        if held is not None and held[0] != direction:
+            streams = flow.streams
+            assert streams is not None
+            if not _ahead(held[1], streams[direction].next_seq):
+                self._release(flow, False)
+
+    def _due(self, flow: Flow, now: float, seq: int) -> None:
+        """A wait past ``REORDER_HOLD``: end it if the bytes awaited are shown lost, or waited too long.
+
+        ``seq``: the sequence number of a bare acknowledgment from the other direction (-1: none).
+        """
+        held = flow.held
+        streams = flow.streams
+        assert held is not None and streams is not None
+        peer = streams[1 - held[0]]
+        if now - held[3] > REORDER_HOLD_MAX:
+            self._release(flow, True)
+        elif peer.next_seq >= 0 and (
+            (peer.segments and not _ahead(peer.first_buffered(), held[1]))
+            or (seq >= 0 and _ahead(seq, peer.next_seq) and not _ahead(seq, held[1]))
+        ):
+            self._release(flow, True, seq)
+
+    def _release(self, flow: Flow, expired: bool, seq: int = -1) -> None:
+        """Hand on the held direction's data (``Flow.held``).
+
+        ``expired``: the bytes it acknowledged did not come in time.  If the other direction holds
+        later data behind a hole those bytes fall in (or ``seq``, its sequence number on a bare
+        acknowledgment, is past them), they are lost from the capture: the hole is given up first
+        (as when a peer's acknowledgment covers it), and the held data goes out where the other
+        direction reaches what it acknowledged (``_hand_over``): after the loss, before what the
+        other side sent later.
+        """
+        held = flow.held
+        assert held is not None
+        direction: int = held[0]
+        streams = flow.streams
+        assert streams is not None
+        chunks = self._chunks
+        if expired:
+            peer = streams[1 - direction]
+            if peer.segments and peer.next_seq >= 0 and _ahead(held[1], peer.next_seq):
+                first = peer.first_buffered()
+                if not _ahead(first, held[1]):
+                    peer.skip_to(first, chunks)
+                    peer.drain(chunks)
+                    self._hand_over(flow, 1 - direction, None)
+            elif seq >= 0 and peer.next_seq >= 0 and _ahead(seq, peer.next_seq):
+                peer.skip_to(seq, chunks)
+                self._hand_over(flow, 1 - direction, None)
+            if flow.held is not held:
+                return  # gone out in order with the other direction's data
+        flow.held = None
+        self._holding.pop(flow.key, None)
+        chunks = self._chunks
+        chunks.extend(held[2])
+        self._hand_over(flow, direction, None)
 
     def _hand_over(self, flow: Flow, direction: int, pkt: Packet | None) -> None:
         chunks = self._chunks
         handler = self.handler
+        held = flow.held
+        streams = flow.streams
+        # The other direction waits for this one to reach its acknowledgment number: it goes out
+        # right after the chunk that gets there, ahead of the chunks after it.
+        watch = held is not None and held[0] != direction and streams is not None
+        position = 0
+        if watch:
+            assert streams is not None
+            self._chunks = []  # the release hands on through a list of its own
+            position = streams[direction].next_seq
+            for gap, data, _ts, _frame in chunks:
+                position -= (gap if gap > 0 else -gap) + len(data)
         for gap, data, ts, frame in chunks:
             if gap < 0:
                 handler.gap(flow, direction, -gap)  # cut by the snap length (``TcpStream.slice``)
             elif gap:
-                if flow.streams is not None and flow.streams[direction].gaps == gap:
+                if streams is not None and streams[direction].gaps == gap:
                     self._anomaly(
                         "tcp.reassembly_gap",
                         flow,
@@ -520,7 +657,15 @@ class FlowTable:
                     handler.payload(flow, direction, data, ts, frame)
                 else:
                     handler.payload(flow, direction, data, flow.last_ts, flow.last_frame)
+            if watch:
+                assert held is not None
+                position += (gap if gap > 0 else -gap) + len(data)
+                if flow.held is held and not _ahead(held[1], position & 0xFFFFFFFF):
+                    self._release(flow, False)
+                    watch = False
         chunks.clear()
+        if chunks is not self._chunks:
+            self._chunks = chunks  # the one list again (the release left its own empty)
 
     # -- flow lifecycle --------------------------------------------------------------------------
 
@@ -542,6 +687,8 @@ class FlowTable:
             flow.touched = flow.last_ts
 
     def _end(self, flow: Flow, reason: str) -> None:
+        if flow.held is not None:
+            self._release(flow, True)
         streams = flow.streams
         if streams is not None and flow.deliver and (streams[0].segments or streams[1].segments):
             for direction in (0, 1):
@@ -617,6 +764,11 @@ class FlowTable:
         """Expire idle flows and cut records of long-running ones (called as capture time moves)."""
         now = self.now
         self._next_sweep = now + 1.0
+        if self._holding:
+            for flow in list(self._holding.values()):
+                held = flow.held
+                if held is not None and now - held[3] > REORDER_HOLD:
+                    self._due(flow, now, -1)
         for timeout_class, flows in enumerate(self._classes):
             timeout = self._timeouts[timeout_class]
             while flows:
@@ -708,6 +860,29 @@ class FlowTable:
 
     def _anomaly(self, code: str, flow: Flow, direction: int, pkt: Packet | None, detail: str) -> None:
         self.anomalies.append(flow_anomaly(code, flow, direction, pkt, detail))
+
+
+def _awaits(flow: Flow, direction: int, ack: int) -> bool:
+    """Whether ``ack``, sent ``direction``, acknowledges bytes of the other direction not seen yet.
+
+    The other direction's FIN takes a sequence number of its own: its acknowledgment is one past
+    the last byte.
+    """
+    streams = flow.streams
+    assert streams is not None
+    next_seq = streams[1 - direction].next_seq
+    if next_seq < 0:
+        return False
+    diff = (ack - next_seq) & 0xFFFFFFFF
+    if not 0 < diff < HALF:
+        return False
+    return not (diff == 1 and flow.counters[FLAGS + 1 - direction] & TCP_FIN)
+
+
+def _ahead(ack: int, next_seq: int) -> bool:
+    """Whether ``ack`` acknowledges bytes past ``next_seq`` (``seq_diff(ack, next_seq) > 0``), inline."""
+    diff = (ack - next_seq) & 0xFFFFFFFF
+    return 0 < diff < HALF
 
 
 def _bits(mask: int) -> tuple[int, ...]:

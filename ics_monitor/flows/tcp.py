@@ -206,15 +206,18 @@ class TcpStream:
             tail = self.tail + data
             self.tail = tail[-TAIL:] if len(tail) > TAIL else tail
 
-    def drain(self, out: list[Chunk], ts: float = 0.0, frame: int = 0) -> None:
+    def drain(self, out: list[Chunk], ts: float = 0.0, frame: int = 0, until: int = -1) -> None:
         """Deliver buffered segments that now continue the stream.
 
         ``ts``/``frame``: the packet that filled the hole they waited behind; none (0) when the
-        hole was given up, and each segment keeps its own.
+        hole was given up, and each segment keeps its own.  ``until``: stop once the stream
+        reaches this sequence number (-1: no limit).
         """
         segments = self.segments
         progress = True
         while segments and progress:
+            if until >= 0 and seq_diff(self.next_seq, until) >= 0:
+                break
             progress = False
             seq = self.next_seq
             exact = segments.pop(seq, None)

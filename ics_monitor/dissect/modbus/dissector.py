@@ -362,6 +362,7 @@ class ModbusDissector(Dissector):
                             values = bits(data, position + 9, end, quantity) if good else None
                         if good:
                             del pending[key]
+                            state.lost_requests = False
                             append(
                                 new_modbus_event(
                                     ModbusEvent,
@@ -776,6 +777,7 @@ class ModbusDissector(Dissector):
         if request is not None:
             del state.pending[key]
             request_frame: int | None = request[0]
+            state.lost_requests = False
         else:
             request_frame = None
         event = new_modbus_event(
@@ -806,6 +808,8 @@ class ModbusDissector(Dissector):
             for anomaly_code, detail in problems:
                 events.append(ctx.anomaly(anomaly_code, direction, detail))
         if request is None:
+            if state.lost_requests:
+                return True  # it may answer a request the capture lost (``gap``)
             asked = (
                 f"transaction {transaction_id}"
                 if transaction_id is not None
@@ -837,7 +841,14 @@ class ModbusDissector(Dissector):
             events.append(_unanswered(ctx, state, key, request, f"after {state.timeout:g} s"))
 
     def gap(self, state: Any, direction: int, ctx: ParseContext) -> None:
-        """Bytes were lost: pairing survives (responses still carry their ids); nothing to drop."""
+        """Bytes were lost: pairing survives (responses still carry their ids), nothing to drop.
+
+        Lost requests, though, leave answers that pair with nothing: until an answer pairs again
+        those are the capture's loss (reported as ``tcp.reassembly_gap``), not answers nobody
+        asked for.
+        """
+        if direction == state.swapped:
+            state.lost_requests = True
 
     def truncated(
         self, state: Any, data: memoryview, direction: int, ctx: ParseContext, missing: int

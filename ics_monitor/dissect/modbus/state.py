@@ -28,6 +28,7 @@ class ModbusState:
         "confirmed",
         "framing",
         "heads",
+        "lost_requests",
         "max_pending",
         "pending",
         "rtu_frames",
@@ -59,6 +60,9 @@ class ModbusState:
         self.ascii_cr_end = [False, False]
         # The last ADU was skipped for a bad protocol id (a second one in a row means lost sync).
         self.skipped = False
+        # Requests were lost from the capture (a gap in their direction) since the last answer
+        # that paired: an answer to nothing seen may answer one of them.
+        self.lost_requests = False
         # (unit id << 16 | transaction id) -> request, oldest first.
         self.pending: dict[int, Request] = {}
         self.max_pending = max_pending

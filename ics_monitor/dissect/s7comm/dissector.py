@@ -480,13 +480,14 @@ class S7commDissector(Dissector):
         elif answered:
             role = "response"
             if request is None:
-                events.append(
-                    ctx.anomaly(
-                        S7_ORPHAN_RESPONSE,
-                        direction,
-                        f"{_ROSCTR_NAMES[rosctr]} PDU reference {pdu_ref}: no request seen",
+                if not state.lost_requests[1 - direction]:
+                    events.append(
+                        ctx.anomaly(
+                            S7_ORPHAN_RESPONSE,
+                            direction,
+                            f"{_ROSCTR_NAMES[rosctr]} PDU reference {pdu_ref}: no request seen",
+                        )
                     )
-                )
             else:
                 request_frame = request[0]
                 if function_code is None:
@@ -707,13 +708,14 @@ class S7commDissector(Dissector):
         elif kind == 2:
             request = state.answer((_USERDATA, 1 - direction, pdu_ref))
             if request is None:
-                events.append(
-                    ctx.anomaly(
-                        S7_ORPHAN_RESPONSE,
-                        direction,
-                        f"USERDATA response PDU reference {pdu_ref}: no request seen",
+                if not state.lost_requests[1 - direction]:
+                    events.append(
+                        ctx.anomaly(
+                            S7_ORPHAN_RESPONSE,
+                            direction,
+                            f"USERDATA response PDU reference {pdu_ref}: no request seen",
+                        )
                     )
-                )
             else:
                 request_frame = request[0]
         payload = parsed.ud_payload
@@ -962,7 +964,12 @@ class S7commDissector(Dissector):
         return mark_truncated(events, *_CUT_PROBLEMS)
 
     def gap(self, state: Any, direction: int, ctx: ParseContext) -> None:
-        """Bytes lost: a TSDU or S7comm-plus message in progress in that direction cannot complete."""
+        """Bytes lost: a TSDU or S7comm-plus message in progress in that direction cannot complete.
+
+        Requests lost that way leave answers that pair with nothing: until an answer pairs again,
+        those are the capture's loss (``tcp.reassembly_gap``), not answers nobody asked for.
+        """
+        state.lost_requests[direction] = True
         state.segments[direction] = None
         state.segment_counts[direction] = 0
         state.discarding[direction] = False

@@ -89,6 +89,7 @@ class S7State:
         "discarding",
         "downloads",
         "heads",
+        "lost_requests",
         "pending",
         "plus_held",
         "plus_lost",
@@ -111,6 +112,9 @@ class S7State:
         # Per direction: a TSDU over the cap is being dropped up to its last data TPDU.
         self.discarding = [False, False]
         self.pending: dict[PendingKey, Pending] = {}
+        # Per direction: requests that way were lost from the capture (a gap) since an answer last
+        # paired with one: an answer to nothing seen may answer one of them.
+        self.lost_requests = [False, False]
         # Multi-part USERDATA answers: (direction, group, subfunction, data unit reference) -> parts.
         self.userdata_parts: dict[tuple[int, int, int, int], list[bytes]] = {}
         # Block transfers: downloads by file name, uploads by upload id.
@@ -132,6 +136,7 @@ class S7State:
         self.segment_counts = [0, 0]
         self.discarding = [False, False]
         self.pending.clear()
+        self.lost_requests = [False, False]
         self.userdata_parts.clear()
         self.downloads.clear()
         self.uploads.clear()
@@ -195,8 +200,11 @@ class S7State:
         return not full
 
     def answer(self, key: PendingKey) -> Pending | None:
-        """The request an answer matches, removed from the table."""
-        return self.pending.pop(key, None)
+        """The request an answer matches, removed from the table (``key[1]``: the requests' direction)."""
+        request = self.pending.pop(key, None)
+        if request is not None:
+            self.lost_requests[key[1]] = False
+        return request
 
     # -- multi-part USERDATA -------------------------------------------------------------------------
 

@@ -407,6 +407,20 @@ def test_gap_keeps_pairing() -> None:
     assert record.request_frame == 9
 
 
+def test_answers_after_requests_lost_from_the_capture_are_no_orphans_until_one_pairs() -> None:
+    harness = confirmed()
+    harness.dissector.gap(harness.state, 0, harness.ctx)  # requests lost: a capture gap
+    (record,) = harness.feed(HOLDING_VALUES, 1, frame=10)  # answers one of them: no anomaly
+    assert record.request_frame is None
+    harness.feed(READ_HOLDING, 0, frame=11)
+    harness.feed(HOLDING_VALUES, 1, frame=12)  # pairs: the loss is behind
+    assert Harness.codes(harness.feed(HOLDING_VALUES, 1, frame=13)) == ["modbus.unmatched_response"]
+    # Answers lost are not requests lost: an answer to nothing after them is still reported.
+    harness = confirmed()
+    harness.dissector.gap(harness.state, 1, harness.ctx)
+    assert Harness.codes(harness.feed(HOLDING_VALUES, 1, frame=10)) == ["modbus.unmatched_response"]
+
+
 # -- records of each family --------------------------------------------------------------------------
 
 

@@ -163,6 +163,22 @@ def test_orphan_and_unanswered() -> None:
     assert "frame 9" in closing[0].detail
 
 
+def test_answers_after_requests_lost_from_the_capture_are_no_orphans_until_one_pairs() -> None:
+    harness = Harness()
+    harness.feed(dt(read_job(5, [DB1_READ])), 0, frame=1)
+    harness.dissector.gap(harness.state, 0, harness.ctx)  # the client's next requests lost
+    assert Harness.codes(harness.feed(dt(read_answer(6, [b"\x00\x00"])), 1, frame=3)) == []
+    (answer,) = harness.feed(dt(read_answer(5, [b"\x00\x00"])), 1, frame=4)  # pairs
+    assert answer.request_frame == 1
+    events = harness.feed(dt(read_answer(7, [b"\x00\x00"])), 1, frame=5)
+    assert Harness.codes(events) == ["s7comm.orphan_response"]
+    # A loss in the answers' own direction explains no answer.
+    harness = Harness()
+    harness.dissector.gap(harness.state, 1, harness.ctx)
+    events = harness.feed(dt(read_answer(8, [b"\x00\x00"])), 1, frame=2)
+    assert Harness.codes(events) == ["s7comm.orphan_response"]
+
+
 def test_pending_cap() -> None:
     harness = Harness()
     events = harness.feed(b"".join(dt(read_job(n, [DB1_READ])) for n in range(MAX_PENDING + 1)))

@@ -1,0 +1,151 @@
+"""A segment that acknowledges bytes of the other direction not captured yet waits for them.
+
+A SPAN port mirroring a link's two directions through separate queues can deliver an answer
+ahead of its question; the flow table hands each side on in the order the hosts saw it.
+"""
+
+from __future__ import annotations
+
+from ics_monitor.decode import Decoder
+from ics_monitor.flows import FlowConfig, FlowTable
+from ics_monitor.flows.table import REORDER_HOLD, REORDER_HOLD_MAX
+
+from .test_flow_table import Recorder, handshake, run, tcp
+
+
+def order(recorder: object) -> list[tuple[int, bytes]]:
+    return [(direction, data) for direction, data, _ts, _frame in recorder.calls]  # type: ignore[attr-defined]
+
+
+def test_an_answer_captured_before_its_question_is_handed_on_after_it() -> None:
+    frames = handshake() + [
+        tcp(1.0100, False, "PA", 5001, 1005, b"RSP1"),  # acknowledges the question not seen yet
+        tcp(1.0101, True, "PA", 1001, 5001, b"REQ1"),
+        tcp(1.0200, True, "PA", 1005, 5005, b"REQ2"),
+        tcp(1.0201, False, "PA", 5005, 1009, b"RSP2"),
+    ]
+    table, recorder = run(frames)
+    assert order(recorder) == [(0, b"REQ1"), (1, b"RSP1"), (0, b"REQ2"), (1, b"RSP2")]
+    # Each keeps the frame and time it was captured in.
+    assert [call[3] for call in recorder.calls] == [5, 4, 6, 7]
+    assert recorder.calls[1][2] == 1.0100
+    assert table.anomalies == [] and recorder.gaps == []
+
+
+def test_what_follows_a_waiting_answer_that_way_waits_too_in_order() -> None:
+    frames = handshake() + [
+        tcp(1.0100, False, "PA", 5001, 1005, b"RSP1"),
+        tcp(1.0102, False, "PA", 5005, 1005, b"MORE"),
+        tcp(1.0103, True, "PA", 1001, 5001, b"REQ1"),
+    ]
+    _, recorder = run(frames)
+    assert order(recorder) == [(0, b"REQ1"), (1, b"RSP1"), (1, b"MORE")]
+
+
+def test_in_order_traffic_and_an_acknowledged_fin_are_never_held() -> None:
+    frames = handshake() + [
+        tcp(1.01, True, "PA", 1001, 5001, b"REQ1"),
+        tcp(1.02, False, "PA", 5001, 1005, b"RSP1"),
+        tcp(1.03, False, "FA", 5005, 1005),
+        # The server's FIN took a sequence number: 5006 acknowledges it, no byte is missing.
+        tcp(1.04, True, "PA", 1005, 5006, b"LATE"),
+        tcp(1.05, False, "R", 5006),
+    ]
+    table, recorder = run(frames)
+    assert order(recorder) == [(0, b"REQ1"), (1, b"RSP1"), (0, b"LATE")]
+    assert [call[2] for call in recorder.calls] == [1.01, 1.02, 1.04]
+    assert table._holding == {}
+
+
+def test_a_question_lost_from_the_capture_is_given_up_when_the_next_one_shows_it() -> None:
+    frames = handshake() + [
+        # REQ1 (1001..1004) never captured; its answer acknowledges it.
+        tcp(1.01, False, "PA", 5001, 1005, b"RSP1"),
+        tcp(1.02, True, "A", 1005, 5005),  # the client's own acknowledgment: seq past the hole
+        tcp(1.02 + REORDER_HOLD + 0.1, True, "PA", 1005, 5005, b"REQ2"),
+        tcp(1.03 + REORDER_HOLD + 0.1, False, "PA", 5005, 1009, b"RSP2"),
+    ]
+    table, recorder = run(frames)
+    # The loss first, then the answer to the lost question, then the rest in order.
+    flow_id = table.records[0].flow_id
+    assert recorder.gaps == [(flow_id, 0, 4)]
+    assert order(recorder) == [(1, b"RSP1"), (0, b"REQ2"), (1, b"RSP2")]
+    assert [a.code for a in table.anomalies] == ["tcp.reassembly_gap"]
+
+
+def test_a_bare_acknowledgment_past_the_hole_shows_the_loss_after_the_wait() -> None:
+    frames = handshake() + [
+        tcp(1.01, False, "PA", 5001, 1005, b"RSP1"),  # REQ1 lost
+        tcp(1.02, True, "A", 1005, 5005),  # within the wait: not yet taken as evidence
+        tcp(1.02 + REORDER_HOLD, True, "A", 1005, 5005),  # the client is past REQ1: it was sent
+        tcp(1.03 + REORDER_HOLD, True, "PA", 1005, 5005, b"REQ2"),
+    ]
+    table, recorder = run(frames)
+    flow_id = table.records[0].flow_id
+    assert recorder.gaps == [(flow_id, 0, 4)]
+    assert order(recorder) == [(1, b"RSP1"), (0, b"REQ2")]
+    # The answer went out at the acknowledgment that showed the loss, with its own frame.
+    assert recorder.calls[0][3] == 4
+
+
+def test_later_data_behind_the_hole_gives_it_up_after_the_wait() -> None:
+    frames = handshake() + [
+        tcp(1.01, False, "PA", 5001, 1005, b"RSP1"),  # REQ1 lost
+        tcp(1.02, True, "PA", 1005, 5005, b"REQ2"),  # held behind the hole
+        tcp(1.03 + REORDER_HOLD, False, "A", 5005, 1005),
+        tcp(1.04 + REORDER_HOLD, False, "PA", 5005, 1009, b"RSP2"),
+    ]
+    table, recorder = run(frames)
+    # The answer to the lost question goes out where the hole ends: before the next question.
+    assert order(recorder) == [(1, b"RSP1"), (0, b"REQ2"), (1, b"RSP2")]
+    assert recorder.gaps == [(table.records[0].flow_id, 0, 4)]
+
+
+def test_an_acknowledgment_alone_gives_no_bytes_up_and_the_wait_is_bounded() -> None:
+    # One forged answer acknowledging 1,000 bytes the client never sent must not make the monitor
+    # skip the client's real bytes: they come in order, and the answer goes out in the end.
+    frames = handshake() + [
+        tcp(1.01, False, "PA", 5001, 2001, b"FORGED"),
+        tcp(1.02, True, "PA", 1001, 5001, b"REAL"),
+        tcp(1.02 + REORDER_HOLD_MAX + 1, True, "PA", 1005, 5001, b"WRITE"),
+    ]
+    table, recorder = run(frames)
+    assert bytes(recorder.data[(table.records[0].flow_id, 0)]) == b"REALWRITE"
+    assert recorder.gaps == []
+    assert order(recorder) == [(0, b"REAL"), (1, b"FORGED"), (0, b"WRITE")]
+
+
+def test_the_sweep_releases_a_wait_on_a_quiet_flow() -> None:
+    frames = handshake() + [
+        tcp(1.01, False, "PA", 5001, 1005, b"RSP1"),
+        tcp(1.02, True, "PA", 1005, 5005, b"REQ2"),  # behind the hole of a lost REQ1
+        # Another flow moves the clock on; this one stays quiet.
+        tcp(1.03 + REORDER_HOLD + 2, True, "S", 7000, sport=40001),
+    ]
+    recorder = Recorder()
+    table = FlowTable(FlowConfig(), recorder)
+    decoder = Decoder()
+    for number, (ts, frame) in enumerate(frames, start=1):
+        pkt = decoder.decode(number, ts, 1, frame, len(frame))
+        assert pkt is not None
+        table.process(pkt)
+        if number == 5:
+            assert recorder.calls == [] and table._holding
+    # Released by the sweep, with no flush and no packet of its own.
+    assert order(recorder) == [(1, b"RSP1"), (0, b"REQ2")]
+    assert recorder.calls[0][3] == 4 and not table._holding
+
+
+def test_data_given_up_on_behind_a_hole_splits_at_what_the_packet_acknowledges() -> None:
+    # The server's answer acknowledges the client's bytes up to 1013: those held past the lost
+    # ones came before it, the client's later bytes after it.
+    frames = handshake() + [
+        tcp(1.01, True, "PA", 1001, 5001, b"aaaa"),
+        # 1005..1008 never captured
+        tcp(1.03, True, "PA", 1009, 5001, b"cccc"),
+        tcp(1.04, True, "PA", 1013, 5001, b"dddd"),
+        tcp(1.05, False, "PA", 5001, 1013, b"RSP"),
+    ]
+    table, recorder = run(frames)
+    assert order(recorder) == [(0, b"aaaa"), (0, b"cccc"), (1, b"RSP"), (0, b"dddd")]
+    assert recorder.gaps == [(table.records[0].flow_id, 0, 4)]
