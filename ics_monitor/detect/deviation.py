@@ -82,11 +82,11 @@ MAX_FLOWS: Final = 65_536
 
 
 def _say_target(
-    emit: Callable[..., None], key: str, event: Any, evidence: dict[str, Any], named: str
+    emit: Callable[..., None], rule_id: str, key: str, event: Any, evidence: dict[str, Any], named: str
 ) -> None:
-    """An ICS-5005 alert through ``Emitter.fire`` or ``Emitter.widen``."""
+    """An ICS-5005 or ICS-5011 alert through ``Emitter.fire`` or ``Emitter.widen``."""
     emit(
-        "ICS-5005",
+        rule_id,
         key,
         ts=event.ts,
         frames=(event.frame,),
@@ -119,6 +119,8 @@ def write_name(fields: dict[str, Any]) -> str:
 
 # New write targets an ICS-5005 alert lists (the count goes on).
 MAX_TARGETS_LISTED: Final = 32
+# The DNP3 application function READ (IEEE 1815 table 4-1): what ICS-5011 judges of DNP3.
+DNP3_READ: Final = 1
 # Points of one conversation that get an ICS-5006 (or ICS-5007) alert of their own.
 MAX_POINT_ALERTS: Final = 64
 # Recent intervals per polled signature whose median is compared with the learned cycle.
@@ -149,6 +151,7 @@ class BaselineDeviation(BaseDetector):
         "ICS-5007",
         "ICS-5008",
         "ICS-5010",
+        "ICS-5011",
     )
     # ARP too: a device stating its address is a sighting, the same one in every run over the
     # same capture (the inventory's ``new_asset`` change is not: a restored inventory knows it).
@@ -172,6 +175,7 @@ class BaselineDeviation(BaseDetector):
         self.check_read_values = on("ICS-5007")
         self.check_polling = on("ICS-5008")
         self.check_writers = on("ICS-5010")
+        self.check_reads = on("ICS-5011")
         # Learned conversation -> whether its client wrote while learning (``_write_profile``).
         self.wrote: dict[ConversationKey, bool] = {}
         self.written_margin = self.written_magnitude = self.read_margin = self.read_magnitude = 0.0
@@ -203,8 +207,9 @@ class BaselineDeviation(BaseDetector):
         self.new_targets: BoundedDict = BoundedDict(MAX_FLOWS)
         # (conversation key, rule id) -> the point alert keys raised (``_out_of_range``)
         self.point_alerts: BoundedDict = BoundedDict(MAX_FLOWS)
-        # ICS-5005 key -> what its alert would say, grown since last said (``_new_target``)
-        self.unreported: dict[str, tuple[Any, dict[str, Any], str]] = {}
+        # (ICS-5005 or ICS-5011, alert key) -> what its alert would say, grown since last said
+        # (``_new_target``)
+        self.unreported: dict[tuple[str, str], tuple[Any, dict[str, Any], str]] = {}
         # Set by the engine around one record: the shard worker that owns the record's flow found
         # its read values within the limits of the conversation its endpoints name (``ReadCheck``).
         self.reads_passed = False
@@ -356,6 +361,8 @@ class BaselineDeviation(BaseDetector):
                 self._function(conversation, event, fields, out, entry)
             if self.check_writes or self.check_written_values:
                 self._writes(self._write_profile(conversation, entry), event, fields, out)
+            if self.check_reads:
+                self._read_targets(conversation, event, fields, out)
             if self.check_polling and conversation.polling:
                 self._polling(conversation, event, fields, out, entry)
         elif self.check_read_values and conversation.values:
@@ -469,6 +476,72 @@ class BaselineDeviation(BaseDetector):
             },
         )
 
+    def _read_targets(
+        self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter
+    ) -> None:
+        """ICS-5011: a known client reads what it never read while learning.
+
+        Modbus addresses per unit and table, DNP3 objects (the group, and the points a range
+        names) of a READ, S7 areas and byte ranges: as ICS-5005 judges writes, one alert per
+        scope that widens as more new addresses are read.  A client reading the process image
+        beyond what its screens show is mapping it (point and tag identification), or a new
+        screen went live.
+        """
+        event_type: str = fields["event_type"]
+        if event_type == "modbus":
+            table = MODBUS_READ_TABLES.get(fields["function_code"])
+            address = fields["address"]
+            quantity = fields["quantity"]
+            if table is None or address is None or not quantity or fields["exception_code"] is not None:
+                return
+            unit = fields["unit_id"]
+            last = address + quantity - 1
+            key = (unit, table, "read")
+            if not conversation.covered(conversation.modbus, key, address, last):
+                self._new_target(
+                    conversation,
+                    event,
+                    out,
+                    f"unit {unit} {table}",
+                    address,
+                    last,
+                    "ICS-5011",
+                    conversation.modbus.get(key),
+                )
+        elif event_type == "dnp3":
+            if fields["function_code"] != DNP3_READ:
+                return
+            for obj in event.objects:
+                group = obj.get("group")
+                if not isinstance(group, int):
+                    continue
+                points = dnp3_points(obj)
+                scope = f"function {DNP3_READ} g{group}"
+                spans = [points] if isinstance(points, tuple) else [(i, i) for i in points or ()]
+                if not spans:
+                    if (DNP3_READ, group) not in conversation.dnp3_points:
+                        self._new_target(conversation, event, out, scope, None, None, "ICS-5011")
+                    continue
+                for start, stop in spans[:MAX_VALUES_CHECKED]:
+                    if not conversation.covered(conversation.dnp3_points, (DNP3_READ, group), start, stop):
+                        learned = conversation.dnp3_points.get((DNP3_READ, group))
+                        self._new_target(conversation, event, out, scope, start, stop, "ICS-5011", learned)
+                        break
+        elif (
+            event_type == "s7comm"
+            and fields["rosctr"] == 1
+            and fields["function_code"] == S7_READ_VAR
+            and fields["items"]
+        ):
+            for item in event.items:
+                span = s7_item_span(item)
+                if span is None:
+                    continue
+                area = s7_area(item)
+                if not conversation.covered(conversation.s7, ("read", area), span[0], span[1]):
+                    learned = conversation.s7.get(("read", area))
+                    self._new_target(conversation, event, out, area, span[0], span[1], "ICS-5011", learned)
+
     def _writes(self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter) -> None:
         # One method per protocol: their locals (values, points) hold different types.
         event_type: str = fields["event_type"]
@@ -495,7 +568,15 @@ class BaselineDeviation(BaseDetector):
         if self.check_writes and not conversation.covered(
             conversation.modbus, (unit, table, "write"), first, last
         ):
-            self._new_target(conversation, event, out, f"unit {unit} {table}", first, last)
+            self._new_target(
+                conversation,
+                event,
+                out,
+                f"unit {unit} {table}",
+                first,
+                last,
+                learned=conversation.modbus.get((unit, table, "write")),
+            )
         if self.check_written_values and values:
             abbreviation = TABLE_ABBREVIATIONS[table]
             values = values[:MAX_VALUES_CHECKED]
@@ -532,7 +613,15 @@ class BaselineDeviation(BaseDetector):
                     self._new_target(conversation, event, out, f"function {code} g{group}")
                 for start, stop in spans[:MAX_VALUES_CHECKED]:
                     if not conversation.covered(conversation.dnp3_points, (code, group), start, stop):
-                        self._new_target(conversation, event, out, f"function {code} g{group}", start, stop)
+                        self._new_target(
+                            conversation,
+                            event,
+                            out,
+                            f"function {code} g{group}",
+                            start,
+                            stop,
+                            learned=conversation.dnp3_points.get((code, group)),
+                        )
                         break
             if self.check_written_values and group == 41:
                 for point in (obj.get("points") or ())[:MAX_VALUES_CHECKED]:
@@ -558,7 +647,15 @@ class BaselineDeviation(BaseDetector):
             if self.check_writes and not conversation.covered(
                 conversation.s7, ("write", area), span[0], span[1]
             ):
-                self._new_target(conversation, event, out, area, span[0], span[1])
+                self._new_target(
+                    conversation,
+                    event,
+                    out,
+                    area,
+                    span[0],
+                    span[1],
+                    learned=conversation.s7.get(("write", area)),
+                )
             if self.check_written_values and index < len(data_items):
                 values = data_items[index].get("values")
                 if values:
@@ -685,29 +782,35 @@ class BaselineDeviation(BaseDetector):
         scope: str,
         first: int | None = None,
         last: int | None = None,
+        rule_id: str = "ICS-5005",
+        learned: RangeSet | None = None,
     ) -> None:
         """A write to ``first``-``last`` of ``scope``, never written while learning: one alert per scope.
+
+        ``rule_id`` ICS-5011: a read, never read while learning, in the same way.  ``learned``: what
+        was written (read) in the scope while learning; the alert names only the addresses outside it.
 
         A scope: a Modbus unit's table, a DNP3 function and group, an S7 area.  The alert names
         the scope's new addresses as merged runs ("holding_registers 0-3, 5") and every function
         that wrote them.  A file moved block by block into holding registers (a covert channel) is
         one finding that grows, not an alert per block.
         """
-        if not self.seen.first(("target", conversation.key, scope, first, last)):
+        if not self.seen.first(("target", rule_id, conversation.key, scope, first, last)):
             return
         # [writes counted, merged address runs, functions that wrote, the first write's target]
-        cell: list[Any] | None = self.new_targets.get((conversation.key, scope))
+        cell: list[Any] | None = self.new_targets.get((conversation.key, rule_id, scope))
         if cell is None:
             written = (
                 scope if first is None else f"{scope} {first}" if first == last else f"{scope} {first}-{last}"
             )
-            cell = self.new_targets[(conversation.key, scope)] = [0, RangeSet(), [], written]
+            cell = self.new_targets[(conversation.key, rule_id, scope)] = [0, RangeSet(), [], written]
         cell[0] += 1
         written_ranges: RangeSet = cell[1]
         if first is not None and last is not None and len(written_ranges) < MAX_RANGES:
             # Short of its cap, where the closest ranges would merge over addresses nobody wrote:
             # past it a scope's new targets are counted, not named.
-            written_ranges.add(first, last)
+            for low, high in learned.missing(first, last) if learned is not None else ((first, last),):
+                written_ranges.add(low, high)
         runs = written_ranges.ranges
         functions: list[str] = cell[2]
         function = f"{event.function} ({event.function_code})"
@@ -718,7 +821,7 @@ class BaselineDeviation(BaseDetector):
         more = ", ..." if len(runs) > MAX_TARGETS_LISTED else ""
         named = f"{scope} {', '.join(shown)}{more}" if shown else scope
         if count > 1:
-            named = f"{named} ({count} writes)"
+            named = f"{named} ({count} {'reads' if rule_id == 'ICS-5011' else 'writes'})"
         key = f"{conversation.client}>{conversation.server}:{conversation.protocol}:{scope}"
         evidence = {
             "target": cell[3],
@@ -728,13 +831,13 @@ class BaselineDeviation(BaseDetector):
         }
         # The open alert of the scope named wider, else a new one: widened at the 2nd, 4th, 8th ...
         # new target (an alert update per target of a sweep of thousands is a storm downstream).
-        widen = count > 1 and out.open_alert("ICS-5005", key, event.ts) is not None
+        widen = count > 1 and out.open_alert(rule_id, key, event.ts) is not None
         if widen and count & (count - 1):
             # Said at the next clock tick (``advance``), or at the end, whichever comes first.
-            self.unreported[key] = (event, evidence, named)
+            self.unreported[(rule_id, key)] = (event, evidence, named)
             return
-        self.unreported.pop(key, None)
-        _say_target(out.widen if widen else out.fire, key, event, evidence, named)
+        self.unreported.pop((rule_id, key), None)
+        _say_target(out.widen if widen else out.fire, rule_id, key, event, evidence, named)
 
     def advance(self, ts: float, out: Emitter) -> None:
         """A clock tick: new-target alerts grown since last said are widened (``_new_target``)."""
@@ -747,8 +850,8 @@ class BaselineDeviation(BaseDetector):
             self._widen_targets(out)
 
     def _widen_targets(self, out: Emitter) -> None:
-        for key, (event, evidence, named) in list(self.unreported.items()):
-            _say_target(out.widen, key, event, evidence, named)
+        for (rule_id, key), (event, evidence, named) in list(self.unreported.items()):
+            _say_target(out.widen, rule_id, key, event, evidence, named)
         self.unreported.clear()
 
     def _limits(self, conversation: Conversation, kind: str) -> PointLimits:

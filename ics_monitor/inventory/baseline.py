@@ -311,6 +311,25 @@ class RangeSet:
         index = bisect.bisect_right(ranges, start, key=_first) - 1
         return index >= 0 and ranges[index][1] >= end
 
+    def missing(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The runs of ``start..end`` not in the set, in order."""
+        ranges = self.ranges
+        out: list[tuple[int, int]] = []
+        cursor = start
+        for index in range(max(bisect.bisect_right(ranges, start, key=_first) - 1, 0), len(ranges)):
+            low, high = ranges[index][0], ranges[index][1]
+            if low > end:
+                break
+            if high < cursor:
+                continue
+            if low > cursor:
+                out.append((cursor, low - 1))
+            cursor = high + 1
+            if cursor > end:
+                return out
+        out.append((cursor, end))
+        return out
+
     def to_list(self) -> list[list[int]]:
         """Plain lists for YAML."""
         return [list(r) for r in self.ranges]

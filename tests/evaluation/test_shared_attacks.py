@@ -262,14 +262,24 @@ NORMAL = [
 ]
 
 
+# Alerts on the second half that are true to what the capture holds, each explained.
+EXPLAINED = {
+    # The master polls unit 2 for the first minute and unit 1 from 60 s on (input registers 0-7
+    # of each): a unit it never read while learning.  ICS-5011 (low) says so, once.
+    "iti/modbus_test.pcap": [
+        ("ICS-5011", "192.168.0.144>192.168.0.20:modbus:unit 1 input_registers"),
+    ],
+}
+
+
 @pytest.mark.parametrize("capture", NORMAL)
 def test_normal_capture_has_no_false_positive(capture: str) -> None:
     path = _shared(capture)
     first, last = capture_span([path])
     run = run_captures([path], learn_for=(last - first) / 2)
     assert run.baseline is not None and run.baseline.conversations
-    false_positives = [(a.rule_id, a.key, a.evidence) for a in run.final_alerts]
-    assert false_positives == []
+    false_positives = [(a.rule_id, a.key) for a in run.final_alerts]
+    assert false_positives == EXPLAINED.get(capture, [])
 
 
 def test_every_alert_validates_against_the_schema() -> None:

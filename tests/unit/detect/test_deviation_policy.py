@@ -1687,3 +1687,66 @@ def test_out_of_range_writes_to_many_points_are_capped_per_conversation() -> Non
     # Within a second: at 1, 2, 4 ... 64 new targets, then the end (or the next clock tick, at
     # most one update a second) says the whole 100.
     assert len(targets) <= 10 and targets[-1].evidence["distinct_targets"] == 100
+
+
+def test_reads_of_addresses_never_read_are_one_alert_per_scope_that_grows() -> None:
+    """ICS-5011: a known client reading what it never read while learning (Modbus per unit and
+    table, DNP3 per READ group and points, S7 per area): one alert per scope, naming the runs."""
+    assert _ids([modbus(3, address=0, quantity=10), modbus(3, address=2, quantity=5)]) == []
+    beyond = [
+        modbus(3, address=30, quantity=20, frame=1),  # HMI mapping more registers
+        modbus(3, address=50, quantity=10, frame=2),
+        modbus(3, address=5, quantity=10, frame=3),  # 10-14 never read
+        modbus(4, address=0, quantity=8, frame=4),  # input registers: another table
+        modbus(3, address=0, quantity=10, unit_id=2, frame=5),  # another unit
+    ]
+    alerts = {a.alert_id: a for a in run(beyond, baseline=BASELINE) if a.rule_id == "ICS-5011"}
+    named = sorted(a.evidence["targets"][0] for a in alerts.values())
+    assert named == [
+        "unit 1 holding_registers 10-14",
+        "unit 1 input_registers 0-7",
+        "unit 2 holding_registers 0-9",
+    ]
+    holding = next(a for a in alerts.values() if a.evidence["distinct_targets"] == 3)
+    # Runs merged (30-49, 50-59), the span nobody read between them left out.
+    assert holding.evidence["targets"] == ["unit 1 holding_registers 10-14", "unit 1 holding_registers 30-59"]
+    assert "(3 reads)" in holding.explanation and holding.severity == 1
+    # A write is ICS-5005's, an answer no read; a new client is ICS-5002's.
+    assert "ICS-5011" not in _ids([modbus(6, address=21, values=(105,))])
+    assert _ids([modbus(3, request=False, address=40, quantity=2, values=(1, 2))]) == []
+    assert "ICS-5011" not in _ids([modbus(3, client="10.0.0.66", address=40, quantity=2)])
+    # Disabled in the rules: silent.
+    rules = RuleSet(dataclasses.replace(r, enabled=False) if r.rule_id == "ICS-5011" else r for r in RULES)
+    assert "ICS-5011" not in rule_ids(run(beyond, baseline=BASELINE, rules=rules))
+
+
+def test_dnp3_and_s7_reads_never_read() -> None:
+    learner = BaselineLearner()
+    class_poll = ({"group": 60, "variation": 2}, {"group": 60, "variation": 3})
+    static = ({"group": 30, "variation": 1, "start": 0, "stop": 9, "prefix_code": 0},)
+    db1 = {"area": 0x84, "area_name": "DATA_BLOCK", "db": 1, "address": 0, "length": 24, "transport_size": 2}
+    for i in range(5):
+        learner.observe(dnp3(1, ts=1000.0 + i, frame=2 * i + 1, objects=class_poll))
+        learner.observe(dnp3(1, ts=1000.5 + i, frame=2 * i + 2, objects=static))
+        learner.observe(s7(1, function_code=0x04, ts=1000.0 + i, frame=20 + i, items=(db1,)))
+    baseline = learner.baseline()
+
+    def fired(*records: Any) -> list[str]:
+        return [
+            a.evidence["targets"][0] for a in run(list(records), baseline=baseline) if a.rule_id == "ICS-5011"
+        ]
+
+    assert (
+        fired(dnp3(1, objects=class_poll), dnp3(1, objects=static), s7(1, function_code=0x04, items=(db1,)))
+        == []
+    )
+    # Analog inputs 10-19 (never read), a new group, counters from another class poll.
+    assert fired(
+        dnp3(1, objects=({"group": 30, "variation": 1, "start": 5, "stop": 19, "prefix_code": 0},))
+    ) == ["function 1 g30 10-19"]
+    assert fired(dnp3(1, objects=({"group": 20, "variation": 1},))) == ["function 1 g20"]
+    flags = {"area": 0x83, "area_name": "FLAGS", "db": 0, "address": 0, "length": 16, "transport_size": 2}
+    db2 = {**db1, "db": 2, "length": 4}
+    assert sorted(fired(s7(1, function_code=0x04, items=(flags, db2)))) == ["DB2 0-3", "FLAGS 0-15"]
+    # A write of a new DB is ICS-5005's, not a read.
+    assert fired(s7(1, function_code=0x05, items=(db2,), data_items=({"values": [0, 0, 0, 0]},))) == []

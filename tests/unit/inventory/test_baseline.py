@@ -572,6 +572,34 @@ def test_range_set_merges_and_coalesces() -> None:
     assert all(many.covers(i * 10, i * 10) for i in range(model.MAX_RANGES + 10))
 
 
+def test_range_set_names_what_it_misses() -> None:
+    ranges = RangeSet([[0, 4], [10, 14], [20, 30]])
+    assert ranges.missing(2, 25) == [(5, 9), (15, 19)]
+    assert ranges.missing(11, 13) == []
+    assert ranges.missing(28, 40) == [(31, 40)]
+    assert ranges.missing(-5, 0) == [(-5, -1)]
+    assert RangeSet().missing(3, 7) == [(3, 7)]
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 300), st.integers(0, 20)), max_size=40),
+    st.integers(0, 320),
+    st.integers(0, 40),
+)
+def test_range_set_missing_and_covered_make_the_whole(
+    spans: list[tuple[int, int]], start: int, width: int
+) -> None:
+    ranges = RangeSet()
+    for low, size in spans:
+        ranges.add(low, low + size)
+    end = start + width
+    gaps = ranges.missing(start, end)
+    holes = {value for low, high in gaps for value in range(low, high + 1)}
+    for value in range(start, end + 1):
+        assert (value in holes) != ranges.covers(value, value)
+    assert all(low <= high for low, high in gaps) and gaps == sorted(gaps)
+
+
 @given(st.lists(st.tuples(st.integers(0, 500), st.integers(0, 20)), max_size=200))
 def test_range_set_covers_everything_added(spans: list[tuple[int, int]]) -> None:
     ranges = RangeSet()
