@@ -71,12 +71,15 @@ _REPORTED_AT: Final = 6  # when
 
 
 class WindowedSets:
-    """Distinct values per key within a window; says when a key's set first reaches the threshold.
+    """Distinct values per key while new ones keep coming; says when a key's set first reaches the threshold.
 
-    A key whose set reached it keeps its state while new values keep coming: the window then runs
-    from the latest new value (never backwards), so a sweep that goes on is one sweep and its set
-    grows; ``take_grown`` says which sets grew enough to be reported again.  Below the threshold
-    the window runs from the first value.
+    The window runs from the latest new value (never backwards): a key's values are one sweep as
+    long as each new value comes within ``window`` seconds of the one before it, however long the
+    sweep takes.  So a walk paced at one probe a minute (nmap's slower timing templates, a
+    patient attacker) crosses the threshold as a fast one does, a few values at a time.  Values
+    seen again do not keep the sweep alive: a poller's fixed set never grows.  Once the threshold
+    is reached the set keeps growing while the sweep goes on; ``take_grown`` says which sets grew
+    enough to be reported again.
     """
 
     __slots__ = ("cap", "grown", "pruned", "states", "threshold", "wide", "window")
@@ -102,7 +105,7 @@ class WindowedSets:
         even when the set is at its cap (a value the rule needs to fire at all).
         """
         state = self.states.get(key)
-        if state is None or abs(ts - (state[_LAST] if state[_CROSSED] else state[_START])) > self.window:
+        if state is None or abs(ts - state[_LAST]) > self.window:
             state = [ts, set(), False, ts, None, 0, ts]
             self.states[key] = state
             self.wide.discard(key)
@@ -120,6 +123,7 @@ class WindowedSets:
             return None
         if len(values) < self.cap or force:
             values.add(value)
+            state[_LAST] = max(state[_LAST], ts)
         if len(values) >= self.threshold:
             state[_CROSSED] = True
             state[_LAST] = max(state[_LAST], ts)

@@ -40,7 +40,7 @@ from ics_monitor.core.packet import (
 from ics_monitor.core.ports import TCP_SERVICES, UDP_SERVICES
 from ics_monitor.events.base import AnomalyEvent, new_anomaly_event, record_from
 from ics_monitor.events.flow import FlowRecord
-from ics_monitor.flows.tcp import BUFFER_FULL, HALF, MISMATCH, Chunk, TcpStream, seq_diff
+from ics_monitor.flows.tcp import BUFFER_FULL, HALF, MISMATCH, NO_MARK, Chunk, TcpStream, seq_diff
 
 TO_SERVER: Final = 0
 # Mirror copies of one datagram or segment dropped at most (see ``FlowTable._mirror_copy``).
@@ -569,7 +569,7 @@ class FlowTable:
             streams = flow.streams
             assert streams is not None
             if not _ahead(held[1], streams[direction].next_seq):
-                self._release(flow, False)
+                self._release(flow, False, completed=(flow.last_ts, flow.last_frame))
 
     def _due(self, flow: Flow, now: float, seq: int) -> None:
         """A wait past ``REORDER_HOLD``: end it if the bytes awaited are shown lost, or waited too long.
@@ -588,7 +588,9 @@ class FlowTable:
         ):
             self._release(flow, True, seq)
 
-    def _release(self, flow: Flow, expired: bool, seq: int = -1) -> None:
+    def _release(
+        self, flow: Flow, expired: bool, seq: int = -1, completed: tuple[float, int] = NO_MARK
+    ) -> None:
         """Hand on the held direction's data (``Flow.held``).
 
         ``expired``: the bytes it acknowledged did not come in time.  If the other direction holds
@@ -596,7 +598,10 @@ class FlowTable:
         acknowledgment, is past them), they are lost from the capture: the hole is given up first
         (as when a peer's acknowledgment covers it), and the held data goes out where the other
         direction reaches what it acknowledged (``_hand_over``): after the loss, before what the
-        other side sent later.
+        other side sent later.  ``completed``: the time and frame of the packet whose bytes the held
+        data waited for (as a segment held behind a hole is completed by the packet that fills it,
+        the records parsed from it name that frame, so a flow's records keep to capture order);
+        none (frame 0) when the wait was given up, and each chunk keeps its own.
         """
         held = flow.held
         assert held is not None
@@ -620,7 +625,11 @@ class FlowTable:
         flow.held = None
         self._holding.pop(flow.key, None)
         chunks = self._chunks
-        chunks.extend(held[2])
+        if completed[1]:
+            ts, frame = completed
+            chunks.extend((gap, data, ts, frame) for gap, data, _ts, _frame in held[2])
+        else:
+            chunks.extend(held[2])
         self._hand_over(flow, direction, None)
 
     def _hand_over(self, flow: Flow, direction: int, pkt: Packet | None) -> None:
@@ -661,7 +670,7 @@ class FlowTable:
                 assert held is not None
                 position += (gap if gap > 0 else -gap) + len(data)
                 if flow.held is held and not _ahead(held[1], position & 0xFFFFFFFF):
-                    self._release(flow, False)
+                    self._release(flow, False, completed=(ts, frame))
                     watch = False
         chunks.clear()
         if chunks is not self._chunks:

@@ -21,11 +21,20 @@ def test_modbus_unit_sweep() -> None:
     [alert] = run(sweep)
     assert alert.rule_id == "ICS-3001" and alert.evidence["distinct_unit_ids"] == 16
     assert alert.evidence["unit_ids"] == list(range(1, 17))
-    # 15 units, or 16 spread over more than the window, or repeats of few units: quiet.
+    # 15 units, or 16 each more than the window after the one before, or repeats of few units: quiet.
     assert run(sweep[:15]) == []
     assert (
-        run([modbus(3, unit_id=u, ts=1000.0 + 25 * u, frame=u) for u in range(1, 17)], rules=NO_SILENCE) == []
+        run([modbus(3, unit_id=u, ts=1000.0 + 601 * u, frame=u) for u in range(1, 17)], rules=NO_SILENCE)
+        == []
     )
+    # A slow walk, one unit a minute (16 minutes, past any fixed 5-minute window), is one sweep;
+    # a poller's units seen again between the new ones do not stretch a window of their own.
+    slow = [modbus(3, unit_id=u, ts=1000.0 + 60 * u, frame=u) for u in range(1, 17)]
+    [alert] = run(slow, rules=NO_SILENCE)
+    assert alert.evidence["distinct_unit_ids"] == 16 and alert.evidence["window_start"] == 1060.0
+    polls = [modbus(3, unit_id=1 + i % 3, ts=1000.0 + 100 * i, frame=i) for i in range(100)]
+    stray = [modbus(3, unit_id=10 + i, ts=1000.0 + 700 * i, frame=100 + i) for i in range(13)]
+    assert run(sorted(polls + stray, key=lambda e: e.ts), rules=NO_SILENCE) == []
     assert run([modbus(3, unit_id=u % 3, ts=1000.0 + u / 10, frame=u) for u in range(100)]) == []
     # A walk that waits 4.5 s per unit (modbus_findunitid's BENICE) is a sweep all the same.
     slow = [modbus(3, unit_id=u, ts=1000.0 + 4.5 * u, frame=u) for u in range(1, 26)]
@@ -53,12 +62,17 @@ def test_a_sweep_that_goes_on_widens_its_alert_once_per_tick() -> None:
 
 
 def test_a_sweep_past_its_throttle_window_is_a_new_alert_with_the_whole_scope() -> None:
-    # 16 units in 16 s, then one new unit every 30 s: the window (300 s) runs on from the last
-    # new unit, the alert's throttling window (600 s) ends; the sweep goes on as a second alert,
+    # 16 units in 16 s, then one new unit every 30 s: the window runs on from the last new unit,
+    # the alert's throttling window (here 600 s) ends; the sweep goes on as a second alert,
     # naming every unit.
     times = [1000.0 + u for u in range(16)] + [1015.0 + 30 * n for n in range(1, 25)]
     sweep = [modbus(3, unit_id=u, ts=ts, frame=u + 1) for u, ts in enumerate(times)]
-    alerts = run(sweep, rules=NO_SILENCE)
+    throttled = RuleSet(
+        dataclasses.replace(r, throttle=600) if r.rule_id == "ICS-3001" else r for r in NO_SILENCE
+    )
+    alerts = run(sweep, rules=throttled)
+    # The shipped hour: one alert that grew.
+    assert len(dict.fromkeys(a.alert_id for a in run(sweep, rules=NO_SILENCE))) == 1
     first, second = dict.fromkeys(a.alert_id for a in alerts)
     last = {a.alert_id: a for a in alerts}
     assert last[first].evidence["distinct_unit_ids"] < last[second].evidence["distinct_unit_ids"] == 40
@@ -92,11 +106,12 @@ def _final(alerts: list[Any], alert_id: str) -> Any:
 
 
 def test_a_widened_alert_never_shrinks() -> None:
-    # 100 unit ids in 10 s; the sweep pauses past the window (300 s) and a smaller one starts within
-    # the throttling window (600 s): counted as an occurrence, it does not narrow what the alert names.
+    # 100 unit ids in 10 s; the sweep pauses past the window (here 300 s) and a smaller one starts
+    # within the throttling window (600 s): counted as an occurrence, it does not narrow what the
+    # alert names.
     first = [modbus(3, unit_id=u, ts=1000.0 + u / 10, frame=u + 1) for u in range(100)]
     second = [modbus(3, unit_id=u, ts=1400.0 + u / 10, frame=200 + u) for u in range(20)]
-    alerts = run(first + second, rules=NO_SILENCE)
+    alerts = run(first + second, rules=NO_SILENCE.configured("ICS-3001", window=300))
     [alert_id] = dict.fromkeys(a.alert_id for a in alerts)
     final = _final(alerts, alert_id)
     assert final.count == 2 and final.evidence["distinct_unit_ids"] == 100
@@ -604,8 +619,11 @@ def test_udp_scan_counts_unanswered_probes_with_an_ot_port_among_them() -> None:
     assert "ICS-3009" in rule_ids(run(wider, baseline=learner.baseline()))
     stranger = [dataclasses.replace(p, src_ip="10.0.0.66") for p in probes]
     assert "ICS-3009" in rule_ids(run(stranger, baseline=learner.baseline()))
-    # Out of the window: a slow trickle does not add up.
-    assert run([probe(ip, port, 1000.0 + 200 * i) for i, (ip, port) in enumerate(targets)]) == []
+    # Each more than the window after the last: a trickle does not add up; a slow scan does.
+    assert run([probe(ip, port, 1000.0 + 601 * i) for i, (ip, port) in enumerate(targets)]) == []
+    assert "ICS-3009" in rule_ids(
+        run([probe(ip, port, 1000.0 + 200 * i) for i, (ip, port) in enumerate(targets)])
+    )
     # Seen through a SPAN that mirrors the path twice: three datagrams each, and as many copies
     # beside them, are three probes sent (over the limit of 3 only by the copies).
     doubled = [
@@ -638,7 +656,7 @@ def test_icmp_sweep_counts_only_unanswered_requests() -> None:
         "10.0.1.2",
         "10.0.1.3",
     ]
-    assert "within 60 s" in alert.explanation
+    assert "each within 600 s of the last" in alert.explanation
     assert run(sweep[:15]) == []
     # A monitoring server pinging live devices: every ping answered.
     assert run([ping(f"10.0.1.{i}", 1000.0 + i / 10, back=(0,)) for i in range(1, 60)]) == []
@@ -1186,7 +1204,8 @@ def test_s7_rack_slot_sweep() -> None:
     assert alert.rule_id == "ICS-3012" and alert.evidence["distinct_tsaps"] == 3
     assert alert.evidence["tsaps"][0] == "0x0100 (rack 0, slot 0, PG)"
     assert run([request(2, 1000.0), request(0, 1001.0, kind=2)]) == []
-    assert run([request(2, 1000.0 + 300 * i, kind=i + 1) for i in range(3)]) == []
+    assert run([request(2, 1000.0 + 601 * i, kind=i + 1) for i in range(3)]) == []
+    assert len(run([request(2, 1000.0 + 290 * i, kind=i + 1) for i in range(3)])) == 1  # a slow sweep
     assert run([request(2, 1000.0 + i) for i in range(10)]) == []  # one TSAP, many connections
 
 

@@ -159,11 +159,11 @@ def test_params_enablement_and_configured_copy(tmp_path: Path) -> None:
         (("min_unit_ids: 16", "min_unit_ids: true"), "'min_unit_ids' must be a number"),
         (("      min_unit_ids: 16\n", ""), "rule ICS-3001 lacks parameter 'min_unit_ids'"),
         (
-            ("window: 300", "window: -300"),
+            ("window: 600", "window: -600"),
             "'window' must be a number, 0 or more",
         ),
         (
-            ("window: 300", "window: .nan"),
+            ("window: 600", "window: .nan"),
             "'window' must be a number, 0 or more",
         ),
         (
@@ -198,7 +198,7 @@ def test_a_copied_rules_directory_is_checked_against_the_shipped_kinds(
         RuleSet.load(directory)
     assert str(error.value).startswith("recon.yaml: rule ICS-3001")
     # Whole-number counts stay whole; a time may be fractional.
-    recon.write_text(shipped.replace("window: 300", "window: 2.5", 1))
+    recon.write_text(shipped.replace("window: 600", "window: 2.5", 1))
     assert RuleSet.load(directory).param("ICS-3001", "window") == 2.5
 
 

@@ -26,9 +26,10 @@ def test_an_answer_captured_before_its_question_is_handed_on_after_it() -> None:
     ]
     table, recorder = run(frames)
     assert order(recorder) == [(0, b"REQ1"), (1, b"RSP1"), (0, b"REQ2"), (1, b"RSP2")]
-    # Each keeps the frame and time it was captured in.
-    assert [call[3] for call in recorder.calls] == [5, 4, 6, 7]
-    assert recorder.calls[1][2] == 1.0100
+    # The answer is completed by the question it waited for, as a segment held behind a hole is
+    # by the one that fills it: its records name that frame, so they keep to capture order.
+    assert [call[3] for call in recorder.calls] == [5, 5, 6, 7]
+    assert recorder.calls[1][2] == 1.0101
     assert table.anomalies == [] and recorder.gaps == []
 
 
