@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Final
 
 from ics_monitor.core.addresses import ip_sort_key
+from ics_monitor.core.ports import TCP_SERVICES, UDP_SERVICES
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
 from ics_monitor.dissect.s7comm.constants import TPDU_CR
 from ics_monitor.inventory.baseline import (
@@ -1018,6 +1019,13 @@ MAX_TRIED_KEYS: Final = 10_000
 # A client's packets without payload in a whole TCP connection: SYN, the handshake's ACK, FIN and
 # the last ACK.
 _HANDSHAKE_PACKETS: Final = 4
+# Server ports found speaking an OT protocol off its registered port (S7 on 1102, Modbus on 5020),
+# and the flows to ports not known as such yet, kept to judge once one is: per port at most
+# _PENDING_PER_PORT, for _PENDING_SECONDS of capture time.
+MAX_OT_PORTS: Final = 10_000
+MAX_PENDING_PORTS: Final = 256
+_PENDING_PER_PORT: Final = 8
+_PENDING_SECONDS: Final = 600.0
 
 
 class OtPortMisuse(BaseDetector):
@@ -1036,6 +1044,11 @@ class OtPortMisuse(BaseDetector):
     client bytes beyond one per packet (keep-alive probes; ``min_payload_opened`` for a
     connection seen from its SYN, whose first bytes are no probe), are not.
     The alert cites the client's first payload frame and the device's first answer, if any.
+
+    An OT protocol served on another port (S7 on 1102, Modbus on 5020) makes that port an OT
+    service of its server too: learned in the baseline, or seen decoded in this run.  Flows to it
+    are judged as flows to the registered port are, those that came before it was seen too (nmap
+    -sV probes a port before its scripts speak the protocol there).
     """
 
     name = "ot_port_misuse"
@@ -1055,13 +1068,51 @@ class OtPortMisuse(BaseDetector):
         # Services judged only on connections seen from their SYN: their client's first bytes are
         # then the protocol's opening (on port 102 a COTP connection request, whatever runs in it).
         self.opened_services = frozenset(str(name) for name in opened_services)
+        # (server, transport, port) -> the OT protocol it serves off its registered port.
+        self.ot_ports: BoundedDict = BoundedDict(MAX_OT_PORTS)
+        # (server, transport, port) not known as such -> flow records to it not decoded as OT.
+        self.pending: BoundedDict = BoundedDict(MAX_PENDING_PORTS)
+        baseline = context.baseline
+        if baseline is not None:
+            for key in baseline.conversations:
+                _, server, transport, port, protocol = key
+                registered = (TCP_SERVICES if transport == "tcp" else UDP_SERVICES).get(port)
+                if protocol in DECODED_SERVICES and registered != protocol:
+                    self.ot_ports[(server, transport, port)] = protocol
 
     def on_flow(self, record: Any, out: Emitter) -> None:
         """Fire when the flow's port says one protocol and its bytes another (or none)."""
         service = record.service
         app = record.app_protocol
-        if service not in DECODED_SERVICES or app == service:
+        if service not in DECODED_SERVICES:
+            port = (record.dst_ip, record.transport, record.dst_port)
+            if app in DECODED_SERVICES:
+                # An OT protocol off its registered port: the port is that service from now on,
+                # and what came to it before is judged as such.
+                if self.ot_ports.get(port) is None:
+                    self.ot_ports[port] = app
+                    for earlier in self.pending.pop(port, None) or ():
+                        if record.ts_start - earlier.ts_end <= _PENDING_SECONDS:
+                            self._judge(earlier, str(app), earlier.app_protocol, out)
+                return
+            served = self.ot_ports.get(port)
+            if served is None:
+                if record.dst_port and record.transport in ("tcp", "udp"):
+                    held: list[Any] | None = self.pending.get(port)
+                    if held is None:
+                        held = self.pending[port] = []
+                    while held and record.ts_end - held[0].ts_end > _PENDING_SECONDS:
+                        held.pop(0)
+                    if len(held) < _PENDING_PER_PORT:
+                        held.append(record)
+                return
+            service = served
+        elif app == service:
             return
+        self._judge(record, str(service), app, out)
+
+    def _judge(self, record: Any, service: str, app: Any, out: Emitter) -> None:
+        """``on_flow`` for a flow to a ``service`` port whose bytes were ``app`` (None: nothing known)."""
         if app is None:
             # Keep-alive probes carry one byte each and never reach a dissector: an idle
             # connection of a Windows client collects them.  Only bytes beyond one per client

@@ -968,6 +968,36 @@ def test_thresholds_come_from_the_rules() -> None:
     assert rule_ids(run(sweep, rules=rules)) == ["ICS-3001"]
 
 
+def test_ot_port_misuse_on_a_port_found_speaking_an_ot_protocol() -> None:
+    """S7 served on 1102 makes 1102 an S7 port of that server: service probes there (nmap -sV's
+    HTTP, TLS, RDP) are ICS-3007, also those that came before the port was seen speaking S7; the
+    same port of another server, and ports never seen speaking an OT protocol, are not judged."""
+    s7 = flow(dst_port=1102, app_protocol="s7comm", ts=1100.0)
+    probes = [
+        flow(dst_port=1102, app_protocol=app, ts=1000.0 + i, reply=0) for i, app in enumerate(("http", "tls"))
+    ]
+    later = flow(dst_port=1102, app_protocol="rdp", ts=1200.0)
+    alerts = run([*probes, s7, later])
+    assert [a.rule_id for a in alerts] == ["ICS-3007", "ICS-3007", "ICS-3007"]
+    final = alerts[-1]
+    assert final.evidence["service"] == "s7comm" and final.evidence["app_protocols"] == ["http", "tls", "rdp"]
+    assert "to the s7comm port 1102 of" in final.explanation
+    # Another server's 1102, or the same probes with no S7 ever seen there: quiet.
+    assert run([s7, dataclasses.replace(later, dst_ip="10.0.0.99")]) == []
+    assert run([*probes, later]) == []
+    # Probes long before (past the memory of _PENDING_SECONDS) are not judged late.
+    old = flow(dst_port=1102, app_protocol="http", ts=100.0, reply=0)
+    assert run([old, s7]) == []
+    # Learned: a baseline that saw Modbus on 5020 judges what comes there from the first flow.
+    learner = BaselineLearner()
+    learner.observe(dataclasses.replace(modbus(3, address=0, quantity=2), dst_port=5020))
+    baseline = learner.baseline()
+    assert [key[3:] for key in baseline.conversations] == [(5020, "modbus")]
+    odd = flow(dst_port=5020, app_protocol="tls", ts=2000.0)
+    assert "ICS-3007" in rule_ids(run([odd], baseline=baseline))
+    assert "ICS-3007" not in rule_ids(run([dataclasses.replace(odd, dst_port=5021)], baseline=baseline))
+
+
 def test_ot_port_misuse_from_flow_records() -> None:
     """Another protocol on an OT port (ICS-3007, one alert per protocol), or bytes that decode as
     nothing on the Modbus and DNP3 ports (ICS-3008); never the port's own protocol, keep-alive
