@@ -156,6 +156,7 @@ class Flow:
         "timeout_class",
         "touched",
         "tunnel",
+        "twins",
         "vlan",
     )
 
@@ -208,6 +209,8 @@ class Flow:
         # records count theirs in ``counters``, reset at an active timeout).
         self.last_sent: list[list[Any] | None] | None = None
         self.copies = [0, 0]
+        # The keys (other VLAN stacks) this flow's packets are seen again under (``_twin_of``).
+        self.twins: list[FlowKey] | None = None
         # UDP datagrams the capture's snap length cut, and the payload bytes it did not keep
         # (TCP keeps these per stream: ``TcpStream.cuts``/``sliced``).
         self.cuts = 0
@@ -283,6 +286,10 @@ class FlowTable:
         self._chunks: list[Chunk] = []
         # Flows holding one direction's data (``Flow.held``), for the sweep to release when due.
         self._holding: dict[FlowKey, Flow] = {}
+        # The first live flow of each 5-tuple whatever its VLANs, and the keys under which another
+        # flow's packets are seen again on other VLANs (``_twin_of``).
+        self._by_tuple: dict[tuple[Any, ...], Flow] = {}
+        self._twins: dict[FlowKey, Flow] = {}
 
     # -- per packet ------------------------------------------------------------------------------
 
@@ -305,6 +312,10 @@ class FlowTable:
         flow = self.flows.get(key)
         flags = pkt.tcp_flags
         if flow is None:
+            if self._copy_window > 0.0 and proto in (IPPROTO_TCP, IPPROTO_UDP):
+                twin = self._twin_of(key, pkt)
+                if twin is not None:
+                    return twin
             flow = self._create(key, pkt)
         elif (
             proto == IPPROTO_TCP
@@ -388,6 +399,52 @@ class FlowTable:
                 return flow
             self.handler.payload(flow, direction, payload, ts, pkt.frame)
         return flow
+
+    def _twin_of(self, key: FlowKey, pkt: Packet) -> Flow | None:
+        """The flow whose packets these are, seen again under other VLAN tags; counted there as copies.
+
+        A SPAN of a trunk (or of a router-on-a-stick's port) carries a routed packet twice: on the
+        client's VLAN and on the server's, with another VLAN tag, other MACs and one less TTL, but
+        the same IPv4 id, sequence and acknowledgment numbers, flags and payload.  The first
+        packet of a new VLAN stack of a live flow's 5-tuple that repeats that flow's last packet of
+        the same direction within the copy window makes the stack a twin: its packets are
+        counted as the flow's mirror copies (``mirror_copies_*``), never reassembled, dissected or
+        recorded as a flow of their own.  Two plants behind overlapping addresses on two VLANs
+        send no such repeats, and stay two flows.
+        """
+        original = self._twins.get(key)
+        if original is None:
+            original = self._by_tuple.get(key[1:])
+            if original is None:
+                return None
+            last_sent = original.last_sent
+            direction = 0 if pkt.src_ip == original.client_ip and pkt.sport == original.client_port else 1
+            last = last_sent[direction] if last_sent is not None else None
+            size = len(pkt.payload)
+            tcp = pkt.ip_proto == IPPROTO_TCP
+            if (
+                last is None
+                or pkt.ts - last[1] > self._copy_window
+                or last[0] != pkt.ip_id
+                or last[2] != size
+                or last[3] != (pkt.seq if tcp else hash(pkt.payload))
+                or last[5] != pkt.ack
+                or last[6] != pkt.tcp_flags
+                or not (pkt.ip_id or size or not tcp)
+            ):
+                return None
+            self._twins[key] = original
+            if original.twins is None:
+                original.twins = []
+            original.twins.append(key)
+        else:
+            direction = 0 if pkt.src_ip == original.client_ip and pkt.sport == original.client_port else 1
+        counters = original.counters
+        counters[direction] += pkt.fragments
+        counters[BYTES + direction] += pkt.wire_len
+        counters[COPIES + direction] += 1
+        original.copies[direction] += 1
+        return original
 
     def _mirror_copy(self, flow: Flow, direction: int, pkt: Packet, mark: int) -> bool:
         """Whether this packet repeats the last one of its direction within the copy window.
@@ -685,6 +742,8 @@ class FlowTable:
         flow = Flow(key, pkt, client_is_src, orientation)
         self.flows[key] = flow
         self._classes[flow.timeout_class][key] = flow
+        if self._copy_window > 0.0:
+            self._by_tuple.setdefault(key[1:], flow)
         self.handler.flow_started(flow)
         return flow
 
@@ -720,11 +779,17 @@ class FlowTable:
                     f"{self._copy_window * 1000:g} ms with the same "
                     f"{'IPv4 id, sequence number and flags' if tcp else 'IPv4 id and payload'}: the same "
                     "packets seen twice on their way (a mirror of both ports of a path, or a station "
-                    f"relaying them), counted in the flow's packets, not {'reassembled' if tcp else 'dissected'}",
+                    f"relaying them), counted in the flow's packets, not {'reassembled' if tcp else 'dissected'}"
+                    + _twin_note(flow),
                 )
             )
         del self.flows[flow.key]
         del self._classes[flow.timeout_class][flow.key]
+        if self._by_tuple.get(flow.key[1:]) is flow:
+            del self._by_tuple[flow.key[1:]]
+        if flow.twins is not None:
+            for twin in flow.twins:
+                self._twins.pop(twin, None)
         self.records.append(self._record(flow, reason))
 
     def _sliced(self, flow: Flow) -> None:
@@ -869,6 +934,16 @@ class FlowTable:
 
     def _anomaly(self, code: str, flow: Flow, direction: int, pkt: Packet | None, detail: str) -> None:
         self.anomalies.append(flow_anomaly(code, flow, direction, pkt, detail))
+
+
+def _twin_note(flow: Flow) -> str:
+    """What an anomaly about a flow's copies says of those seen under other VLAN tags."""
+    if not flow.twins:
+        return ""
+    stacks = ", ".join(
+        "untagged" if not key[0] else ".".join(str(tag) for tag in key[0]) for key in flow.twins[:4]
+    )
+    return f"; also seen routed or trunked under VLAN {stacks} (those copies made no flow of their own)"
 
 
 def _awaits(flow: Flow, direction: int, ack: int) -> bool:

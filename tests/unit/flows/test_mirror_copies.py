@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Dot1Q, Ether
 from scapy.utils import rdpcap, wrpcap
 
 from tests.conftest import PCAPS
@@ -108,3 +109,46 @@ def test_a_doubly_mirrored_tcp_plant_is_analysed_as_the_single_one(tmp_path: Pat
     codes = [e["code"] for e in twice_events if e["event_type"] == "anomaly"]
     assert codes.count("tcp.mirror_copies") == 3
     assert "tcp.mirror_copies" not in [e.get("code") for e in once_events]
+
+
+def trunked(source: Path, target: Path, after: float = 0.00005) -> Path:
+    """Each frame on VLAN 10, then ``after`` seconds later routed onto VLAN 20 (other MACs, TTL - 1),
+    as a SPAN of a router-on-a-stick's trunk port carries it."""
+    frames = []
+    for packet in rdpcap(str(source)):
+        if not packet.haslayer(Ether):
+            continue
+        inner = packet[Ether].payload
+        first = Ether(src=packet[Ether].src, dst=packet[Ether].dst) / Dot1Q(vlan=10) / inner.copy()
+        routed = inner.copy()
+        if IP in routed:
+            routed[IP].ttl = max(routed[IP].ttl - 1, 1)
+            del routed[IP].chksum
+        second = Ether(src="02:00:00:00:00:20", dst="02:00:00:00:00:21") / Dot1Q(vlan=20) / routed
+        first.time = packet.time
+        second.time = packet.time + after
+        frames += [first, second]
+    wrpcap(str(target), frames)
+    return target
+
+
+def test_a_trunk_span_carrying_each_packet_on_two_vlans_is_analysed_as_the_single_one(tmp_path: Path) -> None:
+    # The demo's attack phase seen on the client's VLAN and again routed onto the server's: the
+    # same alerts with the same counts, one flow per connection, the routed copies counted there.
+    name = PCAPS / "demo/plant_attack.pcap"
+    _, once_alerts = replay(name, tmp_path / "once")
+    twice_events, twice_alerts = replay(trunked(name, tmp_path / "trunk.pcap"), tmp_path / "trunk")
+    final = {a["alert_id"]: (a["rule_id"], a["count"]) for a in twice_alerts}
+    assert sorted(final.values()) == sorted(
+        {a["alert_id"]: (a["rule_id"], a["count"]) for a in once_alerts}.values()
+    )
+    flows = [e for e in twice_events if e["event_type"] == "flow" and e["transport"] == "tcp"]
+    assert flows and all(f["vlan"] == [10] for f in flows)
+    assert sum(f["mirror_copies_to_server"] + f["mirror_copies_to_client"] for f in flows) > len(flows) * 4
+    notes = [e["detail"] for e in twice_events if e.get("code") == "tcp.mirror_copies"]
+    assert notes and all("under VLAN 20" in note for note in notes)
+    # Overlapping addresses on two VLANs (two plants, the same numbering): the same 5-tuples, but
+    # no packet repeats the other's within the copy window: two flows each, both dissected.
+    apart, _ = replay(trunked(name, tmp_path / "apart.pcap", after=0.5), tmp_path / "apart")
+    vlans = sorted(tuple(f["vlan"]) for f in apart if f["event_type"] == "flow" and f["transport"] == "tcp")
+    assert vlans.count((10,)) == vlans.count((20,)) == len(flows)
