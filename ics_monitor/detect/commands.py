@@ -404,6 +404,12 @@ DNP3_FUNCTION_RULES: Final = {
     31: "ICS-1211",  # ACTIVATE_CONFIG
 }
 DNP3_WRITE: Final = 2
+# Secure Authentication requests (AUTHENTICATE_REQ, AUTH_REQ_NO_ACK), and the IIN2.0 bit of an
+# outstation that does not support a function (IEEE 1815 clause 4.2.2.7 and 7.5.2.3).
+DNP3_AUTH_REQUESTS: Final = frozenset({32, 33})
+DNP3_NO_FUNC_CODE_SUPPORT: Final = 0x0001
+# Authentication requests waiting for their answer, at most.
+MAX_AUTH_REQUESTS: Final = 1024
 DNP3_ENABLE_UNSOLICITED: Final = 20
 DNP3_DISABLE_UNSOLICITED: Final = 21
 DNP3_DISABLE_UNSOLICITED_RULE: Final = "ICS-1206"
@@ -447,7 +453,7 @@ class Dnp3Commands(BaseDetector):
     """
 
     name = "dnp3_commands"
-    rule_ids = tuple(f"ICS-{number}" for number in range(1201, 1212))
+    rule_ids = tuple(f"ICS-{number}" for number in range(1201, 1213))
     event_types = frozenset({"dnp3"})
     wants_time = True
 
@@ -459,6 +465,9 @@ class Dnp3Commands(BaseDetector):
         # Requests seen per session (flow, master link, outstation link), counted up to
         # STARTUP_REQUESTS.
         self.requests: BoundedDict = BoundedDict(MAX_DNP3_FLOWS)
+        # (master ip, outstation ip, master link, outstation link, sequence) -> a Secure
+        # Authentication request waiting for its answer (ICS-1212).
+        self.auth_requests: BoundedDict = BoundedDict(MAX_AUTH_REQUESTS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Match the application function, file writes, broadcasts and authentication errors."""
@@ -490,12 +499,17 @@ class Dnp3Commands(BaseDetector):
                 self._fire(rule_id, event, out)
             elif code == DNP3_ENABLE_UNSOLICITED and self.held and fields["crc_ok"]:
                 self._enabling(event)
+            elif code in DNP3_AUTH_REQUESTS:
+                key = (fields["src_ip"], fields["dst_ip"], fields["src"], fields["dst"], fields["sequence"])
+                self.auth_requests[key] = event
             if fields["dst"] >= DNP3_BROADCAST_MIN and code not in DNP3_HARMLESS_BROADCAST:
                 # Outstations answer no broadcast; per function: a broadcast restart is not one
                 # more count on a broadcast write.
                 self._fire(DNP3_BROADCAST_RULE, event, out, awaits=False, key_suffix=f":{code}")
         else:
             _take_answer(event, out)
+            if fields["request_function_code"] in DNP3_AUTH_REQUESTS and self.auth_requests:
+                self._auth_answered(event, out)
             if self.held and fields["request_function_code"] in (
                 DNP3_ENABLE_UNSOLICITED,
                 DNP3_DISABLE_UNSOLICITED,
@@ -512,6 +526,28 @@ class Dnp3Commands(BaseDetector):
                     awaits=False,  # an error object: itself an answer
                 )
                 break
+
+    def _auth_answered(self, event: Any, out: Emitter) -> None:
+        """ICS-1212: an outstation answered a Secure Authentication request "function not supported".
+
+        Its own master never sends one to an outstation without Secure Authentication: a
+        fuzzer or an exploitation framework probing the device's security does (and a master set
+        up for another device).  Where Secure Authentication runs, the requests are answered and
+        this stays quiet.
+        """
+        request = self.auth_requests.pop(
+            (event.dst_ip, event.src_ip, event.dst, event.src, event.sequence), None
+        )
+        if request is None or not (event.iin or 0) & DNP3_NO_FUNC_CODE_SUPPORT:
+            return
+        self._fire(
+            "ICS-1212",
+            request,
+            out,
+            {"answer": "NO_FUNC_CODE_SUPPORT (IIN2.0)", "answer_frame": event.frame},
+            frames=(request.frame, event.frame),
+            awaits=False,  # answered: refused
+        )
 
     def _hold(self, event: Any, out: Emitter) -> None:
         key = (event.src_ip, event.dst_ip, event.src, event.dst)

@@ -647,3 +647,37 @@ def test_a_write_to_unit_0_that_a_device_answers_is_no_broadcast() -> None:
     rules = RULES.configured("ICS-1308", answer_timeout=0)
     [now] = [a for a in run([write], rules=rules, finish=False) if a.rule_id == "ICS-1308"]
     assert "not waited for (answer_timeout 0)" in now.explanation
+
+
+def test_dnp3_authentication_request_to_an_outstation_without_it() -> None:
+    """ICS-1212: a Secure Authentication request (FC 32/33) answered "function not supported"
+    (IIN2.0) is a probe of the device's security; answered (where Secure Authentication runs), or
+    unanswered, it is quiet."""
+
+    def exchange(code: int, iin: int, sequence: int = 3, answer_code: int = 129) -> list[Any]:
+        request = dnp3(code, ts=1000.0, frame=10, sequence=sequence, client="10.0.0.66")
+        answer = dnp3(
+            answer_code,
+            request=False,
+            ts=1000.05,
+            frame=11,
+            sequence=sequence,
+            iin=iin,
+            src=request.dst,
+            dst=request.src,
+            client="10.0.0.66",
+        )
+        return [request, dataclasses.replace(answer, request_function_code=code)]
+
+    [alert] = run(exchange(32, 0x0001))
+    assert alert.rule_id == "ICS-1212" and alert.src_ip == "10.0.0.66" and alert.frames == (10, 11)
+    assert "F32 (DNP3 Secure Authentication)" in alert.explanation
+    assert alert.evidence["answer"] == "NO_FUNC_CODE_SUPPORT (IIN2.0)"
+    assert rule_ids(run(exchange(33, 0x0001 | 0x0100))) == ["ICS-1212"]
+    # Secure Authentication in use: the outstation answers (FC 131 AUTHENTICATE_RESP, or a
+    # response without IIN2.0); another sequence answers another request; no answer at all.
+    assert run(exchange(32, 0, answer_code=131)) == []
+    assert run(exchange(32, 0x0002)) == []  # OBJECT_UNKNOWN: it knows the function
+    request, answer = exchange(32, 0x0001)
+    assert run([request, dataclasses.replace(answer, sequence=4)]) == []
+    assert run([request]) == []
