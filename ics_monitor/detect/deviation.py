@@ -307,6 +307,14 @@ class BaselineDeviation(BaseDetector):
             is_probe(record) and out.open_alert("ICS-3006", record.src_ip, record.ts_start)
         ):
             return
+        # Another protocol tried on an OT service port (an nmap -sV probe: HTTP, TLS, RDP, SMB to
+        # 502): ICS-3007/3008's open alert for the client and port names it, not a conversation
+        # per protocol tried.
+        port_key = f"{record.src_ip}>{record.dst_ip}:{record.transport}/{record.dst_port}"
+        if out.open_alert("ICS-3007", port_key, record.ts_start) or out.open_alert(
+            "ICS-3008", port_key, record.ts_start
+        ):
+            return
         key = (record.src_ip, record.dst_ip, record.transport, record.dst_port, protocol_of_flow(record))
         if record.flow_id in self.flows:
             return

@@ -1750,3 +1750,21 @@ def test_dnp3_and_s7_reads_never_read() -> None:
     assert sorted(fired(s7(1, function_code=0x04, items=(flags, db2)))) == ["DB2 0-3", "FLAGS 0-15"]
     # A write of a new DB is ICS-5005's, not a read.
     assert fired(s7(1, function_code=0x05, items=(db2,), data_items=({"values": [0, 0, 0, 0]},))) == []
+
+
+def test_foreign_protocols_on_an_ot_port_are_the_misuse_alert_not_new_conversations() -> None:
+    """nmap -sV sends HTTP, TLS, RDP and SMB probes to each OT port: ICS-3007 names them all for the
+    client and port; they are not a new conversation each (ICS-5002).  What the client then speaks
+    in the port's own protocol is."""
+    stranger = "10.0.0.66"
+    probes = [
+        flow(src_ip=stranger, dst_port=502, service="modbus", app_protocol=app, ts=2000.0 + i)
+        for i, app in enumerate(("http", "tls", "rdp"))
+    ]
+    ids = _ids(probes)
+    assert ids.count("ICS-3007") == 1 and "ICS-5002" not in ids
+    # Without the misuse rule the probes are new conversations, as before.
+    rules = RULES.configured("ICS-3007", enabled=False)
+    assert rule_ids(run(probes, baseline=BASELINE, rules=rules)).count("ICS-5002") == 3
+    modbus_after = modbus(3, client=stranger, address=0, quantity=10, ts=2010.0, frame=9)
+    assert "ICS-5002" in _ids([*probes, modbus_after])
