@@ -290,6 +290,8 @@ class FlowTable:
         # flow's packets are seen again on other VLANs (``_twin_of``).
         self._by_tuple: dict[tuple[Any, ...], Flow] = {}
         self._twins: dict[FlowKey, Flow] = {}
+        # Set while a wait is given up (``_release``): what waited keeps its own time and frame.
+        self._giving_up = False
 
     # -- per packet ------------------------------------------------------------------------------
 
@@ -530,17 +532,19 @@ class FlowTable:
     def _tcp_payload(self, flow: Flow, direction: int, pkt: Packet) -> None:
         streams = flow.streams
         assert streams is not None
-        chunks = self._chunks
         held = flow.held
         if held is not None and pkt.ts - held[3] > REORDER_HOLD:
             self._due(flow, pkt.ts, pkt.seq if direction != held[0] and not pkt.payload else -1)
         if pkt.tcp_flags & TCP_ACK:
             # The peer acknowledges bytes we never saw and holds later data: those bytes are lost.
+            # (A SPAN keeps each direction's order: what one side sent after them is there, and
+            # so was sent after; only the other side's packets come early.)
             peer = streams[1 - direction]
             peer.acked = pkt.ack
             if peer.segments and peer.next_seq >= 0 and seq_diff(pkt.ack, peer.next_seq) > 0:
                 first = peer.first_buffered()
                 if seq_diff(pkt.ack, first) >= 0:
+                    chunks = self._chunks
                     # What it acknowledges came before this packet; what was held past that may
                     # answer it, and follows it.
                     peer.skip_to(first, chunks)
@@ -668,15 +672,19 @@ class FlowTable:
         chunks = self._chunks
         if expired:
             peer = streams[1 - direction]
-            if peer.segments and peer.next_seq >= 0 and _ahead(held[1], peer.next_seq):
-                first = peer.first_buffered()
-                if not _ahead(first, held[1]):
-                    peer.skip_to(first, chunks)
-                    peer.drain(chunks)
+            self._giving_up = True
+            try:
+                if peer.segments and peer.next_seq >= 0 and _ahead(held[1], peer.next_seq):
+                    first = peer.first_buffered()
+                    if not _ahead(first, held[1]):
+                        peer.skip_to(first, chunks)
+                        peer.drain(chunks)
+                        self._hand_over(flow, 1 - direction, None)
+                elif seq >= 0 and peer.next_seq >= 0 and _ahead(seq, peer.next_seq):
+                    peer.skip_to(seq, chunks)
                     self._hand_over(flow, 1 - direction, None)
-            elif seq >= 0 and peer.next_seq >= 0 and _ahead(seq, peer.next_seq):
-                peer.skip_to(seq, chunks)
-                self._hand_over(flow, 1 - direction, None)
+            finally:
+                self._giving_up = False
             if flow.held is not held:
                 return  # gone out in order with the other direction's data
         flow.held = None
@@ -727,7 +735,7 @@ class FlowTable:
                 assert held is not None
                 position += (gap if gap > 0 else -gap) + len(data)
                 if flow.held is held and not _ahead(held[1], position & 0xFFFFFFFF):
-                    self._release(flow, False, completed=(ts, frame))
+                    self._release(flow, False, completed=NO_MARK if self._giving_up else (ts, frame))
                     watch = False
         chunks.clear()
         if chunks is not self._chunks:

@@ -6,11 +6,17 @@ ahead of its question; the flow table hands each side on in the order the hosts 
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ics_monitor.decode import Decoder
 from ics_monitor.flows import FlowConfig, FlowTable
 from ics_monitor.flows.table import REORDER_HOLD, REORDER_HOLD_MAX
 
-from .test_flow_table import Recorder, handshake, run, tcp
+from .test_flow_table import C, Recorder, handshake, run, tcp
 
 
 def order(recorder: object) -> list[tuple[int, bytes]]:
@@ -150,3 +156,92 @@ def test_data_given_up_on_behind_a_hole_splits_at_what_the_packet_acknowledges()
     table, recorder = run(frames)
     assert order(recorder) == [(0, b"aaaa"), (0, b"cccc"), (1, b"RSP"), (0, b"dddd")]
     assert recorder.gaps == [(table.records[0].flow_id, 0, 4)]
+
+
+class _Stream:
+    """A FlowHandler noting each direction's bytes and gaps in the order they are handed on."""
+
+    def __init__(self) -> None:
+        self.parts: dict[int, list[tuple[int, bytes]]] = {0: [], 1: []}
+        self.order: list[int] = []
+
+    def flow_started(self, flow: Any) -> None:
+        pass
+
+    def payload(self, flow: Any, direction: int, data: bytes, ts: float, frame: int) -> None:
+        self.parts[direction].append((0, bytes(data)))
+        self.order.append(direction)
+
+    def gap(self, flow: Any, direction: int, size: int) -> None:
+        self.parts[direction].append((size, b""))
+
+    def cut_datagram(self, flow: Any, direction: int, data: bytes, cut: int, ts: float, frame: int) -> None:
+        pass
+
+    def flow_ended(self, flow: Any, reason: str) -> None:
+        pass
+
+
+def _exchange(rounds: int, sizes: list[int]) -> tuple[list[tuple[float, bytes]], bytes, bytes]:
+    """A request-answer session: each side acknowledges what it got before it sends."""
+    frames = list(handshake())
+    client, server = 1001, 5001
+    sent_c, sent_s = b"", b""
+    ts = 1.01
+    for number in range(rounds):
+        question = bytes([65 + number % 26]) * sizes[number % len(sizes)]
+        answer = bytes([97 + number % 26]) * sizes[(number + 1) % len(sizes)]
+        frames.append(tcp(ts, True, "PA", client, server, question))
+        client += len(question)
+        sent_c += question
+        frames.append(tcp(ts + 0.0001, False, "PA", server, client, answer))
+        server += len(answer)
+        sent_s += answer
+        ts += 0.05
+    return frames, sent_c, sent_s
+
+
+def _from_client(frame: tuple[float, bytes]) -> bool:
+    return frame[1][26:30] == bytes(int(part) for part in C.split("."))
+
+
+@settings(max_examples=int(os.environ.get("ICS_FUZZ_EXAMPLES", "200")), deadline=None)
+@given(
+    st.integers(2, 12),
+    st.lists(st.integers(1, 40), min_size=1, max_size=4),
+    st.lists(st.integers(3, 30), max_size=6),
+    st.lists(st.integers(3, 30), max_size=3),
+)
+def test_reordered_or_lossy_sessions_keep_each_direction_whole_and_in_place(
+    rounds: int, sizes: list[int], swaps: list[int], drops: list[int]
+) -> None:
+    """Whatever frames a SPAN delivers ahead of the other direction's and whatever it drops, each
+    direction's bytes come out in stream order, at their place (a loss as a gap of its size),
+    nothing twice, nothing held after the end; with swaps alone, every byte of both directions.
+    A SPAN keeps each direction's own order (a queue per direction): it swaps frames of opposite
+    directions only."""
+    frames, sent_c, sent_s = _exchange(rounds, sizes)
+    captured = list(frames)
+    for at in swaps:
+        if at + 1 < len(captured) and _from_client(captured[at]) != _from_client(captured[at + 1]):
+            captured[at], captured[at + 1] = captured[at + 1], captured[at]
+    lossy = [frame for index, frame in enumerate(captured) if index not in set(drops)]
+    for shown, whole in ((captured, True), (lossy, not drops)):
+        handler = _Stream()
+        table = FlowTable(FlowConfig(), handler)
+        decoder = Decoder()
+        for number, (ts, frame) in enumerate(shown, start=1):
+            pkt = decoder.decode(number, ts, 1, frame, len(frame))
+            assert pkt is not None
+            table.process(pkt)
+        table.flush()
+        assert not table._holding and not table._twins
+        for direction, sent in ((0, sent_c), (1, sent_s)):
+            position = 0
+            for gap, data in handler.parts[direction]:
+                position += gap
+                assert sent[position : position + len(data)] == data
+                position += len(data)
+            assert position <= len(sent)
+            if whole:
+                assert b"".join(data for _, data in handler.parts[direction]) == sent
