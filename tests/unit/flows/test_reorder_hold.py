@@ -19,6 +19,17 @@ from ics_monitor.flows.table import REORDER_HOLD, REORDER_HOLD_MAX
 from .test_flow_table import C, Recorder, handshake, run, tcp
 
 
+def feed(table: FlowTable, frames: list[tuple[float, bytes]], each: Any = None) -> None:
+    """Decode and process ``frames`` in turn (``each(number)`` after each); no flush."""
+    decoder = Decoder()
+    for number, (ts, frame) in enumerate(frames, start=1):
+        pkt = decoder.decode(number, ts, 1, frame, len(frame))
+        assert pkt is not None
+        table.process(pkt)
+        if each is not None:
+            each(number)
+
+
 def order(recorder: object) -> list[tuple[int, bytes]]:
     return [(direction, data) for direction, data, _ts, _frame in recorder.calls]  # type: ignore[attr-defined]
 
@@ -131,13 +142,12 @@ def test_the_sweep_releases_a_wait_on_a_quiet_flow() -> None:
     ]
     recorder = Recorder()
     table = FlowTable(FlowConfig(), recorder)
-    decoder = Decoder()
-    for number, (ts, frame) in enumerate(frames, start=1):
-        pkt = decoder.decode(number, ts, 1, frame, len(frame))
-        assert pkt is not None
-        table.process(pkt)
+
+    def still_waiting(number: int) -> None:
         if number == 5:
             assert recorder.calls == [] and table._holding
+
+    feed(table, frames, still_waiting)
     # Released by the sweep, with no flush and no packet of its own.
     assert order(recorder) == [(1, b"RSP1"), (0, b"REQ2")]
     assert recorder.calls[0][3] == 4 and not table._holding
@@ -229,11 +239,7 @@ def test_reordered_or_lossy_sessions_keep_each_direction_whole_and_in_place(
     for shown, whole in ((captured, True), (lossy, not drops)):
         handler = _Stream()
         table = FlowTable(FlowConfig(), handler)
-        decoder = Decoder()
-        for number, (ts, frame) in enumerate(shown, start=1):
-            pkt = decoder.decode(number, ts, 1, frame, len(frame))
-            assert pkt is not None
-            table.process(pkt)
+        feed(table, shown)
         table.flush()
         assert not table._holding and not table._twins
         for direction, sent in ((0, sent_c), (1, sent_s)):
