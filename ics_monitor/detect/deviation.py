@@ -500,7 +500,7 @@ class BaselineDeviation(BaseDetector):
             table = MODBUS_READ_TABLES.get(fields["function_code"])
             address = fields["address"]
             quantity = fields["quantity"]
-            if table is None or address is None or not quantity or fields["exception_code"] is not None:
+            if table is None or address is None or not quantity:
                 return
             unit = fields["unit_id"]
             last = address + quantity - 1

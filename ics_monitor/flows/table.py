@@ -420,33 +420,39 @@ class FlowTable:
             if original is None:
                 return None
             last_sent = original.last_sent
-            direction = 0 if pkt.src_ip == original.client_ip and pkt.sport == original.client_port else 1
-            last = last_sent[direction] if last_sent is not None else None
-            size = len(pkt.payload)
-            tcp = pkt.ip_proto == IPPROTO_TCP
-            if (
-                last is None
-                or pkt.ts - last[1] > self._copy_window
-                or last[0] != pkt.ip_id
-                or last[2] != size
-                or last[3] != (pkt.seq if tcp else hash(pkt.payload))
-                or last[5] != pkt.ack
-                or last[6] != pkt.tcp_flags
-                or not (pkt.ip_id or size or not tcp)
-            ):
+            last = last_sent[original.direction_of(pkt)] if last_sent is not None else None
+            mark = pkt.seq if pkt.ip_proto == IPPROTO_TCP else hash(pkt.payload)
+            if last is None or not self._repeats(last, pkt, mark, original.proto):
                 return None
             self._twins[key] = original
             if original.twins is None:
                 original.twins = []
             original.twins.append(key)
-        else:
-            direction = 0 if pkt.src_ip == original.client_ip and pkt.sport == original.client_port else 1
+        direction = original.direction_of(pkt)
         counters = original.counters
         counters[direction] += pkt.fragments
         counters[BYTES + direction] += pkt.wire_len
         counters[COPIES + direction] += 1
         original.copies[direction] += 1
         return original
+
+    def _repeats(self, last: list[Any], pkt: Packet, mark: int, proto: int) -> bool:
+        """Whether ``pkt`` repeats ``last`` (a direction's last packet, ``Flow.last_sent``) as a copy.
+
+        Within the copy window, the same IPv4 id, length, ``mark``, acknowledgment number and
+        flags; never a TCP segment with neither payload nor IPv4 id (``_mirror_copy``).
+        """
+        ip_id = pkt.ip_id
+        size = len(pkt.payload)
+        return (
+            pkt.ts - last[1] <= self._copy_window
+            and last[0] == ip_id
+            and last[3] == mark
+            and last[2] == size
+            and last[5] == pkt.ack
+            and last[6] == pkt.tcp_flags
+            and bool(ip_id or size or proto != IPPROTO_TCP)
+        )
 
     def _mirror_copy(self, flow: Flow, direction: int, pkt: Packet, mark: int) -> bool:
         """Whether this packet repeats the last one of its direction within the copy window.
@@ -465,19 +471,8 @@ class FlowTable:
         if last_sent is None:
             last_sent = flow.last_sent = [None, None]
         last = last_sent[direction]
-        ip_id = pkt.ip_id
         size = len(pkt.payload)
-        if (
-            last is not None
-            and pkt.ts - last[1] <= self._copy_window
-            and last[4] < MAX_MIRROR_COPIES
-            and last[0] == ip_id
-            and last[3] == mark
-            and last[2] == size
-            and last[5] == pkt.ack
-            and last[6] == pkt.tcp_flags
-            and (ip_id or size or flow.proto != IPPROTO_TCP)
-        ):
+        if last is not None and last[4] < MAX_MIRROR_COPIES and self._repeats(last, pkt, mark, flow.proto):
             last[4] += 1
             counters = flow.counters
             counters[COPIES + direction] += 1
@@ -492,7 +487,7 @@ class FlowTable:
         if last is None:
             last = last_sent[direction] = [0, 0.0, 0, 0, 0, 0, 0]
         # In place: a TCP flow passes here with every segment.
-        last[0] = ip_id
+        last[0] = pkt.ip_id
         last[1] = pkt.ts
         last[2] = size
         last[3] = mark
@@ -550,12 +545,10 @@ class FlowTable:
                     peer.skip_to(first, chunks)
                     peer.drain(chunks, until=pkt.ack)
                     self._hand_over(flow, 1 - direction, pkt)
-                    self._caught_up(flow, 1 - direction)
                     if peer.segments:
                         self._tcp_data(flow, direction, pkt)
                         peer.drain(chunks)
                         self._hand_over(flow, 1 - direction, pkt)
-                        self._caught_up(flow, 1 - direction)
                         return
         self._tcp_data(flow, direction, pkt)
 
@@ -621,16 +614,6 @@ class FlowTable:
             self._holding[flow.key] = flow
             return
         self._hand_over(flow, direction, pkt)
-        self._caught_up(flow, direction)
-
-    def _caught_up(self, flow: Flow, direction: int) -> None:
-        """``direction`` moved on: the other side's held data goes out once it reached what it acknowledged."""
-        held = flow.held
-        if held is not None and held[0] != direction:
-            streams = flow.streams
-            assert streams is not None
-            if not _ahead(held[1], streams[direction].next_seq):
-                self._release(flow, False, completed=(flow.last_ts, flow.last_frame))
 
     def _due(self, flow: Flow, now: float, seq: int) -> None:
         """A wait past ``REORDER_HOLD``: end it if the bytes awaited are shown lost, or waited too long.
