@@ -774,7 +774,7 @@ def build_analysis(
 
     if mode not in (LEARN, LEARN_THEN_ENFORCE, ENFORCE, DETECT):
         raise ValueError(f"unknown analysis mode {mode!r}")
-    digest_before = checks_digest(baseline_path, rules_dir) if worker_checks is not None else None
+    rules_before = rules_digest(rules_dir) if worker_checks is not None else None
     rules = _loaded("rules", lambda: RuleSet.load(rules_dir)) if detection else None
     zones = _loaded("zones", lambda: Zones.load(zones_path)) if zones_path is not None else None
     baseline = None
@@ -812,8 +812,14 @@ def build_analysis(
         if (
             mode == ENFORCE
             and engine is not None
+            and baseline is not None
+            and baseline.digest
             and worker_checks[:2] == worker_checks_of(baseline_path, rules_dir, digest="")[:2]
-            and digest_before == worker_checks[2] == checks_digest(baseline_path, rules_dir)
+            # What was loaded is what the workers were told of: the baseline by the digest of
+            # the text it was built from, the rules by theirs before and after loading them.
+            and rules_before is not None
+            and rules_before == rules_digest(rules_dir)
+            and worker_checks[2] == checks_digest(baseline_path, rules_dir, baseline.digest)
         ):
             analysis.checked_engine = engine
     return analysis
@@ -833,25 +839,39 @@ def worker_checks_of(baseline_path: Any, rules_dir: Any, digest: str | None = No
     return (str(baseline_path), None if rules_dir is None else str(rules_dir), digest)
 
 
-def checks_digest(baseline_path: Any, rules_dir: Any) -> str:
+def checks_digest(baseline_path: Any, rules_dir: Any, baseline_sha256: str | None = None) -> str:
     """sha256 of the baseline file and the rules files (names and bytes); "" when unreadable.
 
     A worker and the analysis read these files each at its own moment: their checks count only
     when both read what the digest taken before the workers started says (a baseline rewritten
     meanwhile, say by a concurrent ``--learn`` on the same state, turns the workers' checks off).
+    ``baseline_sha256``: the baseline's own digest (``Baseline.digest``: of the text it was built
+    from) in place of hashing the file again.
     """
+    rules = rules_digest(rules_dir)
+    if rules is None:
+        return ""
+    if baseline_sha256 is None:
+        try:
+            with Path(baseline_path).open("rb") as stream:
+                baseline_sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
+        except OSError:
+            return ""
+    return hashlib.sha256(bytes.fromhex(baseline_sha256) + rules).hexdigest()
+
+
+def rules_digest(rules_dir: Any) -> bytes | None:
+    """The rules files' part of ``checks_digest`` (names and sha256 of each), or None when unreadable."""
     from ics_monitor.detect.rules import RuleError, default_directory
 
-    digest = hashlib.sha256()
+    parts = []
     try:
-        with Path(baseline_path).open("rb") as stream:
-            digest.update(hashlib.file_digest(stream, "sha256").digest())
         directory = default_directory() if rules_dir is None else Path(rules_dir)
         for path in sorted(directory.glob("*.yaml")):
-            digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+            parts.append(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     except (OSError, RuleError):
-        return ""
-    return digest.hexdigest()
+        return None
+    return b"".join(parts)
 
 
 def _loaded(what: str, load: Callable[[], Any]) -> Any:

@@ -20,11 +20,11 @@ from typing import Any, Final
 
 import orjson
 
+from ics_monitor._records import rebuilt
 from ics_monitor.core import linktypes
 from ics_monitor.core.linktypes import EN10MB, LINUX_SLL, LINUX_SLL2
 from ics_monitor.core.packet import IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Packet
 from ics_monitor.decode.headers import TUNNEL_PORTS, TUNNEL_PROTOCOLS
-from ics_monitor.events.base import record_from
 from ics_monitor.flows import FlowTable
 from ics_monitor.pipeline import Pipeline, arp_event
 from ics_monitor.sinks import JsonLinesSink
@@ -525,23 +525,8 @@ def unmarshalled(data: bytes) -> list[Any]:
         items: list[Any] = decoded[1]
         return items
     classes = [_class(entry[0], entry[1]) for entry in decoded[0]]
-    batch: list[Any] = []
-    for item in decoded[1]:
-        number: int = item[3]
-        if number >= 0:
-            known = classes[number]
-            payload = item[4]
-            if isinstance(payload, tuple):
-                names = known[1]
-                fields: dict[str, Any] = known[2].copy()
-                for position in range(len(names)):
-                    fields[names[position]] = payload[position]
-            else:
-                fields = payload
-            batch.append((item[0], item[1], item[2], record_from(known[0], fields)))
-        else:
-            batch.append((item[0], item[1], item[2], item[4]))
-    return batch
+    # The records rebuilt in one C call in a compiled build (``_records.rebuilt``).
+    return rebuilt(classes, decoded[1])
 
 
 # -- the parent's merge ------------------------------------------------------------------------------

@@ -1725,6 +1725,8 @@ class Baseline:
         self._profiles: dict[tuple[str, str, int, str], Conversation | None] = {}
         self._pair_profiles: dict[tuple[str, str, str], Conversation] | None = None
         self.macs: set[str] = {mac for macs in self.asset_macs.values() for mac in macs}
+        # sha256 (hex) of the file text this baseline was read from (``load``); "" when not read.
+        self.digest = ""
 
     # -- queries --------------------------------------------------------------------------------------------
 
@@ -2039,14 +2041,17 @@ class Baseline:
                     # Not ``*cached``: compiled (mypyc), a star call over the narrowed optional
                     # tuple passed the parts wrongly.  A header of the wrong shape: the YAML decides.
                     with contextlib.suppress(AttributeError, TypeError, ValueError):
-                        return cls._from_parts(cached[0], cached[1])
+                        baseline = cls._from_parts(cached[0], cached[1])
+                        baseline.digest = digest  # the text the cache was made from
+                        return baseline
                 text = target.read_bytes()
             baseline = cls._from_yaml(path, text)
-        # The next load reads the cache (a hand-edited file, or a cache of an older format); keyed
-        # by the text parsed, in case the file changed since it was hashed.  Best effort.
+        # Of the text parsed, in case the file changed since it was hashed.
+        baseline.digest = hashlib.sha256(text).hexdigest()
+        # The next load reads the cache (a hand-edited file, or a cache of an older format).  Best effort.
         if keep_cache:
             with contextlib.suppress(OSError):
-                baseline._save_cache(target, hashlib.sha256(text).hexdigest())
+                baseline._save_cache(target, baseline.digest)
         return baseline
 
     @classmethod
