@@ -417,6 +417,7 @@ class Conversation:
         "functions",
         "identified",
         "key",
+        "last_seen",
         "modbus",
         "peaks",
         "polling",
@@ -425,6 +426,7 @@ class Conversation:
         "requests",
         "s7",
         "server",
+        "silence",
         "transport",
         "values",
         "windows",
@@ -463,6 +465,10 @@ class Conversation:
         # current windows: [requests start, count, errors start, count].
         self.peaks = [0, 0]
         self.windows: list[float] | None = None
+        # The longest time nothing passed between client and server (either way) while learning,
+        # in seconds (0.0: not learned); and (learning) the time of the last record.
+        self.silence = 0.0
+        self.last_seen: float | None = None
 
     # -- learning ---------------------------------------------------------------------------------------
 
@@ -524,6 +530,14 @@ class Conversation:
             stats = self.polling[signature] = PollStats()
         stats.observe(ts)
 
+    def passed(self, ts: float) -> None:
+        """A record of the conversation at ``ts``, either way: the longest silence between two."""
+        last = self.last_seen
+        if last is None or ts > last:
+            if last is not None and ts - last > self.silence:
+                self.silence = ts - last
+            self.last_seen = ts
+
     def rate(self, ts: float, error: bool) -> None:
         """One more request (or error response) at ``ts``: the peak per RATE_WINDOW."""
         windows = self.windows
@@ -573,6 +587,8 @@ class Conversation:
             result["peak_requests_10s"] = self.peaks[0]
         if self.peaks[1]:
             result["peak_errors_10s"] = self.peaks[1]
+        if self.silence:
+            result["longest_silence"] = round(self.silence, 3)
         if self.functions:
             result["functions"] = {
                 key: {"name": name, "count": count}
@@ -630,6 +646,7 @@ class Conversation:
             _count(data, "peak_requests_10s", conversation.key),
             _count(data, "peak_errors_10s", conversation.key),
         ]
+        conversation.silence = _seconds(data, "longest_silence", conversation.key)
         for key, entry in (data.get("functions") or {}).items():
             conversation.functions[str(key)] = [entry.get("name"), int(entry.get("count", 0))]
         conversation.addresses, conversation.identified = _address_sections(data, conversation)
@@ -684,6 +701,7 @@ class Conversation:
             ],
             self.addresses.ranges,
             self.identified.ranges,
+            self.silence,
         ]
 
     @classmethod
@@ -726,6 +744,7 @@ class Conversation:
             )
         conversation.addresses = RangeSet(record[11])
         conversation.identified = RangeSet(record[12])
+        conversation.silence = float(record[13])
         return conversation
 
 
@@ -907,6 +926,19 @@ def _count(data: dict[str, Any], field: str, key: ConversationKey) -> int:
             f"conversation {_key_text(key)}: {field} must be a whole number from 0, not {value!r}"
         )
     return value
+
+
+def _seconds(data: dict[str, Any], field: str, key: ConversationKey) -> float:
+    """A learned duration of a conversation: finite seconds from 0 (absent: 0.0), else a ValueError."""
+    value = data.get(field, 0.0)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"conversation {_key_text(key)}: {field} must be seconds from 0, not {value!r}")
+    return float(value)
 
 
 def _window(value: Any, key: ConversationKey, signature: str) -> tuple[float, float] | None:
@@ -1111,6 +1143,7 @@ def dnp3_points(obj: dict[str, Any]) -> list[int] | tuple[int, int] | None:
 def learn_event(conversation: Conversation, event: Any, request: bool) -> None:
     """Fold one protocol record into its conversation (the learner's per-PDU work)."""
     event_type = event.event_type
+    conversation.passed(event.ts)
     if request:
         conversation.requests += 1
         conversation.rate(event.ts, False)
@@ -1476,7 +1509,7 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 # unquoted base-60 looking scalar (a MAC such as ``10:20:30:40:50:51``) as a number: version 4
 # holds what ``yamlfile.SafeLoader`` reads, text.  Version 5 added each conversation's addresses
 # (unit ids, link addresses), version 6 the addresses whose identification was read.
-CACHE_FORMAT: Final = "ics-monitor-baseline-cache/6"
+CACHE_FORMAT: Final = "ics-monitor-baseline-cache/7"
 _CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 _INDEX: Final = "I"
 # Where a version-2 cache was: removed when a newer one is written.

@@ -210,6 +210,9 @@ def test_hand_edited_baseline_and_bad_files(tmp_path: Path) -> None:
         ("    peak_requests_10s: -5\n", "peak_requests_10s must be a whole number from 0, not -5"),
         ("    peak_errors_10s: abc\n", "peak_errors_10s must be a whole number from 0, not 'abc'"),
         ("    peak_errors_10s: 1.9\n", "peak_errors_10s must be a whole number from 0, not 1.9"),
+        ("    longest_silence: -1\n", "longest_silence must be seconds from 0, not -1"),
+        ("    longest_silence: .nan\n", "longest_silence must be seconds from 0, not nan"),
+        ("    longest_silence: '12'\n", "longest_silence must be seconds from 0, not '12'"),
         (
             "    polling: {'3:1:0:10': {median: 1.0, window: [.nan, 1]}}\n",
             "poll 3:1:0:10: window must be \\[low, high\\]",
@@ -339,7 +342,7 @@ def test_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path: Pat
     baseline.save(path)
     lines = cache.read_bytes().splitlines(keepends=True)
     header = orjson.loads(lines[0])
-    assert header["cache"] == "ics-monitor-baseline-cache/6" and header["format"] == FORMAT
+    assert header["cache"] == "ics-monitor-baseline-cache/7" and header["format"] == FORMAT
     assert header["conversations"] == len(baseline.conversations) == len(lines) - 2
     keys, ranges = orjson.loads(lines[1])
     assert ["written", "hr:1:20"] in keys and [100, 119] in ranges
@@ -859,3 +862,18 @@ def test_a_read_only_directory_still_loads(tmp_path: Path) -> None:
             assert Baseline.load(source / "baseline.yaml").to_dict() == baseline.to_dict()
         finally:
             source.chmod(stat.S_IRWXU)
+
+
+def test_the_longest_silence_of_a_conversation_is_learned_both_ways_and_kept() -> None:
+    """Requests and responses alike end a silence; a record out of time order does not make one."""
+    learner = BaselineLearner()
+    for ts, request in ((1000.0, True), (1000.2, False), (1003.0, True), (1012.0, False), (1011.0, True)):
+        learner.observe(
+            modbus(3, ts=ts, request=request, address=0, quantity=1, values=None if request else (1,))
+        )
+    baseline = learner.baseline()
+    [conversation] = baseline.conversations.values()
+    assert conversation.silence == 9.0  # 1003.0 -> 1012.0 (the response); 1011.0 came late
+    [entry] = baseline.to_dict()["conversations"].values()
+    assert entry["longest_silence"] == 9.0
+    assert Baseline.from_dict(baseline.to_dict()).conversations[conversation.key].silence == 9.0
