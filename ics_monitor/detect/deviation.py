@@ -135,6 +135,11 @@ Number = int | float
 Limit = tuple[Number, Number, Number, Number]
 # Read and write shapes whose per-value bounds are kept (each up to 2 x MAX_VALUES_CHECKED floats).
 MAX_SHAPES: Final = 8192
+# ICS-5012: how often (capture seconds) the polled conversations are looked over for silence, and
+# the longest step of the capture clock still watched through: a longer one (the gap between two
+# capture files, a sensor that saw nothing at all) is time nobody watched, not silence.
+STOP_SCAN_SECONDS: Final = 1.0
+STOP_GAP_SECONDS: Final = 60.0
 
 
 class BaselineDeviation(BaseDetector):
@@ -152,6 +157,7 @@ class BaselineDeviation(BaseDetector):
         "ICS-5008",
         "ICS-5010",
         "ICS-5011",
+        "ICS-5012",
     )
     # ARP too: a device stating its address is a sighting, the same one in every run over the
     # same capture (the inventory's ``new_asset`` change is not: a restored inventory knows it).
@@ -176,6 +182,7 @@ class BaselineDeviation(BaseDetector):
         self.check_polling = on("ICS-5008")
         self.check_writers = on("ICS-5010")
         self.check_reads = on("ICS-5011")
+        self.check_stops = on("ICS-5012")
         # Learned conversation -> whether its client wrote while learning (``_write_profile``).
         self.wrote: dict[ConversationKey, bool] = {}
         self.written_margin = self.written_magnitude = self.read_margin = self.read_magnitude = 0.0
@@ -189,6 +196,17 @@ class BaselineDeviation(BaseDetector):
             self.drift_ratio = float(rules.param("ICS-5008", "max_ratio"))
             self.drift_spreads = float(rules.param("ICS-5008", "spread_factor"))
             self.drift_minimum = float(rules.param("ICS-5008", "min_seconds"))
+        self.stop_cycles = self.stop_minimum = self.stop_silences = 0.0
+        if self.check_stops:
+            self.stop_cycles = float(rules.param("ICS-5012", "cycles"))
+            self.stop_minimum = float(rules.param("ICS-5012", "min_seconds"))
+            self.stop_silences = float(rules.param("ICS-5012", "silence_factor"))
+        # ICS-5012, per conversation with a learned poll, once seen in this run: [time of its last
+        # record, its frame, its flow id, the silence that is a stop, the learned cycle, reported,
+        # the longest silence learned].
+        self.watches: BoundedDict = BoundedDict(MAX_FLOWS)
+        self._next_stop_scan: float | None = None
+        self._last_tick: float | None = None
         self.flows: BoundedDict = BoundedDict(MAX_FLOWS)
         self.polls: BoundedDict = BoundedDict(MAX_FLOWS)
         self.limits: BoundedDict = BoundedDict(MAX_FLOWS)
@@ -352,9 +370,21 @@ class BaselineDeviation(BaseDetector):
             merged = None
             if known is None:
                 merged = self.baseline.server_profile(server, event.transport, port, key[4])
-            # [conversation, key, merged profile, its checked function codes, its poll lookups]
-            entry = self.flows[flow_id] = [known, key, merged, None, None]
+            # [conversation, key, merged profile, its checked function codes, its poll lookups,
+            # its ICS-5012 watch]
+            entry = self.flows[flow_id] = [known, key, merged, None, None, None]
         conversation: Conversation | None = entry[0]
+        if self.check_stops and conversation is not None and conversation.polling:
+            # ICS-5012: anything either way says the conversation is alive (a PLC's cyclic data,
+            # an outstation's unsolicited responses keep the operators' view without a request).
+            watch: list[Any] | None = entry[5]
+            if watch is None:
+                watch = entry[5] = self._watch(conversation)
+            if watch:
+                watch[0] = fields["ts"]
+                watch[1] = fields["frame"]
+                watch[2] = flow_id
+                watch[5] = False
         if request and self.check_writers and is_write_request(fields):
             self._writer(entry[1], event, fields, out)
         if conversation is None:
@@ -848,9 +878,88 @@ class BaselineDeviation(BaseDetector):
         _say_target(out.widen if widen else out.fire, rule_id, key, event, evidence, named)
 
     def advance(self, ts: float, out: Emitter) -> None:
-        """A clock tick: new-target alerts grown since last said are widened (``_new_target``)."""
+        """A clock tick: new-target alerts widened (``_new_target``), silent polled conversations (ICS-5012).
+
+        New-target alerts grown since last said are widened; polled conversations gone silent
+        for too long are reported (``_stops``, looked over once a capture second).
+        """
         if self.unreported:
             self._widen_targets(out)
+        if self.check_stops:
+            last_tick = self._last_tick
+            self._last_tick = ts
+            if last_tick is not None and ts - last_tick > STOP_GAP_SECONDS:
+                # Nothing at all was seen for a while: unwatched time, not the polls' silence.
+                for watch in self.watches.values():
+                    if watch:
+                        watch[0] += ts - last_tick
+            next_scan = self._next_stop_scan
+            if next_scan is None or ts >= next_scan:
+                self._next_stop_scan = ts + STOP_SCAN_SECONDS
+                self._stops(ts, out)
+
+    def _watch(self, conversation: Conversation) -> list[Any]:
+        """The conversation's ICS-5012 watch (shared by its flows), or [] when it is not watched.
+
+        Its cycle: the slowest learned 8-interval median (the top of the window) of its fastest
+        poll.  A stop is a silence of ``cycles`` of them, at least ``min_seconds``, and at least
+        ``silence_factor`` times the longest silence learned: a master that reads in bursts (an
+        HMI asking only while a screen is open) is not stopped between two bursts.  Not watched:
+        a conversation with no learned poll, or learned before silences were (``silence`` 0).
+        """
+        watch: list[Any] | None = self.watches.get(conversation.key)
+        if watch is None:
+            cycles = [
+                poll.window[1] if poll.window else poll.median
+                for poll in conversation.polling.values()
+                if poll.median is not None and poll.count >= MIN_POLL_SAMPLES
+            ]
+            if not cycles or not conversation.silence:
+                watch = []
+            else:
+                cycle: float = min(cycles)
+                threshold = max(
+                    self.stop_cycles * cycle, self.stop_minimum, self.stop_silences * conversation.silence
+                )
+                watch = [0.0, 0, None, threshold, cycle, True, conversation.silence]
+            self.watches[conversation.key] = watch
+        return watch
+
+    def _stops(self, now: float, out: Emitter) -> None:
+        """ICS-5012: a polled conversation seen in this run, then silent both ways for too long."""
+        for key, watch in self.watches.items():
+            if not watch or watch[5]:
+                continue
+            silent: float = now - watch[0]
+            if silent <= watch[3]:
+                continue
+            watch[5] = True
+            client, server, transport, port, protocol = key
+            conversation = self.baseline.conversation(key)
+            polls = 0 if conversation is None else len(conversation.polling)
+            out.fire(
+                "ICS-5012",
+                f"{client}>{server}:{protocol}:{transport}/{port}",
+                ts=now,
+                frames=(watch[1],),
+                fields={"protocol": protocol},
+                protocol=protocol,
+                endpoints={
+                    "flow_id": watch[2],
+                    "transport": transport,
+                    "src_ip": client,
+                    "dst_ip": server,
+                    "dst_port": port,
+                },
+                evidence={
+                    "last_seen_ts": watch[0],
+                    "silent_seconds": round(silent, 3),
+                    "learned_cycle": round(watch[4], 6),
+                    "threshold_seconds": round(watch[3], 3),
+                    "learned_silence": round(watch[6], 3),
+                    "learned_polls": polls,
+                },
+            )
 
     def finish(self, out: Emitter) -> None:
         """The end: every new-target alert grown since last said is widened."""

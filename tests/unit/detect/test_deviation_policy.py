@@ -865,7 +865,8 @@ def test_dnp3_repeated_objects_are_checked_again_after_an_out_of_range_one() -> 
     values = [(104, False), (104, False), (400, False), (400, False), (104, True), (104, True)]
     records: list[Any] = [dnp3(1, frame=50, flow_id="f-dnp3-read")]
     records += [response(100 + n, value, binary) for n, (value, binary) in enumerate(values)]
-    fired = [(a.frames[0], a.evidence["point"]) for a in run(records, baseline=baseline, rules=rules)]
+    alerts = run(records, baseline=baseline, rules=rules)
+    fired = [(a.frames[0], a.evidence["point"]) for a in alerts if a.rule_id == "ICS-5007"]
     fired = [item for item in fired if item[0] >= 100]
     assert fired == [(102, "g30:0"), (103, "g30:0"), (104, "g1:0"), (105, "g1:0")]
     # The same records checked one by one by fresh engines (no memory of earlier responses) agree.
@@ -1768,3 +1769,135 @@ def test_foreign_protocols_on_an_ot_port_are_the_misuse_alert_not_new_conversati
     assert rule_ids(run(probes, baseline=BASELINE, rules=rules)).count("ICS-5002") == 3
     modbus_after = modbus(3, client=stranger, address=0, quantity=10, ts=2010.0, frame=9)
     assert "ICS-5002" in _ids([*probes, modbus_after])
+
+
+# -- ICS-5012: a master stops polling ------------------------------------------------------------------
+
+
+def _polls(start: float, count: int, first_frame: int = 1) -> list[Any]:
+    """The learned poll of BASELINE (FC 3, holding 0-9, every second) from ``start``."""
+    return [
+        modbus(3, ts=start + i, frame=first_frame + i, address=0, quantity=10, flow_id="f-poll")
+        for i in range(count)
+    ]
+
+
+def _others(start: float, seconds: int, first_frame: int) -> list[Any]:
+    """Another master's traffic, one request a second: the capture clock runs on."""
+    return [
+        modbus(
+            3,
+            ts=start + i,
+            frame=first_frame + i,
+            address=0,
+            quantity=1,
+            client="10.0.0.77",
+            flow_id="f-other",
+        )
+        for i in range(seconds)
+    ]
+
+
+def _stops(records: list[Any], baseline: Baseline = BASELINE) -> list[Any]:
+    quiet = RULES.configured("ICS-4003", enabled=False)  # request-only fixtures look like silence
+    alerts = run(sorted(records, key=lambda r: r.ts), baseline=baseline, rules=quiet)
+    return [a for a in alerts if a.rule_id == "ICS-5012"]
+
+
+def test_a_master_that_stops_polling_is_reported_once_the_capture_goes_on() -> None:
+    cycles = float(RULES.param("ICS-5012", "cycles"))
+    minimum = float(RULES.param("ICS-5012", "min_seconds"))
+    threshold = max(cycles * 1.0, minimum)  # BASELINE's poll: every 1 s
+    records = _polls(2000.0, 10) + _others(2000.0, 60, 100)
+    [alert] = _stops(records)
+    assert (alert.src_ip, alert.dst_ip, alert.dst_port, alert.protocol) == (CLIENT, SERVER, 502, "modbus")
+    assert alert.frames == (10,)  # the last poll
+    assert alert.flow_id == "f-poll"
+    assert alert.evidence["last_seen_ts"] == 2009.0
+    assert alert.evidence["learned_cycle"] == 1.0
+    assert alert.evidence["threshold_seconds"] == threshold
+    assert alert.evidence["learned_silence"] == 0.5  # BASELINE: poll, answer 0.1 s, write 0.4 s later
+    assert threshold < alert.evidence["silent_seconds"] <= threshold + 2
+    assert alert.ts == pytest.approx(2009.0 + alert.evidence["silent_seconds"])
+    assert f"Nothing passed between {CLIENT} and {SERVER} (modbus, tcp/502)" in alert.explanation
+
+
+def test_a_master_that_polls_on_or_stops_briefly_or_at_the_end_is_not_reported() -> None:
+    # Polls on while the other master talks.
+    assert _stops(_polls(2000.0, 60) + _others(2000.0, 60, 100)) == []
+    # A pause shorter than the threshold, then the poll resumes.
+    assert _stops(_polls(2000.0, 10) + _polls(2025.0, 30, 50) + _others(2000.0, 60, 100)) == []
+    # The capture ends soon after the last poll: nothing says the silence lasted.
+    assert _stops(_polls(2000.0, 10) + _others(2000.0, 20, 100)) == []
+    # A master never seen polling in this run (the capture began after it stopped, or it is off).
+    assert _stops(_others(2000.0, 120, 100)) == []
+
+
+def test_a_master_that_polls_other_registers_has_not_stopped() -> None:
+    """An HMI that changes screens stops one poll and starts another: still polling the server."""
+    other_screen = [
+        modbus(3, ts=2010.0 + i, frame=50 + i, address=100, quantity=5, flow_id="f-poll") for i in range(50)
+    ]
+    assert _stops(_polls(2000.0, 10) + other_screen + _others(2000.0, 60, 100)) == []
+
+
+def test_a_gap_between_capture_files_is_not_silence() -> None:
+    """Two files an hour apart: the hour was not watched.  Silence counts again after it."""
+    first = _polls(2000.0, 10) + _others(2000.0, 15, 100)
+    assert _stops(first + _others(5600.0, 20, 200)) == []
+    # The poll still absent long after the gap: a stop, measured without the hour.
+    [alert] = _stops(first + _others(5600.0, 40, 200))
+    assert alert.evidence["silent_seconds"] < 60
+
+
+def test_a_device_that_pushes_data_keeps_the_conversation_alive() -> None:
+    """No request, but the server sends (S7 cyclic data, DNP3 unsolicited): the view is there."""
+    pushed = [
+        modbus(
+            3,
+            request=False,
+            ts=2010.0 + i,
+            frame=50 + i,
+            address=0,
+            quantity=10,
+            values=(50,) * 10,
+            flow_id="f-poll",
+        )
+        for i in range(50)
+    ]
+    assert _stops(_polls(2000.0, 10) + pushed + _others(2000.0, 60, 100)) == []
+
+
+def test_a_master_learned_reading_in_bursts_is_not_stopped_between_bursts() -> None:
+    """Polled every second, but in bursts 100 s apart while learning: 60 s of silence is its way."""
+    learner = BaselineLearner()
+    frame = 1
+    for burst in range(4):
+        for i in range(10):
+            learner.observe(modbus(3, ts=1000.0 + 110 * burst + i, frame=frame, address=0, quantity=10))
+            frame += 1
+    bursty = learner.baseline()
+    [conversation] = bursty.conversations.values()
+    assert conversation.silence == 101.0
+    assert _stops(_polls(2000.0, 10) + _others(2000.0, 80, 100), baseline=bursty) == []
+    # Silent for more than twice the longest learned silence: stopped.
+    [alert] = _stops(_polls(2000.0, 10) + _others(2000.0, 220, 100), baseline=bursty)
+    assert alert.evidence["threshold_seconds"] == 202.0
+
+
+def test_a_baseline_without_learned_silences_does_not_watch_for_stops() -> None:
+    """A baseline learned before ``longest_silence`` existed: no silence to compare with, no alert."""
+    data = BASELINE.to_dict()
+    for conversation in data["conversations"].values():
+        assert conversation.pop("longest_silence", None) in (None, 0.5)
+    older = Baseline.from_dict(data)
+    assert _stops(_polls(2000.0, 10) + _others(2000.0, 60, 100), baseline=older) == []
+    # The same file with the field learned.
+    assert (
+        len(
+            _stops(
+                _polls(2000.0, 10) + _others(2000.0, 60, 100), baseline=Baseline.from_dict(BASELINE.to_dict())
+            )
+        )
+        == 1
+    )
