@@ -165,6 +165,13 @@ class Emitter:
             del awaiting[next(iter(awaiting))]
         awaiting[(flow_id, first, pairing)] = alert
 
+    def throttles(self, rule_id: str) -> bool:
+        """Whether ``rule_id`` is enabled and throttled (repeats counted on one alert)."""
+        rule = self._by_id.get(rule_id)
+        if rule is None:
+            rule = self.rules.get(rule_id)
+        return rule.enabled and rule.throttle > 0
+
     def open_alert(self, rule_id: str, key: str, ts: float) -> Alert | None:
         """The alert of (rule id, key) whose throttling window is open at ``ts``, or None."""
         return self.throttle.open_alert(rule_id, key, ts)

@@ -85,15 +85,19 @@ def _say_target(
     emit: Callable[..., None], rule_id: str, key: str, event: Any, evidence: dict[str, Any], named: str
 ) -> None:
     """An ICS-5005 or ICS-5011 alert through ``Emitter.fire`` or ``Emitter.widen``."""
-    emit(
-        rule_id,
-        key,
-        ts=event.ts,
-        frames=(event.frame,),
-        source=event,
-        evidence=evidence,
-        fields={"target": named},
-    )
+    _say(emit, rule_id, key, event, evidence, {"target": named})
+
+
+def _say(
+    emit: Callable[..., None],
+    rule_id: str,
+    key: str,
+    event: Any,
+    evidence: dict[str, Any],
+    fields: dict[str, Any],
+) -> None:
+    """A grouped alert (new targets, values out of range) through ``Emitter.fire`` or ``widen``."""
+    emit(rule_id, key, ts=event.ts, frames=(event.frame,), source=event, evidence=evidence, fields=fields)
 
 
 def write_name(fields: dict[str, Any]) -> str:
@@ -121,8 +125,13 @@ def write_name(fields: dict[str, Any]) -> str:
 MAX_TARGETS_LISTED: Final = 32
 # The DNP3 application function READ (IEEE 1815 table 4-1): what ICS-5011 judges of DNP3.
 DNP3_READ: Final = 1
-# Points of one conversation that get an ICS-5006 (or ICS-5007) alert of their own.
+# Points of one conversation that get an ICS-5006 (or ICS-5007) alert of their own when the rule
+# is not throttled (each firing an alert).
 MAX_POINT_ALERTS: Final = 64
+# Throttled: one alert per conversation names the points out of range: this many with their
+# values, and counts up to MAX_GROUPED_POINTS distinct ones.
+MAX_POINTS_LISTED: Final = 16
+MAX_GROUPED_POINTS: Final = 4096
 # Recent intervals per polled signature whose median is compared with the learned cycle.
 RECENT_INTERVALS: Final = POLL_WINDOW
 # The ``what`` fields name a value by table/point; a write carries at most this many values checked.
@@ -140,6 +149,17 @@ MAX_SHAPES: Final = 8192
 # capture files, a sensor that saw nothing at all) is time nobody watched, not silence.
 STOP_SCAN_SECONDS: Final = 1.0
 STOP_GAP_SECONDS: Final = 60.0
+
+
+def _point_text(found: dict[str, Any]) -> str:
+    """One value out of range as an explanation lists it."""
+    learned_from = found.get("learned_from")
+    where = f"{learned_from} there while learning" if learned_from else "learned"
+    sent = f", sent as {found['written_as']}" if found.get("written_as") else ""
+    return (
+        f"{found['point']} = {found['value']} ({where}: {found['learned_min']} to {found['learned_max']},"
+        f" margin {found['margin']}{sent})"
+    )
 
 
 class BaselineDeviation(BaseDetector):
@@ -225,9 +245,13 @@ class BaselineDeviation(BaseDetector):
         self.new_targets: BoundedDict = BoundedDict(MAX_FLOWS)
         # (conversation key, rule id) -> the point alert keys raised (``_out_of_range``)
         self.point_alerts: BoundedDict = BoundedDict(MAX_FLOWS)
-        # (ICS-5005 or ICS-5011, alert key) -> what its alert would say, grown since last said
-        # (``_new_target``)
-        self.unreported: dict[tuple[str, str], tuple[Any, dict[str, Any], str]] = {}
+        # (ICS-5005, ICS-5011, ICS-5006 or ICS-5007, alert key) -> what its alert would say, grown
+        # since last said (``_new_target``, ``_value_group``): (event, evidence, template fields)
+        self.unreported: dict[tuple[str, str], tuple[Any, dict[str, Any], dict[str, Any]]] = {}
+        # (conversation key, ICS-5006 or ICS-5007) -> [points out of range listed (name -> what
+        # was seen there first), names of every point out of range (capped), the last record
+        # counted (frame, time)]
+        self.value_groups: BoundedDict = BoundedDict(MAX_FLOWS)
         # Set by the engine around one record: the shard worker that owns the record's flow found
         # its read values within the limits of the conversation its endpoints name (``ReadCheck``).
         self.reads_passed = False
@@ -872,7 +896,7 @@ class BaselineDeviation(BaseDetector):
         widen = count > 1 and out.open_alert(rule_id, key, event.ts) is not None
         if widen and count & (count - 1):
             # Said at the next clock tick (``advance``), or at the end, whichever comes first.
-            self.unreported[(rule_id, key)] = (event, evidence, named)
+            self.unreported[(rule_id, key)] = (event, evidence, {"target": named})
             return
         self.unreported.pop((rule_id, key), None)
         _say_target(out.widen if widen else out.fire, rule_id, key, event, evidence, named)
@@ -962,13 +986,13 @@ class BaselineDeviation(BaseDetector):
             )
 
     def finish(self, out: Emitter) -> None:
-        """The end: every new-target alert grown since last said is widened."""
+        """The end: every grouped alert (new targets, values out of range) grown since last said is widened."""
         if self.unreported:
             self._widen_targets(out)
 
     def _widen_targets(self, out: Emitter) -> None:
-        for (rule_id, key), (event, evidence, named) in list(self.unreported.items()):
-            _say_target(out.widen, rule_id, key, event, evidence, named)
+        for (rule_id, key), (event, evidence, fields) in list(self.unreported.items()):
+            _say(out.widen, rule_id, key, event, evidence, fields)
         self.unreported.clear()
 
     def _limits(self, conversation: Conversation, kind: str) -> PointLimits:
@@ -1024,25 +1048,30 @@ class BaselineDeviation(BaseDetector):
         bits), kept in the evidence.
         """
         low, high = limit[2], limit[3]
+        # Above and below the range are findings of their own: a 0 written after a 9999 is not
+        # one more count on the 9999.
+        side = "above" if value > limit[1] else "below"
         evidence: dict[str, Any] = {
             "point": point,
             "value": value,
             "learned_min": low,
             "learned_max": high,
             "margin": round(limit[1] - high, 9),
+            "side": side,
         }
         if rule_id == "ICS-5006":
             # A read range reads as "never written while learning": say which judged.
             evidence["learned_from"] = learned_from
             if written_as:
                 evidence["written_as"] = written_as
-        # Above and below the range are findings of their own: a 0 written after a 9999 is not
-        # one more count on the 9999.
-        side = "above" if value > limit[1] else "below"
-        key = f"{conversation.client}>{conversation.server}:{conversation.protocol}:{point}:{side}"
-        # At most MAX_POINT_ALERTS points of one conversation each get an alert of their own: a
+        if out.throttles(rule_id):
+            self._value_group(rule_id, conversation, event, evidence, out)
+            return
+        # Unthrottled (every firing its own alert, as a worker's ``ReadCheck`` runs it): an alert
+        # per point and side.  At most MAX_POINT_ALERTS points of one conversation each get one: a
         # tool writing every register out of range is one sweep (ICS-4007, ICS-5005), not
         # thousands of alerts; the points that have one go on counting.
+        key = f"{conversation.client}>{conversation.server}:{conversation.protocol}:{point}:{side}"
         named: set[str] | None = self.point_alerts.get((conversation.key, rule_id))
         if named is None:
             named = self.point_alerts[(conversation.key, rule_id)] = set()
@@ -1057,7 +1086,61 @@ class BaselineDeviation(BaseDetector):
             frames=(event.frame,),
             source=event,
             evidence=evidence,
+            fields={"points_text": _point_text(evidence)},
         )
+
+    def _value_group(
+        self, rule_id: str, conversation: Conversation, event: Any, found: dict[str, Any], out: Emitter
+    ) -> None:
+        """A value out of range, in the one alert per conversation and rule that names them all.
+
+        A process excursion takes several read values out of their bands at once (speed, pressure,
+        an alarm bit), and a rogue write may set several registers: one alert lists the points
+        with the first value seen out of range at each (``points``, up to MAX_POINTS_LISTED; the
+        count of all in ``distinct_points``), its evidence led by the first point.  A point seen
+        out of range again is one more occurrence of the alert; a new point widens it (at the 2nd,
+        4th, 8th ... new point at once, the others at the next clock tick, as ``_new_target``).
+        """
+        group_key = (conversation.key, rule_id)
+        cell: list[Any] | None = self.value_groups.get(group_key)
+        if cell is None:
+            cell = self.value_groups[group_key] = [{}, set(), None]
+        listed: dict[str, dict[str, Any]] = cell[0]
+        names: set[str] = cell[1]
+        # A record with several values out of range is one occurrence (one frame, one count).
+        record = (event.frame, event.ts)
+        counted = cell[2] == record
+        cell[2] = record
+        name = f"{found['point']}:{found['side']}"
+        new = name not in names
+        if new and len(names) < MAX_GROUPED_POINTS:
+            names.add(name)
+            if len(listed) < MAX_POINTS_LISTED:
+                listed[name] = found
+        first = next(iter(listed.values()))
+        points = list(listed.values())
+        evidence = {**first, "points": points, "distinct_points": len(names)}
+        more = len(names) - len(points)
+        text = "; ".join(_point_text(entry) for entry in points) + (f"; and {more} more" if more > 0 else "")
+        key = f"{conversation.client}>{conversation.server}:{conversation.protocol}"
+        fields = {"points_text": text}
+        count = len(names)
+        if not new:
+            # A point already named: one more occurrence (a new alert with every point once the
+            # window has passed), unless this record was counted already.  A widening not yet
+            # said stays due: an occurrence does not carry the evidence.
+            if not counted:
+                _say(out.fire, rule_id, key, event, evidence, fields)
+            return
+        if out.open_alert(rule_id, key, event.ts) is None:
+            self.unreported.pop((rule_id, key), None)
+            _say(out.fire, rule_id, key, event, evidence, fields)
+            return
+        if count & (count - 1):
+            self.unreported[(rule_id, key)] = (event, evidence, fields)
+            return
+        self.unreported.pop((rule_id, key), None)
+        _say(out.widen, rule_id, key, event, evidence, fields)
 
     def _reads(self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter) -> None:
         event_type: str = fields["event_type"]

@@ -141,15 +141,20 @@ def test_written_value_out_of_range_with_margin() -> None:
     assert _ids([modbus(6, address=20, values=(124,))]) == []
     [alert] = run([modbus(6, address=20, values=(126,))], baseline=BASELINE)
     assert alert.rule_id == "ICS-5006"
-    assert alert.evidence == {
+    found = {
         "point": "hr:1:20",
         "value": 126,
         "learned_min": 100,
         "learned_max": 119,
         "margin": 5.95,
+        "side": "above",
         "learned_from": "written",
     }
-    assert "learned range [100, 119] of values written there (margin 5.95)" in alert.explanation
+    assert alert.evidence == {**found, "points": [found], "distinct_points": 1}
+    assert (
+        f"{CLIENT} wrote values outside their learned ranges to {SERVER}: "
+        "hr:1:20 = 126 (written there while learning: 100 to 119, margin 5.95)." in alert.explanation
+    )
 
 
 def test_point_limits_are_computed_per_point_on_demand() -> None:
@@ -314,7 +319,8 @@ def test_repeated_reads_are_each_checked_against_their_own_points() -> None:
     # In range again, the same values as frame 10 (remembered as in range), then frame 11's
     # out-of-range values once more: only values found in range are remembered.
     records += [read((50,) * 10, 17), read((50,) * 3 + (20,) + (50,) * 6, 18)]
-    alerts = run(records, baseline=BASELINE)
+    # Unthrottled: every value found out of range is an alert of its own.
+    alerts = run(records, baseline=BASELINE, rules=_unthrottled(RULES, "ICS-5007"))
     fired = {(frame, a.evidence["point"]) for a in alerts if a.rule_id == "ICS-5007" for frame in a.frames}
     assert fired == {
         (11, "hr:1:3"),
@@ -348,8 +354,9 @@ def test_dnp3_read_values_out_of_range_per_point() -> None:
     quiet = [dnp3(1, frame=100, flow_id="f-dnp3-read"), response(101, (104, -5.5, "other"), False)]
     assert [a for a in run(quiet, baseline=baseline) if a.rule_id == "ICS-5007"] == []
     loud = [dnp3(1, frame=100, flow_id="f-dnp3-read"), response(101, (400, -5.5, "x"), True)]
-    fired = sorted(a.evidence["point"] for a in run(loud, baseline=baseline) if a.rule_id == "ICS-5007")
-    assert fired == ["g1:0", "g30:0"]
+    [alert] = {a.alert_id: a for a in run(loud, baseline=baseline) if a.rule_id == "ICS-5007"}.values()
+    assert sorted(p["point"] for p in alert.evidence["points"]) == ["g1:0", "g30:0"]
+    assert alert.evidence["distinct_points"] == 2
 
 
 def test_dnp3_events_are_their_points_and_counters_have_no_range() -> None:
@@ -617,7 +624,8 @@ def test_s7_byte_written_over_flag_bits_is_judged_bit_by_bit() -> None:
     [alert] = run([write], baseline=baseline)
     assert alert.evidence["learned_from"] == "read"
     assert alert.evidence["written_as"] == "1 BYTE 2a at FLAGS:102"
-    assert "learned range [0, 0] of values read there" in alert.explanation
+    assert "FLAGS:102.1:BIT = 1 (read there while learning: 0 to 0, margin 0" in alert.explanation
+    assert "sent as 1 BYTE 2a at FLAGS:102)" in alert.explanation
     # 36 = bits 2 and 5: bit 2 was read as 1 but only ever written 0, and written comes first.
     assert _s7_written_alerts(baseline, byte, [36]) == [("FLAGS:102.2:BIT", 1)]
     assert _s7_written_alerts(baseline, byte, [32]) == []  # bit 5 set, as read
@@ -1287,7 +1295,7 @@ def test_new_write_targets_of_one_table_are_one_alert_that_grows() -> None:
 def test_mask_writes_and_the_two_sides_of_a_range() -> None:
     """A mask write with an AND mask of 0 sets the register to its OR mask: judged as a write of
     it (another AND mask leaves the result to the register's current value: not judged).  A value
-    above the range and one below are two alerts, not one with a count of 2."""
+    above the range and one below are two points of the alert, not one with a count of 2."""
     stranger = "10.0.0.66"
     rules = _unthrottled(RULES, "ICS-5006")
 
@@ -1310,7 +1318,16 @@ def test_mask_writes_and_the_two_sides_of_a_range() -> None:
         modbus(6, client=stranger, address=20, values=(8888,), frame=3),
     ]
     alerts = {a.alert_id: a for a in run(both, baseline=BASELINE) if a.rule_id == "ICS-5006"}
-    assert sorted((a.evidence["value"], a.count) for a in alerts.values()) == [(0, 1), (9999, 2)]
+    [alert] = alerts.values()
+    assert [(p["value"], p["side"]) for p in alert.evidence["points"]] == [(9999, "above"), (0, "below")]
+    assert alert.count == 2  # 8888 above again: one more of the first
+    # Unthrottled (each firing its own alert): one per side, as before.
+    fired = [a for a in run(both, baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5006"]
+    assert sorted((a.evidence["value"], a.evidence["side"]) for a in fired) == [
+        (0, "below"),
+        (8888, "above"),
+        (9999, "above"),
+    ]
 
 
 def test_engine_hands_records_to_the_directions_a_detector_declares() -> None:
@@ -1669,10 +1686,10 @@ def test_a_conversation_opened_by_a_response_says_so() -> None:
 
 
 def test_out_of_range_writes_to_many_points_are_capped_per_conversation() -> None:
-    """A tool writing 9999 to 100 registers read with 50: at most MAX_POINT_ALERTS points get an
-    ICS-5006 of their own (the sweep is ICS-5005 and ICS-4007's), and the new-target alert is
-    updated as it doubles, not per register."""
-    from ics_monitor.detect.deviation import MAX_POINT_ALERTS
+    """A tool writing 9999 to 100 registers read with 50: one ICS-5006 names them (16 with their
+    values, all 100 counted), updated as it doubles, as the new-target alert is, not per register.
+    Unthrottled (every firing an alert), at most MAX_POINT_ALERTS points get one of their own."""
+    from ics_monitor.detect.deviation import MAX_POINT_ALERTS, MAX_POINTS_LISTED
 
     learner = BaselineLearner()
     learner.observe(modbus(3, ts=1000.0, frame=1, address=0, quantity=100))
@@ -1683,7 +1700,15 @@ def test_out_of_range_writes_to_many_points_are_capped_per_conversation() -> Non
         for a in range(100)
     ]
     alerts = run(writes, baseline=baseline)
-    assert len({a.alert_id for a in alerts if a.rule_id == "ICS-5006"}) == MAX_POINT_ALERTS
+    written = [a for a in alerts if a.rule_id == "ICS-5006"]
+    assert len({a.alert_id for a in written}) == 1 and len(written) <= 10
+    assert written[-1].evidence["distinct_points"] == 100
+    assert [p["point"] for p in written[-1].evidence["points"]] == [
+        f"hr:1:{a}" for a in range(MAX_POINTS_LISTED)
+    ]
+    assert f"; and {100 - MAX_POINTS_LISTED} more" in written[-1].explanation
+    each = run(writes, baseline=baseline, rules=_unthrottled(RULES, "ICS-5006"))
+    assert len({a.alert_id for a in each if a.rule_id == "ICS-5006"}) == MAX_POINT_ALERTS
     targets = [a for a in alerts if a.rule_id == "ICS-5005"]
     # Within a second: at 1, 2, 4 ... 64 new targets, then the end (or the next clock tick, at
     # most one update a second) says the whole 100.
@@ -1901,3 +1926,40 @@ def test_a_baseline_without_learned_silences_does_not_watch_for_stops() -> None:
         )
         == 1
     )
+
+
+def test_values_read_out_of_range_are_one_alert_per_device_that_names_every_point() -> None:
+    """A process excursion: one response takes two registers out of their bands, later ones a
+    third, then the same again.  One ICS-5007 names the three with the first value seen at each
+    (an update as the list grows), counts one occurrence per response, not per value, and cites
+    each response's frame once."""
+
+    def read(frame: int, values: tuple[int, ...]) -> Any:
+        return modbus(3, request=False, ts=2000.0 + frame, frame=frame, address=0, quantity=10, values=values)
+
+    learned = (50,) * 10
+    records = [
+        read(10, learned),
+        read(11, (90, 95) + learned[2:]),  # hr:1:0 and hr:1:1 above
+        read(12, (90, 95) + learned[2:]),  # the same again
+        read(13, (90, 95, 5) + learned[3:]),  # and hr:1:2 below
+        read(14, (91, 96, 5) + learned[3:]),
+    ]
+    alerts = [a for a in run(records, baseline=BASELINE) if a.rule_id == "ICS-5007"]
+    assert len({a.alert_id for a in alerts}) == 1
+    final = alerts[-1]
+    assert [(p["point"], p["value"], p["side"]) for p in final.evidence["points"]] == [
+        ("hr:1:0", 90, "above"),
+        ("hr:1:1", 95, "above"),
+        ("hr:1:2", 5, "below"),
+    ]
+    assert final.evidence["distinct_points"] == 3
+    assert final.evidence["point"] == "hr:1:0"  # led by the first
+    assert final.count == 4 and final.frames == (11, 12, 13, 14)
+    assert final.explanation.startswith(
+        f"{SERVER} reported values outside their learned ranges to {CLIENT}: hr:1:0 = 90 (learned: 50 to 50"
+    )
+    assert "; hr:1:2 = 5 (learned: 50 to 50" in final.explanation
+    # Said as the list grew: each copy names at least what the one before did.
+    named = [a.evidence["distinct_points"] for a in alerts]
+    assert named == sorted(named) and named[:3] == [1, 2, 3]
