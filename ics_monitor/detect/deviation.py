@@ -248,7 +248,7 @@ class BaselineDeviation(BaseDetector):
         # (ICS-5005, ICS-5011, ICS-5006 or ICS-5007, alert key) -> what its alert would say, grown
         # since last said (``_new_target``, ``_value_group``): (event, evidence, template fields)
         self.unreported: dict[tuple[str, str], tuple[Any, dict[str, Any], dict[str, Any]]] = {}
-        # (conversation key, ICS-5006 or ICS-5007) -> [points out of range listed (name -> what
+        # (conversation key, client, ICS-5006 or ICS-5007) -> [points out of range listed (name -> what
         # was seen there first), names of every point out of range (capped), the last record
         # counted (frame, time)]
         self.value_groups: BoundedDict = BoundedDict(MAX_FLOWS)
@@ -1101,7 +1101,10 @@ class BaselineDeviation(BaseDetector):
         out of range again is one more occurrence of the alert; a new point widens it (at the 2nd,
         4th, 8th ... new point at once, the others at the next clock tick, as ``_new_target``).
         """
-        group_key = (conversation.key, rule_id)
+        # The client by the record (a request's source, a response's destination): a server
+        # profile judging new clients (``conversation.client`` "*") keeps one alert per client.
+        client = event.src_ip if event.direction == "request" else event.dst_ip
+        group_key = (conversation.key, client, rule_id)
         cell: list[Any] | None = self.value_groups.get(group_key)
         if cell is None:
             cell = self.value_groups[group_key] = [{}, set(), None]
@@ -1122,7 +1125,7 @@ class BaselineDeviation(BaseDetector):
         evidence = {**first, "points": points, "distinct_points": len(names)}
         more = len(names) - len(points)
         text = "; ".join(_point_text(entry) for entry in points) + (f"; and {more} more" if more > 0 else "")
-        key = f"{conversation.client}>{conversation.server}:{conversation.protocol}"
+        key = f"{client}>{conversation.server}:{conversation.protocol}"
         fields = {"points_text": text}
         count = len(names)
         if not new:

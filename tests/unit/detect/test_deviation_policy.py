@@ -1963,3 +1963,16 @@ def test_values_read_out_of_range_are_one_alert_per_device_that_names_every_poin
     # Said as the list grew: each copy names at least what the one before did.
     named = [a.evidence["distinct_points"] for a in alerts]
     assert named == sorted(named) and named[:3] == [1, 2, 3]
+
+
+def test_two_new_clients_writing_out_of_range_are_two_alerts() -> None:
+    """New clients are judged by the server's profile (client ``*``): each still gets its own alert."""
+    writes = [
+        modbus(6, client=client, address=20, values=(9999,), frame=frame, flow_id=f"f-{client}")
+        for frame, client in enumerate(("10.0.0.66", "10.0.0.67"), 1)
+    ]
+    alerts = {a.alert_id: a for a in run(writes, baseline=BASELINE) if a.rule_id == "ICS-5006"}
+    assert sorted((a.src_ip, a.key) for a in alerts.values()) == [
+        ("10.0.0.66", f"10.0.0.66>{SERVER}:modbus"),
+        ("10.0.0.67", f"10.0.0.67>{SERVER}:modbus"),
+    ]
