@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Final
 
 from ics_monitor.alerts.record import MAX_FRAMES
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
-from ics_monitor.dissect.s7comm.constants import PLUS_REQUESTED_STATES, PLUS_STATE_STOP
+from ics_monitor.dissect.s7comm.constants import PLUS_REQUESTED_STATES, PLUS_STATE_STOP, UNKNOWN
 from ics_monitor.inventory.baseline import MODBUS_WRITE_FUNCTIONS
 from ics_monitor.inventory.roles import DNP3_IIN_ERRORS, is_plus_block_read, is_plus_mode_change
 
@@ -163,7 +163,7 @@ class S7Commands(BaseDetector):
     """S7comm requests that stop, start, reprogram or re-time a PLC."""
 
     name = "s7_commands"
-    rule_ids = tuple(f"ICS-{number}" for number in range(1001, 1013))
+    rule_ids = tuple(f"ICS-{number}" for number in range(1001, 1014))
     event_types = frozenset({"s7comm"})
 
     def on_event(self, event: Any, out: Emitter) -> None:
@@ -178,6 +178,18 @@ class S7Commands(BaseDetector):
             code = event.function_code
             if code == S7_PI_SERVICE:
                 rule_id = S7_PI_RULES.get(event.pi_service or "")
+                if rule_id is None and (event.pi_service is None or event.pi_service_name == UNKNOWN):
+                    # A program invocation whose name the capture cut (a short snap length) or
+                    # that no table names: as dangerous as a start or a block activation until
+                    # shown otherwise.  Named NC services (a Sinumerik login) are not these.
+                    rule_id = "ICS-1013"
+                    named = event.pi_service
+                    fields["service"] = (
+                        "its name cut by the capture"
+                        if named is None
+                        else f"an unknown service named {named!r}"
+                    )
+                    key_suffix = f":pi:{named}" if named is not None else ":pi"
             else:
                 rule_id = S7_JOB_RULES.get(code)
             if rule_id is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ics_monitor.dissect.s7comm.constants import PLUS_ATTRIBUTE_NAMES
+from ics_monitor.dissect.s7comm.parser import pi_service_name
 from ics_monitor.events.base import AnomalyEvent
 from ics_monitor.events.dnp3 import Dnp3Event
 from ics_monitor.events.flow import FlowRecord
@@ -157,6 +158,7 @@ def s7(
         userdata=userdata,
         szl_id=szl_id,
         pi_service=pi_service,
+        pi_service_name=pi_service_name(pi_service),
         items=items,
         data_items=data_items,
         error_class=error_class,

@@ -29,6 +29,9 @@ JOB, USERDATA = 1, 7
         (s7(JOB, function_code=0x28, pi_service="_INSE"), "ICS-1010"),
         (s7(USERDATA, userdata=userdata(1, 0x0C)), "ICS-1011"),
         (s7(USERDATA, userdata=userdata(1, 0x09)), "ICS-1012"),
+        # A PI service whose name the snap length cut, and one no table names.
+        (s7(JOB, function_code=0x28, pi_service=None), "ICS-1013"),
+        (s7(JOB, function_code=0x28, pi_service="_XYZ"), "ICS-1013"),
         (dnp3(13), "ICS-1201"),
         (dnp3(14), "ICS-1202"),
         (dnp3(18), "ICS-1203"),
@@ -681,3 +684,14 @@ def test_dnp3_authentication_request_to_an_outstation_without_it() -> None:
     request, answer = exchange(32, 0x0001)
     assert run([request, dataclasses.replace(answer, sequence=4)]) == []
     assert run([request]) == []
+
+
+def test_identified_pi_services_are_not_called_unidentified() -> None:
+    """A named NC service (a Sinumerik HMI's login) is not an unidentified program invocation, and
+    the alert on a cut or unknown name says which it was."""
+    assert run([s7(JOB, function_code=0x28, pi_service="_N_LOGIN_")]) == []
+    [cut] = run([s7(JOB, function_code=0x28, pi_service=None)])
+    assert "cannot be identified: its name cut by the capture." in cut.explanation
+    [unknown] = run([s7(JOB, function_code=0x28, pi_service="_XYZ", frame=2)])
+    assert "an unknown service named '_XYZ'" in unknown.explanation
+    assert cut.key != unknown.key
