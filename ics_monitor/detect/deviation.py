@@ -121,6 +121,8 @@ def write_name(fields: dict[str, Any]) -> str:
     return f"{function}, {', '.join(items[:4]) or 'no items'}"
 
 
+# Modbus MASK_WRITE_REGISTER: the register's new value depends on its current one (``_mask_write``).
+MODBUS_MASK_WRITE: Final = 22
 # New write targets an ICS-5005 alert lists (the count goes on).
 MAX_TARGETS_LISTED: Final = 32
 # The DNP3 application function READ (IEEE 1815 table 4-1): what ICS-5011 judges of DNP3.
@@ -627,6 +629,8 @@ class BaselineDeviation(BaseDetector):
             return
         table, first, last, values = write
         unit = event.unit_id
+        if self.check_written_values and event.function_code == MODBUS_MASK_WRITE and not values:
+            self._mask_write(conversation, event, f"{TABLE_ABBREVIATIONS[table]}:{unit}:{first}", out)
         if self.check_writes and not conversation.covered(
             conversation.modbus, (unit, table, "write"), first, last
         ):
@@ -661,6 +665,45 @@ class BaselineDeviation(BaseDetector):
                 self._value(
                     "ICS-5006", conversation, event, f"{abbreviation}:{unit}:{first + offset}", value, out
                 )
+
+    def _mask_write(self, conversation: Conversation, event: Any, point: str, out: Emitter) -> None:
+        """A mask write (FC 22) with an AND mask other than 0, judged by what it can leave.
+
+        The register becomes (current AND and_mask) OR (or_mask AND NOT and_mask): the bits the
+        AND mask clears are set from the OR mask, the others keep the current value, which the
+        request does not carry.  Whatever that value, the result lies between the forced bits
+        alone and the forced bits with every kept bit set.  When even that whole span is outside
+        the register's learned range (its written one, else the one it was read with), the write
+        is out of range whatever the register held: ICS-5006 on the nearest value it can give.
+        """
+        extra = getattr(event, "extra", None) or {}
+        and_mask, or_mask = extra.get("and_mask"), extra.get("or_mask")
+        if not isinstance(and_mask, int) or not isinstance(or_mask, int):
+            return
+        forced = or_mask & ~and_mask & 0xFFFF
+        least, most = forced, forced | (and_mask & 0xFFFF)
+        limit, origin = _written_else_read(
+            point, self._limits(conversation, "written"), self._limits(conversation, "read"), None
+        )
+        if limit is None:
+            return
+        if least > limit[1]:
+            value = least
+        elif most < limit[0]:
+            value = most
+        else:
+            return  # within reach of the learned range: the current value decides
+        self._out_of_range(
+            "ICS-5006",
+            conversation,
+            event,
+            point,
+            value,
+            limit,
+            out,
+            origin,
+            f"mask write AND 0x{and_mask:04x} OR 0x{or_mask:04x}: {least} to {most} whatever the register held",
+        )
 
     def _dnp3_writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
         code = event.function_code

@@ -1294,8 +1294,9 @@ def test_new_write_targets_of_one_table_are_one_alert_that_grows() -> None:
 
 def test_mask_writes_and_the_two_sides_of_a_range() -> None:
     """A mask write with an AND mask of 0 sets the register to its OR mask: judged as a write of
-    it (another AND mask leaves the result to the register's current value: not judged).  A value
-    above the range and one below are two points of the alert, not one with a count of 2."""
+    it.  Another AND mask keeps some of the register's current bits, which the request does not
+    carry: judged only when whatever it held the result is out of range.  A value above the range
+    and one below are two points of the alert, not one with a count of 2."""
     stranger = "10.0.0.66"
     rules = _unthrottled(RULES, "ICS-5006")
 
@@ -1309,9 +1310,24 @@ def test_mask_writes_and_the_two_sides_of_a_range() -> None:
     assert [
         a for a in run([mask(0, 110, 1)], baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5006"
     ] == []
-    assert [
+    # Learned 100..119 (margin 5.95).  AND 0xFF00 OR 0x00FF: 255 to 65535 whatever it held.
+    [forced] = [
         a for a in run([mask(0xFF00, 0xFF, 1)], baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5006"
-    ] == []
+    ]
+    assert (forced.evidence["value"], forced.evidence["side"]) == (255, "above")
+    assert (
+        forced.evidence["written_as"]
+        == "mask write AND 0xff00 OR 0x00ff: 255 to 65535 whatever the register held"
+    )
+    assert "hr:1:20 = 255 (written there while learning: 100 to 119" in forced.explanation
+    # AND 0x0003 OR 100: 100 to 103, within the range; AND 0xFFFF: anything, the register decides.
+    for within in (mask(0x0003, 100, 1), mask(0xFFFF, 0, 1)):
+        assert [a for a in run([within], baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5006"] == []
+    # A register never written, read as 50: forcing bit 8 on leaves 256 at least, whatever it held.
+    bit = modbus(22, client=stranger, address=5, frame=3, extra={"and_mask": 0xFEFF, "or_mask": 0x0100})
+    [read_range] = [a for a in run([bit], baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5006"]
+    assert read_range.evidence["point"] == "hr:1:5" and read_range.evidence["learned_from"] == "read"
+    assert read_range.evidence["value"] == 256
     both = [
         modbus(6, client=stranger, address=20, values=(9999,), frame=1),
         modbus(6, client=stranger, address=20, values=(0,), frame=2),
