@@ -62,6 +62,7 @@ from ics_monitor.inventory.baseline import (
     Conversation,
     ConversationKey,
     RangeSet,
+    crob_code_text,
     dnp3_points,
     function_key,
     is_asset_ip,
@@ -180,6 +181,7 @@ class BaselineDeviation(BaseDetector):
         "ICS-5010",
         "ICS-5011",
         "ICS-5012",
+        "ICS-5013",
     )
     # ARP too: a device stating its address is a sighting, the same one in every run over the
     # same capture (the inventory's ``new_asset`` change is not: a restored inventory knows it).
@@ -205,6 +207,7 @@ class BaselineDeviation(BaseDetector):
         self.check_writers = on("ICS-5010")
         self.check_reads = on("ICS-5011")
         self.check_stops = on("ICS-5012")
+        self.check_operations = on("ICS-5013")
         # Learned conversation -> whether its client wrote while learning (``_write_profile``).
         self.wrote: dict[ConversationKey, bool] = {}
         self.written_margin = self.written_magnitude = self.read_margin = self.read_magnitude = 0.0
@@ -728,6 +731,8 @@ class BaselineDeviation(BaseDetector):
                             learned=conversation.dnp3_points.get((code, group)),
                         )
                         break
+            if group == 12 and (self.check_operations or self.check_written_values):
+                self._crob(conversation, event, obj, out)
             if self.check_written_values and group == 41:
                 for point in (obj.get("points") or ())[:MAX_VALUES_CHECKED]:
                     index = point.get("index")
@@ -740,6 +745,39 @@ class BaselineDeviation(BaseDetector):
                         out,
                         read_point=f"g{DNP3_STATUS_OF_OUTPUT[41]}:{index}",
                     )
+
+    def _crob(self, conversation: Conversation, event: Any, obj: dict[str, Any], out: Emitter) -> None:
+        """DNP3 control relay output blocks: the operation (ICS-5013), its pulse time and count (ICS-5006).
+
+        A point operated while learning with CLOSE only, now sent TRIP (a breaker opened), or
+        LATCH_ON where it was pulsed, is a new operation on a known point (a point never operated
+        is a new write target, ICS-5005).  On-time and count are judged as written values.
+        """
+        for point in (obj.get("points") or ())[:MAX_VALUES_CHECKED]:
+            index, control = point.get("index"), point.get("code")
+            if not isinstance(index, int) or not isinstance(control, int):
+                continue
+            if self.check_operations:
+                learned = conversation.crob.get(index)
+                if learned is not None and control not in learned:
+                    client = event.src_ip
+                    out.fire(
+                        "ICS-5013",
+                        f"{client}>{conversation.server}:dnp3:g12:{index}:{control}",
+                        ts=event.ts,
+                        frames=(event.frame,),
+                        source=event,
+                        evidence={
+                            "point": f"g12:{index}",
+                            "code": control,
+                            "operation": crob_code_text(control),
+                            "learned": [crob_code_text(code) for code in sorted(learned)],
+                            "function": f"{event.function} ({event.function_code})",
+                        },
+                    )
+            if self.check_written_values:
+                for part in ("on_time", "count"):
+                    self._value("ICS-5006", conversation, event, f"g12:{index}:{part}", point.get(part), out)
 
     def _s7_writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
         # A WRITE_VAR job with items (``_writes`` checked).

@@ -40,6 +40,7 @@ from ics_monitor.core.addresses import ipv4_assignable, ipv4_packed
 from ics_monitor.core.packet import TRANSPORT_NAMES
 from ics_monitor.core.ports import port_number
 from ics_monitor.core.yamlfile import SafeLoader
+from ics_monitor.dissect.dnp3.constants import CONTROL_OPERATION_NAMES, TRIP_CLOSE_NAMES
 from ics_monitor.inventory.roles import error_response
 
 FORMAT: Final = "ics-monitor-baseline/1"
@@ -59,6 +60,9 @@ MAX_RANGE_KEYS: Final = 512
 MAX_VALUE_POINTS: Final = 4096
 # Recurring request signatures per conversation, and the intervals kept per signature while learning.
 MAX_SIGNATURES: Final = 64
+# DNP3 CROB points per conversation whose control codes are learned, and codes per point.
+MAX_CROB_POINTS: Final = 1024
+MAX_CROB_CODES: Final = 16
 MAX_INTERVALS: Final = 128
 # A request signature seen fewer times than this is not periodic enough to learn a rhythm from.
 MIN_POLL_SAMPLES: Final = 8
@@ -412,6 +416,7 @@ class Conversation:
     __slots__ = (
         "addresses",
         "client",
+        "crob",
         "dnp3_points",
         "flows",
         "functions",
@@ -454,6 +459,9 @@ class Conversation:
         self.modbus: dict[tuple[int, str, str], RangeSet] = {}
         # (function code, group) -> ranges of point indexes ("no ranges" = whole-group requests)
         self.dnp3_points: dict[tuple[int, int], RangeSet] = {}
+        # DNP3 control relay output block (g12) point index -> the control codes (operation
+        # type, trip/close, queue and clear bits) the client sent it
+        self.crob: dict[int, set[int]] = {}
         # ("read"|"write", area such as "DB1" or "M") -> byte ranges
         self.s7: dict[tuple[str, str], RangeSet] = {}
         # ("written"|"read", point) -> [min, max]
@@ -492,6 +500,16 @@ class Conversation:
             self.functions[key] = [name, 1]
         else:
             entry[1] += 1
+
+    def add_crob(self, index: int, code: int) -> None:
+        """A DNP3 CROB (g12) with control ``code`` sent to point ``index``."""
+        codes = self.crob.get(index)
+        if codes is None:
+            if len(self.crob) >= MAX_CROB_POINTS:
+                return
+            codes = self.crob[index] = set()
+        if len(codes) < MAX_CROB_CODES:
+            codes.add(code)
 
     def add_range(self, table: dict[Any, RangeSet], key: Any, start: int | None, end: int | None) -> None:
         """Extend the ranges of ``key`` (``start`` None: record the key without a range)."""
@@ -610,6 +628,11 @@ class Conversation:
             for (function_code, group), ranges in sorted(self.dnp3_points.items()):
                 functions.setdefault(str(function_code), {})[f"g{group}"] = ranges.to_list()
             result["dnp3_objects"] = functions
+        if self.crob:
+            result["dnp3_crob_operations"] = {
+                str(index): [crob_code_text(code) for code in sorted(codes)]
+                for index, codes in sorted(self.crob.items())
+            }
         if self.s7:
             areas: dict[str, dict[str, list[list[int]]]] = {}
             for (kind, area), ranges in sorted(self.s7.items()):
@@ -662,6 +685,9 @@ class Conversation:
         for kind, areas in (data.get("s7_areas") or {}).items():
             for area, ranges in (areas or {}).items():
                 conversation.s7[(str(kind), str(area))] = RangeSet(ranges or ())
+        for index, codes in (data.get("dnp3_crob_operations") or {}).items():
+            for code in codes or ():
+                conversation.add_crob(int(index), _crob_code(code, conversation.key))
         # Any: the shared key and range objects go in as they are (see _VALUE_KEYS).
         values: dict[Any, Any] = conversation.values
         for kind, points in (data.get("values") or {}).items():
@@ -702,6 +728,7 @@ class Conversation:
             self.addresses.ranges,
             self.identified.ranges,
             self.silence,
+            [[index, sorted(codes)] for index, codes in self.crob.items()],
         ]
 
     @classmethod
@@ -745,6 +772,9 @@ class Conversation:
         conversation.addresses = RangeSet(record[11])
         conversation.identified = RangeSet(record[12])
         conversation.silence = float(record[13])
+        crob = conversation.crob
+        for index, codes in record[14]:
+            crob[int(index)] = {int(code) for code in codes}
         return conversation
 
 
@@ -768,6 +798,9 @@ def _merge(profile: Conversation, member: Conversation) -> None:
         profile.addresses.add(start, end)
     for start, end in member.identified.ranges:
         profile.identified.add(start, end)
+    for index, controls in member.crob.items():
+        for control in controls:
+            profile.add_crob(index, control)
     for (kind, point), (low, high) in member.values.items():
         profile.add_value(kind, point, low)
         profile.add_value(kind, point, high)
@@ -939,6 +972,34 @@ def _seconds(data: dict[str, Any], field: str, key: ConversationKey) -> float:
     ):
         raise ValueError(f"conversation {_key_text(key)}: {field} must be seconds from 0, not {value!r}")
     return float(value)
+
+
+def crob_code_text(code: int) -> str:
+    """A CROB control code as the baseline file shows it: ``0x41 PULSE_ON CLOSE`` (queue, clear flags after)."""
+    parts = [
+        f"0x{code:02x}",
+        CONTROL_OPERATION_NAMES.get(code & 0x0F, "UNKNOWN"),
+        TRIP_CLOSE_NAMES[code >> 6 & 3],
+    ]
+    if code & 0x10:
+        parts.append("QUEUE")
+    if code & 0x20:
+        parts.append("CLEAR")
+    return " ".join(parts)
+
+
+def _crob_code(value: Any, key: ConversationKey) -> int:
+    """A CROB control code from the file: ``0x41 ...`` (its first word read) or a number 0-255."""
+    try:
+        code = int(value.split()[0], 0) if isinstance(value, str) else value
+    except (ValueError, IndexError):
+        code = None
+    if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255:
+        raise ValueError(
+            f"conversation {_key_text(key)}: dnp3_crob_operations entries must be control codes"
+            f" (0x41 PULSE_ON CLOSE or 0-255), not {value!r}"
+        )
+    return code
 
 
 def _window(value: Any, key: ConversationKey, signature: str) -> tuple[float, float] | None:
@@ -1229,6 +1290,14 @@ def _learn_dnp3(conversation: Conversation, event: Any, request: bool) -> None:
             if code in DNP3_WRITE_FUNCTIONS and group == 41:
                 for point in obj.get("points") or ():
                     conversation.add_value("written", f"g41:{point.get('index')}", point.get("value"))
+            elif code in DNP3_WRITE_FUNCTIONS and group == 12:
+                # A CROB: the operation per point, and how long and how often it pulses.
+                for point in obj.get("points") or ():
+                    index, control = point.get("index"), point.get("code")
+                    if isinstance(index, int) and isinstance(control, int):
+                        conversation.add_crob(index, control)
+                        for part in ("on_time", "count"):
+                            conversation.add_value("written", f"g12:{index}:{part}", point.get(part))
     elif code in DNP3_RESPONSE_FUNCTIONS:
         for obj in event.objects:
             group = DNP3_VALUE_GROUPS.get(obj.get("group"))
@@ -1509,7 +1578,7 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 # unquoted base-60 looking scalar (a MAC such as ``10:20:30:40:50:51``) as a number: version 4
 # holds what ``yamlfile.SafeLoader`` reads, text.  Version 5 added each conversation's addresses
 # (unit ids, link addresses), version 6 the addresses whose identification was read.
-CACHE_FORMAT: Final = "ics-monitor-baseline-cache/7"
+CACHE_FORMAT: Final = "ics-monitor-baseline-cache/8"
 _CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 _INDEX: Final = "I"
 # Where a version-2 cache was: removed when a newer one is written.

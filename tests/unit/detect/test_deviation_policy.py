@@ -1992,3 +1992,67 @@ def test_two_new_clients_writing_out_of_range_are_two_alerts() -> None:
         ("10.0.0.66", f"10.0.0.66>{SERVER}:modbus"),
         ("10.0.0.67", f"10.0.0.67>{SERVER}:modbus"),
     ]
+
+
+def _crob(index: int, code: int, on_time: int = 1000, count: int = 1) -> dict[str, Any]:
+    return {
+        "group": 12,
+        "variation": 1,
+        "points": [
+            {"index": index, "value": code, "code": code, "count": count, "on_time": on_time, "off_time": 0}
+        ],
+    }
+
+
+def _crob_baseline() -> Baseline:
+    """A master that pulses point 3 closed (0x41, 1 s) and latches point 4 on, SELECT then OPERATE."""
+    learner = BaselineLearner()
+    frame = 1
+    for i in range(5):
+        for function in (3, 4):
+            for index, code in ((3, 0x41), (4, 0x03)):
+                learner.observe(dnp3(function, ts=1000.0 + i, frame=frame, objects=(_crob(index, code),)))
+                frame += 1
+    return learner.baseline()
+
+
+def test_crob_operations_are_learned_per_point_and_kept_in_the_file() -> None:
+    baseline = _crob_baseline()
+    [conversation] = baseline.conversations.values()
+    assert conversation.crob == {3: {0x41}, 4: {0x03}}
+    [entry] = baseline.to_dict()["conversations"].values()
+    assert entry["dnp3_crob_operations"] == {"3": ["0x41 PULSE_ON CLOSE"], "4": ["0x03 LATCH_ON NUL"]}
+    again = Baseline.from_dict(baseline.to_dict())
+    assert again.conversations[conversation.key].crob == {3: {0x41}, 4: {0x03}}
+    data = baseline.to_dict()
+    [entry] = data["conversations"].values()
+    entry["dnp3_crob_operations"]["3"].append("trip")
+    with pytest.raises(ValueError, match="dnp3_crob_operations entries must be control codes"):
+        Baseline.from_dict(data)
+
+
+def test_a_new_control_operation_on_a_known_point_is_reported() -> None:
+    """TRIP (0x81) to a point only ever pulsed closed: ICS-5013; the learned operation, a point
+    never operated (ICS-5005's) and an unknown client judged by the server's profile."""
+    baseline = _crob_baseline()
+    trip = dnp3(5, ts=2000.0, frame=100, objects=(_crob(3, 0x81),))
+    [alert] = [a for a in run([trip], baseline=baseline) if a.rule_id == "ICS-5013"]
+    assert alert.evidence["point"] == "g12:3" and alert.evidence["operation"] == "0x81 PULSE_ON TRIP"
+    assert alert.evidence["learned"] == ["0x41 PULSE_ON CLOSE"]
+    assert "sent 0x81 PULSE_ON TRIP to control point g12:3" in alert.explanation
+    same = dnp3(5, ts=2000.0, frame=100, objects=(_crob(3, 0x41),))
+    assert [a for a in run([same], baseline=baseline) if a.rule_id in ("ICS-5013", "ICS-5006")] == []
+    other = dnp3(5, ts=2000.0, frame=100, objects=(_crob(9, 0x81),))
+    assert [a.rule_id for a in run([other], baseline=baseline) if a.rule_id in ("ICS-5013", "ICS-5005")] == [
+        "ICS-5005"
+    ]
+    rogue = dnp3(5, ts=2000.0, frame=100, client="10.0.0.66", objects=(_crob(3, 0x81),))
+    [judged] = [a for a in run([rogue], baseline=baseline) if a.rule_id == "ICS-5013"]
+    assert judged.src_ip == "10.0.0.66" and judged.key.startswith("10.0.0.66>")
+
+
+def test_a_crob_pulse_far_longer_than_learned_is_a_value_out_of_range() -> None:
+    baseline = _crob_baseline()
+    long_pulse = dnp3(5, ts=2000.0, frame=100, objects=(_crob(3, 0x41, on_time=60_000),))
+    [alert] = [a for a in run([long_pulse], baseline=baseline) if a.rule_id == "ICS-5006"]
+    assert alert.evidence["point"] == "g12:3:on_time" and alert.evidence["value"] == 60_000
