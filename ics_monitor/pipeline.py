@@ -32,6 +32,7 @@ from ics_monitor.core.anomalies import severity_name
 from ics_monitor.core.errors import ConfigError, IcsMonitorError
 from ics_monitor.core.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from ics_monitor.decode import Decoder
+from ics_monitor.decode.decoder import BACK_SECONDS, GAP_SECONDS, CaptureClock
 from ics_monitor.dissect import DissectEngine, FlowDissection, ParseContext, Registry
 from ics_monitor.events import AnomalyEvent, ArpEvent
 from ics_monitor.events.base import failure_anomaly
@@ -522,6 +523,8 @@ class Pipeline:
         self.registry = registry
         self.dissect = dissect
         self.decoder = Decoder(config.decode.fragment_timeout, config.decode.max_fragment_datagrams)
+        # The capture's clock as frames are read (steps back, gaps): reported by the reading loops.
+        self.clock = CaptureClock()
         self.engine = (
             DissectEngine(
                 registry,
@@ -563,9 +566,21 @@ class Pipeline:
         ip_packets = 0
         first_ts: float | None = None
         ts = 0.0
+        clock = self.clock
+        clock_anomalies = clock.anomalies
+        latest = -math.inf  # the capture clock: the latest time read so far
+        behind = False  # in a step back of the clock, not caught up yet
         try:
             for ts, link_type, data, wire_len in frames:
                 frame_no += 1
+                if ts > latest:
+                    if ts - latest >= GAP_SECONDS and frame_no > 1:
+                        clock.gap(frame_no, ts, latest)
+                    latest = ts
+                    behind = False
+                elif ts < latest - BACK_SECONDS and ts > 0.0 and not behind:  # 0.0: no time (a pcapng SPB)
+                    behind = True
+                    clock.back(frame_no, ts, latest)
                 if ts >= next_tick:
                     # Time passes before this frame's records: a learning window ends first.
                     assert analysis is not None
@@ -580,6 +595,8 @@ class Pipeline:
                         process(pkt)
                     elif pkt.arp is not None:
                         self._arp(pkt)
+                if clock_anomalies:  # the capture's clock, then the decoder's: the frame's first records
+                    self._drain_events(clock_anomalies)
                 if decoder_anomalies:
                     self._drain_events(decoder_anomalies)
                 if engine_events:

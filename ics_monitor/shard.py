@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import marshal
+import math
 import struct
 import sys
 from bisect import bisect_right
@@ -24,6 +25,7 @@ from ics_monitor._records import rebuilt
 from ics_monitor.core import linktypes
 from ics_monitor.core.linktypes import EN10MB, LINUX_SLL, LINUX_SLL2
 from ics_monitor.core.packet import IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Packet
+from ics_monitor.decode.decoder import BACK_SECONDS, GAP_SECONDS
 from ics_monitor.decode.headers import TUNNEL_PORTS, TUNNEL_PROTOCOLS
 from ics_monitor.flows import FlowTable
 from ics_monitor.pipeline import Pipeline, arp_event
@@ -281,6 +283,12 @@ def run_shard(
     first_ts: float | None = None
     ts = 0.0
     checking = check is not None
+    # The capture's clock (``decoder.CaptureClock``), watched by worker 0 alone: it reads every frame.
+    clock = pipeline.clock
+    clock_anomalies = clock.anomalies
+    watch_clock = index == 0
+    latest = -math.inf
+    behind = False
     for frame in source:
         ts = frame[0]
         link_type = frame[1]
@@ -288,6 +296,15 @@ def run_shard(
         wire_len = frame[3]
         frame_no += 1
         base = frame_no << 3
+        if watch_clock:
+            if ts > latest:
+                if ts - latest >= GAP_SECONDS and frame_no > 1:
+                    clock.gap(frame_no, ts, latest)
+                latest = ts
+                behind = False
+            elif ts < latest - BACK_SECONDS and ts > 0.0 and not behind:  # 0.0: no time (a pcapng SPB)
+                behind = True
+                clock.back(frame_no, ts, latest)
         if ticks and ts >= next_tick:
             out.append((base + STAGE_TICK, index, TICK, ts))
             next_tick = ts + period
@@ -326,6 +343,8 @@ def run_shard(
                     arp_packets += 1
                     if want_arp:
                         out.append((base + STAGE_ARP, index, ARP, arp_event(pkt)))
+        if clock_anomalies:  # the capture's clock, then the decoder's: the frame's first records
+            _collect(out, base + STAGE_DECODE, index, EVENT, clock_anomalies)
         if decoder_anomalies:
             _collect(out, base + STAGE_DECODE, index, EVENT, decoder_anomalies)
         if engine_events:

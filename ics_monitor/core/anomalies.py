@@ -30,6 +30,13 @@ class AnomalyInfo:
 
 
 _ROWS: tuple[tuple[str, Severity, str], ...] = (
+    # The capture itself
+    (
+        "capture.time_backwards",
+        Severity.LOW,
+        "a frame stamped more than a second before an earlier one: the capture clock stepped back",
+    ),
+    ("capture.time_gap", Severity.INFO, "no frame at all for an hour or more: a gap in the capture"),
     # Link layer
     ("link.truncated", Severity.LOW, "frame shorter than its link-layer header"),
     ("link.unknown_family", Severity.INFO, "loopback/NULL header names an address family that is not IP"),

@@ -37,6 +37,54 @@ _UDP_TUNNELS: Final = frozenset(("vxlan", "geneve"))
 _RAW_TYPES: Final = linktypes.RAW_TYPES  # bound here: a static, not a module-dict lookup
 
 
+# The capture's clock (``CaptureClock``): a step back of more than BACK_SECONDS (a SPAN port
+# reorders by milliseconds), a silence of GAP_SECONDS or more.
+BACK_SECONDS: Final = 1.0
+GAP_SECONDS: Final = 3600.0
+
+
+class CaptureClock:
+    """Reports on the capture's clock as the reading loops see it: steps back and long silences.
+
+    A sensor's clock set back, or files whose times overlap merged (each in order, together not),
+    make time run backwards: detections that measure time (polling cycles, silences, rates) can
+    misjudge around it, and the analyst should know why.  The loops keep the latest time read and
+    call ``back`` once per step back of more than BACK_SECONDS (later frames earlier still, before
+    one passes the latest time again, belong to the same step) and ``gap`` for a silence of
+    GAP_SECONDS or more (between two files, a sensor down).  Each makes an anomaly in ``anomalies``.
+    """
+
+    def __init__(self) -> None:
+        self.anomalies: list[AnomalyEvent] = []
+
+    def back(self, frame: int, ts: float, latest: float) -> None:
+        """Frame ``frame`` at ``ts``, well before ``latest``: the clock stepped back."""
+        self._report(
+            frame,
+            ts,
+            "capture.time_backwards",
+            f"stamped {latest - ts:.3f} s before an earlier frame: the capture clock stepped back (a sensor"
+            " clock set back, or files with overlapping times); time-based detection may misjudge around it",
+        )
+
+    def gap(self, frame: int, ts: float, latest: float) -> None:
+        """Frame ``frame`` at ``ts``, the first after a silence since ``latest``."""
+        self._report(
+            frame,
+            ts,
+            "capture.time_gap",
+            f"the first frame after {ts - latest:.0f} s without any: a gap in the capture (time-based"
+            " detection does not count it as silence)",
+        )
+
+    def _report(self, frame: int, ts: float, code: str, detail: str) -> None:
+        self.anomalies.append(
+            new_anomaly_event(
+                ts, frame, code, severity_name(code), detail, "capture", None, None, "", None, "", None, None
+            )
+        )
+
+
 class Decoder:
     """Decodes frames into ``Packet`` records; keeps IP fragment state between calls."""
 
