@@ -1010,23 +1010,27 @@ class BaselineDeviation(BaseDetector):
         poll.  A stop is a silence of ``cycles`` of them, at least ``min_seconds``, and at least
         ``silence_factor`` times the longest silence learned: a master that reads in bursts (an
         HMI asking only while a screen is open) is not stopped between two bursts.  Not watched:
-        a conversation with no learned poll, or learned before silences were (``silence`` 0).
+        a conversation with no learned poll, one whose polls lasted less than twice that silence
+        while learning, or one learned before silences were (``silence`` 0).
         """
         watch: list[Any] | None = self.watches.get(conversation.key)
         if watch is None:
-            cycles = [
-                poll.window[1] if poll.window else poll.median
+            polls = [
+                poll
                 for poll in conversation.polling.values()
                 if poll.median is not None and poll.count >= MIN_POLL_SAMPLES
             ]
-            if not cycles or not conversation.silence:
-                watch = []
-            else:
-                cycle: float = min(cycles)
+            watch = []
+            if polls and conversation.silence:
+                cycle: float = min(poll.window[1] if poll.window else poll.median or 0.0 for poll in polls)
                 threshold = max(
                     self.stop_cycles * cycle, self.stop_minimum, self.stop_silences * conversation.silence
                 )
-                watch = [0.0, 0, None, threshold, cycle, True, conversation.silence]
+                # Polled for at least twice that while learning (samples times cycle): a client
+                # seen polling for a moment (a tool, a one-off session) stops as it always did.
+                polled_for = max(poll.count * (poll.median or 0.0) for poll in polls)
+                if polled_for >= 2 * threshold:
+                    watch = [0.0, 0, None, threshold, cycle, True, conversation.silence]
             self.watches[conversation.key] = watch
         return watch
 

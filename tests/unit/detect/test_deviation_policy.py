@@ -1839,7 +1839,30 @@ def _others(start: float, seconds: int, first_frame: int) -> list[Any]:
     ]
 
 
-def _stops(records: list[Any], baseline: Baseline = BASELINE) -> list[Any]:
+def _long_poll() -> Baseline:
+    """The HMI polls FC 3 holding 0-9 every second for 150 s while learning, each poll answered."""
+    learner = BaselineLearner()
+    for i in range(150):
+        learner.observe(modbus(3, ts=1000.0 + i, frame=2 * i + 1, address=0, quantity=10, flow_id="f-poll"))
+        learner.observe(
+            modbus(
+                3,
+                request=False,
+                ts=1000.1 + i,
+                frame=2 * i + 2,
+                address=0,
+                quantity=10,
+                values=(50,) * 10,
+                flow_id="f-poll",
+            )
+        )
+    return learner.baseline()
+
+
+LONG_POLL = _long_poll()
+
+
+def _stops(records: list[Any], baseline: Baseline = LONG_POLL) -> list[Any]:
     quiet = RULES.configured("ICS-4003", enabled=False)  # request-only fixtures look like silence
     alerts = run(sorted(records, key=lambda r: r.ts), baseline=baseline, rules=quiet)
     return [a for a in alerts if a.rule_id == "ICS-5012"]
@@ -1857,7 +1880,7 @@ def test_a_master_that_stops_polling_is_reported_once_the_capture_goes_on() -> N
     assert alert.evidence["last_seen_ts"] == 2009.0
     assert alert.evidence["learned_cycle"] == 1.0
     assert alert.evidence["threshold_seconds"] == threshold
-    assert alert.evidence["learned_silence"] == 0.5  # BASELINE: poll, answer 0.1 s, write 0.4 s later
+    assert alert.evidence["learned_silence"] == 0.9  # answered 0.1 s after each poll
     assert threshold < alert.evidence["silent_seconds"] <= threshold + 2
     assert alert.ts == pytest.approx(2009.0 + alert.evidence["silent_seconds"])
     assert f"Nothing passed between {CLIENT} and {SERVER} (modbus, tcp/502)" in alert.explanation
@@ -1910,12 +1933,12 @@ def test_a_device_that_pushes_data_keeps_the_conversation_alive() -> None:
 
 
 def test_a_master_learned_reading_in_bursts_is_not_stopped_between_bursts() -> None:
-    """Polled every second, but in bursts 100 s apart while learning: 60 s of silence is its way."""
+    """Polled every second, but in bursts of 50 s every 150 s while learning: 80 s of silence is its way."""
     learner = BaselineLearner()
     frame = 1
-    for burst in range(4):
-        for i in range(10):
-            learner.observe(modbus(3, ts=1000.0 + 110 * burst + i, frame=frame, address=0, quantity=10))
+    for burst in range(10):
+        for i in range(50):
+            learner.observe(modbus(3, ts=1000.0 + 150 * burst + i, frame=frame, address=0, quantity=10))
             frame += 1
     bursty = learner.baseline()
     [conversation] = bursty.conversations.values()
@@ -1928,16 +1951,17 @@ def test_a_master_learned_reading_in_bursts_is_not_stopped_between_bursts() -> N
 
 def test_a_baseline_without_learned_silences_does_not_watch_for_stops() -> None:
     """A baseline learned before ``longest_silence`` existed: no silence to compare with, no alert."""
-    data = BASELINE.to_dict()
+    data = LONG_POLL.to_dict()
     for conversation in data["conversations"].values():
-        assert conversation.pop("longest_silence", None) in (None, 0.5)
+        assert conversation.pop("longest_silence", None) in (None, 0.9)
     older = Baseline.from_dict(data)
     assert _stops(_polls(2000.0, 10) + _others(2000.0, 60, 100), baseline=older) == []
     # The same file with the field learned.
     assert (
         len(
             _stops(
-                _polls(2000.0, 10) + _others(2000.0, 60, 100), baseline=Baseline.from_dict(BASELINE.to_dict())
+                _polls(2000.0, 10) + _others(2000.0, 60, 100),
+                baseline=Baseline.from_dict(LONG_POLL.to_dict()),
             )
         )
         == 1
@@ -2056,3 +2080,15 @@ def test_a_crob_pulse_far_longer_than_learned_is_a_value_out_of_range() -> None:
     long_pulse = dnp3(5, ts=2000.0, frame=100, objects=(_crob(3, 0x41, on_time=60_000),))
     [alert] = [a for a in run([long_pulse], baseline=baseline) if a.rule_id == "ICS-5006"]
     assert alert.evidence["point"] == "g12:3:on_time" and alert.evidence["value"] == 60_000
+
+
+def test_a_client_seen_polling_only_briefly_while_learning_is_not_watched_for_stops() -> None:
+    """Twenty quick reads in a fifth of a second while learning (a tool, a one-off session) are a
+    rhythm but not a master that keeps polling: its silence since is what it always does."""
+    learner = BaselineLearner()
+    for i in range(20):
+        learner.observe(modbus(3, ts=1000.0 + i / 100, frame=i + 1, address=0, quantity=10))
+    brief = learner.baseline()
+    [conversation] = brief.conversations.values()
+    assert conversation.polling and conversation.silence < 0.1
+    assert _stops(_polls(2000.0, 10) + _others(2000.0, 120, 100), baseline=brief) == []
