@@ -150,7 +150,7 @@ MAX_SHAPES: Final = 8192
 # ICS-5012: how often (capture seconds) the polled conversations are looked over for silence, and
 # the longest step of the capture clock still watched through: a longer one (the gap between two
 # capture files, a sensor that saw nothing at all) is time nobody watched, not silence.
-STOP_SCAN_SECONDS: Final = 1.0
+STOP_SCAN_SECONDS: Final = 5.0
 STOP_GAP_SECONDS: Final = 60.0
 
 
@@ -230,6 +230,8 @@ class BaselineDeviation(BaseDetector):
         # record, its frame, its flow id, the silence that is a stop, the learned cycle, reported,
         # the longest silence learned].
         self.watches: BoundedDict = BoundedDict(MAX_FLOWS)
+        # The watches of conversations watched (``_watch`` says), the ones ``_stops`` looks over.
+        self.watched: BoundedDict = BoundedDict(MAX_FLOWS)
         self._next_stop_scan: float | None = None
         self._last_tick: float | None = None
         self.flows: BoundedDict = BoundedDict(MAX_FLOWS)
@@ -986,7 +988,7 @@ class BaselineDeviation(BaseDetector):
         """A clock tick: new-target alerts widened (``_new_target``), silent polled conversations (ICS-5012).
 
         New-target alerts grown since last said are widened; polled conversations gone silent
-        for too long are reported (``_stops``, looked over once a capture second).
+        for too long are reported (``_stops``, looked over every STOP_SCAN_SECONDS of capture time).
         """
         if self.unreported:
             self._widen_targets(out)
@@ -995,9 +997,8 @@ class BaselineDeviation(BaseDetector):
             self._last_tick = ts
             if last_tick is not None and ts - last_tick > STOP_GAP_SECONDS:
                 # Nothing at all was seen for a while: unwatched time, not the polls' silence.
-                for watch in self.watches.values():
-                    if watch:
-                        watch[0] += ts - last_tick
+                for watch in self.watched.values():
+                    watch[0] += ts - last_tick
             next_scan = self._next_stop_scan
             if next_scan is None or ts >= next_scan:
                 self._next_stop_scan = ts + STOP_SCAN_SECONDS
@@ -1031,13 +1032,14 @@ class BaselineDeviation(BaseDetector):
                 polled_for = max(poll.count * (poll.median or 0.0) for poll in polls)
                 if polled_for >= 2 * threshold:
                     watch = [0.0, 0, None, threshold, cycle, True, conversation.silence]
+                    self.watched[conversation.key] = watch
             self.watches[conversation.key] = watch
         return watch
 
     def _stops(self, now: float, out: Emitter) -> None:
         """ICS-5012: a polled conversation seen in this run, then silent both ways for too long."""
-        for key, watch in self.watches.items():
-            if not watch or watch[5]:
+        for key, watch in self.watched.items():
+            if watch[5]:
                 continue
             silent: float = now - watch[0]
             if silent <= watch[3]:

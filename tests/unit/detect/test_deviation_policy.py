@@ -1881,7 +1881,7 @@ def test_a_master_that_stops_polling_is_reported_once_the_capture_goes_on() -> N
     assert alert.evidence["learned_cycle"] == 1.0
     assert alert.evidence["threshold_seconds"] == threshold
     assert alert.evidence["learned_silence"] == 0.9  # answered 0.1 s after each poll
-    assert threshold < alert.evidence["silent_seconds"] <= threshold + 2
+    assert threshold < alert.evidence["silent_seconds"] <= threshold + 5  # looked over every 5 s
     assert alert.ts == pytest.approx(2009.0 + alert.evidence["silent_seconds"])
     assert f"Nothing passed between {CLIENT} and {SERVER} (modbus, tcp/502)" in alert.explanation
 
