@@ -406,7 +406,8 @@ class BoundedDict(dict[Any, Any]):
         self.limit = limit
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        if key not in self and len(self) >= self.limit:
+        # The size first: most dicts are below their limit, and then the key needs no lookup.
+        if len(self) >= self.limit and key not in self:
             # Insertion order: drop the oldest eighth in one go so the cost is amortised (taking
             # only those keys, not a list of all of them).
             for old in list(islice(self, max(1, self.limit // 8))):

@@ -747,16 +747,19 @@ class Dnp3AddressSweep(_Sweep):
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """A request waits for its answer; an answer clears its address for the host."""
-        code = event.function_code
-        if event.direction == "request":
-            client = event.src_ip
-            server = event.dst_ip
-            address = event.dst
+        # Fields read as dict items (see api.BaseDetector): every DNP3 record passes here.
+        fields: dict[str, Any] = event.__dict__
+        code = fields["function_code"]
+        direction = fields["direction"]
+        if direction == "request":
+            client = fields["src_ip"]
+            server = fields["dst_ip"]
+            address = fields["dst"]
             if not isinstance(address, int) or address >= DNP3_SPECIAL_ADDRESSES:
                 return
             if (
                 code in DNP3_UNANSWERED_FUNCTIONS
-                and event.link.get("function_code") == DNP3_UNCONFIRMED_USER_DATA
+                and fields["link"].get("function_code") == DNP3_UNCONFIRMED_USER_DATA
             ):
                 return
             profile = _profile(self.baseline, client, server, "dnp3")
@@ -764,24 +767,24 @@ class Dnp3AddressSweep(_Sweep):
                 # A learned pair: an address it never used counts, answered or not.  (A baseline
                 # from before link addresses were learned has none: the answers decide.)
                 if not profile.addresses.covers(address, address):
-                    self._count(client, server, address, event.ts, event, out)
+                    self._count(client, server, address, fields["ts"], event, out)
                 return
             key = (client, server, address)
             if key not in self.exchanged and key not in self.pending:
-                self.pending[key] = (event.ts, event)
-        elif event.direction == "response":
-            host = event.dst_ip
-            server = event.src_ip
+                self.pending[key] = (fields["ts"], event)
+        elif direction == "response":
+            host = fields["dst_ip"]
+            server = fields["src_ip"]
             found = self.answered.get(host)
             if found is None:
                 found = self.answered[host] = set()
             if len(found) < MAX_ANSWERED:
-                found.add((server, event.src))
+                found.add((server, fields["src"]))
             if code is not None:
                 # Application data from the server: (server, src) is a live station of the host,
                 # and the host's address one of the server's (its keep-alives to it are no probes).
                 exchanged = self.exchanged
-                for key in ((host, server, event.src), (server, host, event.dst)):
+                for key in ((host, server, fields["src"]), (server, host, fields["dst"])):
                     self.pending.pop(key, None)
                     exchanged.pop(key, None)
                     exchanged[key] = None
