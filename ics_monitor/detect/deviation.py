@@ -262,6 +262,8 @@ class BaselineDeviation(BaseDetector):
         # Set by the engine around one record: the shard worker that owns the record's flow found
         # its read values within the limits of the conversation its endpoints name (``ReadCheck``).
         self.reads_passed = False
+        # Values found out of their learned range so far (``_out_of_range``).
+        self.values_out_of_range = 0
 
     # -- first sight of a flow: assets and conversation -------------------------------------------------
 
@@ -1134,6 +1136,9 @@ class BaselineDeviation(BaseDetector):
         what the wire carried when the value is a decoding of it (S7 bytes read as a REAL or as
         bits), kept in the evidence.
         """
+        # Counted before any grouping or cap: a worker's ``ReadCheck`` passes no response with a
+        # value out of range, whether or not it made an alert.
+        self.values_out_of_range += 1
         low, high = limit[2], limit[3]
         # Above and below the range are findings of their own: a 0 written after a 9999 is not
         # one more count on the 9999.
@@ -1566,12 +1571,15 @@ class ReadCheck:
         if conversation is None or not conversation.values:
             return False
         out = self._out
+        found = detector.values_out_of_range
         try:
             detector._reads(conversation, event, fields, out)
         except Exception:  # the analysis checks it again, and reports its own failure as one process does
             out.out.clear()
             return False
-        if out.out:
+        if out.out or detector.values_out_of_range != found:
+            # A value out of range, alerted on or not (past the per-point cap): the analysis
+            # counts it in its own alert.
             out.out.clear()
             return False
         return True

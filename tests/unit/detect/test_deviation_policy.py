@@ -2092,3 +2092,26 @@ def test_a_client_seen_polling_only_briefly_while_learning_is_not_watched_for_st
     [conversation] = brief.conversations.values()
     assert conversation.polling and conversation.silence < 0.1
     assert _stops(_polls(2000.0, 10) + _others(2000.0, 120, 100), baseline=brief) == []
+
+
+def test_a_worker_passes_no_response_with_a_value_out_of_range_past_the_per_point_cap() -> None:
+    """A worker's read check fires each value on its own (unthrottled) and caps alerts at
+    MAX_POINT_ALERTS points; a value out of range at a point past the cap made no alert there,
+    yet the response must not pass: the analysis counts it in its grouped alert."""
+    from ics_monitor.detect.deviation import MAX_POINT_ALERTS, ReadCheck
+
+    learner = BaselineLearner()
+    learner.observe(modbus(3, ts=1000.0, frame=1, address=0, quantity=100))
+    learner.observe(modbus(3, request=False, ts=1000.1, frame=2, address=0, quantity=100, values=(50,) * 100))
+    check = ReadCheck(RULES, learner.baseline()).passes
+
+    def read(frame: int, values: tuple[int, ...]) -> Any:
+        return modbus(
+            3, request=False, ts=2000.0 + frame, frame=frame, address=0, quantity=100, values=values
+        )
+
+    assert check(read(10, (50,) * 100))
+    assert not check(read(11, (999,) * 100))  # every point: the first 64 get an alert each
+    past_cap = MAX_POINT_ALERTS + 10
+    assert not check(read(12, (50,) * past_cap + (999,) + (50,) * (99 - past_cap)))
+    assert check(read(13, (50,) * 100))
