@@ -568,13 +568,15 @@ class Pipeline:
         ts = 0.0
         clock = self.clock
         clock_anomalies = clock.anomalies
-        latest = -math.inf  # the capture clock: the latest time read so far
+        latest = 0.0  # the capture clock: the latest time read so far
         behind = False  # in a step back of the clock, not caught up yet
         try:
             for ts, link_type, data, wire_len in frames:
                 frame_no += 1
                 if ts > latest:
-                    if ts - latest >= GAP_SECONDS and frame_no > 1:
+                    if (
+                        ts - latest >= GAP_SECONDS and latest > 0.0
+                    ):  # 0.0: no time yet (pcapng SPBs carry none)
                         clock.gap(frame_no, ts, latest)
                     latest = ts
                     behind = False

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import marshal
-import math
 import struct
 import sys
 from bisect import bisect_right
@@ -287,7 +286,7 @@ def run_shard(
     clock = pipeline.clock
     clock_anomalies = clock.anomalies
     watch_clock = index == 0
-    latest = -math.inf
+    latest = 0.0
     behind = False
     for frame in source:
         ts = frame[0]
@@ -298,7 +297,7 @@ def run_shard(
         base = frame_no << 3
         if watch_clock:
             if ts > latest:
-                if ts - latest >= GAP_SECONDS and frame_no > 1:
+                if ts - latest >= GAP_SECONDS and latest > 0.0:  # 0.0: no time yet (pcapng SPBs carry none)
                     clock.gap(frame_no, ts, latest)
                 latest = ts
                 behind = False

@@ -184,11 +184,12 @@ class S7Commands(BaseDetector):
                     # shown otherwise.  Named NC services (a Sinumerik login) are not these.
                     rule_id = "ICS-1013"
                     named = event.pi_service
-                    fields["service"] = (
-                        "its name cut by the capture"
-                        if named is None
-                        else f"an unknown service named {named!r}"
-                    )
+                    if named is not None:
+                        fields["service"] = f"an unknown service named {named!r}"
+                    elif event.__dict__.get("truncated"):
+                        fields["service"] = "its name cut by the capture"
+                    else:
+                        fields["service"] = "its parameters hold no readable name (malformed)"
                     key_suffix = f":pi:{named}" if named is not None else ":pi"
             else:
                 rule_id = S7_JOB_RULES.get(code)

@@ -58,6 +58,7 @@ from ics_monitor.inventory.baseline import (
     S7_READ_VAR,
     S7_WRITE_VAR,
     TABLE_ABBREVIATIONS,
+    UNWATCHED_SECONDS,
     Baseline,
     Conversation,
     ConversationKey,
@@ -149,9 +150,20 @@ Limit = tuple[Number, Number, Number, Number]
 MAX_SHAPES: Final = 8192
 # ICS-5012: how often (capture seconds) the polled conversations are looked over for silence, and
 # the longest step of the capture clock still watched through: a longer one (the gap between two
-# capture files, a sensor that saw nothing at all) is time nobody watched, not silence.
+# capture files, a sensor that saw nothing at all) is time nobody watched, not silence, as the
+# learner has it (``UNWATCHED_SECONDS``).
 STOP_SCAN_SECONDS: Final = 5.0
-STOP_GAP_SECONDS: Final = 60.0
+STOP_GAP_SECONDS: Final = UNWATCHED_SECONDS
+
+
+def _value_evidence(cell: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A value group's (evidence, template fields): led by its first point, every point listed."""
+    listed: dict[str, dict[str, Any]] = cell[0]
+    points = list(listed.values())
+    distinct = len(cell[1])
+    more = distinct - len(points)
+    text = "; ".join(_point_text(entry) for entry in points) + (f"; and {more} more" if more > 0 else "")
+    return {**points[0], "points": points, "distinct_points": distinct}, {"points_text": text}
 
 
 def _point_text(found: dict[str, Any]) -> str:
@@ -227,8 +239,8 @@ class BaselineDeviation(BaseDetector):
             self.stop_minimum = float(rules.param("ICS-5012", "min_seconds"))
             self.stop_silences = float(rules.param("ICS-5012", "silence_factor"))
         # ICS-5012, per conversation with a learned poll, once seen in this run: [time of its last
-        # record, its frame, its flow id, the silence that is a stop, the learned cycle, reported,
-        # the longest silence learned].
+        # record moved on by the unwatched time since, its frame, its flow id, the silence that is
+        # a stop, the learned cycle, reported, the longest silence learned, time of its last record].
         self.watches: BoundedDict = BoundedDict(MAX_FLOWS)
         # The watches of conversations watched (``_watch`` says), the ones ``_stops`` looks over.
         self.watched: BoundedDict = BoundedDict(MAX_FLOWS)
@@ -414,7 +426,7 @@ class BaselineDeviation(BaseDetector):
             if watch is None:
                 watch = entry[5] = self._watch(conversation)
             if watch:
-                watch[0] = fields["ts"]
+                watch[0] = watch[7] = fields["ts"]
                 watch[1] = fields["frame"]
                 watch[2] = flow_id
                 watch[5] = False
@@ -1033,7 +1045,7 @@ class BaselineDeviation(BaseDetector):
                 # seen polling for a moment (a tool, a one-off session) stops as it always did.
                 polled_for = max(poll.count * (poll.median or 0.0) for poll in polls)
                 if polled_for >= 2 * threshold:
-                    watch = [0.0, 0, None, threshold, cycle, True, conversation.silence]
+                    watch = [0.0, 0, None, threshold, cycle, True, conversation.silence, 0.0]
                     self.watched[conversation.key] = watch
             self.watches[conversation.key] = watch
         return watch
@@ -1065,7 +1077,7 @@ class BaselineDeviation(BaseDetector):
                     "dst_port": port,
                 },
                 evidence={
-                    "last_seen_ts": watch[0],
+                    "last_seen_ts": watch[7],
                     "silent_seconds": round(silent, 3),
                     "learned_cycle": round(watch[4], 6),
                     "threshold_seconds": round(watch[3], 3),
@@ -1197,45 +1209,39 @@ class BaselineDeviation(BaseDetector):
         # profile judging new clients (``conversation.client`` "*") keeps one alert per client.
         client = event.src_ip if event.direction == "request" else event.dst_ip
         group_key = (conversation.key, client, rule_id)
-        cell: list[Any] | None = self.value_groups.get(group_key)
-        if cell is None:
-            cell = self.value_groups[group_key] = [{}, set(), None]
-        listed: dict[str, dict[str, Any]] = cell[0]
-        names: set[str] = cell[1]
+        key = f"{client}>{conversation.server}:{conversation.protocol}:{conversation.transport}/{conversation.port}"
+        name = f"{found['point']}:{found['side']}"
         # A record with several values out of range is one occurrence (one frame, one count).
         record = (event.frame, event.ts)
+        cell: list[Any] | None = self.value_groups.get(group_key)
+        if cell is None or out.open_alert(rule_id, key, event.ts) is None:
+            # A new alert (the first, or the last one's window has passed): its own points.
+            cell = self.value_groups[group_key] = [{name: found}, {name}, record]
+            self.unreported.pop((rule_id, key), None)
+            _say(out.fire, rule_id, key, event, *_value_evidence(cell))
+            return
+        listed: dict[str, dict[str, Any]] = cell[0]
+        names: set[str] = cell[1]
         counted = cell[2] == record
         cell[2] = record
-        name = f"{found['point']}:{found['side']}"
-        new = name not in names
-        if new and len(names) < MAX_GROUPED_POINTS:
-            names.add(name)
-            if len(listed) < MAX_POINTS_LISTED:
-                listed[name] = found
-        first = next(iter(listed.values()))
-        points = list(listed.values())
-        evidence = {**first, "points": points, "distinct_points": len(names)}
-        more = len(names) - len(points)
-        text = "; ".join(_point_text(entry) for entry in points) + (f"; and {more} more" if more > 0 else "")
-        key = f"{client}>{conversation.server}:{conversation.protocol}"
-        fields = {"points_text": text}
-        count = len(names)
+        # Past MAX_GROUPED_POINTS a new point counts as an occurrence, as a point already named.
+        new = name not in names and len(names) < MAX_GROUPED_POINTS
         if not new:
-            # A point already named: one more occurrence (a new alert with every point once the
-            # window has passed), unless this record was counted already.  A widening not yet
+            # One more occurrence, unless this record was counted already.  A widening not yet
             # said stays due: an occurrence does not carry the evidence.
             if not counted:
-                _say(out.fire, rule_id, key, event, evidence, fields)
+                _say(out.fire, rule_id, key, event, *_value_evidence(cell))
             return
-        if out.open_alert(rule_id, key, event.ts) is None:
-            self.unreported.pop((rule_id, key), None)
-            _say(out.fire, rule_id, key, event, evidence, fields)
-            return
+        names.add(name)
+        if len(listed) < MAX_POINTS_LISTED:
+            listed[name] = found
+        count = len(names)
         if count & (count - 1):
-            self.unreported[(rule_id, key)] = (event, evidence, fields)
+            # Said at the next clock tick (``advance``), or at the end, whichever comes first.
+            self.unreported[(rule_id, key)] = (event, *_value_evidence(cell))
             return
         self.unreported.pop((rule_id, key), None)
-        _say(out.widen, rule_id, key, event, evidence, fields)
+        _say(out.widen, rule_id, key, event, *_value_evidence(cell))
 
     def _reads(self, conversation: Conversation, event: Any, fields: dict[str, Any], out: Emitter) -> None:
         event_type: str = fields["event_type"]

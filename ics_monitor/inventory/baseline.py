@@ -60,6 +60,9 @@ MAX_RANGE_KEYS: Final = 512
 MAX_VALUE_POINTS: Final = 4096
 # Recurring request signatures per conversation, and the intervals kept per signature while learning.
 MAX_SIGNATURES: Final = 64
+# A step of the capture clock this long with no record at all is time nobody watched (between two
+# capture files, a sensor down): not a silence of any conversation (``longest_silence``, ICS-5012).
+UNWATCHED_SECONDS: Final = 10.0
 # DNP3 CROB points per conversation whose control codes are learned, and codes per point.
 MAX_CROB_POINTS: Final = 1024
 MAX_CROB_CODES: Final = 16
@@ -423,6 +426,7 @@ class Conversation:
         "identified",
         "key",
         "last_seen",
+        "last_unwatched",
         "modbus",
         "peaks",
         "polling",
@@ -477,6 +481,7 @@ class Conversation:
         # in seconds (0.0: not learned); and (learning) the time of the last record.
         self.silence = 0.0
         self.last_seen: float | None = None
+        self.last_unwatched = 0.0  # the learner's unwatched time when ``last_seen`` was
 
     # -- learning ---------------------------------------------------------------------------------------
 
@@ -548,13 +553,19 @@ class Conversation:
             stats = self.polling[signature] = PollStats()
         stats.observe(ts)
 
-    def passed(self, ts: float) -> None:
-        """A record of the conversation at ``ts``, either way: the longest silence between two."""
+    def passed(self, ts: float, unwatched: float = 0.0) -> None:
+        """A record of the conversation at ``ts``, either way: the longest silence between two.
+
+        ``unwatched``: the capture time so far in which nothing at all was seen (steps of the
+        clock of UNWATCHED_SECONDS or more: between two files, a sensor down); not silence.
+        """
         last = self.last_seen
         if last is None or ts > last:
-            if last is not None and ts - last > self.silence:
-                self.silence = ts - last
+            if last is not None:
+                silent = ts - last - (unwatched - self.last_unwatched)
+                self.silence = max(self.silence, silent)
             self.last_seen = ts
+            self.last_unwatched = unwatched
 
     def rate(self, ts: float, error: bool) -> None:
         """One more request (or error response) at ``ts``: the peak per RATE_WINDOW."""
@@ -686,7 +697,12 @@ class Conversation:
             for area, ranges in (areas or {}).items():
                 conversation.s7[(str(kind), str(area))] = RangeSet(ranges or ())
         for index, codes in (data.get("dnp3_crob_operations") or {}).items():
-            for code in codes or ():
+            if not isinstance(codes, list):
+                raise ValueError(
+                    f"conversation {_key_text(conversation.key)}: dnp3_crob_operations {index} must be a"
+                    f" list of control codes, not {codes!r}"
+                )
+            for code in codes:
                 conversation.add_crob(int(index), _crob_code(code, conversation.key))
         # Any: the shared key and range objects go in as they are (see _VALUE_KEYS).
         values: dict[Any, Any] = conversation.values
@@ -1201,10 +1217,13 @@ def dnp3_points(obj: dict[str, Any]) -> list[int] | tuple[int, int] | None:
     return None
 
 
-def learn_event(conversation: Conversation, event: Any, request: bool) -> None:
-    """Fold one protocol record into its conversation (the learner's per-PDU work)."""
+def learn_event(conversation: Conversation, event: Any, request: bool, unwatched: float = 0.0) -> None:
+    """Fold one protocol record into its conversation (the learner's per-PDU work).
+
+    ``unwatched``: see ``Conversation.passed``.
+    """
     event_type = event.event_type
-    conversation.passed(event.ts)
+    conversation.passed(event.ts, unwatched)
     if request:
         conversation.requests += 1
         conversation.rate(event.ts, False)
@@ -1389,6 +1408,8 @@ class BaselineLearner:
         self._flows: dict[str, Conversation | None] = {}
         self.first_ts: float | None = None
         self.last_ts: float | None = None
+        # Capture time in which nothing at all was seen (``Conversation.passed``).
+        self.unwatched = 0.0
         self.events = 0
         self.flows = 0
 
@@ -1416,7 +1437,10 @@ class BaselineLearner:
     def _time(self, ts: float) -> None:
         if self.first_ts is None or ts < self.first_ts:
             self.first_ts = ts
-        if self.last_ts is None or ts > self.last_ts:
+        last = self.last_ts
+        if last is None or ts > last:
+            if last is not None and ts - last >= UNWATCHED_SECONDS:
+                self.unwatched += ts - last
             self.last_ts = ts
 
     def observe(self, event: Any) -> None:
@@ -1445,7 +1469,7 @@ class BaselineLearner:
                 self._flows.clear()
             self._flows[flow_id] = conversation
         if conversation is not None:
-            learn_event(conversation, event, direction == "request")
+            learn_event(conversation, event, direction == "request", self.unwatched)
 
     def observe_flow(self, record: Any) -> None:
         """Learn from one flow record: the conversation exists, the endpoints are assets."""

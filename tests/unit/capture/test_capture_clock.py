@@ -67,3 +67,10 @@ def test_a_capture_in_time_order_has_no_clock_anomaly(tmp_path: Path) -> None:
     # A SPAN port's reordering (frames a few milliseconds apart swapped) is not a step back.
     capture = _retimed(tmp_path / "jitter.pcap", {100: -0.004, 101: 0.0})
     assert _clock_anomalies(capture, tmp_path / "jitter.jsonl", 1) == []
+
+
+def test_frames_without_a_time_first_are_no_gap(tmp_path: Path) -> None:
+    """pcapng simple packet blocks carry no time (0.0): read first, they are no clock to step from."""
+    sec, usec = struct.unpack_from("<II", SOURCE.read_bytes(), 24)
+    capture = _retimed(tmp_path / "untimed_first.pcap", {1: -(sec + usec / 1e6), 2: 0.0})
+    assert _clock_anomalies(capture, tmp_path / "untimed.jsonl", 1) == []

@@ -690,8 +690,13 @@ def test_identified_pi_services_are_not_called_unidentified() -> None:
     """A named NC service (a Sinumerik HMI's login) is not an unidentified program invocation, and
     the alert on a cut or unknown name says which it was."""
     assert run([s7(JOB, function_code=0x28, pi_service="_N_LOGIN_")]) == []
-    [cut] = run([s7(JOB, function_code=0x28, pi_service=None)])
+    cut_record = s7(JOB, function_code=0x28, pi_service=None)
+    cut_record.__dict__["truncated"] = True  # as the dissector marks a PDU the snap length cut
+    [cut] = run([cut_record])
     assert "cannot be identified: its name cut by the capture." in cut.explanation
+    assert cut.evidence["truncated"] is True
+    [malformed] = run([s7(JOB, function_code=0x28, pi_service=None)])
+    assert "its parameters hold no readable name (malformed)" in malformed.explanation
     [unknown] = run([s7(JOB, function_code=0x28, pi_service="_XYZ", frame=2)])
     assert "an unknown service named '_XYZ'" in unknown.explanation
     assert cut.key != unknown.key

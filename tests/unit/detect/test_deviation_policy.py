@@ -1934,14 +1934,29 @@ def test_a_device_that_pushes_data_keeps_the_conversation_alive() -> None:
 
 def test_a_master_learned_reading_in_bursts_is_not_stopped_between_bursts() -> None:
     """Polled every second, but in bursts of 50 s every 150 s while learning: 80 s of silence is its way."""
+    records = [
+        modbus(3, ts=1000.0 + 150 * burst + i, frame=50 * burst + i + 1, address=0, quantity=10)
+        for burst in range(10)
+        for i in range(50)
+    ]
+    # Another master talks all along: the gaps between bursts are watched time.
+    records += [
+        modbus(
+            3,
+            ts=1000.5 + second,
+            frame=10_000 + second,
+            address=0,
+            quantity=1,
+            client="10.0.0.77",
+            flow_id="f-77",
+        )
+        for second in range(1500)
+    ]
     learner = BaselineLearner()
-    frame = 1
-    for burst in range(10):
-        for i in range(50):
-            learner.observe(modbus(3, ts=1000.0 + 150 * burst + i, frame=frame, address=0, quantity=10))
-            frame += 1
+    for record in sorted(records, key=lambda r: r.ts):
+        learner.observe(record)
     bursty = learner.baseline()
-    [conversation] = bursty.conversations.values()
+    conversation = bursty.conversations[(CLIENT, SERVER, "tcp", 502, "modbus")]
     assert conversation.silence == 101.0
     assert _stops(_polls(2000.0, 10) + _others(2000.0, 80, 100), baseline=bursty) == []
     # Silent for more than twice the longest learned silence: stopped.
@@ -2013,8 +2028,8 @@ def test_two_new_clients_writing_out_of_range_are_two_alerts() -> None:
     ]
     alerts = {a.alert_id: a for a in run(writes, baseline=BASELINE) if a.rule_id == "ICS-5006"}
     assert sorted((a.src_ip, a.key) for a in alerts.values()) == [
-        ("10.0.0.66", f"10.0.0.66>{SERVER}:modbus"),
-        ("10.0.0.67", f"10.0.0.67>{SERVER}:modbus"),
+        ("10.0.0.66", f"10.0.0.66>{SERVER}:modbus:tcp/502"),
+        ("10.0.0.67", f"10.0.0.67>{SERVER}:modbus:tcp/502"),
     ]
 
 
@@ -2052,6 +2067,9 @@ def test_crob_operations_are_learned_per_point_and_kept_in_the_file() -> None:
     [entry] = data["conversations"].values()
     entry["dnp3_crob_operations"]["3"].append("trip")
     with pytest.raises(ValueError, match="dnp3_crob_operations entries must be control codes"):
+        Baseline.from_dict(data)
+    entry["dnp3_crob_operations"]["3"] = "65"  # a hand edit that forgot the list
+    with pytest.raises(ValueError, match="dnp3_crob_operations 3 must be a list of control codes"):
         Baseline.from_dict(data)
 
 
@@ -2115,3 +2133,53 @@ def test_a_worker_passes_no_response_with_a_value_out_of_range_past_the_per_poin
     past_cap = MAX_POINT_ALERTS + 10
     assert not check(read(12, (50,) * past_cap + (999,) + (50,) * (99 - past_cap)))
     assert check(read(13, (50,) * 100))
+
+
+def test_silence_learned_across_a_capture_gap_is_not_counted() -> None:
+    """Two learning files an hour apart: the hour nobody watched is no silence of the HMI's, so a
+    stop is still reported (with the last poll's real time) after a gap in the replayed capture."""
+    learner = BaselineLearner()
+    for part, start in enumerate((1000.0, 5000.0)):
+        for i in range(150):
+            ts = start + i
+            frame = 1000 * part + 2 * i + 1
+            learner.observe(modbus(3, ts=ts, frame=frame, address=0, quantity=10, flow_id="f-poll"))
+            learner.observe(
+                modbus(
+                    3,
+                    request=False,
+                    ts=ts + 0.1,
+                    frame=frame + 1,
+                    address=0,
+                    quantity=10,
+                    values=(50,) * 10,
+                    flow_id="f-poll",
+                )
+            )
+    two_files = learner.baseline()
+    assert two_files.conversations[(CLIENT, SERVER, "tcp", 502, "modbus")].silence == pytest.approx(0.9)
+    first = _polls(2000.0, 10) + _others(2000.0, 15, 100)
+    [alert] = _stops(first + _others(5600.0, 40, 200), baseline=two_files)
+    assert alert.evidence["last_seen_ts"] == 2009.0  # the last poll, not moved by the gap
+    assert alert.evidence["silent_seconds"] < 60
+
+
+def test_out_of_range_alerts_of_two_ports_and_of_two_windows_stay_apart() -> None:
+    """One client writing out of range to a server on two ports: two alerts.  Past the throttling
+    window a new alert names its own points, led by the value that raised it."""
+    window = RULES.get("ICS-5006").throttle
+    writes = [
+        modbus(6, client="10.0.0.66", address=20, values=(9999,), frame=1, ts=2000.0, flow_id="f-a"),
+        dataclasses.replace(
+            modbus(6, client="10.0.0.66", address=20, values=(7777,), frame=2, ts=2001.0, flow_id="f-b"),
+            dst_port=503,
+        ),
+        modbus(
+            6, client="10.0.0.66", address=20, values=(5555,), frame=3, ts=2002.0 + window + 1, flow_id="f-a"
+        ),
+    ]
+    alerts = {a.alert_id: a for a in run(writes, baseline=BASELINE) if a.rule_id == "ICS-5006"}
+    seen = sorted(
+        (a.dst_port, a.frames[0], [p["value"] for p in a.evidence["points"]]) for a in alerts.values()
+    )
+    assert seen == [(502, 1, [9999]), (502, 3, [5555]), (503, 2, [7777])]
