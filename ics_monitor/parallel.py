@@ -72,7 +72,7 @@ from ics_monitor.config import Config
 from ics_monitor.core.collector import tune_collector
 from ics_monitor.core.errors import CaptureError, IcsMonitorError
 from ics_monitor.dissect import Registry
-from ics_monitor.pipeline import Pipeline, RunStats, WorkerChecks, checks_digest, rules_digest
+from ics_monitor.pipeline import Pipeline, RunStats, WorkerChecks, loaded_as_digested, rules_digest
 from ics_monitor.shard import (
     ARP,
     EVENT,
@@ -335,13 +335,7 @@ def _load_read_check(checks: WorkerChecks) -> Any:
         baseline = Baseline.load(checks[0], keep_cache=False)
     except Exception:  # the parent, loading them too, reports why
         return None
-    # What was loaded is what the digest says: the baseline by the digest of the text it was
-    # built from, the rules by theirs before and after loading them.
-    if (
-        rules_before is None
-        or rules_before != rules_digest(checks[1])
-        or checks_digest(checks[0], checks[1], baseline.digest) != checks[2]
-    ):
+    if not loaded_as_digested(checks[2], checks[0], checks[1], rules_before, baseline):
         return None
     return ReadCheck(rules, baseline)
 

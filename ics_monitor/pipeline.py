@@ -573,14 +573,14 @@ class Pipeline:
         try:
             for ts, link_type, data, wire_len in frames:
                 frame_no += 1
+                # The capture clock (``CaptureClock``; as ``shard.run_shard``): 0.0 is no time at all
+                # (a pcapng SPB), neither a clock to step from nor a step back.
                 if ts > latest:
-                    if (
-                        ts - latest >= GAP_SECONDS and latest > 0.0
-                    ):  # 0.0: no time yet (pcapng SPBs carry none)
+                    if ts - latest >= GAP_SECONDS and latest > 0.0:
                         clock.gap(frame_no, ts, latest)
                     latest = ts
                     behind = False
-                elif ts < latest - BACK_SECONDS and ts > 0.0 and not behind:  # 0.0: no time (a pcapng SPB)
+                elif ts < latest - BACK_SECONDS and ts > 0.0 and not behind:
                     behind = True
                     clock.back(frame_no, ts, latest)
                 if ts >= next_tick:
@@ -832,13 +832,8 @@ def build_analysis(
             mode == ENFORCE
             and engine is not None
             and baseline is not None
-            and baseline.digest
             and worker_checks[:2] == worker_checks_of(baseline_path, rules_dir, digest="")[:2]
-            # What was loaded is what the workers were told of: the baseline by the digest of
-            # the text it was built from, the rules by theirs before and after loading them.
-            and rules_before is not None
-            and rules_before == rules_digest(rules_dir)
-            and worker_checks[2] == checks_digest(baseline_path, rules_dir, baseline.digest)
+            and loaded_as_digested(worker_checks[2], baseline_path, rules_dir, rules_before, baseline)
         ):
             analysis.checked_engine = engine
     return analysis
@@ -877,6 +872,22 @@ def checks_digest(baseline_path: Any, rules_dir: Any, baseline_sha256: str | Non
         except OSError:
             return ""
     return hashlib.sha256(bytes.fromhex(baseline_sha256) + rules).hexdigest()
+
+
+def loaded_as_digested(
+    digest: str, baseline_path: Any, rules_dir: Any, rules_before: bytes | None, baseline: Any
+) -> bool:
+    """Whether what a process loaded is what ``digest`` (``checks_digest``) says.
+
+    The baseline by the digest of the text it was built from (``Baseline.digest``), the rules by
+    theirs taken before loading them (``rules_before``) and again now.
+    """
+    return (
+        bool(baseline.digest)
+        and rules_before is not None
+        and rules_before == rules_digest(rules_dir)
+        and digest == checks_digest(baseline_path, rules_dir, baseline.digest)
+    )
 
 
 def rules_digest(rules_dir: Any) -> bytes | None:

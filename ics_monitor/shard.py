@@ -295,13 +295,13 @@ def run_shard(
         wire_len = frame[3]
         frame_no += 1
         base = frame_no << 3
-        if watch_clock:
+        if watch_clock:  # as ``Pipeline.run``: 0.0 is no time at all (a pcapng SPB)
             if ts > latest:
-                if ts - latest >= GAP_SECONDS and latest > 0.0:  # 0.0: no time yet (pcapng SPBs carry none)
+                if ts - latest >= GAP_SECONDS and latest > 0.0:
                     clock.gap(frame_no, ts, latest)
                 latest = ts
                 behind = False
-            elif ts < latest - BACK_SECONDS and ts > 0.0 and not behind:  # 0.0: no time (a pcapng SPB)
+            elif ts < latest - BACK_SECONDS and ts > 0.0 and not behind:
                 behind = True
                 clock.back(frame_no, ts, latest)
         if ticks and ts >= next_tick:

@@ -102,7 +102,7 @@ class Emitter:
         if endpoints:
             where.update(endpoints)
         evidence = evidence or {}
-        if source is not None and _truncated(source):
+        if source is not None and is_truncated(source):
             # The PDU was cut by the capture: what the alert names is what was kept.
             evidence = {**evidence, "truncated": True}
         values = {**where, **evidence, **(fields or {})}
@@ -254,7 +254,7 @@ class Emitter:
             self.out.append(emitted)
 
 
-def _truncated(source: Any) -> bool:
+def is_truncated(source: Any) -> bool:
     """Whether the record was marked cut by the capture (``dissect.api.mark_truncated``)."""
     # Dict-backed records (``events.base``) carry the mark as an extra key of their dict: looked up
     # there, a record without it costs no AttributeError raised and caught.

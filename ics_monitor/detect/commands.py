@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Final
 
 from ics_monitor.alerts.record import MAX_FRAMES
-from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
+from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, is_truncated
 from ics_monitor.dissect.s7comm.constants import PLUS_REQUESTED_STATES, PLUS_STATE_STOP, UNKNOWN
 from ics_monitor.inventory.baseline import MODBUS_WRITE_FUNCTIONS
 from ics_monitor.inventory.roles import DNP3_IIN_ERRORS, is_plus_block_read, is_plus_mode_change
@@ -186,7 +186,7 @@ class S7Commands(BaseDetector):
                     named = event.pi_service
                     if named is not None:
                         fields["service"] = f"an unknown service named {named!r}"
-                    elif event.__dict__.get("truncated"):
+                    elif is_truncated(event):
                         fields["service"] = "its name cut by the capture"
                     else:
                         fields["service"] = "its parameters hold no readable name (malformed)"
