@@ -755,6 +755,14 @@ class LiveShard:
         next_tick = -float("inf")
         source = self.source
         source.on_tick = self.on_tick
+        # The system clock stepped back (set by hand, an NTP step): worker 0 reports it, as worker
+        # 0 of a replay does (``CaptureClock``).  Not gaps: a fanout member's share of the link
+        # may be quiet for hours while the others are busy.
+        clock = pipeline.clock
+        clock_anomalies = clock.anomalies
+        watch_clock = index == 0
+        latest = 0.0
+        behind = False
         for frame in source:
             ts: float = frame[0]
             link_type: int = frame[1]
@@ -765,6 +773,13 @@ class LiveShard:
             counter.value = frame_no
             lock.release()
             base = frame_no << 3
+            if watch_clock:
+                if ts > latest:
+                    latest = ts
+                    behind = False
+                elif ts < latest - BACK_SECONDS and ts > 0.0 and not behind:
+                    behind = True
+                    clock.back(frame_no, ts, latest)
             if ticks and ts >= next_tick:
                 self.out.append((base + STAGE_TICK, index, TICK, ts))
                 next_tick = ts + period
@@ -780,6 +795,8 @@ class LiveShard:
                     self.arp_packets += 1
                     if self.want_arp:
                         self.out.append((base + STAGE_ARP, index, ARP, arp_event(pkt)))
+            if clock_anomalies:  # the capture's clock, then the decoder's (as ``run_shard``)
+                self._take(base + STAGE_DECODE, EVENT, clock_anomalies)
             if decoder_anomalies or engine_events or table_anomalies or table_records:
                 self.drain(base)
             if len(self.out) >= BATCH_RECORDS:

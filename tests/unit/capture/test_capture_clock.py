@@ -4,6 +4,7 @@ process and with workers (worker 0 reads every frame and reports them)."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import struct
 import subprocess
 from pathlib import Path
@@ -11,6 +12,11 @@ from typing import Any
 
 import pytest
 
+from ics_monitor.capture import open_captures
+from ics_monitor.config import Config
+from ics_monitor.dissect import default_registry
+from ics_monitor.pipeline import Pipeline
+from ics_monitor.shard import LiveShard
 from tests.conftest import REPO
 
 CLI = [str(REPO / ".venv" / "bin" / "ics-monitor")]
@@ -74,3 +80,47 @@ def test_frames_without_a_time_first_are_no_gap(tmp_path: Path) -> None:
     sec, usec = struct.unpack_from("<II", SOURCE.read_bytes(), 24)
     capture = _retimed(tmp_path / "untimed_first.pcap", {1: -(sec + usec / 1e6), 2: 0.0})
     assert _clock_anomalies(capture, tmp_path / "untimed.jsonl", 1) == []
+
+
+class _Frames:
+    """What a live source gives ``LiveShard``: frames, and the ``on_tick`` it sets."""
+
+    def __init__(self, capture: Path) -> None:
+        self.frames = list(open_captures([str(capture)]))
+        self.on_tick: Any = None
+
+    def __iter__(self) -> Any:
+        return iter(self.frames)
+
+
+def _live_clock_anomalies(capture: Path, index: int) -> list[Any]:
+    batches: list[list[Any]] = []
+    shard = LiveShard(
+        Pipeline(Config(), default_registry()),
+        _Frames(capture),
+        index,
+        multiprocessing.Value("q", 0),
+        multiprocessing.Lock(),
+        batches.append,
+        None,
+        False,
+        lambda: None,
+    )
+    shard.run()
+    items = [item for batch in batches for item in batch]
+    assert [item[0] for item in items] == sorted(item[0] for item in items)  # the merge relies on it
+    return [
+        item[3]
+        for item in items
+        if getattr(item[3], "event_type", None) == "anomaly" and item[3].code.startswith("capture.")
+    ]
+
+
+def test_a_live_worker_0_reports_the_system_clock_set_back(tmp_path: Path) -> None:
+    """Live, with workers: worker 0 watches its frames' times; a step back is reported once."""
+    capture = _retimed(tmp_path / "retimed.pcap", {400: -30.0, 600: 7200.0})
+    found = _live_clock_anomalies(capture, 0)
+    # Not the gap: a fanout member's share of a link may be quiet for hours while others are busy.
+    assert [(a.code, a.frame, a.severity) for a in found] == [("capture.time_backwards", 400, "low")]
+    assert _live_clock_anomalies(capture, 1) == []
+    assert _live_clock_anomalies(SOURCE, 0) == []
