@@ -580,14 +580,15 @@ class Dnp3Commands(BaseDetector):
         """
         held = self.held.get((event.src_ip, event.dst_ip, event.src, event.dst))
         if held is not None and len(held.enabling) < MAX_PENDING_ANSWERS:
-            held.enabling[event.sequence] = _event_classes(event.objects)
+            held.enabling[event.sequence] = (_event_classes(event.objects), event.frame)
 
     def _answered(self, event: Any) -> None:
         """The outstation's answer to a held disable or to an ENABLE_UNSOLICITED after it.
 
         Accepted (good CRCs, no IIN2 error bit), an ENABLE's classes report again: the held disable
         is that start-up once every class it disabled does (an ENABLE of fewer classes, of none, or
-        refused leaves it held).  Refused, a disable silenced nothing: once every held disable is
+        refused leaves it held).  The outstation takes requests in order: a class disabled again
+        after the ENABLE request (sent before its answer came) stays disabled.  Refused, a disable silenced nothing: once every held disable is
         refused (an outstation without unsolicited reporting), nothing is left to report.
         """
         key = (event.dst_ip, event.src_ip, event.dst, event.src)
@@ -597,10 +598,12 @@ class Dnp3Commands(BaseDetector):
         refused = bool((event.iin or 0) & _DNP3_REFUSALS)
         sequence = event.sequence
         if event.request_function_code == DNP3_ENABLE_UNSOLICITED:
-            classes = held.enabling.pop(sequence, None)
-            if classes is None or refused:
+            enabling = held.enabling.pop(sequence, None)
+            if enabling is None or refused:
                 return
-            held.classes -= classes
+            classes, frame = enabling
+            disabled_at = held.disabled_at
+            held.classes -= {number for number in classes if disabled_at.get(number, frame) < frame}
             if not held.classes:
                 del self.held[key]
         elif refused and sequence in held.sequences:
@@ -694,6 +697,7 @@ class _HeldDisable:
         "classes",
         "count",
         "deadline",
+        "disabled_at",
         "enabling",
         "event",
         "frames",
@@ -709,11 +713,13 @@ class _HeldDisable:
         self.refused = 0
         self.last_ts = event.ts
         self.frames: list[int] = []
-        # The classes disabled, the disables' sequence numbers awaiting their answer, and the
-        # ENABLE requests awaiting theirs (sequence -> classes).
+        # The classes disabled (and the frame of each one's latest disable), the disables'
+        # sequence numbers awaiting their answer, and the ENABLE requests awaiting theirs
+        # (sequence -> classes and frame).
         self.classes: set[int] = set()
+        self.disabled_at: dict[int, int] = {}
         self.sequences: set[int] = set()
-        self.enabling: dict[int, set[int]] = {}
+        self.enabling: dict[int, tuple[set[int], int]] = {}
 
     def add(self, event: Any) -> None:
         """One more disable (a disable naming no class silences them all)."""
@@ -721,7 +727,10 @@ class _HeldDisable:
         self.last_ts = event.ts
         if len(self.frames) < MAX_FRAMES:
             self.frames.append(event.frame)
-        self.classes |= _event_classes(event.objects) or ALL_EVENT_CLASSES
+        classes = _event_classes(event.objects) or ALL_EVENT_CLASSES
+        self.classes |= classes
+        for number in classes:
+            self.disabled_at[number] = event.frame
         if event.sequence is not None and len(self.sequences) < MAX_PENDING_ANSWERS:
             self.sequences.add(event.sequence)
 

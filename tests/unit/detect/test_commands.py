@@ -545,6 +545,18 @@ def test_dnp3_partial_or_broken_enable_leaves_the_disable_reported() -> None:
     assert _unsolicited_run([disable, refused, *_enable(1000.3, 4, iin=0x0001)]) == []
     accepted = dataclasses.replace(refused, iin=0)
     assert len(_unsolicited_run([disable, accepted])) == 1
+    # Found by a red-team review: disable, ENABLE, disable again before the ENABLE's answer.  The
+    # outstation takes them in order and is left disabled: the ENABLE's answer must not undo it.
+    request, answer = _enable(1000.3, 2)
+    again = dnp3(21, ts=1000.31, frame=3, objects=CLASSES_123, sequence=6)
+    [alert] = _unsolicited_run([disable, request, again, answer])
+    assert (alert.count, alert.frames, alert.evidence["not_reenabled_classes"]) == (2, (1, 3), [1, 2, 3])
+    # Only the class disabled again stays disabled.
+    again_2 = dataclasses.replace(again, objects=CLASSES_123[1:2])
+    [alert] = _unsolicited_run([disable, request, again_2, answer])
+    assert alert.evidence["not_reenabled_classes"] == [2]
+    # A disable the ENABLE came after is undone by it, as before.
+    assert _unsolicited_run([disable, again, *_enable(1000.4, 4)]) == []
     # A disable naming no class silences them all: an ENABLE naming none does not undo it.
     bare = dnp3(21, ts=1000.0, frame=1)
     assert len(_unsolicited_run([bare, *_enable(1000.3, 2, ())])) == 1
