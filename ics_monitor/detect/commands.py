@@ -882,12 +882,21 @@ class ModbusCommands(BaseDetector):
     def _answered(self, event: Any, out: Emitter) -> None:
         """An answer to a held write to unit 0: no broadcast, unless a gateway says it went out."""
         tid = event.transaction_id
-        held = self.broadcasts.pop((event.flow_id, event.request_frame if tid is None else tid), None)
+        key = (event.flow_id, event.request_frame if tid is None else tid)
+        held = self.broadcasts.get(key)
         if held is None:
             return
+        write, evidence = held
+        paired = event.request_frame
+        if (paired is not None and paired != write.frame) or (
+            paired is None and event.function_code != write.function_code
+        ):
+            # The answer to another request reusing the transaction id (the dissector paired it
+            # with that one), or an unpaired answer of another function: not this write's.
+            return
+        del self.broadcasts[key]
         exception = event.exception_code
         if exception in MODBUS_GATEWAY_EXCEPTIONS:
-            write, evidence = held
             evidence["answer"] = {"frame": event.frame, "exception_code": exception}
             how = MODBUS_GATEWAY_EXCEPTIONS[exception]
             self._broadcast(write, evidence, out, f"{event.src_ip} answered exception {exception} ({how})")

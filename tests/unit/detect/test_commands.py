@@ -658,6 +658,14 @@ def test_a_write_to_unit_0_that_a_device_answers_is_no_broadcast() -> None:
         modbus(3, unit_id=0, ts=999.0, frame=90, address=0, quantity=2), transaction_id=90
     )
     assert len(_broadcasts([poll, _answered(poll), write])) == 1
+    # Found by a red-team review: a read reusing the write's transaction id, answered (the dissector
+    # pairs the answer with the read), or an unpaired answer of another function, is not the
+    # write's answer.
+    read = dataclasses.replace(
+        modbus(3, unit_id=1, ts=1000.1, frame=3, address=0, quantity=2), transaction_id=write.transaction_id
+    )
+    assert len(_broadcasts([write, read, _answered(read)])) == 1
+    assert len(_broadcasts([write, _answered(read, request_frame=None)])) == 1
     # answer_timeout 0: every write to unit 0 at once, and the alert says it was not waited for.
     rules = RULES.configured("ICS-1308", answer_timeout=0)
     [now] = [a for a in run([write], rules=rules, finish=False) if a.rule_id == "ICS-1308"]
