@@ -133,6 +133,8 @@ def _take_answer(event: Any, out: Emitter) -> None:
 # -- S7comm ---------------------------------------------------------------------------------------------
 
 S7_JOB: Final = 1
+S7_ACK_DATA: Final = 3
+MAX_S7_JOBS: Final = 4096
 S7_USERDATA: Final = 7
 S7_PI_SERVICE: Final = 0x28
 S7_JOB_RULES: Final = {
@@ -160,15 +162,32 @@ S7_USERDATA_RULES: Final[dict[tuple[Any, Any], str]] = {
 
 
 class S7Commands(BaseDetector):
-    """S7comm requests that stop, start, reprogram or re-time a PLC."""
+    """S7comm requests that stop, start, reprogram or re-time a PLC.
+
+    The PLC's answer names the function it answers (ACK_DATA): a stop, download or upload it
+    answered without its request seen as one (lost by the capture, or disguised in the TCP stream:
+    segments whose copies differ, an acknowledgement that makes the monitor skip the bytes) is
+    reported from that answer.
+    """
 
     name = "s7_commands"
     rule_ids = tuple(f"ICS-{number}" for number in range(1001, 1014))
     event_types = frozenset({"s7comm"})
 
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        # (flow, frame, PDU reference) of the S7_JOB_RULES requests seen, until their answer.
+        self.jobs: BoundedDict = BoundedDict(MAX_S7_JOBS)
+
     def on_event(self, event: Any, out: Emitter) -> None:
         """Match JOB functions, PI services and USERDATA requests; answers to those alerted on."""
         if event.direction == "response":
+            if (
+                event.rosctr == S7_ACK_DATA
+                and event.function_code in S7_JOB_RULES
+                and self.jobs.pop((event.flow_id, event.request_frame, event.pdu_ref), None) is None
+            ):
+                self._answered_unseen(event, out)
             _take_answer(event, out)
             return
         rosctr = event.rosctr
@@ -193,6 +212,9 @@ class S7Commands(BaseDetector):
                     key_suffix = f":pi:{named}" if named is not None else ":pi"
             else:
                 rule_id = S7_JOB_RULES.get(code)
+                if rule_id is not None:
+                    self.jobs[(event.flow_id, event.frame, event.pdu_ref)] = True
+                    fields["seen"] = ""
             if rule_id is None:
                 return
             evidence: dict[str, Any] = {"function_code": code, "function": event.function}
@@ -243,6 +265,52 @@ class S7Commands(BaseDetector):
             fields=fields,
             awaits=True,
             pairing=event.pdu_ref,
+        )
+
+    def _answered_unseen(self, event: Any, out: Emitter) -> None:
+        """The PLC answered a stop, download or upload whose request was not seen as one."""
+        code = event.function_code
+        request_frame = event.request_frame
+        if request_frame is None:
+            how = (
+                "its request was not seen (lost by the capture, or hidden from the monitor in the TCP stream)"
+            )
+        else:
+            how = (
+                f"its request (frame {request_frame}, PDU reference {event.pdu_ref}) read here as another"
+                " function (the monitor and the PLC read different bytes: a disguise in the TCP stream, or a"
+                " capture error)"
+            )
+        said = answer(event)
+        evidence: dict[str, Any] = {
+            "function_code": code,
+            "function": event.function,
+            "request_seen": False,
+            "request_frame": request_frame,
+            "answer_frame": event.frame,
+        }
+        sentence = ""
+        if said is not None:
+            evidence["outcome"] = said[0]
+            sentence = f" {said[1]}"
+        out.fire(
+            S7_JOB_RULES[code],
+            f"{event.dst_ip}>{event.src_ip}",  # the client's, as for the request
+            ts=event.ts,
+            frames=(event.frame,) if request_frame is None else (request_frame, event.frame),
+            source=event,
+            endpoints={
+                "src_ip": event.dst_ip,
+                "src_port": event.dst_port,
+                "dst_ip": event.src_ip,
+                "dst_port": event.src_port,
+            },
+            evidence=evidence,
+            fields={
+                "block": "not known",
+                "seen": f" Only the PLC's answer (ACK_DATA for function 0x{code:02x}, frame {event.frame})"
+                f" shows it: {how}.{sentence}",
+            },
         )
 
 

@@ -193,7 +193,7 @@ def test_a_command_alert_takes_the_answer_to_its_request_or_to_a_repeat_before_i
     (a command retried until it took effect)."""
     stop = s7(JOB, function_code=0x29, frame=10)
     assert len(run([stop])) == 1
-    other = _answer(s7(3, function_code=0x29, frame=11, request=False), s7(JOB, frame=9), error_class=0)
+    other = _answer(s7(3, function_code=0x04, frame=11, request=False), s7(JOB, frame=9), error_class=0)
     assert len(run([stop, other])) == 1
     again = s7(JOB, function_code=0x29, frame=12, ts=1001.0)
     answer_again = _answer(s7(3, function_code=0x29, frame=13, request=False), again, error_class=0)
@@ -228,6 +228,43 @@ def test_a_command_alert_takes_the_answer_to_its_request_or_to_a_repeat_before_i
     broadcast = modbus(6, unit_id=0, address=3, values=(7,), frame=20)
     reply = _answer(modbus(6, unit_id=0, address=3, values=(7,), frame=21, request=False), broadcast)
     assert run([broadcast, reply]) == [] and len(run([broadcast])) == 1
+
+
+@pytest.mark.parametrize(("code", "rule_id"), [(0x29, "ICS-1001"), (0x1A, "ICS-1003"), (0x1D, "ICS-1004")])
+def test_a_stop_download_or_upload_the_plc_answered_is_reported_without_its_request(
+    code: int, rule_id: str
+) -> None:
+    """Found by a red-team review: a STOP hidden from the monitor in the TCP stream (a decoy copy of
+    a segment, a forged acknowledgement) is still shown by the PLC's answer, ACK_DATA for that
+    function.  Reported from it, for the client, once: not again for a request seen."""
+    # The request read as another function (a PI service of the decoy's bytes), answered 0x29.
+    decoy = s7(JOB, function_code=0x28, pi_service="_N_XX", frame=14)
+    reply = _answer(s7(3, function_code=code, frame=16, ts=1000.1, request=False), decoy, error_class=0)
+    [alert] = [a for a in run([decoy, reply]) if a.rule_id == rule_id]
+    assert (alert.src_ip, alert.dst_ip, alert.dst_port) == ("10.0.0.5", "10.0.0.9", 102)
+    assert alert.frames == (14, 16) and alert.ts == 1000.1
+    assert alert.evidence["request_seen"] is False and alert.evidence["outcome"]["result"] == "accepted"
+    assert (
+        f"Only the PLC's answer (ACK_DATA for function 0x{code:02x}, frame 16) shows it: its request "
+        "(frame 14, PDU reference 14) read here as another function" in alert.explanation
+    )
+    assert "The device accepted it" in alert.explanation
+    # No request at all (the capture lost it, or a forged ACK made the monitor skip it).
+    orphan = dataclasses.replace(s7(3, function_code=code, frame=16, request=False), error_class=0)
+    [alone] = run([orphan])
+    assert alone.rule_id == rule_id and alone.frames == (16,)
+    assert "its request was not seen" in alone.explanation
+    # Refused by the PLC: still an attempt, said so.
+    refused = dataclasses.replace(orphan, error_class=0xD2, error_code=0x41)
+    [attempt] = run([refused])
+    assert attempt.evidence["outcome"]["result"] == "refused"
+    # The request seen: one alert, the answer its outcome (no second occurrence).
+    job = s7(JOB, function_code=code, frame=20)
+    seen = run([job, _answer(s7(3, function_code=code, frame=21, request=False), job, error_class=0)])
+    assert [(a.rule_id, a.count) for a in seen] == [(rule_id, 1), (rule_id, 1)]
+    assert "request_seen" not in seen[-1].evidence and "Only the PLC's answer" not in seen[-1].explanation
+    # Answers of other functions say nothing of the kind.
+    assert run([dataclasses.replace(s7(3, function_code=0x04, frame=16, request=False), error_class=0)]) == []
 
 
 def test_ascii_delimiter_change_names_the_new_delimiter() -> None:
