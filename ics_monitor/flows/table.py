@@ -540,15 +540,27 @@ class FlowTable:
                 first = peer.first_buffered()
                 if seq_diff(pkt.ack, first) >= 0:
                     chunks = self._chunks
+                    mismatches = peer.mismatch
                     # What it acknowledges came before this packet; what was held past that may
                     # answer it, and follows it.
                     peer.skip_to(first, chunks)
                     peer.drain(chunks, until=pkt.ack)
                     self._hand_over(flow, 1 - direction, pkt)
+                    done = False
                     if peer.segments:
                         self._tcp_data(flow, direction, pkt)
                         peer.drain(chunks)
                         self._hand_over(flow, 1 - direction, pkt)
+                        done = True
+                    if peer.mismatch != mismatches:  # held segments that overlap, bytes differing
+                        self._anomaly(
+                            "tcp.overlap_mismatch",
+                            flow,
+                            1 - direction,
+                            pkt,
+                            "overlapping segments held out of order differ",
+                        )
+                    if done:
                         return
         self._tcp_data(flow, direction, pkt)
 

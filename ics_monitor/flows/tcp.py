@@ -97,7 +97,10 @@ class TcpStream:
         if rel == 0:
             self._deliver(payload, out, ts, frame)
             if self.segments:
+                mismatches = self.mismatch
                 self.drain(out, ts, frame)  # this segment filled the hole: it completes them
+                if self.mismatch != mismatches:
+                    return MISMATCH
             return 0
         if rel < 0:
             size = len(payload)
@@ -109,19 +112,16 @@ class TcpStream:
                 # overlap: a byte the monitor took but the host did not (a bad checksum, a short
                 # TTL) followed by the real one is still a mismatch.
                 return 0
-            status = 0
-            overlap = min(-rel, size)
-            tail = self.tail
-            start = len(tail) + rel
-            if start >= 0 and tail[start : start + overlap] != payload[:overlap]:
-                self.mismatch += 1
-                status = MISMATCH
+            status = MISMATCH if self._differs(rel, payload) else 0
             if size <= -rel:
                 self.retransmissions += 1
                 return status
             self._deliver(payload[-rel:], out, ts, frame)
             if self.segments:
+                mismatches = self.mismatch
                 self.drain(out, ts, frame)
+                if self.mismatch != mismatches:
+                    status = MISMATCH
             return status
         # A segment from the future: wait for the hole to fill, within the cap.
         if self.buffered + len(payload) > cap:
@@ -131,6 +131,14 @@ class TcpStream:
                 self.skip_to(seq, out)
             return self.add(seq, payload, cap, out, ts, frame) | BUFFER_FULL
         held = self.segments.get(seq)
+        status = 0
+        if held is not None:
+            # A second copy of a segment held out of order: the receiver keeps one of them (which,
+            # depends on its stack), the monitor the first.  Different bytes are reported.
+            common = min(len(held), len(payload))
+            if held[:common] != payload[:common]:
+                self.mismatch += 1
+                status = MISMATCH
         if held is None or len(held) < len(payload):
             if held is not None:
                 self.buffered -= len(held)
@@ -140,7 +148,7 @@ class TcpStream:
             self.segments[seq] = payload
             self.marks[seq] = (ts, frame)
             self.buffered += len(payload)
-        return 0
+        return status
 
     def skip_to(self, seq: int, out: list[Chunk]) -> int:
         """Give up on missing bytes up to ``seq``; return how many were skipped."""
@@ -149,6 +157,7 @@ class TcpStream:
             return 0
         self.gaps += gap
         self.next_seq = seq
+        self.tail = b""  # the tail ends where the stream did: nothing to compare past the gap
         out.append((gap, b"", 0.0, 0))
         return gap
 
@@ -193,6 +202,19 @@ class TcpStream:
         else:
             self._deliver(data, out, mark[0], mark[1])
 
+    def _differs(self, rel: int, data: bytes) -> bool:
+        """``data``, ``-rel`` bytes of it behind the stream's end, differs from what was delivered.
+
+        Compared as far as the tail reaches; a difference is counted in ``mismatch``.
+        """
+        overlap = min(-rel, len(data))
+        tail = self.tail
+        start = len(tail) + rel
+        if start >= 0 and tail[start : start + overlap] != data[:overlap]:
+            self.mismatch += 1
+            return True
+        return False
+
     def _deliver(self, data: bytes, out: list[Chunk], ts: float, frame: int) -> None:
         out.append((0, data, ts, frame))
         self.advance(data)
@@ -231,6 +253,8 @@ class TcpStream:
                 if rel <= 0:
                     data = segments.pop(seq)
                     self.buffered -= len(data)
+                    # Held bytes the stream already has (from an overlapping segment): compared.
+                    self._differs(rel, data)
                     if len(data) > -rel:
                         self._deliver_held(seq, data[-rel:], out, ts, frame)
                         progress = True

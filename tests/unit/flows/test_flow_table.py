@@ -316,6 +316,53 @@ def test_one_byte_rewrite_before_the_ack_is_a_mismatch() -> None:
     assert stream.add(102, b"x", 1000, out) != 0 and stream.mismatch == 3
 
 
+def test_copies_of_segments_held_out_of_order_that_differ_are_a_mismatch() -> None:
+    """Found by a red-team review: the tail of a request sent out of order twice, the first copy a
+    decoy (bad checksum: the host drops it), then the head.  The monitor keeps the first copy and
+    must say that the copies differ; so must segments held out of order that overlap."""
+    decoy = handshake() + [
+        tcp(1.01, True, "PA", 1005, 5001, b"XXXX"),  # decoy tail, out of order
+        tcp(1.02, True, "PA", 1005, 5001, b"STOP"),  # the real tail, same place
+        tcp(1.03, True, "PA", 1001, 5001, b"head"),
+    ]
+    table, recorder = run(decoy)
+    assert [a.code for a in table.anomalies] == ["tcp.overlap_mismatch"]
+    assert bytes(recorder.data[(table.records[0].flow_id, 0)]) == b"headXXXX"  # the first copy
+    # The same copy twice is a plain retransmission; a longer copy agreeing on its start too.
+    for second in (b"XXXX", b"XXXXYY"):
+        table, _ = run([*decoy[:4], tcp(1.02, True, "PA", 1005, 5001, second), decoy[5]])
+        assert table.anomalies == []
+    # Two held segments overlapping by two bytes, with different bytes there.
+    overlap = handshake() + [
+        tcp(1.01, True, "PA", 1005, 5001, b"abcd"),
+        tcp(1.02, True, "PA", 1007, 5001, b"XYef"),  # bytes 1007-1008 again: "cd" vs "XY"
+        tcp(1.03, True, "PA", 1001, 5001, b"head"),
+    ]
+    table, recorder = run(overlap)
+    assert [a.code for a in table.anomalies] == ["tcp.overlap_mismatch"]
+    assert bytes(recorder.data[(table.records[0].flow_id, 0)]) == b"headabcdef"
+    same = [*overlap[:4], tcp(1.02, True, "PA", 1007, 5001, b"cdef"), overlap[5]]
+    assert run(same)[0].anomalies == []
+    # Given up through the peer's ACK (it acknowledges the missing head): compared all the same.
+    acked = [*overlap[:5], tcp(1.03, False, "A", 5001, 1011)]
+    table, _ = run(acked)
+    assert sorted(a.code for a in table.anomalies) == ["tcp.overlap_mismatch", "tcp.reassembly_gap"]
+
+
+def test_bytes_after_a_gap_are_not_compared_with_those_before_it() -> None:
+    """After a gap the kept tail ends before the missing bytes: a late copy of them is not compared
+    with bytes it does not overlap (once read as a mismatch, or not one, by chance)."""
+    stream = TcpStream()
+    stream.syn(99)
+    out: list[Chunk] = []
+    stream.add(100, b"abcd", 1000, out)
+    stream.add(108, b"ijkl", 1000, out)  # 104-107 missing
+    stream.skip_to(108, out)
+    stream.drain(out)
+    assert stream.add(104, b"efgh", 1000, out) == 0 and stream.mismatch == 0
+    assert stream.add(110, b"kX", 1000, out) != 0 and stream.mismatch == 1  # after it: compared
+
+
 def test_gap_detected_from_peer_ack() -> None:
     frames = handshake() + [
         tcp(1.01, True, "PA", 1001, 5001, b"aaaa"),
