@@ -663,6 +663,8 @@ PLUS_DIGEST_LENGTH: Final = 32
 # values).  CPUexecUnit's operatingStateReq is how TIA Portal stops and starts an S7-1200/1500
 # (the public s7plus captures: 1 when it stops the CPU, 3 when it starts it).
 PLUS_OPERATING_STATE_REQ: Final = 2167
+# Addresses of one SetVariable read, at most (TIA Portal sets one).
+PLUS_MAX_ADDRESSES: Final = 64
 PLUS_OBJECT_NAMES: Final = {3: "PLCProgram", 52: "CPUexecUnit", 80: "IArea", 81: "QArea", 82: "MArea"}
 PLUS_ATTRIBUTE_NAMES: Final = {PLUS_OPERATING_STATE_REQ: "CPUexecUnit.operatingStateReq"}
 PLUS_STATE_STOP: Final = 1

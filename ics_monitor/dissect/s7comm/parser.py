@@ -62,8 +62,10 @@ from ics_monitor.dissect.s7comm.constants import (
     PLUS_FUNCTION_NAMES,
     PLUS_INTEGER_TYPES,
     PLUS_LENGTH_MISMATCH,
+    PLUS_MAX_ADDRESSES,
     PLUS_OBJECT_NAMES,
     PLUS_OPCODE_NAMES,
+    PLUS_OPERATING_STATE_REQ,
     PLUS_TRUNCATED,
     PLUS_UNKNOWN_VERSION,
     PLUS_VERSION_NAMES,
@@ -1237,9 +1239,11 @@ def _plus_get_substreamed(payload: bytes, offset: int, end: int, result: PlusPdu
 def _plus_set_variable(payload: bytes, offset: int, end: int, result: PlusPdu) -> None:
     """A SetVariable request set: object id (4 bytes), address count and addresses (VLQ), values.
 
-    Only a single address is read (TIA Portal and the public captures send one), with its value
-    when that is a plain integer.  Anything short or unusual leaves the fields unset: no anomaly,
-    the header fields already describe the PDU.
+    TIA Portal and the public captures set one address.  Of several (up to PLUS_MAX_ADDRESSES),
+    the CPU's operatingStateReq is the one read when among them (a stop must not hide behind a
+    second address); else none is.  A value is read when it and the values before it are plain
+    integers.  Anything short or unusual leaves the fields unset: no anomaly, the header fields
+    already describe the PDU.
     """
     if offset + 4 > end:
         return
@@ -1247,24 +1251,41 @@ def _plus_set_variable(payload: bytes, offset: int, end: int, result: PlusPdu) -
     result.object_id = object_id
     result.object_name = PLUS_OBJECT_NAMES.get(object_id)
     count, offset = _plus_vlq(payload, offset + 4, end, False)
-    if count != 1:
+    if count is None or not 1 <= count <= PLUS_MAX_ADDRESSES:
         return
-    attribute, offset = _plus_vlq(payload, offset, end, False)
-    if attribute is None:
+    addresses: list[int] = []
+    for _ in range(count):
+        address, offset = _plus_vlq(payload, offset, end, False)
+        if address is None:
+            return
+        addresses.append(address)
+    if count == 1:
+        chosen = 0
+    elif PLUS_OPERATING_STATE_REQ in addresses:
+        chosen = addresses.index(PLUS_OPERATING_STATE_REQ)
+    else:
         return
+    attribute = addresses[chosen]
     result.attribute_id = attribute
     result.attribute = PLUS_ATTRIBUTE_NAMES.get(attribute)
-    if offset + 2 > end or payload[offset] != 0:  # flags: arrays and address arrays are not read
-        return
-    kind = PLUS_INTEGER_TYPES.get(payload[offset + 1])
-    if kind is None:
-        return
-    offset += 2
-    width, signed = kind
-    if width is None:
-        result.value = _plus_vlq(payload, offset, end, signed)[0]
-    elif offset + width <= end:
-        result.value = int.from_bytes(payload[offset : offset + width], "big", signed=signed)
+    for position in range(chosen + 1):  # the values, in the addresses' order
+        if offset + 2 > end or payload[offset] != 0:  # flags: arrays and address arrays are not read
+            return
+        kind = PLUS_INTEGER_TYPES.get(payload[offset + 1])
+        if kind is None:
+            return
+        offset += 2
+        width, signed = kind
+        value: int | None
+        if width is None:
+            value, offset = _plus_vlq(payload, offset, end, signed)
+        elif offset + width <= end:
+            value = int.from_bytes(payload[offset : offset + width], "big", signed=signed)
+            offset += width
+        else:
+            return
+        if position == chosen:
+            result.value = value
 
 
 def _plus_vlq(payload: bytes, offset: int, end: int, signed: bool) -> tuple[int | None, int]:

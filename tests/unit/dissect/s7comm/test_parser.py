@@ -387,7 +387,7 @@ def test_plus_set_variable_request_set(value_bytes: bytes, value: int | None) ->
 
 def test_plus_set_variable_cut_short_or_unusual() -> None:
     """A request set cut anywhere fills what it can and raises nothing; other functions, responses
-    and more than one address leave the fields unset."""
+    and more than one address without the CPU's operatingStateReq leave the fields unset."""
     whole = _STATE_REQ + b"\x00\x08\x01"
     seen = []
     for cut in range(len(whole) + 1):
@@ -399,8 +399,25 @@ def test_plus_set_variable_cut_short_or_unusual() -> None:
     assert seen[4] == (52, None, None) and seen[6] == (52, None, None)  # the VLQ address cut in two
     assert seen[7] == (52, 2167, None) and seen[9] == (52, 2167, None)
     assert seen[-1] == (52, 2167, 1)
-    two = parse_plus(_set_variable(struct.pack(">I", 52) + b"\x02\x90\x77\x01" + bytes(6)), False, [])
+    two = parse_plus(_set_variable(struct.pack(">I", 52) + b"\x02\x05\x01" + bytes(6)), False, [])
     assert two is not None and (two.object_id, two.attribute_id) == (52, None)
+    # Found by a red-team review: a stop as the second of two addresses was not read.  The state
+    # request is the address read, its value after the first one's.
+    second = parse_plus(
+        _set_variable(struct.pack(">I", 52) + b"\x02\x01\x90\x77\x00\x08\x05\x00\x08\x01" + bytes(5)),
+        False,
+        [],
+    )
+    assert second is not None and (second.attribute_id, second.value) == (2167, 1)
+    # The value before it not an integer: the address known, the value not.
+    real = b"\x00\x0e\x3f\x80\x00\x00"
+    unread = parse_plus(
+        _set_variable(struct.pack(">I", 52) + b"\x02\x01\x90\x77" + real + b"\x00\x08\x01"), False, []
+    )
+    assert unread is not None and (unread.attribute_id, unread.value) == (2167, None)
+    # More addresses than are read (PLUS_MAX_ADDRESSES): none.
+    many = parse_plus(_set_variable(struct.pack(">I", 52) + b"\x41" + b"\x90\x77" * 65), False, [])
+    assert many is not None and many.attribute_id is None
     other = parse_plus(plus(3, plus_request(0x0542, 9, 0x38C) + whole, digest=True), False, [])
     assert other is not None and (other.object_id, other.attribute_id) == (None, None)
     response = parse_plus(plus(3, plus_response(0x04F2, 9) + whole, digest=True), False, [])
