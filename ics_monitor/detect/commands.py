@@ -270,48 +270,69 @@ class S7Commands(BaseDetector):
     def _answered_unseen(self, event: Any, out: Emitter) -> None:
         """The PLC answered a stop, download or upload whose request was not seen as one."""
         code = event.function_code
-        request_frame = event.request_frame
-        if request_frame is None:
-            how = (
-                "its request was not seen (lost by the capture, or hidden from the monitor in the TCP stream)"
-            )
-        else:
-            how = (
-                f"its request (frame {request_frame}, PDU reference {event.pdu_ref}) read here as another"
-                " function (the monitor and the PLC read different bytes: a disguise in the TCP stream, or a"
-                " capture error)"
-            )
-        said = answer(event)
-        evidence: dict[str, Any] = {
-            "function_code": code,
-            "function": event.function,
-            "request_seen": False,
-            "request_frame": request_frame,
-            "answer_frame": event.frame,
-        }
-        sentence = ""
-        if said is not None:
-            evidence["outcome"] = said[0]
-            sentence = f" {said[1]}"
-        out.fire(
+        answered_unseen(
             S7_JOB_RULES[code],
-            f"{event.dst_ip}>{event.src_ip}",  # the client's, as for the request
-            ts=event.ts,
-            frames=(event.frame,) if request_frame is None else (request_frame, event.frame),
-            source=event,
-            endpoints={
-                "src_ip": event.dst_ip,
-                "src_port": event.dst_port,
-                "dst_ip": event.src_ip,
-                "dst_port": event.src_port,
-            },
-            evidence=evidence,
-            fields={
-                "block": "not known",
-                "seen": f" Only the PLC's answer (ACK_DATA for function 0x{code:02x}, frame {event.frame})"
-                f" shows it: {how}.{sentence}",
-            },
+            event,
+            out,
+            f"the PLC's answer (ACK_DATA for function 0x{code:02x}, frame {event.frame})",
+            f"PDU reference {event.pdu_ref}",
+            {"function_code": code, "function": event.function},
+            {"block": "not known"},
         )
+
+
+def answered_unseen(
+    rule_id: str,
+    event: Any,
+    out: Emitter,
+    shown_by: str,
+    pairing_text: str,
+    evidence: dict[str, Any],
+    fields: dict[str, Any],
+) -> None:
+    """``rule_id`` for a command a device answered, its request not seen as that command.
+
+    The response names the command (an S7 ACK_DATA its function, a Modbus FC 8 echo its
+    sub-function): a request the capture lost, or one hidden from the monitor in the TCP stream
+    (copies of a segment with different bytes, an acknowledgement that makes it skip the bytes),
+    is still shown by the answer.  The alert is the client's, as the request's would be, under the
+    same dedup key; ``shown_by`` names the answer, ``pairing_text`` the id it echoes.
+    """
+    request_frame = event.request_frame
+    if request_frame is None:
+        how = "its request was not seen (lost by the capture, or hidden from the monitor in the TCP stream)"
+    else:
+        how = (
+            f"its request (frame {request_frame}, {pairing_text}) read here as another command (the"
+            " monitor and the device read different bytes: a disguise in the TCP stream, or a capture"
+            " error)"
+        )
+    said = answer(event)
+    evidence = {
+        **evidence,
+        "request_seen": False,
+        "request_frame": request_frame,
+        "answer_frame": event.frame,
+    }
+    sentence = ""
+    if said is not None:
+        evidence["outcome"] = said[0]
+        sentence = f" {said[1]}"
+    out.fire(
+        rule_id,
+        f"{event.dst_ip}>{event.src_ip}",  # the client's, as for the request
+        ts=event.ts,
+        frames=(event.frame,) if request_frame is None else (request_frame, event.frame),
+        source=event,
+        endpoints={
+            "src_ip": event.dst_ip,
+            "src_port": event.dst_port,
+            "dst_ip": event.src_ip,
+            "dst_port": event.src_port,
+        },
+        evidence=evidence,
+        fields={**fields, "seen": f" Only {shown_by} shows it: {how}.{sentence}"},
+    )
 
 
 def s7_start_kind(arguments: Any) -> str:
@@ -843,12 +864,31 @@ _CHANGE_ASCII_INPUT_DELIMITER: Final = 3
 
 # Writes to unit 0 waiting for the time a device has to answer them (``ModbusCommands``).
 MAX_HELD_BROADCASTS: Final = 4096
+# FC 8 requests alerted on, waiting for their answer (``ModbusCommands``).
+MAX_PENDING_DIAGNOSTICS: Final = 4096
 # Gateway exceptions (Modbus application protocol 7): the gateway found no path for the request,
 # or forwarded it and no device answered (a broadcast on the serial side is never answered).
 MODBUS_GATEWAY_EXCEPTIONS: Final = {
     10: "GATEWAY_PATH_UNAVAILABLE",
     11: "GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND",
 }
+
+
+def _diagnostic_evidence(event: Any) -> dict[str, Any]:
+    """The evidence of an FC 8 or FC 90 request alerted on (or of an FC 8 answer echoing one)."""
+    sub_function = getattr(event, "sub_function", None)
+    evidence = {
+        "function_code": event.function_code,
+        "function": event.function,
+        "sub_function": sub_function,
+        "sub_function_name": getattr(event, "sub_function_name", None),
+        "unit_id": event.unit_id,
+    }
+    if event.function_code == MODBUS_DIAGNOSTICS and sub_function == _CHANGE_ASCII_INPUT_DELIMITER:
+        # Data: the new delimiter and a zero byte (6.8.1, sub-function 03).
+        data = getattr(event, "data", None) or ""
+        evidence["delimiter"] = f"0x{data[:2]}" if len(data) >= 2 else "? (no data field)"
+    return evidence
 
 
 class ModbusCommands(BaseDetector):
@@ -889,12 +929,26 @@ class ModbusCommands(BaseDetector):
         # (flow id, transaction id, or request frame without one) -> the unanswered write to unit 0
         # and its evidence
         self.broadcasts: dict[tuple[Any, Any], tuple[Any, dict[str, Any]]] = {}
+        # (flow, frame, transaction id) of the FC 8 requests alerted on, until their answer.
+        self.diagnostics: BoundedDict = BoundedDict(MAX_PENDING_DIAGNOSTICS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
-        """Match FC 8 and FC 90 sub-functions, and writes to unit 0; answers to those alerted on."""
+        """Match FC 8 and FC 90 sub-functions, and writes to unit 0; answers to those alerted on.
+
+        An FC 8 answer echoes its sub-function: one of those alerted on, its request not seen as
+        one, is reported from the answer (``answered_unseen``).
+        """
         if event.direction != "request":
             if self.broadcasts:
                 self._answered(event, out)
+            if event.function_code == MODBUS_DIAGNOSTICS and event.exception_code is None:
+                rule_id = MODBUS_DIAGNOSTIC_RULES.get(getattr(event, "sub_function", None))  # type: ignore[arg-type]
+                if (
+                    rule_id is not None
+                    and self.diagnostics.pop((event.flow_id, event.request_frame, event.transaction_id), None)
+                    is None
+                ):
+                    self._answered_unseen(rule_id, event, out)
             _take_answer(event, out)
             return
         code = event.function_code
@@ -905,17 +959,9 @@ class ModbusCommands(BaseDetector):
             rule_id = table.get(sub_function)  # type: ignore[arg-type]
             if rule_id is None:
                 return
-            evidence = {
-                "function_code": code,
-                "function": event.function,
-                "sub_function": sub_function,
-                "sub_function_name": getattr(event, "sub_function_name", None),
-                "unit_id": event.unit_id,
-            }
-            if code == MODBUS_DIAGNOSTICS and sub_function == _CHANGE_ASCII_INPUT_DELIMITER:
-                # Data: the new delimiter and a zero byte (6.8.1, sub-function 03).
-                data = getattr(event, "data", None) or ""
-                evidence["delimiter"] = f"0x{data[:2]}" if len(data) >= 2 else "? (no data field)"
+            evidence = _diagnostic_evidence(event)
+            if code == MODBUS_DIAGNOSTICS:
+                self.diagnostics[(event.flow_id, event.frame, event.transaction_id)] = True
         elif event.unit_id == 0 and code in MODBUS_WRITE_FUNCTIONS:
             evidence = {
                 "function_code": code,
@@ -943,8 +989,23 @@ class ModbusCommands(BaseDetector):
             frames=(event.frame,),
             source=event,
             evidence=evidence,
+            fields={"seen": ""},
             awaits=True,
             pairing=event.transaction_id,
+        )
+
+    @staticmethod
+    def _answered_unseen(rule_id: str, event: Any, out: Emitter) -> None:
+        """A device echoed an FC 8 sub-function alerted on, its request not seen as one."""
+        sub_function = event.sub_function
+        answered_unseen(
+            rule_id,
+            event,
+            out,
+            f"the device's answer (FC 8 sub-function {sub_function} echoed, frame {event.frame})",
+            f"transaction id {event.transaction_id}",
+            _diagnostic_evidence(event),
+            {},
         )
 
     def _answered(self, event: Any, out: Emitter) -> None:

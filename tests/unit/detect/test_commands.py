@@ -246,7 +246,7 @@ def test_a_stop_download_or_upload_the_plc_answered_is_reported_without_its_requ
     assert alert.evidence["request_seen"] is False and alert.evidence["outcome"]["result"] == "accepted"
     assert (
         f"Only the PLC's answer (ACK_DATA for function 0x{code:02x}, frame 16) shows it: its request "
-        "(frame 14, PDU reference 14) read here as another function" in alert.explanation
+        "(frame 14, PDU reference 14) read here as another command" in alert.explanation
     )
     assert "The device accepted it" in alert.explanation
     # No request at all (the capture lost it, or a forged ACK made the monitor skip it).
@@ -265,6 +265,33 @@ def test_a_stop_download_or_upload_the_plc_answered_is_reported_without_its_requ
     assert "request_seen" not in seen[-1].evidence and "Only the PLC's answer" not in seen[-1].explanation
     # Answers of other functions say nothing of the kind.
     assert run([dataclasses.replace(s7(3, function_code=0x04, frame=16, request=False), error_class=0)]) == []
+
+
+def test_a_modbus_diagnostic_the_device_echoed_is_reported_without_its_request() -> None:
+    """As for S7: an FC 8 answer echoes its sub-function, so a restart whose request the monitor
+    did not see (lost, or hidden in the TCP stream) is reported from the echo, for the client."""
+    echo = modbus(8, sub_function=1, frame=16, ts=1000.1, request=False)
+    [alert] = run([echo])
+    assert alert.rule_id == "ICS-1301" and (alert.src_ip, alert.dst_ip) == ("10.0.0.5", "10.0.0.9")
+    assert alert.frames == (16,) and alert.evidence["request_seen"] is False
+    assert alert.evidence["sub_function"] == 1 and alert.evidence["outcome"]["result"] == "accepted"
+    assert (
+        "unit 1. Only the device's answer (FC 8 sub-function 1 echoed, frame 16) shows it: its request "
+        "was not seen" in alert.explanation
+    )
+    # Paired by the dissector with a request read as something else (a decoy's bytes).
+    decoy = modbus(8, sub_function=0, frame=14)
+    [paired] = run([decoy, _answer(echo, decoy)])
+    assert paired.frames == (14, 16) and "read here as another command" in paired.explanation
+    # The request seen: its alert takes the answer, no second occurrence.
+    restart = modbus(8, sub_function=1, frame=20)
+    seen = run([restart, _answer(modbus(8, sub_function=1, frame=21, request=False), restart)])
+    assert [(a.rule_id, a.count) for a in seen] == [("ICS-1301", 1), ("ICS-1301", 1)]
+    assert "request_seen" not in seen[-1].evidence
+    # An exception carries no sub-function; an echo of a harmless sub-function (0, return query
+    # data) says nothing of the kind.
+    assert run([modbus(8, sub_function=1, frame=16, request=False, exception_code=1)]) == []
+    assert run([modbus(8, sub_function=0, frame=16, request=False)]) == []
 
 
 def test_ascii_delimiter_change_names_the_new_delimiter() -> None:
@@ -339,7 +366,7 @@ def test_s7_cold_and_warm_starts_and_password_operations_are_alerts_of_their_own
         dnp3(None),  # link-only frame
         dnp3(13, request=False),  # a response to a cold restart is not a new command
         modbus(8, sub_function=0),  # return query data
-        modbus(8, sub_function=1, request=False),
+        # (An FC 8 restart's echo with no request seen is reported: see the test of answers below.)
         modbus(90, sub_function=0x02),  # READ_ID
         modbus(6, unit_id=1, address=3, values=(7,)),
         modbus(3, unit_id=0, address=0, quantity=2),  # a read to unit 0 writes nothing
