@@ -123,8 +123,10 @@ def write_name(fields: dict[str, Any]) -> str:
     return f"{function}, {', '.join(items[:4]) or 'no items'}"
 
 
-# Modbus MASK_WRITE_REGISTER: the register's new value depends on its current one (``_mask_write``).
+# Modbus MASK_WRITE_REGISTER: the register's new value depends on its current one (``_mask_write``),
+# tried for each value of a learned range of at most MASK_VALUES_TRIED + 1 values.
 MODBUS_MASK_WRITE: Final = 22
+MASK_VALUES_TRIED: Final = 4096
 # New write targets an ICS-5005 alert lists (the count goes on).
 MAX_TARGETS_LISTED: Final = 32
 # The DNP3 application function READ (IEEE 1815 table 4-1): what ICS-5011 judges of DNP3.
@@ -708,10 +710,24 @@ class BaselineDeviation(BaseDetector):
             return
         if least > limit[1]:
             value = least
+            held = "whatever the register held"
         elif most < limit[0]:
             value = most
+            held = "whatever the register held"
         else:
-            return  # within reach of the learned range: the current value decides
+            # Within reach of the learned range: what the register held decides.  Held within
+            # its learned range (what it was seen with), does every result still leave it?
+            low, high = limit[2], limit[3]
+            if not isinstance(low, int) or not isinstance(high, int) or high - low > MASK_VALUES_TRIED:
+                return
+            kept = and_mask & 0xFFFF
+            allowed_low, allowed_high = limit[0], limit[1]
+            results = {(current & kept) | forced for current in range(max(low, 0), min(high, 0xFFFF) + 1)}
+            if not results or any(allowed_low <= result <= allowed_high for result in results):
+                return  # a value it may hold stays within range
+            value = min(results, key=lambda result: _distance(result, limit))
+            least, most = min(results), max(results)
+            held = f"whatever it held within its learned {low} to {high}"
         self._out_of_range(
             "ICS-5006",
             conversation,
@@ -721,7 +737,7 @@ class BaselineDeviation(BaseDetector):
             limit,
             out,
             origin,
-            f"mask write AND 0x{and_mask:04x} OR 0x{or_mask:04x}: {least} to {most} whatever the register held",
+            f"mask write AND 0x{and_mask:04x} OR 0x{or_mask:04x}: {least} to {most} {held}",
         )
 
     def _dnp3_writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
@@ -1692,6 +1708,11 @@ def _bytes_one_by_one(
             if limit is not None:
                 judged.append((point, byte >> position & 1, limit, origin))
     return judged
+
+
+def _distance(value: int, limit: Limit) -> float:
+    """How far ``value`` lies outside the allowed range of ``limit`` (0 within it)."""
+    return max(limit[0] - value, value - limit[1], 0)
 
 
 def _written_else_read(

@@ -1320,6 +1320,17 @@ def test_mask_writes_and_the_two_sides_of_a_range() -> None:
         == "mask write AND 0xff00 OR 0x00ff: 255 to 65535 whatever the register held"
     )
     assert "hr:1:20 = 255 (written there while learning: 100 to 119" in forced.explanation
+    # Found by a red-team review: AND 0x8000 OR 5 can leave anything from 5 to 32773, but holding
+    # any value of its learned range (under 32768) the register becomes 5.
+    [held] = [a for a in run([mask(0x8000, 5, 1)], baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5006"]
+    assert (held.evidence["value"], held.evidence["side"]) == (5, "below")
+    assert held.evidence["written_as"] == (
+        "mask write AND 0x8000 OR 0x0005: 5 to 5 whatever it held within its learned 100 to 119"
+    )
+    # AND 0x0004 OR 96: 96 or 100 from the learned values, 96 within the margin: not judged.
+    assert [
+        a for a in run([mask(0x0004, 96, 1)], baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5006"
+    ] == []
     # AND 0x0003 OR 100: 100 to 103, within the range; AND 0xFFFF: anything, the register decides.
     for within in (mask(0x0003, 100, 1), mask(0xFFFF, 0, 1)):
         assert [a for a in run([within], baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5006"] == []
