@@ -40,6 +40,7 @@ from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, SeenSet
 from ics_monitor.detect.commands import pairing
 from ics_monitor.detect.rules import RuleSet
+from ics_monitor.inventory.assets import asset_id_for
 from ics_monitor.inventory.baseline import (
     DNP3_RESPONSE_FUNCTIONS,
     DNP3_STATUS_OF_OUTPUT,
@@ -1906,11 +1907,49 @@ def _bounds(
 
 
 class IdentityChange(BaseDetector):
-    """ICS-5009: the inventory saw a device report a different identity (firmware, module ...)."""
+    """ICS-5009: the inventory saw a device report a different identity (firmware, module ...).
+
+    With a baseline, also a learned address claimed in ARP by a MAC it was never learned with:
+    the inventory reports a MAC replacing another only within its own memory, which a fresh state
+    directory (``--baseline FILE``) does not have.  The same key as the inventory's change: both
+    make one alert.
+    """
 
     name = "identity_change"
     rule_ids = ("ICS-5009",)
     wants_changes = True
+    event_types = frozenset({"arp"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.baseline: Baseline | None = context.baseline
+        self.seen = SeenSet()
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """An ARP claim of a learned address by a MAC not learned with it."""
+        baseline = self.baseline
+        if baseline is None:
+            return
+        ip, mac = event.sender_ip, event.sender_mac
+        learned = baseline.asset_macs.get(ip) if ip else None
+        if not learned or not mac or mac in learned or not self.seen.first((ip, mac)):
+            return
+        before = ", ".join(learned)
+        out.fire(
+            "ICS-5009",
+            f"{asset_id_for('ip', ip)}:mac",
+            ts=event.ts,
+            frames=(event.frame,),
+            endpoints={"src_ip": ip, "src_mac": mac},
+            evidence={
+                "asset_id": asset_id_for("ip", ip),
+                "ip": ip,
+                "mac": mac,
+                "field": "mac",
+                "before": f"{before} (the baseline)",
+                "after": mac,
+            },
+        )
 
     def on_changes(self, changes: list[Any], out: Emitter) -> None:
         """Fire per identity change."""

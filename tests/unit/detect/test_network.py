@@ -349,7 +349,40 @@ def test_a_baseline_keeps_a_sites_redundant_pairs_quiet() -> None:
     assert run([relayed_by_standby], baseline=baseline) == []
     # The attacker was not there while learning: still reported, with or without a baseline.
     attack = run([*NORMAL, *poisoning(10.0, 1), relayed("10.0.0.21", "10.0.0.11")], baseline=baseline)
-    assert sorted(rule_ids(attack)) == ["ICS-5001", "ICS-7001", "ICS-7001", "ICS-7004"]
+    assert sorted(rule_ids(attack)) == [
+        "ICS-5001",
+        "ICS-5009",
+        "ICS-5009",
+        "ICS-7001",
+        "ICS-7001",
+        "ICS-7004",
+    ]
+    # ... and each address it claimed is one the baseline learned with other MACs (ICS-5009).
+    changed = {a.evidence["ip"]: a.evidence for a in attack if a.rule_id == "ICS-5009"}
+    assert changed["10.0.0.11"]["before"] == f"{PLC}, {standby} (the baseline)"
+    assert changed["10.0.0.21"]["after"] == ATTACKER
+
+
+def test_a_learned_address_claimed_by_a_mac_it_was_not_learned_with() -> None:
+    """Found by a red-team review: an attacker takes the silent HMI's address with a gratuitous
+    ARP.  Enforcing a baseline on a fresh state (no inventory memory of the HMI's MAC, no second
+    live claimant for ICS-7001), the learned MACs tell it: ICS-5009, once per address and MAC."""
+    from ics_monitor.inventory.baseline import Baseline
+
+    baseline = Baseline([], {"10.0.0.11": [PLC], "10.0.0.21": [HMI]}, {})
+    takeover = arp(2, ("10.0.0.21", ATTACKER), ("10.0.0.21", BROADCAST), 10.0, frame=7)
+    [alert] = run([takeover, dataclasses.replace(takeover, ts=12.0, frame=9)], baseline=baseline)
+    assert alert.rule_id == "ICS-5009" and (alert.src_ip, alert.src_mac, alert.frames) == (
+        "10.0.0.21",
+        ATTACKER,
+        (7,),
+    )
+    assert f"Device 10.0.0.21 now reports mac = {ATTACKER} (was {HMI} (the baseline))." in alert.explanation
+    # Its own MAC, an address learned without one (a routed host), or no baseline: nothing.
+    assert run([arp(2, ("10.0.0.21", HMI), ("10.0.0.21", BROADCAST), 10.0)], baseline=baseline) == []
+    routed = Baseline([], {"10.0.0.21": []}, {})
+    assert run([takeover], baseline=routed) == []
+    assert run([takeover]) == []
 
 
 def test_with_a_baseline_the_impostor_is_the_claimant_it_never_learned() -> None:
