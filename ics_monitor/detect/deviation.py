@@ -918,11 +918,25 @@ class BaselineDeviation(BaseDetector):
                     self._judged("ICS-5006", conversation, event, point, value, point_limit, out, origin, raw)
                 return
         if elements is not None:
+            judged_any = False
             for position, element in enumerate(elements):
                 limit, origin = _written_else_read(element, written, read)
                 if limit is not None:
+                    judged_any = True
                     self._judged(
                         "ICS-5006", conversation, event, element, values[position], limit, out, origin
+                    )
+            if judged_any:
+                return
+            # Nothing learned of this type here: the same bytes as the variable learned there (a
+            # DB that is not optimized stores bytes; two WORDs or a DWORD set a REAL as well).
+            raw = _typed_bytes(item, values)
+            if raw is not None:
+                name = item.get("transport_size_name")
+                shown = f"{len(values)} {name} {raw.hex()} at {area}:{item.get('address')}"
+                for point, value, point_limit, origin in _bytes_as_variable(item, area, raw, written, read):
+                    self._judged(
+                        "ICS-5006", conversation, event, point, value, point_limit, out, origin, shown
                     )
 
     def _judged(
@@ -1642,6 +1656,22 @@ _S7_TYPES_OF_WIDTH: Final = {
     2: (("INT", ">h"), ("WORD", ">H")),
     4: (("REAL", ">f"), ("DINT", ">i"), ("DWORD", ">I")),
 }
+
+
+# S7ANY types of 2 or 4 bytes a write may carry, as their bytes (``_typed_bytes``).
+_S7_LAYOUTS: Final = {name: layout for types in _S7_TYPES_OF_WIDTH.values() for name, layout in types}
+
+
+def _typed_bytes(item: dict[str, Any], values: Any) -> bytes | None:
+    """The bytes of a write of WORD, INT, DWORD, DINT or REAL values, when 2 or 4 in all; else None."""
+    layout = _S7_LAYOUTS.get(item.get("transport_size_name") or "")
+    if layout is None:
+        return None
+    try:
+        raw = b"".join(struct.pack(layout, value) for value in values)
+    except (struct.error, TypeError):
+        return None  # a value that is not of the type (cut, or malformed)
+    return raw if len(raw) in _S7_TYPES_OF_WIDTH else None
 
 
 def _raw_bytes(item: dict[str, Any], values: Any) -> bool:

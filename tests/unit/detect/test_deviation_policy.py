@@ -524,6 +524,37 @@ def test_s7_bytes_written_where_one_variable_was_read_are_judged_as_that_variabl
     assert fired(_flag_item(30, 2, "BYTE", 4), struct.pack(">f", 35.0)) == []
 
 
+def test_s7_values_of_another_type_are_judged_as_the_variable_learned_there() -> None:
+    """Found by a red-team review: a REAL setpoint written as one DWORD, one DINT, two WORDs or two
+    INTs of the same bytes (a DB that is not optimized takes any of them) was judged by nothing."""
+    import struct
+
+    threshold = _flag_item(8, 8, "REAL", 1)
+    learner = BaselineLearner()
+    for i in range(10):
+        _s7_read(learner, (threshold,), [[40.0 + i]], 1000.0 + i)
+    baseline = learner.baseline()
+    raw = struct.pack(">f", 5000.0)
+    (dword,) = struct.unpack(">I", raw)
+    (dint,) = struct.unpack(">i", raw)
+    words = list(struct.unpack(">HH", raw))
+    ints = list(struct.unpack(">hh", raw))
+    for item, values in (
+        (_flag_item(8, 6, "DWORD", 1), [dword]),
+        (_flag_item(8, 7, "DINT", 1), [dint]),
+        (_flag_item(8, 4, "WORD", 2), words),
+        (_flag_item(8, 5, "INT", 2), ints),
+    ):
+        assert _s7_written_alerts(baseline, item, values) == [("FLAGS:8:REAL", 5000.0)]
+    # In range the same way: quiet.
+    (fine,) = struct.unpack(">I", struct.pack(">f", 45.0))
+    assert _s7_written_alerts(baseline, _flag_item(8, 6, "DWORD", 1), [fine]) == []
+    # Another width than the variable learned there (one WORD over a REAL), or nothing learned at
+    # that address: not judged.
+    assert _s7_written_alerts(baseline, _flag_item(8, 4, "WORD", 1), [0xFFFF]) == []
+    assert _s7_written_alerts(baseline, _flag_item(40, 6, "DWORD", 1), [dword]) == []
+
+
 def _flag_item(address: int, size: int, name: str, length: int, bit: int = 0) -> Any:
     return {
         "area": 0x83,
@@ -588,8 +619,10 @@ def test_s7_written_values_are_judged_per_element_and_type() -> None:
     raw = _flag_item(8, 2, "BYTE", 4)
     assert _s7_written_alerts(baseline, raw, list(struct.pack(">f", 35.0))) == [("FLAGS:8:REAL", 35.0)]
     assert _s7_written_alerts(baseline, raw, list(struct.pack(">f", 40.0))) == []
-    # A DINT written over the REAL: another type, never written nor read there: not judged.
-    assert _s7_written_alerts(baseline, _flag_item(8, 7, "DINT", 1), [10**6]) == []
+    # A DINT written over the REAL: its bytes set the REAL (absolute addresses are bytes), here to
+    # 1.4e-39, out of the REAL's range.
+    [(point, value)] = _s7_written_alerts(baseline, _flag_item(8, 7, "DINT", 1), [10**6])
+    assert point == "FLAGS:8:REAL" and value == struct.unpack(">f", struct.pack(">i", 10**6))[0]
 
 
 def test_s7_written_range_comes_before_the_read_one() -> None:
