@@ -49,6 +49,7 @@ from ics_monitor.inventory.baseline import (
     MAX_RANGES,
     MAX_VALUE_POINTS,
     MIN_POLL_SAMPLES,
+    MODBUS_FLOAT_ORDERS,
     MODBUS_READ_TABLES,
     MODBUS_WRITE_TABLES,
     POLL_WINDOW,
@@ -75,6 +76,7 @@ from ics_monitor.inventory.baseline import (
     modbus_write_span,
     protocol_of_event,
     protocol_of_flow,
+    register_floats,
     request_signature,
     s7_area,
     s7_item_span,
@@ -257,6 +259,8 @@ class BaselineDeviation(BaseDetector):
         self.read_bounds: BoundedDict = BoundedDict(MAX_SHAPES)
         # The same for writes: (conversation, table, unit, first address, count) -> bounds or None.
         self.write_bounds: BoundedDict = BoundedDict(MAX_SHAPES)
+        # Per write shape of holding registers: the register pairs learned as floats (``_floats``).
+        self.write_floats: BoundedDict = BoundedDict(MAX_SHAPES)
         # Per conversation, shared by its flows' entries: the function codes checked (Modbus,
         # DNP3) and the poll fields (Modbus, S7; see ``_polling``) -> learned cycle.
         self.checked_functions: BoundedDict = BoundedDict(MAX_FLOWS)
@@ -668,9 +672,11 @@ class BaselineDeviation(BaseDetector):
         if self.check_written_values and values:
             abbreviation = TABLE_ABBREVIATIONS[table]
             values = values[:MAX_VALUES_CHECKED]
+            bounds_key = (conversation.key, table, unit, first, len(values))
+            if table == "holding_registers" and len(values) >= 2:
+                values = self._floats(conversation, event, bounds_key, values, out)
             # Per write shape, every value's limits once; then all values checked in C, value
             # by value only when one may be out of range (or is not a plain number).
-            bounds_key = (conversation.key, table, unit, first, len(values))
             bounds = self.write_bounds.get(bounds_key, _UNKNOWN)
             if bounds is _UNKNOWN:
                 # As ``_value``: the point's written limits, else its read ones.
@@ -687,6 +693,55 @@ class BaselineDeviation(BaseDetector):
                 self._value(
                     "ICS-5006", conversation, event, f"{abbreviation}:{unit}:{first + offset}", value, out
                 )
+
+    def _floats(self, conversation: Conversation, event: Any, shape: Any, values: Any, out: Emitter) -> Any:
+        """Register pairs learned as 32-bit floats (``register_floats``), judged as floats.
+
+        A pair whose value reads as a plausible float in an order learned there is judged by that
+        float's written range (within it in either order learned: in range), not register by
+        register: a float's low word is no process value (55.3 after round setpoints), and its
+        high word moves little for a large change (6208.0 after 50 to 60).  Returns the values
+        left to judge one by one: a pair judged here becomes None, a pair that reads as no
+        plausible float (a NaN, a huge value) stays, for its high word then tells.
+        """
+        _, _, unit, first, count = shape
+        pairs = self.write_floats.get(shape, _UNKNOWN)
+        if pairs is _UNKNOWN:
+            written = self._limits(conversation, "written")
+            found: list[tuple[int, dict[str, Limit]]] = []
+            for offset in range(0, count - 1, 2):
+                limits = {
+                    order: limit
+                    for order, _ in MODBUS_FLOAT_ORDERS
+                    if (limit := written.get(f"hr:{unit}:{first + offset}:{order}")) is not None
+                }
+                if limits:
+                    found.append((offset, limits))
+            pairs = self.write_floats[shape] = found or None
+        if pairs is None:
+            return values
+        rest = list(values)
+        for offset, limits in pairs:
+            readings = [(order, value) for order, value in register_floats(values, offset) if order in limits]
+            if not readings:
+                continue  # no plausible float in a learned order: the registers judge
+            rest[offset] = rest[offset + 1] = None
+            if any(limits[order][0] <= value <= limits[order][1] for order, value in readings):
+                continue
+            order, value = readings[0]
+            self._out_of_range(
+                "ICS-5006",
+                conversation,
+                event,
+                f"hr:{unit}:{first + offset}:{order}",
+                value,
+                limits[order],
+                out,
+                "written",
+                f"registers {first + offset}-{first + offset + 1} = {values[offset]}, {values[offset + 1]}"
+                f" read as a 32-bit float ({'high' if order == 'f32' else 'low'} word first)",
+            )
+        return rest
 
     def _mask_write(self, conversation: Conversation, event: Any, point: str, out: Emitter) -> None:
         """A mask write (FC 22) with an AND mask other than 0, judged by what it can leave.
@@ -930,11 +985,11 @@ class BaselineDeviation(BaseDetector):
                 return
             # Nothing learned of this type here: the same bytes as the variable learned there (a
             # DB that is not optimized stores bytes; two WORDs or a DWORD set a REAL as well).
-            raw = _typed_bytes(item, values)
-            if raw is not None:
+            typed = _typed_bytes(item, values)
+            if typed is not None:
                 name = item.get("transport_size_name")
-                shown = f"{len(values)} {name} {raw.hex()} at {area}:{item.get('address')}"
-                for point, value, point_limit, origin in _bytes_as_variable(item, area, raw, written, read):
+                shown = f"{len(values)} {name} {typed.hex()} at {area}:{item.get('address')}"
+                for point, value, point_limit, origin in _bytes_as_variable(item, area, typed, written, read):
                     self._judged(
                         "ICS-5006", conversation, event, point, value, point_limit, out, origin, shown
                     )

@@ -26,6 +26,7 @@ import ipaddress
 import json
 import math
 import re
+import struct
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
@@ -107,6 +108,13 @@ TABLE_ABBREVIATIONS: Final = {
 }
 # Modbus functions that write: coils, registers, file records, mask write, read/write.
 MODBUS_WRITE_FUNCTIONS: Final = frozenset({5, 6, 15, 16, 21, 22, 23})
+# A pair of holding registers written together may be one 32-bit float, high word first
+# (``:f32``) or low word first (``:f32sw``): learned and judged as one where its value is
+# plausible (``register_floats``), for its halves are no process values of their own.
+MODBUS_FLOAT_ORDERS: Final = (("f32", False), ("f32sw", True))
+# A plausible process value: 0, or a magnitude between these (what integer pairs are rarely read as).
+FLOAT_SMALLEST: Final = 1e-4
+FLOAT_LARGEST: Final = 1e7
 # DNP3 request functions that change outputs or data in the outstation (IEEE 1815 table 4-3).
 DNP3_WRITE_FUNCTIONS: Final = frozenset({2, 3, 4, 5, 6})
 DNP3_RESPONSE_FUNCTIONS: Final = frozenset({129, 130})
@@ -1206,6 +1214,25 @@ def modbus_write_span(event: Any) -> tuple[str, int, int, tuple[Any, ...]] | Non
     return table, address, address + max(quantity or 1, 1) - 1, values
 
 
+def register_floats(values: Any, offset: int) -> list[tuple[str, float]]:
+    """The plausible float readings of the registers at ``offset`` and ``offset + 1``: [(order, value)].
+
+    An order (``MODBUS_FLOAT_ORDERS``) whose reading is 0 or of a magnitude between FLOAT_SMALLEST
+    and FLOAT_LARGEST; none for values that are not 16-bit registers.
+    """
+    first, second = values[offset], values[offset + 1]
+    if not (
+        isinstance(first, int) and isinstance(second, int) and 0 <= first <= 0xFFFF and 0 <= second <= 0xFFFF
+    ):
+        return []
+    found: list[tuple[str, float]] = []
+    for order, swapped in MODBUS_FLOAT_ORDERS:
+        (value,) = struct.unpack(">f", struct.pack(">HH", *((second, first) if swapped else (first, second))))
+        if value == 0.0 or FLOAT_SMALLEST <= abs(value) <= FLOAT_LARGEST:
+            found.append((order, value))
+    return found
+
+
 def dnp3_points(obj: dict[str, Any]) -> list[int] | tuple[int, int] | None:
     """Point indexes of a DNP3 object header: explicit (prefixed), a start..stop range, or None."""
     points = obj.get("points")
@@ -1279,6 +1306,11 @@ def _learn_modbus(conversation: Conversation, event: Any, request: bool) -> None
             abbreviation = TABLE_ABBREVIATIONS[table]
             for offset, value in enumerate(values[: last - first + 1]):
                 conversation.add_value("written", f"{abbreviation}:{unit}:{first + offset}", value)
+            if table == "holding_registers" and len(values) >= 2:
+                # Pairs from the write's start: the 32-bit floats they may be (``register_floats``).
+                for offset in range(0, min(len(values), last - first + 1) - 1, 2):
+                    for order, reading in register_floats(values, offset):
+                        conversation.add_value("written", f"hr:{unit}:{first + offset}:{order}", reading)
     else:
         read_table = MODBUS_READ_TABLES.get(code)
         if read_table is not None and event.values and event.address is not None:

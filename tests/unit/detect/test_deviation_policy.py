@@ -1325,6 +1325,59 @@ def test_new_write_targets_of_one_table_are_one_alert_that_grows() -> None:
     assert last.evidence["function"] == "FC15 (15), FC5 (5)"
 
 
+def _float_registers(value: float, swapped: bool = False) -> tuple[int, int]:
+    import struct
+
+    high, low = struct.unpack(">HH", struct.pack(">f", value))
+    return (low, high) if swapped else (high, low)
+
+
+def _float_baseline(values: list[tuple[int, int]]) -> Baseline:
+    learner = BaselineLearner()
+    for i, pair in enumerate(values):
+        learner.observe(modbus(16, ts=1000.0 + i, frame=i + 1, address=100, quantity=2, values=pair))
+    return learner.baseline()
+
+
+def _float_alerts(baseline: Baseline, pair: tuple[int, int]) -> list[tuple[str, Any]]:
+    write = modbus(16, ts=2000.0, frame=50, address=100, quantity=2, values=pair)
+    return [
+        (a.evidence["point"], a.evidence["value"])
+        for a in run([write], baseline=baseline, rules=_unthrottled(RULES, "ICS-5006"))
+        if a.rule_id == "ICS-5006"
+    ]
+
+
+def test_register_pairs_written_as_floats_are_judged_as_floats() -> None:
+    """Found by a red-team review: a setpoint written as a 32-bit float in two registers (FC 16) was
+    judged register by register.  Its high word barely moves for a 100-fold change (6208.0 after
+    50-60 passed), and its low word is no process value (55.3 after round setpoints fired)."""
+    learned = _float_baseline([_float_registers(50.0 + i) for i in range(11)])
+    conversation = next(iter(learned.conversations.values()))
+    assert conversation.values[("written", "hr:1:100:f32")] == (50.0, 60.0)
+    assert ("written", "hr:1:100:f32sw") not in conversation.values  # 0x0000 first: not plausible
+    assert _float_alerts(learned, _float_registers(55.3)) == []
+    for attack in (6208.0, 0.5, 1e6):
+        assert _float_alerts(learned, _float_registers(attack)) == [("hr:1:100:f32", attack)]
+    [alert] = [
+        a
+        for a in run([modbus(16, address=100, quantity=2, values=_float_registers(6208.0))], baseline=learned)
+        if a.rule_id == "ICS-5006"
+    ]
+    assert "read as a 32-bit float (high word first)" in alert.evidence["written_as"]
+    # Not a plausible float (a NaN): its high word, judged as a register, tells.
+    assert [point for point, _ in _float_alerts(learned, (0x7FC0, 0))] == ["hr:1:100"]
+    # Word-swapped floats (low word first), as many devices order them.
+    swapped = _float_baseline([_float_registers(50.0 + i, True) for i in range(11)])
+    assert _float_alerts(swapped, _float_registers(55.3, True)) == []
+    assert _float_alerts(swapped, _float_registers(6208.0, True)) == [("hr:1:100:f32sw", 6208.0)]
+    # Two registers of their own (100 to 110 and 7): no float learned, each judged as before.
+    integers = _float_baseline([(100 + i, 7) for i in range(11)])
+    conversation = next(iter(integers.conversations.values()))
+    assert not any(point.endswith(("f32", "f32sw")) for _, point in conversation.values)
+    assert _float_alerts(integers, (105, 5000)) == [("hr:1:101", 5000)]
+
+
 def test_mask_writes_and_the_two_sides_of_a_range() -> None:
     """A mask write with an AND mask of 0 sets the register to its OR mask: judged as a write of
     it.  Another AND mask keeps some of the register's current bits, which the request does not
