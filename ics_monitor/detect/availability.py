@@ -3,9 +3,9 @@
 * Exception/error storm: a server answers one client with many errors within a window (Modbus
   exception responses, DNP3 responses with IIN2 error bits, S7 ACKs with an error class).
 * Request flood: one client sends a server more requests within a window than any polling needs.
-* Device stops answering: consecutive requests to a server go unanswered for a while (requests
-  that never get an answer by design are left out: DNP3 confirms, no-ack functions and broadcasts,
-  Modbus unit 0).
+* Device stops answering: consecutive requests to a server go unanswered for a while, counted per
+  device behind its address (Modbus unit, DNP3 outstation; requests that never get an answer by
+  design are left out: DNP3 confirms, no-ack functions and broadcasts, Modbus unit 0).
 * DNP3 request sequence anomaly: a master increments the application sequence number by one per
   new request (IEEE 1815 4.2.2.4.5; a retry repeats it), so many out-of-order sequence numbers
   from one master mean replayed or injected requests.
@@ -296,14 +296,97 @@ def _answerable(fields: dict[str, Any]) -> bool:
     return bool(event_type == "s7comm_plus" and fields["opcode"] == 0x31)
 
 
+# Modbus exceptions 10 (GATEWAY_PATH_UNAVAILABLE) and 11 (GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND):
+# a gateway's answer that the device behind it did not answer (Modbus Application Protocol 1.1b3, 7).
+GATEWAY_EXCEPTIONS: Final = {10: "GATEWAY_PATH_UNAVAILABLE", 11: "GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND"}
+# Addresses a device may answer as itself, under its own address: Modbus unit 255 (the TCP device
+# itself, in the Modbus/TCP implementation guide) and the DNP3 self-address (IEEE 1815 9.2.5.3).
+MODBUS_SELF_UNIT: Final = 255
+DNP3_SELF_ADDRESS: Final = 0xFFFC
+DNP3_RESPONSE: Final = 129  # solicited: it echoes its request's sequence number
+# Devices counted per client, server and protocol: every Modbus unit id; past it, a DNP3 address
+# sweep (ICS-3008's) whose addresses never answered is forgotten.
+MAX_DEVICES: Final = 256
+# A device's count of unanswered requests (a list, updated in place): the run's length, its first
+# request's time and frame, whether it fired, the device's last answer, the request that would
+# fire held for the flow's record (one-direction captures), the run's gateway exceptions and the
+# last one's code, and the last request's frame and Modbus transaction id or DNP3 sequence number
+# (to pair answers that name another device).
+_UNANSWERED: Final = 0
+_FIRST_TS: Final = 1
+_FIRST_FRAME: Final = 2
+_FIRED: Final = 3
+_LAST_ANSWER: Final = 4
+_HELD: Final = 5
+_GATEWAY: Final = 6
+_GATEWAY_EXCEPTION: Final = 7
+_REQUEST_FRAME: Final = 8
+_TRANSACTION: Final = 9
+_LONGEST: Final = 10  # the longest silence the device ended by answering again, in this run
+
+
+def _new_count() -> list[Any]:
+    return [0, None, None, False, None, None, 0, None, None, None, 0.0]
+
+
+def _answered_count(
+    devices: dict[Any, list[Any]], own: list[Any] | None, fields: dict[str, Any], self_device: int
+) -> list[Any] | None:
+    """The count an answer ends when the device it names has none, or may not be the one asked.
+
+    A device may answer a request to another address as itself (a Modbus device asked as unit
+    255, or as any unit when it ignores the unit id; a DNP3 outstation asked at the
+    self-address): the request it answers is the one the dissector paired it with (its frame);
+    unpaired, on Modbus/TCP the one with its transaction id, on DNP3 the self-address's last
+    request when the solicited response echoes its sequence number (4 bits: other outstations'
+    would match by chance).  Without either (RTU framing, an unsolicited response, a request the
+    capture lost), its own device's count, else the only device's, else the self-address's.
+    """
+    request_frame = fields["request_frame"]
+    if request_frame is not None:
+        for count in devices.values():
+            if count[_REQUEST_FRAME] == request_frame:
+                return count
+        return None  # the answer to a request not counted (a Modbus unit 0)
+    if fields["event_type"] == "modbus":
+        transaction = fields["transaction_id"]
+        if transaction is not None:
+            for count in devices.values():
+                if count[_TRANSACTION] == transaction and count[_UNANSWERED]:
+                    return count
+            return own
+    elif fields["function_code"] == DNP3_RESPONSE:
+        asked = devices.get(self_device)
+        if asked is not None and asked[_UNANSWERED] and asked[_TRANSACTION] == fields["sequence"]:
+            return asked
+    if own is not None:
+        return own
+    if len(devices) == 1:
+        for count in devices.values():
+            return count
+    return devices.get(self_device)
+
+
+def _forget_unanswered(devices: dict[Any, list[Any]]) -> bool:
+    """Room for one more device: forget those never answered (a sweep's); False when none."""
+    for device in [
+        device for device, count in devices.items() if count[_LAST_ANSWER] is None and not count[_FIRED]
+    ]:
+        del devices[device]
+    return len(devices) < MAX_DEVICES
+
+
 class StoppedAnswering(BaseDetector):
     """ICS-4003: a server leaves consecutive requests, or connection attempts, unanswered a while.
 
     Requests on an open connection (a hung device), and TCP connection attempts to a port the
     server answered an OT protocol on (its service gone: refused, or no SYN-ACK at all), counted
-    per client, server and protocol until the server answers again.  A server never seen
-    answering that protocol is not judged on its requests: a capture of one direction shows
-    every request unanswered.
+    per client, server and protocol until the server answers again.  Requests are counted per
+    device behind the server's address (a Modbus unit id, a DNP3 outstation's link address): a
+    gateway or terminal server answering for one device says nothing of the one beside it, and a
+    Modbus gateway's exception 10 or 11 is its word that the device did not answer.  A server
+    never seen answering that protocol is not judged on its requests: a capture of one direction
+    shows every request unanswered.
     """
 
     name = "stopped_answering"
@@ -316,8 +399,9 @@ class StoppedAnswering(BaseDetector):
         rules = context.rules
         self.min_unanswered = int(rules.param("ICS-4003", "min_unanswered"))
         self.min_seconds = float(rules.param("ICS-4003", "min_seconds"))
-        # (client, server, protocol) -> [unanswered, first ts, first frame, fired, last answer ts,
-        # times of the answers that ended a silence (the last MAX_RECOVERIES)]
+        # (client, server, protocol) -> [last answer ts, times of the answers that ended a silence
+        # (the last MAX_RECOVERIES), {device: its requests' count (see _new_count)}]: answers of the
+        # server's to any device end an outage of its service (connection attempts, ``on_flow``).
         self.states: BoundedDict = BoundedDict(MAX_KEYS)
         # (client, server, protocol) -> [attempts, first ts, first frame, fired, last answer ts]
         self.attempts: BoundedDict = BoundedDict(MAX_KEYS)
@@ -327,65 +411,158 @@ class StoppedAnswering(BaseDetector):
         self.answering: BoundedDict = BoundedDict(MAX_KEYS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
-        """Requests count up; any answer from the server resets."""
+        """Requests count up per device; an answer from the device resets its count."""
         fields: dict[str, Any] = event.__dict__
         ts = fields["ts"]
-        state: list[Any] | None
+        event_type: str = fields["event_type"]
+        devices: dict[Any, list[Any]]
+        count: list[Any] | None
         if fields["direction"] == "response":
-            answering = (fields["src_ip"], fields["event_type"])
+            answering = (fields["src_ip"], event_type)
             if answering not in self.answering:
                 self.answering[answering] = True
-            state = self.states.get((fields["dst_ip"], fields["src_ip"], fields["event_type"]))
-            if state is not None:
-                state[0] = 0
-                state[3] = False
-                last = state[4]
-                if last is not None and ts - last > RECOVERY_SILENCE:
-                    # Flow records come as flows end, late: an answer after a silence is
-                    # remembered by its time, so the connection attempts it ended are told from
-                    # the ones after it (``on_flow``).
-                    recoveries: list[float] = state[5]
-                    recoveries.append(ts)
-                    if len(recoveries) > MAX_RECOVERIES:
-                        del recoveries[0]
-                state[4] = ts
+            state: list[Any] | None = self.states.get((fields["dst_ip"], fields["src_ip"], event_type))
+            if state is None:
+                return
+            last = state[0]
+            if last is not None and ts - last > RECOVERY_SILENCE:
+                # Flow records come as flows end, late: an answer after a silence is remembered by
+                # its time, so the connection attempts it ended are told from the ones after it
+                # (``on_flow``).  Any answer, a gateway's exception too: the service is there.
+                recoveries: list[float] = state[1]
+                recoveries.append(ts)
+                if len(recoveries) > MAX_RECOVERIES:
+                    del recoveries[0]
+            state[0] = ts
+            devices = state[2]
+            if event_type == "modbus":
+                count = devices.get(fields["unit_id"])
+                if count is None or (
+                    fields["request_frame"] is None and count[_TRANSACTION] != fields["transaction_id"]
+                ):
+                    count = _answered_count(devices, count, fields, MODBUS_SELF_UNIT)
+                exception = fields["exception_code"]
+                if exception is not None and count is not None and exception in GATEWAY_EXCEPTIONS:
+                    # The gateway answered for the device: it did not answer the gateway.
+                    count[_GATEWAY] += 1
+                    count[_GATEWAY_EXCEPTION] = exception
+                    return
+            elif event_type == "dnp3":
+                count = devices.get(fields["src"])
+                if count is None or fields["request_frame"] is None:
+                    # Unpaired (the dissector pairs by both link addresses): it may answer a
+                    # request to the self-address, whose sequence number it echoes.
+                    count = _answered_count(devices, count, fields, DNP3_SELF_ADDRESS)
+            else:
+                count = devices.get(None)
+            if count is not None:
+                # A run's other fields are set when it starts (its first request).
+                if count[_UNANSWERED] and ts - count[_FIRST_TS] > count[_LONGEST]:
+                    count[_LONGEST] = ts - count[_FIRST_TS]
+                count[_UNANSWERED] = 0
+                count[_FIRED] = False
+                count[_LAST_ANSWER] = ts
             return
         if not _answerable(fields) or not is_asset_ip(fields["dst_ip"]):
             # A request to an IP broadcast or multicast address is answered, if at all, from the
             # devices' own addresses.
             return
-        key = (fields["src_ip"], fields["dst_ip"], fields["event_type"])
+        key = (fields["src_ip"], fields["dst_ip"], event_type)
         state = self.states.get(key)
         if state is None:
-            state = self.states[key] = [0, ts, fields["frame"], False, None, [], None]
+            state = self.states[key] = [None, [], {}]
             # A port that took a connection carrying OT requests is a service of that server.
-            self.served[(fields["dst_ip"], fields["dst_port"])] = fields["event_type"]
-        if state[0] == 0:
-            state[1] = ts
-            state[2] = fields["frame"]
-        state[0] += 1
-        if state[3] or state[0] < self.min_unanswered or ts - state[1] < self.min_seconds:
+            self.served[(fields["dst_ip"], fields["dst_port"])] = event_type
+        devices = state[2]
+        if event_type == "modbus":
+            device = fields["unit_id"]
+            transaction = fields["transaction_id"]
+        elif event_type == "dnp3":
+            device = fields["dst"]
+            transaction = fields["sequence"]
+        else:
+            device = transaction = None
+        count = devices.get(device)
+        if count is None:
+            if len(devices) >= MAX_DEVICES and not _forget_unanswered(devices):
+                return  # a sweep of addresses fills it: ICS-3001 and ICS-3008 are on it
+            count = devices[device] = _new_count()
+        frame = fields["frame"]
+        if count[_UNANSWERED] == 0:
+            count[_FIRST_TS] = ts
+            count[_FIRST_FRAME] = frame
+            count[_GATEWAY] = 0
+        count[_UNANSWERED] += 1
+        count[_REQUEST_FRAME] = frame
+        count[_TRANSACTION] = transaction
+        if (
+            count[_FIRED]
+            or count[_UNANSWERED] < self.min_unanswered
+            or ts - count[_FIRST_TS] < self.min_seconds
+            # A flaky device (a slow serial line behind a gateway) that came back after silences
+            # of up to S in this run is judged stopped only past 2 S.
+            or ts - count[_FIRST_TS] < 2 * count[_LONGEST]
+        ):
             return
-        if state[4] is None and (fields["dst_ip"], fields["event_type"]) not in self.answering:
+        if state[0] is None and (fields["dst_ip"], event_type) not in self.answering:
             # Never seen answering anyone: a capture of one direction (a one-way SPAN session, a
             # TAP's single port) shows every request unanswered.  Judged on the flow's record,
             # which tells whether the server sent anything at all (``on_flow``).
-            state[6] = (event.ts, event.frame, event.src_port, event.dst_port)
+            count[_HELD] = (event.ts, event.frame, event.src_port, event.dst_port)
             return
-        state[3] = True
+        count[_FIRED] = True
+        self._fire(
+            event.src_ip, event.dst_ip, event_type, device, count, event.ts, event.frame, event, None, out
+        )
+
+    def _fire(
+        self,
+        client: str,
+        server: str,
+        protocol: str,
+        device: Any,
+        count: list[Any],
+        last_ts: float,
+        last_frame: int,
+        source: Any,
+        endpoints: dict[str, Any] | None,
+        out: Emitter,
+    ) -> None:
+        """ICS-4003 for one device's (or an S7 server's) run of unanswered requests."""
+        evidence: dict[str, Any] = {
+            "unanswered_requests": count[_UNANSWERED],
+            "silent_seconds": round(last_ts - count[_FIRST_TS], 3),
+            "last_answer_ts": count[_LAST_ANSWER],
+        }
+        unanswered = f"{count[_UNANSWERED]} consecutive {protocol} requests"
+        key = f"{client}>{server}:{protocol}"
+        if device is not None:
+            key = f"{key}/{device}"
+            if protocol == "modbus":
+                evidence["unit_id"] = device
+                unanswered += f" to unit {device}"
+            else:
+                evidence["link_address"] = device
+                unanswered += f" to outstation {device}"
+        if count[_GATEWAY]:
+            code: int = count[_GATEWAY_EXCEPTION]
+            evidence["gateway_exceptions"] = count[_GATEWAY]
+            evidence["gateway_exception_code"] = code
+            unanswered += (
+                f" ({count[_GATEWAY]} of them answered by the gateway with exception {code},"
+                f" {GATEWAY_EXCEPTIONS[code]}: the device behind it did not answer)"
+            )
         out.fire(
             "ICS-4003",
-            f"{event.src_ip}>{event.dst_ip}:{event.event_type}",
-            ts=state[1],
-            last_ts=event.ts,
-            frames=(state[2], event.frame),
-            source=event,
-            evidence={
-                "unanswered_requests": state[0],
-                "silent_seconds": round(event.ts - state[1], 3),
-                "last_answer_ts": state[4],
-            },
-            fields={"unanswered": f"{state[0]} consecutive {event.event_type} requests"},
+            key,
+            ts=count[_FIRST_TS],
+            last_ts=last_ts,
+            frames=(count[_FIRST_FRAME], last_frame),
+            source=source,
+            protocol=protocol,
+            endpoints=endpoints,
+            evidence=evidence,
+            fields={"unanswered": unanswered},
         )
 
     def on_flow(self, record: Any, out: Emitter) -> None:
@@ -409,14 +586,14 @@ class StoppedAnswering(BaseDetector):
         key = (record.src_ip, record.dst_ip, protocol)
         ts = record.ts_start
         requests: list[Any] | None = self.states.get(key)
-        recoveries: list[float] = requests[5] if requests is not None else []
+        recoveries: list[float] = requests[1] if requests is not None else []
         state: list[Any] | None = self.attempts.get(key)
         if state is not None:
             first = state[1]
             if any(first < answer <= ts for answer in recoveries):
                 state = None  # the server answered since this outage's first attempt: a new one
         if state is None:
-            last = requests[4] if requests is not None else None
+            last = requests[0] if requests is not None else None
             before = [answer for answer in recoveries if answer < ts]
             if before:
                 last = max(before)
@@ -455,31 +632,33 @@ class StoppedAnswering(BaseDetector):
         requests unanswered, as a device whose application hung or a man in the middle dropping
         them does.  Nothing at all from it: the capture sees one direction, and nothing is said.
         """
-        key = (record.src_ip, record.dst_ip, protocol)
-        state: list[Any] | None = self.states.get(key)
-        if state is None or state[6] is None or state[3] or state[0] == 0:
+        state: list[Any] | None = self.states.get((record.src_ip, record.dst_ip, protocol))
+        if state is None:
             return
-        last_ts, last_frame, src_port, dst_port = state[6]
-        state[6] = None
-        if not record.packets_sent(1):
-            return
-        state[3] = True
-        out.fire(
-            "ICS-4003",
-            f"{record.src_ip}>{record.dst_ip}:{protocol}",
-            ts=state[1],
-            last_ts=last_ts,
-            frames=(state[2], last_frame),
-            source=record,
-            protocol=protocol,
-            endpoints={"src_port": src_port, "dst_port": dst_port},
-            evidence={
-                "unanswered_requests": state[0],
-                "silent_seconds": round(last_ts - state[1], 3),
-                "last_answer_ts": state[4],
-            },
-            fields={"unanswered": f"{state[0]} consecutive {protocol} requests"},
-        )
+        sent: bool | None = None
+        for device, count in state[2].items():
+            held = count[_HELD]
+            if held is None or count[_FIRED] or count[_UNANSWERED] == 0:
+                continue
+            count[_HELD] = None
+            if sent is None:
+                sent = bool(record.packets_sent(1))
+            if not sent:
+                continue
+            count[_FIRED] = True
+            last_ts, last_frame, src_port, dst_port = held
+            self._fire(
+                record.src_ip,
+                record.dst_ip,
+                protocol,
+                device,
+                count,
+                last_ts,
+                last_frame,
+                record,
+                {"src_port": src_port, "dst_port": dst_port},
+                out,
+            )
 
 
 class Dnp3SequenceAnomaly(BaseDetector):

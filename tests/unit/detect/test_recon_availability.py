@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
+
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, rule_ids, run
@@ -919,6 +921,176 @@ def test_device_stops_answering() -> None:
         dataclasses.replace(dnp3(1, ts=1000.0 + i, frame=i), dst_ip="255.255.255.255") for i in range(30)
     ]
     assert [a for a in run(broadcast) if a.rule_id == "ICS-4003"] == []
+
+
+def _gateway(cycles: int, answer: Any, *, units: tuple[int, ...] = (1, 2), paired: bool = True) -> list[Any]:
+    """A Modbus/TCP gateway's units polled once a second each; ``answer(cycle, unit)`` says how
+    the request is answered: None (not at all), a unit id (a normal answer naming that unit), or
+    (unit, exception code).  Paired answers carry their request's frame, as the dissector's do."""
+    records: list[Any] = []
+    frame = 0
+    for cycle in range(cycles):
+        for unit in units:
+            frame += 1
+            ts = 1000.0 + cycle + unit / 10
+            request = modbus(3, unit_id=unit, address=0, quantity=1, ts=ts, frame=frame)
+            records.append(request)
+            how = answer(cycle, unit)
+            if how is None:
+                continue
+            answering, exception = how if isinstance(how, tuple) else (how, None)
+            frame += 1
+            response = modbus(
+                3,
+                request=False,
+                unit_id=answering,
+                values=None if exception else (0,),
+                exception_code=exception,
+                ts=ts + 0.05,
+                frame=frame,
+                request_frame=request.frame if paired and answering == unit else None,
+            )
+            records.append(dataclasses.replace(response, transaction_id=request.transaction_id))
+    return records
+
+
+def _stopped(alerts: list[Any]) -> list[Any]:
+    return list({a.alert_id: a for a in alerts if a.rule_id == "ICS-4003"}.values())
+
+
+def test_a_gateway_unit_that_stops_answering_while_another_answers() -> None:
+    """Unit 2 behind a Modbus gateway dies: unit 1's answers come from the same IP, and say
+    nothing of unit 2 (red-team finding: any answer from the IP reset the count)."""
+    for paired in (True, False):
+        records = _gateway(40, lambda cycle, unit: unit if unit == 1 or cycle < 5 else None, paired=paired)
+        [alert] = _stopped(run(records))
+        assert alert.evidence["unit_id"] == 2 and alert.evidence["unanswered_requests"] == 16
+        assert alert.evidence["silent_seconds"] == 15.0 and alert.evidence["last_answer_ts"] == 1004.25
+        assert alert.key == f"{CLIENT}>{SERVER}:modbus/2"
+        assert f"{SERVER} left 16 consecutive modbus requests to unit 2 from {CLIENT}" in alert.explanation
+    # Both answering: nothing.
+    assert _stopped(run(_gateway(40, lambda cycle, unit: unit))) == []
+
+
+def test_a_flaky_unit_is_judged_against_the_silences_it_came_back_from() -> None:
+    """A slow serial device behind a gateway (the public iti/modbus_test_2 capture: a unit back
+    after 12.5 s, later after 18.6 s) is not stopped until silent twice as long as the longest
+    silence it ended by answering in this run; a unit that never came back from one, at 15 s."""
+
+    def answered(silences: list[tuple[int, int]]) -> Any:
+        return lambda cycle, unit: unit if unit == 1 or not any(a <= cycle < b for a, b in silences) else None
+
+    # Unit 2 silent 13 cycles (back after 13 s), then 20 (back after 20 s): both within 2 x 13.
+    assert _stopped(run(_gateway(80, answered([(10, 23), (40, 60)])))) == []
+    # ... then silent to the end: an alert once past 2 x 20 s, not at 15 s.
+    [alert] = _stopped(run(_gateway(140, answered([(10, 23), (40, 60), (80, 140)]))))
+    assert alert.evidence["unit_id"] == 2 and 40.1 < alert.evidence["silent_seconds"] <= 41.0
+    # Never back from a silence: 15 s, as before.
+    [first] = _stopped(run(_gateway(80, answered([(10, 80)]))))
+    assert first.evidence["silent_seconds"] == 15.0
+
+
+@pytest.mark.parametrize(
+    ("exception", "stopped"), [(11, True), (10, True), (2, False), (4, False), (6, False)]
+)
+def test_a_gateway_answering_for_a_dead_unit(exception: int, stopped: bool) -> None:
+    """Exceptions 10 and 11 are the gateway's word that the device behind it did not answer:
+    the unit's count runs on.  Any other exception comes from the device, which is alive."""
+    records = _gateway(40, lambda cycle, unit: unit if unit == 1 or cycle < 5 else (unit, exception))
+    alerts = _stopped(run(records))
+    if not stopped:
+        assert alerts == []
+        return
+    [alert] = alerts
+    assert alert.evidence["unit_id"] == 2 and alert.evidence["unanswered_requests"] == 16
+    # The 16th request's exception is yet to come when it fires.
+    assert (
+        alert.evidence["gateway_exceptions"] == 15 and alert.evidence["gateway_exception_code"] == exception
+    )
+    assert f"15 of them answered by the gateway with exception {exception}," in alert.explanation
+    # The unit answering now and then between the gateway's exceptions is up: a short outage.
+    flaky = _gateway(40, lambda cycle, unit: unit if unit == 1 or cycle % 6 == 0 else (unit, exception))
+    assert _stopped(run(flaky)) == []
+
+
+def test_a_device_answering_as_another_unit_is_answering() -> None:
+    """Devices that answer a request to unit 0 or 255 (or any unit) as unit 1: the answer is to
+    that request (same transaction id; the dissector pairs by unit and transaction, so it comes
+    unpaired), not a second device's silence."""
+    as_one = _gateway(40, lambda cycle, unit: 1, units=(1, 255))
+    assert _stopped(run(as_one)) == []
+    assert _stopped(run(_gateway(40, lambda cycle, unit: 1, units=(255,)))) == []
+    assert _stopped(run(_gateway(40, lambda cycle, unit: 1, units=(0, 1, 3)))) == []
+    # Without transaction ids (RTU framing), a device polled at one address only.
+    rtu = [
+        dataclasses.replace(r, transaction_id=None) for r in _gateway(40, lambda cycle, unit: 1, units=(255,))
+    ]
+    assert _stopped(run(rtu)) == []
+    # A device answering 255 as unit 1 beside a unit 2 that died: unit 2 alone is reported.
+    beside = _gateway(40, lambda cycle, unit: 1 if unit != 2 or cycle < 5 else None, units=(1, 2, 255))
+    [alert] = _stopped(run(beside))
+    assert alert.evidence["unit_id"] == 2
+
+
+def test_a_dnp3_outstation_silent_behind_a_shared_address() -> None:
+    """A terminal server carries outstations 10 and 11: 11 stops answering while 10 answers.
+    An outstation asked at the self-address (0xFFFC) answers as itself."""
+
+    def poll(silent: int | None, stations: tuple[int, ...] = (10, 11)) -> list[Any]:
+        records: list[Any] = []
+        for cycle in range(40):
+            for station in stations:
+                frame = len(records) + 1
+                ts = 1000.0 + cycle + station / 100
+                sequence = cycle % 16
+                records.append(dnp3(1, src=1, dst=station, sequence=sequence, ts=ts, frame=frame))
+                if station == silent and cycle >= 5:
+                    continue
+                response = dnp3(
+                    129,
+                    request=False,
+                    src=10 if station == 0xFFFC else station,
+                    dst=1,
+                    sequence=sequence,
+                    iin=0,
+                    ts=ts + 0.05,
+                    frame=frame + 1,
+                )
+                # The dissector pairs a response with the request of its two addresses: not the
+                # self-address's.
+                paired = frame if station != 0xFFFC else None
+                records.append(dataclasses.replace(response, request_frame=paired))
+        return records
+
+    [alert] = _stopped(run(poll(11)))
+    assert alert.evidence["link_address"] == 11 and alert.evidence["unanswered_requests"] == 16
+    assert alert.key == f"{CLIENT}>{SERVER}:dnp3/11" and "requests to outstation 11" in alert.explanation
+    assert _stopped(run(poll(None))) == []
+    assert _stopped(run(poll(None, (10, 0xFFFC)))) == []
+
+
+def test_devices_counted_per_server_are_capped() -> None:
+    """An address sweep through one server (ICS-3008's) leaves at most MAX_DEVICES counts, the
+    sweep's forgotten first: the outstation polled before it is still judged."""
+    from ics_monitor.detect import DetectionEngine
+    from ics_monitor.detect.availability import MAX_DEVICES, StoppedAnswering
+
+    engine = DetectionEngine(RULES, strict=True)
+    [detector] = [d for d in engine.detectors if isinstance(d, StoppedAnswering)]
+    alerts: list[Any] = []
+    for cycle in range(5):  # outstation 10 answers, then dies
+        alerts += engine.observe(dnp3(1, dst=10, ts=1000.0 + cycle, frame=2 * cycle + 1))
+        alerts += engine.observe(
+            dnp3(129, request=False, src=10, dst=1, ts=1000.5 + cycle, frame=2 * cycle + 2)
+        )
+    for address in range(1000):
+        alerts += engine.observe(dnp3(1, dst=100 + address, ts=1005.0 + address / 100, frame=100 + address))
+    for cycle in range(20):
+        alerts += engine.observe(dnp3(1, dst=10, ts=1016.0 + cycle, frame=2000 + cycle))
+    devices = detector.states[(CLIENT, SERVER, "dnp3")][2]
+    assert 10 in devices and len(devices) <= MAX_DEVICES
+    [alert] = _stopped(alerts + engine.finish())
+    assert alert.evidence["link_address"] == 10 and alert.evidence["last_answer_ts"] == 1004.5
 
 
 def test_a_service_that_refuses_its_clients_has_stopped_answering() -> None:
