@@ -694,7 +694,9 @@ class BaselineDeviation(BaseDetector):
                     "ICS-5006", conversation, event, f"{abbreviation}:{unit}:{first + offset}", value, out
                 )
 
-    def _floats(self, conversation: Conversation, event: Any, shape: Any, values: Any, out: Emitter) -> Any:
+    def _floats(
+        self, conversation: Conversation, event: Any, shape: Any, values: tuple[Any, ...], out: Emitter
+    ) -> tuple[Any, ...]:
         """Register pairs learned as 32-bit floats (``register_floats``), judged as floats.
 
         A pair whose value reads as a plausible float in an order learned there is judged by that
@@ -741,7 +743,7 @@ class BaselineDeviation(BaseDetector):
                 f"registers {first + offset}-{first + offset + 1} = {values[offset]}, {values[offset + 1]}"
                 f" read as a 32-bit float ({'high' if order == 'f32' else 'low'} word first)",
             )
-        return rest
+        return tuple(rest)
 
     def _mask_write(self, conversation: Conversation, event: Any, point: str, out: Emitter) -> None:
         """A mask write (FC 22) with an AND mask other than 0, judged by what it can leave.
