@@ -798,6 +798,27 @@ class BaselineDeviation(BaseDetector):
             f"mask write AND 0x{and_mask:04x} OR 0x{or_mask:04x}: {least} to {most} {held}",
         )
 
+    def _dnp3_outstation(
+        self, conversation: Conversation, event: Any, code: int, group: int, spans: Any, out: Emitter
+    ) -> None:
+        """A write or control to an outstation of the IP that the client never wrote this way to.
+
+        One IP (a gateway, a terminal server) may carry several outstations: the points and
+        controls learned on one say nothing of another's.  Judged where the baseline learned
+        which outstations each write function and group went to (``dnp3_outstations``).
+        """
+        learned = conversation.dnp3_outstations
+        dst = event.dst
+        if not learned or not isinstance(dst, int):
+            return
+        outstations = learned.get((code, group))
+        if outstations is None or outstations.covers(dst, dst):
+            return  # never written this way at all: the point check names it
+        shown = ", ".join(f"{a}-{b}" if b != a else str(a) for a, b in outstations.ranges[:8])
+        scope = f"function {code} g{group} at outstation {dst} (only at {shown} while learning)"
+        start, stop = spans[0] if spans else (None, None)
+        self._new_target(conversation, event, out, scope, start, stop)
+
     def _dnp3_writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
         code = event.function_code
         if code not in DNP3_WRITE_FUNCTIONS:
@@ -821,6 +842,7 @@ class BaselineDeviation(BaseDetector):
                             learned=conversation.dnp3_points.get((code, group)),
                         )
                         break
+                self._dnp3_outstation(conversation, event, code, group, spans, out)
             if group == 12 and (self.check_operations or self.check_written_values):
                 self._crob(conversation, event, obj, out)
             if self.check_written_values and group == 41:

@@ -428,6 +428,7 @@ class Conversation:
         "addresses",
         "client",
         "crob",
+        "dnp3_outstations",
         "dnp3_points",
         "flows",
         "functions",
@@ -471,6 +472,9 @@ class Conversation:
         self.modbus: dict[tuple[int, str, str], RangeSet] = {}
         # (function code, group) -> ranges of point indexes ("no ranges" = whole-group requests)
         self.dnp3_points: dict[tuple[int, int], RangeSet] = {}
+        # Of the write and control functions: (function code, group) -> the outstation link
+        # addresses written to (one IP, a gateway or terminal server, may carry several)
+        self.dnp3_outstations: dict[tuple[int, int], RangeSet] = {}
         # DNP3 control relay output block (g12) point index -> the control codes (operation
         # type, trip/close, queue and clear bits) the client sent it
         self.crob: dict[int, set[int]] = {}
@@ -647,6 +651,11 @@ class Conversation:
             for (function_code, group), ranges in sorted(self.dnp3_points.items()):
                 functions.setdefault(str(function_code), {})[f"g{group}"] = ranges.to_list()
             result["dnp3_objects"] = functions
+        if self.dnp3_outstations:
+            outstations: dict[str, dict[str, list[list[int]]]] = {}
+            for (function_code, group), ranges in sorted(self.dnp3_outstations.items()):
+                outstations.setdefault(str(function_code), {})[f"g{group}"] = ranges.to_list()
+            result["dnp3_written_outstations"] = outstations
         if self.crob:
             result["dnp3_crob_operations"] = {
                 str(index): [crob_code_text(code) for code in sorted(codes)]
@@ -701,6 +710,11 @@ class Conversation:
                 conversation.dnp3_points[(int(function_code), int(str(group).lstrip("g")))] = RangeSet(
                     ranges or ()
                 )
+        for function_code, groups in (data.get("dnp3_written_outstations") or {}).items():
+            for group, ranges in (groups or {}).items():
+                conversation.dnp3_outstations[(int(function_code), int(str(group).lstrip("g")))] = RangeSet(
+                    ranges or ()
+                )
         for kind, areas in (data.get("s7_areas") or {}).items():
             for area, ranges in (areas or {}).items():
                 conversation.s7[(str(kind), str(area))] = RangeSet(ranges or ())
@@ -753,6 +767,7 @@ class Conversation:
             self.identified.ranges,
             self.silence,
             [[index, sorted(codes)] for index, codes in self.crob.items()],
+            [[list(key), ranges.ranges] for key, ranges in self.dnp3_outstations.items()],
         ]
 
     @classmethod
@@ -799,6 +814,9 @@ class Conversation:
         crob = conversation.crob
         for index, codes in record[14]:
             crob[int(index)] = {int(code) for code in codes}
+        outstations: dict[Any, RangeSet] = conversation.dnp3_outstations
+        for key, spans in record[15]:
+            outstations[(int(key[0]), int(key[1]))] = RangeSet(spans)
         return conversation
 
 
@@ -811,6 +829,7 @@ def _merge(profile: Conversation, member: Conversation) -> None:
     tables: tuple[tuple[dict[Any, RangeSet], dict[Any, RangeSet]], ...] = (
         (member.modbus, profile.modbus),
         (member.dnp3_points, profile.dnp3_points),
+        (member.dnp3_outstations, profile.dnp3_outstations),
         (member.s7, profile.s7),
     )
     for table, merged in tables:
@@ -1338,6 +1357,8 @@ def _learn_dnp3(conversation: Conversation, event: Any, request: bool) -> None:
                     conversation.add_range(conversation.dnp3_points, key, index, index)
             else:
                 conversation.add_range(conversation.dnp3_points, key, None, None)
+            if code in DNP3_WRITE_FUNCTIONS and isinstance(event.dst, int):
+                conversation.add_range(conversation.dnp3_outstations, key, event.dst, event.dst)
             if code in DNP3_WRITE_FUNCTIONS and group == 41:
                 for point in obj.get("points") or ():
                     conversation.add_value("written", f"g41:{point.get('index')}", point.get("value"))
@@ -1634,7 +1655,7 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 # unquoted base-60 looking scalar (a MAC such as ``10:20:30:40:50:51``) as a number: version 4
 # holds what ``yamlfile.SafeLoader`` reads, text.  Version 5 added each conversation's addresses
 # (unit ids, link addresses), version 6 the addresses whose identification was read.
-CACHE_FORMAT: Final = "ics-monitor-baseline-cache/8"
+CACHE_FORMAT: Final = "ics-monitor-baseline-cache/9"
 _CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 _INDEX: Final = "I"
 # Where a version-2 cache was: removed when a newer one is written.

@@ -136,6 +136,30 @@ def test_write_to_new_address_or_point() -> None:
     assert _ids([dnp3(5, objects=({"group": 12, "points": [{"index": 3}]},))]) == []
 
 
+def test_a_dnp3_control_at_another_outstation_of_the_ip(tmp_path: Path) -> None:
+    """Found by a red-team review: one IP (a gateway, a terminal server) carries outstations 10
+    and 11; the master operated point 3 only at 10 while learning.  Operating it at 11 is a write
+    never made: ICS-5005 names the outstation.  The learned section survives YAML and the cache."""
+    crob = ({"group": 12, "points": [{"index": 3}]},)
+    assert _ids([dnp3(5, objects=crob, dst=10)]) == []
+    [alert] = run([dnp3(5, objects=crob, dst=11)], baseline=BASELINE)
+    assert alert.rule_id == "ICS-5005"
+    assert "function 5 g12 at outstation 11 (only at 10 while learning) 3" in alert.explanation
+    conversation = next(c for c in BASELINE.conversations.values() if c.protocol == "dnp3")
+    data = conversation.to_dict()
+    assert data["dnp3_written_outstations"] == {"5": {"g12": [[10, 10]]}}
+    path = tmp_path / "baseline.yaml"
+    BASELINE.save(path)
+    for _ in range(2):  # from the YAML, then from the cache it wrote
+        loaded = Baseline.load(path)
+        [again] = [c for c in loaded.conversations.values() if c.protocol == "dnp3"]
+        assert {k: v.ranges for k, v in again.dnp3_outstations.items()} == {(5, 12): [[10, 10]]}
+    # A baseline learned before outstations were: not judged by them (the point check still is).
+    del data["dnp3_written_outstations"]
+    older = Baseline([type(conversation).from_dict(data)])
+    assert rule_ids(run([dnp3(5, objects=crob, dst=11)], baseline=older)) == []
+
+
 def test_written_value_out_of_range_with_margin() -> None:
     # Learned 100..119: margin max(0.1 * 19, 0.05 * 119) = 5.95.
     assert _ids([modbus(6, address=20, values=(124,))]) == []
