@@ -661,6 +661,121 @@ class StoppedAnswering(BaseDetector):
             )
 
 
+# Writes waiting for their answer per client, server and device (``CommandsBlocked``).
+MAX_PENDING_WRITES: Final = 16
+
+
+class CommandsBlocked(BaseDetector):
+    """ICS-4009: a device answers the requests sent after a write, not the write, time after time.
+
+    A man in the middle that drops the operator's commands (or their answers) while the polls go
+    through keeps the screens live and the process out of reach; a device refusing writes without
+    a word looks the same.  A write (Modbus FC 5/6/15/16/22/23, DNP3 write, select and operate,
+    S7 write var) counts as passed over when the device answers a request sent after it, at
+    least ``grace`` seconds after the write, and the write is still unanswered; ``min_blocked``
+    in a row (its own answer, or an exception, resets the run) fire.  Counted per client, server
+    and device behind the address (Modbus unit, DNP3 outstation).
+    """
+
+    name = "commands_blocked"
+    rule_ids = ("ICS-4009",)
+    event_types = frozenset({"modbus", "dnp3", "s7comm"})
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        rules = context.rules
+        self.min_blocked = int(rules.param("ICS-4009", "min_blocked"))
+        self.grace = float(rules.param("ICS-4009", "grace"))
+        # (client, server, protocol, device) -> [[(write frame, ts, function)], passed over in a
+        # row, first passed-over ts, its frame, fired, functions passed over]
+        self.states: BoundedDict = BoundedDict(MAX_KEYS)
+
+    def on_event(self, event: Any, out: Emitter) -> None:
+        """Writes wait; an answer to a later request passes over the writes still waiting."""
+        fields: dict[str, Any] = event.__dict__
+        event_type: str = fields["event_type"]
+        if fields["direction"] == "request":
+            if not is_write_request(fields) or not _answerable(fields) or not is_asset_ip(fields["dst_ip"]):
+                return
+            device = (
+                fields["unit_id"]
+                if event_type == "modbus"
+                else fields["dst"]
+                if event_type == "dnp3"
+                else None
+            )
+            key = (fields["src_ip"], fields["dst_ip"], event_type, device)
+            state = self.states.get(key)
+            if state is None:
+                state = self.states[key] = [[], 0, 0.0, 0, False, []]
+            pending: list[Any] = state[0]
+            if len(pending) >= MAX_PENDING_WRITES:
+                del pending[0]
+            pending.append((fields["frame"], fields["ts"], f"{event.function} ({fields['function_code']})"))
+            return
+        request_frame = fields["request_frame"]
+        if request_frame is None or not self.states:
+            return
+        device = (
+            fields["unit_id"] if event_type == "modbus" else fields["src"] if event_type == "dnp3" else None
+        )
+        state = self.states.get((fields["dst_ip"], fields["src_ip"], event_type, device))
+        if state is None or not state[0]:
+            return
+        pending = state[0]
+        ts = fields["ts"]
+        passed = [write for write in pending if write[0] < request_frame and ts - write[1] >= self.grace]
+        for write in pending:
+            if write[0] == request_frame:  # its own answer (or exception): the writes get through
+                pending.remove(write)
+                state[1] = 0
+                state[4] = False
+                state[5] = []
+                return
+        if not passed:
+            return
+        for write in passed:
+            pending.remove(write)
+            if state[1] == 0:
+                state[2], state[3] = write[1], write[0]
+            state[1] += 1
+            functions: list[str] = state[5]
+            if write[2] not in functions and len(functions) < 8:
+                functions.append(write[2])
+        if state[1] < self.min_blocked or state[4]:
+            return
+        state[4] = True
+        unit = (
+            f" to unit {device}"
+            if event_type == "modbus"
+            else f" to outstation {device}"
+            if event_type == "dnp3"
+            else ""
+        )
+        out.fire(
+            "ICS-4009",
+            f"{fields['dst_ip']}>{fields['src_ip']}:{event_type}/{device}",
+            ts=state[2],
+            last_ts=ts,
+            frames=(state[3], fields["frame"]),
+            source=event,
+            protocol=event_type,
+            endpoints={
+                "src_ip": fields["dst_ip"],
+                "src_port": fields["dst_port"],
+                "dst_ip": fields["src_ip"],
+                "dst_port": fields["src_port"],
+            },
+            evidence={
+                "blocked_writes": state[1],
+                "functions": list(state[5]),
+                "device": device,
+                "answered_request_frame": request_frame,
+            },
+            fields={"blocked": f"{state[1]} {event_type} writes{unit}", "functions": ", ".join(state[5])},
+        )
+
+
 class Dnp3SequenceAnomaly(BaseDetector):
     """ICS-4004: many DNP3 requests whose application sequence number is out of order."""
 

@@ -26,6 +26,7 @@ from ics_monitor.core.anomalies import severity_name
 from ics_monitor.detect.anomalies import AnomalyAlerts
 from ics_monitor.detect.api import BaseDetector, Context, Emitter
 from ics_monitor.detect.availability import (
+    CommandsBlocked,
     ConnectionFlood,
     Dnp3SequenceAnomaly,
     ErrorStorm,
@@ -89,6 +90,7 @@ DETECTORS: tuple[type[BaseDetector], ...] = (
     ErrorStorm,
     RequestFlood,
     StoppedAnswering,
+    CommandsBlocked,
     Dnp3SequenceAnomaly,
     ConnectionFlood,
     SessionExhaustion,

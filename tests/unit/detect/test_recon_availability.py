@@ -1485,3 +1485,86 @@ def test_a_sweep_of_thousands_of_writes_is_a_few_alert_records() -> None:
     alerts = [a for a in run(writes) if a.rule_id == "ICS-4007"]
     assert 1 < len(alerts) <= 12
     assert alerts[-1].evidence["addresses"] >= 10_000 and len(alerts[-1].evidence["runs"]) <= 64
+
+
+def _poll_and_write(cycles: int, write_answered: Any, *, exception: int | None = None) -> list[Any]:
+    """A client reads unit 1 every second and writes it every 5th: ``write_answered(cycle)`` says
+    whether the write is answered (with ``exception``, when given); reads always are."""
+    records: list[Any] = []
+    frame = 0
+    for cycle in range(cycles):
+        ts = 1000.0 + cycle
+        frame += 1
+        read = modbus(3, unit_id=1, address=0, quantity=1, ts=ts, frame=frame)
+        frame += 1
+        answer = modbus(
+            3, request=False, unit_id=1, values=(0,), ts=ts + 0.05, frame=frame, request_frame=read.frame
+        )
+        records += [read, dataclasses.replace(answer, transaction_id=read.transaction_id)]
+        if cycle % 5 == 2:
+            frame += 1
+            write = modbus(6, unit_id=1, address=4, values=(7,), ts=ts + 0.5, frame=frame)
+            records.append(write)
+            if write_answered(cycle):
+                frame += 1
+                reply = modbus(
+                    6,
+                    request=False,
+                    unit_id=1,
+                    address=4,
+                    values=None if exception else (7,),
+                    exception_code=exception,
+                    ts=ts + 0.55,
+                    frame=frame,
+                    request_frame=write.frame,
+                )
+                records.append(dataclasses.replace(reply, transaction_id=write.transaction_id))
+    return records
+
+
+def test_writes_unanswered_while_the_polls_are_answered() -> None:
+    """Found by a red-team review: a man in the middle dropping the operator's writes (or their
+    answers) while polls go through raised nothing (ICS-4003 counts a silent device).  ICS-4009:
+    the third write in a row passed over by answers to later requests."""
+    [alert] = [a for a in run(_poll_and_write(40, lambda cycle: cycle < 10)) if a.rule_id == "ICS-4009"]
+    assert (alert.src_ip, alert.dst_ip, alert.evidence["device"]) == (CLIENT, SERVER, 1)
+    assert alert.evidence["blocked_writes"] == 3 and alert.evidence["functions"] == ["FC6 (6)"]
+    assert alert.ts == 1012.5  # the first write passed over (cycle 12)
+    assert f"{SERVER} left 3 modbus writes to unit 1 from {CLIENT} unanswered" in alert.explanation
+    # Answered (an exception too: the device took it as its own), or only two in a row: nothing.
+    assert [a for a in run(_poll_and_write(40, lambda cycle: True)) if a.rule_id == "ICS-4009"] == []
+    refused = _poll_and_write(40, lambda cycle: True, exception=2)
+    assert [a for a in run(refused) if a.rule_id == "ICS-4009"] == []
+    twice = _poll_and_write(40, lambda cycle: cycle not in (12, 17))
+    assert [a for a in run(twice) if a.rule_id == "ICS-4009"] == []
+    # Answered out of order (a gateway's later read first), within grace (1 s): not passed over.
+    swapped: list[Any] = []
+    for n in range(6):
+        ts, frame = 2000.0 + n, 10 * n + 1
+        write = modbus(6, unit_id=1, address=4, values=(7,), ts=ts, frame=frame)
+        read = modbus(3, unit_id=1, address=0, quantity=1, ts=ts + 0.1, frame=frame + 1)
+        answers = [
+            modbus(
+                3,
+                request=False,
+                unit_id=1,
+                values=(0,),
+                ts=ts + 0.15,
+                frame=frame + 2,
+                request_frame=read.frame,
+            ),
+            modbus(
+                6,
+                request=False,
+                unit_id=1,
+                values=(7,),
+                ts=ts + 0.3,
+                frame=frame + 3,
+                request_frame=write.frame,
+            ),
+        ]
+        swapped += [write, read, *answers]
+    assert [a for a in run(swapped) if a.rule_id == "ICS-4009"] == []
+    # (Without the grace they would be: the test sees the case it means.)
+    no_grace = RULES.configured("ICS-4009", grace=0.0)
+    assert len([a for a in run(swapped, rules=no_grace) if a.rule_id == "ICS-4009"]) == 1
