@@ -457,8 +457,12 @@ class StoppedAnswering(BaseDetector):
                 count = devices.get(None)
             if count is not None:
                 # A run's other fields are set when it starts (its first request).
-                if count[_UNANSWERED] and ts - count[_FIRST_TS] > count[_LONGEST]:
-                    count[_LONGEST] = ts - count[_FIRST_TS]
+                if count[_UNANSWERED] and not count[_FIRED]:
+                    # Silences it came back from unreported (one reported was an outage, not the
+                    # device's way), up to 10 x min_seconds: no ratchet an attacker could train.
+                    silence = min(ts - count[_FIRST_TS], 10 * self.min_seconds)
+                    if silence > count[_LONGEST]:
+                        count[_LONGEST] = silence
                 count[_UNANSWERED] = 0
                 count[_FIRED] = False
                 count[_LAST_ANSWER] = ts
@@ -673,7 +677,7 @@ class CommandsBlocked(BaseDetector):
     a word looks the same.  A write (Modbus FC 5/6/15/16/22/23, DNP3 write, select and operate,
     S7 write var) counts as passed over when the device answers a request sent after it, at
     least ``grace`` seconds after the write, and the write is still unanswered; ``min_blocked``
-    in a row (its own answer, or an exception, resets the run) fire.  Counted per client, server
+    in a row (an answer to one of them, an exception too, even late, ends the run) fire.  Counted per client, server
     and device behind the address (Modbus unit, DNP3 outstation).
     """
 
@@ -687,8 +691,16 @@ class CommandsBlocked(BaseDetector):
         self.min_blocked = int(rules.param("ICS-4009", "min_blocked"))
         self.grace = float(rules.param("ICS-4009", "grace"))
         # (client, server, protocol, device) -> [[(write frame, ts, function)], passed over in a
-        # row, first passed-over ts, its frame, fired, functions passed over]
+        # row, first passed-over ts, its frame, fired, functions passed over, the frames of the
+        # writes passed over (an answer to one, late, ends the run)]
         self.states: BoundedDict = BoundedDict(MAX_KEYS)
+
+    @staticmethod
+    def _through(state: list[Any]) -> None:
+        """A write was answered: the run of writes passed over ends (and may fire again)."""
+        state[1] = 0
+        state[4] = False
+        state[5] = []
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Writes wait; an answer to a later request passes over the writes still waiting."""
@@ -707,7 +719,7 @@ class CommandsBlocked(BaseDetector):
             key = (fields["src_ip"], fields["dst_ip"], event_type, device)
             state = self.states.get(key)
             if state is None:
-                state = self.states[key] = [[], 0, 0.0, 0, False, []]
+                state = self.states[key] = [[], 0, 0.0, 0, False, [], []]
             pending: list[Any] = state[0]
             if len(pending) >= MAX_PENDING_WRITES:
                 del pending[0]
@@ -720,22 +732,28 @@ class CommandsBlocked(BaseDetector):
             fields["unit_id"] if event_type == "modbus" else fields["src"] if event_type == "dnp3" else None
         )
         state = self.states.get((fields["dst_ip"], fields["src_ip"], event_type, device))
-        if state is None or not state[0]:
+        if state is None or not (state[0] or state[6]):
             return
         pending = state[0]
         ts = fields["ts"]
-        passed = [write for write in pending if write[0] < request_frame and ts - write[1] >= self.grace]
+        late: list[int] = state[6]
         for write in pending:
             if write[0] == request_frame:  # its own answer (or exception): the writes get through
                 pending.remove(write)
-                state[1] = 0
-                state[4] = False
-                state[5] = []
+                self._through(state)
                 return
+        if request_frame in late:  # answered after all, late: it was not blocked
+            late.remove(request_frame)
+            self._through(state)
+            return
+        passed = [write for write in pending if write[0] < request_frame and ts - write[1] >= self.grace]
         if not passed:
             return
         for write in passed:
             pending.remove(write)
+            if len(late) >= MAX_PENDING_WRITES:
+                del late[0]
+            late.append(write[0])
             if state[1] == 0:
                 state[2], state[3] = write[1], write[0]
             state[1] += 1
