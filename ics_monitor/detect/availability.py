@@ -461,8 +461,7 @@ class StoppedAnswering(BaseDetector):
                     # Silences it came back from unreported (one reported was an outage, not the
                     # device's way), up to 10 x min_seconds: no ratchet an attacker could train.
                     silence = min(ts - count[_FIRST_TS], 10 * self.min_seconds)
-                    if silence > count[_LONGEST]:
-                        count[_LONGEST] = silence
+                    count[_LONGEST] = max(count[_LONGEST], silence)
                 count[_UNANSWERED] = 0
                 count[_FIRED] = False
                 count[_LAST_ANSWER] = ts
