@@ -699,24 +699,32 @@ class BaselineDeviation(BaseDetector):
     ) -> tuple[Any, ...]:
         """Register pairs learned as 32-bit floats (``register_floats``), judged as floats.
 
-        A pair whose value reads as a plausible float in an order learned there is judged by that
-        float's written range (within it in either order learned: in range), not register by
-        register: a float's low word is no process value (55.3 after round setpoints), and its
-        high word moves little for a large change (6208.0 after 50 to 60).  Returns the values
-        left to judge one by one: a pair judged here becomes None, a pair that reads as no
-        plausible float (a NaN, a huge value) stays, for its high word then tells.
+        A pair learned as a float in an order whose low word looks like one (its written range
+        all 0, round setpoints, or half the 16-bit span or more, mantissa bits; a register of its
+        own, such as a scaled analog, is narrower) and whose value reads as a plausible float in
+        that order is judged by the float's written range: out of it, ICS-5006 on the float, and
+        the two registers are not judged again; within it, the low word is not judged (it is no
+        process value: 55.3 after round setpoints) but the high word still is.  The float catches
+        what the high word's margin lets by (6208.0 after 50 to 60).  Returns the values left to
+        judge one by one (None where judged here).
         """
         _, _, unit, first, count = shape
         pairs = self.write_floats.get(shape, _UNKNOWN)
         if pairs is _UNKNOWN:
             written = self._limits(conversation, "written")
-            found: list[tuple[int, dict[str, Limit]]] = []
+            found: list[tuple[int, dict[str, tuple[Limit, int]]]] = []
             for offset in range(0, count - 1, 2):
-                limits = {
-                    order: limit
-                    for order, _ in MODBUS_FLOAT_ORDERS
-                    if (limit := written.get(f"hr:{unit}:{first + offset}:{order}")) is not None
-                }
+                limits: dict[str, tuple[Limit, int]] = {}
+                for order, swapped in MODBUS_FLOAT_ORDERS:
+                    limit = written.get(f"hr:{unit}:{first + offset}:{order}")
+                    low = offset if swapped else offset + 1  # the low word's position
+                    word = written.get(f"hr:{unit}:{first + low}")
+                    if (
+                        limit is not None
+                        and word is not None
+                        and (word[3] == word[2] == 0 or word[3] - word[2] >= 0x8000)
+                    ):
+                        limits[order] = (limit, low)
                 if limits:
                     found.append((offset, limits))
             pairs = self.write_floats[shape] = found or None
@@ -727,9 +735,13 @@ class BaselineDeviation(BaseDetector):
             readings = [(order, value) for order, value in register_floats(values, offset) if order in limits]
             if not readings:
                 continue  # no plausible float in a learned order: the registers judge
-            rest[offset] = rest[offset + 1] = None
-            if any(limits[order][0] <= value <= limits[order][1] for order, value in readings):
+            within = [
+                order for order, value in readings if limits[order][0][0] <= value <= limits[order][0][1]
+            ]
+            if within:
+                rest[limits[within[0]][1]] = None
                 continue
+            rest[offset] = rest[offset + 1] = None
             order, value = readings[0]
             self._out_of_range(
                 "ICS-5006",
@@ -737,7 +749,7 @@ class BaselineDeviation(BaseDetector):
                 event,
                 f"hr:{unit}:{first + offset}:{order}",
                 value,
-                limits[order],
+                limits[order][0],
                 out,
                 "written",
                 f"registers {first + offset}-{first + offset + 1} = {values[offset]}, {values[offset + 1]}"

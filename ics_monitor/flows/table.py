@@ -593,7 +593,7 @@ class FlowTable:
                     flow,
                     direction,
                     pkt,
-                    f"retransmitted bytes at seq {pkt.seq} differ from those delivered",
+                    f"bytes at seq {pkt.seq} differ from another copy of them (retransmitted or held)",
                 )
             if status & BUFFER_FULL:
                 self._anomaly(
@@ -763,7 +763,17 @@ class FlowTable:
         streams = flow.streams
         if streams is not None and flow.deliver and (streams[0].segments or streams[1].segments):
             for direction in (0, 1):
-                streams[direction].flush(self._chunks)
+                stream = streams[direction]
+                mismatches = stream.mismatch
+                stream.flush(self._chunks)
+                if stream.mismatch != mismatches:  # held segments that overlap, bytes differing
+                    self._anomaly(
+                        "tcp.overlap_mismatch",
+                        flow,
+                        direction,
+                        None,
+                        "overlapping segments held out of order differ",
+                    )
                 self._hand_over(flow, direction, None)
         self.handler.flow_ended(flow, reason)
         if flow.cuts or (streams is not None and (streams[0].cuts or streams[1].cuts)):

@@ -126,15 +126,18 @@ class TcpStream:
         # A segment from the future: wait for the hole to fill, within the cap.
         if self.buffered + len(payload) > cap:
             # Give up on the holes: deliver what is held, then continue from this segment.
+            mismatches = self.mismatch
             self.flush(out)
             if seq_diff(seq, self.next_seq) > 0:
                 self.skip_to(seq, out)
-            return self.add(seq, payload, cap, out, ts, frame) | BUFFER_FULL
+            status = self.add(seq, payload, cap, out, ts, frame) | BUFFER_FULL
+            return status | MISMATCH if self.mismatch != mismatches else status
         held = self.segments.get(seq)
         status = 0
         if held is not None:
             # A second copy of a segment held out of order: the receiver keeps one of them (which,
-            # depends on its stack), the monitor the first.  Different bytes are reported.
+            # depends on its stack), the monitor the first (or the longer).  Different bytes are
+            # reported.
             common = min(len(held), len(payload))
             if held[:common] != payload[:common]:
                 self.mismatch += 1

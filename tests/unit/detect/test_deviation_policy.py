@@ -1400,6 +1400,11 @@ def test_register_pairs_written_as_floats_are_judged_as_floats() -> None:
     conversation = next(iter(integers.conversations.values()))
     assert not any(point.endswith(("f32", "f32sw")) for _, point in conversation.values)
     assert _float_alerts(integers, (105, 5000)) == [("hr:1:101", 5000)]
+    # Found in review: two registers that read as a plausible float (17000, 17000: 58.06 either
+    # way), their low word no float's (one value, not 0): still judged register by register.
+    scaled = _float_baseline([(17000, 17000)] * 11)
+    assert _float_alerts(scaled, (17000, 65535)) == [("hr:1:101", 65535)]
+    assert _float_alerts(scaled, (65535, 17000)) == [("hr:1:100", 65535)]
 
 
 def test_mask_writes_and_the_two_sides_of_a_range() -> None:
