@@ -176,7 +176,8 @@ class S7Commands(BaseDetector):
 
     def __init__(self, context: Context) -> None:
         super().__init__(context)
-        # (flow, frame, PDU reference) of the S7_JOB_RULES requests seen, until their answer.
+        # (flow, PDU reference) of the S7_JOB_RULES requests seen, until their answer (not by
+        # frame: an answer the dissector could not pair still names its PDU reference).
         self.jobs: BoundedDict = BoundedDict(MAX_S7_JOBS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
@@ -185,7 +186,7 @@ class S7Commands(BaseDetector):
             if (
                 event.rosctr == S7_ACK_DATA
                 and event.function_code in S7_JOB_RULES
-                and self.jobs.pop((event.flow_id, event.request_frame, event.pdu_ref), None) is None
+                and self.jobs.pop((event.flow_id, event.pdu_ref), None) is None
             ):
                 self._answered_unseen(event, out)
             _take_answer(event, out)
@@ -213,7 +214,7 @@ class S7Commands(BaseDetector):
             else:
                 rule_id = S7_JOB_RULES.get(code)
                 if rule_id is not None:
-                    self.jobs[(event.flow_id, event.frame, event.pdu_ref)] = True
+                    self.jobs[(event.flow_id, event.pdu_ref)] = True
                     fields["seen"] = ""
             if rule_id is None:
                 return
@@ -860,6 +861,7 @@ MODBUS_UMAS_RULES: Final = {
     0x35: "ICS-1307",  # END_STRATEGY_DOWNLOAD
 }
 _CHANGE_ASCII_INPUT_DELIMITER: Final = 3
+MODBUS_LISTEN_ONLY: Final = 4  # FC 8/04: the device answers nothing (Modbus application protocol 6.8.1)
 
 
 # Writes to unit 0 waiting for the time a device has to answer them (``ModbusCommands``).
@@ -929,7 +931,8 @@ class ModbusCommands(BaseDetector):
         # (flow id, transaction id, or request frame without one) -> the unanswered write to unit 0
         # and its evidence
         self.broadcasts: dict[tuple[Any, Any], tuple[Any, dict[str, Any]]] = {}
-        # (flow, frame, transaction id) of the FC 8 requests alerted on, until their answer.
+        # (flow, transaction id) of the FC 8 requests alerted on, until their answer (those a
+        # device answers: not a force to listen-only mode).
         self.diagnostics: BoundedDict = BoundedDict(MAX_PENDING_DIAGNOSTICS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
@@ -945,8 +948,7 @@ class ModbusCommands(BaseDetector):
                 rule_id = MODBUS_DIAGNOSTIC_RULES.get(getattr(event, "sub_function", None))  # type: ignore[arg-type]
                 if (
                     rule_id is not None
-                    and self.diagnostics.pop((event.flow_id, event.request_frame, event.transaction_id), None)
-                    is None
+                    and self.diagnostics.pop((event.flow_id, event.transaction_id), None) is None
                 ):
                     self._answered_unseen(rule_id, event, out)
             _take_answer(event, out)
@@ -960,8 +962,8 @@ class ModbusCommands(BaseDetector):
             if rule_id is None:
                 return
             evidence = _diagnostic_evidence(event)
-            if code == MODBUS_DIAGNOSTICS:
-                self.diagnostics[(event.flow_id, event.frame, event.transaction_id)] = True
+            if code == MODBUS_DIAGNOSTICS and sub_function != MODBUS_LISTEN_ONLY:
+                self.diagnostics[(event.flow_id, event.transaction_id)] = True
         elif event.unit_id == 0 and code in MODBUS_WRITE_FUNCTIONS:
             evidence = {
                 "function_code": code,

@@ -2027,6 +2027,18 @@ def _bounds(
     return (tuple(lows), tuple(highs)) if known else None
 
 
+# Learned addresses sharing one MAC that make it a router's (``IdentityChange``).
+ROUTED_IPS: Final = 3
+
+
+def _unicast(mac: str) -> bool:
+    """Whether ``mac`` (aa:bb:...) is an individual address, not a group (multicast, broadcast)."""
+    try:
+        return not int(mac[:2], 16) & 1
+    except ValueError:
+        return False
+
+
 class IdentityChange(BaseDetector):
     """ICS-5009: the inventory saw a device report a different identity (firmware, module ...).
 
@@ -2045,6 +2057,16 @@ class IdentityChange(BaseDetector):
         super().__init__(context)
         self.baseline: Baseline | None = context.baseline
         self.seen = SeenSet()
+        # MACs the baseline learned with ROUTED_IPS addresses or more: a router's, which the hosts
+        # behind it were learned with; such a host claiming its address on a mirrored segment
+        # (a VLAN added to the SPAN) is no new MAC of its own.
+        self.routers: set[str] = set()
+        if self.baseline is not None:
+            counts: dict[str, int] = {}
+            for macs in self.baseline.asset_macs.values():
+                for learned_mac in macs:
+                    counts[learned_mac] = counts.get(learned_mac, 0) + 1
+            self.routers = {learned_mac for learned_mac, n in counts.items() if n >= ROUTED_IPS}
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """An ARP claim of a learned address by a MAC not learned with it."""
@@ -2053,7 +2075,9 @@ class IdentityChange(BaseDetector):
             return
         ip, mac = event.sender_ip, event.sender_mac
         learned = baseline.asset_macs.get(ip) if ip else None
-        if not learned or not mac or mac in learned or not self.seen.first((ip, mac)):
+        if not learned or not mac or mac in learned or not _unicast(mac):
+            return
+        if not self.routers.isdisjoint(learned) or not self.seen.first((ip, mac)):
             return
         before = ", ".join(learned)
         out.fire(

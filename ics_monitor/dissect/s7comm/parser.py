@@ -1240,8 +1240,8 @@ def _plus_set_variable(payload: bytes, offset: int, end: int, result: PlusPdu) -
     """A SetVariable request set: object id (4 bytes), address count and addresses (VLQ), values.
 
     TIA Portal and the public captures set one address.  Of several (up to PLUS_MAX_ADDRESSES),
-    the CPU's operatingStateReq is the one read when among them (a stop must not hide behind a
-    second address); else none is.  A value is read when it and the values before it are plain
+    the CPU's operatingStateReq is the one read when among them (its last: a stop must not hide
+    behind a second address, nor a start set before it); else none is.  A value is read when it and the values before it are plain
     integers.  Anything short or unusual leaves the fields unset: no anomaly, the header fields
     already describe the PDU.
     """
@@ -1262,7 +1262,8 @@ def _plus_set_variable(payload: bytes, offset: int, end: int, result: PlusPdu) -
     if count == 1:
         chosen = 0
     elif PLUS_OPERATING_STATE_REQ in addresses:
-        chosen = addresses.index(PLUS_OPERATING_STATE_REQ)
+        # Set in order: the last request of the state is the one the CPU is left with.
+        chosen = len(addresses) - 1 - addresses[::-1].index(PLUS_OPERATING_STATE_REQ)
     else:
         return
     attribute = addresses[chosen]

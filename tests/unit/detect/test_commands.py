@@ -263,6 +263,14 @@ def test_a_stop_download_or_upload_the_plc_answered_is_reported_without_its_requ
     seen = run([job, _answer(s7(3, function_code=code, frame=21, request=False), job, error_class=0)])
     assert [(a.rule_id, a.count) for a in seen] == [(rule_id, 1), (rule_id, 1)]
     assert "request_seen" not in seen[-1].evidence and "Only the PLC's answer" not in seen[-1].explanation
+    # Found in review: the request seen, its answer unpaired by the dissector (same PDU reference):
+    # not reported again as unseen.
+    unpaired = dataclasses.replace(
+        s7(3, function_code=code, frame=21, request=False), error_class=0, pdu_ref=20
+    )
+    assert [(a.rule_id, a.count, "request_seen" in a.evidence) for a in run([job, unpaired])] == [
+        (rule_id, 1, False)
+    ]
     # Answers of other functions say nothing of the kind.
     assert run([dataclasses.replace(s7(3, function_code=0x04, frame=16, request=False), error_class=0)]) == []
 

@@ -382,6 +382,13 @@ def test_a_learned_address_claimed_by_a_mac_it_was_not_learned_with() -> None:
     assert run([arp(2, ("10.0.0.21", HMI), ("10.0.0.21", BROADCAST), 10.0)], baseline=baseline) == []
     routed = Baseline([], {"10.0.0.21": []}, {})
     assert run([takeover], baseline=routed) == []
+    # Found in review: an address learned behind a router (its MAC shared by 3 learned addresses)
+    # claimed on the mirrored segment; a group MAC as sender: nothing.
+    router = "00:00:5e:00:01:01"
+    behind = Baseline([], {f"10.0.1.{n}": [router] for n in range(1, 4)} | {"10.0.0.21": [router]}, {})
+    assert run([takeover], baseline=behind) == []
+    multicast = dataclasses.replace(takeover, sender_mac="01:00:5e:00:00:01")
+    assert run([multicast], baseline=baseline) == []
     assert run([takeover]) == []
 
 

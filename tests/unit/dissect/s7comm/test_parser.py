@@ -409,6 +409,13 @@ def test_plus_set_variable_cut_short_or_unusual() -> None:
         [],
     )
     assert second is not None and (second.attribute_id, second.value) == (2167, 1)
+    # The state set twice (RUN, then STOP): the CPU is left with the last.
+    twice = parse_plus(
+        _set_variable(struct.pack(">I", 52) + b"\x02\x90\x77\x90\x77\x00\x08\x03\x00\x08\x01" + bytes(5)),
+        False,
+        [],
+    )
+    assert twice is not None and (twice.attribute_id, twice.value) == (2167, 1)
     # The value before it not an integer: the address known, the value not.
     real = b"\x00\x0e\x3f\x80\x00\x00"
     unread = parse_plus(
