@@ -861,7 +861,6 @@ MODBUS_UMAS_RULES: Final = {
     0x35: "ICS-1307",  # END_STRATEGY_DOWNLOAD
 }
 _CHANGE_ASCII_INPUT_DELIMITER: Final = 3
-MODBUS_LISTEN_ONLY: Final = 4  # FC 8/04: the device answers nothing (Modbus application protocol 6.8.1)
 
 
 # Writes to unit 0 waiting for the time a device has to answer them (``ModbusCommands``).
@@ -931,8 +930,8 @@ class ModbusCommands(BaseDetector):
         # (flow id, transaction id, or request frame without one) -> the unanswered write to unit 0
         # and its evidence
         self.broadcasts: dict[tuple[Any, Any], tuple[Any, dict[str, Any]]] = {}
-        # (flow, transaction id) of the FC 8 requests alerted on, until their answer (those a
-        # device answers: not a force to listen-only mode).
+        # (flow, transaction id) of the FC 8 requests alerted on, until their answer (a force to
+        # listen-only mode too: the standard says no answer comes, some servers answer it).
         self.diagnostics: BoundedDict = BoundedDict(MAX_PENDING_DIAGNOSTICS)
 
     def on_event(self, event: Any, out: Emitter) -> None:
@@ -962,7 +961,7 @@ class ModbusCommands(BaseDetector):
             if rule_id is None:
                 return
             evidence = _diagnostic_evidence(event)
-            if code == MODBUS_DIAGNOSTICS and sub_function != MODBUS_LISTEN_ONLY:
+            if code == MODBUS_DIAGNOSTICS:
                 self.diagnostics[(event.flow_id, event.transaction_id)] = True
         elif event.unit_id == 0 and code in MODBUS_WRITE_FUNCTIONS:
             evidence = {

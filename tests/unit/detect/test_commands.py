@@ -296,6 +296,11 @@ def test_a_modbus_diagnostic_the_device_echoed_is_reported_without_its_request()
     seen = run([restart, _answer(modbus(8, sub_function=1, frame=21, request=False), restart)])
     assert [(a.rule_id, a.count) for a in seen] == [("ICS-1301", 1), ("ICS-1301", 1)]
     assert "request_seen" not in seen[-1].evidence
+    # A force to listen-only mode answered (the standard says it is not; some servers, pymodbus's
+    # among them, echo it): one occurrence, not a second one for the echo.
+    listen = modbus(8, sub_function=4, frame=30)
+    echoed = run([listen, _answer(modbus(8, sub_function=4, frame=31, request=False), listen)])
+    assert [(a.rule_id, a.count) for a in echoed][-1] == ("ICS-1302", 1)
     # An exception carries no sub-function; an echo of a harmless sub-function (0, return query
     # data) says nothing of the kind.
     assert run([modbus(8, sub_function=1, frame=16, request=False, exception_code=1)]) == []
