@@ -254,6 +254,22 @@ class Emitter:
             self.out.append(emitted)
 
 
+def client_endpoints(response: Any) -> dict[str, Any]:
+    """The endpoints of an alert raised on a response, turned to the client's side.
+
+    For ``Emitter.fire``'s ``endpoints``: an alert about what a client did, or drew, names it as
+    the source, as every request-side alert does; a SIEM keyed on the source must not blame the
+    answering device.
+    """
+    fields: dict[str, Any] = response.__dict__
+    return {
+        "src_ip": fields["dst_ip"],
+        "src_port": fields["dst_port"],
+        "dst_ip": fields["src_ip"],
+        "dst_port": fields["src_port"],
+    }
+
+
 def is_truncated(source: Any) -> bool:
     """Whether the record was marked cut by the capture (``dissect.api.mark_truncated``)."""
     # Dict-backed records (``events.base``) carry the mark as an extra key of their dict: looked up

@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Final
 
-from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
+from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, client_endpoints
 from ics_monitor.dissect.s7comm.constants import BLOCK_TRANSFER_FUNCTIONS, TPDU_CR
 from ics_monitor.inventory.baseline import (
     DNP3_WRITE_FUNCTIONS,
@@ -157,14 +157,8 @@ class ErrorStorm(BaseDetector):
             ts=event.ts,
             frames=(first_frame, event.frame),
             source=event,
-            # The alert's source is the client whose requests drew the errors, as in every other
-            # request-side alert: a SIEM keyed on the source must not blame the answering device.
-            endpoints={
-                "src_ip": event.dst_ip,
-                "src_port": event.dst_port,
-                "dst_ip": event.src_ip,
-                "dst_port": event.src_port,
-            },
+            # The alert's source is the client whose requests drew the errors.
+            endpoints=client_endpoints(event),
             evidence={
                 "errors": count,
                 "window": self.counter.window,
@@ -777,12 +771,7 @@ class CommandsBlocked(BaseDetector):
             frames=(state[3], fields["frame"]),
             source=event,
             protocol=event_type,
-            endpoints={
-                "src_ip": fields["dst_ip"],
-                "src_port": fields["dst_port"],
-                "dst_ip": fields["src_ip"],
-                "dst_port": fields["src_port"],
-            },
+            endpoints=client_endpoints(event),
             evidence={
                 "blocked_writes": state[1],
                 "functions": list(state[5]),

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Final
 
 from ics_monitor.alerts.record import MAX_FRAMES
-from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, is_truncated
+from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, client_endpoints, is_truncated
 from ics_monitor.dissect.s7comm.constants import PLUS_REQUESTED_STATES, PLUS_STATE_STOP, UNKNOWN
 from ics_monitor.inventory.baseline import MODBUS_WRITE_FUNCTIONS
 from ics_monitor.inventory.roles import DNP3_IIN_ERRORS, is_plus_block_read, is_plus_mode_change
@@ -325,12 +325,7 @@ def answered_unseen(
         ts=event.ts,
         frames=(event.frame,) if request_frame is None else (request_frame, event.frame),
         source=event,
-        endpoints={
-            "src_ip": event.dst_ip,
-            "src_port": event.dst_port,
-            "dst_ip": event.src_ip,
-            "dst_port": event.src_port,
-        },
+        endpoints=client_endpoints(event),
         evidence=evidence,
         fields={**fields, "seen": f" Only {shown_by} shows it: {how}.{sentence}"},
     )
