@@ -25,6 +25,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, client_endpoints
+from ics_monitor.detect.commands import MODBUS_GATEWAY_EXCEPTIONS
+from ics_monitor.dissect.dnp3.constants import FunctionCode
 from ics_monitor.dissect.s7comm.constants import BLOCK_TRANSFER_FUNCTIONS, TPDU_CR
 from ics_monitor.inventory.baseline import (
     DNP3_WRITE_FUNCTIONS,
@@ -290,14 +292,11 @@ def _answerable(fields: dict[str, Any]) -> bool:
     return bool(event_type == "s7comm_plus" and fields["opcode"] == 0x31)
 
 
-# Modbus exceptions 10 (GATEWAY_PATH_UNAVAILABLE) and 11 (GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND):
-# a gateway's answer that the device behind it did not answer (Modbus Application Protocol 1.1b3, 7).
-GATEWAY_EXCEPTIONS: Final = {10: "GATEWAY_PATH_UNAVAILABLE", 11: "GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND"}
 # Addresses a device may answer as itself, under its own address: Modbus unit 255 (the TCP device
 # itself, in the Modbus/TCP implementation guide) and the DNP3 self-address (IEEE 1815 9.2.5.3).
 MODBUS_SELF_UNIT: Final = 255
 DNP3_SELF_ADDRESS: Final = 0xFFFC
-DNP3_RESPONSE: Final = 129  # solicited: it echoes its request's sequence number
+DNP3_RESPONSE: Final = int(FunctionCode.RESPONSE)  # solicited: it echoes its request's sequence number
 # Devices counted per client, server and protocol: every Modbus unit id; past it, a DNP3 address
 # sweep (ICS-3008's) whose addresses never answered is forgotten.
 MAX_DEVICES: Final = 256
@@ -317,6 +316,19 @@ _GATEWAY_EXCEPTION: Final = 7
 _REQUEST_FRAME: Final = 8
 _TRANSACTION: Final = 9
 _LONGEST: Final = 10  # the longest silence the device ended by answering again, in this run
+
+
+def _device(fields: dict[str, Any]) -> Any:
+    """The device behind the server's address a record is about (None for S7).
+
+    A Modbus unit id; a DNP3 outstation's link address (a request's destination, a response's source).
+    """
+    event_type = fields["event_type"]
+    if event_type == "modbus":
+        return fields["unit_id"]
+    if event_type == "dnp3":
+        return fields["dst"] if fields["direction"] == "request" else fields["src"]
+    return None
 
 
 def _new_count() -> list[Any]:
@@ -436,7 +448,7 @@ class StoppedAnswering(BaseDetector):
                 ):
                     count = _answered_count(devices, count, fields, MODBUS_SELF_UNIT)
                 exception = fields["exception_code"]
-                if exception is not None and count is not None and exception in GATEWAY_EXCEPTIONS:
+                if exception is not None and count is not None and exception in MODBUS_GATEWAY_EXCEPTIONS:
                     # The gateway answered for the device: it did not answer the gateway.
                     count[_GATEWAY] += 1
                     count[_GATEWAY_EXCEPTION] = exception
@@ -471,14 +483,14 @@ class StoppedAnswering(BaseDetector):
             # A port that took a connection carrying OT requests is a service of that server.
             self.served[(fields["dst_ip"], fields["dst_port"])] = event_type
         devices = state[2]
-        if event_type == "modbus":
-            device = fields["unit_id"]
-            transaction = fields["transaction_id"]
-        elif event_type == "dnp3":
-            device = fields["dst"]
-            transaction = fields["sequence"]
-        else:
-            device = transaction = None
+        device = _device(fields)
+        transaction = (
+            fields["transaction_id"]
+            if event_type == "modbus"
+            else fields["sequence"]
+            if event_type == "dnp3"
+            else None
+        )
         count = devices.get(device)
         if count is None:
             if len(devices) >= MAX_DEVICES and not _forget_unanswered(devices):
@@ -547,7 +559,7 @@ class StoppedAnswering(BaseDetector):
             evidence["gateway_exception_code"] = code
             unanswered += (
                 f" ({count[_GATEWAY]} of them answered by the gateway with exception {code},"
-                f" {GATEWAY_EXCEPTIONS[code]}: the device behind it did not answer)"
+                f" {MODBUS_GATEWAY_EXCEPTIONS[code]}: the device behind it did not answer)"
             )
         out.fire(
             "ICS-4003",
@@ -702,13 +714,7 @@ class CommandsBlocked(BaseDetector):
         if fields["direction"] == "request":
             if not is_write_request(fields) or not _answerable(fields) or not is_asset_ip(fields["dst_ip"]):
                 return
-            device = (
-                fields["unit_id"]
-                if event_type == "modbus"
-                else fields["dst"]
-                if event_type == "dnp3"
-                else None
-            )
+            device = _device(fields)
             key = (fields["src_ip"], fields["dst_ip"], event_type, device)
             state = self.states.get(key)
             if state is None:
@@ -721,9 +727,7 @@ class CommandsBlocked(BaseDetector):
         request_frame = fields["request_frame"]
         if request_frame is None or not self.states:
             return
-        device = (
-            fields["unit_id"] if event_type == "modbus" else fields["src"] if event_type == "dnp3" else None
-        )
+        device = _device(fields)
         state = self.states.get((fields["dst_ip"], fields["src_ip"], event_type, device))
         if state is None or not (state[0] or state[6]):
             return

@@ -82,6 +82,7 @@ from ics_monitor.inventory.baseline import (
     s7_item_span,
     s7_points,
 )
+from ics_monitor.inventory.oui import is_unicast_mac
 
 MAX_FLOWS: Final = 65_536
 
@@ -2031,14 +2032,6 @@ def _bounds(
 ROUTED_IPS: Final = 3
 
 
-def _unicast(mac: str) -> bool:
-    """Whether ``mac`` (aa:bb:...) is an individual address, not a group (multicast, broadcast)."""
-    try:
-        return not int(mac[:2], 16) & 1
-    except ValueError:
-        return False
-
-
 class IdentityChange(BaseDetector):
     """ICS-5009: the inventory saw a device report a different identity (firmware, module ...).
 
@@ -2075,7 +2068,7 @@ class IdentityChange(BaseDetector):
             return
         ip, mac = event.sender_ip, event.sender_mac
         learned = baseline.asset_macs.get(ip) if ip else None
-        if not learned or not mac or mac in learned or not _unicast(mac):
+        if not learned or mac in learned or not is_unicast_mac(mac):
             return
         if not self.routers.isdisjoint(learned) or not self.seen.first((ip, mac)):
             return

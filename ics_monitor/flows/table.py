@@ -553,13 +553,7 @@ class FlowTable:
                         self._hand_over(flow, 1 - direction, pkt)
                         done = True
                     if peer.mismatch != mismatches:  # held segments that overlap, bytes differing
-                        self._anomaly(
-                            "tcp.overlap_mismatch",
-                            flow,
-                            1 - direction,
-                            pkt,
-                            "overlapping segments held out of order differ",
-                        )
+                        self._held_mismatch(flow, 1 - direction, pkt)
                     if done:
                         return
         self._tcp_data(flow, direction, pkt)
@@ -767,13 +761,7 @@ class FlowTable:
                 mismatches = stream.mismatch
                 stream.flush(self._chunks)
                 if stream.mismatch != mismatches:  # held segments that overlap, bytes differing
-                    self._anomaly(
-                        "tcp.overlap_mismatch",
-                        flow,
-                        direction,
-                        None,
-                        "overlapping segments held out of order differ",
-                    )
+                    self._held_mismatch(flow, direction, None)
                 self._hand_over(flow, direction, None)
         self.handler.flow_ended(flow, reason)
         if flow.cuts or (streams is not None and (streams[0].cuts or streams[1].cuts)):
@@ -943,6 +931,12 @@ class FlowTable:
                 "first_payload_frame_to_server": counters[PAYLOAD_FRAME],
                 "first_payload_frame_to_client": counters[PAYLOAD_FRAME + 1],
             },
+        )
+
+    def _held_mismatch(self, flow: Flow, direction: int, pkt: Packet | None) -> None:
+        """Segments held out of order that overlap, with different bytes, found as they were given up."""
+        self._anomaly(
+            "tcp.overlap_mismatch", flow, direction, pkt, "overlapping segments held out of order differ"
         )
 
     def _anomaly(self, code: str, flow: Flow, direction: int, pkt: Packet | None, detail: str) -> None:
