@@ -57,6 +57,7 @@ HOT_MODULES = [
     "ics_monitor/detect/api.py",
     "ics_monitor/detect/engine.py",
     "ics_monitor/detect/deviation.py",
+    "ics_monitor/detect/response_time.py",
     "ics_monitor/detect/commands.py",
     "ics_monitor/detect/availability.py",
     "ics_monitor/detect/recon.py",

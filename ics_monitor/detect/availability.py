@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, client_endpoints
 from ics_monitor.detect.commands import MODBUS_GATEWAY_EXCEPTIONS
-from ics_monitor.dissect.dnp3.constants import FunctionCode
+from ics_monitor.dissect.dnp3.constants import BROADCAST_MIN_ADDRESS, UNANSWERED_FUNCTIONS, FunctionCode
 from ics_monitor.dissect.s7comm.constants import BLOCK_TRANSFER_FUNCTIONS, TPDU_CR
 from ics_monitor.inventory.baseline import (
     DNP3_WRITE_FUNCTIONS,
@@ -53,9 +53,9 @@ _FAILED_CONNECTIONS: Final = frozenset({"rejected", "syn_sent"})
 MAX_SOURCES: Final = 32
 # Application protocols that make their server port an OT service wherever it listens.
 OT_APPS: Final = frozenset({"modbus", "dnp3", "s7comm", "s7comm_plus"})
-# DNP3 requests answered by nobody: CONFIRM and the no-acknowledgement functions.
-DNP3_UNANSWERED_FUNCTIONS: Final = frozenset({0, 6, 8, 10, 12, 33})
-DNP3_BROADCAST_MIN: Final = 0xFFFD
+# DNP3 requests answered by nobody: CONFIRM and the no-acknowledgement functions; broadcasts.
+DNP3_UNANSWERED_FUNCTIONS: Final = UNANSWERED_FUNCTIONS
+DNP3_BROADCAST_MIN: Final = BROADCAST_MIN_ADDRESS
 
 
 class _Windowed:

@@ -60,6 +60,7 @@ from ics_monitor.detect.recon import (
     S7SzlEnumeration,
     S7TsapSweep,
 )
+from ics_monitor.detect.response_time import ResponseTimeDrift
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.detect.zones import Zones
 from ics_monitor.events.base import AnomalyEvent, failure_anomaly
@@ -97,6 +98,7 @@ DETECTORS: tuple[type[BaseDetector], ...] = (
     SessionDisplaced,
     WriteSweep,
     BaselineDeviation,
+    ResponseTimeDrift,
     IdentityChange,
     ZonePolicy,
     ArpWatch,

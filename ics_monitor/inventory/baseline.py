@@ -41,7 +41,12 @@ from ics_monitor.core.addresses import ipv4_assignable, ipv4_packed
 from ics_monitor.core.packet import TRANSPORT_NAMES
 from ics_monitor.core.ports import port_number
 from ics_monitor.core.yamlfile import SafeLoader
-from ics_monitor.dissect.dnp3.constants import CONTROL_OPERATION_NAMES, TRIP_CLOSE_NAMES
+from ics_monitor.dissect.dnp3.constants import (
+    BROADCAST_MIN_ADDRESS,
+    CONTROL_OPERATION_NAMES,
+    TRIP_CLOSE_NAMES,
+    UNANSWERED_FUNCTIONS,
+)
 from ics_monitor.inventory.roles import error_response
 
 FORMAT: Final = "ics-monitor-baseline/1"
@@ -84,6 +89,21 @@ POLL_WINDOW_TRIM: Final = 0.1
 RATE_WINDOW: Final = 10.0
 # Flow ids remembered to map a record to its conversation without recomputing the key.
 MAX_FLOW_CACHE: Final = 65_536
+# Response times: learned per conversation and response key (``response_key``: the function, and
+# the Modbus unit or DNP3 outstation it went to), at most MAX_RESPONSE_KEYS of them.  A block of
+# RESPONSE_BLOCK answers in a row gives one median; the baseline keeps the median and the band
+# (POLL_WINDOW_TRIM trimmed) of those block medians, so a burst of slow answers while learning
+# widens nothing and the slowest tenth of ordinary blocks does.  At most MAX_RESPONSE_BLOCKS
+# medians are kept, thinned evenly over the learning window when full.  ICS-5014 compares the
+# median of the last RESPONSE_BLOCK answers with that band.
+MAX_RESPONSE_KEYS: Final = 64
+RESPONSE_BLOCK: Final = 8
+MAX_RESPONSE_BLOCKS: Final = 256
+# ``AnswerTimes``: flows followed, requests awaiting their answer per flow, and how long a request
+# may wait (an unanswered one stops counting as outstanding then).
+MAX_TIMED_FLOWS: Final = 65_536
+MAX_PENDING_PER_FLOW: Final = 64
+ANSWER_WAIT_SECONDS: Final = 10.0
 
 MODBUS_READ_TABLES: Final[dict[int, str]] = {
     1: "coils",
@@ -413,6 +433,141 @@ class PollStats:
                 self.window = (median, median)
 
 
+class ResponseStats:
+    """How fast a server answers one kind of request: learned block medians, or their summary."""
+
+    __slots__ = ("block", "count", "median", "medians", "stride", "window")
+
+    def __init__(
+        self, median: float | None = None, count: int = 0, window: tuple[float, float] | None = None
+    ) -> None:
+        self.count = count
+        self.median = median
+        self.window = window
+        self.block: list[float] = []
+        self.medians: list[float] = []
+        # Every stride-th block median is kept (doubles each time the list fills).
+        self.stride = 1
+
+    def add(self, seconds: float) -> None:
+        """One more answer, ``seconds`` after its request."""
+        self.count += 1
+        block = self.block
+        block.append(seconds)
+        if len(block) < RESPONSE_BLOCK:
+            return
+        median = _median(block)
+        block.clear()
+        if (self.count // RESPONSE_BLOCK) % self.stride:
+            return
+        medians = self.medians
+        medians.append(median)
+        if len(medians) >= MAX_RESPONSE_BLOCKS:
+            del medians[1::2]
+            self.stride *= 2
+
+    def summarise(self) -> None:
+        """Median and trimmed band of the block medians (nothing before one whole block)."""
+        medians = sorted(self.medians)
+        if not medians:
+            return
+        last = len(medians) - 1
+        self.median = _median(medians)
+        self.window = (
+            medians[int(last * POLL_WINDOW_TRIM)],
+            medians[math.ceil(last * (1 - POLL_WINDOW_TRIM))],
+        )
+
+
+class AnswerTimes:
+    """Pairs each flow's requests with their answers: how long a request sent alone waited.
+
+    Only a request sent while no other request of its flow awaited an answer is timed: a client
+    that pipelines (several requests out, a gateway working through its serial devices one by
+    one) makes an answer wait for the ones before it, and that queue is not the device's speed.
+    An HMI or SCADA master sends one request and waits; so does each of its poll cycles.
+    """
+
+    __slots__ = ("flows",)
+
+    def __init__(self) -> None:
+        # flow id -> request frame -> (its time, its response key, sent alone)
+        self.flows: dict[Any, dict[int, tuple[float, str | None, bool]]] = {}
+
+    def request(self, flow_id: Any, frame: int, ts: float, key: str | None, answered: bool = True) -> None:
+        """A request (``key`` None: one not timed, that still keeps later ones from being alone).
+
+        ``answered`` False: a request nobody answers (a DNP3 CONFIRM), not waited for.
+        """
+        if not answered:
+            return
+        flows = self.flows
+        pending = flows.get(flow_id)
+        if pending is None:
+            if len(flows) >= MAX_TIMED_FLOWS:
+                flows.clear()
+            pending = flows[flow_id] = {}
+        elif pending:
+            for waiting, entry in list(pending.items()):
+                if ts - entry[0] > ANSWER_WAIT_SECONDS:
+                    del pending[waiting]  # never answered: no longer ahead of anything
+            if len(pending) >= MAX_PENDING_PER_FLOW:
+                del pending[next(iter(pending))]
+        pending[frame] = (ts, key, not pending)
+
+    def answer(self, flow_id: Any, request_frame: int, ts: float) -> tuple[str, float] | None:
+        """The response key and delay of the request ``request_frame`` answered at ``ts``, if timed."""
+        pending = self.flows.get(flow_id)
+        if not pending:
+            return None
+        entry = pending.pop(request_frame, None)
+        if entry is None or not entry[2] or entry[1] is None or ts < entry[0]:
+            return None
+        return entry[1], ts - entry[0]
+
+
+def expects_answer(fields: dict[str, Any]) -> bool:
+    """Whether a request (its record's fields) gets an answer: not a DNP3 CONFIRM, no-ack or broadcast."""
+    if fields["event_type"] != "dnp3":
+        return True
+    function_code = fields["function_code"]
+    return (
+        function_code is not None
+        and function_code not in UNANSWERED_FUNCTIONS
+        and fields["dst"] < BROADCAST_MIN_ADDRESS
+    )
+
+
+def response_key(event: Any) -> str | None:
+    """What a request's answer time is learned and judged by: its function and the device addressed.
+
+    ``unit 1 function 3`` (Modbus), ``outstation 10 function 1`` (DNP3), ``function 4`` or
+    ``userdata 4/1`` (S7comm); None for other records, and for requests nobody answers (DNP3
+    CONFIRM, the no-acknowledgement functions, broadcasts: ``AnswerTimes`` does not wait for them).
+    """
+    event_type = event.event_type
+    if event_type == "modbus":
+        if event.function_code is None:
+            return None
+        return f"unit {event.unit_id} function {event.function_code}"
+    if event_type == "dnp3":
+        function_code = event.function_code
+        if (
+            function_code is None
+            or function_code in UNANSWERED_FUNCTIONS
+            or event.dst >= BROADCAST_MIN_ADDRESS
+        ):
+            return None
+        return f"outstation {event.dst} function {function_code}"
+    if event_type == "s7comm":
+        function = function_key(event)
+        if function is None:
+            return None
+        key = function[0]
+        return key if key.startswith("userdata") else f"function {key}"
+    return None
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -442,6 +597,7 @@ class Conversation:
         "port",
         "protocol",
         "requests",
+        "responses",
         "s7",
         "server",
         "silence",
@@ -485,6 +641,8 @@ class Conversation:
         self.values: dict[tuple[str, str], tuple[Number, Number]] = {}
         # request signature -> interval statistics
         self.polling: dict[str, PollStats] = {}
+        # response key (``response_key``) -> answer time statistics
+        self.responses: dict[str, ResponseStats] = {}
         # Most requests and most error responses seen in one RATE_WINDOW, and (learning) the
         # current windows: [requests start, count, errors start, count].
         self.peaks = [0, 0]
@@ -564,6 +722,15 @@ class Conversation:
                 return
             stats = self.polling[signature] = PollStats()
         stats.observe(ts)
+
+    def answered(self, key: str, seconds: float) -> None:
+        """A request of kind ``key`` answered ``seconds`` after it was sent."""
+        stats = self.responses.get(key)
+        if stats is None:
+            if len(self.responses) >= MAX_RESPONSE_KEYS:
+                return
+            stats = self.responses[key] = ResponseStats()
+        stats.add(seconds)
 
     def passed(self, ts: float, unwatched: float = 0.0) -> None:
         """A record of the conversation at ``ts``, either way: the longest silence between two.
@@ -685,6 +852,17 @@ class Conversation:
         }
         if polling:
             result["polling"] = polling
+        responses = {
+            key: {
+                "median": round(stats.median, 6),
+                "window": [round(stats.window[0], 6), round(stats.window[1], 6)],
+                "samples": stats.count,
+            }
+            for key, stats in sorted(self.responses.items(), key=_natural)
+            if stats.median is not None and stats.window is not None
+        }
+        if responses:
+            result["response_time"] = responses
         return result
 
     @classmethod
@@ -739,6 +917,16 @@ class Conversation:
                 int(entry.get("samples", 0)),
                 _window(entry.get("window"), conversation.key, str(signature)),
             )
+        for key, entry in (data.get("response_time") or {}).items():
+            # A hand-written entry may give the median alone: its band is that point.
+            median = entry.get("median")
+            window = _window(entry.get("window"), conversation.key, str(key), "response_time")
+            if window is None:
+                window = _window([median, median], conversation.key, str(key), "response_time median")
+            assert window is not None
+            conversation.responses[str(key)] = ResponseStats(
+                window[0] if median is None else float(median), int(entry.get("samples", 0)), window
+            )
         return conversation
 
     # -- the load cache (``Baseline._save_cache``) ----------------------------------------------------
@@ -768,6 +956,11 @@ class Conversation:
             self.silence,
             [[index, sorted(codes)] for index, codes in self.crob.items()],
             [[list(key), ranges.ranges] for key, ranges in self.dnp3_outstations.items()],
+            [
+                [key, stats.median, stats.count, stats.window]
+                for key, stats in self.responses.items()
+                if stats.median is not None and stats.window is not None
+            ],
         ]
 
     @classmethod
@@ -817,6 +1010,11 @@ class Conversation:
         outstations: dict[Any, RangeSet] = conversation.dnp3_outstations
         for key, spans in record[15]:
             outstations[(int(key[0]), int(key[1]))] = RangeSet(spans)
+        responses = conversation.responses
+        for key, median, count, window in record[16]:
+            responses[str(key)] = ResponseStats(
+                float(median), int(count), (float(window[0]), float(window[1]))
+            )
         return conversation
 
 
@@ -1045,8 +1243,10 @@ def _crob_code(value: Any, key: ConversationKey) -> int:
     return code
 
 
-def _window(value: Any, key: ConversationKey, signature: str) -> tuple[float, float] | None:
-    """A poll's learned window [low, high] (absent: None), else a ValueError naming it."""
+def _window(
+    value: Any, key: ConversationKey, signature: str, what: str = "poll"
+) -> tuple[float, float] | None:
+    """A poll's (``what``'s) learned window [low, high] (absent: None), else a ValueError naming it."""
     if value is None:
         return None
     if (
@@ -1057,7 +1257,7 @@ def _window(value: Any, key: ConversationKey, signature: str) -> tuple[float, fl
     ):
         return float(value[0]), float(value[1])
     raise ValueError(
-        f"conversation {_key_text(key)}, poll {signature}: window must be [low, high] in seconds "
+        f"conversation {_key_text(key)}, {what} {signature}: window must be [low, high] in seconds "
         f"(0 <= low <= high), not {value!r}"
     )
 
@@ -1465,6 +1665,8 @@ class BaselineLearner:
         self.unwatched = 0.0
         self.events = 0
         self.flows = 0
+        # Requests awaiting their answer, whose delay ``Conversation.answered`` learns.
+        self._answers = AnswerTimes()
 
     def _conversation(self, key: ConversationKey) -> Conversation | None:
         conversation = self.conversations.get(key)
@@ -1523,6 +1725,21 @@ class BaselineLearner:
             self._flows[flow_id] = conversation
         if conversation is not None:
             learn_event(conversation, event, direction == "request", self.unwatched)
+            self._answer_time(conversation, event, direction == "request")
+
+    def _answer_time(self, conversation: Conversation, event: Any, request: bool) -> None:
+        """Requests remembered; an answer (not an error) learns how long its request waited."""
+        if request:
+            self._answers.request(
+                event.flow_id, event.frame, event.ts, response_key(event), expects_answer(event.__dict__)
+            )
+            return
+        request_frame = getattr(event, "request_frame", None)
+        if request_frame is None:
+            return
+        timed = self._answers.answer(event.flow_id, request_frame, event.ts)
+        if timed is not None and not error_response(event.__dict__):
+            conversation.answered(timed[0], timed[1])
 
     def observe_flow(self, record: Any) -> None:
         """Learn from one flow record: the conversation exists, the endpoints are assets."""
@@ -1576,6 +1793,8 @@ class BaselineLearner:
         for conversation in self.conversations.values():
             for stats in conversation.polling.values():
                 stats.summarise()
+            for answers in conversation.responses.values():
+                answers.summarise()
         return Baseline(
             conversations=list(self.conversations.values()),
             assets={ip: sorted(macs) for ip, macs in self.assets.items()},
@@ -1654,8 +1873,9 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 # to load, most of it a Python step per value.  Version 3 was written by a loader that read an
 # unquoted base-60 looking scalar (a MAC such as ``10:20:30:40:50:51``) as a number: version 4
 # holds what ``yamlfile.SafeLoader`` reads, text.  Version 5 added each conversation's addresses
-# (unit ids, link addresses), version 6 the addresses whose identification was read.
-CACHE_FORMAT: Final = "ics-monitor-baseline-cache/9"
+# (unit ids, link addresses), version 6 the addresses whose identification was read, version 10
+# each conversation's response times.
+CACHE_FORMAT: Final = "ics-monitor-baseline-cache/10"
 _CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 _INDEX: Final = "I"
 # Where a version-2 cache was: removed when a newer one is written.
@@ -2057,7 +2277,8 @@ class Baseline:
             "# ics-monitor baseline: reviewed and edited by analysts. Remove what should not be\n"
             "# normal; ranges are inclusive [first, last]; values are [min, max] seen while learning;\n"
             "# peak_*_10s: most requests / error responses in 10 s (flood and error-storm thresholds);\n"
-            "# polling window: [low, high] of the median of 8 intervals (the drift check's band).\n"
+            "# polling window: [low, high] of the median of 8 intervals (the drift check's band);\n"
+            "# response_time: seconds from request to answer, median and [low, high] of 8-answer medians.\n"
         )
         yield _dump({"format": FORMAT, "learned": self._learned_section()})
         yield from _section("assets", iter(self._assets_section().items()))

@@ -97,6 +97,11 @@ PRIMARY_FUNCTION_NAMES: dict[int, str] = {m.value: m.name for m in LinkFunction}
 SECONDARY_FUNCTION_NAMES: dict[int, str] = {m.value: m.name for m in LinkSecondaryFunction}
 FUNCTION_NAMES: dict[int, str] = {m.value: m.name for m in FunctionCode}
 RESPONSE_FUNCTIONS: Final = frozenset({129, 130, 131})
+# Requests no outstation answers: CONFIRM and the no-acknowledgement functions (DIRECT_OPERATE_NR,
+# IMMED_FREEZE_NR, FREEZE_CLEAR_NR, FREEZE_AT_TIME_NR, AUTH_REQ_NO_ACK); and the link addresses
+# 0xFFFD-0xFFFF, broadcasts, which no outstation answers either (IEEE 1815 clause 9.2.5.3).
+UNANSWERED_FUNCTIONS: Final = frozenset({0, 6, 8, 10, 12, 33})
+BROADCAST_MIN_ADDRESS: Final = 0xFFFD
 # Link functions that carry a transport segment.
 USER_DATA_FUNCTIONS: Final = frozenset({LinkFunction.CONFIRMED_USER_DATA, LinkFunction.UNCONFIRMED_USER_DATA})
 

@@ -99,6 +99,7 @@ def dnp3(
     client: str = CLIENT,
     server: str = SERVER,
     flow_id: str = "f-dnp3",
+    request_frame: int | None = None,
 ) -> Dnp3Event:
     return Dnp3Event(
         ts=ts,
@@ -122,6 +123,7 @@ def dnp3(
         iin_names=None,
         crc_ok=True,
         objects=objects,
+        request_frame=request_frame,
     )
 
 

@@ -32,6 +32,7 @@ def _learned() -> Baseline:
                 address=0,
                 quantity=10,
                 values=tuple(range(i, i + 10)),
+                request_frame=4 * i + 1,
             )
         )
         learner.observe(modbus(6, ts=ts + 0.5, frame=4 * i + 3, address=20, quantity=1, values=(100 + i,)))
@@ -301,6 +302,7 @@ def _state(baseline: Baseline) -> object:
                     [(k, r.ranges) for k, r in c.s7.items()],
                     c.values,
                     [(k, (p.median, p.spread, p.count, p.window)) for k, p in c.polling.items()],
+                    [(k, (r.median, r.count, r.window)) for k, r in c.responses.items()],
                 )
                 for key, c in baseline.conversations.items()
             ],
@@ -342,7 +344,7 @@ def test_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path: Pat
     baseline.save(path)
     lines = cache.read_bytes().splitlines(keepends=True)
     header = orjson.loads(lines[0])
-    assert header["cache"] == "ics-monitor-baseline-cache/9" and header["format"] == FORMAT
+    assert header["cache"] == "ics-monitor-baseline-cache/10" and header["format"] == FORMAT
     assert header["conversations"] == len(baseline.conversations) == len(lines) - 2
     keys, ranges = orjson.loads(lines[1])
     assert ["written", "hr:1:20"] in keys and [100, 119] in ranges
@@ -877,3 +879,74 @@ def test_the_longest_silence_of_a_conversation_is_learned_both_ways_and_kept() -
     [entry] = baseline.to_dict()["conversations"].values()
     assert entry["longest_silence"] == 9.0
     assert Baseline.from_dict(baseline.to_dict()).conversations[conversation.key].silence == 9.0
+
+
+def test_answer_times_time_requests_sent_alone_until_they_are_answered() -> None:
+    answers = model.AnswerTimes()
+    answers.request("f", 1, 10.0, "unit 1 function 3")
+    assert answers.answer("f", 1, 10.25) == ("unit 1 function 3", 0.25)
+    assert answers.answer("f", 1, 10.3) is None  # answered once
+    # Pipelined: the second request went out while the first awaited its answer.
+    answers.request("f", 3, 11.0, "unit 1 function 3")
+    answers.request("f", 4, 11.0, "unit 2 function 3")
+    assert answers.answer("f", 4, 11.9) is None
+    assert answers.answer("f", 3, 11.5) == ("unit 1 function 3", 0.5)
+    # A request never answered stops counting as outstanding after ANSWER_WAIT_SECONDS.
+    answers.request("f", 5, 20.0, None)
+    answers.request("f", 6, 20.0 + model.ANSWER_WAIT_SECONDS + 1, "unit 1 function 3")
+    assert answers.answer("f", 6, 31.5) is not None
+    # A request nobody answers (a DNP3 CONFIRM) is not waited for.
+    answers.request("f", 7, 40.0, None, answered=False)
+    answers.request("f", 8, 40.5, "outstation 10 function 1")
+    assert answers.answer("f", 8, 40.6) is not None
+    # Other flows, answers from before their request, unknown requests: not timed.
+    answers.request("g", 1, 40.0, "unit 1 function 3")
+    assert answers.answer("h", 1, 40.1) is None
+    assert answers.answer("g", 1, 39.0) is None
+    assert answers.answer("g", 99, 40.1) is None
+
+
+def test_response_stats_keep_block_medians_thinned_over_the_whole_window() -> None:
+    stats = model.ResponseStats()
+    for value in [0.001] * 7:
+        stats.add(value)
+    stats.summarise()
+    assert stats.median is None and stats.window is None  # not one block yet
+    blocks = model.MAX_RESPONSE_BLOCKS * 3
+    for block in range(blocks):
+        for _ in range(model.RESPONSE_BLOCK):
+            stats.add(0.001 if block < blocks // 2 else 0.003)
+    # Thinned evenly: the first half's blocks and the second half's both stay.
+    assert len(stats.medians) < model.MAX_RESPONSE_BLOCKS
+    assert 0.001 in stats.medians and 0.003 in stats.medians
+    stats.summarise()
+    assert stats.window == (0.001, 0.003)
+    assert stats.count == 7 + blocks * model.RESPONSE_BLOCK
+
+
+def test_response_time_reads_from_yaml_hand_edits_and_rejects_nonsense(tmp_path: Path) -> None:
+    key = "10.0.0.5 -> 10.0.0.9 modbus tcp/502"
+    conversation = {
+        "client": CLIENT,
+        "server": SERVER,
+        "protocol": "modbus",
+        "transport": "tcp",
+        "port": 502,
+        "response_time": {
+            "unit 1 function 3": {"median": 0.002, "window": [0.001, 0.004], "samples": 80},
+            "unit 2 function 3": {"median": 0.5},  # written by hand: the median alone
+        },
+    }
+    document = {"format": FORMAT, "conversations": {key: conversation}}
+    path = tmp_path / "baseline.yaml"
+    path.write_text(yaml.safe_dump(document))
+    loaded = Baseline.load(path, keep_cache=False)
+    learned = loaded.conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
+    assert learned is not None
+    assert learned.responses["unit 1 function 3"].window == (0.001, 0.004)
+    assert learned.responses["unit 2 function 3"].window == (0.5, 0.5)
+    assert learned.to_dict()["response_time"]["unit 1 function 3"]["samples"] == 80
+    conversation["response_time"] = {"unit 1 function 3": {"window": [0.5, 0.1]}}
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ValueError, match="response_time unit 1 function 3: window must be"):
+        Baseline.load(path, keep_cache=False)

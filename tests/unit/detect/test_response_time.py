@@ -1,0 +1,186 @@
+"""ICS-5014: answers much slower than learned, per conversation and response key."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ics_monitor.detect.rules import RuleSet
+from ics_monitor.inventory.baseline import Baseline, BaselineLearner
+from tests.unit.detect.helpers import RULES, run
+from tests.unit.detect.records import dnp3, modbus
+
+RULE = "ICS-5014"
+
+
+def _polls(
+    start: float,
+    count: int,
+    delay: float | list[float],
+    *,
+    frame: int = 1,
+    function: int = 3,
+    unit: int = 1,
+    exception: int | None = None,
+    flow_id: str = "f-modbus",
+) -> list[Any]:
+    """``count`` poll cycles one second apart, request i answered ``delay`` (or ``delay[i]``) s later."""
+    records: list[Any] = []
+    for i in range(count):
+        ts = start + i
+        waited = delay if isinstance(delay, float) else delay[i]
+        request = frame + 2 * i
+        records.append(
+            modbus(function, ts=ts, frame=request, unit_id=unit, address=0, quantity=4, flow_id=flow_id)
+        )
+        records.append(
+            modbus(
+                function | (0x80 if exception is not None else 0),
+                request=False,
+                ts=ts + waited,
+                frame=request + 1,
+                unit_id=unit,
+                address=0,
+                quantity=4,
+                values=None if exception is not None else (1, 2, 3, 4),
+                exception_code=exception,
+                request_frame=request,
+                flow_id=flow_id,
+            )
+        )
+    return records
+
+
+def _learn(records: list[Any]) -> Baseline:
+    learner = BaselineLearner()
+    for record in records:
+        learner.observe(record)
+    return learner.baseline()
+
+
+# 64 answers of 1 to 4 ms while learning.
+BASELINE = _learn(_polls(1000.0, 64, [0.001 + 0.001 * (i % 4) for i in range(64)]))
+UNTHROTTLED = RuleSet(dataclasses.replace(r, throttle=0) if r.rule_id == RULE else r for r in RULES)
+
+
+def _fired(records: list[Any], rules: RuleSet = UNTHROTTLED) -> list[Any]:
+    return [alert for alert in run(records, baseline=BASELINE, rules=rules) if alert.rule_id == RULE]
+
+
+def test_learned_band_is_in_the_baseline() -> None:
+    conversation = next(iter(BASELINE.conversations.values()))
+    stats = conversation.responses["unit 1 function 3"]
+    assert stats.count == 64
+    assert stats.window is not None and 0.001 <= stats.window[0] <= stats.window[1] <= 0.004
+    assert "response_time" in conversation.to_dict()
+
+
+def test_answers_held_back_fire_once_per_episode_naming_what_slowed() -> None:
+    records = _polls(2000.0, 4, 0.002, frame=1000) + _polls(2004.0, 10, 0.3, frame=2000)
+    alerts = _fired(records)
+    assert len(alerts) == 1
+    alert = alerts[0]
+    # Raised at the fifth slow answer of the last eight: most of them are slow then.
+    assert alert.frames == (2008, 2009)  # the fifth slow cycle: its request and answer
+    assert alert.src_ip == "10.0.0.5" and alert.dst_ip == "10.0.0.9"  # the client's side
+    assert alert.evidence["response_key"] == "unit 1 function 3"
+    assert alert.evidence["recent_median_seconds"] == 0.3
+    assert alert.evidence["learned_samples"] == 64
+    assert "answers 10.0.0.5's unit 1 function 3 in 300.0 ms or more" in alert.explanation
+
+
+def test_a_second_episode_after_recovery_fires_again() -> None:
+    records = (
+        _polls(2000.0, 8, 0.3, frame=1000)
+        + _polls(2008.0, 8, 0.002, frame=2000)
+        + _polls(2016.0, 8, 0.3, frame=3000)
+    )
+    assert len(_fired(records)) == 2
+
+
+def test_a_few_slow_answers_are_not_a_trend() -> None:
+    # Four of every eight slow: the lower median stays fast.
+    records: list[Any] = []
+    for i in range(16):
+        records += _polls(2000.0 + i, 1, 0.5 if i % 2 else 0.002, frame=1000 + 2 * i)
+    assert _fired(records) == []
+
+
+def test_slower_but_within_min_seconds_is_quiet() -> None:
+    # 50 ms: twelve times the learned top, but not min_seconds (0.1 s) above it.
+    assert _fired(_polls(2000.0, 16, 0.05, frame=1000)) == []
+
+
+def test_error_answers_and_unlearned_keys_are_not_timed() -> None:
+    # Gateway "target failed to respond" (exception 11) comes after the gateway's own timeout.
+    assert _fired(_polls(2000.0, 16, 0.9, frame=1000, exception=11)) == []
+    # Another unit (or function) has no learned answer time.
+    assert _fired(_polls(2000.0, 16, 0.9, frame=1000, unit=2)) == []
+    assert _fired(_polls(2000.0, 16, 0.9, frame=1000, function=4)) == []
+
+
+def test_pipelined_requests_are_not_timed() -> None:
+    # Two requests out at once: the second waits for the first (a gateway works through them in
+    # turn) and is not timed; the first, sent alone, is, and is answered in time.
+    records: list[Any] = []
+    for i in range(16):
+        ts = 2000.0 + i
+        first, second = 1000 + 4 * i, 1001 + 4 * i
+        records.append(modbus(3, ts=ts, frame=first, address=0, quantity=4))
+        records.append(modbus(3, ts=ts + 0.0001, frame=second, address=0, quantity=4))
+        for request, delay in ((first, 0.002), (second, 0.6)):
+            records.append(
+                modbus(
+                    3,
+                    request=False,
+                    ts=ts + delay,
+                    frame=request + 2,
+                    address=0,
+                    quantity=4,
+                    values=(1, 2, 3, 4),
+                    request_frame=request,
+                )
+            )
+    assert _fired(records) == []
+    # The same slow answers to requests sent alone do fire.
+    assert len(_fired(_polls(2000.0, 16, 0.6, frame=1000))) == 1
+
+
+def test_too_few_learned_answers_are_not_judged() -> None:
+    few = _learn(_polls(1000.0, 16, 0.002))  # 16 answers: below min_samples (32)
+    assert few.conversation(("10.0.0.5", "10.0.0.9", "tcp", 502, "modbus")) is not None
+    slow = _polls(2000.0, 16, 0.9, frame=1000)
+    assert [a for a in run(slow, baseline=few, rules=UNTHROTTLED) if a.rule_id == RULE] == []
+
+
+def test_dnp3_answers_are_timed_per_outstation() -> None:
+    def cycle(ts: float, frame: int, delay: float, outstation: int) -> list[Any]:
+        return [
+            dnp3(1, ts=ts, frame=frame, dst=outstation, objects=({"group": 60, "variation": 2},)),
+            dnp3(
+                129,
+                request=False,
+                ts=ts + delay,
+                frame=frame + 1,
+                src=outstation,
+                dst=1,
+                objects=(),
+                request_frame=frame,
+            ),
+            # The master confirms an unsolicited response: a request nobody answers, which
+            # leaves the next poll sent alone all the same.
+            dnp3(0, ts=ts + delay + 0.1, frame=frame + 2, dst=outstation),
+        ]
+
+    learned: list[Any] = []
+    for i in range(40):
+        learned += cycle(1000.0 + i, 1 + 3 * i, 0.01, 10)
+    baseline = _learn(learned)
+    conversation = next(iter(baseline.conversations.values()))
+    assert set(conversation.responses) == {"outstation 10 function 1"}
+    assert conversation.responses["outstation 10 function 1"].count == 40
+    slow: list[Any] = []
+    for i in range(8):
+        slow += cycle(2000.0 + i, 1000 + 3 * i, 0.6, 10)
+    alerts = [a for a in run(slow, baseline=baseline, rules=UNTHROTTLED) if a.rule_id == RULE]
+    assert [a.evidence["response_key"] for a in alerts] == ["outstation 10 function 1"]
