@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Final
 
 from ics_monitor.alerts.record import MAX_FRAMES
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, client_endpoints, is_truncated
+from ics_monitor.dissect.dnp3.constants import BROADCAST_MIN_ADDRESS
 from ics_monitor.dissect.s7comm.constants import PLUS_REQUESTED_STATES, PLUS_STATE_STOP, UNKNOWN
 from ics_monitor.inventory.baseline import MODBUS_WRITE_FUNCTIONS
 from ics_monitor.inventory.roles import DNP3_IIN_ERRORS, is_plus_block_read, is_plus_mode_change
@@ -527,13 +528,19 @@ ALL_EVENT_CLASSES: Final = frozenset(DNP3_EVENT_CLASSES.values())
 DISABLE_MID_SESSION: Final = "during a session, not as a master's start-up does"
 DISABLE_UNHELD: Final = "reported without waiting for a re-enable (too many disables pending)"
 DISABLE_NO_WAIT: Final = "reported without waiting for a re-enable (reenable_seconds is 0)"
+# ASSIGN_CLASS (function 22): a class header (g60v1 class 0 ... g60v4 class 3), then the object
+# headers of the points it puts in that class.  Class 0 means static data only: those points'
+# changes are no longer reported as events (IEEE 1815 clause 4.4.4).
+DNP3_ASSIGN_CLASS: Final = 22
+DNP3_CLASS_0_VARIATION: Final = 1
+DNP3_CLASS_0_RULE: Final = "ICS-1213"
 DNP3_FILE_GROUP: Final = 70
 DNP3_AUTH_GROUP: Final = 120
 DNP3_AUTH_ERROR_VARIATION: Final = 7
 # The rule of writes and controls sent to a broadcast address (its explanation says "broadcast").
 DNP3_BROADCAST_RULE: Final = "ICS-1210"
 # Link addresses 0xFFFD-0xFFFF are broadcasts (IEEE 1815 9.2.5.3); READ and CONFIRM are harmless.
-DNP3_BROADCAST_MIN: Final = 0xFFFD
+DNP3_BROADCAST_MIN: Final = BROADCAST_MIN_ADDRESS
 DNP3_HARMLESS_BROADCAST: Final = frozenset({0, 1})
 
 
@@ -551,7 +558,7 @@ class Dnp3Commands(BaseDetector):
     """
 
     name = "dnp3_commands"
-    rule_ids = tuple(f"ICS-{number}" for number in range(1201, 1213))
+    rule_ids = tuple(f"ICS-{number}" for number in range(1201, 1214))
     event_types = frozenset({"dnp3"})
     wants_time = True
 
@@ -597,6 +604,16 @@ class Dnp3Commands(BaseDetector):
                 self._fire(rule_id, event, out)
             elif code == DNP3_ENABLE_UNSOLICITED and self.held and fields["crc_ok"]:
                 self._enabling(event)
+            elif code == DNP3_ASSIGN_CLASS:
+                unreported = _class_0_points(objects)
+                if unreported:
+                    self._fire(
+                        DNP3_CLASS_0_RULE,
+                        event,
+                        out,
+                        {"class_0_points": unreported},
+                        fields={"points": ", ".join(unreported)},
+                    )
             elif code in DNP3_AUTH_REQUESTS:
                 key = (fields["src_ip"], fields["dst_ip"], fields["src"], fields["dst"], fields["sequence"])
                 self.auth_requests[key] = event
@@ -743,6 +760,7 @@ class Dnp3Commands(BaseDetector):
         frames: tuple[int, ...] | None = None,
         key_suffix: str = "",
         awaits: bool = True,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         evidence: dict[str, Any] = {
             "function_code": event.function_code,
@@ -763,9 +781,9 @@ class Dnp3Commands(BaseDetector):
             evidence=evidence,
             # A broadcast address says so where the explanation names the link address.
             fields=(
-                {"link_dst": f"{event.dst}, broadcast"}
+                {**(fields or {}), "link_dst": f"{event.dst}, broadcast"}
                 if event.dst >= DNP3_BROADCAST_MIN and rule_id != DNP3_BROADCAST_RULE
-                else None
+                else fields
             ),
             count=count,
             last_ts=last_ts,
@@ -773,6 +791,29 @@ class Dnp3Commands(BaseDetector):
             awaits=awaits and event.dst < DNP3_BROADCAST_MIN,
             pairing=event.sequence,
         )
+
+
+def _class_0_points(objects: Any) -> list[str]:
+    """The object headers an ASSIGN_CLASS request puts in class 0 (``g1v0 all``, ``g30v1 3-7``)."""
+    points: list[str] = []
+    assigning_class_0 = False
+    for header in objects:
+        obj: dict[str, Any] = header
+        group = obj.get("group")
+        if group == DNP3_CLASS_GROUP:
+            assigning_class_0 = obj.get("variation") == DNP3_CLASS_0_VARIATION
+            continue
+        if not assigning_class_0:
+            continue
+        start, stop = obj.get("start"), obj.get("stop")
+        if start is not None and stop is not None:
+            span = f"{start}-{stop}" if start != stop else f"{start}"
+        elif obj.get("points"):
+            span = ",".join(str(point.get("index")) for point in obj["points"][:8])
+        else:
+            span = "all"
+        points.append(f"g{group}v{obj.get('variation')} {span}")
+    return points[:16]
 
 
 class _HeldDisable:

@@ -11,6 +11,9 @@
 * crafted_objects.pcap: a READ g0v254 answered with device attributes (manufacturer, model,
   software and hardware version, serial number), a CTO g51v1 with relative-time events g2v3, a
   g120v1 secure-authentication challenge, an octet string g110v5, a g0v255 attribute list.
+* crafted_assign_class.pcap: two ASSIGN_CLASS requests (function 22), each answered: binary inputs
+  to class 2 (g60v3, g1v0 all: commissioning), then binary inputs 0-7 to class 0 (g60v1, g1v0
+  range 0-7: their events no longer reported) and analog inputs to class 3 (g60v4, g30v0 all).
 
 The CRC here is written out bit by bit on purpose: it must not share code with the dissector it
 tests.  Timestamps are fixed, so the files are byte-for-byte reproducible.
@@ -220,10 +223,23 @@ def objects() -> Session:
     return s
 
 
+def assign_class() -> Session:
+    s = Session()
+    # Binary inputs (all) to class 2.
+    s.send(0, request(bytes([0xC0, 22, 60, 3, 0x06, 1, 0, 0x06])))
+    s.send(1, response(NULL_RESPONSE))
+    # Binary inputs 0-7 to class 0 (one-byte start-stop range), analog inputs (all) to class 3.
+    s.send(0, request(bytes([0xC1, 22, 60, 1, 0x06, 1, 0, 0x00, 0, 7, 60, 4, 0x06, 30, 0, 0x06]), 1))
+    s.send(1, response(bytes([0xC1, 0x81, 0x00, 0x00]), 1))
+    s.close()
+    return s
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     wrpcap(str(OUT / "crafted_anomalies.pcap"), anomalies().packets)
     wrpcap(str(OUT / "crafted_objects.pcap"), objects().packets)
+    wrpcap(str(OUT / "crafted_assign_class.pcap"), assign_class().packets)
     update(
         "generators/dnp3/malformed.py",
         {
@@ -238,6 +254,11 @@ def main() -> None:
                 "scapy-crafted DNP3/TCP 20000: device attributes g0 (manufacturer, model, versions, "
                 "serial), g0v255 list, CTO g51v1 with g2v3 events and a confirm, g120v1 challenge "
                 "(FC 131) to a direct operate, octet string g110v5"
+            ),
+            "dnp3/crafted_assign_class.pcap": (
+                "scapy-crafted DNP3/TCP 20000: ASSIGN_CLASS binary inputs to class 2 (g60v3 g1v0 all), "
+                "then binary inputs 0-7 to class 0 (g60v1 g1v0 0-7) and analog inputs to class 3 "
+                "(g60v4 g30v0 all), each answered"
             ),
         },
     )

@@ -797,3 +797,42 @@ def test_identified_pi_services_are_not_called_unidentified() -> None:
     [unknown] = run([s7(JOB, function_code=0x28, pi_service="_XYZ", frame=2)])
     assert "an unknown service named '_XYZ'" in unknown.explanation
     assert cut.key != unknown.key
+
+
+def _class(variation: int) -> dict[str, Any]:
+    return {"group": 60, "variation": variation, "qualifier": 6, "start": None, "stop": None, "points": []}
+
+
+def _points(
+    group: int, start: int | None = None, stop: int | None = None, indexes: tuple[int, ...] = ()
+) -> Any:
+    return {
+        "group": group,
+        "variation": 0,
+        "qualifier": 0 if start is not None else (0x17 if indexes else 6),
+        "start": start,
+        "stop": stop,
+        "points": [{"index": index} for index in indexes],
+    }
+
+
+def test_dnp3_assign_class_0_takes_points_out_of_event_reporting() -> None:
+    # Binary inputs 0-7 and three analog inputs to class 0, counters to class 1.
+    request = dnp3(
+        22,
+        objects=(_class(1), _points(1, 0, 7), _points(30, indexes=(4, 5, 9)), _class(2), _points(20)),
+    )
+    alerts = run([request])
+    assert rule_ids(alerts) == ["ICS-1213"]
+    assert alerts[0].evidence["class_0_points"] == ["g1v0 0-7", "g30v0 4,5,9"]
+    assert "putting g1v0 0-7, g30v0 4,5,9 in class 0" in alerts[0].explanation
+    # All binary inputs, the class header after the points it does not cover.
+    everything = run([dnp3(22, objects=(_points(1), _class(1), _points(3)))])
+    assert [a.evidence["class_0_points"] for a in everything] == [["g3v0 all"]]
+
+
+def test_dnp3_assign_class_1_to_3_is_commissioning_not_an_alert() -> None:
+    assert run([dnp3(22, objects=(_class(3), _points(1), _class(4), _points(30, 0, 9)))]) == []
+    # A class 0 header that assigns nothing, and the same objects in a response: no alert.
+    assert run([dnp3(22, objects=(_class(2), _points(1), _class(1)))]) == []
+    assert run([dnp3(129, request=False, objects=(_class(1), _points(1, 0, 7)))]) == []
