@@ -534,6 +534,10 @@ DISABLE_NO_WAIT: Final = "reported without waiting for a re-enable (reenable_sec
 DNP3_ASSIGN_CLASS: Final = 22
 DNP3_CLASS_0_VARIATION: Final = 1
 DNP3_CLASS_0_RULE: Final = "ICS-1213"
+# Qualifiers of a bare count of points (8 and 16 bit), indexes from 0; what an alert lists.
+DNP3_COUNT_QUALIFIERS: Final = frozenset({0x07, 0x08})
+MAX_CLASS_0_HEADERS: Final = 16
+MAX_CLASS_0_INDEXES: Final = 8
 DNP3_FILE_GROUP: Final = 70
 DNP3_AUTH_GROUP: Final = 120
 DNP3_AUTH_ERROR_VARIATION: Final = 7
@@ -607,12 +611,15 @@ class Dnp3Commands(BaseDetector):
             elif code == DNP3_ASSIGN_CLASS:
                 unreported = _class_0_points(objects)
                 if unreported:
+                    # Per point set: a second request that silences other points is an alert of
+                    # its own, not one more count on the first one's list.
                     self._fire(
                         DNP3_CLASS_0_RULE,
                         event,
                         out,
                         {"class_0_points": unreported},
                         fields={"points": ", ".join(unreported)},
+                        key_suffix=":" + ";".join(unreported),
                     )
             elif code in DNP3_AUTH_REQUESTS:
                 key = (fields["src_ip"], fields["dst_ip"], fields["src"], fields["dst"], fields["sequence"])
@@ -794,8 +801,14 @@ class Dnp3Commands(BaseDetector):
 
 
 def _class_0_points(objects: Any) -> list[str]:
-    """The object headers an ASSIGN_CLASS request puts in class 0 (``g1v0 all``, ``g30v1 3-7``)."""
+    """The object headers an ASSIGN_CLASS request puts in class 0.
+
+    ``g1v0 all`` (qualifier 6), ``g30v0 3-7`` (a start-stop range), ``g30v0 4,5,9`` (indexes),
+    ``g30v0 first 12`` (a count, qualifiers 7 and 8: indexes from 0); the first
+    MAX_CLASS_0_HEADERS headers, then how many more.
+    """
     points: list[str] = []
+    more = 0
     assigning_class_0 = False
     for header in objects:
         obj: dict[str, Any] = header
@@ -805,15 +818,25 @@ def _class_0_points(objects: Any) -> list[str]:
             continue
         if not assigning_class_0:
             continue
+        if len(points) >= MAX_CLASS_0_HEADERS:
+            more += 1
+            continue
         start, stop = obj.get("start"), obj.get("stop")
+        indexes = obj.get("points")
         if start is not None and stop is not None:
             span = f"{start}-{stop}" if start != stop else f"{start}"
-        elif obj.get("points"):
-            span = ",".join(str(point.get("index")) for point in obj["points"][:8])
+        elif indexes:
+            span = ",".join(str(point.get("index")) for point in indexes[:MAX_CLASS_0_INDEXES])
+            if len(indexes) > MAX_CLASS_0_INDEXES:
+                span += f" (+{len(indexes) - MAX_CLASS_0_INDEXES} more)"
+        elif obj.get("qualifier") in DNP3_COUNT_QUALIFIERS and obj.get("count"):
+            span = f"first {obj.get('count')}"
         else:
             span = "all"
         points.append(f"g{group}v{obj.get('variation')} {span}")
-    return points[:16]
+    if more:
+        points.append(f"+{more} more headers")
+    return points
 
 
 class _HeldDisable:

@@ -12,9 +12,10 @@ Why: a man in the middle that holds each frame before passing it on (an attacker
 HMI and PLC to read or rewrite it) adds its delay to every answer the sensor sees on the HMI's
 side; a device whose CPU is swamped (a flood, a scan, an overloaded gateway) answers late before
 it stops answering.  Exception and error answers are left out (a gateway's "target failed to
-respond" comes after its own timeout), and so are answers whose request was not seen.  Only a
-request sent while no other of its flow awaited an answer is timed (``baseline.AnswerTimes``): a
-client that pipelines requests to a gateway makes each answer wait for the ones queued before it.
+respond" comes after its own timeout), and so are answers whose request was not seen.  A
+request's time runs from when it was sent or from the device's latest answer to a request sent
+before it (``baseline.AnswerTimes``): a pipelining client, or a gateway serving several masters,
+makes answers queue behind each other, and that queue is not the device's speed.
 
 One alert per slow episode and conversation; it may fire again once the median came back under
 the threshold.  Memory: a bounded table of flows, of requests awaiting their answer, and of the
@@ -27,6 +28,7 @@ from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, client_endpoints
 from ics_monitor.inventory.baseline import (
+    MIN_RESPONSE_SAMPLES,
     RESPONSE_BLOCK,
     AnswerTimes,
     Baseline,
@@ -64,10 +66,10 @@ class ResponseTimeDrift(BaseDetector):
         rules = context.rules
         self.max_ratio = float(rules.param(RULE, "max_ratio"))
         self.min_seconds = float(rules.param(RULE, "min_seconds"))
-        self.min_samples = int(rules.param(RULE, "min_samples"))
         # flow id -> its learned conversation, or _NOTHING
         self.flows: BoundedDict = BoundedDict(MAX_FLOWS)
-        # Requests awaiting their answer, per flow.
+        # Requests awaiting their answer, per flow (every flow's: a device's answers to other
+        # clients say when it was busy), and the devices' recent answers.
         self.answers = AnswerTimes()
         # (conversation key, response key) -> [the last RESPONSE_BLOCK delays, slow now]
         self.slots: BoundedDict = BoundedDict(MAX_SLOTS)
@@ -91,25 +93,22 @@ class ResponseTimeDrift(BaseDetector):
         found = self.flows.get(flow_id)
         if found is None:
             found = self.flows[flow_id] = self._conversation(fields)
-        if found is _NOTHING:
-            return
-        conversation: Conversation = found
         if fields["direction"] == "request":
-            key = response_key(event)
-            self.answers.request(
-                flow_id,
-                fields["frame"],
-                fields["ts"],
-                key if key in conversation.responses else None,
-                expects_answer(fields),
-            )
+            key = None
+            if found is not _NOTHING:
+                key = response_key(event)
+                if key not in found.responses:
+                    key = None
+            self.answers.request(flow_id, fields["frame"], fields["ts"], key, expects_answer(fields))
             return
         request_frame = fields.get("request_frame")
         if request_frame is None:
             return
-        timed = self.answers.answer(flow_id, request_frame, fields["ts"])
-        if timed is not None and not error_response(fields):
-            self._judge(conversation, timed[0], timed[1], request_frame, event, out)
+        timed = self.answers.answer(
+            flow_id, (fields["src_ip"], fields["src_port"]), request_frame, fields["ts"]
+        )
+        if timed is not None and found is not _NOTHING and not error_response(fields):
+            self._judge(found, timed[0], timed[1], request_frame, event, out)
 
     def _judge(
         self,
@@ -122,8 +121,8 @@ class ResponseTimeDrift(BaseDetector):
     ) -> None:
         stats = conversation.responses[key]
         window = stats.window
-        if window is None or stats.count < self.min_samples:
-            return
+        if window is None or stats.count < MIN_RESPONSE_SAMPLES:
+            return  # as the saved baseline has it: fewer answers are left out
         slot_key = (conversation.key, key)
         slot = self.slots.get(slot_key)
         if slot is None:

@@ -31,6 +31,7 @@ import sys
 from array import array
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -99,11 +100,16 @@ MAX_FLOW_CACHE: Final = 65_536
 MAX_RESPONSE_KEYS: Final = 64
 RESPONSE_BLOCK: Final = 8
 MAX_RESPONSE_BLOCKS: Final = 256
-# ``AnswerTimes``: flows followed, requests awaiting their answer per flow, and how long a request
-# may wait (an unanswered one stops counting as outstanding then).
-MAX_TIMED_FLOWS: Final = 65_536
-MAX_PENDING_PER_FLOW: Final = 64
+# Answers learned before a key is saved and judged: 11 blocks, so the band's trim drops at least
+# the slowest block and one slow moment while learning does not set the band's top.  An entry
+# written by hand without ``samples`` counts as this many.
+MIN_RESPONSE_SAMPLES: Final = RESPONSE_BLOCK * 11
+# ``AnswerTimes``: flows (and servers) followed, requests awaiting their answer per flow, how long
+# an unanswered request is kept, and the answers per server that say whether it was still busy.
+MAX_TIMED_FLOWS: Final = 16_384
+MAX_PENDING_PER_FLOW: Final = 16
 ANSWER_WAIT_SECONDS: Final = 10.0
+RECENT_ANSWERS: Final = 8
 
 MODBUS_READ_TABLES: Final[dict[int, str]] = {
     1: "coils",
@@ -480,22 +486,28 @@ class ResponseStats:
 
 
 class AnswerTimes:
-    """Pairs each flow's requests with their answers: how long a request sent alone waited.
+    """Pairs requests with their answers: how long the device spent on each request.
 
-    Only a request sent while no other request of its flow awaited an answer is timed: a client
-    that pipelines (several requests out, a gateway working through its serial devices one by
-    one) makes an answer wait for the ones before it, and that queue is not the device's speed.
-    An HMI or SCADA master sends one request and waits; so does each of its poll cycles.
+    A device (a PLC, an outstation, a gateway in front of serial devices) works through the
+    requests it gets in turn.  An answer to a request that arrived while the device was still busy
+    with an earlier one (the client pipelined, or another client's request came first) waited for
+    that one: so a request's time runs from when it was sent or from the latest answer the device
+    gave to a request sent before it, whichever is later.  Requests sent after it do not count: a
+    man in the middle that holds one client's frames lets the device answer others meanwhile, and
+    that client's delay stays whole.  A request nobody answers is forgotten after
+    ANSWER_WAIT_SECONDS (or past MAX_PENDING_PER_FLOW on its connection).
     """
 
-    __slots__ = ("flows",)
+    __slots__ = ("flows", "servers")
 
     def __init__(self) -> None:
-        # flow id -> request frame -> (its time, its response key, sent alone)
-        self.flows: dict[Any, dict[int, tuple[float, str | None, bool]]] = {}
+        # flow id -> request frame -> (its time, its response key or None: not timed)
+        self.flows: dict[Any, dict[int, tuple[float, str | None]]] = {}
+        # server (ip, port) -> its last RECENT_ANSWERS answers: (request time, answer time)
+        self.servers: dict[Any, list[tuple[float, float]]] = {}
 
     def request(self, flow_id: Any, frame: int, ts: float, key: str | None, answered: bool = True) -> None:
-        """A request (``key`` None: one not timed, that still keeps later ones from being alone).
+        """A request (``key`` None: not timed, but the device's answer to it still counts).
 
         ``answered`` False: a request nobody answers (a DNP3 CONFIRM), not waited for.
         """
@@ -505,25 +517,51 @@ class AnswerTimes:
         pending = flows.get(flow_id)
         if pending is None:
             if len(flows) >= MAX_TIMED_FLOWS:
-                flows.clear()
+                _forget_oldest(flows)
             pending = flows[flow_id] = {}
-        elif pending:
+        elif len(pending) >= MAX_PENDING_PER_FLOW:
             for waiting, entry in list(pending.items()):
                 if ts - entry[0] > ANSWER_WAIT_SECONDS:
-                    del pending[waiting]  # never answered: no longer ahead of anything
+                    del pending[waiting]  # never answered
             if len(pending) >= MAX_PENDING_PER_FLOW:
                 del pending[next(iter(pending))]
-        pending[frame] = (ts, key, not pending)
+        pending[frame] = (ts, key)
 
-    def answer(self, flow_id: Any, request_frame: int, ts: float) -> tuple[str, float] | None:
-        """The response key and delay of the request ``request_frame`` answered at ``ts``, if timed."""
+    def answer(self, flow_id: Any, server: Any, request_frame: int, ts: float) -> tuple[str, float] | None:
+        """The response key and the device's time of the request ``request_frame`` answered at ``ts``.
+
+        None when the request was not seen, not timed, or answered before it was sent.
+        """
         pending = self.flows.get(flow_id)
         if not pending:
             return None
         entry = pending.pop(request_frame, None)
-        if entry is None or not entry[2] or entry[1] is None or ts < entry[0]:
+        if entry is None or ts < entry[0]:
             return None
-        return entry[1], ts - entry[0]
+        sent = entry[0]
+        servers = self.servers
+        answers = servers.get(server)
+        if answers is None:
+            if len(servers) >= MAX_TIMED_FLOWS:
+                _forget_oldest(servers)
+            answers = servers[server] = []
+        start = sent
+        for asked, answered in answers:
+            if asked <= sent < answered and answered > start:
+                start = answered  # the device was still busy with an earlier request
+        answers.append((sent, ts))
+        if len(answers) > RECENT_ANSWERS:
+            del answers[0]
+        key = entry[1]
+        if key is None:
+            return None
+        return key, ts - start
+
+
+def _forget_oldest(table: dict[Any, Any]) -> None:
+    """Drop the oldest eighth of ``table`` (insertion order): a bounded table's amortised eviction."""
+    for key in list(islice(table, max(1, len(table) // 8))):
+        del table[key]
 
 
 def expects_answer(fields: dict[str, Any]) -> bool:
@@ -859,7 +897,7 @@ class Conversation:
                 "samples": stats.count,
             }
             for key, stats in sorted(self.responses.items(), key=_natural)
-            if stats.median is not None and stats.window is not None
+            if stats.median is not None and stats.window is not None and stats.count >= MIN_RESPONSE_SAMPLES
         }
         if responses:
             result["response_time"] = responses
@@ -918,15 +956,7 @@ class Conversation:
                 _window(entry.get("window"), conversation.key, str(signature)),
             )
         for key, entry in (data.get("response_time") or {}).items():
-            # A hand-written entry may give the median alone: its band is that point.
-            median = entry.get("median")
-            window = _window(entry.get("window"), conversation.key, str(key), "response_time")
-            if window is None:
-                window = _window([median, median], conversation.key, str(key), "response_time median")
-            assert window is not None
-            conversation.responses[str(key)] = ResponseStats(
-                window[0] if median is None else float(median), int(entry.get("samples", 0)), window
-            )
+            conversation.responses[str(key)] = _response_stats(entry, conversation.key, str(key))
         return conversation
 
     # -- the load cache (``Baseline._save_cache``) ----------------------------------------------------
@@ -959,7 +989,9 @@ class Conversation:
             [
                 [key, stats.median, stats.count, stats.window]
                 for key, stats in self.responses.items()
-                if stats.median is not None and stats.window is not None
+                if stats.median is not None
+                and stats.window is not None
+                and stats.count >= MIN_RESPONSE_SAMPLES
             ],
         ]
 
@@ -1190,6 +1222,36 @@ def _value_range(bounds: Any, key: ConversationKey, point: Any) -> tuple[Any, An
         f"conversation {_key_text(key)}: value range of {point} must be [low, high], two numbers "
         f"with low <= high, not {bounds!r}"
     )
+
+
+def _response_stats(entry: Any, key: ConversationKey, response: str) -> ResponseStats:
+    """A ``response_time`` entry: median and window in seconds, samples; else a ValueError naming it.
+
+    Written by hand, the median alone will do (its band is that point), or the window alone (its
+    median is the window's middle); ``samples`` absent counts as enough to be judged.
+    """
+    where = f"conversation {_key_text(key)}, response_time {response}"
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: must be a mapping of median, window and samples, not {entry!r}")
+    median = entry.get("median")
+    if median is not None and (
+        isinstance(median, bool)
+        or not isinstance(median, (int, float))
+        or not math.isfinite(median)
+        or median < 0
+    ):
+        raise ValueError(f"{where}: median must be seconds from 0, not {median!r}")
+    window = _window(entry.get("window"), key, response, "response_time")
+    if window is None:
+        if median is None:
+            raise ValueError(f"{where}: give a median or a window [low, high] in seconds")
+        window = (float(median), float(median))
+    elif median is not None and not window[0] <= median <= window[1]:
+        raise ValueError(f"{where}: median {median!r} lies outside its window {list(window)!r}")
+    samples = entry.get("samples", MIN_RESPONSE_SAMPLES)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+        raise ValueError(f"{where}: samples must be a whole number from 0, not {samples!r}")
+    return ResponseStats((window[0] + window[1]) / 2 if median is None else float(median), samples, window)
 
 
 def _count(data: dict[str, Any], field: str, key: ConversationKey) -> int:
@@ -1737,7 +1799,7 @@ class BaselineLearner:
         request_frame = getattr(event, "request_frame", None)
         if request_frame is None:
             return
-        timed = self._answers.answer(event.flow_id, request_frame, event.ts)
+        timed = self._answers.answer(event.flow_id, (event.src_ip, event.src_port), request_frame, event.ts)
         if timed is not None and not error_response(event.__dict__):
             conversation.answered(timed[0], timed[1])
 

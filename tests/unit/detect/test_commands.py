@@ -836,3 +836,18 @@ def test_dnp3_assign_class_1_to_3_is_commissioning_not_an_alert() -> None:
     # A class 0 header that assigns nothing, and the same objects in a response: no alert.
     assert run([dnp3(22, objects=(_class(2), _points(1), _class(1)))]) == []
     assert run([dnp3(129, request=False, objects=(_class(1), _points(1, 0, 7)))]) == []
+
+
+def test_dnp3_class_0_alert_per_point_set_and_long_lists_say_how_many_more() -> None:
+    first = dnp3(22, frame=1, objects=(_class(1), _points(1, 0, 7)))
+    second = dnp3(22, frame=2, sequence=1, objects=(_class(1), _points(30)))
+    alerts = run([first, second])
+    assert [a.evidence["class_0_points"] for a in alerts] == [["g1v0 0-7"], ["g30v0 all"]]
+    many = {**_points(30, indexes=tuple(range(20))), "qualifier": 0x17}
+    counted = {**_points(20), "qualifier": 0x07, "count": 12}
+    headers = (_class(1), many, counted, *[_points(40 + n % 3, n, n) for n in range(20)])
+    [alert] = run([dnp3(22, objects=headers)])
+    points = alert.evidence["class_0_points"]
+    assert points[0] == "g30v0 0,1,2,3,4,5,6,7 (+12 more)"
+    assert points[1] == "g20v0 first 12"
+    assert len(points) == 17 and points[-1] == "+6 more headers"

@@ -881,29 +881,47 @@ def test_the_longest_silence_of_a_conversation_is_learned_both_ways_and_kept() -
     assert Baseline.from_dict(baseline.to_dict()).conversations[conversation.key].silence == 9.0
 
 
-def test_answer_times_time_requests_sent_alone_until_they_are_answered() -> None:
+def test_answer_times_count_the_device_s_own_time() -> None:
     answers = model.AnswerTimes()
+    server = ("10.0.0.9", 502)
     answers.request("f", 1, 10.0, "unit 1 function 3")
-    assert answers.answer("f", 1, 10.25) == ("unit 1 function 3", 0.25)
-    assert answers.answer("f", 1, 10.3) is None  # answered once
-    # Pipelined: the second request went out while the first awaited its answer.
+    assert answers.answer("f", server, 1, 10.25) == ("unit 1 function 3", 0.25)
+    assert answers.answer("f", server, 1, 10.3) is None  # answered once
+    # Pipelined: the second request waited for the first one's answer.
     answers.request("f", 3, 11.0, "unit 1 function 3")
     answers.request("f", 4, 11.0, "unit 2 function 3")
-    assert answers.answer("f", 4, 11.9) is None
-    assert answers.answer("f", 3, 11.5) == ("unit 1 function 3", 0.5)
-    # A request never answered stops counting as outstanding after ANSWER_WAIT_SECONDS.
-    answers.request("f", 5, 20.0, None)
-    answers.request("f", 6, 20.0 + model.ANSWER_WAIT_SECONDS + 1, "unit 1 function 3")
-    assert answers.answer("f", 6, 31.5) is not None
-    # A request nobody answers (a DNP3 CONFIRM) is not waited for.
+    assert answers.answer("f", server, 3, 11.5) == ("unit 1 function 3", 0.5)
+    assert answers.answer("f", server, 4, 11.9) == ("unit 2 function 3", 11.9 - 11.5)
+    # Another client's request sent before this one counts; one sent after it does not.
+    answers.request("g", 1, 12.0, None)
+    answers.request("f", 5, 12.1, "unit 1 function 3")
+    answers.request("g", 2, 12.2, None)
+    assert answers.answer("g", server, 1, 12.3) is None  # not timed, but the device was busy
+    assert answers.answer("g", server, 2, 12.35) is None
+    assert answers.answer("f", server, 5, 12.6) == ("unit 1 function 3", 12.6 - 12.3)
+    # Another server's answers do not count.
+    answers.request("h", 1, 13.0, "unit 1 function 3")
+    answers.request("f", 6, 13.0, "unit 1 function 3")
+    assert answers.answer("h", ("10.0.0.10", 502), 1, 13.5) is not None
+    assert answers.answer("f", server, 6, 13.2) == ("unit 1 function 3", 13.2 - 13.0)
+    # A request nobody answers (a DNP3 CONFIRM) is not kept; one answered before it was sent,
+    # an unknown request and another flow's: not timed.
     answers.request("f", 7, 40.0, None, answered=False)
-    answers.request("f", 8, 40.5, "outstation 10 function 1")
-    assert answers.answer("f", 8, 40.6) is not None
-    # Other flows, answers from before their request, unknown requests: not timed.
-    answers.request("g", 1, 40.0, "unit 1 function 3")
-    assert answers.answer("h", 1, 40.1) is None
-    assert answers.answer("g", 1, 39.0) is None
-    assert answers.answer("g", 99, 40.1) is None
+    assert 7 not in answers.flows["f"]
+    answers.request("k", 1, 40.0, "unit 1 function 3")
+    assert answers.answer("m", server, 1, 40.1) is None
+    assert answers.answer("k", server, 1, 39.0) is None
+    assert answers.answer("k", server, 99, 40.1) is None
+
+
+def test_answer_times_stay_bounded() -> None:
+    answers = model.AnswerTimes()
+    for frame in range(model.MAX_PENDING_PER_FLOW * 3):
+        answers.request("f", frame, 1.0 + frame, "unit 1 function 3")
+    assert len(answers.flows["f"]) <= model.MAX_PENDING_PER_FLOW
+    for flow_number in range(model.MAX_TIMED_FLOWS + 10):
+        answers.request(flow_number, 1, 1.0, "unit 1 function 3")
+    assert len(answers.flows) <= model.MAX_TIMED_FLOWS
 
 
 def test_response_stats_keep_block_medians_thinned_over_the_whole_window() -> None:
@@ -924,8 +942,39 @@ def test_response_stats_keep_block_medians_thinned_over_the_whole_window() -> No
     assert stats.count == 7 + blocks * model.RESPONSE_BLOCK
 
 
-def test_response_time_reads_from_yaml_hand_edits_and_rejects_nonsense(tmp_path: Path) -> None:
-    key = "10.0.0.5 -> 10.0.0.9 modbus tcp/502"
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"window": [0.5, 0.1]}, "window must be"),
+        ({}, "give a median or a window"),
+        ({"median": "fast"}, "median must be seconds from 0, not 'fast'"),
+        (0.5, "must be a mapping of median, window and samples"),
+        ({"median": 0.5, "samples": "many"}, "samples must be a whole number"),
+        ({"median": 0.9, "window": [0.1, 0.2]}, "median 0.9 lies outside its window"),
+    ],
+)
+def test_response_time_rejects_nonsense_naming_the_entry(tmp_path: Path, entry: object, message: str) -> None:
+    document = {
+        "format": FORMAT,
+        "conversations": {
+            "c": {
+                "client": CLIENT,
+                "server": SERVER,
+                "protocol": "modbus",
+                "transport": "tcp",
+                "port": 502,
+                "response_time": {"unit 1 function 3": entry},
+            }
+        },
+    }
+    path = tmp_path / "baseline.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ValueError, match=re.escape(message)) as raised:
+        Baseline.load(path, keep_cache=False)
+    assert "response_time unit 1 function 3" in str(raised.value)
+
+
+def test_response_time_reads_hand_edits(tmp_path: Path) -> None:
     conversation = {
         "client": CLIENT,
         "server": SERVER,
@@ -933,20 +982,21 @@ def test_response_time_reads_from_yaml_hand_edits_and_rejects_nonsense(tmp_path:
         "transport": "tcp",
         "port": 502,
         "response_time": {
-            "unit 1 function 3": {"median": 0.002, "window": [0.001, 0.004], "samples": 80},
+            "unit 1 function 3": {"median": 0.002, "window": [0.001, 0.004], "samples": 120},
             "unit 2 function 3": {"median": 0.5},  # written by hand: the median alone
+            "unit 3 function 3": {"window": [0.2, 0.4]},
+            "unit 4 function 3": {"median": 0.002, "window": [0.001, 0.004], "samples": 9},
         },
     }
-    document = {"format": FORMAT, "conversations": {key: conversation}}
     path = tmp_path / "baseline.yaml"
-    path.write_text(yaml.safe_dump(document))
-    loaded = Baseline.load(path, keep_cache=False)
-    learned = loaded.conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
+    path.write_text(yaml.safe_dump({"format": FORMAT, "conversations": {"c": conversation}}))
+    learned = Baseline.load(path, keep_cache=False).conversation((CLIENT, SERVER, "tcp", 502, "modbus"))
     assert learned is not None
-    assert learned.responses["unit 1 function 3"].window == (0.001, 0.004)
-    assert learned.responses["unit 2 function 3"].window == (0.5, 0.5)
-    assert learned.to_dict()["response_time"]["unit 1 function 3"]["samples"] == 80
-    conversation["response_time"] = {"unit 1 function 3": {"window": [0.5, 0.1]}}
-    path.write_text(yaml.safe_dump(document))
-    with pytest.raises(ValueError, match="response_time unit 1 function 3: window must be"):
-        Baseline.load(path, keep_cache=False)
+    responses = learned.responses
+    assert responses["unit 1 function 3"].window == (0.001, 0.004)
+    assert (responses["unit 2 function 3"].median, responses["unit 2 function 3"].window) == (0.5, (0.5, 0.5))
+    assert responses["unit 3 function 3"].median == pytest.approx(0.3)
+    # Written by hand without samples: judged (counts as enough); with too few: left out.
+    assert responses["unit 2 function 3"].count == model.MIN_RESPONSE_SAMPLES
+    saved = learned.to_dict()["response_time"]
+    assert sorted(saved) == ["unit 1 function 3", "unit 2 function 3", "unit 3 function 3"]
