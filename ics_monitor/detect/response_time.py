@@ -33,6 +33,7 @@ from ics_monitor.inventory.baseline import (
     AnswerTimes,
     Baseline,
     Conversation,
+    ResponseStats,
     expects_answer,
     protocol_of_event,
     response_key,
@@ -42,12 +43,39 @@ from ics_monitor.inventory.roles import error_response
 RULE: Final = "ICS-5014"
 MAX_FLOWS: Final = 65_536
 MAX_SLOTS: Final = 65_536
-# A flow whose conversation learned no answer times (or is not in the baseline).
+# The answers of a window (RESPONSE_BLOCK) that must be over the threshold: its lower median is.
+SLOW_ANSWERS: Final = RESPONSE_BLOCK - (RESPONSE_BLOCK - 1) // 2
+# A flow to a server with no learned answer times.
 _NOTHING: Final[tuple[Any, ...]] = ()
 
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
+
+
+class _Slot:
+    """The last RESPONSE_BLOCK answer times of one response key of a conversation."""
+
+    __slots__ = ("over", "recent", "slow", "stats", "threshold")
+
+    def __init__(self, stats: ResponseStats, threshold: float) -> None:
+        self.stats = stats
+        self.threshold = threshold
+        self.recent: list[float] = []
+        self.over = 0  # how many of them took longer than the threshold
+        self.slow = False  # reported, until the window is fast again
+
+
+class _Flow:
+    """A flow to a server with learned answer times; its conversation's, if that is learned."""
+
+    __slots__ = ("conversation", "keys", "slots")
+
+    def __init__(self, conversation: Conversation | None, slots: dict[str, _Slot]) -> None:
+        self.conversation = conversation
+        # (function code, unit or outstation) -> (response key if judged else None, answered)
+        self.keys: dict[tuple[Any, Any], tuple[str | None, bool]] = {}
+        self.slots = slots  # shared by the conversation's flows
 
 
 class ResponseTimeDrift(BaseDetector):
@@ -66,25 +94,33 @@ class ResponseTimeDrift(BaseDetector):
         rules = context.rules
         self.max_ratio = float(rules.param(RULE, "max_ratio"))
         self.min_seconds = float(rules.param(RULE, "min_seconds"))
-        # flow id -> its learned conversation, or _NOTHING
+        # Servers (ip, port) with a conversation whose answer times are judged: every flow to
+        # them is followed (their answers to other clients say when they were busy), no other.
+        self.servers: set[tuple[str, int]] = {
+            (conversation.server, conversation.port)
+            for conversation in self.baseline.conversations.values()
+            if any(stats.count >= MIN_RESPONSE_SAMPLES for stats in conversation.responses.values())
+        }
+        # flow id -> _Flow, or _NOTHING
         self.flows: BoundedDict = BoundedDict(MAX_FLOWS)
-        # Requests awaiting their answer, per flow (every flow's: a device's answers to other
-        # clients say when it was busy), and the devices' recent answers.
+        # Requests awaiting their answer, per flow, and the servers' recent answers.
         self.answers = AnswerTimes()
-        # (conversation key, response key) -> [the last RESPONSE_BLOCK delays, slow now]
+        # conversation key -> response key -> _Slot
         self.slots: BoundedDict = BoundedDict(MAX_SLOTS)
 
-    def _conversation(self, fields: dict[str, Any]) -> Any:
+    def _flow(self, fields: dict[str, Any]) -> Any:
         if fields["direction"] == "request":
             client, server, port = fields["src_ip"], fields["dst_ip"], fields["dst_port"]
         else:
             client, server, port = fields["dst_ip"], fields["src_ip"], fields["src_port"]
-        conversation = self.baseline.conversation(
-            (client, server, fields["transport"], port, protocol_of_event(fields["event_type"]))
-        )
-        if conversation is None or not conversation.responses:
+        if (server, port) not in self.servers:
             return _NOTHING
-        return conversation
+        key = (client, server, fields["transport"], port, protocol_of_event(fields["event_type"]))
+        conversation = self.baseline.conversation(key)
+        slots = self.slots.get(key)
+        if slots is None:
+            slots = self.slots[key] = {}
+        return _Flow(conversation if conversation is not None and conversation.responses else None, slots)
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """A request starts its clock; its answer (not an error) stops it and is judged."""
@@ -92,14 +128,27 @@ class ResponseTimeDrift(BaseDetector):
         flow_id = fields["flow_id"]
         found = self.flows.get(flow_id)
         if found is None:
-            found = self.flows[flow_id] = self._conversation(fields)
+            found = self.flows[flow_id] = self._flow(fields)
+        if found is _NOTHING:
+            return
+        flow: _Flow = found
         if fields["direction"] == "request":
-            key = None
-            if found is not _NOTHING:
-                key = response_key(event)
-                if key not in found.responses:
-                    key = None
-            self.answers.request(flow_id, fields["frame"], fields["ts"], key, expects_answer(fields))
+            event_type = fields["event_type"]
+            shape: tuple[Any, Any] = (
+                fields["function_code"],
+                fields["unit_id"]
+                if event_type == "modbus"
+                else fields["dst"]
+                if event_type == "dnp3"
+                else None,
+            )
+            known = flow.keys.get(shape) if event_type != "s7comm" else None
+            if known is None:
+                known = self._key(flow, event, fields)
+                if event_type != "s7comm" and len(flow.keys) < MAX_SLOTS:
+                    flow.keys[shape] = known
+            if known[1]:
+                self.answers.request(flow_id, fields["frame"], fields["ts"], known[0])
             return
         request_frame = fields.get("request_frame")
         if request_frame is None:
@@ -107,46 +156,63 @@ class ResponseTimeDrift(BaseDetector):
         timed = self.answers.answer(
             flow_id, (fields["src_ip"], fields["src_port"]), request_frame, fields["ts"]
         )
-        if timed is not None and found is not _NOTHING and not error_response(fields):
-            self._judge(found, timed[0], timed[1], request_frame, event, out)
+        if timed is not None and not error_response(fields):
+            self._judge(flow, timed[0], timed[1], request_frame, event, out)
+
+    def _key(self, flow: _Flow, event: Any, fields: dict[str, Any]) -> tuple[str | None, bool]:
+        """(response key if its answers are judged, else None; whether the request is answered)."""
+        conversation = flow.conversation
+        key = response_key(event) if conversation is not None else None
+        if conversation is not None and key is not None:
+            stats = conversation.responses.get(key)
+            if stats is None or stats.window is None or stats.count < MIN_RESPONSE_SAMPLES:
+                key = None  # as the saved baseline has it: fewer answers are left out
+        return key, expects_answer(fields)
 
     def _judge(
-        self,
-        conversation: Conversation,
-        key: str,
-        seconds: float,
-        request_frame: int,
-        event: Any,
-        out: Emitter,
+        self, flow: _Flow, key: str, seconds: float, request_frame: int, event: Any, out: Emitter
     ) -> None:
-        stats = conversation.responses[key]
-        window = stats.window
-        if window is None or stats.count < MIN_RESPONSE_SAMPLES:
-            return  # as the saved baseline has it: fewer answers are left out
-        slot_key = (conversation.key, key)
-        slot = self.slots.get(slot_key)
+        slot = flow.slots.get(key)
         if slot is None:
-            slot = self.slots[slot_key] = [[], False]
-        recent: list[float] = slot[0]
+            conversation = flow.conversation
+            assert conversation is not None
+            stats = conversation.responses[key]
+            assert stats.window is not None
+            high = stats.window[1]
+            slot = flow.slots[key] = _Slot(stats, max(high * self.max_ratio, high + self.min_seconds))
+        threshold = slot.threshold
+        recent = slot.recent
         recent.append(seconds)
+        over = slot.over + (1 if seconds > threshold else 0)
         if len(recent) > RESPONSE_BLOCK:
-            del recent[0]
+            if recent.pop(0) > threshold:
+                over -= 1
         elif len(recent) < RESPONSE_BLOCK:
+            slot.over = over
             return
-        # The lower median: most of the last answers (5 of 8) took this long or longer.
+        slot.over = over
+        if over < SLOW_ANSWERS:
+            slot.slow = False
+            return
+        if slot.slow:
+            return
+        slot.slow = True
+        self._fire(flow, key, slot, request_frame, event, out)
+
+    def _fire(self, flow: _Flow, key: str, slot: _Slot, request_frame: int, event: Any, out: Emitter) -> None:
+        conversation = flow.conversation
+        assert conversation is not None
+        stats = slot.stats
+        window = stats.window
+        assert window is not None
+        recent = slot.recent
+        # The lower median: most of the last answers (SLOW_ANSWERS of them) took this long or longer.
         median = sorted(recent)[(RESPONSE_BLOCK - 1) // 2]
-        high = window[1]
-        threshold = max(high * self.max_ratio, high + self.min_seconds)
-        if median <= threshold:
-            slot[1] = False
-            return
-        if slot[1]:
-            return
-        slot[1] = True
-        client, server = conversation.client, conversation.server
+        threshold = slot.threshold
         out.fire(
             RULE,
-            f"{client}>{server}:{conversation.protocol}:{conversation.transport}/{conversation.port}",
+            f"{conversation.client}>{conversation.server}:{conversation.protocol}:"
+            f"{conversation.transport}/{conversation.port}",
             ts=event.ts,
             frames=(request_frame, event.frame),
             source=event,
@@ -165,7 +231,7 @@ class ResponseTimeDrift(BaseDetector):
             fields={
                 "recent_ms": _ms(median),
                 "learned_low_ms": _ms(window[0]),
-                "learned_high_ms": _ms(high),
+                "learned_high_ms": _ms(window[1]),
                 "threshold_ms": _ms(threshold),
             },
         )

@@ -546,9 +546,10 @@ class AnswerTimes:
                 _forget_oldest(servers)
             answers = servers[server] = []
         start = sent
-        for asked, answered in answers:
-            if asked <= sent < answered and answered > start:
-                start = answered  # the device was still busy with an earlier request
+        if answers and answers[-1][1] > sent:  # else the device answered everything before it
+            for asked, answered in answers:
+                if asked <= sent < answered and answered > start:
+                    start = answered  # the device was still busy with an earlier request
         answers.append((sent, ts))
         if len(answers) > RECENT_ANSWERS:
             del answers[0]
