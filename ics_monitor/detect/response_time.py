@@ -43,6 +43,9 @@ from ics_monitor.inventory.roles import error_response
 RULE: Final = "ICS-5014"
 MAX_FLOWS: Final = 65_536
 MAX_SLOTS: Final = 65_536
+# Request shapes (function, unit or outstation) whose response key a flow remembers: a sweep of
+# unit ids and functions past it is looked up afresh.
+MAX_SHAPES_PER_FLOW: Final = 1024
 # The answers of a window (RESPONSE_BLOCK) that must be over the threshold: its lower median is.
 SLOW_ANSWERS: Final = RESPONSE_BLOCK - (RESPONSE_BLOCK - 1) // 2
 # A flow to a server with no learned answer times.
@@ -145,7 +148,7 @@ class ResponseTimeDrift(BaseDetector):
             known = flow.keys.get(shape) if event_type != "s7comm" else None
             if known is None:
                 known = self._key(flow, event, fields)
-                if event_type != "s7comm" and len(flow.keys) < MAX_SLOTS:
+                if event_type != "s7comm" and len(flow.keys) < MAX_SHAPES_PER_FLOW:
                     flow.keys[shape] = known
             if known[1]:
                 self.answers.request(flow_id, fields["frame"], fields["ts"], known[0])

@@ -93,10 +93,10 @@ MAX_FLOW_CACHE: Final = 65_536
 # Response times: learned per conversation and response key (``response_key``: the function, and
 # the Modbus unit or DNP3 outstation it went to), at most MAX_RESPONSE_KEYS of them.  A block of
 # RESPONSE_BLOCK answers in a row gives one median; the baseline keeps the median and the band
-# (POLL_WINDOW_TRIM trimmed) of those block medians, so a burst of slow answers while learning
-# widens nothing and the slowest tenth of ordinary blocks does.  At most MAX_RESPONSE_BLOCKS
-# medians are kept, thinned evenly over the learning window when full.  ICS-5014 compares the
-# median of the last RESPONSE_BLOCK answers with that band.
+# (POLL_WINDOW_TRIM trimmed) of those block medians, so a short burst of slow answers while
+# learning does not set the band's top.  At most MAX_RESPONSE_BLOCKS medians are kept, thinned
+# evenly over the learning window when full.  ICS-5014 compares the lower median of the last
+# RESPONSE_BLOCK answers (5 of 8 took that long or longer) with that band.
 MAX_RESPONSE_KEYS: Final = 64
 RESPONSE_BLOCK: Final = 8
 MAX_RESPONSE_BLOCKS: Final = 256
