@@ -76,7 +76,8 @@ class _Flow:
 
     def __init__(self, conversation: Conversation | None, slots: dict[str, _Slot]) -> None:
         self.conversation = conversation
-        # (function code, unit or outstation) -> (response key if judged else None, answered)
+        # (function code, unit or outstation or S7 userdata group and subfunction) -> (response
+        # key if judged else None, answered)
         self.keys: dict[tuple[Any, Any], tuple[str | None, bool]] = {}
         self.slots = slots  # shared by the conversation's flows
 
@@ -137,18 +138,22 @@ class ResponseTimeDrift(BaseDetector):
         flow: _Flow = found
         if fields["direction"] == "request":
             event_type = fields["event_type"]
-            shape: tuple[Any, Any] = (
-                fields["function_code"],
-                fields["unit_id"]
-                if event_type == "modbus"
-                else fields["dst"]
-                if event_type == "dnp3"
-                else None,
-            )
-            known = flow.keys.get(shape) if event_type != "s7comm" else None
+            if event_type == "modbus":
+                below: Any = fields["unit_id"]
+            elif event_type == "dnp3":
+                below = fields["dst"]
+            else:  # S7comm: a job by its function, userdata by its group and subfunction
+                userdata = fields["userdata"]
+                below = (
+                    (userdata.get("group"), userdata.get("subfunction"))
+                    if fields["rosctr"] == 7 and userdata is not None
+                    else None
+                )
+            shape: tuple[Any, Any] = (fields["function_code"], below)
+            known = flow.keys.get(shape)
             if known is None:
                 known = self._key(flow, event, fields)
-                if event_type != "s7comm" and len(flow.keys) < MAX_SHAPES_PER_FLOW:
+                if len(flow.keys) < MAX_SHAPES_PER_FLOW:
                     flow.keys[shape] = known
             if known[1]:
                 self.answers.request(flow_id, fields["frame"], fields["ts"], known[0])

@@ -143,6 +143,7 @@ def s7(
     client: str = CLIENT,
     server: str = SERVER,
     flow_id: str = "f-s7",
+    request_frame: int | None = None,
 ) -> S7commEvent:
     return S7commEvent(
         ts=ts,
@@ -164,6 +165,7 @@ def s7(
         items=items,
         data_items=data_items,
         error_class=error_class,
+        request_frame=request_frame,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, run
-from tests.unit.detect.records import dnp3, modbus
+from tests.unit.detect.records import dnp3, modbus, s7, userdata
 
 RULE = "ICS-5014"
 
@@ -226,3 +226,32 @@ def test_dnp3_answers_are_timed_per_outstation() -> None:
         slow += cycle(2000.0 + i, 1000 + 3 * i, 0.6, 10)
     alerts = [a for a in run(slow, baseline=baseline, rules=UNTHROTTLED) if a.rule_id == RULE]
     assert [a.evidence["response_key"] for a in alerts] == ["outstation 10 function 1"]
+
+
+def test_s7_jobs_and_userdata_are_timed_by_function_and_subfunction() -> None:
+    def cycle(ts: float, frame: int, delay: float) -> list[Any]:
+        return [
+            s7(1, function_code=4, ts=ts, frame=frame),
+            s7(3, function_code=4, request=False, ts=ts + delay, frame=frame + 1, request_frame=frame),
+            s7(7, userdata=userdata(4, 1), ts=ts + 0.5, frame=frame + 2),
+            s7(
+                7,
+                userdata=userdata(4, 1, 2),
+                request=False,
+                ts=ts + 0.501,
+                frame=frame + 3,
+                request_frame=frame + 2,
+            ),
+        ]
+
+    learned: list[Any] = []
+    for i in range(100):
+        learned += cycle(1000.0 + i, 1 + 4 * i, 0.002)
+    baseline = _learn(learned)
+    conversation = next(iter(baseline.conversations.values()))
+    assert set(conversation.responses) == {"function 4", "userdata 4/1"}
+    slow: list[Any] = []
+    for i in range(8):
+        slow += cycle(2000.0 + i, 1000 + 4 * i, 0.5)
+    alerts = [a for a in run(slow, baseline=baseline, rules=UNTHROTTLED) if a.rule_id == RULE]
+    assert [a.evidence["response_key"] for a in alerts] == ["function 4"]
