@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, client_endpoints
 from ics_monitor.detect.commands import MODBUS_GATEWAY_EXCEPTIONS
-from ics_monitor.dissect.dnp3.constants import BROADCAST_MIN_ADDRESS, UNANSWERED_FUNCTIONS, FunctionCode
+from ics_monitor.dissect.dnp3.constants import FunctionCode
 from ics_monitor.dissect.s7comm.constants import BLOCK_TRANSFER_FUNCTIONS, TPDU_CR
 from ics_monitor.inventory.baseline import (
     DNP3_WRITE_FUNCTIONS,
@@ -40,7 +40,7 @@ from ics_monitor.inventory.baseline import (
     modbus_write_span,
     protocol_of_event,
 )
-from ics_monitor.inventory.roles import error_response
+from ics_monitor.inventory.roles import error_response, expects_answer
 
 MAX_KEYS = 50_000
 # An answer this long after the previous one ends a silence (seconds), and how many such ends
@@ -53,9 +53,6 @@ _FAILED_CONNECTIONS: Final = frozenset({"rejected", "syn_sent"})
 MAX_SOURCES: Final = 32
 # Application protocols that make their server port an OT service wherever it listens.
 OT_APPS: Final = frozenset({"modbus", "dnp3", "s7comm", "s7comm_plus"})
-# DNP3 requests answered by nobody: CONFIRM and the no-acknowledgement functions; broadcasts.
-DNP3_UNANSWERED_FUNCTIONS: Final = UNANSWERED_FUNCTIONS
-DNP3_BROADCAST_MIN: Final = BROADCAST_MIN_ADDRESS
 
 
 class _Windowed:
@@ -276,22 +273,6 @@ class RequestFlood(BaseDetector):
         )
 
 
-def _answerable(fields: dict[str, Any]) -> bool:
-    """Whether a request (its record's fields) is one the server answers."""
-    event_type: str = fields["event_type"]
-    if event_type == "modbus":
-        return bool(fields["unit_id"] != 0)
-    if event_type == "dnp3":
-        code = fields["function_code"]
-        return bool(
-            code is not None and code not in DNP3_UNANSWERED_FUNCTIONS and fields["dst"] < DNP3_BROADCAST_MIN
-        )
-    if event_type == "s7comm":
-        userdata: dict[str, Any] | None = fields["userdata"]
-        return bool(fields["rosctr"] == 1 or (userdata is not None and userdata.get("type") == 1))
-    return bool(event_type == "s7comm_plus" and fields["opcode"] == 0x31)
-
-
 # Addresses a device may answer as itself, under its own address: Modbus unit 255 (the TCP device
 # itself, in the Modbus/TCP implementation guide) and the DNP3 self-address (IEEE 1815 9.2.5.3).
 MODBUS_SELF_UNIT: Final = 255
@@ -472,7 +453,7 @@ class StoppedAnswering(BaseDetector):
                 count[_FIRED] = False
                 count[_LAST_ANSWER] = ts
             return
-        if not _answerable(fields) or not is_asset_ip(fields["dst_ip"]):
+        if not expects_answer(fields) or not is_asset_ip(fields["dst_ip"]):
             # A request to an IP broadcast or multicast address is answered, if at all, from the
             # devices' own addresses.
             return
@@ -712,7 +693,11 @@ class CommandsBlocked(BaseDetector):
         fields: dict[str, Any] = event.__dict__
         event_type: str = fields["event_type"]
         if fields["direction"] == "request":
-            if not is_write_request(fields) or not _answerable(fields) or not is_asset_ip(fields["dst_ip"]):
+            if (
+                not is_write_request(fields)
+                or not expects_answer(fields)
+                or not is_asset_ip(fields["dst_ip"])
+            ):
                 return
             device = _device(fields)
             key = (fields["src_ip"], fields["dst_ip"], event_type, device)

@@ -34,11 +34,10 @@ from ics_monitor.inventory.baseline import (
     Baseline,
     Conversation,
     ResponseStats,
-    expects_answer,
     protocol_of_event,
     response_key,
 )
-from ics_monitor.inventory.roles import error_response
+from ics_monitor.inventory.roles import error_response, expects_answer
 
 RULE: Final = "ICS-5014"
 MAX_FLOWS: Final = 65_536
@@ -121,10 +120,13 @@ class ResponseTimeDrift(BaseDetector):
             return _NOTHING
         key = (client, server, fields["transport"], port, protocol_of_event(fields["event_type"]))
         conversation = self.baseline.conversation(key)
+        if conversation is None or not conversation.responses:
+            # Another client of a timed server: its requests only say when the device was busy.
+            return _Flow(None, {})
         slots = self.slots.get(key)
         if slots is None:
             slots = self.slots[key] = {}
-        return _Flow(conversation if conversation is not None and conversation.responses else None, slots)
+        return _Flow(conversation, slots)
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """A request starts its clock; its answer (not an error) stops it and is judged."""

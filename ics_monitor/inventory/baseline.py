@@ -42,13 +42,8 @@ from ics_monitor.core.addresses import ipv4_assignable, ipv4_packed
 from ics_monitor.core.packet import TRANSPORT_NAMES
 from ics_monitor.core.ports import port_number
 from ics_monitor.core.yamlfile import SafeLoader
-from ics_monitor.dissect.dnp3.constants import (
-    BROADCAST_MIN_ADDRESS,
-    CONTROL_OPERATION_NAMES,
-    TRIP_CLOSE_NAMES,
-    UNANSWERED_FUNCTIONS,
-)
-from ics_monitor.inventory.roles import error_response
+from ics_monitor.dissect.dnp3.constants import CONTROL_OPERATION_NAMES, TRIP_CLOSE_NAMES
+from ics_monitor.inventory.roles import error_response, expects_answer
 
 FORMAT: Final = "ics-monitor-baseline/1"
 
@@ -426,14 +421,11 @@ class PollStats:
             if len(intervals) >= POLL_WINDOW:
                 # The 10th to 90th percentile of the window medians: a rhythm that keeps coming
                 # back widens the band, a one-off outage or burst while learning does not.
-                medians = sorted(
-                    _median(intervals[start : start + POLL_WINDOW])
-                    for start in range(len(intervals) - POLL_WINDOW + 1)
-                )
-                last = len(medians) - 1
-                self.window = (
-                    medians[int(last * POLL_WINDOW_TRIM)],
-                    medians[math.ceil(last * (1 - POLL_WINDOW_TRIM))],
+                self.window = _trimmed_band(
+                    sorted(
+                        _median(intervals[start : start + POLL_WINDOW])
+                        for start in range(len(intervals) - POLL_WINDOW + 1)
+                    )
                 )
             else:
                 self.window = (median, median)
@@ -475,14 +467,9 @@ class ResponseStats:
     def summarise(self) -> None:
         """Median and trimmed band of the block medians (nothing before one whole block)."""
         medians = sorted(self.medians)
-        if not medians:
-            return
-        last = len(medians) - 1
-        self.median = _median(medians)
-        self.window = (
-            medians[int(last * POLL_WINDOW_TRIM)],
-            medians[math.ceil(last * (1 - POLL_WINDOW_TRIM))],
-        )
+        if medians:
+            self.median = _median(medians)
+            self.window = _trimmed_band(medians)
 
 
 class AnswerTimes:
@@ -506,13 +493,11 @@ class AnswerTimes:
         # server (ip, port) -> its last RECENT_ANSWERS answers: (request time, answer time)
         self.servers: dict[Any, list[tuple[float, float]]] = {}
 
-    def request(self, flow_id: Any, frame: int, ts: float, key: str | None, answered: bool = True) -> None:
-        """A request (``key`` None: not timed, but the device's answer to it still counts).
+    def request(self, flow_id: Any, frame: int, ts: float, key: str | None) -> None:
+        """A request the device answers (``roles.expects_answer``).
 
-        ``answered`` False: a request nobody answers (a DNP3 CONFIRM), not waited for.
+        ``key`` None: not timed, but the device's answer to it still counts.
         """
-        if not answered:
-            return
         flows = self.flows
         pending = flows.get(flow_id)
         if pending is None:
@@ -565,24 +550,12 @@ def _forget_oldest(table: dict[Any, Any]) -> None:
         del table[key]
 
 
-def expects_answer(fields: dict[str, Any]) -> bool:
-    """Whether a request (its record's fields) gets an answer: not a DNP3 CONFIRM, no-ack or broadcast."""
-    if fields["event_type"] != "dnp3":
-        return True
-    function_code = fields["function_code"]
-    return (
-        function_code is not None
-        and function_code not in UNANSWERED_FUNCTIONS
-        and fields["dst"] < BROADCAST_MIN_ADDRESS
-    )
-
-
 def response_key(event: Any) -> str | None:
     """What a request's answer time is learned and judged by: its function and the device addressed.
 
     ``unit 1 function 3`` (Modbus), ``outstation 10 function 1`` (DNP3), ``function 4`` or
-    ``userdata 4/1`` (S7comm); None for other records, and for requests nobody answers (DNP3
-    CONFIRM, the no-acknowledgement functions, broadcasts: ``AnswerTimes`` does not wait for them).
+    ``userdata 4/1`` (S7comm); None for other records.  Requests nobody answers are never timed:
+    callers ask ``roles.expects_answer`` first.
     """
     event_type = event.event_type
     if event_type == "modbus":
@@ -590,14 +563,9 @@ def response_key(event: Any) -> str | None:
             return None
         return f"unit {event.unit_id} function {event.function_code}"
     if event_type == "dnp3":
-        function_code = event.function_code
-        if (
-            function_code is None
-            or function_code in UNANSWERED_FUNCTIONS
-            or event.dst >= BROADCAST_MIN_ADDRESS
-        ):
+        if event.function_code is None:
             return None
-        return f"outstation {event.dst} function {function_code}"
+        return f"outstation {event.dst} function {event.function_code}"
     if event_type == "s7comm":
         function = function_key(event)
         if function is None:
@@ -605,6 +573,12 @@ def response_key(event: Any) -> str | None:
         key = function[0]
         return key if key.startswith("userdata") else f"function {key}"
     return None
+
+
+def _trimmed_band(ordered: list[float]) -> tuple[float, float]:
+    """Low and high of sorted medians with POLL_WINDOW_TRIM of them left out at each end."""
+    last = len(ordered) - 1
+    return ordered[int(last * POLL_WINDOW_TRIM)], ordered[math.ceil(last * (1 - POLL_WINDOW_TRIM))]
 
 
 def _median(values: list[float]) -> float:
@@ -1793,9 +1767,8 @@ class BaselineLearner:
     def _answer_time(self, conversation: Conversation, event: Any, request: bool) -> None:
         """Requests remembered; an answer (not an error) learns how long its request waited."""
         if request:
-            self._answers.request(
-                event.flow_id, event.frame, event.ts, response_key(event), expects_answer(event.__dict__)
-            )
+            if expects_answer(event.__dict__):
+                self._answers.request(event.flow_id, event.frame, event.ts, response_key(event))
             return
         request_frame = getattr(event, "request_frame", None)
         if request_frame is None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from ics_monitor.dissect.dnp3.constants import BROADCAST_MIN_ADDRESS, UNANSWERED_FUNCTIONS
 from ics_monitor.dissect.s7comm.constants import (
     PLUS_BLOCK_OBJECT_MIN,
     PLUS_METADATA_ATTRIBUTES,
@@ -186,6 +187,26 @@ def error_response(fields: dict[str, Any]) -> bool:
     if event_type == "s7comm":
         return fields["rosctr"] in _S7_ACKS and bool(fields["error_class"])
     return False
+
+
+def expects_answer(fields: dict[str, Any]) -> bool:
+    """Whether a request (its record's fields) is one the server answers.
+
+    Not a Modbus broadcast (unit 0), a DNP3 CONFIRM, no-acknowledgement function or broadcast
+    address, an S7 record other than a job or a userdata request, an S7comm-plus notification.
+    """
+    event_type: str = fields["event_type"]
+    if event_type == "modbus":
+        return bool(fields["unit_id"] != 0)
+    if event_type == "dnp3":
+        code = fields["function_code"]
+        return bool(
+            code is not None and code not in UNANSWERED_FUNCTIONS and fields["dst"] < BROADCAST_MIN_ADDRESS
+        )
+    if event_type == "s7comm":
+        userdata: dict[str, Any] | None = fields["userdata"]
+        return bool(fields["rosctr"] == 1 or (userdata is not None and userdata.get("type") == 1))
+    return bool(event_type == "s7comm_plus" and fields["opcode"] == 0x31)
 
 
 def poll_request(fields: dict[str, Any]) -> bool:
