@@ -606,11 +606,18 @@ def _summarise(stats: RunStats, streams: list[_Stream]) -> None:
 # ``frame * 8 + stage`` exactly as in a replay, which gives the merged stream in the order the
 # workers took the frames, and frame numbers that never go back.  A quiet worker sends a heartbeat
 # at the counter's value (any frame it takes later gets a larger number), so the merge moves on.
+#
+# Start gate: the workers take no frame until every one of them has built its pipeline.  A worker
+# still starting would otherwise find its socket's backlog numbered after what a faster one took
+# meanwhile: a connection that ran first would be merged after one that ran later.  The command
+# says it listens (``on_listening``) once the gate opens.
 
 HEARTBEAT_SECONDS = 0.5  # a worker sends what it holds, and a heartbeat, at least this often
 # A live worker not heard from for this long (60 heartbeats missed) is hung: the run ends as if it
 # had died, rather than the merge waiting on it for ever while the others' records pile up.
 WATCHDOG_SECONDS = 30.0
+# A worker waits this long at the start gate at most (the parent opens it within the watchdog).
+GATE_SECONDS = 2 * WATCHDOG_SECONDS
 
 
 class _LiveFigures(NamedTuple):
@@ -630,7 +637,8 @@ class LiveShards:
     process), then ``run`` starts the workers and merges their records.  To ``LiveOperations``
     and the command it looks like a ``LiveSource``: ``statistics()`` sums the workers' kernel
     counters (as last reported, every half second, and at exit), ``packets``/``bytes`` their
-    frames, ``stop()`` ends every worker cleanly, ``on_tick`` is called from the merge.
+    frames, ``stop()`` ends every worker cleanly, ``on_tick`` is called from the merge and
+    ``on_listening`` once every worker is ready to take frames.
     """
 
     def __init__(
@@ -655,6 +663,7 @@ class LiveShards:
             interfaces, workers, snaplen=snaplen, duration=duration, bpf=bpf, ring_size=ring_size
         )
         self.on_tick: Callable[[float, bool], None] | None = None
+        self.on_listening: Callable[[], None] | None = None
         self.errors: list[IcsMonitorError] = []
         self.stopping = False
         self._figures = [_LiveFigures(0, 0, {}, 0, 0)] * workers
@@ -709,6 +718,8 @@ class LiveShards:
         sys.stderr.flush()
         lock = context.Lock()
         counter = context.RawValue("q", 0)
+        ready = context.RawValue("i", 0)  # workers at the start gate (under ``lock``)
+        gate = context.Event()
         streams: list[_LiveStream] = []
         gc.freeze()
         try:
@@ -717,7 +728,7 @@ class LiveShards:
                 _widen(reader)
                 process = context.Process(
                     target=_live_worker_main,
-                    args=(spec, source, index, counter, lock, writer),
+                    args=(spec, source, index, counter, lock, writer, ready, gate),
                     name=f"ics-monitor-live-worker-{index}",
                     daemon=True,
                 )
@@ -727,18 +738,35 @@ class LiveShards:
                 streams.append(_LiveStream(index, process, reader, self.stop, self.watchdog))
             gc.unfreeze()
             try:
+                self._open_gate(streams, ready, gate)
                 self._merge(pipeline, streams)
             finally:
                 self._summarise(stats, streams)
                 pipeline.finish_merged()
                 stats.seconds = time.perf_counter() - started
         finally:
+            gate.set()  # never leave a worker waiting
             gc.unfreeze()
             for source in self.sources:
                 source.detach()  # sockets not handed over when starting a worker failed
             for stream in streams:
                 stream.close()
         return stats
+
+    def _open_gate(self, streams: list[_LiveStream], ready: Any, gate: Any) -> None:
+        """Let the workers take frames once all are ready (or one died, a stop came, the watchdog passed)."""
+        deadline = time.monotonic() + self.watchdog
+        while (
+            ready.value < len(streams)
+            and not self.stopping
+            and time.monotonic() < deadline
+            and all(stream.process.is_alive() for stream in streams)
+        ):
+            time.sleep(0.01)
+        gate.set()
+        on_listening = self.on_listening
+        if on_listening is not None:
+            on_listening()
 
     def _merge(self, pipeline: Pipeline, streams: list[_LiveStream]) -> None:
         """``shard.merge_into`` for live records, plus the heartbeats: figures, the on_tick hook, stopping."""
@@ -856,7 +884,14 @@ class _LiveStream(_Stream):
 
 
 def _live_worker_main(
-    spec: WorkerSpec, source: Any, index: int, counter: Any, lock: Any, conn: Connection
+    spec: WorkerSpec,
+    source: Any,
+    index: int,
+    counter: Any,
+    lock: Any,
+    conn: Connection,
+    ready: Any,
+    gate: Any,
 ) -> None:
     """Entry point of live worker ``index``: capture from its fanout sockets until SIGTERM or the duration."""
     # The parent alone decides (it sends SIGTERM); a SIGHUP to the group is its rule reload.
@@ -869,6 +904,9 @@ def _live_worker_main(
             pipeline = Pipeline(spec.config, spec.registry, dissect=spec.dissect)
             # The kernel chose this worker by the outer header: say so if a UDP tunnel comes.
             pipeline.decoder.fanout_notice_due = True
+            with lock:
+                ready.value += 1
+            gate.wait(GATE_SECONDS)
             summary = _work_live(spec, pipeline, source, index, counter, lock, conn)
         conn.send_bytes(pickle.dumps(("done", summary)))
     except BaseException as exc:

@@ -870,7 +870,12 @@ def live(
             pipeline, source, stats_interval=interval, reload=detection_loader(rules, zones), say=say
         )
         with stop_on_signals(source), reload_on_sighup(operations):
-            say(f"listening on {', '.join(interfaces)}" + (f" with {workers} workers" if workers > 1 else ""))
+            listening = f"listening on {', '.join(interfaces)}"
+            if workers > 1:
+                # Said once every worker is ready to take frames (see parallel's start gate).
+                source.on_listening = lambda: say(f"{listening} with {workers} workers")
+            else:
+                say(listening)
             try:
                 return source.run(pipeline) if workers > 1 else pipeline.run(source)
             finally:

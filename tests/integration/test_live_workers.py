@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,7 +57,7 @@ from tests.integration.test_live_span import (
     modbus_key,
     round_values,
 )
-from tests.support.lenmsg import CollectorReportingDissector
+from tests.support.lenmsg import CollectorReportingDissector, SlowStartingDissector
 
 pytestmark = pytest.mark.xdist_group("live")
 
@@ -328,3 +329,46 @@ def test_live_workers_run_the_collector_as_the_command_line_does() -> None:
     assert len(reports) == 24
     assert {int(threshold) for threshold, _pid in reports} == {YOUNG_THRESHOLD}
     assert len({pid for _threshold, pid in reports}) == 2
+
+
+def test_live_workers_take_frames_only_once_all_are_ready(tmp_path: Path) -> None:
+    """The start gate: one worker takes 1.5 s longer to build its pipeline.  Once ``on_listening``
+    is called, sixteen lenmsg datagrams, each a flow of its own (the kernel's hash spreads them over
+    both workers), are sent 0.08 s apart: the merged records keep the order they were sent in.
+    Without the gate, the fast worker would number its datagrams before the slow one's backlog."""
+    port = 47778
+    claim = tmp_path / "slow-worker"
+    registry = Registry([SlowStartingDissector(frozenset({port}), str(claim), 1.5)])
+    events = ListSink()
+    pipeline = Pipeline(Config(), registry, event_sinks=[events])
+    try:
+        shards = LiveShards(["lo"], 2, snaplen=65535, duration=4.0, bpf=f"udp dst port {port}")
+    except CaptureError as error:
+        if "CAP_NET_RAW" not in str(error):
+            raise
+        pytest.skip(f"live capture on lo: {error}")
+    listened: list[float] = []
+    sent: list[int] = []
+
+    def send() -> None:
+        for _ in range(16):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                client.bind(("127.0.0.1", 0))
+                sent.append(client.getsockname()[1])
+                client.sendto(b"\xab\xcd\x00\x02hi", ("127.0.0.1", port))
+            time.sleep(0.08)
+
+    def on_listening() -> None:
+        listened.append(time.monotonic())
+        threading.Thread(target=send, daemon=True).start()
+
+    shards.on_listening = on_listening
+    started = time.monotonic()
+    shards.run(pipeline)
+    assert claim.exists()  # one worker was slow to start
+    assert len(listened) == 1 and listened[0] - started >= 1.5  # said once both were ready
+    frames = [record for record in events.records if record.event_type == "lenmsg"]
+    # Both workers took some (a record's body names the pid that parsed it; all 16 flows on one
+    # worker: 2 in 2^16), and the merged order is the sending order.
+    assert len({record.body.split()[3] for record in frames}) == 2
+    assert [record.src_port for record in frames] == sent

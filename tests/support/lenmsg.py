@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import os
 import struct
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -130,3 +131,21 @@ class CollectorReportingDissector(LenMsgDissector):
                 for event in result.events
             ]
         return result
+
+
+class SlowStartingDissector(CollectorReportingDissector):
+    """``CollectorReportingDissector`` of which the first copy unpickled (the first to create the
+    file ``claim``) sleeps ``delay`` seconds first: a live worker slow to build its pipeline."""
+
+    def __init__(self, udp_ports: frozenset[int], claim: str, delay: float) -> None:
+        super().__init__(udp_ports)
+        self.claim = claim
+        self.delay = delay
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        try:
+            os.close(os.open(self.claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        time.sleep(self.delay)
