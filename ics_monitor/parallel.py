@@ -765,7 +765,8 @@ class LiveShards:
             time.sleep(0.01)
         gate.set()
         on_listening = self.on_listening
-        if on_listening is not None:
+        # Not said when stopped first or a worker failed to start (its error line follows).
+        if on_listening is not None and ready.value >= len(streams) and not self.stopping:
             on_listening()
 
     def _merge(self, pipeline: Pipeline, streams: list[_LiveStream]) -> None:

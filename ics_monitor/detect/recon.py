@@ -49,6 +49,8 @@ from ics_monitor.inventory.baseline import (
 )
 
 MAX_KEYS = 50_000
+# ICS-3005: how stale an exchange's place in the capped table may get (see Dnp3AddressSweep).
+EXCHANGE_REFRESH_SECONDS: Final = 60.0
 # Past its threshold, a key's set keeps growing up to MAX_SCOPE values: the scope its alert shows
 # (every unit id of a sweep, not the first few).  At most MAX_WIDE_KEYS keys at a time grow past
 # the cap below the threshold (a host or two scanning at once is the case; thousands, a flood).
@@ -740,7 +742,8 @@ class Dnp3AddressSweep(_Sweep):
         self.pending: BoundedDict = BoundedDict(MAX_KEYS)
         # (host, server, address) with an application exchange, as only the server can show it:
         # an application response from (server, address) to the host, or one from the host to
-        # (server, address).  The oldest exchange is forgotten first (refreshed on each).
+        # (server, address); the value is when it was last refreshed.  The least recent exchange
+        # is forgotten first (to within EXCHANGE_REFRESH_SECONDS).
         self.exchanged: BoundedDict = BoundedDict(MAX_KEYS)
         # host -> the first MAX_ANSWERED (server, address) that answered it at all (the evidence)
         self.answered: BoundedDict = BoundedDict(MAX_WIDE_KEYS)
@@ -784,10 +787,20 @@ class Dnp3AddressSweep(_Sweep):
                 # Application data from the server: (server, src) is a live station of the host,
                 # and the host's address one of the server's (its keep-alives to it are no probes).
                 exchanged = self.exchanged
+                pending = self.pending
+                ts = fields["ts"]
                 for key in ((host, server, fields["src"]), (server, host, fields["dst"])):
-                    self.pending.pop(key, None)
-                    exchanged.pop(key, None)
-                    exchanged[key] = None
+                    if pending:
+                        pending.pop(key, None)
+                    # Refreshed (moved to the newest end) at most every EXCHANGE_REFRESH seconds:
+                    # a polled station answers many times a second, and its place among 50,000
+                    # need not move each time.
+                    last = exchanged.get(key)
+                    if last is None:
+                        exchanged[key] = ts
+                    elif ts - last >= EXCHANGE_REFRESH_SECONDS:
+                        del exchanged[key]
+                        exchanged[key] = ts
 
     def advance(self, ts: float, out: Emitter) -> None:
         """A clock tick: requests unanswered for ``answer_timeout`` count, then the grown sets report."""
