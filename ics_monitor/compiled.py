@@ -23,6 +23,7 @@ HOT_MODULES = [
     "ics_monitor/core/packet.py",
     "ics_monitor/core/addresses.py",
     "ics_monitor/core/flowkey.py",
+    "ics_monitor/core/bounded.py",
     "ics_monitor/capture/files.py",
     "ics_monitor/decode/headers.py",
     "ics_monitor/decode/decoder.py",

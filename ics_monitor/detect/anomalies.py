@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
+from ics_monitor.core.bounded import BoundedDict
+from ics_monitor.detect.api import BaseDetector, Context, Emitter
 
 _SEVERITIES: Final = {"info": 1, "low": 2, "medium": 3, "high": 4}
 # Rules matched by explicit code lists first, then the prefix rule (the catch-all for malformed data).

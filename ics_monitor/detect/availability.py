@@ -24,7 +24,8 @@ import math
 from collections.abc import Callable
 from typing import Any, Final
 
-from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, client_endpoints
+from ics_monitor.core.bounded import BoundedDict
+from ics_monitor.detect.api import BaseDetector, Context, Emitter, client_endpoints
 from ics_monitor.detect.commands import MODBUS_GATEWAY_EXCEPTIONS
 from ics_monitor.dissect.dnp3.constants import FunctionCode
 from ics_monitor.dissect.s7comm.constants import BLOCK_TRANSFER_FUNCTIONS, TPDU_CR

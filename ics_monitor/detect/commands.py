@@ -26,7 +26,8 @@ from __future__ import annotations
 from typing import Any, ClassVar, Final
 
 from ics_monitor.alerts.record import MAX_FRAMES
-from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, client_endpoints, is_truncated
+from ics_monitor.core.bounded import BoundedDict
+from ics_monitor.detect.api import BaseDetector, Context, Emitter, client_endpoints, is_truncated
 from ics_monitor.dissect.dnp3.constants import BROADCAST_MIN_ADDRESS
 from ics_monitor.dissect.s7comm.constants import PLUS_REQUESTED_STATES, PLUS_STATE_STOP, UNKNOWN
 from ics_monitor.inventory.baseline import MODBUS_WRITE_FUNCTIONS

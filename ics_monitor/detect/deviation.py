@@ -37,7 +37,8 @@ from operator import gt, itemgetter, lt
 from typing import Any, Final
 
 from ics_monitor.core.addresses import ip_sort_key
-from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, SeenSet
+from ics_monitor.core.bounded import BoundedDict
+from ics_monitor.detect.api import BaseDetector, Context, Emitter, SeenSet
 from ics_monitor.detect.commands import pairing
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.assets import asset_id_for

@@ -50,7 +50,8 @@ import re
 from typing import Any, Final
 
 from ics_monitor.core.addresses import ip_sort_key
-from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
+from ics_monitor.core.bounded import BoundedDict
+from ics_monitor.detect.api import BaseDetector, Context, Emitter
 from ics_monitor.inventory.assets import is_host_ip, subnet_of
 from ics_monitor.inventory.oui import is_unicast_mac, vendor_of
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, SeenSet
+from ics_monitor.core.bounded import BoundedDict
+from ics_monitor.detect.api import BaseDetector, Context, Emitter, SeenSet
 from ics_monitor.detect.zones import Zones
 from ics_monitor.inventory.baseline import is_conversation, protocol_of_event, protocol_of_flow
 

@@ -37,8 +37,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Final
 
 from ics_monitor.core.addresses import ip_sort_key
+from ics_monitor.core.bounded import BoundedDict
 from ics_monitor.core.ports import TCP_SERVICES, UDP_SERVICES
-from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter
+from ics_monitor.detect.api import BaseDetector, Context, Emitter
 from ics_monitor.dissect.s7comm.constants import TPDU_CR
 from ics_monitor.inventory.baseline import (
     Baseline,

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ics_monitor.detect.api import BaseDetector, BoundedDict, Context, Emitter, client_endpoints
+from ics_monitor.core.bounded import BoundedDict
+from ics_monitor.detect.api import BaseDetector, Context, Emitter, client_endpoints
 from ics_monitor.inventory.baseline import (
     MIN_RESPONSE_SAMPLES,
     RESPONSE_BLOCK,

@@ -31,7 +31,6 @@ import sys
 from array import array
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from itertools import islice
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -39,6 +38,7 @@ import orjson
 import yaml
 
 from ics_monitor.core.addresses import ipv4_assignable, ipv4_packed
+from ics_monitor.core.bounded import BoundedDict
 from ics_monitor.core.packet import TRANSPORT_NAMES
 from ics_monitor.core.ports import port_number
 from ics_monitor.core.yamlfile import SafeLoader
@@ -489,9 +489,10 @@ class AnswerTimes:
 
     def __init__(self) -> None:
         # flow id -> request frame -> (its time, its response key or None: not timed)
-        self.flows: dict[Any, dict[int, tuple[float, str | None]]] = {}
+        # (both capped at MAX_TIMED_FLOWS entries, the oldest forgotten first)
+        self.flows: BoundedDict = BoundedDict(MAX_TIMED_FLOWS)
         # server (ip, port) -> its last RECENT_ANSWERS answers: (request time, answer time)
-        self.servers: dict[Any, list[tuple[float, float]]] = {}
+        self.servers: BoundedDict = BoundedDict(MAX_TIMED_FLOWS)
 
     def request(self, flow_id: Any, frame: int, ts: float, key: str | None) -> None:
         """A request the device answers (``roles.expects_answer``).
@@ -501,8 +502,6 @@ class AnswerTimes:
         flows = self.flows
         pending = flows.get(flow_id)
         if pending is None:
-            if len(flows) >= MAX_TIMED_FLOWS:
-                _forget_oldest(flows)
             pending = flows[flow_id] = {}
         elif len(pending) >= MAX_PENDING_PER_FLOW:
             for waiting, entry in list(pending.items()):
@@ -527,8 +526,6 @@ class AnswerTimes:
         servers = self.servers
         answers = servers.get(server)
         if answers is None:
-            if len(servers) >= MAX_TIMED_FLOWS:
-                _forget_oldest(servers)
             answers = servers[server] = []
         start = sent
         if answers and answers[-1][1] > sent:  # else the device answered everything before it
@@ -542,12 +539,6 @@ class AnswerTimes:
         if key is None:
             return None
         return key, ts - start
-
-
-def _forget_oldest(table: dict[Any, Any]) -> None:
-    """Drop the oldest eighth of ``table`` (insertion order): a bounded table's amortised eviction."""
-    for key in list(islice(table, max(1, len(table) // 8))):
-        del table[key]
 
 
 def response_key(event: Any) -> str | None:

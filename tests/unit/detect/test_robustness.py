@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from ics_monitor.alerts import SCHEMA_PATH, alert_to_dict
+from ics_monitor.core.bounded import BoundedDict
 from ics_monitor.detect import Zones
-from ics_monitor.detect.api import BoundedDict
 from tests.conftest import PCAPS, REPO
 from tests.evaluation.support import run_captures
 
