@@ -43,6 +43,7 @@ from ics_monitor.detect.commands import pairing
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.assets import asset_id_for
 from ics_monitor.inventory.baseline import (
+    DNP3_ANY_OUTSTATION,
     DNP3_RESPONSE_FUNCTIONS,
     DNP3_STATUS_OF_OUTPUT,
     DNP3_VALUE_GROUPS,
@@ -67,6 +68,7 @@ from ics_monitor.inventory.baseline import (
     ConversationKey,
     RangeSet,
     crob_code_text,
+    dnp3_point,
     dnp3_points,
     function_key,
     is_asset_ip,
@@ -866,10 +868,14 @@ class BaselineDeviation(BaseDetector):
                         "ICS-5006",
                         conversation,
                         event,
-                        f"g41:{index}",
+                        dnp3_point(41, event.dst, index),
                         point.get("value"),
                         out,
-                        read_point=f"g{DNP3_STATUS_OF_OUTPUT[41]}:{index}",
+                        read_point=dnp3_point(DNP3_STATUS_OF_OUTPUT[41], event.dst, index),
+                        anywhere=(
+                            dnp3_point(41, None, index),
+                            dnp3_point(DNP3_STATUS_OF_OUTPUT[41], None, index),
+                        ),
                     )
 
     def _crob(self, conversation: Conversation, event: Any, obj: dict[str, Any], out: Emitter) -> None:
@@ -903,7 +909,15 @@ class BaselineDeviation(BaseDetector):
                     )
             if self.check_written_values:
                 for part in ("on_time", "count"):
-                    self._value("ICS-5006", conversation, event, f"g12:{index}:{part}", point.get(part), out)
+                    self._value(
+                        "ICS-5006",
+                        conversation,
+                        event,
+                        dnp3_point(12, event.dst, index, part),
+                        point.get(part),
+                        out,
+                        anywhere=(dnp3_point(12, None, index, part), None),
+                    )
 
     def _s7_writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
         # A WRITE_VAR job with items (``_writes`` checked).
@@ -1241,13 +1255,23 @@ class BaselineDeviation(BaseDetector):
         value: Any,
         out: Emitter,
         read_point: str | None = None,
+        anywhere: tuple[str, str | None] | None = None,
     ) -> None:
         if rule_id == "ICS-5006":
             # A register nobody wrote while learning is judged by the values it was read with
             # (those of ``read_point`` when the output is read elsewhere: DNP3 g41 as g40).
-            limit, origin = _written_else_read(
-                point, self._limits(conversation, "written"), self._limits(conversation, "read"), read_point
-            )
+            # ``anywhere``: the DNP3 point and read point of any outstation, tried where the
+            # outstation's own were not learned (written first, then read).
+            written = self._limits(conversation, "written")
+            read = self._limits(conversation, "read")
+            limit = written.get(point)
+            origin = "written"
+            if limit is None and anywhere is not None and written.anywhere():
+                limit = written.get(anywhere[0])
+            if limit is None:
+                limit, origin = read.get(point if read_point is None else read_point), "read"
+                if limit is None and anywhere is not None and read.anywhere():
+                    limit = read.get(anywhere[0] if anywhere[1] is None else anywhere[1])
         else:
             limit, origin = self._limits(conversation, "read").get(point), ""
         if limit is not None:
@@ -1438,7 +1462,9 @@ class BaselineDeviation(BaseDetector):
                 if limit is not None:
                     self._out_of_range("ICS-5007", conversation, event, point, value, limit, out)
 
-    def _read_bounds(self, key: tuple[Any, ...], limits: PointLimits, prefix: str, first: int) -> Any:
+    def _read_bounds(
+        self, key: tuple[Any, ...], limits: PointLimits, prefix: str, first: int, fallback: str | None = None
+    ) -> Any:
         """[lows, highs, last values found in range] of a read shape, computed once.
 
         ``key`` ends with the shape's value count.  None when none of its points was learned.
@@ -1446,7 +1472,7 @@ class BaselineDeviation(BaseDetector):
         bounds = self.read_bounds.get(key, _UNKNOWN)
         if bounds is _UNKNOWN:
             # ``compute``: the shape keeps the result, the point cache need not.
-            found = limits.bounds(prefix, first, key[-1])
+            found = limits.bounds(prefix, first, key[-1], fallback)
             bounds = self.read_bounds[key] = None if found is None else [found[0], found[1], None]
         return bounds
 
@@ -1454,6 +1480,10 @@ class BaselineDeviation(BaseDetector):
         limits = self._limits(conversation, "read")
         if not limits:
             return
+        outstation = event.src
+        if not isinstance(outstation, int):
+            outstation = DNP3_ANY_OUTSTATION
+        anywhere = limits.anywhere()
         for header in event.objects:
             # Object headers and points are dicts (``events.dnp3``): typed, their ``get`` is a
             # direct dict lookup in compiled code, not a method call.
@@ -1467,7 +1497,8 @@ class BaselineDeviation(BaseDetector):
                 continue
             if len(points) > MAX_VALUES_CHECKED:
                 points = points[:MAX_VALUES_CHECKED]
-            prefix = f"g{group}:"
+            # The answering outstation's points (``dnp3_point``), else any outstation's.
+            prefix = f"g{group}:{outstation}:"
             start = obj.get("start")
             first_point: dict[str, Any] = points[0]
             last_point: dict[str, Any] = points[-1]
@@ -1482,7 +1513,11 @@ class BaselineDeviation(BaseDetector):
                 # every value checked in C.  Point by point below only when one may be off.
                 values = [_point_value(point) for point in points]
                 bounds = self._read_bounds(
-                    (conversation.key, group, start, len(values)), limits, prefix, start
+                    (conversation.key, outstation, group, start, len(values)),
+                    limits,
+                    prefix,
+                    start,
+                    f"g{group}:{DNP3_ANY_OUTSTATION}:" if anywhere else None,
                 )
                 if bounds is None or values == bounds[2]:
                     continue
@@ -1494,8 +1529,11 @@ class BaselineDeviation(BaseDetector):
                 entry: dict[str, Any] = point
                 if "value" not in entry:
                     continue
-                key = f"{prefix}{entry.get('index')}"
+                index = entry.get("index")
+                key = f"{prefix}{index}"
                 limit = limits.get(key)
+                if limit is None and anywhere:
+                    limit = limits.get(f"g{group}:{DNP3_ANY_OUTSTATION}:{index}")
                 if limit is None:
                     continue
                 value = entry["value"]
@@ -1933,7 +1971,7 @@ class PointLimits:
     points too, up to a cap); ``compute`` does not (for callers that keep their own result).
     """
 
-    __slots__ = ("_any", "_kind", "_known", "_magnitude", "_ratio", "_values")
+    __slots__ = ("_any", "_anywhere", "_kind", "_known", "_magnitude", "_ratio", "_values")
 
     def __init__(
         self, values: dict[tuple[str, str], tuple[Number, Number]], kind: str, ratio: float, magnitude: float
@@ -1944,6 +1982,7 @@ class PointLimits:
         self._magnitude = magnitude
         self._known: dict[str, Limit | None] = {}
         self._any: bool | None = None
+        self._anywhere: bool | None = None
 
     def __bool__(self) -> bool:
         """Whether any value of this kind was learned for the conversation."""
@@ -1951,6 +1990,14 @@ class PointLimits:
             kind = self._kind
             self._any = any(key[0] == kind for key in self._values)
         return self._any
+
+    def anywhere(self) -> bool:
+        """Whether a DNP3 point of any outstation (``g30:*:5``, ``inventory.baseline.dnp3_point``) is here."""
+        if self._anywhere is None:
+            kind = self._kind
+            marker = f":{DNP3_ANY_OUTSTATION}:"
+            self._anywhere = any(key[0] == kind and marker in key[1] for key in self._values)
+        return self._anywhere
 
     def compute(self, point: str) -> Limit | None:
         """The point's limits, or None when it was never learned."""
@@ -1965,12 +2012,14 @@ class PointLimits:
         return (low_f - margin, high_f + margin, low, high)
 
     def bounds(
-        self, prefix: str, address: int, count: int
+        self, prefix: str, address: int, count: int, fallback: str | None = None
     ) -> tuple[tuple[Number, ...], tuple[Number, ...]] | None:
         """``_bounds`` without a fallback, in one pass: (lows, highs) of ``count`` points from ``address``.
 
         The read path's cold step, once per read shape of a conversation: ``compute``'s margin
         without a method call and a 4-tuple per point.  None when no point was learned.
+        ``fallback``: the prefix of a point's name to try when it is not learned under ``prefix``
+        (a DNP3 point of any outstation).
         """
         values = self._values
         kind = self._kind
@@ -1981,6 +2030,8 @@ class PointLimits:
         known = False
         for offset in range(count):
             learned = values.get((kind, f"{prefix}{address + offset}"))
+            if learned is None and fallback is not None:
+                learned = values.get((kind, f"{fallback}{address + offset}"))
             if learned is None:
                 lows.append(-_INFINITY)
                 highs.append(_INFINITY)

@@ -141,7 +141,8 @@ DNP3_WRITE_FUNCTIONS: Final = frozenset({2, 3, 4, 5, 6})
 DNP3_RESPONSE_FUNCTIONS: Final = frozenset({129, 130})
 # DNP3 object groups whose point values get a learned range, by the group they are learned under:
 # an analog event (g32, g42) or frozen value (g31, g33) reports the same point as its static group
-# (g30, g40), so all count toward one range ("g30:5").  Binary events (g2, g4, g11) keep their own:
+# (g30, g40), so all count toward one range ("g30:10:5": outstation 10, point 5; ``dnp3_point``).
+# Binary events (g2, g4, g11) keep their own:
 # a state change is what they report, and a short learning window's integrity polls may have seen
 # one state only.  Counters (g20-g23) are not there: they only grow, and roll over.  Nor are time,
 # IIN, file, string or command-event objects.
@@ -154,6 +155,9 @@ DNP3_VALUE_GROUPS: Final = {
 # A write or operate of an analog output (g41) without a learned written range is judged by the
 # range its status (g40) was read with.
 DNP3_STATUS_OF_OUTPUT: Final = {41: 40}
+# The outstation of a DNP3 value point learned before points were kept per outstation
+# (``dnp3_point``): any outstation of the conversation.
+DNP3_ANY_OUTSTATION: Final = "*"
 # S7 JOB functions.
 S7_READ_VAR: Final = 0x04
 S7_WRITE_VAR: Final = 0x05
@@ -910,10 +914,12 @@ class Conversation:
                 conversation.add_crob(int(index), _crob_code(code, conversation.key))
         # Any: the shared key and range objects go in as they are (see _VALUE_KEYS).
         values: dict[Any, Any] = conversation.values
+        dnp3 = conversation.protocol == "dnp3"
         for kind, points in (data.get("values") or {}).items():
             kind = str(kind)
             for point, bounds in (points or {}).items():
-                values[_shared_key(kind, str(point))] = _shared(_value_range(bounds, conversation.key, point))
+                name = _any_outstation(str(point)) if dnp3 else str(point)
+                values[_shared_key(kind, name)] = _shared(_value_range(bounds, conversation.key, point))
         for signature, entry in (data.get("polling") or {}).items():
             conversation.polling[str(signature)] = PollStats(
                 float(entry["median"]),
@@ -1567,6 +1573,32 @@ def _learn_modbus(conversation: Conversation, event: Any, request: bool) -> None
                 conversation.add_value("read", f"{abbreviation}:{unit}:{address + offset}", value)
 
 
+def dnp3_point(group: int, outstation: Any, index: Any, part: str = "") -> str:
+    """A DNP3 value point's name: ``g30:10:5`` (group, outstation link address, index), ``g12:10:3:on_time``.
+
+    Per outstation: one IP (a gateway, a terminal server in front of a multi-drop line) may carry
+    several outstations, whose point 5 of group 30 are different things (a voltage at one, a
+    current at the next).  ``g30:*:5`` is point 5 of any outstation: what a baseline learned before
+    2026-12-06 holds (``g30:5`` there, read as ``g30:*:5``), or an analyst wrote; judged where the
+    outstation's own point was not learned.
+    """
+    where = outstation if isinstance(outstation, int) else DNP3_ANY_OUTSTATION
+    return f"g{group}:{where}:{index}:{part}" if part else f"g{group}:{where}:{index}"
+
+
+def _any_outstation(point: str) -> str:
+    """A DNP3 value point as learned before points were kept per outstation, in today's form.
+
+    ``g30:5`` -> ``g30:*:5``, ``g12:3:on_time`` -> ``g12:*:3:on_time``; other points as they are.
+    """
+    if not point.startswith("g"):
+        return point
+    parts = point.split(":")
+    if len(parts) == 2 or (len(parts) == 3 and parts[0] == "g12" and not parts[2].isdigit()):
+        return ":".join([parts[0], DNP3_ANY_OUTSTATION, *parts[1:]])
+    return point
+
+
 def _learn_dnp3(conversation: Conversation, event: Any, request: bool) -> None:
     code = event.function_code
     if code is None:
@@ -1589,7 +1621,9 @@ def _learn_dnp3(conversation: Conversation, event: Any, request: bool) -> None:
                 conversation.add_range(conversation.dnp3_outstations, key, event.dst, event.dst)
             if code in DNP3_WRITE_FUNCTIONS and group == 41:
                 for point in obj.get("points") or ():
-                    conversation.add_value("written", f"g41:{point.get('index')}", point.get("value"))
+                    conversation.add_value(
+                        "written", dnp3_point(41, event.dst, point.get("index")), point.get("value")
+                    )
             elif code in DNP3_WRITE_FUNCTIONS and group == 12:
                 # A CROB: the operation per point, and how long and how often it pulses.
                 for point in obj.get("points") or ():
@@ -1597,15 +1631,20 @@ def _learn_dnp3(conversation: Conversation, event: Any, request: bool) -> None:
                     if isinstance(index, int) and isinstance(control, int):
                         conversation.add_crob(index, control)
                         for part in ("on_time", "count"):
-                            conversation.add_value("written", f"g12:{index}:{part}", point.get(part))
+                            conversation.add_value(
+                                "written", dnp3_point(12, event.dst, index, part), point.get(part)
+                            )
     elif code in DNP3_RESPONSE_FUNCTIONS:
+        outstation = event.src  # the answering outstation's points
         for obj in event.objects:
             group = DNP3_VALUE_GROUPS.get(obj.get("group"))
             if group is None:
                 continue
             for point in obj.get("points") or ():
                 if "value" in point:
-                    conversation.add_value("read", f"g{group}:{point.get('index')}", point["value"])
+                    conversation.add_value(
+                        "read", dnp3_point(group, outstation, point.get("index")), point["value"]
+                    )
 
 
 def _learn_s7(conversation: Conversation, event: Any, request: bool) -> None:
@@ -1902,7 +1941,7 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 # holds what ``yamlfile.SafeLoader`` reads, text.  Version 5 added each conversation's addresses
 # (unit ids, link addresses), version 6 the addresses whose identification was read, version 10
 # each conversation's response times.
-CACHE_FORMAT: Final = "ics-monitor-baseline-cache/10"
+CACHE_FORMAT: Final = "ics-monitor-baseline-cache/11"
 _CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 _INDEX: Final = "I"
 # Where a version-2 cache was: removed when a newer one is written.

@@ -91,8 +91,8 @@ def dnp3(
     ts: float = 1000.0,
     frame: int = 1,
     request: bool = True,
-    src: int = 1,
-    dst: int = 10,
+    src: int | None = None,
+    dst: int | None = None,
     sequence: int | None = 0,
     objects: tuple[dict[str, Any], ...] = (),
     iin: int | None = None,
@@ -101,6 +101,11 @@ def dnp3(
     flow_id: str = "f-dnp3",
     request_frame: int | None = None,
 ) -> Dnp3Event:
+    # Link addresses: master 1, outstation 10 (a response comes from the outstation).
+    if src is None:
+        src = 1 if request else 10
+    if dst is None:
+        dst = 10 if request else 1
     return Dnp3Event(
         ts=ts,
         frame=frame,

@@ -379,8 +379,87 @@ def test_dnp3_read_values_out_of_range_per_point() -> None:
     assert [a for a in run(quiet, baseline=baseline) if a.rule_id == "ICS-5007"] == []
     loud = [dnp3(1, frame=100, flow_id="f-dnp3-read"), response(101, (400, -5.5, "x"), True)]
     [alert] = {a.alert_id: a for a in run(loud, baseline=baseline) if a.rule_id == "ICS-5007"}.values()
-    assert sorted(p["point"] for p in alert.evidence["points"]) == ["g1:0", "g30:0"]
+    assert sorted(p["point"] for p in alert.evidence["points"]) == ["g1:10:0", "g30:10:0"]
     assert alert.evidence["distinct_points"] == 2
+
+
+def test_dnp3_values_are_learned_and_judged_per_outstation() -> None:
+    """One master, one IP (a gateway in front of a multi-drop line), two outstations: point 0 of
+    g30 is a voltage near 13,800 at outstation 10 and a current near 200 at outstation 11.  Each
+    keeps its own range: 13,800 from outstation 11 is out of range, from outstation 10 it is not
+    (one range per point for the whole IP would have passed both)."""
+
+    def response(frame: int, outstation: int, value: float) -> Any:
+        objects = ({"group": 30, "variation": 1, "points": [{"index": 0, "value": value}]},)
+        return dnp3(129, request=False, frame=frame, ts=500.0 + frame, src=outstation, objects=objects)
+
+    learner = BaselineLearner()
+    for i in range(10):
+        for outstation, level in ((10, 13_790 + i), (11, 195 + i)):
+            frame = 4 * i + (0 if outstation == 10 else 2)
+            learner.observe(dnp3(1, ts=500.0 + frame, frame=frame + 1, dst=outstation))
+            learner.observe(response(frame + 2, outstation, level))
+    baseline = learner.baseline()
+    [conversation] = baseline.conversations.values()
+    assert conversation.values == {("read", "g30:10:0"): (13_790, 13_799), ("read", "g30:11:0"): (195, 204)}
+    rules = _unthrottled(RULES, "ICS-5007")
+    quiet = [
+        dnp3(1, frame=100, dst=10),
+        response(101, 10, 13_800),
+        dnp3(1, frame=102, dst=11),
+        response(103, 11, 199),
+    ]
+    assert [a for a in run(quiet, baseline=baseline, rules=rules) if a.rule_id == "ICS-5007"] == []
+    swapped = [dnp3(1, frame=100, dst=11), response(101, 11, 13_800)]
+    [alert] = [a for a in run(swapped, baseline=baseline, rules=rules) if a.rule_id == "ICS-5007"]
+    assert alert.evidence["point"] == "g30:11:0" and alert.evidence["learned_max"] == 204
+
+
+def test_dnp3_values_learned_without_outstation_are_any_outstations() -> None:
+    """A baseline from before points were kept per outstation holds ``g30:0`` and ``g12:3:on_time``:
+    loaded, they read ``g30:*:0`` and ``g12:*:3:on_time`` and judge every outstation's point, where
+    the outstation's own point was not learned (an analyst may write ``*`` so too)."""
+    learner = BaselineLearner()
+    learner.observe(dnp3(1, ts=500.0, frame=1))
+    learner.observe(dnp3(129, request=False, ts=500.1, frame=2, objects=({"group": 1, "points": []},)))
+    data = learner.baseline().to_dict()
+    [entry] = data["conversations"].values()
+    entry["values"] = {
+        "read": {"g30:0": [100, 110], "g30:11:1": [0, 5], "g30:*:1": [100, 110]},
+        "written": {"g12:3:on_time": [1000, 1000]},
+    }
+    baseline = Baseline.from_dict(data)
+    [conversation] = baseline.conversations.values()
+    assert set(conversation.values) == {
+        ("read", "g30:*:0"),
+        ("read", "g30:11:1"),
+        ("read", "g30:*:1"),
+        ("written", "g12:*:3:on_time"),
+    }
+    rules = _unthrottled(RULES, "ICS-5007", "ICS-5006")
+
+    def response(frame: int, outstation: int, values: tuple[float, float]) -> Any:
+        points = [{"index": index, "value": value} for index, value in enumerate(values)]
+        objects = ({"group": 30, "variation": 1, "prefix_code": 0, "start": 0, "points": points},)
+        return dnp3(129, request=False, frame=frame, src=outstation, objects=objects)
+
+    def fired(records: list[Any]) -> list[tuple[int, str]]:
+        alerts = run(records, baseline=baseline, rules=rules)
+        return sorted(
+            (a.frames[0], a.evidence["point"]) for a in alerts if a.rule_id in ("ICS-5006", "ICS-5007")
+        )
+
+    # Outstation 10: both points by the any-outstation ranges; 11: point 1 by its own.
+    assert fired([response(11, 10, (105, 105)), response(12, 11, (105, 3))]) == []
+    assert fired([response(11, 10, (400, 105)), response(12, 11, (105, 105))]) == [
+        (11, "g30:10:0"),
+        (12, "g30:11:1"),
+    ]
+    pulse = {"index": 3, "code": 0x41, "count": 1, "on_time": 60_000, "off_time": 0}
+    operate = dnp3(
+        5, frame=20, dst=12, objects=({"group": 12, "variation": 1, "qualifier": 0x28, "points": [pulse]},)
+    )
+    assert fired([operate]) == [(20, "g12:12:3:on_time")]
 
 
 def test_dnp3_events_are_their_points_and_counters_have_no_range() -> None:
@@ -403,7 +482,7 @@ def test_dnp3_events_are_their_points_and_counters_have_no_range() -> None:
         learner.observe(response(3 * i + 3, (analog(32, 50 + i * 15 // 9), analog(22, 100 + i))))
     baseline = learner.baseline()
     [conversation] = baseline.conversations.values()
-    assert conversation.values == {("read", "g30:1"): (50, 65), ("read", "g40:1"): (10, 19)}
+    assert conversation.values == {("read", "g30:10:1"): (50, 65), ("read", "g40:10:1"): (10, 19)}
     rules = _unthrottled(RULES, "ICS-5007", "ICS-5006")
     poll = dnp3(1, frame=100, flow_id="f-dnp3-ev")
     quiet = [
@@ -414,7 +493,7 @@ def test_dnp3_events_are_their_points_and_counters_have_no_range() -> None:
     assert [a for a in run(quiet, baseline=baseline, rules=rules) if a.rule_id == "ICS-5007"] == []
     loud = [poll, response(101, (analog(32, 400),)), response(102, (analog(31, -90),))]
     fired = [(a.frames[0], a.evidence["point"]) for a in run(loud, baseline=baseline, rules=rules)]
-    assert [item for item in fired if item[0] > 100] == [(101, "g30:1"), (102, "g30:1")]
+    assert [item for item in fired if item[0] > 100] == [(101, "g30:10:1"), (102, "g30:10:1")]
     operate = dnp3(
         5,
         frame=110,
@@ -422,7 +501,7 @@ def test_dnp3_events_are_their_points_and_counters_have_no_range() -> None:
         objects=({"group": 41, "variation": 2, "qualifier": 0x28, "points": [{"index": 1, "value": 30000}]},),
     )
     [alert] = [a for a in run([operate], baseline=baseline, rules=rules) if a.rule_id == "ICS-5006"]
-    assert alert.evidence["point"] == "g41:1" and alert.evidence["learned_from"] == "read"
+    assert alert.evidence["point"] == "g41:10:1" and alert.evidence["learned_from"] == "read"
     assert (alert.evidence["learned_min"], alert.evidence["learned_max"]) == (10, 19)
 
 
@@ -933,7 +1012,7 @@ def test_dnp3_repeated_objects_are_checked_again_after_an_out_of_range_one() -> 
     alerts = run(records, baseline=baseline, rules=rules)
     fired = [(a.frames[0], a.evidence["point"]) for a in alerts if a.rule_id == "ICS-5007"]
     fired = [item for item in fired if item[0] >= 100]
-    assert fired == [(102, "g30:0"), (103, "g30:0"), (104, "g1:0"), (105, "g1:0")]
+    assert fired == [(102, "g30:10:0"), (103, "g30:10:0"), (104, "g1:10:0"), (105, "g1:10:0")]
     # The same records checked one by one by fresh engines (no memory of earlier responses) agree.
     one_by_one = [
         (a.frames[0], a.evidence["point"])
@@ -999,7 +1078,7 @@ def test_dnp3_range_objects_judged_as_point_by_point() -> None:
         if ranged:
             fast = fired
     assert fast == fired
-    assert len(fired) > 50 and {point for _, point in fired} >= {"g30:0", "g30:3", "g30:4"}
+    assert len(fired) > 50 and {point for _, point in fired} >= {"g30:10:0", "g30:10:3", "g30:10:4"}
 
 
 _MISSING = object()
@@ -2223,7 +2302,7 @@ def test_a_crob_pulse_far_longer_than_learned_is_a_value_out_of_range() -> None:
     baseline = _crob_baseline()
     long_pulse = dnp3(5, ts=2000.0, frame=100, objects=(_crob(3, 0x41, on_time=60_000),))
     [alert] = [a for a in run([long_pulse], baseline=baseline) if a.rule_id == "ICS-5006"]
-    assert alert.evidence["point"] == "g12:3:on_time" and alert.evidence["value"] == 60_000
+    assert alert.evidence["point"] == "g12:10:3:on_time" and alert.evidence["value"] == 60_000
 
 
 def test_a_client_seen_polling_only_briefly_while_learning_is_not_watched_for_stops() -> None:

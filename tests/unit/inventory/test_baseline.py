@@ -92,8 +92,8 @@ def test_learner_builds_conversations_functions_ranges_values_polling() -> None:
     dnp3_conversation = baseline.conversation((CLIENT, SERVER, "tcp", 20000, "dnp3"))
     assert dnp3_conversation is not None
     assert dnp3_conversation.covered(dnp3_conversation.dnp3_points, (5, 12), 3, 3)
-    assert dnp3_conversation.value_range("written", "g41:1") == [55, 55]
-    assert dnp3_conversation.value_range("read", "g30:2") == [7.5, 7.5]
+    assert dnp3_conversation.value_range("written", "g41:10:1") == [55, 55]
+    assert dnp3_conversation.value_range("read", "g30:10:2") == [7.5, 7.5]
     s7_conversation = baseline.conversation((CLIENT, SERVER, "tcp", 102, "s7comm"))
     assert s7_conversation is not None
     assert s7_conversation.covered(s7_conversation.s7, ("write", "DB5"), 10, 13)
@@ -344,7 +344,7 @@ def test_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path: Pat
     baseline.save(path)
     lines = cache.read_bytes().splitlines(keepends=True)
     header = orjson.loads(lines[0])
-    assert header["cache"] == "ics-monitor-baseline-cache/10" and header["format"] == FORMAT
+    assert header["cache"] == "ics-monitor-baseline-cache/11" and header["format"] == FORMAT
     assert header["conversations"] == len(baseline.conversations) == len(lines) - 2
     keys, ranges = orjson.loads(lines[1])
     assert ["written", "hr:1:20"] in keys and [100, 119] in ranges
