@@ -300,21 +300,26 @@ def test_lost_worker_is_one_error_line_and_output_kept(
     assert read_records(state / "events.jsonl", "health")[-1]["final"] is True
 
 
+def _lo_shards(dissector: Any, port: int, duration: float) -> tuple[LiveShards, Pipeline, ListSink]:
+    """Two live workers on this host's loopback for UDP to ``port``, a pipeline with ``dissector``."""
+    events = ListSink()
+    pipeline = Pipeline(Config(), Registry([dissector]), event_sinks=[events])
+    try:
+        shards = LiveShards(["lo"], 2, snaplen=65535, duration=duration, bpf=f"udp dst port {port}")
+    except CaptureError as error:
+        if "CAP_NET_RAW" not in str(error):
+            raise  # only a process without the capture right skips, as the lab tests do
+        pytest.skip(f"live capture on lo: {error}")
+    return shards, pipeline, events
+
+
 def test_live_workers_run_the_collector_as_the_command_line_does() -> None:
     """A live worker is a fork server's child too: it sets the collector's threshold itself, or
     it collects every 700 allocations (``core.collector``; the batch workers' test is in
     test_workers).  Two workers on this host's loopback; 24 lenmsg datagrams, each from a port of
     its own (a flow each: the kernel's hash gives both workers some, but for 2 in 2^24)."""
     port = 47777
-    registry = Registry([CollectorReportingDissector(udp_ports=frozenset({port}))])
-    events = ListSink()
-    pipeline = Pipeline(Config(), registry, event_sinks=[events])
-    try:
-        shards = LiveShards(["lo"], 2, snaplen=65535, duration=1.5, bpf=f"udp dst port {port}")
-    except CaptureError as error:
-        if "CAP_NET_RAW" not in str(error):
-            raise  # only a process without the capture right skips, as the lab tests do
-        pytest.skip(f"live capture on lo: {error}")
+    shards, pipeline, events = _lo_shards(CollectorReportingDissector(udp_ports=frozenset({port})), port, 1.5)
     # The sockets are open and their rings set up: the datagrams wait there for their worker.
     clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(24)]
     try:
@@ -338,15 +343,9 @@ def test_live_workers_take_frames_only_once_all_are_ready(tmp_path: Path) -> Non
     Without the gate, the fast worker would number its datagrams before the slow one's backlog."""
     port = 47778
     claim = tmp_path / "slow-worker"
-    registry = Registry([SlowStartingDissector(frozenset({port}), str(claim), 1.5)])
-    events = ListSink()
-    pipeline = Pipeline(Config(), registry, event_sinks=[events])
-    try:
-        shards = LiveShards(["lo"], 2, snaplen=65535, duration=4.0, bpf=f"udp dst port {port}")
-    except CaptureError as error:
-        if "CAP_NET_RAW" not in str(error):
-            raise
-        pytest.skip(f"live capture on lo: {error}")
+    shards, pipeline, events = _lo_shards(
+        SlowStartingDissector(frozenset({port}), str(claim), 1.5), port, 4.0
+    )
     listened: list[float] = []
     sent: list[int] = []
 
