@@ -142,10 +142,17 @@ class SlowStartingDissector(CollectorReportingDissector):
         self.claim = claim
         self.delay = delay
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        try:
-            os.close(os.open(self.claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return
-        time.sleep(self.delay)
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt through a function (the compiled base class pickles its own attributes only).
+        return (_slow_copy, (self.udp_ports, self.claim, self.delay))
+
+
+def _slow_copy(udp_ports: frozenset[int], claim: str, delay: float) -> SlowStartingDissector:
+    """A ``SlowStartingDissector`` unpickled: the first to claim the file sleeps before it is made."""
+    try:
+        os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        pass
+    else:
+        time.sleep(delay)
+    return SlowStartingDissector(udp_ports, claim, delay)
