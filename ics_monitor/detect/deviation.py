@@ -68,6 +68,7 @@ from ics_monitor.inventory.baseline import (
     ConversationKey,
     RangeSet,
     crob_code_text,
+    crob_point,
     dnp3_point,
     dnp3_points,
     function_key,
@@ -890,17 +891,22 @@ class BaselineDeviation(BaseDetector):
             if not isinstance(index, int) or not isinstance(control, int):
                 continue
             if self.check_operations:
-                learned = conversation.crob.get(index)
+                # The outstation's own point (one IP may front several), else any outstation's.
+                crob = conversation.crob
+                learned = crob.get(crob_point(event.dst, index))
+                if learned is None:
+                    learned = crob.get(crob_point(None, index))
                 if learned is not None and control not in learned:
                     client = event.src_ip
+                    name = dnp3_point(12, event.dst, index)
                     out.fire(
                         "ICS-5013",
-                        f"{client}>{conversation.server}:dnp3:g12:{index}:{control}",
+                        f"{client}>{conversation.server}:dnp3:{name}:{control}",
                         ts=event.ts,
                         frames=(event.frame,),
                         source=event,
                         evidence={
-                            "point": f"g12:{index}",
+                            "point": name,
                             "code": control,
                             "operation": crob_code_text(control),
                             "learned": [crob_code_text(code) for code in sorted(learned)],

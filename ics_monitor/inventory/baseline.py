@@ -641,7 +641,8 @@ class Conversation:
         self.dnp3_outstations: dict[tuple[int, int], RangeSet] = {}
         # DNP3 control relay output block (g12) point index -> the control codes (operation
         # type, trip/close, queue and clear bits) the client sent it
-        self.crob: dict[int, set[int]] = {}
+        # DNP3 CROB points (``crob_point``: "10:3", outstation 10 index 3) -> control codes sent
+        self.crob: dict[str, set[int]] = {}
         # ("read"|"write", area such as "DB1" or "M") -> byte ranges
         self.s7: dict[tuple[str, str], RangeSet] = {}
         # ("written"|"read", point) -> [min, max]
@@ -684,13 +685,13 @@ class Conversation:
         else:
             entry[1] += 1
 
-    def add_crob(self, index: int, code: int) -> None:
-        """A DNP3 CROB (g12) with control ``code`` sent to point ``index``."""
-        codes = self.crob.get(index)
+    def add_crob(self, point: str, code: int) -> None:
+        """A DNP3 CROB (g12) with control ``code`` sent to ``point`` (``crob_point``: outstation:index)."""
+        codes = self.crob.get(point)
         if codes is None:
             if len(self.crob) >= MAX_CROB_POINTS:
                 return
-            codes = self.crob[index] = set()
+            codes = self.crob[point] = set()
         if len(codes) < MAX_CROB_CODES:
             codes.add(code)
 
@@ -833,8 +834,8 @@ class Conversation:
             result["dnp3_written_outstations"] = outstations
         if self.crob:
             result["dnp3_crob_operations"] = {
-                str(index): [crob_code_text(code) for code in sorted(codes)]
-                for index, codes in sorted(self.crob.items())
+                point: [crob_code_text(code) for code in sorted(codes)]
+                for point, codes in sorted(self.crob.items(), key=_crob_order)
             }
         if self.s7:
             areas: dict[str, dict[str, list[list[int]]]] = {}
@@ -910,8 +911,9 @@ class Conversation:
                     f"conversation {_key_text(conversation.key)}: dnp3_crob_operations {index} must be a"
                     f" list of control codes, not {codes!r}"
                 )
+            point = _crob_file_point(index, conversation.key)
             for code in codes:
-                conversation.add_crob(int(index), _crob_code(code, conversation.key))
+                conversation.add_crob(point, _crob_code(code, conversation.key))
         # Any: the shared key and range objects go in as they are (see _VALUE_KEYS).
         values: dict[Any, Any] = conversation.values
         dnp3 = conversation.protocol == "dnp3"
@@ -956,7 +958,7 @@ class Conversation:
             self.addresses.ranges,
             self.identified.ranges,
             self.silence,
-            [[index, sorted(codes)] for index, codes in self.crob.items()],
+            [[point, sorted(codes)] for point, codes in self.crob.items()],
             [[list(key), ranges.ranges] for key, ranges in self.dnp3_outstations.items()],
             [
                 [key, stats.median, stats.count, stats.window]
@@ -1009,8 +1011,8 @@ class Conversation:
         conversation.identified = RangeSet(record[12])
         conversation.silence = float(record[13])
         crob = conversation.crob
-        for index, codes in record[14]:
-            crob[int(index)] = {int(code) for code in codes}
+        for point, codes in record[14]:
+            crob[str(point)] = {int(code) for code in codes}
         outstations: dict[Any, RangeSet] = conversation.dnp3_outstations
         for key, spans in record[15]:
             outstations[(int(key[0]), int(key[1]))] = RangeSet(spans)
@@ -1043,9 +1045,9 @@ def _merge(profile: Conversation, member: Conversation) -> None:
         profile.addresses.add(start, end)
     for start, end in member.identified.ranges:
         profile.identified.add(start, end)
-    for index, controls in member.crob.items():
+    for point, controls in member.crob.items():
         for control in controls:
-            profile.add_crob(index, control)
+            profile.add_crob(point, control)
     for (kind, point), (low, high) in member.values.items():
         profile.add_value(kind, point, low)
         profile.add_value(kind, point, high)
@@ -1261,6 +1263,32 @@ def crob_code_text(code: int) -> str:
     if code & 0x20:
         parts.append("CLEAR")
     return " ".join(parts)
+
+
+def crob_point(outstation: Any, index: int) -> str:
+    """A CROB point's key among a conversation's learned operations: ``10:3`` (outstation 10, index 3).
+
+    ``*:3``: index 3 of any outstation (what a baseline learned before 2026-12-06 holds as ``3``).
+    """
+    return f"{outstation if isinstance(outstation, int) else DNP3_ANY_OUTSTATION}:{index}"
+
+
+def _crob_file_point(value: Any, key: ConversationKey) -> str:
+    """A ``dnp3_crob_operations`` key from the file: ``10:3``, ``*:3``, or ``3`` (any outstation)."""
+    text = str(value).strip()
+    outstation, _, index = text.rpartition(":")
+    if index.isdigit() and (outstation == DNP3_ANY_OUTSTATION or outstation.isdigit() or not outstation):
+        return crob_point(int(outstation) if outstation.isdigit() else None, int(index))
+    raise ValueError(
+        f"conversation {_key_text(key)}: dnp3_crob_operations keys must be outstation:index"
+        f" (10:3, or *:3 for any outstation), not {value!r}"
+    )
+
+
+def _crob_order(item: tuple[str, Any]) -> tuple[int, int]:
+    """CROB points in the file by outstation (any outstation first), then index."""
+    outstation, _, index = item[0].partition(":")
+    return (int(outstation) if outstation.isdigit() else -1, int(index) if index.isdigit() else -1)
 
 
 def _crob_code(value: Any, key: ConversationKey) -> int:
@@ -1629,7 +1657,7 @@ def _learn_dnp3(conversation: Conversation, event: Any, request: bool) -> None:
                 for point in obj.get("points") or ():
                     index, control = point.get("index"), point.get("code")
                     if isinstance(index, int) and isinstance(control, int):
-                        conversation.add_crob(index, control)
+                        conversation.add_crob(crob_point(event.dst, index), control)
                         for part in ("on_time", "count"):
                             conversation.add_value(
                                 "written", dnp3_point(12, event.dst, index, part), point.get(part)

@@ -2263,19 +2263,30 @@ def _crob_baseline() -> Baseline:
 def test_crob_operations_are_learned_per_point_and_kept_in_the_file() -> None:
     baseline = _crob_baseline()
     [conversation] = baseline.conversations.values()
-    assert conversation.crob == {3: {0x41}, 4: {0x03}}
+    # Per outstation (10, the records' default) and index.
+    assert conversation.crob == {"10:3": {0x41}, "10:4": {0x03}}
     [entry] = baseline.to_dict()["conversations"].values()
-    assert entry["dnp3_crob_operations"] == {"3": ["0x41 PULSE_ON CLOSE"], "4": ["0x03 LATCH_ON NUL"]}
+    assert entry["dnp3_crob_operations"] == {"10:3": ["0x41 PULSE_ON CLOSE"], "10:4": ["0x03 LATCH_ON NUL"]}
     again = Baseline.from_dict(baseline.to_dict())
-    assert again.conversations[conversation.key].crob == {3: {0x41}, 4: {0x03}}
+    assert again.conversations[conversation.key].crob == {"10:3": {0x41}, "10:4": {0x03}}
     data = baseline.to_dict()
     [entry] = data["conversations"].values()
-    entry["dnp3_crob_operations"]["3"].append("trip")
+    entry["dnp3_crob_operations"]["10:3"].append("trip")
     with pytest.raises(ValueError, match="dnp3_crob_operations entries must be control codes"):
         Baseline.from_dict(data)
-    entry["dnp3_crob_operations"]["3"] = "65"  # a hand edit that forgot the list
-    with pytest.raises(ValueError, match="dnp3_crob_operations 3 must be a list of control codes"):
+    entry["dnp3_crob_operations"]["10:3"] = "65"  # a hand edit that forgot the list
+    with pytest.raises(ValueError, match="dnp3_crob_operations 10:3 must be a list of control codes"):
         Baseline.from_dict(data)
+    entry["dnp3_crob_operations"] = {"point 3": ["0x41"]}
+    with pytest.raises(ValueError, match="dnp3_crob_operations keys must be outstation:index"):
+        Baseline.from_dict(data)
+    # A file from before points were kept per outstation: ``3`` is index 3 of any outstation.
+    entry["dnp3_crob_operations"] = {"3": ["0x41"], "*:5": ["0x03"], "12:4": ["0x81"]}
+    assert Baseline.from_dict(data).conversations[conversation.key].crob == {
+        "*:3": {0x41},
+        "*:5": {0x03},
+        "12:4": {0x81},
+    }
 
 
 def test_a_new_control_operation_on_a_known_point_is_reported() -> None:
@@ -2284,9 +2295,9 @@ def test_a_new_control_operation_on_a_known_point_is_reported() -> None:
     baseline = _crob_baseline()
     trip = dnp3(5, ts=2000.0, frame=100, objects=(_crob(3, 0x81),))
     [alert] = [a for a in run([trip], baseline=baseline) if a.rule_id == "ICS-5013"]
-    assert alert.evidence["point"] == "g12:3" and alert.evidence["operation"] == "0x81 PULSE_ON TRIP"
+    assert alert.evidence["point"] == "g12:10:3" and alert.evidence["operation"] == "0x81 PULSE_ON TRIP"
     assert alert.evidence["learned"] == ["0x41 PULSE_ON CLOSE"]
-    assert "sent 0x81 PULSE_ON TRIP to control point g12:3" in alert.explanation
+    assert "sent 0x81 PULSE_ON TRIP to control point g12:10:3" in alert.explanation
     same = dnp3(5, ts=2000.0, frame=100, objects=(_crob(3, 0x41),))
     assert [a for a in run([same], baseline=baseline) if a.rule_id in ("ICS-5013", "ICS-5006")] == []
     other = dnp3(5, ts=2000.0, frame=100, objects=(_crob(9, 0x81),))
@@ -2296,6 +2307,35 @@ def test_a_new_control_operation_on_a_known_point_is_reported() -> None:
     rogue = dnp3(5, ts=2000.0, frame=100, client="10.0.0.66", objects=(_crob(3, 0x81),))
     [judged] = [a for a in run([rogue], baseline=baseline) if a.rule_id == "ICS-5013"]
     assert judged.src_ip == "10.0.0.66" and judged.key.startswith("10.0.0.66>")
+
+
+def test_control_operations_are_judged_per_outstation() -> None:
+    """One IP fronting outstations 10 and 11: point 3 is pulsed closed at 10 and tripped at 11
+    while learning.  TRIP to 11's point 3 is what was learned there; TRIP to 10's is new (one set of
+    operations per index for the IP would have passed it).  A point learned without its outstation
+    (an older baseline's, ``*:3``) judges every outstation whose own point 3 was not learned."""
+    learner = BaselineLearner()
+    for i in range(5):
+        for outstation, code in ((10, 0x41), (11, 0x81)):
+            learner.observe(
+                dnp3(5, ts=1000.0 + i, frame=2 * i + outstation, dst=outstation, objects=(_crob(3, code),))
+            )
+    baseline = learner.baseline()
+    [conversation] = baseline.conversations.values()
+    assert conversation.crob == {"10:3": {0x41}, "11:3": {0x81}}
+
+    def operations(outstation: int, code: int, judged_by: Baseline) -> list[str]:
+        operate = dnp3(5, ts=2000.0, frame=100, dst=outstation, objects=(_crob(3, code),))
+        return [a.evidence["point"] for a in run([operate], baseline=judged_by) if a.rule_id == "ICS-5013"]
+
+    assert operations(11, 0x81, baseline) == []
+    assert operations(10, 0x81, baseline) == ["g12:10:3"]
+    data = baseline.to_dict()
+    [entry] = data["conversations"].values()
+    entry["dnp3_crob_operations"] = {"3": ["0x41"], "11:3": ["0x81"]}
+    older = Baseline.from_dict(data)
+    assert operations(12, 0x81, older) == ["g12:12:3"]
+    assert operations(12, 0x41, older) == operations(11, 0x81, older) == []
 
 
 def test_a_crob_pulse_far_longer_than_learned_is_a_value_out_of_range() -> None:
