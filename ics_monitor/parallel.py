@@ -765,8 +765,10 @@ class LiveShards:
             time.sleep(0.01)
         gate.set()
         on_listening = self.on_listening
-        # Not said when stopped first or a worker failed to start (its error line follows).
-        if on_listening is not None and ready.value >= len(streams) and not self.stopping:
+        # Not said when stopped first or a worker failed to start (its error line follows).  A
+        # worker still starting past the watchdog: said all the same (the others capture), the
+        # slow one's first frames then merged after what they took meanwhile.
+        if on_listening is not None and not self.stopping and all(s.process.is_alive() for s in streams):
             on_listening()
 
     def _merge(self, pipeline: Pipeline, streams: list[_LiveStream]) -> None:

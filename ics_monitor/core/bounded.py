@@ -19,6 +19,10 @@ class BoundedDict(dict[Any, Any]):
         super().__init__()
         self.limit = limit
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The limit first: unpickling a dict subclass sets its items before its attributes.
+        return (self.__class__, (self.limit,), None, None, iter(self.items()))
+
     def __setitem__(self, key: Any, value: Any) -> None:
         # The size first: most dicts are below their limit, and then the key needs no lookup.
         if len(self) >= self.limit and key not in self:

@@ -896,6 +896,12 @@ class BaselineDeviation(BaseDetector):
                 learned = crob.get(crob_point(event.dst, index))
                 if learned is None:
                     learned = crob.get(crob_point(None, index))
+                if learned is None:
+                    # Never operated at this outstation, but at another of the IP's: judged as
+                    # the IP's point (its write target is new only per function and group).
+                    suffix = f":{index}"
+                    pooled = [codes for key, codes in crob.items() if key.endswith(suffix)]
+                    learned = set().union(*pooled) if pooled else None
                 if learned is not None and control not in learned:
                     client = event.src_ip
                     name = dnp3_point(12, event.dst, index)
@@ -1267,7 +1273,8 @@ class BaselineDeviation(BaseDetector):
             # A register nobody wrote while learning is judged by the values it was read with
             # (those of ``read_point`` when the output is read elsewhere: DNP3 g41 as g40).
             # ``anywhere``: the DNP3 point and read point of any outstation, tried where the
-            # outstation's own were not learned (written first, then read).
+            # outstation's own were not learned (written, then read); last, the same point as
+            # the IP's other outstations had it written, then read (``PointLimits.pooled``).
             written = self._limits(conversation, "written")
             read = self._limits(conversation, "read")
             limit = written.get(point)
@@ -1275,9 +1282,15 @@ class BaselineDeviation(BaseDetector):
             if limit is None and anywhere is not None and written.anywhere():
                 limit = written.get(anywhere[0])
             if limit is None:
-                limit, origin = read.get(point if read_point is None else read_point), "read"
-                if limit is None and anywhere is not None and read.anywhere():
-                    limit = read.get(anywhere[0] if anywhere[1] is None else anywhere[1])
+                at_read = point if read_point is None else read_point
+                limit, origin = read.get(at_read), "read"
+                if limit is None and anywhere is not None:
+                    if read.anywhere():
+                        limit = read.get(anywhere[0] if anywhere[1] is None else anywhere[1])
+                    if limit is None:
+                        limit, origin = written.pooled(point), "written"
+                    if limit is None:
+                        limit, origin = read.pooled(at_read), "read"
         else:
             limit, origin = self._limits(conversation, "read").get(point), ""
         if limit is not None:
@@ -2051,6 +2064,45 @@ class PointLimits:
             lows.append(low_f - margin)
             highs.append(high_f + margin)
         return (tuple(lows), tuple(highs)) if known else None
+
+    def pooled(self, point: str) -> Limit | None:
+        """A DNP3 point's limits over the same point of every outstation, remembered.
+
+        ``g41:11:1`` -> the union of ``g41:10:1``, ``g41:*:1`` ... as learned.  For a write or
+        control to a point this outstation never had written while learning, when the IP's other
+        outstations did: judged as the IP's point, as before points were kept per outstation.
+        """
+        parts = point.split(":")
+        if len(parts) < 3:
+            return None
+        name = ":".join([parts[0], "?", *parts[2:]])
+        known = self._known
+        limit = known.get(name, _UNKNOWN)
+        if limit is _UNKNOWN:
+            kind = self._kind
+            head = parts[0] + ":"
+            tail = parts[2:]
+            low: Any = None
+            high: Any = None
+            for key, bounds in self._values.items():
+                if key[0] != kind or not key[1].startswith(head):
+                    continue
+                other = key[1].split(":")
+                if len(other) != len(parts) or other[2:] != tail:
+                    continue
+                if low is None or bounds[0] < low:
+                    low = bounds[0]
+                if high is None or bounds[1] > high:
+                    high = bounds[1]
+            limit = None
+            if low is not None:
+                low_f: float = low
+                high_f: float = high
+                margin = _margin(high - low, low_f, high_f, self._ratio, self._magnitude)
+                limit = (low_f - margin, high_f + margin, low, high)
+            if len(known) < 2 * MAX_VALUE_POINTS:
+                known[name] = limit
+        return limit  # type: ignore[return-value]
 
     def get(self, point: str) -> Limit | None:
         """As ``compute``, remembered."""

@@ -300,12 +300,16 @@ def test_lost_worker_is_one_error_line_and_output_kept(
     assert read_records(state / "events.jsonl", "health")[-1]["final"] is True
 
 
-def _lo_shards(dissector: Any, port: int, duration: float) -> tuple[LiveShards, Pipeline, ListSink]:
+def _lo_shards(
+    dissector: Any, port: int, duration: float, watchdog: float = 30.0
+) -> tuple[LiveShards, Pipeline, ListSink]:
     """Two live workers on this host's loopback for UDP to ``port``, a pipeline with ``dissector``."""
     events = ListSink()
     pipeline = Pipeline(Config(), Registry([dissector]), event_sinks=[events])
     try:
-        shards = LiveShards(["lo"], 2, snaplen=65535, duration=duration, bpf=f"udp dst port {port}")
+        shards = LiveShards(
+            ["lo"], 2, snaplen=65535, duration=duration, bpf=f"udp dst port {port}", watchdog=watchdog
+        )
     except CaptureError as error:
         if "CAP_NET_RAW" not in str(error):
             raise  # only a process without the capture right skips, as the lab tests do
@@ -371,3 +375,20 @@ def test_live_workers_take_frames_only_once_all_are_ready(tmp_path: Path) -> Non
     # worker: 2 in 2^16), and the merged order is the sending order.
     assert len({record.body.split()[3] for record in frames}) == 2
     assert [record.src_port for record in frames] == sent
+
+
+def test_a_worker_starting_slower_than_the_watchdog_does_not_hold_the_others(tmp_path: Path) -> None:
+    """One worker takes 3 s to start, the watchdog is 2 s: the gate opens at the watchdog and
+    "listening" is said then (a script waiting for it does not wait for ever); the run ends
+    normally, the slow worker capturing once started."""
+    port = 47779
+    claim = tmp_path / "slow-worker"
+    shards, pipeline, _events = _lo_shards(
+        SlowStartingDissector(frozenset({port}), str(claim), 3.0), port, 2.0, watchdog=2.0
+    )
+    listened: list[float] = []
+    shards.on_listening = lambda: listened.append(time.monotonic())
+    started = time.monotonic()
+    stats = shards.run(pipeline)
+    assert claim.exists() and stats.errors == []
+    assert len(listened) == 1 and 1.5 <= listened[0] - started < 3.0

@@ -2338,6 +2338,38 @@ def test_control_operations_are_judged_per_outstation() -> None:
     assert operations(12, 0x41, older) == operations(11, 0x81, older) == []
 
 
+def test_a_point_operated_or_written_only_at_another_outstation_is_judged_as_the_ips() -> None:
+    """Learned: CLOSE pulses to outstation 10's point 3 and 11's point 4, and the analog output 1
+    written 100-110 at outstation 10 (2 at 11).  A 60 s TRIP to 11's point 3 and 30000 written to
+    11's output 1 are judged by the points as outstation 10 had them (ICS-5013, ICS-5006): the
+    function and group were written at 11 too, so no new write target names them."""
+    learner = BaselineLearner()
+    frame = 1
+    for i in range(5):
+        for outstation, index in ((10, 3), (11, 4)):
+            learner.observe(
+                dnp3(5, ts=1000.0 + i, frame=frame, dst=outstation, objects=(_crob(index, 0x41),))
+            )
+            frame += 1
+        for outstation, index in ((10, 1), (11, 2)):
+            analog = {"group": 41, "variation": 2, "points": [{"index": index, "value": 100 + 2 * i}]}
+            learner.observe(dnp3(5, ts=1000.0 + i, frame=frame, dst=outstation, objects=(analog,)))
+            frame += 1
+    baseline = learner.baseline()
+    rules = _unthrottled(RULES, "ICS-5013", "ICS-5006")
+    trip = dnp3(5, ts=2000.0, frame=100, dst=11, objects=(_crob(3, 0x81, on_time=60_000),))
+    fired = sorted((a.rule_id, a.evidence["point"]) for a in run([trip], baseline=baseline, rules=rules))
+    assert ("ICS-5013", "g12:11:3") in fired and ("ICS-5006", "g12:11:3:on_time") in fired
+    analog = {"group": 41, "variation": 2, "points": [{"index": 1, "value": 30_000}]}
+    write = dnp3(5, ts=2000.0, frame=101, dst=11, objects=(analog,))
+    [alert] = [a for a in run([write], baseline=baseline, rules=rules) if a.rule_id == "ICS-5006"]
+    assert alert.evidence["point"] == "g41:11:1" and alert.evidence["learned_max"] == 108
+    within = dnp3(
+        5, ts=2000.0, frame=102, dst=11, objects=({**analog, "points": [{"index": 1, "value": 105}]},)
+    )
+    assert [a for a in run([within], baseline=baseline, rules=rules) if a.rule_id == "ICS-5006"] == []
+
+
 def test_a_crob_pulse_far_longer_than_learned_is_a_value_out_of_range() -> None:
     baseline = _crob_baseline()
     long_pulse = dnp3(5, ts=2000.0, frame=100, objects=(_crob(3, 0x41, on_time=60_000),))

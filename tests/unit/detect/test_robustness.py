@@ -5,6 +5,7 @@ the example zones loaded."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import jsonschema
@@ -63,3 +64,16 @@ def test_bounded_state_forgets_its_oldest_eighth_at_the_cap() -> None:
         state[key] = key
         assert len(state) <= 16
     assert 999 in state and 998 in state and 0 not in state
+
+
+def test_bounded_dict_pickles_with_its_limit_and_order() -> None:
+    """A BoundedDict unpickled keeps its limit and entries (unpickling sets a dict subclass's items
+    before its attributes: the limit must come first)."""
+    table = BoundedDict(4)
+    for key in ("a", "b", "c"):
+        table[key] = key.upper()
+    again = pickle.loads(pickle.dumps(table))
+    assert type(again) is BoundedDict and again.limit == 4 and list(again.items()) == list(table.items())
+    for key in ("d", "e"):
+        again[key] = key
+    assert len(again) <= 4 and "e" in again
