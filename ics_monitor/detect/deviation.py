@@ -873,10 +873,7 @@ class BaselineDeviation(BaseDetector):
                         point.get("value"),
                         out,
                         read_point=dnp3_point(DNP3_STATUS_OF_OUTPUT[41], event.dst, index),
-                        anywhere=(
-                            dnp3_point(41, None, index),
-                            dnp3_point(DNP3_STATUS_OF_OUTPUT[41], None, index),
-                        ),
+                        outstations=True,
                     )
 
     def _crob(self, conversation: Conversation, event: Any, obj: dict[str, Any], out: Emitter) -> None:
@@ -928,7 +925,7 @@ class BaselineDeviation(BaseDetector):
                         dnp3_point(12, event.dst, index, part),
                         point.get(part),
                         out,
-                        anywhere=(dnp3_point(12, None, index, part), None),
+                        outstations=True,
                     )
 
     def _s7_writes(self, conversation: Conversation, event: Any, out: Emitter) -> None:
@@ -1267,26 +1264,25 @@ class BaselineDeviation(BaseDetector):
         value: Any,
         out: Emitter,
         read_point: str | None = None,
-        anywhere: tuple[str, str | None] | None = None,
+        outstations: bool = False,
     ) -> None:
         if rule_id == "ICS-5006":
             # A register nobody wrote while learning is judged by the values it was read with
             # (those of ``read_point`` when the output is read elsewhere: DNP3 g41 as g40).
-            # ``anywhere``: the DNP3 point and read point of any outstation, tried where the
-            # outstation's own were not learned (written, then read); last, the same point as
-            # the IP's other outstations had it written, then read (``PointLimits.pooled``).
+            # ``outstations``: a DNP3 point (``dnp3_point``), whose own outstation's ranges come
+            # first, then any outstation's (``*``, written then read), last the same point as the
+            # IP's other outstations had it (``PointLimits.pooled``, written then read).
             written = self._limits(conversation, "written")
             read = self._limits(conversation, "read")
-            limit = written.get(point)
-            origin = "written"
-            if limit is None and anywhere is not None and written.anywhere():
-                limit = written.get(anywhere[0])
+            at_read = point if read_point is None else read_point
+            limit, origin = written.get(point), "written"
+            if limit is None and outstations and written.anywhere():
+                limit = written.get(_outstation_as(point, DNP3_ANY_OUTSTATION))
             if limit is None:
-                at_read = point if read_point is None else read_point
                 limit, origin = read.get(at_read), "read"
-                if limit is None and anywhere is not None:
+                if limit is None and outstations:
                     if read.anywhere():
-                        limit = read.get(anywhere[0] if anywhere[1] is None else anywhere[1])
+                        limit = read.get(_outstation_as(at_read, DNP3_ANY_OUTSTATION))
                     if limit is None:
                         limit, origin = written.pooled(point), "written"
                     if limit is None:
@@ -1909,6 +1905,12 @@ def _written_else_read(
     return read.get(point if read_point is None else read_point), "read"
 
 
+def _outstation_as(point: str, outstation: str) -> str:
+    """A DNP3 point's name (``dnp3_point``) with another outstation: ``g41:10:1`` -> ``g41:*:1``."""
+    parts = point.split(":")
+    return ":".join([parts[0], outstation, *parts[2:]]) if len(parts) >= 3 else point
+
+
 def _point_value(point: dict[str, Any]) -> Any:
     return point.get("value")
 
@@ -2075,7 +2077,7 @@ class PointLimits:
         parts = point.split(":")
         if len(parts) < 3:
             return None
-        name = ":".join([parts[0], "?", *parts[2:]])
+        name = _outstation_as(point, "?")  # remembered apart from the points themselves
         known = self._known
         limit = known.get(name, _UNKNOWN)
         if limit is _UNKNOWN:

@@ -639,9 +639,8 @@ class Conversation:
         # Of the write and control functions: (function code, group) -> the outstation link
         # addresses written to (one IP, a gateway or terminal server, may carry several)
         self.dnp3_outstations: dict[tuple[int, int], RangeSet] = {}
-        # DNP3 control relay output block (g12) point index -> the control codes (operation
-        # type, trip/close, queue and clear bits) the client sent it
-        # DNP3 CROB points (``crob_point``: "10:3", outstation 10 index 3) -> control codes sent
+        # DNP3 control relay output block (g12) points (``crob_point``: "10:3", outstation 10
+        # index 3) -> the control codes (operation type, trip/close, queue and clear bits) sent
         self.crob: dict[str, set[int]] = {}
         # ("read"|"write", area such as "DB1" or "M") -> byte ranges
         self.s7: dict[tuple[str, str], RangeSet] = {}
@@ -1968,7 +1967,7 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 # unquoted base-60 looking scalar (a MAC such as ``10:20:30:40:50:51``) as a number: version 4
 # holds what ``yamlfile.SafeLoader`` reads, text.  Version 5 added each conversation's addresses
 # (unit ids, link addresses), version 6 the addresses whose identification was read, version 10
-# each conversation's response times.
+# each conversation's response times, version 11 DNP3 values and CROB operations per outstation.
 CACHE_FORMAT: Final = "ics-monitor-baseline-cache/11"
 _CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 _INDEX: Final = "I"
