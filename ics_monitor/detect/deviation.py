@@ -616,12 +616,23 @@ class BaselineDeviation(BaseDetector):
                 if not spans:
                     if (DNP3_READ, group) not in conversation.dnp3_points:
                         self._new_target(conversation, event, out, scope, None, None, "ICS-5011")
+                        continue
+                else:
+                    for start, stop in spans[:MAX_VALUES_CHECKED]:
+                        if not conversation.covered(
+                            conversation.dnp3_points, (DNP3_READ, group), start, stop
+                        ):
+                            learned = conversation.dnp3_points.get((DNP3_READ, group))
+                            self._new_target(
+                                conversation, event, out, scope, start, stop, "ICS-5011", learned
+                            )
+                            break
+                    else:
+                        self._dnp3_at_outstation(
+                            conversation, event, DNP3_READ, group, spans, out, "ICS-5011"
+                        )
                     continue
-                for start, stop in spans[:MAX_VALUES_CHECKED]:
-                    if not conversation.covered(conversation.dnp3_points, (DNP3_READ, group), start, stop):
-                        learned = conversation.dnp3_points.get((DNP3_READ, group))
-                        self._new_target(conversation, event, out, scope, start, stop, "ICS-5011", learned)
-                        break
+                self._dnp3_at_outstation(conversation, event, DNP3_READ, group, spans, out, "ICS-5011")
         elif (
             event_type == "s7comm"
             and fields["rosctr"] == 1
@@ -815,6 +826,52 @@ class BaselineDeviation(BaseDetector):
             f"mask write AND 0x{and_mask:04x} OR 0x{or_mask:04x}: {least} to {most} {held}",
         )
 
+    def _dnp3_at_outstation(
+        self,
+        conversation: Conversation,
+        event: Any,
+        code: int,
+        group: int,
+        spans: list[tuple[int, int]],
+        out: Emitter,
+        rule_id: str,
+    ) -> None:
+        """A request whose points the client addressed while learning, but at another outstation of the IP.
+
+        One IP (a gateway, a terminal server in front of a multi-drop line) may front several
+        outstations, whose point 3 are different breakers: learned TRIP and CLOSE of point 3 at
+        outstation 10 say nothing of point 3 at outstation 11.  Judged by the ranges learned per
+        outstation (``dnp3_outstation_points``); called once the IP's pooled ranges found nothing
+        new.  ICS-5005 (``rule_id``) for writes and controls, ICS-5011 for reads.  An outstation
+        never addressed with the function and group: for a write, ``_dnp3_outstation``; for a
+        read, only when the baseline holds every outstation the client addressed.
+        """
+        dst = event.dst
+        if not isinstance(dst, int):
+            return
+        table = conversation.dnp3_outstation_points
+        key = (code, group, dst)
+        learned = table.get(key)
+        if learned is None:
+            if rule_id == "ICS-5005":
+                self._dnp3_outstation(conversation, event, code, group, spans, out)
+            elif conversation.outstations_complete():
+                others = RangeSet()
+                for other_code, other_group, outstation in table:
+                    if other_code == code and other_group == group:
+                        others.add(outstation, outstation)
+                scope = f"function {code} g{group} at outstation {dst}"
+                if others.ranges:
+                    scope = f"{scope} (only at {_runs(others)} while learning)"
+                start, stop = spans[0] if spans else (None, None)
+                self._new_target(conversation, event, out, scope, start, stop, rule_id)
+            return
+        for start, stop in spans[:MAX_VALUES_CHECKED]:
+            if not conversation.covered(table, key, start, stop):
+                scope = f"function {code} g{group} at outstation {dst}"
+                self._new_target(conversation, event, out, scope, start, stop, rule_id, learned)
+                break
+
     def _dnp3_outstation(
         self, conversation: Conversation, event: Any, code: int, group: int, spans: Any, out: Emitter
     ) -> None:
@@ -831,8 +888,7 @@ class BaselineDeviation(BaseDetector):
         outstations = learned.get((code, group))
         if outstations is None or outstations.covers(dst, dst):
             return  # never written this way at all: the point check names it
-        shown = ", ".join(f"{a}-{b}" if b != a else str(a) for a, b in outstations.ranges[:8])
-        scope = f"function {code} g{group} at outstation {dst} (only at {shown} while learning)"
+        scope = f"function {code} g{group} at outstation {dst} (only at {_runs(outstations)} while learning)"
         start, stop = spans[0] if spans else (None, None)
         self._new_target(conversation, event, out, scope, start, stop)
 
@@ -845,7 +901,8 @@ class BaselineDeviation(BaseDetector):
             points = dnp3_points(obj)
             if self.check_writes and isinstance(group, int):
                 spans = [points] if isinstance(points, tuple) else [(i, i) for i in points or ()]
-                if not spans and (code, group) not in conversation.dnp3_points:
+                pooled_new = not spans and (code, group) not in conversation.dnp3_points
+                if pooled_new:
                     self._new_target(conversation, event, out, f"function {code} g{group}")
                 for start, stop in spans[:MAX_VALUES_CHECKED]:
                     if not conversation.covered(conversation.dnp3_points, (code, group), start, stop):
@@ -858,8 +915,10 @@ class BaselineDeviation(BaseDetector):
                             stop,
                             learned=conversation.dnp3_points.get((code, group)),
                         )
+                        pooled_new = True
                         break
-                self._dnp3_outstation(conversation, event, code, group, spans, out)
+                if not pooled_new:
+                    self._dnp3_at_outstation(conversation, event, code, group, spans, out, "ICS-5005")
             if group == 12 and (self.check_operations or self.check_written_values):
                 self._crob(conversation, event, obj, out)
             if self.check_written_values and group == 41:
@@ -2116,6 +2175,11 @@ class PointLimits:
             if len(known) < 2 * MAX_VALUE_POINTS:
                 known[point] = limit
         return limit  # type: ignore[return-value]
+
+
+def _runs(ranges: RangeSet, limit: int = 8) -> str:
+    """Ranges as text: "10-12, 15" (the first ``limit``)."""
+    return ", ".join(f"{a}-{b}" if b != a else str(a) for a, b in ranges.ranges[:limit])
 
 
 def _bounds(

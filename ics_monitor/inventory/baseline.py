@@ -58,6 +58,10 @@ MAX_MACS_PER_ASSET: Final = 8
 MAX_RANGES: Final = 64
 # Range keys per conversation: Modbus (unit, table, kind), DNP3 (function, group), S7 (kind, area).
 MAX_RANGE_KEYS: Final = 512
+# DNP3 (function, group, outstation) keys per conversation: a master polling 32 outstations behind
+# one gateway with 4 functions over 8 groups each needs 1,024.  Past it, outstations not learned
+# are not judged as new (``Conversation.outstations_complete``).
+MAX_OUTSTATION_RANGE_KEYS: Final = 4096
 # Value points (address or point index) tracked per conversation, written and read together.
 MAX_VALUE_POINTS: Final = 4096
 # Recurring request signatures per conversation, and the intervals kept per signature while learning.
@@ -591,6 +595,7 @@ class Conversation:
         "addresses",
         "client",
         "crob",
+        "dnp3_outstation_points",
         "dnp3_outstations",
         "dnp3_points",
         "flows",
@@ -639,6 +644,9 @@ class Conversation:
         # Of the write and control functions: (function code, group) -> the outstation link
         # addresses written to (one IP, a gateway or terminal server, may carry several)
         self.dnp3_outstations: dict[tuple[int, int], RangeSet] = {}
+        # (function code, group, outstation link address) -> ranges of point indexes: what the
+        # client read, wrote and operated at each outstation of the IP (``dnp3_points`` pools them)
+        self.dnp3_outstation_points: dict[tuple[int, int, int], RangeSet] = {}
         # DNP3 control relay output block (g12) points (``crob_point``: "10:3", outstation 10
         # index 3) -> the control codes (operation type, trip/close, queue and clear bits) sent
         self.crob: dict[str, set[int]] = {}
@@ -694,11 +702,18 @@ class Conversation:
         if len(codes) < MAX_CROB_CODES:
             codes.add(code)
 
-    def add_range(self, table: dict[Any, RangeSet], key: Any, start: int | None, end: int | None) -> None:
+    def add_range(
+        self,
+        table: dict[Any, RangeSet],
+        key: Any,
+        start: int | None,
+        end: int | None,
+        cap: int = MAX_RANGE_KEYS,
+    ) -> None:
         """Extend the ranges of ``key`` (``start`` None: record the key without a range)."""
         ranges = table.get(key)
         if ranges is None:
-            if len(table) >= MAX_RANGE_KEYS:
+            if len(table) >= cap:
                 return
             ranges = table[key] = RangeSet()
         if start is not None and end is not None:
@@ -781,6 +796,35 @@ class Conversation:
             return False
         return not ranges.ranges or ranges.covers(start, end)
 
+    def outstations_complete(self) -> bool:
+        """Whether every outstation the client addressed while learning is in ``dnp3_outstation_points``.
+
+        False for a baseline learned before points were kept per outstation (none there), and
+        for one whose table reached its cap: an outstation missing from it may have been used.
+        """
+        table = self.dnp3_outstation_points
+        return bool(table) and len(table) < MAX_OUTSTATION_RANGE_KEYS
+
+    def imply_outstations(self) -> None:
+        """Add to ``dnp3_outstations`` the outstations each write function and group went to per outstation."""
+        for code, group, outstation in self.dnp3_outstation_points:
+            if code in DNP3_WRITE_FUNCTIONS:
+                ranges = self.dnp3_outstations.get((code, group))
+                if ranges is None:
+                    ranges = self.dnp3_outstations[(code, group)] = RangeSet()
+                ranges.add(outstation, outstation)
+
+    def _outstations_implied(self) -> bool:
+        """Whether ``dnp3_outstations`` says nothing ``dnp3_outstation_points`` does not."""
+        implied: dict[tuple[int, int], RangeSet] = {}
+        for code, group, outstation in self.dnp3_outstation_points:
+            implied.setdefault((code, group), RangeSet()).add(outstation, outstation)
+        for key, ranges in self.dnp3_outstations.items():
+            have = implied.get(key)
+            if have is None or any(not have.covers(low, high) for low, high in ranges.ranges):
+                return False
+        return True
+
     def value_range(self, kind: str, point: str) -> list[Number] | None:
         """Learned ``[min, max]`` of a point, or None."""
         bounds = self.values.get((kind, point))
@@ -826,7 +870,17 @@ class Conversation:
             for (function_code, group), ranges in sorted(self.dnp3_points.items()):
                 functions.setdefault(str(function_code), {})[f"g{group}"] = ranges.to_list()
             result["dnp3_objects"] = functions
-        if self.dnp3_outstations:
+        if self.dnp3_outstation_points:
+            by_outstation: dict[str, dict[str, dict[str, list[list[int]]]]] = {}
+            for (function_code, group, outstation), ranges in sorted(
+                self.dnp3_outstation_points.items(), key=_by_outstation
+            ):
+                by_outstation.setdefault(str(outstation), {}).setdefault(str(function_code), {})[
+                    f"g{group}"
+                ] = ranges.to_list()
+            result["dnp3_outstation_objects"] = by_outstation
+        if self.dnp3_outstations and not self._outstations_implied():
+            # Learned before points were kept per outstation (or edited): the file keeps them.
             outstations: dict[str, dict[str, list[list[int]]]] = {}
             for (function_code, group), ranges in sorted(self.dnp3_outstations.items()):
                 outstations.setdefault(str(function_code), {})[f"g{group}"] = ranges.to_list()
@@ -901,6 +955,12 @@ class Conversation:
                 conversation.dnp3_outstations[(int(function_code), int(str(group).lstrip("g")))] = RangeSet(
                     ranges or ()
                 )
+        for outstation, functions in (data.get("dnp3_outstation_objects") or {}).items():
+            for function_code, groups in (functions or {}).items():
+                for group, ranges in (groups or {}).items():
+                    key = (int(function_code), int(str(group).lstrip("g")), int(outstation))
+                    conversation.dnp3_outstation_points[key] = RangeSet(ranges or ())
+        conversation.imply_outstations()
         for kind, areas in (data.get("s7_areas") or {}).items():
             for area, ranges in (areas or {}).items():
                 conversation.s7[(str(kind), str(area))] = RangeSet(ranges or ())
@@ -966,6 +1026,7 @@ class Conversation:
                 and stats.window is not None
                 and stats.count >= MIN_RESPONSE_SAMPLES
             ],
+            [[list(key), ranges.ranges] for key, ranges in self.dnp3_outstation_points.items()],
         ]
 
     @classmethod
@@ -1020,6 +1081,9 @@ class Conversation:
             responses[str(key)] = ResponseStats(
                 float(median), int(count), (float(window[0]), float(window[1]))
             )
+        per_outstation: dict[Any, RangeSet] = conversation.dnp3_outstation_points
+        for key, spans in record[17]:
+            per_outstation[(int(key[0]), int(key[1]), int(key[2]))] = RangeSet(spans)
         return conversation
 
 
@@ -1033,6 +1097,7 @@ def _merge(profile: Conversation, member: Conversation) -> None:
         (member.modbus, profile.modbus),
         (member.dnp3_points, profile.dnp3_points),
         (member.dnp3_outstations, profile.dnp3_outstations),
+        (member.dnp3_outstation_points, profile.dnp3_outstation_points),
         (member.s7, profile.s7),
     )
     for table, merged in tables:
@@ -1282,6 +1347,12 @@ def _crob_file_point(value: Any, key: ConversationKey) -> str:
         f"conversation {_key_text(key)}: dnp3_crob_operations keys must be outstation:index"
         f" (10:3, or *:3 for any outstation), not {value!r}"
     )
+
+
+def _by_outstation(item: tuple[tuple[int, int, int], Any]) -> tuple[int, int, int]:
+    """Per-outstation DNP3 point ranges in the file by outstation, then function, then group."""
+    code, group, outstation = item[0]
+    return (outstation, code, group)
 
 
 def _crob_order(item: tuple[str, Any]) -> tuple[int, int]:
@@ -1637,13 +1708,22 @@ def _learn_dnp3(conversation: Conversation, event: Any, request: bool) -> None:
                 continue
             points = dnp3_points(obj)
             key = (code, group)
-            if isinstance(points, tuple):
-                conversation.add_range(conversation.dnp3_points, key, points[0], points[1])
-            elif points:
-                for index in points:
-                    conversation.add_range(conversation.dnp3_points, key, index, index)
-            else:
-                conversation.add_range(conversation.dnp3_points, key, None, None)
+            # Pooled over the IP's outstations, and per outstation (one IP may front several).
+            tables: list[tuple[dict[Any, RangeSet], Any, int]] = [
+                (conversation.dnp3_points, key, MAX_RANGE_KEYS)
+            ]
+            if isinstance(event.dst, int):
+                tables.append(
+                    (conversation.dnp3_outstation_points, (code, group, event.dst), MAX_OUTSTATION_RANGE_KEYS)
+                )
+            for table, table_key, cap in tables:
+                if isinstance(points, tuple):
+                    conversation.add_range(table, table_key, points[0], points[1], cap)
+                elif points:
+                    for index in points:
+                        conversation.add_range(table, table_key, index, index, cap)
+                else:
+                    conversation.add_range(table, table_key, None, None, cap)
             if code in DNP3_WRITE_FUNCTIONS and isinstance(event.dst, int):
                 conversation.add_range(conversation.dnp3_outstations, key, event.dst, event.dst)
             if code in DNP3_WRITE_FUNCTIONS and group == 41:
@@ -1967,8 +2047,9 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 # unquoted base-60 looking scalar (a MAC such as ``10:20:30:40:50:51``) as a number: version 4
 # holds what ``yamlfile.SafeLoader`` reads, text.  Version 5 added each conversation's addresses
 # (unit ids, link addresses), version 6 the addresses whose identification was read, version 10
-# each conversation's response times, version 11 DNP3 values and CROB operations per outstation.
-CACHE_FORMAT: Final = "ics-monitor-baseline-cache/11"
+# each conversation's response times, version 11 DNP3 values and CROB operations per outstation,
+# version 12 the DNP3 points each request function and group addressed per outstation.
+CACHE_FORMAT: Final = "ics-monitor-baseline-cache/12"
 _CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 _INDEX: Final = "I"
 # Where a version-2 cache was: removed when a newer one is written.

@@ -147,17 +147,98 @@ def test_a_dnp3_control_at_another_outstation_of_the_ip(tmp_path: Path) -> None:
     assert "function 5 g12 at outstation 11 (only at 10 while learning) 3" in alert.explanation
     conversation = next(c for c in BASELINE.conversations.values() if c.protocol == "dnp3")
     data = conversation.to_dict()
-    assert data["dnp3_written_outstations"] == {"5": {"g12": [[10, 10]]}}
+    # The points per outstation say where each write went: the older section is not written.
+    assert data["dnp3_outstation_objects"] == {"10": {"5": {"g12": [[3, 3]]}}}
+    assert "dnp3_written_outstations" not in data
     path = tmp_path / "baseline.yaml"
     BASELINE.save(path)
     for _ in range(2):  # from the YAML, then from the cache it wrote
         loaded = Baseline.load(path)
         [again] = [c for c in loaded.conversations.values() if c.protocol == "dnp3"]
         assert {k: v.ranges for k, v in again.dnp3_outstations.items()} == {(5, 12): [[10, 10]]}
-    # A baseline learned before outstations were: not judged by them (the point check still is).
-    del data["dnp3_written_outstations"]
+        assert {k: v.ranges for k, v in again.dnp3_outstation_points.items()} == {(5, 12, 10): [[3, 3]]}
+        assert rule_ids(run([dnp3(5, objects=crob, dst=11)], baseline=loaded)) == ["ICS-5005"]
+    # A file of the version before (written outstations, no points per outstation) judges the same.
+    older_data = {k: v for k, v in data.items() if k != "dnp3_outstation_objects"}
+    older_data["dnp3_written_outstations"] = {"5": {"g12": [[10, 10]]}}
+    older = Baseline([type(conversation).from_dict(older_data)])
+    assert rule_ids(run([dnp3(5, objects=crob, dst=11)], baseline=older)) == ["ICS-5005"]
+    assert type(conversation).from_dict(older_data).to_dict()["dnp3_written_outstations"] == {
+        "5": {"g12": [[10, 10]]}
+    }
+    # One learned before outstations were: not judged by them (the point check still is).
+    del older_data["dnp3_written_outstations"]
+    oldest = Baseline([type(conversation).from_dict(older_data)])
+    assert rule_ids(run([dnp3(5, objects=crob, dst=11)], baseline=oldest)) == []
+
+
+def _two_outstations() -> Baseline:
+    """One IP fronting outstations 10 and 11 (a gateway): the master reads and operates each."""
+    learner = BaselineLearner()
+    for i in range(5):
+        ts = 1000.0 + 10 * i
+        learner.observe(
+            dnp3(1, ts=ts, frame=4 * i + 1, dst=10, objects=({"group": 30, "start": 0, "stop": 9},))
+        )
+        learner.observe(
+            dnp3(1, ts=ts + 1, frame=4 * i + 2, dst=11, objects=({"group": 30, "start": 0, "stop": 4},))
+        )
+        learner.observe(
+            dnp3(5, ts=ts + 2, frame=4 * i + 3, dst=10, objects=({"group": 12, "points": [{"index": 3}]},))
+        )
+        learner.observe(
+            dnp3(5, ts=ts + 3, frame=4 * i + 4, dst=11, objects=({"group": 12, "points": [{"index": 7}]},))
+        )
+    return learner.baseline()
+
+
+def test_dnp3_points_are_judged_per_outstation_of_the_ip(tmp_path: Path) -> None:
+    """Point 3 of outstation 10 and point 3 of outstation 11 are different breakers: the master
+    that operated only 10's point 3 and 11's point 7 while learning, now operating 11's point 3,
+    makes a write never made (the IP's pooled ranges hold point 3).  Reads likewise: points 5-9
+    were read only at 10, and outstation 12 never at all."""
+    baseline = _two_outstations()
+    [conversation] = baseline.conversations.values()
+    assert conversation.to_dict()["dnp3_outstation_objects"] == {
+        "10": {"1": {"g30": [[0, 9]]}, "5": {"g12": [[3, 3]]}},
+        "11": {"1": {"g30": [[0, 4]]}, "5": {"g12": [[7, 7]]}},
+    }
+
+    def alerts(*records: Any, on: Baseline = baseline) -> list[Any]:
+        return run(list(records), baseline=on)
+
+    def control(dst: int, index: int) -> Any:
+        return dnp3(5, ts=2000.0, dst=dst, objects=({"group": 12, "points": [{"index": index}]},))
+
+    def read(dst: int, start: int, stop: int) -> Any:
+        return dnp3(1, ts=2000.0, dst=dst, objects=({"group": 30, "start": start, "stop": stop},))
+
+    # What was learned, where it was learned: quiet.
+    assert alerts(control(10, 3), control(11, 7), read(10, 0, 9), read(11, 0, 4)) == []
+    [alert] = alerts(control(11, 3))
+    assert alert.rule_id == "ICS-5005"
+    assert alert.evidence["targets"] == ["function 5 g12 at outstation 11 3"]
+    [alert] = alerts(read(11, 0, 9))
+    assert alert.rule_id == "ICS-5011"
+    assert alert.evidence["targets"] == ["function 1 g30 at outstation 11 5-9"]
+    [alert] = alerts(read(12, 0, 4))
+    assert alert.rule_id == "ICS-5011"
+    assert "function 1 g30 at outstation 12 (only at 10-11 while learning)" in alert.explanation
+    # Points the IP never had at all: the pooled scope, one alert (not one per scope).
+    [alert] = alerts(control(11, 9))
+    assert alert.evidence["targets"] == ["function 5 g12 9"]
+    # Kept through the YAML file and its cache.
+    path = tmp_path / "baseline.yaml"
+    baseline.save(path)
+    for _ in range(2):
+        loaded = Baseline.load(path)
+        assert rule_ids(alerts(control(11, 3), read(11, 0, 9), on=loaded)) == ["ICS-5005", "ICS-5011"]
+        assert rule_ids(alerts(control(10, 3), read(10, 0, 9), on=loaded)) == []
+    # A file without the section (learned by an earlier version): reads judged pooled only.
+    data = conversation.to_dict()
+    del data["dnp3_outstation_objects"]
     older = Baseline([type(conversation).from_dict(data)])
-    assert rule_ids(run([dnp3(5, objects=crob, dst=11)], baseline=older)) == []
+    assert rule_ids(alerts(read(11, 0, 9), read(12, 0, 4), on=older)) == []
 
 
 def test_written_value_out_of_range_with_margin() -> None:
@@ -2341,8 +2422,8 @@ def test_control_operations_are_judged_per_outstation() -> None:
 def test_a_point_operated_or_written_only_at_another_outstation_is_judged_as_the_ips() -> None:
     """Learned: CLOSE pulses to outstation 10's point 3 and 11's point 4, and the analog output 1
     written 100-110 at outstation 10 (2 at 11).  A 60 s TRIP to 11's point 3 and 30000 written to
-    11's output 1 are judged by the points as outstation 10 had them (ICS-5013, ICS-5006): the
-    function and group were written at 11 too, so no new write target names them."""
+    11's output 1 are judged by the points as outstation 10 had them (ICS-5013, ICS-5006), and
+    each is a write target never written at 11 (ICS-5005, by the points learned per outstation)."""
     learner = BaselineLearner()
     frame = 1
     for i in range(5):
@@ -2358,12 +2439,18 @@ def test_a_point_operated_or_written_only_at_another_outstation_is_judged_as_the
     baseline = learner.baseline()
     rules = _unthrottled(RULES, "ICS-5013", "ICS-5006")
     trip = dnp3(5, ts=2000.0, frame=100, dst=11, objects=(_crob(3, 0x81, on_time=60_000),))
-    fired = sorted((a.rule_id, a.evidence["point"]) for a in run([trip], baseline=baseline, rules=rules))
+    alerts = run([trip], baseline=baseline, rules=rules)
+    fired = sorted((a.rule_id, a.evidence["point"]) for a in alerts if "point" in a.evidence)
     assert ("ICS-5013", "g12:11:3") in fired and ("ICS-5006", "g12:11:3:on_time") in fired
+    [new] = [a.evidence["targets"] for a in alerts if a.rule_id == "ICS-5005"]
+    assert new == ["function 5 g12 at outstation 11 3"]
     analog = {"group": 41, "variation": 2, "points": [{"index": 1, "value": 30_000}]}
     write = dnp3(5, ts=2000.0, frame=101, dst=11, objects=(analog,))
-    [alert] = [a for a in run([write], baseline=baseline, rules=rules) if a.rule_id == "ICS-5006"]
+    alerts = run([write], baseline=baseline, rules=rules)
+    [alert] = [a for a in alerts if a.rule_id == "ICS-5006"]
     assert alert.evidence["point"] == "g41:11:1" and alert.evidence["learned_max"] == 108
+    [new] = [a.evidence["targets"] for a in alerts if a.rule_id == "ICS-5005"]
+    assert new == ["function 5 g41 at outstation 11 1"]
     within = dnp3(
         5, ts=2000.0, frame=102, dst=11, objects=({**analog, "points": [{"index": 1, "value": 105}]},)
     )

@@ -344,7 +344,7 @@ def test_cache_is_used_only_for_the_exact_yaml_it_was_written_with(tmp_path: Pat
     baseline.save(path)
     lines = cache.read_bytes().splitlines(keepends=True)
     header = orjson.loads(lines[0])
-    assert header["cache"] == "ics-monitor-baseline-cache/11" and header["format"] == FORMAT
+    assert header["cache"] == "ics-monitor-baseline-cache/12" and header["format"] == FORMAT
     assert header["conversations"] == len(baseline.conversations) == len(lines) - 2
     keys, ranges = orjson.loads(lines[1])
     assert ["written", "hr:1:20"] in keys and [100, 119] in ranges
