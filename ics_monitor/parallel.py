@@ -291,7 +291,7 @@ def _work(
         spec.tick,
         index == 0 and (spec.emit_arp or spec.tick is not None),
         index == 0 and spec.progress,
-        _read_check(spec.checks),
+        _worker_check(spec.checks),
         backlog,
     )
     return _summary(
@@ -306,10 +306,10 @@ def _work(
     )
 
 
-def _read_check(checks: WorkerChecks | None) -> Callable[[Any], bool] | None:
-    """``ReadCheck.passes`` over the baseline and rules of ``checks``, or None.
+def _worker_check(checks: WorkerChecks | None) -> Callable[[Any], bool] | None:
+    """``WorkerCheck.passes`` over the baseline and rules of ``checks``, or None.
 
-    Loaded by the first Modbus or DNP3 response the worker is asked about (``LazyReadCheck``):
+    Loaded by the first record the worker is asked about that it could pass (``LazyWorkerCheck``):
     the parent has loaded the same files by then.  A file this worker cannot use gives no check,
     not a failure, and so do files whose contents are not those of the digest taken before the
     workers started (read before and after loading); the worker does not write the baseline's
@@ -317,15 +317,15 @@ def _read_check(checks: WorkerChecks | None) -> Callable[[Any], bool] | None:
     """
     if checks is None or not checks[2]:
         return None
-    from ics_monitor.detect.deviation import LazyReadCheck
+    from ics_monitor.detect.deviation import LazyWorkerCheck
 
-    return LazyReadCheck(lambda: _load_read_check(checks)).passes
+    return LazyWorkerCheck(lambda: _load_worker_check(checks)).passes
 
 
-def _load_read_check(checks: WorkerChecks) -> Any:
+def _load_worker_check(checks: WorkerChecks) -> Any:
     from pathlib import Path
 
-    from ics_monitor.detect.deviation import ReadCheck
+    from ics_monitor.detect.deviation import WorkerCheck
     from ics_monitor.detect.rules import RuleSet
     from ics_monitor.inventory.baseline import Baseline
 
@@ -337,7 +337,7 @@ def _load_read_check(checks: WorkerChecks) -> Any:
         return None
     if not loaded_as_digested(checks[2], checks[0], checks[1], rules_before, baseline):
         return None
-    return ReadCheck(rules, baseline)
+    return WorkerCheck(rules, baseline)
 
 
 def _summary(

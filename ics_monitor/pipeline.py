@@ -145,7 +145,7 @@ class DetectionEngineLike(Protocol):
     """What the pipeline needs of ``detect.engine.DetectionEngine`` (kept structural: no import here)."""
 
     def observe(self, event: Any, passed: bool = False) -> list[Any]:
-        """Alerts for a protocol or anomaly event (``passed``: read values checked by a worker)."""
+        """Alerts for a protocol or anomaly event (``passed``: checked by a worker, ``WorkerCheck``)."""
         ...
 
     def observe_flow(self, record: FlowRecord) -> list[Any]:
@@ -256,8 +256,8 @@ class Analysis:
     def event(self, event: Any, passed: bool = False) -> None:
         """Take a protocol event, an anomaly or an ARP observation.
 
-        ``passed``: a shard worker found the response's read values within the limits of the
-        baseline in ``checks`` (``deviation.ReadCheck``); it counts only while the engine enforcing
+        ``passed``: a shard worker found nothing in the record that deviates from the baseline in
+        ``checks`` (``deviation.WorkerCheck``); it counts only while the engine enforcing
         that baseline is the one built with it (``checked_engine``), not after a switch or a reload.
         """
         inventory = self.inventory
@@ -781,8 +781,8 @@ def build_analysis(
     (learn for ``config.analysis.learn_for`` capture seconds, then enforce), ``enforce`` (detect
     against the baseline at ``baseline_path``) or ``detect`` (always-on detectors, no baseline).
     ``detection`` False runs no detector at all (``baseline learn``).  ``worker_checks``
-    (``worker_checks_of``): the baseline and rules shard workers loaded to check read values
-    where they dissect (``Analysis.checks``, ``deviation.ReadCheck``); their checks count when
+    (``worker_checks_of``): the baseline and rules shard workers loaded to check records against
+    where they dissect (``Analysis.checks``, ``deviation.WorkerCheck``); their checks count when
     enforcing, and when what this process loads has the same digest.  Rules, zones and baseline
     files that cannot be used raise ``ConfigError`` with one line saying why.
     """

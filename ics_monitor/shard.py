@@ -32,8 +32,9 @@ from ics_monitor.sinks import JsonLinesSink
 
 # Record kinds in the merged stream.
 EVENT, FLOW, ARP, TICK, MARK, EVENT_LINE, FLOW_LINE, ARP_LINE = range(8)
-# A protocol event whose read values the worker checked and found within the learned limits
-# (``deviation.ReadCheck``): the parent skips that check.
+# A protocol event the worker checked against the baseline and found nothing in (a response's read
+# values within limits, a request's function and targets learned: ``deviation.WorkerCheck``): the
+# parent skips those checks.
 EVENT_PASSED: Final = 8
 # Stages within one frame, in the order Pipeline.run hands a frame's records on.
 STAGE_TICK, STAGE_ARP, STAGE_DECODE, STAGE_DISSECT, STAGE_FLOW_ANOMALY, STAGE_FLOW = range(6)
@@ -257,7 +258,7 @@ def run_shard(
 
     Each record goes out as ``(frame * 8 + stage, index, kind, record)``; worker 0 also sends the
     analysis clock (``tick``) and, every ``MARK_EVERY`` frames, the reading position.  ``check``
-    (``ReadCheck.passes``): protocol events it passes go out as ``EVENT_PASSED``.
+    (``WorkerCheck.passes``): protocol events it passes go out as ``EVENT_PASSED``.
 
     ``backlog`` (shared memory, ``.value``: this worker's batches waiting for the parent's merge)
     says who has CPU to spare.  The check is work the parent does for any event not marked, so it

@@ -29,7 +29,6 @@ not only as a new conversation.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import struct
 from collections.abc import Callable
@@ -269,6 +268,8 @@ class BaselineDeviation(BaseDetector):
         # Per conversation, shared by its flows' entries: the function codes checked (Modbus,
         # DNP3) and the poll fields (Modbus, S7; see ``_polling``) -> learned cycle.
         self.checked_functions: BoundedDict = BoundedDict(MAX_FLOWS)
+        # Per conversation: ``Conversation.outstation_index`` (DNP3 reads at an outstation).
+        self.outstation_index: BoundedDict = BoundedDict(MAX_FLOWS)
         self.poll_fields: BoundedDict = BoundedDict(MAX_FLOWS)
         self.seen = SeenSet()
         # (conversation, scope) -> [address ranges first written since learning, the first
@@ -284,10 +285,15 @@ class BaselineDeviation(BaseDetector):
         # counted (frame, time)]
         self.value_groups: BoundedDict = BoundedDict(MAX_FLOWS)
         # Set by the engine around one record: the shard worker that owns the record's flow found
-        # its read values within the limits of the conversation its endpoints name (``ReadCheck``).
-        self.reads_passed = False
-        # Values found out of their learned range so far (``_out_of_range``).
-        self.values_out_of_range = 0
+        # nothing in it that deviates from the conversation its endpoints name (``WorkerCheck``):
+        # a response's read values within their limits, a request's function, targets and
+        # written values all learned.
+        self.passed = False
+        # Findings of the checks a worker runs (``WorkerCheck``) so far: values out of range, new
+        # write and read targets, new CROB operations, whether alerted on or not.
+        self.deviations = 0
+        # A worker's ``WorkerCheck``: findings are counted, not turned into alerts.
+        self.probing = False
 
     # -- first sight of a flow: assets and conversation -------------------------------------------------
 
@@ -452,18 +458,31 @@ class BaselineDeviation(BaseDetector):
                 self._writes(profile, event, fields, out)
             return
         if request:
-            if self.check_functions:
-                self._function(conversation, event, fields, out, entry)
-            if self.check_writes or self.check_written_values:
-                self._writes(self._write_profile(conversation, entry), event, fields, out)
-            if self.check_reads:
-                self._read_targets(conversation, event, fields, out)
+            # Checked already where it was dissected (``WorkerCheck``) when the flow began the
+            # same way round: function, write and read targets, written values all learned.
+            if not (
+                self.passed
+                and entry[1]
+                == (
+                    fields["src_ip"],
+                    fields["dst_ip"],
+                    fields["transport"],
+                    fields["dst_port"],
+                    protocol_of_event(event_type),
+                )
+            ):
+                if self.check_functions:
+                    self._function(conversation, event, fields, out, entry)
+                if self.check_writes or self.check_written_values:
+                    self._writes(self._write_profile(conversation, entry), event, fields, out)
+                if self.check_reads:
+                    self._read_targets(conversation, event, fields, out)
             if self.check_polling and conversation.polling:
                 self._polling(conversation, event, fields, out, entry)
         elif self.check_read_values and conversation.values:
-            # Checked already where it was dissected (``ReadCheck``), against the conversation its
+            # Checked already where it was dissected (``WorkerCheck``), against the conversation its
             # endpoints name: that is this flow's when the flow began the same way round.
-            if self.reads_passed and entry[1] == (
+            if self.passed and entry[1] == (
                 fields["dst_ip"],
                 fields["src_ip"],
                 fields["transport"],
@@ -855,13 +874,19 @@ class BaselineDeviation(BaseDetector):
         if learned is None:
             if rule_id == "ICS-5005":
                 self._dnp3_outstation(conversation, event, code, group, spans, out)
-            elif conversation.outstations_complete():
-                others = RangeSet()
-                for other_code, other_group, outstation in table:
-                    if other_code == code and other_group == group:
-                        others.add(outstation, outstation)
+            else:
+                # Per conversation once: whether every outstation it addressed is in the table,
+                # and where each function and group went (not a scan of the table per request).
+                index: tuple[bool, dict[tuple[int, int], RangeSet]] | None = self.outstation_index.get(
+                    conversation.key
+                )
+                if index is None:
+                    index = self.outstation_index[conversation.key] = conversation.outstation_index()
+                if not index[0]:
+                    return
                 scope = f"function {code} g{group} at outstation {dst}"
-                if others.ranges:
+                others = index[1].get((code, group))
+                if others is not None:
                     scope = f"{scope} (only at {_runs(others)} while learning)"
                 start, stop = spans[0] if spans else (None, None)
                 self._new_target(conversation, event, out, scope, start, stop, rule_id)
@@ -954,11 +979,14 @@ class BaselineDeviation(BaseDetector):
                     learned = crob.get(crob_point(None, index))
                 if learned is None:
                     # Never operated at this outstation, but at another of the IP's: judged as
-                    # the IP's point (its write target is new only per function and group).
+                    # the IP's point (its write target there is ICS-5005's, ``_dnp3_at_outstation``).
                     suffix = f":{index}"
                     pooled = [codes for key, codes in crob.items() if key.endswith(suffix)]
                     learned = set().union(*pooled) if pooled else None
                 if learned is not None and control not in learned:
+                    self.deviations += 1
+                    if self.probing:
+                        continue
                     client = event.src_ip
                     name = dnp3_point(12, event.dst, index)
                     out.fire(
@@ -1160,7 +1188,8 @@ class BaselineDeviation(BaseDetector):
         that wrote them.  A file moved block by block into holding registers (a covert channel) is
         one finding that grows, not an alert per block.
         """
-        if not self.seen.first(("target", rule_id, conversation.key, scope, first, last)):
+        self.deviations += 1
+        if self.probing or not self.seen.first(("target", rule_id, conversation.key, scope, first, last)):
             return
         # [writes counted, merged address runs, functions that wrote, the first write's target]
         cell: list[Any] | None = self.new_targets.get((conversation.key, rule_id, scope))
@@ -1370,9 +1399,11 @@ class BaselineDeviation(BaseDetector):
         what the wire carried when the value is a decoding of it (S7 bytes read as a REAL or as
         bits), kept in the evidence.
         """
-        # Counted before any grouping or cap: a worker's ``ReadCheck`` passes no response with a
+        # Counted before any grouping or cap: a worker's ``WorkerCheck`` passes no record with a
         # value out of range, whether or not it made an alert.
-        self.values_out_of_range += 1
+        self.deviations += 1
+        if self.probing:
+            return
         low, high = limit[2], limit[3]
         # Above and below the range are findings of their own: a 0 written after a 9999 is not
         # one more count on the 9999.
@@ -1772,82 +1803,142 @@ class BaselineDeviation(BaseDetector):
             state[2] = False
 
 
-class ReadCheck:
-    """The read-value check (ICS-5007) run where responses are dissected: in the shard workers.
+# What a worker checks (``WorkerCheck``): responses of these protocols for their read values,
+# requests of these for their function, targets and written values.
+_CHECKED_RESPONSES: Final = frozenset({"modbus", "dnp3", "s7comm"})
+_CHECKED_REQUESTS: Final = frozenset({"modbus", "dnp3", "s7comm"})
+# The rules whose findings a worker's check looks for.
+_CHECKED_RULES: Final = ("ICS-5004", "ICS-5005", "ICS-5006", "ICS-5007", "ICS-5011", "ICS-5013")
 
-    A worker owns every record of its flows and has the CPU the analysing process lacks: on
+
+class WorkerCheck:
+    """The baseline's stateless checks of a record, run where it is dissected: in the shard workers.
+
+    A worker owns every record of its flows and has the CPU the analysing process may lack: on
     traffic whose polls are mostly new shapes (new clients, changing reads), checking read values
-    was a fifth of that process's work.  ``passes`` runs ``BaselineDeviation``'s own check of a
-    Modbus or DNP3 response against the conversation its endpoints name (client = its
-    destination, server port = its source port), into an emitter of its own with ICS-5007
-    unthrottled, so that any firing shows as an alert there (none is ever sent anywhere).  A
-    response that passes crosses the pipe marked so (``shard.EVENT_PASSED``); the analysing process
-    skips its own check of it when its engine enforces the baseline the worker loaded and the
-    flow's conversation is that same one (``BaselineDeviation.on_event``).  Anything else (an
-    out-of-range value, an unknown conversation) is checked there as before, so alerts, their
-    evidence and throttling stay where they were and equal a one-process run.
+    was a fifth of that process's work, and checking requests (function, write and read targets,
+    written values) a seventh of it on S7 traffic.  ``passes`` runs ``BaselineDeviation``'s own
+    checks against the conversation the record's endpoints name, probing (``probing``: findings
+    are counted, no alert is made): a Modbus, DNP3 or S7 response's read values (ICS-5007); a Modbus,
+    DNP3 or S7 request's function (ICS-5004), write and read targets (ICS-5005, ICS-5011), written
+    values (ICS-5006) and CROB operations (ICS-5013).  Those depend on the baseline and the
+    record alone, not on what came before.  A record with no finding crosses the pipe marked so
+    (``shard.EVENT_PASSED``); the analysing process skips those checks of it when its engine
+    enforces the baseline the worker loaded and the flow's conversation is that same one
+    (``BaselineDeviation.on_event``).  Anything else (a finding, an unknown conversation) is
+    checked there as before, so alerts, their evidence and throttling stay where they were and
+    equal a one-process run.  What depends on earlier records (polling rhythm, new assets and
+    conversations, writers, stops) is always the analysing process's.
     """
 
     def __init__(self, rules: RuleSet, baseline: Baseline) -> None:
         self._detector: BaselineDeviation | None = None
-        if rules.enabled("ICS-5007"):
-            self._detector = BaselineDeviation(Context(rules, baseline))
+        self._requests = False
+        if any(rules.enabled(rule_id) for rule_id in _CHECKED_RULES):
+            detector = self._detector = BaselineDeviation(Context(rules, baseline))
+            detector.probing = True
+            self._requests = (
+                detector.check_functions
+                or detector.check_writes
+                or detector.check_written_values
+                or detector.check_reads
+                or detector.check_operations
+            )
         self._conversations: dict[ConversationKey, Conversation] = baseline.conversations
-        # Unthrottled: every firing is an alert in ``out``, not an occurrence a window absorbs.
-        self._out = Emitter(
-            RuleSet(dataclasses.replace(r, throttle=0) if r.rule_id == "ICS-5007" else r for r in rules)
-        )
+        # Per conversation: the entry ``BaselineDeviation`` keeps per flow (its write profile).
+        self._entries: BoundedDict = BoundedDict(MAX_FLOWS)
+        self._out = Emitter(rules)
 
     def passes(self, event: Any) -> bool:
-        """True when ``event`` is a response whose read values the check finds all within limits."""
+        """True when the checks find nothing in ``event`` (a response's values, a request's targets)."""
         detector = self._detector
         if detector is None:
             return False
         fields: dict[str, Any] = event.__dict__
         event_type: str = fields["event_type"]
-        if event_type not in ("modbus", "dnp3") or fields.get("direction") != "response":
-            return False
-        conversation = self._conversations.get(
-            (fields["dst_ip"], fields["src_ip"], fields["transport"], fields["src_port"], event_type)
-        )
-        if conversation is None or not conversation.values:
+        direction = fields.get("direction")
+        if direction == "response":
+            if event_type not in _CHECKED_RESPONSES or not detector.check_read_values:
+                return False
+            conversation = self._conversations.get(
+                (fields["dst_ip"], fields["src_ip"], fields["transport"], fields["src_port"], event_type)
+            )
+            if conversation is None or not conversation.values:
+                return False
+        elif direction == "request":
+            if event_type not in _CHECKED_REQUESTS or not self._requests:
+                return False
+            key = (fields["src_ip"], fields["dst_ip"], fields["transport"], fields["dst_port"], event_type)
+            conversation = self._conversations.get(key)
+            if conversation is None:
+                return False
+        else:
             return False
         out = self._out
-        found = detector.values_out_of_range
+        found = detector.deviations
         try:
-            detector._reads(conversation, event, fields, out)
+            if direction == "response":
+                detector._reads(conversation, event, fields, out)
+            elif not self._request(detector, conversation, event, fields, out):
+                return False
         except Exception:  # the analysis checks it again, and reports its own failure as one process does
             out.out.clear()
             return False
-        if out.out or detector.values_out_of_range != found:
-            # A value out of range, alerted on or not (past the per-point cap): the analysis
-            # counts it in its own alert.
+        if out.out or detector.deviations != found:
+            # A finding, alerted on or not (past a cap, throttled): the analysis has its own.
             out.out.clear()
             return False
         return True
 
+    def _request(
+        self,
+        detector: BaselineDeviation,
+        conversation: Conversation,
+        event: Any,
+        fields: dict[str, Any],
+        out: Emitter,
+    ) -> bool:
+        """A request's checks as ``BaselineDeviation.on_event`` runs them; False on a new function."""
+        if detector.check_functions:
+            function = function_key(event)
+            if function is not None and not conversation.knows_function(function[0]):
+                return False
+        if detector.check_writes or detector.check_written_values:
+            entry: list[Any] | None = self._entries.get(conversation.key)
+            if entry is None:
+                entry = self._entries[conversation.key] = [conversation, conversation.key, None]
+            detector._writes(detector._write_profile(conversation, entry), event, fields, out)
+        if detector.check_reads:
+            detector._read_targets(conversation, event, fields, out)
+        return True
 
-class LazyReadCheck:
-    """A ``ReadCheck`` built when first needed: by the first Modbus or DNP3 response asked about.
+
+class LazyWorkerCheck:
+    """A ``WorkerCheck`` built when first needed: by the first record it could pass.
 
     Loading the baseline and rules costs a worker 0.4-0.7 s of the CPU it dissects with (11,900
     conversations); a capture of other protocols never needs them.  ``load`` returns None when the
     check cannot be had (the files changed, or do not load): every answer is then False.
     """
 
-    def __init__(self, load: Callable[[], ReadCheck | None]) -> None:
+    def __init__(self, load: Callable[[], WorkerCheck | None]) -> None:
         self._load = load
-        self._check: ReadCheck | None = None
+        self._check: WorkerCheck | None = None
         self._loaded = False
 
     def passes(self, event: Any) -> bool:
-        """``ReadCheck.passes``, after loading it if this is the first response it applies to."""
+        """``WorkerCheck.passes``, after loading it if this is the first record it applies to."""
         check = self._check
         if check is None:
             if self._loaded:
                 return False
             fields: dict[str, Any] = event.__dict__
-            if fields["event_type"] not in ("modbus", "dnp3") or fields.get("direction") != "response":
+            direction = fields.get("direction")
+            event_type = fields["event_type"]
+            if not (
+                (direction == "response" and event_type in _CHECKED_RESPONSES)
+                or (direction == "request" and event_type in _CHECKED_REQUESTS)
+            ):
                 return False
             self._loaded = True
             check = self._check = self._load()

@@ -199,8 +199,8 @@ class DetectionEngine:
     def observe(self, event: Any, passed: bool = False) -> list[Alert]:
         """A protocol event or anomaly; other records (ARP, COTP ...) pass unless a detector wants them.
 
-        ``passed``: a response whose read values a shard worker checked against this engine's
-        baseline and found within limits (``deviation.ReadCheck``).
+        ``passed``: a record a shard worker checked against this engine's baseline and found
+        nothing in (``deviation.WorkerCheck``).
         """
         if passed:
             return self._observe_passed(event)
@@ -225,11 +225,11 @@ class DetectionEngine:
         deviation = self._deviation
         if deviation is None:
             return self.observe(event)
-        deviation.reads_passed = True
+        deviation.passed = True
         try:
             return self.observe(event)
         finally:
-            deviation.reads_passed = False
+            deviation.passed = False
 
     def observe_flow(self, record: Any) -> list[Alert]:
         """A flow record (at the flow's end or active timeout)."""

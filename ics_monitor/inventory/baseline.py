@@ -60,8 +60,8 @@ MAX_RANGES: Final = 64
 MAX_RANGE_KEYS: Final = 512
 # DNP3 (function, group, outstation) keys per conversation: a master polling 32 outstations behind
 # one gateway with 4 functions over 8 groups each needs 1,024.  Past it, outstations not learned
-# are not judged as new (``Conversation.outstations_complete``).
-MAX_OUTSTATION_RANGE_KEYS: Final = 4096
+# are not judged as new (``Conversation.outstation_index``).
+MAX_OUTSTATION_RANGE_KEYS: Final = 1024
 # Value points (address or point index) tracked per conversation, written and read together.
 MAX_VALUE_POINTS: Final = 4096
 # Recurring request signatures per conversation, and the intervals kept per signature while learning.
@@ -796,14 +796,25 @@ class Conversation:
             return False
         return not ranges.ranges or ranges.covers(start, end)
 
-    def outstations_complete(self) -> bool:
-        """Whether every outstation the client addressed while learning is in ``dnp3_outstation_points``.
+    def outstation_index(self) -> tuple[bool, dict[tuple[int, int], RangeSet]]:
+        """(complete, (function, group) -> the outstations addressed so) from ``dnp3_outstation_points``.
 
-        False for a baseline learned before points were kept per outstation (none there), and
-        for one whose table reached its cap: an outstation missing from it may have been used.
+        ``complete``: every outstation the client addressed while learning (``addresses``, the
+        destination link addresses of its requests) has points in the table, and the table is
+        short of its cap: an outstation missing from it was not used.  False for a baseline
+        learned before points were kept per outstation, or edited to hold some.
         """
-        table = self.dnp3_outstation_points
-        return bool(table) and len(table) < MAX_OUTSTATION_RANGE_KEYS
+        by_function: dict[tuple[int, int], RangeSet] = {}
+        held = RangeSet()
+        for code, group, outstation in self.dnp3_outstation_points:
+            by_function.setdefault((code, group), RangeSet()).add(outstation, outstation)
+            held.add(outstation, outstation)
+        complete = (
+            bool(self.dnp3_outstation_points)
+            and len(self.dnp3_outstation_points) < MAX_OUTSTATION_RANGE_KEYS
+            and all(held.covers(low, high) for low, high in self.addresses.ranges)
+        )
+        return complete, by_function
 
     def imply_outstations(self) -> None:
         """Add to ``dnp3_outstations`` the outstations each write function and group went to per outstation."""
@@ -813,17 +824,6 @@ class Conversation:
                 if ranges is None:
                     ranges = self.dnp3_outstations[(code, group)] = RangeSet()
                 ranges.add(outstation, outstation)
-
-    def _outstations_implied(self) -> bool:
-        """Whether ``dnp3_outstations`` says nothing ``dnp3_outstation_points`` does not."""
-        implied: dict[tuple[int, int], RangeSet] = {}
-        for code, group, outstation in self.dnp3_outstation_points:
-            implied.setdefault((code, group), RangeSet()).add(outstation, outstation)
-        for key, ranges in self.dnp3_outstations.items():
-            have = implied.get(key)
-            if have is None or any(not have.covers(low, high) for low, high in ranges.ranges):
-                return False
-        return True
 
     def value_range(self, kind: str, point: str) -> list[Number] | None:
         """Learned ``[min, max]`` of a point, or None."""
@@ -879,8 +879,9 @@ class Conversation:
                     f"g{group}"
                 ] = ranges.to_list()
             result["dnp3_outstation_objects"] = by_outstation
-        if self.dnp3_outstations and not self._outstations_implied():
-            # Learned before points were kept per outstation (or edited): the file keeps them.
+        if self.dnp3_outstations:
+            # Implied by ``dnp3_outstation_objects`` where that was learned, and still written: an
+            # earlier version reading the file judges writes by it.
             outstations: dict[str, dict[str, list[list[int]]]] = {}
             for (function_code, group), ranges in sorted(self.dnp3_outstations.items()):
                 outstations.setdefault(str(function_code), {})[f"g{group}"] = ranges.to_list()

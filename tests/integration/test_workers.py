@@ -409,12 +409,13 @@ def test_replay_with_two_workers_equals_one(tmp_path: Path, scenario: str) -> No
         assert two[key] == one[key], key
 
 
-def test_workers_check_read_values_against_the_baseline_they_load(tmp_path: Path) -> None:
-    """An enforcing replay's workers check Modbus and DNP3 read values where they dissect
-    (``ReadCheck``): the responses they pass go out marked, and none of them is one the analysis
-    reports out of range (ICS-5007); those stay unmarked for the analysis to judge.  (The replay
-    equality above shows the alerts are those of one process.)"""
-    from ics_monitor.detect.deviation import ReadCheck
+def test_workers_check_records_against_the_baseline_they_load(tmp_path: Path) -> None:
+    """An enforcing replay's workers check records where they dissect (``WorkerCheck``): Modbus,
+    DNP3 and S7 read values, and requests' functions, targets and written values.
+    The records they pass go out marked, and none of them is one the analysis reports on for
+    those checks (ICS-5004 to 5007, 5011, 5013); those stay unmarked for the analysis to judge.
+    (The replay equality above shows the alerts are those of one process.)"""
+    from ics_monitor.detect.deviation import WorkerCheck
     from ics_monitor.detect.rules import RuleSet
     from ics_monitor.inventory.baseline import Baseline
 
@@ -424,10 +425,11 @@ def test_workers_check_read_values_against_the_baseline_they_load(tmp_path: Path
     enforced = cli("replay", "--workers", "1", "--state", str(state), *map(str, DEMO))
     assert enforced.returncode == 0, enforced.stderr
     alerts = [orjson.loads(line) for line in (state / "alerts.jsonl").read_bytes().splitlines()]
-    reported = {frame for alert in alerts if alert["rule_id"] == "ICS-5007" for frame in alert["frames"]}
-    assert reported
+    checked = {"ICS-5004", "ICS-5005", "ICS-5006", "ICS-5007", "ICS-5011", "ICS-5013"}
+    reported = {frame for alert in alerts if alert["rule_id"] in checked for frame in alert["frames"]}
+    assert {alert["rule_id"] for alert in alerts} >= {"ICS-5006", "ICS-5007"}
 
-    check = ReadCheck(RuleSet.load(), Baseline.load(state / "baseline.yaml")).passes
+    check = WorkerCheck(RuleSet.load(), Baseline.load(state / "baseline.yaml")).passes
 
     def pipeline_of() -> Pipeline:
         return Pipeline(Config(), default_registry(), dissect="full")
@@ -439,7 +441,13 @@ def test_workers_check_read_values_against_the_baseline_they_load(tmp_path: Path
     passed = [item[3] for item in items if item[2] == shard.EVENT_PASSED]
     unmarked = {item[3].frame for item in items if item[2] == shard.EVENT}
     assert len(passed) > 100
-    assert {(r.event_type, r.direction) for r in passed} <= {("modbus", "response"), ("dnp3", "response")}
+    kinds = {(r.event_type, r.direction) for r in passed}
+    assert kinds <= {
+        (protocol, direction)
+        for protocol in ("modbus", "dnp3", "s7comm")
+        for direction in ("request", "response")
+    }
+    assert {("modbus", "request"), ("modbus", "response"), ("s7comm", "request")} <= kinds
     assert reported <= unmarked and not reported & {r.frame for r in passed}
     # A worker whose parent keeps up (no batch waiting) leaves the check to it after its first
     # batch; one whose parent lags checks on.

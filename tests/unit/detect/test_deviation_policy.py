@@ -147,9 +147,10 @@ def test_a_dnp3_control_at_another_outstation_of_the_ip(tmp_path: Path) -> None:
     assert "function 5 g12 at outstation 11 (only at 10 while learning) 3" in alert.explanation
     conversation = next(c for c in BASELINE.conversations.values() if c.protocol == "dnp3")
     data = conversation.to_dict()
-    # The points per outstation say where each write went: the older section is not written.
+    # The points per outstation say where each write went; the older section is written too (an
+    # earlier version reading the file judges writes by it).
     assert data["dnp3_outstation_objects"] == {"10": {"5": {"g12": [[3, 3]]}}}
-    assert "dnp3_written_outstations" not in data
+    assert data["dnp3_written_outstations"] == {"5": {"g12": [[10, 10]]}}
     path = tmp_path / "baseline.yaml"
     BASELINE.save(path)
     for _ in range(2):  # from the YAML, then from the cache it wrote
@@ -160,7 +161,6 @@ def test_a_dnp3_control_at_another_outstation_of_the_ip(tmp_path: Path) -> None:
         assert rule_ids(run([dnp3(5, objects=crob, dst=11)], baseline=loaded)) == ["ICS-5005"]
     # A file of the version before (written outstations, no points per outstation) judges the same.
     older_data = {k: v for k, v in data.items() if k != "dnp3_outstation_objects"}
-    older_data["dnp3_written_outstations"] = {"5": {"g12": [[10, 10]]}}
     older = Baseline([type(conversation).from_dict(older_data)])
     assert rule_ids(run([dnp3(5, objects=crob, dst=11)], baseline=older)) == ["ICS-5005"]
     assert type(conversation).from_dict(older_data).to_dict()["dnp3_written_outstations"] == {
@@ -239,6 +239,13 @@ def test_dnp3_points_are_judged_per_outstation_of_the_ip(tmp_path: Path) -> None
     del data["dnp3_outstation_objects"]
     older = Baseline([type(conversation).from_dict(data)])
     assert rule_ids(alerts(read(11, 0, 9), read(12, 0, 4), on=older)) == []
+    # Nor where the section lacks an outstation the master addressed (an older file given some by
+    # hand): a read at an outstation missing from it may have been learned, so none is judged new.
+    data["dnp3_outstation_objects"] = {"10": {"1": {"g30": [[0, 9]]}}}
+    edited = Baseline([type(conversation).from_dict(data)])
+    assert data["link_addresses"] == [[10, 11]]
+    assert rule_ids(alerts(read(11, 0, 4), read(12, 0, 4), on=edited)) == []
+    assert rule_ids(alerts(read(10, 0, 12), on=edited)) == ["ICS-5011"]  # 10's own points still are
 
 
 def test_written_value_out_of_range_with_margin() -> None:
@@ -340,53 +347,58 @@ def _read_responses() -> list[Any]:
     records.append(
         modbus(3, request=False, frame=20, address=0, quantity=2, values=(50, 50), client="10.0.0.66")
     )
-    records.append(modbus(3, frame=21, address=0, quantity=10))  # a request: nothing to check
+    records.append(s7(4, request=False, frame=21))  # an S7 response of a conversation never learned
     records.append(modbus(4, request=False, frame=22, address=0, quantity=2, values=(7, 7)))  # never learned
     return records
 
 
-def test_read_check_passes_exactly_the_responses_the_analysis_finds_in_range() -> None:
-    """``ReadCheck`` (run in the shard workers) passes a response only when the analysis would
+def test_worker_check_passes_exactly_the_responses_the_analysis_finds_in_range() -> None:
+    """``WorkerCheck`` (run in the shard workers) passes a response only when the analysis would
     find nothing to report about its read values: the skip it allows cannot hide an alert."""
-    from ics_monitor.detect.deviation import ReadCheck
+    from ics_monitor.detect.deviation import WorkerCheck
 
     rules = _unthrottled(RULES, "ICS-5007")
-    check = ReadCheck(rules, BASELINE)
+    check = WorkerCheck(rules, BASELINE)
     verdicts = []
     for record in _read_responses():
         fired = [a for a in run([record], baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5007"]
         verdicts.append(check.passes(record))
         if verdicts[-1]:
             assert fired == [], record
-        elif record.direction == "response" and record.src_ip == SERVER and record.dst_ip == CLIENT:
+        elif record.event_type == "modbus" and record.src_ip == SERVER and record.dst_ip == CLIENT:
             assert fired, record  # a response of a known conversation fails only on an alert
     # In range (the learned shape, shifted by one with an unlearned register, a part of it) and a
-    # table never read while learning (nothing to check) pass; the out-of-range ones, the request
-    # and an unknown client's response (not this check's: the analysis judges it) do not.
+    # table never read while learning (nothing to check) pass; the out-of-range ones, the S7
+    # response and an unknown client's response (not this check's: the analysis judges it) do not.
     assert verdicts == [True, True, False, True, False, False, False, True]
     off = RuleSet(dataclasses.replace(r, enabled=False) if r.rule_id == "ICS-5007" else r for r in RULES)
-    assert ReadCheck(off, BASELINE).passes(_read_responses()[0]) is False
+    assert WorkerCheck(off, BASELINE).passes(_read_responses()[0]) is False
 
 
-def test_lazy_read_check_loads_by_the_first_modbus_or_dnp3_response_only() -> None:
-    from ics_monitor.detect.deviation import LazyReadCheck, ReadCheck
+def test_lazy_worker_check_loads_by_the_first_record_it_could_pass() -> None:
+    from ics_monitor.detect.deviation import LazyWorkerCheck, WorkerCheck
 
     loads: list[int] = []
 
-    def load() -> ReadCheck:
+    def load() -> WorkerCheck:
         loads.append(1)
-        return ReadCheck(RULES, BASELINE)
+        return WorkerCheck(RULES, BASELINE)
 
-    lazy = LazyReadCheck(load)
-    others = [s7(3, function_code=0x04, request=False), modbus(3, address=0, quantity=10), dnp3(1)]
-    assert [lazy.passes(r) for r in others] == [False, False, False] and loads == []
+    lazy = LazyWorkerCheck(load)
+    # A record of no direction is none it checks: nothing loaded for it.
+    undirected = dataclasses.replace(s7(3, function_code=0x04, request=False), direction=None)
+    assert lazy.passes(undirected) is False and loads == []
     in_range = modbus(3, request=False, address=0, quantity=10, values=(50,) * 10)
     out_of_range = modbus(3, request=False, address=0, quantity=10, values=(50,) * 9 + (80,))
     assert [lazy.passes(in_range), lazy.passes(out_of_range), lazy.passes(in_range)] == [True, False, True]
+    assert lazy.passes(modbus(3, address=0, quantity=10)) is True  # a learned request
     assert loads == [1]
+    # A request is a record it checks too: it loads the check.
+    by_request = LazyWorkerCheck(load)
+    assert by_request.passes(modbus(3, address=0, quantity=10)) is True and loads == [1, 1]
     # A check that cannot be had (files changed): False, and not tried again.
     failed: list[int] = []
-    unusable = LazyReadCheck(lambda: failed.append(1))  # type: ignore[arg-type,func-returns-value]
+    unusable = LazyWorkerCheck(lambda: failed.append(1))  # type: ignore[arg-type,func-returns-value]
     assert [unusable.passes(in_range), unusable.passes(in_range)] == [False, False] and failed == [1]
 
 
@@ -404,6 +416,91 @@ def test_a_passed_response_is_not_checked_again_on_its_own_conversation_only() -
     assert engine.observe(modbus(3, frame=4, address=0, quantity=10, flow_id="f-other")) == []
     answered = dataclasses.replace(out_of_range, flow_id="f-other", src_port=5020)
     assert [a.rule_id for a in engine.observe(answered, True)] == ["ICS-5007"]
+
+
+def _requests() -> list[Any]:
+    """Requests of the BASELINE's conversations and others: learned, and each kind of finding."""
+    crob = ({"group": 12, "points": [{"index": 3, "code": 0x41}]},)
+    return [
+        modbus(3, frame=30, address=0, quantity=10),  # the learned poll
+        modbus(3, frame=31, address=2, quantity=4),  # a part of it
+        modbus(6, frame=32, address=20, values=(110,)),  # the learned write, in range
+        modbus(6, frame=33, address=20, values=(500,)),  # out of range (ICS-5006)
+        modbus(6, frame=34, address=21, values=(110,)),  # never written there (ICS-5005)
+        modbus(3, frame=35, address=0, quantity=20),  # never read there (ICS-5011)
+        modbus(4, frame=36, address=0, quantity=2),  # a new function (ICS-5004)
+        modbus(3, frame=37, address=0, quantity=10, client="10.0.0.66"),  # an unknown client
+        dnp3(5, frame=38, objects=crob),  # the learned control
+        dnp3(5, frame=39, objects=crob, dst=11),  # at another outstation (ICS-5005)
+        dnp3(5, frame=40, objects=({"group": 12, "points": [{"index": 3, "code": 0x81}]},)),  # none learned
+        modbus(3, request=False, frame=41, address=0, quantity=10, values=(50,) * 10),  # a response
+    ]
+
+
+def test_worker_check_passes_exactly_the_requests_the_analysis_finds_nothing_in() -> None:
+    """``WorkerCheck`` passes a request only when the checks the analysis then skips (function,
+    write and read targets, written values, CROB operations) would report nothing about it."""
+    from ics_monitor.detect.deviation import WorkerCheck
+
+    skipped = ("ICS-5004", "ICS-5005", "ICS-5006", "ICS-5011", "ICS-5013")
+    rules = _unthrottled(RULES, *skipped)
+    check = WorkerCheck(rules, BASELINE)
+    verdicts = []
+    for record in _requests():
+        fired = [a.rule_id for a in run([record], baseline=BASELINE, rules=rules) if a.rule_id in skipped]
+        verdicts.append(check.passes(record))
+        if verdicts[-1]:
+            assert fired == [], record
+        elif record.direction == "request" and record.src_ip == CLIENT:
+            assert fired, record  # a known conversation's request fails only on a finding
+    assert verdicts == [True, True, True, False, False, False, False, False, True, False, True, True]
+    # Its findings are counted, never alerted on: the worker's emitter stays empty.
+    assert check._out.out == []
+    # CROB operations and pulse times (ICS-5013, ICS-5006), where the point's operations were learned.
+    crobs = _crob_baseline()
+    check = WorkerCheck(rules, crobs)
+    controls = [
+        dnp3(4, frame=50, objects=(_crob(3, 0x41),)),  # the learned pulse
+        dnp3(4, frame=51, objects=(_crob(3, 0x81),)),  # TRIP: a new operation
+        dnp3(4, frame=52, objects=(_crob(3, 0x41, on_time=60_000),)),  # a pulse far longer
+    ]
+    for record in controls:
+        fired = [a.rule_id for a in run([record], baseline=crobs, rules=rules) if a.rule_id in skipped]
+        assert check.passes(record) is (fired == []), (record, fired)
+    assert [check.passes(record) for record in controls] == [True, False, False]
+    # With every rule it checks turned off it checks nothing.
+    off = RuleSet(
+        dataclasses.replace(r, enabled=False) if r.rule_id in (*skipped, "ICS-5007") else r for r in RULES
+    )
+    assert WorkerCheck(off, BASELINE).passes(_requests()[0]) is False
+
+
+def test_a_passed_request_skips_only_the_checks_the_worker_made() -> None:
+    """A request a worker passed is not judged again for its function and targets (the engine
+    trusts the pass: a new function slipped in proves it), on its own conversation only; the
+    checks that depend on what came before (writers, polling) still run."""
+    new_function = modbus(4, frame=5, address=0, quantity=2)
+    engine = DetectionEngine(RULES, BASELINE, strict=True)
+    assert [a.rule_id for a in engine.observe(new_function, True)] == []
+    engine = DetectionEngine(RULES, BASELINE, strict=True)
+    assert [a.rule_id for a in engine.observe(new_function)] == ["ICS-5004", "ICS-5011"]
+    # A flow that began the other way round (the server's answer first): not the pass's
+    # conversation, so the analysis judges the request itself.
+    engine = DetectionEngine(RULES, BASELINE, strict=True)
+    engine.observe(modbus(3, request=False, frame=4, address=0, quantity=1, values=(50,), flow_id="f-other"))
+    other = dataclasses.replace(new_function, flow_id="f-other", dst_port=5020)
+    assert "ICS-5004" in [a.rule_id for a in engine.observe(other, True)]
+    # A write passed by a worker from a client that never wrote (ICS-5010 is the analysis's own).
+    learner = BaselineLearner()
+    for i in range(3):
+        learner.observe(modbus(3, ts=1000.0 + i, frame=i + 1, address=0, quantity=10))
+        learner.observe(
+            modbus(6, ts=1000.0 + i, frame=i + 1, address=20, values=(1,), client="10.0.0.7", flow_id="f-hmi")
+        )
+    readers = learner.baseline()
+    engine = DetectionEngine(RULES, readers, strict=True)
+    write = modbus(6, ts=2000.0, frame=9, address=20, values=(1,))
+    assert "ICS-5010" in [a.rule_id for a in engine.observe(write, True)]
 
 
 def test_repeated_reads_are_each_checked_against_their_own_points() -> None:
@@ -650,6 +747,16 @@ def test_s7_read_values_learned_and_checked_per_element_and_type(tmp_path: Path)
     short = {"return_code": 0x0A}
     partial = s7(3, function_code=0x04, request=False, frame=102, items=items, data_items=(short,))
     assert fired([partial], "ICS-5007") == []
+    # A shard worker's check (``WorkerCheck``) passes the answers in range and the request, and
+    # only those: the analysis then skips its own read check of them.
+    from ics_monitor.detect.deviation import WorkerCheck
+
+    check = WorkerCheck(rules, baseline)
+    verdicts = [
+        check.passes(r)
+        for r in (request, answer(101, [205, -12], [1]), answer(101, [205, 900], [7]), partial)
+    ]
+    assert verdicts == [True, True, False, True]
 
     # Writes: an INT to DB3.DBW8 by the read range of DB3:8:INT; a REAL there, or a byte into the
     # block, have no range of their type to be judged by.
@@ -2480,12 +2587,12 @@ def test_a_worker_passes_no_response_with_a_value_out_of_range_past_the_per_poin
     """A worker's read check fires each value on its own (unthrottled) and caps alerts at
     MAX_POINT_ALERTS points; a value out of range at a point past the cap made no alert there,
     yet the response must not pass: the analysis counts it in its grouped alert."""
-    from ics_monitor.detect.deviation import MAX_POINT_ALERTS, ReadCheck
+    from ics_monitor.detect.deviation import MAX_POINT_ALERTS, WorkerCheck
 
     learner = BaselineLearner()
     learner.observe(modbus(3, ts=1000.0, frame=1, address=0, quantity=100))
     learner.observe(modbus(3, request=False, ts=1000.1, frame=2, address=0, quantity=100, values=(50,) * 100))
-    check = ReadCheck(RULES, learner.baseline()).passes
+    check = WorkerCheck(RULES, learner.baseline()).passes
 
     def read(frame: int, values: tuple[int, ...]) -> Any:
         return modbus(

@@ -371,8 +371,8 @@ def test_a_workers_read_check_counts_only_for_the_engine_of_its_baseline() -> No
     assert engine.passed == [False, True, False] and reloaded.passed == [False]
 
 
-def test_workers_check_read_values_only_for_an_enforcing_analysis(tmp_path: Path) -> None:
-    """Workers' read checks count for an enforcing analysis that loaded what they loaded: the same
+def test_workers_checks_count_only_for_an_enforcing_analysis(tmp_path: Path) -> None:
+    """Workers' checks count for an enforcing analysis that loaded what they loaded: the same
     baseline and rules files, with the contents they had when the workers started (digest)."""
     from ics_monitor import parallel
     from ics_monitor.inventory.baseline import BaselineLearner
@@ -396,16 +396,17 @@ def test_workers_check_read_values_only_for_an_enforcing_analysis(tmp_path: Path
         assert other.checks == checks and other.checked_engine is None  # kept as started, not counted
     unasked = build_analysis(Config(), Inventory(), mode=ENFORCE, baseline_path=baseline)
     assert unasked.checks is None and unasked.checked_engine is None
-    # The workers' own check: loaded by the first Modbus or DNP3 response, for those contents only.
+    # The workers' own check: loaded by the first record it could pass, for those contents only.
     in_range = modbus(3, request=False, frame=4, address=0, quantity=2, values=(5, 6))
-    check = parallel._read_check(checks)
-    assert check is not None and check(modbus(3, frame=3, address=0, quantity=2)) is False
+    check = parallel._worker_check(checks)
+    assert check is not None and check(modbus(3, frame=3, address=0, quantity=2)) is True
+    assert check(modbus(3, frame=5, address=0, quantity=3)) is False  # a read never made
     assert check(in_range) is True
-    assert parallel._load_read_check((checks[0], None, "0" * 64)) is None
+    assert parallel._load_worker_check((checks[0], None, "0" * 64)) is None
     # The baseline rewritten after the workers started (a concurrent --learn): neither side counts it.
     baseline.write_text(baseline.read_text() + "\n")
-    assert parallel._load_read_check(checks) is None
-    late = parallel._read_check(checks)
+    assert parallel._load_worker_check(checks) is None
+    late = parallel._worker_check(checks)
     assert late is not None and late(in_range) is False
     rewritten = build_analysis(
         Config(), Inventory(), mode=ENFORCE, baseline_path=baseline, rules_dir=None, worker_checks=checks
