@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -16,6 +19,24 @@ REPO = Path(__file__).resolve().parents[1]
 _STALE = compiled.stale()
 if _STALE:
     compiled.remove()
+
+
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run stopped by SIGTERM (a CI time limit, ``kill``) tears down as Ctrl-C does.
+
+    Session fixtures then stop what they started: the Elasticsearch node runs in a session of its
+    own and, killed outright, pytest left it running (800 MB and a CPU's share) after the run.
+    In every process that runs tests (each xdist worker loads this file too).
+    """
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+        signal.SIG_DFL,
+        None,
+    ):
+        signal.signal(signal.SIGTERM, _interrupted)
 
 
 def pytest_report_header() -> list[str]:
