@@ -390,21 +390,18 @@ class _Stream:
         self.summary: dict[str, Any] | None = None
         self.failure: str | None = None
         self._batches: queue.Queue[bytes | None] = queue.Queue(prefetch)
-        # Shared with the worker (``shard.run_shard``): how many of its batches wait here.
+        # Shared with the worker (``shard.run_shard``): how many of its batches the merge has taken.
         self._backlog = backlog
+        self._taken = 0
         self._receiver = threading.Thread(target=self._receive, name=f"receive-{index}", daemon=True)
         self._receiver.start()
 
     def _receive(self) -> None:
-        batches = self._batches
-        put = batches.put
-        backlog = self._backlog
+        put = self._batches.put
         fd = self.conn.fileno()
         try:
             while True:
                 put(_receive_bytes(fd))
-                if backlog is not None:
-                    backlog.value = batches.qsize()
         except (EOFError, OSError):
             put(None)
 
@@ -428,7 +425,8 @@ class _Stream:
         """The worker's next batch of records in order; None at its end (summary or failure kept)."""
         data = self._batches.get()
         if self._backlog is not None:
-            self._backlog.value = self._batches.qsize()
+            self._taken += 1
+            self._backlog.value = self._taken
         return self._message(data)
 
     def _message(self, data: bytes | None) -> list[tuple[int, int, int, Any]] | None:

@@ -43,8 +43,8 @@ STAGE_MARK: Final = 7
 # watermark) so a worker whose shard is quiet does not hold the merge back.
 BATCH_RECORDS: Final = 512
 MARK_EVERY: Final = 4096
-# A worker checks read values for the parent (``run_shard``) while at least this many of its
-# batches wait for the merge: the parent is behind.
+# A worker checks records for the parent (``run_shard``) while at least this many of the batches
+# it sent are not yet taken by the merge: the parent is behind.
 CHECK_BACKLOG: Final = 8
 
 _RAW_LINK_TYPES: Final = linktypes.RAW_TYPES  # bound here: a static, not a module-dict lookup
@@ -260,12 +260,15 @@ def run_shard(
     analysis clock (``tick``) and, every ``MARK_EVERY`` frames, the reading position.  ``check``
     (``WorkerCheck.passes``): protocol events it passes go out as ``EVENT_PASSED``.
 
-    ``backlog`` (shared memory, ``.value``: this worker's batches waiting for the parent's merge)
-    says who has CPU to spare.  The check is work the parent does for any event not marked, so it
-    runs here only while the parent lags (``CHECK_BACKLOG`` batches or more waiting), and is left
-    to the parent while this worker is the slower side: the two settle where neither waits for
-    the other.  Results do not depend on it (a pass only saves the parent a check); without
-    ``backlog`` every event is checked.
+    ``backlog`` (shared memory, ``.value``: how many of this worker's batches the parent's merge
+    has taken) says who has CPU to spare.  The check is work the parent does for any event not
+    marked, so it runs here only while the parent lags (``CHECK_BACKLOG`` batches or more sent and
+    not yet taken: in the pipe, or received and waiting), and is left to the parent while this
+    worker is the slower side: the two settle where neither waits for the other.  Counting what
+    was sent, not what the parent's receiving thread has queued, sees a lag the pipe holds too:
+    that thread waits for the interpreter lock the analysis holds, and a full pipe then stalled
+    this worker unchecking.  Results do not depend on it (a pass only saves the parent a check);
+    without ``backlog`` every event is checked.
     """
     decoder = pipeline.decoder
     decode = decoder.decode
@@ -283,6 +286,7 @@ def run_shard(
     first_ts: float | None = None
     ts = 0.0
     checking = check is not None
+    sent = 0  # batches handed to ``send``
     # The capture's clock (``decoder.CaptureClock``), watched by worker 0 alone: it reads every frame.
     clock = pipeline.clock
     clock_anomalies = clock.anomalies
@@ -360,13 +364,15 @@ def run_shard(
             out.append((base + STAGE_MARK, index, MARK, position() if report_position else 0))
             send(out)
             out = []
+            sent += 1
             if check is not None and backlog is not None:
-                checking = backlog.value >= CHECK_BACKLOG
+                checking = sent - backlog.value >= CHECK_BACKLOG
         elif len(out) >= BATCH_RECORDS:
             send(out)
             out = []
+            sent += 1
             if check is not None and backlog is not None:
-                checking = backlog.value >= CHECK_BACKLOG
+                checking = sent - backlog.value >= CHECK_BACKLOG
     # End of input, as Pipeline._finish: fragments, flows and dissectors flush.
     decoder.flush()
     if index:

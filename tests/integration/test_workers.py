@@ -20,7 +20,6 @@ import struct
 import subprocess
 import sys
 import threading
-import types
 from pathlib import Path
 from typing import Any
 
@@ -449,17 +448,28 @@ def test_workers_check_records_against_the_baseline_they_load(tmp_path: Path) ->
     }
     assert {("modbus", "request"), ("modbus", "response"), ("s7comm", "request")} <= kinds
     assert reported <= unmarked and not reported & {r.frame for r in passed}
-    # A worker whose parent keeps up (no batch waiting) leaves the check to it after its first
-    # batch; one whose parent lags checks on.
-    for waiting, checked_on in ((0, False), (shard.CHECK_BACKLOG, True)):
+    # A worker whose parent keeps up (takes each batch as it is sent, or lags by fewer than
+    # CHECK_BACKLOG batches) leaves the check to it after its first batch; one whose parent is
+    # CHECK_BACKLOG batches behind (sent and not taken, wherever they wait) checks on.
+
+    class Taken:
+        """What the parent publishes: how many of the batches sent its merge took."""
+
+        def __init__(self, behind: int) -> None:
+            self.behind = behind
+
+        @property
+        def value(self) -> int:
+            return len(batches) - self.behind
+
+    for behind, checked_on in ((0, False), (shard.CHECK_BACKLOG - 1, False), (shard.CHECK_BACKLOG, True)):
         batches = []
-        backlog = types.SimpleNamespace(value=waiting)
         source = open_captures(str(path) for path in DEMO)
         shard.run_shard(
-            source, lambda: 0, pipeline_of(), 0, 1, batches.append, None, False, False, check, backlog
+            source, lambda: 0, pipeline_of(), 0, 1, batches.append, None, False, False, check, Taken(behind)
         )
         later = [item for batch in batches[1:] for item in batch if item[2] == shard.EVENT_PASSED]
-        assert bool(later) is checked_on and len(batches) >= 3
+        assert bool(later) is checked_on and len(batches) >= 3, behind
     # Marked records cross the pipe as records, and come back marked.
     batch = [item for item in items if item[2] in (shard.EVENT, shard.EVENT_PASSED)][:512]
     data = shard.marshalled(batch)
