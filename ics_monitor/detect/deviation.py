@@ -627,31 +627,10 @@ class BaselineDeviation(BaseDetector):
                 return
             for obj in event.objects:
                 group = obj.get("group")
-                if not isinstance(group, int):
-                    continue
-                points = dnp3_points(obj)
-                scope = f"function {DNP3_READ} g{group}"
-                spans = [points] if isinstance(points, tuple) else [(i, i) for i in points or ()]
-                if not spans:
-                    if (DNP3_READ, group) not in conversation.dnp3_points:
-                        self._new_target(conversation, event, out, scope, None, None, "ICS-5011")
-                        continue
-                else:
-                    for start, stop in spans[:MAX_VALUES_CHECKED]:
-                        if not conversation.covered(
-                            conversation.dnp3_points, (DNP3_READ, group), start, stop
-                        ):
-                            learned = conversation.dnp3_points.get((DNP3_READ, group))
-                            self._new_target(
-                                conversation, event, out, scope, start, stop, "ICS-5011", learned
-                            )
-                            break
-                    else:
-                        self._dnp3_at_outstation(
-                            conversation, event, DNP3_READ, group, spans, out, "ICS-5011"
-                        )
-                    continue
-                self._dnp3_at_outstation(conversation, event, DNP3_READ, group, spans, out, "ICS-5011")
+                if isinstance(group, int):
+                    self._dnp3_targets(
+                        conversation, event, out, DNP3_READ, group, dnp3_points(obj), "ICS-5011"
+                    )
         elif (
             event_type == "s7comm"
             and fields["rosctr"] == 1
@@ -845,6 +824,37 @@ class BaselineDeviation(BaseDetector):
             f"mask write AND 0x{and_mask:04x} OR 0x{or_mask:04x}: {least} to {most} {held}",
         )
 
+    def _dnp3_targets(
+        self,
+        conversation: Conversation,
+        event: Any,
+        out: Emitter,
+        code: int,
+        group: int,
+        points: list[int] | tuple[int, int] | None,
+        rule_id: str,
+    ) -> None:
+        """The points of one DNP3 object header (``dnp3_points``) the client never addressed so.
+
+        ICS-5005 for writes and controls, ICS-5011 for reads: first by the IP's pooled ranges
+        (points new to the IP, or a whole-group request of a group never addressed), else by the
+        outstation's own (``_dnp3_at_outstation``).
+        """
+        spans = [points] if isinstance(points, tuple) else [(i, i) for i in points or ()]
+        scope = f"function {code} g{group}"
+        pooled = conversation.dnp3_points
+        if not spans:
+            if (code, group) not in pooled:
+                self._new_target(conversation, event, out, scope, None, None, rule_id)
+                return
+        else:
+            for start, stop in spans[:MAX_VALUES_CHECKED]:
+                if not conversation.covered(pooled, (code, group), start, stop):
+                    learned = pooled.get((code, group))
+                    self._new_target(conversation, event, out, scope, start, stop, rule_id, learned)
+                    return
+        self._dnp3_at_outstation(conversation, event, code, group, spans, out, rule_id)
+
     def _dnp3_at_outstation(
         self,
         conversation: Conversation,
@@ -923,27 +933,8 @@ class BaselineDeviation(BaseDetector):
             return
         for obj in event.objects:
             group = obj.get("group")
-            points = dnp3_points(obj)
             if self.check_writes and isinstance(group, int):
-                spans = [points] if isinstance(points, tuple) else [(i, i) for i in points or ()]
-                pooled_new = not spans and (code, group) not in conversation.dnp3_points
-                if pooled_new:
-                    self._new_target(conversation, event, out, f"function {code} g{group}")
-                for start, stop in spans[:MAX_VALUES_CHECKED]:
-                    if not conversation.covered(conversation.dnp3_points, (code, group), start, stop):
-                        self._new_target(
-                            conversation,
-                            event,
-                            out,
-                            f"function {code} g{group}",
-                            start,
-                            stop,
-                            learned=conversation.dnp3_points.get((code, group)),
-                        )
-                        pooled_new = True
-                        break
-                if not pooled_new:
-                    self._dnp3_at_outstation(conversation, event, code, group, spans, out, "ICS-5005")
+                self._dnp3_targets(conversation, event, out, code, group, dnp3_points(obj), "ICS-5005")
             if group == 12 and (self.check_operations or self.check_written_values):
                 self._crob(conversation, event, obj, out)
             if self.check_written_values and group == 41:
