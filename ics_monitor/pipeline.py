@@ -549,9 +549,8 @@ class Pipeline:
     def run(self, frames: Iterable[Frame], position: Callable[[], int] | None = None) -> RunStats:
         """Process every frame, then flush all state into the sinks and close them."""
         stats = self.stats
-        decode = self.decoder.decode
+        decoder = self.decoder
         table = self.table
-        process = table.process
         decoder_anomalies = self.decoder.anomalies
         table_records = table.records
         table_anomalies = table.anomalies
@@ -590,11 +589,11 @@ class Pipeline:
                     if analysis.anomalies:
                         self._drain_events(analysis.anomalies)
                 total_bytes += wire_len
-                pkt = decode(frame_no, ts, link_type, data, wire_len)
+                pkt = decoder.decode(frame_no, ts, link_type, data, wire_len)
                 if pkt is not None:
                     if pkt.ip_version:
                         ip_packets += 1
-                        process(pkt)
+                        table.process(pkt)
                     elif pkt.arp is not None:
                         self._arp(pkt)
                 if clock_anomalies:  # the capture's clock, then the decoder's: the frame's first records

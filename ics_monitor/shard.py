@@ -271,9 +271,7 @@ def run_shard(
     without ``backlog`` every event is checked.
     """
     decoder = pipeline.decoder
-    decode = decoder.decode
     table = pipeline.table
-    process = table.process
     decoder_anomalies, engine_events, table_anomalies, table_records = outputs(pipeline)
     ticks = index == 0 and tick is not None
     period = tick if tick is not None else 0.0
@@ -318,11 +316,11 @@ def run_shard(
         # One worker owns everything: no hash to take (it was 3% of a lone worker's time on S7).
         owner = frame_shard(link_type, data, workers) if workers > 1 else index
         if owner == index or (owner == NON_IP and index == 0):
-            pkt = decode(frame_no, ts, link_type, data, wire_len)
+            pkt = decoder.decode(frame_no, ts, link_type, data, wire_len)
             if pkt is not None:
                 if pkt.ip_version:
                     ip_packets += 1
-                    process(pkt)
+                    table.process(pkt)
                 elif pkt.arp is not None:
                     arp_packets += 1
                     if want_arp:
@@ -332,7 +330,7 @@ def run_shard(
             advance_clock(table, ts)
         elif owner == BROADCAST:
             cut_headers = decoder.cut_headers
-            pkt = decode(frame_no, ts, link_type, data, wire_len)
+            pkt = decoder.decode(frame_no, ts, link_type, data, wire_len)
             if index:
                 decoder_anomalies.clear()  # worker 0 alone reports on frames every worker decodes
                 decoder.cut_headers = cut_headers  # and counts them
@@ -340,7 +338,7 @@ def run_shard(
                 if pkt.ip_version:
                     if packet_shard(pkt, workers) == index:
                         ip_packets += 1
-                        process(pkt)
+                        table.process(pkt)
                     else:
                         advance_clock(table, ts)
                 elif pkt.arp is not None and index == 0:
@@ -750,9 +748,7 @@ class LiveShard:
         """Read the source until it stops; then flush everything, as at the end of a replay."""
         pipeline = self.pipeline
         decoder = pipeline.decoder
-        decode = decoder.decode
         table = pipeline.table
-        process = table.process
         decoder_anomalies, engine_events, table_anomalies, table_records = outputs(pipeline)
         counter = self.counter
         lock = self.lock
@@ -793,11 +789,11 @@ class LiveShard:
             if self.first_ts is None:
                 self.first_ts = ts
             self.last_ts = ts
-            pkt = decode(frame_no, ts, link_type, data, wire_len)
+            pkt = decoder.decode(frame_no, ts, link_type, data, wire_len)
             if pkt is not None:
                 if pkt.ip_version:
                     self.ip_packets += 1
-                    process(pkt)
+                    table.process(pkt)
                 elif pkt.arp is not None:
                     self.arp_packets += 1
                     if self.want_arp:

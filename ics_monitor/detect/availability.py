@@ -80,8 +80,15 @@ class _Windowed:
             threshold = self.threshold
             if self.own is not None:
                 threshold = self.own(key) or threshold
-            state = [ts, 0, False, frame, threshold]
-            self.states[key] = state
+            if state is None:
+                state = [ts, 0, False, frame, threshold]
+                self.states[key] = state
+            else:  # a new window, in the key's list (re-setting a key keeps its place anyway)
+                state[0] = ts
+                state[1] = 0
+                state[2] = False
+                state[3] = frame
+                state[4] = threshold
         state[1] += 1
         if not state[2] and state[1] >= state[4]:
             state[2] = True

@@ -107,7 +107,6 @@ DETECTORS: tuple[type[BaseDetector], ...] = (
 TICK_SECONDS: Final = 1.0
 FLUSH_SECONDS: Final = 10.0
 
-Hook = Callable[[Any, Emitter], None]
 # Record directions with hooks of their own (see ``BaseDetector.directions``); the last entry
 # (None) stands for every other record, which only direction-blind detectors see.
 _DIRECTIONS: tuple[str | None, ...] = ("request", "response", None)
@@ -140,15 +139,18 @@ class DetectionEngine:
             if detector is not None:
                 self.detectors.append(detector)
         self.emitter = Emitter(rules, Throttle())
-        # Per event type: the hooks for requests, for responses, and for any other record.
-        self._by_type: dict[str, tuple[list[Hook], list[Hook], list[Hook]]] = {}
+        # Per event type: the detectors that see requests, responses, and any other record.  The
+        # detectors, not their bound ``on_event``: compiled, ``detector.on_event(...)`` on a
+        # ``BaseDetector`` is a direct (vtable) call, where calling a bound method goes through
+        # the generic call protocol and parses its arguments on every record, for every detector.
+        self._by_type: dict[str, tuple[list[BaseDetector], list[BaseDetector], list[BaseDetector]]] = {}
         for detector in self.detectors:
             for event_type in detector.event_types:
                 lists = self._by_type.setdefault(event_type, ([], [], []))
                 directions = detector.directions
                 for position, direction in enumerate(_DIRECTIONS):
                     if directions is None or direction in directions:
-                        lists[position].append(detector.on_event)
+                        lists[position].append(detector)
         # The detector told when a shard worker already checked a response's read values.
         self._deviation: BaselineDeviation | None = next(
             (d for d in self.detectors if isinstance(d, BaselineDeviation)), None
@@ -213,12 +215,14 @@ class DetectionEngine:
         lists = self._by_type.get(fields["event_type"])
         if lists is not None:
             direction = fields.get("direction")
-            hooks = lists[0] if direction == "request" else lists[1] if direction == "response" else lists[2]
-            for hook in hooks:
+            detectors = (
+                lists[0] if direction == "request" else lists[1] if direction == "response" else lists[2]
+            )
+            for detector in detectors:
                 try:
-                    hook(event, emitter)
+                    detector.on_event(event, emitter)
                 except Exception as exc:
-                    self._contain(hook, exc, event)
+                    self._contain(detector.on_event, exc, event)
         return self._drain() if emitter.out else []
 
     def _observe_passed(self, event: Any) -> list[Alert]:

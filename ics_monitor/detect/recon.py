@@ -110,8 +110,11 @@ class WindowedSets:
         """
         state = self.states.get(key)
         if state is None or abs(ts - state[_LAST]) > self.window:
-            state = [ts, set(), False, ts, None, 0, ts]
-            self.states[key] = state
+            if state is None:
+                state = [ts, set(), False, ts, None, 0, ts]
+                self.states[key] = state
+            else:  # a new sweep, in the key's list (a new set: a crossing's caller may hold the old)
+                state[:] = [ts, set(), False, ts, None, 0, ts]
             self.wide.discard(key)
         values = state[_VALUES]
         if value in values:

@@ -21,7 +21,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, Final
 
-from ics_monitor.dissect.api import ParseContext, ParseResult, Probe
+from ics_monitor.dissect.api import Dissector, ParseContext, ParseResult, Probe
 from ics_monitor.dissect.registry import Registry
 from ics_monitor.events.base import AnomalyEvent, Event
 
@@ -309,14 +309,16 @@ class DissectEngine:
         return True
 
     def _parse(self, fd: FlowDissection, direction: int, buf: bytes) -> None:
-        dissector = fd.dissector
+        # Typed: compiled, ``parse`` is then a direct (vtable) call, not a method looked up and
+        # called through the generic protocol for every PDU.
+        dissector: Dissector = fd.dissector
         state = fd.state
         ctx = fd.ctx
         view = memoryview(buf)
         size = len(buf)
         pos = 0
         while pos < size:
-            # Typed: ``dissector`` is Any, and compiled code reads a typed result's fields directly.
+            # Typed: compiled code reads a typed result's fields directly.
             result: ParseResult = dissector.parse(state, view[pos:], direction, ctx)
             if result.events:
                 self._emit(result.events)
