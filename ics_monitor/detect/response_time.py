@@ -2,8 +2,9 @@
 
 A PLC, RTU or gateway answers the same request in about the same time, scan cycle after scan
 cycle: the baseline learns, per conversation and response key (``baseline.response_key``: the
-function, and the Modbus unit or DNP3 outstation it addressed), the median of every 8 answers in a
-row and the band those medians kept (``response_time`` in the YAML).  Enforcing, each answer's
+function, and the Modbus unit or DNP3 outstation it addressed; S7comm jobs and userdata, and
+S7comm-plus requests, by their function), the median of every 8 answers in a row and the band
+those medians kept (``response_time`` in the YAML).  Enforcing, each answer's
 delay (from its own request: the dissectors pair them, ``request_frame``) joins the last 8 of its
 key; when their lower median (5 of the 8 took that long or longer) passes ``max_ratio`` times the top of the learned band, and that top by
 ``min_seconds``, the alert names the conversation and what slowed.
@@ -12,7 +13,9 @@ Why: a man in the middle that holds each frame before passing it on (an attacker
 HMI and PLC to read or rewrite it) adds its delay to every answer the sensor sees on the HMI's
 side; a device whose CPU is swamped (a flood, a scan, an overloaded gateway) answers late before
 it stops answering.  Exception and error answers are left out (a gateway's "target failed to
-respond" comes after its own timeout), and so are answers whose request was not seen.  A
+respond" comes after its own timeout), and so are answers whose request was not seen.  S7comm-plus
+answers are all timed: their return value is not decoded, and an error answer, which comes no
+later than a good one, can only make the window look faster.  A
 request's time runs from when it was sent or from the device's latest answer to a request sent
 before it (``baseline.AnswerTimes``): a pipelining client, or a gateway serving several masters,
 makes answers queue behind each other, and that queue is not the device's speed.
@@ -87,7 +90,7 @@ class ResponseTimeDrift(BaseDetector):
 
     name = "response_time_drift"
     rule_ids = (RULE,)
-    event_types = frozenset({"modbus", "dnp3", "s7comm"})
+    event_types = frozenset({"modbus", "dnp3", "s7comm", "s7comm_plus"})
     directions = frozenset({"request", "response"})
     needs_baseline = True
 
@@ -145,6 +148,8 @@ class ResponseTimeDrift(BaseDetector):
                 below: Any = fields["unit_id"]
             elif event_type == "dnp3":
                 below = fields["dst"]
+            elif event_type == "s7comm_plus":  # by its function alone (its codes are not S7comm's)
+                below = "plus"
             else:  # S7comm: a job by its function, userdata by its group and subfunction
                 userdata = fields["userdata"]
                 below = (

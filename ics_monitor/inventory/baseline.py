@@ -553,8 +553,9 @@ def response_key(event: Any) -> str | None:
     """What a request's answer time is learned and judged by: its function and the device addressed.
 
     ``unit 1 function 3`` (Modbus), ``outstation 10 function 1`` (DNP3), ``function 4`` or
-    ``userdata 4/1`` (S7comm); None for other records.  Requests nobody answers are never timed:
-    callers ask ``roles.expects_answer`` first.
+    ``userdata 4/1`` (S7comm), ``function plus 1356`` (S7comm-plus, its function as
+    ``function_key`` names it: GetMultiVariables here); None for other records.  Requests nobody
+    answers are never timed: callers ask ``roles.expects_answer`` first.
     """
     event_type = event.event_type
     if event_type == "modbus":
@@ -565,7 +566,7 @@ def response_key(event: Any) -> str | None:
         if event.function_code is None:
             return None
         return f"outstation {event.dst} function {event.function_code}"
-    if event_type == "s7comm":
+    if event_type in ("s7comm", "s7comm_plus"):
         function = function_key(event)
         if function is None:
             return None

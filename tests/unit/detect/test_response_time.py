@@ -8,7 +8,7 @@ from typing import Any
 from ics_monitor.detect.rules import RuleSet
 from ics_monitor.inventory.baseline import Baseline, BaselineLearner
 from tests.unit.detect.helpers import RULES, run
-from tests.unit.detect.records import dnp3, modbus, s7, userdata
+from tests.unit.detect.records import CLIENT, SERVER, dnp3, modbus, s7, s7plus, userdata
 
 RULE = "ICS-5014"
 
@@ -255,3 +255,44 @@ def test_s7_jobs_and_userdata_are_timed_by_function_and_subfunction() -> None:
         slow += cycle(2000.0 + i, 1000 + 4 * i, 0.5)
     alerts = [a for a in run(slow, baseline=baseline, rules=UNTHROTTLED) if a.rule_id == RULE]
     assert [a.evidence["response_key"] for a in alerts] == ["function 4"]
+
+
+def test_s7comm_plus_answers_are_timed_by_function() -> None:
+    """An HMI's GetMultiVariables polls of an S7-1500, over S7comm-plus: slow answers fire."""
+
+    def cycle(ts: float, frame: int, delay: float) -> list[Any]:
+        return [
+            s7plus(function_code=0x054C, ts=ts, frame=frame, sequence=frame),
+            s7plus(
+                opcode=0x32,
+                function_code=0x054C,
+                request=False,
+                ts=ts + delay,
+                frame=frame + 1,
+                sequence=frame,
+                request_frame=frame,
+            ),
+            # A notification (a subscription's data) is no request: never timed.
+            s7plus(opcode=0x33, request=False, ts=ts + 0.3, frame=frame + 2),
+        ]
+
+    learned: list[Any] = []
+    for i in range(100):
+        learned += cycle(1000.0 + i, 1 + 3 * i, 0.003 + 0.001 * (i % 3))
+    baseline = _learn(learned)
+    conversation = next(iter(baseline.conversations.values()))
+    assert conversation.protocol == "s7comm"
+    assert set(conversation.responses) == {"function plus 1356"}
+    assert conversation.responses["function plus 1356"].count == 100
+    # As fast as learned: nothing.
+    steady: list[Any] = []
+    for i in range(40):
+        steady += cycle(2000.0 + i, 1000 + 3 * i, 0.004)
+    assert not [a for a in run(steady, baseline=baseline, rules=UNTHROTTLED) if a.rule_id == RULE]
+    # Held back 0.4 s each, as by a man in the middle: one alert naming the function.
+    slow: list[Any] = []
+    for i in range(8):
+        slow += cycle(3000.0 + i, 2000 + 3 * i, 0.4)
+    alerts = [a for a in run(slow, baseline=baseline, rules=UNTHROTTLED) if a.rule_id == RULE]
+    assert [a.evidence["response_key"] for a in alerts] == ["function plus 1356"]
+    assert (alerts[0].src_ip, alerts[0].dst_ip, alerts[0].dst_port) == (CLIENT, SERVER, 102)
