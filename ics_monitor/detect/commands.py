@@ -578,6 +578,9 @@ class Dnp3Commands(BaseDetector):
         # (master ip, outstation ip, master link, outstation link, sequence) -> a Secure
         # Authentication request waiting for its answer (ICS-1212).
         self.auth_requests: BoundedDict = BoundedDict(MAX_AUTH_REQUESTS)
+        # Disables and ENABLE requests numbered as they come: what came after what, even for two
+        # requests of one frame (a TCP segment carrying both), which frame numbers cannot tell.
+        self.order = 0
 
     def on_event(self, event: Any, out: Emitter) -> None:
         """Match the application function, file writes, broadcasts and authentication errors."""
@@ -673,6 +676,7 @@ class Dnp3Commands(BaseDetector):
         )
 
     def _hold(self, event: Any, out: Emitter) -> None:
+        self.order += 1
         key = (event.src_ip, event.dst_ip, event.src, event.dst)
         held = self.held.get(key)
         if held is None:
@@ -681,16 +685,17 @@ class Dnp3Commands(BaseDetector):
                 self._fire(DNP3_DISABLE_UNSOLICITED_RULE, event, out, {"disable_context": DISABLE_UNHELD})
                 return
             held = self.held[key] = _HeldDisable(event, event.ts + self.reenable_seconds)
-        held.add(event)
+        held.add(event, self.order)
 
     def _enabling(self, event: Any) -> None:
         """An ENABLE_UNSOLICITED request (CRCs good) to a held disable's outstation: note its classes.
 
         They count as reporting again only once the outstation accepts the request (``_answered``).
         """
+        self.order += 1
         held = self.held.get((event.src_ip, event.dst_ip, event.src, event.dst))
         if held is not None and len(held.enabling) < MAX_PENDING_ANSWERS:
-            held.enabling[event.sequence] = (_event_classes(event.objects), event.frame)
+            held.enabling[event.sequence] = (_event_classes(event.objects), self.order)
 
     def _answered(self, event: Any) -> None:
         """The outstation's answer to a held disable or to an ENABLE_UNSOLICITED after it.
@@ -711,9 +716,9 @@ class Dnp3Commands(BaseDetector):
             enabling = held.enabling.pop(sequence, None)
             if enabling is None or refused:
                 return
-            classes, frame = enabling
+            classes, order = enabling
             disabled_at = held.disabled_at
-            held.classes -= {number for number in classes if disabled_at.get(number, frame) < frame}
+            held.classes -= {number for number in classes if disabled_at.get(number, order) < order}
             if not held.classes:
                 del self.held[key]
         elif refused and sequence in held.sequences:
@@ -863,16 +868,16 @@ class _HeldDisable:
         self.refused = 0
         self.last_ts = event.ts
         self.frames: list[int] = []
-        # The classes disabled (and the frame of each one's latest disable), the disables'
-        # sequence numbers awaiting their answer, and the ENABLE requests awaiting theirs
-        # (sequence -> classes and frame).
+        # The classes disabled (and when each one's latest disable came: ``Dnp3Commands.order``),
+        # the disables' sequence numbers awaiting their answer, and the ENABLE requests awaiting
+        # theirs (sequence -> classes and when the request came).
         self.classes: set[int] = set()
         self.disabled_at: dict[int, int] = {}
         self.sequences: set[int] = set()
         self.enabling: dict[int, tuple[set[int], int]] = {}
 
-    def add(self, event: Any) -> None:
-        """One more disable (a disable naming no class silences them all)."""
+    def add(self, event: Any, order: int) -> None:
+        """One more disable, the ``order``-th request held or enabling (no class named: all)."""
         self.count += 1
         self.last_ts = event.ts
         if len(self.frames) < MAX_FRAMES:
@@ -880,7 +885,7 @@ class _HeldDisable:
         classes = _event_classes(event.objects) or ALL_EVENT_CLASSES
         self.classes |= classes
         for number in classes:
-            self.disabled_at[number] = event.frame
+            self.disabled_at[number] = order
         if event.sequence is not None and len(self.sequences) < MAX_PENDING_ANSWERS:
             self.sequences.add(event.sequence)
 

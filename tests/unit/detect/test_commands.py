@@ -640,6 +640,17 @@ def test_dnp3_partial_or_broken_enable_leaves_the_disable_reported() -> None:
     assert _unsolicited_run([bare, *_enable(1000.3, 2)]) == []
 
 
+def test_dnp3_disable_and_enable_in_one_frame_are_told_apart_by_their_order() -> None:
+    """Two DNP3 requests in one TCP segment share a frame number: the order they came in decides."""
+    disable = dnp3(21, ts=1000.0, frame=3, objects=CLASSES_123, sequence=4)
+    request, answer = _enable(1000.0, 3)  # the same frame as the disable
+    # Disable, then ENABLE in the same segment: re-enabled (no alert), as with two frames.
+    assert _unsolicited_run([disable, request, answer]) == []
+    # ENABLE, then disable in the same segment: the outstation is left disabled.
+    [alert] = _unsolicited_run([request, disable, answer])
+    assert alert.frames == (3,) and alert.evidence["not_reenabled_classes"] == [1, 2, 3]
+
+
 def test_dnp3_disable_re_enabled_by_another_host_or_mid_session_is_reported() -> None:
     # Another host's ENABLE_UNSOLICITED does not make an attacker's disable a start-up.
     other = [dnp3(21, ts=1000.0, frame=1, client="10.0.0.66", flow_id="f-x"), dnp3(20, ts=1000.5, frame=2)]
