@@ -310,7 +310,8 @@ class DissectEngine:
 
     def _parse(self, fd: FlowDissection, direction: int, buf: bytes) -> None:
         # Typed: compiled, ``parse`` is then a direct (vtable) call, not a method looked up and
-        # called through the generic protocol for every PDU.
+        # called through the generic protocol for every PDU (methods a Python subclass overrides
+        # are still its own; its class attributes are not: see ``max_pdu`` below).
         dissector: Dissector = fd.dissector
         state = fd.state
         ctx = fd.ctx
@@ -347,13 +348,16 @@ class DissectEngine:
                         )
                     pos = size
                     break
-                if size - pos + result.needed > dissector.max_pdu:
+                # Read untyped: compiled, a typed read would take the compiled base class's
+                # value, not the one a dissector written in Python sets in its class body.
+                max_pdu: int = fd.dissector.max_pdu
+                if size - pos + result.needed > max_pdu:
                     self._emit(
                         (
                             ctx.anomaly(
                                 "dissect.pdu_too_large",
                                 direction,
-                                f"PDU needs {size - pos + result.needed} bytes, cap {dissector.max_pdu}",
+                                f"PDU needs {size - pos + result.needed} bytes, cap {max_pdu}",
                             ),
                         )
                     )
