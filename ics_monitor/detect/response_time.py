@@ -148,8 +148,11 @@ class ResponseTimeDrift(BaseDetector):
                 below: Any = fields["unit_id"]
             elif event_type == "dnp3":
                 below = fields["dst"]
-            elif event_type == "s7comm_plus":  # by its function alone (its codes are not S7comm's)
-                below = "plus"
+            elif event_type == "s7comm_plus":
+                # By its function (codes apart from S7comm's), opcode (a keep-alive or a request
+                # cut before its function has none: only a request is answered) and whether it
+                # came in fragments (not timed: ``response_key``).
+                below = ("plus", fields["opcode"], fields["fragment"] is None)
             else:  # S7comm: a job by its function, userdata by its group and subfunction
                 userdata = fields["userdata"]
                 below = (

@@ -554,8 +554,9 @@ def response_key(event: Any) -> str | None:
 
     ``unit 1 function 3`` (Modbus), ``outstation 10 function 1`` (DNP3), ``function 4`` or
     ``userdata 4/1`` (S7comm), ``function plus 1356`` (S7comm-plus, its function as
-    ``function_key`` names it: GetMultiVariables here); None for other records.  Requests nobody
-    answers are never timed: callers ask ``roles.expects_answer`` first.
+    ``function_key`` names it: GetMultiVariables here; not a request sent in fragments); None for
+    other records.  Requests nobody answers are never timed: callers ask ``roles.expects_answer``
+    first.
     """
     event_type = event.event_type
     if event_type == "modbus":
@@ -566,6 +567,10 @@ def response_key(event: Any) -> str | None:
         if event.function_code is None:
             return None
         return f"outstation {event.dst} function {event.function_code}"
+    if event_type == "s7comm_plus" and event.fragment is not None:
+        # Sent in fragments: the device answers once the last is in, and the sender's own pace
+        # (Nagle, delayed ACKs: 200 ms stalls) between them is no answer time.
+        return None
     if event_type in ("s7comm", "s7comm_plus"):
         function = function_key(event)
         if function is None:

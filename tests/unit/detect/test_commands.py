@@ -646,9 +646,11 @@ def test_dnp3_disable_and_enable_in_one_frame_are_told_apart_by_their_order() ->
     request, answer = _enable(1000.0, 3)  # the same frame as the disable
     # Disable, then ENABLE in the same segment: re-enabled (no alert), as with two frames.
     assert _unsolicited_run([disable, request, answer]) == []
-    # ENABLE, then disable in the same segment: the outstation is left disabled.
-    [alert] = _unsolicited_run([request, disable, answer])
-    assert alert.frames == (3,) and alert.evidence["not_reenabled_classes"] == [1, 2, 3]
+    # A disable held, then ENABLE and disable again in one segment: the outstation took the
+    # second disable last and is left disabled (the ENABLE's answer must not undo it).
+    first = dnp3(21, ts=999.0, frame=1, objects=CLASSES_123, sequence=2)
+    [alert] = _unsolicited_run([first, request, disable, answer])
+    assert alert.frames == (1, 3) and alert.evidence["not_reenabled_classes"] == [1, 2, 3]
 
 
 def test_dnp3_disable_re_enabled_by_another_host_or_mid_session_is_reported() -> None:

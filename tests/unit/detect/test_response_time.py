@@ -296,3 +296,15 @@ def test_s7comm_plus_answers_are_timed_by_function() -> None:
     alerts = [a for a in run(slow, baseline=baseline, rules=UNTHROTTLED) if a.rule_id == RULE]
     assert [a.evidence["response_key"] for a in alerts] == ["function plus 1356"]
     assert (alerts[0].src_ip, alerts[0].dst_ip, alerts[0].dst_port) == (CLIENT, SERVER, 102)
+    # A request sent in fragments (a new screen's many tags) is answered once its last fragment
+    # is in: the sender's pace between them (a Nagle or delayed-ACK stall) is no answer time.
+    fragmented = [
+        dataclasses.replace(record, fragment="first") if record.direction == "request" else record
+        for record in slow
+    ]
+    assert not [a for a in run(fragmented, baseline=baseline, rules=UNTHROTTLED) if a.rule_id == RULE]
+    assert (
+        not _learn([dataclasses.replace(r, fragment="first") for r in learned])
+        .conversations[conversation.key]
+        .responses
+    )
