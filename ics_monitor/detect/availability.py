@@ -684,7 +684,7 @@ class CommandsBlocked(BaseDetector):
         rules = context.rules
         self.min_blocked = int(rules.param("ICS-4009", "min_blocked"))
         self.grace = float(rules.param("ICS-4009", "grace"))
-        # (client, server, protocol, device) -> [[(write frame, ts, function)], passed over in a
+        # (client, server, protocol, device) -> [[(write frame, ts, function, code)], passed over in a
         # row, first passed-over ts, its frame, fired, functions passed over, the frames of the
         # writes passed over (an answer to one, late, ends the run)]
         self.states: BoundedDict = BoundedDict(MAX_KEYS)
@@ -715,7 +715,8 @@ class CommandsBlocked(BaseDetector):
             pending: list[Any] = state[0]
             if len(pending) >= MAX_PENDING_WRITES:
                 del pending[0]
-            pending.append((fields["frame"], fields["ts"], f"{event.function} ({fields['function_code']})"))
+            # The function named only if the write is passed over (rare): no string per write.
+            pending.append((fields["frame"], fields["ts"], fields["function"], fields["function_code"]))
             return
         request_frame = fields["request_frame"]
         if request_frame is None or not self.states:
@@ -748,8 +749,9 @@ class CommandsBlocked(BaseDetector):
                 state[2], state[3] = write[1], write[0]
             state[1] += 1
             functions: list[str] = state[5]
-            if write[2] not in functions and len(functions) < 8:
-                functions.append(write[2])
+            name = f"{write[2]} ({write[3]})"
+            if name not in functions and len(functions) < 8:
+                functions.append(name)
         if state[1] < self.min_blocked or state[4]:
             return
         state[4] = True

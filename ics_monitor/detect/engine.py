@@ -155,11 +155,10 @@ class DetectionEngine:
         self._deviation: BaselineDeviation | None = next(
             (d for d in self.detectors if isinstance(d, BaselineDeviation)), None
         )
-        self._flow_hooks = [d.on_flow for d in self.detectors if d.wants_flows]
-        self._change_hooks = [d.on_changes for d in self.detectors if d.wants_changes]
-        self._time_hooks: list[Callable[[float, Emitter], None]] = [
-            d.advance for d in self.detectors if d.wants_time
-        ]
+        # Detectors, not bound methods, as for records (``_by_type``): direct calls, compiled.
+        self._flow_detectors = [d for d in self.detectors if d.wants_flows]
+        self._change_detectors = [d for d in self.detectors if d.wants_changes]
+        self._time_detectors = [d for d in self.detectors if d.wants_time]
         self._next_tick: float | None = None
         self._next_flush: float | None = None
         self.alerts_emitted = 0
@@ -189,11 +188,11 @@ class DetectionEngine:
     def _tick(self, ts: float) -> None:
         self._next_tick = ts + TICK_SECONDS
         emitter = self.emitter
-        for hook in self._time_hooks:
+        for detector in self._time_detectors:
             try:
-                hook(ts, emitter)
+                detector.advance(ts, emitter)
             except Exception as exc:
-                self._contain(hook, exc, None, ts)
+                self._contain(detector.advance, exc, None, ts)
         if self._next_flush is not None and ts >= self._next_flush:
             self._next_flush = ts + FLUSH_SECONDS
             emitter.out.extend(emitter.throttle.flush(ts))
@@ -239,11 +238,11 @@ class DetectionEngine:
         """A flow record (at the flow's end or active timeout)."""
         self._clock(record.ts_end)
         emitter = self.emitter
-        for hook in self._flow_hooks:
+        for detector in self._flow_detectors:
             try:
-                hook(record, emitter)
+                detector.on_flow(record, emitter)
             except Exception as exc:
-                self._contain(hook, exc, record)
+                self._contain(detector.on_flow, exc, record)
         return self._drain()
 
     def observe_changes(self, changes: list[Any]) -> list[Alert]:
@@ -251,11 +250,11 @@ class DetectionEngine:
         if not changes:
             return []
         emitter = self.emitter
-        for hook in self._change_hooks:
+        for detector in self._change_detectors:
             try:
-                hook(changes, emitter)
+                detector.on_changes(changes, emitter)
             except Exception as exc:
-                self._contain(hook, exc, changes[-1])
+                self._contain(detector.on_changes, exc, changes[-1])
         return self._drain()
 
     def advance(self, ts: float) -> list[Alert]:
