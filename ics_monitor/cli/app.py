@@ -39,7 +39,8 @@ from ics_monitor.cli.render import (
     render_flow_table,
 )
 from ics_monitor.config import AnalysisConfig, Config, DissectConfig
-from ics_monitor.core.collector import tune_collector
+from ics_monitor.core import collector
+from ics_monitor.core.collector import collector_paused, tune_collector
 from ics_monitor.core.errors import ConfigError, IcsMonitorError
 from ics_monitor.dissect import default_registry
 from ics_monitor.health import LiveOperations, detection_loader, reload_on_sighup
@@ -617,7 +618,9 @@ def _analyse(
         saved.append(str(baseline_file))
 
     opened = open_outputs(outputs or OutputTargets(), state)
-    with store, _closing(opened):
+    # Left last: the collector stays paused from the end of ``run`` to the store's close.
+    ending = contextlib.ExitStack()
+    with ending, store, _closing(opened):
         store.begin_run(command, mode, inputs)
         inventory = Inventory(config.inventory)
         inventory.restore(store.load_assets())
@@ -650,6 +653,7 @@ def _analyse(
         try:
             stats = run(pipeline)
         finally:
+            ending.enter_context(collector_paused())
             assets = inventory.assets()
             # Converted once: the store and the summary take the same dicts (a run of many hosts
             # spent 0.1 s per pass).
@@ -1304,6 +1308,7 @@ def main() -> None:
     # collector, run every 700 allocations by default, found nothing to free and cost 5-6% of
     # dissect's CPU.  Run it far less often, and never over what startup loaded (modules, rules).
     tune_collector()
+    collector.resume_after_run = False  # this process ends with its command
     stale = compiled.stale()
     if stale:
         # An in-place build (make compiled) hides later edits of these sources: say so, once.

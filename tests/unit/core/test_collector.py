@@ -7,9 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ics_monitor.capture import open_captures
 from ics_monitor.config import Config, DissectConfig
-from ics_monitor.core.collector import YOUNG_THRESHOLD, tune_collector
+from ics_monitor.core import collector
+from ics_monitor.core.collector import YOUNG_THRESHOLD, collector_paused, tune_collector
 from ics_monitor.detect import DetectionEngine, RuleSet
 from ics_monitor.dissect import default_registry
 from ics_monitor.inventory.assets import Inventory
@@ -108,3 +111,31 @@ def test_records_leave_no_cyclic_garbage() -> None:
     assert stats.events > 1000  # the run had records to make cycles with
     assert alerts.records  # and alerts
     assert found == [0]
+
+
+def test_collector_paused_restores_the_collector_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    try:
+        with collector_paused():
+            raise RuntimeError("a run's end failed")
+    except RuntimeError:
+        pass
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # off before: left off
+    finally:
+        gc.enable()
+    # The command-line process ends with its command: the collector stays off after the run.
+    monkeypatch.setattr(collector, "resume_after_run", False)
+    with collector_paused():
+        pass
+    try:
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
