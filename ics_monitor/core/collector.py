@@ -15,7 +15,9 @@ cyclic garbage waits at most a million allocations; a cycle that was still alive
 collection has moved to an older generation and waits for that one's turn (every tenth young
 collection, and CPython's full collections), as it did at the old threshold, twenty times sooner.
 ``tests/unit/core/test_collector.py`` holds the premise (no cycle per record) on every protocol.
-What startup loaded (modules, rules, a baseline) is frozen, so no collection walks it.
+What startup loaded (modules, rules, a baseline) is frozen, so no collection walks it.  At the
+end of a run the collector is paused (``collector_paused``): the run's state, all still alive,
+would be walked once more for nothing.
 """
 
 from __future__ import annotations

@@ -190,18 +190,16 @@ def is_asset_ip(ip: str) -> bool:
     An IPv4 address ending in .255 is taken as a subnet broadcast (the /24 convention of control
     networks; without netmasks it cannot be told from a host at .255 of a wider subnet, which is
     then not tracked).  Asked for nearly every request (``StoppedAnswering``): the answers are
-    kept per address (up to ``_ASSET_IPS_KEPT``, then forgotten at once).
+    kept per address, for the latest ``_ASSET_IPS_KEPT`` addresses.
     """
     known = _ASSET_IPS.get(ip)
     if known is None:
-        if len(_ASSET_IPS) >= _ASSET_IPS_KEPT:
-            _ASSET_IPS.clear()
         known = _ASSET_IPS[ip] = _asset_ip(ip)
     return known
 
 
-_ASSET_IPS: dict[str, bool] = {}
 _ASSET_IPS_KEPT: Final = 65_536
+_ASSET_IPS: BoundedDict = BoundedDict(_ASSET_IPS_KEPT)
 
 
 def _asset_ip(ip: str) -> bool:
