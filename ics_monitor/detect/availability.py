@@ -292,8 +292,10 @@ MAX_DEVICES: Final = 256
 # A device's count of unanswered requests (a list, updated in place): the run's length, its first
 # request's time and frame, whether it fired, the device's last answer, the request that would
 # fire held for the flow's record (one-direction captures), the run's gateway exceptions and the
-# last one's code, and the last request's frame and Modbus transaction id or DNP3 sequence number
-# (to pair answers that name another device).
+# last one's code, the last request's frame and Modbus transaction id or DNP3 sequence number (to
+# pair answers that name another device), and, once a request came before the last was answered,
+# the same of the last MAX_IN_FLIGHT requests (a master pipelining requests is answered for an
+# earlier one than its last).
 _UNANSWERED: Final = 0
 _FIRST_TS: Final = 1
 _FIRST_FRAME: Final = 2
@@ -305,6 +307,8 @@ _GATEWAY_EXCEPTION: Final = 7
 _REQUEST_FRAME: Final = 8
 _TRANSACTION: Final = 9
 _LONGEST: Final = 10  # the longest silence the device ended by answering again, in this run
+_RECENT: Final = 11  # None, or [(frame, transaction id or sequence number)] of the last requests
+MAX_IN_FLIGHT: Final = 8
 
 
 def _device(fields: dict[str, Any]) -> Any:
@@ -321,7 +325,25 @@ def _device(fields: dict[str, Any]) -> Any:
 
 
 def _new_count() -> list[Any]:
-    return [0, None, None, False, None, None, 0, None, None, None, 0.0]
+    return [0, None, None, False, None, None, 0, None, None, None, 0.0, None]
+
+
+def _asked(count: list[Any], request_frame: int) -> bool:
+    """Whether ``request_frame`` is the device's last request, or one of its recent ones."""
+    if count[_REQUEST_FRAME] == request_frame:
+        return True
+    recent: list[tuple[int, Any]] | None = count[_RECENT]
+    return recent is not None and any(frame == request_frame for frame, _ in recent)
+
+
+def _asked_with(count: list[Any], transaction: Any) -> bool:
+    """Whether the device's last or a recent request, with answers due, had that transaction id."""
+    if not count[_UNANSWERED]:
+        return False
+    if count[_TRANSACTION] == transaction:
+        return True
+    recent: list[tuple[int, Any]] | None = count[_RECENT]
+    return recent is not None and any(asked == transaction for _, asked in recent)
 
 
 def _answered_count(
@@ -340,19 +362,19 @@ def _answered_count(
     request_frame = fields["request_frame"]
     if request_frame is not None:
         for count in devices.values():
-            if count[_REQUEST_FRAME] == request_frame:
+            if _asked(count, request_frame):
                 return count
         return None  # the answer to a request not counted (a Modbus unit 0)
     if fields["event_type"] == "modbus":
         transaction = fields["transaction_id"]
         if transaction is not None:
             for count in devices.values():
-                if count[_TRANSACTION] == transaction and count[_UNANSWERED]:
+                if _asked_with(count, transaction):
                     return count
             return own
     elif fields["function_code"] == DNP3_RESPONSE:
         asked = devices.get(self_device)
-        if asked is not None and asked[_UNANSWERED] and asked[_TRANSACTION] == fields["sequence"]:
+        if asked is not None and _asked_with(asked, fields["sequence"]):
             return asked
     if own is not None:
         return own
@@ -486,10 +508,19 @@ class StoppedAnswering(BaseDetector):
                 return  # a sweep of addresses fills it: ICS-3001 and ICS-3008 are on it
             count = devices[device] = _new_count()
         frame = fields["frame"]
+        recent: list[tuple[int, Any]] | None = count[_RECENT]
         if count[_UNANSWERED] == 0:
             count[_FIRST_TS] = ts
             count[_FIRST_FRAME] = frame
             count[_GATEWAY] = 0
+        elif recent is None:
+            # A request before the last was answered (pipelined, or the device is silent): from
+            # now on the device's recent requests are kept, for answers to an earlier one.
+            recent = count[_RECENT] = [(count[_REQUEST_FRAME], count[_TRANSACTION])]
+        if recent is not None:
+            recent.append((frame, transaction))
+            if len(recent) > MAX_IN_FLIGHT:
+                del recent[0]
         count[_UNANSWERED] += 1
         count[_REQUEST_FRAME] = frame
         count[_TRANSACTION] = transaction

@@ -256,6 +256,7 @@ UNANSWERED_REQUEST: Final = "modbus.unanswered_request"
 DUPLICATE_TRANSACTION: Final = "modbus.duplicate_transaction_id"
 PENDING_FULL: Final = "modbus.pending_requests_full"
 RESPONSE_FUNCTION_MISMATCH: Final = "modbus.response_function_mismatch"
+RESPONSE_UNIT_MISMATCH: Final = "modbus.response_unit_mismatch"
 RTU_BAD_CRC: Final = "modbus.rtu_bad_crc"
 RTU_INCOMPLETE_FRAME: Final = "modbus.rtu_incomplete_frame"
 ASCII_BAD_FRAME: Final = "modbus.ascii_bad_frame"
@@ -292,6 +293,12 @@ _ANOMALIES: tuple[tuple[str, Severity, str], ...] = (
         RESPONSE_FUNCTION_MISMATCH,
         Severity.MEDIUM,
         "response function code differs from its request's (exception bit aside)",
+    ),
+    (
+        RESPONSE_UNIT_MISMATCH,
+        Severity.LOW,
+        "response under another unit id than its request's (same transaction id): a device answering "
+        "as itself a request to unit 0, 255 or any unit",
     ),
     (
         RTU_BAD_CRC,

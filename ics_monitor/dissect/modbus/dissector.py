@@ -64,6 +64,7 @@ from ics_monitor.dissect.modbus.constants import (
     RESERVED_FUNCTION,
     RESERVED_FUNCTIONS,
     RESPONSE_FUNCTION_MISMATCH,
+    RESPONSE_UNIT_MISMATCH,
     RTU_BAD_CRC,
     RTU_INCOMPLETE_FRAME,
     TRUNCATED_PDU,
@@ -754,6 +755,15 @@ class ModbusDissector(Dissector):
         # RTU: one request per serial address at a time (the line is half duplex).
         key = unit_id << 16 if transaction_id is None else (unit_id << 16) | transaction_id
         request: Request | None = state.pending.get(key)
+        asked_unit = unit_id
+        if request is None and transaction_id is not None and state.pending:
+            # A device answering as itself a request to another unit id (asked as 0 or 255, or
+            # ignoring the unit id), which the specification says it echoes: its request is the
+            # one with that transaction id (tshark pairs by transaction id and function alone).
+            key = _by_transaction(state.pending, transaction_id, function_code & 0x7F)
+            if key >= 0:
+                request = state.pending[key]
+                asked_unit = key >> 16
         own = None
         exception_code = exception_name = None
         if function_code & 0x80:
@@ -807,6 +817,15 @@ class ModbusDissector(Dissector):
         if problems:
             for anomaly_code, detail in problems:
                 events.append(ctx.anomaly(anomaly_code, direction, detail))
+        if asked_unit != unit_id and request is not None:
+            events.append(
+                ctx.anomaly(
+                    RESPONSE_UNIT_MISMATCH,
+                    direction,
+                    f"response as unit {unit_id} to the request to unit {asked_unit} (frame {request[0]}, "
+                    f"transaction {transaction_id})",
+                )
+            )
         if request is None:
             if state.lost_requests:
                 return True  # it may answer a request the capture lost (``gap``)
@@ -894,6 +913,21 @@ class ModbusDissector(Dissector):
                 continue
             events.append(_unanswered(ctx, state, key, request, "before the flow ended"))
         return events
+
+
+def _by_transaction(pending: dict[int, Request], transaction_id: int, code: int) -> int:
+    """The key of a pending request with that transaction id under any unit id, or -1.
+
+    Of several (units asked with one transaction id), the first of the response's function.
+    """
+    found = -1
+    for key, request in pending.items():
+        if key & 0xFFFF == transaction_id:
+            if request[2] == code:
+                return key
+            if found < 0:
+                found = key
+    return found
 
 
 def _unanswered(ctx: ParseContext, state: ModbusState, key: int, request: Request, when: str) -> Event:

@@ -1038,6 +1038,54 @@ def test_a_device_answering_as_another_unit_is_answering() -> None:
     assert alert.evidence["unit_id"] == 2
 
 
+def _pipelined(
+    cycles: int, depth: int, answering: int, *, paired: bool, silent_from: int | None = None
+) -> list[Any]:
+    """A master keeping ``depth`` requests to unit 1 in flight (one sent a second, each answered
+    ``depth`` - 1 requests later) to a device that answers as unit ``answering``; from cycle
+    ``silent_from`` on, nothing is answered.  ``paired``: the answers carry their request's frame
+    (the dissector pairs an answer under another unit by its transaction id alone)."""
+    records: list[Any] = []
+    sent: list[Any] = []
+    for cycle in range(cycles):
+        ts = 1000.0 + cycle
+        request = modbus(3, unit_id=1, address=0, quantity=1, ts=ts, frame=len(records) + 1)
+        records.append(request)
+        sent.append(request)
+        if len(sent) < depth or (silent_from is not None and cycle >= silent_from):
+            continue
+        asked = sent.pop(0)
+        response = modbus(
+            3,
+            request=False,
+            unit_id=answering,
+            values=(0,),
+            ts=ts + 0.05,
+            frame=len(records) + 1,
+            request_frame=asked.frame if paired else None,
+        )
+        records.append(dataclasses.replace(response, transaction_id=asked.transaction_id))
+    return records
+
+
+@pytest.mark.parametrize("paired", [True, False])
+@pytest.mark.parametrize("depth", [2, 3, 8])
+def test_pipelined_requests_answered_as_another_unit(depth: int, paired: bool) -> None:
+    """A master with several requests in flight (pipelining) to a device answering as another unit:
+    each answer is to an earlier request than the last one sent, found by its request's frame or
+    transaction id; the device is answering (found in review: only the latest request was kept,
+    so no answer matched and the count ran to a false "stopped answering")."""
+    assert _stopped(run(_pipelined(60, depth, 0, paired=paired))) == []
+    assert _stopped(run(_pipelined(60, depth, 1, paired=paired))) == []
+    # The same device falling silent is still reported: counted from the first request after its
+    # last answer, as without pipelining.
+    silent = _pipelined(60, depth, 0, paired=paired, silent_from=20)
+    [alert] = _stopped(run(silent))
+    assert alert.evidence["unit_id"] == 1 and alert.evidence["silent_seconds"] == 15.0
+    assert alert.evidence["last_answer_ts"] == 1019.05
+    assert alert.frames[0] == next(r.frame for r in silent if r.ts == 1020.0)
+
+
 def test_a_dnp3_outstation_silent_behind_a_shared_address() -> None:
     """A terminal server carries outstations 10 and 11: 11 stops answering while 10 answers.
     An outstation asked at the self-address (0xFFFC) answers as itself."""

@@ -345,6 +345,28 @@ def test_pairing_by_unit_and_transaction_id() -> None:
     assert [(e.unit_id, e.address, e.values) for e in events] == [(2, 20, (2,)), (1, 10, (1,))]
 
 
+def test_a_response_under_another_unit_id_pairs_by_transaction_id() -> None:
+    """A device answering as itself (unit 1) a request to unit 255: its request is the pending one
+    with that transaction id, reported as an answer under another unit, not as an orphan (with the
+    request left unanswered)."""
+    harness = confirmed()
+    harness.feed(adu(7, 255, read_request(3, 100, 2)), 0, frame=5)
+    events = harness.feed(adu(7, 1, registers_response(3, [4, 5])), 1, frame=6)
+    assert Harness.codes(events) == [c.RESPONSE_UNIT_MISMATCH]
+    (record,) = Harness.records(events)
+    assert (record.unit_id, record.request_frame, record.address, record.values) == (1, 5, 100, (4, 5))
+    assert "as unit 1 to the request to unit 255 (frame 5, transaction 7)" in events[1].detail
+    assert harness.state.pending == {}
+    # Two units asked with one transaction id: the answer takes the request of its function.
+    harness.feed(adu(9, 1, read_request(3, 0, 1)) + adu(9, 2, read_request(4, 50, 1)), 0, frame=7)
+    events = harness.feed(adu(9, 8, registers_response(4, [3])), 1, frame=8)
+    assert [(r.request_frame, r.address) for r in Harness.records(events)] == [(7, 50)]
+    assert [key >> 16 for key in harness.state.pending] == [1]
+    # No pending request with that transaction id under any unit: an orphan, as before.
+    events = harness.feed(adu(10, 8, registers_response(3, [3])), 1, frame=9)
+    assert Harness.codes(events) == [c.UNMATCHED_RESPONSE]
+
+
 def test_response_without_request() -> None:
     harness = confirmed()
     events = harness.feed(adu(99, 1, registers_response(3, [1, 2])), 1)
@@ -563,7 +585,7 @@ def test_engine_resyncs_after_a_bad_length() -> None:
 
 def test_every_anomaly_code_is_registered_and_tested() -> None:
     codes = {code for code in CATALOGUE if code.startswith("modbus.")}
-    assert len(codes) == 23
+    assert len(codes) == 24
     constants = {value for name, value in vars(c).items() if name.isupper() and isinstance(value, str)}
     assert codes <= constants
     here = Path(__file__).read_text()
