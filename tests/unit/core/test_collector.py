@@ -139,3 +139,52 @@ def test_collector_paused_restores_the_collector_as_it_was(monkeypatch: pytest.M
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_a_run_end_is_paused_until_the_store_closes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resume: bool
+) -> None:
+    """``_analyse`` (replay and live) pauses the collector from the end of ``run`` (the assets'
+    dicts, the store's last writes, the summary) and leaves it as ``resume_after_run`` says."""
+    from ics_monitor.cli import app
+
+    summarised: list[bool] = []
+    summary = vars(app)["print_replay_summary"]
+
+    def spied(*args: Any, **kwargs: Any) -> None:
+        summarised.append(gc.isenabled())
+        summary(*args, **kwargs)
+
+    monkeypatch.setattr(app, "print_replay_summary", spied)
+    monkeypatch.setattr(collector, "resume_after_run", resume)
+    capture = PCAPS / "demo" / "plant_attack.pcap"
+    running: list[bool] = []
+
+    def run(pipeline: Pipeline) -> Any:
+        running.append(gc.isenabled())
+        source = open_captures([str(capture)])
+        return pipeline.run(source, lambda: source.position)
+
+    assert gc.isenabled()
+    try:
+        stats = app._analyse(
+            "replay",
+            [str(capture)],
+            run,
+            state=tmp_path / "state",
+            learn=False,
+            window=None,
+            baseline=None,
+            rules=None,
+            zones=None,
+            events=False,
+            limit=5,
+        )
+        after = gc.isenabled()
+    finally:
+        gc.enable()
+    assert stats.frames > 100
+    assert running == [True]  # the run itself collects as tuned
+    assert summarised == [False]  # the end does not
+    assert after is resume
