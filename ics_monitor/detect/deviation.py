@@ -261,6 +261,10 @@ class BaselineDeviation(BaseDetector):
         # (conversation, table, unit, address, count) -> per value (lows, highs), or None when no
         # value there has learned limits: a repeated poll is checked in C, not value by value.
         self.read_bounds: BoundedDict = BoundedDict(MAX_SHAPES)
+        # Modbus read shapes seen once (``_modbus_reads``): bounds are kept from a shape's second
+        # read on.  A shape read once (a scan, a client browsing, polls of changing ranges) is
+        # checked value by value: building its bounds cost three times that, to be evicted unused.
+        self.read_once: BoundedDict = BoundedDict(MAX_SHAPES)
         # The same for writes: (conversation, table, unit, first address, count) -> bounds or None.
         self.write_bounds: BoundedDict = BoundedDict(MAX_SHAPES)
         # Per write shape of holding registers: the register pairs learned as floats (``_floats``).
@@ -1538,9 +1542,19 @@ class BaselineDeviation(BaseDetector):
             values = values[:MAX_VALUES_CHECKED]
         unit = fields["unit_id"]
         prefix = f"{TABLE_ABBREVIATIONS[table]}:{unit}:"
-        bounds = self._read_bounds(
-            (conversation.key, table, unit, address, len(values)), limits, prefix, address
-        )
+        key = (conversation.key, table, unit, address, len(values))
+        bounds = self.read_bounds.get(key, _UNKNOWN)
+        if bounds is _UNKNOWN:
+            once = self.read_once
+            if key not in once:
+                once[key] = True
+                for offset in limits.outside(prefix, address, values):
+                    point = f"{prefix}{address + offset}"
+                    limit = limits.get(point)
+                    if limit is not None:
+                        self._out_of_range("ICS-5007", conversation, event, point, values[offset], limit, out)
+                return
+            bounds = self._read_bounds(key, limits, prefix, address)
         # The hot path of polling traffic.  A poll mostly reads what the last one read: values
         # equal to the last ones found in range are in range (one tuple comparison in C).
         # Otherwise every value against its limits in two C loops; the value-by-value walk
@@ -2207,6 +2221,28 @@ class PointLimits:
             lows.append(low_f - margin)
             highs.append(high_f + margin)
         return (tuple(lows), tuple(highs)) if known else None
+
+    def outside(self, prefix: str, address: int, values: Any) -> list[int]:
+        """The offsets of ``values`` (of the points from ``address`` on) outside their limits.
+
+        A shape's values checked once, without its bounds (``bounds``): a value within its
+        learned range needs no margin; only one beyond it is judged by its limits (``get``).
+        Unlearned points are not judged.
+        """
+        learned_values = self._values
+        kind = self._kind
+        found: list[int] = []
+        for offset in range(len(values)):
+            learned = learned_values.get((kind, f"{prefix}{address + offset}"))
+            if learned is None:
+                continue
+            value = values[offset]
+            if learned[0] <= value <= learned[1]:
+                continue
+            limit = self.get(f"{prefix}{address + offset}")
+            if limit is not None and not limit[0] <= value <= limit[1]:
+                found.append(offset)
+        return found
 
     def pooled(self, point: str) -> Limit | None:
         """A DNP3 point's limits over the same point of every outstation, remembered.

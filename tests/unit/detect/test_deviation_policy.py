@@ -337,6 +337,35 @@ def test_read_value_out_of_range() -> None:
     assert _ids([modbus(3, request=False, address=0, quantity=10, values=(54,) * 10)]) == []
 
 
+def test_a_read_shape_is_judged_alike_when_first_seen_and_when_repeated() -> None:
+    """A shape read once is checked value by value, its bounds kept from its second read on: the
+    findings are the same either way (margins included), and unlearned registers are not judged."""
+    rules = _unthrottled(RULES, "ICS-5007")
+    # Learned 50 at hr:1:0..9 (margin: a tenth of the value, 5): 55 is in, 56 out; hr:1:10 unlearned.
+    reads = [
+        (50,) * 9 + (56,) + (9999,),  # first sight: hr:1:9 out, hr:1:10 unlearned
+        (55,) * 10 + (0,),  # second: bounds built, within the margin
+        (50,) * 9 + (56,) + (9999,),  # third: out again
+        (44,) + (50,) * 10,  # hr:1:0 below
+    ]
+    records = [
+        modbus(3, request=False, frame=10 + n, address=0, quantity=11, values=values)
+        for n, values in enumerate(reads)
+    ]
+    fired = [a for a in run(records, baseline=BASELINE, rules=rules) if a.rule_id == "ICS-5007"]
+    assert [(a.frames, a.evidence["point"], a.evidence["value"]) for a in fired] == [
+        ((10,), "hr:1:9", 56),
+        ((12,), "hr:1:9", 56),
+        ((13,), "hr:1:0", 44),
+    ]
+    engine = DetectionEngine(rules, BASELINE)
+    [deviation] = [d for d in engine.detectors if isinstance(d, BaselineDeviation)]
+    engine.observe(records[0])
+    assert len(deviation.read_once) == 1 and len(deviation.read_bounds) == 0
+    engine.observe(records[1])
+    assert len(deviation.read_bounds) == 1
+
+
 def _read_responses() -> list[Any]:
     """Modbus and DNP3 responses of the BASELINE's conversations, in and out of range, and others."""
     records: list[Any] = []
@@ -1929,12 +1958,13 @@ def test_per_shape_caches_stay_bounded_under_an_address_sweep() -> None:
     for n in range(module.MAX_SHAPES + 2000):
         ts = 3000.0 + n / 100
         engine.observe(modbus(3, ts=ts, frame=3 * n + 1, address=n % 60000, quantity=10))
-        engine.observe(
-            modbus(
-                3, request=False, ts=ts, frame=3 * n + 2, address=n % 60000, quantity=10, values=(50,) * 10
-            )
+        response = modbus(
+            3, request=False, ts=ts, frame=3 * n + 2, address=n % 60000, quantity=10, values=(50,) * 10
         )
+        engine.observe(response)
+        engine.observe(response)  # read again: its bounds are kept
         engine.observe(modbus(16, ts=ts, frame=3 * n + 3, address=n % 60000, quantity=2, values=(1, 2)))
+    assert 0 < len(deviation.read_once) <= module.MAX_SHAPES
     assert 0 < len(deviation.read_bounds) <= module.MAX_SHAPES
     assert 0 < len(deviation.write_bounds) <= module.MAX_SHAPES
     [lookups] = deviation.poll_fields.values()
