@@ -37,6 +37,9 @@ MBAP_SIZE: Final = 7
 # Outstanding requests per flow.  Modbus/TCP servers accept a handful of pipelined transactions
 # (commonly 4-16); 256 leaves room for aggressive gateways and still bounds memory.
 MAX_PENDING: Final = 256
+# An answer under another unit id than its request's is paired by transaction id and function only
+# while a flow has at most this many requests pending (a pipelining master's; see ``_response``).
+MAX_UNIT_FALLBACK: Final = 16
 # Capture-time seconds after which an unanswered request is reported.  Masters usually time out
 # after 1-3 s; serial gateways with retries can take a few seconds more.
 REQUEST_TIMEOUT: Final = 10.0

@@ -58,6 +58,7 @@ from ics_monitor.dissect.modbus.constants import (
     MAX_READ_BITS,
     MAX_READ_REGISTERS,
     MAX_UMAS_LENGTH,
+    MAX_UNIT_FALLBACK,
     MIN_LENGTH,
     PENDING_FULL,
     PLAUSIBLE_FIRST_CODES,
@@ -756,10 +757,18 @@ class ModbusDissector(Dissector):
         key = unit_id << 16 if transaction_id is None else (unit_id << 16) | transaction_id
         request: Request | None = state.pending.get(key)
         asked_unit = unit_id
-        if request is None and transaction_id is not None and state.pending:
+        if (
+            request is None
+            and transaction_id is not None
+            and not state.lost_requests
+            and 0 < len(state.pending) <= MAX_UNIT_FALLBACK
+        ):
             # A device answering as itself a request to another unit id (asked as 0 or 255, or
             # ignoring the unit id), which the specification says it echoes: its request is the
-            # one with that transaction id (tshark pairs by transaction id and function alone).
+            # only one pending with that transaction id and function (tshark pairs by those two).
+            # Not after requests the capture lost (the answer may be to one of those), and not
+            # among more pending requests than a pipelining master keeps (a silent device's, a
+            # flood's): the search stays short, and those answers stay orphans, as before.
             key = _by_transaction(state.pending, transaction_id, function_code & 0x7F)
             if key >= 0:
                 request = state.pending[key]
@@ -915,18 +924,18 @@ class ModbusDissector(Dissector):
         return events
 
 
-def _by_transaction(pending: dict[int, Request], transaction_id: int, code: int) -> int:
-    """The key of a pending request with that transaction id under any unit id, or -1.
+def _by_transaction(pending: dict[int, Any], transaction_id: int, code: int) -> int:
+    """The key of the one pending request with that transaction id and function, or -1.
 
-    Of several (units asked with one transaction id), the first of the response's function.
+    -1 too when there are several (units asked with one transaction id): which one the device
+    answered is a guess, and a wrong one would decode its values by another request's.
     """
     found = -1
-    for key, request in pending.items():
-        if key & 0xFFFF == transaction_id:
-            if request[2] == code:
-                return key
-            if found < 0:
-                found = key
+    for key in pending:
+        if key & 0xFFFF == transaction_id and pending[key][2] == code:
+            if found >= 0:
+                return -1
+            found = key
     return found
 
 
