@@ -292,10 +292,10 @@ MAX_DEVICES: Final = 256
 # A device's count of unanswered requests (a list, updated in place): the run's length, its first
 # request's time and frame, whether it fired, the device's last answer, the request that would
 # fire held for the flow's record (one-direction captures), the run's gateway exceptions and the
-# last one's code, the last request's frame and Modbus transaction id or DNP3 sequence number (to
-# pair answers that name another device), and, once a request came before the last was answered,
-# the same of the last MAX_IN_FLIGHT requests (a master pipelining requests is answered for an
-# earlier one than its last).
+# last one's code, the last request's frame and Modbus transaction id or DNP3 sequence number
+# while it awaits an answer (None once answered: to pair answers that name another device), and,
+# on Modbus/TCP while a master pipelines (a request sent before the last was answered), the
+# earlier requests still awaiting one, up to MAX_IN_FLIGHT - 1 (an answer may be to one of them).
 _UNANSWERED: Final = 0
 _FIRST_TS: Final = 1
 _FIRST_FRAME: Final = 2
@@ -307,7 +307,7 @@ _GATEWAY_EXCEPTION: Final = 7
 _REQUEST_FRAME: Final = 8
 _TRANSACTION: Final = 9
 _LONGEST: Final = 10  # the longest silence the device ended by answering again, in this run
-_RECENT: Final = 11  # None, or [(frame, transaction id or sequence number)] of the last requests
+_EARLIER: Final = 11  # None, or [(frame, transaction id)] of earlier requests awaiting an answer
 MAX_IN_FLIGHT: Final = 8
 
 
@@ -329,21 +329,49 @@ def _new_count() -> list[Any]:
 
 
 def _asked(count: list[Any], request_frame: int) -> bool:
-    """Whether ``request_frame`` is the device's last request, or one of its recent ones."""
+    """Whether ``request_frame`` is a request of the device's still awaiting an answer."""
     if count[_REQUEST_FRAME] == request_frame:
         return True
-    recent: list[tuple[int, Any]] | None = count[_RECENT]
-    return recent is not None and any(frame == request_frame for frame, _ in recent)
+    earlier: list[tuple[int, Any]] | None = count[_EARLIER]
+    return earlier is not None and any(frame == request_frame for frame, _ in earlier)
 
 
 def _asked_with(count: list[Any], transaction: Any) -> bool:
-    """Whether the device's last or a recent request, with answers due, had that transaction id."""
-    if not count[_UNANSWERED]:
-        return False
+    """Whether a request of the device's still awaiting an answer had that transaction id."""
     if count[_TRANSACTION] == transaction:
         return True
-    recent: list[tuple[int, Any]] | None = count[_RECENT]
-    return recent is not None and any(asked == transaction for _, asked in recent)
+    earlier: list[tuple[int, Any]] | None = count[_EARLIER]
+    return earlier is not None and any(asked == transaction for _, asked in earlier)
+
+
+def _settle(count: list[Any], fields: dict[str, Any]) -> None:
+    """The request an answer is to no longer awaits one.
+
+    The last request (then none earlier does, as far as pairing goes), else the earlier one of
+    the answer's frame or transaction id.  Without either (RTU framing, S7, an unpaired DNP3
+    answer), the last.  A late answer to none of them settles nothing.
+    """
+    request_frame = fields["request_frame"]
+    transaction = fields["transaction_id"] if fields["event_type"] == "modbus" else None
+    if request_frame is not None:
+        last = request_frame == count[_REQUEST_FRAME]
+    elif transaction is not None:
+        last = transaction == count[_TRANSACTION]
+    else:
+        last = True
+    if last:
+        count[_REQUEST_FRAME] = None
+        count[_TRANSACTION] = None
+        count[_EARLIER] = None
+        return
+    earlier: list[tuple[int, Any]] | None = count[_EARLIER]
+    if earlier is None:
+        return
+    for position in range(len(earlier)):
+        frame, asked = earlier[position]
+        if (frame == request_frame) if request_frame is not None else (asked == transaction):
+            del earlier[position]
+            return
 
 
 def _answered_count(
@@ -368,8 +396,10 @@ def _answered_count(
     if fields["event_type"] == "modbus":
         transaction = fields["transaction_id"]
         if transaction is not None:
+            if own is not None and _asked_with(own, transaction):
+                return own
             for count in devices.values():
-                if _asked_with(count, transaction):
+                if count is not own and _asked_with(count, transaction):
                     return count
             return own
     elif fields["function_code"] == DNP3_RESPONSE:
@@ -458,12 +488,6 @@ class StoppedAnswering(BaseDetector):
                     fields["request_frame"] is None and count[_TRANSACTION] != fields["transaction_id"]
                 ):
                     count = _answered_count(devices, count, fields, MODBUS_SELF_UNIT)
-                exception = fields["exception_code"]
-                if exception is not None and count is not None and exception in MODBUS_GATEWAY_EXCEPTIONS:
-                    # The gateway answered for the device: it did not answer the gateway.
-                    count[_GATEWAY] += 1
-                    count[_GATEWAY_EXCEPTION] = exception
-                    return
             elif event_type == "dnp3":
                 count = devices.get(fields["src"])
                 if count is None or fields["request_frame"] is None:
@@ -472,16 +496,25 @@ class StoppedAnswering(BaseDetector):
                     count = _answered_count(devices, count, fields, DNP3_SELF_ADDRESS)
             else:
                 count = devices.get(None)
-            if count is not None:
-                # A run's other fields are set when it starts (its first request).
-                if count[_UNANSWERED] and not count[_FIRED]:
-                    # Silences it came back from unreported (one reported was an outage, not the
-                    # device's way), up to 10 x min_seconds: no ratchet an attacker could train.
-                    silence = min(ts - count[_FIRST_TS], 10 * self.min_seconds)
-                    count[_LONGEST] = max(count[_LONGEST], silence)
-                count[_UNANSWERED] = 0
-                count[_FIRED] = False
-                count[_LAST_ANSWER] = ts
+            if count is None:
+                return
+            _settle(count, fields)
+            if event_type == "modbus":
+                exception = fields["exception_code"]
+                if exception is not None and exception in MODBUS_GATEWAY_EXCEPTIONS:
+                    # The gateway answered for the device: it did not answer the gateway.
+                    count[_GATEWAY] += 1
+                    count[_GATEWAY_EXCEPTION] = exception
+                    return
+            # A run's other fields are set when it starts (its first request).
+            if count[_UNANSWERED] and not count[_FIRED]:
+                # Silences it came back from unreported (one reported was an outage, not the
+                # device's way), up to 10 x min_seconds: no ratchet an attacker could train.
+                silence = min(ts - count[_FIRST_TS], 10 * self.min_seconds)
+                count[_LONGEST] = max(count[_LONGEST], silence)
+            count[_UNANSWERED] = 0
+            count[_FIRED] = False
+            count[_LAST_ANSWER] = ts
             return
         if not expects_answer(fields) or not is_asset_ip(fields["dst_ip"]):
             # A request to an IP broadcast or multicast address is answered, if at all, from the
@@ -508,19 +541,20 @@ class StoppedAnswering(BaseDetector):
                 return  # a sweep of addresses fills it: ICS-3001 and ICS-3008 are on it
             count = devices[device] = _new_count()
         frame = fields["frame"]
-        recent: list[tuple[int, Any]] | None = count[_RECENT]
         if count[_UNANSWERED] == 0:
             count[_FIRST_TS] = ts
             count[_FIRST_FRAME] = frame
             count[_GATEWAY] = 0
-        elif recent is None:
-            # A request before the last was answered (pipelined, or the device is silent): from
-            # now on the device's recent requests are kept, for answers to an earlier one.
-            recent = count[_RECENT] = [(count[_REQUEST_FRAME], count[_TRANSACTION])]
-        if recent is not None:
-            recent.append((frame, transaction))
-            if len(recent) > MAX_IN_FLIGHT:
-                del recent[0]
+        previous = count[_REQUEST_FRAME]
+        if previous is not None and event_type == "modbus" and transaction is not None:
+            # Sent before the last was answered (a master pipelining, or the device silent): an
+            # answer under another unit id may be to that one, found by its transaction id.
+            earlier: list[tuple[int, Any]] | None = count[_EARLIER]
+            if earlier is None:
+                earlier = count[_EARLIER] = []
+            earlier.append((previous, count[_TRANSACTION]))
+            if len(earlier) >= MAX_IN_FLIGHT:
+                del earlier[0]
         count[_UNANSWERED] += 1
         count[_REQUEST_FRAME] = frame
         count[_TRANSACTION] = transaction

@@ -1086,6 +1086,77 @@ def test_pipelined_requests_answered_as_another_unit(depth: int, paired: bool) -
     assert alert.frames[0] == next(r.frame for r in silent if r.ts == 1020.0)
 
 
+def test_an_answer_ends_only_a_request_still_awaiting_one() -> None:
+    """Found in review: answers matched by transaction id against every request a device was sent
+    lately (answered or not), other devices' before the answering one's own.  Unit 2 falls silent
+    while unit 1 is answered one request late and unpaired, both with one transaction counter:
+    unit 1's answers ended unit 2's count, which hid unit 2 and reported unit 1."""
+    records: list[Any] = []
+    pending: list[Any] = []
+    for cycle in range(60):
+        ts = 1000.0 + cycle
+        for unit in (2, 1):
+            request = dataclasses.replace(
+                modbus(3, unit_id=unit, address=0, quantity=1, ts=ts, frame=len(records) + 1),
+                transaction_id=cycle,
+            )
+            records.append(request)
+            if unit == 1:
+                pending.append(request)
+            elif cycle < 20:
+                answer = modbus(
+                    3,
+                    request=False,
+                    unit_id=2,
+                    values=(0,),
+                    ts=ts + 0.01,
+                    frame=len(records) + 1,
+                    request_frame=request.frame,
+                )
+                records.append(dataclasses.replace(answer, transaction_id=cycle))
+        if len(pending) == 2:
+            asked = pending.pop(0)
+            answer = modbus(3, request=False, unit_id=1, values=(0,), ts=ts + 0.05, frame=len(records) + 1)
+            records.append(dataclasses.replace(answer, transaction_id=asked.transaction_id))
+    [alert] = _stopped(run(records))
+    assert alert.evidence["unit_id"] == 2 and alert.evidence["silent_seconds"] == 15.0
+
+
+def test_requests_kept_for_pairing_are_bounded_and_let_go() -> None:
+    """Only Modbus/TCP requests sent before the last was answered are kept (up to 7 besides the
+    last), and none once the last is answered; a silent device keeps no more."""
+    from ics_monitor.detect import DetectionEngine
+    from ics_monitor.detect.availability import _EARLIER, MAX_IN_FLIGHT, StoppedAnswering
+
+    engine = DetectionEngine(RULES)
+    [detector] = [d for d in engine.detectors if isinstance(d, StoppedAnswering)]
+    silent = _pipelined(40, 2, 0, paired=True, silent_from=5)
+    for record in silent:
+        engine.observe(record)
+    [state] = detector.states.values()
+    [count] = state[2].values()
+    assert len(count[_EARLIER]) == MAX_IN_FLIGHT - 1
+    answered = modbus(
+        3, request=False, unit_id=1, values=(0,), ts=1041.0, frame=999, request_frame=silent[-1].frame
+    )
+    engine.observe(answered)
+    assert count[_EARLIER] is None
+    # Polled and answered in turn (no pipelining), and S7 or RTU requests: nothing kept.
+    engine = DetectionEngine(RULES)
+    [detector] = [d for d in engine.detectors if isinstance(d, StoppedAnswering)]
+    rtu = [
+        dataclasses.replace(r, transaction_id=None)
+        for r in _gateway(10, lambda cycle, unit: None, units=(7,))
+    ]
+    for record in (
+        _gateway(10, lambda cycle, unit: unit)
+        + rtu
+        + [s7(4, ts=1100.0 + i, frame=900 + i) for i in range(10)]
+    ):
+        engine.observe(record)
+    assert all(count[_EARLIER] is None for state in detector.states.values() for count in state[2].values())
+
+
 def test_a_dnp3_outstation_silent_behind_a_shared_address() -> None:
     """A terminal server carries outstations 10 and 11: 11 stops answering while 10 answers.
     An outstation asked at the self-address (0xFFFC) answers as itself."""
