@@ -1554,6 +1554,7 @@ class BaselineDeviation(BaseDetector):
                     if limit is not None:
                         self._out_of_range("ICS-5007", conversation, event, point, values[offset], limit, out)
                 return
+            del once[key]
             bounds = self._read_bounds(key, limits, prefix, address)
         # The hot path of polling traffic.  A poll mostly reads what the last one read: values
         # equal to the last ones found in range are in range (one tuple comparison in C).

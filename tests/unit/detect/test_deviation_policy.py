@@ -343,7 +343,7 @@ def test_a_read_shape_is_judged_alike_when_first_seen_and_when_repeated() -> Non
     rules = _unthrottled(RULES, "ICS-5007")
     # Learned 50 at hr:1:0..9 (margin: a tenth of the value, 5): 55 is in, 56 out; hr:1:10 unlearned.
     reads = [
-        (50,) * 9 + (56,) + (9999,),  # first sight: hr:1:9 out, hr:1:10 unlearned
+        (55,) * 9 + (56,) + (9999,),  # first sight: 55 within the margin, hr:1:9 out, hr:1:10 unlearned
         (55,) * 10 + (0,),  # second: bounds built, within the margin
         (50,) * 9 + (56,) + (9999,),  # third: out again
         (44,) + (50,) * 10,  # hr:1:0 below
@@ -363,7 +363,7 @@ def test_a_read_shape_is_judged_alike_when_first_seen_and_when_repeated() -> Non
     engine.observe(records[0])
     assert len(deviation.read_once) == 1 and len(deviation.read_bounds) == 0
     engine.observe(records[1])
-    assert len(deviation.read_bounds) == 1
+    assert len(deviation.read_bounds) == 1 and len(deviation.read_once) == 0
 
 
 def _read_responses() -> list[Any]:
@@ -1964,8 +1964,8 @@ def test_per_shape_caches_stay_bounded_under_an_address_sweep() -> None:
         engine.observe(response)
         engine.observe(response)  # read again: its bounds are kept
         engine.observe(modbus(16, ts=ts, frame=3 * n + 3, address=n % 60000, quantity=2, values=(1, 2)))
-    assert 0 < len(deviation.read_once) <= module.MAX_SHAPES
     assert 0 < len(deviation.read_bounds) <= module.MAX_SHAPES
+    assert len(deviation.read_once) <= module.MAX_SHAPES
     assert 0 < len(deviation.write_bounds) <= module.MAX_SHAPES
     [lookups] = deviation.poll_fields.values()
     assert len(lookups) == module.MAX_POLLS_PER_CONVERSATION
