@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import orjson
 
-from ics_monitor.alerts.record import alert_json, alert_to_dict
+from ics_monitor.alerts.record import alert_json
 from ics_monitor.core.addresses import ip_sort_key
 from ics_monitor.core.errors import IcsMonitorError
 
@@ -371,7 +371,8 @@ class Store:
         """Take an alert (upserted by id) or an asset change (appended to the history)."""
         kind = record.event_type
         if kind == "alert":
-            data = alert_to_dict(record)
+            # Plain fields, as ``alert_to_dict`` has them: no conversion for the columns.
+            data: dict[str, Any] = record.__dict__
             self._alerts[data["alert_id"]] = (
                 data["alert_id"],
                 data["rule_id"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import fields, replace
+from typing import Any
 
 import jsonschema
 import orjson
@@ -128,6 +129,27 @@ def test_alert_json_is_the_dict_as_json_kept_for_the_next_sink() -> None:
     assert list(orjson.loads(text)) == list(alert_to_dict(alert))
     other = _alert(ts=101.0)
     assert alert_json(other) is not text and orjson.loads(alert_json(other))["ts"] == 101.0
+
+
+@pytest.mark.parametrize(
+    "evidence",
+    [
+        {"function_code": 41, "items": (1, 2), "nested": {"frames": (3, 4)}, "name": None},  # as it is
+        {"units": {3, 1}},  # a set: converted first
+        {7: {"nested": (4,)}},  # a key that is not a string: converted first
+        {"point": ("a", frozenset({"b"}))},
+    ],
+)
+def test_alert_json_is_the_converted_dict_s_text_either_way(evidence: dict[Any, Any]) -> None:
+    """``alert_json`` writes the record itself when orjson takes it, else its converted dict:
+    the same text either way (keys in field order, tuples and sets as lists, keys as strings)."""
+    for record in (
+        _alert(evidence=evidence),
+        updated(_alert(evidence=evidence), last_ts=150.0, count=3, frames=(1, 2)),
+    ):
+        text = alert_json(record)
+        assert text == orjson.dumps(alert_to_dict(record))
+        jsonschema.validate(orjson.loads(text), SCHEMA)
 
 
 def test_alert_to_dict_is_json_and_matches_the_schema() -> None:
