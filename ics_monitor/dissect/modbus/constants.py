@@ -300,8 +300,8 @@ _ANOMALIES: tuple[tuple[str, Severity, str], ...] = (
     (
         RESPONSE_UNIT_MISMATCH,
         Severity.LOW,
-        "response under another unit id than its request's (same transaction id): a device answering "
-        "as itself a request to unit 0, 255 or any unit",
+        "response under another unit id than its request's (same transaction id and function): a device "
+        "asked as unit 255 or 0 answering as itself",
     ),
     (
         RTU_BAD_CRC,

@@ -763,9 +763,12 @@ class ModbusDissector(Dissector):
             and not state.lost_requests
             and 0 < len(state.pending) <= MAX_UNIT_FALLBACK
         ):
-            # A device answering as itself a request to another unit id (asked as 0 or 255, or
-            # ignoring the unit id), which the specification says it echoes: its request is the
-            # only one pending with that transaction id and function (tshark pairs by those two).
+            # A device asked as unit 255 or 0 (on TCP, "the device at this address") answering as
+            # itself, where the specification says it echoes the unit id: its request is the only
+            # one pending to 255 or 0 with that transaction id and function (tshark pairs by those
+            # two).  Not a request to another unit: a master with one transaction id for all its
+            # units would have an answer whose request has gone (a retry's second answer, a late
+            # one) decoded as the next unit's.
             # Not after requests the capture lost (the answer may be to one of those), and not
             # among more pending requests than a pipelining master keeps (a silent device's, a
             # flood's): the search stays short, and those answers stay orphans, as before.
@@ -925,14 +928,18 @@ class ModbusDissector(Dissector):
 
 
 def _by_transaction(pending: dict[int, Any], transaction_id: int, code: int) -> int:
-    """The key of the one pending request with that transaction id and function, or -1.
+    """The key of the one pending request to unit 255 or 0 with that transaction id and function, or -1.
 
     -1 too when there are several (units asked with one transaction id): which one the device
     answered is a guess, and a wrong one would decode its values by another request's.
     """
     found = -1
     for key in pending:
-        if key & 0xFFFF == transaction_id and pending[key][2] == code:
+        if (
+            key & 0xFFFF == transaction_id
+            and (key >> 16 == 255 or key >> 16 == 0)
+            and pending[key][2] == code
+        ):
             if found >= 0:
                 return -1
             found = key

@@ -357,30 +357,41 @@ def test_a_response_under_another_unit_id_pairs_by_transaction_id() -> None:
     assert (record.unit_id, record.request_frame, record.address, record.values) == (1, 5, 100, (4, 5))
     assert "as unit 1 to the request to unit 255 (frame 5, transaction 7)" in events[1].detail
     assert harness.state.pending == {}
-    # Two units asked with one transaction id: the answer takes the one request of its function.
-    harness.feed(adu(9, 1, read_request(3, 0, 1)) + adu(9, 2, read_request(4, 50, 1)), 0, frame=7)
+    # Asked as 255 and as 0 with one transaction id: the answer takes the one of its function.
+    harness.feed(adu(9, 255, read_request(3, 0, 1)) + adu(9, 0, read_request(4, 50, 1)), 0, frame=7)
     events = harness.feed(adu(9, 8, registers_response(4, [3])), 1, frame=8)
     assert [(r.request_frame, r.address) for r in Harness.records(events)] == [(7, 50)]
-    assert [key >> 16 for key in harness.state.pending] == [1]
-    # No pending request with that transaction id and function under any unit (unit 1's is of
-    # another function): an orphan, as before, and unit 1's request stays for its own answer.
+    assert [key >> 16 for key in harness.state.pending] == [255]
+    # No request to 255 or 0 with that transaction id and function (255's is of another function):
+    # an orphan, as before, and 255's request stays for its own answer.
     coils = b"\x01\x01\x01"  # FC 1, one byte: coil 0 on
     for response in (adu(10, 8, registers_response(3, [3])), adu(9, 8, coils)):
         events = harness.feed(response, 1, frame=9)
         assert Harness.codes(events) == [c.UNMATCHED_RESPONSE]
-    (record,) = harness.feed(adu(9, 1, registers_response(3, [5])), 1, frame=10)
+    (record,) = harness.feed(adu(9, 255, registers_response(3, [5])), 1, frame=10)
     assert (record.request_frame, record.address, record.values) == (7, 0, (5,))
 
 
 def test_no_unit_fallback_when_the_request_answered_is_a_guess() -> None:
-    """Two requests of that transaction id and function (which one is answered?), requests the
-    capture lost (the answer may be to one of those), or more pending requests than a pipelining
-    master keeps: an answer under another unit id is an orphan, or the capture's loss, as before."""
+    """Two requests of that transaction id and function (which one is answered?), a request to
+    another unit than 255 or 0, requests the capture lost (the answer may be to one of those), or
+    more pending requests than a pipelining master keeps: an answer under another unit id is an
+    orphan, or the capture's loss, as before."""
     harness = confirmed()
-    harness.feed(adu(4, 1, read_request(3, 0, 1)) + adu(4, 2, read_request(3, 10, 1)), 0, frame=2)
+    harness.feed(adu(4, 255, read_request(3, 0, 1)) + adu(4, 0, read_request(3, 10, 1)), 0, frame=2)
     events = harness.feed(adu(4, 9, registers_response(3, [1])), 1, frame=3)
     assert Harness.codes(events) == [c.UNMATCHED_RESPONSE]
     assert len(harness.state.pending) == 2
+    # A request to another unit: a master with one transaction id for all its units, unit 1
+    # answering a second time (a retry's answer) while unit 2's request of that id is pending.
+    one_id = confirmed()
+    one_id.feed(adu(0, 1, read_request(3, 0, 2)), 0, frame=2)
+    one_id.feed(adu(0, 1, registers_response(3, [1, 2])), 1, frame=3)
+    one_id.feed(adu(0, 2, read_request(3, 100, 4)), 0, frame=4)
+    events = one_id.feed(adu(0, 1, registers_response(3, [1, 2])), 1, frame=5)
+    assert Harness.codes(events) == [c.UNMATCHED_RESPONSE]
+    (record,) = one_id.feed(adu(0, 2, registers_response(3, [1, 2, 3, 4])), 1, frame=6)
+    assert (record.request_frame, record.address) == (4, 100)
     # After a gap in the requests: answers that pair with nothing say nothing until one pairs.
     lossy = confirmed()
     lossy.feed(adu(4, 255, read_request(3, 0, 1)), 0, frame=2)
