@@ -292,10 +292,10 @@ MAX_DEVICES: Final = 256
 # A device's count of unanswered requests (a list, updated in place): the run's length, its first
 # request's time and frame, whether it fired, the device's last answer, the request that would
 # fire held for the flow's record (one-direction captures), the run's gateway exceptions and the
-# last one's code, the last request's frame and Modbus transaction id or DNP3 sequence number
-# while it awaits an answer (None once answered: to pair answers that name another device), and,
-# on Modbus/TCP while a master pipelines (a request sent before the last was answered), the
-# earlier requests still awaiting one, up to MAX_IN_FLIGHT - 1 (an answer may be to one of them).
+# last one's code, the last request's frame while it awaits an answer (None once answered) and its
+# Modbus transaction id or DNP3 sequence number (to pair answers that name another device), and,
+# on Modbus/TCP while a master pipelines (a request sent before the last was answered), the earlier
+# requests still awaiting one, up to MAX_IN_FLIGHT - 1.
 _UNANSWERED: Final = 0
 _FIRST_TS: Final = 1
 _FIRST_FRAME: Final = 2
@@ -338,7 +338,7 @@ def _asked(count: list[Any], request_frame: int) -> bool:
 
 def _asked_with(count: list[Any], transaction: Any) -> bool:
     """Whether a request of the device's still awaiting an answer had that transaction id."""
-    if count[_TRANSACTION] == transaction:
+    if count[_REQUEST_FRAME] is not None and count[_TRANSACTION] == transaction:
         return True
     earlier: list[tuple[int, Any]] | None = count[_EARLIER]
     return earlier is not None and any(asked == transaction for _, asked in earlier)
@@ -356,12 +356,12 @@ def _settle(count: list[Any], fields: dict[str, Any]) -> None:
     if request_frame is not None:
         last = request_frame == count[_REQUEST_FRAME]
     elif transaction is not None:
-        last = transaction == count[_TRANSACTION]
+        last = count[_REQUEST_FRAME] is not None and transaction == count[_TRANSACTION]
     else:
         last = True
     if last:
+        # The last id stays: an unpaired answer repeating it is the device's own (``on_event``).
         count[_REQUEST_FRAME] = None
-        count[_TRANSACTION] = None
         count[_EARLIER] = None
         return
     earlier: list[tuple[int, Any]] | None = count[_EARLIER]
@@ -484,10 +484,15 @@ class StoppedAnswering(BaseDetector):
             devices = state[2]
             if event_type == "modbus":
                 count = devices.get(fields["unit_id"])
+                request_frame = fields["request_frame"]
                 if count is None or (
-                    fields["request_frame"] is None and count[_TRANSACTION] != fields["transaction_id"]
+                    request_frame is None and count[_TRANSACTION] != fields["transaction_id"]
                 ):
                     count = _answered_count(devices, count, fields, MODBUS_SELF_UNIT)
+                elif request_frame is not None and not _asked(count, request_frame):
+                    # Paired with a request to another unit (a device asked as 255 answering as
+                    # itself, ``modbus.response_unit_mismatch``): that unit's count it ends.
+                    count = _answered_count(devices, count, fields, MODBUS_SELF_UNIT) or count
             elif event_type == "dnp3":
                 count = devices.get(fields["src"])
                 if count is None or fields["request_frame"] is None:
@@ -547,8 +552,9 @@ class StoppedAnswering(BaseDetector):
             count[_GATEWAY] = 0
         previous = count[_REQUEST_FRAME]
         if previous is not None and event_type == "modbus" and transaction is not None:
-            # Sent before the last was answered (a master pipelining, or the device silent): an
-            # answer under another unit id may be to that one, found by its transaction id.
+            # Sent before the last was answered (a master pipelining from its first request on, or
+            # the device silent): an answer under another unit id may be to that one, found by its
+            # frame or transaction id.
             earlier: list[tuple[int, Any]] | None = count[_EARLIER]
             if earlier is None:
                 earlier = count[_EARLIER] = []

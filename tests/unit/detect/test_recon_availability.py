@@ -948,7 +948,9 @@ def _gateway(cycles: int, answer: Any, *, units: tuple[int, ...] = (1, 2), paire
                 exception_code=exception,
                 ts=ts + 0.05,
                 frame=frame,
-                request_frame=request.frame if paired and answering == unit else None,
+                # As the dissector pairs them: by unit and transaction id, or an answer under
+                # another unit id to a request to 255 or 0 (``modbus.response_unit_mismatch``).
+                request_frame=request.frame if paired and (answering == unit or unit in (0, 255)) else None,
             )
             records.append(dataclasses.replace(response, transaction_id=request.transaction_id))
     return records
@@ -1041,7 +1043,7 @@ def test_a_device_answering_as_another_unit_is_answering() -> None:
 def _pipelined(
     cycles: int, depth: int, answering: int, *, paired: bool, silent_from: int | None = None
 ) -> list[Any]:
-    """A master keeping ``depth`` requests to unit 1 in flight (one sent a second, each answered
+    """A master keeping ``depth`` requests to unit 255 in flight (one sent a second, each answered
     ``depth`` - 1 requests later) to a device that answers as unit ``answering``; from cycle
     ``silent_from`` on, nothing is answered.  ``paired``: the answers carry their request's frame
     (the dissector pairs an answer under another unit by its transaction id alone)."""
@@ -1049,7 +1051,7 @@ def _pipelined(
     sent: list[Any] = []
     for cycle in range(cycles):
         ts = 1000.0 + cycle
-        request = modbus(3, unit_id=1, address=0, quantity=1, ts=ts, frame=len(records) + 1)
+        request = modbus(3, unit_id=255, address=0, quantity=1, ts=ts, frame=len(records) + 1)
         records.append(request)
         sent.append(request)
         if len(sent) < depth or (silent_from is not None and cycle >= silent_from):
@@ -1075,13 +1077,13 @@ def test_pipelined_requests_answered_as_another_unit(depth: int, paired: bool) -
     each answer is to an earlier request than the last one sent, found by its request's frame or
     transaction id; the device is answering (found in review: only the latest request was kept,
     so no answer matched and the count ran to a false "stopped answering")."""
-    assert _stopped(run(_pipelined(60, depth, 0, paired=paired))) == []
     assert _stopped(run(_pipelined(60, depth, 1, paired=paired))) == []
+    assert _stopped(run(_pipelined(60, depth, 255, paired=paired))) == []
     # The same device falling silent is still reported: counted from the first request after its
     # last answer, as without pipelining.
-    silent = _pipelined(60, depth, 0, paired=paired, silent_from=20)
+    silent = _pipelined(60, depth, 1, paired=paired, silent_from=20)
     [alert] = _stopped(run(silent))
-    assert alert.evidence["unit_id"] == 1 and alert.evidence["silent_seconds"] == 15.0
+    assert alert.evidence["unit_id"] == 255 and alert.evidence["silent_seconds"] == 15.0
     assert alert.evidence["last_answer_ts"] == 1019.05
     assert alert.frames[0] == next(r.frame for r in silent if r.ts == 1020.0)
 
@@ -1126,11 +1128,17 @@ def test_requests_kept_for_pairing_are_bounded_and_let_go() -> None:
     """Only Modbus/TCP requests sent before the last was answered are kept (up to 7 besides the
     last), and none once the last is answered; a silent device keeps no more."""
     from ics_monitor.detect import DetectionEngine
-    from ics_monitor.detect.availability import _EARLIER, MAX_IN_FLIGHT, StoppedAnswering
+    from ics_monitor.detect.availability import (
+        _EARLIER,
+        _REQUEST_FRAME,
+        _UNANSWERED,
+        MAX_IN_FLIGHT,
+        StoppedAnswering,
+    )
 
     engine = DetectionEngine(RULES)
     [detector] = [d for d in engine.detectors if isinstance(d, StoppedAnswering)]
-    silent = _pipelined(40, 2, 0, paired=True, silent_from=5)
+    silent = _pipelined(40, 2, 1, paired=True, silent_from=5)
     for record in silent:
         engine.observe(record)
     [state] = detector.states.values()
@@ -1155,6 +1163,15 @@ def test_requests_kept_for_pairing_are_bounded_and_let_go() -> None:
     ):
         engine.observe(record)
     assert all(count[_EARLIER] is None for state in detector.states.values() for count in state[2].values())
+    # A gateway's exception 10 or 11 settles the request (the gateway gave up on it), though the
+    # unit's count runs on: nothing of the unit's awaits an answer to pair.
+    engine = DetectionEngine(RULES)
+    [detector] = [d for d in engine.detectors if isinstance(d, StoppedAnswering)]
+    for record in _gateway(20, lambda cycle, unit: unit if unit == 1 else (unit, 11)):
+        engine.observe(record)
+    [state] = detector.states.values()
+    dead = state[2][2]
+    assert dead[_EARLIER] is None and dead[_REQUEST_FRAME] is None and dead[_UNANSWERED] == 20
 
 
 def test_a_dnp3_outstation_silent_behind_a_shared_address() -> None:
