@@ -221,8 +221,9 @@ def alert_json(alert: Alert) -> bytes:
     try:
         # The record itself: orjson writes a dataclass's field dict in order, tuples as arrays and
         # dicts with string keys as they are, which is the converted dict's text, made without the
-        # copy (a fifth of what each alert cost the store in an alert storm).  Evidence holding a
-        # set, a key that is not a string or a type orjson refuses goes through the conversion.
+        # copy (half of what handing an alert to the store cost the analysing process, its writer
+        # thread aside).  Evidence holding a set, a key that is not a string or a type orjson
+        # refuses goes through the conversion.
         text = orjson.dumps(alert)
     except TypeError:
         text = orjson.dumps(alert_to_dict(alert))
