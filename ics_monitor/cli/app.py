@@ -653,7 +653,7 @@ def _analyse(
         try:
             stats = run(pipeline)
         finally:
-            ending.enter_context(collector_paused())
+            ending.enter_context(collector_paused(resume=collector.resume_after_run))
             assets = inventory.assets()
             # Converted once: the store and the summary take the same dicts (a run of many hosts
             # spent 0.1 s per pass).

@@ -15,9 +15,9 @@ cyclic garbage waits at most a million allocations; a cycle that was still alive
 collection has moved to an older generation and waits for that one's turn (every tenth young
 collection, and CPython's full collections), as it did at the old threshold, twenty times sooner.
 ``tests/unit/core/test_collector.py`` holds the premise (no cycle per record) on every protocol.
-What startup loaded (modules, rules, a baseline) is frozen, so no collection walks it.  At the
-end of a run the collector is paused (``collector_paused``): the run's state, all still alive,
-would be walked once more for nothing.
+What startup loaded (modules, rules, a baseline) is frozen, so no collection walks it.  While a
+baseline is built and at the end of a run the collector is paused (``collector_paused``): what
+is built, or the run's state, all still alive, would be walked for nothing.
 """
 
 from __future__ import annotations
@@ -43,25 +43,31 @@ def tune_collector() -> None:
 
 
 # False in the command-line process (``cli.app.main``): it exits once its command is done, so the
-# collector stays off after a run's end (see ``collector_paused``).
+# collector stays off after a run's end (``cli.app._analyse`` passes it as ``resume``).
 resume_after_run = True
 
 
 @contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """No collection from here on: the end of a run, until the block is left.
+def collector_paused(*, freeze: bool = False, resume: bool = True) -> Iterator[None]:
+    """No collection until the block is left: while it only allocates what stays alive.
 
-    The run's whole state is still alive then (assets, conversations, detector tables), nearly
-    all of it allocated since the last collection: what the end allocates (every asset's dict,
-    the summary) starts a collection of the youngest generation that walks all of it to free
-    nothing, 0.27 s of the S7 bench line's 7.9 s (``gc.callbacks``).  Left, the collector is
-    as it was before, unless ``resume_after_run`` is off: a process about to exit (the CLI) has
-    nothing to gain from that walk.
+    The end of a run: the run's whole state is still alive (assets, conversations, detector
+    tables), nearly all of it allocated since the last collection, and what the end allocates
+    (every asset's dict, the summary) started a collection of the youngest generation that
+    walked all of it to free nothing, 0.27 s of the S7 bench line's 7.9 s (``gc.callbacks``).
+    Building a baseline: millions of lists and dicts, none in a cycle, walked by every
+    collection they trigger (a third to a half of loading 5,000 conversations).
+
+    Left, the collector is as it was before; ``freeze``: what was built is frozen first
+    (``gc.freeze``), so no later collection walks it either; ``resume`` False: it stays off (a
+    process about to exit has nothing to gain from that walk).
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if was_enabled and resume_after_run:
+        if freeze:
+            gc.freeze()
+        if was_enabled and resume:
             gc.enable()

@@ -1548,11 +1548,9 @@ class BaselineDeviation(BaseDetector):
             once = self.read_once
             if key not in once:
                 once[key] = True
-                for offset in limits.outside(prefix, address, values):
+                for offset, learned in limits.outside(prefix, address, values):
                     point = f"{prefix}{address + offset}"
-                    limit = limits.get(point)
-                    if limit is not None:
-                        self._out_of_range("ICS-5007", conversation, event, point, values[offset], limit, out)
+                    self._out_of_range("ICS-5007", conversation, event, point, values[offset], learned, out)
                 return
             del once[key]
             bounds = self._read_bounds(key, limits, prefix, address)
@@ -2223,8 +2221,8 @@ class PointLimits:
             highs.append(high_f + margin)
         return (tuple(lows), tuple(highs)) if known else None
 
-    def outside(self, prefix: str, address: int, values: Any) -> list[int]:
-        """The offsets of ``values`` (of the points from ``address`` on) outside their limits.
+    def outside(self, prefix: str, address: int, values: Any) -> list[tuple[int, Limit]]:
+        """(offset, limits) of the ``values`` (of the points from ``address`` on) outside their limits.
 
         A shape's values checked once, without its bounds (``bounds``): a value within its
         learned range needs no margin; only one beyond it is judged by its limits (``get``).
@@ -2232,7 +2230,7 @@ class PointLimits:
         """
         learned_values = self._values
         kind = self._kind
-        found: list[int] = []
+        found: list[tuple[int, Limit]] = []
         for offset in range(len(values)):
             learned = learned_values.get((kind, f"{prefix}{address + offset}"))
             if learned is None:
@@ -2242,7 +2240,7 @@ class PointLimits:
                 continue
             limit = self.get(f"{prefix}{address + offset}")
             if limit is not None and not limit[0] <= value <= limit[1]:
-                found.append(offset)
+                found.append((offset, limit))
         return found
 
     def pooled(self, point: str) -> Limit | None:

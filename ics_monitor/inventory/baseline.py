@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import bisect
 import contextlib
-import gc
 import hashlib
 import ipaddress
 import json
@@ -39,6 +38,7 @@ import yaml
 
 from ics_monitor.core.addresses import ipv4_assignable, ipv4_packed
 from ics_monitor.core.bounded import BoundedDict
+from ics_monitor.core.collector import collector_paused
 from ics_monitor.core.packet import TRANSPORT_NAMES
 from ics_monitor.core.ports import port_number
 from ics_monitor.core.yamlfile import SafeLoader
@@ -2625,7 +2625,9 @@ class Baseline:
         """
         target = Path(path)
         with _sharing():
-            with _collector_paused():
+            # Built without a collection, then frozen: stays freed by reference counting when
+            # dropped (a reloaded baseline), having no cycles.
+            with collector_paused(freeze=True):
                 # Hashed as a stream: the YAML text is read whole only when the cache cannot serve.
                 with target.open("rb") as stream:
                     digest = hashlib.file_digest(stream, "sha256").hexdigest()
@@ -2682,27 +2684,6 @@ class Baseline:
 
 
 _COUNTERS: Final = frozenset({"count", "requests", "flows", "samples", "events"})
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic collection while a baseline is built, nor over it afterwards.
-
-    Building one only allocates (a big baseline: millions of lists and dicts, none in a reference
-    cycle), so every collection the allocations trigger walks them all and frees nothing: a third to
-    a half of loading a 5,000-conversation baseline.  Re-enabling the collector alone would make
-    the next allocation walk them once more, and each older generation later: what was built is
-    frozen (``gc.freeze``, as the CLI does with what startup loads), so collections skip it.  It
-    stays freed by reference counting when dropped (a reloaded baseline), having no cycles.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 def _flatten(value: Any, path: str, counts: bool) -> dict[str, Any]:

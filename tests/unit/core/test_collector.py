@@ -132,8 +132,7 @@ def test_collector_paused_restores_the_collector_as_it_was(monkeypatch: pytest.M
     finally:
         gc.enable()
     # The command-line process ends with its command: the collector stays off after the run.
-    monkeypatch.setattr(collector, "resume_after_run", False)
-    with collector_paused():
+    with collector_paused(resume=False):
         pass
     try:
         assert not gc.isenabled()
