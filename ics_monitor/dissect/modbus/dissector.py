@@ -345,6 +345,8 @@ class ModbusDissector(Dissector):
                         if not pending:
                             state.check_at = ts + state.timeout
                         pending[key] = (frame, ts, function_code, address, quantity, None)
+                        if unit_id != state.last_asked:
+                            state.ask(unit_id)
                         state.confirmed = True
                         position = end
                         continue
@@ -716,6 +718,8 @@ class ModbusDissector(Dissector):
                     state, unit_id, (frame, ts, code, address, quantity, sub_function), ctx, events
                 )
             return True
+        if unit_id != state.last_asked:
+            state.ask(unit_id)
         replaced, evicted = state.add(
             (unit_id << 16) | transaction_id, (frame, ts, code, address, quantity, sub_function)
         )
@@ -763,16 +767,23 @@ class ModbusDissector(Dissector):
             and not state.lost_requests
             and 0 < len(state.pending) <= MAX_UNIT_FALLBACK
         ):
-            # A device asked as unit 255 or 0 (on TCP, "the device at this address") answering as
-            # itself, where the specification says it echoes the unit id: its request is the only
-            # one pending to 255 or 0 with that transaction id and function (tshark pairs by those
-            # two).  Not a request to another unit: a master with one transaction id for all its
-            # units would have an answer whose request has gone (a retry's second answer, a late
-            # one) decoded as the next unit's.
+            # A device answering as itself where the specification says it echoes the unit id:
+            # asked as unit 255 or 0 (on TCP, "the device at this address"), or asked as any unit
+            # when it ignores the unit id.  Its request is the only one pending with that
+            # transaction id and function (tshark pairs by those two): to 255 or 0, or to any
+            # unit when this flow never asked the unit it answers as.  Not a request to another
+            # unit otherwise: a master with one transaction id for all its units would have an
+            # answer whose request has gone (a retry's second answer, a late one) decoded as the
+            # next unit's; an answer under a unit never asked cannot be that.
             # Not after requests the capture lost (the answer may be to one of those), and not
             # among more pending requests than a pipelining master keeps (a silent device's, a
             # flood's): the search stays short, and those answers stay orphans, as before.
-            key = _by_transaction(state.pending, transaction_id, function_code & 0x7F)
+            key = _by_transaction(
+                state.pending,
+                transaction_id,
+                function_code & 0x7F,
+                not (state.asked_units >> unit_id) & 1,
+            )
             if key >= 0:
                 request = state.pending[key]
                 asked_unit = key >> 16
@@ -830,14 +841,23 @@ class ModbusDissector(Dissector):
             for anomaly_code, detail in problems:
                 events.append(ctx.anomaly(anomaly_code, direction, detail))
         if asked_unit != unit_id and request is not None:
-            events.append(
-                ctx.anomaly(
-                    RESPONSE_UNIT_MISMATCH,
-                    direction,
-                    f"response as unit {unit_id} to the request to unit {asked_unit} (frame {request[0]}, "
-                    f"transaction {transaction_id})",
+            # Once per flow and pair of units: a device that always answers as itself would
+            # otherwise add a record to every poll.
+            reported = state.unit_mismatches
+            if reported is None:
+                reported = state.unit_mismatches = set()
+            pair = (asked_unit << 8) | unit_id
+            if pair not in reported:
+                reported.add(pair)
+                events.append(
+                    ctx.anomaly(
+                        RESPONSE_UNIT_MISMATCH,
+                        direction,
+                        f"response as unit {unit_id} to the request to unit {asked_unit} (frame {request[0]}, "
+                        f"transaction {transaction_id}); its later answers so in this flow are paired "
+                        "alike without another record",
+                    )
                 )
-            )
         if request is None:
             if state.lost_requests:
                 return True  # it may answer a request the capture lost (``gap``)
@@ -927,17 +947,18 @@ class ModbusDissector(Dissector):
         return events
 
 
-def _by_transaction(pending: dict[int, Any], transaction_id: int, code: int) -> int:
-    """The key of the one pending request to unit 255 or 0 with that transaction id and function, or -1.
+def _by_transaction(pending: dict[int, Any], transaction_id: int, code: int, any_unit: bool) -> int:
+    """The key of the one pending request with that transaction id and function, or -1.
 
-    -1 too when there are several (units asked with one transaction id): which one the device
-    answered is a guess, and a wrong one would decode its values by another request's.
+    To unit 255 or 0, or (``any_unit``) to any unit.  -1 too when there are several (units asked
+    with one transaction id): which one the device answered is a guess, and a wrong one would
+    decode its values by another request's.
     """
     found = -1
     for key in pending:
         if (
             key & 0xFFFF == transaction_id
-            and (key >> 16 == 255 or key >> 16 == 0)
+            and (any_unit or key >> 16 == 255 or key >> 16 == 0)
             and pending[key][2] == code
         ):
             if found >= 0:

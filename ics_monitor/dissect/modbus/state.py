@@ -24,10 +24,12 @@ class ModbusState:
 
     __slots__ = (
         "ascii_cr_end",
+        "asked_units",
         "check_at",
         "confirmed",
         "framing",
         "heads",
+        "last_asked",
         "lost_requests",
         "max_pending",
         "pending",
@@ -36,6 +38,7 @@ class ModbusState:
         "standard_port",
         "swapped",
         "timeout",
+        "unit_mismatches",
     )
 
     def __init__(
@@ -65,6 +68,13 @@ class ModbusState:
         self.lost_requests = False
         # (unit id << 16 | transaction id) -> request, oldest first.
         self.pending: dict[int, Request] = {}
+        # Bit n set: a Modbus/TCP request to unit n was seen on this flow; the last unit asked
+        # (most flows ask one unit: one comparison per request, see ``ask``).
+        self.asked_units = 0
+        self.last_asked = -1
+        # (unit asked << 8 | unit answering) pairs already reported as
+        # ``modbus.response_unit_mismatch`` on this flow (None until the first).
+        self.unit_mismatches: set[int] | None = None
         self.max_pending = max_pending
         self.timeout = timeout
         # Capture time at which the oldest pending request expires.
@@ -83,6 +93,11 @@ class ModbusState:
         # early check just finds nothing late and moves it on.
         pending[key] = request
         return replaced, evicted
+
+    def ask(self, unit: int) -> None:
+        """A Modbus/TCP request to ``unit``: the flow has asked that unit (called on a new one)."""
+        self.last_asked = unit
+        self.asked_units |= 1 << unit
 
     def swap_roles(self) -> None:
         """Requests travel the other way (the side the port called client is the server)."""

@@ -929,12 +929,14 @@ def _gateway(cycles: int, answer: Any, *, units: tuple[int, ...] = (1, 2), paire
     (unit, exception code).  Paired answers carry their request's frame, as the dissector's do."""
     records: list[Any] = []
     frame = 0
+    asked: set[int] = set()
     for cycle in range(cycles):
         for unit in units:
             frame += 1
             ts = 1000.0 + cycle + unit / 10
             request = modbus(3, unit_id=unit, address=0, quantity=1, ts=ts, frame=frame)
             records.append(request)
+            asked.add(unit)
             how = answer(cycle, unit)
             if how is None:
                 continue
@@ -949,8 +951,11 @@ def _gateway(cycles: int, answer: Any, *, units: tuple[int, ...] = (1, 2), paire
                 ts=ts + 0.05,
                 frame=frame,
                 # As the dissector pairs them: by unit and transaction id, or an answer under
-                # another unit id to a request to 255 or 0 (``modbus.response_unit_mismatch``).
-                request_frame=request.frame if paired and (answering == unit or unit in (0, 255)) else None,
+                # another unit id to a request to 255 or 0, or under a unit the flow never asked
+                # (``modbus.response_unit_mismatch``).
+                request_frame=request.frame
+                if paired and (answering == unit or unit in (0, 255) or answering not in asked)
+                else None,
             )
             records.append(dataclasses.replace(response, transaction_id=request.transaction_id))
     return records
@@ -1029,6 +1034,13 @@ def test_a_device_answering_as_another_unit_is_answering() -> None:
     assert _stopped(run(as_one)) == []
     assert _stopped(run(_gateway(40, lambda cycle, unit: 1, units=(255,)))) == []
     assert _stopped(run(_gateway(40, lambda cycle, unit: 1, units=(0, 1, 3)))) == []
+    # A device that ignores the unit id: asked as unit 5, it answers as 1, paired or not.
+    for paired in (True, False):
+        assert _stopped(run(_gateway(40, lambda cycle, unit: 1, units=(5,), paired=paired))) == []
+        # And when it falls silent, unit 5 (what its master asks for) stopped answering.
+        silent = _gateway(140, lambda cycle, unit: 1 if cycle < 10 else None, units=(5,), paired=paired)
+        [alert] = _stopped(run(silent))
+        assert alert.evidence["unit_id"] == 5
     # Without transaction ids (RTU framing), a device polled at one address only.
     rtu = [
         dataclasses.replace(r, transaction_id=None) for r in _gateway(40, lambda cycle, unit: 1, units=(255,))

@@ -372,11 +372,40 @@ def test_a_response_under_another_unit_id_pairs_by_transaction_id() -> None:
     assert (record.request_frame, record.address, record.values) == (7, 0, (5,))
 
 
+def test_a_device_ignoring_the_unit_id_pairs_by_transaction_id() -> None:
+    """A device asked as unit 5 that answers as unit 3, a unit its master never asked on this
+    flow: the answer is to the one pending request of its transaction id and function, said once
+    per flow and pair of units (not on every poll)."""
+    harness = confirmed()  # its exchange asked unit 1
+    details = []
+    for poll in range(3):
+        frame = 10 + 2 * poll
+        harness.feed(adu(poll, 5, read_request(3, 40, 1)), 0, frame=frame)
+        events = harness.feed(adu(poll, 3, registers_response(3, [poll])), 1, frame=frame + 1)
+        (record,) = Harness.records(events)
+        assert (record.unit_id, record.request_frame) == (3, frame)
+        assert (record.address, record.values) == (40, (poll,))
+        details += [e.detail for e in events if e.event_type == "anomaly"]
+    assert Harness.codes(events) == []
+    assert len(details) == 1 and "as unit 3 to the request to unit 5 (frame 10, transaction 0)" in details[0]
+    assert harness.state.pending == {}
+    # Asked as another unit too, it is said again for that pair.
+    harness.feed(adu(9, 6, read_request(3, 40, 1)), 0, frame=20)
+    events = harness.feed(adu(9, 3, registers_response(3, [9])), 1, frame=21)
+    assert Harness.codes(events) == [c.RESPONSE_UNIT_MISMATCH]
+    assert Harness.records(events)[0].request_frame == 20
+    # Two units asked with one transaction id: which one answered is a guess, so neither.
+    harness.feed(adu(11, 5, read_request(3, 0, 1)) + adu(11, 6, read_request(3, 0, 1)), 0, frame=22)
+    events = harness.feed(adu(11, 3, registers_response(3, [1])), 1, frame=23)
+    assert Harness.codes(events) == [c.UNMATCHED_RESPONSE]
+    assert len(harness.state.pending) == 2
+
+
 def test_no_unit_fallback_when_the_request_answered_is_a_guess() -> None:
     """Two requests of that transaction id and function (which one is answered?), a request to
-    another unit than 255 or 0, requests the capture lost (the answer may be to one of those), or
-    more pending requests than a pipelining master keeps: an answer under another unit id is an
-    orphan, or the capture's loss, as before."""
+    another unit than 255 or 0 when the answer's own unit was asked on this flow, requests the
+    capture lost (the answer may be to one of those), or more pending requests than a pipelining
+    master keeps: an answer under another unit id is an orphan, or the capture's loss, as before."""
     harness = confirmed()
     harness.feed(adu(4, 255, read_request(3, 0, 1)) + adu(4, 0, read_request(3, 10, 1)), 0, frame=2)
     events = harness.feed(adu(4, 9, registers_response(3, [1])), 1, frame=3)
