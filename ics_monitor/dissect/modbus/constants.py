@@ -40,6 +40,9 @@ MAX_PENDING: Final = 256
 # An answer under another unit id than its request's is paired by transaction id and function only
 # while a flow has at most this many requests pending (a pipelining master's; see ``_response``).
 MAX_UNIT_FALLBACK: Final = 16
+# Pairs of units (asked, answering) reported as modbus.response_unit_mismatch per flow; past it
+# such answers still pair, unreported (a flow forging every pair gets no more memory).
+MAX_MISMATCHES_REPORTED: Final = 16
 # Capture-time seconds after which an unanswered request is reported.  Masters usually time out
 # after 1-3 s; serial gateways with retries can take a few seconds more.
 REQUEST_TIMEOUT: Final = 10.0

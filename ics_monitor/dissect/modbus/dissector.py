@@ -55,6 +55,7 @@ from ics_monitor.dissect.modbus.constants import (
     FUNCTION_NAMES,
     LENGTH_MISMATCH,
     MAX_LENGTH,
+    MAX_MISMATCHES_REPORTED,
     MAX_READ_BITS,
     MAX_READ_REGISTERS,
     MAX_UMAS_LENGTH,
@@ -367,6 +368,8 @@ class ModbusDissector(Dissector):
                         if good:
                             del pending[key]
                             state.lost_requests = False
+                            if unit_id != state.last_answered:
+                                state.answered_as_asked(unit_id)
                             append(
                                 new_modbus_event(
                                     ModbusEvent,
@@ -770,11 +773,14 @@ class ModbusDissector(Dissector):
             # A device answering as itself where the specification says it echoes the unit id:
             # asked as unit 255 or 0 (on TCP, "the device at this address"), or asked as any unit
             # when it ignores the unit id.  Its request is the only one pending with that
-            # transaction id and function (tshark pairs by those two): to 255 or 0, or to any
-            # unit when this flow never asked the unit it answers as.  Not a request to another
-            # unit otherwise: a master with one transaction id for all its units would have an
-            # answer whose request has gone (a retry's second answer, a late one) decoded as the
-            # next unit's; an answer under a unit never asked cannot be that.
+            # transaction id and function (tshark pairs by those two): to 255 or 0, or, when this
+            # flow never asked the unit it answers as, to a unit that never answered as itself
+            # here.  Not a request to another unit otherwise: a master with one transaction id
+            # for all its units would have an answer whose request has gone (a retry's second
+            # answer, a late one) decoded as the next unit's.  A unit that echoes its id is not
+            # the device answering under another, so its requests are not candidates either.
+            # Left: a flow picked up mid-stream whose first answers are to requests sent before
+            # the capture began may pair with a unit's first request of that transaction id.
             # Not after requests the capture lost (the answer may be to one of those), and not
             # among more pending requests than a pipelining master keeps (a silent device's, a
             # flood's): the search stays short, and those answers stay orphans, as before.
@@ -782,7 +788,7 @@ class ModbusDissector(Dissector):
                 state.pending,
                 transaction_id,
                 function_code & 0x7F,
-                not (state.asked_units >> unit_id) & 1,
+                -1 if (state.asked_units >> unit_id) & 1 else state.answered_units,
             )
             if key >= 0:
                 request = state.pending[key]
@@ -811,6 +817,8 @@ class ModbusDissector(Dissector):
             del state.pending[key]
             request_frame: int | None = request[0]
             state.lost_requests = False
+            if asked_unit == unit_id and unit_id != state.last_answered:
+                state.answered_as_asked(unit_id)
         else:
             request_frame = None
         event = new_modbus_event(
@@ -847,7 +855,7 @@ class ModbusDissector(Dissector):
             if reported is None:
                 reported = state.unit_mismatches = set()
             pair = (asked_unit << 8) | unit_id
-            if pair not in reported:
+            if pair not in reported and len(reported) < MAX_MISMATCHES_REPORTED:
                 reported.add(pair)
                 events.append(
                     ctx.anomaly(
@@ -947,18 +955,19 @@ class ModbusDissector(Dissector):
         return events
 
 
-def _by_transaction(pending: dict[int, Any], transaction_id: int, code: int, any_unit: bool) -> int:
+def _by_transaction(pending: dict[int, Any], transaction_id: int, code: int, excluded: int) -> int:
     """The key of the one pending request with that transaction id and function, or -1.
 
-    To unit 255 or 0, or (``any_unit``) to any unit.  -1 too when there are several (units asked
-    with one transaction id): which one the device answered is a guess, and a wrong one would
-    decode its values by another request's.
+    To unit 255 or 0, or, with ``excluded`` not -1, to any unit but those whose bit it sets.  -1
+    too when there are several (units asked with one transaction id): which one the device
+    answered is a guess, and a wrong one would decode its values by another request's.
     """
     found = -1
     for key in pending:
+        unit = key >> 16
         if (
             key & 0xFFFF == transaction_id
-            and (any_unit or key >> 16 == 255 or key >> 16 == 0)
+            and (unit in (0, 255) or (excluded >= 0 and not (excluded >> unit) & 1))
             and pending[key][2] == code
         ):
             if found >= 0:

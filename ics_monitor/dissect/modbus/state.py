@@ -23,12 +23,14 @@ class ModbusState:
     """Everything the dissector remembers about one flow."""
 
     __slots__ = (
+        "answered_units",
         "ascii_cr_end",
         "asked_units",
         "check_at",
         "confirmed",
         "framing",
         "heads",
+        "last_answered",
         "last_asked",
         "lost_requests",
         "max_pending",
@@ -72,6 +74,10 @@ class ModbusState:
         # (most flows ask one unit: one comparison per request, see ``ask``).
         self.asked_units = 0
         self.last_asked = -1
+        # Likewise the units that answered a request to themselves (paired by unit and
+        # transaction id): not a device that ignores the unit id.
+        self.answered_units = 0
+        self.last_answered = -1
         # (unit asked << 8 | unit answering) pairs already reported as
         # ``modbus.response_unit_mismatch`` on this flow (None until the first).
         self.unit_mismatches: set[int] | None = None
@@ -98,6 +104,11 @@ class ModbusState:
         """A Modbus/TCP request to ``unit``: the flow has asked that unit (called on a new one)."""
         self.last_asked = unit
         self.asked_units |= 1 << unit
+
+    def answered_as_asked(self, unit: int) -> None:
+        """A response paired by its own unit id (called on a new one): ``unit`` echoes its id."""
+        self.last_answered = unit
+        self.answered_units |= 1 << unit
 
     def swap_roles(self) -> None:
         """Requests travel the other way (the side the port called client is the server)."""

@@ -930,6 +930,7 @@ def _gateway(cycles: int, answer: Any, *, units: tuple[int, ...] = (1, 2), paire
     records: list[Any] = []
     frame = 0
     asked: set[int] = set()
+    echoed: set[int] = set()  # units that answered as themselves
     for cycle in range(cycles):
         for unit in units:
             frame += 1
@@ -952,12 +953,15 @@ def _gateway(cycles: int, answer: Any, *, units: tuple[int, ...] = (1, 2), paire
                 frame=frame,
                 # As the dissector pairs them: by unit and transaction id, or an answer under
                 # another unit id to a request to 255 or 0, or under a unit the flow never asked
-                # (``modbus.response_unit_mismatch``).
+                # to a unit that never answered as itself (``modbus.response_unit_mismatch``).
                 request_frame=request.frame
-                if paired and (answering == unit or unit in (0, 255) or answering not in asked)
+                if paired
+                and (answering == unit or unit in (0, 255) or (answering not in asked and unit not in echoed))
                 else None,
             )
             records.append(dataclasses.replace(response, transaction_id=request.transaction_id))
+            if answering == unit:
+                echoed.add(unit)
     return records
 
 

@@ -401,6 +401,38 @@ def test_a_device_ignoring_the_unit_id_pairs_by_transaction_id() -> None:
     assert len(harness.state.pending) == 2
 
 
+def test_a_late_answer_of_a_device_ignoring_the_unit_id_is_not_another_units() -> None:
+    """A master with one transaction id for all its units: the device that answers unit 5 as unit 3
+    answers a retry twice, the second time while unit 6's request of that id is pending.  Unit 6
+    answers as itself, so it is not the device answering under another id: the late answer is an
+    orphan, and unit 6's own answer pairs with its request."""
+    harness = confirmed()
+    harness.feed(adu(0, 6, read_request(3, 100, 1)), 0, frame=2)
+    harness.feed(adu(0, 6, registers_response(3, [66])), 1, frame=3)
+    harness.feed(adu(0, 5, read_request(3, 0, 1)), 0, frame=4)
+    harness.feed(adu(0, 5, read_request(3, 0, 1)), 0, frame=5)  # the retry
+    (record,) = Harness.records(harness.feed(adu(0, 3, registers_response(3, [55])), 1, frame=6))
+    assert (record.request_frame, record.address) == (5, 0)
+    harness.feed(adu(0, 6, read_request(3, 100, 1)), 0, frame=7)
+    events = harness.feed(adu(0, 3, registers_response(3, [55])), 1, frame=8)
+    assert Harness.codes(events) == [c.UNMATCHED_RESPONSE]
+    (record,) = harness.feed(adu(0, 6, registers_response(3, [66])), 1, frame=9)
+    assert (record.request_frame, record.address, record.values) == (7, 100, (66,))
+
+
+def test_unit_mismatches_reported_per_flow_are_capped() -> None:
+    """Every answer under another unit still pairs; past the cap of pairs reported, unreported."""
+    harness = confirmed()
+    reported = 0
+    for n in range(c.MAX_MISMATCHES_REPORTED + 4):
+        harness.feed(adu(n, 10 + n, read_request(3, 0, 1)), 0, frame=10 + 2 * n)
+        events = harness.feed(adu(n, 200, registers_response(3, [n])), 1, frame=11 + 2 * n)
+        assert Harness.records(events)[0].request_frame == 10 + 2 * n
+        reported += len(Harness.codes(events))
+    assert reported == c.MAX_MISMATCHES_REPORTED
+    assert harness.state.pending == {}
+
+
 def test_no_unit_fallback_when_the_request_answered_is_a_guess() -> None:
     """Two requests of that transaction id and function (which one is answered?), a request to
     another unit than 255 or 0 when the answer's own unit was asked on this flow, requests the
