@@ -773,7 +773,7 @@ class ModbusDissector(Dissector):
             # A device answering as itself where the specification says it echoes the unit id:
             # asked as unit 255 or 0 (on TCP, "the device at this address"), or asked as any unit
             # when it ignores the unit id.  Its request is the only one pending with that
-            # transaction id and function (tshark pairs by those two): to 255 or 0, or, when this
+            # transaction id and function (tshark leaves such an answer unpaired): to 255 or 0, or, when this
             # flow never asked the unit it answers as, to a unit that never answered as itself
             # here.  Not a request to another unit otherwise: a master with one transaction id
             # for all its units would have an answer whose request has gone (a retry's second
