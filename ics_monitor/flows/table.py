@@ -545,18 +545,36 @@ class FlowTable:
                     # answer it, and follows it.
                     peer.skip_to(first, chunks)
                     peer.drain(chunks, until=pkt.ack)
-                    self._hand_over(flow, 1 - direction, pkt)
+                    self._peer_out(flow, 1 - direction, pkt)
                     done = False
                     if peer.segments:
                         self._tcp_data(flow, direction, pkt)
                         peer.drain(chunks)
-                        self._hand_over(flow, 1 - direction, pkt)
+                        self._peer_out(flow, 1 - direction, pkt)
                         done = True
                     if peer.mismatch != mismatches:  # held segments that overlap, bytes differing
                         self._held_mismatch(flow, 1 - direction, pkt)
                     if done:
                         return
         self._tcp_data(flow, direction, pkt)
+
+    def _peer_out(self, flow: Flow, direction: int, pkt: Packet) -> None:
+        """The other direction's bytes an acknowledgment let out (``_tcp_payload``).
+
+        Handed on, or, when that direction is held (``Flow.held``), put after what it holds: its
+        earlier bytes wait there, and these come after them.
+        """
+        held = flow.held
+        if held is not None and held[0] == direction:
+            chunks = self._chunks
+            held[2].extend(chunks)
+            for chunk in chunks:
+                held[4] += len(chunk[1])
+            chunks.clear()
+            if held[4] > self.config.max_reassembly_bytes:
+                self._release(flow, True)  # no more waiting than out-of-order data gets
+            return
+        self._hand_over(flow, direction, pkt)
 
     def _tcp_data(self, flow: Flow, direction: int, pkt: Packet) -> None:
         """The packet's own bytes (``_tcp_payload``): reassembled, then handed on or held."""
