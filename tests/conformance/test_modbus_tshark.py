@@ -16,7 +16,8 @@ whose port it uses.
 Capture sets: each top directory of ../shared/pcaps must agree on 99.5 % of its frames, the
 real-stack captures of ``pcaps/modbus`` on 100 %.  The crafted captures of ``pcaps/modbus`` (scapy,
 deliberately broken or oddly segmented) are compared too; there every disagreement must be a
-known tshark limitation.  Every disagreement is printed with its reason, and none may be
+known tshark limitation.  The off-spec device capture (a real stack answering under another unit
+id) disagrees on every answer, each for that reason alone, and nowhere else.  Every disagreement is printed with its reason, and none may be
 unexplained.  Also: every FC 43/14 response tshark decodes yields our device identification
 objects, and every exception code tshark shows we report in the same frame.
 """
@@ -362,11 +363,11 @@ class Context:
             if r["event_type"] == "anomaly" and r["code"] == "modbus.duplicate_transaction_id"
         }
         self._short: set[int] | None = None
-        # Our request records' unit ids by frame.
-        self.request_units: dict[int, set[int]] = defaultdict(set)
+        # Our request records by frame: (unit id, transaction id, function code).
+        self.requests: dict[int, set[tuple[Any, Any, Any]]] = defaultdict(set)
         for r in records:
             if r["event_type"] == "modbus" and r["direction"] == "request":
-                self.request_units[r["frame"]].add(r["unit_id"])
+                self.requests[r["frame"]].add((r["unit_id"], r.get("transaction_id"), r["function_code"]))
 
     @property
     def short_segments(self) -> set[int]:
@@ -400,13 +401,13 @@ def _reason(
             "transaction id) and report modbus.response_function_mismatch"
         )
     if (
-        names == ["request_frames"]
+        context.capture.name in OFF_SPEC
+        and names == ["request_frames"]
         and not theirs["request_frames"]
-        and mine["request_frames"]
-        and all(
-            context.request_units[f]
-            and not context.request_units[f] & {unit for _t, unit, _c in mine["adus"]}
-            for f in mine["request_frames"]
+        and len(mine["adus"]) == len(mine["request_frames"]) == 1
+        and any(
+            unit != mine["adus"][0][1] and (transaction, code) == (mine["adus"][0][0], mine["adus"][0][2])
+            for unit, transaction, code in context.requests[mine["request_frames"][0]]
         )
     ):
         return (
@@ -556,6 +557,7 @@ def test_modbus_agrees_with_tshark() -> None:
     assert device_ids == []
     assert device_id_frames > 0
     assert exceptions == []
+    assert "pcaps/modbus (off-spec device)" in totals
     for name, (compared, agreed) in totals.items():
         assert compared, name
         if name == "pcaps/modbus (crafted)":
@@ -565,8 +567,10 @@ def test_modbus_agrees_with_tshark() -> None:
             )
             continue
         if name == "pcaps/modbus (off-spec device)":
+            # Every answer of the capture (20) disagrees, for that reason, and nothing else does.
             off_spec = [line for line in all_lines if any(n in line for n in OFF_SPEC)]
-            assert off_spec and all(UNIT_MISMATCH_REASON in line for line in off_spec)
+            assert len(off_spec) == compared - agreed == 20, off_spec
+            assert all(UNIT_MISMATCH_REASON in line for line in off_spec)
             continue
         want = 1.0 if name == "pcaps/modbus" else THRESHOLD
         assert agreed / compared >= want, f"{name}: {agreed}/{compared}"

@@ -779,8 +779,10 @@ class ModbusDissector(Dissector):
             # for all its units would have an answer whose request has gone (a retry's second
             # answer, a late one) decoded as the next unit's.  A unit that echoes its id is not
             # the device answering under another, so its requests are not candidates either.
-            # Left: a flow picked up mid-stream whose first answers are to requests sent before
-            # the capture began may pair with a unit's first request of that transaction id.
+            # Left: an answer whose request has gone (a retry's late answer, or one to a request
+            # sent before a flow picked up mid-stream) may still pair with a request of that id to
+            # a unit that has not yet answered as itself on the flow; and once a unit has answered
+            # as itself (an exception too), it stays out of the candidates for the flow.
             # Not after requests the capture lost (the answer may be to one of those), and not
             # among more pending requests than a pipelining master keeps (a silent device's, a
             # flood's): the search stays short, and those answers stay orphans, as before.

@@ -73,12 +73,13 @@ async def scenario() -> tuple[int, int]:
         await writer.drain()
         try:
             head = await asyncio.wait_for(reader.readexactly(7), WAIT)
-            body = await reader.readexactly(struct.unpack(">H", head[4:6])[0] - 1)
+            body = await asyncio.wait_for(reader.readexactly(struct.unpack(">H", head[4:6])[0] - 1), WAIT)
         except TimeoutError:
             pass
         else:
             tid, _, _, unit = struct.unpack(">HHHB", head)
-            if (tid, unit, body[:2]) != (poll + 1, ANSWERS_AS, b"\x03\x06"):
+            expected = b"\x03\x06" + b"".join(struct.pack(">H", ASKED * 256 + n) for n in range(3))
+            if (tid, unit, body) != (poll + 1, ANSWERS_AS, expected):
                 raise SystemExit(f"unexpected answer to poll {poll + 1}: {head.hex()} {body.hex()}")
             answers += 1
         await asyncio.sleep(max(0.0, PERIOD - (time.monotonic() - started)))
@@ -107,24 +108,32 @@ def main() -> None:
                 ["tcpdump", "-i", "lo", "-U", "-s", "0", "-Z", "root", "-w", str(pcap), f"tcp port {PORT}"],
                 stderr=err,
             )
-        for _ in range(100):
-            if "listening on" in log.read_text():
-                break
-            time.sleep(0.1)
-        else:
-            tcpdump.kill()
-            raise SystemExit("tcpdump not listening after 10 s")
         try:
+            for _ in range(100):
+                if "listening on" in log.read_text():
+                    break
+                if tcpdump.poll() is not None:
+                    raise SystemExit(f"tcpdump exited: {log.read_text()}")
+                time.sleep(0.1)
+            else:
+                raise SystemExit("tcpdump not listening after 10 s")
             answers, polls = asyncio.run(scenario())
+            time.sleep(0.5)  # tcpdump -U writes each packet; let it read the last ones
         finally:
-            time.sleep(0.5)
-            tcpdump.send_signal(signal.SIGINT)
-            tcpdump.wait(10)
+            if tcpdump.poll() is None:
+                tcpdump.send_signal(signal.SIGINT)
+                try:
+                    tcpdump.wait(10)
+                except subprocess.TimeoutExpired:
+                    tcpdump.kill()
+                    tcpdump.wait()
         if answers != ANSWERED:
             raise SystemExit(f"the master got {answers} answers, expected {ANSWERED}")
         if "0 packets dropped by kernel" not in log.read_text():
             raise SystemExit(f"tcpdump dropped packets: {log.read_text()}")
-        requests = tshark_count(pcap, f"mbtcp && tcp.dstport == {PORT}")
+        requests = tshark_count(
+            pcap, f"mbtcp.unit_id == {ASKED} && modbus.func_code == 3 && tcp.dstport == {PORT}"
+        )
         responses = tshark_count(pcap, f"mbtcp && tcp.srcport == {PORT}")
         under_one = tshark_count(pcap, f"mbtcp.unit_id == {ANSWERS_AS} && tcp.srcport == {PORT}")
         if (requests, responses, under_one) != (polls, ANSWERED, ANSWERED):
