@@ -566,15 +566,29 @@ class FlowTable:
         """
         held = flow.held
         if held is not None and held[0] == direction:
-            chunks = self._chunks
-            held[2].extend(chunks)
-            for chunk in chunks:
-                held[4] += len(chunk[1])
-            chunks.clear()
-            if held[4] > self.config.max_reassembly_bytes:
-                self._release(flow, True)  # no more waiting than out-of-order data gets
-            return
-        self._hand_over(flow, direction, pkt)
+            self._join_wait(flow, held, None)
+        else:
+            self._hand_over(flow, direction, pkt)
+
+    def _join_wait(self, flow: Flow, held: list[Any], pkt: Packet | None) -> None:
+        """The chunks of the held direction go after what it holds (``Flow.held``).
+
+        ``pkt``: that direction's own packet, whose acknowledgment may move what it waits for.
+        """
+        chunks = self._chunks
+        held[2].extend(chunks)
+        for chunk in chunks:
+            held[4] += len(chunk[1])
+        chunks.clear()
+        if (
+            pkt is not None
+            and pkt.tcp_flags & TCP_ACK
+            and _ahead(pkt.ack, held[1])
+            and _awaits(flow, held[0], pkt.ack)
+        ):
+            held[1] = pkt.ack
+        if held[4] > self.config.max_reassembly_bytes:
+            self._release(flow, True)  # no more waiting than out-of-order data gets
 
     def _tcp_data(self, flow: Flow, direction: int, pkt: Packet) -> None:
         """The packet's own bytes (``_tcp_payload``): reassembled, then handed on or held."""
@@ -620,14 +634,7 @@ class FlowTable:
         held = flow.held
         if held is not None and held[0] == direction:
             # This direction waits already: what follows it joins the wait, in order.
-            held[2].extend(chunks)
-            for chunk in chunks:
-                held[4] += len(chunk[1])
-            chunks.clear()
-            if pkt.tcp_flags & TCP_ACK and _ahead(pkt.ack, held[1]) and _awaits(flow, direction, pkt.ack):
-                held[1] = pkt.ack
-            if held[4] > self.config.max_reassembly_bytes:
-                self._release(flow, True)  # no more waiting than out-of-order data gets
+            self._join_wait(flow, held, pkt)
             return
         if held is None and pkt.tcp_flags & TCP_ACK and _awaits(flow, direction, pkt.ack):
             # Sent after bytes of the other direction this capture has not shown yet: it
