@@ -1065,13 +1065,13 @@ class Conversation:
             functions[str(key)] = [name, int(count)]
         modbus: dict[Any, RangeSet] = conversation.modbus
         for key, spans in record[5]:
-            modbus[(int(key[0]), str(key[1]), str(key[2]))] = RangeSet(spans)
+            modbus[(int(key[0]), str(key[1]), str(key[2]))] = _cached_ranges(spans)
         dnp3: dict[Any, RangeSet] = conversation.dnp3_points
         for key, spans in record[6]:
-            dnp3[(int(key[0]), int(key[1]))] = RangeSet(spans)
+            dnp3[(int(key[0]), int(key[1]))] = _cached_ranges(spans)
         s7: dict[Any, RangeSet] = conversation.s7
         for key, spans in record[7]:
-            s7[(str(key[0]), str(key[1]))] = RangeSet(spans)
+            s7[(str(key[0]), str(key[1]))] = _cached_ranges(spans)
         value_keys = memoryview(base64.b64decode(record[8], validate=True)).cast(_INDEX)
         value_ranges = memoryview(base64.b64decode(record[9], validate=True)).cast(_INDEX)
         # One dict built in C (strict: arrays of different lengths are a damaged cache); the
@@ -1086,15 +1086,15 @@ class Conversation:
                 int(count),
                 None if window is None else (float(window[0]), float(window[1])),
             )
-        conversation.addresses = RangeSet(record[11])
-        conversation.identified = RangeSet(record[12])
+        conversation.addresses = _cached_ranges(record[11])
+        conversation.identified = _cached_ranges(record[12])
         conversation.silence = float(record[13])
         crob = conversation.crob
         for point, codes in record[14]:
             crob[str(point)] = {int(code) for code in codes}
         outstations: dict[Any, RangeSet] = conversation.dnp3_outstations
         for key, spans in record[15]:
-            outstations[(int(key[0]), int(key[1]))] = RangeSet(spans)
+            outstations[(int(key[0]), int(key[1]))] = _cached_ranges(spans)
         responses = conversation.responses
         for key, median, count, window in record[16]:
             responses[str(key)] = ResponseStats(
@@ -1102,8 +1102,20 @@ class Conversation:
             )
         per_outstation: dict[Any, RangeSet] = conversation.dnp3_outstation_points
         for key, spans in record[17]:
-            per_outstation[(int(key[0]), int(key[1]), int(key[2]))] = RangeSet(spans)
+            per_outstation[(int(key[0]), int(key[1]), int(key[2]))] = _cached_ranges(spans)
         return conversation
+
+
+def _cached_ranges(spans: Any) -> RangeSet:
+    """A RangeSet of spans as a cache holds them: ``RangeSet.ranges`` written as they were.
+
+    Taken as they are (not sorted, merged and checked again: a fifth of loading a large baseline's
+    cache): the cache's body hash, compared once every line is read, vouches for them, and a cache
+    that fails it is dropped for the YAML.  Not a list: TypeError, and the YAML decides too.
+    """
+    ranges = RangeSet()
+    ranges.ranges = spans
+    return ranges
 
 
 def _merge(profile: Conversation, member: Conversation) -> None:

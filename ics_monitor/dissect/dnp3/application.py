@@ -680,7 +680,32 @@ def parse_objects(
             rows = struct.iter_unpack(
                 row_struct.format, data[position : position + recorded * row_struct.size]
             )
-            if prefix_code:
+            # The two layouts most static data has (counters and analogs with flags; binaries with
+            # flags) built here: calling a builder through its table entry is a generic call that
+            # parses its four arguments, per point (a fifth of the object parse, compiled).
+            if builder is _flags_value:
+                if prefix_code:
+                    points.extend([{"index": row[0], "value": row[2], "flags": row[1]} for row in rows])
+                else:
+                    points.extend(
+                        [
+                            {"index": index, "value": row[1], "flags": row[0]}
+                            for index, row in enumerate(rows, first)
+                        ]
+                    )
+            elif builder is _state:
+                if prefix_code:
+                    points.extend(
+                        [{"index": row[0], "value": bool(row[1] & 0x80), "flags": row[1]} for row in rows]
+                    )
+                else:
+                    points.extend(
+                        [
+                            {"index": index, "value": bool(row[0] & 0x80), "flags": row[0]}
+                            for index, row in enumerate(rows, first)
+                        ]
+                    )
+            elif prefix_code:
                 points.extend([builder(row, 1, row[0], cto) for row in rows])
             else:
                 points.extend([builder(row, 0, index, cto) for index, row in enumerate(rows, first)])

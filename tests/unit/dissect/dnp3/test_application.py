@@ -365,3 +365,40 @@ def test_broken_header_is_still_listed() -> None:
     fragment, anomalies = decode(WRITE + bytes([60, 1, 0x06, 30, 1, 0x0A]))
     assert [(o["group"], o["variation"]) for o in fragment.objects] == [(60, 1), (30, 1)]
     assert [code for code, _ in anomalies] == ["dnp3.invalid_qualifier"]
+
+
+@pytest.mark.parametrize(
+    ("header", "body", "expected"),
+    [
+        # g30v1 (flags, value) from a start index, then with a 1-byte index before each object.
+        (
+            bytes([30, 1, 0x00, 7, 8]),
+            bytes([0x01]) + struct.pack("<i", -3) + bytes([0x21]) + struct.pack("<i", 40),
+            [{"index": 7, "value": -3, "flags": 0x01}, {"index": 8, "value": 40, "flags": 0x21}],
+        ),
+        (
+            bytes([30, 2, 0x17, 2]),
+            bytes([9, 0x01]) + struct.pack("<h", 5) + bytes([4, 0x02]) + struct.pack("<h", -6),
+            [{"index": 9, "value": 5, "flags": 0x01}, {"index": 4, "value": -6, "flags": 0x02}],
+        ),
+        # g1v2 (binary with flags): the state is bit 7 of the flags, a bool.
+        (
+            bytes([1, 2, 0x28, 2, 0]),
+            struct.pack("<H", 300) + bytes([0x81]) + struct.pack("<H", 2) + bytes([0x01]),
+            [{"index": 300, "value": True, "flags": 0x81}, {"index": 2, "value": False, "flags": 0x01}],
+        ),
+        (
+            bytes([1, 2, 0x00, 0, 1]),
+            bytes([0x01, 0x81]),
+            [{"index": 0, "value": False, "flags": 0x01}, {"index": 1, "value": True, "flags": 0x81}],
+        ),
+    ],
+)
+def test_common_layouts_build_the_builders_points(
+    header: bytes, body: bytes, expected: list[dict[str, Any]]
+) -> None:
+    """Counters, analogs and binaries with flags are built inline: the same dicts, in key order, as their builder's."""
+    obj = only_object(RESPONSE + header + body)
+    assert obj["points"] == expected
+    assert [list(point) for point in obj["points"]] == [["index", "value", "flags"]] * len(expected)
+    assert [type(point["value"]) for point in obj["points"]] == [type(point["value"]) for point in expected]
