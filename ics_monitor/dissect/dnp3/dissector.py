@@ -43,6 +43,7 @@ from ics_monitor.dissect.dnp3.constants import (
     MAX_ASSOCIATIONS,
     OBJECT_OVERRUN,
     PRIMARY_FUNCTION_NAMES,
+    RESPONSE_FUNCTIONS,
     SECONDARY_FUNCTION_NAMES,
     TRANSPORT_FRAGMENT_DISCARDED,
     UNKNOWN,
@@ -170,6 +171,8 @@ class Dnp3Dissector(Dissector):
     def __init__(self) -> None:
         self._frames: dict[bytes, KnownFrame] = {}
         self._fragments: dict[bytes, Decoded] = {}
+        # Function code and the bytes after the header -> (objects, anomalies) (see ``_decode``).
+        self._bodies: dict[bytes, tuple[tuple[DnpObject, ...], tuple[tuple[str, str], ...]]] = {}
 
     def probe(self, data: memoryview, direction: int) -> Probe:
         """0x05 0x64, a length of at least 5 and a valid header CRC; after a few junk bytes too.
@@ -387,20 +390,48 @@ class Dnp3Dissector(Dissector):
         )
 
     def _decode(self, fragment: bytes) -> Decoded:
-        """Decode a fragment, from the cache when these exact bytes were decoded before."""
+        """Decode a fragment, from the cache when these exact bytes were decoded before.
+
+        The objects (and the anomalies found in them) depend on the function code and the bytes
+        after the header alone: a fragment that differs only in its sequence number, flags or IIN
+        (the next poll, and its answer) takes them from the one decoded before (``_bodies``), the
+        same objects, not decoded again nor sent to the analysing process again (a batch holds
+        a repeated record part once: ``shard.marshalled``).
+        """
         cached = self._fragments.get(fragment)
         if cached is None:
-            anomalies: list[tuple[str, str]] = []
-            decoded = parse_fragment(fragment, anomalies)
-            if decoded is None:
-                cached = (None, (), tuple(anomalies))
+            size = len(fragment)
+            body: bytes | None = None
+            shared: tuple[tuple[DnpObject, ...], tuple[tuple[str, str], ...]] | None = None
+            function_code = control = 0
+            iin: int | None = None
+            if 2 <= size <= CACHE_FRAGMENT_SIZE:
+                control = fragment[0]
+                function_code = fragment[1]
+                start = 2
+                if function_code in RESPONSE_FUNCTIONS:
+                    start = 4  # a response's IIN: parse_fragment reads it, not the objects
+                    if size >= 4:
+                        iin = fragment[2] << 8 | fragment[3]
+                if size >= start:
+                    body = fragment[1:2] + fragment[start:]
+                    shared = self._bodies.get(body)
+            if shared is not None:
+                cached = (_header(fragment, function_code, control, iin), shared[0], shared[1])
             else:
-                header = _header(fragment, decoded.function_code, decoded.control, decoded.iin)
-                cached = (header, tuple(decoded.objects), tuple(anomalies))
-            if (
-                len(fragment) <= CACHE_FRAGMENT_SIZE
-                and sum(len(obj["points"]) for obj in cached[1]) <= CACHE_POINTS
-            ):
+                anomalies: list[tuple[str, str]] = []
+                decoded = parse_fragment(fragment, anomalies)
+                if decoded is None:
+                    cached = (None, (), tuple(anomalies))
+                else:
+                    header = _header(fragment, decoded.function_code, decoded.control, decoded.iin)
+                    cached = (header, tuple(decoded.objects), tuple(anomalies))
+                    if body is not None and sum(len(obj["points"]) for obj in cached[1]) <= CACHE_POINTS:
+                        bodies = self._bodies
+                        if len(bodies) >= CACHE_ENTRIES:
+                            bodies.clear()
+                        bodies[body] = (cached[1], cached[2])
+            if size <= CACHE_FRAGMENT_SIZE and sum(len(obj["points"]) for obj in cached[1]) <= CACHE_POINTS:
                 if len(self._fragments) >= CACHE_ENTRIES:
                     self._fragments.clear()
                 self._fragments[fragment] = cached

@@ -360,6 +360,33 @@ def test_cached_frames_give_equal_records() -> None:
     assert (first[0].frame, second[0].frame) == (1, 2)
 
 
+def test_fragments_differing_in_sequence_or_iin_share_their_decoded_objects() -> None:
+    """The next poll's answer (another sequence number, another IIN) is not decoded again.
+
+    Its objects are those of the answer before (one object: a batch to the analysing process
+    holds it once), its header its own; and its record equals a fresh dissector's.
+    """
+    body = bytes([30, 1, 0x00, 0, 1]) + struct.pack("<BiBi", 1, 7, 1, -8)  # g30v1 points 0-1
+
+    def answer(control: int, iin: int) -> bytes:
+        return bytes([control, 0x81]) + struct.pack(">H", iin) + body
+
+    shared = confirmed()
+    records = [
+        shared.records(shared.feed(response(answer(control, iin)), 1, frame))[0]
+        for frame, (control, iin) in enumerate(((0xC1, 0x0000), (0xC2, 0x0080), (0xE3, 0x0000)), 1)
+    ]
+    assert records[0].objects is records[1].objects is records[2].objects
+    assert [(r.sequence, r.iin, r.con) for r in records] == [(1, 0, False), (2, 0x0080, False), (3, 0, True)]
+    for frame, (control, iin) in enumerate(((0xC2, 0x0080), (0xE3, 0x0000)), 2):
+        fresh = confirmed()
+        (alone,) = fresh.records(fresh.feed(response(answer(control, iin)), 1, frame))
+        assert alone.__dict__ == records[frame - 1].__dict__
+    # A request with the same bytes after its header is another function's: decoded for itself.
+    write = shared.records(shared.feed(request(bytes([0xC4, 0x02]) + body), 0, 4))[0]
+    assert write.function == "WRITE" and write.objects is not records[0].objects
+
+
 def test_crc_helper_is_independent() -> None:
     # The test CRC is bitwise; check it against the standard's catalogue value.
     assert crc(b"123456789") == struct.pack("<H", 0xEA82)
