@@ -54,7 +54,8 @@ MAX_CONVERSATIONS = 20_000
 MAX_ASSETS: Final = 50_000
 MAX_MACS_PER_ASSET: Final = 8
 # Ranges per (unit, table) / (function, group) / S7 area: polling reads a handful of blocks; past the
-# cap the two closest ranges merge, so coverage only ever grows.
+# cap the two closest ranges merge, so coverage only ever grows.  A baseline cache holds ranges in
+# this form and is read back as it is (``_cached_ranges``): changing it changes ``CACHE_FORMAT``.
 MAX_RANGES: Final = 64
 # Range keys per conversation: Modbus (unit, table, kind), DNP3 (function, group), S7 (kind, area).
 MAX_RANGE_KEYS: Final = 512
@@ -1111,7 +1112,9 @@ def _cached_ranges(spans: Any) -> RangeSet:
 
     Taken as they are (not sorted, merged and checked again: a fifth of loading a large baseline's
     cache): the cache's body hash, compared once every line is read, vouches for them, and a cache
-    that fails it is dropped for the YAML.  Not a list: TypeError, and the YAML decides too.
+    that fails it is dropped for the YAML (compiled, a value that is not a list raises TypeError
+    here first, with the same end).  So the cache holds RangeSets in their current form: a change
+    to what RangeSet keeps (``MAX_RANGES``, how ranges merge) must change ``CACHE_FORMAT`` too.
     """
     ranges = RangeSet()
     ranges.ranges = spans
@@ -2079,7 +2082,8 @@ def _section(name: str, entries: Iterator[tuple[str, Any]]) -> Iterator[str]:
 # holds what ``yamlfile.SafeLoader`` reads, text.  Version 5 added each conversation's addresses
 # (unit ids, link addresses), version 6 the addresses whose identification was read, version 10
 # each conversation's response times, version 11 DNP3 values and CROB operations per outstation,
-# version 12 the DNP3 points each request function and group addressed per outstation.
+# version 12 the DNP3 points each request function and group addressed per outstation.  Its
+# RangeSets are read back as written (``_cached_ranges``): a change to their form needs a new one.
 CACHE_FORMAT: Final = "ics-monitor-baseline-cache/12"
 _CACHE_START: Final = b'{"cache":"' + CACHE_FORMAT.encode() + b'"'
 _INDEX: Final = "I"

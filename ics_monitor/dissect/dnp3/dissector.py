@@ -12,8 +12,10 @@ that do not yet complete a fragment are not consumed (``needed``): the engine co
 its first record, so a first multi-frame fragment must not be mistaken for a non-DNP3 stream.
 
 Speed: polling repeats the same frames and fragments all day, so frames whose CRCs were checked and
-fragments that were decoded are remembered, keyed by their exact bytes (nothing is taken on trust;
-the caches are bounded).  Records share the cached ``objects`` and ``link`` dicts: read-only.
+fragments that were decoded are remembered, keyed by their exact bytes, and a fragment's objects
+also by its function code and the bytes after its header, for the next poll's fragment that differs
+in its sequence number or IIN alone (nothing is taken on trust; the caches are bounded).  Records
+share the cached ``objects`` and ``link`` dicts: read-only.
 """
 
 from __future__ import annotations

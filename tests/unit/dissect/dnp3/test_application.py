@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ics_monitor.dissect.dnp3.application import Fragment, parse_fragment
+from ics_monitor.dissect.dnp3.application import Fragment, _flags_value, _state, parse_fragment
 from ics_monitor.dissect.dnp3.constants import FUNCTION_NAMES, MAX_POINTS, iin_names
 
 RESPONSE = bytes([0xC0, 0x81, 0x00, 0x00])  # FIR FIN seq 0, RESPONSE, IIN 0
@@ -400,5 +400,16 @@ def test_common_layouts_build_the_builders_points(
     """Counters, analogs and binaries with flags are built inline: the same dicts, in key order, as their builder's."""
     obj = only_object(RESPONSE + header + body)
     assert obj["points"] == expected
+    # As the layout's builder makes them (it still builds size-prefixed objects): from the rows as
+    # unpacked, an index first when one is prefixed; g1v2's row holds the flags alone.
+    builder = _flags_value if header[0] == 30 else _state
+    offset = 1 if header[2] in (0x17, 0x28) else 0
+    rows = [
+        ((point["index"],) if offset else ())
+        + ((point["flags"], point["value"]) if builder is _flags_value else (point["flags"],))
+        for point in expected
+    ]
+    built = [builder(row, offset, point["index"], None) for row, point in zip(rows, expected, strict=True)]
+    assert built == obj["points"]
     assert [list(point) for point in obj["points"]] == [["index", "value", "flags"]] * len(expected)
     assert [type(point["value"]) for point in obj["points"]] == [type(point["value"]) for point in expected]

@@ -382,6 +382,23 @@ def test_fragments_differing_in_sequence_or_iin_share_their_decoded_objects() ->
         fresh = confirmed()
         (alone,) = fresh.records(fresh.feed(response(answer(control, iin)), 1, frame))
         assert alone.__dict__ == records[frame - 1].__dict__
+    # An anomaly found in the objects (its text names the offset in the fragment) comes with them.
+    cut = bytes([30, 1])  # an object header cut short
+    first, again = (
+        shared.feed(response(bytes([control, 0x81, 0, 0]) + cut), 1, frame)
+        for frame, control in ((5, 0xC4), (6, 0xC5))
+    )
+    assert shared.codes(first) == shared.codes(again) == ["dnp3.object_overrun"]
+    assert [e.detail for e in first if e.event_type == "anomaly"] == [
+        e.detail for e in again if e.event_type == "anomaly"
+    ]
+    fresh = confirmed()
+    alone = fresh.feed(response(bytes([0xC5, 0x81, 0, 0]) + cut), 1, 6)
+    assert [e.__dict__ for e in alone] == [e.__dict__ for e in again]
+    # A response too short for its IIN has no objects to share: decoded alone, as before.
+    bodies = dict(shared.dissector._bodies)
+    assert shared.codes(shared.feed(response(bytes([0xC6, 0x81, 0x00])), 1, 7)) == ["dnp3.app_too_short"]
+    assert shared.dissector._bodies == bodies
     # A request with the same bytes after its header is another function's: decoded for itself.
     write = shared.records(shared.feed(request(bytes([0xC4, 0x02]) + body), 0, 4))[0]
     assert write.function == "WRITE" and write.objects is not records[0].objects
