@@ -682,8 +682,8 @@ def parse_objects(
             )
             # The two layouts most static data has (counters and analogs with flags; binaries with
             # flags) built here: calling a builder through its table entry is a generic call that
-            # parses its four arguments, per point (compiled, those two calls were over a quarter
-            # of the object parse on the DNP3 plant line: perf).
+            # parses its four arguments, per point (compiled, a fragment of 20 such points parses
+            # 10-13% faster built here).
             if builder is _flags_value:
                 if prefix_code:
                     points.extend([{"index": row[0], "value": row[2], "flags": row[1]} for row in rows])

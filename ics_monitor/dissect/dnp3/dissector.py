@@ -428,12 +428,12 @@ class Dnp3Dissector(Dissector):
                 else:
                     header = _header(fragment, decoded.function_code, decoded.control, decoded.iin)
                     cached = (header, tuple(decoded.objects), tuple(anomalies))
-                    if body is not None and sum(len(obj["points"]) for obj in cached[1]) <= CACHE_POINTS:
-                        bodies = self._bodies
-                        if len(bodies) >= CACHE_ENTRIES:
-                            bodies.clear()
-                        bodies[body] = (cached[1], cached[2])
             if size <= CACHE_FRAGMENT_SIZE and sum(len(obj["points"]) for obj in cached[1]) <= CACHE_POINTS:
+                if shared is None and body is not None:  # decoded here, not taken from ``_bodies``
+                    bodies = self._bodies
+                    if len(bodies) >= CACHE_ENTRIES:
+                        bodies.clear()
+                    bodies[body] = (cached[1], cached[2])
                 if len(self._fragments) >= CACHE_ENTRIES:
                     self._fragments.clear()
                 self._fragments[fragment] = cached
